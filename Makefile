@@ -1,0 +1,31 @@
+# `make run` and `make test` work on a fresh machine with only python3 (>= 3.11) and make.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test bench check clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) main.py demo
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+check: $(STAMP)
+	$(PY) main.py check
+
+bench: $(STAMP)
+	$(PY) bench/agi_bench.py
+	$(PY) bench/ami_bench.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

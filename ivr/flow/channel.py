@@ -1,0 +1,120 @@
+"""The channel interface the flow engine runs against.
+
+Rules for this file:
+- The engine knows calls only through `Channel`; it never imports AGI, AMI or the simulator.
+- Every wait that a caller can feel (prompt length, digit time-outs, ringing, music on hold) happens on the
+  Asterisk side of the channel, never in `asyncio.sleep` in the engine. That is what lets the simulator's virtual
+  clock make a 60-second call finish in milliseconds with the same result.
+- Any method raises `CallerHangup` once the caller has gone; the engine catches it at the top and records the node.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence, runtime_checkable
+
+
+class CallerHangup(Exception):
+    """The caller hung up (AGI `HANGUP`, `511` on a dead channel, or EOF)."""
+
+
+class ChannelError(Exception):
+    """Asterisk refused or failed a command in a way the flow cannot recover from (510/520, lost socket)."""
+
+
+@dataclass(frozen=True)
+class CallInfo:
+    """What Asterisk told us about the call when it arrived (the AGI environment, normalised)."""
+
+    uniqueid: str
+    channel: str
+    caller_id: str = ""
+    caller_name: str = ""
+    dnid: str = ""
+    language: str = "en"
+    context: str = ""
+    extension: str = ""
+    linkedid: str = ""
+    args: tuple[str, ...] = ()
+    params: dict[str, str] = field(default_factory=dict)  # query string of agi://host/flow?k=v
+
+
+@dataclass(frozen=True)
+class DialResult:
+    """Outcome of Dial(). `status` is Asterisk's DIALSTATUS: ANSWER, BUSY, NOANSWER, CHANUNAVAIL, CONGESTION, CANCEL."""
+
+    status: str
+    talk_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class QueueResult:
+    """Outcome of Queue(). `status` is QUEUESTATUS (TIMEOUT, FULL, JOINEMPTY, LEAVEEMPTY, JOINUNAVAIL, LEAVEUNAVAIL,
+    CONTINUE) or "ANSWERED" when an agent took the call and the bridged call has ended."""
+
+    status: str
+    wait_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class ParkResult:
+    """Outcome of Park(): "retrieved" (someone picked the call up; it ended there) or "timeout" (comeback)."""
+
+    status: str
+    space: str = ""
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    """Outcome of RECORD FILE: why it stopped ("dtmf", "silence", "timeout", "hangup") and the length in seconds."""
+
+    reason: str
+    seconds: float
+    digit: str | None = None
+
+
+@runtime_checkable
+class Channel(Protocol):
+    """A live call as the flow engine sees it."""
+
+    @property
+    def info(self) -> CallInfo: ...
+
+    async def answer(self) -> None: ...
+
+    async def play(self, files: Sequence[str], escape_digits: str = "") -> str | None:
+        """Play sound files in order; return the digit that interrupted playback, or None."""
+        ...
+
+    async def wait_for_digit(self, timeout: float) -> str | None:
+        """Wait up to `timeout` seconds for one digit; None on time-out."""
+        ...
+
+    async def say_digits(self, digits: str, escape_digits: str = "") -> str | None: ...
+
+    async def say_number(self, number: int, escape_digits: str = "") -> str | None: ...
+
+    async def set_variable(self, name: str, value: str) -> None: ...
+
+    async def get_variable(self, name: str) -> str | None: ...
+
+    async def set_language(self, language: str) -> None: ...
+
+    async def dial(self, destination: str, timeout: float, options: str = "") -> DialResult: ...
+
+    async def queue(self, queue: str, timeout: float, options: str = "") -> QueueResult: ...
+
+    async def park(self, lot: str, timeout: float, comeback: str = "") -> ParkResult: ...
+
+    async def music_on_hold(self, moh_class: str, seconds: float) -> None: ...
+
+    async def record_file(
+        self, path: str, fmt: str, escape_digits: str, max_seconds: float, silence_seconds: float, beep: bool
+    ) -> RecordResult: ...
+
+    async def start_recording(self, path: str, append: bool = False) -> None:
+        """Start MixMonitor on the channel (`append` continues a paused recording)."""
+        ...
+
+    async def stop_recording(self) -> None: ...
+
+    async def hangup(self) -> None: ...

@@ -1,0 +1,400 @@
+"""The flow language: one typed model, from which validation, the JSON Schema and the engine all derive.
+
+Rules for this file:
+- Only the shape of a flow lives here (types, defaults, per-field checks). Graph checks (undefined targets,
+  unreachable nodes, loops) live in `ivr.flow.validate`; running a flow lives in `ivr.flow.engine`.
+- Every model forbids unknown keys, so a typo in YAML is an error with a "did you mean" hint, never a silent default.
+- Durations accept `5`, `5s`, `500ms`, `2m`, `1h` and are stored as float seconds.
+"""
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(value: Any) -> float:
+    """`5` / `5s` / `500ms` / `2m` / `1h` -> seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 5s, 500ms or 2m")
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return float(value)
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match:
+            return float(match.group(1)) * _UNIT[match.group(2)]
+    raise ValueError(f"{value!r} is not a duration; write it like 5s, 500ms, 2m or 1h")
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Digits = Annotated[str, Field(pattern=r"^[0-9*#]+$")]
+# A node reference: `node` in the same flow or `flow:node` in another flow.
+NodeRef = Annotated[str, Field(pattern=r"^([A-Za-z0-9_\-]+:)?[A-Za-z0-9_\-]+$")]
+# Menu targets may also be the menu verbs.
+MENU_VERBS = ("repeat", "back", "top")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+# --- prompts -----------------------------------------------------------------------------------------------
+
+
+class PromptVariant(Strict):
+    """One recording of a prompt in one language."""
+
+    file: str = Field(description="Sound file without extension, relative to the prompts directory (e.g. en/welcome).")
+    text: str = Field("", description="What the prompt says; shown by `simulate` and used by `prompts build`.")
+
+
+def _prompt_shorthand(value: Any) -> Any:
+    # `welcome: {en: en/welcome}` is accepted as shorthand for `{en: {file: en/welcome}}`.
+    if isinstance(value, dict):
+        return {k: ({"file": v} if isinstance(v, str) else v) for k, v in value.items()}
+    return value
+
+
+Prompt = Annotated[dict[str, PromptVariant], BeforeValidator(_prompt_shorthand)]
+
+
+# --- business hours ----------------------------------------------------------------------------------------
+
+_DAY_SPEC = re.compile(r"^(mon|tue|wed|thu|fri|sat|sun)(-(mon|tue|wed|thu|fri|sat|sun))?$")
+_TIME_RANGE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-(([01]\d|2[0-3]):([0-5]\d)|24:00)$")
+
+
+class Schedule(Strict):
+    """Opening hours: a weekly pattern in a time zone, minus holidays, with a manual override switch."""
+
+    timezone: str | None = Field(None, description="IANA zone (Europe/Vilnius); defaults to the flow's timezone.")
+    weekly: dict[str, Union[str, list[str]]] = Field(
+        description="Day or day range (mon, mon-fri) -> 'HH:MM-HH:MM' or a list of ranges; days not listed are closed."
+    )
+    holidays: list[date] = Field(default_factory=list, description="Closed all day (YYYY-MM-DD).")
+    holiday_calendar: str | None = Field(None, description="iCalendar (.ics) file of closed days, relative to the flow.")
+    override: Literal["open", "closed"] | None = Field(
+        None, description="Manual switch (e.g. emergency closed). Wins over everything else while set."
+    )
+
+    @field_validator("weekly")
+    @classmethod
+    def _check_weekly(cls, weekly: dict[str, Any]) -> dict[str, Any]:
+        for day, ranges in weekly.items():
+            if not _DAY_SPEC.match(day):
+                raise ValueError(f"{day!r} is not a day; use mon..sun or a range like mon-fri")
+            for item in [ranges] if isinstance(ranges, str) else ranges:
+                if not _TIME_RANGE.match(item):
+                    raise ValueError(f"{item!r} is not a time range; write it like 08:00-18:00")
+        return weekly
+
+
+# --- recording policy --------------------------------------------------------------------------------------
+
+
+class RecordingPolicy(Strict):
+    policy: Literal["always", "consent", "never"] = "never"
+    consent_prompts: list[str] = Field(default_factory=list, description="Played before recording when policy=consent.")
+    opt_out_key: Digits = Field("9", description="Digit the caller presses during the consent prompt to opt out.")
+    file: str = Field(
+        "${flow}-${uniqueid}", description="Recording file name template (no extension); only safe characters survive."
+    )
+    format: Literal["wav", "gsm", "ulaw", "alaw"] = "wav"
+
+
+# --- nodes ------------------------------------------------------------------------------------------------
+
+
+class NodeBase(Strict):
+    description: str = ""
+
+
+class PlayNode(NodeBase):
+    type: Literal["play"]
+    prompts: list[str] = Field(min_length=1, description="Prompt ids played in order.")
+    barge_in: bool = Field(False, description="Stop playing when the caller presses a digit.")
+    next: NodeRef
+
+
+class SayNode(NodeBase):
+    type: Literal["say"]
+    mode: Literal["digits", "number", "alpha"] = "digits"
+    value: str = Field(description="Template, e.g. '${account}'.")
+    next: NodeRef
+
+
+class SetNode(NodeBase):
+    type: Literal["set"]
+    variables: dict[str, str] = Field(min_length=1, description="name -> template (${name} substitution only).")
+    channel: bool = Field(False, description="Also set them as Asterisk channel variables.")
+    next: NodeRef
+
+
+class Retry(Strict):
+    """What happens when the caller gives no input or an invalid one."""
+
+    prompts: list[str] = Field(default_factory=list, description="Played before the menu is offered again.")
+    retries: int = Field(2, ge=0, le=10, description="How many more times the menu is offered.")
+    exhausted: NodeRef | None = Field(None, description="Where the caller goes when retries are used up.")
+
+
+class DirectDial(Strict):
+    """Dial an extension straight from the menu (e.g. pattern 1XXX)."""
+
+    pattern: str = Field(description="Asterisk-style pattern: X=0-9, Z=1-9, N=2-9, [1-4] ranges, digits literal.")
+    target: NodeRef = Field(description="Node that handles it; the digits are in ${dialed}.")
+
+
+class MenuOption(Strict):
+    goto: NodeRef
+    label: str = ""
+
+
+class MenuNode(NodeBase):
+    type: Literal["menu"]
+    greeting: list[str] = Field(min_length=1, description="Prompt ids played each time the menu is offered.")
+    options: dict[str, Union[NodeRef, MenuOption, "InlineNode"]] = Field(
+        min_length=1,
+        description="Digits -> node id, repeat/back/top, {goto: ...} or an inline node (e.g. {type: transfer, ...}).",
+    )
+    direct_dial: DirectDial | None = None
+    timeout: Duration = Field(5.0, description="How long to wait for the first digit after the greeting.")
+    inter_digit_timeout: Duration = Field(2.0, description="How long to wait between digits of a multi-digit choice.")
+    no_input: Retry = Field(default_factory=Retry)
+    invalid: Retry = Field(default_factory=Retry)
+
+    @field_validator("options")
+    @classmethod
+    def _check_keys(cls, options: dict[str, Any]) -> dict[str, Any]:
+        for key in options:
+            if not re.fullmatch(r"[0-9*#]+", str(key)):
+                raise ValueError(f"option {key!r} is not a digit sequence (0-9, * and #); quote digits in YAML: '1'")
+        return options
+
+
+class InputNode(NodeBase):
+    type: Literal["input"]
+    variable: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    prompts: list[str] = Field(min_length=1)
+    min_length: int = Field(1, ge=0)
+    max_length: int = Field(20, ge=1, le=64)
+    terminator: Literal["#", "*", ""] = "#"
+    timeout: Duration = 6.0
+    inter_digit_timeout: Duration = 3.0
+    pattern: str | None = Field(None, description="Regular expression the whole input must match.")
+    confirm: bool = Field(False, description="Read the digits back and ask the caller to confirm.")
+    confirm_prompts: list[str] = Field(default_factory=list, description="e.g. 'press 1 if correct, 2 to re-enter'.")
+    confirm_yes: Digits = "1"
+    invalid_prompts: list[str] = Field(default_factory=list)
+    retries: int = Field(2, ge=0, le=10)
+    next: NodeRef
+    on_failure: NodeRef
+
+    @field_validator("pattern")
+    @classmethod
+    def _check_regex(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression: {exc}") from None
+        return pattern
+
+    @model_validator(mode="after")
+    def _check_lengths(self) -> "InputNode":
+        if self.min_length > self.max_length:
+            raise ValueError("min_length is larger than max_length")
+        return self
+
+
+class RouteRule(Strict):
+    """One condition and a target. The first rule whose condition holds wins."""
+
+    open: str | None = Field(None, description="Schedule name: true while open.")
+    closed: str | None = Field(None, description="Schedule name: true while closed (holidays included).")
+    holiday: str | None = Field(None, description="Schedule name: true on a holiday.")
+    caller: str | None = Field(None, description="Regular expression on the caller ID number.")
+    variable: str | None = None
+    equals: str | None = None
+    matches: str | None = None
+    in_: list[str] | None = Field(None, alias="in")
+    language: str | None = None
+    goto: NodeRef
+
+    @model_validator(mode="after")
+    def _one_condition(self) -> "RouteRule":
+        kinds = [k for k in ("open", "closed", "holiday", "caller", "variable", "language") if getattr(self, k)]
+        if len(kinds) != 1:
+            raise ValueError("a rule needs exactly one of: open, closed, holiday, caller, variable, language")
+        comparators = [c for c in ("equals", "matches", "in_") if getattr(self, c) is not None]
+        if self.variable and len(comparators) != 1:
+            raise ValueError("a variable rule needs exactly one of: equals, matches, in")
+        if not self.variable and comparators:
+            raise ValueError("equals/matches/in only go with variable")
+        for regex in (self.caller, self.matches):
+            if regex is not None:
+                try:
+                    re.compile(regex)
+                except re.error as exc:
+                    raise ValueError(f"invalid regular expression {regex!r}: {exc}") from None
+        return self
+
+
+class RouteNode(NodeBase):
+    type: Literal["route"]
+    rules: list[RouteRule] = Field(default_factory=list)
+    else_: NodeRef = Field(alias="else")
+
+
+class LanguageNode(NodeBase):
+    type: Literal["language"]
+    prompts: list[str] = Field(min_length=1)
+    options: dict[str, str] = Field(min_length=1, description="Digit -> language code.")
+    timeout: Duration = 5.0
+    retries: int = Field(1, ge=0, le=10)
+    default: str | None = Field(None, description="Language used when the caller chooses nothing (flow default).")
+    next: NodeRef
+
+
+class LookupNode(NodeBase):
+    type: Literal["lookup"]
+    url: str = Field(description="Template; values are URL-encoded when substituted.")
+    method: Literal["GET", "POST"] = "GET"
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: dict[str, str] = Field(default_factory=dict, description="JSON body fields (templates) for POST.")
+    timeout: Duration = 3.0
+    map: dict[str, str] = Field(default_factory=dict, description="variable -> dotted path in the JSON answer.")
+    next: NodeRef
+    on_error: NodeRef
+
+
+class TransferNode(NodeBase):
+    type: Literal["transfer"]
+    extension: str | None = Field(None, description="Agent extension; dialled with the service's dial template.")
+    dial: str | None = Field(None, description="Full Asterisk dial string (PJSIP/1001), instead of extension.")
+    queue: str | None = None
+    timeout: Duration = 30.0
+    announcement: list[str] = Field(default_factory=list)
+    caller_id_name_prefix: str = ""
+    record: bool = False
+    on_busy: NodeRef | None = None
+    on_no_answer: NodeRef | None = None
+    on_unavailable: NodeRef | None = None
+    on_timeout: NodeRef | None = Field(None, description="Queue: nobody answered in time (or the queue is empty).")
+    next: NodeRef | None = Field(None, description="After the transferred call ends; default: hang up.")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> "TransferNode":
+        targets = [t for t in (self.extension, self.dial, self.queue) if t]
+        if len(targets) != 1:
+            raise ValueError("a transfer needs exactly one of: extension, dial, queue")
+        return self
+
+
+class ParkNode(NodeBase):
+    type: Literal["park"]
+    lot: str = "default"
+    timeout: Duration = 45.0
+    announcement: list[str] = Field(default_factory=list)
+    comeback: NodeRef | None = Field(None, description="Where the caller returns when nobody retrieves the call.")
+
+
+class HoldNode(NodeBase):
+    type: Literal["hold"]
+    music_class: str = "default"
+    announcement: list[str] = Field(default_factory=list, description="Played every `every` seconds.")
+    every: Duration = 30.0
+    max: Duration = Field(120.0, description="Total hold time before moving on.")
+    next: NodeRef
+
+
+class RecordNode(NodeBase):
+    type: Literal["record"]
+    action: Literal["start", "pause", "resume", "stop"]
+    next: NodeRef
+
+
+class VoicemailNode(NodeBase):
+    type: Literal["voicemail"]
+    mailbox: str
+    greeting: list[str] = Field(default_factory=list)
+    beep: bool = True
+    max_length: Duration = 120.0
+    silence: Duration = 5.0
+    next: NodeRef
+
+
+class CallbackNode(NodeBase):
+    type: Literal["callback"]
+    queue: str = Field(description="Queue whose agents work off the callback.")
+    prompts: list[str] = Field(default_factory=list, description="Offer, e.g. 'we will call you back on'.")
+    use_caller_id: bool = Field(True, description="Offer the caller ID first; the caller may enter another number.")
+    number_prompts: list[str] = Field(default_factory=list, description="Asks for another number.")
+    confirm_prompts: list[str] = Field(default_factory=list, description="'press 1 to confirm, 2 for another number'.")
+    min_length: int = 6
+    max_length: int = 15
+    retries: int = Field(2, ge=0, le=10)
+    next: NodeRef
+    on_failure: NodeRef | None = None
+
+
+class GotoNode(NodeBase):
+    type: Literal["goto"]
+    target: NodeRef
+
+
+class HangupNode(NodeBase):
+    type: Literal["hangup"]
+    prompts: list[str] = Field(default_factory=list, description="Goodbye prompts.")
+
+
+Node = Annotated[
+    Union[
+        PlayNode, SayNode, SetNode, MenuNode, InputNode, RouteNode, LanguageNode, LookupNode, TransferNode,
+        ParkNode, HoldNode, RecordNode, VoicemailNode, CallbackNode, GotoNode, HangupNode,
+    ],
+    Field(discriminator="type"),
+]
+# A node written inline as a menu option.
+InlineNode = Node
+MenuNode.model_rebuild()
+
+NODE_KINDS: tuple[str, ...] = (
+    "play", "say", "set", "menu", "input", "route", "language", "lookup", "transfer",
+    "park", "hold", "record", "voicemail", "callback", "goto", "hangup",
+)
+
+
+class Flow(Strict):
+    """One IVR flow: one YAML file in config/flows/, routed by the FastAGI path agi://host/<name>."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
+    description: str = ""
+    language: str = Field("en", description="Default language.")
+    languages: list[str] = Field(default_factory=lambda: ["en"], description="Languages this flow offers.")
+    timezone: str = Field("UTC", description="IANA time zone for schedules.")
+    start: str = Field(description="Id of the first node.")
+    answer: bool = Field(True, description="Answer the channel before the first node.")
+    variables: dict[str, str] = Field(default_factory=dict, description="Initial flow variables.")
+    prompts: dict[str, Prompt] = Field(default_factory=dict)
+    schedules: dict[str, Schedule] = Field(default_factory=dict)
+    recording: RecordingPolicy = Field(default_factory=RecordingPolicy)
+    nodes: dict[str, Node] = Field(min_length=1)
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_zone(cls, zone: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {zone!r}; use an IANA name such as Europe/Vilnius") from None
+        return zone
