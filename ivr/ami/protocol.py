@@ -1,0 +1,449 @@
+"""AMI (Asterisk Manager Interface) protocol core, without I/O.
+
+Rules for this file:
+- No asyncio, no sockets, no clocks: bytes in, `Message`/`Banner` out; headers in, bytes out. Both roles use it:
+  the client (we parse what Asterisk says) and the simulated Asterisk (it parses what clients say).
+- What the peer sent is never altered or lost: header order and repeats are kept (`Output`, `ChanVariable`,
+  `Variable`), a raw CR inside a value stays (`Command: NOOP\\r\\r\\n` -> value `NOOP\\r`), bytes that are not UTF-8
+  become U+FFFD (never dropped), and a UTF-8 character split between two reads is decoded whole because only complete
+  messages are decoded.
+- Line ends, as on a real Asterisk 22 (see /work/shared/asterisk/README.md):
+  * client role (parsing Asterisk): every line ends in CRLF and a message ends with an empty line. A bare LF is part
+    of a value (the Park response `Message: Park successful\\n\\r\\n\\r\\n` gives the value `Park successful\\n`).
+  * server role (parsing a client, like Asterisk's own reader): a line ends at LF and one CR before it is removed, so
+    CRLF and bare LF clients both work; header lines without a colon are ignored, as Asterisk does.
+- A receive buffer remembers how far it has searched for the end of a message, so a peer that sends one byte at a
+  time costs O(n), not O(n^2) (a denial-of-service vector otherwise). One message may not exceed
+  `max_message_size` bytes (`AMIMessageTooLarge`); after any `AMIProtocolError` the parser must be discarded.
+- Encoding refuses CR/LF in names and values (`AMIEncodingError`): text from the network or a user must not be able
+  to inject headers or whole actions. Only the simulated Asterisk may pass `raw_values=True` to reproduce Asterisk's
+  own quirks byte for byte.
+"""
+from __future__ import annotations
+
+import enum
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Iterable, Iterator, Mapping, Sequence, Union
+
+from ivr.ami.errors import AMIEncodingError, AMIMessageTooLarge, AMIProtocolError
+
+__all__ = [
+    "Banner", "Message", "AMIParser", "Role", "HeaderValue", "Headers",
+    "encode_message", "encode_action", "header_pairs", "md5_key", "login_headers", "md5_login_headers",
+    "command_output", "is_list_start", "is_list_complete", "DEFAULT_MAX_MESSAGE_SIZE",
+]
+
+DEFAULT_MAX_MESSAGE_SIZE = 4 * 1024 * 1024  # a `core show channels` with thousands of calls still fits
+_MAX_BANNER = 1024
+_END_CRLF = b"\r\n\r\n"
+_END_LENIENT = re.compile(rb"\n\r?\n")
+_FOLLOWS_END = "--END COMMAND--"
+
+
+class Role(enum.Enum):
+    CLIENT = "client"   # we read what Asterisk sends (banner first, CRLF lines)
+    SERVER = "server"   # we read what an AMI client sends (CRLF or bare LF lines, no banner)
+
+
+@dataclass(frozen=True, slots=True)
+class Banner:
+    """The first line Asterisk sends on connect, e.g. `Asterisk Call Manager/11.0.0`."""
+    text: str
+
+    @property
+    def version(self) -> str:
+        """The AMI version after the last '/', or '' if the banner has none."""
+        _, sep, version = self.text.rpartition("/")
+        return version.strip() if sep else ""
+
+
+class Message:
+    """One AMI message: ordered header pairs; names compare case-insensitively; a name may repeat.
+
+    `msg["X"]` and `msg.get("X")` give the first value; `msg.getall("X")` gives every value in order.
+    """
+
+    __slots__ = ("_pairs", "_index")
+
+    def __init__(self, pairs: Iterable[tuple[str, str]] = ()) -> None:
+        self._pairs: list[tuple[str, str]] = [(str(k), str(v)) for k, v in pairs]
+        self._index: dict[str, str] | None = None
+
+    @classmethod
+    def _trusted(cls, pairs: list[tuple[str, str]]) -> "Message":
+        # The parser already built a list of str pairs; skip the copy (this is the hot path).
+        msg = cls.__new__(cls)
+        msg._pairs = pairs
+        msg._index = None
+        return msg
+
+    def _idx(self) -> dict[str, str]:
+        index = self._index
+        if index is None:
+            index = {}
+            for key, value in self._pairs:
+                index.setdefault(key.lower(), value)
+            self._index = index
+        return index
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        return self._idx().get(name.lower(), default)
+
+    def getall(self, name: str) -> list[str]:
+        lname = name.lower()
+        return [v for k, v in self._pairs if k.lower() == lname]
+
+    def __getitem__(self, name: str) -> str:
+        try:
+            return self._idx()[name.lower()]
+        except KeyError:
+            raise KeyError(name) from None
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._idx()
+
+    def items(self) -> list[tuple[str, str]]:
+        """Every (name, value) pair in wire order, repeats included."""
+        return list(self._pairs)
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._pairs)
+
+    def __len__(self) -> int:
+        return len(self._pairs)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Message) and self._pairs == other._pairs
+
+    __hash__ = None  # type: ignore[assignment]  # mutable-looking container semantics
+
+    def __repr__(self) -> str:
+        return f"Message({self._pairs!r})"
+
+    def to_dict(self) -> dict[str, str]:
+        """First value of each header, in wire order, names as sent (convenient for JSON)."""
+        out: dict[str, str] = {}
+        seen: set[str] = set()
+        for key, value in self._pairs:
+            lkey = key.lower()
+            if lkey not in seen:
+                seen.add(lkey)
+                out[key] = value
+        return out
+
+    @property
+    def name(self) -> str | None:
+        """The value of `Event` (events), `Response` (responses) or `Action` (requests, server role)."""
+        if self._pairs:
+            key, value = self._pairs[0]
+            if key.lower() in ("event", "response", "action"):   # Asterisk always puts it first
+                return value
+        index = self._idx()
+        return index.get("event") or index.get("response") or index.get("action")
+
+    @property
+    def is_event(self) -> bool:
+        if self._pairs and self._pairs[0][0] == "Event":
+            return True
+        return "event" in self._idx()
+
+    @property
+    def is_response(self) -> bool:
+        if self._pairs and self._pairs[0][0] == "Response":
+            return True
+        return "response" in self._idx() and "event" not in self._idx()
+
+    @property
+    def is_action(self) -> bool:
+        return "action" in self._idx()
+
+    @property
+    def action_id(self) -> str | None:
+        return self._idx().get("actionid")
+
+
+class AMIParser:
+    """Incremental AMI framing: `feed(bytes) -> list[Message | Banner]`.
+
+    In the client role the first item is always a `Banner` (delivered once); then `Message`s.
+    """
+
+    def __init__(self, role: Role = Role.CLIENT, *, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> None:
+        if max_message_size < 16:
+            raise ValueError("max_message_size must be at least 16 bytes")
+        self.role = role
+        self.max_message_size = max_message_size
+        self._buf = bytearray()
+        self._scanned = 0          # bytes of _buf already searched for a message end (no end lies before it)
+        self._want_banner = role is Role.CLIENT
+        self.banner: Banner | None = None
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet part of a complete message."""
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> list[Message | Banner]:
+        buf = self._buf
+        buf += data
+        out: list[Message | Banner] = []
+        if self._want_banner:
+            banner = self._take_banner()
+            if banner is None:
+                return out
+            out.append(banner)
+        if self.role is Role.CLIENT:
+            self._feed_crlf(out)
+        else:
+            self._feed_lenient(out)
+        return out
+
+    # -- client role: CRLF framing --------------------------------------------------------------------------
+
+    def _take_banner(self) -> Banner | None:
+        buf = self._buf
+        end = buf.find(b"\n")
+        if end < 0:
+            if len(buf) > _MAX_BANNER:
+                raise AMIProtocolError(
+                    f"no AMI banner line within {_MAX_BANNER} bytes; check that host:port is an Asterisk manager port")
+            return None
+        line = bytes(buf[:end])
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        text = line.decode("utf-8", "replace")
+        if ": " in text:
+            raise AMIProtocolError(
+                f"expected the AMI banner (e.g. 'Asterisk Call Manager/11.0.0'), got a header line {text[:80]!r}; "
+                "check that host:port is an Asterisk manager port")
+        del buf[:end + 1]
+        self._want_banner = False
+        self.banner = Banner(text)
+        return self.banner
+
+    def _feed_crlf(self, out: list[Message | Banner]) -> None:
+        buf = self._buf
+        # Resume 3 bytes early: a terminator may straddle the previous read's end.
+        end = buf.rfind(_END_CRLF, max(self._scanned - 3, 0))
+        if end < 0:
+            self._scanned = len(buf)
+            if len(buf) > self.max_message_size:
+                raise AMIMessageTooLarge(len(buf), self.max_message_size)
+            return
+        end += 4
+        # Decode every complete message at once: terminators are ASCII, so a multi-byte character never spans
+        # two messages, and the incomplete tail (which may end inside a character) stays as bytes.
+        text = buf[:end].decode("utf-8", "replace")
+        del buf[:end]
+        self._scanned = len(buf)  # rfind found the last terminator: the tail holds none
+        if len(buf) > self.max_message_size:
+            raise AMIMessageTooLarge(len(buf), self.max_message_size)
+        limit = self.max_message_size
+        append = out.append
+        for block in text.split("\r\n\r\n"):
+            if not block:
+                continue
+            if len(block) > limit:
+                raise AMIMessageTooLarge(len(block), limit)
+            pairs = _parse_crlf_block(block)
+            if pairs:
+                append(Message._trusted(pairs))
+
+    # -- server role: LF or CRLF framing, like Asterisk's get_input() ---------------------------------------
+
+    def _feed_lenient(self, out: list[Message | Banner]) -> None:
+        buf = self._buf
+        pos = 0
+        search_from = max(self._scanned - 2, 0)
+        limit = self.max_message_size
+        while True:
+            match = _END_LENIENT.search(buf, search_from)
+            if match is None:
+                break
+            block = bytes(buf[pos:match.start()])
+            if len(block) > limit:
+                raise AMIMessageTooLarge(len(block), limit)
+            pos = search_from = match.end()
+            pairs = _parse_lenient_block(block.decode("utf-8", "replace"))
+            if pairs:
+                out.append(Message._trusted(pairs))
+        if pos:
+            del buf[:pos]
+        self._scanned = len(buf)
+        if len(buf) > limit:
+            raise AMIMessageTooLarge(len(buf), limit)
+
+
+def _parse_crlf_block(block: str) -> list[tuple[str, str]]:
+    pairs: list[tuple[str, str]] = []
+    append = pairs.append
+    for line in block.split("\r\n"):
+        key, sep, value = line.partition(": ")
+        if not sep:
+            if not line:
+                continue           # a stray empty line before a message
+            key, sep, value = line.partition(":")
+            if not sep:
+                append(("", line))  # not a header; kept so nothing Asterisk said is lost
+                continue
+        append((key, value))
+    if pairs and pairs[0] == ("Response", "Follows"):
+        return _convert_follows(pairs)
+    return pairs
+
+
+def _convert_follows(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Old `Response: Follows` command output (raw LF lines, `--END COMMAND--`) -> `Output` headers.
+
+    Asterisk >= 14 sends one `Output:` header per line instead (ami-12); this keeps older servers working.
+    """
+    headers: list[tuple[str, str]] = []
+    body: list[str] = []
+    for key, value in pairs:
+        if body or "\n" in value or "\n" in key or not key or f"{key}: {value}".endswith(_FOLLOWS_END):
+            body.append(f"{key}: {value}" if key else value)
+        else:
+            headers.append((key, value))
+    lines = "\r\n".join(body).split("\n")
+    if lines and lines[-1].endswith(_FOLLOWS_END):
+        last = lines.pop()[: -len(_FOLLOWS_END)]
+        if last:
+            lines.append(last)
+    headers.extend(("Output", line[:-1] if line.endswith("\r") else line) for line in lines)
+    return headers
+
+
+def _parse_lenient_block(block: str) -> list[tuple[str, str]]:
+    pairs: list[tuple[str, str]] = []
+    for line in block.split("\n"):
+        if line.endswith("\r"):
+            line = line[:-1]
+        key, sep, value = line.partition(":")
+        if not sep:
+            continue  # Asterisk ignores header lines without a colon (ami-17)
+        if value.startswith(" "):
+            value = value[1:]
+        pairs.append((key.strip(), value))
+    return pairs
+
+
+# -- encoding ------------------------------------------------------------------------------------------------
+
+HeaderValue = Union[str, int, float, bool, None, Sequence[str]]
+Headers = Union[Mapping[str, HeaderValue], Iterable[tuple[str, HeaderValue]], Message]
+
+
+def _text(value: str | int | float | bool) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"   # Asterisk's ast_true()/ast_false() understand these
+    return str(value)
+
+
+def header_pairs(headers: Headers | None) -> list[tuple[str, str]]:
+    """Normalise headers to (name, text) pairs: None values are skipped, a list/tuple value repeats the header
+    (e.g. several `Variable:` lines), bools become true/false."""
+    if headers is None:
+        return []
+    if isinstance(headers, Message):
+        return headers.items()
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    pairs: list[tuple[str, str]] = []
+    for key, value in items:
+        if value is None:
+            continue
+        if isinstance(value, (list, tuple)):
+            pairs.extend((key, _text(v)) for v in value if v is not None)
+        else:
+            pairs.append((key, _text(value)))  # type: ignore[arg-type]
+    return pairs
+
+
+def _check_name(name: str) -> None:
+    if not name or ":" in name or "\r" in name or "\n" in name or name != name.strip():
+        raise AMIEncodingError(f"invalid AMI header name {name!r}: use a non-empty name without ':', spaces "
+                               "around it, CR or LF")
+
+
+def encode_message(pairs: Iterable[tuple[str, str]], *, raw_values: bool = False) -> bytes:
+    """Encode header pairs as one AMI message: `Name: value\\r\\n` lines and an empty line.
+
+    Values containing CR or LF are refused (`AMIEncodingError`) unless `raw_values` is true, which only the
+    simulated Asterisk should use to reproduce Asterisk's own output (e.g. `Message: Park successful\\n`).
+    """
+    parts: list[str] = []
+    for key, value in pairs:
+        _check_name(key)
+        value = str(value)
+        if not raw_values and ("\r" in value or "\n" in value):
+            raise AMIEncodingError(f"AMI header {key!r} has a CR or LF in its value {value[:60]!r}; remove line "
+                                   "breaks (they would inject extra headers or actions)")
+        parts.append(f"{key}: {value}\r\n")
+    parts.append("\r\n")
+    return "".join(parts).encode("utf-8")
+
+
+def encode_action(name: str, headers: Headers | None = None, *, action_id: str | None = None) -> bytes:
+    """Encode `Action: <name>` (+ `ActionID:` when given) followed by the headers.
+
+    `headers` may be a mapping or pairs; see `header_pairs()` for value types. An `Action` or `ActionID` inside
+    `headers` is refused so a caller cannot send a second, conflicting one.
+    """
+    if not name or any(c in name for c in "\r\n:") or name != name.strip():
+        raise AMIEncodingError(f"invalid AMI action name {name!r}")
+    pairs: list[tuple[str, str]] = [("Action", name)]
+    if action_id is not None:
+        pairs.append(("ActionID", action_id))
+    for key, value in header_pairs(headers):
+        if key.lower() in ("action", "actionid"):
+            raise AMIEncodingError(f"header {key!r} is set by encode_action(); pass the action name / action_id "
+                                   "arguments instead")
+        pairs.append((key, value))
+    return encode_message(pairs)
+
+
+# -- login -----------------------------------------------------------------------------------------------------
+
+def md5_key(challenge: str, secret: str) -> str:
+    """The `Key` of an MD5 challenge login: md5hex(challenge + secret) (ami-10, connection D)."""
+    return hashlib.md5((challenge + secret).encode("utf-8")).hexdigest()
+
+
+def _events_value(events: bool | str) -> str:
+    if isinstance(events, bool):
+        return "on" if events else "off"
+    return events
+
+
+def login_headers(username: str, secret: str, *, events: bool | str = True) -> list[tuple[str, str]]:
+    """Headers of a plain `Login` (events: True/False or a class mask such as "call,system")."""
+    return [("Username", username), ("Secret", secret), ("Events", _events_value(events))]
+
+
+def md5_login_headers(username: str, key: str, *, events: bool | str = True) -> list[tuple[str, str]]:
+    """Headers of a `Login` answering a `Challenge` (`AuthType: MD5`, `Key: md5_key(challenge, secret)`)."""
+    return [("AuthType", "MD5"), ("Username", username), ("Key", key), ("Events", _events_value(events))]
+
+
+# -- message kinds -----------------------------------------------------------------------------------------------
+
+def is_list_start(msg: Message) -> bool:
+    """A response that announces a list (`EventList: start`); its items follow as events with its ActionID."""
+    value = msg.get("EventList")
+    return value is not None and value.lower() == "start"
+
+
+def is_list_complete(msg: Message) -> bool:
+    """The event that ends a list: `EventList: Complete` (e.g. CoreShowChannelsComplete, StatusComplete)."""
+    value = msg.get("EventList")
+    if value is not None:
+        return value.lower() == "complete"
+    name = msg.name or ""
+    return msg.is_event and name.endswith("Complete")
+
+
+def command_output(msg: Message) -> list[str]:
+    """The CLI output lines of a `Command` response (one `Output:` header per line in Asterisk >= 14, ami-12)."""
+    return msg.getall("Output")
+
