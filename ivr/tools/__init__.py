@@ -1,0 +1,1 @@
+"""Admin tools: simulate, test-flows, graph, check, schema, prompts (one command per module)."""

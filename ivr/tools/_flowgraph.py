@@ -1,0 +1,263 @@
+"""A flow as a plain graph (boxes and arrows), independent of how it is drawn.
+
+Rules for this file:
+- This is the only place that knows which fields of which node kind lead where. The DOT and Mermaid writers
+  (`_dot.py`, `_mermaid.py`) and the coverage report of `test-flows` all read the same `FlowGraph`, so a new
+  branch added here shows up in every picture and in the coverage at once.
+- Every edge says which Prometheus series counts it (`EdgeMetric`), so traffic can be laid over the picture
+  without the writers knowing the metric names.
+- Inline menu options become nodes of their own, named `<menu>.<digits>` (the engine's name for them).
+- Nothing here imports graphviz: Mermaid and DOT text need no binary.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Literal
+
+from ivr.flow.model import (
+    CallbackNode, Flow, GotoNode, HangupNode, HoldNode, InputNode, LanguageNode, LookupNode, MenuNode, MenuOption,
+    ParkNode, PlayNode, RecordNode, RouteNode, RouteRule, SayNode, SetNode, TransferNode, VoicemailNode,
+)
+
+# How an edge is drawn. Branch kinds are the ones the issue wants styled apart (and counted by coverage).
+EdgeKind = Literal[
+    "next", "option", "direct_dial", "verb", "rule", "closed", "open", "else",
+    "no_input", "invalid", "exhausted", "busy", "no_answer", "unavailable", "timeout", "error", "failure",
+]
+BRANCH_KINDS: frozenset[str] = frozenset(
+    {"no_input", "invalid", "exhausted", "busy", "no_answer", "unavailable", "timeout", "closed", "error", "failure"}
+)
+
+
+@dataclass(frozen=True)
+class EdgeMetric:
+    """The series that counts callers taking an edge: a menu choice or a node exit with a reason."""
+
+    metric: Literal["choice", "exit"]
+    node: str
+    key: str  # option digits for "choice", exit reason for "exit"
+
+
+@dataclass(frozen=True)
+class GraphNode:
+    id: str  # unique in the graph: node id, `<menu>.<digits>` for inline options, `flow:<name>` for other flows
+    kind: str  # a node kind from the model, "flow" (another flow), "verb" (menu back/top), "missing" (undefined)
+    title: str
+    details: tuple[str, ...] = ()
+    start: bool = False
+
+
+@dataclass(frozen=True)
+class GraphEdge:
+    src: str
+    dst: str
+    kind: EdgeKind
+    label: str = ""
+    metric: EdgeMetric | None = None
+
+
+@dataclass
+class FlowGraph:
+    flow: str
+    nodes: dict[str, GraphNode] = field(default_factory=dict)
+    edges: list[GraphEdge] = field(default_factory=list)
+
+    def add_node(self, node: GraphNode) -> None:
+        self.nodes.setdefault(node.id, node)
+
+
+class _Builder:
+    def __init__(self, flow: Flow) -> None:
+        self.flow = flow
+        self.graph = FlowGraph(flow.name)
+
+    # --- helpers ---------------------------------------------------------------------------------------
+
+    def prompt_text(self, prompt_ids: Iterable[str], limit: int = 48) -> str:
+        """The first prompt's words in the flow's default language, shortened: what the caller hears."""
+        for pid in prompt_ids:
+            variants = self.flow.prompts.get(pid)
+            if not variants:
+                return f"[{pid}]"
+            variant = variants.get(self.flow.language) or next(iter(variants.values()))
+            text = variant.text or f"[{pid}]"
+            return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+        return ""
+
+    def target(self, ref: str) -> str:
+        """Graph id for a node reference; a reference into another flow gets one box per flow."""
+        if ":" in ref:
+            other, node = ref.split(":", 1)
+            if other != self.flow.name:
+                gid = f"flow:{other}"
+                self.graph.add_node(GraphNode(gid, "flow", other))
+                return gid
+            return node
+        return ref
+
+    def edge(self, src: str, ref: str | None, kind: EdgeKind, label: str = "",
+             metric: EdgeMetric | None = None) -> None:
+        if ref is None:
+            return
+        dst = self.target(ref)
+        if ":" in ref and dst.startswith("flow:"):
+            label = f"{label} → {ref.split(':', 1)[1]}".strip(" →") if label else f"→ {ref.split(':', 1)[1]}"
+        self.graph.edges.append(GraphEdge(src, dst, kind, label, metric))
+
+    def exit_edge(self, src: str, ref: str | None, kind: EdgeKind, reason: str, label: str = "") -> None:
+        self.edge(src, ref, kind, label, EdgeMetric("exit", src, reason))
+
+    # --- nodes ----------------------------------------------------------------------------------------
+
+    def build(self) -> FlowGraph:
+        for node_id, node in self.flow.nodes.items():
+            self.add(node_id, node, start=node_id == self.flow.start)
+        # A flow that does not validate can still be drawn: an undefined target shows as a "missing" box.
+        for edge in self.graph.edges:
+            if edge.dst not in self.graph.nodes:
+                self.graph.add_node(GraphNode(edge.dst, "missing", edge.dst, ("undefined node",)))
+        return self.graph
+
+    def add(self, nid: str, node: object, start: bool = False) -> None:
+        kind = getattr(node, "type")
+        details = list(self.describe(node))
+        description = getattr(node, "description", "")
+        if description:
+            details.insert(0, description if len(description) <= 48 else description[:47] + "…")
+        self.graph.add_node(GraphNode(nid, kind, nid, tuple(d for d in details if d), start))
+        getattr(self, f"edges_{kind}")(nid, node)
+
+    def describe(self, node: object) -> Iterable[str]:
+        if isinstance(node, PlayNode):
+            yield f"“{self.prompt_text(node.prompts)}”"
+        elif isinstance(node, MenuNode):
+            yield f"“{self.prompt_text(node.greeting)}”"
+            yield f"timeout {node.timeout:g}s · retries {node.no_input.retries}/{node.invalid.retries}"
+        elif isinstance(node, SayNode):
+            yield f"say {node.mode} {node.value}"
+        elif isinstance(node, SetNode):
+            yield ", ".join(f"{k}={v}" for k, v in node.variables.items())
+        elif isinstance(node, InputNode):
+            yield f"“{self.prompt_text(node.prompts)}”"
+            yield f"→ ${{{node.variable}}} ({node.min_length}-{node.max_length} digits)"
+        elif isinstance(node, RouteNode):
+            yield f"{len(node.rules)} rule(s)"
+        elif isinstance(node, LanguageNode):
+            yield " · ".join(f"{d}={lang}" for d, lang in node.options.items())
+        elif isinstance(node, LookupNode):
+            yield f"{node.method} {node.url}"
+        elif isinstance(node, TransferNode):
+            yield f"queue {node.queue}" if node.queue else f"ext {node.extension or node.dial}"
+            if node.record:
+                yield "recorded"
+        elif isinstance(node, ParkNode):
+            yield f"lot {node.lot} · {node.timeout:g}s"
+        elif isinstance(node, HoldNode):
+            yield f"moh {node.music_class} · max {node.max:g}s"
+        elif isinstance(node, RecordNode):
+            yield f"recording: {node.action}"
+        elif isinstance(node, VoicemailNode):
+            yield f"mailbox {node.mailbox}"
+        elif isinstance(node, CallbackNode):
+            yield f"queue {node.queue}"
+        elif isinstance(node, HangupNode) and node.prompts:
+            yield f"“{self.prompt_text(node.prompts)}”"
+
+    def edges_play(self, nid: str, node: PlayNode) -> None:
+        self.exit_edge(nid, node.next, "next", "next")
+
+    edges_say = edges_play
+    edges_set = edges_play
+    edges_record = edges_play
+    edges_hold = edges_play
+    edges_voicemail = edges_play
+
+    def edges_menu(self, nid: str, node: MenuNode) -> None:
+        for digits, option in node.options.items():
+            metric = EdgeMetric("choice", nid, digits)
+            if isinstance(option, str) and option in ("repeat", "back", "top"):
+                verb_id = f"{nid}.{option}" if option != "repeat" else nid
+                if option != "repeat":
+                    self.graph.add_node(GraphNode(verb_id, "verb", option, ("previous menu" if option == "back"
+                                                                             else "first menu",)))
+                self.graph.edges.append(GraphEdge(nid, verb_id, "verb", f"{digits}: {option}", metric))
+            elif isinstance(option, str):
+                self.edge(nid, option, "option", digits, metric)
+            elif isinstance(option, MenuOption):
+                self.edge(nid, option.goto, "option", f"{digits}: {option.label}" if option.label else digits, metric)
+            else:  # an inline node
+                child = f"{nid}.{digits}"
+                self.graph.edges.append(GraphEdge(nid, child, "option", digits, metric))
+                self.add(child, option)
+        if node.direct_dial:
+            self.edge(nid, node.direct_dial.target, "direct_dial", f"dial {node.direct_dial.pattern}",
+                      EdgeMetric("exit", nid, "valid"))
+        for branch, retry in (("no_input", node.no_input), ("invalid", node.invalid)):
+            label = "no input" if branch == "no_input" else "invalid"
+            if retry.retries:
+                # The retry loop: the caller hears the menu again.
+                self.graph.edges.append(GraphEdge(nid, nid, branch, f"{label} ×{retry.retries}",
+                                                  EdgeMetric("exit", nid, branch)))
+            self.edge(nid, retry.exhausted, "exhausted", f"{label}: exhausted",
+                      EdgeMetric("exit", nid, "exhausted"))
+
+    def edges_input(self, nid: str, node: InputNode) -> None:
+        self.exit_edge(nid, node.next, "next", "valid", "valid")
+        self.exit_edge(nid, node.on_failure, "exhausted", "exhausted", f"failed ×{node.retries + 1}")
+
+    def edges_route(self, nid: str, node: RouteNode) -> None:
+        for rule in node.rules:
+            kind, label = _rule_label(rule)
+            reason = "closed" if kind == "closed" else ("open" if kind == "open" else "next")
+            self.exit_edge(nid, rule.goto, kind, reason, label)
+        self.exit_edge(nid, node.else_, "else", "next", "else")
+
+    def edges_language(self, nid: str, node: LanguageNode) -> None:
+        self.exit_edge(nid, node.next, "next", "next", "/".join(sorted(set(node.options.values()))))
+
+    def edges_lookup(self, nid: str, node: LookupNode) -> None:
+        self.exit_edge(nid, node.next, "next", "next", "ok")
+        self.exit_edge(nid, node.on_error, "error", "error", "lookup failed")
+
+    def edges_transfer(self, nid: str, node: TransferNode) -> None:
+        self.exit_edge(nid, node.on_busy, "busy", "busy", "busy")
+        self.exit_edge(nid, node.on_no_answer, "no_answer", "no_answer", "no answer")
+        self.exit_edge(nid, node.on_unavailable, "unavailable", "unavailable", "unavailable")
+        self.exit_edge(nid, node.on_timeout, "timeout", "timeout", "queue timeout")
+        self.exit_edge(nid, node.next, "next", "next", "after the call")
+
+    def edges_park(self, nid: str, node: ParkNode) -> None:
+        self.exit_edge(nid, node.comeback, "timeout", "timeout", "not retrieved")
+
+    def edges_callback(self, nid: str, node: CallbackNode) -> None:
+        self.exit_edge(nid, node.next, "next", "next", "requested")
+        self.exit_edge(nid, node.on_failure, "failure", "error", "failed")
+
+    def edges_goto(self, nid: str, node: GotoNode) -> None:
+        self.exit_edge(nid, node.target, "next", "next")
+
+    def edges_hangup(self, nid: str, node: HangupNode) -> None:
+        return None
+
+
+def _rule_label(rule: RouteRule) -> tuple[EdgeKind, str]:
+    if rule.open:
+        return "open", f"open ({rule.open})"
+    if rule.closed:
+        return "closed", f"closed ({rule.closed})"
+    if rule.holiday:
+        return "closed", f"holiday ({rule.holiday})"
+    if rule.caller:
+        return "rule", f"caller ~ {rule.caller}"
+    if rule.language:
+        return "rule", f"language = {rule.language}"
+    if rule.equals is not None:
+        return "rule", f"{rule.variable} = {rule.equals}"
+    if rule.matches is not None:
+        return "rule", f"{rule.variable} ~ {rule.matches}"
+    return "rule", f"{rule.variable} in {', '.join(rule.in_ or [])}"
+
+
+def build_graph(flow: Flow) -> FlowGraph:
+    """The boxes and arrows of one flow."""
+    return _Builder(flow).build()
