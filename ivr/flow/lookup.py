@@ -1,0 +1,234 @@
+"""HTTP lookups (CRM, webhooks) for the `lookup` node.
+
+Rules for this file:
+- A lookup is built from the node and the call's variables (`build_request`), sent by a `LookupClient`, and its
+  JSON answer is mapped into variables (`map_answer`). The engine only sees `LookupRequest` in and JSON out.
+- Values substituted into the URL are URL-encoded (a caller ID `+370 6&x=1` cannot add query parameters).
+  Header values from templates may not contain CR/LF.
+- Every failure is a `LookupFailed` subclass with a bounded `kind` (timeout, status, bad_json, connection,
+  too_large), which the node turns into its `on_error` branch and the metric label.
+- Answers are capped in size; mapped values are text (objects and lists as compact JSON, null as "").
+- `FixtureLookupClient` answers from a file or dict, keyed by URL, `flow:node` or node id, so admin tools and
+  tests run flows with lookups and no network.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Protocol, runtime_checkable
+from urllib.parse import quote
+
+from ivr.flow.model import LookupNode
+from ivr.flow.templates import TemplateError, render
+
+__all__ = [
+    "LookupRequest", "LookupClient", "LookupFailed", "LookupTimeout", "LookupHTTPError", "LookupBadJSON",
+    "LookupConnectionError", "LookupTooLarge", "HttpLookupClient", "FixtureLookupClient", "build_request",
+    "map_answer", "extract_path",
+]
+
+MAX_ANSWER_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class LookupRequest:
+    flow: str
+    node: str
+    method: str
+    url: str
+    timeout: float
+    headers: dict[str, str] = field(default_factory=dict)
+    body: dict[str, str] | None = None
+
+
+class LookupFailed(Exception):
+    """A lookup did not produce a usable answer. `kind` is a fixed word for metrics and `lookup_error`."""
+
+    kind = "error"
+
+
+class LookupTimeout(LookupFailed):
+    kind = "timeout"
+
+
+class LookupHTTPError(LookupFailed):
+    kind = "status"
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class LookupBadJSON(LookupFailed):
+    kind = "bad_json"
+
+
+class LookupConnectionError(LookupFailed):
+    kind = "connection"
+
+
+class LookupTooLarge(LookupFailed):
+    kind = "too_large"
+
+
+@runtime_checkable
+class LookupClient(Protocol):
+    async def fetch(self, request: LookupRequest) -> Any:
+        """Send the request; return the decoded JSON answer or raise LookupFailed."""
+        ...
+
+
+def _no_crlf(value: str) -> str:
+    return value.replace("\r", " ").replace("\n", " ")
+
+
+def build_request(flow: str, node_id: str, node: LookupNode, variables: Mapping[str, object]) -> LookupRequest:
+    """Render the node's templates. URL values are percent-encoded; header values lose CR/LF."""
+    try:
+        url = render(node.url, variables, encode=lambda v: quote(v, safe=""))
+        headers = {k: _no_crlf(render(v, variables)) for k, v in node.headers.items()}
+        body = {k: render(v, variables) for k, v in node.body.items()} if node.method == "POST" else None
+    except TemplateError as exc:
+        raise LookupFailed(f"lookup {flow}:{node_id}: {exc}") from None
+    if not url.startswith(("http://", "https://")):
+        raise LookupFailed(f"lookup {flow}:{node_id}: URL {url[:80]!r} must start with http:// or https://")
+    return LookupRequest(flow=flow, node=node_id, method=node.method, url=url, timeout=node.timeout,
+                         headers=headers, body=body)
+
+
+def extract_path(data: Any, path: str) -> Any:
+    """`customer.name` / `items.0.id` -> the value, or None when any step is missing."""
+    current = data
+    for step in path.split("."):
+        if isinstance(current, Mapping):
+            if step not in current:
+                return None
+            current = current[step]
+        elif isinstance(current, list) and step.lstrip("-").isdigit():
+            index = int(step)
+            if not -len(current) <= index < len(current):
+                return None
+            current = current[index]
+        else:
+            return None
+    return current
+
+
+def _as_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return str(value)
+
+
+def map_answer(data: Any, mapping: Mapping[str, str]) -> dict[str, str]:
+    """variable -> text of the value at its dotted path ("" when missing)."""
+    return {name: _as_text(extract_path(data, path)) for name, path in mapping.items()}
+
+
+class HttpLookupClient:
+    """aiohttp client. Pass a shared `aiohttp.ClientSession` or let it create one (closed by `close()`)."""
+
+    def __init__(self, session: Any = None, *, max_bytes: int = MAX_ANSWER_BYTES) -> None:
+        self._session = session
+        self._own_session = session is None
+        self.max_bytes = max_bytes
+
+    async def _client(self) -> Any:
+        if self._session is None:
+            import aiohttp
+
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    async def fetch(self, request: LookupRequest) -> Any:
+        import aiohttp
+
+        session = await self._client()
+        try:
+            async with asyncio.timeout(request.timeout):
+                async with session.request(
+                    request.method, request.url, headers=request.headers,
+                    json=request.body if request.method == "POST" else None,
+                    allow_redirects=False,
+                ) as response:
+                    if response.status >= 400 or response.status < 200:
+                        raise LookupHTTPError(
+                            f"lookup {request.flow}:{request.node} got HTTP {response.status} from the server",
+                            response.status,
+                        )
+                    raw = await response.content.read(self.max_bytes + 1)
+        except TimeoutError:
+            raise LookupTimeout(
+                f"lookup {request.flow}:{request.node} got no answer within {request.timeout} s"
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise LookupConnectionError(f"lookup {request.flow}:{request.node} failed: {exc}") from None
+        if len(raw) > self.max_bytes:
+            raise LookupTooLarge(f"lookup {request.flow}:{request.node}: answer larger than {self.max_bytes} bytes")
+        try:
+            return json.loads(raw.decode("utf-8")) if raw.strip() else {}
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise LookupBadJSON(f"lookup {request.flow}:{request.node}: answer is not JSON ({exc})") from None
+
+    async def close(self) -> None:
+        if self._own_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+_FIXTURE_ERRORS: dict[str, type[LookupFailed]] = {
+    "timeout": LookupTimeout, "bad_json": LookupBadJSON, "connection": LookupConnectionError,
+    "too_large": LookupTooLarge,
+}
+
+
+class FixtureLookupClient:
+    """Canned answers, keyed by exact URL, `flow:node` or node id (tried in that order).
+
+    An answer `{"$error": "timeout" | "status" | "bad_json" | "connection", "status": 503}` makes the lookup fail
+    that way, so the `on_error` branch can be tested too. No answer for a request -> LookupConnectionError.
+    `requests` records what was asked, for tests.
+    """
+
+    def __init__(self, answers: Mapping[str, Any]) -> None:
+        self.answers = dict(answers)
+        self.requests: list[LookupRequest] = []
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "FixtureLookupClient":
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ValueError(f"lookup fixture {path}: {exc.strerror}") from None
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"lookup fixture {path} is not JSON: line {exc.lineno}: {exc.msg}") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"lookup fixture {path} must be a JSON object: {{url-or-node: answer}}")
+        return cls(data)
+
+    async def fetch(self, request: LookupRequest) -> Any:
+        self.requests.append(request)
+        for key in (request.url, f"{request.flow}:{request.node}", request.node):
+            if key in self.answers:
+                answer = self.answers[key]
+                break
+        else:
+            raise LookupConnectionError(
+                f"lookup {request.flow}:{request.node}: no fixture answer for {request.url!r} "
+                f"(add it under the URL, '{request.flow}:{request.node}' or '{request.node}')"
+            )
+        if isinstance(answer, dict) and "$error" in answer:
+            kind = str(answer["$error"])
+            if kind == "status":
+                raise LookupHTTPError(f"fixture: HTTP {answer.get('status', 500)}", int(answer.get("status", 500)))
+            raise _FIXTURE_ERRORS.get(kind, LookupFailed)(f"fixture: lookup fails with {kind}")
+        return answer
+
+    async def close(self) -> None:
+        return None
