@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
 
     fmt = _choose_format(args)
     try:
-        flow, _ = resolve(args.flow, args.flows_dir)
+        flow, _ = resolve(args.flow, args.flows_dir, check=False)
         traffic = load_traffic(args.metrics, flow.name) if args.metrics else None
         result = render(flow, fmt, traffic)  # type: ignore[arg-type]
     except (FlowSourceError, TrafficError, GraphvizMissing) as exc:
