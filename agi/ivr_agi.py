@@ -1,0 +1,39 @@
+#!/usr/bin/env python3
+"""Classic AGI entry point: `exten => s,n,AGI(/path/to/ivr/agi/ivr_agi.py,<flow>)`.
+
+Rules for this file:
+- Runnable straight from a checkout: the repository root is put on sys.path. Asterisk runs the file itself, so
+  its dependencies must be importable by the interpreter in the shebang: point the shebang at the project
+  venv (`#!/path/to/ivr/.venv/bin/python`) or install the package into the system Python.
+- The router is built lazily, after Asterisk's environment has been read: `ivr.routes.build_router(settings)` with
+  `ivr.settings.load_settings()`. The flow is the first AGI argument.
+- IVR_AGI_ROUTER="package.module:factory" replaces the router factory (tests, embedding); the factory takes no
+  arguments and returns an `ivr.agi.Router`. It is read from the environment Asterisk was started with, which is
+  under the administrator's control.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+
+def build_router():  # -> ivr.agi.Router (annotation omitted to keep start-up imports minimal)
+    spec = os.environ.get("IVR_AGI_ROUTER")
+    if spec:
+        module_name, _, attr = spec.partition(":")
+        return getattr(importlib.import_module(module_name), attr or "build_router")()
+    from ivr.routes import build_router as build_service_router
+    from ivr.settings import load_settings
+    return build_service_router(load_settings())
+
+
+if __name__ == "__main__":
+    from ivr.agi.classic import main
+
+    sys.exit(main(build_router))

@@ -1,0 +1,21 @@
+"""AGI layer: sans-IO protocol core, AGISession, Router, FastAGI server, classic AGI.
+
+This file only re-exports the public names.
+"""
+from .errors import (
+    AGIAppError, AGIConnectionLost, AGIDeadChannelError, AGIEncodingError, AGIError, AGIHangupError,
+    AGIInvalidCommandError, AGIProtocolError, AGIReplyError, AGISessionClosed, AGITimeoutError, AGIUsageError,
+)
+from .fastagi import FastAGIServer
+from .protocol import (
+    EOF, AGIConnection, AGIEnvironment, AGIReply, HangupNotice, Quoted, State, encode_command, parse_reply_line,
+)
+from .router import Handler, Router, dispatch
+from .session import AGISession
+
+__all__ = [
+    "AGIAppError", "AGIConnection", "AGIConnectionLost", "AGIDeadChannelError", "AGIEncodingError",
+    "AGIEnvironment", "AGIError", "AGIHangupError", "AGIInvalidCommandError", "AGIProtocolError", "AGIReply",
+    "AGIReplyError", "AGISession", "AGISessionClosed", "AGITimeoutError", "AGIUsageError", "EOF", "FastAGIServer",
+    "Handler", "HangupNotice", "Quoted", "Router", "State", "dispatch", "encode_command", "parse_reply_line",
+]

@@ -1,0 +1,436 @@
+"""AGISession: high-level async AGI commands over an asyncio StreamReader/StreamWriter pair.
+
+Rules for this file:
+- All framing and parsing happens in `protocol.AGIConnection`; this file only moves bytes and maps replies to
+  results and typed errors. FastAGI (TCP) and classic AGI (stdin/stdout pipes) use the same class.
+- One command in flight per session (a lock). Replies are read only while a command is in flight; a `HANGUP`
+  line that arrives while idle stays buffered and is consumed as a notice before the next reply, so replies
+  never shift.
+- A command that times out leaves the stream desynchronised (its reply may still come): the session is marked
+  broken and closed, and `AGITimeoutError` is raised. Nothing is retried.
+- Dead mode: after HANGUP, variable reads/writes, NOOP and VERBOSE still work; media commands raise
+  `AGIHangupError` without being sent (Asterisk would answer 511).
+- `result=-1` of a media command is ambiguous (missing file vs caller hangup; the HANGUP notice follows ~40 ms
+  later), so the session waits up to `hangup_grace` for that notice before deciding which error to raise.
+- `close()` always closes our side: Asterisk never closes a FastAGI socket by itself, and an open socket keeps
+  the whole call up.
+- Metric labels: `command` from a fixed list of AGI command names (else "other"; EXEC is just "EXEC").
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from .. import metrics
+from .errors import (
+    AGIAppError, AGIConnectionLost, AGIDeadChannelError, AGIHangupError, AGIInvalidCommandError, AGIProtocolError,
+    AGISessionClosed, AGITimeoutError, AGIUsageError,
+)
+from .protocol import (
+    DEFAULT_HEADER_LIMIT, DEFAULT_LINE_LIMIT, EOF, AGIConnection, AGIEnvironment, AGIReply, HangupNotice, Quoted,
+    encode_command,
+)
+
+log = logging.getLogger(__name__)
+
+READ_CHUNK = 65536
+
+# Every AGI command Asterisk 22 knows, by its words; anything else is labelled "other".
+KNOWN_COMMANDS = frozenset({
+    "ANSWER", "ASYNCAGI BREAK", "CHANNEL STATUS", "CONTROL STREAM FILE", "DATABASE DEL", "DATABASE DELTREE",
+    "DATABASE GET", "DATABASE PUT", "EXEC", "GET DATA", "GET FULL VARIABLE", "GET OPTION", "GET VARIABLE", "GOSUB",
+    "HANGUP", "NOOP", "RECEIVE CHAR", "RECEIVE TEXT", "RECORD FILE", "SAY ALPHA", "SAY DATE", "SAY DATETIME",
+    "SAY DIGITS", "SAY NUMBER", "SAY PHONETIC", "SAY TIME", "SEND IMAGE", "SEND TEXT", "SET AUTOHANGUP",
+    "SET CALLERID", "SET CONTEXT", "SET EXTENSION", "SET MUSIC", "SET PRIORITY", "SET VARIABLE", "STREAM FILE",
+    "TDD MODE", "VERBOSE", "WAIT FOR DIGIT",
+})
+# Commands that need a live channel (Asterisk answers 511 in dead mode).
+MEDIA_COMMANDS = frozenset({
+    "ANSWER", "CHANNEL STATUS", "CONTROL STREAM FILE", "GET DATA", "GET OPTION", "RECORD FILE", "SAY ALPHA",
+    "SAY DATE", "SAY DATETIME", "SAY DIGITS", "SAY NUMBER", "SAY PHONETIC", "SAY TIME", "SET MUSIC", "STREAM FILE",
+    "WAIT FOR DIGIT", "RECEIVE CHAR", "RECEIVE TEXT", "SEND TEXT", "SEND IMAGE", "TDD MODE",
+})
+
+_DEFAULT: Any = object()  # "use the session's command_timeout"
+
+
+def command_label(words: tuple[str, ...] | list[str]) -> str:
+    """Bounded metric label for a command: its name from KNOWN_COMMANDS, else "other"."""
+    upper = [str(w).upper() for w in words[:3]]
+    for n in (3, 2, 1):
+        name = " ".join(upper[:n])
+        if len(upper) >= n and name in KNOWN_COMMANDS:
+            return name
+    return "other"
+
+
+_metric_cache: dict[str, tuple[Any, dict[str, Any]]] = {}
+
+
+def _observe(label: str, result: str, seconds: float) -> None:
+    entry = _metric_cache.get(label)
+    if entry is None:
+        entry = _metric_cache[label] = (metrics.AGI_COMMAND_SECONDS.labels(command=label), {})
+    hist, counters = entry
+    hist.observe(seconds)
+    counter = counters.get(result)
+    if counter is None:
+        counter = counters[result] = metrics.AGI_COMMAND_RESULTS.labels(command=label, result=result)
+    counter.inc()
+
+
+def _escape_app_arg(arg: str) -> str:
+    """Escape one application argument for Asterisk's app argument splitter (commas separate, quotes group,
+    backslash escapes). Parentheses are left alone: options such as `i(MIXID)` use them on purpose."""
+    return arg.replace("\\", "\\\\").replace('"', '\\"').replace(",", "\\,")
+
+
+class AGISession:
+    """One call's AGI session. Build it with `await AGISession.start(reader, writer)` (reads the environment)."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        connection: AGIConnection,
+        *,
+        command_timeout: float | None = 30.0,
+        media_timeout: float | None = 3600.0,
+        hangup_grace: float = 0.2,
+    ) -> None:
+        if connection.env is None:
+            raise ValueError("AGISession needs a connection whose environment has been received")
+        self.env: AGIEnvironment = connection.env
+        self._reader = reader
+        self._writer = writer
+        self._conn = connection
+        self.command_timeout = command_timeout
+        self.media_timeout = media_timeout  # prompts, SAY, GET DATA: their length is not known here
+        self.hangup_grace = hangup_grace
+        self._lock = asyncio.Lock()
+        self._closed = False
+        self._broken = False
+        self._hangup_sent = False
+
+    # -- construction -------------------------------------------------------------------------------------
+    @classmethod
+    async def start(
+        cls,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        header_timeout: float | None = 10.0,
+        line_limit: int = DEFAULT_LINE_LIMIT,
+        header_limit: int = DEFAULT_HEADER_LIMIT,
+        **kwargs: Any,
+    ) -> "AGISession":
+        """Read the environment block and return a session. Raises AGITimeoutError (no full header in time),
+        AGIConnectionLost (EOF inside the header) or AGIProtocolError (oversized header, line too long)."""
+        conn = AGIConnection(line_limit=line_limit, header_limit=header_limit)
+        try:
+            async with asyncio.timeout(header_timeout):
+                while True:
+                    event = conn.next_event()
+                    if event is None:
+                        conn.receive_data(await reader.read(READ_CHUNK))
+                        continue
+                    if isinstance(event, EOF):
+                        raise AGIConnectionLost("the AGI peer closed the connection before the environment ended")
+                    break
+        except TimeoutError:
+            raise AGITimeoutError(f"no complete AGI environment within {header_timeout} s") from None
+        return cls(reader, writer, conn, **kwargs)
+
+    # -- state --------------------------------------------------------------------------------------------
+    @property
+    def hung_up(self) -> bool:
+        """True once the channel hung up (HANGUP notice, our own HANGUP, a 511, or the peer closed)."""
+        return self._conn.hung_up or self._hangup_sent
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def broken(self) -> bool:
+        """True after a timeout or protocol error: the stream can no longer be trusted."""
+        return self._broken
+
+    def notify_hangup(self) -> None:
+        """Mark the channel hung up from outside the stream (classic AGI receives SIGHUP, not a HANGUP line)."""
+        self._conn.notify_hangup()
+
+    # -- the core round trip ------------------------------------------------------------------------------
+    async def command(self, *words: str, timeout: float | None = _DEFAULT) -> AGIReply:
+        """Send one command and return its 200 reply (also for result=-1/-2, which callers interpret).
+
+        Raises AGIDeadChannelError (511), AGIInvalidCommandError (510), AGIUsageError (520), AGITimeoutError,
+        AGIConnectionLost (EOF), AGIProtocolError, AGISessionClosed, AGIEncodingError (before sending).
+        """
+        data = encode_command(*words)
+        label = command_label(words)
+        if timeout is _DEFAULT:
+            timeout = self.command_timeout
+        async with self._lock:
+            if self._closed:
+                raise AGISessionClosed(
+                    "AGI session is closed" + (" after an earlier timeout/protocol error" if self._broken else "")
+                )
+            started = time.perf_counter()
+            try:
+                reply = await self._roundtrip(data, timeout)
+            except AGITimeoutError:
+                _observe(label, "timeout", time.perf_counter() - started)
+                raise
+            except AGIConnectionLost:
+                _observe(label, "hangup", time.perf_counter() - started)
+                raise
+            elapsed = time.perf_counter() - started
+        code = reply.code
+        if code == 200:
+            value = reply.result_int
+            _observe(label, "failure" if value is not None and value < 0 else "ok", elapsed)
+            return reply
+        if code == 511:
+            _observe(label, "dead", elapsed)
+            raise AGIDeadChannelError(f"{label}: the channel has hung up (511 {reply.message})", reply)
+        if code == 510:
+            _observe(label, "invalid", elapsed)
+            raise AGIInvalidCommandError(
+                f"{label}: Asterisk does not know this command (510); check its spelling", reply
+            )
+        if code == 520:
+            _observe(label, "usage", elapsed)
+            raise AGIUsageError(f"{label}: wrong arguments (520); usage: {reply.usage[:200]}", reply)
+        _observe(label, "failure", elapsed)
+        raise AGIProtocolError(f"{label}: unexpected AGI reply {reply.lines[0][:80]!r}")
+
+    async def _roundtrip(self, data: bytes, timeout: float | None) -> AGIReply:
+        conn = self._conn
+        try:
+            async with asyncio.timeout(timeout):
+                conn.mark_sent()
+                self._writer.write(data)
+                await self._writer.drain()
+                while True:
+                    event = conn.next_event()
+                    if event is None:
+                        conn.receive_data(await self._reader.read(READ_CHUNK))
+                    elif isinstance(event, AGIReply):
+                        return event
+                    elif isinstance(event, EOF):
+                        await self._shutdown()
+                        where = " inside a 520 usage block" if event.in_usage_block else ""
+                        raise AGIConnectionLost(f"the AGI peer closed the connection{where} while a reply was due")
+                    # HangupNotice: the connection recorded it (dead mode); keep waiting for the reply.
+        except TimeoutError:
+            self._broken = True
+            await self._shutdown()
+            raise AGITimeoutError(
+                f"no reply to {data[:60]!r} within {timeout} s; the session was closed (its reply would arrive "
+                "out of turn). Raise the command's timeout if Asterisk legitimately needs longer."
+            ) from None
+        except AGIProtocolError:
+            self._broken = True
+            await self._shutdown()
+            raise
+        except (ConnectionError, BrokenPipeError) as exc:
+            await self._shutdown()
+            raise AGIConnectionLost(f"the AGI connection failed: {exc}") from exc
+
+    async def _wait_for_hangup_notice(self, grace: float) -> bool:
+        """After an ambiguous result=-1: wait up to `grace` s for the HANGUP notice. True if the caller is gone."""
+        if self.hung_up or self._closed:
+            return True
+        async with self._lock:
+            try:
+                async with asyncio.timeout(grace):
+                    while not self._conn.hung_up:
+                        event = self._conn.next_event()
+                        if event is None:
+                            self._conn.receive_data(await self._reader.read(READ_CHUNK))
+                        elif isinstance(event, EOF):
+                            await self._shutdown()
+                            return True
+            except TimeoutError:
+                return False
+            except AGIProtocolError:
+                self._broken = True
+                await self._shutdown()
+                raise
+            except (ConnectionError, BrokenPipeError):
+                await self._shutdown()
+                return True
+        return True
+
+    def _check_live(self, name: str) -> None:
+        if self.hung_up:
+            raise AGIHangupError(f"{name} not sent: the caller has hung up (dead mode; variables can still be read)")
+
+    async def _failed(self, name: str, reply: AGIReply) -> AGIHangupError | AGIAppError:
+        """The error for a media command that returned result=-1 (or -2)."""
+        if reply.data == "hangup" or (reply.result == "-1" and await self._wait_for_hangup_notice(self.hangup_grace)):
+            return AGIHangupError(f"{name}: the caller hung up during the command ({reply.lines[0]})")
+        return AGIAppError(f"{name} failed ({reply.lines[0]}); check the file or application name", reply)
+
+    def _timeout_after(self, wait_ms: int | float | None) -> float | None:
+        """Timeout for a command that waits `wait_ms` on purpose: that wait plus the usual command timeout."""
+        if self.command_timeout is None or wait_ms is None or wait_ms < 0:
+            return None
+        return wait_ms / 1000.0 + self.command_timeout
+
+    # -- high-level commands ------------------------------------------------------------------------------
+    async def answer(self) -> None:
+        self._check_live("ANSWER")
+        reply = await self.command("ANSWER")
+        if reply.result != "0":
+            raise await self._failed("ANSWER", reply)
+
+    async def stream_file(self, name: str, escape_digits: str = "", offset: int = 0,
+                          *, timeout: float | None = _DEFAULT) -> tuple[str | None, int]:
+        """Play a prompt; returns (digit pressed or None, end position in samples)."""
+        self._check_live("STREAM FILE")
+        words = ["STREAM", "FILE", name, Quoted(escape_digits)] + ([str(int(offset))] if offset else [])
+        reply = await self.command(*words, timeout=self.media_timeout if timeout is _DEFAULT else timeout)
+        value = reply.result_int
+        if value is None or value < 0:
+            raise await self._failed("STREAM FILE", reply)
+        return (chr(value) if value > 0 else None), (reply.endpos or 0)
+
+    async def get_data(self, name: str, timeout_ms: int, max_digits: int,
+                       *, timeout: float | None = _DEFAULT) -> tuple[str, bool]:
+        """Play a prompt and collect digits; returns (digits, timed_out). `#` ends input and is not returned."""
+        self._check_live("GET DATA")
+        reply = await self.command("GET", "DATA", name, str(int(timeout_ms)), str(int(max_digits)),
+                                   timeout=self.media_timeout if timeout is _DEFAULT else timeout)
+        if reply.result.startswith("-"):
+            raise await self._failed("GET DATA", reply)
+        return reply.result, reply.data == "timeout"
+
+    async def wait_for_digit(self, timeout_ms: int) -> str | None:
+        """Wait for one DTMF digit; None on timeout. -1 waits forever."""
+        self._check_live("WAIT FOR DIGIT")
+        reply = await self.command("WAIT", "FOR", "DIGIT", str(int(timeout_ms)), timeout=self._timeout_after(timeout_ms))
+        value = reply.result_int
+        if value is None or value < 0:
+            raise await self._failed("WAIT FOR DIGIT", reply)
+        return chr(value) if value > 0 else None
+
+    async def _say(self, kind: str, value: str, escape: str) -> str | None:
+        name = f"SAY {kind}"
+        self._check_live(name)
+        reply = await self.command("SAY", kind, value, Quoted(escape), timeout=self.media_timeout)
+        result = reply.result_int
+        if result is None or result < 0:
+            raise await self._failed(name, reply)
+        return chr(result) if result > 0 else None
+
+    async def say_digits(self, digits: str, escape: str = "") -> str | None:
+        if not digits.isdigit():
+            raise ValueError(f"say_digits needs digits only, got {digits[:20]!r}")
+        return await self._say("DIGITS", digits, escape)
+
+    async def say_number(self, number: int, escape: str = "") -> str | None:
+        return await self._say("NUMBER", str(int(number)), escape)
+
+    async def say_alpha(self, text: str, escape: str = "") -> str | None:
+        return await self._say("ALPHA", text, escape)
+
+    async def record_file(self, name: str, fmt: str, escape_digits: str, timeout_ms: int, beep: bool = False,
+                          silence_s: int | None = None, offset: int | None = None) -> AGIReply:
+        """Record to `name.fmt`. Returns the reply: `(dtmf)`, `(timeout)` (also for silence), or `(hangup)` —
+        a hangup is not raised here, because a caller hanging up is the normal end of a voicemail. Raises
+        AGIAppError for `(writefile)` (directory missing or not writable)."""
+        self._check_live("RECORD FILE")
+        words = ["RECORD", "FILE", name, fmt, Quoted(escape_digits), str(int(timeout_ms))]
+        if offset is not None or beep or silence_s is not None:
+            words.append(str(int(offset or 0)))
+        if beep:
+            words.append("BEEP")
+        if silence_s is not None:
+            words.append(f"s={int(silence_s)}")
+        reply = await self.command(*words, timeout=self._timeout_after(timeout_ms))
+        if reply.data == "hangup":
+            return reply
+        if reply.result.startswith("-"):
+            error = await self._failed("RECORD FILE", reply)
+            if isinstance(error, AGIHangupError):
+                return reply
+            raise error
+        return reply
+
+    async def set_variable(self, name: str, value: str) -> None:
+        await self.command("SET", "VARIABLE", name, Quoted(value))
+
+    async def get_variable(self, name: str) -> str | None:
+        """Value of a variable or function; None if unset ("200 result=0"), "" if set to empty ("result=1 ()")."""
+        reply = await self.command("GET", "VARIABLE", name)
+        return (reply.data or "") if reply.result == "1" else None
+
+    async def get_full_variable(self, expr: str, channel: str | None = None) -> str | None:
+        words = ["GET", "FULL", "VARIABLE", expr] + ([channel] if channel else [])
+        reply = await self.command(*words)
+        return (reply.data or "") if reply.result == "1" else None
+
+    async def exec(self, app: str, *args: str, timeout: float | None = None) -> int:
+        """Run a dialplan application; returns its result (-2: no such application). Arguments are escaped for
+        the application's comma splitter. No timeout by default: Dial/Queue/Park legitimately take hours.
+        After a -1 the session waits briefly for a HANGUP notice, so `hung_up` is accurate on return."""
+        if not app or not app.replace("_", "").isalnum():
+            raise ValueError(f"application name must be alphanumeric, got {app[:30]!r}")
+        words = ["EXEC", app] + ([Quoted(",".join(_escape_app_arg(a) for a in args))] if args else [])
+        reply = await self.command(*words, timeout=timeout)
+        value = reply.result_int
+        if value is None:
+            raise AGIProtocolError(f"EXEC {app}: non-numeric result {reply.result!r}")
+        if value == -1:
+            await self._wait_for_hangup_notice(self.hangup_grace)
+        return value
+
+    async def set_music(self, on: bool, moh_class: str | None = None) -> None:
+        self._check_live("SET MUSIC")
+        await self.command("SET", "MUSIC", "on" if on else "off", *([moh_class] if moh_class else []))
+
+    async def hangup(self) -> None:
+        """Hang up the channel (Asterisk answers `200 result=1`, then sends HANGUP). No-op in dead mode."""
+        if self.hung_up or self._closed:
+            return
+        await self.command("HANGUP")
+        self._hangup_sent = True
+
+    async def verbose(self, message: str, level: int = 1) -> None:
+        await self.command("VERBOSE", Quoted(message), str(int(level)))
+
+    async def channel_status(self) -> int:
+        """Asterisk channel state: 4 ringing, 6 up, ... (raises AGIDeadChannelError after hangup)."""
+        self._check_live("CHANNEL STATUS")
+        reply = await self.command("CHANNEL", "STATUS")
+        value = reply.result_int
+        if value is None or value < 0:
+            raise AGIAppError(f"CHANNEL STATUS failed ({reply.lines[0]})", reply)
+        return value
+
+    async def noop(self) -> None:
+        await self.command("NOOP")
+
+    # -- closing ------------------------------------------------------------------------------------------
+    async def _shutdown(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        writer = self._writer
+        try:
+            writer.close()
+            # A peer that does not read could keep our unsent bytes (and wait_closed) pending: bound it.
+            async with asyncio.timeout(1.0):
+                await writer.wait_closed()
+        except (TimeoutError, ConnectionError, BrokenPipeError, OSError):
+            transport = writer.transport
+            if transport is not None:
+                transport.abort()
+
+    async def close(self) -> None:
+        """Close our side (idempotent). Asterisk then closes its side and continues the dialplan."""
+        await self._shutdown()
