@@ -42,7 +42,9 @@ MENU_VERBS = ("repeat", "back", "top")
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # coerce_numbers_to_str: `extension: 1001` and `mailbox: 100` need no quotes. (The YAML loader keeps numbers
+    # with leading zeros, like 0123, as strings, so nothing is lost.)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, coerce_numbers_to_str=True)
 
 
 # --- prompts -----------------------------------------------------------------------------------------------
@@ -51,7 +53,11 @@ class Strict(BaseModel):
 class PromptVariant(Strict):
     """One recording of a prompt in one language."""
 
-    file: str = Field(description="Sound file without extension, relative to the prompts directory (e.g. en/welcome).")
+    file: str = Field(
+        pattern=r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*$",
+        description="Sound file without extension, relative to the prompts directory (e.g. en/welcome). Letters, "
+        "digits, _ and - in /-separated parts: never an absolute path or `..`.",
+    )
     text: str = Field("", description="What the prompt says; shown by `simulate` and used by `prompts build`.")
 
 
@@ -66,6 +72,16 @@ Prompt = Annotated[dict[str, PromptVariant], BeforeValidator(_prompt_shorthand)]
 
 
 # --- business hours ----------------------------------------------------------------------------------------
+
+def check_time_zone(zone: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {zone!r}; use an IANA name such as Europe/Vilnius") from None
+    return zone
+
 
 _DAY_SPEC = re.compile(r"^(mon|tue|wed|thu|fri|sat|sun)(-(mon|tue|wed|thu|fri|sat|sun))?$")
 _TIME_RANGE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-(([01]\d|2[0-3]):([0-5]\d)|24:00)$")
@@ -83,6 +99,11 @@ class Schedule(Strict):
     override: Literal["open", "closed"] | None = Field(
         None, description="Manual switch (e.g. emergency closed). Wins over everything else while set."
     )
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_zone(cls, zone: str | None) -> str | None:
+        return None if zone is None else check_time_zone(zone)
 
     @field_validator("weekly")
     @classmethod
@@ -150,6 +171,43 @@ class DirectDial(Strict):
 
     pattern: str = Field(description="Asterisk-style pattern: X=0-9, Z=1-9, N=2-9, [1-4] ranges, digits literal.")
     target: NodeRef = Field(description="Node that handles it; the digits are in ${dialed}.")
+
+    @field_validator("pattern")
+    @classmethod
+    def _check_pattern(cls, pattern: str) -> str:
+        dial_pattern_regex(pattern)  # raises ValueError with a hint
+        return pattern
+
+
+_PATTERN_TOKEN = re.compile(r"\[[0-9*#\-]+\]|[0-9*#XZNxzn]")
+_PATTERN_CLASS = {"x": "[0-9]", "z": "[1-9]", "n": "[2-9]"}
+
+
+def dial_pattern_tokens(pattern: str) -> list[str]:
+    """A fixed-length Asterisk-style extension pattern (`1XXX`, `_2[0-4]XX`) as one regex per dialled digit."""
+    body = pattern[1:] if pattern.startswith("_") else pattern
+    parts: list[str] = []
+    pos = 0
+    while pos < len(body):
+        match = _PATTERN_TOKEN.match(body, pos)
+        if not match:
+            raise ValueError(
+                f"{pattern!r} is not a dial pattern; use digits, X (0-9), Z (1-9), N (2-9) and ranges like [1-4]"
+            )
+        token = match.group(0)
+        if token.startswith("["):
+            parts.append("[" + re.sub(r"([*#])", r"\\\1", token[1:-1]) + "]")
+        else:
+            parts.append(_PATTERN_CLASS.get(token.lower(), re.escape(token)))
+        pos = match.end()
+    if not parts:
+        raise ValueError("an empty dial pattern; write it like 1XXX")
+    return parts
+
+
+def dial_pattern_regex(pattern: str) -> re.Pattern[str]:
+    """Compile a dial pattern to a regex for `fullmatch` on the digits the caller pressed."""
+    return re.compile("".join(dial_pattern_tokens(pattern)))
 
 
 class MenuOption(Strict):
@@ -261,6 +319,14 @@ class LanguageNode(NodeBase):
     retries: int = Field(1, ge=0, le=10)
     default: str | None = Field(None, description="Language used when the caller chooses nothing (flow default).")
     next: NodeRef
+
+    @field_validator("options")
+    @classmethod
+    def _check_keys(cls, options: dict[str, str]) -> dict[str, str]:
+        for key in options:
+            if not re.fullmatch(r"[0-9*#]", key):
+                raise ValueError(f"option {key!r} is not a single digit; use 0-9, * or #")
+        return options
 
 
 class LookupNode(NodeBase):
@@ -391,10 +457,4 @@ class Flow(Strict):
     @field_validator("timezone")
     @classmethod
     def _check_zone(cls, zone: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {zone!r}; use an IANA name such as Europe/Vilnius") from None
-        return zone
+        return check_time_zone(zone)
