@@ -63,21 +63,45 @@ class Message:
     """One AMI message: ordered header pairs; names compare case-insensitively; a name may repeat.
 
     `msg["X"]` and `msg.get("X")` give the first value; `msg.getall("X")` gives every value in order.
+    Messages from the client-role parser keep their text and split it into headers on first use: routing needs
+    only the first line (`Event:`/`Response:`), and most events reach no subscriber that reads them.
     """
 
-    __slots__ = ("_pairs", "_index")
+    __slots__ = ("_raw", "_pairs_", "_index", "_first")
 
     def __init__(self, pairs: Iterable[tuple[str, str]] = ()) -> None:
-        self._pairs: list[tuple[str, str]] = [(str(k), str(v)) for k, v in pairs]
+        self._raw: str | None = None
+        self._pairs_: list[tuple[str, str]] | None = [(str(k), str(v)) for k, v in pairs]
         self._index: dict[str, str] | None = None
+        self._first: tuple[str, str] | None = self._pairs_[0] if self._pairs_ else None
 
     @classmethod
     def _trusted(cls, pairs: list[tuple[str, str]]) -> "Message":
-        # The parser already built a list of str pairs; skip the copy (this is the hot path).
+        # The parser already built a list of str pairs; skip the copy.
         msg = cls.__new__(cls)
-        msg._pairs = pairs
+        msg._raw = None
+        msg._pairs_ = pairs
         msg._index = None
+        msg._first = pairs[0] if pairs else None
         return msg
+
+    @classmethod
+    def _lazy(cls, block: str, first: tuple[str, str]) -> "Message":
+        # A CRLF block whose first line is a well-formed `Event:`/`Response:` header (this is the hot path).
+        msg = cls.__new__(cls)
+        msg._raw = block
+        msg._pairs_ = None
+        msg._index = None
+        msg._first = first
+        return msg
+
+    @property
+    def _pairs(self) -> list[tuple[str, str]]:
+        pairs = self._pairs_
+        if pairs is None:
+            pairs = self._pairs_ = _parse_crlf_block(self._raw or "")
+            self._raw = None
+        return pairs
 
     def _idx(self) -> dict[str, str]:
         index = self._index
@@ -117,7 +141,7 @@ class Message:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Message) and self._pairs == other._pairs
 
-    __hash__ = None  # type: ignore[assignment]  # mutable-looking container semantics
+    __hash__ = None  # type: ignore[assignment]  # compared by content
 
     def __repr__(self) -> str:
         return f"Message({self._pairs!r})"
@@ -136,24 +160,26 @@ class Message:
     @property
     def name(self) -> str | None:
         """The value of `Event` (events), `Response` (responses) or `Action` (requests, server role)."""
-        if self._pairs:
-            key, value = self._pairs[0]
-            if key.lower() in ("event", "response", "action"):   # Asterisk always puts it first
-                return value
+        first = self._first
+        if first is not None and first[0].lower() in ("event", "response", "action"):  # Asterisk puts it first
+            return first[1]
         index = self._idx()
         return index.get("event") or index.get("response") or index.get("action")
 
     @property
     def is_event(self) -> bool:
-        if self._pairs and self._pairs[0][0] == "Event":
+        first = self._first
+        if first is not None and first[0] == "Event":
             return True
         return "event" in self._idx()
 
     @property
     def is_response(self) -> bool:
-        if self._pairs and self._pairs[0][0] == "Response":
+        first = self._first
+        if first is not None and first[0] == "Response":
             return True
-        return "response" in self._idx() and "event" not in self._idx()
+        index = self._idx()
+        return "response" in index and "event" not in index
 
     @property
     def is_action(self) -> bool:
@@ -247,9 +273,21 @@ class AMIParser:
                 continue
             if len(block) > limit:
                 raise AMIMessageTooLarge(len(block), limit)
-            pairs = _parse_crlf_block(block)
-            if pairs:
-                append(Message._trusted(pairs))
+            if block[0] == "\r":
+                block = block.lstrip("\r\n")   # stray empty lines before a message
+                if not block:
+                    continue
+            # Fast path: keep the text, parse the first line only (see Message).
+            eol = block.find("\r\n")
+            first = block if eol < 0 else block[:eol]
+            if first.startswith("Event: "):
+                append(Message._lazy(block, ("Event", first[7:])))
+            elif first.startswith("Response: ") and first != "Response: Follows":
+                append(Message._lazy(block, ("Response", first[10:])))
+            else:
+                pairs = _parse_crlf_block(block)
+                if pairs:
+                    append(Message._trusted(pairs))
 
     # -- server role: LF or CRLF framing, like Asterisk's get_input() ---------------------------------------
 
