@@ -1,20 +1,78 @@
 """Every Prometheus metric the service exports, in one place.
 
 Rules for this file:
-- Labels are bounded: flow, node, option, outcome, reason, queue, lot, command, result, event, target, state.
-  Their values come from the configuration or from fixed vocabularies, never from the network (no caller numbers,
-  channel names, uniqueids). `bounded_event()` folds unknown AMI event names into "other".
+- Labels are bounded: only the names in `ALLOWED_LABELS` (flow, node, option, outcome, reason, queue, lot, command,
+  result, event, target, state, subscriber, action, version). Their values come from the configuration or from fixed
+  vocabularies, never from the network (no caller numbers, channel names, uniqueids, member interfaces):
+  * flow/node/option/target/lot come from the loaded flow files; command/action/subscriber from our own code;
+  * outcome/reason/result/state use the fixed tuples below (OUTCOMES, EXIT_REASONS, QUEUE_RESULTS, AGENT_STATES ...);
+  * event goes through `bounded_event()` (unknown AMI event names become "other");
+  * queue names are Asterisk configuration (queues.conf), and `ivr.queue_stats` caps how many it tracks;
+  * version is the running flow-set / package version (one series at a time: Info replaces its labels).
+  tests/observability asserts that no ivr_* metric carries a label outside ALLOWED_LABELS.
 - Metrics live in `REGISTRY`, not the global default registry, so tests can build a fresh service without clashes
   and /metrics shows only what this service owns (plus process metrics).
+- Gauges that age with time (longest queue wait) are refreshed just before each scrape by collect hooks
+  (`add_collect_hook`); a hook must be cheap and must not block.
+- Counter names are declared without `_total`; prometheus-client appends it in the exposition (ivr_calls_started
+  -> ivr_calls_started_total). Histograms expose _bucket/_sum/_count; Info `ivr_config` exposes `ivr_config_info`.
 """
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
-from prometheus_client import ProcessCollector, PlatformCollector
+import time
+from importlib import metadata
+from typing import Callable, Iterable
 
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import ProcessCollector, PlatformCollector, disable_created_metrics
+from prometheus_client.metrics_core import Metric
+
+# The only label names any ivr_* metric may use (see the rules above).
+ALLOWED_LABELS = frozenset({
+    "flow", "node", "option", "outcome", "reason", "queue", "lot", "command", "result", "event", "target", "state",
+    "subscriber", "action", "version",
+})
+
+
+class _CollectHooks:
+    """Runs registered callbacks at the start of every collection (scrape). Registered first in REGISTRY so the
+    callbacks update gauges before those gauges are read. Exports no metric of its own."""
+
+    def __init__(self) -> None:
+        self._hooks: list[Callable[[], None]] = []
+
+    def add(self, hook: Callable[[], None]) -> None:
+        self._hooks.append(hook)
+
+    def remove(self, hook: Callable[[], None]) -> None:
+        if hook in self._hooks:
+            self._hooks.remove(hook)
+
+    def describe(self) -> Iterable[Metric]:
+        return []  # no metric names: registering never calls collect()
+
+    def collect(self) -> Iterable[Metric]:
+        for hook in list(self._hooks):  # a copy: a hook may remove itself
+            hook()
+        return []
+
+
+# The *_created series double the exposition for no KPI; Prometheus does not need them.
+disable_created_metrics()
 REGISTRY = CollectorRegistry(auto_describe=True)
+_HOOKS = _CollectHooks()
+REGISTRY.register(_HOOKS)  # first, so hooks run before any gauge is read
 ProcessCollector(registry=REGISTRY)
 PlatformCollector(registry=REGISTRY)
+
+
+def add_collect_hook(hook: Callable[[], None]) -> None:
+    """Call `hook()` at the start of every scrape of REGISTRY (e.g. to age the longest-wait gauge)."""
+    _HOOKS.add(hook)
+
+
+def remove_collect_hook(hook: Callable[[], None]) -> None:
+    _HOOKS.remove(hook)
 
 _CALL_BUCKETS = (1, 5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600)
 _NODE_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120)
@@ -24,6 +82,16 @@ _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 
 OUTCOMES = ("transferred", "parked", "voicemail", "callback", "contained", "abandoned", "error")
 # Why a node was left (label `reason`).
 EXIT_REASONS = ("next", "valid", "invalid", "no_input", "exhausted", "hangup", "error", "closed", "open")
+# Queue call results (label `result` of ivr_queue_calls): answered by an agent, caller hung up while waiting,
+# caller left because the Queue() timeout expired (still on the line, QUEUESTATUS=TIMEOUT).
+QUEUE_RESULTS = ("answered", "abandoned", "timeout")
+# Queue member states (label `state` of ivr_queue_agents).
+AGENT_STATES = ("available", "busy", "paused", "unavailable")
+# Transfer results (label `result` of ivr_transfers) that count as a successful transfer in the KPIs: the lower-cased
+# DIALSTATUS `ANSWER` and QUEUESTATUS `CONTINUE` (answered with option c), plus "answered"/"ok" for AMI transfers.
+TRANSFER_SUCCESS_RESULTS = ("answer", "answered", "continue", "ok")
+# Config reload results (label `result` of ivr_config_reloads).
+RELOAD_RESULTS = ("ok", "failed")
 
 # --- calls and flows ---------------------------------------------------------------------------------------
 CALLS_STARTED = Counter("ivr_calls_started", "Calls that entered a flow.", ["flow"], registry=REGISTRY)
@@ -79,6 +147,15 @@ QUEUE_SERVICE_LEVEL = Gauge("ivr_queue_service_level_ratio", "Share of answered 
                             "threshold, since start.", ["queue"], registry=REGISTRY)
 QUEUE_SL_THRESHOLD = Gauge("ivr_queue_service_level_threshold_seconds", "Configured service-level threshold.",
                            ["queue"], registry=REGISTRY)
+QUEUE_ABANDONED_IN_SL = Counter("ivr_queue_abandoned_within_sl", "Callers who hung up before the service-level "
+                                "threshold (short abandons; some centres exclude them from the service level).",
+                                ["queue"], registry=REGISTRY)
+QUEUE_RING_NO_ANSWER = Counter("ivr_queue_ring_no_answer", "Agents rung for a queue caller who did not answer "
+                               "(AgentRingNoAnswer).", ["queue"], registry=REGISTRY)
+QUEUE_RESYNCS = Counter("ivr_queue_resyncs", "Queue state reloads from QueueStatus/QueueSummary by result (ok, "
+                        "failed).", ["result"], registry=REGISTRY)
+QUEUE_TRACKED = Gauge("ivr_queue_tracked", "Queues whose statistics are exported (capped, see docs).",
+                      registry=REGISTRY)
 
 # --- health ------------------------------------------------------------------------------------------------
 AMI_UP = Gauge("ivr_ami_up", "1 while the AMI connection is logged in.", registry=REGISTRY)
@@ -101,6 +178,9 @@ CONFIG_RELOADS = Counter("ivr_config_reloads", "Flow reloads by result (ok, fail
 CONFIG_RELOAD_FAILING = Gauge("ivr_config_reload_failing", "1 while the last reload attempt failed.",
                               registry=REGISTRY)
 CONFIG_INFO = Info("ivr_config", "Version of the running flow set.", registry=REGISTRY)
+CONFIG_LAST_RELOAD = Gauge("ivr_config_last_reload_timestamp_seconds", "Unix time of the last reload attempt by "
+                           "result (ok, failed).", ["result"], registry=REGISTRY)
+BUILD_INFO = Info("ivr_build", "Version of the ivr package serving the calls.", registry=REGISTRY)
 
 # AMI event names we count by name; anything else is "other" so a peer cannot explode the label set.
 KNOWN_EVENTS = frozenset({
@@ -121,3 +201,24 @@ KNOWN_EVENTS = frozenset({
 
 def bounded_event(name: str) -> str:
     return name if name in KNOWN_EVENTS else "other"
+
+
+def record_config_reload(ok: bool, version: str | None = None) -> None:
+    """Account for one flow reload attempt: the counter by result, the failing flag, the attempt's timestamp and,
+    on success, the running version (`ivr_config_info{version=...}`). A failed reload keeps the old version."""
+    result = "ok" if ok else "failed"
+    CONFIG_RELOADS.labels(result=result).inc()
+    CONFIG_LAST_RELOAD.labels(result=result).set(time.time())
+    CONFIG_RELOAD_FAILING.set(0 if ok else 1)
+    if ok and version is not None:
+        CONFIG_INFO.info({"version": version})
+
+
+def _package_version() -> str:
+    try:
+        return metadata.version("ivr")
+    except metadata.PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown"
+
+
+BUILD_INFO.info({"version": _package_version()})

@@ -1,0 +1,462 @@
+"""Queue KPIs from AMI: callers waiting, longest wait, agents by state, answered/abandoned/timed-out calls, wait and
+talk times, service level.
+
+Rules for this file:
+- `QueueStats` is the pure core: it applies AMI events (anything with `.get(header)`, e.g. `ivr.ami.protocol.Message`
+  or a dict) to an in-memory model and updates the metrics in `ivr.metrics`. It does no I/O and reads time only
+  through the injected monotonic `clock`.
+- `QueueStatsFeed` is the async adapter: it subscribes to the AMI client's queue events, and rebuilds the model from
+  `QueueStatus` + `QueueSummary` after every (re)login and on a periodic poll (events missed while the link was down,
+  or reordered around a list action, are corrected within one poll).
+- Counters and histograms are driven by events only; a resync replaces gauge state (callers, members) and never
+  counts a call twice.
+- Labels: the queue name only (Asterisk configuration). Callers, channels, uniqueids and member interfaces stay
+  inside the model and never become label values. At most `max_queues` queues are tracked (or only the configured
+  allow-list), so a misconfigured PBX cannot grow the series without bound.
+
+Facts from the real Asterisk 22 transcripts (ami-15-queue, agi-07-queue-moh-park) this file relies on:
+- Answered: QueueCallerJoin -> AgentCalled -> QueueCallerLeave -> AgentConnect (HoldTime) -> AgentComplete (TalkTime).
+- Abandon: the caller's own channel gets HangupRequest/SoftHangupRequest, then QueueCallerAbandon (HoldTime), then
+  QueueCallerLeave.
+- Queue() timeout (QUEUESTATUS=TIMEOUT) ALSO emits QueueCallerAbandon + QueueCallerLeave, but without a hangup of
+  the caller's channel first. That absence is how a timeout is told from an abandon here (Asterisk's own
+  QueueParams `Abandoned` counts both).
+- QueueMember* `Status` is the device state (0 unknown, 1 not in use, 2 in use, 3 busy, 4 invalid, 5 unavailable,
+  6 ringing, 7 ring+in use, 8 on hold); a member with a Custom: state interface stays at 0 while it talks, so
+  AgentConnect/AgentComplete also mark the member busy/free.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Collection, Iterable, Mapping, Protocol
+
+from ivr import metrics
+
+log = logging.getLogger(__name__)
+
+QUEUE_EVENTS = frozenset({
+    "QueueCallerJoin", "QueueCallerLeave", "QueueCallerAbandon", "AgentCalled", "AgentConnect", "AgentComplete",
+    "AgentRingNoAnswer", "AgentDump", "QueueMemberAdded", "QueueMemberRemoved", "QueueMemberStatus",
+    "QueueMemberPause", "QueueMemberPenalty", "QueueMemberRinginuse",
+})
+# A hangup of a waiting caller's own channel: needed to tell an abandon from a Queue() timeout.
+HANGUP_EVENTS = frozenset({"HangupRequest", "SoftHangupRequest", "Hangup"})
+SUBSCRIBED_EVENTS = QUEUE_EVENTS | HANGUP_EVENTS
+
+_BUSY_STATUSES = frozenset({2, 3, 6, 7, 8})  # in use, busy, ringing, ringing+in use, on hold
+_UNAVAILABLE_STATUSES = frozenset({4, 5})  # invalid, unavailable
+
+
+class AMIEvent(Protocol):
+    def get(self, name: str, default: Any = None) -> Any: ...
+
+
+@dataclass(frozen=True)
+class ServiceLevelPolicy:
+    """Service-level threshold per queue. Precedence: `per_queue[queue]`, then the queue's own `servicelevel` from
+    queues.conf (QueueParams `ServiceLevel`, when > 0), then `default_seconds`."""
+
+    default_seconds: float = 20.0
+    per_queue: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, seconds in {"default": self.default_seconds, **self.per_queue}.items():
+            if seconds <= 0:
+                raise ValueError(f"service-level threshold for {name!r} is {seconds}; give a number of seconds > 0")
+
+    def threshold(self, queue: str, asterisk_seconds: float | None = None) -> float:
+        if queue in self.per_queue:
+            return float(self.per_queue[queue])
+        if asterisk_seconds:
+            return float(asterisk_seconds)
+        return float(self.default_seconds)
+
+
+@dataclass
+class Member:
+    status: int = 0
+    paused: bool = False
+    in_call: bool = False
+
+    @property
+    def state(self) -> str:
+        if self.paused:
+            return "paused"
+        if self.status in _UNAVAILABLE_STATUSES:
+            return "unavailable"
+        if self.in_call or self.status in _BUSY_STATUSES:
+            return "busy"
+        return "available"  # not in use, or unknown (Asterisk still rings members in state unknown)
+
+
+@dataclass
+class QueueModel:
+    name: str
+    members: dict[str, Member] = field(default_factory=dict)  # interface -> member
+    waiting: dict[str, float] = field(default_factory=dict)  # caller uniqueid -> join time (clock)
+    hung_up: set[str] = field(default_factory=set)  # waiting callers whose channel got a hangup (subset of waiting)
+    asterisk_sl: float | None = None
+    answered: int = 0
+    answered_in_sl: int = 0
+
+
+@dataclass(frozen=True)
+class QueueSnapshot:
+    queue: str
+    callers: int
+    longest_wait: float
+    agents: dict[str, int]
+    answered: int
+    answered_within_sl: int
+    service_level: float | None
+    threshold: float
+
+
+def _int(value: Any, default: int = 0) -> int:
+    try:
+        return int(str(value).strip())
+    except (TypeError, ValueError):
+        return default
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return float(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+
+
+def _flag(value: Any) -> bool:
+    return str(value).strip().lower() in ("1", "true", "yes")
+
+
+class QueueStats:
+    """The pure event-application core. Feed it with `apply(event)` and `resync(status_items, summary_items)`."""
+
+    def __init__(self, policy: ServiceLevelPolicy | None = None, *, clock: Callable[[], float] = time.monotonic,
+                 queues: Collection[str] | None = None, max_queues: int = 100) -> None:
+        if max_queues < 1:
+            raise ValueError(f"max_queues is {max_queues}; it must be at least 1")
+        self.policy = policy or ServiceLevelPolicy()
+        self._clock = clock
+        self._allowed = frozenset(queues) if queues is not None else None
+        self._max_queues = max_queues
+        self._queues: dict[str, QueueModel] = {}
+        self._refused: set[str] = set()  # names over the cap, logged once each (bounded by the log-once set size)
+
+    # --- queue bookkeeping --------------------------------------------------------------------------------------
+    def _queue(self, name: Any) -> QueueModel | None:
+        if not name:
+            return None
+        name = str(name)
+        model = self._queues.get(name)
+        if model is not None:
+            return model
+        if self._allowed is not None and name not in self._allowed:
+            return None
+        if len(self._queues) >= self._max_queues:
+            if name not in self._refused and len(self._refused) < 1000:
+                self._refused.add(name)
+                log.warning("queue %r not tracked: already %d queues (raise max_queues or list the queues to "
+                            "track in the settings)", name, self._max_queues)
+            return None
+        model = self._queues[name] = QueueModel(name)
+        metrics.QUEUE_SL_THRESHOLD.labels(queue=name).set(self.policy.threshold(name))
+        metrics.QUEUE_TRACKED.set(len(self._queues))
+        return model
+
+    def forget(self, name: str) -> None:
+        """Stop exporting a queue's gauges (it disappeared from Asterisk). Its counters stay: rates need them."""
+        if self._queues.pop(name, None) is None:
+            return
+        for gauge in (metrics.QUEUE_CALLERS, metrics.QUEUE_LONGEST_WAIT, metrics.QUEUE_SERVICE_LEVEL,
+                      metrics.QUEUE_SL_THRESHOLD):
+            try:
+                gauge.remove(name)
+            except KeyError:
+                pass
+        for state in metrics.AGENT_STATES:
+            try:
+                metrics.QUEUE_AGENTS.remove(name, state)
+            except KeyError:
+                pass
+        metrics.QUEUE_TRACKED.set(len(self._queues))
+
+    def reset(self) -> None:
+        for name in list(self._queues):
+            self.forget(name)
+
+    @property
+    def queues(self) -> list[str]:
+        return sorted(self._queues)
+
+    # --- events -------------------------------------------------------------------------------------------------
+    def apply(self, event: AMIEvent) -> None:
+        name = event.get("Event")
+        if name in HANGUP_EVENTS:
+            self._on_hangup(event)
+            return
+        handler = self._HANDLERS.get(name or "")
+        if handler is None:
+            return
+        model = self._queue(event.get("Queue"))
+        if model is not None:
+            handler(self, model, event)
+            self._publish(model)
+
+    def _on_hangup(self, event: AMIEvent) -> None:
+        uniqueid = event.get("Uniqueid")
+        if not uniqueid:
+            return
+        for model in self._queues.values():
+            if uniqueid in model.waiting:
+                model.hung_up.add(uniqueid)
+
+    def _on_join(self, model: QueueModel, event: AMIEvent) -> None:
+        uniqueid = event.get("Uniqueid")
+        if uniqueid:
+            model.waiting[uniqueid] = self._clock()
+
+    def _on_leave(self, model: QueueModel, event: AMIEvent) -> None:
+        uniqueid = event.get("Uniqueid")
+        model.waiting.pop(uniqueid, None)
+        model.hung_up.discard(uniqueid)
+
+    def _on_abandon(self, model: QueueModel, event: AMIEvent) -> None:
+        uniqueid = event.get("Uniqueid")
+        hold = float(_int(event.get("HoldTime")))
+        result = "abandoned" if uniqueid in model.hung_up else "timeout"
+        metrics.QUEUE_CALLS.labels(queue=model.name, result=result).inc()
+        metrics.QUEUE_WAIT_SECONDS.labels(queue=model.name, result=result).observe(hold)
+        if result == "abandoned" and hold <= self._threshold(model):
+            metrics.QUEUE_ABANDONED_IN_SL.labels(queue=model.name).inc()
+
+    def _on_connect(self, model: QueueModel, event: AMIEvent) -> None:
+        hold = float(_int(event.get("HoldTime")))
+        metrics.QUEUE_CALLS.labels(queue=model.name, result="answered").inc()
+        metrics.QUEUE_WAIT_SECONDS.labels(queue=model.name, result="answered").observe(hold)
+        model.answered += 1
+        if hold <= self._threshold(model):
+            model.answered_in_sl += 1
+            metrics.QUEUE_ANSWERED_IN_SL.labels(queue=model.name).inc()
+        self._set_in_call(model, event, True)
+        # The caller normally left already (QueueCallerLeave comes first); drop it in case that event was missed.
+        model.waiting.pop(event.get("Uniqueid"), None)
+
+    def _on_complete(self, model: QueueModel, event: AMIEvent) -> None:
+        metrics.QUEUE_TALK_SECONDS.labels(queue=model.name).observe(float(_int(event.get("TalkTime"))))
+        self._set_in_call(model, event, False)
+
+    def _on_ring_no_answer(self, model: QueueModel, event: AMIEvent) -> None:
+        metrics.QUEUE_RING_NO_ANSWER.labels(queue=model.name).inc()
+
+    def _on_member(self, model: QueueModel, event: AMIEvent) -> None:
+        interface = event.get("Interface") or event.get("Location")
+        if not interface:
+            return
+        member = model.members.setdefault(interface, Member())
+        member.status = _int(event.get("Status"), member.status)
+        if event.get("Paused") is not None:
+            member.paused = _flag(event.get("Paused"))
+        if event.get("InCall") is not None:
+            member.in_call = _flag(event.get("InCall"))
+
+    def _on_member_removed(self, model: QueueModel, event: AMIEvent) -> None:
+        model.members.pop(event.get("Interface") or event.get("Location") or "", None)
+
+    def _set_in_call(self, model: QueueModel, event: AMIEvent, in_call: bool) -> None:
+        interface = event.get("Interface")
+        if interface and interface in model.members:
+            model.members[interface].in_call = in_call
+
+    _HANDLERS: dict[str, Callable[["QueueStats", QueueModel, AMIEvent], None]] = {
+        "QueueCallerJoin": _on_join,
+        "QueueCallerLeave": _on_leave,
+        "QueueCallerAbandon": _on_abandon,
+        "AgentConnect": _on_connect,
+        "AgentComplete": _on_complete,
+        "AgentRingNoAnswer": _on_ring_no_answer,
+        "QueueMemberAdded": _on_member,
+        "QueueMemberStatus": _on_member,
+        "QueueMemberPause": _on_member,
+        "QueueMemberPenalty": _on_member,
+        "QueueMemberRinginuse": _on_member,
+        "QueueMemberRemoved": _on_member_removed,
+    }
+
+    # --- resync -------------------------------------------------------------------------------------------------
+    def resync(self, status_items: Iterable[AMIEvent], summary_items: Iterable[AMIEvent] = ()) -> None:
+        """Replace the gauge state with Asterisk's lists: QueueStatus (QueueParams, QueueMember, QueueEntry) and
+        QueueSummary (the queue set). Queues absent from both are forgotten. Counters are untouched."""
+        now = self._clock()
+        seen: dict[str, QueueModel] = {}
+        fresh: dict[str, QueueModel] = {}
+
+        def model_for(event: AMIEvent) -> QueueModel | None:
+            model = self._queue(event.get("Queue"))
+            if model is not None and model.name not in fresh:
+                seen[model.name] = model
+                fresh[model.name] = QueueModel(model.name, asterisk_sl=model.asterisk_sl,
+                                               answered=model.answered, answered_in_sl=model.answered_in_sl)
+            return None if model is None else fresh[model.name]
+
+        for event in summary_items:
+            if event.get("Event") == "QueueSummary":
+                model_for(event)
+        for event in status_items:
+            kind = event.get("Event")
+            if kind not in ("QueueParams", "QueueMember", "QueueEntry"):
+                continue
+            model = model_for(event)
+            if model is None:
+                continue
+            if kind == "QueueParams":
+                sl = _float(event.get("ServiceLevel"))
+                model.asterisk_sl = sl if sl and sl > 0 else None
+            elif kind == "QueueMember":
+                self._on_member(model, event)
+            elif (uniqueid := event.get("Uniqueid")):
+                model.waiting[uniqueid] = now - _int(event.get("Wait"))
+        for name in list(self._queues):
+            if name not in seen:
+                self.forget(name)
+        for name, model in fresh.items():
+            previous = self._queues[name]
+            # Keep join times we measured ourselves (sub-second precision) for callers still waiting.
+            for uniqueid in model.waiting:
+                if uniqueid in previous.waiting:
+                    model.waiting[uniqueid] = previous.waiting[uniqueid]
+            model.hung_up = previous.hung_up & model.waiting.keys()
+            self._queues[name] = model
+        self.refresh()
+
+    # --- gauges -------------------------------------------------------------------------------------------------
+    def _threshold(self, model: QueueModel) -> float:
+        return self.policy.threshold(model.name, model.asterisk_sl)
+
+    def _snapshot(self, model: QueueModel, now: float) -> QueueSnapshot:
+        agents = dict.fromkeys(metrics.AGENT_STATES, 0)
+        for member in list(model.members.values()):
+            agents[member.state] += 1
+        joins = list(model.waiting.values())
+        return QueueSnapshot(
+            queue=model.name, callers=len(joins), longest_wait=max(0.0, now - min(joins)) if joins else 0.0,
+            agents=agents, answered=model.answered, answered_within_sl=model.answered_in_sl,
+            service_level=model.answered_in_sl / model.answered if model.answered else None,
+            threshold=self._threshold(model),
+        )
+
+    def snapshot(self) -> dict[str, QueueSnapshot]:
+        now = self._clock()
+        return {name: self._snapshot(model, now) for name, model in list(self._queues.items())}
+
+    def _publish(self, model: QueueModel) -> None:
+        snap = self._snapshot(model, self._clock())
+        metrics.QUEUE_CALLERS.labels(queue=model.name).set(snap.callers)
+        metrics.QUEUE_LONGEST_WAIT.labels(queue=model.name).set(snap.longest_wait)
+        for state, count in snap.agents.items():
+            metrics.QUEUE_AGENTS.labels(queue=model.name, state=state).set(count)
+        metrics.QUEUE_SL_THRESHOLD.labels(queue=model.name).set(snap.threshold)
+        if snap.service_level is not None:
+            metrics.QUEUE_SERVICE_LEVEL.labels(queue=model.name).set(snap.service_level)
+
+    def refresh(self) -> None:
+        """Write every queue's state to the gauges (the longest wait ages with time). `QueueStatsFeed` runs this
+        before every scrape as a collect hook; events and resyncs publish the queues they touch right away."""
+        for model in list(self._queues.values()):
+            self._publish(model)
+
+
+class Subscription(Protocol):
+    def close(self) -> Any: ...
+
+
+class AMIClientLike(Protocol):
+    """What QueueStatsFeed needs from `ivr.ami.client.AMIClient` (see docs/architecture.md)."""
+
+    logged_in: bool
+
+    def subscribe(self, handler: Callable[[Any], Awaitable[None]], events: set[str] | None = None, *,
+                  name: str = "") -> Any: ...
+
+    def on_connected(self, callback: Callable[[], Any]) -> Any: ...
+
+    async def list_action(self, name: str, headers: Mapping[str, str] | None = None, *,
+                          timeout: float | None = None) -> tuple[Any, list[Any]]: ...
+
+
+class QueueStatsFeed:
+    """Connects a `QueueStats` core to a live AMI client: events in, resync on (re)login and every
+    `poll_interval` seconds, gauges refreshed before each scrape."""
+
+    def __init__(self, client: AMIClientLike, stats: QueueStats, *, poll_interval: float = 30.0,
+                 action_timeout: float = 10.0) -> None:
+        if poll_interval <= 0:
+            raise ValueError(f"poll_interval is {poll_interval}; give a number of seconds > 0")
+        self.client = client
+        self.stats = stats
+        self.poll_interval = poll_interval
+        self.action_timeout = action_timeout
+        self._subscription: Any = None
+        self._poll_task: asyncio.Task[None] | None = None
+        self._resync_lock = asyncio.Lock()
+        self._pending: set[asyncio.Task[Any]] = set()
+        self._closed = False
+
+    async def start(self) -> None:
+        self._subscription = self.client.subscribe(self._on_event, events=set(SUBSCRIBED_EVENTS),
+                                                   name="queue_stats")
+        self.client.on_connected(self._on_connected)
+        metrics.add_collect_hook(self.stats.refresh)
+        self._poll_task = asyncio.get_running_loop().create_task(self._poll(), name="queue-stats-poll")
+        if getattr(self.client, "logged_in", False):
+            await self.resync()
+
+    async def close(self) -> None:
+        self._closed = True
+        metrics.remove_collect_hook(self.stats.refresh)
+        tasks = [t for t in (self._poll_task, *self._pending) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        closer = getattr(self._subscription, "close", None) or getattr(self._subscription, "cancel", None)
+        if closer is not None:
+            result = closer()
+            if asyncio.iscoroutine(result):
+                await result
+
+    async def _on_event(self, event: Any) -> None:
+        self.stats.apply(event)
+
+    def _on_connected(self) -> asyncio.Task[bool]:
+        # Returns the task: a client that awaits its callbacks waits for the resync, one that does not just starts it.
+        task = asyncio.get_running_loop().create_task(self.resync(), name="queue-stats-resync")
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+        return task
+
+    async def resync(self) -> bool:
+        """Reload the queue state from Asterisk. Returns False (and counts a failed resync) if AMI is unavailable;
+        the next (re)login or poll tries again."""
+        async with self._resync_lock:
+            try:
+                _, summary = await self.client.list_action("QueueSummary", timeout=self.action_timeout)
+                _, status = await self.client.list_action("QueueStatus", timeout=self.action_timeout)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # AMIError family, or a connection dropping mid-list
+                metrics.QUEUE_RESYNCS.labels(result="failed").inc()
+                log.warning("queue statistics resync failed: %s (retrying on the next login or poll)", exc)
+                return False
+            self.stats.resync(status, summary)
+            metrics.QUEUE_RESYNCS.labels(result="ok").inc()
+            return True
+
+    async def _poll(self) -> None:
+        while not self._closed:
+            await asyncio.sleep(self.poll_interval)
+            if getattr(self.client, "logged_in", True):
+                await self.resync()
