@@ -1,0 +1,536 @@
+"""The live call registry: AMI events in, a current picture of channels, calls, bridges, parking and queues out.
+
+Rules for this file:
+- Pure event application: no asyncio, no AMI client, no metrics. `apply(msg)` takes one AMI event (anything with
+  `.name` and `.get(header)`, i.e. `ivr.ami.protocol.Message`) and returns the `Effect`s worth acting on
+  (a channel hung up, a recording ended, a call left parking). `ivr.calls.sync` feeds it and acts on the effects.
+- Resynchronisation replaces state from list answers (`resync_channels`, `resync_parked`, `resync_queues`) so
+  nothing stale survives a reconnect; events keep being applied in order before and after.
+- Asterisk sends a few events for a channel after its `Hangup` (e.g. `NewCallerid` in ami-13): recently hung-up
+  uniqueids are remembered (bounded) so such stragglers never resurrect a channel.
+- The Linkedid of a channel can change (a retriever's ;2 takes the parkee's Linkedid in ami-13); every event
+  carrying one re-files the channel under its current call.
+"""
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Protocol
+
+from ivr.calls.model import Bridge, Call, Channel, ParkedCall, Queue, QueueCaller, QueueMember, Recording
+
+_GONE_MEMORY = 4096
+
+
+class EventLike(Protocol):
+    @property
+    def name(self) -> str | None: ...
+    def get(self, name: str, default: str | None = None) -> str | None: ...
+
+
+# --- effects -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChannelGone:
+    uniqueid: str
+    linkedid: str
+    channel: str
+    cause: str = ""
+
+
+@dataclass(frozen=True)
+class CallEnded:
+    call_id: str
+
+
+@dataclass(frozen=True)
+class RecordingEnded:
+    uniqueid: str
+    linkedid: str
+    mixmonitor_id: str
+    reason: str          # "stopped" (MixMonitorStop) or "hangup" (Asterisk sends no MixMonitorStop then)
+
+
+@dataclass(frozen=True)
+class Unparked:
+    lot: str
+    space: str
+    linkedid: str
+    reason: str          # "retrieved", "timeout", "giveup", "swap", "gone"
+    seconds: float
+
+
+Effect = ChannelGone | CallEnded | RecordingEnded | Unparked
+
+# Events whose first block is the standard channel block (Channel, ChannelState, ..., Uniqueid, Linkedid).
+_CHANNEL_EVENTS = frozenset({
+    "Newchannel", "Newstate", "Newexten", "NewCallerid", "NewConnectedLine", "NewAccountCode", "VarSet",
+    "BridgeEnter", "BridgeLeave", "MusicOnHoldStart", "MusicOnHoldStop", "MixMonitorStart", "MixMonitorStop",
+    "MixMonitorMute", "QueueCallerJoin", "QueueCallerLeave", "QueueCallerAbandon", "DialBegin", "DialEnd",
+    "Hold", "Unhold", "DTMFBegin", "DTMFEnd", "ChanSpyStart", "ChanSpyStop", "AgentCalled", "AgentConnect",
+    "AgentComplete", "AgentRingNoAnswer", "HangupRequest", "SoftHangupRequest", "OriginateResponse",
+})
+_UNPARK_EVENTS = {"UnParkedCall": "retrieved", "ParkedCallTimeOut": "timeout", "ParkedCallGiveUp": "giveup",
+                  "ParkedCallSwap": "swap"}
+
+
+def _int(value: str | None, default: int = 0) -> int:
+    try:
+        return int(value) if value not in (None, "") else default
+    except ValueError:
+        return default
+
+
+def _cid(value: str | None) -> str:
+    # Asterisk writes "<unknown>" for an unset caller ID.
+    return "" if value in (None, "<unknown>") else value
+
+
+def _duration(value: str | None) -> float:
+    # CoreShowChannel Duration: "HH:MM:SS".
+    try:
+        h, m, s = (int(x) for x in (value or "").split(":"))
+        return float(h * 3600 + m * 60 + s)
+    except ValueError:
+        return 0.0
+
+
+class CallRegistry:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self.channels: dict[str, Channel] = {}          # by uniqueid
+        self.bridges: dict[str, Bridge] = {}
+        self.parked: dict[str, ParkedCall] = {}         # by parkee uniqueid
+        self.queues: dict[str, Queue] = {}
+        self._by_call: dict[str, set[str]] = {}         # linkedid -> uniqueids
+        self._gone: OrderedDict[str, None] = OrderedDict()
+        self._by_name: dict[str, str] = {}              # channel name -> uniqueid
+
+    # --- queries -------------------------------------------------------------------------------------------
+
+    def calls(self) -> list[Call]:
+        return [self._call(cid) for cid in sorted(self._by_call, key=self._call_sort_key)]
+
+    def call(self, call_id: str) -> Call | None:
+        if call_id in self._by_call:
+            return self._call(call_id)
+        return None
+
+    def call_of_channel(self, uniqueid: str) -> Call | None:
+        ch = self.channels.get(uniqueid)
+        return None if ch is None else self._call(ch.linkedid)
+
+    def channel_by_name(self, name: str) -> Channel | None:
+        uid = self._by_name.get(name)
+        return None if uid is None else self.channels.get(uid)
+
+    def parked_in(self, lot: str | None = None) -> list[ParkedCall]:
+        return sorted((p for p in self.parked.values() if lot is None or p.lot == lot),
+                      key=lambda p: (p.lot, p.space))
+
+    def parked_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for p in self.parked.values():
+            counts[p.lot] = counts.get(p.lot, 0) + 1
+        return counts
+
+    def _call_sort_key(self, call_id: str) -> tuple[float, str]:
+        return (min((self.channels[u].created_at for u in self._by_call[call_id]), default=0.0), call_id)
+
+    def _call(self, call_id: str) -> Call:
+        uids = self._by_call.get(call_id, set())
+        channels = [self.channels[u] for u in uids if u in self.channels]
+        parked = [p for p in self.parked.values() if p.uniqueid in uids]
+        return Call(id=call_id, channels=channels, parked=parked, bridges=self.bridges)
+
+    # --- side channel from the AGI session -----------------------------------------------------------------
+
+    def note_flow(self, uniqueid: str, flow: str | None, node: str | None = None) -> None:
+        """The FastAGI side knows which flow and node a channel is in (AMI VarSet needs the `dialplan` class)."""
+        ch = self.channels.get(uniqueid)
+        if ch is not None:
+            ch.flow, ch.node = flow, node
+
+    def note_agent(self, uniqueid: str, agent: str) -> None:
+        ch = self.channels.get(uniqueid)
+        if ch is not None:
+            ch.agent = agent
+
+    # --- event application ---------------------------------------------------------------------------------
+
+    def apply(self, msg: EventLike) -> list[Effect]:
+        name = msg.name or ""
+        handler = getattr(self, f"_on_{name}", None)
+        effects: list[Effect] = []
+        if name in _CHANNEL_EVENTS and msg.get("Uniqueid"):
+            if self._touch(msg, create=True) is None:
+                return effects
+        if handler is not None:
+            handler(msg, effects)
+        return effects
+
+    def _touch(self, msg: EventLike, *, create: bool, prefix: str = "") -> Channel | None:
+        """Update (or create) the channel described by the standard block with the given header prefix."""
+        uid = msg.get(prefix + "Uniqueid") or ""
+        if not uid or uid == "<unknown>" or uid in self._gone:
+            return None
+        ch = self.channels.get(uid)
+        linkedid = msg.get(prefix + "Linkedid") or (ch.linkedid if ch else uid)
+        name = msg.get(prefix + "Channel") or (ch.name if ch else "")
+        if ch is None:
+            if not create:
+                return None
+            ch = Channel(name=name, uniqueid=uid, linkedid=linkedid, created_at=self.clock())
+            self.channels[uid] = ch
+            self._by_call.setdefault(linkedid, set()).add(uid)
+            self._by_name[name] = uid
+        if linkedid != ch.linkedid:
+            self._refile(ch, linkedid)
+        if name and name != ch.name:
+            self._by_name.pop(ch.name, None)
+            ch.name = name
+            self._by_name[name] = uid
+        state = msg.get(prefix + "ChannelState")
+        if state is not None:
+            ch.state = _int(state, ch.state)
+            ch.state_desc = msg.get(prefix + "ChannelStateDesc") or ch.state_desc
+        for attr, header in (("caller_num", "CallerIDNum"), ("caller_name", "CallerIDName"),
+                             ("connected_num", "ConnectedLineNum"), ("connected_name", "ConnectedLineName")):
+            value = msg.get(prefix + header)
+            if value is not None:
+                setattr(ch, attr, _cid(value))
+        for attr, header in (("language", "Language"), ("account", "AccountCode"), ("context", "Context"),
+                             ("exten", "Exten"), ("priority", "Priority")):
+            value = msg.get(prefix + header)
+            if value is not None:
+                setattr(ch, attr, value)
+        return ch
+
+    def _refile(self, ch: Channel, linkedid: str) -> None:
+        old = self._by_call.get(ch.linkedid)
+        if old is not None:
+            old.discard(ch.uniqueid)
+            if not old:
+                del self._by_call[ch.linkedid]
+        ch.linkedid = linkedid
+        self._by_call.setdefault(linkedid, set()).add(ch.uniqueid)
+        for p in self.parked.values():
+            if p.uniqueid == ch.uniqueid:
+                p.linkedid = linkedid
+
+    def _remove_channel(self, uid: str, effects: list[Effect], cause: str = "") -> None:
+        ch = self.channels.pop(uid, None)
+        self._gone[uid] = None
+        while len(self._gone) > _GONE_MEMORY:
+            self._gone.popitem(last=False)
+        if ch is None:
+            return
+        if self._by_name.get(ch.name) == uid:
+            del self._by_name[ch.name]
+        if ch.recording is not None:
+            effects.append(RecordingEnded(uid, ch.linkedid, ch.recording.mixmonitor_id, "hangup"))
+        if ch.bridge_id and ch.bridge_id in self.bridges:
+            self.bridges[ch.bridge_id].channels.discard(uid)
+        parked = self.parked.pop(uid, None)
+        if parked is not None:
+            effects.append(Unparked(parked.lot, parked.space, parked.linkedid, "gone",
+                                    max(0.0, self.clock() - parked.parked_at)))
+        for queue in self.queues.values():
+            queue.callers.pop(uid, None)
+        effects.append(ChannelGone(uid, ch.linkedid, ch.name, cause))
+        members = self._by_call.get(ch.linkedid)
+        if members is not None:
+            members.discard(uid)
+            if not members:
+                del self._by_call[ch.linkedid]
+                effects.append(CallEnded(ch.linkedid))
+
+    # Handlers: `_on_<EventName>(msg, effects)`. The standard channel block was already applied.
+
+    def _on_Hangup(self, msg: EventLike, effects: list[Effect]) -> None:
+        self._remove_channel(msg.get("Uniqueid") or "", effects, msg.get("Cause-txt") or msg.get("Cause") or "")
+
+    def _on_Newexten(self, msg: EventLike, effects: list[Effect]) -> None:
+        ch = self.channels.get(msg.get("Uniqueid") or "")
+        if ch is not None:
+            ch.application = msg.get("Application") or ""
+            ch.app_data = msg.get("AppData") or ""
+
+    def _on_VarSet(self, msg: EventLike, effects: list[Effect]) -> None:
+        ch = self.channels.get(msg.get("Uniqueid") or "")
+        variable = (msg.get("Variable") or "").upper()
+        if ch is None:
+            return
+        if variable == "IVR_FLOW":
+            ch.flow = msg.get("Value") or None
+        elif variable == "IVR_NODE":
+            ch.node = msg.get("Value") or None
+
+    def _on_BridgeCreate(self, msg: EventLike, effects: list[Effect]) -> None:
+        self._bridge(msg)
+
+    def _on_BridgeDestroy(self, msg: EventLike, effects: list[Effect]) -> None:
+        bridge = self.bridges.pop(msg.get("BridgeUniqueid") or "", None)
+        if bridge is not None:
+            for uid in bridge.channels:
+                ch = self.channels.get(uid)
+                if ch is not None and ch.bridge_id == bridge.id:
+                    ch.bridge_id = None
+
+    def _bridge(self, msg: EventLike) -> Bridge:
+        bid = msg.get("BridgeUniqueid") or ""
+        bridge = self.bridges.get(bid)
+        if bridge is None:
+            bridge = self.bridges[bid] = Bridge(id=bid)
+        bridge.type = msg.get("BridgeType") or bridge.type
+        bridge.technology = msg.get("BridgeTechnology") or bridge.technology
+        return bridge
+
+    def _on_BridgeEnter(self, msg: EventLike, effects: list[Effect]) -> None:
+        bridge = self._bridge(msg)
+        uid = msg.get("Uniqueid") or ""
+        ch = self.channels.get(uid)
+        if ch is None:
+            return
+        if ch.bridge_id and ch.bridge_id != bridge.id and ch.bridge_id in self.bridges:
+            self.bridges[ch.bridge_id].channels.discard(uid)
+        ch.bridge_id = bridge.id
+        bridge.channels.add(uid)
+
+    def _on_BridgeLeave(self, msg: EventLike, effects: list[Effect]) -> None:
+        bridge = self.bridges.get(msg.get("BridgeUniqueid") or "")
+        uid = msg.get("Uniqueid") or ""
+        if bridge is not None:
+            bridge.channels.discard(uid)
+        ch = self.channels.get(uid)
+        if ch is not None and ch.bridge_id == (bridge.id if bridge else msg.get("BridgeUniqueid")):
+            ch.bridge_id = None
+
+    def _on_MusicOnHoldStart(self, msg: EventLike, effects: list[Effect]) -> None:
+        ch = self.channels.get(msg.get("Uniqueid") or "")
+        if ch is not None:
+            ch.moh_class = msg.get("Class") or "default"
+
+    def _on_MusicOnHoldStop(self, msg: EventLike, effects: list[Effect]) -> None:
+        ch = self.channels.get(msg.get("Uniqueid") or "")
+        if ch is not None:
+            ch.moh_class = None
+
+    def _on_MixMonitorStart(self, msg: EventLike, effects: list[Effect]) -> None:
+        ch = self.channels.get(msg.get("Uniqueid") or "")
+        if ch is not None:
+            ch.recording = Recording(mixmonitor_id=msg.get("MixMonitorID") or "", started_at=self.clock())
+
+    def _on_MixMonitorMute(self, msg: EventLike, effects: list[Effect]) -> None:
+        ch = self.channels.get(msg.get("Uniqueid") or "")
+        # Asterisk answers (and emits this event) even without a running MixMonitor (ami-14): ignore that case.
+        if ch is not None and ch.recording is not None:
+            ch.recording.muted = msg.get("State") == "1"
+
+    def _on_MixMonitorStop(self, msg: EventLike, effects: list[Effect]) -> None:
+        ch = self.channels.get(msg.get("Uniqueid") or "")
+        if ch is not None and ch.recording is not None:
+            effects.append(RecordingEnded(ch.uniqueid, ch.linkedid, ch.recording.mixmonitor_id, "stopped"))
+            ch.recording = None
+
+    # --- parking ---
+
+    def _parked_from(self, msg: EventLike) -> ParkedCall | None:
+        uid = msg.get("ParkeeUniqueid") or ""
+        if not uid or uid in self._gone:
+            return None
+        ch = self._touch(msg, create=True, prefix="Parkee")
+        if ch is None:
+            return None
+        duration = float(_int(msg.get("ParkingDuration")))
+        existing = self.parked.get(uid)
+        parked = ParkedCall(
+            lot=msg.get("Parkinglot") or "default", space=msg.get("ParkingSpace") or "", uniqueid=uid,
+            channel=ch.name, linkedid=ch.linkedid, caller_num=ch.caller_num, caller_name=ch.caller_name,
+            timeout=_int(msg.get("ParkingTimeout")),
+            parked_at=existing.parked_at if existing else self.clock() - duration,
+            parker=msg.get("ParkerDialString") or "",
+        )
+        self.parked[uid] = parked
+        return parked
+
+    def _on_ParkedCall(self, msg: EventLike, effects: list[Effect]) -> None:
+        self._parked_from(msg)
+
+    def _unpark(self, msg: EventLike, effects: list[Effect]) -> None:
+        uid = msg.get("ParkeeUniqueid") or ""
+        self._touch(msg, create=False, prefix="Parkee")
+        parked = self.parked.pop(uid, None)
+        if parked is not None:
+            effects.append(Unparked(parked.lot, parked.space, parked.linkedid, _UNPARK_EVENTS[msg.name or ""],
+                                    float(_int(msg.get("ParkingDuration")))))
+
+    _on_UnParkedCall = _unpark
+    _on_ParkedCallTimeOut = _unpark
+    _on_ParkedCallGiveUp = _unpark
+    _on_ParkedCallSwap = _unpark
+
+    # --- queues ---
+
+    def _queue(self, name: str) -> Queue:
+        queue = self.queues.get(name)
+        if queue is None:
+            queue = self.queues[name] = Queue(name=name)
+        return queue
+
+    def _on_QueueCallerJoin(self, msg: EventLike, effects: list[Effect]) -> None:
+        ch = self.channels.get(msg.get("Uniqueid") or "")
+        if ch is None:
+            return
+        queue = self._queue(msg.get("Queue") or "")
+        ch.queue = queue.name
+        queue.callers[ch.uniqueid] = QueueCaller(
+            uniqueid=ch.uniqueid, channel=ch.name, linkedid=ch.linkedid, caller_num=ch.caller_num,
+            caller_name=ch.caller_name, position=_int(msg.get("Position")), joined_at=self.clock())
+
+    def _on_QueueCallerLeave(self, msg: EventLike, effects: list[Effect]) -> None:
+        uid = msg.get("Uniqueid") or ""
+        queue = self.queues.get(msg.get("Queue") or "")
+        if queue is not None:
+            queue.callers.pop(uid, None)
+        ch = self.channels.get(uid)
+        if ch is not None:
+            ch.queue = None
+
+    def _on_AgentConnect(self, msg: EventLike, effects: list[Effect]) -> None:
+        agent = msg.get("MemberName") or msg.get("Interface") or ""
+        for uid in (msg.get("Uniqueid"), msg.get("DestUniqueid")):
+            ch = self.channels.get(uid or "")
+            if ch is not None and agent:
+                ch.agent = agent
+
+    def _member(self, msg: EventLike, *, interface_header: str = "Interface",
+                name_header: str = "MemberName") -> QueueMember:
+        queue = self._queue(msg.get("Queue") or "")
+        interface = msg.get(interface_header) or ""
+        member = queue.members.get(interface)
+        if member is None:
+            member = queue.members[interface] = QueueMember(queue=queue.name, interface=interface)
+        member.name = msg.get(name_header) or member.name
+        member.state_interface = msg.get("StateInterface") or member.state_interface
+        member.membership = msg.get("Membership") or member.membership
+        member.penalty = _int(msg.get("Penalty"), member.penalty)
+        member.calls_taken = _int(msg.get("CallsTaken"), member.calls_taken)
+        member.in_call = msg.get("InCall", "1" if member.in_call else "0") == "1"
+        member.status = _int(msg.get("Status"), member.status)
+        if msg.get("Paused") is not None:
+            member.paused = msg.get("Paused") == "1"
+            member.paused_reason = msg.get("PausedReason") or ""
+        return member
+
+    def _on_QueueMemberAdded(self, msg: EventLike, effects: list[Effect]) -> None:
+        self._member(msg)
+
+    _on_QueueMemberPause = _on_QueueMemberAdded
+    _on_QueueMemberStatus = _on_QueueMemberAdded
+    _on_QueueMemberPenalty = _on_QueueMemberAdded
+
+    def _on_QueueMemberRemoved(self, msg: EventLike, effects: list[Effect]) -> None:
+        queue = self.queues.get(msg.get("Queue") or "")
+        if queue is not None:
+            queue.members.pop(msg.get("Interface") or "", None)
+
+    # --- resynchronisation from list answers ---------------------------------------------------------------
+
+    def resync_channels(self, items: Iterable[EventLike]) -> list[Effect]:
+        """Replace the channel picture with a CoreShowChannels answer (items `CoreShowChannel`)."""
+        effects: list[Effect] = []
+        now = self.clock()
+        seen: set[str] = set()
+        members: dict[str, set[str]] = {}
+        for item in items:
+            if item.name != "CoreShowChannel":
+                continue
+            uid = item.get("Uniqueid") or ""
+            self._gone.pop(uid, None)      # it exists: a stale "gone" note must not hide it
+            ch = self._touch(item, create=True)
+            if ch is None:
+                continue
+            seen.add(uid)
+            ch.application = item.get("Application") or ""
+            ch.app_data = item.get("ApplicationData") or ""
+            ch.created_at = min(ch.created_at, now - _duration(item.get("Duration")))
+            bid = item.get("BridgeId") or ""
+            ch.bridge_id = bid or None
+            if bid:
+                members.setdefault(bid, set()).add(uid)
+        for uid in [u for u in self.channels if u not in seen]:
+            self._remove_channel(uid, effects)
+        for bid, uids in members.items():
+            bridge = self.bridges.get(bid) or Bridge(id=bid)
+            bridge.channels = uids
+            self.bridges[bid] = bridge
+        for bid in [b for b in self.bridges if b not in members]:
+            del self.bridges[bid]
+        return effects
+
+    def resync_parked(self, items: Iterable[EventLike]) -> list[Effect]:
+        """Replace the parked calls with a ParkedCalls answer (items `ParkedCall`)."""
+        effects: list[Effect] = []
+        before = dict(self.parked)
+        self.parked = {}
+        for item in items:
+            if item.name == "ParkedCall":
+                parked = self._parked_from(item)
+                if parked is not None and parked.uniqueid in before:
+                    parked.parked_at = before[parked.uniqueid].parked_at
+        for uid, parked in before.items():
+            if uid not in self.parked:
+                effects.append(Unparked(parked.lot, parked.space, parked.linkedid, "gone",
+                                        max(0.0, self.clock() - parked.parked_at)))
+        return effects
+
+    def resync_queues(self, items: Iterable[EventLike]) -> None:
+        """Replace queues, members and waiting callers with a QueueStatus answer."""
+        queues: dict[str, Queue] = {}
+        old, self.queues = self.queues, queues
+        for ch in self.channels.values():
+            ch.queue = None
+        for item in items:
+            name = item.name
+            qname = item.get("Queue") or ""
+            if name == "QueueParams":
+                self._queue(qname).strategy = item.get("Strategy") or ""
+            elif name == "QueueMember":
+                self._member(item, interface_header="Location", name_header="Name")
+            elif name == "QueueEntry":
+                queue = self._queue(qname)
+                uid = item.get("Uniqueid") or ""
+                ch = self.channels.get(uid)
+                previous = old.get(qname).callers.get(uid) if qname in old else None
+                queue.callers[uid] = QueueCaller(
+                    uniqueid=uid, channel=item.get("Channel") or "", linkedid=ch.linkedid if ch else uid,
+                    caller_num=_cid(item.get("CallerIDNum")), caller_name=_cid(item.get("CallerIDName")),
+                    position=_int(item.get("Position")),
+                    joined_at=previous.joined_at if previous else self.clock() - _int(item.get("Wait")))
+                if ch is not None:
+                    ch.queue = qname
+
+    def clear(self) -> list[Effect]:
+        """Forget everything (e.g. Asterisk restarted: `Shutdown`, or a resync could not run)."""
+        effects: list[Effect] = []
+        for uid in list(self.channels):
+            self._remove_channel(uid, effects)
+        self.bridges.clear()
+        self.parked.clear()
+        self.queues.clear()
+        return effects
+
+    def _on_Shutdown(self, msg: EventLike, effects: list[Effect]) -> None:
+        effects.extend(self.clear())
+
+
+def snapshot(registry: CallRegistry) -> dict[str, Any]:
+    """Everything as JSON-able data (debugging and tests)."""
+    return {
+        "calls": [c.to_json() for c in registry.calls()],
+        "parked": [p.to_json() for p in registry.parked_in()],
+        "queues": [q.to_json() for q in registry.queues.values()],
+    }

@@ -1,0 +1,221 @@
+"""The live call registry, fed with what a real Asterisk 22.10.1 sent (tests/calls/data, from /work/shared/asterisk)."""
+from __future__ import annotations
+
+from ivr.ami.protocol import Message
+from ivr.calls.registry import CallEnded, CallRegistry, ChannelGone, RecordingEnded, Unparked
+
+from .transcripts import events_until, list_items, load
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def feed(reg: CallRegistry, events: list[Message]) -> list:
+    effects = []
+    for ev in events:
+        effects.extend(reg.apply(ev))
+    return effects
+
+
+def test_park_then_timeout_ami13_call_a():
+    items = load("ami-13-parking.jsonl")
+    reg = CallRegistry(clock=Clock())
+    feed(reg, events_until(items, "Park action on Local/p1"))
+    # "Uniqueid: 1795909439.108" / "Linkedid: 1795909439.108": one call with both Local halves.
+    call = reg.call("1795909439.108")
+    assert call is not None
+    assert sorted(ch.name for ch in call.channels) == ["Local/p1@phones-00000035;1", "Local/p1@phones-00000035;2"]
+    assert call.state == "up"
+    assert call.origin.caller_num == "301" and call.origin.caller_name == "Parkee A"
+
+    feed(reg, events_until(items, "ParkedCalls / Parkinglots", start="Park action on Local/p1"))
+    call = reg.call("1795909439.108")
+    assert call.state == "parked"
+    [parked] = reg.parked_in("default")
+    # "ParkingSpace: 701", "ParkingTimeout: 5", "ParkerDialString: Local/p1@phones"
+    assert (parked.space, parked.timeout, parked.parker, parked.linkedid) == ("701", 5, "Local/p1@phones",
+                                                                               "1795909439.108")
+    assert reg.parked_counts() == {"default": 1}
+
+    effects = feed(reg, events_until(items, "call B", start="waiting for the 5 s parking timeout"))
+    assert Unparked("default", "701", "1795909439.108", "timeout", 5.0) in effects
+    assert CallEnded("1795909439.108") in effects
+    assert reg.call("1795909439.108") is None and reg.parked == {}
+
+
+def test_redirect_park_and_retrieval_refiles_retriever_ami13_call_b():
+    items = load("ami-13-parking.jsonl")
+    reg = CallRegistry(clock=Clock())
+    feed(reg, events_until(items, "retriever: Originate", start="call B"))
+    assert [p.linkedid for p in reg.parked_in()] == ["1795909447.111"]   # parked by Redirect to 700
+    effects = feed(reg, events_until(items, "retriever hangs up", start="retriever: Originate"))
+    assert [e for e in effects if isinstance(e, Unparked)] == [
+        Unparked("default", "701", "1795909447.111", "retrieved", 3.0)]  # "ParkingDuration: 3"... as sent
+    # "Channel: Local/701@parkedcalls-00000037;2" / "Linkedid: 1795909447.111": the retriever's ;2 joins the
+    # parkee's call; the ;1 half keeps "Linkedid: 1795909450.113".
+    call = reg.call("1795909447.111")
+    names = sorted(ch.name for ch in call.channels)
+    assert "Local/701@parkedcalls-00000037;2" in names and "Local/p2@phones-00000036;1" in names
+    assert call.state == "talking"
+    assert reg.call("1795909450.113") is not None
+
+    feed(reg, events_until(items, "call C", start="retriever hangs up"))
+    # Asterisk sends "Event: NewCallerid" for Local/701@parkedcalls-00000037;1 after its Hangup: no resurrection.
+    assert reg.channel_by_name("Local/701@parkedcalls-00000037;1") is None
+    # The lot's holding bridge lives on (Asterisk never destroys it), empty.
+    assert reg.calls() == [] and all(not b.channels for b in reg.bridges.values())
+
+
+def test_hangup_while_parked_is_giveup_ami13_call_c():
+    items = load("ami-13-parking.jsonl")
+    reg = CallRegistry(clock=Clock())
+    effects = feed(reg, events_until(items, "call D", start="call C"))
+    assert Unparked("default", "701", "1795909455.115", "giveup", 1.0) in effects
+    assert reg.parked == {}
+
+
+def test_park_of_bridged_channel_ami13_call_d():
+    items = load("ami-13-parking.jsonl")
+    reg = CallRegistry(clock=Clock())
+    feed(reg, events_until(items, "Park action on the bridged bob side", start="call D"))
+    call = reg.call("1795909458.118")
+    assert call.state == "talking" and len(call.talking_bridge().channels) == 2
+    feed(reg, events_until(items, "cleanup", start="Park action on the bridged bob side"))
+    # bob timed out of the lot and was hung up, alice (TimeoutChannel) was hung up: nothing left.
+    assert reg.calls() == [] and reg.parked == {}
+
+
+def test_parkedcalls_list_resync():
+    items = load("ami-13-parking.jsonl")
+    reg = CallRegistry(clock=Clock())
+    reg.apply(Message([("Event", "ParkedCall"), ("ParkeeChannel", "Local/gone-1;1"), ("ParkeeUniqueid", "9.9"),
+                       ("ParkeeLinkedid", "9.9"), ("Parkinglot", "default"), ("ParkingSpace", "702")]))
+    effects = reg.resync_parked(list_items(items, "ami-4"))  # ParkedCalls answer while call A is parked
+    assert [(p.space, p.linkedid, p.caller_num) for p in reg.parked_in()] == [("701", "1795909439.108", "301")]
+    assert [e.space for e in effects if isinstance(e, Unparked)] == ["702"]   # the stale one is gone
+
+
+def test_coreshowchannels_resync_builds_calls_and_drops_stale_ami12():
+    items = load("ami-12-status-getvar-command.jsonl")
+    reg = CallRegistry(clock=Clock())
+    stale = Message([("Event", "Newchannel"), ("Channel", "PJSIP/old-00000001"), ("ChannelState", "6"),
+                     ("Uniqueid", "1.1"), ("Linkedid", "1.1")])
+    reg.apply(stale)
+    snapshot = list_items(items, "ami-4")
+    assert len(snapshot) == 6 and {m.name for m in snapshot} == {"CoreShowChannel"}
+    effects = reg.resync_channels(snapshot)
+    assert ChannelGone("1.1", "1.1", "PJSIP/old-00000001", "") in effects and CallEnded("1.1") in effects
+    # "BridgeId: 8ad7398a-93bc-4baa-9a18-b60e6c7bdf35" on alice ;1 (and bob ;1): a talking 2-party call.
+    alice = reg.call("1795909436.104")
+    assert alice.state == "talking"
+    assert alice.origin.application == "Dial" and alice.origin.app_data == "Local/bob@phones,,tT"
+    assert alice.origin.created_at == 999.0    # "Duration: 00:00:01"
+    assert len(reg.calls()) == 2
+    # Re-applying the same snapshot changes nothing.
+    assert reg.resync_channels(snapshot) == []
+
+
+def test_mixmonitor_start_mute_stop_and_stop_by_hangup_ami14():
+    items = load("ami-14-mixmonitor.jsonl")
+    reg = CallRegistry(clock=Clock())
+    feed(reg, events_until(items, "mute both directions"))
+    [call] = reg.calls()
+    assert call.recording is not None and call.recording.recording.muted is False
+    feed(reg, events_until(items, "StopMixMonitor by MixMonitorID", start="mute both directions"))
+    assert call.recording is not None
+    effects = feed(reg, events_until(items, "error cases", start="StopMixMonitor by MixMonitorID"))
+    assert [type(e) for e in effects] == [RecordingEnded] and effects[0].reason == "stopped"
+    # "Event: MixMonitorMute ... State: 1" without a running MixMonitor: Asterisk still says Success; ignored.
+    feed(reg, events_until(items, "second recording", start="error cases"))
+    assert reg.calls()[0].recording is None
+    effects = feed(reg, events_until(items, "files produced", start="second recording"))
+    # A hangup ends MixMonitor without MixMonitorStop: the registry reports it.
+    assert [e.reason for e in effects if isinstance(e, RecordingEnded)] == ["hangup"]
+    assert reg.calls() == []
+
+
+def test_queue_members_callers_and_agent_ami15():
+    items = load("ami-15-queue.jsonl")
+    reg = CallRegistry(clock=Clock())
+    # QueueMemberAdded arrives after the next action was sent (events are asynchronous).
+    feed(reg, events_until(items, "QueuePause: unpause"))
+    member = reg.queues["testq"].members["Local/answer3s@agents"]
+    # "Paused: 1" / "PausedReason: initial pause" / "MemberName: Agent One" / "StateInterface: Custom:agent1"
+    assert (member.paused, member.paused_reason, member.name, member.state_interface) == (
+        True, "initial pause", "Agent One", "Custom:agent1")
+    feed(reg, events_until(items, "caller 1 enters", start="QueuePause: unpause"))
+    assert member.paused is False and member.paused_reason == ""
+
+    events = events_until(items, "pause the member", start="caller 1 enters")
+    join = next(i for i, e in enumerate(events) if e.name == "QueueCallerJoin")
+    feed(reg, events[: join + 1])
+    call = reg.call("1795909480.124")
+    assert call.state == "queued" and call.queue == "testq"
+    assert [c.position for c in reg.queues["testq"].callers.values()] == [1]
+    # MusicOnHoldStart while waiting: still "queued", not "held".
+    feed(reg, events[join + 1: join + 2])
+    assert reg.call("1795909480.124").state == "queued"
+    connect = max(i for i, e in enumerate(events) if e.name == "BridgeEnter")
+    feed(reg, events[join + 2: connect + 1])
+    call = reg.call("1795909480.124")
+    assert call.queue is None and call.agent == "Agent One" and call.state == "talking"
+    feed(reg, events[connect + 1:])
+    assert reg.call("1795909480.124") is None
+
+    # QueueStatus while caller 2 waits ("ActionID: ami-13"): replaces members and callers.
+    fresh = CallRegistry(clock=Clock())
+    feed(fresh, events_until(items, "caller 2 hangs up", start="pause the member"))
+    fresh.resync_queues(list_items(items, "ami-13"))
+    queue = fresh.queues["testq"]
+    assert queue.strategy == "ringall"
+    assert (queue.members["Local/answer3s@agents"].paused_reason, queue.members["Local/answer3s@agents"].name) == (
+        "away", "Agent One")
+    [waiting] = queue.callers.values()
+    assert (waiting.channel, waiting.caller_num, waiting.linkedid) == (
+        "Local/testq@queue-entry-0000003e;2", "5554002", "1795909485.128")
+    assert fresh.call("1795909485.128").state == "queued"
+
+    feed(fresh, events_until(items, "EOF", start="caller 2 hangs up"))
+    assert fresh.queues["testq"].members == {} and fresh.queues["testq"].callers == {}
+
+
+def test_transfers_leave_no_stale_bridges_ami16():
+    items = load("ami-16-transfers.jsonl")
+    reg = CallRegistry(clock=Clock())
+    feed(reg, events_until(items, "BlindTransfer Channel="))
+    [call] = reg.calls()
+    assert call.state == "talking"
+    feed(reg, events_until(items, "cleanup call 1", start="BlindTransfer Channel="))
+    # alice (the transferer) is hung up; bob runs phones,carol outside any bridge.
+    bob = reg.channel_by_name("Local/bob@phones-00000040;1")
+    assert bob is not None and bob.bridge_id is None and bob.context == "phones"
+    assert reg.channel_by_name("Local/alice@phones-0000003f;1") is None
+    feed(reg, events_until(items, "EOF", start="cleanup call 1"))
+    assert reg.calls() == [] and all(not b.channels for b in reg.bridges.values())
+
+
+def test_flow_and_node_from_varset_and_agi_side():
+    reg = CallRegistry(clock=Clock())
+    base = [("Channel", "PJSIP/trunk-00000001"), ("ChannelState", "6"), ("ChannelStateDesc", "Up"),
+            ("CallerIDNum", "+37060000001"), ("Uniqueid", "5.1"), ("Linkedid", "5.1")]
+    reg.apply(Message([("Event", "Newchannel"), *base]))
+    reg.apply(Message([("Event", "VarSet"), *base, ("Variable", "IVR_FLOW"), ("Value", "main")]))
+    reg.apply(Message([("Event", "VarSet"), *base, ("Variable", "IVR_NODE"), ("Value", "menu")]))
+    call = reg.call("5.1")
+    assert (call.state, call.flow, call.to_json()["node"]) == ("ivr", "main", "menu")
+    reg.note_flow("5.1", "sales", "ask")
+    assert reg.call("5.1").flow == "sales"
+
+
+def test_shutdown_clears_everything():
+    items = load("ami-13-parking.jsonl")
+    reg = CallRegistry(clock=Clock())
+    feed(reg, events_until(items, "ParkedCalls / Parkinglots"))
+    effects = reg.apply(Message([("Event", "Shutdown"), ("Shutdown", "Cleanly"), ("Restart", "False")]))
+    assert CallEnded("1795909439.108") in effects
+    assert reg.calls() == [] and reg.parked == {}
