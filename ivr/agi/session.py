@@ -426,6 +426,8 @@ class AGISession:
             # A peer that does not read could keep our unsent bytes (and wait_closed) pending: bound it.
             async with asyncio.timeout(1.0):
                 await writer.wait_closed()
+        except NotImplementedError:  # pipe writers (classic AGI) cannot wait for the close; close() is enough
+            pass
         except (TimeoutError, ConnectionError, BrokenPipeError, OSError):
             transport = writer.transport
             if transport is not None:
