@@ -1,12 +1,12 @@
 """AGI layer: sans-IO protocol core, AGISession, Router, FastAGI server, classic AGI.
 
-This file only re-exports the public names.
+This file only re-exports the public names. FastAGIServer is imported on first access, so classic AGI (a process
+per call) does not load the server and its metrics at start-up.
 """
 from .errors import (
     AGIAppError, AGIConnectionLost, AGIDeadChannelError, AGIEncodingError, AGIError, AGIHangupError,
     AGIInvalidCommandError, AGIProtocolError, AGIReplyError, AGISessionClosed, AGITimeoutError, AGIUsageError,
 )
-from .fastagi import FastAGIServer
 from .protocol import (
     EOF, AGIConnection, AGIEnvironment, AGIReply, HangupNotice, Quoted, State, encode_command, parse_reply_line,
 )
@@ -19,3 +19,10 @@ __all__ = [
     "AGIReplyError", "AGISession", "AGISessionClosed", "AGITimeoutError", "AGIUsageError", "EOF", "FastAGIServer",
     "Handler", "HangupNotice", "Quoted", "Router", "State", "dispatch", "encode_command", "parse_reply_line",
 ]
+
+
+def __getattr__(name: str):
+    if name == "FastAGIServer":
+        from .fastagi import FastAGIServer
+        return FastAGIServer
+    raise AttributeError(f"module 'ivr.agi' has no attribute {name!r}")

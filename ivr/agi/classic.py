@@ -48,7 +48,7 @@ async def run_call(router_factory: RouterFactory, in_fd: int, out_fd: int, *,
     reader, writer = await open_pipes(in_fd, out_fd)
     try:
         session = await AGISession.start(reader, writer, header_timeout=header_timeout,
-                                         command_timeout=command_timeout)
+                                         command_timeout=command_timeout, record_metrics=False)
     except (AGITimeoutError, AGIConnectionLost, AGIProtocolError) as exc:
         log.error("classic AGI: bad environment on stdin: %s", exc)
         writer.close()

@@ -34,10 +34,6 @@ class AGIProtocolError(AGIError):
     """
 
 
-class AGIConnectionLost(AGIError):
-    """The AGI socket or pipe closed (EOF) while a reply was expected. The call is over for us."""
-
-
 class AGITimeoutError(AGIError):
     """A command got no complete reply in time. The stream is desynchronised, so the session was closed.
 
@@ -71,6 +67,11 @@ class AGIUsageError(AGIReplyError):
 
 class AGIHangupError(AGIError):
     """The caller hung up: the channel is in dead mode. Variables can still be read; media commands cannot."""
+
+
+class AGIConnectionLost(AGIHangupError):
+    """The AGI socket or pipe closed (EOF, reset) while a reply was expected: the call is over for us
+    (Asterisk closes only when the channel is gone or Asterisk stops)."""
 
 
 class AGIDeadChannelError(AGIHangupError, AGIReplyError):

@@ -23,7 +23,6 @@ import logging
 import time
 from typing import Any
 
-from .. import metrics
 from .errors import (
     AGIAppError, AGIConnectionLost, AGIDeadChannelError, AGIHangupError, AGIInvalidCommandError, AGIProtocolError,
     AGISessionClosed, AGITimeoutError, AGIUsageError,
@@ -72,13 +71,24 @@ _metric_cache: dict[str, tuple[Any, dict[str, Any]]] = {}
 def _observe(label: str, result: str, seconds: float) -> None:
     entry = _metric_cache.get(label)
     if entry is None:
-        entry = _metric_cache[label] = (metrics.AGI_COMMAND_SECONDS.labels(command=label), {})
+        entry = _metric_cache[label] = (_metrics().AGI_COMMAND_SECONDS.labels(command=label), {})
     hist, counters = entry
     hist.observe(seconds)
     counter = counters.get(result)
     if counter is None:
-        counter = counters[result] = metrics.AGI_COMMAND_RESULTS.labels(command=label, result=result)
+        counter = counters[result] = _metrics().AGI_COMMAND_RESULTS.labels(command=label, result=result)
     counter.inc()
+
+
+def _metrics() -> Any:
+    # ivr.metrics (prometheus_client) is imported on first use: classic AGI, one process per call, never
+    # exports metrics and should not pay ~90 ms of imports at start-up.
+    from .. import metrics
+    return metrics
+
+
+def _no_metrics(label: str, result: str, seconds: float) -> None:
+    return None
 
 
 def _escape_app_arg(arg: str) -> str:
@@ -99,6 +109,7 @@ class AGISession:
         command_timeout: float | None = 30.0,
         media_timeout: float | None = 3600.0,
         hangup_grace: float = 0.2,
+        record_metrics: bool = True,
     ) -> None:
         if connection.env is None:
             raise ValueError("AGISession needs a connection whose environment has been received")
@@ -109,6 +120,7 @@ class AGISession:
         self.command_timeout = command_timeout
         self.media_timeout = media_timeout  # prompts, SAY, GET DATA: their length is not known here
         self.hangup_grace = hangup_grace
+        self._observe = _observe if record_metrics else _no_metrics
         self._lock = asyncio.Lock()
         self._closed = False
         self._broken = False
@@ -182,29 +194,29 @@ class AGISession:
             try:
                 reply = await self._roundtrip(data, timeout)
             except AGITimeoutError:
-                _observe(label, "timeout", time.perf_counter() - started)
+                self._observe(label, "timeout", time.perf_counter() - started)
                 raise
             except AGIConnectionLost:
-                _observe(label, "hangup", time.perf_counter() - started)
+                self._observe(label, "hangup", time.perf_counter() - started)
                 raise
             elapsed = time.perf_counter() - started
         code = reply.code
         if code == 200:
             value = reply.result_int
-            _observe(label, "failure" if value is not None and value < 0 else "ok", elapsed)
+            self._observe(label, "failure" if value is not None and value < 0 else "ok", elapsed)
             return reply
         if code == 511:
-            _observe(label, "dead", elapsed)
+            self._observe(label, "dead", elapsed)
             raise AGIDeadChannelError(f"{label}: the channel has hung up (511 {reply.message})", reply)
         if code == 510:
-            _observe(label, "invalid", elapsed)
+            self._observe(label, "invalid", elapsed)
             raise AGIInvalidCommandError(
                 f"{label}: Asterisk does not know this command (510); check its spelling", reply
             )
         if code == 520:
-            _observe(label, "usage", elapsed)
+            self._observe(label, "usage", elapsed)
             raise AGIUsageError(f"{label}: wrong arguments (520); usage: {reply.usage[:200]}", reply)
-        _observe(label, "failure", elapsed)
+        self._observe(label, "failure", elapsed)
         raise AGIProtocolError(f"{label}: unexpected AGI reply {reply.lines[0][:80]!r}")
 
     async def _roundtrip(self, data: bytes, timeout: float | None) -> AGIReply:
