@@ -45,6 +45,7 @@ class Problem:
     hint: str = ""
     severity: Severity = "error"
     code: str = "schema"  # short stable identifier (schema, syntax, unknown-key, undefined-target, ...)
+    path: tuple = field(default=(), compare=False)  # keys from the document root, when known
 
     def format(self) -> str:
         where = f"{self.file}:{self.line}:{self.column}" if self.line else self.file
@@ -55,6 +56,7 @@ class Problem:
         return {
             "file": self.file, "line": self.line, "column": self.column, "severity": self.severity,
             "code": self.code, "message": self.message, "hint": self.hint,
+            "path": ".".join(str(p) for p in self.path),
         }
 
 
@@ -111,7 +113,7 @@ class PositionMap:
     def problem(self, path: Sequence[Any], message: str, hint: str = "", *, severity: Severity = "error",
                 code: str = "schema", at_key: bool = True) -> Problem:
         mark = self.key(path) if at_key else self.value(path)
-        return Problem(self.file, mark.line, mark.column, message, hint, severity, code)
+        return Problem(self.file, mark.line, mark.column, message, hint, severity, code, tuple(path))
 
 
 @dataclass
