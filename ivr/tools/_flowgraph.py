@@ -54,6 +54,7 @@ class GraphEdge:
     kind: EdgeKind
     label: str = ""
     metric: EdgeMetric | None = None
+    key: str = "next"  # which way out of `src` this is, for coverage: option:1, exhausted:no_input, on_busy ...
 
 
 @dataclass
@@ -96,16 +97,17 @@ class _Builder:
         return ref
 
     def edge(self, src: str, ref: str | None, kind: EdgeKind, label: str = "",
-             metric: EdgeMetric | None = None) -> None:
+             metric: EdgeMetric | None = None, key: str = "next") -> None:
         if ref is None:
             return
         dst = self.target(ref)
         if ":" in ref and dst.startswith("flow:"):
             label = f"{label} → {ref.split(':', 1)[1]}".strip(" →") if label else f"→ {ref.split(':', 1)[1]}"
-        self.graph.edges.append(GraphEdge(src, dst, kind, label, metric))
+        self.graph.edges.append(GraphEdge(src, dst, kind, label, metric, key))
 
-    def exit_edge(self, src: str, ref: str | None, kind: EdgeKind, reason: str, label: str = "") -> None:
-        self.edge(src, ref, kind, label, EdgeMetric("exit", src, reason))
+    def exit_edge(self, src: str, ref: str | None, kind: EdgeKind, reason: str, label: str = "",
+                  key: str = "next") -> None:
+        self.edge(src, ref, kind, label, EdgeMetric("exit", src, reason), key)
 
     # --- nodes ----------------------------------------------------------------------------------------
 
@@ -180,58 +182,64 @@ class _Builder:
                 if option != "repeat":
                     self.graph.add_node(GraphNode(verb_id, "verb", option, ("previous menu" if option == "back"
                                                                              else "first menu",)))
-                self.graph.edges.append(GraphEdge(nid, verb_id, "verb", f"{digits}: {option}", metric))
+                self.graph.edges.append(GraphEdge(nid, verb_id, "verb", f"{digits}: {option}", metric,
+                                                  f"option:{digits}"))
             elif isinstance(option, str):
-                self.edge(nid, option, "option", digits, metric)
+                self.edge(nid, option, "option", digits, metric, f"option:{digits}")
             elif isinstance(option, MenuOption):
-                self.edge(nid, option.goto, "option", f"{digits}: {option.label}" if option.label else digits, metric)
+                self.edge(nid, option.goto, "option", f"{digits}: {option.label}" if option.label else digits, metric,
+                          f"option:{digits}")
             else:  # an inline node
                 child = f"{nid}.{digits}"
-                self.graph.edges.append(GraphEdge(nid, child, "option", digits, metric))
+                self.graph.edges.append(GraphEdge(nid, child, "option", digits, metric, f"option:{digits}"))
                 self.add(child, option)
         if node.direct_dial:
             self.edge(nid, node.direct_dial.target, "direct_dial", f"dial {node.direct_dial.pattern}",
-                      EdgeMetric("exit", nid, "valid"))
+                      EdgeMetric("choice", nid, "direct_dial"), "direct_dial")
         for branch, retry in (("no_input", node.no_input), ("invalid", node.invalid)):
             label = "no input" if branch == "no_input" else "invalid"
             if retry.retries:
                 # The retry loop: the caller hears the menu again.
                 self.graph.edges.append(GraphEdge(nid, nid, branch, f"{label} ×{retry.retries}",
-                                                  EdgeMetric("exit", nid, branch)))
+                                                  EdgeMetric("exit", nid, branch), f"retry:{branch}"))
             self.edge(nid, retry.exhausted, "exhausted", f"{label}: exhausted",
-                      EdgeMetric("exit", nid, "exhausted"))
+                      EdgeMetric("exit", nid, "exhausted"), f"exhausted:{branch}")
 
     def edges_input(self, nid: str, node: InputNode) -> None:
-        self.exit_edge(nid, node.next, "next", "valid", "valid")
-        self.exit_edge(nid, node.on_failure, "exhausted", "exhausted", f"failed ×{node.retries + 1}")
+        self.exit_edge(nid, node.next, "next", "valid", "valid", key="valid")
+        self.exit_edge(nid, node.on_failure, "exhausted", "exhausted", f"failed ×{node.retries + 1}", key="failure")
 
     def edges_route(self, nid: str, node: RouteNode) -> None:
-        for rule in node.rules:
+        for index, rule in enumerate(node.rules):
             kind, label = _rule_label(rule)
             reason = "closed" if kind == "closed" else ("open" if kind == "open" else "next")
-            self.exit_edge(nid, rule.goto, kind, reason, label)
-        self.exit_edge(nid, node.else_, "else", "next", "else")
+            self.exit_edge(nid, rule.goto, kind, reason, label, key=f"rule:{index}")
+        self.exit_edge(nid, node.else_, "else", "next", "else", key="else")
 
     def edges_language(self, nid: str, node: LanguageNode) -> None:
-        self.exit_edge(nid, node.next, "next", "next", "/".join(sorted(set(node.options.values()))))
+        for digit, language in node.options.items():
+            self.exit_edge(nid, node.next, "option", "valid", f"{digit}: {language}", key=f"language:{language}")
+        fallback = node.default or self.flow.language
+        self.exit_edge(nid, node.next, "exhausted", "exhausted", f"no choice: {fallback}", key="language:default")
 
     def edges_lookup(self, nid: str, node: LookupNode) -> None:
         self.exit_edge(nid, node.next, "next", "next", "ok")
-        self.exit_edge(nid, node.on_error, "error", "error", "lookup failed")
+        self.exit_edge(nid, node.on_error, "error", "error", "lookup failed", key="error")
 
     def edges_transfer(self, nid: str, node: TransferNode) -> None:
-        self.exit_edge(nid, node.on_busy, "busy", "busy", "busy")
-        self.exit_edge(nid, node.on_no_answer, "no_answer", "no_answer", "no answer")
-        self.exit_edge(nid, node.on_unavailable, "unavailable", "unavailable", "unavailable")
-        self.exit_edge(nid, node.on_timeout, "timeout", "timeout", "queue timeout")
+        self.exit_edge(nid, node.on_busy, "busy", "next", "busy", key="on_busy")
+        self.exit_edge(nid, node.on_no_answer, "no_answer", "next", "no answer", key="on_no_answer")
+        self.exit_edge(nid, node.on_unavailable, "unavailable", "next", "unavailable", key="on_unavailable")
+        self.exit_edge(nid, node.on_timeout, "timeout", "next", "queue timeout", key="on_timeout")
         self.exit_edge(nid, node.next, "next", "next", "after the call")
 
     def edges_park(self, nid: str, node: ParkNode) -> None:
-        self.exit_edge(nid, node.comeback, "timeout", "timeout", "not retrieved")
+        # Park ends the session; the comeback arrives as a new call at that node (agi://.../flow?node=...).
+        self.exit_edge(nid, node.comeback, "timeout", "next", "not retrieved (comeback)", key="comeback")
 
     def edges_callback(self, nid: str, node: CallbackNode) -> None:
-        self.exit_edge(nid, node.next, "next", "next", "requested")
-        self.exit_edge(nid, node.on_failure, "failure", "error", "failed")
+        self.exit_edge(nid, node.next, "next", "valid", "requested")
+        self.exit_edge(nid, node.on_failure, "failure", "exhausted", "failed", key="failure")
 
     def edges_goto(self, nid: str, node: GotoNode) -> None:
         self.exit_edge(nid, node.target, "next", "next")

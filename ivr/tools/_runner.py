@@ -1,0 +1,117 @@
+"""Run one simulated call: the real flow engine on a `ScriptedChannel`, with a virtual clock, fixture lookups and
+throw-away storage. Shared by `simulate` and `test-flows`.
+
+Rules for this file:
+- The engine and the node handlers are the production ones (`ivr.flow.engine`); only the world around them is
+  simulated: the channel (`_channel.py`), the clock (call time + virtual seconds), lookups (fixtures) and storage
+  (in memory). So a passing flow test means the flow behaves that way in production, given those answers.
+- Business hours are evaluated at `at` (the flow's local time unless the datetime carries an offset) plus the
+  virtual seconds the call has lasted.
+- Each call gets a fresh storage and lookup client: calls never see each other's data.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Awaitable, Callable, Mapping
+from zoneinfo import ZoneInfo
+
+from ivr.flow.channel import CallInfo
+from ivr.flow.engine import EngineSettings, FlowEngine
+from ivr.flow.lookup import FixtureLookupClient
+from ivr.flow.model import Flow
+from ivr.flow.report import CallReport, TraceEvent
+from ivr.tools._caller import Step
+from ivr.tools._channel import Event, PromptBook, ScriptedChannel, World
+
+# A Monday at 10:00 local time: inside any ordinary office hours, so a case that does not care about the time
+# does not depend on the day the tests run.
+DEFAULT_CALL_TIME = datetime(2026, 11, 30, 10, 0)
+_call_numbers = itertools.count(1)
+
+
+@dataclass
+class CallSetup:
+    flow: str
+    start: str | None = None
+    caller_number: str = "+37060000001"
+    caller_name: str = ""
+    language: str | None = None  # channel language on arrival; None = the flow's default
+    at: datetime | None = None  # naive = the flow's local time
+    steps: list[Step] = field(default_factory=list)
+    lookups: Mapping[str, Any] = field(default_factory=dict)
+    world: World = field(default_factory=World)
+    params: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class CallRun:
+    """Everything one simulated call produced."""
+
+    report: CallReport
+    trace: list[TraceEvent]
+    channel: ScriptedChannel
+    started_at: datetime
+
+    @property
+    def events(self) -> list[Event]:
+        return self.channel.events
+
+    @property
+    def heard(self) -> list[str]:
+        """Prompt ids in the order the caller heard them (interrupted ones included)."""
+        return [e.data["prompt"] for e in self.channel.events if e.kind == "prompt"]
+
+    @property
+    def steps_left(self) -> list[Step]:
+        return self.channel.steps_left
+
+
+def call_start(flow: Flow, at: datetime | None) -> datetime:
+    """The moment the call starts, as an aware datetime."""
+    when = at or DEFAULT_CALL_TIME
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=ZoneInfo(flow.timezone))
+    return when.astimezone(timezone.utc)
+
+
+async def run_call(
+    flows: Mapping[str, Flow], setup: CallSetup, *,
+    on_trace: Callable[[TraceEvent], None] | None = None,
+    on_event: Callable[[Event], None] | None = None,
+    ask: Callable[[], Awaitable[Step | None]] | None = None,
+    max_seconds: float = 3600.0,
+) -> CallRun:
+    """Run one call through `setup.flow` and return what happened. `ask` (interactive mode) is awaited for the
+    caller's next step whenever the IVR listens and the script has run out."""
+    from ivr.storage import open_storage
+
+    flow = flows[setup.flow]
+    started = call_start(flow, setup.at)
+    number = next(_call_numbers)
+    info = CallInfo(
+        uniqueid=f"sim-{number}", channel=f"SIM/caller-{number:08x}", caller_id=setup.caller_number,
+        caller_name=setup.caller_name, language=setup.language or flow.language, context="ivr",
+        extension="s", params=dict(setup.params),
+    )
+    channel = ScriptedChannel(info, setup.steps, setup.world, PromptBook([flows[name] for name in flows]),
+                              max_seconds=max_seconds, on_event=on_event, ask=ask)
+    trace: list[TraceEvent] = []
+
+    def observe(event: TraceEvent) -> None:
+        trace.append(event)
+        if on_trace:
+            on_trace(event)
+
+    storage = open_storage("memory:")
+    engine = FlowEngine(
+        flows, storage=storage, lookup_client=FixtureLookupClient(setup.lookups),
+        clock=lambda: started + timedelta(seconds=channel.elapsed), settings=EngineSettings(),
+        observer=observe,
+    )
+    try:
+        report = await engine.run(channel, setup.flow, setup.start)
+    finally:
+        await storage.close()
+    return CallRun(report, trace, channel, started)
