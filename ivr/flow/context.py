@@ -1,0 +1,240 @@
+"""The running state of one call, and the helpers every node kind uses.
+
+Rules for this file:
+- `CallContext` is the only thing a node handler gets: the channel, the variables, the current flow and language,
+  the menu stack, the sticky outcome, the recorder, the settings, and helpers to play prompts and collect digits.
+- Node handlers return a `Goto` (go on at another node) or a `Finish` (the call leaves the IVR here); they never
+  loop the engine themselves and never sleep: every wait is a channel call.
+- Helpers emit trace events (prompt with its text, digit, timeout) so `simulate` shows exactly what a caller
+  experiences.
+- Type-ahead: a digit that interrupted a barge-in `play` node is kept and consumed by the next node that collects
+  digits, so a caller who knows the menu is not ignored.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+
+from ivr.flow.channel import CallInfo, Channel
+from ivr.flow.model import Flow
+from ivr.flow.report import Observer, TraceEvent
+from ivr.flow.templates import render
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ivr.flow.lookup import LookupClient
+    from ivr.flow.recording import Recorder
+
+ALL_DIGITS = "0123456789*#"
+VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class EngineError(Exception):
+    """The flow cannot go on (undefined node or schedule, a node needs storage that is not configured, ...).
+    The call ends with outcome "error"; the message says what to fix in the flow or the service settings."""
+
+
+class StepBudgetExceeded(EngineError):
+    """The call visited more nodes than the step budget allows: a cycle in the flow that never waits for the
+    caller (or a caller pressing `repeat` forever)."""
+
+
+@dataclass(frozen=True)
+class Goto:
+    """Continue at `target` (`node`, `flow:node` or an inline option id `menu.digit`)."""
+
+    target: str
+    reason: str = "next"
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Finish:
+    """The call leaves the IVR at this node. `outcome` None means "contained" unless an earlier node set one."""
+
+    outcome: str | None = None
+    reason: str = "next"
+    detail: str = ""
+    end_target: str = ""
+
+
+Step = Goto | Finish
+
+
+@dataclass
+class EngineSettings:
+    """Service settings the nodes need. Paths are as Asterisk sees them (it reads prompts, writes recordings)."""
+
+    prompts_dir: str = ""                       # prefix of prompt files: <prompts_dir>/<file>
+    dial_template: str = "PJSIP/${extension}"   # extension -> Dial() destination
+    recordings_dir: str = "/var/spool/asterisk/monitor"
+    voicemail_dir: str = "/var/spool/asterisk/voicemail/ivr"
+    max_steps: int = 200                        # node visits per call before the loop guard ends it
+    consent_wait: float = 2.0                   # seconds to press the opt-out key after the consent prompt
+    confirm_wait: float = 5.0                   # seconds to answer "press 1 to confirm" prompts
+    base_dir: Path | None = None                # for relative holiday calendars when the flow set has no sources
+
+
+@dataclass
+class CallContext:
+    channel: Channel
+    info: CallInfo
+    flows: Mapping[str, Flow]
+    flow: Flow
+    settings: EngineSettings
+    clock: Callable[[], datetime]
+    storage: Any = None
+    lookup_client: "LookupClient | None" = None
+    observer: Observer | None = None
+    version: str = ""
+    base_dirs: Mapping[str, Path] = field(default_factory=dict)
+    node_id: str = ""
+    variables: dict[str, str] = field(default_factory=dict)
+    language: str = "en"
+    menu_stack: list[str] = field(default_factory=list)
+    pending_digits: str = ""
+    outcome: str | None = None          # sticky: transferred / parked / voicemail / callback
+    end_target: str = ""
+    recorder: "Recorder | None" = None
+    entered_flows: set[str] = field(default_factory=set)
+    steps: int = 0
+
+    def tick(self) -> None:
+        """Count one step (a node visit or a menu repeat) against the call's budget."""
+        self.steps += 1
+        if self.steps > self.settings.max_steps:
+            raise StepBudgetExceeded(
+                f"more than {self.settings.max_steps} steps in one call (last at {self.ref}); the flow has a cycle "
+                "that never waits for the caller, or the caller repeated a menu without end"
+            )
+
+    # -- tracing ----------------------------------------------------------------------------------------------
+    def emit(self, kind: str, text: str, **data: Any) -> None:
+        if self.observer is not None:
+            self.observer(TraceEvent(self.clock(), kind, self.flow.name, self.node_id, text, data))
+
+    @property
+    def ref(self) -> str:
+        return f"{self.flow.name}:{self.node_id}"
+
+    # -- variables --------------------------------------------------------------------------------------------
+    def render(self, template: str) -> str:
+        return render(template, self.variables)
+
+    def set_var(self, name: str, value: str) -> None:
+        if not VARIABLE_NAME.fullmatch(name):
+            raise EngineError(f"{name!r} is not a variable name; use letters, digits and _")
+        self.variables[name] = value
+        self.emit("variable", f"{name} = {value!r}", name=name, value=value)
+
+    # -- prompts ----------------------------------------------------------------------------------------------
+    def prompt_file(self, prompt_id: str) -> tuple[str, str]:
+        """Prompt id -> (file for Asterisk, text). The caller's language first, then the flow's default.
+        An id the flow does not define is played as an Asterisk sound name (e.g. `beep`)."""
+        variants = self.flow.prompts.get(prompt_id)
+        if not variants:
+            return prompt_id, ""
+        variant = variants.get(self.language) or variants.get(self.flow.language) or next(iter(variants.values()))
+        file = variant.file
+        if self.settings.prompts_dir and not file.startswith("/"):
+            file = f"{self.settings.prompts_dir.rstrip('/')}/{file}"
+        return file, variant.text
+
+    async def play(self, prompt_ids: Sequence[str], escape_digits: str = "") -> str | None:
+        """Play prompts in order (one channel call per prompt, so the trace shows what was heard); return the
+        digit that interrupted, or None."""
+        for prompt_id in prompt_ids:
+            file, text = self.prompt_file(prompt_id)
+            self.emit("prompt", text or file, prompt=prompt_id, file=file)
+            digit = await self.channel.play([file], escape_digits)
+            if digit:
+                self.emit("digit", f"{digit} (interrupted {prompt_id})", digit=digit, barge_in=True)
+                return digit
+        return None
+
+    async def offer(self, prompt_ids: Sequence[str], escape_digits: str = ALL_DIGITS) -> str | None:
+        """Play prompts with barge-in, unless the caller already typed ahead; return the first digit or None."""
+        if self.pending_digits:
+            digit, self.pending_digits = self.pending_digits[0], self.pending_digits[1:]
+            self.emit("digit", f"{digit} (typed ahead)", digit=digit, typeahead=True)
+            return digit
+        return await self.play(prompt_ids, escape_digits)
+
+    async def next_digit(self, timeout: float) -> str | None:
+        if self.pending_digits:
+            digit, self.pending_digits = self.pending_digits[0], self.pending_digits[1:]
+            self.emit("digit", f"{digit} (typed ahead)", digit=digit, typeahead=True)
+            return digit
+        digit = await self.channel.wait_for_digit(timeout)
+        if digit:
+            self.emit("digit", digit, digit=digit)
+        else:
+            self.emit("timeout", f"no digit within {timeout:g} s", seconds=timeout)
+        return digit
+
+    async def collect(
+        self, prompt_ids: Sequence[str], *, max_length: int, terminator: str, timeout: float,
+        inter_digit_timeout: float,
+    ) -> str:
+        """Prompt (with barge-in) and collect up to `max_length` digits; the terminator ends input early and is
+        not returned. "" when the caller pressed nothing."""
+        digit = await self.offer(prompt_ids)
+        if digit is None:
+            digit = await self.next_digit(timeout)
+        buffer = ""
+        while digit is not None:
+            if terminator and digit == terminator:
+                break
+            buffer += digit
+            if len(buffer) >= max_length:
+                break
+            digit = await self.next_digit(inter_digit_timeout)
+        return buffer
+
+    async def say_digits(self, digits: str, escape_digits: str = "") -> str | None:
+        only = "".join(c for c in digits if c.isdigit())
+        if not only:
+            return None
+        self.emit("prompt", f"(says digits {only})", say="digits", value=only)
+        digit = await self.channel.say_digits(only, escape_digits)
+        if digit:
+            self.emit("digit", f"{digit} (interrupted read-back)", digit=digit, barge_in=True)
+        return digit
+
+    # -- language ---------------------------------------------------------------------------------------------
+    async def set_language(self, language: str) -> None:
+        self.language = language
+        self.variables["language"] = language
+        await self.channel.set_language(language)
+        self.emit("language", f"language is now {language}", language=language)
+
+    # -- menu stack -------------------------------------------------------------------------------------------
+    def enter_menu(self) -> None:
+        """Remember this menu for `back`/`top`. Re-entering a menu already on the stack unwinds to it, so a
+        caller going round in circles never grows the stack."""
+        ref = self.ref
+        if ref in self.menu_stack:
+            del self.menu_stack[self.menu_stack.index(ref) + 1:]
+        else:
+            self.menu_stack.append(ref)
+
+    def menu_back(self) -> str | None:
+        if len(self.menu_stack) >= 2:
+            return self.menu_stack[-2]
+        return None
+
+    def menu_top(self) -> str | None:
+        return self.menu_stack[0] if self.menu_stack else None
+
+    # -- helpers ----------------------------------------------------------------------------------------------
+    def now(self) -> datetime:
+        return self.clock()
+
+    def base_dir(self) -> Path | None:
+        return self.base_dirs.get(self.flow.name, self.settings.base_dir)
+
+    def qualify(self, ref: str) -> str:
+        """`node` -> `flow:node` in the current flow."""
+        return ref if ":" in ref else f"{self.flow.name}:{ref}"

@@ -1,0 +1,214 @@
+"""The flow engine: runs one call through a flow set and returns its `CallReport`.
+
+Rules for this file:
+- The engine walks nodes: resolve a reference, run the node kind's handler (ivr.flow.nodes registry), record the
+  visit, follow the `Goto`, stop at a `Finish`. Node semantics live in the node modules, not here.
+- It never sleeps and never imports AGI, AMI or the simulator: every wait is a `Channel` call, and time comes
+  from the injected clock (so simulated calls have simulated durations in reports and metrics).
+- A caller hangup anywhere (`CallerHangup`) ends the call cleanly: outcome "abandoned" (or the outcome already
+  reached, e.g. a voicemail left before hanging up), with the node where it happened.
+- Every other failure ends the call with outcome "error" and a logged reason: an undefined node, a
+  `ChannelError`, a bug in a handler, or the step budget (a cycle that never waits for the caller).
+- Metrics: labels are flow and node names from the configuration and fixed words only.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from ivr import metrics
+from ivr.flow.channel import CallerHangup, Channel, ChannelError
+from ivr.flow.context import CallContext, EngineError, EngineSettings, Finish, Goto, StepBudgetExceeded
+from ivr.flow.model import Flow, MenuNode
+from ivr.flow.nodes import handler_for
+from ivr.flow.recording import Recorder
+from ivr.flow.report import CallReport, NodeVisit, Observer
+from ivr.flow.templates import NAME_RE, render
+
+__all__ = ["FlowEngine", "EngineSettings", "EngineError", "UnknownFlow"]
+
+log = logging.getLogger(__name__)
+
+
+class UnknownFlow(EngineError):
+    """The flow named by the AGI script path is not in the flow set."""
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class FlowEngine:
+    """Runs calls through one flow set (a `FlowSet` or any mapping of name -> Flow).
+
+    A new flow set version means a new engine (cheap): calls in progress keep the engine they started with.
+    """
+
+    def __init__(
+        self,
+        flows: Mapping[str, Flow],
+        *,
+        storage: Any = None,
+        lookup_client: Any = None,
+        clock: Callable[[], datetime] | None = None,
+        settings: EngineSettings | None = None,
+        observer: Observer | None = None,
+        version: str | None = None,
+        **overrides: Any,
+    ) -> None:
+        self.flows = flows
+        self.storage = storage
+        self.lookup_client = lookup_client
+        self.clock = clock or _utcnow
+        self.settings = settings or EngineSettings()
+        for key, value in overrides.items():  # FlowEngine(flows, prompts_dir=..., dial_template=...)
+            if not hasattr(self.settings, key):
+                raise TypeError(f"FlowEngine got an unknown setting {key!r}")
+            setattr(self.settings, key, value)
+        self.observer = observer
+        self.version = version if version is not None else str(getattr(flows, "version", ""))
+        sources = getattr(flows, "sources", None) or {}
+        self.base_dirs: dict[str, Path] = {
+            name: Path(src.file).parent for name, src in sources.items() if getattr(src, "file", None)
+        }
+
+    # -- resolving references --------------------------------------------------------------------------------
+    def resolve(self, current_flow: str, ref: str) -> tuple[Flow, str, Any]:
+        """`node`, `flow:node` or an inline menu option `menu.digits` -> (flow, node id, node)."""
+        flow_name, _, node_id = ref.rpartition(":")
+        flow_name = flow_name or current_flow
+        flow = self.flows.get(flow_name)
+        if flow is None:
+            raise EngineError(f"reference {ref!r}: there is no flow {flow_name!r}")
+        node = flow.nodes.get(node_id)
+        if node is None and "." in node_id:
+            menu_id, _, digits = node_id.partition(".")
+            menu = flow.nodes.get(menu_id)
+            if isinstance(menu, MenuNode):
+                option = menu.options.get(digits)
+                if option is not None and hasattr(option, "type"):
+                    node = option
+        if node is None:
+            raise EngineError(f"reference {ref!r}: flow {flow_name!r} has no node {node_id!r}")
+        return flow, node_id, node
+
+    # -- one call --------------------------------------------------------------------------------------------
+    def _initial_variables(self, ctx: CallContext) -> None:
+        info = ctx.info
+        builtins = {
+            "caller_id": info.caller_id, "caller_name": info.caller_name, "dnid": info.dnid,
+            "uniqueid": info.uniqueid, "channel": info.channel, "context": info.context,
+            "extension": info.extension, "flow": ctx.flow.name, "language": ctx.language,
+        }
+        for key, value in info.params.items():
+            if NAME_RE.fullmatch(key) and key != "node":
+                builtins[f"param_{key}"] = value
+        ctx.variables.update(builtins)
+
+    def _enter_flow(self, ctx: CallContext, flow: Flow) -> None:
+        ctx.flow = flow
+        ctx.variables["flow"] = flow.name
+        if flow.name not in ctx.entered_flows:
+            ctx.entered_flows.add(flow.name)
+            # A flow's declared variables are defaults: they never overwrite what the call already knows.
+            for name, template in flow.variables.items():
+                if name not in ctx.variables:
+                    ctx.variables[name] = render(template, ctx.variables)
+
+    async def run(
+        self, channel: Channel, flow_name: str, start_node: str | None = None, *, observer: Observer | None = None
+    ) -> CallReport:
+        flow = self.flows.get(flow_name)
+        if flow is None:
+            raise UnknownFlow(f"no flow named {flow_name!r}; known flows: {', '.join(sorted(self.flows)) or 'none'}")
+        info = channel.info
+        started = self.clock()
+        language = info.language if info.language in flow.languages else flow.language
+        ctx = CallContext(
+            channel=channel, info=info, flows=self.flows, flow=flow, settings=self.settings, clock=self.clock,
+            storage=self.storage, lookup_client=self.lookup_client, observer=observer or self.observer,
+            version=self.version, base_dirs=self.base_dirs, language=language, recorder=Recorder(),
+        )
+        self._initial_variables(ctx)
+        self._enter_flow(ctx, flow)
+        start = start_node or flow.start
+        report = CallReport(flow=flow_name, start_node=start, version=self.version, uniqueid=info.uniqueid,
+                            caller_id=info.caller_id, started_at=started)
+        metrics.CALLS_STARTED.labels(flow_name).inc()
+        active = metrics.CALLS_ACTIVE.labels(flow_name)
+        active.inc()
+        ctx.emit("call", f"call {info.uniqueid} from {info.caller_id or 'unknown'} enters {flow_name}:{start}"
+                 + (f" (version {self.version})" if self.version else ""), caller_id=info.caller_id)
+        visit: NodeVisit | None = None
+        try:
+            if flow.answer:
+                await channel.answer()
+            if language != info.language:
+                await channel.set_language(language)
+            if flow.recording.policy == "always":
+                await ctx.recorder.start(ctx, "flow policy")  # type: ignore[union-attr]
+            ref = start
+            while True:
+                ctx.tick()
+                node_flow, node_id, node = self.resolve(ctx.flow.name, ref)
+                if node_flow is not ctx.flow:
+                    self._enter_flow(ctx, node_flow)
+                ctx.node_id = node_id
+                visit = NodeVisit(node_flow.name, node_id, node.type, self.clock())
+                report.visits.append(visit)
+                metrics.NODE_VISITS.labels(node_flow.name, node_id).inc()
+                ctx.emit("enter", f"{node.type} node" + (f": {node.description}" if node.description else ""),
+                         node_kind=node.type)
+                step = await handler_for(node.type)(node, ctx)
+                self._leave(ctx, visit, step.reason, step.detail,
+                            ctx.qualify(step.target) if isinstance(step, Goto) else "")
+                ctx.emit("exit", f"{step.reason}: {step.detail}" if step.detail else step.reason,
+                         reason=step.reason)
+                visit = None
+                if isinstance(step, Finish):
+                    report.outcome = ctx.outcome or step.outcome or "contained"
+                    report.end_target = ctx.end_target or step.end_target
+                    report.end_node = ctx.ref
+                    break
+                ref = ctx.qualify(step.target)
+        except CallerHangup as exc:
+            self._leave(ctx, visit, "hangup", "caller hung up", "")
+            report.outcome = ctx.outcome or "abandoned"
+            report.end_target = ctx.end_target or "hangup:caller"
+            report.end_node = ctx.ref
+            ctx.emit("hangup", f"caller hung up at {ctx.ref}" + (f" ({exc})" if str(exc) else ""))
+        except (EngineError, ChannelError) as exc:
+            self._leave(ctx, visit, "error", str(exc), "")
+            report.outcome, report.error, report.end_node = "error", str(exc), ctx.ref
+            report.end_target = ctx.end_target
+            level = logging.ERROR if isinstance(exc, StepBudgetExceeded) else logging.WARNING
+            log.log(level, "call %r in flow %r ended with an error at %s: %s", info.uniqueid, flow_name, ctx.ref, exc)
+            ctx.emit("error", str(exc))
+        except Exception as exc:  # a bug must not leave the call without a record
+            self._leave(ctx, visit, "error", repr(exc), "")
+            report.outcome, report.error, report.end_node = "error", f"internal error: {exc!r}", ctx.ref
+            log.exception("call %r in flow %r failed at %s", info.uniqueid, flow_name, ctx.ref)
+            ctx.emit("error", f"internal error: {exc!r}")
+        finally:
+            if ctx.recorder is not None:
+                await ctx.recorder.finish(ctx)
+            report.ended_at = self.clock()
+            report.variables = dict(ctx.variables)
+            report.language = ctx.language
+            active.dec()
+            if report.outcome:
+                metrics.CALL_OUTCOMES.labels(flow_name, report.outcome).inc()
+            metrics.IVR_SECONDS.labels(flow_name).observe(max(0.0, report.seconds))
+        ctx.emit("end", f"outcome {report.outcome}" + (f" -> {report.end_target}" if report.end_target else "")
+                 + f" after {report.seconds:.1f} s", outcome=report.outcome)
+        return report
+
+    def _leave(self, ctx: CallContext, visit: NodeVisit | None, reason: str, detail: str, target: str) -> None:
+        if visit is None:
+            return
+        visit.left_at = self.clock()
+        visit.reason, visit.detail, visit.target = reason, detail, target
+        metrics.NODE_EXITS.labels(visit.flow, visit.node, reason).inc()
+        metrics.NODE_SECONDS.labels(visit.flow, visit.node).observe(max(0.0, visit.seconds))

@@ -1,0 +1,69 @@
+"""`callback`: capture a number to call back and store the request durably.
+
+Rules: the caller ID is offered first when it looks like a phone number (read back digit by digit); the caller
+presses 1 to confirm or 2 (or any other key) to enter another number, which is then read back and confirmed
+the same way. Silence and bad numbers count against `retries`; exhausted -> `on_failure` (or the call ends).
+Stored via `storage.add_callback`; the callback scheduler does the dialling.
+"""
+from __future__ import annotations
+
+from ivr.flow.context import ALL_DIGITS, CallContext, EngineError, Finish, Goto
+from ivr.flow.model import CallbackNode
+from ivr.flow.nodes import register
+from ivr.metrics import CALLBACKS
+
+CONFIRM, OTHER = "1", "2"
+
+
+def _usable(node: CallbackNode, number: str) -> bool:
+    digits = number[1:] if number.startswith("+") else number
+    return digits.isdigit() and digits.isascii() and node.min_length <= len(digits) <= node.max_length
+
+
+@register("callback")
+async def run(node: CallbackNode, ctx: CallContext) -> Goto | Finish:
+    if ctx.storage is None:
+        raise EngineError(f"callback {ctx.ref}: no storage configured in the service")
+    caller = ctx.info.caller_id.strip()
+    number = caller if node.use_caller_id and _usable(node, caller) else ""
+    failures = 0
+    while failures <= node.retries:
+        if not number:
+            entered = await ctx.collect(node.number_prompts, max_length=node.max_length, terminator="#",
+                                        timeout=ctx.settings.confirm_wait + 1, inter_digit_timeout=3.0)
+            if _usable(node, entered):
+                number = entered
+            else:
+                failures += 1
+                ctx.emit("invalid" if entered else "no_input",
+                         f"not a usable number ({failures} of {node.retries + 1})", count=failures)
+            continue
+        answer = await ctx.offer(node.prompts, ALL_DIGITS)
+        if answer is None:
+            answer = await ctx.say_digits(number, ALL_DIGITS)
+        if answer is None:
+            answer = await ctx.offer(node.confirm_prompts, ALL_DIGITS)
+        if answer is None:
+            answer = await ctx.next_digit(ctx.settings.confirm_wait)
+        if answer == CONFIRM:
+            from ivr.storage import CallbackRequest
+
+            request_id = await ctx.storage.add_callback(CallbackRequest(
+                number=number, queue=node.queue, caller_name=ctx.info.caller_name,
+                source_call_id=ctx.info.uniqueid, language=ctx.language, requested_at=ctx.now(),
+            ))
+            CALLBACKS.labels(node.queue, "requested").inc()
+            ctx.outcome, ctx.end_target = "callback", f"callback:{node.queue}"
+            ctx.variables["callback_id"] = str(request_id)
+            ctx.emit("callback", f"callback {request_id} to {number} requested for {node.queue}", id=request_id)
+            return Goto(node.next, "valid", f"callback {request_id}")
+        if answer is None:
+            failures += 1
+            ctx.emit("no_input", f"no confirmation ({failures} of {node.retries + 1})", count=failures)
+        else:
+            ctx.emit("choice", "caller wants to enter another number")
+            ctx.tick()  # bounded: a caller cannot go round this loop for ever
+            number = ""
+    if node.on_failure:
+        return Goto(node.on_failure, "exhausted", "no usable callback number")
+    return Finish(None, "exhausted", "no usable callback number", "hangup:exhausted")

@@ -1,0 +1,94 @@
+"""`transfer`: to an agent extension (via the service's dial template), a full dial string, or a queue.
+
+Rules:
+- The announcement is played first (no barge-in), then the caller ID name gets the prefix (so the agent sees
+  "Sales: Ann"), then recording starts if the node asks for it and the flow's policy allows.
+- An extension is a template (e.g. `${dialed}` from direct dial) and must come out as a plain extension
+  (letters, digits, `*#+_-`): anything else is refused before it reaches Dial().
+- DIALSTATUS: ANSWER -> transferred (then `next` if the caller is still there, else the call ends);
+  BUSY -> on_busy, NOANSWER -> on_no_answer, CHANUNAVAIL/CONGESTION -> on_unavailable, CANCEL -> caller hung up.
+  QUEUESTATUS: answered/CONTINUE -> transferred; TIMEOUT/JOINEMPTY/LEAVEEMPTY -> on_timeout;
+  FULL/JOINUNAVAIL/LEAVEUNAVAIL -> on_unavailable (else on_timeout).
+- A failure without its branch goes to `next`; without `next` the call ends with outcome "error" (the
+  validator warns), never in silence without a record.
+- Metric `target` is the configured extension/queue text, never the dialled digits.
+"""
+from __future__ import annotations
+
+import re
+
+from ivr.flow.channel import CallerHangup
+from ivr.flow.context import CallContext, EngineError, Finish, Goto
+from ivr.flow.model import TransferNode
+from ivr.flow.nodes import register
+from ivr.flow.templates import render
+from ivr.metrics import TRANSFERS
+
+_EXTENSION = re.compile(r"[A-Za-z0-9*#+_\-]{1,40}")
+_DIAL_STRING = re.compile(r"[A-Za-z0-9*#+_\-/@.:&]{1,200}")
+
+DIAL_BRANCH = {"BUSY": "on_busy", "NOANSWER": "on_no_answer", "CHANUNAVAIL": "on_unavailable",
+               "CONGESTION": "on_unavailable"}
+QUEUE_BRANCH = {"TIMEOUT": ("on_timeout",), "JOINEMPTY": ("on_timeout",), "LEAVEEMPTY": ("on_timeout",),
+                "FULL": ("on_unavailable", "on_timeout"), "JOINUNAVAIL": ("on_unavailable", "on_timeout"),
+                "LEAVEUNAVAIL": ("on_unavailable", "on_timeout")}
+
+
+def destination(node: TransferNode, ctx: CallContext) -> tuple[str, str]:
+    """(Dial() destination, end target words)."""
+    if node.extension:
+        extension = ctx.render(node.extension)
+        if not _EXTENSION.fullmatch(extension):
+            raise EngineError(f"transfer {ctx.ref}: extension {extension!r} is not a plain extension")
+        return render(ctx.settings.dial_template, {"extension": extension}), f"extension:{extension}"
+    assert node.dial is not None
+    dial = ctx.render(node.dial)
+    if not _DIAL_STRING.fullmatch(dial):
+        raise EngineError(f"transfer {ctx.ref}: dial string {dial!r} has characters Dial() would misread")
+    return dial, f"dial:{dial}"
+
+
+def _branch(node: TransferNode, names: tuple[str, ...], status: str) -> Goto | Finish:
+    for name in names:
+        target = getattr(node, name)
+        if target:
+            return Goto(target, "next", f"{status} -> {name}")
+    if node.next:
+        return Goto(node.next, "next", f"{status} -> next")
+    return Finish("error", "error", f"{status} and no branch for it", f"failed:{status.lower()}")
+
+
+@register("transfer")
+async def run(node: TransferNode, ctx: CallContext) -> Goto | Finish:
+    if node.announcement:
+        await ctx.play(node.announcement)
+    if node.caller_id_name_prefix:
+        prefix = ctx.render(node.caller_id_name_prefix)
+        await ctx.channel.set_variable("CALLERID(name)", f"{prefix}{ctx.info.caller_name}")
+    if node.record and ctx.recorder is not None:
+        await ctx.recorder.start(ctx, "transfer")
+    metric_target = node.queue or node.extension or node.dial or ""
+    if node.queue:
+        queue = ctx.render(node.queue)
+        ctx.emit("transfer", f"queue {queue} (timeout {node.timeout:g} s)", queue=queue)
+        result = await ctx.channel.queue(queue, node.timeout)
+        status = result.status.upper()
+        TRANSFERS.labels(ctx.flow.name, metric_target, status.lower()).inc()
+        ctx.emit("transfer", f"QUEUESTATUS {status}", status=status)
+        if status in ("ANSWERED", "CONTINUE"):
+            ctx.outcome, ctx.end_target = "transferred", f"queue:{queue}"
+            return Goto(node.next, "next", status) if node.next else Finish("transferred", "next", status,
+                                                                              ctx.end_target)
+        return _branch(node, QUEUE_BRANCH.get(status, ("on_unavailable", "on_timeout")), status)
+    dest, end_target = destination(node, ctx)
+    ctx.emit("transfer", f"dial {dest} (timeout {node.timeout:g} s)", destination=dest)
+    dial = await ctx.channel.dial(dest, node.timeout)
+    status = dial.status.upper()
+    TRANSFERS.labels(ctx.flow.name, metric_target, status.lower()).inc()
+    ctx.emit("transfer", f"DIALSTATUS {status}", status=status)
+    if status == "ANSWER":
+        ctx.outcome, ctx.end_target = "transferred", end_target
+        return Goto(node.next, "next", status) if node.next else Finish("transferred", "next", status, end_target)
+    if status == "CANCEL":
+        raise CallerHangup("the caller hung up while the agent's phone was ringing")
+    return _branch(node, (DIAL_BRANCH.get(status, "on_unavailable"),), status)
