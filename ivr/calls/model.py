@@ -50,6 +50,7 @@ class Channel:
     node: str | None = None
     recording: Recording | None = None
     agent: str | None = None               # queue member (MemberName) or click-to-call agent talking to this channel
+    agent_leg: bool = False                # this channel rings/is the agent (AgentConnect dest, click-to-call leg)
 
     @property
     def is_up(self) -> bool:
@@ -62,7 +63,8 @@ class Channel:
             "connected": {"number": self.connected_num, "name": self.connected_name},
             "context": self.context, "exten": self.exten, "application": self.application,
             "bridge": self.bridge_id, "on_hold": self.moh_class is not None, "queue": self.queue,
-            "flow": self.flow, "node": self.node, "created_at": self.created_at,
+            "flow": self.flow, "node": self.node, "agent": self.agent, "agent_leg": self.agent_leg,
+            "created_at": self.created_at,
             "recording": None if self.recording is None else {
                 "mixmonitor_id": self.recording.mixmonitor_id, "muted": self.recording.muted,
                 "started_at": self.recording.started_at,

@@ -46,11 +46,18 @@ class CallEnded:
 
 
 @dataclass(frozen=True)
+class RecordingStarted:
+    uniqueid: str
+    linkedid: str
+
+
+@dataclass(frozen=True)
 class RecordingEnded:
     uniqueid: str
     linkedid: str
     mixmonitor_id: str
     reason: str          # "stopped" (MixMonitorStop) or "hangup" (Asterisk sends no MixMonitorStop then)
+    seconds: float = 0.0  # by the registry's clock, from MixMonitorStart
 
 
 @dataclass(frozen=True)
@@ -62,7 +69,7 @@ class Unparked:
     seconds: float
 
 
-Effect = ChannelGone | CallEnded | RecordingEnded | Unparked
+Effect = ChannelGone | CallEnded | RecordingStarted | RecordingEnded | Unparked
 
 # Events whose first block is the standard channel block (Channel, ChannelState, ..., Uniqueid, Linkedid).
 _CHANNEL_EVENTS = frozenset({
@@ -107,6 +114,7 @@ class CallRegistry:
         self._by_call: dict[str, set[str]] = {}         # linkedid -> uniqueids
         self._gone: OrderedDict[str, None] = OrderedDict()
         self._by_name: dict[str, str] = {}              # channel name -> uniqueid
+        self._expected: OrderedDict[str, str] = OrderedDict()   # uniqueid -> agent, for legs we originate
 
     # --- queries -------------------------------------------------------------------------------------------
 
@@ -129,6 +137,9 @@ class CallRegistry:
     def parked_in(self, lot: str | None = None) -> list[ParkedCall]:
         return sorted((p for p in self.parked.values() if lot is None or p.lot == lot),
                       key=lambda p: (p.lot, p.space))
+
+    def recordings_running(self) -> int:
+        return sum(1 for ch in self.channels.values() if ch.recording is not None)
 
     def parked_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -153,10 +164,15 @@ class CallRegistry:
         if ch is not None:
             ch.flow, ch.node = flow, node
 
-    def note_agent(self, uniqueid: str, agent: str) -> None:
+    def expect_agent_leg(self, uniqueid: str, agent: str) -> None:
+        """A channel we are about to originate (ChannelId=uniqueid) is the leg of agent `agent`."""
         ch = self.channels.get(uniqueid)
         if ch is not None:
-            ch.agent = agent
+            ch.agent, ch.agent_leg = agent, True
+            return
+        self._expected[uniqueid] = agent
+        while len(self._expected) > _GONE_MEMORY:
+            self._expected.popitem(last=False)
 
     # --- event application ---------------------------------------------------------------------------------
 
@@ -183,6 +199,9 @@ class CallRegistry:
             if not create:
                 return None
             ch = Channel(name=name, uniqueid=uid, linkedid=linkedid, created_at=self.clock())
+            agent = self._expected.pop(uid, None)
+            if agent is not None:
+                ch.agent, ch.agent_leg = agent, True
             self.channels[uid] = ch
             self._by_call.setdefault(linkedid, set()).add(uid)
             self._by_name[name] = uid
@@ -230,7 +249,8 @@ class CallRegistry:
         if self._by_name.get(ch.name) == uid:
             del self._by_name[ch.name]
         if ch.recording is not None:
-            effects.append(RecordingEnded(uid, ch.linkedid, ch.recording.mixmonitor_id, "hangup"))
+            effects.append(RecordingEnded(uid, ch.linkedid, ch.recording.mixmonitor_id, "hangup",
+                                          max(0.0, self.clock() - ch.recording.started_at)))
         if ch.bridge_id and ch.bridge_id in self.bridges:
             self.bridges[ch.bridge_id].channels.discard(uid)
         parked = self.parked.pop(uid, None)
@@ -322,6 +342,7 @@ class CallRegistry:
         ch = self.channels.get(msg.get("Uniqueid") or "")
         if ch is not None:
             ch.recording = Recording(mixmonitor_id=msg.get("MixMonitorID") or "", started_at=self.clock())
+            effects.append(RecordingStarted(ch.uniqueid, ch.linkedid))
 
     def _on_MixMonitorMute(self, msg: EventLike, effects: list[Effect]) -> None:
         ch = self.channels.get(msg.get("Uniqueid") or "")
@@ -332,7 +353,8 @@ class CallRegistry:
     def _on_MixMonitorStop(self, msg: EventLike, effects: list[Effect]) -> None:
         ch = self.channels.get(msg.get("Uniqueid") or "")
         if ch is not None and ch.recording is not None:
-            effects.append(RecordingEnded(ch.uniqueid, ch.linkedid, ch.recording.mixmonitor_id, "stopped"))
+            effects.append(RecordingEnded(ch.uniqueid, ch.linkedid, ch.recording.mixmonitor_id, "stopped",
+                                          max(0.0, self.clock() - ch.recording.started_at)))
             ch.recording = None
 
     # --- parking ---
@@ -405,6 +427,7 @@ class CallRegistry:
             ch = self.channels.get(uid or "")
             if ch is not None and agent:
                 ch.agent = agent
+                ch.agent_leg = ch.agent_leg or uid == msg.get("DestUniqueid")
 
     def _member(self, msg: EventLike, *, interface_header: str = "Interface",
                 name_header: str = "MemberName") -> QueueMember:

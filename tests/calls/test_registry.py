@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ivr.ami.protocol import Message
-from ivr.calls.registry import CallEnded, CallRegistry, ChannelGone, RecordingEnded, Unparked
+from ivr.calls.registry import CallEnded, CallRegistry, ChannelGone, RecordingEnded, RecordingStarted, Unparked
 
 from .transcripts import events_until, list_items, load
 
@@ -123,13 +123,18 @@ def test_coreshowchannels_resync_builds_calls_and_drops_stale_ami12():
 def test_mixmonitor_start_mute_stop_and_stop_by_hangup_ami14():
     items = load("ami-14-mixmonitor.jsonl")
     reg = CallRegistry(clock=Clock())
-    feed(reg, events_until(items, "mute both directions"))
+    clock = reg.clock
+    effects = feed(reg, events_until(items, "mute both directions"))
+    assert [type(e) for e in effects] == [RecordingStarted]
     [call] = reg.calls()
     assert call.recording is not None and call.recording.recording.muted is False
     feed(reg, events_until(items, "StopMixMonitor by MixMonitorID", start="mute both directions"))
     assert call.recording is not None
+    clock.now += 6
     effects = feed(reg, events_until(items, "error cases", start="StopMixMonitor by MixMonitorID"))
-    assert [type(e) for e in effects] == [RecordingEnded] and effects[0].reason == "stopped"
+    assert [type(e) for e in effects] == [RecordingEnded]
+    assert (effects[0].reason, effects[0].seconds) == ("stopped", 6.0)
+    assert reg.recordings_running() == 0
     # "Event: MixMonitorMute ... State: 1" without a running MixMonitor: Asterisk still says Success; ignored.
     feed(reg, events_until(items, "second recording", start="error cases"))
     assert reg.calls()[0].recording is None

@@ -1,0 +1,466 @@
+"""Call control over AMI: originate, transfer, park/retrieve, hold/resume, record, hang up, spy, queue members.
+
+Rules for this file:
+- Every operation looks the call up in the live registry first and checks its state: unknown call -> `UnknownCall`
+  (404), not valid in this state -> `InvalidState` (409), bad input -> `InvalidRequest` (422); AMI failures go
+  through `errors.from_ami` (Asterisk unreachable -> 503).
+- Values from requests reach AMI only after `ivr.calls.validate`; channel names come from the registry (Asterisk),
+  and file names from `validate.recording_name`, never from a request.
+- Which channel an operation acts on: the "customer" is the call's origin (the caller), unless that is an agent
+  leg we know of; the "agent" is the customer's partner in the talking bridge (a queue member, the click-to-call
+  leg, or simply the other party). A request may name the channel explicitly.
+- Originated legs get their Uniqueid from us (`ChannelId`), so the API can return the new call's id at once
+  (ami-11: ChannelId becomes the Uniqueid and the Linkedid of the call).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import PurePosixPath
+from typing import Any, Callable, Literal
+
+from ivr.ami import actions
+from ivr.ami.actions import OriginateResult
+from ivr.calls import validate
+from ivr.calls.errors import InvalidRequest, InvalidState, UnknownCall, from_ami
+from ivr.calls.model import Call, Channel
+from ivr.calls.registry import CallRegistry, Effect, RecordingEnded
+from ivr.calls.settings import CallControlSettings
+from ivr.storage import Recording, Storage
+
+log = logging.getLogger(__name__)
+
+TargetKind = Literal["extension", "queue", "flow"]
+SpyMode = Literal["listen", "whisper", "barge"]
+_TRANSFERABLE = {"talking", "ivr", "up", "queued", "held"}
+_PARKABLE = {"talking", "ivr", "up", "queued"}
+
+
+@dataclass(frozen=True)
+class TransferTarget:
+    kind: TargetKind
+    value: str
+
+
+@dataclass(frozen=True)
+class Originated:
+    call_id: str          # Linkedid (= Uniqueid of the first leg) of the new call
+    action_id: str | None
+
+
+@dataclass
+class _ActiveRecording:
+    recording_id: int
+    channel: str
+    uniqueid: str
+    mixmonitor_id: str
+    started_at: datetime
+    paused: bool = False
+
+
+def new_call_id() -> str:
+    # Short enough for Asterisk's uniqueid field, unique enough to never collide with its own <epoch>.<seq> ids.
+    return "ivr-" + uuid.uuid4().hex[:20]
+
+
+class OriginateTracker:
+    """Correlates `OriginateResponse` events with the Originate that caused them (by ActionID)."""
+
+    def __init__(self, ami: Any, *, keep: int = 1000) -> None:
+        self._results: dict[str, OriginateResult] = {}
+        self._waiters: dict[str, asyncio.Future[OriginateResult]] = {}
+        self._keep = keep
+        self._subscription = ami.subscribe(self.on_event, {"OriginateResponse"}, name="originate")
+
+    async def on_event(self, msg: Any) -> None:
+        action_id = msg.action_id
+        if not action_id:
+            return
+        result = OriginateResult.from_event(msg)
+        waiter = self._waiters.pop(action_id, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(result)
+            return
+        self._results[action_id] = result          # the event overtook the caller: keep it for `wait`
+        while len(self._results) > self._keep:
+            self._results.pop(next(iter(self._results)))
+
+    async def wait(self, action_id: str, timeout: float) -> OriginateResult | None:
+        if action_id in self._results:
+            return self._results.pop(action_id)
+        waiter = self._waiters.setdefault(action_id, asyncio.get_running_loop().create_future())
+        try:
+            return await asyncio.wait_for(waiter, timeout)
+        except asyncio.TimeoutError:
+            return None
+        finally:
+            self._waiters.pop(action_id, None)
+
+
+class CallOperations:
+    def __init__(self, ami: Any, registry: CallRegistry, storage: Storage,
+                 settings: CallControlSettings | None = None, *,
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                 tracker: OriginateTracker | None = None) -> None:
+        self.ami = ami
+        self.registry = registry
+        self.storage = storage
+        self.settings = settings or CallControlSettings()
+        self.clock = clock
+        self.tracker = tracker
+        self._recordings: dict[str, _ActiveRecording] = {}      # by uniqueid of the recorded channel
+        self._held: dict[str, tuple[str, str]] = {}             # call id -> (held channel, waiting partner)
+
+    # --- helpers -----------------------------------------------------------------------------------------------
+
+    async def _act(self, what: str, name: str, headers: list[tuple[str, str]]) -> Any:
+        try:
+            return await self.ami.action(name, headers)
+        except Exception as exc:  # typed by from_ami; anything else re-raises unchanged
+            raise from_ami(exc, what) from exc
+
+    def call(self, call_id: str) -> Call:
+        call = self.registry.call(call_id)
+        if call is None or not call.channels:
+            raise UnknownCall(f"no live call {call_id!r}; GET /calls lists the calls in progress")
+        return call
+
+    def _require(self, call: Call, allowed: set[str], what: str) -> None:
+        if call.state not in allowed:
+            hint = " (retrieve it first)" if call.state == "parked" else ""
+            raise InvalidState(f"cannot {what} a call that is {call.state}{hint}; "
+                               f"allowed when {', '.join(sorted(allowed))}")
+
+    def _channel_in(self, call: Call, name: str | None) -> Channel | None:
+        if name is None:
+            return None
+        validate.channel(name)
+        for ch in call.channels:
+            if ch.name == name:
+                return ch
+        raise InvalidRequest(f"channel {name!r} is not part of call {call.id}")
+
+    def parties(self, call: Call) -> tuple[Channel, Channel | None]:
+        """(customer, agent): the caller and its partner in the talking bridge (None when not bridged)."""
+        bridge = call.talking_bridge()
+        if bridge is None:
+            return call.origin, None
+        members = sorted((self.registry.channels[u] for u in bridge.channels if u in self.registry.channels),
+                         key=lambda c: (c.created_at, c.uniqueid))
+        agent = next((c for c in members if c.agent_leg), None)
+        if agent is None:
+            origin = call.origin
+            customer = origin if origin in members else members[0]
+            agent = next((c for c in members if c is not customer), None)
+            return customer, agent
+        customer = next((c for c in members if c is not agent), call.origin)
+        return customer, agent
+
+    def _target(self, target: TransferTarget) -> tuple[str, str]:
+        if target.kind == "extension":
+            return self.settings.extension_context, validate.extension(target.value)
+        if target.kind == "queue":
+            return self.settings.queue_context, validate.name(target.value, "queue")
+        if target.kind == "flow":
+            return self.settings.flow_context, validate.name(target.value, "flow")
+        raise InvalidRequest(f"unknown transfer target kind {target.kind!r}; use extension, queue or flow")
+
+    def _dial(self, template: str, **values: str) -> str:
+        return template.format(**values)
+
+    # --- originate ---------------------------------------------------------------------------------------------
+
+    async def click_to_call(self, agent: str, number: str, *, caller_id: str | None = None,
+                            timeout: float | None = None) -> Originated:
+        """Ring the agent's extension; when answered, the agent leg dials the customer number."""
+        validate.extension(agent, "agent extension")
+        validate.number(number)
+        call_id = new_call_id()
+        self.registry.expect_agent_leg(call_id, agent)
+        headers = actions.originate(
+            self._dial(self.settings.agent_dial, extension=agent), context=self.settings.outbound_context,
+            exten=number, priority=1, timeout_ms=int((timeout or self.settings.originate_timeout) * 1000),
+            caller_id=caller_id or f'"{number}" <{number}>', channel_id=call_id,
+            other_channel_id=call_id + "-2", variables={"IVR_AGENT": agent})
+        response = await self._act("originate", "Originate", headers)
+        return Originated(call_id, getattr(response, "action_id", None))
+
+    async def originate_flow(self, number: str, flow: str, *, caller_id: str | None = None,
+                             variables: dict[str, str] | None = None, timeout: float | None = None,
+                             call_id: str | None = None) -> Originated:
+        """Call `number`; when it answers, it runs `flow` (flow_context,<flow>,1 -> FastAGI)."""
+        validate.number(number)
+        validate.name(flow, "flow")
+        for key in variables or {}:
+            validate.name(key, "variable name")
+        call_id = call_id or new_call_id()
+        headers = actions.originate(
+            self._dial(self.settings.customer_dial, number=number), context=self.settings.flow_context,
+            exten=flow, priority=1, timeout_ms=int((timeout or self.settings.originate_timeout) * 1000),
+            caller_id=caller_id, channel_id=call_id, other_channel_id=call_id + "-2",
+            variables={"IVR_FLOW": flow, **(variables or {})})
+        response = await self._act("originate", "Originate", headers)
+        return Originated(call_id, getattr(response, "action_id", None))
+
+    # --- transfer ----------------------------------------------------------------------------------------------
+
+    async def transfer(self, call_id: str, target: TransferTarget, *, mode: Literal["blind", "attended"] = "blind",
+                       channel: str | None = None) -> dict[str, str]:
+        call = self.call(call_id)
+        self._require(call, _TRANSFERABLE, "transfer")
+        context, exten = self._target(target)
+        customer, agent = self.parties(call)
+        chosen = self._channel_in(call, channel)
+        if mode == "attended":
+            if agent is None:
+                raise InvalidState("an attended transfer needs a bridged call (an agent talking to the caller); "
+                                   "use mode=blind")
+            if not exten.isdigit():
+                raise InvalidRequest("attended transfer targets must be numeric: Asterisk sends them as DTMF "
+                                     "after the atxfer feature code; use mode=blind for this target")
+            transferer = chosen or agent
+            await self._act("attended transfer", "Atxfer", actions.atxfer(transferer.name, exten, context))
+            return {"mode": "attended", "transferer": transferer.name, "context": context, "exten": exten}
+        if agent is not None and self._held.get(call.id) is None:
+            # Bridged: the agent side transfers, the caller goes to the target, the agent leg is released.
+            transferer = chosen or agent
+            await self._act("blind transfer", "BlindTransfer", actions.blind_transfer(transferer.name, context, exten))
+            return {"mode": "blind", "transferer": transferer.name, "context": context, "exten": exten}
+        moved = chosen or customer
+        await self._act("transfer", "Redirect", actions.redirect(moved.name, context, exten, 1))
+        self._held.pop(call.id, None)
+        return {"mode": "redirect", "channel": moved.name, "context": context, "exten": exten}
+
+    # --- park / retrieve ---------------------------------------------------------------------------------------
+
+    async def park(self, call_id: str, *, lot: str = "default", timeout: float | None = None,
+                   channel: str | None = None) -> dict[str, Any]:
+        call = self.call(call_id)
+        self._require(call, _PARKABLE, "park")
+        validate.name(lot, "parking lot")
+        if lot not in self.settings.parking_lots:
+            raise InvalidRequest(f"unknown parking lot {lot!r}; configured: {', '.join(self.settings.parking_lots)}")
+        customer, agent = self.parties(call)
+        parkee = self._channel_in(call, channel) or customer
+        seconds = self.settings.park_timeout if timeout is None else timeout
+        if not 1 <= seconds <= 3600:
+            raise InvalidRequest("park timeout must be between 1 and 3600 seconds")
+        await self._act("park", "Park", actions.park(
+            parkee.name, timeout_ms=int(seconds * 1000), parkinglot=lot,
+            timeout_channel=agent.name if agent is not None and agent is not parkee else None))
+        return {"channel": parkee.name, "lot": lot, "timeout": seconds}
+
+    async def retrieve(self, call_id: str, agent: str, *, timeout: float | None = None) -> Originated:
+        """Ring `agent`; when answered, it dials the parking space and picks the call up."""
+        call = self.call(call_id)
+        if not call.parked:
+            raise InvalidState(f"call {call_id} is {call.state}, not parked")
+        validate.extension(agent, "agent extension")
+        parked = call.parked[0]
+        context = self.settings.parking_lots.get(parked.lot)
+        if context is None:
+            raise InvalidState(f"call {call_id} is parked in lot {parked.lot!r}, which is not configured here")
+        leg_id = new_call_id()
+        self.registry.expect_agent_leg(leg_id, agent)
+        headers = actions.originate(
+            self._dial(self.settings.agent_dial, extension=agent), context=context,
+            exten=validate.extension(parked.space, "parking space"), priority=1,
+            timeout_ms=int((timeout or self.settings.originate_timeout) * 1000),
+            caller_id=f'"{parked.caller_name or parked.caller_num}" <{parked.caller_num}>'
+            if parked.caller_num else None, channel_id=leg_id, other_channel_id=leg_id + "-2")
+        response = await self._act("retrieve", "Originate", headers)
+        return Originated(leg_id, getattr(response, "action_id", None))
+
+    # --- hold / resume -----------------------------------------------------------------------------------------
+
+    async def hold(self, call_id: str, *, moh_class: str | None = None) -> dict[str, str]:
+        call = self.call(call_id)
+        self._require(call, {"talking"}, "hold")
+        customer, agent = self.parties(call)
+        assert agent is not None  # "talking" means bridged with a partner
+        klass = validate.name(moh_class or self.settings.moh_class, "music on hold class")
+        await self._act("hold", "Setvar", actions.setvar("IVR_MOH_CLASS", klass, customer.name))
+        await self._act("hold", "Redirect", actions.redirect(
+            customer.name, self.settings.hold_context, "s", 1, extra_channel=agent.name,
+            extra_context=self.settings.hold_wait_context, extra_exten="s", extra_priority=1))
+        self._held[call.id] = (customer.name, agent.name)
+        return {"held": customer.name, "partner": agent.name, "moh_class": klass}
+
+    async def resume(self, call_id: str) -> dict[str, str]:
+        call = self.call(call_id)
+        pair = self._held.get(call.id)
+        if pair is None:
+            raise InvalidState(f"call {call_id} is {call.state}; only calls put on hold through this API can be "
+                               "resumed")
+        names = {ch.name for ch in call.channels}
+        if not set(pair) <= names:
+            self._held.pop(call.id, None)
+            raise InvalidState("the other party hung up while the call was on hold; nothing to resume")
+        await self._act("resume", "Bridge", [("Channel1", pair[0]), ("Channel2", pair[1]), ("Tone", "no")])
+        self._held.pop(call.id, None)
+        return {"resumed": pair[0], "partner": pair[1]}
+
+    # --- recording ---------------------------------------------------------------------------------------------
+
+    def _active_recording(self, call: Call) -> _ActiveRecording | None:
+        for ch in call.channels:
+            rec = self._recordings.get(ch.uniqueid)
+            if rec is not None:
+                return rec
+        return None
+
+    async def record_start(self, call_id: str, *, channel: str | None = None) -> dict[str, Any]:
+        call = self.call(call_id)
+        if call.state == "ringing":
+            raise InvalidState("cannot record a call that is not answered yet")
+        if self._active_recording(call) is not None or call.recording is not None:
+            raise InvalidState(f"call {call_id} is already being recorded; stop it first")
+        customer, agent = self.parties(call)
+        target = self._channel_in(call, channel) or customer
+        now = self.clock()
+        name = validate.recording_name(self.settings.recording_template, call=call.id, caller=customer.caller_num,
+                                       agent=(agent.agent or "") if agent else (call.agent or ""),
+                                       flow=call.flow or "", queue=call.queue or "", when=now)
+        fmt = validate.safe_component(self.settings.recording_format) or "wav"
+        path = str(PurePosixPath(self.settings.recordings_dir) / f"{name}.{fmt}")
+        response = await self._act("record", "MixMonitor", actions.mixmonitor(target.name, path))
+        mixmonitor_id = (response.get("MixMonitorID") if hasattr(response, "get") else None) or ""
+        rec_id = await self.storage.add_recording(Recording(
+            call_id=call.id, path=path, caller=customer.caller_num, agent=call.agent or "",
+            flow=call.flow or "", queue=call.queue or "", channel=target.name, started_at=now))
+        self._recordings[target.uniqueid] = _ActiveRecording(rec_id, target.name, target.uniqueid, mixmonitor_id, now)
+        return {"recording_id": rec_id, "path": path, "channel": target.name}
+
+    async def _mute(self, call_id: str, mute: bool) -> dict[str, Any]:
+        call = self.call(call_id)
+        rec = self._active_recording(call)
+        if rec is None:
+            raise InvalidState(f"call {call_id} is not being recorded by this service")
+        if rec.paused == mute:
+            raise InvalidState("the recording is already " + ("paused" if mute else "running"))
+        await self._act("record pause" if mute else "record resume", "MixMonitorMute",
+                        actions.mixmonitor_mute(rec.channel, mute, "both"))
+        rec.paused = mute
+        await self.storage.set_recording_state(rec.recording_id, "paused" if mute else "recording")
+        return {"recording_id": rec.recording_id, "state": "paused" if mute else "recording"}
+
+    async def record_pause(self, call_id: str) -> dict[str, Any]:
+        return await self._mute(call_id, True)
+
+    async def record_resume(self, call_id: str) -> dict[str, Any]:
+        return await self._mute(call_id, False)
+
+    async def record_stop(self, call_id: str) -> dict[str, Any]:
+        call = self.call(call_id)
+        rec = self._active_recording(call)
+        if rec is None:
+            raise InvalidState(f"call {call_id} is not being recorded by this service")
+        await self._act("record stop", "StopMixMonitor",
+                        actions.stop_mixmonitor(rec.channel, rec.mixmonitor_id or None))
+        seconds = await self._finish(rec.uniqueid)
+        return {"recording_id": rec.recording_id, "state": "finished", "seconds": seconds}
+
+    async def _finish(self, uniqueid: str) -> float | None:
+        rec = self._recordings.pop(uniqueid, None)
+        if rec is None:
+            return None
+        end = self.clock()
+        seconds = max(0.0, (end - rec.started_at).total_seconds())   # muted time is kept as silence (ami-14)
+        await self.storage.finish_recording(rec.recording_id, end, seconds)
+        return seconds
+
+    async def on_effect(self, effect: Effect) -> None:
+        """Registry listener: a hangup ends MixMonitor without MixMonitorStop; close the index row then."""
+        if isinstance(effect, RecordingEnded):
+            await self._finish(effect.uniqueid)
+
+    # --- hang up, spy ------------------------------------------------------------------------------------------
+
+    async def hangup(self, call_id: str) -> dict[str, Any]:
+        call = self.call(call_id)
+        hung: list[str] = []
+        # Local ;2 halves follow their ;1; hanging up the others is enough and avoids "No such channel".
+        for ch in sorted(call.channels, key=lambda c: (c.name.endswith(";2"), c.created_at)):
+            if ch.name.endswith(";2") and ch.name[:-1] + "1" in hung:
+                continue
+            try:
+                await self.ami.action("Hangup", actions.hangup(ch.name, 16))
+                hung.append(ch.name)
+            except Exception as exc:
+                err = from_ami(exc, "hang up")
+                if err.status == 404:
+                    continue      # already gone: that is what we wanted
+                raise err from exc
+        if not hung:
+            raise UnknownCall(f"call {call_id} ended before it could be hung up")
+        return {"hung_up": hung}
+
+    async def spy(self, call_id: str, supervisor: str, mode: SpyMode = "listen", *,
+                  channel: str | None = None) -> Originated:
+        """Ring the supervisor; when answered, ChanSpy on the agent's channel (or the caller's if not bridged)."""
+        call = self.call(call_id)
+        if call.state == "ringing":
+            raise InvalidState("cannot spy on a call that is not answered yet")
+        options = self.settings.spy_options.get(mode)
+        if options is None:
+            raise InvalidRequest(f"unknown spy mode {mode!r}; use listen, whisper or barge")
+        validate.extension(supervisor, "supervisor extension")
+        customer, agent = self.parties(call)
+        target = self._channel_in(call, channel) or agent or customer
+        validate.channel(target.name)
+        leg_id = new_call_id()
+        headers = actions.originate(
+            self._dial(self.settings.agent_dial, extension=supervisor), application="ChanSpy",
+            data=f"{target.name},{options}", timeout_ms=int(self.settings.originate_timeout * 1000),
+            caller_id=f'"Spy {mode}" <{supervisor}>', channel_id=leg_id, other_channel_id=leg_id + "-2")
+        response = await self._act("spy", "Originate", headers)
+        return Originated(leg_id, getattr(response, "action_id", None))
+
+    # --- queue members -----------------------------------------------------------------------------------------
+
+    async def queue_login(self, queue: str, interface: str, *, member_name: str | None = None,
+                          penalty: int | None = None, paused: bool = False, reason: str | None = None,
+                          state_interface: str | None = None) -> None:
+        validate.name(queue, "queue")
+        validate.interface(interface)
+        if state_interface is not None:
+            validate.interface(state_interface)
+        if member_name is not None:
+            validate.reason(member_name)
+        if reason is not None:
+            validate.reason(reason)
+        if penalty is not None and not 0 <= penalty <= 1000:
+            raise InvalidRequest("penalty must be between 0 and 1000")
+        await self._act("queue login", "QueueAdd", actions.queue_add(
+            queue, interface, penalty=penalty, paused=paused, member_name=member_name,
+            state_interface=state_interface, reason=reason if paused else None))
+
+    async def queue_logout(self, queue: str, interface: str) -> None:
+        validate.name(queue, "queue")
+        validate.interface(interface)
+        await self._act("queue logout", "QueueRemove", actions.queue_remove(queue, interface))
+
+    async def queue_pause(self, interface: str, *, queue: str | None = None, reason: str | None = None) -> None:
+        validate.interface(interface)
+        if queue is not None:
+            validate.name(queue, "queue")
+        if reason is not None:
+            validate.reason(reason)
+        await self._act("queue pause", "QueuePause", actions.queue_pause(interface, True, queue=queue,
+                                                                         reason=reason))
+
+    async def queue_unpause(self, interface: str, *, queue: str | None = None) -> None:
+        validate.interface(interface)
+        if queue is not None:
+            validate.name(queue, "queue")
+        await self._act("queue unpause", "QueuePause", actions.queue_pause(interface, False, queue=queue))
+
+    # --- waiting for an originate (callbacks) ------------------------------------------------------------------
+
+    async def wait_originate(self, originated: Originated, timeout: float) -> OriginateResult | None:
+        if self.tracker is None or originated.action_id is None:
+            raise InvalidState("originate results are not tracked (no OriginateTracker configured)")
+        return await self.tracker.wait(originated.action_id, timeout)

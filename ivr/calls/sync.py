@@ -1,0 +1,126 @@
+"""Keep a `CallRegistry` in step with Asterisk over an `AMIClient`, and act on the registry's effects.
+
+Rules for this file:
+- Events are applied one at a time, in arrival order, under one lock; a resynchronisation (CoreShowChannels,
+  ParkedCalls, QueueStatus after every (re)login) holds the same lock, so events that arrive meanwhile wait in
+  the subscription queue and are applied after the snapshot, in order.
+- The client's on_connected callback only schedules the resync: it must not wait for list answers inside the
+  client's own login path.
+- Metrics owned here: parking (PARKED_NOW, PARKED_SECONDS, PARK_TIMEOUTS) and recordings (RECORDINGS_*), by lot
+  name only. Listeners get every effect; a failing listener is logged and never stops the event stream.
+"""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from typing import Any, Awaitable, Callable
+
+from ivr import metrics
+from ivr.calls.registry import CallRegistry, Effect, RecordingEnded, Unparked
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[Effect], Awaitable[None] | None]
+# The event names the registry uses (subscription filter; list items arrive through list_action).
+REGISTRY_EVENTS = frozenset({
+    "Newchannel", "Newstate", "Newexten", "NewCallerid", "NewConnectedLine", "NewAccountCode", "VarSet", "Hangup",
+    "BridgeCreate", "BridgeDestroy", "BridgeEnter", "BridgeLeave", "ParkedCall", "UnParkedCall",
+    "ParkedCallTimeOut", "ParkedCallGiveUp", "ParkedCallSwap", "MusicOnHoldStart", "MusicOnHoldStop",
+    "MixMonitorStart", "MixMonitorStop", "MixMonitorMute", "QueueCallerJoin", "QueueCallerLeave",
+    "QueueCallerAbandon", "QueueMemberAdded", "QueueMemberRemoved", "QueueMemberPause", "QueueMemberStatus",
+    "QueueMemberPenalty", "AgentConnect", "Shutdown",
+})
+
+
+class RegistrySync:
+    def __init__(self, ami: Any, registry: CallRegistry) -> None:
+        self.ami = ami
+        self.registry = registry
+        self.listeners: list[Listener] = []
+        self._lock = asyncio.Lock()
+        self._subscription: Any = None
+        self._resync_task: asyncio.Task[None] | None = None
+        self._lots_seen: set[str] = set()
+        self.resyncs = 0                     # completed resynchronisations (for /readyz detail and tests)
+        self.last_resync_error: str | None = None
+
+    def add_listener(self, listener: Listener) -> None:
+        self.listeners.append(listener)
+
+    def start(self) -> None:
+        """Subscribe to the client and resync after every (re)login (including the first, if already in)."""
+        self._subscription = self.ami.subscribe(self.on_event, set(REGISTRY_EVENTS), name="calls")
+        self.ami.on_connected(self._on_connected)
+        if getattr(self.ami, "logged_in", False):
+            self._on_connected()
+
+    async def stop(self) -> None:
+        if self._resync_task is not None:
+            self._resync_task.cancel()
+            try:
+                await self._resync_task
+            except (asyncio.CancelledError, Exception):
+                pass
+        close = getattr(self._subscription, "close", None) or getattr(self._subscription, "cancel", None)
+        if close is not None:
+            result = close()
+            if inspect.isawaitable(result):
+                await result
+
+    def _on_connected(self, *_: Any) -> None:
+        if self._resync_task is not None and not self._resync_task.done():
+            self._resync_task.cancel()
+        self._resync_task = asyncio.get_running_loop().create_task(self.resync())
+
+    async def on_event(self, msg: Any) -> None:
+        async with self._lock:
+            effects = self.registry.apply(msg)
+        await self._dispatch(effects)
+
+    async def resync(self) -> None:
+        try:
+            _, channels = await self.ami.list_action("CoreShowChannels")
+            _, parked = await self.ami.list_action("ParkedCalls")
+            _, queues = await self.ami.list_action("QueueStatus")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:   # the client reconnects and calls us again; keep serving what we know
+            self.last_resync_error = f"{type(exc).__name__}: {exc}"
+            log.warning("call registry resync failed (%s); it runs again after the next AMI login",
+                        self.last_resync_error)
+            return
+        async with self._lock:
+            effects = self.registry.resync_channels(channels)
+            effects += self.registry.resync_parked(parked)
+            self.registry.resync_queues(queues)
+        self.resyncs += 1
+        self.last_resync_error = None
+        await self._dispatch(effects)
+
+    async def _dispatch(self, effects: list[Effect]) -> None:
+        self._update_metrics(effects)
+        for effect in effects:
+            for listener in self.listeners:
+                try:
+                    result = listener(effect)
+                    if inspect.isawaitable(result):
+                        await result
+                except Exception:
+                    log.exception("call registry listener failed on %r", effect)
+
+    def _update_metrics(self, effects: list[Effect]) -> None:
+        for effect in effects:
+            if isinstance(effect, Unparked):
+                metrics.PARKED_SECONDS.labels(lot=effect.lot).observe(effect.seconds)
+                if effect.reason == "timeout":
+                    metrics.PARK_TIMEOUTS.labels(lot=effect.lot).inc()
+            elif isinstance(effect, RecordingEnded):
+                metrics.RECORDINGS_FINISHED.inc()
+                metrics.RECORDING_SECONDS.inc(effect.seconds)
+        counts = self.registry.parked_counts()
+        # Lots come from Asterisk's configuration (a handful); a lot that empties is set to 0, not dropped.
+        self._lots_seen.update(counts)
+        for lot in self._lots_seen:
+            metrics.PARKED_NOW.labels(lot=lot).set(counts.get(lot, 0))
+        metrics.RECORDINGS_ACTIVE.set(self.registry.recordings_running())

@@ -1,0 +1,309 @@
+"""Call operations against a scripted AMI client, with registry states replayed from real Asterisk transcripts."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from ivr.ami.errors import AMINotConnected
+from ivr.calls.errors import AsteriskUnavailable, InvalidRequest, InvalidState, NotFound, UnknownCall
+from ivr.calls.operations import CallOperations, OriginateTracker, TransferTarget
+from ivr.calls.registry import CallRegistry
+from ivr.calls.settings import CallControlSettings
+from ivr.storage import open_storage
+
+from .fakes import FakeAMI, error, msg
+from .transcripts import events_until, load
+
+T0 = datetime(2026, 11, 28, 23, 44, tzinfo=timezone.utc)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+async def env():
+    ami = FakeAMI()
+    registry = CallRegistry(clock=lambda: 1000.0)
+    storage = open_storage("memory:")
+    clock = Clock()
+    ops = CallOperations(ami, registry, storage, CallControlSettings(recordings_dir="/var/spool/asterisk/monitor"),
+                         clock=clock)
+    yield ami, registry, storage, ops, clock
+    await storage.close()
+
+
+def replay(registry: CallRegistry, name: str, until: str, start: str | None = None) -> None:
+    for ev in events_until(load(name), until, start=start):
+        registry.apply(ev)
+
+
+def bridged_call(registry: CallRegistry) -> str:
+    # ami-16 call 1: Local/alice@phones-0000003f;1 bridged with Local/bob@phones-00000040;1.
+    replay(registry, "ami-16-transfers.jsonl", "BlindTransfer Channel=")
+    [call] = registry.calls()
+    assert call.state == "talking"
+    return call.id
+
+
+async def test_click_to_call_rings_agent_then_customer(env):
+    ami, registry, _, ops, _ = env
+    result = await ops.click_to_call("1001", "+37060000001")
+    h = ami.headers()
+    assert ami.names() == ["Originate"]
+    assert (h["Channel"], h["Context"], h["Exten"], h["Priority"], h["Async"]) == (
+        "PJSIP/1001", "from-internal", "+37060000001", "1", "true")
+    assert h["ChannelId"] == result.call_id and result.call_id.startswith("ivr-")
+    assert h["Variable"] == "IVR_AGENT=1001"
+    # The agent leg is known as such once Asterisk reports it.
+    registry.apply(msg(("Event", "Newchannel"), ("Channel", "PJSIP/1001-00000001"), ("ChannelState", "0"),
+                       ("Uniqueid", result.call_id), ("Linkedid", result.call_id)))
+    leg = registry.channels[result.call_id]
+    assert leg.agent_leg and leg.agent == "1001"
+
+
+@pytest.mark.parametrize("agent,number", [("10 01", "123"), ("1001", "123&PJSIP/999"), ("1001", "12,3"),
+                                          ("1001", "")])
+async def test_click_to_call_refuses_injection(env, agent, number):
+    ami, _, _, ops, _ = env
+    with pytest.raises(InvalidRequest):
+        await ops.click_to_call(agent, number)
+    assert ami.sent == []
+
+
+async def test_asterisk_unreachable_is_503(env):
+    ami, _, _, ops, _ = env
+    ami.replies["Originate"] = AMINotConnected("not logged in")
+    with pytest.raises(AsteriskUnavailable) as info:
+        await ops.originate_flow("+37060000001", "callback")
+    assert info.value.status == 503
+
+
+async def test_originate_flow_goes_to_flow_context(env):
+    ami, _, _, ops, _ = env
+    out = await ops.originate_flow("+37060000001", "callback", variables={"CALLBACK_ID": "7"})
+    h = ami.headers()
+    assert (h["Channel"], h["Context"], h["Exten"]) == ("Local/+37060000001@ivr-dial-out", "ivr-outbound",
+                                                        "callback")
+    assert [v for k, v in ami.sent[-1][1] if k == "Variable"] == ["IVR_FLOW=callback", "CALLBACK_ID=7"]
+    assert out.action_id is not None
+
+
+async def test_blind_transfer_of_bridged_call(env):
+    ami, registry, _, ops, _ = env
+    call_id = bridged_call(registry)
+    ami.replies["BlindTransfer"] = msg(("Response", "Success"), ("Message", "Transfer succeeded"))
+    out = await ops.transfer(call_id, TransferTarget("extension", "carol"))
+    h = ami.headers()
+    assert ami.names() == ["BlindTransfer"]
+    # The caller (origin, alice ;1) goes to the target; its partner bob ;1 is the transferer.
+    assert (h["Channel"], h["Context"], h["Exten"]) == ("Local/bob@phones-00000040;1", "from-internal", "carol")
+    assert out["mode"] == "blind"
+    await ops.transfer(call_id, TransferTarget("queue", "sales"), channel="Local/alice@phones-0000003f;1")
+    assert (ami.headers()["Channel"], ami.headers()["Context"]) == ("Local/alice@phones-0000003f;1", "ivr-queue")
+
+
+async def test_transfer_refused_by_asterisk_is_409(env):
+    ami, registry, _, ops, _ = env
+    call_id = bridged_call(registry)
+    ami.replies["BlindTransfer"] = error("Transfer invalid")     # exact text, ami-16
+    with pytest.raises(InvalidState, match="Transfer invalid"):
+        await ops.transfer(call_id, TransferTarget("flow", "main"))
+
+
+async def test_attended_transfer_needs_numeric_target(env):
+    ami, registry, _, ops, _ = env
+    call_id = bridged_call(registry)
+    with pytest.raises(InvalidRequest, match="numeric"):
+        await ops.transfer(call_id, TransferTarget("extension", "carol"), mode="attended")
+    await ops.transfer(call_id, TransferTarget("extension", "300"), mode="attended")
+    assert ami.names() == ["Atxfer"]
+    assert ami.headers() == {"Channel": "Local/bob@phones-00000040;1", "Exten": "300", "Context": "from-internal"}
+
+
+async def test_unbridged_call_is_redirected_and_unknown_call_is_404(env):
+    ami, registry, _, ops, _ = env
+    replay(registry, "ami-13-parking.jsonl", "Park action on Local/p1")
+    await ops.transfer("1795909439.108", TransferTarget("flow", "main"))
+    assert ami.names() == ["Redirect"]
+    assert ami.headers() == {"Channel": "Local/p1@phones-00000035;1", "Context": "ivr-outbound", "Exten": "main",
+                             "Priority": "1"}
+    with pytest.raises(UnknownCall) as info:
+        await ops.transfer("nope", TransferTarget("flow", "main"))
+    assert info.value.status == 404
+    with pytest.raises(InvalidRequest):
+        await ops.transfer("1795909439.108", TransferTarget("flow", "../etc"))
+
+
+async def test_park_and_retrieve(env):
+    ami, registry, _, ops, _ = env
+    replay(registry, "ami-13-parking.jsonl", "Park action on Local/p1")
+    with pytest.raises(InvalidState, match="not parked"):
+        await ops.retrieve("1795909439.108", "1002")
+    with pytest.raises(InvalidRequest, match="unknown parking lot"):
+        await ops.park("1795909439.108", lot="vip")
+    await ops.park("1795909439.108", timeout=5)
+    assert ami.headers() == {"Channel": "Local/p1@phones-00000035;1", "Timeout": "5000", "Parkinglot": "default"}
+    replay(registry, "ami-13-parking.jsonl", "ParkedCalls / Parkinglots", start="Park action on Local/p1")
+    with pytest.raises(InvalidState, match="parked"):
+        await ops.park("1795909439.108")
+    with pytest.raises(InvalidState, match="retrieve it first"):
+        await ops.transfer("1795909439.108", TransferTarget("extension", "200"))
+    leg = await ops.retrieve("1795909439.108", "1002")
+    h = ami.headers()
+    assert (h["Channel"], h["Context"], h["Exten"], h["ChannelId"]) == ("PJSIP/1002", "parkedcalls", "701",
+                                                                        leg.call_id)
+
+
+async def test_park_of_bridged_call_returns_to_partner(env):
+    ami, registry, _, ops, _ = env
+    call_id = bridged_call(registry)
+    await ops.park(call_id, timeout=4)
+    assert ami.headers() == {"Channel": "Local/alice@phones-0000003f;1",
+                             "TimeoutChannel": "Local/bob@phones-00000040;1", "Timeout": "4000",
+                             "Parkinglot": "default"}
+
+
+async def test_hold_and_resume(env):
+    ami, registry, _, ops, _ = env
+    call_id = bridged_call(registry)
+    with pytest.raises(InvalidState, match="only calls put on hold"):
+        await ops.resume(call_id)
+    await ops.hold(call_id)
+    assert ami.names() == ["Setvar", "Redirect"]
+    assert dict(ami.sent[0][1]) == {"Channel": "Local/alice@phones-0000003f;1", "Variable": "IVR_MOH_CLASS",
+                                    "Value": "default"}
+    assert ami.headers() == {"Channel": "Local/alice@phones-0000003f;1", "Context": "ivr-hold", "Exten": "s",
+                             "Priority": "1", "ExtraChannel": "Local/bob@phones-00000040;1",
+                             "ExtraContext": "ivr-hold-wait", "ExtraExten": "s", "ExtraPriority": "1"}
+    await ops.resume(call_id)
+    assert ami.headers() == {"Channel1": "Local/alice@phones-0000003f;1", "Channel2": "Local/bob@phones-00000040;1",
+                             "Tone": "no"}
+
+
+async def test_recording_lifecycle_with_index_row(env):
+    ami, registry, storage, ops, clock = env
+    replay(registry, "ami-14-mixmonitor.jsonl", "mute both directions")   # a MixMonitor not started by us runs
+    [call] = registry.calls()
+    with pytest.raises(InvalidState, match="already being recorded"):
+        await ops.record_start(call.id)
+    for ch in registry.channels.values():   # pretend that recording ended
+        ch.recording = None
+    ami.replies["MixMonitor"] = msg(("Response", "Success"), ("MixMonitorID", "0x7f8050009830"))
+    started = await ops.record_start(call.id)
+    h = ami.headers()
+    assert h["Channel"] == "Local/s@idle-leg-0000003b;1"
+    assert h["File"] == started["path"]
+    assert started["path"].startswith("/var/spool/asterisk/monitor/20261128-234400-1795909469.122-5553100")
+    assert started["path"].endswith(".wav")
+    [row] = await storage.list_recordings(call_id=call.id)
+    assert (row.state, row.caller, row.channel) == ("recording", "5553100", "Local/s@idle-leg-0000003b;1")
+
+    await ops.record_pause(call.id)
+    assert ami.headers() == {"Channel": "Local/s@idle-leg-0000003b;1", "Direction": "both", "State": "1"}
+    assert (await storage.get_recording(row.id)).state == "paused"
+    with pytest.raises(InvalidState, match="already paused"):
+        await ops.record_pause(call.id)
+    await ops.record_resume(call.id)
+    assert ami.headers()["State"] == "0"
+    clock.now = T0 + timedelta(seconds=6)
+    stopped = await ops.record_stop(call.id)
+    assert ami.headers() == {"Channel": "Local/s@idle-leg-0000003b;1", "MixMonitorID": "0x7f8050009830"}
+    assert stopped["seconds"] == 6.0
+    done = await storage.get_recording(row.id)
+    assert (done.state, done.seconds, done.ended_at) == ("finished", 6.0, T0 + timedelta(seconds=6))
+    with pytest.raises(InvalidState, match="not being recorded"):
+        await ops.record_stop(call.id)
+
+
+async def test_recording_finished_by_hangup(env):
+    ami, registry, storage, ops, clock = env
+    replay(registry, "ami-14-mixmonitor.jsonl", "second recording", start="call:")
+    # MixMonitorStop already arrived for the first recording, so the call is not being recorded now.
+    [call] = registry.calls()
+    started = await ops.record_start(call.id)
+    clock.now = T0 + timedelta(seconds=1.5)
+    for ev in events_until(load("ami-14-mixmonitor.jsonl"), "files produced", start="second recording"):
+        for effect in registry.apply(ev):
+            await ops.on_effect(effect)
+    rec = await storage.get_recording(started["recording_id"])
+    assert (rec.state, rec.seconds) == ("finished", 1.5)
+
+
+async def test_hangup_skips_local_second_halves(env):
+    ami, registry, _, ops, _ = env
+    call_id = bridged_call(registry)
+    out = await ops.hangup(call_id)
+    assert ami.names() == ["Hangup", "Hangup"]
+    assert [dict(p)["Channel"] for _, p in ami.sent] == out["hung_up"]
+    assert all(name.endswith(";1") for name in out["hung_up"])
+    assert {dict(p)["Cause"] for _, p in ami.sent} == {"16"}
+
+
+async def test_hangup_of_vanished_channel_is_404(env):
+    ami, registry, _, ops, _ = env
+    replay(registry, "ami-13-parking.jsonl", "Park action on Local/p1")
+    ami.replies["Hangup"] = error("No such channel")
+    with pytest.raises(UnknownCall):
+        await ops.hangup("1795909439.108")
+
+
+@pytest.mark.parametrize("mode,options", [("listen", "qE"), ("whisper", "qwE"), ("barge", "qBE")])
+async def test_spy_originates_chanspy_on_agent(env, mode, options):
+    ami, registry, _, ops, _ = env
+    call_id = bridged_call(registry)
+    leg = await ops.spy(call_id, "2000", mode)
+    h = ami.headers()
+    assert (h["Channel"], h["Application"], h["Data"]) == ("PJSIP/2000", "ChanSpy",
+                                                           f"Local/bob@phones-00000040;1,{options}")
+    assert h["ChannelId"] == leg.call_id
+
+
+async def test_queue_member_operations_and_errors(env):
+    ami, _, _, ops, _ = env
+    await ops.queue_login("testq", "Local/answer3s@agents", member_name="Agent One", paused=True,
+                          reason="initial pause", state_interface="Custom:agent1")
+    assert ami.names() == ["QueueAdd"]
+    assert ami.headers() == {"Queue": "testq", "Interface": "Local/answer3s@agents", "Paused": "true",
+                             "Reason": "initial pause", "MemberName": "Agent One",
+                             "StateInterface": "Custom:agent1"}
+    ami.replies["QueueAdd"] = error("Unable to add interface: Already there")
+    with pytest.raises(InvalidState):
+        await ops.queue_login("testq", "Local/answer3s@agents")
+    ami.replies["QueueRemove"] = error("Unable to remove interface: Not there")
+    with pytest.raises(NotFound):
+        await ops.queue_logout("testq", "Local/answer3s@agents")
+    await ops.queue_pause("Local/answer3s@agents", queue="testq", reason="coffee break")
+    assert ami.headers() == {"Queue": "testq", "Interface": "Local/answer3s@agents", "Paused": "true",
+                             "Reason": "coffee break"}
+    await ops.queue_unpause("Local/answer3s@agents")
+    assert ami.headers() == {"Interface": "Local/answer3s@agents", "Paused": "false"}
+    with pytest.raises(InvalidRequest):
+        await ops.queue_pause("Local/x@y\r\nAction: Hangup")
+    with pytest.raises(InvalidRequest):
+        await ops.queue_pause("PJSIP/1001", reason="bad\nreason")
+
+
+async def test_originate_tracker_correlates_both_orders():
+    ami = FakeAMI()
+    tracker = OriginateTracker(ami)
+    # The event can overtake the waiter ...
+    await ami.emit(msg(("Event", "OriginateResponse"), ("ActionID", "a1"), ("Response", "Failure"),
+                       ("Channel", "Local/busy@agents"), ("Reason", "5"), ("Uniqueid", "<unknown>")))
+    result = await tracker.wait("a1", timeout=1)
+    assert (result.success, result.reason_text) == (False, "busy")
+    # ... or come after it.
+    import asyncio
+    waiting = asyncio.create_task(tracker.wait("a2", timeout=5))
+    await asyncio.sleep(0)
+    await ami.emit(msg(("Event", "OriginateResponse"), ("ActionID", "a2"), ("Response", "Success"),
+                       ("Channel", "Local/s@dtmf-sender-0000002c;1"), ("Reason", "4"),
+                       ("Uniqueid", "orig-11-chan1")))
+    result = await waiting
+    assert (result.success, result.reason_text, result.uniqueid) == (True, "answered", "orig-11-chan1")
+    assert await tracker.wait("never", timeout=0.01) is None
