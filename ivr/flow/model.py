@@ -12,7 +12,7 @@ import re
 from datetime import date
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -33,7 +33,15 @@ def parse_duration(value: Any) -> float:
     raise ValueError(f"{value!r} is not a duration; write it like 5s, 500ms, 2m or 1h")
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
+# The JSON Schema says what YAML authors write (5s, 500ms), not the float it becomes.
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    WithJsonSchema({
+        "anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|h)?\s*$"}],
+        "description": "Duration: 5, 5s, 500ms, 2m or 1h.",
+    }),
+]
 Digits = Annotated[str, Field(pattern=r"^[0-9*#]+$")]
 # A node reference: `node` in the same flow or `flow:node` in another flow.
 NodeRef = Annotated[str, Field(pattern=r"^([A-Za-z0-9_\-]+:)?[A-Za-z0-9_\-]+$")]
