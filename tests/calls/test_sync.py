@@ -1,0 +1,95 @@
+"""RegistrySync: subscription, resync after every (re)login, effects to listeners, parking/recording metrics."""
+from __future__ import annotations
+
+import asyncio
+
+from ivr import metrics
+from ivr.calls.registry import CallEnded, CallRegistry, Unparked
+from ivr.calls.sync import RegistrySync
+
+from .fakes import FakeAMI, msg
+from .transcripts import events_until, list_items, load
+
+
+def sample(name: str, **labels: str) -> float:
+    value = metrics.REGISTRY.get_sample_value(name, labels)
+    return 0.0 if value is None else value
+
+
+async def settle(sync: RegistrySync) -> None:
+    if sync._resync_task is not None:
+        await sync._resync_task
+
+
+async def test_resync_on_login_and_after_reconnect_drops_stale():
+    items = load("ami-12-status-getvar-command.jsonl")
+    ami = FakeAMI()
+    ami.lists["CoreShowChannels"] = list_items(items, "ami-4")
+    registry = CallRegistry(clock=lambda: 50.0)
+    sync = RegistrySync(ami, registry)
+    seen = []
+    sync.add_listener(seen.append)
+    sync.start()                     # already logged in: resync at once
+    await settle(sync)
+    assert ami.names() == ["CoreShowChannels", "ParkedCalls", "QueueStatus"]
+    assert len(registry.calls()) == 2 and sync.resyncs == 1
+
+    # Reconnect: Asterisk now has no channels; everything we knew is stale and goes away.
+    ami.lists["CoreShowChannels"] = []
+    for callback in ami.connected:
+        callback()
+    await settle(sync)
+    assert registry.calls() == [] and sync.resyncs == 2
+    assert sorted(e.call_id for e in seen if isinstance(e, CallEnded)) == ["1795909436.102", "1795909436.104"]
+
+
+async def test_failed_resync_keeps_state_and_reports():
+    ami = FakeAMI()
+    ami.replies["CoreShowChannels"] = ConnectionResetError("gone")
+    sync = RegistrySync(ami, CallRegistry())
+    sync.start()
+    await settle(sync)
+    assert sync.resyncs == 0 and "ConnectionResetError" in sync.last_resync_error
+
+
+async def test_events_update_registry_and_parking_metrics():
+    items = load("ami-13-parking.jsonl")
+    ami = FakeAMI()
+    ami.logged_in = False
+    registry = CallRegistry(clock=lambda: 10.0)
+    sync = RegistrySync(ami, registry)
+    effects = []
+    sync.add_listener(effects.append)
+    sync.start()
+    assert ami.sent == []            # not logged in yet: no resync
+    timeouts = sample("ivr_park_timeouts_total", lot="default")
+    for ev in events_until(items, "ParkedCalls / Parkinglots"):
+        await ami.emit(ev)
+    assert registry.call("1795909439.108").state == "parked"
+    assert sample("ivr_parked_calls", lot="default") == 1
+    for ev in events_until(items, "call B", start="waiting for the 5 s"):
+        await ami.emit(ev)
+    assert sample("ivr_parked_calls", lot="default") == 0
+    assert sample("ivr_park_timeouts_total", lot="default") == timeouts + 1
+    assert any(isinstance(e, Unparked) and e.reason == "timeout" for e in effects)
+
+
+async def test_a_failing_listener_does_not_stop_the_stream():
+    ami = FakeAMI()
+    registry = CallRegistry()
+    sync = RegistrySync(ami, registry)
+    ami.logged_in = False
+    sync.start()
+
+    async def broken(effect):
+        raise RuntimeError("listener bug")
+    got = []
+    sync.add_listener(broken)
+    sync.add_listener(got.append)
+    base = [("Channel", "PJSIP/a-1"), ("ChannelState", "6"), ("Uniqueid", "1.1"), ("Linkedid", "1.1")]
+    await ami.emit(msg(("Event", "Newchannel"), *base))
+    await ami.emit(msg(("Event", "Hangup"), *base, ("Cause", "16"), ("Cause-txt", "Normal Clearing")))
+    assert CallEnded("1.1") in got
+    await sync.stop()
+    assert ami.handlers == []
+    await asyncio.sleep(0)
