@@ -1,0 +1,773 @@
+"""AMIClient: a resilient asyncio AMI client (connect, login, actions, lists, events, keepalive, reconnect).
+
+Rules for this file:
+- The reader (`_Connection.data_received`) never runs user code: it parses, resolves futures and appends events to
+  subscriber queues. Subscribers run in their own tasks with bounded queues and an explicit, counted overflow
+  policy; `on_connected` callbacks run in their own tasks. A subscriber that raises is logged and nothing else
+  is affected.
+- An action is written once. Nothing is queued while disconnected (`AMINotConnected`) and nothing is replayed after
+  a reconnect: every pending action fails with `AMIConnectionLost` (an Originate must never ring a phone twice).
+- Every action has an ActionID unique to this client instance (random prefix + counter) and a timeout.
+- Reconnect uses exponential backoff with jitter; a refused login (`AMIAuthError`) waits `login_failure_backoff`
+  instead (Asterisk itself delays ~1 s and closes on a failed login, ami-10), is counted and shown in `health()`.
+- Half-open connections are found by a Ping every `ping_interval` seconds that must be answered within
+  `ping_timeout`, plus TCP keepalive on the socket.
+- Metric labels are bounded: event names via `metrics.bounded_event()`, action names via `actions.action_label()`,
+  subscriber names come from code, never from the network.
+"""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import itertools
+import logging
+import random
+import secrets
+import socket
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Iterable, Literal
+
+from ivr import metrics
+from ivr.ami import actions as act
+from ivr.ami.errors import (
+    AMIActionError, AMIAuthError, AMIConnectionLost, AMIError, AMINotConnected, AMIProtocolError, AMITimeout,
+)
+from ivr.ami.protocol import (
+    DEFAULT_MAX_MESSAGE_SIZE, AMIParser, Banner, Headers, Message, Role, command_output, encode_action,
+    is_list_complete, is_list_start, login_headers, md5_key, md5_login_headers,
+)
+
+log = logging.getLogger("ivr.ami")
+
+EventHandler = Callable[[Message], Awaitable[None] | None]
+ConnectedCallback = Callable[["AMIClient"], Awaitable[None] | None]
+Overflow = Literal["drop_oldest", "drop_newest"]
+State = Literal["new", "connecting", "up", "auth_failed", "down", "closed"]
+
+_YIELD_EVERY = 256  # a subscriber yields to the loop this often even if its handler never suspends
+
+
+# -- subscriptions -------------------------------------------------------------------------------------------
+
+class Subscription:
+    """A subscriber's bounded queue and the task that feeds its handler. Cancel with `close()`."""
+
+    def __init__(self, handler: EventHandler, events: frozenset[str] | None, maxsize: int, overflow: Overflow,
+                 name: str) -> None:
+        if maxsize < 1:
+            raise ValueError("maxsize must be >= 1")
+        if overflow not in ("drop_oldest", "drop_newest"):
+            raise ValueError(f"overflow must be 'drop_oldest' or 'drop_newest', not {overflow!r}")
+        self.handler = handler
+        self.events = events
+        self.maxsize = maxsize
+        self.overflow: Overflow = overflow
+        self.name = name
+        self.dropped = 0
+        self.delivered = 0
+        self.failures = 0
+        self._queue: deque[Message] = deque()
+        self._wakeup = asyncio.Event()
+        self._is_async = inspect.iscoroutinefunction(handler)
+        self._dropped_metric = metrics.AMI_EVENTS_DROPPED.labels(subscriber=name)
+        self._task: asyncio.Task[None] | None = asyncio.get_running_loop().create_task(
+            self._run(), name=f"ami-subscriber-{name}")
+        self._on_close: Callable[[Subscription], None] | None = None
+
+    @property
+    def pending(self) -> int:
+        """Events queued and not yet handled."""
+        return len(self._queue)
+
+    def offer(self, msg: Message) -> None:
+        """Queue an event (called by the reader; never blocks, never runs the handler)."""
+        queue = self._queue
+        if len(queue) >= self.maxsize:
+            self.dropped += 1
+            self._dropped_metric.inc()
+            if self.overflow == "drop_newest":
+                return
+            queue.popleft()
+        queue.append(msg)
+        self._wakeup.set()
+
+    async def _run(self) -> None:
+        queue = self._queue
+        handler = self.handler
+        is_async = self._is_async
+        handled = 0
+        while True:
+            if not queue:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            msg = queue.popleft()
+            try:
+                if is_async:
+                    await handler(msg)  # type: ignore[misc]
+                else:
+                    result = handler(msg)
+                    if inspect.isawaitable(result):
+                        await result
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.failures += 1
+                log.exception("AMI subscriber %r raised on event %s; it keeps receiving events", self.name, msg.name)
+            self.delivered += 1
+            handled += 1
+            if handled % _YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+
+    async def drain(self) -> None:
+        """Wait until the queue is empty and the handler is idle (for tests and orderly shutdown)."""
+        while self._queue or self._wakeup.is_set():
+            await asyncio.sleep(0)
+            if self._task is None or self._task.done():
+                return
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        if self._on_close is not None:
+            self._on_close(self)
+            self._on_close = None
+
+
+# -- connection ------------------------------------------------------------------------------------------------
+
+class _Pending:
+    __slots__ = ("name", "future", "response", "items")
+
+    def __init__(self, name: str, future: asyncio.Future[tuple[Message, list[Message]]]) -> None:
+        self.name = name
+        self.future = future
+        self.response: Message | None = None  # set when a list was announced (EventList: start)
+        self.items: list[Message] = []
+
+
+class _Connection(asyncio.Protocol):
+    """One TCP connection: feeds the parser and hands results to the client. No user code runs here."""
+
+    def __init__(self, client: "AMIClient", max_message_size: int) -> None:
+        loop = asyncio.get_running_loop()
+        self.client = client
+        self.parser = AMIParser(Role.CLIENT, max_message_size=max_message_size)
+        self.transport: asyncio.Transport | None = None
+        self.banner: asyncio.Future[Banner] = loop.create_future()
+        self.closed: asyncio.Future[str] = loop.create_future()
+        self.reason: str | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            items = self.parser.feed(data)
+        except AMIProtocolError as exc:
+            self.abort(f"protocol error: {exc}")
+            return
+        if items and type(items[0]) is Banner:
+            if not self.banner.done():
+                self.banner.set_result(items[0])  # type: ignore[arg-type]
+            items = items[1:]
+        if items:
+            self.client._dispatch(self, items)  # type: ignore[arg-type]
+
+    def eof_received(self) -> bool:
+        self.reason = self.reason or "Asterisk closed the connection"
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        reason = self.reason or (f"connection lost: {exc}" if exc else "Asterisk closed the connection")
+        if not self.banner.done():
+            self.banner.set_exception(AMIConnectionLost(f"{reason} before the AMI banner"))
+        if not self.closed.done():
+            self.closed.set_result(reason)
+        self.client._connection_lost(self, reason)
+
+    def write(self, data: bytes) -> None:
+        if self.transport is None or self.transport.is_closing():
+            raise AMIConnectionLost("the AMI connection is closing; the action was not sent")
+        self.transport.write(data)
+
+    def abort(self, reason: str) -> None:
+        self.reason = self.reason or reason
+        if self.transport is not None:
+            self.transport.abort()
+
+
+@dataclass(frozen=True)
+class AMIHealth:
+    state: State
+    logged_in: bool
+    last_error: str | None
+    login_failures: int
+    reconnects: int
+    connected_since: float | None   # time.time() of the last successful login
+    version: str | None             # AMI version from the banner
+
+    @property
+    def healthy(self) -> bool:
+        return self.logged_in
+
+
+class AMIClient:
+    """Asyncio AMI client. `await start()` then `await wait_logged_in()`; `await close()` at the end."""
+
+    def __init__(self, host: str, port: int = 5038, username: str = "", secret: str = "", *,
+                 auth: Literal["plain", "md5"] = "plain", events: bool | str = True,
+                 connect_timeout: float = 5.0, login_timeout: float = 10.0, action_timeout: float = 10.0,
+                 ping_interval: float = 20.0, ping_timeout: float = 5.0,
+                 backoff_min: float = 0.5, backoff_max: float = 30.0, login_failure_backoff: float = 60.0,
+                 tcp_keepalive: bool = True, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+                 rng: random.Random | None = None) -> None:
+        if auth not in ("plain", "md5"):
+            raise ValueError("auth must be 'plain' or 'md5'")
+        self.host = host
+        self.port = port
+        self.username = username
+        self._secret = secret
+        self.auth = auth
+        self.events = events
+        self.connect_timeout = connect_timeout
+        self.login_timeout = login_timeout
+        self.action_timeout = action_timeout
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.backoff_min = backoff_min
+        self.backoff_max = backoff_max
+        self.login_failure_backoff = login_failure_backoff
+        self.tcp_keepalive = tcp_keepalive
+        self.max_message_size = max_message_size
+        self._rng = rng or random.Random()
+        self._id_prefix = f"ivr-{secrets.token_hex(4)}-"
+        self._ids = itertools.count(1)
+
+        self._state: State = "new"
+        self._conn: _Connection | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._keepalive: asyncio.Task[None] | None = None
+        self._closing = False
+        self.logged_in = False
+        self._changed = asyncio.Event()  # replaced by a fresh one at each state change (a broadcast)
+        self._auth_error: AMIAuthError | None = None
+        self._last_error: str | None = None
+        self._login_failures = 0
+        self._reconnects = 0
+        self._connected_since: float | None = None
+        self._version: str | None = None
+
+        self._pending: dict[str, _Pending] = {}
+        self._listing: dict[str, _Pending] = {}   # pending actions whose list items are arriving
+        self._waiters: dict[str, tuple[str, asyncio.Future[Message]]] = {}  # ActionID -> (event name, future)
+        self._subs_by_event: dict[str, list[Subscription]] = {}
+        self._subs_all: list[Subscription] = []
+        self._connected_callbacks: list[ConnectedCallback] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._event_counters: dict[str, Any] = {}
+        self._action_timers: dict[str, Any] = {}
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start connecting in the background (returns at once; see `wait_logged_in`)."""
+        if self._closing:
+            raise AMINotConnected("this AMIClient was closed; create a new one")
+        if self._runner is None:
+            self._runner = asyncio.get_running_loop().create_task(self._run(), name="ami-connection")
+
+    async def wait_logged_in(self, timeout: float | None = None) -> None:
+        """Wait for a logged-in connection. Raises the last `AMIAuthError` at once if the login was refused,
+        `AMITimeout` if not logged in within `timeout` seconds."""
+        if self._runner is None and not self._closing:
+            raise AMINotConnected("call start() before wait_logged_in()")
+        try:
+            async with asyncio.timeout(timeout):
+                while not self.logged_in:
+                    if self._closing:
+                        raise AMINotConnected("the AMI client is closed")
+                    if self._auth_error is not None:
+                        raise self._auth_error
+                    await self._changed.wait()
+        except TimeoutError:
+            raise AMITimeout(f"not logged in to AMI at {self.host}:{self.port} within {timeout}s"
+                             f" (last error: {self._last_error or 'none'})") from None
+
+    async def close(self) -> None:
+        """Log off (briefly), close the socket, cancel reconnects, pending actions, subscribers and callbacks."""
+        if self._closing:
+            return
+        conn = self._conn
+        if conn is not None and self.logged_in:
+            try:
+                await self._request("Logoff", None, timeout=min(1.0, self.action_timeout), check=False)
+            except AMIError:
+                pass  # best effort: Asterisk forgets the session when the socket closes anyway
+        self._closing = True
+        self._set_state("closed")
+        for task in (self._runner, self._keepalive):
+            if task is not None:
+                task.cancel()
+        if conn is not None:
+            conn.abort("client closed")
+        self._fail_pending("the AMI client was closed")
+        for sub in list(self._subs_all) + [s for subs in self._subs_by_event.values() for s in subs]:
+            sub.close()
+        for task in list(self._tasks):
+            task.cancel()
+        for task in [t for t in (self._runner, self._keepalive) if t is not None] + list(self._tasks):
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        self._runner = self._keepalive = None
+        self.logged_in = False
+        metrics.AMI_UP.set(0)
+
+    def health(self) -> AMIHealth:
+        return AMIHealth(state=self._state, logged_in=self.logged_in, last_error=self._last_error,
+                         login_failures=self._login_failures, reconnects=self._reconnects,
+                         connected_since=self._connected_since, version=self._version)
+
+    @property
+    def state(self) -> State:
+        return self._state
+
+    # -- subscribers and callbacks ----------------------------------------------------------------------
+
+    def subscribe(self, handler: EventHandler, events: Iterable[str] | None = None, *, maxsize: int = 10000,
+                  overflow: Overflow = "drop_oldest", name: str = "") -> Subscription:
+        """Deliver events named in `events` (exact AMI names; None = every event) to `handler` in its own task.
+
+        When `maxsize` events are waiting, `overflow` decides: drop the oldest queued one or the new one; drops are
+        counted in `ivr_ami_events_dropped{subscriber=name}`. Must be called from a running event loop.
+        """
+        sub_name = name or getattr(handler, "__qualname__", "subscriber")
+        names = frozenset(events) if events is not None else None
+        sub = Subscription(handler, names, maxsize, overflow, sub_name)
+        if names is None:
+            self._subs_all.append(sub)
+        else:
+            for event in names:
+                self._subs_by_event.setdefault(event, []).append(sub)
+        sub._on_close = self._unsubscribe
+        return sub
+
+    def _unsubscribe(self, sub: Subscription) -> None:
+        if sub in self._subs_all:
+            self._subs_all.remove(sub)
+        for event in sub.events or ():
+            subs = self._subs_by_event.get(event)
+            if subs and sub in subs:
+                subs.remove(sub)
+                if not subs:
+                    del self._subs_by_event[event]
+
+    def on_connected(self, callback: ConnectedCallback) -> None:
+        """Run `callback(client)` in its own task after every (re)login, e.g. to resynchronise state with
+        CoreShowChannels, QueueStatus and ParkedCalls (events during the outage are lost)."""
+        self._connected_callbacks.append(callback)
+
+    # -- actions -------------------------------------------------------------------------------------------
+
+    async def action(self, name: str, headers: Headers | None = None, *, timeout: float | None = None,
+                     check: bool = True) -> Message:
+        """Send one action and return its response (for a list action, after the list completed).
+        Raises AMIActionError (Response: Error, unless check=False), AMITimeout, AMIConnectionLost,
+        AMINotConnected."""
+        response, _ = await self._request(name, headers, timeout=timeout, check=check)
+        return response
+
+    async def list_action(self, name: str, headers: Headers | None = None, *, timeout: float | None = None,
+                          check: bool = True) -> tuple[Message, list[Message]]:
+        """Send a list action (`EventList: start` ... `Complete`) and return the response and the item events
+        (the Complete event excluded). `Response: Error` ends the list at once."""
+        return await self._request(name, headers, timeout=timeout, check=check)
+
+    def _next_id(self) -> str:
+        return f"{self._id_prefix}{next(self._ids)}"
+
+    async def _request(self, name: str, headers: Headers | None, *, timeout: float | None = None,
+                       check: bool = True, action_id: str | None = None,
+                       login: bool = False) -> tuple[Message, list[Message]]:
+        conn = self._conn
+        if conn is None or not (self.logged_in or login):
+            raise AMINotConnected(f"AMI is not logged in (state {self._state}); {name} was not sent. Retry once "
+                                  "connected; actions are never queued or replayed")
+        aid = action_id or self._next_id()
+        data = encode_action(name, headers, action_id=aid)
+        future: asyncio.Future[tuple[Message, list[Message]]] = asyncio.get_running_loop().create_future()
+        self._pending[aid] = _Pending(name, future)
+        wait = self.action_timeout if timeout is None else timeout
+        started = time.monotonic()
+        try:
+            conn.write(data)
+            async with asyncio.timeout(wait):
+                response, items = await future
+        except TimeoutError:
+            raise AMITimeout(f"no answer to AMI action {name} (ActionID {aid}) within {wait}s; it may still have "
+                             "run in Asterisk, check before retrying") from None
+        finally:
+            self._pending.pop(aid, None)
+            self._listing.pop(aid, None)
+            self._action_timer(name).observe(time.monotonic() - started)
+        if check and (response.name or "").lower() == "error":
+            raise AMIActionError(name, response)
+        return response, items
+
+    def _action_timer(self, name: str) -> Any:
+        label = act.action_label(name)
+        timer = self._action_timers.get(label)
+        if timer is None:
+            timer = self._action_timers[label] = metrics.AMI_ACTION_SECONDS.labels(action=label)
+        return timer
+
+    # -- typed helpers ---------------------------------------------------------------------------------------
+
+    async def ping(self, *, timeout: float | None = None) -> Message:
+        return await self.action("Ping", timeout=timeout)
+
+    async def originate(self, channel: str, *, context: str | None = None, exten: str | None = None,
+                        priority: int | None = None, application: str | None = None, data: str | None = None,
+                        timeout_ms: int | None = None, caller_id: str | None = None,
+                        variables: dict[str, str] | None = None, account: str | None = None,
+                        channel_id: str | None = None, other_channel_id: str | None = None,
+                        early_media: bool | None = None, codecs: str | None = None,
+                        result_timeout: float | None = None) -> act.OriginateResult:
+        """Originate asynchronously and wait for its `OriginateResponse` (matched by ActionID).
+
+        Sent exactly once: on a lost connection this raises AMIConnectionLost and the call may or may not exist.
+        `result_timeout` defaults to the ring timeout (Asterisk's default 30 s) plus `action_timeout`.
+        """
+        headers = act.originate(channel, context=context, exten=exten, priority=priority, application=application,
+                                data=data, timeout_ms=timeout_ms, caller_id=caller_id, variables=variables,
+                                account=account, channel_id=channel_id, other_channel_id=other_channel_id,
+                                early_media=early_media, codecs=codecs)
+        aid = self._next_id()
+        future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        self._waiters[aid] = ("OriginateResponse", future)  # before sending: the event may follow at once
+        try:
+            await self._request("Originate", headers, action_id=aid)
+            wait = result_timeout if result_timeout is not None else (timeout_ms or 30000) / 1000 + self.action_timeout
+            try:
+                async with asyncio.timeout(wait):
+                    event = await future
+            except TimeoutError:
+                raise AMITimeout(f"no OriginateResponse for {channel!r} (ActionID {aid}) within {wait}s; the "
+                                 "call may still be ringing") from None
+        finally:
+            self._waiters.pop(aid, None)
+        return act.OriginateResult.from_event(event)
+
+    async def redirect(self, channel: str, context: str, exten: str, priority: int = 1, *,
+                       extra_channel: str | None = None, extra_context: str | None = None,
+                       extra_exten: str | None = None, extra_priority: int | None = None) -> Message:
+        return await self.action("Redirect", act.redirect(
+            channel, context, exten, priority, extra_channel=extra_channel, extra_context=extra_context,
+            extra_exten=extra_exten, extra_priority=extra_priority))
+
+    async def blind_transfer(self, channel: str, context: str, exten: str) -> Message:
+        return await self.action("BlindTransfer", act.blind_transfer(channel, context, exten))
+
+    async def atxfer(self, channel: str, exten: str, context: str | None = None) -> Message:
+        return await self.action("Atxfer", act.atxfer(channel, exten, context))
+
+    async def park(self, channel: str, *, timeout_ms: int | None = None, timeout_channel: str | None = None,
+                   parkinglot: str | None = None, announce_channel: str | None = None) -> Message:
+        return await self.action("Park", act.park(channel, timeout_ms=timeout_ms, timeout_channel=timeout_channel,
+                                                  parkinglot=parkinglot, announce_channel=announce_channel))
+
+    async def parked_calls(self, parkinglot: str | None = None) -> list[Message]:
+        return (await self.list_action("ParkedCalls", act.parked_calls(parkinglot)))[1]
+
+    async def hangup(self, channel: str, cause: int | None = None) -> Message:
+        return await self.action("Hangup", act.hangup(channel, cause))
+
+    async def mixmonitor(self, channel: str, file: str, options: str | None = None,
+                         command: str | None = None) -> str | None:
+        """Start recording; returns the `MixMonitorID` (for StopMixMonitor) when Asterisk reports one."""
+        response = await self.action("MixMonitor", act.mixmonitor(channel, file, options, command))
+        return response.get("MixMonitorID")
+
+    async def mixmonitor_mute(self, channel: str, mute: bool, direction: str = "both") -> Message:
+        return await self.action("MixMonitorMute", act.mixmonitor_mute(channel, mute, direction))
+
+    async def stop_mixmonitor(self, channel: str, mixmonitor_id: str | None = None) -> Message:
+        return await self.action("StopMixMonitor", act.stop_mixmonitor(channel, mixmonitor_id))
+
+    async def queue_add(self, queue: str, interface: str, *, penalty: int | None = None, paused: bool | None = None,
+                        member_name: str | None = None, state_interface: str | None = None,
+                        reason: str | None = None) -> Message:
+        return await self.action("QueueAdd", act.queue_add(queue, interface, penalty=penalty, paused=paused,
+                                                           member_name=member_name, state_interface=state_interface,
+                                                           reason=reason))
+
+    async def queue_remove(self, queue: str, interface: str) -> Message:
+        return await self.action("QueueRemove", act.queue_remove(queue, interface))
+
+    async def queue_pause(self, interface: str, paused: bool, *, queue: str | None = None,
+                          reason: str | None = None) -> Message:
+        return await self.action("QueuePause", act.queue_pause(interface, paused, queue=queue, reason=reason))
+
+    async def queue_status(self, queue: str | None = None, member: str | None = None) -> list[Message]:
+        """QueueParams, QueueMember and QueueEntry events (QueueStatusComplete excluded)."""
+        return (await self.list_action("QueueStatus", act.queue_status(queue, member)))[1]
+
+    async def queue_summary(self, queue: str | None = None) -> list[Message]:
+        return (await self.list_action("QueueSummary", act.queue_summary(queue)))[1]
+
+    async def core_show_channels(self) -> list[Message]:
+        return (await self.list_action("CoreShowChannels"))[1]
+
+    async def getvar(self, variable: str, channel: str | None = None) -> str | None:
+        """The value, or None when Asterisk reports it empty/unset (both look the same over AMI)."""
+        response = await self.action("Getvar", act.getvar(variable, channel))
+        value = response.get("Value")
+        return value if value else None
+
+    async def setvar(self, variable: str, value: str, channel: str | None = None) -> None:
+        await self.action("Setvar", act.setvar(variable, value, channel))
+
+    async def command(self, cli: str, *, timeout: float | None = None) -> act.CommandResult:
+        """Run a CLI command; an unknown CLI command gives ok=False with Asterisk's explanation as output."""
+        response = await self.action("Command", act.command(cli), timeout=timeout, check=False)
+        return act.CommandResult(ok=(response.name or "").lower() != "error", output=command_output(response),
+                                 response=response)
+
+    # -- connection management ----------------------------------------------------------------------------
+
+    def _set_state(self, state: State, error: str | None = None) -> None:
+        self._state = state
+        if error is not None:
+            self._last_error = error
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def _backoff(self, attempt: int) -> float:
+        base = min(self.backoff_max, self.backoff_min * (2 ** max(attempt - 1, 0)))
+        return base / 2 + self._rng.uniform(0, base / 2)  # "equal jitter": never 0, never in lockstep
+
+    async def _run(self) -> None:
+        attempt = 0
+        while not self._closing:
+            self._set_state("connecting")
+            try:
+                conn = await self._connect_and_login()
+            except AMIAuthError as exc:
+                self._login_failures += 1
+                metrics.AMI_LOGIN_FAILURES.inc()
+                self._auth_error = exc
+                self._set_state("auth_failed", str(exc))
+                log.error("%s; next attempt in about %.0fs", exc, self.login_failure_backoff)
+                delay = self.login_failure_backoff * self._rng.uniform(0.9, 1.1)
+            except (OSError, AMIError) as exc:
+                attempt += 1
+                delay = self._backoff(attempt)
+                self._set_state("down", f"{type(exc).__name__}: {exc}")
+                log.warning("AMI connect to %s:%s failed (%s); retrying in %.1fs", self.host, self.port, exc, delay)
+            else:
+                attempt = 0
+                reason = await asyncio.shield(conn.closed)
+                self._set_state("down", reason)
+                delay = self._backoff(1)
+                log.warning("AMI connection to %s:%s lost (%s); reconnecting in %.1fs", self.host, self.port,
+                            reason, delay)
+            if self._closing:
+                return
+            await asyncio.sleep(delay)
+            self._reconnects += 1
+            metrics.AMI_RECONNECTS.inc()
+
+    async def _connect_and_login(self) -> _Connection:
+        loop = asyncio.get_running_loop()
+        conn = _Connection(self, self.max_message_size)
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                await loop.create_connection(lambda: conn, self.host, self.port)
+        except TimeoutError:
+            raise AMITimeout(f"TCP connect to {self.host}:{self.port} timed out after {self.connect_timeout}s") from None
+        self._conn = conn
+        try:
+            if self.tcp_keepalive:
+                self._set_tcp_keepalive(conn)
+            try:
+                async with asyncio.timeout(self.connect_timeout):
+                    banner = await asyncio.shield(conn.banner)
+            except TimeoutError:
+                raise AMITimeout(f"no AMI banner from {self.host}:{self.port} within {self.connect_timeout}s; is it "
+                                 "an Asterisk manager port?") from None
+            self._version = banner.version
+            await self._login()
+        except BaseException:
+            conn.abort("login did not complete")
+            self._conn = None
+            raise
+        self.logged_in = True
+        self._auth_error = None
+        self._connected_since = time.time()
+        metrics.AMI_UP.set(1)
+        self._set_state("up")
+        log.info("AMI logged in to %s:%s as %s (AMI %s)", self.host, self.port, self.username, self._version)
+        if self.ping_interval > 0:
+            self._keepalive = loop.create_task(self._keepalive_loop(conn), name="ami-keepalive")
+        for callback in self._connected_callbacks:
+            self._spawn(self._run_callback(callback))
+        return conn
+
+    async def _login(self) -> None:
+        if self.auth == "md5":
+            challenge, _ = await self._request("Challenge", [("AuthType", "MD5")], timeout=self.login_timeout,
+                                               check=False, login=True)
+            value = challenge.get("Challenge")
+            if (challenge.name or "").lower() != "success" or not value:
+                raise AMIAuthError(f"Asterisk refused the MD5 challenge for AMI user {self.username!r}: "
+                                   f"{challenge.get('Message') or 'no challenge'}; use auth='plain' or allow md5")
+            headers = md5_login_headers(self.username, md5_key(value, self._secret), events=self.events)
+        else:
+            headers = login_headers(self.username, self._secret, events=self.events)
+        response, _ = await self._request("Login", headers, timeout=self.login_timeout, check=False, login=True)
+        if (response.name or "").lower() != "success":
+            raise AMIAuthError(f"Asterisk refused the AMI login of user {self.username!r} at {self.host}:{self.port} "
+                               f"({response.get('Message') or 'no reason given'}); check the username, the secret "
+                               "and the permit/deny lines in manager.conf")
+
+    def _set_tcp_keepalive(self, conn: _Connection) -> None:
+        sock = conn.transport.get_extra_info("socket") if conn.transport else None
+        if sock is None:
+            return
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            idle = max(1, int(self.ping_interval or 30))
+            for option, value in (("TCP_KEEPIDLE", idle), ("TCP_KEEPINTVL", max(1, int(self.ping_timeout))),
+                                  ("TCP_KEEPCNT", 3)):
+                if hasattr(socket, option):
+                    sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
+        except OSError as exc:  # not fatal: the Ping keepalive still finds dead peers
+            log.debug("could not set TCP keepalive: %s", exc)
+
+    async def _keepalive_loop(self, conn: _Connection) -> None:
+        while self._conn is conn and not conn.closed.done():
+            await asyncio.sleep(self.ping_interval)
+            if self._conn is not conn:
+                return
+            try:
+                await self._request("Ping", None, timeout=self.ping_timeout, check=False)
+            except AMITimeout:
+                log.warning("AMI keepalive: no Pong within %ss; the connection is dead (half-open), reconnecting",
+                            self.ping_timeout)
+                conn.abort(f"keepalive: no answer to Ping within {self.ping_timeout}s")
+                return
+            except (AMIConnectionLost, AMINotConnected):
+                return
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_callback(self, callback: ConnectedCallback) -> None:
+        try:
+            result = callback(self)
+            if inspect.isawaitable(result):
+                await result
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("AMI on_connected callback %r failed", getattr(callback, "__qualname__", callback))
+
+    def _connection_lost(self, conn: _Connection, reason: str) -> None:
+        if conn is not self._conn:
+            return
+        self._conn = None
+        was_up = self.logged_in
+        self.logged_in = False
+        metrics.AMI_UP.set(0)
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+            self._keepalive = None
+        self._fail_pending(reason)
+        if was_up and not self._closing:
+            self._set_state("down", reason)
+
+    def _fail_pending(self, reason: str) -> None:
+        pending, self._pending = self._pending, {}
+        self._listing = {}
+        for p in pending.values():
+            if not p.future.done():
+                p.future.set_exception(AMIConnectionLost(
+                    f"AMI connection lost before the answer to {p.name} ({reason}); the action may or may not "
+                    "have run and is not retried"))
+        waiters, self._waiters = self._waiters, {}
+        for event_name, future in waiters.values():
+            if not future.done():
+                future.set_exception(AMIConnectionLost(
+                    f"AMI connection lost while waiting for {event_name} ({reason}); the outcome is unknown and "
+                    "nothing is retried"))
+
+    # -- the reader's dispatch (no user code) ------------------------------------------------------------
+
+    def _dispatch(self, conn: _Connection, items: list[Message]) -> None:
+        if conn is not self._conn:
+            return
+        pending = self._pending
+        listing = self._listing
+        waiters = self._waiters
+        by_event = self._subs_by_event
+        catch_all = self._subs_all
+        counts: dict[str, int] = {}
+        for msg in items:
+            if not msg.is_event:
+                self._on_response(msg)
+                continue
+            name = msg.name or ""
+            if listing or waiters:
+                aid = msg.action_id
+                if aid is not None:
+                    p = listing.get(aid)
+                    if p is not None:  # an item of a list we asked for: it answers us, it is not news
+                        if is_list_complete(msg):
+                            del listing[aid]
+                            pending.pop(aid, None)
+                            if not p.future.done():
+                                p.future.set_result((p.response, p.items))  # type: ignore[arg-type]
+                        else:
+                            p.items.append(msg)
+                        continue
+                    waiter = waiters.get(aid)
+                    if waiter is not None and waiter[0] == name:
+                        del waiters[aid]
+                        if not waiter[1].done():
+                            waiter[1].set_result(msg)
+            counts[name] = counts.get(name, 0) + 1
+            subs = by_event.get(name)
+            if subs:
+                for sub in subs:
+                    sub.offer(msg)
+            for sub in catch_all:
+                sub.offer(msg)
+        for name, n in counts.items():
+            label = metrics.bounded_event(name)
+            counter = self._event_counters.get(label)
+            if counter is None:
+                counter = self._event_counters[label] = metrics.AMI_EVENTS.labels(event=label)
+            counter.inc(n)
+
+    def _on_response(self, msg: Message) -> None:
+        aid = msg.action_id
+        p = self._pending.get(aid) if aid is not None else None
+        if p is None:
+            log.debug("AMI response without a pending action (ActionID %r, late after a timeout?) dropped", aid)
+            return
+        if p.response is None and is_list_start(msg) and (msg.name or "").lower() != "error":
+            p.response = msg
+            self._listing[aid] = p  # type: ignore[index]
+            return
+        self._pending.pop(aid, None)  # type: ignore[arg-type]
+        self._listing.pop(aid, None)  # type: ignore[arg-type]
+        if not p.future.done():
+            p.future.set_result((msg, p.items))
+
