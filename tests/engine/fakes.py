@@ -128,9 +128,15 @@ class FakeChannel:
     async def dial(self, destination: str, timeout: float, options: str = "") -> DialResult:
         self._call("dial", destination, timeout)
         status = self.dial_results.get(destination, "ANSWER")
-        self._window(5.0 if status == "ANSWER" else (timeout if status == "NOANSWER" else 0.0), "")
+        try:
+            self._window(5.0 if status == "ANSWER" else (timeout if status == "NOANSWER" else 0.0), "")
+        except CallerHangup:
+            return DialResult("CANCEL")  # hung up while it rang: Asterisk reports CANCEL
         if status == "ANSWER":
-            self._window(60.0, "")  # the conversation
+            try:
+                self._window(60.0, "")  # the conversation
+            except CallerHangup:
+                pass  # like Dial: result -1, DIALSTATUS stays ANSWER; the next media command fails
         return DialResult(status, 60.0 if status == "ANSWER" else 0.0)
 
     async def queue(self, queue: str, timeout: float, options: str = "") -> QueueResult:
