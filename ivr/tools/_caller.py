@@ -1,11 +1,13 @@
 """What a simulated caller does, as data: press digits, let a time-out pass, hang up; optionally at a moment.
 
 Rules for this file:
-- A caller is an ordered list of `Step`s. A press is delivered the next time the IVR listens (a prompt that
-  digits may interrupt, or a digit wait) once its condition holds: `at` seconds after the call was answered, or
-  `after_prompt` (that prompt id has finished playing). The digits of one step follow each other at once
-  (a multi-digit option or an account number); between two steps the IVR must listen afresh.
-- `wait` lets one listen time out (no input). `hangup` hangs up at the next listen, or at `at` seconds.
+- A caller is an ordered list of `Step`s. By default a press comes when the IVR has finished its prompts and
+  waits for a digit (a caller who listens to the whole menu). `barge_in` presses during the next prompt that
+  accepts digits; `at` (seconds after the answer) and `after_prompt` (once that prompt id has been heard) press
+  at that moment, interrupting whatever plays then if it accepts digits. The digits of one step follow each
+  other at once (a multi-digit option or an account number); between two steps the IVR must listen afresh.
+- `wait` lets one listen time out (no input). `hangup` hangs up when it is the caller's turn (the next digit
+  wait, or the end of a voicemail message), or exactly at `at` / after `after_prompt` wherever the call is then.
 - The `--digits` shorthand (`1,2w3#h`) and the YAML form of test cases both produce these steps, so `simulate`
   and `test-flows` mean the same thing by the same words. Nothing here touches a channel.
 """
@@ -26,21 +28,25 @@ class Step:
     digits: str = ""
     at: float | None = None  # seconds after answer; the step waits for that moment
     after_prompt: str | None = None  # a prompt id; the step waits until it has been heard
+    barge_in: bool = False  # press during the next prompt instead of after it
 
     def describe(self) -> str:
         when = f" at {self.at:g}s" if self.at is not None else ""
         when += f" after prompt {self.after_prompt}" if self.after_prompt else ""
         if self.action == "press":
-            return f"press {self.digits}{when}"
+            return f"press {self.digits}{when}" + (" during the prompt" if self.barge_in else "")
         return f"{self.action}{when}"
 
 
 SYNTAX_HELP = (
-    "digits script: digits 0-9 * # are pressed together; ',' or ' ' starts a new entry at the next prompt; "
-    "'w' lets one time-out pass; 'h' hangs up; '@12s' after an entry delays it to 12 s after the answer "
-    "(e.g. 1,2w3  or  123456#,1  or  w,w,h)"
+    "digits script: digits 0-9 * # are pressed together when the IVR waits for input; ',' or ' ' separates "
+    "entries (each at a new prompt); 'w' lets one time-out pass; 'h' hangs up; '!' before digits presses them "
+    "during the prompt (barge-in); '@12s' after an entry makes it happen 12 s after the answer "
+    "(e.g. 1,2w3  or  !1,123456#  or  w,w,h  or  h@30s)"
 )
-_TOKEN = re.compile(r"\s*(?:(?P<digits>[0-9*#]+)|(?P<wait>[wW])|(?P<hangup>[hH]))(?:@(?P<at>\d+(?:\.\d+)?)s?)?\s*")
+_TOKEN = re.compile(
+    r"\s*(?:(?P<barge>!)?(?P<digits>[0-9*#]+)|(?P<wait>[wW])|(?P<hangup>[hH]))(?:@(?P<at>\d+(?:\.\d+)?)s?)?\s*"
+)
 
 
 def parse_digits(script: str) -> list[Step]:
@@ -57,7 +63,7 @@ def parse_digits(script: str) -> list[Step]:
             raise ScriptSyntaxError(f"cannot read {text[pos:]!r} in {script!r}; {SYNTAX_HELP}")
         at = float(match.group("at")) if match.group("at") else None
         if match.group("digits"):
-            steps.append(Step("press", match.group("digits"), at=at))
+            steps.append(Step("press", match.group("digits"), at=at, barge_in=bool(match.group("barge"))))
         elif match.group("wait"):
             steps.append(Step("wait", at=at))
         else:
@@ -70,7 +76,7 @@ def format_steps(steps: list[Step]) -> str:
     """The inverse of `parse_digits` for steps without `after_prompt` (used in messages)."""
     parts = []
     for step in steps:
-        token = {"press": step.digits, "wait": "w", "hangup": "h"}[step.action]
+        token = {"press": ("!" if step.barge_in else "") + step.digits, "wait": "w", "hangup": "h"}[step.action]
         if step.at is not None:
             token += f"@{step.at:g}s"
         if step.after_prompt:

@@ -5,6 +5,7 @@ Rules for this file:
   hold music only move `elapsed` forward. A 10-minute call runs in microseconds with the same result.
 - What the caller does comes from `Step`s (`_caller.py`): a press is delivered at the next *fresh* listen (a
   prompt was played since the previous entry), so `1,2` is two menu choices and `12` is one two-digit entry.
+  Plain presses wait for the digit wait after the prompts; barge-in and timed presses interrupt prompts.
 - What the rest of the world does (agents busy, queues timing out, parked calls retrieved, voicemail length) comes
   from `World`; unknown extensions and queues answer.
 - Every observable thing is appended to `events` (time, kind, data) for traces, diffs and JSON output.
@@ -149,7 +150,8 @@ class ScriptedChannel:
         self._check_alive()
         step = self._pending()
         end = self.elapsed + seconds
-        if step and step.action == "hangup" and not self._buffer:
+        timed = step is not None and (step.at is not None or step.after_prompt is not None)
+        if step and step.action == "hangup" and timed and not self._buffer:
             ready = self._ready_at(step)
             if ready is not None and ready <= end:
                 self.elapsed = ready
@@ -160,9 +162,10 @@ class ScriptedChannel:
             raise self._gone(f"caller gave up after {self.max_seconds:g}s of virtual time (does the flow loop?)")
         self.elapsed = end
 
-    def _take(self, escape: str, window: float) -> str | None:
+    def _take(self, escape: str, window: float, prompt: bool = False) -> str | None:
         """A digit the caller presses within `window` seconds from now that `escape` accepts, advancing time to it;
-        None when nothing comes (time is not advanced)."""
+        None when nothing comes (time is not advanced). During a prompt (`prompt`) only barge-in and timed steps
+        press; the others wait until the IVR waits for a digit."""
         if self._buffer:
             if self._buffer[0] in escape:
                 digit, self._buffer = self._buffer[0], self._buffer[1:]
@@ -171,6 +174,8 @@ class ScriptedChannel:
             return None
         step = self._pending()
         if not self._fresh or step is None or step.action != "press":
+            return None
+        if prompt and not (step.barge_in or step.at is not None or step.after_prompt):
             return None
         ready = self._ready_at(step)
         if ready is None or ready > self.elapsed + window or step.digits[0] not in escape:
@@ -193,7 +198,7 @@ class ScriptedChannel:
             prompt_id, text = self.prompts.describe(file)
             length = self.prompts.seconds(file)
             start = self.elapsed
-            digit = self._take(escape_digits, length) if escape_digits else None
+            digit = self._take(escape_digits, length, prompt=True) if escape_digits else None
             if digit is not None:
                 self.emit("prompt", prompt=prompt_id, file=file, text=text, interrupted=True,
                           after=round(self.elapsed - start, 3))
@@ -211,7 +216,11 @@ class ScriptedChannel:
             asked = await self.ask()
             if asked is not None:
                 self.steps.append(asked)
-            self._advance(0.0)  # the answer may be "hang up"
+        pending = self._pending()
+        if pending is not None and pending.action == "hangup" and not self._buffer and self._fresh:
+            # An untimed hang-up happens when it is the caller's turn: here, instead of answering.
+            self._index += 1
+            raise self._gone("script: hang up")
         step = self._pending()
         digit = self._take("0123456789*#", timeout)
         if digit is not None:
@@ -230,7 +239,7 @@ class ScriptedChannel:
     async def _say(self, kind: str, text: str, files: list[str], escape_digits: str) -> str | None:
         self._advance(0.0)
         for file in files:
-            digit = self._take(escape_digits, 0.6) if escape_digits else None
+            digit = self._take(escape_digits, 0.6, prompt=True) if escape_digits else None
             if digit is not None:
                 self.emit("say", mode=kind, value=text, interrupted=True)
                 self.emit("digit", digit=digit)
@@ -304,7 +313,7 @@ class ScriptedChannel:
         self._advance(0.0)
         length = min(self.world.voicemail_seconds, max_seconds)
         step = self._pending()
-        if step is not None and step.action == "hangup" and step.at is None:
+        if step is not None and step.action == "hangup" and step.at is None and step.after_prompt is None:
             # The usual end of a voicemail: the caller says their piece and hangs up.
             self._advance(length)
             self.emit("record", path=path, seconds=length, reason="hangup")

@@ -46,6 +46,7 @@ class Action(_Strict):
     hangup: bool = Field(False, description="Hang up.")
     at: Duration | None = Field(None, description="Not before this long after the answer (e.g. 12s).")
     after_prompt: str | None = Field(None, description="Not before this prompt id has been heard.")
+    barge_in: bool = Field(False, description="Press during the prompt instead of after it.")
 
     @model_validator(mode="after")
     def _one(self) -> "Action":
@@ -56,7 +57,7 @@ class Action(_Strict):
 
     def step(self) -> Step:
         action = "press" if self.press is not None else ("wait" if self.wait else "hangup")
-        return Step(action, self.press or "", self.at, self.after_prompt)  # type: ignore[arg-type]
+        return Step(action, self.press or "", self.at, self.after_prompt, self.barge_in)  # type: ignore[arg-type]
 
 
 class Caller(_Strict):
