@@ -125,6 +125,7 @@ class Storage(Protocol):
     async def list_callbacks(self, state: str | None = None, queue: str | None = None,
                              limit: int = 100) -> list[CallbackRequest]: ...
     async def due_callbacks(self, now: datetime, limit: int, queue: str | None = None) -> list[CallbackRequest]: ...
+    async def due_callback_queues(self, now: datetime) -> list[str]: ...
     async def mark_callback_dialing(self, callback_id: int, at: datetime) -> bool: ...
     async def record_callback_attempt(self, callback_id: int, result: str, at: datetime, *,
                                       retry_at: datetime | None = None, call_id: str = "") -> CallbackRequest: ...
@@ -325,6 +326,13 @@ class SQLiteStorage:
         sql += " ORDER BY next_attempt_at, id LIMIT ?"
         rows = await self._run(lambda c: c.execute(sql, (*args, int(limit))).fetchall())
         return [self._callback(r) for r in rows]
+
+    async def due_callback_queues(self, now: datetime) -> list[str]:
+        """Queues with at least one due request (lets a scheduler fill each queue's free slots fairly)."""
+        rows = await self._run(lambda c: c.execute(
+            "SELECT DISTINCT queue FROM callback WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY queue",
+            (_ts(now),)).fetchall())
+        return [r["queue"] for r in rows]
 
     async def mark_callback_dialing(self, callback_id: int, at: datetime) -> bool:
         """Claim a pending request for one attempt; False if someone else claimed or cancelled it first."""

@@ -79,6 +79,8 @@ async def test_due_callbacks_order_queue_filter_and_not_before(store):
     assert [c.id for c in due] == [b, a]
     assert [c.id for c in await store.due_callbacks(T0 + timedelta(minutes=5), limit=10, queue="q1")] == [a]
     assert [c.id for c in await store.due_callbacks(T0 + timedelta(minutes=5), limit=1)] == [b]
+    assert await store.due_callback_queues(T0 + timedelta(minutes=5)) == ["q1", "q2"]
+    assert await store.due_callback_queues(T0 + timedelta(minutes=1)) == ["q2"]
 
 
 async def test_attempts_retry_then_fail(store):

@@ -1,0 +1,176 @@
+"""Callback scheduler: retries with backoff, per-queue limits, stored attempts, metrics, restart recovery."""
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from ivr import metrics
+from ivr.ami.actions import OriginateResult
+from ivr.calls.callbacks import CallbackPolicy, CallbackScheduler
+from ivr.calls.errors import AsteriskUnavailable
+from ivr.calls.operations import Originated
+from ivr.storage import CallbackRequest, open_storage
+
+from .fakes import msg
+
+T0 = datetime(2026, 11, 29, 9, 0, tzinfo=timezone.utc)
+
+
+def result(reason: int) -> OriginateResult:
+    return OriginateResult.from_event(msg(("Event", "OriginateResponse"), ("Response",
+                                          "Success" if reason == 4 else "Failure"), ("Reason", str(reason))))
+
+
+class FakeOps:
+    """Stands in for CallOperations: scripted OriginateResponse reasons per number; can block to hold slots."""
+
+    def __init__(self) -> None:
+        self.script: dict[str, list[int | Exception | None]] = {}
+        self.calls: list[tuple[str, str, dict]] = []
+        self.gate: asyncio.Event | None = None
+
+    async def originate_flow(self, number, flow, *, caller_id=None, variables=None, timeout=None):
+        self.calls.append((number, flow, dict(variables or {})))
+        step = self.script[number].pop(0)
+        if isinstance(step, Exception):
+            raise step
+        return Originated(f"ivr-{len(self.calls)}", step if step is None else f"a{len(self.calls)}")
+
+    async def wait_originate(self, originated, timeout):
+        if self.gate is not None:
+            await self.gate.wait()
+        if originated.action_id is None:
+            return None
+        number = self.calls[int(originated.call_id.split("-")[1]) - 1][0]
+        return result(self._reasons[number].pop(0))
+
+    def reasons(self, number: str, *reasons: int) -> None:
+        self._reasons = getattr(self, "_reasons", {})
+        self._reasons[number] = list(reasons)
+        self.script[number] = [0] * len(reasons)   # 0 = "Originate queued"; the reason comes from wait_originate
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+async def store():
+    s = open_storage("memory:")
+    yield s
+    await s.close()
+
+
+def count(queue: str, result_: str) -> float:
+    return metrics.REGISTRY.get_sample_value("ivr_callbacks_total", {"queue": queue, "result": result_}) or 0.0
+
+
+async def test_busy_then_answered_with_backoff(store):
+    clock = Clock()
+    ops = FakeOps()
+    ops.reasons("+37060000001", 5, 4)         # busy, then answered
+    cb = await store.add_callback(CallbackRequest(number="+37060000001", queue="cbq1", requested_at=T0))
+    sched = CallbackScheduler(store, ops, CallbackPolicy(backoff=(120.0,)), clock=clock)
+    completed = count("cbq1", "completed")
+
+    assert await sched.run_once() == 1
+    await sched.drain()
+    req = await store.get_callback(cb)
+    assert (req.state, req.attempts, req.last_result, req.next_attempt_at) == (
+        "pending", 1, "busy", T0 + timedelta(seconds=120))
+    assert ops.calls[0] == ("+37060000001", "callback", {"IVR_CALLBACK_ID": str(cb), "IVR_CALLBACK_QUEUE": "cbq1"})
+
+    clock.now = T0 + timedelta(seconds=119)
+    assert await sched.run_once() == 0             # not due yet
+    clock.now = T0 + timedelta(seconds=120)
+    assert await sched.run_once() == 1
+    await sched.drain()
+    req = await store.get_callback(cb)
+    assert (req.state, req.attempts) == ("completed", 2)
+    assert [(a.result, a.call_id) for a in await store.callback_attempts(cb)] == [("busy", "ivr-1"),
+                                                                                 ("answered", "ivr-2")]
+    assert count("cbq1", "completed") == completed + 1
+    assert count("cbq1", "attempted") >= 2
+
+
+async def test_gives_up_after_max_attempts(store):
+    clock = Clock()
+    ops = FakeOps()
+    ops.reasons("+37060000002", 3, 3)
+    cb = await store.add_callback(CallbackRequest(number="+37060000002", queue="cbq2", requested_at=T0,
+                                                  max_attempts=2))
+    sched = CallbackScheduler(store, ops, CallbackPolicy(backoff=(10.0,)), clock=clock)
+    failed = count("cbq2", "failed")
+    await sched.run_once()
+    await sched.drain()
+    clock.now += timedelta(seconds=10)
+    await sched.run_once()
+    await sched.drain()
+    req = await store.get_callback(cb)
+    assert (req.state, req.attempts, req.last_result) == ("failed", 2, "no_answer")
+    assert count("cbq2", "failed") == failed + 1
+    clock.now += timedelta(hours=1)
+    assert await sched.run_once() == 0
+
+
+async def test_per_queue_limit_and_fairness(store):
+    clock = Clock()
+    ops = FakeOps()
+    for n in ("1", "2", "3"):
+        ops.reasons(f"+3706000010{n}", 4)
+    ops.reasons("+37060000200", 4)
+    for n in ("1", "2", "3"):
+        await store.add_callback(CallbackRequest(number=f"+3706000010{n}", queue="big", requested_at=T0))
+    await store.add_callback(CallbackRequest(number="+37060000200", queue="small",
+                                             requested_at=T0 + timedelta(seconds=1)))
+    ops.gate = asyncio.Event()             # keep attempts in flight
+    clock.now = T0 + timedelta(seconds=1)
+    sched = CallbackScheduler(store, ops, CallbackPolicy(per_queue_limit=1, queue_limits={"big": 2}), clock=clock)
+    assert await sched.run_once() == 3      # 2 for "big" (its limit), 1 for "small"
+    assert sched.active == {"big": 2, "small": 1}
+    assert await sched.run_once() == 0      # all slots busy
+    ops.gate.set()
+    await sched.drain()
+    assert sched.active == {"big": 0, "small": 0}
+    assert await sched.run_once() == 1      # the third "big" request
+    await sched.drain()
+    assert [c.state for c in await store.list_callbacks()] == ["completed"] * 4
+
+
+async def test_asterisk_down_and_lost_result_are_errors_that_retry(store):
+    clock = Clock()
+    ops = FakeOps()
+    ops.script["+37060000300"] = [AsteriskUnavailable("AMI down"), None]
+    cb = await store.add_callback(CallbackRequest(number="+37060000300", queue="cbq3", requested_at=T0))
+    sched = CallbackScheduler(store, ops, CallbackPolicy(backoff=(5.0,)), clock=clock)
+    await sched.run_once()
+    await sched.drain()
+    assert (await store.get_callback(cb)).last_result == "error"
+    clock.now += timedelta(seconds=5)
+    await sched.run_once()
+    await sched.drain()
+    req = await store.get_callback(cb)
+    assert (req.state, req.attempts, req.last_result) == ("pending", 2, "error")   # max_attempts=3: one left
+    assert [a.result for a in await store.callback_attempts(cb)] == ["error", "error"]
+
+
+async def test_start_requeues_requests_left_dialing_and_loop_runs(store):
+    clock = Clock()
+    ops = FakeOps()
+    ops.reasons("+37060000400", 4)
+    cb = await store.add_callback(CallbackRequest(number="+37060000400", queue="cbq4", requested_at=T0))
+    await store.mark_callback_dialing(cb, T0)      # a crash left it "dialing"
+    sched = CallbackScheduler(store, ops, CallbackPolicy(poll_interval=60), clock=clock)
+    await sched.start()
+    for _ in range(100):
+        await asyncio.sleep(0)
+        if (await store.get_callback(cb)).state == "completed":
+            break
+    await sched.stop()
+    assert (await store.get_callback(cb)).state == "completed"
