@@ -1,0 +1,203 @@
+"""`AGIChannel`: the flow engine's `Channel` over an `AGISession`.
+
+Rules for this file:
+- One Channel method = a few AGI commands, mapped the way the Asterisk 22 transcripts show: STREAM FILE per
+  prompt with escape digits, WAIT FOR DIGIT, SAY DIGITS/NUMBER, RECORD FILE, and EXEC of Dial / Queue / Park /
+  MusicOnHold / MixMonitor / StopMixMonitor followed by reads of DIALSTATUS, QUEUESTATUS, ANSWEREDTIME.
+- Errors: the caller being gone (AGIHangupError, 511, EOF) becomes `CallerHangup`; anything else from the AGI
+  layer becomes `ChannelError` with the cause chained. A missing prompt file is logged and skipped (a call
+  should not die for one sound file; Asterisk still marks AGISTATUS=FAILURE so it shows up).
+- EXEC arguments are passed one by one (the session escapes the application's comma splitter) and must not
+  contain `,`, `|`, parentheses, quotes, backslashes or control characters; such a value is refused before
+  anything is sent. Values for SET VARIABLE are quoted by the session's encoder.
+- A timed-out Park is not a hangup even though Asterisk sends HANGUP: the channel went on to the comeback
+  context. It is reported as ParkResult("timeout").
+"""
+from __future__ import annotations
+
+import logging
+import math
+import re
+from contextlib import contextmanager
+from typing import Iterator, Sequence
+
+from ivr.agi.errors import AGIAppError, AGIConnectionLost, AGIError, AGIHangupError, AGISessionClosed
+from ivr.agi.session import AGISession
+from ivr.flow.channel import (
+    CallerHangup, CallInfo, ChannelError, DialResult, ParkResult, QueueResult, RecordResult,
+)
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 8000  # RECORD FILE endpos is in samples of 8 kHz audio
+MIXMON_ID_VARIABLE = "IVR_MIXMONITOR_ID"
+_UNSAFE_ARG = re.compile(r"[,|()\"'\\\x00-\x1f\x7f]")
+_LANGUAGE = re.compile(r"[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})*")
+
+
+def call_info(session: AGISession) -> CallInfo:
+    env = session.env
+    return CallInfo(
+        uniqueid=env.uniqueid, channel=env.channel, caller_id=env.callerid, caller_name=env.calleridname,
+        dnid=env.dnid, language=env.language or "en", context=env.context, extension=env.extension,
+        linkedid=env.get("linkedid"), args=tuple(env.args), params=dict(env.query),
+    )
+
+
+def exec_arg(value: str, what: str) -> str:
+    """Refuse a value that could change how a dialplan application splits its arguments."""
+    if not value or _UNSAFE_ARG.search(value):
+        raise ChannelError(f"{what} {value[:60]!r} is empty or contains characters an application would misread "
+                           "(, | ( ) quotes backslash or control characters); fix the flow or the value")
+    return value
+
+
+class AGIChannel:
+    def __init__(self, session: AGISession, info: CallInfo | None = None) -> None:
+        self.session = session
+        self._info = info or call_info(session)
+        self._mixmonitor_id: str | None = None
+
+    @property
+    def info(self) -> CallInfo:
+        return self._info
+
+    @contextmanager
+    def _guard(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except (AGIHangupError, AGIConnectionLost) as exc:
+            raise CallerHangup(f"{what}: {exc}") from exc
+        except AGISessionClosed as exc:
+            if self.session.hung_up:
+                raise CallerHangup(f"{what}: {exc}") from exc
+            raise ChannelError(f"{what}: {exc}") from exc
+        except AGIError as exc:
+            raise ChannelError(f"{what}: {exc}") from exc
+
+    def _hung_up(self, what: str) -> None:
+        if self.session.hung_up:
+            raise CallerHangup(f"{what}: the caller hung up")
+
+    # -- media ------------------------------------------------------------------------------------------------
+    async def answer(self) -> None:
+        with self._guard("ANSWER"):
+            await self.session.answer()
+
+    async def play(self, files: Sequence[str], escape_digits: str = "") -> str | None:
+        for file in files:
+            with self._guard(f"STREAM FILE {file}"):
+                try:
+                    digit, _ = await self.session.stream_file(file, escape_digits)
+                except AGIAppError:
+                    log.warning("prompt %r is missing on %r; skipped (install it or run `prompts build`)",
+                                file, self._info.channel)
+                    continue
+            if digit:
+                return digit
+        return None
+
+    async def wait_for_digit(self, timeout: float) -> str | None:
+        with self._guard("WAIT FOR DIGIT"):
+            return await self.session.wait_for_digit(-1 if timeout < 0 else int(timeout * 1000))
+
+    async def say_digits(self, digits: str, escape_digits: str = "") -> str | None:
+        only = "".join(c for c in digits if c.isdigit() and c.isascii())
+        if not only:
+            return None
+        with self._guard("SAY DIGITS"):
+            return await self.session.say_digits(only, escape_digits)
+
+    async def say_number(self, number: int, escape_digits: str = "") -> str | None:
+        with self._guard("SAY NUMBER"):
+            return await self.session.say_number(int(number), escape_digits)
+
+    # -- variables ----------------------------------------------------------------------------------------------
+    async def set_variable(self, name: str, value: str) -> None:
+        with self._guard(f"SET VARIABLE {name}"):
+            await self.session.set_variable(name, value.replace("\r", " ").replace("\n", " "))
+
+    async def get_variable(self, name: str) -> str | None:
+        with self._guard(f"GET VARIABLE {name}"):
+            return await self.session.get_variable(name)
+
+    async def set_language(self, language: str) -> None:
+        if not _LANGUAGE.fullmatch(language):
+            raise ChannelError(f"{language!r} is not a language code (en, lt, pt_BR)")
+        await self.set_variable("CHANNEL(language)", language)
+
+    # -- applications ---------------------------------------------------------------------------------------
+    async def _exec(self, app: str, *args: str) -> int:
+        with self._guard(f"EXEC {app}"):
+            result = await self.session.exec(app, *args)
+        if result == -2:
+            raise ChannelError(f"Asterisk has no application {app}; load its module")
+        return result
+
+    async def _status(self, name: str) -> str:
+        return (await self.get_variable(name) or "").strip().upper()
+
+    async def dial(self, destination: str, timeout: float, options: str = "") -> DialResult:
+        args = [exec_arg(destination, "dial destination"), str(max(1, math.ceil(timeout)))]
+        if options:
+            args.append(exec_arg(options, "dial options"))
+        await self._exec("Dial", *args)
+        status = await self._status("DIALSTATUS")
+        if not status:
+            self._hung_up("Dial")
+            raise ChannelError(f"Dial {destination!r} set no DIALSTATUS; check the destination")
+        talk = await self.get_variable("ANSWEREDTIME") or "0"
+        return DialResult(status, float(talk) if talk.replace(".", "", 1).isdigit() else 0.0)
+
+    async def queue(self, queue: str, timeout: float, options: str = "") -> QueueResult:
+        await self._exec("Queue", exec_arg(queue, "queue name"), exec_arg(options, "queue options") if options else "",
+                         "", "", str(max(1, math.ceil(timeout))))
+        status = await self._status("QUEUESTATUS")
+        # No QUEUESTATUS: the call left the queue through an agent (or the caller hung up in it, which the
+        # next command reports); agi-07: "Without c: 200 result=-1 ... QUEUESTATUS unset".
+        return QueueResult(status or "ANSWERED")
+
+    async def park(self, lot: str, timeout: float, comeback: str = "") -> ParkResult:
+        result = await self._exec("Park", exec_arg(lot, "parking lot"), f"st({max(1, math.ceil(timeout))})")
+        if result == 0:
+            # agi-07: "200 result=0 when the timeout fires, then HANGUP": the channel moved to the comeback.
+            return ParkResult("timeout")
+        self._hung_up("Park")  # the caller gave up while parked (or hung up on whoever picked up)
+        return ParkResult("retrieved")
+
+    async def music_on_hold(self, moh_class: str, seconds: float) -> None:
+        await self._exec("MusicOnHold", exec_arg(moh_class, "music class"), str(max(1, math.ceil(seconds))))
+        self._hung_up("MusicOnHold")
+
+    async def record_file(
+        self, path: str, fmt: str, escape_digits: str, max_seconds: float, silence_seconds: float, beep: bool
+    ) -> RecordResult:
+        with self._guard("RECORD FILE"):
+            reply = await self.session.record_file(
+                path, fmt, escape_digits, int(max_seconds * 1000) if max_seconds > 0 else -1, beep=beep,
+                silence_s=int(silence_seconds) if silence_seconds >= 1 else None,
+            )
+        seconds = (reply.endpos or 0) / SAMPLE_RATE
+        value = reply.result_int
+        if reply.data == "hangup" or (value is not None and value < 0):
+            return RecordResult("hangup", seconds)
+        if reply.data == "dtmf" and value:
+            return RecordResult("dtmf", seconds, chr(value))
+        # "(timeout)": result=0 when the time limit ended it, ms left when silence did (agi-04).
+        return RecordResult("silence" if value else "timeout", seconds)
+
+    async def start_recording(self, path: str, append: bool = False) -> None:
+        options = ("a" if append else "") + f"i({MIXMON_ID_VARIABLE})"
+        await self._exec("MixMonitor", exec_arg(path, "recording path"), options)
+        self._mixmonitor_id = await self.get_variable(MIXMON_ID_VARIABLE)
+
+    async def stop_recording(self) -> None:
+        if self._mixmonitor_id:
+            await self._exec("StopMixMonitor", exec_arg(self._mixmonitor_id, "MixMonitor id"))
+        else:
+            await self._exec("StopMixMonitor")
+        self._mixmonitor_id = None
+
+    async def hangup(self) -> None:
+        with self._guard("HANGUP"):
+            await self.session.hangup()

@@ -1,0 +1,180 @@
+"""AGIChannel over a real AGISession, against a scripted Asterisk on loopback. Replies are exact lines from
+the Asterisk 22 transcripts in /work/shared/asterisk (file named next to each)."""
+import asyncio
+
+import pytest
+
+from ivr.agi.session import AGISession
+from ivr.flow.agi_channel import AGIChannel
+from ivr.flow.channel import CallerHangup, ChannelError
+
+# agi-06-exec-dial.txt environment block (with a query string added as in agi-01)
+ENV = (
+    "agi_network: yes\nagi_network_script: main?node=back\nagi_request: agi://127.0.0.1:4573/main?node=back\n"
+    "agi_channel: Local/agi-06@agi-scen-00000012;2\nagi_language: en\nagi_type: Local\n"
+    "agi_uniqueid: 1795909322.39\nagi_version: 22.10.1\nagi_callerid: 5551234\nagi_calleridname: IVR Caller\n"
+    "agi_callingpres: 0\nagi_callingani2: 0\nagi_callington: 0\nagi_callingtns: 0\nagi_dnid: unknown\n"
+    "agi_rdnis: unknown\nagi_context: agi-scen\nagi_extension: agi-06\nagi_priority: 2\nagi_enhanced: 0.0\n"
+    "agi_accountcode: \nagi_threadid: 140188047713984\n\n"
+).encode()
+
+
+async def scripted(script, body):
+    """Run `body(channel)` in a FastAGI-style handler while this side plays Asterisk: for each
+    (expected command, reply lines) it checks the command and sends the replies."""
+    outcome = {}
+
+    async def handle(reader, writer):
+        session = await AGISession.start(reader, writer, hangup_grace=0.05)
+        try:
+            outcome["value"] = await body(AGIChannel(session))
+        except Exception as exc:  # handed to the test
+            outcome["error"] = exc
+        finally:
+            await session.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(ENV)
+    try:
+        for expected, replies in script:
+            line = await asyncio.wait_for(reader.readline(), 5)
+            assert line.decode() == expected
+            for reply in replies:
+                writer.write(reply.encode())
+            await writer.drain()
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # nothing else was sent; the session closed
+    finally:
+        writer.close()
+        server.close()
+        await server.wait_closed()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
+async def test_call_info_from_environment():
+    async def body(ch):
+        return ch.info
+    info = await scripted([], body)
+    assert (info.uniqueid, info.caller_id, info.caller_name, info.channel) == (
+        "1795909322.39", "5551234", "IVR Caller", "Local/agi-06@agi-scen-00000012;2")
+    assert info.params == {"node": "back"}
+
+
+async def test_play_stops_at_escape_digit():  # agi-02
+    async def body(ch):
+        return await ch.play(["/p/en/menu", "/p/en/more"], "0123456789*#")
+    assert await scripted([('STREAM FILE /p/en/menu "0123456789*#"\n', ["200 result=53 endpos=10720\n"])],
+                          body) == "5"
+
+
+async def test_missing_prompt_is_skipped():  # agi-05 missing file, then agi-02 beep
+    async def body(ch):
+        return await ch.play(["nope", "beep"], "#")
+    assert await scripted([('STREAM FILE nope "#"\n', ["200 result=-1 endpos=0\n"]),
+                           ('STREAM FILE beep "#"\n', ["200 result=0 endpos=3404\n"])], body) is None
+
+
+async def test_hangup_during_prompt_is_caller_hangup():  # agi-03
+    async def body(ch):
+        return await ch.play(["demo-congrats"], "#")
+    with pytest.raises(CallerHangup):
+        await scripted([('STREAM FILE demo-congrats "#"\n', ["200 result=-1 endpos=12160\n", "HANGUP\n"])], body)
+
+
+async def test_wait_for_digit_hit_and_timeout():  # agi-02
+    async def body(ch):
+        return await ch.wait_for_digit(5.0), await ch.wait_for_digit(1.5)
+    assert await scripted([("WAIT FOR DIGIT 5000\n", ["200 result=57\n"]),
+                           ("WAIT FOR DIGIT 1500\n", ["200 result=0\n"])], body) == ("9", None)
+
+
+async def test_dial_no_answer_reads_dialstatus():  # agi-06
+    async def body(ch):
+        return await ch.dial("Local/noanswer@agents", 3)
+    result = await scripted([('EXEC Dial "Local/noanswer@agents,3"\n', ["200 result=0\n"]),
+                             ("GET VARIABLE DIALSTATUS\n", ["200 result=1 (NOANSWER)\n"]),
+                             ("GET VARIABLE ANSWEREDTIME\n", ["200 result=0\n"])], body)
+    assert result.status == "NOANSWER" and result.talk_seconds == 0.0
+
+
+async def test_dial_answered_then_caller_hangs_up():  # agi-06 last scenario
+    async def body(ch):
+        result = await ch.dial("Local/talk@agents", 10)
+        try:
+            await ch.play(["beep"])
+        except CallerHangup:
+            return result, "hangup"
+        return result, "alive"
+    result, after = await scripted([
+        ('EXEC Dial "Local/talk@agents,10"\n', ["200 result=-1\n", "HANGUP\n"]),
+        ("GET VARIABLE DIALSTATUS\n", ["200 result=1 (ANSWER)\n"]),
+        ("GET VARIABLE ANSWEREDTIME\n", ["200 result=1 (3)\n"]),
+    ], body)
+    assert (result.status, result.talk_seconds, after) == ("ANSWER", 3.0, "hangup")
+
+
+async def test_untrusted_dial_text_is_refused_before_sending():
+    async def body(ch):
+        return await ch.dial("PJSIP/1001,,m(evil)", 10)
+    with pytest.raises(ChannelError, match="misread"):
+        await scripted([], body)
+
+
+async def test_queue_timeout_and_answered():  # agi-07
+    async def body(ch):
+        return (await ch.queue("testq", 4)).status, (await ch.queue("agiq", 30)).status
+    assert await scripted([
+        ('EXEC Queue "testq,,,,4"\n', ["200 result=0\n"]),
+        ("GET VARIABLE QUEUESTATUS\n", ["200 result=1 (TIMEOUT)\n"]),
+        ('EXEC Queue "agiq,,,,30"\n', ["200 result=-1\n"]),
+        ("GET VARIABLE QUEUESTATUS\n", ["200 result=0\n"]),
+    ], body) == ("TIMEOUT", "ANSWERED")
+
+
+async def test_park_timeout_is_not_a_hangup():  # agi-07 agi3
+    async def body(ch):
+        return await ch.park("default", 6, "main:back")
+    result = await scripted([('EXEC Park "default,st(6)"\n', ["200 result=0\n", "HANGUP\n"])], body)
+    assert result.status == "timeout"
+
+
+async def test_record_file_silence_and_hangup():  # agi-04
+    async def body(ch):
+        a = await ch.record_file("/r/vm1", "wav", "#", 30, 2, True)
+        b = await ch.record_file("/r/vm2", "wav", "#", 20, 0, True)
+        return a, b
+    a, b = await scripted([
+        ('RECORD FILE /r/vm1 wav "#" 30000 0 BEEP s=2\n', ["200 result=25168 (timeout) endpos=30653\n"]),
+        ('RECORD FILE /r/vm2 wav "#" 20000 0 BEEP\n', ["200 result=-1 (hangup) endpos=20160\n", "HANGUP\n"]),
+    ], body)
+    assert (a.reason, round(a.seconds, 2)) == ("silence", 3.83)
+    assert (b.reason, b.seconds) == ("hangup", 2.52)
+
+
+async def test_mixmonitor_start_pause_resume():  # agi-08
+    async def body(ch):
+        await ch.start_recording("/var/spool/asterisk/recordings/agi08-mixmon.wav")
+        await ch.stop_recording()
+        await ch.start_recording("/var/spool/asterisk/recordings/agi08-mixmon.wav", append=True)
+    await scripted([
+        ('EXEC MixMonitor "/var/spool/asterisk/recordings/agi08-mixmon.wav,i(IVR_MIXMONITOR_ID)"\n',
+         ["200 result=0\n"]),
+        ("GET VARIABLE IVR_MIXMONITOR_ID\n", ["200 result=1 (0x7f802800b260)\n"]),
+        ('EXEC StopMixMonitor "0x7f802800b260"\n', ["200 result=0\n"]),
+        ('EXEC MixMonitor "/var/spool/asterisk/recordings/agi08-mixmon.wav,ai(IVR_MIXMONITOR_ID)"\n',
+         ["200 result=0\n"]),
+        ("GET VARIABLE IVR_MIXMONITOR_ID\n", ["200 result=1 (0x7f802800b261)\n"]),
+    ], body)
+
+
+async def test_language_and_caller_name_are_quoted():
+    async def body(ch):
+        await ch.set_language("lt")
+        await ch.set_variable("CALLERID(name)", 'Sales: "Bob"\r\nEXEC x')
+    await scripted([
+        ('SET VARIABLE CHANNEL(language) "lt"\n', ["200 result=1\n"]),
+        ('SET VARIABLE CALLERID(name) "Sales: \\"Bob\\"  EXEC x"\n', ["200 result=1\n"]),
+    ], body)
