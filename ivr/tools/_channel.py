@@ -4,7 +4,8 @@ Rules for this file:
 - This implements `ivr.flow.channel.Channel` directly (no AGI, no sockets): prompts, digit waits, ringing and
   hold music only move `elapsed` forward. A 10-minute call runs in microseconds with the same result.
 - What the caller does comes from `Step`s (`_caller.py`): a press is delivered at the next *fresh* listen (a
-  prompt was played since the previous entry), so `1,2` is two menu choices and `12` is one two-digit entry.
+  prompt was played, or a digit wait timed out, since the previous entry began), so `1,2` is two menu choices
+  and `12` is one two-digit entry.
   Plain presses wait for the digit wait after the prompts; barge-in and timed presses interrupt prompts.
 - What the rest of the world does (agents busy, queues timing out, parked calls retrieved, voicemail length) comes
   from `World`; unknown extensions and queues answer.
@@ -93,7 +94,7 @@ class ScriptedChannel:
 
     def __init__(self, info: CallInfo, steps: Sequence[Step], world: World, prompts: PromptBook, *,
                  max_seconds: float = 3600.0, on_event: Callable[[Event], None] | None = None,
-                 ask: Callable[[], Awaitable[Step | None]] | None = None) -> None:
+                 ask: Callable[[], Awaitable[Sequence[Step]]] | None = None) -> None:
         self._info = info
         self.steps = list(steps)
         self.world = world
@@ -213,9 +214,7 @@ class ScriptedChannel:
     async def wait_for_digit(self, timeout: float) -> str | None:
         self._advance(0.0)
         if self.ask is not None and self._fresh and not self._buffer and self._pending() is None:
-            asked = await self.ask()
-            if asked is not None:
-                self.steps.append(asked)
+            self.steps.extend(await self.ask())
         pending = self._pending()
         if pending is not None and pending.action == "hangup" and not self._buffer and self._fresh:
             # An untimed hang-up happens when it is the caller's turn: here, instead of answering.
@@ -234,6 +233,8 @@ class ScriptedChannel:
         else:
             self.emit("timeout", seconds=timeout, why="end of entry" if not self._fresh else "caller silent")
         self._advance(timeout)
+        # The entry ended with this time-out: whatever the IVR asks next is a fresh question, prompt or not.
+        self._fresh = self._fresh or not self._buffer
         return None
 
     async def _say(self, kind: str, text: str, files: list[str], escape_digits: str) -> str | None:

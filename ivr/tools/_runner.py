@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any, Awaitable, Callable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 from ivr.flow.channel import CallInfo
@@ -80,7 +80,7 @@ async def run_call(
     flows: Mapping[str, Flow], setup: CallSetup, *,
     on_trace: Callable[[TraceEvent], None] | None = None,
     on_event: Callable[[Event], None] | None = None,
-    ask: Callable[[], Awaitable[Step | None]] | None = None,
+    ask: Callable[[], Awaitable[Sequence[Step]]] | None = None,
     max_seconds: float = 3600.0,
 ) -> CallRun:
     """Run one call through `setup.flow` and return what happened. `ask` (interactive mode) is awaited for the

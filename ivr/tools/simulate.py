@@ -1,0 +1,204 @@
+"""`ivr simulate FLOW`: be the caller. Interactive in a terminal, or scripted with `--digits`; readable trace or JSON.
+
+Rules for this file:
+- The call runs through the production engine in virtual time (`_runner.py`): time-outs, ringing and queue waits
+  take no real time, and business hours follow `--at`.
+- Interactive mode asks only when the IVR waits for the caller (after its prompts): type digits (`12#`), `w` to
+  let the time-out pass, `h` to hang up, `q` to quit. Any `--digits` script is used up first. End of input
+  (Ctrl-D, or a pipe that ends) hangs up, so piping answers in works like a script.
+- The trace shows, in order: the node the call is in, each prompt's text in the caller's language, digits, and why
+  the call moved on (the engine's own exit reason and detail).
+- Exit status: 0 when the call ran (whatever its outcome), 1 when the flow ended with an engine error, 2 when the
+  flow, the script or a fixture cannot be read.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Sequence, TextIO
+
+from ivr.flow.report import TraceEvent
+from ivr.tools._caller import SYNTAX_HELP, ScriptSyntaxError, Step, parse_digits
+from ivr.tools._channel import AGENT_BEHAVIOURS, QUEUE_BEHAVIOURS, World
+from ivr.tools._runner import CallRun, CallSetup, call_start, run_call
+
+__all__ = ["configure", "run", "TracePrinter", "parse_assignments", "simulate"]
+
+_SYMBOL = {
+    "prompt": "♪", "digit": "#", "timeout": "…", "no_input": "!", "invalid": "!", "choice": "✓", "exit": "→",
+    "hangup": "✆", "error": "✗", "end": "■",
+}
+_QUIET = {"call", "variable"}  # shown with --verbose only
+
+
+class TracePrinter:
+    """Prints engine trace events as a readable, aligned log (time since answer, node, what happened)."""
+
+    def __init__(self, out: TextIO, start: datetime, flow: str, verbose: bool = False) -> None:
+        self.out, self.start, self.flow, self.verbose = out, start, flow, verbose
+
+    def where(self, event: TraceEvent) -> str:
+        return event.node if event.flow == self.flow else f"{event.flow}:{event.node}"
+
+    def __call__(self, event: TraceEvent) -> None:
+        if event.kind in _QUIET and not self.verbose:
+            return
+        seconds = (event.at - self.start).total_seconds()
+        stamp = f"{seconds:7.1f}s"
+        if event.kind == "enter":
+            print(f"{stamp}  ┌ {self.where(event)}  ({event.text})", file=self.out)
+            return
+        symbol = _SYMBOL.get(event.kind, "·")
+        text = event.text
+        if event.kind == "prompt":
+            text = f"“{text}”" if not text.startswith("(") else text
+        elif event.kind == "exit":
+            text = f"leaves: {text}"
+        print(f"{stamp}  │ {symbol} {event.kind:<9} {text}", file=self.out)
+        self.out.flush()
+
+
+def parse_assignments(values: Sequence[str], allowed: Sequence[str], what: str) -> dict[str, str]:
+    """`1001=busy` pairs -> dict, checking the behaviour words."""
+    result: dict[str, str] = {}
+    for value in values:
+        name, sep, behaviour = value.partition("=")
+        if not sep or not name or behaviour not in allowed:
+            raise ValueError(f"--{what} {value!r}: write NAME=BEHAVIOUR with BEHAVIOUR one of {', '.join(allowed)}")
+        result[name] = behaviour
+    return result
+
+
+def parse_answer(line: str) -> list[Step] | None:
+    """One line typed at the prompt -> steps; None for "quit". Empty line = wait."""
+    text = line.strip()
+    if text.lower() in ("q", "quit", "exit"):
+        return None
+    if not text:
+        return [Step("wait")]
+    return parse_digits(text)
+
+
+class Keyboard:
+    """Asks the person at the terminal (or reads a pipe) when the IVR waits for the caller."""
+
+    def __init__(self, stdin: TextIO, out: TextIO) -> None:
+        self.stdin, self.out = stdin, out
+        self.quit = False
+
+    async def __call__(self) -> list[Step]:
+        loop = asyncio.get_running_loop()
+        while True:
+            print("          ? your turn: digits, w = wait, h = hang up, q = quit > ", end="", file=self.out)
+            self.out.flush()
+            line = await loop.run_in_executor(None, self.stdin.readline)
+            if not line:  # end of input
+                print("(end of input: hanging up)", file=self.out)
+                return [Step("hangup")]
+            if not self.stdin.isatty():
+                print(line.rstrip("\n"), file=self.out)  # echo piped answers so the log reads like a session
+            try:
+                steps = parse_answer(line)
+            except ScriptSyntaxError as exc:
+                print(f"          {exc}", file=self.out)
+                continue
+            if steps is None:
+                self.quit = True
+                return [Step("hangup")]
+            return steps
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("flow", metavar="FLOW", help="flow name (in --flows-dir) or path to a flow .yaml file")
+    parser.add_argument("--digits", metavar="SCRIPT", help=SYNTAX_HELP + ". Without it you are asked at every "
+                        "digit wait (interactive).")
+    parser.add_argument("--caller", default="+37060000001", metavar="NUMBER", help="caller ID number")
+    parser.add_argument("--caller-name", default="", metavar="NAME")
+    parser.add_argument("--lang", metavar="LANG", help="channel language when the call arrives")
+    parser.add_argument("--at", metavar="DATETIME", help="when the call happens, e.g. 2026-12-24T19:30 (the flow's "
+                        "local time unless an offset is given); default: a Monday 10:00")
+    parser.add_argument("--lookup-fixture", type=Path, metavar="FILE",
+                        help="JSON answers for lookups: {url | flow:node | node: answer}")
+    parser.add_argument("--agent", action="append", default=[], metavar="EXT=BEHAVIOUR",
+                        help=f"how an extension behaves: {', '.join(AGENT_BEHAVIOURS)} (repeatable)")
+    parser.add_argument("--queue", action="append", default=[], metavar="QUEUE=BEHAVIOUR",
+                        help=f"how a queue behaves: {', '.join(QUEUE_BEHAVIOURS)} (repeatable)")
+    parser.add_argument("--park", choices=("retrieved", "timeout"), default="timeout",
+                        help="whether a parked call is picked up")
+    parser.add_argument("--start", metavar="NODE", help="start at this node (as a park comeback does)")
+    parser.add_argument("--json", action="store_true", help="print the call as JSON (report, trace, prompts heard)")
+    parser.add_argument("--flows-dir", type=Path, default=None, help="directory of flows (default: config/flows)")
+    parser.add_argument("--trace-all", action="store_true", help="also show variables and the call line")
+
+
+def _setup(args: argparse.Namespace, flow_name: str) -> CallSetup:
+    steps = parse_digits(args.digits) if args.digits else []
+    at = datetime.fromisoformat(args.at) if args.at else None
+    lookups: dict[str, Any] = {}
+    if args.lookup_fixture:
+        from ivr.flow.lookup import FixtureLookupClient
+
+        lookups = FixtureLookupClient.from_file(args.lookup_fixture).answers
+    world = World(agents=parse_assignments(args.agent, AGENT_BEHAVIOURS, "agent"),
+                  queues=parse_assignments(args.queue, QUEUE_BEHAVIOURS, "queue"), parking=args.park)
+    return CallSetup(flow=flow_name, start=args.start, caller_number=args.caller, caller_name=args.caller_name,
+                     language=args.lang, at=at, steps=steps, lookups=lookups, world=world)
+
+
+def to_json(call: CallRun) -> dict[str, Any]:
+    return {
+        "report": call.report.to_dict(),
+        "trace": [
+            {"t": round((e.at - call.started_at).total_seconds(), 3), "kind": e.kind, "flow": e.flow,
+             "node": e.node, "text": e.text, "data": e.data} for e in call.trace
+        ],
+        "heard": call.heard,
+        "hung_up_by": call.channel.hung_up_by,
+        "script_left": [s.describe() for s in call.steps_left],
+    }
+
+
+def simulate(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
+    from ivr.tools._flowsource import FlowSourceError, resolve
+
+    try:
+        flow, flow_set = resolve(args.flow, args.flows_dir)
+        setup = _setup(args, flow.name)
+        if setup.start and setup.start not in flow.nodes and ":" not in setup.start:
+            raise ValueError(f"--start {setup.start!r}: flow {flow.name} has no such node")
+    except (FlowSourceError, ScriptSyntaxError, ValueError) as exc:
+        print(f"simulate: {exc}", file=sys.stderr)
+        return 2
+    interactive = not args.json and args.digits is None
+    started = call_start(flow, setup.at)
+    printer = None if args.json else TracePrinter(out, started, flow.name, args.trace_all)
+    keyboard = Keyboard(stdin, out) if interactive else None
+    if printer:
+        local = started.astimezone(__import__("zoneinfo").ZoneInfo(flow.timezone))
+        print(f"Calling flow {flow.name} as {setup.caller_number} on {local:%a %Y-%m-%d %H:%M} ({flow.timezone}), "
+              f"language {setup.language or flow.language}; virtual time, no Asterisk.", file=out)
+        if interactive:
+            print("You are asked when the IVR waits for you: type digits (e.g. 1 or 123#), w to wait, h to hang up, "
+                  "q to quit.", file=out)
+    call = asyncio.run(run_call(flow_set, setup, on_trace=printer, ask=keyboard))
+    report = call.report
+    if args.json:
+        print(json.dumps(to_json(call), indent=2, ensure_ascii=False), file=out)
+    else:
+        end = report.end_target or "-"
+        who = " (caller hung up)" if call.channel.hung_up_by == "caller" else ""
+        print(f"\nOutcome: {report.outcome} -> {end} at {report.end_node}{who}, {report.seconds:.1f} s in the IVR.",
+              file=out)
+        print("Path: " + " → ".join(p.split(":", 1)[1] if p.startswith(flow.name + ":") else p for p in report.path),
+              file=out)
+        if call.steps_left and not (keyboard and keyboard.quit):
+            print("Script not used: " + ", ".join(s.describe() for s in call.steps_left), file=out)
+    return 1 if report.outcome == "error" else 0
+
+
+def run(args: argparse.Namespace) -> int:
+    return simulate(args, sys.stdout, sys.stdin)
