@@ -68,7 +68,7 @@ class EngineSettings:
     """Service settings the nodes need. Paths are as Asterisk sees them (it reads prompts, writes recordings)."""
 
     prompts_dir: str = ""                       # prefix of prompt files: <prompts_dir>/<file>
-    dial_template: str = "PJSIP/${extension}"   # extension -> Dial() destination
+    dial_template: str = "PJSIP/{extension}"    # extension -> Dial() destination ({extension} or ${extension})
     recordings_dir: str = "/var/spool/asterisk/monitor"
     voicemail_dir: str = "/var/spool/asterisk/voicemail/ivr"
     max_steps: int = 200                        # node visits per call before the loop guard ends it

@@ -74,6 +74,26 @@ class FlowEngine:
             name: Path(src.file).parent for name, src in sources.items() if getattr(src, "file", None)
         }
 
+    @staticmethod
+    def settings_from(service_settings: Any) -> EngineSettings:
+        """EngineSettings from the service's `Settings` (paths as Asterisk sees them)."""
+        prompts = getattr(service_settings, "asterisk_prompts_dir", None) or str(service_settings.prompts_dir)
+        recordings = str(service_settings.recordings_dir).rstrip("/")
+        return EngineSettings(
+            prompts_dir=prompts, dial_template=service_settings.dial_template, recordings_dir=recordings,
+            voicemail_dir=f"{recordings}/voicemail",
+        )
+
+    @classmethod
+    def factory(cls, service_settings: Any, **kwargs: Any) -> Callable[[Mapping[str, Flow]], "FlowEngine"]:
+        """`flows -> FlowEngine` for `build_flow_router`: one engine per flow-set version, same services."""
+        settings = cls.settings_from(service_settings)
+
+        def make(flows: Mapping[str, Flow]) -> "FlowEngine":
+            return cls(flows, settings=settings, **kwargs)
+
+        return make
+
     # -- resolving references --------------------------------------------------------------------------------
     def resolve(self, current_flow: str, ref: str) -> tuple[Flow, str, Any]:
         """`node`, `flow:node` or an inline menu option `menu.digits` -> (flow, node id, node)."""

@@ -6,7 +6,7 @@ Rules for this file:
 - Values substituted into the URL are URL-encoded (a caller ID `+370 6&x=1` cannot add query parameters).
   Header values from templates may not contain CR/LF.
 - Every failure is a `LookupFailed` subclass with a bounded `kind` (timeout, status, bad_json, connection,
-  too_large), which the node turns into its `on_error` branch and the metric label.
+  too_large, not_allowed), which the node turns into its `on_error` branch and the metric label.
 - Answers are capped in size; mapped values are text (objects and lists as compact JSON, null as "").
 - `FixtureLookupClient` answers from a file or dict, keyed by URL, `flow:node` or node id, so admin tools and
   tests run flows with lookups and no network.
@@ -17,15 +17,15 @@ import asyncio
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Protocol, runtime_checkable
-from urllib.parse import quote
+from typing import Any, Iterable, Mapping, Protocol, runtime_checkable
+from urllib.parse import quote, urlsplit
 
 from ivr.flow.model import LookupNode
 from ivr.flow.templates import TemplateError, render
 
 __all__ = [
     "LookupRequest", "LookupClient", "LookupFailed", "LookupTimeout", "LookupHTTPError", "LookupBadJSON",
-    "LookupConnectionError", "LookupTooLarge", "HttpLookupClient", "FixtureLookupClient", "build_request",
+    "LookupConnectionError", "LookupTooLarge", "LookupNotAllowed", "HttpLookupClient", "FixtureLookupClient", "build_request",
     "map_answer", "extract_path",
 ]
 
@@ -71,6 +71,12 @@ class LookupConnectionError(LookupFailed):
 
 class LookupTooLarge(LookupFailed):
     kind = "too_large"
+
+
+class LookupNotAllowed(LookupFailed):
+    """The URL's host is not in the service's `lookups.allowed_hosts`."""
+
+    kind = "not_allowed"
 
 
 @runtime_checkable
@@ -132,12 +138,25 @@ def map_answer(data: Any, mapping: Mapping[str, str]) -> dict[str, str]:
 
 
 class HttpLookupClient:
-    """aiohttp client. Pass a shared `aiohttp.ClientSession` or let it create one (closed by `close()`)."""
+    """aiohttp client. Pass a shared `aiohttp.ClientSession` or let it create one (closed by `close()`).
 
-    def __init__(self, session: Any = None, *, max_bytes: int = MAX_ANSWER_BYTES) -> None:
+    `allowed_hosts` (if not empty) is the exact list of host names lookups may reach; `max_timeout` caps a node's
+    own timeout so one flow edit cannot hold calls for minutes. Redirects are not followed.
+    """
+
+    def __init__(self, session: Any = None, *, max_bytes: int = MAX_ANSWER_BYTES,
+                 allowed_hosts: Iterable[str] = (), max_timeout: float | None = None) -> None:
         self._session = session
         self._own_session = session is None
         self.max_bytes = max_bytes
+        self.allowed_hosts = frozenset(h.lower() for h in allowed_hosts)
+        self.max_timeout = max_timeout
+
+    @classmethod
+    def from_settings(cls, lookups: Any, session: Any = None) -> "HttpLookupClient":
+        """From `Settings.lookups` (timeout, allowed_hosts, max_response_bytes)."""
+        return cls(session, max_bytes=lookups.max_response_bytes, allowed_hosts=lookups.allowed_hosts,
+                   max_timeout=lookups.timeout * 3)
 
     async def _client(self) -> Any:
         if self._session is None:
@@ -149,9 +168,14 @@ class HttpLookupClient:
     async def fetch(self, request: LookupRequest) -> Any:
         import aiohttp
 
+        host = (urlsplit(request.url).hostname or "").lower()
+        if self.allowed_hosts and host not in self.allowed_hosts:
+            raise LookupNotAllowed(f"lookup {request.flow}:{request.node}: host {host!r} is not in "
+                                   "lookups.allowed_hosts; add it to the service settings")
+        timeout = min(request.timeout, self.max_timeout) if self.max_timeout else request.timeout
         session = await self._client()
         try:
-            async with asyncio.timeout(request.timeout):
+            async with asyncio.timeout(timeout):
                 async with session.request(
                     request.method, request.url, headers=request.headers,
                     json=request.body if request.method == "POST" else None,
@@ -165,7 +189,7 @@ class HttpLookupClient:
                     raw = await response.content.read(self.max_bytes + 1)
         except TimeoutError:
             raise LookupTimeout(
-                f"lookup {request.flow}:{request.node} got no answer within {request.timeout} s"
+                f"lookup {request.flow}:{request.node} got no answer within {timeout} s"
             ) from None
         except aiohttp.ClientError as exc:
             raise LookupConnectionError(f"lookup {request.flow}:{request.node} failed: {exc}") from None
@@ -184,7 +208,7 @@ class HttpLookupClient:
 
 _FIXTURE_ERRORS: dict[str, type[LookupFailed]] = {
     "timeout": LookupTimeout, "bad_json": LookupBadJSON, "connection": LookupConnectionError,
-    "too_large": LookupTooLarge,
+    "too_large": LookupTooLarge, "not_allowed": LookupNotAllowed,
 }
 
 

@@ -128,3 +128,19 @@ async def test_fixture_client_keys_and_errors(tmp_path):
     with pytest.raises(LookupConnectionError, match="no fixture answer"):
         await fx.fetch(build_request("main", "other", node(url="http://x/"), {}))
     assert len(fx.requests) == 5
+
+
+async def test_allowed_hosts_and_timeout_cap(server):
+    from ivr.flow.lookup import LookupNotAllowed
+    base, seen, _ = server
+    client = HttpLookupClient(allowed_hosts=["crm.example"], max_timeout=0.2)
+    try:
+        with pytest.raises(LookupNotAllowed, match="allowed_hosts"):
+            await client.fetch(build_request("m", "n", node(url=base + "/customer"), {}))
+        assert seen == []
+        open_client = HttpLookupClient(allowed_hosts=["127.0.0.1"], max_timeout=0.2)
+        with pytest.raises(LookupTimeout, match="0.2 s"):
+            await open_client.fetch(build_request("m", "n", node(url=base + "/slow", timeout="30s"), {}))
+        await open_client.close()
+    finally:
+        await client.close()

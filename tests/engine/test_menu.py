@@ -176,3 +176,26 @@ async def test_trace_shows_prompt_text_digits_and_reasons(run):
     assert "menu text" in run.trace("prompt")
     assert "9 (interrupted menu)" in run.trace("digit")
     assert "valid: option 1" in run.trace("exit")
+
+
+async def test_exhausted_back_returns_to_previous_menu(run):
+    flow = make_flow({
+        "top_menu": {"type": "menu", "greeting": ["menu"], "options": {"1": "sub", "5": "bye"}},
+        "sub": {"type": "menu", "greeting": ["sub"], "options": {"1": "bye"},
+                "invalid": {"prompts": ["invalid"], "retries": 0, "exhausted": "back"}},
+        "bye": {"type": "hangup"},
+    })
+    report = await run(flow, FakeChannel(presses=[(0.5, "1"), (1.0, "7"), (4.0, "5")]))
+    assert report.path == ["main:top_menu", "main:sub", "main:top_menu", "main:bye"]
+    assert report.visits[1].reason == "exhausted" and report.visits[1].detail == "invalid input 1 times -> back"
+
+
+async def test_dial_template_from_service_settings(run):
+    from ivr.settings import Settings
+    from ivr.flow.engine import FlowEngine
+    s = Settings(dial_template="SIP/trunk/{extension}")
+    es = FlowEngine.settings_from(s)
+    flow = make_flow({"t": {"type": "transfer", "extension": "1001"}})
+    ch = FakeChannel()
+    await run(flow, ch, dial_template=es.dial_template)
+    assert ch.ops("dial")[0][1] == "SIP/trunk/1001"

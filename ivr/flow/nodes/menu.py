@@ -9,7 +9,8 @@ Rules (each one answers a common complaint about IVR menus):
   played before the greeting is offered again, so the caller always hears the options again.
 - `back` returns to the menu before this one (menu stack), `top` to the first menu of the call; with no earlier
   menu they repeat this one, so a caller is never stranded.
-- Exhausted retries without a target end the call politely (outcome "contained"); the validator warns about it.
+- An exhaustion target may be a menu verb (`exhausted: back`). Exhausted retries without a target end the call
+  (outcome "contained"); the validator warns about it.
 """
 from __future__ import annotations
 
@@ -100,10 +101,17 @@ async def _choose(node: MenuNode, ctx: CallContext, first: str, tokens: list[str
     return digits
 
 
-def _exhausted(retry: Retry, why: str, count: int) -> Goto | Finish:
+def _exhausted(ctx: CallContext, retry: Retry, why: str, count: int) -> Goto | Finish:
     detail = f"{why} {count} times"
-    if retry.exhausted:
-        return Goto(retry.exhausted, "exhausted", detail)
+    target = retry.exhausted
+    if target in MENU_VERBS:  # `exhausted: back` returns to the previous menu; repeat re-enters with fresh counters
+        verb = target
+        target = {"back": ctx.menu_back, "top": ctx.menu_top}.get(verb, lambda: ctx.ref)()
+        detail += f" -> {verb}"
+        if target is None:
+            return Finish(None, "exhausted", detail + " (no earlier menu)", "hangup:exhausted")
+    if target:
+        return Goto(target, "exhausted", detail)
     return Finish(None, "exhausted", detail + "; no exhausted target", "hangup:exhausted")
 
 
@@ -121,7 +129,7 @@ async def run(node: MenuNode, ctx: CallContext) -> Goto | Finish:
             no_input += 1
             ctx.emit("no_input", f"no input ({no_input} of {node.no_input.retries + 1})", count=no_input)
             if no_input > node.no_input.retries:
-                return _exhausted(node.no_input, "no input", no_input)
+                return _exhausted(ctx, node.no_input, "no input", no_input)
             before = list(node.no_input.prompts)
             continue
         choice = await _choose(node, ctx, digit, tokens)
@@ -137,7 +145,7 @@ async def run(node: MenuNode, ctx: CallContext) -> Goto | Finish:
             ctx.emit("invalid", f"invalid choice {choice!r} ({invalid} of {node.invalid.retries + 1})",
                      choice=choice, count=invalid)
             if invalid > node.invalid.retries:
-                return _exhausted(node.invalid, "invalid input", invalid)
+                return _exhausted(ctx, node.invalid, "invalid input", invalid)
             before = list(node.invalid.prompts)
             continue
         MENU_CHOICES.labels(ctx.flow.name, ctx.node_id, choice).inc()

@@ -34,13 +34,20 @@ QUEUE_BRANCH = {"TIMEOUT": ("on_timeout",), "JOINEMPTY": ("on_timeout",), "LEAVE
                 "LEAVEUNAVAIL": ("on_unavailable", "on_timeout")}
 
 
+def dial_string(template: str, extension: str) -> str:
+    """The service's dial template with the extension: `PJSIP/{extension}` (settings) or `PJSIP/${extension}`."""
+    if "${" in template:
+        return render(template, {"extension": extension})
+    return template.replace("{extension}", extension)
+
+
 def destination(node: TransferNode, ctx: CallContext) -> tuple[str, str]:
     """(Dial() destination, end target words)."""
     if node.extension:
         extension = ctx.render(node.extension)
         if not _EXTENSION.fullmatch(extension):
             raise EngineError(f"transfer {ctx.ref}: extension {extension!r} is not a plain extension")
-        return render(ctx.settings.dial_template, {"extension": extension}), f"extension:{extension}"
+        return dial_string(ctx.settings.dial_template, extension), f"extension:{extension}"
     assert node.dial is not None
     dial = ctx.render(node.dial)
     if not _DIAL_STRING.fullmatch(dial):
