@@ -1,0 +1,202 @@
+"""The FastAGI client of one simulated call: Asterisk connecting to the service and running its commands.
+
+Rules for this file:
+- Connect, send the env block, then strictly one command at a time: read a line, run it, write the reply.
+  Asterisk does not read the socket while a command runs; neither do we.
+- The session holds the virtual clock except while a command waits on media/timers (see clock.py).
+- Hangup rules (agi-03): a hangup during a command ends it with its `-1` form, and `HANGUP\\n` follows 40 ms
+  later; a hangup while idle sends `HANGUP\\n` at once; after that the session is in dead mode (511 for
+  commands that need a live channel) and stays open until the service closes.
+- Each command emits AMI AGIExecStart/AGIExecEnd with the raw command text (a stray "\\r" included).
+- AGISTATUS: HANGUP if the channel hung up (or left through a park comeback), FAILURE after a missing-file
+  STREAM FILE or an unwritable RECORD FILE, else SUCCESS.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from ivr.sim.agi_codec import DEAD, HANGUP_LINE, INVALID, LineBuffer, env_block, parse_command, usage_block
+from ivr.sim.agi_commands import HANDLERS, Done, Usage
+from ivr.sim.channel import SimChannel
+
+if TYPE_CHECKING:
+    from ivr.sim.model import SimConfig
+    from ivr.sim.simulator import Call, SimulatedAsterisk
+
+RESULT_TEXT = {"ok": ("200", "Success"), "failure": ("-1", "Failure"), "unknown": ("200", "Unknown Result")}
+
+
+class AGISession:
+    def __init__(self, sim: "SimulatedAsterisk", call: "Call", channel: SimChannel, host: str, port: int,
+                 env: dict[str, str], args: tuple[str, ...]) -> None:
+        self.sim = sim
+        self.call = call
+        self.channel = channel
+        self.config: "SimConfig" = sim.config
+        self.host, self.port = host, port
+        self.env = env
+        self.args = args
+        self.failed = False
+        self.dead = False
+        self.in_command = False
+        self.current = ""                 # title of the running command ("" when idle)
+        self.comeback_context: str | None = None
+        self.by_service = False
+        self.commands = 0
+        self._writer: asyncio.StreamWriter | None = None
+        self._idle_waiters: list[asyncio.Future[None]] = []
+        self._rng = random.Random(hash(channel.uniqueid) & 0xFFFFFFFF)
+        channel.on_hangup(self._on_hangup)
+
+    # -- helpers used by command handlers ----------------------------------------------------------------------
+    def log(self, kind: str, text: str) -> None:
+        self.call.log.append((kind, text))
+
+    def hangup_by_service(self) -> None:
+        self.by_service = True
+        self.call.note_end("service", "HANGUP")
+        self.call.hangup_caller_leg(16)
+
+    def comeback(self, context: str) -> None:
+        """Park timed out: the channel leaves for `context`; the AGI sees it as a hangup."""
+        self.comeback_context = context
+
+    def writable_path(self, name: str) -> Path | None:
+        """Where a file named by the service may be written; None = Asterisk's "cannot create" case."""
+        if "\x00" in name or ".." in Path(name).parts:
+            return None
+        mapped = self.config.map_path(name if os.path.isabs(name) else str(self.config.record_dir / name))
+        path = Path(mapped)
+        return path if path.parent.is_dir() else None
+
+    def wait_idle(self) -> "asyncio.Future[None]":
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._writer is not None and not self.in_command:
+            fut.set_result(None)
+        else:
+            self._idle_waiters.append(fut)
+        return fut
+
+    # -- I/O ---------------------------------------------------------------------------------------------------
+    def _send(self, data: bytes) -> None:
+        if self._writer is None or self._writer.is_closing():
+            return
+        self._writer.write(data)
+        self.call.add_line("<<<", data)
+
+    def _on_hangup(self) -> None:
+        if self._writer is not None and not self.in_command and not self.dead:
+            self._send_notice()
+
+    def _send_notice(self) -> None:
+        self.dead = True
+        self._send(HANGUP_LINE)
+
+    async def _unheld_sleep(self, seconds: float) -> None:
+        clock = self.sim.clock
+        self.channel.holding_clock = False
+        release: Callable[[], None] | None = getattr(clock, "release", None)
+        if release is not None:
+            release()
+        try:
+            await clock.sleep(seconds)
+        finally:
+            acquire = getattr(clock, "acquire", None)
+            if acquire is not None:
+                acquire()
+            self.channel.holding_clock = True
+
+    # -- main loop ---------------------------------------------------------------------------------------------
+    async def run(self) -> str:
+        """Run the AGI until the service closes; returns AGISTATUS."""
+        try:
+            reader, writer = await asyncio.open_connection(self.host, self.port)
+        except OSError as exc:
+            self.log("AGI", "connect failed: %s" % exc)
+            return "FAILURE"
+        self._writer = writer
+        buf = LineBuffer()
+        try:
+            self._send(env_block(self.env, self.args))
+            self._notify_idle()
+            while True:
+                line = buf.next_line()
+                if line is None:
+                    try:
+                        data = await reader.read(65536)
+                    except (ConnectionError, OSError):
+                        data = b""
+                    if not data:
+                        break
+                    buf.feed(data)
+                    continue
+                self.call.add_line(">>>", line.encode("latin-1") + b"\n")
+                await self._execute(line)
+                self._notify_idle()
+        except ValueError as exc:   # absurd line length: Asterisk would drop the session too
+            self.log("AGI", str(exc))
+        finally:
+            for f in self._idle_waiters:
+                if not f.done():
+                    f.set_result(None)
+            self._idle_waiters.clear()
+        gone = self.channel.hungup or self.comeback_context is not None
+        if gone:
+            self._send(HANGUP_LINE)  # Asterisk sends it once more when the session ends
+        try:
+            writer.close()
+        except (ConnectionError, OSError):
+            pass
+        return "HANGUP" if gone else ("FAILURE" if self.failed else "SUCCESS")
+
+    def _notify_idle(self) -> None:
+        waiters, self._idle_waiters = self._idle_waiters, []
+        for f in waiters:
+            if not f.done():
+                f.set_result(None)
+
+    async def _execute(self, line: str) -> None:
+        cmd = parse_command(line)
+        ch = self.channel
+        self.commands += 1
+        command_id = str(self._rng.randrange(1, 2**31))
+        ch.emit("AGIExecStart", "agi,all", [("CommandId", command_id), ("Command", line)])
+        if cmd.name is None:
+            self._send(INVALID)
+            code, text = "510", "Invalid or unknown command"
+        elif self.dead and not cmd.dead_ok:
+            self._send(DEAD)
+            code, text = "511", "Command Not Permitted on a dead channel or intercept routine"
+        else:
+            handler = HANDLERS[cmd.title]
+            self.in_command = True
+            self.current = cmd.title if cmd.title != "EXEC" or not cmd.args else "EXEC " + cmd.args[0]
+            ch.listening = not self.dead
+            ch.notify_command(line)
+            try:
+                done: Done | None = await handler(self, cmd.args)
+            except Usage:
+                done = None
+            finally:
+                self.in_command = False
+                ch.listening = False
+            if done is None:
+                head, body = usage_block(cmd.name)
+                self._send(head)
+                await self._unheld_sleep(self.config.usage_split_delay)
+                self._send(body)
+                code, text = "520", "Usage"
+            else:
+                self._send(done.data)
+                code, text = RESULT_TEXT[done.status]
+            self.current = ""
+        ch.emit("AGIExecEnd", "agi,all", [("CommandId", command_id), ("Command", line),
+                                           ("ResultCode", code), ("Result", text)])
+        if (ch.hungup or self.comeback_context is not None) and not self.dead:
+            await self._unheld_sleep(self.config.hangup_notice_delay)
+            if not self.dead:
+                self._send_notice()

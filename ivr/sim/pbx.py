@@ -1,0 +1,152 @@
+"""The PBX model: channel factory and ids, agents, queue members, the parking lot.
+
+Rules for this file:
+- Names and ids as Asterisk makes them: `Local/<exten>@<context>-<8 hex>;1|;2`, `PJSIP/<endpoint>-<8 hex>`,
+  Uniqueid `<epoch seconds>.<sequence>`, the Linkedid of a call = the Uniqueid of its first channel.
+- State that outlives one call (queue membership and pauses, parked calls, globals) lives here, shared by the
+  AGI applications (apps.py) and the AMI server.
+- No sockets here; time only through the clock.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+from ivr.sim.channel import SimChannel
+from ivr.sim.clock import Clock
+from ivr.sim.events import EventBus
+from ivr.sim.model import AgentSpec, QueueSpec, SimConfig
+
+
+def cause_text(cause: int) -> str:
+    return {0: "Unknown", 16: "Normal Clearing", 17: "User busy", 19: "No user responding",
+            34: "Circuit/channel congestion"}.get(cause, "Unknown")
+
+
+@dataclass
+class QueueMember:
+    interface: str
+    name: str = ""
+    state_interface: str = ""
+    paused: bool = False
+    reason: str = ""
+    penalty: int = 0
+    dynamic: bool = False
+    calls_taken: int = 0
+    last_call: int = 0
+    in_call: bool = False
+
+    def display_name(self) -> str:
+        return self.name or self.interface
+
+
+@dataclass
+class QueueState:
+    spec: QueueSpec
+    members: dict[str, QueueMember] = field(default_factory=dict)
+    callers: list[SimChannel] = field(default_factory=list)
+    completed: int = 0
+    abandoned: int = 0
+    holdtime_total: float = 0.0
+    talktime_total: float = 0.0
+
+
+@dataclass
+class ParkedCall:
+    channel: SimChannel
+    space: int
+    parker: str
+    timeout: float
+    parked_at: float
+    retrieved_by: SimChannel | None = None
+    done: bool = False
+
+
+class PBX:
+    def __init__(self, config: SimConfig, clock: Clock) -> None:
+        self.config = config
+        self.clock = clock
+        self.bus = EventBus(clock.now)
+        self.channels: dict[str, SimChannel] = {}
+        self.globals: dict[str, str] = {}
+        self._chan_seq = itertools.count(1)
+        self._uid_seq = itertools.count(1)
+        self.queues: dict[str, QueueState] = {}
+        for name, spec in config.queues.items():
+            q = QueueState(spec)
+            for iface in spec.members:
+                q.members[iface] = QueueMember(iface)
+            self.queues[name] = q
+        self.parked: dict[int, ParkedCall] = {}
+        self.mixmonitor_seq = itertools.count(0x7F802800B260, 0x110)
+        self.started = clock.now()
+
+    # -- ids ---------------------------------------------------------------------------------------------------
+    def new_uniqueid(self) -> str:
+        return "%d.%d" % (int(self.clock.now()), next(self._uid_seq))
+
+    def new_channel(self, name: str, *, linkedid: str | None = None, **kw: object) -> SimChannel:
+        uid = self.new_uniqueid()
+        ch = SimChannel(self, name, uid, linkedid or uid, **kw)  # type: ignore[arg-type]
+        self.channels[name] = ch
+        ch.on_hangup(lambda: self._gone(ch))
+        return ch
+
+    def _gone(self, ch: SimChannel) -> None:
+        self.channels.pop(ch.name, None)
+        ch.emit("Hangup", "call,all", [("Cause", str(ch.cause)), ("Cause-txt", cause_text(ch.cause))])
+
+    def local_pair(self, exten: str, context: str, *, linkedid: str | None = None, caller_num: str = "",
+                   caller_name: str = "", language: str = "en") -> tuple[SimChannel, SimChannel]:
+        base = "Local/%s@%s-%08x" % (exten, context, next(self._chan_seq))
+        one = self.new_channel(base + ";1", linkedid=linkedid, state=0, context=context, exten=exten,
+                               caller_num=caller_num, caller_name=caller_name, language=language)
+        two = self.new_channel(base + ";2", linkedid=one.linkedid, state=4, context=context, exten=exten,
+                               caller_num=caller_num, caller_name=caller_name, language=language)
+        one.peer, two.peer = two, one
+        for ch in (one, two):
+            ch.emit("Newchannel", "call,all")
+        return one, two
+
+    def pjsip_channel(self, endpoint: str, *, context: str, exten: str, caller_num: str, caller_name: str,
+                      language: str, accountcode: str = "") -> SimChannel:
+        name = "PJSIP/%s-%08x" % (endpoint, next(self._chan_seq))
+        ch = self.new_channel(name, state=4, context=context, exten=exten, caller_num=caller_num,
+                              caller_name=caller_name, language=language, accountcode=accountcode, tech="PJSIP")
+        ch.emit("Newchannel", "call,all")
+        return ch
+
+    def find_channel(self, name: str) -> SimChannel | None:
+        return self.channels.get(name)
+
+    # -- agents ------------------------------------------------------------------------------------------------
+    def resolve_agent(self, target: str) -> tuple[AgentSpec | None, str, str]:
+        """Dial string -> (agent or None, exten, context).  `Local/x@ctx`, `PJSIP/x`, `SIP/x` or a bare `x`."""
+        t = target.strip()
+        exten, context = t, "agents"
+        if "/" in t:
+            tech, rest = t.split("/", 1)
+            if tech.lower() == "local":
+                exten, _, context = rest.partition("@")
+                context = context or "default"
+            else:
+                exten, context = rest, tech
+        return self.config.agents.get(exten), exten, context
+
+    # -- queues ------------------------------------------------------------------------------------------------
+    def queue(self, name: str) -> QueueState | None:
+        return self.queues.get(name)
+
+    def member_available(self, m: QueueMember) -> bool:
+        if m.paused or m.in_call:
+            return False
+        agent, _, _ = self.resolve_agent(m.state_interface or m.interface)
+        return agent is None or not agent.unavailable
+
+    # -- parking -----------------------------------------------------------------------------------------------
+    def free_space(self) -> int | None:
+        lot = self.config.parking
+        for space in range(lot.first_space, lot.last_space + 1):
+            if space not in self.parked:
+                return space
+        return None

@@ -1,0 +1,531 @@
+"""SimulatedAsterisk: the test-facing API -- start, place calls with caller scripts, read what happened.
+
+Rules for this file:
+- One `SimulatedAsterisk` = one PBX model + (optionally) one AMI server, on loopback ephemeral ports.
+- `place_call()` returns at once with a `Call`; `await call.finished()` gives the `CallRecord`: the AGI
+  transcript, the channel variables, the AMI events of the call, AGISTATUS and where/how the call ended.
+- A call holds the virtual clock from placement until its AGI session is connected and idle-waiting is
+  handled by the session (see clock.py / agi_session.py).
+- Nothing in the service's runtime imports this package.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Awaitable, Callable, Sequence
+from urllib.parse import urlencode
+
+from ivr.sim.agi_session import AGISession
+from ivr.sim.channel import MediaEvent, SimChannel
+from ivr.sim.clock import Clock, RealClock, VirtualClock
+from ivr.sim.events import Event
+from ivr.sim.model import CallSpec, Route, SimConfig
+from ivr.sim.pbx import PBX
+from ivr.sim.script import (At, CallerScript, Hangup, NextPrompt, OnCommand, Press, Sleep, Speak, Step,
+                            WhenIdle)
+from ivr.sim.wav import write_wav
+
+AGI_VERSION = "22.10.1"
+
+
+class SimError(Exception):
+    """Misuse of the simulator API (the message says what to do)."""
+
+
+@dataclass(frozen=True)
+class TranscriptLine:
+    t: float            # seconds since the call was placed (clock time)
+    direction: str      # "<<<" sent by Asterisk, ">>>" sent by the service
+    text: str           # the line including its terminator
+
+    def __str__(self) -> str:
+        return "+%.3f %s %r" % (self.t, self.direction, self.text)
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How and where a call ended.
+
+    `by`: "caller" (the caller hung up), "service" (AGI HANGUP, or the service closed the AGI and the dialplan
+    hung up), "agent"/"timeout" are never final on their own, "limit" (max_call_seconds), "ami" (hung up over AMI),
+    "shutdown".  `during`: the AGI command or EXEC'd app running at that moment ("idle" between commands,
+    "dialplan" after the AGI).  `destination`: the last place the call reached ("ivr", "agent:<dialstring>",
+    "queue:<name>[:<member>]", "parked:<space>", "recording:<path>").
+    """
+
+    by: str
+    during: str
+    destination: str
+
+
+@dataclass(frozen=True)
+class RecordingInfo:
+    path: str
+    seconds: float
+    kind: str           # "record" (RECORD FILE) | "mixmonitor"
+
+
+@dataclass
+class CallRecord:
+    channel: str
+    uniqueid: str
+    linkedid: str
+    flow: str
+    transcript: list[TranscriptLine]
+    variables: dict[str, str]
+    events: list[Event]
+    agi_status: str | None
+    ended: Ending
+    destinations: list[str]
+    recordings: list[RecordingInfo]
+    dials: list[tuple[str, str]]
+    started: float
+    duration: float
+    log: list[tuple[str, str]] = field(default_factory=list)
+
+    def commands(self) -> list[str]:
+        """Command lines the service sent (without the final newline)."""
+        return [l.text[:-1] for l in self.transcript if l.direction == ">>>"]
+
+    def replies(self) -> list[str]:
+        """Lines Asterisk sent after the env block (without the final newline)."""
+        lines = [l.text for l in self.transcript if l.direction == "<<<"]
+        out: list[str] = []
+        for chunk in lines[1:]:
+            out += chunk.splitlines()
+        return out
+
+    def env_lines(self) -> list[str]:
+        first = next((l.text for l in self.transcript if l.direction == "<<<"), "")
+        return first.split("\n")[:-2]
+
+    def events_named(self, name: str) -> list[Event]:
+        return [e for e in self.events if e.name == name]
+
+
+@dataclass
+class MixMon:
+    id: str
+    channel: SimChannel
+    path: Path
+    started: float
+
+
+class Call:
+    """A live simulated call; `await finished()` for its record."""
+
+    def __init__(self, sim: "SimulatedAsterisk", spec: CallSpec, route: Route) -> None:
+        self.sim = sim
+        self.spec = spec
+        self.route = route
+        self.started = sim.clock.now()
+        self.transcript: list[TranscriptLine] = []
+        self.events: list[Event] = []
+        self.log: list[tuple[str, str]] = []
+        self.destinations: list[str] = ["ivr"]
+        self.recordings: list[RecordingInfo] = []
+        self.dials: list[tuple[str, str]] = []
+        self.ending: Ending | None = None
+        self.agi_status: str | None = None
+        self.channel: SimChannel | None = None     # runs the AGI
+        self.caller_leg: SimChannel | None = None  # ;1 of a Local pair
+        self.session: AGISession | None = None
+        self.linkedid = ""
+        self._done: asyncio.Future[CallRecord] = asyncio.get_running_loop().create_future()
+        self._task: asyncio.Task[None] | None = None
+        self._script_task: asyncio.Task[None] | None = None
+
+    # -- recording what happened ------------------------------------------------------------------------------
+    def add_line(self, direction: str, data: bytes) -> None:
+        self.transcript.append(TranscriptLine(self.sim.clock.now() - self.started, direction,
+                                              data.decode("latin-1")))
+
+    def note_end(self, by: str, during: str) -> None:
+        if self.ending is None:
+            self.ending = Ending(by, during, self.destinations[-1])
+
+    # -- control (tests and AMI) -------------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.channel.name if self.channel else ""
+
+    @property
+    def uniqueid(self) -> str:
+        return self.channel.uniqueid if self.channel else ""
+
+    def press(self, digits: str) -> None:
+        """Inject DTMF now (digit delivered 120 ms later, at DTMF end)."""
+        asyncio.get_running_loop().create_task(self._press(Press(digits)))
+
+    def hangup(self) -> None:
+        """The caller hangs up now."""
+        self._caller_hangs_up()
+
+    def hangup_caller_leg(self, cause: int) -> None:
+        if self.caller_leg is not None and not self.caller_leg.hungup:
+            self.caller_leg.hangup(cause)
+        if self.channel is not None and not self.channel.hungup:
+            self.channel.hangup(cause)
+
+    def _caller_hangs_up(self, by: str = "caller") -> None:
+        if self.channel is None or self.channel.hungup:
+            return
+        during = self.session.current if self.session and self.session.in_command else (
+            "idle" if self.session else "dialplan")
+        self.note_end(by, during or "idle")
+        self.hangup_caller_leg(16)
+
+    async def finished(self, timeout: float | None = None) -> CallRecord:
+        """The record once the call is over.  `timeout` is in real seconds (a safety net for tests)."""
+        if timeout is None:
+            return await asyncio.shield(self._done)
+        return await asyncio.wait_for(asyncio.shield(self._done), timeout)
+
+    @property
+    def done(self) -> bool:
+        return self._done.done()
+
+    # -- the call's life ---------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="sim-call")
+
+    async def _run(self) -> None:
+        sim, spec, route = self.sim, self.spec, self.route
+        clock = sim.clock
+        acquire = getattr(clock, "acquire", None)
+        release = getattr(clock, "release", None)
+        if acquire:
+            acquire()
+        held = True
+        try:
+            ch = self._create_channels()
+            script = CallerScript.of(spec.script)
+            self._script_task = asyncio.get_running_loop().create_task(self._run_script(script.steps))
+            limit = clock.call_later(sim.config.max_call_seconds, lambda: self._caller_hangs_up("limit"))
+            query = dict(route.query)
+            query.update(spec.params)
+            script_path = route.flow + ("?" + urlencode(query) if query else "")
+            host, port = sim.fastagi
+            args = tuple(spec.args) or route.args
+            appdata = "agi://%s:%d/%s" % (host, port, script_path) + "".join("," + a for a in args)
+            ch.newexten("AGI", appdata, priority=ch.priority)
+            env = self._env(ch, host, port, script_path)
+            self.session = AGISession(sim, self, ch, host, port, env, args)
+            ch.holding_clock = True
+            status = await self.session.run()
+            ch.holding_clock = False
+            if release:
+                release()
+            held = False
+            self.agi_status = status
+            ch.set_var("AGISTATUS", status)
+            await self._after_agi(ch)
+            limit.cancel()
+        except Exception as exc:  # a bug in the simulator must not hang the test: fail the record loudly
+            if not self._done.done():
+                self._done.set_exception(exc)
+            raise
+        finally:
+            if held and release:
+                release()
+            if self._script_task is not None:
+                self._script_task.cancel()
+            self._finish()
+
+    def _create_channels(self) -> SimChannel:
+        sim, spec, route = self.sim, self.spec, self.route
+        pbx = sim.pbx
+        context = spec.context or route.context
+        exten = spec.did
+        if spec.technology.upper() == "LOCAL":
+            one, two = pbx.local_pair(exten, context, caller_num=spec.caller_id, caller_name=spec.caller_name,
+                                      language=spec.language)
+            one.state = 6
+            self.caller_leg, ch = one, two
+        else:
+            ch = pbx.pjsip_channel(spec.trunk or sim.config.default_trunk, context=context, exten=exten,
+                                   caller_num=spec.caller_id, caller_name=spec.caller_name,
+                                   language=spec.language, accountcode=spec.accountcode)
+        self.channel = ch
+        self.linkedid = ch.linkedid
+        sim.calls_by_linkedid[ch.linkedid] = self
+        ch.media_flowing = spec.sends_media
+        prio = 1
+        ch.newexten("NoOp", "Inbound call to %s" % exten, priority=prio)
+        for name, value in spec.variables.items():      # like Originate's Variable: no dialplan priority
+            ch.set_var(name, value)
+        for name, value in route.preset.items():
+            prio += 1
+            ch.newexten("Set", "%s=%s" % (name, value), priority=prio)
+            ch.set_var(name, value)
+        ch.priority = prio + 1
+        return ch
+
+    def _env(self, ch: SimChannel, host: str, port: int, script_path: str) -> dict[str, str]:
+        local = ch.tech == "Local"
+        return {
+            "network": "yes", "network_script": script_path,
+            "request": "agi://%s:%d/%s" % (host, port, script_path), "channel": ch.name,
+            "language": ch.language, "type": ch.tech, "uniqueid": ch.uniqueid, "version": AGI_VERSION,
+            "callerid": ch.caller_num or "unknown", "calleridname": ch.caller_name or "unknown",
+            "callingpres": "0", "callingani2": "0", "callington": "0", "callingtns": "0",
+            "dnid": "unknown" if local else ch.exten, "rdnis": "unknown", "context": ch.context,
+            "extension": ch.exten, "priority": str(ch.priority), "enhanced": "0.0",
+            "accountcode": ch.accountcode, "threadid": str(self.sim.next_threadid()),
+        }
+
+    async def _after_agi(self, ch: SimChannel) -> None:
+        session = self.session
+        assert session is not None
+        if session.comeback_context is not None and not ch.hungup:
+            ch.context, ch.exten = session.comeback_context, "s"
+            ch.newexten("Hangup", "", priority=2)
+            self.note_end("service", "comeback")
+            self.hangup_caller_leg(16)
+            return
+        if not ch.hungup:
+            ch.newexten("NoOp", "AGISTATUS=%s" % self.agi_status, priority=ch.priority + 1)
+            ch.newexten("Hangup", "", priority=ch.priority + 1)
+            self.note_end("service", "dialplan")
+            self.hangup_caller_leg(16)
+
+    def _finish(self) -> None:
+        self.sim.stop_all_mixmonitors(self.channel)
+        if self.caller_leg is not None and not self.caller_leg.hungup:
+            self.caller_leg.hangup(16)
+        if self._done.done():
+            return
+        ch = self.channel
+        rec = CallRecord(
+            channel=ch.name if ch else "", uniqueid=ch.uniqueid if ch else "", linkedid=self.linkedid,
+            flow=self.route.flow, transcript=list(self.transcript),
+            variables=dict(ch.variables) if ch else {}, events=list(self.events),
+            agi_status=self.agi_status, ended=self.ending or Ending("service", "dialplan", self.destinations[-1]),
+            destinations=list(self.destinations), recordings=list(self.recordings), dials=list(self.dials),
+            started=self.started, duration=self.sim.clock.now() - self.started, log=list(self.log))
+        self._done.set_result(rec)
+        self.sim.calls_by_linkedid.pop(self.linkedid, None)
+        self.sim.finished_calls += 1
+
+    # -- caller script -----------------------------------------------------------------------------------------
+    async def _run_script(self, steps: Sequence[Step]) -> None:
+        clock = self.sim.clock
+        ch = self.channel
+        assert ch is not None
+        for step in steps:
+            if ch.hungup:
+                return
+            if isinstance(step, At):
+                await clock.sleep(self.started + step.seconds - clock.now())
+            elif isinstance(step, Sleep):
+                await clock.sleep(step.seconds)
+            elif isinstance(step, NextPrompt):
+                await ch.wait_prompt()
+                await clock.sleep(step.delay)
+            elif isinstance(step, OnCommand):
+                await ch.wait_command(step.name)
+                await clock.sleep(step.delay)
+            elif isinstance(step, WhenIdle):
+                while self.session is None:
+                    await asyncio.sleep(0)
+                await self.session.wait_idle()
+            elif isinstance(step, Press):
+                await self._press(step)
+            elif isinstance(step, Speak):
+                now = clock.now()
+                ch.voice.append((now, now + step.seconds))
+                ch.post(MediaEvent("voice", time=now))
+            elif isinstance(step, Hangup):
+                self._caller_hangs_up()
+                return
+
+    async def _press(self, step: Press) -> None:
+        clock = self.sim.clock
+        ch = self.channel
+        assert ch is not None
+        for i, digit in enumerate(step.digits):
+            if ch.hungup:
+                return
+            ch.emit("DTMFBegin", "dtmf,all", [("Digit", digit), ("Direction", "Received")])
+            await clock.sleep(step.duration)
+            ch.post(MediaEvent("dtmf", digit, clock.now()))
+            ch.emit("DTMFEnd", "dtmf,all", [("Digit", digit), ("DurationMs", str(int(step.duration * 1000))),
+                                             ("Direction", "Received")])
+            if i + 1 < len(step.digits):
+                await clock.sleep(max(0.0, step.gap - step.duration))
+
+
+class SimulatedAsterisk:
+    """The simulated PBX.  Use as `async with SimulatedAsterisk(cfg, clock=VirtualClock()) as sim:`."""
+
+    def __init__(self, config: SimConfig | None = None, clock: Clock | None = None) -> None:
+        self.config = config or SimConfig()
+        self.clock: Clock = clock or RealClock()
+        self.pbx = PBX(self.config, self.clock)
+        self.database: dict[tuple[str, str], str] = {}
+        self.extra_apps: dict[str, Callable[[AGISession, str], Awaitable[int]]] = {}
+        self.retrieval_talk: dict[int, float | None] = {}
+        self.calls_by_linkedid: dict[str, Call] = {}
+        self.finished_calls = 0
+        self.fastagi: tuple[str, int] = ("127.0.0.1", 4573)
+        self.ami = None
+        self.ami_port = 0
+        self._threadids = itertools.count(140188048737984, 512)
+        self._mixmons: dict[str, MixMon] = {}
+        self._mm_seq = itertools.count(0x7F802800B260, 0x1A0)
+        self._calls: list[Call] = []
+        self._started = False
+        self.pbx.bus.subscribe(self._route_event)
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+    async def start(self, fastagi: tuple[str, int] | None = None, *, fastagi_host: str = "127.0.0.1",
+                    fastagi_port: int | None = None, ami: bool = True, ami_host: str = "127.0.0.1",
+                    ami_port: int = 0) -> "SimulatedAsterisk":
+        """Point calls at the service's FastAGI server and start the AMI server (ephemeral port by default)."""
+        if fastagi is not None:
+            self.fastagi = (fastagi[0], int(fastagi[1]))
+        elif fastagi_port is not None:
+            self.fastagi = (fastagi_host, int(fastagi_port))
+        if ami:
+            from ivr.sim.ami_server import AMIServer
+            self.ami = AMIServer(self, host=ami_host, port=ami_port)
+            await self.ami.start()
+            self.ami_port = self.ami.port
+        self._started = True
+        return self
+
+    async def stop(self) -> None:
+        """Hang up every live call, stop the AMI server."""
+        for call in list(self._calls):
+            if not call.done:
+                call._caller_hangs_up("shutdown")
+        for call in list(self._calls):
+            if call._task is not None and not call._task.done():
+                try:
+                    await asyncio.wait_for(asyncio.shield(call._task), 5.0)
+                except (asyncio.TimeoutError, Exception):
+                    call._task.cancel()
+        if self.ami is not None:
+            await self.ami.stop()
+        if isinstance(self.clock, VirtualClock):
+            self.clock.close()
+        self._started = False
+
+    async def __aenter__(self) -> "SimulatedAsterisk":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- calls -------------------------------------------------------------------------------------------------
+    async def place_call(self, spec: CallSpec | None = None, **kw: object) -> Call:
+        """Start a simulated inbound call; returns at once.  `place_call(flow="main", script=[...])` works too."""
+        if spec is None:
+            spec = CallSpec(**kw)  # type: ignore[arg-type]
+        route = self._route_for(spec)
+        call = Call(self, spec, route)
+        self._calls.append(call)
+        if len(self._calls) > 10000:
+            self._calls = [c for c in self._calls if not c.done]
+        call.start()
+        return call
+
+    async def run_call(self, spec: CallSpec | None = None, **kw: object) -> CallRecord:
+        """place_call + finished."""
+        call = await self.place_call(spec, **kw)
+        return await call.finished()
+
+    def _route_for(self, spec: CallSpec) -> Route:
+        if spec.flow:
+            return Route(flow=spec.flow, context=spec.context or "ivr-inbound")
+        route = self.config.routes.get(spec.did)
+        if route is None:
+            raise SimError("no route for DID %r: give CallSpec(flow=...) or add SimConfig.routes[%r] = Route(...)"
+                           % (spec.did, spec.did))
+        return route
+
+    @property
+    def live_calls(self) -> list[Call]:
+        return [c for c in self._calls if not c.done]
+
+    def call_for_channel(self, name: str) -> Call | None:
+        ch = self.pbx.find_channel(name)
+        return self.calls_by_linkedid.get(ch.linkedid) if ch else None
+
+    # -- bookkeeping used by sessions and apps ------------------------------------------------------------------
+    def next_threadid(self) -> int:
+        return next(self._threadids)
+
+    def _route_event(self, ev: Event) -> None:
+        linkedid = ev.get("Linkedid")
+        if linkedid:
+            call = self.calls_by_linkedid.get(linkedid)
+            if call is not None:
+                call.events.append(ev)
+
+    def note_destination(self, session: AGISession, dest: str) -> None:
+        session.call.destinations.append(dest)
+
+    def note_recording(self, session: AGISession | None, path: str, seconds: float, kind: str,
+                       call: Call | None = None) -> None:
+        target = call or (session.call if session else None)
+        if target is not None:
+            target.recordings.append(RecordingInfo(path, seconds, kind))
+
+    def note_dial(self, session: AGISession, target: str, status: str) -> None:
+        session.call.dials.append((target, status))
+
+    # -- MixMonitor --------------------------------------------------------------------------------------------
+    def start_mixmonitor(self, ch: SimChannel, filename: str) -> MixMon | None:
+        if "\x00" in filename or ".." in Path(filename).parts:
+            return None
+        name = filename if os.path.isabs(filename) else str(self.config.monitor_dir / filename)
+        path = Path(self.config.map_path(name))
+        if not path.parent.is_dir():
+            return None
+        mm = MixMon("0x%x" % next(self._mm_seq), ch, path, self.clock.now())
+        self._mixmons[mm.id] = mm
+        ch.set_var("MIXMONITOR_FILENAME", filename)
+        ch.emit("MixMonitorStart", "call,all")
+        return mm
+
+    def stop_mixmonitor(self, ch: SimChannel, mm_id: str | None, emit: bool = True) -> bool:
+        found = [m for m in self._mixmons.values()
+                 if m.channel is ch and (mm_id is None or m.id == mm_id)]
+        for mm in found[:1] if mm_id is None else found:
+            self._finish_mixmon(mm)
+            if emit:
+                ch.emit("MixMonitorStop", "call,all")
+        return bool(found)
+
+    def _finish_mixmon(self, mm: MixMon) -> None:
+        self._mixmons.pop(mm.id, None)
+        seconds = self.clock.now() - mm.started
+        samples = int(seconds * 50) * 160
+        write_wav(mm.path, samples)
+        call = self.calls_by_linkedid.get(mm.channel.linkedid)
+        self.note_recording(None, str(mm.path), samples / 8000, "mixmonitor", call=call)
+
+    def stop_all_mixmonitors(self, ch: SimChannel | None) -> None:
+        for mm in [m for m in self._mixmons.values() if m.channel is ch]:
+            self._finish_mixmon(mm)   # a hangup ends MixMonitor without a MixMonitorStop event
+
+    # -- parking -----------------------------------------------------------------------------------------------
+    def retrieve_parked(self, space: int, talk: float | None = 3.0) -> bool:
+        """Someone dials the parking space: the parked call is bridged to them for `talk` seconds."""
+        parked = self.pbx.parked.get(space)
+        if parked is None or parked.done:
+            return False
+        self.retrieval_talk[space] = talk
+        parked.retrieved_by = parked.channel
+        parked.channel.emit("UnParkedCall", "call,all", [("ParkingSpace", str(space))])
+        parked.channel.wake()
+        return True
+
+
+def random_hex(rng: random.Random | None = None) -> str:
+    return "%08x" % (rng or random).getrandbits(32)
