@@ -70,6 +70,7 @@ class Subscription:
         self.failures = 0
         self._queue: deque[Message] = deque()
         self._wakeup = asyncio.Event()
+        self._sleeping = False
         self._is_async = inspect.iscoroutinefunction(handler)
         self._dropped_metric = metrics.AMI_EVENTS_DROPPED.labels(subscriber=name)
         self._task: asyncio.Task[None] | None = asyncio.get_running_loop().create_task(
@@ -91,42 +92,46 @@ class Subscription:
                 return
             queue.popleft()
         queue.append(msg)
-        self._wakeup.set()
+        if self._sleeping:
+            self._sleeping = False
+            self._wakeup.set()
 
     async def _run(self) -> None:
         queue = self._queue
+        popleft = queue.popleft
         handler = self.handler
         is_async = self._is_async
-        handled = 0
         while True:
             if not queue:
                 self._wakeup.clear()
+                self._sleeping = True
                 await self._wakeup.wait()
                 continue
-            msg = queue.popleft()
-            try:
-                if is_async:
-                    await handler(msg)  # type: ignore[misc]
-                else:
-                    result = handler(msg)
-                    if inspect.isawaitable(result):
-                        await result
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                self.failures += 1
-                log.exception("AMI subscriber %r raised on event %s; it keeps receiving events", self.name, msg.name)
-            self.delivered += 1
-            handled += 1
-            if handled % _YIELD_EVERY == 0:
+            # Handle a batch, then let the loop breathe even if the handler never suspends.
+            batch = min(len(queue), _YIELD_EVERY)
+            for _ in range(batch):
+                msg = popleft()
+                try:
+                    if is_async:
+                        await handler(msg)  # type: ignore[misc]
+                    else:
+                        result = handler(msg)
+                        if result is not None and inspect.isawaitable(result):
+                            await result
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    self.failures += 1
+                    log.exception("AMI subscriber %r raised on event %s; it keeps receiving events", self.name,
+                                  msg.name)
+            self.delivered += batch
+            if queue:
                 await asyncio.sleep(0)
 
     async def drain(self) -> None:
-        """Wait until the queue is empty and the handler is idle (for tests and orderly shutdown)."""
-        while self._queue or self._wakeup.is_set():
+        """Wait until every queued event was handled (for tests and orderly shutdown)."""
+        while (self._queue or not self._sleeping) and self._task is not None and not self._task.done():
             await asyncio.sleep(0)
-            if self._task is None or self._task.done():
-                return
 
     def close(self) -> None:
         if self._task is not None:
@@ -720,10 +725,16 @@ class AMIClient:
         catch_all = self._subs_all
         counts: dict[str, int] = {}
         for msg in items:
-            if not msg.is_event:
+            # `_first` is the parsed first header (package-internal): Asterisk always puts Event/Response first.
+            first = msg._first
+            if first is not None and first[0] == "Event":
+                name = first[1]
+            elif msg.is_event:
+                name = msg.name or ""
+            else:
                 self._on_response(msg)
                 continue
-            name = msg.name or ""
+            counts[name] = counts.get(name, 0) + 1
             if listing or waiters:
                 aid = msg.action_id
                 if aid is not None:
@@ -742,7 +753,6 @@ class AMIClient:
                         del waiters[aid]
                         if not waiter[1].done():
                             waiter[1].set_result(msg)
-            counts[name] = counts.get(name, 0) + 1
             subs = by_event.get(name)
             if subs:
                 for sub in subs:

@@ -106,10 +106,8 @@ class Message:
     def _idx(self) -> dict[str, str]:
         index = self._index
         if index is None:
-            index = {}
-            for key, value in self._pairs:
-                index.setdefault(key.lower(), value)
-            self._index = index
+            # Reversed so that the first of repeated headers wins.
+            index = self._index = {key.lower(): value for key, value in reversed(self._pairs)}
         return index
 
     def get(self, name: str, default: str | None = None) -> str | None:
@@ -315,9 +313,21 @@ class AMIParser:
 
 
 def _parse_crlf_block(block: str) -> list[tuple[str, str]]:
+    lines = block.split("\r\n")
+    # Fast path: every line is `Name: value` (one list comprehension, no per-line Python branches).
+    pairs = [(key, value) for key, sep, value in [line.partition(": ") for line in lines] if sep]
+    if len(pairs) != len(lines):
+        pairs = _parse_crlf_lines(lines)
+    if pairs and pairs[0] == ("Response", "Follows"):
+        return _convert_follows(pairs)
+    return pairs
+
+
+def _parse_crlf_lines(lines: list[str]) -> list[tuple[str, str]]:
+    """Slow path for blocks with empty lines, `Name:value` without the space, or lines without a colon."""
     pairs: list[tuple[str, str]] = []
     append = pairs.append
-    for line in block.split("\r\n"):
+    for line in lines:
         key, sep, value = line.partition(": ")
         if not sep:
             if not line:
@@ -327,8 +337,6 @@ def _parse_crlf_block(block: str) -> list[tuple[str, str]]:
                 append(("", line))  # not a header; kept so nothing Asterisk said is lost
                 continue
         append((key, value))
-    if pairs and pairs[0] == ("Response", "Follows"):
-        return _convert_follows(pairs)
     return pairs
 
 

@@ -480,3 +480,50 @@ async def test_close_during_reconnect_backoff(fake: FakeAMI, make_client: Make) 
     await asyncio.sleep(0.05)
     await client.close()
     assert client.state == "closed"
+
+
+async def test_silent_server_gives_banner_timeout(make_client: Make) -> None:
+    async def mute(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # accepts, never sends the banner
+        writer.close()
+
+    server = await asyncio.start_server(mute, "127.0.0.1", 0)
+    try:
+        client = make_client(port=server.sockets[0].getsockname()[1], connect_timeout=0.05)
+        await client.start()
+        with pytest.raises(AMITimeout):
+            await client.wait_logged_in(timeout=0.3)
+        assert "no AMI banner" in (client.health().last_error or "")
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_tcp_keepalive_is_enabled(fake: FakeAMI, make_client: Make) -> None:
+    import socket
+
+    client = await connected(make_client)
+    assert client._conn is not None and client._conn.transport is not None
+    sock = client._conn.transport.get_extra_info("socket")
+    assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+
+
+async def test_shutdown_event_then_close_reconnects(fake: FakeAMI, make_client: Make) -> None:
+    client = await connected(make_client)
+    got: list[Message] = []
+    client.subscribe(got.append, {"Shutdown"}, name="test-shutdown")
+    # ami-18: the last thing an event session sees before Asterisk closes every socket.
+    await fake.broadcast(b"Event: Shutdown\r\nPrivilege: system,all\r\nShutdown: Uncleanly\r\nRestart: False\r\n\r\n")
+    await fake.wait_for(lambda: len(got) == 1)
+    fake.drop()
+    await fake.wait_for(lambda: fake.logins == 2)
+    await client.wait_logged_in(timeout=5)
+    assert got[0]["Shutdown"] == "Uncleanly"
+
+
+async def test_list_items_are_counted_as_events(fake: FakeAMI, make_client: Make) -> None:
+    fake.on("CoreShowChannels", replay("ami-12-status-getvar-command", "ami-4"))
+    client = await connected(make_client)
+    before = sample("ivr_ami_events_total", event="CoreShowChannel")
+    await client.core_show_channels()
+    assert sample("ivr_ami_events_total", event="CoreShowChannel") == before + 6
