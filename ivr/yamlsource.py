@@ -145,6 +145,7 @@ _Resolver.add_implicit_resolver(
     list("-+0123456789."),
 )
 _Resolver.add_implicit_resolver("tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""])
+_Resolver.add_implicit_resolver("tag:yaml.org,2002:merge", re.compile(r"^<<$"), ["<"])
 _Resolver.add_implicit_resolver(
     "tag:yaml.org,2002:timestamp", re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"), list("0123456789")
 )
@@ -234,7 +235,7 @@ def _syntax_hint(message: str) -> str:
         return "YAML does not allow tabs for indentation; use spaces"
     if "mapping values are not allowed" in message:
         return "a value containing ': ' must be quoted, or the indentation is off"
-    if "found undefined alias" in message or "alias" in message:
+    if "alias" in message or "expected alphabetic or numeric character" in message:
         return "quote values starting with * or & (e.g. '*'), they are YAML anchors/aliases otherwise"
     if "expected <block end>" in message or "indentation" in message:
         return "check the indentation: keys of one mapping must start in the same column"

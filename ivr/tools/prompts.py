@@ -20,6 +20,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from ivr.flow.loader import load_flows
 from ivr.settings import load_settings
@@ -103,8 +104,9 @@ def synthesize(job: PromptJob, target: Path, tools: dict[str, str]) -> None:
 
 
 def build(jobs: list[PromptJob], prompts_dir: Path, *, force: bool = False, tools: dict[str, str] | None = None,
-          out=sys.stdout) -> tuple[int, int]:
+          out: TextIO | None = None) -> tuple[int, int]:
     """Generate missing (or, with force, all) files. Returns (written, skipped). Prints `[n/N] file` progress."""
+    out = out or sys.stdout
     root = prompts_dir.resolve()
     todo = [job for job in jobs if force or not job.target(prompts_dir).is_file()]
     skipped_text = [job for job in todo if not job.text]

@@ -1,0 +1,71 @@
+"""`python main.py check` and `python main.py schema` as a user runs them."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ivr.cli import main
+
+from .helpers import BASE_FLOW, line_of, mutate, write_flow
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_check_sample_config_exit_zero(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", str(ROOT / "config" / "ivr.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("OK: 0 error(s), 0 warning(s); flows: callback, main (version ")
+
+
+def test_check_flows_dir_with_errors_exit_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = mutate("    next: main_menu", "    next: main_manu")
+    path = write_flow(tmp_path / "flows", text)
+    assert main(["check", str(tmp_path / "flows")]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert f"{path}:{line_of(text, 'main_manu')}:11: error: target 'main_manu' is not a node of flow 'main' " \
+           "(did you mean 'main_menu'?)" in out
+    assert out[-1].startswith("FAILED: 1 error(s), ")
+
+
+def test_check_one_flow_file_shows_only_its_problems(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    flows = tmp_path / "flows"
+    good = write_flow(flows, BASE_FLOW + "  orphan: {type: hangup}\n")
+    other = write_flow(flows, "name: other\nstart: end\nnodes:\n  end: {type: hangup}\n  lost: {type: hangup}\n",
+                       "other.yaml")
+    assert main(["check", "--json", str(other)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["ok"] and [p["message"] for p in result["problems"]] == ["node 'lost' is unreachable from start 'end'"]
+    assert main(["check", "--strict", str(good)]) == 1
+    assert "orphan" in capsys.readouterr().out
+
+
+def test_check_settings_cross_checks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    project = tmp_path / "project"
+    write_flow(project / "config" / "flows", BASE_FLOW)
+    settings = project / "config" / "ivr.yaml"
+    settings.write_text("flows_dir: config/flows\ncallbacks:\n  flow: callbak\n")
+    assert main(["check", str(settings)]) == 1
+    out = capsys.readouterr().out
+    assert f"{settings}:3:9: error: callbacks.flow 'callbak' is not a flow (flows: main)" in out
+
+
+def test_check_missing_path_exit_two(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", str(tmp_path / "nope")]) == 2
+    assert "no such file or directory" in capsys.readouterr().out
+
+
+def test_schema_command_prints_the_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema["$schema"].startswith("https://json-schema.org/")
+    assert set(schema["required"]) == {"name", "start", "nodes"}
+
+
+def test_schema_check_detects_a_stale_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    stale = tmp_path / "schema.json"
+    stale.write_text("{}\n")
+    assert main(["schema", "--check", str(stale)]) == 1
+    assert main(["schema", "--write", str(stale)]) == 0
+    assert main(["schema", "--check", str(stale)]) == 0
