@@ -42,7 +42,7 @@ from ivr.ami.protocol import (
 log = logging.getLogger("ivr.ami")
 
 EventHandler = Callable[[Message], Awaitable[None] | None]
-ConnectedCallback = Callable[["AMIClient"], Awaitable[None] | None]
+ConnectedCallback = Callable[[], Awaitable[None] | None]
 Overflow = Literal["drop_oldest", "drop_newest"]
 State = Literal["new", "connecting", "up", "auth_failed", "down", "closed"]
 
@@ -373,7 +373,7 @@ class AMIClient:
                     del self._subs_by_event[event]
 
     def on_connected(self, callback: ConnectedCallback) -> None:
-        """Run `callback(client)` in its own task after every (re)login, e.g. to resynchronise state with
+        """Run `callback()` (no arguments) in its own task after every (re)login, e.g. to resynchronise state with
         CoreShowChannels, QueueStatus and ParkedCalls (events during the outage are lost)."""
         self._connected_callbacks.append(callback)
 
@@ -676,7 +676,7 @@ class AMIClient:
 
     async def _run_callback(self, callback: ConnectedCallback) -> None:
         try:
-            result = callback(self)
+            result = callback()
             if inspect.isawaitable(result):
                 await result
         except asyncio.CancelledError:

@@ -400,7 +400,7 @@ async def test_drop_fails_pending_and_never_replays(fake: FakeAMI, make_client: 
     fake.on("Originate", lambda conn, msg: [])  # Asterisk dies before answering
     calls: list[int] = []
     client = await connected(make_client)
-    client.on_connected(lambda c: calls.append(1))
+    client.on_connected(lambda: calls.append(1))
     task = asyncio.create_task(client.originate("Local/s@x", application="Wait", data="1"))
     await fake.wait_for(lambda: len(fake.received("Originate")) == 1)
     fake.drop()
@@ -419,10 +419,10 @@ async def test_on_connected_after_every_login_and_failing_callback_is_isolated(f
     client = make_client()
     seen: list[str] = []
 
-    async def resync(c: AMIClient) -> None:
-        seen.append((await c.ping())["Ping"])
+    async def resync() -> None:
+        seen.append((await client.ping())["Ping"])
 
-    def broken(c: AMIClient) -> None:
+    def broken() -> None:
         raise RuntimeError("callback bug")
 
     client.on_connected(broken)
