@@ -1,0 +1,46 @@
+"""The aiohttp application factory of the HTTP API.
+
+Rules for this file:
+- `create_app` takes every dependency as an argument (no globals) and returns a ready `web.Application`; the
+  service (ivr.service) builds the objects, checks the bind address with `ivr.api.auth.check_bind`, and runs it.
+- Middleware order: errors outermost (so even auth failures and aiohttp's 404/405 are JSON), then auth.
+- Routes come from the route tables of the routes_* modules; the OpenAPI document lists the same pairs.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from aiohttp import web
+
+from ivr.api import routes_calls, routes_data, routes_system
+from ivr.api.auth import bearer_middleware
+from ivr.api.deps import DEPS, MAX_BODY, Check, Deps
+from ivr.api.errors import error_middleware
+from ivr.calls.registry import CallRegistry
+from ivr.calls.settings import CallControlSettings
+from ivr.storage import Storage
+
+ROUTE_TABLES = (routes_system.ROUTES, routes_calls.ROUTES, routes_data.ROUTES)
+
+
+def all_routes() -> Iterable[tuple[str, str, Any]]:
+    for table in ROUTE_TABLES:
+        yield from table
+
+
+def create_app(*, operations: Any, registry: CallRegistry, storage: Storage, token: str | None,
+               settings: CallControlSettings | None = None, flows: Any = None, scheduler: Any = None,
+               readiness: dict[str, Check] | None = None, metrics_registry: Any = None) -> web.Application:
+    """Build the API. `token=None` disables authentication (only allowed on loopback: see `check_bind`).
+
+    `readiness` maps a check name to a callable returning bool (or an awaitable of bool), e.g.
+    `{"ami": lambda: ami.logged_in, "fastagi": lambda: server.listening}`.
+    """
+    app = web.Application(middlewares=[error_middleware, bearer_middleware(token)], client_max_size=MAX_BODY)
+    app[DEPS] = Deps(operations=operations, registry=registry, storage=storage,
+                     settings=settings or getattr(operations, "settings", None) or CallControlSettings(),
+                     flows=flows, scheduler=scheduler, readiness=dict(readiness or {}),
+                     metrics_registry=metrics_registry)
+    for method, path, handler in all_routes():
+        app.router.add_route(method, path, handler)
+    return app

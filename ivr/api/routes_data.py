@@ -1,0 +1,178 @@
+"""Stored data: the recordings index (and file downloads), callback requests with their attempts, voicemail.
+
+Rules for this file:
+- A download serves only the file named by the index row, and only if it resolves inside the configured
+  recordings directory: no path ever comes from the request, and a row pointing elsewhere is refused.
+- Times in and out are ISO-8601; naive times in queries are taken as UTC.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from aiohttp import web
+
+from ivr import metrics
+from ivr.api.deps import deps, parse_body, query_int
+from ivr.api.errors import JSONError
+from ivr.api.schemas import CallbackBody
+from ivr.calls import validate
+from ivr.storage import CALLBACK_STATES, CallbackRequest, Recording
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, datetime):
+        return obj.isoformat()
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_jsonable(v) for v in obj]
+    return obj
+
+
+def _time(request: web.Request, name: str) -> datetime | None:
+    value = request.query.get(name)
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise JSONError(422, "invalid_request", f"{name} must be an ISO-8601 time like 2026-11-29T10:00:00Z") \
+            from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def _int_id(request: web.Request, name: str) -> int:
+    try:
+        return int(request.match_info[name])
+    except ValueError:
+        raise JSONError(404, "not_found", f"{name} must be a number") from None
+
+
+# --- recordings ------------------------------------------------------------------------------------------------
+
+
+def _recording_json(request: web.Request, rec: Recording) -> dict:
+    data = _jsonable(asdict(rec))
+    data["download"] = f"/recordings/{rec.id}/file" if rec.state == "finished" else None
+    return data
+
+
+async def list_recordings(request: web.Request) -> web.Response:
+    q = request.query
+    rows = await deps(request).storage.list_recordings(
+        call_id=q.get("call_id"), caller=q.get("caller"), agent=q.get("agent"), flow=q.get("flow"),
+        queue=q.get("queue"), state=q.get("state"), since=_time(request, "since"), until=_time(request, "until"),
+        limit=query_int(request, "limit", 100, 1, 1000), offset=query_int(request, "offset", 0, 0, 10_000_000))
+    return web.json_response({"recordings": [_recording_json(request, r) for r in rows], "count": len(rows)})
+
+
+async def get_recording(request: web.Request) -> web.Response:
+    rec = await deps(request).storage.get_recording(_int_id(request, "recording_id"))
+    return web.json_response(_recording_json(request, rec))
+
+
+def reachable_file(recording_path: str, recordings_dir: str, download_dir: Path) -> Path | None:
+    """Where this host sees the recording file, or None if it is not under the recordings directory."""
+    path = PurePosixPath(recording_path)
+    base = PurePosixPath(recordings_dir)
+    try:
+        relative = path.relative_to(base)
+    except ValueError:
+        return None
+    if ".." in relative.parts or not relative.parts:
+        return None
+    root = download_dir.resolve()
+    candidate = (root / Path(*relative.parts)).resolve()
+    if not candidate.is_relative_to(root) or not candidate.is_file():
+        return None
+    return candidate
+
+
+async def download_recording(request: web.Request) -> web.StreamResponse:
+    d = deps(request)
+    rec = await d.storage.get_recording(_int_id(request, "recording_id"))
+    if rec.state != "finished":
+        raise JSONError(409, "invalid_state", "the recording is still running; download it after it stopped")
+    path = reachable_file(rec.path, d.settings.recordings_dir, d.settings.recordings_path())
+    if path is None:
+        raise JSONError(404, "not_found", "the recording file is not reachable from this host (it lives on the "
+                                          "Asterisk host; set download_dir to a shared mount to serve it)")
+    return web.FileResponse(path, headers={
+        "Content-Disposition": f'attachment; filename="{validate.safe_component(path.name) or "recording"}"'})
+
+
+# --- callbacks -------------------------------------------------------------------------------------------------
+
+
+def _callback_json(req: CallbackRequest) -> dict:
+    return _jsonable(asdict(req))
+
+
+async def list_callbacks(request: web.Request) -> web.Response:
+    state = request.query.get("state")
+    if state is not None and state not in CALLBACK_STATES:
+        raise JSONError(422, "invalid_request", f"state must be one of {', '.join(CALLBACK_STATES)}")
+    rows = await deps(request).storage.list_callbacks(state=state, queue=request.query.get("queue"),
+                                                       limit=query_int(request, "limit", 100, 1, 1000))
+    return web.json_response({"callbacks": [_callback_json(r) for r in rows], "count": len(rows)})
+
+
+async def create_callback(request: web.Request) -> web.Response:
+    body = await parse_body(request, CallbackBody)
+    validate.number(body.number)
+    validate.name(body.queue, "queue")
+    validate.name(body.flow, "flow")
+    d = deps(request)
+    now = datetime.now(timezone.utc)
+    not_before = body.not_before
+    if not_before is not None and not_before.tzinfo is None:
+        not_before = not_before.replace(tzinfo=timezone.utc)
+    cb_id = await d.storage.add_callback(CallbackRequest(
+        number=body.number, queue=body.queue, flow=body.flow, caller_name=body.caller_name,
+        language=body.language, requested_at=now, not_before=not_before, max_attempts=body.max_attempts))
+    metrics.CALLBACKS.labels(queue=body.queue, result="requested").inc()
+    if d.scheduler is not None:
+        d.scheduler.wake()
+    return web.json_response(_callback_json(await d.storage.get_callback(cb_id)), status=201,
+                             headers={"Location": f"/callbacks/{cb_id}"})
+
+
+async def get_callback(request: web.Request) -> web.Response:
+    storage = deps(request).storage
+    cb_id = _int_id(request, "callback_id")
+    data = _callback_json(await storage.get_callback(cb_id))
+    data["attempts_log"] = [_jsonable(asdict(a)) for a in await storage.callback_attempts(cb_id)]
+    return web.json_response(data)
+
+
+async def cancel_callback(request: web.Request) -> web.Response:
+    storage = deps(request).storage
+    cb_id = _int_id(request, "callback_id")
+    if not await storage.cancel_callback(cb_id):
+        state = (await storage.get_callback(cb_id)).state
+        raise JSONError(409, "invalid_state", f"callback {cb_id} is {state}; only pending requests can be cancelled")
+    return web.json_response(_callback_json(await storage.get_callback(cb_id)))
+
+
+# --- voicemail -------------------------------------------------------------------------------------------------
+
+
+async def list_voicemail(request: web.Request) -> web.Response:
+    rows = await deps(request).storage.list_voicemails(request.query.get("mailbox"),
+                                                        limit=query_int(request, "limit", 100, 1, 1000))
+    return web.json_response({"voicemail": [_jsonable(asdict(v)) for v in rows], "count": len(rows)})
+
+
+ROUTES = [
+    ("GET", "/recordings", list_recordings),
+    ("GET", "/recordings/{recording_id}", get_recording),
+    ("GET", "/recordings/{recording_id}/file", download_recording),
+    ("GET", "/callbacks", list_callbacks),
+    ("POST", "/callbacks", create_callback),
+    ("GET", "/callbacks/{callback_id}", get_callback),
+    ("DELETE", "/callbacks/{callback_id}", cancel_callback),
+    ("GET", "/voicemail", list_voicemail),
+]

@@ -1,0 +1,109 @@
+"""Request bodies of the HTTP API (pydantic): shapes and simple bounds; deeper checks live in ivr.calls.validate.
+
+Rules for this file:
+- Unknown fields are errors (a typo must not be silently ignored), so every model forbids extras.
+- These models are also the OpenAPI request schemas (`model_json_schema`), so the document cannot drift from them.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OriginateBody(Body):
+    """Click-to-call (`agent` + `number`) or an outbound call into a flow (`flow` + `number`)."""
+
+    number: str = Field(description="Customer number to call, digits with an optional leading +.",
+                        examples=["+37060000001"])
+    agent: str | None = Field(None, description="Agent extension rung first (click-to-call).")
+    flow: str | None = Field(None, description="Flow the answered call runs (outbound into a flow).")
+    caller_id: str | None = Field(None, max_length=80, description="Caller ID shown to the called party.")
+    timeout: float | None = Field(None, gt=0, le=300, description="Ring time in seconds.")
+    variables: dict[str, str] = Field(default_factory=dict, description="Flow variables (flow calls only).")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "OriginateBody":
+        if (self.agent is None) == (self.flow is None):
+            raise ValueError("give exactly one of agent (click-to-call) or flow (outbound into a flow)")
+        if self.agent is not None and self.variables:
+            raise ValueError("variables only go with flow calls")
+        return self
+
+
+class TransferBody(Body):
+    extension: str | None = None
+    queue: str | None = None
+    flow: str | None = None
+    mode: Literal["blind", "attended"] = "blind"
+    channel: str | None = Field(None, description="Channel that performs the transfer (default: chosen by role).")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> "TransferBody":
+        if sum(x is not None for x in (self.extension, self.queue, self.flow)) != 1:
+            raise ValueError("give exactly one target: extension, queue or flow")
+        return self
+
+
+class ParkBody(Body):
+    lot: str = "default"
+    timeout: float | None = Field(None, ge=1, le=3600, description="Seconds before the call comes back.")
+    channel: str | None = None
+
+
+class RetrieveBody(Body):
+    agent: str = Field(description="Extension that picks the parked call up.")
+    timeout: float | None = Field(None, gt=0, le=300)
+
+
+class HoldBody(Body):
+    moh_class: str | None = Field(None, description="Music on hold class (default from the settings).")
+
+
+class RecordBody(Body):
+    channel: str | None = Field(None, description="Channel to record (default: the caller's).")
+
+
+class SpyBody(Body):
+    supervisor: str = Field(description="Supervisor extension that is rung and then listens.")
+    mode: Literal["listen", "whisper", "barge"] = "listen"
+    channel: str | None = Field(None, description="Channel to spy on (default: the agent's).")
+
+
+class MemberLoginBody(Body):
+    interface: str = Field(examples=["PJSIP/1001"])
+    name: str | None = Field(None, max_length=80)
+    penalty: int | None = Field(None, ge=0, le=1000)
+    paused: bool = False
+    reason: str | None = Field(None, max_length=80)
+    state_interface: str | None = None
+
+
+class MemberBody(Body):
+    interface: str = Field(examples=["PJSIP/1001"])
+
+
+class MemberPauseBody(Body):
+    interface: str
+    reason: str | None = Field(None, max_length=80)
+
+
+class CallbackBody(Body):
+    number: str = Field(examples=["+37060000001"])
+    queue: str
+    flow: str = "callback"
+    caller_name: str = Field("", max_length=80)
+    language: str = Field("", max_length=16)
+    not_before: datetime | None = None
+    max_attempts: int = Field(3, ge=1, le=20)
+
+
+ALL_BODIES: tuple[type[Body], ...] = (
+    OriginateBody, TransferBody, ParkBody, RetrieveBody, HoldBody, RecordBody, SpyBody, MemberLoginBody, MemberBody,
+    MemberPauseBody, CallbackBody,
+)
