@@ -37,20 +37,34 @@ _QUEUE_STATUS = {"answer": "ANSWERED", "timeout": "TIMEOUT", "empty": "JOINEMPTY
 class World:
     """How everyone but the caller behaves."""
 
-    agents: dict[str, str] = field(default_factory=dict)  # extension or dial string -> AGENT_BEHAVIOURS
-    queues: dict[str, str] = field(default_factory=dict)  # queue -> QUEUE_BEHAVIOURS
+    # extension (or dial string) -> behaviour, or a list of behaviours for successive calls (the last one repeats)
+    agents: dict[str, str | list[str]] = field(default_factory=dict)
+    queues: dict[str, str | list[str]] = field(default_factory=dict)  # queue -> behaviour(s), likewise
     parking: str = "timeout"  # PARK_BEHAVIOURS
     ring_seconds: float = 6.0  # until an agent answers or says busy
     talk_seconds: float = 60.0
     queue_wait_seconds: float = 20.0
     voicemail_seconds: float = 8.0
 
+    def __post_init__(self) -> None:
+        self._calls: dict[tuple[str, str], int] = {}
+
+    def _next(self, table: str, key: str, behaviours: str | list[str]) -> str:
+        if isinstance(behaviours, str):
+            return behaviours
+        count = self._calls.get((table, key), 0)
+        self._calls[(table, key)] = count + 1
+        return behaviours[min(count, len(behaviours) - 1)] if behaviours else "answer"
+
     def agent(self, destination: str) -> str:
         """Behaviour for a dial string: matched on the whole string, then its last part (PJSIP/1001 -> 1001)."""
         for key in (destination, destination.rsplit("/", 1)[-1], destination.split("@", 1)[0].rsplit("/", 1)[-1]):
             if key in self.agents:
-                return self.agents[key]
+                return self._next("agent", key, self.agents[key])
         return "answer"
+
+    def queue(self, name: str) -> str:
+        return self._next("queue", name, self.queues[name]) if name in self.queues else "answer"
 
 
 @dataclass(frozen=True)
@@ -283,7 +297,7 @@ class ScriptedChannel:
         return result
 
     async def queue(self, queue: str, timeout: float, options: str = "") -> QueueResult:
-        behaviour = self.world.queues.get(queue, "answer")
+        behaviour = self.world.queue(queue)
         self.emit("queue", queue=queue, timeout=timeout, behaviour=behaviour)
         if behaviour == "answer":
             wait = min(self.world.queue_wait_seconds, timeout) if timeout else self.world.queue_wait_seconds

@@ -33,7 +33,7 @@ NODE_STYLE: dict[str, tuple[str, str, str]] = {
     "transfer": ("cds", "#d7f5dd", "#1e7b34"),
     "park": ("box3d", "#ffe7cc", "#b35c00"),
     "hold": ("box3d", "#ffe7cc", "#b35c00"),
-    "record": ("circle", "#ffe0e0", "#b03030"),
+    "record": ("box", "#ffe0e0", "#b03030"),
     "voicemail": ("tab", "#fde2f3", "#a3307a"),
     "callback": ("tab", "#fde2f3", "#a3307a"),
     "goto": ("box", "#ffffff", "#999999"),
@@ -103,7 +103,9 @@ def to_digraph(graph: FlowGraph, traffic: Traffic | None = None) -> graphviz.Dig
             attrs["penwidth"] = "2.5"
         if node.kind == "verb":
             attrs["style"] = ""
-        if node.kind in ("record", "verb"):
+        if node.kind == "record":
+            attrs["style"] = "filled,rounded"
+        if node.kind == "verb":
             label = f"<<B>{html.escape(node.title)}</B>>"
         else:
             label = _node_label(node.title, node.kind, node.details, node.start, hangups)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Literal
 
 from ivr.flow.model import (
-    CallbackNode, Flow, GotoNode, HangupNode, HoldNode, InputNode, LanguageNode, LookupNode, MenuNode, MenuOption,
+    MENU_VERBS, CallbackNode, Flow, GotoNode, HangupNode, HoldNode, InputNode, LanguageNode, LookupNode, MenuNode, MenuOption,
     ParkNode, PlayNode, RecordNode, RouteNode, RouteRule, SayNode, SetNode, TransferNode, VoicemailNode,
 )
 
@@ -174,16 +174,20 @@ class _Builder:
     edges_hold = edges_play
     edges_voicemail = edges_play
 
+    def verb_node(self, nid: str, verb: str) -> str:
+        """repeat -> the menu itself; back/top -> a small node of their own (where they lead depends on the call)."""
+        if verb == "repeat":
+            return nid
+        verb_id = f"{nid}.{verb}"
+        self.graph.add_node(GraphNode(verb_id, "verb", verb, ("previous menu" if verb == "back" else "first menu",)))
+        return verb_id
+
     def edges_menu(self, nid: str, node: MenuNode) -> None:
         for digits, option in node.options.items():
             metric = EdgeMetric("choice", nid, digits)
-            if isinstance(option, str) and option in ("repeat", "back", "top"):
-                verb_id = f"{nid}.{option}" if option != "repeat" else nid
-                if option != "repeat":
-                    self.graph.add_node(GraphNode(verb_id, "verb", option, ("previous menu" if option == "back"
-                                                                             else "first menu",)))
-                self.graph.edges.append(GraphEdge(nid, verb_id, "verb", f"{digits}: {option}", metric,
-                                                  f"option:{digits}"))
+            if isinstance(option, str) and option in MENU_VERBS:
+                self.graph.edges.append(GraphEdge(nid, self.verb_node(nid, option), "verb", f"{digits}: {option}",
+                                                  metric, f"option:{digits}"))
             elif isinstance(option, str):
                 self.edge(nid, option, "option", digits, metric, f"option:{digits}")
             elif isinstance(option, MenuOption):
@@ -202,8 +206,13 @@ class _Builder:
                 # The retry loop: the caller hears the menu again.
                 self.graph.edges.append(GraphEdge(nid, nid, branch, f"{label} ×{retry.retries}",
                                                   EdgeMetric("exit", nid, branch), f"retry:{branch}"))
-            self.edge(nid, retry.exhausted, "exhausted", f"{label}: exhausted",
-                      EdgeMetric("exit", nid, "exhausted"), f"exhausted:{branch}")
+            if retry.exhausted in MENU_VERBS:
+                self.graph.edges.append(GraphEdge(nid, self.verb_node(nid, retry.exhausted), "exhausted",
+                                                  f"{label}: exhausted → {retry.exhausted}",
+                                                  EdgeMetric("exit", nid, "exhausted"), f"exhausted:{branch}"))
+            else:
+                self.edge(nid, retry.exhausted, "exhausted", f"{label}: exhausted",
+                          EdgeMetric("exit", nid, "exhausted"), f"exhausted:{branch}")
 
     def edges_input(self, nid: str, node: InputNode) -> None:
         self.exit_edge(nid, node.next, "next", "valid", "valid", key="valid")

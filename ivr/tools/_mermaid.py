@@ -23,7 +23,7 @@ _SHAPES: dict[str, tuple[str, str]] = {
     "transfer": ("([", "])"),
     "park": ("[[", "]]"),
     "hold": ("[[", "]]"),
-    "record": ("((", "))"),
+    "record": ("(", ")"),
     "voicemail": ("[\\", "\\]"),
     "callback": ("[\\", "\\]"),
     "goto": ("[", "]"),
@@ -76,7 +76,7 @@ def to_mermaid(graph: FlowGraph, traffic: Traffic | None = None) -> str:
         parts = [f"<b>{node.title}</b>", ("▶ start · " if node.start else "") + node.kind, *node.details]
         if traffic and traffic.hangups(gid):
             parts.append(f"✆ {traffic.hangups(gid):.0f} hung up here")
-        if node.kind in ("verb", "record"):
+        if node.kind == "verb":
             parts = [node.title]
         lines.append(f'    {ids[gid]}{opening}"{_text("<br/>".join(parts))}"{closing}')
     styles: list[str] = []

@@ -136,8 +136,10 @@ class Case(_Strict):
     caller: Caller = Field(default_factory=Caller)
     lookups: dict[str, Any] = Field(default_factory=dict, description="Answers by URL, flow:node or node id; "
                                     "{$error: timeout|status|bad_json|connection} makes the lookup fail.")
-    agents: dict[str, AgentBehaviour] = Field(default_factory=dict, description="Extension -> behaviour.")
-    queues: dict[str, QueueBehaviour] = Field(default_factory=dict, description="Queue -> behaviour.")
+    agents: dict[str, AgentBehaviour | list[AgentBehaviour]] = Field(
+        default_factory=dict, description="Extension -> behaviour, or a list for successive calls (last repeats).")
+    queues: dict[str, QueueBehaviour | list[QueueBehaviour]] = Field(
+        default_factory=dict, description="Queue -> behaviour, or a list for successive calls (last repeats).")
     parking: Literal["retrieved", "timeout"] = "timeout"
     expect: Expect
 

@@ -69,7 +69,7 @@ def setup_for(flow: str, case: Case, caller: Caller) -> CallSetup:
     return CallSetup(
         flow=flow, start=case.start, caller_number=caller.number, caller_name=caller.name, language=caller.language,
         at=caller.at, steps=caller.steps(), lookups=case.lookups,
-        world=World(agents=dict(case.agents), queues=dict(case.queues), parking=case.parking),
+        world=World(agents=dict(case.agents), queues=dict(case.queues), parking=case.parking),  # type: ignore[arg-type]
         params=dict(caller.params),
     )
 
