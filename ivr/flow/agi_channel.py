@@ -35,11 +35,17 @@ _UNSAFE_ARG = re.compile(r"[,|()\"'\\\x00-\x1f\x7f]")
 _LANGUAGE = re.compile(r"[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})*")
 
 
+def _known(value: str) -> str:
+    # Asterisk writes "unknown" for an absent caller ID, name or DNID (agi-06: "agi_dnid: unknown").
+    return "" if value == "unknown" else value
+
+
 def call_info(session: AGISession) -> CallInfo:
     env = session.env
     return CallInfo(
-        uniqueid=env.uniqueid, channel=env.channel, caller_id=env.callerid, caller_name=env.calleridname,
-        dnid=env.dnid, language=env.language or "en", context=env.context, extension=env.extension,
+        uniqueid=env.uniqueid, channel=env.channel, caller_id=_known(env.callerid),
+        caller_name=_known(env.calleridname), dnid=_known(env.dnid), language=env.language or "en",
+        context=env.context, extension=env.extension,
         linkedid=env.get("linkedid"), args=tuple(env.args), params=dict(env.query),
     )
 

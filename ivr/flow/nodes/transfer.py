@@ -71,7 +71,8 @@ async def run(node: TransferNode, ctx: CallContext) -> Goto | Finish:
         await ctx.play(node.announcement)
     if node.caller_id_name_prefix:
         prefix = ctx.render(node.caller_id_name_prefix)
-        await ctx.channel.set_variable("CALLERID(name)", f"{prefix}{ctx.info.caller_name}")
+        # No name (Asterisk's "unknown"): the agent sees the number after the prefix instead.
+        await ctx.channel.set_variable("CALLERID(name)", f"{prefix}{ctx.info.caller_name or ctx.info.caller_id}")
     if node.record and ctx.recorder is not None:
         await ctx.recorder.start(ctx, "transfer")
     metric_target = node.queue or node.extension or node.dial or ""

@@ -1,0 +1,128 @@
+"""End to end: simulated Asterisk -> real FastAGIServer -> flow router -> engine, on the sample flows in
+config/flows (node ids as documented in the flow file). Virtual time: a call of minutes runs in milliseconds."""
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from ivr.agi.fastagi import FastAGIServer
+from ivr.flow.engine import FlowEngine
+from ivr.flow.handler import build_flow_router
+from ivr.flow.loader import load_flows
+from ivr.flow.lookup import FixtureLookupClient
+from ivr.sim import (AgentSpec, CallSpec, Hangup, NextPrompt, OnCommand, Press, QueueSpec, SimConfig,
+                     SimulatedAsterisk, Speak, VirtualClock)
+
+ROOT = Path(__file__).resolve().parents[2]
+UTC = timezone.utc
+MONDAY_NOON = datetime(2026, 3, 23, 10, 0, tzinfo=UTC)      # 12:00 in Vilnius: open
+MONDAY_NIGHT = datetime(2026, 3, 23, 18, 30, tzinfo=UTC)    # 20:30 in Vilnius: closed
+
+
+@pytest.fixture
+async def stack(storage, tmp_path):
+    started = []
+    (tmp_path / "vm").mkdir()
+    (tmp_path / "rec").mkdir()
+
+    async def start(at: datetime = MONDAY_NOON):
+        flows = load_flows(ROOT / "config" / "flows")
+        clock = VirtualClock(start=at)
+        lookups = FixtureLookupClient({"main:crm_lookup": {"name": "Ann", "balance": {"euros": 42}, "vip": False}})
+        reports = []
+        engine = FlowEngine(flows, storage=storage, lookup_client=lookups, clock=clock.datetime,
+                            prompts_dir="/prompts", recordings_dir=str(tmp_path / "rec"),
+                            voicemail_dir=str(tmp_path / "vm"))
+        server = FastAGIServer(build_flow_router(flows, engine, on_report=reports.append), "127.0.0.1", 0)
+        await server.start()
+        queues = {name: QueueSpec(name, members=["Local/answer2s@agents"])
+                  for name in ("sales", "support", "billing", "complaints", "technical")}
+        config = SimConfig(queues=queues, agents={"answer2s": AgentSpec("answer2s", answer_after=3.0, talk=20.0),
+                                                  "6000": AgentSpec("6000", answer_after=2.0, talk=30.0)})
+        sim = SimulatedAsterisk(config, clock=clock)
+        await sim.start(fastagi=("127.0.0.1", server.port), ami=False)
+        started.append(server)
+        return sim, reports
+
+    yield start
+    for server in started:
+        await server.stop()
+
+
+async def call(stack, script, at=MONDAY_NOON, **spec):
+    sim, reports = await stack(at)
+    try:
+        c = await sim.place_call(CallSpec(flow="main", caller_id="+37060000001", script=script, **spec))
+        record = await c.finished(timeout=20)
+    finally:
+        await sim.stop()
+    assert len(reports) == 1, record.commands()
+    return record, reports[0]
+
+
+# language 1 (English), consent notice (silence = consent), welcome, then the main menu greeting starts
+TO_MAIN_MENU = [NextPrompt(0.5), Press("1"), NextPrompt(), NextPrompt(), NextPrompt(0.5)]
+
+
+async def test_menu_choice_to_a_queue(stack):
+    record, report = await call(stack, TO_MAIN_MENU + [Press("1")])
+    assert report.path == ["main:language_select", "main:hours_check", "main:recording_start", "main:welcome",
+                           "main:main_menu", "main:sales"]
+    assert report.outcome == "transferred" and report.end_target == "queue:sales"
+    assert 'EXEC Queue "sales,,,,120"' in record.commands()
+    assert 'SET VARIABLE CALLERID(name) "Sales: +37060000001"' in record.commands()
+    assert any(cmd.startswith('EXEC MixMonitor "') and "/rec/main-" in cmd for cmd in record.commands())
+    assert record.variables["IVR_STATUS"] == "OK" and record.variables["IVR_OUTCOME"] == "transferred"
+    assert report.version and report.seconds > 20  # the agent talked 20 virtual seconds
+
+
+async def test_invalid_then_valid_input(stack):
+    record, report = await call(stack, TO_MAIN_MENU + [Press("8"), NextPrompt(), NextPrompt(0.5), Press("2"),
+                                                       NextPrompt(0.5), Press("1")])
+    menu = report.visits[4]
+    assert (menu.node, menu.reason, menu.target) == ("main_menu", "valid", "main:support_menu")
+    streams = [c for c in record.commands() if c.startswith("STREAM FILE")]
+    assert streams[3:6] == ['STREAM FILE /prompts/en/main_menu "0123456789*#"',
+                            'STREAM FILE /prompts/en/invalid_option "0123456789*#"',
+                            'STREAM FILE /prompts/en/main_menu "0123456789*#"']
+    assert report.end_target == "queue:support"
+
+
+async def test_no_input_exhaustion_goes_to_operator(stack):
+    record, report = await call(stack, TO_MAIN_MENU)
+    menu = report.visits[4]
+    assert (menu.reason, menu.detail, menu.target) == ("exhausted", "no input 3 times", "main:operator")
+    assert [c for c in record.commands() if c.startswith("WAIT FOR DIGIT")][-3:] == ["WAIT FOR DIGIT 6000"] * 3
+    assert 'EXEC Dial "PJSIP/6000,20"' in record.commands()
+    assert report.outcome == "transferred" and report.end_target == "extension:6000"
+
+
+async def test_caller_hangup_mid_prompt_is_recorded_with_its_node(stack):
+    record, report = await call(stack, TO_MAIN_MENU[:-1] + [NextPrompt(1.0), Hangup()])
+    assert report.outcome == "abandoned"
+    assert report.end_node == "main:main_menu"
+    assert report.visits[-1].reason == "hangup"
+    assert record.ended.by == "caller"
+    assert "IVR_OUTCOME" not in record.variables  # the channel was gone
+
+
+async def test_language_choice_switches_prompts(stack):
+    record, report = await call(stack, [NextPrompt(0.5), Press("2"), NextPrompt(), NextPrompt(), NextPrompt(0.5),
+                                        Press("1")], language="en")
+    assert report.language == "lt"
+    cmds = record.commands()
+    assert 'SET VARIABLE CHANNEL(language) "lt"' in cmds
+    assert 'STREAM FILE /prompts/lt/welcome "0123456789*#"' in cmds
+    assert 'STREAM FILE /prompts/lt/main_menu "0123456789*#"' in cmds
+
+
+async def test_after_hours_voicemail(stack, storage, tmp_path):
+    script = [NextPrompt(0.5), Press("1"), NextPrompt(1.0), Press("1"), OnCommand("RECORD FILE", 1.0), Speak(6.0),
+              OnCommand("RECORD FILE", 9.0), Hangup()]
+    record, report = await call(stack, script, at=MONDAY_NIGHT)
+    assert report.path[:3] == ["main:language_select", "main:hours_check", "main:after_hours"]
+    assert report.visits[1].reason == "closed"
+    assert report.outcome == "voicemail" and report.end_target == "voicemail:1000"
+    (vm,) = await storage.list_voicemails("1000")
+    assert vm.caller == "+37060000001" and vm.flow == "main" and vm.seconds > 5
+    assert vm.path.startswith(str(tmp_path / "vm" / "1000-")) and Path(vm.path).exists()
