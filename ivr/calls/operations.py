@@ -116,6 +116,11 @@ class CallOperations:
 
     # --- helpers -----------------------------------------------------------------------------------------------
 
+    def _track(self) -> None:
+        # Subscribe for OriginateResponse before the first Originate is sent (it may follow the response at once).
+        if self.tracker is None and hasattr(self.ami, "subscribe"):
+            self.tracker = OriginateTracker(self.ami)
+
     async def _act(self, what: str, name: str, headers: list[tuple[str, str]]) -> Any:
         try:
             return await self.ami.action(name, headers)
@@ -197,6 +202,7 @@ class CallOperations:
         for key in variables or {}:
             validate.name(key, "variable name")
         call_id = call_id or new_call_id()
+        self._track()
         headers = actions.originate(
             self._dial(self.settings.customer_dial, number=number), context=self.settings.flow_context,
             exten=flow, priority=1, timeout_ms=int((timeout or self.settings.originate_timeout) * 1000),

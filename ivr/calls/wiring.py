@@ -1,0 +1,56 @@
+"""One object that builds and runs call control: registry + AMI sync + operations + callback scheduler.
+
+Rules for this file:
+- Construction does no I/O and needs no running loop; `start()` subscribes to the AMI client, resynchronises
+  and starts the scheduler; `stop()` undoes it. The service owns the AMI client and the storage and closes them.
+- `app()` builds the HTTP API over these objects (the service checks the bind address first, see
+  `ivr.api.auth.check_bind`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ivr.calls.callbacks import CallbackPolicy, CallbackScheduler
+from ivr.calls.operations import CallOperations
+from ivr.calls.registry import CallRegistry
+from ivr.calls.settings import CallControlSettings
+from ivr.calls.sync import RegistrySync
+from ivr.storage import Storage
+
+
+@dataclass
+class CallControl:
+    registry: CallRegistry
+    sync: RegistrySync
+    operations: CallOperations
+    scheduler: CallbackScheduler | None
+    settings: CallControlSettings
+
+    @classmethod
+    def build(cls, ami: Any, storage: Storage, settings: CallControlSettings | None = None, *,
+              callbacks: CallbackPolicy | None = None, run_callbacks: bool = True) -> "CallControl":
+        settings = settings or CallControlSettings()
+        registry = CallRegistry()
+        sync = RegistrySync(ami, registry)
+        operations = CallOperations(ami, registry, storage, settings)
+        sync.add_listener(operations.on_effect)
+        scheduler = CallbackScheduler(storage, operations, callbacks) if run_callbacks else None
+        return cls(registry, sync, operations, scheduler, settings)
+
+    async def start(self) -> None:
+        self.sync.start()
+        if self.scheduler is not None:
+            await self.scheduler.start()
+
+    async def stop(self) -> None:
+        if self.scheduler is not None:
+            await self.scheduler.stop()
+        await self.sync.stop()
+
+    def app(self, *, token: str | None, flows: Any = None, readiness: dict[str, Any] | None = None) -> Any:
+        from ivr.api.app import create_app
+
+        return create_app(operations=self.operations, registry=self.registry, storage=self.operations.storage,
+                          token=token, settings=self.settings, flows=flows, scheduler=self.scheduler,
+                          readiness=readiness)
