@@ -25,7 +25,7 @@ async def stack(storage, tmp_path):
     (tmp_path / "vm").mkdir()
     (tmp_path / "rec").mkdir()
 
-    async def start(at: datetime = MONDAY_NOON):
+    async def start(at: datetime = MONDAY_NOON, operator: AgentSpec | None = None):
         flows = load_flows(ROOT / "config" / "flows")
         clock = VirtualClock(start=at)
         lookups = FixtureLookupClient({"main:crm_lookup": {"name": "Ann", "balance": {"euros": 42}, "vip": False}})
@@ -38,7 +38,7 @@ async def stack(storage, tmp_path):
         queues = {name: QueueSpec(name, members=["Local/answer2s@agents"])
                   for name in ("sales", "support", "billing", "complaints", "technical")}
         config = SimConfig(queues=queues, agents={"answer2s": AgentSpec("answer2s", answer_after=3.0, talk=20.0),
-                                                  "6000": AgentSpec("6000", answer_after=2.0, talk=30.0)})
+                                                  "6000": operator or AgentSpec("6000", answer_after=2.0, talk=30.0)})
         sim = SimulatedAsterisk(config, clock=clock)
         await sim.start(fastagi=("127.0.0.1", server.port), ami=False)
         started.append(server)
@@ -49,15 +49,16 @@ async def stack(storage, tmp_path):
         await server.stop()
 
 
-async def call(stack, script, at=MONDAY_NOON, **spec):
-    sim, reports = await stack(at)
+async def call(stack, script, at=MONDAY_NOON, operator=None, reports_expected=1, **spec):
+    sim, reports = await stack(at, operator)
     try:
-        c = await sim.place_call(CallSpec(flow="main", caller_id="+37060000001", script=script, **spec))
+        flow = spec.pop("flow_override", "main")
+        c = await sim.place_call(CallSpec(flow=flow, caller_id="+37060000001", script=script, **spec))
         record = await c.finished(timeout=20)
     finally:
         await sim.stop()
-    assert len(reports) == 1, record.commands()
-    return record, reports[0]
+    assert len(reports) == reports_expected, record.commands()
+    return record, (reports[0] if reports else None)
 
 
 # language 1 (English), consent notice (silence = consent), welcome, then the main menu greeting starts
@@ -126,3 +127,29 @@ async def test_after_hours_voicemail(stack, storage, tmp_path):
     (vm,) = await storage.list_voicemails("1000")
     assert vm.caller == "+37060000001" and vm.flow == "main" and vm.seconds > 5
     assert vm.path.startswith(str(tmp_path / "vm" / "1000-")) and Path(vm.path).exists()
+
+
+async def test_operator_no_answer_parks_with_comeback_then_comeback_starts_at_node(stack, storage):
+    record, report = await call(stack, TO_MAIN_MENU + [Press("0")],
+                                operator=AgentSpec("6000", answer_after=None))
+    assert report.path[-2:] == ["main:operator", "main:operator_park"]
+    assert report.visits[-2].detail == "NOANSWER -> on_no_answer"
+    assert report.outcome == "parked" and report.end_target == "park:default"
+    assert record.variables["IVR_COMEBACK"] == "main:general_voicemail"
+    assert 'EXEC Park "default,st(45)"' in record.commands()
+    assert record.ended.during == "comeback"
+    # The dialplan's parkedcallstimeout context re-enters the service at agi://.../main?node=general_voicemail
+    record, report = await call(stack, [OnCommand("RECORD FILE", 1.0), Speak(3.0), OnCommand("RECORD FILE", 5.0),
+                                        Hangup()], params={"node": "general_voicemail"})
+    assert report.start_node == "general_voicemail" and report.path[0] == "main:general_voicemail"
+    assert report.outcome == "voicemail"
+
+
+async def test_stale_comeback_node_falls_back_to_start(stack):
+    record, report = await call(stack, [NextPrompt(0.5), Hangup()], params={"node": "no_such_node"})
+    assert report.path == ["main:language_select"] and report.outcome == "abandoned"
+
+
+async def test_unknown_flow_is_noroute(stack):
+    record, report = await call(stack, [], flow_override="nosuch", reports_expected=0)
+    assert record.variables["IVR_STATUS"] == "NOROUTE"
