@@ -3,8 +3,9 @@
 Rules for this file:
 - One flow per file; every `*.yaml`/`*.yml` in the directory is a flow except flow test cases (`*.test.yaml`).
 - Problems are collected across all files and reported together; a set with any error is never returned.
-- A schedule's `holiday_calendar` (.ics, relative to the flow file) is read here, once, and its dates are merged
-  into `Schedule.holidays`, so the engine only ever reads `holidays` (yearly RRULEs are expanded over a window).
+- A schedule's `holiday_calendar` (.ics, relative to the flow file) is parsed here only to report a missing or
+  broken file at load time (located), and it counts in the version hash and the watched files. Its meaning
+  (all-day and timed closures, RRULE) belongs to `ivr.flow.hours`, which reads it when a call asks.
 - A `FlowSet` is immutable once built: calls in progress keep the object they started with while a reload
   builds a new one (see `ivr.flow.repository`).
 """
@@ -19,7 +20,7 @@ from typing import Iterator, Mapping
 
 from pydantic import ValidationError
 
-from ivr.flow.model import Flow, Schedule
+from ivr.flow.model import Flow
 from ivr.yamlsource import ConfigError, PositionMap, Problem, load_yaml, problems_from_validation
 
 FLOW_SUFFIXES = (".yaml", ".yml")
@@ -188,19 +189,12 @@ def _load_one(file: Path, now: datetime, problems: list[Problem], digest: "hashl
         problems.extend(problems_from_validation(exc, Flow, doc.positions))
         return None
     calendars: list[Path] = []
-    schedules: dict[str, Schedule] = {}
     for name, schedule in flow.schedules.items():
         if schedule.holiday_calendar is None:
             continue
-        ics = (file.parent / schedule.holiday_calendar)
+        ics = file.parent / schedule.holiday_calendar
         calendars.append(ics)
-        where = ("schedules", name, "holiday_calendar")
-        dates = _read_calendar(ics, doc.positions, where, now, problems, digest, read)
-        if dates is not None:
-            merged = sorted(set(schedule.holidays) | dates)
-            schedules[name] = schedule.model_copy(update={"holidays": merged})
-    if schedules:
-        flow = flow.model_copy(update={"schedules": {**flow.schedules, **schedules}})
+        _read_calendar(ics, doc.positions, ("schedules", name, "holiday_calendar"), now, problems, digest, read)
     return flow, FlowSource(file, display, doc.positions, tuple(calendars))
 
 

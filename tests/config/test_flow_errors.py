@@ -364,8 +364,11 @@ def test_holiday_calendar_event_without_start_is_located_in_the_ics(tmp_path: Pa
     assert problem.message == "calendar event without DTSTART"
 
 
-def test_holiday_calendar_dates_are_merged_with_yearly_rules(tmp_path: Path) -> None:
+def test_holiday_calendar_is_parsed_and_watched_but_not_merged(tmp_path: Path) -> None:
+    """The engine's hours module gives the calendar its meaning (timed closures too); the loader only checks it."""
     from datetime import date, datetime, timezone
+
+    from ivr.flow.loader import parse_calendar
 
     ics = ("BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:x\nBEGIN:VEVENT\nUID:a\nDTSTART;VALUE=DATE:20261224\n"
            "DTEND;VALUE=DATE:20261227\nRRULE:FREQ=YEARLY\nEND:VEVENT\nEND:VCALENDAR\n")
@@ -375,7 +378,11 @@ def test_holiday_calendar_dates_are_merged_with_yearly_rules(tmp_path: Path) -> 
                              '    holidays: [2026-04-06]'))
     (flows / "lt.ics").write_text(ics)
     flow_set = load_flows(flows, now=datetime(2026, 11, 29, tzinfo=timezone.utc))
-    holidays = set(flow_set["main"].schedules["office"].holidays)
-    assert {date(2026, 4, 6), date(2026, 12, 24), date(2026, 12, 26), date(2028, 12, 25)} <= holidays
-    assert date(2026, 12, 27) not in holidays
+    assert flow_set["main"].schedules["office"].holidays == [date(2026, 4, 6)]
     assert flows / "lt.ics" in flow_set.files
+    dates, bad = parse_calendar(ics.encode(), datetime(2026, 11, 29))
+    assert bad == [] and {date(2026, 12, 24), date(2026, 12, 26), date(2028, 12, 25)} <= dates
+    assert date(2026, 12, 27) not in dates
+    before = flow_set.version
+    (flows / "lt.ics").write_text(ics.replace("20261227", "20261228"))
+    assert load_flows(flows).version != before  # a calendar edit is a new version

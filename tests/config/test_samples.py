@@ -52,9 +52,14 @@ def test_every_prompt_has_english_and_lithuanian_text_and_a_wav() -> None:
     assert "Sveiki" in lt_text
 
 
-def test_sample_holidays_come_from_the_list_and_the_calendar() -> None:
-    holidays = set(load_flows(FLOWS)["main"].schedules["office"].holidays)
-    assert {date(2026, 4, 6), date(2026, 12, 24), date(2026, 2, 16), date(2026, 11, 2)} <= holidays
+def test_sample_holidays_list_and_calendar() -> None:
+    from datetime import datetime
+
+    from ivr.flow.loader import parse_calendar
+
+    assert date(2026, 4, 6) in load_flows(FLOWS)["main"].schedules["office"].holidays  # Easter Monday
+    dates, bad = parse_calendar((FLOWS / "holidays-lt.ics").read_bytes(), datetime(2026, 11, 29))
+    assert bad == [] and {date(2026, 12, 24), date(2026, 2, 16), date(2026, 11, 2), date(2027, 3, 11)} <= dates
 
 
 def test_sample_flows_carry_the_schema_header() -> None:
