@@ -1,0 +1,28 @@
+"""The call routes, shared by the FastAGI service and the classic process-per-call AGI script.
+
+Rules for this file:
+- `build_router(settings)` -> a Router whose routes are the flows in `settings.flows_dir` (script path `<flow>`).
+- Kept light (no aiohttp, no AMI): agi/ivr_agi.py imports it once per call, so start-up time matters.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from ivr.agi.router import Router
+from ivr.flow.engine import FlowEngine
+from ivr.flow.handler import build_flow_router
+from ivr.flow.lookup import HttpLookupClient
+from ivr.flow.repository import FlowRepository
+from ivr.settings import Settings
+from ivr.storage import open_storage
+
+
+def build_router(settings: Settings, *, storage: Any = None, lookup_client: Any = None,
+                 repository: FlowRepository | None = None) -> Router:
+    """Flows from the repository (loaded here if not given; invalid flows raise ConfigError)."""
+    if repository is None:
+        repository = FlowRepository.from_settings(settings)
+        repository.load()
+    storage = storage if storage is not None else open_storage(settings.storage.url)
+    lookup_client = lookup_client if lookup_client is not None else HttpLookupClient.from_settings(settings.lookups)
+    return build_flow_router(repository, FlowEngine.factory(settings, storage=storage, lookup_client=lookup_client))

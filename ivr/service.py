@@ -1,0 +1,241 @@
+"""The service: wires settings, flows, FastAGI, AMI, call control and the HTTP API together (`ivr serve`).
+
+Rules for this file:
+- Only construction and lifecycle live here; every part does its own job in its own module.
+- The service keeps no call state that Asterisk does not also hold: the live registry is rebuilt from AMI after a
+  reconnect, durable data goes through `ivr.storage`. So several instances can serve several Asterisk servers.
+- It never imports the simulator; `ivr.demo` starts one beside it.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from ivr import metrics
+from ivr.agi.fastagi import FastAGIServer
+from ivr.agi.router import Router
+from ivr.ami.client import AMIClient
+from ivr.ami.errors import AMIConnectionLost
+from ivr.api.app import create_app
+from ivr.api.auth import check_bind
+from ivr.calls.callbacks import CallbackPolicy, CallbackScheduler
+from ivr.calls.operations import CallOperations
+from ivr.calls.registry import CallRegistry
+from ivr.calls.settings import CallControlSettings
+from ivr.calls.sync import RegistrySync
+from ivr.flow.engine import FlowEngine
+from ivr.flow.handler import build_flow_router
+from ivr.flow.lookup import HttpLookupClient
+from ivr.flow.repository import FlowRepository
+from ivr.routes import build_router
+from ivr.queue_stats import QueueStats, QueueStatsFeed, ServiceLevelPolicy
+from ivr.settings import Settings, load_settings
+from ivr.storage import open_storage
+from ivr.yamlsource import ConfigError
+
+log = logging.getLogger("ivr.service")
+
+
+class AMIDisabled:
+    """Stands in for the AMI client when `ami.enabled: false`: every action fails as 'Asterisk unreachable' (503)."""
+
+    logged_in = False
+
+    async def action(self, name: str, headers: Any = None, **_: Any) -> Any:
+        raise AMIConnectionLost("AMI is disabled in the settings (ami.enabled: false)")
+
+    async def list_action(self, name: str, headers: Any = None, **_: Any) -> Any:
+        raise AMIConnectionLost("AMI is disabled in the settings (ami.enabled: false)")
+
+    def subscribe(self, handler: Any, events: Any = None, **_: Any) -> None:
+        return None
+
+    def on_connected(self, callback: Any) -> None:
+        return None
+
+
+def call_control_settings(settings: Settings) -> CallControlSettings:
+    return CallControlSettings(agent_dial=settings.dial_template, recordings_dir=str(settings.recordings_dir))
+
+
+@dataclass
+class Service:
+    """Everything `ivr serve` runs. Build with `Service.from_settings(settings)`, then `await start()`/`stop()`."""
+
+    settings: Settings
+    repository: FlowRepository
+    storage: Any
+    fastagi: FastAGIServer
+    ami: Any
+    registry: CallRegistry
+    sync: RegistrySync | None
+    operations: CallOperations
+    scheduler: CallbackScheduler | None
+    queue_feed: QueueStatsFeed | None
+    app: web.Application
+    lookup_client: HttpLookupClient
+    _runner: web.AppRunner | None = None
+    _site_port: int | None = None
+    _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Service":
+        token = settings.http.token.get_secret_value() if settings.http.token else None
+        check_bind(settings.http.host, token)  # refuse a non-loopback API without a token before binding anything
+        repository = FlowRepository.from_settings(settings)
+        repository.load()  # raises ConfigError: the service does not start without valid flows
+        storage = open_storage(settings.storage.url)
+        lookup_client = HttpLookupClient.from_settings(settings.lookups)
+        router = build_router(settings, storage=storage, lookup_client=lookup_client, repository=repository)
+        fa = settings.fastagi
+        fastagi = FastAGIServer(
+            router, fa.host, fa.port, max_connections=fa.max_connections, header_timeout=fa.header_timeout,
+            command_timeout=fa.command_timeout or None, shutdown_deadline=fa.shutdown_deadline,
+        )
+        if settings.ami.enabled:
+            a = settings.ami
+            ami: Any = AMIClient(
+                a.host, a.port, a.username, a.secret.get_secret_value() if a.secret else "",
+                connect_timeout=a.connect_timeout, action_timeout=a.action_timeout, ping_interval=a.ping_interval,
+                ping_timeout=a.ping_timeout, backoff_min=a.backoff_min, backoff_max=a.backoff_max,
+                login_failure_backoff=a.login_failure_backoff,
+            )
+        else:
+            ami = AMIDisabled()
+        registry = CallRegistry()
+        control = call_control_settings(settings)
+        operations = CallOperations(ami, registry, storage, control)
+        sync = RegistrySync(ami, registry) if settings.ami.enabled else None
+        cb = settings.callbacks
+        scheduler = (
+            CallbackScheduler(storage, operations, CallbackPolicy(
+                poll_interval=cb.interval, backoff=(cb.retry_after,) * max(cb.max_attempts - 1, 1)))
+            if cb.enabled and settings.ami.enabled else None
+        )
+        queue_feed = None
+        if settings.ami.enabled:
+            policy = ServiceLevelPolicy(settings.queues.service_level, dict(settings.queues.overrides))
+            queue_feed = QueueStatsFeed(ami, QueueStats(policy))
+        service_ref: dict[str, Service] = {}
+        app = create_app(
+            operations=operations, registry=registry, storage=storage, token=token, settings=control,
+            flows=repository, scheduler=scheduler, metrics_registry=metrics.REGISTRY,
+            readiness={
+                "ami": lambda: bool(getattr(ami, "logged_in", False)) or not settings.ami.enabled,
+                "fastagi": lambda: service_ref["service"].fastagi_listening,
+            },
+        )
+        service = cls(settings=settings, repository=repository, storage=storage, fastagi=fastagi, ami=ami,
+                      registry=registry, sync=sync, operations=operations, scheduler=scheduler,
+                      queue_feed=queue_feed, app=app, lookup_client=lookup_client)
+        service_ref["service"] = service
+        return service
+
+    @property
+    def fastagi_listening(self) -> bool:
+        return getattr(self.fastagi, "_server", None) is not None and self.fastagi._server.is_serving()
+
+    @property
+    def http_port(self) -> int:
+        return self._site_port or self.settings.http.port
+
+    async def start(self) -> None:
+        await self.fastagi.start()
+        if self.settings.ami.enabled:
+            if self.sync is not None:
+                self.sync.start()
+            if self.queue_feed is not None:
+                await self.queue_feed.start()
+            await self.ami.start()
+        if self.scheduler is not None:
+            await self.scheduler.start()
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.http.host, self.settings.http.port)
+        await site.start()
+        sockets = getattr(site._server, "sockets", None) or []
+        self._site_port = sockets[0].getsockname()[1] if sockets else self.settings.http.port
+        if self.settings.reload.watch:
+            self._tasks.append(asyncio.create_task(self.repository.watch(self.settings.reload.interval)))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        await self.fastagi.stop()  # stop accepting; running calls finish until the deadline
+        if self.scheduler is not None:
+            await self.scheduler.stop()
+        if self.queue_feed is not None:
+            await self.queue_feed.close()
+        if self.sync is not None:
+            await self.sync.stop()
+        if self.settings.ami.enabled:
+            await self.ami.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        close = getattr(self.lookup_client, "close", None)
+        if close is not None:
+            await close()
+        close_storage = getattr(self.storage, "close", None)
+        if close_storage is not None:
+            result = close_storage()
+            if asyncio.iscoroutine(result):
+                await result
+
+    def describe(self) -> list[str]:
+        """What the service serves, for the start-up banner."""
+        s = self.settings
+        http = f"http://{s.http.host}:{self.http_port}"
+        flows = ", ".join(sorted(self.repository.current)) or "(none)"
+        return [
+            f"FastAGI   agi://{s.fastagi.host}:{self.fastagi.port}/<flow>   flows: {flows}",
+            f"HTTP API  {http}/calls  (OpenAPI: {http}/openapi.json)",
+            f"Metrics   {http}/metrics",
+            f"Health    {http}/healthz  {http}/readyz",
+            f"AMI       {s.ami.host}:{s.ami.port} as {s.ami.username!r}" if s.ami.enabled else "AMI       disabled",
+            f"Flows     version {self.repository.version}  (reload: kill -HUP {__import__('os').getpid()} or "
+            f"POST {http}/flows/reload)",
+        ]
+
+
+async def run_until_signalled(service: Service) -> None:
+    """Start, serve until SIGINT/SIGTERM, reload flows on SIGHUP, then stop gracefully."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, service.repository.handle_sighup)
+    await service.start()
+    for line in service.describe():
+        print(line, flush=True)
+    try:
+        await stop.wait()
+    finally:
+        print("stopping: no new calls; running calls may finish "
+              f"(up to {service.settings.fastagi.shutdown_deadline:.0f} s)", flush=True)
+        await service.stop()
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="PATH", help="settings file (default: config/ivr.yaml or $IVR_CONFIG)")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings(args.config)
+        service = Service.from_settings(settings)
+    except ConfigError as exc:
+        print(exc, flush=True)
+        return 2
+    except Exception as exc:  # e.g. InsecureBind: say what to do, no traceback
+        print(f"ivr: cannot start: {exc}", flush=True)
+        return 2
+    asyncio.run(run_until_signalled(service))
+    return 0
