@@ -19,6 +19,7 @@ Rules for this file:
 """
 from __future__ import annotations
 
+import logging
 import time
 from importlib import metadata
 from typing import Callable, Iterable
@@ -59,6 +60,7 @@ class _CollectHooks:
 
 # The *_created series double the exposition for no KPI; Prometheus does not need them.
 disable_created_metrics()
+log = logging.getLogger(__name__)
 REGISTRY = CollectorRegistry(auto_describe=True)
 _HOOKS = _CollectHooks()
 REGISTRY.register(_HOOKS)  # first, so hooks run before any gauge is read
@@ -177,10 +179,26 @@ AGI_COMMAND_RESULTS = Counter("ivr_agi_command_results", "AGI command results (o
 CONFIG_RELOADS = Counter("ivr_config_reloads", "Flow reloads by result (ok, failed).", ["result"], registry=REGISTRY)
 CONFIG_RELOAD_FAILING = Gauge("ivr_config_reload_failing", "1 while the last reload attempt failed.",
                               registry=REGISTRY)
-CONFIG_INFO = Info("ivr_config", "Version of the running flow set.", registry=REGISTRY)
+class _BoundedInfo(Info):
+    """An Info whose keys become labels: keys outside ALLOWED_LABELS are dropped (logged once per key) instead of
+    exported, so a caller passing e.g. a timestamp cannot break the label rule. Use a gauge for timestamps."""
+
+    _warned: set[str] = set()
+
+    def info(self, val: dict[str, str]) -> None:
+        extra = sorted(set(val) - ALLOWED_LABELS)
+        for key in extra:
+            if key not in self._warned:
+                self._warned.add(key)
+                log.warning("metric %s: key %r is not an allowed label (%s); not exported", self._name, key,
+                            ", ".join(sorted(ALLOWED_LABELS)))
+        super().info({k: v for k, v in val.items() if k in ALLOWED_LABELS})
+
+
+CONFIG_INFO = _BoundedInfo("ivr_config", "Version of the running flow set.", registry=REGISTRY)
 CONFIG_LAST_RELOAD = Gauge("ivr_config_last_reload_timestamp_seconds", "Unix time of the last reload attempt by "
                            "result (ok, failed).", ["result"], registry=REGISTRY)
-BUILD_INFO = Info("ivr_build", "Version of the ivr package serving the calls.", registry=REGISTRY)
+BUILD_INFO = _BoundedInfo("ivr_build", "Version of the ivr package serving the calls.", registry=REGISTRY)
 
 # AMI event names we count by name; anything else is "other" so a peer cannot explode the label set.
 KNOWN_EVENTS = frozenset({

@@ -24,7 +24,8 @@ def exercise() -> None:
         elif isinstance(metric, Histogram):
             child.observe(0.1)
         elif isinstance(metric, Info):
-            child.info({"version": "exercise"})
+            # extra keys as ivr.flow.repository passes them: they must not become labels
+            child.info({"version": "exercise", "loaded_at": "2026-11-29T00:00:00", "flows": "main,sales"})
         else:  # a new metric type in ivr.metrics: teach this helper how to observe it
             raise TypeError(f"do not know how to observe {type(metric).__name__} {metric._name}")
 
