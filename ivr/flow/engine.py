@@ -167,6 +167,8 @@ class FlowEngine:
                 await channel.answer()
             if language != info.language:
                 await channel.set_language(language)
+            if start_node is not None:  # re-entry (park comeback): recording and consent carry over
+                await ctx.recorder.restore(ctx)  # type: ignore[union-attr]
             if flow.recording.policy == "always":
                 await ctx.recorder.start(ctx, "flow policy")  # type: ignore[union-attr]
             ref = start
@@ -212,7 +214,8 @@ class FlowEngine:
             log.exception("call %r in flow %r failed at %s", info.uniqueid, flow_name, ctx.ref)
             ctx.emit("error", f"internal error: {exc!r}")
         finally:
-            if ctx.recorder is not None:
+            # A parked call keeps its MixMonitor through the comeback; the re-entered session finishes it.
+            if ctx.recorder is not None and report.outcome != "parked":
                 await ctx.recorder.finish(ctx)
             report.ended_at = self.clock()
             report.variables = dict(ctx.variables)

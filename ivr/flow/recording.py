@@ -7,6 +7,9 @@ Rules for this file:
 - The file name comes from the policy's template and passes through `safe_filename()`: caller IDs and uniqueids
   never become path separators.
 - The recordings index in storage is kept when storage offers it; a storage failure never breaks the call.
+- The state lives on the channel too (IVR_RECORDING_STATE/FILE/ID/CONSENT): MixMonitor outlives the AGI session
+  across a park comeback, so a re-entered call (`?node=`) restores it instead of asking consent again or
+  starting a second recording over the first.
 """
 from __future__ import annotations
 
@@ -20,6 +23,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from ivr.flow.context import CallContext
 
 log = logging.getLogger(__name__)
+
+STATE_VARIABLE = "IVR_RECORDING_STATE"
+FILE_VARIABLE = "IVR_RECORDING_FILE"
+ID_VARIABLE = "IVR_RECORDING_ID"
+CONSENT_VARIABLE = "IVR_RECORDING_CONSENT"
 
 
 class Recorder:
@@ -35,6 +43,27 @@ class Recorder:
     def active(self) -> bool:
         return self.state == "recording"
 
+    async def restore(self, ctx: "CallContext") -> None:
+        """Pick up what an earlier AGI session of this channel left (park comeback)."""
+        get = ctx.channel.get_variable
+        consent = await get(CONSENT_VARIABLE)
+        if consent in ("yes", "no"):
+            self.consent = consent == "yes"
+            ctx.variables["recording_consent"] = consent
+        state, path = await get(STATE_VARIABLE), await get(FILE_VARIABLE)
+        if state in ("recording", "paused") and path:
+            self.state, self.path = state, path
+            self._segment_start = ctx.now() if state == "recording" else None
+            rec_id = await get(ID_VARIABLE) or ""
+            self.recording_id = int(rec_id) if rec_id.isdigit() else None
+            ctx.emit("record", f"recording {state} from an earlier part of this call: {path}", path=path)
+
+    async def _save(self, ctx: "CallContext") -> None:
+        await ctx.channel.set_variable(STATE_VARIABLE, self.state)
+        await ctx.channel.set_variable(FILE_VARIABLE, self.path)
+        if self.recording_id is not None:
+            await ctx.channel.set_variable(ID_VARIABLE, str(self.recording_id))
+
     async def _ask_consent(self, ctx: "CallContext") -> bool:
         policy = ctx.flow.recording
         digit = await ctx.play(policy.consent_prompts, policy.opt_out_key)
@@ -44,6 +73,7 @@ class Recorder:
                 ctx.emit("digit", digit, digit=digit)
         self.consent = digit != policy.opt_out_key
         ctx.variables["recording_consent"] = "yes" if self.consent else "no"
+        await ctx.channel.set_variable(CONSENT_VARIABLE, ctx.variables["recording_consent"])
         ctx.emit("record", "caller consented" if self.consent else "caller opted out of recording",
                  consent=self.consent)
         return self.consent
@@ -71,6 +101,7 @@ class Recorder:
         self._segment_start = ctx.now()
         ctx.emit("record", f"recording started ({why}) to {self.path}", path=self.path)
         await self._index_start(ctx)
+        await self._save(ctx)
         return True
 
     async def pause(self, ctx: "CallContext") -> None:
@@ -82,6 +113,7 @@ class Recorder:
         self.state = "paused"
         ctx.emit("record", "recording paused")
         await self._index_state(ctx, "paused")
+        await self._save(ctx)
 
     async def resume(self, ctx: "CallContext") -> bool:
         if self.state != "paused":
@@ -92,6 +124,7 @@ class Recorder:
         self._segment_start = ctx.now()
         ctx.emit("record", "recording resumed")
         await self._index_state(ctx, "recording")
+        await self._save(ctx)
         return True
 
     async def stop(self, ctx: "CallContext") -> None:
@@ -101,6 +134,7 @@ class Recorder:
         if self.state == "recording":
             await ctx.channel.stop_recording()
         await self.finish(ctx)
+        await self._save(ctx)
         ctx.emit("record", f"recording stopped ({self.seconds:.1f} s)")
 
     async def finish(self, ctx: "CallContext") -> None:

@@ -429,3 +429,21 @@ async def test_hangup_on_nth_call_records_node(run):
                       "b": {"type": "play", "prompts": ["welcome"], "next": "c"}, "c": {"type": "hangup"}})
     report = await run(flow, FakeChannel(hangup_on_call=3))  # answer, play(a), play(b) <- here
     assert report.outcome == "abandoned" and report.end_node == "main:b"
+
+
+async def test_comeback_restores_recording_and_consent(run):
+    flow = make_flow({"p": {"type": "park", "comeback": "t"},
+                      "t": {"type": "transfer", "queue": "sales", "record": True}},
+                     recording={"policy": "consent", "consent_prompts": ["consent"]})
+    # first part: consent given, recording, parked (timeout -> comeback)
+    first = FakeChannel()
+    await run(make_flow({"r": {"type": "record", "action": "start", "next": "p"}, **flow.model_dump(
+        by_alias=True)["nodes"]}, recording={"policy": "consent", "consent_prompts": ["consent"]}), first)
+    assert first.variables["IVR_RECORDING_STATE"] == "recording"
+    # second part: a new session on the same channel (its variables survive), entering at the comeback node
+    second = FakeChannel(presses=[(0.5, "9")])
+    second.variables.update(first.variables)
+    report = await run(flow, second, start="t")
+    assert "/p/en/consent" not in second.played()      # not asked again
+    assert second.ops("mixmonitor") == []               # the running MixMonitor is not doubled
+    assert report.variables["recording_consent"] == "yes"
