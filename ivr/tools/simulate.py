@@ -40,15 +40,29 @@ class TracePrinter:
 
     def __init__(self, out: TextIO, start: datetime, flow: str, verbose: bool = False) -> None:
         self.out, self.start, self.flow, self.verbose = out, start, flow, verbose
+        self._digits: list[TraceEvent] = []  # plain digits of one entry, printed as one line
 
     def where(self, event: TraceEvent) -> str:
         return event.node if event.flow == self.flow else f"{event.flow}:{event.node}"
 
+    def stamp(self, event: TraceEvent) -> str:
+        return f"{(event.at - self.start).total_seconds():7.1f}s"
+
+    def flush(self) -> None:
+        if self._digits:
+            keys = "".join(str(e.data.get("digit", e.text)) for e in self._digits)
+            word = "digit" if len(keys) == 1 else "digits"
+            print(f"{self.stamp(self._digits[0])}  │ # {word:<9} {keys}", file=self.out)
+            self._digits = []
+
     def __call__(self, event: TraceEvent) -> None:
         if event.kind in _QUIET and not self.verbose:
             return
-        seconds = (event.at - self.start).total_seconds()
-        stamp = f"{seconds:7.1f}s"
+        if event.kind == "digit" and set(event.data) == {"digit"}:
+            self._digits.append(event)  # a keypress answering a wait: gather the whole entry
+            return
+        self.flush()
+        stamp = self.stamp(event)
         if event.kind == "enter":
             print(f"{stamp}  ┌ {self.where(event)}  ({event.text})", file=self.out)
             return
@@ -86,12 +100,14 @@ def parse_answer(line: str) -> list[Step] | None:
 class Keyboard:
     """Asks the person at the terminal (or reads a pipe) when the IVR waits for the caller."""
 
-    def __init__(self, stdin: TextIO, out: TextIO) -> None:
-        self.stdin, self.out = stdin, out
+    def __init__(self, stdin: TextIO, out: TextIO, printer: TracePrinter | None = None) -> None:
+        self.stdin, self.out, self.printer = stdin, out, printer
         self.quit = False
 
     async def __call__(self) -> list[Step]:
         loop = asyncio.get_running_loop()
+        if self.printer:
+            self.printer.flush()
         while True:
             print("          ? your turn: digits, w = wait, h = hang up, q = quit > ", end="", file=self.out)
             self.out.flush()
@@ -176,7 +192,7 @@ def simulate(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
     interactive = not args.json and args.digits is None
     started = call_start(flow, setup.at)
     printer = None if args.json else TracePrinter(out, started, flow.name, args.trace_all)
-    keyboard = Keyboard(stdin, out) if interactive else None
+    keyboard = Keyboard(stdin, out, printer) if interactive else None
     if printer:
         local = started.astimezone(__import__("zoneinfo").ZoneInfo(flow.timezone))
         print(f"Calling flow {flow.name} as {setup.caller_number} on {local:%a %Y-%m-%d %H:%M} ({flow.timezone}), "
@@ -185,6 +201,8 @@ def simulate(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
             print("You are asked when the IVR waits for you: type digits (e.g. 1 or 123#), w to wait, h to hang up, "
                   "q to quit.", file=out)
     call = asyncio.run(run_call(flow_set, setup, on_trace=printer, ask=keyboard))
+    if printer:
+        printer.flush()
     report = call.report
     if args.json:
         print(json.dumps(to_json(call), indent=2, ensure_ascii=False), file=out)
