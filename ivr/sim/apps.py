@@ -15,11 +15,13 @@ import re
 from typing import TYPE_CHECKING, Awaitable, Callable
 
 from ivr.sim import media
+from ivr.sim.bridging import Ringing, ring_agent, talk
+from ivr.sim.parking import park_channel
 
 if TYPE_CHECKING:
     from ivr.sim.agi_session import AGISession
     from ivr.sim.channel import SimChannel
-    from ivr.sim.pbx import QueueMember
+    from ivr.sim.pbx import PBX, QueueMember, QueueState
 
 App = Callable[["AGISession", str], Awaitable[int]]
 
@@ -35,67 +37,48 @@ def _round_secs(seconds: float) -> str:
 # -- Dial ---------------------------------------------------------------------------------------------------------
 
 async def dial(s: "AGISession", data: str) -> int:
+    """Dial(target[&target2][,timeout[,options]]) to an agent; transfers re-dial the new target."""
     args = _args(data)
     if not args or not args[0]:
         return -1
-    targets = args[0].split("&")
+    target = args[0].split("&")[0]
     timeout = float(args[1]) if len(args) > 1 and args[1].strip().isdigit() else None
     ch = s.channel
-    pbx = ch.pbx
-    clock = pbx.clock
+    clock = ch.pbx.clock
     start = clock.now()
-    agent, exten, context = pbx.resolve_agent(targets[0])
-    if agent is None or agent.unavailable:
-        ch.set_var("DIALSTATUS", "CHANUNAVAIL")
-        s.sim.note_dial(s, targets[0], "CHANUNAVAIL")
-        return 0
-    one, two = pbx.local_pair(exten, context, linkedid=ch.linkedid, caller_num=ch.caller_num,
-                              caller_name=ch.caller_name, language=ch.language)
-    dest = one
-    dest.connected_num, dest.connected_name = ch.caller_num, ch.caller_name
-    ch.emit("DialBegin", "call,all", dest.block("Dest") + [("DialString", targets[0].split("/", 1)[-1])])
-    status = await _ring(ch, agent.answer_after, agent.busy, timeout)
-    if status != "ANSWER":
-        ch.emit("DialEnd", "call,all", dest.block("Dest") + [("DialStatus", status)])
-        for leg in (two, one):
-            leg.hangup(17 if status == "BUSY" and leg is two else 0)
-        ch.set_var("DIALSTATUS", status)
-        s.sim.note_dial(s, targets[0], status)
-        if status == "CANCEL":
-            return -1
-        return 0
+    ch.transfer_to = None
+    ring = await ring_agent(ch, target, timeout)
+    s.sim.note_dial(s, target, ring.status)
+    if ring.status != "ANSWER":
+        ch.set_var("DIALSTATUS", ring.status)
+        return -1 if ring.status == "CANCEL" else 0
     answered = clock.now()
-    dest.set_state(6)
-    ch.emit("DialEnd", "call,all", dest.block("Dest") + [("DialStatus", "ANSWER")])
     ch.set_var("DIALSTATUS", "ANSWER")
-    ch.set_var("DIALEDPEERNAME", dest.name)
-    s.sim.note_dial(s, targets[0], "ANSWER")
-    s.sim.note_destination(s, "agent:" + targets[0])
-    ev = await ch.pause(agent.talk) if agent.talk is not None else await ch.next_event_kind("hangup")
+    assert ring.leg is not None
+    ch.set_var("DIALEDPEERNAME", ring.leg.name)
+    outcome = await _talk_with(s, ring, target)
     end = clock.now()
     ch.set_var("ANSWEREDTIME", _round_secs(end - answered))
     ch.set_var("DIALEDTIME", _round_secs(end - start))
-    for leg in (one, two):
-        leg.hangup(16)
-    del ev
+    del outcome
     return -1
 
 
-async def _ring(ch: "SimChannel", answer_after: float | None, busy: bool, timeout: float | None) -> str:
-    if busy:
-        return "BUSY"
-    clock = ch.pbx.clock
-    start = clock.now()
-    waits = [t for t in (answer_after, timeout) if t is not None]
-    deadline = start + min(waits) if waits else None
+async def _talk_with(s: "AGISession", ring: Ringing, target: str) -> str:
+    """Talk to the answered agent; follow transfers to new targets.  Returns the last talk() outcome."""
+    ch = s.channel
     while True:
-        ev = await ch.next_event(deadline)
-        if ev is None:
-            if answer_after is not None and (timeout is None or answer_after < timeout):
-                return "ANSWER"
-            return "NOANSWER"
-        if ev.kind == "hangup":
-            return "CANCEL"
+        s.sim.note_destination(s, "agent:" + target)
+        agent, _, _ = ch.pbx.resolve_agent(target)
+        assert ring.leg is not None
+        outcome = await talk(ch, ring.leg, ring.other, agent.talk if agent else None)
+        if outcome != "transfer" or ch.transfer_to is None:
+            return outcome
+        target, ch.transfer_to = ch.transfer_to, None
+        ring = await ring_agent(ch, target, None)
+        s.sim.note_dial(s, target, ring.status)
+        if ring.status != "ANSWER":
+            return "caller" if ring.status == "CANCEL" else "agent"
 
 
 # -- Queue --------------------------------------------------------------------------------------------------------
@@ -111,8 +94,7 @@ async def queue(s: "AGISession", data: str) -> int:
     if q is None:
         ch.set_var("QUEUESTATUS", "JOINEMPTY")
         return 0
-    available = [m for m in q.members.values() if not m.paused]
-    if not available and not q.spec.joinempty:
+    if not any(not m.paused for m in q.members.values()) and not q.spec.joinempty:
         ch.set_var("QUEUESTATUS", "JOINEMPTY")
         return 0
     timeout = float(timeout_s) if timeout_s.strip().isdigit() else None
@@ -123,26 +105,45 @@ async def queue(s: "AGISession", data: str) -> int:
     ch.emit("QueueCallerJoin", "agent,all", [("Queue", name), ("Position", str(position)),
                                              ("Count", str(len(q.callers)))])
     s.sim.note_destination(s, "queue:" + name)
+    ch.transfer_to = None
     try:
         while True:
-            member, answer_at = _pick_member(s, q)
+            member, answer_at = _pick_member(pbx, q)
+            legs = None
+            if member is not None:
+                legs = pbx.local_pair(*_exten_ctx(pbx, member.interface), linkedid=ch.linkedid,
+                                      caller_num=ch.caller_num, caller_name=ch.caller_name)
+                ch.emit("AgentCalled", "agent,all", legs[0].block("Dest") + [
+                    ("Queue", name), ("Interface", member.interface), ("MemberName", member.display_name())])
             next_try = answer_at if answer_at is not None else clock.now() + q.spec.retry
-            dl = min([t for t in (deadline, next_try) if t is not None])
-            ev = await ch.next_event(dl)
+            dl = min(t for t in (deadline, next_try) if t is not None)
+            ev = None
+            while True:
+                ev = await ch.next_event(dl)
+                if ev is None or ev.kind == "hangup" or ch.transfer_to is not None:
+                    break
+            now = clock.now()
+            answered = (ev is None and member is not None and answer_at is not None and now >= answer_at)
+            if legs is not None and not answered:
+                for leg in reversed(legs):
+                    leg.hangup(0)
             if ev is not None and ev.kind == "hangup":
                 q.abandoned += 1
                 ch.emit("QueueCallerAbandon", "agent,all", [
                     ("Queue", name), ("Position", str(_pos(q, ch))), ("OriginalPosition", str(position)),
-                    ("HoldTime", str(int(clock.now() - start)))])
+                    ("HoldTime", str(int(now - start)))])
                 return -1
-            if ev is not None:
-                continue
-            now = clock.now()
-            if deadline is not None and now >= deadline and (answer_at is None or answer_at > now):
+            if ch.transfer_to is not None:          # redirected/transferred out of the queue
+                target, ch.transfer_to = ch.transfer_to, None
+                ring = await ring_agent(ch, target, None)
+                if ring.status == "ANSWER":
+                    await _talk_with(s, ring, target)
+                return -1
+            if answered and legs is not None and member is not None:
+                return await _bridge_member(s, q, member, legs, options, start)
+            if deadline is not None and now >= deadline:
                 ch.set_var("QUEUESTATUS", "TIMEOUT")
                 return 0
-            if member is not None and answer_at is not None and now >= answer_at:
-                return await _bridge_member(s, q, member, options, start)
     finally:
         if ch in q.callers:
             q.callers.remove(ch)
@@ -150,23 +151,26 @@ async def queue(s: "AGISession", data: str) -> int:
                                                       ("Count", str(len(q.callers)))])
 
 
-def _pos(q: object, ch: "SimChannel") -> int:
-    callers = getattr(q, "callers")
-    return callers.index(ch) + 1 if ch in callers else 1
+def _exten_ctx(pbx: "PBX", interface: str) -> tuple[str, str]:
+    _, exten, context = pbx.resolve_agent(interface)
+    return exten, context
 
 
-def _pick_member(s: "AGISession", q: object) -> tuple["QueueMember | None", float | None]:
-    """ringall: the member who answers first wins; None when nobody will answer in this round."""
-    pbx = s.channel.pbx
+def _pos(q: "QueueState", ch: "SimChannel") -> int:
+    return q.callers.index(ch) + 1 if ch in q.callers else 1
+
+
+def _pick_member(pbx: "PBX", q: "QueueState") -> tuple["QueueMember | None", float | None]:
+    """ringall: the available member who answers first wins; (None, None) when nobody will answer this round."""
     best: tuple["QueueMember | None", float | None] = (None, None)
     now = pbx.clock.now()
-    for m in getattr(q, "members").values():
+    for m in q.members.values():
         if not pbx.member_available(m):
             continue
         agent, _, _ = pbx.resolve_agent(m.interface)
         if agent is None or agent.busy or agent.answer_after is None:
             continue
-        if agent.answer_after > getattr(q, "spec").member_timeout:
+        if agent.answer_after > q.spec.member_timeout:
             continue
         at = now + agent.answer_after
         if best[1] is None or at < best[1]:
@@ -174,34 +178,42 @@ def _pick_member(s: "AGISession", q: object) -> tuple["QueueMember | None", floa
     return best
 
 
-async def _bridge_member(s: "AGISession", q: object, m: "QueueMember", options: str, start: float) -> int:
+async def _bridge_member(s: "AGISession", q: "QueueState", m: "QueueMember",
+                         legs: tuple["SimChannel", "SimChannel"], options: str, start: float) -> int:
     ch = s.channel
-    pbx = ch.pbx
-    clock = pbx.clock
-    name = getattr(q, "spec").name
-    agent, _, _ = pbx.resolve_agent(m.interface)
+    clock = ch.pbx.clock
+    name = q.spec.name
+    agent, _, _ = ch.pbx.resolve_agent(m.interface)
+    one, two = legs
+    one.set_state(6)
     m.in_call = True
     answered = clock.now()
-    holdtime = int(answered - start)
-    ch.emit("AgentConnect", "agent,all", [("Queue", name), ("MemberName", m.display_name()),
-                                           ("Interface", m.interface), ("HoldTime", str(holdtime))])
-    s.sim.note_destination(s, "queue:%s:%s" % (name, m.interface))
-    if ch in getattr(q, "callers"):
-        getattr(q, "callers").remove(ch)
+    holdtime = str(int(answered - start))
+    if ch in q.callers:
+        q.callers.remove(ch)
         ch.emit("QueueCallerLeave", "agent,all", [("Queue", name), ("Position", "1"),
-                                                  ("Count", str(len(getattr(q, "callers"))))])
-    talk = agent.talk if agent is not None else None
-    ev = await ch.pause(talk) if talk is not None else await ch.next_event_kind("hangup")
+                                                  ("Count", str(len(q.callers)))])
+    ch.emit("AgentConnect", "agent,all", one.block("Dest") + [
+        ("Queue", name), ("Interface", m.interface), ("MemberName", m.display_name()),
+        ("HoldTime", holdtime), ("RingTime", "0")])
+    s.sim.note_destination(s, "queue:%s:%s" % (name, m.interface))
+    outcome = await talk(ch, one, two, agent.talk if agent is not None else None)
+    if outcome == "transfer" and ch.transfer_to is not None:
+        target, ch.transfer_to = ch.transfer_to, None
+        ring = await ring_agent(ch, target, None)
+        if ring.status == "ANSWER":
+            outcome = await _talk_with(s, ring, target)
     talked = clock.now() - answered
     m.in_call = False
     m.calls_taken += 1
     m.last_call = int(clock.now())
-    q.completed += 1  # type: ignore[attr-defined]
-    ch.emit("AgentComplete", "agent,all", [("Queue", name), ("MemberName", m.display_name()),
-                                            ("Interface", m.interface), ("HoldTime", str(holdtime)),
-                                            ("TalkTime", str(int(talked))),
-                                            ("Reason", "caller" if ev is not None else "agent")])
-    if ev is not None:        # the caller hung up while bridged
+    q.completed += 1
+    q.holdtime_total += answered - start
+    q.talktime_total += talked
+    ch.emit("AgentComplete", "agent,all", one.block("Dest") + [
+        ("Queue", name), ("Interface", m.interface), ("MemberName", m.display_name()), ("HoldTime", holdtime),
+        ("TalkTime", str(int(talked))), ("Reason", "caller" if outcome == "caller" else "agent")])
+    if outcome == "caller":
         return -1
     if "c" in options:
         ch.set_var("QUEUESTATUS", "CONTINUE")
@@ -214,59 +226,23 @@ async def _bridge_member(s: "AGISession", q: object, m: "QueueMember", options: 
 
 async def park(s: "AGISession", data: str) -> int:
     """Park([lot[,options]]): blocks; timeout -> 0 (then the AGI sees HANGUP, comeback); retrieved -> -1 at its end."""
-    from ivr.sim.pbx import ParkedCall
     args = _args(data) + ["", ""]
     options = args[1]
     ch = s.channel
-    pbx = ch.pbx
-    lot = pbx.config.parking
-    clock = pbx.clock
+    lot = ch.pbx.config.parking
     m = re.search(r"t\((\d+)\)", options)
     timeout = float(m.group(1)) if m else lot.parkingtime
-    space = pbx.free_space()
-    if space is None:
-        return -1
-    deadline = clock.now() + timeout          # the announcement counts against the timeout (agi-07c: 6.0 s)
     ch.set_var("PARKEDLOT", lot.name)
-    if "s" not in re.sub(r"\(.*?\)", "", options):
-        if await ch.pause(lot.announce_seconds) is not None:
-            return -1
-    parked = ParkedCall(ch, space, parker=ch.name, timeout=timeout, parked_at=clock.now())
-    pbx.parked[space] = parked
-    ch.set_var("PARKINGSLOT", str(space))
-    s.sim.note_destination(s, "parked:%d" % space)
-    ch.emit("ParkedCall", "call,all", _park_fields(parked, lot.name))
-    try:
-        while True:
-            ev = await ch.next_event(deadline)
-            if ev is None:
-                ch.emit("ParkedCallTimeOut", "call,all", _park_fields(parked, lot.name))
-                ch.unset_var("PARKINGSLOT")
-                s.comeback(lot.comebackcontext)
-                return 0
-            if ev.kind == "hangup":
-                ch.emit("ParkedCallGiveUp", "call,all", _park_fields(parked, lot.name))
-                return -1
-            if parked.retrieved_by is not None:
-                ch.unset_var("PARKINGSLOT")
-                talk = s.sim.retrieval_talk.pop(space, None)
-                if talk is None:
-                    await ch.next_event_kind("hangup", also_wake=True)
-                else:
-                    await ch.pause(talk)
-                return -1
-    finally:
-        parked.done = True
-        pbx.parked.pop(space, None)
-
-
-def _park_fields(p: object, lot: str) -> list[tuple[str, str]]:
-    ch = getattr(p, "channel")
-    return [(k.replace("Channel", "ParkeeChannel", 1) if k == "Channel" else "Parkee" + k, v)
-            for k, v in ch.block()] + [
-        ("ParkerDialString", getattr(p, "parker")), ("Parkinglot", lot),
-        ("ParkingSpace", str(getattr(p, "space"))), ("ParkingTimeout", str(int(getattr(p, "timeout")))),
-        ("ParkingDuration", "0")]
+    announce = "s" not in re.sub(r"\(.*?\)", "", options)
+    outcome, space = await park_channel(ch, timeout=timeout, parker=ch.name, announce=announce,
+                                        on_space=lambda sp: s.sim.note_destination(s, "parked:%d" % sp))
+    if outcome == "timeout":
+        s.comeback(lot.comebackcontext)
+        return 0
+    if outcome == "retrieved":
+        await s.sim.wait_retrieval_end(ch, space)
+        return -1
+    return -1
 
 
 # -- simple apps --------------------------------------------------------------------------------------------------

@@ -60,6 +60,9 @@ class SimChannel:
         self.voice: list[tuple[float, float]] = []  # all speech intervals (for recordings)
         self.media_flowing = False                  # far end already sends audio (ANSWER returns at once)
         self.moh_class: str | None = None
+        self.bridge_peer: SimChannel | None = None  # the channel this one is bridged with (Dial/Queue)
+        self.bridge_id = ""
+        self.transfer_to: str | None = None         # a dial string set by BlindTransfer/Atxfer
         self._inbox: deque[MediaEvent] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._prompt_waiters: list[asyncio.Future[str]] = []

@@ -29,6 +29,7 @@ class AgentSpec:
     busy: bool = False
     unavailable: bool = False
     name: str = ""
+    script: tuple = ()   # caller-script steps when this party, originated over AMI, is put into a flow
 
 
 def default_agents() -> dict[str, AgentSpec]:
@@ -98,6 +99,8 @@ class SimConfig:
     max_call_seconds: float = 3600.0             # the caller gives up after this long (safety for virtual time)
     epoch_start: float | None = None             # first uniqueid seconds (default: the clock at start)
     default_trunk: str = "trunk"
+    seed: int = 0                                # ids that Asterisk draws at random (CommandId, bridges)
+    default_callee: AgentSpec = field(default_factory=lambda: AgentSpec("callee", answer_after=1.0, talk=None))
 
     def map_path(self, path: str) -> str:
         for prefix, repl in self.path_map.items():

@@ -10,6 +10,7 @@ Rules for this file:
 from __future__ import annotations
 
 import itertools
+import random
 from dataclasses import dataclass, field
 
 from ivr.sim.channel import SimChannel
@@ -80,6 +81,7 @@ class PBX:
         self.parked: dict[int, ParkedCall] = {}
         self.mixmonitor_seq = itertools.count(0x7F802800B260, 0x110)
         self.started = clock.now()
+        self.rng = random.Random(config.seed)
 
     # -- ids ---------------------------------------------------------------------------------------------------
     def new_uniqueid(self) -> str:

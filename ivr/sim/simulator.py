@@ -24,6 +24,7 @@ from ivr.sim.channel import MediaEvent, SimChannel
 from ivr.sim.clock import Clock, RealClock, VirtualClock
 from ivr.sim.events import Event
 from ivr.sim.model import CallSpec, Route, SimConfig
+from ivr.sim.parking import park_channel, retrieve
 from ivr.sim.pbx import PBX
 from ivr.sim.script import (At, CallerScript, Hangup, NextPrompt, OnCommand, Press, Sleep, Speak, Step,
                             WhenIdle)
@@ -369,6 +370,7 @@ class SimulatedAsterisk:
         self.database: dict[tuple[str, str], str] = {}
         self.extra_apps: dict[str, Callable[[AGISession, str], Awaitable[int]]] = {}
         self.retrieval_talk: dict[int, float | None] = {}
+        self._retrievers: dict[int, SimChannel] = {}
         self.calls_by_linkedid: dict[str, Call] = {}
         self.finished_calls = 0
         self.fastagi: tuple[str, int] = ("127.0.0.1", 4573)
@@ -514,17 +516,30 @@ class SimulatedAsterisk:
         for mm in [m for m in self._mixmons.values() if m.channel is ch]:
             self._finish_mixmon(mm)   # a hangup ends MixMonitor without a MixMonitorStop event
 
-    # -- parking -----------------------------------------------------------------------------------------------
-    def retrieve_parked(self, space: int, talk: float | None = 3.0) -> bool:
-        """Someone dials the parking space: the parked call is bridged to them for `talk` seconds."""
-        parked = self.pbx.parked.get(space)
-        if parked is None or parked.done:
+    # -- parking ----------------------------------------------------------------------------------------------
+    def retrieve_parked(self, space: int, talk: float | None = 3.0, retriever: SimChannel | None = None) -> bool:
+        """Someone dials the parking space: the parked call is bridged to them for `talk` seconds
+        (None: until the retriever channel or the parked caller hangs up)."""
+        parked = retrieve(self.pbx, space, retriever)
+        if parked is None:
             return False
         self.retrieval_talk[space] = talk
-        parked.retrieved_by = parked.channel
-        parked.channel.emit("UnParkedCall", "call,all", [("ParkingSpace", str(space))])
-        parked.channel.wake()
+        if retriever is not None:
+            self._retrievers[space] = retriever
+            retriever.on_hangup(parked.channel.wake)
         return True
+
+    async def wait_retrieval_end(self, ch: SimChannel, space: int) -> None:
+        """The parked channel talks to its retriever until that ends."""
+        talk = self.retrieval_talk.pop(space, None)
+        if talk is not None:
+            await ch.pause(talk)
+            return
+        retriever = self._retrievers.pop(space, None)
+        while not ch.hungup and (retriever is None or not retriever.hungup):
+            ev = await ch.next_event(None)
+            if ev is not None and ev.kind == "hangup":
+                return
 
 
 def random_hex(rng: random.Random | None = None) -> str:

@@ -1,0 +1,112 @@
+"""Calling an agent and talking to it: the part of Dial, Queue, Redirect and transfers that they share.
+
+Rules for this file:
+- `ring_agent()` creates the agent's Local pair, emits DialBegin/DialEnd and waits for the agent's behaviour
+  (answer after N s, busy, never answers, unavailable) or the caller hanging up.
+- `talk()` bridges the caller with the answered agent leg (BridgeEnter/BridgeLeave) until the agent hangs up
+  (its `talk` time, or an AMI Hangup of its channel), the caller hangs up, or a transfer/redirect moves the
+  caller elsewhere (`ch.transfer_to`).
+- Every wait goes through the caller's channel inbox (clock rules of clock.py).
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ivr.sim.model import AgentSpec
+
+if TYPE_CHECKING:
+    from ivr.sim.channel import SimChannel
+
+
+@dataclass
+class Ringing:
+    status: str                        # ANSWER | BUSY | NOANSWER | CHANUNAVAIL | CANCEL
+    leg: "SimChannel | None" = None    # the agent's ;1 leg when answered
+    other: "SimChannel | None" = None  # the agent's ;2 leg
+
+
+async def ring_agent(ch: "SimChannel", target: str, timeout: float | None) -> Ringing:
+    pbx = ch.pbx
+    agent, exten, context = pbx.resolve_agent(target)
+    if agent is None or agent.unavailable:
+        if agent is None and target.lower().startswith("local/"):
+            # Asterisk creates the Local pair, finds no extension and emits no DialBegin/DialEnd
+            one, two = pbx.local_pair(exten, context, linkedid=ch.linkedid)
+            two.hangup(0)
+            one.hangup(0)
+        return Ringing("CHANUNAVAIL")
+    one, two = pbx.local_pair(exten, context, linkedid=ch.linkedid, caller_num=ch.caller_num,
+                              caller_name=ch.caller_name, language=ch.language)
+    one.connected_num, one.connected_name = ch.caller_num, ch.caller_name
+    dial_string = target.split("/", 1)[-1]
+    ch.emit("DialBegin", "call,all", one.block("Dest") + [("DialString", dial_string)])
+    status = await _ring(ch, agent, timeout)
+    if status != "ANSWER":
+        ch.emit("DialEnd", "call,all", one.block("Dest") + [("DialStatus", status)])
+        two.hangup(17 if status == "BUSY" else 0)
+        one.hangup(0)
+        return Ringing(status)
+    one.set_state(6)
+    two.set_state(6)
+    ch.emit("DialEnd", "call,all", one.block("Dest") + [("DialStatus", "ANSWER")])
+    return Ringing("ANSWER", one, two)
+
+
+async def _ring(ch: "SimChannel", agent: AgentSpec, timeout: float | None) -> str:
+    if agent.busy:
+        return "BUSY"
+    clock = ch.pbx.clock
+    waits = [t for t in (agent.answer_after, timeout) if t is not None]
+    deadline = clock.now() + min(waits) if waits else None
+    while True:
+        ev = await ch.next_event(deadline)
+        if ev is None:
+            if agent.answer_after is not None and (timeout is None or agent.answer_after < timeout):
+                return "ANSWER"
+            return "NOANSWER"
+        if ev.kind == "hangup":
+            return "CANCEL"
+
+
+async def talk(ch: "SimChannel", leg: "SimChannel", other: "SimChannel | None", seconds: float | None) -> str:
+    """Bridge `ch` and `leg`; returns "agent" (agent hung up), "caller" (caller hung up) or "transfer"."""
+    pbx = ch.pbx
+    clock = pbx.clock
+    bridge_id = str(uuid.UUID(int=pbx.rng.getrandbits(128)))
+    ch.bridge_peer, leg.bridge_peer = leg, ch
+    ch.bridge_id = leg.bridge_id = bridge_id
+    for n, c in enumerate((ch, leg), 1):
+        pbx.bus.emit("BridgeEnter", "call,all", _bridge_block(bridge_id, n) + c.block())
+    leg.on_hangup(ch.wake)
+    deadline = clock.now() + seconds if seconds is not None else None
+    outcome = "agent"
+    while True:
+        ev = await ch.next_event(deadline)
+        if ev is None:
+            outcome = "agent"
+            break
+        if ev.kind == "hangup":
+            outcome = "caller"
+            break
+        if leg.hungup:
+            outcome = "agent"
+            break
+        if ch.transfer_to is not None:
+            outcome = "transfer"
+            break
+    ch.bridge_peer = leg.bridge_peer = None
+    ch.bridge_id = leg.bridge_id = ""
+    for n, c in enumerate((ch, leg)):
+        pbx.bus.emit("BridgeLeave", "call,all", _bridge_block(bridge_id, 1 - n) + c.block())
+    for c in (leg, other):
+        if c is not None and not c.hungup:
+            c.hangup(16)
+    return outcome
+
+
+def _bridge_block(bridge_id: str, count: int) -> list[tuple[str, str]]:
+    return [("BridgeUniqueid", bridge_id), ("BridgeType", "basic"), ("BridgeTechnology", "simple_bridge"),
+            ("BridgeCreator", "<unknown>"), ("BridgeName", "<unknown>"), ("BridgeNumChannels", str(count)),
+            ("BridgeVideoSourceMode", "none")]

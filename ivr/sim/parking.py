@@ -1,0 +1,80 @@
+"""The parking lot: park a channel, wait for retrieval or timeout, and the events of each step (ami-13, agi-07).
+
+Rules for this file:
+- One waiting primitive, `park_channel()`, shared by EXEC Park (AGI), AMI Park and Redirect to the park
+  extension; it returns "timeout", "retrieved" or "hangup".
+- Events carry the parked channel's block with the "Parkee" prefix, then ParkerDialString, Parkinglot,
+  ParkingSpace, ParkingTimeout (seconds left), ParkingDuration (seconds parked).
+- Retrieval is done by `retrieve()` (AMI Originate to Local/<space>@parkedcalls, or the test API); the
+  retriever talks `talk` seconds (None = until the parked caller hangs up), then the parked channel goes on.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+from ivr.sim.pbx import ParkedCall
+
+if TYPE_CHECKING:
+    from ivr.sim.channel import SimChannel
+    from ivr.sim.pbx import PBX
+
+
+def park_fields(pbx: "PBX", p: ParkedCall, extra: list[tuple[str, str]] | None = None) -> list[tuple[str, str]]:
+    now = pbx.clock.now()
+    left = max(0, int(round(p.parked_at + p.timeout - now)))
+    return p.channel.block("Parkee") + (extra or []) + [
+        ("ParkerDialString", p.parker), ("Parkinglot", pbx.config.parking.name),
+        ("ParkingSpace", str(p.space)), ("ParkingTimeout", str(left)),
+        ("ParkingDuration", str(int(now - p.parked_at)))]
+
+
+async def park_channel(ch: "SimChannel", *, timeout: float, parker: str, announce: bool,
+                       on_space: Callable[[int], None] | None = None) -> tuple[str, int]:
+    """Park `ch`; returns (outcome, space).  The announcement (space number) counts against the timeout."""
+    pbx = ch.pbx
+    clock = pbx.clock
+    deadline = clock.now() + timeout
+    space = pbx.free_space()
+    if space is None:
+        return "full", 0
+    parked = ParkedCall(ch, space, parker=parker, timeout=timeout, parked_at=clock.now())
+    pbx.parked[space] = parked
+    ch.set_var("PARKINGSLOT", str(space))
+    if on_space is not None:
+        on_space(space)
+    pbx.bus.emit("ParkedCall", "call,all", park_fields(pbx, parked))
+    try:
+        if announce and await ch.pause(min(pbx.config.parking.announce_seconds, timeout)) is not None:
+            pbx.bus.emit("ParkedCallGiveUp", "call,all", park_fields(pbx, parked))
+            return "hangup", space
+        while True:
+            ev = await ch.next_event(deadline)
+            if ev is None:
+                parked.done = True
+                pbx.parked.pop(space, None)
+                ch.unset_var("PARKINGSLOT")
+                lot = pbx.config.parking
+                ch.context, ch.exten, ch.priority = lot.comebackcontext, "s", 1
+                pbx.bus.emit("ParkedCallTimeOut", "call,all", park_fields(pbx, parked))
+                return "timeout", space
+            if ev.kind == "hangup":
+                pbx.bus.emit("ParkedCallGiveUp", "call,all", park_fields(pbx, parked))
+                return "hangup", space
+            if parked.retrieved_by is not None:
+                ch.unset_var("PARKINGSLOT")
+                return "retrieved", space
+    finally:
+        parked.done = True
+        pbx.parked.pop(space, None)
+
+
+def retrieve(pbx: "PBX", space: int, retriever: "SimChannel | None" = None) -> ParkedCall | None:
+    """Take the call parked on `space` out of the lot (UnParkedCall); None if the space is empty."""
+    parked = pbx.parked.get(space)
+    if parked is None or parked.done or parked.retrieved_by is not None:
+        return None
+    parked.retrieved_by = retriever or parked.channel
+    extra = retriever.block("Retriever") if retriever is not None else []
+    pbx.bus.emit("UnParkedCall", "call,all", park_fields(pbx, parked, extra))
+    parked.channel.wake()
+    return parked
