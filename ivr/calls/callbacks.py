@@ -33,6 +33,12 @@ class CallbackPolicy:
     result_grace: float = 15.0                                     # extra wait for Asterisk's OriginateResponse
     caller_id: str | None = None
 
+    @classmethod
+    def from_settings(cls, callbacks: Any) -> "CallbackPolicy":
+        """From `ivr.settings.CallbackSettings` (interval, retry_after)."""
+        return cls(poll_interval=float(getattr(callbacks, "interval", 5.0)),
+                   backoff=(float(getattr(callbacks, "retry_after", 600.0)),))
+
     def limit_for(self, queue: str) -> int:
         return self.queue_limits.get(queue, self.per_queue_limit)
 

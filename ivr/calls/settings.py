@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 @dataclass
@@ -42,6 +43,19 @@ class CallControlSettings:
     # ChanSpy options per supervisor mode: q = no beep, E = end when the spied channel hangs up,
     # w = whisper (speak to the spied channel only), B = barge (speak to both parties).
     spy_options: dict[str, str] = field(default_factory=lambda: {"listen": "qE", "whisper": "qwE", "barge": "qBE"})
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> "CallControlSettings":
+        """Take what `ivr.settings.Settings` already says (dial template, recordings directory); the rest keeps
+        the defaults above."""
+        out = cls()
+        dial = getattr(settings, "dial_template", None)
+        if dial:
+            out.agent_dial = dial
+        recordings = getattr(settings, "recordings_dir", None)
+        if recordings:
+            out.recordings_dir = str(Path(recordings).resolve())
+        return out
 
     def recordings_path(self) -> Path:
         return Path(self.download_dir or self.recordings_dir)
