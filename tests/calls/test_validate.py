@@ -20,7 +20,7 @@ def test_recording_name_only_safe_characters():
     assert name == "20261129-010203-1795909439.108-____etc_passwd-Ann_Smith_ext"
     assert "/" not in name and ".." not in name
     assert validate.recording_name("${caller}", call="c1", caller="", when=WHEN) == "unknown"
-    assert validate.recording_name("..", call="c1", caller="x", when=WHEN) == "call-c1"
+    assert validate.recording_name(".", call="c1", caller="x", when=WHEN) == "call-c1"
     with pytest.raises(InvalidRequest, match=r"\$\{nope\} is unknown"):
         validate.recording_name("${nope}", call="c", caller="x")
 
