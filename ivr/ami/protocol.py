@@ -40,6 +40,7 @@ _MAX_BANNER = 1024
 _END_CRLF = b"\r\n\r\n"
 _END_LENIENT = re.compile(rb"\n\r?\n")
 _FOLLOWS_END = "--END COMMAND--"
+_UNSURE = object()  # Message._find_raw(): the quick look cannot decide
 
 
 class Role(enum.Enum):
@@ -111,20 +112,51 @@ class Message:
         return index
 
     def get(self, name: str, default: str | None = None) -> str | None:
+        if self._raw is not None:
+            found = self._find_raw(name)
+            if found is not _UNSURE:
+                return default if found is None else found  # type: ignore[return-value]
         return self._idx().get(name.lower(), default)
+
+    def _find_raw(self, name: str) -> str | None | object:
+        """Look one header up in the unsplit text at C speed: the value, None if surely absent, or _UNSURE.
+
+        A header exists only where a line starts with `name:` (any case), so a case-folded search for that
+        proves absence; a `name: ` line in the exact case is the answer only if no earlier line starts with the
+        name in another case (the first value wins). Anything unusual falls back to splitting all headers.
+        """
+        raw = self._raw
+        assert raw is not None
+        line = name + ": "
+        if raw.startswith(line):
+            start = len(line)
+        else:
+            at = raw.find("\r\n" + line)
+            marker = name.lower() + ":"
+            if at < 0:
+                folded = raw.lower()
+                if folded.startswith(marker) or ("\r\n" + marker) in folded:
+                    return _UNSURE
+                return None
+            earlier = raw[:at].lower()
+            if earlier.startswith(marker) or ("\r\n" + marker) in earlier:
+                return _UNSURE
+            start = at + 2 + len(line)
+        end = raw.find("\r\n", start)
+        return raw[start:] if end < 0 else raw[start:end]
 
     def getall(self, name: str) -> list[str]:
         lname = name.lower()
         return [v for k, v in self._pairs if k.lower() == lname]
 
     def __getitem__(self, name: str) -> str:
-        try:
-            return self._idx()[name.lower()]
-        except KeyError:
-            raise KeyError(name) from None
+        value = self.get(name)
+        if value is None:
+            raise KeyError(name)
+        return value
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._idx()
+        return isinstance(name, str) and self.get(name) is not None
 
     def items(self) -> list[tuple[str, str]]:
         """Every (name, value) pair in wire order, repeats included."""
@@ -185,7 +217,7 @@ class Message:
 
     @property
     def action_id(self) -> str | None:
-        return self._idx().get("actionid")
+        return self.get("ActionID")
 
 
 class AMIParser:

@@ -344,3 +344,50 @@ def test_parse_then_encode_reproduces_asterisk_bytes_exactly(name: str) -> None:
     banner, *messages = parse_all(data)
     rebuilt = BANNER + b"".join(encode_message(m.items(), raw_values=True) for m in messages)  # type: ignore[union-attr]
     assert rebuilt == data
+
+
+def _lazy_and_full(data: bytes) -> list[tuple[Message, Message]]:
+    lazy = [m for m in parse_all(data)[1:] if isinstance(m, Message)]
+    full = [m for m in parse_all(data)[1:] if isinstance(m, Message)]
+    for m in full:
+        m.items()  # forces the split of every header
+    return list(zip(lazy, full))
+
+
+@pytest.mark.parametrize("name", all_names())
+def test_quick_header_lookup_agrees_with_full_split(name: str) -> None:
+    data = stream_bytes(name, stream="observer" if "ami-10" in name else "ami")
+    checked = 0
+    for lazy, full in _lazy_and_full(data):
+        names = {k for k, _ in full.items()} | {"ActionID", "NoSuchHeader", "Even", "Value"}
+        if lazy._raw is None:
+            continue  # not a lazily split message (e.g. a banner-less odd block); nothing quick to check
+        for header in sorted(names):
+            for variant in (header, header.lower(), header.upper()):
+                # A fresh unsplit copy each time: the quick lookup must not depend on earlier lookups.
+                fresh = Message._lazy(lazy._raw, lazy._first)  # type: ignore[arg-type]
+                assert fresh.get(variant) == full.get(variant), (variant, full)
+        checked += 1
+        assert lazy == full
+    assert checked > 10
+
+
+@pytest.mark.parametrize("block,header,expected", [
+    (b"Event: X\r\nfoo: first\r\nFoo: second\r\n\r\n", "Foo", "first"),    # first value wins across cases
+    (b"Event: X\r\nFoo:nospace\r\nFoo: spaced\r\n\r\n", "Foo", "nospace"),
+    (b"Event: X\r\nFoo:a: b\r\n\r\n", "Foo", None),                          # key is "Foo:a", like Asterisk's split
+    (b"Event: X\r\nFoo:a: b\r\n\r\n", "Foo:a", "b"),
+    (b"Event: X\r\nBar: Foo: x\r\n\r\n", "Foo", None),                        # inside a value is not a header
+    (b"Event: X\r\nMessage: Park successful\n\r\n\r\n", "Message", "Park successful\n"),
+    (b"Event: X\r\nName: J\xc5\xabrat\xc4\x97\r\nNAME: other\r\n\r\n", "name", "J\u016brat\u0117"),
+    (b"Event: X\r\nEmpty: \r\nLast: end\r\n\r\n", "Empty", ""),
+    (b"Event: X\r\nEmpty: \r\nLast: end\r\n\r\n", "Last", "end"),
+])
+def test_quick_header_lookup_edge_cases(block: bytes, header: str, expected: str | None) -> None:
+    lazy = parse_all(BANNER + block)[1]
+    full = parse_all(BANNER + block)[1]
+    assert isinstance(lazy, Message) and isinstance(full, Message)
+    full.items()
+    assert full.get(header) == expected
+    assert lazy.get(header) == expected
+    assert (header in lazy) == (expected is not None)
