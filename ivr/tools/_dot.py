@@ -105,6 +105,8 @@ def to_digraph(graph: FlowGraph, traffic: Traffic | None = None) -> graphviz.Dig
             attrs["style"] = ""
         if node.kind == "record":
             attrs["style"] = "filled,rounded"
+        if shape == "cds":
+            attrs["margin"] = "0.3,0.06"  # the arrow point eats into the label otherwise
         if node.kind == "verb":
             label = f"<<B>{html.escape(node.title)}</B>>"
         else:

@@ -72,3 +72,12 @@ def load_traffic(source: str, flow: str, timeout: float = 10.0) -> Traffic:
         except OSError as exc:
             raise TrafficError(f"could not read metrics file {source}: {exc.strerror}") from None
     return parse_traffic(text, flow)
+
+
+def traffic_from_registry(flow: str) -> Traffic:
+    """Traffic of `flow` from this process's own metrics (for the HTTP API: `GET /flows/{name}/graph`)."""
+    from prometheus_client import generate_latest
+
+    from ivr.metrics import REGISTRY
+
+    return parse_traffic(generate_latest(REGISTRY).decode("utf-8"), flow)

@@ -19,7 +19,7 @@ from ivr.flow.model import Flow
 from ivr.tools._dot import GraphvizMissing, render_binary, to_digraph
 from ivr.tools._flowgraph import build_graph
 from ivr.tools._mermaid import to_mermaid
-from ivr.tools._traffic import Traffic, TrafficError, load_traffic
+from ivr.tools._traffic import Traffic, TrafficError, load_traffic, parse_traffic, traffic_from_registry
 
 Format = Literal["svg", "png", "dot", "mermaid"]
 FORMATS: tuple[str, ...] = ("svg", "png", "dot", "mermaid")
@@ -27,7 +27,10 @@ MEDIA_TYPES: dict[str, str] = {
     "svg": "image/svg+xml", "png": "image/png", "dot": "text/vnd.graphviz", "mermaid": "text/plain; charset=utf-8",
 }
 
-__all__ = ["render", "FORMATS", "MEDIA_TYPES", "GraphvizMissing", "Traffic", "load_traffic", "configure", "run"]
+__all__ = [
+    "render", "FORMATS", "MEDIA_TYPES", "GraphvizMissing", "Traffic", "TrafficError", "load_traffic", "parse_traffic",
+    "traffic_from_registry", "configure", "run",
+]
 
 
 def render(flow: Flow, fmt: Format = "svg", traffic: Traffic | None = None) -> bytes | str:

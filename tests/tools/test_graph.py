@@ -164,3 +164,27 @@ def test_cli_unknown_flow_says_which_exist(tmp_path: Path, capsys: pytest.Captur
     assert main(["graph", "nosuch", "--flows-dir", str(flows), "--format", "mermaid"]) == 1
     err = capsys.readouterr().err
     assert "no flow named 'nosuch'" in err and "(flows: frontdoor)" in err
+
+
+async def test_traffic_from_the_engines_own_metrics() -> None:
+    """Calls through the real engine move the real counters; the picture reads them back by node and option."""
+    from ivr.flow.loader import load_flows
+    from ivr.tools._caller import parse_digits
+    from ivr.tools._runner import CallSetup, run_call
+    from ivr.tools.graph import traffic_from_registry
+
+    flows = load_flows(FIXTURES)
+    before = traffic_from_registry("frontdoor")
+    for script in ("1,1", "1,1", "1,1", "1,2,1", "1,h"):
+        await run_call(flows, CallSetup("frontdoor", steps=parse_digits(script)))
+    after = traffic_from_registry("frontdoor")
+
+    def grew(metric: str, node: str, key: str) -> float:
+        return (after.count(metric, node, key) or 0.0) - (before.count(metric, node, key) or 0.0)
+
+    assert grew("choice", "main_menu", "1") == 3
+    assert grew("choice", "main_menu", "2") == 1
+    assert after.hangups("main_menu") - before.hangups("main_menu") == 1
+    source = render(flows["frontdoor"], "dot", after)
+    assert re.search(r"main_menu -> sales \[[^\]]*label=<1: sales \(\d+\)>", source)
+    assert "hung up here" in source
