@@ -108,19 +108,10 @@ class CallbackSettings(_Section):
     """The outbound callback scheduler."""
 
     enabled: bool = True
-    flow: str = Field("callback", description="Flow an answered callback runs (agents' side greeting).")
-    context: str = Field("ivr-callback", description="Dialplan context the callback is originated into.")
+    flow: str = Field("callback", description="Flow an answered callback runs (what the customer hears first).")
     interval: Duration = Field(30.0, description="How often due callbacks are looked for.")
     max_attempts: int = Field(3, ge=1)
     retry_after: Duration = Field(600.0, description="Wait between attempts.")
-
-
-class DemoSettings(_Section):
-    """Only for `python main.py demo` (the simulated Asterisk)."""
-
-    calls_per_minute: float = Field(12.0, ge=0)
-    agents: int = Field(6, ge=0)
-    seed: int = 1
 
 
 class Settings(_Section):
@@ -141,7 +132,6 @@ class Settings(_Section):
     lookups: LookupSettings = Field(default_factory=LookupSettings)
     reload: ReloadSettings = Field(default_factory=ReloadSettings)
     callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
-    demo: DemoSettings = Field(default_factory=DemoSettings)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # Where the settings came from (filled by load_settings; not settable in the file).
     _root: Path = PrivateAttr(default_factory=Path.cwd)

@@ -160,11 +160,7 @@ class FlowRepository:
         if result.ok:
             metrics.CONFIG_RELOADS.labels(result="ok").inc()
             metrics.CONFIG_RELOAD_FAILING.set(0)
-            current = self.current
-            metrics.CONFIG_INFO.info({
-                "version": current.version, "loaded_at": current.loaded_at.isoformat(timespec="seconds"),
-                "flows": ",".join(current.names()),
-            })
+            metrics.CONFIG_INFO.info({"version": self.current.version})  # only bounded labels are exported
             if result.changed:
                 log.info("flows %s: version %s (was %s), %d warning(s)", "loaded" if result.trigger == "startup"
                          else f"reloaded ({result.trigger})", result.version, result.previous_version or "-",
