@@ -260,23 +260,26 @@ class CallOperations:
         return {"channel": parkee.name, "lot": lot, "timeout": seconds}
 
     async def retrieve(self, call_id: str, agent: str, *, timeout: float | None = None) -> Originated:
-        """Ring `agent`; when answered, it dials the parking space and picks the call up."""
+        """Ring `agent`; when the agent answers, its leg runs ParkedCall(<lot>,<space>) and picks the call up.
+
+        Agent first: the parked caller keeps hearing music until someone actually answered (dialling the space
+        through a Local channel instead would take the call out of the lot while the agent's phone still rings).
+        """
         call = self.call(call_id)
         if not call.parked:
             raise InvalidState(f"call {call_id} is {call.state}, not parked")
         validate.extension(agent, "agent extension")
         parked = call.parked[0]
-        context = self.settings.parking_lots.get(parked.lot)
-        if context is None:
-            raise InvalidState(f"call {call_id} is parked in lot {parked.lot!r}, which is not configured here")
+        lot = validate.name(parked.lot, "parking lot")
+        space = validate.extension(parked.space, "parking space")
         leg_id = new_call_id()
         self.registry.expect_agent_leg(leg_id, agent)
+        caller = parked.caller_num
         headers = actions.originate(
-            self._dial(self.settings.agent_dial, extension=agent), context=context,
-            exten=validate.extension(parked.space, "parking space"), priority=1,
-            timeout_ms=int((timeout or self.settings.originate_timeout) * 1000),
-            caller_id=f'"{parked.caller_name or parked.caller_num}" <{parked.caller_num}>'
-            if parked.caller_num else None, channel_id=leg_id, other_channel_id=leg_id + "-2")
+            self._dial(self.settings.agent_dial, extension=agent), application="ParkedCall",
+            data=f"{lot},{space}", timeout_ms=int((timeout or self.settings.originate_timeout) * 1000),
+            caller_id=f'"{parked.caller_name or caller}" <{caller}>' if caller else None,
+            channel_id=leg_id, other_channel_id=leg_id + "-2")
         response = await self._act("retrieve", "Originate", headers)
         return Originated(leg_id, getattr(response, "action_id", None))
 

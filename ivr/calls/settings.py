@@ -30,7 +30,8 @@ class CallControlSettings:
     hold_context: str = "ivr-hold"
     hold_wait_context: str = "ivr-hold-wait"
     moh_class: str = "default"
-    # Parking lot name -> the context its spaces are dialled in (retrieval originates <agent> -> context,<space>).
+    # Parking lots this service may park into: name -> the context its spaces live in (shown by the API).
+    # Retrieval rings the agent, whose answered leg runs ParkedCall(<lot>,<space>).
     parking_lots: dict[str, str] = field(default_factory=lambda: {"default": "parkedcalls"})
     park_timeout: float = 45.0
     # Recordings: Asterisk writes <recordings_dir>/<name>.<format>; the API serves files from the same directory

@@ -156,8 +156,9 @@ async def test_park_and_retrieve(env):
         await ops.transfer("1795909439.108", TransferTarget("extension", "200"))
     leg = await ops.retrieve("1795909439.108", "1002")
     h = ami.headers()
-    assert (h["Channel"], h["Context"], h["Exten"], h["ChannelId"]) == ("PJSIP/1002", "parkedcalls", "701",
-                                                                        leg.call_id)
+    assert (h["Channel"], h["Application"], h["Data"], h["ChannelId"]) == ("PJSIP/1002", "ParkedCall",
+                                                                           "default,701", leg.call_id)
+    assert h["CallerID"] == '"Parkee A" <301>'
 
 
 async def test_park_of_bridged_call_returns_to_partner(env):
