@@ -101,6 +101,7 @@ async def queue(s: "AGISession", data: str) -> int:
     start = clock.now()
     deadline = start + timeout if timeout else None
     q.callers.append(ch)
+    ch.queue_joined = start
     position = len(q.callers)
     ch.emit("QueueCallerJoin", "agent,all", [("Queue", name), ("Position", str(position)),
                                              ("Count", str(len(q.callers)))])
@@ -120,10 +121,11 @@ async def queue(s: "AGISession", data: str) -> int:
             ev = None
             while True:
                 ev = await ch.next_event(dl)
-                if ev is None or ev.kind == "hangup" or ch.transfer_to is not None:
+                if ev is None or ev.kind in ("hangup", "wake") or ch.transfer_to is not None:
                     break
             now = clock.now()
-            answered = (ev is None and member is not None and answer_at is not None and now >= answer_at)
+            answered = (ev is None and member is not None and answer_at is not None and now >= answer_at
+                        and pbx.member_available(member))
             if legs is not None and not answered:
                 for leg in reversed(legs):
                     leg.hangup(0)

@@ -63,6 +63,7 @@ class SimChannel:
         self.bridge_peer: SimChannel | None = None  # the channel this one is bridged with (Dial/Queue)
         self.bridge_id = ""
         self.transfer_to: str | None = None         # a dial string set by BlindTransfer/Atxfer
+        self.queue_joined = 0.0
         self._inbox: deque[MediaEvent] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._prompt_waiters: list[asyncio.Future[str]] = []
@@ -180,6 +181,10 @@ class SimChannel:
 
     def wake(self) -> None:
         self.post(MediaEvent("wake"))
+
+    def drain(self) -> None:
+        """Forget pending media events (e.g. the async-goto poke once the AGI has ended)."""
+        self._inbox.clear()
 
     def clear_dtmf(self) -> None:
         self._inbox = deque(e for e in self._inbox if e.kind != "dtmf")

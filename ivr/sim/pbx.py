@@ -35,6 +35,8 @@ class QueueMember:
     dynamic: bool = False
     calls_taken: int = 0
     last_call: int = 0
+    last_pause: int = 0
+    login_time: int = 0
     in_call: bool = False
 
     def display_name(self) -> str:
@@ -50,6 +52,17 @@ class QueueState:
     abandoned: int = 0
     holdtime_total: float = 0.0
     talktime_total: float = 0.0
+
+    def avg_hold(self) -> float:
+        return self.holdtime_total / self.completed if self.completed else 0.0
+
+    def avg_talk(self) -> float:
+        return self.talktime_total / self.completed if self.completed else 0.0
+
+    def wake_callers(self) -> None:
+        """Membership changed: waiting callers look for a member again."""
+        for ch in self.callers:
+            ch.wake()
 
 
 @dataclass

@@ -20,6 +20,7 @@ from typing import Awaitable, Callable, Sequence
 from urllib.parse import urlencode
 
 from ivr.sim.agi_session import AGISession
+from ivr.sim.bridging import ring_agent, talk
 from ivr.sim.channel import MediaEvent, SimChannel
 from ivr.sim.clock import Clock, RealClock, VirtualClock
 from ivr.sim.events import Event
@@ -52,8 +53,8 @@ class Ending:
     """How and where a call ended.
 
     `by`: "caller" (the caller hung up), "service" (AGI HANGUP, or the service closed the AGI and the dialplan
-    hung up), "agent"/"timeout" are never final on their own, "limit" (max_call_seconds), "ami" (hung up over AMI),
-    "shutdown".  `during`: the AGI command or EXEC'd app running at that moment ("idle" between commands,
+    hung up), "agent" (the agent the caller was bridged to hung up), "timeout" (parking timeout and comeback),
+    "limit" (max_call_seconds), "ami" (hung up over AMI), "shutdown" (sim.stop()).  `during`: the AGI command or EXEC'd app running at that moment ("idle" between commands,
     "dialplan" after the AGI).  `destination`: the last place the call reached ("ivr", "agent:<dialstring>",
     "queue:<name>[:<member>]", "parked:<space>", "recording:<path>").
     """
@@ -139,6 +140,9 @@ class Call:
         self._done: asyncio.Future[CallRecord] = asyncio.get_running_loop().create_future()
         self._task: asyncio.Task[None] | None = None
         self._script_task: asyncio.Task[None] | None = None
+        self._existing: SimChannel | None = None           # an originated channel put into a flow
+        self._goto: tuple[str, str, float | None] | None = None
+        self.spied: list[str] = []                          # ChanSpy modes used on this call
 
     # -- recording what happened ------------------------------------------------------------------------------
     def add_line(self, direction: str, data: bytes) -> None:
@@ -195,7 +199,7 @@ class Call:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="sim-call")
 
     async def _run(self) -> None:
-        sim, spec, route = self.sim, self.spec, self.route
+        sim = self.sim
         clock = sim.clock
         acquire = getattr(clock, "acquire", None)
         release = getattr(clock, "release", None)
@@ -203,28 +207,24 @@ class Call:
             acquire()
         held = True
         try:
-            ch = self._create_channels()
-            script = CallerScript.of(spec.script)
+            ch = self._existing if self._existing is not None else self._create_channels()
+            if self._existing is not None:
+                self._adopt(ch)
+            script = CallerScript.of(self.spec.script)
             self._script_task = asyncio.get_running_loop().create_task(self._run_script(script.steps))
             limit = clock.call_later(sim.config.max_call_seconds, lambda: self._caller_hangs_up("limit"))
-            query = dict(route.query)
-            query.update(spec.params)
-            script_path = route.flow + ("?" + urlencode(query) if query else "")
-            host, port = sim.fastagi
-            args = tuple(spec.args) or route.args
-            appdata = "agi://%s:%d/%s" % (host, port, script_path) + "".join("," + a for a in args)
-            ch.newexten("AGI", appdata, priority=ch.priority)
-            env = self._env(ch, host, port, script_path)
-            self.session = AGISession(sim, self, ch, host, port, env, args)
-            ch.holding_clock = True
-            status = await self.session.run()
-            ch.holding_clock = False
-            if release:
-                release()
-            held = False
-            self.agi_status = status
-            ch.set_var("AGISTATUS", status)
-            await self._after_agi(ch)
+            route: Route | None = self.route
+            while route is not None:
+                if not held and acquire:
+                    acquire()
+                held = True
+                status = await self._run_agi(ch, route)
+                if release:
+                    release()
+                held = False
+                self.agi_status = status
+                ch.set_var("AGISTATUS", status)
+                route = await self._after_agi(ch)
             limit.cancel()
         except Exception as exc:  # a bug in the simulator must not hang the test: fail the record loudly
             if not self._done.done():
@@ -236,6 +236,104 @@ class Call:
             if self._script_task is not None:
                 self._script_task.cancel()
             self._finish()
+
+    async def _run_agi(self, ch: SimChannel, route: Route) -> str:
+        sim, spec = self.sim, self.spec
+        query = dict(route.query)
+        if route is self.route:
+            query.update(spec.params)
+        script_path = route.flow + ("?" + urlencode(query) if query else "")
+        host, port = sim.fastagi
+        args = (tuple(spec.args) if route is self.route else ()) or route.args
+        appdata = "agi://%s:%d/%s" % (host, port, script_path) + "".join("," + a for a in args)
+        ch.newexten("AGI", appdata, priority=ch.priority)
+        env = self._env(ch, host, port, script_path)
+        self.session = AGISession(sim, self, ch, host, port, env, args)
+        ch.holding_clock = True
+        try:
+            return await self.session.run()
+        finally:
+            ch.holding_clock = False
+
+    # -- redirects (AMI Redirect, Park, transfers of a caller that is not bridged) ----------------------------
+    def goto(self, context: str, exten: str, *, park_timeout: float | None = None) -> None:
+        """Move the caller to context/exten: the AGI sees a hangup (async goto), the channel lives on there."""
+        ch = self.channel
+        if ch is None or ch.hungup:
+            return
+        self._goto = (context, exten, park_timeout)
+        session = self.session
+        if session is not None and session.comeback_context is None:
+            session.comeback(context)
+            if not session.in_command and not session.dead:
+                session._send_notice()
+        ch.post(MediaEvent("hangup", "goto", self.sim.clock.now()))
+
+    async def _after_agi(self, ch: SimChannel) -> Route | None:
+        """The dialplan after the AGI; returns the next flow's route when a redirect led into one."""
+        session = self.session
+        assert session is not None
+        if ch.hungup:
+            return None
+        if self._goto is not None:
+            context, exten, park_timeout = self._goto
+            self._goto = None
+            ch.drain()
+            return await self._continue_at(ch, context, exten, park_timeout)
+        if session.comeback_context is not None:
+            ch.context, ch.exten = session.comeback_context, "s"
+            # the Newexten for s,1 carries the previous application (async goto quirk, agi-07c)
+            ch.newexten(ch.app, ch.appdata, priority=1)
+            ch.newexten("Hangup", "", priority=2)
+            self.note_end("timeout", "comeback")
+            self.hangup_caller_leg(16)
+            return None
+        ch.newexten("NoOp", "AGISTATUS=%s" % self.agi_status, priority=ch.priority + 1)
+        ch.newexten("Hangup", "", priority=ch.priority + 1)
+        self.note_end("service", "dialplan")
+        self.hangup_caller_leg(16)
+        return None
+
+    async def _continue_at(self, ch: SimChannel, context: str, exten: str,
+                           park_timeout: float | None) -> Route | None:
+        sim = self.sim
+        lot = sim.config.parking
+        ch.context, ch.exten = context, exten
+        ch.newexten(ch.app, ch.appdata, priority=1)
+        if park_timeout is not None or exten == lot.parkext:
+            timeout = park_timeout if park_timeout is not None else lot.parkingtime
+            ch.set_var("PARKEDLOT", lot.name)
+            outcome, space = await park_channel(ch, timeout=timeout, parker=ch.name, announce=False,
+                                                on_space=lambda sp: self.destinations.append("parked:%d" % sp))
+            if outcome == "retrieved":
+                await sim.wait_retrieval_end(ch, space)
+                self.note_end("service", "parked")
+            elif outcome == "timeout":
+                self.note_end("timeout", "parked")
+            else:
+                self.note_end("caller", "parked")
+            self.hangup_caller_leg(16)
+            return None
+        route = sim.config.routes.get(exten)
+        if route is not None:
+            ch.priority = 1
+            return route
+        agent = sim.config.agents.get(exten)
+        if agent is not None:
+            target = "Local/%s@%s" % (exten, context)
+            ring = await ring_agent(ch, target, None)
+            self.dials.append((target, ring.status))
+            if ring.status == "ANSWER" and ring.leg is not None:
+                self.destinations.append("agent:" + target)
+                outcome = await talk(ch, ring.leg, ring.other, agent.talk)
+                self.note_end("caller" if outcome == "caller" else "agent", "bridge")
+            else:
+                self.note_end("service", "dial " + ring.status)
+            self.hangup_caller_leg(16)
+            return None
+        self.note_end("service", "goto %s,%s" % (context, exten))
+        self.hangup_caller_leg(16)
+        return None
 
     def _create_channels(self) -> SimChannel:
         sim, spec, route = self.sim, self.spec, self.route
@@ -265,6 +363,12 @@ class Call:
             ch.set_var(name, value)
         ch.priority = prio + 1
         return ch
+
+    def _adopt(self, ch: SimChannel) -> None:
+        self.channel = ch
+        self.linkedid = ch.linkedid
+        self.sim.calls_by_linkedid[ch.linkedid] = self
+        ch.priority = 1
 
     def _env(self, ch: SimChannel, host: str, port: int, script_path: str) -> dict[str, str]:
         local = ch.tech == "Local"
@@ -380,6 +484,8 @@ class SimulatedAsterisk:
         self._mixmons: dict[str, MixMon] = {}
         self._mm_seq = itertools.count(0x7F802800B260, 0x1A0)
         self._calls: list[Call] = []
+        self._jobs: set[asyncio.Task[object]] = set()
+        self.errors: list[BaseException] = []
         self._started = False
         self.pbx.bus.subscribe(self._route_event)
 
@@ -411,6 +517,8 @@ class SimulatedAsterisk:
                     await asyncio.wait_for(asyncio.shield(call._task), 5.0)
                 except (asyncio.TimeoutError, Exception):
                     call._task.cancel()
+        for job in list(self._jobs):
+            job.cancel()
         if self.ami is not None:
             await self.ami.stop()
         if isinstance(self.clock, VirtualClock):
@@ -433,6 +541,16 @@ class SimulatedAsterisk:
         self._calls.append(call)
         if len(self._calls) > 10000:
             self._calls = [c for c in self._calls if not c.done]
+        call.start()
+        return call
+
+    def adopt_call(self, ch: SimChannel, route: Route, script: Sequence[Step] = ()) -> Call:
+        """Put an existing (e.g. AMI-originated, answered) channel into a flow over FastAGI."""
+        spec = CallSpec(flow=route.flow, did=ch.exten, caller_id=ch.caller_num, caller_name=ch.caller_name,
+                        language=ch.language, script=tuple(script), technology=ch.tech)
+        call = Call(self, spec, route)
+        call._existing = ch
+        self._calls.append(call)
         call.start()
         return call
 
@@ -515,6 +633,83 @@ class SimulatedAsterisk:
     def stop_all_mixmonitors(self, ch: SimChannel | None) -> None:
         for mm in [m for m in self._mixmons.values() if m.channel is ch]:
             self._finish_mixmon(mm)   # a hangup ends MixMonitor without a MixMonitorStop event
+
+    # -- call control used by the AMI actions -------------------------------------------------------------------
+    def spawn(self, coro: Awaitable[object]) -> "asyncio.Task[object]":
+        """Run a background job of the PBX (originates, apps of originated channels); errors are kept."""
+        task: asyncio.Task[object] = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+        self._jobs.add(task)
+        task.add_done_callback(self._job_done)
+        return task
+
+    def _job_done(self, task: "asyncio.Task[object]") -> None:
+        self._jobs.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.errors.append(task.exception())  # type: ignore[arg-type]
+
+    def _call_of(self, ch: SimChannel) -> Call | None:
+        call = self.calls_by_linkedid.get(ch.linkedid)
+        if call is not None and ch in (call.channel, call.caller_leg):
+            return call
+        return None
+
+    def _caller_side(self, ch: SimChannel) -> tuple[Call | None, SimChannel | None]:
+        """The call whose caller `ch` is, or is bridged to."""
+        call = self._call_of(ch)
+        if call is not None:
+            return call, call.channel
+        peer = ch.bridge_peer
+        if peer is not None:
+            call = self._call_of(peer)
+            if call is not None:
+                return call, call.channel
+        return None, None
+
+    def hangup_channel(self, ch: SimChannel, cause: int = 0) -> None:
+        """AMI Hangup: the caller of a call, an agent leg, or any other channel."""
+        call = self._call_of(ch)
+        if call is not None:
+            if call.channel is not None and not call.channel.hungup:
+                during = call.session.current if call.session and call.session.in_command else "idle"
+                call.note_end("ami", during or "idle")
+            call.hangup_caller_leg(cause)
+            return
+        ch.hangup(cause)
+        if ch.peer is not None and not ch.peer.hungup:
+            ch.peer.hangup(cause)
+
+    def redirect_channel(self, ch: SimChannel, context: str, exten: str) -> None:
+        call = self._call_of(ch)
+        if call is not None:
+            call.goto(context, exten)
+            return
+        if ch.bridge_peer is not None:           # an agent leg leaves its caller
+            ch.hangup(16)
+            return
+        route = self.config.routes.get(exten)
+        ch.context, ch.exten = context, exten
+        if route is not None:
+            self.adopt_call(ch, route)
+
+    def transfer(self, ch: SimChannel, context: str, exten: str) -> bool:
+        """BlindTransfer/Atxfer: the caller bridged with (or being) `ch` goes to context/exten."""
+        call, caller = self._caller_side(ch)
+        if call is None or caller is None or caller.bridge_peer is None:
+            return False
+        if exten in self.config.routes or exten == self.config.parking.parkext:
+            call.goto(context, exten)
+            return True
+        caller.transfer_to = "Local/%s@%s" % (exten, context)
+        caller.wake()
+        return True
+
+    def park_channel(self, ch: SimChannel, timeout: float | None) -> bool:
+        call, caller = self._caller_side(ch)
+        if call is None:
+            return False
+        lot = self.config.parking
+        call.goto("parkedcalls", lot.parkext, park_timeout=timeout if timeout is not None else lot.parkingtime)
+        return True
 
     # -- parking ----------------------------------------------------------------------------------------------
     def retrieve_parked(self, space: int, talk: float | None = 3.0, retriever: SimChannel | None = None) -> bool:

@@ -1,0 +1,765 @@
+"""AMI actions of the simulated Asterisk: responses and error strings as recorded in ami-11 .. ami-17.
+
+Rules for this file:
+- One handler per action, `async def (session, msg)`; each writes its response through `session.respond()`
+  (Response first, ActionID second) and lets the PBX emit the events (asynchronously, as Asterisk does).
+- List actions answer `EventList: start` + "... will follow", item events carrying the ActionID, then a
+  `...Complete` event with `EventList: Complete` / `ListItems: n`.
+- Header values from the client are only used as lookup keys, dial strings or variable values; nothing from
+  the network reaches a file path except through the same checks as the AGI side (MixMonitor).
+"""
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Awaitable, Callable
+
+from ivr.ami.protocol import Message
+from ivr.sim.bridging import ring_agent
+from ivr.sim.channel import SimChannel
+from ivr.sim.events import STATE_DESC
+from ivr.sim.model import AgentSpec
+from ivr.sim.pbx import QueueMember
+
+if TYPE_CHECKING:
+    from ivr.sim.ami_server import AMISession
+    from ivr.sim.simulator import SimulatedAsterisk
+
+Handler = Callable[["AMISession", Message], Awaitable[None]]
+Pairs = list[tuple[str, str]]
+ACTIONS: dict[str, Handler] = {}
+
+
+def action(name: str) -> Callable[[Handler], Handler]:
+    def deco(fn: Handler) -> Handler:
+        ACTIONS[name.lower()] = fn
+        return fn
+    return deco
+
+
+def _true(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "yes", "true", "on", "y")
+
+
+def _list_start(s: "AMISession", msg: Message, text: str) -> None:
+    s.respond(msg, "Success", [("EventList", "start"), ("Message", text)])
+
+
+def _send_event(s: "AMISession", name: str, msg: Message, pairs: Pairs, *, privilege: str | None = None,
+                action_id_last: bool = False) -> None:
+    head: Pairs = [("Event", name)]
+    if privilege:
+        head.append(("Privilege", privilege))
+    aid = msg.get("ActionID")
+    if aid is not None and not action_id_last:
+        head.append(("ActionID", aid))
+    tail: Pairs = [("ActionID", aid)] if aid is not None and action_id_last else []
+    s.send(head + pairs + tail)
+
+
+def _complete(s: "AMISession", name: str, msg: Message, count: int, extra: Pairs | None = None) -> None:
+    _send_event(s, name, msg, [("EventList", "Complete"), ("ListItems", str(count))] + (extra or []))
+
+
+# -- simple actions -----------------------------------------------------------------------------------------------
+
+@action("Ping")
+async def ping(s: "AMISession", msg: Message) -> None:
+    s.respond(msg, "Success", [("Ping", "Pong"), ("Timestamp", "%.6f" % s.sim.clock.now())])
+
+
+@action("UserEvent")
+async def user_event(s: "AMISession", msg: Message) -> None:
+    s.respond(msg, "Success", [("Message", "Event Sent")])
+    pairs: Pairs = [("UserEvent", msg.get("UserEvent") or "")]
+    aid = msg.get("ActionID")
+    if aid is not None:
+        pairs.append(("ActionID", aid))
+    pairs += [(k, v) for k, v in msg.items() if k.lower() not in ("action", "actionid", "userevent")]
+    s.sim.pbx.bus.emit("UserEvent", "user,all", pairs)
+
+
+@action("Getvar")
+async def getvar(s: "AMISession", msg: Message) -> None:
+    var = msg.get("Variable")
+    if not var:
+        s.respond(msg, "Error", [("Message", "No variable specified")])
+        return
+    name = msg.get("Channel")
+    if name:
+        ch = s.sim.pbx.find_channel(name)
+        if ch is None:
+            s.respond(msg, "Error", [("Message", "No such channel")])
+            return
+        value = ch.expand(var) if var.startswith("${") else ch.get_var(var)
+    else:
+        value = s.sim.pbx.globals.get(var)
+    s.respond(msg, "Success", [("Variable", var), ("Value", value or "")])
+
+
+@action("Setvar")
+async def setvar(s: "AMISession", msg: Message) -> None:
+    var = msg.get("Variable")
+    if not var:
+        s.respond(msg, "Error", [("Message", "No variable specified")])
+        return
+    name = msg.get("Channel")
+    value = msg.get("Value") or ""
+    if name:
+        ch = s.sim.pbx.find_channel(name)
+        if ch is None:
+            s.respond(msg, "Error", [("Message", "No such channel")])
+            return
+        s.respond(msg, "Success", [("Message", "Variable Set")])
+        ch.set_var(var, value)
+    else:
+        s.respond(msg, "Success", [("Message", "Variable Set")])
+        s.sim.pbx.globals[var] = value
+
+
+# -- channels -----------------------------------------------------------------------------------------------------
+
+def _duration(ch: SimChannel) -> str:
+    secs = int(ch.pbx.clock.now() - ch.created)
+    return "%02d:%02d:%02d" % (secs // 3600, secs // 60 % 60, secs % 60)
+
+
+@action("CoreShowChannels")
+async def core_show_channels(s: "AMISession", msg: Message) -> None:
+    _list_start(s, msg, "Channels will follow")
+    chans = list(s.sim.pbx.channels.values())
+    for ch in chans:
+        _send_event(s, "CoreShowChannel", msg, ch.block() + [
+            ("Application", ch.app), ("ApplicationData", ch.appdata), ("Duration", _duration(ch)),
+            ("BridgeId", ch.bridge_id)])
+    _complete(s, "CoreShowChannelsComplete", msg, len(chans))
+
+
+@action("Status")
+async def status(s: "AMISession", msg: Message) -> None:
+    name = msg.get("Channel")
+    pbx = s.sim.pbx
+    if name:
+        ch = pbx.find_channel(name)
+        if ch is None:
+            s.respond(msg, "Error", [("Message", "No such channel")])
+            return
+        chans = [ch]
+    else:
+        chans = list(pbx.channels.values())
+    wanted = [v.strip() for v in (msg.get("Variables") or "").split(",") if v.strip()]
+    _list_start(s, msg, "Channel status will follow")
+    for ch in chans:
+        pairs = ch.block() + [
+            ("Type", ch.tech), ("DNID", ""), ("EffectiveConnectedLineNum", ch.connected_num or ch.caller_num),
+            ("EffectiveConnectedLineName", ch.connected_name or ch.caller_name), ("TimeToHangup", "0"),
+            ("BridgeID", ch.bridge_id), ("Application", ch.app), ("Data", ch.appdata),
+            ("Nativeformats", "(slin)"), ("Readformat", "slin"), ("Readtrans", ""), ("Writeformat", "slin"),
+            ("Writetrans", ""), ("Callgroup", "0"), ("Pickupgroup", "0"),
+            ("Seconds", str(int(pbx.clock.now() - ch.created)))]
+        pairs += [("Variable", "%s=%s" % (v, ch.get_var(v) or "")) for v in wanted]
+        _send_event(s, "Status", msg, pairs, privilege="Call", action_id_last=True)
+    _complete(s, "StatusComplete", msg, len(chans), [("Items", str(len(chans)))])
+
+
+@action("Hangup")
+async def hangup(s: "AMISession", msg: Message) -> None:
+    name = msg.get("Channel")
+    if not name:
+        s.respond(msg, "Error", [("Message", "No channel specified")])
+        return
+    cause_text = msg.get("Cause")
+    cause = int(cause_text) if cause_text and cause_text.strip().isdigit() else 0
+    sim = s.sim
+    if len(name) > 1 and name.startswith("/") and name.endswith("/"):
+        try:
+            rx = re.compile(name[1:-1])
+        except re.error:
+            s.respond(msg, "Error", [("Message", "Invalid regex")])
+            return
+        _list_start(s, msg, "Channels hung up will follow")
+        hit = [ch for ch in list(sim.pbx.channels.values()) if rx.search(ch.name)]
+        for ch in hit:
+            _send_event(s, "ChannelHungup", msg, [("Channel", ch.name)])
+            sim.hangup_channel(ch, cause)
+        _complete(s, "ChannelsHungupListComplete", msg, len(hit))
+        return
+    ch = sim.pbx.find_channel(name)
+    if ch is None:
+        s.respond(msg, "Error", [("Message", "No such channel")])
+        return
+    s.respond(msg, "Success", [("Message", "Channel Hungup")])
+    sim.hangup_channel(ch, cause)
+
+
+@action("Redirect")
+async def redirect(s: "AMISession", msg: Message) -> None:
+    name = msg.get("Channel")
+    if not name:
+        s.respond(msg, "Error", [("Message", "Channel not specified")])
+        return
+    exten, context = msg.get("Exten") or "", msg.get("Context") or ""
+    if not exten:
+        s.respond(msg, "Error", [("Message", "Exten not specified")])
+        return
+    sim = s.sim
+    ch = sim.pbx.find_channel(name)
+    if ch is None:
+        s.respond(msg, "Error", [("Message", "Channel '%s' not found" % name)])
+        return
+    extra_name = msg.get("ExtraChannel")
+    extra = sim.pbx.find_channel(extra_name) if extra_name else None
+    if extra_name and extra is None:
+        s.respond(msg, "Error", [("Message", "ExtraChannel does not exist: %s" % extra_name)])
+        return
+    s.respond(msg, "Success", [("Message", "Dual Redirect successful" if extra else "Redirect successful")])
+    sim.redirect_channel(ch, context, exten)
+    if extra is not None and extra is not ch:
+        sim.redirect_channel(extra, msg.get("ExtraContext") or context, msg.get("ExtraExten") or exten)
+
+
+@action("BlindTransfer")
+async def blind_transfer(s: "AMISession", msg: Message) -> None:
+    name = msg.get("Channel")
+    if not name:
+        s.respond(msg, "Error", [("Message", "No channel specified")])
+        return
+    ch = s.sim.pbx.find_channel(name)
+    if ch is None:
+        s.respond(msg, "Error", [("Message", "No such channel")])
+        return
+    exten, context = msg.get("Exten") or "", msg.get("Context") or ch.context
+    if not exten:
+        s.respond(msg, "Error", [("Message", "No extension specified")])
+        return
+    if not s.sim.transfer(ch, context, exten):
+        s.respond(msg, "Error", [("Message", "Transfer invalid")])
+        return
+    s.respond(msg, "Success", [("Message", "Transfer succeeded")])
+    peer = ch.bridge_peer
+    s.sim.pbx.bus.emit("BlindTransfer", "call,all", [("Result", "Success")] + ch.block("Transferer") + (
+        peer.block("Transferee") if peer else []) + [("IsExternal", "No"), ("Context", context),
+                                                     ("Extension", exten)])
+
+
+@action("Atxfer")
+async def atxfer(s: "AMISession", msg: Message) -> None:
+    name = msg.get("Channel")
+    if not name:
+        s.respond(msg, "Error", [("Message", "No channel specified")])
+        return
+    ch = s.sim.pbx.find_channel(name)
+    if ch is None:
+        s.respond(msg, "Error", [("Message", "Channel specified does not exist")])
+        return
+    exten, context = msg.get("Exten") or "", msg.get("Context") or ch.context
+    if not exten:
+        s.respond(msg, "Error", [("Message", "No extension specified")])
+        return
+    if not s.sim.transfer(ch, context, exten):
+        s.respond(msg, "Error", [("Message", "Transfer invalid")])
+        return
+    s.respond(msg, "Success", [("Message", "Atxfer successfully queued")])
+
+
+# -- parking ------------------------------------------------------------------------------------------------------
+
+@action("Park")
+async def park(s: "AMISession", msg: Message) -> None:
+    name = msg.get("Channel")
+    if not name:
+        s.respond(msg, "Error", [("Message", "Channel not specified")])
+        return
+    ch = s.sim.pbx.find_channel(name)
+    if ch is None:
+        s.respond(msg, "Error", [("Message", "Channel does not exist: %s" % name)])
+        return
+    timeout_text = msg.get("Timeout")
+    timeout = int(timeout_text) / 1000 if timeout_text and timeout_text.strip().isdigit() else None
+    if not s.sim.park_channel(ch, timeout):
+        s.respond(msg, "Error", [("Message", "Park action failed")])
+        return
+    s.respond(msg, "Success", [("Message", "Park successful\n")])  # the real one has this bare LF
+
+
+@action("ParkedCalls")
+async def parked_calls(s: "AMISession", msg: Message) -> None:
+    from ivr.sim.parking import park_fields
+    _list_start(s, msg, "Parked calls will follow")
+    calls = [p for p in s.sim.pbx.parked.values() if not p.done]
+    for p in calls:
+        _send_event(s, "ParkedCall", msg, park_fields(s.sim.pbx, p))
+    _complete(s, "ParkedCallsComplete", msg, len(calls), [("Total", str(len(calls)))])
+
+
+# -- MixMonitor ---------------------------------------------------------------------------------------------------
+
+@action("MixMonitor")
+async def mixmonitor(s: "AMISession", msg: Message) -> None:
+    ch = s.sim.pbx.find_channel(msg.get("Channel") or "")
+    if ch is None:
+        s.respond(msg, "Error", [("Message", "No such channel")])
+        return
+    filename = msg.get("File") or ""
+    mm = s.sim.start_mixmonitor(ch, filename) if filename else None
+    if mm is None:
+        s.respond(msg, "Error", [("Message", "Could not start monitoring channel")])
+        return
+    m = re.search(r"i\(([^)]*)\)", msg.get("Options") or "")
+    if m and m.group(1):
+        ch.set_var(m.group(1), mm.id)
+    s.respond(msg, "Success", [("MixMonitorID", mm.id)] if m else [])
+
+
+@action("MixMonitorMute")
+async def mixmonitor_mute(s: "AMISession", msg: Message) -> None:
+    ch = s.sim.pbx.find_channel(msg.get("Channel") or "")
+    if ch is None:
+        s.respond(msg, "Error", [("Message", "No such channel")])
+        return
+    direction = (msg.get("Direction") or "both").lower()
+    if direction not in ("read", "write", "both"):
+        s.respond(msg, "Error", [("Message", "Invalid direction specified. Must be read, write or both")])
+        return
+    state = "1" if _true(msg.get("State")) else "0"
+    s.respond(msg, "Success", [])
+    ch.emit("MixMonitorMute", "call,all", [("Direction", direction), ("State", state)])
+
+
+@action("StopMixMonitor")
+async def stop_mixmonitor(s: "AMISession", msg: Message) -> None:
+    ch = s.sim.pbx.find_channel(msg.get("Channel") or "")
+    if ch is None:
+        s.respond(msg, "Error", [("Message", "No such channel")])
+        return
+    if not s.sim.stop_mixmonitor(ch, msg.get("MixMonitorID") or None, emit=False):
+        s.respond(msg, "Error", [("Message", "Could not stop monitoring channel")])
+        return
+    s.respond(msg, "Success", [])
+    ch.emit("MixMonitorStop", "call,all")
+
+
+# -- queues -------------------------------------------------------------------------------------------------------
+
+def _member_pairs(q_name: str, m: QueueMember, name_key: str = "MemberName", iface_key: str = "Interface",
+                  ringinuse: bool = True) -> Pairs:
+    pairs: Pairs = [("Queue", q_name), (name_key, m.display_name()), (iface_key, m.interface),
+                    ("StateInterface", m.state_interface or m.interface),
+                    ("Membership", "dynamic" if m.dynamic else "static"), ("Penalty", str(m.penalty)),
+                    ("CallsTaken", str(m.calls_taken)), ("LastCall", str(m.last_call)),
+                    ("LastPause", str(m.last_pause)), ("LoginTime", str(m.login_time)),
+                    ("InCall", "1" if m.in_call else "0"), ("Status", "2" if m.in_call else "1"),
+                    ("Paused", "1" if m.paused else "0"), ("PausedReason", m.reason)]
+    if ringinuse:
+        pairs.append(("Ringinuse", "1"))
+    pairs.append(("Wrapuptime", "0"))
+    return pairs
+
+
+@action("QueueAdd")
+async def queue_add(s: "AMISession", msg: Message) -> None:
+    iface = msg.get("Interface")
+    qname = msg.get("Queue")
+    if not iface:
+        s.respond(msg, "Error", [("Message", "'Interface' not specified.")])
+        return
+    if not qname:
+        s.respond(msg, "Error", [("Message", "'Queue' not specified.")])
+        return
+    q = s.sim.pbx.queue(qname)
+    if q is None:
+        s.respond(msg, "Error", [("Message", "Unable to add interface to queue: No such queue")])
+        return
+    if iface in q.members:
+        s.respond(msg, "Error", [("Message", "Unable to add interface: Already there")])
+        return
+    now = int(s.sim.clock.now())
+    m = QueueMember(iface, name=msg.get("MemberName") or "", state_interface=msg.get("StateInterface") or "",
+                    paused=_true(msg.get("Paused")), reason=msg.get("Reason") or "",
+                    penalty=int(msg.get("Penalty") or 0) if (msg.get("Penalty") or "0").isdigit() else 0,
+                    dynamic=True, last_pause=now, login_time=now)
+    q.members[iface] = m
+    s.respond(msg, "Success", [("Message", "Added interface to queue")])
+    s.sim.pbx.bus.emit("QueueMemberAdded", "agent,all", _member_pairs(qname, m))
+    q.wake_callers()
+
+
+@action("QueueRemove")
+async def queue_remove(s: "AMISession", msg: Message) -> None:
+    iface, qname = msg.get("Interface"), msg.get("Queue")
+    if not iface:
+        s.respond(msg, "Error", [("Message", "'Interface' not specified.")])
+        return
+    q = s.sim.pbx.queue(qname or "")
+    if q is None:
+        s.respond(msg, "Error", [("Message", "Unable to remove interface from queue: No such queue")])
+        return
+    m = q.members.pop(iface, None)
+    if m is None:
+        s.respond(msg, "Error", [("Message", "Unable to remove interface: Not there")])
+        return
+    s.respond(msg, "Success", [("Message", "Removed interface from queue")])
+    s.sim.pbx.bus.emit("QueueMemberRemoved", "agent,all", _member_pairs(q.spec.name, m))
+
+
+@action("QueuePause")
+async def queue_pause(s: "AMISession", msg: Message) -> None:
+    iface = msg.get("Interface")
+    if not iface:
+        s.respond(msg, "Error", [("Message", "Need 'Interface' and 'Paused' parameters.")])
+        return
+    paused = _true(msg.get("Paused"))
+    qname = msg.get("Queue")
+    queues = [s.sim.pbx.queue(qname)] if qname else list(s.sim.pbx.queues.values())
+    hits = [(q, q.members[iface]) for q in queues if q is not None and iface in q.members]
+    if not hits:
+        s.respond(msg, "Error", [("Message", "Interface not found")])
+        return
+    s.respond(msg, "Success", [("Message", "Interface %s successfully" % ("paused" if paused else "unpaused"))])
+    for q, m in hits:
+        m.paused = paused
+        m.reason = (msg.get("Reason") or "") if paused else ""
+        m.last_pause = int(s.sim.clock.now())
+        s.sim.pbx.bus.emit("QueueMemberPause", "agent,all", _member_pairs(q.spec.name, m))
+        q.wake_callers()
+
+
+@action("QueueSummary")
+async def queue_summary(s: "AMISession", msg: Message) -> None:
+    _list_start(s, msg, "Queue summary will follow")
+    qname = msg.get("Queue")
+    queues = [q for q in s.sim.pbx.queues.values() if not qname or q.spec.name == qname]
+    now = s.sim.clock.now()
+    for q in queues:
+        logged = [m for m in q.members.values()]
+        avail = [m for m in logged if s.sim.pbx.member_available(m)]
+        longest = max((now - c.queue_joined for c in q.callers), default=0)
+        pairs: Pairs = [("Queue", q.spec.name), ("LoggedIn", str(len(logged))), ("Available", str(len(avail))),
+                        ("Callers", str(len(q.callers))), ("HoldTime", str(int(q.avg_hold()))),
+                        ("TalkTime", str(int(q.avg_talk()))), ("LongestHoldTime", str(int(longest)))]
+        _send_event(s, "QueueSummary", msg, pairs, action_id_last=True)
+    _complete(s, "QueueSummaryComplete", msg, len(queues))
+
+
+@action("QueueStatus")
+async def queue_status(s: "AMISession", msg: Message) -> None:
+    _list_start(s, msg, "Queue status will follow")
+    qname = msg.get("Queue")
+    queues = [q for q in s.sim.pbx.queues.values() if not qname or q.spec.name == qname]
+    now = s.sim.clock.now()
+    items = 0
+    for q in queues:
+        _send_event(s, "QueueParams", msg, [
+            ("Queue", q.spec.name), ("Max", "0"), ("Strategy", q.spec.strategy), ("Calls", str(len(q.callers))),
+            ("Holdtime", str(int(q.avg_hold()))), ("TalkTime", str(int(q.avg_talk()))),
+            ("Completed", str(q.completed)), ("Abandoned", str(q.abandoned)), ("ServiceLevel", "0"),
+            ("ServicelevelPerf", "0.0"), ("ServicelevelPerf2", "0.0"), ("Weight", "0")], action_id_last=True)
+        items += 1
+        for m in q.members.values():
+            _send_event(s, "QueueMember", msg, _member_pairs(q.spec.name, m, "Name", "Location", ringinuse=False),
+                        action_id_last=True)
+            items += 1
+        for pos, c in enumerate(q.callers, 1):
+            _send_event(s, "QueueEntry", msg, [
+                ("Queue", q.spec.name), ("Position", str(pos)), ("Channel", c.name), ("Uniqueid", c.uniqueid),
+                ("CallerIDNum", c.caller_num or "<unknown>"), ("CallerIDName", c.caller_name or "<unknown>"),
+                ("ConnectedLineNum", c.connected_num or "<unknown>"),
+                ("ConnectedLineName", c.connected_name or "<unknown>"),
+                ("Wait", str(int(now - c.queue_joined))), ("Priority", "0")], action_id_last=True)
+            items += 1
+    _complete(s, "QueueStatusComplete", msg, items)
+
+
+# -- Command (CLI) ------------------------------------------------------------------------------------------------
+
+@action("Command")
+async def command(s: "AMISession", msg: Message) -> None:
+    cmd = " ".join((msg.get("Command") or "").split())
+    sim = s.sim
+    out = _cli(sim, cmd)
+    if out is None:
+        word = cmd.split(" ")[0] if cmd else ""
+        s.respond(msg, "Error", [("Message", "Command output follows"),
+                                 ("Output", "No such command '%s' (type 'core show help %s' for other possible "
+                                            "commands)" % (cmd, " ".join(cmd.split(" ")[:2]) or word))])
+        return
+    s.respond(msg, "Success", [("Message", "Command output follows")] + [("Output", line) for line in out])
+
+
+def _uptime(seconds: int) -> str:
+    minutes, secs = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    parts = []
+    if hours:
+        parts.append("%d hour%s" % (hours, "" if hours == 1 else "s"))
+    if minutes:
+        parts.append("%d minute%s" % (minutes, "" if minutes == 1 else "s"))
+    parts.append("%d second%s" % (secs, "" if secs == 1 else "s"))
+    return ", ".join(parts)
+
+
+def _cli(sim: "SimulatedAsterisk", cmd: str) -> list[str] | None:
+    low = cmd.lower()
+    if low == "core show version":
+        return ["Asterisk 22.10.1 built by ivr-sim on a x86_64 running Linux (simulated)"]
+    if low == "core show uptime":
+        up = _uptime(int(sim.clock.now() - sim.pbx.started))
+        return ["System uptime: " + up, "Last reload: " + up]
+    if low in ("core show channels", "core show channels concise"):
+        chans = list(sim.pbx.channels.values())
+        if low.endswith("concise"):
+            return ["!".join([c.name, c.context, c.exten, str(c.priority), STATE_DESC.get(c.state, ""), c.app,
+                              c.appdata, c.caller_num, "", "", "3", str(int(sim.clock.now() - c.created)),
+                              c.bridge_peer.name if c.bridge_peer else "(None)", c.uniqueid]) for c in chans]
+        lines = ["%-64s %-32s %-7s %s" % ("Channel", "Location", "State", "Application(Data)")]
+        for c in chans:
+            lines.append("%-64s %-32s %-7s %s" % (c.name, "%s@%s:%d" % (c.exten, c.context, c.priority),
+                                                  STATE_DESC.get(c.state, ""), "%s(%s)" % (c.app, c.appdata)))
+        lines.append("%d active channel%s" % (len(chans), "" if len(chans) == 1 else "s"))
+        lines.append("%d active call%s" % (len(sim.live_calls), "" if len(sim.live_calls) == 1 else "s"))
+        lines.append("%d call%s processed" % (sim.finished_calls, "" if sim.finished_calls == 1 else "s"))
+        return lines
+    if low.startswith("queue show"):
+        lines = []
+        for q in sim.pbx.queues.values():
+            lines.append("%s has %d calls (max unlimited) in '%s' strategy (%ds holdtime, %ds talktime), W:0, "
+                         "C:%d, A:%d, SL:0.0%%, SL2:0.0%% within 0s" % (
+                             q.spec.name, len(q.callers), q.spec.strategy, int(q.avg_hold()), int(q.avg_talk()),
+                             q.completed, q.abandoned))
+            lines.append("   Members: " if q.members else "   No Members")
+            for m in q.members.values():
+                lines.append("      %s (%s)%s" % (m.display_name(), m.interface, " (paused)" if m.paused else ""))
+            lines.append("   No Callers" if not q.callers else "   Callers: ")
+        return lines
+    if low == "parking show":
+        return ["Parking lot: %s" % sim.config.parking.name] + [
+            "Space: %d  Channel: %s" % (p.space, p.channel.name) for p in sim.pbx.parked.values()]
+    return None
+
+
+# -- Originate ----------------------------------------------------------------------------------------------------
+
+def _callerid(text: str) -> tuple[str, str]:
+    m = re.match(r'\s*"?([^"<]*?)"?\s*<([^>]*)>', text)
+    if m:
+        return m.group(2).strip(), m.group(1).strip()
+    return text.strip(), ""
+
+
+@action("Originate")
+async def originate(s: "AMISession", msg: Message) -> None:
+    channel = msg.get("Channel")
+    if not channel:
+        s.respond(msg, "Error", [("Message", "Channel not specified")])
+        return
+    exten, context, priority = msg.get("Exten"), msg.get("Context"), msg.get("Priority")
+    application = msg.get("Application")
+    if exten and not (context and priority):
+        s.respond(msg, "Error", [("Message", "Originate with 'Exten' requires 'Context' and 'Priority'")])
+        return
+    if not exten and not application:
+        s.respond(msg, "Error", [("Message", "Originate with no Exten or Application")])
+        return
+    timeout_text = msg.get("Timeout")
+    timeout = int(timeout_text) / 1000 if timeout_text and timeout_text.strip().isdigit() else 30.0
+    variables: dict[str, str] = {}
+    for v in msg.getall("Variable"):
+        for part in v.split(","):
+            k, sep, val = part.partition("=")
+            if sep:
+                variables[k.strip()] = val
+    num, name = _callerid(msg.get("CallerID") or "")
+    job = Originate(s.sim, channel, context or "", exten or "", application or "", msg.get("Data") or "",
+                    timeout, num, name, variables, msg.get("Account") or "", msg.get("ChannelId"),
+                    msg.get("ActionID"))
+    if _true(msg.get("Async")):
+        s.respond(msg, "Success", [("Message", "Originate successfully queued")])
+        s.sim.spawn(job.run())
+        return
+    ok = await job.run()
+    if ok:
+        s.respond(msg, "Success", [("Message", "Originate successfully queued")])
+    else:
+        s.respond(msg, "Error", [("Message", "Originate failed")])
+
+
+class Originate:
+    """One Originate: dial the channel, then run the application or the dialplan target on it."""
+
+    def __init__(self, sim: "SimulatedAsterisk", target: str, context: str, exten: str, app: str, data: str,
+                 timeout: float, num: str, name: str, variables: dict[str, str], account: str,
+                 channel_id: str | None, action_id: str | None) -> None:
+        self.sim = sim
+        self.target, self.context, self.exten, self.app, self.data = target, context, exten, app, data
+        self.timeout, self.num, self.name = timeout, num, name
+        self.variables, self.account, self.channel_id, self.action_id = variables, account, channel_id, action_id
+
+    def _response(self, ok: bool, reason: int, ch: SimChannel | None) -> None:
+        pairs: Pairs = []
+        if self.action_id is not None:
+            pairs.append(("ActionID", self.action_id))
+        pairs += [("Response", "Success" if ok else "Failure"), ("Channel", ch.name if ok and ch else self.target)]
+        if self.app:
+            pairs += [("Application", self.app), ("Data", self.data)]
+        else:
+            pairs += [("Context", self.context), ("Exten", self.exten)]
+        pairs += [("Reason", str(reason)), ("Uniqueid", ch.uniqueid if ok and ch else "<unknown>"),
+                  ("CallerIDNum", (self.num or "<unknown>") if ok else "<unknown>"),
+                  ("CallerIDName", (self.name or "<unknown>") if ok else "<unknown>")]
+        self.sim.pbx.bus.emit("OriginateResponse", "call,all", pairs)
+
+    def _callee(self) -> tuple[AgentSpec | None, str, str, bool]:
+        """(behaviour, exten, context, parked-call retrieval?)"""
+        pbx = self.sim.pbx
+        agent, exten, context = pbx.resolve_agent(self.target)
+        tech = self.target.split("/", 1)[0].lower() if "/" in self.target else ""
+        if tech == "local" and context == "parkedcalls" and exten.isdigit():
+            return AgentSpec(exten, answer_after=0.0, talk=None), exten, context, True
+        if agent is not None:
+            return agent, exten, context, False
+        if tech == "local":
+            if exten in self.sim.config.routes:
+                return AgentSpec(exten, answer_after=0.0, talk=None), exten, context, False
+            return None, exten, context, False
+        return self.sim.config.default_callee, exten, context, False
+
+    async def run(self) -> bool:
+        sim, pbx = self.sim, self.sim.pbx
+        behaviour, exten, context, retrieval = self._callee()
+        if behaviour is None or behaviour.unavailable:
+            if self.target.lower().startswith("local/"):
+                one, two = pbx.local_pair(exten, context)
+                two.hangup(0)
+                one.hangup(0)
+            self._response(False, 0, None)
+            return False
+        if "/" in self.target and self.target.split("/", 1)[0].lower() != "local":
+            endpoint = self.target.split("/", 1)[1]
+            one = pbx.pjsip_channel(endpoint.split("@")[0], context=self.context or context, exten=exten,
+                                    caller_num=self.num, caller_name=self.name, language="en",
+                                    accountcode=self.account)
+            two = None
+        else:
+            one, two = pbx.local_pair(exten, context, caller_num=self.num, caller_name=self.name)
+            one.accountcode = self.account
+        if self.channel_id:
+            one.uniqueid = one.linkedid = self.channel_id
+            if two is not None:
+                two.linkedid = self.channel_id
+        for k, v in reversed(list(self.variables.items())):
+            one.set_var(k, v)
+        if behaviour.busy:
+            await sim.clock.sleep(0.001)
+            if two is not None:
+                two.hangup(17)
+            one.hangup(0)
+            self._response(False, 5, None)
+            return False
+        answer_at = behaviour.answer_after
+        if answer_at is None or answer_at >= self.timeout:
+            await sim.clock.sleep(self.timeout)
+            if two is not None:
+                two.hangup(0)
+            one.hangup(0)
+            self._response(False, 3, None)
+            return False
+        if answer_at:
+            await sim.clock.sleep(answer_at)
+        one.set_state(6)
+        if two is not None:
+            two.set_state(6)
+        self._response(True, 4, one)
+        sim.spawn(self._after_answer(one, two, behaviour, retrieval, exten))
+        return True
+
+    async def _after_answer(self, one: SimChannel, two: SimChannel | None, behaviour: AgentSpec,
+                            retrieval: bool, exten: str) -> None:
+        sim = self.sim
+        if retrieval and two is not None:
+            sim.retrieve_parked(int(exten), talk=None, retriever=two)
+        if two is not None and not retrieval and exten in sim.config.routes and two.context != "parkedcalls":
+            sim.adopt_call(two, sim.config.routes[exten], behaviour.script)
+        if self.app:
+            await run_app_on(sim, one, self.app, self.data)
+        elif self.exten in sim.config.routes:
+            call = sim.adopt_call(one, sim.config.routes[self.exten], behaviour.script)
+            await call.finished()
+            return
+        elif self.exten in sim.config.agents:
+            ring = await ring_agent(one, "Local/%s@%s" % (self.exten, self.context), None)
+            if ring.status == "ANSWER" and ring.leg is not None:
+                from ivr.sim.bridging import talk
+                await talk(one, ring.leg, ring.other, sim.config.agents[self.exten].talk)
+        else:
+            await one.pause(behaviour.talk) if behaviour.talk is not None else await one.next_event_kind("hangup")
+        if not one.hungup:
+            sim.hangup_channel(one, 16)
+        if two is not None and not two.hungup:
+            two.hangup(16)
+
+
+async def run_app_on(sim: "SimulatedAsterisk", ch: SimChannel, app: str, data: str) -> None:
+    """Applications an originated channel can run: Wait, Playback, ChanSpy, MusicOnHold, Echo."""
+    ch.newexten(app, data)
+    name = app.lower()
+    if name == "wait":
+        try:
+            await ch.pause(float(data or 0))
+        except ValueError:
+            pass
+    elif name == "playback":
+        from ivr.sim import media
+        for f in data.split(",")[0].split("&"):
+            if (await media.play(ch, f, "")).kind == "hangup":
+                return
+    elif name == "chanspy":
+        await chanspy(sim, ch, data)
+    else:
+        await ch.next_event_kind("hangup")
+
+
+async def chanspy(sim: "SimulatedAsterisk", spyer: SimChannel, data: str) -> None:
+    """ChanSpy(prefix[,options]): listen (q), whisper (w) or barge (B) on the first channel matching prefix."""
+    prefix, _, options = data.partition(",")
+    spyee = None
+    while spyee is None and not spyer.hungup:
+        spyee = next((c for c in sim.pbx.channels.values()
+                      if c is not spyer and c.peer is not spyer and c.name.startswith(prefix) and not c.hungup), None)
+        if spyee is None:
+            ev = await spyer.next_event(sim.clock.now() + 1.0)
+            if ev is not None and ev.kind == "hangup":
+                return
+    if spyee is None:
+        return
+    mode = "barge" if "B" in options else "whisper" if "w" in options else "listen"
+    spyer.set_var("SPYMODE", mode)
+    pairs = spyer.block("Spyer") + spyee.block("Spyee")
+    sim.pbx.bus.emit("ChanSpyStart", "call,all", pairs)
+    spyee.on_hangup(spyer.wake)
+    call = sim.calls_by_linkedid.get(spyee.linkedid)
+    if call is not None:
+        call.spied.append(mode)
+    while not spyer.hungup and not spyee.hungup:
+        await spyer.next_event(None)
+    sim.pbx.bus.emit("ChanSpyStop", "call,all", spyer.block("Spyer") + spyee.block("Spyee"))
+
+
+@action("PlayDTMF")
+async def play_dtmf(s: "AMISession", msg: Message) -> None:
+    ch = s.sim.pbx.find_channel(msg.get("Channel") or "")
+    if ch is None:
+        s.respond(msg, "Error", [("Message", "Channel not found")])
+        return
+    digit = (msg.get("Digit") or "")[:1]
+    if not digit:
+        s.respond(msg, "Error", [("Message", "No digit specified")])
+        return
+    s.respond(msg, "Success", [("Message", "DTMF successfully queued")])
+    call = s.sim.calls_by_linkedid.get(ch.linkedid)
+    if call is not None:
+        call.press(digit)
+
+
+@action("ListCommands")
+async def list_commands(s: "AMISession", msg: Message) -> None:
+    s.respond(msg, "Success", [(name, name) for name in sorted(ACTIONS)])
+
