@@ -7,6 +7,8 @@ Rules for this file:
   from the injected clock (so simulated calls have simulated durations in reports and metrics).
 - A caller hangup anywhere (`CallerHangup`) ends the call cleanly: outcome "abandoned" (or the outcome already
   reached, e.g. a voicemail left before hanging up), with the node where it happened.
+- The outcome is the last decisive event (transferred, parked, voicemail, callback); a call with none is
+  "contained" when the flow ends it. A failed transfer is not decisive.
 - Every other failure ends the call with outcome "error" and a logged reason: an undefined node, a
   `ChannelError`, a bug in a handler, or the step budget (a cycle that never waits for the caller).
 - Metrics: labels are flow and node names from the configuration and fixed words only.
