@@ -48,7 +48,7 @@ def _edge_item(flow: str, edge: GraphEdge) -> Item | None:
             edge.key.startswith("language:") and edge.key != "language:default"):
         return Item(flow, edge.src, "option", edge.key, edge.label or edge.key)
     if edge.key.startswith("rule:"):
-        words = "closed hours" if edge.kind == "closed" else f"rule {edge.label}"
+        words = f"closed hours: {edge.label}" if edge.kind == "closed" else f"rule {edge.label}"
         return Item(flow, edge.src, "branch", edge.key, words)
     return Item(flow, edge.src, "branch", edge.key, _BRANCH_WORDS.get(edge.key, edge.key))
 

@@ -67,7 +67,9 @@ def check(run: CallRun, expect: Expect, flow: str) -> Verdict:
         if gap is not None:
             after = f" after {expect.path[gap - 1]}" if gap else ""
             verdict.failures.append(f"expected {expect.path[gap]}{after}, but the call went {shown}")
-            verdict.diff = path_diff(flow, wanted, actual)
+            # Diff from the first expected node the call did reach: what came before is not in question.
+            start = actual.index(wanted[0]) if wanted and wanted[0] in actual else 0
+            verdict.diff = path_diff(flow, wanted, actual[start:])
     for node in expect.not_visited:
         if qualify(flow, node) in actual:
             verdict.failures.append(f"{node} was visited but should not be: {shown}")

@@ -85,7 +85,7 @@ cases:
     suite = run_suite(flows)
     missing = {item.describe() for item in suite.coverage.missing}
     assert "frontdoor:main_menu branch no input" in missing
-    assert "frontdoor:hours branch closed hours" in missing
+    assert "frontdoor:hours branch closed hours: closed (office)" in missing
     assert "frontdoor:dial_ext branch busy" in missing
     assert "frontdoor:crm branch lookup error" in missing
     assert "frontdoor:main_menu option 0" in missing
