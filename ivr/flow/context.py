@@ -12,6 +12,7 @@ Rules for this file:
 """
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +27,8 @@ from ivr.flow.templates import render
 if TYPE_CHECKING:  # pragma: no cover
     from ivr.flow.lookup import LookupClient
     from ivr.flow.recording import Recorder
+
+log = logging.getLogger(__name__)
 
 ALL_DIGITS = "0123456789*#"
 VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -113,7 +116,10 @@ class CallContext:
     # -- tracing ----------------------------------------------------------------------------------------------
     def emit(self, kind: str, text: str, **data: Any) -> None:
         if self.observer is not None:
-            self.observer(TraceEvent(self.clock(), kind, self.flow.name, self.node_id, text, data))
+            try:
+                self.observer(TraceEvent(self.clock(), kind, self.flow.name, self.node_id, text, data))
+            except Exception:  # a broken observer (a tool's printer) must not change what the caller gets
+                log.exception("trace observer failed on %s event", kind)
 
     @property
     def ref(self) -> str:

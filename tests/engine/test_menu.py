@@ -199,3 +199,15 @@ async def test_dial_template_from_service_settings(run):
     ch = FakeChannel()
     await run(flow, ch, dial_template=es.dial_template)
     assert ch.ops("dial")[0][1] == "SIP/trunk/1001"
+
+
+async def test_broken_observer_does_not_change_the_call(storage):
+    from ivr.flow.engine import FlowEngine
+
+    def boom(event):
+        raise RuntimeError("printer broke")
+
+    ch = FakeChannel(presses=[(0.5, "1")])
+    engine = FlowEngine({"main": menu_flow()}, storage=storage, clock=ch.clock, observer=boom)
+    report = await engine.run(ch, "main")
+    assert report.outcome == "transferred"
