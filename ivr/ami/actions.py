@@ -108,7 +108,7 @@ class OriginateResult:
             reason = -1
         uniqueid = event.get("Uniqueid")
         return cls(response=event.get("Response", "") or "", reason=reason,
-                   uniqueid=uniqueid if uniqueid not in ("", "<null>") else None,
+                   uniqueid=uniqueid if uniqueid not in ("", "<null>", "<unknown>") else None,
                    channel=event.get("Channel"), event=event)
 
 

@@ -76,7 +76,7 @@ class FakeConnection:
 
 
 class FakeAMI:
-    def __init__(self, *, username: str = "ivr", secret: str = "ivrsecret", auth_fail_delay: float = 0.0) -> None:
+    def __init__(self, *, username: str = "ivr", secret: str = "ivrsecret", auth_fail_delay: float = 1.0) -> None:
         self.username = username
         self.secret = secret
         self.auth_fail_delay = auth_fail_delay  # a real Asterisk waits ~1 s; tests keep it short

@@ -259,6 +259,7 @@ async def test_originate_busy(fake: FakeAMI, make_client: Make) -> None:
     client = await connected(make_client)
     result = await client.originate("Local/busy@agents", application="Playback", data="beep", timeout_ms=10000)
     assert not result.success and result.reason == 5 and result.reason_text == "busy"
+    assert result.uniqueid is None  # Asterisk says "Uniqueid: <unknown>" when no channel was made
     assert sorted(sent(fake, "Originate")) == sorted(recorded_request("ami-11-originate-event-stream", "ami-3"))
 
 
@@ -399,6 +400,7 @@ async def test_bytes_split_one_at_a_time(fake: FakeAMI, make_client: Make) -> No
 async def test_drop_fails_pending_and_never_replays(fake: FakeAMI, make_client: Make) -> None:
     fake.on("Originate", lambda conn, msg: [])  # Asterisk dies before answering
     calls: list[int] = []
+    reconnects = sample("ivr_ami_reconnects_total")
     client = await connected(make_client)
     client.on_connected(lambda: calls.append(1))
     task = asyncio.create_task(client.originate("Local/s@x", application="Wait", data="1"))
@@ -411,6 +413,7 @@ async def test_drop_fails_pending_and_never_replays(fake: FakeAMI, make_client: 
     assert fake.logins == 2
     assert client.health().reconnects >= 1
     assert len(fake.received("Originate")) == 1  # sent once, never replayed
+    assert sample("ivr_ami_reconnects_total") >= reconnects + 1
     assert (await client.ping())["Ping"] == "Pong"
 
 
@@ -527,3 +530,13 @@ async def test_list_items_are_counted_as_events(fake: FakeAMI, make_client: Make
     before = sample("ivr_ami_events_total", event="CoreShowChannel")
     await client.core_show_channels()
     assert sample("ivr_ami_events_total", event="CoreShowChannel") == before + 6
+
+
+def test_backoff_grows_exponentially_with_jitter_and_is_capped() -> None:
+    import random
+
+    client = AMIClient("127.0.0.1", 1, backoff_min=1.0, backoff_max=8.0, rng=random.Random(3))
+    for attempt, base in [(1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (5, 8.0), (20, 8.0)]:
+        delays = {client._backoff(attempt) for _ in range(50)}
+        assert all(base / 2 <= d <= base for d in delays)
+        assert len(delays) > 40  # jittered, not in lockstep
