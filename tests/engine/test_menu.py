@@ -211,3 +211,13 @@ async def test_broken_observer_does_not_change_the_call(storage):
     engine = FlowEngine({"main": menu_flow()}, storage=storage, clock=ch.clock, observer=boom)
     report = await engine.run(ch, "main")
     assert report.outcome == "transferred"
+
+
+async def test_menu_option_object_with_a_verb(run):
+    flow = make_flow({
+        "a": {"type": "menu", "greeting": ["menu"], "options": {"1": "b", "5": "bye"}},
+        "b": {"type": "menu", "greeting": ["sub"], "options": {"9": {"goto": "back", "label": "Back"}}},
+        "bye": {"type": "hangup"},
+    })
+    report = await run(flow, FakeChannel(presses=[(0.5, "1"), (1.0, "9"), (2.0, "5")]))
+    assert report.path == ["main:a", "main:b", "main:a", "main:bye"]

@@ -149,24 +149,21 @@ async def run(node: MenuNode, ctx: CallContext) -> Goto | Finish:
             before = list(node.invalid.prompts)
             continue
         MENU_CHOICES.labels(ctx.flow.name, ctx.node_id, choice).inc()
-        if isinstance(option, str) and option in MENU_VERBS:
-            ctx.emit("choice", f"{choice} -> {option}", choice=choice, option=option)
-            target = None
-            if option == "back":
-                target = ctx.menu_back()
-            elif option == "top":
-                target = ctx.menu_top()
-            if target is None or target == ctx.ref:
-                ctx.tick()  # a caller pressing repeat forever still hits the step budget
-                before = []
-                continue
-            return Goto(target, "valid", f"option {choice}: {option}")
         if isinstance(option, str):
             target = option
         elif isinstance(option, MenuOption):
             target = option.goto
         else:  # an inline node: it lives at "<menu>.<digits>"
             target = f"{ctx.flow.name}:{ctx.node_id}.{choice}"
+        if target in MENU_VERBS:  # `'9': back` or `'9': {goto: back, label: ...}`
+            verb = target
+            ctx.emit("choice", f"{choice} -> {verb}", choice=choice, option=verb)
+            target = {"back": ctx.menu_back, "top": ctx.menu_top}.get(verb, lambda: None)()
+            if target is None or target == ctx.ref:
+                ctx.tick()  # a caller pressing repeat forever still hits the step budget
+                before = []
+                continue
+            return Goto(target, "valid", f"option {choice}: {verb}")
         label = option.label if isinstance(option, MenuOption) and option.label else target
         ctx.emit("choice", f"{choice} -> {label}", choice=choice, target=target)
         return Goto(target, "valid", f"option {choice}")
