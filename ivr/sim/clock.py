@@ -47,6 +47,11 @@ class Clock(Protocol):
     def hold(self) -> Iterator[None]:
         """While held, virtual time does not advance (no-op on the real clock)."""
 
+    def acquire(self) -> None:
+        """`hold()` without a context (balanced by `release()`)."""
+
+    def release(self) -> None: ...
+
 
 class RealClock:
     """Wall-clock time; timers are asyncio timers."""
@@ -69,6 +74,12 @@ class RealClock:
     @contextmanager
     def hold(self) -> Iterator[None]:
         yield
+
+    def acquire(self) -> None:
+        """No-op: real time runs regardless."""
+
+    def release(self) -> None:
+        """No-op: real time runs regardless."""
 
 
 class _VirtualTimer:

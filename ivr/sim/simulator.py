@@ -383,21 +383,6 @@ class Call:
             "accountcode": ch.accountcode, "threadid": str(self.sim.next_threadid()),
         }
 
-    async def _after_agi(self, ch: SimChannel) -> None:
-        session = self.session
-        assert session is not None
-        if session.comeback_context is not None and not ch.hungup:
-            ch.context, ch.exten = session.comeback_context, "s"
-            ch.newexten("Hangup", "", priority=2)
-            self.note_end("service", "comeback")
-            self.hangup_caller_leg(16)
-            return
-        if not ch.hungup:
-            ch.newexten("NoOp", "AGISTATUS=%s" % self.agi_status, priority=ch.priority + 1)
-            ch.newexten("Hangup", "", priority=ch.priority + 1)
-            self.note_end("service", "dialplan")
-            self.hangup_caller_leg(16)
-
     def _finish(self) -> None:
         self.sim.stop_all_mixmonitors(self.channel)
         if self.caller_leg is not None and not self.caller_leg.hungup:
@@ -581,11 +566,14 @@ class SimulatedAsterisk:
         return next(self._threadids)
 
     def _route_event(self, ev: Event) -> None:
-        linkedid = ev.get("Linkedid")
-        if linkedid:
-            call = self.calls_by_linkedid.get(linkedid)
-            if call is not None:
-                call.events.append(ev)
+        """Give each call the events of its channels (Linkedid, ParkeeLinkedid, SpyeeLinkedid ...)."""
+        seen: set[str] = set()
+        for key, value in ev.pairs:
+            if key.endswith("Linkedid") and value not in seen:
+                seen.add(value)
+                call = self.calls_by_linkedid.get(value)
+                if call is not None:
+                    call.events.append(ev)
 
     def note_destination(self, session: AGISession, dest: str) -> None:
         session.call.destinations.append(dest)
