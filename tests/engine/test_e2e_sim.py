@@ -153,3 +153,20 @@ async def test_stale_comeback_node_falls_back_to_start(stack):
 async def test_unknown_flow_is_noroute(stack):
     record, report = await call(stack, [], flow_override="nosuch", reports_expected=0)
     assert record.variables["IVR_STATUS"] == "NOROUTE"
+
+
+async def test_billing_account_input_confirm_lookup_and_recording_pause(stack):
+    script = TO_MAIN_MENU + [Press("3"), NextPrompt(0.5), Press("123456#"), NextPrompt(), NextPrompt(0.3), Press("1")]
+    record, report = await call(stack, script)
+    assert report.path[5:] == ["main:billing_pause_recording", "main:billing_account", "main:crm_lookup",
+                               "main:billing_route", "main:billing_balance_intro", "main:billing_balance",
+                               "main:billing_resume_recording", "main:billing_queue"]
+    assert report.variables["account"] == "123456" and report.variables["balance"] == "42"
+    cmds = record.commands()
+    assert "SAY DIGITS 123456 \"0123456789*#\"" in cmds
+    assert "SAY NUMBER 42 \"\"" in cmds
+    mix = [c for c in cmds if "MixMonitor" in c]
+    assert mix[0].startswith('EXEC MixMonitor "') and mix[0].endswith(',i(IVR_MIXMONITOR_ID)"')
+    assert mix[1].startswith("EXEC StopMixMonitor")            # account number is not recorded
+    assert mix[2].endswith(',ai(IVR_MIXMONITOR_ID)"')          # resumed into the same file
+    assert report.outcome == "transferred" and report.end_target == "queue:billing"
