@@ -447,3 +447,16 @@ async def test_comeback_restores_recording_and_consent(run):
     assert "/p/en/consent" not in second.played()      # not asked again
     assert second.ops("mixmonitor") == []               # the running MixMonitor is not doubled
     assert report.variables["recording_consent"] == "yes"
+
+
+async def test_storage_failure_is_a_typed_error(run):
+    from ivr.storage import StorageError
+
+    class BrokenStorage:
+        async def add_voicemail(self, vm):
+            raise StorageError("disk full: /var/lib/ivr/ivr.db")
+
+    run.storage = BrokenStorage()
+    report = await run(vm_flow(), FakeChannel(record_seconds=5.0))
+    assert report.outcome == "error"
+    assert "recorded but not stored: disk full" in report.error

@@ -46,12 +46,15 @@ async def run(node: CallbackNode, ctx: CallContext) -> Goto | Finish:
         if answer is None:
             answer = await ctx.next_digit(ctx.settings.confirm_wait)
         if answer == CONFIRM:
-            from ivr.storage import CallbackRequest
+            from ivr.storage import CallbackRequest, StorageError
 
-            request_id = await ctx.storage.add_callback(CallbackRequest(
-                number=number, queue=node.queue, caller_name=ctx.info.caller_name,
-                source_call_id=ctx.info.uniqueid, language=ctx.language, requested_at=ctx.now(),
-            ))
+            try:
+                request_id = await ctx.storage.add_callback(CallbackRequest(
+                    number=number, queue=node.queue, caller_name=ctx.info.caller_name,
+                    source_call_id=ctx.info.uniqueid, language=ctx.language, requested_at=ctx.now(),
+                ))
+            except StorageError as exc:
+                raise EngineError(f"callback {ctx.ref}: the request for {number} could not be stored: {exc}") from exc
             CALLBACKS.labels(node.queue, "requested").inc()
             ctx.outcome, ctx.end_target = "callback", f"callback:{node.queue}"
             ctx.variables["callback_id"] = str(request_id)

@@ -33,12 +33,16 @@ async def run(node: VoicemailNode, ctx: CallContext) -> Goto:
     ctx.emit("voicemail", f"recording ended by {result.reason} after {result.seconds:.1f} s",
              reason=result.reason, seconds=result.seconds)
     if result.seconds >= MIN_SECONDS:
-        from ivr.storage import Voicemail
+        from ivr.storage import StorageError, Voicemail
 
-        vm_id = await ctx.storage.add_voicemail(Voicemail(
-            mailbox=mailbox, caller=ctx.info.caller_id, path=f"{path}.{FORMAT}", seconds=result.seconds,
-            flow=ctx.flow.name, call_id=ctx.info.uniqueid, created_at=ctx.now(),
-        ))
+        try:
+            vm_id = await ctx.storage.add_voicemail(Voicemail(
+                mailbox=mailbox, caller=ctx.info.caller_id, path=f"{path}.{FORMAT}", seconds=result.seconds,
+                flow=ctx.flow.name, call_id=ctx.info.uniqueid, created_at=ctx.now(),
+            ))
+        except StorageError as exc:
+            raise EngineError(f"voicemail {ctx.ref}: the message {path}.{FORMAT} was recorded but not stored: "
+                              f"{exc}") from exc
         VOICEMAILS.labels(ctx.flow.name).inc()
         ctx.outcome, ctx.end_target = "voicemail", f"voicemail:{mailbox}"
         ctx.variables["voicemail_id"] = str(vm_id)
