@@ -37,9 +37,10 @@ from ivr import metrics
 
 log = logging.getLogger(__name__)
 
+# Exactly the events QueueStats has a handler for (AgentCalled/AgentDump change no KPI and are not subscribed).
 QUEUE_EVENTS = frozenset({
-    "QueueCallerJoin", "QueueCallerLeave", "QueueCallerAbandon", "AgentCalled", "AgentConnect", "AgentComplete",
-    "AgentRingNoAnswer", "AgentDump", "QueueMemberAdded", "QueueMemberRemoved", "QueueMemberStatus",
+    "QueueCallerJoin", "QueueCallerLeave", "QueueCallerAbandon", "AgentConnect", "AgentComplete",
+    "AgentRingNoAnswer", "QueueMemberAdded", "QueueMemberRemoved", "QueueMemberStatus",
     "QueueMemberPause", "QueueMemberPenalty", "QueueMemberRinginuse",
 })
 # A hangup of a waiting caller's own channel: needed to tell an abandon from a Queue() timeout.

@@ -3,7 +3,6 @@ variable, the layout is a valid grid, and the panels the issue asks for are ther
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import yaml

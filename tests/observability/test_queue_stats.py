@@ -318,3 +318,9 @@ def test_replay_agi_07(stats: QueueStats, clock: FakeClock, deltas: Deltas) -> N
     assert d("ivr_queue_wait_seconds_sum", queue="testq", result="timeout") == 4
     # The static member was learnt from QueueMemberStatus alone; it ends free (Status 1, InCall 0).
     assert stats.snapshot()["agiq"].agents["available"] == 1
+
+
+def test_subscribed_events_are_exactly_the_handled_ones() -> None:
+    from ivr.queue_stats import HANGUP_EVENTS, QUEUE_EVENTS
+    assert QUEUE_EVENTS == set(QueueStats._HANDLERS)
+    assert HANGUP_EVENTS == {"HangupRequest", "SoftHangupRequest", "Hangup"}
