@@ -22,6 +22,11 @@ from ivr.flow.model import (
 )
 from ivr.yamlsource import Problem, suggest
 
+# Variables every call has, or that nodes set without naming them in the flow (see docs/flows.md, Templates).
+BUILTIN_VARIABLES = frozenset({
+    "caller_id", "caller_name", "dnid", "uniqueid", "channel", "context", "extension", "flow", "language",
+    "dialed", "lookup_error", "voicemail_id", "callback_id", "recording_consent",
+})
 PROMPT_EXTENSIONS = (".wav", ".gsm", ".ulaw", ".alaw", ".sln", ".sln16", ".g722", ".WAV")
 # Node kinds that take no time at all: a cycle made only of these would spin without the caller hearing anything.
 INSTANT_KINDS = frozenset({"set", "goto", "route", "lookup"})
@@ -128,13 +133,59 @@ def prompt_refs(node: object, path: tuple) -> list[PromptRef]:
     return out
 
 
+def template_fields(node: object, path: tuple) -> list[tuple[tuple, str]]:
+    """Every template text of a node (and its inline option nodes), with its path."""
+    out: list[tuple[tuple, str]] = []
+    if isinstance(node, SayNode):
+        out.append((path + ("value",), node.value))
+    elif isinstance(node, SetNode):
+        out.extend((path + ("variables", k), v) for k, v in node.variables.items())
+    elif isinstance(node, LookupNode):
+        out.append((path + ("url",), node.url))
+        out.extend((path + ("headers", k), v) for k, v in node.headers.items())
+        out.extend((path + ("body", k), v) for k, v in node.body.items())
+    elif isinstance(node, TransferNode):
+        out.extend((path + (f,), getattr(node, f)) for f in ("extension", "dial", "queue") if getattr(node, f))
+    elif isinstance(node, VoicemailNode):
+        out.append((path + ("mailbox",), node.mailbox))
+    elif isinstance(node, MenuNode):
+        for digits, option in node.options.items():
+            if not isinstance(option, (str, MenuOption)):
+                out.extend(template_fields(option, path + ("options", digits)))
+    return out
+
+
+def assigned_variables(flow: Flow) -> set[str]:
+    """Variables a flow sets somewhere (initial variables, set, input, lookup maps, inline nodes included)."""
+    names = set(flow.variables)
+
+    def visit(node: object) -> None:
+        if isinstance(node, SetNode):
+            names.update(node.variables)
+        elif isinstance(node, InputNode):
+            names.add(node.variable)
+        elif isinstance(node, LookupNode):
+            names.update(node.map)
+        elif isinstance(node, MenuNode):
+            for option in node.options.values():
+                if not isinstance(option, (str, MenuOption)):
+                    visit(option)
+
+    for node in flow.nodes.values():
+        visit(node)
+    return names
+
+
 def check_flow_set(flow_set: FlowSet, prompts_dir: Path | None = None) -> list[Problem]:
     """Run every graph check on every flow. `prompts_dir` enables the missing-sound-file warnings."""
     problems: list[Problem] = []
     entries = _cross_flow_entries(flow_set)
+    # A call keeps its variables across flows (flow:node), so names set in any flow count as known.
+    known = BUILTIN_VARIABLES.union(*(assigned_variables(flow) for flow in flow_set.flows.values()))
     for name, flow in flow_set.flows.items():
         checker = _FlowChecker(flow_set, flow, flow_set.sources[name], entries.get(name, set()), prompts_dir)
         problems.extend(checker.run())
+        problems.extend(checker.check_templates(known))
     return problems
 
 
@@ -353,6 +404,39 @@ class _FlowChecker:
                     self.warn(("prompts", prompt_id, lang, "file"), f"prompt file {variant.file!r} not found in "
                               f"{self.prompts_dir}", "record it, or run `python main.py prompts build`",
                               "missing-file")
+
+    # --- templates and lookups -------------------------------------------------------------------------
+
+    def check_templates(self, known: set[str]) -> list[Problem]:
+        from ivr.flow.templates import TemplateError, template_names
+
+        fields = [(("variables", k), v) for k, v in self.flow.variables.items()]
+        fields.append((("recording", "file"), self.flow.recording.file))
+        for node_id, node in self.flow.nodes.items():
+            fields.extend(template_fields(node, ("nodes", node_id)))
+        problems: list[Problem] = []
+        for path, text in fields:
+            try:
+                names = template_names(text)
+            except TemplateError as exc:
+                problems.append(self.source.problem(path, f"bad template {text!r}",
+                                                    str(exc).split(": ", 1)[-1], code="bad-template", at_key=False))
+                continue
+            for name in sorted(names):
+                if name not in known and not name.startswith("param_"):
+                    problems.append(self.source.problem(
+                        path, f"variable {name!r} is never set", suggest(name, known) or
+                        "set it with a set, input or lookup node (it would be empty)", severity="warning",
+                        code="unknown-variable", at_key=False))
+        for node_id, node in self.flow.nodes.items():
+            if isinstance(node, LookupNode):
+                scheme = node.url.split(":", 1)[0].lower() if ":" in node.url else ""
+                if scheme not in ("http", "https"):
+                    problems.append(self.source.problem(
+                        ("nodes", node_id, "url"), f"lookup url {node.url!r} is not http(s)",
+                        "write it like https://crm.example.com/accounts/${account}", code="bad-value",
+                        at_key=False))
+        return problems
 
     # --- schedules and languages -----------------------------------------------------------------------
 

