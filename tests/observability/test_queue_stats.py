@@ -324,3 +324,23 @@ def test_subscribed_events_are_exactly_the_handled_ones() -> None:
     from ivr.queue_stats import HANGUP_EVENTS, QUEUE_EVENTS
     assert QUEUE_EVENTS == set(QueueStats._HANDLERS)
     assert HANGUP_EVENTS == {"HangupRequest", "SoftHangupRequest", "Hangup"}
+
+
+def test_replay_exact_bytes_through_the_ami_parser(stats: QueueStats, deltas: Deltas) -> None:
+    """The same ami-15 replay from the exact bytes (the .jsonl), parsed by ivr.ami.protocol into Message objects."""
+    import json
+
+    from ivr.ami.protocol import AMIParser, Message
+    from tests.observability.transcript import ASTERISK_DIR
+
+    parser = AMIParser()
+    for line in (ASTERISK_DIR / "ami-15-queue.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        if record["dir"] != "asterisk->app":
+            continue
+        for msg in parser.feed(record["data"].encode("utf-8")):
+            if isinstance(msg, Message) and msg.is_event and msg.get("ActionID") is None:
+                stats.apply(msg)
+    assert deltas.delta("ivr_queue_calls_total", queue="testq", result="answered") == 1
+    assert deltas.delta("ivr_queue_calls_total", queue="testq", result="abandoned") == 1
+    assert deltas.delta("ivr_queue_talk_seconds_sum", queue="testq") == 4
