@@ -230,6 +230,8 @@ class AMIServer:
             self._tasks.add(task)
         try:
             await session.run()
+        except asyncio.CancelledError:
+            pass    # stop(): the connection is closed; nothing to report
         finally:
             if task is not None:
                 self._tasks.discard(task)

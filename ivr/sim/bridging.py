@@ -37,19 +37,28 @@ async def ring_agent(ch: "SimChannel", target: str, timeout: float | None) -> Ri
             two.hangup(0)
             one.hangup(0)
         return Ringing("CHANUNAVAIL")
-    one, two = pbx.local_pair(exten, context, linkedid=ch.linkedid, caller_num=ch.caller_num,
-                              caller_name=ch.caller_name, language=ch.language)
+    if target.lower().startswith("local/"):
+        one, two = pbx.local_pair(exten, context, linkedid=ch.linkedid, caller_num=ch.caller_num,
+                                  caller_name=ch.caller_name, language=ch.language)
+    else:   # PJSIP/1001, SIP/x ...: one outgoing channel to the endpoint
+        one = pbx.outbound_channel(target.split("/", 1)[0], exten, linkedid=ch.linkedid, caller_num=ch.caller_num,
+                                   caller_name=ch.caller_name, language=ch.language)
+        two = None
     one.connected_num, one.connected_name = ch.caller_num, ch.caller_name
     dial_string = target.split("/", 1)[-1]
     ch.emit("DialBegin", "call,all", one.block("Dest") + [("DialString", dial_string)])
     status = await _ring(ch, agent, timeout)
     if status != "ANSWER":
         ch.emit("DialEnd", "call,all", one.block("Dest") + [("DialStatus", status)])
-        two.hangup(17 if status == "BUSY" else 0)
-        one.hangup(0)
+        if two is not None:
+            two.hangup(17 if status == "BUSY" else 0)
+            one.hangup(0)
+        else:
+            one.hangup(17 if status == "BUSY" else 0)
         return Ringing(status)
     one.set_state(6)
-    two.set_state(6)
+    if two is not None:
+        two.set_state(6)
     ch.emit("DialEnd", "call,all", one.block("Dest") + [("DialStatus", "ANSWER")])
     return Ringing("ANSWER", one, two)
 

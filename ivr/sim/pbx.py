@@ -131,6 +131,15 @@ class PBX:
         ch.emit("Newchannel", "call,all")
         return ch
 
+    def outbound_channel(self, tech: str, endpoint: str, *, linkedid: str, caller_num: str = "",
+                         caller_name: str = "", language: str = "en") -> SimChannel:
+        """A channel Asterisk dials out on (PJSIP/<endpoint>-<seq>), state Down until answered."""
+        name = "%s/%s-%08x" % (tech, endpoint, next(self._chan_seq))
+        ch = self.new_channel(name, linkedid=linkedid, state=0, context="from-internal", exten=endpoint,
+                              caller_num=caller_num, caller_name=caller_name, language=language, tech=tech)
+        ch.emit("Newchannel", "call,all")
+        return ch
+
     def find_channel(self, name: str) -> SimChannel | None:
         return self.channels.get(name)
 

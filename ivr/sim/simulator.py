@@ -88,6 +88,7 @@ class CallRecord:
     started: float
     duration: float
     log: list[tuple[str, str]] = field(default_factory=list)
+    spied: list[str] = field(default_factory=list)    # ChanSpy modes a supervisor used: listen/whisper/barge
 
     def commands(self) -> list[str]:
         """Command lines the service sent (without the final newline)."""
@@ -140,6 +141,7 @@ class Call:
         self._done: asyncio.Future[CallRecord] = asyncio.get_running_loop().create_future()
         self._task: asyncio.Task[None] | None = None
         self._script_task: asyncio.Task[None] | None = None
+        self._created: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._existing: SimChannel | None = None           # an originated channel put into a flow
         self._goto: tuple[str, str, float | None] | None = None
         self.spied: list[str] = []                          # ChanSpy modes used on this call
@@ -210,6 +212,7 @@ class Call:
             ch = self._existing if self._existing is not None else self._create_channels()
             if self._existing is not None:
                 self._adopt(ch)
+            self._created.set_result(None)
             script = CallerScript.of(self.spec.script)
             self._script_task = asyncio.get_running_loop().create_task(self._run_script(script.steps))
             limit = clock.call_later(sim.config.max_call_seconds, lambda: self._caller_hangs_up("limit"))
@@ -231,6 +234,8 @@ class Call:
                 self._done.set_exception(exc)
             raise
         finally:
+            if not self._created.done():
+                self._created.set_result(None)
             if held and release:
                 release()
             if self._script_task is not None:
@@ -396,7 +401,8 @@ class Call:
             variables=dict(ch.variables) if ch else {}, events=list(self.events),
             agi_status=self.agi_status, ended=self.ending or Ending("service", "dialplan", self.destinations[-1]),
             destinations=list(self.destinations), recordings=list(self.recordings), dials=list(self.dials),
-            started=self.started, duration=self.sim.clock.now() - self.started, log=list(self.log))
+            started=self.started, duration=self.sim.clock.now() - self.started, log=list(self.log),
+            spied=list(self.spied))
         self._done.set_result(rec)
         self.sim.calls_by_linkedid.pop(self.linkedid, None)
         self.sim.finished_calls += 1
@@ -527,6 +533,7 @@ class SimulatedAsterisk:
         if len(self._calls) > 10000:
             self._calls = [c for c in self._calls if not c.done]
         call.start()
+        await call._created          # the channel exists: call.name / call.uniqueid are usable
         return call
 
     def adopt_call(self, ch: SimChannel, route: Route, script: Sequence[Step] = ()) -> Call:
