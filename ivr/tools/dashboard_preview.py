@@ -229,18 +229,15 @@ def _stat(panel: dict[str, Any], box: Box, rng: random.Random) -> Iterable[str]:
     steps = defaults.get("thresholds", {}).get("steps", [{"color": "#5794f2"}])
     targets = panel.get("targets", [])
     mappings = defaults.get("mappings", [])
-    if mappings:  # value mappings (AMI UP/DOWN): show the "good" mapping
+    if mappings:  # value mappings (AMI UP/DOWN, reload OK/FAILING): show the healthy one
         options = mappings[0]["options"]
-        chosen = options[max(options)]
+        chosen = next((o for o in options.values() if o.get("color") == "green"), options[max(options)])
         yield _text(box.x + box.w / 2, box.y + box.h / 2 + 18, chosen["text"], 34, _colour(chosen["color"]),
                     "middle", "bold")
         return
-    if targets and "{{" in (targets[0].get("legendFormat") or ""):  # text stat (config version)
+    if panel.get("options", {}).get("textMode") == "name":  # the series name is the content (config version)
         for i, name in enumerate(_legends(panel)):
-            value = "0" if "failing" in name else ""
-            line = f"{name}" + (f": {value}" if value else "")
-            yield _text(box.x + box.w / 2, box.y + box.h / 2 + 6 + i * 24, line, 18 if i == 0 else 13,
-                        TEXT if i == 0 else "#73bf69", "middle", "bold" if i == 0 else "normal")
+            yield _text(box.x + box.w / 2, box.y + box.h / 2 + 14 + i * 24, name, 18, TEXT, "middle", "bold")
         return
     lo, hi = _sample_range(panel)
     value = rng.uniform(lo + (hi - lo) * 0.4, hi * 0.9)

@@ -61,7 +61,7 @@ def test_panels_the_issue_asks_for(dash: dict) -> None:
     for wanted in ("active calls", "calls per flow", "outcome mix", "containment", "abandon rate", "node funnel",
                    "menu choices", "transfer success", "service level", "asa", "aht", "queue abandon rate",
                    "agents by state", "parked calls", "recordings", "ami health", "agi latency p50 / p99",
-                   "config version", "config reloads"):
+                   "config version", "config reload", "config reloads"):
         assert wanted in titles, wanted
 
 
