@@ -219,7 +219,9 @@ class QueueStats:
     def _on_join(self, model: QueueModel, event: AMIEvent) -> None:
         uniqueid = event.get("Uniqueid")
         if uniqueid:
-            model.waiting[uniqueid] = self._clock()
+            # setdefault: a Join delivered after a resync already listed the caller keeps the resync's (earlier,
+            # Wait-based) join time; a caller re-entering after QueueCallerLeave was removed and starts again.
+            model.waiting.setdefault(uniqueid, self._clock())
 
     def _on_leave(self, model: QueueModel, event: AMIEvent) -> None:
         uniqueid = event.get("Uniqueid")

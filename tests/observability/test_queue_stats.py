@@ -243,6 +243,13 @@ def test_resync_from_queue_status_and_summary(stats: QueueStats, clock: FakeCloc
     assert sample("ivr_queue_callers", queue="testq") == 0
 
 
+def test_join_racing_with_a_resync_keeps_the_listed_wait(stats: QueueStats, clock: FakeClock) -> None:
+    stats.resync([STATUS_PARAMS, STATUS_MEMBER, STATUS_ENTRY], [SUMMARY])  # caller 2 listed with Wait: 1
+    stats.apply(JOIN_CALLER_2)  # its QueueCallerJoin arrives late (events and list answers are not ordered)
+    assert stats.snapshot()["testq"].longest_wait == 1
+    assert stats.snapshot()["testq"].callers == 1
+
+
 def test_resync_with_empty_lists_forgets_every_queue(stats: QueueStats) -> None:
     stats.apply(PAUSED_AWAY)
     stats.resync([], [])
