@@ -314,22 +314,22 @@ class AMIClient:
                 pass  # best effort: Asterisk forgets the session when the socket closes anyway
         self._closing = True
         self._set_state("closed")
-        for task in (self._runner, self._keepalive):
-            if task is not None:
-                task.cancel()
-        if conn is not None:
-            conn.abort("client closed")
-        self._fail_pending("the AMI client was closed")
-        for sub in list(self._subs_all) + [s for subs in self._subs_by_event.values() for s in subs]:
-            sub.close()
-        for task in list(self._tasks):
+        tasks = [t for t in (self._runner, self._keepalive) if t is not None] + list(self._tasks)
+        for task in tasks:
             task.cancel()
-        for task in [t for t in (self._runner, self._keepalive) if t is not None] + list(self._tasks):
+        for task in tasks:
             try:
                 await task
             except (asyncio.CancelledError, Exception):
                 pass
         self._runner = self._keepalive = None
+        # The runner may have opened a new connection after Asterisk closed the old one on Logoff.
+        for open_conn in {c for c in (conn, self._conn) if c is not None}:
+            open_conn.abort("client closed")
+        self._conn = None
+        self._fail_pending("the AMI client was closed")
+        for sub in list(self._subs_all) + [s for subs in self._subs_by_event.values() for s in subs]:
+            sub.close()
         self.logged_in = False
         metrics.AMI_UP.set(0)
 

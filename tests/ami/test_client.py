@@ -112,7 +112,6 @@ async def test_not_an_ami_port_is_a_protocol_error(make_client: Make) -> None:
     async def http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(b"HTTP/1.1: 400 Bad Request\r\n\r\n")
         await writer.drain()
-        await asyncio.sleep(1)
         writer.close()
 
     server = await asyncio.start_server(http, "127.0.0.1", 0)
@@ -486,7 +485,10 @@ async def test_close_during_reconnect_backoff(fake: FakeAMI, make_client: Make) 
 
 
 async def test_silent_server_gives_banner_timeout(make_client: Make) -> None:
+    writers: list[asyncio.StreamWriter] = []
+
     async def mute(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
         await reader.read()  # accepts, never sends the banner
         writer.close()
 
@@ -498,6 +500,8 @@ async def test_silent_server_gives_banner_timeout(make_client: Make) -> None:
             await client.wait_logged_in(timeout=0.3)
         assert "no AMI banner" in (client.health().last_error or "")
     finally:
+        for writer in writers:
+            writer.transport.abort()
         server.close()
         await server.wait_closed()
 
