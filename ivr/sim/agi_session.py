@@ -176,6 +176,10 @@ class AGISession:
             self.in_command = True
             self.current = cmd.title if cmd.title != "EXEC" or not cmd.args else "EXEC " + cmd.args[0]
             ch.listening = not self.dead
+            speech = self.call.spec.record_speech
+            if speech and cmd.title == "RECORD FILE":
+                now = self.sim.clock.now() + (0.5 if any(w.upper() == "BEEP" for w in cmd.args) else 0.0)
+                ch.voice.append((now, now + speech))
             ch.notify_command(line)
             try:
                 done: Done | None = await handler(self, cmd.args)

@@ -68,6 +68,7 @@ class ParkingLotSpec:
     parkingtime: float = 45.0
     comebackcontext: str = "parkedcallstimeout"
     announce_seconds: float = 2.6   # "says the parking space number" before hold music (no `s` option)
+    retrieved_talk: float = 10.0    # how long a retrieval without a retriever channel lasts
 
 
 @dataclass
@@ -130,5 +131,6 @@ class CallSpec:
     technology: str = "PJSIP"
     trunk: str | None = None
     sends_media: bool = False     # True: ANSWER returns at once (media already flowing)
+    record_speech: float | None = None   # the caller speaks this long whenever a RECORD FILE starts
     context: str | None = None
     accountcode: str = ""

@@ -726,7 +726,10 @@ class SimulatedAsterisk:
             await ch.pause(talk)
             return
         retriever = self._retrievers.pop(space, None)
-        while not ch.hungup and (retriever is None or not retriever.hungup):
+        if retriever is None:      # retrieved without a channel (parking.retrieve): a default conversation
+            await ch.pause(self.config.parking.retrieved_talk)
+            return
+        while not ch.hungup and not retriever.hungup:
             ev = await ch.next_event(None)
             if ev is not None and ev.kind == "hangup":
                 return
