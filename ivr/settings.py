@@ -240,7 +240,7 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_locate_env(problems_from_validation(exc, Settings, positions), from_env)) from None
+        raise ConfigError(_locate_env(problems_from_validation(exc, Settings, positions, data=data), from_env)) from None
 
     settings = _resolve_paths(settings, root)
     settings._source = file.resolve() if file is not None else None

@@ -331,18 +331,64 @@ def _allowed_keys(tp: Any) -> list[str]:
     return []
 
 
-def _resolve_loc(root: type[BaseModel], loc: Sequence[Any], base: PathKey) -> tuple[PathKey, Any, Any]:
-    """pydantic `loc` -> (data path, type at the parent of the last element, type at the last element)."""
+Branches = tuple[tuple[PathKey, str], ...]
+
+
+def _resolve_loc(root: type[BaseModel], loc: Sequence[Any], base: PathKey) -> tuple[PathKey, Any, Any, Branches]:
+    """pydantic `loc` -> (data path, type at the parent of the last element, type at the last element, the union
+    branches taken: (data path of the union, branch label), the first label per data path)."""
     path = base
     tp: Any = root
     parent: Any = root
+    branches: dict[PathKey, str] = {}
     for item in loc:
         new_tp, is_key = _descend(tp, item)
         if is_key:
             parent = tp
             path = path + (item,)
+        elif len(_members(tp)) > 1:
+            branches.setdefault(path, str(item))
         tp = new_tp
-    return path, parent, tp
+    return path, parent, tp, tuple(branches.items())
+
+
+def _value_at(data: Any, path: PathKey) -> Any:
+    for key in path:
+        if isinstance(data, dict) and key in data:
+            data = data[key]
+        elif isinstance(data, list) and isinstance(key, int) and key < len(data):
+            data = data[key]
+        else:
+            return None
+    return data
+
+
+def _pick_branches(entries: list[tuple[PathKey, Any, Any, Branches, dict[str, Any]]],
+                   data: Any) -> set[tuple[PathKey, str]]:
+    """Where a value could match several union branches and all failed, keep the errors of the branch the author
+    meant: a mapping with `type` is an inline node, a mapping without it is the other mapping form; else the branch
+    with the fewest errors."""
+    # place -> label -> [errors, errors that only say "wrong type"]
+    by_place: dict[PathKey, dict[str, list[int]]] = {}
+    for entry in entries:
+        for place, label in entry[3]:
+            counts = by_place.setdefault(place, {}).setdefault(label, [0, 0])
+            counts[0] += 1
+            counts[1] += entry[4]["type"] in _WRONG_TYPE
+    chosen: set[tuple[PathKey, str]] = set()
+    for place, labels in by_place.items():
+        if all(errors == wrong for errors, wrong in labels.values()):
+            # No branch accepts the value's type at all: keep them all ("expected text or a mapping").
+            chosen.update((place, label) for label in labels)
+            continue
+        candidates = [label for label, (errors, wrong) in labels.items() if errors > wrong]
+        value = _value_at(data, place) if data is not None else None
+        if isinstance(value, dict):
+            tagged = [label for label in candidates if label.startswith("tagged-union")]
+            untagged = [label for label in candidates if not label.startswith("tagged-union")]
+            candidates = (tagged if "type" in value else untagged) or candidates
+        chosen.add((place, min(candidates, key=lambda label: labels[label][0])))
+    return chosen
 
 
 def _split_message(msg: str) -> tuple[str, str]:
@@ -360,10 +406,13 @@ def problems_from_validation(exc: ValidationError, model: type[BaseModel], posit
 
     Union noise is removed: where one data location has a precise error (a bad pattern, an unknown key), the
     "should be a valid string/dictionary" errors of the other union branches are dropped."""
-    entries: list[tuple[PathKey, Any, Any, dict[str, Any]]] = []
+    raw: list[tuple[PathKey, Any, Any, Branches, dict[str, Any]]] = []
     for err in exc.errors():
-        path, parent, tp = _resolve_loc(model, err["loc"], base)
-        entries.append((path, parent, tp, err))
+        path, parent, tp, branches = _resolve_loc(model, err["loc"], base)
+        raw.append((path, parent, tp, branches, err))
+    chosen = _pick_branches(raw, data)
+    entries = [(path, parent, tp, err) for path, parent, tp, branches, err in raw
+               if all(branch in chosen for branch in branches)]
     precise_paths = [e[0] for e in entries if e[3]["type"] not in _WRONG_TYPE]
     problems: list[Problem] = []
     seen: set[tuple[PathKey, str]] = set()

@@ -186,7 +186,7 @@ def _load_one(file: Path, now: datetime, problems: list[Problem], digest: "hashl
     try:
         flow = Flow.model_validate(doc.data)
     except ValidationError as exc:
-        problems.extend(problems_from_validation(exc, Flow, doc.positions))
+        problems.extend(problems_from_validation(exc, Flow, doc.positions, data=doc.data))
         return None
     calendars: list[Path] = []
     for name, schedule in flow.schedules.items():

@@ -437,3 +437,21 @@ def test_flow_name_differs_from_file_name(tmp_path: Path) -> None:
     flow_set = load_flows(path.parent)
     problem = only(list(flow_set.warnings), "file-name", "warning")
     assert (problem.line, problem.hint) == (1, "name the file main.yaml so it is easy to find")
+
+
+def test_inline_option_errors_come_from_the_form_the_author_meant(tmp_path: Path) -> None:
+    """A menu option may be a node id, {goto, label} or an inline node: only the intended form's errors show."""
+    text = mutate("      1: sales", "      1: {type: transfer, queu: sales}\n      2: {goto: sales, lable: Sales}")
+    problems, _ = problems_for(tmp_path, text)
+    assert [(p.line, p.column, p.message, p.hint) for p in problems] == [
+        (line_of(text, "queu:"), column_of(text, "queu:"), "unknown key 'queu'", "did you mean 'queue'?"),
+        (line_of(text, "lable:"), column_of(text, "lable:"), "unknown key 'lable'", "did you mean 'label'?"),
+    ]
+
+
+def test_inline_option_with_a_misspelt_type(tmp_path: Path) -> None:
+    text = mutate("      1: sales", "      1: {type: transfr, queue: sales}")
+    problems, _ = problems_for(tmp_path, text)
+    problem = only(problems, "unknown-type")
+    assert (problem.column, problem.hint) == (column_of(text, "transfr"), "did you mean 'transfer'?")
+    assert len(problems) == 1
