@@ -47,25 +47,20 @@ class CallSetup:
 
 @dataclass
 class CallRun:
-    """Everything one simulated call produced."""
+    """Everything one simulated call produced (on either backend)."""
 
     report: CallReport
     trace: list[TraceEvent]
-    channel: ScriptedChannel
     started_at: datetime
-
-    @property
-    def events(self) -> list[Event]:
-        return self.channel.events
+    hung_up_by: str | None = None  # "caller", "ivr", or None (the call left the IVR otherwise)
+    steps_left: list[Step] = field(default_factory=list)  # script the call did not use
+    backend: str = "engine"  # "engine" (ScriptedChannel) or "sim" (simulated Asterisk over FastAGI)
+    events: list[Event] = field(default_factory=list)  # ScriptedChannel's own events (engine backend)
 
     @property
     def heard(self) -> list[str]:
         """Prompt ids in the order the caller heard them (interrupted ones included)."""
-        return [e.data["prompt"] for e in self.channel.events if e.kind == "prompt"]
-
-    @property
-    def steps_left(self) -> list[Step]:
-        return self.channel.steps_left
+        return [str(e.data["prompt"]) for e in self.trace if e.kind == "prompt" and "prompt" in e.data]
 
 
 def call_start(flow: Flow, at: datetime | None) -> datetime:
@@ -114,4 +109,5 @@ async def run_call(
         report = await engine.run(channel, setup.flow, setup.start)
     finally:
         await storage.close()
-    return CallRun(report, trace, channel, started)
+    return CallRun(report, trace, started, hung_up_by=channel.hung_up_by, steps_left=channel.steps_left,
+                   backend="engine", events=channel.events)

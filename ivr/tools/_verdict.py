@@ -96,7 +96,7 @@ def check(run: CallRun, expect: Expect, flow: str) -> Verdict:
 def describe_end(run: CallRun, flow: str) -> str:
     report = run.report
     where = _short(flow, report.end_node)
-    if run.channel.hung_up_by == "caller":
+    if run.hung_up_by == "caller":
         return f"the caller hung up at {where}" + (f" ({report.end_target})" if report.outcome != "abandoned" else "")
     return f"{report.end_target or 'no target'} at {where}"
 
@@ -111,10 +111,10 @@ def _check_end(run: CallRun, ends: Ends, flow: str) -> str | None:
     elif kind in ("queue", "park", "voicemail", "callback"):
         ok = target == f"{kind}:{value}"
     elif kind == "hangup":
-        ok = (run.channel.hung_up_by != "caller" and report.outcome != "error"
+        ok = (run.hung_up_by != "caller" and report.outcome != "error"
               and report.end_node == qualify(flow, value))
     else:  # caller_hangup
-        ok = run.channel.hung_up_by == "caller" and report.end_node == qualify(flow, value)
+        ok = run.hung_up_by == "caller" and report.end_node == qualify(flow, value)
     if ok:
         return None
     return f"ends: expected {kind} {value}, but the call ended: {describe_end(run, flow)}"

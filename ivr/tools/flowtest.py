@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 import time
 import xml.etree.ElementTree as ET
@@ -108,7 +109,15 @@ def load_suite(target: Path, flows_dir: Path | None = None) -> tuple[FlowSet, li
     return flow_set, specs
 
 
-async def _run_all(flow_set: FlowSet, specs: list[tuple[Path, TestFile]], only: str | None) -> SuiteResult:
+BACKENDS = ("sim", "engine")
+
+
+async def _run_all(flow_set: FlowSet, specs: list[tuple[Path, TestFile]], only: str | None,
+                   backend: str) -> SuiteResult:
+    if backend == "sim":
+        from ivr.tools._simrun import run_call_on_sim as runner
+    else:
+        runner = run_call
     names = sorted({spec.flow for _, spec in specs if spec.flow})
     suite = SuiteResult(coverage=coverage_for(flow_set, names))
     for file, spec in specs:
@@ -117,17 +126,21 @@ async def _run_all(flow_set: FlowSet, specs: list[tuple[Path, TestFile]], only: 
             if only and only not in case.name:
                 continue
             began = time.perf_counter()
-            call = await run_call(flow_set, setup_for(spec.flow, case, caller))
+            call = await runner(flow_set, setup_for(spec.flow, case, caller))
             verdict = check(call, case.expect, spec.flow)
             suite.results.append(CaseResult(file, spec.flow, case, verdict, call, time.perf_counter() - began))
             suite.coverage.add_call(flow_set, call.report, call.trace)
     return suite
 
 
-def run_suite(target: Path, flows_dir: Path | None = None, only: str | None = None) -> SuiteResult:
-    """Load and run every case under `target`. Raises TestLoadError when something cannot be loaded."""
+def run_suite(target: Path, flows_dir: Path | None = None, only: str | None = None,
+              backend: str = "sim") -> SuiteResult:
+    """Load and run every case under `target` (`backend` "sim": the simulated Asterisk over FastAGI; "engine":
+    the engine on a scripted channel, faster). Raises TestLoadError when something cannot be loaded."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}")
     flow_set, specs = load_suite(target, flows_dir)
-    return asyncio.run(_run_all(flow_set, specs, only))
+    return asyncio.run(_run_all(flow_set, specs, only, backend))
 
 
 # --- output -----------------------------------------------------------------------------------------------
@@ -217,16 +230,27 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-k", dest="only", metavar="TEXT", help="only cases whose name contains TEXT")
     parser.add_argument("--fail-under", type=float, default=None, metavar="PCT",
                         help="fail when coverage (nodes, options and branches) is below PCT percent")
-    parser.add_argument("--verbose", action="store_true", help="show path and end of passing cases too")
+    parser.add_argument("--details", action="store_true", help="show path and end of passing cases too")
+    parser.add_argument("--backend", choices=BACKENDS, default="sim",
+                        help="sim: every call on the simulated Asterisk through the real FastAGI server (default); "
+                        "engine: the engine on a scripted channel (no sockets, faster)")
+
+
+def quiet_service_logs(verbose: bool) -> None:
+    """The simulated calls start and stop a FastAGI server each; their INFO lines would drown the results."""
+    if not verbose:
+        for name in ("ivr.agi", "ivr.flow.handler", "ivr.sim"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def run(args: argparse.Namespace) -> int:
+    quiet_service_logs(getattr(args, "verbose", False))
     try:
-        suite = run_suite(args.path, args.flows_dir, args.only)
+        suite = run_suite(args.path, args.flows_dir, args.only, args.backend)
     except TestLoadError as exc:
         print(f"test-flows: {exc}", file=sys.stderr)
         return 2
-    print_results(suite, sys.stdout, verbose=args.verbose)
+    print_results(suite, sys.stdout, verbose=args.details)
     if args.junit:
         write_junit(suite, args.junit)
         print(f"JUnit XML written to {args.junit}")

@@ -25,6 +25,7 @@ from ivr.flow.report import TraceEvent
 from ivr.tools._caller import SYNTAX_HELP, ScriptSyntaxError, Step, parse_digits
 from ivr.tools._channel import AGENT_BEHAVIOURS, QUEUE_BEHAVIOURS, World
 from ivr.tools._runner import CallRun, CallSetup, call_start, run_call
+from ivr.tools.flowtest import quiet_service_logs
 
 __all__ = ["configure", "run", "TracePrinter", "parse_assignments", "simulate"]
 
@@ -149,6 +150,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the call as JSON (report, trace, prompts heard)")
     parser.add_argument("--flows-dir", type=Path, default=None, help="directory of flows (default: config/flows)")
     parser.add_argument("--trace-all", action="store_true", help="also show variables and the call line")
+    parser.add_argument("--backend", choices=("sim", "engine"), default="sim",
+                        help="sim: the call runs on the simulated Asterisk through the real FastAGI server "
+                        "(default); engine: the engine on a scripted channel (no sockets)")
 
 
 def _setup(args: argparse.Namespace, flow_name: str) -> CallSetup:
@@ -173,7 +177,8 @@ def to_json(call: CallRun) -> dict[str, Any]:
              "node": e.node, "text": e.text, "data": e.data} for e in call.trace
         ],
         "heard": call.heard,
-        "hung_up_by": call.channel.hung_up_by,
+        "hung_up_by": call.hung_up_by,
+        "backend": call.backend,
         "script_left": [s.describe() for s in call.steps_left],
     }
 
@@ -200,7 +205,12 @@ def simulate(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
         if interactive:
             print("You are asked when the IVR waits for you: type digits (e.g. 1 or 123#), w to wait, h to hang up, "
                   "q to quit.", file=out)
-    call = asyncio.run(run_call(flow_set, setup, on_trace=printer, ask=keyboard))
+    if args.backend == "sim":
+        from ivr.tools._simrun import run_call_on_sim as runner
+    else:
+        runner = run_call
+    quiet_service_logs(getattr(args, "verbose", False))
+    call = asyncio.run(runner(flow_set, setup, on_trace=printer, ask=keyboard))
     if printer:
         printer.flush()
     report = call.report
@@ -208,7 +218,7 @@ def simulate(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
         print(json.dumps(to_json(call), indent=2, ensure_ascii=False), file=out)
     else:
         end = report.end_target or "-"
-        who = " (caller hung up)" if call.channel.hung_up_by == "caller" else ""
+        who = " (caller hung up)" if call.hung_up_by == "caller" else ""
         print(f"\nOutcome: {report.outcome} -> {end} at {report.end_node}{who}, {report.seconds:.1f} s in the IVR.",
               file=out)
         print("Path: " + " → ".join(p.split(":", 1)[1] if p.startswith(flow.name + ":") else p for p in report.path),

@@ -146,3 +146,17 @@ cases:
     assert "outcome: expected voicemail, got transferred" in failures
     assert any(f.startswith("welcome was visited") for f in failures)
     assert len(failures) == 6
+
+
+def test_both_backends_agree_on_every_case() -> None:
+    """The scripted channel (fast, no sockets) must mean what the simulated Asterisk does over FastAGI."""
+    on_sim = run_suite(FIXTURES, backend="sim")
+    on_engine = run_suite(FIXTURES, backend="engine")
+    assert [r.case.name for r in on_sim.results] == [r.case.name for r in on_engine.results]
+    for sim, engine in zip(on_sim.results, on_engine.results):
+        assert sim.run is not None and engine.run is not None
+        assert sim.run.backend == "sim" and engine.run.backend == "engine"
+        assert sim.run.report.path == engine.run.report.path, sim.case.name
+        assert (sim.run.report.outcome, sim.run.report.end_target) == \
+            (engine.run.report.outcome, engine.run.report.end_target), sim.case.name
+        assert sim.run.heard == engine.run.heard, sim.case.name
