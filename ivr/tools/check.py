@@ -76,7 +76,12 @@ def check(path: str | None) -> dict[str, Any]:
             settings = load_settings(settings_file)
         except ConfigError as exc:
             problems.extend(exc.problems)
-        flows_target = settings.flows_dir if settings else None
+        if settings is not None:
+            flows_target = settings.flows_dir
+        elif settings_file is not None:
+            # Broken settings: still check the flows where the default layout puts them.
+            fallback = Path(settings_file).resolve().parent.parent / "config" / "flows"
+            flows_target = fallback if fallback.is_dir() else None
     elif target.is_dir():
         flows_target = target
         settings = _quiet_settings()

@@ -84,3 +84,14 @@ def test_check_lookup_host_not_allowed(tmp_path: Path, capsys: pytest.CaptureFix
     hosts = [p for p in problems if p["code"] == "lookup-host"]
     assert len(hosts) == 1 and hosts[0]["file"] == str(flow) and hosts[0]["line"] == line_of(text, "evil.example")
     assert hosts[0]["message"] == "lookup host 'evil.example' is not in lookups.allowed_hosts"
+
+
+def test_broken_settings_still_check_the_flows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    project = tmp_path / "project"
+    text = mutate("    next: main_menu", "    next: main_manu")
+    write_flow(project / "config" / "flows", text)
+    settings = project / "config" / "ivr.yaml"
+    settings.write_text("fastagi: {prot: 1}\n")
+    assert main(["check", str(settings)]) == 1
+    out = capsys.readouterr().out
+    assert "unknown key 'prot' (did you mean 'port'?)" in out and "target 'main_manu'" in out
