@@ -13,15 +13,34 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pydantic.json_schema import GenerateJsonSchema
+from pydantic_core import core_schema
+
 from ivr.flow.model import Flow
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 DEFAULT_OUTPUT = Path("docs/flow.schema.json")
 
 
+class _FlowSchemaGenerator(GenerateJsonSchema):
+    """Describe what the loader accepts, so editors do not flag valid files."""
+
+    def str_schema(self, schema: core_schema.StringSchema) -> dict[str, Any]:
+        # Numbers are accepted where text is expected (`extension: 6000`); see ivr.flow.model.Strict.
+        result = super().str_schema(schema)
+        result["type"] = ["string", "number"]
+        return result
+
+
 def flow_schema() -> dict[str, Any]:
     """The JSON Schema of one flow file."""
-    schema = Flow.model_json_schema(by_alias=True, mode="validation")
+    schema = Flow.model_json_schema(by_alias=True, mode="validation", schema_generator=_FlowSchemaGenerator)
+    # `welcome: {en: en/welcome}` is shorthand for `{en: {file: en/welcome}}` (ivr.flow.model._prompt_shorthand).
+    variants = schema["properties"]["prompts"]["additionalProperties"]
+    variants["additionalProperties"] = {"anyOf": [
+        variants["additionalProperties"],
+        {"type": "string", "description": "Shorthand for {file: <this>}."},
+    ]}
     schema["title"] = "ivr flow"
     schema["description"] = (
         "One IVR flow (one YAML file in config/flows/), routed by the FastAGI path agi://host/<name>. "

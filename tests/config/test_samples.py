@@ -77,3 +77,24 @@ def test_committed_schema_is_up_to_date() -> None:
     assert schema["title"] == "ivr flow" and "MenuNode" in schema["$defs"]
     timeout = schema["$defs"]["MenuNode"]["properties"]["timeout"]
     assert {"type": "number", "minimum": 0} in timeout["anyOf"]  # durations may be 5 or "5s"
+
+
+def _as_json(value):
+    return json.loads(json.dumps(value, default=str))
+
+
+def test_sample_flows_are_valid_for_editors_using_the_schema() -> None:
+    from ivr.yamlsource import load_yaml
+
+    from .minischema import errors
+
+    schema = json.loads((ROOT / "docs" / "flow.schema.json").read_text(encoding="utf-8"))
+    for name in ("main", "callback"):
+        data = _as_json(load_yaml(FLOWS / f"{name}.yaml").data)
+        assert errors(schema, data) == [], name
+    # and the schema does reject mistakes
+    data = _as_json(load_yaml(FLOWS / "main.yaml").data)
+    data["nodes"]["welcome"]["nxt"] = data["nodes"]["welcome"].pop("next")
+    data["nodes"]["sales"]["timeout"] = "two minutes"
+    assert errors(schema, data) == [".nodes.welcome: matches 0 of oneOf", ".nodes.sales: matches 0 of oneOf"]
+    assert "unknown key 'nxt'" in errors(schema["$defs"]["PlayNode"], data["nodes"]["welcome"], schema)
