@@ -297,21 +297,25 @@ class AMIParser:
         if len(buf) > self.max_message_size:
             raise AMIMessageTooLarge(len(buf), self.max_message_size)
         limit = self.max_message_size
+        check_size = len(text) > limit   # no single block can exceed the limit when the whole text does not
         append = out.append
+        new = Message.__new__
         for block in text.split("\r\n\r\n"):
             if not block:
                 continue
-            if len(block) > limit:
+            if check_size and len(block) > limit:
                 raise AMIMessageTooLarge(len(block), limit)
             if block[0] == "\r":
                 block = block.lstrip("\r\n")   # stray empty lines before a message
                 if not block:
                     continue
-            # Fast path: keep the text, parse the first line only (see Message).
+            # Fast path: keep the text, parse the first line only (see Message; this is Message._lazy inlined).
             eol = block.find("\r\n")
             first = block if eol < 0 else block[:eol]
             if first.startswith("Event: "):
-                append(Message._lazy(block, ("Event", first[7:])))
+                msg = new(Message)
+                msg._raw, msg._pairs_, msg._index, msg._first = block, None, None, ("Event", first[7:])
+                append(msg)
             elif first.startswith("Response: ") and first != "Response: Follows":
                 append(Message._lazy(block, ("Response", first[10:])))
             else:
