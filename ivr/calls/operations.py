@@ -335,7 +335,10 @@ class CallOperations:
                                        flow=call.flow or "", queue=call.queue or "", when=now)
         fmt = validate.safe_component(self.settings.recording_format) or "wav"
         path = str(PurePosixPath(self.settings.recordings_dir) / f"{name}.{fmt}")
-        response = await self._act("record", "MixMonitor", actions.mixmonitor(target.name, path))
+        # i(VAR): Asterisk returns the MixMonitorID only when asked to store it in a variable (ami-14), and
+        # StopMixMonitor by id then stops exactly this recording.
+        response = await self._act("record", "MixMonitor",
+                                   actions.mixmonitor(target.name, path, options="i(IVR_MIXMONITOR_ID)"))
         mixmonitor_id = (response.get("MixMonitorID") if hasattr(response, "get") else None) or ""
         rec_id = await self.storage.add_recording(Recording(
             call_id=call.id, path=path, caller=customer.caller_num, agent=call.agent or "",

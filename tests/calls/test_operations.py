@@ -199,7 +199,7 @@ async def test_recording_lifecycle_with_index_row(env):
     started = await ops.record_start(call.id)
     h = ami.headers()
     assert h["Channel"] == "Local/s@idle-leg-0000003b;1"
-    assert h["File"] == started["path"]
+    assert h["File"] == started["path"] and h["Options"] == "i(IVR_MIXMONITOR_ID)"
     assert started["path"].startswith("/var/spool/asterisk/monitor/20261128-234400-1795909469.122-5553100")
     assert started["path"].endswith(".wav")
     [row] = await storage.list_recordings(call_id=call.id)

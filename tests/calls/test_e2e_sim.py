@@ -1,0 +1,219 @@
+"""End to end on the simulated Asterisk: sim (FastAGI client + AMI server) <-> FastAGI server and real AMIClient
+<-> call control <-> HTTP API, all on 127.0.0.1 with ephemeral ports.
+
+The inbound call runs a tiny AGI handler that answers and dials an agent (Local/talk@agents answers and stays),
+so the API sees a caller bridged with an agent and can act on it.
+"""
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from ivr.agi.fastagi import FastAGIServer
+from ivr.agi.router import Router
+from ivr.ami.client import AMIClient
+from ivr.calls.settings import CallControlSettings
+from ivr.calls.wiring import CallControl
+from ivr.sim import AgentSpec, CallSpec, SimConfig, SimulatedAsterisk, VirtualClock
+from ivr.storage import open_storage
+
+TOKEN = "e2e-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+async def until(predicate, timeout: float = 5.0, what: str = "condition") -> None:
+    try:
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}") from None
+
+
+class E2E:
+    def __init__(self, sim, ami, control, http, storage) -> None:
+        self.sim, self.ami, self.control, self.http, self.storage = sim, ami, control, http, storage
+        self.frozen = False
+
+    @property
+    def registry(self):
+        return self.control.registry
+
+    async def post(self, path: str, json=None):
+        return await self.http.post(path, json=json, headers=AUTH)
+
+    async def get(self, path: str):
+        return await self.http.get(path, headers=AUTH)
+
+    async def talking_call(self) -> str:
+        """Place an inbound call that the AGI handler bridges to an agent; return its call id."""
+        await self.sim.place_call(CallSpec(flow="agent", caller_id="37060000001", caller_name="Ona"))
+        await until(lambda: any(c.state == "talking" for c in self.registry.calls()), what="a talking call")
+        return next(c.id for c in self.registry.calls() if c.state == "talking")
+
+    def freeze(self) -> None:
+        """Stop virtual time (see the AGI handler)."""
+        if not self.frozen:
+            self.sim.clock.acquire()
+            self.frozen = True
+
+    def thaw(self) -> None:
+        if self.frozen:
+            self.sim.clock.release()
+            self.frozen = False
+
+
+@pytest.fixture
+async def e2e(tmp_path):
+    state: dict = {}
+
+    async def agent_handler(session) -> None:
+        await session.answer()
+        # Freeze virtual time before the bridge forms: the test then talks to the API in real time, and a quiet
+        # simulation would otherwise jump to the next timer (the caller's give-up after an hour) at once.
+        state["env"].freeze()
+        await session.exec("Dial", "Local/talk@agents")
+
+    router = Router()
+    router.add("agent", agent_handler)
+    fastagi = FastAGIServer(router, "127.0.0.1", 0)
+    await fastagi.start()
+    config = SimConfig()
+    config.agents["2000"] = AgentSpec("2000", answer_after=0.0, talk=None, name="Supervisor")
+    config.agents["1002"] = AgentSpec("1002", answer_after=0.0, talk=None, name="Retriever")
+    sim = SimulatedAsterisk(config, clock=VirtualClock())
+    await sim.start(("127.0.0.1", fastagi.port))
+    ami = AMIClient("127.0.0.1", sim.ami.port, "ivr", "ivrsecret", ping_interval=0, backoff_min=0.01,
+                    backoff_max=0.05, rng=random.Random(3))
+    storage = open_storage(f"sqlite:///{tmp_path}/ivr.db")
+    (tmp_path / "rec").mkdir()
+    settings = CallControlSettings(agent_dial="Local/{extension}@agents", recordings_dir=str(tmp_path / "rec"))
+    control = CallControl.build(ami, storage, settings, run_callbacks=False)
+    await control.start()
+    await ami.start()
+    await ami.wait_logged_in(5)
+    await until(lambda: control.sync.resyncs >= 1, what="the first resync")
+    http = TestClient(TestServer(control.app(token=TOKEN, readiness={"ami": lambda: ami.logged_in}),
+                                 host="127.0.0.1", port=0))
+    await http.start_server()
+    env = state["env"] = E2E(sim, ami, control, http, storage)
+    try:
+        yield env
+    finally:
+        env.thaw()
+        await http.close()
+        await control.stop()
+        await ami.close()
+        await sim.stop()
+        await fastagi.stop()
+        await storage.close()
+
+
+async def test_talking_call_is_listed(e2e):
+    call_id = await e2e.talking_call()
+    body = await (await e2e.get(f"/calls/{call_id}")).json()
+    assert body["state"] == "talking" and body["caller"]["number"] == "37060000001"
+
+
+async def test_record_pause_resume_stop_with_index_row(e2e):
+    call_id = await e2e.talking_call()
+    resp = await e2e.post(f"/calls/{call_id}/recording/start")
+    assert resp.status == 201, await resp.text()
+    started = await resp.json()
+    await until(lambda: e2e.registry.call(call_id).recording is not None, what="MixMonitorStart")
+    assert (await e2e.post(f"/calls/{call_id}/recording/pause")).status == 200
+    await until(lambda: e2e.registry.call(call_id).recording.recording.muted, what="MixMonitorMute State: 1")
+    assert (await e2e.post(f"/calls/{call_id}/recording/resume")).status == 200
+    resp = await e2e.post(f"/calls/{call_id}/recording/stop")
+    assert resp.status == 200, await resp.text()
+    await until(lambda: e2e.registry.call(call_id).recording is None, what="MixMonitorStop")
+    row = await (await e2e.get(f"/recordings/{started['recording_id']}")).json()
+    assert (row["state"], row["call_id"], row["caller"]) == ("finished", call_id, "37060000001")
+    assert row["path"] == started["path"] and row["seconds"] is not None
+    # The simulated Asterisk wrote the WAV where the settings say; the API serves it from the index row.
+    resp = await e2e.get(f"/recordings/{started['recording_id']}/file")
+    assert resp.status == 200, await resp.text()
+    assert (await resp.read())[:4] == b"RIFF"
+
+
+async def test_spy_originates_supervisor_leg(e2e):
+    call_id = await e2e.talking_call()
+    resp = await e2e.post(f"/calls/{call_id}/spy", json={"supervisor": "2000", "mode": "barge"})
+    assert resp.status == 202, await resp.text()
+    leg = (await resp.json())["supervisor_leg"]
+    await until(lambda: e2e.registry.call(leg) is not None, what="the supervisor leg")
+    agent = next(ch for ch in e2e.registry.call(call_id).channels if ch.agent_leg or ch.name.startswith(
+        "Local/talk@agents"))
+    await until(lambda: any(c.spied for c in e2e.sim.live_calls), what="ChanSpy on the call")
+    assert agent is not None
+
+
+async def test_park_then_hangup(e2e):
+    call_id = await e2e.talking_call()
+    # Parking runs on simulated timers (the space announcement): let time run until the sim parks the call,
+    # then freeze again so the parking timeout does not fire while the test looks.
+    unsubscribe = e2e.sim.pbx.bus.subscribe(lambda ev: e2e.freeze() if ev.name == "ParkedCall" else None)
+    resp = await e2e.post(f"/calls/{call_id}/park", json={"timeout": 60})
+    assert resp.status == 202, await resp.text()
+    e2e.thaw()
+    await until(lambda: e2e.registry.parked_in("default"), what="ParkedCall")
+    unsubscribe()
+    lots = (await (await e2e.get("/parking/default")).json())["calls"]
+    assert lots and lots[0]["call_id"] == call_id
+    await _expect(await e2e.post(f"/calls/{call_id}/park"), 409)
+    resp = await e2e.post(f"/calls/{call_id}/hangup")
+    assert resp.status == 202, await resp.text()
+    await until(lambda: e2e.registry.call(call_id) is None, what="the call to end")
+    assert e2e.registry.parked_in() == []
+
+
+async def test_blind_transfer_to_extension(e2e):
+    call_id = await e2e.talking_call()
+    before = {ch.name for ch in e2e.registry.call(call_id).channels}
+    resp = await e2e.post(f"/calls/{call_id}/transfer", json={"extension": "1002"})
+    assert resp.status == 202, await resp.text()
+    await until(lambda: e2e.registry.call(call_id) is not None and any(
+        ch.name not in before and "1002" in ch.name for ch in e2e.registry.call(call_id).channels),
+        what="the transfer target's channel")
+
+
+async def test_queue_member_operations(e2e):
+    resp = await e2e.post("/queues/testq/members", json={"interface": "Local/1002@agents", "name": "Ann",
+                                                         "paused": True, "reason": "start"})
+    assert resp.status == 201, await resp.text()
+    await until(lambda: "Local/1002@agents" in e2e.registry.queues.get("testq", _Empty).members,
+                what="QueueMemberAdded")
+    await _expect(await e2e.post("/queues/testq/members", json={"interface": "Local/1002@agents"}), 409)
+    assert (await e2e.post("/queues/testq/members/unpause", json={"interface": "Local/1002@agents"})).status == 200
+    await until(lambda: not e2e.registry.queues["testq"].members["Local/1002@agents"].paused, what="unpause")
+    assert (await e2e.post("/queues/testq/members/pause", json={"interface": "Local/1002@agents",
+                                                               "reason": "lunch"})).status == 200
+    await until(lambda: e2e.registry.queues["testq"].members["Local/1002@agents"].paused_reason == "lunch",
+                what="QueueMemberPause with reason")
+    queue = await (await e2e.get("/queues/testq")).json()
+    assert queue["members"][0]["paused_reason"] == "lunch"
+    assert (await e2e.post("/queues/testq/members/logout", json={"interface": "Local/1002@agents"})).status == 200
+    await until(lambda: "Local/1002@agents" not in e2e.registry.queues["testq"].members, what="QueueMemberRemoved")
+    await _expect(await e2e.post("/queues/testq/members/logout", json={"interface": "Local/1002@agents"}), 404)
+
+
+async def test_click_to_call(e2e):
+    resp = await e2e.post("/calls/originate", json={"agent": "talk", "number": "1002"})
+    assert resp.status == 202, await resp.text()
+    call_id = (await resp.json())["call_id"]
+    await until(lambda: e2e.registry.call(call_id) is not None, what="the originated call")
+    leg = e2e.registry.channels[call_id]
+    assert leg.agent_leg and leg.agent == "talk"
+    await until(lambda: e2e.registry.call(call_id).state == "talking", what="agent and customer bridged")
+
+
+class _Empty:
+    members: dict = {}
+
+
+async def _expect(resp, status: int) -> None:
+    assert resp.status == status, await resp.text()
+    assert set(await resp.json()) == {"error", "detail"}
