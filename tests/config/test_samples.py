@@ -97,4 +97,4 @@ def test_sample_flows_are_valid_for_editors_using_the_schema() -> None:
     data["nodes"]["welcome"]["nxt"] = data["nodes"]["welcome"].pop("next")
     data["nodes"]["sales"]["timeout"] = "two minutes"
     assert errors(schema, data) == [".nodes.welcome: matches 0 of oneOf", ".nodes.sales: matches 0 of oneOf"]
-    assert "unknown key 'nxt'" in errors(schema["$defs"]["PlayNode"], data["nodes"]["welcome"], schema)
+    assert ": unknown key 'nxt'" in errors(schema["$defs"]["PlayNode"], data["nodes"]["welcome"], schema)
