@@ -60,6 +60,9 @@ class Action(_Strict):
         return Step(action, self.press or "", self.at, self.after_prompt, self.barge_in)  # type: ignore[arg-type]
 
 
+ActionItem = Annotated[Action, BeforeValidator(_action_shorthand)]
+
+
 class Caller(_Strict):
     number: str = Field("+37060000001", description="Caller ID number.")
     name: str = ""
@@ -67,7 +70,7 @@ class Caller(_Strict):
     at: datetime | None = Field(None, description="When the call happens (flow's local time unless an offset is "
                                                   "given); default: a Monday 10:00.")
     digits: str | None = Field(None, description="Shorthand script: '1,2w3', see docs/admin-tools.md.")
-    actions: list[Annotated[Action, BeforeValidator(_action_shorthand)]] = Field(default_factory=list)
+    actions: list[ActionItem] = Field(default_factory=list)
     params: dict[str, str] = Field(default_factory=dict, description="Query parameters of the AGI URL.")
 
     @model_validator(mode="after")
@@ -198,4 +201,10 @@ def find_test_files(target: Path) -> list[Path]:
 
 def json_schema() -> dict[str, Any]:
     """JSON Schema of test files (for editors: `# yaml-language-server: $schema=...`)."""
-    return TestFile.model_json_schema()
+    schema = TestFile.model_json_schema()
+    # An action may also be one of the words `wait` / `hangup` (the validator's shorthand).
+    actions = schema["$defs"]["Caller"]["properties"]["actions"]
+    actions["items"] = {"anyOf": [{"enum": ["wait", "hangup"]}, actions["items"]]}
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "ivr flow test cases (config/flows/<flow>.test.yaml)"
+    return schema

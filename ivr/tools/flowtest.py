@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import sys
 import time
@@ -27,7 +28,7 @@ from ivr.tools._channel import World
 from ivr.tools._coverage import Coverage, coverage_for
 from ivr.tools._flowsource import DEFAULT_FLOWS_DIR, FlowSourceError, load_flow_set
 from ivr.tools._runner import CallRun, CallSetup, run_call
-from ivr.tools._testspec import Case, Caller, TestFile, find_test_files, load_test_file
+from ivr.tools._testspec import Case, Caller, TestFile, find_test_files, json_schema, load_test_file
 from ivr.tools._verdict import Verdict, check, describe_end
 from ivr.yamlsource import ConfigError
 
@@ -231,6 +232,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fail-under", type=float, default=None, metavar="PCT",
                         help="fail when coverage (nodes, options and branches) is below PCT percent")
     parser.add_argument("--details", action="store_true", help="show path and end of passing cases too")
+    parser.add_argument("--schema", action="store_true",
+                        help="print the JSON Schema of test files (docs/flowtest.schema.json) and exit")
     parser.add_argument("--backend", choices=BACKENDS, default="sim",
                         help="sim: every call on the simulated Asterisk through the real FastAGI server (default); "
                         "engine: the engine on a scripted channel (no sockets, faster)")
@@ -244,6 +247,9 @@ def quiet_service_logs(verbose: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.schema:
+        print(json.dumps(json_schema(), indent=2, ensure_ascii=False))
+        return 0
     quiet_service_logs(getattr(args, "verbose", False))
     try:
         suite = run_suite(args.path, args.flows_dir, args.only, args.backend)

@@ -160,3 +160,17 @@ def test_both_backends_agree_on_every_case() -> None:
         assert (sim.run.report.outcome, sim.run.report.end_target) == \
             (engine.run.report.outcome, engine.run.report.end_target), sim.case.name
         assert sim.run.heard == engine.run.heard, sim.case.name
+
+
+def test_committed_json_schema_is_current(capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/flowtest.schema.json (editor completion for *.test.yaml) is regenerated from the model."""
+    import json
+
+    from ivr.tools._testspec import json_schema
+
+    committed = json.loads((ROOT / "docs" / "flowtest.schema.json").read_text())
+    assert committed == json_schema(), "run: python main.py test-flows --schema > docs/flowtest.schema.json"
+    assert main(["test-flows", "--schema"]) == 0
+    assert json.loads(capsys.readouterr().out) == committed
+    for test_file in SHIPPED.glob("*.test.yaml"):
+        assert test_file.read_text().startswith("# yaml-language-server: $schema=../../docs/flowtest.schema.json")
