@@ -544,3 +544,23 @@ def test_backoff_grows_exponentially_with_jitter_and_is_capped() -> None:
         delays = {client._backoff(attempt) for _ in range(50)}
         assert all(base / 2 <= d <= base for d in delays)
         assert len(delays) > 40  # jittered, not in lockstep
+
+
+async def test_subscription_drain_waits_for_the_handler(fake: FakeAMI, make_client: Make) -> None:
+    client = await connected(make_client)
+    gate = asyncio.Event()
+    handled: list[str] = []
+
+    async def slow(msg: Message) -> None:
+        await gate.wait()
+        handled.append(msg["Seq"])
+
+    sub = client.subscribe(slow, {"UserEvent"}, name="test-drain")
+    await fake.broadcast(b"".join(b"Event: UserEvent\r\nSeq: %d\r\n\r\n" % i for i in range(5)))
+    await fake.wait_for(lambda: sub.pending == 4)  # one is in the handler, four wait
+    drain = asyncio.create_task(sub.drain())
+    await asyncio.sleep(0.01)
+    assert not drain.done()
+    gate.set()
+    await asyncio.wait_for(drain, 5)
+    assert handled == ["0", "1", "2", "3", "4"] and sub.delivered == 5
