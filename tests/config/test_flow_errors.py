@@ -455,3 +455,30 @@ def test_inline_option_with_a_misspelt_type(tmp_path: Path) -> None:
     problem = only(problems, "unknown-type")
     assert (problem.column, problem.hint) == (column_of(text, "transfr"), "did you mean 'transfer'?")
     assert len(problems) == 1
+
+
+def test_park_and_callback_without_their_failure_branch_are_warnings(tmp_path: Path) -> None:
+    text = mutate("      0: goodbye", "      0: hold_on\n      5: call_me") + (
+        "  hold_on:\n    type: park\n"
+        "  call_me:\n    type: callback\n    queue: sales\n    next: goodbye\n")
+    problems, _ = problems_for(tmp_path, text)
+    assert [(p.code, p.severity, p.line) for p in problems] == [
+        ("dead-end", "warning", line_of(text, "  hold_on:")), ("dead-end", "warning", line_of(text, "  call_me:"))]
+    assert problems[0].hint == "add `comeback:` so a caller nobody picks up is not dropped"
+
+
+def test_empty_or_missing_flows_directory(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError) as info:
+        load_flows(tmp_path / "empty")
+    assert info.value.problems[0].message == "no flow files in this directory"
+    with pytest.raises(ConfigError) as info:
+        load_flows(tmp_path / "nowhere")
+    assert info.value.problems[0].hint == "give a flows directory or a flow file"
+
+
+def test_a_flow_file_that_is_not_a_mapping(tmp_path: Path) -> None:
+    problems, file = problems_for(tmp_path, "- just\n- a list\n")
+    assert [p.format() for p in problems] == [
+        f"{file}:1:1: error: a flow file must be a mapping with name, start and nodes "
+        "(start from a sample in config/flows/)"]
