@@ -15,10 +15,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from ivr.agi.fastagi import FastAGIServer
 from ivr.agi.router import Router
 from ivr.ami.client import AMIClient
+from ivr.calls.callbacks import CallbackPolicy, CallbackScheduler
 from ivr.calls.settings import CallControlSettings
 from ivr.calls.wiring import CallControl
-from ivr.sim import AgentSpec, CallSpec, SimConfig, SimulatedAsterisk, VirtualClock
-from ivr.storage import open_storage
+from ivr.sim import AgentSpec, CallSpec, Route, SimConfig, SimulatedAsterisk, VirtualClock
+from ivr.storage import CallbackRequest, open_storage
 
 TOKEN = "e2e-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -77,13 +78,23 @@ async def e2e(tmp_path):
         state["env"].freeze()
         await session.exec("Dial", "Local/talk@agents")
 
+    async def callback_handler(session) -> None:
+        seen = dict(session.env.raw)
+        seen["IVR_CALLBACK_ID"] = await session.get_variable("IVR_CALLBACK_ID")
+        seen["IVR_CALLBACK_QUEUE"] = await session.get_variable("IVR_CALLBACK_QUEUE")
+        state.setdefault("callback_sessions", []).append(seen)
+        await session.answer()
+
     router = Router()
     router.add("agent", agent_handler)
+    router.add("callback", callback_handler)
     fastagi = FastAGIServer(router, "127.0.0.1", 0)
     await fastagi.start()
     config = SimConfig()
     config.agents["2000"] = AgentSpec("2000", answer_after=0.0, talk=None, name="Supervisor")
     config.agents["1002"] = AgentSpec("1002", answer_after=0.0, talk=None, name="Retriever")
+    config.agents["5550001"] = AgentSpec("5550001", busy=True)        # a customer whose line is busy
+    config.routes["callback"] = Route(flow="callback")               # ivr-outbound,callback runs the flow
     sim = SimulatedAsterisk(config, clock=VirtualClock())
     await sim.start(("127.0.0.1", fastagi.port))
     ami = AMIClient("127.0.0.1", sim.ami.port, "ivr", "ivrsecret", ping_interval=0, backoff_min=0.01,
@@ -100,6 +111,7 @@ async def e2e(tmp_path):
                                  host="127.0.0.1", port=0))
     await http.start_server()
     env = state["env"] = E2E(sim, ami, control, http, storage)
+    env.state = state
     try:
         yield env
     finally:
@@ -217,3 +229,24 @@ class _Empty:
 async def _expect(resp, status: int) -> None:
     assert resp.status == status, await resp.text()
     assert set(await resp.json()) == {"error", "detail"}
+
+
+async def test_callback_scheduler_answered_and_busy(e2e):
+    storage = e2e.storage
+    answered = await storage.add_callback(CallbackRequest(number="1002", queue="testq"))
+    busy = await storage.add_callback(CallbackRequest(number="5550001", queue="support"))
+    scheduler = CallbackScheduler(storage, e2e.control.operations,
+                                  CallbackPolicy(per_queue_limit=1, backoff=(300.0,), ring_timeout=5))
+    assert await scheduler.run_once() == 2
+    await asyncio.wait_for(scheduler.drain(), 10)
+    done = await storage.get_callback(answered)
+    assert (done.state, done.attempts, done.last_result) == ("completed", 1, "answered")
+    [attempt] = await storage.callback_attempts(answered)
+    assert attempt.result == "answered" and attempt.call_id.startswith("ivr-")
+    # The answered leg ran the callback flow over FastAGI, with the request's id and queue.
+    await until(lambda: e2e.state.get("callback_sessions"), what="the callback flow's AGI session")
+    env = e2e.state["callback_sessions"][0]
+    assert env["network_script"] == "callback"
+    assert (env["IVR_CALLBACK_ID"], env["IVR_CALLBACK_QUEUE"]) == (str(answered), "testq")
+    retry = await storage.get_callback(busy)
+    assert (retry.state, retry.attempts, retry.last_result) == ("pending", 1, "busy")
