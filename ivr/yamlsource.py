@@ -264,9 +264,10 @@ _TYPE_WORDS = {
     "dict_type": "a mapping (key: value lines)", "model_type": "a mapping (key: value lines)",
     "model_attributes_type": "a mapping (key: value lines)", "list_type": "a list (- item lines)",
     "date_type": "a date (YYYY-MM-DD)", "date_parsing": "a date (YYYY-MM-DD)", "date_from_datetime_parsing":
-    "a date (YYYY-MM-DD)", "literal_error": None,
+    "a date (YYYY-MM-DD)",
 }
-_WRONG_TYPE = frozenset(k for k in _TYPE_WORDS if k != "literal_error")
+# pydantic error types that only say "this is the wrong kind of value" (merged per location into one problem).
+_WRONG_TYPE = frozenset(_TYPE_WORDS)
 
 
 def _unwrap(tp: Any) -> Any:

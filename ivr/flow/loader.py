@@ -21,7 +21,7 @@ from typing import Iterator, Mapping
 from pydantic import ValidationError
 
 from ivr.flow.model import Flow
-from ivr.yamlsource import ConfigError, PositionMap, Problem, load_yaml, problems_from_validation
+from ivr.yamlsource import ConfigError, PositionMap, Problem, parse_yaml, problems_from_validation
 
 FLOW_SUFFIXES = (".yaml", ".yml")
 TEST_SUFFIXES = (".test.yaml", ".test.yml")
@@ -170,8 +170,6 @@ def _load_one(file: Path, now: datetime, problems: list[Problem], digest: "hashl
     read.append(file)
     digest.update(file.name.encode() + b"\0" + raw + b"\0")
     try:
-        from ivr.yamlsource import parse_yaml
-
         doc = parse_yaml(raw.decode("utf-8"), display)
     except UnicodeDecodeError:
         problems.append(Problem(display, 0, 0, "the file is not UTF-8 text", "save it as UTF-8", code="io"))
