@@ -574,11 +574,20 @@ class AMIClient:
                 delay = self._backoff(attempt)
                 self._set_state("down", f"{type(exc).__name__}: {exc}")
                 log.warning("AMI connect to %s:%s failed (%s); retrying in %.1fs", self.host, self.port, exc, delay)
+            except Exception as exc:  # a bug must not end reconnecting for the life of the service
+                attempt += 1
+                delay = self._backoff(attempt)
+                self._set_state("down", f"{type(exc).__name__}: {exc}")
+                log.exception("AMI connect to %s:%s failed unexpectedly; retrying in %.1fs", self.host, self.port,
+                              delay)
             else:
-                attempt = 0
+                up_since = time.monotonic()
                 reason = await asyncio.shield(conn.closed)
                 self._set_state("down", reason)
-                delay = self._backoff(1)
+                # Only a session that lived a while resets the backoff: an Asterisk that accepts the login and
+                # drops us at once (crash loop, restart) must not be hammered.
+                attempt = 1 if time.monotonic() - up_since >= self.backoff_max else attempt + 1
+                delay = self._backoff(attempt)
                 log.warning("AMI connection to %s:%s lost (%s); reconnecting in %.1fs", self.host, self.port,
                             reason, delay)
             if self._closing:

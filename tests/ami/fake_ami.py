@@ -6,7 +6,8 @@ close, `Permission denied` before login, Ping/Pong, Challenge, Goodbye. Other ac
 tests register, typically `replay(...)` of a recorded answer with the ActionID rewritten.
 
 Misbehaviour switches: `silent` (read but never answer: a half-open peer), `chunk` (write in pieces of n bytes),
-`drop()` (abort every socket), `flood()` (many events at once), `refuse_connections`.
+`drop()` (abort every socket), `flood()` (many events at once), `refuse_connections`, `drop_after_login`,
+`auth_fail_delay` (Asterisk answers a failed login after ~1 s, then closes).
 """
 from __future__ import annotations
 
@@ -88,6 +89,7 @@ class FakeAMI:
         self.silent = False
         self.chunk = 0
         self.refuse_connections = False
+        self.drop_after_login = False   # accept the login, then close at once (an Asterisk in a crash loop)
         self.connected = asyncio.Event()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -188,7 +190,7 @@ class FakeAMI:
             conn.events_on = (msg.get("Events") or "on").lower() != "off"
             await conn.send(response(aid, ("Message", "Authentication accepted")),
                             FULLY_BOOTED if conn.events_on else b"")
-            return True
+            return not self.drop_after_login
         if name == "challenge":
             await conn.send(response(aid, ("Challenge", CHALLENGE)))
             return True

@@ -564,3 +564,21 @@ async def test_subscription_drain_waits_for_the_handler(fake: FakeAMI, make_clie
     gate.set()
     await asyncio.wait_for(drain, 5)
     assert handled == ["0", "1", "2", "3", "4"] and sub.delivered == 5
+
+
+async def test_crash_loop_after_login_keeps_backing_off(fake: FakeAMI) -> None:
+    attempts: list[int] = []
+
+    class Recording(AMIClient):
+        def _backoff(self, attempt: int) -> float:
+            attempts.append(attempt)
+            return 0.001  # the delay itself does not matter here, the growing attempt number does
+
+    fake.drop_after_login = True
+    client = Recording("127.0.0.1", fake.port, "ivr", "ivrsecret", ping_interval=0, backoff_max=10.0)
+    try:
+        await client.start()
+        await fake.wait_for(lambda: fake.logins >= 4)
+        assert attempts[:3] == [1, 2, 3]  # sessions that die at once do not reset the backoff
+    finally:
+        await client.close()
