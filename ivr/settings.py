@@ -58,7 +58,8 @@ class FastAGISettings(_Section):
     max_connections: int = Field(2000, ge=1, description="Connections beyond this are refused (closed at once).")
     header_timeout: Duration = Field(5.0, description="Time allowed for Asterisk to send the AGI environment.")
     command_timeout: Duration = Field(
-        0.0, description="Longest wait for one AGI reply beyond the command's own timeouts; 0 = none."
+        30.0, description="Longest wait for an AGI reply, on top of the wait a command asks for (GET DATA's "
+        "time-out, ...); a stalled Asterisk cannot hold a call longer. 0 = no limit.",
     )
     shutdown_deadline: Duration = Field(30.0, description="On stop, how long running calls may finish.")
 
