@@ -13,7 +13,7 @@ from aiohttp import web
 from ivr.api.deps import deps, parse_body
 from ivr.api.errors import JSONError
 from ivr.api.schemas import (
-    HoldBody, MemberBody, MemberLoginBody, MemberPauseBody, OriginateBody, ParkBody, RecordBody, RetrieveBody,
+    EmptyBody, HoldBody, MemberBody, MemberLoginBody, MemberPauseBody, OriginateBody, ParkBody, RecordBody, RetrieveBody,
     SpyBody, TransferBody,
 )
 from ivr.calls.model import CALL_STATES
@@ -82,7 +82,7 @@ async def hold(request: web.Request) -> web.Response:
 
 
 async def resume(request: web.Request) -> web.Response:
-    await parse_body(request, HoldBody)
+    await parse_body(request, EmptyBody)
     return _accepted(await deps(request).operations.resume(request.match_info["call_id"]))
 
 
@@ -93,18 +93,22 @@ async def record_start(request: web.Request) -> web.Response:
 
 
 async def record_pause(request: web.Request) -> web.Response:
+    await parse_body(request, EmptyBody)
     return web.json_response(await deps(request).operations.record_pause(request.match_info["call_id"]))
 
 
 async def record_resume(request: web.Request) -> web.Response:
+    await parse_body(request, EmptyBody)
     return web.json_response(await deps(request).operations.record_resume(request.match_info["call_id"]))
 
 
 async def record_stop(request: web.Request) -> web.Response:
+    await parse_body(request, EmptyBody)
     return web.json_response(await deps(request).operations.record_stop(request.match_info["call_id"]))
 
 
 async def hangup(request: web.Request) -> web.Response:
+    await parse_body(request, EmptyBody)
     return _accepted(await deps(request).operations.hangup(request.match_info["call_id"]))
 
 

@@ -16,6 +16,10 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class EmptyBody(Body):
+    """Actions without parameters accept no body, `{}`, and nothing else."""
+
+
 class OriginateBody(Body):
     """Click-to-call (`agent` + `number`) or an outbound call into a flow (`flow` + `number`)."""
 
@@ -104,6 +108,6 @@ class CallbackBody(Body):
 
 
 ALL_BODIES: tuple[type[Body], ...] = (
-    OriginateBody, TransferBody, ParkBody, RetrieveBody, HoldBody, RecordBody, SpyBody, MemberLoginBody, MemberBody,
+    EmptyBody, OriginateBody, TransferBody, ParkBody, RetrieveBody, HoldBody, RecordBody, SpyBody, MemberLoginBody, MemberBody,
     MemberPauseBody, CallbackBody,
 )

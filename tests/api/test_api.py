@@ -95,6 +95,8 @@ async def test_error_shapes(api):
     resp = await api.client.post("/calls/originate", data=b"{nope", headers=AUTH)
     await expect_error(resp, 422, "invalid_request")
     await expect_error(await api.get("/calls?state=dancing"), 422, "invalid_request")
+    await expect_error(await api.post("/calls/x/hangup", json={"force": True}), 422, "invalid_request")
+    await expect_error(await api.post("/calls/x/hangup", json=[1]), 422, "invalid_request")
 
 
 async def test_unexpected_error_is_json_500_without_traceback(api, monkeypatch, caplog):
