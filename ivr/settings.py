@@ -92,10 +92,11 @@ class QueueSettings(_Section):
 class LookupSettings(_Section):
     """CRM/webhook lookups made by `lookup` nodes."""
 
-    timeout: Duration = Field(3.0, description="Default when a node sets none; a node's own timeout is capped by it "
-                              "times 3.")
+    timeout: Duration = Field(3.0, description="Scale of lookup time-outs: a node's own `timeout` is capped at three "
+                              "times this, so one flow edit cannot hold calls for minutes.")
     allowed_hosts: list[str] = Field(
-        default_factory=list, description="If not empty, lookups may only go to these host names (exact match)."
+        default_factory=list, description="If not empty, lookups may only go to these host names (exact match, "
+        "case-insensitive)."
     )
     max_response_bytes: int = Field(1_000_000, ge=1024)
 

@@ -141,7 +141,7 @@ def _cross_checks(settings: Settings, flow_set: FlowSet) -> list[Problem]:
         problems.append(positions.problem(("callbacks", "flow"), f"callbacks.flow {settings.callbacks.flow!r} is not "
                                           "a flow", "flows: " + ", ".join(flow_set.names()), at_key=False,
                                           code="undefined-flow"))
-    allowed = set(settings.lookups.allowed_hosts)
+    allowed = {host.lower() for host in settings.lookups.allowed_hosts}
     if allowed:
         for name, flow in flow_set.flows.items():
             for node_id, node in flow.nodes.items():
