@@ -10,6 +10,7 @@ Rules for this file:
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -482,8 +483,6 @@ def _ends_call(node: object) -> bool:
 
 def _overlaps(digits: str, tokens: list[str]) -> bool:
     """True when `digits` and some extension matching `tokens` start one another."""
-    import re
-
     return all(re.fullmatch(token, ch) for token, ch in zip(tokens, digits))
 
 
