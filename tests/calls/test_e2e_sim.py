@@ -250,3 +250,15 @@ async def test_callback_scheduler_answered_and_busy(e2e):
     assert (env["IVR_CALLBACK_ID"], env["IVR_CALLBACK_QUEUE"]) == (str(answered), "testq")
     retry = await storage.get_callback(busy)
     assert (retry.state, retry.attempts, retry.last_result) == ("pending", 1, "busy")
+
+
+async def test_attended_transfer_and_refusals(e2e):
+    call_id = await e2e.talking_call()
+    await _expect(await e2e.post(f"/calls/{call_id}/transfer", json={"extension": "carol", "mode": "attended"}),
+                  422)
+    resp = await e2e.post(f"/calls/{call_id}/transfer", json={"extension": "1002", "mode": "attended"})
+    assert resp.status == 202, await resp.text()
+    assert (await resp.json())["transferer"].startswith("Local/talk@agents")
+    await until(lambda: e2e.registry.call(call_id) is not None and any(
+        "1002" in ch.name for ch in e2e.registry.call(call_id).channels), what="the attended target's channel")
+    await _expect(await e2e.post("/calls/no-such-call/transfer", json={"extension": "1002"}), 404)
