@@ -143,12 +143,16 @@ def atxfer(channel: str, exten: str, context: str | None = None) -> Pairs:
 
 
 def park(channel: str, *, timeout_ms: int | None = None, timeout_channel: str | None = None,
-         parkinglot: str | None = None, announce_channel: str | None = None) -> Pairs:
+         parkinglot: str | None = None, announce_channel: str | None = None,
+         parking_space: str | None = None) -> Pairs:
+    """Park `channel`. `timeout_channel` is who gets the call back on timeout (and, when bridged with `channel`,
+    hears the announcement); `timeout_ms` 0 disables the timeout; `parking_space` asks for a given space."""
     pairs: Pairs = [("Channel", channel)]
     _put(pairs, "TimeoutChannel", timeout_channel)
     _put(pairs, "AnnounceChannel", announce_channel)
     _put(pairs, "Timeout", timeout_ms)
     _put(pairs, "Parkinglot", parkinglot)
+    _put(pairs, "ParkingSpace", parking_space)
     return pairs
 
 

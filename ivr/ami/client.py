@@ -482,9 +482,11 @@ class AMIClient:
         return await self.action("Atxfer", act.atxfer(channel, exten, context))
 
     async def park(self, channel: str, *, timeout_ms: int | None = None, timeout_channel: str | None = None,
-                   parkinglot: str | None = None, announce_channel: str | None = None) -> Message:
+                   parkinglot: str | None = None, announce_channel: str | None = None,
+                   parking_space: str | None = None) -> Message:
         return await self.action("Park", act.park(channel, timeout_ms=timeout_ms, timeout_channel=timeout_channel,
-                                                  parkinglot=parkinglot, announce_channel=announce_channel))
+                                                  parkinglot=parkinglot, announce_channel=announce_channel,
+                                                  parking_space=parking_space))
 
     async def parked_calls(self, parkinglot: str | None = None) -> list[Message]:
         return (await self.list_action("ParkedCalls", act.parked_calls(parkinglot)))[1]
