@@ -8,7 +8,8 @@ Rules for this file:
   through a shell.
 - The voice is the first part of the file path when it is a language (en/welcome -> en), else the variant's
   language: one recording shared by several languages is spoken once, in its own language.
-- Existing files are kept unless --force: recorded human prompts are never overwritten by a robot.
+- Existing recordings (in any format Asterisk plays) are kept unless --force: a human prompt is never replaced
+  or shadowed by a robot.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ivr.flow.loader import load_flows
+from ivr.flow.validate import PROMPT_EXTENSIONS
 from ivr.settings import load_settings
 from ivr.yamlsource import ConfigError
 
@@ -50,6 +52,10 @@ class PromptJob:
 
     def target(self, prompts_dir: Path) -> Path:
         return prompts_dir / (self.file + ".wav")
+
+    def exists(self, prompts_dir: Path) -> bool:
+        """A recording in any format Asterisk plays counts: a studio .gsm is never joined by a robot .wav."""
+        return any((prompts_dir / (self.file + ext)).is_file() for ext in PROMPT_EXTENSIONS)
 
 
 def find_tools(path: str | None = None) -> dict[str, str]:
@@ -108,7 +114,7 @@ def build(jobs: list[PromptJob], prompts_dir: Path, *, force: bool = False, tool
     """Generate missing (or, with force, all) files. Returns (written, skipped). Prints `[n/N] file` progress."""
     out = out or sys.stdout
     root = prompts_dir.resolve()
-    todo = [job for job in jobs if force or not job.target(prompts_dir).is_file()]
+    todo = [job for job in jobs if force or not job.exists(prompts_dir)]
     skipped_text = [job for job in todo if not job.text]
     todo = [job for job in todo if job.text]
     for job in skipped_text:
@@ -150,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "list":
         missing = 0
         for job in jobs:
-            exists = job.target(prompts_dir).is_file()
+            exists = job.exists(prompts_dir)
             missing += not exists
             if exists and args.missing:
                 continue

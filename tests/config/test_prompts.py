@@ -35,13 +35,13 @@ def test_jobs_are_distinct_files_with_their_voice(flows: Path) -> None:
 def test_build_into_a_temp_dir(flows: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "prompts"
     (out / "en").mkdir(parents=True)
-    (out / "en" / "menu.wav").write_bytes(b"a human recording")
+    (out / "en" / "menu.gsm").write_bytes(b"a human recording")
     assert main(["prompts", "build", "--flows", str(flows), "--out", str(out), "--only", "en"]) == 0
     printed = capsys.readouterr().out.splitlines()
     assert printed[0] == f"[1/2] {out / 'en' / 'bye.wav'} (en)"
     assert printed[1] == f"[2/2] {out / 'en' / 'welcome.wav'} (en)"
     assert printed[-1] == f"2 prompt file(s) written, 1 already present, in {out}"
-    assert (out / "en" / "menu.wav").read_bytes() == b"a human recording"  # never overwritten without --force
+    assert not (out / "en" / "menu.wav").exists()  # the studio .gsm is kept and not shadowed
     with wave.open(str(out / "en" / "bye.wav")) as wav:
         assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (8000, 1, 2)
         assert wav.getnframes() > 8000 // 2  # the text was spoken, not swallowed as an option
