@@ -582,3 +582,12 @@ async def test_crash_loop_after_login_keeps_backing_off(fake: FakeAMI) -> None:
         assert attempts[:3] == [1, 2, 3]  # sessions that die at once do not reset the backoff
     finally:
         await client.close()
+
+
+async def test_runaway_message_drops_the_connection_and_reconnects(fake: FakeAMI, make_client: Make) -> None:
+    client = await connected(make_client, max_message_size=4096)
+    await fake.broadcast(b"Event: Runaway\r\n" + b"Junk: xxxxxxxxxxxxxxxxxxxxxxxx\r\n" * 500)  # no empty line, ever
+    await fake.wait_for(lambda: fake.logins == 2)
+    await client.wait_logged_in(timeout=5)
+    health = client.health()
+    assert health.reconnects >= 1 and "exceeds the limit" in (health.last_error or "")
