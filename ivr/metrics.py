@@ -54,7 +54,10 @@ class _CollectHooks:
 
     def collect(self) -> Iterable[Metric]:
         for hook in list(self._hooks):  # a copy: a hook may remove itself
-            hook()
+            try:
+                hook()
+            except Exception:  # a broken hook must not take /metrics down: the other series still matter
+                log.exception("metrics collect hook %r failed; its gauges may be stale", hook)
         return []
 
 
@@ -75,6 +78,7 @@ def add_collect_hook(hook: Callable[[], None]) -> None:
 
 def remove_collect_hook(hook: Callable[[], None]) -> None:
     _HOOKS.remove(hook)
+
 
 _CALL_BUCKETS = (1, 5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600)
 _NODE_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120)

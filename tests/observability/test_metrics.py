@@ -110,6 +110,27 @@ def test_record_config_reload() -> None:
         metrics.CONFIG_RELOAD_FAILING.set(saved_failing or 0)
 
 
+def test_a_failing_hook_does_not_break_the_scrape(caplog: pytest.LogCaptureFixture) -> None:
+    def broken() -> None:
+        raise RuntimeError("boom")
+
+    metrics.add_collect_hook(broken)
+    try:
+        assert metrics.REGISTRY.get_sample_value("ivr_ami_up") is not None
+    finally:
+        metrics.remove_collect_hook(broken)
+    assert "collect hook" in caplog.text
+
+
+def test_transfer_success_results_match_the_rules() -> None:
+    from tests.observability.promql_names import RULES
+    text = RULES.read_text()
+    regex = "|".join(metrics.TRANSFER_SUCCESS_RESULTS)
+    assert text.count(f'result=~"{regex}"') == 2  # ivr:transfer_success:ratio5m and 1h
+    dashboard = (ROOT / "config" / "grafana" / "dashboards" / "ivr.json").read_text()
+    assert f'result=~\\"{regex}\\"' in dashboard
+
+
 def test_collect_hooks_run_before_gauges_are_read() -> None:
     calls: list[int] = []
 
