@@ -161,8 +161,8 @@ class QueueStats:
         if len(self._queues) >= self._max_queues:
             if name not in self._refused and len(self._refused) < 1000:
                 self._refused.add(name)
-                log.warning("queue %r not tracked: already %d queues (raise max_queues or list the queues to "
-                            "track in the settings)", name, self._max_queues)
+                log.warning("queue %r not tracked: already %d queues; raise QueueStats(max_queues=...) or give "
+                            "QueueStats(queues=...) the queues to track", name, self._max_queues)
             return None
         model = self._queues[name] = QueueModel(name)
         metrics.QUEUE_SL_THRESHOLD.labels(queue=name).set(self.policy.threshold(name))
