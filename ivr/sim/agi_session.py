@@ -17,7 +17,7 @@ import asyncio
 import os
 import random
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from ivr.sim.agi_codec import DEAD, HANGUP_LINE, INVALID, LineBuffer, env_block, parse_command, usage_block
 from ivr.sim.agi_commands import HANDLERS, Done, Usage
@@ -99,15 +99,11 @@ class AGISession:
     async def _unheld_sleep(self, seconds: float) -> None:
         clock = self.sim.clock
         self.channel.holding_clock = False
-        release: Callable[[], None] | None = getattr(clock, "release", None)
-        if release is not None:
-            release()
+        clock.release()
         try:
             await clock.sleep(seconds)
         finally:
-            acquire = getattr(clock, "acquire", None)
-            if acquire is not None:
-                acquire()
+            clock.acquire()
             self.channel.holding_clock = True
 
     # -- main loop ---------------------------------------------------------------------------------------------

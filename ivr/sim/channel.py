@@ -207,12 +207,12 @@ class SimChannel:
             timer = clock.call_at(deadline, fire) if deadline is not None else None
             released = self.holding_clock
             if released:
-                clock.release()  # type: ignore[attr-defined]
+                clock.release()
             try:
                 await fut
             finally:
                 if released:
-                    clock.acquire()  # type: ignore[attr-defined]
+                    clock.acquire()
                 if timer is not None:
                     timer.cancel()
                 self._waiter = None

@@ -203,10 +203,7 @@ class Call:
     async def _run(self) -> None:
         sim = self.sim
         clock = sim.clock
-        acquire = getattr(clock, "acquire", None)
-        release = getattr(clock, "release", None)
-        if acquire:
-            acquire()
+        clock.acquire()
         held = True
         try:
             ch = self._existing if self._existing is not None else self._create_channels()
@@ -218,12 +215,11 @@ class Call:
             limit = clock.call_later(sim.config.max_call_seconds, lambda: self._caller_hangs_up("limit"))
             route: Route | None = self.route
             while route is not None:
-                if not held and acquire:
-                    acquire()
+                if not held:
+                    clock.acquire()
                 held = True
                 status = await self._run_agi(ch, route)
-                if release:
-                    release()
+                clock.release()
                 held = False
                 self.agi_status = status
                 ch.set_var("AGISTATUS", status)
@@ -236,8 +232,8 @@ class Call:
         finally:
             if not self._created.done():
                 self._created.set_result(None)
-            if held and release:
-                release()
+            if held:
+                clock.release()
             if self._script_task is not None:
                 self._script_task.cancel()
             self._finish()

@@ -3,8 +3,9 @@
 Rules for this file:
 - Lengths recorded on the real Asterisk are exact: beep 3404, vm-intro 45235, demo-congrats 242214 samples,
   silence/N is N seconds.
-- Project prompts: a WAV under `<prompts_dir>/<lang>/<name>.wav` or `<prompts_dir>/<name>.wav` (or an absolute path
-  plus ".wav") gives its real length; else a length estimated from the prompt's text (`texts`); else
+- Project prompts: a WAV under `<prompts_dir>/<lang>/<name>.wav` or `<prompts_dir>/<name>.wav` (or the name plus
+  ".wav", absolute or relative to the working directory) gives its real length; else a length estimated from the
+  prompt's text (`texts`, matched on the name or a path ending in the prompt's file); else
   `default_seconds`.  `strict=True` turns "else" into "missing", like a real Asterisk without the file.
 - A name in `missing` never exists (agi-05: `this-file-does-not-exist`).
 - Names come from the network: they are only ever joined under the prompts directory after rejecting "..".
@@ -99,12 +100,21 @@ class SoundCatalog:
         wav = self._find_wav(name, language)
         if wav is not None:
             return wav
-        text = self.texts.get(name) or self.texts.get(os.path.basename(name))
+        text = self._text_for(name)
         if text:
             return max(int(len(text) / self.chars_per_second * RATE), RATE // 2)
         if self.strict:
             return None
         return int(self.default_seconds * RATE)
+
+    def _text_for(self, name: str) -> str:
+        """The text of `name` or of a prompt file it ends with (the service prefixes its prompts directory)."""
+        if name in self.texts:
+            return self.texts[name]
+        for key in sorted(self.texts, key=len, reverse=True):
+            if name.endswith("/" + key):
+                return self.texts[key]
+        return self.texts.get(os.path.basename(name), "")
 
     def _find_wav(self, name: str, language: str) -> int | None:
         if ".." in Path(name).parts:
@@ -112,8 +122,10 @@ class SoundCatalog:
         candidates: list[Path] = []
         if os.path.isabs(name):
             candidates.append(Path(name + ".wav"))
-        elif self.prompts_dir is not None:
-            candidates += [self.prompts_dir / language / (name + ".wav"), self.prompts_dir / (name + ".wav")]
+        else:
+            if self.prompts_dir is not None:
+                candidates += [self.prompts_dir / language / (name + ".wav"), self.prompts_dir / (name + ".wav")]
+            candidates.append(Path(name + ".wav"))   # relative to the working directory, shared with the service
         for path in candidates:
             try:
                 with wave.open(str(path), "rb") as w:

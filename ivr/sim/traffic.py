@@ -105,7 +105,10 @@ class TrafficGenerator:
         """One caller: (behaviour, CallSpec with its script)."""
         rng, plan = self.rng, self.plan
         behaviour = self.mix.pick(rng)
-        think = lambda: rng.uniform(0.8, 3.5)  # noqa: E731 - seconds into a prompt before pressing
+
+        def think() -> float:   # seconds into a prompt before a caller presses
+            return rng.uniform(0.8, 3.5)
+
         script: list[Step]
         speech = None
         if behaviour == "choose_option":

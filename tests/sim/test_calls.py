@@ -227,9 +227,11 @@ async def test_project_prompts_from_wav_and_text(tmp_path: Path) -> None:
         got.append(await p.cmd('STREAM FILE welcome ""'))
         got.append(await p.cmd('STREAM FILE menu ""'))
         got.append(await p.cmd('STREAM FILE nothing ""'))
+        got.append(await p.cmd('STREAM FILE /srv/ivr/recordings/prompts/menu ""'))   # the service's prefix
 
     rec, _, _ = await run(handler, CallSpec(flow="x", language="lt"), config=SimConfig(sounds=sounds))
-    assert got == [["200 result=0 endpos=12000\n"], ["200 result=0 endpos=16000\n"], ["200 result=-1 endpos=0\n"]]
+    assert got == [["200 result=0 endpos=12000\n"], ["200 result=0 endpos=16000\n"], ["200 result=-1 endpos=0\n"],
+                   ["200 result=0 endpos=16000\n"]]
     assert rec.agi_status == "FAILURE"
 
 
