@@ -77,7 +77,7 @@ _CHANNEL_EVENTS = frozenset({
     "BridgeEnter", "BridgeLeave", "MusicOnHoldStart", "MusicOnHoldStop", "MixMonitorStart", "MixMonitorStop",
     "MixMonitorMute", "QueueCallerJoin", "QueueCallerLeave", "QueueCallerAbandon", "DialBegin", "DialEnd",
     "Hold", "Unhold", "DTMFBegin", "DTMFEnd", "ChanSpyStart", "ChanSpyStop", "AgentCalled", "AgentConnect",
-    "AgentComplete", "AgentRingNoAnswer", "HangupRequest", "SoftHangupRequest", "OriginateResponse",
+    "AgentComplete", "AgentRingNoAnswer", "HangupRequest", "SoftHangupRequest",
 })
 _UNPARK_EVENTS = {"UnParkedCall": "retrieved", "ParkedCallTimeOut": "timeout", "ParkedCallGiveUp": "giveup",
                   "ParkedCallSwap": "swap"}
