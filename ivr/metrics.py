@@ -98,6 +98,8 @@ AGENT_STATES = ("available", "busy", "paused", "unavailable")
 TRANSFER_SUCCESS_RESULTS = ("answer", "answered", "continue", "ok")
 # Config reload results (label `result` of ivr_config_reloads).
 RELOAD_RESULTS = ("ok", "failed")
+# FastAGI connection results (label `result` of ivr_agi_connections, see ivr/agi/fastagi.py).
+AGI_CONNECTION_RESULTS = ("ok", "noroute", "rejected", "bad_header", "error")
 
 # --- calls and flows ---------------------------------------------------------------------------------------
 CALLS_STARTED = Counter("ivr_calls_started", "Calls that entered a flow.", ["flow"], registry=REGISTRY)
@@ -236,6 +238,37 @@ def record_config_reload(ok: bool, version: str | None = None) -> None:
         CONFIG_INFO.info({"version": version})
 
 
+def init_flow_series(flow: str) -> None:
+    """Create a flow's call and outcome series at 0 (call it for every flow on each load). A counter series that
+    appears only at its first increment loses that increment to rate()/increase(), and a ratio with a missing
+    outcome series shows "No data" instead of 0 %."""
+    CALLS_STARTED.labels(flow=flow)
+    CALLS_ACTIVE.labels(flow=flow)
+    VOICEMAILS.labels(flow=flow)
+    for outcome in OUTCOMES:
+        CALL_OUTCOMES.labels(flow=flow, outcome=outcome)
+
+
+def init_queue_series(queue: str) -> None:
+    """Create a queue's counters and histograms at 0 (ivr.queue_stats calls it when it starts tracking a queue)."""
+    for result in QUEUE_RESULTS:
+        QUEUE_CALLS.labels(queue=queue, result=result)
+        QUEUE_WAIT_SECONDS.labels(queue=queue, result=result)
+    QUEUE_TALK_SECONDS.labels(queue=queue)
+    QUEUE_ANSWERED_IN_SL.labels(queue=queue)
+    QUEUE_ABANDONED_IN_SL.labels(queue=queue)
+    QUEUE_RING_NO_ANSWER.labels(queue=queue)
+
+
+def _init_fixed_series() -> None:
+    """Series whose label values are a fixed vocabulary exist from the start, at 0."""
+    for result in AGI_CONNECTION_RESULTS:
+        AGI_CONNECTIONS.labels(result=result)
+    for result in RELOAD_RESULTS:
+        CONFIG_RELOADS.labels(result=result)
+        QUEUE_RESYNCS.labels(result=result)
+
+
 def _package_version() -> str:
     try:
         return metadata.version("ivr")
@@ -243,4 +276,5 @@ def _package_version() -> str:
         return "unknown"
 
 
+_init_fixed_series()
 BUILD_INFO.info({"version": _package_version()})

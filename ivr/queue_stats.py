@@ -165,6 +165,7 @@ class QueueStats:
                             "QueueStats(queues=...) the queues to track", name, self._max_queues)
             return None
         model = self._queues[name] = QueueModel(name)
+        metrics.init_queue_series(name)  # counters at 0 from the start, so the first call counts in rate()
         metrics.QUEUE_SL_THRESHOLD.labels(queue=name).set(self.policy.threshold(name))
         metrics.QUEUE_TRACKED.set(len(self._queues))
         return model

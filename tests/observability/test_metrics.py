@@ -146,3 +146,16 @@ def test_collect_hooks_run_before_gauges_are_read() -> None:
         metrics.remove_collect_hook(hook)
         metrics.AMI_UP.set(saved)
     assert calls and value == len(calls)
+
+
+def test_series_exist_at_zero_before_the_first_event() -> None:
+    assert metrics.REGISTRY.get_sample_value("ivr_agi_connections_total", {"result": "noroute"}) is not None
+    assert metrics.REGISTRY.get_sample_value("ivr_config_reloads_total", {"result": "failed"}) is not None
+    metrics.init_flow_series("flow-never-called")
+    assert metrics.REGISTRY.get_sample_value(
+        "ivr_call_outcomes_total", {"flow": "flow-never-called", "outcome": "contained"}) == 0
+    assert metrics.REGISTRY.get_sample_value("ivr_calls_started_total", {"flow": "flow-never-called"}) == 0
+    for metric in (metrics.CALLS_STARTED, metrics.CALLS_ACTIVE, metrics.VOICEMAILS):
+        metric.remove("flow-never-called")
+    for outcome in metrics.OUTCOMES:
+        metrics.CALL_OUTCOMES.remove("flow-never-called", outcome)

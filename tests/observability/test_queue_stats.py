@@ -159,6 +159,14 @@ def test_abandon_is_a_waiting_caller_whose_channel_hung_up(stats: QueueStats, cl
     assert sample("ivr_queue_longest_wait_seconds", queue="testq") == 0
 
 
+def test_a_tracked_queue_has_its_counters_at_zero(stats: QueueStats) -> None:
+    stats.apply({**JOIN_CALLER_2, "Queue": "fresh-queue"})
+    for result in ("answered", "abandoned", "timeout"):
+        assert metrics_has_series("ivr_queue_calls_total", queue="fresh-queue", result=result)
+        assert metrics_has_series("ivr_queue_wait_seconds_count", queue="fresh-queue", result=result)
+    assert metrics_has_series("ivr_queue_answered_within_sl_total", queue="fresh-queue")
+
+
 def test_abandon_without_a_hangup_first_is_a_queue_timeout(stats: QueueStats, deltas: Deltas) -> None:
     # Same events minus the HangupRequest: what Queue(testq,,,,4) produced in agi-07 (see test_replay_agi_07).
     for event in (JOIN_CALLER_2, ABANDON_CALLER_2, LEAVE_CALLER_2):
