@@ -113,6 +113,7 @@ class CallOperations:
         self.tracker = tracker
         self._recordings: dict[str, _ActiveRecording] = {}      # by uniqueid of the recorded channel
         self._held: dict[str, tuple[str, str]] = {}             # call id -> (held channel, waiting partner)
+        registry.listeners.append(self.on_effect)
 
     # --- helpers -----------------------------------------------------------------------------------------------
 

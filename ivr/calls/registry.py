@@ -115,6 +115,9 @@ class CallRegistry:
         self._gone: OrderedDict[str, None] = OrderedDict()
         self._by_name: dict[str, str] = {}              # channel name -> uniqueid
         self._expected: OrderedDict[str, str] = OrderedDict()   # uniqueid -> agent, for legs we originate
+        # Who wants the effects (called by ivr.calls.sync, never by apply()): e.g. CallOperations closes the
+        # index row of a recording whose channel hung up. Objects register themselves when they are built.
+        self.listeners: list[Callable[[Effect], Any]] = []
 
     # --- queries -------------------------------------------------------------------------------------------
 

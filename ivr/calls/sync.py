@@ -101,7 +101,7 @@ class RegistrySync:
     async def _dispatch(self, effects: list[Effect]) -> None:
         self._update_metrics(effects)
         for effect in effects:
-            for listener in self.listeners:
+            for listener in [*self.listeners, *self.registry.listeners]:
                 try:
                     result = listener(effect)
                     if inspect.isawaitable(result):

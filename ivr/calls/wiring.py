@@ -33,8 +33,7 @@ class CallControl:
         settings = settings or CallControlSettings()
         registry = CallRegistry()
         sync = RegistrySync(ami, registry)
-        operations = CallOperations(ami, registry, storage, settings)
-        sync.add_listener(operations.on_effect)
+        operations = CallOperations(ami, registry, storage, settings)   # registers itself for registry effects
         scheduler = CallbackScheduler(storage, operations, callbacks) if run_callbacks else None
         return cls(registry, sync, operations, scheduler, settings)
 

@@ -93,3 +93,28 @@ async def test_a_failing_listener_does_not_stop_the_stream():
     await sync.stop()
     assert ami.handlers == []
     await asyncio.sleep(0)
+
+
+async def test_operations_get_effects_without_explicit_wiring():
+    """A recording started through the API whose channel hangs up is closed in the index (no MixMonitorStop)."""
+    from ivr.calls.operations import CallOperations
+    from ivr.storage import open_storage
+
+    items = load("ami-14-mixmonitor.jsonl")
+    ami = FakeAMI()
+    ami.logged_in = False
+    registry = CallRegistry(clock=lambda: 5.0)
+    storage = open_storage("memory:")
+    sync = RegistrySync(ami, registry)          # built before the operations, no add_listener call
+    ops = CallOperations(ami, registry, storage)
+    sync.start()
+    try:
+        for ev in events_until(items, "second recording", start="call:"):
+            await ami.emit(ev)
+        [call] = registry.calls()
+        started = await ops.record_start(call.id)
+        for ev in events_until(items, "files produced", start="second recording"):
+            await ami.emit(ev)
+        assert (await storage.get_recording(started["recording_id"])).state == "finished"
+    finally:
+        await storage.close()
