@@ -90,7 +90,7 @@ async def getvar(s: "AMISession", msg: Message) -> None:
         if ch is None:
             s.respond(msg, "Error", [("Message", "No such channel")])
             return
-        value = ch.expand(var) if var.startswith("${") else ch.get_var(var)
+        value = ch.get_var(var)     # Getvar does not expand ${...} expressions (ami-12: empty Value)
     else:
         value = s.sim.pbx.globals.get(var)
     s.respond(msg, "Success", [("Variable", var), ("Value", value or "")])
@@ -553,11 +553,8 @@ async def originate(s: "AMISession", msg: Message) -> None:
         return
     exten, context, priority = msg.get("Exten"), msg.get("Context"), msg.get("Priority")
     application = msg.get("Application")
-    if exten and not (context and priority):
+    if not application and not (exten and context and priority):
         s.respond(msg, "Error", [("Message", "Originate with 'Exten' requires 'Context' and 'Priority'")])
-        return
-    if not exten and not application:
-        s.respond(msg, "Error", [("Message", "Originate with no Exten or Application")])
         return
     timeout_text = msg.get("Timeout")
     timeout = int(timeout_text) / 1000 if timeout_text and timeout_text.strip().isdigit() else 30.0

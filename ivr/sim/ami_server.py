@@ -109,6 +109,8 @@ class AMISession:
         action = (msg.get("Action") or "").strip()
         if not action:
             self.respond(msg, "Error", [("Message", "Missing action in request")])
+            self.security("RequestBadFormat", "Error", self.username, [("RequestType", "Action: NONE")],
+                          session_tv=True)
             return
         name = action.lower()
         if name == "login":
@@ -136,7 +138,7 @@ class AMISession:
             self.respond(msg, "Error", [("Message", "Invalid/unknown command: %s. Use Action: ListCommands to show "
                                                    "available commands." % action)])
             self.security("RequestBadFormat", "Error", self.username,
-                          [("RequestType", action)], session_tv=True)
+                          [("RequestType", "Action: %s" % action)], session_tv=True)
             return
         await handler(self, msg)
 

@@ -40,10 +40,10 @@ NOT_COVERED = {
                                      "is emitted only in part; its AGI half runs on the ;1 leg of an originate",
     "ami-12-status-getvar-command": "Status/CoreShowChannels are simulated, but not byte-exact (CoreStatus, CoreSettings)",
     "ami-13-parking": "parking events are simulated, not byte-exact (Parkinglots, ParkedCallSwap)",
-    "ami-14-mixmonitor": "AMI MixMonitor is simulated, not byte-exact",
+    "ami-14-mixmonitor": "responses replayed byte-exact in test_ami_responses.py; events not byte-exact",
     "ami-15-queue": "queue actions are simulated, not byte-exact (QueueParams/QueueMember field sets)",
     "ami-16-transfers": "transfers are simulated, not byte-exact (bridge events)",
-    "ami-17-errors-and-hangup": "error strings are simulated, not replayed byte for byte",
+    "ami-17-errors-and-hangup": "responses replayed byte-exact in test_ami_responses.py; events not byte-exact",
     "ami-18-shutdown": "`core stop now` is not simulated",
 }
 
@@ -59,6 +59,8 @@ def test_every_indexed_scenario_is_covered_or_listed() -> None:
     names = index_names()
     assert len(names) == 19
     assert sorted(AGI_COVERED + AMI_COVERED + list(NOT_COVERED)) == sorted(names)
+    from .test_ami_responses import RESPONSES_COVERED
+    assert all("test_ami_responses.py" in NOT_COVERED[n] for n in RESPONSES_COVERED)
 
 
 def _streams() -> list[tuple[str, int]]:
