@@ -17,7 +17,9 @@ from ivr.sim import AgentSpec, RealClock, SimConfig, SimulatedAsterisk
 
 from .transcripts import load_records
 
-RESPONSES_COVERED = ["ami-14-mixmonitor", "ami-17-errors-and-hangup"]
+RESPONSES_COVERED = ["ami-14-mixmonitor", "ami-15-queue", "ami-17-errors-and-hangup"]
+# Dialplan of the recording, as agents that answer at once and stay: [idle-leg] s, [queue-entry] testq
+AGENTS = {"s": 0.0, "testq": 0.0, "answer3s": 0.0}
 
 
 def _messages(data: str) -> list[Message]:
@@ -46,7 +48,8 @@ async def test_responses_match_recording(name: str, tmp_path: Path) -> None:
     config = SimConfig(ami_auth_failure_delay=0.01,
                        path_map={"/var/spool/asterisk/recordings": str(tmp_path),
                                  "/var/spool/asterisk/monitor": str(tmp_path)})
-    config.agents["s"] = AgentSpec("s", answer_after=0.0, talk=None)      # [idle-leg] s: Answer(), Wait(120)
+    for exten, answer in AGENTS.items():
+        config.agents[exten] = AgentSpec(exten, answer_after=answer, talk=None)
     sim = SimulatedAsterisk(config, clock=RealClock())
     await sim.start(("127.0.0.1", 9))
     reader, writer = await asyncio.open_connection("127.0.0.1", sim.ami_port)

@@ -41,7 +41,7 @@ NOT_COVERED = {
     "ami-12-status-getvar-command": "Status/CoreShowChannels are simulated, but not byte-exact (CoreStatus, CoreSettings)",
     "ami-13-parking": "parking events are simulated, not byte-exact (Parkinglots, ParkedCallSwap)",
     "ami-14-mixmonitor": "responses replayed byte-exact in test_ami_responses.py; events not byte-exact",
-    "ami-15-queue": "queue actions are simulated, not byte-exact (QueueParams/QueueMember field sets)",
+    "ami-15-queue": "responses replayed byte-exact in test_ami_responses.py; events not byte-exact",
     "ami-16-transfers": "transfers are simulated, not byte-exact (bridge events)",
     "ami-17-errors-and-hangup": "responses replayed byte-exact in test_ami_responses.py; events not byte-exact",
     "ami-18-shutdown": "`core stop now` is not simulated",
