@@ -129,6 +129,8 @@ class Schedule(Strict):
 
 
 class RecordingPolicy(Strict):
+    """Whether calls of this flow are recorded: always, after the caller's consent (with an opt-out key), or never."""
+
     policy: Literal["always", "consent", "never"] = "never"
     consent_prompts: list[str] = Field(default_factory=list, description="Played before recording when policy=consent.")
     opt_out_key: Digits = Field("9", description="Digit the caller presses during the consent prompt to opt out.")
@@ -142,10 +144,14 @@ class RecordingPolicy(Strict):
 
 
 class NodeBase(Strict):
-    description: str = ""
+    """Fields every node has."""
+
+    description: str = Field("", description="What the node is for; shown by simulate and graph.")
 
 
 class PlayNode(NodeBase):
+    """Play prompts in order, then go to `next`."""
+
     type: Literal["play"]
     prompts: list[str] = Field(min_length=1, description="Prompt ids played in order.")
     barge_in: bool = Field(False, description="Stop playing when the caller presses a digit.")
@@ -153,6 +159,8 @@ class PlayNode(NodeBase):
 
 
 class SayNode(NodeBase):
+    """Say a value as digits, a number or letters (Asterisk's built-in sounds)."""
+
     type: Literal["say"]
     mode: Literal["digits", "number", "alpha"] = "digits"
     value: str = Field(description="Template, e.g. '${account}'.")
@@ -160,6 +168,8 @@ class SayNode(NodeBase):
 
 
 class SetNode(NodeBase):
+    """Set call variables from templates (${name} substitution only; no code)."""
+
     type: Literal["set"]
     variables: dict[str, str] = Field(min_length=1, description="name -> template (${name} substitution only).")
     channel: bool = Field(False, description="Also set them as Asterisk channel variables.")
@@ -219,11 +229,15 @@ def dial_pattern_regex(pattern: str) -> re.Pattern[str]:
 
 
 class MenuOption(Strict):
+    """A menu option written as a mapping: where it goes and a label for graphs and reports."""
+
     goto: NodeRef
     label: str = ""
 
 
 class MenuNode(NodeBase):
+    """Offer choices by digits: options, direct dial, separate no-input and invalid-input handling."""
+
     type: Literal["menu"]
     greeting: list[str] = Field(min_length=1, description="Prompt ids played each time the menu is offered.")
     options: dict[str, Union[NodeRef, MenuOption, "InlineNode"]] = Field(
@@ -246,6 +260,8 @@ class MenuNode(NodeBase):
 
 
 class InputNode(NodeBase):
+    """Collect digits into a variable: length limits, terminator, regex check, read-back and confirm, retries."""
+
     type: Literal["input"]
     variable: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     prompts: list[str] = Field(min_length=1)
@@ -314,12 +330,16 @@ class RouteRule(Strict):
 
 
 class RouteNode(NodeBase):
+    """Branch without caller input: the first matching rule wins, else `else`."""
+
     type: Literal["route"]
     rules: list[RouteRule] = Field(default_factory=list)
     else_: NodeRef = Field(alias="else")
 
 
 class LanguageNode(NodeBase):
+    """Let the caller choose the language of the call (channel language and prompt set)."""
+
     type: Literal["language"]
     prompts: list[str] = Field(min_length=1)
     options: dict[str, str] = Field(min_length=1, description="Digit -> language code.")
@@ -338,6 +358,8 @@ class LanguageNode(NodeBase):
 
 
 class LookupNode(NodeBase):
+    """Ask a CRM or webhook over HTTP; map fields of its JSON answer into variables."""
+
     type: Literal["lookup"]
     url: str = Field(description="Template; values are URL-encoded when substituted.")
     method: Literal["GET", "POST"] = "GET"
@@ -350,6 +372,8 @@ class LookupNode(NodeBase):
 
 
 class TransferNode(NodeBase):
+    """Connect the caller to an extension, a dial string or a queue, with branches for each failure."""
+
     type: Literal["transfer"]
     extension: str | None = Field(None, description="Agent extension; dialled with the service's dial template.")
     dial: str | None = Field(None, description="Full Asterisk dial string (PJSIP/1001), instead of extension.")
@@ -373,6 +397,8 @@ class TransferNode(NodeBase):
 
 
 class ParkNode(NodeBase):
+    """Park the caller in a parking lot for someone to pick up; `comeback` when nobody does."""
+
     type: Literal["park"]
     lot: str = "default"
     timeout: Duration = 45.0
@@ -381,6 +407,8 @@ class ParkNode(NodeBase):
 
 
 class HoldNode(NodeBase):
+    """Music on hold with periodic announcements, for at most `max`."""
+
     type: Literal["hold"]
     music_class: str = "default"
     announcement: list[str] = Field(default_factory=list, description="Played every `every` seconds.")
@@ -390,12 +418,16 @@ class HoldNode(NodeBase):
 
 
 class RecordNode(NodeBase):
+    """Start, pause, resume or stop call recording (under the flow's recording policy)."""
+
     type: Literal["record"]
     action: Literal["start", "pause", "resume", "stop"]
     next: NodeRef
 
 
 class VoicemailNode(NodeBase):
+    """Record a message for a mailbox and store it with its metadata."""
+
     type: Literal["voicemail"]
     mailbox: str
     greeting: list[str] = Field(default_factory=list)
@@ -406,6 +438,8 @@ class VoicemailNode(NodeBase):
 
 
 class CallbackNode(NodeBase):
+    """Take a callback request: the caller ID or another number, read back and confirmed, stored durably."""
+
     type: Literal["callback"]
     queue: str = Field(description="Queue whose agents work off the callback.")
     prompts: list[str] = Field(default_factory=list, description="Offer, e.g. 'we will call you back on'.")
@@ -420,11 +454,15 @@ class CallbackNode(NodeBase):
 
 
 class GotoNode(NodeBase):
+    """Continue at another node (of this flow or, with flow:node, another flow)."""
+
     type: Literal["goto"]
     target: NodeRef
 
 
 class HangupNode(NodeBase):
+    """Play goodbye prompts and hang up."""
+
     type: Literal["hangup"]
     prompts: list[str] = Field(default_factory=list, description="Goodbye prompts.")
 
