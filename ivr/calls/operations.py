@@ -15,7 +15,6 @@ Rules for this file:
 from __future__ import annotations
 
 import asyncio
-import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -30,8 +29,6 @@ from ivr.calls.model import Call, Channel
 from ivr.calls.registry import CallRegistry, Effect, RecordingEnded
 from ivr.calls.settings import CallControlSettings
 from ivr.storage import Recording, Storage
-
-log = logging.getLogger(__name__)
 
 TargetKind = Literal["extension", "queue", "flow"]
 SpyMode = Literal["listen", "whisper", "barge"]

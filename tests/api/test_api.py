@@ -15,7 +15,7 @@ from ivr.storage import Recording
 from tests.calls.fakes import error, msg
 from tests.calls.transcripts import events_until, load
 
-from .conftest import AUTH, TOKEN
+from .conftest import AUTH
 
 
 def replay(registry: CallRegistry, name: str, until: str, start: str | None = None) -> None:
