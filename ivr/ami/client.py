@@ -25,7 +25,7 @@ import random
 import secrets
 import socket
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Iterable, Literal
 
@@ -734,7 +734,7 @@ class AMIClient:
         waiters = self._waiters
         by_event = self._subs_by_event
         catch_all = self._subs_all
-        counts: dict[str, int] = {}
+        names: list[str] = []
         for msg in items:
             # `_first` is the parsed first header (package-internal): Asterisk always puts Event/Response first.
             first = msg._first
@@ -745,7 +745,7 @@ class AMIClient:
             else:
                 self._on_response(msg)
                 continue
-            counts[name] = counts.get(name, 0) + 1
+            names.append(name)
             if listing or waiters:
                 aid = msg.action_id
                 if aid is not None:
@@ -767,10 +767,17 @@ class AMIClient:
             subs = by_event.get(name)
             if subs:
                 for sub in subs:
-                    sub.offer(msg)
+                    queue = sub._queue  # Subscription.offer() inlined for the common case (room in the queue)
+                    if len(queue) < sub.maxsize:
+                        queue.append(msg)
+                        if sub._sleeping:
+                            sub._sleeping = False
+                            sub._wakeup.set()
+                    else:
+                        sub.offer(msg)
             for sub in catch_all:
                 sub.offer(msg)
-        for name, n in counts.items():
+        for name, n in Counter(names).items():   # counted in C, one metric update per name and batch
             label = metrics.bounded_event(name)
             counter = self._event_counters.get(label)
             if counter is None:
