@@ -150,6 +150,10 @@ class FlowRepository:
                     log.exception("flow reload listener failed")
         return result
 
+    async def reload_async(self, trigger: Trigger = "api") -> ReloadResult:
+        """`reload` in a worker thread, for callers on the event loop (the API) with large flow sets."""
+        return await asyncio.to_thread(self.reload, trigger)
+
     def handle_sighup(self) -> ReloadResult:
         """For `loop.add_signal_handler(signal.SIGHUP, repo.handle_sighup)`."""
         return self.reload("sighup")

@@ -116,3 +116,11 @@ def test_change_detection_covers_new_and_removed_files(flows: Path) -> None:
     assert repo.current.names() == ["main", "other"]
     (flows / "other.yaml").unlink()
     assert repo.changed_on_disk()
+
+
+async def test_reload_async_runs_the_same_reload(flows: Path) -> None:
+    repo = FlowRepository(flows)
+    first = repo.load()
+    write_flow(flows, mutate("    prompts: [welcome]", "    prompts: [welcome, menu]"))
+    result = await repo.reload_async()
+    assert result.ok and result.changed and result.trigger == "api" and repo.current is not first
