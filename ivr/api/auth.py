@@ -31,9 +31,11 @@ def is_loopback(host: str) -> bool:
     if host in ("localhost", "localhost.localdomain"):
         return True
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return False      # a host name other than localhost may resolve anywhere
+    mapped = getattr(address, "ipv4_mapped", None)      # ::ffff:127.0.0.1
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
 def check_bind(host: str, token: str | None) -> None:

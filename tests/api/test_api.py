@@ -69,7 +69,8 @@ def test_check_bind_and_token_loading(tmp_path):
     for host in ("0.0.0.0", "10.0.0.5", "::", "api.example.com"):
         with pytest.raises(InsecureBind, match="IVR_API_TOKEN"):
             check_bind(host, None)
-    assert not is_loopback("0.0.0.0") and is_loopback("[::1]")
+    assert not is_loopback("0.0.0.0") and is_loopback("[::1]") and is_loopback("::ffff:127.0.0.1")
+    assert not is_loopback("::ffff:10.0.0.5")
     path = tmp_path / "token"
     path.write_text("from-file\n")
     assert load_token({"IVR_API_TOKEN_FILE": str(path), "IVR_API_TOKEN": "env"}) == "from-file"
