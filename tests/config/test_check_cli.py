@@ -95,3 +95,13 @@ def test_broken_settings_still_check_the_flows(tmp_path: Path, capsys: pytest.Ca
     assert main(["check", str(settings)]) == 1
     out = capsys.readouterr().out
     assert "unknown key 'prot' (did you mean 'port'?)" in out and "target 'main_manu'" in out
+
+
+def test_queue_override_for_a_queue_no_flow_uses(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    project = tmp_path / "project"
+    write_flow(project / "config" / "flows", BASE_FLOW)
+    settings = project / "config" / "ivr.yaml"
+    settings.write_text("callbacks: {enabled: false}\nqueues:\n  overrides:\n    sale: 30s\n")
+    assert main(["check", str(settings)]) == 0
+    out = capsys.readouterr().out
+    assert f"{settings}:4:5: warning: queues.overrides: no flow transfers to queue 'sale' (did you mean 'sales'?)" in out
