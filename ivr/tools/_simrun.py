@@ -281,7 +281,8 @@ async def run_call_on_sim(
 
         router = Router()
         router.fallback = lambda path: handler if path.strip("/") == setup.flow else None
-        server = FastAGIServer(router, "127.0.0.1", 0)
+        # The call is over before the server stops; a short deadline only matters after Ctrl-C.
+        server = FastAGIServer(router, "127.0.0.1", 0, shutdown_deadline=1.0)
         await server.start()
         try:
             await sim.start(fastagi=("127.0.0.1", server.port), ami=False)

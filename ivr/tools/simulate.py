@@ -16,7 +16,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import sys
+import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Sequence, TextIO
@@ -104,6 +106,30 @@ class Keyboard:
     def __init__(self, stdin: TextIO, out: TextIO, printer: TracePrinter | None = None) -> None:
         self.stdin, self.out, self.printer = stdin, out, printer
         self.quit = False
+        self._interrupted = False
+        self._waiting: asyncio.Future[str] | None = None
+
+    def interrupt(self) -> None:
+        """Ctrl-C: the caller quits (hangs up) at once, so the call still ends cleanly with its report."""
+        self._interrupted = True
+        if self._waiting is not None and not self._waiting.done():
+            print("(interrupted: hanging up)", file=self.out)
+            self._waiting.set_result("q\n")
+
+    async def _readline(self, loop: asyncio.AbstractEventLoop) -> str:
+        # A daemon thread, not the default executor: after Ctrl-C the process must not wait for an Enter.
+        future: asyncio.Future[str] = loop.create_future()
+        self._waiting = future
+        if self._interrupted:
+            future.set_result("q\n")
+
+        def read() -> None:
+            line = self.stdin.readline()
+            loop.call_soon_threadsafe(lambda: future.done() or future.set_result(line))
+
+        if not future.done():
+            threading.Thread(target=read, name="simulate-stdin", daemon=True).start()
+        return await future
 
     async def __call__(self) -> list[Step]:
         loop = asyncio.get_running_loop()
@@ -112,7 +138,7 @@ class Keyboard:
         while True:
             print("          ? your turn: digits, w = wait, h = hang up, q = quit > ", end="", file=self.out)
             self.out.flush()
-            line = await loop.run_in_executor(None, self.stdin.readline)
+            line = await self._readline(loop)
             if not line:  # end of input
                 print("(end of input: hanging up)", file=self.out)
                 return [Step("hangup")]
@@ -210,7 +236,15 @@ def simulate(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
     else:
         runner = run_call
     quiet_service_logs(getattr(args, "verbose", False))
-    call = asyncio.run(runner(flow_set, setup, on_trace=printer, ask=keyboard))
+    async def call_with_keyboard() -> CallRun:
+        if keyboard is not None:
+            try:
+                asyncio.get_running_loop().add_signal_handler(signal.SIGINT, keyboard.interrupt)
+            except (NotImplementedError, RuntimeError, ValueError):  # no signals here (not the main thread)
+                pass
+        return await runner(flow_set, setup, on_trace=printer, ask=keyboard)
+
+    call = asyncio.run(call_with_keyboard())
     if printer:
         printer.flush()
     report = call.report
@@ -229,4 +263,8 @@ def simulate(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    return simulate(args, sys.stdout, sys.stdin)
+    try:
+        return simulate(args, sys.stdout, sys.stdin)
+    except KeyboardInterrupt:
+        print("\nsimulate: interrupted", file=sys.stderr)
+        return 130
