@@ -45,6 +45,7 @@ class AGISession:
         self.in_command = False
         self.current = ""                 # title of the running command ("" when idle)
         self.comeback_context: str | None = None
+        self.comeback_app = ("", "")      # the app running when the async goto happened (for Newexten)
         self.by_service = False
         self.commands = 0
         self._writer: asyncio.StreamWriter | None = None
@@ -64,6 +65,7 @@ class AGISession:
     def comeback(self, context: str) -> None:
         """Park timed out: the channel leaves for `context`; the AGI sees it as a hangup."""
         self.comeback_context = context
+        self.comeback_app = (self.channel.app, self.channel.appdata)
 
     def writable_path(self, name: str) -> Path | None:
         """Where a file named by the service may be written; None = Asterisk's "cannot create" case."""

@@ -331,5 +331,11 @@ async def run_app(s: "AGISession", name: str, data: str) -> int | None:
         if extra is None:
             return None
         app = extra
-    s.channel.notify_command(name)
-    return await app(s, data)
+    ch = s.channel
+    ch.notify_command(name)
+    previous = (ch.app, ch.appdata)
+    ch.app, ch.appdata = name, data          # what CoreShowChannels/Status show while it runs
+    try:
+        return await app(s, data)
+    finally:
+        ch.app, ch.appdata = previous

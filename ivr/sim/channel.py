@@ -197,6 +197,9 @@ class SimChannel:
             clock = self.pbx.clock
             if deadline is not None and clock.now() >= deadline:
                 return None
+            if self._waiter is not None and not self._waiter.done():
+                raise RuntimeError("two coroutines wait on the media of %s; one application at a time may "
+                                   "read a channel" % self.name)
             fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._waiter = fut
 

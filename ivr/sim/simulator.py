@@ -284,7 +284,7 @@ class Call:
         if session.comeback_context is not None:
             ch.context, ch.exten = session.comeback_context, "s"
             # the Newexten for s,1 carries the previous application (async goto quirk, agi-07c)
-            ch.newexten(ch.app, ch.appdata, priority=1)
+            ch.newexten(*session.comeback_app, priority=1)
             ch.newexten("Hangup", "", priority=2)
             self.note_end("timeout", "comeback")
             self.hangup_caller_leg(16)
@@ -300,7 +300,8 @@ class Call:
         sim = self.sim
         lot = sim.config.parking
         ch.context, ch.exten = context, exten
-        ch.newexten(ch.app, ch.appdata, priority=1)
+        app = self.session.comeback_app if self.session is not None else (ch.app, ch.appdata)
+        ch.newexten(*app, priority=1)
         if park_timeout is not None or exten == lot.parkext:
             timeout = park_timeout if park_timeout is not None else lot.parkingtime
             ch.set_var("PARKEDLOT", lot.name)

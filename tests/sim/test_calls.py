@@ -199,6 +199,10 @@ async def test_park_timeout_comeback_and_retrieval() -> None:
     assert got == [["200 result=0\n"], ["HANGUP\n"]]
     assert rec.ended.by == "timeout" and rec.ended.destination == "parked:701"
     assert [e.name for e in rec.events if "Park" in e.name] == ["ParkedCall", "ParkedCallTimeOut"]
+    comeback = [e for e in rec.events_named("Newexten") if e["Context"] == "parkedcallstimeout"]
+    # the async-goto quirk: s,1 names the application that was running, then s,2 Hangup
+    assert [(e["Priority"], e["Application"], e["AppData"]) for e in comeback] == [
+        ("1", "Park", "default,t(30)"), ("2", "Hangup", "")]
 
 
 async def test_mixmonitor_writes_wav_of_the_call_length(tmp_path: Path) -> None:
