@@ -458,19 +458,20 @@ def _where(*pairs: tuple[str, Any]) -> tuple[str, list[Any]]:
     return " WHERE " + " AND ".join(f"{col} = ?" for col, _ in parts), [val for _, val in parts]
 
 
-def open_storage(url: str = "sqlite:///var/lib/ivr/ivr.db") -> SQLiteStorage:
-    """`sqlite:///relative/or/absolute.db` (three slashes then the path; four for an absolute path is also fine),
+def open_storage(url: str = "sqlite:///var/ivr.db") -> SQLiteStorage:
+    """Open the storage named by `url`, as in SQLAlchemy: `sqlite:///relative/path.db` (relative to the working
+    directory; `ivr.settings` already makes it absolute against the project root), `sqlite:////absolute/path.db`,
     or `memory:` for a throw-away database."""
     if url in ("memory:", "memory://", "sqlite:///:memory:"):
         return SQLiteStorage(":memory:")
     if url.startswith("sqlite:///"):
         path = url[len("sqlite:///"):]
         if not path:
-            raise StorageError("sqlite URL without a path; write it like sqlite:///var/lib/ivr/ivr.db")
-        # sqlite:///var/x.db names /var/x.db (the common reading); sqlite:////var/x.db too.
-        return SQLiteStorage("/" + path.lstrip("/") if not path.startswith(".") else path)
+            raise StorageError("sqlite URL without a path; write it like sqlite:////var/lib/ivr/ivr.db")
+        return SQLiteStorage(path)
     if url.startswith("sqlite://"):
-        raise StorageError(f"{url!r}: write sqlite URLs with three slashes, e.g. sqlite:///var/lib/ivr/ivr.db")
+        raise StorageError(f"{url!r}: write sqlite URLs with three slashes before a relative path "
+                           "(sqlite:///var/ivr.db) or four before an absolute one (sqlite:////var/lib/ivr/ivr.db)")
     raise StorageError(f"unsupported storage URL {url!r}; use sqlite:///path/to/ivr.db or memory:")
 
 

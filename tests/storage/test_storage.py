@@ -63,6 +63,20 @@ async def test_newer_schema_is_refused(tmp_path):
         open_storage(f"sqlite:///{path}")
 
 
+def test_relative_and_absolute_urls(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    import asyncio
+
+    async def roundtrip(url: str) -> None:
+        s = open_storage(url)
+        await s.add_voicemail(Voicemail(mailbox="m", caller="c", path="/p", seconds=1.0))
+        await s.close()
+    asyncio.run(roundtrip("sqlite:///var/ivr.db"))                  # three slashes: relative, as in SQLAlchemy
+    assert (tmp_path / "var" / "ivr.db").is_file()
+    asyncio.run(roundtrip(f"sqlite:///{tmp_path}/abs/ivr.db"))      # four slashes: absolute
+    assert (tmp_path / "abs" / "ivr.db").is_file()
+
+
 def test_bad_urls():
     with pytest.raises(StorageError, match="unsupported storage URL"):
         open_storage("postgres://x")
