@@ -90,6 +90,10 @@ class Service:
         check_bind(settings.http.host, token)  # refuse a non-loopback API without a token before binding anything
         repository = FlowRepository.from_settings(settings)
         repository.load()  # raises ConfigError: the service does not start without valid flows
+        # Every flow's call/outcome series exist from the start (at 0), so rates and ratios are right from call one.
+        for name in repository.current:
+            metrics.init_flow_series(name)
+        repository.on_swap(lambda flows: [metrics.init_flow_series(name) for name in flows])
         storage = open_storage(settings.storage.url)
         lookup_client = HttpLookupClient.from_settings(settings.lookups)
         router = build_router(settings, storage=storage, lookup_client=lookup_client, repository=repository)
