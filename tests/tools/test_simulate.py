@@ -155,3 +155,25 @@ def test_interactive_in_a_terminal() -> None:
             process.kill()
             process.wait()
         os.close(leader)
+
+
+def test_ctrl_c_hangs_up_cleanly() -> None:
+    import signal
+
+    leader, follower = pty.openpty()
+    process = subprocess.Popen([sys.executable, "main.py", "simulate", "main"], cwd=ROOT,
+                               stdin=follower, stdout=follower, stderr=follower, close_fds=True)
+    os.close(follower)
+    deadline = time.monotonic() + 20
+    try:
+        _read_until(leader, b"your turn", deadline)
+        process.send_signal(signal.SIGINT)
+        seen = _read_until(leader, b"Path:", deadline)
+        assert b"(interrupted: hanging up)" in seen and b"Outcome: abandoned" in seen
+        assert b"Traceback" not in seen
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(leader)
