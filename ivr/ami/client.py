@@ -285,6 +285,20 @@ class AMIClient:
         if self._runner is None:
             self._runner = asyncio.get_running_loop().create_task(self._run(), name="ami-connection")
 
+    async def __aenter__(self) -> "AMIClient":
+        """`async with AMIClient(...) as ami:` starts, waits for the first login (connect + login timeouts), and
+        closes on exit."""
+        await self.start()
+        try:
+            await self.wait_logged_in(self.connect_timeout * 2 + self.login_timeout)
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
     async def wait_logged_in(self, timeout: float | None = None) -> None:
         """Wait for a logged-in connection. Raises the last `AMIAuthError` at once if the login was refused,
         `AMITimeout` if not logged in within `timeout` seconds."""

@@ -592,3 +592,12 @@ async def test_runaway_message_drops_the_connection_and_reconnects(fake: FakeAMI
     await client.wait_logged_in(timeout=5)
     health = client.health()
     assert health.reconnects >= 1 and "exceeds the limit" in (health.last_error or "")
+
+
+async def test_async_context_manager(fake: FakeAMI) -> None:
+    async with AMIClient("127.0.0.1", fake.port, "ivr", "ivrsecret", ping_interval=0) as client:
+        assert (await client.ping())["Ping"] == "Pong"
+    assert client.state == "closed" and len(fake.received("Logoff")) == 1
+    with pytest.raises(AMIAuthError):
+        async with AMIClient("127.0.0.1", fake.port, "ivr", "bad", ping_interval=0, login_failure_backoff=60):
+            pass
