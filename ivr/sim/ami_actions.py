@@ -614,7 +614,8 @@ class Originate:
         if agent is not None:
             return agent, exten, context, False
         if tech == "local":
-            if exten in self.sim.config.routes:
+            route = self.sim.config.routes.get(exten)
+            if route is not None and route.context == context:   # Local/<did>@<ivr context>: ;2 runs the flow
                 return AgentSpec(exten, answer_after=0.0, talk=None), exten, context, False
             return None, exten, context, False
         return self.sim.config.default_callee, exten, context, False
@@ -673,12 +674,14 @@ class Originate:
         sim = self.sim
         if retrieval and two is not None:
             sim.retrieve_parked(int(exten), talk=None, retriever=two)
-        if two is not None and not retrieval and exten in sim.config.routes and two.context != "parkedcalls":
-            sim.adopt_call(two, sim.config.routes[exten], behaviour.script)
+        route = sim.config.routes.get(exten)
+        if two is not None and not retrieval and route is not None and route.context == two.context:
+            sim.adopt_call(two, route, behaviour.script, exten=exten)
         if self.app:
             await run_app_on(sim, one, self.app, self.data)
         elif self.exten in sim.config.routes:
-            call = sim.adopt_call(one, sim.config.routes[self.exten], behaviour.script)
+            call = sim.adopt_call(one, sim.config.routes[self.exten], behaviour.script, exten=self.exten,
+                                  context=self.context)
             await call.finished()
             return
         elif self.exten in sim.config.agents:

@@ -367,10 +367,13 @@ class Call:
         return ch
 
     def _adopt(self, ch: SimChannel) -> None:
+        """An answered channel enters the flow's dialplan: <exten>,1 Answer(), <exten>,2 AGI(...)."""
         self.channel = ch
         self.linkedid = ch.linkedid
         self.sim.calls_by_linkedid[ch.linkedid] = self
-        ch.priority = 1
+        ch.context, ch.exten = self.spec.context or self.route.context, self.spec.did
+        ch.newexten("Answer", "", priority=1)
+        ch.priority = 2
 
     def _env(self, ch: SimChannel, host: str, port: int, script_path: str) -> dict[str, str]:
         local = ch.tech == "Local"
@@ -533,10 +536,12 @@ class SimulatedAsterisk:
         await call._created          # the channel exists: call.name / call.uniqueid are usable
         return call
 
-    def adopt_call(self, ch: SimChannel, route: Route, script: Sequence[Step] = ()) -> Call:
-        """Put an existing (e.g. AMI-originated, answered) channel into a flow over FastAGI."""
-        spec = CallSpec(flow=route.flow, did=ch.exten, caller_id=ch.caller_num, caller_name=ch.caller_name,
-                        language=ch.language, script=tuple(script), technology=ch.tech)
+    def adopt_call(self, ch: SimChannel, route: Route, script: Sequence[Step] = (), exten: str | None = None,
+                   context: str | None = None) -> Call:
+        """Put an existing (e.g. AMI-originated, answered) channel into a flow over FastAGI at context/exten."""
+        spec = CallSpec(flow=route.flow, did=exten or ch.exten, caller_id=ch.caller_num,
+                        caller_name=ch.caller_name, language=ch.language, script=tuple(script),
+                        technology=ch.tech, sends_media=True, context=context)
         call = Call(self, spec, route)
         call._existing = ch
         self._calls.append(call)
@@ -681,7 +686,7 @@ class SimulatedAsterisk:
         route = self.config.routes.get(exten)
         ch.context, ch.exten = context, exten
         if route is not None:
-            self.adopt_call(ch, route)
+            self.adopt_call(ch, route, exten=exten, context=context)
 
     def transfer(self, ch: SimChannel, context: str, exten: str) -> bool:
         """BlindTransfer/Atxfer: the caller bridged with (or being) `ch` goes to context/exten."""

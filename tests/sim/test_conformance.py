@@ -18,7 +18,7 @@ from ivr.sim import CallSpec, Route, SimConfig, SimulatedAsterisk, VirtualClock
 from ivr.sim.simulator import Call
 
 from .agi_peer import Peer, ScriptedAGIServer
-from .transcripts import ROOT, agi_streams, env_dict, index_names, normalise
+from .transcripts import ROOT, Stream, agi_streams, env_dict, index_names, normalise
 
 AGI_COVERED = [
     "agi-01-env-and-basic-commands",
@@ -36,8 +36,8 @@ AMI_COVERED = [
 ]
 NOT_COVERED = {
     "agi-09-asyncagi": "Async AGI over AMI (AGI(agi:async), Action: AGI) is not simulated",
-    "ami-11-originate-event-stream": "full originate event stream (LocalBridge, NewCallerid, DeviceStateChange ...) "
-                                     "is emitted only in part; its AGI half runs on the ;1 leg of an originate",
+    "ami-11-originate-event-stream": "its AGI session (.agi) is replayed byte-exact below; the AMI event stream "
+                                     "(LocalBridge, NewCallerid, DeviceStateChange ...) is emitted only in part",
     "ami-12-status-getvar-command": "Status/CoreShowChannels are simulated, but not byte-exact (CoreStatus, CoreSettings)",
     "ami-13-parking": "parking events are simulated, not byte-exact (Parkinglots, ParkedCallSwap)",
     "ami-14-mixmonitor": "responses replayed byte-exact in test_ami_responses.py; events not byte-exact",
@@ -106,35 +106,9 @@ async def test_agi_stream_matches_recording(name: str, index: int, tmp_path: Pat
     sim = SimulatedAsterisk(config, clock=clock)
     mismatches: list[str] = []
     holder: dict[str, Call] = {}
-    recorded_base = env["agi_channel"].rsplit(";", 1)[0]
 
     async def replay(peer: Peer) -> None:
-        call = holder["call"]
-        actual_base = peer.env["agi_channel"].rsplit(";", 1)[0]
-        got_env = [normalise(l) for l in peer.env_lines]
-        want_env = [normalise(l) for l in stream.env[:-1]]
-        if got_env != want_env:
-            mismatches.append("env: %r != %r" % (got_env, want_env))
-        plan = stream.plan
-        if "speech" in behaviour:
-            start, seconds = behaviour["speech"]
-            clock.call_later(start, lambda: _speak(call, seconds))
-        for i, item in enumerate(plan):
-            kind = item[0]
-            if kind == "send":
-                for follow in plan[i + 1:]:
-                    if follow[0] in ("send", "recv"):
-                        break
-                    _schedule(sim, call, follow)
-                line = item[1].replace(recorded_base, actual_base)
-                peer.writer.write(line.encode("latin-1"))
-                await peer.writer.drain()
-            elif kind == "recv":
-                got = await asyncio.wait_for(peer.line(), 10)
-                if normalise(got) != normalise(item[1]):
-                    mismatches.append("line %d: got %r, recorded %r" % (i, got, item[1]))
-            elif kind == "hangup_idle":
-                call.hangup()
+        await replay_stream(peer, stream, sim, holder["call"], behaviour, mismatches)
 
     async with ScriptedAGIServer(replay) as srv:
         await sim.start(("127.0.0.1", srv.port), ami=False)
@@ -146,6 +120,77 @@ async def test_agi_stream_matches_recording(name: str, index: int, tmp_path: Pat
     checked = _check_files(name, stream, recordings)
     if exten in ("agi-04a", "agi-04b", "agi-08"):
         assert checked, "the recorded files of %s were not compared" % exten
+
+
+async def replay_stream(peer: Peer, stream: Stream, sim: SimulatedAsterisk, call: Call, behaviour: dict,
+                        mismatches: list[str]) -> None:
+    """Send the recorded commands, act as the recorded caller, compare every line Asterisk sends."""
+    clock = sim.clock
+    recorded_base = env_dict(stream.env)["agi_channel"].rsplit(";", 1)[0]
+    actual_base = peer.env["agi_channel"].rsplit(";", 1)[0]
+    got_env = [normalise(l) for l in peer.env_lines]
+    want_env = [normalise(l) for l in stream.env[:-1]]
+    if got_env != want_env:
+        mismatches.append("env: %r != %r" % (got_env, want_env))
+    plan = stream.plan
+    if "speech" in behaviour:
+        start, seconds = behaviour["speech"]
+        clock.call_later(start, lambda: _speak(call, seconds))
+    for i, item in enumerate(plan):
+        kind = item[0]
+        if kind == "send":
+            for follow in plan[i + 1:]:
+                if follow[0] in ("send", "recv"):
+                    break
+                _schedule(sim, call, follow)
+            line = item[1].replace(recorded_base, actual_base)
+            peer.writer.write(line.encode("latin-1"))
+            await peer.writer.drain()
+        elif kind == "recv":
+            got = await asyncio.wait_for(peer.line(), 10)
+            if normalise(got) != normalise(item[1]):
+                mismatches.append("line %d: got %r, recorded %r" % (i, got, item[1]))
+        elif kind == "hangup_idle":
+            call.hangup()
+
+
+async def test_ami_11_originated_call_runs_the_agi_on_its_first_half() -> None:
+    """ami-11's AGI session: Originate Local/s@dtmf-sender into ivr-test,s; the ;2 half sends DTMF 123# after
+    1 s and hangs up 5 s later (its dialplan, here an AgentSpec with a script)."""
+    from ivr.sim import AgentSpec, Hangup, Press, Sleep
+    from .ami_peer import AMIPeer
+
+    stream = agi_streams("ami-11-originate-event-stream.agi")[0]
+    config = SimConfig(routes={"s": Route(flow="demo", context="ivr-test")})
+    config.agents["s"] = AgentSpec("s", answer_after=0.0, talk=None,
+                                   script=(Sleep(1.0), Press("123#", gap=0.1, duration=0.1), Sleep(5.0), Hangup()))
+    sim = SimulatedAsterisk(config, clock=VirtualClock())
+    mismatches: list[str] = []
+
+    async def replay(peer: Peer) -> None:
+        call = sim.call_for_channel(peer.env["agi_channel"])
+        assert call is not None
+        await replay_stream(peer, stream, sim, call, {}, mismatches)
+
+    async with ScriptedAGIServer(replay) as srv:
+        await sim.start(("127.0.0.1", srv.port))
+        ami = await AMIPeer.connect(sim.ami_port)
+        r = await ami.action("Originate", [
+            ("Channel", "Local/s@dtmf-sender"), ("Context", "ivr-test"), ("Exten", "s"), ("Priority", "1"),
+            ("CallerID", '"DTMF Test" <5551000>'), ("Timeout", "30000"), ("Variable", "VAR1=one"),
+            ("Variable", "VAR2=two words"), ("ChannelId", "orig-11-chan1"), ("OtherChannelId", "orig-11-chan2"),
+            ("Account", "acct42"), ("Async", "true")])
+        assert r["Message"] == "Originate successfully queued"
+        ev = await ami.event("OriginateResponse")
+        assert (ev["Response"], ev["Reason"], ev["Uniqueid"]) == ("Success", "4", "orig-11-chan1")
+        for _ in range(200):
+            if srv.peers and srv.peers[0].writer.is_closing():
+                break
+            await asyncio.sleep(0.01)
+        await sim.stop()
+    assert not srv.errors, srv.errors
+    assert srv.peers, "the originated call never reached the FastAGI server"
+    assert not mismatches, "\n".join(mismatches)
 
 
 def _speak(call: Call, seconds: float) -> None:
