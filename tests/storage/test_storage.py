@@ -161,3 +161,16 @@ async def test_closed_storage_refuses(tmp_path):
     await s.close()
     with pytest.raises(StorageError, match="closed"):
         await s.list_voicemails()
+
+
+async def test_concurrent_writers_are_serialised(tmp_path):
+    import asyncio
+    s = open_storage(f"sqlite:///{tmp_path}/ivr.db")
+    try:
+        ids = await asyncio.gather(*(s.add_callback(CallbackRequest(number=str(n), queue="q", requested_at=T0))
+                                     for n in range(200)))
+        assert len(set(ids)) == 200
+        claims = await asyncio.gather(*(s.mark_callback_dialing(ids[0], T0) for _ in range(20)))
+        assert claims.count(True) == 1        # exactly one claimant wins a request
+    finally:
+        await s.close()
