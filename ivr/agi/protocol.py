@@ -195,6 +195,8 @@ _KV = re.compile(r"([A-Za-z_]\w*)=(\S*)")
 
 def parse_reply_line(line: str) -> AGIReply:
     """Parse a single-line reply (not the continuation lines of a 520 block)."""
+    if line.startswith("200 result=") and " " not in line[11:]:   # fast path: "200 result=0", the common case
+        return AGIReply(code=200, result=line[11:], lines=[line])
     if len(line) < 3 or not line[:3].isdigit() or (len(line) > 3 and line[3] not in " -"):
         raise AGIProtocolError(f"not an AGI reply line: {line[:80]!r}")
     code = int(line[:3])
@@ -282,7 +284,7 @@ class ReceiveBuffer:
 
 # --- state machine ---------------------------------------------------------------------------------------
 
-class State(Enum):
+class State(str, Enum):  # str first: C-level hashing, the table lookups are per command
     ENV = "ENV"                                  # reading the environment block
     READY = "READY"                              # idle, a command may be sent
     WAITING_REPLY = "WAITING_REPLY"              # a command is in flight
@@ -292,7 +294,7 @@ class State(Enum):
     ERROR = "ERROR"                              # protocol error; nothing more is parsed
 
 
-class _Input(Enum):
+class _Input(str, Enum):
     ENVIRONMENT = "environment"
     SEND = "send"
     REPLY = "reply"

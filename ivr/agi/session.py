@@ -55,13 +55,19 @@ MEDIA_COMMANDS = frozenset({
 _DEFAULT: Any = object()  # "use the session's command_timeout"
 
 
+# First word -> the known command names starting with it, longest first (labels are looked up per command).
+_BY_FIRST_WORD: dict[str, list[tuple[str, ...]]] = {}
+for _name in sorted(KNOWN_COMMANDS, key=lambda n: -len(n.split())):
+    _BY_FIRST_WORD.setdefault(_name.split()[0], []).append(tuple(_name.split()))
+
+
 def command_label(words: tuple[str, ...] | list[str]) -> str:
     """Bounded metric label for a command: its name from KNOWN_COMMANDS, else "other"."""
-    upper = [str(w).upper() for w in words[:3]]
-    for n in (3, 2, 1):
-        name = " ".join(upper[:n])
-        if len(upper) >= n and name in KNOWN_COMMANDS:
-            return name
+    candidates = _BY_FIRST_WORD.get(str(words[0]).upper()) if words else None
+    if candidates:
+        for name in candidates:
+            if len(name) == 1 or tuple(str(w).upper() for w in words[:len(name)]) == name:
+                return " ".join(name)
     return "other"
 
 
@@ -125,6 +131,10 @@ class AGISession:
         self._closed = False
         self._broken = False
         self._hangup_sent = False
+        self._expired = False
+        self._deadline: float | None = None
+        self._waiting_task: asyncio.Task[Any] | None = None
+        self._timer: asyncio.TimerHandle | None = None
 
     # -- construction -------------------------------------------------------------------------------------
     @classmethod
@@ -219,25 +229,58 @@ class AGISession:
         self._observe(label, "failure", elapsed)
         raise AGIProtocolError(f"{label}: unexpected AGI reply {reply.lines[0][:80]!r}")
 
+    # Per-command timeouts use one lazily re-armed loop timer per session instead of a new timer per command:
+    # a command only stores its deadline; the timer fires at most once per `timeout` seconds, checks the
+    # deadline of the command in flight, and re-arms itself if needed. Scheduling and cancelling a TimerHandle
+    # for every command was the largest cost in the hot path (heap operations in Python).
+    def _arm(self, timeout: float, task: asyncio.Task[Any]) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        self._deadline = deadline
+        self._waiting_task = task
+        timer = self._timer
+        if timer is None or timer.when() > deadline:
+            if timer is not None:
+                timer.cancel()
+            self._timer = loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        deadline, task = self._deadline, self._waiting_task
+        if deadline is None or task is None:
+            return
+        loop = asyncio.get_running_loop()
+        if loop.time() >= deadline:
+            self._expired = True
+            task.cancel()
+        else:
+            self._timer = loop.call_at(deadline, self._on_timer)
+
     async def _roundtrip(self, data: bytes, timeout: float | None) -> AGIReply:
         conn = self._conn
+        task = asyncio.current_task()
+        self._expired = False
+        if timeout is not None and task is not None:
+            self._arm(timeout, task)
         try:
-            async with asyncio.timeout(timeout):
-                conn.mark_sent()
-                self._writer.write(data)
-                await self._writer.drain()
-                while True:
-                    event = conn.next_event()
-                    if event is None:
-                        conn.receive_data(await self._reader.read(READ_CHUNK))
-                    elif isinstance(event, AGIReply):
-                        return event
-                    elif isinstance(event, EOF):
-                        await self._shutdown()
-                        where = " inside a 520 usage block" if event.in_usage_block else ""
-                        raise AGIConnectionLost(f"the AGI peer closed the connection{where} while a reply was due")
-                    # HangupNotice: the connection recorded it (dead mode); keep waiting for the reply.
-        except TimeoutError:
+            conn.mark_sent()
+            self._writer.write(data)
+            await self._writer.drain()
+            while True:
+                event = conn.next_event()
+                if event is None:
+                    conn.receive_data(await self._reader.read(READ_CHUNK))
+                elif isinstance(event, AGIReply):
+                    return event
+                elif isinstance(event, EOF):
+                    await self._shutdown()
+                    where = " inside a 520 usage block" if event.in_usage_block else ""
+                    raise AGIConnectionLost(f"the AGI peer closed the connection{where} while a reply was due")
+                # HangupNotice: the connection recorded it (dead mode); keep waiting for the reply.
+        except asyncio.CancelledError:
+            if not self._expired or task is None:
+                raise
+            task.uncancel()
             self._broken = True
             await self._shutdown()
             raise AGITimeoutError(
@@ -251,6 +294,9 @@ class AGISession:
         except (ConnectionError, BrokenPipeError) as exc:
             await self._shutdown()
             raise AGIConnectionLost(f"the AGI connection failed: {exc}") from exc
+        finally:
+            self._deadline = None
+            self._waiting_task = None
 
     async def _wait_for_hangup_notice(self, grace: float) -> bool:
         """After an ambiguous result=-1: wait up to `grace` s for the HANGUP notice. True if the caller is gone."""
@@ -432,6 +478,9 @@ class AGISession:
         if self._closed:
             return
         self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         writer = self._writer
         try:
             writer.close()

@@ -1,0 +1,301 @@
+#!/usr/bin/env python3
+"""FastAGI benchmark: ivr.agi.FastAGIServer vs panoramisk 1.4's FastAGI on the same machine, in one run.
+
+    .venv/bin/python bench/agi_bench.py            # full run (1 x 20k commands, 200 x 250, 2,000 idle calls)
+    .venv/bin/python bench/agi_bench.py --quick    # smoke run in a few seconds
+
+Each server runs alone in a child process; this process plays Asterisk with a minimal asyncio.Protocol client
+that answers every command line with `200 result=0` (the reply to NOOP in the transcripts). Figures:
+- commands/s: wall clock, and per CPU-second of the server process (independent of the client's speed);
+- memory per idle call: server RSS growth with N calls connected, each blocked in `EXEC Wait 3600`, / N;
+- classic AGI start-up: spawn -> first command received, ours (agi/ivr_agi.py) vs pyst2 (`AGI()`), median.
+Goal (issue 2): at least panoramisk's throughput; under 30 KiB per idle call. Dev-only (needs the bench extra).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PY = sys.executable
+REPLY = b"200 result=0\n"
+
+
+def env_block(n: int, network: bool = True) -> bytes:
+    head = b"agi_network: yes\nagi_network_script: bench\nagi_request: agi://127.0.0.1/bench\n" if network \
+        else b"agi_request: ivr_agi.py\n"
+    return (head + b"agi_channel: Local/bench@agi-scen-00000001;2\nagi_language: en\nagi_type: Local\n"
+            b"agi_uniqueid: 1795909233.19\nagi_version: 22.10.1\nagi_callerid: 5551234\n"
+            b"agi_calleridname: IVR Caller\nagi_callingpres: 0\nagi_callingani2: 0\nagi_callington: 0\n"
+            b"agi_callingtns: 0\nagi_dnid: unknown\nagi_rdnis: unknown\nagi_context: agi-scen\n"
+            b"agi_extension: bench\nagi_priority: 2\nagi_enhanced: 0.0\nagi_accountcode: \n"
+            b"agi_threadid: 140188048737984\nagi_arg_1: " + str(n).encode() + b"\n\n")
+
+
+# --- servers (child process) -----------------------------------------------------------------------------
+
+def serve(kind: str) -> None:
+    sys.path.insert(0, str(REPO))
+    import logging
+    logging.basicConfig(level=logging.ERROR)
+
+    async def main() -> None:
+        if kind == "panoramisk":
+            from panoramisk.fast_agi import Application
+
+            async def bench(request) -> None:
+                n = int(request.headers["agi_arg_1"])
+                if n == 0:
+                    await request.send_command("EXEC Wait 3600")
+                for _ in range(n):
+                    await request.send_command("NOOP")
+
+            app = Application(loop=asyncio.get_running_loop())
+            app.add_route("bench", bench)
+            server = await asyncio.start_server(app.handler, "127.0.0.1", 0, backlog=4096)
+            port = server.sockets[0].getsockname()[1]
+        else:
+            from ivr.agi import FastAGIServer, Router
+
+            async def bench(session) -> None:
+                n = int(session.env.args[0])
+                if n == 0:
+                    await session.command("EXEC", "Wait", "3600", timeout=None)
+                for _ in range(n):
+                    await session.noop()
+
+            router = Router()
+            router.add("bench", bench)
+            ours = FastAGIServer(router, "127.0.0.1", 0, max_connections=100_000, backlog=4096)
+            await ours.start()
+            port = ours.port
+        print(f"PORT {port}", flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+def noop_router():
+    """Router for the classic start-up measurement (IVR_AGI_ROUTER=agi_bench:noop_router)."""
+    from ivr.agi import Router
+
+    async def bench(session) -> None:
+        await session.answer()
+
+    router = Router()
+    router.add("bench", bench)
+    return router
+
+
+# --- load generator --------------------------------------------------------------------------------------
+
+class FakeCall(asyncio.Protocol):
+    """Plays Asterisk for one call: env block, then `200 result=0` per command (or no reply when idle)."""
+
+    def __init__(self, env: bytes, done: asyncio.Future, idle: bool = False,
+                 started: asyncio.Future | None = None) -> None:
+        self.env, self.done, self.idle, self.started = env, done, idle, started
+        self.commands = 0
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        transport.write(self.env)
+
+    def data_received(self, data: bytes) -> None:
+        n = data.count(b"\n")
+        self.commands += n
+        if self.idle:
+            if n and self.started is not None and not self.started.done():
+                self.started.set_result(True)
+        elif n:
+            self.transport.write(REPLY * n)
+
+    def connection_lost(self, exc) -> None:
+        if not self.done.done():
+            self.done.set_result(self.commands)
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return -1
+
+
+class Server:
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        # stderr dropped: panoramisk logs a ValueError traceback per call when the client closes (its EOF bug)
+        self.proc = subprocess.Popen([PY, __file__, "--serve", kind], stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL)
+        line = self.proc.stdout.readline().decode()
+        if not line.startswith("PORT"):
+            raise RuntimeError(f"{kind} server did not start: {line!r}")
+        self.port = int(line.split()[1])
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
+
+
+async def run_calls(port: int, calls: int, commands: int, concurrency: int) -> int:
+    loop = asyncio.get_running_loop()
+    env = env_block(commands)
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one() -> int:
+        async with sem:
+            done = loop.create_future()
+            await loop.create_connection(lambda: FakeCall(env, done), "127.0.0.1", port)
+            return await done
+
+    results = await asyncio.gather(*(one() for _ in range(calls)))
+    return sum(results)
+
+
+def throughput(kind: str, calls: int, commands: int) -> dict:
+    server = Server(kind)
+    try:
+        asyncio.run(run_calls(server.port, 5, 200, 5))  # warm-up
+        cpu0, t0 = cpu_seconds(server.proc.pid), time.perf_counter()
+        total = asyncio.run(run_calls(server.port, calls, commands, calls))
+        wall, cpu = time.perf_counter() - t0, cpu_seconds(server.proc.pid) - cpu0
+        if total != calls * commands:
+            raise RuntimeError(f"{kind}: {total} commands seen, expected {calls * commands}")
+        return {"per_s": total / wall, "per_cpu_s": total / cpu if cpu > 0 else float("nan"), "wall": wall}
+    finally:
+        server.stop()
+
+
+async def hold_idle(port: int, calls: int, pid: int) -> tuple[float, int]:
+    loop = asyncio.get_running_loop()
+    env = env_block(0)
+    transports = []
+    started = []
+    t0 = time.perf_counter()
+    for i in range(0, calls, 200):  # connect in batches: a burst of thousands of SYNs overflows backlogs
+        batch = []
+        for _ in range(min(200, calls - i)):
+            done, first = loop.create_future(), loop.create_future()
+            batch.append(loop.create_connection(lambda d=done, f=first: FakeCall(env, d, True, f), "127.0.0.1", port))
+            started.append(first)
+        transports += [t for t, _ in await asyncio.gather(*batch)]
+    await asyncio.wait_for(asyncio.gather(*started), 120)  # every server handler is inside EXEC Wait
+    setup = time.perf_counter() - t0
+    await asyncio.sleep(0.5)
+    rss = rss_kib(pid)
+    for t in transports:
+        t.close()
+    await asyncio.sleep(0.5)
+    return setup, rss
+
+
+def idle_memory(kind: str, calls: int) -> dict:
+    server = Server(kind)
+    try:
+        asyncio.run(run_calls(server.port, 20, 20, 20))  # warm-up: imports, metric children, code paths
+        time.sleep(0.3)
+        before = rss_kib(server.proc.pid)
+        setup, after = asyncio.run(hold_idle(server.port, calls, server.proc.pid))
+        return {"kib_per_call": (after - before) / calls, "setup": setup}
+    finally:
+        server.stop()
+
+
+def classic_startup(runs: int) -> dict:
+    """Median ms from spawn to the first command on stdout, and to process exit."""
+    environ = dict(os.environ, IVR_AGI_ROUTER="agi_bench:noop_router",
+                   PYTHONPATH=os.pathsep.join([str(Path(__file__).parent), str(REPO)]))
+    variants = {
+        "ivr (agi/ivr_agi.py)": ([PY, str(REPO / "agi" / "ivr_agi.py")], environ),
+        "pyst2 (import asterisk.agi; AGI())": (
+            [PY, "-c", "import asterisk.agi as a; agi = a.AGI(); agi.answer()"], dict(os.environ)),
+        "python -c pass (floor)": ([PY, "-c", "import sys; sys.stdout.write('ANSWER\\n'); sys.stdout.flush()"],
+                                   dict(os.environ)),
+    }
+    out = {}
+    for name, (argv, env) in variants.items():
+        first, total = [], []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                    env=env)
+            proc.stdin.write(env_block(0, network=False).replace(b"agi_arg_1: 0", b"agi_arg_1: bench"))
+            proc.stdin.flush()
+            line = proc.stdout.readline()
+            first.append(time.perf_counter() - t0)
+            if line != b"ANSWER\n":
+                proc.kill()
+                raise RuntimeError(f"{name}: expected ANSWER, got {line!r}")
+            try:
+                proc.stdin.write(REPLY)
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass
+            proc.wait(10)
+            total.append(time.perf_counter() - t0)
+        out[name] = (statistics.median(first) * 1000, statistics.median(total) * 1000)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, a few seconds")
+    parser.add_argument("--serve", choices=["ivr", "panoramisk"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve)
+        return 0
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    one = (1, 2_000) if args.quick else (1, 20_000)
+    many = (20, 50) if args.quick else (200, 250)
+    idle_calls = 200 if args.quick else 2_000
+    runs = 3 if args.quick else 15
+
+    print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPU(s); server in a child process, client here.\n")
+    rows = []
+    for label, (calls, commands) in ((f"{one[0]} call x {one[1]:,} commands", one),
+                                     (f"{many[0]} calls x {many[1]:,} commands", many)):
+        ours = throughput("ivr", calls, commands)
+        theirs = throughput("panoramisk", calls, commands)
+        rows.append((label + " (commands/s, wall)", ours["per_s"], theirs["per_s"]))
+        rows.append((label + " (commands per server CPU-s)", ours["per_cpu_s"], theirs["per_cpu_s"]))
+    ours_idle = idle_memory("ivr", idle_calls)
+    theirs_idle = idle_memory("panoramisk", idle_calls)
+    rows.append((f"{idle_calls:,} concurrent idle calls (KiB per call, lower is better)",
+                 ours_idle["kib_per_call"], theirs_idle["kib_per_call"]))
+    rows.append((f"{idle_calls:,} idle calls set up (s, lower is better)", ours_idle["setup"], theirs_idle["setup"]))
+
+    print("| measurement | ivr | panoramisk | ivr / panoramisk |")
+    print("|---|---:|---:|---:|")
+    for label, a, b in rows:
+        print(f"| {label} | {a:,.1f} | {b:,.1f} | {a / b:.2f} |")
+
+    print("\nClassic AGI start-up (median of %d runs, ms): spawn -> first command | spawn -> exit" % runs)
+    print("| script | first command (ms) | exit (ms) |")
+    print("|---|---:|---:|")
+    for name, (first, total) in classic_startup(runs).items():
+        print(f"| {name} | {first:.0f} | {total:.0f} |")
+    goal_mem = ours_idle["kib_per_call"] < 30
+    goal_tp = all(a >= b for label, a, b in rows[:4] if "wall" in label)
+    print(f"\nGoals: throughput >= panoramisk: {'met' if goal_tp else 'NOT met'}; "
+          f"< 30 KiB per idle call: {'met' if goal_mem else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
