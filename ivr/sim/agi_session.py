@@ -75,6 +75,11 @@ class AGISession:
         path = Path(mapped)
         return path if path.parent.is_dir() else None
 
+    def abort(self) -> None:
+        """Close the FastAGI socket from Asterisk's side (shutdown of a session the service never closed)."""
+        if self._writer is not None:
+            self._writer.close()
+
     def wait_idle(self) -> "asyncio.Future[None]":
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self._writer is not None and not self.in_command:

@@ -475,6 +475,10 @@ async def queue_status(s: "AMISession", msg: Message) -> None:
 async def command(s: "AMISession", msg: Message) -> None:
     cmd = " ".join((msg.get("Command") or "").split())
     sim = s.sim
+    if cmd.lower() in ("core stop now", "core stop gracefully", "core stop when convenient"):
+        s.respond(msg, "Success", [("Message", "Command output follows")])
+        sim.spawn(sim.shutdown())
+        return
     out = _cli(sim, cmd)
     if out is None:
         word = cmd.split(" ")[0] if cmd else ""

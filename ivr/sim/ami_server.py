@@ -238,6 +238,13 @@ class AMIServer:
             if task is not None:
                 self._tasks.discard(task)
 
+    def broadcast_shutdown(self, clean: bool) -> None:
+        """The last message of an event-enabled session before Asterisk closes it (ami-18)."""
+        ev = Event(self.sim.clock.now(), (("Event", "Shutdown"), ("Privilege", "system,all"),
+                                          ("Shutdown", "Cleanly" if clean else "Uncleanly"), ("Restart", "False")))
+        for s in list(self.sessions):
+            s.deliver(ev)
+
     def _fanout(self, ev: Event) -> None:
         for s in list(self.sessions):
             s.deliver(ev)

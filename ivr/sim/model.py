@@ -97,6 +97,7 @@ class SimConfig:
     monitor_dir: Path = Path("/var/spool/asterisk/monitor")   # relative MixMonitor file names
     record_dir: Path = Path("/var/lib/asterisk/sounds")       # relative RECORD FILE names
     path_map: dict[str, str] = field(default_factory=dict)    # prefix -> replacement for files the PBX writes
+    shutdown_grace: float = 15.0                 # `core stop now` waits this long (real s) for AGI sessions
     max_call_seconds: float = 3600.0             # the caller gives up after this long (safety for virtual time)
     epoch_start: float | None = None             # first uniqueid seconds (default: the clock at start)
     default_trunk: str = "trunk"

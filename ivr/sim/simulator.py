@@ -497,19 +497,41 @@ class SimulatedAsterisk:
         self._started = True
         return self
 
+    async def _hangup_all(self, grace: float) -> bool:
+        """Soft-hang-up every live call, wait up to `grace` real seconds for their AGI sessions to end, then cut
+        the sockets of the sessions that are still open.  True if every call ended within the grace time."""
+        live = [c for c in self._calls if not c.done]
+        for call in live:
+            call._caller_hangs_up("shutdown")
+        tasks = [c._task for c in live if c._task is not None and not c._task.done()]
+        if not tasks:
+            return True
+        _, pending = await asyncio.wait(tasks, timeout=grace)
+        for call in live:
+            if call.session is not None and call._task in pending:
+                call.session.abort()
+        if pending:
+            _, still = await asyncio.wait(pending, timeout=1.0)
+            for task in still:
+                task.cancel()
+        return not pending
+
+    async def shutdown(self, grace: float | None = None) -> bool:
+        """`core stop now`: hang up every call, wait for the AGI sessions (up to `SimConfig.shutdown_grace`),
+        send `Event: Shutdown` (Cleanly/Uncleanly) to AMI sessions with events on, close every socket."""
+        clean = await self._hangup_all(self.config.shutdown_grace if grace is None else grace)
+        if self.ami is not None:
+            self.ami.broadcast_shutdown(clean)
+        await self.stop()
+        return clean
+
     async def stop(self) -> None:
-        """Hang up every live call, stop the AMI server."""
-        for call in list(self._calls):
-            if not call.done:
-                call._caller_hangs_up("shutdown")
-        for call in list(self._calls):
-            if call._task is not None and not call._task.done():
-                try:
-                    await asyncio.wait_for(asyncio.shield(call._task), 5.0)
-                except (asyncio.TimeoutError, Exception):
-                    call._task.cancel()
+        """Hang up every live call (5 s grace), stop the AMI server and the virtual clock."""
+        await self._hangup_all(5.0)
+        me = asyncio.current_task()
         for job in list(self._jobs):
-            job.cancel()
+            if job is not me:       # `core stop now` runs stop() from a job of its own
+                job.cancel()
         if self.ami is not None:
             await self.ami.stop()
         if isinstance(self.clock, VirtualClock):

@@ -266,3 +266,34 @@ async def test_events_off_and_mask() -> None:
     finally:
         await sim.stop()
         await srv.__aexit__()
+
+
+async def test_core_stop_now_hangs_up_calls_and_says_shutdown() -> None:
+    got = []
+
+    async def handler(p: Peer) -> None:
+        await p.cmd("ANSWER")
+        got.append(await p.cmd("WAIT FOR DIGIT 30000"))
+        got.append([await p.line()])
+        got.append(await p.cmd("GET VARIABLE CALLERID(num)"))
+
+    cfg = SimConfig(ami_auth_failure_delay=0.01, shutdown_grace=2.0)
+    sim, srv = await _sim(handler, cfg, clock=RealClock())
+    try:
+        c = await AMIPeer.connect(sim.ami_port)
+        quiet = await AMIPeer.connect(sim.ami_port, login=False)
+        await quiet.action("Login", [("Username", "ivr"), ("Secret", "ivrsecret"), ("Events", "off")])
+        call = await sim.place_call(CallSpec(flow="main", sends_media=True))
+        await c.event("AGIExecStart", Command="WAIT FOR DIGIT 30000")
+        r = await c.action("Command", [("Command", "core stop now")])
+        assert r["Response"] == "Success"
+        ev = await c.event("Shutdown")
+        assert (ev["Shutdown"], ev["Restart"]) == ("Cleanly", "False")
+        assert await c.reader.read() == b""            # then Asterisk closes the socket, no Goodbye
+        assert await quiet.reader.read() == b""        # events off: no bytes, just EOF
+        rec = await call.finished(timeout=5)
+        assert got == [["200 result=-1\n"], ["HANGUP\n"], ["200 result=1 (5551234)\n"]]
+        assert rec.ended.by == "shutdown"
+    finally:
+        await sim.stop()
+        await srv.__aexit__()
