@@ -209,6 +209,10 @@ class ScriptedChannel:
 
     async def play(self, files: Sequence[str], escape_digits: str = "") -> str | None:
         self._advance(0.0)  # a pending hang-up happens before the next prompt
+        if self._buffer and not escape_digits:
+            # The rest of an entry lands while nothing listens: lost, as DTMF is on Asterisk.
+            self.emit("lost", digits=self._buffer)
+            self._buffer = ""
         for file in files:
             prompt_id, text = self.prompts.describe(file)
             length = self.prompts.seconds(file)

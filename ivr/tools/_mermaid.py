@@ -70,7 +70,7 @@ def _text(value: str) -> str:
 
 def to_mermaid(graph: FlowGraph, traffic: Traffic | None = None) -> str:
     ids = {gid: f"n{i}" for i, gid in enumerate(graph.nodes)}
-    lines = [f"%% IVR flow {_text(graph.flow)}", "flowchart TD"]
+    lines = ["flowchart TD", f"%% IVR flow {_text(graph.flow)}"]  # the diagram type comes first
     for gid, node in graph.nodes.items():
         opening, closing = _SHAPES.get(node.kind, ("[", "]"))
         parts = [f"<b>{node.title}</b>", ("▶ start · " if node.start else "") + node.kind, *node.details]

@@ -215,7 +215,8 @@ def simulate(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
     try:
         flow, flow_set = resolve(args.flow, args.flows_dir)
         setup = _setup(args, flow.name)
-        if setup.start and setup.start not in flow.nodes and ":" not in setup.start:
+        if setup.start and ":" not in setup.start and setup.start not in flow.nodes \
+                and setup.start.partition(".")[0] not in flow.nodes:
             raise ValueError(f"--start {setup.start!r}: flow {flow.name} has no such node")
     except (FlowSourceError, ScriptSyntaxError, ValueError) as exc:
         print(f"simulate: {exc}", file=sys.stderr)

@@ -143,3 +143,12 @@ async def test_interactive_caller_is_asked_only_at_a_fresh_wait() -> None:
     assert await ch.wait_for_digit(2) == "2"
     assert await ch.wait_for_digit(2) is None  # end of entry: not asked
     assert len(asked) == 1
+
+
+async def test_rest_of_an_entry_is_lost_while_nothing_listens() -> None:
+    ch = channel("12,3")
+    await ch.play(["en/menu"], "0123456789")
+    assert await ch.wait_for_digit(5) == "1"
+    await ch.play(["en/other"])  # the IVR talks without listening: the "2" lands and is lost
+    assert ch.events[-2].kind == "lost" and ch.events[-2].data == {"digits": "2"}
+    assert await ch.wait_for_digit(5) == "3"

@@ -82,7 +82,7 @@ def test_dot_styles_branches_apart_and_escapes_text(flow: Flow) -> None:
 
 def test_mermaid_is_text_with_safe_ids_and_labels(flow: Flow) -> None:
     text = render(flow, "mermaid")
-    assert isinstance(text, str) and text.splitlines()[1] == "flowchart TD"
+    assert isinstance(text, str) and text.splitlines()[0] == "flowchart TD"
     assert '"1: sales"' in text and '"no input: exhausted"' in text
     assert "#quot;later#quot;" in text  # a quote cannot end the label early
     ids = {line.split()[0] for line in text.splitlines() if re.match(r"^    n\d+[\[\(\{>]", line)}
