@@ -750,10 +750,9 @@ class AMIClient:
         catch_all = self._subs_all
         names: list[str] = []
         for msg in items:
-            # `_first` is the parsed first header (package-internal): Asterisk always puts Event/Response first.
-            first = msg._first
-            if first is not None and first[0] == "Event":
-                name = first[1]
+            # `_kind`/`_name` come from the first header (package-internal): Asterisk always puts Event/Response first.
+            if msg._kind == "Event":
+                name = msg._name
             elif msg.is_event:
                 name = msg.name or ""
             else:

@@ -68,13 +68,15 @@ class Message:
     only the first line (`Event:`/`Response:`), and most events reach no subscriber that reads them.
     """
 
-    __slots__ = ("_raw", "_pairs_", "_index", "_first")
+    # _kind: "Event", "Response" or "Action" when the first header is exactly that (as Asterisk writes it), with
+    # its value in _name; None otherwise (then the headers decide).
+    __slots__ = ("_raw", "_pairs_", "_index", "_kind", "_name")
 
     def __init__(self, pairs: Iterable[tuple[str, str]] = ()) -> None:
         self._raw: str | None = None
         self._pairs_: list[tuple[str, str]] | None = [(str(k), str(v)) for k, v in pairs]
         self._index: dict[str, str] | None = None
-        self._first: tuple[str, str] | None = self._pairs_[0] if self._pairs_ else None
+        self._kind, self._name = _kind_of(self._pairs_)
 
     @classmethod
     def _trusted(cls, pairs: list[tuple[str, str]]) -> "Message":
@@ -83,17 +85,18 @@ class Message:
         msg._raw = None
         msg._pairs_ = pairs
         msg._index = None
-        msg._first = pairs[0] if pairs else None
+        msg._kind, msg._name = _kind_of(pairs)
         return msg
 
     @classmethod
-    def _lazy(cls, block: str, first: tuple[str, str]) -> "Message":
-        # A CRLF block whose first line is a well-formed `Event:`/`Response:` header (this is the hot path).
+    def _lazy(cls, block: str, kind: str, name: str) -> "Message":
+        # A CRLF block whose first line is a well-formed `Event:`/`Response:` header (the parser's hot path).
         msg = cls.__new__(cls)
         msg._raw = block
         msg._pairs_ = None
         msg._index = None
-        msg._first = first
+        msg._kind = kind
+        msg._name = name
         return msg
 
     @property
@@ -190,24 +193,23 @@ class Message:
     @property
     def name(self) -> str | None:
         """The value of `Event` (events), `Response` (responses) or `Action` (requests, server role)."""
-        first = self._first
-        if first is not None and first[0].lower() in ("event", "response", "action"):  # Asterisk puts it first
-            return first[1]
+        if self._kind is not None:
+            return self._name
         index = self._idx()
         return index.get("event") or index.get("response") or index.get("action")
 
     @property
     def is_event(self) -> bool:
-        first = self._first
-        if first is not None and first[0] == "Event":
-            return True
+        kind = self._kind
+        if kind is not None:
+            return kind == "Event"
         return "event" in self._idx()
 
     @property
     def is_response(self) -> bool:
-        first = self._first
-        if first is not None and first[0] == "Response":
-            return True
+        kind = self._kind
+        if kind is not None:
+            return kind == "Response"
         index = self._idx()
         return "response" in index and "event" not in index
 
@@ -310,14 +312,16 @@ class AMIParser:
                 if not block:
                     continue
             # Fast path: keep the text, parse the first line only (see Message; this is Message._lazy inlined).
-            eol = block.find("\r\n")
-            first = block if eol < 0 else block[:eol]
-            if first.startswith("Event: "):
+            if block.startswith("Event: "):
+                eol = block.find("\r\n", 7)
                 msg = new(Message)
-                msg._raw, msg._pairs_, msg._index, msg._first = block, None, None, ("Event", first[7:])
+                msg._raw, msg._pairs_, msg._index, msg._kind = block, None, None, "Event"
+                msg._name = block[7:] if eol < 0 else block[7:eol]
                 append(msg)
-            elif first.startswith("Response: ") and first != "Response: Follows":
-                append(Message._lazy(block, ("Response", first[10:])))
+            elif block.startswith("Response: ") and not block.startswith("Response: Follows\r\n") \
+                    and block != "Response: Follows":
+                eol = block.find("\r\n", 10)
+                append(Message._lazy(block, "Response", block[10:] if eol < 0 else block[10:eol]))
             else:
                 pairs = _parse_crlf_block(block)
                 if pairs:
@@ -346,6 +350,15 @@ class AMIParser:
         self._scanned = len(buf)
         if len(buf) > limit:
             raise AMIMessageTooLarge(len(buf), limit)
+
+
+_KINDS = ("Event", "Response", "Action")
+
+
+def _kind_of(pairs: list[tuple[str, str]]) -> tuple[str | None, str | None]:
+    if pairs and pairs[0][0] in _KINDS:
+        return pairs[0]
+    return None, None
 
 
 def _parse_crlf_block(block: str) -> list[tuple[str, str]]:

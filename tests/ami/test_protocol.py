@@ -365,7 +365,7 @@ def test_quick_header_lookup_agrees_with_full_split(name: str) -> None:
         for header in sorted(names):
             for variant in (header, header.lower(), header.upper()):
                 # A fresh unsplit copy each time: the quick lookup must not depend on earlier lookups.
-                fresh = Message._lazy(lazy._raw, lazy._first)  # type: ignore[arg-type]
+                fresh = Message._lazy(lazy._raw, lazy._kind, lazy._name)  # type: ignore[arg-type]
                 assert fresh.get(variant) == full.get(variant), (variant, full)
         checked += 1
         assert lazy == full
