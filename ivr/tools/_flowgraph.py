@@ -33,9 +33,9 @@ BRANCH_KINDS: frozenset[str] = frozenset(
 class EdgeMetric:
     """The series that counts callers taking an edge: a menu choice or a node exit with a reason."""
 
-    metric: Literal["choice", "exit"]
-    node: str
-    key: str  # option digits for "choice", exit reason for "exit"
+    metric: Literal["choice", "exit", "transfer"]
+    node: str  # node id; for "transfer" the configured extension/queue text (the metric's `target` label)
+    key: str  # option digits for "choice", exit reason for "exit", branch (on_busy, ..., next) for "transfer"
 
 
 @dataclass(frozen=True)
@@ -118,6 +118,7 @@ class _Builder:
         for edge in self.graph.edges:
             if edge.dst not in self.graph.nodes:
                 self.graph.add_node(GraphNode(edge.dst, "missing", edge.dst, ("undefined node",)))
+        self.graph.edges = _only_telling_metrics(self.graph.edges)
         return self.graph
 
     def add(self, nid: str, node: object, start: bool = False) -> None:
@@ -236,11 +237,14 @@ class _Builder:
         self.exit_edge(nid, node.on_error, "error", "error", "lookup failed", key="error")
 
     def edges_transfer(self, nid: str, node: TransferNode) -> None:
-        self.exit_edge(nid, node.on_busy, "busy", "next", "busy", key="on_busy")
-        self.exit_edge(nid, node.on_no_answer, "no_answer", "next", "no answer", key="on_no_answer")
-        self.exit_edge(nid, node.on_unavailable, "unavailable", "next", "unavailable", key="on_unavailable")
-        self.exit_edge(nid, node.on_timeout, "timeout", "next", "queue timeout", key="on_timeout")
-        self.exit_edge(nid, node.next, "next", "next", "after the call")
+        # Every way out of a transfer exits with reason "next"; ivr_transfers_total{target,result} tells them apart.
+        target = node.queue or node.extension or node.dial or ""
+        for ref, kind, label, key in (
+            (node.on_busy, "busy", "busy", "on_busy"), (node.on_no_answer, "no_answer", "no answer", "on_no_answer"),
+            (node.on_unavailable, "unavailable", "unavailable", "on_unavailable"),
+            (node.on_timeout, "timeout", "queue timeout", "on_timeout"), (node.next, "next", "after the call", "next"),
+        ):
+            self.edge(nid, ref, kind, label, EdgeMetric("transfer", target, key), key)  # type: ignore[arg-type]
 
     def edges_park(self, nid: str, node: ParkNode) -> None:
         # Park ends the session; the comeback arrives as a new call at that node (agi://.../flow?node=...).
@@ -255,6 +259,31 @@ class _Builder:
 
     def edges_hangup(self, nid: str, node: HangupNode) -> None:
         return None
+
+
+def _only_telling_metrics(edges: list[GraphEdge]) -> list[GraphEdge]:
+    """Drop the metric of edges the counters cannot tell apart, so traffic never puts one count on several arrows:
+    ways out of one node with the same exit reason (route rules other than hours, languages, the two kinds of
+    exhaustion), retry loops (retries are not exits), and transfers that share a target with another node."""
+    from dataclasses import replace
+
+    keys_by_metric: dict[EdgeMetric, set[str]] = {}
+    transfer_nodes: dict[str, set[str]] = {}
+    for edge in edges:
+        if edge.metric is not None:
+            keys_by_metric.setdefault(edge.metric, set()).add(edge.key)
+            if edge.metric.metric == "transfer":
+                transfer_nodes.setdefault(edge.metric.node, set()).add(edge.src)
+    result = []
+    for edge in edges:
+        metric = edge.metric
+        if metric is not None and (
+            len(keys_by_metric[metric]) > 1 or edge.key.startswith("retry:")
+            or (metric.metric == "transfer" and len(transfer_nodes[metric.node]) > 1)
+        ):
+            edge = replace(edge, metric=None)
+        result.append(edge)
+    return result
 
 
 def _rule_label(rule: RouteRule) -> tuple[EdgeKind, str]:

@@ -188,3 +188,28 @@ async def test_traffic_from_the_engines_own_metrics() -> None:
     source = render(flows["frontdoor"], "dot", after)
     assert re.search(r"main_menu -> sales \[[^\]]*label=<1: sales \(\d+\)>", source)
     assert "hung up here" in source
+
+
+def test_transfer_branches_weighted_by_transfer_results_and_ambiguous_exits_left_alone(flow: Flow) -> None:
+    scrape = SCRAPE + """\
+# TYPE ivr_transfers_total counter
+ivr_transfers_total{flow="frontdoor",target="${dialed}",result="busy"} 4.0
+ivr_transfers_total{flow="frontdoor",target="${dialed}",result="noanswer"} 1.0
+ivr_transfers_total{flow="frontdoor",target="${dialed}",result="answer"} 9.0
+# TYPE ivr_node_exits_total counter
+ivr_node_exits_total{flow="frontdoor",node="hours",reason="next"} 30.0
+ivr_node_exits_total{flow="frontdoor",node="hours",reason="closed"} 6.0
+"""
+    traffic = parse_traffic(scrape, "frontdoor")
+    assert traffic.count("transfer", "${dialed}", "on_busy") == 4.0
+    assert traffic.count("transfer", "${dialed}", "on_unavailable") is None
+    source = render(flow, "dot", traffic)
+    assert re.search(r"dial_ext -> voicemail \[[^\]]*label=<busy \(4\)>", source)
+    assert re.search(r"dial_ext -> voicemail \[[^\]]*label=<no answer \(1\)>", source)
+    assert re.search(r"dial_ext -> voicemail \[[^\]]*label=<unavailable \(0\)>", source)
+    # the hours rule "closed" has its own exit reason; the caller rule and `else` share "next": no count on them
+    assert re.search(r"hours -> after_hours \[[^\]]*label=<closed \(office\) \(6\)>", source)
+    assert re.search(r"hours -> language \[[^\]]*label=<else>", source)
+    assert "(30)" not in source
+    # retry loops are not exits: never weighted
+    assert "no input ×2<BR/>" in source and "no input ×2 (" not in source
