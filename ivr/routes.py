@@ -6,7 +6,8 @@ Rules for this file:
 """
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, Callable
 
 from ivr.agi.router import Router
 from ivr.flow.engine import FlowEngine
@@ -18,11 +19,15 @@ from ivr.storage import open_storage
 
 
 def build_router(settings: Settings, *, storage: Any = None, lookup_client: Any = None,
-                 repository: FlowRepository | None = None) -> Router:
-    """Flows from the repository (loaded here if not given; invalid flows raise ConfigError)."""
+                 repository: FlowRepository | None = None, clock: Callable[[], datetime] | None = None) -> Router:
+    """Flows from the repository (loaded here if not given; invalid flows raise ConfigError).
+
+    `clock` is the time flows see (business hours, holidays); default: now. The demo shifts it into a business day.
+    """
     if repository is None:
         repository = FlowRepository.from_settings(settings)
         repository.load()
     storage = storage if storage is not None else open_storage(settings.storage.url)
     lookup_client = lookup_client if lookup_client is not None else HttpLookupClient.from_settings(settings.lookups)
-    return build_flow_router(repository, FlowEngine.factory(settings, storage=storage, lookup_client=lookup_client))
+    return build_flow_router(repository, FlowEngine.factory(settings, storage=storage, lookup_client=lookup_client,
+                                                               clock=clock))

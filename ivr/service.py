@@ -13,7 +13,8 @@ import asyncio
 import logging
 import signal
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Any, Callable
 
 from aiohttp import web
 
@@ -24,11 +25,9 @@ from ivr.ami.client import AMIClient
 from ivr.ami.errors import AMIConnectionLost
 from ivr.api.app import create_app
 from ivr.api.auth import check_bind
-from ivr.calls.callbacks import CallbackPolicy, CallbackScheduler
-from ivr.calls.operations import CallOperations
-from ivr.calls.registry import CallRegistry
+from ivr.calls.callbacks import CallbackPolicy
 from ivr.calls.settings import CallControlSettings
-from ivr.calls.sync import RegistrySync
+from ivr.calls.wiring import CallControl
 from ivr.flow.engine import FlowEngine
 from ivr.flow.handler import build_flow_router
 from ivr.flow.lookup import HttpLookupClient
@@ -60,10 +59,6 @@ class AMIDisabled:
         return None
 
 
-def call_control_settings(settings: Settings) -> CallControlSettings:
-    return CallControlSettings(agent_dial=settings.dial_template, recordings_dir=str(settings.recordings_dir))
-
-
 @dataclass
 class Service:
     """Everything `ivr serve` runs. Build with `Service.from_settings(settings)`, then `await start()`/`stop()`."""
@@ -73,10 +68,7 @@ class Service:
     storage: Any
     fastagi: FastAGIServer
     ami: Any
-    registry: CallRegistry
-    sync: RegistrySync | None
-    operations: CallOperations
-    scheduler: CallbackScheduler | None
+    calls: CallControl
     queue_feed: QueueStatsFeed | None
     app: web.Application
     lookup_client: HttpLookupClient
@@ -85,7 +77,8 @@ class Service:
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "Service":
+    def from_settings(cls, settings: Settings, *, clock: Callable[[], datetime] | None = None) -> "Service":
+        """`clock`: the time flows see for business hours (default: now)."""
         token = settings.http.token.get_secret_value() if settings.http.token else None
         check_bind(settings.http.host, token)  # refuse a non-loopback API without a token before binding anything
         repository = FlowRepository.from_settings(settings)
@@ -96,7 +89,8 @@ class Service:
         repository.on_swap(lambda flows: [metrics.init_flow_series(name) for name in flows])
         storage = open_storage(settings.storage.url)
         lookup_client = HttpLookupClient.from_settings(settings.lookups)
-        router = build_router(settings, storage=storage, lookup_client=lookup_client, repository=repository)
+        router = build_router(settings, storage=storage, lookup_client=lookup_client, repository=repository,
+                              clock=clock)
         fa = settings.fastagi
         fastagi = FastAGIServer(
             router, fa.host, fa.port, max_connections=fa.max_connections, header_timeout=fa.header_timeout,
@@ -112,15 +106,10 @@ class Service:
             )
         else:
             ami = AMIDisabled()
-        registry = CallRegistry()
-        control = call_control_settings(settings)
-        operations = CallOperations(ami, registry, storage, control)
-        sync = RegistrySync(ami, registry) if settings.ami.enabled else None
-        cb = settings.callbacks
-        scheduler = (
-            CallbackScheduler(storage, operations, CallbackPolicy(
-                poll_interval=cb.interval, backoff=(cb.retry_after,) * max(cb.max_attempts - 1, 1)))
-            if cb.enabled and settings.ami.enabled else None
+        control = CallControlSettings.from_settings(settings)
+        calls = CallControl.build(
+            ami, storage, control, callbacks=CallbackPolicy.from_settings(settings.callbacks),
+            run_callbacks=settings.callbacks.enabled and settings.ami.enabled,
         )
         queue_feed = None
         if settings.ami.enabled:
@@ -128,16 +117,15 @@ class Service:
             queue_feed = QueueStatsFeed(ami, QueueStats(policy))
         service_ref: dict[str, Service] = {}
         app = create_app(
-            operations=operations, registry=registry, storage=storage, token=token, settings=control,
-            flows=repository, scheduler=scheduler, metrics_registry=metrics.REGISTRY,
+            operations=calls.operations, registry=calls.registry, storage=storage, token=token, settings=control,
+            flows=repository, scheduler=calls.scheduler, metrics_registry=metrics.REGISTRY,
             readiness={
                 "ami": lambda: bool(getattr(ami, "logged_in", False)) or not settings.ami.enabled,
                 "fastagi": lambda: service_ref["service"].fastagi_listening,
             },
         )
         service = cls(settings=settings, repository=repository, storage=storage, fastagi=fastagi, ami=ami,
-                      registry=registry, sync=sync, operations=operations, scheduler=scheduler,
-                      queue_feed=queue_feed, app=app, lookup_client=lookup_client)
+                      calls=calls, queue_feed=queue_feed, app=app, lookup_client=lookup_client)
         service_ref["service"] = service
         return service
 
@@ -151,14 +139,11 @@ class Service:
 
     async def start(self) -> None:
         await self.fastagi.start()
+        await self.calls.start()  # subscribes before the first login, so the first resync sees everything
+        if self.queue_feed is not None:
+            await self.queue_feed.start()
         if self.settings.ami.enabled:
-            if self.sync is not None:
-                self.sync.start()
-            if self.queue_feed is not None:
-                await self.queue_feed.start()
             await self.ami.start()
-        if self.scheduler is not None:
-            await self.scheduler.start()
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.http.host, self.settings.http.port)
@@ -174,12 +159,9 @@ class Service:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         await self.fastagi.stop()  # stop accepting; running calls finish until the deadline
-        if self.scheduler is not None:
-            await self.scheduler.stop()
+        await self.calls.stop()
         if self.queue_feed is not None:
             await self.queue_feed.close()
-        if self.sync is not None:
-            await self.sync.stop()
         if self.settings.ami.enabled:
             await self.ami.close()
         if self._runner is not None:
