@@ -130,21 +130,23 @@ class Message:
         """
         raw = self._raw
         assert raw is not None
-        line = name + ": "
+        probe = _PROBES.get(name)
+        if probe is None:
+            probe = _probe(name)
+        line, crlf_line, marker, crlf_marker = probe
         if raw.startswith(line):
             start = len(line)
         else:
-            at = raw.find("\r\n" + line)
-            marker = name.lower() + ":"
+            at = raw.find(crlf_line)
             if at < 0:
                 folded = raw.lower()
-                if folded.startswith(marker) or ("\r\n" + marker) in folded:
+                if folded.startswith(marker) or crlf_marker in folded:
                     return _UNSURE
                 return None
             earlier = raw[:at].lower()
-            if earlier.startswith(marker) or ("\r\n" + marker) in earlier:
+            if earlier.startswith(marker) or crlf_marker in earlier:
                 return _UNSURE
-            start = at + 2 + len(line)
+            start = at + len(crlf_line)
         end = raw.find("\r\n", start)
         return raw[start:] if end < 0 else raw[start:end]
 
@@ -353,6 +355,20 @@ class AMIParser:
 
 
 _KINDS = ("Event", "Response", "Action")
+
+# Search strings for Message._find_raw(), per header name (names come from code, so the cache stays small; it is
+# cleared if it ever grows past _MAX_PROBES).
+_PROBES: dict[str, tuple[str, str, str, str]] = {}
+_MAX_PROBES = 512
+
+
+def _probe(name: str) -> tuple[str, str, str, str]:
+    marker = name.lower() + ":"
+    probe = (name + ": ", "\r\n" + name + ": ", marker, "\r\n" + marker)
+    if len(_PROBES) >= _MAX_PROBES:
+        _PROBES.clear()
+    _PROBES[name] = probe
+    return probe
 
 
 def _kind_of(pairs: list[tuple[str, str]]) -> tuple[str | None, str | None]:
