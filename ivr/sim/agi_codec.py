@@ -57,6 +57,9 @@ ENV_ORDER = (
     "extension", "priority", "enhanced", "accountcode", "threadid",
 )
 
+ASYNC_ENV_ORDER = ENV_ORDER[2:]   # Async AGI: no agi_network / agi_network_script (agi-09)
+URI_SAFE = "-_.!~*'()"           # what Asterisk's URI encoding leaves alone in AsyncAGI Env/Result
+
 INVALID = b"510 Invalid or unknown command\n"
 DEAD = b"511 Command Not Permitted on a dead channel or intercept routine\n"
 HANGUP_LINE = b"HANGUP\n"
@@ -186,10 +189,10 @@ def usage_block(name: tuple[str, ...]) -> tuple[bytes, bytes]:
     return USAGE_HEAD, body
 
 
-def env_block(env: Mapping[str, str], args: Iterable[str]) -> bytes:
+def env_block(env: Mapping[str, str], args: Iterable[str], order: tuple[str, ...] = ENV_ORDER) -> bytes:
     """The env block in Asterisk's order; empty values keep the space; ends with an empty line."""
     out = []
-    for key in ENV_ORDER:
+    for key in order:
         out.append("agi_%s: %s\n" % (key, env.get(key, "")))
     for i, arg in enumerate(args, 1):
         out.append("agi_arg_%d: %s\n" % (i, arg))

@@ -84,6 +84,9 @@ async def verbose(s: "AGISession", a: tuple[str, ...]) -> Done:
 
 
 async def asyncagi_break(s: "AGISession", a: tuple[str, ...]) -> Done:
+    """Ends an Async AGI session; over FastAGI it is a no-op that answers 0 (agi-05)."""
+    if s.async_mode:
+        s.break_requested = True
     return Done(reply(0))
 
 

@@ -10,6 +10,10 @@ Rules for this file:
 - Each command emits AMI AGIExecStart/AGIExecEnd with the raw command text (a stray "\\r" included).
 - AGISTATUS: HANGUP if the channel hung up (or left through a park comeback), FAILURE after a missing-file
   STREAM FILE or an unwritable RECORD FILE, else SUCCESS.
+- Async AGI (`AGI(agi:async)`, agi-09): no socket.  AsyncAGIStart carries the URL-encoded env; commands come
+  from AMI `Action: AGI`, run one at a time after a 100 ms poll, and each reply (all its lines) is the
+  URL-encoded `Result` of AsyncAGIExec.  There is no HANGUP line; ASYNCAGI BREAK or a hangup ends with
+  AsyncAGIEnd.
 """
 from __future__ import annotations
 
@@ -19,7 +23,10 @@ import random
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ivr.sim.agi_codec import DEAD, HANGUP_LINE, INVALID, LineBuffer, env_block, parse_command, usage_block
+from urllib.parse import quote
+
+from ivr.sim.agi_codec import (ASYNC_ENV_ORDER, DEAD, HANGUP_LINE, INVALID, URI_SAFE, LineBuffer, env_block,
+                               parse_command, usage_block)
 from ivr.sim.agi_commands import HANDLERS, Done, Usage
 from ivr.sim.channel import SimChannel
 
@@ -32,8 +39,13 @@ RESULT_TEXT = {"ok": ("200", "Success"), "failure": ("-1", "Failure"), "unknown"
 
 class AGISession:
     def __init__(self, sim: "SimulatedAsterisk", call: "Call", channel: SimChannel, host: str, port: int,
-                 env: dict[str, str], args: tuple[str, ...]) -> None:
+                 env: dict[str, str], args: tuple[str, ...], async_mode: bool = False) -> None:
         self.sim = sim
+        self.async_mode = async_mode
+        self.async_open = False
+        self.break_requested = False
+        self._capture: list[bytes] = []
+        self._async_queue: asyncio.Queue[tuple[str, str | None] | None] = asyncio.Queue()
         self.call = call
         self.channel = channel
         self.config: "SimConfig" = sim.config
@@ -90,12 +102,20 @@ class AGISession:
 
     # -- I/O ---------------------------------------------------------------------------------------------------
     def _send(self, data: bytes) -> None:
+        if self.async_mode:
+            if data != HANGUP_LINE:
+                self._capture.append(data)
+            return
         if self._writer is None or self._writer.is_closing():
             return
         self._writer.write(data)
         self.call.add_line("<<<", data)
 
     def _on_hangup(self) -> None:
+        if self.async_mode:
+            if self.async_open and not self.in_command:
+                self._async_queue.put_nowait(None)
+            return
         if self._writer is not None and not self.in_command and not self.dead:
             self._send_notice()
 
@@ -113,9 +133,42 @@ class AGISession:
             clock.acquire()
             self.channel.holding_clock = True
 
+    # -- Async AGI ---------------------------------------------------------------------------------------------
+    def queue_command(self, line: str, command_id: str | None) -> bool:
+        """AMI `Action: AGI`: queue a command; False if this session does not take commands (any more)."""
+        if not (self.async_mode and self.async_open):
+            return False
+        self._async_queue.put_nowait((line, command_id))
+        return True
+
+    async def _run_async(self) -> str:
+        ch = self.channel
+        env = env_block(self.env, self.args, ASYNC_ENV_ORDER).decode("latin-1")
+        ch.emit("AsyncAGIStart", "agi,all", [("Env", quote(env, safe=URI_SAFE))])
+        self.async_open = True
+        self._writer = None
+        while not ch.hungup and not self.break_requested:
+            item = await self._async_queue.get()
+            if item is None:
+                break
+            line, command_id = item
+            await self._unheld_sleep(0.1)          # Asterisk polls the queue every 100 ms
+            if ch.hungup:
+                break
+            self._capture = []
+            await self._execute(line)
+            result = b"".join(self._capture).decode("latin-1")
+            ch.emit("AsyncAGIExec", "agi,all", [("Result", quote(result, safe=URI_SAFE))] + (
+                [("CommandId", command_id)] if command_id is not None else []))
+        self.async_open = False
+        ch.emit("AsyncAGIEnd", "agi,all")
+        return "HANGUP" if ch.hungup else ("FAILURE" if self.failed else "SUCCESS")
+
     # -- main loop ---------------------------------------------------------------------------------------------
     async def run(self) -> str:
-        """Run the AGI until the service closes; returns AGISTATUS."""
+        """Run the AGI until the service closes (or, Async AGI, until ASYNCAGI BREAK/hangup); returns AGISTATUS."""
+        if self.async_mode:
+            return await self._run_async()
         try:
             reader, writer = await asyncio.open_connection(self.host, self.port)
         except OSError as exc:
@@ -194,7 +247,8 @@ class AGISession:
             if done is None:
                 head, body = usage_block(cmd.name)
                 self._send(head)
-                await self._unheld_sleep(self.config.usage_split_delay)
+                if not self.async_mode:
+                    await self._unheld_sleep(self.config.usage_split_delay)
                 self._send(body)
                 code, text = "520", "Usage"
             else:
@@ -203,7 +257,7 @@ class AGISession:
             self.current = ""
         ch.emit("AGIExecEnd", "agi,all", [("CommandId", command_id), ("Command", line),
                                            ("ResultCode", code), ("Result", text)])
-        if (ch.hungup or self.comeback_context is not None) and not self.dead:
+        if (ch.hungup or self.comeback_context is not None) and not self.dead and not self.async_mode:
             await self._unheld_sleep(self.config.hangup_notice_delay)
             if not self.dead:
                 self._send_notice()

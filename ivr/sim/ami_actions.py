@@ -649,6 +649,22 @@ class Originate:
                 two.linkedid = self.channel_id
         for k, v in reversed(list(self.variables.items())):
             one.set_var(k, v)
+        route = sim.config.routes.get(exten)
+        if two is not None and not retrieval and route is not None and route.context == context:
+            # Local/<did>@<ivr context>: the ;2 half runs the flow, un-answered (Ring) like an inbound call;
+            # the originate succeeds only once the flow answers (ami-11 README note)
+            for k, v in self.variables.items():
+                two.set_var(k, v)
+            sim.adopt_call(two, route, behaviour.script, exten=exten, sends_media=False)
+            if not await two.wait_up(self.timeout):
+                self._response(False, 0, None)
+                if not two.hungup:
+                    sim.hangup_channel(two, 0)
+                return False
+            one.set_state(6)
+            self._response(True, 4, one)
+            sim.spawn(self._after_answer(one, None, behaviour, False, exten))
+            return True
         if behaviour.busy:
             await sim.clock.sleep(0.001)
             if two is not None:
@@ -678,9 +694,6 @@ class Originate:
         sim = self.sim
         if retrieval and two is not None:
             sim.retrieve_parked(int(exten), talk=None, retriever=two)
-        route = sim.config.routes.get(exten)
-        if two is not None and not retrieval and route is not None and route.context == two.context:
-            sim.adopt_call(two, route, behaviour.script, exten=exten)
         if self.app:
             await run_app_on(sim, one, self.app, self.data)
         elif self.exten in sim.config.routes:
@@ -761,6 +774,25 @@ async def play_dtmf(s: "AMISession", msg: Message) -> None:
     call = s.sim.calls_by_linkedid.get(ch.linkedid)
     if call is not None:
         call.press(digit)
+
+
+@action("AGI")
+async def agi(s: "AMISession", msg: Message) -> None:
+    """Queue a command for a channel running AGI(agi:async) (agi-09)."""
+    name, command = msg.get("Channel"), msg.get("Command")
+    if not name or not command:
+        s.respond(msg, "Error", [("Message", "Both, Channel and Command are *required*")])
+        return
+    ch = s.sim.pbx.find_channel(name)
+    if ch is None:
+        s.respond(msg, "Error", [("Message", "Channel %s does not exist." % name)])
+        return
+    call = s.sim.calls_by_linkedid.get(ch.linkedid)
+    session = call.session if call is not None and call.channel is ch else None
+    if session is None or not session.queue_command(command, msg.get("CommandID")):
+        s.respond(msg, "Error", [("Message", "Failed to add AGI command to channel %s queue" % name)])
+        return
+    s.respond(msg, "Success", [("Message", "Added AGI command to queue")])
 
 
 @action("ListCommands")

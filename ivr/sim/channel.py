@@ -69,6 +69,7 @@ class SimChannel:
         self._prompt_waiters: list[asyncio.Future[str]] = []
         self._command_waiters: list[tuple[str, asyncio.Future[str]]] = []
         self._hangup_listeners: list[Callable[[], None]] = []
+        self._state_waiters: list[asyncio.Future[None]] = []
 
     # -- identity for events ---------------------------------------------------------------------------------
     def block(self, prefix: str = "") -> list[tuple[str, str]]:
@@ -81,6 +82,24 @@ class SimChannel:
         if state != self.state:
             self.state = state
             self.emit("Newstate", "call,all")
+            waiters, self._state_waiters = self._state_waiters, []
+            for f in waiters:
+                if not f.done():
+                    f.set_result(None)
+
+    async def wait_up(self, timeout: float) -> bool:
+        """Wait (clock time) until the channel is answered; False on hangup or timeout."""
+        clock = self.pbx.clock
+        deadline = clock.now() + timeout
+        while self.state != 6 and not self.hungup and clock.now() < deadline:
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._state_waiters.append(fut)
+            timer = clock.call_at(deadline, lambda: fut.done() or fut.set_result(None))
+            try:
+                await fut
+            finally:
+                timer.cancel()
+        return self.state == 6 and not self.hungup
 
     def newexten(self, app: str, data: str, priority: int | None = None) -> None:
         if priority is not None:
@@ -248,6 +267,12 @@ class SimChannel:
         self.hungup = True
         for fn in list(self._hangup_listeners):
             fn()
+        for f in self._state_waiters:
+            if not f.done():
+                f.set_result(None)
+        if self.peer is not None and not self.peer.hungup:
+            # the other half of a Local pair goes too; busy/congestion causes stay on the half that had them
+            self.peer.hangup(0 if cause in (17, 34) else cause)
 
     # -- notifications for caller scripts ---------------------------------------------------------------------
     def notify_prompt(self, name: str) -> None:

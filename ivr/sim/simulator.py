@@ -32,6 +32,7 @@ from ivr.sim.script import (At, CallerScript, Hangup, NextPrompt, OnCommand, Pre
 from ivr.sim.wav import write_wav
 
 AGI_VERSION = "22.10.1"
+ASYNC_AGI = "agi:async"     # Route(flow="agi:async"): AGI(agi:async), driven over AMI `Action: AGI`
 
 
 class SimError(Exception):
@@ -246,10 +247,14 @@ class Call:
         script_path = route.flow + ("?" + urlencode(query) if query else "")
         host, port = sim.fastagi
         args = (tuple(spec.args) if route is self.route else ()) or route.args
-        appdata = "agi://%s:%d/%s" % (host, port, script_path) + "".join("," + a for a in args)
+        is_async = route.flow == ASYNC_AGI
+        appdata = (ASYNC_AGI if is_async else "agi://%s:%d/%s" % (host, port, script_path)) + "".join(
+            "," + a for a in args)
         ch.newexten("AGI", appdata, priority=ch.priority)
         env = self._env(ch, host, port, script_path)
-        self.session = AGISession(sim, self, ch, host, port, env, args)
+        if is_async:
+            env["request"] = "async"
+        self.session = AGISession(sim, self, ch, host, port, env, args, async_mode=is_async)
         ch.holding_clock = True
         try:
             return await self.session.run()
@@ -372,7 +377,7 @@ class Call:
         self.linkedid = ch.linkedid
         self.sim.calls_by_linkedid[ch.linkedid] = self
         ch.context, ch.exten = self.spec.context or self.route.context, self.spec.did
-        ch.newexten("Answer", "", priority=1)
+        ch.newexten("Answer" if ch.state == 6 else "NoOp", "", priority=1)
         ch.priority = 2
 
     def _env(self, ch: SimChannel, host: str, port: int, script_path: str) -> dict[str, str]:
@@ -559,11 +564,11 @@ class SimulatedAsterisk:
         return call
 
     def adopt_call(self, ch: SimChannel, route: Route, script: Sequence[Step] = (), exten: str | None = None,
-                   context: str | None = None) -> Call:
-        """Put an existing (e.g. AMI-originated, answered) channel into a flow over FastAGI at context/exten."""
+                   context: str | None = None, sends_media: bool = True) -> Call:
+        """Put an existing (e.g. AMI-originated) channel into a flow over FastAGI at context/exten."""
         spec = CallSpec(flow=route.flow, did=exten or ch.exten, caller_id=ch.caller_num,
                         caller_name=ch.caller_name, language=ch.language, script=tuple(script),
-                        technology=ch.tech, sends_media=True, context=context)
+                        technology=ch.tech, sends_media=sends_media, context=context)
         call = Call(self, spec, route)
         call._existing = ch
         self._calls.append(call)

@@ -33,9 +33,9 @@ AGI_COVERED = [
 ]
 AMI_COVERED = [
     "ami-10-login-ping-events-logoff",   # replayed in test_ami_conformance.py
+    "agi-09-asyncagi",                   # responses, AsyncAGIStart Env, every AsyncAGIExec: test_async_agi.py
 ]
 NOT_COVERED = {
-    "agi-09-asyncagi": "Async AGI over AMI (AGI(agi:async), Action: AGI) is not simulated",
     "ami-11-originate-event-stream": "its AGI session (.agi) is replayed byte-exact below; the AMI event stream "
                                      "(LocalBridge, NewCallerid, DeviceStateChange ...) is emitted only in part",
     "ami-12-status-getvar-command": "Status/CoreShowChannels are simulated, but not byte-exact (CoreStatus, CoreSettings)",
