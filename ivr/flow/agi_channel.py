@@ -12,6 +12,14 @@ Rules for this file:
   anything is sent. Values for SET VARIABLE are quoted by the session's encoder.
 - A timed-out Park is not a hangup even though Asterisk sends HANGUP: the channel went on to the comeback
   context. It is reported as ParkResult("timeout").
+- Dial/Queue and a caller hangup: GET VARIABLE still works in dead mode (agi-06: `GET VARIABLE DIALSTATUS` after
+  `HANGUP`), so the verdict is read from the channel variables and returned with `caller_hung_up=True`:
+  Dial: DIALSTATUS ANSWER = answered (the caller ended the conversation), CANCEL = hung up while it rang.
+  Queue: QUEUESTATUS when set (CONTINUE with option c); else ABANDONED=TRUE = gave up waiting (app_queue sets it
+  for every abandon, agi-07.ami), ANSWEREDTIME_MS/ANSWEREDTIME > 0 or MEMBERINTERFACE = an agent answered (Queue
+  clears those when it starts, agi-07.ami). No evidence either way: answered if the caller is still there
+  (agi-07: "Without c: 200 result=-1 ... channel still up ... QUEUESTATUS unset"), abandoned if gone, so a
+  hangup is never counted as a successful transfer on a guess.
 """
 from __future__ import annotations
 
@@ -24,7 +32,8 @@ from typing import Iterator, Sequence
 from ivr.agi.errors import AGIAppError, AGIConnectionLost, AGIError, AGIHangupError, AGISessionClosed
 from ivr.agi.session import AGISession
 from ivr.flow.channel import (
-    CallerHangup, CallInfo, ChannelError, DialResult, ParkResult, QueueResult, RecordResult,
+    QUEUE_ABANDONED, QUEUE_ANSWERED, CallerHangup, CallInfo, ChannelError, DialResult, ParkResult, QueueResult,
+    RecordResult,
 )
 
 log = logging.getLogger(__name__)
@@ -143,25 +152,50 @@ class AGIChannel:
     async def _status(self, name: str) -> str:
         return (await self.get_variable(name) or "").strip().upper()
 
+    async def _seconds(self, name: str, per_second: float = 1.0) -> float | None:
+        """A duration variable in seconds; None when unset or empty (not a number: 0)."""
+        value = (await self.get_variable(name) or "").strip()
+        if not value:
+            return None
+        try:
+            seconds = float(value) / per_second
+        except ValueError:
+            return 0.0
+        return seconds if math.isfinite(seconds) and seconds > 0 else 0.0
+
     async def dial(self, destination: str, timeout: float, options: str = "") -> DialResult:
         args = [exec_arg(destination, "dial destination"), str(max(1, math.ceil(timeout)))]
         if options:
             args.append(exec_arg(options, "dial options"))
         await self._exec("Dial", *args)
-        status = await self._status("DIALSTATUS")
+        status = await self._status("DIALSTATUS")  # readable in dead mode too (agi-06)
+        gone = self.session.hung_up
         if not status:
-            self._hung_up("Dial")
+            if gone:  # the caller left before Dial() decided anything: nobody answered
+                return DialResult("CANCEL", caller_hung_up=True)
             raise ChannelError(f"Dial {destination!r} set no DIALSTATUS; check the destination")
-        talk = await self.get_variable("ANSWEREDTIME") or "0"
-        return DialResult(status, float(talk) if talk.replace(".", "", 1).isdigit() else 0.0)
+        talk = 0.0
+        if status == "ANSWER":
+            talk = await self._seconds("ANSWEREDTIME") or 0.0
+        return DialResult(status, talk, gone or status == "CANCEL")
 
     async def queue(self, queue: str, timeout: float, options: str = "") -> QueueResult:
         await self._exec("Queue", exec_arg(queue, "queue name"), exec_arg(options, "queue options") if options else "",
                          "", "", str(max(1, math.ceil(timeout))))
         status = await self._status("QUEUESTATUS")
-        # No QUEUESTATUS: the call left the queue through an agent (or the caller hung up in it, which the
-        # next command reports); agi-07: "Without c: 200 result=-1 ... QUEUESTATUS unset".
-        return QueueResult(status or "ANSWERED")
+        gone = self.session.hung_up
+        if status:
+            return QueueResult(status, caller_hung_up=gone)
+        # No QUEUESTATUS: an agent's call ended (agi-07 "Without c: 200 result=-1 ... QUEUESTATUS unset") or the
+        # caller hung up before an agent answered. The variables app_queue leaves tell which.
+        if await self._status("ABANDONED") == "TRUE":
+            return QueueResult(QUEUE_ABANDONED, caller_hung_up=gone)
+        talk = await self._seconds("ANSWEREDTIME_MS", 1000.0)
+        if talk is None:
+            talk = await self._seconds("ANSWEREDTIME")
+        if talk or (talk is None and await self.get_variable("MEMBERINTERFACE")):
+            return QueueResult(QUEUE_ANSWERED, caller_hung_up=gone, talk_seconds=talk or 0.0)
+        return QueueResult(QUEUE_ABANDONED if gone else QUEUE_ANSWERED, caller_hung_up=gone)
 
     async def park(self, lot: str, timeout: float, comeback: str = "") -> ParkResult:
         result = await self._exec("Park", exec_arg(lot, "parking lot"), f"st({max(1, math.ceil(timeout))})")

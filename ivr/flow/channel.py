@@ -6,6 +6,8 @@ Rules for this file:
   Asterisk side of the channel, never in `asyncio.sleep` in the engine. That is what lets the simulator's virtual
   clock make a 60-second call finish in milliseconds with the same result.
 - Any method raises `CallerHangup` once the caller has gone; the engine catches it at the top and records the node.
+  Exception: `dial` and `queue` return their result with `caller_hung_up=True` when the caller hung up during
+  them, because only the result can say whether an agent had answered first (transferred) or not (abandoned).
 """
 from __future__ import annotations
 
@@ -40,19 +42,42 @@ class CallInfo:
 
 @dataclass(frozen=True)
 class DialResult:
-    """Outcome of Dial(). `status` is Asterisk's DIALSTATUS: ANSWER, BUSY, NOANSWER, CHANUNAVAIL, CONGESTION, CANCEL."""
+    """Outcome of Dial(). `status` is Asterisk's DIALSTATUS: ANSWER, BUSY, NOANSWER, CHANUNAVAIL, CONGESTION, or
+    CANCEL (the caller hung up before anyone answered, e.g. while the agent's phone rang).
+
+    `caller_hung_up`: the caller was gone when Dial() returned (AGI `HANGUP`). With ANSWER that is the normal end
+    of a transferred call; with CANCEL it is an abandoned one. Either way the flow cannot go on."""
 
     status: str
     talk_seconds: float = 0.0
+    caller_hung_up: bool = False
+
+    @property
+    def answered(self) -> bool:
+        return self.status.upper() == "ANSWER"
+
+
+QUEUE_ANSWERED = "ANSWERED"    # an agent took the call; the bridged call has ended (Queue() set no QUEUESTATUS)
+QUEUE_ABANDONED = "ABANDONED"  # the caller hung up while waiting or while agents rang (no QUEUESTATUS either)
 
 
 @dataclass(frozen=True)
 class QueueResult:
     """Outcome of Queue(). `status` is QUEUESTATUS (TIMEOUT, FULL, JOINEMPTY, LEAVEEMPTY, JOINUNAVAIL, LEAVEUNAVAIL,
-    CONTINUE) or "ANSWERED" when an agent took the call and the bridged call has ended."""
+    CONTINUE), or, when Queue() set none: "ANSWERED" (an agent took the call and the bridged call has ended) or
+    "ABANDONED" (the caller hung up before an agent answered).
+
+    `caller_hung_up`: the caller was gone when Queue() returned; `talk_seconds`: how long the agent talked, when
+    Asterisk said (ANSWEREDTIME)."""
 
     status: str
     wait_seconds: float = 0.0
+    caller_hung_up: bool = False
+    talk_seconds: float = 0.0
+
+    @property
+    def answered(self) -> bool:
+        return self.status.upper() in (QUEUE_ANSWERED, "CONTINUE")
 
 
 @dataclass(frozen=True)

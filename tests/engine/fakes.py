@@ -25,6 +25,7 @@ class FakeChannel:
     prompt_seconds: float | Mapping[str, float] = 2.0
     dial_results: Mapping[str, str] = field(default_factory=dict)     # destination -> DIALSTATUS
     queue_results: Mapping[str, str] = field(default_factory=dict)    # queue -> QUEUESTATUS / ANSWERED
+    queue_wait: float = 10.0                                          # seconds until a queue agent answers
     park_status: str = "timeout"
     record_seconds: float = 8.0
     record_reason: str = "dtmf"
@@ -126,24 +127,41 @@ class FakeChannel:
         self.channel_language = language
 
     async def dial(self, destination: str, timeout: float, options: str = "") -> DialResult:
+        """The agent's phone rings 5 s (NOANSWER: the whole timeout), then they talk 60 s. A caller hangup is
+        reported the way AGIChannel reads it from Asterisk: CANCEL while ringing, ANSWER after the answer."""
         self._call("dial", destination, timeout)
         status = self.dial_results.get(destination, "ANSWER")
         try:
             self._window(5.0 if status == "ANSWER" else (timeout if status == "NOANSWER" else 0.0), "")
         except CallerHangup:
-            return DialResult("CANCEL")  # hung up while it rang: Asterisk reports CANCEL
-        if status == "ANSWER":
-            try:
-                self._window(60.0, "")  # the conversation
-            except CallerHangup:
-                pass  # like Dial: result -1, DIALSTATUS stays ANSWER; the next media command fails
-        return DialResult(status, 60.0 if status == "ANSWER" else 0.0)
+            return DialResult("CANCEL", caller_hung_up=True)
+        if status != "ANSWER":
+            return DialResult(status)
+        answered = self.now
+        try:
+            self._window(60.0, "")  # the conversation
+        except CallerHangup:
+            return DialResult("ANSWER", self.now - answered, caller_hung_up=True)
+        return DialResult("ANSWER", 60.0)
 
     async def queue(self, queue: str, timeout: float, options: str = "") -> QueueResult:
+        """ANSWERED: an agent answers after `queue_wait` s and talks 60 s; TIMEOUT waits the whole timeout; other
+        statuses return at once. A caller hangup before the answer is ABANDONED, after it ANSWERED (hung up)."""
         self._call("queue", queue, timeout)
         status = self.queue_results.get(queue, "ANSWERED")
-        self._window(timeout if status == "TIMEOUT" else 10.0, "")
-        return QueueResult(status, 10.0)
+        start = self.now
+        try:
+            self._window(timeout if status == "TIMEOUT" else (self.queue_wait if status == "ANSWERED" else 0.0), "")
+        except CallerHangup:
+            return QueueResult("ABANDONED", self.now - start, caller_hung_up=True)
+        if status != "ANSWERED":
+            return QueueResult(status, self.now - start)
+        wait, answered = self.now - start, self.now
+        try:
+            self._window(60.0, "")
+        except CallerHangup:
+            return QueueResult("ANSWERED", wait, caller_hung_up=True, talk_seconds=self.now - answered)
+        return QueueResult("ANSWERED", wait, talk_seconds=60.0)
 
     async def park(self, lot: str, timeout: float, comeback: str = "") -> ParkResult:
         self._call("park", lot, timeout, comeback)

@@ -91,13 +91,22 @@ async def test_wait_for_digit_hit_and_timeout():  # agi-02
                            ("WAIT FOR DIGIT 1500\n", ["200 result=0\n"])], body) == ("9", None)
 
 
-async def test_dial_no_answer_reads_dialstatus():  # agi-06
+async def test_dial_no_answer_reads_dialstatus():  # agi-06: only DIALSTATUS is read when nobody answered
     async def body(ch):
         return await ch.dial("Local/noanswer@agents", 3)
     result = await scripted([('EXEC Dial "Local/noanswer@agents,3"\n', ["200 result=0\n"]),
-                             ("GET VARIABLE DIALSTATUS\n", ["200 result=1 (NOANSWER)\n"]),
-                             ("GET VARIABLE ANSWEREDTIME\n", ["200 result=0\n"])], body)
-    assert result.status == "NOANSWER" and result.talk_seconds == 0.0
+                             ("GET VARIABLE DIALSTATUS\n", ["200 result=1 (NOANSWER)\n"])], body)
+    assert (result.status, result.talk_seconds, result.caller_hung_up, result.answered) == (
+        "NOANSWER", 0.0, False, False)
+
+
+async def test_dial_answered_agent_hangs_up_caller_stays():  # agi-06 first scenario
+    async def body(ch):
+        return await ch.dial("Local/answer2s@agents", 10)
+    result = await scripted([('EXEC Dial "Local/answer2s@agents,10"\n', ["200 result=-1\n"]),
+                             ("GET VARIABLE DIALSTATUS\n", ["200 result=1 (ANSWER)\n"]),
+                             ("GET VARIABLE ANSWEREDTIME\n", ["200 result=1 (3)\n"])], body)
+    assert (result.status, result.talk_seconds, result.caller_hung_up, result.answered) == ("ANSWER", 3.0, False, True)
 
 
 async def test_dial_answered_then_caller_hangs_up():  # agi-06 last scenario
@@ -113,7 +122,33 @@ async def test_dial_answered_then_caller_hangs_up():  # agi-06 last scenario
         ("GET VARIABLE DIALSTATUS\n", ["200 result=1 (ANSWER)\n"]),
         ("GET VARIABLE ANSWEREDTIME\n", ["200 result=1 (3)\n"]),
     ], body)
-    assert (result.status, result.talk_seconds, after) == ("ANSWER", 3.0, "hangup")
+    assert (result.status, result.talk_seconds, result.caller_hung_up, after) == ("ANSWER", 3.0, True, "hangup")
+
+
+async def test_dial_caller_hangs_up_while_agent_rings_is_not_answered():
+    # The reply forms of agi-06's caller hangup ("200 result=-1", "HANGUP"); Dial sets DIALSTATUS=CANCEL when the
+    # caller leaves before an answer (the dead-mode GET VARIABLE is allowed, agi-06 / agi-07c).
+    async def body(ch):
+        return await ch.dial("Local/noanswer@agents", 10)
+    result = await scripted([('EXEC Dial "Local/noanswer@agents,10"\n', ["200 result=-1\n", "HANGUP\n"]),
+                             ("GET VARIABLE DIALSTATUS\n", ["200 result=1 (CANCEL)\n"])], body)
+    assert (result.status, result.caller_hung_up, result.answered) == ("CANCEL", True, False)
+
+
+async def test_dial_without_dialstatus_after_hangup_is_not_answered():
+    async def body(ch):
+        return await ch.dial("Local/noanswer@agents", 10)
+    result = await scripted([('EXEC Dial "Local/noanswer@agents,10"\n', ["200 result=-1\n", "HANGUP\n"]),
+                             ("GET VARIABLE DIALSTATUS\n", ["200 result=0\n"])], body)
+    assert (result.status, result.caller_hung_up, result.answered) == ("CANCEL", True, False)
+
+
+async def test_dial_without_dialstatus_on_a_live_channel_is_an_error():
+    async def body(ch):
+        return await ch.dial("Local/noanswer@agents", 10)
+    with pytest.raises(ChannelError, match="set no DIALSTATUS"):
+        await scripted([('EXEC Dial "Local/noanswer@agents,10"\n', ["200 result=0\n"]),
+                        ("GET VARIABLE DIALSTATUS\n", ["200 result=0\n"])], body)
 
 
 async def test_untrusted_dial_text_is_refused_before_sending():
@@ -123,15 +158,93 @@ async def test_untrusted_dial_text_is_refused_before_sending():
         await scripted([], body)
 
 
-async def test_queue_timeout_and_answered():  # agi-07
+async def test_queue_timeout_and_continue():  # agi-07 agi1
     async def body(ch):
-        return (await ch.queue("testq", 4)).status, (await ch.queue("agiq", 30)).status
-    assert await scripted([
+        return await ch.queue("testq", 4), await ch.queue("agiq", 30, "c")
+    timeout, answered = await scripted([
         ('EXEC Queue "testq,,,,4"\n', ["200 result=0\n"]),
         ("GET VARIABLE QUEUESTATUS\n", ["200 result=1 (TIMEOUT)\n"]),
+        ('EXEC Queue "agiq,c,,,30"\n', ["200 result=0\n"]),
+        ("GET VARIABLE QUEUESTATUS\n", ["200 result=1 (CONTINUE)\n"]),
+    ], body)
+    assert (timeout.status, timeout.answered, timeout.caller_hung_up) == ("TIMEOUT", False, False)
+    assert (answered.status, answered.answered, answered.caller_hung_up) == ("CONTINUE", True, False)
+
+
+async def test_queue_without_c_agent_hung_up_is_answered():
+    # agi-07 agi2: "200 result=-1", QUEUESTATUS unset, channel still up; agi-07.ami: ABANDONED never set on this
+    # call and "Variable: ANSWEREDTIME_MS / Value: 2507" after AgentComplete.
+    async def body(ch):
+        return await ch.queue("agiq", 30)
+    result = await scripted([
         ('EXEC Queue "agiq,,,,30"\n', ["200 result=-1\n"]),
         ("GET VARIABLE QUEUESTATUS\n", ["200 result=0\n"]),
-    ], body) == ("TIMEOUT", "ANSWERED")
+        ("GET VARIABLE ABANDONED\n", ["200 result=0\n"]),
+        ("GET VARIABLE ANSWEREDTIME_MS\n", ["200 result=1 (2507)\n"]),
+    ], body)
+    assert (result.status, result.talk_seconds, result.caller_hung_up, result.answered) == (
+        "ANSWERED", 2.507, False, True)
+
+
+async def test_queue_caller_hangs_up_while_waiting_is_abandoned():
+    # The reported bug: this used to count as an answered transfer. Queue returns -1 and HANGUP follows (the
+    # agi-06 hangup forms); app_queue marks every abandon with ABANDONED=TRUE (agi-07.ami "Variable: ABANDONED /
+    # Value: TRUE" before QueueCallerAbandon), readable in dead mode.
+    async def body(ch):
+        return await ch.queue("agiq", 30)
+    result = await scripted([
+        ('EXEC Queue "agiq,,,,30"\n', ["200 result=-1\n", "HANGUP\n"]),
+        ("GET VARIABLE QUEUESTATUS\n", ["200 result=0\n"]),
+        ("GET VARIABLE ABANDONED\n", ["200 result=1 (TRUE)\n"]),
+    ], body)
+    assert (result.status, result.caller_hung_up, result.answered) == ("ABANDONED", True, False)
+
+
+async def test_queue_caller_hangs_up_after_the_agent_answered_is_answered():
+    async def body(ch):
+        return await ch.queue("agiq", 30)
+    result = await scripted([
+        ('EXEC Queue "agiq,,,,30"\n', ["200 result=-1\n", "HANGUP\n"]),
+        ("GET VARIABLE QUEUESTATUS\n", ["200 result=0\n"]),
+        ("GET VARIABLE ABANDONED\n", ["200 result=0\n"]),
+        ("GET VARIABLE ANSWEREDTIME_MS\n", ["200 result=1 (2502)\n"]),
+    ], body)
+    assert (result.status, result.talk_seconds, result.caller_hung_up, result.answered) == (
+        "ANSWERED", 2.502, True, True)
+
+
+async def test_queue_answer_evidence_from_answeredtime_or_memberinterface():
+    # A PBX that sets only ANSWEREDTIME (whole seconds), or MEMBERINTERFACE (queues.conf setinterfacevar=yes).
+    async def body(ch):
+        return await ch.queue("agiq", 30), await ch.queue("agiq", 30)
+    by_time, by_member = await scripted([
+        ('EXEC Queue "agiq,,,,30"\n', ["200 result=-1\n"]),
+        ("GET VARIABLE QUEUESTATUS\n", ["200 result=0\n"]),
+        ("GET VARIABLE ABANDONED\n", ["200 result=0\n"]),
+        ("GET VARIABLE ANSWEREDTIME_MS\n", ["200 result=0\n"]),
+        ("GET VARIABLE ANSWEREDTIME\n", ["200 result=1 (2)\n"]),
+        ('EXEC Queue "agiq,,,,30"\n', ["200 result=-1\n", "HANGUP\n"]),
+        ("GET VARIABLE QUEUESTATUS\n", ["200 result=0\n"]),
+        ("GET VARIABLE ABANDONED\n", ["200 result=0\n"]),
+        ("GET VARIABLE ANSWEREDTIME_MS\n", ["200 result=0\n"]),
+        ("GET VARIABLE ANSWEREDTIME\n", ["200 result=0\n"]),
+        ("GET VARIABLE MEMBERINTERFACE\n", ["200 result=1 (Local/answer2s@agents)\n"]),
+    ], body)
+    assert (by_time.status, by_time.talk_seconds, by_time.caller_hung_up) == ("ANSWERED", 2.0, False)
+    assert (by_member.status, by_member.caller_hung_up) == ("ANSWERED", True)
+
+
+async def test_queue_hangup_without_any_evidence_is_not_counted_answered():
+    # Nothing says an agent answered (ANSWEREDTIME of an abandon is 0, agi-07.ami "Value: 0"): abandoned.
+    async def body(ch):
+        return await ch.queue("agiq", 30)
+    result = await scripted([
+        ('EXEC Queue "agiq,,,,30"\n', ["200 result=-1\n", "HANGUP\n"]),
+        ("GET VARIABLE QUEUESTATUS\n", ["200 result=0\n"]),
+        ("GET VARIABLE ABANDONED\n", ["200 result=0\n"]),
+        ("GET VARIABLE ANSWEREDTIME_MS\n", ["200 result=1 (0)\n"]),
+    ], body)
+    assert (result.status, result.caller_hung_up) == ("ABANDONED", True)
 
 
 async def test_park_timeout_is_not_a_hangup():  # agi-07 agi3

@@ -170,3 +170,20 @@ async def test_billing_account_input_confirm_lookup_and_recording_pause(stack):
     assert mix[1].startswith("EXEC StopMixMonitor")            # account number is not recorded
     assert mix[2].endswith(',ai(IVR_MIXMONITOR_ID)"')          # resumed into the same file
     assert report.outcome == "transferred" and report.end_target == "queue:billing"
+
+
+async def test_caller_hangup_while_waiting_in_queue_is_abandoned(stack):
+    # the agent would answer 3 s after Queue() starts; the caller gives up after 1 s
+    record, report = await call(stack, TO_MAIN_MENU + [Press("1"), OnCommand("EXEC Queue", 1.0), Hangup()])
+    assert report.path[-1] == "main:sales"
+    assert (report.outcome, report.end_node, report.end_target) == ("abandoned", "main:sales", "hangup:caller")
+    assert report.visits[-1].reason == "hangup"
+    assert record.ended.by == "caller"
+
+
+@pytest.mark.xfail(strict=True, reason="ivr/sim Queue() sets neither ANSWEREDTIME nor ANSWEREDTIME_MS after a bridged "
+                                       "call the caller ended (Asterisk 22 does, agi-07.ami); see docs/engine.md")
+async def test_caller_hangup_while_talking_to_a_queue_agent_is_transferred(stack):
+    # the agent answers 3 s after Queue() starts and would talk 20 s; the caller hangs up at 10 s
+    record, report = await call(stack, TO_MAIN_MENU + [Press("1"), OnCommand("EXEC Queue", 10.0), Hangup()])
+    assert (report.outcome, report.end_node, report.end_target) == ("transferred", "main:sales", "queue:sales")

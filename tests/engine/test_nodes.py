@@ -222,15 +222,53 @@ async def test_queue_statuses(run, status, end):
 async def test_caller_hangup_while_transferred_keeps_outcome(run):
     ch = FakeChannel(hangup_at=30.0)
     report = await run(transfer_flow(next="after"), ch)
-    # the caller hung up during the conversation: Dial returned ANSWER, the next node finds the caller gone
-    assert report.outcome == "transferred"
-    assert report.end_node == "main:after"
+    # the caller hung up during the conversation: Dial said ANSWER and the caller is gone; the call ends at the
+    # transfer node, transferred, and the metric counts an answer
+    assert (report.outcome, report.end_node, report.end_target) == ("transferred", "main:t", "extension:1001")
+    assert report.visits[-1].reason == "hangup" and report.path == ["main:t"]
 
 
 async def test_caller_hangup_while_ringing_is_abandoned(run):
     ch = FakeChannel(hangup_at=3.0, prompt_seconds=1.0)
     report = await run(transfer_flow(next="after"), ch)
     assert report.outcome == "abandoned" and report.end_node == "main:t"
+    assert "DIALSTATUS CANCEL (caller hung up)" in run.trace("transfer")
+
+
+def queue_flow(**kw):
+    node = {"type": "transfer", "queue": "sales", "timeout": "120s", "on_timeout": "to", "next": "after"}
+    node.update(kw)
+    return make_flow({"q": node, "to": {"type": "hangup"}, "after": {"type": "hangup"}})
+
+
+async def test_caller_hangup_while_waiting_in_queue_is_abandoned_not_answered(run):
+    flow = queue_flow()
+    before = transfers("sales")
+    report = await run(flow, FakeChannel(hangup_at=5.0, queue_wait=10.0))
+    assert (report.outcome, report.end_node, report.end_target) == ("abandoned", "main:q", "hangup:caller")
+    assert transfers("sales") == {**before, "abandoned": before["abandoned"] + 1}
+    assert "QUEUESTATUS ABANDONED (caller hung up)" in run.trace("transfer")
+
+
+async def test_caller_hangup_after_queue_agent_answered_is_transferred(run):
+    flow = queue_flow()
+    before = transfers("sales")
+    report = await run(flow, FakeChannel(hangup_at=30.0, queue_wait=10.0))
+    assert (report.outcome, report.end_node, report.end_target) == ("transferred", "main:q", "queue:sales")
+    assert report.visits[-1].reason == "hangup"
+    assert transfers("sales") == {**before, "answered": before["answered"] + 1}
+
+
+async def test_queue_answered_caller_stays_goes_next(run):
+    report = await run(queue_flow(), FakeChannel())
+    assert (report.outcome, report.end_node) == ("transferred", "main:after")
+
+
+def transfers(target: str) -> dict[str, float]:
+    from ivr.metrics import REGISTRY
+    return {result: REGISTRY.get_sample_value("ivr_transfers_total",
+                                              {"flow": "main", "target": target, "result": result}) or 0.0
+            for result in ("answered", "abandoned", "timeout", "continue")}
 
 
 # --- park and hold ----------------------------------------------------------------------------------------

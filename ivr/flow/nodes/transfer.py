@@ -7,8 +7,11 @@ Rules:
   (letters, digits, `*#+_-`): anything else is refused before it reaches Dial().
 - DIALSTATUS: ANSWER -> transferred (then `next` if the caller is still there, else the call ends);
   BUSY -> on_busy, NOANSWER -> on_no_answer, CHANUNAVAIL/CONGESTION -> on_unavailable, CANCEL -> caller hung up.
-  QUEUESTATUS: answered/CONTINUE -> transferred; TIMEOUT/JOINEMPTY/LEAVEEMPTY -> on_timeout;
-  FULL/JOINUNAVAIL/LEAVEUNAVAIL -> on_unavailable (else on_timeout).
+  QUEUESTATUS: ANSWERED/CONTINUE -> transferred; TIMEOUT/JOINEMPTY/LEAVEEMPTY -> on_timeout;
+  FULL/JOINUNAVAIL/LEAVEUNAVAIL -> on_unavailable (else on_timeout); ABANDONED -> caller hung up.
+- Only an answer makes the call "transferred". A caller who hangs up while the agent's phone rings (CANCEL) or
+  while waiting in the queue (ABANDONED) is counted with that result and ends the call as "abandoned"; a caller
+  who hangs up after the agent answered ends it as "transferred", recorded at this node.
 - A failure without its branch goes to `next`; without `next` the call ends with outcome "error" (the
   validator warns), never in silence without a record.
 - Metric `target` is the configured extension/queue text, never the dialled digits.
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 import re
 
-from ivr.flow.channel import CallerHangup
+from ivr.flow.channel import QUEUE_ABANDONED, QUEUE_ANSWERED, CallerHangup
 from ivr.flow.context import CallContext, EngineError, Finish, Goto
 from ivr.flow.model import TransferNode
 from ivr.flow.nodes import register
@@ -65,6 +68,14 @@ def _branch(node: TransferNode, names: tuple[str, ...], status: str) -> Goto | F
     return Finish("error", "error", f"{status} and no branch for it", f"failed:{status.lower()}")
 
 
+def _answered(node: TransferNode, ctx: CallContext, status: str, end_target: str,
+              caller_hung_up: bool) -> Goto | Finish:
+    ctx.outcome, ctx.end_target = "transferred", end_target
+    if caller_hung_up:  # the conversation ended with the caller hanging up: the call ends here, transferred
+        raise CallerHangup(f"the caller hung up after the agent answered ({status})")
+    return Goto(node.next, "next", status) if node.next else Finish("transferred", "next", status, end_target)
+
+
 @register("transfer")
 async def run(node: TransferNode, ctx: CallContext) -> Goto | Finish:
     if node.announcement:
@@ -82,21 +93,22 @@ async def run(node: TransferNode, ctx: CallContext) -> Goto | Finish:
         result = await ctx.channel.queue(queue, node.timeout)
         status = result.status.upper()
         TRANSFERS.labels(ctx.flow.name, metric_target, status.lower()).inc()
-        ctx.emit("transfer", f"QUEUESTATUS {status}", status=status)
-        if status in ("ANSWERED", "CONTINUE"):
-            ctx.outcome, ctx.end_target = "transferred", f"queue:{queue}"
-            return Goto(node.next, "next", status) if node.next else Finish("transferred", "next", status,
-                                                                              ctx.end_target)
+        ctx.emit("transfer", f"QUEUESTATUS {status}" + (" (caller hung up)" if result.caller_hung_up else ""),
+                 status=status, caller_hung_up=result.caller_hung_up)
+        if status in (QUEUE_ANSWERED, "CONTINUE"):
+            return _answered(node, ctx, status, f"queue:{queue}", result.caller_hung_up)
+        if result.caller_hung_up or status == QUEUE_ABANDONED:
+            raise CallerHangup(f"the caller hung up in queue {queue} before an agent answered ({status})")
         return _branch(node, QUEUE_BRANCH.get(status, ("on_unavailable", "on_timeout")), status)
     dest, end_target = destination(node, ctx)
     ctx.emit("transfer", f"dial {dest} (timeout {node.timeout:g} s)", destination=dest)
     dial = await ctx.channel.dial(dest, node.timeout)
     status = dial.status.upper()
     TRANSFERS.labels(ctx.flow.name, metric_target, status.lower()).inc()
-    ctx.emit("transfer", f"DIALSTATUS {status}", status=status)
+    ctx.emit("transfer", f"DIALSTATUS {status}" + (" (caller hung up)" if dial.caller_hung_up else ""),
+             status=status, caller_hung_up=dial.caller_hung_up)
     if status == "ANSWER":
-        ctx.outcome, ctx.end_target = "transferred", end_target
-        return Goto(node.next, "next", status) if node.next else Finish("transferred", "next", status, end_target)
-    if status == "CANCEL":
-        raise CallerHangup("the caller hung up while the agent's phone was ringing")
+        return _answered(node, ctx, status, end_target, dial.caller_hung_up)
+    if dial.caller_hung_up or status == "CANCEL":
+        raise CallerHangup(f"the caller hung up while {dest} was ringing ({status})")
     return _branch(node, (DIAL_BRANCH.get(status, "on_unavailable"),), status)
