@@ -124,7 +124,7 @@ class ScriptedChannel:
         self.hung_up_by: str | None = None  # "caller" or "ivr"
         self._index = 0
         self._buffer = ""  # digits of the entry being delivered
-        self._fresh = True  # a prompt was played since the last entry started
+        self._fresh = True  # since the last entry began, a prompt was played or a digit wait timed out
 
     # --- bookkeeping ----------------------------------------------------------------------------------
 

@@ -127,7 +127,12 @@ async def _run_all(flow_set: FlowSet, specs: list[tuple[Path, TestFile]], only: 
             if only and only not in case.name:
                 continue
             began = time.perf_counter()
-            call = await runner(flow_set, setup_for(spec.flow, case, caller))
+            try:
+                call = await runner(flow_set, setup_for(spec.flow, case, caller))
+            except Exception as exc:  # one broken case must not hide the others' results
+                verdict = Verdict([f"the call could not run: {exc!r}"])
+                suite.results.append(CaseResult(file, spec.flow, case, verdict, None, time.perf_counter() - began))
+                continue
             verdict = check(call, case.expect, spec.flow)
             suite.results.append(CaseResult(file, spec.flow, case, verdict, call, time.perf_counter() - began))
             suite.coverage.add_call(flow_set, call.report, call.trace)
