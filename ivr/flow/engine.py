@@ -147,7 +147,10 @@ class FlowEngine:
             raise UnknownFlow(f"no flow named {flow_name!r}; known flows: {', '.join(sorted(self.flows)) or 'none'}")
         info = channel.info
         started = self.clock()
-        language = info.language if info.language in flow.languages else flow.language
+        # The dialplan's `?lang=` (a per-DID language, extensions_ivr.conf IVR_LANG) first, then the channel's
+        # language, when the flow offers it; else the flow's default.
+        language = next((lang for lang in (info.params.get("lang", ""), info.language) if lang in flow.languages),
+                        flow.language)
         ctx = CallContext(
             channel=channel, info=info, flows=self.flows, flow=flow, settings=self.settings, clock=self.clock,
             storage=self.storage, lookup_client=self.lookup_client, observer=observer or self.observer,

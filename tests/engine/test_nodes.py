@@ -139,6 +139,19 @@ async def test_unknown_channel_language_falls_back_to_flow_default(run):
     assert ch.played()[0] == "/p/en/welcome"
 
 
+async def test_dialplan_lang_parameter_sets_the_starting_language(run):
+    # extensions_ivr.conf: AGI(agi://.../main?lang=${FILTER(a-z,${IVR_LANG})}) for a Lithuanian DID
+    ch = FakeChannel(language="en", params={"lang": "lt"})
+    report = await run(language_flow(), ch, start="hello")
+    assert ch.ops("language") == [("language", "lt")]
+    assert ch.played()[0] == "/p/lt/welcome" and report.variables["param_lang"] == "lt"
+    # empty (IVR_LANG unset) or a language the flow does not offer: the channel's language stays
+    for lang in ("", "de"):
+        ch = FakeChannel(language="en", params={"lang": lang})
+        await run(language_flow(), ch, start="hello")
+        assert ch.ops("language") == [] and ch.played()[0] == "/p/en/welcome"
+
+
 # --- lookup -----------------------------------------------------------------------------------------------
 
 def lookup_flow():
