@@ -181,3 +181,55 @@ class TrafficGenerator:
         while True:
             await asyncio.sleep(every)
             out(self.summary.line(self.active))
+
+
+# -- command line: `python -m ivr.sim.traffic --fastagi 127.0.0.1:4573 --rate 1` ----------------------------------
+
+def _parse(argv: Sequence[str] | None = None) -> "argparse.Namespace":
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m ivr.sim.traffic",
+                                description="Run a simulated Asterisk that sends a realistic call mix to a "
+                                            "FastAGI server, with an AMI server, on the real clock.")
+    p.add_argument("--fastagi", default="127.0.0.1:4573", help="host:port of the service's FastAGI server")
+    p.add_argument("--ami-port", type=int, default=0, help="AMI port to listen on (0 = ephemeral)")
+    p.add_argument("--rate", type=float, default=0.5, help="calls per second (Poisson arrivals)")
+    p.add_argument("--flows", default="main", help="comma-separated flow names the calls run")
+    p.add_argument("--options", default="123", help="menu keys callers press")
+    p.add_argument("--duration", type=float, default=None, help="seconds to run (default: until Ctrl-C)")
+    p.add_argument("--every", type=float, default=5.0, help="seconds between summary lines")
+    p.add_argument("--seed", type=int, default=None)
+    return p.parse_args(argv)
+
+
+async def _main(argv: Sequence[str] | None = None) -> int:
+    from ivr.sim.clock import RealClock
+    from ivr.sim.model import SimConfig
+
+    args = _parse(argv)
+    host, _, port = args.fastagi.rpartition(":")
+    sim = SimulatedAsterisk(SimConfig(), clock=RealClock())
+    await sim.start((host or "127.0.0.1", int(port)), ami_port=args.ami_port)
+    print("simulated Asterisk: calls -> agi://%s:%s, AMI on 127.0.0.1:%d (user ivr / ivrsecret)"
+          % (host or "127.0.0.1", port, sim.ami_port))
+    gen = TrafficGenerator(sim, rate=args.rate, seed=args.seed,
+                           plan=TrafficPlan(flows=tuple(f for f in args.flows.split(",") if f),
+                                            options=args.options))
+    reporter = asyncio.get_running_loop().create_task(gen.report(args.every))
+    try:
+        await gen.run(duration=args.duration)
+        await gen.drain()
+    finally:
+        reporter.cancel()
+        print(gen.summary.line(gen.active))
+        await sim.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    try:
+        sys.exit(asyncio.run(_main()))
+    except KeyboardInterrupt:
+        sys.exit(0)
