@@ -45,6 +45,26 @@ class CallSetup:
     params: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Stored:
+    """What the call left in storage: voicemail messages, callback requests, call recordings."""
+
+    voicemails: tuple[dict[str, Any], ...] = ()  # mailbox, caller, seconds
+    callbacks: tuple[dict[str, Any], ...] = ()  # number, queue, language
+    recordings: tuple[dict[str, Any], ...] = ()  # path, state, seconds
+
+
+async def read_stored(storage: Any) -> Stored:
+    voicemails = await storage.list_voicemails()
+    callbacks = await storage.list_callbacks()
+    recordings = await storage.list_recordings()
+    return Stored(
+        tuple({"mailbox": v.mailbox, "caller": v.caller, "seconds": v.seconds} for v in voicemails),
+        tuple({"number": c.number, "queue": c.queue, "language": c.language} for c in callbacks),
+        tuple({"path": r.path, "state": r.state, "seconds": r.seconds} for r in recordings),
+    )
+
+
 @dataclass
 class CallRun:
     """Everything one simulated call produced (on either backend)."""
@@ -56,6 +76,7 @@ class CallRun:
     steps_left: list[Step] = field(default_factory=list)  # script the call did not use
     backend: str = "engine"  # "engine" (ScriptedChannel) or "sim" (simulated Asterisk over FastAGI)
     events: list[Event] = field(default_factory=list)  # ScriptedChannel's own events (engine backend)
+    stored: Stored = field(default_factory=Stored)
 
     @property
     def heard(self) -> list[str]:
@@ -107,7 +128,8 @@ async def run_call(
     )
     try:
         report = await engine.run(channel, setup.flow, setup.start)
+        stored = await read_stored(storage)
     finally:
         await storage.close()
     return CallRun(report, trace, started, hung_up_by=channel.hung_up_by, steps_left=channel.steps_left,
-                   backend="engine", events=channel.events)
+                   backend="engine", events=channel.events, stored=stored)

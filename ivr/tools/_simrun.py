@@ -25,7 +25,7 @@ from ivr.flow.model import Flow
 from ivr.flow.report import TraceEvent
 from ivr.tools._caller import Step
 from ivr.tools._channel import PromptBook, World
-from ivr.tools._runner import CallRun, CallSetup, call_start
+from ivr.tools._runner import CallRun, CallSetup, call_start, read_stored
 
 _AGENT = "ivr-sim-agent"
 _NOBODY = "ivr-sim-nobody"
@@ -305,6 +305,7 @@ async def run_call_on_sim(
                 await sim.stop()
         finally:
             await server.stop()
+            stored = await read_stored(storage)
             await storage.close()
     if not reports:
         raise RuntimeError(f"the simulated call never reached the flow (AGI status {record.agi_status}); "
@@ -312,4 +313,4 @@ async def run_call_on_sim(
     caller = callers[0]
     hung_up_by = "caller" if record.ended.by == "caller" else "ivr"
     return CallRun(reports[0], trace, started, hung_up_by=hung_up_by, steps_left=caller.steps_left,
-                   backend="sim")
+                   backend="sim", stored=stored)

@@ -121,13 +121,17 @@ class Expect(_Strict):
     language: str | None = None
     outcome: Outcome | None = None
     ends: Ends | None = None
+    recorded: bool | None = Field(None, description="Whether the call was recorded (recording policy, consent).")
+    callback_number: str | None = Field(None, description="Number stored with the callback request.")
+    voicemail_from: str | None = Field(None, description="Caller stored with the voicemail message.")
 
     @model_validator(mode="after")
     def _something(self) -> "Expect":
         if self.path is not None and self.exact_path is not None:
             raise ValueError("give path (a subsequence) or exact_path, not both")
         if not any((self.path, self.exact_path, self.not_visited, self.prompts, self.variables, self.language,
-                    self.outcome, self.ends)):
+                    self.outcome, self.ends, self.recorded is not None, self.callback_number,
+                    self.voicemail_from)):
             raise ValueError("expect says nothing; give path, exact_path, ends, outcome, variables ...")
         return self
 

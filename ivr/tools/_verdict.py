@@ -86,6 +86,20 @@ def check(run: CallRun, expect: Expect, flow: str) -> Verdict:
         verdict.failures.append(f"language: expected {expect.language}, got {report.language}")
     if expect.outcome is not None and report.outcome != expect.outcome:
         verdict.failures.append(f"outcome: expected {expect.outcome}, got {report.outcome}")
+    stored = run.stored
+    if expect.recorded is not None and bool(stored.recordings) != expect.recorded:
+        verdict.failures.append("the call was recorded but should not be" if stored.recordings
+                                else "the call was not recorded but should be")
+    if expect.callback_number is not None:
+        numbers = [c["number"] for c in stored.callbacks]
+        if expect.callback_number not in numbers:
+            verdict.failures.append(f"callback number: expected {expect.callback_number!r}, stored: "
+                                    f"{', '.join(map(repr, numbers)) or 'no callback request'}")
+    if expect.voicemail_from is not None:
+        callers = [v["caller"] for v in stored.voicemails]
+        if expect.voicemail_from not in callers:
+            verdict.failures.append(f"voicemail from: expected {expect.voicemail_from!r}, stored: "
+                                    f"{', '.join(map(repr, callers)) or 'no message'}")
     if expect.ends is not None:
         problem = _check_end(run, expect.ends, flow)
         if problem:

@@ -136,6 +136,9 @@ cases:
       language: lt
       outcome: voicemail
       not_visited: [welcome]
+      recorded: true
+      callback_number: "860012345"
+      voicemail_from: "+37060000001"
 """)
     suite = run_suite(flows)
     failures = suite.results[0].verdict.failures
@@ -145,7 +148,10 @@ cases:
     assert "language: expected lt, got en" in failures
     assert "outcome: expected voicemail, got transferred" in failures
     assert any(f.startswith("welcome was visited") for f in failures)
-    assert len(failures) == 6
+    assert "the call was not recorded but should be" in failures
+    assert "callback number: expected '860012345', stored: no callback request" in failures
+    assert "voicemail from: expected '+37060000001', stored: no message" in failures
+    assert len(failures) == 9
 
 
 def test_both_backends_agree_on_every_case() -> None:
