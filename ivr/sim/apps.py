@@ -116,6 +116,8 @@ async def queue(s: "AGISession", data: str) -> int:
                                       caller_num=ch.caller_num, caller_name=ch.caller_name)
                 ch.emit("AgentCalled", "agent,all", legs[0].block("Dest") + [
                     ("Queue", name), ("Interface", member.interface), ("MemberName", member.display_name())])
+                ch.emit("DialBegin", "call,all", legs[0].block("Dest") + [
+                    ("DialString", member.interface.split("/", 1)[-1])])
             next_try = answer_at if answer_at is not None else clock.now() + q.spec.retry
             dl = min(t for t in (deadline, next_try) if t is not None)
             ev = None
@@ -127,6 +129,10 @@ async def queue(s: "AGISession", data: str) -> int:
             answered = (ev is None and member is not None and answer_at is not None and now >= answer_at
                         and pbx.member_available(member))
             if legs is not None and not answered:
+                status = "CANCEL" if ev is not None and ev.kind == "hangup" else "NOANSWER"
+                # an abandoning caller produces two DialEnd CANCEL events (README, Asterisk 22.10.1)
+                for _ in range(2 if status == "CANCEL" else 1):
+                    ch.emit("DialEnd", "call,all", legs[0].block("Dest") + [("DialStatus", status)])
                 for leg in reversed(legs):
                     leg.hangup(0)
             if ev is not None and ev.kind == "hangup":
@@ -188,6 +194,7 @@ async def _bridge_member(s: "AGISession", q: "QueueState", m: "QueueMember",
     agent, _, _ = ch.pbx.resolve_agent(m.interface)
     one, two = legs
     one.set_state(6)
+    ch.emit("DialEnd", "call,all", one.block("Dest") + [("DialStatus", "ANSWER")])
     m.in_call = True
     answered = clock.now()
     holdtime = str(int(answered - start))

@@ -183,8 +183,9 @@ async def test_queue_member_answers_with_continue() -> None:
 
     rec, _, _ = await run(handler, CallSpec(flow="x"))
     assert got == [["200 result=0\n"], ["200 result=1 (CONTINUE)\n"]]
-    assert [e.name for e in rec.events if e.name.startswith(("Queue", "Agent"))] == [
-        "QueueCallerJoin", "AgentCalled", "QueueCallerLeave", "AgentConnect", "AgentComplete"]
+    assert [e.name for e in rec.events if e.name.startswith(("Queue", "Agent", "Dial", "BridgeEnter"))] == [
+        "QueueCallerJoin", "AgentCalled", "DialBegin", "DialEnd", "QueueCallerLeave", "AgentConnect",
+        "BridgeEnter", "BridgeEnter", "AgentComplete"]   # the order of ami-15
 
 
 async def test_park_timeout_comeback_and_retrieval() -> None:
@@ -262,3 +263,19 @@ async def test_real_clock_short_call() -> None:
     rec, _, _ = await run(handler, CallSpec(flow="x", sends_media=True), clock=RealClock())
     assert got == [["200 result=0 endpos=3404\n"]]
     assert rec.duration >= 0.42
+
+
+async def test_abandon_while_a_member_rings_gives_two_dialend_cancel() -> None:
+    from ivr.sim import AgentSpec, QueueSpec
+
+    async def handler(p: Peer) -> None:
+        await p.cmd("ANSWER")
+        await p.cmd("EXEC Queue support")
+
+    cfg = SimConfig()
+    cfg.agents["slow"] = AgentSpec("slow", answer_after=8.0, talk=10.0)
+    cfg.queues["support"] = QueueSpec("support", members=["Local/slow@agents"])
+    rec, _, _ = await run(handler, CallSpec(flow="x", script=[OnCommand("EXEC Queue"), Sleep(3), Hangup()]),
+                          config=cfg)
+    assert [e["DialStatus"] for e in rec.events_named("DialEnd")] == ["CANCEL", "CANCEL"]
+    assert rec.events_named("QueueCallerAbandon")[0]["HoldTime"] == "3"
