@@ -2,7 +2,8 @@
 
 Rules for this file:
 - Mermaid ids are generated (`n0`, `n1`, ...): flow node ids such as `end` or `graph` are Mermaid keywords.
-- Label text is quoted and `"` becomes `#quot;`, so flow text cannot end a label or inject syntax.
+- Label text is quoted; `#` becomes `#35;` and `"` becomes `#quot;`, so flow text cannot end a label, start an
+  entity or inject syntax.
 - Edge colours go through `linkStyle <index>`, so edges are counted in the order they are written.
 """
 from __future__ import annotations
@@ -65,7 +66,8 @@ _EDGES: dict[str, tuple[str, str]] = {
 
 
 def _text(value: str) -> str:
-    return value.replace('"', "#quot;").replace("\n", " ")
+    # Mermaid entity codes start with "#": escape it first, then the quote that would end the label.
+    return value.replace("#", "#35;").replace('"', "#quot;").replace("\n", " ")
 
 
 def to_mermaid(graph: FlowGraph, traffic: Traffic | None = None) -> str:

@@ -213,3 +213,13 @@ ivr_node_exits_total{flow="frontdoor",node="hours",reason="closed"} 6.0
     assert "(30)" not in source
     # retry loops are not exits: never weighted
     assert "no input ×2<BR/>" in source and "no input ×2 (" not in source
+
+
+def test_mermaid_escapes_hash_keys() -> None:
+    tiny = Flow.model_validate({
+        "name": "tiny", "start": "m",
+        "nodes": {"m": {"type": "menu", "greeting": ["beep"], "options": {"#": "bye", "*": "repeat"}},
+                  "bye": {"type": "hangup"}},
+    })
+    text = render(tiny, "mermaid")
+    assert '-->|"#35;"|' in text and '-.->|"*: repeat"|' in text
