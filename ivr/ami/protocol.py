@@ -15,6 +15,9 @@ Rules for this file:
 - A receive buffer remembers how far it has searched for the end of a message, so a peer that sends one byte at a
   time costs O(n), not O(n^2) (a denial-of-service vector otherwise). One message may not exceed
   `max_message_size` bytes (`AMIMessageTooLarge`); after any `AMIProtocolError` the parser must be discarded.
+- Speed without changing meaning: client-role messages keep their text and split it into headers on first use;
+  a single-header lookup searches the text and falls back to the full split whenever it cannot prove its answer
+  (tested equal to the full split on every recorded message).
 - Encoding refuses CR/LF in names and values (`AMIEncodingError`): text from the network or a user must not be able
   to inject headers or whole actions. Only the simulated Asterisk may pass `raw_values=True` to reproduce Asterisk's
   own quirks byte for byte.
