@@ -143,7 +143,13 @@ def encode_command(*words: str) -> bytes:
         raise AGIEncodingError("empty AGI command; pass the command name, e.g. encode_command('NOOP')")
     if len(words) > MAX_COMMAND_WORDS:
         raise AGIEncodingError(f"AGI command has {len(words)} words; Asterisk accepts at most {MAX_COMMAND_WORDS}")
-    line = " ".join(quote_word(w if isinstance(w, str) else str(w)) for w in words).encode("utf-8") + b"\n"
+    parts = []
+    for w in words:
+        if type(w) is str and w and not _NEEDS_QUOTES.search(w) and not _FORBIDDEN.intersection(w):
+            parts.append(w)          # fast path: a plain word (command names, numbers, file names)
+        else:
+            parts.append(quote_word(w if isinstance(w, str) else str(w)))
+    line = " ".join(parts).encode("utf-8") + b"\n"
     if len(line) > MAX_COMMAND_BYTES:
         raise AGIEncodingError(
             f"AGI command is {len(line)} bytes; Asterisk truncates commands over {MAX_COMMAND_BYTES} bytes and runs "
@@ -363,7 +369,7 @@ class AGIConnection:
 
     def mark_sent(self) -> None:
         """Record that an already-encoded command is being sent (for callers that encode once and reuse)."""
-        if not self.can_send:
+        if self.state is not State.READY and self.state is not State.DEAD:
             raise AGIProtocolError(f"cannot send a command in state {self.state.value}; one command at a time")
         self._apply(_Input.SEND)
 
@@ -374,6 +380,11 @@ class AGIConnection:
             return
         self.hung_up = True
         self._apply(_Input.HANGUP)
+
+    @property
+    def buffered(self) -> bool:
+        """True when received bytes are waiting to be parsed (or EOF is pending)."""
+        return bool(len(self._buffer)) or (self._eof and self.state is not State.CLOSED)
 
     # -- input --
     def receive_data(self, data: bytes) -> None:

@@ -266,11 +266,12 @@ class AGISession:
             conn.mark_sent()
             self._writer.write(data)
             await self._writer.drain()
+            reader = self._reader
             while True:
-                event = conn.next_event()
+                event = conn.next_event() if conn.buffered else None
                 if event is None:
-                    conn.receive_data(await self._reader.read(READ_CHUNK))
-                elif isinstance(event, AGIReply):
+                    conn.receive_data(await reader.read(READ_CHUNK))
+                elif type(event) is AGIReply:
                     return event
                 elif isinstance(event, EOF):
                     await self._shutdown()
