@@ -489,6 +489,28 @@ async def command(s: "AMISession", msg: Message) -> None:
     s.respond(msg, "Success", [("Message", "Command output follows")] + [("Output", line) for line in out])
 
 
+VERSION_LINE = "Asterisk 22.10.1 built by root @ vm on a x86_64 running Linux on 2026-11-28 23:06:43 UTC"
+
+
+@action("CoreStatus")
+async def core_status(s: "AMISession", msg: Message) -> None:
+    from datetime import datetime, timezone
+    start = datetime.fromtimestamp(s.sim.pbx.started, tz=timezone.utc)
+    date, time_ = start.strftime("%Y-%m-%d"), start.strftime("%H:%M:%S")
+    s.respond(msg, "Success", [("CoreStartupDate", date), ("CoreStartupTime", time_), ("CoreReloadDate", date),
+                               ("CoreReloadTime", time_), ("CoreCurrentCalls", str(len(s.sim.pbx.channels))),
+                               ("CoreProcessedCalls", str(s.sim.pbx.channels_created))])
+
+
+@action("CoreSettings")
+async def core_settings(s: "AMISession", msg: Message) -> None:
+    s.respond(msg, "Success", [
+        ("AMIversion", "11.0.0"), ("AsteriskVersion", "22.10.1"), ("SystemName", ""), ("CoreMaxCalls", "0"),
+        ("CoreMaxLoadAvg", "0.000000"), ("CoreRunUser", ""), ("CoreRunGroup", ""), ("CoreMaxFilehandles", "0"),
+        ("CoreRealTimeEnabled", "No"), ("CoreCDRenabled", "No"), ("CoreHTTPenabled", "No"),
+        ("SoundsSearchCustomDir", "No")])
+
+
 def _uptime(seconds: int) -> str:
     minutes, secs = divmod(seconds, 60)
     hours, minutes = divmod(minutes, 60)
@@ -504,7 +526,7 @@ def _uptime(seconds: int) -> str:
 def _cli(sim: "SimulatedAsterisk", cmd: str) -> list[str] | None:
     low = cmd.lower()
     if low == "core show version":
-        return ["Asterisk 22.10.1 built by ivr-sim on a x86_64 running Linux (simulated)"]
+        return [VERSION_LINE]
     if low == "core show uptime":
         up = _uptime(int(sim.clock.now() - sim.pbx.started))
         return ["System uptime: " + up, "Last reload: " + up]

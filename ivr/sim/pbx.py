@@ -95,9 +95,11 @@ class PBX:
         self.mixmonitor_seq = itertools.count(0x7F802800B260, 0x110)
         self.started = clock.now()
         self.rng = random.Random(config.seed)
+        self.channels_created = 0
 
     # -- ids ---------------------------------------------------------------------------------------------------
     def new_uniqueid(self) -> str:
+        self.channels_created += 1
         return "%d.%d" % (int(self.clock.now()), next(self._uid_seq))
 
     def new_channel(self, name: str, *, linkedid: str | None = None, **kw: object) -> SimChannel:

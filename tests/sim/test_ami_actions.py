@@ -58,6 +58,12 @@ async def test_login_rules_and_errors() -> None:
         r = await b.action("Command", [("Command", "no such cli command")])
         assert r["Output"] == ("No such command 'no such cli command' (type 'core show help no such' for other "
                                "possible commands)")
+        r = await b.action("CoreSettings")
+        assert (r["AMIversion"], r["AsteriskVersion"], r["SoundsSearchCustomDir"]) == ("11.0.0", "22.10.1", "No")
+        r = await b.action("CoreStatus")
+        assert r["CoreCurrentCalls"] == "0" and len(r["CoreStartupTime"]) == 8
+        r = await b.action("Command", [("Command", "core show version")])
+        assert r["Output"].startswith("Asterisk 22.10.1 built by root @ vm on a x86_64 running Linux")
         r = await b.action("Logoff")
         assert (r["Response"], r["Message"]) == ("Goodbye", "Thanks for all the fish.")
     finally:
