@@ -114,6 +114,7 @@ class VirtualClock:
         self._holds = 0
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.jumps = 0  # how many times time advanced (for tests and benchmarks)
 
     # -- interface -------------------------------------------------------------------------------------------
@@ -185,12 +186,13 @@ class VirtualClock:
             self._wake.set()
 
     def _ensure_running(self) -> None:
-        if self._task is not None and not self._task.done():
-            return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return
+        if self._task is not None and not self._task.done() and self._loop is loop:
+            return
+        self._loop = loop             # a clock reused under a new event loop (e.g. the next test) restarts here
         self._wake = asyncio.Event()
         self._task = loop.create_task(self._run(), name="virtual-clock")
 
