@@ -191,6 +191,20 @@ async def test_exhausted_back_returns_to_previous_menu(run):
     assert report.visits[1].reason == "exhausted" and report.visits[1].detail == "invalid input 1 times -> back"
 
 
+async def test_exhausted_top_from_the_first_menu_ends_the_call(run):
+    # `top` from the first menu is this menu: re-entering it with fresh counters would never end
+    flow = make_flow({
+        "top_menu": {"type": "menu", "greeting": ["menu"], "options": {"1": "bye"},
+                     "no_input": {"retries": 1, "exhausted": "top"}},
+        "bye": {"type": "hangup"},
+    })
+    ch = FakeChannel()
+    report = await run(flow, ch)
+    assert report.path == ["main:top_menu"] and report.outcome == "contained"
+    assert report.visits[0].detail == "no input 2 times -> top (no earlier menu)"
+    assert report.end_target == "hangup:exhausted" and ch.ops("wait") == [("wait", 5.0)] * 2
+
+
 async def test_dial_template_from_service_settings(run):
     from ivr.settings import Settings
     from ivr.flow.engine import FlowEngine

@@ -9,7 +9,8 @@ Rules (each one answers a common complaint about IVR menus):
   played before the greeting is offered again, so the caller always hears the options again.
 - `back` returns to the menu before this one (menu stack), `top` to the first menu of the call; with no earlier
   menu they repeat this one, so a caller is never stranded.
-- An exhaustion target may be a menu verb (`exhausted: back`). Exhausted retries without a target end the call
+- An exhaustion target may be a menu verb (`exhausted: back`); with no earlier menu (`back` or `top` from the
+  first menu) the call ends as if there were no target. Exhausted retries without a target end the call
   (outcome "contained"); the validator warns about it.
 """
 from __future__ import annotations
@@ -108,7 +109,8 @@ def _exhausted(ctx: CallContext, retry: Retry, why: str, count: int) -> Goto | F
         verb = target
         target = {"back": ctx.menu_back, "top": ctx.menu_top}.get(verb, lambda: ctx.ref)()
         detail += f" -> {verb}"
-        if target is None:
+        if target is None or (verb != "repeat" and target == ctx.ref):
+            # `top` from the first menu would re-enter it with fresh counters: a loop only the step budget ends
             return Finish(None, "exhausted", detail + " (no earlier menu)", "hangup:exhausted")
     if target:
         return Goto(target, "exhausted", detail)
