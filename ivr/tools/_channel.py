@@ -136,6 +136,10 @@ class ScriptedChannel:
     def steps_left(self) -> list[Step]:
         return self.steps[self._index:]
 
+    @property
+    def steps_used(self) -> list[Step]:
+        return self.steps[:self._index]
+
     def emit(self, kind: str, **data: Any) -> None:
         event = Event(self.elapsed, kind, data)
         self.events.append(event)

@@ -74,6 +74,7 @@ class CallRun:
     started_at: datetime
     hung_up_by: str | None = None  # "caller", "ivr", or None (the call left the IVR otherwise)
     steps_left: list[Step] = field(default_factory=list)  # script the call did not use
+    steps_used: list[Step] = field(default_factory=list)  # what the caller did (script and keyboard)
     backend: str = "engine"  # "engine" (ScriptedChannel) or "sim" (simulated Asterisk over FastAGI)
     events: list[Event] = field(default_factory=list)  # ScriptedChannel's own events (engine backend)
     stored: Stored = field(default_factory=Stored)
@@ -132,4 +133,5 @@ async def run_call(
     finally:
         await storage.close()
     return CallRun(report, trace, started, hung_up_by=channel.hung_up_by, steps_left=channel.steps_left,
+                   steps_used=channel.steps_used,
                    backend="engine", events=channel.events, stored=stored)

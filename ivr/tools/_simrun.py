@@ -55,6 +55,10 @@ class SimCaller:
     def steps_left(self) -> list[Step]:
         return self.steps[self.index:]
 
+    @property
+    def steps_used(self) -> list[Step]:
+        return self.steps[:self.index]
+
     def _pending(self) -> Step | None:
         return self.steps[self.index] if self.index < len(self.steps) else None
 
@@ -313,4 +317,5 @@ async def run_call_on_sim(
     caller = callers[0]
     hung_up_by = "caller" if record.ended.by == "caller" else "ivr"
     return CallRun(reports[0], trace, started, hung_up_by=hung_up_by, steps_left=caller.steps_left,
+                   steps_used=caller.steps_used,
                    backend="sim", stored=stored)

@@ -176,6 +176,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the call as JSON (report, trace, prompts heard)")
     parser.add_argument("--flows-dir", type=Path, default=None, help="directory of flows (default: config/flows)")
     parser.add_argument("--trace-all", action="store_true", help="also show variables and the call line")
+    parser.add_argument("--save-case", type=Path, metavar="FILE.test.yaml",
+                        help="append this call to a flow test file as a case (what you did -> what happened)")
+    parser.add_argument("--case-name", metavar="NAME", help="name of the saved case (default: from the digits)")
     parser.add_argument("--backend", choices=("sim", "engine"), default="sim",
                         help="sim: the call runs on the simulated Asterisk through the real FastAGI server "
                         "(default); engine: the engine on a scripted channel (no sockets)")
@@ -260,6 +263,18 @@ def simulate(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
               file=out)
         if call.steps_left and not (keyboard and keyboard.quit):
             print("Script not used: " + ", ".join(s.describe() for s in call.steps_left), file=out)
+    if args.save_case:
+        from ivr.tools._caller import format_steps
+        from ivr.tools._casewriter import CaseWriteError, append_case, case_from_call
+
+        name = args.case_name or f"{format_steps(call.steps_used) or 'silent caller'} -> {report.outcome}"
+        case = case_from_call(name, flow, setup, call)
+        try:
+            append_case(args.save_case, flow.name, case)
+        except CaseWriteError as exc:
+            print(f"simulate: {exc}", file=sys.stderr)
+            return 2
+        print(f"Saved as case {case['name']!r} in {args.save_case}.", file=sys.stderr if args.json else out)
     return 1 if report.outcome == "error" else 0
 
 

@@ -177,3 +177,36 @@ def test_ctrl_c_hangs_up_cleanly() -> None:
             process.kill()
             process.wait()
         os.close(leader)
+
+
+def test_save_case_freezes_the_call_as_a_passing_regression_test(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    from ivr.tools.flowtest import run_suite
+
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    for name in ("main.yaml", "callback.yaml", "holidays-lt.ics"):
+        shutil.copy(FLOWS / name, flows / name)
+    target = flows / "main.test.yaml"
+    assert main(["simulate", "main", "--flows-dir", str(flows), "--digits", "1,w,0,h", "--agent", "6000=busy",
+                 "--save-case", str(target)]) == 0
+    assert main(["simulate", "main", "--flows-dir", str(flows), "--digits", "1,w,0,h", "--agent", "6000=busy",
+                 "--save-case", str(target)]) == 0  # same name again: made unique
+    assert "Saved as case '1,w,0,h -> voicemail (2)'" in capsys.readouterr().out
+    text = target.read_text()
+    assert text.startswith("# yaml-language-server: $schema=")
+    assert "agents: {'6000': busy}" in text and "ends: {voicemail: '1000'}" in text
+    suite = run_suite(flows)
+    assert [r.passed for r in suite.results] == [True, True]
+    assert suite.results[0].case.expect.exact_path[-2:] == ["operator_retry", "general_voicemail"]
+
+
+def test_save_case_refuses_a_file_it_cannot_append_to(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "main.test.yaml"
+    original = "cases:\n  - name: x\n    expect: {outcome: contained}\nflow: main\n"
+    target.write_text(original)
+    assert main(["simulate", "main", "--flows-dir", str(FLOWS), "--digits", "1,w,1", "--save-case", str(target)]) == 2
+    assert "`cases:` must be the last top-level key" in capsys.readouterr().err
+    assert target.read_text() == original
