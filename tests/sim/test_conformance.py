@@ -18,7 +18,7 @@ from ivr.sim import CallSpec, Route, SimConfig, SimulatedAsterisk, VirtualClock
 from ivr.sim.simulator import Call
 
 from .agi_peer import Peer, ScriptedAGIServer
-from .transcripts import ROOT, Stream, agi_streams, env_dict, index_names, normalise
+from .transcripts import ROOT, Stream, agi_streams, env_dict, index_names, load_records, normalise
 
 AGI_COVERED = [
     "agi-01-env-and-basic-commands",
@@ -118,6 +118,10 @@ async def test_agi_stream_matches_recording(name: str, index: int, tmp_path: Pat
         await sim.stop()
     assert not srv.errors, srv.errors
     assert not mismatches, "\n".join(mismatches)
+    # the AMI companion: every command's AGIExecEnd (Command, ResultCode, Result) as recorded
+    want = _recorded_exec_ends(name, env["agi_channel"])
+    got = [(normalise(e["Command"]), e["ResultCode"], e["Result"]) for e in rec.events_named("AGIExecEnd")]
+    assert want and got == want
     checked = _check_files(name, stream, recordings)
     if exten in ("agi-04a", "agi-04b", "agi-08"):
         assert checked, "the recorded files of %s were not compared" % exten
@@ -192,6 +196,18 @@ async def test_ami_11_originated_call_runs_the_agi_on_its_first_half() -> None:
     assert not srv.errors, srv.errors
     assert srv.peers, "the originated call never reached the FastAGI server"
     assert not mismatches, "\n".join(mismatches)
+
+
+def _recorded_exec_ends(name: str, channel: str) -> list[tuple[str, str, str]]:
+    """(Command, ResultCode, Result) of the AGIExecEnd events of `channel` in the scenario's .ami companion."""
+    from ivr.ami.protocol import AMIParser, Message, Role
+
+    data = "".join(r["data"] for r in load_records(name + ".ami") if r["dir"] == "asterisk->app")
+    out = []
+    for m in AMIParser(Role.CLIENT).feed(data.encode("latin-1")):
+        if isinstance(m, Message) and m.get("Event") == "AGIExecEnd" and m.get("Channel") == channel:
+            out.append((normalise(m["Command"]), m["ResultCode"], m["Result"]))
+    return out
 
 
 def _speak(call: Call, seconds: float) -> None:
