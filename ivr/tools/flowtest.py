@@ -3,8 +3,10 @@
 Rules for this file:
 - PATH is a flows directory (every `*.test.yaml` in it) or one test file; the flows are those of the test file's
   directory (or `--flows-dir`), loaded and checked exactly as the service loads them.
-- Every case runs through the production engine in virtual time (`_runner.py`): no Asterisk, no network, no
-  sleeping, so a suite of hundreds of calls takes seconds and gives the same answer on every machine.
+- Every case is one call on the simulated Asterisk through the real FastAGI server and the production engine
+  (`_simrun.py`; `--backend engine`: the engine on a scripted channel, `_runner.py`), in virtual time: no
+  Asterisk, no network, no sleeping, so a suite of hundreds of calls takes seconds and gives the same answer on
+  every machine.
 - Exit status: 0 when every case passes (and coverage is at least `--fail-under`), 1 otherwise, 2 when the test
   files or flows cannot be loaded. Errors in test files are reported at file:line:column.
 - Coverage counts every node, menu option and branch of the flows under test (`_coverage.py`) and lists the

@@ -1,8 +1,9 @@
 """`ivr simulate FLOW`: be the caller. Interactive in a terminal, or scripted with `--digits`; readable trace or JSON.
 
 Rules for this file:
-- The call runs through the production engine in virtual time (`_runner.py`): time-outs, ringing and queue waits
-  take no real time, and business hours follow `--at`.
+- The call runs on the simulated Asterisk through the real FastAGI server and the production engine
+  (`_simrun.py`; `--backend engine`: a scripted channel, `_runner.py`), in virtual time: time-outs, ringing and
+  queue waits take no real time (nor does the time you take to answer), and business hours follow `--at`.
 - Interactive mode asks only when the IVR waits for the caller (after its prompts): type digits (`12#`), `w` to
   let the time-out pass, `h` to hang up, `q` to quit. Any `--digits` script is used up first. End of input
   (Ctrl-D, or a pipe that ends) hangs up, so piping answers in works like a script.
