@@ -110,6 +110,15 @@ class CallRecord:
     def events_named(self, name: str) -> list[Event]:
         return [e for e in self.events if e.name == name]
 
+    def text(self) -> str:
+        """The transcript in the recordings' notation (`+0.504 >>> ANSWER\n`), for assertion messages."""
+        out = []
+        for line in self.transcript:
+            for part in line.text.splitlines(keepends=True):
+                shown = part.replace("\r", "\\r").replace("\n", "\\n")
+                out.append("+%.3f %s %s" % (line.t, line.direction, shown))
+        return "\n".join(out)
+
 
 @dataclass
 class MixMon:

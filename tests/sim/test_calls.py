@@ -120,6 +120,10 @@ async def test_service_hangup_is_followed_by_hangup_line() -> None:
     rec, _, _ = await run(handler, CallSpec(flow="x"))
     assert got == [["200 result=1\n"], ["HANGUP\n"]]
     assert rec.ended.by == "service" and rec.ended.during == "HANGUP"
+    # HANGUP 40 ms after the reply, and once more when the session ends (README: "also sends HANGUP when the
+    # FastAGI session ends")
+    assert rec.text().splitlines()[-3:] == ["+0.500 <<< 200 result=1\\n", "+0.540 <<< HANGUP\\n",
+                                            "+0.540 <<< HANGUP\\n"]
     assert [e["Cause"] for e in rec.events_named("Hangup")] == ["16"]
 
 
