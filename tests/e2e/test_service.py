@@ -1,0 +1,118 @@
+"""The whole service as `serve` builds it (settings -> Service), against the simulated Asterisk over real sockets:
+FastAGI calls run the sample flows, AMI feeds the live registry and queue stats, the HTTP API answers.
+Also the `serve` and `demo` commands as a user runs them."""
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from ivr.service import Service
+from ivr.settings import load_settings
+from ivr.sim import AgentSpec, CallSpec, NextPrompt, Press, QueueSpec, SimConfig, SimulatedAsterisk, VirtualClock
+
+ROOT = Path(__file__).resolve().parents[2]
+MONDAY_NOON = datetime(2026, 3, 23, 10, 0, tzinfo=timezone.utc)   # 12:00 in Vilnius: the office is open
+QUEUES = ("sales", "support", "billing", "complaints", "technical")
+# language 1 (English), consent notice, welcome, main menu: 1 = sales (node ids in docs/flows.md)
+TO_SALES = [NextPrompt(0.5), Press("1"), NextPrompt(), NextPrompt(), NextPrompt(0.5), Press("1")]
+
+
+@pytest.fixture
+async def running(tmp_path: Path):
+    config = SimConfig(queues={q: QueueSpec(q, members=["Local/agent@agents"]) for q in QUEUES},
+                       agents={"agent": AgentSpec("agent", answer_after=3.0, talk=20.0)},
+                       ami_users={"ivr": "s3cret"})
+    sim = SimulatedAsterisk(config, clock=VirtualClock(start=MONDAY_NOON))
+    await sim.start(ami=True)
+    env = {
+        "IVR_FASTAGI_HOST": "127.0.0.1", "IVR_FASTAGI_PORT": "0", "IVR_HTTP_PORT": "0",
+        "IVR_AMI_PORT": str(sim.ami_port), "IVR_AMI_SECRET": "s3cret",
+        "IVR_STORAGE_URL": f"sqlite:///{tmp_path / 'ivr.db'}", "IVR_RECORDINGS_DIR": str(tmp_path / "rec"),
+    }
+    settings = load_settings(ROOT / "config" / "ivr.yaml", env=env)
+    settings.reload.watch = False
+    service = Service.from_settings(settings, clock=sim.clock.datetime)
+    await service.start()
+    sim.fastagi = ("127.0.0.1", service.fastagi.port)
+    try:
+        await service.ami.wait_logged_in(5)
+        yield sim, service
+    finally:
+        await service.ami.close()
+        await sim.stop()
+        await service.stop()
+
+
+async def get(service: Service, path: str, method: str = "GET") -> tuple[int, object]:
+    async with aiohttp.ClientSession() as http:
+        async with http.request(method, f"http://127.0.0.1:{service.http_port}{path}") as resp:
+            body = await resp.json() if resp.content_type == "application/json" else await resp.text()
+            return resp.status, body
+
+
+async def test_a_call_through_the_whole_service(running) -> None:
+    sim, service = running
+    status, ready = await get(service, "/readyz")
+    assert status == 200 and ready["checks"] == {"ami": True, "fastagi": True}
+
+    call = await sim.place_call(CallSpec(flow="main", caller_id="+37060000001", script=TO_SALES))
+    record = await call.finished(timeout=20)
+    assert 'EXEC Queue "sales,,,,120"' in record.commands()
+    assert record.variables["IVR_STATUS"] == "OK" and record.variables["IVR_OUTCOME"] == "transferred"
+
+    status, text = await get(service, "/metrics")
+    assert status == 200
+    assert 'ivr_calls_started_total{flow="main"} 1.0' in text
+    assert 'ivr_call_outcomes_total{flow="main",outcome="transferred"} 1.0' in text
+    assert "+37060000001" not in text  # caller numbers never become labels
+
+    status, flows = await get(service, "/flows")
+    assert status == 200 and {f["name"] for f in flows["flows"]} >= {"main", "callback"}
+    status, reload = await get(service, "/flows/reload", "POST")
+    assert status == 200 and reload["ok"] is True
+
+
+async def test_live_calls_come_from_ami(running) -> None:
+    sim, service = running
+    call = await sim.place_call(CallSpec(flow="main", caller_id="+37060000002", script=TO_SALES))
+    await call.finished(timeout=20)
+    # The registry saw the call's channels come and go over AMI: nothing stale remains.
+    for _ in range(100):
+        status, calls = await get(service, "/calls")
+        if status == 200 and not calls["calls"]:
+            break
+        await asyncio.sleep(0.02)
+    assert status == 200 and calls["calls"] == []
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, str(ROOT / "main.py"), *args], cwd=ROOT, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_serve_refuses_a_public_api_without_a_token() -> None:
+    result = run_cli("serve", env={"IVR_HTTP_HOST": "0.0.0.0", "IVR_API_TOKEN": ""})
+    assert result.returncode == 2
+    assert "without a token" in result.stdout and "IVR_API_TOKEN" in result.stdout
+
+
+def test_serve_refuses_broken_flows_with_their_location(tmp_path: Path) -> None:
+    (tmp_path / "main.yaml").write_text("name: main\nstart: a\nnodes:\n  a: {type: hangup, promts: []}\n")
+    result = run_cli("serve", env={"IVR_FLOWS_DIR": str(tmp_path)})
+    assert result.returncode == 2
+    assert f"{tmp_path / 'main.yaml'}:4" in result.stdout and "prompts" in result.stdout
+
+
+def test_demo_runs_calls_and_prints_what_it_serves(tmp_path: Path) -> None:
+    result = run_cli("demo", "--duration", "4", "--rate", "120", "--http-port", "0", "--quiet")
+    assert result.returncode == 0, result.stdout + result.stderr
+    for expected in ("FastAGI", "HTTP API", "/metrics", "Simulated Asterisk", "demo summary: calls placed="):
+        assert expected in result.stdout
