@@ -18,7 +18,7 @@ from ivr.sim.bridging import ring_agent
 from ivr.sim.channel import SimChannel
 from ivr.sim.events import STATE_DESC
 from ivr.sim.model import AgentSpec
-from ivr.sim.pbx import QueueMember
+from ivr.sim.pbx import QueueMember, member_pairs
 
 if TYPE_CHECKING:
     from ivr.sim.ami_server import AMISession
@@ -340,21 +340,6 @@ async def stop_mixmonitor(s: "AMISession", msg: Message) -> None:
 
 # -- queues -------------------------------------------------------------------------------------------------------
 
-def _member_pairs(q_name: str, m: QueueMember, name_key: str = "MemberName", iface_key: str = "Interface",
-                  ringinuse: bool = True) -> Pairs:
-    pairs: Pairs = [("Queue", q_name), (name_key, m.display_name()), (iface_key, m.interface),
-                    ("StateInterface", m.state_interface or m.interface),
-                    ("Membership", "dynamic" if m.dynamic else "static"), ("Penalty", str(m.penalty)),
-                    ("CallsTaken", str(m.calls_taken)), ("LastCall", str(m.last_call)),
-                    ("LastPause", str(m.last_pause)), ("LoginTime", str(m.login_time)),
-                    ("InCall", "1" if m.in_call else "0"), ("Status", "2" if m.in_call else "1"),
-                    ("Paused", "1" if m.paused else "0"), ("PausedReason", m.reason)]
-    if ringinuse:
-        pairs.append(("Ringinuse", "1"))
-    pairs.append(("Wrapuptime", "0"))
-    return pairs
-
-
 @action("QueueAdd")
 async def queue_add(s: "AMISession", msg: Message) -> None:
     iface = msg.get("Interface")
@@ -379,7 +364,7 @@ async def queue_add(s: "AMISession", msg: Message) -> None:
                     dynamic=True, last_pause=now, login_time=now)
     q.members[iface] = m
     s.respond(msg, "Success", [("Message", "Added interface to queue")])
-    s.sim.pbx.bus.emit("QueueMemberAdded", "agent,all", _member_pairs(qname, m))
+    s.sim.pbx.bus.emit("QueueMemberAdded", "agent,all", member_pairs(qname, m))
     q.wake_callers()
 
 
@@ -398,7 +383,7 @@ async def queue_remove(s: "AMISession", msg: Message) -> None:
         s.respond(msg, "Error", [("Message", "Unable to remove interface: Not there")])
         return
     s.respond(msg, "Success", [("Message", "Removed interface from queue")])
-    s.sim.pbx.bus.emit("QueueMemberRemoved", "agent,all", _member_pairs(q.spec.name, m))
+    s.sim.pbx.bus.emit("QueueMemberRemoved", "agent,all", member_pairs(q.spec.name, m))
 
 
 @action("QueuePause")
@@ -419,7 +404,7 @@ async def queue_pause(s: "AMISession", msg: Message) -> None:
         m.paused = paused
         m.reason = (msg.get("Reason") or "") if paused else ""
         m.last_pause = int(s.sim.clock.now())
-        s.sim.pbx.bus.emit("QueueMemberPause", "agent,all", _member_pairs(q.spec.name, m))
+        s.sim.pbx.bus.emit("QueueMemberPause", "agent,all", member_pairs(q.spec.name, m))
         q.wake_callers()
 
 
@@ -455,7 +440,7 @@ async def queue_status(s: "AMISession", msg: Message) -> None:
             ("ServicelevelPerf", "0.0"), ("ServicelevelPerf2", "0.0"), ("Weight", "0")], action_id_last=True)
         items += 1
         for m in q.members.values():
-            _send_event(s, "QueueMember", msg, _member_pairs(q.spec.name, m, "Name", "Location", ringinuse=False),
+            _send_event(s, "QueueMember", msg, member_pairs(q.spec.name, m, "Name", "Location", ringinuse=False),
                         action_id_last=True)
             items += 1
         for pos, c in enumerate(q.callers, 1):

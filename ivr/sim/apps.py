@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Awaitable, Callable
 from ivr.sim import media
 from ivr.sim.bridging import Ringing, ring_agent, talk
 from ivr.sim.parking import park_channel
+from ivr.sim.pbx import member_pairs
 
 if TYPE_CHECKING:
     from ivr.sim.agi_session import AGISession
@@ -108,34 +109,41 @@ async def queue(s: "AGISession", data: str) -> int:
     s.sim.note_destination(s, "queue:" + name)
     ch.transfer_to = None
     try:
+        next_ring = clock.now()
         while True:
-            member, answer_at = _pick_member(pbx, q)
-            legs = None
-            if member is not None:
-                legs = pbx.local_pair(*_exten_ctx(pbx, member.interface), linkedid=ch.linkedid,
-                                      caller_num=ch.caller_num, caller_name=ch.caller_name)
-                ch.emit("AgentCalled", "agent,all", legs[0].block("Dest") + [
-                    ("Queue", name), ("Interface", member.interface), ("MemberName", member.display_name())])
-                ch.emit("DialBegin", "call,all", legs[0].block("Dest") + [
-                    ("DialString", member.interface.split("/", 1)[-1])])
-            next_try = answer_at if answer_at is not None else clock.now() + q.spec.retry
-            dl = min(t for t in (deadline, next_try) if t is not None)
-            ev = None
+            now = clock.now()
+            ringing = _ring_members(ch, q) if now >= next_ring else []
+            answers = [(at, i) for i, (_, _, at) in enumerate(ringing) if at is not None]
+            winner = min(answers)[1] if answers else None
+            if ringing:
+                round_end = ringing[winner][2] if winner is not None else now + q.spec.member_timeout
+            else:
+                round_end = max(next_ring, now + q.spec.retry) if now >= next_ring else next_ring
+            dl = min(t for t in (deadline, round_end) if t is not None)
             while True:
                 ev = await ch.next_event(dl)
-                if ev is None or ev.kind in ("hangup", "wake") or ch.transfer_to is not None:
+                if ev is None or ev.kind == "hangup" or ch.transfer_to is not None:
+                    break
+                if ev.kind == "wake" and not ringing:    # a member logged in or was unpaused: ring now
                     break
             now = clock.now()
-            answered = (ev is None and member is not None and answer_at is not None and now >= answer_at
-                        and pbx.member_available(member))
-            if legs is not None and not answered:
-                status = "CANCEL" if ev is not None and ev.kind == "hangup" else "NOANSWER"
+            answered = (ev is None and winner is not None and now >= ringing[winner][2]
+                        and not ringing[winner][0].paused)
+            abandon = ev is not None and ev.kind == "hangup"
+            for i, (m, legs, _) in enumerate(ringing):
+                if answered and i == winner:
+                    continue
+                if not abandon and not answered and ch.transfer_to is None and now >= round_end:
+                    ch.emit("AgentRingNoAnswer", "agent,all", legs[0].block("Dest") + [
+                        ("Queue", name), ("Interface", m.interface), ("MemberName", m.display_name()),
+                        ("RingTime", str(int(q.spec.member_timeout)))])
+                status = "CANCEL" if abandon or answered or ch.transfer_to is not None else "NOANSWER"
                 # an abandoning caller produces two DialEnd CANCEL events (README, Asterisk 22.10.1)
-                for _ in range(2 if status == "CANCEL" else 1):
+                for _ in range(2 if abandon else 1):
                     ch.emit("DialEnd", "call,all", legs[0].block("Dest") + [("DialStatus", status)])
                 for leg in reversed(legs):
                     leg.hangup(0)
-            if ev is not None and ev.kind == "hangup":
+            if abandon:
                 q.abandoned += 1
                 ch.emit("QueueCallerAbandon", "agent,all", [
                     ("Queue", name), ("Position", str(_pos(q, ch))), ("OriginalPosition", str(position)),
@@ -147,11 +155,13 @@ async def queue(s: "AGISession", data: str) -> int:
                 if ring.status == "ANSWER":
                     await _talk_with(s, ring, target)
                 return -1
-            if answered and legs is not None and member is not None:
+            if answered and winner is not None:
+                member, legs, _ = ringing[winner]
                 return await _bridge_member(s, q, member, legs, options, start)
             if deadline is not None and now >= deadline:
                 ch.set_var("QUEUESTATUS", "TIMEOUT")
                 return 0
+            next_ring = now + q.spec.retry if ringing else now
     finally:
         if ch in q.callers:
             q.callers.remove(ch)
@@ -159,31 +169,31 @@ async def queue(s: "AGISession", data: str) -> int:
                                                       ("Count", str(len(q.callers)))])
 
 
-def _exten_ctx(pbx: "PBX", interface: str) -> tuple[str, str]:
-    _, exten, context = pbx.resolve_agent(interface)
-    return exten, context
-
-
 def _pos(q: "QueueState", ch: "SimChannel") -> int:
     return q.callers.index(ch) + 1 if ch in q.callers else 1
 
 
-def _pick_member(pbx: "PBX", q: "QueueState") -> tuple["QueueMember | None", float | None]:
-    """ringall: the available member who answers first wins; (None, None) when nobody will answer this round."""
-    best: tuple["QueueMember | None", float | None] = (None, None)
+def _ring_members(ch: "SimChannel", q: "QueueState") -> list[tuple["QueueMember", tuple["SimChannel", "SimChannel"],
+                                                                      float | None]]:
+    """ringall: call every available member (AgentCalled + DialBegin); each with the time it would answer
+    within `member_timeout`, or None."""
+    pbx = ch.pbx
     now = pbx.clock.now()
+    out = []
     for m in q.members.values():
         if not pbx.member_available(m):
             continue
-        agent, _, _ = pbx.resolve_agent(m.interface)
-        if agent is None or agent.busy or agent.answer_after is None:
+        agent, exten, context = pbx.resolve_agent(m.interface)
+        if agent is not None and agent.busy:
             continue
-        if agent.answer_after > q.spec.member_timeout:
-            continue
-        at = now + agent.answer_after
-        if best[1] is None or at < best[1]:
-            best = (m, at)
-    return best
+        legs = pbx.local_pair(exten, context, linkedid=ch.linkedid, caller_num=ch.caller_num,
+                              caller_name=ch.caller_name)
+        ch.emit("AgentCalled", "agent,all", legs[0].block("Dest") + [
+            ("Queue", q.spec.name), ("Interface", m.interface), ("MemberName", m.display_name())])
+        ch.emit("DialBegin", "call,all", legs[0].block("Dest") + [("DialString", m.interface.split("/", 1)[-1])])
+        answers = agent is not None and agent.answer_after is not None and agent.answer_after <= q.spec.member_timeout
+        out.append((m, legs, now + agent.answer_after if answers and agent is not None else None))
+    return out
 
 
 async def _bridge_member(s: "AGISession", q: "QueueState", m: "QueueMember",
@@ -196,6 +206,7 @@ async def _bridge_member(s: "AGISession", q: "QueueState", m: "QueueMember",
     one.set_state(6)
     ch.emit("DialEnd", "call,all", one.block("Dest") + [("DialStatus", "ANSWER")])
     m.in_call = True
+    ch.pbx.bus.emit("QueueMemberStatus", "agent,all", member_pairs(name, m))
     answered = clock.now()
     holdtime = str(int(answered - start))
     if ch in q.callers:
@@ -214,6 +225,7 @@ async def _bridge_member(s: "AGISession", q: "QueueState", m: "QueueMember",
             outcome = await _talk_with(s, ring, target)
     talked = clock.now() - answered
     m.in_call = False
+    ch.pbx.bus.emit("QueueMemberStatus", "agent,all", member_pairs(name, m))
     m.calls_taken += 1
     m.last_call = int(clock.now())
     q.completed += 1

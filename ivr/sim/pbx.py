@@ -43,6 +43,29 @@ class QueueMember:
         return self.name or self.interface
 
 
+def _device_state(m: QueueMember) -> str:
+    """AST_DEVICE_*: a Custom: state interface nobody sets is UNKNOWN (0, as in ami-15); else in use / not."""
+    if m.state_interface.startswith("Custom:"):
+        return "0"
+    return "2" if m.in_call else "1"
+
+
+def member_pairs(q_name: str, m: QueueMember, name_key: str = "MemberName", iface_key: str = "Interface",
+                 ringinuse: bool = True) -> list[tuple[str, str]]:
+    """The member fields of QueueMemberAdded/Removed/Pause/Status (and, renamed, QueueMember) as in ami-15."""
+    pairs = [("Queue", q_name), (name_key, m.display_name()), (iface_key, m.interface),
+             ("StateInterface", m.state_interface or m.interface),
+             ("Membership", "dynamic" if m.dynamic else "static"), ("Penalty", str(m.penalty)),
+             ("CallsTaken", str(m.calls_taken)), ("LastCall", str(m.last_call)),
+             ("LastPause", str(m.last_pause)), ("LoginTime", str(m.login_time)),
+             ("InCall", "1" if m.in_call else "0"), ("Status", _device_state(m)),
+             ("Paused", "1" if m.paused else "0"), ("PausedReason", m.reason)]
+    if ringinuse:
+        pairs.append(("Ringinuse", "1"))
+    pairs.append(("Wrapuptime", "0"))
+    return pairs
+
+
 @dataclass
 class QueueState:
     spec: QueueSpec

@@ -283,3 +283,22 @@ async def test_abandon_while_a_member_rings_gives_two_dialend_cancel() -> None:
                           config=cfg)
     assert [e["DialStatus"] for e in rec.events_named("DialEnd")] == ["CANCEL", "CANCEL"]
     assert rec.events_named("QueueCallerAbandon")[0]["HoldTime"] == "3"
+
+
+async def test_queue_rings_in_rounds_and_times_out() -> None:
+    from ivr.sim import QueueSpec
+
+    got = []
+
+    async def handler(p: Peer) -> None:
+        await p.cmd("ANSWER")
+        got.append(await p.cmd("EXEC Queue slowq,,,,12"))
+        got.append(await p.cmd("GET VARIABLE QUEUESTATUS"))
+
+    cfg = SimConfig()
+    cfg.queues["slowq"] = QueueSpec("slowq", members=["Local/noanswer@agents"], member_timeout=5, retry=2)
+    rec, _, _ = await run(handler, CallSpec(flow="x"), config=cfg)
+    assert got == [["200 result=0\n"], ["200 result=1 (TIMEOUT)\n"]]
+    names = [e.name for e in rec.events if e.name in ("AgentCalled", "AgentRingNoAnswer")]
+    assert names == ["AgentCalled", "AgentRingNoAnswer", "AgentCalled", "AgentRingNoAnswer"]   # 0-5 s, 7-12 s
+    assert [e["DialStatus"] for e in rec.events_named("DialEnd")] == ["NOANSWER", "NOANSWER"]
