@@ -103,9 +103,10 @@ def load_suite(target: Path, flows_dir: Path | None = None) -> tuple[FlowSet, li
                             f" name the file <flow>.test.yaml or set `flow:`")
             continue
         flow = flow_set[spec.flow]  # type: ignore[index]
-        for index, case in enumerate(spec.cases):
-            if case.start and case.start.split(":")[-1] not in flow.nodes and ":" not in case.start:
-                problems.append(f"{file}: case {case.name!r}: start node {case.start!r} is not in flow {flow.name}")
+        for case in spec.cases:
+            start = case.start or ""
+            if start and ":" not in start and start.partition(".")[0] not in flow.nodes:
+                problems.append(f"{file}: case {case.name!r}: start node {start!r} is not in flow {flow.name}")
         specs.append((file, spec))
     if problems:
         raise TestLoadError("\n".join(problems))
