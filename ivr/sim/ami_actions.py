@@ -231,11 +231,13 @@ async def blind_transfer(s: "AMISession", msg: Message) -> None:
     if not exten:
         s.respond(msg, "Error", [("Message", "No extension specified")])
         return
+    peer = ch.bridge_peer
     if not s.sim.transfer(ch, context, exten):
         s.respond(msg, "Error", [("Message", "Transfer invalid")])
+        s.sim.pbx.bus.emit("BlindTransfer", "call,all", [("Result", "Invalid")] + ch.block("Transferer") + [
+            ("IsExternal", "No"), ("Context", context), ("Extension", exten)])
         return
     s.respond(msg, "Success", [("Message", "Transfer succeeded")])
-    peer = ch.bridge_peer
     s.sim.pbx.bus.emit("BlindTransfer", "call,all", [("Result", "Success")] + ch.block("Transferer") + (
         peer.block("Transferee") if peer else []) + [("IsExternal", "No"), ("Context", context),
                                                      ("Extension", exten)])
@@ -255,10 +257,14 @@ async def atxfer(s: "AMISession", msg: Message) -> None:
     if not exten:
         s.respond(msg, "Error", [("Message", "No extension specified")])
         return
+    peer = ch.bridge_peer
     if not s.sim.transfer(ch, context, exten):
         s.respond(msg, "Error", [("Message", "Transfer invalid")])
         return
     s.respond(msg, "Success", [("Message", "Atxfer successfully queued")])
+    # the simulator completes the consultation at once: the transferee is handed to the new target
+    s.sim.pbx.bus.emit("AttendedTransfer", "call,all", [("Result", "Success")] + ch.block("OrigTransferer") + (
+        peer.block("Transferee") if peer else []) + [("IsExternal", "No"), ("DestType", "Bridge")])
 
 
 # -- parking ------------------------------------------------------------------------------------------------------
