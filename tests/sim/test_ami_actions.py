@@ -177,7 +177,6 @@ async def test_blind_transfer_of_a_bridged_caller_and_chanspy() -> None:
         r = await c.action("Atxfer", [("Channel", "Local/nosuch-00000000;1"), ("Exten", "carol"),
                                       ("Context", "phones")])
         assert r["Message"] == "Channel specified does not exist"
-
     finally:
         await sim.stop()
         await srv.__aexit__()
