@@ -102,7 +102,7 @@ class Service:
                 a.host, a.port, a.username, a.secret.get_secret_value() if a.secret else "",
                 connect_timeout=a.connect_timeout, action_timeout=a.action_timeout, ping_interval=a.ping_interval,
                 ping_timeout=a.ping_timeout, backoff_min=a.backoff_min, backoff_max=a.backoff_max,
-                login_failure_backoff=a.login_failure_backoff,
+                login_failure_backoff=a.login_failure_backoff, auth=a.auth,
             )
         else:
             ami = AMIDisabled()

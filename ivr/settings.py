@@ -48,6 +48,8 @@ class AMISettings(_Section):
     backoff_min: Duration = 0.5
     backoff_max: Duration = 30.0
     login_failure_backoff: Duration = 60.0
+    auth: Literal["md5", "plain"] = Field(
+        "md5", description="md5: challenge-response, the secret never crosses the network; plain: Secret header.")
 
 
 class FastAGISettings(_Section):
