@@ -198,8 +198,3 @@ def env_block(env: Mapping[str, str], args: Iterable[str], order: tuple[str, ...
         out.append("agi_arg_%d: %s\n" % (i, arg))
     out.append("\n")
     return "".join(out).encode("latin-1", "replace")
-
-
-def dtmf_code(digit: str) -> int:
-    """DTMF results are ASCII codes: '#' -> 35, '*' -> 42, '0' -> 48 ..."""
-    return ord(digit)

@@ -65,11 +65,7 @@ async def answer(s: "AGISession", a: tuple[str, ...]) -> Done:
 
 
 async def channel_status(s: "AGISession", a: tuple[str, ...]) -> Done:
-    return Done(reply(ch_state(s)))
-
-
-def ch_state(s: "AGISession") -> int:
-    return s.channel.state
+    return Done(reply(s.channel.state))
 
 
 async def noop(s: "AGISession", a: tuple[str, ...]) -> Done:

@@ -13,7 +13,7 @@ import asyncio
 import re
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 from ivr.sim.events import channel_block, c_escape
 
@@ -307,7 +307,3 @@ class SimChannel:
 
     def __repr__(self) -> str:  # pragma: no cover - debugging aid
         return "<SimChannel %s %s>" % (self.name, self.uniqueid)
-
-
-def describe(obj: Any) -> str:
-    return getattr(obj, "name", repr(obj))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Awaitable, Callable, Sequence
@@ -771,7 +770,3 @@ class SimulatedAsterisk:
             ev = await ch.next_event(None)
             if ev is not None and ev.kind == "hangup":
                 return
-
-
-def random_hex(rng: random.Random | None = None) -> str:
-    return "%08x" % (rng or random).getrandbits(32)

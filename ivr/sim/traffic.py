@@ -52,6 +52,8 @@ class TrafficPlan:
     caller_prefix: str = "+3706"
     abandon_after: tuple[float, float] = (20.0, 120.0)   # how long an impatient queue caller waits
     patience_share: float = 0.5                          # share of queue callers who wait until answered
+    preamble: tuple[Step, ...] = ()      # steps every caller takes first (e.g. choose a language)
+    menu_prompt: int = 1                 # the menu is the n-th prompt that starts after the preamble
 
 
 @dataclass
@@ -127,6 +129,9 @@ class TrafficGenerator:
         else:
             script = [NextPrompt(think()), Press(plan.voicemail_key)]
             speech = rng.uniform(4.0, 25.0)
+        if behaviour != "time_out" and plan.menu_prompt > 1:
+            script = [NextPrompt() for _ in range(plan.menu_prompt - 1)] + script
+        script = list(plan.preamble) + script
         number = plan.caller_prefix + "".join(rng.choice("0123456789") for _ in range(7))
         spec = CallSpec(caller_id=number, language=rng.choice(list(plan.languages)), script=script,
                         record_speech=speech)

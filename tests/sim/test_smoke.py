@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from ivr.sim import CallSpec, NextPrompt, Press, SimConfig, SimulatedAsterisk, Sleep, VirtualClock
+from ivr.sim import CallSpec, NextPrompt, Press, SimConfig, SimulatedAsterisk, VirtualClock
 
 from .agi_peer import Peer, ScriptedAGIServer
 

@@ -41,6 +41,22 @@ async def test_traffic_mix_reaches_queue_voicemail_and_hangups(tmp_path: Path) -
     assert "calls placed=40 active=0 done=40" in s.line(gen.active)
 
 
+def test_preamble_and_menu_prompt_shape_every_script() -> None:
+    from ivr.sim.script import NextPrompt, Press
+
+    class FakeSim:
+        pass
+
+    gen = TrafficGenerator(FakeSim(), rate=1, seed=3,  # type: ignore[arg-type]
+                           plan=TrafficPlan(preamble=(NextPrompt(1.0), Press("1")), menu_prompt=2))
+    for _ in range(30):
+        behaviour, spec = gen.caller()
+        steps = list(spec.script)
+        assert steps[:2] == [NextPrompt(1.0), Press("1")]
+        if behaviour != "time_out":
+            assert steps[2] == NextPrompt()          # the welcome prompt passes, the menu is the next one
+
+
 def test_prompt_texts_from_flow_objects() -> None:
     variant = SimpleNamespace(file="en/welcome", text="Welcome to the shop")
     flow = SimpleNamespace(prompts={"welcome": {"en": variant, "lt": SimpleNamespace(file="lt/welcome", text="")}})
