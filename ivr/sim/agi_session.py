@@ -32,7 +32,8 @@ from ivr.sim.channel import SimChannel
 
 if TYPE_CHECKING:
     from ivr.sim.model import SimConfig
-    from ivr.sim.simulator import Call, SimulatedAsterisk
+    from ivr.sim.call import Call
+    from ivr.sim.simulator import SimulatedAsterisk
 
 RESULT_TEXT = {"ok": ("200", "Success"), "failure": ("-1", "Failure"), "unknown": ("200", "Unknown Result")}
 
