@@ -140,7 +140,11 @@ class AMISession:
             self.security("RequestBadFormat", "Error", self.username,
                           [("RequestType", "Action: %s" % action)], session_tv=True)
             return
-        await handler(self, msg)
+        try:
+            await handler(self, msg)
+        except Exception as exc:  # a simulator bug must not look like a dead Asterisk: answer and keep going
+            self.sim.errors.append(exc)
+            self.respond(msg, "Error", [("Message", "Simulated %s failed: %s" % (action, exc))])
 
     async def login(self, msg: Message) -> None:
         if self.authenticated:
