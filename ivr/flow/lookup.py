@@ -25,8 +25,8 @@ from ivr.flow.templates import TemplateError, render
 
 __all__ = [
     "LookupRequest", "LookupClient", "LookupFailed", "LookupTimeout", "LookupHTTPError", "LookupBadJSON",
-    "LookupConnectionError", "LookupTooLarge", "LookupNotAllowed", "HttpLookupClient", "FixtureLookupClient", "build_request",
-    "map_answer", "extract_path",
+    "LookupConnectionError", "LookupTooLarge", "LookupNotAllowed", "HttpLookupClient", "FixtureLookupClient",
+    "build_request", "map_answer", "extract_path",
 ]
 
 MAX_ANSWER_BYTES = 1 << 20

@@ -21,7 +21,8 @@ def menu_flow(**menu_kw):
 
 async def test_choice_during_greeting_barges_in(run):
     ch = FakeChannel(presses=[(0.5, "1")])
-    before = metrics.REGISTRY.get_sample_value("ivr_call_outcomes_total", {"flow": "main", "outcome": "transferred"}) or 0
+    before = metrics.REGISTRY.get_sample_value("ivr_call_outcomes_total",
+                                               {"flow": "main", "outcome": "transferred"}) or 0
     report = await run(menu_flow(), ch)
     assert report.outcome == "transferred"
     assert report.end_target == "queue:sales"

@@ -28,7 +28,8 @@ def evaluate(rule: RouteRule, ctx: CallContext) -> tuple[bool, str, str]:
     """(holds, exit reason, words for the trace)."""
     if rule.open:
         st = _hours(ctx, rule.open)
-        return st.open, ("open" if st.open else "closed"), f"{rule.open} is {'open' if st.open else 'closed'} ({st.reason})"
+        state = "open" if st.open else "closed"
+        return st.open, state, f"{rule.open} is {state} ({st.reason})"
     if rule.closed:
         st = _hours(ctx, rule.closed)
         return (not st.open), ("open" if st.open else "closed"), \
