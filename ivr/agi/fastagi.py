@@ -100,7 +100,11 @@ class FastAGIServer:
         self._tasks.add(task)
         metrics.AGI_CONNECTIONS_ACTIVE.inc()
         try:
-            result = await self._serve_call(reader, writer)
+            try:
+                result = await self._serve_call(reader, writer)
+            except Exception:  # a bug below dispatch(); keep the server and the metrics consistent
+                log.exception("FastAGI connection from %r failed", writer.get_extra_info("peername"))
+                result = "error"
             metrics.AGI_CONNECTIONS.labels(result=result).inc()
         finally:
             self._tasks.discard(task)

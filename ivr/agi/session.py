@@ -212,8 +212,7 @@ class AGISession:
             elapsed = time.perf_counter() - started
         code = reply.code
         if code == 200:
-            value = reply.result_int
-            self._observe(label, "failure" if value is not None and value < 0 else "ok", elapsed)
+            self._observe(label, "failure" if reply.result.startswith("-") else "ok", elapsed)
             return reply
         if code == 511:
             self._observe(label, "dead", elapsed)

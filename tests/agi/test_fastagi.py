@@ -221,8 +221,8 @@ async def test_stop_deadline_closes_calls_that_do_not_finish():
 
 
 async def test_many_concurrent_calls():
+    before = metrics.REGISTRY.get_sample_value("ivr_agi_connections_active")
     async with running_server(noop_router()) as server:
         await asyncio.gather(*(healthy_call(server.port) for _ in range(200)))
         assert server.active == 0
-        value = metrics.REGISTRY.get_sample_value("ivr_agi_connections_active")
-        assert value == 0
+        assert metrics.REGISTRY.get_sample_value("ivr_agi_connections_active") == before
