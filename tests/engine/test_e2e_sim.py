@@ -181,6 +181,22 @@ async def test_caller_hangup_while_waiting_in_queue_is_abandoned(stack):
     assert record.ended.by == "caller"
 
 
+async def test_caller_hangup_while_the_operator_phone_rings_is_abandoned(stack):
+    # no input at the main menu -> operator; the operator would answer after 10 s, the caller hangs up after 4 s
+    record, report = await call(stack, TO_MAIN_MENU + [OnCommand("EXEC Dial", 4.0), Hangup()],
+                                operator=AgentSpec("6000", answer_after=10.0, talk=30.0))
+    assert 'EXEC Dial "PJSIP/6000,20"' in record.commands()
+    assert (report.outcome, report.end_node, report.end_target) == ("abandoned", "main:operator", "hangup:caller")
+    assert "GET VARIABLE DIALSTATUS" in record.commands()  # read in dead mode, after HANGUP
+
+
+async def test_caller_hangup_while_talking_to_the_operator_is_transferred(stack):
+    record, report = await call(stack, TO_MAIN_MENU + [OnCommand("EXEC Dial", 10.0), Hangup()],
+                                operator=AgentSpec("6000", answer_after=2.0, talk=30.0))
+    assert (report.outcome, report.end_node, report.end_target) == ("transferred", "main:operator", "extension:6000")
+    assert report.visits[-1].reason == "hangup"
+
+
 @pytest.mark.xfail(strict=True, reason="ivr/sim Queue() sets neither ANSWEREDTIME nor ANSWEREDTIME_MS after a bridged "
                                        "call the caller ended (Asterisk 22 does, agi-07.ami); see docs/engine.md")
 async def test_caller_hangup_while_talking_to_a_queue_agent_is_transferred(stack):
