@@ -276,7 +276,7 @@ def run_fastagi_script(kind: str, replies, close_after=False) -> list[dict]:
         port = int(child.wait_line("PORT", 10).split()[1])
         try:
             asyncio.run(asyncio.wait_for(_fake_asterisk(port, replies, close_after), HARD_DEADLINE))
-        except (TimeoutError, ConnectionError, asyncio.IncompleteReadError) as exc:
+        except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
             pass
         child.pump(0.5)
         return [json.loads(line[2:]) for line in child.lines if line.startswith("R ")]

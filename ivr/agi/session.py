@@ -28,7 +28,7 @@ from .errors import (
     AGISessionClosed, AGITimeoutError, AGIUsageError,
 )
 from .protocol import (
-    DEFAULT_HEADER_LIMIT, DEFAULT_LINE_LIMIT, EOF, AGIConnection, AGIEnvironment, AGIReply, HangupNotice, Quoted,
+    DEFAULT_HEADER_LIMIT, DEFAULT_LINE_LIMIT, EOF, AGIConnection, AGIEnvironment, AGIReply, Quoted,
     encode_command,
 )
 

@@ -351,3 +351,25 @@ def test_command_labels_are_bounded():
     assert command_label(("GET", "VARIABLE", "X")) == "GET VARIABLE"
     assert command_label(("HELLO", "WORLD")) == "other"
     assert command_label(("caller-controlled-text",)) == "other"
+
+
+async def test_crlf_in_a_value_is_refused_before_sending():
+    # agi-05: "GET VARIABLE CALLERID(num)\r\n" -> "200 result=0" (the \r became part of the name); a value with
+    # CR/LF from a caller or CRM must never reach the wire.
+    from ivr.agi.errors import AGIEncodingError
+
+    async def body(s):
+        with pytest.raises(AGIEncodingError):
+            await s.set_variable("CRM_NAME", "Bob\r\nEXEC Dial PJSIP/evil")
+        with pytest.raises(AGIEncodingError):
+            await s.get_variable("CALLERID(num)\r")
+        return await s.get_variable("CALLERID(num)")
+
+    ctx, fake, outcome = await call(body)
+    try:
+        await fake.expect(b"GET VARIABLE CALLERID(num)\n", b"200 result=1 (5551234)\n")
+        assert await fake.closed_by_server()
+        assert fake.received == [b"GET VARIABLE CALLERID(num)\n"]
+        assert await outcome.wait() == "5551234"
+    finally:
+        await ctx.__aexit__(None, None, None)
