@@ -272,7 +272,9 @@ class SimChannel:
                 f.set_result(None)
         if self.peer is not None and not self.peer.hungup:
             # the other half of a Local pair goes too; busy/congestion causes stay on the half that had them
-            self.peer.hangup(0 if cause in (17, 34) else cause)
+            peer_cause = 0 if cause in (17, 34) else cause
+            self.peer.emit("SoftHangupRequest", "call,all", [("Cause", str(peer_cause))])
+            self.peer.hangup(peer_cause)
 
     # -- notifications for caller scripts ---------------------------------------------------------------------
     def notify_prompt(self, name: str) -> None:

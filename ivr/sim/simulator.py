@@ -265,6 +265,8 @@ class SimulatedAsterisk:
 
     def hangup_channel(self, ch: SimChannel, cause: int = 0) -> None:
         """AMI Hangup: the caller of a call, an agent leg, or any other channel."""
+        if not ch.hungup:
+            ch.emit("HangupRequest", "call,all", [("Cause", str(cause))])
         call = self._call_of(ch)
         if call is not None:
             if call.channel is not None and not call.channel.hungup:
