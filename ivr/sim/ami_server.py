@@ -7,8 +7,8 @@ Rules for this file:
   a failed login is answered after `SimConfig.ami_auth_failure_delay` *real* seconds, then the socket closes.
 - Responses: `Response` first, `ActionID` second (only if given), then the rest.  Events go to sessions that
   are logged in with events on and whose EventMask admits the event's privilege class.
-- Writes never block the PBX: each session has an unbounded-by-design but small queue drained by the transport
-  (asyncio buffers); a session whose transport is closing is dropped.
+- Writes never block the PBX: events go into the session's transport buffer; a client that stops reading is
+  disconnected once `MAX_BACKLOG` bytes wait for it.
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ivr.sim.simulator import SimulatedAsterisk
 
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
+MAX_BACKLOG = 32 * 1024 * 1024   # bytes queued for one AMI client before it is disconnected
 Pairs = list[tuple[str, str]]
 
 
@@ -57,6 +58,8 @@ class AMISession:
         if self.closed or self.writer.is_closing():
             return
         self.writer.write(encode_message(list(pairs), raw_values=True))
+        if self.writer.transport.get_write_buffer_size() > MAX_BACKLOG:
+            self.close()    # a client that stopped reading: drop it rather than buffer without end
 
     def respond(self, msg: Message, response: str, rest: Pairs) -> None:
         pairs: Pairs = [("Response", response)]
