@@ -123,8 +123,8 @@ LOOKUPS = Counter("ivr_lookups", "CRM/webhook lookups by result (ok, error, time
 
 # --- transfers, parking, recordings ------------------------------------------------------------------------
 TRANSFERS = Counter(
-    "ivr_transfers", "Transfers by target (extension or queue name from the flow) and result (DIALSTATUS/QUEUESTATUS "
-    "in lower case).", ["flow", "target", "result"], registry=REGISTRY,
+    "ivr_transfers", "Transfers by target (extension or queue name from the flow) and result: answered, "
+    "abandoned (the caller hung up while it rang or waited in the queue), or DIALSTATUS/QUEUESTATUS in lower case.", ["flow", "target", "result"], registry=REGISTRY,
 )
 PARKED_NOW = Gauge("ivr_parked_calls", "Calls parked right now.", ["lot"], registry=REGISTRY)
 PARKED_SECONDS = Histogram("ivr_parked_seconds", "How long calls stayed parked.", ["lot"], buckets=_CALL_BUCKETS,
