@@ -302,3 +302,19 @@ async def test_queue_rings_in_rounds_and_times_out() -> None:
     names = [e.name for e in rec.events if e.name in ("AgentCalled", "AgentRingNoAnswer")]
     assert names == ["AgentCalled", "AgentRingNoAnswer", "AgentCalled", "AgentRingNoAnswer"]   # 0-5 s, 7-12 s
     assert [e["DialStatus"] for e in rec.events_named("DialEnd")] == ["NOANSWER", "NOANSWER"]
+
+
+async def test_virtual_and_real_time_give_the_same_call() -> None:
+    """The virtual clock's promise: the same script gives the same replies as in real time, only faster."""
+    async def handler(p: Peer) -> None:
+        await p.cmd("ANSWER")
+        await p.cmd("GET DATA beep 800 3")
+        await p.cmd("WAIT FOR DIGIT 300")
+        await p.cmd("SAY DIGITS 12 \"\"")
+
+    script = [NextPrompt(0.2), Press("4")]
+    replies = []
+    for clock in (VirtualClock(), RealClock()):
+        rec, _, _ = await run(handler, CallSpec(flow="x", sends_media=True, script=script), clock=clock)
+        replies.append(rec.replies())
+    assert replies[0] == replies[1] == ["200 result=0", "200 result=4 (timeout)", "200 result=0", "200 result=0"]
