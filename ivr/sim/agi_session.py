@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -63,7 +64,8 @@ class AGISession:
         self.commands = 0
         self._writer: asyncio.StreamWriter | None = None
         self._idle_waiters: list[asyncio.Future[None]] = []
-        self._rng = random.Random(hash(channel.uniqueid) & 0xFFFFFFFF)
+        # CommandIds are random on Asterisk; here they are reproducible (seed + uniqueid, not Python's hash())
+        self._rng = random.Random(zlib.crc32(channel.uniqueid.encode()) ^ sim.config.seed)
         channel.on_hangup(self._on_hangup)
 
     # -- helpers used by command handlers ----------------------------------------------------------------------
@@ -157,8 +159,10 @@ class AGISession:
             if ch.hungup:
                 break
             self._capture = []
+            self.call.add_line(">>>", line.encode("latin-1") + b"\n")
             await self._execute(line)
             result = b"".join(self._capture).decode("latin-1")
+            self.call.add_line("<<<", result.encode("latin-1"))
             ch.emit("AsyncAGIExec", "agi,all", [("Result", quote(result, safe=URI_SAFE))] + (
                 [("CommandId", command_id)] if command_id is not None else []))
         self.async_open = False
