@@ -89,15 +89,17 @@ class CallRecord:
 
     def replies(self) -> list[str]:
         """Lines Asterisk sent after the env block (without the final newline)."""
-        lines = [l.text for l in self.transcript if l.direction == "<<<"]
+        chunks = [l.text for l in self.transcript if l.direction == "<<<"]
+        if chunks and chunks[0].startswith("agi_"):
+            chunks = chunks[1:]            # the env block (Async AGI has none on the wire)
         out: list[str] = []
-        for chunk in lines[1:]:
+        for chunk in chunks:
             out += chunk.splitlines()
         return out
 
     def env_lines(self) -> list[str]:
         first = next((l.text for l in self.transcript if l.direction == "<<<"), "")
-        return first.split("\n")[:-2]
+        return first.split("\n")[:-2] if first.startswith("agi_") else []
 
     def events_named(self, name: str) -> list[Event]:
         return [e for e in self.events if e.name == name]
