@@ -146,6 +146,7 @@ class Call:
         self._task: asyncio.Task[None] | None = None
         self._script_task: asyncio.Task[None] | None = None
         self._created: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._session_started = asyncio.Event()
         self._existing: SimChannel | None = None           # an originated channel put into a flow
         self._goto: tuple[str, str, float | None] | None = None
         self.spied: list[str] = []                          # ChanSpy modes used on this call
@@ -258,6 +259,7 @@ class Call:
         if is_async:
             env["request"] = "async"
         self.session = AGISession(sim, self, ch, host, port, env, args, async_mode=is_async)
+        self._session_started.set()
         ch.holding_clock = True
         try:
             return await self.session.run()
@@ -434,8 +436,8 @@ class Call:
                 await ch.wait_command(step.name)
                 await clock.sleep(step.delay)
             elif isinstance(step, WhenIdle):
-                while self.session is None:
-                    await asyncio.sleep(0)
+                await self._session_started.wait()
+                assert self.session is not None
                 await self.session.wait_idle()
             elif isinstance(step, Press):
                 await self._press(step)
