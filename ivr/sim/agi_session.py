@@ -97,7 +97,7 @@ class AGISession:
 
     def wait_idle(self) -> "asyncio.Future[None]":
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if self._writer is not None and not self.in_command:
+        if (self._writer is not None or self.async_open) and not self.in_command:
             fut.set_result(None)
         else:
             self._idle_waiters.append(fut)
@@ -150,6 +150,7 @@ class AGISession:
         ch.emit("AsyncAGIStart", "agi,all", [("Env", quote(env, safe=URI_SAFE))])
         self.async_open = True
         self._writer = None
+        self._notify_idle()
         while not ch.hungup and not self.break_requested:
             item = await self._async_queue.get()
             if item is None:
@@ -163,9 +164,11 @@ class AGISession:
             await self._execute(line)
             result = b"".join(self._capture).decode("latin-1")
             self.call.add_line("<<<", result.encode("latin-1"))
+            self._notify_idle()
             ch.emit("AsyncAGIExec", "agi,all", [("Result", quote(result, safe=URI_SAFE))] + (
                 [("CommandId", command_id)] if command_id is not None else []))
         self.async_open = False
+        self._notify_idle()
         ch.emit("AsyncAGIEnd", "agi,all")
         return "HANGUP" if ch.hungup else ("FAILURE" if self.failed else "SUCCESS")
 
