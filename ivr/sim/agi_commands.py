@@ -157,8 +157,10 @@ async def hangup(s: "AGISession", a: tuple[str, ...]) -> Done:
 async def set_music(s: "AGISession", a: tuple[str, ...]) -> Done:
     if len(a) < 1:
         raise Usage()
-    on = a[0].lower() == "on"
-    s.channel.moh_class = (a[1] if len(a) > 1 else "default") if on else None
+    if a[0].lower() == "on":
+        s.channel.start_moh(a[1] if len(a) > 1 else "default")
+    else:
+        s.channel.stop_moh()
     return Done(reply(0))
 
 
@@ -166,6 +168,7 @@ async def stream_file(s: "AGISession", a: tuple[str, ...]) -> Done:
     if len(a) < 2 or len(a) > 3:
         raise Usage()
     offset = atoi(a[2]) if len(a) > 2 else 0
+    s.channel.stop_moh()       # "If musiconhold is playing before calling stream file it will be ... stopped"
     res = await media.play(s.channel, a[0], a[1], offset)
     if res.kind == "missing":
         s.failed = True

@@ -106,6 +106,7 @@ async def queue(s: "AGISession", data: str) -> int:
     position = len(q.callers)
     ch.emit("QueueCallerJoin", "agent,all", [("Queue", name), ("Position", str(position)),
                                              ("Count", str(len(q.callers)))])
+    ch.start_moh("default")
     s.sim.note_destination(s, "queue:" + name)
     ch.transfer_to = None
     try:
@@ -163,6 +164,7 @@ async def queue(s: "AGISession", data: str) -> int:
                 return 0
             next_ring = now + q.spec.retry if ringing else now
     finally:
+        ch.stop_moh()
         if ch in q.callers:
             q.callers.remove(ch)
             ch.emit("QueueCallerLeave", "agent,all", [("Queue", name), ("Position", str(position)),
@@ -205,6 +207,7 @@ async def _bridge_member(s: "AGISession", q: "QueueState", m: "QueueMember",
     one, two = legs
     one.set_state(6)
     ch.emit("DialEnd", "call,all", one.block("Dest") + [("DialStatus", "ANSWER")])
+    ch.stop_moh()
     m.in_call = True
     ch.pbx.bus.emit("QueueMemberStatus", "agent,all", member_pairs(name, m))
     answered = clock.now()
@@ -272,9 +275,10 @@ async def music_on_hold(s: "AGISession", data: str) -> int:
     args = _args(data) + ["", ""]
     duration = float(args[1]) if args[1].strip().replace(".", "", 1).isdigit() else None
     ch = s.channel
-    ch.emit("MusicOnHoldStart", "call,all", [("Class", args[0] or "default")])
+    ch.stop_moh()
+    ch.start_moh(args[0] or "default")
     ev = await ch.pause(duration) if duration else await ch.next_event_kind("hangup")
-    ch.emit("MusicOnHoldStop", "call,all")
+    ch.stop_moh()
     return -1 if ev is not None else 0
 
 

@@ -304,6 +304,19 @@ class SimChannel:
         self._command_waiters.append((name, f))
         return f
 
+    def start_moh(self, moh_class: str | None) -> None:
+        """Music on hold starts (MusicOnHoldStart; an unknown class plays `default`, as recorded in agi-07)."""
+        if self.moh_class is None:
+            cls = moh_class if moh_class in self.pbx.config.moh_classes else "default"
+            self.moh_class = cls
+            self.emit("MusicOnHoldStart", "call,all", [("Class", cls)])
+
+    def stop_moh(self) -> None:
+        if self.moh_class is not None and not self.hungup:
+            self.moh_class = None
+            self.emit("MusicOnHoldStop", "call,all")
+        self.moh_class = None
+
     def speaking_at(self, t: float) -> bool:
         return any(a <= t < b for a, b in self.voice)
 

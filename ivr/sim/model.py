@@ -101,6 +101,7 @@ class SimConfig:
     max_call_seconds: float = 3600.0             # the caller gives up after this long (safety for virtual time)
     epoch_start: float | None = None             # first uniqueid seconds (default: the clock at start)
     default_trunk: str = "trunk"
+    moh_classes: set[str] = field(default_factory=lambda: {"default"})   # unknown classes fall back to default
     seed: int = 0                                # ids that Asterisk draws at random (CommandId, bridges)
     default_callee: AgentSpec = field(default_factory=lambda: AgentSpec("callee", answer_after=1.0, talk=None))
 

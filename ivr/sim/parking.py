@@ -47,6 +47,7 @@ async def park_channel(ch: "SimChannel", *, timeout: float, parker: str, announc
         if announce and await ch.pause(min(pbx.config.parking.announce_seconds, timeout)) is not None:
             pbx.bus.emit("ParkedCallGiveUp", "call,all", park_fields(pbx, parked))
             return "hangup", space
+        ch.start_moh("default")        # after the space number was said
         while True:
             ev = await ch.next_event(deadline)
             if ev is None:
@@ -64,6 +65,7 @@ async def park_channel(ch: "SimChannel", *, timeout: float, parker: str, announc
                 ch.unset_var("PARKINGSLOT")
                 return "retrieved", space
     finally:
+        ch.stop_moh()
         parked.done = True
         pbx.parked.pop(space, None)
 

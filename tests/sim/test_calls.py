@@ -318,3 +318,19 @@ async def test_virtual_and_real_time_give_the_same_call() -> None:
         rec, _, _ = await run(handler, CallSpec(flow="x", sends_media=True, script=script), clock=clock)
         replies.append(rec.replies())
     assert replies[0] == replies[1] == ["200 result=0", "200 result=4 (timeout)", "200 result=0", "200 result=0"]
+
+
+async def test_music_on_hold_events() -> None:
+    got = []
+
+    async def handler(p: Peer) -> None:
+        await p.cmd("ANSWER")
+        got.append(await p.cmd("SET MUSIC ON nosuchclass"))
+        got.append(await p.cmd('STREAM FILE beep ""'))       # stops the music
+        got.append(await p.cmd("EXEC MusicOnHold default,3"))
+
+    rec, _, _ = await run(handler, CallSpec(flow="x"))
+    assert got == [["200 result=0\n"], ["200 result=0 endpos=3404\n"], ["200 result=0\n"]]
+    moh = [(e.name, e.get("Class")) for e in rec.events if e.name.startswith("MusicOnHold")]
+    assert moh == [("MusicOnHoldStart", "default"), ("MusicOnHoldStop", None),   # unknown class -> default
+                   ("MusicOnHoldStart", "default"), ("MusicOnHoldStop", None)]
