@@ -384,7 +384,7 @@ class AGIConnection:
     @property
     def buffered(self) -> bool:
         """True when received bytes are waiting to be parsed (or EOF is pending)."""
-        return bool(len(self._buffer)) or (self._eof and self.state is not State.CLOSED)
+        return bool(self._buffer._data) or (self._eof and self.state is not State.CLOSED)
 
     # -- input --
     def receive_data(self, data: bytes) -> None:

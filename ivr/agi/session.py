@@ -3,7 +3,8 @@
 Rules for this file:
 - All framing and parsing happens in `protocol.AGIConnection`; this file only moves bytes and maps replies to
   results and typed errors. FastAGI (TCP) and classic AGI (stdin/stdout pipes) use the same class.
-- One command in flight per session (a lock). Replies are read only while a command is in flight; a `HANGUP`
+- One command in flight per session (a busy flag with a FIFO of waiters: a lock without its call overhead).
+  Replies are read only while a command is in flight; a `HANGUP`
   line that arrives while idle stays buffered and is consumed as a notice before the next reply, so replies
   never shift.
 - A command that times out leaves the stream desynchronised (its reply may still come): the session is marked
@@ -21,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from typing import Any
 
 from .errors import (
@@ -127,7 +129,10 @@ class AGISession:
         self.media_timeout = media_timeout  # prompts, SAY, GET DATA: their length is not known here
         self.hangup_grace = hangup_grace
         self._observe = _observe if record_metrics else _no_metrics
-        self._lock = asyncio.Lock()
+        self._busy = False                   # one command in flight: a flag, plus a FIFO of waiting callers
+        self._queue: deque[asyncio.Future[None]] = deque()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer_when = 0.0
         self._closed = False
         self._broken = False
         self._hangup_sent = False
@@ -185,6 +190,8 @@ class AGISession:
         self._conn.notify_hangup()
 
     # -- the core round trip ------------------------------------------------------------------------------
+    # This is the hot path (one pass per AGI command), kept flat on purpose: the lock fast path, the timeout and
+    # the round trip are inlined, because each Python call level costs about as much as parsing the reply.
     async def command(self, *words: str, timeout: float | None = _DEFAULT) -> AGIReply:
         """Send one command and return its 200 reply (also for result=-1/-2, which callers interpret).
 
@@ -195,7 +202,12 @@ class AGISession:
         label = command_label(words)
         if timeout is _DEFAULT:
             timeout = self.command_timeout
-        async with self._lock:
+        # One command in flight: a flag when free (the usual case), a FIFO of waiters otherwise.
+        if self._busy or self._queue:
+            await self._acquire_slow()
+        else:
+            self._busy = True
+        try:
             if self._closed:
                 raise AGISessionClosed(
                     "AGI session is closed" + (" after an earlier timeout/protocol error" if self._broken else "")
@@ -210,6 +222,11 @@ class AGISession:
                 self._observe(label, "hangup", time.perf_counter() - started)
                 raise
             elapsed = time.perf_counter() - started
+        finally:
+            if self._queue:
+                self._release_slow()
+            else:
+                self._busy = False
         code = reply.code
         if code == 200:
             self._observe(label, "failure" if reply.result.startswith("-") else "ok", elapsed)
@@ -228,21 +245,30 @@ class AGISession:
         self._observe(label, "failure", elapsed)
         raise AGIProtocolError(f"{label}: unexpected AGI reply {reply.lines[0][:80]!r}")
 
+    async def _acquire_slow(self) -> None:
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._release_slow()       # the turn was handed to us just before the cancel: pass it on
+            else:
+                self._queue.remove(waiter)
+            raise
+
+    def _release_slow(self) -> None:
+        while self._queue:
+            waiter = self._queue.popleft()
+            if not waiter.done():
+                waiter.set_result(None)    # hand the turn over; _busy stays True
+                return
+        self._busy = False
+
     # Per-command timeouts use one lazily re-armed loop timer per session instead of a new timer per command:
     # a command only stores its deadline; the timer fires at most once per `timeout` seconds, checks the
     # deadline of the command in flight, and re-arms itself if needed. Scheduling and cancelling a TimerHandle
     # for every command was the largest cost in the hot path (heap operations in Python).
-    def _arm(self, timeout: float, task: asyncio.Task[Any]) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        self._deadline = deadline
-        self._waiting_task = task
-        timer = self._timer
-        if timer is None or timer.when() > deadline:
-            if timer is not None:
-                timer.cancel()
-            self._timer = loop.call_at(deadline, self._on_timer)
-
     def _on_timer(self) -> None:
         self._timer = None
         deadline, task = self._deadline, self._waiting_task
@@ -253,6 +279,7 @@ class AGISession:
             self._expired = True
             task.cancel()
         else:
+            self._timer_when = deadline
             self._timer = loop.call_at(deadline, self._on_timer)
 
     async def _roundtrip(self, data: bytes, timeout: float | None) -> AGIReply:
@@ -260,7 +287,16 @@ class AGISession:
         task = asyncio.current_task()
         self._expired = False
         if timeout is not None and task is not None:
-            self._arm(timeout, task)
+            loop = self._loop or asyncio.get_running_loop()
+            self._loop = loop
+            deadline = loop.time() + timeout
+            self._deadline = deadline
+            self._waiting_task = task
+            if self._timer is None or self._timer_when > deadline:
+                if self._timer is not None:
+                    self._timer.cancel()
+                self._timer_when = deadline
+                self._timer = loop.call_at(deadline, self._on_timer)
         try:
             conn.mark_sent()
             self._writer.write(data)
@@ -302,25 +338,35 @@ class AGISession:
         """After an ambiguous result=-1: wait up to `grace` s for the HANGUP notice. True if the caller is gone."""
         if self.hung_up or self._closed:
             return True
-        async with self._lock:
-            try:
-                async with asyncio.timeout(grace):
-                    while not self._conn.hung_up:
-                        event = self._conn.next_event()
-                        if event is None:
-                            self._conn.receive_data(await self._reader.read(READ_CHUNK))
-                        elif isinstance(event, EOF):
-                            await self._shutdown()
-                            return True
-            except TimeoutError:
-                return False
-            except AGIProtocolError:
-                self._broken = True
-                await self._shutdown()
-                raise
-            except (ConnectionError, BrokenPipeError):
-                await self._shutdown()
+        if self._busy or self._queue:
+            await self._acquire_slow()
+        else:
+            self._busy = True
+        try:
+            if self._closed:
                 return True
+            async with asyncio.timeout(grace):
+                while not self._conn.hung_up:
+                    event = self._conn.next_event()
+                    if event is None:
+                        self._conn.receive_data(await self._reader.read(READ_CHUNK))
+                    elif isinstance(event, EOF):
+                        await self._shutdown()
+                        return True
+        except TimeoutError:
+            return False
+        except AGIProtocolError:
+            self._broken = True
+            await self._shutdown()
+            raise
+        except (ConnectionError, BrokenPipeError):
+            await self._shutdown()
+            return True
+        finally:
+            if self._queue:
+                self._release_slow()
+            else:
+                self._busy = False
         return True
 
     def _check_live(self, name: str) -> None:

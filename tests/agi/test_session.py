@@ -373,3 +373,26 @@ async def test_crlf_in_a_value_is_refused_before_sending():
         assert await outcome.wait() == "5551234"
     finally:
         await ctx.__aexit__(None, None, None)
+
+
+async def test_concurrent_commands_are_serialised_in_order():
+    async def body(s):
+        slow = asyncio.create_task(s.get_variable("A"))
+        await asyncio.sleep(0)
+        cancelled = asyncio.create_task(s.get_variable("CANCELLED"))
+        second = asyncio.create_task(s.get_variable("B"))
+        await asyncio.sleep(0)
+        cancelled.cancel()                 # a waiter cancelled before its turn never reaches the wire
+        return await asyncio.gather(slow, second)
+
+    ctx, fake, outcome = await call(body)
+    try:
+        assert await fake.read_command() == b"GET VARIABLE A\n"
+        await asyncio.sleep(0.05)          # B is queued meanwhile; nothing else may be written
+        await fake.send(b"200 result=1 (a)\n")
+        await fake.expect(b"GET VARIABLE B\n", b"200 result=1 (b)\n")
+        assert await fake.closed_by_server()
+        assert fake.received == [b"GET VARIABLE A\n", b"GET VARIABLE B\n"]
+        assert await outcome.wait() == ["a", "b"]
+    finally:
+        await ctx.__aexit__(None, None, None)
