@@ -9,6 +9,9 @@ Rules for this file:
   experiences.
 - Type-ahead: a digit that interrupted a barge-in `play` node is kept and consumed by the next node that collects
   digits, so a caller who knows the menu is not ignored.
+- A terminator pressed right after a full-length entry ends that entry: `collect` listens `terminator_grace`
+  seconds for it, so the `#` a prompt asked for never interrupts the read-back or the next prompt. Digits past
+  `max_length` make the entry too long (the node rejects it); they never leak into the next prompt either.
 """
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 ALL_DIGITS = "0123456789*#"
+MAX_OVERFLOW = 32  # digits past max_length that `collect` reads into a too-long entry, however long one types
 VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -77,6 +81,7 @@ class EngineSettings:
     max_steps: int = 200                        # node visits per call before the loop guard ends it
     consent_wait: float = 2.0                   # seconds to press the opt-out key after the consent prompt
     confirm_wait: float = 5.0                   # seconds to answer "press 1 to confirm" prompts
+    terminator_grace: float = 2.0               # seconds to listen for the terminator after a full-length entry
     base_dir: Path | None = None                # for relative holiday calendars when the flow set has no sources
 
 
@@ -168,7 +173,7 @@ class CallContext:
             return digit
         return await self.play(prompt_ids, escape_digits)
 
-    async def next_digit(self, timeout: float) -> str | None:
+    async def next_digit(self, timeout: float, *, trace_timeout: bool = True) -> str | None:
         if self.pending_digits:
             digit, self.pending_digits = self.pending_digits[0], self.pending_digits[1:]
             self.emit("digit", f"{digit} (typed ahead)", digit=digit, typeahead=True)
@@ -176,7 +181,7 @@ class CallContext:
         digit = await self.channel.wait_for_digit(timeout)
         if digit:
             self.emit("digit", digit, digit=digit)
-        else:
+        elif trace_timeout:
             self.emit("timeout", f"no digit within {timeout:g} s", seconds=timeout)
         return digit
 
@@ -185,7 +190,12 @@ class CallContext:
         inter_digit_timeout: float,
     ) -> str:
         """Prompt (with barge-in) and collect up to `max_length` digits; the terminator ends input early and is
-        not returned. "" when the caller pressed nothing."""
+        not returned. "" when the caller pressed nothing.
+
+        With a terminator, a full entry still listens `terminator_grace` seconds: the terminator the prompt asked
+        for ends the entry there (silence too, untraced: the entry is complete). A further digit means the caller
+        typed too many: the entry is read on to its end and returned longer than `max_length`, for the node to
+        reject, rather than leaking the extra digits into the read-back or the next prompt."""
         digit = await self.offer(prompt_ids)
         if digit is None:
             digit = await self.next_digit(timeout)
@@ -194,9 +204,13 @@ class CallContext:
             if terminator and digit == terminator:
                 break
             buffer += digit
-            if len(buffer) >= max_length:
+            if (len(buffer) >= max_length and not terminator) or len(buffer) >= max_length + MAX_OVERFLOW:
                 break
-            digit = await self.next_digit(inter_digit_timeout)
+            if len(buffer) == max_length:
+                grace = min(self.settings.terminator_grace, inter_digit_timeout)
+                digit = await self.next_digit(grace, trace_timeout=False) if grace > 0 else None
+            else:
+                digit = await self.next_digit(inter_digit_timeout)
         return buffer
 
     async def say_digits(self, digits: str, escape_digits: str = "") -> str | None:

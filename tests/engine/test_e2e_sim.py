@@ -172,6 +172,53 @@ async def test_billing_account_input_confirm_lookup_and_recording_pause(stack):
     assert report.outcome == "transferred" and report.end_target == "queue:billing"
 
 
+def replies_to(record, command: str) -> list[str]:
+    """Asterisk's reply line to each time the service sent `command`."""
+    out, sent = [], None
+    for line in record.transcript:
+        if line.direction == ">>>":
+            sent = line.text[:-1]
+        elif sent is not None:
+            if sent == command:
+                out.append(line.text.splitlines()[0])
+            sent = None
+    return out
+
+
+async def test_account_of_full_length_then_hash_is_confirmed(stack):
+    # The prompt says "followed by the hash key": 8 digits and # (real DTMF, 0.42 s apart). Before the fix the #
+    # interrupted the read-back and the entry counted as "not confirmed".
+    script = TO_MAIN_MENU + [Press("3"), NextPrompt(0.5), Press("12345678#"), OnCommand("STREAM FILE", 0.3),
+                             Press("1")]
+    record, report = await call(stack, script)
+    account = report.visits[6]
+    assert (account.node, account.reason, account.target) == ("billing_account", "valid", "main:crm_lookup")
+    assert report.variables["account"] == "12345678"
+    cmds = record.commands()
+    read_back = cmds.index('SAY DIGITS 12345678 "0123456789*#"')
+    assert cmds[read_back - 1] == "WAIT FOR DIGIT 2000"  # the grace for the terminator...
+    assert replies_to(record, "WAIT FOR DIGIT 2000")[-1] == "200 result=35"  # ...took the # (ASCII 35)
+    assert replies_to(record, cmds[read_back]) == ["200 result=0"]  # the read-back was heard to its end
+    assert cmds[read_back + 1] == 'STREAM FILE /prompts/en/account_confirm "0123456789*#"'
+    assert cmds.count('STREAM FILE /prompts/en/enter_account "0123456789*#"') == 1
+    assert report.end_target == "queue:billing"
+
+
+async def test_callback_number_of_full_length_then_hash_is_stored(stack, storage):
+    # 15 digits (the node's max_length) and #; then the offer, the read-back and "press 1 to confirm"
+    script = TO_MAIN_MENU + [Press("5"), NextPrompt(0.5), Press("2"), NextPrompt(0.5), Press("003706123456789#"),
+                             OnCommand("STREAM FILE"), OnCommand("STREAM FILE", 0.3), Press("1")]
+    record, report = await call(stack, script)
+    assert (report.outcome, report.end_target) == ("callback", "callback:support")
+    (request,) = await storage.list_callbacks(queue="support")
+    assert request.number == "003706123456789"
+    cmds = record.commands()
+    assert cmds.count('STREAM FILE /prompts/en/callback_number "0123456789*#"') == 1
+    assert replies_to(record, 'SAY DIGITS 003706123456789 "0123456789*#"') == ["200 result=0"]
+    assert replies_to(record, 'STREAM FILE /prompts/en/callback_offer "0123456789*#"')[-1].startswith(
+        "200 result=0 ")  # the # did not cut the offer short (it would have meant "another number")
+
+
 async def test_caller_hangup_while_waiting_in_queue_is_abandoned(stack):
     # the agent would answer 3 s after Queue() starts; the caller gives up after 1 s
     record, report = await call(stack, TO_MAIN_MENU + [Press("1"), OnCommand("EXEC Queue", 1.0), Hangup()])

@@ -2,7 +2,9 @@
 
 Rules: the caller ID is offered first when it looks like a phone number (read back digit by digit); the caller
 presses 1 to confirm or 2 (or any other key) to enter another number, which is then read back and confirmed
-the same way. Silence and bad numbers count against `retries`; exhausted -> `on_failure` (or the call ends).
+the same way. The number entry ends with `#` (also right after a full-length number: `CallContext.collect` takes
+that `#`, so it cannot cut the offer short and mean "another number"). Silence and bad numbers (too short, too
+long) count against `retries`; exhausted -> `on_failure` (or the call ends).
 Stored via `storage.add_callback`; the callback scheduler does the dialling.
 """
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """`input`: collect digits into a variable (min/max length, terminator, regex, read-back + confirm, retries).
 
-Rules: no input, a bad length, a regex mismatch and a "no" to the read-back all count against the same
-`retries`; the invalid prompts precede the question again (not after a "no", which is the caller's own choice).
+Rules: no input, a bad length, a regex mismatch and a "no" to the read-back all count against the same `retries`;
+the invalid prompts precede the question again (not after a "no", which is the caller's own choice). Digits typed
+past `max_length` make the entry too long (`CallContext.collect` reads them to the entry's end).
 Exhausted -> `on_failure`. The digits become a variable only once accepted.
 """
 from __future__ import annotations
@@ -18,6 +19,8 @@ def problem_with(node: InputNode, digits: str) -> str | None:
         return "no input"
     if len(digits) < node.min_length:
         return f"too short ({len(digits)} < {node.min_length})"
+    if len(digits) > node.max_length:
+        return f"too long ({len(digits)} > {node.max_length})"
     if node.pattern is not None and not re.fullmatch(node.pattern, digits):
         return "does not match the expected format"
     return None
