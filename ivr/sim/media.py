@@ -1,4 +1,4 @@
-"""Media primitives shared by AGI commands and applications: play a prompt, collect digits, record.
+"""Media primitives shared by AGI commands and applications: play prompts, wait for digits.
 
 Rules for this file:
 - Times are clock times; positions are 8 kHz samples.  A digit is acted on at DTMF end (the inbox delivers it

@@ -9,7 +9,7 @@ Rules for this file:
   end), `Speak(seconds)` (voice, heard by RECORD FILE silence detection and written into recordings),
   `Hangup()`.
 - When the script runs out the caller stays on the line, silent, until the call ends (or `max_call_seconds`).
-- Data only: no I/O here; `ivr.sim.caller` runs scripts against a channel.
+- Data only: no I/O here; `Call` (call.py) runs a script against its channel.
 """
 from __future__ import annotations
 
