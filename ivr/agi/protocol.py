@@ -369,9 +369,10 @@ class AGIConnection:
 
     def mark_sent(self) -> None:
         """Record that an already-encoded command is being sent (for callers that encode once and reuse)."""
-        if self.state is not State.READY and self.state is not State.DEAD:
-            raise AGIProtocolError(f"cannot send a command in state {self.state.value}; one command at a time")
-        self._apply(_Input.SEND)
+        state = self.state
+        if state is not State.READY and state is not State.DEAD:
+            raise AGIProtocolError(f"cannot send a command in state {state.value}; one command at a time")
+        self.state = _TRANSITIONS[state][_Input.SEND]
 
     def notify_hangup(self) -> None:
         """The channel hung up, learnt out of band (classic AGI gets SIGHUP instead of a HANGUP line)."""
@@ -392,7 +393,7 @@ class AGIConnection:
         if data:
             if self._eof:
                 raise AGIProtocolError("data after EOF")
-            self._buffer.feed(data)
+            self._buffer._data += data   # ReceiveBuffer.feed(), inlined: this runs once per reply
         else:
             self._eof = True
 
@@ -436,6 +437,12 @@ class AGIConnection:
             self.env = env
             self._apply(_Input.ENVIRONMENT)
             return env
+        if (raw.startswith(b"200 result=") and b" " not in raw and self._usage is None
+                and (state is State.WAITING_REPLY or state is State.DEAD_WAITING_REPLY)):
+            # Fast path for the most common reply ("200 result=0"): same result as parse_reply_line().
+            line = decode_line(raw)
+            self.state = _TRANSITIONS[state][_Input.REPLY]
+            return AGIReply(code=200, result=line[11:], lines=[line])
         line = decode_line(raw)
         if self._usage is not None:
             # Inside a 520 block every line is usage text until "520 End of proper usage." (or any "520 " line).

@@ -63,8 +63,23 @@ for _name in sorted(KNOWN_COMMANDS, key=lambda n: -len(n.split())):
     _BY_FIRST_WORD.setdefault(_name.split()[0], []).append(tuple(_name.split()))
 
 
+# Static fast lookups for the command names as the session sends them (upper case); anything else goes through
+# _command_label(). Keys are command words only, never arguments.
+_ONE_WORD = {name: name for name in KNOWN_COMMANDS if " " not in name}
+_TWO_WORDS = {tuple(name.split()): name for name in KNOWN_COMMANDS if name.count(" ") == 1}
+
+
 def command_label(words: tuple[str, ...] | list[str]) -> str:
     """Bounded metric label for a command: its name from KNOWN_COMMANDS, else "other"."""
+    if not words:
+        return "other"
+    label = _ONE_WORD.get(words[0])
+    if label is None and len(words) > 1:
+        label = _TWO_WORDS.get((words[0], words[1]))
+    return label or _command_label(words)
+
+
+def _command_label(words: tuple[str, ...] | list[str]) -> str:
     candidates = _BY_FIRST_WORD.get(str(words[0]).upper()) if words else None
     if candidates:
         for name in candidates:
@@ -302,8 +317,8 @@ class AGISession:
             self._writer.write(data)
             await self._writer.drain()
             reader = self._reader
+            event = conn.next_event() if conn.buffered else None   # e.g. a HANGUP read with the last reply
             while True:
-                event = conn.next_event() if conn.buffered else None
                 if event is None:
                     conn.receive_data(await reader.read(READ_CHUNK))
                 elif type(event) is AGIReply:
@@ -312,7 +327,8 @@ class AGISession:
                     await self._shutdown()
                     where = " inside a 520 usage block" if event.in_usage_block else ""
                     raise AGIConnectionLost(f"the AGI peer closed the connection{where} while a reply was due")
-                # HangupNotice: the connection recorded it (dead mode); keep waiting for the reply.
+                # else HangupNotice: the connection recorded it (dead mode); keep waiting for the reply.
+                event = conn.next_event()
         except asyncio.CancelledError:
             if not self._expired or task is None:
                 raise
