@@ -437,7 +437,7 @@ class AGIConnection:
             self.env = env
             self._apply(_Input.ENVIRONMENT)
             return env
-        if (raw.startswith(b"200 result=") and b" " not in raw and self._usage is None
+        if (raw.startswith(b"200 result=") and raw.find(b" ", 11) < 0 and self._usage is None
                 and (state is State.WAITING_REPLY or state is State.DEAD_WAITING_REPLY)):
             # Fast path for the most common reply ("200 result=0"): same result as parse_reply_line().
             line = decode_line(raw)

@@ -367,3 +367,13 @@ def test_line_limit_in_connection():
     with pytest.raises(AGIProtocolError):
         conn.next_event()
     assert conn.state is State.ERROR
+
+
+@pytest.mark.parametrize("line", ["200 result=0", "200 result=-1", "200 result=57", "200 result=",
+                                  "200 result=1 (hello world)", "200 result=0 endpos=3404"])
+def test_connection_fast_path_equals_full_parser(line):
+    conn = ready_connection()
+    conn.send_command("NOOP")
+    [reply] = feed(conn, line.encode() + b"\n")
+    assert reply == parse_reply_line(line)
+    assert conn.state is State.READY
