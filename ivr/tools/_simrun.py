@@ -2,7 +2,8 @@
 
 Rules for this file:
 - Everything between the caller and the engine is the real thing: the simulator speaks FastAGI over loopback
-  (ephemeral port), `AGIChannel` turns engine calls into AGI commands, and media, DTMF, Dial, Queue, Park,
+  (ephemeral port), the production flow router and handler (`ivr.flow.handler`) run the call, `AGIChannel`
+  turns engine calls into AGI commands, and media, DTMF, Dial, Queue, Park,
   MusicOnHold and RECORD FILE happen in the simulated PBX on its `VirtualClock`.
 - The caller follows the same `Step`s with the same meaning as on `ScriptedChannel` (`_caller.py`): a thin
   `SimCaller` wrapper around the engine's channel sees when the IVR is about to listen and has the simulated
@@ -240,9 +241,9 @@ async def run_call_on_sim(
 ) -> CallRun:
     """Place one call on a fresh simulated Asterisk and run it through the real FastAGI server and engine."""
     from ivr.agi.fastagi import FastAGIServer
-    from ivr.agi.router import Router
     from ivr.flow.agi_channel import AGIChannel
     from ivr.flow.engine import EngineSettings, FlowEngine
+    from ivr.flow.handler import build_flow_router
     from ivr.flow.lookup import FixtureLookupClient
     from ivr.sim import CallSpec, SimConfig, SimulatedAsterisk, SoundCatalog, VirtualClock
     from ivr.storage import open_storage
@@ -274,17 +275,17 @@ async def run_call_on_sim(
         config = SimConfig(sounds=SoundCatalog(texts=texts), max_call_seconds=max_seconds)
         sim = SimulatedAsterisk(config, clock=clock)
 
-        async def handler(session: Any) -> None:
+        def scripted_caller(session: Any) -> SimCaller:
             inner = AGIChannel(session)
             call = sim.call_for_channel(inner.info.channel)
             caller = SimCaller(inner, call, sim, setup.steps, setup.world, book,
                                call.started if call is not None else clock.now(), ask)
             callers.append(caller)
-            start = inner.info.params.get("node") or None
-            reports.append(await engine.run(caller, setup.flow, start))
+            return caller
 
-        router = Router()
-        router.fallback = lambda path: handler if path.strip("/") == setup.flow else None
+        # The production handler as it is (start node, IVR_STATUS/IVR_OUTCOME), with the caller wrapped around
+        # its AGIChannel.
+        router = build_flow_router(flows, engine, on_report=reports.append, channel_factory=scripted_caller)
         # The call is over before the server stops; a short deadline only matters after Ctrl-C. The simulator
         # sends its HANGUP notice in virtual time, so the real-time grace for it can be short (production: 0.2 s);
         # with 0.2 s every call that ends on a media command would cost 0.2 real seconds.

@@ -25,7 +25,7 @@ async def stack(storage, tmp_path):
     (tmp_path / "vm").mkdir()
     (tmp_path / "rec").mkdir()
 
-    async def start(at: datetime = MONDAY_NOON, operator: AgentSpec | None = None):
+    async def start(at: datetime = MONDAY_NOON, operator: AgentSpec | None = None, on_node=None):
         flows = load_flows(ROOT / "config" / "flows")
         clock = VirtualClock(start=at)
         lookups = FixtureLookupClient({"main:crm_lookup": {"name": "Ann", "balance": {"euros": 42}, "vip": False}})
@@ -33,7 +33,8 @@ async def stack(storage, tmp_path):
         engine = FlowEngine(flows, storage=storage, lookup_client=lookups, clock=clock.datetime,
                             prompts_dir="/prompts", recordings_dir=str(tmp_path / "rec"),
                             voicemail_dir=str(tmp_path / "vm"))
-        server = FastAGIServer(build_flow_router(flows, engine, on_report=reports.append), "127.0.0.1", 0)
+        server = FastAGIServer(build_flow_router(flows, engine, on_report=reports.append, on_node=on_node),
+                               "127.0.0.1", 0)
         await server.start()
         queues = {name: QueueSpec(name, members=["Local/answer2s@agents"])
                   for name in ("sales", "support", "billing", "complaints", "technical")}
@@ -49,8 +50,8 @@ async def stack(storage, tmp_path):
         await server.stop()
 
 
-async def call(stack, script, at=MONDAY_NOON, operator=None, reports_expected=1, **spec):
-    sim, reports = await stack(at, operator)
+async def call(stack, script, at=MONDAY_NOON, operator=None, reports_expected=1, on_node=None, **spec):
+    sim, reports = await stack(at, operator, on_node)
     try:
         flow = spec.pop("flow_override", "main")
         c = await sim.place_call(CallSpec(flow=flow, caller_id="+37060000001", script=script, **spec))
@@ -96,6 +97,24 @@ async def test_no_input_exhaustion_goes_to_operator(stack):
     assert [c for c in record.commands() if c.startswith("WAIT FOR DIGIT")][-3:] == ["WAIT FOR DIGIT 6000"] * 3
     assert 'EXEC Dial "PJSIP/6000,20"' in record.commands()
     assert report.outcome == "transferred" and report.end_target == "extension:6000"
+
+
+async def test_on_node_names_flow_and_node_by_the_agi_uniqueid(stack):
+    seen = []
+    record, report = await call(stack, TO_MAIN_MENU + [Press("1")], on_node=lambda *args: seen.append(args))
+    assert {uid for uid, _, _ in seen} == {record.uniqueid}
+    assert [f"{flow}:{node}" for _, flow, node in seen[:-1]] == report.path
+    assert seen[-1] == (record.uniqueid, "main", None)
+
+
+async def test_a_raising_on_node_does_not_change_the_call(stack, caplog):
+    def broken(uniqueid, flow, node):
+        raise KeyError(uniqueid)
+
+    record, report = await call(stack, TO_MAIN_MENU + [Press("1")], on_node=broken)
+    assert report.outcome == "transferred" and report.end_target == "queue:sales"
+    assert record.variables["IVR_STATUS"] == "OK"
+    assert "on_node failed" in caplog.text
 
 
 async def test_caller_hangup_mid_prompt_is_recorded_with_its_node(stack):

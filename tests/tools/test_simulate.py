@@ -69,6 +69,23 @@ def test_json_output_is_the_report_and_trace(capsys: pytest.CaptureFixture[str])
     assert any(e["kind"] == "prompt" and e["text"].startswith("For sales, press 1") for e in data["trace"])
 
 
+def test_start_at_an_inline_option_through_the_production_handler(capsys: pytest.CaptureFixture[str]) -> None:
+    # The sim backend runs the service's FastAGI handler, which takes `?node=` when the engine can resolve it.
+    for backend in ("sim", "engine"):
+        code, out = simulate(capsys, "--start", "technical_menu.1", "--digits", "", "--backend", backend)
+        assert code == 0, out
+        assert "Path: technical_menu.1" in out and "Outcome: transferred -> queue:technical" in out
+
+
+def test_hash_after_a_full_account_number_ends_it_on_both_backends(capsys: pytest.CaptureFixture[str]) -> None:
+    for backend in ("sim", "engine"):
+        code, out = simulate(capsys, "--digits", "1,w,3,12345678#,1", "--backend", backend, "--json")
+        data = json.loads(out)
+        visit = next(v for v in data["report"]["visits"] if v["node"] == "billing_account")
+        assert (visit["reason"], data["report"]["variables"]["account"]) == ("valid", "12345678"), backend
+        assert data["heard"].count("enter_account") == 1 and "account_confirm" in data["heard"]
+
+
 def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert simulate(capsys, "--digits", "1,x")[0] == 2
     code, out = simulate(capsys, "--agent", "6000=asleep", "--digits", "1")
