@@ -113,12 +113,15 @@ def sim_config(settings: Settings, flows: dict, demo_dir: Path, *, agents: int =
 
 
 def traffic_plan(flows: dict):  # -> ivr.sim.traffic.TrafficPlan
+    """Callers of the sample main flow: choose English at the language prompt, then use the main menu (the third
+    prompt after it: recording notice, welcome, menu): 1 sales, 2 support, 3 billing, 4 complaints, 0 operator,
+    5 callback."""
+    from ivr.sim import NextPrompt, Press
     from ivr.sim.traffic import TrafficPlan
 
     main = "main" if "main" in flows else sorted(flows)[0]
-    languages = tuple(flows[main].languages) or ("en",)
-    return TrafficPlan(flows=(main,), options="12340", agent_key="1", voicemail_key="5", languages=languages,
-                       abandon_after=(10.0, 60.0))
+    return TrafficPlan(flows=(main,), options="12345", agent_key="1", voicemail_key="0", languages=("en",),
+                       preamble=(NextPrompt(1.0), Press("1")), menu_prompt=3, abandon_after=(10.0, 60.0))
 
 
 async def run_demo(settings: Settings, *, duration: float | None, rate: float, quiet: bool,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from ivr.service import Service
 from ivr.settings import load_settings
@@ -62,16 +63,19 @@ async def test_a_call_through_the_whole_service(running) -> None:
     status, ready = await get(service, "/readyz")
     assert status == 200 and ready["checks"] == {"ami": True, "fastagi": True}
 
+    before = await scrape(service)
     call = await sim.place_call(CallSpec(flow="main", caller_id="+37060000001", script=TO_SALES))
     record = await call.finished(timeout=20)
     assert 'EXEC Queue "sales,,,,120"' in record.commands()
     assert record.variables["IVR_STATUS"] == "OK" and record.variables["IVR_OUTCOME"] == "transferred"
 
-    status, text = await get(service, "/metrics")
-    assert status == 200
-    assert 'ivr_calls_started_total{flow="main"} 1.0' in text
-    assert 'ivr_call_outcomes_total{flow="main",outcome="transferred"} 1.0' in text
-    assert "+37060000001" not in text  # caller numbers never become labels
+    after = await scrape(service)
+    def delta(sample: str) -> float:
+        return after.get(sample, 0.0) - before.get(sample, 0.0)
+    assert delta('ivr_calls_started_total{flow="main"}') == 1
+    assert delta('ivr_call_outcomes_total{flow="main",outcome="transferred"}') == 1
+    assert delta('ivr_transfers_total{flow="main",result="answered",target="sales"}') == 1
+    assert not any("+37060000001" in name for name in after)  # caller numbers never become labels
 
     status, flows = await get(service, "/flows")
     assert status == 200 and {f["name"] for f in flows["flows"]} >= {"main", "callback"}
@@ -90,6 +94,18 @@ async def test_live_calls_come_from_ami(running) -> None:
             break
         await asyncio.sleep(0.02)
     assert status == 200 and calls["calls"] == []
+
+
+async def scrape(service: Service) -> dict[str, float]:
+    """GET /metrics as {'name{label="v",...}': value}, labels sorted (counters are process-wide: compare deltas)."""
+    status, text = await get(service, "/metrics")
+    assert status == 200
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return samples
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
