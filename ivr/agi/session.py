@@ -228,14 +228,61 @@ class AGISession:
                     "AGI session is closed" + (" after an earlier timeout/protocol error" if self._broken else "")
                 )
             started = time.perf_counter()
+            conn = self._conn
+            task = asyncio.current_task()
+            self._expired = False
+            if timeout is not None and task is not None:
+                loop = self._loop or asyncio.get_running_loop()
+                self._loop = loop
+                deadline = loop.time() + timeout
+                self._deadline = deadline
+                self._waiting_task = task
+                if self._timer is None or self._timer_when > deadline:
+                    if self._timer is not None:
+                        self._timer.cancel()
+                    self._timer_when = deadline
+                    self._timer = loop.call_at(deadline, self._on_timer)
             try:
-                reply = await self._roundtrip(data, timeout)
-            except AGITimeoutError:
+                conn.mark_sent()
+                self._writer.write(data)
+                await self._writer.drain()
+                reader = self._reader
+                event = conn.next_event() if conn.buffered else None   # e.g. a HANGUP read with the last reply
+                while True:
+                    if event is None:
+                        conn.receive_data(await reader.read(READ_CHUNK))
+                    elif type(event) is AGIReply:
+                        reply = event
+                        break
+                    elif isinstance(event, EOF):
+                        self._observe(label, "hangup", time.perf_counter() - started)
+                        await self._shutdown()
+                        where = " inside a 520 usage block" if event.in_usage_block else ""
+                        raise AGIConnectionLost(f"the AGI peer closed the connection{where} while a reply was due")
+                    # else HangupNotice: the connection recorded it (dead mode); keep waiting for the reply.
+                    event = conn.next_event()
+            except asyncio.CancelledError:
+                if not self._expired or task is None:
+                    raise
+                task.uncancel()
+                self._broken = True
                 self._observe(label, "timeout", time.perf_counter() - started)
+                await self._shutdown()
+                raise AGITimeoutError(
+                    f"no reply to {data[:60]!r} within {timeout} s; the session was closed (its reply would arrive "
+                    "out of turn). Raise the command's timeout if Asterisk legitimately needs longer."
+                ) from None
+            except AGIProtocolError:
+                self._broken = True
+                await self._shutdown()
                 raise
-            except AGIConnectionLost:
+            except (ConnectionError, BrokenPipeError) as exc:
                 self._observe(label, "hangup", time.perf_counter() - started)
-                raise
+                await self._shutdown()
+                raise AGIConnectionLost(f"the AGI connection failed: {exc}") from exc
+            finally:
+                self._deadline = None
+                self._waiting_task = None
             elapsed = time.perf_counter() - started
         finally:
             if self._queue:
@@ -296,59 +343,6 @@ class AGISession:
         else:
             self._timer_when = deadline
             self._timer = loop.call_at(deadline, self._on_timer)
-
-    async def _roundtrip(self, data: bytes, timeout: float | None) -> AGIReply:
-        conn = self._conn
-        task = asyncio.current_task()
-        self._expired = False
-        if timeout is not None and task is not None:
-            loop = self._loop or asyncio.get_running_loop()
-            self._loop = loop
-            deadline = loop.time() + timeout
-            self._deadline = deadline
-            self._waiting_task = task
-            if self._timer is None or self._timer_when > deadline:
-                if self._timer is not None:
-                    self._timer.cancel()
-                self._timer_when = deadline
-                self._timer = loop.call_at(deadline, self._on_timer)
-        try:
-            conn.mark_sent()
-            self._writer.write(data)
-            await self._writer.drain()
-            reader = self._reader
-            event = conn.next_event() if conn.buffered else None   # e.g. a HANGUP read with the last reply
-            while True:
-                if event is None:
-                    conn.receive_data(await reader.read(READ_CHUNK))
-                elif type(event) is AGIReply:
-                    return event
-                elif isinstance(event, EOF):
-                    await self._shutdown()
-                    where = " inside a 520 usage block" if event.in_usage_block else ""
-                    raise AGIConnectionLost(f"the AGI peer closed the connection{where} while a reply was due")
-                # else HangupNotice: the connection recorded it (dead mode); keep waiting for the reply.
-                event = conn.next_event()
-        except asyncio.CancelledError:
-            if not self._expired or task is None:
-                raise
-            task.uncancel()
-            self._broken = True
-            await self._shutdown()
-            raise AGITimeoutError(
-                f"no reply to {data[:60]!r} within {timeout} s; the session was closed (its reply would arrive "
-                "out of turn). Raise the command's timeout if Asterisk legitimately needs longer."
-            ) from None
-        except AGIProtocolError:
-            self._broken = True
-            await self._shutdown()
-            raise
-        except (ConnectionError, BrokenPipeError) as exc:
-            await self._shutdown()
-            raise AGIConnectionLost(f"the AGI connection failed: {exc}") from exc
-        finally:
-            self._deadline = None
-            self._waiting_task = None
 
     async def _wait_for_hangup_notice(self, grace: float) -> bool:
         """After an ambiguous result=-1: wait up to `grace` s for the HANGUP notice. True if the caller is gone."""
