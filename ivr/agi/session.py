@@ -4,9 +4,8 @@ Rules for this file:
 - All framing and parsing happens in `protocol.AGIConnection`; this file only moves bytes and maps replies to
   results and typed errors. FastAGI (TCP) and classic AGI (stdin/stdout pipes) use the same class.
 - One command in flight per session (a busy flag with a FIFO of waiters: a lock without its call overhead).
-  Replies are read only while a command is in flight; a `HANGUP`
-  line that arrives while idle stays buffered and is consumed as a notice before the next reply, so replies
-  never shift.
+  Replies are read only while a command is in flight; a `HANGUP` line that arrives while idle stays buffered
+  and is consumed as a notice before the next reply, so replies never shift.
 - A command that times out leaves the stream desynchronised (its reply may still come): the session is marked
   broken and closed, and `AGITimeoutError` is raised. Nothing is retried.
 - Dead mode: after HANGUP, variable reads/writes, NOOP and VERBOSE still work; media commands raise
@@ -205,8 +204,9 @@ class AGISession:
         self._conn.notify_hangup()
 
     # -- the core round trip ------------------------------------------------------------------------------
-    # This is the hot path (one pass per AGI command), kept flat on purpose: the lock fast path, the timeout and
-    # the round trip are inlined, because each Python call level costs about as much as parsing the reply.
+    # This is the hot path (one pass per AGI command), kept flat on purpose: the one-at-a-time fast path, the
+    # timeout and the round trip are inlined, because each Python call level costs about as much as parsing the
+    # reply (bench/agi_bench.py).
     async def command(self, *words: str, timeout: float | None = _DEFAULT) -> AGIReply:
         """Send one command and return its 200 reply (also for result=-1/-2, which callers interpret).
 
