@@ -396,3 +396,27 @@ async def test_concurrent_commands_are_serialised_in_order():
         assert await outcome.wait() == ["a", "b"]
     finally:
         await ctx.__aexit__(None, None, None)
+
+
+async def test_agi06_exec_dial_minus_one_with_and_without_caller_hangup():
+    # agi-06: agent hangs up -> "200 result=-1" and no HANGUP (caller still up); caller hangs up while bridged ->
+    # "200 result=-1", ~40 ms later "HANGUP". exec() returns -1 both times; hung_up tells them apart. The quoted
+    # argument form is what agi-06 shows working: EXEC Dial "Local/noanswer@agents,3".
+    async def body(s):
+        first = (await s.exec("Dial", "Local/answer2s@agents", "10"), s.hung_up)
+        status = await s.get_variable("DIALSTATUS")
+        second = (await s.exec("Dial", "Local/talk@agents", "10"), s.hung_up)
+        return first, status, second, await s.get_variable("DIALSTATUS")
+
+    ctx, fake, outcome = await call(body, "agi-06", env_for("agi-06"))
+    try:
+        await fake.expect(b'EXEC Dial "Local/answer2s@agents,10"\n', b"200 result=-1\n")
+        await fake.expect(b"GET VARIABLE DIALSTATUS\n", b"200 result=1 (ANSWER)\n")
+        await fake.expect(b'EXEC Dial "Local/talk@agents,10"\n', b"200 result=-1\n")
+        await asyncio.sleep(0.04)
+        await fake.send(b"HANGUP\n")
+        await fake.expect(b"GET VARIABLE DIALSTATUS\n", b"200 result=1 (ANSWER)\n")
+        assert await fake.closed_by_server()
+        assert await outcome.wait() == ((-1, False), "ANSWER", (-1, True), "ANSWER")
+    finally:
+        await ctx.__aexit__(None, None, None)
