@@ -19,10 +19,12 @@ from ivr.storage import open_storage
 
 
 def build_router(settings: Settings, *, storage: Any = None, lookup_client: Any = None,
-                 repository: FlowRepository | None = None, clock: Callable[[], datetime] | None = None) -> Router:
+                 repository: FlowRepository | None = None, clock: Callable[[], datetime] | None = None,
+                 on_node: Callable[[str, str, str | None], None] | None = None) -> Router:
     """Flows from the repository (loaded here if not given; invalid flows raise ConfigError).
 
     `clock` is the time flows see (business hours, holidays); default: now. The demo shifts it into a business day.
+    `on_node(uniqueid, flow, node)` is told where each call is (node None when it leaves the flow).
     """
     if repository is None:
         repository = FlowRepository.from_settings(settings)
@@ -30,4 +32,5 @@ def build_router(settings: Settings, *, storage: Any = None, lookup_client: Any 
     storage = storage if storage is not None else open_storage(settings.storage.url)
     lookup_client = lookup_client if lookup_client is not None else HttpLookupClient.from_settings(settings.lookups)
     return build_flow_router(repository, FlowEngine.factory(settings, storage=storage, lookup_client=lookup_client,
-                                                               clock=clock))
+                                                               clock=clock),
+                             on_node=on_node)

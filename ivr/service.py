@@ -59,6 +59,10 @@ class AMIDisabled:
         return None
 
 
+def fastagi_listening(server: FastAGIServer) -> bool:
+    return server._server is not None and server._server.is_serving()
+
+
 @dataclass
 class Service:
     """Everything `ivr serve` runs. Build with `Service.from_settings(settings)`, then `await start()`/`stop()`."""
@@ -89,13 +93,6 @@ class Service:
         repository.on_swap(lambda flows: [metrics.init_flow_series(name) for name in flows])
         storage = open_storage(settings.storage.url)
         lookup_client = HttpLookupClient.from_settings(settings.lookups)
-        router = build_router(settings, storage=storage, lookup_client=lookup_client, repository=repository,
-                              clock=clock)
-        fa = settings.fastagi
-        fastagi = FastAGIServer(
-            router, fa.host, fa.port, max_connections=fa.max_connections, header_timeout=fa.header_timeout,
-            command_timeout=fa.command_timeout or None, shutdown_deadline=fa.shutdown_deadline,
-        )
         if settings.ami.enabled:
             a = settings.ami
             ami: Any = AMIClient(
@@ -111,27 +108,28 @@ class Service:
             ami, storage, control, callbacks=CallbackPolicy.from_settings(settings.callbacks),
             run_callbacks=settings.callbacks.enabled and settings.ami.enabled,
         )
+        router = build_router(settings, storage=storage, lookup_client=lookup_client, repository=repository,
+                              clock=clock, on_node=calls.registry.note_flow)  # live calls show flow and node
+        fa = settings.fastagi
+        fastagi = FastAGIServer(
+            router, fa.host, fa.port, max_connections=fa.max_connections, header_timeout=fa.header_timeout,
+            command_timeout=fa.command_timeout or None, shutdown_deadline=fa.shutdown_deadline,
+        )
         queue_feed = None
         if settings.ami.enabled:
             policy = ServiceLevelPolicy(settings.queues.service_level, dict(settings.queues.overrides))
             queue_feed = QueueStatsFeed(ami, QueueStats(policy))
-        service_ref: dict[str, Service] = {}
         app = create_app(
             operations=calls.operations, registry=calls.registry, storage=storage, token=token, settings=control,
             flows=repository, scheduler=calls.scheduler, metrics_registry=metrics.REGISTRY,
             readiness={
                 "ami": lambda: bool(getattr(ami, "logged_in", False)) or not settings.ami.enabled,
-                "fastagi": lambda: service_ref["service"].fastagi_listening,
+                "fastagi": lambda: fastagi_listening(fastagi),
             },
         )
         service = cls(settings=settings, repository=repository, storage=storage, fastagi=fastagi, ami=ami,
                       calls=calls, queue_feed=queue_feed, app=app, lookup_client=lookup_client)
-        service_ref["service"] = service
         return service
-
-    @property
-    def fastagi_listening(self) -> bool:
-        return getattr(self.fastagi, "_server", None) is not None and self.fastagi._server.is_serving()
 
     @property
     def http_port(self) -> int:

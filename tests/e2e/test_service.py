@@ -16,7 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ivr.service import Service
 from ivr.settings import load_settings
-from ivr.sim import AgentSpec, CallSpec, NextPrompt, Press, QueueSpec, SimConfig, SimulatedAsterisk, VirtualClock
+from ivr.sim import (AgentSpec, CallSpec, NextPrompt, Press, QueueSpec, RealClock, SimConfig, SimulatedAsterisk,
+                     VirtualClock)
 
 ROOT = Path(__file__).resolve().parents[2]
 MONDAY_NOON = datetime(2026, 3, 23, 10, 0, tzinfo=timezone.utc)   # 12:00 in Vilnius: the office is open
@@ -25,12 +26,13 @@ QUEUES = ("sales", "support", "billing", "complaints", "technical")
 TO_SALES = [NextPrompt(0.5), Press("1"), NextPrompt(), NextPrompt(), NextPrompt(0.5), Press("1")]
 
 
-@pytest.fixture
-async def running(tmp_path: Path):
+@pytest.fixture(params=["virtual"])
+async def running(request, tmp_path: Path):
     config = SimConfig(queues={q: QueueSpec(q, members=["Local/agent@agents"]) for q in QUEUES},
                        agents={"agent": AgentSpec("agent", answer_after=3.0, talk=20.0)},
                        ami_users={"ivr": "s3cret"})
-    sim = SimulatedAsterisk(config, clock=VirtualClock(start=MONDAY_NOON))
+    clock = VirtualClock(start=MONDAY_NOON) if request.param == "virtual" else RealClock()
+    sim = SimulatedAsterisk(config, clock=clock)
     await sim.start(ami=True)
     env = {
         "IVR_FASTAGI_HOST": "127.0.0.1", "IVR_FASTAGI_PORT": "0", "IVR_HTTP_PORT": "0",
@@ -106,6 +108,24 @@ async def scrape(service: Service) -> dict[str, float]:
             labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
             samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
     return samples
+
+
+@pytest.mark.parametrize("running", ["real"], indirect=True)
+async def test_a_live_call_shows_its_flow_and_node(running) -> None:
+    """Real time: the caller listens to the language prompt (seconds long) while we look at GET /calls."""
+    sim, service = running
+    call = await sim.place_call(CallSpec(flow="main", caller_id="+37060000003", script=[]))
+    seen = None
+    for _ in range(200):
+        status, calls = await get(service, "/calls")
+        nodes = [(c.get("flow"), c.get("node")) for c in calls.get("calls", [])]
+        if ("main", "language_select") in nodes:
+            seen = nodes
+            break
+        await asyncio.sleep(0.02)
+    call.hangup()
+    await call.finished(timeout=10)
+    assert seen is not None, "the live call never showed flow main, node language_select"
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
