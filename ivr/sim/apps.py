@@ -15,14 +15,12 @@ import re
 from typing import TYPE_CHECKING, Awaitable, Callable
 
 from ivr.sim import media
-from ivr.sim.bridging import Ringing, ring_agent, talk
+from ivr.sim.bridging import ring_agent, talk_with
 from ivr.sim.parking import park_channel
-from ivr.sim.pbx import member_pairs
+from ivr.sim.queue_app import queue
 
 if TYPE_CHECKING:
     from ivr.sim.agi_session import AGISession
-    from ivr.sim.channel import SimChannel
-    from ivr.sim.pbx import PBX, QueueMember, QueueState
 
 App = Callable[["AGISession", str], Awaitable[int]]
 
@@ -57,192 +55,11 @@ async def dial(s: "AGISession", data: str) -> int:
     ch.set_var("DIALSTATUS", "ANSWER")
     assert ring.leg is not None
     ch.set_var("DIALEDPEERNAME", ring.leg.name)
-    outcome = await _talk_with(s, ring, target)
+    outcome = await talk_with(s, ring, target)
     end = clock.now()
     ch.set_var("ANSWEREDTIME", _round_secs(end - answered))
     ch.set_var("DIALEDTIME", _round_secs(end - start))
     del outcome
-    return -1
-
-
-async def _talk_with(s: "AGISession", ring: Ringing, target: str) -> str:
-    """Talk to the answered agent; follow transfers to new targets.  Returns the last talk() outcome."""
-    ch = s.channel
-    while True:
-        s.sim.note_destination(s, "agent:" + target)
-        agent, _, _ = ch.pbx.resolve_agent(target)
-        assert ring.leg is not None
-        outcome = await talk(ch, ring.leg, ring.other, agent.talk if agent else None)
-        if outcome != "transfer" or ch.transfer_to is None:
-            return outcome
-        target, ch.transfer_to = ch.transfer_to, None
-        ring = await ring_agent(ch, target, None)
-        s.sim.note_dial(s, target, ring.status)
-        if ring.status != "ANSWER":
-            return "caller" if ring.status == "CANCEL" else "agent"
-
-
-# -- Queue --------------------------------------------------------------------------------------------------------
-
-async def queue(s: "AGISession", data: str) -> int:
-    """Queue(name[,options[,URL[,announce[,timeout]]]]) with ringall; QUEUESTATUS as recorded in agi-07."""
-    args = _args(data) + [""] * 5
-    name, options, timeout_s = args[0], args[1], args[4]
-    ch = s.channel
-    pbx = ch.pbx
-    clock = pbx.clock
-    q = pbx.queue(name)
-    if q is None:
-        ch.set_var("QUEUESTATUS", "JOINEMPTY")
-        return 0
-    if not any(not m.paused for m in q.members.values()) and not q.spec.joinempty:
-        ch.set_var("QUEUESTATUS", "JOINEMPTY")
-        return 0
-    timeout = float(timeout_s) if timeout_s.strip().isdigit() else None
-    start = clock.now()
-    deadline = start + timeout if timeout else None
-    q.callers.append(ch)
-    ch.queue_joined = start
-    position = len(q.callers)
-    ch.emit("QueueCallerJoin", "agent,all", [("Queue", name), ("Position", str(position)),
-                                             ("Count", str(len(q.callers)))])
-    ch.start_moh("default")
-    s.sim.note_destination(s, "queue:" + name)
-    ch.transfer_to = None
-    try:
-        next_ring = clock.now()
-        while True:
-            now = clock.now()
-            ringing = _ring_members(ch, q) if now >= next_ring else []
-            answers = [(at, i) for i, (_, _, at) in enumerate(ringing) if at is not None]
-            winner = min(answers)[1] if answers else None
-            if ringing:
-                round_end = ringing[winner][2] if winner is not None else now + q.spec.member_timeout
-            else:
-                round_end = max(next_ring, now + q.spec.retry) if now >= next_ring else next_ring
-            dl = min(t for t in (deadline, round_end) if t is not None)
-            while True:
-                ev = await ch.next_event(dl)
-                if ev is None or ev.kind == "hangup" or ch.transfer_to is not None:
-                    break
-                if ev.kind == "wake" and not ringing:    # a member logged in or was unpaused: ring now
-                    break
-            now = clock.now()
-            answered = (ev is None and winner is not None and now >= ringing[winner][2]
-                        and not ringing[winner][0].paused)
-            abandon = ev is not None and ev.kind == "hangup"
-            for i, (m, legs, _) in enumerate(ringing):
-                if answered and i == winner:
-                    continue
-                if not abandon and not answered and ch.transfer_to is None and now >= round_end:
-                    ch.emit("AgentRingNoAnswer", "agent,all", legs[0].block("Dest") + [
-                        ("Queue", name), ("Interface", m.interface), ("MemberName", m.display_name()),
-                        ("RingTime", str(int(q.spec.member_timeout)))])
-                status = "CANCEL" if abandon or answered or ch.transfer_to is not None else "NOANSWER"
-                # an abandoning caller produces two DialEnd CANCEL events (README, Asterisk 22.10.1)
-                for _ in range(2 if abandon else 1):
-                    ch.emit("DialEnd", "call,all", legs[0].block("Dest") + [("DialStatus", status)])
-                for leg in reversed(legs):
-                    leg.hangup(0)
-            if abandon:
-                q.abandoned += 1
-                ch.emit("QueueCallerAbandon", "agent,all", [
-                    ("Queue", name), ("Position", str(_pos(q, ch))), ("OriginalPosition", str(position)),
-                    ("HoldTime", str(int(now - start)))])
-                return -1
-            if ch.transfer_to is not None:          # redirected/transferred out of the queue
-                target, ch.transfer_to = ch.transfer_to, None
-                ring = await ring_agent(ch, target, None)
-                if ring.status == "ANSWER":
-                    await _talk_with(s, ring, target)
-                return -1
-            if answered and winner is not None:
-                member, legs, _ = ringing[winner]
-                return await _bridge_member(s, q, member, legs, options, start)
-            if deadline is not None and now >= deadline:
-                ch.set_var("QUEUESTATUS", "TIMEOUT")
-                return 0
-            next_ring = now + q.spec.retry if ringing else now
-    finally:
-        ch.stop_moh()
-        if ch in q.callers:
-            q.callers.remove(ch)
-            ch.emit("QueueCallerLeave", "agent,all", [("Queue", name), ("Position", str(position)),
-                                                      ("Count", str(len(q.callers)))])
-
-
-def _pos(q: "QueueState", ch: "SimChannel") -> int:
-    return q.callers.index(ch) + 1 if ch in q.callers else 1
-
-
-def _ring_members(ch: "SimChannel", q: "QueueState") -> list[tuple["QueueMember", tuple["SimChannel", "SimChannel"],
-                                                                      float | None]]:
-    """ringall: call every available member (AgentCalled + DialBegin); each with the time it would answer
-    within `member_timeout`, or None."""
-    pbx = ch.pbx
-    now = pbx.clock.now()
-    out = []
-    for m in q.members.values():
-        if not pbx.member_available(m):
-            continue
-        agent, exten, context = pbx.resolve_agent(m.interface)
-        if agent is not None and agent.busy:
-            continue
-        legs = pbx.local_pair(exten, context, linkedid=ch.linkedid, caller_num=ch.caller_num,
-                              caller_name=ch.caller_name)
-        ch.emit("AgentCalled", "agent,all", legs[0].block("Dest") + [
-            ("Queue", q.spec.name), ("Interface", m.interface), ("MemberName", m.display_name())])
-        ch.emit("DialBegin", "call,all", legs[0].block("Dest") + [("DialString", m.interface.split("/", 1)[-1])])
-        answers = agent is not None and agent.answer_after is not None and agent.answer_after <= q.spec.member_timeout
-        out.append((m, legs, now + agent.answer_after if answers and agent is not None else None))
-    return out
-
-
-async def _bridge_member(s: "AGISession", q: "QueueState", m: "QueueMember",
-                         legs: tuple["SimChannel", "SimChannel"], options: str, start: float) -> int:
-    ch = s.channel
-    clock = ch.pbx.clock
-    name = q.spec.name
-    agent, _, _ = ch.pbx.resolve_agent(m.interface)
-    one, two = legs
-    one.set_state(6)
-    ch.emit("DialEnd", "call,all", one.block("Dest") + [("DialStatus", "ANSWER")])
-    ch.stop_moh()
-    m.in_call = True
-    ch.pbx.bus.emit("QueueMemberStatus", "agent,all", member_pairs(name, m))
-    answered = clock.now()
-    holdtime = str(int(answered - start))
-    if ch in q.callers:
-        q.callers.remove(ch)
-        ch.emit("QueueCallerLeave", "agent,all", [("Queue", name), ("Position", "1"),
-                                                  ("Count", str(len(q.callers)))])
-    ch.emit("AgentConnect", "agent,all", one.block("Dest") + [
-        ("Queue", name), ("Interface", m.interface), ("MemberName", m.display_name()),
-        ("HoldTime", holdtime), ("RingTime", "0")])
-    s.sim.note_destination(s, "queue:%s:%s" % (name, m.interface))
-    outcome = await talk(ch, one, two, agent.talk if agent is not None else None)
-    if outcome == "transfer" and ch.transfer_to is not None:
-        target, ch.transfer_to = ch.transfer_to, None
-        ring = await ring_agent(ch, target, None)
-        if ring.status == "ANSWER":
-            outcome = await _talk_with(s, ring, target)
-    talked = clock.now() - answered
-    m.in_call = False
-    ch.pbx.bus.emit("QueueMemberStatus", "agent,all", member_pairs(name, m))
-    m.calls_taken += 1
-    m.last_call = int(clock.now())
-    q.completed += 1
-    q.holdtime_total += answered - start
-    q.talktime_total += talked
-    ch.emit("AgentComplete", "agent,all", one.block("Dest") + [
-        ("Queue", name), ("Interface", m.interface), ("MemberName", m.display_name()), ("HoldTime", holdtime),
-        ("TalkTime", str(int(talked))), ("Reason", "caller" if outcome == "caller" else "agent")])
-    if outcome == "caller":
-        return -1
-    if "c" in options:
-        ch.set_var("QUEUESTATUS", "CONTINUE")
-        ch.set_var("ANSWEREDTIME", str(int(talked)))
-        return 0
     return -1
 
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from ivr.sim.model import AgentSpec
 
 if TYPE_CHECKING:
+    from ivr.sim.agi_session import AGISession
     from ivr.sim.channel import SimChannel
 
 
@@ -79,15 +80,22 @@ async def _ring(ch: "SimChannel", agent: AgentSpec, timeout: float | None) -> st
             return "CANCEL"
 
 
-async def talk(ch: "SimChannel", leg: "SimChannel", other: "SimChannel | None", seconds: float | None) -> str:
-    """Bridge `ch` and `leg`; returns "agent" (agent hung up), "caller" (caller hung up) or "transfer"."""
+async def talk(ch: "SimChannel", leg: "SimChannel", other: "SimChannel | None", seconds: float | None,
+               on_enter: Callable[[], None] | None = None, on_end: Callable[[str], None] | None = None) -> str:
+    """Bridge `ch` and `leg`; returns "agent" (agent hung up), "caller" (caller hung up) or "transfer".
+
+    The agent's leg enters and leaves first (agi-06/agi-07 .ami: BridgeEnter `BridgeNumChannels: 1` is
+    `Local/answer2s@agents-...;1`).  `on_enter` runs between the two BridgeEnter events and `on_end(outcome)`
+    before the BridgeLeave events: where app_queue's QueueMemberStatus and AgentComplete fall (agi-07.ami)."""
     pbx = ch.pbx
     clock = pbx.clock
     bridge_id = str(uuid.UUID(int=pbx.rng.getrandbits(128)))
     ch.bridge_peer, leg.bridge_peer = leg, ch
     ch.bridge_id = leg.bridge_id = bridge_id
-    for n, c in enumerate((ch, leg), 1):
+    for n, c in enumerate((leg, ch), 1):
         pbx.bus.emit("BridgeEnter", "call,all", _bridge_block(bridge_id, n) + c.block())
+        if n == 1 and on_enter is not None:
+            on_enter()
     leg.on_hangup(ch.wake)
     deadline = clock.now() + seconds if seconds is not None else None
     outcome = "agent"
@@ -105,14 +113,34 @@ async def talk(ch: "SimChannel", leg: "SimChannel", other: "SimChannel | None", 
         if ch.transfer_to is not None:
             outcome = "transfer"
             break
+    if on_end is not None:
+        on_end(outcome)
     ch.bridge_peer = leg.bridge_peer = None
     ch.bridge_id = leg.bridge_id = ""
-    for n, c in enumerate((ch, leg)):
+    for n, c in enumerate((leg, ch)):
         pbx.bus.emit("BridgeLeave", "call,all", _bridge_block(bridge_id, 1 - n) + c.block())
     for c in (leg, other):
         if c is not None and not c.hungup:
             c.hangup(16)
     return outcome
+
+
+async def talk_with(s: "AGISession", ring: Ringing, target: str) -> str:
+    """Talk to the answered agent of an AGI call; follow transfers to new targets.  Returns the last talk()
+    outcome."""
+    ch = s.channel
+    while True:
+        s.sim.note_destination(s, "agent:" + target)
+        agent, _, _ = ch.pbx.resolve_agent(target)
+        assert ring.leg is not None
+        outcome = await talk(ch, ring.leg, ring.other, agent.talk if agent else None)
+        if outcome != "transfer" or ch.transfer_to is None:
+            return outcome
+        target, ch.transfer_to = ch.transfer_to, None
+        ring = await ring_agent(ch, target, None)
+        s.sim.note_dial(s, target, ring.status)
+        if ring.status != "ANSWER":
+            return "caller" if ring.status == "CANCEL" else "agent"
 
 
 def _bridge_block(bridge_id: str, count: int) -> list[tuple[str, str]]:

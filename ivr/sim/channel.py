@@ -120,6 +120,14 @@ class SimChannel:
     def unset_var(self, name: str) -> None:
         self.variables.pop(name, None)
 
+    def delete_var(self, name: str) -> None:
+        """pbx_builtin_setvar_helper(chan, name, NULL): a VarSet with an empty value only when a non-empty value
+        was deleted (agi-07.ami: `Queue emptyq` after a TIMEOUT clears ABANDONED with "Value: ", the first
+        Queue of the call does not)."""
+        old = self.variables.pop(name, None)
+        if old:
+            self.emit("VarSet", "dialplan,all", [("Variable", name), ("Value", "")])
+
     def get_var(self, name: str) -> str | None:
         """A variable or a dialplan function; None if unset."""
         if name in self.variables:
@@ -312,10 +320,11 @@ class SimChannel:
             self.emit("MusicOnHoldStart", "call,all", [("Class", cls)])
 
     def stop_moh(self) -> None:
-        if self.moh_class is not None and not self.hungup:
+        """MusicOnHoldStop, also when the application stops the music because the channel is being hung up
+        (ami-15: a queue caller's hangup, ami-13: ParkedCallGiveUp both emit it)."""
+        if self.moh_class is not None:
             self.moh_class = None
             self.emit("MusicOnHoldStop", "call,all")
-        self.moh_class = None
 
     def speaking_at(self, t: float) -> bool:
         return any(a <= t < b for a, b in self.voice)

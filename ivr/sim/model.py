@@ -49,6 +49,7 @@ class QueueSpec:
     member_timeout: float = 10.0                         # ring time per attempt
     retry: float = 5.0
     joinempty: bool = False
+    setinterfacevar: bool = False   # queues.conf: MEMBERINTERFACE, MEMBERNAME ... on the caller when a member answers
 
 
 def default_queues() -> dict[str, QueueSpec]:
