@@ -5,6 +5,7 @@ Rules for this file:
   (DIALSTATUS, DIALEDTIME, ANSWEREDTIME, DIALEDPEERNAME, QUEUESTATUS, PARKEDLOT, PLAYBACKSTATUS,
   MIXMONITOR_FILENAME ...).  An unknown app -> None (the command answers -2).
 - Dial/Queue whose bridged call ended return -1 *without* hanging up the AGI channel (agi-06, agi-07).
+- Queue() lives in queue_app.py (app_queue's variables and events are a job of their own).
 - Agents are `AgentSpec`s: they answer after N s and talk M s, are busy, never answer or are unavailable.
 - All waiting goes through the channel (its clock); apps never sleep directly.
 """
