@@ -11,17 +11,17 @@ Rules for this file:
 """
 from __future__ import annotations
 
-import math
 import re
 from typing import TYPE_CHECKING, Awaitable, Callable
 
 from ivr.sim import media
 from ivr.sim.bridging import ring_agent, talk_with
 from ivr.sim.parking import park_channel
-from ivr.sim.queue_app import queue
+from ivr.sim.queue_app import queue, set_duration
 
 if TYPE_CHECKING:
     from ivr.sim.agi_session import AGISession
+    from ivr.sim.channel import SimChannel
 
 App = Callable[["AGISession", str], Awaitable[int]]
 
@@ -30,14 +30,21 @@ def _args(data: str) -> list[str]:
     return data.split(",") if data else []
 
 
-def _round_secs(seconds: float) -> str:
-    return str(int(math.floor(seconds + 0.5)))
-
-
 # -- Dial ---------------------------------------------------------------------------------------------------------
 
+DIAL_CLEARED = ("DIALSTATUS", "DIALEDPEERNUMBER", "DIALEDPEERNAME", "ANSWEREDTIME", "ANSWEREDTIME_MS", "DIALEDTIME",
+                "DIALEDTIME_MS", "RINGTIME", "RINGTIME_MS", "PROGRESSTIME", "PROGRESSTIME_MS")
+
+
 async def dial(s: "AGISession", data: str) -> int:
-    """Dial(target[&target2][,timeout[,options]]) to an agent; transfers re-dial the new target."""
+    """Dial(target[&target2][,timeout[,options]]) to an agent; transfers re-dial the new target.
+
+    Variables as agi-06.ami records them: the eleven of DIAL_CLEARED set to "" first; "RINGTIME / Value: 0",
+    "RINGTIME_MS" when the agent rings; on the answer DIALSTATUS, DIALEDPEERNAME, DIALEDPEERNUMBER
+    ("answer2s@agents"); when the bridge ends ANSWEREDTIME(_MS), DIALEDTIME(_MS) and DIALSTATUS again.
+    ANSWEREDTIME is app_dial's *up time of the calling channel*, not the talk time: "ANSWEREDTIME_MS / Value:
+    9027" for a call answered by the agent 3 s before it ended, on a channel answered 9 s earlier; DIALEDTIME
+    counts from the channel's creation ("DIALEDTIME_MS / Value: 9028")."""
     args = _args(data)
     if not args or not args[0]:
         return -1
@@ -45,22 +52,39 @@ async def dial(s: "AGISession", data: str) -> int:
     timeout = float(args[1]) if len(args) > 1 and args[1].strip().isdigit() else None
     ch = s.channel
     clock = ch.pbx.clock
+    for var in DIAL_CLEARED:
+        ch.set_var(var, "")
     start = clock.now()
+
+    def ringing() -> None:
+        ring_ms = max(0, int(round((clock.now() - start) * 1000)))
+        ch.set_var("RINGTIME", str(ring_ms // 1000))
+        ch.set_var("RINGTIME_MS", str(ring_ms))
+
+    def answered(leg: "SimChannel") -> None:
+        ch.set_var("DIALSTATUS", "ANSWER")
+        ch.set_var("DIALEDPEERNAME", leg.name)
+        ch.set_var("DIALEDPEERNUMBER", target.split("/", 1)[-1])
+
+    done = []
+
+    def bridge_ended() -> None:     # once: when the caller left the bridge, or after the call
+        if done:
+            return
+        done.append(True)
+        end = clock.now()
+        set_duration(ch, "ANSWEREDTIME", end - (ch.answered_at if ch.answered_at is not None else end))
+        set_duration(ch, "DIALEDTIME", end - ch.created)
+        ch.set_var("DIALSTATUS", "ANSWER")
+
     ch.transfer_to = None
-    ring = await ring_agent(ch, target, timeout)
+    ring = await ring_agent(ch, target, timeout, on_ringing=ringing, on_answer=answered)
     s.sim.note_dial(s, target, ring.status)
     if ring.status != "ANSWER":
         ch.set_var("DIALSTATUS", ring.status)
         return -1 if ring.status == "CANCEL" else 0
-    answered = clock.now()
-    ch.set_var("DIALSTATUS", "ANSWER")
-    assert ring.leg is not None
-    ch.set_var("DIALEDPEERNAME", ring.leg.name)
-    outcome = await talk_with(s, ring, target)
-    end = clock.now()
-    ch.set_var("ANSWEREDTIME", _round_secs(end - answered))
-    ch.set_var("DIALEDTIME", _round_secs(end - start))
-    del outcome
+    await talk_with(s, ring, target, on_caller_gone=bridge_ended)
+    bridge_ended()
     return -1
 
 

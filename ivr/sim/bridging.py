@@ -28,7 +28,11 @@ class Ringing:
     other: "SimChannel | None" = None  # the agent's ;2 leg
 
 
-async def ring_agent(ch: "SimChannel", target: str, timeout: float | None) -> Ringing:
+async def ring_agent(ch: "SimChannel", target: str, timeout: float | None,
+                     on_ringing: Callable[[], None] | None = None,
+                     on_answer: Callable[["SimChannel"], None] | None = None) -> Ringing:
+    """`on_ringing` runs when the agent starts ringing (not for agents that are busy or answer at once);
+    `on_answer(leg)` when it answers, before DialEnd (app_dial sets DIALSTATUS ... there, agi-06.ami)."""
     pbx = ch.pbx
     agent, exten, context = pbx.resolve_agent(target)
     if agent is None or agent.unavailable:
@@ -48,6 +52,8 @@ async def ring_agent(ch: "SimChannel", target: str, timeout: float | None) -> Ri
     one.connected_num, one.connected_name = ch.caller_num, ch.caller_name
     dial_string = target.split("/", 1)[-1]
     ch.emit("DialBegin", "call,all", one.block("Dest") + [("DialString", dial_string)])
+    if on_ringing is not None and not agent.busy and agent.answer_after != 0:
+        on_ringing()
     status = await _ring(ch, agent, timeout)
     if status != "ANSWER":
         ch.emit("DialEnd", "call,all", one.block("Dest") + [("DialStatus", status)])
@@ -60,6 +66,8 @@ async def ring_agent(ch: "SimChannel", target: str, timeout: float | None) -> Ri
     one.set_state(6)
     if two is not None:
         two.set_state(6)
+    if on_answer is not None:
+        on_answer(one)
     ch.emit("DialEnd", "call,all", one.block("Dest") + [("DialStatus", "ANSWER")])
     return Ringing("ANSWER", one, two)
 
@@ -81,12 +89,15 @@ async def _ring(ch: "SimChannel", agent: AgentSpec, timeout: float | None) -> st
 
 
 async def talk(ch: "SimChannel", leg: "SimChannel", other: "SimChannel | None", seconds: float | None,
-               on_enter: Callable[[], None] | None = None, on_end: Callable[[str], None] | None = None) -> str:
+               on_enter: Callable[[], None] | None = None, on_end: Callable[[str], None] | None = None,
+               on_caller_gone: Callable[[], None] | None = None) -> str:
     """Bridge `ch` and `leg`; returns "agent" (agent hung up), "caller" (caller hung up) or "transfer".
 
-    The agent's leg enters and leaves first (agi-06/agi-07 .ami: BridgeEnter `BridgeNumChannels: 1` is
-    `Local/answer2s@agents-...;1`).  `on_enter` runs between the two BridgeEnter events and `on_end(outcome)`
-    before the BridgeLeave events: where app_queue's QueueMemberStatus and AgentComplete fall (agi-07.ami)."""
+    The agent's leg enters first (agi-06/agi-07 .ami: BridgeEnter `BridgeNumChannels: 1` is
+    `Local/answer2s@agents-...;1`); whoever hangs up leaves first.  `on_enter` runs between the two BridgeEnter
+    events, `on_end(outcome)` before the BridgeLeave events (app_queue's AgentComplete and QueueMemberStatus,
+    agi-07.ami), and `on_caller_gone` after the caller left and before the agent's leg leaves (the application
+    sets its variables then: agi-06.ami, caller hangup while bridged)."""
     pbx = ch.pbx
     clock = pbx.clock
     bridge_id = str(uuid.UUID(int=pbx.rng.getrandbits(128)))
@@ -117,15 +128,19 @@ async def talk(ch: "SimChannel", leg: "SimChannel", other: "SimChannel | None", 
         on_end(outcome)
     ch.bridge_peer = leg.bridge_peer = None
     ch.bridge_id = leg.bridge_id = ""
-    for n, c in enumerate((leg, ch)):
+    order = (ch, leg) if outcome == "caller" else (leg, ch)
+    for n, c in enumerate(order):
         pbx.bus.emit("BridgeLeave", "call,all", _bridge_block(bridge_id, 1 - n) + c.block())
+        if n == 0 and outcome == "caller" and on_caller_gone is not None:
+            on_caller_gone()
     for c in (leg, other):
         if c is not None and not c.hungup:
             c.hangup(16)
     return outcome
 
 
-async def talk_with(s: "AGISession", ring: Ringing, target: str) -> str:
+async def talk_with(s: "AGISession", ring: Ringing, target: str,
+                    on_caller_gone: Callable[[], None] | None = None) -> str:
     """Talk to the answered agent of an AGI call; follow transfers to new targets.  Returns the last talk()
     outcome."""
     ch = s.channel
@@ -133,7 +148,7 @@ async def talk_with(s: "AGISession", ring: Ringing, target: str) -> str:
         s.sim.note_destination(s, "agent:" + target)
         agent, _, _ = ch.pbx.resolve_agent(target)
         assert ring.leg is not None
-        outcome = await talk(ch, ring.leg, ring.other, agent.talk if agent else None)
+        outcome = await talk(ch, ring.leg, ring.other, agent.talk if agent else None, on_caller_gone=on_caller_gone)
         if outcome != "transfer" or ch.transfer_to is None:
             return outcome
         target, ch.transfer_to = ch.transfer_to, None

@@ -49,6 +49,7 @@ class SimChannel:
         self.tech = tech
         self.variables: dict[str, str] = {}
         self.created = pbx.clock.now()
+        self.answered_at: float | None = self.created if state == 6 else None   # Dial's ANSWEREDTIME counts from here
         self.hungup = False
         self.cause = 0
         self.listening = False
@@ -81,6 +82,8 @@ class SimChannel:
     def set_state(self, state: int) -> None:
         if state != self.state:
             self.state = state
+            if state == 6 and self.answered_at is None:
+                self.answered_at = self.pbx.clock.now()
             self.emit("Newstate", "call,all")
             waiters, self._state_waiters = self._state_waiters, []
             for f in waiters:

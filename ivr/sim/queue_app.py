@@ -40,7 +40,8 @@ def _ms(seconds: float) -> int:
     return max(0, int(round(seconds * 1000)))
 
 
-def _set_duration(ch: "SimChannel", name: str, seconds: float) -> None:
+def set_duration(ch: "SimChannel", name: str, seconds: float) -> None:
+    """NAME in whole seconds (ms // 1000) and NAME_MS in milliseconds, as app_queue and app_dial set them."""
     ms = _ms(seconds)
     ch.set_var(name, str(ms // 1000))
     ch.set_var(name + "_MS", str(ms))
@@ -71,7 +72,7 @@ class Entry:
         """agi-07.ami (timeout) and ami-15 (abandon): QUEUEWAIT, QUEUEWAIT_MS, DIALEDTIME, DIALEDTIME_MS,
         ANSWEREDTIME "0", ANSWEREDTIME_MS "0"."""
         self.set_wait(now)
-        _set_duration(self.ch, "DIALEDTIME", now - self.ch.created)
+        set_duration(self.ch, "DIALEDTIME", now - self.ch.created)
         self.ch.set_var("ANSWEREDTIME", "0")
         self.ch.set_var("ANSWEREDTIME_MS", "0")
 
@@ -279,18 +280,27 @@ async def _connect(s: "AGISession", entry: Entry, m: "QueueMember", legs: tuple[
             ("TalkTime", str(whole_seconds(answered, now))), ("Reason", outcome)])
         ch.pbx.bus.emit("QueueMemberStatus", "agent,all", member_pairs(name, m))
 
+    done = []
+
+    def bridge_ended() -> None:
+        # Set whoever ended the call: recorded for a member hangup (agi-07a/b, ami-15: after both BridgeLeave
+        # events).  Inferred for a caller hangup and transfers: app_queue sets them once the bridge returns,
+        # whatever ended it -- for a caller hangup before the member's leg leaves, as app_dial does (agi-06.ami).
+        if done:
+            return
+        done.append(True)
+        end = clock.now()
+        set_duration(ch, "ANSWEREDTIME", end - answered)
+        set_duration(ch, "DIALEDTIME", end - ch.created)
+
     outcome = await talk(ch, one, two, agent.talk if agent is not None else None, on_enter=member_busy,
-                         on_end=complete)
+                         on_end=complete, on_caller_gone=bridge_ended)
     if outcome == "transfer" and ch.transfer_to is not None:
         target, ch.transfer_to = ch.transfer_to, None
         ring = await ring_agent(ch, target, None)
         if ring.status == "ANSWER":
-            outcome = await talk_with(s, ring, target)
-    # Set whoever ended the call: recorded for a member hangup (agi-07a/b, ami-15); for a caller hangup and
-    # transfers inferred from app_queue, which sets them once the bridge returns, whatever ended it.
-    end = clock.now()
-    _set_duration(ch, "ANSWEREDTIME", end - answered)
-    _set_duration(ch, "DIALEDTIME", end - ch.created)
+            outcome = await talk_with(s, ring, target, on_caller_gone=bridge_ended)
+    bridge_ended()
     if outcome == "caller":
         return -1
     if "c" in options:

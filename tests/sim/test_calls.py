@@ -140,8 +140,11 @@ async def test_dial_agent_variables_and_destination() -> None:
     cfg = SimConfig()
     cfg.agents["1001"] = AgentSpec("1001", answer_after=4.0, talk=30.0)
     rec, _, _ = await run(handler, CallSpec(flow="x"), config=cfg)
-    assert got == [["200 result=-1\n"], ["200 result=1 (ANSWER)\n"], ["200 result=1 (30)\n"],
+    # app_dial's ANSWEREDTIME is the calling channel's up time (ANSWER at +0, hangup at +34.5), not the 30 s talk:
+    # agi-06.ami "Variable: ANSWEREDTIME_MS / Value: 9027" for a Dial answered 3 s before the end
+    assert got == [["200 result=-1\n"], ["200 result=1 (ANSWER)\n"], ["200 result=1 (34)\n"],
                    ["200 result=1 (34)\n"]]
+    assert (rec.variables["ANSWEREDTIME_MS"], rec.variables["RINGTIME"]) == ("34500", "0")
     assert rec.dials == [("PJSIP/1001", "ANSWER")]
     assert "agent:PJSIP/1001" in rec.destinations
     names = [e.name for e in rec.events]
