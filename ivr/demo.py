@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from ivr.service import Service
+from ivr.service import Service, apply_log_level
 from ivr.settings import Settings, load_settings
 from ivr.yamlsource import ConfigError
 
@@ -212,6 +212,7 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, flush=True)
         return 2
+    apply_log_level(settings, verbose=args.verbose)
     if args.http_port is not None:
         settings.http.port = args.http_port
     settings.http.host = "127.0.0.1"

@@ -189,13 +189,27 @@ class Service:
         ]
 
 
+def apply_log_level(settings: Settings, *, verbose: bool = False) -> None:
+    """`log_level` from the settings (IVR_LOG_LEVEL), unless `-v` asked for debug."""
+    if not verbose:
+        logging.getLogger().setLevel(settings.log_level.upper())
+
+
 async def run_until_signalled(service: Service) -> None:
     """Start, serve until SIGINT/SIGTERM, reload flows on SIGHUP, then stop gracefully."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, service.repository.handle_sighup)
+    # The reload reads and validates files: off the event loop, so calls in progress never wait for it.
+    reloads: set[asyncio.Task[Any]] = set()
+
+    def on_sighup() -> None:
+        task = loop.create_task(service.repository.reload_async("sighup"))
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_sighup)
     await service.start()
     for line in service.describe():
         print(line, flush=True)
@@ -214,6 +228,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(args.config)
+        apply_log_level(settings, verbose=args.verbose)
         service = Service.from_settings(settings)
     except ConfigError as exc:
         print(exc, flush=True)

@@ -4,9 +4,14 @@ Also the `serve` and `demo` commands as a user runs them."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import time
+import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -152,3 +157,54 @@ def test_demo_runs_calls_and_prints_what_it_serves(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     for expected in ("FastAGI", "HTTP API", "/metrics", "Simulated Asterisk", "demo summary: calls placed="):
         assert expected in result.stdout
+
+
+def test_serve_reloads_flows_on_sighup_and_keeps_the_running_version_on_errors(tmp_path: Path) -> None:
+    """`serve` as an admin runs it: SIGHUP after a good edit swaps the version; after a broken edit the running
+    version stays, GET /flows shows the error with its file and line; SIGTERM stops cleanly."""
+
+    flows = tmp_path / "flows"
+    shutil.copytree(ROOT / "config" / "flows", flows)
+    settings = tmp_path / "config" / "ivr.yaml"
+    settings.parent.mkdir()
+    settings.write_text(
+        f"ami: {{enabled: false}}\nfastagi: {{host: 127.0.0.1, port: 0}}\nhttp: {{port: 0}}\n"
+        f"flows_dir: {flows}\nprompts_dir: {ROOT / 'recordings' / 'prompts'}\nstorage: {{url: 'memory:'}}\n"
+        f"reload: {{watch: false}}\n")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "serve", "--config", str(settings)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        base = None
+        for line in proc.stdout:
+            if "HTTP API" in line:
+                base = line.split()[2].rsplit("/", 1)[0]
+                break
+        assert base, "serve never printed its HTTP address"
+
+        def flows_state() -> dict:
+            with urllib.request.urlopen(base + "/flows", timeout=5) as resp:
+                return json.load(resp)
+
+        def until(predicate) -> dict:
+            for _ in range(200):
+                state = flows_state()
+                if predicate(state):
+                    return state
+                time.sleep(0.05)
+            raise AssertionError(f"flows never reached the expected state: {state}")
+
+        first = flows_state()["version"]
+        main = flows / "main.yaml"
+        main.write_text(main.read_text().replace("description:", "description: edited -", 1))
+        proc.send_signal(signal.SIGHUP)
+        second = until(lambda s: s["version"] != first)["version"]
+
+        main.write_text(main.read_text() + "\n  broken_node: {type: play, prompts: [welcome]}\n")  # no `next`
+        proc.send_signal(signal.SIGHUP)
+        state = until(lambda s: not s["valid"])
+        assert state["version"] == second
+        assert any("main.yaml" in e["file"] and e["line"] for e in state["errors"]), state["errors"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
