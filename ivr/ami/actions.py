@@ -6,14 +6,20 @@ Rules for this file:
   headers are left out when not given, so Asterisk applies its own defaults.
 - Values are checked for CR/LF by the encoder (`encode_action`), so a channel name or a variable from a caller can
   never inject headers.
+- Originate `Variable:` values are refused when they hold `,` `\\` `"` or a control character: Asterisk splits
+  every Variable header on commas (man_do_variable_value -> AST_STANDARD_APP_ARGS, which also strips quotes and
+  backslashes) and sets each `name=value` part with pbx_builtin_setvar_helper, dialplan functions included, so
+  a comma in a value would set a second variable (or call `SHELL()`/`FILE()` through a function name).
 - `Originate` is always asynchronous (`Async: true`): a synchronous Originate blocks the AMI session for the whole
   ring time and its failure response can overtake the call's events (ami-11).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from ivr.ami.errors import AMIEncodingError
 from ivr.ami.protocol import Message
 
 Pairs = list[tuple[str, str]]
@@ -44,10 +50,24 @@ def _put(pairs: Pairs, name: str, value: str | int | bool | None) -> None:
     pairs.append((name, str(value)))
 
 
+_VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,79}$")
+_VARIABLE_VALUE_UNSAFE = re.compile(r'[,\\"\x00-\x1f\x7f]')
+
+
+def check_variable(key: str, value: str) -> None:
+    """Raise `AMIEncodingError` unless `key=value` reaches Asterisk as exactly one plain variable (see the rules)."""
+    if not _VARIABLE_NAME.match(key):
+        raise AMIEncodingError(f"variable name {key!r} is not allowed; use letters, digits and _ (a name with "
+                               "'(' would call a dialplan function, one with '=' or ',' would split)")
+    if _VARIABLE_VALUE_UNSAFE.search(value):
+        raise AMIEncodingError(f"the value of variable {key} holds a comma, backslash, double quote or control "
+                               "character; Asterisk would split it into further variables, so it is refused")
+
+
 def _variables(pairs: Pairs, variables: Mapping[str, str] | None) -> None:
     for key, value in (variables or {}).items():
-        if "=" in key:
-            raise ValueError(f"variable name {key!r} must not contain '='")
+        value = str(value)
+        check_variable(key, value)
         pairs.append(("Variable", f"{key}={value}"))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ivr.ami import actions
+from ivr.ami.errors import AMIEncodingError
 from ivr.ami.protocol import Message
 
 
@@ -22,8 +23,25 @@ def test_originate_is_always_async_and_repeats_variables() -> None:
     pairs = actions.originate("Local/s@x", application="Wait", data="1", variables={"A": "1", "B": "two words"})
     assert pairs == [("Channel", "Local/s@x"), ("Application", "Wait"), ("Data", "1"), ("Variable", "A=1"),
                      ("Variable", "B=two words"), ("Async", "true")]
-    with pytest.raises(ValueError, match="must not contain '='"):
+    with pytest.raises(AMIEncodingError, match="variable name 'A=B' is not allowed"):
         actions.originate("Local/s@x", application="Wait", variables={"A=B": "1"})
+    with pytest.raises(AMIEncodingError, match="is not allowed"):
+        actions.originate("Local/s@x", application="Wait", variables={"SHELL(rm)": "1"})
+
+
+@pytest.mark.parametrize("value", [
+    "x,SHELL(touch /tmp/p)=1",     # Asterisk splits the header on commas: a second (function) assignment
+    'x",B=2',                       # quotes are stripped by the split, the comma inside them still counts
+    "x\\,B=2",                     # a backslash escapes the next character in the split
+    "x\rAction: Hangup",          # control characters
+    "tab\there",
+])
+def test_originate_refuses_variable_values_asterisk_would_split(value: str) -> None:
+    with pytest.raises(AMIEncodingError, match="value of variable IVR_X"):
+        actions.originate("Local/s@x", application="Wait", variables={"IVR_X": value})
+    # The safe ones pass unchanged (spaces, +, :, / are fine).
+    assert ("Variable", "IVR_X=queue:sales +370 a/b") in actions.originate(
+        "Local/s@x", application="Wait", variables={"IVR_X": "queue:sales +370 a/b"})
 
 
 def test_redirect_without_and_with_extra_channel() -> None:
