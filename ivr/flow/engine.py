@@ -196,6 +196,8 @@ class FlowEngine:
                 visit = None
                 if isinstance(step, Finish):
                     report.outcome = ctx.outcome or step.outcome or "contained"
+                    if report.outcome == "error":
+                        report.error = step.detail  # the report of a failed call says why
                     report.end_target = ctx.end_target or step.end_target
                     report.end_node = ctx.ref
                     break

@@ -263,8 +263,6 @@ async def test_caller_hangup_while_talking_to_the_operator_is_transferred(stack)
     assert report.visits[-1].reason == "hangup"
 
 
-@pytest.mark.xfail(strict=True, reason="ivr/sim Queue() sets neither ANSWEREDTIME nor ANSWEREDTIME_MS after a bridged "
-                                       "call the caller ended (Asterisk 22 does, agi-07.ami); see docs/engine.md")
 async def test_caller_hangup_while_talking_to_a_queue_agent_is_transferred(stack):
     # the agent answers 3 s after Queue() starts and would talk 20 s; the caller hangs up at 10 s
     record, report = await call(stack, TO_MAIN_MENU + [Press("1"), OnCommand("EXEC Queue", 10.0), Hangup()])

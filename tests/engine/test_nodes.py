@@ -217,8 +217,58 @@ async def test_failed_transfer_without_branch_is_an_error(run):
 async def test_extension_from_variables_must_be_plain(run):
     flow = make_flow({"s": {"type": "set", "variables": {"x": "1001,m"}, "next": "t"},
                       "t": {"type": "transfer", "extension": "${x}"}})
-    report = await run(flow, FakeChannel())
+    ch = FakeChannel()
+    report = await run(flow, ch)
     assert report.outcome == "error" and "not a plain extension" in report.error
+    assert report.end_target == "failed:refused" and ch.ops("dial") == []
+
+
+TOLL_FRAUD = "1001&PJSIP/00900123456@trunk"
+
+
+@pytest.mark.parametrize("field,template", [("dial", "PJSIP/${agent}"), ("dial", "PJSIP/${agent}@agents"),
+                                            ("extension", "${agent}")])
+async def test_substituted_value_cannot_add_dial_targets(run, field, template):
+    # A CRM answer (or a query parameter) must never turn one dial target into two (toll fraud).
+    flow = make_flow({"s": {"type": "set", "variables": {"agent": TOLL_FRAUD}, "next": "t"},
+                      "t": {"type": "transfer", field: template, "announcement": ["ann"],
+                            "on_unavailable": "sorry"},
+                      "sorry": {"type": "hangup", "prompts": ["sorry"]}})
+    ch = FakeChannel()
+    report = await run(flow, ch)
+    assert ch.ops("dial") == [] and ch.played() == ["/p/en/sorry"]  # no "connecting you" either
+    assert report.end_node == "main:sorry" and report.outcome == "contained"
+    assert report.visits[1].detail == "REFUSED -> on_unavailable"
+
+
+@pytest.mark.parametrize("value", ["", "a b", "1001\x00", "1" * 41, "1001/2", "1001@x", "1001:2", "10.01"])
+async def test_dial_template_values_are_plain_extensions(run, value):
+    flow = make_flow({"s": {"type": "set", "variables": {"agent": value}, "next": "t"},
+                      "t": {"type": "transfer", "dial": "PJSIP/${agent}@agents&PJSIP/1999", "next": "bye"},
+                      "bye": {"type": "hangup"}})
+    ch = FakeChannel()
+    report = await run(flow, ch)
+    assert ch.ops("dial") == [] and report.end_node == "main:bye"
+
+
+async def test_dial_template_literal_text_may_hold_several_targets(run):
+    flow = make_flow({"s": {"type": "set", "variables": {"agent": "1001"}, "next": "t"},
+                      "t": {"type": "transfer", "dial": "PJSIP/${agent}@agents&PJSIP/1999"}})
+    ch = FakeChannel()
+    report = await run(flow, ch)
+    assert ch.ops("dial") == [("dial", "PJSIP/1001@agents&PJSIP/1999", 30.0)]
+    assert report.outcome == "transferred" and report.end_target == "dial:PJSIP/1001@agents&PJSIP/1999"
+
+
+@pytest.mark.parametrize("value,expected", [("billing", [("queue", "billing", 30.0)]), ("sales&x", []),
+                                            ("", []), ("sup*port", [])])
+async def test_queue_template_values_are_plain_queue_names(run, value, expected):
+    flow = make_flow({"t": {"type": "transfer", "queue": "${param_queue}", "on_timeout": "bye"},
+                      "bye": {"type": "hangup"}})
+    ch = FakeChannel(params={"queue": value} if value else {})
+    report = await run(flow, ch)
+    assert ch.ops("queue") == expected
+    assert report.end_node == ("main:t" if expected else "main:bye")
 
 
 @pytest.mark.parametrize("status,end", [("TIMEOUT", "to"), ("JOINEMPTY", "to"), ("FULL", "full")])

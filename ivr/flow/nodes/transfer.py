@@ -1,10 +1,15 @@
 """`transfer`: to an agent extension (via the service's dial template), a full dial string, or a queue.
 
 Rules:
-- The announcement is played first (no barge-in), then the caller ID name gets the prefix (so the agent sees
-  "Sales: Ann"), then recording starts if the node asks for it and the flow's policy allows.
-- An extension is a template (e.g. `${dialed}` from direct dial) and must come out as a plain extension
-  (letters, digits, `*#+_-`): anything else is refused before it reaches Dial().
+- The target is checked first (see below), then the announcement is played (no barge-in), then the caller ID
+  name gets the prefix (so the agent sees "Sales: Ann"), then recording starts if the node asks for it and the
+  flow's policy allows.
+- `extension`, `dial` and `queue` are templates. Every value substituted into them (a CRM answer, a query
+  parameter, `${dialed}`) must be a plain extension (ivr.telephony: 1-40 of letters, digits, `*#+_-`; for a
+  queue letters, digits, `_-`): `&`, `/`, `@` and `:` are allowed only in the flow's literal text, so a lookup
+  answer `1001&PJSIP/00900...@trunk` can never add a dial target. An extension must also come out as a plain
+  extension as a whole. A refused value is logged and counted (result "refused") and the transfer fails like
+  an unreachable target: on_unavailable (queue: on_unavailable, then on_timeout), else `next`, else "error".
 - DIALSTATUS: ANSWER -> transferred (then `next` if the caller is still there, else the call ends);
   BUSY -> on_busy, NOANSWER -> on_no_answer, CHANUNAVAIL/CONGESTION -> on_unavailable, CANCEL -> caller hung up.
   QUEUESTATUS: ANSWERED/CONTINUE -> transferred; TIMEOUT/JOINEMPTY/LEAVEEMPTY -> on_timeout;
@@ -18,7 +23,9 @@ Rules:
 """
 from __future__ import annotations
 
+import logging
 import re
+from typing import Callable, Mapping
 
 from ivr.flow.channel import QUEUE_ABANDONED, QUEUE_ANSWERED, CallerHangup
 from ivr.flow.context import CallContext, EngineError, Finish, Goto
@@ -26,8 +33,10 @@ from ivr.flow.model import TransferNode
 from ivr.flow.nodes import register
 from ivr.flow.templates import render
 from ivr.metrics import TRANSFERS
+from ivr.telephony import is_extension, is_queue_name
 
-_EXTENSION = re.compile(r"[A-Za-z0-9*#+_\-]{1,40}")
+log = logging.getLogger(__name__)
+
 _DIAL_STRING = re.compile(r"[A-Za-z0-9*#+_\-/@.:&]{1,200}")
 
 DIAL_BRANCH = {"BUSY": "on_busy", "NOANSWER": "on_no_answer", "CHANUNAVAIL": "on_unavailable",
@@ -35,6 +44,27 @@ DIAL_BRANCH = {"BUSY": "on_busy", "NOANSWER": "on_no_answer", "CHANUNAVAIL": "on
 QUEUE_BRANCH = {"TIMEOUT": ("on_timeout",), "JOINEMPTY": ("on_timeout",), "LEAVEEMPTY": ("on_timeout",),
                 "FULL": ("on_unavailable", "on_timeout"), "JOINUNAVAIL": ("on_unavailable", "on_timeout"),
                 "LEAVEUNAVAIL": ("on_unavailable", "on_timeout")}
+
+
+class TransferRefused(EngineError):
+    """A value substituted into the transfer target is not a plain extension/queue name (or the result is not)."""
+
+
+def render_target(template: str, variables: Mapping[str, object], allowed: Callable[[str], bool], what: str,
+                  kind: str = "extension") -> str:
+    """Render `template`, refusing any substituted value that `allowed(value)` rejects (empty values included)."""
+    refused: list[str] = []
+
+    def check(value: str) -> str:
+        if not allowed(value):
+            refused.append(value)
+        return value
+
+    result = render(template, variables, encode=check)
+    if refused:
+        raise TransferRefused(f"{what} {template!r}: value {refused[0][:60]!r} is not a plain {kind}; transfer "
+                              "refused (check the lookup answer or parameter that set it)")
+    return result
 
 
 def dial_string(template: str, extension: str) -> str:
@@ -47,15 +77,31 @@ def dial_string(template: str, extension: str) -> str:
 def destination(node: TransferNode, ctx: CallContext) -> tuple[str, str]:
     """(Dial() destination, end target words)."""
     if node.extension:
-        extension = ctx.render(node.extension)
-        if not _EXTENSION.fullmatch(extension):
-            raise EngineError(f"transfer {ctx.ref}: extension {extension!r} is not a plain extension")
+        extension = render_target(node.extension, ctx.variables, is_extension, f"transfer {ctx.ref}: extension")
+        if not is_extension(extension):
+            raise TransferRefused(f"transfer {ctx.ref}: extension {extension[:60]!r} is not a plain extension")
         return dial_string(ctx.settings.dial_template, extension), f"extension:{extension}"
     assert node.dial is not None
-    dial = ctx.render(node.dial)
+    dial = render_target(node.dial, ctx.variables, is_extension, f"transfer {ctx.ref}: dial")
     if not _DIAL_STRING.fullmatch(dial):
-        raise EngineError(f"transfer {ctx.ref}: dial string {dial!r} has characters Dial() would misread")
+        raise TransferRefused(f"transfer {ctx.ref}: dial string {dial[:80]!r} has characters Dial() would misread")
     return dial, f"dial:{dial}"
+
+
+def queue_name(node: TransferNode, ctx: CallContext) -> str:
+    assert node.queue is not None
+    return render_target(node.queue, ctx.variables, is_queue_name, f"transfer {ctx.ref}: queue", "queue name")
+
+
+def _refused(node: TransferNode, ctx: CallContext, metric_target: str, exc: TransferRefused) -> Goto | Finish:
+    log.warning("call %r: %s", ctx.info.uniqueid, exc)
+    TRANSFERS.labels(ctx.flow.name, metric_target, "refused").inc()
+    ctx.emit("transfer", str(exc), status="REFUSED")
+    names = ("on_unavailable", "on_timeout") if node.queue else ("on_unavailable",)
+    step = _branch(node, names, "REFUSED")
+    if isinstance(step, Finish):
+        return Finish("error", "error", str(exc), "failed:refused")
+    return step
 
 
 def _branch(node: TransferNode, names: tuple[str, ...], status: str) -> Goto | Finish:
@@ -78,6 +124,12 @@ def _answered(node: TransferNode, ctx: CallContext, status: str, end_target: str
 
 @register("transfer")
 async def run(node: TransferNode, ctx: CallContext) -> Goto | Finish:
+    metric_target = node.queue or node.extension or node.dial or ""
+    try:  # checked first: a refused target plays no "connecting you" announcement
+        queue = queue_name(node, ctx) if node.queue else ""
+        dest, end_target = ("", "") if node.queue else destination(node, ctx)
+    except TransferRefused as exc:
+        return _refused(node, ctx, metric_target, exc)
     if node.announcement:
         await ctx.play(node.announcement)
     if node.caller_id_name_prefix:
@@ -86,9 +138,7 @@ async def run(node: TransferNode, ctx: CallContext) -> Goto | Finish:
         await ctx.channel.set_variable("CALLERID(name)", f"{prefix}{ctx.info.caller_name or ctx.info.caller_id}")
     if node.record and ctx.recorder is not None:
         await ctx.recorder.start(ctx, "transfer")
-    metric_target = node.queue or node.extension or node.dial or ""
     if node.queue:
-        queue = ctx.render(node.queue)
         ctx.emit("transfer", f"queue {queue} (timeout {node.timeout:g} s)", queue=queue)
         result = await ctx.channel.queue(queue, node.timeout)
         status = result.status.upper()
@@ -100,7 +150,6 @@ async def run(node: TransferNode, ctx: CallContext) -> Goto | Finish:
         if result.caller_hung_up or status == QUEUE_ABANDONED:
             raise CallerHangup(f"the caller hung up in queue {queue} before an agent answered ({status})")
         return _branch(node, QUEUE_BRANCH.get(status, ("on_unavailable", "on_timeout")), status)
-    dest, end_target = destination(node, ctx)
     ctx.emit("transfer", f"dial {dest} (timeout {node.timeout:g} s)", destination=dest)
     dial = await ctx.channel.dial(dest, node.timeout)
     status = dial.status.upper()
