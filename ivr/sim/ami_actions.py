@@ -18,6 +18,7 @@ from ivr.sim.ami_originate import Originate
 from ivr.sim.channel import SimChannel
 from ivr.sim.events import STATE_DESC
 from ivr.sim.pbx import QueueMember, member_pairs
+from ivr.sim.queue_app import whole_seconds
 
 if TYPE_CHECKING:
     from ivr.sim.ami_server import AMISession
@@ -422,7 +423,7 @@ async def queue_summary(s: "AMISession", msg: Message) -> None:
     for q in queues:
         logged = [m for m in q.members.values()]
         avail = [m for m in logged if s.sim.pbx.member_available(m)]
-        longest = max((now - c.queue_joined for c in q.callers), default=0)
+        longest = max((whole_seconds(c.queue_joined, now) for c in q.callers), default=0)   # time(NULL) based
         pairs: Pairs = [("Queue", q.spec.name), ("LoggedIn", str(len(logged))), ("Available", str(len(avail))),
                         ("Callers", str(len(q.callers))), ("HoldTime", str(int(q.avg_hold()))),
                         ("TalkTime", str(int(q.avg_talk()))), ("LongestHoldTime", str(int(longest)))]
@@ -454,7 +455,7 @@ async def queue_status(s: "AMISession", msg: Message) -> None:
                 ("CallerIDNum", c.caller_num or "<unknown>"), ("CallerIDName", c.caller_name or "<unknown>"),
                 ("ConnectedLineNum", c.connected_num or "<unknown>"),
                 ("ConnectedLineName", c.connected_name or "<unknown>"),
-                ("Wait", str(int(now - c.queue_joined))), ("Priority", "0")], action_id_last=True)
+                ("Wait", str(whole_seconds(c.queue_joined, now))), ("Priority", "0")], action_id_last=True)
             items += 1
     _complete(s, "QueueStatusComplete", msg, items)
 
