@@ -313,11 +313,11 @@ def test_recorded_projection_is_not_empty() -> None:
 
 
 def test_whole_seconds_are_differences_of_time_null() -> None:
-    """ami-15 caller 1: bridged from +0.511 to +4.014 (3.503 s) yet "TalkTime: 4": the second boundary fell
-    between the two (uniqueids 1795909480.x until +0.511, 1795909485.x at +5.020).  QueueStatus' Wait and
-    QueueSummary's LongestHoldTime use the same arithmetic."""
+    """ami-15 caller 1: bridged from +0.511 to +4.014 (3.503 s) yet "TalkTime: 4": four second boundaries fell
+    between the two (uniqueids 1795909480.x until +0.511, 1795909485.x at +5.020).  The same 3.503 s give 3
+    when only three boundaries fall inside.  QueueStatus' Wait and QueueSummary's LongestHoldTime use the same
+    arithmetic."""
     from ivr.sim.queue_app import whole_seconds
-    start = 1795909480.511
-    assert whole_seconds(start, start + 3.503) == 3           # boundary after +0.511 + 0.489
-    assert whole_seconds(1795909480.9, 1795909484.403) == 4   # the same 3.503 s across one more boundary
+    assert whole_seconds(1795909480.9, 1795909484.403) == 4   # ami-15's case: the call started late in a second
+    assert whole_seconds(1795909480.1, 1795909483.603) == 3   # the same 3.503 s started early in a second
     assert whole_seconds(1795909480.9, 1795909481.2) == 1     # 0.3 s that straddle a second
