@@ -19,15 +19,18 @@ import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Protocol, TypeVar, runtime_checkable
+from typing import Any, Callable, Iterable, Protocol, TypeVar, runtime_checkable
 
 T = TypeVar("T")
 
-# Callback request states. `dialing` is held only while an attempt runs; a crash leaves it behind and
-# `requeue_stale_callbacks()` puts such rows back to `pending` at start-up.
-CALLBACK_STATES = ("pending", "dialing", "completed", "failed", "cancelled")
-# Attempt results (also the `result` label of ivr_callbacks, so the set is fixed).
-CALLBACK_RESULTS = ("answered", "busy", "no_answer", "failed", "error")
+# Callback request states. `dialing` is held only while an attempt rings; a crash (or a failed write) leaves it
+# behind and `requeue_stale_callbacks()` puts such rows back to `pending` (at start-up, and once they are older
+# than any ring time). `answered`: the customer answered and the callback flow runs; the flow's report decides
+# between `completed` (connected to the queue) and another attempt (`resolve_answered_callback`).
+CALLBACK_STATES = ("pending", "dialing", "answered", "completed", "failed", "cancelled")
+# Attempt results (also the `result` label of ivr_callbacks, so the set is fixed). `no_agent`: answered, but the
+# flow did not connect the customer to the queue (hung up in the flow, error, ...).
+CALLBACK_RESULTS = ("answered", "busy", "no_answer", "no_agent", "failed", "error")
 RECORDING_STATES = ("recording", "paused", "finished")
 
 
@@ -130,8 +133,12 @@ class Storage(Protocol):
     async def record_callback_attempt(self, callback_id: int, result: str, at: datetime, *,
                                       retry_at: datetime | None = None, call_id: str = "") -> CallbackRequest: ...
     async def callback_attempts(self, callback_id: int) -> list[CallbackAttempt]: ...
+    async def resolve_answered_callback(self, callback_id: int, connected: bool, at: datetime, *,
+                                        retry_at: datetime | None = None) -> CallbackRequest | None: ...
     async def cancel_callback(self, callback_id: int) -> bool: ...
-    async def requeue_stale_callbacks(self) -> int: ...
+    async def requeue_stale_callbacks(self, claimed_before: datetime | None = None,
+                                      keep: Iterable[int] = ()) -> int: ...
+    async def close_stale_answered_callbacks(self, answered_before: datetime) -> int: ...
 
     async def add_recording(self, rec: Recording) -> int: ...
     async def set_recording_state(self, recording_id: int, state: str) -> None: ...
@@ -172,6 +179,10 @@ MIGRATIONS: list[tuple[str, ...]] = [
             ended_at VARCHAR(40), seconds REAL, state VARCHAR(16) NOT NULL)""",
         "CREATE INDEX recording_call ON recording (call_id)",
         "CREATE INDEX recording_started ON recording (started_at)",
+    ),
+    (  # 1 -> 2: the requested earliest time, and when the current attempt claimed the row
+        "ALTER TABLE callback ADD COLUMN not_before VARCHAR(40)",
+        "ALTER TABLE callback ADD COLUMN claimed_at VARCHAR(40)",
     ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -284,7 +295,7 @@ class SQLiteStorage:
         return CallbackRequest(
             number=row["number"], queue=row["queue"], flow=row["flow"], caller_name=row["caller_name"],
             source_call_id=row["source_call_id"], language=row["language"], requested_at=_dt(row["requested_at"]),
-            not_before=None, max_attempts=row["max_attempts"], attempts=row["attempts"], state=row["state"],
+            not_before=_dt(row["not_before"]), max_attempts=row["max_attempts"], attempts=row["attempts"], state=row["state"],
             last_result=row["last_result"], next_attempt_at=_dt(row["next_attempt_at"]), id=row["id"],
         )
 
@@ -296,10 +307,10 @@ class SQLiteStorage:
         def op(c: sqlite3.Connection) -> int:
             cur = c.execute(
                 "INSERT INTO callback (number, queue, flow, caller_name, source_call_id, language, requested_at, "
-                "next_attempt_at, max_attempts, attempts, state, last_result) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 'pending', NULL)",
+                "next_attempt_at, max_attempts, attempts, state, last_result, not_before) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 'pending', NULL, ?)",
                 (req.number, req.queue, req.flow, req.caller_name, req.source_call_id, req.language,
-                 _ts(req.requested_at), _ts(first), int(req.max_attempts)),
+                 _ts(req.requested_at), _ts(first), int(req.max_attempts), _ts(req.not_before)),
             )
             return int(cur.lastrowid)
         return await self._run(op)
@@ -337,15 +348,16 @@ class SQLiteStorage:
     async def mark_callback_dialing(self, callback_id: int, at: datetime) -> bool:
         """Claim a pending request for one attempt; False if someone else claimed or cancelled it first."""
         def op(c: sqlite3.Connection) -> bool:
-            cur = c.execute("UPDATE callback SET state = 'dialing' WHERE id = ? AND state = 'pending'",
-                            (callback_id,))
+            cur = c.execute("UPDATE callback SET state = 'dialing', claimed_at = ? WHERE id = ? AND state = 'pending'",
+                            (_ts(at), callback_id))
             return cur.rowcount == 1
         return await self._run(op)
 
     async def record_callback_attempt(self, callback_id: int, result: str, at: datetime, *,
                                       retry_at: datetime | None = None, call_id: str = "") -> CallbackRequest:
-        """Store one attempt. `answered` completes the request; otherwise it is retried at `retry_at` while
-        attempts remain, else it fails. The caller (scheduler) owns the backoff policy."""
+        """Store one attempt. `answered` makes the request `answered` (its flow runs; see
+        `resolve_answered_callback`); otherwise it is retried at `retry_at` while attempts remain, else it fails.
+        The caller (scheduler) owns the backoff policy."""
         if result not in CALLBACK_RESULTS:
             raise ValueError(f"unknown callback result {result!r}; use one of {', '.join(CALLBACK_RESULTS)}")
 
@@ -354,20 +366,45 @@ class SQLiteStorage:
             if row is None:
                 raise NotFound(f"no callback request {callback_id}")
             attempts = row["attempts"] + 1
-            if result == "answered":
-                state, next_at = "completed", row["next_attempt_at"]
-            elif row["state"] == "cancelled":
+            if row["state"] == "cancelled":
                 state, next_at = "cancelled", row["next_attempt_at"]
+            elif result == "answered":
+                state, next_at = "answered", row["next_attempt_at"]
             elif retry_at is not None and attempts < row["max_attempts"]:
                 state, next_at = "pending", _ts(retry_at)
             else:
                 state, next_at = "failed", row["next_attempt_at"]
             c.execute("INSERT INTO callback_attempt (callback_id, result, at, call_id) VALUES (?, ?, ?, ?)",
                       (callback_id, result, _ts(at), call_id))
-            c.execute("UPDATE callback SET attempts = ?, state = ?, last_result = ?, next_attempt_at = ? "
-                      "WHERE id = ?", (attempts, state, result, next_at, callback_id))
+            c.execute("UPDATE callback SET attempts = ?, state = ?, last_result = ?, next_attempt_at = ?, "
+                      "claimed_at = ? WHERE id = ?",
+                      (attempts, state, result, next_at, _ts(at) if state == "answered" else None, callback_id))
             return c.execute("SELECT * FROM callback WHERE id = ?", (callback_id,)).fetchone()
         return self._callback(await self._run(op))
+
+    async def resolve_answered_callback(self, callback_id: int, connected: bool, at: datetime, *,
+                                        retry_at: datetime | None = None) -> CallbackRequest | None:
+        """The callback flow of an `answered` request ended. Connected: `completed`. Not connected: the
+        answered attempt's result becomes `no_agent` and the request is retried at `retry_at` (None: it fails).
+        None if the request is not `answered` (a repeated report, or it was cancelled meanwhile)."""
+        def op(c: sqlite3.Connection) -> sqlite3.Row | None:
+            row = c.execute("SELECT * FROM callback WHERE id = ? AND state = 'answered'", (callback_id,)).fetchone()
+            if row is None:
+                return None
+            if connected:
+                c.execute("UPDATE callback SET state = 'completed', claimed_at = NULL WHERE id = ?", (callback_id,))
+            else:
+                last = c.execute("SELECT MAX(id) FROM callback_attempt WHERE callback_id = ? AND result = 'answered'",
+                                 (callback_id,)).fetchone()[0]
+                if last is not None:
+                    c.execute("UPDATE callback_attempt SET result = 'no_agent' WHERE id = ?", (last,))
+                state, next_at = ("pending", _ts(retry_at)) if retry_at is not None else ("failed",
+                                                                                          row["next_attempt_at"])
+                c.execute("UPDATE callback SET state = ?, last_result = 'no_agent', next_attempt_at = ?, "
+                          "claimed_at = NULL WHERE id = ?", (state, next_at, callback_id))
+            return c.execute("SELECT * FROM callback WHERE id = ?", (callback_id,)).fetchone()
+        row = await self._run(op)
+        return None if row is None else self._callback(row)
 
     async def callback_attempts(self, callback_id: int) -> list[CallbackAttempt]:
         rows = await self._run(lambda c: c.execute(
@@ -379,14 +416,34 @@ class SQLiteStorage:
         def op(c: sqlite3.Connection) -> bool:
             if c.execute("SELECT id FROM callback WHERE id = ?", (callback_id,)).fetchone() is None:
                 raise NotFound(f"no callback request {callback_id}")
-            cur = c.execute("UPDATE callback SET state = 'cancelled' WHERE id = ? AND state IN ('pending', 'dialing')",
-                            (callback_id,))
+            cur = c.execute("UPDATE callback SET state = 'cancelled' WHERE id = ? "
+                            "AND state IN ('pending', 'dialing', 'answered')", (callback_id,))
             return cur.rowcount == 1
         return await self._run(op)
 
-    async def requeue_stale_callbacks(self) -> int:
+    async def requeue_stale_callbacks(self, claimed_before: datetime | None = None,
+                                      keep: Iterable[int] = ()) -> int:
+        """Put `dialing` rows back to `pending`: all of them (start-up), or those claimed before `claimed_before`
+        except the ids in `keep` (attempts still running in this process)."""
+        keep_ids = sorted(int(k) for k in keep)
+
+        def op(c: sqlite3.Connection) -> int:
+            sql, args = "UPDATE callback SET state = 'pending', claimed_at = NULL WHERE state = 'dialing'", []
+            if claimed_before is not None:
+                sql += " AND (claimed_at IS NULL OR claimed_at < ?)"
+                args.append(_ts(claimed_before))
+            if keep_ids:
+                sql += f" AND id NOT IN ({', '.join('?' for _ in keep_ids)})"
+                args += keep_ids
+            return c.execute(sql, args).rowcount
+        return await self._run(op)
+
+    async def close_stale_answered_callbacks(self, answered_before: datetime) -> int:
+        """`answered` rows whose flow never reported (process restart, an AGI failure) become `completed`: the
+        customer was reached, so they are not called again."""
         return await self._run(lambda c: c.execute(
-            "UPDATE callback SET state = 'pending' WHERE state = 'dialing'").rowcount)
+            "UPDATE callback SET state = 'completed', claimed_at = NULL WHERE state = 'answered' "
+            "AND (claimed_at IS NULL OR claimed_at < ?)", (_ts(answered_before),)).rowcount)
 
     # --- recordings ---
 

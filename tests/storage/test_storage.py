@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from ivr.storage import (
-    CallbackRequest, NotFound, Recording, SCHEMA_VERSION, Storage, StorageError, Voicemail, open_storage,
+    CallbackRequest, MIGRATIONS, NotFound, Recording, SCHEMA_VERSION, Storage, StorageError, Voicemail, open_storage,
 )
 
 T0 = datetime(2026, 11, 28, 10, 0, tzinfo=timezone.utc)
@@ -114,13 +114,80 @@ async def test_attempts_retry_then_fail(store):
     assert [(a.result, a.call_id) for a in attempts] == [("busy", "x1"), ("no_answer", "")]
 
 
-async def test_answered_completes_and_unknown_result_refused(store):
+async def test_answered_waits_for_the_flow_then_completes_and_unknown_result_refused(store):
     cb = await store.add_callback(CallbackRequest(number="1", queue="q", requested_at=T0))
     with pytest.raises(ValueError, match="unknown callback result"):
         await store.record_callback_attempt(cb, "maybe", T0)
-    done = await store.record_callback_attempt(cb, "answered", T0)
-    assert done.state == "completed"
+    await store.mark_callback_dialing(cb, T0)
+    answered = await store.record_callback_attempt(cb, "answered", T0)
+    assert answered.state == "answered"                  # not completed before the flow connected the customer
+    done = await store.resolve_answered_callback(cb, True, T0)
+    assert done is not None and done.state == "completed"
     assert await store.list_callbacks(state="completed") == [done]
+    assert await store.resolve_answered_callback(cb, False, T0) is None   # a repeated report changes nothing
+
+
+async def test_answered_but_not_connected_is_retried_as_no_agent(store):
+    cb = await store.add_callback(CallbackRequest(number="1", queue="q", requested_at=T0, max_attempts=2))
+    await store.mark_callback_dialing(cb, T0)
+    await store.record_callback_attempt(cb, "answered", T0, call_id="c1")
+    again = await store.resolve_answered_callback(cb, False, T0, retry_at=T0 + timedelta(minutes=10))
+    assert (again.state, again.attempts, again.last_result) == ("pending", 1, "no_agent")
+    assert again.next_attempt_at == T0 + timedelta(minutes=10)
+    assert [(a.result, a.call_id) for a in await store.callback_attempts(cb)] == [("no_agent", "c1")]
+    await store.mark_callback_dialing(cb, T0 + timedelta(minutes=10))
+    await store.record_callback_attempt(cb, "answered", T0 + timedelta(minutes=10))
+    last = await store.resolve_answered_callback(cb, False, T0 + timedelta(minutes=11), retry_at=None)
+    assert (last.state, last.attempts) == ("failed", 2)
+
+
+async def test_not_before_is_returned(store):
+    later = T0 + timedelta(hours=2)
+    cb = await store.add_callback(CallbackRequest(number="1", queue="q", requested_at=T0, not_before=later))
+    assert (await store.get_callback(cb)).not_before == later
+    plain = await store.add_callback(CallbackRequest(number="2", queue="q", requested_at=T0))
+    assert (await store.get_callback(plain)).not_before is None
+
+
+async def test_version_1_database_is_migrated(tmp_path):
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    conn.execute("INSERT INTO schema_version (version) VALUES (1)")
+    for statement in MIGRATIONS[0]:
+        conn.execute(statement)
+    conn.execute("INSERT INTO callback (number, queue, flow, caller_name, source_call_id, language, requested_at, "
+                 "next_attempt_at, max_attempts, attempts, state, last_result) VALUES ('1', 'q', 'callback', '', "
+                 "'', '', ?, ?, 3, 0, 'dialing', NULL)", (T0.isoformat(), T0.isoformat()))
+    conn.commit()
+    conn.close()
+    s = open_storage(f"sqlite:///{path}")
+    try:
+        old = await s.get_callback(1)
+        assert (old.state, old.not_before) == ("dialing", None)
+        assert await s.requeue_stale_callbacks(claimed_before=T0) == 1     # claimed at an unknown time: stale
+    finally:
+        await s.close()
+
+
+async def test_requeue_only_dialing_rows_claimed_long_ago_and_not_running(store):
+    old = await store.add_callback(CallbackRequest(number="1", queue="q", requested_at=T0))
+    running = await store.add_callback(CallbackRequest(number="2", queue="q", requested_at=T0))
+    fresh = await store.add_callback(CallbackRequest(number="3", queue="q", requested_at=T0))
+    for cb in (old, running):
+        await store.mark_callback_dialing(cb, T0)
+    await store.mark_callback_dialing(fresh, T0 + timedelta(minutes=5))
+    assert await store.requeue_stale_callbacks(claimed_before=T0 + timedelta(minutes=1), keep=[running]) == 1
+    assert [(await store.get_callback(c)).state for c in (old, running, fresh)] == ["pending", "dialing", "dialing"]
+
+
+async def test_stale_answered_rows_are_closed(store):
+    cb = await store.add_callback(CallbackRequest(number="1", queue="q", requested_at=T0))
+    await store.mark_callback_dialing(cb, T0)
+    await store.record_callback_attempt(cb, "answered", T0)
+    assert await store.close_stale_answered_callbacks(T0) == 0
+    assert await store.close_stale_answered_callbacks(T0 + timedelta(hours=2)) == 1
+    assert (await store.get_callback(cb)).state == "completed"
 
 
 async def test_cancel_and_requeue_stale(store):
