@@ -1,7 +1,8 @@
 """FastAGIServer: accept Asterisk's FastAGI connections, read the environment, route, run, close.
 
 Rules for this file:
-- One asyncio task per connection; nothing here blocks the event loop. A bad peer (slow or partial header, an
+- One asyncio task per connection, and an `AGILink` as the socket's protocol (no StreamReader/StreamWriter:
+  see link.py); nothing here blocks the event loop. A bad peer (slow or partial header, an
   oversized header or line, EOF mid-header, a stalled peer) costs its own task only and is bounded by
   `header_timeout`, `line_limit`, `header_limit` and the session's `command_timeout`.
 - Over `max_connections` a new connection is closed at once (and counted as "rejected"); the running calls
@@ -15,11 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 
 from .. import metrics
 from .errors import AGIConnectionLost, AGIProtocolError, AGITimeoutError
-from .protocol import DEFAULT_HEADER_LIMIT, DEFAULT_LINE_LIMIT
+from .link import AGILink
+from .protocol import DEFAULT_HEADER_LIMIT, DEFAULT_LINE_LIMIT, AGIConnection
 from .router import Router, dispatch
 from .session import AGISession
 
@@ -75,8 +76,9 @@ class FastAGIServer:
         if self._server is not None:
             raise RuntimeError("FastAGIServer already started")
         self._stopping = False
-        self._server = await asyncio.start_server(
-            self._on_connect, self.host, self._port, backlog=self.backlog, limit=self.line_limit * 2,
+        # asyncio's socket transports already set TCP_NODELAY: replies are single small lines, never delayed.
+        self._server = await asyncio.get_running_loop().create_server(
+            self._new_link, self.host, self._port, backlog=self.backlog,
         )
         log.info("FastAGI listening on %s:%d", self.host, self.port)
 
@@ -86,47 +88,49 @@ class FastAGIServer:
         assert self._server is not None
         await self._server.serve_forever()
 
-    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def _new_link(self) -> AGILink:
+        conn = AGIConnection(line_limit=self.line_limit, header_limit=self.header_limit)
+        return AGILink(conn, on_made=self._on_connect, high_water=2 * self.line_limit)
+
+    def _on_connect(self, link: AGILink) -> None:
         if self._stopping or len(self._tasks) >= self.max_connections:
             self.rejected += 1
             metrics.AGI_CONNECTIONS.labels(result="rejected").inc()
             if not self._stopping:
                 log.warning("FastAGI connection cap (%d) reached; refusing a connection from %r",
-                            self.max_connections, writer.get_extra_info("peername"))
-            writer.transport.abort()
+                            self.max_connections, link.get_extra_info("peername"))
+            link.abort()
             return
-        task = asyncio.current_task()
-        assert task is not None
+        task = asyncio.get_running_loop().create_task(self._run_call(link))
         self._tasks.add(task)
         metrics.AGI_CONNECTIONS_ACTIVE.inc()
+        task.add_done_callback(self._call_done)   # also runs for a task cancelled before its first step
+
+    def _call_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        metrics.AGI_CONNECTIONS_ACTIVE.dec()
+
+    async def _run_call(self, link: AGILink) -> None:
         try:
             try:
-                result = await self._serve_call(reader, writer)
+                result = await self._serve_call(link)
             except Exception:  # a bug below dispatch(); keep the server and the metrics consistent
-                log.exception("FastAGI connection from %r failed", writer.get_extra_info("peername"))
+                log.exception("FastAGI connection from %r failed", link.get_extra_info("peername"))
                 result = "error"
             metrics.AGI_CONNECTIONS.labels(result=result).inc()
         finally:
-            self._tasks.discard(task)
-            metrics.AGI_CONNECTIONS_ACTIVE.dec()
-            if not writer.transport.is_closing():
-                writer.transport.abort()
+            if link.transport is not None and not link.transport.is_closing():
+                link.abort()
 
-    async def _serve_call(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> str:
-        sock = writer.get_extra_info("socket")
-        if sock is not None:
-            try:  # replies are single small lines: do not let Nagle delay them
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
+    async def _serve_call(self, link: AGILink) -> str:
         try:
-            session = await AGISession.start(
-                reader, writer, header_timeout=self.header_timeout, line_limit=self.line_limit,
-                header_limit=self.header_limit, command_timeout=self.command_timeout, hangup_grace=self.hangup_grace,
+            session = await AGISession.open(
+                link, header_timeout=self.header_timeout, command_timeout=self.command_timeout,
+                hangup_grace=self.hangup_grace,
             )
         except (AGITimeoutError, AGIConnectionLost, AGIProtocolError, ConnectionError) as exc:
-            log.warning("bad FastAGI header from %r: %s", writer.get_extra_info("peername"), exc)
-            writer.transport.abort()
+            log.warning("bad FastAGI header from %r: %s", link.get_extra_info("peername"), exc)
+            link.abort()
             return "bad_header"
         return await dispatch(self.router, session)
 

@@ -31,7 +31,7 @@ MAX_COMMAND_WORDS = 128            # Asterisk's MAX_ARGS
 USAGE_END = "520 End of proper usage."
 
 
-def decode_line(raw: bytes) -> str:
+def decode_line(raw: bytes | bytearray) -> str:
     """UTF-8 if valid, else Latin-1 (never fails: every byte is a Latin-1 character)."""
     try:
         return raw.decode("utf-8")
@@ -119,6 +119,7 @@ class Quoted(str):
 
 _FORBIDDEN = frozenset("\r\n\0")
 _NEEDS_QUOTES = re.compile(r'[\s"\\]')
+_PLAIN_WORD = re.compile(r'[^\s"\\\0]+').fullmatch   # \s covers CR and LF: a word that goes bare
 
 
 def quote_word(word: str) -> str:
@@ -143,13 +144,12 @@ def encode_command(*words: str) -> bytes:
         raise AGIEncodingError("empty AGI command; pass the command name, e.g. encode_command('NOOP')")
     if len(words) > MAX_COMMAND_WORDS:
         raise AGIEncodingError(f"AGI command has {len(words)} words; Asterisk accepts at most {MAX_COMMAND_WORDS}")
-    parts = []
-    for w in words:
-        if type(w) is str and w and not _NEEDS_QUOTES.search(w) and not _FORBIDDEN.intersection(w):
-            parts.append(w)          # fast path: a plain word (command names, numbers, file names)
-        else:
-            parts.append(quote_word(w if isinstance(w, str) else str(w)))
-    line = " ".join(parts).encode("utf-8") + b"\n"
+    # One regex call per word on the fast path (plain str words: command names, numbers, file names).
+    if all(type(w) is str and _PLAIN_WORD(w) for w in words):
+        text = " ".join(words)
+    else:
+        text = " ".join([quote_word(w if isinstance(w, str) else str(w)) for w in words])
+    line = (text + "\n").encode("utf-8")
     if len(line) > MAX_COMMAND_BYTES:
         raise AGIEncodingError(
             f"AGI command is {len(line)} bytes; Asterisk truncates commands over {MAX_COMMAND_BYTES} bytes and runs "
@@ -160,9 +160,13 @@ def encode_command(*words: str) -> bytes:
 
 # --- replies ---------------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class AGIReply:
-    """One reply: `200 result=1 (hello world)`, `200 result=35 (dtmf) endpos=18560`, `510 ...`, a 520 block."""
+    """One reply: `200 result=1 (hello world)`, `200 result=35 (dtmf) endpos=18560`, `510 ...`, a 520 block.
+
+    Read-only by convention. Not `frozen=True`: a frozen dataclass sets each field through object.__setattr__,
+    which made building the reply the largest single cost of a command (bench/agi_bench.py).
+    """
 
     code: int
     result: str
@@ -321,6 +325,9 @@ _TRANSITIONS: dict[State, dict[_Input, State]] = {
     State.CLOSED: {_Input.EOF: State.CLOSED},
     State.ERROR: {},
 }
+# The REPLY column of the table on its own: one lookup on the per-command fast paths.
+_AFTER_REPLY: dict[State, State] = {state: row[_Input.REPLY] for state, row in _TRANSITIONS.items()
+                                    if _Input.REPLY in row}
 
 
 class AGIConnection:
@@ -387,6 +394,20 @@ class AGIConnection:
         """True when received bytes are waiting to be parsed (or EOF is pending)."""
         return bool(self._buffer._data) or (self._eof and self.state is not State.CLOSED)
 
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes received and not parsed yet (the I/O layer pauses reading above a bound)."""
+        return len(self._buffer._data)
+
+    @property
+    def eof(self) -> bool:
+        """True once the peer's EOF has been fed in."""
+        return self._eof
+
+    @property
+    def line_limit(self) -> int:
+        return self._buffer.line_limit
+
     # -- input --
     def receive_data(self, data: bytes) -> None:
         """Feed bytes from the peer; b"" means the peer closed (EOF)."""
@@ -399,11 +420,23 @@ class AGIConnection:
 
     def next_event(self) -> Event | None:
         """The next complete event, or None until more data arrives. 100 Trying lines are consumed silently."""
-        if self.state is State.ERROR:
+        state = self.state
+        if state is State.ERROR:
             raise AGIProtocolError("connection is in ERROR state after a protocol error")
+        buf = self._buffer
+        data = buf._data
+        # Fast path for the usual reply: exactly one "200 result=<word>\n" line in the buffer while a command is
+        # in flight (same result as the general path below, see test_connection_fast_path_equals_full_parser).
+        if (data.startswith(b"200 result=") and data.find(b"\n") == len(data) - 1 and data.find(b" ", 11) < 0
+                and state in _AFTER_REPLY and self._usage is None and len(data) <= buf.line_limit):
+            line = decode_line(data[:-1])
+            data.clear()
+            buf._searched = 0
+            self.state = _AFTER_REPLY[state]
+            return AGIReply(200, line[11:], None, None, {}, [line])
         while True:
             try:
-                raw = self._buffer.maybe_extract_line()
+                raw = buf.maybe_extract_line()
             except AGIProtocolError:
                 self.state = State.ERROR
                 raise
@@ -441,8 +474,8 @@ class AGIConnection:
                 and (state is State.WAITING_REPLY or state is State.DEAD_WAITING_REPLY)):
             # Fast path for the most common reply ("200 result=0"): same result as parse_reply_line().
             line = decode_line(raw)
-            self.state = _TRANSITIONS[state][_Input.REPLY]
-            return AGIReply(code=200, result=line[11:], lines=[line])
+            self.state = _AFTER_REPLY[state]
+            return AGIReply(200, line[11:], None, None, {}, [line])
         line = decode_line(raw)
         if self._usage is not None:
             # Inside a 520 block every line is usage text until "520 End of proper usage." (or any "520 " line).

@@ -1,13 +1,14 @@
-"""AGISession: high-level async AGI commands over an asyncio StreamReader/StreamWriter pair.
+"""AGISession: high-level async AGI commands over an `AGILink` (a socket, or a StreamReader/StreamWriter pair).
 
 Rules for this file:
-- All framing and parsing happens in `protocol.AGIConnection`; this file only moves bytes and maps replies to
-  results and typed errors. FastAGI (TCP) and classic AGI (stdin/stdout pipes) use the same class.
+- All framing and parsing happens in `protocol.AGIConnection`, all I/O in `link.AGILink`; this file only maps
+  replies to results and typed errors. FastAGI (TCP) and classic AGI (stdin/stdout pipes) use the same class.
 - One command in flight per session (a busy flag with a FIFO of waiters: a lock without its call overhead).
   Replies are read only while a command is in flight; a `HANGUP` line that arrives while idle stays buffered
   and is consumed as a notice before the next reply, so replies never shift.
 - A command that times out leaves the stream desynchronised (its reply may still come): the session is marked
-  broken and closed, and `AGITimeoutError` is raised. Nothing is retried.
+  broken and closed, and `AGITimeoutError` is raised. Nothing is retried. The timeout is one lazily re-armed
+  loop timer per session, not one per command (see `_on_timer`).
 - Dead mode: after HANGUP, variable reads/writes, NOOP and VERBOSE still work; media commands raise
   `AGIHangupError` without being sent (Asterisk would answer 511).
 - `result=-1` of a media command is ambiguous (missing file vs caller hangup; the HANGUP notice follows ~40 ms
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import deque
 from typing import Any
 
@@ -28,14 +28,13 @@ from .errors import (
     AGIAppError, AGIConnectionLost, AGIDeadChannelError, AGIHangupError, AGIInvalidCommandError, AGIProtocolError,
     AGISessionClosed, AGITimeoutError, AGIUsageError,
 )
+from .link import AGILink
 from .protocol import (
     DEFAULT_HEADER_LIMIT, DEFAULT_LINE_LIMIT, EOF, AGIConnection, AGIEnvironment, AGIReply, Quoted,
     encode_command,
 )
 
 log = logging.getLogger(__name__)
-
-READ_CHUNK = 65536
 
 # Every AGI command Asterisk 22 knows, by its words; anything else is labelled "other".
 KNOWN_COMMANDS = frozenset({
@@ -124,20 +123,18 @@ class AGISession:
 
     def __init__(
         self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        connection: AGIConnection,
+        link: AGILink,
         *,
         command_timeout: float | None = 30.0,
         media_timeout: float | None = 3600.0,
         hangup_grace: float = 0.2,
         record_metrics: bool = True,
     ) -> None:
+        connection = link.conn
         if connection.env is None:
-            raise ValueError("AGISession needs a connection whose environment has been received")
+            raise ValueError("AGISession needs a link whose environment has been received (use AGISession.open)")
         self.env: AGIEnvironment = connection.env
-        self._reader = reader
-        self._writer = writer
+        self._link = link
         self._conn = connection
         self.command_timeout = command_timeout
         self.media_timeout = media_timeout  # prompts, SAY, GET DATA: their length is not known here
@@ -145,17 +142,28 @@ class AGISession:
         self._observe = _observe if record_metrics else _no_metrics
         self._busy = False                   # one command in flight: a flag, plus a FIFO of waiting callers
         self._queue: deque[asyncio.Future[None]] = deque()
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop = asyncio.get_running_loop()
         self._timer_when = 0.0
         self._closed = False
         self._broken = False
         self._hangup_sent = False
-        self._expired = False
         self._deadline: float | None = None
-        self._waiting_task: asyncio.Task[Any] | None = None
         self._timer: asyncio.TimerHandle | None = None
 
     # -- construction -------------------------------------------------------------------------------------
+    @classmethod
+    async def open(cls, link: AGILink, *, header_timeout: float | None = 10.0, **kwargs: Any) -> "AGISession":
+        """Wait for the environment on `link` and return a session. Raises AGITimeoutError (no full header in
+        time), AGIConnectionLost (EOF inside the header) or AGIProtocolError (oversized header, line too long)."""
+        try:
+            async with asyncio.timeout(header_timeout):
+                event = await link.wait()    # whole events only: the environment or EOF
+        except TimeoutError:
+            raise AGITimeoutError(f"no complete AGI environment within {header_timeout} s") from None
+        if type(event) is EOF:
+            raise AGIConnectionLost("the AGI peer closed the connection before the environment ended")
+        return cls(link, **kwargs)
+
     @classmethod
     async def start(
         cls,
@@ -167,22 +175,14 @@ class AGISession:
         header_limit: int = DEFAULT_HEADER_LIMIT,
         **kwargs: Any,
     ) -> "AGISession":
-        """Read the environment block and return a session. Raises AGITimeoutError (no full header in time),
-        AGIConnectionLost (EOF inside the header) or AGIProtocolError (oversized header, line too long)."""
-        conn = AGIConnection(line_limit=line_limit, header_limit=header_limit)
+        """`open()` over a StreamReader/StreamWriter pair (pipes, or streams from asyncio.start_server).
+        On failure the pump reading `reader` is stopped and the transport aborted."""
+        link = AGILink.from_streams(reader, writer, AGIConnection(line_limit=line_limit, header_limit=header_limit))
         try:
-            async with asyncio.timeout(header_timeout):
-                while True:
-                    event = conn.next_event()
-                    if event is None:
-                        conn.receive_data(await reader.read(READ_CHUNK))
-                        continue
-                    if isinstance(event, EOF):
-                        raise AGIConnectionLost("the AGI peer closed the connection before the environment ended")
-                    break
-        except TimeoutError:
-            raise AGITimeoutError(f"no complete AGI environment within {header_timeout} s") from None
-        return cls(reader, writer, conn, **kwargs)
+            return await cls.open(link, header_timeout=header_timeout, **kwargs)
+        except BaseException:
+            link.abort()
+            raise
 
     # -- state --------------------------------------------------------------------------------------------
     @property
@@ -227,63 +227,48 @@ class AGISession:
                 raise AGISessionClosed(
                     "AGI session is closed" + (" after an earlier timeout/protocol error" if self._broken else "")
                 )
-            started = time.perf_counter()
-            conn = self._conn
-            task = asyncio.current_task()
-            self._expired = False
-            if timeout is not None and task is not None:
-                loop = self._loop or asyncio.get_running_loop()
-                self._loop = loop
-                deadline = loop.time() + timeout
+            link = self._link
+            loop = self._loop
+            started = loop.time()
+            if timeout is not None:
+                deadline = started + timeout
                 self._deadline = deadline
-                self._waiting_task = task
                 if self._timer is None or self._timer_when > deadline:
                     if self._timer is not None:
                         self._timer.cancel()
                     self._timer_when = deadline
                     self._timer = loop.call_at(deadline, self._on_timer)
             try:
-                conn.mark_sent()
-                self._writer.write(data)
-                await self._writer.drain()
-                reader = self._reader
-                event = conn.next_event() if conn.buffered else None   # e.g. a HANGUP read with the last reply
-                while True:
-                    if event is None:
-                        conn.receive_data(await reader.read(READ_CHUNK))
-                    elif type(event) is AGIReply:
-                        reply = event
-                        break
-                    elif isinstance(event, EOF):
-                        self._observe(label, "hangup", time.perf_counter() - started)
+                self._conn.mark_sent()
+                link.write(data)
+                event = await link.wait()
+                while type(event) is not AGIReply:
+                    if event is None:          # the timer expired the wait
+                        self._broken = True
+                        self._observe(label, "timeout", loop.time() - started)
                         await self._shutdown()
-                        where = " inside a 520 usage block" if event.in_usage_block else ""
-                        raise AGIConnectionLost(f"the AGI peer closed the connection{where} while a reply was due")
-                    # else HangupNotice: the connection recorded it (dead mode); keep waiting for the reply.
-                    event = conn.next_event()
-            except asyncio.CancelledError:
-                if not self._expired or task is None:
-                    raise
-                task.uncancel()
-                self._broken = True
-                self._observe(label, "timeout", time.perf_counter() - started)
-                await self._shutdown()
-                raise AGITimeoutError(
-                    f"no reply to {data[:60]!r} within {timeout} s; the session was closed (its reply would arrive "
-                    "out of turn). Raise the command's timeout if Asterisk legitimately needs longer."
-                ) from None
+                        raise AGITimeoutError(
+                            f"no reply to {data[:60]!r} within {timeout} s; the session was closed (its reply would "
+                            "arrive out of turn). Raise the command's timeout if Asterisk legitimately needs longer."
+                        )
+                    if type(event) is EOF:
+                        self._observe(label, "hangup", loop.time() - started)
+                        await self._shutdown()
+                        raise AGIConnectionLost(self._lost_message(event))
+                    # HangupNotice: the connection recorded it (dead mode); keep waiting for the reply.
+                    event = await link.wait()
+                reply = event
             except AGIProtocolError:
                 self._broken = True
                 await self._shutdown()
                 raise
             except (ConnectionError, BrokenPipeError) as exc:
-                self._observe(label, "hangup", time.perf_counter() - started)
+                self._observe(label, "hangup", loop.time() - started)
                 await self._shutdown()
                 raise AGIConnectionLost(f"the AGI connection failed: {exc}") from exc
             finally:
                 self._deadline = None
-                self._waiting_task = None
-            elapsed = time.perf_counter() - started
+            elapsed = loop.time() - started
         finally:
             if self._queue:
                 self._release_slow()
@@ -306,6 +291,12 @@ class AGISession:
             raise AGIUsageError(f"{label}: wrong arguments (520); usage: {reply.usage[:200]}", reply)
         self._observe(label, "failure", elapsed)
         raise AGIProtocolError(f"{label}: unexpected AGI reply {reply.lines[0][:80]!r}")
+
+    def _lost_message(self, event: EOF) -> str:
+        where = " inside a 520 usage block" if event.in_usage_block else ""
+        reason = self._link.lost_reason
+        return (f"the AGI peer closed the connection{where} while a reply was due"
+                + (f" ({reason})" if reason is not None else ""))
 
     async def _acquire_slow(self) -> None:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -330,19 +321,19 @@ class AGISession:
     # Per-command timeouts use one lazily re-armed loop timer per session instead of a new timer per command:
     # a command only stores its deadline; the timer fires at most once per `timeout` seconds, checks the
     # deadline of the command in flight, and re-arms itself if needed. Scheduling and cancelling a TimerHandle
-    # for every command was the largest cost in the hot path (heap operations in Python).
+    # for every command was the largest cost in the hot path (heap operations in Python). On expiry it resolves
+    # the link's pending wait with None; the command then closes the session and raises AGITimeoutError.
     def _on_timer(self) -> None:
         self._timer = None
-        deadline, task = self._deadline, self._waiting_task
-        if deadline is None or task is None:
+        deadline = self._deadline
+        if deadline is None:
             return
-        loop = asyncio.get_running_loop()
-        if loop.time() >= deadline:
-            self._expired = True
-            task.cancel()
+        if self._loop.time() >= deadline:
+            self._deadline = None
+            self._link.expire()
         else:
             self._timer_when = deadline
-            self._timer = loop.call_at(deadline, self._on_timer)
+            self._timer = self._loop.call_at(deadline, self._on_timer)
 
     async def _wait_for_hangup_notice(self, grace: float) -> bool:
         """After an ambiguous result=-1: wait up to `grace` s for the HANGUP notice. True if the caller is gone."""
@@ -357,10 +348,8 @@ class AGISession:
                 return True
             async with asyncio.timeout(grace):
                 while not self._conn.hung_up:
-                    event = self._conn.next_event()
-                    if event is None:
-                        self._conn.receive_data(await self._reader.read(READ_CHUNK))
-                    elif isinstance(event, EOF):
+                    event = await self._link.wait()
+                    if type(event) is EOF:
                         await self._shutdown()
                         return True
         except TimeoutError:
@@ -537,18 +526,16 @@ class AGISession:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        writer = self._writer
+        link = self._link
         try:
-            writer.close()
-            # A peer that does not read could keep our unsent bytes (and wait_closed) pending: bound it.
+            link.close()
+            # A peer that does not read could keep our unsent bytes (and the close) pending: bound it.
             async with asyncio.timeout(1.0):
-                await writer.wait_closed()
+                await link.wait_closed()
         except NotImplementedError:  # pipe writers (classic AGI) cannot wait for the close; close() is enough
             pass
         except (TimeoutError, ConnectionError, BrokenPipeError, OSError):
-            transport = writer.transport
-            if transport is not None:
-                transport.abort()
+            link.abort()
 
     async def close(self) -> None:
         """Close our side (idempotent). Asterisk then closes its side and continues the dialplan."""
