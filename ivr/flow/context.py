@@ -26,6 +26,7 @@ from ivr.flow.channel import CallInfo, Channel
 from ivr.flow.model import Flow
 from ivr.flow.report import Observer, TraceEvent
 from ivr.flow.templates import render
+from ivr.telephony import DEFAULT_CALLBACK_NUMBER_PATTERN
 
 if TYPE_CHECKING:  # pragma: no cover
     from ivr.flow.lookup import LookupClient
@@ -83,6 +84,8 @@ class EngineSettings:
     confirm_wait: float = 5.0                   # seconds to answer "press 1 to confirm" prompts
     terminator_grace: float = 2.0               # seconds to listen for the terminator after a full-length entry
     base_dir: Path | None = None                # for relative holiday calendars when the flow set has no sources
+    callback_number_pattern: str = DEFAULT_CALLBACK_NUMBER_PATTERN  # a callback number must fully match it
+    park_comeback_context: str = "ivr-park-comeback"  # Park(...,c(<context>,s,1)): where a timed-out caller goes
 
 
 @dataclass

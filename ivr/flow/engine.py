@@ -81,10 +81,18 @@ class FlowEngine:
         """EngineSettings from the service's `Settings` (paths as Asterisk sees them)."""
         prompts = getattr(service_settings, "asterisk_prompts_dir", None) or str(service_settings.prompts_dir)
         recordings = str(service_settings.recordings_dir).rstrip("/")
-        return EngineSettings(
+        settings = EngineSettings(
             prompts_dir=prompts, dial_template=service_settings.dial_template, recordings_dir=recordings,
             voicemail_dir=f"{recordings}/voicemail",
         )
+        # Optional sections: a Settings without them keeps the engine's defaults.
+        pattern = getattr(getattr(service_settings, "callbacks", None), "number_pattern", None)
+        if pattern:
+            settings.callback_number_pattern = str(pattern)
+        comeback = getattr(getattr(service_settings, "calls", None), "park_comeback_context", None)
+        if comeback:
+            settings.park_comeback_context = str(comeback)
+        return settings
 
     @classmethod
     def factory(cls, service_settings: Any, **kwargs: Any) -> Callable[[Mapping[str, Flow]], "FlowEngine"]:

@@ -446,11 +446,26 @@ class CallbackNode(NodeBase):
     use_caller_id: bool = Field(True, description="Offer the caller ID first; the caller may enter another number.")
     number_prompts: list[str] = Field(default_factory=list, description="Asks for another number.")
     confirm_prompts: list[str] = Field(default_factory=list, description="'press 1 to confirm, 2 for another number'.")
+    invalid_prompts: list[str] = Field(default_factory=list, description="Played when a typed number cannot be called "
+                                       "back (wrong length or refused by the number pattern), before asking again.")
+    number_pattern: str | None = Field(None, description="Regular expression the whole number (caller ID or typed, "
+                                       "with its + if any) must match; default: the service's "
+                                       "callbacks.number_pattern. Use it to refuse premium-rate and short numbers.")
     min_length: int = 6
     max_length: int = 15
     retries: int = Field(2, ge=0, le=10)
     next: NodeRef
     on_failure: NodeRef | None = None
+
+    @field_validator("number_pattern")
+    @classmethod
+    def _check_number_pattern(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression: {exc}") from None
+        return pattern
 
 
 class GotoNode(NodeBase):

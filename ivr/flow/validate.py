@@ -129,6 +129,7 @@ def prompt_refs(node: object, path: tuple) -> list[PromptRef]:
         add("prompts", node.prompts)
         add("number_prompts", node.number_prompts)
         add("confirm_prompts", node.confirm_prompts)
+        add("invalid_prompts", node.invalid_prompts)
     elif isinstance(node, HangupNode):
         add("prompts", node.prompts)
     return out

@@ -225,15 +225,15 @@ async def test_account_of_full_length_then_hash_is_confirmed(stack):
 
 async def test_callback_number_of_full_length_then_hash_is_stored(stack, storage):
     # 15 digits (the node's max_length) and #; then the offer, the read-back and "press 1 to confirm"
-    script = TO_MAIN_MENU + [Press("5"), NextPrompt(0.5), Press("2"), NextPrompt(0.5), Press("003706123456789#"),
+    script = TO_MAIN_MENU + [Press("5"), NextPrompt(0.5), Press("2"), NextPrompt(0.5), Press("370612345678901#"),
                              OnCommand("STREAM FILE"), OnCommand("STREAM FILE", 0.3), Press("1")]
     record, report = await call(stack, script)
     assert (report.outcome, report.end_target) == ("callback", "callback:support")
     (request,) = await storage.list_callbacks(queue="support")
-    assert request.number == "003706123456789"
+    assert request.number == "370612345678901"
     cmds = record.commands()
     assert cmds.count('STREAM FILE /prompts/en/callback_number "0123456789*#"') == 1
-    assert replies_to(record, 'SAY DIGITS 003706123456789 "0123456789*#"') == ["200 result=0"]
+    assert replies_to(record, 'SAY DIGITS 370612345678901 "0123456789*#"') == ["200 result=0"]
     assert replies_to(record, 'STREAM FILE /prompts/en/callback_offer "0123456789*#"')[-1].startswith(
         "200 result=0 ")  # the # did not cut the offer short (it would have meant "another number")
 

@@ -2,6 +2,7 @@ from datetime import datetime, timezone
 
 import pytest
 
+from ivr.flow.engine import FlowEngine
 from ivr.flow.lookup import FixtureLookupClient
 
 from .conftest import make_flow
@@ -485,6 +486,70 @@ async def test_callback_without_caller_id_fails_after_retries(run, storage):
     report = await run(cb_flow(), FakeChannel(caller_id="anonymous"))
     assert report.end_node == "main:sorry"
     assert await storage.list_callbacks() == []
+
+
+LT_NUMBERS = r"^(\+370|8)[3-9][0-9]{7}$"
+
+
+def typed(at: float, digits: str) -> list[tuple[float, str]]:
+    return [(at + 0.2 * i, d) for i, d in enumerate(digits)]
+
+
+async def test_callback_caller_id_outside_the_pattern_is_not_offered(run, storage):
+    # A foreign (or premium-rate) caller ID is never read back: the caller is asked for a number at once.
+    presses = typed(2.5, "861234567#") + [(13.0, "1")]  # number prompt 2 s, offer 2 s, read-back 4.5 s, confirm
+    ch = FakeChannel(caller_id="+4790000000", presses=presses)
+    report = await run(cb_flow(), ch, callback_number_pattern=LT_NUMBERS)
+    assert ch.played()[0] == "/p/en/cb_number"
+    assert ch.ops("say_digits") == [("say_digits", "861234567")]
+    (req,) = await storage.list_callbacks(queue="sales")
+    assert req.number == "861234567" and report.outcome == "callback"
+
+
+async def test_callback_typed_premium_number_is_refused_and_asked_again(run, storage):
+    flow = cb_flow()
+    flow.nodes["cb"].invalid_prompts = ["invalid"]
+    # 0900... (leading 0: not a number the default pattern allows), then a good one
+    presses = typed(2.5, "0900123456#") + typed(9.0, "861234567#") + [(20.0, "1")]
+    ch = FakeChannel(caller_id="", presses=presses)
+    report = await run(flow, ch)
+    assert ch.played()[:3] == ["/p/en/cb_number", "/p/en/invalid", "/p/en/cb_number"]
+    assert ("say_digits", "0900123456") not in ch.ops("say_digits")
+    (req,) = await storage.list_callbacks(queue="sales")
+    assert req.number == "861234567" and report.end_node == "main:bye"
+
+
+async def test_callback_node_pattern_overrides_the_service_pattern(run, storage):
+    flow = cb_flow()
+    flow.nodes["cb"].number_pattern = LT_NUMBERS
+    ch = FakeChannel(caller_id="+4790000000")  # fine for the service's default, not for this node
+    report = await run(flow, ch)
+    assert ch.ops("say_digits") == [] and report.end_node == "main:sorry"
+    assert await storage.list_callbacks() == []
+
+
+async def test_callback_only_refused_numbers_exhaust_retries(run, storage):
+    presses = typed(2.5, "1900#") + typed(9.0, "0012345678#")
+    report = await run(cb_flow(), FakeChannel(caller_id="", presses=presses))
+    assert report.end_node == "main:sorry" and await storage.list_callbacks() == []
+
+
+def test_engine_settings_take_the_service_number_pattern():
+    from types import SimpleNamespace
+
+    base = dict(prompts_dir="/p", dial_template="PJSIP/{extension}", recordings_dir="/r")
+    with_pattern = SimpleNamespace(**base, callbacks=SimpleNamespace(number_pattern=LT_NUMBERS),
+                                   calls=SimpleNamespace(park_comeback_context="my-comeback"))
+    settings = FlowEngine.settings_from(with_pattern)
+    assert settings.callback_number_pattern == LT_NUMBERS and settings.park_comeback_context == "my-comeback"
+    settings = FlowEngine.settings_from(SimpleNamespace(**base))  # older Settings without those sections
+    assert settings.callback_number_pattern == r"^\+?[1-9][0-9]{6,14}$"
+    assert settings.park_comeback_context == "ivr-park-comeback"
+
+
+def test_callback_number_pattern_must_be_a_regex():
+    with pytest.raises(ValueError, match="invalid regular expression"):
+        make_flow({"cb": {"type": "callback", "queue": "s", "number_pattern": "(", "next": "cb"}})
 
 
 # --- say, set, hangup, cross-flow -------------------------------------------------------------------------

@@ -3,8 +3,12 @@
 Rules: the caller ID is offered first when it looks like a phone number (read back digit by digit); the caller
 presses 1 to confirm or 2 (or any other key) to enter another number, which is then read back and confirmed
 the same way. The number entry ends with `#` (also right after a full-length number: `CallContext.collect` takes
-that `#`, so it cannot cut the offer short and mean "another number"). Silence and bad numbers (too short, too
-long) count against `retries`; exhausted -> `on_failure` (or the call ends).
+that `#`, so it cannot cut the offer short and mean "another number"). Silence and bad numbers count against
+`retries`; exhausted -> `on_failure` (or the call ends).
+A usable number has `min_length`-`max_length` ASCII digits (after an optional `+`) and fully matches the number
+pattern: the node's `number_pattern`, else the service's (`callbacks.number_pattern`, default
+`^\\+?[1-9][0-9]{6,14}$`), so premium-rate or short numbers are never stored, whether they came as the caller ID
+(then not offered: the caller is asked for a number) or were typed (then `invalid_prompts`, and asked again).
 Stored via `storage.add_callback`; the callback scheduler does the dialling.
 """
 from __future__ import annotations
@@ -13,32 +17,42 @@ from ivr.flow.context import ALL_DIGITS, CallContext, EngineError, Finish, Goto
 from ivr.flow.model import CallbackNode
 from ivr.flow.nodes import register
 from ivr.metrics import CALLBACKS
+from ivr.telephony import is_callback_number
 
 CONFIRM, OTHER = "1", "2"
 
 
-def _usable(node: CallbackNode, number: str) -> bool:
+def _usable(node: CallbackNode, number: str, pattern: str) -> bool:
     digits = number[1:] if number.startswith("+") else number
-    return digits.isdigit() and digits.isascii() and node.min_length <= len(digits) <= node.max_length
+    return (digits.isdigit() and digits.isascii() and node.min_length <= len(digits) <= node.max_length
+            and is_callback_number(number, pattern))
 
 
 @register("callback")
 async def run(node: CallbackNode, ctx: CallContext) -> Goto | Finish:
     if ctx.storage is None:
         raise EngineError(f"callback {ctx.ref}: no storage configured in the service")
+    pattern = node.number_pattern or ctx.settings.callback_number_pattern
     caller = ctx.info.caller_id.strip()
-    number = caller if node.use_caller_id and _usable(node, caller) else ""
+    number = ""
+    if node.use_caller_id and caller:
+        if _usable(node, caller, pattern):
+            number = caller
+        else:
+            ctx.emit("callback", f"caller ID {caller[:32]!r} cannot be called back; asking for a number")
     failures = 0
     while failures <= node.retries:
         if not number:
             entered = await ctx.collect(node.number_prompts, max_length=node.max_length, terminator="#",
                                         timeout=ctx.settings.confirm_wait + 1, inter_digit_timeout=3.0)
-            if _usable(node, entered):
+            if _usable(node, entered, pattern):
                 number = entered
             else:
                 failures += 1
                 ctx.emit("invalid" if entered else "no_input",
                          f"not a usable number ({failures} of {node.retries + 1})", count=failures)
+                if entered and node.invalid_prompts and failures <= node.retries:
+                    await ctx.play(node.invalid_prompts)
             continue
         answer = await ctx.offer(node.prompts, ALL_DIGITS)
         if answer is None:
