@@ -6,7 +6,9 @@ Rules for this file:
 - It never sleeps and never imports AGI, AMI or the simulator: every wait is a `Channel` call, and time comes
   from the injected clock (so simulated calls have simulated durations in reports and metrics).
 - A caller hangup anywhere (`CallerHangup`) ends the call cleanly: outcome "abandoned" (or the outcome already
-  reached, e.g. a voicemail left before hanging up), with the node where it happened.
+  reached, e.g. a voicemail left before hanging up), with the node where it happened. Unless the channel
+  carries IVR_TRANSFERRED=<target> (read in dead mode): then the API moved the call out of the IVR (its Redirect
+  ends the AGI like a hangup) and the outcome is "transferred", end target "api:<target>" (sanitised).
 - The outcome is the last decisive event (transferred, parked, voicemail, callback); a call with none is
   "contained" when the flow ends it. A failed transfer is not decisive.
 - Every other failure ends the call with outcome "error" and a logged reason: an undefined node, a
@@ -16,6 +18,7 @@ Rules for this file:
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -32,6 +35,9 @@ from ivr.flow.templates import NAME_RE, render
 __all__ = ["FlowEngine", "EngineSettings", "EngineError", "UnknownFlow"]
 
 log = logging.getLogger(__name__)
+
+API_TRANSFER_VARIABLE = "IVR_TRANSFERRED"  # set by call control (AMI Setvar) right before it moves a call in the IVR
+_UNSAFE_TARGET = re.compile(r"[^A-Za-z0-9_\-+*#@/.:]")
 
 
 class UnknownFlow(EngineError):
@@ -211,11 +217,18 @@ class FlowEngine:
                     break
                 ref = ctx.qualify(step.target)
         except CallerHangup as exc:
-            self._leave(ctx, visit, "hangup", "caller hung up", "")
-            report.outcome = ctx.outcome or "abandoned"
-            report.end_target = ctx.end_target or "hangup:caller"
+            api_target = await self._api_transfer(channel)
             report.end_node = ctx.ref
-            ctx.emit("hangup", f"caller hung up at {ctx.ref}" + (f" ({exc})" if str(exc) else ""))
+            if api_target is not None:
+                self._leave(ctx, visit, "transferred", f"transferred by the API to {api_target}", "")
+                report.outcome, report.end_target = "transferred", f"api:{api_target}"
+                metrics.TRANSFERS.labels(flow_name, "api", "redirected").inc()
+                ctx.emit("transfer", f"transferred by the API to {api_target} at {ctx.ref}", target=api_target)
+            else:
+                self._leave(ctx, visit, "hangup", "caller hung up", "")
+                report.outcome = ctx.outcome or "abandoned"
+                report.end_target = ctx.end_target or "hangup:caller"
+                ctx.emit("hangup", f"caller hung up at {ctx.ref}" + (f" ({exc})" if str(exc) else ""))
         except (EngineError, ChannelError) as exc:
             self._leave(ctx, visit, "error", str(exc), "")
             report.outcome, report.error, report.end_node = "error", str(exc), ctx.ref
@@ -242,6 +255,20 @@ class FlowEngine:
         ctx.emit("end", f"outcome {report.outcome}" + (f" -> {report.end_target}" if report.end_target else "")
                  + f" after {report.seconds:.1f} s", outcome=report.outcome)
         return report
+
+    @staticmethod
+    async def _api_transfer(channel: Channel) -> str | None:
+        """The target the API moved this call to (IVR_TRANSFERRED, set just before its Redirect), else None.
+
+        A Redirect ends the AGI like a hangup; GET VARIABLE still works in dead mode (agi-06), so the variable
+        tells a transferred call from an abandoned one. No answer (connection gone) counts as a hangup."""
+        try:
+            value = await channel.get_variable(API_TRANSFER_VARIABLE)
+        except (CallerHangup, ChannelError):
+            return None
+        if not value:
+            return None
+        return _UNSAFE_TARGET.sub("_", value.strip())[:80] or None
 
     def _leave(self, ctx: CallContext, visit: NodeVisit | None, reason: str, detail: str, target: str) -> None:
         if visit is None:
