@@ -12,6 +12,7 @@ Rules for this file:
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Mapping
@@ -108,14 +109,116 @@ class ReloadSettings(_Section):
     interval: Duration = Field(2.0, description="How often the flow files are checked for changes.")
 
 
+DEFAULT_NUMBER_PATTERN = r"^\+?[1-9][0-9]{6,14}$"
+
+
 class CallbackSettings(_Section):
-    """The outbound callback scheduler."""
+    """The outbound callback scheduler, and which numbers the service may call out to at all."""
 
     enabled: bool = True
-    flow: str = Field("callback", description="Flow an answered callback runs (what the customer hears first).")
+    flow: str = Field("callback", pattern=r"^[A-Za-z0-9_\-]{1,64}$",
+                      description="Flow an answered callback runs when the request names none (API requests "
+                      "without `flow`, flows' callback nodes).")
     interval: Duration = Field(30.0, description="How often due callbacks are looked for.")
-    max_attempts: int = Field(3, ge=1)
+    max_attempts: int = Field(3, ge=1, le=20, description="Attempts per request when the request names none; "
+                              "requests asking for more are capped to this.")
     retry_after: Duration = Field(600.0, description="Wait between attempts.")
+    number_pattern: str = Field(
+        DEFAULT_NUMBER_PATTERN, description="Regular expression a callback or outbound number must fully match "
+        "(click-to-call, calls into a flow, callbacks). Keep it to your own country's geographic and mobile "
+        "numbers: it is what stops premium-rate and international fraud through the API.")
+
+    @field_validator("number_pattern")
+    @classmethod
+    def _check_number_pattern(cls, pattern: str) -> str:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"{pattern!r} is not a regular expression ({exc}); write it like "
+                             r"^(\+370|8)[0-9]{8}$") from None
+        return pattern
+
+
+class CallSettings(_Section):
+    """Call control (the HTTP API and callbacks): where calls are sent in the dialplan, parking, hold, spying,
+    recordings. Defaults match dialplans/extensions_ivr.conf and a stock res_parking.conf."""
+
+    outbound_context: str = Field("from-internal", description="Click-to-call: after the agent answers, the agent "
+                                  "leg runs <customer number>@this context.")
+    customer_dial: str = Field("Local/{number}@ivr-dial-out", description="Dial string of the customer leg of "
+                               "callbacks and calls into a flow ({number} only).")
+    flow_context: str = Field("ivr-outbound", description="Answered outbound calls and transfers to a flow run "
+                              "<flow>@this context.")
+    extension_context: str = Field("from-internal", description="Transfers to an extension go to <ext>@this.")
+    queue_context: str = Field("ivr-queue", description="Transfers to a queue go to <queue>@this.")
+    hold_context: str = Field("ivr-hold", description="The held party runs s@this (music on hold).")
+    hold_wait_context: str = Field("ivr-hold-wait", description="Its partner waits in s@this until resumed.")
+    moh_class: str = Field("default", description="Music on hold class when a hold request names none.")
+    parking_lots: dict[str, str] = Field(default_factory=lambda: {"default": "parkedcalls"},
+                                         description="Parking lots the API may use: name -> context of its spaces.")
+    park_timeout: Duration = Field(45.0, description="Parked calls come back after this unless a request says.")
+    spy_options: dict[Literal["listen", "whisper", "barge"], str] = Field(
+        default_factory=lambda: {"listen": "qE", "whisper": "qwE", "barge": "qBE"},
+        description="ChanSpy options per supervisor mode.")
+    recording_template: str = Field("${date}-${call}-${caller}", description="Recording file name (without "
+                                    "extension): ${date} ${time} ${call} ${caller} ${agent} ${flow} ${queue}.")
+    recording_format: str = Field("wav", pattern=r"^[a-z0-9]{1,8}$", description="wav, gsm, ...")
+    asterisk_recordings_dir: str | None = Field(
+        None, description="Where Asterisk writes call recordings, as Asterisk sees it (another host or a "
+        "container); default: recordings_dir.")
+    download_dir: Path | None = Field(
+        None, description="The same directory as this host sees it, for downloads through the API; default: "
+        "recordings_dir.")
+    originate_timeout: Duration = Field(30.0, description="Ring time of originated calls when a request names none.")
+
+    @field_validator("outbound_context", "flow_context", "extension_context", "queue_context", "hold_context",
+                     "hold_wait_context", "moh_class")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_\-]{1,80}", value):
+            raise ValueError(f"{value!r} is not a dialplan context/class name; use letters, digits, _ and -")
+        return value
+
+    @field_validator("parking_lots")
+    @classmethod
+    def _check_lots(cls, lots: dict[str, str]) -> dict[str, str]:
+        for name, context in lots.items():
+            if not re.fullmatch(r"[A-Za-z0-9_\-]{1,64}", name) or not re.fullmatch(r"[A-Za-z0-9_\-]{1,80}", context):
+                raise ValueError(f"parking lot {name!r}: {context!r}: names and contexts use letters, digits, _ "
+                                 "and -")
+        if not lots:
+            raise ValueError("name at least one parking lot (default: parkedcalls)")
+        return lots
+
+    @field_validator("spy_options")
+    @classmethod
+    def _check_spy(cls, options: dict[str, str]) -> dict[str, str]:
+        for mode, opts in options.items():
+            if not re.fullmatch(r"[A-Za-z]{0,16}", opts):
+                raise ValueError(f"spy_options.{mode} {opts!r}: use ChanSpy option letters only (like qE); "
+                                 "options with arguments are not supported")
+        return options
+
+    @field_validator("customer_dial")
+    @classmethod
+    def _check_customer_dial(cls, template: str) -> str:
+        if "{number}" not in template:
+            raise ValueError(f"{template!r} has no {{number}}; write it like Local/{{number}}@ivr-dial-out")
+        try:
+            template.format(number="1")
+        except (KeyError, IndexError, ValueError):
+            raise ValueError(f"{template!r} has a placeholder other than {{number}}") from None
+        return template
+
+    @field_validator("recording_template")
+    @classmethod
+    def _check_recording_template(cls, template: str) -> str:
+        known = {"date", "time", "call", "caller", "agent", "flow", "queue"}
+        unknown = sorted(set(re.findall(r"\$\{([A-Za-z_]+)\}", template)) - known)
+        if unknown:
+            raise ValueError(f"unknown variable(s) {', '.join('${' + u + '}' for u in unknown)}; use "
+                             + " ".join("${" + k + "}" for k in sorted(known)))
+        return template
 
 
 class Settings(_Section):
@@ -136,6 +239,7 @@ class Settings(_Section):
     lookups: LookupSettings = Field(default_factory=LookupSettings)
     reload: ReloadSettings = Field(default_factory=ReloadSettings)
     callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
+    calls: CallSettings = Field(default_factory=CallSettings)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # Where the settings came from (filled by load_settings; not settable in the file).
     _root: Path = PrivateAttr(default_factory=Path.cwd)
@@ -293,6 +397,8 @@ def _resolve_paths(settings: Settings, root: Path) -> Settings:
     settings.flows_dir = resolve(settings.flows_dir)
     settings.prompts_dir = resolve(settings.prompts_dir)
     settings.recordings_dir = resolve(settings.recordings_dir)
+    if settings.calls.download_dir is not None:
+        settings.calls.download_dir = resolve(settings.calls.download_dir)
     url = settings.storage.url
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
         # sqlite:///var/ivr.db is relative (SQLAlchemy convention); make it absolute against the project root.

@@ -16,6 +16,7 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 from pydantic import ValidationError
 
+from ivr.ami.errors import AMIEncodingError
 from ivr.calls.errors import CallControlError
 from ivr.storage import NotFound as StorageNotFound, StorageError
 
@@ -47,6 +48,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(exc.status, exc.code, detail)
     except ValidationError as exc:
         return error_response(422, "invalid_request", _validation_detail(exc))
+    except AMIEncodingError as exc:      # a value that cannot be sent to Asterisk safely: the request's fault
+        return error_response(422, "invalid_request", str(exc))
     except StorageNotFound as exc:
         return error_response(404, "not_found", str(exc))
     except StorageError as exc:

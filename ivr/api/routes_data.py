@@ -19,6 +19,8 @@ from ivr.api.deps import deps, parse_body, query_int
 from ivr.api.errors import JSONError
 from ivr.api.schemas import CallbackBody
 from ivr.calls import validate
+from ivr.calls.callbacks import queue_label
+from ivr.flow.templates import safe_filename
 from ivr.storage import CALLBACK_STATES, CallbackRequest, Recording
 
 
@@ -101,7 +103,7 @@ async def download_recording(request: web.Request) -> web.StreamResponse:
         raise JSONError(404, "not_found", "the recording file is not reachable from this host (it lives on the "
                                           "Asterisk host; set download_dir to a shared mount to serve it)")
     return web.FileResponse(path, headers={
-        "Content-Disposition": f'attachment; filename="{validate.safe_component(path.name) or "recording"}"'})
+        "Content-Disposition": f'attachment; filename="{safe_filename(path.name, default="recording")}"'})
 
 
 # --- callbacks -------------------------------------------------------------------------------------------------
@@ -122,18 +124,26 @@ async def list_callbacks(request: web.Request) -> web.Response:
 
 async def create_callback(request: web.Request) -> web.Response:
     body = await parse_body(request, CallbackBody)
-    validate.number(body.number)
-    validate.name(body.queue, "queue")
-    validate.name(body.flow, "flow")
     d = deps(request)
+    validate.number(body.number, pattern=d.settings.number_re)
+    validate.name(body.queue, "queue")
+    flow = validate.name(body.flow or d.settings.callback_flow, "flow")
+    if body.language:
+        validate.language(body.language)
+    if body.max_attempts is not None and body.max_attempts > d.settings.callback_max_attempts:
+        raise JSONError(422, "invalid_request", f"max_attempts may be at most {d.settings.callback_max_attempts} "
+                                                "(callbacks.max_attempts in the settings)")
     now = datetime.now(timezone.utc)
     not_before = body.not_before
     if not_before is not None and not_before.tzinfo is None:
         not_before = not_before.replace(tzinfo=timezone.utc)
     cb_id = await d.storage.add_callback(CallbackRequest(
-        number=body.number, queue=body.queue, flow=body.flow, caller_name=body.caller_name,
-        language=body.language, requested_at=now, not_before=not_before, max_attempts=body.max_attempts))
-    metrics.CALLBACKS.labels(queue=body.queue, result="requested").inc()
+        number=body.number, queue=body.queue, flow=flow, caller_name=body.caller_name,
+        language=body.language, requested_at=now, not_before=not_before,
+        max_attempts=body.max_attempts or d.settings.callback_max_attempts))
+    # Bounded label: a queue the configuration or the flows name, else "other" (the request chooses the name).
+    metrics.CALLBACKS.labels(queue=queue_label(body.queue, d.settings.known_queues, d.flows),
+                             result="requested").inc()
     if d.scheduler is not None:
         d.scheduler.wake()
     return web.json_response(_callback_json(await d.storage.get_callback(cb_id)), status=201,

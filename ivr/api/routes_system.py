@@ -3,11 +3,13 @@
 Rules for this file:
 - /healthz answers as long as the process serves requests; /readyz runs the injected checks (AMI logged in,
   FastAGI listening) and answers 503 naming the ones that fail.
+- Nothing here blocks the event loop: reload runs through `reload_async`, drawing in a worker thread.
 - The flow graph is drawn by `ivr.tools.graph.render`, imported when the request comes: without that module the
   route answers 501 instead of failing the whole API.
 """
 from __future__ import annotations
 
+import asyncio
 import importlib
 from typing import Any
 
@@ -81,7 +83,7 @@ async def get_flow(request: web.Request) -> web.Response:
 
 
 async def reload_flows(request: web.Request) -> web.Response:
-    result = _repo(request).reload("api")
+    result = await _repo(request).reload_async("api")   # reads and validates files off the event loop
     body = result.to_dict()
     if not result.ok:
         raise JSONError(422, "invalid_flows", body)
@@ -103,7 +105,7 @@ async def flow_graph(request: web.Request) -> web.Response:
         raise JSONError(501, "not_implemented", "flow diagrams need the ivr.tools.graph module, which this "
                                                 "installation does not have") from None
     try:
-        drawn = graph.render(flow, fmt)
+        drawn = await asyncio.to_thread(graph.render, flow, fmt)   # may run Graphviz (a process)
     except ValueError as exc:
         raise JSONError(422, "invalid_request", str(exc)) from None
     except Exception as exc:

@@ -29,7 +29,10 @@ class OriginateBody(Body):
     flow: str | None = Field(None, description="Flow the answered call runs (outbound into a flow).")
     caller_id: str | None = Field(None, max_length=80, description="Caller ID shown to the called party.")
     timeout: float | None = Field(None, gt=0, le=300, description="Ring time in seconds.")
-    variables: dict[str, str] = Field(default_factory=dict, description="Flow variables (flow calls only).")
+    variables: dict[str, str] = Field(
+        default_factory=dict, max_length=20,
+        description="Channel variables for the flow (flow calls only): names of letters, digits and _ not "
+        "starting with IVR_; values without commas, backslashes, double quotes or control characters.")
 
     @model_validator(mode="after")
     def _one_kind(self) -> "OriginateBody":
@@ -98,13 +101,15 @@ class MemberPauseBody(Body):
 
 
 class CallbackBody(Body):
-    number: str = Field(examples=["+37060000001"])
+    number: str = Field(examples=["+37060000001"], description="Must match callbacks.number_pattern.")
     queue: str
-    flow: str = "callback"
+    flow: str | None = Field(None, description="Flow the answered call runs (default: callbacks.flow).")
     caller_name: str = Field("", max_length=80)
-    language: str = Field("", max_length=16)
+    language: str = Field("", pattern=r"^([a-z]{2,3}(_[A-Za-z]{2})?)?$", examples=["lt", "en_GB"],
+                          description="Language the callback flow speaks (default: the flow's).")
     not_before: datetime | None = None
-    max_attempts: int = Field(3, ge=1, le=20)
+    max_attempts: int | None = Field(None, ge=1, le=20,
+                                     description="At most callbacks.max_attempts (also the default).")
 
 
 ALL_BODIES: tuple[type[Body], ...] = (

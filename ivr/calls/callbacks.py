@@ -2,23 +2,31 @@
 
 Rules for this file:
 - Storage is the source of truth: a request is claimed (`mark_callback_dialing`) before it is dialled and every
-  attempt is stored with its result, so a restart loses nothing (`requeue_stale_callbacks` at start).
+  attempt is stored with its result, so a restart loses nothing (`requeue_stale_callbacks` at start, and each
+  round for rows claimed longer ago than any ring time, e.g. after a failed write).
 - At most `limit_for(queue)` attempts run at once per queue (the agents of that queue take the calls); queues are
   served independently, so a queue with a long backlog never starves another.
+- An answered call is not yet a completed callback: the request waits in `answered` until the callback flow's
+  report (`on_flow_report`, wired as the FastAGI handler's on_report) says whether the customer was connected
+  (outcome "transferred" -> completed) or not (attempt result "no_agent" -> retried while attempts remain).
+- Only numbers matching `number_pattern` are dialled; a stored request with another number fails at once.
 - The backoff policy lives here (the storage only stores `retry_at`). Results are the fixed set
-  `ivr.storage.CALLBACK_RESULTS`; metrics use the queue name (from configuration) and that set only.
+  `ivr.storage.CALLBACK_RESULTS`; the queue label of metrics is a queue named in the configuration or the flows,
+  anything else is "other" (requests come from the API and flows, so their queue names are unbounded).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from ivr import metrics
+from ivr.calls import validate
 from ivr.calls.errors import CallControlError
-from ivr.storage import CallbackRequest, Storage
+from ivr.storage import CallbackRequest, NotFound, Storage
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +40,19 @@ class CallbackPolicy:
     ring_timeout: float = 40.0                                     # how long the customer's phone rings
     result_grace: float = 15.0                                     # extra wait for Asterisk's OriginateResponse
     caller_id: str | None = None
+    max_attempts: int = 3                    # cap per request, whatever the request asked for
+    flow: str = "callback"                   # the flow of requests that name none
+    number_pattern: str = validate.DEFAULT_NUMBER_PATTERN
+    answered_timeout: float = 4 * 3600.0     # an answered callback whose flow never reported is closed after this
 
     @classmethod
     def from_settings(cls, callbacks: Any) -> "CallbackPolicy":
-        """From `ivr.settings.CallbackSettings` (interval, retry_after)."""
+        """From `ivr.settings.CallbackSettings` (interval, retry_after, max_attempts, flow, number_pattern)."""
         return cls(poll_interval=float(getattr(callbacks, "interval", 5.0)),
-                   backoff=(float(getattr(callbacks, "retry_after", 600.0)),))
+                   backoff=(float(getattr(callbacks, "retry_after", 600.0)),),
+                   max_attempts=int(getattr(callbacks, "max_attempts", 3)),
+                   flow=str(getattr(callbacks, "flow", "callback")),
+                   number_pattern=str(getattr(callbacks, "number_pattern", validate.DEFAULT_NUMBER_PATTERN)))
 
     def limit_for(self, queue: str) -> int:
         return self.queue_limits.get(queue, self.per_queue_limit)
@@ -45,23 +60,67 @@ class CallbackPolicy:
     def retry_delay(self, attempts_done: int) -> float:
         return self.backoff[min(max(attempts_done - 1, 0), len(self.backoff) - 1)] if self.backoff else 60.0
 
+    def retry_at(self, at: datetime, attempts_done: int, max_attempts: int) -> datetime | None:
+        """When to try again after `attempts_done` attempts, or None when no attempt is left."""
+        if attempts_done >= min(max_attempts, self.max_attempts):
+            return None
+        return at + timedelta(seconds=self.retry_delay(attempts_done))
+
 
 # OriginateResponse reason (ivr.ami.actions.ORIGINATE_REASONS text) -> stored attempt result.
 _RESULTS = {"answered": "answered", "busy": "busy", "no_answer": "no_answer", "congestion": "busy",
             "failed": "failed", "hangup": "failed"}
+_CALLBACK_ID = re.compile(r"^[0-9]{1,18}$")
+
+
+def flow_queues(flows: Any) -> frozenset[str]:
+    """Queue names the flows use (transfer and callback nodes, inline menu options included)."""
+    current = getattr(flows, "current", flows)       # a FlowRepository or a name -> Flow mapping
+    if current is None:
+        return frozenset()
+    names: set[str] = set()
+    for flow_name in list(current):
+        flow = current.get(flow_name) if hasattr(current, "get") else current[flow_name]
+        for node in getattr(flow, "nodes", {}).values():
+            options = getattr(node, "options", None)
+            for item in [node, *(options.values() if isinstance(options, dict) else ())]:
+                queue = getattr(item, "queue", None)
+                if isinstance(queue, str) and queue:
+                    names.add(queue)
+    return frozenset(names)
+
+
+def queue_label(queue: str, known: Iterable[str] = (), flows: Any = None) -> str:
+    """A bounded metric label: the queue if the configuration or the flows name it, else "other"."""
+    if queue in known:
+        return queue
+    try:
+        return queue if flows is not None and queue in flow_queues(flows) else "other"
+    except Exception:   # a flow set being reloaded must never break counting
+        log.debug("cannot list the queues of the flows", exc_info=True)
+        return "other"
 
 
 class CallbackScheduler:
     def __init__(self, storage: Storage, operations: Any, policy: CallbackPolicy | None = None, *,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                 known_queues: Iterable[str] = (), flows: Any = None) -> None:
         self.storage = storage
         self.operations = operations
         self.policy = policy or CallbackPolicy()
         self.clock = clock
+        self.known_queues = frozenset(known_queues)    # metric labels: configured queues ...
+        self.flows = flows                             # ... and those in the flows (a FlowRepository)
         self.active: dict[str, int] = {}
+        self._number_re = re.compile(self.policy.number_pattern)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._inflight: set[int] = set()               # callback ids with an attempt running
+        self._early: dict[int, bool] = {}              # flow reports that overtook their attempt's result
         self._wake = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
+
+    def label(self, queue: str) -> str:
+        return queue_label(queue, self.known_queues, self.flows)
 
     # --- lifecycle ---------------------------------------------------------------------------------------------
 
@@ -97,15 +156,23 @@ class CallbackScheduler:
             self._wake.clear()
 
     async def drain(self) -> None:
-        """Wait for the attempts in flight (tests, graceful shutdown)."""
+        """Wait for the attempts and report handlers in flight (tests, graceful shutdown)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def _spawn(self, coro: Any) -> "asyncio.Task[None]":
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     # --- one round ---------------------------------------------------------------------------------------------
 
     async def run_once(self) -> int:
-        """Start attempts for due requests within each queue's free slots. Returns how many started."""
+        """Requeue stale rows, then start attempts for due requests within each queue's free slots. Returns how
+        many started."""
         now = self.clock()
+        await self._sweep(now)
         started = 0
         for queue in await self.storage.due_callback_queues(now):
             free = self.policy.limit_for(queue) - self.active.get(queue, 0)
@@ -115,54 +182,134 @@ class CallbackScheduler:
                 if req.id is None or not await self.storage.mark_callback_dialing(req.id, now):
                     continue    # cancelled or claimed meanwhile
                 self.active[queue] = self.active.get(queue, 0) + 1
-                task = asyncio.get_running_loop().create_task(self._attempt(req))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._inflight.add(req.id)
+                self._spawn(self._attempt(req))
                 started += 1
         return started
 
-    async def _attempt(self, req: CallbackRequest) -> None:
-        assert req.id is not None
-        metrics.CALLBACKS.labels(queue=req.queue, result="attempted").inc()
-        call_id = ""
+    async def _sweep(self, now: datetime) -> None:
+        # A row still "dialing" after the longest possible ring + result wait lost its attempt (a failed write,
+        # a crash of the task): make it pending again. Attempts running here are kept whatever their age.
+        stale = now - timedelta(seconds=self.policy.ring_timeout + self.policy.result_grace)
         try:
-            result = await self._dial(req)
-            call_id = result[1]
-            outcome = result[0]
-        except asyncio.CancelledError:
-            self.active[req.queue] -= 1
-            raise
-        except Exception:
-            log.exception("callback %s: attempt failed unexpectedly", req.id)
-            outcome = "error"
-        try:
-            at = self.clock()
-            attempts_done = req.attempts + 1
-            retry_at = None if outcome == "answered" else at + timedelta(seconds=self.policy.retry_delay(attempts_done))
-            updated = await self.storage.record_callback_attempt(req.id, outcome, at, retry_at=retry_at,
-                                                                 call_id=call_id)
-            if updated.state == "completed":
-                metrics.CALLBACKS.labels(queue=req.queue, result="completed").inc()
-            elif updated.state == "failed":
-                metrics.CALLBACKS.labels(queue=req.queue, result="failed").inc()
-            log.info("callback %s to queue %s: attempt %d %s -> %s", req.id, req.queue, updated.attempts, outcome,
-                     updated.state)
-        finally:
-            self.active[req.queue] -= 1
+            requeued = await self.storage.requeue_stale_callbacks(claimed_before=stale, keep=set(self._inflight))
+            closed = await self.storage.close_stale_answered_callbacks(
+                now - timedelta(seconds=self.policy.answered_timeout))
+        except Exception as exc:
+            log.warning("callbacks: cannot requeue stale requests (%s); trying again next round", exc)
+            return
+        if requeued:
+            log.warning("callbacks: %d request(s) stuck dialing are pending again", requeued)
+        if closed:
+            log.warning("callbacks: %d answered request(s) got no report from their flow in %.0f s; closed as "
+                        "completed", closed, self.policy.answered_timeout)
 
-    async def _dial(self, req: CallbackRequest) -> tuple[str, str]:
+    async def _attempt(self, req: CallbackRequest) -> None:
+        cb_id = req.id if req.id is not None else -1
+        label = self.label(req.queue)
+        metrics.CALLBACKS.labels(queue=label, result="attempted").inc()
+        try:
+            try:
+                outcome, call_id, retry = await self._dial(req)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("callback %s: attempt failed unexpectedly", cb_id)
+                outcome, call_id, retry = "error", "", True
+            at = self.clock()
+            retry_at = self.policy.retry_at(at, req.attempts + 1, req.max_attempts) if retry else None
+            try:
+                updated = await self.storage.record_callback_attempt(cb_id, outcome, at, retry_at=retry_at,
+                                                                     call_id=call_id)
+            except Exception as exc:
+                # The row stays "dialing"; the next rounds requeue it once it is older than any ring time.
+                log.error("callback %s: cannot store the attempt result %s (%s); it will be retried", cb_id,
+                          outcome, exc)
+                return
+            self._count(label, updated.state)
+            log.info("callback %s to queue %s: attempt %d %s -> %s", cb_id, req.queue, updated.attempts, outcome,
+                     updated.state)
+            early = self._early.pop(cb_id, None)
+            if updated.state == "answered" and early is not None:
+                await self._resolve(cb_id, early)
+        finally:
+            self.active[req.queue] = self.active.get(req.queue, 1) - 1
+            self._inflight.discard(cb_id)
+            self._early.pop(cb_id, None)
+
+    def _count(self, label: str, state: str) -> None:
+        if state in ("completed", "failed"):
+            metrics.CALLBACKS.labels(queue=label, result=state).inc()
+
+    async def _dial(self, req: CallbackRequest) -> tuple[str, str, bool]:
+        """(attempt result, call id, whether to retry)."""
+        if not self._number_re.fullmatch(req.number or ""):
+            log.warning("callback %s: number %r does not match callbacks.number_pattern; not calling it", req.id,
+                        req.number)
+            return "failed", "", False
+        try:
+            validate.name(req.queue, "queue")
+        except CallControlError as exc:
+            log.warning("callback %s: %s; not calling it", req.id, exc)
+            return "failed", "", False
         variables = {"IVR_CALLBACK_ID": str(req.id), "IVR_CALLBACK_QUEUE": req.queue}
         if req.language:
-            variables["IVR_LANG"] = req.language
+            try:
+                variables["IVR_LANG"] = validate.language(req.language)
+            except CallControlError:
+                log.warning("callback %s: language %r is not a language code; the flow's default is used",
+                            req.id, req.language)
         try:
             originated = await self.operations.originate_flow(
-                req.number, req.flow, caller_id=self.policy.caller_id, variables=variables,
-                timeout=self.policy.ring_timeout)
+                req.number, req.flow or self.policy.flow, caller_id=self.policy.caller_id,
+                service_variables=variables, timeout=self.policy.ring_timeout)
         except CallControlError as exc:
             log.warning("callback %s: originate refused: %s", req.id, exc)
-            return ("error" if exc.status == 503 else "failed"), ""
+            if exc.status == 503:
+                return "error", "", True
+            return "failed", "", exc.status != 422      # a request we can never send is not retried
         result = await self.operations.wait_originate(originated,
                                                       self.policy.ring_timeout + self.policy.result_grace)
         if result is None:
-            return "error", originated.call_id        # no OriginateResponse: outcome unknown, try again later
-        return _RESULTS.get(result.reason_text, "failed"), originated.call_id
+            return "error", originated.call_id, True     # no OriginateResponse: outcome unknown, try again later
+        return _RESULTS.get(result.reason_text, "failed"), originated.call_id, True
+
+    # --- the callback flow's report ----------------------------------------------------------------------------
+
+    def on_flow_report(self, report: Any) -> "asyncio.Task[None] | None":
+        """FastAGI `on_report` sink (called synchronously after each call): a callback call's report carries its
+        request id as the `callback` query parameter (variable `param_callback`); outcome "transferred" means
+        the customer was connected to the queue, anything else means try again ("no_agent").
+        Returns the task storing the result (None for calls that are not callbacks)."""
+        raw = str((getattr(report, "variables", None) or {}).get("param_callback", "") or "")
+        if not _CALLBACK_ID.match(raw):
+            return None
+        cb_id = int(raw)
+        connected = getattr(report, "outcome", "") == "transferred"
+        if cb_id in self._inflight:          # the flow ended before the OriginateResponse was handled
+            self._early[cb_id] = connected
+            return None
+        return self._spawn(self._resolve(cb_id, connected))
+
+    async def _resolve(self, cb_id: int, connected: bool) -> None:
+        try:
+            req = await self.storage.get_callback(cb_id)
+            if req.state != "answered":
+                log.info("callback %s: flow report ignored, the request is %s", cb_id, req.state)
+                return
+            at = self.clock()
+            retry_at = None if connected else self.policy.retry_at(at, req.attempts, req.max_attempts)
+            updated = await self.storage.resolve_answered_callback(cb_id, connected, at, retry_at=retry_at)
+        except NotFound:
+            log.warning("callback %s: a flow reported on a request that does not exist", cb_id)
+            return
+        except Exception as exc:
+            log.error("callback %s: cannot store the flow's outcome (%s)", cb_id, exc)
+            return
+        if updated is None:
+            return
+        self._count(self.label(updated.queue), updated.state)
+        log.info("callback %s to queue %s: %s -> %s", cb_id, updated.queue,
+                 "connected" if connected else "answered but not connected (no_agent)", updated.state)
+        if updated.state == "pending":
+            self.wake()

@@ -8,7 +8,9 @@ Rules for this file:
 """
 from __future__ import annotations
 
-from ivr.ami.errors import AMIActionError, AMIConnectionLost, AMIError, AMINotConnected, AMITimeout
+from ivr.ami.errors import (
+    AMIActionError, AMIConnectionLost, AMIEncodingError, AMIError, AMINotConnected, AMITimeout,
+)
 
 
 class CallControlError(Exception):
@@ -64,6 +66,8 @@ def from_ami(exc: Exception, what: str) -> CallControlError:
         if reason.startswith(_CONFLICT):
             return InvalidState(f"{what}: Asterisk refused ({reason})", detail=reason)
         return InvalidState(f"{what}: Asterisk refused the action ({reason or 'no reason given'})", detail=reason)
+    if isinstance(exc, AMIEncodingError):   # a value that cannot be sent safely: the request is at fault
+        return InvalidRequest(f"{what}: {exc}")
     if isinstance(exc, (AMINotConnected, AMIConnectionLost, AMITimeout, OSError)):
         return AsteriskUnavailable(f"{what}: Asterisk is not reachable over AMI; retry when /readyz is ready",
                                    detail=str(exc))

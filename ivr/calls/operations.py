@@ -9,6 +9,11 @@ Rules for this file:
 - Which channel an operation acts on: the "customer" is the call's origin (the caller), unless that is an agent
   leg we know of; the "agent" is the customer's partner in the talking bridge (a queue member, the click-to-call
   leg, or simply the other party). A request may name the channel explicitly.
+- Numbers dialled out must fully match `settings.number_pattern` (callbacks.number_pattern). Variables a request
+  puts on an originated call are checked as names (no IVR_*: those are the service's) and values (nothing Asterisk
+  would split into more variables).
+- A call still in the IVR that the API transfers gets IVR_TRANSFERRED=<kind>:<target> first (Setvar), so the flow
+  engine, which sees only a hangup, records it as transferred.
 - Originated legs get their Uniqueid from us (`ChannelId`), so the API can return the new call's id at once
   (ami-11: ChannelId becomes the Uniqueid and the Linkedid of the call).
 """
@@ -26,8 +31,9 @@ from ivr.ami.actions import OriginateResult
 from ivr.calls import validate
 from ivr.calls.errors import InvalidRequest, InvalidState, UnknownCall, from_ami
 from ivr.calls.model import Call, Channel
-from ivr.calls.registry import CallRegistry, Effect, RecordingEnded
+from ivr.calls.registry import CallEnded, CallRegistry, Effect, RecordingEnded
 from ivr.calls.settings import CallControlSettings
+from ivr.flow.templates import safe_filename
 from ivr.storage import Recording, Storage
 
 TargetKind = Literal["extension", "queue", "flow"]
@@ -180,7 +186,7 @@ class CallOperations:
                             timeout: float | None = None) -> Originated:
         """Ring the agent's extension; when answered, the agent leg dials the customer number."""
         validate.extension(agent, "agent extension")
-        validate.number(number)
+        validate.number(number, pattern=self.settings.number_re)
         call_id = new_call_id()
         self.registry.expect_agent_leg(call_id, agent)
         headers = actions.originate(
@@ -193,19 +199,28 @@ class CallOperations:
 
     async def originate_flow(self, number: str, flow: str, *, caller_id: str | None = None,
                              variables: dict[str, str] | None = None, timeout: float | None = None,
-                             call_id: str | None = None) -> Originated:
-        """Call `number`; when it answers, it runs `flow` (flow_context,<flow>,1 -> FastAGI)."""
-        validate.number(number)
+                             call_id: str | None = None,
+                             service_variables: dict[str, str] | None = None) -> Originated:
+        """Call `number`; when it answers, it runs `flow` (flow_context,<flow>,1 -> FastAGI).
+
+        `variables` come from a request (no IVR_* names); `service_variables` are this service's own IVR_* ones
+        (callbacks: IVR_LANG, IVR_CALLBACK_QUEUE, IVR_CALLBACK_ID). Every value is checked either way."""
+        validate.number(number, pattern=self.settings.number_re)
         validate.name(flow, "flow")
-        for key in variables or {}:
-            validate.name(key, "variable name")
+        for key, value in (variables or {}).items():
+            validate.variable_name(key)
+            validate.variable_value(value, f"variable {key}")
+        for key, value in (service_variables or {}).items():
+            if not key.startswith("IVR_"):
+                raise ValueError(f"service variable {key!r} must start with IVR_")   # a programming error
+            validate.variable_value(value, f"variable {key}")
         call_id = call_id or new_call_id()
         self._track()
         headers = actions.originate(
             self._dial(self.settings.customer_dial, number=number), context=self.settings.flow_context,
             exten=flow, priority=1, timeout_ms=int((timeout or self.settings.originate_timeout) * 1000),
             caller_id=caller_id, channel_id=call_id, other_channel_id=call_id + "-2",
-            variables={"IVR_FLOW": flow, **(variables or {})})
+            variables={"IVR_FLOW": flow, **(variables or {}), **(service_variables or {})})
         response = await self._act("originate", "Originate", headers)
         return Originated(call_id, getattr(response, "action_id", None))
 
@@ -229,14 +244,22 @@ class CallOperations:
             await self._act("attended transfer", "Atxfer", actions.atxfer(transferer.name, exten, context))
             return {"mode": "attended", "transferer": transferer.name, "context": context, "exten": exten}
         if agent is not None and self._held.get(call.id) is None:
-            # Bridged: the agent side transfers, the caller goes to the target, the agent leg is released.
+            # Bridged (so not in the IVR any more: a call in a flow is never in a talking bridge): the agent side transfers, the caller goes to the target, the agent leg is released.
             transferer = chosen or agent
             await self._act("blind transfer", "BlindTransfer", actions.blind_transfer(transferer.name, context, exten))
             return {"mode": "blind", "transferer": transferer.name, "context": context, "exten": exten}
         moved = chosen or customer
+        if call.state == "ivr":
+            await self._mark_transferred(moved, target)
         await self._act("transfer", "Redirect", actions.redirect(moved.name, context, exten, 1))
         self._held.pop(call.id, None)
         return {"mode": "redirect", "channel": moved.name, "context": context, "exten": exten}
+
+    async def _mark_transferred(self, channel: Channel, target: TransferTarget) -> None:
+        # The AGI session sees only a hangup when a Redirect takes its channel away; the engine reads this
+        # variable in dead mode and records outcome "transferred" (end target "api:<kind>:<target>").
+        value = f"{target.kind}:{target.value}"     # both validated by _target (names / extensions only)
+        await self._act("transfer", "Setvar", actions.setvar("IVR_TRANSFERRED", value, channel.name))
 
     # --- park / retrieve ---------------------------------------------------------------------------------------
 
@@ -276,7 +299,7 @@ class CallOperations:
         headers = actions.originate(
             self._dial(self.settings.agent_dial, extension=agent), application="ParkedCall",
             data=f"{lot},{space}", timeout_ms=int((timeout or self.settings.originate_timeout) * 1000),
-            caller_id=f'"{parked.caller_name or caller}" <{caller}>' if caller else None,
+            caller_id=validate.caller_id(parked.caller_name, caller) if caller else None,
             channel_id=leg_id, other_channel_id=leg_id + "-2")
         response = await self._act("retrieve", "Originate", headers)
         return Originated(leg_id, getattr(response, "action_id", None))
@@ -287,7 +310,8 @@ class CallOperations:
         call = self.call(call_id)
         self._require(call, {"talking"}, "hold")
         customer, agent = self.parties(call)
-        assert agent is not None  # "talking" means bridged with a partner
+        if agent is None:     # "talking" means bridged with a partner; a bridge that just emptied is not
+            raise InvalidState(f"call {call_id} has nobody to hold it for (its partner just left); try again")
         klass = validate.name(moh_class or self.settings.moh_class, "music on hold class")
         await self._act("hold", "Setvar", actions.setvar("IVR_MOH_CLASS", klass, customer.name))
         await self._act("hold", "Redirect", actions.redirect(
@@ -331,7 +355,7 @@ class CallOperations:
         name = validate.recording_name(self.settings.recording_template, call=call.id, caller=customer.caller_num,
                                        agent=(agent.agent or "") if agent else (call.agent or ""),
                                        flow=call.flow or "", queue=call.queue or "", when=now)
-        fmt = validate.safe_component(self.settings.recording_format) or "wav"
+        fmt = safe_filename(self.settings.recording_format, max_length=8, default="wav")
         path = str(PurePosixPath(self.settings.recordings_dir) / f"{name}.{fmt}")
         # i(VAR): Asterisk returns the MixMonitorID only when asked to store it in a variable (ami-14), and
         # StopMixMonitor by id then stops exactly this recording.
@@ -383,9 +407,12 @@ class CallOperations:
         return seconds
 
     async def on_effect(self, effect: Effect) -> None:
-        """Registry listener: a hangup ends MixMonitor without MixMonitorStop; close the index row then."""
+        """Registry listener: a hangup ends MixMonitor without MixMonitorStop (close the index row then), and
+        a call that ends while on hold takes its hold note with it."""
         if isinstance(effect, RecordingEnded):
             await self._finish(effect.uniqueid)
+        elif isinstance(effect, CallEnded):
+            self._held.pop(effect.call_id, None)
 
     # --- hang up, spy ------------------------------------------------------------------------------------------
 

@@ -4,12 +4,16 @@ Rules for this file:
 - Only data and its checks. Templates take `{extension}` / `{number}` and nothing else; values put into them are
   validated by `ivr.calls.validate` first, so a request can never add a second dial target or an option.
 - Defaults match dialplans/extensions_ivr.conf (`ivr-outbound` runs a flow) and the stock res_parking.conf.
+- `from_settings` is the only bridge from `ivr.settings.Settings` (`calls:` and `callbacks:` sections).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ivr.calls.validate import DEFAULT_NUMBER_PATTERN
 
 
 @dataclass
@@ -44,11 +48,25 @@ class CallControlSettings:
     # ChanSpy options per supervisor mode: q = no beep, E = end when the spied channel hangs up,
     # w = whisper (speak to the spied channel only), B = barge (speak to both parties).
     spy_options: dict[str, str] = field(default_factory=lambda: {"listen": "qE", "whisper": "qwE", "barge": "qBE"})
+    # Numbers this service may dial out to (settings.callbacks.number_pattern), fully matched.
+    number_pattern: str = DEFAULT_NUMBER_PATTERN
+    # Callback requests from the API: the flow when a request names none, and the cap on attempts.
+    callback_flow: str = "callback"
+    callback_max_attempts: int = 3
+    # Queue names that may appear as metric labels (configuration); others, and ones not in the flows, -> "other".
+    known_queues: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        re.compile(self.number_pattern)   # a broken pattern fails at start, not at the first dial
+
+    @property
+    def number_re(self) -> "re.Pattern[str]":
+        return re.compile(self.number_pattern)    # re caches compiled patterns
 
     @classmethod
     def from_settings(cls, settings: Any) -> "CallControlSettings":
-        """Take what `ivr.settings.Settings` already says (dial template, recordings directory); the rest keeps
-        the defaults above."""
+        """From `ivr.settings.Settings`: the `calls:` section, `dial_template`, `recordings_dir` and the
+        `callbacks:` section (number pattern, default flow, attempts)."""
         out = cls()
         dial = getattr(settings, "dial_template", None)
         if dial:
@@ -56,6 +74,29 @@ class CallControlSettings:
         recordings = getattr(settings, "recordings_dir", None)
         if recordings:
             out.recordings_dir = str(Path(recordings).resolve())
+        calls = getattr(settings, "calls", None)
+        if calls is not None:
+            for name in ("outbound_context", "customer_dial", "flow_context", "extension_context", "queue_context",
+                         "hold_context", "hold_wait_context", "moh_class", "park_timeout", "recording_template",
+                         "recording_format", "originate_timeout"):
+                setattr(out, name, getattr(calls, name))
+            out.parking_lots = dict(calls.parking_lots)
+            out.spy_options = {**out.spy_options, **dict(calls.spy_options)}
+            if calls.download_dir is not None:
+                out.download_dir = str(calls.download_dir)
+            elif calls.asterisk_recordings_dir:
+                out.download_dir = out.recordings_dir    # this host's view stays recordings_dir
+            if calls.asterisk_recordings_dir:
+                out.recordings_dir = calls.asterisk_recordings_dir
+        callbacks = getattr(settings, "callbacks", None)
+        if callbacks is not None:
+            out.number_pattern = callbacks.number_pattern
+            out.callback_flow = callbacks.flow
+            out.callback_max_attempts = callbacks.max_attempts
+        queues = getattr(settings, "queues", None)
+        if queues is not None:
+            out.known_queues = frozenset(queues.overrides)
+        out.__post_init__()
         return out
 
     def recordings_path(self) -> Path:

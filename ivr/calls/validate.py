@@ -4,6 +4,9 @@ Rules for this file:
 - Allow-lists only. A value that passes cannot add a dial target (`&`), an option (`,`, `|`), a variable
   expansion (`$`, `{`), a header (CR/LF) or a path component (`/`, `..`).
 - Every check raises `InvalidRequest` (HTTP 422) with a message saying what is allowed.
+- Numbers that are dialled out (click-to-call, flow calls, callbacks) must also fully match the configured
+  `callbacks.number_pattern` (premium-rate and international fraud); file names use the one sanitiser
+  `ivr.flow.templates.safe_filename`.
 """
 from __future__ import annotations
 
@@ -11,6 +14,9 @@ import re
 from datetime import datetime, timezone
 
 from ivr.calls.errors import InvalidRequest
+from ivr.flow.templates import safe_filename
+
+DEFAULT_NUMBER_PATTERN = r"^\+?[1-9][0-9]{6,14}$"     # E.164: no short codes, no 00/0 prefixes
 
 _EXTENSION = re.compile(r"^[A-Za-z0-9_\-+*#.]{1,40}$")
 _NUMBER = re.compile(r"^\+?[0-9*#]{1,32}$")
@@ -18,7 +24,12 @@ _NAME = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 _INTERFACE = re.compile(r"^[A-Za-z0-9_\-]+[/:][A-Za-z0-9_\-+.@:]{1,80}$")
 _CHANNEL = re.compile(r"^[A-Za-z0-9_\-]+/[A-Za-z0-9_\-+.@:;/]{1,120}$")
 _REASON = re.compile(r"^[^\x00-\x1f\x7f]{0,80}$")
-_FILE_UNSAFE = re.compile(r"[^A-Za-z0-9_\-+.]")
+_LANGUAGE = re.compile(r"^[a-z]{2,3}(_[A-Za-z]{2})?$")
+_VARIABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+# Asterisk splits Originate `Variable:` values on commas, honouring quotes and backslashes (ivr.ami.actions).
+_VARIABLE_VALUE_UNSAFE = re.compile(r'[,\\"\x00-\x1f\x7f]')
+_CALLER_NAME_UNSAFE = re.compile(r'["<>\\\x00-\x1f\x7f]')
+_CALLER_NUMBER_UNSAFE = re.compile(r"[^0-9+*#]")
 _TEMPLATE_VAR = re.compile(r"\$\{([a-z_]+)\}")
 
 
@@ -28,10 +39,59 @@ def extension(value: str, what: str = "extension") -> str:
     return value
 
 
-def number(value: str, what: str = "number") -> str:
+def number(value: str, what: str = "number", pattern: "re.Pattern[str] | str | None" = None) -> str:
+    """A phone number; with `pattern` (settings.callbacks.number_pattern) one this service may dial out to."""
     if not _NUMBER.match(value or ""):
         raise InvalidRequest(f"{what} {value!r} is not a phone number; use digits with an optional leading +")
+    if pattern is not None and not re.fullmatch(pattern, value):
+        shown = pattern.pattern if isinstance(pattern, re.Pattern) else pattern
+        raise InvalidRequest(f"{what} {value!r} is not a number this service may call (it must match {shown}, "
+                             "callbacks.number_pattern in the settings); premium-rate and foreign numbers are "
+                             "refused")
     return value
+
+
+def compile_number_pattern(pattern: str) -> "re.Pattern[str]":
+    """Compile `callbacks.number_pattern`; ValueError (for the settings checker) if it is not a regex."""
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"number_pattern {pattern!r} is not a regular expression: {exc}") from None
+
+
+def language(value: str) -> str:
+    """A language code such as en, lt, fil or en_GB (it ends up in a channel variable and an AGI URL)."""
+    if not _LANGUAGE.match(value or ""):
+        raise InvalidRequest(f"language {value!r} is not valid; write it like en, lt or en_GB")
+    return value
+
+
+def variable_name(value: str) -> str:
+    """A caller-supplied channel variable name; IVR_* names belong to this service."""
+    if not _VARIABLE_NAME.match(value or ""):
+        raise InvalidRequest(f"variable name {value!r} is not valid; use a letter, then letters, digits and _ "
+                             "(at most 64)")
+    if value.upper().startswith("IVR_"):
+        raise InvalidRequest(f"variable name {value!r} is reserved: IVR_* variables are set by this service")
+    return value
+
+
+def variable_value(value: str, what: str = "variable") -> str:
+    """A channel variable value that Asterisk sets as given (no `,` `\\` `"` or control characters)."""
+    if _VARIABLE_VALUE_UNSAFE.search(value) or len(value) > 256:
+        raise InvalidRequest(f"{what}: the value must be at most 256 characters without commas, backslashes, "
+                             "double quotes or control characters (Asterisk would split it into more variables)")
+    return value
+
+
+def caller_id(name: str, number_: str) -> str | None:
+    """`"name" <number>` from text seen in AMI events (a caller sets it): quotes, angle brackets, backslashes and
+    control characters are dropped, so it cannot end the quoted name or add a second number."""
+    num = _CALLER_NUMBER_UNSAFE.sub("", number_ or "")[:32]
+    clean = _CALLER_NAME_UNSAFE.sub("", name or "").strip()[:80] or num
+    if not num and not clean:
+        return None
+    return f'"{clean}" <{num}>' if num else f'"{clean}"'
 
 
 def name(value: str, what: str = "name") -> str:
@@ -58,14 +118,6 @@ def reason(value: str) -> str:
     return value
 
 
-def safe_component(value: str, max_length: int = 80) -> str:
-    """One harmless file-name component: letters, digits and _-+. only; no leading dot or dash."""
-    cleaned = _FILE_UNSAFE.sub("_", value)
-    while ".." in cleaned:
-        cleaned = cleaned.replace("..", "_")
-    return cleaned.lstrip(".-")[:max_length].rstrip(".")
-
-
 def recording_name(template: str, *, call: str, caller: str, agent: str = "", flow: str = "", queue: str = "",
                    when: datetime | None = None) -> str:
     """Render a recording file-name template (`${date}`, `${time}`, `${call}`, `${caller}`, `${agent}`,
@@ -79,7 +131,7 @@ def recording_name(template: str, *, call: str, caller: str, agent: str = "", fl
         if key not in values:
             raise InvalidRequest(f"recording template variable ${{{key}}} is unknown; use one of "
                                  + ", ".join(f"${{{k}}}" for k in values))
-        return safe_component(values[key])
+        return safe_filename(values[key], max_length=80, default="")
 
-    rendered = safe_component(_TEMPLATE_VAR.sub(sub, template), max_length=180)
-    return rendered or safe_component(f"call-{call}") or "recording"
+    rendered = safe_filename(_TEMPLATE_VAR.sub(sub, template), max_length=180, default="")
+    return rendered or safe_filename(f"call-{call}", default="recording")

@@ -29,12 +29,15 @@ class CallControl:
 
     @classmethod
     def build(cls, ami: Any, storage: Storage, settings: CallControlSettings | None = None, *,
-              callbacks: CallbackPolicy | None = None, run_callbacks: bool = True) -> "CallControl":
+              callbacks: CallbackPolicy | None = None, run_callbacks: bool = True,
+              flows: Any = None) -> "CallControl":
+        """`flows` (the FlowRepository) lets callback metrics label queues the flows name (others: "other")."""
         settings = settings or CallControlSettings()
         registry = CallRegistry()
         sync = RegistrySync(ami, registry)
         operations = CallOperations(ami, registry, storage, settings)   # registers itself for registry effects
-        scheduler = CallbackScheduler(storage, operations, callbacks) if run_callbacks else None
+        scheduler = (CallbackScheduler(storage, operations, callbacks, known_queues=settings.known_queues,
+                                       flows=flows) if run_callbacks else None)
         return cls(registry, sync, operations, scheduler, settings)
 
     async def start(self) -> None:
@@ -46,6 +49,11 @@ class CallControl:
         if self.scheduler is not None:
             await self.scheduler.stop()
         await self.sync.stop()
+
+    def on_flow_report(self, report: Any) -> None:
+        """The FastAGI handler's on_report sink: callback calls tell the scheduler whether they connected."""
+        if self.scheduler is not None:
+            self.scheduler.on_flow_report(report)
 
     def app(self, *, token: str | None, flows: Any = None, readiness: dict[str, Any] | None = None) -> Any:
         from ivr.api.app import create_app

@@ -257,6 +257,49 @@ async def test_callbacks_routes(api):
     assert (await (await api.get("/voicemail")).json()) == {"voicemail": [], "count": 0}
 
 
+@pytest.mark.parametrize("body, needle", [
+    ({"number": "+37060000001", "queue": "support", "language": "en,IVR_X=1"}, "language"),
+    ({"number": "+37060000001", "queue": "support", "language": "en&x=1"}, "language"),
+    ({"number": "+19005550100", "queue": "support"}, "number_pattern"),      # premium/foreign numbers
+    ({"number": "90099", "queue": "support"}, "number_pattern"),
+    ({"number": "+37060000001", "queue": "support", "max_attempts": 5}, "max_attempts"),
+    ({"number": "+37060000001", "queue": "sup,port"}, "queue"),
+])
+async def test_callback_requests_are_checked(api, body, needle):
+    api.settings.number_pattern = r"^(\+370|8)[0-9]{8}$"
+    detail = (await expect_error(await api.post("/callbacks", json=body), 422, "invalid_request"))["detail"]
+    assert needle in str(detail)
+    assert await api.storage.list_callbacks() == []
+
+
+async def test_callback_defaults_come_from_the_settings_and_labels_are_bounded(api):
+    from ivr import metrics
+    api.settings.callback_flow, api.settings.callback_max_attempts = "cb_flow", 4
+    api.settings.known_queues = frozenset({"support"})
+
+    def requested(queue):
+        return metrics.REGISTRY.get_sample_value("ivr_callbacks_total", {"queue": queue, "result": "requested"}) or 0
+    before_other, before_support = requested("other"), requested("support")
+    resp = await api.post("/callbacks", json={"number": "+37060000001", "queue": "support", "language": "lt",
+                                              "not_before": "2026-11-30T09:00:00Z"})
+    created = await resp.json()
+    assert (created["flow"], created["max_attempts"], created["language"]) == ("cb_flow", 4, "lt")
+    assert created["not_before"] == "2026-11-30T09:00:00+00:00"
+    await api.post("/callbacks", json={"number": "+37060000001", "queue": "random-name-123"})
+    assert requested("support") == before_support + 1
+    assert requested("other") == before_other + 1
+    assert requested("random-name-123") == 0
+
+
+@pytest.mark.parametrize("variables", [{"IVR_CALLBACK_ID": "1"}, {"order": "1,SHELL(id)=1"}, {"order": "x\ny"}])
+async def test_originate_variables_are_checked(api, variables):
+    body = await expect_error(await api.post("/calls/originate", json={"flow": "survey", "number": "+37060000001",
+                                                                       "variables": variables}),
+                              422, "invalid_request")
+    assert "variable" in body["detail"]
+    assert api.ami.sent == []
+
+
 # --- flows ---------------------------------------------------------------------------------------------------
 
 
@@ -286,6 +329,9 @@ class FakeRepo:
         self.reloads = []
 
     def reload(self, trigger):
+        raise AssertionError("the blocking reload() ran on the event loop; the API must await reload_async()")
+
+    async def reload_async(self, trigger):
         self.reloads.append(trigger)
         from ivr.flow.repository import ReloadResult
         return ReloadResult(ok=True, changed=False, version="abc123", previous_version="abc123",
@@ -305,6 +351,18 @@ async def test_flow_routes(api, monkeypatch):
     assert resp.status == 200 and repo.reloads == ["api"]
     resp = await api.get("/flows/main/graph?format=mermaid")
     assert resp.status == 200 and "bye" in await resp.text()
+    # Drawing may spawn Graphviz: it runs in a worker thread, never on the event loop's thread.
+    import threading
+    import ivr.tools.graph as graph_module
+    threads = []
+    real_render = graph_module.render
+
+    def spy(flow, fmt):
+        threads.append(threading.current_thread())
+        return real_render(flow, fmt)
+    monkeypatch.setattr(graph_module, "render", spy)
+    assert (await api.get("/flows/main/graph?format=mermaid")).status == 200
+    assert threads and threads[0] is not threading.main_thread()
     await expect_error(await api.get("/flows/main/graph?format=gif"), 422, "invalid_request")
     monkeypatch.setitem(sys.modules, "ivr.tools.graph", None)      # the module is missing
     await expect_error(await api.get("/flows/main/graph?format=mermaid"), 501, "not_implemented")

@@ -11,7 +11,9 @@ from ivr.ami.actions import OriginateResult
 from ivr.calls.callbacks import CallbackPolicy, CallbackScheduler
 from ivr.calls.errors import AsteriskUnavailable
 from ivr.calls.operations import Originated
-from ivr.storage import CallbackRequest, open_storage
+from ivr.flow.report import CallReport
+from ivr.settings import CallbackSettings
+from ivr.storage import CallbackRequest, StorageError, open_storage
 
 from .fakes import msg
 
@@ -31,8 +33,10 @@ class FakeOps:
         self.calls: list[tuple[str, str, dict]] = []
         self.gate: asyncio.Event | None = None
 
-    async def originate_flow(self, number, flow, *, caller_id=None, variables=None, timeout=None):
-        self.calls.append((number, flow, dict(variables or {})))
+    async def originate_flow(self, number, flow, *, caller_id=None, variables=None, timeout=None,
+                             service_variables=None):
+        assert not variables        # the scheduler sets only the service's own IVR_* variables
+        self.calls.append((number, flow, dict(service_variables or {})))
         step = self.script[number].pop(0)
         if isinstance(step, Exception):
             raise step
@@ -71,12 +75,19 @@ def count(queue: str, result_: str) -> float:
     return metrics.REGISTRY.get_sample_value("ivr_callbacks_total", {"queue": queue, "result": result_}) or 0.0
 
 
+def report(callback_id: object, outcome: str) -> CallReport:
+    """What the FastAGI handler hands on_report after the callback flow ran (?callback=<id> -> param_callback)."""
+    return CallReport(flow="callback", start_node="start", version="v1", uniqueid="ivr-x", caller_id="",
+                      started_at=T0, outcome=outcome, variables={"param_callback": str(callback_id),
+                                                                  "param_queue": "cbq1"})
+
+
 async def test_busy_then_answered_with_backoff(store):
     clock = Clock()
     ops = FakeOps()
     ops.reasons("+37060000001", 5, 4)         # busy, then answered
     cb = await store.add_callback(CallbackRequest(number="+37060000001", queue="cbq1", requested_at=T0))
-    sched = CallbackScheduler(store, ops, CallbackPolicy(backoff=(120.0,)), clock=clock)
+    sched = CallbackScheduler(store, ops, CallbackPolicy(backoff=(120.0,)), clock=clock, known_queues={"cbq1"})
     completed = count("cbq1", "completed")
 
     assert await sched.run_once() == 1
@@ -92,6 +103,10 @@ async def test_busy_then_answered_with_backoff(store):
     assert await sched.run_once() == 1
     await sched.drain()
     req = await store.get_callback(cb)
+    assert (req.state, req.attempts) == ("answered", 2)         # the flow runs; not completed yet
+    assert count("cbq1", "completed") == completed
+    await sched.on_flow_report(report(cb, "transferred"))       # the flow put the customer in the queue
+    req = await store.get_callback(cb)
     assert (req.state, req.attempts) == ("completed", 2)
     assert [(a.result, a.call_id) for a in await store.callback_attempts(cb)] == [("busy", "ivr-1"),
                                                                                  ("answered", "ivr-2")]
@@ -105,7 +120,7 @@ async def test_gives_up_after_max_attempts(store):
     ops.reasons("+37060000002", 3, 3)
     cb = await store.add_callback(CallbackRequest(number="+37060000002", queue="cbq2", requested_at=T0,
                                                   max_attempts=2))
-    sched = CallbackScheduler(store, ops, CallbackPolicy(backoff=(10.0,)), clock=clock)
+    sched = CallbackScheduler(store, ops, CallbackPolicy(backoff=(10.0,)), clock=clock, known_queues={"cbq2"})
     failed = count("cbq2", "failed")
     await sched.run_once()
     await sched.drain()
@@ -140,7 +155,7 @@ async def test_per_queue_limit_and_fairness(store):
     assert sched.active == {"big": 0, "small": 0}
     assert await sched.run_once() == 1      # the third "big" request
     await sched.drain()
-    assert [c.state for c in await store.list_callbacks()] == ["completed"] * 4
+    assert [c.state for c in await store.list_callbacks()] == ["answered"] * 4
 
 
 async def test_asterisk_down_and_lost_result_are_errors_that_retry(store):
@@ -170,7 +185,128 @@ async def test_start_requeues_requests_left_dialing_and_loop_runs(store):
     await sched.start()
     for _ in range(100):
         await asyncio.sleep(0)
-        if (await store.get_callback(cb)).state == "completed":
+        if (await store.get_callback(cb)).state == "answered":
             break
     await sched.stop()
-    assert (await store.get_callback(cb)).state == "completed"
+    assert (await store.get_callback(cb)).state == "answered"
+
+
+async def test_answered_but_not_connected_is_retried_as_no_agent(store):
+    clock = Clock()
+    ops = FakeOps()
+    ops.reasons("+37060000500", 4, 4)
+    cb = await store.add_callback(CallbackRequest(number="+37060000500", queue="cbq5", requested_at=T0))
+    sched = CallbackScheduler(store, ops, CallbackPolicy(backoff=(60.0,)), clock=clock)
+    await sched.run_once()
+    await sched.drain()
+    assert sched.on_flow_report(report(cb, "abandoned")) is not None     # hung up in the callback flow
+    await sched.drain()
+    req = await store.get_callback(cb)
+    assert (req.state, req.attempts, req.last_result, req.next_attempt_at) == (
+        "pending", 1, "no_agent", T0 + timedelta(seconds=60))
+    assert [a.result for a in await store.callback_attempts(cb)] == ["no_agent"]
+    # Reports of other calls and repeated reports change nothing.
+    assert sched.on_flow_report(report("", "abandoned")) is None
+    assert sched.on_flow_report(report("1;DROP", "abandoned")) is None
+    await sched.on_flow_report(report(cb, "transferred"))
+    assert (await store.get_callback(cb)).state == "pending"
+
+
+async def test_flow_report_that_overtakes_the_originate_result(store):
+    clock = Clock()
+    ops = FakeOps()
+    ops.reasons("+37060000501", 4)
+    cb = await store.add_callback(CallbackRequest(number="+37060000501", queue="cbq5", requested_at=T0))
+    sched = CallbackScheduler(store, ops, CallbackPolicy(backoff=(60.0,)), clock=clock)
+    ops.gate = asyncio.Event()
+    await sched.run_once()
+    await asyncio.sleep(0)
+    assert sched.on_flow_report(report(cb, "error")) is None     # kept until the attempt is stored
+    ops.gate.set()
+    await sched.drain()
+    req = await store.get_callback(cb)
+    assert (req.state, req.last_result) == ("pending", "no_agent")
+
+
+async def test_policy_caps_attempts_and_fills_in_the_flow(store):
+    clock = Clock()
+    ops = FakeOps()
+    ops.reasons("+37060000502", 3, 3)
+    cb = await store.add_callback(CallbackRequest(number="+37060000502", queue="cbq5", flow="", requested_at=T0,
+                                                  max_attempts=10))
+    policy = CallbackPolicy.from_settings(CallbackSettings(flow="cb_flow", max_attempts=1, retry_after=5.0))
+    assert (policy.flow, policy.max_attempts, policy.backoff) == ("cb_flow", 1, (5.0,))
+    sched = CallbackScheduler(store, ops, policy, clock=clock)
+    await sched.run_once()
+    await sched.drain()
+    assert ops.calls[0][1] == "cb_flow"
+    assert (await store.get_callback(cb)).state == "failed"      # settings.max_attempts=1 wins over 10
+
+
+async def test_numbers_outside_the_pattern_are_never_dialled(store):
+    clock = Clock()
+    ops = FakeOps()
+    cb = await store.add_callback(CallbackRequest(number="+19005550100", queue="cbq5", requested_at=T0))
+    sched = CallbackScheduler(store, ops, CallbackPolicy(number_pattern=r"^(\+370|8)[0-9]{8}$"), clock=clock)
+    await sched.run_once()
+    await sched.drain()
+    assert ops.calls == []
+    req = await store.get_callback(cb)
+    assert (req.state, req.last_result) == ("failed", "failed")     # no retry for a number we may not call
+
+
+async def test_language_is_passed_only_when_it_is_a_language_code(store):
+    clock = Clock()
+    ops = FakeOps()
+    ops.reasons("+37060000503", 4)
+    ops.reasons("+37060000504", 4)
+    await store.add_callback(CallbackRequest(number="+37060000503", queue="cbq5", language="lt",
+                                             requested_at=T0))
+    await store.add_callback(CallbackRequest(number="+37060000504", queue="cbq6", language="en,X=1",
+                                             requested_at=T0))
+    sched = CallbackScheduler(store, ops, CallbackPolicy(), clock=clock)
+    await sched.run_once()
+    await sched.drain()
+    by_number = {number: variables for number, _, variables in ops.calls}
+    assert by_number["+37060000503"]["IVR_LANG"] == "lt"
+    assert "IVR_LANG" not in by_number["+37060000504"]
+
+
+async def test_storage_error_is_logged_and_the_row_is_requeued_later(store, caplog):
+    clock = Clock()
+    ops = FakeOps()
+    ops.reasons("+37060000505", 5, 4)
+    cb = await store.add_callback(CallbackRequest(number="+37060000505", queue="cbq5", requested_at=T0))
+    sched = CallbackScheduler(store, ops, CallbackPolicy(ring_timeout=40, result_grace=15), clock=clock)
+    real = store.record_callback_attempt
+
+    async def broken(*args, **kwargs):
+        raise StorageError("database 'x': disk I/O error")
+    store.record_callback_attempt = broken
+    await sched.run_once()
+    await sched.drain()                                    # the task ends without raising
+    assert "cannot store the attempt result busy" in caplog.text
+    assert (await store.get_callback(cb)).state == "dialing"
+    assert sched.active == {"cbq5": 0}
+    store.record_callback_attempt = real
+    clock.now = T0 + timedelta(seconds=54)
+    assert await sched.run_once() == 0                     # could still be ringing
+    clock.now = T0 + timedelta(seconds=56)
+    assert await sched.run_once() == 1                     # older than ring time + grace: pending, due again
+    await sched.drain()
+    assert (await store.get_callback(cb)).state == "answered"
+
+
+async def test_metric_labels_are_bounded_to_known_queues(store):
+    clock = Clock()
+    ops = FakeOps()
+    ops.reasons("+37060000506", 3)
+    await store.add_callback(CallbackRequest(number="+37060000506", queue="attacker-chosen-1", requested_at=T0,
+                                             max_attempts=1))
+    sched = CallbackScheduler(store, ops, CallbackPolicy(), clock=clock, known_queues={"support"})
+    other = count("other", "failed")
+    await sched.run_once()
+    await sched.drain()
+    assert count("other", "failed") == other + 1
+    assert count("attacker-chosen-1", "attempted") == 0
+    assert sched.label("support") == "support"

@@ -19,7 +19,10 @@ from ivr.calls.callbacks import CallbackPolicy, CallbackScheduler
 from ivr.calls.settings import CallControlSettings
 from ivr.calls.wiring import CallControl
 from ivr.sim import AgentSpec, CallSpec, Route, SimConfig, SimulatedAsterisk, VirtualClock
+from ivr.flow.report import CallReport
 from ivr.storage import CallbackRequest, open_storage
+
+INTERNAL_NUMBERS = r"^[0-9]{4,7}$"
 
 TOKEN = "e2e-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -101,7 +104,9 @@ async def e2e(tmp_path):
                     backoff_max=0.05, rng=random.Random(3))
     storage = open_storage(f"sqlite:///{tmp_path}/ivr.db")
     (tmp_path / "rec").mkdir()
-    settings = CallControlSettings(agent_dial="Local/{extension}@agents", recordings_dir=str(tmp_path / "rec"))
+    # The simulator's "numbers" are its agents' names and short extensions: a PBX-internal number plan.
+    settings = CallControlSettings(agent_dial="Local/{extension}@agents", recordings_dir=str(tmp_path / "rec"),
+                                   number_pattern=INTERNAL_NUMBERS)
     control = CallControl.build(ami, storage, settings, run_callbacks=False)
     await control.start()
     await ami.start()
@@ -211,6 +216,12 @@ async def test_queue_member_operations(e2e):
     await _expect(await e2e.post("/queues/testq/members/logout", json={"interface": "Local/1002@agents"}), 404)
 
 
+async def test_click_to_call_refuses_numbers_outside_the_pattern(e2e):
+    resp = await e2e.post("/calls/originate", json={"agent": "talk", "number": "+19005550100"})
+    await _expect(resp, 422)
+    assert "number_pattern" in (await resp.json())["detail"]
+
+
 async def test_click_to_call(e2e):
     resp = await e2e.post("/calls/originate", json={"agent": "talk", "number": "1002"})
     assert resp.status == 202, await resp.text()
@@ -235,11 +246,12 @@ async def test_callback_scheduler_answered_and_busy(e2e):
     answered = await storage.add_callback(CallbackRequest(number="1002", queue="testq"))
     busy = await storage.add_callback(CallbackRequest(number="5550001", queue="support"))
     scheduler = CallbackScheduler(storage, e2e.control.operations,
-                                  CallbackPolicy(per_queue_limit=1, backoff=(300.0,), ring_timeout=5))
+                                  CallbackPolicy(per_queue_limit=1, backoff=(300.0,), ring_timeout=5,
+                                                 number_pattern=INTERNAL_NUMBERS))
     assert await scheduler.run_once() == 2
     await asyncio.wait_for(scheduler.drain(), 10)
     done = await storage.get_callback(answered)
-    assert (done.state, done.attempts, done.last_result) == ("completed", 1, "answered")
+    assert (done.state, done.attempts, done.last_result) == ("answered", 1, "answered")   # the flow decides
     [attempt] = await storage.callback_attempts(answered)
     assert attempt.result == "answered" and attempt.call_id.startswith("ivr-")
     # The answered leg ran the callback flow over FastAGI, with the request's id and queue.
@@ -247,6 +259,11 @@ async def test_callback_scheduler_answered_and_busy(e2e):
     env = e2e.state["callback_sessions"][0]
     assert env["network_script"] == "callback"
     assert (env["IVR_CALLBACK_ID"], env["IVR_CALLBACK_QUEUE"]) == (str(answered), "testq")
+    # The flow's report (the dialplan passes IVR_CALLBACK_ID as ?callback=) completes the request.
+    await scheduler.on_flow_report(CallReport(
+        flow="callback", start_node="start", version="", uniqueid="x", caller_id="1002", started_at=done.requested_at,
+        outcome="transferred", variables={"param_callback": env["IVR_CALLBACK_ID"]}))
+    assert (await storage.get_callback(answered)).state == "completed"
     retry = await storage.get_callback(busy)
     assert (retry.state, retry.attempts, retry.last_result) == ("pending", 1, "busy")
 

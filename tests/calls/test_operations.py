@@ -5,8 +5,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from ivr.ami.errors import AMINotConnected
-from ivr.calls.errors import AsteriskUnavailable, InvalidRequest, InvalidState, NotFound, UnknownCall
+from ivr.ami.errors import AMIEncodingError, AMINotConnected
+from ivr.calls.errors import AsteriskUnavailable, InvalidRequest, InvalidState, NotFound, UnknownCall, from_ami
 from ivr.calls.operations import CallOperations, OriginateTracker, TransferTarget
 from ivr.calls.registry import CallRegistry
 from ivr.calls.settings import CallControlSettings
@@ -308,3 +308,79 @@ async def test_originate_tracker_correlates_both_orders():
     result = await waiting
     assert (result.success, result.reason_text, result.uniqueid) == (True, "answered", "orig-11-chan1")
     assert await tracker.wait("never", timeout=0.01) is None
+
+
+async def test_transfer_of_a_call_in_the_ivr_marks_it_transferred_first(env):
+    ami, registry, _, ops, _ = env
+    replay(registry, "ami-13-parking.jsonl", "Park action on Local/p1")
+    call = registry.call("1795909439.108")
+    registry.note_flow(call.origin.uniqueid, "main", "menu")      # the FastAGI side: it runs a flow
+    assert call.state == "ivr"
+    await ops.transfer(call.id, TransferTarget("queue", "support"))
+    assert ami.names() == ["Setvar", "Redirect"]
+    assert dict(ami.sent[0][1]) == {"Channel": "Local/p1@phones-00000035;1", "Variable": "IVR_TRANSFERRED",
+                                    "Value": "queue:support"}
+    assert ami.headers()["Context"] == "ivr-queue"
+
+
+async def test_held_note_goes_when_the_call_ends(env):
+    ami, registry, _, ops, _ = env
+    call_id = bridged_call(registry)
+    await ops.hold(call_id)
+    assert call_id in ops._held
+    for ch in list(registry.call(call_id).channels):
+        for effect in registry.apply(msg(("Event", "Hangup"), ("Channel", ch.name), ("Uniqueid", ch.uniqueid),
+                                         ("Linkedid", ch.linkedid), ("Cause", "16"))):
+            await ops.on_effect(effect)
+    assert call_id not in ops._held
+
+
+async def test_hold_without_a_partner_is_409_not_an_assert(env, monkeypatch):
+    ami, registry, _, ops, _ = env
+    call_id = bridged_call(registry)
+    monkeypatch.setattr(ops, "parties", lambda call: (call.origin, None))   # the partner left meanwhile
+    with pytest.raises(InvalidState, match="nobody to hold it for"):
+        await ops.hold(call_id)
+    assert ami.sent == []
+
+
+@pytest.mark.parametrize("variables", [
+    {"IVR_TRANSFERRED": "queue:x"},            # the service's own names
+    {"ivr_lang": "en"},
+    {"order": "1,SHELL(touch /tmp/x)=1"},      # Asterisk would set a second (function) variable
+    {"order": 'a"b'},
+    {"order": "a\\b"},
+    {"order": "a\rb"},
+    {"CDR(userfield)": "x"},
+])
+async def test_originate_flow_refuses_unsafe_variables(env, variables):
+    ami, _, _, ops, _ = env
+    with pytest.raises(InvalidRequest):
+        await ops.originate_flow("+37060000001", "survey", variables=variables)
+    assert ami.sent == []
+
+
+async def test_outbound_numbers_must_match_the_number_pattern(env):
+    ami, _, _, ops, _ = env
+    ops.settings.number_pattern = r"^(\+370|8)[0-9]{8}$"
+    for call in (ops.originate_flow("+19005550100", "survey"), ops.click_to_call("1001", "+19005550100")):
+        with pytest.raises(InvalidRequest, match="number_pattern"):
+            await call
+    assert ami.sent == []
+    await ops.originate_flow("+37060000001", "survey")
+    await ops.click_to_call("1001", "860000001")
+    assert ami.names() == ["Originate", "Originate"]
+
+
+async def test_retrieve_caller_id_from_event_text_is_sanitised(env):
+    ami, registry, _, ops, _ = env
+    replay(registry, "ami-13-parking.jsonl", "ParkedCalls / Parkinglots")
+    call = registry.call("1795909439.108")
+    call.parked[0].caller_name = 'Evil" <1900> \\x'
+    await ops.retrieve(call.id, "1002")
+    assert ami.headers()["CallerID"] == '"Evil 1900 x" <301>'
+
+
+def test_encoding_errors_are_the_request_s_fault():
+    err = from_ami(AMIEncodingError("value holds a comma"), "originate")
+    assert (err.status, err.code) == (422, "invalid_request")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from types import SimpleNamespace
 
 import pytest
 
@@ -10,6 +9,8 @@ from ivr.calls import validate
 from ivr.calls.callbacks import CallbackPolicy
 from ivr.calls.errors import InvalidRequest
 from ivr.calls.settings import CallControlSettings
+from ivr.settings import load_settings
+from ivr.yamlsource import ConfigError
 
 WHEN = datetime(2026, 11, 29, 1, 2, 3, tzinfo=timezone.utc)
 
@@ -52,14 +53,110 @@ def test_channels_numbers_extensions():
         validate.reason("a\x07b")
 
 
+CALLS_YAML = """\
+dial_template: SIP/{extension}
+recordings_dir: rec
+queues:
+  overrides: {support: 30s}
+callbacks:
+  flow: cb_flow
+  interval: 30s
+  max_attempts: 4
+  retry_after: 10m
+  number_pattern: '^(\\+370|8)[0-9]{8}$'
+calls:
+  outbound_context: crm-out
+  customer_dial: Local/{number}@trunk-out
+  flow_context: ivr-outbound2
+  extension_context: phones
+  queue_context: queues
+  hold_context: hold1
+  hold_wait_context: hold2
+  moh_class: jazz
+  parking_lots: {default: parkedcalls, vip: vipparking}
+  park_timeout: 2m
+  spy_options: {listen: q}
+  recording_template: ${call}-${agent}
+  recording_format: gsm
+  asterisk_recordings_dir: /var/spool/asterisk/monitor
+  download_dir: mnt/monitor
+  originate_timeout: 20s
+"""
+
+
 def test_settings_from_service_settings(tmp_path):
-    service = SimpleNamespace(dial_template="SIP/{extension}", recordings_dir=tmp_path / "rec",
-                              callbacks=SimpleNamespace(interval=30.0, retry_after=600.0))
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "ivr.yaml").write_text(CALLS_YAML)
+    service = load_settings(tmp_path / "config" / "ivr.yaml", env={})
     cc = CallControlSettings.from_settings(service)
-    assert cc.agent_dial == "SIP/{extension}" and cc.recordings_dir == str(tmp_path / "rec")
-    assert cc.recordings_path() == tmp_path / "rec"
+    assert cc.agent_dial == "SIP/{extension}"
+    assert (cc.outbound_context, cc.customer_dial, cc.flow_context, cc.extension_context, cc.queue_context) == (
+        "crm-out", "Local/{number}@trunk-out", "ivr-outbound2", "phones", "queues")
+    assert (cc.hold_context, cc.hold_wait_context, cc.moh_class) == ("hold1", "hold2", "jazz")
+    assert cc.parking_lots == {"default": "parkedcalls", "vip": "vipparking"} and cc.park_timeout == 120.0
+    assert cc.spy_options == {"listen": "q", "whisper": "qwE", "barge": "qBE"}
+    assert (cc.recording_template, cc.recording_format, cc.originate_timeout) == ("${call}-${agent}", "gsm", 20.0)
+    # Asterisk writes to its own path; this host serves the same files from its mount.
+    assert cc.recordings_dir == "/var/spool/asterisk/monitor"
+    assert cc.recordings_path() == tmp_path / "mnt" / "monitor"
+    assert (cc.number_pattern, cc.callback_flow, cc.callback_max_attempts) == (r"^(\+370|8)[0-9]{8}$", "cb_flow", 4)
+    assert cc.known_queues == {"support"}
     policy = CallbackPolicy.from_settings(service.callbacks)
-    assert (policy.poll_interval, policy.backoff) == (30.0, (600.0,))
+    assert (policy.poll_interval, policy.backoff, policy.max_attempts, policy.flow) == (30.0, (600.0,), 4, "cb_flow")
+    assert policy.number_pattern == cc.number_pattern
     assert policy.retry_delay(1) == 600.0 and policy.retry_delay(5) == 600.0
     assert CallbackPolicy(backoff=(1.0, 2.0)).retry_delay(1) == 1.0
     assert CallbackPolicy(backoff=(1.0, 2.0)).retry_delay(3) == 2.0
+
+
+def test_recordings_default_to_one_directory_for_both_sides(tmp_path):
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "ivr.yaml").write_text("recordings_dir: rec\n")
+    cc = CallControlSettings.from_settings(load_settings(tmp_path / "config" / "ivr.yaml", env={}))
+    assert cc.recordings_dir == str(tmp_path / "rec") and cc.recordings_path() == tmp_path / "rec"
+
+
+@pytest.mark.parametrize("yaml_text, message", [
+    ("callbacks:\n  number_pattern: '^(+370'\n", "is not a regular expression"),
+    ("calls:\n  customer_dial: Local/{num}@x\n", "has no {number}"),
+    ("calls:\n  queue_context: 'a,b'\n", "is not a dialplan context"),
+    ("calls:\n  recording_template: '${who}'\n", "unknown variable"),
+    ("calls:\n  spy_options: {listen: 'q(x)'}\n", "ChanSpy option letters"),
+    ("calls:\n  parking_lot: {}\n", "did you mean 'parking_lots'"),
+])
+def test_bad_call_settings_are_located_errors(tmp_path, yaml_text, message):
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "ivr.yaml").write_text("log_level: info\n" + yaml_text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(tmp_path / "config" / "ivr.yaml", env={})
+    text = str(info.value)
+    assert message in text and "ivr.yaml:3:" in text     # file:line of the offending key
+
+
+def test_number_pattern_language_and_variables():
+    lt = r"^(\+370|8)[0-9]{8}$"
+    assert validate.number("+37060000001", pattern=lt) and validate.number("860000001", pattern=lt)
+    for bad in ("+19005550100", "+370600000011", "90099", "0037060000001"):
+        with pytest.raises(InvalidRequest, match="callbacks.number_pattern"):
+            validate.number(bad, pattern=lt)
+    with pytest.raises(InvalidRequest, match="callbacks.number_pattern"):
+        validate.number("1002", pattern=validate.DEFAULT_NUMBER_PATTERN)     # short codes are not E.164
+    for good in ("en", "lt", "fil", "en_GB", "pt_br"):
+        assert validate.language(good) == good
+    for bad in ("", "EN", "en-GB", "en,X=1", "english", "en_GBR"):
+        with pytest.raises(InvalidRequest, match="language"):
+            validate.language(bad)
+    assert validate.variable_name("CUSTOMER_ID") == "CUSTOMER_ID"
+    for bad in ("IVR_TRANSFERRED", "ivr_lang", "SHELL(x)", "A=B", "1X", "A-B"):
+        with pytest.raises(InvalidRequest):
+            validate.variable_name(bad)
+    assert validate.variable_value("order 123: ok") == "order 123: ok"
+    for bad in ("a,b", "a\\b", 'a"b', "a\nb", "x" * 257):
+        with pytest.raises(InvalidRequest, match="commas"):
+            validate.variable_value(bad)
+
+
+def test_caller_id_from_event_text_cannot_break_out():
+    assert validate.caller_id('Evil" <900> "x', "+37060000001") == '"Evil 900 x" <+37060000001>'
+    assert validate.caller_id("A\\B\r\nC", "370<6>") == '"ABC" <3706>'
+    assert validate.caller_id("", "+37060000001") == '"+37060000001" <+37060000001>'
