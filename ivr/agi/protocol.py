@@ -145,10 +145,12 @@ def encode_command(*words: str) -> bytes:
     if len(words) > MAX_COMMAND_WORDS:
         raise AGIEncodingError(f"AGI command has {len(words)} words; Asterisk accepts at most {MAX_COMMAND_WORDS}")
     # One regex call per word on the fast path (plain str words: command names, numbers, file names).
-    if all(type(w) is str and _PLAIN_WORD(w) for w in words):
-        text = " ".join(words)
+    for w in words:
+        if type(w) is not str or not _PLAIN_WORD(w):
+            text = " ".join([quote_word(w if isinstance(w, str) else str(w)) for w in words])
+            break
     else:
-        text = " ".join([quote_word(w if isinstance(w, str) else str(w)) for w in words])
+        text = " ".join(words)
     line = (text + "\n").encode("utf-8")
     if len(line) > MAX_COMMAND_BYTES:
         raise AGIEncodingError(

@@ -16,6 +16,7 @@ Rules for this file:
 - `close()` always closes our side: Asterisk never closes a FastAGI socket by itself, and an open socket keeps
   the whole call up.
 - Metric labels: `command` from a fixed list of AGI command names (else "other"; EXEC is just "EXEC").
+  Commands are recorded in `tally.TALLY` and folded into Prometheus in batches (at most 1 s late).
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from .errors import (
     AGISessionClosed, AGITimeoutError, AGIUsageError,
 )
 from .link import AGILink
+from .tally import TALLY
 from .protocol import (
     DEFAULT_HEADER_LIMIT, DEFAULT_LINE_LIMIT, EOF, AGIConnection, AGIEnvironment, AGIReply, Quoted,
     encode_command,
@@ -86,28 +88,6 @@ def _command_label(words: tuple[str, ...] | list[str]) -> str:
     return "other"
 
 
-_metric_cache: dict[str, tuple[Any, dict[str, Any]]] = {}
-
-
-def _observe(label: str, result: str, seconds: float) -> None:
-    entry = _metric_cache.get(label)
-    if entry is None:
-        entry = _metric_cache[label] = (_metrics().AGI_COMMAND_SECONDS.labels(command=label), {})
-    hist, counters = entry
-    hist.observe(seconds)
-    counter = counters.get(result)
-    if counter is None:
-        counter = counters[result] = _metrics().AGI_COMMAND_RESULTS.labels(command=label, result=result)
-    counter.inc()
-
-
-def _metrics() -> Any:
-    # ivr.metrics (prometheus_client) is imported on first use: classic AGI, one process per call, never
-    # exports metrics and should not pay ~90 ms of imports at start-up.
-    from .. import metrics
-    return metrics
-
-
 def _no_metrics(label: str, result: str, seconds: float) -> None:
     return None
 
@@ -139,7 +119,8 @@ class AGISession:
         self.command_timeout = command_timeout
         self.media_timeout = media_timeout  # prompts, SAY, GET DATA: their length is not known here
         self.hangup_grace = hangup_grace
-        self._observe = _observe if record_metrics else _no_metrics
+        self._observe = TALLY.record if record_metrics else _no_metrics   # folded into Prometheus in batches
+        self._record_metrics = record_metrics
         self._busy = False                   # one command in flight: a flag, plus a FIFO of waiting callers
         self._queue: deque[asyncio.Future[None]] = deque()
         self._loop = asyncio.get_running_loop()
@@ -526,6 +507,8 @@ class AGISession:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._record_metrics:
+            TALLY.flush()     # a finished call's commands are in the metrics from now on
         link = self._link
         try:
             link.close()

@@ -13,6 +13,7 @@ from ivr.agi.errors import (
     AGITimeoutError, AGIUsageError,
 )
 from ivr.agi.session import command_label
+from ivr.agi.tally import TALLY
 
 from .conftest import Outcome, capture, running_server
 from .fake_asterisk import ENV_AGI01, FakeAsterisk, env_for
@@ -32,6 +33,7 @@ async def call(body, script_path: str = "agi-01", env: bytes = ENV_AGI01, **serv
 
 
 def counter(command: str, result: str) -> float:
+    TALLY.flush()   # commands are folded into the metrics in batches
     return metrics.REGISTRY.get_sample_value(
         "ivr_agi_command_results_total", {"command": command, "result": result}) or 0.0
 

@@ -1,0 +1,116 @@
+"""Per-command AGI metrics, counted in plain Python and folded into the Prometheus metrics in batches.
+
+Rules for this file:
+- Recording a command is one list append. prometheus_client's `Histogram.observe()` takes a lock for the sum and
+  for a bucket after a Python loop over the bounds, and `Counter.inc()` another lock: ~2 us per command, about as
+  much as parsing the reply (bench/agi_bench.py), so commands are folded in batches instead.
+- A batch is folded at most `interval` seconds after its first command (one loop timer for the whole process,
+  not one per command), when it reaches `max_pending` commands, and when a session closes (so a finished call's
+  commands are always visible). A scrape therefore lags the truth by at most `interval` (1 s; Prometheus scrapes
+  every 15 s or more).
+- Folding computes the bucket counts itself and adds them to the histogram child's bucket and sum values (the
+  same objects `observe()` increments; `_buckets`, `_sum` and `_upper_bounds` have been prometheus_client's
+  Histogram fields since 0.4). If a future prometheus_client lacks them, each command is replayed through the
+  public `observe()` instead: slower, still exact.
+- Labels are bounded by the caller (`command` from a fixed list, `result` from a fixed set).
+"""
+from __future__ import annotations
+
+import asyncio
+from bisect import bisect_left
+from typing import Any
+
+FLUSH_INTERVAL = 1.0
+MAX_PENDING = 4096
+
+
+class CommandTally:
+    """`record(label, result, seconds)` per command; `flush()` folds everything recorded so far."""
+
+    def __init__(self, interval: float = FLUSH_INTERVAL, max_pending: int = MAX_PENDING, *,
+                 seconds: Any = None, results: Any = None) -> None:
+        """`seconds` (Histogram, label `command`) and `results` (Counter, labels `command`, `result`) default to
+        ivr.metrics.AGI_COMMAND_SECONDS and AGI_COMMAND_RESULTS, looked up on the first flush."""
+        self.interval = interval
+        self.max_pending = max_pending
+        self._seconds = seconds
+        self._results = results
+        self.pending: list[tuple[str, str, float]] = []
+        self._handle: asyncio.TimerHandle | None = None
+        self._children: dict[str, tuple[Any, dict[str, Any]]] = {}
+
+    def record(self, label: str, result: str, seconds: float) -> None:
+        pending = self.pending
+        pending.append((label, result, seconds))
+        if self._handle is None:
+            # A handle left on a loop that closed before it fired is dropped by the next flush() (session close).
+            self._handle = asyncio.get_running_loop().call_later(self.interval, self._on_timer)
+        elif len(pending) >= self.max_pending:
+            self.flush()
+
+    def _on_timer(self) -> None:
+        self._handle = None
+        self.flush()
+
+    def flush(self) -> None:
+        """Fold every recorded command into the Prometheus metrics now."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        pending, self.pending = self.pending, []
+        if not pending:
+            return
+        by_label: dict[str, list[float]] = {}
+        results: dict[tuple[str, str], int] = {}
+        for label, result, seconds in pending:
+            values = by_label.get(label)
+            if values is None:
+                values = by_label[label] = []
+            values.append(seconds)
+            key = (label, result)
+            results[key] = results.get(key, 0) + 1
+        for label, values in by_label.items():
+            _fold(self._child(label)[0], values)
+        for (label, result), n in results.items():
+            counters = self._child(label)[1]
+            counter = counters.get(result)
+            if counter is None:
+                if self._results is None:
+                    self._results = _metrics().AGI_COMMAND_RESULTS
+                counter = counters[result] = self._results.labels(command=label, result=result)
+            counter.inc(n)
+
+    def _child(self, label: str) -> tuple[Any, dict[str, Any]]:
+        entry = self._children.get(label)
+        if entry is None:
+            if self._seconds is None:
+                self._seconds = _metrics().AGI_COMMAND_SECONDS
+            entry = self._children[label] = (self._seconds.labels(command=label), {})
+        return entry
+
+
+def _fold(histogram: Any, values: list[float]) -> None:
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if bounds is None or buckets is None or total is None or len(buckets) != len(bounds):
+        for value in values:    # prometheus_client changed its internals: the public way, one by one
+            histogram.observe(value)
+        return
+    counts = [0] * len(bounds)
+    for value in values:
+        counts[bisect_left(bounds, value)] += 1   # first bound >= value: observe()'s `value <= bound`
+    for i, n in enumerate(counts):
+        if n:
+            buckets[i].inc(n)
+    total.inc(sum(values))
+
+
+def _metrics() -> Any:
+    # ivr.metrics (prometheus_client) is imported on first use: classic AGI, one process per call, never
+    # exports metrics and should not pay ~90 ms of imports at start-up.
+    from .. import metrics
+    return metrics
+
+
+TALLY = CommandTally()
