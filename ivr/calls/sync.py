@@ -79,18 +79,21 @@ class RegistrySync:
         await self._dispatch(effects)
 
     async def resync(self) -> None:
-        try:
-            _, channels = await self.ami.list_action("CoreShowChannels")
-            _, parked = await self.ami.list_action("ParkedCalls")
-            _, queues = await self.ami.list_action("QueueStatus")
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:   # the client reconnects and calls us again; keep serving what we know
-            self.last_resync_error = f"{type(exc).__name__}: {exc}"
-            log.warning("call registry resync failed (%s); it runs again after the next AMI login",
-                        self.last_resync_error)
-            return
+        # The lock is held from before the first list action until the snapshot is applied: an event applied in
+        # between (a Hangup after CoreShowChannels answered) would be undone by the older snapshot. Events wait
+        # in the subscription queue (the client delivers list answers independently) and are applied after.
         async with self._lock:
+            try:
+                _, channels = await self.ami.list_action("CoreShowChannels")
+                _, parked = await self.ami.list_action("ParkedCalls")
+                _, queues = await self.ami.list_action("QueueStatus")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:   # the client reconnects and calls us again; keep serving what we know
+                self.last_resync_error = f"{type(exc).__name__}: {exc}"
+                log.warning("call registry resync failed (%s); it runs again after the next AMI login",
+                            self.last_resync_error)
+                return
             effects = self.registry.resync_channels(channels)
             effects += self.registry.resync_parked(parked)
             self.registry.resync_queues(queues)

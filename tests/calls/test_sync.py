@@ -118,3 +118,40 @@ async def test_operations_get_effects_without_explicit_wiring():
         assert (await storage.get_recording(started["recording_id"])).state == "finished"
     finally:
         await storage.close()
+
+
+class RacingAMI(FakeAMI):
+    """Asterisk hangs a call up while the CoreShowChannels answer (which still lists it) is on its way."""
+
+    def __init__(self, hangups: list) -> None:
+        super().__init__()
+        self.hangups = hangups
+        self.delivery: asyncio.Task | None = None
+
+    async def list_action(self, name, headers=None, *, timeout=None):
+        if name == "CoreShowChannels" and self.hangups:
+            events, self.hangups = self.hangups, []
+
+            async def deliver():
+                for event in events:
+                    await self.emit(event)
+            self.delivery = asyncio.get_running_loop().create_task(deliver())
+            for _ in range(10):          # the events reach the subscriber before the list answer completes
+                await asyncio.sleep(0)
+        return await super().list_action(name, headers, timeout=timeout)
+
+
+async def test_hangup_during_resync_is_not_undone_by_the_snapshot():
+    items = load("ami-12-status-getvar-command.jsonl")
+    # The Hangup events of the "Long Call" (1795909436.102/.103), exactly as Asterisk sent them.
+    hangups = [m for m in items if getattr(m, "name", None) == "Hangup"
+               and m.get("Linkedid") == "1795909436.102"]
+    assert [h.get("Uniqueid") for h in hangups] == ["1795909436.102", "1795909436.103"]
+    ami = RacingAMI(hangups)
+    ami.lists["CoreShowChannels"] = list_items(items, "ami-4")      # still lists the call
+    registry = CallRegistry(clock=lambda: 50.0)
+    sync = RegistrySync(ami, registry)
+    sync.start()
+    await settle(sync)
+    await ami.delivery
+    assert [c.id for c in registry.calls()] == ["1795909436.104"]    # the hung-up call stays gone
