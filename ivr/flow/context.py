@@ -37,6 +37,15 @@ log = logging.getLogger(__name__)
 ALL_DIGITS = "0123456789*#"
 MAX_OVERFLOW = 32  # digits past max_length that `collect` reads into a too-long entry, however long one types
 VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+MAX_VALUE_CHARS = 1024  # a variable's value; AGI command lines are 2 KiB in all
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def clean_value(value: str, limit: int = MAX_VALUE_CHARS) -> str:
+    """Data from outside (query parameters, lookup answers) as a variable value: control characters (NUL, CR,
+    LF, ...) become spaces and the text is cut to `limit` characters, so it can always be sent as a channel
+    variable and never ends an AGI command line early."""
+    return _CONTROL.sub(" ", value)[:limit]
 
 
 class EngineError(Exception):

@@ -25,7 +25,9 @@ from typing import Any, Callable, Mapping
 
 from ivr import metrics
 from ivr.flow.channel import CallerHangup, Channel, ChannelError
-from ivr.flow.context import CallContext, EngineError, EngineSettings, Finish, Goto, StepBudgetExceeded
+from ivr.flow.context import (
+    CallContext, EngineError, EngineSettings, Finish, Goto, StepBudgetExceeded, clean_value,
+)
 from ivr.flow.model import Flow, MenuNode
 from ivr.flow.nodes import handler_for
 from ivr.flow.recording import Recorder
@@ -139,8 +141,9 @@ class FlowEngine:
             "extension": info.extension, "flow": ctx.flow.name, "language": ctx.language,
         }
         for key, value in info.params.items():
-            if NAME_RE.fullmatch(key) and key != "node":
-                builtins[f"param_{key}"] = value
+            # An empty value is no value: the flow's `variables:` default for param_<key> applies instead.
+            if NAME_RE.fullmatch(key) and key != "node" and value:
+                builtins[f"param_{key}"] = clean_value(value)
         ctx.variables.update(builtins)
 
     def _enter_flow(self, ctx: CallContext, flow: Flow) -> None:
