@@ -14,6 +14,7 @@ import re
 from typing import TYPE_CHECKING, Awaitable, Callable
 
 from ivr.ami.protocol import Message
+from ivr.sim.ami_bridge import AMIBridge, find_by_prefix
 from ivr.sim.ami_originate import Originate
 from ivr.sim.channel import SimChannel
 from ivr.sim.events import STATE_DESC
@@ -265,6 +266,29 @@ async def atxfer(s: "AMISession", msg: Message) -> None:
     # the simulator completes the consultation at once: the transferee is handed to the new target
     s.sim.pbx.bus.emit("AttendedTransfer", "call,all", [("Result", "Success")] + ch.block("OrigTransferer") + (
         peer.block("Transferee") if peer else []) + [("IsExternal", "No"), ("DestType", "Bridge")])
+
+
+@action("Bridge")
+async def bridge(s: "AMISession", msg: Message) -> None:
+    """Bridge Channel1 and Channel2 (features.c action_bridge; see ami_bridge.py)."""
+    names = (msg.get("Channel1"), msg.get("Channel2"))
+    if not names[0] or not names[1]:
+        s.respond(msg, "Error", [("Message", "Missing channel parameter in request")])
+        return
+    found = []
+    for n, name in enumerate(names, 1):
+        ch = find_by_prefix(s.sim.pbx, name)
+        if ch is None:
+            s.respond(msg, "Error", [("Message", "Channel%d does not exist: %s" % (n, name))])
+            return
+        found.append(ch)
+    for n, ch in enumerate(found, 1):
+        # the simulator can take a channel only out of the apps dialplan.py runs (MusicOnHold, Wait)
+        if not ch.bridgeable or ch.pending_bridge is not None or found[0] is found[1]:
+            s.respond(msg, "Error", [("Message", "Unable to add Channel%d to bridge: %s" % (n, ch.name))])
+            return
+    s.respond(msg, "Success", [("Message", "Channels have been bridged")])
+    AMIBridge(s.sim.pbx, found[0], found[1]).offer()
 
 
 # -- parking ------------------------------------------------------------------------------------------------------

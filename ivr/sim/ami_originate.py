@@ -6,7 +6,7 @@ Rules for this file:
 - The callee's behaviour is an `AgentSpec` (agents, `SimConfig.default_callee` for outside numbers); a
   `Local/<space>@parkedcalls` callee retrieves the parked call; `Local/<did>@<route context>` runs the flow on
   its ;2 half, un-answered until the flow answers.
-- After the answer the originated channel runs Application (Wait, Playback, ChanSpy ...) or Context/Exten
+- After the answer the originated channel runs Application (Wait, Playback, ChanSpy, ParkedCall ...) or Context/Exten
   (a flow over FastAGI, an agent, or just stays up).
 """
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from ivr.sim.bridging import ring_agent, talk
 from ivr.sim.channel import SimChannel
 from ivr.sim.model import AgentSpec
+from ivr.sim.parking import parked_call
 
 if TYPE_CHECKING:
     from ivr.sim.simulator import SimulatedAsterisk
@@ -154,7 +155,7 @@ class Originate:
 
 
 async def run_app_on(sim: "SimulatedAsterisk", ch: SimChannel, app: str, data: str) -> None:
-    """Applications an originated channel can run: Wait, Playback, ChanSpy, MusicOnHold, Echo."""
+    """Applications an originated channel can run: Wait, Playback, ChanSpy, ParkedCall, MusicOnHold, Echo."""
     ch.newexten(app, data)
     name = app.lower()
     if name == "wait":
@@ -169,6 +170,8 @@ async def run_app_on(sim: "SimulatedAsterisk", ch: SimChannel, app: str, data: s
                 return
     elif name == "chanspy":
         await chanspy(sim, ch, data)
+    elif name == "parkedcall":
+        await parked_call(sim, ch, data)
     else:
         await ch.next_event_kind("hangup")
 

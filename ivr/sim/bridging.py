@@ -104,7 +104,7 @@ async def talk(ch: "SimChannel", leg: "SimChannel", other: "SimChannel | None", 
     ch.bridge_peer, leg.bridge_peer = leg, ch
     ch.bridge_id = leg.bridge_id = bridge_id
     for n, c in enumerate((leg, ch), 1):
-        pbx.bus.emit("BridgeEnter", "call,all", _bridge_block(bridge_id, n) + c.block())
+        pbx.bus.emit("BridgeEnter", "call,all", bridge_block(bridge_id, n) + c.block())
         if n == 1 and on_enter is not None:
             on_enter()
     leg.on_hangup(ch.wake)
@@ -116,9 +116,9 @@ async def talk(ch: "SimChannel", leg: "SimChannel", other: "SimChannel | None", 
             outcome = "agent"
             break
         if ev.kind == "hangup":
-            outcome = "caller"
+            outcome = "caller"     # hung up, or redirected out of the bridge (an async goto)
             break
-        if leg.hungup:
+        if leg.hungup or leg.redirect_to is not None:
             outcome = "agent"
             break
         if ch.transfer_to is not None:
@@ -130,9 +130,13 @@ async def talk(ch: "SimChannel", leg: "SimChannel", other: "SimChannel | None", 
     ch.bridge_id = leg.bridge_id = ""
     order = (ch, leg) if outcome == "caller" else (leg, ch)
     for n, c in enumerate(order):
-        pbx.bus.emit("BridgeLeave", "call,all", _bridge_block(bridge_id, 1 - n) + c.block())
+        pbx.bus.emit("BridgeLeave", "call,all", bridge_block(bridge_id, 1 - n) + c.block())
         if n == 0 and outcome == "caller" and on_caller_gone is not None:
             on_caller_gone()
+    if leg.redirect_to is not None and not leg.hungup:
+        # a (Dual) Redirect took the agent's leg out too: it goes on in the dialplan, its Local half with it
+        leg.pbx.redirected(leg)
+        return outcome
     for c in (leg, other):
         if c is not None and not c.hungup:
             c.hangup(16)
@@ -158,7 +162,7 @@ async def talk_with(s: "AGISession", ring: Ringing, target: str,
             return "caller" if ring.status == "CANCEL" else "agent"
 
 
-def _bridge_block(bridge_id: str, count: int) -> list[tuple[str, str]]:
+def bridge_block(bridge_id: str, count: int) -> list[tuple[str, str]]:
     return [("BridgeUniqueid", bridge_id), ("BridgeType", "basic"), ("BridgeTechnology", "simple_bridge"),
             ("BridgeCreator", "<unknown>"), ("BridgeName", "<unknown>"), ("BridgeNumChannels", str(count)),
             ("BridgeVideoSourceMode", "none")]

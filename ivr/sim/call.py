@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 from ivr.sim.agi_session import AGISession
 from ivr.sim.bridging import ring_agent, talk
 from ivr.sim.channel import MediaEvent, SimChannel
+from ivr.sim.dialplan import lookup, run_context
 from ivr.sim.events import Event
 from ivr.sim.model import CallSpec, Route
 from ivr.sim.parking import park_channel
@@ -330,6 +331,20 @@ class Call:
         if route is not None:
             ch.priority = 1
             return route
+        if lookup(context, exten) is not None:      # ivr-hold, ivr-hold-wait, ivr-queue, ivr-dial-out
+            if context == "ivr-hold":
+                self.destinations.append("hold")
+            outcome = await run_context(sim, ch, context, exten, None, call=self)
+            if outcome == "goto" and self._goto is not None and not ch.hungup:
+                context, exten, park_timeout = self._goto
+                self._goto = None
+                ch.drain()
+                if self.session is not None:     # the next Newexten 1 carries what ran here (async goto)
+                    self.session.comeback_app = (ch.app, ch.appdata)
+                return await self._continue_at(ch, context, exten, park_timeout)
+            self.note_end("caller" if ch.hungup else "service", "dialplan %s,%s" % (context, exten))
+            self.hangup_caller_leg(16)
+            return None
         agent = sim.config.agents.get(exten)
         if agent is not None:
             target = "Local/%s@%s" % (exten, context)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Callable
 from ivr.sim.events import channel_block, c_escape
 
 if TYPE_CHECKING:
+    from ivr.sim.ami_bridge import AMIBridge
     from ivr.sim.pbx import PBX
 
 
@@ -64,6 +65,9 @@ class SimChannel:
         self.bridge_peer: SimChannel | None = None  # the channel this one is bridged with (Dial/Queue)
         self.bridge_id = ""
         self.transfer_to: str | None = None         # a dial string set by BlindTransfer/Atxfer
+        self.redirect_to: tuple[str, str] | None = None   # (context, exten) of a Redirect out of a bridge
+        self.pending_bridge: "AMIBridge | None" = None     # an AMI Bridge waiting to take this channel
+        self.bridgeable = False                     # waits in an app an AMI Bridge can take it from
         self.queue_joined = 0.0
         self._inbox: deque[MediaEvent] = deque()
         self._waiter: asyncio.Future[None] | None = None

@@ -7,16 +7,26 @@ Rules for this file:
   ParkingSpace, ParkingTimeout (seconds left), ParkingDuration (seconds parked).
 - Retrieval is done by `retrieve()` (AMI Originate to Local/<space>@parkedcalls, or the test API); the
   retriever talks `talk` seconds (None = until the parked caller hangs up), then the parked channel goes on.
+- `parked_call()` is the ParkedCall(<lot>,<space>) application on a retrieving channel (e.g. an originated agent
+  leg, Originate Application=ParkedCall): as ami-13 records a retrieval, BridgeCreate, UnParkedCall (Parkee and
+  Retriever blocks), BridgeEnter of the parkee then of the retriever, whose Linkedid becomes the parkee's (the
+  oldest linkedid of a bridge wins); whoever hangs up leaves first, then the other, BridgeDestroy; the parked
+  side's Park (EXEC or the Park action's dialplan) then returns -1 and the channel hangs up.  An empty space
+  plays pbx-invalidpark and returns -1 (res_parking).
 """
 from __future__ import annotations
 
+import uuid
 from typing import TYPE_CHECKING, Callable
 
+from ivr.sim import media
+from ivr.sim.bridging import bridge_block
 from ivr.sim.pbx import ParkedCall
 
 if TYPE_CHECKING:
     from ivr.sim.channel import SimChannel
     from ivr.sim.pbx import PBX
+    from ivr.sim.simulator import SimulatedAsterisk
 
 
 def park_fields(pbx: "PBX", p: ParkedCall, extra: list[tuple[str, str]] | None = None) -> list[tuple[str, str]]:
@@ -80,3 +90,36 @@ def retrieve(pbx: "PBX", space: int, retriever: "SimChannel | None" = None) -> P
     pbx.bus.emit("UnParkedCall", "call,all", park_fields(pbx, parked, extra))
     parked.channel.wake()
     return parked
+
+
+async def parked_call(sim: "SimulatedAsterisk", ch: "SimChannel", data: str) -> int:
+    """ParkedCall([lot][,space]) on `ch` (the retriever): bridge it with the parked call until one hangs up."""
+    pbx = ch.pbx
+    lot_name, _, space_text = data.partition(",")
+    space = int(space_text) if space_text.strip().isdigit() else None
+    parked = pbx.parked.get(space) if space is not None else None
+    if lot_name.strip() not in ("", pbx.config.parking.name):
+        parked = None
+    if parked is None or parked.done or parked.retrieved_by is not None:
+        await media.play(ch, "pbx-invalidpark", "")
+        return -1
+    parkee = parked.channel
+    bridge_id = str(uuid.UUID(int=pbx.rng.getrandbits(128)))
+    pbx.bus.emit("BridgeCreate", "call,all", bridge_block(bridge_id, 0))
+    sim.retrieve_parked(parked.space, talk=None, retriever=ch)       # UnParkedCall, the parkee leaves the lot
+    if parkee.created <= ch.created:
+        ch.linkedid = parkee.linkedid
+    ch.bridge_id = parkee.bridge_id = bridge_id
+    ch.bridge_peer, parkee.bridge_peer = parkee, ch
+    for n, c in enumerate((parkee, ch), 1):
+        pbx.bus.emit("BridgeEnter", "call,all", bridge_block(bridge_id, n) + c.block())
+    parkee.on_hangup(ch.wake)
+    while not ch.hungup and not parkee.hungup:
+        await ch.next_event(None)
+    order = (parkee, ch) if parkee.hungup and not ch.hungup else (ch, parkee)
+    for n, c in enumerate(order):
+        c.bridge_id, c.bridge_peer = "", None
+        pbx.bus.emit("BridgeLeave", "call,all", bridge_block(bridge_id, 1 - n) + c.block())
+    pbx.bus.emit("BridgeDestroy", "call,all", bridge_block(bridge_id, 0))
+    parkee.wake()           # its Park returns now (wait_retrieval_end)
+    return -1

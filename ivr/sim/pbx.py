@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import random
 from dataclasses import dataclass, field
+from typing import Callable
 
 from ivr.sim.channel import SimChannel
 from ivr.sim.clock import Clock
@@ -119,6 +120,8 @@ class PBX:
         self.started = clock.now()
         self.rng = random.Random(config.seed)
         self.channels_created = 0
+        # Set by the simulator: runs the dialplan of a channel a Redirect took out of a bridge (ch.redirect_to).
+        self.on_redirect: Callable[[SimChannel], None] | None = None
 
     # -- ids ---------------------------------------------------------------------------------------------------
     def new_uniqueid(self) -> str:
@@ -164,6 +167,13 @@ class PBX:
                               caller_num=caller_num, caller_name=caller_name, language=language, tech=tech)
         ch.emit("Newchannel", "call,all")
         return ch
+
+    def redirected(self, ch: SimChannel) -> None:
+        """`ch` left its bridge for `ch.redirect_to`; without a simulator to run it there, it hangs up."""
+        if self.on_redirect is not None:
+            self.on_redirect(ch)
+        else:
+            ch.hangup(16)
 
     def find_channel(self, name: str) -> SimChannel | None:
         return self.channels.get(name)

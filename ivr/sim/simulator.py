@@ -18,8 +18,9 @@ from typing import Awaitable, Callable, Sequence
 
 from ivr.sim.agi_session import AGISession
 from ivr.sim.call import Call, CallRecord, Ending, MixMon, RecordingInfo, TranscriptLine
-from ivr.sim.channel import SimChannel
+from ivr.sim.channel import MediaEvent, SimChannel
 from ivr.sim.clock import Clock, RealClock, VirtualClock
+from ivr.sim.dialplan import lookup, run_context
 from ivr.sim.events import Event
 from ivr.sim.model import CallSpec, Route, SimConfig
 from ivr.sim.parking import retrieve
@@ -57,7 +58,9 @@ class SimulatedAsterisk:
         self._jobs: set[asyncio.Task[object]] = set()
         self.errors: list[BaseException] = []
         self._started = False
+        self._in_dialplan: set[str] = set()     # uniqueids of channels (not calls) running dialplan.py contexts
         self.pbx.bus.subscribe(self._route_event)
+        self.pbx.on_redirect = self._redirected
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
     async def start(self, fastagi: tuple[str, int] | None = None, *, fastagi_host: str = "127.0.0.1",
@@ -283,13 +286,51 @@ class SimulatedAsterisk:
         if call is not None:
             call.goto(context, exten)
             return
+        known = lookup(context, exten) is not None or exten in self.config.routes
+        if ch.uniqueid in self._in_dialplan:     # waiting in ivr-hold-wait ...: an async goto
+            ch.redirect_to = (context, exten) if known else None
+            ch.post(MediaEvent("hangup", "goto", self.clock.now()))
+            if not known:
+                ch.hangup(16)
+            return
         if ch.bridge_peer is not None:           # an agent leg leaves its caller
-            ch.hangup(16)
+            if known:                            # e.g. the partner of a held caller -> ivr-hold-wait
+                ch.redirect_to = (context, exten)
+                ch.bridge_peer.wake()
+            else:
+                ch.hangup(16)
             return
         route = self.config.routes.get(exten)
         ch.context, ch.exten = context, exten
         if route is not None:
             self.adopt_call(ch, route, exten=exten, context=context)
+
+    def _redirected(self, ch: SimChannel) -> None:
+        """A channel that is no simulated call left a bridge for `ch.redirect_to`: run the dialplan there."""
+        self._in_dialplan.add(ch.uniqueid)
+        self.spawn(self._run_dialplan(ch))
+
+    async def _run_dialplan(self, ch: SimChannel) -> None:
+        previous = (ch.app, ch.appdata)
+        try:
+            while ch.redirect_to is not None and not ch.hungup:
+                context, exten = ch.redirect_to
+                ch.redirect_to = None
+                ch.drain()
+                if lookup(context, exten) is None:
+                    route = self.config.routes[exten]
+                    ch.context, ch.exten = context, exten
+                    self._in_dialplan.discard(ch.uniqueid)
+                    self.adopt_call(ch, route, exten=exten, context=context)
+                    return
+                outcome = await run_context(self, ch, context, exten, previous)
+                previous = (ch.app, ch.appdata)
+                if outcome != "goto":
+                    break
+        finally:
+            self._in_dialplan.discard(ch.uniqueid)
+        if not ch.hungup and ch.uniqueid not in self._in_dialplan:
+            self.hangup_channel(ch, 16)
 
     def transfer(self, ch: SimChannel, context: str, exten: str) -> bool:
         """BlindTransfer/Atxfer: the caller bridged with (or being) `ch` goes to context/exten."""
@@ -334,7 +375,8 @@ class SimulatedAsterisk:
         if retriever is None:      # retrieved without a channel (parking.retrieve): a default conversation
             await ch.pause(self.config.parking.retrieved_talk)
             return
-        while not ch.hungup and not retriever.hungup:
+        # until the retriever hung up and (ParkedCall's bridge) the bridge let the parked channel go
+        while not ch.hungup and (not retriever.hungup or ch.bridge_id):
             ev = await ch.next_event(None)
             if ev is not None and ev.kind == "hangup":
                 return
