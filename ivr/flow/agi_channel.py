@@ -11,7 +11,9 @@ Rules for this file:
   contain `,`, `|`, parentheses, quotes, backslashes or control characters; such a value is refused before
   anything is sent. Values for SET VARIABLE are quoted by the session's encoder.
 - A timed-out Park is not a hangup even though Asterisk sends HANGUP: the channel went on to the comeback
-  context. It is reported as ParkResult("timeout").
+  context (`park(..., comeback=<context>)` -> Park option `c(<context>,s,1)`; none -> the lot's
+  comebackcontext). It is reported as ParkResult("timeout").
+- Values for SET VARIABLE lose control characters and are cut to fit the 2 KiB command line (`fit_value`).
 - Dial/Queue and a caller hangup: GET VARIABLE still works in dead mode (agi-06: `GET VARIABLE DIALSTATUS` after
   `HANGUP`), so the verdict is read from the channel variables and returned with `caller_hung_up=True`:
   Dial: DIALSTATUS ANSWER = answered (the caller ended the conversation), CANCEL = hung up while it rang.
@@ -41,6 +43,9 @@ log = logging.getLogger(__name__)
 SAMPLE_RATE = 8000  # RECORD FILE endpos is in samples of 8 kHz audio
 MIXMON_ID_VARIABLE = "IVR_MIXMONITOR_ID"
 _UNSAFE_ARG = re.compile(r"[,|()\"'\\\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTEXT = re.compile(r"[A-Za-z0-9_\-]{1,80}")
+SET_VARIABLE_BYTES = 1900  # name + quoted UTF-8 value; the SET VARIABLE line must stay under 2047 bytes
 _LANGUAGE = re.compile(r"[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})*")
 
 
@@ -65,6 +70,20 @@ def exec_arg(value: str, what: str) -> str:
         raise ChannelError(f"{what} {value[:60]!r} is empty or contains characters an application would misread "
                            "(, | ( ) quotes backslash or control characters); fix the flow or the value")
     return value
+
+
+def fit_value(value: str, budget: int) -> str:
+    """`value` without control characters, cut to at most `budget` bytes once UTF-8 encoded and quoted."""
+    cleaned = _CONTROL.sub(" ", value)
+    if len(cleaned) * 4 <= budget:  # the common case: no UTF-8 character takes more than 4 bytes quoted
+        return cleaned
+    out: list[str] = []
+    for char in cleaned:
+        budget -= len(char.encode("utf-8")) + (char in '"\\')
+        if budget < 0:
+            break
+        out.append(char)
+    return "".join(out)
 
 
 class AGIChannel:
@@ -129,8 +148,10 @@ class AGIChannel:
 
     # -- variables ----------------------------------------------------------------------------------------------
     async def set_variable(self, name: str, value: str) -> None:
+        # Control characters (CR/LF would end the command line, NUL is refused by the encoder) become spaces, and
+        # the value is cut so the whole line stays within Asterisk's 2 KiB AGI buffer.
         with self._guard(f"SET VARIABLE {name}"):
-            await self.session.set_variable(name, value.replace("\r", " ").replace("\n", " "))
+            await self.session.set_variable(name, fit_value(value, SET_VARIABLE_BYTES - len(name)))
 
     async def get_variable(self, name: str) -> str | None:
         with self._guard(f"GET VARIABLE {name}"):
@@ -198,7 +219,16 @@ class AGIChannel:
         return QueueResult(QUEUE_ABANDONED if gone else QUEUE_ANSWERED, caller_hung_up=gone)
 
     async def park(self, lot: str, timeout: float, comeback: str = "") -> ParkResult:
-        result = await self._exec("Park", exec_arg(lot, "parking lot"), f"st({max(1, math.ceil(timeout))})")
+        """Park(lot,st(<s>)[c(<comeback>,s,1)]): silent (the flow announces), own timeout, and on time-out the
+        caller goes to `comeback,s,1` (res_parking's `c(context,extension,priority)` option, whose comeback
+        string ast_async_parseable_goto splits on commas; the session escapes them for Park's own splitter)."""
+        options = f"st({max(1, math.ceil(timeout))})"
+        if comeback:
+            if not _CONTEXT.fullmatch(comeback):
+                raise ChannelError(f"park comeback context {comeback[:60]!r} is not a dialplan context name "
+                                   "(letters, digits, _ and -); fix the park_comeback_context setting")
+            options += f"c({comeback},s,1)"
+        result = await self._exec("Park", exec_arg(lot, "parking lot"), options)
         if result == 0:
             # agi-07: "200 result=0 when the timeout fires, then HANGUP": the channel moved to the comeback.
             return ParkResult("timeout")

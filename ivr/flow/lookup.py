@@ -7,7 +7,9 @@ Rules for this file:
   Header values from templates may not contain CR/LF.
 - Every failure is a `LookupFailed` subclass with a bounded `kind` (timeout, status, bad_json, connection,
   too_large, not_allowed), which the node turns into its `on_error` branch and the metric label.
-- Answers are capped in size; mapped values are text (objects and lists as compact JSON, null as "").
+- Answers are capped in size; mapped values are text (objects and lists as compact JSON, null as ""), without
+  control characters and at most 1024 characters (`clean_value`). An answer nested too deeply to parse or to
+  write out is `LookupBadJSON`, never an exception that ends the call.
 - `FixtureLookupClient` answers from a file or dict, keyed by URL, `flow:node` or node id, so admin tools and
   tests run flows with lookups and no network.
 """
@@ -20,13 +22,14 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Protocol, runtime_checkable
 from urllib.parse import quote, urlsplit
 
+from ivr.flow.context import clean_value
 from ivr.flow.model import LookupNode
 from ivr.flow.templates import TemplateError, render
 
 __all__ = [
     "LookupRequest", "LookupClient", "LookupFailed", "LookupTimeout", "LookupHTTPError", "LookupBadJSON",
     "LookupConnectionError", "LookupTooLarge", "LookupNotAllowed", "HttpLookupClient", "FixtureLookupClient",
-    "build_request", "map_answer", "extract_path",
+    "build_request", "map_answer", "extract_path", "decode_answer",
 ]
 
 MAX_ANSWER_BYTES = 1 << 20
@@ -122,6 +125,18 @@ def extract_path(data: Any, path: str) -> Any:
     return current
 
 
+def decode_answer(raw: bytes, request: LookupRequest) -> Any:
+    """The answer's JSON. Anything odd is `LookupBadJSON`: invalid UTF-8 or JSON, an integer too long to convert,
+    and nesting so deep that the parser runs out of stack (RecursionError), which would otherwise end the call as
+    an internal error."""
+    try:
+        return json.loads(raw.decode("utf-8")) if raw.strip() else {}
+    except ValueError as exc:  # bad UTF-8, bad JSON, or an integer over CPython's 4300-digit limit
+        raise LookupBadJSON(f"lookup {request.flow}:{request.node}: answer is not JSON ({exc})") from None
+    except RecursionError:
+        raise LookupBadJSON(f"lookup {request.flow}:{request.node}: answer is nested too deeply") from None
+
+
 def _as_text(value: Any) -> str:
     if value is None:
         return ""
@@ -129,12 +144,20 @@ def _as_text(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, (dict, list)):
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    if isinstance(value, int):
+        # str() of an int over 4300 digits raises ValueError (CPython's limit); such a value is not a number a
+        # caller can use anyway.
+        return str(value) if -(10 ** 64) < value < 10 ** 64 else ""
     return str(value)
 
 
 def map_answer(data: Any, mapping: Mapping[str, str]) -> dict[str, str]:
-    """variable -> text of the value at its dotted path ("" when missing)."""
-    return {name: _as_text(extract_path(data, path)) for name, path in mapping.items()}
+    """variable -> text of the value at its dotted path ("" when missing), without control characters and at
+    most MAX_VALUE_CHARS long. An answer that cannot be turned into text raises `LookupBadJSON`."""
+    try:
+        return {name: clean_value(_as_text(extract_path(data, path))) for name, path in mapping.items()}
+    except (RecursionError, ValueError) as exc:
+        raise LookupBadJSON(f"the answer cannot be mapped into variables ({type(exc).__name__})") from None
 
 
 class HttpLookupClient:
@@ -195,10 +218,7 @@ class HttpLookupClient:
             raise LookupConnectionError(f"lookup {request.flow}:{request.node} failed: {exc}") from None
         if len(raw) > self.max_bytes:
             raise LookupTooLarge(f"lookup {request.flow}:{request.node}: answer larger than {self.max_bytes} bytes")
-        try:
-            return json.loads(raw.decode("utf-8")) if raw.strip() else {}
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise LookupBadJSON(f"lookup {request.flow}:{request.node}: answer is not JSON ({exc})") from None
+        return decode_answer(raw, request)
 
     async def close(self) -> None:
         if self._own_session and self._session is not None:

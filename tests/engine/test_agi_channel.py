@@ -247,11 +247,40 @@ async def test_queue_hangup_without_any_evidence_is_not_counted_answered():
     assert (result.status, result.caller_hung_up) == ("ABANDONED", True)
 
 
-async def test_park_timeout_is_not_a_hangup():  # agi-07 agi3
+async def test_park_timeout_is_not_a_hangup():  # agi-07 agi3: "EXEC Park default,t(6)" -> 0, then HANGUP
     async def body(ch):
-        return await ch.park("default", 6, "main:back")
+        return await ch.park("default", 6)
     result = await scripted([('EXEC Park "default,st(6)"\n', ["200 result=0\n", "HANGUP\n"])], body)
     assert result.status == "timeout"
+
+
+async def test_park_comeback_context_is_parks_c_option():
+    # res_parking: c(context,extension,priority); the commas are escaped for Park()'s own argument splitter
+    # (AST_STANDARD_APP_ARGS drops the backslashes; the goto then splits "ivr-park-comeback,s,1" on commas).
+    async def body(ch):
+        return await ch.park("default", 45, "ivr-park-comeback")
+    result = await scripted([('EXEC Park "default,st(45)c(ivr-park-comeback\\\\,s\\\\,1)"\n',
+                              ["200 result=0\n", "HANGUP\n"])], body)
+    assert result.status == "timeout"
+
+
+async def test_park_comeback_must_be_a_context_name():
+    async def body(ch):
+        return await ch.park("default", 45, "ctx,s,1)x(")
+    with pytest.raises(ChannelError, match="not a dialplan context"):
+        await scripted([], body)
+
+
+async def test_set_variable_values_fit_the_command_line():
+    long = "ą" * 3000  # 2 bytes each in UTF-8
+
+    async def body(ch):
+        await ch.set_variable("CRM_NOTE", "a\x00b\tc")
+        await ch.set_variable("CRM_LONG", long)
+    await scripted([
+        ('SET VARIABLE CRM_NOTE "a b c"\n', ["200 result=1\n"]),
+        (f'SET VARIABLE CRM_LONG "{"ą" * ((1900 - 8) // 2)}"\n', ["200 result=1\n"]),
+    ], body)
 
 
 async def test_record_file_silence_and_hangup():  # agi-04

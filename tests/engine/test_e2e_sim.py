@@ -155,7 +155,7 @@ async def test_operator_no_answer_parks_with_comeback_then_comeback_starts_at_no
     assert report.visits[-2].detail == "NOANSWER -> on_no_answer"
     assert report.outcome == "parked" and report.end_target == "park:default"
     assert record.variables["IVR_COMEBACK"] == "main:general_voicemail"
-    assert 'EXEC Park "default,st(45)"' in record.commands()
+    assert 'EXEC Park "default,st(45)c(ivr-park-comeback\\\\,s\\\\,1)"' in record.commands()
     assert record.ended.during == "comeback"
     # The dialplan's parkedcallstimeout context re-enters the service at agi://.../main?node=general_voicemail
     record, report = await call(stack, [OnCommand("RECORD FILE", 1.0), Speak(3.0), OnCommand("RECORD FILE", 5.0),

@@ -43,7 +43,15 @@ async def server():
         await release.wait()
         return web.json_response({})
 
+    async def deep(request):
+        return web.Response(text="[" * 100_000 + "]" * 100_000, content_type="application/json")
+
+    async def huge_int(request):
+        return web.Response(text='{"n": ' + "7" * 5000 + "}", content_type="application/json")
+
     app = web.Application()
+    app.router.add_get("/deep", deep)
+    app.router.add_get("/huge_int", huge_int)
     app.router.add_get("/customer", customer)
     app.router.add_post("/ticket", create)
     app.router.add_get("/broken", broken)
@@ -85,6 +93,8 @@ async def test_post_json_body(server):
 
 @pytest.mark.parametrize("path,error,kind", [
     ("/broken", LookupBadJSON, "bad_json"),
+    ("/deep", LookupBadJSON, "bad_json"),       # RecursionError in the parser
+    ("/huge_int", LookupBadJSON, "bad_json"),   # int over CPython's 4300-digit conversion limit
     ("/fail", LookupHTTPError, "status"),
     ("/slow", LookupTimeout, "timeout"),
 ])
@@ -144,3 +154,17 @@ async def test_allowed_hosts_and_timeout_cap(server):
         await open_client.close()
     finally:
         await client.close()
+
+
+def test_map_answer_cleans_and_clamps_values():
+    answer = {"name": "Ann\x00\r\nEvil", "long": "x" * 5000, "big": 10 ** 100}
+    assert map_answer(answer, {"name": "name", "long": "long", "big": "big"}) == {
+        "name": "Ann   Evil", "long": "x" * 1024, "big": ""}
+
+
+def test_map_answer_of_a_structure_too_deep_to_write_is_bad_json():
+    deep: list = []
+    for _ in range(100_000):
+        deep = [deep]
+    with pytest.raises(LookupBadJSON):
+        map_answer({"d": deep}, {"d": "d"})

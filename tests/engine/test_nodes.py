@@ -343,9 +343,19 @@ async def test_park_sets_comeback_and_ends_parked(run):
     ch = FakeChannel()
     report = await run(flow, ch)
     assert ch.variables["IVR_COMEBACK"] == "main:back"
-    assert ch.ops("park") == [("park", "sales", 45.0, "main:back")]
+    # the comeback location is the service's context (whose dialplan reads IVR_COMEBACK), not the lot's
+    assert ch.ops("park") == [("park", "sales", 45.0, "ivr-park-comeback")]
     assert report.outcome == "parked" and report.end_target == "park:sales"
     assert report.visits[0].detail == "timeout"
+
+
+async def test_park_without_comeback_clears_an_earlier_one_and_uses_the_setting(run):
+    flow = make_flow({"p": {"type": "park", "lot": "sales", "timeout": "45s"}})
+    ch = FakeChannel()
+    ch.variables["IVR_COMEBACK"] = "main:old"  # left by an earlier park of this call
+    await run(flow, ch, park_comeback_context="my-comeback")
+    assert ch.variables["IVR_COMEBACK"] == ""
+    assert ch.ops("park") == [("park", "sales", 45.0, "my-comeback")]
 
 
 async def test_comeback_starts_at_the_node(run):

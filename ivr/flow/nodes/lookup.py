@@ -17,6 +17,7 @@ async def run(node: LookupNode, ctx: CallContext) -> Goto:
         request = build_request(ctx.flow.name, ctx.node_id, node, ctx.variables)
         ctx.emit("lookup", f"{request.method} {request.url}", url=request.url)
         answer = await ctx.lookup_client.fetch(request)
+        values = map_answer(answer, node.map)
     except LookupFailed as exc:
         LOOKUPS.labels(ctx.flow.name, ctx.node_id, "timeout" if exc.kind == "timeout" else "error").inc()
         ctx.variables["lookup_error"] = exc.kind
@@ -24,6 +25,6 @@ async def run(node: LookupNode, ctx: CallContext) -> Goto:
         return Goto(node.on_error, "error", f"lookup failed: {exc.kind}")
     LOOKUPS.labels(ctx.flow.name, ctx.node_id, "ok").inc()
     ctx.variables["lookup_error"] = ""
-    for name, value in map_answer(answer, node.map).items():
+    for name, value in values.items():
         ctx.set_var(name, value)
     return Goto(node.next, "next", "lookup ok")
