@@ -9,20 +9,22 @@ Rules for this file:
 - Precedence: the manual override wins; then holidays (closed); then the weekly pattern.
 - Holidays come from dates and from an iCalendar file: all-day events close whole days, timed events close their
   interval (an early close on Christmas Eve), RRULE/EXDATE are honoured. The only I/O here is reading that file,
-  cached by (path, mtime) so a changed file is picked up without a reload.
+  cached by (path, mtime); the mtime is checked at most every 30 s, so a changed file is picked up without a
+  reload and a busy route costs no stat per call.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 from ivr.flow.model import Schedule
 
 __all__ = [
-    "HoursError", "HoursStatus", "HolidayCalendar", "WeeklyHours", "parse_weekly", "load_calendar",
+    "HoursError", "HoursStatus", "HolidayCalendar", "WeeklyHours", "parse_weekly", "load_calendar", "CalendarCache",
     "schedule_status", "is_open", "is_holiday",
 ]
 
@@ -140,7 +142,7 @@ def _naive_local(value: date | datetime, zone: ZoneInfo | None) -> tuple[datetim
         if value.tzinfo is not None and zone is not None:
             value = value.astimezone(zone)
         return value.replace(tzinfo=None), False
-    return datetime.combine(value, time()), True
+    return datetime.combine(value, datetime.min.time()), True
 
 
 def _event_from_ical(vevent, zone: ZoneInfo | None) -> _Event:  # type: ignore[no-untyped-def]
@@ -170,23 +172,61 @@ def _event_from_ical(vevent, zone: ZoneInfo | None) -> _Event:  # type: ignore[n
     )
 
 
-_CALENDARS: dict[tuple[str, int, str], HolidayCalendar] = {}
+CALENDAR_CHECK_SECONDS = 30.0  # a changed calendar file is picked up within this time
 
 
-def load_calendar(path: Path, zone: ZoneInfo | None = None) -> HolidayCalendar:
-    """Read (and cache by path and modification time) an iCalendar file."""
-    try:
-        stat = path.stat()
-    except OSError as exc:
-        raise HoursError(f"holiday calendar {path} cannot be read: {exc.strerror}; fix holiday_calendar") from None
-    key = (str(path), stat.st_mtime_ns, str(zone))
-    calendar = _CALENDARS.get(key)
-    if calendar is None:
-        calendar = HolidayCalendar.from_ics(path.read_bytes(), zone)
-        if len(_CALENDARS) > 64:  # old mtimes pile up when a file is edited often
-            _CALENDARS.clear()
-        _CALENDARS[key] = calendar
-    return calendar
+@dataclass
+class _CachedCalendar:
+    mtime_ns: int
+    checked_at: float
+    calendar: HolidayCalendar
+
+
+class CalendarCache:
+    """Parsed calendars by (path, zone). The file's mtime is looked at (one stat) at most every `check_every`
+    seconds of `monotonic` time and the file is parsed again only when the mtime changed: a route on every call
+    costs neither a stat nor a parse on the event loop."""
+
+    def __init__(self, check_every: float = CALENDAR_CHECK_SECONDS,
+                 monotonic: Callable[[], float] = time.monotonic, max_entries: int = 64) -> None:
+        self.check_every = check_every
+        self.monotonic = monotonic
+        self.max_entries = max_entries
+        self._entries: dict[tuple[str, str], _CachedCalendar] = {}
+
+    def get(self, path: Path, zone: ZoneInfo | None = None) -> HolidayCalendar:
+        key = (str(path), str(zone))
+        now = self.monotonic()
+        entry = self._entries.get(key)
+        if entry is not None and now - entry.checked_at < self.check_every:
+            return entry.calendar
+        try:
+            mtime_ns = path.stat().st_mtime_ns
+        except OSError as exc:
+            raise HoursError(f"holiday calendar {path} cannot be read: {exc.strerror}; fix holiday_calendar") from None
+        if entry is not None and entry.mtime_ns == mtime_ns:
+            entry.checked_at = now
+            return entry.calendar
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise HoursError(f"holiday calendar {path} cannot be read: {exc.strerror}; fix holiday_calendar") from None
+        calendar = HolidayCalendar.from_ics(data, zone)
+        if entry is None and len(self._entries) >= self.max_entries:
+            self._entries.clear()  # many calendars or zones: start over rather than grow without bound
+        self._entries[key] = _CachedCalendar(mtime_ns, now, calendar)
+        return calendar
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+CALENDARS = CalendarCache()
+
+
+def load_calendar(path: Path, zone: ZoneInfo | None = None, *, cache: CalendarCache | None = None) -> HolidayCalendar:
+    """Read an iCalendar file through the (shared) cache; see `CalendarCache`."""
+    return (cache or CALENDARS).get(path, zone)
 
 
 # --- the questions a route asks ------------------------------------------------------------------------------

@@ -130,15 +130,53 @@ def test_icalendar_all_day_recurring_and_timed_closures(ics_dir: Path):
     assert status(2026, 12, 31, 12, 0).reason == "holiday"       # 14:00 local: early close
 
 
-def test_calendar_file_change_is_picked_up(ics_dir: Path):
+def test_calendar_file_change_is_picked_up(ics_dir: Path, monkeypatch):
     import os
+
+    from ivr.flow import hours
+    now = [1000.0]
+    monkeypatch.setattr(hours, "CALENDARS", hours.CalendarCache(check_every=30.0, monotonic=lambda: now[0]))
     s = sched(weekly={"mon-sun": "08:00-20:00"}, holiday_calendar="holidays.ics")
     assert is_holiday(s, utc(2026, 12, 24, 10), base_dir=ics_dir)
     path = ics_dir / "holidays.ics"
     path.write_text(ICS.replace("20261224", "20261225"))
     st = path.stat()
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10_000_000))
+    now[0] += 29.0  # within the check interval: the cached calendar, no stat
+    assert is_holiday(s, utc(2026, 12, 24, 10), base_dir=ics_dir)
+    now[0] += 2.0
     assert not is_holiday(s, utc(2026, 12, 24, 10), base_dir=ics_dir)
+
+
+def test_calendar_is_stat_at_most_once_per_interval(ics_dir: Path, monkeypatch):
+    from ivr.flow import hours
+    now = [0.0]
+    cache = hours.CalendarCache(check_every=30.0, monotonic=lambda: now[0])
+    calls = {"stat": 0, "read": 0}
+    real_stat, real_read = Path.stat, Path.read_bytes
+
+    def stat(self, *a, **kw):
+        calls["stat"] += 1
+        return real_stat(self, *a, **kw)
+
+    def read_bytes(self):
+        calls["read"] += 1
+        return real_read(self)
+
+    monkeypatch.setattr(Path, "stat", stat)
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    path = ics_dir / "holidays.ics"
+    first = cache.get(path)
+    for _ in range(100):  # a busy route: one call after another within the interval
+        assert cache.get(path) is first
+    assert calls == {"stat": 1, "read": 1}
+    now[0] = 31.0  # the interval passed, the file did not change: one stat, no parse
+    assert cache.get(path) is first and calls == {"stat": 2, "read": 1}
+    path.unlink()
+    assert cache.get(path) is first  # checked 0 s ago
+    now[0] = 62.0
+    with pytest.raises(HoursError, match="cannot be read"):
+        cache.get(path)
 
 
 def test_missing_calendar_is_a_typed_error(tmp_path: Path):
