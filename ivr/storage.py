@@ -295,8 +295,9 @@ class SQLiteStorage:
         return CallbackRequest(
             number=row["number"], queue=row["queue"], flow=row["flow"], caller_name=row["caller_name"],
             source_call_id=row["source_call_id"], language=row["language"], requested_at=_dt(row["requested_at"]),
-            not_before=_dt(row["not_before"]), max_attempts=row["max_attempts"], attempts=row["attempts"], state=row["state"],
-            last_result=row["last_result"], next_attempt_at=_dt(row["next_attempt_at"]), id=row["id"],
+            not_before=_dt(row["not_before"]), max_attempts=row["max_attempts"], attempts=row["attempts"],
+            state=row["state"], last_result=row["last_result"], next_attempt_at=_dt(row["next_attempt_at"]),
+            id=row["id"],
         )
 
     async def add_callback(self, req: CallbackRequest) -> int:

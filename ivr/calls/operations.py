@@ -244,7 +244,8 @@ class CallOperations:
             await self._act("attended transfer", "Atxfer", actions.atxfer(transferer.name, exten, context))
             return {"mode": "attended", "transferer": transferer.name, "context": context, "exten": exten}
         if agent is not None and self._held.get(call.id) is None:
-            # Bridged (so not in the IVR any more: a call in a flow is never in a talking bridge): the agent side transfers, the caller goes to the target, the agent leg is released.
+            # Bridged (so no longer in the IVR: a call in a flow is never in a talking bridge): the agent side
+            # transfers, the caller goes to the target, the agent leg is released.
             transferer = chosen or agent
             await self._act("blind transfer", "BlindTransfer", actions.blind_transfer(transferer.name, context, exten))
             return {"mode": "blind", "transferer": transferer.name, "context": context, "exten": exten}
