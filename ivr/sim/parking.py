@@ -113,13 +113,24 @@ async def parked_call(sim: "SimulatedAsterisk", ch: "SimChannel", data: str) -> 
     ch.bridge_peer, parkee.bridge_peer = parkee, ch
     for n, c in enumerate((parkee, ch), 1):
         pbx.bus.emit("BridgeEnter", "call,all", bridge_block(bridge_id, n) + c.block())
+    left: list[bool] = []
+
+    def leave() -> None:
+        # Runs inside the hangup of either side (like talk(): the call's record is complete when it ends)
+        if left:
+            return
+        left.append(True)
+        order = (parkee, ch) if parkee.hungup and not ch.hungup else (ch, parkee)
+        for n, c in enumerate(order):
+            c.bridge_id, c.bridge_peer = "", None
+            pbx.bus.emit("BridgeLeave", "call,all", bridge_block(bridge_id, 1 - n) + c.block())
+        pbx.bus.emit("BridgeDestroy", "call,all", bridge_block(bridge_id, 0))
+        parkee.wake()       # its Park returns now (wait_retrieval_end)
+
+    parkee.on_hangup(leave)
+    ch.on_hangup(leave)
     parkee.on_hangup(ch.wake)
     while not ch.hungup and not parkee.hungup:
         await ch.next_event(None)
-    order = (parkee, ch) if parkee.hungup and not ch.hungup else (ch, parkee)
-    for n, c in enumerate(order):
-        c.bridge_id, c.bridge_peer = "", None
-        pbx.bus.emit("BridgeLeave", "call,all", bridge_block(bridge_id, 1 - n) + c.block())
-    pbx.bus.emit("BridgeDestroy", "call,all", bridge_block(bridge_id, 0))
-    parkee.wake()           # its Park returns now (wait_retrieval_end)
+    leave()
     return -1

@@ -1,0 +1,267 @@
+"""Call control end to end on the simulated Asterisk (issue 6): park -> retrieve to an agent, hold -> resume.
+
+Stack: the simulator (FastAGI client + AMI server) <-> a real FastAGI server, a real AMIClient, call control and
+the HTTP API, all on 127.0.0.1 with ephemeral ports.  Virtual time: the AGI handlers freeze the simulator's clock
+before the caller waits on media (Dial, EXEC Park), so nothing times out while the test talks to the API in real
+time; parking itself runs on simulated timers only until the `ParkedCall` event, which freezes the clock again.
+"""
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from ivr.agi.fastagi import FastAGIServer
+from ivr.agi.router import Router
+from ivr.ami.client import AMIClient
+from ivr.calls.settings import CallControlSettings
+from ivr.calls.wiring import CallControl
+from ivr.sim import AgentSpec, CallSpec, SimConfig, SimulatedAsterisk, VirtualClock
+from ivr.storage import open_storage
+
+TOKEN = "e2e-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+async def until(predicate, timeout: float = 5.0, what: str = "condition") -> None:
+    try:
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}") from None
+
+
+class Stack:
+    def __init__(self, sim, ami, control, http, state) -> None:
+        self.sim, self.ami, self.control, self.http, self.state = sim, ami, control, http, state
+        self.frozen = False
+
+    @property
+    def registry(self):
+        return self.control.registry
+
+    async def post(self, path: str, json=None):
+        return await self.http.post(path, json=json, headers=AUTH)
+
+    async def get(self, path: str):
+        return await self.http.get(path, headers=AUTH)
+
+    def freeze(self) -> None:
+        if not self.frozen:
+            self.sim.clock.acquire()
+            self.frozen = True
+
+    def thaw(self) -> None:
+        if self.frozen:
+            self.sim.clock.release()
+            self.frozen = False
+
+    async def call_in(self, flow: str, state: str):
+        """Place a call into `flow` and wait until the registry shows it in `state`; (sim call, call id)."""
+        sim_call = await self.sim.place_call(CallSpec(flow=flow, caller_id="37060000001", caller_name="Ona"))
+        await until(lambda: (c := self.registry.call(sim_call.uniqueid)) is not None and c.state == state,
+                    what=f"the call to be {state}")
+        return sim_call, sim_call.uniqueid
+
+    async def post_and_run_until(self, path: str, json, event: str):
+        """POST `path`, then let simulated time run (the AGI's HANGUP notice after an async goto, the park
+        announcement) until the simulator emits `event`, which freezes the clock again.  Returns the response."""
+        seen: list[str] = []
+
+        def on_event(ev) -> None:
+            if ev.name == event:
+                self.freeze()
+                seen.append(ev.name)
+        unsubscribe = self.sim.pbx.bus.subscribe(on_event)
+        try:
+            resp = await self.post(path, json=json)
+            assert resp.status == 202, await resp.text()
+            self.thaw()
+            await until(lambda: bool(seen), what=event)
+            return resp
+        finally:
+            unsubscribe()
+
+    async def park_and_freeze(self, call_id: str) -> None:
+        await self.post_and_run_until(f"/calls/{call_id}/park", {"timeout": 60}, "ParkedCall")
+        await until(lambda: self.registry.parked_in("default"), what="the registry to show the parked call")
+
+
+@pytest.fixture
+async def stack(tmp_path):
+    state: dict = {}
+
+    async def agent_flow(session) -> None:
+        await session.answer()
+        state["stack"].freeze()      # before the bridge: time stands still while the test uses the API
+        await session.exec("Dial", "Local/talk@agents")
+
+    async def parking_flow(session) -> None:
+        await session.answer()
+        # The flow parks the caller itself; EXEC Park blocks until the retrieved call ends (-1) or times out.
+        unsubscribe = state["stack"].sim.pbx.bus.subscribe(
+            lambda ev: state["stack"].freeze() if ev.name == "ParkedCall" else None)
+        try:
+            state["park_result"] = await session.exec("Park", "default", "s")
+        finally:
+            unsubscribe()
+        state["status_after_park"] = await session.channel_status()
+
+    router = Router()
+    router.add("agent", agent_flow)
+    router.add("parking", parking_flow)
+    fastagi = FastAGIServer(router, "127.0.0.1", 0)
+    await fastagi.start()
+    config = SimConfig()
+    config.agents["1002"] = AgentSpec("1002", answer_after=0.0, talk=None, name="Retriever")
+    sim = SimulatedAsterisk(config, clock=VirtualClock())
+    await sim.start(("127.0.0.1", fastagi.port))
+    ami = AMIClient("127.0.0.1", sim.ami.port, "ivr", "ivrsecret", ping_interval=0, backoff_min=0.01,
+                    backoff_max=0.05, rng=random.Random(3))
+    storage = open_storage(f"sqlite:///{tmp_path}/ivr.db")
+    settings = CallControlSettings(agent_dial="Local/{extension}@agents", recordings_dir=str(tmp_path),
+                                   number_pattern=r"^[0-9]{4,7}$")
+    control = CallControl.build(ami, storage, settings, run_callbacks=False)
+    await control.start()
+    await ami.start()
+    await ami.wait_logged_in(5)
+    await until(lambda: control.sync.resyncs >= 1, what="the first resync")
+    http = TestClient(TestServer(control.app(token=TOKEN, readiness={"ami": lambda: ami.logged_in}),
+                                 host="127.0.0.1", port=0))
+    await http.start_server()
+    env = state["stack"] = Stack(sim, ami, control, http, state)
+    try:
+        yield env
+    finally:
+        env.thaw()
+        await http.close()
+        await control.stop()
+        await ami.close()
+        await sim.stop()
+        await fastagi.stop()
+        await storage.close()
+
+
+def _retrieve_events(rec, leg: str) -> list[tuple[str, str, str]]:
+    """(event, channel uniqueid, linkedid) of the retrieval as the call's AMI events show it."""
+    out = []
+    for ev in rec.events:
+        if ev.name == "UnParkedCall":
+            out.append((ev.name, ev["RetrieverUniqueid"], ev["ParkeeLinkedid"]))
+        elif ev.name in ("BridgeEnter", "BridgeLeave") and ev.get("BridgeType") == "basic" and (
+                ev["Uniqueid"] == leg or ev["Uniqueid"] == rec.uniqueid) and any(
+                e.name == "UnParkedCall" for e in rec.events[:rec.events.index(ev)]):
+            out.append((ev.name, ev["Uniqueid"], ev["Linkedid"]))
+    return out
+
+
+async def test_park_a_talking_call_then_retrieve_it_to_an_agent(stack):
+    sim_call, call_id = await stack.call_in("agent", "talking")
+    await stack.park_and_freeze(call_id)
+    parked = stack.registry.parked_in("default")
+    assert [p.linkedid for p in parked] == [call_id]
+
+    resp = await stack.post(f"/calls/{call_id}/retrieve", json={"agent": "1002"})
+    assert resp.status == 202, await resp.text()
+    leg = (await resp.json())["agent_leg"]
+
+    # The agent answered and its leg ran ParkedCall(default,701): the caller now talks to the agent.
+    def talking_to_agent() -> bool:
+        call = stack.registry.call(call_id)
+        if call is None or call.state != "talking":
+            return False
+        bridge = call.talking_bridge()
+        return bridge is not None and {call_id, leg} <= bridge.channels
+    await until(talking_to_agent, what="the caller bridged with the retrieving agent")
+    assert stack.registry.parked_in("default") == []
+    assert stack.sim.pbx.parked == {}
+    body = await (await stack.get(f"/calls/{call_id}")).json()
+    assert body["state"] == "talking"
+    agent_leg = next(ch for ch in stack.registry.call(call_id).channels if ch.uniqueid == leg)
+    assert agent_leg.agent_leg and agent_leg.agent == "1002"
+    lots = (await (await stack.get("/parking/default")).json())["calls"]
+    assert lots == []
+
+    resp = await stack.post(f"/calls/{call_id}/hangup")
+    assert resp.status == 202, await resp.text()
+    await until(lambda: stack.registry.call(call_id) is None, what="the call to end")
+    rec = await sim_call.finished(timeout=5)
+    # ami-13's retrieval: UnParkedCall, the parkee enters the new bridge, then the retriever, whose Linkedid is
+    # now the parked call's; the caller hung up, so the caller leaves first.
+    assert _retrieve_events(rec, leg) == [
+        ("UnParkedCall", leg, call_id),
+        ("BridgeEnter", call_id, call_id),
+        ("BridgeEnter", leg, call_id),
+        ("BridgeLeave", call_id, call_id),
+        ("BridgeLeave", leg, call_id),
+    ]
+    assert rec.destinations[-1] == "parked:701"
+
+
+async def test_exec_park_returns_minus_one_when_the_retrieved_call_ends(stack):
+    sim_call, call_id = await stack.call_in("parking", "parked")
+    resp = await stack.post(f"/calls/{call_id}/retrieve", json={"agent": "1002"})
+    assert resp.status == 202, await resp.text()
+    leg = (await resp.json())["agent_leg"]
+    await until(lambda: (c := stack.registry.call(call_id)) is not None and c.state == "talking",
+                what="the retrieved call talking")
+    assert "park_result" not in stack.state          # EXEC Park still blocks while they talk
+    leg_name = stack.registry.channels[leg].name
+    await stack.ami.action("Hangup", [("Channel", leg_name), ("Cause", "16")])   # the agent hangs up
+    await until(lambda: "status_after_park" in stack.state, what="EXEC Park to return")
+    assert stack.state["park_result"] == -1
+    assert stack.state["status_after_park"] == 6      # agi-07: the channel stays up after Park's -1
+    stack.thaw()
+    rec = await sim_call.finished(timeout=5)
+    assert "200 result=-1" in rec.replies()
+    assert [e.name for e in rec.events if e.name.startswith("Bridge") and e.get("BridgeType") == "basic"] == [
+        "BridgeEnter", "BridgeEnter", "BridgeLeave", "BridgeLeave"]
+    leaves = [e["Uniqueid"] for e in rec.events_named("BridgeLeave")]
+    assert leaves == [leg, call_id]                  # agi-07.ami: the retriever that hung up leaves first
+
+
+async def test_hold_then_resume_a_bridged_call(stack):
+    sim_call, call_id = await stack.call_in("agent", "talking")
+    customer, agent = stack.control.operations.parties(stack.registry.call(call_id))
+    assert agent is not None
+
+    resp = await stack.post_and_run_until(f"/calls/{call_id}/hold", {"moh_class": "default"}, "MusicOnHoldStart")
+    assert (await resp.json())["held"] == customer.name
+    await until(lambda: (c := stack.registry.call(call_id)) is not None and c.state == "held",
+                what="the call on hold")
+    call = stack.registry.call(call_id)
+    by_name = {ch.name: ch for ch in call.channels}
+    assert by_name[customer.name].moh_class == "default"     # the held party hears music
+    assert by_name[agent.name].moh_class is None             # its partner waits in silence (Wait)
+    assert by_name[agent.name].context == "ivr-hold-wait" and by_name[customer.name].context == "ivr-hold"
+    assert call.talking_bridge() is None
+
+    resp = await stack.post(f"/calls/{call_id}/resume")
+    assert resp.status == 202, await resp.text()
+
+    def bridged_again() -> bool:
+        c = stack.registry.call(call_id)
+        if c is None or c.state != "talking":
+            return False
+        bridge = c.talking_bridge()
+        return bridge is not None and {customer.uniqueid, agent.uniqueid} <= bridge.channels
+    await until(bridged_again, what="the two parties bridged again")
+    assert all(ch.moh_class is None for ch in stack.registry.call(call_id).channels)
+
+    resp = await stack.post(f"/calls/{call_id}/hangup")
+    assert resp.status == 202, await resp.text()
+    await until(lambda: stack.registry.call(call_id) is None, what="the call to end")
+    rec = await sim_call.finished(timeout=5)
+    moh = [(e.name, e["Channel"]) for e in rec.events if e.name.startswith("MusicOnHold")]
+    assert moh == [("MusicOnHoldStart", customer.name), ("MusicOnHoldStop", customer.name)]
+    assert rec.variables["IVR_MOH_CLASS"] == "default"
+    assert "hold" in rec.destinations
+
+
+async def test_resume_refuses_a_call_that_is_not_held(stack):
+    _, call_id = await stack.call_in("agent", "talking")
+    resp = await stack.post(f"/calls/{call_id}/resume")
+    assert resp.status == 409, await resp.text()
