@@ -267,3 +267,27 @@ async def test_caller_hangup_while_talking_to_a_queue_agent_is_transferred(stack
     # the agent answers 3 s after Queue() starts and would talk 20 s; the caller hangs up at 10 s
     record, report = await call(stack, TO_MAIN_MENU + [Press("1"), OnCommand("EXEC Queue", 10.0), Hangup()])
     assert (report.outcome, report.end_node, report.end_target) == ("transferred", "main:sales", "queue:sales")
+
+
+async def test_api_transfer_out_of_the_ivr_is_transferred_not_abandoned(stack):
+    # What call control does for POST /calls/{id}/transfer while the caller is in a menu: Setvar
+    # IVR_TRANSFERRED, then Redirect to [ivr-queue] (the AGI sees HANGUP, the channel goes on to the queue).
+    live = {}
+
+    def on_node(uniqueid, flow, node):
+        if node == "main_menu" and "call" in live:
+            c = live["call"]
+            c.channel.set_var("IVR_TRANSFERRED", "queue:support")
+            c.goto("ivr-queue", "support")
+
+    sim, reports = await stack(on_node=on_node)
+    try:
+        c = await sim.place_call(CallSpec(flow="main", caller_id="+37060000001", script=TO_MAIN_MENU[:-1]))
+        live["call"] = c
+        record = await c.finished(timeout=20)
+    finally:
+        await sim.stop()
+    (report,) = reports
+    assert (report.outcome, report.end_target, report.end_node) == ("transferred", "api:queue:support",
+                                                                    "main:main_menu")
+    assert "GET VARIABLE IVR_TRANSFERRED" in record.commands()
