@@ -19,7 +19,7 @@ import logging
 
 from .. import metrics
 from .errors import AGIConnectionLost, AGIProtocolError, AGITimeoutError
-from .link import AGILink
+from .link import AGILink, read_buffer
 from .protocol import DEFAULT_HEADER_LIMIT, DEFAULT_LINE_LIMIT, AGIConnection
 from .router import Router, dispatch
 from .session import AGISession
@@ -59,6 +59,7 @@ class FastAGIServer:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
+        self._read_buffer = read_buffer()   # shared by this server's links (see link.py)
         self.rejected = 0   # connections refused over the cap (also in the metric)
 
     @property
@@ -90,7 +91,8 @@ class FastAGIServer:
 
     def _new_link(self) -> AGILink:
         conn = AGIConnection(line_limit=self.line_limit, header_limit=self.header_limit)
-        return AGILink(conn, on_made=self._on_connect, high_water=2 * self.line_limit)
+        return AGILink(conn, on_made=self._on_connect, high_water=2 * self.line_limit,
+                       read_buffer=self._read_buffer)
 
     def _on_connect(self, link: AGILink) -> None:
         if self._stopping or len(self._tasks) >= self.max_connections:

@@ -411,8 +411,8 @@ class AGIConnection:
         return self._buffer.line_limit
 
     # -- input --
-    def receive_data(self, data: bytes) -> None:
-        """Feed bytes from the peer; b"" means the peer closed (EOF)."""
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Feed bytes from the peer (copied: the caller may reuse its buffer); b"" means the peer closed (EOF)."""
         if data:
             if self._eof:
                 raise AGIProtocolError("data after EOF")
