@@ -291,3 +291,13 @@ async def test_api_transfer_out_of_the_ivr_is_transferred_not_abandoned(stack):
     assert (report.outcome, report.end_target, report.end_node) == ("transferred", "api:queue:support",
                                                                     "main:main_menu")
     assert "GET VARIABLE IVR_TRANSFERRED" in record.commands()
+
+
+async def test_callback_flow_as_the_dialplan_starts_it(stack):
+    # [ivr-outbound]: AGI(agi://.../callback?outbound=1&lang=..&queue=..&callback=..)
+    record, report = await call(stack, [NextPrompt(0.5), Press("1")], flow_override="callback",
+                                params={"outbound": "1", "lang": "lt", "queue": "billing", "callback": "7"})
+    assert (report.outcome, report.end_target, report.language) == ("transferred", "queue:billing", "lt")
+    assert report.variables["param_callback"] == "7"
+    assert 'EXEC Queue "billing,,,,180"' in record.commands()
+    assert 'STREAM FILE /prompts/lt/callback_hello "0123456789*#"' in record.commands()
