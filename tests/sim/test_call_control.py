@@ -6,9 +6,10 @@ is ami-13's / agi-07.ami's.
 """
 from __future__ import annotations
 
-from ivr.sim import AgentSpec, CallSpec, SimConfig, SimulatedAsterisk
+from ivr.sim import AgentSpec, CallSpec, QueueSpec, SimConfig, SimulatedAsterisk
 from ivr.sim.clock import RealClock
 from ivr.sim.dialplan import lookup
+from ivr.sim.sounds import SoundCatalog
 
 from .agi_peer import Peer, ScriptedAGIServer
 from .ami_peer import AMIPeer
@@ -108,6 +109,7 @@ async def test_parked_call_app_on_an_originated_leg_and_on_an_empty_space() -> N
 
     config = SimConfig(ami_auth_failure_delay=0.01)
     config.agents["1002"] = AgentSpec("1002", answer_after=0.0, talk=None)
+    config.sounds = SoundCatalog(extra_samples={"pbx-invalidpark": 800})     # 0.1 s: a real-time test
     sim, srv = await _start(park, config)
     try:
         c = await AMIPeer.connect(sim.ami_port)
@@ -141,19 +143,22 @@ async def test_redirect_into_ivr_queue_runs_queue() -> None:
         await p.cmd("ANSWER")
         await p.cmd("EXEC Wait 30")
 
-    sim, srv = await _start(idle)
+    config = SimConfig(ami_auth_failure_delay=0.01)
+    config.agents["quick"] = AgentSpec("quick", answer_after=0.0, talk=0.2)
+    config.queues["fastq"] = QueueSpec("fastq", members=["Local/quick@agents"])
+    sim, srv = await _start(idle, config)
     try:
         c = await AMIPeer.connect(sim.ami_port)
         call = await sim.place_call(CallSpec(flow="idle"))
         await c.event("AGIExecStart", Command="EXEC Wait 30")
-        r = await c.action("Redirect", [("Channel", call.name), ("Context", "ivr-queue"), ("Exten", "agiq"),
+        r = await c.action("Redirect", [("Channel", call.name), ("Context", "ivr-queue"), ("Exten", "fastq"),
                                         ("Priority", "1")])
         assert r["Message"] == "Redirect successful"
         joined = await c.event("QueueCallerJoin", Channel=call.name)
-        assert joined["Queue"] == "agiq"
+        assert joined["Queue"] == "fastq"
         await c.event("AgentConnect", Channel=call.name)
-        rec = await call.finished(timeout=10)             # answer2s talks 2.5 s, then Hangup() at priority 3
-        assert "queue:agiq:Local/answer2s@agents" in rec.destinations
+        rec = await call.finished(timeout=10)             # the member talks 0.2 s, then Hangup() at priority 3
+        assert "queue:fastq:Local/quick@agents" in rec.destinations
         assert rec.variables.get("QUEUESTATUS") is None   # -1 after a member hangup without option c
     finally:
         await sim.stop()
