@@ -227,6 +227,7 @@ class _FlowChecker:
         self.check_loops()
         self.check_menus()
         self.check_dead_ends()
+        self.check_transfer_targets()
         self.check_prompts()
         self.check_schedules_and_languages()
         return self.problems
@@ -353,6 +354,28 @@ class _FlowChecker:
                           "add `on_failure:` for callers who never enter a valid number", "dead-end", True)
 
     # --- menus -----------------------------------------------------------------------------------------
+
+    def check_transfer_targets(self) -> None:
+        """A transfer target whose own text can never pass the run-time check (a plain extension or queue name,
+        or dial-string characters) would refuse every call: report it now."""
+        from ivr.flow.nodes.transfer import target_problem
+        from ivr.flow.templates import TemplateError
+
+        for node_id, node in self.flow.nodes.items():
+            if not isinstance(node, TransferNode):
+                continue
+            for field in ("extension", "dial"):
+                template = getattr(node, field)
+                if not template:
+                    continue
+                try:
+                    problem = target_problem(field, template)
+                except TemplateError:
+                    continue  # reported as bad-template
+                if problem:
+                    self.error(("nodes", node_id, field), f"transfer {node_id!r}: {field} {template!r} {problem}",
+                               "write the flow's own part as plain text (letters, digits, *#+_-) and leave "
+                               "placeholders for the values", "bad-value")
 
     def check_menus(self) -> None:
         for node_id, node in self.flow.nodes.items():

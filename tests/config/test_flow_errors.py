@@ -482,3 +482,18 @@ def test_a_flow_file_that_is_not_a_mapping(tmp_path: Path) -> None:
     assert [p.format() for p in problems] == [
         f"{file}:1:1: error: a flow file must be a mapping with name, start and nodes "
         "(start from a sample in config/flows/)"]
+
+
+@pytest.mark.parametrize("target", ['extension: "${agent}@trunk"', 'extension: "6 000"', 'dial: "PJSIP/${agent},m"'])
+def test_transfer_target_that_can_never_pass_is_an_error(tmp_path: Path, target: str) -> None:
+    text = mutate("    queue: sales", f"    {target}")
+    problems, file = problems_for(tmp_path, text)
+    problem = only(problems, "bad-value")
+    assert problem.line == line_of(text, target)
+    assert "can never be a plain extension" in problem.message or "Dial() would misread" in problem.message
+
+
+def test_transfer_templates_with_placeholders_for_values_are_fine(tmp_path: Path) -> None:
+    text = mutate("    queue: sales", '    dial: "PJSIP/${agent}@agents&PJSIP/1999"')
+    problems, _ = problems_for(tmp_path, text)
+    assert [p for p in problems if p.severity == "error"] == []

@@ -67,6 +67,20 @@ def render_target(template: str, variables: Mapping[str, object], allowed: Calla
     return result
 
 
+_SAMPLE_VALUE = "1"  # a plain value every placeholder could hold
+
+
+def target_problem(field: str, template: str) -> str:
+    """Why `template` (the node's `extension` or `dial`) can never pass the run-time checks, or "". A queue's
+    own text is the queue's name in queues.conf and is not restricted (only values substituted into it are)."""
+    sample = render(template, {}, encode=lambda _: _SAMPLE_VALUE, strict=False)
+    if field == "extension" and not is_extension(sample):
+        return "can never be a plain extension (letters, digits, *#+_-)"
+    if field == "dial" and not _DIAL_STRING.fullmatch(sample):
+        return "has characters Dial() would misread"
+    return ""
+
+
 def dial_string(template: str, extension: str) -> str:
     """The service's dial template with the extension: `PJSIP/{extension}` (settings) or `PJSIP/${extension}`."""
     if "${" in template:
