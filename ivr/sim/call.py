@@ -151,6 +151,7 @@ class Call:
         self._existing: SimChannel | None = None           # an originated channel put into a flow
         self._goto: tuple[str, str, float | None] | None = None
         self.spied: list[str] = []                          # ChanSpy modes used on this call
+        self.in_agi = False                                 # an AGI session runs (else: dialplan)
 
     # -- recording what happened ------------------------------------------------------------------------------
     def add_line(self, direction: str, data: bytes) -> None:
@@ -184,11 +185,16 @@ class Call:
         if self.channel is not None and not self.channel.hungup:
             self.channel.hangup(cause)
 
+    def during(self) -> str:
+        """What the call is doing now, for `Ending.during`: the AGI command, "idle", or "dialplan"."""
+        if self.session is None or not self.in_agi:
+            return "dialplan"
+        return (self.session.current or "idle") if self.session.in_command else "idle"
+
     def _caller_hangs_up(self, by: str = "caller") -> None:
         if self.channel is None or self.channel.hungup:
             return
-        during = self.session.current if self.session and self.session.in_command else (
-            "idle" if self.session else "dialplan")
+        during = self.during()
         self.note_end(by, during or "idle")
         self.hangup_caller_leg(16)
 
@@ -262,9 +268,11 @@ class Call:
         self.session = AGISession(sim, self, ch, host, port, env, args, async_mode=is_async)
         self._session_started.set()
         ch.holding_clock = True
+        self.in_agi = True
         try:
             return await self.session.run()
         finally:
+            self.in_agi = False
             ch.holding_clock = False
 
     # -- redirects (AMI Redirect, Park, transfers of a caller that is not bridged) ----------------------------

@@ -273,8 +273,7 @@ class SimulatedAsterisk:
         call = self._call_of(ch)
         if call is not None:
             if call.channel is not None and not call.channel.hungup:
-                during = call.session.current if call.session and call.session.in_command else "idle"
-                call.note_end("ami", during or "idle")
+                call.note_end("ami", call.during())
             call.hangup_caller_leg(cause)
             return
         ch.hangup(cause)

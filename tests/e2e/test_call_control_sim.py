@@ -265,3 +265,17 @@ async def test_resume_refuses_a_call_that_is_not_held(stack):
     _, call_id = await stack.call_in("agent", "talking")
     resp = await stack.post(f"/calls/{call_id}/resume")
     assert resp.status == 409, await resp.text()
+
+
+async def test_hangup_of_a_held_call_ends_both_parties(stack):
+    sim_call, call_id = await stack.call_in("agent", "talking")
+    await stack.post_and_run_until(f"/calls/{call_id}/hold", {}, "MusicOnHoldStart")
+    await until(lambda: (c := stack.registry.call(call_id)) is not None and c.state == "held", what="held")
+    names = {ch.name for ch in stack.registry.call(call_id).channels}
+    resp = await stack.post(f"/calls/{call_id}/hangup")
+    assert resp.status == 202, await resp.text()
+    assert set((await resp.json())["hung_up"]) <= names
+    await until(lambda: stack.registry.call(call_id) is None, what="the call to end")
+    rec = await sim_call.finished(timeout=5)
+    assert (rec.ended.by, rec.ended.during, rec.ended.destination) == ("ami", "dialplan", "hold")
+    await until(lambda: not any(n in stack.sim.pbx.channels for n in names), what="both parties gone")
