@@ -20,11 +20,13 @@ from ivr.storage import open_storage
 
 def build_router(settings: Settings, *, storage: Any = None, lookup_client: Any = None,
                  repository: FlowRepository | None = None, clock: Callable[[], datetime] | None = None,
-                 on_node: Callable[[str, str, str | None], None] | None = None) -> Router:
+                 on_node: Callable[[str, str, str | None], None] | None = None,
+                 on_report: Callable[[Any], None] | None = None) -> Router:
     """Flows from the repository (loaded here if not given; invalid flows raise ConfigError).
 
     `clock` is the time flows see (business hours, holidays); default: now. The demo shifts it into a business day.
-    `on_node(uniqueid, flow, node)` is told where each call is (node None when it leaves the flow).
+    `on_node(uniqueid, flow, node)` is told where each call is (node None when it leaves the flow);
+    `on_report(report)` gets each call's CallReport when it ends (callbacks use it to retry or complete).
     """
     if repository is None:
         repository = FlowRepository.from_settings(settings)
@@ -33,4 +35,4 @@ def build_router(settings: Settings, *, storage: Any = None, lookup_client: Any 
     lookup_client = lookup_client if lookup_client is not None else HttpLookupClient.from_settings(settings.lookups)
     return build_flow_router(repository, FlowEngine.factory(settings, storage=storage, lookup_client=lookup_client,
                                                                clock=clock),
-                             on_node=on_node)
+                             on_node=on_node, on_report=on_report)

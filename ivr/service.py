@@ -106,10 +106,12 @@ class Service:
         control = CallControlSettings.from_settings(settings)
         calls = CallControl.build(
             ami, storage, control, callbacks=CallbackPolicy.from_settings(settings.callbacks),
-            run_callbacks=settings.callbacks.enabled and settings.ami.enabled,
+            run_callbacks=settings.callbacks.enabled and settings.ami.enabled, flows=repository,
         )
         router = build_router(settings, storage=storage, lookup_client=lookup_client, repository=repository,
-                              clock=clock, on_node=calls.registry.note_flow)  # live calls show flow and node
+                              clock=clock,
+                              on_node=calls.registry.note_flow,   # live calls show their flow and node
+                              on_report=calls.on_flow_report)     # a callback completes or retries by its outcome
         fa = settings.fastagi
         fastagi = FastAGIServer(
             router, fa.host, fa.port, max_connections=fa.max_connections, header_timeout=fa.header_timeout,
