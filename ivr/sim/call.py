@@ -152,6 +152,7 @@ class Call:
         self._goto: tuple[str, str, float | None] | None = None
         self.spied: list[str] = []                          # ChanSpy modes used on this call
         self.in_agi = False                                 # an AGI session runs (else: dialplan)
+        self.dialplan_at = "dialplan"                       # Ending.during outside the AGI
 
     # -- recording what happened ------------------------------------------------------------------------------
     def add_line(self, direction: str, data: bytes) -> None:
@@ -188,7 +189,7 @@ class Call:
     def during(self) -> str:
         """What the call is doing now, for `Ending.during`: the AGI command, "idle", or "dialplan"."""
         if self.session is None or not self.in_agi:
-            return "dialplan"
+            return self.dialplan_at
         return (self.session.current or "idle") if self.session.in_command else "idle"
 
     def _caller_hangs_up(self, by: str = "caller") -> None:
@@ -342,6 +343,7 @@ class Call:
         if lookup(context, exten) is not None:      # ivr-hold, ivr-hold-wait, ivr-queue, ivr-dial-out
             if context == "ivr-hold":
                 self.destinations.append("hold")
+            self.dialplan_at = "dialplan %s,%s" % (context, exten)
             outcome = await run_context(sim, ch, context, exten, None, call=self)
             if outcome == "goto" and self._goto is not None and not ch.hungup:
                 context, exten, park_timeout = self._goto
@@ -350,7 +352,7 @@ class Call:
                 if self.session is not None:     # the next Newexten 1 carries what ran here (async goto)
                     self.session.comeback_app = (ch.app, ch.appdata)
                 return await self._continue_at(ch, context, exten, park_timeout)
-            self.note_end("caller" if ch.hungup else "service", "dialplan %s,%s" % (context, exten))
+            self.note_end("caller" if ch.hungup else "service", self.dialplan_at)
             self.hangup_caller_leg(16)
             return None
         agent = sim.config.agents.get(exten)

@@ -277,5 +277,5 @@ async def test_hangup_of_a_held_call_ends_both_parties(stack):
     assert set((await resp.json())["hung_up"]) <= names
     await until(lambda: stack.registry.call(call_id) is None, what="the call to end")
     rec = await sim_call.finished(timeout=5)
-    assert (rec.ended.by, rec.ended.during, rec.ended.destination) == ("ami", "dialplan", "hold")
+    assert (rec.ended.by, rec.ended.during, rec.ended.destination) == ("ami", "dialplan ivr-hold,s", "hold")
     await until(lambda: not any(n in stack.sim.pbx.channels for n in names), what="both parties gone")
