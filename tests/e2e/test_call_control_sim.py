@@ -110,8 +110,15 @@ async def stack(tmp_path):
             unsubscribe()
         state["status_after_park"] = await session.channel_status()
 
+    async def menu_flow(session) -> None:
+        await session.answer()
+        await session.set_variable("IVR_FLOW", "menu")     # VarSet IVR_FLOW: the registry shows the call in a flow
+        state["stack"].freeze()
+        await session.exec("Wait", "30")
+
     router = Router()
     router.add("agent", agent_flow)
+    router.add("menu", menu_flow)
     router.add("parking", parking_flow)
     fastagi = FastAGIServer(router, "127.0.0.1", 0)
     await fastagi.start()
@@ -199,6 +206,22 @@ async def test_park_a_talking_call_then_retrieve_it_to_an_agent(stack):
         ("BridgeLeave", leg, call_id),
     ]
     assert rec.destinations[-1] == "parked:701"
+
+
+async def test_park_a_call_in_a_flow_then_retrieve_it(stack):
+    sim_call, call_id = await stack.call_in("menu", "ivr")
+    await stack.park_and_freeze(call_id)
+    resp = await stack.post(f"/calls/{call_id}/retrieve", json={"agent": "1002"})
+    assert resp.status == 202, await resp.text()
+    leg = (await resp.json())["agent_leg"]
+    await until(lambda: (c := stack.registry.call(call_id)) is not None and c.state == "talking"
+                and leg in {ch.uniqueid for ch in c.channels}, what="the caller talking to the agent")
+    assert stack.registry.parked_in() == []
+    stack.thaw()
+    await stack.ami.action("Hangup", [("Channel", stack.registry.channels[leg].name), ("Cause", "16")])
+    rec = await sim_call.finished(timeout=5)    # parked by the Park action: the caller hangs up after the agent
+    assert (rec.ended.by, rec.ended.during, rec.ended.destination) == ("service", "parked", "parked:701")
+    assert [e["Uniqueid"] for e in rec.events_named("BridgeLeave")] == [leg, call_id]
 
 
 async def test_exec_park_returns_minus_one_when_the_retrieved_call_ends(stack):
