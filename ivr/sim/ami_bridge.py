@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from ivr.sim.channel import SimChannel
     from ivr.sim.pbx import PBX
 
-TONES = ("no", "channel1", "channel2", "both", "yes", "")
 
 
 def find_by_prefix(pbx: "PBX", name: str) -> "SimChannel | None":
