@@ -3,6 +3,8 @@
 Rules for this file:
 - Allow-lists only. A value that passes cannot add a dial target (`&`), an option (`,`, `|`), a variable
   expansion (`$`, `{`), a header (CR/LF) or a path component (`/`, `..`).
+- Extensions, queue-like names and dial-out number patterns follow the one rule in `ivr.telephony`, shared with
+  the flow engine: a value the API accepts is one a flow accepts too (no `.` in extensions, for instance).
 - Every check raises `InvalidRequest` (HTTP 422) with a message saying what is allowed.
 - Numbers that are dialled out (click-to-call, flow calls, callbacks) must also fully match the configured
   `callbacks.number_pattern` (premium-rate and international fraud); file names use the one sanitiser
@@ -13,14 +15,13 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 
+from ivr import telephony
 from ivr.calls.errors import InvalidRequest
 from ivr.flow.templates import safe_filename
 
-DEFAULT_NUMBER_PATTERN = r"^\+?[1-9][0-9]{6,14}$"     # E.164: no short codes, no 00/0 prefixes
+DEFAULT_NUMBER_PATTERN = telephony.DEFAULT_CALLBACK_NUMBER_PATTERN     # E.164: no short codes, no 00/0 prefixes
 
-_EXTENSION = re.compile(r"^[A-Za-z0-9_\-+*#.]{1,40}$")
 _NUMBER = re.compile(r"^\+?[0-9*#]{1,32}$")
-_NAME = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 _INTERFACE = re.compile(r"^[A-Za-z0-9_\-]+[/:][A-Za-z0-9_\-+.@:]{1,80}$")
 _CHANNEL = re.compile(r"^[A-Za-z0-9_\-]+/[A-Za-z0-9_\-+.@:;/]{1,120}$")
 _REASON = re.compile(r"^[^\x00-\x1f\x7f]{0,80}$")
@@ -34,8 +35,8 @@ _TEMPLATE_VAR = re.compile(r"\$\{([a-z_]+)\}")
 
 
 def extension(value: str, what: str = "extension") -> str:
-    if not _EXTENSION.match(value or ""):
-        raise InvalidRequest(f"{what} {value!r} is not valid; use letters, digits, _-+*#. (at most 40)")
+    if not telephony.is_extension(value or ""):
+        raise InvalidRequest(f"{what} {value!r} is not valid; use letters, digits, _-+*# (at most 40)")
     return value
 
 
@@ -43,7 +44,7 @@ def number(value: str, what: str = "number", pattern: "re.Pattern[str] | str | N
     """A phone number; with `pattern` (settings.callbacks.number_pattern) one this service may dial out to."""
     if not _NUMBER.match(value or ""):
         raise InvalidRequest(f"{what} {value!r} is not a phone number; use digits with an optional leading +")
-    if pattern is not None and not re.fullmatch(pattern, value):
+    if pattern is not None and not telephony.is_callback_number(value, pattern):
         shown = pattern.pattern if isinstance(pattern, re.Pattern) else pattern
         raise InvalidRequest(f"{what} {value!r} is not a number this service may call (it must match {shown}, "
                              "callbacks.number_pattern in the settings); premium-rate and foreign numbers are "
@@ -53,10 +54,7 @@ def number(value: str, what: str = "number", pattern: "re.Pattern[str] | str | N
 
 def compile_number_pattern(pattern: str) -> "re.Pattern[str]":
     """Compile `callbacks.number_pattern`; ValueError (for the settings checker) if it is not a regex."""
-    try:
-        return re.compile(pattern)
-    except re.error as exc:
-        raise ValueError(f"number_pattern {pattern!r} is not a regular expression: {exc}") from None
+    return telephony.compile_number_pattern(pattern)
 
 
 def language(value: str) -> str:
@@ -95,7 +93,8 @@ def caller_id(name: str, number_: str) -> str | None:
 
 
 def name(value: str, what: str = "name") -> str:
-    if not _NAME.match(value or ""):
+    """A queue, flow, parking lot or music-on-hold class name: the queue-name rule of `ivr.telephony`."""
+    if not telephony.is_queue_name(value or ""):
         raise InvalidRequest(f"{what} {value!r} is not valid; use letters, digits, _ and - (at most 64)")
     return value
 

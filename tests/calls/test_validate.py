@@ -160,3 +160,33 @@ def test_caller_id_from_event_text_cannot_break_out():
     assert validate.caller_id('Evil" <900> "x', "+37060000001") == '"Evil 900 x" <+37060000001>'
     assert validate.caller_id("A\\B\r\nC", "370<6>") == '"ABC" <3706>'
     assert validate.caller_id("", "+37060000001") == '"+37060000001" <+37060000001>'
+
+
+@pytest.mark.parametrize("value", ["1001", "*97#", "+37060000001", "agent_1", "sales-2"])
+def test_extensions_follow_the_one_telephony_rule(value):
+    from ivr import telephony
+    assert telephony.is_extension(value) and validate.extension(value) == value
+
+
+@pytest.mark.parametrize("value", ["10.01", "_X.", "1001\n", "1001&PJSIP/2", "1001@x", "a" * 41, ""])
+def test_extensions_the_flow_side_refuses_are_refused_here_too(value):
+    from ivr import telephony
+    assert not telephony.is_extension(value)
+    with pytest.raises(InvalidRequest, match="letters, digits"):
+        validate.extension(value)
+
+
+def test_names_and_number_patterns_come_from_telephony():
+    from ivr import telephony
+    assert validate.DEFAULT_NUMBER_PATTERN == telephony.DEFAULT_CALLBACK_NUMBER_PATTERN
+    for good in ("support", "vip-lot_2"):
+        assert telephony.is_queue_name(good) and validate.name(good) == good
+    for bad in ("a.b", "sales\n", "q,1", ""):
+        assert not telephony.is_queue_name(bad)
+        with pytest.raises(InvalidRequest):
+            validate.name(bad)
+    # Unicode digits are not digits to a dial plan.
+    with pytest.raises(InvalidRequest):
+        validate.number("+３７０60000001", pattern=r"^\+?\d{7,15}$")
+    with pytest.raises(ValueError, match="not a regular expression"):
+        validate.compile_number_pattern("^(+370")
