@@ -34,6 +34,16 @@ def parse_duration(value: Any) -> float:
 
 
 # The JSON Schema says what YAML authors write (5s, 500ms), not the float it becomes.
+def check_regex(pattern: str, *, quote: bool = False) -> str:
+    """The pattern if it compiles; else a ValueError saying why (quoting the pattern where that helps)."""
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        where = f" {pattern!r}" if quote else ""
+        raise ValueError(f"invalid regular expression{where}: {exc}") from None
+    return pattern
+
+
 Duration = Annotated[
     float,
     BeforeValidator(parse_duration),
@@ -282,12 +292,7 @@ class InputNode(NodeBase):
     @field_validator("pattern")
     @classmethod
     def _check_regex(cls, pattern: str | None) -> str | None:
-        if pattern is not None:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"invalid regular expression: {exc}") from None
-        return pattern
+        return None if pattern is None else check_regex(pattern)
 
     @model_validator(mode="after")
     def _check_lengths(self) -> "InputNode":
@@ -322,10 +327,7 @@ class RouteRule(Strict):
             raise ValueError("equals/matches/in only go with variable")
         for regex in (self.caller, self.matches):
             if regex is not None:
-                try:
-                    re.compile(regex)
-                except re.error as exc:
-                    raise ValueError(f"invalid regular expression {regex!r}: {exc}") from None
+                check_regex(regex, quote=True)
         return self
 
 
@@ -460,12 +462,7 @@ class CallbackNode(NodeBase):
     @field_validator("number_pattern")
     @classmethod
     def _check_number_pattern(cls, pattern: str | None) -> str | None:
-        if pattern is not None:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"invalid regular expression: {exc}") from None
-        return pattern
+        return None if pattern is None else check_regex(pattern)
 
 
 class GotoNode(NodeBase):
