@@ -8,7 +8,8 @@ Rules for this file:
   served independently, so a queue with a long backlog never starves another.
 - An answered call is not yet a completed callback: the request waits in `answered` until the callback flow's
   report (`on_flow_report`, wired as the FastAGI handler's on_report) says whether the customer was connected
-  (outcome "transferred" -> completed) or not (attempt result "no_agent" -> retried while attempts remain).
+  (outcome "transferred" -> completed), the customer declined (flow variable `callback_result` = "cancelled" ->
+  cancelled, never dialled again) or neither (attempt result "no_agent" -> retried while attempts remain).
 - Only numbers matching `number_pattern` are dialled; a stored request with another number fails at once.
 - The backoff policy lives here (the storage only stores `retry_at`). Results are the fixed set
   `ivr.storage.CALLBACK_RESULTS`; the queue label of metrics is a queue named in the configuration or the flows,
@@ -21,7 +22,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Literal
 
 from ivr import metrics
 from ivr.calls import validate
@@ -72,6 +73,22 @@ _RESULTS = {"answered": "answered", "busy": "busy", "no_answer": "no_answer", "c
             "failed": "failed", "hangup": "failed"}
 _CALLBACK_ID = re.compile(r"^[0-9]{1,18}$")
 
+# What the callback flow's report says about its request.
+FlowVerdict = Literal["connected", "cancelled", "not_connected"]
+_VERDICT_TEXT = {"connected": "connected", "cancelled": "the customer no longer needs help (cancelled)",
+                 "not_connected": "answered but not connected (no_agent)"}
+
+
+def flow_verdict(report: Any) -> FlowVerdict:
+    """"connected" (outcome transferred: the customer reached the queue), "cancelled" (the flow set
+    callback_result=cancelled: the customer no longer needs help) or "not_connected" (try again)."""
+    if getattr(report, "outcome", "") == "transferred":
+        return "connected"
+    variables = getattr(report, "variables", None) or {}
+    if str(variables.get("callback_result", "") or "").strip().lower() == "cancelled":
+        return "cancelled"
+    return "not_connected"
+
 
 def flow_queues(flows: Any) -> frozenset[str]:
     """Queue names the flows use (transfer and callback nodes, inline menu options included)."""
@@ -115,7 +132,7 @@ class CallbackScheduler:
         self._number_re = re.compile(self.policy.number_pattern)
         self._tasks: set[asyncio.Task[None]] = set()
         self._inflight: set[int] = set()               # callback ids with an attempt running
-        self._early: dict[int, bool] = {}              # flow reports that overtook their attempt's result
+        self._early: dict[int, FlowVerdict] = {}       # flow reports that overtook their attempt's result
         self._wake = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
 
@@ -238,7 +255,7 @@ class CallbackScheduler:
             self._early.pop(cb_id, None)
 
     def _count(self, label: str, state: str) -> None:
-        if state in ("completed", "failed"):
+        if state in ("completed", "failed", "cancelled"):
             metrics.CALLBACKS.labels(queue=label, result=state).inc()
 
     async def _dial(self, req: CallbackRequest) -> tuple[str, str, bool]:
@@ -278,28 +295,34 @@ class CallbackScheduler:
 
     def on_flow_report(self, report: Any) -> "asyncio.Task[None] | None":
         """FastAGI `on_report` sink (called synchronously after each call): a callback call's report carries its
-        request id as the `callback` query parameter (variable `param_callback`); outcome "transferred" means
-        the customer was connected to the queue, anything else means try again ("no_agent").
-        Returns the task storing the result (None for calls that are not callbacks)."""
+        request id as the `callback` query parameter (variable `param_callback`); see `flow_verdict` for what
+        the report decides. Returns the task storing the result (None for calls that are not callbacks)."""
         raw = str((getattr(report, "variables", None) or {}).get("param_callback", "") or "")
         if not _CALLBACK_ID.match(raw):
             return None
         cb_id = int(raw)
-        connected = getattr(report, "outcome", "") == "transferred"
+        verdict = flow_verdict(report)
         if cb_id in self._inflight:          # the flow ended before the OriginateResponse was handled
-            self._early[cb_id] = connected
+            self._early[cb_id] = verdict
             return None
-        return self._spawn(self._resolve(cb_id, connected))
+        return self._spawn(self._resolve(cb_id, verdict))
 
-    async def _resolve(self, cb_id: int, connected: bool) -> None:
+    async def _resolve(self, cb_id: int, verdict: FlowVerdict) -> None:
         try:
             req = await self.storage.get_callback(cb_id)
             if req.state != "answered":
                 log.info("callback %s: flow report ignored, the request is %s", cb_id, req.state)
                 return
-            at = self.clock()
-            retry_at = None if connected else self.policy.retry_at(at, req.attempts, req.max_attempts)
-            updated = await self.storage.resolve_answered_callback(cb_id, connected, at, retry_at=retry_at)
+            if verdict == "cancelled":
+                # Done: the customer said so on this (answered) call; cancel_callback moves it out of the
+                # states the scheduler dials, and its attempt stays "answered" (they did pick up).
+                cancelled = await self.storage.cancel_callback(cb_id)
+                updated = await self.storage.get_callback(cb_id) if cancelled else None
+            else:
+                connected = verdict == "connected"
+                at = self.clock()
+                retry_at = None if connected else self.policy.retry_at(at, req.attempts, req.max_attempts)
+                updated = await self.storage.resolve_answered_callback(cb_id, connected, at, retry_at=retry_at)
         except NotFound:
             log.warning("callback %s: a flow reported on a request that does not exist", cb_id)
             return
@@ -309,7 +332,6 @@ class CallbackScheduler:
         if updated is None:
             return
         self._count(self.label(updated.queue), updated.state)
-        log.info("callback %s to queue %s: %s -> %s", cb_id, updated.queue,
-                 "connected" if connected else "answered but not connected (no_agent)", updated.state)
+        log.info("callback %s to queue %s: %s -> %s", cb_id, updated.queue, _VERDICT_TEXT[verdict], updated.state)
         if updated.state == "pending":
             self.wake()

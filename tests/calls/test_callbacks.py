@@ -310,3 +310,105 @@ async def test_metric_labels_are_bounded_to_known_queues(store):
     assert count("other", "failed") == other + 1
     assert count("attacker-chosen-1", "attempted") == 0
     assert sched.label("support") == "support"
+
+
+def cancelled_report(callback_id: object, outcome: str = "abandoned") -> CallReport:
+    """The callback flow after the customer pressed 2 (node callback_cancel sets callback_result=cancelled)."""
+    rep = report(callback_id, outcome)
+    rep.variables["callback_result"] = "cancelled"
+    return rep
+
+
+async def test_customer_who_no_longer_needs_help_closes_the_request(store):
+    clock = Clock()
+    ops = FakeOps()
+    ops.reasons("+37060000600", 4, 4)
+    cb = await store.add_callback(CallbackRequest(number="+37060000600", queue="cbq6", requested_at=T0))
+    sched = CallbackScheduler(store, ops, CallbackPolicy(backoff=(60.0,)), clock=clock, known_queues={"cbq6"})
+    cancelled, failed = count("cbq6", "cancelled"), count("cbq6", "failed")
+    await sched.run_once()
+    await sched.drain()
+    assert (await store.get_callback(cb)).state == "answered"
+
+    task = sched.on_flow_report(cancelled_report(cb, "contained"))
+    assert task is not None
+    await task
+    req = await store.get_callback(cb)
+    assert (req.state, req.attempts) == ("cancelled", 1)            # done: not pending, not failed
+    assert [a.result for a in await store.callback_attempts(cb)] == ["answered"]   # they did pick up
+    assert (count("cbq6", "cancelled"), count("cbq6", "failed")) == (cancelled + 1, failed)
+    # Never dialled again, however long we wait; a repeated report changes nothing.
+    clock.now = T0 + timedelta(hours=5)
+    assert await sched.run_once() == 0
+    assert len(ops.calls) == 1
+    assert sched.on_flow_report(cancelled_report(cb)) is not None
+    await sched.drain()
+    assert (await store.get_callback(cb)).state == "cancelled"
+    assert count("cbq6", "cancelled") == cancelled + 1
+
+
+async def test_cancelled_report_that_overtakes_the_originate_result(store):
+    clock = Clock()
+    ops = FakeOps()
+    ops.reasons("+37060000601", 4)
+    cb = await store.add_callback(CallbackRequest(number="+37060000601", queue="cbq6", requested_at=T0))
+    sched = CallbackScheduler(store, ops, CallbackPolicy(backoff=(60.0,)), clock=clock)
+    ops.gate = asyncio.Event()
+    await sched.run_once()
+    await asyncio.sleep(0)
+    assert sched.on_flow_report(cancelled_report(cb)) is None     # kept until the attempt is stored
+    ops.gate.set()
+    await sched.drain()
+    assert (await store.get_callback(cb)).state == "cancelled"
+
+
+async def test_only_the_cancelled_value_cancels(store):
+    from ivr.calls.callbacks import flow_verdict
+    assert flow_verdict(cancelled_report(1)) == "cancelled"
+    assert flow_verdict(cancelled_report(1, "transferred")) == "connected"     # reached the queue after all
+    other = report(1, "abandoned")
+    other.variables["callback_result"] = ""                                  # the flow's default
+    assert flow_verdict(other) == "not_connected"
+    other.variables["callback_result"] = "later"
+    assert flow_verdict(other) == "not_connected"
+
+
+async def test_the_callback_flow_pressing_2_cancels_on_the_simulator(store):
+    """The real config/flows/callback.yaml on the simulated Asterisk: the customer presses 2; the report the
+    FastAGI handler hands on_report closes the request."""
+    from pathlib import Path
+
+    from ivr.agi.fastagi import FastAGIServer
+    from ivr.flow.engine import FlowEngine
+    from ivr.flow.handler import build_flow_router
+    from ivr.flow.loader import load_flows
+    from ivr.sim import CallSpec, NextPrompt, Press, SimConfig, SimulatedAsterisk, VirtualClock
+
+    ops = FakeOps()
+    ops.reasons("+37060000602", 4)
+    cb = await store.add_callback(CallbackRequest(number="+37060000602", queue="billing", requested_at=T0))
+    sched = CallbackScheduler(store, ops, CallbackPolicy(backoff=(60.0,)), clock=Clock())
+    await sched.run_once()
+    await sched.drain()
+
+    flows = load_flows(Path(__file__).resolve().parents[2] / "config" / "flows")
+    clock = VirtualClock(start=T0)
+    tasks: list = []
+    engine = FlowEngine(flows, storage=store, clock=clock.datetime, prompts_dir="/prompts")
+    server = FastAGIServer(build_flow_router(flows, engine, on_report=lambda r: tasks.append(sched.on_flow_report(r))),
+                           "127.0.0.1", 0)
+    await server.start()
+    sim = SimulatedAsterisk(SimConfig(), clock=clock)
+    await sim.start(fastagi=("127.0.0.1", server.port), ami=False)
+    try:
+        c = await sim.place_call(CallSpec(flow="callback", caller_id="+37060000602",
+                                          script=[NextPrompt(0.5), Press("2")],
+                                          params={"outbound": "1", "queue": "billing", "callback": str(cb)}))
+        record = await c.finished(timeout=20)
+    finally:
+        await sim.stop()
+        await server.stop()
+    assert 'STREAM FILE /prompts/en/callback_cancelled ""' in record.commands()
+    assert len(tasks) == 1 and tasks[0] is not None
+    await tasks[0]
+    assert (await store.get_callback(cb)).state == "cancelled"
