@@ -59,6 +59,7 @@ class AGISession:
         self.in_command = False
         self.current = ""                 # title of the running command ("" when idle)
         self.comeback_context: str | None = None
+        self.comeback_exten, self.comeback_priority = "s", 1     # where in comeback_context (Park's c() option)
         self.comeback_app = ("", "")      # the app running when the async goto happened (for Newexten)
         self.by_service = False
         self.commands = 0
@@ -77,9 +78,10 @@ class AGISession:
         self.call.note_end("service", "HANGUP")
         self.call.hangup_caller_leg(16)
 
-    def comeback(self, context: str) -> None:
-        """Park timed out: the channel leaves for `context`; the AGI sees it as a hangup."""
+    def comeback(self, context: str, exten: str = "s", priority: int = 1) -> None:
+        """Park timed out (or a redirect): the channel leaves for context,exten,priority; the AGI sees a hangup."""
         self.comeback_context = context
+        self.comeback_exten, self.comeback_priority = exten, priority
         self.comeback_app = (self.channel.app, self.channel.appdata)
 
     def writable_path(self, name: str) -> Path | None:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Awaitable, Callable
 
 from ivr.ami.protocol import Message
 from ivr.sim.ami_bridge import AMIBridge, find_by_prefix
+from ivr.sim.appargs import parse_options
 from ivr.sim.ami_originate import Originate
 from ivr.sim.channel import SimChannel
 from ivr.sim.events import STATE_DESC
@@ -334,10 +335,10 @@ async def mixmonitor(s: "AMISession", msg: Message) -> None:
     if mm is None:
         s.respond(msg, "Error", [("Message", "Could not start monitoring channel")])
         return
-    m = re.search(r"i\(([^)]*)\)", msg.get("Options") or "")
-    if m and m.group(1):
-        ch.set_var(m.group(1), mm.id)
-    s.respond(msg, "Success", [("MixMonitorID", mm.id)] if m else [])
+    options = parse_options(msg.get("Options") or "")      # manager_mixmonitor: ast_app_parse_options
+    if options.get("i"):
+        ch.set_var(options["i"] or "", mm.id)
+    s.respond(msg, "Success", [("MixMonitorID", mm.id)] if "i" in options else [])
 
 
 @action("MixMonitorMute")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ivr.sim.appargs import parse_options, separate_args
 from ivr.sim.bridging import ring_agent, talk
 from ivr.sim.channel import SimChannel
 from ivr.sim.model import AgentSpec
@@ -165,7 +166,7 @@ async def run_app_on(sim: "SimulatedAsterisk", ch: SimChannel, app: str, data: s
             pass
     elif name == "playback":
         from ivr.sim import media
-        for f in data.split(",")[0].split("&"):
+        for f in (separate_args(data, max_args=2) or [""])[0].split("&"):     # filenames, options
             if (await media.play(ch, f, "")).kind == "hangup":
                 return
     elif name == "chanspy":
@@ -178,7 +179,7 @@ async def run_app_on(sim: "SimulatedAsterisk", ch: SimChannel, app: str, data: s
 
 async def chanspy(sim: "SimulatedAsterisk", spyer: SimChannel, data: str) -> None:
     """ChanSpy(prefix[,options]): listen (q), whisper (w) or barge (B) on the first channel matching prefix."""
-    prefix, _, options = data.partition(",")
+    prefix, options = (separate_args(data, max_args=2) + ["", ""])[:2]     # chanprefix, options
     spyee = None
     while spyee is None and not spyer.hungup:
         spyee = next((c for c in sim.pbx.channels.values()
@@ -189,7 +190,8 @@ async def chanspy(sim: "SimulatedAsterisk", spyer: SimChannel, data: str) -> Non
                 return
     if spyee is None:
         return
-    mode = "barge" if "B" in options else "whisper" if "w" in options else "listen"
+    flags = parse_options(options)
+    mode = "barge" if "B" in flags else "whisper" if "w" in flags else "listen"
     spyer.set_var("SPYMODE", mode)
     pairs = spyer.block("Spyer") + spyee.block("Spyee")
     sim.pbx.bus.emit("ChanSpyStart", "call,all", pairs)

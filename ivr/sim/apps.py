@@ -8,13 +8,17 @@ Rules for this file:
 - Queue() lives in queue_app.py (app_queue's variables and events are a job of their own).
 - Agents are `AgentSpec`s: they answer after N s and talk M s, are busy, never answer or are unavailable.
 - All waiting goes through the channel (its clock); apps never sleep directly.
+- Arguments are cut as AST_STANDARD_APP_ARGS cuts them (`appargs.separate_args`: commas inside parentheses or
+  quotes, and escaped ones, do not split; quotes and backslashes go), each app with the number of arguments it
+  declares; options are read like ast_app_parse_options (`appargs.parse_options`).
+- Park's `c([[context,]exten,]priority)` names where a timed-out call goes instead of the lot's comebackcontext.
 """
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Awaitable, Callable
 
 from ivr.sim import media
+from ivr.sim.appargs import parse_goto, parse_options, separate_args
 from ivr.sim.bridging import ring_agent, talk_with
 from ivr.sim.parking import park_channel
 from ivr.sim.queue_app import queue, set_duration
@@ -26,8 +30,10 @@ if TYPE_CHECKING:
 App = Callable[["AGISession", str], Awaitable[int]]
 
 
-def _args(data: str) -> list[str]:
-    return data.split(",") if data else []
+def _args(data: str, count: int) -> list[str]:
+    """The application's `count` declared arguments; those not given are ""."""
+    args = separate_args(data, max_args=count)
+    return args + [""] * (count - len(args))
 
 
 # -- Dial ---------------------------------------------------------------------------------------------------------
@@ -45,11 +51,11 @@ async def dial(s: "AGISession", data: str) -> int:
     ANSWEREDTIME is app_dial's *up time of the calling channel*, not the talk time: "ANSWEREDTIME_MS / Value:
     9027" for a call answered by the agent 3 s before it ended, on a channel answered 9 s earlier; DIALEDTIME
     counts from the channel's creation ("DIALEDTIME_MS / Value: 9028")."""
-    args = _args(data)
-    if not args or not args[0]:
+    args = _args(data, 4)                    # peers, timeout, options, URL
+    if not args[0]:
         return -1
     target = args[0].split("&")[0]
-    timeout = float(args[1]) if len(args) > 1 and args[1].strip().isdigit() else None
+    timeout = float(args[1]) if args[1].strip().isdigit() else None
     ch = s.channel
     clock = ch.pbx.clock
     for var in DIAL_CLEARED:
@@ -91,19 +97,26 @@ async def dial(s: "AGISession", data: str) -> int:
 # -- Park ---------------------------------------------------------------------------------------------------------
 
 async def park(s: "AGISession", data: str) -> int:
-    """Park([lot[,options]]): blocks; timeout -> 0 (then the AGI sees HANGUP, comeback); retrieved -> -1 at its end."""
-    args = _args(data) + ["", ""]
-    options = args[1]
+    """Park([lot[,options]]): blocks; timeout -> 0 (then the AGI sees HANGUP, comeback); retrieved -> -1 at its end.
+
+    Options as res_parking reads them: t(<seconds>) the timeout, s silent (no space announcement), c(<where>) the
+    comeback location ([[context,]exten,]priority from where the channel is now) instead of the lot's
+    comebackcontext,s,1 (a label or bad priority there raises UnmodelledGoto: the simulator cannot follow it)."""
+    _lot, options_text, _ = _args(data, 3)         # lot_name (one lot is modelled), options, other
+    options = parse_options(options_text)
     ch = s.channel
     lot = ch.pbx.config.parking
-    m = re.search(r"t\((\d+)\)", options)
-    timeout = float(m.group(1)) if m else lot.parkingtime
+    t = (options.get("t") or "").strip()
+    timeout = float(t) if t.isdigit() else lot.parkingtime
+    comeback = parse_goto(options["c"] or "", ch.context, ch.exten, ch.priority) if "c" in options else None
     ch.set_var("PARKEDLOT", lot.name)
-    announce = "s" not in re.sub(r"\(.*?\)", "", options)
-    outcome, space = await park_channel(ch, timeout=timeout, parker=ch.name, announce=announce,
+    announce = "s" not in options
+    outcome, space = await park_channel(ch, timeout=timeout, parker=ch.name, announce=announce, comeback=comeback,
                                         on_space=lambda sp: s.sim.note_destination(s, "parked:%d" % sp))
     if outcome == "timeout":
-        s.comeback(lot.comebackcontext)
+        # park_channel moved the channel; its Newexten names the app still running (Park), before AGIExecEnd (agi-07c)
+        ch.newexten(ch.app, ch.appdata, priority=ch.priority)
+        s.comeback(ch.context, ch.exten, ch.priority)
         return 0
     if outcome == "retrieved":
         await s.sim.wait_retrieval_end(ch, space)
@@ -114,7 +127,7 @@ async def park(s: "AGISession", data: str) -> int:
 # -- simple apps --------------------------------------------------------------------------------------------------
 
 async def music_on_hold(s: "AGISession", data: str) -> int:
-    args = _args(data) + ["", ""]
+    args = _args(data, 2)                    # class, duration
     duration = float(args[1]) if args[1].strip().replace(".", "", 1).isdigit() else None
     ch = s.channel
     ch.stop_moh()
@@ -133,7 +146,7 @@ async def wait(s: "AGISession", data: str) -> int:
 
 
 async def playback(s: "AGISession", data: str) -> int:
-    names = _args(data)[0].split("&") if data else []
+    names = _args(data, 2)[0].split("&") if data else []     # filenames, options
     status = "SUCCESS"
     for name in names:
         res = await media.play(s.channel, name, "")
@@ -164,21 +177,20 @@ async def set_app(s: "AGISession", data: str) -> int:
 
 async def mixmonitor(s: "AGISession", data: str) -> int:
     """MixMonitor(file[,options]): i(VAR) stores the id; the WAV is written when it stops or the call ends."""
-    args = _args(data) + [""]
-    filename, options = args[0], args[1]
+    filename, options, _ = _args(data, 3)    # file, options, post-process command
     if not filename:
         return -1
     rec = s.sim.start_mixmonitor(s.channel, filename)
     if rec is None:
         return -1
-    m = re.search(r"i\(([^)]*)\)", options)
-    if m and m.group(1):
-        s.channel.set_var(m.group(1), rec.id)
+    var = parse_options(options).get("i")
+    if var:
+        s.channel.set_var(var, rec.id)
     return 0
 
 
 async def stop_mixmonitor(s: "AGISession", data: str) -> int:
-    s.sim.stop_mixmonitor(s.channel, data.strip() or None)
+    s.sim.stop_mixmonitor(s.channel, _args(data, 1)[0].strip() or None)
     return 0
 
 

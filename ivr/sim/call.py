@@ -285,7 +285,7 @@ class Call:
         self._goto = (context, exten, park_timeout)
         session = self.session
         if session is not None and session.comeback_context is None:
-            session.comeback(context)
+            session.comeback(context, exten)
             if not session.in_command and not session.dead:
                 session._send_notice()
         ch.post(MediaEvent("hangup", "goto", self.sim.clock.now()))
@@ -302,10 +302,13 @@ class Call:
             ch.drain()
             return await self._continue_at(ch, context, exten, park_timeout)
         if session.comeback_context is not None:
-            ch.context, ch.exten = session.comeback_context, "s"
-            # the Newexten for s,1 carries the previous application (async goto quirk, agi-07c)
-            ch.newexten(*session.comeback_app, priority=1)
-            ch.newexten("Hangup", "", priority=2)
+            # A Park timeout: the channel is at the comeback location, whose Newexten (naming Park, the async-goto
+            # quirk of agi-07c) went out at the time-out.  The AGI occupied that priority; the dialplan goes on at
+            # the next one.  Only the recorded lot context is modelled (s,2 Hangup); elsewhere the call ends here.
+            ch.context, ch.exten = session.comeback_context, session.comeback_exten
+            ch.priority = session.comeback_priority
+            if (ch.context, ch.exten, ch.priority) == (self.sim.config.parking.comebackcontext, "s", 1):
+                ch.newexten("Hangup", "", priority=2)
             self.note_end("timeout", "comeback")
             self.hangup_caller_leg(16)
             return None

@@ -21,6 +21,8 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
+from ivr.sim.appargs import separate_args
+
 if TYPE_CHECKING:
     from ivr.sim.channel import SimChannel
     from ivr.sim.simulator import SimulatedAsterisk
@@ -138,7 +140,7 @@ async def run_context(sim: "SimulatedAsterisk", ch: "SimChannel", context: str, 
         if app in ("musiconhold", "wait"):
             ch.stop_moh()
             if app == "musiconhold":
-                ch.start_moh(data.split(",")[0] or "default")
+                ch.start_moh((separate_args(data, max_args=2) or [""])[0] or "default")   # class, duration
             outcome = await _wait_or_bridge(ch, None if app == "musiconhold" else float(data or 0))
             ch.stop_moh()
             if outcome == "bridge":

@@ -2,7 +2,9 @@
 
 Rules for this file:
 - One waiting primitive, `park_channel()`, shared by EXEC Park (AGI), AMI Park and Redirect to the park
-  extension; it returns "timeout", "retrieved" or "hangup".
+  extension; it returns "timeout", "retrieved" or "hangup".  On a timeout the channel moves to the lot's
+  comebackcontext,s,1 (comeback_goto), or to `comeback` when Park's c() option named a location
+  (ast_async_parseable_goto of the option's text); ParkedCallTimeOut already shows the new location (agi-07).
 - Events carry the parked channel's block with the "Parkee" prefix, then ParkerDialString, Parkinglot,
   ParkingSpace, ParkingTimeout (seconds left), ParkingDuration (seconds parked).
 - Retrieval is done by `retrieve()` (AMI Originate to Local/<space>@parkedcalls, or the test API); the
@@ -20,6 +22,7 @@ import uuid
 from typing import TYPE_CHECKING, Callable
 
 from ivr.sim import media
+from ivr.sim.appargs import GotoTarget, separate_args
 from ivr.sim.bridging import bridge_block
 from ivr.sim.pbx import ParkedCall
 
@@ -39,8 +42,10 @@ def park_fields(pbx: "PBX", p: ParkedCall, extra: list[tuple[str, str]] | None =
 
 
 async def park_channel(ch: "SimChannel", *, timeout: float, parker: str, announce: bool,
-                       on_space: Callable[[int], None] | None = None) -> tuple[str, int]:
-    """Park `ch`; returns (outcome, space).  The announcement (space number) counts against the timeout."""
+                       on_space: Callable[[int], None] | None = None,
+                       comeback: GotoTarget | None = None) -> tuple[str, int]:
+    """Park `ch`; returns (outcome, space).  The announcement (space number) counts against the timeout.
+    `comeback`: where a timed-out channel goes instead of the lot's comebackcontext,s,1 (Park's c() option)."""
     pbx = ch.pbx
     clock = pbx.clock
     deadline = clock.now() + timeout
@@ -64,8 +69,8 @@ async def park_channel(ch: "SimChannel", *, timeout: float, parker: str, announc
                 parked.done = True
                 pbx.parked.pop(space, None)
                 ch.unset_var("PARKINGSLOT")
-                lot = pbx.config.parking
-                ch.context, ch.exten, ch.priority = lot.comebackcontext, "s", 1
+                target = comeback or GotoTarget(pbx.config.parking.comebackcontext, "s", 1)
+                ch.context, ch.exten, ch.priority = target.context, target.exten, target.priority
                 pbx.bus.emit("ParkedCallTimeOut", "call,all", park_fields(pbx, parked))
                 return "timeout", space
             if ev.kind == "hangup":
@@ -95,7 +100,7 @@ def retrieve(pbx: "PBX", space: int, retriever: "SimChannel | None" = None) -> P
 async def parked_call(sim: "SimulatedAsterisk", ch: "SimChannel", data: str) -> int:
     """ParkedCall([lot][,space]) on `ch` (the retriever): bridge it with the parked call until one hangs up."""
     pbx = ch.pbx
-    lot_name, _, space_text = data.partition(",")
+    lot_name, space_text = (separate_args(data, max_args=2) + ["", ""])[:2]
     space = int(space_text) if space_text.strip().isdigit() else None
     parked = pbx.parked.get(space) if space is not None else None
     if lot_name.strip() not in ("", pbx.config.parking.name):

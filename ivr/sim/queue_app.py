@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ivr.sim.appargs import parse_options, separate_args
 from ivr.sim.bridging import ring_agent, talk, talk_with
 from ivr.sim.pbx import member_pairs
 
@@ -100,7 +101,8 @@ class Entry:
 
 async def queue(s: "AGISession", data: str) -> int:
     """Queue(name[,options[,URL[,announce[,timeout]]]]) with ringall; QUEUESTATUS as recorded in agi-07."""
-    args = (data.split(",") if data else []) + [""] * 5
+    # queuename, options, URL, announceoverride, timeout, AGI, gosub, rule, position (app_queue's AST_APP_ARGs)
+    args = separate_args(data, max_args=9) + [""] * 9
     name, options, timeout_s = args[0], args[1], args[4]
     ch = s.channel
     pbx = ch.pbx
@@ -303,7 +305,7 @@ async def _connect(s: "AGISession", entry: Entry, m: "QueueMember", legs: tuple[
     bridge_ended()
     if outcome == "caller":
         return -1
-    if "c" in options:
+    if "c" in parse_options(options):         # ast_app_parse_options: "c" is a letter, not text in b(...)
         ch.set_var("QUEUESTATUS", "CONTINUE")
         return 0
     return -1
