@@ -16,10 +16,15 @@ Rules for this file:
   engine, which sees only a hangup, records it as transferred.
 - Originated legs get their Uniqueid from us (`ChannelId`), so the API can return the new call's id at once
   (ami-11: ChannelId becomes the Uniqueid and the Linkedid of the call).
+- A hold lives in Asterisk: the held party runs hold_context with IVR_HELD_PARTNER=<partner channel>, the partner
+  waits in hold_wait_context. `_held` only caches what hold() did; resume and transfer rebuild the pair from the
+  registry and Getvar when it is missing (after a restart). Nobody is left waiting: a transfer of a held call
+  and the held party's hangup both hang up the partner still waiting in hold_wait_context.
 """
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -31,15 +36,18 @@ from ivr.ami.actions import OriginateResult
 from ivr.calls import validate
 from ivr.calls.errors import InvalidRequest, InvalidState, UnknownCall, from_ami
 from ivr.calls.model import Call, Channel
-from ivr.calls.registry import CallEnded, CallRegistry, Effect, RecordingEnded
+from ivr.calls.registry import CallEnded, CallRegistry, ChannelGone, Effect, RecordingEnded
 from ivr.calls.settings import CallControlSettings
 from ivr.flow.templates import safe_filename
 from ivr.storage import Recording, Storage
+
+log = logging.getLogger(__name__)
 
 TargetKind = Literal["extension", "queue", "flow"]
 SpyMode = Literal["listen", "whisper", "barge"]
 _TRANSFERABLE = {"talking", "ivr", "up", "queued", "held"}
 _PARKABLE = {"talking", "ivr", "up", "queued"}
+HELD_PARTNER_VAR = "IVR_HELD_PARTNER"      # on the held channel: the channel waiting for it in hold_wait_context
 
 
 @dataclass(frozen=True)
@@ -243,18 +251,37 @@ class CallOperations:
             transferer = chosen or agent
             await self._act("attended transfer", "Atxfer", actions.atxfer(transferer.name, exten, context))
             return {"mode": "attended", "transferer": transferer.name, "context": context, "exten": exten}
-        if agent is not None and self._held.get(call.id) is None:
+        hold = await self._hold_pair(call) if call.state == "held" or call.id in self._held else None
+        if agent is not None and hold is None:
             # Bridged (so no longer in the IVR: a call in a flow is never in a talking bridge): the agent side
             # transfers, the caller goes to the target, the agent leg is released.
             transferer = chosen or agent
             await self._act("blind transfer", "BlindTransfer", actions.blind_transfer(transferer.name, context, exten))
             return {"mode": "blind", "transferer": transferer.name, "context": context, "exten": exten}
+        if hold is not None:
+            return await self._transfer_held(call, hold, chosen, context, exten)
         moved = chosen or customer
         if call.state == "ivr":
             await self._mark_transferred(moved, target)
         await self._act("transfer", "Redirect", actions.redirect(moved.name, context, exten, 1))
-        self._held.pop(call.id, None)
         return {"mode": "redirect", "channel": moved.name, "context": context, "exten": exten}
+
+    async def _transfer_held(self, call: Call, hold: tuple[Channel, Channel], chosen: Channel | None,
+                             context: str, exten: str) -> dict[str, str]:
+        """The held party goes to the target; the partner waiting for it in hold_wait_context is released (it
+        would otherwise sit in Wait(3600) for nobody) and the hold is forgotten."""
+        held, partner = hold
+        if chosen is not None and chosen is not held:
+            raise InvalidRequest(f"call {call.id} is on hold: only the held channel {held.name} can be "
+                                 f"transferred (its partner {partner.name} is released); omit channel")
+        await self._act("transfer", "Redirect", actions.redirect(held.name, context, exten, 1))
+        self._held.pop(call.id, None)
+        released = await self._release_waiting(partner)
+        await self._forget_hold(held)
+        result = {"mode": "redirect", "channel": held.name, "context": context, "exten": exten}
+        if released:
+            result["released"] = partner.name
+        return result
 
     async def _mark_transferred(self, channel: Channel, target: TransferTarget) -> None:
         # The AGI session sees only a hangup when a Redirect takes its channel away; the engine reads this
@@ -315,6 +342,9 @@ class CallOperations:
             raise InvalidState(f"call {call_id} has nobody to hold it for (its partner just left); try again")
         klass = validate.name(moh_class or self.settings.moh_class, "music on hold class")
         await self._act("hold", "Setvar", actions.setvar("IVR_MOH_CLASS", klass, customer.name))
+        # Asterisk keeps who waits for whom, so a restarted service can still resume (see _hold_pair).
+        await self._act("hold", "Setvar", actions.setvar(HELD_PARTNER_VAR, validate.channel(agent.name),
+                                                         customer.name))
         await self._act("hold", "Redirect", actions.redirect(
             customer.name, self.settings.hold_context, "s", 1, extra_channel=agent.name,
             extra_context=self.settings.hold_wait_context, extra_exten="s", extra_priority=1))
@@ -323,17 +353,68 @@ class CallOperations:
 
     async def resume(self, call_id: str) -> dict[str, str]:
         call = self.call(call_id)
-        pair = self._held.get(call.id)
+        pair = await self._hold_pair(call)
         if pair is None:
             raise InvalidState(f"call {call_id} is {call.state}; only calls put on hold through this API can be "
                                "resumed")
-        names = {ch.name for ch in call.channels}
-        if not set(pair) <= names:
+        held, partner = pair
+        await self._act("resume", "Bridge", [("Channel1", held.name), ("Channel2", partner.name), ("Tone", "no")])
+        self._held.pop(call.id, None)
+        await self._forget_hold(held)
+        return {"resumed": held.name, "partner": partner.name}
+
+    async def _hold_pair(self, call: Call) -> tuple[Channel, Channel] | None:
+        """(held channel, partner waiting for it) of a call put on hold through this API, or None.
+
+        From the note hold() left, else rebuilt from Asterisk: a channel of the call in hold_context, the
+        partner its IVR_HELD_PARTNER names (Getvar), which must be waiting in hold_wait_context. Raises
+        InvalidState when the partner is gone."""
+        by_name = {ch.name: ch for ch in call.channels}
+        note = self._held.get(call.id)
+        if note is not None:
+            held, partner = by_name.get(note[0]), by_name.get(note[1])
+            if held is not None and partner is not None:
+                return held, partner
             self._held.pop(call.id, None)
             raise InvalidState("the other party hung up while the call was on hold; nothing to resume")
-        await self._act("resume", "Bridge", [("Channel1", pair[0]), ("Channel2", pair[1]), ("Tone", "no")])
-        self._held.pop(call.id, None)
-        return {"resumed": pair[0], "partner": pair[1]}
+        for held in (ch for ch in call.channels if ch.context == self.settings.hold_context):
+            name = await self._getvar(held, HELD_PARTNER_VAR)
+            if not name:
+                continue          # on hold, but not by this API (no partner recorded)
+            partner = by_name.get(name)
+            if partner is None or partner.context != self.settings.hold_wait_context:
+                raise InvalidState(f"the other party ({name}) is no longer waiting for {held.name}; nothing to "
+                                   "resume")
+            self._held[call.id] = (held.name, partner.name)
+            return held, partner
+        return None
+
+    async def _getvar(self, channel: Channel, variable: str) -> str:
+        response = await self._act("resume", "Getvar", actions.getvar(variable, channel.name))
+        value = response.get("Value") if hasattr(response, "get") else None
+        return (value or "").strip()
+
+    async def _forget_hold(self, held: Channel) -> None:
+        # Best effort: the variable only matters while the channel is in hold_context, and hold() sets it anew.
+        try:
+            await self.ami.action("Setvar", actions.setvar(HELD_PARTNER_VAR, "", held.name))
+        except Exception as exc:
+            log.debug("cannot clear %s on %s: %s", HELD_PARTNER_VAR, held.name, exc)
+
+    async def _release_waiting(self, partner: Channel) -> bool:
+        """Hang up `partner` if it still waits in hold_wait_context (it is not bridged to anyone there)."""
+        current = self.registry.channels.get(partner.uniqueid)
+        if current is None or current.context != self.settings.hold_wait_context:
+            return False
+        try:
+            await self.ami.action("Hangup", actions.hangup(current.name, 16))
+        except Exception as exc:
+            err = from_ami(exc, "release the waiting partner")
+            if err.status != 404:       # already gone is what we wanted
+                log.warning("cannot hang up %s waiting in %s: %s", current.name, self.settings.hold_wait_context,
+                            err)
+            return False
+        return True
 
     # --- recording ---------------------------------------------------------------------------------------------
 
@@ -408,12 +489,35 @@ class CallOperations:
         return seconds
 
     async def on_effect(self, effect: Effect) -> None:
-        """Registry listener: a hangup ends MixMonitor without MixMonitorStop (close the index row then), and
-        a call that ends while on hold takes its hold note with it."""
+        """Registry listener: a hangup ends MixMonitor without MixMonitorStop (close the index row then), a
+        held party that hangs up releases the partner waiting for it, and a call that ends while on hold takes
+        its hold note with it."""
         if isinstance(effect, RecordingEnded):
             await self._finish(effect.uniqueid)
+        elif isinstance(effect, ChannelGone):
+            await self._held_party_gone(effect)
         elif isinstance(effect, CallEnded):
             self._held.pop(effect.call_id, None)
+
+    async def _held_party_gone(self, gone: ChannelGone) -> None:
+        note = self._held.get(gone.linkedid)
+        if note is not None and gone.channel != note[0]:
+            return                          # someone else of a held call (the partner itself, a spy leg)
+        if note is None and gone.context != self.settings.hold_context:
+            return
+        self._held.pop(gone.linkedid, None)
+        call = self.registry.call(gone.linkedid)
+        if call is None:
+            return
+        waiting = [ch for ch in call.channels if ch.context == self.settings.hold_wait_context]
+        if note is not None:
+            waiting = [ch for ch in waiting if ch.name == note[1]]
+        elif any(ch.context == self.settings.hold_context for ch in call.channels):
+            return       # another party of this call is still on hold: its partner may be one of them
+        for partner in waiting:
+            if await self._release_waiting(partner):
+                log.info("call %s: %s hung up while on hold; released %s waiting in %s", call.id, gone.channel,
+                         partner.name, self.settings.hold_wait_context)
 
     # --- hang up, spy ------------------------------------------------------------------------------------------
 

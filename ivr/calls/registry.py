@@ -38,6 +38,7 @@ class ChannelGone:
     linkedid: str
     channel: str
     cause: str = ""
+    context: str = ""    # the dialplan context it was in last (ivr-hold: a held party hung up)
 
 
 @dataclass(frozen=True)
@@ -262,7 +263,7 @@ class CallRegistry:
                                     max(0.0, self.clock() - parked.parked_at)))
         for queue in self.queues.values():
             queue.callers.pop(uid, None)
-        effects.append(ChannelGone(uid, ch.linkedid, ch.name, cause))
+        effects.append(ChannelGone(uid, ch.linkedid, ch.name, cause, ch.context))
         members = self._by_call.get(ch.linkedid)
         if members is not None:
             members.discard(uid)
@@ -482,6 +483,9 @@ class CallRegistry:
             seen.add(uid)
             ch.application = item.get("Application") or ""
             ch.app_data = item.get("ApplicationData") or ""
+            if ch.application == "MusicOnHold" and ch.moh_class is None:
+                # MusicOnHoldStart came before we (re)connected: a held party is still held after a restart.
+                ch.moh_class = ch.app_data or "default"
             ch.created_at = min(ch.created_at, now - _duration(item.get("Duration")))
             bid = item.get("BridgeId") or ""
             ch.bridge_id = bid or None

@@ -153,7 +153,8 @@ async def test_transfer_park_retrieve_hold_spy_hangup(api):
                        "invalid_state")
     assert (await api.post(f"/calls/{call_id}/hold", json={})).status == 202
     assert (await api.post(f"/calls/{call_id}/resume")).status == 202
-    assert api.ami.names()[-3:] == ["Setvar", "Redirect", "Bridge"]
+    # MOH class and IVR_HELD_PARTNER, the dual Redirect; then Bridge and clearing IVR_HELD_PARTNER.
+    assert api.ami.names()[-5:] == ["Setvar", "Setvar", "Redirect", "Bridge", "Setvar"]
     resp = await api.post(f"/calls/{call_id}/spy", json={"supervisor": "2000", "mode": "whisper"})
     assert resp.status == 202 and api.ami.headers()["Data"].endswith(",qwE")
     await expect_error(await api.post(f"/calls/{call_id}/retrieve", json={"agent": "1002"}), 409, "invalid_state")

@@ -176,15 +176,22 @@ async def test_hold_and_resume(env):
     with pytest.raises(InvalidState, match="only calls put on hold"):
         await ops.resume(call_id)
     await ops.hold(call_id)
-    assert ami.names() == ["Setvar", "Redirect"]
+    assert ami.names() == ["Setvar", "Setvar", "Redirect"]
     assert dict(ami.sent[0][1]) == {"Channel": "Local/alice@phones-0000003f;1", "Variable": "IVR_MOH_CLASS",
                                     "Value": "default"}
+    # Who waits for whom is kept in Asterisk too (a restarted service rebuilds the hold from it).
+    assert dict(ami.sent[1][1]) == {"Channel": "Local/alice@phones-0000003f;1", "Variable": "IVR_HELD_PARTNER",
+                                    "Value": "Local/bob@phones-00000040;1"}
     assert ami.headers() == {"Channel": "Local/alice@phones-0000003f;1", "Context": "ivr-hold", "Exten": "s",
                              "Priority": "1", "ExtraChannel": "Local/bob@phones-00000040;1",
                              "ExtraContext": "ivr-hold-wait", "ExtraExten": "s", "ExtraPriority": "1"}
     await ops.resume(call_id)
-    assert ami.headers() == {"Channel1": "Local/alice@phones-0000003f;1", "Channel2": "Local/bob@phones-00000040;1",
-                             "Tone": "no"}
+    assert ami.names()[3:] == ["Bridge", "Setvar"]
+    assert ami.headers(3) == {"Channel1": "Local/alice@phones-0000003f;1", "Channel2": "Local/bob@phones-00000040;1",
+                              "Tone": "no"}
+    assert ami.headers() == {"Channel": "Local/alice@phones-0000003f;1", "Variable": "IVR_HELD_PARTNER", "Value": ""}
+    with pytest.raises(InvalidState, match="only calls put on hold"):
+        await ops.resume(call_id)                 # the note is gone with the resume
 
 
 async def test_recording_lifecycle_with_index_row(env):
