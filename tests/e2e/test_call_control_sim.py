@@ -144,9 +144,9 @@ async def stack(tmp_path):
         yield env
     finally:
         env.thaw()
-        await http.close()
-        await control.stop()
-        await ami.close()
+        await env.http.close()          # a test may have restarted the service: close what runs now
+        await env.control.stop()
+        await env.ami.close()
         await sim.stop()
         await fastagi.stop()
         await storage.close()
@@ -302,3 +302,122 @@ async def test_hangup_of_a_held_call_ends_both_parties(stack):
     rec = await sim_call.finished(timeout=5)
     assert (rec.ended.by, rec.ended.during, rec.ended.destination) == ("ami", "dialplan ivr-hold,s", "hold")
     await until(lambda: not any(n in stack.sim.pbx.channels for n in names), what="both parties gone")
+
+
+# --- held calls: nobody left waiting, and a hold survives a restart of the service ------------------------------
+
+
+async def hold_and_freeze(stack, call_id: str):
+    """Put a talking call on hold; returns (customer, agent) as they were before the hold."""
+    customer, agent = stack.control.operations.parties(stack.registry.call(call_id))
+    assert agent is not None
+    await stack.post_and_run_until(f"/calls/{call_id}/hold", {}, "MusicOnHoldStart")
+
+    def waiting() -> bool:
+        c = stack.registry.call(call_id)
+        if c is None or c.state != "held":
+            return False
+        contexts = {ch.name: ch.context for ch in c.channels}
+        return contexts.get(customer.name) == "ivr-hold" and contexts.get(agent.name) == "ivr-hold-wait"
+    await until(waiting, what="the caller on hold and the agent waiting in ivr-hold-wait")
+    assert stack.sim.pbx.find_channel(customer.name).get_var("IVR_HELD_PARTNER") == agent.name
+    return customer, agent
+
+
+async def restart_service(stack, tmp_path) -> None:
+    """What a restart of the service leaves: a new AMI login, a new registry from the resync, no hold notes."""
+    await stack.http.close()
+    await stack.control.stop()
+    await stack.ami.close()
+    ami = AMIClient("127.0.0.1", stack.sim.ami.port, "ivr", "ivrsecret", ping_interval=0, backoff_min=0.01,
+                    backoff_max=0.05, rng=random.Random(4))
+    control = CallControl.build(ami, stack.control.operations.storage, stack.control.settings, run_callbacks=False)
+    await control.start()
+    await ami.start()
+    await ami.wait_logged_in(5)
+    await until(lambda: control.sync.resyncs >= 1, what="the resync after the restart")
+    http = TestClient(TestServer(control.app(token=TOKEN, readiness={"ami": lambda: ami.logged_in}),
+                                 host="127.0.0.1", port=0))
+    await http.start_server()
+    stack.ami, stack.control, stack.http = ami, control, http
+
+
+async def test_transfer_of_a_held_call_releases_the_waiting_agent(stack):
+    sim_call, call_id = await stack.call_in("agent", "talking")
+    customer, agent = await hold_and_freeze(stack, call_id)
+
+    resp = await stack.post_and_run_until(f"/calls/{call_id}/transfer", {"extension": "1002"}, "BridgeEnter")
+    body = await resp.json()
+    assert (body["mode"], body["channel"], body["released"]) == ("redirect", customer.name, agent.name)
+    # The agent no longer sits in Wait(3600): its leg was hung up, and the hold is forgotten (note and variable).
+    assert stack.sim.pbx.find_channel(agent.name) is None
+    assert call_id not in stack.control.operations._held
+    assert stack.sim.pbx.find_channel(customer.name).get_var("IVR_HELD_PARTNER") == ""
+
+    def with_the_new_agent() -> bool:
+        c = stack.registry.call(call_id)
+        return (c is not None and c.state == "talking" and agent.name not in {ch.name for ch in c.channels}
+                and any(ch.name.startswith("Local/1002@from-internal") for ch in c.channels))
+    await until(with_the_new_agent, what="the caller talking to extension 1002, the old agent gone")
+    resp = await stack.post(f"/calls/{call_id}/hangup")
+    assert resp.status == 202, await resp.text()
+    stack.thaw()
+    rec = await sim_call.finished(timeout=5)
+    assert rec.destinations[-1].startswith("agent:Local/1002@from-internal")
+    assert [e["Channel"] for e in rec.events_named("HangupRequest")][0] == agent.name
+
+
+def hangup_requests(stack) -> list[str]:
+    """Channels that get a HangupRequest (the AMI Hangup action) from now on, in order."""
+    seen: list[str] = []
+    stack.sim.pbx.bus.subscribe(lambda ev: seen.append(ev["Channel"]) if ev.name == "HangupRequest" else None)
+    return seen
+
+
+async def test_held_caller_hanging_up_releases_the_waiting_agent(stack):
+    sim_call, call_id = await stack.call_in("agent", "talking")
+    customer, agent = await hold_and_freeze(stack, call_id)
+    requests = hangup_requests(stack)
+    sim_call.hangup()        # the caller gives up while listening to the music; the clock stays frozen
+    await until(lambda: stack.registry.call(call_id) is None, what="the whole call to end")
+    assert stack.sim.pbx.find_channel(agent.name) is None        # not after Wait(3600): at once
+    assert requests == [agent.name]                              # by our AMI Hangup
+    rec = await sim_call.finished(timeout=5)
+    assert (rec.ended.by, rec.ended.during) == ("caller", "dialplan ivr-hold,s")
+    assert call_id not in stack.control.operations._held
+
+
+async def test_resume_after_a_restart_of_the_service(stack, tmp_path):
+    sim_call, call_id = await stack.call_in("agent", "talking")
+    customer, agent = await hold_and_freeze(stack, call_id)
+    await restart_service(stack, tmp_path)
+    assert stack.control.operations._held == {}
+    body = await (await stack.get(f"/calls/{call_id}")).json()
+    assert body["state"] == "held"           # the resync sees MusicOnHold running
+
+    resp = await stack.post(f"/calls/{call_id}/resume")
+    assert resp.status == 202, await resp.text()
+    assert await resp.json() == {"resumed": customer.name, "partner": agent.name}
+
+    def bridged_again() -> bool:
+        c = stack.registry.call(call_id)
+        bridge = c.talking_bridge() if c is not None else None
+        return bridge is not None and {customer.uniqueid, agent.uniqueid} <= bridge.channels
+    await until(bridged_again, what="the two parties bridged again")
+    assert stack.sim.pbx.find_channel(customer.name).get_var("IVR_HELD_PARTNER") == ""
+    resp = await stack.post(f"/calls/{call_id}/hangup")
+    assert resp.status == 202, await resp.text()
+    stack.thaw()
+    await sim_call.finished(timeout=5)
+
+
+async def test_after_a_restart_the_held_callers_hangup_still_releases_the_agent(stack, tmp_path):
+    sim_call, call_id = await stack.call_in("agent", "talking")
+    customer, agent = await hold_and_freeze(stack, call_id)
+    await restart_service(stack, tmp_path)
+    requests = hangup_requests(stack)
+    sim_call.hangup()
+    await until(lambda: stack.registry.call(call_id) is None, what="the whole call to end")
+    assert stack.sim.pbx.find_channel(agent.name) is None
+    assert requests == [agent.name]
+    await sim_call.finished(timeout=5)
