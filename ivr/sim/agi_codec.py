@@ -60,6 +60,10 @@ ENV_ORDER = (
 ASYNC_ENV_ORDER = ENV_ORDER[2:]   # Async AGI: no agi_network / agi_network_script (agi-09)
 URI_SAFE = "-_.!~*'()"           # what Asterisk's URI encoding leaves alone in AsyncAGI Env/Result
 
+class LineTooLong(ValueError):
+    """The FastAGI server sent more than `LineBuffer.max_line` bytes without a newline."""
+
+
 INVALID = b"510 Invalid or unknown command\n"
 DEAD = b"511 Command Not Permitted on a dead channel or intercept routine\n"
 HANGUP_LINE = b"HANGUP\n"
@@ -162,7 +166,7 @@ class LineBuffer:
         if idx < 0:
             self._searched = len(self._buf)
             if len(self._buf) > self.max_line:
-                raise ValueError("AGI command line longer than %d bytes" % self.max_line)
+                raise LineTooLong("AGI command line longer than %d bytes" % self.max_line)
             return None
         line = bytes(self._buf[:idx])
         del self._buf[: idx + 1]

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING
 
 from urllib.parse import quote
 
-from ivr.sim.agi_codec import (ASYNC_ENV_ORDER, DEAD, HANGUP_LINE, INVALID, URI_SAFE, LineBuffer, env_block,
-                               parse_command, usage_block)
+from ivr.sim.agi_codec import (ASYNC_ENV_ORDER, DEAD, HANGUP_LINE, INVALID, URI_SAFE, LineBuffer, LineTooLong,
+                               env_block, parse_command, usage_block)
 from ivr.sim.agi_commands import HANDLERS, Done, Usage
 from ivr.sim.channel import SimChannel
 
@@ -203,7 +203,8 @@ class AGISession:
                 self.call.add_line(">>>", line.encode("latin-1") + b"\n")
                 await self._execute(line)
                 self._notify_idle()
-        except ValueError as exc:   # absurd line length: Asterisk would drop the session too
+        except LineTooLong as exc:   # absurd line length: Asterisk would drop the session too (only this: a
+            # simulator bug raising ValueError inside a command must fail the call, not pass for a dropped session)
             self.log("AGI", str(exc))
         finally:
             for f in self._idle_waiters:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 __all__ = ["GotoTarget", "UnmodelledGoto", "parse_goto", "parse_options", "separate_args"]
 
 
-class UnmodelledGoto(ValueError):
+class UnmodelledGoto(Exception):
     """A goto location the simulator cannot resolve (a priority label, an empty or bad priority)."""
 
 

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from ivr.sim import CallSpec, SimConfig, SimulatedAsterisk, VirtualClock
+from ivr.sim.appargs import UnmodelledGoto
 
 from .agi_peer import Peer, ScriptedAGIServer
 
@@ -106,3 +109,12 @@ async def test_dial_target_in_quotes_and_queue_options_with_parentheses() -> Non
 
     rec = await run(handler)
     assert rec.dials == [("PJSIP/busy", "BUSY")]
+
+
+async def test_park_c_with_a_label_fails_the_call_with_a_clear_error() -> None:
+    async def handler(p: Peer) -> None:
+        await p.cmd("ANSWER")
+        await p.cmd('EXEC Park "default,c(ctx\\\\,s\\\\,mylabel)"')
+
+    with pytest.raises(UnmodelledGoto, match="labels are not modelled"):
+        await run(handler)
