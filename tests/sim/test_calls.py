@@ -337,3 +337,15 @@ async def test_music_on_hold_events() -> None:
     moh = [(e.name, e.get("Class")) for e in rec.events if e.name.startswith("MusicOnHold")]
     assert moh == [("MusicOnHoldStart", "default"), ("MusicOnHoldStop", None),   # unknown class -> default
                    ("MusicOnHoldStart", "default"), ("MusicOnHoldStop", None)]
+
+
+async def test_overlong_command_line_drops_the_session_like_asterisk() -> None:
+    async def handler(p: Peer) -> None:
+        await p.cmd("ANSWER")
+        p.writer.write(b"NOOP " + b"x" * 70000)      # no newline: more than the 64 KiB line buffer
+        await p.writer.drain()
+        assert await p.line() == ""                  # Asterisk's side closed the socket
+
+    rec, _, _ = await run(handler, CallSpec(flow="x"))
+    assert rec.commands() == ["ANSWER"]
+    assert rec.ended.during == "dialplan"
