@@ -391,3 +391,127 @@ async def test_retrieve_caller_id_from_event_text_is_sanitised(env):
 def test_encoding_errors_are_the_request_s_fault():
     err = from_ami(AMIEncodingError("value holds a comma"), "originate")
     assert (err.status, err.code) == (422, "invalid_request")
+
+
+# --- holds rebuilt from Asterisk (a restarted service has no note) ----------------------------------------------
+
+ALICE, BOB = "Local/alice@phones-0000003f;1", "Local/bob@phones-00000040;1"
+
+
+def move(registry: CallRegistry, name: str, context: str, application: str, data: str = ""):
+    """A Newexten as Asterisk sends it when a Redirect lands the channel in `context`,s,1."""
+    ch = registry.channel_by_name(name)
+    return registry.apply(msg(("Event", "Newexten"), ("Channel", name), ("ChannelState", "6"),
+                              ("Context", context), ("Exten", "s"), ("Priority", "1"), ("Uniqueid", ch.uniqueid),
+                              ("Linkedid", ch.linkedid), ("Application", application), ("AppData", data)))
+
+
+def held_by_an_earlier_run(registry: CallRegistry) -> str:
+    """ami-16's bridged call as a previous run of the service left it on hold: alice in ivr-hold, bob waiting."""
+    call_id = bridged_call(registry)
+    for name in (ALICE, BOB):
+        ch = registry.channel_by_name(name)
+        registry.apply(msg(("Event", "BridgeLeave"), ("Channel", name), ("Uniqueid", ch.uniqueid),
+                           ("Linkedid", ch.linkedid), ("BridgeUniqueid", ch.bridge_id or "")))
+    move(registry, ALICE, "ivr-hold", "MusicOnHold", "default")
+    ch = registry.channel_by_name(ALICE)
+    registry.apply(msg(("Event", "MusicOnHoldStart"), ("Channel", ALICE), ("Context", "ivr-hold"),
+                       ("Uniqueid", ch.uniqueid), ("Linkedid", ch.linkedid), ("Class", "default")))
+    move(registry, BOB, "ivr-hold-wait", "Wait", "3600")
+    assert registry.call(call_id).state == "held"
+    return call_id
+
+
+def getvar_answers(ami, values: dict[tuple[str, str], str]) -> None:
+    def reply(pairs):
+        h = dict(pairs)
+        return msg(("Response", "Success"), ("Variable", h["Variable"]),
+                   ("Value", values.get((h["Channel"], h["Variable"]), "")))
+    ami.replies["Getvar"] = reply
+
+
+async def test_resume_rebuilds_the_hold_from_asterisk(env):
+    ami, registry, _, ops, _ = env
+    call_id = held_by_an_earlier_run(registry)
+    getvar_answers(ami, {(ALICE, "IVR_HELD_PARTNER"): BOB})
+    assert await ops.resume(call_id) == {"resumed": ALICE, "partner": BOB}
+    assert ami.names() == ["Getvar", "Bridge", "Setvar"]
+    assert ami.headers(0) == {"Channel": ALICE, "Variable": "IVR_HELD_PARTNER"}
+    assert ami.headers(1) == {"Channel1": ALICE, "Channel2": BOB, "Tone": "no"}
+
+
+async def test_resume_refuses_a_hold_it_cannot_prove(env):
+    ami, registry, _, ops, _ = env
+    call_id = held_by_an_earlier_run(registry)
+    getvar_answers(ami, {})                       # MusicOnHold, but not put there by this API: no partner named
+    with pytest.raises(InvalidState, match="only calls put on hold"):
+        await ops.resume(call_id)
+    getvar_answers(ami, {(ALICE, "IVR_HELD_PARTNER"): "PJSIP/gone-00000009"})
+    with pytest.raises(InvalidState, match="no longer waiting"):
+        await ops.resume(call_id)
+    move(registry, BOB, "phones", "Dial", "PJSIP/bob")       # the partner went elsewhere meanwhile
+    getvar_answers(ami, {(ALICE, "IVR_HELD_PARTNER"): BOB})
+    with pytest.raises(InvalidState, match="no longer waiting"):
+        await ops.resume(call_id)
+    assert "Bridge" not in ami.names()
+
+
+async def test_transfer_of_a_held_call_after_a_restart_releases_the_partner(env):
+    ami, registry, _, ops, _ = env
+    call_id = held_by_an_earlier_run(registry)
+    getvar_answers(ami, {(ALICE, "IVR_HELD_PARTNER"): BOB})
+    with pytest.raises(InvalidRequest, match="only the held channel"):
+        await ops.transfer(call_id, TransferTarget("queue", "support"), channel=BOB)
+    result = await ops.transfer(call_id, TransferTarget("queue", "support"))
+    assert result == {"mode": "redirect", "channel": ALICE, "context": "ivr-queue", "exten": "support",
+                      "released": BOB}
+    assert [n for n in ami.names() if n != "Getvar"] == ["Redirect", "Hangup", "Setvar"]
+    assert ami.headers(-2) == {"Channel": BOB, "Cause": "16"}
+
+
+async def test_a_partner_already_gone_is_not_an_error(env):
+    ami, registry, _, ops, _ = env
+    call_id = bridged_call(registry)
+    await ops.hold(call_id)
+    move(registry, ALICE, "ivr-hold", "MusicOnHold", "default")
+    move(registry, BOB, "ivr-hold-wait", "Wait", "3600")
+    ami.replies["Hangup"] = error("No such channel")
+    result = await ops.transfer(call_id, TransferTarget("extension", "1002"))
+    assert "released" not in result and result["channel"] == ALICE
+    assert call_id not in ops._held
+
+
+async def hang_up(registry: CallRegistry, ops: CallOperations, name: str) -> None:
+    ch = registry.channel_by_name(name)
+    for effect in registry.apply(msg(("Event", "Hangup"), ("Channel", name), ("Uniqueid", ch.uniqueid),
+                                     ("Linkedid", ch.linkedid), ("Cause", "16"))):
+        await ops.on_effect(effect)
+
+
+async def test_only_the_held_partys_hangup_releases_the_partner(env):
+    ami, registry, _, ops, _ = env
+    call_id = bridged_call(registry)
+    await ops.hold(call_id)
+    move(registry, ALICE, "ivr-hold", "MusicOnHold", "default")
+    move(registry, BOB, "ivr-hold-wait", "Wait", "3600")
+    sent = len(ami.sent)
+    others = [ch.name for ch in registry.call(call_id).channels if ch.name not in (ALICE, BOB)]
+    assert others and all(n.endswith(";2") for n in others)
+    for name in others:                                   # the Local ;2 halves: not the held party
+        await hang_up(registry, ops, name)
+    assert len(ami.sent) == sent and call_id in ops._held
+    await hang_up(registry, ops, ALICE)
+    assert ami.names()[sent:] == ["Hangup"] and ami.headers() == {"Channel": BOB, "Cause": "16"}
+    assert call_id not in ops._held
+
+
+async def test_held_partys_hangup_without_a_note_releases_the_waiting_partner(env):
+    ami, registry, _, ops, _ = env
+    call_id = held_by_an_earlier_run(registry)
+    await hang_up(registry, ops, BOB)        # the waiting partner hangs up itself: nothing to do
+    assert ami.sent == []
+    registry2 = CallRegistry(clock=lambda: 1000.0)
+    ops2 = CallOperations(ami, registry2, ops.storage, CallControlSettings())
+    held_by_an_earlier_run(registry2)
+    await hang_up(registry2, ops2, ALICE)
+    assert ami.names() == ["Hangup"] and ami.headers() == {"Channel": BOB, "Cause": "16"}

@@ -224,3 +224,30 @@ def test_shutdown_clears_everything():
     effects = reg.apply(Message([("Event", "Shutdown"), ("Shutdown", "Cleanly"), ("Restart", "False")]))
     assert CallEnded("1795909439.108") in effects
     assert reg.calls() == [] and reg.parked == {}
+
+
+def test_resync_sees_a_held_party_and_hangups_name_their_context():
+    # ami-12's CoreShowChannel for alice ;1, as it reads once a Redirect put it in [ivr-hold] (MusicOnHold(default))
+    # and its partner bob ;1 in [ivr-hold-wait] (Wait(3600)): no bridge, the application and location changed.
+    snapshot = list_items(load("ami-12-status-getvar-command.jsonl"), "ami-4")
+    moved = {"Local/alice@phones-00000033;1": ("ivr-hold", "MusicOnHold", "default"),
+             "Local/bob@phones-00000034;1": ("ivr-hold-wait", "Wait", "3600")}
+    items = []
+    for item in snapshot:
+        if item.get("Channel") in moved:
+            context, app, data = moved[item["Channel"]]
+            changed = {"Context": context, "Exten": "s", "Priority": "1", "Application": app,
+                       "ApplicationData": data, "BridgeId": ""}
+            item = Message([(k, changed.get(k, v)) for k, v in item.items()])
+        items.append(item)
+    reg = CallRegistry(clock=Clock())
+    reg.resync_channels(items)
+    call = reg.call("1795909436.104")
+    assert call.state == "held" and call.talking_bridge() is None
+    by_name = {ch.name: ch for ch in call.channels}
+    assert by_name["Local/alice@phones-00000033;1"].moh_class == "default"
+    assert by_name["Local/bob@phones-00000034;1"].moh_class is None
+    alice = by_name["Local/alice@phones-00000033;1"]
+    effects = reg.apply(Message([("Event", "Hangup"), ("Channel", alice.name), ("Uniqueid", alice.uniqueid),
+                                 ("Linkedid", alice.linkedid), ("Cause", "16")]))
+    assert ChannelGone(alice.uniqueid, alice.linkedid, alice.name, "16", "ivr-hold") in effects
