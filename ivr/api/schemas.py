@@ -48,7 +48,8 @@ class TransferBody(Body):
     queue: str | None = None
     flow: str | None = None
     mode: Literal["blind", "attended"] = "blind"
-    channel: str | None = Field(None, description="Channel that performs the transfer (default: chosen by role).")
+    channel: str | None = Field(None, description="Channel that performs the transfer (default: chosen by role); "
+                                "on a held call only the held caller, whose waiting partner is released.")
 
     @model_validator(mode="after")
     def _one_target(self) -> "TransferBody":
