@@ -251,7 +251,12 @@ class CallOperations:
             transferer = chosen or agent
             await self._act("attended transfer", "Atxfer", actions.atxfer(transferer.name, exten, context))
             return {"mode": "attended", "transferer": transferer.name, "context": context, "exten": exten}
-        hold = await self._hold_pair(call) if call.state == "held" or call.id in self._held else None
+        hold: tuple[Channel, Channel] | None = None
+        if call.state == "held" or call.id in self._held:
+            try:
+                hold = await self._hold_pair(call)
+            except InvalidState:      # the partner hung up during the hold: the caller is simply redirected
+                self._held.pop(call.id, None)
         if agent is not None and hold is None:
             # Bridged (so no longer in the IVR: a call in a flow is never in a talking bridge): the agent side
             # transfers, the caller goes to the target, the agent leg is released.
@@ -406,6 +411,9 @@ class CallOperations:
         current = self.registry.channels.get(partner.uniqueid)
         if current is None or current.context != self.settings.hold_wait_context:
             return False
+        bridge = self.registry.bridges.get(current.bridge_id or "")
+        if bridge is not None and bridge.channels - {current.uniqueid}:
+            return False          # resumed meanwhile: it talks to someone
         try:
             await self.ami.action("Hangup", actions.hangup(current.name, 16))
         except Exception as exc:

@@ -515,3 +515,32 @@ async def test_held_partys_hangup_without_a_note_releases_the_waiting_partner(en
     held_by_an_earlier_run(registry2)
     await hang_up(registry2, ops2, ALICE)
     assert ami.names() == ["Hangup"] and ami.headers() == {"Channel": BOB, "Cause": "16"}
+
+
+async def test_transfer_of_a_held_call_whose_partner_hung_up_redirects_the_caller(env):
+    ami, registry, _, ops, _ = env
+    call_id = bridged_call(registry)
+    await ops.hold(call_id)
+    move(registry, ALICE, "ivr-hold", "MusicOnHold", "default")
+    bob = registry.channel_by_name(BOB)
+    await hang_up(registry, ops, BOB)
+    await hang_up(registry, ops, BOB[:-1] + "2")
+    assert call_id in ops._held
+    result = await ops.transfer(call_id, TransferTarget("queue", "support"))
+    assert result == {"mode": "redirect", "channel": ALICE, "context": "ivr-queue", "exten": "support"}
+    assert ami.names()[-1] == "Redirect" and "Hangup" not in ami.names() and bob.uniqueid not in registry.channels
+    assert call_id not in ops._held
+    with pytest.raises(InvalidState, match="only calls put on hold"):
+        await ops.resume(call_id)
+
+
+async def test_a_partner_talking_again_is_never_released(env):
+    ami, registry, _, ops, _ = env
+    call_id = held_by_an_earlier_run(registry)
+    carol = registry.channel_by_name(ALICE[:-1] + "2")        # anyone else in a bridge with bob
+    for ch in (registry.channel_by_name(BOB), carol):
+        registry.apply(msg(("Event", "BridgeEnter"), ("Channel", ch.name), ("Uniqueid", ch.uniqueid),
+                           ("Linkedid", ch.linkedid), ("BridgeUniqueid", "b-again"), ("BridgeType", "basic"),
+                           ("BridgeTechnology", "simple_bridge")))
+    await hang_up(registry, ops, ALICE)
+    assert ami.sent == []
