@@ -395,7 +395,7 @@ class CallOperations:
         return None
 
     async def _getvar(self, channel: Channel, variable: str) -> str:
-        response = await self._act("resume", "Getvar", actions.getvar(variable, channel.name))
+        response = await self._act("read the hold", "Getvar", actions.getvar(variable, channel.name))
         value = response.get("Value") if hasattr(response, "get") else None
         return (value or "").strip()
 
