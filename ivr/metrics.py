@@ -134,8 +134,8 @@ RECORDINGS_ACTIVE = Gauge("ivr_recordings_active", "Recordings running now.", re
 RECORDINGS_FINISHED = Counter("ivr_recordings_finished", "Recordings finished.", registry=REGISTRY)
 RECORDING_SECONDS = Counter("ivr_recording_seconds", "Seconds of audio recorded.", registry=REGISTRY)
 VOICEMAILS = Counter("ivr_voicemails", "Voicemail messages stored.", ["flow"], registry=REGISTRY)
-CALLBACKS = Counter("ivr_callbacks", "Callback requests by result (requested, attempted, completed, failed, cancelled by the customer).",
-                    ["queue", "result"], registry=REGISTRY)
+CALLBACKS = Counter("ivr_callbacks", "Callback requests by result (requested, attempted, completed, failed, "
+                    "cancelled by the customer).", ["queue", "result"], registry=REGISTRY)
 
 # --- queues (from AMI) -------------------------------------------------------------------------------------
 QUEUE_CALLERS = Gauge("ivr_queue_callers", "Callers waiting in the queue.", ["queue"], registry=REGISTRY)
