@@ -4,6 +4,9 @@ redirects, and the `CallRecord`.
 Rules for this file:
 - A call holds the clock from placement until its AGI session runs (the session then holds it while it waits
   for the service); after the AGI, the dialplan (NoOp/Hangup, park comeback, redirect targets) runs on timers.
+- One channel can run several FastAGI sessions in turn (a parked caller's comeback: ivr-park-comeback runs
+  AGI(agi://${IVR_SERVER}/<flow>?node=<node>) on the same channel); each is an `AgiRun` of the record, and the
+  transcript holds them one after the other.
 - The record is built from what happened on the wire and on the PBX bus; nothing is inferred afterwards.
 - The caller script runs as its own task and never holds the clock.
 """
@@ -18,7 +21,7 @@ from urllib.parse import urlencode
 from ivr.sim.agi_session import AGISession
 from ivr.sim.bridging import ring_agent, talk
 from ivr.sim.channel import MediaEvent, SimChannel
-from ivr.sim.dialplan import lookup, run_context
+from ivr.sim.dialplan import AgiStep, lookup, run_context
 from ivr.sim.events import Event
 from ivr.sim.model import CallSpec, Route
 from ivr.sim.parking import park_channel
@@ -59,6 +62,22 @@ class Ending:
 
 
 @dataclass(frozen=True)
+class AgiRun:
+    """One FastAGI session of the call: where the dialplan ran it, its env, its AGISTATUS and its transcript."""
+    context: str
+    exten: str
+    priority: int
+    env: dict[str, str]             # the agi_* block without the prefix ("network_script": "main?node=x")
+    status: str                     # AGISTATUS it left
+    first_line: int                 # its slice of CallRecord.transcript: [first_line, end_line)
+    end_line: int
+
+    @property
+    def script(self) -> str:
+        return self.env.get("network_script", "")
+
+
+@dataclass(frozen=True)
 class RecordingInfo:
     path: str
     seconds: float
@@ -83,6 +102,16 @@ class CallRecord:
     duration: float
     log: list[tuple[str, str]] = field(default_factory=list)
     spied: list[str] = field(default_factory=list)    # ChanSpy modes a supervisor used: listen/whisper/barge
+    agi_runs: list[AgiRun] = field(default_factory=list)  # every FastAGI session, in order
+
+    def session_lines(self, index: int) -> list[TranscriptLine]:
+        """The transcript of the index-th AGI session (env block included)."""
+        run = self.agi_runs[index]
+        return self.transcript[run.first_line:run.end_line]
+
+    def session_commands(self, index: int) -> list[str]:
+        """Command lines the service sent in the index-th AGI session."""
+        return [l.text[:-1] for l in self.session_lines(index) if l.direction == ">>>"]
 
     def commands(self) -> list[str]:
         """Command lines the service sent (without the final newline)."""
@@ -90,9 +119,8 @@ class CallRecord:
 
     def replies(self) -> list[str]:
         """Lines Asterisk sent after the env block (without the final newline)."""
-        chunks = [l.text for l in self.transcript if l.direction == "<<<"]
-        if chunks and chunks[0].startswith("agi_"):
-            chunks = chunks[1:]            # the env block (Async AGI has none on the wire)
+        # env blocks (one per FastAGI session; Async AGI has none on the wire) are not replies
+        chunks = [l.text for l in self.transcript if l.direction == "<<<" and not l.text.startswith("agi_")]
         out: list[str] = []
         for chunk in chunks:
             out += chunk.splitlines()
@@ -153,6 +181,10 @@ class Call:
         self.spied: list[str] = []                          # ChanSpy modes used on this call
         self.in_agi = False                                 # an AGI session runs (else: dialplan)
         self.dialplan_at = "dialplan"                       # Ending.during outside the AGI
+        self.in_modelled = False                            # running a dialplan.py context (during(): where)
+        self.agi_runs: list[AgiRun] = []
+        self._resume: AgiStep | None = None                 # the modelled AGI priority the dialplan goes on after
+        self._dnid: str | None = None                       # the channel's DNID (the same for every session)
 
     # -- recording what happened ------------------------------------------------------------------------------
     def add_line(self, direction: str, data: bytes) -> None:
@@ -188,6 +220,8 @@ class Call:
 
     def during(self) -> str:
         """What the call is doing now, for `Ending.during`: the AGI command, "idle", or "dialplan"."""
+        if self.in_modelled and not self.in_agi and self.channel is not None:
+            return "dialplan %s,%s" % (self.channel.context, self.channel.exten)
         if self.session is None or not self.in_agi:
             return self.dialplan_at
         return (self.session.current or "idle") if self.session.in_command else "idle"
@@ -226,7 +260,7 @@ class Call:
             script = CallerScript.of(self.spec.script)
             self._script_task = asyncio.get_running_loop().create_task(self._run_script(script.steps))
             limit = clock.call_later(sim.config.max_call_seconds, lambda: self._caller_hangs_up("limit"))
-            route: Route | None = self.route
+            route: Route | AgiStep | None = self.route
             while route is not None:
                 if not held:
                     clock.acquire()
@@ -251,18 +285,22 @@ class Call:
                 self._script_task.cancel()
             self._finish()
 
-    async def _run_agi(self, ch: SimChannel, route: Route) -> str:
+    async def _run_agi(self, ch: SimChannel, route: Route | AgiStep) -> str:
         sim, spec = self.sim, self.spec
-        query = dict(route.query)
-        if route is self.route:
-            query.update(spec.params)
-        script_path = route.flow + ("?" + urlencode(query) if query else "")
-        host, port = sim.fastagi
-        args = (tuple(spec.args) if route is self.route else ()) or route.args
-        is_async = route.flow == ASYNC_AGI
-        appdata = (ASYNC_AGI if is_async else "agi://%s:%d/%s" % (host, port, script_path)) + "".join(
-            "," + a for a in args)
-        ch.newexten("AGI", appdata, priority=ch.priority)
+        if isinstance(route, AgiStep):          # a modelled context's AGI(agi://${IVR_SERVER}/...): announced there
+            script_path, args, is_async = route.script, (), False
+            host, port = self._ivr_server()
+        else:
+            query = dict(route.query)
+            if route is self.route:
+                query.update(spec.params)
+            script_path = route.flow + ("?" + urlencode(query) if query else "")
+            host, port = sim.fastagi
+            args = (tuple(spec.args) if route is self.route else ()) or route.args
+            is_async = route.flow == ASYNC_AGI
+            appdata = (ASYNC_AGI if is_async else "agi://%s:%d/%s" % (host, port, script_path)) + "".join(
+                "," + a for a in args)
+            ch.newexten("AGI", appdata, priority=ch.priority)
         env = self._env(ch, host, port, script_path)
         if is_async:
             env["request"] = "async"
@@ -270,11 +308,22 @@ class Call:
         self._session_started.set()
         ch.holding_clock = True
         self.in_agi = True
+        first = len(self.transcript)
+        status = "FAILURE"
         try:
-            return await self.session.run()
+            status = await self.session.run()
+            return status
         finally:
             self.in_agi = False
             ch.holding_clock = False
+            self.agi_runs.append(AgiRun(env["context"], env["extension"], int(env["priority"]), dict(env), status,
+                                        first, len(self.transcript)))
+
+    def _ivr_server(self) -> tuple[str, int]:
+        """${IVR_SERVER} (host:port) as the dialplan's AGI URL names it; the simulator's target if unusable."""
+        value = self.sim.pbx.globals.get("IVR_SERVER", "")
+        host, _, port = value.rpartition(":")
+        return (host, int(port)) if host and port.isdigit() else self.sim.fastagi
 
     # -- redirects (AMI Redirect, Park, transfers of a caller that is not bridged) ----------------------------
     def goto(self, context: str, exten: str, *, park_timeout: float | None = None) -> None:
@@ -303,15 +352,24 @@ class Call:
             return await self._continue_at(ch, context, exten, park_timeout)
         if session.comeback_context is not None:
             # A Park timeout: the channel is at the comeback location, whose Newexten (naming Park, the async-goto
-            # quirk of agi-07c) went out at the time-out.  The AGI occupied that priority; the dialplan goes on at
-            # the next one.  Only the recorded lot context is modelled (s,2 Hangup); elsewhere the call ends here.
+            # quirk of agi-07c) went out at the time-out.  The dialplan runs that priority without a Newexten of
+            # its own (agi-07c: "no separate Newexten naming NoOp follows"), then the next ones.  Modelled: the
+            # recorded lot context (s,2 Hangup) and the service's contexts (ivr-park-comeback: back into the flow).
+            self._resume = None
             ch.context, ch.exten = session.comeback_context, session.comeback_exten
             ch.priority = session.comeback_priority
+            if lookup(ch.context, ch.exten) is not None:
+                ch.drain()
+                return await self._run_modelled(ch, ch.context, ch.exten, None, start=ch.priority)
             if (ch.context, ch.exten, ch.priority) == (self.sim.config.parking.comebackcontext, "s", 1):
                 ch.newexten("Hangup", "", priority=2)
             self.note_end("timeout", "comeback")
             self.hangup_caller_leg(16)
             return None
+        if self._resume is not None:            # the AGI was a priority of a modelled context: go on after it
+            step, self._resume = self._resume, None
+            return await self._run_modelled(ch, step.context, step.exten, None, start=step.priority + 1,
+                                            resume=True)
         ch.newexten("NoOp", "AGISTATUS=%s" % self.agi_status, priority=ch.priority + 1)
         ch.newexten("Hangup", "", priority=ch.priority + 1)
         self.note_end("service", "dialplan")
@@ -343,21 +401,10 @@ class Call:
         if route is not None:
             ch.priority = 1
             return route
-        if lookup(context, exten) is not None:      # ivr-hold, ivr-hold-wait, ivr-queue, ivr-dial-out
+        if lookup(context, exten) is not None:      # ivr-hold, ivr-hold-wait, ivr-queue, ivr-dial-out, ...
             if context == "ivr-hold":
                 self.destinations.append("hold")
-            self.dialplan_at = "dialplan %s,%s" % (context, exten)
-            outcome = await run_context(sim, ch, context, exten, None, call=self)
-            if outcome == "goto" and self._goto is not None and not ch.hungup:
-                context, exten, park_timeout = self._goto
-                self._goto = None
-                ch.drain()
-                if self.session is not None:     # the next Newexten 1 carries what ran here (async goto)
-                    self.session.comeback_app = (ch.app, ch.appdata)
-                return await self._continue_at(ch, context, exten, park_timeout)
-            self.note_end("caller" if ch.hungup else "service", self.dialplan_at)
-            self.hangup_caller_leg(16)
-            return None
+            return await self._run_modelled(ch, context, exten, None)
         agent = sim.config.agents.get(exten)
         if agent is not None:
             target = "Local/%s@%s" % (exten, context)
@@ -372,6 +419,31 @@ class Call:
             self.hangup_caller_leg(16)
             return None
         self.note_end("service", "goto %s,%s" % (context, exten))
+        self.hangup_caller_leg(16)
+        return None
+
+    async def _run_modelled(self, ch: SimChannel, context: str, exten: str, previous_app: tuple[str, str] | None,
+                            *, start: int = 1, resume: bool = False) -> Route | AgiStep | None:
+        """Run a dialplan.py context; an AGI priority there is returned for the call loop to run."""
+        self.in_modelled = True
+        try:
+            outcome = await run_context(self.sim, ch, context, exten, previous_app, call=self, start=start,
+                                        resume=resume)
+        finally:
+            self.in_modelled = False
+        self.dialplan_at = "dialplan %s,%s" % (ch.context, ch.exten)
+        if isinstance(outcome, AgiStep):
+            self._resume = outcome
+            self.destinations.append("ivr")
+            return outcome
+        if outcome == "goto" and self._goto is not None and not ch.hungup:
+            context, exten, park_timeout = self._goto
+            self._goto = None
+            ch.drain()
+            if self.session is not None:     # the next Newexten 1 carries what ran here (async goto)
+                self.session.comeback_app = (ch.app, ch.appdata)
+            return await self._continue_at(ch, context, exten, park_timeout)
+        self.note_end("caller" if ch.hungup else "service", self.dialplan_at)
         self.hangup_caller_leg(16)
         return None
 
@@ -414,14 +486,15 @@ class Call:
         ch.priority = 2
 
     def _env(self, ch: SimChannel, host: str, port: int, script_path: str) -> dict[str, str]:
-        local = ch.tech == "Local"
+        if self._dnid is None:                  # the dialled number stays the channel's for later sessions
+            self._dnid = "unknown" if ch.tech == "Local" else ch.exten
         return {
             "network": "yes", "network_script": script_path,
             "request": "agi://%s:%d/%s" % (host, port, script_path), "channel": ch.name,
             "language": ch.language, "type": ch.tech, "uniqueid": ch.uniqueid, "version": AGI_VERSION,
             "callerid": ch.caller_num or "unknown", "calleridname": ch.caller_name or "unknown",
             "callingpres": "0", "callingani2": "0", "callington": "0", "callingtns": "0",
-            "dnid": "unknown" if local else ch.exten, "rdnis": "unknown", "context": ch.context,
+            "dnid": self._dnid or "unknown", "rdnis": "unknown", "context": ch.context,
             "extension": ch.exten, "priority": str(ch.priority), "enhanced": "0.0",
             "accountcode": ch.accountcode, "threadid": str(self.sim.next_threadid()),
         }
@@ -440,7 +513,7 @@ class Call:
             agi_status=self.agi_status, ended=self.ending or Ending("service", "dialplan", self.destinations[-1]),
             destinations=list(self.destinations), recordings=list(self.recordings), dials=list(self.dials),
             started=self.started, duration=self.sim.clock.now() - self.started, log=list(self.log),
-            spied=list(self.spied))
+            spied=list(self.spied), agi_runs=list(self.agi_runs))
         self._done.set_result(rec)
         self.sim.calls_by_linkedid.pop(self.linkedid, None)
         self.sim.finished_calls += 1

@@ -3,9 +3,16 @@
 Rules for this file:
 - `IVR_CONTEXTS` mirrors the shipped file priority by priority: ivr-hold (MusicOnHold of ${IVR_MOH_CLASS},
   default when empty), ivr-hold-wait (Wait(3600), Hangup()), ivr-queue (NoOp, Queue(<exten>), Hangup()),
-  ivr-dial-out (Dial(PJSIP/<number>@trunk,40), Hangup()).  ivr-outbound,<flow> is a FastAGI flow and stays with
-  `SimConfig.routes` (an exten that is a route runs that flow).  AppData is computed from the channel the way
-  the .conf's expressions would expand it (FILTER keeps the same characters).
+  ivr-dial-out (Dial(PJSIP/<number>@trunk,40), Hangup()), ivr-park-comeback (where the flow's Park sends a
+  timed-out caller: back into the flow at ${IVR_COMEBACK} over a second FastAGI, else ivr-enter,fallback) and
+  ivr-enter,fallback (NoOp, Answer, Playback, Dial(${IVR_OPERATOR},60), Playback, Hangup).  ivr-outbound,<flow>
+  is a FastAGI flow and stays with `SimConfig.routes` (an exten that is a route runs that flow).  AppData is
+  computed from the channel the way the .conf's expressions would expand it (FILTER keeps the same characters,
+  `$[a = b]` becomes 1 or 0 as in the Newexten events of a real Asterisk).
+- Goto/GotoIf jump synchronously (the next Newexten names the application there).  An AGI priority stops the
+  walk: run_context returns an `AgiStep` and the call runs that FastAGI session, then resumes at the next
+  priority (`resume=True`: its Newexten goes out as usual).
+- An application that returns -1 (Dial after a bridged call, a hangup) ends the dialplan, as pbx.c does.
 - `run_context()` runs those priorities on a channel that already left its previous application (a Redirect,
   the end of an AGI).  Asterisk's async-goto quirk applies: the Newexten of priority 1 carries the *previous*
   Application/AppData (README: "After an async goto ... the Newexten for priority 1 ... previous").
@@ -34,10 +41,23 @@ def _filter(allowed: str, text: str) -> str:
     return "".join(c for c in text if re.fullmatch("[%s]" % allowed, c))
 
 
+Jump = Callable[["SimChannel", str], "tuple[str, str, int] | None"]
+
+
 @dataclass(frozen=True)
 class Priority:
     app: str
     data: Data = lambda ch, exten: ""
+    jump: Jump | None = None           # Goto/GotoIf: where the dialplan goes on (None: the next priority)
+
+
+@dataclass(frozen=True)
+class AgiStep:
+    """run_context reached AGI(agi://${IVR_SERVER}/<script>): the call runs it at context,exten,priority."""
+    context: str
+    exten: str
+    priority: int
+    script: str                        # agi_network_script: "<flow>?<query>"
 
 
 @dataclass(frozen=True)
@@ -54,6 +74,42 @@ def _moh_class(ch: "SimChannel", exten: str) -> str:
     return value if value else "default"
 
 
+def _cut(value: str, sep: str, field_no: int) -> str:
+    """${CUT(var,sep,n)}: the n-th (1-based) piece; "" when there is none."""
+    parts = value.split(sep)
+    return parts[field_no - 1] if field_no <= len(parts) else ""
+
+
+def _comeback(ch: "SimChannel") -> str:
+    return ch.get_var("IVR_COMEBACK") or ""
+
+
+def _comeback_flow(ch: "SimChannel") -> str:
+    return _filter(r"\-A-Za-z0-9_", _cut(_comeback(ch), ":", 1))
+
+
+def _comeback_script(ch: "SimChannel", exten: str) -> str:
+    # agi://${IVR_SERVER}/${IVR_FLOW}?node=${FILTER(-A-Za-z0-9_,${CUT(IVR_COMEBACK,:,2)})}
+    return "%s?node=%s" % (ch.get_var("IVR_FLOW") or "", _filter(r"\-A-Za-z0-9_", _cut(_comeback(ch), ":", 2)))
+
+
+def _agi_url(script: Callable[["SimChannel", str], str]) -> Data:
+    return lambda ch, e: "agi://%s/%s" % (ch.get_var("IVR_SERVER") or "", script(ch, e))
+
+
+def _is(ch: "SimChannel", name: str, value: str) -> bool:
+    return (ch.get_var(name) or "") == value
+
+
+def _goto_if(test: Callable[["SimChannel"], bool], target: tuple[str, str, int]) -> Priority:
+    """GotoIf($["${VAR}" = "X"]?context,exten,priority): AppData shows the evaluated condition (1/0)."""
+    where = "%s,%s,%d" % target
+    return Priority("GotoIf", lambda ch, e: "%d?%s" % (test(ch), where),
+                    jump=lambda ch, e: target if test(ch) else None)
+
+
+FALLBACK = ("ivr-enter", "fallback", 1)
+
 IVR_CONTEXTS: dict[str, tuple[Extension, ...]] = {
     # [ivr-hold] exten => s,1,MusicOnHold(${IF($["${IVR_MOH_CLASS}" = ""]?default:${IVR_MOH_CLASS})})
     "ivr-hold": (Extension("s", (Priority("MusicOnHold", _moh_class),)),),
@@ -68,6 +124,36 @@ IVR_CONTEXTS: dict[str, tuple[Extension, ...]] = {
     "ivr-dial-out": (
         Extension(r"\+[0-9].+", (Priority("Dial", lambda ch, e: "PJSIP/%s@trunk,40" % e[1:]), Priority("Hangup"))),
         Extension(r"[0-9].+", (Priority("Dial", lambda ch, e: "PJSIP/%s@trunk,40" % e), Priority("Hangup"))),
+    ),
+    # [ivr-park-comeback] exten => s,1,NoOp(ivr: park time-out, back to ${IVR_COMEBACK}) ... AGI(...) ... Hangup()
+    "ivr-park-comeback": (
+        Extension("s", (
+            Priority("NoOp", lambda ch, e: "ivr: park time-out, back to " + _comeback(ch)),
+            _goto_if(lambda ch: _is(ch, "IVR_COMEBACK", ""), FALLBACK),
+            Priority("Set", lambda ch, e: "IVR_FLOW=" + _comeback_flow(ch)),
+            Priority("Set", lambda ch, e: "IVR_STATUS="),
+            Priority("Set", lambda ch, e: "IVR_TRANSFERRED="),
+            Priority("AGI", _agi_url(_comeback_script)),
+            _goto_if(lambda ch: _is(ch, "AGISTATUS", "FAILURE"), FALLBACK),
+            _goto_if(lambda ch: _is(ch, "IVR_STATUS", "NOROUTE"), FALLBACK),
+            _goto_if(lambda ch: _is(ch, "IVR_STATUS", "ERROR"), FALLBACK),
+            Priority("Hangup"))),
+        # exten => _[-A-Za-z0-9_].,1,Goto(ivr-park-comeback,s,1)
+        Extension(r"[-A-Za-z0-9_].+", (Priority("Goto", lambda ch, e: "ivr-park-comeback,s,1",
+                                                jump=lambda ch, e: ("ivr-park-comeback", "s", 1)),)),
+    ),
+    # [ivr-enter] exten => fallback,1,NoOp(ivr unavailable: ...) / Answer() / Playback(pls-hold-while-try) /
+    #   Dial(${IVR_OPERATOR},60) / Playback(sorry-youre-having-problems) / Hangup()
+    # (ivr-enter,s is the inbound AGI itself: `SimConfig.routes` / CallSpec.flow model it.)
+    "ivr-enter": (
+        Extension("fallback", (
+            Priority("NoOp", lambda ch, e: "ivr unavailable: AGISTATUS=%s IVR_STATUS=%s" % (
+                ch.get_var("AGISTATUS") or "", ch.get_var("IVR_STATUS") or "")),
+            Priority("Answer"),
+            Priority("Playback", lambda ch, e: "pls-hold-while-try"),
+            Priority("Dial", lambda ch, e: "%s,60" % (ch.get_var("IVR_OPERATOR") or "")),
+            Priority("Playback", lambda ch, e: "sorry-youre-having-problems"),
+            Priority("Hangup"))),
     ),
 }
 
@@ -113,30 +199,46 @@ async def _wait_or_bridge(ch: "SimChannel", seconds: float | None) -> str:
 
 
 async def run_context(sim: "SimulatedAsterisk", ch: "SimChannel", context: str, exten: str,
-                      previous_app: tuple[str, str] | None, call: object | None = None) -> str:
-    """Run context/exten on `ch` (see the rules above); returns "hangup", "goto" or "end".
+                      previous_app: tuple[str, str] | None, call: object | None = None, *,
+                      start: int = 1, resume: bool = False) -> "str | AgiStep":
+    """Run context/exten from priority `start` on `ch` (see the rules above): "hangup", "goto", "end" or an
+    `AgiStep` (the call runs that AGI, then calls again with start=<its priority + 1>, resume=True).
 
-    `previous_app` is what the channel ran before (for priority 1's Newexten); None when the caller already
-    emitted that Newexten."""
-    priorities = lookup(context, exten)
-    if priorities is None:
-        raise KeyError("%s,%s is not in the modelled dialplan" % (context, exten))
-    ch.context, ch.exten = context, exten
+    The first priority's Newexten: with `previous_app` it carries that app (async goto); without it none goes
+    out (the channel's location was already announced, e.g. by a Park time-out); `resume` announces it as usual."""
     host = AppHost(sim, ch, call if call is not None else _Scratch())
-    for n, prio in enumerate(priorities, 1):
+    n, first = start, True
+    while True:
+        priorities = lookup(context, exten)
+        if priorities is None:
+            raise KeyError("%s,%s is not in the modelled dialplan" % (context, exten))
         if ch.hungup:
             return "hangup"
+        if n > len(priorities):
+            return "end"                               # no such priority: the PBX hangs the channel up
+        prio = priorities[n - 1]
+        ch.context, ch.exten = context, exten
         data = prio.data(ch, exten)
-        if n == 1:
+        if first and not resume:
             if previous_app is not None:
-                ch.newexten(*previous_app, priority=1)
-            ch.priority = 1
+                ch.newexten(*previous_app, priority=n)
+            ch.priority = n
             ch.app, ch.appdata = prio.app, data
         else:
             ch.newexten(prio.app, data, priority=n)
+        first = False
         app = prio.app.lower()
+        if prio.jump is not None:
+            target = prio.jump(ch, exten)
+            if target is not None:
+                context, exten, n = target
+                continue
+            n += 1
+            continue
         if app == "hangup":
             return "end"
+        if app == "agi":
+            return AgiStep(context, exten, n, data.split("/", 3)[3] if data.count("/") >= 3 else "")
         if app in ("musiconhold", "wait"):
             ch.stop_moh()
             if app == "musiconhold":
@@ -149,15 +251,19 @@ async def run_context(sim: "SimulatedAsterisk", ch: "SimChannel", context: str, 
                 outcome = await bridge.join(ch)
             if outcome == "hangup":
                 return "hangup" if ch.hungup else "goto"
+            n += 1
             continue
-        if app in ("queue", "dial"):
+        if app in ("queue", "dial", "playback", "answer"):
             from ivr.sim.apps import APPS
-            await APPS[app](host, data)  # type: ignore[arg-type]
+            result = await APPS[app](host, data)  # type: ignore[arg-type]
             if ch.hungup:
                 return "hangup"
+            if result == -1:                           # pbx.c: an app's -1 ends the dialplan
+                return "end"
+            n += 1
             continue
         # NoOp / Set: nothing to wait for
         if app == "set":
             name, _, value = data.partition("=")
             ch.set_var(name, value)
-    return "end"
+        n += 1

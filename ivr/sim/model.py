@@ -105,6 +105,9 @@ class SimConfig:
     moh_classes: set[str] = field(default_factory=lambda: {"default"})   # unknown classes fall back to default
     seed: int = 0                                # ids that Asterisk draws at random (CommandId, bridges)
     default_callee: AgentSpec = field(default_factory=lambda: AgentSpec("callee", answer_after=1.0, talk=None))
+    # [globals] of extensions.conf that dialplans/extensions_ivr.conf reads: IVR_OPERATOR (ivr-enter,fallback's
+    # Dial), IVR_SERVER (host:port of the FastAGI service; default: where sim.start() points calls)
+    globals: dict[str, str] = field(default_factory=lambda: {"IVR_OPERATOR": "Local/answer2s@agents"})
 
     def map_path(self, path: str) -> str:
         for prefix, repl in self.path_map.items():

@@ -42,6 +42,7 @@ class SimulatedAsterisk:
         self.config = config or SimConfig()
         self.clock: Clock = clock or RealClock()
         self.pbx = PBX(self.config, self.clock)
+        self.pbx.globals.update(self.config.globals)
         self.database: dict[tuple[str, str], str] = {}
         self.extra_apps: dict[str, Callable[[AGISession, str], Awaitable[int]]] = {}
         self.retrieval_talk: dict[int, float | None] = {}
@@ -71,6 +72,8 @@ class SimulatedAsterisk:
             self.fastagi = (fastagi[0], int(fastagi[1]))
         elif fastagi_port is not None:
             self.fastagi = (fastagi_host, int(fastagi_port))
+        if "IVR_SERVER" not in self.config.globals:      # ${IVR_SERVER} of the dialplan's AGI(agi://...) lines
+            self.pbx.globals["IVR_SERVER"] = "%s:%d" % self.fastagi
         if ami:
             from ivr.sim.ami_server import AMIServer
             self.ami = AMIServer(self, host=ami_host, port=ami_port)

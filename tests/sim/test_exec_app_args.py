@@ -42,15 +42,18 @@ async def test_park_c_option_sends_the_timed_out_call_to_the_named_location() ->
     got: list[list[str]] = []
     rec = await run(park_then_hangup_notice(got, FLOW_PARK))
     assert got == [["200 result=0\n"], ["HANGUP\n"]]            # agi-07: result=0 at the time-out, then HANGUP
-    assert rec.ended.by == "timeout" and rec.ended.during == "comeback"
+    # no IVR_COMEBACK on the channel: ivr-park-comeback sends the caller to ivr-enter,fallback (the operator)
+    assert rec.ended.during == "dialplan ivr-enter,fallback"
+    assert rec.dials == [("Local/answer2s@agents", "ANSWER")]
     (timeout,) = rec.events_named("ParkedCallTimeOut")
     assert (timeout["ParkeeContext"], timeout["ParkeeExten"], timeout["ParkeePriority"]) == (
         "ivr-park-comeback", "s", "1")
     assert timeout["ParkingDuration"] == "6"                   # st(6): silent, own 6 s timeout
     comeback = [e for e in rec.events_named("Newexten") if e["Context"] == "ivr-park-comeback"]
     # the async-goto quirk of agi-07c: s,1 names Park (AppData as res_agi passed it, one backslash left)
+    # then s,1's NoOp runs without a Newexten of its own (agi-07c) and s,2's GotoIf takes the empty IVR_COMEBACK
     assert [(e["Exten"], e["Priority"], e["Application"], e["AppData"]) for e in comeback] == [
-        ("s", "1", "Park", r"default,st(6)c(ivr-park-comeback\,s\,1)")]
+        ("s", "1", "Park", r"default,st(6)c(ivr-park-comeback\,s\,1)"), ("s", "2", "GotoIf", "1?ivr-enter,fallback,1")]
     assert not [e for e in rec.events if e.get("Context") == "parkedcallstimeout"]
     # recorded order: ParkedCallTimeOut ... Newexten (new location) ... AGIExecEnd of the Park
     names = [e.name for e in rec.events]
