@@ -143,3 +143,26 @@ async def test_streams_pump_feeds_the_same_link():
         server.close()
         await server.wait_closed()
     assert result == {"value": "preset value", "hung_up": True}
+
+
+async def test_peer_reset_during_a_command_is_connection_lost():
+    import socket
+    import struct
+
+    from ivr.agi.errors import AGIConnectionLost
+
+    async def body(s: AGISession):
+        await s.get_variable("PRESET")
+
+    outcome = Outcome()
+    router = Router()
+    router.add("agi-01", capture(body, outcome))
+    async with running_server(router) as server:
+        fake = await FakeAsterisk.connect(server.port, ENV_AGI01)
+        await fake.expect(b"GET VARIABLE PRESET\n")
+        sock = fake.writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))   # close() sends RST
+        fake.writer.transport.abort()
+        await outcome.wait()
+    assert isinstance(outcome.error, AGIConnectionLost)
+    assert "closed the connection while a reply was due" in str(outcome.error)
