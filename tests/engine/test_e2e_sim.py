@@ -50,7 +50,8 @@ async def stack(storage, tmp_path):
         await server.stop()
 
 
-async def call(stack, script, at=MONDAY_NOON, operator=None, reports_expected=1, on_node=None, **spec):
+async def call(stack, script, at=MONDAY_NOON, operator=None, reports_expected=1, on_node=None, all_reports=False,
+               **spec):
     sim, reports = await stack(at, operator, on_node)
     try:
         flow = spec.pop("flow_override", "main")
@@ -59,6 +60,8 @@ async def call(stack, script, at=MONDAY_NOON, operator=None, reports_expected=1,
     finally:
         await sim.stop()
     assert len(reports) == reports_expected, record.commands()
+    if all_reports:
+        return record, reports
     return record, (reports[0] if reports else None)
 
 
@@ -148,20 +151,39 @@ async def test_after_hours_voicemail(stack, storage, tmp_path):
     assert vm.path.startswith(str(tmp_path / "vm" / "1000-")) and Path(vm.path).exists()
 
 
-async def test_operator_no_answer_parks_with_comeback_then_comeback_starts_at_node(stack, storage):
-    record, report = await call(stack, TO_MAIN_MENU + [Press("0")],
-                                operator=AgentSpec("6000", answer_after=None))
-    assert report.path[-2:] == ["main:operator", "main:operator_park"]
-    assert report.visits[-2].detail == "NOANSWER -> on_no_answer"
-    assert report.outcome == "parked" and report.end_target == "park:default"
+async def test_operator_no_answer_parks_with_comeback_then_comeback_starts_at_node(stack, storage, tmp_path):
+    # One call, the whole story: the operator does not answer -> parked (st(45)) -> nobody picks up -> the
+    # simulator's [ivr-park-comeback] (as dialplans/extensions_ivr.conf) runs AGI(agi://.../main?node=
+    # general_voicemail) on the same channel -> the caller leaves a voicemail in that second session.
+    script = TO_MAIN_MENU + [Press("0"), OnCommand("RECORD FILE", 1.0), Speak(3.0)]
+    record, reports = await call(stack, script, operator=AgentSpec("6000", answer_after=None), reports_expected=2,
+                                 all_reports=True)
+    parked, back = reports
+    assert parked.path[-2:] == ["main:operator", "main:operator_park"]
+    assert parked.visits[-2].detail == "NOANSWER -> on_no_answer"
+    assert parked.outcome == "parked" and parked.end_target == "park:default"
+    assert back.start_node == "general_voicemail" and back.path[0] == "main:general_voicemail"
+    assert back.outcome == "voicemail"
+
+    first, second = record.agi_runs
     assert record.variables["IVR_COMEBACK"] == "main:general_voicemail"
-    assert 'EXEC Park "default,st(45)c(ivr-park-comeback\\\\,s\\\\,1)"' in record.commands()
-    assert record.ended.during == "comeback"
-    # The dialplan's parkedcallstimeout context re-enters the service at agi://.../main?node=general_voicemail
-    record, report = await call(stack, [OnCommand("RECORD FILE", 1.0), Speak(3.0), OnCommand("RECORD FILE", 5.0),
-                                        Hangup()], params={"node": "general_voicemail"})
-    assert report.start_node == "general_voicemail" and report.path[0] == "main:general_voicemail"
-    assert report.outcome == "voicemail"
+    park = 'EXEC Park "default,st(45)c(ivr-park-comeback\\\\,s\\\\,1)"'
+    lines = [(line.direction, line.text) for line in record.session_lines(0)]
+    at = lines.index((">>>", park + "\n"))
+    assert lines[at + 1:at + 3] == [("<<<", "200 result=0\n"), ("<<<", "HANGUP\n")]   # agi-07c: the time-out
+    assert (first.script, first.status) == ("main", "HANGUP")
+    assert (second.context, second.exten, second.priority) == ("ivr-park-comeback", "s", 6)
+    assert second.script == "main?node=general_voicemail" and second.env["uniqueid"] == record.uniqueid
+    assert any(c.startswith("RECORD FILE ") for c in record.session_commands(1))
+    (timeout,) = record.events_named("ParkedCallTimeOut")
+    assert timeout["ParkingDuration"] == "45"
+    assert record.dials == [("PJSIP/6000", "NOANSWER")]
+    assert record.destinations[:3] == ["ivr", "parked:701", "ivr"]           # back in the flow after the lot
+    assert record.destinations[3].startswith("recording:" + str(tmp_path / "vm" / "1000-"))
+    assert (record.ended.by, record.ended.during) == ("service", "HANGUP")   # voicemail_thanks hangs up
+    (vm,) = await storage.list_voicemails("1000")
+    assert vm.caller == "+37060000001" and vm.flow == "main" and vm.seconds > 2
+    assert Path(vm.path).exists()
 
 
 async def test_stale_comeback_node_falls_back_to_start(stack):
