@@ -205,10 +205,27 @@ _KV_TAIL = re.compile(r"(?:\s+[A-Za-z_]\w*=\S*)*\s*")
 _KV = re.compile(r"([A-Za-z_]\w*)=(\S*)")
 
 
+# The usual 200 shapes in one match: `200 result=<r>[ (<data>)][ k=v...]`, single spaces. The greedy data group
+# ends at the last ")" followed only by key=value pairs, the same rule as the general parser below; anything
+# else (extra blanks, junk, an unterminated "(") falls through to it. Equal results: test_protocol.py.
+_REPLY_200 = re.compile(r"200 result=(\S*)(?: \((.*)\))?((?: [A-Za-z_]\w*=\S*)*)").fullmatch
+
+
 def parse_reply_line(line: str) -> AGIReply:
     """Parse a single-line reply (not the continuation lines of a 520 block)."""
     if line.startswith("200 result=") and " " not in line[11:]:   # fast path: "200 result=0", the common case
-        return AGIReply(code=200, result=line[11:], lines=[line])
+        return AGIReply(200, line[11:], None, None, {}, [line])
+    match = _REPLY_200(line)
+    if match is not None:
+        result, data, pairs = match.groups()
+        extra = dict(_KV.findall(pairs)) if pairs else {}
+        endpos_text = extra.get("endpos")
+        endpos = int(endpos_text) if endpos_text and endpos_text.lstrip("-").isdigit() else None
+        return AGIReply(200, result, data, endpos, extra, [line])
+    return _parse_reply_general(line)
+
+
+def _parse_reply_general(line: str) -> AGIReply:
     if len(line) < 3 or not line[:3].isdigit() or (len(line) > 3 and line[3] not in " -"):
         raise AGIProtocolError(f"not an AGI reply line: {line[:80]!r}")
     code = int(line[:3])

@@ -377,3 +377,36 @@ def test_connection_fast_path_equals_full_parser(line):
     [reply] = feed(conn, line.encode() + b"\n")
     assert reply == parse_reply_line(line)
     assert conn.state is State.READY
+
+
+# Every distinct 200 reply line in the agi-01..agi-08 transcripts (/work/shared/asterisk/agi-*.jsonl,
+# asterisk->app), plus shapes that must fall through to the general parser.
+TRANSCRIPT_200_LINES = [
+    '200 result= (timeout)', '200 result=-1', '200 result=-1 (hangup) endpos=20160', '200 result=-1 (writefile)',
+    '200 result=-1 endpos=0', '200 result=-1 endpos=12160', '200 result=-2', '200 result=0',
+    '200 result=0 (timeout) endpos=24000', '200 result=0 endpos=-1', '200 result=0 endpos=3404',
+    '200 result=0 endpos=45235', '200 result=1', '200 result=1 ()',
+    '200 result=1 (/var/spool/asterisk/recordings/agi08-mixmon.wav)', '200 result=1 (0x7f802800b260)',
+    '200 result=1 (2)', '200 result=1 (5551234)', '200 result=1 (ANSWER)', '200 result=1 (CHANUNAVAIL)',
+    '200 result=1 (Local/agi-01@agi-scen-00000009;1)', '200 result=1 (hello world)', '200 result=1 (say "hi" there)',
+    '200 result=1 (say "hi" there||IVR Caller|21)', '200 result=1 (set by Originate)', '200 result=12',
+    '200 result=25168 (timeout) endpos=30653', '200 result=35 (dtmf) endpos=18560', '200 result=35 endpos=13120',
+    '200 result=42 endpos=1320', '200 result=78 (timeout)',
+]
+FALLTHROUGH_LINES = [
+    '200 result=1 (a) b=c)', '200 result=1 (a) b=c', '200 result=0 ', '200 result=0  endpos=5',
+    '200 result=1  (two blanks)', '200 result=0\tendpos=5', '200 result=0 endpos=x',
+    '200 result=1 (a) (b) k=v w=', '100 result=0 Trying...', '510 Invalid or unknown command',
+]
+
+
+@pytest.mark.parametrize("line", TRANSCRIPT_200_LINES + FALLTHROUGH_LINES)
+def test_reply_fast_paths_equal_the_general_parser(line):
+    from ivr.agi.protocol import _parse_reply_general
+    assert parse_reply_line(line) == _parse_reply_general(line)
+
+
+@pytest.mark.parametrize("line", ['200 result=1 (abc', '200 result=1 (x) junk', '200 result=1 (x)endpos=5'])
+def test_unterminated_or_junk_data_is_refused_by_both_paths(line):
+    with pytest.raises(AGIProtocolError):
+        parse_reply_line(line)
