@@ -11,12 +11,16 @@ Rules for this file:
   from `World`; unknown extensions and queues answer.
 - Every observable thing is appended to `events` (time, kind, data) for traces, diffs and JSON output.
 - Interactive use (`ask`): when the IVR listens afresh and no step is left, the person at the keyboard is asked.
+- A park that times out is the end of one IVR session, not of the call: `come_back` starts the next session on
+  the same channel (the caller's script goes on; a half-typed entry is lost), `operator_fallback` plays what the
+  dialplan's [ivr-enter,fallback] does: pls-hold-while-try, then Dial(${IVR_OPERATOR},60), whose behaviour is
+  the World's agent `operator` (default: answers), then sorry-youre-having-problems if nobody answered.
 - A call that neither ends nor has script left gives up after `max_seconds` of virtual time (the caller hangs up),
   so a flow that loops forever cannot hang a test run.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Awaitable, Callable, Sequence
 
 from ivr.flow.channel import (
@@ -326,6 +330,29 @@ class ScriptedChannel:
             return ParkResult("retrieved", "701")
         self._advance(timeout)
         return ParkResult("timeout", "701")
+
+    def come_back(self, flow: str, node: str) -> None:
+        """The dialplan's [ivr-park-comeback] starts a new FastAGI session on this channel at flow:node."""
+        self._check_alive()
+        self._info = replace(self._info, context="ivr-park-comeback", extension="s", params={"node": node})
+        if self._buffer:
+            self.emit("lost", digits=self._buffer)
+        self._buffer, self._fresh = "", True
+        self.emit("comeback", flow=flow, node=node)
+
+    async def operator_fallback(self, why: str) -> None:
+        """[ivr-enter,fallback]: Answer, Playback(pls-hold-while-try), Dial(${IVR_OPERATOR},60), Playback(sorry-
+        youre-having-problems) when the Dial did not bridge, Hangup. The caller's script plays no part."""
+        self._check_alive()
+        self.emit("fallback", why=why)
+        self._dialplan_playback("pls-hold-while-try")
+        result = await self.dial("operator", 60.0)
+        if result.status != "ANSWER":
+            self._dialplan_playback("sorry-youre-having-problems")
+
+    def _dialplan_playback(self, file: str) -> None:
+        self.emit("prompt", prompt=file, file=file, text="")
+        self._advance(self.prompts.seconds(file))
 
     async def music_on_hold(self, moh_class: str, seconds: float) -> None:
         self.emit("hold", music_class=moh_class, seconds=seconds)

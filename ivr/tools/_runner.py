@@ -8,6 +8,9 @@ Rules for this file:
 - Business hours are evaluated at `at` (the flow's local time unless the datetime carries an offset) plus the
   virtual seconds the call has lasted.
 - Each call gets a fresh storage and lookup client: calls never see each other's data.
+- A park that times out comes back as the dialplan makes it (`_comeback.py`): the engine runs again on the same
+  channel at IVR_COMEBACK's node (a new session: fresh entry, digits in flight lost), or the channel does the
+  operator fallback. `CallRun.report` is the whole call; `sessions` has each session's own report.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from ivr.flow.model import Flow
 from ivr.flow.report import CallReport, TraceEvent
 from ivr.tools._caller import Step
 from ivr.tools._channel import Event, PromptBook, ScriptedChannel, World
+from ivr.tools._comeback import Comeback, comeback_after, mark, merge
 
 # A Monday at 10:00 local time: inside any ordinary office hours, so a case that does not care about the time
 # does not depend on the day the tests run.
@@ -67,9 +71,9 @@ async def read_stored(storage: Any) -> Stored:
 
 @dataclass
 class CallRun:
-    """Everything one simulated call produced (on either backend)."""
+    """Everything one simulated call produced (on either backend), across all its IVR sessions."""
 
-    report: CallReport
+    report: CallReport  # the whole call (`_comeback.merge` of `sessions`)
     trace: list[TraceEvent]
     started_at: datetime
     hung_up_by: str | None = None  # "caller", "ivr", or None (the call left the IVR otherwise)
@@ -78,6 +82,17 @@ class CallRun:
     backend: str = "engine"  # "engine" (ScriptedChannel) or "sim" (simulated Asterisk over FastAGI)
     events: list[Event] = field(default_factory=list)  # ScriptedChannel's own events (engine backend)
     stored: Stored = field(default_factory=Stored)
+    sessions: list[CallReport] = field(default_factory=list)  # one report per IVR (FastAGI) session, in order
+    comebacks: list[Comeback] = field(default_factory=list)  # what came between the sessions (and after the last)
+
+    def __post_init__(self) -> None:
+        if not self.sessions:
+            self.sessions = [self.report]
+
+    @property
+    def fallback(self) -> bool:
+        """The call ended in the dialplan's operator fallback (no comeback node, or an error after a comeback)."""
+        return any(c.fallback for c in self.comebacks)
 
     @property
     def heard(self) -> list[str]:
@@ -127,11 +142,30 @@ async def run_call(
         clock=lambda: started + timedelta(seconds=channel.elapsed), settings=EngineSettings(),
         observer=observe,
     )
+    from ivr.flow.handler import start_node
+
+    reports: list[CallReport] = []
+    comebacks: list[Comeback] = []
+    flow_name, start = setup.flow, setup.start
     try:
-        report = await engine.run(channel, setup.flow, setup.start)
+        while True:
+            reports.append(await engine.run(channel, flow_name, start))
+            comeback = comeback_after(reports[-1], trace, started + timedelta(seconds=channel.elapsed),
+                                      first_session=len(reports) == 1)
+            if comeback is None or channel.hung_up_by:
+                break
+            comebacks.append(comeback)
+            observe(mark(comeback))
+            if comeback.fallback:
+                await channel.operator_fallback(comeback.describe())
+                break
+            flow_name, _, node = comeback.target.partition(":")
+            channel.come_back(flow_name, node)
+            # As the FastAGI handler does with `?node=`: a node the flow lacks restarts the flow.
+            start = start_node(engine, flow_name, node, info.uniqueid)
         stored = await read_stored(storage)
     finally:
         await storage.close()
-    return CallRun(report, trace, started, hung_up_by=channel.hung_up_by, steps_left=channel.steps_left,
-                   steps_used=channel.steps_used,
-                   backend="engine", events=channel.events, stored=stored)
+    return CallRun(merge(reports), trace, started, hung_up_by=channel.hung_up_by, steps_left=channel.steps_left,
+                   steps_used=channel.steps_used, backend="engine", events=channel.events, stored=stored,
+                   sessions=reports, comebacks=comebacks)

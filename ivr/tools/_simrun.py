@@ -12,24 +12,33 @@ Rules for this file:
 - The `World` is applied to the simulated PBX just before each Dial/Queue/Park (so a list of behaviours per
   attempt works): agents as `AgentSpec`s, queues as one member that answers or never does, or no member at all
   (`empty` and `full` both give JOINEMPTY: the simulator has no queue length limit).
+- A park nobody retrieves comes back as the simulator's dialplan makes it ([ivr-park-comeback]: a second FastAGI
+  session on the same channel, or [ivr-enter,fallback]'s Dial to IVR_OPERATOR, which is the World's agent
+  `operator`). The same `SimCaller` carries the caller's script into the next session. Each session's trace
+  events and report are told apart by a context variable set in its handler task, so the call's trace is in
+  session order with a `comeback` mark between sessions (`_comeback.py`) whatever the tasks' interleaving.
 - Every call gets its own simulator, server, storage and temporary directory; nothing is shared.
 """
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 import tempfile
 from typing import Any, Awaitable, Callable, Mapping, Sequence
 
 from ivr.flow.channel import CallInfo, Channel, DialResult, ParkResult, QueueResult, RecordResult
 from ivr.flow.model import Flow
-from ivr.flow.report import TraceEvent
+from ivr.flow.report import CallReport, TraceEvent
 from ivr.tools._caller import Step
 from ivr.tools._channel import PromptBook, World
+from ivr.tools._comeback import Comeback, comeback_after, mark, merge
 from ivr.tools._runner import CallRun, CallSetup, call_start, read_stored
 
 _AGENT = "ivr-sim-agent"
 _NOBODY = "ivr-sim-nobody"
+_OPERATOR = "ivr-sim-operator"
+_session: contextvars.ContextVar[int] = contextvars.ContextVar("ivr_tools_sim_session", default=0)
 
 
 class SimCaller:
@@ -62,6 +71,10 @@ class SimCaller:
 
     def _pending(self) -> Step | None:
         return self.steps[self.index] if self.index < len(self.steps) else None
+
+    def next_session(self, inner: Channel) -> None:
+        """The parked caller came back in a new FastAGI session: same caller, same script, fresh entry."""
+        self.inner, self.fresh = inner, True
 
     def _now(self) -> float:
         return self.sim.clock.now() - self.started
@@ -158,16 +171,9 @@ class SimCaller:
         await self.inner.set_language(language)
 
     async def dial(self, destination: str, timeout: float, options: str = "") -> DialResult:
-        from ivr.sim import AgentSpec
-
         behaviour = self.world.agent(destination)
         _, exten, _ = self.sim.pbx.resolve_agent(destination)
-        ring = self.world.ring_seconds
-        self.sim.config.agents[exten] = {
-            "answer": AgentSpec(exten, answer_after=ring, talk=self.world.talk_seconds),
-            "busy": AgentSpec(exten, busy=True),
-            "no_answer": AgentSpec(exten, answer_after=None),
-        }.get(behaviour, AgentSpec(exten, unavailable=True))
+        self.sim.config.agents[exten] = _agent_spec(exten, behaviour, self.world)
         self._arm()
         return await self.inner.dial(destination, timeout, options)
 
@@ -252,12 +258,16 @@ async def run_call_on_sim(
     started = call_start(flow, setup.at)
     book = PromptBook([flows[name] for name in flows])
     clock = VirtualClock(start=started)
-    trace: list[TraceEvent] = []
+    sessions: list[list[TraceEvent]] = []  # trace events of each FastAGI session
+    marks: dict[int, Comeback] = {}  # session index -> the comeback that started it
     callers: list[SimCaller] = []
-    reports: list[Any] = []
+    reports: list[tuple[int, CallReport]] = []
 
     def observe(event: TraceEvent) -> None:
-        trace.append(event)
+        index = _session.get()
+        while len(sessions) <= index:
+            sessions.append([])
+        sessions[index].append(event)
         if on_trace:
             on_trace(event)
 
@@ -273,19 +283,39 @@ async def run_call_on_sim(
         texts = {variant.file: variant.text for name in flows for prompt in flows[name].prompts.values()
                  for variant in prompt.values() if variant.text}
         config = SimConfig(sounds=SoundCatalog(texts=texts), max_call_seconds=max_seconds)
+        # [ivr-enter,fallback] dials ${IVR_OPERATOR}: the World's `operator` (its first behaviour if a list).
+        operator = setup.world.agents.get("operator", "answer")
+        operator = (operator[0] if operator else "answer") if isinstance(operator, list) else operator
+        config.agents[_OPERATOR] = _agent_spec(_OPERATOR, operator, setup.world)
+        config.globals["IVR_OPERATOR"] = f"Local/{_OPERATOR}@agents"
         sim = SimulatedAsterisk(config, clock=clock)
 
         def scripted_caller(session: Any) -> SimCaller:
             inner = AGIChannel(session)
+            if callers:  # [ivr-park-comeback]'s AGI(): the parked caller is back, in a new session
+                index = len(callers)
+                _session.set(index)
+                callers.append(callers[-1])
+                callers[-1].next_session(inner)
+                came = _live_comeback(sessions, clock.datetime())
+                if came is not None:
+                    marks[index] = came
+                    if on_trace:
+                        on_trace(mark(came))
+                return callers[-1]
+            _session.set(0)
             call = sim.call_for_channel(inner.info.channel)
             caller = SimCaller(inner, call, sim, setup.steps, setup.world, book,
                                call.started if call is not None else clock.now(), ask)
             callers.append(caller)
             return caller
 
+        def on_report(report: CallReport) -> None:
+            reports.append((_session.get(), report))
+
         # The production handler as it is (start node, IVR_STATUS/IVR_OUTCOME), with the caller wrapped around
         # its AGIChannel.
-        router = build_flow_router(flows, engine, on_report=reports.append, channel_factory=scripted_caller)
+        router = build_flow_router(flows, engine, on_report=on_report, channel_factory=scripted_caller)
         # The call is over before the server stops; a short deadline only matters after Ctrl-C. The simulator
         # sends its HANGUP notice in virtual time, so the real-time grace for it can be short (production: 0.2 s);
         # with 0.2 s every call that ends on a media command would cost 0.2 real seconds.
@@ -302,8 +332,8 @@ async def run_call_on_sim(
                     language=setup.language or flow.language, params=params,
                 ))
                 record = await call.finished(timeout=60)
-                for _ in range(100):  # the handler finishes its report just after the channel is gone
-                    if reports:
+                for _ in range(100):  # the handlers finish their reports just after the channel is gone
+                    if reports and len(reports) >= len(record.agi_runs):
                         break
                     await asyncio.sleep(0.01)
             finally:
@@ -316,7 +346,41 @@ async def run_call_on_sim(
         raise RuntimeError(f"the simulated call never reached the flow (AGI status {record.agi_status}); "
                            f"transcript: {record.commands()}")
     caller = callers[0]
+    ordered = [report for _, report in sorted(reports, key=lambda pair: pair[0])]
+    trace: list[TraceEvent] = []
+    comebacks: list[Comeback] = []
+    for index, events in enumerate(sessions):
+        if index in marks:
+            comebacks.append(marks[index])
+            trace.append(mark(marks[index]))
+        trace.extend(events)
+    last = comeback_after(ordered[-1], sessions[-1] if sessions else [], ordered[-1].ended_at or started,
+                          first_session=len(ordered) == 1)
+    if last is not None and last.fallback:  # the dialplan's operator fallback, after the last session
+        comebacks.append(last)
+        trace.append(mark(last))
+        if on_trace:
+            on_trace(mark(last))
     hung_up_by = "caller" if record.ended.by == "caller" else "ivr"
-    return CallRun(reports[0], trace, started, hung_up_by=hung_up_by, steps_left=caller.steps_left,
-                   steps_used=caller.steps_used,
-                   backend="sim", stored=stored)
+    return CallRun(merge(ordered), trace, started, hung_up_by=hung_up_by, steps_left=caller.steps_left,
+                   steps_used=caller.steps_used, backend="sim", stored=stored, sessions=ordered,
+                   comebacks=comebacks)
+
+
+def _agent_spec(exten: str, behaviour: str, world: World) -> Any:
+    from ivr.sim import AgentSpec
+
+    return {
+        "answer": AgentSpec(exten, answer_after=world.ring_seconds, talk=world.talk_seconds),
+        "busy": AgentSpec(exten, busy=True),
+        "no_answer": AgentSpec(exten, answer_after=None),
+    }.get(behaviour, AgentSpec(exten, unavailable=True))
+
+
+def _live_comeback(sessions: list[list[TraceEvent]], at: Any) -> Comeback | None:
+    """The comeback that is starting a new session, from the park node's trace event of the session before."""
+    for events in reversed(sessions):
+        for event in reversed(events):
+            if event.kind == "park" and "comeback" in event.data:
+                return Comeback(at, f"{event.flow}:{event.node}", str(event.data["comeback"]))
+    return None
