@@ -84,6 +84,7 @@ class CallRun:
     stored: Stored = field(default_factory=Stored)
     sessions: list[CallReport] = field(default_factory=list)  # one report per IVR (FastAGI) session, in order
     comebacks: list[Comeback] = field(default_factory=list)  # what came between the sessions (and after the last)
+    destinations: list[str] = field(default_factory=list)  # sim backend: where the channel went (CallRecord's)
 
     def __post_init__(self) -> None:
         if not self.sessions:

@@ -38,6 +38,7 @@ from ivr.tools._runner import CallRun, CallSetup, call_start, read_stored
 _AGENT = "ivr-sim-agent"
 _NOBODY = "ivr-sim-nobody"
 _OPERATOR = "ivr-sim-operator"
+_OPERATOR_DIAL = f"Local/{_OPERATOR}@agents"
 _session: contextvars.ContextVar[int] = contextvars.ContextVar("ivr_tools_sim_session", default=0)
 
 
@@ -287,7 +288,7 @@ async def run_call_on_sim(
         operator = setup.world.agents.get("operator", "answer")
         operator = (operator[0] if operator else "answer") if isinstance(operator, list) else operator
         config.agents[_OPERATOR] = _agent_spec(_OPERATOR, operator, setup.world)
-        config.globals["IVR_OPERATOR"] = f"Local/{_OPERATOR}@agents"
+        config.globals["IVR_OPERATOR"] = _OPERATOR_DIAL
         sim = SimulatedAsterisk(config, clock=clock)
 
         def scripted_caller(session: Any) -> SimCaller:
@@ -356,7 +357,8 @@ async def run_call_on_sim(
         trace.extend(events)
     last = comeback_after(ordered[-1], sessions[-1] if sessions else [], ordered[-1].ended_at or started,
                           first_session=len(ordered) == 1)
-    if last is not None and last.fallback:  # the dialplan's operator fallback, after the last session
+    operator_dialled = any(target == _OPERATOR_DIAL for target, _ in record.dials)
+    if last is not None and last.fallback and operator_dialled:  # [ivr-enter,fallback], after the last session
         comebacks.append(last)
         trace.append(mark(last))
         if on_trace:
@@ -364,7 +366,7 @@ async def run_call_on_sim(
     hung_up_by = "caller" if record.ended.by == "caller" else "ivr"
     return CallRun(merge(ordered), trace, started, hung_up_by=hung_up_by, steps_left=caller.steps_left,
                    steps_used=caller.steps_used, backend="sim", stored=stored, sessions=ordered,
-                   comebacks=comebacks)
+                   comebacks=comebacks, destinations=list(record.destinations))
 
 
 def _agent_spec(exten: str, behaviour: str, world: World) -> Any:

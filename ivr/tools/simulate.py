@@ -8,7 +8,9 @@ Rules for this file:
   let the time-out pass, `h` to hang up, `q` to quit. Any `--digits` script is used up first. End of input
   (Ctrl-D, or a pipe that ends) hangs up, so piping answers in works like a script.
 - The trace shows, in order: the node the call is in, each prompt's text in the caller's language, digits, and why
-  the call moved on (the engine's own exit reason and detail).
+  the call moved on (the engine's own exit reason and detail). A parked caller nobody retrieves comes back in a
+  new FastAGI session (or goes to the dialplan's operator fallback): a `╞══ ←` line marks it, and the summary's
+  path shows each session, joined by the comeback.
 - Exit status: 0 when the call ran (whatever its outcome), 1 when the flow ended with an engine error, 2 when the
   flow, the script or a fixture cannot be read.
 """
@@ -30,7 +32,7 @@ from ivr.tools._channel import AGENT_BEHAVIOURS, QUEUE_BEHAVIOURS, World
 from ivr.tools._runner import CallRun, CallSetup, call_start, run_call
 from ivr.tools.flowtest import quiet_service_logs
 
-__all__ = ["configure", "run", "TracePrinter", "parse_assignments", "simulate"]
+__all__ = ["configure", "run", "TracePrinter", "parse_assignments", "path_across_sessions", "simulate"]
 
 _SYMBOL = {
     "prompt": "♪", "digit": "#", "timeout": "…", "no_input": "!", "invalid": "!", "choice": "✓", "exit": "→",
@@ -67,6 +69,10 @@ class TracePrinter:
             return
         self.flush()
         stamp = self.stamp(event)
+        if event.kind == "comeback":
+            session = "a new IVR session" if event.node else "the IVR is done"
+            print(f"{stamp}  ╞══ {event.text}  ({session})", file=self.out)
+            return
         if event.kind == "enter":
             print(f"{stamp}  ┌ {self.where(event)}  ({event.text})", file=self.out)
             return
@@ -168,11 +174,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lookup-fixture", type=Path, metavar="FILE",
                         help="JSON answers for lookups: {url | flow:node | node: answer}")
     parser.add_argument("--agent", action="append", default=[], metavar="EXT=BEHAVIOUR",
-                        help=f"how an extension behaves: {', '.join(AGENT_BEHAVIOURS)} (repeatable)")
+                        help=f"how an extension behaves: {', '.join(AGENT_BEHAVIOURS)} (repeatable; EXT "
+                             "'operator' is the dialplan's operator fallback after a park without comeback)")
     parser.add_argument("--queue", action="append", default=[], metavar="QUEUE=BEHAVIOUR",
                         help=f"how a queue behaves: {', '.join(QUEUE_BEHAVIOURS)} (repeatable)")
     parser.add_argument("--park", choices=("retrieved", "timeout"), default="timeout",
-                        help="whether a parked call is picked up")
+                        help="whether a parked call is picked up (timeout: after the park's time-out the caller comes "
+                             "back at its comeback node, as the dialplan does)")
     parser.add_argument("--start", metavar="NODE", help="start at this node (as a park comeback does)")
     parser.add_argument("--json", action="store_true", help="print the call as JSON (report, trace, prompts heard)")
     parser.add_argument("--flows-dir", type=Path, default=None, help="directory of flows (default: config/flows)")
@@ -207,10 +215,28 @@ def to_json(call: CallRun) -> dict[str, Any]:
              "node": e.node, "text": e.text, "data": e.data} for e in call.trace
         ],
         "heard": call.heard,
+        "sessions": [report.to_dict() for report in call.sessions],
+        "comebacks": [{"t": round((c.at - call.started_at).total_seconds(), 3), "from": c.parked_at,
+                       "target": c.target, "why": c.why} for c in call.comebacks],
         "hung_up_by": call.hung_up_by,
         "backend": call.backend,
         "script_left": [s.describe() for s in call.steps_left],
     }
+
+
+def path_across_sessions(call: CallRun, flow: str) -> str:
+    """The visited nodes, session by session, joined by what brought the caller back ("⇢ park timeout ⇢")."""
+    def short(ref: str) -> str:
+        return ref.split(":", 1)[1] if ref.startswith(flow + ":") else ref
+
+    parts = [" → ".join(short(p) for p in session.path) for session in call.sessions]
+    text = parts[0]
+    for index, comeback in enumerate(call.comebacks):
+        if index + 1 < len(parts):
+            text += f"  ⇢ {comeback.why} ⇢  " + parts[index + 1]
+        else:
+            text += f"  ⇢ {comeback.why} ⇢  operator fallback"
+    return text
 
 
 def simulate(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
@@ -258,10 +284,12 @@ def simulate(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
     else:
         end = report.end_target or "-"
         who = " (caller hung up)" if call.hung_up_by == "caller" else ""
-        print(f"\nOutcome: {report.outcome} -> {end} at {report.end_node}{who}, {report.seconds:.1f} s in the IVR.",
-              file=out)
-        print("Path: " + " → ".join(p.split(":", 1)[1] if p.startswith(flow.name + ":") else p for p in report.path),
-              file=out)
+        sessions = f" over {len(call.sessions)} IVR sessions" if len(call.sessions) > 1 else ""
+        print(f"\nOutcome: {report.outcome} -> {end} at {report.end_node}{who}, {report.seconds:.1f} s "
+              f"in the IVR{sessions}.", file=out)
+        if call.fallback:
+            print("Then the dialplan's operator fallback (ivr-enter,fallback) dialled the operator.", file=out)
+        print("Path: " + path_across_sessions(call, flow.name), file=out)
         if call.steps_left and not (keyboard and keyboard.quit):
             print("Script not used: " + ", ".join(s.describe() for s in call.steps_left), file=out)
     if args.save_case:
