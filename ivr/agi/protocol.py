@@ -444,6 +444,10 @@ class AGIConnection:
             raise AGIProtocolError("connection is in ERROR state after a protocol error")
         buf = self._buffer
         data = buf._data
+        if state is State.ENV and data.find(b"\n", buf._searched) >= 0:
+            env = self._read_environment()
+            if env is not None:
+                return env
         # Fast path for the usual reply: exactly one "200 result=<word>\n" line in the buffer while a command is
         # in flight (same result as the general path below, see test_connection_fast_path_equals_full_parser).
         if (data.startswith(b"200 result=") and data.find(b"\n") == len(data) - 1 and data.find(b" ", 11) < 0
@@ -469,6 +473,37 @@ class AGIConnection:
             event = self._process_line(raw)
             if event is not None:
                 return event
+
+    def _read_environment(self) -> AGIEnvironment | None:
+        """ENV state: take every complete line at once (a header arrives in one or two reads) under the same rules
+        as one line at a time in _process_line(). Lines after the block's empty line go back to the buffer."""
+        buf = self._buffer
+        data = buf._data
+        last = data.rfind(b"\n")
+        lines = bytes(data[:last]).split(b"\n")
+        del data[:last + 1]
+        buf._searched = 0
+        limit = buf.line_limit
+        for i, raw in enumerate(lines):
+            if len(raw) > limit:
+                self.state = State.ERROR
+                raise AGIProtocolError(
+                    f"line longer than {limit} bytes from the AGI peer; raise line_limit if this is legitimate"
+                )
+            if raw:
+                self._env_bytes += len(raw) + 1
+                if self._env_bytes > self.header_limit:
+                    self.state = State.ERROR
+                    raise AGIProtocolError(f"AGI environment block over {self.header_limit} bytes; closing")
+                self._env_lines.append(decode_line(raw))
+                continue
+            rest = lines[i + 1:]
+            if rest:
+                data[0:0] = b"\n".join(rest) + b"\n"
+            event = self._process_line(raw)   # the empty line: builds the environment
+            assert isinstance(event, AGIEnvironment)
+            return event
+        return None
 
     def _process_line(self, raw: bytes) -> Event | None:
         state = self.state

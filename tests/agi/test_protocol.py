@@ -410,3 +410,31 @@ def test_reply_fast_paths_equal_the_general_parser(line):
 def test_unterminated_or_junk_data_is_refused_by_both_paths(line):
     with pytest.raises(AGIProtocolError):
         parse_reply_line(line)
+
+
+def test_env_and_what_follows_it_in_one_read():
+    # The whole block is taken at once; a HANGUP (caller gone at once, agi-03) and a partial line read with it
+    # stay buffered, in order, for after the environment.
+    conn = AGIConnection()
+    conn.receive_data(ENV_AGI01 + b"HANGUP\n200 res")
+    assert isinstance(conn.next_event(), AGIEnvironment)
+    assert isinstance(conn.next_event(), HangupNotice) and conn.state is State.DEAD
+    assert conn.next_event() is None
+    conn.send_command("NOOP")
+    assert feed(conn, b"ult=0\n")[0].result == "0"
+
+
+def test_long_line_inside_a_single_read_header_is_refused():
+    conn = AGIConnection(line_limit=64)
+    conn.receive_data(b"agi_network: yes\nagi_calleridname: " + b"z" * 100 + b"\n\n")
+    with pytest.raises(AGIProtocolError, match="longer than 64"):
+        conn.next_event()
+    assert conn.state is State.ERROR
+
+
+def test_eof_after_complete_lines_of_an_unfinished_header():
+    conn = AGIConnection()
+    conn.receive_data(ENV_AGI01[:-1] + b"agi_x")    # every line but the empty one, then a partial line
+    conn.receive_data(b"")
+    event = conn.next_event()
+    assert isinstance(event, EOF) and conn.state is State.CLOSED
