@@ -85,3 +85,17 @@ def merge(reports: Sequence[CallReport]) -> CallReport:
         visits=[visit for report in reports for visit in report.visits], variables=variables,
         language=last.language, error=last.error,
     )
+
+
+def path_words(sessions: Sequence[CallReport], comebacks: Sequence[Comeback], flow: str) -> str:
+    """The visited nodes, session by session, joined by what brought the caller back ("⇢ park timeout ⇢");
+    nodes of `flow` are shown bare."""
+    def short(ref: str) -> str:
+        return ref.split(":", 1)[1] if ref.startswith(flow + ":") else ref
+
+    parts = [" → ".join(short(p) for p in session.path) for session in sessions]
+    text = parts[0] if parts else ""
+    for index, comeback in enumerate(comebacks):
+        after = parts[index + 1] if index + 1 < len(parts) else "operator fallback"
+        text += f"  ⇢ {comeback.why} ⇢  {after}"
+    return text

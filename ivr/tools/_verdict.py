@@ -110,6 +110,8 @@ def check(run: CallRun, expect: Expect, flow: str) -> Verdict:
 def describe_end(run: CallRun, flow: str) -> str:
     report = run.report
     where = _short(flow, report.end_node)
+    if run.fallback:
+        return f"{report.end_target or 'no target'} at {where}, then the dialplan's operator fallback"
     if run.hung_up_by == "caller":
         return f"the caller hung up at {where}" + (f" ({report.end_target})" if report.outcome != "abandoned" else "")
     return f"{report.end_target or 'no target'} at {where}"

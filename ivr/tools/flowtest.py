@@ -27,6 +27,7 @@ from typing import TextIO
 
 from ivr.flow.loader import FlowSet
 from ivr.tools._channel import World
+from ivr.tools._comeback import path_words
 from ivr.tools._coverage import Coverage, coverage_for
 from ivr.tools._flowsource import DEFAULT_FLOWS_DIR, FlowSourceError, load_flow_set
 from ivr.tools._runner import CallRun, CallSetup, run_call
@@ -158,8 +159,7 @@ def run_suite(target: Path, flows_dir: Path | None = None, only: str | None = No
 def _path_words(result: CaseResult) -> str:
     if result.run is None:
         return ""
-    prefix = f"{result.flow}:"
-    return " → ".join(p[len(prefix):] if p.startswith(prefix) else p for p in result.run.report.path)
+    return path_words(result.run.sessions, result.run.comebacks, result.flow)
 
 
 def print_results(suite: SuiteResult, out: TextIO, *, verbose: bool = False) -> None:

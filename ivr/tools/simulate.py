@@ -29,10 +29,11 @@ from typing import Any, Sequence, TextIO
 from ivr.flow.report import TraceEvent
 from ivr.tools._caller import SYNTAX_HELP, ScriptSyntaxError, Step, parse_digits
 from ivr.tools._channel import AGENT_BEHAVIOURS, QUEUE_BEHAVIOURS, World
+from ivr.tools._comeback import path_words
 from ivr.tools._runner import CallRun, CallSetup, call_start, run_call
 from ivr.tools.flowtest import quiet_service_logs
 
-__all__ = ["configure", "run", "TracePrinter", "parse_assignments", "path_across_sessions", "simulate"]
+__all__ = ["configure", "run", "TracePrinter", "parse_assignments", "simulate"]
 
 _SYMBOL = {
     "prompt": "♪", "digit": "#", "timeout": "…", "no_input": "!", "invalid": "!", "choice": "✓", "exit": "→",
@@ -224,21 +225,6 @@ def to_json(call: CallRun) -> dict[str, Any]:
     }
 
 
-def path_across_sessions(call: CallRun, flow: str) -> str:
-    """The visited nodes, session by session, joined by what brought the caller back ("⇢ park timeout ⇢")."""
-    def short(ref: str) -> str:
-        return ref.split(":", 1)[1] if ref.startswith(flow + ":") else ref
-
-    parts = [" → ".join(short(p) for p in session.path) for session in call.sessions]
-    text = parts[0]
-    for index, comeback in enumerate(call.comebacks):
-        if index + 1 < len(parts):
-            text += f"  ⇢ {comeback.why} ⇢  " + parts[index + 1]
-        else:
-            text += f"  ⇢ {comeback.why} ⇢  operator fallback"
-    return text
-
-
 def simulate(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
     from ivr.tools._flowsource import FlowSourceError, resolve
 
@@ -289,7 +275,7 @@ def simulate(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
               f"in the IVR{sessions}.", file=out)
         if call.fallback:
             print("Then the dialplan's operator fallback (ivr-enter,fallback) dialled the operator.", file=out)
-        print("Path: " + path_across_sessions(call, flow.name), file=out)
+        print("Path: " + path_words(call.sessions, call.comebacks, flow.name), file=out)
         if call.steps_left and not (keyboard and keyboard.quit):
             print("Script not used: " + ", ".join(s.describe() for s in call.steps_left), file=out)
     if args.save_case:

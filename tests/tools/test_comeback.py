@@ -13,7 +13,8 @@ from ivr.tools._channel import World
 from ivr.tools._flowsource import resolve
 from ivr.tools._runner import CallRun, CallSetup, run_call
 from ivr.tools._simrun import run_call_on_sim
-from ivr.tools.flowtest import run_suite
+from ivr.tools._verdict import describe_end
+from ivr.tools.flowtest import print_results, run_suite
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOWS = ROOT / "config" / "flows"
@@ -143,6 +144,9 @@ cases:
         failures = {r.case.name: r.verdict.failures for r in suite.failed}
         assert failures == {"stale expectation (the park is not the end any more)": [
             "ends: expected park default, but the call ended: hangup at goodbye"]}, backend
+        fallback = next(r for r in suite.results if r.case.name.endswith("operator fallback"))
+        assert describe_end(fallback.run, "lot") == \
+            "park:default at park_plain, then the dialplan's operator fallback", backend  # type: ignore[arg-type]
         # The comeback branch and the nodes after it are covered by the calls that came back; the menu's
         # no-input and invalid branches are all that no case reaches.
         assert {(i.node, i.key) for i in suite.coverage.covered} >= {
@@ -150,6 +154,21 @@ cases:
             ("park_plain", ""), ("goodbye", "")}, backend
         assert {i.key for i in suite.coverage.missing} == {
             "retry:no_input", "retry:invalid", "exhausted:no_input", "exhausted:invalid"}, backend
+
+
+def test_test_flows_shows_a_failing_case_path_per_session(lot: Path, tmp_path: Path) -> None:
+    import io
+
+    (tmp_path / "lot.test.yaml").write_text("""\
+cases:
+  - name: stale expectation
+    caller: {digits: "1"}
+    expect: {path: [park_back, hello]}
+""")
+    out = io.StringIO()
+    print_results(run_suite(tmp_path), out)
+    assert "        path: hello → park_back  ⇢ park timeout ⇢  returned → goodbye\n" in out.getvalue()
+    assert "        end:  hangup at goodbye (outcome contained)\n" in out.getvalue()
 
 
 def test_simulate_prints_the_comeback(lot: Path, capsys: pytest.CaptureFixture[str]) -> None:
