@@ -23,13 +23,13 @@ import itertools
 import logging
 import random
 import secrets
-import socket
 import time
 from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Iterable, Literal
 
 from ivr import metrics
+from ivr.netutil import set_tcp_keepalive
 from ivr.ami import actions as act
 from ivr.ami.errors import (
     AMIActionError, AMIAuthError, AMIConnectionLost, AMIError, AMINotConnected, AMIProtocolError, AMITimeout,
@@ -666,18 +666,9 @@ class AMIClient:
                                "and the permit/deny lines in manager.conf")
 
     def _set_tcp_keepalive(self, conn: _Connection) -> None:
+        # not fatal if refused: the Ping keepalive still finds dead peers
         sock = conn.transport.get_extra_info("socket") if conn.transport else None
-        if sock is None:
-            return
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-            idle = max(1, int(self.ping_interval or 30))
-            for option, value in (("TCP_KEEPIDLE", idle), ("TCP_KEEPINTVL", max(1, int(self.ping_timeout))),
-                                  ("TCP_KEEPCNT", 3)):
-                if hasattr(socket, option):
-                    sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
-        except OSError as exc:  # not fatal: the Ping keepalive still finds dead peers
-            log.debug("could not set TCP keepalive: %s", exc)
+        set_tcp_keepalive(sock, idle=self.ping_interval or 30, interval=self.ping_timeout, count=3)
 
     async def _keepalive_loop(self, conn: _Connection) -> None:
         while self._conn is conn and not conn.closed.done():
