@@ -261,7 +261,7 @@ async def run_call_on_sim(
     clock = VirtualClock(start=started)
     sessions: list[list[TraceEvent]] = []  # trace events of each FastAGI session
     marks: dict[int, Comeback] = {}  # session index -> the comeback that started it
-    callers: list[SimCaller] = []
+    callers: list[SimCaller] = []  # one entry per FastAGI session: the same SimCaller carries the caller on
     reports: list[tuple[int, CallReport]] = []
 
     def observe(event: TraceEvent) -> None:

@@ -166,6 +166,10 @@ def test_both_backends_agree_on_every_case() -> None:
         assert (sim.run.report.outcome, sim.run.report.end_target) == \
             (engine.run.report.outcome, engine.run.report.end_target), sim.case.name
         assert sim.run.heard == engine.run.heard, sim.case.name
+        # A parked caller nobody retrieves comes back in a second session on both (the fixture's park_it case).
+        assert [c.target for c in sim.run.comebacks] == [c.target for c in engine.run.comebacks], sim.case.name
+        assert [s.path for s in sim.run.sessions] == [s.path for s in engine.run.sessions], sim.case.name
+    assert any(r.run is not None and r.run.comebacks for r in on_sim.results)
 
 
 def test_committed_json_schema_is_current(capsys: pytest.CaptureFixture[str]) -> None:
