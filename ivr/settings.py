@@ -65,6 +65,28 @@ class FastAGISettings(_Section):
         "time-out, ...); a stalled Asterisk cannot hold a call longer. 0 = no limit.",
     )
     shutdown_deadline: Duration = Field(30.0, description="On stop, how long running calls may finish.")
+    allowed_peers: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1/32", "::1/128"],
+        description="Addresses or CIDR ranges allowed to connect (the Asterisk servers); anyone else is closed at "
+        "once, before the AGI environment is read. Default: loopback only.",
+    )
+    exec_timeout: Duration = Field(
+        4 * 3600.0, description="Longest EXEC (Dial, Queue, Park, MusicOnHold) before the session is closed as "
+        "broken and the call leaves the service. 0 = no limit.",
+    )
+
+    @field_validator("allowed_peers", mode="before")
+    @classmethod
+    def _split_peers(cls, value: Any) -> Any:
+        if isinstance(value, str):   # IVR_FASTAGI_ALLOWED_PEERS="10.0.0.5, 10.0.1.0/24"
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("allowed_peers")
+    @classmethod
+    def _check_peers(cls, peers: list[str]) -> list[str]:
+        from ivr.agi.peers import parse_networks   # ValueError names the bad entry
+        return [str(network) for network in parse_networks(peers)]
 
 
 class HTTPSettings(_Section):
@@ -287,6 +309,8 @@ ENV_OVERRIDES: tuple[EnvOverride, ...] = (
     EnvOverride("IVR_FASTAGI_HOST", ("fastagi", "host"), "FastAGI listen address"),
     EnvOverride("IVR_FASTAGI_PORT", ("fastagi", "port"), "FastAGI listen port"),
     EnvOverride("IVR_FASTAGI_MAX_CONNECTIONS", ("fastagi", "max_connections"), "FastAGI connection cap"),
+    EnvOverride("IVR_FASTAGI_ALLOWED_PEERS", ("fastagi", "allowed_peers"),
+                "FastAGI peers allowed to connect, comma-separated addresses/CIDR ranges"),
     EnvOverride("IVR_HTTP_HOST", ("http", "host"), "HTTP API listen address"),
     EnvOverride("IVR_HTTP_PORT", ("http", "port"), "HTTP API listen port"),
     EnvOverride("IVR_API_TOKEN_FILE", ("http", "token_file"), "file holding the API token"),

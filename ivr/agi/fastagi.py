@@ -5,24 +5,32 @@ Rules for this file:
   see link.py); nothing here blocks the event loop. A bad peer (slow or partial header, an
   oversized header or line, EOF mid-header, a stalled peer) costs its own task only and is bounded by
   `header_timeout`, `line_limit`, `header_limit` and the session's `command_timeout`.
+- A peer whose address is not in `allowed_peers` (default: loopback only) is closed at once, before a byte is
+  read, counted as "forbidden" and logged at most once per 10 s (a port scan cannot flood the log): anyone who
+  reaches the port could otherwise pretend to be Asterisk.
 - Over `max_connections` a new connection is closed at once (and counted as "rejected"); the running calls
   are not touched.
+- Accepted sockets get TCP keepalive, so a powered-off Asterisk host (no FIN, no RST) does not hold a session
+  and a connection slot forever while a command or an `exec()` waits.
 - `stop()` is graceful: stop accepting, let running calls finish until `shutdown_deadline`, then cancel them
   (which closes their sockets so Asterisk continues the dialplan).
 - Routing, status variables and closing are shared with classic AGI in `router.dispatch()`.
-- Metrics: AGI_CONNECTIONS_ACTIVE, AGI_CONNECTIONS{result: ok, noroute, rejected, bad_header, error}.
+- Metrics: AGI_CONNECTIONS_ACTIVE, AGI_CONNECTIONS{result: ok, noroute, forbidden, rejected, bad_header, error}.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Iterable
 
 from .. import metrics
+from ..netutil import set_tcp_keepalive
 from .errors import AGIConnectionLost, AGIProtocolError, AGITimeoutError
 from .link import AGILink, read_buffer
+from .peers import LOOPBACK_ONLY, PeerAllowList, RateLimitedWarning
 from .protocol import DEFAULT_HEADER_LIMIT, DEFAULT_LINE_LIMIT, AGIConnection
 from .router import Router, dispatch
-from .session import AGISession
+from .session import DEFAULT_EXEC_TIMEOUT, AGISession
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +52,16 @@ class FastAGIServer:
         header_limit: int = DEFAULT_HEADER_LIMIT,
         hangup_grace: float = 0.2,
         backlog: int = 1024,
+        allowed_peers: Iterable[str] | PeerAllowList = LOOPBACK_ONLY,
+        exec_timeout: float | None = DEFAULT_EXEC_TIMEOUT,
+        keepalive_idle: float | None = 60.0,
+        keepalive_interval: float = 10.0,
+        keepalive_count: int = 3,
     ) -> None:
+        """`allowed_peers`: addresses/CIDR ranges that may connect (the Asterisk servers); ValueError names a bad
+        entry. `exec_timeout`: longest EXEC (Dial, Queue, ...) before the session is closed; None = no limit.
+        `keepalive_idle` None turns TCP keepalive off; otherwise a dead peer is found after about
+        idle + interval x count seconds of silence (60 + 10 x 3 by default)."""
         self.router = router
         self.host = host
         self._port = port
@@ -56,11 +73,19 @@ class FastAGIServer:
         self.header_limit = header_limit
         self.hangup_grace = hangup_grace
         self.backlog = backlog
+        self.allowed_peers = (allowed_peers if isinstance(allowed_peers, PeerAllowList)
+                              else PeerAllowList(allowed_peers))
+        self.exec_timeout = exec_timeout
+        self.keepalive_idle = keepalive_idle
+        self.keepalive_interval = keepalive_interval
+        self.keepalive_count = keepalive_count
+        self._forbidden_log = RateLimitedWarning(log, interval=10.0)
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._read_buffer = read_buffer()   # shared by this server's links (see link.py)
         self.rejected = 0   # connections refused over the cap (also in the metric)
+        self.forbidden = 0  # connections refused by the allow-list (also in the metric)
 
     @property
     def port(self) -> int:
@@ -95,6 +120,15 @@ class FastAGIServer:
                        read_buffer=self._read_buffer)
 
     def _on_connect(self, link: AGILink) -> None:
+        # Called from connection_made: nothing has been read yet.
+        if not self.allowed_peers.allows(link.get_extra_info("peername")):
+            self.forbidden += 1
+            metrics.AGI_CONNECTIONS.labels(result="forbidden").inc()
+            self._forbidden_log.warning(
+                "FastAGI connection from %r refused: not in fastagi.allowed_peers %s",
+                link.get_extra_info("peername"), [str(n) for n in self.allowed_peers.networks])
+            link.abort()
+            return
         if self._stopping or len(self._tasks) >= self.max_connections:
             self.rejected += 1
             metrics.AGI_CONNECTIONS.labels(result="rejected").inc()
@@ -103,6 +137,9 @@ class FastAGIServer:
                             self.max_connections, link.get_extra_info("peername"))
             link.abort()
             return
+        if self.keepalive_idle is not None and link.transport is not None:
+            set_tcp_keepalive(link.transport.get_extra_info("socket"), self.keepalive_idle,
+                              self.keepalive_interval, self.keepalive_count)
         task = asyncio.get_running_loop().create_task(self._run_call(link))
         self._tasks.add(task)
         metrics.AGI_CONNECTIONS_ACTIVE.inc()
@@ -128,7 +165,7 @@ class FastAGIServer:
         try:
             session = await AGISession.open(
                 link, header_timeout=self.header_timeout, command_timeout=self.command_timeout,
-                hangup_grace=self.hangup_grace,
+                hangup_grace=self.hangup_grace, exec_timeout=self.exec_timeout,
             )
         except (AGITimeoutError, AGIConnectionLost, AGIProtocolError, ConnectionError) as exc:
             log.warning("bad FastAGI header from %r: %s", link.get_extra_info("peername"), exc)

@@ -54,7 +54,8 @@ MEDIA_COMMANDS = frozenset({
     "WAIT FOR DIGIT", "RECEIVE CHAR", "RECEIVE TEXT", "SEND TEXT", "SEND IMAGE", "TDD MODE",
 })
 
-_DEFAULT: Any = object()  # "use the session's command_timeout"
+_DEFAULT: Any = object()  # "use the session's command_timeout" (exec(): its exec_timeout)
+DEFAULT_EXEC_TIMEOUT = 4 * 3600.0  # seconds; the longest EXEC (a queue wait plus a long call) before we give up
 
 
 # First word -> the known command names starting with it, longest first (labels are looked up per command).
@@ -109,6 +110,7 @@ class AGISession:
         media_timeout: float | None = 3600.0,
         hangup_grace: float = 0.2,
         record_metrics: bool = True,
+        exec_timeout: float | None = DEFAULT_EXEC_TIMEOUT,
     ) -> None:
         connection = link.conn
         if connection.env is None:
@@ -118,6 +120,7 @@ class AGISession:
         self._conn = connection
         self.command_timeout = command_timeout
         self.media_timeout = media_timeout  # prompts, SAY, GET DATA: their length is not known here
+        self.exec_timeout = exec_timeout    # EXEC: Dial/Queue/Park legitimately last hours, but not forever
         self.hangup_grace = hangup_grace
         self._observe = TALLY.record if record_metrics else _no_metrics   # folded into Prometheus in batches
         self._record_metrics = record_metrics
@@ -458,14 +461,16 @@ class AGISession:
         reply = await self.command(*words)
         return (reply.data or "") if reply.result == "1" else None
 
-    async def exec(self, app: str, *args: str, timeout: float | None = None) -> int:
+    async def exec(self, app: str, *args: str, timeout: float | None = _DEFAULT) -> int:
         """Run a dialplan application; returns its result (-2: no such application). Arguments are escaped for
-        the application's comma splitter. No timeout by default: Dial/Queue/Park legitimately take hours.
+        the application's comma splitter. The timeout defaults to the session's `exec_timeout` (4 h; None = no
+        limit), not `command_timeout`: Dial/Queue/Park legitimately take hours. On expiry the session is closed
+        as broken and AGITimeoutError is raised, like any command timeout.
         After a -1 the session waits briefly for a HANGUP notice, so `hung_up` is accurate on return."""
         if not app or not app.replace("_", "").isalnum():
             raise ValueError(f"application name must be alphanumeric, got {app[:30]!r}")
         words = ["EXEC", app] + ([Quoted(",".join(_escape_app_arg(a) for a in args))] if args else [])
-        reply = await self.command(*words, timeout=timeout)
+        reply = await self.command(*words, timeout=self.exec_timeout if timeout is _DEFAULT else timeout)
         value = reply.result_int
         if value is None:
             raise AGIProtocolError(f"EXEC {app}: non-numeric result {reply.result!r}")
