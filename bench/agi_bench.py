@@ -15,7 +15,8 @@ server answers faster, because more replies arrive per loop iteration). Figures:
 - commands/s: wall clock, and per CPU-second of the server process (independent of the client's speed);
   the median over the rounds, and the range of the per-round ratio;
 - memory per idle call: server RSS growth with N calls connected, each blocked in `EXEC Wait 3600`, / N;
-- classic AGI start-up: spawn -> first command received, ours (agi/ivr_agi.py) vs pyst2 (`AGI()`), median.
+- classic AGI start-up: spawn -> first command received, ours (agi/ivr_agi.py; trivial router, then the real
+  router with the sample flows) vs pyst2 (`AGI()`), median (`--classic`: only this table).
 Goal (issue 2): at least panoramisk's throughput; under 30 KiB per idle call. Dev-only (needs the bench extra).
 """
 from __future__ import annotations
@@ -24,6 +25,7 @@ import argparse
 import asyncio
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -235,49 +237,91 @@ def idle_memory(kind: str, calls: int) -> dict:
 
 
 def classic_startup(runs: int) -> dict:
-    """Median ms from spawn to the first command on stdout, and to process exit."""
-    environ = dict(os.environ, IVR_AGI_ROUTER="agi_bench:noop_router",
+    """Median ms from spawn to the first command on stdout, and to process exit.
+
+    Rows: ivr with a trivial router (the AGI layer's own cost), ivr with the real router and the sample flows
+    (`ivr.routes.build_router` over config/flows: what a call really pays), the same with a bytecode cache,
+    pyst2, and a bare interpreter. "no .pyc" keeps this environment's PYTHONDONTWRITEBYTECODE (set on the build
+    machine: every run recompiles the ivr sources, as a read-only checkout would); ".pyc cached" lets Python
+    write its bytecode under a temporary PYTHONPYCACHEPREFIX, warmed by one unmeasured run (what an installed
+    package, or a checkout Asterisk's user can write to, gets)."""
+    import tempfile
+
+    work = Path(tempfile.mkdtemp(prefix="agi-bench-"))
+    trivial = dict(os.environ, IVR_AGI_ROUTER="agi_bench:noop_router",
                    PYTHONPATH=os.pathsep.join([str(Path(__file__).parent), str(REPO)]))
+    # The sample config, with the database in a scratch directory instead of the checkout's var/.
+    real = {k: v for k, v in os.environ.items() if k != "IVR_AGI_ROUTER"}
+    real.update(IVR_CONFIG=str(REPO / "config" / "ivr.yaml"), IVR_STORAGE_URL=f"sqlite:///{work / 'ivr.db'}")
+    cached = {k: v for k, v in real.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    cached["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
+    script = [PY, str(REPO / "agi" / "ivr_agi.py")]
     variants = {
-        "ivr (agi/ivr_agi.py)": ([PY, str(REPO / "agi" / "ivr_agi.py")], environ),
+        "ivr (agi/ivr_agi.py), trivial router (IVR_AGI_ROUTER), no .pyc": (script, trivial, "bench", False),
+        "ivr (agi/ivr_agi.py), real router + sample flows `main`, no .pyc": (script, real, "main", False),
+        "ivr (agi/ivr_agi.py), real router + sample flows `main`, .pyc cached": (script, cached, "main", True),
         "pyst2 (import asterisk.agi; AGI())": (
-            [PY, "-c", "import asterisk.agi as a; agi = a.AGI(); agi.answer()"], dict(os.environ)),
+            [PY, "-c", "import asterisk.agi as a; agi = a.AGI(); agi.answer()"], dict(os.environ), "bench", False),
         "python -c pass (floor)": ([PY, "-c", "import sys; sys.stdout.write('ANSWER\\n'); sys.stdout.flush()"],
-                                   dict(os.environ)),
+                                   dict(os.environ), "bench", False),
     }
     out = {}
-    for name, (argv, env) in variants.items():
+    try:
+        _time_variants(variants, runs, out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def _time_variants(variants: dict, runs: int, out: dict) -> None:
+    for name, (argv, env, flow, warm_up) in variants.items():
+        header = env_block(0, network=False).replace(b"agi_arg_1: 0", b"agi_arg_1: " + flow.encode())
         first, total = [], []
-        for _ in range(runs):
+        for run in range(runs + (1 if warm_up else 0)):
             t0 = time.perf_counter()
-            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     env=env)
-            proc.stdin.write(env_block(0, network=False).replace(b"agi_arg_1: 0", b"agi_arg_1: bench"))
+            proc.stdin.write(header)
             proc.stdin.flush()
             line = proc.stdout.readline()
-            first.append(time.perf_counter() - t0)
-            if line != b"ANSWER\n":
+            t_first = time.perf_counter() - t0
+            if line != b"ANSWER\n":   # both routers (and the sample flow `main`) start with ANSWER
                 proc.kill()
-                raise RuntimeError(f"{name}: expected ANSWER, got {line!r}")
+                raise RuntimeError(f"{name}: expected ANSWER, got {line!r}; stderr: {proc.stderr.read()[-500:]!r}")
             try:
                 proc.stdin.write(REPLY)
-                proc.stdin.close()
+                proc.stdin.close()   # EOF after the first reply: the flow ends (AGIConnectionLost), as on hangup
             except BrokenPipeError:
                 pass
+            proc.stderr.read()
             proc.wait(10)
+            if warm_up and run == 0:
+                continue
+            first.append(t_first)
             total.append(time.perf_counter() - t0)
         out[name] = (statistics.median(first) * 1000, statistics.median(total) * 1000)
-    return out
+
+
+def print_classic(runs: int) -> None:
+    print("Classic AGI start-up (median of %d runs, ms): spawn -> first command | spawn -> exit" % runs)
+    print("| script | first command (ms) | exit (ms) |")
+    print("|---|---:|---:|")
+    for name, (first, total) in classic_startup(runs).items():
+        print(f"| {name} | {first:.0f} | {total:.0f} |")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, a few seconds")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved throughput rounds per size (default 3)")
+    parser.add_argument("--classic", action="store_true", help="only the classic AGI start-up table")
     parser.add_argument("--serve", choices=["ivr", "panoramisk"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(args.serve)
+        return 0
+    if args.classic:
+        print_classic(3 if args.quick else 15)
         return 0
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -321,11 +365,8 @@ def main() -> int:
         ratio = statistics.median(ratios) if ratios else a / b
         spread = " ".join(f"{r:.2f}" for r in ratios) if ratios else ""
         print(f"| {label} | {a:,.1f} | {b:,.1f} | {ratio:.2f} | {spread} |")
-    print("\nClassic AGI start-up (median of %d runs, ms): spawn -> first command | spawn -> exit" % runs)
-    print("| script | first command (ms) | exit (ms) |")
-    print("|---|---:|---:|")
-    for name, (first, total) in classic_startup(runs).items():
-        print(f"| {name} | {first:.0f} | {total:.0f} |")
+    print()
+    print_classic(runs)
     goal_mem = ours_idle["kib_per_call"] < 30
     goal_tp = all(r >= 1.0 for r in wall_ratios)   # median of the per-round wall-clock ratios
     print(f"\nGoals: throughput >= panoramisk: {'met' if goal_tp else 'NOT met'}; "
