@@ -391,3 +391,39 @@ def test_quick_header_lookup_edge_cases(block: bytes, header: str, expected: str
     assert full.get(header) == expected
     assert lazy.get(header) == expected
     assert (header in lazy) == (expected is not None)
+
+
+# Lines that stress the quick lookup: case variants, no space after the colon, a colon inside the key, raw CR,
+# bare LF, empty values, non-ASCII text (case folding may change lengths there), and a header line at the very end.
+_ODD_LINES = [
+    "Uniqueid: 1795908860.1", "uniqueid: lower first", "UNIQUEID:nospace", "Uniqueid:a: b", "Uniqueid:",
+    "Uniqueid: ", "Channel: PJSIP/100-00000001", "channel: second", "Value: x\r", "Message: Park successful\n",
+    "CallerIDName: J\u016brat\u0117", "CallerIDName: \u0130stanbul", "Bar: Uniqueid: inside a value",
+    "Event: LaterEvent", "event: later lower", "Response: LaterResponse", "noheader", "\u212aelvin: sign",
+    "Name: \u0130\u0130", "Uniqueid: a b",  # two characters that grow when folded, then a value with a space
+]
+_ODD_NAMES = ["Uniqueid", "uniqueid", "UNIQUEID", "Channel", "Value", "Message", "CallerIDName", "callername",
+              "Bar", "Event", "event", "EVENT", "Response", "response", "ActionID", "noheader", "Kelvin", "kelvin",
+              "Uniqueid:a", "", "Missing", "\u0130stanbul"]
+
+
+def test_quick_header_lookup_agrees_with_full_split_on_generated_blocks() -> None:
+    import random
+    rng = random.Random(3)
+    for _ in range(1500):
+        first = rng.choice(["Event: Newexten", "Response: Success", "Event: X"])
+        lines = [first] + rng.sample(_ODD_LINES, rng.randint(0, 6))
+        block = "\r\n".join(lines)
+        kind, _, value = first.partition(": ")
+        full = Message._lazy(block, kind, value)
+        full.items()  # split every header
+        for name in _ODD_NAMES:
+            quick = Message._lazy(block, kind, value)
+            assert quick.get(name) == full.get(name), (name, block)
+            assert quick.get(name, "default") == full.get(name, "default"), (name, block)
+            quick = Message._lazy(block, kind, value)
+            if full.get(name) is None:
+                with pytest.raises(KeyError):
+                    quick[name]
+            else:
+                assert quick[name] == full.get(name)
