@@ -330,33 +330,25 @@ class AMIParser:
         if len(buf) > self.max_message_size:
             raise AMIMessageTooLarge(len(buf), self.max_message_size)
         limit = self.max_message_size
-        check_size = len(text) > limit   # no single block can exceed the limit when the whole text does not
+        blocks = text.split("\r\n\r\n")
+        if len(text) > limit:   # no single block can exceed the limit when the whole text does not
+            for block in blocks:
+                if len(block) > limit:
+                    raise AMIMessageTooLarge(len(block), limit)
         append = out.append
         new = Message.__new__
-        for block in text.split("\r\n\r\n"):
-            if not block:
-                continue
-            if check_size and len(block) > limit:
-                raise AMIMessageTooLarge(len(block), limit)
-            if block[0] == "\r":
-                block = block.lstrip("\r\n")   # stray empty lines before a message
-                if not block:
-                    continue
-            # Fast path: keep the text, parse the first line only (see Message; this is Message._lazy inlined).
+        for block in blocks:
+            # Fast path, an event: keep the text, parse the first line only (see Message; Message._lazy inlined).
             if block.startswith("Event: "):
                 eol = block.find("\r\n", 7)
                 msg = new(Message)
                 msg._raw, msg._pairs_, msg._index, msg._kind = block, None, None, "Event"
                 msg._name = block[7:] if eol < 0 else block[7:eol]
                 append(msg)
-            elif block.startswith("Response: ") and not block.startswith("Response: Follows\r\n") \
-                    and block != "Response: Follows":
-                eol = block.find("\r\n", 10)
-                append(Message._lazy(block, "Response", block[10:] if eol < 0 else block[10:eol]))
-            else:
-                pairs = _parse_crlf_block(block)
-                if pairs:
-                    append(Message._trusted(pairs))
+            elif block:
+                msg = _block_message(block)
+                if msg is not None:
+                    append(msg)
 
     # -- server role: LF or CRLF framing, like Asterisk's get_input() ---------------------------------------
 
@@ -403,6 +395,23 @@ def _probe(name: str) -> tuple[str | None, str | None]:
         _PROBES.clear()
     _PROBES[name] = probe
     return probe
+
+
+def _block_message(block: str) -> Message | None:
+    """A client-role message from one CRLF block (not empty), or None if it holds only empty lines."""
+    if block[0] == "\r":
+        block = block.lstrip("\r\n")   # stray empty lines before a message
+        if not block:
+            return None
+    if block.startswith("Event: "):
+        eol = block.find("\r\n", 7)
+        return Message._lazy(block, "Event", block[7:] if eol < 0 else block[7:eol])
+    if block.startswith("Response: ") and not block.startswith("Response: Follows\r\n") \
+            and block != "Response: Follows":
+        eol = block.find("\r\n", 10)
+        return Message._lazy(block, "Response", block[10:] if eol < 0 else block[10:eol])
+    pairs = _parse_crlf_block(block)
+    return Message._trusted(pairs) if pairs else None
 
 
 def _kind_of(pairs: list[tuple[str, str]]) -> tuple[str | None, str | None]:
