@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Callable
 
 import pytest
@@ -601,3 +602,26 @@ async def test_async_context_manager(fake: FakeAMI) -> None:
     with pytest.raises(AMIAuthError):
         async with AMIClient("127.0.0.1", fake.port, "ivr", "bad", ping_interval=0, login_failure_backoff=60):
             pass
+
+
+async def test_a_subscriber_that_never_suspends_lets_the_loop_run(fake: FakeAMI, make_client: Make) -> None:
+    client = await connected(make_client)
+    got: list[int] = []
+    seen_by_other_task: list[int] = []
+
+    def blocking(msg: Message) -> None:
+        time.sleep(0.001)   # a handler that blocks: the subscriber must still yield within its time slice
+        got.append(int(msg["Seq"]))
+
+    async def other_task() -> None:
+        while not got:
+            await asyncio.sleep(0)
+        seen_by_other_task.append(len(got))
+
+    client.subscribe(blocking, {"UserEvent"}, maxsize=1000, name="test-blocking")
+    watcher = asyncio.get_running_loop().create_task(other_task())
+    await fake.broadcast(b"".join(b"Event: UserEvent\r\nSeq: %d\r\n\r\n" % i for i in range(100)))
+    await fake.wait_for(lambda: len(got) == 100)
+    await watcher
+    assert got == list(range(100))
+    assert seen_by_other_task[0] < 100   # the loop ran while the backlog was being handled
