@@ -99,7 +99,7 @@ TRANSFER_SUCCESS_RESULTS = ("answer", "answered", "continue", "ok")
 # Config reload results (label `result` of ivr_config_reloads).
 RELOAD_RESULTS = ("ok", "failed")
 # FastAGI connection results (label `result` of ivr_agi_connections, see ivr/agi/fastagi.py).
-AGI_CONNECTION_RESULTS = ("ok", "noroute", "rejected", "bad_header", "error")
+AGI_CONNECTION_RESULTS = ("ok", "noroute", "rejected", "forbidden", "bad_header", "error")
 
 # --- calls and flows ---------------------------------------------------------------------------------------
 CALLS_STARTED = Counter("ivr_calls_started", "Calls that entered a flow.", ["flow"], registry=REGISTRY)
@@ -176,8 +176,9 @@ AMI_EVENTS_DROPPED = Counter("ivr_ami_events_dropped", "AMI events dropped becau
 AMI_ACTION_SECONDS = Histogram("ivr_ami_action_seconds", "AMI action round-trip time.", ["action"],
                                buckets=_LATENCY_BUCKETS, registry=REGISTRY)
 AGI_CONNECTIONS_ACTIVE = Gauge("ivr_agi_connections_active", "FastAGI sessions open now.", registry=REGISTRY)
-AGI_CONNECTIONS = Counter("ivr_agi_connections", "FastAGI connections by result (ok, noroute, rejected, "
-                          "bad_header, error).", ["result"], registry=REGISTRY)
+AGI_CONNECTIONS = Counter("ivr_agi_connections", "FastAGI connections by result (ok, noroute, rejected: over "
+                          "the connection cap, forbidden: peer not in fastagi.allowed_peers, bad_header, error).",
+                          ["result"], registry=REGISTRY)
 AGI_COMMAND_SECONDS = Histogram("ivr_agi_command_seconds", "AGI command latency (until Asterisk's reply).",
                                 ["command"], buckets=_LATENCY_BUCKETS, registry=REGISTRY)
 AGI_COMMAND_RESULTS = Counter("ivr_agi_command_results", "AGI command results (ok, failure, hangup, dead, invalid, "

@@ -116,6 +116,7 @@ class Service:
         fastagi = FastAGIServer(
             router, fa.host, fa.port, max_connections=fa.max_connections, header_timeout=fa.header_timeout,
             command_timeout=fa.command_timeout or None, shutdown_deadline=fa.shutdown_deadline,
+            allowed_peers=fa.allowed_peers, exec_timeout=fa.exec_timeout or None,
         )
         queue_feed = None
         if settings.ami.enabled:

@@ -55,12 +55,14 @@ def test_every_documented_environment_override(tmp_path: Path) -> None:
         "IVR_FASTAGI_MAX_CONNECTIONS": "50", "IVR_HTTP_HOST": "0.0.0.0", "IVR_HTTP_PORT": "18080",
         "IVR_FLOWS_DIR": "/srv/flows", "IVR_PROMPTS_DIR": "/srv/prompts", "IVR_RECORDINGS_DIR": "/srv/rec",
         "IVR_STORAGE_URL": "memory:", "IVR_DIAL_TEMPLATE": "SIP/{extension}", "IVR_LOG_LEVEL": "debug",
+        "IVR_FASTAGI_ALLOWED_PEERS": "10.0.0.5,::1/128",
     }
     assert set(values) == {o.variable for o in ENV_OVERRIDES} - {"IVR_AMI_SECRET_FILE", "IVR_API_TOKEN_FILE"}
     settings = load_settings(path, env=values)
     assert (settings.ami.host, settings.ami.port, settings.ami.username, settings.ami.enabled) == (
         "pbx.example", 15038, "svc", False)
     assert (settings.fastagi.host, settings.fastagi.port, settings.fastagi.max_connections) == ("127.0.0.1", 0, 50)
+    assert settings.fastagi.allowed_peers == ["10.0.0.5/32", "::1/128"]
     assert (settings.http.host, settings.http.port) == ("0.0.0.0", 18080)
     assert settings.flows_dir == Path("/srv/flows") and settings.prompts_dir == Path("/srv/prompts")
     assert settings.recordings_dir == Path("/srv/rec") and settings.storage.url == "memory:"
