@@ -1,12 +1,14 @@
-"""Small socket helpers shared by the AMI client and the FastAGI server.
+"""Small socket and address helpers shared by the AMI client, the FastAGI server, the API and `check`.
 
 Rules for this file:
-- Only socket options, no I/O and no asyncio: callers pass the socket from `transport.get_extra_info("socket")`.
+- Only socket options and address checks, no I/O and no asyncio: callers pass the socket from
+  `transport.get_extra_info("socket")`.
 - Failing to set an option is never fatal (the callers have their own timeouts): it is logged at debug level
   and reported by the return value.
 """
 from __future__ import annotations
 
+import ipaddress
 import logging
 import socket
 from typing import Any
@@ -33,3 +35,15 @@ def set_tcp_keepalive(sock: Any, idle: float, interval: float, count: int = 3) -
         log.debug("could not set TCP keepalive: %s", exc)
         return False
     return True
+
+
+def is_loopback(host: str) -> bool:
+    """True for an address (or `localhost`) that only this host can reach; any other host name may resolve anywhere."""
+    if host in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)      # ::ffff:127.0.0.1
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)

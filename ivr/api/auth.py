@@ -11,7 +11,6 @@ Rules for this file:
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import os
 from pathlib import Path
 from typing import Awaitable, Callable, Iterable, Mapping
@@ -19,23 +18,13 @@ from typing import Awaitable, Callable, Iterable, Mapping
 from aiohttp import web
 
 from ivr.api.errors import error_response
+from ivr.netutil import is_loopback
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 class InsecureBind(Exception):
     """The API would listen on a non-loopback address without a token."""
-
-
-def is_loopback(host: str) -> bool:
-    if host in ("localhost", "localhost.localdomain"):
-        return True
-    try:
-        address = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False      # a host name other than localhost may resolve anywhere
-    mapped = getattr(address, "ipv4_mapped", None)      # ::ffff:127.0.0.1
-    return address.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
 def check_bind(host: str, token: str | None) -> None:

@@ -12,12 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import ipaddress
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from ivr.flow.loader import FlowSet, display_name, load_flows
 from ivr.flow.model import CallbackNode, LookupNode, MenuNode, TransferNode
+from ivr.netutil import is_loopback
 from ivr.settings import Settings, default_settings_path, load_settings
 from ivr.yamlsource import ConfigError, PositionMap, Problem, load_yaml, suggest
 
@@ -145,6 +147,19 @@ def _quiet_settings() -> Settings | None:
         return None
 
 
+def _fastagi_peer_checks(settings: Settings, positions: PositionMap | None) -> list[Problem]:
+    """Listening beyond loopback while only loopback peers are allowed: every remote Asterisk would be refused."""
+    fa = settings.fastagi
+    if positions is None or is_loopback(fa.host):
+        return []
+    if not all(ipaddress.ip_network(p, strict=False).is_loopback for p in fa.allowed_peers):
+        return []
+    return [positions.problem(
+        ("fastagi", "host"), f"FastAGI listens on {fa.host} but fastagi.allowed_peers allows only this host: an "
+        "Asterisk on another host would be refused", "add its address to fastagi.allowed_peers, or listen on "
+        "127.0.0.1", at_key=False, severity="warning", code="fastagi-peers")]
+
+
 def _cross_checks(settings: Settings, flow_set: FlowSet) -> list[Problem]:
     """Checks that need both the settings and the flows."""
     problems: list[Problem] = []
@@ -166,6 +181,7 @@ def _cross_checks(settings: Settings, flow_set: FlowSet) -> list[Problem]:
                     ("queues", "overrides", queue), f"queues.overrides: no flow transfers to queue {queue!r}",
                     suggest(queue, queues) or "queues used by the flows: " + (", ".join(sorted(queues)) or "none"),
                     severity="warning", code="unused-queue"))
+    problems.extend(_fastagi_peer_checks(settings, positions))
     allowed = {host.lower() for host in settings.lookups.allowed_hosts}
     if allowed:
         for name, flow in flow_set.flows.items():

@@ -105,3 +105,20 @@ def test_queue_override_for_a_queue_no_flow_uses(tmp_path: Path, capsys: pytest.
     assert main(["check", str(settings)]) == 0
     out = capsys.readouterr().out
     assert f"{settings}:4:5: warning: queues.overrides: no flow transfers to queue 'sale' (did you mean 'sales'?)" in out
+
+
+def test_check_warns_when_fastagi_listens_widely_but_allows_only_loopback(tmp_path: Path) -> None:
+    """Listening on 0.0.0.0 with the loopback-only default: every remote Asterisk would be refused, say so."""
+    from ivr.tools.check import check
+
+    root = Path(__file__).resolve().parents[2]
+    settings = tmp_path / "config" / "ivr.yaml"
+    settings.parent.mkdir()
+    settings.write_text(f"fastagi:\n  host: 0.0.0.0\nflows_dir: {root / 'config' / 'flows'}\n"
+                        f"prompts_dir: {root / 'recordings' / 'prompts'}\ncallbacks: {{enabled: false}}\n")
+    problems = [p for p in check(str(settings))["problems"] if p.code == "fastagi-peers"]
+    assert len(problems) == 1 and problems[0].severity == "warning" and problems[0].line == 2
+    assert "allowed_peers" in problems[0].hint
+
+    settings.write_text(settings.read_text().replace("host: 0.0.0.0", "host: 0.0.0.0\n  allowed_peers: [10.0.0.5]"))
+    assert not [p for p in check(str(settings))["problems"] if p.code == "fastagi-peers"]
