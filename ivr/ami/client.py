@@ -50,8 +50,8 @@ State = Literal["new", "connecting", "up", "auth_failed", "down", "closed"]
 # _CHECK_EVERY events, so a slow handler holds the loop for at most ~16 of its calls). A time slice, not a fixed
 # count: one 256 KiB read brings ~1000 events, and a subscriber that handles fewer per turn than the reader parses
 # falls behind for good under a flood although the CPU would suffice (measured: ~150,000 of 200,000 events queued
-# with a 256-event turn, ~1,000 with a 5 ms slice), so memory and cold caches cost, and it may drop events it could have
-# handled.
+# with a 256-event turn, ~1,000 with a 5 ms slice), so memory and cold caches cost, and it may drop events it
+# could have handled.
 _SLICE = 0.005
 _CHECK_EVERY = 16
 
