@@ -81,7 +81,7 @@ def sim_config(settings: Settings, flows: dict, demo_dir: Path, *, agents: int =
 
     def visit(node: object) -> None:
         if isinstance(node, TransferNode):
-            if node.queue:
+            if node.queue and "${" not in node.queue:  # a queue chosen at run time is one of the others
                 queues.add(node.queue)
             if node.extension and "$" not in node.extension:
                 extensions.add(node.extension)
@@ -92,7 +92,7 @@ def sim_config(settings: Settings, flows: dict, demo_dir: Path, *, agents: int =
         for node in flow.nodes.values():
             visit(node)
         for node in flow.nodes.values():
-            if getattr(node, "type", "") == "callback":
+            if getattr(node, "type", "") == "callback" and "${" not in node.queue:
                 queues.add(node.queue)
     n_agents = max(agents, 1)
     agents = {f"agent{i}": AgentSpec(f"agent{i}", answer_after=3.0 + i, talk=25.0 + 7 * i) for i in range(n_agents)}
