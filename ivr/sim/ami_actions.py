@@ -11,7 +11,7 @@ Rules for this file:
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from ivr.ami.protocol import Message
 from ivr.sim.ami_bridge import AMIBridge, find_by_prefix
@@ -219,20 +219,30 @@ async def redirect(s: "AMISession", msg: Message) -> None:
         sim.redirect_channel(extra, msg.get("ExtraContext") or context, msg.get("ExtraExten") or exten)
 
 
-@action("BlindTransfer")
-async def blind_transfer(s: "AMISession", msg: Message) -> None:
+def _transfer_request(s: "AMISession", msg: Message, *, no_channel: str) -> "tuple[Any, str, str] | None":
+    """(channel, context, exten) of a BlindTransfer/Atxfer, or None after answering the error Asterisk gives
+    (the two actions word a missing channel differently: ami-16)."""
     name = msg.get("Channel")
     if not name:
         s.respond(msg, "Error", [("Message", "No channel specified")])
-        return
+        return None
     ch = s.sim.pbx.find_channel(name)
     if ch is None:
-        s.respond(msg, "Error", [("Message", "No such channel")])
-        return
+        s.respond(msg, "Error", [("Message", no_channel)])
+        return None
     exten, context = msg.get("Exten") or "", msg.get("Context") or ch.context
     if not exten:
         s.respond(msg, "Error", [("Message", "No extension specified")])
+        return None
+    return ch, context, exten
+
+
+@action("BlindTransfer")
+async def blind_transfer(s: "AMISession", msg: Message) -> None:
+    target = _transfer_request(s, msg, no_channel="No such channel")
+    if target is None:
         return
+    ch, context, exten = target
     peer = ch.bridge_peer
     if not s.sim.transfer(ch, context, exten):
         s.respond(msg, "Error", [("Message", "Transfer invalid")])
@@ -247,18 +257,10 @@ async def blind_transfer(s: "AMISession", msg: Message) -> None:
 
 @action("Atxfer")
 async def atxfer(s: "AMISession", msg: Message) -> None:
-    name = msg.get("Channel")
-    if not name:
-        s.respond(msg, "Error", [("Message", "No channel specified")])
+    target = _transfer_request(s, msg, no_channel="Channel specified does not exist")
+    if target is None:
         return
-    ch = s.sim.pbx.find_channel(name)
-    if ch is None:
-        s.respond(msg, "Error", [("Message", "Channel specified does not exist")])
-        return
-    exten, context = msg.get("Exten") or "", msg.get("Context") or ch.context
-    if not exten:
-        s.respond(msg, "Error", [("Message", "No extension specified")])
-        return
+    ch, context, exten = target
     peer = ch.bridge_peer
     if not s.sim.transfer(ch, context, exten):
         s.respond(msg, "Error", [("Message", "Transfer invalid")])
