@@ -26,6 +26,7 @@ check: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/agi_bench.py
 	$(PY) bench/ami_bench.py
+	$(PY) bench/sim_bench.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

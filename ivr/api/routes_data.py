@@ -163,7 +163,7 @@ async def cancel_callback(request: web.Request) -> web.Response:
     cb_id = _int_id(request, "callback_id")
     if not await storage.cancel_callback(cb_id):
         state = (await storage.get_callback(cb_id)).state
-        raise JSONError(409, "invalid_state", f"callback {cb_id} is {state}; only pending requests can be cancelled")
+        raise JSONError(409, "invalid_state", f"callback {cb_id} is {state}; only pending, dialing or answered requests can be cancelled")
     return web.json_response(_callback_json(await storage.get_callback(cb_id)))
 
 
