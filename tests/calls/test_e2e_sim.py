@@ -7,67 +7,23 @@ so the API sees a caller bridged with an agent and can act on it.
 from __future__ import annotations
 
 import asyncio
-import random
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
-from ivr.agi.fastagi import FastAGIServer
 from ivr.agi.router import Router
-from ivr.ami.client import AMIClient
 from ivr.calls.callbacks import CallbackPolicy, CallbackScheduler
-from ivr.calls.settings import CallControlSettings
-from ivr.calls.wiring import CallControl
-from ivr.sim import AgentSpec, CallSpec, Route, SimConfig, SimulatedAsterisk, VirtualClock
 from ivr.flow.report import CallReport
-from ivr.storage import CallbackRequest, open_storage
-
-INTERNAL_NUMBERS = r"^[0-9]{4,7}$"
-
-TOKEN = "e2e-token"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
+from ivr.sim import AgentSpec, CallSpec, Route, SimConfig
+from ivr.storage import CallbackRequest
+from tests.e2e.stack import INTERNAL_NUMBERS, ApiStack, api_stack, until
 
 
-async def until(predicate, timeout: float = 5.0, what: str = "condition") -> None:
-    try:
-        async with asyncio.timeout(timeout):
-            while not predicate():
-                await asyncio.sleep(0.01)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
-
-
-class E2E:
-    def __init__(self, sim, ami, control, http, storage) -> None:
-        self.sim, self.ami, self.control, self.http, self.storage = sim, ami, control, http, storage
-        self.frozen = False
-
-    @property
-    def registry(self):
-        return self.control.registry
-
-    async def post(self, path: str, json=None):
-        return await self.http.post(path, json=json, headers=AUTH)
-
-    async def get(self, path: str):
-        return await self.http.get(path, headers=AUTH)
-
+class E2E(ApiStack):
     async def talking_call(self) -> str:
         """Place an inbound call that the AGI handler bridges to an agent; return its call id."""
         await self.sim.place_call(CallSpec(flow="agent", caller_id="37060000001", caller_name="Ona"))
         await until(lambda: any(c.state == "talking" for c in self.registry.calls()), what="a talking call")
         return next(c.id for c in self.registry.calls() if c.state == "talking")
-
-    def freeze(self) -> None:
-        """Stop virtual time (see the AGI handler)."""
-        if not self.frozen:
-            self.sim.clock.acquire()
-            self.frozen = True
-
-    def thaw(self) -> None:
-        if self.frozen:
-            self.sim.clock.release()
-            self.frozen = False
 
 
 @pytest.fixture
@@ -78,7 +34,7 @@ async def e2e(tmp_path):
         await session.answer()
         # Freeze virtual time before the bridge forms: the test then talks to the API in real time, and a quiet
         # simulation would otherwise jump to the next timer (the caller's give-up after an hour) at once.
-        state["env"].freeze()
+        state["stack"].freeze()
         await session.exec("Dial", "Local/talk@agents")
 
     async def callback_handler(session) -> None:
@@ -91,42 +47,13 @@ async def e2e(tmp_path):
     router = Router()
     router.add("agent", agent_handler)
     router.add("callback", callback_handler)
-    fastagi = FastAGIServer(router, "127.0.0.1", 0)
-    await fastagi.start()
     config = SimConfig()
     config.agents["2000"] = AgentSpec("2000", answer_after=0.0, talk=None, name="Supervisor")
     config.agents["1002"] = AgentSpec("1002", answer_after=0.0, talk=None, name="Retriever")
     config.agents["5550001"] = AgentSpec("5550001", busy=True)        # a customer whose line is busy
     config.routes["callback"] = Route(flow="callback")               # ivr-outbound,callback runs the flow
-    sim = SimulatedAsterisk(config, clock=VirtualClock())
-    await sim.start(("127.0.0.1", fastagi.port))
-    ami = AMIClient("127.0.0.1", sim.ami.port, "ivr", "ivrsecret", ping_interval=0, backoff_min=0.01,
-                    backoff_max=0.05, rng=random.Random(3))
-    storage = open_storage(f"sqlite:///{tmp_path}/ivr.db")
-    (tmp_path / "rec").mkdir()
-    # The simulator's "numbers" are its agents' names and short extensions: a PBX-internal number plan.
-    settings = CallControlSettings(agent_dial="Local/{extension}@agents", recordings_dir=str(tmp_path / "rec"),
-                                   number_pattern=INTERNAL_NUMBERS)
-    control = CallControl.build(ami, storage, settings, run_callbacks=False)
-    await control.start()
-    await ami.start()
-    await ami.wait_logged_in(5)
-    await until(lambda: control.sync.resyncs >= 1, what="the first resync")
-    http = TestClient(TestServer(control.app(token=TOKEN, readiness={"ami": lambda: ami.logged_in}),
-                                 host="127.0.0.1", port=0))
-    await http.start_server()
-    env = state["env"] = E2E(sim, ami, control, http, storage)
-    env.state = state
-    try:
+    async with api_stack(tmp_path, router, config, state, stack_class=E2E) as env:
         yield env
-    finally:
-        env.thaw()
-        await http.close()
-        await control.stop()
-        await ami.close()
-        await sim.stop()
-        await fastagi.stop()
-        await storage.close()
 
 
 async def test_talking_call_is_listed(e2e):

@@ -1,64 +1,19 @@
 """Call control end to end on the simulated Asterisk (issue 6): park -> retrieve to an agent, hold -> resume.
 
-Stack: the simulator (FastAGI client + AMI server) <-> a real FastAGI server, a real AMIClient, call control and
-the HTTP API, all on 127.0.0.1 with ephemeral ports.  Virtual time: the AGI handlers freeze the simulator's clock
-before the caller waits on media (Dial, EXEC Park), so nothing times out while the test talks to the API in real
-time; parking itself runs on simulated timers only until the `ParkedCall` event, which freezes the clock again.
+The stack is tests/e2e/stack.py. Virtual time: the AGI handlers freeze the simulator's clock before the caller
+waits on media (Dial, EXEC Park), so nothing times out while the test talks to the API in real time; parking itself
+runs on simulated timers only until the `ParkedCall` event, which freezes the clock again.
 """
 from __future__ import annotations
 
-import asyncio
-import random
-
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
-from ivr.agi.fastagi import FastAGIServer
 from ivr.agi.router import Router
-from ivr.ami.client import AMIClient
-from ivr.calls.settings import CallControlSettings
-from ivr.calls.wiring import CallControl
-from ivr.sim import AgentSpec, CallSpec, SimConfig, SimulatedAsterisk, VirtualClock
-from ivr.storage import open_storage
-
-TOKEN = "e2e-token"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
+from ivr.sim import AgentSpec, CallSpec, SimConfig
+from tests.e2e.stack import ApiStack, api_stack, connect, until
 
 
-async def until(predicate, timeout: float = 5.0, what: str = "condition") -> None:
-    try:
-        async with asyncio.timeout(timeout):
-            while not predicate():
-                await asyncio.sleep(0.01)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
-
-
-class Stack:
-    def __init__(self, sim, ami, control, http, state) -> None:
-        self.sim, self.ami, self.control, self.http, self.state = sim, ami, control, http, state
-        self.frozen = False
-
-    @property
-    def registry(self):
-        return self.control.registry
-
-    async def post(self, path: str, json=None):
-        return await self.http.post(path, json=json, headers=AUTH)
-
-    async def get(self, path: str):
-        return await self.http.get(path, headers=AUTH)
-
-    def freeze(self) -> None:
-        if not self.frozen:
-            self.sim.clock.acquire()
-            self.frozen = True
-
-    def thaw(self) -> None:
-        if self.frozen:
-            self.sim.clock.release()
-            self.frozen = False
-
+class Stack(ApiStack):
     async def call_in(self, flow: str, state: str):
         """Place a call into `flow` and wait until the registry shows it in `state`; (sim call, call id)."""
         sim_call = await self.sim.place_call(CallSpec(flow=flow, caller_id="37060000001", caller_name="Ona"))
@@ -120,36 +75,10 @@ async def stack(tmp_path):
     router.add("agent", agent_flow)
     router.add("menu", menu_flow)
     router.add("parking", parking_flow)
-    fastagi = FastAGIServer(router, "127.0.0.1", 0)
-    await fastagi.start()
     config = SimConfig()
     config.agents["1002"] = AgentSpec("1002", answer_after=0.0, talk=None, name="Retriever")
-    sim = SimulatedAsterisk(config, clock=VirtualClock())
-    await sim.start(("127.0.0.1", fastagi.port))
-    ami = AMIClient("127.0.0.1", sim.ami.port, "ivr", "ivrsecret", ping_interval=0, backoff_min=0.01,
-                    backoff_max=0.05, rng=random.Random(3))
-    storage = open_storage(f"sqlite:///{tmp_path}/ivr.db")
-    settings = CallControlSettings(agent_dial="Local/{extension}@agents", recordings_dir=str(tmp_path),
-                                   number_pattern=r"^[0-9]{4,7}$")
-    control = CallControl.build(ami, storage, settings, run_callbacks=False)
-    await control.start()
-    await ami.start()
-    await ami.wait_logged_in(5)
-    await until(lambda: control.sync.resyncs >= 1, what="the first resync")
-    http = TestClient(TestServer(control.app(token=TOKEN, readiness={"ami": lambda: ami.logged_in}),
-                                 host="127.0.0.1", port=0))
-    await http.start_server()
-    env = state["stack"] = Stack(sim, ami, control, http, state)
-    try:
-        yield env
-    finally:
-        env.thaw()
-        await env.http.close()          # a test may have restarted the service: close what runs now
-        await env.control.stop()
-        await env.ami.close()
-        await sim.stop()
-        await fastagi.stop()
-        await storage.close()
+    async with api_stack(tmp_path, router, config, state, stack_class=Stack) as stack:
+        yield stack
 
 
 def _retrieve_events(rec, leg: str) -> list[tuple[str, str, str]]:
@@ -329,17 +258,7 @@ async def restart_service(stack, tmp_path) -> None:
     await stack.http.close()
     await stack.control.stop()
     await stack.ami.close()
-    ami = AMIClient("127.0.0.1", stack.sim.ami.port, "ivr", "ivrsecret", ping_interval=0, backoff_min=0.01,
-                    backoff_max=0.05, rng=random.Random(4))
-    control = CallControl.build(ami, stack.control.operations.storage, stack.control.settings, run_callbacks=False)
-    await control.start()
-    await ami.start()
-    await ami.wait_logged_in(5)
-    await until(lambda: control.sync.resyncs >= 1, what="the resync after the restart")
-    http = TestClient(TestServer(control.app(token=TOKEN, readiness={"ami": lambda: ami.logged_in}),
-                                 host="127.0.0.1", port=0))
-    await http.start_server()
-    stack.ami, stack.control, stack.http = ami, control, http
+    stack.ami, stack.control, stack.http = await connect(stack.sim, stack.storage, stack.control.settings)
 
 
 async def test_transfer_of_a_held_call_releases_the_waiting_agent(stack):
