@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,20 +21,16 @@ from aiohttp import web
 
 from ivr import metrics
 from ivr.agi.fastagi import FastAGIServer
-from ivr.agi.router import Router
 from ivr.ami.client import AMIClient
 from ivr.ami.errors import AMIConnectionLost
-from ivr.api.app import create_app
 from ivr.api.auth import check_bind
 from ivr.calls.callbacks import CallbackPolicy
 from ivr.calls.settings import CallControlSettings
 from ivr.calls.wiring import CallControl
-from ivr.flow.engine import FlowEngine
-from ivr.flow.handler import build_flow_router
 from ivr.flow.lookup import HttpLookupClient
 from ivr.flow.repository import FlowRepository
-from ivr.routes import build_router
 from ivr.queue_stats import QueueStats, QueueStatsFeed, ServiceLevelPolicy
+from ivr.routes import build_router
 from ivr.settings import Settings, load_settings
 from ivr.storage import open_storage
 from ivr.yamlsource import ConfigError
@@ -122,17 +119,12 @@ class Service:
         if settings.ami.enabled:
             policy = ServiceLevelPolicy(settings.queues.service_level, dict(settings.queues.overrides))
             queue_feed = QueueStatsFeed(ami, QueueStats(policy))
-        app = create_app(
-            operations=calls.operations, registry=calls.registry, storage=storage, token=token, settings=control,
-            flows=repository, scheduler=calls.scheduler, metrics_registry=metrics.REGISTRY,
-            readiness={
-                "ami": lambda: bool(getattr(ami, "logged_in", False)) or not settings.ami.enabled,
-                "fastagi": lambda: fastagi_listening(fastagi),
-            },
-        )
-        service = cls(settings=settings, repository=repository, storage=storage, fastagi=fastagi, ami=ami,
-                      calls=calls, queue_feed=queue_feed, app=app, lookup_client=lookup_client)
-        return service
+        app = calls.app(token=token, flows=repository, readiness={
+            "ami": lambda: bool(getattr(ami, "logged_in", False)) or not settings.ami.enabled,
+            "fastagi": lambda: fastagi_listening(fastagi),
+        })
+        return cls(settings=settings, repository=repository, storage=storage, fastagi=fastagi, ami=ami,
+                   calls=calls, queue_feed=queue_feed, app=app, lookup_client=lookup_client)
 
     @property
     def http_port(self) -> int:
@@ -167,14 +159,8 @@ class Service:
             await self.ami.close()
         if self._runner is not None:
             await self._runner.cleanup()
-        close = getattr(self.lookup_client, "close", None)
-        if close is not None:
-            await close()
-        close_storage = getattr(self.storage, "close", None)
-        if close_storage is not None:
-            result = close_storage()
-            if asyncio.iscoroutine(result):
-                await result
+        await self.lookup_client.close()
+        await self.storage.close()
 
     def describe(self) -> list[str]:
         """What the service serves, for the start-up banner."""
@@ -187,7 +173,7 @@ class Service:
             f"Metrics   {http}/metrics",
             f"Health    {http}/healthz  {http}/readyz",
             f"AMI       {s.ami.host}:{s.ami.port} as {s.ami.username!r}" if s.ami.enabled else "AMI       disabled",
-            f"Flows     version {self.repository.version}  (reload: kill -HUP {__import__('os').getpid()} or "
+            f"Flows     version {self.repository.version}  (reload: kill -HUP {os.getpid()} or "
             f"POST {http}/flows/reload)",
         ]
 
