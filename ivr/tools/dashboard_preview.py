@@ -227,7 +227,6 @@ def _stat(panel: dict[str, Any], box: Box, rng: random.Random) -> Iterable[str]:
     defaults = panel.get("fieldConfig", {}).get("defaults", {})
     unit = defaults.get("unit")
     steps = defaults.get("thresholds", {}).get("steps", [{"color": "#5794f2"}])
-    targets = panel.get("targets", [])
     mappings = defaults.get("mappings", [])
     if mappings:  # value mappings (AMI UP/DOWN, reload OK/FAILING): show the healthy one
         options = mappings[0]["options"]

@@ -507,7 +507,7 @@ async def test_only_the_held_partys_hangup_releases_the_partner(env):
 
 async def test_held_partys_hangup_without_a_note_releases_the_waiting_partner(env):
     ami, registry, _, ops, _ = env
-    call_id = held_by_an_earlier_run(registry)
+    held_by_an_earlier_run(registry)
     await hang_up(registry, ops, BOB)        # the waiting partner hangs up itself: nothing to do
     assert ami.sent == []
     registry2 = CallRegistry(clock=lambda: 1000.0)
@@ -536,7 +536,7 @@ async def test_transfer_of_a_held_call_whose_partner_hung_up_redirects_the_calle
 
 async def test_a_partner_talking_again_is_never_released(env):
     ami, registry, _, ops, _ = env
-    call_id = held_by_an_earlier_run(registry)
+    held_by_an_earlier_run(registry)
     carol = registry.channel_by_name(ALICE[:-1] + "2")        # anyone else in a bridge with bob
     for ch in (registry.channel_by_name(BOB), carol):
         registry.apply(msg(("Event", "BridgeEnter"), ("Channel", ch.name), ("Uniqueid", ch.uniqueid),

@@ -10,7 +10,7 @@ import pytest
 from ivr.cli import main
 from ivr.tools.prompts import PromptToolsMissing, collect_jobs, find_tools
 
-from .helpers import BASE_FLOW, mutate, write_flow
+from .helpers import mutate, write_flow
 
 tools_present = pytest.mark.skipif(not (shutil.which("espeak-ng") and shutil.which("sox")),
                                    reason="espeak-ng and sox are not installed")
