@@ -74,26 +74,12 @@ def sim_config(settings: Settings, flows: dict, demo_dir: Path, *, agents: int =
     """A simulated call center for the sample flows: every queue the flows use, staffed; every extension they dial."""
     from ivr.sim import AgentSpec, QueueSpec, SimConfig, SoundCatalog
     from ivr.sim.testing import prompt_texts
-    from ivr.flow.model import TransferNode
+    from ivr.flow.model import TransferNode, all_nodes, literal_queues
 
-    queues: set[str] = set()
-    extensions: set[str] = set()
-
-    def visit(node: object) -> None:
-        if isinstance(node, TransferNode):
-            if node.queue and "${" not in node.queue:  # a queue chosen at run time is one of the others
-                queues.add(node.queue)
-            if node.extension and "$" not in node.extension:
-                extensions.add(node.extension)
-        for option in getattr(node, "options", {}).values() if hasattr(node, "greeting") else ():
-            visit(option)
-
-    for flow in flows.values():
-        for node in flow.nodes.values():
-            visit(node)
-        for node in flow.nodes.values():
-            if getattr(node, "type", "") == "callback" and "${" not in node.queue:
-                queues.add(node.queue)
+    queues = literal_queues(flows.values())
+    # The operator and direct-dial extensions the flows name literally.
+    extensions = {node.extension for flow in flows.values() for node in all_nodes(flow)
+                  if isinstance(node, TransferNode) and node.extension and "$" not in node.extension}
     n_agents = max(agents, 1)
     agents = {f"agent{i}": AgentSpec(f"agent{i}", answer_after=3.0 + i, talk=25.0 + 7 * i) for i in range(n_agents)}
     for ext in extensions:  # the operator and direct-dial extensions: answer after a few rings

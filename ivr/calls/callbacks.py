@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterable, Literal
 from ivr import metrics
 from ivr.calls import validate
 from ivr.calls.errors import CallControlError
+from ivr.flow.model import literal_queues
 from ivr.storage import CallbackRequest, NotFound, Storage
 
 log = logging.getLogger(__name__)
@@ -95,16 +96,7 @@ def flow_queues(flows: Any) -> frozenset[str]:
     current = getattr(flows, "current", flows)       # a FlowRepository or a name -> Flow mapping
     if current is None:
         return frozenset()
-    names: set[str] = set()
-    for flow_name in list(current):
-        flow = current.get(flow_name) if hasattr(current, "get") else current[flow_name]
-        for node in getattr(flow, "nodes", {}).values():
-            options = getattr(node, "options", None)
-            for item in [node, *(options.values() if isinstance(options, dict) else ())]:
-                queue = getattr(item, "queue", None)
-                if isinstance(queue, str) and queue:
-                    names.add(queue)
-    return frozenset(names)
+    return frozenset(literal_queues(current[name] for name in list(current)))
 
 
 def queue_label(queue: str, known: Iterable[str] = (), flows: Any = None) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Iterable, Iterator, Literal, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
@@ -516,3 +516,17 @@ class Flow(Strict):
     @classmethod
     def _check_zone(cls, zone: str) -> str:
         return check_time_zone(zone)
+
+
+def all_nodes(flow: Flow) -> Iterator[Any]:
+    """Every node of a flow, the nodes written inline as menu options included."""
+    for node in flow.nodes.values():
+        yield node
+        if isinstance(node, MenuNode):
+            yield from (option for option in node.options.values() if not isinstance(option, (str, MenuOption)))
+
+
+def literal_queues(flows: Iterable[Flow]) -> set[str]:
+    """Queue names written literally in transfer and callback nodes (a `${...}` queue is chosen at run time)."""
+    return {node.queue for flow in flows for node in all_nodes(flow)
+            if isinstance(node, (TransferNode, CallbackNode)) and node.queue and "${" not in node.queue}

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ivr.flow.loader import FlowSet, display_name, load_flows
-from ivr.flow.model import CallbackNode, LookupNode, MenuNode, TransferNode
+from ivr.flow.model import LookupNode, literal_queues
 from ivr.netutil import is_loopback
 from ivr.settings import Settings, default_settings_path, load_settings
 from ivr.yamlsource import ConfigError, PositionMap, Problem, load_yaml, suggest
@@ -113,23 +113,6 @@ def check(path: str | None) -> dict[str, Any]:
     }
 
 
-def _flow_queues(flow_set: FlowSet) -> set[str]:
-    """Queue names the flows transfer to or take callbacks for (templates excluded)."""
-    queues: set[str] = set()
-
-    def visit(node: object) -> None:
-        if isinstance(node, (TransferNode, CallbackNode)) and node.queue and "${" not in node.queue:
-            queues.add(node.queue)
-        elif isinstance(node, MenuNode):
-            for option in node.options.values():
-                visit(option)
-
-    for flow in flow_set.flows.values():
-        for node in flow.nodes.values():
-            visit(node)
-    return queues
-
-
 def _is_flow_file(path: Path) -> bool:
     """A flow file has `nodes:` at the top level; the settings file does not."""
     try:
@@ -173,7 +156,7 @@ def _cross_checks(settings: Settings, flow_set: FlowSet) -> list[Problem]:
         problems.append(positions.problem(("callbacks", "flow"), f"callbacks.flow {settings.callbacks.flow!r} is not "
                                           "a flow", "flows: " + ", ".join(flow_set.names()), at_key=False,
                                           code="undefined-flow"))
-    queues = _flow_queues(flow_set)
+    queues = literal_queues(flow_set.flows.values())
     if positions is not None:
         for queue in settings.queues.overrides:
             if queue not in queues:
