@@ -7,7 +7,7 @@ Rules for this file:
   `Variable`), a raw CR inside a value stays (`Command: NOOP\\r\\r\\n` -> value `NOOP\\r`), bytes that are not UTF-8
   become U+FFFD (never dropped), and a UTF-8 character split between two reads is decoded whole because only complete
   messages are decoded.
-- Line ends, as on a real Asterisk 22 (see /work/shared/asterisk/README.md):
+- Line ends, as on a real Asterisk 22 (see tests/data/asterisk/README.md):
   * client role (parsing Asterisk): every line ends in CRLF and a message ends with an empty line. A bare LF is part
     of a value (the Park response `Message: Park successful\\n\\r\\n\\r\\n` gives the value `Park successful\\n`).
   * server role (parsing a client, like Asterisk's own reader): a line ends at LF and one CR before it is removed, so

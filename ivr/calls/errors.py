@@ -49,7 +49,7 @@ class AsteriskUnavailable(CallControlError):
     code = "asterisk_unavailable"
 
 
-# Asterisk's error texts (exact, see /work/shared/asterisk/README.md) -> our error class.
+# Asterisk's error texts (exact, see tests/data/asterisk/README.md) -> our error class.
 _GONE = ("No such channel", "Channel specified does not exist", "Channel not specified")
 _CONFLICT = ("Transfer invalid", "Unable to add interface: Already there", "Could not stop monitoring channel")
 _MISSING = ("Unable to remove interface: Not there", "Interface not found")

@@ -1,7 +1,7 @@
 """520 usage texts: what Asterisk 22 sends between "520-Invalid command syntax." and "520 End of proper usage."
 
 Rules for this file:
-- The texts of the commands present in /work/shared/asterisk/ (agi-01, agi-05, agi-07) are verbatim copies of the
+- The texts of the commands present in tests/data/asterisk/ (agi-01, agi-05, agi-07) are verbatim copies of the
   recorded bytes; tests compare them line by line.
 - Commands whose usage was not recorded get `generic_usage()`: one honest line naming the command, so a client
   still sees a well-formed multi-line 520 block.

@@ -1,5 +1,5 @@
 """Sans-IO core tests. Every wire line below is quoted from the real Asterisk 22.10.1 transcripts in
-/work/shared/asterisk/ (file and stream named in each test)."""
+tests/data/asterisk/ (file and stream named in each test)."""
 from __future__ import annotations
 
 import pytest
@@ -379,7 +379,7 @@ def test_connection_fast_path_equals_full_parser(line):
     assert conn.state is State.READY
 
 
-# Every distinct 200 reply line in the agi-01..agi-08 transcripts (/work/shared/asterisk/agi-*.jsonl,
+# Every distinct 200 reply line in the agi-01..agi-08 transcripts (tests/data/asterisk/agi-*.jsonl,
 # asterisk->app), plus shapes that must fall through to the general parser.
 TRANSCRIPT_200_LINES = [
     '200 result= (timeout)', '200 result=-1', '200 result=-1 (hangup) endpos=20160', '200 result=-1 (writefile)',

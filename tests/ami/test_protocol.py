@@ -1,4 +1,4 @@
-"""AMI sans-IO core against the real Asterisk 22 recordings (exact lines quoted from /work/shared/asterisk)."""
+"""AMI sans-IO core against the real Asterisk 22 recordings (exact lines quoted from tests/data/asterisk)."""
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,4 @@
-"""Load the real Asterisk 22 AMI recordings (copied from /work/shared/asterisk into tests/ami/data).
+"""Load the real Asterisk 22 AMI recordings (tests/data/asterisk).
 
 Each .jsonl line is one socket read or write: {"t", "dir", "data" (latin-1 text of the exact bytes), "stream"}.
 Concatenating the chunks of one stream and direction gives the exact byte stream.
@@ -8,9 +8,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
+from tests.asterisk_data import ASTERISK_DATA
 
-DATA = Path(__file__).with_name("data")
+DATA = ASTERISK_DATA
 FROM_ASTERISK = "asterisk->app"
 TO_ASTERISK = "app->asterisk"
 
@@ -44,4 +44,6 @@ def stream_bytes(name: str, direction: str = FROM_ASTERISK, stream: str | None =
 
 
 def all_names() -> list[str]:
-    return sorted(p.name[: -len(".jsonl")] for p in DATA.glob("*.jsonl"))
+    """The AMI recordings: `ami-*` scenarios and the AMI side of the `agi-*` ones (not the AGI streams)."""
+    names = (p.name[: -len(".jsonl")] for p in DATA.glob("*.jsonl"))
+    return sorted(n for n in names if n.endswith(".ami") or (n.startswith("ami-") and not n.endswith(".agi")))

@@ -1,4 +1,4 @@
-"""The live call registry, fed with what a real Asterisk 22.10.1 sent (tests/calls/data, from /work/shared/asterisk)."""
+"""The live call registry, fed with what a real Asterisk 22.10.1 sent (tests/data/asterisk)."""
 from __future__ import annotations
 
 from ivr.ami.protocol import Message

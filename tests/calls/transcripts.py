@@ -1,4 +1,4 @@
-"""Replay the real Asterisk 22 AMI transcripts as parsed messages (copied from /work/shared/asterisk into data/).
+"""Replay the real Asterisk 22 AMI transcripts as parsed messages (tests/data/asterisk).
 
 The .jsonl files hold the exact bytes of every socket read; the AMI parser of the project frames them, so the
 registry is tested on what a real Asterisk sent, byte for byte. Recorder annotations ("### ..." in the .txt)
@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 from ivr.ami.protocol import AMIParser, Banner, Message
+from tests.asterisk_data import ASTERISK_DATA
 
-TRANSCRIPTS = Path(__file__).parent / "data"
+TRANSCRIPTS = ASTERISK_DATA
 
 
 @dataclass(frozen=True)

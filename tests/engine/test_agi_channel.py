@@ -1,5 +1,5 @@
 """AGIChannel over a real AGISession, against a scripted Asterisk on loopback. Replies are exact lines from
-the Asterisk 22 transcripts in /work/shared/asterisk (file named next to each)."""
+the Asterisk 22 transcripts in tests/data/asterisk (file named next to each)."""
 import asyncio
 
 import pytest

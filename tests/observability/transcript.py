@@ -1,4 +1,4 @@
-"""Read the real Asterisk 22 AMI transcripts (/work/shared/asterisk) as event dicts, for replay into QueueStats.
+"""Read the real Asterisk 22 AMI transcripts (tests/data/asterisk) as event dicts, for replay into QueueStats.
 
 Rules: the .jsonl holds the exact bytes; we split Asterisk's stream on the blank line that ends each AMI message
 (`\\r\\n\\r\\n`) and keep `Header: value` pairs. Recorder notes (`### ...`) become {"Event": "#note", "Text": ...}
@@ -8,9 +8,9 @@ markers so a test can stop at a scenario boundary. Each dict also carries "_t", 
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from tests.asterisk_data import ASTERISK_DATA
 
-ASTERISK_DIR = Path("/work/shared/asterisk")
+ASTERISK_DIR = ASTERISK_DATA
 
 
 def parse_block(text: str) -> dict[str, str]:

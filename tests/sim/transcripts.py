@@ -1,4 +1,4 @@
-"""Read the real Asterisk 22 recordings in /work/shared/asterisk/ and turn an AGI stream into a replay plan.
+"""Read the real Asterisk 22 recordings in tests/data/asterisk/ and turn an AGI stream into a replay plan.
 
 A plan is the ordered list of what happened on one FastAGI connection:
   ("send", line)            the FastAGI server sent a command line (bytes incl. terminator)
@@ -15,7 +15,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path("/work/shared/asterisk")
+from tests.asterisk_data import ASTERISK_DATA
+
+ROOT = ASTERISK_DATA
 
 
 @dataclass
