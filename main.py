@@ -1,4 +1,5 @@
 """Run the ivr command-line interface: `python main.py --help`."""
+
 from ivr.cli import main
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ Rules for this file:
   arguments and returns an `ivr.agi.Router`. It is read from the environment Asterisk was started with, which is
   under the administrator's control.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -30,6 +31,7 @@ def build_router():  # -> ivr.agi.Router (annotation omitted to keep start-up im
         return getattr(importlib.import_module(module_name), attr or "build_router")()
     from ivr.routes import build_router as build_service_router
     from ivr.settings import load_settings
+
     return build_service_router(load_settings())
 
 

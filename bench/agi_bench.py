@@ -19,6 +19,7 @@ server answers faster, because more replies arrive per loop iteration). Figures:
   router with the sample flows) vs pyst2 (`AGI()`), median (`--classic`: only this table).
 Goal (issue 2): at least panoramisk's throughput; under 30 KiB per idle call. Dev-only (needs the bench extra).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,21 +39,28 @@ REPLY = b"200 result=0\n"
 
 
 def env_block(n: int, network: bool = True) -> bytes:
-    head = b"agi_network: yes\nagi_network_script: bench\nagi_request: agi://127.0.0.1/bench\n" if network \
+    head = (
+        b"agi_network: yes\nagi_network_script: bench\nagi_request: agi://127.0.0.1/bench\n"
+        if network
         else b"agi_request: ivr_agi.py\n"
-    return (head + b"agi_channel: Local/bench@agi-scen-00000001;2\nagi_language: en\nagi_type: Local\n"
-            b"agi_uniqueid: 1795909233.19\nagi_version: 22.10.1\nagi_callerid: 5551234\n"
-            b"agi_calleridname: IVR Caller\nagi_callingpres: 0\nagi_callingani2: 0\nagi_callington: 0\n"
-            b"agi_callingtns: 0\nagi_dnid: unknown\nagi_rdnis: unknown\nagi_context: agi-scen\n"
-            b"agi_extension: bench\nagi_priority: 2\nagi_enhanced: 0.0\nagi_accountcode: \n"
-            b"agi_threadid: 140188048737984\nagi_arg_1: " + str(n).encode() + b"\n\n")
+    )
+    return (
+        head + b"agi_channel: Local/bench@agi-scen-00000001;2\nagi_language: en\nagi_type: Local\n"
+        b"agi_uniqueid: 1795909233.19\nagi_version: 22.10.1\nagi_callerid: 5551234\n"
+        b"agi_calleridname: IVR Caller\nagi_callingpres: 0\nagi_callingani2: 0\nagi_callington: 0\n"
+        b"agi_callingtns: 0\nagi_dnid: unknown\nagi_rdnis: unknown\nagi_context: agi-scen\n"
+        b"agi_extension: bench\nagi_priority: 2\nagi_enhanced: 0.0\nagi_accountcode: \n"
+        b"agi_threadid: 140188048737984\nagi_arg_1: " + str(n).encode() + b"\n\n"
+    )
 
 
 # --- servers (child process) -----------------------------------------------------------------------------
 
+
 def serve(kind: str) -> None:
     sys.path.insert(0, str(REPO))
     import logging
+
     logging.basicConfig(level=logging.ERROR)
 
     async def main() -> None:
@@ -105,7 +113,7 @@ def noop_router():
 
 # --- load generator --------------------------------------------------------------------------------------
 
-_CLIENT_BUFFER = memoryview(bytearray(65536))   # one loop: read callbacks never interleave
+_CLIENT_BUFFER = memoryview(bytearray(65536))  # one loop: read callbacks never interleave
 
 
 class FakeCall(asyncio.BufferedProtocol):
@@ -115,8 +123,9 @@ class FakeCall(asyncio.BufferedProtocol):
     which costs ~20 us here and made this client slower than the servers it measures, so the wall-clock ratio
     said more about the client than about the servers."""
 
-    def __init__(self, env: bytes, done: asyncio.Future, idle: bool = False,
-                 started: asyncio.Future | None = None) -> None:
+    def __init__(
+        self, env: bytes, done: asyncio.Future, idle: bool = False, started: asyncio.Future | None = None
+    ) -> None:
         self.env, self.done, self.idle, self.started = env, done, idle, started
         self.commands = 0
         self.transport: asyncio.Transport | None = None
@@ -158,8 +167,7 @@ class Server:
     def __init__(self, kind: str) -> None:
         self.kind = kind
         # stderr dropped: panoramisk logs a ValueError traceback per call when the client closes (its EOF bug)
-        self.proc = subprocess.Popen([PY, __file__, "--serve", kind], stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen([PY, __file__, "--serve", kind], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         line = self.proc.stdout.readline().decode()
         if not line.startswith("PORT"):
             raise RuntimeError(f"{kind} server did not start: {line!r}")
@@ -195,8 +203,12 @@ def throughput(kind: str, calls: int, commands: int) -> dict:
         client = time.process_time() - client0
         if total != calls * commands:
             raise RuntimeError(f"{kind}: {total} commands seen, expected {calls * commands}")
-        return {"per_s": total / wall, "per_cpu_s": total / cpu if cpu > 0 else float("nan"), "wall": wall,
-                "client_us": client / total * 1e6}
+        return {
+            "per_s": total / wall,
+            "per_cpu_s": total / cpu if cpu > 0 else float("nan"),
+            "wall": wall,
+            "client_us": client / total * 1e6,
+        }
     finally:
         server.stop()
 
@@ -248,8 +260,11 @@ def classic_startup(runs: int) -> dict:
     import tempfile
 
     work = Path(tempfile.mkdtemp(prefix="agi-bench-"))
-    trivial = dict(os.environ, IVR_AGI_ROUTER="agi_bench:noop_router",
-                   PYTHONPATH=os.pathsep.join([str(Path(__file__).parent), str(REPO)]))
+    trivial = dict(
+        os.environ,
+        IVR_AGI_ROUTER="agi_bench:noop_router",
+        PYTHONPATH=os.pathsep.join([str(Path(__file__).parent), str(REPO)]),
+    )
     # The sample config, with the database in a scratch directory instead of the checkout's var/.
     real = {k: v for k, v in os.environ.items() if k != "IVR_AGI_ROUTER"}
     real.update(IVR_CONFIG=str(REPO / "config" / "ivr.yaml"), IVR_STORAGE_URL=f"sqlite:///{work / 'ivr.db'}")
@@ -261,9 +276,17 @@ def classic_startup(runs: int) -> dict:
         "ivr (agi/ivr_agi.py), real router + sample flows `main`, no .pyc": (script, real, "main", False),
         "ivr (agi/ivr_agi.py), real router + sample flows `main`, .pyc cached": (script, cached, "main", True),
         "pyst2 (import asterisk.agi; AGI())": (
-            [PY, "-c", "import asterisk.agi as a; agi = a.AGI(); agi.answer()"], dict(os.environ), "bench", False),
-        "python -c pass (floor)": ([PY, "-c", "import sys; sys.stdout.write('ANSWER\\n'); sys.stdout.flush()"],
-                                   dict(os.environ), "bench", False),
+            [PY, "-c", "import asterisk.agi as a; agi = a.AGI(); agi.answer()"],
+            dict(os.environ),
+            "bench",
+            False,
+        ),
+        "python -c pass (floor)": (
+            [PY, "-c", "import sys; sys.stdout.write('ANSWER\\n'); sys.stdout.flush()"],
+            dict(os.environ),
+            "bench",
+            False,
+        ),
     }
     out = {}
     try:
@@ -279,18 +302,19 @@ def _time_variants(variants: dict, runs: int, out: dict) -> None:
         first, total = [], []
         for run in range(runs + (1 if warm_up else 0)):
             t0 = time.perf_counter()
-            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    env=env)
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+            )
             proc.stdin.write(header)
             proc.stdin.flush()
             line = proc.stdout.readline()
             t_first = time.perf_counter() - t0
-            if line != b"ANSWER\n":   # both routers (and the sample flow `main`) start with ANSWER
+            if line != b"ANSWER\n":  # both routers (and the sample flow `main`) start with ANSWER
                 proc.kill()
                 raise RuntimeError(f"{name}: expected ANSWER, got {line!r}; stderr: {proc.stderr.read()[-500:]!r}")
             try:
                 proc.stdin.write(REPLY)
-                proc.stdin.close()   # EOF after the first reply: the flow ends (AGIConnectionLost), as on hangup
+                proc.stdin.close()  # EOF after the first reply: the flow ends (AGIConnectionLost), as on hangup
             except BrokenPipeError:
                 pass
             proc.stderr.read()
@@ -331,33 +355,54 @@ def main() -> int:
     runs = 3 if args.quick else 15
     rounds = max(1, 1 if args.quick else args.rounds)
 
-    print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPU(s), load average "
-          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}; server in a child process, client here; "
-          f"{rounds} interleaved round(s).\n")
+    print(
+        f"Python {sys.version.split()[0]}, {os.cpu_count()} CPU(s), load average "
+        f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}; server in a child process, client here; "
+        f"{rounds} interleaved round(s).\n"
+    )
     rows = []
     wall_ratios: list[float] = []
-    for label, (calls, commands) in ((f"{one[0]} call x {one[1]:,} commands", one),
-                                     (f"{many[0]} calls x {many[1]:,} commands", many)):
+    for label, (calls, commands) in (
+        (f"{one[0]} call x {one[1]:,} commands", one),
+        (f"{many[0]} calls x {many[1]:,} commands", many),
+    ):
         ours, theirs = [], []
         for _ in range(rounds):
             ours.append(throughput("ivr", calls, commands))
             theirs.append(throughput("panoramisk", calls, commands))
         for key, what in (("per_s", "commands/s, wall"), ("per_cpu_s", "commands per server CPU-s")):
-            ratios = [a[key] / b[key] for a, b in zip(ours, theirs)]
-            rows.append((f"{label} ({what})", statistics.median(a[key] for a in ours),
-                         statistics.median(b[key] for b in theirs), ratios))
+            ratios = [a[key] / b[key] for a, b in zip(ours, theirs, strict=False)]
+            rows.append(
+                (
+                    f"{label} ({what})",
+                    statistics.median(a[key] for a in ours),
+                    statistics.median(b[key] for b in theirs),
+                    ratios,
+                )
+            )
             if key == "per_s":
                 wall_ratios.append(statistics.median(ratios))
-        rows.append((f"{label} (client CPU us per command, lower is better)",
-                     statistics.median(a["client_us"] for a in ours),
-                     statistics.median(b["client_us"] for b in theirs),
-                     [a["client_us"] / b["client_us"] for a, b in zip(ours, theirs)]))
+        rows.append(
+            (
+                f"{label} (client CPU us per command, lower is better)",
+                statistics.median(a["client_us"] for a in ours),
+                statistics.median(b["client_us"] for b in theirs),
+                [a["client_us"] / b["client_us"] for a, b in zip(ours, theirs, strict=False)],
+            )
+        )
     ours_idle = idle_memory("ivr", idle_calls)
     theirs_idle = idle_memory("panoramisk", idle_calls)
-    rows.append((f"{idle_calls:,} concurrent idle calls (KiB per call, lower is better)",
-                 ours_idle["kib_per_call"], theirs_idle["kib_per_call"], None))
-    rows.append((f"{idle_calls:,} idle calls set up (s, lower is better)", ours_idle["setup"], theirs_idle["setup"],
-                 None))
+    rows.append(
+        (
+            f"{idle_calls:,} concurrent idle calls (KiB per call, lower is better)",
+            ours_idle["kib_per_call"],
+            theirs_idle["kib_per_call"],
+            None,
+        )
+    )
+    rows.append(
+        (f"{idle_calls:,} idle calls set up (s, lower is better)", ours_idle["setup"], theirs_idle["setup"], None)
+    )
 
     print("| measurement | ivr | panoramisk | ivr / panoramisk | per-round ratios |")
     print("|---|---:|---:|---:|---|")
@@ -368,9 +413,11 @@ def main() -> int:
     print()
     print_classic(runs)
     goal_mem = ours_idle["kib_per_call"] < 30
-    goal_tp = all(r >= 1.0 for r in wall_ratios)   # median of the per-round wall-clock ratios
-    print(f"\nGoals: throughput >= panoramisk: {'met' if goal_tp else 'NOT met'}; "
-          f"< 30 KiB per idle call: {'met' if goal_mem else 'NOT met'}")
+    goal_tp = all(r >= 1.0 for r in wall_ratios)  # median of the per-round wall-clock ratios
+    print(
+        f"\nGoals: throughput >= panoramisk: {'met' if goal_tp else 'NOT met'}; "
+        f"< 30 KiB per idle call: {'met' if goal_mem else 'NOT met'}"
+    )
     return 0
 
 

@@ -16,6 +16,7 @@ Contenders:
 Usage: python bench/ami_bench.py [--events N] [--repeat R] [--quick]. Prints a table and the ratios, by wall time
 (events/s, the goal) and by the client process's CPU time (events per CPU second: steadier on a busy machine).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,7 +28,7 @@ import os
 import socket
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -35,9 +36,11 @@ from ivr.ami.client import AMIClient  # noqa: E402
 from ivr.ami.protocol import AMIParser, Message, Role, encode_message  # noqa: E402
 
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
-EVENT = ("Event: Newexten\r\nPrivilege: dialplan,all\r\nChannel: Local/s@ivr-main-{seq:08x};2\r\nChannelState: 6\r\n"
-         "ChannelStateDesc: Up\r\nCallerIDNum: +3706{seq:07d}\r\nCallerIDName: Caller {seq}\r\nContext: ivr-main\r\n"
-         "Exten: s\r\nPriority: 2\r\nUniqueid: 1795908860.{seq}\r\n\r\n")
+EVENT = (
+    "Event: Newexten\r\nPrivilege: dialplan,all\r\nChannel: Local/s@ivr-main-{seq:08x};2\r\nChannelState: 6\r\n"
+    "ChannelStateDesc: Up\r\nCallerIDNum: +3706{seq:07d}\r\nCallerIDName: Caller {seq}\r\nContext: ivr-main\r\n"
+    "Exten: s\r\nPriority: 2\r\nUniqueid: 1795908860.{seq}\r\n\r\n"
+)
 
 
 def make_payload(count: int) -> bytes:
@@ -45,6 +48,7 @@ def make_payload(count: int) -> bytes:
 
 
 # -- server (child process) --------------------------------------------------------------------------------------
+
 
 def _serve(listener: socket.socket, payload: bytes) -> None:
     while True:
@@ -76,8 +80,9 @@ def _handle(conn: socket.socket, payload: bytes) -> None:
             elif name == "flood":
                 conn.sendall(encode_message(head + [("Message", "Flood follows")]) + payload)
             elif name == "logoff":
-                conn.sendall(encode_message([("Response", "Goodbye")] + head[1:] +
-                                            [("Message", "Thanks for all the fish.")]))
+                conn.sendall(
+                    encode_message([("Response", "Goodbye")] + head[1:] + [("Message", "Thanks for all the fish.")])
+                )
                 return
             else:
                 conn.sendall(encode_message([("Response", "Error")] + head[1:] + [("Message", "Unknown")]))
@@ -85,11 +90,12 @@ def _handle(conn: socket.socket, payload: bytes) -> None:
 
 # -- contenders ----------------------------------------------------------------------------------------------
 
+
 def bench_raw_blocking(port: int, count: int, payload_len: int) -> tuple[float, float]:
     sock = socket.create_connection(("127.0.0.1", port))
     buf = bytearray(1 << 18)
     view = memoryview(buf)
-    got = sock.recv_into(view)                    # the banner (may carry nothing else yet)
+    got = sock.recv_into(view)  # the banner (may carry nothing else yet)
     t0, c0 = time.perf_counter(), time.process_time()
     sock.sendall(b"Action: Flood\r\n\r\n")
     expected = len(BANNER) + len(encode_message([("Response", "Success"), ("Message", "Flood follows")])) + payload_len
@@ -125,6 +131,7 @@ def bench_raw_asyncio(port: int, count: int, payload_len: int) -> tuple[float, f
         dt, cpu = time.perf_counter() - t0, time.process_time() - c0
         transport.close()
         return dt, cpu
+
     return asyncio.run(main())
 
 
@@ -153,6 +160,7 @@ def bench_ivr(port: int, count: int, read_header: bool) -> tuple[float, float]:
         assert sub.dropped == 0
         await client.close()
         return dt, cpu
+
     return asyncio.run(main())
 
 
@@ -161,8 +169,15 @@ def bench_panoramisk(port: int, count: int) -> tuple[float, float]:
 
     async def main() -> tuple[float, float]:
         loop = asyncio.get_running_loop()
-        manager = Manager(loop=loop, host="127.0.0.1", port=port, username="bench", secret="bench",
-                          ping_delay=3600, ping_interval=3600)
+        manager = Manager(
+            loop=loop,
+            host="127.0.0.1",
+            port=port,
+            username="bench",
+            secret="bench",
+            ping_delay=3600,
+            ping_interval=3600,
+        )
         await manager.connect()
         while not manager.authenticated:
             await asyncio.sleep(0.001)
@@ -182,6 +197,7 @@ def bench_panoramisk(port: int, count: int) -> tuple[float, float]:
         dt, cpu = time.perf_counter() - t0, time.process_time() - c0
         manager.close()
         return dt, cpu
+
     return asyncio.run(main())
 
 
@@ -191,18 +207,20 @@ def bench_parser(payload: bytes) -> tuple[float, float]:
     t0, c0 = time.perf_counter(), time.process_time()
     n = 0
     for i in range(0, len(payload), 65536):
-        for msg in parser.feed(payload[i:i + 65536]):
+        for msg in parser.feed(payload[i : i + 65536]):
             n += msg.name is not None  # type: ignore[union-attr]
     return time.perf_counter() - t0, time.process_time() - c0
 
 
 # -- main ----------------------------------------------------------------------------------------------------
 
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--events", type=int, default=200_000, help="events per run (default 200000)")
-    ap.add_argument("--repeat", type=int, default=5, help="rounds over all contenders; each one's best is kept "
-                    "(default 5)")
+    ap.add_argument(
+        "--repeat", type=int, default=5, help="rounds over all contenders; each one's best is kept (default 5)"
+    )
     ap.add_argument("--quick", action="store_true", help="20000 events, one run (a smoke test)")
     ap.add_argument("--no-panoramisk", action="store_true", help="skip the panoramisk baseline")
     args = ap.parse_args(argv)
@@ -215,8 +233,10 @@ def main(argv: list[str] | None = None) -> int:
     ctx = multiprocessing.get_context("fork")
     server = ctx.Process(target=_serve, args=(listener, payload), daemon=True)
     server.start()
-    print(f"AMI bench: {count} events x 11 headers ({len(payload) / count:.0f} B each, {len(payload) / 1e6:.1f} MB), "
-          f"best of {repeat} interleaved rounds, loopback, Python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
+    print(
+        f"AMI bench: {count} events x 11 headers ({len(payload) / count:.0f} B each, {len(payload) / 1e6:.1f} MB), "
+        f"best of {repeat} interleaved rounds, loopback, Python {sys.version.split()[0]}, {os.cpu_count()} CPUs"
+    )
 
     contenders: list[tuple[str, Callable[[], tuple[float, float]]]] = [
         ("raw socket recv_into (blocking)", lambda: bench_raw_blocking(port, count, len(payload))),
@@ -227,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_panoramisk:
         try:
             import panoramisk  # noqa: F401
+
             contenders.append(("panoramisk (baseline)", lambda: bench_panoramisk(port, count)))
         except ImportError:
             print("panoramisk is not installed (pip install '.[bench]'); baseline skipped")
@@ -251,23 +272,31 @@ def main(argv: list[str] | None = None) -> int:
     pano = "panoramisk (baseline)"
     raw = "raw socket recv_into (blocking)"
     raw_aio = "raw asyncio Protocol (count bytes)"
-    print(f"\n{'contender':42} {'events/s':>11} {'wall s':>7} {'x pano':>7} {'raw/x':>6} {'raw-aio/x':>9}"
-          f" {'events/CPU-s':>13} {'x pano':>7}")
+    print(
+        f"\n{'contender':42} {'events/s':>11} {'wall s':>7} {'x pano':>7} {'raw/x':>6} {'raw-aio/x':>9}"
+        f" {'events/CPU-s':>13} {'x pano':>7}"
+    )
     for name, _ in contenders:
         r, c = rate[name], cpu_rate[name]
         vs_pano = f"{r / rate[pano]:.2f}" if pano in rate else "-"
         cpu_vs_pano = f"{c / cpu_rate[pano]:.2f}" if pano in cpu_rate else "-"
-        print(f"{name:42} {r:11,.0f} {walls[name]:7.3f} {vs_pano:>7} {rate[raw] / r:6.1f} {rate[raw_aio] / r:9.1f}"
-              f" {c:13,.0f} {cpu_vs_pano:>7}")
+        print(
+            f"{name:42} {r:11,.0f} {walls[name]:7.3f} {vs_pano:>7} {rate[raw] / r:6.1f} {rate[raw_aio] / r:9.1f}"
+            f" {c:13,.0f} {cpu_vs_pano:>7}"
+        )
     ours, ours_h = "ivr AMIClient (dispatch)", "ivr AMIClient (dispatch + read a header)"
     print()
     if pano in rate:
-        print(f"goal >= 4x panoramisk (events/s): dispatch {rate[ours] / rate[pano]:.1f}x, dispatch + header "
-              f"{rate[ours_h] / rate[pano]:.1f}x; per CPU second: {cpu_rate[ours] / cpu_rate[pano]:.1f}x, "
-              f"{cpu_rate[ours_h] / cpu_rate[pano]:.1f}x")
-    print(f"goal within 10x of the raw read (events/s): blocking raw is {rate[raw] / rate[ours]:.1f}x (dispatch) / "
-          f"{rate[raw] / rate[ours_h]:.1f}x (+header) faster; asyncio raw is {rate[raw_aio] / rate[ours]:.1f}x / "
-          f"{rate[raw_aio] / rate[ours_h]:.1f}x faster")
+        print(
+            f"goal >= 4x panoramisk (events/s): dispatch {rate[ours] / rate[pano]:.1f}x, dispatch + header "
+            f"{rate[ours_h] / rate[pano]:.1f}x; per CPU second: {cpu_rate[ours] / cpu_rate[pano]:.1f}x, "
+            f"{cpu_rate[ours_h] / cpu_rate[pano]:.1f}x"
+        )
+    print(
+        f"goal within 10x of the raw read (events/s): blocking raw is {rate[raw] / rate[ours]:.1f}x (dispatch) / "
+        f"{rate[raw] / rate[ours_h]:.1f}x (+header) faster; asyncio raw is {rate[raw_aio] / rate[ours]:.1f}x / "
+        f"{rate[raw_aio] / rate[ours_h]:.1f}x faster"
+    )
     return 0
 
 

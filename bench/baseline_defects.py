@@ -8,9 +8,11 @@ the Asterisk 22.10.1 transcripts (agi-03 hangup ordering, agi-05 520 usage block
 
     .venv/bin/python bench/baseline_defects.py          # prints a table; results go into docs/decisions.md
 """
+
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import select
@@ -22,17 +24,19 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 PY = sys.executable
-TICK = 0.01          # heartbeat period of the server process (s)
-WINDOW = 1.0         # observation window after the bad client leaves (s)
+TICK = 0.01  # heartbeat period of the server process (s)
+WINDOW = 1.0  # observation window after the bad client leaves (s)
 HARD_DEADLINE = 3.0  # a child still running after this is killed and reported as hung
 
-ENV = (b"agi_network: yes\nagi_network_script: bench\nagi_request: agi://127.0.0.1/bench\n"
-       b"agi_channel: Local/agi-03a@agi-scen-0000000b;2\nagi_language: en\nagi_type: Local\n"
-       b"agi_uniqueid: 1795909275.25\nagi_version: 22.10.1\nagi_callerid: 5551234\nagi_calleridname: IVR Caller\n"
-       b"agi_accountcode: \n\n")
-HANGUP_REPLY = b"200 result=-1 endpos=12160\n"     # agi-03 [agi1], then ~40 ms later:
+ENV = (
+    b"agi_network: yes\nagi_network_script: bench\nagi_request: agi://127.0.0.1/bench\n"
+    b"agi_channel: Local/agi-03a@agi-scen-0000000b;2\nagi_language: en\nagi_type: Local\n"
+    b"agi_uniqueid: 1795909275.25\nagi_version: 22.10.1\nagi_callerid: 5551234\nagi_calleridname: IVR Caller\n"
+    b"agi_accountcode: \n\n"
+)
+HANGUP_REPLY = b"200 result=-1 endpos=12160\n"  # agi-03 [agi1], then ~40 ms later:
 HANGUP_LINE = b"HANGUP\n"
-USAGE_BLOCK = (                                     # agi-05, reply to "STREAM FILE" without arguments
+USAGE_BLOCK = (  # agi-05, reply to "STREAM FILE" without arguments
     b"520-Invalid command syntax.  Proper usage follows:\n"
     b"Send the given file, allowing playback to be interrupted by the given digits, if any. Returns <literal>0</literal>"
     b" if playback completes without a digit being pressed, or the ASCII numerical value of the digit if one was"
@@ -49,6 +53,7 @@ USAGE_BLOCK = (                                     # agi-05, reply to "STREAM F
 # ---------------------------------------------------------------------------------------------------------
 # Child processes
 # ---------------------------------------------------------------------------------------------------------
+
 
 def child_server(kind: str) -> None:
     """A FastAGI server (ours or panoramisk) plus a heartbeat that prints a tick every TICK seconds.
@@ -73,8 +78,7 @@ def child_server(kind: str) -> None:
             from panoramisk.fast_agi import Application
 
             async def bench(request) -> None:
-                for cmd in ("STREAM FILE demo-congrats \"#\"", "GET VARIABLE CALLERID(num)",
-                            "GET VARIABLE AGISTATUS"):
+                for cmd in ("STREAM FILE demo-congrats \"#\"", "GET VARIABLE CALLERID(num)", "GET VARIABLE AGISTATUS"):
                     try:
                         report({"cmd": cmd, "got": repr(await request.send_command(cmd))})
                     except Exception as exc:  # noqa: BLE001 - we report whatever the library does
@@ -88,8 +92,11 @@ def child_server(kind: str) -> None:
             from ivr.agi.errors import AGIError
 
             async def bench(session) -> None:
-                for words in (("STREAM", "FILE", "demo-congrats", "#"), ("GET", "VARIABLE", "CALLERID(num)"),
-                              ("GET", "VARIABLE", "AGISTATUS")):
+                for words in (
+                    ("STREAM", "FILE", "demo-congrats", "#"),
+                    ("GET", "VARIABLE", "CALLERID(num)"),
+                    ("GET", "VARIABLE", "AGISTATUS"),
+                ):
                     try:
                         reply = await session.command(*words)
                         report({"cmd": " ".join(words), "got": f"{reply.lines[0]!r} hung_up={session.hung_up}"})
@@ -111,16 +118,20 @@ def child_server(kind: str) -> None:
 
 def child_classic(kind: str) -> None:
     """A classic AGI script (ours or pyst2) over stdin/stdout: STREAM FILE, GET VARIABLE x2. Results on stderr."""
+
     def report(obj) -> None:
         sys.stderr.write("R " + json.dumps(obj) + "\n")
         sys.stderr.flush()
 
     if kind == "pyst2":
         import asterisk.agi as pyst
+
         agi = pyst.AGI()
-        for name, call in (("STREAM FILE", lambda: agi.stream_file("demo-congrats", "#")),
-                           ("GET VARIABLE CALLERID(num)", lambda: agi.get_variable("CALLERID(num)")),
-                           ("GET VARIABLE AGISTATUS", lambda: agi.get_variable("AGISTATUS"))):
+        for name, call in (
+            ("STREAM FILE", lambda: agi.stream_file("demo-congrats", "#")),
+            ("GET VARIABLE CALLERID(num)", lambda: agi.get_variable("CALLERID(num)")),
+            ("GET VARIABLE AGISTATUS", lambda: agi.get_variable("AGISTATUS")),
+        ):
             try:
                 report({"cmd": name, "got": repr(call())})
             except Exception as exc:  # noqa: BLE001
@@ -132,8 +143,11 @@ def child_classic(kind: str) -> None:
     from ivr.agi.errors import AGIError
 
     async def bench(session) -> None:
-        for words in (("STREAM", "FILE", "demo-congrats", "#"), ("GET", "VARIABLE", "CALLERID(num)"),
-                      ("GET", "VARIABLE", "AGISTATUS")):
+        for words in (
+            ("STREAM", "FILE", "demo-congrats", "#"),
+            ("GET", "VARIABLE", "CALLERID(num)"),
+            ("GET", "VARIABLE", "AGISTATUS"),
+        ):
             try:
                 reply = await session.command(*words)
                 report({"cmd": " ".join(words), "got": f"{reply.lines[0]!r} hung_up={session.hung_up}"})
@@ -151,6 +165,7 @@ def child_classic(kind: str) -> None:
 # ---------------------------------------------------------------------------------------------------------
 # Parent: scenarios
 # ---------------------------------------------------------------------------------------------------------
+
 
 def cpu_seconds(pid: int) -> float:
     try:
@@ -172,8 +187,12 @@ def rss_kib(pid: int) -> int:
 
 class Child:
     def __init__(self, args: list[str], stdin_pipe: bool = False) -> None:
-        self.proc = subprocess.Popen([PY, __file__, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     stdin=subprocess.PIPE if stdin_pipe else subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [PY, __file__, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.PIPE if stdin_pipe else subprocess.DEVNULL,
+        )
         self.buf = b""
         self.lines: list[str] = []
 
@@ -229,17 +248,21 @@ def scenario_mid_header(kind: str) -> dict:
         good.settimeout(WINDOW)
         try:
             served = good.recv(100).startswith(b"STREAM FILE")
-        except socket.timeout:
+        except TimeoutError:
             served = False
         good.close()
         child.pump(max(0.0, WINDOW - (time.monotonic() - t0)))
         elapsed = time.monotonic() - t0
         ticks = child.ticks() - before_ticks
         cpu = cpu_seconds(child.proc.pid) - cpu0
-        return {"scenario": "client disconnects mid-header", "library": kind,
-                "heartbeats": f"{ticks} in {elapsed:.1f} s (expected ~{int(elapsed / TICK)})",
-                "next call served": served, "server CPU": f"{cpu / elapsed * 100:.0f}%",
-                "verdict": "OK" if ticks > elapsed / TICK / 3 and served else "DEFECT: event loop frozen"}
+        return {
+            "scenario": "client disconnects mid-header",
+            "library": kind,
+            "heartbeats": f"{ticks} in {elapsed:.1f} s (expected ~{int(elapsed / TICK)})",
+            "next call served": served,
+            "server CPU": f"{cpu / elapsed * 100:.0f}%",
+            "verdict": "OK" if ticks > elapsed / TICK / 3 and served else "DEFECT: event loop frozen",
+        }
     finally:
         child.kill()
 
@@ -274,10 +297,8 @@ def run_fastagi_script(kind: str, replies, close_after=False) -> list[dict]:
     child = Child(["--child-server", kind])
     try:
         port = int(child.wait_line("PORT", 10).split()[1])
-        try:
+        with contextlib.suppress(TimeoutError, ConnectionError, asyncio.IncompleteReadError):
             asyncio.run(asyncio.wait_for(_fake_asterisk(port, replies, close_after), HARD_DEADLINE))
-        except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
-            pass
         child.pump(0.5)
         return [json.loads(line[2:]) for line in child.lines if line.startswith("R ")]
     finally:
@@ -288,8 +309,9 @@ def run_classic_script(kind: str, replies, close_after=False) -> tuple[list[dict
     """Play Asterisk over pipes to a classic AGI child; returns results, how it ended, peak RSS (KiB)."""
     env = ENV.replace(b"agi_network: yes\n", b"").replace(b"agi_network_script: bench\n", b"") + b""
     env = env[:-1] + b"agi_arg_1: bench\n\n"
-    child = subprocess.Popen([PY, __file__, "--child-classic", kind], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child = subprocess.Popen(
+        [PY, __file__, "--child-classic", kind], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     child.stdin.write(env)
     child.stdin.flush()
     ended = "exited"
@@ -327,7 +349,7 @@ def run_classic_script(kind: str, replies, close_after=False) -> tuple[list[dict
 
 
 HANGUP_SCRIPT = [(HANGUP_REPLY, 0.04, HANGUP_LINE), (b"200 result=1 (5551234)\n", 0, b""), (b"200 result=0\n", 0, b"")]
-EOF_IN_USAGE = [(USAGE_BLOCK[:USAGE_BLOCK.index(b"\n") + 1] + b"Send the given file\n", 0, b"")]
+EOF_IN_USAGE = [(USAGE_BLOCK[: USAGE_BLOCK.index(b"\n") + 1] + b"Send the given file\n", 0, b"")]
 
 
 def fmt(results: list[dict]) -> str:
@@ -339,12 +361,18 @@ def main() -> int:
     print("1) FastAGI client disconnects in the middle of the environment block", flush=True)
     for kind in ("panoramisk", "ivr"):
         r = scenario_mid_header(kind)
-        print(f"   {kind:10} heartbeats {r['heartbeats']}, next call served: {r['next call served']}, "
-              f"server CPU {r['server CPU']} -> {r['verdict']}", flush=True)
+        print(
+            f"   {kind:10} heartbeats {r['heartbeats']}, next call served: {r['next call served']}, "
+            f"server CPU {r['server CPU']} -> {r['verdict']}",
+            flush=True,
+        )
         rows.append(("mid-header disconnect", kind, r["verdict"]))
 
-    print("2) Caller hangs up during STREAM FILE: '200 result=-1 endpos=12160', 40 ms later 'HANGUP', then the "
-          "next commands get '200 result=1 (5551234)' and '200 result=0'", flush=True)
+    print(
+        "2) Caller hangs up during STREAM FILE: '200 result=-1 endpos=12160', 40 ms later 'HANGUP', then the "
+        "next commands get '200 result=1 (5551234)' and '200 result=0'",
+        flush=True,
+    )
     for kind in ("panoramisk", "ivr"):
         res = run_fastagi_script(kind, HANGUP_SCRIPT)
         print(f"   {kind:10} {fmt(res)}", flush=True)
@@ -356,8 +384,10 @@ def main() -> int:
         ok = len(res) == 3 and "5551234" in res[1]["got"] and "result=0" in res[2]["got"]
         rows.append(("replies after HANGUP (classic)", kind, "OK" if ok else "DEFECT: replies shifted"))
 
-    print("3) The full 6-line 520 usage block of agi-05, then GET VARIABLE CALLERID(num) -> '200 result=1 (5551234)'",
-          flush=True)
+    print(
+        "3) The full 6-line 520 usage block of agi-05, then GET VARIABLE CALLERID(num) -> '200 result=1 (5551234)'",
+        flush=True,
+    )
     usage_script = [(USAGE_BLOCK, 0, b""), (b"200 result=1 (5551234)\n", 0, b""), (b"200 result=0\n", 0, b"")]
     for kind in ("panoramisk", "ivr"):
         res = run_fastagi_script(kind, usage_script)

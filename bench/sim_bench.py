@@ -11,6 +11,7 @@ one core, and the event-loop lag (how late a 100 ms timer fired: median, p99, ma
     .venv/bin/python bench/sim_bench.py            # 2,000 calls, 20 s ramp, 40 s hold
     .venv/bin/python bench/sim_bench.py --quick    # 200 calls, short
 """
+
 from __future__ import annotations
 
 import argparse
@@ -94,8 +95,12 @@ async def main(args: argparse.Namespace) -> int:
     peak = 0
     interval = args.ramp / args.calls
     for i in range(args.calls):
-        spec = CallSpec(flow="bench", caller_id="+3706%07d" % i, sends_media=True,
-                        script=[NextPrompt(0.2), NextPrompt(0.5), Press("1")])
+        spec = CallSpec(
+            flow="bench",
+            caller_id="+3706%07d" % i,
+            sends_media=True,
+            script=[NextPrompt(0.2), NextPrompt(0.5), Press("1")],
+        )
         calls.append(await sim.place_call(spec))
         if i % 50 == 0:
             peak = max(peak, len(sim.live_calls))
@@ -119,17 +124,20 @@ async def main(args: argparse.Namespace) -> int:
     cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     statuses = Counter(r.agi_status for r in records)
     lags.sort()
-    print("simulated calls        %d (ramp %.0f s, hold ~%.0f s, AMI events %s)"
-          % (args.calls, args.ramp, args.hold, "off" if args.no_ami else "on"))
+    print(
+        "simulated calls        %d (ramp %.0f s, hold ~%.0f s, AMI events %s)"
+        % (args.calls, args.ramp, args.hold, "off" if args.no_ami else "on")
+    )
     print("peak concurrent calls  %d" % peak)
     print("completed              %d  AGISTATUS %s  server errors %d" % (len(records), dict(statuses), agi.errors))
-    print("wall time              %.1f s" % wall)
+    print(f"wall time              {wall:.1f} s")
     print("AGI commands           %d  (%.0f per second)" % (agi.commands, agi.commands / wall))
     print("AMI events emitted     %d" % sim.pbx.bus.count)
-    print("CPU used               %.1f s  (%.0f%% of one core)" % (cpu, 100 * cpu / wall))
+    print(f"CPU used               {cpu:.1f} s  ({100 * cpu / wall:.0f}% of one core)")
     if lags:
-        print("event-loop lag         median %.1f ms  p99 %.1f ms  max %.1f ms"
-              % (1000 * statistics.median(lags), 1000 * lags[int(0.99 * (len(lags) - 1))], 1000 * lags[-1]))
+        print(
+            f"event-loop lag         median {1000 * statistics.median(lags):.1f} ms  p99 {1000 * lags[int(0.99 * (len(lags) - 1))]:.1f} ms  max {1000 * lags[-1]:.1f} ms"
+        )
     return 0 if statuses.get("SUCCESS", 0) + statuses.get("HANGUP", 0) == len(records) else 1
 
 

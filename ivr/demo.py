@@ -6,6 +6,7 @@ Rules for this file:
 - Everything binds to 127.0.0.1; the HTTP API keeps its configured port (8080 by default, `--http-port 0` for any).
 - Files the demo writes (SQLite, recordings) go under var/demo/, never into config/ or recordings/prompts/.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,9 +15,9 @@ import contextlib
 import random
 import signal
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Callable
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -26,9 +27,9 @@ from ivr.settings import Settings, load_settings
 from ivr.yamlsource import ConfigError
 
 DEMO_SECRET = "demo-secret"
-DEFAULT_RATE = 12.0   # calls per minute
+DEFAULT_RATE = 12.0  # calls per minute
 DEFAULT_AGENTS = 6
-CRM_PORT = 8089       # where the sample flow's billing lookup goes (config/flows/main.yaml, crm_lookup)
+CRM_PORT = 8089  # where the sample flow's billing lookup goes (config/flows/main.yaml, crm_lookup)
 
 
 def business_day_clock(zone: str, at: datetime | None = None) -> tuple[datetime, Callable[[], datetime]]:
@@ -54,8 +55,13 @@ async def start_demo_crm(port: int = CRM_PORT) -> web.AppRunner | None:
         if not number.isdigit():
             return web.json_response({"error": "unknown account"}, status=404)
         rng = random.Random(number)
-        return web.json_response({"name": rng.choice(["Ona", "Jonas", "Ann", "Peter"]),
-                                  "balance": {"euros": rng.randint(0, 500)}, "vip": number.startswith("9")})
+        return web.json_response(
+            {
+                "name": rng.choice(["Ona", "Jonas", "Ann", "Peter"]),
+                "balance": {"euros": rng.randint(0, 500)},
+                "vip": number.startswith("9"),
+            }
+        )
 
     app = web.Application()
     app.router.add_get("/crm/accounts/{account}", account)
@@ -70,16 +76,22 @@ async def start_demo_crm(port: int = CRM_PORT) -> web.AppRunner | None:
     return runner
 
 
-def sim_config(settings: Settings, flows: dict, demo_dir: Path, *, agents: int = DEFAULT_AGENTS, seed: int = 1):  # -> ivr.sim.SimConfig
+def sim_config(
+    settings: Settings, flows: dict, demo_dir: Path, *, agents: int = DEFAULT_AGENTS, seed: int = 1
+):  # -> ivr.sim.SimConfig
     """A simulated call center for the sample flows: every queue the flows use, staffed; every extension they dial."""
+    from ivr.flow.model import TransferNode, all_nodes, literal_queues
     from ivr.sim import AgentSpec, QueueSpec, SimConfig, SoundCatalog
     from ivr.sim.testing import prompt_texts
-    from ivr.flow.model import TransferNode, all_nodes, literal_queues
 
     queues = literal_queues(flows.values())
     # The operator and direct-dial extensions the flows name literally.
-    extensions = {node.extension for flow in flows.values() for node in all_nodes(flow)
-                  if isinstance(node, TransferNode) and node.extension and "$" not in node.extension}
+    extensions = {
+        node.extension
+        for flow in flows.values()
+        for node in all_nodes(flow)
+        if isinstance(node, TransferNode) and node.extension and "$" not in node.extension
+    }
     n_agents = max(agents, 1)
     agents = {f"agent{i}": AgentSpec(f"agent{i}", answer_after=3.0 + i, talk=25.0 + 7 * i) for i in range(n_agents)}
     for ext in extensions:  # the operator and direct-dial extensions: answer after a few rings
@@ -92,8 +104,13 @@ def sim_config(settings: Settings, flows: dict, demo_dir: Path, *, agents: int =
     recordings = demo_dir / "recordings"
     recordings.mkdir(parents=True, exist_ok=True)
     return SimConfig(
-        agents=agents, queues=queue_specs, sounds=sounds, ami_users={settings.ami.username: DEMO_SECRET},
-        monitor_dir=recordings, record_dir=recordings, seed=seed,
+        agents=agents,
+        queues=queue_specs,
+        sounds=sounds,
+        ami_users={settings.ami.username: DEMO_SECRET},
+        monitor_dir=recordings,
+        record_dir=recordings,
+        seed=seed,
         path_map={str(settings.recordings_dir): str(recordings)},
     )
 
@@ -106,12 +123,28 @@ def traffic_plan(flows: dict):  # -> ivr.sim.traffic.TrafficPlan
     from ivr.sim.traffic import TrafficPlan
 
     main = "main" if "main" in flows else sorted(flows)[0]
-    return TrafficPlan(flows=(main,), options="12345", agent_key="1", voicemail_key="0", languages=("en",),
-                       preamble=(NextPrompt(1.0), Press("1")), menu_prompt=3, abandon_after=(10.0, 60.0))
+    return TrafficPlan(
+        flows=(main,),
+        options="12345",
+        agent_key="1",
+        voicemail_key="0",
+        languages=("en",),
+        preamble=(NextPrompt(1.0), Press("1")),
+        menu_prompt=3,
+        abandon_after=(10.0, 60.0),
+    )
 
 
-async def run_demo(settings: Settings, *, duration: float | None, rate: float, quiet: bool,
-                   agents: int = DEFAULT_AGENTS, seed: int = 1, at: datetime | None = None) -> int:
+async def run_demo(
+    settings: Settings,
+    *,
+    duration: float | None,
+    rate: float,
+    quiet: bool,
+    agents: int = DEFAULT_AGENTS,
+    seed: int = 1,
+    at: datetime | None = None,
+) -> int:
     from ivr.sim import RealClock, SimulatedAsterisk
     from ivr.sim.traffic import TrafficGenerator
 
@@ -125,7 +158,9 @@ async def run_demo(settings: Settings, *, duration: float | None, rate: float, q
     from ivr.flow.loader import load_flows
 
     flows = load_flows(settings.flows_dir, prompts_dir=settings.prompts_dir)
-    sim = SimulatedAsterisk(sim_config(settings, dict(flows.flows), demo_dir, agents=agents, seed=seed), clock=RealClock())
+    sim = SimulatedAsterisk(
+        sim_config(settings, dict(flows.flows), demo_dir, agents=agents, seed=seed), clock=RealClock()
+    )
     await sim.start(ami=True)
     settings.ami.enabled = True
     settings.ami.host, settings.ami.port = "127.0.0.1", sim.ami_port
@@ -148,12 +183,19 @@ async def run_demo(settings: Settings, *, duration: float | None, rate: float, q
         print("ivr demo: the service with a simulated Asterisk 22 and a stream of sample calls", flush=True)
         for line in service.describe():
             print("  " + line, flush=True)
-        print(f"  Flow clock: {flow_time:%a %Y-%m-%d %H:%M %Z} (business hours and holidays follow it; --at to change)",
-              flush=True)
-        print(f"  Simulated Asterisk: AMI 127.0.0.1:{sim.ami_port}, {len(sim.config.queues)} queues "
-              f"({', '.join(sorted(sim.config.queues))}), {rate * 60:.0f} calls/min", flush=True)
-        print("  Try: curl -s http://{}:{}/calls | python3 -m json.tool".format(settings.http.host, service.http_port),
-              flush=True)
+        print(
+            f"  Flow clock: {flow_time:%a %Y-%m-%d %H:%M %Z} (business hours and holidays follow it; --at to change)",
+            flush=True,
+        )
+        print(
+            f"  Simulated Asterisk: AMI 127.0.0.1:{sim.ami_port}, {len(sim.config.queues)} queues "
+            f"({', '.join(sorted(sim.config.queues))}), {rate * 60:.0f} calls/min",
+            flush=True,
+        )
+        print(
+            f"  Try: curl -s http://{settings.http.host}:{service.http_port}/calls | python3 -m json.tool",
+            flush=True,
+        )
         print("Ctrl-C stops the demo." if duration is None else f"Running for {duration:.0f} s.", flush=True)
         traffic = TrafficGenerator(sim, rate=rate, plan=traffic_plan(dict(flows.flows)), seed=seed)
         runner = asyncio.create_task(traffic.run(duration=duration))
@@ -180,15 +222,27 @@ async def run_demo(settings: Settings, *, duration: float | None, rate: float, q
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="PATH", help="settings file (default: config/ivr.yaml)")
-    parser.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long (default: run "
-                        "until Ctrl-C)")
-    parser.add_argument("--rate", type=float, default=DEFAULT_RATE, metavar="CALLS_PER_MIN",
-                        help=f"new calls per minute (default {DEFAULT_RATE:g})")
-    parser.add_argument("--agents", type=int, default=DEFAULT_AGENTS, help=f"simulated agents (default {DEFAULT_AGENTS})")
+    parser.add_argument(
+        "--duration", type=float, metavar="SECONDS", help="stop after this long (default: run until Ctrl-C)"
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=DEFAULT_RATE,
+        metavar="CALLS_PER_MIN",
+        help=f"new calls per minute (default {DEFAULT_RATE:g})",
+    )
+    parser.add_argument(
+        "--agents", type=int, default=DEFAULT_AGENTS, help=f"simulated agents (default {DEFAULT_AGENTS})"
+    )
     parser.add_argument("--seed", type=int, default=1, help="random seed of the call mix")
     parser.add_argument("--http-port", type=int, metavar="PORT", help="HTTP API port (0 = any free port)")
-    parser.add_argument("--at", type=datetime.fromisoformat, metavar="YYYY-MM-DDTHH:MM",
-                        help="the time the flows see at start (default: the coming Monday 10:00 in the flow's zone)")
+    parser.add_argument(
+        "--at",
+        type=datetime.fromisoformat,
+        metavar="YYYY-MM-DDTHH:MM",
+        help="the time the flows see at start (default: the coming Monday 10:00 in the flow's zone)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no live summary lines")
 
 
@@ -207,8 +261,17 @@ def run(args: argparse.Namespace) -> int:
         print("ivr demo: --rate must be more than 0 calls per minute", flush=True)
         return 2
     try:
-        return asyncio.run(run_demo(settings, duration=args.duration, rate=rate, quiet=args.quiet,
-                                   agents=args.agents, seed=args.seed, at=args.at))
+        return asyncio.run(
+            run_demo(
+                settings,
+                duration=args.duration,
+                rate=rate,
+                quiet=args.quiet,
+                agents=args.agents,
+                seed=args.seed,
+                at=args.at,
+            )
+        )
     except ConfigError as exc:
         print(exc, flush=True)
         return 2

@@ -17,22 +17,46 @@ Rules for this file:
 - Counter names are declared without `_total`; prometheus-client appends it in the exposition (ivr_calls_started
   -> ivr_calls_started_total). Histograms expose _bucket/_sum/_count; Info `ivr_config` exposes `ivr_config_info`.
 """
+
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterable
 from importlib import metadata
-from typing import Callable, Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
-from prometheus_client import ProcessCollector, PlatformCollector, disable_created_metrics
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
 from prometheus_client.metrics_core import Metric
 
 # The only label names any ivr_* metric may use (see the rules above).
-ALLOWED_LABELS = frozenset({
-    "flow", "node", "option", "outcome", "reason", "queue", "lot", "command", "result", "event", "target", "state",
-    "subscriber", "action", "version",
-})
+ALLOWED_LABELS = frozenset(
+    {
+        "flow",
+        "node",
+        "option",
+        "outcome",
+        "reason",
+        "queue",
+        "lot",
+        "command",
+        "result",
+        "event",
+        "target",
+        "state",
+        "subscriber",
+        "action",
+        "version",
+    }
+)
 
 
 class _CollectHooks:
@@ -105,11 +129,16 @@ AGI_CONNECTION_RESULTS = ("ok", "noroute", "rejected", "forbidden", "bad_header"
 CALLS_STARTED = Counter("ivr_calls_started", "Calls that entered a flow.", ["flow"], registry=REGISTRY)
 CALLS_ACTIVE = Gauge("ivr_calls_active", "Calls currently in a flow.", ["flow"], registry=REGISTRY)
 CALL_OUTCOMES = Counter(
-    "ivr_call_outcomes", "How calls left the IVR (transferred, parked, voicemail, callback, contained, abandoned, "
-    "error).", ["flow", "outcome"], registry=REGISTRY,
+    "ivr_call_outcomes",
+    "How calls left the IVR (transferred, parked, voicemail, callback, contained, abandoned, error).",
+    ["flow", "outcome"],
+    registry=REGISTRY,
 )
 IVR_SECONDS = Histogram(
-    "ivr_time_in_ivr_seconds", "Time from entering a flow to leaving it.", ["flow"], buckets=_CALL_BUCKETS,
+    "ivr_time_in_ivr_seconds",
+    "Time from entering a flow to leaving it.",
+    ["flow"],
+    buckets=_CALL_BUCKETS,
     registry=REGISTRY,
 )
 NODE_VISITS = Counter("ivr_node_visits", "Node entries.", ["flow", "node"], registry=REGISTRY)
@@ -118,74 +147,138 @@ NODE_SECONDS = Histogram(
     "ivr_node_seconds", "Time spent in a node.", ["flow", "node"], buckets=_NODE_BUCKETS, registry=REGISTRY
 )
 MENU_CHOICES = Counter("ivr_menu_choices", "Menu options chosen.", ["flow", "node", "option"], registry=REGISTRY)
-LOOKUPS = Counter("ivr_lookups", "CRM/webhook lookups by result (ok, error, timeout).", ["flow", "node", "result"],
-                  registry=REGISTRY)
+LOOKUPS = Counter(
+    "ivr_lookups", "CRM/webhook lookups by result (ok, error, timeout).", ["flow", "node", "result"], registry=REGISTRY
+)
 
 # --- transfers, parking, recordings ------------------------------------------------------------------------
 TRANSFERS = Counter(
-    "ivr_transfers", "Transfers by target (extension or queue name from the flow) and result: answered, "
-    "abandoned (the caller hung up while it rang or waited in the queue), or DIALSTATUS/QUEUESTATUS in lower case.", ["flow", "target", "result"], registry=REGISTRY,
+    "ivr_transfers",
+    "Transfers by target (extension or queue name from the flow) and result: answered, "
+    "abandoned (the caller hung up while it rang or waited in the queue), or DIALSTATUS/QUEUESTATUS in lower case.",
+    ["flow", "target", "result"],
+    registry=REGISTRY,
 )
 PARKED_NOW = Gauge("ivr_parked_calls", "Calls parked right now.", ["lot"], registry=REGISTRY)
-PARKED_SECONDS = Histogram("ivr_parked_seconds", "How long calls stayed parked.", ["lot"], buckets=_CALL_BUCKETS,
-                           registry=REGISTRY)
+PARKED_SECONDS = Histogram(
+    "ivr_parked_seconds", "How long calls stayed parked.", ["lot"], buckets=_CALL_BUCKETS, registry=REGISTRY
+)
 PARK_TIMEOUTS = Counter("ivr_park_timeouts", "Parked calls nobody retrieved in time.", ["lot"], registry=REGISTRY)
 RECORDINGS_ACTIVE = Gauge("ivr_recordings_active", "Recordings running now.", registry=REGISTRY)
 RECORDINGS_FINISHED = Counter("ivr_recordings_finished", "Recordings finished.", registry=REGISTRY)
 RECORDING_SECONDS = Counter("ivr_recording_seconds", "Seconds of audio recorded.", registry=REGISTRY)
 VOICEMAILS = Counter("ivr_voicemails", "Voicemail messages stored.", ["flow"], registry=REGISTRY)
-CALLBACKS = Counter("ivr_callbacks", "Callback requests by result (requested, attempted, completed, failed, "
-                    "cancelled by the customer).", ["queue", "result"], registry=REGISTRY)
+CALLBACKS = Counter(
+    "ivr_callbacks",
+    "Callback requests by result (requested, attempted, completed, failed, cancelled by the customer).",
+    ["queue", "result"],
+    registry=REGISTRY,
+)
 
 # --- queues (from AMI) -------------------------------------------------------------------------------------
 QUEUE_CALLERS = Gauge("ivr_queue_callers", "Callers waiting in the queue.", ["queue"], registry=REGISTRY)
-QUEUE_LONGEST_WAIT = Gauge("ivr_queue_longest_wait_seconds", "Wait of the longest-waiting caller.", ["queue"],
-                           registry=REGISTRY)
-QUEUE_AGENTS = Gauge("ivr_queue_agents", "Queue members by state (available, busy, paused, unavailable).",
-                     ["queue", "state"], registry=REGISTRY)
-QUEUE_CALLS = Counter("ivr_queue_calls", "Queue calls by result (answered, abandoned, timeout).", ["queue", "result"],
-                      registry=REGISTRY)
-QUEUE_ANSWERED_IN_SL = Counter("ivr_queue_answered_within_sl", "Calls answered within the service-level threshold.",
-                               ["queue"], registry=REGISTRY)
-QUEUE_WAIT_SECONDS = Histogram("ivr_queue_wait_seconds", "Time callers waited before answer or abandon.",
-                               ["queue", "result"], buckets=_CALL_BUCKETS, registry=REGISTRY)
-QUEUE_TALK_SECONDS = Histogram("ivr_queue_talk_seconds", "Talk time of answered queue calls (handle time).",
-                               ["queue"], buckets=_CALL_BUCKETS, registry=REGISTRY)
-QUEUE_SERVICE_LEVEL = Gauge("ivr_queue_service_level_ratio", "Share of answered calls answered within the "
-                            "threshold, since start.", ["queue"], registry=REGISTRY)
-QUEUE_SL_THRESHOLD = Gauge("ivr_queue_service_level_threshold_seconds", "Configured service-level threshold.",
-                           ["queue"], registry=REGISTRY)
-QUEUE_ABANDONED_IN_SL = Counter("ivr_queue_abandoned_within_sl", "Callers who hung up before the service-level "
-                                "threshold (short abandons; some centres exclude them from the service level).",
-                                ["queue"], registry=REGISTRY)
-QUEUE_RING_NO_ANSWER = Counter("ivr_queue_ring_no_answer", "Agents rung for a queue caller who did not answer "
-                               "(AgentRingNoAnswer).", ["queue"], registry=REGISTRY)
-QUEUE_RESYNCS = Counter("ivr_queue_resyncs", "Queue state reloads from QueueStatus/QueueSummary by result (ok, "
-                        "failed).", ["result"], registry=REGISTRY)
-QUEUE_TRACKED = Gauge("ivr_queue_tracked", "Queues whose statistics are exported (capped, see docs).",
-                      registry=REGISTRY)
+QUEUE_LONGEST_WAIT = Gauge(
+    "ivr_queue_longest_wait_seconds", "Wait of the longest-waiting caller.", ["queue"], registry=REGISTRY
+)
+QUEUE_AGENTS = Gauge(
+    "ivr_queue_agents",
+    "Queue members by state (available, busy, paused, unavailable).",
+    ["queue", "state"],
+    registry=REGISTRY,
+)
+QUEUE_CALLS = Counter(
+    "ivr_queue_calls", "Queue calls by result (answered, abandoned, timeout).", ["queue", "result"], registry=REGISTRY
+)
+QUEUE_ANSWERED_IN_SL = Counter(
+    "ivr_queue_answered_within_sl", "Calls answered within the service-level threshold.", ["queue"], registry=REGISTRY
+)
+QUEUE_WAIT_SECONDS = Histogram(
+    "ivr_queue_wait_seconds",
+    "Time callers waited before answer or abandon.",
+    ["queue", "result"],
+    buckets=_CALL_BUCKETS,
+    registry=REGISTRY,
+)
+QUEUE_TALK_SECONDS = Histogram(
+    "ivr_queue_talk_seconds",
+    "Talk time of answered queue calls (handle time).",
+    ["queue"],
+    buckets=_CALL_BUCKETS,
+    registry=REGISTRY,
+)
+QUEUE_SERVICE_LEVEL = Gauge(
+    "ivr_queue_service_level_ratio",
+    "Share of answered calls answered within the threshold, since start.",
+    ["queue"],
+    registry=REGISTRY,
+)
+QUEUE_SL_THRESHOLD = Gauge(
+    "ivr_queue_service_level_threshold_seconds", "Configured service-level threshold.", ["queue"], registry=REGISTRY
+)
+QUEUE_ABANDONED_IN_SL = Counter(
+    "ivr_queue_abandoned_within_sl",
+    "Callers who hung up before the service-level "
+    "threshold (short abandons; some centres exclude them from the service level).",
+    ["queue"],
+    registry=REGISTRY,
+)
+QUEUE_RING_NO_ANSWER = Counter(
+    "ivr_queue_ring_no_answer",
+    "Agents rung for a queue caller who did not answer (AgentRingNoAnswer).",
+    ["queue"],
+    registry=REGISTRY,
+)
+QUEUE_RESYNCS = Counter(
+    "ivr_queue_resyncs",
+    "Queue state reloads from QueueStatus/QueueSummary by result (ok, failed).",
+    ["result"],
+    registry=REGISTRY,
+)
+QUEUE_TRACKED = Gauge(
+    "ivr_queue_tracked", "Queues whose statistics are exported (capped, see docs).", registry=REGISTRY
+)
 
 # --- health ------------------------------------------------------------------------------------------------
 AMI_UP = Gauge("ivr_ami_up", "1 while the AMI connection is logged in.", registry=REGISTRY)
 AMI_RECONNECTS = Counter("ivr_ami_reconnects", "AMI reconnect attempts.", registry=REGISTRY)
 AMI_LOGIN_FAILURES = Counter("ivr_ami_login_failures", "AMI logins refused (wrong credentials).", registry=REGISTRY)
-AMI_EVENTS = Counter("ivr_ami_events", "AMI events received by name (unknown names as 'other').", ["event"],
-                     registry=REGISTRY)
-AMI_EVENTS_DROPPED = Counter("ivr_ami_events_dropped", "AMI events dropped because a subscriber's queue was full.",
-                             ["subscriber"], registry=REGISTRY)
-AMI_ACTION_SECONDS = Histogram("ivr_ami_action_seconds", "AMI action round-trip time.", ["action"],
-                               buckets=_LATENCY_BUCKETS, registry=REGISTRY)
+AMI_EVENTS = Counter(
+    "ivr_ami_events", "AMI events received by name (unknown names as 'other').", ["event"], registry=REGISTRY
+)
+AMI_EVENTS_DROPPED = Counter(
+    "ivr_ami_events_dropped",
+    "AMI events dropped because a subscriber's queue was full.",
+    ["subscriber"],
+    registry=REGISTRY,
+)
+AMI_ACTION_SECONDS = Histogram(
+    "ivr_ami_action_seconds", "AMI action round-trip time.", ["action"], buckets=_LATENCY_BUCKETS, registry=REGISTRY
+)
 AGI_CONNECTIONS_ACTIVE = Gauge("ivr_agi_connections_active", "FastAGI sessions open now.", registry=REGISTRY)
-AGI_CONNECTIONS = Counter("ivr_agi_connections", "FastAGI connections by result (ok, noroute, rejected: over "
-                          "the connection cap, forbidden: peer not in fastagi.allowed_peers, bad_header, error).",
-                          ["result"], registry=REGISTRY)
-AGI_COMMAND_SECONDS = Histogram("ivr_agi_command_seconds", "AGI command latency (until Asterisk's reply).",
-                                ["command"], buckets=_LATENCY_BUCKETS, registry=REGISTRY)
-AGI_COMMAND_RESULTS = Counter("ivr_agi_command_results", "AGI command results (ok, failure, hangup, dead, invalid, "
-                              "usage, timeout).", ["command", "result"], registry=REGISTRY)
+AGI_CONNECTIONS = Counter(
+    "ivr_agi_connections",
+    "FastAGI connections by result (ok, noroute, rejected: over "
+    "the connection cap, forbidden: peer not in fastagi.allowed_peers, bad_header, error).",
+    ["result"],
+    registry=REGISTRY,
+)
+AGI_COMMAND_SECONDS = Histogram(
+    "ivr_agi_command_seconds",
+    "AGI command latency (until Asterisk's reply).",
+    ["command"],
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+AGI_COMMAND_RESULTS = Counter(
+    "ivr_agi_command_results",
+    "AGI command results (ok, failure, hangup, dead, invalid, usage, timeout).",
+    ["command", "result"],
+    registry=REGISTRY,
+)
 CONFIG_RELOADS = Counter("ivr_config_reloads", "Flow reloads by result (ok, failed).", ["result"], registry=REGISTRY)
-CONFIG_RELOAD_FAILING = Gauge("ivr_config_reload_failing", "1 while the last reload attempt failed.",
-                              registry=REGISTRY)
+CONFIG_RELOAD_FAILING = Gauge("ivr_config_reload_failing", "1 while the last reload attempt failed.", registry=REGISTRY)
+
+
 class _BoundedInfo(Info):
     """An Info whose keys become labels: keys outside ALLOWED_LABELS are dropped (logged once per key) instead of
     exported, so a caller passing e.g. a timestamp cannot break the label rule. Use a gauge for timestamps."""
@@ -197,31 +290,104 @@ class _BoundedInfo(Info):
         for key in extra:
             if key not in self._warned:
                 self._warned.add(key)
-                log.warning("metric %s: key %r is not an allowed label (%s); not exported", self._name, key,
-                            ", ".join(sorted(ALLOWED_LABELS)))
+                log.warning(
+                    "metric %s: key %r is not an allowed label (%s); not exported",
+                    self._name,
+                    key,
+                    ", ".join(sorted(ALLOWED_LABELS)),
+                )
         super().info({k: v for k, v in val.items() if k in ALLOWED_LABELS})
 
 
 CONFIG_INFO = _BoundedInfo("ivr_config", "Version of the running flow set.", registry=REGISTRY)
-CONFIG_LAST_RELOAD = Gauge("ivr_config_last_reload_timestamp_seconds", "Unix time of the last reload attempt by "
-                           "result (ok, failed).", ["result"], registry=REGISTRY)
+CONFIG_LAST_RELOAD = Gauge(
+    "ivr_config_last_reload_timestamp_seconds",
+    "Unix time of the last reload attempt by result (ok, failed).",
+    ["result"],
+    registry=REGISTRY,
+)
 BUILD_INFO = _BoundedInfo("ivr_build", "Version of the ivr package serving the calls.", registry=REGISTRY)
 
 # AMI event names we count by name; anything else is "other" so a peer cannot explode the label set.
-KNOWN_EVENTS = frozenset({
-    "FullyBooted", "Newchannel", "Newstate", "Newexten", "NewCallerid", "NewConnectedLine", "VarSet", "Hangup",
-    "HangupRequest", "SoftHangupRequest", "DialBegin", "DialEnd", "DialState", "BridgeCreate", "BridgeDestroy",
-    "BridgeEnter", "BridgeLeave", "ParkedCall", "ParkedCallTimeOut", "ParkedCallGiveUp", "UnParkedCall",
-    "ParkedCallSwap", "MixMonitorStart", "MixMonitorStop", "MixMonitorMute", "QueueCallerJoin", "QueueCallerLeave",
-    "QueueCallerAbandon", "QueueMemberAdded", "QueueMemberRemoved", "QueueMemberPause", "QueueMemberStatus",
-    "AgentCalled", "AgentConnect", "AgentComplete", "AgentRingNoAnswer", "AgentDump", "OriginateResponse",
-    "AGIExecStart", "AGIExecEnd", "AsyncAGIStart", "AsyncAGIExec", "AsyncAGIEnd", "BlindTransfer",
-    "AttendedTransfer", "DTMFBegin", "DTMFEnd", "MusicOnHoldStart", "MusicOnHoldStop", "Hold", "Unhold",
-    "CoreShowChannel", "CoreShowChannelsComplete", "Status", "StatusComplete", "QueueParams", "QueueMember",
-    "QueueEntry", "QueueStatusComplete", "QueueSummary", "QueueSummaryComplete", "ParkedCallsComplete",
-    "Shutdown", "Reload", "SuccessfulAuth", "InvalidPassword", "InvalidAccountID", "ChallengeSent",
-    "RequestNotAllowed", "RequestBadFormat", "ChanSpyStart", "ChanSpyStop", "LocalBridge", "Cdr", "Cel",
-})
+KNOWN_EVENTS = frozenset(
+    {
+        "FullyBooted",
+        "Newchannel",
+        "Newstate",
+        "Newexten",
+        "NewCallerid",
+        "NewConnectedLine",
+        "VarSet",
+        "Hangup",
+        "HangupRequest",
+        "SoftHangupRequest",
+        "DialBegin",
+        "DialEnd",
+        "DialState",
+        "BridgeCreate",
+        "BridgeDestroy",
+        "BridgeEnter",
+        "BridgeLeave",
+        "ParkedCall",
+        "ParkedCallTimeOut",
+        "ParkedCallGiveUp",
+        "UnParkedCall",
+        "ParkedCallSwap",
+        "MixMonitorStart",
+        "MixMonitorStop",
+        "MixMonitorMute",
+        "QueueCallerJoin",
+        "QueueCallerLeave",
+        "QueueCallerAbandon",
+        "QueueMemberAdded",
+        "QueueMemberRemoved",
+        "QueueMemberPause",
+        "QueueMemberStatus",
+        "AgentCalled",
+        "AgentConnect",
+        "AgentComplete",
+        "AgentRingNoAnswer",
+        "AgentDump",
+        "OriginateResponse",
+        "AGIExecStart",
+        "AGIExecEnd",
+        "AsyncAGIStart",
+        "AsyncAGIExec",
+        "AsyncAGIEnd",
+        "BlindTransfer",
+        "AttendedTransfer",
+        "DTMFBegin",
+        "DTMFEnd",
+        "MusicOnHoldStart",
+        "MusicOnHoldStop",
+        "Hold",
+        "Unhold",
+        "CoreShowChannel",
+        "CoreShowChannelsComplete",
+        "Status",
+        "StatusComplete",
+        "QueueParams",
+        "QueueMember",
+        "QueueEntry",
+        "QueueStatusComplete",
+        "QueueSummary",
+        "QueueSummaryComplete",
+        "ParkedCallsComplete",
+        "Shutdown",
+        "Reload",
+        "SuccessfulAuth",
+        "InvalidPassword",
+        "InvalidAccountID",
+        "ChallengeSent",
+        "RequestNotAllowed",
+        "RequestBadFormat",
+        "ChanSpyStart",
+        "ChanSpyStop",
+        "LocalBridge",
+        "Cdr",
+        "Cel",
+    }
+)
 
 
 def bounded_event(name: str) -> str:

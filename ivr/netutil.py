@@ -6,6 +6,7 @@ Rules for this file:
 - Failing to set an option is never fatal (the callers have their own timeouts): it is logged at debug level
   and reported by the return value.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -45,5 +46,5 @@ def is_loopback(host: str) -> bool:
         address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return False
-    mapped = getattr(address, "ipv4_mapped", None)      # ::ffff:127.0.0.1
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1
     return address.is_loopback or (mapped is not None and mapped.is_loopback)

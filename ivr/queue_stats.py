@@ -25,24 +25,38 @@ Facts from the real Asterisk 22 transcripts (ami-15-queue, agi-07-queue-moh-park
   6 ringing, 7 ring+in use, 8 on hold); a member with a Custom: state interface stays at 0 while it talks, so
   AgentConnect/AgentComplete also mark the member busy/free.
 """
+
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Collection, Iterable, Mapping, Protocol
+from typing import Any, Protocol
 
 from ivr import metrics
 
 log = logging.getLogger(__name__)
 
 # Exactly the events QueueStats has a handler for (AgentCalled/AgentDump change no KPI and are not subscribed).
-QUEUE_EVENTS = frozenset({
-    "QueueCallerJoin", "QueueCallerLeave", "QueueCallerAbandon", "AgentConnect", "AgentComplete",
-    "AgentRingNoAnswer", "QueueMemberAdded", "QueueMemberRemoved", "QueueMemberStatus",
-    "QueueMemberPause", "QueueMemberPenalty", "QueueMemberRinginuse",
-})
+QUEUE_EVENTS = frozenset(
+    {
+        "QueueCallerJoin",
+        "QueueCallerLeave",
+        "QueueCallerAbandon",
+        "AgentConnect",
+        "AgentComplete",
+        "AgentRingNoAnswer",
+        "QueueMemberAdded",
+        "QueueMemberRemoved",
+        "QueueMemberStatus",
+        "QueueMemberPause",
+        "QueueMemberPenalty",
+        "QueueMemberRinginuse",
+    }
+)
 # A hangup of a waiting caller's own channel: needed to tell an abandon from a Queue() timeout.
 HANGUP_EVENTS = frozenset({"HangupRequest", "SoftHangupRequest", "Hangup"})
 SUBSCRIBED_EVENTS = QUEUE_EVENTS | HANGUP_EVENTS
@@ -137,8 +151,14 @@ def _flag(value: Any) -> bool:
 class QueueStats:
     """The pure event-application core. Feed it with `apply(event)` and `resync(status_items, summary_items)`."""
 
-    def __init__(self, policy: ServiceLevelPolicy | None = None, *, clock: Callable[[], float] = time.monotonic,
-                 queues: Collection[str] | None = None, max_queues: int = 100) -> None:
+    def __init__(
+        self,
+        policy: ServiceLevelPolicy | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        queues: Collection[str] | None = None,
+        max_queues: int = 100,
+    ) -> None:
         if max_queues < 1:
             raise ValueError(f"max_queues is {max_queues}; it must be at least 1")
         self.policy = policy or ServiceLevelPolicy()
@@ -161,8 +181,12 @@ class QueueStats:
         if len(self._queues) >= self._max_queues:
             if name not in self._refused and len(self._refused) < 1000:
                 self._refused.add(name)
-                log.warning("queue %r not tracked: already %d queues; raise QueueStats(max_queues=...) or give "
-                            "QueueStats(queues=...) the queues to track", name, self._max_queues)
+                log.warning(
+                    "queue %r not tracked: already %d queues; raise QueueStats(max_queues=...) or give "
+                    "QueueStats(queues=...) the queues to track",
+                    name,
+                    self._max_queues,
+                )
             return None
         model = self._queues[name] = QueueModel(name)
         metrics.init_queue_series(name)  # counters at 0 from the start, so the first call counts in rate()
@@ -174,17 +198,17 @@ class QueueStats:
         """Stop exporting a queue's gauges (it disappeared from Asterisk). Its counters stay: rates need them."""
         if self._queues.pop(name, None) is None:
             return
-        for gauge in (metrics.QUEUE_CALLERS, metrics.QUEUE_LONGEST_WAIT, metrics.QUEUE_SERVICE_LEVEL,
-                      metrics.QUEUE_SL_THRESHOLD):
-            try:
+        for gauge in (
+            metrics.QUEUE_CALLERS,
+            metrics.QUEUE_LONGEST_WAIT,
+            metrics.QUEUE_SERVICE_LEVEL,
+            metrics.QUEUE_SL_THRESHOLD,
+        ):
+            with contextlib.suppress(KeyError):
                 gauge.remove(name)
-            except KeyError:
-                pass
         for state in metrics.AGENT_STATES:
-            try:
+            with contextlib.suppress(KeyError):
                 metrics.QUEUE_AGENTS.remove(name, state)
-            except KeyError:
-                pass
         metrics.QUEUE_TRACKED.set(len(self._queues))
 
     def reset(self) -> None:
@@ -276,7 +300,7 @@ class QueueStats:
         if interface and interface in model.members:
             model.members[interface].in_call = in_call
 
-    _HANDLERS: dict[str, Callable[["QueueStats", QueueModel, AMIEvent], None]] = {
+    _HANDLERS: dict[str, Callable[[QueueStats, QueueModel, AMIEvent], None]] = {
         "QueueCallerJoin": _on_join,
         "QueueCallerLeave": _on_leave,
         "QueueCallerAbandon": _on_abandon,
@@ -303,8 +327,12 @@ class QueueStats:
             model = self._queue(event.get("Queue"))
             if model is not None and model.name not in fresh:
                 seen[model.name] = model
-                fresh[model.name] = QueueModel(model.name, asterisk_sl=model.asterisk_sl,
-                                               answered=model.answered, answered_in_sl=model.answered_in_sl)
+                fresh[model.name] = QueueModel(
+                    model.name,
+                    asterisk_sl=model.asterisk_sl,
+                    answered=model.answered,
+                    answered_in_sl=model.answered_in_sl,
+                )
             return None if model is None else fresh[model.name]
 
         for event in summary_items:
@@ -322,7 +350,7 @@ class QueueStats:
                 model.asterisk_sl = sl if sl and sl > 0 else None
             elif kind == "QueueMember":
                 self._on_member(model, event)
-            elif (uniqueid := event.get("Uniqueid")):
+            elif uniqueid := event.get("Uniqueid"):
                 model.waiting[uniqueid] = now - _int(event.get("Wait"))
         for name in list(self._queues):
             if name not in seen:
@@ -347,8 +375,12 @@ class QueueStats:
             agents[member.state] += 1
         joins = list(model.waiting.values())
         return QueueSnapshot(
-            queue=model.name, callers=len(joins), longest_wait=max(0.0, now - min(joins)) if joins else 0.0,
-            agents=agents, answered=model.answered, answered_within_sl=model.answered_in_sl,
+            queue=model.name,
+            callers=len(joins),
+            longest_wait=max(0.0, now - min(joins)) if joins else 0.0,
+            agents=agents,
+            answered=model.answered,
+            answered_within_sl=model.answered_in_sl,
             service_level=model.answered_in_sl / model.answered if model.answered else None,
             threshold=self._threshold(model),
         )
@@ -383,21 +415,24 @@ class AMIClientLike(Protocol):
 
     logged_in: bool
 
-    def subscribe(self, handler: Callable[[Any], Awaitable[None]], events: set[str] | None = None, *,
-                  name: str = "") -> Any: ...
+    def subscribe(
+        self, handler: Callable[[Any], Awaitable[None]], events: set[str] | None = None, *, name: str = ""
+    ) -> Any: ...
 
     def on_connected(self, callback: Callable[[], Any]) -> Any: ...
 
-    async def list_action(self, name: str, headers: Mapping[str, str] | None = None, *,
-                          timeout: float | None = None) -> tuple[Any, list[Any]]: ...
+    async def list_action(
+        self, name: str, headers: Mapping[str, str] | None = None, *, timeout: float | None = None
+    ) -> tuple[Any, list[Any]]: ...
 
 
 class QueueStatsFeed:
     """Connects a `QueueStats` core to a live AMI client: events in, resync on (re)login and every
     `poll_interval` seconds, gauges refreshed before each scrape."""
 
-    def __init__(self, client: AMIClientLike, stats: QueueStats, *, poll_interval: float = 30.0,
-                 action_timeout: float = 10.0) -> None:
+    def __init__(
+        self, client: AMIClientLike, stats: QueueStats, *, poll_interval: float = 30.0, action_timeout: float = 10.0
+    ) -> None:
         if poll_interval <= 0:
             raise ValueError(f"poll_interval is {poll_interval}; give a number of seconds > 0")
         self.client = client
@@ -411,8 +446,7 @@ class QueueStatsFeed:
         self._closed = False
 
     async def start(self) -> None:
-        self._subscription = self.client.subscribe(self._on_event, events=set(SUBSCRIBED_EVENTS),
-                                                   name="queue_stats")
+        self._subscription = self.client.subscribe(self._on_event, events=set(SUBSCRIBED_EVENTS), name="queue_stats")
         self.client.on_connected(self._on_connected)
         metrics.add_collect_hook(self.stats.refresh)
         self._poll_task = asyncio.get_running_loop().create_task(self._poll(), name="queue-stats-poll")

@@ -4,10 +4,12 @@ Rules for this file:
 - `build_router(settings)` -> a Router whose routes are the flows in `settings.flows_dir` (script path `<flow>`).
 - Kept light (no aiohttp, no AMI): agi/ivr_agi.py imports it once per call, so start-up time matters.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from ivr.agi.router import Router
 from ivr.flow.engine import FlowEngine
@@ -18,10 +20,16 @@ from ivr.settings import Settings
 from ivr.storage import open_storage
 
 
-def build_router(settings: Settings, *, storage: Any = None, lookup_client: Any = None,
-                 repository: FlowRepository | None = None, clock: Callable[[], datetime] | None = None,
-                 on_node: Callable[[str, str, str | None], None] | None = None,
-                 on_report: Callable[[Any], None] | None = None) -> Router:
+def build_router(
+    settings: Settings,
+    *,
+    storage: Any = None,
+    lookup_client: Any = None,
+    repository: FlowRepository | None = None,
+    clock: Callable[[], datetime] | None = None,
+    on_node: Callable[[str, str, str | None], None] | None = None,
+    on_report: Callable[[Any], None] | None = None,
+) -> Router:
     """Flows from the repository (loaded here if not given; invalid flows raise ConfigError).
 
     `clock` is the time flows see (business hours, holidays); default: now. The demo shifts it into a business day.
@@ -33,6 +41,9 @@ def build_router(settings: Settings, *, storage: Any = None, lookup_client: Any 
         repository.load()
     storage = storage if storage is not None else open_storage(settings.storage.url)
     lookup_client = lookup_client if lookup_client is not None else HttpLookupClient.from_settings(settings.lookups)
-    return build_flow_router(repository, FlowEngine.factory(settings, storage=storage, lookup_client=lookup_client,
-                                                               clock=clock),
-                             on_node=on_node, on_report=on_report)
+    return build_flow_router(
+        repository,
+        FlowEngine.factory(settings, storage=storage, lookup_client=lookup_client, clock=clock),
+        on_node=on_node,
+        on_report=on_report,
+    )

@@ -6,6 +6,7 @@ Rules for this file:
   reconnect, durable data goes through `ivr.storage`. So several instances can serve several Asterisk servers.
 - It never imports the simulator; `ivr.demo` starts one beside it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,9 +14,10 @@ import asyncio
 import logging
 import os
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -78,7 +80,7 @@ class Service:
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, clock: Callable[[], datetime] | None = None) -> "Service":
+    def from_settings(cls, settings: Settings, *, clock: Callable[[], datetime] | None = None) -> Service:
         """`clock`: the time flows see for business hours (default: now)."""
         token = settings.http.token.get_secret_value() if settings.http.token else None
         check_bind(settings.http.host, token)  # refuse a non-loopback API without a token before binding anything
@@ -93,38 +95,74 @@ class Service:
         if settings.ami.enabled:
             a = settings.ami
             ami: Any = AMIClient(
-                a.host, a.port, a.username, a.secret.get_secret_value() if a.secret else "",
-                connect_timeout=a.connect_timeout, action_timeout=a.action_timeout, ping_interval=a.ping_interval,
-                ping_timeout=a.ping_timeout, backoff_min=a.backoff_min, backoff_max=a.backoff_max,
-                login_failure_backoff=a.login_failure_backoff, auth=a.auth,
+                a.host,
+                a.port,
+                a.username,
+                a.secret.get_secret_value() if a.secret else "",
+                connect_timeout=a.connect_timeout,
+                action_timeout=a.action_timeout,
+                ping_interval=a.ping_interval,
+                ping_timeout=a.ping_timeout,
+                backoff_min=a.backoff_min,
+                backoff_max=a.backoff_max,
+                login_failure_backoff=a.login_failure_backoff,
+                auth=a.auth,
             )
         else:
             ami = AMIDisabled()
         control = CallControlSettings.from_settings(settings)
         calls = CallControl.build(
-            ami, storage, control, callbacks=CallbackPolicy.from_settings(settings.callbacks),
-            run_callbacks=settings.callbacks.enabled and settings.ami.enabled, flows=repository,
+            ami,
+            storage,
+            control,
+            callbacks=CallbackPolicy.from_settings(settings.callbacks),
+            run_callbacks=settings.callbacks.enabled and settings.ami.enabled,
+            flows=repository,
         )
-        router = build_router(settings, storage=storage, lookup_client=lookup_client, repository=repository,
-                              clock=clock,
-                              on_node=calls.registry.note_flow,   # live calls show their flow and node
-                              on_report=calls.on_flow_report)     # a callback completes or retries by its outcome
+        router = build_router(
+            settings,
+            storage=storage,
+            lookup_client=lookup_client,
+            repository=repository,
+            clock=clock,
+            on_node=calls.registry.note_flow,  # live calls show their flow and node
+            on_report=calls.on_flow_report,
+        )  # a callback completes or retries by its outcome
         fa = settings.fastagi
         fastagi = FastAGIServer(
-            router, fa.host, fa.port, max_connections=fa.max_connections, header_timeout=fa.header_timeout,
-            command_timeout=fa.command_timeout or None, shutdown_deadline=fa.shutdown_deadline,
-            allowed_peers=fa.allowed_peers, exec_timeout=fa.exec_timeout or None,
+            router,
+            fa.host,
+            fa.port,
+            max_connections=fa.max_connections,
+            header_timeout=fa.header_timeout,
+            command_timeout=fa.command_timeout or None,
+            shutdown_deadline=fa.shutdown_deadline,
+            allowed_peers=fa.allowed_peers,
+            exec_timeout=fa.exec_timeout or None,
         )
         queue_feed = None
         if settings.ami.enabled:
             policy = ServiceLevelPolicy(settings.queues.service_level, dict(settings.queues.overrides))
             queue_feed = QueueStatsFeed(ami, QueueStats(policy))
-        app = calls.app(token=token, flows=repository, readiness={
-            "ami": lambda: bool(getattr(ami, "logged_in", False)) or not settings.ami.enabled,
-            "fastagi": lambda: fastagi_listening(fastagi),
-        })
-        return cls(settings=settings, repository=repository, storage=storage, fastagi=fastagi, ami=ami,
-                   calls=calls, queue_feed=queue_feed, app=app, lookup_client=lookup_client)
+        app = calls.app(
+            token=token,
+            flows=repository,
+            readiness={
+                "ami": lambda: bool(getattr(ami, "logged_in", False)) or not settings.ami.enabled,
+                "fastagi": lambda: fastagi_listening(fastagi),
+            },
+        )
+        return cls(
+            settings=settings,
+            repository=repository,
+            storage=storage,
+            fastagi=fastagi,
+            ami=ami,
+            calls=calls,
+            queue_feed=queue_feed,
+            app=app,
+            lookup_client=lookup_client,
+        )
 
     @property
     def http_port(self) -> int:
@@ -205,8 +243,11 @@ async def run_until_signalled(service: Service) -> None:
     try:
         await stop.wait()
     finally:
-        print("stopping: no new calls; running calls may finish "
-              f"(up to {service.settings.fastagi.shutdown_deadline:.0f} s)", flush=True)
+        print(
+            "stopping: no new calls; running calls may finish "
+            f"(up to {service.settings.fastagi.shutdown_deadline:.0f} s)",
+            flush=True,
+        )
         await service.stop()
 
 

@@ -9,13 +9,15 @@ Rules for this file:
   (config/ivr.yaml -> the directory above config/). Without a file, against the working directory.
 - `ENV_OVERRIDES` is the complete list of environment variables read here (docs/configuration.md shows it).
 """
+
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator
 
@@ -50,7 +52,8 @@ class AMISettings(_Section):
     backoff_max: Duration = 30.0
     login_failure_backoff: Duration = 60.0
     auth: Literal["md5", "plain"] = Field(
-        "md5", description="md5: challenge-response, the secret never crosses the network; plain: Secret header.")
+        "md5", description="md5: challenge-response, the secret never crosses the network; plain: Secret header."
+    )
 
 
 class FastAGISettings(_Section):
@@ -61,7 +64,8 @@ class FastAGISettings(_Section):
     max_connections: int = Field(2000, ge=1, description="Connections beyond this are refused (closed at once).")
     header_timeout: Duration = Field(5.0, description="Time allowed for Asterisk to send the AGI environment.")
     command_timeout: Duration = Field(
-        30.0, description="Longest wait for an AGI reply, on top of the wait a command asks for (GET DATA's "
+        30.0,
+        description="Longest wait for an AGI reply, on top of the wait a command asks for (GET DATA's "
         "time-out, ...); a stalled Asterisk cannot hold a call longer. 0 = no limit.",
     )
     shutdown_deadline: Duration = Field(30.0, description="On stop, how long running calls may finish.")
@@ -71,21 +75,23 @@ class FastAGISettings(_Section):
         "once, before the AGI environment is read. Default: loopback only.",
     )
     exec_timeout: Duration = Field(
-        4 * 3600.0, description="Longest EXEC (Dial, Queue, Park, MusicOnHold) before the session is closed as "
+        4 * 3600.0,
+        description="Longest EXEC (Dial, Queue, Park, MusicOnHold) before the session is closed as "
         "broken and the call leaves the service. 0 = no limit.",
     )
 
     @field_validator("allowed_peers", mode="before")
     @classmethod
     def _split_peers(cls, value: Any) -> Any:
-        if isinstance(value, str):   # IVR_FASTAGI_ALLOWED_PEERS="10.0.0.5, 10.0.1.0/24"
+        if isinstance(value, str):  # IVR_FASTAGI_ALLOWED_PEERS="10.0.0.5, 10.0.1.0/24"
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
     @field_validator("allowed_peers")
     @classmethod
     def _check_peers(cls, peers: list[str]) -> list[str]:
-        from ivr.agi.peers import parse_networks   # ValueError names the bad entry
+        from ivr.agi.peers import parse_networks  # ValueError names the bad entry
+
         return [str(network) for network in parse_networks(peers)]
 
 
@@ -100,8 +106,9 @@ class HTTPSettings(_Section):
 
 
 class StorageSettings(_Section):
-    url: str = Field("sqlite:///var/ivr.db", description="sqlite:///relative/path, sqlite:////absolute/path, "
-                     "or memory: (tests).")
+    url: str = Field(
+        "sqlite:///var/ivr.db", description="sqlite:///relative/path, sqlite:////absolute/path, or memory: (tests)."
+    )
 
 
 class QueueSettings(_Section):
@@ -117,11 +124,14 @@ class QueueSettings(_Section):
 class LookupSettings(_Section):
     """CRM/webhook lookups made by `lookup` nodes."""
 
-    timeout: Duration = Field(3.0, description="Scale of lookup time-outs: a node's own `timeout` is capped at three "
-                              "times this, so one flow edit cannot hold calls for minutes.")
+    timeout: Duration = Field(
+        3.0,
+        description="Scale of lookup time-outs: a node's own `timeout` is capped at three "
+        "times this, so one flow edit cannot hold calls for minutes.",
+    )
     allowed_hosts: list[str] = Field(
-        default_factory=list, description="If not empty, lookups may only go to these host names (exact match, "
-        "case-insensitive)."
+        default_factory=list,
+        description="If not empty, lookups may only go to these host names (exact match, case-insensitive).",
     )
     max_response_bytes: int = Field(1_000_000, ge=1024)
 
@@ -138,17 +148,26 @@ class CallbackSettings(_Section):
     """The outbound callback scheduler, and which numbers the service may call out to at all."""
 
     enabled: bool = True
-    flow: str = Field("callback", pattern=r"^[A-Za-z0-9_\-]{1,64}$",
-                      description="Flow an answered callback runs when the request names none (API requests "
-                      "without `flow`, flows' callback nodes).")
+    flow: str = Field(
+        "callback",
+        pattern=r"^[A-Za-z0-9_\-]{1,64}$",
+        description="Flow an answered callback runs when the request names none (API requests "
+        "without `flow`, flows' callback nodes).",
+    )
     interval: Duration = Field(30.0, description="How often due callbacks are looked for.")
-    max_attempts: int = Field(3, ge=1, le=20, description="Attempts per request when the request names none; "
-                              "requests asking for more are capped to this.")
+    max_attempts: int = Field(
+        3,
+        ge=1,
+        le=20,
+        description="Attempts per request when the request names none; requests asking for more are capped to this.",
+    )
     retry_after: Duration = Field(600.0, description="Wait between attempts.")
     number_pattern: str = Field(
-        DEFAULT_NUMBER_PATTERN, description="Regular expression a callback or outbound number must fully match "
+        DEFAULT_NUMBER_PATTERN,
+        description="Regular expression a callback or outbound number must fully match "
         "(click-to-call, calls into a flow, callbacks). Keep it to your own country's geographic and mobile "
-        "numbers: it is what stops premium-rate and international fraud through the API.")
+        "numbers: it is what stops premium-rate and international fraud through the API.",
+    )
 
     @field_validator("number_pattern")
     @classmethod
@@ -156,8 +175,10 @@ class CallbackSettings(_Section):
         try:
             re.compile(pattern)
         except re.error as exc:
-            raise ValueError(f"{pattern!r} is not a regular expression ({exc}); write it like "
-                             r"^(\+370|8)[0-9]{8}$") from None
+            raise ValueError(
+                f"{pattern!r} is not a regular expression ({exc}); write it like "
+                r"^(\+370|8)[0-9]{8}$"
+            ) from None
         return pattern
 
 
@@ -165,36 +186,57 @@ class CallSettings(_Section):
     """Call control (the HTTP API and callbacks): where calls are sent in the dialplan, parking, hold, spying,
     recordings. Defaults match dialplans/extensions_ivr.conf and a stock res_parking.conf."""
 
-    outbound_context: str = Field("from-internal", description="Click-to-call: after the agent answers, the agent "
-                                  "leg runs <customer number>@this context.")
-    customer_dial: str = Field("Local/{number}@ivr-dial-out", description="Dial string of the customer leg of "
-                               "callbacks and calls into a flow ({number} only).")
-    flow_context: str = Field("ivr-outbound", description="Answered outbound calls and transfers to a flow run "
-                              "<flow>@this context.")
+    outbound_context: str = Field(
+        "from-internal",
+        description="Click-to-call: after the agent answers, the agent leg runs <customer number>@this context.",
+    )
+    customer_dial: str = Field(
+        "Local/{number}@ivr-dial-out",
+        description="Dial string of the customer leg of callbacks and calls into a flow ({number} only).",
+    )
+    flow_context: str = Field(
+        "ivr-outbound", description="Answered outbound calls and transfers to a flow run <flow>@this context."
+    )
     extension_context: str = Field("from-internal", description="Transfers to an extension go to <ext>@this.")
     queue_context: str = Field("ivr-queue", description="Transfers to a queue go to <queue>@this.")
     hold_context: str = Field("ivr-hold", description="The held party runs s@this (music on hold).")
     hold_wait_context: str = Field("ivr-hold-wait", description="Its partner waits in s@this until resumed.")
     moh_class: str = Field("default", description="Music on hold class when a hold request names none.")
-    parking_lots: dict[str, str] = Field(default_factory=lambda: {"default": "parkedcalls"},
-                                         description="Parking lots the API may use: name -> context of its spaces.")
+    parking_lots: dict[str, str] = Field(
+        default_factory=lambda: {"default": "parkedcalls"},
+        description="Parking lots the API may use: name -> context of its spaces.",
+    )
     park_timeout: Duration = Field(45.0, description="Parked calls come back after this unless a request says.")
     spy_options: dict[Literal["listen", "whisper", "barge"], str] = Field(
         default_factory=lambda: {"listen": "qE", "whisper": "qwE", "barge": "qBE"},
-        description="ChanSpy options per supervisor mode.")
-    recording_template: str = Field("${date}-${call}-${caller}", description="Recording file name (without "
-                                    "extension): ${date} ${time} ${call} ${caller} ${agent} ${flow} ${queue}.")
+        description="ChanSpy options per supervisor mode.",
+    )
+    recording_template: str = Field(
+        "${date}-${call}-${caller}",
+        description="Recording file name (without "
+        "extension): ${date} ${time} ${call} ${caller} ${agent} ${flow} ${queue}.",
+    )
     recording_format: str = Field("wav", pattern=r"^[a-z0-9]{1,8}$", description="wav, gsm, ...")
     asterisk_recordings_dir: str | None = Field(
-        None, description="Where Asterisk writes call recordings, as Asterisk sees it (another host or a "
-        "container); default: recordings_dir.")
+        None,
+        description="Where Asterisk writes call recordings, as Asterisk sees it (another host or a "
+        "container); default: recordings_dir.",
+    )
     download_dir: Path | None = Field(
-        None, description="The same directory as this host sees it, for downloads through the API; default: "
-        "recordings_dir.")
+        None,
+        description="The same directory as this host sees it, for downloads through the API; default: recordings_dir.",
+    )
     originate_timeout: Duration = Field(30.0, description="Ring time of originated calls when a request names none.")
 
-    @field_validator("outbound_context", "flow_context", "extension_context", "queue_context", "hold_context",
-                     "hold_wait_context", "moh_class")
+    @field_validator(
+        "outbound_context",
+        "flow_context",
+        "extension_context",
+        "queue_context",
+        "hold_context",
+        "hold_wait_context",
+        "moh_class",
+    )
     @classmethod
     def _check_name(cls, value: str) -> str:
         if not re.fullmatch(r"[A-Za-z0-9_\-]{1,80}", value):
@@ -206,8 +248,7 @@ class CallSettings(_Section):
     def _check_lots(cls, lots: dict[str, str]) -> dict[str, str]:
         for name, context in lots.items():
             if not re.fullmatch(r"[A-Za-z0-9_\-]{1,64}", name) or not re.fullmatch(r"[A-Za-z0-9_\-]{1,80}", context):
-                raise ValueError(f"parking lot {name!r}: {context!r}: names and contexts use letters, digits, _ "
-                                 "and -")
+                raise ValueError(f"parking lot {name!r}: {context!r}: names and contexts use letters, digits, _ and -")
         if not lots:
             raise ValueError("name at least one parking lot (default: parkedcalls)")
         return lots
@@ -217,8 +258,10 @@ class CallSettings(_Section):
     def _check_spy(cls, options: dict[str, str]) -> dict[str, str]:
         for mode, opts in options.items():
             if not re.fullmatch(r"[A-Za-z]{0,16}", opts):
-                raise ValueError(f"spy_options.{mode} {opts!r}: use ChanSpy option letters only (like qE); "
-                                 "options with arguments are not supported")
+                raise ValueError(
+                    f"spy_options.{mode} {opts!r}: use ChanSpy option letters only (like qE); "
+                    "options with arguments are not supported"
+                )
         return options
 
     @field_validator("customer_dial")
@@ -238,8 +281,10 @@ class CallSettings(_Section):
         known = {"date", "time", "call", "caller", "agent", "flow", "queue"}
         unknown = sorted(set(re.findall(r"\$\{([A-Za-z_]+)\}", template)) - known)
         if unknown:
-            raise ValueError(f"unknown variable(s) {', '.join('${' + u + '}' for u in unknown)}; use "
-                             + " ".join("${" + k + "}" for k in sorted(known)))
+            raise ValueError(
+                f"unknown variable(s) {', '.join('${' + u + '}' for u in unknown)}; use "
+                + " ".join("${" + k + "}" for k in sorted(known))
+            )
         return template
 
 
@@ -252,8 +297,10 @@ class Settings(_Section):
     flows_dir: Path = Field(Path("config/flows"), description="Directory of flow files.")
     prompts_dir: Path = Field(Path("recordings/prompts"), description="Prompt sound files (<lang>/<id>.wav).")
     asterisk_prompts_dir: str | None = Field(
-        None, description="The prompts directory as Asterisk sees it, if it runs on another host or container; "
-        "default: prompts_dir.")
+        None,
+        description="The prompts directory as Asterisk sees it, if it runs on another host or container; "
+        "default: prompts_dir.",
+    )
     recordings_dir: Path = Field(Path("recordings/calls"), description="Call recordings and voicemail.")
     storage: StorageSettings = Field(default_factory=StorageSettings)
     dial_template: str = Field("PJSIP/{extension}", description="How a transfer to an extension is dialled.")
@@ -285,8 +332,10 @@ class Settings(_Section):
         try:
             template.format(extension="1001")
         except (KeyError, IndexError, ValueError):
-            raise ValueError(f"{template!r} has a placeholder other than {{extension}}; "
-                             "use only {extension}, e.g. PJSIP/{extension}") from None
+            raise ValueError(
+                f"{template!r} has a placeholder other than {{extension}}; "
+                "use only {extension}, e.g. PJSIP/{extension}"
+            ) from None
         return template
 
     def dial_string(self, extension: str) -> str:
@@ -309,8 +358,11 @@ ENV_OVERRIDES: tuple[EnvOverride, ...] = (
     EnvOverride("IVR_FASTAGI_HOST", ("fastagi", "host"), "FastAGI listen address"),
     EnvOverride("IVR_FASTAGI_PORT", ("fastagi", "port"), "FastAGI listen port"),
     EnvOverride("IVR_FASTAGI_MAX_CONNECTIONS", ("fastagi", "max_connections"), "FastAGI connection cap"),
-    EnvOverride("IVR_FASTAGI_ALLOWED_PEERS", ("fastagi", "allowed_peers"),
-                "FastAGI peers allowed to connect, comma-separated addresses/CIDR ranges"),
+    EnvOverride(
+        "IVR_FASTAGI_ALLOWED_PEERS",
+        ("fastagi", "allowed_peers"),
+        "FastAGI peers allowed to connect, comma-separated addresses/CIDR ranges",
+    ),
     EnvOverride("IVR_HTTP_HOST", ("http", "host"), "HTTP API listen address"),
     EnvOverride("IVR_HTTP_PORT", ("http", "port"), "HTTP API listen port"),
     EnvOverride("IVR_API_TOKEN_FILE", ("http", "token_file"), "file holding the API token"),
@@ -349,8 +401,17 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
         data = doc.data if doc.data is not None else {}
         positions = doc.positions
         if not isinstance(data, dict):
-            raise ConfigError([Problem(doc.file, 1, 1, "the settings file must be a mapping (key: value lines)",
-                                       "start from config/ivr.yaml in the source tree")])
+            raise ConfigError(
+                [
+                    Problem(
+                        doc.file,
+                        1,
+                        1,
+                        "the settings file must be a mapping (key: value lines)",
+                        "start from config/ivr.yaml in the source tree",
+                    )
+                ]
+            )
         root = file.resolve().parent.parent
     else:
         data, positions, root = {}, PositionMap("(defaults)"), Path.cwd()
@@ -358,9 +419,13 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
     for section in ("ami", "http"):
         if isinstance(data.get(section), dict) and any(k in data[section] for k in ("secret", "token")):
             key = "secret" if "secret" in data[section] else "token"
-            problems.append(positions.problem((section, key), f"{section}.{key} must not be written in the file",
-                                              f"put it in an environment variable or a file and name that with "
-                                              f"{key}_env or {key}_file"))
+            problems.append(
+                positions.problem(
+                    (section, key),
+                    f"{section}.{key} must not be written in the file",
+                    f"put it in an environment variable or a file and name that with {key}_env or {key}_file",
+                )
+            )
     data = _without_secrets(data)
     from_env: dict[tuple[str, ...], str] = {}
     for override in ENV_OVERRIDES:
@@ -372,14 +437,30 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_locate_env(problems_from_validation(exc, Settings, positions, data=data), from_env)) from None
+        raise ConfigError(
+            _locate_env(problems_from_validation(exc, Settings, positions, data=data), from_env)
+        ) from None
 
     settings = _resolve_paths(settings, root)
     settings._source = file.resolve() if file is not None else None
-    settings.ami.secret = _read_secret(settings.ami.secret_file, settings.ami.secret_env, SECRET_ENV["ami"], env,
-                                       root, positions, ("ami", "secret_file"))
-    settings.http.token = _read_secret(settings.http.token_file, settings.http.token_env, SECRET_ENV["http"], env,
-                                       root, positions, ("http", "token_file"))
+    settings.ami.secret = _read_secret(
+        settings.ami.secret_file,
+        settings.ami.secret_env,
+        SECRET_ENV["ami"],
+        env,
+        root,
+        positions,
+        ("ami", "secret_file"),
+    )
+    settings.http.token = _read_secret(
+        settings.http.token_file,
+        settings.http.token_env,
+        SECRET_ENV["http"],
+        env,
+        root,
+        positions,
+        ("http", "token_file"),
+    )
     return settings
 
 
@@ -406,8 +487,11 @@ def _locate_env(problems: list[Problem], from_env: dict[tuple[str, ...], str]) -
     for problem in problems:
         variable = next((v for p, v in from_env.items() if problem.path[: len(p)] == p), None)
         if variable:
-            out.append(Problem(ENV_FILE, 0, 0, f"{variable}: {problem.message}", problem.hint, "error", problem.code,
-                               problem.path))
+            out.append(
+                Problem(
+                    ENV_FILE, 0, 0, f"{variable}: {problem.message}", problem.hint, "error", problem.code, problem.path
+                )
+            )
         else:
             out.append(problem)
     return out
@@ -426,12 +510,19 @@ def _resolve_paths(settings: Settings, root: Path) -> Settings:
     url = settings.storage.url
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
         # sqlite:///var/ivr.db is relative (SQLAlchemy convention); make it absolute against the project root.
-        settings.storage.url = "sqlite:///" + str(root / url[len("sqlite:///"):])
+        settings.storage.url = "sqlite:///" + str(root / url[len("sqlite:///") :])
     return settings
 
 
-def _read_secret(file_name: str | None, env_name: str | None, default_env: str, env: Mapping[str, str], root: Path,
-                 positions: PositionMap, where: tuple[str, ...]) -> SecretStr | None:
+def _read_secret(
+    file_name: str | None,
+    env_name: str | None,
+    default_env: str,
+    env: Mapping[str, str],
+    root: Path,
+    positions: PositionMap,
+    where: tuple[str, ...],
+) -> SecretStr | None:
     """File first (Docker/Kubernetes secrets), then the named variable, then the default variable."""
     if file_name:
         path = Path(file_name)
@@ -440,11 +531,18 @@ def _read_secret(file_name: str | None, env_name: str | None, default_env: str, 
             first = path.read_text(encoding="utf-8").splitlines()
         except OSError as exc:
             mark = positions.value(where)
-            raise ConfigError([Problem(positions.file if where in positions else ENV_FILE,
-                                       mark.line if where in positions else 0, mark.column if where in positions else 0,
-                                       f"cannot read the secret file {path}: {exc.strerror}",
-                                       "create it (one line, the secret) and make it readable by the service",
-                                       code="secret")]) from None
+            raise ConfigError(
+                [
+                    Problem(
+                        positions.file if where in positions else ENV_FILE,
+                        mark.line if where in positions else 0,
+                        mark.column if where in positions else 0,
+                        f"cannot read the secret file {path}: {exc.strerror}",
+                        "create it (one line, the secret) and make it readable by the service",
+                        code="secret",
+                    )
+                ]
+            ) from None
         return SecretStr(first[0].strip()) if first else SecretStr("")
     for name in (env_name, default_env):
         if name and env.get(name):

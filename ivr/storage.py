@@ -11,15 +11,17 @@ Rules for this file:
 - The schema is versioned in `schema_version`; `MIGRATIONS[i]` takes the database from version i to i+1 and is
   applied once, in a transaction, when the file is opened.
 """
+
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
 import sqlite3
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable, Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 T = TypeVar("T")
 
@@ -43,15 +45,15 @@ class NotFound(StorageError):
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _ts(value: datetime | None) -> str | None:
     if value is None:
         return None
     if value.tzinfo is None:  # naive datetimes are taken as UTC, never as local time
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def _dt(value: str | None) -> datetime | None:
@@ -84,7 +86,7 @@ class CallbackRequest:
     source_call_id: str = ""
     language: str = ""
     requested_at: datetime = field(default_factory=utcnow)
-    not_before: datetime | None = None       # first attempt not before this time (default: requested_at)
+    not_before: datetime | None = None  # first attempt not before this time (default: requested_at)
     max_attempts: int = 3
     attempts: int = 0
     state: str = "pending"
@@ -125,29 +127,43 @@ class Storage(Protocol):
 
     async def add_callback(self, req: CallbackRequest) -> int: ...
     async def get_callback(self, callback_id: int) -> CallbackRequest: ...
-    async def list_callbacks(self, state: str | None = None, queue: str | None = None,
-                             limit: int = 100) -> list[CallbackRequest]: ...
+    async def list_callbacks(
+        self, state: str | None = None, queue: str | None = None, limit: int = 100
+    ) -> list[CallbackRequest]: ...
     async def due_callbacks(self, now: datetime, limit: int, queue: str | None = None) -> list[CallbackRequest]: ...
     async def due_callback_queues(self, now: datetime) -> list[str]: ...
     async def mark_callback_dialing(self, callback_id: int, at: datetime) -> bool: ...
-    async def record_callback_attempt(self, callback_id: int, result: str, at: datetime, *,
-                                      retry_at: datetime | None = None, call_id: str = "") -> CallbackRequest: ...
+    async def record_callback_attempt(
+        self, callback_id: int, result: str, at: datetime, *, retry_at: datetime | None = None, call_id: str = ""
+    ) -> CallbackRequest: ...
     async def callback_attempts(self, callback_id: int) -> list[CallbackAttempt]: ...
-    async def resolve_answered_callback(self, callback_id: int, connected: bool, at: datetime, *,
-                                        retry_at: datetime | None = None) -> CallbackRequest | None: ...
+    async def resolve_answered_callback(
+        self, callback_id: int, connected: bool, at: datetime, *, retry_at: datetime | None = None
+    ) -> CallbackRequest | None: ...
     async def cancel_callback(self, callback_id: int) -> bool: ...
-    async def requeue_stale_callbacks(self, claimed_before: datetime | None = None,
-                                      keep: Iterable[int] = ()) -> int: ...
+    async def requeue_stale_callbacks(
+        self, claimed_before: datetime | None = None, keep: Iterable[int] = ()
+    ) -> int: ...
     async def close_stale_answered_callbacks(self, answered_before: datetime) -> int: ...
 
     async def add_recording(self, rec: Recording) -> int: ...
     async def set_recording_state(self, recording_id: int, state: str) -> None: ...
     async def finish_recording(self, recording_id: int, end: datetime, seconds: float) -> None: ...
     async def get_recording(self, recording_id: int) -> Recording: ...
-    async def list_recordings(self, *, call_id: str | None = None, caller: str | None = None,
-                              agent: str | None = None, flow: str | None = None, queue: str | None = None,
-                              state: str | None = None, since: datetime | None = None,
-                              until: datetime | None = None, limit: int = 100, offset: int = 0) -> list[Recording]: ...
+    async def list_recordings(
+        self,
+        *,
+        call_id: str | None = None,
+        caller: str | None = None,
+        agent: str | None = None,
+        flow: str | None = None,
+        queue: str | None = None,
+        state: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Recording]: ...
 
     async def close(self) -> None: ...
 
@@ -196,8 +212,10 @@ def _migrate(conn: sqlite3.Connection) -> None:
         conn.execute("INSERT INTO schema_version (version) VALUES (0)")
         conn.commit()
     if version > SCHEMA_VERSION:
-        raise StorageError(f"the database has schema version {version}, newer than this ivr ({SCHEMA_VERSION}); "
-                           "upgrade ivr or point it at another database")
+        raise StorageError(
+            f"the database has schema version {version}, newer than this ivr ({SCHEMA_VERSION}); "
+            "upgrade ivr or point it at another database"
+        )
     for target in range(version, SCHEMA_VERSION):
         try:
             for statement in MIGRATIONS[target]:
@@ -276,6 +294,7 @@ class SQLiteStorage:
                 (vm.mailbox, vm.caller, vm.path, float(vm.seconds), vm.flow, vm.call_id, _ts(vm.created_at)),
             )
             return int(cur.lastrowid)
+
         return await self._run(op)
 
     async def list_voicemails(self, mailbox: str | None = None, limit: int = 100) -> list[Voicemail]:
@@ -284,19 +303,38 @@ class SQLiteStorage:
             sql, args = sql + " WHERE mailbox = ?", [mailbox]
         sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
         rows = await self._run(lambda c: c.execute(sql, (*args, int(limit))).fetchall())
-        return [Voicemail(mailbox=r["mailbox"], caller=r["caller"], path=r["path"], seconds=r["seconds"],
-                          flow=r["flow"], call_id=r["call_id"], created_at=_dt(r["created_at"]), id=r["id"])
-                for r in rows]
+        return [
+            Voicemail(
+                mailbox=r["mailbox"],
+                caller=r["caller"],
+                path=r["path"],
+                seconds=r["seconds"],
+                flow=r["flow"],
+                call_id=r["call_id"],
+                created_at=_dt(r["created_at"]),
+                id=r["id"],
+            )
+            for r in rows
+        ]
 
     # --- callbacks ---
 
     @staticmethod
     def _callback(row: sqlite3.Row) -> CallbackRequest:
         return CallbackRequest(
-            number=row["number"], queue=row["queue"], flow=row["flow"], caller_name=row["caller_name"],
-            source_call_id=row["source_call_id"], language=row["language"], requested_at=_dt(row["requested_at"]),
-            not_before=_dt(row["not_before"]), max_attempts=row["max_attempts"], attempts=row["attempts"],
-            state=row["state"], last_result=row["last_result"], next_attempt_at=_dt(row["next_attempt_at"]),
+            number=row["number"],
+            queue=row["queue"],
+            flow=row["flow"],
+            caller_name=row["caller_name"],
+            source_call_id=row["source_call_id"],
+            language=row["language"],
+            requested_at=_dt(row["requested_at"]),
+            not_before=_dt(row["not_before"]),
+            max_attempts=row["max_attempts"],
+            attempts=row["attempts"],
+            state=row["state"],
+            last_result=row["last_result"],
+            next_attempt_at=_dt(row["next_attempt_at"]),
             id=row["id"],
         )
 
@@ -310,10 +348,21 @@ class SQLiteStorage:
                 "INSERT INTO callback (number, queue, flow, caller_name, source_call_id, language, requested_at, "
                 "next_attempt_at, max_attempts, attempts, state, last_result, not_before) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 'pending', NULL, ?)",
-                (req.number, req.queue, req.flow, req.caller_name, req.source_call_id, req.language,
-                 _ts(req.requested_at), _ts(first), int(req.max_attempts), _ts(req.not_before)),
+                (
+                    req.number,
+                    req.queue,
+                    req.flow,
+                    req.caller_name,
+                    req.source_call_id,
+                    req.language,
+                    _ts(req.requested_at),
+                    _ts(first),
+                    int(req.max_attempts),
+                    _ts(req.not_before),
+                ),
             )
             return int(cur.lastrowid)
+
         return await self._run(op)
 
     async def get_callback(self, callback_id: int) -> CallbackRequest:
@@ -322,8 +371,9 @@ class SQLiteStorage:
             raise NotFound(f"no callback request {callback_id}")
         return self._callback(row)
 
-    async def list_callbacks(self, state: str | None = None, queue: str | None = None,
-                             limit: int = 100) -> list[CallbackRequest]:
+    async def list_callbacks(
+        self, state: str | None = None, queue: str | None = None, limit: int = 100
+    ) -> list[CallbackRequest]:
         where, args = _where(("state", state), ("queue", queue))
         sql = f"SELECT * FROM callback{where} ORDER BY id DESC LIMIT ?"
         rows = await self._run(lambda c: c.execute(sql, (*args, int(limit))).fetchall())
@@ -341,21 +391,29 @@ class SQLiteStorage:
 
     async def due_callback_queues(self, now: datetime) -> list[str]:
         """Queues with at least one due request (lets a scheduler fill each queue's free slots fairly)."""
-        rows = await self._run(lambda c: c.execute(
-            "SELECT DISTINCT queue FROM callback WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY queue",
-            (_ts(now),)).fetchall())
+        rows = await self._run(
+            lambda c: c.execute(
+                "SELECT DISTINCT queue FROM callback WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY queue",
+                (_ts(now),),
+            ).fetchall()
+        )
         return [r["queue"] for r in rows]
 
     async def mark_callback_dialing(self, callback_id: int, at: datetime) -> bool:
         """Claim a pending request for one attempt; False if someone else claimed or cancelled it first."""
+
         def op(c: sqlite3.Connection) -> bool:
-            cur = c.execute("UPDATE callback SET state = 'dialing', claimed_at = ? WHERE id = ? AND state = 'pending'",
-                            (_ts(at), callback_id))
+            cur = c.execute(
+                "UPDATE callback SET state = 'dialing', claimed_at = ? WHERE id = ? AND state = 'pending'",
+                (_ts(at), callback_id),
+            )
             return cur.rowcount == 1
+
         return await self._run(op)
 
-    async def record_callback_attempt(self, callback_id: int, result: str, at: datetime, *,
-                                      retry_at: datetime | None = None, call_id: str = "") -> CallbackRequest:
+    async def record_callback_attempt(
+        self, callback_id: int, result: str, at: datetime, *, retry_at: datetime | None = None, call_id: str = ""
+    ) -> CallbackRequest:
         """Store one attempt. `answered` makes the request `answered` (its flow runs; see
         `resolve_answered_callback`); otherwise it is retried at `retry_at` while attempts remain, else it fails.
         The caller (scheduler) owns the backoff policy."""
@@ -375,19 +433,26 @@ class SQLiteStorage:
                 state, next_at = "pending", _ts(retry_at)
             else:
                 state, next_at = "failed", row["next_attempt_at"]
-            c.execute("INSERT INTO callback_attempt (callback_id, result, at, call_id) VALUES (?, ?, ?, ?)",
-                      (callback_id, result, _ts(at), call_id))
-            c.execute("UPDATE callback SET attempts = ?, state = ?, last_result = ?, next_attempt_at = ?, "
-                      "claimed_at = ? WHERE id = ?",
-                      (attempts, state, result, next_at, _ts(at) if state == "answered" else None, callback_id))
+            c.execute(
+                "INSERT INTO callback_attempt (callback_id, result, at, call_id) VALUES (?, ?, ?, ?)",
+                (callback_id, result, _ts(at), call_id),
+            )
+            c.execute(
+                "UPDATE callback SET attempts = ?, state = ?, last_result = ?, next_attempt_at = ?, "
+                "claimed_at = ? WHERE id = ?",
+                (attempts, state, result, next_at, _ts(at) if state == "answered" else None, callback_id),
+            )
             return c.execute("SELECT * FROM callback WHERE id = ?", (callback_id,)).fetchone()
+
         return self._callback(await self._run(op))
 
-    async def resolve_answered_callback(self, callback_id: int, connected: bool, at: datetime, *,
-                                        retry_at: datetime | None = None) -> CallbackRequest | None:
+    async def resolve_answered_callback(
+        self, callback_id: int, connected: bool, at: datetime, *, retry_at: datetime | None = None
+    ) -> CallbackRequest | None:
         """The callback flow of an `answered` request ended. Connected: `completed`. Not connected: the
         answered attempt's result becomes `no_agent` and the request is retried at `retry_at` (None: it fails).
         None if the request is not `answered` (a repeated report, or it was cancelled meanwhile)."""
+
         def op(c: sqlite3.Connection) -> sqlite3.Row | None:
             row = c.execute("SELECT * FROM callback WHERE id = ? AND state = 'answered'", (callback_id,)).fetchone()
             if row is None:
@@ -395,35 +460,50 @@ class SQLiteStorage:
             if connected:
                 c.execute("UPDATE callback SET state = 'completed', claimed_at = NULL WHERE id = ?", (callback_id,))
             else:
-                last = c.execute("SELECT MAX(id) FROM callback_attempt WHERE callback_id = ? AND result = 'answered'",
-                                 (callback_id,)).fetchone()[0]
+                last = c.execute(
+                    "SELECT MAX(id) FROM callback_attempt WHERE callback_id = ? AND result = 'answered'", (callback_id,)
+                ).fetchone()[0]
                 if last is not None:
                     c.execute("UPDATE callback_attempt SET result = 'no_agent' WHERE id = ?", (last,))
-                state, next_at = ("pending", _ts(retry_at)) if retry_at is not None else ("failed",
-                                                                                          row["next_attempt_at"])
-                c.execute("UPDATE callback SET state = ?, last_result = 'no_agent', next_attempt_at = ?, "
-                          "claimed_at = NULL WHERE id = ?", (state, next_at, callback_id))
+                state, next_at = (
+                    ("pending", _ts(retry_at)) if retry_at is not None else ("failed", row["next_attempt_at"])
+                )
+                c.execute(
+                    "UPDATE callback SET state = ?, last_result = 'no_agent', next_attempt_at = ?, "
+                    "claimed_at = NULL WHERE id = ?",
+                    (state, next_at, callback_id),
+                )
             return c.execute("SELECT * FROM callback WHERE id = ?", (callback_id,)).fetchone()
+
         row = await self._run(op)
         return None if row is None else self._callback(row)
 
     async def callback_attempts(self, callback_id: int) -> list[CallbackAttempt]:
-        rows = await self._run(lambda c: c.execute(
-            "SELECT * FROM callback_attempt WHERE callback_id = ? ORDER BY id", (callback_id,)).fetchall())
-        return [CallbackAttempt(callback_id=r["callback_id"], result=r["result"], at=_dt(r["at"]),
-                                call_id=r["call_id"], id=r["id"]) for r in rows]
+        rows = await self._run(
+            lambda c: c.execute(
+                "SELECT * FROM callback_attempt WHERE callback_id = ? ORDER BY id", (callback_id,)
+            ).fetchall()
+        )
+        return [
+            CallbackAttempt(
+                callback_id=r["callback_id"], result=r["result"], at=_dt(r["at"]), call_id=r["call_id"], id=r["id"]
+            )
+            for r in rows
+        ]
 
     async def cancel_callback(self, callback_id: int) -> bool:
         def op(c: sqlite3.Connection) -> bool:
             if c.execute("SELECT id FROM callback WHERE id = ?", (callback_id,)).fetchone() is None:
                 raise NotFound(f"no callback request {callback_id}")
-            cur = c.execute("UPDATE callback SET state = 'cancelled' WHERE id = ? "
-                            "AND state IN ('pending', 'dialing', 'answered')", (callback_id,))
+            cur = c.execute(
+                "UPDATE callback SET state = 'cancelled' WHERE id = ? AND state IN ('pending', 'dialing', 'answered')",
+                (callback_id,),
+            )
             return cur.rowcount == 1
+
         return await self._run(op)
 
-    async def requeue_stale_callbacks(self, claimed_before: datetime | None = None,
-                                      keep: Iterable[int] = ()) -> int:
+    async def requeue_stale_callbacks(self, claimed_before: datetime | None = None, keep: Iterable[int] = ()) -> int:
         """Put `dialing` rows back to `pending`: all of them (start-up), or those claimed before `claimed_before`
         except the ids in `keep` (attempts still running in this process)."""
         keep_ids = sorted(int(k) for k in keep)
@@ -437,23 +517,39 @@ class SQLiteStorage:
                 sql += f" AND id NOT IN ({', '.join('?' for _ in keep_ids)})"
                 args += keep_ids
             return c.execute(sql, args).rowcount
+
         return await self._run(op)
 
     async def close_stale_answered_callbacks(self, answered_before: datetime) -> int:
         """`answered` rows whose flow never reported (process restart, an AGI failure) become `completed`: the
         customer was reached, so they are not called again."""
-        return await self._run(lambda c: c.execute(
-            "UPDATE callback SET state = 'completed', claimed_at = NULL WHERE state = 'answered' "
-            "AND (claimed_at IS NULL OR claimed_at < ?)", (_ts(answered_before),)).rowcount)
+        return await self._run(
+            lambda c: (
+                c.execute(
+                    "UPDATE callback SET state = 'completed', claimed_at = NULL WHERE state = 'answered' "
+                    "AND (claimed_at IS NULL OR claimed_at < ?)",
+                    (_ts(answered_before),),
+                ).rowcount
+            )
+        )
 
     # --- recordings ---
 
     @staticmethod
     def _recording(row: sqlite3.Row) -> Recording:
         return Recording(
-            call_id=row["call_id"], path=row["path"], caller=row["caller"], agent=row["agent"], flow=row["flow"],
-            queue=row["queue"], channel=row["channel"], started_at=_dt(row["started_at"]),
-            ended_at=_dt(row["ended_at"]), seconds=row["seconds"], state=row["state"], id=row["id"],
+            call_id=row["call_id"],
+            path=row["path"],
+            caller=row["caller"],
+            agent=row["agent"],
+            flow=row["flow"],
+            queue=row["queue"],
+            channel=row["channel"],
+            started_at=_dt(row["started_at"]),
+            ended_at=_dt(row["ended_at"]),
+            seconds=row["seconds"],
+            state=row["state"],
+            id=row["id"],
         )
 
     async def add_recording(self, rec: Recording) -> int:
@@ -461,10 +557,22 @@ class SQLiteStorage:
             cur = c.execute(
                 "INSERT INTO recording (call_id, path, caller, agent, flow, queue, channel, started_at, ended_at, "
                 "seconds, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (rec.call_id, rec.path, rec.caller, rec.agent, rec.flow, rec.queue, rec.channel,
-                 _ts(rec.started_at), _ts(rec.ended_at), rec.seconds, rec.state),
+                (
+                    rec.call_id,
+                    rec.path,
+                    rec.caller,
+                    rec.agent,
+                    rec.flow,
+                    rec.queue,
+                    rec.channel,
+                    _ts(rec.started_at),
+                    _ts(rec.ended_at),
+                    rec.seconds,
+                    rec.state,
+                ),
             )
             return int(cur.lastrowid)
+
         return await self._run(op)
 
     async def set_recording_state(self, recording_id: int, state: str) -> None:
@@ -474,29 +582,48 @@ class SQLiteStorage:
         def op(c: sqlite3.Connection) -> None:
             if c.execute("UPDATE recording SET state = ? WHERE id = ?", (state, recording_id)).rowcount != 1:
                 raise NotFound(f"no recording {recording_id}")
+
         await self._run(op)
 
     async def finish_recording(self, recording_id: int, end: datetime, seconds: float) -> None:
         def op(c: sqlite3.Connection) -> None:
-            cur = c.execute("UPDATE recording SET ended_at = ?, seconds = ?, state = 'finished' WHERE id = ?",
-                            (_ts(end), float(seconds), recording_id))
+            cur = c.execute(
+                "UPDATE recording SET ended_at = ?, seconds = ?, state = 'finished' WHERE id = ?",
+                (_ts(end), float(seconds), recording_id),
+            )
             if cur.rowcount != 1:
                 raise NotFound(f"no recording {recording_id}")
+
         await self._run(op)
 
     async def get_recording(self, recording_id: int) -> Recording:
-        row = await self._run(lambda c: c.execute("SELECT * FROM recording WHERE id = ?",
-                                                  (recording_id,)).fetchone())
+        row = await self._run(lambda c: c.execute("SELECT * FROM recording WHERE id = ?", (recording_id,)).fetchone())
         if row is None:
             raise NotFound(f"no recording {recording_id}")
         return self._recording(row)
 
-    async def list_recordings(self, *, call_id: str | None = None, caller: str | None = None,
-                              agent: str | None = None, flow: str | None = None, queue: str | None = None,
-                              state: str | None = None, since: datetime | None = None,
-                              until: datetime | None = None, limit: int = 100, offset: int = 0) -> list[Recording]:
-        where, args = _where(("call_id", call_id), ("caller", caller), ("agent", agent), ("flow", flow),
-                             ("queue", queue), ("state", state))
+    async def list_recordings(
+        self,
+        *,
+        call_id: str | None = None,
+        caller: str | None = None,
+        agent: str | None = None,
+        flow: str | None = None,
+        queue: str | None = None,
+        state: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Recording]:
+        where, args = _where(
+            ("call_id", call_id),
+            ("caller", caller),
+            ("agent", agent),
+            ("flow", flow),
+            ("queue", queue),
+            ("state", state),
+        )
         if since is not None:
             where += (" AND" if where else " WHERE") + " started_at >= ?"
             args.append(_ts(since))
@@ -523,17 +650,30 @@ def open_storage(url: str = "sqlite:///var/ivr.db") -> SQLiteStorage:
     if url in ("memory:", "memory://", "sqlite:///:memory:"):
         return SQLiteStorage(":memory:")
     if url.startswith("sqlite:///"):
-        path = url[len("sqlite:///"):]
+        path = url[len("sqlite:///") :]
         if not path:
             raise StorageError("sqlite URL without a path; write it like sqlite:////var/lib/ivr/ivr.db")
         return SQLiteStorage(path)
     if url.startswith("sqlite://"):
-        raise StorageError(f"{url!r}: write sqlite URLs with three slashes before a relative path "
-                           "(sqlite:///var/ivr.db) or four before an absolute one (sqlite:////var/lib/ivr/ivr.db)")
+        raise StorageError(
+            f"{url!r}: write sqlite URLs with three slashes before a relative path "
+            "(sqlite:///var/ivr.db) or four before an absolute one (sqlite:////var/lib/ivr/ivr.db)"
+        )
     raise StorageError(f"unsupported storage URL {url!r}; use sqlite:///path/to/ivr.db or memory:")
 
 
 __all__ = [
-    "CALLBACK_RESULTS", "CALLBACK_STATES", "CallbackAttempt", "CallbackRequest", "NotFound", "RECORDING_STATES",
-    "Recording", "SQLiteStorage", "Storage", "StorageError", "Voicemail", "open_storage", "utcnow",
+    "CALLBACK_RESULTS",
+    "CALLBACK_STATES",
+    "CallbackAttempt",
+    "CallbackRequest",
+    "NotFound",
+    "RECORDING_STATES",
+    "Recording",
+    "SQLiteStorage",
+    "Storage",
+    "StorageError",
+    "Voicemail",
+    "open_storage",
+    "utcnow",
 ]

@@ -10,13 +10,19 @@ Rules for this file:
   sets one): E.164-like, no leading 0 after the optional `+`, 7-15 digits, so short codes and premium-rate
   prefixes can be excluded by configuration.
 """
+
 from __future__ import annotations
 
 import re
 
 __all__ = [
-    "EXTENSION_RE", "QUEUE_RE", "DEFAULT_CALLBACK_NUMBER_PATTERN", "is_extension", "is_queue_name",
-    "compile_number_pattern", "is_callback_number",
+    "EXTENSION_RE",
+    "QUEUE_RE",
+    "DEFAULT_CALLBACK_NUMBER_PATTERN",
+    "is_extension",
+    "is_queue_name",
+    "compile_number_pattern",
+    "is_callback_number",
 ]
 
 EXTENSION_RE = re.compile(r"[A-Za-z0-9*#+_\-]{1,40}")

@@ -11,15 +11,17 @@ Rules for this file:
   problems found, so a user fixes everything in one round.
 - pydantic errors become problems here (`problems_from_validation`), mapped back to the line of the offending key.
 """
+
 from __future__ import annotations
 
 import difflib
 import re
 import types
 import typing
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Literal, Sequence
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -54,8 +56,13 @@ class Problem:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "file": self.file, "line": self.line, "column": self.column, "severity": self.severity,
-            "code": self.code, "message": self.message, "hint": self.hint,
+            "file": self.file,
+            "line": self.line,
+            "column": self.column,
+            "severity": self.severity,
+            "code": self.code,
+            "message": self.message,
+            "hint": self.hint,
             "path": ".".join(str(p) for p in self.path),
         }
 
@@ -110,8 +117,16 @@ class PositionMap:
     def __contains__(self, path: Sequence[Any]) -> bool:
         return tuple(path) in self._values
 
-    def problem(self, path: Sequence[Any], message: str, hint: str = "", *, severity: Severity = "error",
-                code: str = "schema", at_key: bool = True) -> Problem:
+    def problem(
+        self,
+        path: Sequence[Any],
+        message: str,
+        hint: str = "",
+        *,
+        severity: Severity = "error",
+        code: str = "schema",
+        at_key: bool = True,
+    ) -> Problem:
         mark = self.key(path) if at_key else self.value(path)
         return Problem(self.file, mark.line, mark.column, message, hint, severity, code, tuple(path))
 
@@ -140,8 +155,10 @@ _Resolver.add_implicit_resolver(
 )
 _Resolver.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    re.compile(r"^(?:[-+]?(?:\.[0-9]+|(?:0|[1-9][0-9]*)(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)"
-               r"|\.(?:nan|NaN|NAN))$"),
+    re.compile(
+        r"^(?:[-+]?(?:\.[0-9]+|(?:0|[1-9][0-9]*)(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)"
+        r"|\.(?:nan|NaN|NAN))$"
+    ),
     list("-+0123456789."),
 )
 _Resolver.add_implicit_resolver("tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""])
@@ -151,8 +168,14 @@ _Resolver.add_implicit_resolver(
 )
 
 
-class _PositionLoader(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser, yaml.composer.Composer,
-                      yaml.constructor.SafeConstructor, _Resolver):
+class _PositionLoader(
+    yaml.reader.Reader,
+    yaml.scanner.Scanner,
+    yaml.parser.Parser,
+    yaml.composer.Composer,
+    yaml.constructor.SafeConstructor,
+    _Resolver,
+):
     def __init__(self, stream: str) -> None:
         yaml.reader.Reader.__init__(self, stream)
         yaml.scanner.Scanner.__init__(self)
@@ -166,8 +189,9 @@ def _mark(node: yaml.Node) -> Mark:
     return Mark(node.start_mark.line + 1, node.start_mark.column + 1)
 
 
-def _build(loader: _PositionLoader, node: yaml.Node, path: PathKey, positions: PositionMap,
-           problems: list[Problem]) -> Any:
+def _build(
+    loader: _PositionLoader, node: yaml.Node, path: PathKey, positions: PositionMap, problems: list[Problem]
+) -> Any:
     """Construct the value of `node`, recording positions. Keys are taken as written (see the file header)."""
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)  # resolves `<<: *anchor` merges
@@ -176,15 +200,27 @@ def _build(loader: _PositionLoader, node: yaml.Node, path: PathKey, positions: P
             if isinstance(key_node, yaml.ScalarNode):
                 key = key_node.value
             else:
-                problems.append(Problem(positions.file, *_astuple(_mark(key_node)), "a mapping key must be a plain "
-                                        "name or number", "write the key on one line, e.g. `sales:` or `'1':`",
-                                        code="syntax"))
+                problems.append(
+                    Problem(
+                        positions.file,
+                        *_astuple(_mark(key_node)),
+                        "a mapping key must be a plain name or number",
+                        "write the key on one line, e.g. `sales:` or `'1':`",
+                        code="syntax",
+                    )
+                )
                 continue
             child = path + (key,)
             if key in result:
-                problems.append(Problem(positions.file, *_astuple(_mark(key_node)), f"duplicate key {key!r}",
-                                        "remove one of them; YAML would silently keep only the last",
-                                        code="duplicate-key"))
+                problems.append(
+                    Problem(
+                        positions.file,
+                        *_astuple(_mark(key_node)),
+                        f"duplicate key {key!r}",
+                        "remove one of them; YAML would silently keep only the last",
+                        code="duplicate-key",
+                    )
+                )
             positions.add(child, _mark(key_node), _mark(value_node))
             result[key] = _build(loader, value_node, child, positions, problems)
         return result
@@ -218,11 +254,13 @@ def parse_yaml(text: str, file: str) -> YamlDocument:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
         message = str(exc.problem or exc.context or "invalid YAML")
-        raise ConfigError([Problem(file, line, column, f"YAML syntax error: {message}", _syntax_hint(message),
-                                   code="syntax")]) from None
+        raise ConfigError(
+            [Problem(file, line, column, f"YAML syntax error: {message}", _syntax_hint(message), code="syntax")]
+        ) from None
     except yaml.YAMLError as exc:
-        raise ConfigError([Problem(file, 0, 0, f"YAML error: {exc}", "check the file is valid YAML",
-                                   code="syntax")]) from None
+        raise ConfigError(
+            [Problem(file, 0, 0, f"YAML error: {exc}", "check the file is valid YAML", code="syntax")]
+        ) from None
     finally:
         loader.dispose()
     if problems:
@@ -251,20 +289,29 @@ def load_yaml(path: str | Path, display: str | None = None) -> YamlDocument:
     except FileNotFoundError:
         raise ConfigError([Problem(name, 0, 0, "file not found", "check the path", code="io")]) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([Problem(name, 0, 0, f"cannot read the file: {exc}",
-                                   "the file must be readable UTF-8 text", code="io")]) from None
+        raise ConfigError(
+            [Problem(name, 0, 0, f"cannot read the file: {exc}", "the file must be readable UTF-8 text", code="io")]
+        ) from None
     return parse_yaml(text, name)
 
 
 # --- pydantic errors -> problems ---------------------------------------------------------------------------
 
 _TYPE_WORDS = {
-    "string_type": "text", "int_type": "a whole number", "int_parsing": "a whole number", "float_type": "a number",
-    "float_parsing": "a number", "bool_type": "true or false", "bool_parsing": "true or false",
-    "dict_type": "a mapping (key: value lines)", "model_type": "a mapping (key: value lines)",
-    "model_attributes_type": "a mapping (key: value lines)", "list_type": "a list (- item lines)",
-    "date_type": "a date (YYYY-MM-DD)", "date_parsing": "a date (YYYY-MM-DD)", "date_from_datetime_parsing":
-    "a date (YYYY-MM-DD)",
+    "string_type": "text",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "dict_type": "a mapping (key: value lines)",
+    "model_type": "a mapping (key: value lines)",
+    "model_attributes_type": "a mapping (key: value lines)",
+    "list_type": "a list (- item lines)",
+    "date_type": "a date (YYYY-MM-DD)",
+    "date_parsing": "a date (YYYY-MM-DD)",
+    "date_from_datetime_parsing": "a date (YYYY-MM-DD)",
 }
 # pydantic error types that only say "this is the wrong kind of value" (merged per location into one problem).
 _WRONG_TYPE = frozenset(_TYPE_WORDS)
@@ -355,17 +402,22 @@ def _resolve_loc(root: type[BaseModel], loc: Sequence[Any], base: PathKey) -> tu
 
 def _value_at(data: Any, path: PathKey) -> Any:
     for key in path:
-        if isinstance(data, dict) and key in data:
-            data = data[key]
-        elif isinstance(data, list) and isinstance(key, int) and key < len(data):
+        if (
+            isinstance(data, dict)
+            and key in data
+            or isinstance(data, list)
+            and isinstance(key, int)
+            and key < len(data)
+        ):
             data = data[key]
         else:
             return None
     return data
 
 
-def _pick_branches(entries: list[tuple[PathKey, Any, Any, Branches, dict[str, Any]]],
-                   data: Any) -> set[tuple[PathKey, str]]:
+def _pick_branches(
+    entries: list[tuple[PathKey, Any, Any, Branches, dict[str, Any]]], data: Any
+) -> set[tuple[PathKey, str]]:
     """Where a value could match several union branches and all failed, keep the errors of the branch the author
     meant: a mapping with `type` is an inline node, a mapping without it is the other mapping form; else the branch
     with the fewest errors."""
@@ -401,8 +453,9 @@ def _split_message(msg: str) -> tuple[str, str]:
     return msg, ""
 
 
-def problems_from_validation(exc: ValidationError, model: type[BaseModel], positions: PositionMap,
-                             base: PathKey = (), data: Any = None) -> list[Problem]:
+def problems_from_validation(
+    exc: ValidationError, model: type[BaseModel], positions: PositionMap, base: PathKey = (), data: Any = None
+) -> list[Problem]:
     """Turn a pydantic ValidationError (validating `data` at `base` with `model`) into located problems.
 
     Union noise is removed: where one data location has a precise error (a bad pattern, an unknown key), the
@@ -412,8 +465,11 @@ def problems_from_validation(exc: ValidationError, model: type[BaseModel], posit
         path, parent, tp, branches = _resolve_loc(model, err["loc"], base)
         raw.append((path, parent, tp, branches, err))
     chosen = _pick_branches(raw, data)
-    entries = [(path, parent, tp, err) for path, parent, tp, branches, err in raw
-               if all(branch in chosen for branch in branches)]
+    entries = [
+        (path, parent, tp, err)
+        for path, parent, tp, branches, err in raw
+        if all(branch in chosen for branch in branches)
+    ]
     precise_paths = [e[0] for e in entries if e[3]["type"] not in _WRONG_TYPE]
     problems: list[Problem] = []
     seen: set[tuple[PathKey, str]] = set()
@@ -437,8 +493,15 @@ def problems_from_validation(exc: ValidationError, model: type[BaseModel], posit
             if word not in expected:
                 expected.append(word)
         got = _describe(errs[0].get("input"))
-        problems.append(positions.problem(path, f"{_name(path)}: expected {' or '.join(expected)}, got {got}",
-                                          _type_hint(expected), at_key=False, code="wrong-type"))
+        problems.append(
+            positions.problem(
+                path,
+                f"{_name(path)}: expected {' or '.join(expected)}, got {got}",
+                _type_hint(expected),
+                at_key=False,
+                code="wrong-type",
+            )
+        )
     problems.sort(key=lambda p: (p.line, p.column))
     return problems
 
@@ -471,30 +534,43 @@ def _type_hint(expected: list[str]) -> str:
     return f"write {expected[0]}"
 
 
-def _problem_for(kind: str, err: dict[str, Any], path: PathKey, parent: Any, tp: Any,
-                 positions: PositionMap) -> Problem:
+def _problem_for(
+    kind: str, err: dict[str, Any], path: PathKey, parent: Any, tp: Any, positions: PositionMap
+) -> Problem:
     name = _name(path)
     if kind == "extra_forbidden":
         key = str(path[-1])
         allowed = _allowed_keys(parent)
         close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
-        hint = f"did you mean {close[0]!r}?" if close else (
-            "allowed keys: " + ", ".join(allowed) if allowed else "remove it")
+        hint = (
+            f"did you mean {close[0]!r}?"
+            if close
+            else ("allowed keys: " + ", ".join(allowed) if allowed else "remove it")
+        )
         return positions.problem(path, f"unknown key {key!r}", hint, code="unknown-key")
     if kind == "missing":
         key = str(path[-1])
-        return positions.problem(path[:-1], f"missing required key {key!r} in {_name(path[:-1])}",
-                                 f"add `{key}:`" + _field_doc(parent, key), code="missing-key")
+        return positions.problem(
+            path[:-1],
+            f"missing required key {key!r} in {_name(path[:-1])}",
+            f"add `{key}:`" + _field_doc(parent, key),
+            code="missing-key",
+        )
     if kind in ("union_tag_not_found",):
-        return positions.problem(path, f"{name}: a node needs a `type`", "add `type:` with one of: "
-                                 + ", ".join(_node_kinds(tp)), code="missing-key")
+        return positions.problem(
+            path,
+            f"{name}: a node needs a `type`",
+            "add `type:` with one of: " + ", ".join(_node_kinds(tp)),
+            code="missing-key",
+        )
     if kind == "union_tag_invalid":
         tag = str(err.get("ctx", {}).get("tag", ""))
         kinds = _node_kinds(tp)
         close = difflib.get_close_matches(tag, kinds, n=1, cutoff=0.5)
         hint = f"did you mean {close[0]!r}?" if close else "use one of: " + ", ".join(kinds)
-        return positions.problem(path + ("type",), f"{name}: unknown node type {tag!r}", hint, at_key=False,
-                                 code="unknown-type")
+        return positions.problem(
+            path + ("type",), f"{name}: unknown node type {tag!r}", hint, at_key=False, code="unknown-type"
+        )
     if kind == "literal_error":
         expected = str(err.get("ctx", {}).get("expected", ""))
         got = err.get("input")
@@ -504,14 +580,25 @@ def _problem_for(kind: str, err: dict[str, Any], path: PathKey, parent: Any, tp:
         return positions.problem(path, f"{name}: {got!r} is not allowed", hint, at_key=False, code="bad-value")
     if kind == "string_pattern_mismatch":
         pattern = str(err.get("ctx", {}).get("pattern", ""))
-        return positions.problem(path, f"{name}: {err.get('input')!r} has the wrong form",
-                                 _pattern_hint(pattern), at_key=False, code="bad-value")
+        return positions.problem(
+            path,
+            f"{name}: {err.get('input')!r} has the wrong form",
+            _pattern_hint(pattern),
+            at_key=False,
+            code="bad-value",
+        )
     if kind in ("too_short", "too_long"):
-        return positions.problem(path, f"{name}: {err['msg'].lower()}", "add at least one item"
-                                 if kind == "too_short" else "remove items", at_key=False, code="bad-value")
+        return positions.problem(
+            path,
+            f"{name}: {err['msg'].lower()}",
+            "add at least one item" if kind == "too_short" else "remove items",
+            at_key=False,
+            code="bad-value",
+        )
     if kind.startswith(("greater_than", "less_than")):
-        return positions.problem(path, f"{name}: {err['msg'].lower()}", "change the number", at_key=False,
-                                 code="bad-value")
+        return positions.problem(
+            path, f"{name}: {err['msg'].lower()}", "change the number", at_key=False, code="bad-value"
+        )
     message, hint = _split_message(str(err["msg"]))
     return positions.problem(path, f"{name}: {message}", hint, at_key=False, code="bad-value")
 

@@ -4,6 +4,7 @@ The folder is a byte-for-byte copy of the recordings the project was built again
 the behaviour notes in README.md, measurements.md and the Asterisk configuration used). Every test reads them
 from here, so a fresh clone needs nothing beside it.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

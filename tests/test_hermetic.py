@@ -3,6 +3,7 @@
 Fails when a tracked file names a path outside the repository where reference data used to live, or when the
 recordings the tests read are missing from `tests/data/asterisk/`.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -29,7 +30,7 @@ def test_no_tracked_file_names_a_path_outside_the_repository() -> None:
     offenders = []
     for path in tracked_files():
         if ASTERISK_DATA in path.parents or not path.is_file():
-            continue    # the recordings themselves are quoted as captured
+            continue  # the recordings themselves are quoted as captured
         text = path.read_bytes()
         for needle in OUTSIDE:
             if needle.encode() in text:

@@ -3,26 +3,68 @@
 This file only re-exports the public names. FastAGIServer is imported on first access, so classic AGI (a process
 per call) does not load the server and its metrics at start-up.
 """
+
 from .errors import (
-    AGIAppError, AGIConnectionLost, AGIDeadChannelError, AGIEncodingError, AGIError, AGIHangupError,
-    AGIInvalidCommandError, AGIProtocolError, AGIReplyError, AGISessionClosed, AGITimeoutError, AGIUsageError,
+    AGIAppError,
+    AGIConnectionLost,
+    AGIDeadChannelError,
+    AGIEncodingError,
+    AGIError,
+    AGIHangupError,
+    AGIInvalidCommandError,
+    AGIProtocolError,
+    AGIReplyError,
+    AGISessionClosed,
+    AGITimeoutError,
+    AGIUsageError,
 )
 from .protocol import (
-    EOF, AGIConnection, AGIEnvironment, AGIReply, HangupNotice, Quoted, State, encode_command, parse_reply_line,
+    EOF,
+    AGIConnection,
+    AGIEnvironment,
+    AGIReply,
+    HangupNotice,
+    Quoted,
+    State,
+    encode_command,
+    parse_reply_line,
 )
 from .router import Handler, Router, dispatch
 from .session import AGISession
 
 __all__ = [
-    "AGIAppError", "AGIConnection", "AGIConnectionLost", "AGIDeadChannelError", "AGIEncodingError",
-    "AGIEnvironment", "AGIError", "AGIHangupError", "AGIInvalidCommandError", "AGIProtocolError", "AGIReply",
-    "AGIReplyError", "AGISession", "AGISessionClosed", "AGITimeoutError", "AGIUsageError", "EOF", "FastAGIServer",
-    "Handler", "HangupNotice", "Quoted", "Router", "State", "dispatch", "encode_command", "parse_reply_line",
+    "AGIAppError",
+    "AGIConnection",
+    "AGIConnectionLost",
+    "AGIDeadChannelError",
+    "AGIEncodingError",
+    "AGIEnvironment",
+    "AGIError",
+    "AGIHangupError",
+    "AGIInvalidCommandError",
+    "AGIProtocolError",
+    "AGIReply",
+    "AGIReplyError",
+    "AGISession",
+    "AGISessionClosed",
+    "AGITimeoutError",
+    "AGIUsageError",
+    "EOF",
+    "FastAGIServer",
+    "Handler",
+    "HangupNotice",
+    "Quoted",
+    "Router",
+    "State",
+    "dispatch",
+    "encode_command",
+    "parse_reply_line",
 ]
 
 
 def __getattr__(name: str):
     if name == "FastAGIServer":
         from .fastagi import FastAGIServer
+
         return FastAGIServer
     raise AttributeError(f"module 'ivr.agi' has no attribute {name!r}")

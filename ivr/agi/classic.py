@@ -12,6 +12,7 @@ Rules for this file:
 - The router is built after the environment has been read (`router_factory`), so heavy imports (flows) never
   delay reading Asterisk's header, and a factory failure still lets us set IVR_STATUS.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -19,7 +20,7 @@ import logging
 import os
 import signal
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from .errors import AGIConnectionLost, AGIProtocolError, AGITimeoutError
 from .router import STATUS_VARIABLE, Router, dispatch
@@ -43,12 +44,19 @@ async def open_pipes(in_fd: int, out_fd: int) -> tuple[asyncio.StreamReader, asy
     return reader, writer
 
 
-async def run_call(router_factory: RouterFactory, in_fd: int, out_fd: int, *,
-                   header_timeout: float = 10.0, command_timeout: float | None = 30.0) -> str:
+async def run_call(
+    router_factory: RouterFactory,
+    in_fd: int,
+    out_fd: int,
+    *,
+    header_timeout: float = 10.0,
+    command_timeout: float | None = 30.0,
+) -> str:
     reader, writer = await open_pipes(in_fd, out_fd)
     try:
-        session = await AGISession.start(reader, writer, header_timeout=header_timeout,
-                                         command_timeout=command_timeout, record_metrics=False)
+        session = await AGISession.start(
+            reader, writer, header_timeout=header_timeout, command_timeout=command_timeout, record_metrics=False
+        )
     except (AGITimeoutError, AGIConnectionLost, AGIProtocolError) as exc:
         log.error("classic AGI: bad environment on stdin: %s", exc)
         writer.close()
@@ -78,7 +86,10 @@ def main(router_factory: RouterFactory, *, in_fd: int = 0, out_fd: int = 1) -> i
         out_fd = os.dup(1)
         os.dup2(2, 1)
         sys.stdout = sys.stderr
-    logging.basicConfig(stream=sys.stderr, level=os.environ.get("IVR_AGI_LOG_LEVEL", "WARNING").upper(),
-                        format="ivr_agi[%(process)d] %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=os.environ.get("IVR_AGI_LOG_LEVEL", "WARNING").upper(),
+        format="ivr_agi[%(process)d] %(levelname)s %(name)s: %(message)s",
+    )
     result = asyncio.run(run_call(router_factory, in_fd, out_fd))
     return 0 if result in ("ok", "noroute") else 1

@@ -7,6 +7,7 @@ Rules for this file:
   `(hangup)`); the flow layer maps it to `CallerHangup`.
 - No imports from the rest of the package: the protocol core and the session both raise these.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -48,7 +49,7 @@ class AGISessionClosed(AGIError):
 class AGIReplyError(AGIError):
     """Asterisk answered with an error reply; `reply` holds the parsed lines."""
 
-    def __init__(self, message: str, reply: "AGIReply") -> None:
+    def __init__(self, message: str, reply: AGIReply) -> None:
         super().__init__(message)
         self.reply = reply
 
@@ -77,7 +78,7 @@ class AGIConnectionLost(AGIHangupError):
 class AGIDeadChannelError(AGIHangupError, AGIReplyError):
     """511: the command needs a live channel but the channel has hung up."""
 
-    def __init__(self, message: str, reply: "AGIReply") -> None:
+    def __init__(self, message: str, reply: AGIReply) -> None:
         AGIReplyError.__init__(self, message, reply)
 
 

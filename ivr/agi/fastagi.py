@@ -17,11 +17,12 @@ Rules for this file:
 - Routing, status variables and closing are shared with classic AGI in `router.dispatch()`.
 - Metrics: AGI_CONNECTIONS_ACTIVE, AGI_CONNECTIONS{result: ok, noroute, forbidden, rejected, bad_header, error}.
 """
+
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Iterable
+from collections.abc import Iterable
 
 from .. import metrics
 from ..netutil import set_tcp_keepalive
@@ -73,8 +74,7 @@ class FastAGIServer:
         self.header_limit = header_limit
         self.hangup_grace = hangup_grace
         self.backlog = backlog
-        self.allowed_peers = (allowed_peers if isinstance(allowed_peers, PeerAllowList)
-                              else PeerAllowList(allowed_peers))
+        self.allowed_peers = allowed_peers if isinstance(allowed_peers, PeerAllowList) else PeerAllowList(allowed_peers)
         self.exec_timeout = exec_timeout
         self.keepalive_idle = keepalive_idle
         self.keepalive_interval = keepalive_interval
@@ -83,8 +83,8 @@ class FastAGIServer:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
-        self._read_buffer = read_buffer()   # shared by this server's links (see link.py)
-        self.rejected = 0   # connections refused over the cap (also in the metric)
+        self._read_buffer = read_buffer()  # shared by this server's links (see link.py)
+        self.rejected = 0  # connections refused over the cap (also in the metric)
         self.forbidden = 0  # connections refused by the allow-list (also in the metric)
 
     @property
@@ -104,7 +104,10 @@ class FastAGIServer:
         self._stopping = False
         # asyncio's socket transports already set TCP_NODELAY: replies are single small lines, never delayed.
         self._server = await asyncio.get_running_loop().create_server(
-            self._new_link, self.host, self._port, backlog=self.backlog,
+            self._new_link,
+            self.host,
+            self._port,
+            backlog=self.backlog,
         )
         log.info("FastAGI listening on %s:%d", self.host, self.port)
 
@@ -116,8 +119,7 @@ class FastAGIServer:
 
     def _new_link(self) -> AGILink:
         conn = AGIConnection(line_limit=self.line_limit, header_limit=self.header_limit)
-        return AGILink(conn, on_made=self._on_connect, high_water=2 * self.line_limit,
-                       read_buffer=self._read_buffer)
+        return AGILink(conn, on_made=self._on_connect, high_water=2 * self.line_limit, read_buffer=self._read_buffer)
 
     def _on_connect(self, link: AGILink) -> None:
         # Called from connection_made: nothing has been read yet.
@@ -126,24 +128,33 @@ class FastAGIServer:
             metrics.AGI_CONNECTIONS.labels(result="forbidden").inc()
             self._forbidden_log.warning(
                 "FastAGI connection from %r refused: not in fastagi.allowed_peers %s",
-                link.get_extra_info("peername"), [str(n) for n in self.allowed_peers.networks])
+                link.get_extra_info("peername"),
+                [str(n) for n in self.allowed_peers.networks],
+            )
             link.abort()
             return
         if self._stopping or len(self._tasks) >= self.max_connections:
             self.rejected += 1
             metrics.AGI_CONNECTIONS.labels(result="rejected").inc()
             if not self._stopping:
-                log.warning("FastAGI connection cap (%d) reached; refusing a connection from %r",
-                            self.max_connections, link.get_extra_info("peername"))
+                log.warning(
+                    "FastAGI connection cap (%d) reached; refusing a connection from %r",
+                    self.max_connections,
+                    link.get_extra_info("peername"),
+                )
             link.abort()
             return
         if self.keepalive_idle is not None and link.transport is not None:
-            set_tcp_keepalive(link.transport.get_extra_info("socket"), self.keepalive_idle,
-                              self.keepalive_interval, self.keepalive_count)
+            set_tcp_keepalive(
+                link.transport.get_extra_info("socket"),
+                self.keepalive_idle,
+                self.keepalive_interval,
+                self.keepalive_count,
+            )
         task = asyncio.get_running_loop().create_task(self._run_call(link))
         self._tasks.add(task)
         metrics.AGI_CONNECTIONS_ACTIVE.inc()
-        task.add_done_callback(self._call_done)   # also runs for a task cancelled before its first step
+        task.add_done_callback(self._call_done)  # also runs for a task cancelled before its first step
 
     def _call_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -164,8 +175,11 @@ class FastAGIServer:
     async def _serve_call(self, link: AGILink) -> str:
         try:
             session = await AGISession.open(
-                link, header_timeout=self.header_timeout, command_timeout=self.command_timeout,
-                hangup_grace=self.hangup_grace, exec_timeout=self.exec_timeout,
+                link,
+                header_timeout=self.header_timeout,
+                command_timeout=self.command_timeout,
+                hangup_grace=self.hangup_grace,
+                exec_timeout=self.exec_timeout,
             )
         except (AGITimeoutError, AGIConnectionLost, AGIProtocolError, ConnectionError) as exc:
             log.warning("bad FastAGI header from %r: %s", link.get_extra_info("peername"), exc)

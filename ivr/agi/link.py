@@ -21,10 +21,11 @@ Rules for this file:
 - EOF and a lost connection become the connection's EOF event (the session raises AGIConnectionLost); the
   transport's error, if any, is kept in `lost_reason` for the message.
 """
+
 from __future__ import annotations
 
 import asyncio
-from typing import Callable
+from collections.abc import Callable
 
 from .errors import AGIProtocolError
 from .protocol import DEFAULT_LINE_LIMIT, AGIConnection, Event
@@ -44,17 +45,37 @@ def read_buffer(size: int = READ_CHUNK) -> memoryview:
 class AGILink(asyncio.BufferedProtocol):
     """`loop.create_server(lambda: AGILink(AGIConnection(), on_made=...))`, or `AGILink.from_streams(r, w, conn)`."""
 
-    __slots__ = ("conn", "transport", "write", "waiter", "lost", "lost_reason", "high_water", "_on_made",
-                 "_loop", "_paused", "_closed", "_pump", "_resume", "_writer", "_read_buffer")
+    __slots__ = (
+        "conn",
+        "transport",
+        "write",
+        "waiter",
+        "lost",
+        "lost_reason",
+        "high_water",
+        "_on_made",
+        "_loop",
+        "_paused",
+        "_closed",
+        "_pump",
+        "_resume",
+        "_writer",
+        "_read_buffer",
+    )
 
-    def __init__(self, conn: AGIConnection, on_made: Callable[["AGILink"], None] | None = None,
-                 high_water: int = 2 * DEFAULT_LINE_LIMIT, read_buffer: memoryview | None = None) -> None:
+    def __init__(
+        self,
+        conn: AGIConnection,
+        on_made: Callable[[AGILink], None] | None = None,
+        high_water: int = 2 * DEFAULT_LINE_LIMIT,
+        read_buffer: memoryview | None = None,
+    ) -> None:
         """`read_buffer`: shared with other links on the same loop (see `read_buffer()`); by default each link
         allocates its own on its first read."""
         self.conn = conn
         self._read_buffer = read_buffer
         self.transport: asyncio.BaseTransport | None = None
-        self.write: Callable[[bytes], None] = _not_connected   # bound transport.write once connected
+        self.write: Callable[[bytes], None] = _not_connected  # bound transport.write once connected
         self.waiter: asyncio.Future[Event | None] | None = None
         self.lost = False
         self.lost_reason: BaseException | None = None
@@ -69,8 +90,7 @@ class AGILink(asyncio.BufferedProtocol):
 
     # -- building from streams (pipes, tests) -----------------------------------------------------------
     @classmethod
-    def from_streams(cls, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                     conn: AGIConnection) -> "AGILink":
+    def from_streams(cls, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, conn: AGIConnection) -> AGILink:
         """A link over an existing StreamReader/StreamWriter pair: a pump task feeds the reader's bytes in."""
         link = cls(conn, high_water=2 * conn.line_limit)
         link._loop = asyncio.get_running_loop()
@@ -84,7 +104,7 @@ class AGILink(asyncio.BufferedProtocol):
         try:
             while True:
                 if self._paused:
-                    self._resume = self._loop.create_future()   # type: ignore[union-attr]
+                    self._resume = self._loop.create_future()  # type: ignore[union-attr]
                     await self._resume
                 data = await reader.read(READ_CHUNK)
                 if not data:
@@ -98,7 +118,7 @@ class AGILink(asyncio.BufferedProtocol):
     # -- asyncio.Protocol -------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
-        self.write = transport.write   # type: ignore[attr-defined]
+        self.write = transport.write  # type: ignore[attr-defined]
         self._loop = asyncio.get_running_loop()
         if self._on_made is not None:
             self._on_made(self)
@@ -110,7 +130,7 @@ class AGILink(asyncio.BufferedProtocol):
         return buffer
 
     def buffer_updated(self, nbytes: int) -> None:
-        self.data_received(self._read_buffer[:nbytes])   # type: ignore[index]  # copied into the connection
+        self.data_received(self._read_buffer[:nbytes])  # type: ignore[index]  # copied into the connection
 
     def data_received(self, data: bytes | memoryview) -> None:
         conn = self.conn
@@ -123,7 +143,7 @@ class AGILink(asyncio.BufferedProtocol):
 
     def eof_received(self) -> bool | None:
         self._eof()
-        return None   # let the transport close itself; connection_lost follows
+        return None  # let the transport close itself; connection_lost follows
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
@@ -133,14 +153,14 @@ class AGILink(asyncio.BufferedProtocol):
         if self._closed is not None and not self._closed.done():
             self._closed.set_result(None)
 
-    def pause_writing(self) -> None:   # at most one command line is ever buffered (see the header)
+    def pause_writing(self) -> None:  # at most one command line is ever buffered (see the header)
         pass
 
     def resume_writing(self) -> None:
         pass
 
     # -- for the session ---------------------------------------------------------------------------------
-    def wait(self) -> "asyncio.Future[Event | None]":
+    def wait(self) -> asyncio.Future[Event | None]:
         """A future for the next event (already resolved if one is buffered). One waiter at a time."""
         loop = self._loop or asyncio.get_running_loop()
         self._loop = loop
@@ -195,8 +215,8 @@ class AGILink(asyncio.BufferedProtocol):
         return self.transport.get_extra_info(name) if self.transport is not None else None
 
     # -- internals ---------------------------------------------------------------------------------------
-    def _deliver(self, waiter: "asyncio.Future[Event | None]") -> None:
-        if waiter.done():    # cancelled (the task was cancelled) or expired: leave the bytes buffered
+    def _deliver(self, waiter: asyncio.Future[Event | None]) -> None:
+        if waiter.done():  # cancelled (the task was cancelled) or expired: leave the bytes buffered
             self.waiter = None
             return
         try:
@@ -220,12 +240,12 @@ class AGILink(asyncio.BufferedProtocol):
     def _pause(self) -> None:
         self._paused = True
         if self._pump is None and self.transport is not None:
-            self.transport.pause_reading()   # type: ignore[attr-defined]
+            self.transport.pause_reading()  # type: ignore[attr-defined]
 
     def _unpause(self) -> None:
         self._paused = False
         if self._pump is None:
             if self.transport is not None and not self.lost:
-                self.transport.resume_reading()   # type: ignore[attr-defined]
+                self.transport.resume_reading()  # type: ignore[attr-defined]
         elif self._resume is not None and not self._resume.done():
             self._resume.set_result(None)

@@ -8,13 +8,15 @@ Rules for this file:
   a transport without `peername`) is refused.
 - No asyncio, no socket: the caller passes `transport.get_extra_info("peername")`.
 """
+
 from __future__ import annotations
 
 import ipaddress
 import logging
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -30,8 +32,9 @@ def parse_networks(entries: Iterable[str]) -> tuple[IPNetwork, ...]:
         try:
             networks.append(ipaddress.ip_network(text, strict=True))
         except ValueError as exc:
-            raise ValueError(f"{text!r} is not an IP address or CIDR range ({exc}); write e.g. 192.0.2.10 or "
-                             "192.0.2.0/24") from None
+            raise ValueError(
+                f"{text!r} is not an IP address or CIDR range ({exc}); write e.g. 192.0.2.10 or 192.0.2.0/24"
+            ) from None
     return tuple(networks)
 
 
@@ -39,7 +42,7 @@ def peer_address(peername: Any) -> IPAddress | None:
     """The IP address in a transport's `peername` (a (host, port[, flow, scope]) tuple), or None."""
     if not isinstance(peername, tuple) or not peername or not isinstance(peername[0], str):
         return None
-    host = peername[0].split("%", 1)[0]   # an IPv6 zone (fe80::1%eth0) is not part of the address
+    host = peername[0].split("%", 1)[0]  # an IPv6 zone (fe80::1%eth0) is not part of the address
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
@@ -61,7 +64,7 @@ class PeerAllowList:
         address = peer_address(peername)
         if address is None:
             return False
-        return any(address in network for network in self.networks)   # mixed versions are simply False
+        return any(address in network for network in self.networks)  # mixed versions are simply False
 
     def __repr__(self) -> str:
         return f"PeerAllowList({[str(n) for n in self.networks]!r})"

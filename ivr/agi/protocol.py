@@ -13,21 +13,22 @@ Rules for this file:
   caller name in another encoding never drops a call.
 - Every wire format handled here is quoted from a real Asterisk 22 transcript in tests/agi/.
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from enum import Enum
-from typing import Iterable
+from enum import StrEnum
 from urllib.parse import parse_qsl
 
 from .errors import AGIEncodingError, AGIProtocolError
 
-DEFAULT_LINE_LIMIT = 8192          # longest usage line in Asterisk 22 is ~500 bytes
-DEFAULT_HEADER_LIMIT = 32768       # a real environment block is ~700 bytes
-MAX_COMMAND_BYTES = 2047           # Asterisk reads commands into a 2048-byte buffer (AGI_BUF_LEN); longer lines
-                                   # would be cut and the rest run as a second command
-MAX_COMMAND_WORDS = 128            # Asterisk's MAX_ARGS
+DEFAULT_LINE_LIMIT = 8192  # longest usage line in Asterisk 22 is ~500 bytes
+DEFAULT_HEADER_LIMIT = 32768  # a real environment block is ~700 bytes
+MAX_COMMAND_BYTES = 2047  # Asterisk reads commands into a 2048-byte buffer (AGI_BUF_LEN); longer lines
+# would be cut and the rest run as a second command
+MAX_COMMAND_WORDS = 128  # Asterisk's MAX_ARGS
 USAGE_END = "520 End of proper usage."
 
 
@@ -41,6 +42,7 @@ def decode_line(raw: bytes | bytearray) -> str:
 
 # --- environment ------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class AGIEnvironment:
     """The `agi_*` block Asterisk sends first. Keys are stored without the `agi_` prefix."""
@@ -51,7 +53,7 @@ class AGIEnvironment:
     args: list[str]
 
     @classmethod
-    def from_lines(cls, lines: Iterable[str]) -> "AGIEnvironment":
+    def from_lines(cls, lines: Iterable[str]) -> AGIEnvironment:
         raw: dict[str, str] = {}
         for line in lines:
             key, sep, value = line.partition(":")
@@ -77,35 +79,64 @@ class AGIEnvironment:
 
     # Properties over raw for the keys every call has (names follow Asterisk's, without `agi_`).
     @property
-    def channel(self) -> str: return self.get("channel")
+    def channel(self) -> str:
+        return self.get("channel")
+
     @property
-    def uniqueid(self) -> str: return self.get("uniqueid")
+    def uniqueid(self) -> str:
+        return self.get("uniqueid")
+
     @property
-    def callerid(self) -> str: return self.get("callerid")
+    def callerid(self) -> str:
+        return self.get("callerid")
+
     @property
-    def calleridname(self) -> str: return self.get("calleridname")
+    def calleridname(self) -> str:
+        return self.get("calleridname")
+
     @property
-    def dnid(self) -> str: return self.get("dnid")
+    def dnid(self) -> str:
+        return self.get("dnid")
+
     @property
-    def rdnis(self) -> str: return self.get("rdnis")
+    def rdnis(self) -> str:
+        return self.get("rdnis")
+
     @property
-    def language(self) -> str: return self.get("language")
+    def language(self) -> str:
+        return self.get("language")
+
     @property
-    def context(self) -> str: return self.get("context")
+    def context(self) -> str:
+        return self.get("context")
+
     @property
-    def extension(self) -> str: return self.get("extension")
+    def extension(self) -> str:
+        return self.get("extension")
+
     @property
-    def priority(self) -> str: return self.get("priority")
+    def priority(self) -> str:
+        return self.get("priority")
+
     @property
-    def request(self) -> str: return self.get("request")
+    def request(self) -> str:
+        return self.get("request")
+
     @property
-    def type(self) -> str: return self.get("type")
+    def type(self) -> str:
+        return self.get("type")
+
     @property
-    def accountcode(self) -> str: return self.get("accountcode")
+    def accountcode(self) -> str:
+        return self.get("accountcode")
+
     @property
-    def version(self) -> str: return self.get("version")
+    def version(self) -> str:
+        return self.get("version")
+
     @property
-    def network(self) -> bool: return self.get("network") == "yes"
+    def network(self) -> bool:
+        return self.get("network") == "yes"
 
 
 Environment = AGIEnvironment
@@ -113,13 +144,14 @@ Environment = AGIEnvironment
 
 # --- command encoding ------------------------------------------------------------------------------------
 
+
 class Quoted(str):
     """A word that is always sent in double quotes (escape digits, as Asterisk's own docs and pyst2 send them)."""
 
 
 _FORBIDDEN = frozenset("\r\n\0")
 _NEEDS_QUOTES = re.compile(r'[\s"\\]')
-_PLAIN_WORD = re.compile(r'[^\s"\\\0]+').fullmatch   # \s covers CR and LF: a word that goes bare
+_PLAIN_WORD = re.compile(r'[^\s"\\\0]+').fullmatch  # \s covers CR and LF: a word that goes bare
 
 
 def quote_word(word: str) -> str:
@@ -161,6 +193,7 @@ def encode_command(*words: str) -> bytes:
 
 
 # --- replies ---------------------------------------------------------------------------------------------
+
 
 @dataclass(slots=True)
 class AGIReply:
@@ -213,7 +246,7 @@ _REPLY_200 = re.compile(r"200 result=(\S*)(?: \((.*)\))?((?: [A-Za-z_]\w*=\S*)*)
 
 def parse_reply_line(line: str) -> AGIReply:
     """Parse a single-line reply (not the continuation lines of a 520 block)."""
-    if line.startswith("200 result=") and " " not in line[11:]:   # fast path: "200 result=0", the common case
+    if line.startswith("200 result=") and " " not in line[11:]:  # fast path: "200 result=0", the common case
         return AGIReply(200, line[11:], None, None, {}, [line])
     match = _REPLY_200(line)
     if match is not None:
@@ -232,7 +265,7 @@ def _parse_reply_general(line: str) -> AGIReply:
     rest = line[4:]
     if code not in (100, 200) or not rest.startswith("result="):
         return AGIReply(code=code, result="", lines=[line])
-    rest = rest[len("result="):]
+    rest = rest[len("result=") :]
     result, _, tail = rest.partition(" ")
     data: str | None = None
     tail = tail.lstrip(" ")
@@ -247,7 +280,7 @@ def _parse_reply_general(line: str) -> AGIReply:
             if _KV_TAIL.fullmatch(tail, end + 1):
                 break
         data = tail[1:end]
-        tail = tail[end + 1:]
+        tail = tail[end + 1 :]
     extra = dict(_KV.findall(tail))
     endpos_text = extra.get("endpos")
     endpos = int(endpos_text) if endpos_text and endpos_text.lstrip("-").isdigit() else None
@@ -255,6 +288,7 @@ def _parse_reply_general(line: str) -> AGIReply:
 
 
 # --- events ----------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class HangupNotice:
@@ -272,6 +306,7 @@ Event = AGIEnvironment | AGIReply | HangupNotice | EOF
 
 
 # --- receive buffer --------------------------------------------------------------------------------------
+
 
 class ReceiveBuffer:
     """Bytes received but not yet parsed, split into "\\n"-terminated lines.
@@ -313,17 +348,18 @@ class ReceiveBuffer:
 
 # --- state machine ---------------------------------------------------------------------------------------
 
-class State(str, Enum):  # str first: C-level hashing, the table lookups are per command
-    ENV = "ENV"                                  # reading the environment block
-    READY = "READY"                              # idle, a command may be sent
-    WAITING_REPLY = "WAITING_REPLY"              # a command is in flight
-    DEAD = "DEAD"                                # HANGUP received, idle: variables still work, media gets 511
-    DEAD_WAITING_REPLY = "DEAD_WAITING_REPLY"    # HANGUP received, a command is in flight
-    CLOSED = "CLOSED"                            # EOF received or we closed
-    ERROR = "ERROR"                              # protocol error; nothing more is parsed
+
+class State(StrEnum):  # str first: C-level hashing, the table lookups are per command
+    ENV = "ENV"  # reading the environment block
+    READY = "READY"  # idle, a command may be sent
+    WAITING_REPLY = "WAITING_REPLY"  # a command is in flight
+    DEAD = "DEAD"  # HANGUP received, idle: variables still work, media gets 511
+    DEAD_WAITING_REPLY = "DEAD_WAITING_REPLY"  # HANGUP received, a command is in flight
+    CLOSED = "CLOSED"  # EOF received or we closed
+    ERROR = "ERROR"  # protocol error; nothing more is parsed
 
 
-class _Input(str, Enum):
+class _Input(StrEnum):
     ENVIRONMENT = "environment"
     SEND = "send"
     REPLY = "reply"
@@ -335,18 +371,21 @@ class _Input(str, Enum):
 _TRANSITIONS: dict[State, dict[_Input, State]] = {
     State.ENV: {_Input.ENVIRONMENT: State.READY, _Input.EOF: State.CLOSED},
     State.READY: {_Input.SEND: State.WAITING_REPLY, _Input.HANGUP: State.DEAD, _Input.EOF: State.CLOSED},
-    State.WAITING_REPLY: {_Input.REPLY: State.READY, _Input.HANGUP: State.DEAD_WAITING_REPLY,
-                          _Input.EOF: State.CLOSED},
+    State.WAITING_REPLY: {_Input.REPLY: State.READY, _Input.HANGUP: State.DEAD_WAITING_REPLY, _Input.EOF: State.CLOSED},
     # Asterisk may send HANGUP a second time when the session ends; it stays a notice.
     State.DEAD: {_Input.SEND: State.DEAD_WAITING_REPLY, _Input.HANGUP: State.DEAD, _Input.EOF: State.CLOSED},
-    State.DEAD_WAITING_REPLY: {_Input.REPLY: State.DEAD, _Input.HANGUP: State.DEAD_WAITING_REPLY,
-                               _Input.EOF: State.CLOSED},
+    State.DEAD_WAITING_REPLY: {
+        _Input.REPLY: State.DEAD,
+        _Input.HANGUP: State.DEAD_WAITING_REPLY,
+        _Input.EOF: State.CLOSED,
+    },
     State.CLOSED: {_Input.EOF: State.CLOSED},
     State.ERROR: {},
 }
 # The REPLY column of the table on its own: one lookup on the per-command fast paths.
-_AFTER_REPLY: dict[State, State] = {state: row[_Input.REPLY] for state, row in _TRANSITIONS.items()
-                                    if _Input.REPLY in row}
+_AFTER_REPLY: dict[State, State] = {
+    state: row[_Input.REPLY] for state, row in _TRANSITIONS.items() if _Input.REPLY in row
+}
 
 
 class AGIConnection:
@@ -364,7 +403,7 @@ class AGIConnection:
         self.header_limit = header_limit
         self._env_lines: list[str] = []
         self._env_bytes = 0
-        self._usage: list[str] | None = None   # lines of a 520 block being read
+        self._usage: list[str] | None = None  # lines of a 520 block being read
         self._eof = False
         self.env: AGIEnvironment | None = None
         self.hung_up = False
@@ -433,7 +472,7 @@ class AGIConnection:
         if data:
             if self._eof:
                 raise AGIProtocolError("data after EOF")
-            self._buffer._data += data   # ReceiveBuffer.feed(), inlined: this runs once per reply
+            self._buffer._data += data  # ReceiveBuffer.feed(), inlined: this runs once per reply
         else:
             self._eof = True
 
@@ -450,8 +489,14 @@ class AGIConnection:
                 return env
         # Fast path for the usual reply: exactly one "200 result=<word>\n" line in the buffer while a command is
         # in flight (same result as the general path below, see test_connection_fast_path_equals_full_parser).
-        if (data.startswith(b"200 result=") and data.find(b"\n") == len(data) - 1 and data.find(b" ", 11) < 0
-                and state in _AFTER_REPLY and self._usage is None and len(data) <= buf.line_limit):
+        if (
+            data.startswith(b"200 result=")
+            and data.find(b"\n") == len(data) - 1
+            and data.find(b" ", 11) < 0
+            and state in _AFTER_REPLY
+            and self._usage is None
+            and len(data) <= buf.line_limit
+        ):
             line = decode_line(data[:-1])
             data.clear()
             buf._searched = 0
@@ -481,7 +526,7 @@ class AGIConnection:
         data = buf._data
         last = data.rfind(b"\n")
         lines = bytes(data[:last]).split(b"\n")
-        del data[:last + 1]
+        del data[: last + 1]
         buf._searched = 0
         limit = buf.line_limit
         for i, raw in enumerate(lines):
@@ -497,10 +542,10 @@ class AGIConnection:
                     raise AGIProtocolError(f"AGI environment block over {self.header_limit} bytes; closing")
                 self._env_lines.append(decode_line(raw))
                 continue
-            rest = lines[i + 1:]
+            rest = lines[i + 1 :]
             if rest:
                 data[0:0] = b"\n".join(rest) + b"\n"
-            event = self._process_line(raw)   # the empty line: builds the environment
+            event = self._process_line(raw)  # the empty line: builds the environment
             assert isinstance(event, AGIEnvironment)
             return event
         return None
@@ -524,8 +569,12 @@ class AGIConnection:
             self.env = env
             self._apply(_Input.ENVIRONMENT)
             return env
-        if (raw.startswith(b"200 result=") and raw.find(b" ", 11) < 0 and self._usage is None
-                and (state is State.WAITING_REPLY or state is State.DEAD_WAITING_REPLY)):
+        if (
+            raw.startswith(b"200 result=")
+            and raw.find(b" ", 11) < 0
+            and self._usage is None
+            and (state is State.WAITING_REPLY or state is State.DEAD_WAITING_REPLY)
+        ):
             # Fast path for the most common reply ("200 result=0"): same result as parse_reply_line().
             line = decode_line(raw)
             self.state = _AFTER_REPLY[state]

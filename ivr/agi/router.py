@@ -11,10 +11,11 @@ Rules for this file:
 - The session is always closed at the end: Asterisk never closes an AGI connection by itself.
 - Text from the network is logged with repr() only (no log injection), and never used as a file path here.
 """
+
 from __future__ import annotations
 
 import logging
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from .errors import AGIError, AGIHangupError
 from .session import AGISession
@@ -49,9 +50,11 @@ class Router:
 
     def route(self, path: str) -> Callable[[Handler], Handler]:
         """Decorator form of add()."""
+
         def register(handler: Handler) -> Handler:
             self.add(path, handler)
             return handler
+
         return register
 
     @property
@@ -89,8 +92,13 @@ async def dispatch(router: Router, session: AGISession, path: str | None = None)
             log.exception("AGI route resolver failed for %r; treating it as no route", route)
             handler = None
         if handler is None:
-            log.warning("no AGI route for script %r (channel %r); known routes: %s; set %s=NOROUTE",
-                        route, session.env.channel, ", ".join(router.paths) or "none", STATUS_VARIABLE)
+            log.warning(
+                "no AGI route for script %r (channel %r); known routes: %s; set %s=NOROUTE",
+                route,
+                session.env.channel,
+                ", ".join(router.paths) or "none",
+                STATUS_VARIABLE,
+            )
             await _set_status(session, "NOROUTE")
             return "noroute"
         try:

@@ -18,6 +18,7 @@ Rules for this file:
 - Metric labels: `command` from a fixed list of AGI command names (else "other"; EXEC is just "EXEC").
   Commands are recorded in `tally.TALLY` and folded into Prometheus in batches (at most 1 s late).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -26,33 +27,101 @@ from collections import deque
 from typing import Any
 
 from .errors import (
-    AGIAppError, AGIConnectionLost, AGIDeadChannelError, AGIHangupError, AGIInvalidCommandError, AGIProtocolError,
-    AGISessionClosed, AGITimeoutError, AGIUsageError,
+    AGIAppError,
+    AGIConnectionLost,
+    AGIDeadChannelError,
+    AGIHangupError,
+    AGIInvalidCommandError,
+    AGIProtocolError,
+    AGISessionClosed,
+    AGITimeoutError,
+    AGIUsageError,
 )
 from .link import AGILink
-from .tally import TALLY
 from .protocol import (
-    DEFAULT_HEADER_LIMIT, DEFAULT_LINE_LIMIT, EOF, AGIConnection, AGIEnvironment, AGIReply, Quoted,
+    DEFAULT_HEADER_LIMIT,
+    DEFAULT_LINE_LIMIT,
+    EOF,
+    AGIConnection,
+    AGIEnvironment,
+    AGIReply,
+    Quoted,
     encode_command,
 )
+from .tally import TALLY
 
 log = logging.getLogger(__name__)
 
 # Every AGI command Asterisk 22 knows, by its words; anything else is labelled "other".
-KNOWN_COMMANDS = frozenset({
-    "ANSWER", "ASYNCAGI BREAK", "CHANNEL STATUS", "CONTROL STREAM FILE", "DATABASE DEL", "DATABASE DELTREE",
-    "DATABASE GET", "DATABASE PUT", "EXEC", "GET DATA", "GET FULL VARIABLE", "GET OPTION", "GET VARIABLE", "GOSUB",
-    "HANGUP", "NOOP", "RECEIVE CHAR", "RECEIVE TEXT", "RECORD FILE", "SAY ALPHA", "SAY DATE", "SAY DATETIME",
-    "SAY DIGITS", "SAY NUMBER", "SAY PHONETIC", "SAY TIME", "SEND IMAGE", "SEND TEXT", "SET AUTOHANGUP",
-    "SET CALLERID", "SET CONTEXT", "SET EXTENSION", "SET MUSIC", "SET PRIORITY", "SET VARIABLE", "STREAM FILE",
-    "TDD MODE", "VERBOSE", "WAIT FOR DIGIT",
-})
+KNOWN_COMMANDS = frozenset(
+    {
+        "ANSWER",
+        "ASYNCAGI BREAK",
+        "CHANNEL STATUS",
+        "CONTROL STREAM FILE",
+        "DATABASE DEL",
+        "DATABASE DELTREE",
+        "DATABASE GET",
+        "DATABASE PUT",
+        "EXEC",
+        "GET DATA",
+        "GET FULL VARIABLE",
+        "GET OPTION",
+        "GET VARIABLE",
+        "GOSUB",
+        "HANGUP",
+        "NOOP",
+        "RECEIVE CHAR",
+        "RECEIVE TEXT",
+        "RECORD FILE",
+        "SAY ALPHA",
+        "SAY DATE",
+        "SAY DATETIME",
+        "SAY DIGITS",
+        "SAY NUMBER",
+        "SAY PHONETIC",
+        "SAY TIME",
+        "SEND IMAGE",
+        "SEND TEXT",
+        "SET AUTOHANGUP",
+        "SET CALLERID",
+        "SET CONTEXT",
+        "SET EXTENSION",
+        "SET MUSIC",
+        "SET PRIORITY",
+        "SET VARIABLE",
+        "STREAM FILE",
+        "TDD MODE",
+        "VERBOSE",
+        "WAIT FOR DIGIT",
+    }
+)
 # Commands that need a live channel (Asterisk answers 511 in dead mode).
-MEDIA_COMMANDS = frozenset({
-    "ANSWER", "CHANNEL STATUS", "CONTROL STREAM FILE", "GET DATA", "GET OPTION", "RECORD FILE", "SAY ALPHA",
-    "SAY DATE", "SAY DATETIME", "SAY DIGITS", "SAY NUMBER", "SAY PHONETIC", "SAY TIME", "SET MUSIC", "STREAM FILE",
-    "WAIT FOR DIGIT", "RECEIVE CHAR", "RECEIVE TEXT", "SEND TEXT", "SEND IMAGE", "TDD MODE",
-})
+MEDIA_COMMANDS = frozenset(
+    {
+        "ANSWER",
+        "CHANNEL STATUS",
+        "CONTROL STREAM FILE",
+        "GET DATA",
+        "GET OPTION",
+        "RECORD FILE",
+        "SAY ALPHA",
+        "SAY DATE",
+        "SAY DATETIME",
+        "SAY DIGITS",
+        "SAY NUMBER",
+        "SAY PHONETIC",
+        "SAY TIME",
+        "SET MUSIC",
+        "STREAM FILE",
+        "WAIT FOR DIGIT",
+        "RECEIVE CHAR",
+        "RECEIVE TEXT",
+        "SEND TEXT",
+        "SEND IMAGE",
+        "TDD MODE",
+    }
+)
 
 _DEFAULT: Any = object()  # "use the session's command_timeout" (exec(): its exec_timeout)
 DEFAULT_EXEC_TIMEOUT = 4 * 3600.0  # seconds; the longest EXEC (a queue wait plus a long call) before we give up
@@ -84,7 +153,7 @@ def _command_label(words: tuple[str, ...] | list[str]) -> str:
     candidates = _BY_FIRST_WORD.get(str(words[0]).upper()) if words else None
     if candidates:
         for name in candidates:
-            if len(name) == 1 or tuple(str(w).upper() for w in words[:len(name)]) == name:
+            if len(name) == 1 or tuple(str(w).upper() for w in words[: len(name)]) == name:
                 return " ".join(name)
     return "other"
 
@@ -120,11 +189,11 @@ class AGISession:
         self._conn = connection
         self.command_timeout = command_timeout
         self.media_timeout = media_timeout  # prompts, SAY, GET DATA: their length is not known here
-        self.exec_timeout = exec_timeout    # EXEC: Dial/Queue/Park legitimately last hours, but not forever
+        self.exec_timeout = exec_timeout  # EXEC: Dial/Queue/Park legitimately last hours, but not forever
         self.hangup_grace = hangup_grace
-        self._observe = TALLY.record if record_metrics else _no_metrics   # folded into Prometheus in batches
+        self._observe = TALLY.record if record_metrics else _no_metrics  # folded into Prometheus in batches
         self._record_metrics = record_metrics
-        self._busy = False                   # one command in flight: a flag, plus a FIFO of waiting callers
+        self._busy = False  # one command in flight: a flag, plus a FIFO of waiting callers
         self._queue: deque[asyncio.Future[None]] = deque()
         self._loop = asyncio.get_running_loop()
         self._timer_when = 0.0
@@ -136,12 +205,12 @@ class AGISession:
 
     # -- construction -------------------------------------------------------------------------------------
     @classmethod
-    async def open(cls, link: AGILink, *, header_timeout: float | None = 10.0, **kwargs: Any) -> "AGISession":
+    async def open(cls, link: AGILink, *, header_timeout: float | None = 10.0, **kwargs: Any) -> AGISession:
         """Wait for the environment on `link` and return a session. Raises AGITimeoutError (no full header in
         time), AGIConnectionLost (EOF inside the header) or AGIProtocolError (oversized header, line too long)."""
         try:
             async with asyncio.timeout(header_timeout):
-                event = await link.wait()    # whole events only: the environment or EOF
+                event = await link.wait()  # whole events only: the environment or EOF
         except TimeoutError:
             raise AGITimeoutError(f"no complete AGI environment within {header_timeout} s") from None
         if type(event) is EOF:
@@ -158,7 +227,7 @@ class AGISession:
         line_limit: int = DEFAULT_LINE_LIMIT,
         header_limit: int = DEFAULT_HEADER_LIMIT,
         **kwargs: Any,
-    ) -> "AGISession":
+    ) -> AGISession:
         """`open()` over a StreamReader/StreamWriter pair (pipes, or streams from asyncio.start_server).
         On failure the pump reading `reader` is stopped and the transport aborted."""
         link = AGILink.from_streams(reader, writer, AGIConnection(line_limit=line_limit, header_limit=header_limit))
@@ -227,7 +296,7 @@ class AGISession:
                 link.write(data)
                 event = await link.wait()
                 while type(event) is not AGIReply:
-                    if event is None:          # the timer expired the wait
+                    if event is None:  # the timer expired the wait
                         self._broken = True
                         self._observe(label, "timeout", loop.time() - started)
                         await self._shutdown()
@@ -279,8 +348,9 @@ class AGISession:
     def _lost_message(self, event: EOF) -> str:
         where = " inside a 520 usage block" if event.in_usage_block else ""
         reason = self._link.lost_reason
-        return (f"the AGI peer closed the connection{where} while a reply was due"
-                + (f" ({reason})" if reason is not None else ""))
+        return f"the AGI peer closed the connection{where} while a reply was due" + (
+            f" ({reason})" if reason is not None else ""
+        )
 
     async def _acquire_slow(self) -> None:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -289,7 +359,7 @@ class AGISession:
             await waiter
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
-                self._release_slow()       # the turn was handed to us just before the cancel: pass it on
+                self._release_slow()  # the turn was handed to us just before the cancel: pass it on
             else:
                 self._queue.remove(waiter)
             raise
@@ -298,7 +368,7 @@ class AGISession:
         while self._queue:
             waiter = self._queue.popleft()
             if not waiter.done():
-                waiter.set_result(None)    # hand the turn over; _busy stays True
+                waiter.set_result(None)  # hand the turn over; _busy stays True
                 return
         self._busy = False
 
@@ -375,8 +445,9 @@ class AGISession:
         if reply.result != "0":
             raise await self._failed("ANSWER", reply)
 
-    async def stream_file(self, name: str, escape_digits: str = "", offset: int = 0,
-                          *, timeout: float | None = _DEFAULT) -> tuple[str | None, int]:
+    async def stream_file(
+        self, name: str, escape_digits: str = "", offset: int = 0, *, timeout: float | None = _DEFAULT
+    ) -> tuple[str | None, int]:
         """Play a prompt; returns (digit pressed or None, end position in samples)."""
         self._check_live("STREAM FILE")
         words = ["STREAM", "FILE", name, Quoted(escape_digits)] + ([str(int(offset))] if offset else [])
@@ -386,12 +457,19 @@ class AGISession:
             raise await self._failed("STREAM FILE", reply)
         return (chr(value) if value > 0 else None), (reply.endpos or 0)
 
-    async def get_data(self, name: str, timeout_ms: int, max_digits: int,
-                       *, timeout: float | None = _DEFAULT) -> tuple[str, bool]:
+    async def get_data(
+        self, name: str, timeout_ms: int, max_digits: int, *, timeout: float | None = _DEFAULT
+    ) -> tuple[str, bool]:
         """Play a prompt and collect digits; returns (digits, timed_out). `#` ends input and is not returned."""
         self._check_live("GET DATA")
-        reply = await self.command("GET", "DATA", name, str(int(timeout_ms)), str(int(max_digits)),
-                                   timeout=self.media_timeout if timeout is _DEFAULT else timeout)
+        reply = await self.command(
+            "GET",
+            "DATA",
+            name,
+            str(int(timeout_ms)),
+            str(int(max_digits)),
+            timeout=self.media_timeout if timeout is _DEFAULT else timeout,
+        )
         if reply.result.startswith("-"):
             raise await self._failed("GET DATA", reply)
         return reply.result, reply.data == "timeout"
@@ -399,7 +477,9 @@ class AGISession:
     async def wait_for_digit(self, timeout_ms: int) -> str | None:
         """Wait for one DTMF digit; None on timeout. -1 waits forever."""
         self._check_live("WAIT FOR DIGIT")
-        reply = await self.command("WAIT", "FOR", "DIGIT", str(int(timeout_ms)), timeout=self._timeout_after(timeout_ms))
+        reply = await self.command(
+            "WAIT", "FOR", "DIGIT", str(int(timeout_ms)), timeout=self._timeout_after(timeout_ms)
+        )
         value = reply.result_int
         if value is None or value < 0:
             raise await self._failed("WAIT FOR DIGIT", reply)
@@ -425,8 +505,16 @@ class AGISession:
     async def say_alpha(self, text: str, escape: str = "") -> str | None:
         return await self._say("ALPHA", text, escape)
 
-    async def record_file(self, name: str, fmt: str, escape_digits: str, timeout_ms: int, beep: bool = False,
-                          silence_s: int | None = None, offset: int | None = None) -> AGIReply:
+    async def record_file(
+        self,
+        name: str,
+        fmt: str,
+        escape_digits: str,
+        timeout_ms: int,
+        beep: bool = False,
+        silence_s: int | None = None,
+        offset: int | None = None,
+    ) -> AGIReply:
         """Record to `name.fmt`. Returns the reply: `(dtmf)`, `(timeout)` (also for silence), or `(hangup)` —
         a hangup is not raised here, because a caller hanging up is the normal end of a voicemail. Raises
         AGIAppError for `(writefile)` (directory missing or not writable)."""
@@ -513,7 +601,7 @@ class AGISession:
             self._timer.cancel()
             self._timer = None
         if self._record_metrics:
-            TALLY.flush()     # a finished call's commands are in the metrics from now on
+            TALLY.flush()  # a finished call's commands are in the metrics from now on
         link = self._link
         try:
             link.close()

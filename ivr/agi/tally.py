@@ -14,6 +14,7 @@ Rules for this file:
   public `observe()` instead: slower, still exact.
 - Labels are bounded by the caller (`command` from a fixed list, `result` from a fixed set).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -27,8 +28,14 @@ MAX_PENDING = 4096
 class CommandTally:
     """`record(label, result, seconds)` per command; `flush()` folds everything recorded so far."""
 
-    def __init__(self, interval: float = FLUSH_INTERVAL, max_pending: int = MAX_PENDING, *,
-                 seconds: Any = None, results: Any = None) -> None:
+    def __init__(
+        self,
+        interval: float = FLUSH_INTERVAL,
+        max_pending: int = MAX_PENDING,
+        *,
+        seconds: Any = None,
+        results: Any = None,
+    ) -> None:
         """`seconds` (Histogram, label `command`) and `results` (Counter, labels `command`, `result`) default to
         ivr.metrics.AGI_COMMAND_SECONDS and AGI_COMMAND_RESULTS, looked up on the first flush."""
         self.interval = interval
@@ -94,12 +101,12 @@ def _fold(histogram: Any, values: list[float]) -> None:
     buckets = getattr(histogram, "_buckets", None)
     total = getattr(histogram, "_sum", None)
     if bounds is None or buckets is None or total is None or len(buckets) != len(bounds):
-        for value in values:    # prometheus_client changed its internals: the public way, one by one
+        for value in values:  # prometheus_client changed its internals: the public way, one by one
             histogram.observe(value)
         return
     counts = [0] * len(bounds)
     for value in values:
-        counts[bisect_left(bounds, value)] += 1   # first bound >= value: observe()'s `value <= bound`
+        counts[bisect_left(bounds, value)] += 1  # first bound >= value: observe()'s `value <= bound`
     for i, n in enumerate(counts):
         if n:
             buckets[i].inc(n)
@@ -110,6 +117,7 @@ def _metrics() -> Any:
     # ivr.metrics (prometheus_client) is imported on first use: classic AGI, one process per call, never
     # exports metrics and should not pay ~90 ms of imports at start-up.
     from .. import metrics
+
     return metrics
 
 

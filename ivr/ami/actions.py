@@ -13,11 +13,12 @@ Rules for this file:
 - `Originate` is always asynchronous (`Async: true`): a synchronous Originate blocks the AMI session for the whole
   ring time and its failure response can overtake the call's events (ami-11).
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 from ivr.ami.errors import AMIEncodingError
 from ivr.ami.protocol import Message
@@ -25,12 +26,41 @@ from ivr.ami.protocol import Message
 Pairs = list[tuple[str, str]]
 
 # Action names counted by name in AMI_ACTION_SECONDS; anything else is "other" (bounded label set).
-KNOWN_ACTIONS = frozenset({
-    "login", "challenge", "logoff", "ping", "events", "originate", "redirect", "blindtransfer", "atxfer", "park",
-    "parkedcalls", "parkinglots", "hangup", "mixmonitor", "mixmonitormute", "stopmixmonitor", "queueadd",
-    "queueremove", "queuepause", "queuestatus", "queuesummary", "coreshowchannels", "status", "getvar", "setvar",
-    "command", "corestatus", "coresettings", "playdtmf", "agi", "userevent",
-})
+KNOWN_ACTIONS = frozenset(
+    {
+        "login",
+        "challenge",
+        "logoff",
+        "ping",
+        "events",
+        "originate",
+        "redirect",
+        "blindtransfer",
+        "atxfer",
+        "park",
+        "parkedcalls",
+        "parkinglots",
+        "hangup",
+        "mixmonitor",
+        "mixmonitormute",
+        "stopmixmonitor",
+        "queueadd",
+        "queueremove",
+        "queuepause",
+        "queuestatus",
+        "queuesummary",
+        "coreshowchannels",
+        "status",
+        "getvar",
+        "setvar",
+        "command",
+        "corestatus",
+        "coresettings",
+        "playdtmf",
+        "agi",
+        "userevent",
+    }
+)
 
 # OriginateResponse `Reason` codes (Asterisk's AST_CONTROL_* values; 4, 5, 3 and 0 seen in ami-11).
 ORIGINATE_REASONS = {0: "failed", 1: "hangup", 3: "no_answer", 4: "answered", 5: "busy", 8: "congestion"}
@@ -57,11 +87,15 @@ _VARIABLE_VALUE_UNSAFE = re.compile(r'[,\\"\x00-\x1f\x7f]')
 def check_variable(key: str, value: str) -> None:
     """Raise `AMIEncodingError` unless `key=value` reaches Asterisk as exactly one plain variable (see the rules)."""
     if not _VARIABLE_NAME.match(key):
-        raise AMIEncodingError(f"variable name {key!r} is not allowed; use letters, digits and _ (a name with "
-                               "'(' would call a dialplan function, one with '=' or ',' would split)")
+        raise AMIEncodingError(
+            f"variable name {key!r} is not allowed; use letters, digits and _ (a name with "
+            "'(' would call a dialplan function, one with '=' or ',' would split)"
+        )
     if _VARIABLE_VALUE_UNSAFE.search(value):
-        raise AMIEncodingError(f"the value of variable {key} holds a comma, backslash, double quote or control "
-                               "character; Asterisk would split it into further variables, so it is refused")
+        raise AMIEncodingError(
+            f"the value of variable {key} holds a comma, backslash, double quote or control "
+            "character; Asterisk would split it into further variables, so it is refused"
+        )
 
 
 def _variables(pairs: Pairs, variables: Mapping[str, str] | None) -> None:
@@ -73,11 +107,24 @@ def _variables(pairs: Pairs, variables: Mapping[str, str] | None) -> None:
 
 # -- call origination ------------------------------------------------------------------------------------------
 
-def originate(channel: str, *, context: str | None = None, exten: str | None = None, priority: int | None = None,
-              application: str | None = None, data: str | None = None, timeout_ms: int | None = None,
-              caller_id: str | None = None, variables: Mapping[str, str] | None = None, account: str | None = None,
-              channel_id: str | None = None, other_channel_id: str | None = None,
-              early_media: bool | None = None, codecs: str | None = None) -> Pairs:
+
+def originate(
+    channel: str,
+    *,
+    context: str | None = None,
+    exten: str | None = None,
+    priority: int | None = None,
+    application: str | None = None,
+    data: str | None = None,
+    timeout_ms: int | None = None,
+    caller_id: str | None = None,
+    variables: Mapping[str, str] | None = None,
+    account: str | None = None,
+    channel_id: str | None = None,
+    other_channel_id: str | None = None,
+    early_media: bool | None = None,
+    codecs: str | None = None,
+) -> Pairs:
     """Headers of an asynchronous Originate to a dialplan location (context/exten/priority) or an application."""
     if (application is None) == (exten is None):
         raise ValueError("originate needs either exten (+ context, priority) or application, not both")
@@ -105,9 +152,10 @@ def originate(channel: str, *, context: str | None = None, exten: str | None = N
 @dataclass(frozen=True)
 class OriginateResult:
     """The outcome of an Originate, from its `OriginateResponse` event (correlated by ActionID)."""
-    response: str                 # "Success" or "Failure"
-    reason: int                   # 4 answered, 5 busy, 3 no answer, 0 failed (see ORIGINATE_REASONS)
-    uniqueid: str | None          # Uniqueid of the originated channel (= ChannelId if given)
+
+    response: str  # "Success" or "Failure"
+    reason: int  # 4 answered, 5 busy, 3 no answer, 0 failed (see ORIGINATE_REASONS)
+    uniqueid: str | None  # Uniqueid of the originated channel (= ChannelId if given)
     channel: str | None
     event: Message = field(repr=False, compare=False)
 
@@ -120,23 +168,36 @@ class OriginateResult:
         return ORIGINATE_REASONS.get(self.reason, "other")
 
     @classmethod
-    def from_event(cls, event: Message) -> "OriginateResult":
+    def from_event(cls, event: Message) -> OriginateResult:
         reason_text = event.get("Reason", "") or ""
         try:
             reason = int(reason_text)
         except ValueError:
             reason = -1
         uniqueid = event.get("Uniqueid")
-        return cls(response=event.get("Response", "") or "", reason=reason,
-                   uniqueid=uniqueid if uniqueid not in ("", "<null>", "<unknown>") else None,
-                   channel=event.get("Channel"), event=event)
+        return cls(
+            response=event.get("Response", "") or "",
+            reason=reason,
+            uniqueid=uniqueid if uniqueid not in ("", "<null>", "<unknown>") else None,
+            channel=event.get("Channel"),
+            event=event,
+        )
 
 
 # -- moving calls ----------------------------------------------------------------------------------------------
 
-def redirect(channel: str, context: str, exten: str, priority: int = 1, *, extra_channel: str | None = None,
-             extra_context: str | None = None, extra_exten: str | None = None,
-             extra_priority: int | None = None) -> Pairs:
+
+def redirect(
+    channel: str,
+    context: str,
+    exten: str,
+    priority: int = 1,
+    *,
+    extra_channel: str | None = None,
+    extra_context: str | None = None,
+    extra_exten: str | None = None,
+    extra_priority: int | None = None,
+) -> Pairs:
     """Redirect a channel (and optionally its bridged peer, `ExtraChannel`) to a dialplan location."""
     pairs: Pairs = [("Channel", channel)]
     if extra_channel is not None:
@@ -162,9 +223,15 @@ def atxfer(channel: str, exten: str, context: str | None = None) -> Pairs:
     return pairs
 
 
-def park(channel: str, *, timeout_ms: int | None = None, timeout_channel: str | None = None,
-         parkinglot: str | None = None, announce_channel: str | None = None,
-         parking_space: str | None = None) -> Pairs:
+def park(
+    channel: str,
+    *,
+    timeout_ms: int | None = None,
+    timeout_channel: str | None = None,
+    parkinglot: str | None = None,
+    announce_channel: str | None = None,
+    parking_space: str | None = None,
+) -> Pairs:
     """Park `channel`. `timeout_channel` is who gets the call back on timeout (and, when bridged with `channel`,
     hears the announcement); `timeout_ms` 0 disables the timeout; `parking_space` asks for a given space."""
     pairs: Pairs = [("Channel", channel)]
@@ -192,6 +259,7 @@ def hangup(channel: str, cause: int | None = None) -> Pairs:
 
 # -- recording -----------------------------------------------------------------------------------------------
 
+
 def mixmonitor(channel: str, file: str, options: str | None = None, command: str | None = None) -> Pairs:
     pairs: Pairs = [("Channel", channel), ("File", file)]
     _put(pairs, "Options", options)
@@ -216,9 +284,17 @@ def stop_mixmonitor(channel: str, mixmonitor_id: str | None = None) -> Pairs:
 
 # -- queues --------------------------------------------------------------------------------------------------
 
-def queue_add(queue: str, interface: str, *, penalty: int | None = None, paused: bool | None = None,
-              member_name: str | None = None, state_interface: str | None = None,
-              reason: str | None = None) -> Pairs:
+
+def queue_add(
+    queue: str,
+    interface: str,
+    *,
+    penalty: int | None = None,
+    paused: bool | None = None,
+    member_name: str | None = None,
+    state_interface: str | None = None,
+    reason: str | None = None,
+) -> Pairs:
     pairs: Pairs = [("Queue", queue), ("Interface", interface)]
     _put(pairs, "Penalty", penalty)
     _put(pairs, "Paused", paused)
@@ -257,6 +333,7 @@ def queue_summary(queue: str | None = None) -> Pairs:
 
 # -- variables and CLI ---------------------------------------------------------------------------------------
 
+
 def getvar(variable: str, channel: str | None = None) -> Pairs:
     """Read a channel variable/function, or a global variable when `channel` is None."""
     pairs: Pairs = []
@@ -280,6 +357,7 @@ def command(cli: str) -> Pairs:
 @dataclass(frozen=True)
 class CommandResult:
     """A CLI command's answer: `ok` is False for `Response: Error` (e.g. unknown CLI command, ami-12)."""
+
     ok: bool
     output: list[str]
     response: Message = field(repr=False, compare=False)

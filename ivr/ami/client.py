@@ -15,9 +15,11 @@ Rules for this file:
 - Metric labels are bounded: event names via `metrics.bounded_event()`, action names via `actions.action_label()`,
   subscriber names come from code, never from the network.
 """
+
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import itertools
 import logging
@@ -25,19 +27,37 @@ import random
 import secrets
 import time
 from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Iterable, Literal
+from typing import Any, Literal
 
 from ivr import metrics
-from ivr.netutil import set_tcp_keepalive
 from ivr.ami import actions as act
 from ivr.ami.errors import (
-    AMIActionError, AMIAuthError, AMIConnectionLost, AMIError, AMINotConnected, AMIProtocolError, AMITimeout,
+    AMIActionError,
+    AMIAuthError,
+    AMIConnectionLost,
+    AMIError,
+    AMINotConnected,
+    AMIProtocolError,
+    AMITimeout,
 )
 from ivr.ami.protocol import (
-    DEFAULT_MAX_MESSAGE_SIZE, AMIParser, Banner, Headers, Message, Role, command_output, encode_action,
-    is_list_complete, is_list_start, login_headers, md5_key, md5_login_headers,
+    DEFAULT_MAX_MESSAGE_SIZE,
+    AMIParser,
+    Banner,
+    Headers,
+    Message,
+    Role,
+    command_output,
+    encode_action,
+    is_list_complete,
+    is_list_start,
+    login_headers,
+    md5_key,
+    md5_login_headers,
 )
+from ivr.netutil import set_tcp_keepalive
 
 log = logging.getLogger("ivr.ami")
 
@@ -58,11 +78,13 @@ _CHECK_EVERY = 16
 
 # -- subscriptions -------------------------------------------------------------------------------------------
 
+
 class Subscription:
     """A subscriber's bounded queue and the task that feeds its handler. Cancel with `close()`."""
 
-    def __init__(self, handler: EventHandler, events: frozenset[str] | None, maxsize: int, overflow: Overflow,
-                 name: str) -> None:
+    def __init__(
+        self, handler: EventHandler, events: frozenset[str] | None, maxsize: int, overflow: Overflow, name: str
+    ) -> None:
         if maxsize < 1:
             raise ValueError("maxsize must be >= 1")
         if overflow not in ("drop_oldest", "drop_newest"):
@@ -81,7 +103,8 @@ class Subscription:
         self._is_async = inspect.iscoroutinefunction(handler)
         self._dropped_metric = metrics.AMI_EVENTS_DROPPED.labels(subscriber=name)
         self._task: asyncio.Task[None] | None = asyncio.get_running_loop().create_task(
-            self._run(), name=f"ami-subscriber-{name}")
+            self._run(), name=f"ami-subscriber-{name}"
+        )
         self._on_close: Callable[[Subscription], None] | None = None
 
     @property
@@ -132,8 +155,9 @@ class Subscription:
                         raise
                     except Exception:
                         self.failures += 1
-                        log.exception("AMI subscriber %r raised on event %s; it keeps receiving events", self.name,
-                                      msg.name)
+                        log.exception(
+                            "AMI subscriber %r raised on event %s; it keeps receiving events", self.name, msg.name
+                        )
                 self.delivered += batch
                 if monotonic() >= deadline:
                     break
@@ -156,6 +180,7 @@ class Subscription:
 
 # -- connection ------------------------------------------------------------------------------------------------
 
+
 class _Pending:
     __slots__ = ("name", "future", "response", "items")
 
@@ -169,7 +194,7 @@ class _Pending:
 class _Connection(asyncio.Protocol):
     """One TCP connection: feeds the parser and hands results to the client. No user code runs here."""
 
-    def __init__(self, client: "AMIClient", max_message_size: int) -> None:
+    def __init__(self, client: AMIClient, max_message_size: int) -> None:
         loop = asyncio.get_running_loop()
         self.client = client
         self.parser = AMIParser(Role.CLIENT, max_message_size=max_message_size)
@@ -224,8 +249,8 @@ class AMIHealth:
     last_error: str | None
     login_failures: int
     reconnects: int
-    connected_since: float | None   # time.time() of the last successful login
-    version: str | None             # AMI version from the banner
+    connected_since: float | None  # time.time() of the last successful login
+    version: str | None  # AMI version from the banner
 
     @property
     def healthy(self) -> bool:
@@ -235,13 +260,27 @@ class AMIHealth:
 class AMIClient:
     """Asyncio AMI client. `await start()` then `await wait_logged_in()`; `await close()` at the end."""
 
-    def __init__(self, host: str, port: int = 5038, username: str = "", secret: str = "", *,
-                 auth: Literal["plain", "md5"] = "plain", events: bool | str = True,
-                 connect_timeout: float = 5.0, login_timeout: float = 10.0, action_timeout: float = 10.0,
-                 ping_interval: float = 20.0, ping_timeout: float = 5.0,
-                 backoff_min: float = 0.5, backoff_max: float = 30.0, login_failure_backoff: float = 60.0,
-                 tcp_keepalive: bool = True, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
-                 rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int = 5038,
+        username: str = "",
+        secret: str = "",
+        *,
+        auth: Literal["plain", "md5"] = "plain",
+        events: bool | str = True,
+        connect_timeout: float = 5.0,
+        login_timeout: float = 10.0,
+        action_timeout: float = 10.0,
+        ping_interval: float = 20.0,
+        ping_timeout: float = 5.0,
+        backoff_min: float = 0.5,
+        backoff_max: float = 30.0,
+        login_failure_backoff: float = 60.0,
+        tcp_keepalive: bool = True,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        rng: random.Random | None = None,
+    ) -> None:
         if auth not in ("plain", "md5"):
             raise ValueError("auth must be 'plain' or 'md5'")
         self.host = host
@@ -279,7 +318,7 @@ class AMIClient:
         self._version: str | None = None
 
         self._pending: dict[str, _Pending] = {}
-        self._listing: dict[str, _Pending] = {}   # pending actions whose list items are arriving
+        self._listing: dict[str, _Pending] = {}  # pending actions whose list items are arriving
         self._waiters: dict[str, tuple[str, asyncio.Future[Message]]] = {}  # ActionID -> (event name, future)
         self._subs_by_event: dict[str, list[Subscription]] = {}
         self._subs_all: list[Subscription] = []
@@ -297,7 +336,7 @@ class AMIClient:
         if self._runner is None:
             self._runner = asyncio.get_running_loop().create_task(self._run(), name="ami-connection")
 
-    async def __aenter__(self) -> "AMIClient":
+    async def __aenter__(self) -> AMIClient:
         """`async with AMIClient(...) as ami:` starts, waits for the first login (connect + login timeouts), and
         closes on exit."""
         await self.start()
@@ -325,8 +364,10 @@ class AMIClient:
                         raise self._auth_error
                     await self._changed.wait()
         except TimeoutError:
-            raise AMITimeout(f"not logged in to AMI at {self.host}:{self.port} within {timeout}s"
-                             f" (last error: {self._last_error or 'none'})") from None
+            raise AMITimeout(
+                f"not logged in to AMI at {self.host}:{self.port} within {timeout}s"
+                f" (last error: {self._last_error or 'none'})"
+            ) from None
 
     async def close(self) -> None:
         """Log off (briefly), close the socket, cancel reconnects, pending actions, subscribers and callbacks."""
@@ -344,10 +385,8 @@ class AMIClient:
         for task in tasks:
             task.cancel()
         for task in tasks:
-            try:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-            except (asyncio.CancelledError, Exception):
-                pass
         self._runner = self._keepalive = None
         # The runner may have opened a new connection after Asterisk closed the old one on Logoff.
         for open_conn in {c for c in (conn, self._conn) if c is not None}:
@@ -360,9 +399,15 @@ class AMIClient:
         metrics.AMI_UP.set(0)
 
     def health(self) -> AMIHealth:
-        return AMIHealth(state=self._state, logged_in=self.logged_in, last_error=self._last_error,
-                         login_failures=self._login_failures, reconnects=self._reconnects,
-                         connected_since=self._connected_since, version=self._version)
+        return AMIHealth(
+            state=self._state,
+            logged_in=self.logged_in,
+            last_error=self._last_error,
+            login_failures=self._login_failures,
+            reconnects=self._reconnects,
+            connected_since=self._connected_since,
+            version=self._version,
+        )
 
     @property
     def state(self) -> State:
@@ -370,8 +415,15 @@ class AMIClient:
 
     # -- subscribers and callbacks ----------------------------------------------------------------------
 
-    def subscribe(self, handler: EventHandler, events: Iterable[str] | None = None, *, maxsize: int = 10000,
-                  overflow: Overflow = "drop_oldest", name: str = "") -> Subscription:
+    def subscribe(
+        self,
+        handler: EventHandler,
+        events: Iterable[str] | None = None,
+        *,
+        maxsize: int = 10000,
+        overflow: Overflow = "drop_oldest",
+        name: str = "",
+    ) -> Subscription:
         """Deliver events named in `events` (exact AMI names; None = every event) to `handler` in its own task.
 
         When `maxsize` events are waiting, `overflow` decides: drop the oldest queued one or the new one; drops are
@@ -405,16 +457,18 @@ class AMIClient:
 
     # -- actions -------------------------------------------------------------------------------------------
 
-    async def action(self, name: str, headers: Headers | None = None, *, timeout: float | None = None,
-                     check: bool = True) -> Message:
+    async def action(
+        self, name: str, headers: Headers | None = None, *, timeout: float | None = None, check: bool = True
+    ) -> Message:
         """Send one action and return its response (for a list action, after the list completed).
         Raises AMIActionError (Response: Error, unless check=False), AMITimeout, AMIConnectionLost,
         AMINotConnected."""
         response, _ = await self._request(name, headers, timeout=timeout, check=check)
         return response
 
-    async def list_action(self, name: str, headers: Headers | None = None, *, timeout: float | None = None,
-                          check: bool = True) -> tuple[Message, list[Message]]:
+    async def list_action(
+        self, name: str, headers: Headers | None = None, *, timeout: float | None = None, check: bool = True
+    ) -> tuple[Message, list[Message]]:
         """Send a list action (`EventList: start` ... `Complete`) and return the response and the item events
         (the Complete event excluded). `Response: Error` ends the list at once."""
         return await self._request(name, headers, timeout=timeout, check=check)
@@ -422,13 +476,22 @@ class AMIClient:
     def _next_id(self) -> str:
         return f"{self._id_prefix}{next(self._ids)}"
 
-    async def _request(self, name: str, headers: Headers | None, *, timeout: float | None = None,
-                       check: bool = True, action_id: str | None = None,
-                       login: bool = False) -> tuple[Message, list[Message]]:
+    async def _request(
+        self,
+        name: str,
+        headers: Headers | None,
+        *,
+        timeout: float | None = None,
+        check: bool = True,
+        action_id: str | None = None,
+        login: bool = False,
+    ) -> tuple[Message, list[Message]]:
         conn = self._conn
         if conn is None or not (self.logged_in or login):
-            raise AMINotConnected(f"AMI is not logged in (state {self._state}); {name} was not sent. Retry once "
-                                  "connected; actions are never queued or replayed")
+            raise AMINotConnected(
+                f"AMI is not logged in (state {self._state}); {name} was not sent. Retry once "
+                "connected; actions are never queued or replayed"
+            )
         aid = action_id or self._next_id()
         data = encode_action(name, headers, action_id=aid)
         future: asyncio.Future[tuple[Message, list[Message]]] = asyncio.get_running_loop().create_future()
@@ -440,8 +503,10 @@ class AMIClient:
             async with asyncio.timeout(wait):
                 response, items = await future
         except TimeoutError:
-            raise AMITimeout(f"no answer to AMI action {name} (ActionID {aid}) within {wait}s; it may still have "
-                             "run in Asterisk, check before retrying") from None
+            raise AMITimeout(
+                f"no answer to AMI action {name} (ActionID {aid}) within {wait}s; it may still have "
+                "run in Asterisk, check before retrying"
+            ) from None
         finally:
             self._pending.pop(aid, None)
             self._listing.pop(aid, None)
@@ -462,22 +527,46 @@ class AMIClient:
     async def ping(self, *, timeout: float | None = None) -> Message:
         return await self.action("Ping", timeout=timeout)
 
-    async def originate(self, channel: str, *, context: str | None = None, exten: str | None = None,
-                        priority: int | None = None, application: str | None = None, data: str | None = None,
-                        timeout_ms: int | None = None, caller_id: str | None = None,
-                        variables: dict[str, str] | None = None, account: str | None = None,
-                        channel_id: str | None = None, other_channel_id: str | None = None,
-                        early_media: bool | None = None, codecs: str | None = None,
-                        result_timeout: float | None = None) -> act.OriginateResult:
+    async def originate(
+        self,
+        channel: str,
+        *,
+        context: str | None = None,
+        exten: str | None = None,
+        priority: int | None = None,
+        application: str | None = None,
+        data: str | None = None,
+        timeout_ms: int | None = None,
+        caller_id: str | None = None,
+        variables: dict[str, str] | None = None,
+        account: str | None = None,
+        channel_id: str | None = None,
+        other_channel_id: str | None = None,
+        early_media: bool | None = None,
+        codecs: str | None = None,
+        result_timeout: float | None = None,
+    ) -> act.OriginateResult:
         """Originate asynchronously and wait for its `OriginateResponse` (matched by ActionID).
 
         Sent exactly once: on a lost connection this raises AMIConnectionLost and the call may or may not exist.
         `result_timeout` defaults to the ring timeout (Asterisk's default 30 s) plus `action_timeout`.
         """
-        headers = act.originate(channel, context=context, exten=exten, priority=priority, application=application,
-                                data=data, timeout_ms=timeout_ms, caller_id=caller_id, variables=variables,
-                                account=account, channel_id=channel_id, other_channel_id=other_channel_id,
-                                early_media=early_media, codecs=codecs)
+        headers = act.originate(
+            channel,
+            context=context,
+            exten=exten,
+            priority=priority,
+            application=application,
+            data=data,
+            timeout_ms=timeout_ms,
+            caller_id=caller_id,
+            variables=variables,
+            account=account,
+            channel_id=channel_id,
+            other_channel_id=other_channel_id,
+            early_media=early_media,
+            codecs=codecs,
+        )
         aid = self._next_id()
         future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
         self._waiters[aid] = ("OriginateResponse", future)  # before sending: the event may follow at once
@@ -488,18 +577,39 @@ class AMIClient:
                 async with asyncio.timeout(wait):
                     event = await future
             except TimeoutError:
-                raise AMITimeout(f"no OriginateResponse for {channel!r} (ActionID {aid}) within {wait}s; the "
-                                 "call may still be ringing") from None
+                raise AMITimeout(
+                    f"no OriginateResponse for {channel!r} (ActionID {aid}) within {wait}s; the "
+                    "call may still be ringing"
+                ) from None
         finally:
             self._waiters.pop(aid, None)
         return act.OriginateResult.from_event(event)
 
-    async def redirect(self, channel: str, context: str, exten: str, priority: int = 1, *,
-                       extra_channel: str | None = None, extra_context: str | None = None,
-                       extra_exten: str | None = None, extra_priority: int | None = None) -> Message:
-        return await self.action("Redirect", act.redirect(
-            channel, context, exten, priority, extra_channel=extra_channel, extra_context=extra_context,
-            extra_exten=extra_exten, extra_priority=extra_priority))
+    async def redirect(
+        self,
+        channel: str,
+        context: str,
+        exten: str,
+        priority: int = 1,
+        *,
+        extra_channel: str | None = None,
+        extra_context: str | None = None,
+        extra_exten: str | None = None,
+        extra_priority: int | None = None,
+    ) -> Message:
+        return await self.action(
+            "Redirect",
+            act.redirect(
+                channel,
+                context,
+                exten,
+                priority,
+                extra_channel=extra_channel,
+                extra_context=extra_context,
+                extra_exten=extra_exten,
+                extra_priority=extra_priority,
+            ),
+        )
 
     async def blind_transfer(self, channel: str, context: str, exten: str) -> Message:
         return await self.action("BlindTransfer", act.blind_transfer(channel, context, exten))
@@ -507,12 +617,27 @@ class AMIClient:
     async def atxfer(self, channel: str, exten: str, context: str | None = None) -> Message:
         return await self.action("Atxfer", act.atxfer(channel, exten, context))
 
-    async def park(self, channel: str, *, timeout_ms: int | None = None, timeout_channel: str | None = None,
-                   parkinglot: str | None = None, announce_channel: str | None = None,
-                   parking_space: str | None = None) -> Message:
-        return await self.action("Park", act.park(channel, timeout_ms=timeout_ms, timeout_channel=timeout_channel,
-                                                  parkinglot=parkinglot, announce_channel=announce_channel,
-                                                  parking_space=parking_space))
+    async def park(
+        self,
+        channel: str,
+        *,
+        timeout_ms: int | None = None,
+        timeout_channel: str | None = None,
+        parkinglot: str | None = None,
+        announce_channel: str | None = None,
+        parking_space: str | None = None,
+    ) -> Message:
+        return await self.action(
+            "Park",
+            act.park(
+                channel,
+                timeout_ms=timeout_ms,
+                timeout_channel=timeout_channel,
+                parkinglot=parkinglot,
+                announce_channel=announce_channel,
+                parking_space=parking_space,
+            ),
+        )
 
     async def parked_calls(self, parkinglot: str | None = None) -> list[Message]:
         return (await self.list_action("ParkedCalls", act.parked_calls(parkinglot)))[1]
@@ -520,8 +645,9 @@ class AMIClient:
     async def hangup(self, channel: str, cause: int | None = None) -> Message:
         return await self.action("Hangup", act.hangup(channel, cause))
 
-    async def mixmonitor(self, channel: str, file: str, options: str | None = None,
-                         command: str | None = None) -> str | None:
+    async def mixmonitor(
+        self, channel: str, file: str, options: str | None = None, command: str | None = None
+    ) -> str | None:
         """Start recording; returns the `MixMonitorID` (for StopMixMonitor) when Asterisk reports one."""
         response = await self.action("MixMonitor", act.mixmonitor(channel, file, options, command))
         return response.get("MixMonitorID")
@@ -532,18 +658,36 @@ class AMIClient:
     async def stop_mixmonitor(self, channel: str, mixmonitor_id: str | None = None) -> Message:
         return await self.action("StopMixMonitor", act.stop_mixmonitor(channel, mixmonitor_id))
 
-    async def queue_add(self, queue: str, interface: str, *, penalty: int | None = None, paused: bool | None = None,
-                        member_name: str | None = None, state_interface: str | None = None,
-                        reason: str | None = None) -> Message:
-        return await self.action("QueueAdd", act.queue_add(queue, interface, penalty=penalty, paused=paused,
-                                                           member_name=member_name, state_interface=state_interface,
-                                                           reason=reason))
+    async def queue_add(
+        self,
+        queue: str,
+        interface: str,
+        *,
+        penalty: int | None = None,
+        paused: bool | None = None,
+        member_name: str | None = None,
+        state_interface: str | None = None,
+        reason: str | None = None,
+    ) -> Message:
+        return await self.action(
+            "QueueAdd",
+            act.queue_add(
+                queue,
+                interface,
+                penalty=penalty,
+                paused=paused,
+                member_name=member_name,
+                state_interface=state_interface,
+                reason=reason,
+            ),
+        )
 
     async def queue_remove(self, queue: str, interface: str) -> Message:
         return await self.action("QueueRemove", act.queue_remove(queue, interface))
 
-    async def queue_pause(self, interface: str, paused: bool, *, queue: str | None = None,
-                          reason: str | None = None) -> Message:
+    async def queue_pause(
+        self, interface: str, paused: bool, *, queue: str | None = None, reason: str | None = None
+    ) -> Message:
         return await self.action("QueuePause", act.queue_pause(interface, paused, queue=queue, reason=reason))
 
     async def queue_status(self, queue: str | None = None, member: str | None = None) -> list[Message]:
@@ -568,8 +712,9 @@ class AMIClient:
     async def command(self, cli: str, *, timeout: float | None = None) -> act.CommandResult:
         """Run a CLI command; an unknown CLI command gives ok=False with Asterisk's explanation as output."""
         response = await self.action("Command", act.command(cli), timeout=timeout, check=False)
-        return act.CommandResult(ok=(response.name or "").lower() != "error", output=command_output(response),
-                                 response=response)
+        return act.CommandResult(
+            ok=(response.name or "").lower() != "error", output=command_output(response), response=response
+        )
 
     # -- connection management ----------------------------------------------------------------------------
 
@@ -606,8 +751,9 @@ class AMIClient:
                 attempt += 1
                 delay = self._backoff(attempt)
                 self._set_state("down", f"{type(exc).__name__}: {exc}")
-                log.exception("AMI connect to %s:%s failed unexpectedly; retrying in %.1fs", self.host, self.port,
-                              delay)
+                log.exception(
+                    "AMI connect to %s:%s failed unexpectedly; retrying in %.1fs", self.host, self.port, delay
+                )
             else:
                 up_since = time.monotonic()
                 reason = await asyncio.shield(conn.closed)
@@ -616,8 +762,9 @@ class AMIClient:
                 # drops us at once (crash loop, restart) must not be hammered.
                 attempt = 1 if time.monotonic() - up_since >= self.backoff_max else attempt + 1
                 delay = self._backoff(attempt)
-                log.warning("AMI connection to %s:%s lost (%s); reconnecting in %.1fs", self.host, self.port,
-                            reason, delay)
+                log.warning(
+                    "AMI connection to %s:%s lost (%s); reconnecting in %.1fs", self.host, self.port, reason, delay
+                )
             if self._closing:
                 return
             await asyncio.sleep(delay)
@@ -631,7 +778,9 @@ class AMIClient:
             async with asyncio.timeout(self.connect_timeout):
                 await loop.create_connection(lambda: conn, self.host, self.port)
         except TimeoutError:
-            raise AMITimeout(f"TCP connect to {self.host}:{self.port} timed out after {self.connect_timeout}s") from None
+            raise AMITimeout(
+                f"TCP connect to {self.host}:{self.port} timed out after {self.connect_timeout}s"
+            ) from None
         self._conn = conn
         try:
             if self.tcp_keepalive:
@@ -640,8 +789,10 @@ class AMIClient:
                 async with asyncio.timeout(self.connect_timeout):
                     banner = await asyncio.shield(conn.banner)
             except TimeoutError:
-                raise AMITimeout(f"no AMI banner from {self.host}:{self.port} within {self.connect_timeout}s; is it "
-                                 "an Asterisk manager port?") from None
+                raise AMITimeout(
+                    f"no AMI banner from {self.host}:{self.port} within {self.connect_timeout}s; is it "
+                    "an Asterisk manager port?"
+                ) from None
             self._version = banner.version
             await self._login()
         except BaseException:
@@ -662,20 +813,25 @@ class AMIClient:
 
     async def _login(self) -> None:
         if self.auth == "md5":
-            challenge, _ = await self._request("Challenge", [("AuthType", "MD5")], timeout=self.login_timeout,
-                                               check=False, login=True)
+            challenge, _ = await self._request(
+                "Challenge", [("AuthType", "MD5")], timeout=self.login_timeout, check=False, login=True
+            )
             value = challenge.get("Challenge")
             if (challenge.name or "").lower() != "success" or not value:
-                raise AMIAuthError(f"Asterisk refused the MD5 challenge for AMI user {self.username!r}: "
-                                   f"{challenge.get('Message') or 'no challenge'}; use auth='plain' or allow md5")
+                raise AMIAuthError(
+                    f"Asterisk refused the MD5 challenge for AMI user {self.username!r}: "
+                    f"{challenge.get('Message') or 'no challenge'}; use auth='plain' or allow md5"
+                )
             headers = md5_login_headers(self.username, md5_key(value, self._secret), events=self.events)
         else:
             headers = login_headers(self.username, self._secret, events=self.events)
         response, _ = await self._request("Login", headers, timeout=self.login_timeout, check=False, login=True)
         if (response.name or "").lower() != "success":
-            raise AMIAuthError(f"Asterisk refused the AMI login of user {self.username!r} at {self.host}:{self.port} "
-                               f"({response.get('Message') or 'no reason given'}); check the username, the secret "
-                               "and the permit/deny lines in manager.conf")
+            raise AMIAuthError(
+                f"Asterisk refused the AMI login of user {self.username!r} at {self.host}:{self.port} "
+                f"({response.get('Message') or 'no reason given'}); check the username, the secret "
+                "and the permit/deny lines in manager.conf"
+            )
 
     def _set_tcp_keepalive(self, conn: _Connection) -> None:
         # not fatal if refused: the Ping keepalive still finds dead peers
@@ -690,8 +846,10 @@ class AMIClient:
             try:
                 await self._request("Ping", None, timeout=self.ping_timeout, check=False)
             except AMITimeout:
-                log.warning("AMI keepalive: no Pong within %ss; the connection is dead (half-open), reconnecting",
-                            self.ping_timeout)
+                log.warning(
+                    "AMI keepalive: no Pong within %ss; the connection is dead (half-open), reconnecting",
+                    self.ping_timeout,
+                )
                 conn.abort(f"keepalive: no answer to Ping within {self.ping_timeout}s")
                 return
             except (AMIConnectionLost, AMINotConnected):
@@ -731,15 +889,21 @@ class AMIClient:
         self._listing = {}
         for p in pending.values():
             if not p.future.done():
-                p.future.set_exception(AMIConnectionLost(
-                    f"AMI connection lost before the answer to {p.name} ({reason}); the action may or may not "
-                    "have run and is not retried"))
+                p.future.set_exception(
+                    AMIConnectionLost(
+                        f"AMI connection lost before the answer to {p.name} ({reason}); the action may or may not "
+                        "have run and is not retried"
+                    )
+                )
         waiters, self._waiters = self._waiters, {}
         for event_name, future in waiters.values():
             if not future.done():
-                future.set_exception(AMIConnectionLost(
-                    f"AMI connection lost while waiting for {event_name} ({reason}); the outcome is unknown and "
-                    "nothing is retried"))
+                future.set_exception(
+                    AMIConnectionLost(
+                        f"AMI connection lost while waiting for {event_name} ({reason}); the outcome is unknown and "
+                        "nothing is retried"
+                    )
+                )
 
     # -- the reader's dispatch (no user code) ------------------------------------------------------------
 
@@ -793,7 +957,7 @@ class AMIClient:
                         sub.offer(msg)
             for sub in catch_all:
                 sub.offer(msg)
-        for name, n in Counter(names).items():   # counted in C, one metric update per name and batch
+        for name, n in Counter(names).items():  # counted in C, one metric update per name and batch
             label = metrics.bounded_event(name)
             counter = self._event_counters.get(label)
             if counter is None:
@@ -814,4 +978,3 @@ class AMIClient:
         self._listing.pop(aid, None)  # type: ignore[arg-type]
         if not p.future.done():
             p.future.set_result((msg, p.items))
-

@@ -5,6 +5,7 @@ Rules for this file:
 - Messages say what happened and what to do about it; they never contain secrets.
 - No imports from the rest of the package (protocol.py and client.py both import this file).
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -27,7 +28,8 @@ class AMIMessageTooLarge(AMIProtocolError):
     def __init__(self, size: int, limit: int) -> None:
         super().__init__(
             f"AMI message of at least {size} bytes exceeds the limit of {limit} bytes; the peer is not speaking AMI "
-            f"or sends runaway output (raise max_message_size if the output is legitimate)")
+            f"or sends runaway output (raise max_message_size if the output is legitimate)"
+        )
         self.size = size
         self.limit = limit
 
@@ -55,7 +57,7 @@ class AMITimeout(AMIError, TimeoutError):
 class AMIActionError(AMIError):
     """Asterisk answered `Response: Error` to an action. `response` holds the whole answer."""
 
-    def __init__(self, action: str, response: "Message") -> None:
+    def __init__(self, action: str, response: Message) -> None:
         self.action = action
         self.response = response
         self.reason = response.get("Message", "") or ""

@@ -23,20 +23,35 @@ Rules for this file:
   to inject headers or whole actions. Only the simulated Asterisk may pass `raw_values=True` to reproduce Asterisk's
   own quirks byte for byte.
 """
+
 from __future__ import annotations
 
 import enum
 import hashlib
 import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Mapping, Sequence, Union
+from typing import Union
 
 from ivr.ami.errors import AMIEncodingError, AMIMessageTooLarge, AMIProtocolError
 
 __all__ = [
-    "Banner", "Message", "AMIParser", "Role", "HeaderValue", "Headers",
-    "encode_message", "encode_action", "header_pairs", "md5_key", "login_headers", "md5_login_headers",
-    "command_output", "is_list_start", "is_list_complete", "DEFAULT_MAX_MESSAGE_SIZE",
+    "Banner",
+    "Message",
+    "AMIParser",
+    "Role",
+    "HeaderValue",
+    "Headers",
+    "encode_message",
+    "encode_action",
+    "header_pairs",
+    "md5_key",
+    "login_headers",
+    "md5_login_headers",
+    "command_output",
+    "is_list_start",
+    "is_list_complete",
+    "DEFAULT_MAX_MESSAGE_SIZE",
 ]
 
 DEFAULT_MAX_MESSAGE_SIZE = 4 * 1024 * 1024  # a `core show channels` with thousands of calls still fits
@@ -49,13 +64,14 @@ _MISSING: str = object()  # type: ignore[assignment]  # Message.__getitem__: no 
 
 
 class Role(enum.Enum):
-    CLIENT = "client"   # we read what Asterisk sends (banner first, CRLF lines)
-    SERVER = "server"   # we read what an AMI client sends (CRLF or bare LF lines, no banner)
+    CLIENT = "client"  # we read what Asterisk sends (banner first, CRLF lines)
+    SERVER = "server"  # we read what an AMI client sends (CRLF or bare LF lines, no banner)
 
 
 @dataclass(frozen=True, slots=True)
 class Banner:
     """The first line Asterisk sends on connect, e.g. `Asterisk Call Manager/11.0.0`."""
+
     text: str
 
     @property
@@ -84,7 +100,7 @@ class Message:
         self._kind, self._name = _kind_of(self._pairs_)
 
     @classmethod
-    def _trusted(cls, pairs: list[tuple[str, str]]) -> "Message":
+    def _trusted(cls, pairs: list[tuple[str, str]]) -> Message:
         # The parser already built a list of str pairs; skip the copy.
         msg = cls.__new__(cls)
         msg._raw = None
@@ -94,7 +110,7 @@ class Message:
         return msg
 
     @classmethod
-    def _lazy(cls, block: str, kind: str, name: str) -> "Message":
+    def _lazy(cls, block: str, kind: str, name: str) -> Message:
         # A CRLF block whose first line is a well-formed `Event:`/`Response:` header (the parser's hot path).
         msg = cls.__new__(cls)
         msg._raw = block
@@ -132,7 +148,7 @@ class Message:
             except KeyError:
                 search, kind = _probe(name)
             if search is not None:
-                if kind == self._kind:        # the first line, `Event: name` / `Response: name`
+                if kind == self._kind:  # the first line, `Event: name` / `Response: name`
                     return self._name
                 found = search(raw)
                 if found is None:
@@ -184,7 +200,7 @@ class Message:
         return [v for k, v in self._pairs if k.lower() == lname]
 
     def __getitem__(self, name: str) -> str:
-        value = self.get(name, _MISSING)   # type: ignore[arg-type]
+        value = self.get(name, _MISSING)  # type: ignore[arg-type]
         if value is _MISSING:
             raise KeyError(name)
         return value  # type: ignore[return-value]
@@ -265,7 +281,7 @@ class AMIParser:
         self.role = role
         self.max_message_size = max_message_size
         self._buf = bytearray()
-        self._scanned = 0          # bytes of _buf already searched for a message end (no end lies before it)
+        self._scanned = 0  # bytes of _buf already searched for a message end (no end lies before it)
         self._want_banner = role is Role.CLIENT
         self.banner: Banner | None = None
 
@@ -297,7 +313,8 @@ class AMIParser:
         if end < 0:
             if len(buf) > _MAX_BANNER:
                 raise AMIProtocolError(
-                    f"no AMI banner line within {_MAX_BANNER} bytes; check that host:port is an Asterisk manager port")
+                    f"no AMI banner line within {_MAX_BANNER} bytes; check that host:port is an Asterisk manager port"
+                )
             return None
         line = bytes(buf[:end])
         if line.endswith(b"\r"):
@@ -306,8 +323,9 @@ class AMIParser:
         if ": " in text:
             raise AMIProtocolError(
                 f"expected the AMI banner (e.g. 'Asterisk Call Manager/11.0.0'), got a header line {text[:80]!r}; "
-                "check that host:port is an Asterisk manager port")
-        del buf[:end + 1]
+                "check that host:port is an Asterisk manager port"
+            )
+        del buf[: end + 1]
         self._want_banner = False
         self.banner = Banner(text)
         return self.banner
@@ -331,7 +349,7 @@ class AMIParser:
             raise AMIMessageTooLarge(len(buf), self.max_message_size)
         limit = self.max_message_size
         blocks = text.split("\r\n\r\n")
-        if len(text) > limit:   # no single block can exceed the limit when the whole text does not
+        if len(text) > limit:  # no single block can exceed the limit when the whole text does not
             for block in blocks:
                 if len(block) > limit:
                     raise AMIMessageTooLarge(len(block), limit)
@@ -361,7 +379,7 @@ class AMIParser:
             match = _END_LENIENT.search(buf, search_from)
             if match is None:
                 break
-            block = bytes(buf[pos:match.start()])
+            block = bytes(buf[pos : match.start()])
             if len(block) > limit:
                 raise AMIMessageTooLarge(len(block), limit)
             pos = search_from = match.end()
@@ -404,14 +422,17 @@ def _probe(name: str) -> tuple[_Search | None, str | None]:
 def _block_message(block: str) -> Message | None:
     """A client-role message from one CRLF block (not empty), or None if it holds only empty lines."""
     if block[0] == "\r":
-        block = block.lstrip("\r\n")   # stray empty lines before a message
+        block = block.lstrip("\r\n")  # stray empty lines before a message
         if not block:
             return None
     if block.startswith("Event: "):
         eol = block.find("\r\n", 7)
         return Message._lazy(block, "Event", block[7:] if eol < 0 else block[7:eol])
-    if block.startswith("Response: ") and not block.startswith("Response: Follows\r\n") \
-            and block != "Response: Follows":
+    if (
+        block.startswith("Response: ")
+        and not block.startswith("Response: Follows\r\n")
+        and block != "Response: Follows"
+    ):
         eol = block.find("\r\n", 10)
         return Message._lazy(block, "Response", block[10:] if eol < 0 else block[10:eol])
     pairs = _parse_crlf_block(block)
@@ -443,7 +464,7 @@ def _parse_crlf_lines(lines: list[str]) -> list[tuple[str, str]]:
         key, sep, value = line.partition(": ")
         if not sep:
             if not line:
-                continue           # a stray empty line before a message
+                continue  # a stray empty line before a message
             key, sep, value = line.partition(":")
             if not sep:
                 append(("", line))  # not a header; kept so nothing Asterisk said is lost
@@ -495,7 +516,7 @@ Headers = Union[Mapping[str, HeaderValue], Iterable[tuple[str, HeaderValue]], Me
 
 def _text(value: str | int | float | bool) -> str:
     if isinstance(value, bool):
-        return "true" if value else "false"   # Asterisk's ast_true()/ast_false() understand these
+        return "true" if value else "false"  # Asterisk's ast_true()/ast_false() understand these
     return str(value)
 
 
@@ -520,8 +541,9 @@ def header_pairs(headers: Headers | None) -> list[tuple[str, str]]:
 
 def _check_name(name: str) -> None:
     if not name or ":" in name or "\r" in name or "\n" in name or name != name.strip():
-        raise AMIEncodingError(f"invalid AMI header name {name!r}: use a non-empty name without ':', spaces "
-                               "around it, CR or LF")
+        raise AMIEncodingError(
+            f"invalid AMI header name {name!r}: use a non-empty name without ':', spaces around it, CR or LF"
+        )
 
 
 def encode_message(pairs: Iterable[tuple[str, str]], *, raw_values: bool = False) -> bytes:
@@ -535,8 +557,10 @@ def encode_message(pairs: Iterable[tuple[str, str]], *, raw_values: bool = False
         _check_name(key)
         value = str(value)
         if not raw_values and ("\r" in value or "\n" in value):
-            raise AMIEncodingError(f"AMI header {key!r} has a CR or LF in its value {value[:60]!r}; remove line "
-                                   "breaks (they would inject extra headers or actions)")
+            raise AMIEncodingError(
+                f"AMI header {key!r} has a CR or LF in its value {value[:60]!r}; remove line "
+                "breaks (they would inject extra headers or actions)"
+            )
         parts.append(f"{key}: {value}\r\n")
     parts.append("\r\n")
     return "".join(parts).encode("utf-8")
@@ -555,13 +579,15 @@ def encode_action(name: str, headers: Headers | None = None, *, action_id: str |
         pairs.append(("ActionID", action_id))
     for key, value in header_pairs(headers):
         if key.lower() in ("action", "actionid"):
-            raise AMIEncodingError(f"header {key!r} is set by encode_action(); pass the action name / action_id "
-                                   "arguments instead")
+            raise AMIEncodingError(
+                f"header {key!r} is set by encode_action(); pass the action name / action_id arguments instead"
+            )
         pairs.append((key, value))
     return encode_message(pairs)
 
 
 # -- login -----------------------------------------------------------------------------------------------------
+
 
 def md5_key(challenge: str, secret: str) -> str:
     """The `Key` of an MD5 challenge login: md5hex(challenge + secret) (ami-10, connection D)."""
@@ -586,6 +612,7 @@ def md5_login_headers(username: str, key: str, *, events: bool | str = True) -> 
 
 # -- message kinds -----------------------------------------------------------------------------------------------
 
+
 def is_list_start(msg: Message) -> bool:
     """A response that announces a list (`EventList: start`); its items follow as events with its ActionID."""
     value = msg.get("EventList")
@@ -604,4 +631,3 @@ def is_list_complete(msg: Message) -> bool:
 def command_output(msg: Message) -> list[str]:
     """The CLI output lines of a `Command` response (one `Output:` header per line in Asterisk >= 14, ami-12)."""
     return msg.getall("Output")
-

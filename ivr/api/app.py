@@ -6,9 +6,11 @@ Rules for this file:
 - Middleware order: errors outermost (so even auth failures and aiohttp's 404/405 are JSON), then auth.
 - Routes come from the route tables of the routes_* modules; the OpenAPI document lists the same pairs.
 """
+
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from aiohttp import web
 
@@ -28,19 +30,34 @@ def all_routes() -> Iterable[tuple[str, str, Any]]:
         yield from table
 
 
-def create_app(*, operations: Any, registry: CallRegistry, storage: Storage, token: str | None,
-               settings: CallControlSettings | None = None, flows: Any = None, scheduler: Any = None,
-               readiness: dict[str, Check] | None = None, metrics_registry: Any = None) -> web.Application:
+def create_app(
+    *,
+    operations: Any,
+    registry: CallRegistry,
+    storage: Storage,
+    token: str | None,
+    settings: CallControlSettings | None = None,
+    flows: Any = None,
+    scheduler: Any = None,
+    readiness: dict[str, Check] | None = None,
+    metrics_registry: Any = None,
+) -> web.Application:
     """Build the API. `token=None` disables authentication (only allowed on loopback: see `check_bind`).
 
     `readiness` maps a check name to a callable returning bool (or an awaitable of bool), e.g.
     `{"ami": lambda: ami.logged_in, "fastagi": lambda: server.listening}`.
     """
     app = web.Application(middlewares=[error_middleware, bearer_middleware(token)], client_max_size=MAX_BODY)
-    app[DEPS] = Deps(operations=operations, registry=registry, storage=storage,
-                     settings=settings or getattr(operations, "settings", None) or CallControlSettings(),
-                     flows=flows, scheduler=scheduler, readiness=dict(readiness or {}),
-                     metrics_registry=metrics_registry)
+    app[DEPS] = Deps(
+        operations=operations,
+        registry=registry,
+        storage=storage,
+        settings=settings or getattr(operations, "settings", None) or CallControlSettings(),
+        flows=flows,
+        scheduler=scheduler,
+        readiness=dict(readiness or {}),
+        metrics_registry=metrics_registry,
+    )
     for method, path, handler in all_routes():
         app.router.add_route(method, path, handler)
     return app

@@ -8,12 +8,13 @@ Rules for this file:
 - `check_bind()` is what the service calls before listening: an API on a non-loopback address without a token
   is refused (`InsecureBind`), because anyone on the network could then hang up or record calls.
 """
+
 from __future__ import annotations
 
 import hmac
 import os
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Awaitable, Callable, Iterable, Mapping
 
 from aiohttp import web
 
@@ -34,11 +35,13 @@ def check_bind(host: str, token: str | None) -> None:
     if not is_loopback(host):
         raise InsecureBind(
             f"refusing to serve the HTTP API on {host!r} without a token: anyone who can reach it could control "
-            "calls. Set IVR_API_TOKEN (or http.token_file), or bind the API to 127.0.0.1")
+            "calls. Set IVR_API_TOKEN (or http.token_file), or bind the API to 127.0.0.1"
+        )
 
 
-def load_token(env: Mapping[str, str] | None = None, *, var: str = "IVR_API_TOKEN",
-               file_var: str = "IVR_API_TOKEN_FILE") -> str | None:
+def load_token(
+    env: Mapping[str, str] | None = None, *, var: str = "IVR_API_TOKEN", file_var: str = "IVR_API_TOKEN_FILE"
+) -> str | None:
     """The token from `$IVR_API_TOKEN_FILE` (first line) or `$IVR_API_TOKEN`; None when neither is set."""
     env = os.environ if env is None else env
     path = env.get(file_var)
@@ -57,15 +60,20 @@ def bearer_middleware(token: str | None, public: Iterable[str] = PUBLIC_PATHS) -
     expected = token.encode("utf-8") if token else None
 
     @web.middleware
-    async def middleware(request: web.Request,
-                         handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    async def middleware(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
         if expected is None or request.path in public_paths:
             return await handler(request)
         header = request.headers.get("Authorization", "")
         scheme, _, given = header.partition(" ")
         if scheme.lower() != "bearer" or not given.strip():
-            return error_response(401, "unauthorized", "send the API token as 'Authorization: Bearer <token>'",
-                                  headers={"WWW-Authenticate": 'Bearer realm="ivr"'})
+            return error_response(
+                401,
+                "unauthorized",
+                "send the API token as 'Authorization: Bearer <token>'",
+                headers={"WWW-Authenticate": 'Bearer realm="ivr"'},
+            )
         if not hmac.compare_digest(given.strip().encode("utf-8"), expected):
             return error_response(403, "forbidden", "the bearer token is not valid for this service")
         return await handler(request)

@@ -4,12 +4,14 @@ Rules for this file:
 - `Deps` is built by the service (or a test) and stored on the app; handlers read it with `deps(request)`.
 - Request bodies are parsed only through `parse_body` (pydantic model, 422 on anything wrong).
 """
+
 from __future__ import annotations
 
 import inspect
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel
@@ -26,14 +28,14 @@ MAX_BODY = 64 * 1024
 
 @dataclass
 class Deps:
-    operations: Any                              # ivr.calls.operations.CallOperations
+    operations: Any  # ivr.calls.operations.CallOperations
     registry: CallRegistry
     storage: Storage
     settings: CallControlSettings = field(default_factory=CallControlSettings)
-    flows: Any = None                            # ivr.flow.repository.FlowRepository
-    scheduler: Any = None                        # ivr.calls.callbacks.CallbackScheduler (woken on new requests)
-    readiness: dict[str, Check] = field(default_factory=dict)   # name -> check (AMI logged in, FastAGI listening)
-    metrics_registry: Any = None                 # prometheus CollectorRegistry (default ivr.metrics.REGISTRY)
+    flows: Any = None  # ivr.flow.repository.FlowRepository
+    scheduler: Any = None  # ivr.calls.callbacks.CallbackScheduler (woken on new requests)
+    readiness: dict[str, Check] = field(default_factory=dict)  # name -> check (AMI logged in, FastAGI listening)
+    metrics_registry: Any = None  # prometheus CollectorRegistry (default ivr.metrics.REGISTRY)
 
 
 DEPS = web.AppKey("ivr_deps", Deps)

@@ -6,37 +6,53 @@ Rules for this file:
 - An unexpected exception becomes a JSON 500 with a correlation id and one log line with the traceback; the
   client never sees a traceback or exception text.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import uuid
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
 
 from ivr.ami.errors import AMIEncodingError
 from ivr.calls.errors import CallControlError
-from ivr.storage import NotFound as StorageNotFound, StorageError
+from ivr.storage import NotFound as StorageNotFound
+from ivr.storage import StorageError
 
 log = logging.getLogger("ivr.api")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-          409: "conflict", 413: "too_large", 415: "unsupported_media_type", 422: "invalid_request",
-          501: "not_implemented", 503: "unavailable"}
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    501: "not_implemented",
+    503: "unavailable",
+}
 
 
-def error_response(status: int, error: str, detail: Any = None, *,
-                   headers: dict[str, str] | None = None) -> web.Response:
+def error_response(
+    status: int, error: str, detail: Any = None, *, headers: dict[str, str] | None = None
+) -> web.Response:
     return web.json_response({"error": error, "detail": detail}, status=status, headers=headers)
 
 
 def _validation_detail(exc: ValidationError) -> list[dict[str, Any]]:
-    return [{"field": ".".join(str(p) for p in err["loc"]) or "(body)", "message": err["msg"]}
-            for err in exc.errors(include_url=False, include_input=False)]
+    return [
+        {"field": ".".join(str(p) for p in err["loc"]) or "(body)", "message": err["msg"]}
+        for err in exc.errors(include_url=False, include_input=False)
+    ]
 
 
 @web.middleware
@@ -48,7 +64,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(exc.status, exc.code, detail)
     except ValidationError as exc:
         return error_response(422, "invalid_request", _validation_detail(exc))
-    except AMIEncodingError as exc:      # a value that cannot be sent to Asterisk safely: the request's fault
+    except AMIEncodingError as exc:  # a value that cannot be sent to Asterisk safely: the request's fault
         return error_response(422, "invalid_request", str(exc))
     except StorageNotFound as exc:
         return error_response(404, "not_found", str(exc))

@@ -6,6 +6,7 @@ Rules for this file:
 - Actions that start something asynchronous in Asterisk (originate, transfer, park, ...) answer 202 Accepted:
   Asterisk has taken the request; the registry shows the result once its events arrive.
 """
+
 from __future__ import annotations
 
 from aiohttp import web
@@ -13,8 +14,17 @@ from aiohttp import web
 from ivr.api.deps import deps, parse_body
 from ivr.api.errors import JSONError
 from ivr.api.schemas import (
-    EmptyBody, HoldBody, MemberBody, MemberLoginBody, MemberPauseBody, OriginateBody, ParkBody, RecordBody, RetrieveBody,
-    SpyBody, TransferBody,
+    EmptyBody,
+    HoldBody,
+    MemberBody,
+    MemberLoginBody,
+    MemberPauseBody,
+    OriginateBody,
+    ParkBody,
+    RecordBody,
+    RetrieveBody,
+    SpyBody,
+    TransferBody,
 )
 from ivr.calls.model import CALL_STATES
 from ivr.calls.operations import TransferTarget
@@ -45,8 +55,9 @@ async def originate(request: web.Request) -> web.Response:
         out = await ops.click_to_call(body.agent, body.number, caller_id=body.caller_id, timeout=body.timeout)
         kind = "click_to_call"
     else:
-        out = await ops.originate_flow(body.number, body.flow, caller_id=body.caller_id, variables=body.variables,
-                                       timeout=body.timeout)
+        out = await ops.originate_flow(
+            body.number, body.flow, caller_id=body.caller_id, variables=body.variables, timeout=body.timeout
+        )
         kind = "flow"
     return _accepted({"call_id": out.call_id, "type": kind})
 
@@ -59,15 +70,19 @@ async def transfer(request: web.Request) -> web.Response:
         target = TransferTarget("queue", body.queue)
     else:
         target = TransferTarget("flow", body.flow or "")
-    out = await deps(request).operations.transfer(request.match_info["call_id"], target, mode=body.mode,
-                                                  channel=body.channel)
+    out = await deps(request).operations.transfer(
+        request.match_info["call_id"], target, mode=body.mode, channel=body.channel
+    )
     return _accepted(out)
 
 
 async def park(request: web.Request) -> web.Response:
     body = await parse_body(request, ParkBody)
-    return _accepted(await deps(request).operations.park(request.match_info["call_id"], lot=body.lot,
-                                                         timeout=body.timeout, channel=body.channel))
+    return _accepted(
+        await deps(request).operations.park(
+            request.match_info["call_id"], lot=body.lot, timeout=body.timeout, channel=body.channel
+        )
+    )
 
 
 async def retrieve(request: web.Request) -> web.Response:
@@ -114,8 +129,9 @@ async def hangup(request: web.Request) -> web.Response:
 
 async def spy(request: web.Request) -> web.Response:
     body = await parse_body(request, SpyBody)
-    out = await deps(request).operations.spy(request.match_info["call_id"], body.supervisor, body.mode,
-                                             channel=body.channel)
+    out = await deps(request).operations.spy(
+        request.match_info["call_id"], body.supervisor, body.mode, channel=body.channel
+    )
     return _accepted({"call_id": request.match_info["call_id"], "supervisor_leg": out.call_id, "mode": body.mode})
 
 
@@ -124,8 +140,11 @@ async def spy(request: web.Request) -> web.Response:
 
 def _lot_json(request: web.Request, lot: str) -> dict:
     d = deps(request)
-    return {"name": lot, "context": d.settings.parking_lots.get(lot),
-            "calls": [p.to_json() for p in d.registry.parked_in(lot)]}
+    return {
+        "name": lot,
+        "context": d.settings.parking_lots.get(lot),
+        "calls": [p.to_json() for p in d.registry.parked_in(lot)],
+    }
 
 
 async def list_lots(request: web.Request) -> web.Response:
@@ -161,9 +180,15 @@ async def get_queue(request: web.Request) -> web.Response:
 async def member_login(request: web.Request) -> web.Response:
     body = await parse_body(request, MemberLoginBody)
     queue = request.match_info["queue"]
-    await deps(request).operations.queue_login(queue, body.interface, member_name=body.name, penalty=body.penalty,
-                                               paused=body.paused, reason=body.reason,
-                                               state_interface=body.state_interface)
+    await deps(request).operations.queue_login(
+        queue,
+        body.interface,
+        member_name=body.name,
+        penalty=body.penalty,
+        paused=body.paused,
+        reason=body.reason,
+        state_interface=body.state_interface,
+    )
     return web.json_response({"queue": queue, "interface": body.interface, "logged_in": True}, status=201)
 
 

@@ -5,10 +5,11 @@ Rules for this file:
   recordings directory: no path ever comes from the request, and a row pointing elsewhere is refused.
 - Times in and out are ISO-8601; naive times in queries are taken as UTC.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -41,9 +42,8 @@ def _time(request: web.Request, name: str) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise JSONError(422, "invalid_request", f"{name} must be an ISO-8601 time like 2026-11-29T10:00:00Z") \
-            from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+        raise JSONError(422, "invalid_request", f"{name} must be an ISO-8601 time like 2026-11-29T10:00:00Z") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _int_id(request: web.Request, name: str) -> int:
@@ -65,9 +65,17 @@ def _recording_json(request: web.Request, rec: Recording) -> dict:
 async def list_recordings(request: web.Request) -> web.Response:
     q = request.query
     rows = await deps(request).storage.list_recordings(
-        call_id=q.get("call_id"), caller=q.get("caller"), agent=q.get("agent"), flow=q.get("flow"),
-        queue=q.get("queue"), state=q.get("state"), since=_time(request, "since"), until=_time(request, "until"),
-        limit=query_int(request, "limit", 100, 1, 1000), offset=query_int(request, "offset", 0, 0, 10_000_000))
+        call_id=q.get("call_id"),
+        caller=q.get("caller"),
+        agent=q.get("agent"),
+        flow=q.get("flow"),
+        queue=q.get("queue"),
+        state=q.get("state"),
+        since=_time(request, "since"),
+        until=_time(request, "until"),
+        limit=query_int(request, "limit", 100, 1, 1000),
+        offset=query_int(request, "offset", 0, 0, 10_000_000),
+    )
     return web.json_response({"recordings": [_recording_json(request, r) for r in rows], "count": len(rows)})
 
 
@@ -100,10 +108,15 @@ async def download_recording(request: web.Request) -> web.StreamResponse:
         raise JSONError(409, "invalid_state", "the recording is still running; download it after it stopped")
     path = reachable_file(rec.path, d.settings.recordings_dir, d.settings.recordings_path())
     if path is None:
-        raise JSONError(404, "not_found", "the recording file is not reachable from this host (it lives on the "
-                                          "Asterisk host; set download_dir to a shared mount to serve it)")
-    return web.FileResponse(path, headers={
-        "Content-Disposition": f'attachment; filename="{safe_filename(path.name, default="recording")}"'})
+        raise JSONError(
+            404,
+            "not_found",
+            "the recording file is not reachable from this host (it lives on the "
+            "Asterisk host; set download_dir to a shared mount to serve it)",
+        )
+    return web.FileResponse(
+        path, headers={"Content-Disposition": f'attachment; filename="{safe_filename(path.name, default="recording")}"'}
+    )
 
 
 # --- callbacks -------------------------------------------------------------------------------------------------
@@ -117,8 +130,9 @@ async def list_callbacks(request: web.Request) -> web.Response:
     state = request.query.get("state")
     if state is not None and state not in CALLBACK_STATES:
         raise JSONError(422, "invalid_request", f"state must be one of {', '.join(CALLBACK_STATES)}")
-    rows = await deps(request).storage.list_callbacks(state=state, queue=request.query.get("queue"),
-                                                       limit=query_int(request, "limit", 100, 1, 1000))
+    rows = await deps(request).storage.list_callbacks(
+        state=state, queue=request.query.get("queue"), limit=query_int(request, "limit", 100, 1, 1000)
+    )
     return web.json_response({"callbacks": [_callback_json(r) for r in rows], "count": len(rows)})
 
 
@@ -131,23 +145,34 @@ async def create_callback(request: web.Request) -> web.Response:
     if body.language:
         validate.language(body.language)
     if body.max_attempts is not None and body.max_attempts > d.settings.callback_max_attempts:
-        raise JSONError(422, "invalid_request", f"max_attempts may be at most {d.settings.callback_max_attempts} "
-                                                "(callbacks.max_attempts in the settings)")
-    now = datetime.now(timezone.utc)
+        raise JSONError(
+            422,
+            "invalid_request",
+            f"max_attempts may be at most {d.settings.callback_max_attempts} (callbacks.max_attempts in the settings)",
+        )
+    now = datetime.now(UTC)
     not_before = body.not_before
     if not_before is not None and not_before.tzinfo is None:
-        not_before = not_before.replace(tzinfo=timezone.utc)
-    cb_id = await d.storage.add_callback(CallbackRequest(
-        number=body.number, queue=body.queue, flow=flow, caller_name=body.caller_name,
-        language=body.language, requested_at=now, not_before=not_before,
-        max_attempts=body.max_attempts or d.settings.callback_max_attempts))
+        not_before = not_before.replace(tzinfo=UTC)
+    cb_id = await d.storage.add_callback(
+        CallbackRequest(
+            number=body.number,
+            queue=body.queue,
+            flow=flow,
+            caller_name=body.caller_name,
+            language=body.language,
+            requested_at=now,
+            not_before=not_before,
+            max_attempts=body.max_attempts or d.settings.callback_max_attempts,
+        )
+    )
     # Bounded label: a queue the configuration or the flows name, else "other" (the request chooses the name).
-    metrics.CALLBACKS.labels(queue=queue_label(body.queue, d.settings.known_queues, d.flows),
-                             result="requested").inc()
+    metrics.CALLBACKS.labels(queue=queue_label(body.queue, d.settings.known_queues, d.flows), result="requested").inc()
     if d.scheduler is not None:
         d.scheduler.wake()
-    return web.json_response(_callback_json(await d.storage.get_callback(cb_id)), status=201,
-                             headers={"Location": f"/callbacks/{cb_id}"})
+    return web.json_response(
+        _callback_json(await d.storage.get_callback(cb_id)), status=201, headers={"Location": f"/callbacks/{cb_id}"}
+    )
 
 
 async def get_callback(request: web.Request) -> web.Response:
@@ -163,7 +188,11 @@ async def cancel_callback(request: web.Request) -> web.Response:
     cb_id = _int_id(request, "callback_id")
     if not await storage.cancel_callback(cb_id):
         state = (await storage.get_callback(cb_id)).state
-        raise JSONError(409, "invalid_state", f"callback {cb_id} is {state}; only pending, dialing or answered requests can be cancelled")
+        raise JSONError(
+            409,
+            "invalid_state",
+            f"callback {cb_id} is {state}; only pending, dialing or answered requests can be cancelled",
+        )
     return web.json_response(_callback_json(await storage.get_callback(cb_id)))
 
 
@@ -171,8 +200,9 @@ async def cancel_callback(request: web.Request) -> web.Response:
 
 
 async def list_voicemail(request: web.Request) -> web.Response:
-    rows = await deps(request).storage.list_voicemails(request.query.get("mailbox"),
-                                                        limit=query_int(request, "limit", 100, 1, 1000))
+    rows = await deps(request).storage.list_voicemails(
+        request.query.get("mailbox"), limit=query_int(request, "limit", 100, 1, 1000)
+    )
     return web.json_response({"voicemail": [_jsonable(asdict(v)) for v in rows], "count": len(rows)})
 
 

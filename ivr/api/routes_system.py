@@ -7,6 +7,7 @@ Rules for this file:
 - The flow graph is drawn by `ivr.tools.graph.render`, imported when the request comes: without that module the
   route answers 501 instead of failing the whole API.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -31,8 +32,9 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     checks = {name: await run_check(check) for name, check in deps(request).readiness.items()}
     ready = all(checks.values())
-    return web.json_response({"status": "ready" if ready else "not_ready", "checks": checks},
-                             status=200 if ready else 503)
+    return web.json_response(
+        {"status": "ready" if ready else "not_ready", "checks": checks}, status=200 if ready else 503
+    )
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:
@@ -64,13 +66,26 @@ async def list_flows(request: web.Request) -> web.Response:
     flows = []
     for name in current.names():
         flow = current[name]
-        flows.append({"name": name, "description": flow.description, "language": flow.language,
-                      "languages": list(flow.languages), "start": flow.start, "nodes": len(flow.nodes)})
-    return web.json_response({
-        "version": current.version, "loaded_at": current.loaded_at.isoformat(),
-        "valid": not repo.failing, "errors": _problems(repo),
-        "warnings": [p.to_dict() for p in current.warnings], "flows": flows,
-    })
+        flows.append(
+            {
+                "name": name,
+                "description": flow.description,
+                "language": flow.language,
+                "languages": list(flow.languages),
+                "start": flow.start,
+                "nodes": len(flow.nodes),
+            }
+        )
+    return web.json_response(
+        {
+            "version": current.version,
+            "loaded_at": current.loaded_at.isoformat(),
+            "valid": not repo.failing,
+            "errors": _problems(repo),
+            "warnings": [p.to_dict() for p in current.warnings],
+            "flows": flows,
+        }
+    )
 
 
 async def get_flow(request: web.Request) -> web.Response:
@@ -83,7 +98,7 @@ async def get_flow(request: web.Request) -> web.Response:
 
 
 async def reload_flows(request: web.Request) -> web.Response:
-    result = await _repo(request).reload_async("api")   # reads and validates files off the event loop
+    result = await _repo(request).reload_async("api")  # reads and validates files off the event loop
     body = result.to_dict()
     if not result.ok:
         raise JSONError(422, "invalid_flows", body)
@@ -102,20 +117,23 @@ async def flow_graph(request: web.Request) -> web.Response:
     try:
         graph = importlib.import_module("ivr.tools.graph")
     except ImportError:
-        raise JSONError(501, "not_implemented", "flow diagrams need the ivr.tools.graph module, which this "
-                                                "installation does not have") from None
+        raise JSONError(
+            501,
+            "not_implemented",
+            "flow diagrams need the ivr.tools.graph module, which this installation does not have",
+        ) from None
     try:
-        drawn = await asyncio.to_thread(graph.render, flow, fmt)   # may run Graphviz (a process)
+        drawn = await asyncio.to_thread(graph.render, flow, fmt)  # may run Graphviz (a process)
     except ValueError as exc:
         raise JSONError(422, "invalid_request", str(exc)) from None
     except Exception as exc:
         if type(exc).__name__ == "GraphvizMissing":
-            raise JSONError(501, "not_implemented", f"{exc}; ask for format=mermaid, which needs no Graphviz") \
-                from None
+            raise JSONError(501, "not_implemented", f"{exc}; ask for format=mermaid, which needs no Graphviz") from None
         raise
     body = drawn if isinstance(drawn, bytes) else drawn.encode("utf-8")
-    return web.Response(body=body, content_type=GRAPH_FORMATS[fmt],
-                        charset=None if isinstance(drawn, bytes) else "utf-8")
+    return web.Response(
+        body=body, content_type=GRAPH_FORMATS[fmt], charset=None if isinstance(drawn, bytes) else "utf-8"
+    )
 
 
 ROUTES = [

@@ -4,6 +4,7 @@ Rules for this file:
 - Unknown fields are errors (a typo must not be silently ignored), so every model forbids extras.
 - These models are also the OpenAPI request schemas (`model_json_schema`), so the document cannot drift from them.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -23,19 +24,22 @@ class EmptyBody(Body):
 class OriginateBody(Body):
     """Click-to-call (`agent` + `number`) or an outbound call into a flow (`flow` + `number`)."""
 
-    number: str = Field(description="Customer number to call, digits with an optional leading +.",
-                        examples=["+37060000001"])
+    number: str = Field(
+        description="Customer number to call, digits with an optional leading +.", examples=["+37060000001"]
+    )
     agent: str | None = Field(None, description="Agent extension rung first (click-to-call).")
     flow: str | None = Field(None, description="Flow the answered call runs (outbound into a flow).")
     caller_id: str | None = Field(None, max_length=80, description="Caller ID shown to the called party.")
     timeout: float | None = Field(None, gt=0, le=300, description="Ring time in seconds.")
     variables: dict[str, str] = Field(
-        default_factory=dict, max_length=20,
+        default_factory=dict,
+        max_length=20,
         description="Channel variables for the flow (flow calls only): names of letters, digits and _ not "
-        "starting with IVR_; values without commas, backslashes, double quotes or control characters.")
+        "starting with IVR_; values without commas, backslashes, double quotes or control characters.",
+    )
 
     @model_validator(mode="after")
-    def _one_kind(self) -> "OriginateBody":
+    def _one_kind(self) -> OriginateBody:
         if (self.agent is None) == (self.flow is None):
             raise ValueError("give exactly one of agent (click-to-call) or flow (outbound into a flow)")
         if self.agent is not None and self.variables:
@@ -48,11 +52,14 @@ class TransferBody(Body):
     queue: str | None = None
     flow: str | None = None
     mode: Literal["blind", "attended"] = "blind"
-    channel: str | None = Field(None, description="Channel that performs the transfer (default: chosen by role); "
-                                "on a held call only the held caller, whose waiting partner is released.")
+    channel: str | None = Field(
+        None,
+        description="Channel that performs the transfer (default: chosen by role); "
+        "on a held call only the held caller, whose waiting partner is released.",
+    )
 
     @model_validator(mode="after")
-    def _one_target(self) -> "TransferBody":
+    def _one_target(self) -> TransferBody:
         if sum(x is not None for x in (self.extension, self.queue, self.flow)) != 1:
             raise ValueError("give exactly one target: extension, queue or flow")
         return self
@@ -106,14 +113,29 @@ class CallbackBody(Body):
     queue: str
     flow: str | None = Field(None, description="Flow the answered call runs (default: callbacks.flow).")
     caller_name: str = Field("", max_length=80)
-    language: str = Field("", pattern=r"^([a-z]{2,3}(_[A-Za-z]{2})?)?$", examples=["lt", "en_GB"],
-                          description="Language the callback flow speaks (default: the flow's).")
+    language: str = Field(
+        "",
+        pattern=r"^([a-z]{2,3}(_[A-Za-z]{2})?)?$",
+        examples=["lt", "en_GB"],
+        description="Language the callback flow speaks (default: the flow's).",
+    )
     not_before: datetime | None = None
-    max_attempts: int | None = Field(None, ge=1, le=20,
-                                     description="At most callbacks.max_attempts (also the default).")
+    max_attempts: int | None = Field(
+        None, ge=1, le=20, description="At most callbacks.max_attempts (also the default)."
+    )
 
 
 ALL_BODIES: tuple[type[Body], ...] = (
-    EmptyBody, OriginateBody, TransferBody, ParkBody, RetrieveBody, HoldBody, RecordBody, SpyBody, MemberLoginBody, MemberBody,
-    MemberPauseBody, CallbackBody,
+    EmptyBody,
+    OriginateBody,
+    TransferBody,
+    ParkBody,
+    RetrieveBody,
+    HoldBody,
+    RecordBody,
+    SpyBody,
+    MemberLoginBody,
+    MemberBody,
+    MemberPauseBody,
+    CallbackBody,
 )

@@ -2,6 +2,7 @@
 
 Public names are re-exported here; each lives in its own module (registry, sync, operations, callbacks, ...).
 """
+
 from ivr.calls.callbacks import CallbackPolicy, CallbackScheduler
 from ivr.calls.errors import AsteriskUnavailable, CallControlError, InvalidRequest, InvalidState, NotFound, UnknownCall
 from ivr.calls.operations import CallOperations, Originated, OriginateTracker, TransferTarget
@@ -11,7 +12,20 @@ from ivr.calls.sync import RegistrySync
 from ivr.calls.wiring import CallControl
 
 __all__ = [
-    "AsteriskUnavailable", "CallControl", "CallControlError", "CallControlSettings", "CallOperations",
-    "CallRegistry", "CallbackPolicy", "CallbackScheduler", "InvalidRequest", "InvalidState", "NotFound",
-    "Originated", "OriginateTracker", "RegistrySync", "TransferTarget", "UnknownCall",
+    "AsteriskUnavailable",
+    "CallControl",
+    "CallControlError",
+    "CallControlSettings",
+    "CallOperations",
+    "CallRegistry",
+    "CallbackPolicy",
+    "CallbackScheduler",
+    "InvalidRequest",
+    "InvalidState",
+    "NotFound",
+    "Originated",
+    "OriginateTracker",
+    "RegistrySync",
+    "TransferTarget",
+    "UnknownCall",
 ]

@@ -15,14 +15,17 @@ Rules for this file:
   `ivr.storage.CALLBACK_RESULTS`; the queue label of metrics is a queue named in the configuration or the flows,
   anything else is "other" (requests come from the API and flows, so their queue names are unbounded).
 """
+
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterable, Literal
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
 from ivr import metrics
 from ivr.calls import validate
@@ -37,24 +40,26 @@ log = logging.getLogger(__name__)
 class CallbackPolicy:
     poll_interval: float = 5.0
     per_queue_limit: int = 1
-    queue_limits: dict[str, int] = field(default_factory=dict)      # queue -> limit, overrides per_queue_limit
-    backoff: tuple[float, ...] = (120.0, 600.0, 1800.0)            # seconds before the 2nd, 3rd, ... attempt
-    ring_timeout: float = 40.0                                     # how long the customer's phone rings
-    result_grace: float = 15.0                                     # extra wait for Asterisk's OriginateResponse
+    queue_limits: dict[str, int] = field(default_factory=dict)  # queue -> limit, overrides per_queue_limit
+    backoff: tuple[float, ...] = (120.0, 600.0, 1800.0)  # seconds before the 2nd, 3rd, ... attempt
+    ring_timeout: float = 40.0  # how long the customer's phone rings
+    result_grace: float = 15.0  # extra wait for Asterisk's OriginateResponse
     caller_id: str | None = None
-    max_attempts: int = 3                    # cap per request, whatever the request asked for
-    flow: str = "callback"                   # the flow of requests that name none
+    max_attempts: int = 3  # cap per request, whatever the request asked for
+    flow: str = "callback"  # the flow of requests that name none
     number_pattern: str = validate.DEFAULT_NUMBER_PATTERN
-    answered_timeout: float = 4 * 3600.0     # an answered callback whose flow never reported is closed after this
+    answered_timeout: float = 4 * 3600.0  # an answered callback whose flow never reported is closed after this
 
     @classmethod
-    def from_settings(cls, callbacks: Any) -> "CallbackPolicy":
+    def from_settings(cls, callbacks: Any) -> CallbackPolicy:
         """From `ivr.settings.CallbackSettings` (interval, retry_after, max_attempts, flow, number_pattern)."""
-        return cls(poll_interval=float(getattr(callbacks, "interval", 5.0)),
-                   backoff=(float(getattr(callbacks, "retry_after", 600.0)),),
-                   max_attempts=int(getattr(callbacks, "max_attempts", 3)),
-                   flow=str(getattr(callbacks, "flow", "callback")),
-                   number_pattern=str(getattr(callbacks, "number_pattern", validate.DEFAULT_NUMBER_PATTERN)))
+        return cls(
+            poll_interval=float(getattr(callbacks, "interval", 5.0)),
+            backoff=(float(getattr(callbacks, "retry_after", 600.0)),),
+            max_attempts=int(getattr(callbacks, "max_attempts", 3)),
+            flow=str(getattr(callbacks, "flow", "callback")),
+            number_pattern=str(getattr(callbacks, "number_pattern", validate.DEFAULT_NUMBER_PATTERN)),
+        )
 
     def limit_for(self, queue: str) -> int:
         return self.queue_limits.get(queue, self.per_queue_limit)
@@ -70,18 +75,27 @@ class CallbackPolicy:
 
 
 # OriginateResponse reason (ivr.ami.actions.ORIGINATE_REASONS text) -> stored attempt result.
-_RESULTS = {"answered": "answered", "busy": "busy", "no_answer": "no_answer", "congestion": "busy",
-            "failed": "failed", "hangup": "failed"}
+_RESULTS = {
+    "answered": "answered",
+    "busy": "busy",
+    "no_answer": "no_answer",
+    "congestion": "busy",
+    "failed": "failed",
+    "hangup": "failed",
+}
 _CALLBACK_ID = re.compile(r"^[0-9]{1,18}$")
 
 # What the callback flow's report says about its request.
 FlowVerdict = Literal["connected", "cancelled", "not_connected"]
-_VERDICT_TEXT = {"connected": "connected", "cancelled": "the customer no longer needs help (cancelled)",
-                 "not_connected": "answered but not connected (no_agent)"}
+_VERDICT_TEXT = {
+    "connected": "connected",
+    "cancelled": "the customer no longer needs help (cancelled)",
+    "not_connected": "answered but not connected (no_agent)",
+}
 
 
 def flow_verdict(report: Any) -> FlowVerdict:
-    """"connected" (outcome transferred: the customer reached the queue), "cancelled" (the flow set
+    """ "connected" (outcome transferred: the customer reached the queue), "cancelled" (the flow set
     callback_result=cancelled: the customer no longer needs help) or "not_connected" (try again)."""
     if getattr(report, "outcome", "") == "transferred":
         return "connected"
@@ -93,7 +107,7 @@ def flow_verdict(report: Any) -> FlowVerdict:
 
 def flow_queues(flows: Any) -> frozenset[str]:
     """Queue names the flows use (transfer and callback nodes, inline menu options included)."""
-    current = getattr(flows, "current", flows)       # a FlowRepository or a name -> Flow mapping
+    current = getattr(flows, "current", flows)  # a FlowRepository or a name -> Flow mapping
     if current is None:
         return frozenset()
     return frozenset(literal_queues(current[name] for name in list(current)))
@@ -105,26 +119,33 @@ def queue_label(queue: str, known: Iterable[str] = (), flows: Any = None) -> str
         return queue
     try:
         return queue if flows is not None and queue in flow_queues(flows) else "other"
-    except Exception:   # a flow set being reloaded must never break counting
+    except Exception:  # a flow set being reloaded must never break counting
         log.debug("cannot list the queues of the flows", exc_info=True)
         return "other"
 
 
 class CallbackScheduler:
-    def __init__(self, storage: Storage, operations: Any, policy: CallbackPolicy | None = None, *,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
-                 known_queues: Iterable[str] = (), flows: Any = None) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        operations: Any,
+        policy: CallbackPolicy | None = None,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        known_queues: Iterable[str] = (),
+        flows: Any = None,
+    ) -> None:
         self.storage = storage
         self.operations = operations
         self.policy = policy or CallbackPolicy()
         self.clock = clock
-        self.known_queues = frozenset(known_queues)    # metric labels: configured queues ...
-        self.flows = flows                             # ... and those in the flows (a FlowRepository)
+        self.known_queues = frozenset(known_queues)  # metric labels: configured queues ...
+        self.flows = flows  # ... and those in the flows (a FlowRepository)
         self.active: dict[str, int] = {}
         self._number_re = re.compile(self.policy.number_pattern)
         self._tasks: set[asyncio.Task[None]] = set()
-        self._inflight: set[int] = set()               # callback ids with an attempt running
-        self._early: dict[int, FlowVerdict] = {}       # flow reports that overtook their attempt's result
+        self._inflight: set[int] = set()  # callback ids with an attempt running
+        self._early: dict[int, FlowVerdict] = {}  # flow reports that overtook their attempt's result
         self._wake = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
 
@@ -158,10 +179,8 @@ class CallbackScheduler:
                 await self.run_once()
             except Exception:
                 log.exception("callback scheduler round failed; retrying at the next poll")
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.policy.poll_interval)
-            except asyncio.TimeoutError:
-                pass
             self._wake.clear()
 
     async def drain(self) -> None:
@@ -169,7 +188,7 @@ class CallbackScheduler:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    def _spawn(self, coro: Any) -> "asyncio.Task[None]":
+    def _spawn(self, coro: Any) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -189,7 +208,7 @@ class CallbackScheduler:
                 continue
             for req in await self.storage.due_callbacks(now, free, queue=queue):
                 if req.id is None or not await self.storage.mark_callback_dialing(req.id, now):
-                    continue    # cancelled or claimed meanwhile
+                    continue  # cancelled or claimed meanwhile
                 self.active[queue] = self.active.get(queue, 0) + 1
                 self._inflight.add(req.id)
                 self._spawn(self._attempt(req))
@@ -203,15 +222,19 @@ class CallbackScheduler:
         try:
             requeued = await self.storage.requeue_stale_callbacks(claimed_before=stale, keep=set(self._inflight))
             closed = await self.storage.close_stale_answered_callbacks(
-                now - timedelta(seconds=self.policy.answered_timeout))
+                now - timedelta(seconds=self.policy.answered_timeout)
+            )
         except Exception as exc:
             log.warning("callbacks: cannot requeue stale requests (%s); trying again next round", exc)
             return
         if requeued:
             log.warning("callbacks: %d request(s) stuck dialing are pending again", requeued)
         if closed:
-            log.warning("callbacks: %d answered request(s) got no report from their flow in %.0f s; closed as "
-                        "completed", closed, self.policy.answered_timeout)
+            log.warning(
+                "callbacks: %d answered request(s) got no report from their flow in %.0f s; closed as completed",
+                closed,
+                self.policy.answered_timeout,
+            )
 
     async def _attempt(self, req: CallbackRequest) -> None:
         cb_id = req.id if req.id is not None else -1
@@ -228,16 +251,24 @@ class CallbackScheduler:
             at = self.clock()
             retry_at = self.policy.retry_at(at, req.attempts + 1, req.max_attempts) if retry else None
             try:
-                updated = await self.storage.record_callback_attempt(cb_id, outcome, at, retry_at=retry_at,
-                                                                     call_id=call_id)
+                updated = await self.storage.record_callback_attempt(
+                    cb_id, outcome, at, retry_at=retry_at, call_id=call_id
+                )
             except Exception as exc:
                 # The row stays "dialing"; the next rounds requeue it once it is older than any ring time.
-                log.error("callback %s: cannot store the attempt result %s (%s); it will be retried", cb_id,
-                          outcome, exc)
+                log.error(
+                    "callback %s: cannot store the attempt result %s (%s); it will be retried", cb_id, outcome, exc
+                )
                 return
             self._count(label, updated.state)
-            log.info("callback %s to queue %s: attempt %d %s -> %s", cb_id, req.queue, updated.attempts, outcome,
-                     updated.state)
+            log.info(
+                "callback %s to queue %s: attempt %d %s -> %s",
+                cb_id,
+                req.queue,
+                updated.attempts,
+                outcome,
+                updated.state,
+            )
             early = self._early.pop(cb_id, None)
             if updated.state == "answered" and early is not None:
                 await self._resolve(cb_id, early)
@@ -253,8 +284,9 @@ class CallbackScheduler:
     async def _dial(self, req: CallbackRequest) -> tuple[str, str, bool]:
         """(attempt result, call id, whether to retry)."""
         if not self._number_re.fullmatch(req.number or ""):
-            log.warning("callback %s: number %r does not match callbacks.number_pattern; not calling it", req.id,
-                        req.number)
+            log.warning(
+                "callback %s: number %r does not match callbacks.number_pattern; not calling it", req.id, req.number
+            )
             return "failed", "", False
         try:
             validate.name(req.queue, "queue")
@@ -266,26 +298,30 @@ class CallbackScheduler:
             try:
                 variables["IVR_LANG"] = validate.language(req.language)
             except CallControlError:
-                log.warning("callback %s: language %r is not a language code; the flow's default is used",
-                            req.id, req.language)
+                log.warning(
+                    "callback %s: language %r is not a language code; the flow's default is used", req.id, req.language
+                )
         try:
             originated = await self.operations.originate_flow(
-                req.number, req.flow or self.policy.flow, caller_id=self.policy.caller_id,
-                service_variables=variables, timeout=self.policy.ring_timeout)
+                req.number,
+                req.flow or self.policy.flow,
+                caller_id=self.policy.caller_id,
+                service_variables=variables,
+                timeout=self.policy.ring_timeout,
+            )
         except CallControlError as exc:
             log.warning("callback %s: originate refused: %s", req.id, exc)
             if exc.status == 503:
                 return "error", "", True
-            return "failed", "", exc.status != 422      # a request we can never send is not retried
-        result = await self.operations.wait_originate(originated,
-                                                      self.policy.ring_timeout + self.policy.result_grace)
+            return "failed", "", exc.status != 422  # a request we can never send is not retried
+        result = await self.operations.wait_originate(originated, self.policy.ring_timeout + self.policy.result_grace)
         if result is None:
-            return "error", originated.call_id, True     # no OriginateResponse: outcome unknown, try again later
+            return "error", originated.call_id, True  # no OriginateResponse: outcome unknown, try again later
         return _RESULTS.get(result.reason_text, "failed"), originated.call_id, True
 
     # --- the callback flow's report ----------------------------------------------------------------------------
 
-    def on_flow_report(self, report: Any) -> "asyncio.Task[None] | None":
+    def on_flow_report(self, report: Any) -> asyncio.Task[None] | None:
         """FastAGI `on_report` sink (called synchronously after each call): a callback call's report carries its
         request id as the `callback` query parameter (variable `param_callback`); see `flow_verdict` for what
         the report decides. Returns the task storing the result (None for calls that are not callbacks)."""
@@ -294,7 +330,7 @@ class CallbackScheduler:
             return None
         cb_id = int(raw)
         verdict = flow_verdict(report)
-        if cb_id in self._inflight:          # the flow ended before the OriginateResponse was handled
+        if cb_id in self._inflight:  # the flow ended before the OriginateResponse was handled
             self._early[cb_id] = verdict
             return None
         return self._spawn(self._resolve(cb_id, verdict))

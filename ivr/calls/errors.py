@@ -6,10 +6,16 @@ Rules for this file:
 - `from_ami()` is the only place that interprets AMI failures, using the exact error texts of Asterisk 22
   (transcripts ami-13..ami-17).
 """
+
 from __future__ import annotations
 
 from ivr.ami.errors import (
-    AMIActionError, AMIConnectionLost, AMIEncodingError, AMIError, AMINotConnected, AMITimeout,
+    AMIActionError,
+    AMIConnectionLost,
+    AMIEncodingError,
+    AMIError,
+    AMINotConnected,
+    AMITimeout,
 )
 
 
@@ -66,11 +72,12 @@ def from_ami(exc: Exception, what: str) -> CallControlError:
         if reason.startswith(_CONFLICT):
             return InvalidState(f"{what}: Asterisk refused ({reason})", detail=reason)
         return InvalidState(f"{what}: Asterisk refused the action ({reason or 'no reason given'})", detail=reason)
-    if isinstance(exc, AMIEncodingError):   # a value that cannot be sent safely: the request is at fault
+    if isinstance(exc, AMIEncodingError):  # a value that cannot be sent safely: the request is at fault
         return InvalidRequest(f"{what}: {exc}")
     if isinstance(exc, (AMINotConnected, AMIConnectionLost, AMITimeout, OSError)):
-        return AsteriskUnavailable(f"{what}: Asterisk is not reachable over AMI; retry when /readyz is ready",
-                                   detail=str(exc))
+        return AsteriskUnavailable(
+            f"{what}: Asterisk is not reachable over AMI; retry when /readyz is ready", detail=str(exc)
+        )
     if isinstance(exc, AMIError):
         return AsteriskUnavailable(f"{what}: AMI failure", detail=str(exc))
     raise exc

@@ -6,6 +6,7 @@ Rules for this file:
   Channel names are data shown to users, never metric labels.
 - `to_json()` methods give the API's representation; times are epoch seconds (floats) from the registry's clock.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -44,13 +45,13 @@ class Channel:
     app_data: str = ""
     created_at: float = 0.0
     bridge_id: str | None = None
-    moh_class: str | None = None          # music on hold playing (hold or parked)
-    queue: str | None = None               # waiting in this queue
-    flow: str | None = None                # IVR flow/node, from VarSet IVR_FLOW/IVR_NODE or the AGI side
+    moh_class: str | None = None  # music on hold playing (hold or parked)
+    queue: str | None = None  # waiting in this queue
+    flow: str | None = None  # IVR flow/node, from VarSet IVR_FLOW/IVR_NODE or the AGI side
     node: str | None = None
     recording: Recording | None = None
-    agent: str | None = None               # queue member (MemberName) or click-to-call agent talking to this channel
-    agent_leg: bool = False                # this channel rings/is the agent (AgentConnect dest, click-to-call leg)
+    agent: str | None = None  # queue member (MemberName) or click-to-call agent talking to this channel
+    agent_leg: bool = False  # this channel rings/is the agent (AgentConnect dest, click-to-call leg)
 
     @property
     def is_up(self) -> bool:
@@ -58,15 +59,28 @@ class Channel:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "name": self.name, "uniqueid": self.uniqueid, "linkedid": self.linkedid, "state": self.state_desc,
+            "name": self.name,
+            "uniqueid": self.uniqueid,
+            "linkedid": self.linkedid,
+            "state": self.state_desc,
             "caller": {"number": self.caller_num, "name": self.caller_name},
             "connected": {"number": self.connected_num, "name": self.connected_name},
-            "context": self.context, "exten": self.exten, "application": self.application,
-            "bridge": self.bridge_id, "on_hold": self.moh_class is not None, "queue": self.queue,
-            "flow": self.flow, "node": self.node, "agent": self.agent, "agent_leg": self.agent_leg,
+            "context": self.context,
+            "exten": self.exten,
+            "application": self.application,
+            "bridge": self.bridge_id,
+            "on_hold": self.moh_class is not None,
+            "queue": self.queue,
+            "flow": self.flow,
+            "node": self.node,
+            "agent": self.agent,
+            "agent_leg": self.agent_leg,
             "created_at": self.created_at,
-            "recording": None if self.recording is None else {
-                "mixmonitor_id": self.recording.mixmonitor_id, "muted": self.recording.muted,
+            "recording": None
+            if self.recording is None
+            else {
+                "mixmonitor_id": self.recording.mixmonitor_id,
+                "muted": self.recording.muted,
                 "started_at": self.recording.started_at,
             },
         }
@@ -77,7 +91,7 @@ class Bridge:
     id: str
     type: str = ""
     technology: str = ""
-    channels: set[str] = field(default_factory=set)   # uniqueids
+    channels: set[str] = field(default_factory=set)  # uniqueids
 
     @property
     def is_parking(self) -> bool:
@@ -93,14 +107,22 @@ class ParkedCall:
     linkedid: str
     caller_num: str = ""
     caller_name: str = ""
-    timeout: int = 0            # seconds, as configured for this park
+    timeout: int = 0  # seconds, as configured for this park
     parked_at: float = 0.0
-    parker: str = ""            # ParkerDialString
+    parker: str = ""  # ParkerDialString
 
     def to_json(self) -> dict[str, Any]:
-        return {"lot": self.lot, "space": self.space, "call_id": self.linkedid, "channel": self.channel,
-                "uniqueid": self.uniqueid, "caller": {"number": self.caller_num, "name": self.caller_name},
-                "timeout": self.timeout, "parked_at": self.parked_at, "parker": self.parker}
+        return {
+            "lot": self.lot,
+            "space": self.space,
+            "call_id": self.linkedid,
+            "channel": self.channel,
+            "uniqueid": self.uniqueid,
+            "caller": {"number": self.caller_num, "name": self.caller_name},
+            "timeout": self.timeout,
+            "parked_at": self.parked_at,
+            "parker": self.parker,
+        }
 
 
 @dataclass
@@ -118,10 +140,18 @@ class QueueMember:
     paused_reason: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"interface": self.interface, "name": self.name, "state_interface": self.state_interface,
-                "membership": self.membership, "penalty": self.penalty, "calls_taken": self.calls_taken,
-                "in_call": self.in_call, "status": self.status, "paused": self.paused,
-                "paused_reason": self.paused_reason}
+        return {
+            "interface": self.interface,
+            "name": self.name,
+            "state_interface": self.state_interface,
+            "membership": self.membership,
+            "penalty": self.penalty,
+            "calls_taken": self.calls_taken,
+            "in_call": self.in_call,
+            "status": self.status,
+            "paused": self.paused,
+            "paused_reason": self.paused_reason,
+        }
 
 
 @dataclass
@@ -135,22 +165,30 @@ class QueueCaller:
     joined_at: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
-        return {"call_id": self.linkedid, "channel": self.channel, "uniqueid": self.uniqueid,
-                "caller": {"number": self.caller_num, "name": self.caller_name}, "position": self.position,
-                "joined_at": self.joined_at}
+        return {
+            "call_id": self.linkedid,
+            "channel": self.channel,
+            "uniqueid": self.uniqueid,
+            "caller": {"number": self.caller_num, "name": self.caller_name},
+            "position": self.position,
+            "joined_at": self.joined_at,
+        }
 
 
 @dataclass
 class Queue:
     name: str
     strategy: str = ""
-    members: dict[str, QueueMember] = field(default_factory=dict)    # by interface
-    callers: dict[str, QueueCaller] = field(default_factory=dict)    # by uniqueid
+    members: dict[str, QueueMember] = field(default_factory=dict)  # by interface
+    callers: dict[str, QueueCaller] = field(default_factory=dict)  # by uniqueid
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "strategy": self.strategy,
-                "members": [m.to_json() for m in sorted(self.members.values(), key=lambda m: m.interface)],
-                "callers": [c.to_json() for c in sorted(self.callers.values(), key=lambda c: c.position)]}
+        return {
+            "name": self.name,
+            "strategy": self.strategy,
+            "members": [m.to_json() for m in sorted(self.members.values(), key=lambda m: m.interface)],
+            "callers": [c.to_json() for c in sorted(self.callers.values(), key=lambda c: c.position)],
+        }
 
 
 @dataclass
@@ -176,7 +214,7 @@ class Call:
         if self.parked:
             return "parked"
         if any(ch.queue for ch in self.channels):
-            return "queued"       # queue callers hear music on hold too; queued is the better answer
+            return "queued"  # queue callers hear music on hold too; queued is the better answer
         if any(ch.moh_class is not None for ch in self.channels):
             return "held"
         if self.talking_bridge() is not None:
@@ -215,11 +253,15 @@ class Call:
     def to_json(self) -> dict[str, Any]:
         origin = self.origin
         return {
-            "id": self.id, "state": self.state,
+            "id": self.id,
+            "state": self.state,
             "caller": {"number": origin.caller_num, "name": origin.caller_name},
             "started_at": min(ch.created_at for ch in self.channels),
-            "flow": self.flow, "node": next((ch.node for ch in self.channels if ch.node), None),
-            "queue": self.queue, "agent": self.agent, "recording": self.recording is not None,
+            "flow": self.flow,
+            "node": next((ch.node for ch in self.channels if ch.node), None),
+            "queue": self.queue,
+            "agent": self.agent,
+            "recording": self.recording is not None,
             "parked": [p.to_json() for p in self.parked],
             "channels": [ch.to_json() for ch in sorted(self.channels, key=lambda c: (c.created_at, c.uniqueid))],
         }

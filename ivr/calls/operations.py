@@ -21,15 +21,17 @@ Rules for this file:
   registry and Getvar when it is missing (after a restart). Nobody is left waiting: a transfer of a held call
   and the held party's hangup both hang up the partner still waiting in hold_wait_context.
 """
+
 from __future__ import annotations
 
 import asyncio
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import PurePosixPath
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from ivr.ami import actions
 from ivr.ami.actions import OriginateResult
@@ -47,7 +49,7 @@ TargetKind = Literal["extension", "queue", "flow"]
 SpyMode = Literal["listen", "whisper", "barge"]
 _TRANSFERABLE = {"talking", "ivr", "up", "queued", "held"}
 _PARKABLE = {"talking", "ivr", "up", "queued"}
-HELD_PARTNER_VAR = "IVR_HELD_PARTNER"      # on the held channel: the channel waiting for it in hold_wait_context
+HELD_PARTNER_VAR = "IVR_HELD_PARTNER"  # on the held channel: the channel waiting for it in hold_wait_context
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,7 @@ class TransferTarget:
 
 @dataclass(frozen=True)
 class Originated:
-    call_id: str          # Linkedid (= Uniqueid of the first leg) of the new call
+    call_id: str  # Linkedid (= Uniqueid of the first leg) of the new call
     action_id: str | None
 
 
@@ -95,7 +97,7 @@ class OriginateTracker:
         if waiter is not None and not waiter.done():
             waiter.set_result(result)
             return
-        self._results[action_id] = result          # the event overtook the caller: keep it for `wait`
+        self._results[action_id] = result  # the event overtook the caller: keep it for `wait`
         while len(self._results) > self._keep:
             self._results.pop(next(iter(self._results)))
 
@@ -105,25 +107,31 @@ class OriginateTracker:
         waiter = self._waiters.setdefault(action_id, asyncio.get_running_loop().create_future())
         try:
             return await asyncio.wait_for(waiter, timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return None
         finally:
             self._waiters.pop(action_id, None)
 
 
 class CallOperations:
-    def __init__(self, ami: Any, registry: CallRegistry, storage: Storage,
-                 settings: CallControlSettings | None = None, *,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
-                 tracker: OriginateTracker | None = None) -> None:
+    def __init__(
+        self,
+        ami: Any,
+        registry: CallRegistry,
+        storage: Storage,
+        settings: CallControlSettings | None = None,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        tracker: OriginateTracker | None = None,
+    ) -> None:
         self.ami = ami
         self.registry = registry
         self.storage = storage
         self.settings = settings or CallControlSettings()
         self.clock = clock
         self.tracker = tracker
-        self._recordings: dict[str, _ActiveRecording] = {}      # by uniqueid of the recorded channel
-        self._held: dict[str, tuple[str, str]] = {}             # call id -> (held channel, waiting partner)
+        self._recordings: dict[str, _ActiveRecording] = {}  # by uniqueid of the recorded channel
+        self._held: dict[str, tuple[str, str]] = {}  # call id -> (held channel, waiting partner)
         registry.listeners.append(self.on_effect)
 
     # --- helpers -----------------------------------------------------------------------------------------------
@@ -148,8 +156,9 @@ class CallOperations:
     def _require(self, call: Call, allowed: set[str], what: str) -> None:
         if call.state not in allowed:
             hint = " (retrieve it first)" if call.state == "parked" else ""
-            raise InvalidState(f"cannot {what} a call that is {call.state}{hint}; "
-                               f"allowed when {', '.join(sorted(allowed))}")
+            raise InvalidState(
+                f"cannot {what} a call that is {call.state}{hint}; allowed when {', '.join(sorted(allowed))}"
+            )
 
     def _channel_in(self, call: Call, name: str | None) -> Channel | None:
         if name is None:
@@ -165,8 +174,10 @@ class CallOperations:
         bridge = call.talking_bridge()
         if bridge is None:
             return call.origin, None
-        members = sorted((self.registry.channels[u] for u in bridge.channels if u in self.registry.channels),
-                         key=lambda c: (c.created_at, c.uniqueid))
+        members = sorted(
+            (self.registry.channels[u] for u in bridge.channels if u in self.registry.channels),
+            key=lambda c: (c.created_at, c.uniqueid),
+        )
         agent = next((c for c in members if c.agent_leg), None)
         if agent is None:
             origin = call.origin
@@ -190,25 +201,39 @@ class CallOperations:
 
     # --- originate ---------------------------------------------------------------------------------------------
 
-    async def click_to_call(self, agent: str, number: str, *, caller_id: str | None = None,
-                            timeout: float | None = None) -> Originated:
+    async def click_to_call(
+        self, agent: str, number: str, *, caller_id: str | None = None, timeout: float | None = None
+    ) -> Originated:
         """Ring the agent's extension; when answered, the agent leg dials the customer number."""
         validate.extension(agent, "agent extension")
         validate.number(number, pattern=self.settings.number_re)
         call_id = new_call_id()
         self.registry.expect_agent_leg(call_id, agent)
         headers = actions.originate(
-            self._dial(self.settings.agent_dial, extension=agent), context=self.settings.outbound_context,
-            exten=number, priority=1, timeout_ms=int((timeout or self.settings.originate_timeout) * 1000),
-            caller_id=caller_id or f'"{number}" <{number}>', channel_id=call_id,
-            other_channel_id=call_id + "-2", variables={"IVR_AGENT": agent})
+            self._dial(self.settings.agent_dial, extension=agent),
+            context=self.settings.outbound_context,
+            exten=number,
+            priority=1,
+            timeout_ms=int((timeout or self.settings.originate_timeout) * 1000),
+            caller_id=caller_id or f'"{number}" <{number}>',
+            channel_id=call_id,
+            other_channel_id=call_id + "-2",
+            variables={"IVR_AGENT": agent},
+        )
         response = await self._act("originate", "Originate", headers)
         return Originated(call_id, getattr(response, "action_id", None))
 
-    async def originate_flow(self, number: str, flow: str, *, caller_id: str | None = None,
-                             variables: dict[str, str] | None = None, timeout: float | None = None,
-                             call_id: str | None = None,
-                             service_variables: dict[str, str] | None = None) -> Originated:
+    async def originate_flow(
+        self,
+        number: str,
+        flow: str,
+        *,
+        caller_id: str | None = None,
+        variables: dict[str, str] | None = None,
+        timeout: float | None = None,
+        call_id: str | None = None,
+        service_variables: dict[str, str] | None = None,
+    ) -> Originated:
         """Call `number`; when it answers, it runs `flow` (flow_context,<flow>,1 -> FastAGI).
 
         `variables` come from a request (no IVR_* names); `service_variables` are this service's own IVR_* ones
@@ -220,22 +245,34 @@ class CallOperations:
             validate.variable_value(value, f"variable {key}")
         for key, value in (service_variables or {}).items():
             if not key.startswith("IVR_"):
-                raise ValueError(f"service variable {key!r} must start with IVR_")   # a programming error
+                raise ValueError(f"service variable {key!r} must start with IVR_")  # a programming error
             validate.variable_value(value, f"variable {key}")
         call_id = call_id or new_call_id()
         self._track()
         headers = actions.originate(
-            self._dial(self.settings.customer_dial, number=number), context=self.settings.flow_context,
-            exten=flow, priority=1, timeout_ms=int((timeout or self.settings.originate_timeout) * 1000),
-            caller_id=caller_id, channel_id=call_id, other_channel_id=call_id + "-2",
-            variables={"IVR_FLOW": flow, **(variables or {}), **(service_variables or {})})
+            self._dial(self.settings.customer_dial, number=number),
+            context=self.settings.flow_context,
+            exten=flow,
+            priority=1,
+            timeout_ms=int((timeout or self.settings.originate_timeout) * 1000),
+            caller_id=caller_id,
+            channel_id=call_id,
+            other_channel_id=call_id + "-2",
+            variables={"IVR_FLOW": flow, **(variables or {}), **(service_variables or {})},
+        )
         response = await self._act("originate", "Originate", headers)
         return Originated(call_id, getattr(response, "action_id", None))
 
     # --- transfer ----------------------------------------------------------------------------------------------
 
-    async def transfer(self, call_id: str, target: TransferTarget, *, mode: Literal["blind", "attended"] = "blind",
-                       channel: str | None = None) -> dict[str, str]:
+    async def transfer(
+        self,
+        call_id: str,
+        target: TransferTarget,
+        *,
+        mode: Literal["blind", "attended"] = "blind",
+        channel: str | None = None,
+    ) -> dict[str, str]:
         call = self.call(call_id)
         self._require(call, _TRANSFERABLE, "transfer")
         context, exten = self._target(target)
@@ -243,11 +280,14 @@ class CallOperations:
         chosen = self._channel_in(call, channel)
         if mode == "attended":
             if agent is None:
-                raise InvalidState("an attended transfer needs a bridged call (an agent talking to the caller); "
-                                   "use mode=blind")
+                raise InvalidState(
+                    "an attended transfer needs a bridged call (an agent talking to the caller); use mode=blind"
+                )
             if not exten.isdigit():
-                raise InvalidRequest("attended transfer targets must be numeric: Asterisk sends them as DTMF "
-                                     "after the atxfer feature code; use mode=blind for this target")
+                raise InvalidRequest(
+                    "attended transfer targets must be numeric: Asterisk sends them as DTMF "
+                    "after the atxfer feature code; use mode=blind for this target"
+                )
             transferer = chosen or agent
             await self._act("attended transfer", "Atxfer", actions.atxfer(transferer.name, exten, context))
             return {"mode": "attended", "transferer": transferer.name, "context": context, "exten": exten}
@@ -255,7 +295,7 @@ class CallOperations:
         if call.state == "held" or call.id in self._held:
             try:
                 hold = await self._hold_pair(call)
-            except InvalidState:      # the partner hung up during the hold: the caller is simply redirected
+            except InvalidState:  # the partner hung up during the hold: the caller is simply redirected
                 self._held.pop(call.id, None)
         if agent is not None and hold is None:
             # Bridged (so no longer in the IVR: a call in a flow is never in a talking bridge): the agent side
@@ -271,14 +311,17 @@ class CallOperations:
         await self._act("transfer", "Redirect", actions.redirect(moved.name, context, exten, 1))
         return {"mode": "redirect", "channel": moved.name, "context": context, "exten": exten}
 
-    async def _transfer_held(self, call: Call, hold: tuple[Channel, Channel], chosen: Channel | None,
-                             context: str, exten: str) -> dict[str, str]:
+    async def _transfer_held(
+        self, call: Call, hold: tuple[Channel, Channel], chosen: Channel | None, context: str, exten: str
+    ) -> dict[str, str]:
         """The held party goes to the target; the partner waiting for it in hold_wait_context is released (it
         would otherwise sit in Wait(3600) for nobody) and the hold is forgotten."""
         held, partner = hold
         if chosen is not None and chosen is not held:
-            raise InvalidRequest(f"call {call.id} is on hold: only the held channel {held.name} can be "
-                                 f"transferred (its partner {partner.name} is released); omit channel")
+            raise InvalidRequest(
+                f"call {call.id} is on hold: only the held channel {held.name} can be "
+                f"transferred (its partner {partner.name} is released); omit channel"
+            )
         await self._act("transfer", "Redirect", actions.redirect(held.name, context, exten, 1))
         self._held.pop(call.id, None)
         released = await self._release_waiting(partner)
@@ -291,13 +334,14 @@ class CallOperations:
     async def _mark_transferred(self, channel: Channel, target: TransferTarget) -> None:
         # The AGI session sees only a hangup when a Redirect takes its channel away; the engine reads this
         # variable in dead mode and records outcome "transferred" (end target "api:<kind>:<target>").
-        value = f"{target.kind}:{target.value}"     # both validated by _target (names / extensions only)
+        value = f"{target.kind}:{target.value}"  # both validated by _target (names / extensions only)
         await self._act("transfer", "Setvar", actions.setvar("IVR_TRANSFERRED", value, channel.name))
 
     # --- park / retrieve ---------------------------------------------------------------------------------------
 
-    async def park(self, call_id: str, *, lot: str = "default", timeout: float | None = None,
-                   channel: str | None = None) -> dict[str, Any]:
+    async def park(
+        self, call_id: str, *, lot: str = "default", timeout: float | None = None, channel: str | None = None
+    ) -> dict[str, Any]:
         call = self.call(call_id)
         self._require(call, _PARKABLE, "park")
         validate.name(lot, "parking lot")
@@ -308,9 +352,16 @@ class CallOperations:
         seconds = self.settings.park_timeout if timeout is None else timeout
         if not 1 <= seconds <= 3600:
             raise InvalidRequest("park timeout must be between 1 and 3600 seconds")
-        await self._act("park", "Park", actions.park(
-            parkee.name, timeout_ms=int(seconds * 1000), parkinglot=lot,
-            timeout_channel=agent.name if agent is not None and agent is not parkee else None))
+        await self._act(
+            "park",
+            "Park",
+            actions.park(
+                parkee.name,
+                timeout_ms=int(seconds * 1000),
+                parkinglot=lot,
+                timeout_channel=agent.name if agent is not None and agent is not parkee else None,
+            ),
+        )
         return {"channel": parkee.name, "lot": lot, "timeout": seconds}
 
     async def retrieve(self, call_id: str, agent: str, *, timeout: float | None = None) -> Originated:
@@ -330,10 +381,14 @@ class CallOperations:
         self.registry.expect_agent_leg(leg_id, agent)
         caller = parked.caller_num
         headers = actions.originate(
-            self._dial(self.settings.agent_dial, extension=agent), application="ParkedCall",
-            data=f"{lot},{space}", timeout_ms=int((timeout or self.settings.originate_timeout) * 1000),
+            self._dial(self.settings.agent_dial, extension=agent),
+            application="ParkedCall",
+            data=f"{lot},{space}",
+            timeout_ms=int((timeout or self.settings.originate_timeout) * 1000),
             caller_id=validate.caller_id(parked.caller_name, caller) if caller else None,
-            channel_id=leg_id, other_channel_id=leg_id + "-2")
+            channel_id=leg_id,
+            other_channel_id=leg_id + "-2",
+        )
         response = await self._act("retrieve", "Originate", headers)
         return Originated(leg_id, getattr(response, "action_id", None))
 
@@ -343,16 +398,26 @@ class CallOperations:
         call = self.call(call_id)
         self._require(call, {"talking"}, "hold")
         customer, agent = self.parties(call)
-        if agent is None:     # "talking" means bridged with a partner; a bridge that just emptied is not
+        if agent is None:  # "talking" means bridged with a partner; a bridge that just emptied is not
             raise InvalidState(f"call {call_id} has nobody to hold it for (its partner just left); try again")
         klass = validate.name(moh_class or self.settings.moh_class, "music on hold class")
         await self._act("hold", "Setvar", actions.setvar("IVR_MOH_CLASS", klass, customer.name))
         # Asterisk keeps who waits for whom, so a restarted service can still resume (see _hold_pair).
-        await self._act("hold", "Setvar", actions.setvar(HELD_PARTNER_VAR, validate.channel(agent.name),
-                                                         customer.name))
-        await self._act("hold", "Redirect", actions.redirect(
-            customer.name, self.settings.hold_context, "s", 1, extra_channel=agent.name,
-            extra_context=self.settings.hold_wait_context, extra_exten="s", extra_priority=1))
+        await self._act("hold", "Setvar", actions.setvar(HELD_PARTNER_VAR, validate.channel(agent.name), customer.name))
+        await self._act(
+            "hold",
+            "Redirect",
+            actions.redirect(
+                customer.name,
+                self.settings.hold_context,
+                "s",
+                1,
+                extra_channel=agent.name,
+                extra_context=self.settings.hold_wait_context,
+                extra_exten="s",
+                extra_priority=1,
+            ),
+        )
         self._held[call.id] = (customer.name, agent.name)
         return {"held": customer.name, "partner": agent.name, "moh_class": klass}
 
@@ -360,8 +425,9 @@ class CallOperations:
         call = self.call(call_id)
         pair = await self._hold_pair(call)
         if pair is None:
-            raise InvalidState(f"call {call_id} is {call.state}; only calls put on hold through this API can be "
-                               "resumed")
+            raise InvalidState(
+                f"call {call_id} is {call.state}; only calls put on hold through this API can be resumed"
+            )
         held, partner = pair
         await self._act("resume", "Bridge", [("Channel1", held.name), ("Channel2", partner.name), ("Tone", "no")])
         self._held.pop(call.id, None)
@@ -385,11 +451,10 @@ class CallOperations:
         for held in (ch for ch in call.channels if ch.context == self.settings.hold_context):
             name = await self._getvar(held, HELD_PARTNER_VAR)
             if not name:
-                continue          # on hold, but not by this API (no partner recorded)
+                continue  # on hold, but not by this API (no partner recorded)
             partner = by_name.get(name)
             if partner is None or partner.context != self.settings.hold_wait_context:
-                raise InvalidState(f"the other party ({name}) is no longer waiting for {held.name}; nothing to "
-                                   "resume")
+                raise InvalidState(f"the other party ({name}) is no longer waiting for {held.name}; nothing to resume")
             self._held[call.id] = (held.name, partner.name)
             return held, partner
         return None
@@ -413,14 +478,13 @@ class CallOperations:
             return False
         bridge = self.registry.bridges.get(current.bridge_id or "")
         if bridge is not None and bridge.channels - {current.uniqueid}:
-            return False          # resumed meanwhile: it talks to someone
+            return False  # resumed meanwhile: it talks to someone
         try:
             await self.ami.action("Hangup", actions.hangup(current.name, 16))
         except Exception as exc:
             err = from_ami(exc, "release the waiting partner")
-            if err.status != 404:       # already gone is what we wanted
-                log.warning("cannot hang up %s waiting in %s: %s", current.name, self.settings.hold_wait_context,
-                            err)
+            if err.status != 404:  # already gone is what we wanted
+                log.warning("cannot hang up %s waiting in %s: %s", current.name, self.settings.hold_wait_context, err)
             return False
         return True
 
@@ -442,19 +506,35 @@ class CallOperations:
         customer, agent = self.parties(call)
         target = self._channel_in(call, channel) or customer
         now = self.clock()
-        name = validate.recording_name(self.settings.recording_template, call=call.id, caller=customer.caller_num,
-                                       agent=(agent.agent or "") if agent else (call.agent or ""),
-                                       flow=call.flow or "", queue=call.queue or "", when=now)
+        name = validate.recording_name(
+            self.settings.recording_template,
+            call=call.id,
+            caller=customer.caller_num,
+            agent=(agent.agent or "") if agent else (call.agent or ""),
+            flow=call.flow or "",
+            queue=call.queue or "",
+            when=now,
+        )
         fmt = safe_filename(self.settings.recording_format, max_length=8, default="wav")
         path = str(PurePosixPath(self.settings.recordings_dir) / f"{name}.{fmt}")
         # i(VAR): Asterisk returns the MixMonitorID only when asked to store it in a variable (ami-14), and
         # StopMixMonitor by id then stops exactly this recording.
-        response = await self._act("record", "MixMonitor",
-                                   actions.mixmonitor(target.name, path, options="i(IVR_MIXMONITOR_ID)"))
+        response = await self._act(
+            "record", "MixMonitor", actions.mixmonitor(target.name, path, options="i(IVR_MIXMONITOR_ID)")
+        )
         mixmonitor_id = (response.get("MixMonitorID") if hasattr(response, "get") else None) or ""
-        rec_id = await self.storage.add_recording(Recording(
-            call_id=call.id, path=path, caller=customer.caller_num, agent=call.agent or "",
-            flow=call.flow or "", queue=call.queue or "", channel=target.name, started_at=now))
+        rec_id = await self.storage.add_recording(
+            Recording(
+                call_id=call.id,
+                path=path,
+                caller=customer.caller_num,
+                agent=call.agent or "",
+                flow=call.flow or "",
+                queue=call.queue or "",
+                channel=target.name,
+                started_at=now,
+            )
+        )
         self._recordings[target.uniqueid] = _ActiveRecording(rec_id, target.name, target.uniqueid, mixmonitor_id, now)
         return {"recording_id": rec_id, "path": path, "channel": target.name}
 
@@ -465,8 +545,11 @@ class CallOperations:
             raise InvalidState(f"call {call_id} is not being recorded by this service")
         if rec.paused == mute:
             raise InvalidState("the recording is already " + ("paused" if mute else "running"))
-        await self._act("record pause" if mute else "record resume", "MixMonitorMute",
-                        actions.mixmonitor_mute(rec.channel, mute, "both"))
+        await self._act(
+            "record pause" if mute else "record resume",
+            "MixMonitorMute",
+            actions.mixmonitor_mute(rec.channel, mute, "both"),
+        )
         rec.paused = mute
         await self.storage.set_recording_state(rec.recording_id, "paused" if mute else "recording")
         return {"recording_id": rec.recording_id, "state": "paused" if mute else "recording"}
@@ -482,8 +565,9 @@ class CallOperations:
         rec = self._active_recording(call)
         if rec is None:
             raise InvalidState(f"call {call_id} is not being recorded by this service")
-        await self._act("record stop", "StopMixMonitor",
-                        actions.stop_mixmonitor(rec.channel, rec.mixmonitor_id or None))
+        await self._act(
+            "record stop", "StopMixMonitor", actions.stop_mixmonitor(rec.channel, rec.mixmonitor_id or None)
+        )
         seconds = await self._finish(rec.uniqueid)
         return {"recording_id": rec.recording_id, "state": "finished", "seconds": seconds}
 
@@ -492,7 +576,7 @@ class CallOperations:
         if rec is None:
             return None
         end = self.clock()
-        seconds = max(0.0, (end - rec.started_at).total_seconds())   # muted time is kept as silence (ami-14)
+        seconds = max(0.0, (end - rec.started_at).total_seconds())  # muted time is kept as silence (ami-14)
         await self.storage.finish_recording(rec.recording_id, end, seconds)
         return seconds
 
@@ -510,7 +594,7 @@ class CallOperations:
     async def _held_party_gone(self, gone: ChannelGone) -> None:
         note = self._held.get(gone.linkedid)
         if note is not None and gone.channel != note[0]:
-            return                          # someone else of a held call (the partner itself, a spy leg)
+            return  # someone else of a held call (the partner itself, a spy leg)
         if note is None and gone.context != self.settings.hold_context:
             return
         self._held.pop(gone.linkedid, None)
@@ -521,11 +605,16 @@ class CallOperations:
         if note is not None:
             waiting = [ch for ch in waiting if ch.name == note[1]]
         elif any(ch.context == self.settings.hold_context for ch in call.channels):
-            return       # another party of this call is still on hold: its partner may be one of them
+            return  # another party of this call is still on hold: its partner may be one of them
         for partner in waiting:
             if await self._release_waiting(partner):
-                log.info("call %s: %s hung up while on hold; released %s waiting in %s", call.id, gone.channel,
-                         partner.name, self.settings.hold_wait_context)
+                log.info(
+                    "call %s: %s hung up while on hold; released %s waiting in %s",
+                    call.id,
+                    gone.channel,
+                    partner.name,
+                    self.settings.hold_wait_context,
+                )
 
     # --- hang up, spy ------------------------------------------------------------------------------------------
 
@@ -542,14 +631,15 @@ class CallOperations:
             except Exception as exc:
                 err = from_ami(exc, "hang up")
                 if err.status == 404:
-                    continue      # already gone: that is what we wanted
+                    continue  # already gone: that is what we wanted
                 raise err from exc
         if not hung:
             raise UnknownCall(f"call {call_id} ended before it could be hung up")
         return {"hung_up": hung}
 
-    async def spy(self, call_id: str, supervisor: str, mode: SpyMode = "listen", *,
-                  channel: str | None = None) -> Originated:
+    async def spy(
+        self, call_id: str, supervisor: str, mode: SpyMode = "listen", *, channel: str | None = None
+    ) -> Originated:
         """Ring the supervisor; when answered, ChanSpy on the agent's channel (or the caller's if not bridged)."""
         call = self.call(call_id)
         if call.state == "ringing":
@@ -563,17 +653,30 @@ class CallOperations:
         validate.channel(target.name)
         leg_id = new_call_id()
         headers = actions.originate(
-            self._dial(self.settings.agent_dial, extension=supervisor), application="ChanSpy",
-            data=f"{target.name},{options}", timeout_ms=int(self.settings.originate_timeout * 1000),
-            caller_id=f'"Spy {mode}" <{supervisor}>', channel_id=leg_id, other_channel_id=leg_id + "-2")
+            self._dial(self.settings.agent_dial, extension=supervisor),
+            application="ChanSpy",
+            data=f"{target.name},{options}",
+            timeout_ms=int(self.settings.originate_timeout * 1000),
+            caller_id=f'"Spy {mode}" <{supervisor}>',
+            channel_id=leg_id,
+            other_channel_id=leg_id + "-2",
+        )
         response = await self._act("spy", "Originate", headers)
         return Originated(leg_id, getattr(response, "action_id", None))
 
     # --- queue members -----------------------------------------------------------------------------------------
 
-    async def queue_login(self, queue: str, interface: str, *, member_name: str | None = None,
-                          penalty: int | None = None, paused: bool = False, reason: str | None = None,
-                          state_interface: str | None = None) -> None:
+    async def queue_login(
+        self,
+        queue: str,
+        interface: str,
+        *,
+        member_name: str | None = None,
+        penalty: int | None = None,
+        paused: bool = False,
+        reason: str | None = None,
+        state_interface: str | None = None,
+    ) -> None:
         validate.name(queue, "queue")
         validate.interface(interface)
         if state_interface is not None:
@@ -584,9 +687,19 @@ class CallOperations:
             validate.reason(reason)
         if penalty is not None and not 0 <= penalty <= 1000:
             raise InvalidRequest("penalty must be between 0 and 1000")
-        await self._act("queue login", "QueueAdd", actions.queue_add(
-            queue, interface, penalty=penalty, paused=paused, member_name=member_name,
-            state_interface=state_interface, reason=reason if paused else None))
+        await self._act(
+            "queue login",
+            "QueueAdd",
+            actions.queue_add(
+                queue,
+                interface,
+                penalty=penalty,
+                paused=paused,
+                member_name=member_name,
+                state_interface=state_interface,
+                reason=reason if paused else None,
+            ),
+        )
 
     async def queue_logout(self, queue: str, interface: str) -> None:
         validate.name(queue, "queue")
@@ -599,8 +712,7 @@ class CallOperations:
             validate.name(queue, "queue")
         if reason is not None:
             validate.reason(reason)
-        await self._act("queue pause", "QueuePause", actions.queue_pause(interface, True, queue=queue,
-                                                                         reason=reason))
+        await self._act("queue pause", "QueuePause", actions.queue_pause(interface, True, queue=queue, reason=reason))
 
     async def queue_unpause(self, interface: str, *, queue: str | None = None) -> None:
         validate.interface(interface)

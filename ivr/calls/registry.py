@@ -11,12 +11,14 @@ Rules for this file:
 - The Linkedid of a channel can change (a retriever's ;2 takes the parkee's Linkedid in ami-13); every event
   carrying one re-files the channel under its current call.
 """
+
 from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Protocol
 
 from ivr.calls.model import Bridge, Call, Channel, ParkedCall, Queue, QueueCaller, QueueMember, Recording
 
@@ -38,7 +40,7 @@ class ChannelGone:
     linkedid: str
     channel: str
     cause: str = ""
-    context: str = ""    # the dialplan context it was in last (ivr-hold: a held party hung up)
+    context: str = ""  # the dialplan context it was in last (ivr-hold: a held party hung up)
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,7 @@ class RecordingEnded:
     uniqueid: str
     linkedid: str
     mixmonitor_id: str
-    reason: str          # "stopped" (MixMonitorStop) or "hangup" (Asterisk sends no MixMonitorStop then)
+    reason: str  # "stopped" (MixMonitorStop) or "hangup" (Asterisk sends no MixMonitorStop then)
     seconds: float = 0.0  # by the registry's clock, from MixMonitorStart
 
 
@@ -66,22 +68,54 @@ class Unparked:
     lot: str
     space: str
     linkedid: str
-    reason: str          # "retrieved", "timeout", "giveup", "swap", "gone"
+    reason: str  # "retrieved", "timeout", "giveup", "swap", "gone"
     seconds: float
 
 
 Effect = ChannelGone | CallEnded | RecordingStarted | RecordingEnded | Unparked
 
 # Events whose first block is the standard channel block (Channel, ChannelState, ..., Uniqueid, Linkedid).
-_CHANNEL_EVENTS = frozenset({
-    "Newchannel", "Newstate", "Newexten", "NewCallerid", "NewConnectedLine", "NewAccountCode", "VarSet",
-    "BridgeEnter", "BridgeLeave", "MusicOnHoldStart", "MusicOnHoldStop", "MixMonitorStart", "MixMonitorStop",
-    "MixMonitorMute", "QueueCallerJoin", "QueueCallerLeave", "QueueCallerAbandon", "DialBegin", "DialEnd",
-    "Hold", "Unhold", "DTMFBegin", "DTMFEnd", "ChanSpyStart", "ChanSpyStop", "AgentCalled", "AgentConnect",
-    "AgentComplete", "AgentRingNoAnswer", "HangupRequest", "SoftHangupRequest",
-})
-_UNPARK_EVENTS = {"UnParkedCall": "retrieved", "ParkedCallTimeOut": "timeout", "ParkedCallGiveUp": "giveup",
-                  "ParkedCallSwap": "swap"}
+_CHANNEL_EVENTS = frozenset(
+    {
+        "Newchannel",
+        "Newstate",
+        "Newexten",
+        "NewCallerid",
+        "NewConnectedLine",
+        "NewAccountCode",
+        "VarSet",
+        "BridgeEnter",
+        "BridgeLeave",
+        "MusicOnHoldStart",
+        "MusicOnHoldStop",
+        "MixMonitorStart",
+        "MixMonitorStop",
+        "MixMonitorMute",
+        "QueueCallerJoin",
+        "QueueCallerLeave",
+        "QueueCallerAbandon",
+        "DialBegin",
+        "DialEnd",
+        "Hold",
+        "Unhold",
+        "DTMFBegin",
+        "DTMFEnd",
+        "ChanSpyStart",
+        "ChanSpyStop",
+        "AgentCalled",
+        "AgentConnect",
+        "AgentComplete",
+        "AgentRingNoAnswer",
+        "HangupRequest",
+        "SoftHangupRequest",
+    }
+)
+_UNPARK_EVENTS = {
+    "UnParkedCall": "retrieved",
+    "ParkedCallTimeOut": "timeout",
+    "ParkedCallGiveUp": "giveup",
+    "ParkedCallSwap": "swap",
+}
 
 
 def _int(value: str | None, default: int = 0) -> int:
@@ -108,14 +142,14 @@ def _duration(value: str | None) -> float:
 class CallRegistry:
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
-        self.channels: dict[str, Channel] = {}          # by uniqueid
+        self.channels: dict[str, Channel] = {}  # by uniqueid
         self.bridges: dict[str, Bridge] = {}
-        self.parked: dict[str, ParkedCall] = {}         # by parkee uniqueid
+        self.parked: dict[str, ParkedCall] = {}  # by parkee uniqueid
         self.queues: dict[str, Queue] = {}
-        self._by_call: dict[str, set[str]] = {}         # linkedid -> uniqueids
+        self._by_call: dict[str, set[str]] = {}  # linkedid -> uniqueids
         self._gone: OrderedDict[str, None] = OrderedDict()
-        self._by_name: dict[str, str] = {}              # channel name -> uniqueid
-        self._expected: OrderedDict[str, str] = OrderedDict()   # uniqueid -> agent, for legs we originate
+        self._by_name: dict[str, str] = {}  # channel name -> uniqueid
+        self._expected: OrderedDict[str, str] = OrderedDict()  # uniqueid -> agent, for legs we originate
         # Who wants the effects (called by ivr.calls.sync, never by apply()): e.g. CallOperations closes the
         # index row of a recording whose channel hung up. Objects register themselves when they are built.
         self.listeners: list[Callable[[Effect], Any]] = []
@@ -139,8 +173,7 @@ class CallRegistry:
         return None if uid is None else self.channels.get(uid)
 
     def parked_in(self, lot: str | None = None) -> list[ParkedCall]:
-        return sorted((p for p in self.parked.values() if lot is None or p.lot == lot),
-                      key=lambda p: (p.lot, p.space))
+        return sorted((p for p in self.parked.values() if lot is None or p.lot == lot), key=lambda p: (p.lot, p.space))
 
     def recordings_running(self) -> int:
         return sum(1 for ch in self.channels.values() if ch.recording is not None)
@@ -184,9 +217,8 @@ class CallRegistry:
         name = msg.name or ""
         handler = getattr(self, f"_on_{name}", None)
         effects: list[Effect] = []
-        if name in _CHANNEL_EVENTS and msg.get("Uniqueid"):
-            if self._touch(msg, create=True) is None:
-                return effects
+        if name in _CHANNEL_EVENTS and msg.get("Uniqueid") and self._touch(msg, create=True) is None:
+            return effects
         if handler is not None:
             handler(msg, effects)
         return effects
@@ -219,13 +251,22 @@ class CallRegistry:
         if state is not None:
             ch.state = _int(state, ch.state)
             ch.state_desc = msg.get(prefix + "ChannelStateDesc") or ch.state_desc
-        for attr, header in (("caller_num", "CallerIDNum"), ("caller_name", "CallerIDName"),
-                             ("connected_num", "ConnectedLineNum"), ("connected_name", "ConnectedLineName")):
+        for attr, header in (
+            ("caller_num", "CallerIDNum"),
+            ("caller_name", "CallerIDName"),
+            ("connected_num", "ConnectedLineNum"),
+            ("connected_name", "ConnectedLineName"),
+        ):
             value = msg.get(prefix + header)
             if value is not None:
                 setattr(ch, attr, _cid(value))
-        for attr, header in (("language", "Language"), ("account", "AccountCode"), ("context", "Context"),
-                             ("exten", "Exten"), ("priority", "Priority")):
+        for attr, header in (
+            ("language", "Language"),
+            ("account", "AccountCode"),
+            ("context", "Context"),
+            ("exten", "Exten"),
+            ("priority", "Priority"),
+        ):
             value = msg.get(prefix + header)
             if value is not None:
                 setattr(ch, attr, value)
@@ -253,14 +294,22 @@ class CallRegistry:
         if self._by_name.get(ch.name) == uid:
             del self._by_name[ch.name]
         if ch.recording is not None:
-            effects.append(RecordingEnded(uid, ch.linkedid, ch.recording.mixmonitor_id, "hangup",
-                                          max(0.0, self.clock() - ch.recording.started_at)))
+            effects.append(
+                RecordingEnded(
+                    uid,
+                    ch.linkedid,
+                    ch.recording.mixmonitor_id,
+                    "hangup",
+                    max(0.0, self.clock() - ch.recording.started_at),
+                )
+            )
         if ch.bridge_id and ch.bridge_id in self.bridges:
             self.bridges[ch.bridge_id].channels.discard(uid)
         parked = self.parked.pop(uid, None)
         if parked is not None:
-            effects.append(Unparked(parked.lot, parked.space, parked.linkedid, "gone",
-                                    max(0.0, self.clock() - parked.parked_at)))
+            effects.append(
+                Unparked(parked.lot, parked.space, parked.linkedid, "gone", max(0.0, self.clock() - parked.parked_at))
+            )
         for queue in self.queues.values():
             queue.callers.pop(uid, None)
         effects.append(ChannelGone(uid, ch.linkedid, ch.name, cause, ch.context))
@@ -357,8 +406,15 @@ class CallRegistry:
     def _on_MixMonitorStop(self, msg: EventLike, effects: list[Effect]) -> None:
         ch = self.channels.get(msg.get("Uniqueid") or "")
         if ch is not None and ch.recording is not None:
-            effects.append(RecordingEnded(ch.uniqueid, ch.linkedid, ch.recording.mixmonitor_id, "stopped",
-                                          max(0.0, self.clock() - ch.recording.started_at)))
+            effects.append(
+                RecordingEnded(
+                    ch.uniqueid,
+                    ch.linkedid,
+                    ch.recording.mixmonitor_id,
+                    "stopped",
+                    max(0.0, self.clock() - ch.recording.started_at),
+                )
+            )
             ch.recording = None
 
     # --- parking ---
@@ -373,8 +429,13 @@ class CallRegistry:
         duration = float(_int(msg.get("ParkingDuration")))
         existing = self.parked.get(uid)
         parked = ParkedCall(
-            lot=msg.get("Parkinglot") or "default", space=msg.get("ParkingSpace") or "", uniqueid=uid,
-            channel=ch.name, linkedid=ch.linkedid, caller_num=ch.caller_num, caller_name=ch.caller_name,
+            lot=msg.get("Parkinglot") or "default",
+            space=msg.get("ParkingSpace") or "",
+            uniqueid=uid,
+            channel=ch.name,
+            linkedid=ch.linkedid,
+            caller_num=ch.caller_num,
+            caller_name=ch.caller_name,
             timeout=_int(msg.get("ParkingTimeout")),
             parked_at=existing.parked_at if existing else self.clock() - duration,
             parker=msg.get("ParkerDialString") or "",
@@ -390,8 +451,15 @@ class CallRegistry:
         self._touch(msg, create=False, prefix="Parkee")
         parked = self.parked.pop(uid, None)
         if parked is not None:
-            effects.append(Unparked(parked.lot, parked.space, parked.linkedid, _UNPARK_EVENTS[msg.name or ""],
-                                    float(_int(msg.get("ParkingDuration")))))
+            effects.append(
+                Unparked(
+                    parked.lot,
+                    parked.space,
+                    parked.linkedid,
+                    _UNPARK_EVENTS[msg.name or ""],
+                    float(_int(msg.get("ParkingDuration"))),
+                )
+            )
 
     _on_UnParkedCall = _unpark
     _on_ParkedCallTimeOut = _unpark
@@ -413,8 +481,14 @@ class CallRegistry:
         queue = self._queue(msg.get("Queue") or "")
         ch.queue = queue.name
         queue.callers[ch.uniqueid] = QueueCaller(
-            uniqueid=ch.uniqueid, channel=ch.name, linkedid=ch.linkedid, caller_num=ch.caller_num,
-            caller_name=ch.caller_name, position=_int(msg.get("Position")), joined_at=self.clock())
+            uniqueid=ch.uniqueid,
+            channel=ch.name,
+            linkedid=ch.linkedid,
+            caller_num=ch.caller_num,
+            caller_name=ch.caller_name,
+            position=_int(msg.get("Position")),
+            joined_at=self.clock(),
+        )
 
     def _on_QueueCallerLeave(self, msg: EventLike, effects: list[Effect]) -> None:
         uid = msg.get("Uniqueid") or ""
@@ -433,8 +507,9 @@ class CallRegistry:
                 ch.agent = agent
                 ch.agent_leg = ch.agent_leg or uid == msg.get("DestUniqueid")
 
-    def _member(self, msg: EventLike, *, interface_header: str = "Interface",
-                name_header: str = "MemberName") -> QueueMember:
+    def _member(
+        self, msg: EventLike, *, interface_header: str = "Interface", name_header: str = "MemberName"
+    ) -> QueueMember:
         queue = self._queue(msg.get("Queue") or "")
         interface = msg.get(interface_header) or ""
         member = queue.members.get(interface)
@@ -476,7 +551,7 @@ class CallRegistry:
             if item.name != "CoreShowChannel":
                 continue
             uid = item.get("Uniqueid") or ""
-            self._gone.pop(uid, None)      # it exists: a stale "gone" note must not hide it
+            self._gone.pop(uid, None)  # it exists: a stale "gone" note must not hide it
             ch = self._touch(item, create=True)
             if ch is None:
                 continue
@@ -513,8 +588,11 @@ class CallRegistry:
                     parked.parked_at = before[parked.uniqueid].parked_at
         for uid, parked in before.items():
             if uid not in self.parked:
-                effects.append(Unparked(parked.lot, parked.space, parked.linkedid, "gone",
-                                        max(0.0, self.clock() - parked.parked_at)))
+                effects.append(
+                    Unparked(
+                        parked.lot, parked.space, parked.linkedid, "gone", max(0.0, self.clock() - parked.parked_at)
+                    )
+                )
         return effects
 
     def resync_queues(self, items: Iterable[EventLike]) -> None:
@@ -536,10 +614,14 @@ class CallRegistry:
                 ch = self.channels.get(uid)
                 previous = old.get(qname).callers.get(uid) if qname in old else None
                 queue.callers[uid] = QueueCaller(
-                    uniqueid=uid, channel=item.get("Channel") or "", linkedid=ch.linkedid if ch else uid,
-                    caller_num=_cid(item.get("CallerIDNum")), caller_name=_cid(item.get("CallerIDName")),
+                    uniqueid=uid,
+                    channel=item.get("Channel") or "",
+                    linkedid=ch.linkedid if ch else uid,
+                    caller_num=_cid(item.get("CallerIDNum")),
+                    caller_name=_cid(item.get("CallerIDName")),
                     position=_int(item.get("Position")),
-                    joined_at=previous.joined_at if previous else self.clock() - _int(item.get("Wait")))
+                    joined_at=previous.joined_at if previous else self.clock() - _int(item.get("Wait")),
+                )
                 if ch is not None:
                     ch.queue = qname
 

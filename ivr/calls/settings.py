@@ -6,6 +6,7 @@ Rules for this file:
 - Defaults match dialplans/extensions_ivr.conf (`ivr-outbound` runs a flow) and the stock res_parking.conf.
 - `from_settings` is the only bridge from `ivr.settings.Settings` (`calls:` and `callbacks:` sections).
 """
+
 from __future__ import annotations
 
 import re
@@ -57,14 +58,14 @@ class CallControlSettings:
     known_queues: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
-        re.compile(self.number_pattern)   # a broken pattern fails at start, not at the first dial
+        re.compile(self.number_pattern)  # a broken pattern fails at start, not at the first dial
 
     @property
-    def number_re(self) -> "re.Pattern[str]":
-        return re.compile(self.number_pattern)    # re caches compiled patterns
+    def number_re(self) -> re.Pattern[str]:
+        return re.compile(self.number_pattern)  # re caches compiled patterns
 
     @classmethod
-    def from_settings(cls, settings: Any) -> "CallControlSettings":
+    def from_settings(cls, settings: Any) -> CallControlSettings:
         """From `ivr.settings.Settings`: the `calls:` section, `dial_template`, `recordings_dir` and the
         `callbacks:` section (number pattern, default flow, attempts)."""
         out = cls()
@@ -76,16 +77,27 @@ class CallControlSettings:
             out.recordings_dir = str(Path(recordings).resolve())
         calls = getattr(settings, "calls", None)
         if calls is not None:
-            for name in ("outbound_context", "customer_dial", "flow_context", "extension_context", "queue_context",
-                         "hold_context", "hold_wait_context", "moh_class", "park_timeout", "recording_template",
-                         "recording_format", "originate_timeout"):
+            for name in (
+                "outbound_context",
+                "customer_dial",
+                "flow_context",
+                "extension_context",
+                "queue_context",
+                "hold_context",
+                "hold_wait_context",
+                "moh_class",
+                "park_timeout",
+                "recording_template",
+                "recording_format",
+                "originate_timeout",
+            ):
                 setattr(out, name, getattr(calls, name))
             out.parking_lots = dict(calls.parking_lots)
             out.spy_options = {**out.spy_options, **dict(calls.spy_options)}
             if calls.download_dir is not None:
                 out.download_dir = str(calls.download_dir)
             elif calls.asterisk_recordings_dir:
-                out.download_dir = out.recordings_dir    # this host's view stays recordings_dir
+                out.download_dir = out.recordings_dir  # this host's view stays recordings_dir
             if calls.asterisk_recordings_dir:
                 out.recordings_dir = calls.asterisk_recordings_dir
         callbacks = getattr(settings, "callbacks", None)

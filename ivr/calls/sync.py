@@ -9,12 +9,15 @@ Rules for this file:
 - Metrics owned here: parking (PARKED_NOW, PARKED_SECONDS, PARK_TIMEOUTS) and recordings (RECORDINGS_*), by lot
   name only. Listeners get every effect; a failing listener is logged and never stops the event stream.
 """
+
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from ivr import metrics
 from ivr.calls.registry import CallRegistry, Effect, RecordingEnded, Unparked
@@ -23,14 +26,42 @@ log = logging.getLogger(__name__)
 
 Listener = Callable[[Effect], Awaitable[None] | None]
 # The event names the registry uses (subscription filter; list items arrive through list_action).
-REGISTRY_EVENTS = frozenset({
-    "Newchannel", "Newstate", "Newexten", "NewCallerid", "NewConnectedLine", "NewAccountCode", "VarSet", "Hangup",
-    "BridgeCreate", "BridgeDestroy", "BridgeEnter", "BridgeLeave", "ParkedCall", "UnParkedCall",
-    "ParkedCallTimeOut", "ParkedCallGiveUp", "ParkedCallSwap", "MusicOnHoldStart", "MusicOnHoldStop",
-    "MixMonitorStart", "MixMonitorStop", "MixMonitorMute", "QueueCallerJoin", "QueueCallerLeave",
-    "QueueCallerAbandon", "QueueMemberAdded", "QueueMemberRemoved", "QueueMemberPause", "QueueMemberStatus",
-    "QueueMemberPenalty", "AgentConnect", "Shutdown",
-})
+REGISTRY_EVENTS = frozenset(
+    {
+        "Newchannel",
+        "Newstate",
+        "Newexten",
+        "NewCallerid",
+        "NewConnectedLine",
+        "NewAccountCode",
+        "VarSet",
+        "Hangup",
+        "BridgeCreate",
+        "BridgeDestroy",
+        "BridgeEnter",
+        "BridgeLeave",
+        "ParkedCall",
+        "UnParkedCall",
+        "ParkedCallTimeOut",
+        "ParkedCallGiveUp",
+        "ParkedCallSwap",
+        "MusicOnHoldStart",
+        "MusicOnHoldStop",
+        "MixMonitorStart",
+        "MixMonitorStop",
+        "MixMonitorMute",
+        "QueueCallerJoin",
+        "QueueCallerLeave",
+        "QueueCallerAbandon",
+        "QueueMemberAdded",
+        "QueueMemberRemoved",
+        "QueueMemberPause",
+        "QueueMemberStatus",
+        "QueueMemberPenalty",
+        "AgentConnect",
+        "Shutdown",
+    }
+)
 
 
 class RegistrySync:
@@ -42,7 +73,7 @@ class RegistrySync:
         self._subscription: Any = None
         self._resync_task: asyncio.Task[None] | None = None
         self._lots_seen: set[str] = set()
-        self.resyncs = 0                     # completed resynchronisations (for /readyz detail and tests)
+        self.resyncs = 0  # completed resynchronisations (for /readyz detail and tests)
         self.last_resync_error: str | None = None
 
     def add_listener(self, listener: Listener) -> None:
@@ -58,10 +89,8 @@ class RegistrySync:
     async def stop(self) -> None:
         if self._resync_task is not None:
             self._resync_task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._resync_task
-            except (asyncio.CancelledError, Exception):
-                pass
         close = getattr(self._subscription, "close", None) or getattr(self._subscription, "cancel", None)
         if close is not None:
             result = close()
@@ -89,10 +118,11 @@ class RegistrySync:
                 _, queues = await self.ami.list_action("QueueStatus")
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:   # the client reconnects and calls us again; keep serving what we know
+            except Exception as exc:  # the client reconnects and calls us again; keep serving what we know
                 self.last_resync_error = f"{type(exc).__name__}: {exc}"
-                log.warning("call registry resync failed (%s); it runs again after the next AMI login",
-                            self.last_resync_error)
+                log.warning(
+                    "call registry resync failed (%s); it runs again after the next AMI login", self.last_resync_error
+                )
                 return
             effects = self.registry.resync_channels(channels)
             effects += self.registry.resync_parked(parked)

@@ -10,16 +10,17 @@ Rules for this file:
   `callbacks.number_pattern` (premium-rate and international fraud); file names use the one sanitiser
   `ivr.flow.templates.safe_filename`.
 """
+
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from ivr import telephony
 from ivr.calls.errors import InvalidRequest
 from ivr.flow.templates import safe_filename
 
-DEFAULT_NUMBER_PATTERN = telephony.DEFAULT_CALLBACK_NUMBER_PATTERN     # E.164: no short codes, no 00/0 prefixes
+DEFAULT_NUMBER_PATTERN = telephony.DEFAULT_CALLBACK_NUMBER_PATTERN  # E.164: no short codes, no 00/0 prefixes
 
 _NUMBER = re.compile(r"^\+?[0-9*#]{1,32}$")
 _INTERFACE = re.compile(r"^[A-Za-z0-9_\-]+[/:][A-Za-z0-9_\-+.@:]{1,80}$")
@@ -40,19 +41,21 @@ def extension(value: str, what: str = "extension") -> str:
     return value
 
 
-def number(value: str, what: str = "number", pattern: "re.Pattern[str] | str | None" = None) -> str:
+def number(value: str, what: str = "number", pattern: re.Pattern[str] | str | None = None) -> str:
     """A phone number; with `pattern` (settings.callbacks.number_pattern) one this service may dial out to."""
     if not _NUMBER.match(value or ""):
         raise InvalidRequest(f"{what} {value!r} is not a phone number; use digits with an optional leading +")
     if pattern is not None and not telephony.is_callback_number(value, pattern):
         shown = pattern.pattern if isinstance(pattern, re.Pattern) else pattern
-        raise InvalidRequest(f"{what} {value!r} is not a number this service may call (it must match {shown}, "
-                             "callbacks.number_pattern in the settings); premium-rate and foreign numbers are "
-                             "refused")
+        raise InvalidRequest(
+            f"{what} {value!r} is not a number this service may call (it must match {shown}, "
+            "callbacks.number_pattern in the settings); premium-rate and foreign numbers are "
+            "refused"
+        )
     return value
 
 
-def compile_number_pattern(pattern: str) -> "re.Pattern[str]":
+def compile_number_pattern(pattern: str) -> re.Pattern[str]:
     """Compile `callbacks.number_pattern`; ValueError (for the settings checker) if it is not a regex."""
     return telephony.compile_number_pattern(pattern)
 
@@ -67,8 +70,9 @@ def language(value: str) -> str:
 def variable_name(value: str) -> str:
     """A caller-supplied channel variable name; IVR_* names belong to this service."""
     if not _VARIABLE_NAME.match(value or ""):
-        raise InvalidRequest(f"variable name {value!r} is not valid; use a letter, then letters, digits and _ "
-                             "(at most 64)")
+        raise InvalidRequest(
+            f"variable name {value!r} is not valid; use a letter, then letters, digits and _ (at most 64)"
+        )
     if value.upper().startswith("IVR_"):
         raise InvalidRequest(f"variable name {value!r} is reserved: IVR_* variables are set by this service")
     return value
@@ -77,8 +81,10 @@ def variable_name(value: str) -> str:
 def variable_value(value: str, what: str = "variable") -> str:
     """A channel variable value that Asterisk sets as given (no `,` `\\` `"` or control characters)."""
     if _VARIABLE_VALUE_UNSAFE.search(value) or len(value) > 256:
-        raise InvalidRequest(f"{what}: the value must be at most 256 characters without commas, backslashes, "
-                             "double quotes or control characters (Asterisk would split it into more variables)")
+        raise InvalidRequest(
+            f"{what}: the value must be at most 256 characters without commas, backslashes, "
+            "double quotes or control characters (Asterisk would split it into more variables)"
+        )
     return value
 
 
@@ -117,19 +123,36 @@ def reason(value: str) -> str:
     return value
 
 
-def recording_name(template: str, *, call: str, caller: str, agent: str = "", flow: str = "", queue: str = "",
-                   when: datetime | None = None) -> str:
+def recording_name(
+    template: str,
+    *,
+    call: str,
+    caller: str,
+    agent: str = "",
+    flow: str = "",
+    queue: str = "",
+    when: datetime | None = None,
+) -> str:
     """Render a recording file-name template (`${date}`, `${time}`, `${call}`, `${caller}`, `${agent}`,
     `${flow}`, `${queue}`); every value, and the result, is reduced to safe characters."""
-    when = (when or datetime.now(timezone.utc)).astimezone(timezone.utc)
-    values = {"date": when.strftime("%Y%m%d-%H%M%S"), "time": when.strftime("%H%M%S"), "call": call,
-              "caller": caller or "unknown", "agent": agent, "flow": flow, "queue": queue}
+    when = (when or datetime.now(UTC)).astimezone(UTC)
+    values = {
+        "date": when.strftime("%Y%m%d-%H%M%S"),
+        "time": when.strftime("%H%M%S"),
+        "call": call,
+        "caller": caller or "unknown",
+        "agent": agent,
+        "flow": flow,
+        "queue": queue,
+    }
 
     def sub(match: re.Match[str]) -> str:
         key = match.group(1)
         if key not in values:
-            raise InvalidRequest(f"recording template variable ${{{key}}} is unknown; use one of "
-                                 + ", ".join(f"${{{k}}}" for k in values))
+            raise InvalidRequest(
+                f"recording template variable ${{{key}}} is unknown; use one of "
+                + ", ".join(f"${{{k}}}" for k in values)
+            )
         return safe_filename(values[key], max_length=80, default="")
 
     rendered = safe_filename(_TEMPLATE_VAR.sub(sub, template), max_length=180, default="")

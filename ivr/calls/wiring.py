@@ -6,6 +6,7 @@ Rules for this file:
 - `app()` builds the HTTP API over these objects (the service checks the bind address first, see
   `ivr.api.auth.check_bind`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,16 +29,26 @@ class CallControl:
     settings: CallControlSettings
 
     @classmethod
-    def build(cls, ami: Any, storage: Storage, settings: CallControlSettings | None = None, *,
-              callbacks: CallbackPolicy | None = None, run_callbacks: bool = True,
-              flows: Any = None) -> "CallControl":
+    def build(
+        cls,
+        ami: Any,
+        storage: Storage,
+        settings: CallControlSettings | None = None,
+        *,
+        callbacks: CallbackPolicy | None = None,
+        run_callbacks: bool = True,
+        flows: Any = None,
+    ) -> CallControl:
         """`flows` (the FlowRepository) lets callback metrics label queues the flows name (others: "other")."""
         settings = settings or CallControlSettings()
         registry = CallRegistry()
         sync = RegistrySync(ami, registry)
-        operations = CallOperations(ami, registry, storage, settings)   # registers itself for registry effects
-        scheduler = (CallbackScheduler(storage, operations, callbacks, known_queues=settings.known_queues,
-                                       flows=flows) if run_callbacks else None)
+        operations = CallOperations(ami, registry, storage, settings)  # registers itself for registry effects
+        scheduler = (
+            CallbackScheduler(storage, operations, callbacks, known_queues=settings.known_queues, flows=flows)
+            if run_callbacks
+            else None
+        )
         return cls(registry, sync, operations, scheduler, settings)
 
     async def start(self) -> None:
@@ -58,6 +69,13 @@ class CallControl:
     def app(self, *, token: str | None, flows: Any = None, readiness: dict[str, Any] | None = None) -> Any:
         from ivr.api.app import create_app
 
-        return create_app(operations=self.operations, registry=self.registry, storage=self.operations.storage,
-                          token=token, settings=self.settings, flows=flows, scheduler=self.scheduler,
-                          readiness=readiness)
+        return create_app(
+            operations=self.operations,
+            registry=self.registry,
+            storage=self.operations.storage,
+            token=token,
+            settings=self.settings,
+            flows=flows,
+            scheduler=self.scheduler,
+            readiness=readiness,
+        )

@@ -23,18 +23,26 @@ Rules for this file:
   (agi-07: "Without c: 200 result=-1 ... channel still up ... QUEUESTATUS unset"), abandoned if gone, so a
   hangup is never counted as a successful transfer on a guess.
 """
+
 from __future__ import annotations
 
 import logging
 import math
 import re
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Iterator, Sequence
 
 from ivr.agi.errors import AGIAppError, AGIConnectionLost, AGIError, AGIHangupError, AGISessionClosed
 from ivr.agi.session import AGISession
 from ivr.flow.channel import (
-    QUEUE_ABANDONED, QUEUE_ANSWERED, CallerHangup, CallInfo, ChannelError, DialResult, ParkResult, QueueResult,
+    QUEUE_ABANDONED,
+    QUEUE_ANSWERED,
+    CallerHangup,
+    CallInfo,
+    ChannelError,
+    DialResult,
+    ParkResult,
+    QueueResult,
     RecordResult,
 )
 
@@ -57,18 +65,27 @@ def _known(value: str) -> str:
 def call_info(session: AGISession) -> CallInfo:
     env = session.env
     return CallInfo(
-        uniqueid=env.uniqueid, channel=env.channel, caller_id=_known(env.callerid),
-        caller_name=_known(env.calleridname), dnid=_known(env.dnid), language=env.language or "en",
-        context=env.context, extension=env.extension,
-        linkedid=env.get("linkedid"), args=tuple(env.args), params=dict(env.query),
+        uniqueid=env.uniqueid,
+        channel=env.channel,
+        caller_id=_known(env.callerid),
+        caller_name=_known(env.calleridname),
+        dnid=_known(env.dnid),
+        language=env.language or "en",
+        context=env.context,
+        extension=env.extension,
+        linkedid=env.get("linkedid"),
+        args=tuple(env.args),
+        params=dict(env.query),
     )
 
 
 def exec_arg(value: str, what: str) -> str:
     """Refuse a value that could change how a dialplan application splits its arguments."""
     if not value or _UNSAFE_ARG.search(value):
-        raise ChannelError(f"{what} {value[:60]!r} is empty or contains characters an application would misread "
-                           "(, | ( ) quotes backslash or control characters); fix the flow or the value")
+        raise ChannelError(
+            f"{what} {value[:60]!r} is empty or contains characters an application would misread "
+            "(, | ( ) quotes backslash or control characters); fix the flow or the value"
+        )
     return value
 
 
@@ -124,8 +141,11 @@ class AGIChannel:
                 try:
                     digit, _ = await self.session.stream_file(file, escape_digits)
                 except AGIAppError:
-                    log.warning("prompt %r is missing on %r; skipped (install it or run `prompts build`)",
-                                file, self._info.channel)
+                    log.warning(
+                        "prompt %r is missing on %r; skipped (install it or run `prompts build`)",
+                        file,
+                        self._info.channel,
+                    )
                     continue
             if digit:
                 return digit
@@ -201,8 +221,14 @@ class AGIChannel:
         return DialResult(status, talk, gone or status == "CANCEL")
 
     async def queue(self, queue: str, timeout: float, options: str = "") -> QueueResult:
-        await self._exec("Queue", exec_arg(queue, "queue name"), exec_arg(options, "queue options") if options else "",
-                         "", "", str(max(1, math.ceil(timeout))))
+        await self._exec(
+            "Queue",
+            exec_arg(queue, "queue name"),
+            exec_arg(options, "queue options") if options else "",
+            "",
+            "",
+            str(max(1, math.ceil(timeout))),
+        )
         status = await self._status("QUEUESTATUS")
         gone = self.session.hung_up
         if status:
@@ -225,8 +251,10 @@ class AGIChannel:
         options = f"st({max(1, math.ceil(timeout))})"
         if comeback:
             if not _CONTEXT.fullmatch(comeback):
-                raise ChannelError(f"park comeback context {comeback[:60]!r} is not a dialplan context name "
-                                   "(letters, digits, _ and -); fix the park_comeback_context setting")
+                raise ChannelError(
+                    f"park comeback context {comeback[:60]!r} is not a dialplan context name "
+                    "(letters, digits, _ and -); fix the park_comeback_context setting"
+                )
             options += f"c({comeback},s,1)"
         result = await self._exec("Park", exec_arg(lot, "parking lot"), options)
         if result == 0:
@@ -244,7 +272,11 @@ class AGIChannel:
     ) -> RecordResult:
         with self._guard("RECORD FILE"):
             reply = await self.session.record_file(
-                path, fmt, escape_digits, int(max_seconds * 1000) if max_seconds > 0 else -1, beep=beep,
+                path,
+                fmt,
+                escape_digits,
+                int(max_seconds * 1000) if max_seconds > 0 else -1,
+                beep=beep,
                 silence_s=int(silence_seconds) if silence_seconds >= 1 else None,
             )
         seconds = (reply.endpos or 0) / SAMPLE_RATE

@@ -9,10 +9,12 @@ Rules for this file:
   Exception: `dial` and `queue` return their result with `caller_hung_up=True` when the caller hung up during
   them, because only the result can say whether an agent had answered first (transferred) or not (abandoned).
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 
 class CallerHangup(Exception):
@@ -57,7 +59,7 @@ class DialResult:
         return self.status.upper() == "ANSWER"
 
 
-QUEUE_ANSWERED = "ANSWERED"    # an agent took the call; the bridged call has ended (Queue() set no QUEUESTATUS)
+QUEUE_ANSWERED = "ANSWERED"  # an agent took the call; the bridged call has ended (Queue() set no QUEUESTATUS)
 QUEUE_ABANDONED = "ABANDONED"  # the caller hung up while waiting or while agents rang (no QUEUESTATUS either)
 
 

@@ -13,14 +13,16 @@ Rules for this file:
   seconds for it, so the `#` a prompt asked for never interrupts the read-back or the next prompt. Digits past
   `max_length` make the entry too long (the node rejects it); they never leak into the next prompt either.
 """
+
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ivr.flow.channel import CallInfo, Channel
 from ivr.flow.model import Flow
@@ -84,15 +86,15 @@ Step = Goto | Finish
 class EngineSettings:
     """Service settings the nodes need. Paths are as Asterisk sees them (it reads prompts, writes recordings)."""
 
-    prompts_dir: str = ""                       # prefix of prompt files: <prompts_dir>/<file>
-    dial_template: str = "PJSIP/{extension}"    # extension -> Dial() destination ({extension} or ${extension})
+    prompts_dir: str = ""  # prefix of prompt files: <prompts_dir>/<file>
+    dial_template: str = "PJSIP/{extension}"  # extension -> Dial() destination ({extension} or ${extension})
     recordings_dir: str = "/var/spool/asterisk/monitor"
     voicemail_dir: str = "/var/spool/asterisk/voicemail/ivr"
-    max_steps: int = 200                        # node visits per call before the loop guard ends it
-    consent_wait: float = 2.0                   # seconds to press the opt-out key after the consent prompt
-    confirm_wait: float = 5.0                   # seconds to answer "press 1 to confirm" prompts
-    terminator_grace: float = 2.0               # seconds to listen for the terminator after a full-length entry
-    base_dir: Path | None = None                # for relative holiday calendars when the flow set has no sources
+    max_steps: int = 200  # node visits per call before the loop guard ends it
+    consent_wait: float = 2.0  # seconds to press the opt-out key after the consent prompt
+    confirm_wait: float = 5.0  # seconds to answer "press 1 to confirm" prompts
+    terminator_grace: float = 2.0  # seconds to listen for the terminator after a full-length entry
+    base_dir: Path | None = None  # for relative holiday calendars when the flow set has no sources
     callback_number_pattern: str = DEFAULT_CALLBACK_NUMBER_PATTERN  # a callback number must fully match it
     park_comeback_context: str = "ivr-park-comeback"  # Park(...,c(<context>,s,1)): where a timed-out caller goes
 
@@ -106,7 +108,7 @@ class CallContext:
     settings: EngineSettings
     clock: Callable[[], datetime]
     storage: Any = None
-    lookup_client: "LookupClient | None" = None
+    lookup_client: LookupClient | None = None
     observer: Observer | None = None
     version: str = ""
     base_dirs: Mapping[str, Path] = field(default_factory=dict)
@@ -115,9 +117,9 @@ class CallContext:
     language: str = "en"
     menu_stack: list[str] = field(default_factory=list)
     pending_digits: str = ""
-    outcome: str | None = None          # sticky: transferred / parked / voicemail / callback
+    outcome: str | None = None  # sticky: transferred / parked / voicemail / callback
     end_target: str = ""
-    recorder: "Recorder | None" = None
+    recorder: Recorder | None = None
     entered_flows: set[str] = field(default_factory=set)
     steps: int = 0
 
@@ -198,7 +200,12 @@ class CallContext:
         return digit
 
     async def collect(
-        self, prompt_ids: Sequence[str], *, max_length: int, terminator: str, timeout: float,
+        self,
+        prompt_ids: Sequence[str],
+        *,
+        max_length: int,
+        terminator: str,
+        timeout: float,
         inter_digit_timeout: float,
     ) -> str:
         """Prompt (with barge-in) and collect up to `max_length` digits; the terminator ends input early and is
@@ -248,7 +255,7 @@ class CallContext:
         caller going round in circles never grows the stack."""
         ref = self.ref
         if ref in self.menu_stack:
-            del self.menu_stack[self.menu_stack.index(ref) + 1:]
+            del self.menu_stack[self.menu_stack.index(ref) + 1 :]
         else:
             self.menu_stack.append(ref)
 

@@ -15,18 +15,26 @@ Rules for this file:
   `ChannelError`, a bug in a handler, or the step budget (a cycle that never waits for the caller).
 - Metrics: labels are flow and node names from the configuration and fixed words only.
 """
+
 from __future__ import annotations
 
 import logging
 import re
-from datetime import datetime, timezone
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from ivr import metrics
 from ivr.flow.channel import CallerHangup, Channel, ChannelError
 from ivr.flow.context import (
-    CallContext, EngineError, EngineSettings, Finish, Goto, StepBudgetExceeded, clean_value,
+    CallContext,
+    EngineError,
+    EngineSettings,
+    Finish,
+    Goto,
+    StepBudgetExceeded,
+    clean_value,
 )
 from ivr.flow.model import Flow, MenuNode
 from ivr.flow.nodes import handler_for
@@ -47,7 +55,7 @@ class UnknownFlow(EngineError):
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class FlowEngine:
@@ -90,7 +98,9 @@ class FlowEngine:
         prompts = getattr(service_settings, "asterisk_prompts_dir", None) or str(service_settings.prompts_dir)
         recordings = str(service_settings.recordings_dir).rstrip("/")
         settings = EngineSettings(
-            prompts_dir=prompts, dial_template=service_settings.dial_template, recordings_dir=recordings,
+            prompts_dir=prompts,
+            dial_template=service_settings.dial_template,
+            recordings_dir=recordings,
             voicemail_dir=f"{recordings}/voicemail",
         )
         # Optional sections: a Settings without them keeps the engine's defaults.
@@ -103,11 +113,11 @@ class FlowEngine:
         return settings
 
     @classmethod
-    def factory(cls, service_settings: Any, **kwargs: Any) -> Callable[[Mapping[str, Flow]], "FlowEngine"]:
+    def factory(cls, service_settings: Any, **kwargs: Any) -> Callable[[Mapping[str, Flow]], FlowEngine]:
         """`flows -> FlowEngine` for `build_flow_router`: one engine per flow-set version, same services."""
         settings = cls.settings_from(service_settings)
 
-        def make(flows: Mapping[str, Flow]) -> "FlowEngine":
+        def make(flows: Mapping[str, Flow]) -> FlowEngine:
             return cls(flows, settings=settings, **kwargs)
 
         return make
@@ -136,9 +146,15 @@ class FlowEngine:
     def _initial_variables(self, ctx: CallContext) -> None:
         info = ctx.info
         builtins = {
-            "caller_id": info.caller_id, "caller_name": info.caller_name, "dnid": info.dnid,
-            "uniqueid": info.uniqueid, "channel": info.channel, "context": info.context,
-            "extension": info.extension, "flow": ctx.flow.name, "language": ctx.language,
+            "caller_id": info.caller_id,
+            "caller_name": info.caller_name,
+            "dnid": info.dnid,
+            "uniqueid": info.uniqueid,
+            "channel": info.channel,
+            "context": info.context,
+            "extension": info.extension,
+            "flow": ctx.flow.name,
+            "language": ctx.language,
         }
         for key, value in info.params.items():
             # An empty value is no value: the flow's `variables:` default for param_<key> applies instead.
@@ -166,23 +182,44 @@ class FlowEngine:
         started = self.clock()
         # The dialplan's `?lang=` (a per-DID language, extensions_ivr.conf IVR_LANG) first, then the channel's
         # language, when the flow offers it; else the flow's default.
-        language = next((lang for lang in (info.params.get("lang", ""), info.language) if lang in flow.languages),
-                        flow.language)
+        language = next(
+            (lang for lang in (info.params.get("lang", ""), info.language) if lang in flow.languages), flow.language
+        )
         ctx = CallContext(
-            channel=channel, info=info, flows=self.flows, flow=flow, settings=self.settings, clock=self.clock,
-            storage=self.storage, lookup_client=self.lookup_client, observer=observer or self.observer,
-            version=self.version, base_dirs=self.base_dirs, language=language, recorder=Recorder(),
+            channel=channel,
+            info=info,
+            flows=self.flows,
+            flow=flow,
+            settings=self.settings,
+            clock=self.clock,
+            storage=self.storage,
+            lookup_client=self.lookup_client,
+            observer=observer or self.observer,
+            version=self.version,
+            base_dirs=self.base_dirs,
+            language=language,
+            recorder=Recorder(),
         )
         self._initial_variables(ctx)
         self._enter_flow(ctx, flow)
         start = start_node or flow.start
-        report = CallReport(flow=flow_name, start_node=start, version=self.version, uniqueid=info.uniqueid,
-                            caller_id=info.caller_id, started_at=started)
+        report = CallReport(
+            flow=flow_name,
+            start_node=start,
+            version=self.version,
+            uniqueid=info.uniqueid,
+            caller_id=info.caller_id,
+            started_at=started,
+        )
         metrics.CALLS_STARTED.labels(flow_name).inc()
         active = metrics.CALLS_ACTIVE.labels(flow_name)
         active.inc()
-        ctx.emit("call", f"call {info.uniqueid} from {info.caller_id or 'unknown'} enters {flow_name}:{start}"
-                 + (f" (version {self.version})" if self.version else ""), caller_id=info.caller_id)
+        ctx.emit(
+            "call",
+            f"call {info.uniqueid} from {info.caller_id or 'unknown'} enters {flow_name}:{start}"
+            + (f" (version {self.version})" if self.version else ""),
+            caller_id=info.caller_id,
+        )
         visit: NodeVisit | None = None
         try:
             if flow.answer:
@@ -203,13 +240,16 @@ class FlowEngine:
                 visit = NodeVisit(node_flow.name, node_id, node.type, self.clock())
                 report.visits.append(visit)
                 metrics.NODE_VISITS.labels(node_flow.name, node_id).inc()
-                ctx.emit("enter", f"{node.type} node" + (f": {node.description}" if node.description else ""),
-                         node_kind=node.type)
+                ctx.emit(
+                    "enter",
+                    f"{node.type} node" + (f": {node.description}" if node.description else ""),
+                    node_kind=node.type,
+                )
                 step = await handler_for(node.type)(node, ctx)
-                self._leave(ctx, visit, step.reason, step.detail,
-                            ctx.qualify(step.target) if isinstance(step, Goto) else "")
-                ctx.emit("exit", f"{step.reason}: {step.detail}" if step.detail else step.reason,
-                         reason=step.reason)
+                self._leave(
+                    ctx, visit, step.reason, step.detail, ctx.qualify(step.target) if isinstance(step, Goto) else ""
+                )
+                ctx.emit("exit", f"{step.reason}: {step.detail}" if step.detail else step.reason, reason=step.reason)
                 visit = None
                 if isinstance(step, Finish):
                     report.outcome = ctx.outcome or step.outcome or "contained"
@@ -255,8 +295,13 @@ class FlowEngine:
             if report.outcome:
                 metrics.CALL_OUTCOMES.labels(flow_name, report.outcome).inc()
             metrics.IVR_SECONDS.labels(flow_name).observe(max(0.0, report.seconds))
-        ctx.emit("end", f"outcome {report.outcome}" + (f" -> {report.end_target}" if report.end_target else "")
-                 + f" after {report.seconds:.1f} s", outcome=report.outcome)
+        ctx.emit(
+            "end",
+            f"outcome {report.outcome}"
+            + (f" -> {report.end_target}" if report.end_target else "")
+            + f" after {report.seconds:.1f} s",
+            outcome=report.outcome,
+        )
         return report
 
     @staticmethod

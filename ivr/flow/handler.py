@@ -14,10 +14,12 @@ Rules for this file:
   leaves the flow (live call registry); `on_report(report)` after the call; `channel_factory(session)` builds
   the engine's `Channel` (default `AGIChannel`; the admin tools wrap it with a scripted caller).
 """
+
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from ivr.agi.errors import AGIError
 from ivr.agi.router import Handler, Router
@@ -43,9 +45,15 @@ ChannelFactory = Callable[[AGISession], Channel]
 class FlowResolver:
     """`Router` fallback: script path -> handler running that flow, or None when there is no such flow."""
 
-    def __init__(self, repository: Any, engine: FlowEngine | EngineFactory, *,
-                 on_report: ReportSink | None = None, on_node: NodeSink | None = None,
-                 channel_factory: ChannelFactory = AGIChannel) -> None:
+    def __init__(
+        self,
+        repository: Any,
+        engine: FlowEngine | EngineFactory,
+        *,
+        on_report: ReportSink | None = None,
+        on_node: NodeSink | None = None,
+        channel_factory: ChannelFactory = AGIChannel,
+    ) -> None:
         self.repository = repository
         self._engine = engine
         self._cache: tuple[object, FlowEngine] | None = None
@@ -73,8 +81,7 @@ class FlowResolver:
         engine = self.engine_for(flows)
 
         async def handler(session: AGISession) -> None:
-            report = await run_call(engine, session, name, channel_factory=self.channel_factory,
-                                    on_node=self.on_node)
+            report = await run_call(engine, session, name, channel_factory=self.channel_factory, on_node=self.on_node)
             if self.on_report is not None:
                 try:
                     self.on_report(report)
@@ -91,8 +98,14 @@ def start_node(engine: FlowEngine, flow_name: str, requested: str | None, unique
     try:
         engine.resolve(flow_name, requested)
     except EngineError:
-        log.warning("call %r asked to start %s at node %r, which the flow (version %s) does not have; starting at %r",
-                    uniqueid, flow_name, requested, engine.version, engine.flows[flow_name].start)
+        log.warning(
+            "call %r asked to start %s at node %r, which the flow (version %s) does not have; starting at %r",
+            uniqueid,
+            flow_name,
+            requested,
+            engine.version,
+            engine.flows[flow_name].start,
+        )
         return None
     return requested
 
@@ -120,8 +133,14 @@ class NodeNotifier:
             log.exception("on_node failed for call %r at %s:%s", self.uniqueid, self.flow, node)
 
 
-async def run_call(engine: FlowEngine, session: AGISession, flow_name: str, *,
-                   channel_factory: ChannelFactory = AGIChannel, on_node: NodeSink | None = None) -> CallReport:
+async def run_call(
+    engine: FlowEngine,
+    session: AGISession,
+    flow_name: str,
+    *,
+    channel_factory: ChannelFactory = AGIChannel,
+    on_node: NodeSink | None = None,
+) -> CallReport:
     """Run `flow_name` on the call behind `session` and tell the dialplan how it ended."""
     channel = channel_factory(session)
     info = channel.info
@@ -132,9 +151,17 @@ async def run_call(engine: FlowEngine, session: AGISession, flow_name: str, *,
     finally:
         if notifier is not None:
             notifier.notify(None)
-    log.info("call %r flow %s version %s: %s%s after %.1f s (%d nodes, ended at %s)", info.uniqueid,
-             flow_name, engine.version, report.outcome, f" -> {report.end_target}" if report.end_target else "",
-             report.seconds, len(report.visits), report.end_node)
+    log.info(
+        "call %r flow %s version %s: %s%s after %.1f s (%d nodes, ended at %s)",
+        info.uniqueid,
+        flow_name,
+        engine.version,
+        report.outcome,
+        f" -> {report.end_target}" if report.end_target else "",
+        report.seconds,
+        len(report.visits),
+        report.end_node,
+    )
     if not session.hung_up and not session.closed:
         try:
             await session.set_variable(STATUS_VARIABLE, "ERROR" if report.outcome == "error" else "OK")
@@ -144,9 +171,15 @@ async def run_call(engine: FlowEngine, session: AGISession, flow_name: str, *,
     return report
 
 
-def build_flow_router(repository: Any, engine: FlowEngine | EngineFactory, *, router: Router | None = None,
-                      on_report: ReportSink | None = None, on_node: NodeSink | None = None,
-                      channel_factory: ChannelFactory = AGIChannel) -> Router:
+def build_flow_router(
+    repository: Any,
+    engine: FlowEngine | EngineFactory,
+    *,
+    router: Router | None = None,
+    on_report: ReportSink | None = None,
+    on_node: NodeSink | None = None,
+    channel_factory: ChannelFactory = AGIChannel,
+) -> Router:
     """A Router whose fallback runs flows from `repository` (a FlowRepository, or any name -> Flow mapping).
 
     `engine` is a FlowEngine (fixed flows) or a factory `flows -> FlowEngine` called once per flow-set version.
@@ -154,6 +187,7 @@ def build_flow_router(repository: Any, engine: FlowEngine | EngineFactory, *, ro
     left the flow (e.g. `CallRegistry.note_flow`); `channel_factory(session) -> Channel` (default `AGIChannel`).
     """
     router = router or Router()
-    router.fallback = FlowResolver(repository, engine, on_report=on_report, on_node=on_node,
-                                   channel_factory=channel_factory)
+    router.fallback = FlowResolver(
+        repository, engine, on_report=on_report, on_node=on_node, channel_factory=channel_factory
+    )
     return router

@@ -12,20 +12,29 @@ Rules for this file:
   cached by (path, mtime); the mtime is checked at most every 30 s, so a changed file is picked up without a
   reload and a busy route costs no stat per call.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 from ivr.flow.model import Schedule
 
 __all__ = [
-    "HoursError", "HoursStatus", "HolidayCalendar", "WeeklyHours", "parse_weekly", "load_calendar", "CalendarCache",
-    "schedule_status", "is_open", "is_holiday",
+    "HoursError",
+    "HoursStatus",
+    "HolidayCalendar",
+    "WeeklyHours",
+    "parse_weekly",
+    "load_calendar",
+    "CalendarCache",
+    "schedule_status",
+    "is_open",
+    "is_holiday",
 ]
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -90,7 +99,7 @@ def parse_weekly(weekly: Mapping[str, str | Sequence[str]]) -> WeeklyHours:
 
 @dataclass(frozen=True)
 class _Event:
-    start: datetime          # naive local time (all-day events: midnight)
+    start: datetime  # naive local time (all-day events: midnight)
     length: timedelta
     all_day: bool
     rrule: str | None = None
@@ -104,7 +113,7 @@ class HolidayCalendar:
     events: list[_Event] = field(default_factory=list)
 
     @classmethod
-    def from_ics(cls, data: bytes | str, zone: ZoneInfo | None = None) -> "HolidayCalendar":
+    def from_ics(cls, data: bytes | str, zone: ZoneInfo | None = None) -> HolidayCalendar:
         from icalendar import Calendar
 
         try:
@@ -187,8 +196,12 @@ class CalendarCache:
     seconds of `monotonic` time and the file is parsed again only when the mtime changed: a route on every call
     costs neither a stat nor a parse on the event loop."""
 
-    def __init__(self, check_every: float = CALENDAR_CHECK_SECONDS,
-                 monotonic: Callable[[], float] = time.monotonic, max_entries: int = 64) -> None:
+    def __init__(
+        self,
+        check_every: float = CALENDAR_CHECK_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+        max_entries: int = 64,
+    ) -> None:
         self.check_every = check_every
         self.monotonic = monotonic
         self.max_entries = max_entries
@@ -236,7 +249,7 @@ def load_calendar(path: Path, zone: ZoneInfo | None = None, *, cache: CalendarCa
 class HoursStatus:
     open: bool
     holiday: bool
-    reason: str     # override | holiday | weekly | closed (no weekly range covers the time)
+    reason: str  # override | holiday | weekly | closed (no weekly range covers the time)
     local_time: datetime
 
 
@@ -263,7 +276,7 @@ def schedule_status(
     schedule: Schedule, at: datetime, *, default_timezone: str = "UTC", base_dir: Path | None = None
 ) -> HoursStatus:
     if at.tzinfo is None:
-        at = at.replace(tzinfo=timezone.utc)
+        at = at.replace(tzinfo=UTC)
     zone = _zone(schedule, default_timezone)
     local = at.astimezone(zone)
     holiday = _holiday(schedule, local, zone, base_dir)

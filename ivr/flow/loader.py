@@ -9,14 +9,15 @@ Rules for this file:
 - A `FlowSet` is immutable once built: calls in progress keep the object they started with while a reload
   builds a new one (see `ivr.flow.repository`).
 """
+
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
-from typing import Iterator, Mapping
 
 from pydantic import ValidationError
 
@@ -39,10 +40,24 @@ class FlowSource:
     positions: PositionMap
     calendars: tuple[Path, ...] = ()  # .ics files this flow reads
 
-    def problem(self, path: tuple, message: str, hint: str = "", *, severity: str = "error", code: str = "graph",
-                at_key: bool = True) -> Problem:
-        return self.positions.problem(path, message, hint, severity=severity, code=code,  # type: ignore[arg-type]
-                                      at_key=at_key)
+    def problem(
+        self,
+        path: tuple,
+        message: str,
+        hint: str = "",
+        *,
+        severity: str = "error",
+        code: str = "graph",
+        at_key: bool = True,
+    ) -> Problem:
+        return self.positions.problem(
+            path,
+            message,
+            hint,
+            severity=severity,
+            code=code,  # type: ignore[arg-type]
+            at_key=at_key,
+        )
 
 
 @dataclass(frozen=True)
@@ -86,8 +101,11 @@ class FlowSet:
 def flow_files(directory: Path) -> list[Path]:
     """The flow files of a directory, sorted by name (test-case files excluded)."""
     return sorted(
-        p for p in directory.iterdir()
-        if p.is_file() and p.name.endswith(FLOW_SUFFIXES) and not p.name.endswith(TEST_SUFFIXES)
+        p
+        for p in directory.iterdir()
+        if p.is_file()
+        and p.name.endswith(FLOW_SUFFIXES)
+        and not p.name.endswith(TEST_SUFFIXES)
         and not p.name.startswith(".")
     )
 
@@ -100,24 +118,45 @@ def display_name(path: Path) -> str:
         return str(path)
 
 
-def load_flows(path: str | Path, *, prompts_dir: str | Path | None = None, check: bool = True,
-               now: datetime | None = None) -> FlowSet:
+def load_flows(
+    path: str | Path, *, prompts_dir: str | Path | None = None, check: bool = True, now: datetime | None = None
+) -> FlowSet:
     """Load a flows directory (or one flow file) and, with `check`, run the graph checks of `ivr.flow.validate`.
 
     Raises `ConfigError` with every error found; warnings ride on `FlowSet.warnings` (and on the error)."""
     path = Path(path)
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     if path.is_dir():
         files = flow_files(path)
         directory: Path | None = path
         if not files:
-            raise ConfigError([Problem(display_name(path), 0, 0, "no flow files in this directory",
-                                       "add a flow such as main.yaml (see docs/flows.md)", code="io")])
+            raise ConfigError(
+                [
+                    Problem(
+                        display_name(path),
+                        0,
+                        0,
+                        "no flow files in this directory",
+                        "add a flow such as main.yaml (see docs/flows.md)",
+                        code="io",
+                    )
+                ]
+            )
     elif path.is_file():
         files, directory = [path], path.parent
     else:
-        raise ConfigError([Problem(display_name(path), 0, 0, "no such file or directory",
-                                   "give a flows directory or a flow file", code="io")])
+        raise ConfigError(
+            [
+                Problem(
+                    display_name(path),
+                    0,
+                    0,
+                    "no such file or directory",
+                    "give a flows directory or a flow file",
+                    code="io",
+                )
+            ]
+        )
 
     problems: list[Problem] = []
     flows: dict[str, Flow] = {}
@@ -131,20 +170,38 @@ def load_flows(path: str | Path, *, prompts_dir: str | Path | None = None, check
         flow, source = loaded
         if flow.name in flows:
             first = sources[flow.name].display
-            problems.append(source.problem(("name",), f"duplicate flow name {flow.name!r}",
-                                           f"{first} already defines it; flow names must be unique",
-                                           code="duplicate-flow", at_key=False))
+            problems.append(
+                source.problem(
+                    ("name",),
+                    f"duplicate flow name {flow.name!r}",
+                    f"{first} already defines it; flow names must be unique",
+                    code="duplicate-flow",
+                    at_key=False,
+                )
+            )
             continue
         if file.stem != flow.name:
-            problems.append(source.problem(("name",), f"flow {flow.name!r} is in a file named {file.name!r}",
-                                           f"name the file {flow.name}.yaml so it is easy to find", at_key=False,
-                                           severity="warning", code="file-name"))
+            problems.append(
+                source.problem(
+                    ("name",),
+                    f"flow {flow.name!r} is in a file named {file.name!r}",
+                    f"name the file {flow.name}.yaml so it is easy to find",
+                    at_key=False,
+                    severity="warning",
+                    code="file-name",
+                )
+            )
         flows[flow.name] = flow
         sources[flow.name] = source
 
     flow_set = FlowSet(
-        flows=MappingProxyType(flows), sources=MappingProxyType(sources), version=digest.hexdigest()[:12],
-        loaded_at=now, directory=directory, warnings=(), files=tuple(read),
+        flows=MappingProxyType(flows),
+        sources=MappingProxyType(sources),
+        version=digest.hexdigest()[:12],
+        loaded_at=now,
+        directory=directory,
+        warnings=(),
+        files=tuple(read),
     )
     if check and not any(p.severity == "error" for p in problems):
         from ivr.flow.validate import check_flow_set  # validate reads FlowSet; imported here to avoid a cycle
@@ -154,13 +211,19 @@ def load_flows(path: str | Path, *, prompts_dir: str | Path | None = None, check
     if any(p.severity == "error" for p in problems):
         raise ConfigError(problems)
     return FlowSet(
-        flows=flow_set.flows, sources=flow_set.sources, version=flow_set.version, loaded_at=now,
-        directory=directory, warnings=tuple(problems), files=flow_set.files,
+        flows=flow_set.flows,
+        sources=flow_set.sources,
+        version=flow_set.version,
+        loaded_at=now,
+        directory=directory,
+        warnings=tuple(problems),
+        files=flow_set.files,
     )
 
 
-def _load_one(file: Path, now: datetime, problems: list[Problem], digest: "hashlib._Hash",
-              read: list[Path]) -> tuple[Flow, FlowSource] | None:
+def _load_one(
+    file: Path, now: datetime, problems: list[Problem], digest: hashlib._Hash, read: list[Path]
+) -> tuple[Flow, FlowSource] | None:
     display = display_name(file)
     try:
         raw = file.read_bytes()
@@ -178,8 +241,16 @@ def _load_one(file: Path, now: datetime, problems: list[Problem], digest: "hashl
         problems.extend(exc.problems)
         return None
     if not isinstance(doc.data, dict):
-        problems.append(Problem(display, 1, 1, "a flow file must be a mapping with name, start and nodes",
-                                "start from a sample in config/flows/", code="schema"))
+        problems.append(
+            Problem(
+                display,
+                1,
+                1,
+                "a flow file must be a mapping with name, start and nodes",
+                "start from a sample in config/flows/",
+                code="schema",
+            )
+        )
         return None
     try:
         flow = Flow.model_validate(doc.data)
@@ -196,27 +267,54 @@ def _load_one(file: Path, now: datetime, problems: list[Problem], digest: "hashl
     return flow, FlowSource(file, display, doc.positions, tuple(calendars))
 
 
-def _read_calendar(ics: Path, positions: PositionMap, where: tuple, now: datetime, problems: list[Problem],
-                   digest: "hashlib._Hash", read: list[Path]) -> set[date] | None:
+def _read_calendar(
+    ics: Path,
+    positions: PositionMap,
+    where: tuple,
+    now: datetime,
+    problems: list[Problem],
+    digest: hashlib._Hash,
+    read: list[Path],
+) -> set[date] | None:
     try:
         raw = ics.read_bytes()
     except OSError:
-        problems.append(positions.problem(where, f"holiday calendar {display_name(ics)} not found",
-                                          "the path is relative to the flow file", at_key=False, code="calendar"))
+        problems.append(
+            positions.problem(
+                where,
+                f"holiday calendar {display_name(ics)} not found",
+                "the path is relative to the flow file",
+                at_key=False,
+                code="calendar",
+            )
+        )
         return None
     read.append(ics)
     digest.update(ics.name.encode() + b"\0" + raw + b"\0")
     try:
         dates, bad = parse_calendar(raw, now)
     except ValueError as exc:
-        problems.append(positions.problem(where, f"holiday calendar {display_name(ics)} cannot be read: {exc}",
-                                          "export the calendar again as iCalendar (.ics)", at_key=False,
-                                          code="calendar"))
+        problems.append(
+            positions.problem(
+                where,
+                f"holiday calendar {display_name(ics)} cannot be read: {exc}",
+                "export the calendar again as iCalendar (.ics)",
+                at_key=False,
+                code="calendar",
+            )
+        )
         return None
     for line, message in bad:
-        problems.append(Problem(display_name(ics), line, 1, message,
-                                "each VEVENT needs a DTSTART date (all-day events: DTSTART;VALUE=DATE:20261224)",
-                                code="calendar"))
+        problems.append(
+            Problem(
+                display_name(ics),
+                line,
+                1,
+                message,
+                "each VEVENT needs a DTSTART date (all-day events: DTSTART;VALUE=DATE:20261224)",
+                code="calendar",
+            )
+        )
     return dates
 
 
@@ -230,8 +328,11 @@ def parse_calendar(raw: bytes, now: datetime) -> tuple[set[date], list[tuple[int
         calendar = icalendar.Calendar.from_ical(raw)
     except Exception as exc:  # icalendar raises plain ValueError and others for malformed input
         raise ValueError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
-    event_lines = [i + 1 for i, text in enumerate(raw.decode("utf-8", "replace").splitlines())
-                   if text.strip().upper() == "BEGIN:VEVENT"]
+    event_lines = [
+        i + 1
+        for i, text in enumerate(raw.decode("utf-8", "replace").splitlines())
+        if text.strip().upper() == "BEGIN:VEVENT"
+    ]
     window_start = date(now.year - CALENDAR_YEARS_BACK, 1, 1)
     window_end = date(now.year + CALENDAR_YEARS_AHEAD, 12, 31)
     dates: set[date] = set()
@@ -254,9 +355,14 @@ def parse_calendar(raw: bytes, now: datetime) -> tuple[set[date], list[tuple[int
             except (ValueError, TypeError) as exc:
                 bad.append((line, f"calendar event with an unreadable RRULE: {exc}"))
                 continue
-            starts = [d.date() for d in recurrence.between(
-                datetime.combine(window_start, datetime.min.time()),
-                datetime.combine(window_end, datetime.min.time()), inc=True)]
+            starts = [
+                d.date()
+                for d in recurrence.between(
+                    datetime.combine(window_start, datetime.min.time()),
+                    datetime.combine(window_end, datetime.min.time()),
+                    inc=True,
+                )
+            ]
         for first in starts:
             for offset in range(length):
                 dates.add(first + timedelta(days=offset))

@@ -13,13 +13,15 @@ Rules for this file:
 - `FixtureLookupClient` answers from a file or dict, keyed by URL, `flow:node` or node id, so admin tools and
   tests run flows with lookups and no network.
 """
+
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote, urlsplit
 
 from ivr.flow.context import clean_value
@@ -27,9 +29,21 @@ from ivr.flow.model import LookupNode
 from ivr.flow.templates import TemplateError, render
 
 __all__ = [
-    "LookupRequest", "LookupClient", "LookupFailed", "LookupTimeout", "LookupHTTPError", "LookupBadJSON",
-    "LookupConnectionError", "LookupTooLarge", "LookupNotAllowed", "HttpLookupClient", "FixtureLookupClient",
-    "build_request", "map_answer", "extract_path", "decode_answer",
+    "LookupRequest",
+    "LookupClient",
+    "LookupFailed",
+    "LookupTimeout",
+    "LookupHTTPError",
+    "LookupBadJSON",
+    "LookupConnectionError",
+    "LookupTooLarge",
+    "LookupNotAllowed",
+    "HttpLookupClient",
+    "FixtureLookupClient",
+    "build_request",
+    "map_answer",
+    "extract_path",
+    "decode_answer",
 ]
 
 MAX_ANSWER_BYTES = 1 << 20
@@ -103,8 +117,9 @@ def build_request(flow: str, node_id: str, node: LookupNode, variables: Mapping[
         raise LookupFailed(f"lookup {flow}:{node_id}: {exc}") from None
     if not url.startswith(("http://", "https://")):
         raise LookupFailed(f"lookup {flow}:{node_id}: URL {url[:80]!r} must start with http:// or https://")
-    return LookupRequest(flow=flow, node=node_id, method=node.method, url=url, timeout=node.timeout,
-                         headers=headers, body=body)
+    return LookupRequest(
+        flow=flow, node=node_id, method=node.method, url=url, timeout=node.timeout, headers=headers, body=body
+    )
 
 
 def extract_path(data: Any, path: str) -> Any:
@@ -147,7 +162,7 @@ def _as_text(value: Any) -> str:
     if isinstance(value, int):
         # str() of an int over 4300 digits raises ValueError (CPython's limit); such a value is not a number a
         # caller can use anyway.
-        return str(value) if -(10 ** 64) < value < 10 ** 64 else ""
+        return str(value) if -(10**64) < value < 10**64 else ""
     return str(value)
 
 
@@ -167,8 +182,14 @@ class HttpLookupClient:
     own timeout so one flow edit cannot hold calls for minutes. Redirects are not followed.
     """
 
-    def __init__(self, session: Any = None, *, max_bytes: int = MAX_ANSWER_BYTES,
-                 allowed_hosts: Iterable[str] = (), max_timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        session: Any = None,
+        *,
+        max_bytes: int = MAX_ANSWER_BYTES,
+        allowed_hosts: Iterable[str] = (),
+        max_timeout: float | None = None,
+    ) -> None:
         self._session = session
         self._own_session = session is None
         self.max_bytes = max_bytes
@@ -176,10 +197,14 @@ class HttpLookupClient:
         self.max_timeout = max_timeout
 
     @classmethod
-    def from_settings(cls, lookups: Any, session: Any = None) -> "HttpLookupClient":
+    def from_settings(cls, lookups: Any, session: Any = None) -> HttpLookupClient:
         """From `Settings.lookups` (timeout, allowed_hosts, max_response_bytes)."""
-        return cls(session, max_bytes=lookups.max_response_bytes, allowed_hosts=lookups.allowed_hosts,
-                   max_timeout=lookups.timeout * 3)
+        return cls(
+            session,
+            max_bytes=lookups.max_response_bytes,
+            allowed_hosts=lookups.allowed_hosts,
+            max_timeout=lookups.timeout * 3,
+        )
 
     async def _client(self) -> Any:
         if self._session is None:
@@ -193,14 +218,18 @@ class HttpLookupClient:
 
         host = (urlsplit(request.url).hostname or "").lower()
         if self.allowed_hosts and host not in self.allowed_hosts:
-            raise LookupNotAllowed(f"lookup {request.flow}:{request.node}: host {host!r} is not in "
-                                   "lookups.allowed_hosts; add it to the service settings")
+            raise LookupNotAllowed(
+                f"lookup {request.flow}:{request.node}: host {host!r} is not in "
+                "lookups.allowed_hosts; add it to the service settings"
+            )
         timeout = min(request.timeout, self.max_timeout) if self.max_timeout else request.timeout
         session = await self._client()
         try:
             async with asyncio.timeout(timeout):
                 async with session.request(
-                    request.method, request.url, headers=request.headers,
+                    request.method,
+                    request.url,
+                    headers=request.headers,
                     json=request.body if request.method == "POST" else None,
                     allow_redirects=False,
                 ) as response:
@@ -211,9 +240,7 @@ class HttpLookupClient:
                         )
                     raw = await response.content.read(self.max_bytes + 1)
         except TimeoutError:
-            raise LookupTimeout(
-                f"lookup {request.flow}:{request.node} got no answer within {timeout} s"
-            ) from None
+            raise LookupTimeout(f"lookup {request.flow}:{request.node} got no answer within {timeout} s") from None
         except aiohttp.ClientError as exc:
             raise LookupConnectionError(f"lookup {request.flow}:{request.node} failed: {exc}") from None
         if len(raw) > self.max_bytes:
@@ -227,8 +254,11 @@ class HttpLookupClient:
 
 
 _FIXTURE_ERRORS: dict[str, type[LookupFailed]] = {
-    "timeout": LookupTimeout, "bad_json": LookupBadJSON, "connection": LookupConnectionError,
-    "too_large": LookupTooLarge, "not_allowed": LookupNotAllowed,
+    "timeout": LookupTimeout,
+    "bad_json": LookupBadJSON,
+    "connection": LookupConnectionError,
+    "too_large": LookupTooLarge,
+    "not_allowed": LookupNotAllowed,
 }
 
 
@@ -245,7 +275,7 @@ class FixtureLookupClient:
         self.requests: list[LookupRequest] = []
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "FixtureLookupClient":
+    def from_file(cls, path: str | Path) -> FixtureLookupClient:
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
         except OSError as exc:

@@ -6,11 +6,13 @@ Rules for this file:
 - Every model forbids unknown keys, so a typo in YAML is an error with a "did you mean" hint, never a silent default.
 - Durations accept `5`, `5s`, `500ms`, `2m`, `1h` and are stored as float seconds.
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from datetime import date
-from typing import Annotated, Any, Iterable, Iterator, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
@@ -47,10 +49,15 @@ def check_regex(pattern: str, *, quote: bool = False) -> str:
 Duration = Annotated[
     float,
     BeforeValidator(parse_duration),
-    WithJsonSchema({
-        "anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|h)?\s*$"}],
-        "description": "Duration: 5, 5s, 500ms, 2m or 1h.",
-    }),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0},
+                {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|h)?\s*$"},
+            ],
+            "description": "Duration: 5, 5s, 500ms, 2m or 1h.",
+        }
+    ),
 ]
 Digits = Annotated[str, Field(pattern=r"^[0-9*#]+$")]
 # A node reference: `node` in the same flow or `flow:node` in another flow.
@@ -91,6 +98,7 @@ Prompt = Annotated[dict[str, PromptVariant], BeforeValidator(_prompt_shorthand)]
 
 # --- business hours ----------------------------------------------------------------------------------------
 
+
 def check_time_zone(zone: str) -> str:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -109,11 +117,13 @@ class Schedule(Strict):
     """Opening hours: a weekly pattern in a time zone, minus holidays, with a manual override switch."""
 
     timezone: str | None = Field(None, description="IANA zone (Europe/Vilnius); defaults to the flow's timezone.")
-    weekly: dict[str, Union[str, list[str]]] = Field(
+    weekly: dict[str, str | list[str]] = Field(
         description="Day or day range (mon, mon-fri) -> 'HH:MM-HH:MM' or a list of ranges; days not listed are closed."
     )
     holidays: list[date] = Field(default_factory=list, description="Closed all day (YYYY-MM-DD).")
-    holiday_calendar: str | None = Field(None, description="iCalendar (.ics) file of closed days, relative to the flow.")
+    holiday_calendar: str | None = Field(
+        None, description="iCalendar (.ics) file of closed days, relative to the flow."
+    )
     override: Literal["open", "closed"] | None = Field(
         None, description="Manual switch (e.g. emergency closed). Wins over everything else while set."
     )
@@ -250,7 +260,7 @@ class MenuNode(NodeBase):
 
     type: Literal["menu"]
     greeting: list[str] = Field(min_length=1, description="Prompt ids played each time the menu is offered.")
-    options: dict[str, Union[NodeRef, MenuOption, "InlineNode"]] = Field(
+    options: dict[str, NodeRef | MenuOption | InlineNode] = Field(
         min_length=1,
         description="Digits -> node id, repeat/back/top, {goto: ...} or an inline node (e.g. {type: transfer, ...}).",
     )
@@ -295,7 +305,7 @@ class InputNode(NodeBase):
         return None if pattern is None else check_regex(pattern)
 
     @model_validator(mode="after")
-    def _check_lengths(self) -> "InputNode":
+    def _check_lengths(self) -> InputNode:
         if self.min_length > self.max_length:
             raise ValueError("min_length is larger than max_length")
         return self
@@ -316,7 +326,7 @@ class RouteRule(Strict):
     goto: NodeRef
 
     @model_validator(mode="after")
-    def _one_condition(self) -> "RouteRule":
+    def _one_condition(self) -> RouteRule:
         kinds = [k for k in ("open", "closed", "holiday", "caller", "variable", "language") if getattr(self, k)]
         if len(kinds) != 1:
             raise ValueError("a rule needs exactly one of: open, closed, holiday, caller, variable, language")
@@ -391,7 +401,7 @@ class TransferNode(NodeBase):
     next: NodeRef | None = Field(None, description="After the transferred call ends; default: hang up.")
 
     @model_validator(mode="after")
-    def _one_target(self) -> "TransferNode":
+    def _one_target(self) -> TransferNode:
         targets = [t for t in (self.extension, self.dial, self.queue) if t]
         if len(targets) != 1:
             raise ValueError("a transfer needs exactly one of: extension, dial, queue")
@@ -448,11 +458,17 @@ class CallbackNode(NodeBase):
     use_caller_id: bool = Field(True, description="Offer the caller ID first; the caller may enter another number.")
     number_prompts: list[str] = Field(default_factory=list, description="Asks for another number.")
     confirm_prompts: list[str] = Field(default_factory=list, description="'press 1 to confirm, 2 for another number'.")
-    invalid_prompts: list[str] = Field(default_factory=list, description="Played when a typed number cannot be called "
-                                       "back (wrong length or refused by the number pattern), before asking again.")
-    number_pattern: str | None = Field(None, description="Regular expression the whole number (caller ID or typed, "
-                                       "with its + if any) must match; default: the service's "
-                                       "callbacks.number_pattern. Use it to refuse premium-rate and short numbers.")
+    invalid_prompts: list[str] = Field(
+        default_factory=list,
+        description="Played when a typed number cannot be called "
+        "back (wrong length or refused by the number pattern), before asking again.",
+    )
+    number_pattern: str | None = Field(
+        None,
+        description="Regular expression the whole number (caller ID or typed, "
+        "with its + if any) must match; default: the service's "
+        "callbacks.number_pattern. Use it to refuse premium-rate and short numbers.",
+    )
     min_length: int = 6
     max_length: int = 15
     retries: int = Field(2, ge=0, le=10)
@@ -480,10 +496,22 @@ class HangupNode(NodeBase):
 
 
 Node = Annotated[
-    Union[
-        PlayNode, SayNode, SetNode, MenuNode, InputNode, RouteNode, LanguageNode, LookupNode, TransferNode,
-        ParkNode, HoldNode, RecordNode, VoicemailNode, CallbackNode, GotoNode, HangupNode,
-    ],
+    PlayNode
+    | SayNode
+    | SetNode
+    | MenuNode
+    | InputNode
+    | RouteNode
+    | LanguageNode
+    | LookupNode
+    | TransferNode
+    | ParkNode
+    | HoldNode
+    | RecordNode
+    | VoicemailNode
+    | CallbackNode
+    | GotoNode
+    | HangupNode,
     Field(discriminator="type"),
 ]
 # A node written inline as a menu option.
@@ -491,8 +519,22 @@ InlineNode = Node
 MenuNode.model_rebuild()
 
 NODE_KINDS: tuple[str, ...] = (
-    "play", "say", "set", "menu", "input", "route", "language", "lookup", "transfer",
-    "park", "hold", "record", "voicemail", "callback", "goto", "hangup",
+    "play",
+    "say",
+    "set",
+    "menu",
+    "input",
+    "route",
+    "language",
+    "lookup",
+    "transfer",
+    "park",
+    "hold",
+    "record",
+    "voicemail",
+    "callback",
+    "goto",
+    "hangup",
 )
 
 
@@ -528,5 +570,9 @@ def all_nodes(flow: Flow) -> Iterator[Any]:
 
 def literal_queues(flows: Iterable[Flow]) -> set[str]:
     """Queue names written literally in transfer and callback nodes (a `${...}` queue is chosen at run time)."""
-    return {node.queue for flow in flows for node in all_nodes(flow)
-            if isinstance(node, (TransferNode, CallbackNode)) and node.queue and "${" not in node.queue}
+    return {
+        node.queue
+        for flow in flows
+        for node in all_nodes(flow)
+        if isinstance(node, (TransferNode, CallbackNode)) and node.queue and "${" not in node.queue
+    }

@@ -11,6 +11,7 @@ Rules for this file:
   across a park comeback, so a re-entered call (`?node=`) restores it instead of asking consent again or
   starting a second recording over the first.
 """
+
 from __future__ import annotations
 
 import logging
@@ -43,7 +44,7 @@ class Recorder:
     def active(self) -> bool:
         return self.state == "recording"
 
-    async def restore(self, ctx: "CallContext") -> None:
+    async def restore(self, ctx: CallContext) -> None:
         """Pick up what an earlier AGI session of this channel left (park comeback)."""
         get = ctx.channel.get_variable
         consent = await get(CONSENT_VARIABLE)
@@ -58,13 +59,13 @@ class Recorder:
             self.recording_id = int(rec_id) if rec_id.isdigit() else None
             ctx.emit("record", f"recording {state} from an earlier part of this call: {path}", path=path)
 
-    async def _save(self, ctx: "CallContext") -> None:
+    async def _save(self, ctx: CallContext) -> None:
         await ctx.channel.set_variable(STATE_VARIABLE, self.state)
         await ctx.channel.set_variable(FILE_VARIABLE, self.path)
         if self.recording_id is not None:
             await ctx.channel.set_variable(ID_VARIABLE, str(self.recording_id))
 
-    async def _ask_consent(self, ctx: "CallContext") -> bool:
+    async def _ask_consent(self, ctx: CallContext) -> bool:
         policy = ctx.flow.recording
         digit = await ctx.play(policy.consent_prompts, policy.opt_out_key)
         if digit is None:
@@ -74,11 +75,12 @@ class Recorder:
         self.consent = digit != policy.opt_out_key
         ctx.variables["recording_consent"] = "yes" if self.consent else "no"
         await ctx.channel.set_variable(CONSENT_VARIABLE, ctx.variables["recording_consent"])
-        ctx.emit("record", "caller consented" if self.consent else "caller opted out of recording",
-                 consent=self.consent)
+        ctx.emit(
+            "record", "caller consented" if self.consent else "caller opted out of recording", consent=self.consent
+        )
         return self.consent
 
-    async def start(self, ctx: "CallContext", why: str) -> bool:
+    async def start(self, ctx: CallContext, why: str) -> bool:
         """Start (or keep) recording if the policy allows. Returns whether the call is being recorded."""
         policy = ctx.flow.recording
         if self.state == "recording":
@@ -104,7 +106,7 @@ class Recorder:
         await self._save(ctx)
         return True
 
-    async def pause(self, ctx: "CallContext") -> None:
+    async def pause(self, ctx: CallContext) -> None:
         if self.state != "recording":
             ctx.emit("record", f"pause ignored: recording is {self.state}", skipped=True)
             return
@@ -115,7 +117,7 @@ class Recorder:
         await self._index_state(ctx, "paused")
         await self._save(ctx)
 
-    async def resume(self, ctx: "CallContext") -> bool:
+    async def resume(self, ctx: CallContext) -> bool:
         if self.state != "paused":
             ctx.emit("record", f"resume ignored: recording is {self.state}", skipped=True)
             return self.state == "recording"
@@ -127,7 +129,7 @@ class Recorder:
         await self._save(ctx)
         return True
 
-    async def stop(self, ctx: "CallContext") -> None:
+    async def stop(self, ctx: CallContext) -> None:
         if self.state not in ("recording", "paused"):
             ctx.emit("record", f"stop ignored: recording is {self.state}", skipped=True)
             return
@@ -137,7 +139,7 @@ class Recorder:
         await self._save(ctx)
         ctx.emit("record", f"recording stopped ({self.seconds:.1f} s)")
 
-    async def finish(self, ctx: "CallContext") -> None:
+    async def finish(self, ctx: CallContext) -> None:
         """Close the bookkeeping (at stop, or when the call ends: a hangup ends MixMonitor by itself)."""
         if self.state not in ("recording", "paused"):
             return
@@ -149,25 +151,31 @@ class Recorder:
             except Exception:  # the index must not break the call
                 log.exception("could not finish recording %s in storage", self.recording_id)
 
-    def _close_segment(self, ctx: "CallContext") -> None:
+    def _close_segment(self, ctx: CallContext) -> None:
         if self._segment_start is not None:
             self.seconds += max(0.0, (ctx.now() - self._segment_start).total_seconds())
             self._segment_start = None
 
-    async def _index_start(self, ctx: "CallContext") -> None:
+    async def _index_start(self, ctx: CallContext) -> None:
         if ctx.storage is None or not hasattr(ctx.storage, "add_recording"):
             return
         try:
             from ivr.storage import Recording
 
-            self.recording_id = await ctx.storage.add_recording(Recording(
-                call_id=ctx.info.uniqueid, path=self.path, caller=ctx.info.caller_id, flow=ctx.flow.name,
-                channel=ctx.info.channel, started_at=ctx.now(),
-            ))
+            self.recording_id = await ctx.storage.add_recording(
+                Recording(
+                    call_id=ctx.info.uniqueid,
+                    path=self.path,
+                    caller=ctx.info.caller_id,
+                    flow=ctx.flow.name,
+                    channel=ctx.info.channel,
+                    started_at=ctx.now(),
+                )
+            )
         except Exception:
             log.exception("could not index recording %s", self.path)
 
-    async def _index_state(self, ctx: "CallContext", state: str) -> None:
+    async def _index_state(self, ctx: CallContext, state: str) -> None:
         if self.recording_id is None or ctx.storage is None:
             return
         try:

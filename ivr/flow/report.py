@@ -5,11 +5,13 @@ Rules for this file:
 - Times come from the engine's injected clock, so a simulated call has simulated times.
 - `to_dict()` gives JSON-ready data (ISO times) for the admin tools and the API.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -43,9 +45,9 @@ class NodeVisit:
     kind: str
     entered_at: datetime
     left_at: datetime | None = None
-    reason: str = ""        # one of metrics.EXIT_REASONS
-    target: str = ""        # flow:node we went to next ("" when the call ended here)
-    detail: str = ""        # human words: "option 2", "BUSY", "exhausted after 3 invalid inputs"
+    reason: str = ""  # one of metrics.EXIT_REASONS
+    target: str = ""  # flow:node we went to next ("" when the call ended here)
+    detail: str = ""  # human words: "option 2", "BUSY", "exhausted after 3 invalid inputs"
 
     @property
     def seconds(self) -> float:
@@ -61,9 +63,9 @@ class CallReport:
     caller_id: str
     started_at: datetime
     ended_at: datetime | None = None
-    outcome: str = ""                   # one of metrics.OUTCOMES
-    end_target: str = ""                # queue:sales, extension:1001, voicemail:sales, park:default, hangup, ...
-    end_node: str = ""                  # flow:node where the call left the IVR (or hung up)
+    outcome: str = ""  # one of metrics.OUTCOMES
+    end_target: str = ""  # queue:sales, extension:1001, voicemail:sales, park:default, hangup, ...
+    end_node: str = ""  # flow:node where the call left the IVR (or hung up)
     visits: list[NodeVisit] = field(default_factory=list)
     variables: dict[str, str] = field(default_factory=dict)
     language: str = ""

@@ -11,16 +11,19 @@ Rules for this file:
 - Loading is synchronous and a few milliseconds for normal sets; `watch` runs it in a worker thread so the event
   loop never stalls, and a lock keeps two reloads (SIGHUP during a watch reload) from interleaving.
 """
+
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
 from ivr import metrics
 from ivr.flow.loader import FlowSet, flow_files, load_flows
@@ -51,9 +54,13 @@ class ReloadResult:
 
     def to_dict(self) -> dict:
         return {
-            "ok": self.ok, "changed": self.changed, "version": self.version,
-            "previous_version": self.previous_version, "candidate_version": self.candidate_version,
-            "trigger": self.trigger, "at": self.at.isoformat(),
+            "ok": self.ok,
+            "changed": self.changed,
+            "version": self.version,
+            "previous_version": self.previous_version,
+            "candidate_version": self.candidate_version,
+            "trigger": self.trigger,
+            "at": self.at.isoformat(),
             "errors": [p.to_dict() for p in self.problems if p.severity == "error"],
             "warnings": [p.to_dict() for p in self.problems if p.severity == "warning"],
         }
@@ -62,8 +69,14 @@ class ReloadResult:
 class FlowRepository:
     """Holds the running `FlowSet` and replaces it when a reload produces a valid new one."""
 
-    def __init__(self, flows_dir: str | Path, *, prompts_dir: str | Path | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc), history: int = 20) -> None:
+    def __init__(
+        self,
+        flows_dir: str | Path,
+        *,
+        prompts_dir: str | Path | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        history: int = 20,
+    ) -> None:
         self.flows_dir = Path(flows_dir)
         self.prompts_dir = Path(prompts_dir) if prompts_dir is not None else None
         self._clock = clock
@@ -75,8 +88,8 @@ class FlowRepository:
         self.history: deque[ReloadResult] = deque(maxlen=history)
 
     @classmethod
-    def from_settings(cls, settings: object) -> "FlowRepository":
-        return cls(getattr(settings, "flows_dir"), prompts_dir=getattr(settings, "prompts_dir", None))
+    def from_settings(cls, settings: object) -> FlowRepository:
+        return cls(settings.flows_dir, prompts_dir=getattr(settings, "prompts_dir", None))
 
     # --- reading -------------------------------------------------------------------------------------------
 
@@ -125,9 +138,14 @@ class FlowRepository:
                 candidate = load_flows(self.flows_dir, prompts_dir=self.prompts_dir, now=now)
             except ConfigError as exc:
                 result = ReloadResult(
-                    ok=False, changed=False, version=previous.version if previous else "",
-                    previous_version=previous.version if previous else None, candidate_version=None,
-                    problems=tuple(exc.problems), trigger=trigger, at=now,
+                    ok=False,
+                    changed=False,
+                    version=previous.version if previous else "",
+                    previous_version=previous.version if previous else None,
+                    candidate_version=None,
+                    problems=tuple(exc.problems),
+                    trigger=trigger,
+                    at=now,
                 )
                 self._signature = signature
                 self._record(result)
@@ -137,9 +155,14 @@ class FlowRepository:
                 self._current = candidate
             self._signature = signature
             result = ReloadResult(
-                ok=True, changed=changed, version=self.current.version,
-                previous_version=previous.version if previous else None, candidate_version=candidate.version,
-                problems=candidate.warnings, trigger=trigger, at=now,
+                ok=True,
+                changed=changed,
+                version=self.current.version,
+                previous_version=previous.version if previous else None,
+                candidate_version=candidate.version,
+                problems=candidate.warnings,
+                trigger=trigger,
+                at=now,
             )
             self._record(result)
         if changed:
@@ -166,25 +189,32 @@ class FlowRepository:
             metrics.CONFIG_RELOAD_FAILING.set(0)
             metrics.CONFIG_INFO.info({"version": self.current.version})  # only bounded labels are exported
             if result.changed:
-                log.info("flows %s: version %s (was %s), %d warning(s)", "loaded" if result.trigger == "startup"
-                         else f"reloaded ({result.trigger})", result.version, result.previous_version or "-",
-                         len(result.problems))
+                log.info(
+                    "flows %s: version %s (was %s), %d warning(s)",
+                    "loaded" if result.trigger == "startup" else f"reloaded ({result.trigger})",
+                    result.version,
+                    result.previous_version or "-",
+                    len(result.problems),
+                )
         else:
             metrics.CONFIG_RELOADS.labels(result="failed").inc()
             metrics.CONFIG_RELOAD_FAILING.set(1)
             errors = result.errors
-            log.error("flow reload (%s) failed with %d error(s); still serving version %s:\n%s", result.trigger,
-                      len(errors), result.version or "none", "\n".join(p.format() for p in errors))
+            log.error(
+                "flow reload (%s) failed with %d error(s); still serving version %s:\n%s",
+                result.trigger,
+                len(errors),
+                result.version or "none",
+                "\n".join(p.format() for p in errors),
+            )
 
     # --- watching ------------------------------------------------------------------------------------------
 
     def _scan(self) -> Signature:
         """Names, sizes and modification times of every file the set depends on."""
         paths: set[Path] = set()
-        try:
+        with contextlib.suppress(OSError):
             paths.update(flow_files(self.flows_dir))
-        except OSError:
-            pass
         if self._current is not None:
             paths.update(self._current.files)
         entries = []

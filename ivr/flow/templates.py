@@ -8,10 +8,11 @@ Rules for this file:
 - Unknown names become "" unless the call site asks for `strict=True` (then `TemplateError` names the variable).
 - `safe_filename()` is the only way a template result becomes part of a file path.
 """
+
 from __future__ import annotations
 
 import re
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 __all__ = ["TemplateError", "render", "template_names", "safe_filename", "NAME_RE"]
 
@@ -28,7 +29,7 @@ def _scan(template: str, on_name: Callable[[str], str]) -> str:
     out: list[str] = []
     pos = 0
     for match in _TOKEN.finditer(template):
-        out.append(template[pos:match.start()])
+        out.append(template[pos : match.start()])
         pos = match.end()
         token = match.group(0)
         if token == "$$":

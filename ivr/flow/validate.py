@@ -8,26 +8,58 @@ Rules for this file:
   missing translations or sound files, transfers without failure branches).
 - `node_refs` is the one list of "which field of which node kind leads where"; every check walks it.
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from ivr.flow.loader import FlowSet, FlowSource
 from ivr.flow.model import (
-    MENU_VERBS, CallbackNode, Flow, GotoNode, HangupNode, HoldNode, InputNode, LanguageNode, LookupNode, MenuNode,
-    MenuOption, ParkNode, PlayNode, RecordNode, RouteNode, SayNode, SetNode, TransferNode, VoicemailNode,
+    MENU_VERBS,
+    CallbackNode,
+    Flow,
+    GotoNode,
+    HangupNode,
+    HoldNode,
+    InputNode,
+    LanguageNode,
+    LookupNode,
+    MenuNode,
+    MenuOption,
+    ParkNode,
+    PlayNode,
+    RecordNode,
+    RouteNode,
+    SayNode,
+    SetNode,
+    TransferNode,
+    VoicemailNode,
     dial_pattern_tokens,
 )
 from ivr.yamlsource import Problem, suggest
 
 # Variables every call has, or that nodes set without naming them in the flow (see docs/flows.md, Templates).
-BUILTIN_VARIABLES = frozenset({
-    "caller_id", "caller_name", "dnid", "uniqueid", "channel", "context", "extension", "flow", "language",
-    "dialed", "lookup_error", "voicemail_id", "callback_id", "recording_consent",
-})
+BUILTIN_VARIABLES = frozenset(
+    {
+        "caller_id",
+        "caller_name",
+        "dnid",
+        "uniqueid",
+        "channel",
+        "context",
+        "extension",
+        "flow",
+        "language",
+        "dialed",
+        "lookup_error",
+        "voicemail_id",
+        "callback_id",
+        "recording_consent",
+    }
+)
 PROMPT_EXTENSIONS = (".wav", ".gsm", ".ulaw", ".alaw", ".sln", ".sln16", ".g722", ".WAV")
 # Node kinds that take no time at all: a cycle made only of these would spin without the caller hearing anything.
 INSTANT_KINDS = frozenset({"set", "goto", "route", "lookup"})
@@ -194,7 +226,7 @@ def check_flow_set(flow_set: FlowSet, prompts_dir: Path | None = None) -> list[P
 def _cross_flow_entries(flow_set: FlowSet) -> dict[str, set[str]]:
     """flow -> node ids other flows jump to (they count as reachable)."""
     entries: dict[str, set[str]] = {}
-    for name, flow in flow_set.flows.items():
+    for _name, flow in flow_set.flows.items():
         for node_id, node in flow.nodes.items():
             for ref in node_refs(node_id, node):
                 if ":" in ref.target:
@@ -204,8 +236,9 @@ def _cross_flow_entries(flow_set: FlowSet) -> dict[str, set[str]]:
 
 
 class _FlowChecker:
-    def __init__(self, flow_set: FlowSet, flow: Flow, source: FlowSource, entries: set[str],
-                 prompts_dir: Path | None) -> None:
+    def __init__(
+        self, flow_set: FlowSet, flow: Flow, source: FlowSource, entries: set[str], prompts_dir: Path | None
+    ) -> None:
         self.flow_set = flow_set
         self.flow = flow
         self.source = source
@@ -237,41 +270,66 @@ class _FlowChecker:
     def check_start_and_ids(self) -> None:
         flow = self.flow
         if flow.start not in flow.nodes:
-            self.error(("start",), f"start node {flow.start!r} is not defined",
-                       suggest(flow.start, flow.nodes) or "name one of the nodes under `nodes:`", "undefined-target")
+            self.error(
+                ("start",),
+                f"start node {flow.start!r} is not defined",
+                suggest(flow.start, flow.nodes) or "name one of the nodes under `nodes:`",
+                "undefined-target",
+            )
         for node_id in flow.nodes:
             if node_id in MENU_VERBS:
-                self.error(("nodes", node_id), f"node id {node_id!r} is a menu verb",
-                           "rename the node; repeat, back and top are reserved for menus", "reserved-id", True)
+                self.error(
+                    ("nodes", node_id),
+                    f"node id {node_id!r} is a menu verb",
+                    "rename the node; repeat, back and top are reserved for menus",
+                    "reserved-id",
+                    True,
+                )
 
     def check_targets(self) -> None:
         for ref in self.refs:
             target = ref.target
             if target in MENU_VERBS:
                 if target not in ref.verbs:
-                    where = ("only in menu options" if not ref.verbs
-                             else "not here: 'repeat' as an exhaustion target would offer the menu forever")
-                    self.error(ref.path, f"menu verb {target!r} {where}",
-                               "point to a node id instead (or use back/top)" if ref.verbs
-                               else "repeat, back and top work in menu options; use a node id here",
-                               "menu-verb")
+                    where = (
+                        "only in menu options"
+                        if not ref.verbs
+                        else "not here: 'repeat' as an exhaustion target would offer the menu forever"
+                    )
+                    self.error(
+                        ref.path,
+                        f"menu verb {target!r} {where}",
+                        "point to a node id instead (or use back/top)"
+                        if ref.verbs
+                        else "repeat, back and top work in menu options; use a node id here",
+                        "menu-verb",
+                    )
                 continue
             if ":" in target:
                 other, node_id = target.split(":", 1)
                 other_flow = self.flow_set.get(other)
                 if other_flow is None:
-                    self.error(ref.path, f"target {target!r}: there is no flow {other!r}",
-                               suggest(other, self.flow_set.names()) or "flows: " + ", ".join(self.flow_set.names()),
-                               "undefined-target")
+                    self.error(
+                        ref.path,
+                        f"target {target!r}: there is no flow {other!r}",
+                        suggest(other, self.flow_set.names()) or "flows: " + ", ".join(self.flow_set.names()),
+                        "undefined-target",
+                    )
                 elif node_id not in other_flow.nodes:
-                    self.error(ref.path, f"target {target!r}: flow {other!r} has no node {node_id!r}",
-                               suggest(node_id, other_flow.nodes) or f"nodes of {other}: see its file",
-                               "undefined-target")
+                    self.error(
+                        ref.path,
+                        f"target {target!r}: flow {other!r} has no node {node_id!r}",
+                        suggest(node_id, other_flow.nodes) or f"nodes of {other}: see its file",
+                        "undefined-target",
+                    )
                 continue
             if target not in self.flow.nodes:
-                self.error(ref.path, f"target {target!r} is not a node of flow {self.flow.name!r}",
-                           suggest(target, self.flow.nodes) or "define it under `nodes:` or fix the name",
-                           "undefined-target")
+                self.error(
+                    ref.path,
+                    f"target {target!r} is not a node of flow {self.flow.name!r}",
+                    suggest(target, self.flow.nodes) or "define it under `nodes:` or fix the name",
+                    "undefined-target",
+                )
 
     # --- graph shape -----------------------------------------------------------------------------------
 
@@ -299,8 +357,13 @@ class _FlowChecker:
             stack.extend(n for n in graph[node] if n and n not in seen)
         for node_id in self.flow.nodes:
             if node_id not in seen:
-                self.warn(("nodes", node_id), f"node {node_id!r} is unreachable from start {self.flow.start!r}",
-                          "link it from a menu or route, or delete it", "unreachable", True)
+                self.warn(
+                    ("nodes", node_id),
+                    f"node {node_id!r} is unreachable from start {self.flow.start!r}",
+                    "link it from a menu or route, or delete it",
+                    "unreachable",
+                    True,
+                )
 
     def check_loops(self) -> None:
         graph = self.successors()
@@ -313,16 +376,24 @@ class _FlowChecker:
             leaves = any(succ not in component for n in component for succ in graph[n])
             ends = any(_ends_call(self.flow.nodes[n]) for n in component)
             if not leaves and not ends:
-                self.error(("nodes", first), f"nodes {names} form a loop with no way out",
-                           "give one of them a branch that leaves the loop (a transfer, voicemail or hangup)",
-                           "endless-loop", True)
+                self.error(
+                    ("nodes", first),
+                    f"nodes {names} form a loop with no way out",
+                    "give one of them a branch that leaves the loop (a transfer, voicemail or hangup)",
+                    "endless-loop",
+                    True,
+                )
                 continue
             instant = {n for n in component if self.flow.nodes[n].type in INSTANT_KINDS}
             for inner in _strongly_connected({n: {s for s in graph[n] if s in instant} for n in instant}):
                 if len(inner) > 1 or any(n in graph[n] for n in inner):
-                    self.error(("nodes", min(inner, key=lambda n: self.source.positions.key(("nodes", n)))),
-                               f"nodes {', '.join(sorted(inner))} loop without playing or waiting for anything",
-                               "put a play, hold or menu node in the loop, or let it end", "busy-loop", True)
+                    self.error(
+                        ("nodes", min(inner, key=lambda n: self.source.positions.key(("nodes", n)))),
+                        f"nodes {', '.join(sorted(inner))} loop without playing or waiting for anything",
+                        "put a play, hold or menu node in the loop, or let it end",
+                        "busy-loop",
+                        True,
+                    )
 
     def check_dead_ends(self) -> None:
         for node_id, node in self.flow.nodes.items():
@@ -331,27 +402,52 @@ class _FlowChecker:
                 for field in ("no_input", "invalid"):
                     retry = getattr(node, field)
                     if retry.exhausted is None:
-                        self.error(path + (field,), f"menu {node_id!r}: {field} has {retry.retries} retries but no "
-                                   "exhaustion target", f"add `{field}: {{exhausted: <node>}}` (e.g. the operator or "
-                                   "a goodbye hangup) so callers are never dropped silently", "no-exhausted", True)
+                        self.error(
+                            path + (field,),
+                            f"menu {node_id!r}: {field} has {retry.retries} retries but no exhaustion target",
+                            f"add `{field}: {{exhausted: <node>}}` (e.g. the operator or "
+                            "a goodbye hangup) so callers are never dropped silently",
+                            "no-exhausted",
+                            True,
+                        )
             elif isinstance(node, TransferNode):
                 if node.queue:
                     if node.on_timeout is None and node.next is None:
-                        self.warn(path, f"queue transfer {node_id!r} has no on_timeout",
-                                  "add on_timeout (e.g. voicemail or callback): otherwise the call ends when the "
-                                  "queue gives up", "dead-end", True)
+                        self.warn(
+                            path,
+                            f"queue transfer {node_id!r} has no on_timeout",
+                            "add on_timeout (e.g. voicemail or callback): otherwise the call ends when the "
+                            "queue gives up",
+                            "dead-end",
+                            True,
+                        )
                 else:
                     missing = [f for f in ("on_busy", "on_no_answer", "on_unavailable") if getattr(node, f) is None]
                     if missing and node.next is None:
-                        self.warn(path, f"transfer {node_id!r} has no {', '.join(missing)}",
-                                  "add the missing branches (e.g. voicemail) or `next`: otherwise the call ends "
-                                  "when the agent does not answer", "dead-end", True)
+                        self.warn(
+                            path,
+                            f"transfer {node_id!r} has no {', '.join(missing)}",
+                            "add the missing branches (e.g. voicemail) or `next`: otherwise the call ends "
+                            "when the agent does not answer",
+                            "dead-end",
+                            True,
+                        )
             elif isinstance(node, ParkNode) and node.comeback is None:
-                self.warn(path, f"park {node_id!r} has no comeback",
-                          "add `comeback:` so a caller nobody picks up is not dropped", "dead-end", True)
+                self.warn(
+                    path,
+                    f"park {node_id!r} has no comeback",
+                    "add `comeback:` so a caller nobody picks up is not dropped",
+                    "dead-end",
+                    True,
+                )
             elif isinstance(node, CallbackNode) and node.on_failure is None:
-                self.warn(path, f"callback {node_id!r} has no on_failure",
-                          "add `on_failure:` for callers who never enter a valid number", "dead-end", True)
+                self.warn(
+                    path,
+                    f"callback {node_id!r} has no on_failure",
+                    "add `on_failure:` for callers who never enter a valid number",
+                    "dead-end",
+                    True,
+                )
 
     # --- menus -----------------------------------------------------------------------------------------
 
@@ -373,9 +469,13 @@ class _FlowChecker:
                 except TemplateError:
                     continue  # reported as bad-template
                 if problem:
-                    self.error(("nodes", node_id, field), f"transfer {node_id!r}: {field} {template!r} {problem}",
-                               "write the flow's own part as plain text (letters, digits, *#+_-) and leave "
-                               "placeholders for the values", "bad-value")
+                    self.error(
+                        ("nodes", node_id, field),
+                        f"transfer {node_id!r}: {field} {template!r} {problem}",
+                        "write the flow's own part as plain text (letters, digits, *#+_-) and leave "
+                        "placeholders for the values",
+                        "bad-value",
+                    )
 
     def check_menus(self) -> None:
         for node_id, node in self.flow.nodes.items():
@@ -384,20 +484,29 @@ class _FlowChecker:
             path = ("nodes", node_id, "options")
             keys = sorted(node.options, key=lambda k: (len(k), k))
             for i, short in enumerate(keys):
-                for long in keys[i + 1:]:
+                for long in keys[i + 1 :]:
                     if long.startswith(short):
-                        self.error(path + (long,), f"menu {node_id!r}: option {short!r} is a prefix of option "
-                                   f"{long!r}", "a caller pressing " + short + " would have to wait to be understood; "
-                                   "use digits that do not start one another", "digit-collision", True)
+                        self.error(
+                            path + (long,),
+                            f"menu {node_id!r}: option {short!r} is a prefix of option {long!r}",
+                            "a caller pressing " + short + " would have to wait to be understood; "
+                            "use digits that do not start one another",
+                            "digit-collision",
+                            True,
+                        )
             if node.direct_dial is None:
                 continue
             tokens = dial_pattern_tokens(node.direct_dial.pattern)
             for digits in keys:
                 if _overlaps(digits, tokens):
                     kind = "shadows" if len(digits) < len(tokens) else "collides with"
-                    self.error(path + (digits,), f"menu {node_id!r}: option {digits!r} {kind} direct dial "
-                               f"{node.direct_dial.pattern!r}", "change the option digit or narrow the pattern "
-                               "(e.g. 2XXX) so no option starts an extension", "digit-collision", True)
+                    self.error(
+                        path + (digits,),
+                        f"menu {node_id!r}: option {digits!r} {kind} direct dial {node.direct_dial.pattern!r}",
+                        "change the option digit or narrow the pattern (e.g. 2XXX) so no option starts an extension",
+                        "digit-collision",
+                        True,
+                    )
 
     # --- prompts ---------------------------------------------------------------------------------------
 
@@ -410,25 +519,40 @@ class _FlowChecker:
             refs.append(PromptRef(("recording", "consent_prompts", index), prompt))
         for ref in refs:
             if ref.prompt not in flow.prompts:
-                self.error(ref.path, f"unknown prompt {ref.prompt!r}",
-                           suggest(ref.prompt, flow.prompts) or "define it under `prompts:`", "unknown-prompt")
+                self.error(
+                    ref.path,
+                    f"unknown prompt {ref.prompt!r}",
+                    suggest(ref.prompt, flow.prompts) or "define it under `prompts:`",
+                    "unknown-prompt",
+                )
         if flow.recording.policy == "consent" and not flow.recording.consent_prompts:
-            self.error(("recording", "policy"), "recording policy 'consent' without consent_prompts",
-                       "add `consent_prompts:` telling the caller about the recording and the opt-out key",
-                       "recording")
+            self.error(
+                ("recording", "policy"),
+                "recording policy 'consent' without consent_prompts",
+                "add `consent_prompts:` telling the caller about the recording and the opt-out key",
+                "recording",
+            )
         for prompt_id, variants in flow.prompts.items():
             missing = [lang for lang in flow.languages if lang not in variants]
             if missing:
-                self.warn(("prompts", prompt_id), f"prompt {prompt_id!r} has no {', '.join(missing)} version",
-                          f"add `{missing[0]}: {{file: {missing[0]}/{prompt_id}, text: ...}}`; callers hear the "
-                          f"{flow.language} version meanwhile", "missing-translation", True)
+                self.warn(
+                    ("prompts", prompt_id),
+                    f"prompt {prompt_id!r} has no {', '.join(missing)} version",
+                    f"add `{missing[0]}: {{file: {missing[0]}/{prompt_id}, text: ...}}`; callers hear the "
+                    f"{flow.language} version meanwhile",
+                    "missing-translation",
+                    True,
+                )
             if self.prompts_dir is None:
                 continue
             for lang, variant in variants.items():
                 if not any((self.prompts_dir / (variant.file + ext)).is_file() for ext in PROMPT_EXTENSIONS):
-                    self.warn(("prompts", prompt_id, lang, "file"), f"prompt file {variant.file!r} not found in "
-                              f"{self.prompts_dir}", "record it, or run `python main.py prompts build`",
-                              "missing-file")
+                    self.warn(
+                        ("prompts", prompt_id, lang, "file"),
+                        f"prompt file {variant.file!r} not found in {self.prompts_dir}",
+                        "record it, or run `python main.py prompts build`",
+                        "missing-file",
+                    )
 
     # --- templates and lookups -------------------------------------------------------------------------
 
@@ -444,23 +568,37 @@ class _FlowChecker:
             try:
                 names = template_names(text)
             except TemplateError as exc:
-                problems.append(self.source.problem(path, f"bad template {text!r}",
-                                                    str(exc).split(": ", 1)[-1], code="bad-template", at_key=False))
+                problems.append(
+                    self.source.problem(
+                        path, f"bad template {text!r}", str(exc).split(": ", 1)[-1], code="bad-template", at_key=False
+                    )
+                )
                 continue
             for name in sorted(names):
                 if name not in known and not name.startswith("param_"):
-                    problems.append(self.source.problem(
-                        path, f"variable {name!r} is never set", suggest(name, known) or
-                        "set it with a set, input or lookup node (it would be empty)", severity="warning",
-                        code="unknown-variable", at_key=False))
+                    problems.append(
+                        self.source.problem(
+                            path,
+                            f"variable {name!r} is never set",
+                            suggest(name, known) or "set it with a set, input or lookup node (it would be empty)",
+                            severity="warning",
+                            code="unknown-variable",
+                            at_key=False,
+                        )
+                    )
         for node_id, node in self.flow.nodes.items():
             if isinstance(node, LookupNode):
                 scheme = node.url.split(":", 1)[0].lower() if ":" in node.url else ""
                 if scheme not in ("http", "https"):
-                    problems.append(self.source.problem(
-                        ("nodes", node_id, "url"), f"lookup url {node.url!r} is not http(s)",
-                        "write it like https://crm.example.com/accounts/${account}", code="bad-value",
-                        at_key=False))
+                    problems.append(
+                        self.source.problem(
+                            ("nodes", node_id, "url"),
+                            f"lookup url {node.url!r} is not http(s)",
+                            "write it like https://crm.example.com/accounts/${account}",
+                            code="bad-value",
+                            at_key=False,
+                        )
+                    )
         return problems
 
     # --- schedules and languages -----------------------------------------------------------------------
@@ -468,8 +606,12 @@ class _FlowChecker:
     def check_schedules_and_languages(self) -> None:
         flow = self.flow
         if flow.language not in flow.languages:
-            self.error(("language",), f"default language {flow.language!r} is not in languages",
-                       f"add it: languages: [{', '.join([flow.language, *flow.languages])}]", "language")
+            self.error(
+                ("language",),
+                f"default language {flow.language!r} is not in languages",
+                f"add it: languages: [{', '.join([flow.language, *flow.languages])}]",
+                "language",
+            )
         for node_id, node in flow.nodes.items():
             path = ("nodes", node_id)
             if isinstance(node, RouteNode):
@@ -477,21 +619,35 @@ class _FlowChecker:
                     for field in ("open", "closed", "holiday"):
                         name = getattr(rule, field)
                         if name is not None and name not in flow.schedules:
-                            self.error(path + ("rules", index, field), f"unknown schedule {name!r}",
-                                       suggest(name, flow.schedules) or "define it under `schedules:`",
-                                       "unknown-schedule")
+                            self.error(
+                                path + ("rules", index, field),
+                                f"unknown schedule {name!r}",
+                                suggest(name, flow.schedules) or "define it under `schedules:`",
+                                "unknown-schedule",
+                            )
                     if rule.language is not None and rule.language not in flow.languages:
-                        self.warn(path + ("rules", index, "language"), f"language {rule.language!r} is not one of "
-                                  "the flow's languages", "this rule can never match; check `languages:`", "language")
+                        self.warn(
+                            path + ("rules", index, "language"),
+                            f"language {rule.language!r} is not one of the flow's languages",
+                            "this rule can never match; check `languages:`",
+                            "language",
+                        )
             elif isinstance(node, LanguageNode):
                 for digit, lang in node.options.items():
                     if lang not in flow.languages:
-                        self.error(path + ("options", digit), f"language {lang!r} is offered but not declared",
-                                   f"add {lang!r} to the flow's `languages:` and give every prompt a {lang} version",
-                                   "language")
+                        self.error(
+                            path + ("options", digit),
+                            f"language {lang!r} is offered but not declared",
+                            f"add {lang!r} to the flow's `languages:` and give every prompt a {lang} version",
+                            "language",
+                        )
                 if node.default is not None and node.default not in flow.languages:
-                    self.error(path + ("default",), f"default language {node.default!r} is not declared",
-                               "use one of: " + ", ".join(flow.languages), "language")
+                    self.error(
+                        path + ("default",),
+                        f"default language {node.default!r} is not declared",
+                        "use one of: " + ", ".join(flow.languages),
+                        "language",
+                    )
 
 
 def _ends_call(node: object) -> bool:
@@ -507,7 +663,7 @@ def _ends_call(node: object) -> bool:
 
 def _overlaps(digits: str, tokens: list[str]) -> bool:
     """True when `digits` and some extension matching `tokens` start one another."""
-    return all(re.fullmatch(token, ch) for token, ch in zip(tokens, digits))
+    return all(re.fullmatch(token, ch) for token, ch in zip(tokens, digits, strict=False))
 
 
 def _strongly_connected(graph: dict[str, set[str]]) -> Iterator[set[str]]:

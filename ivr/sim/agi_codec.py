@@ -9,10 +9,11 @@ Rules for this file:
 - Everything Asterisk sends over FastAGI ends with "\\n" only.
 - Independent of ivr.agi (the service side): the two must be able to disagree, that is what the tests catch.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
 
 from ivr.sim.usage import USAGE, generic_usage
 
@@ -52,13 +53,33 @@ COMMANDS: tuple[tuple[tuple[str, ...], bool], ...] = (
 )
 
 ENV_ORDER = (
-    "network", "network_script", "request", "channel", "language", "type", "uniqueid", "version", "callerid",
-    "calleridname", "callingpres", "callingani2", "callington", "callingtns", "dnid", "rdnis", "context",
-    "extension", "priority", "enhanced", "accountcode", "threadid",
+    "network",
+    "network_script",
+    "request",
+    "channel",
+    "language",
+    "type",
+    "uniqueid",
+    "version",
+    "callerid",
+    "calleridname",
+    "callingpres",
+    "callingani2",
+    "callington",
+    "callingtns",
+    "dnid",
+    "rdnis",
+    "context",
+    "extension",
+    "priority",
+    "enhanced",
+    "accountcode",
+    "threadid",
 )
 
-ASYNC_ENV_ORDER = ENV_ORDER[2:]   # Async AGI: no agi_network / agi_network_script (agi-09)
-URI_SAFE = "-_.!~*'()"           # what Asterisk's URI encoding leaves alone in AsyncAGI Env/Result
+ASYNC_ENV_ORDER = ENV_ORDER[2:]  # Async AGI: no agi_network / agi_network_script (agi-09)
+URI_SAFE = "-_.!~*'()"  # what Asterisk's URI encoding leaves alone in AsyncAGI Env/Result
+
 
 class LineTooLong(ValueError):
     """The FastAGI server sent more than `LineBuffer.max_line` bytes without a newline."""
@@ -113,15 +134,15 @@ def parse_args(line: str) -> list[str]:
 class ParsedCommand:
     """A command line as Asterisk understood it."""
 
-    line: str                    # the raw line without the final "\n" (may end in "\r")
-    words: tuple[str, ...]       # all words as parsed
+    line: str  # the raw line without the final "\n" (may end in "\r")
+    words: tuple[str, ...]  # all words as parsed
     name: tuple[str, ...] | None  # upper-case command words from the table, None -> 510
     dead_ok: bool = False
 
     @property
     def args(self) -> tuple[str, ...]:
         """The words after the command name."""
-        return self.words[len(self.name or ()):]
+        return self.words[len(self.name or ()) :]
 
     @property
     def title(self) -> str:
@@ -133,9 +154,10 @@ def find_command(words: list[str]) -> tuple[tuple[str, ...], bool] | None:
     for names, dead_ok in COMMANDS:
         if len(words) < len(names):
             continue
-        if all(w.upper() == n for w, n in zip(words, names)):
-            if best is None or len(names) > len(best[0]):
-                best = (names, dead_ok)
+        if all(w.upper() == n for w, n in zip(words, names, strict=False)) and (
+            best is None or len(names) > len(best[0])
+        ):
+            best = (names, dead_ok)
     return best
 
 
@@ -176,11 +198,12 @@ class LineBuffer:
 
 # -- replies ----------------------------------------------------------------------------------------------------
 
+
 def reply(result: int | str, data: str | None = None, endpos: int | None = None) -> bytes:
     """`200 result=<result>[ (<data>)][ endpos=<n>]\\n` -- the forms of the transcripts."""
-    text = "200 result=%s" % result
+    text = f"200 result={result}"
     if data is not None:
-        text += " (%s)" % data
+        text += f" ({data})"
     if endpos is not None:
         text += " endpos=%d" % endpos
     return (text + "\n").encode("latin-1", "replace")
@@ -197,7 +220,7 @@ def env_block(env: Mapping[str, str], args: Iterable[str], order: tuple[str, ...
     """The env block in Asterisk's order; empty values keep the space; ends with an empty line."""
     out = []
     for key in order:
-        out.append("agi_%s: %s\n" % (key, env.get(key, "")))
+        out.append("agi_{}: {}\n".format(key, env.get(key, "")))
     for i, arg in enumerate(args, 1):
         out.append("agi_arg_%d: %s\n" % (i, arg))
     out.append("\n")

@@ -6,13 +6,15 @@ Rules for this file:
 - Numbers are read like C's atoi: leading digits, garbage -> 0; where Asterisk uses sscanf, garbage -> 520.
 - Paths from the network only reach the filesystem through `session.writable_path()`.
 """
+
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from ivr.sim import media
 from ivr.sim.agi_codec import reply
@@ -23,7 +25,7 @@ if TYPE_CHECKING:
     from ivr.sim.agi_session import AGISession
 
 RATE = 8000
-BEEP_GAP = 0.045   # RECORD FILE ... BEEP: recording starts this long after the beep ends (agi-04 timings)
+BEEP_GAP = 0.045  # RECORD FILE ... BEEP: recording starts this long after the beep ends (agi-04 timings)
 
 
 class Usage(Exception):
@@ -33,7 +35,7 @@ class Usage(Exception):
 @dataclass
 class Done:
     data: bytes
-    status: str = "ok"          # "ok" -> 200 Success, "failure" -> -1 Failure, "unknown" -> 200 Unknown Result
+    status: str = "ok"  # "ok" -> 200 Success, "failure" -> -1 Failure, "unknown" -> 200 Unknown Result
 
 
 def atoi(text: str) -> int:
@@ -52,7 +54,7 @@ def scan_int(text: str) -> int:
 Handler = Callable[["AGISession", tuple[str, ...]], Awaitable[Done]]
 
 
-async def answer(s: "AGISession", a: tuple[str, ...]) -> Done:
+async def answer(s: AGISession, a: tuple[str, ...]) -> Done:
     ch = s.channel
     if ch.state != 6:
         ch.set_state(6)
@@ -64,49 +66,49 @@ async def answer(s: "AGISession", a: tuple[str, ...]) -> Done:
     return Done(reply(0))
 
 
-async def channel_status(s: "AGISession", a: tuple[str, ...]) -> Done:
+async def channel_status(s: AGISession, a: tuple[str, ...]) -> Done:
     return Done(reply(s.channel.state))
 
 
-async def noop(s: "AGISession", a: tuple[str, ...]) -> Done:
+async def noop(s: AGISession, a: tuple[str, ...]) -> Done:
     return Done(reply(0))
 
 
-async def verbose(s: "AGISession", a: tuple[str, ...]) -> Done:
+async def verbose(s: AGISession, a: tuple[str, ...]) -> Done:
     if len(a) < 1:
         raise Usage()
     s.log("VERBOSE", a[0])
     return Done(reply(1))
 
 
-async def asyncagi_break(s: "AGISession", a: tuple[str, ...]) -> Done:
+async def asyncagi_break(s: AGISession, a: tuple[str, ...]) -> Done:
     """Ends an Async AGI session; over FastAGI it is a no-op that answers 0 (agi-05)."""
     if s.async_mode:
         s.break_requested = True
     return Done(reply(0))
 
 
-async def database_get(s: "AGISession", a: tuple[str, ...]) -> Done:
+async def database_get(s: AGISession, a: tuple[str, ...]) -> Done:
     if len(a) != 2:
         raise Usage()
     value = s.sim.database.get((a[0], a[1]))
     return Done(reply(0) if value is None else reply(1, value))
 
 
-async def database_put(s: "AGISession", a: tuple[str, ...]) -> Done:
+async def database_put(s: AGISession, a: tuple[str, ...]) -> Done:
     if len(a) != 3:
         raise Usage()
     s.sim.database[(a[0], a[1])] = a[2]
     return Done(reply(1))
 
 
-async def database_del(s: "AGISession", a: tuple[str, ...]) -> Done:
+async def database_del(s: AGISession, a: tuple[str, ...]) -> Done:
     if len(a) != 2:
         raise Usage()
     return Done(reply(1 if s.sim.database.pop((a[0], a[1]), None) is not None else 0))
 
 
-async def database_deltree(s: "AGISession", a: tuple[str, ...]) -> Done:
+async def database_deltree(s: AGISession, a: tuple[str, ...]) -> Done:
     if len(a) < 1:
         raise Usage()
     keys = [k for k in s.sim.database if k[0] == a[0] and (len(a) < 2 or k[1].startswith(a[1]))]
@@ -115,14 +117,14 @@ async def database_deltree(s: "AGISession", a: tuple[str, ...]) -> Done:
     return Done(reply(1 if keys else 0))
 
 
-async def get_variable(s: "AGISession", a: tuple[str, ...]) -> Done:
+async def get_variable(s: AGISession, a: tuple[str, ...]) -> Done:
     if len(a) != 1:
         raise Usage()
     value = s.channel.get_var(a[0])
     return Done(reply(0) if value is None else reply(1, value))
 
 
-async def get_full_variable(s: "AGISession", a: tuple[str, ...]) -> Done:
+async def get_full_variable(s: AGISession, a: tuple[str, ...]) -> Done:
     if len(a) not in (1, 2):
         raise Usage()
     ch = s.channel
@@ -134,14 +136,14 @@ async def get_full_variable(s: "AGISession", a: tuple[str, ...]) -> Done:
     return Done(reply(1, ch.expand(a[0])))
 
 
-async def set_variable(s: "AGISession", a: tuple[str, ...]) -> Done:
+async def set_variable(s: AGISession, a: tuple[str, ...]) -> Done:
     if len(a) != 2:
         raise Usage()
     s.channel.set_var(a[0], a[1])
     return Done(reply(1))
 
 
-async def hangup(s: "AGISession", a: tuple[str, ...]) -> Done:
+async def hangup(s: AGISession, a: tuple[str, ...]) -> Done:
     if len(a) > 1:
         raise Usage()
     if a:
@@ -154,7 +156,7 @@ async def hangup(s: "AGISession", a: tuple[str, ...]) -> Done:
     return Done(reply(1))
 
 
-async def set_music(s: "AGISession", a: tuple[str, ...]) -> Done:
+async def set_music(s: AGISession, a: tuple[str, ...]) -> Done:
     if len(a) < 1:
         raise Usage()
     if a[0].lower() == "on":
@@ -164,11 +166,11 @@ async def set_music(s: "AGISession", a: tuple[str, ...]) -> Done:
     return Done(reply(0))
 
 
-async def stream_file(s: "AGISession", a: tuple[str, ...]) -> Done:
+async def stream_file(s: AGISession, a: tuple[str, ...]) -> Done:
     if len(a) < 2 or len(a) > 3:
         raise Usage()
     offset = atoi(a[2]) if len(a) > 2 else 0
-    s.channel.stop_moh()       # "If musiconhold is playing before calling stream file it will be ... stopped"
+    s.channel.stop_moh()  # "If musiconhold is playing before calling stream file it will be ... stopped"
     res = await media.play(s.channel, a[0], a[1], offset)
     if res.kind == "missing":
         s.failed = True
@@ -181,7 +183,7 @@ async def stream_file(s: "AGISession", a: tuple[str, ...]) -> Done:
     return Done(reply(0, endpos=res.endpos))
 
 
-async def control_stream_file(s: "AGISession", a: tuple[str, ...]) -> Done:
+async def control_stream_file(s: AGISession, a: tuple[str, ...]) -> Done:
     """Stop keys stop; ff/rew (default # and *) skip `skipms` (default 3000); pause key toggles.  endpos in ms."""
     if len(a) < 2 or len(a) > 7:
         raise Usage()
@@ -205,7 +207,7 @@ async def control_stream_file(s: "AGISession", a: tuple[str, ...]) -> Done:
         if not paused:
             pos += now - t0
         t0 = now
-        framed = math.floor(pos * 50 + 1e-6) / 50   # seeks and reports use whole 20 ms frames; pause does not
+        framed = math.floor(pos * 50 + 1e-6) / 50  # seeks and reports use whole 20 ms frames; pause does not
         if ev is None:
             return Done(reply(0, endpos=-1))
         if ev.kind == "hangup":
@@ -225,7 +227,7 @@ async def control_stream_file(s: "AGISession", a: tuple[str, ...]) -> Done:
             return Done(reply(0, endpos=-1))
 
 
-async def get_option(s: "AGISession", a: tuple[str, ...]) -> Done:
+async def get_option(s: AGISession, a: tuple[str, ...]) -> Done:
     if len(a) < 2 or len(a) > 3:
         raise Usage()
     name, allowed = a[0], a[1]
@@ -245,7 +247,7 @@ async def get_option(s: "AGISession", a: tuple[str, ...]) -> Done:
     return Done(reply(0, endpos=res.endpos))
 
 
-async def get_data(s: "AGISession", a: tuple[str, ...]) -> Done:
+async def get_data(s: AGISession, a: tuple[str, ...]) -> Done:
     """Prompt interrupted by any digit; '#' ends input (not returned); max digits; timeout after the prompt."""
     if len(a) < 1 or len(a) > 3:
         raise Usage()
@@ -255,7 +257,7 @@ async def get_data(s: "AGISession", a: tuple[str, ...]) -> Done:
     elif len(a) > 1 and atoi(a[1]) < 0:
         first = between = None
     else:
-        first, between = 10.0, 5.0          # the dialplan's response / digit timeouts
+        first, between = 10.0, 5.0  # the dialplan's response / digit timeouts
     maxd = atoi(a[2]) if len(a) > 2 else 1024
     maxd = maxd if maxd > 0 else 1024
     digits = ""
@@ -280,7 +282,7 @@ async def get_data(s: "AGISession", a: tuple[str, ...]) -> Done:
             return Done(reply(digits))
 
 
-async def wait_for_digit(s: "AGISession", a: tuple[str, ...]) -> Done:
+async def wait_for_digit(s: AGISession, a: tuple[str, ...]) -> Done:
     if len(a) != 1:
         raise Usage()
     ms = scan_int(a[0])
@@ -292,7 +294,7 @@ async def wait_for_digit(s: "AGISession", a: tuple[str, ...]) -> Done:
     return Done(reply(0))
 
 
-async def _say(s: "AGISession", files: list[str], escape: str) -> Done:
+async def _say(s: AGISession, files: list[str], escape: str) -> Done:
     res = await media.play_many(s.channel, files, escape)
     if res.kind == "hangup":
         return Done(reply(-1), "failure")
@@ -301,19 +303,19 @@ async def _say(s: "AGISession", files: list[str], escape: str) -> Done:
     return Done(reply(0))
 
 
-async def say_digits(s: "AGISession", a: tuple[str, ...]) -> Done:
+async def say_digits(s: AGISession, a: tuple[str, ...]) -> Done:
     if len(a) != 2:
         raise Usage()
     return await _say(s, [_char_file(c) for c in a[0] if _char_file(c)], a[1])
 
 
-async def say_number(s: "AGISession", a: tuple[str, ...]) -> Done:
+async def say_number(s: AGISession, a: tuple[str, ...]) -> Done:
     if len(a) < 2 or len(a) > 3:
         raise Usage()
     return await _say(s, say_number_files(scan_int(a[0])), a[1])
 
 
-async def say_alpha(s: "AGISession", a: tuple[str, ...]) -> Done:
+async def say_alpha(s: AGISession, a: tuple[str, ...]) -> Done:
     if len(a) != 2:
         raise Usage()
     return await _say(s, [_char_file(c) for c in a[0] if _char_file(c)], a[1])
@@ -327,7 +329,7 @@ def _char_file(c: str) -> str:
     return {"*": "digits/star", "#": "digits/pound"}.get(c, "")
 
 
-async def record_file(s: "AGISession", a: tuple[str, ...]) -> Done:
+async def record_file(s: AGISession, a: tuple[str, ...]) -> Done:
     """RECORD FILE <file> <format> <escape> <timeout ms|-1> [offset] [BEEP] [s=<secs>] -- see agi-04."""
     if len(a) < 4:
         raise Usage()
@@ -382,7 +384,7 @@ async def record_file(s: "AGISession", a: tuple[str, ...]) -> Done:
                 return Done(reply(left, "timeout", endpos=samples))
             continue
         if ev.kind == "hangup":
-            samples = int(elapsed * 50 + 1e-6) * media.FRAME      # whole frames written so far
+            samples = int(elapsed * 50 + 1e-6) * media.FRAME  # whole frames written so far
             _write(s, path, samples, start)
             return Done(reply(-1, "hangup", endpos=samples), "failure")
         if ev.kind == "dtmf" and ev.value in escape:
@@ -393,23 +395,24 @@ async def record_file(s: "AGISession", a: tuple[str, ...]) -> Done:
             return Done(reply(ord(ev.value), "dtmf", endpos=samples))
 
 
-def _write(s: "AGISession", path: Path, samples: int, start: float) -> None:
+def _write(s: AGISession, path: Path, samples: int, start: float) -> None:
     voiced = [(int((a - start) * RATE), int((b - start) * RATE)) for a, b in s.channel.voice if b > start]
     write_wav(path, samples, voiced)
     s.sim.note_recording(s, str(path), samples / RATE, "record")
 
 
-async def exec_(s: "AGISession", a: tuple[str, ...]) -> Done:
+async def exec_(s: AGISession, a: tuple[str, ...]) -> Done:
     if len(a) < 1:
         raise Usage()
     from ivr.sim.apps import run_app
+
     result = await run_app(s, a[0], a[1] if len(a) > 1 else "")
     if result is None:
         return Done(reply(-2), "unknown")
     return Done(reply(result), "ok" if result == 0 else "unknown")
 
 
-async def unsupported(s: "AGISession", a: tuple[str, ...]) -> Done:
+async def unsupported(s: AGISession, a: tuple[str, ...]) -> Done:
     """Commands in the table that the simulator does not model: Asterisk would accept them; we say 0."""
     return Done(reply(0))
 

@@ -15,33 +15,53 @@ Rules for this file:
   URL-encoded `Result` of AsyncAGIExec.  There is no HANGUP line; ASYNCAGI BREAK or a hangup ends with
   AsyncAGIEnd.
 """
+
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
-
 from urllib.parse import quote
 
-from ivr.sim.agi_codec import (ASYNC_ENV_ORDER, DEAD, HANGUP_LINE, INVALID, URI_SAFE, LineBuffer, LineTooLong,
-                               env_block, parse_command, usage_block)
+from ivr.sim.agi_codec import (
+    ASYNC_ENV_ORDER,
+    DEAD,
+    HANGUP_LINE,
+    INVALID,
+    URI_SAFE,
+    LineBuffer,
+    LineTooLong,
+    env_block,
+    parse_command,
+    usage_block,
+)
 from ivr.sim.agi_commands import HANDLERS, Done, Usage
 from ivr.sim.channel import SimChannel
 
 if TYPE_CHECKING:
-    from ivr.sim.model import SimConfig
     from ivr.sim.call import Call
+    from ivr.sim.model import SimConfig
     from ivr.sim.simulator import SimulatedAsterisk
 
 RESULT_TEXT = {"ok": ("200", "Success"), "failure": ("-1", "Failure"), "unknown": ("200", "Unknown Result")}
 
 
 class AGISession:
-    def __init__(self, sim: "SimulatedAsterisk", call: "Call", channel: SimChannel, host: str, port: int,
-                 env: dict[str, str], args: tuple[str, ...], async_mode: bool = False) -> None:
+    def __init__(
+        self,
+        sim: SimulatedAsterisk,
+        call: Call,
+        channel: SimChannel,
+        host: str,
+        port: int,
+        env: dict[str, str],
+        args: tuple[str, ...],
+        async_mode: bool = False,
+    ) -> None:
         self.sim = sim
         self.async_mode = async_mode
         self.async_open = False
@@ -50,17 +70,17 @@ class AGISession:
         self._async_queue: asyncio.Queue[tuple[str, str | None] | None] = asyncio.Queue()
         self.call = call
         self.channel = channel
-        self.config: "SimConfig" = sim.config
+        self.config: SimConfig = sim.config
         self.host, self.port = host, port
         self.env = env
         self.args = args
         self.failed = False
         self.dead = False
         self.in_command = False
-        self.current = ""                 # title of the running command ("" when idle)
+        self.current = ""  # title of the running command ("" when idle)
         self.comeback_context: str | None = None
-        self.comeback_exten, self.comeback_priority = "s", 1     # where in comeback_context (Park's c() option)
-        self.comeback_app = ("", "")      # the app running when the async goto happened (for Newexten)
+        self.comeback_exten, self.comeback_priority = "s", 1  # where in comeback_context (Park's c() option)
+        self.comeback_app = ("", "")  # the app running when the async goto happened (for Newexten)
         self.by_service = False
         self.commands = 0
         self._writer: asyncio.StreamWriter | None = None
@@ -97,7 +117,7 @@ class AGISession:
         if self._writer is not None:
             self._writer.close()
 
-    def wait_idle(self) -> "asyncio.Future[None]":
+    def wait_idle(self) -> asyncio.Future[None]:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if (self._writer is not None or self.async_open) and not self.in_command:
             fut.set_result(None)
@@ -158,7 +178,7 @@ class AGISession:
             if item is None:
                 break
             line, command_id = item
-            await self._unheld_sleep(0.1)          # Asterisk polls the queue every 100 ms
+            await self._unheld_sleep(0.1)  # Asterisk polls the queue every 100 ms
             if ch.hungup:
                 break
             self._capture = []
@@ -167,8 +187,12 @@ class AGISession:
             result = b"".join(self._capture).decode("latin-1")
             self.call.add_line("<<<", result.encode("latin-1"))
             self._notify_idle()
-            ch.emit("AsyncAGIExec", "agi,all", [("Result", quote(result, safe=URI_SAFE))] + (
-                [("CommandId", command_id)] if command_id is not None else []))
+            ch.emit(
+                "AsyncAGIExec",
+                "agi,all",
+                [("Result", quote(result, safe=URI_SAFE))]
+                + ([("CommandId", command_id)] if command_id is not None else []),
+            )
         self.async_open = False
         self._notify_idle()
         ch.emit("AsyncAGIEnd", "agi,all")
@@ -182,7 +206,7 @@ class AGISession:
         try:
             reader, writer = await asyncio.open_connection(self.host, self.port)
         except OSError as exc:
-            self.log("AGI", "connect failed: %s" % exc)
+            self.log("AGI", f"connect failed: {exc}")
             return "FAILURE"
         self._writer = writer
         buf = LineBuffer()
@@ -203,7 +227,7 @@ class AGISession:
                 self.call.add_line(">>>", line.encode("latin-1") + b"\n")
                 await self._execute(line)
                 self._notify_idle()
-        except LineTooLong as exc:   # absurd line length: Asterisk would drop the session too (only this: a
+        except LineTooLong as exc:  # absurd line length: Asterisk would drop the session too (only this: a
             # simulator bug raising ValueError inside a command must fail the call, not pass for a dropped session)
             self.log("AGI", str(exc))
         finally:
@@ -214,10 +238,8 @@ class AGISession:
         gone = self.channel.hungup or self.comeback_context is not None
         if gone:
             self._send(HANGUP_LINE)  # Asterisk sends it once more when the session ends
-        try:
+        with contextlib.suppress(ConnectionError, OSError):
             writer.close()
-        except (ConnectionError, OSError):
-            pass
         return "HANGUP" if gone else ("FAILURE" if self.failed else "SUCCESS")
 
     def _notify_idle(self) -> None:
@@ -266,8 +288,11 @@ class AGISession:
                 self._send(done.data)
                 code, text = RESULT_TEXT[done.status]
             self.current = ""
-        ch.emit("AGIExecEnd", "agi,all", [("CommandId", command_id), ("Command", line),
-                                           ("ResultCode", code), ("Result", text)])
+        ch.emit(
+            "AGIExecEnd",
+            "agi,all",
+            [("CommandId", command_id), ("Command", line), ("ResultCode", code), ("Result", text)],
+        )
         if (ch.hungup or self.comeback_context is not None) and not self.dead and not self.async_mode:
             await self._unheld_sleep(self.config.hangup_notice_delay)
             if not self.dead:

@@ -8,15 +8,18 @@ Rules for this file:
 - Header values from the client are only used as lookup keys, dial strings or variable values; nothing from
   the network reaches a file path except through the same checks as the AGI side (MixMonitor).
 """
+
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from datetime import UTC
+from typing import TYPE_CHECKING, Any
 
 from ivr.ami.protocol import Message
 from ivr.sim.ami_bridge import AMIBridge, find_by_prefix
-from ivr.sim.appargs import parse_options
 from ivr.sim.ami_originate import Originate
+from ivr.sim.appargs import parse_options
 from ivr.sim.channel import SimChannel
 from ivr.sim.events import STATE_DESC
 from ivr.sim.pbx import QueueMember, member_pairs
@@ -35,6 +38,7 @@ def action(name: str) -> Callable[[Handler], Handler]:
     def deco(fn: Handler) -> Handler:
         ACTIONS[name.lower()] = fn
         return fn
+
     return deco
 
 
@@ -42,12 +46,19 @@ def _true(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "yes", "true", "on", "y")
 
 
-def _list_start(s: "AMISession", msg: Message, text: str) -> None:
+def _list_start(s: AMISession, msg: Message, text: str) -> None:
     s.respond(msg, "Success", [("EventList", "start"), ("Message", text)])
 
 
-def _send_event(s: "AMISession", name: str, msg: Message, pairs: Pairs, *, privilege: str | None = None,
-                action_id_last: bool = False) -> None:
+def _send_event(
+    s: AMISession,
+    name: str,
+    msg: Message,
+    pairs: Pairs,
+    *,
+    privilege: str | None = None,
+    action_id_last: bool = False,
+) -> None:
     head: Pairs = [("Event", name)]
     if privilege:
         head.append(("Privilege", privilege))
@@ -58,19 +69,20 @@ def _send_event(s: "AMISession", name: str, msg: Message, pairs: Pairs, *, privi
     s.send(head + pairs + tail)
 
 
-def _complete(s: "AMISession", name: str, msg: Message, count: int, extra: Pairs | None = None) -> None:
+def _complete(s: AMISession, name: str, msg: Message, count: int, extra: Pairs | None = None) -> None:
     _send_event(s, name, msg, [("EventList", "Complete"), ("ListItems", str(count))] + (extra or []))
 
 
 # -- simple actions -----------------------------------------------------------------------------------------------
 
+
 @action("Ping")
-async def ping(s: "AMISession", msg: Message) -> None:
-    s.respond(msg, "Success", [("Ping", "Pong"), ("Timestamp", "%.6f" % s.sim.clock.now())])
+async def ping(s: AMISession, msg: Message) -> None:
+    s.respond(msg, "Success", [("Ping", "Pong"), ("Timestamp", f"{s.sim.clock.now():.6f}")])
 
 
 @action("UserEvent")
-async def user_event(s: "AMISession", msg: Message) -> None:
+async def user_event(s: AMISession, msg: Message) -> None:
     s.respond(msg, "Success", [("Message", "Event Sent")])
     pairs: Pairs = [("UserEvent", msg.get("UserEvent") or "")]
     aid = msg.get("ActionID")
@@ -81,7 +93,7 @@ async def user_event(s: "AMISession", msg: Message) -> None:
 
 
 @action("Getvar")
-async def getvar(s: "AMISession", msg: Message) -> None:
+async def getvar(s: AMISession, msg: Message) -> None:
     var = msg.get("Variable")
     if not var:
         s.respond(msg, "Error", [("Message", "No variable specified")])
@@ -92,14 +104,14 @@ async def getvar(s: "AMISession", msg: Message) -> None:
         if ch is None:
             s.respond(msg, "Error", [("Message", "No such channel")])
             return
-        value = ch.get_var(var)     # Getvar does not expand ${...} expressions (ami-12: empty Value)
+        value = ch.get_var(var)  # Getvar does not expand ${...} expressions (ami-12: empty Value)
     else:
         value = s.sim.pbx.globals.get(var)
     s.respond(msg, "Success", [("Variable", var), ("Value", value or "")])
 
 
 @action("Setvar")
-async def setvar(s: "AMISession", msg: Message) -> None:
+async def setvar(s: AMISession, msg: Message) -> None:
     var = msg.get("Variable")
     if not var:
         s.respond(msg, "Error", [("Message", "No variable specified")])
@@ -120,24 +132,34 @@ async def setvar(s: "AMISession", msg: Message) -> None:
 
 # -- channels -----------------------------------------------------------------------------------------------------
 
+
 def _duration(ch: SimChannel) -> str:
     secs = int(ch.pbx.clock.now() - ch.created)
     return "%02d:%02d:%02d" % (secs // 3600, secs // 60 % 60, secs % 60)
 
 
 @action("CoreShowChannels")
-async def core_show_channels(s: "AMISession", msg: Message) -> None:
+async def core_show_channels(s: AMISession, msg: Message) -> None:
     _list_start(s, msg, "Channels will follow")
     chans = list(s.sim.pbx.channels.values())
     for ch in chans:
-        _send_event(s, "CoreShowChannel", msg, ch.block() + [
-            ("Application", ch.app), ("ApplicationData", ch.appdata), ("Duration", _duration(ch)),
-            ("BridgeId", ch.bridge_id)])
+        _send_event(
+            s,
+            "CoreShowChannel",
+            msg,
+            ch.block()
+            + [
+                ("Application", ch.app),
+                ("ApplicationData", ch.appdata),
+                ("Duration", _duration(ch)),
+                ("BridgeId", ch.bridge_id),
+            ],
+        )
     _complete(s, "CoreShowChannelsComplete", msg, len(chans))
 
 
 @action("Status")
-async def status(s: "AMISession", msg: Message) -> None:
+async def status(s: AMISession, msg: Message) -> None:
     name = msg.get("Channel")
     pbx = s.sim.pbx
     if name:
@@ -152,19 +174,30 @@ async def status(s: "AMISession", msg: Message) -> None:
     _list_start(s, msg, "Channel status will follow")
     for ch in chans:
         pairs = ch.block() + [
-            ("Type", ch.tech), ("DNID", ""), ("EffectiveConnectedLineNum", ch.connected_num or ch.caller_num),
-            ("EffectiveConnectedLineName", ch.connected_name or ch.caller_name), ("TimeToHangup", "0"),
-            ("BridgeID", ch.bridge_id), ("Application", ch.app), ("Data", ch.appdata),
-            ("Nativeformats", "(slin)"), ("Readformat", "slin"), ("Readtrans", ""), ("Writeformat", "slin"),
-            ("Writetrans", ""), ("Callgroup", "0"), ("Pickupgroup", "0"),
-            ("Seconds", str(int(pbx.clock.now() - ch.created)))]
-        pairs += [("Variable", "%s=%s" % (v, ch.get_var(v) or "")) for v in wanted]
+            ("Type", ch.tech),
+            ("DNID", ""),
+            ("EffectiveConnectedLineNum", ch.connected_num or ch.caller_num),
+            ("EffectiveConnectedLineName", ch.connected_name or ch.caller_name),
+            ("TimeToHangup", "0"),
+            ("BridgeID", ch.bridge_id),
+            ("Application", ch.app),
+            ("Data", ch.appdata),
+            ("Nativeformats", "(slin)"),
+            ("Readformat", "slin"),
+            ("Readtrans", ""),
+            ("Writeformat", "slin"),
+            ("Writetrans", ""),
+            ("Callgroup", "0"),
+            ("Pickupgroup", "0"),
+            ("Seconds", str(int(pbx.clock.now() - ch.created))),
+        ]
+        pairs += [("Variable", "{}={}".format(v, ch.get_var(v) or "")) for v in wanted]
         _send_event(s, "Status", msg, pairs, privilege="Call", action_id_last=True)
     _complete(s, "StatusComplete", msg, len(chans), [("Items", str(len(chans)))])
 
 
 @action("Hangup")
-async def hangup(s: "AMISession", msg: Message) -> None:
+async def hangup(s: AMISession, msg: Message) -> None:
     name = msg.get("Channel")
     if not name:
         s.respond(msg, "Error", [("Message", "No channel specified")])
@@ -194,7 +227,7 @@ async def hangup(s: "AMISession", msg: Message) -> None:
 
 
 @action("Redirect")
-async def redirect(s: "AMISession", msg: Message) -> None:
+async def redirect(s: AMISession, msg: Message) -> None:
     name = msg.get("Channel")
     if not name:
         s.respond(msg, "Error", [("Message", "Channel not specified")])
@@ -206,12 +239,12 @@ async def redirect(s: "AMISession", msg: Message) -> None:
     sim = s.sim
     ch = sim.pbx.find_channel(name)
     if ch is None:
-        s.respond(msg, "Error", [("Message", "Channel '%s' not found" % name)])
+        s.respond(msg, "Error", [("Message", f"Channel '{name}' not found")])
         return
     extra_name = msg.get("ExtraChannel")
     extra = sim.pbx.find_channel(extra_name) if extra_name else None
     if extra_name and extra is None:
-        s.respond(msg, "Error", [("Message", "ExtraChannel does not exist: %s" % extra_name)])
+        s.respond(msg, "Error", [("Message", f"ExtraChannel does not exist: {extra_name}")])
         return
     s.respond(msg, "Success", [("Message", "Dual Redirect successful" if extra else "Redirect successful")])
     sim.redirect_channel(ch, context, exten)
@@ -219,7 +252,7 @@ async def redirect(s: "AMISession", msg: Message) -> None:
         sim.redirect_channel(extra, msg.get("ExtraContext") or context, msg.get("ExtraExten") or exten)
 
 
-def _transfer_request(s: "AMISession", msg: Message, *, no_channel: str) -> "tuple[Any, str, str] | None":
+def _transfer_request(s: AMISession, msg: Message, *, no_channel: str) -> tuple[Any, str, str] | None:
     """(channel, context, exten) of a BlindTransfer/Atxfer, or None after answering the error Asterisk gives
     (the two actions word a missing channel differently: ami-16)."""
     name = msg.get("Channel")
@@ -238,7 +271,7 @@ def _transfer_request(s: "AMISession", msg: Message, *, no_channel: str) -> "tup
 
 
 @action("BlindTransfer")
-async def blind_transfer(s: "AMISession", msg: Message) -> None:
+async def blind_transfer(s: AMISession, msg: Message) -> None:
     target = _transfer_request(s, msg, no_channel="No such channel")
     if target is None:
         return
@@ -246,17 +279,27 @@ async def blind_transfer(s: "AMISession", msg: Message) -> None:
     peer = ch.bridge_peer
     if not s.sim.transfer(ch, context, exten):
         s.respond(msg, "Error", [("Message", "Transfer invalid")])
-        s.sim.pbx.bus.emit("BlindTransfer", "call,all", [("Result", "Invalid")] + ch.block("Transferer") + [
-            ("IsExternal", "No"), ("Context", context), ("Extension", exten)])
+        s.sim.pbx.bus.emit(
+            "BlindTransfer",
+            "call,all",
+            [("Result", "Invalid")]
+            + ch.block("Transferer")
+            + [("IsExternal", "No"), ("Context", context), ("Extension", exten)],
+        )
         return
     s.respond(msg, "Success", [("Message", "Transfer succeeded")])
-    s.sim.pbx.bus.emit("BlindTransfer", "call,all", [("Result", "Success")] + ch.block("Transferer") + (
-        peer.block("Transferee") if peer else []) + [("IsExternal", "No"), ("Context", context),
-                                                     ("Extension", exten)])
+    s.sim.pbx.bus.emit(
+        "BlindTransfer",
+        "call,all",
+        [("Result", "Success")]
+        + ch.block("Transferer")
+        + (peer.block("Transferee") if peer else [])
+        + [("IsExternal", "No"), ("Context", context), ("Extension", exten)],
+    )
 
 
 @action("Atxfer")
-async def atxfer(s: "AMISession", msg: Message) -> None:
+async def atxfer(s: AMISession, msg: Message) -> None:
     target = _transfer_request(s, msg, no_channel="Channel specified does not exist")
     if target is None:
         return
@@ -267,12 +310,18 @@ async def atxfer(s: "AMISession", msg: Message) -> None:
         return
     s.respond(msg, "Success", [("Message", "Atxfer successfully queued")])
     # the simulator completes the consultation at once: the transferee is handed to the new target
-    s.sim.pbx.bus.emit("AttendedTransfer", "call,all", [("Result", "Success")] + ch.block("OrigTransferer") + (
-        peer.block("Transferee") if peer else []) + [("IsExternal", "No"), ("DestType", "Bridge")])
+    s.sim.pbx.bus.emit(
+        "AttendedTransfer",
+        "call,all",
+        [("Result", "Success")]
+        + ch.block("OrigTransferer")
+        + (peer.block("Transferee") if peer else [])
+        + [("IsExternal", "No"), ("DestType", "Bridge")],
+    )
 
 
 @action("Bridge")
-async def bridge(s: "AMISession", msg: Message) -> None:
+async def bridge(s: AMISession, msg: Message) -> None:
     """Bridge Channel1 and Channel2 (features.c action_bridge; see ami_bridge.py)."""
     names = (msg.get("Channel1"), msg.get("Channel2"))
     if not names[0] or not names[1]:
@@ -296,15 +345,16 @@ async def bridge(s: "AMISession", msg: Message) -> None:
 
 # -- parking ------------------------------------------------------------------------------------------------------
 
+
 @action("Park")
-async def park(s: "AMISession", msg: Message) -> None:
+async def park(s: AMISession, msg: Message) -> None:
     name = msg.get("Channel")
     if not name:
         s.respond(msg, "Error", [("Message", "Channel not specified")])
         return
     ch = s.sim.pbx.find_channel(name)
     if ch is None:
-        s.respond(msg, "Error", [("Message", "Channel does not exist: %s" % name)])
+        s.respond(msg, "Error", [("Message", f"Channel does not exist: {name}")])
         return
     timeout_text = msg.get("Timeout")
     timeout = int(timeout_text) / 1000 if timeout_text and timeout_text.strip().isdigit() else None
@@ -315,8 +365,9 @@ async def park(s: "AMISession", msg: Message) -> None:
 
 
 @action("ParkedCalls")
-async def parked_calls(s: "AMISession", msg: Message) -> None:
+async def parked_calls(s: AMISession, msg: Message) -> None:
     from ivr.sim.parking import park_fields
+
     _list_start(s, msg, "Parked calls will follow")
     calls = [p for p in s.sim.pbx.parked.values() if not p.done]
     for p in calls:
@@ -326,8 +377,9 @@ async def parked_calls(s: "AMISession", msg: Message) -> None:
 
 # -- MixMonitor ---------------------------------------------------------------------------------------------------
 
+
 @action("MixMonitor")
-async def mixmonitor(s: "AMISession", msg: Message) -> None:
+async def mixmonitor(s: AMISession, msg: Message) -> None:
     ch = s.sim.pbx.find_channel(msg.get("Channel") or "")
     if ch is None:
         s.respond(msg, "Error", [("Message", "No such channel")])
@@ -337,14 +389,14 @@ async def mixmonitor(s: "AMISession", msg: Message) -> None:
     if mm is None:
         s.respond(msg, "Error", [("Message", "Could not start monitoring channel")])
         return
-    options = parse_options(msg.get("Options") or "")      # manager_mixmonitor: ast_app_parse_options
+    options = parse_options(msg.get("Options") or "")  # manager_mixmonitor: ast_app_parse_options
     if options.get("i"):
         ch.set_var(options["i"] or "", mm.id)
     s.respond(msg, "Success", [("MixMonitorID", mm.id)] if "i" in options else [])
 
 
 @action("MixMonitorMute")
-async def mixmonitor_mute(s: "AMISession", msg: Message) -> None:
+async def mixmonitor_mute(s: AMISession, msg: Message) -> None:
     ch = s.sim.pbx.find_channel(msg.get("Channel") or "")
     if ch is None:
         s.respond(msg, "Error", [("Message", "No such channel")])
@@ -359,7 +411,7 @@ async def mixmonitor_mute(s: "AMISession", msg: Message) -> None:
 
 
 @action("StopMixMonitor")
-async def stop_mixmonitor(s: "AMISession", msg: Message) -> None:
+async def stop_mixmonitor(s: AMISession, msg: Message) -> None:
     ch = s.sim.pbx.find_channel(msg.get("Channel") or "")
     if ch is None:
         s.respond(msg, "Error", [("Message", "No such channel")])
@@ -373,8 +425,9 @@ async def stop_mixmonitor(s: "AMISession", msg: Message) -> None:
 
 # -- queues -------------------------------------------------------------------------------------------------------
 
+
 @action("QueueAdd")
-async def queue_add(s: "AMISession", msg: Message) -> None:
+async def queue_add(s: AMISession, msg: Message) -> None:
     iface = msg.get("Interface")
     qname = msg.get("Queue")
     if not iface:
@@ -391,10 +444,17 @@ async def queue_add(s: "AMISession", msg: Message) -> None:
         s.respond(msg, "Error", [("Message", "Unable to add interface: Already there")])
         return
     now = int(s.sim.clock.now())
-    m = QueueMember(iface, name=msg.get("MemberName") or "", state_interface=msg.get("StateInterface") or "",
-                    paused=_true(msg.get("Paused")), reason=msg.get("Reason") or "",
-                    penalty=int(msg.get("Penalty") or 0) if (msg.get("Penalty") or "0").isdigit() else 0,
-                    dynamic=True, last_pause=now, login_time=now)
+    m = QueueMember(
+        iface,
+        name=msg.get("MemberName") or "",
+        state_interface=msg.get("StateInterface") or "",
+        paused=_true(msg.get("Paused")),
+        reason=msg.get("Reason") or "",
+        penalty=int(msg.get("Penalty") or 0) if (msg.get("Penalty") or "0").isdigit() else 0,
+        dynamic=True,
+        last_pause=now,
+        login_time=now,
+    )
     q.members[iface] = m
     s.respond(msg, "Success", [("Message", "Added interface to queue")])
     s.sim.pbx.bus.emit("QueueMemberAdded", "agent,all", member_pairs(qname, m))
@@ -402,7 +462,7 @@ async def queue_add(s: "AMISession", msg: Message) -> None:
 
 
 @action("QueueRemove")
-async def queue_remove(s: "AMISession", msg: Message) -> None:
+async def queue_remove(s: AMISession, msg: Message) -> None:
     iface, qname = msg.get("Interface"), msg.get("Queue")
     if not iface:
         s.respond(msg, "Error", [("Message", "'Interface' not specified.")])
@@ -420,7 +480,7 @@ async def queue_remove(s: "AMISession", msg: Message) -> None:
 
 
 @action("QueuePause")
-async def queue_pause(s: "AMISession", msg: Message) -> None:
+async def queue_pause(s: AMISession, msg: Message) -> None:
     iface = msg.get("Interface")
     if not iface:
         s.respond(msg, "Error", [("Message", "Need 'Interface' and 'Paused' parameters.")])
@@ -442,7 +502,7 @@ async def queue_pause(s: "AMISession", msg: Message) -> None:
 
 
 @action("QueueSummary")
-async def queue_summary(s: "AMISession", msg: Message) -> None:
+async def queue_summary(s: AMISession, msg: Message) -> None:
     _list_start(s, msg, "Queue summary will follow")
     qname = msg.get("Queue")
     queues = [q for q in s.sim.pbx.queues.values() if not qname or q.spec.name == qname]
@@ -450,47 +510,86 @@ async def queue_summary(s: "AMISession", msg: Message) -> None:
     for q in queues:
         logged = [m for m in q.members.values()]
         avail = [m for m in logged if s.sim.pbx.member_available(m)]
-        longest = max((whole_seconds(c.queue_joined, now) for c in q.callers), default=0)   # time(NULL) based
-        pairs: Pairs = [("Queue", q.spec.name), ("LoggedIn", str(len(logged))), ("Available", str(len(avail))),
-                        ("Callers", str(len(q.callers))), ("HoldTime", str(int(q.avg_hold()))),
-                        ("TalkTime", str(int(q.avg_talk()))), ("LongestHoldTime", str(int(longest)))]
+        longest = max((whole_seconds(c.queue_joined, now) for c in q.callers), default=0)  # time(NULL) based
+        pairs: Pairs = [
+            ("Queue", q.spec.name),
+            ("LoggedIn", str(len(logged))),
+            ("Available", str(len(avail))),
+            ("Callers", str(len(q.callers))),
+            ("HoldTime", str(int(q.avg_hold()))),
+            ("TalkTime", str(int(q.avg_talk()))),
+            ("LongestHoldTime", str(int(longest))),
+        ]
         _send_event(s, "QueueSummary", msg, pairs, action_id_last=True)
     _complete(s, "QueueSummaryComplete", msg, len(queues))
 
 
 @action("QueueStatus")
-async def queue_status(s: "AMISession", msg: Message) -> None:
+async def queue_status(s: AMISession, msg: Message) -> None:
     _list_start(s, msg, "Queue status will follow")
     qname = msg.get("Queue")
     queues = [q for q in s.sim.pbx.queues.values() if not qname or q.spec.name == qname]
     now = s.sim.clock.now()
     items = 0
     for q in queues:
-        _send_event(s, "QueueParams", msg, [
-            ("Queue", q.spec.name), ("Max", "0"), ("Strategy", q.spec.strategy), ("Calls", str(len(q.callers))),
-            ("Holdtime", str(int(q.avg_hold()))), ("TalkTime", str(int(q.avg_talk()))),
-            ("Completed", str(q.completed)), ("Abandoned", str(q.abandoned)), ("ServiceLevel", "0"),
-            ("ServicelevelPerf", "0.0"), ("ServicelevelPerf2", "0.0"), ("Weight", "0")], action_id_last=True)
+        _send_event(
+            s,
+            "QueueParams",
+            msg,
+            [
+                ("Queue", q.spec.name),
+                ("Max", "0"),
+                ("Strategy", q.spec.strategy),
+                ("Calls", str(len(q.callers))),
+                ("Holdtime", str(int(q.avg_hold()))),
+                ("TalkTime", str(int(q.avg_talk()))),
+                ("Completed", str(q.completed)),
+                ("Abandoned", str(q.abandoned)),
+                ("ServiceLevel", "0"),
+                ("ServicelevelPerf", "0.0"),
+                ("ServicelevelPerf2", "0.0"),
+                ("Weight", "0"),
+            ],
+            action_id_last=True,
+        )
         items += 1
         for m in q.members.values():
-            _send_event(s, "QueueMember", msg, member_pairs(q.spec.name, m, "Name", "Location", ringinuse=False),
-                        action_id_last=True)
+            _send_event(
+                s,
+                "QueueMember",
+                msg,
+                member_pairs(q.spec.name, m, "Name", "Location", ringinuse=False),
+                action_id_last=True,
+            )
             items += 1
         for pos, c in enumerate(q.callers, 1):
-            _send_event(s, "QueueEntry", msg, [
-                ("Queue", q.spec.name), ("Position", str(pos)), ("Channel", c.name), ("Uniqueid", c.uniqueid),
-                ("CallerIDNum", c.caller_num or "<unknown>"), ("CallerIDName", c.caller_name or "<unknown>"),
-                ("ConnectedLineNum", c.connected_num or "<unknown>"),
-                ("ConnectedLineName", c.connected_name or "<unknown>"),
-                ("Wait", str(whole_seconds(c.queue_joined, now))), ("Priority", "0")], action_id_last=True)
+            _send_event(
+                s,
+                "QueueEntry",
+                msg,
+                [
+                    ("Queue", q.spec.name),
+                    ("Position", str(pos)),
+                    ("Channel", c.name),
+                    ("Uniqueid", c.uniqueid),
+                    ("CallerIDNum", c.caller_num or "<unknown>"),
+                    ("CallerIDName", c.caller_name or "<unknown>"),
+                    ("ConnectedLineNum", c.connected_num or "<unknown>"),
+                    ("ConnectedLineName", c.connected_name or "<unknown>"),
+                    ("Wait", str(whole_seconds(c.queue_joined, now))),
+                    ("Priority", "0"),
+                ],
+                action_id_last=True,
+            )
             items += 1
     _complete(s, "QueueStatusComplete", msg, items)
 
 
 # -- Command (CLI) ------------------------------------------------------------------------------------------------
 
+
 @action("Command")
-async def command(s: "AMISession", msg: Message) -> None:
+async def command(s: AMISession, msg: Message) -> None:
     cmd = " ".join((msg.get("Command") or "").split())
     sim = s.sim
     if cmd.lower() in ("core stop now", "core stop gracefully", "core stop when convenient"):
@@ -500,9 +599,19 @@ async def command(s: "AMISession", msg: Message) -> None:
     out = _cli(sim, cmd)
     if out is None:
         word = cmd.split(" ")[0] if cmd else ""
-        s.respond(msg, "Error", [("Message", "Command output follows"),
-                                 ("Output", "No such command '%s' (type 'core show help %s' for other possible "
-                                            "commands)" % (cmd, " ".join(cmd.split(" ")[:2]) or word))])
+        s.respond(
+            msg,
+            "Error",
+            [
+                ("Message", "Command output follows"),
+                (
+                    "Output",
+                    "No such command '{}' (type 'core show help {}' for other possible commands)".format(
+                        cmd, " ".join(cmd.split(" ")[:2]) or word
+                    ),
+                ),
+            ],
+        )
         return
     s.respond(msg, "Success", [("Message", "Command output follows")] + [("Output", line) for line in out])
 
@@ -511,22 +620,45 @@ VERSION_LINE = "Asterisk 22.10.1 built by root @ vm on a x86_64 running Linux on
 
 
 @action("CoreStatus")
-async def core_status(s: "AMISession", msg: Message) -> None:
-    from datetime import datetime, timezone
-    start = datetime.fromtimestamp(s.sim.pbx.started, tz=timezone.utc)
+async def core_status(s: AMISession, msg: Message) -> None:
+    from datetime import datetime
+
+    start = datetime.fromtimestamp(s.sim.pbx.started, tz=UTC)
     date, time_ = start.strftime("%Y-%m-%d"), start.strftime("%H:%M:%S")
-    s.respond(msg, "Success", [("CoreStartupDate", date), ("CoreStartupTime", time_), ("CoreReloadDate", date),
-                               ("CoreReloadTime", time_), ("CoreCurrentCalls", str(len(s.sim.pbx.channels))),
-                               ("CoreProcessedCalls", str(s.sim.pbx.channels_created))])
+    s.respond(
+        msg,
+        "Success",
+        [
+            ("CoreStartupDate", date),
+            ("CoreStartupTime", time_),
+            ("CoreReloadDate", date),
+            ("CoreReloadTime", time_),
+            ("CoreCurrentCalls", str(len(s.sim.pbx.channels))),
+            ("CoreProcessedCalls", str(s.sim.pbx.channels_created)),
+        ],
+    )
 
 
 @action("CoreSettings")
-async def core_settings(s: "AMISession", msg: Message) -> None:
-    s.respond(msg, "Success", [
-        ("AMIversion", "11.0.0"), ("AsteriskVersion", "22.10.1"), ("SystemName", ""), ("CoreMaxCalls", "0"),
-        ("CoreMaxLoadAvg", "0.000000"), ("CoreRunUser", ""), ("CoreRunGroup", ""), ("CoreMaxFilehandles", "0"),
-        ("CoreRealTimeEnabled", "No"), ("CoreCDRenabled", "No"), ("CoreHTTPenabled", "No"),
-        ("SoundsSearchCustomDir", "No")])
+async def core_settings(s: AMISession, msg: Message) -> None:
+    s.respond(
+        msg,
+        "Success",
+        [
+            ("AMIversion", "11.0.0"),
+            ("AsteriskVersion", "22.10.1"),
+            ("SystemName", ""),
+            ("CoreMaxCalls", "0"),
+            ("CoreMaxLoadAvg", "0.000000"),
+            ("CoreRunUser", ""),
+            ("CoreRunGroup", ""),
+            ("CoreMaxFilehandles", "0"),
+            ("CoreRealTimeEnabled", "No"),
+            ("CoreCDRenabled", "No"),
+            ("CoreHTTPenabled", "No"),
+            ("SoundsSearchCustomDir", "No"),
+        ],
+    )
 
 
 def _uptime(seconds: int) -> str:
@@ -541,7 +673,7 @@ def _uptime(seconds: int) -> str:
     return ", ".join(parts)
 
 
-def _cli(sim: "SimulatedAsterisk", cmd: str) -> list[str] | None:
+def _cli(sim: SimulatedAsterisk, cmd: str) -> list[str] | None:
     low = cmd.lower()
     if low == "core show version":
         return [VERSION_LINE]
@@ -551,13 +683,38 @@ def _cli(sim: "SimulatedAsterisk", cmd: str) -> list[str] | None:
     if low in ("core show channels", "core show channels concise"):
         chans = list(sim.pbx.channels.values())
         if low.endswith("concise"):
-            return ["!".join([c.name, c.context, c.exten, str(c.priority), STATE_DESC.get(c.state, ""), c.app,
-                              c.appdata, c.caller_num, "", "", "3", str(int(sim.clock.now() - c.created)),
-                              c.bridge_peer.name if c.bridge_peer else "(None)", c.uniqueid]) for c in chans]
+            return [
+                "!".join(
+                    [
+                        c.name,
+                        c.context,
+                        c.exten,
+                        str(c.priority),
+                        STATE_DESC.get(c.state, ""),
+                        c.app,
+                        c.appdata,
+                        c.caller_num,
+                        "",
+                        "",
+                        "3",
+                        str(int(sim.clock.now() - c.created)),
+                        c.bridge_peer.name if c.bridge_peer else "(None)",
+                        c.uniqueid,
+                    ]
+                )
+                for c in chans
+            ]
         lines = ["%-64s %-32s %-7s %s" % ("Channel", "Location", "State", "Application(Data)")]
         for c in chans:
-            lines.append("%-64s %-32s %-7s %s" % (c.name, "%s@%s:%d" % (c.exten, c.context, c.priority),
-                                                  STATE_DESC.get(c.state, ""), "%s(%s)" % (c.app, c.appdata)))
+            lines.append(
+                "%-64s %-32s %-7s %s"
+                % (
+                    c.name,
+                    "%s@%s:%d" % (c.exten, c.context, c.priority),
+                    STATE_DESC.get(c.state, ""),
+                    f"{c.app}({c.appdata})",
+                )
+            )
         lines.append("%d active channel%s" % (len(chans), "" if len(chans) == 1 else "s"))
         lines.append("%d active call%s" % (len(sim.live_calls), "" if len(sim.live_calls) == 1 else "s"))
         lines.append("%d call%s processed" % (sim.finished_calls, "" if sim.finished_calls == 1 else "s"))
@@ -565,22 +722,33 @@ def _cli(sim: "SimulatedAsterisk", cmd: str) -> list[str] | None:
     if low.startswith("queue show"):
         lines = []
         for q in sim.pbx.queues.values():
-            lines.append("%s has %d calls (max unlimited) in '%s' strategy (%ds holdtime, %ds talktime), W:0, "
-                         "C:%d, A:%d, SL:0.0%%, SL2:0.0%% within 0s" % (
-                             q.spec.name, len(q.callers), q.spec.strategy, int(q.avg_hold()), int(q.avg_talk()),
-                             q.completed, q.abandoned))
+            lines.append(
+                "%s has %d calls (max unlimited) in '%s' strategy (%ds holdtime, %ds talktime), W:0, "
+                "C:%d, A:%d, SL:0.0%%, SL2:0.0%% within 0s"
+                % (
+                    q.spec.name,
+                    len(q.callers),
+                    q.spec.strategy,
+                    int(q.avg_hold()),
+                    int(q.avg_talk()),
+                    q.completed,
+                    q.abandoned,
+                )
+            )
             lines.append("   Members: " if q.members else "   No Members")
             for m in q.members.values():
-                lines.append("      %s (%s)%s" % (m.display_name(), m.interface, " (paused)" if m.paused else ""))
+                lines.append("      {} ({}){}".format(m.display_name(), m.interface, " (paused)" if m.paused else ""))
             lines.append("   No Callers" if not q.callers else "   Callers: ")
         return lines
     if low == "parking show":
-        return ["Parking lot: %s" % sim.config.parking.name] + [
-            "Space: %d  Channel: %s" % (p.space, p.channel.name) for p in sim.pbx.parked.values()]
+        return [f"Parking lot: {sim.config.parking.name}"] + [
+            "Space: %d  Channel: %s" % (p.space, p.channel.name) for p in sim.pbx.parked.values()
+        ]
     return None
 
 
 # -- Originate ----------------------------------------------------------------------------------------------------
+
 
 def _callerid(text: str) -> tuple[str, str]:
     m = re.match(r'\s*"?([^"<]*?)"?\s*<([^>]*)>', text)
@@ -590,7 +758,7 @@ def _callerid(text: str) -> tuple[str, str]:
 
 
 @action("Originate")
-async def originate(s: "AMISession", msg: Message) -> None:
+async def originate(s: AMISession, msg: Message) -> None:
     channel = msg.get("Channel")
     if not channel:
         s.respond(msg, "Error", [("Message", "Channel not specified")])
@@ -609,9 +777,21 @@ async def originate(s: "AMISession", msg: Message) -> None:
             if sep:
                 variables[k.strip()] = val
     num, name = _callerid(msg.get("CallerID") or "")
-    job = Originate(s.sim, channel, context or "", exten or "", application or "", msg.get("Data") or "",
-                    timeout, num, name, variables, msg.get("Account") or "", msg.get("ChannelId"),
-                    msg.get("ActionID"))
+    job = Originate(
+        s.sim,
+        channel,
+        context or "",
+        exten or "",
+        application or "",
+        msg.get("Data") or "",
+        timeout,
+        num,
+        name,
+        variables,
+        msg.get("Account") or "",
+        msg.get("ChannelId"),
+        msg.get("ActionID"),
+    )
     if _true(msg.get("Async")):
         s.respond(msg, "Success", [("Message", "Originate successfully queued")])
         s.sim.spawn(job.run())
@@ -624,7 +804,7 @@ async def originate(s: "AMISession", msg: Message) -> None:
 
 
 @action("PlayDTMF")
-async def play_dtmf(s: "AMISession", msg: Message) -> None:
+async def play_dtmf(s: AMISession, msg: Message) -> None:
     ch = s.sim.pbx.find_channel(msg.get("Channel") or "")
     if ch is None:
         s.respond(msg, "Error", [("Message", "Channel not found")])
@@ -640,7 +820,7 @@ async def play_dtmf(s: "AMISession", msg: Message) -> None:
 
 
 @action("AGI")
-async def agi(s: "AMISession", msg: Message) -> None:
+async def agi(s: AMISession, msg: Message) -> None:
     """Queue a command for a channel running AGI(agi:async) (agi-09)."""
     name, command = msg.get("Channel"), msg.get("Command")
     if not name or not command:
@@ -648,17 +828,16 @@ async def agi(s: "AMISession", msg: Message) -> None:
         return
     ch = s.sim.pbx.find_channel(name)
     if ch is None:
-        s.respond(msg, "Error", [("Message", "Channel %s does not exist." % name)])
+        s.respond(msg, "Error", [("Message", f"Channel {name} does not exist.")])
         return
     call = s.sim.calls_by_linkedid.get(ch.linkedid)
     session = call.session if call is not None and call.channel is ch else None
     if session is None or not session.queue_command(command, msg.get("CommandID")):
-        s.respond(msg, "Error", [("Message", "Failed to add AGI command to channel %s queue" % name)])
+        s.respond(msg, "Error", [("Message", f"Failed to add AGI command to channel {name} queue")])
         return
     s.respond(msg, "Success", [("Message", "Added AGI command to queue")])
 
 
 @action("ListCommands")
-async def list_commands(s: "AMISession", msg: Message) -> None:
+async def list_commands(s: AMISession, msg: Message) -> None:
     s.respond(msg, "Success", [(name, name) for name in sorted(ACTIONS)])
-

@@ -12,6 +12,7 @@ Rules for this file:
 - `Tone` (no / Channel1 / Channel2 / Both / yes) only plays the transfer sound: nothing a test can observe
   beyond its acceptance.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -24,8 +25,7 @@ if TYPE_CHECKING:
     from ivr.sim.pbx import PBX
 
 
-
-def find_by_prefix(pbx: "PBX", name: str) -> "SimChannel | None":
+def find_by_prefix(pbx: PBX, name: str) -> SimChannel | None:
     exact = pbx.find_channel(name)
     if exact is not None:
         return exact
@@ -35,11 +35,11 @@ def find_by_prefix(pbx: "PBX", name: str) -> "SimChannel | None":
 class AMIBridge:
     """Two channels taken out of their applications into one basic bridge."""
 
-    def __init__(self, pbx: "PBX", one: "SimChannel", two: "SimChannel") -> None:
+    def __init__(self, pbx: PBX, one: SimChannel, two: SimChannel) -> None:
         self.pbx = pbx
         self.id = str(uuid.UUID(int=pbx.rng.getrandbits(128)))
         self.pair = (one, two)
-        self.members: list["SimChannel"] = []
+        self.members: list[SimChannel] = []
         self.left: set[str] = set()
 
     def offer(self) -> None:
@@ -49,14 +49,14 @@ class AMIBridge:
             ch.pending_bridge = self
             ch.wake()
 
-    def _peer(self, ch: "SimChannel") -> "SimChannel":
+    def _peer(self, ch: SimChannel) -> SimChannel:
         return self.pair[1] if ch is self.pair[0] else self.pair[0]
 
-    def _peer_gone(self, ch: "SimChannel") -> bool:
+    def _peer_gone(self, ch: SimChannel) -> bool:
         peer = self._peer(ch)
         return peer.hungup or peer.uniqueid in self.left
 
-    async def join(self, ch: "SimChannel") -> str:
+    async def join(self, ch: SimChannel) -> str:
         """`ch` enters and stays until it hangs up or is redirected ("hangup") or its partner left ("peer")."""
         ch.pending_bridge = None
         peer = self._peer(ch)

@@ -9,8 +9,10 @@ Rules for this file:
 - After the answer the originated channel runs Application (Wait, Playback, ChanSpy, ParkedCall ...) or Context/Exten
   (a flow over FastAGI, an agent, or just stays up).
 """
+
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 from ivr.sim.appargs import parse_options, separate_args
@@ -28,9 +30,22 @@ Pairs = list[tuple[str, str]]
 class Originate:
     """One Originate: dial the channel, then run the application or the dialplan target on it."""
 
-    def __init__(self, sim: "SimulatedAsterisk", target: str, context: str, exten: str, app: str, data: str,
-                 timeout: float, num: str, name: str, variables: dict[str, str], account: str,
-                 channel_id: str | None, action_id: str | None) -> None:
+    def __init__(
+        self,
+        sim: SimulatedAsterisk,
+        target: str,
+        context: str,
+        exten: str,
+        app: str,
+        data: str,
+        timeout: float,
+        num: str,
+        name: str,
+        variables: dict[str, str],
+        account: str,
+        channel_id: str | None,
+        action_id: str | None,
+    ) -> None:
         self.sim = sim
         self.target, self.context, self.exten, self.app, self.data = target, context, exten, app, data
         self.timeout, self.num, self.name = timeout, num, name
@@ -45,9 +60,12 @@ class Originate:
             pairs += [("Application", self.app), ("Data", self.data)]
         else:
             pairs += [("Context", self.context), ("Exten", self.exten)]
-        pairs += [("Reason", str(reason)), ("Uniqueid", ch.uniqueid if ok and ch else "<unknown>"),
-                  ("CallerIDNum", (self.num or "<unknown>") if ok else "<unknown>"),
-                  ("CallerIDName", (self.name or "<unknown>") if ok else "<unknown>")]
+        pairs += [
+            ("Reason", str(reason)),
+            ("Uniqueid", ch.uniqueid if ok and ch else "<unknown>"),
+            ("CallerIDNum", (self.num or "<unknown>") if ok else "<unknown>"),
+            ("CallerIDName", (self.name or "<unknown>") if ok else "<unknown>"),
+        ]
         self.sim.pbx.bus.emit("OriginateResponse", "call,all", pairs)
 
     def _callee(self) -> tuple[AgentSpec | None, str, str, bool]:
@@ -61,7 +79,7 @@ class Originate:
             return agent, exten, context, False
         if tech == "local":
             route = self.sim.config.routes.get(exten)
-            if route is not None and route.context == context:   # Local/<did>@<ivr context>: ;2 runs the flow
+            if route is not None and route.context == context:  # Local/<did>@<ivr context>: ;2 runs the flow
                 return AgentSpec(exten, answer_after=0.0, talk=None), exten, context, False
             return None, exten, context, False
         return self.sim.config.default_callee, exten, context, False
@@ -78,9 +96,15 @@ class Originate:
             return False
         if "/" in self.target and self.target.split("/", 1)[0].lower() != "local":
             endpoint = self.target.split("/", 1)[1]
-            one = pbx.pjsip_channel(endpoint.split("@")[0], context=self.context or context, exten=exten,
-                                    caller_num=self.num, caller_name=self.name, language="en",
-                                    accountcode=self.account)
+            one = pbx.pjsip_channel(
+                endpoint.split("@")[0],
+                context=self.context or context,
+                exten=exten,
+                caller_num=self.num,
+                caller_name=self.name,
+                language="en",
+                accountcode=self.account,
+            )
             two = None
         else:
             one, two = pbx.local_pair(exten, context, caller_num=self.num, caller_name=self.name)
@@ -131,20 +155,22 @@ class Originate:
         sim.spawn(self._after_answer(one, two, behaviour, retrieval, exten))
         return True
 
-    async def _after_answer(self, one: SimChannel, two: SimChannel | None, behaviour: AgentSpec,
-                            retrieval: bool, exten: str) -> None:
+    async def _after_answer(
+        self, one: SimChannel, two: SimChannel | None, behaviour: AgentSpec, retrieval: bool, exten: str
+    ) -> None:
         sim = self.sim
         if retrieval and two is not None:
             sim.retrieve_parked(int(exten), talk=None, retriever=two)
         if self.app:
             await run_app_on(sim, one, self.app, self.data)
         elif self.exten in sim.config.routes:
-            call = sim.adopt_call(one, sim.config.routes[self.exten], behaviour.script, exten=self.exten,
-                                  context=self.context)
+            call = sim.adopt_call(
+                one, sim.config.routes[self.exten], behaviour.script, exten=self.exten, context=self.context
+            )
             await call.finished()
             return
         elif self.exten in sim.config.agents:
-            ring = await ring_agent(one, "Local/%s@%s" % (self.exten, self.context), None)
+            ring = await ring_agent(one, f"Local/{self.exten}@{self.context}", None)
             if ring.status == "ANSWER" and ring.leg is not None:
                 await talk(one, ring.leg, ring.other, sim.config.agents[self.exten].talk)
         else:
@@ -155,18 +181,17 @@ class Originate:
             two.hangup(16)
 
 
-async def run_app_on(sim: "SimulatedAsterisk", ch: SimChannel, app: str, data: str) -> None:
+async def run_app_on(sim: SimulatedAsterisk, ch: SimChannel, app: str, data: str) -> None:
     """Applications an originated channel can run: Wait, Playback, ChanSpy, ParkedCall, MusicOnHold, Echo."""
     ch.newexten(app, data)
     name = app.lower()
     if name == "wait":
-        try:
+        with contextlib.suppress(ValueError):
             await ch.pause(float(data or 0))
-        except ValueError:
-            pass
     elif name == "playback":
         from ivr.sim import media
-        for f in (separate_args(data, max_args=2) or [""])[0].split("&"):     # filenames, options
+
+        for f in (separate_args(data, max_args=2) or [""])[0].split("&"):  # filenames, options
             if (await media.play(ch, f, "")).kind == "hangup":
                 return
     elif name == "chanspy":
@@ -177,13 +202,19 @@ async def run_app_on(sim: "SimulatedAsterisk", ch: SimChannel, app: str, data: s
         await ch.next_event_kind("hangup")
 
 
-async def chanspy(sim: "SimulatedAsterisk", spyer: SimChannel, data: str) -> None:
+async def chanspy(sim: SimulatedAsterisk, spyer: SimChannel, data: str) -> None:
     """ChanSpy(prefix[,options]): listen (q), whisper (w) or barge (B) on the first channel matching prefix."""
-    prefix, options = (separate_args(data, max_args=2) + ["", ""])[:2]     # chanprefix, options
+    prefix, options = (separate_args(data, max_args=2) + ["", ""])[:2]  # chanprefix, options
     spyee = None
     while spyee is None and not spyer.hungup:
-        spyee = next((c for c in sim.pbx.channels.values()
-                      if c is not spyer and c.peer is not spyer and c.name.startswith(prefix) and not c.hungup), None)
+        spyee = next(
+            (
+                c
+                for c in sim.pbx.channels.values()
+                if c is not spyer and c.peer is not spyer and c.name.startswith(prefix) and not c.hungup
+            ),
+            None,
+        )
         if spyee is None:
             ev = await spyer.next_event(sim.clock.now() + 1.0)
             if ev is not None and ev.kind == "hangup":

@@ -10,13 +10,16 @@ Rules for this file:
 - Writes never block the PBX: events go into the session's transport buffer; a client that stops reading is
   disconnected once `MAX_BACKLOG` bytes wait for it.
 """
+
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import random
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Iterable
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from ivr.ami.errors import AMIProtocolError
 from ivr.ami.protocol import AMIParser, Message, Role, encode_message, md5_key
@@ -26,17 +29,17 @@ if TYPE_CHECKING:
     from ivr.sim.simulator import SimulatedAsterisk
 
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
-MAX_BACKLOG = 32 * 1024 * 1024   # bytes queued for one AMI client before it is disconnected
+MAX_BACKLOG = 32 * 1024 * 1024  # bytes queued for one AMI client before it is disconnected
 Pairs = list[tuple[str, str]]
 
 
 def event_tv(ts: float) -> str:
-    d = datetime.fromtimestamp(ts, tz=timezone.utc)
+    d = datetime.fromtimestamp(ts, tz=UTC)
     return d.strftime("%Y-%m-%dT%H:%M:%S.") + "%03d+0000" % (d.microsecond // 1000)
 
 
 class AMISession:
-    def __init__(self, server: "AMIServer", reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, server: AMIServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.server = server
         self.sim = server.sim
         self.reader, self.writer = reader, writer
@@ -44,7 +47,7 @@ class AMISession:
         self.authenticated = False
         self.username = ""
         self.events_on = True
-        self.mask: set[str] | None = None          # None = all classes
+        self.mask: set[str] | None = None  # None = all classes
         self.challenge: str | None = None
         self.session_id = "0x%x" % (0x7F8040000000 + next(server.ids) * 0x1A0)
         peer = writer.get_extra_info("peername") or ("127.0.0.1", 0)
@@ -59,7 +62,7 @@ class AMISession:
             return
         self.writer.write(encode_message(list(pairs), raw_values=True))
         if self.writer.transport.get_write_buffer_size() > MAX_BACKLOG:
-            self.close()    # a client that stopped reading: drop it rather than buffer without end
+            self.close()  # a client that stopped reading: drop it rather than buffer without end
 
     def respond(self, msg: Message, response: str, rest: Pairs) -> None:
         pairs: Pairs = [("Response", response)]
@@ -103,17 +106,16 @@ class AMISession:
         if not self.closed:
             self.closed = True
             self.server.sessions.discard(self)
-            try:
+            with contextlib.suppress(ConnectionError, OSError):
                 self.writer.close()
-            except (ConnectionError, OSError):
-                pass
 
     async def handle(self, msg: Message) -> None:
         action = (msg.get("Action") or "").strip()
         if not action:
             self.respond(msg, "Error", [("Message", "Missing action in request")])
-            self.security("RequestBadFormat", "Error", self.username, [("RequestType", "Action: NONE")],
-                          session_tv=True)
+            self.security(
+                "RequestBadFormat", "Error", self.username, [("RequestType", "Action: NONE")], session_tv=True
+            )
             return
         name = action.lower()
         if name == "login":
@@ -125,8 +127,7 @@ class AMISession:
             return
         if not self.authenticated:
             self.respond(msg, "Error", [("Message", "Permission denied")])
-            self.security("RequestNotAllowed", "Error", "", [("RequestType", "Action: %s" % action)],
-                          session_tv=False)
+            self.security("RequestNotAllowed", "Error", "", [("RequestType", f"Action: {action}")], session_tv=False)
             return
         if name == "logoff":
             self.respond(msg, "Goodbye", [("Message", "Thanks for all the fish.")])
@@ -136,18 +137,28 @@ class AMISession:
             self.set_events(msg)
             return
         from ivr.sim.ami_actions import ACTIONS
+
         handler = ACTIONS.get(name)
         if handler is None:
-            self.respond(msg, "Error", [("Message", "Invalid/unknown command: %s. Use Action: ListCommands to show "
-                                                   "available commands." % action)])
-            self.security("RequestBadFormat", "Error", self.username,
-                          [("RequestType", "Action: %s" % action)], session_tv=True)
+            self.respond(
+                msg,
+                "Error",
+                [
+                    (
+                        "Message",
+                        f"Invalid/unknown command: {action}. Use Action: ListCommands to show available commands.",
+                    )
+                ],
+            )
+            self.security(
+                "RequestBadFormat", "Error", self.username, [("RequestType", f"Action: {action}")], session_tv=True
+            )
             return
         try:
             await handler(self, msg)
         except Exception as exc:  # a simulator bug must not look like a dead Asterisk: answer and keep going
             self.sim.errors.append(exc)
-            self.respond(msg, "Error", [("Message", "Simulated %s failed: %s" % (action, exc))])
+            self.respond(msg, "Error", [("Message", f"Simulated {action} failed: {exc}")])
 
     async def login(self, msg: Message) -> None:
         if self.authenticated:
@@ -158,7 +169,9 @@ class AMISession:
         ok = False
         if user in users:
             if (msg.get("AuthType") or "").lower() == "md5":
-                ok = self.challenge is not None and (msg.get("Key") or "").lower() == md5_key(self.challenge, users[user])
+                ok = self.challenge is not None and (msg.get("Key") or "").lower() == md5_key(
+                    self.challenge, users[user]
+                )
             else:
                 ok = msg.get("Secret") == users[user]
         if not ok:
@@ -177,9 +190,18 @@ class AMISession:
         self.respond(msg, "Success", [("Message", "Authentication accepted")])
         if self.events_on:
             uptime = str(int(self.sim.clock.now() - self.sim.pbx.started))
-            self.deliver(Event(self.sim.clock.now(), (("Event", "FullyBooted"), ("Privilege", "system,all"),
-                                                      ("Uptime", uptime), ("LastReload", uptime),
-                                                      ("Status", "Fully Booted"))))
+            self.deliver(
+                Event(
+                    self.sim.clock.now(),
+                    (
+                        ("Event", "FullyBooted"),
+                        ("Privilege", "system,all"),
+                        ("Uptime", uptime),
+                        ("LastReload", uptime),
+                        ("Status", "Fully Booted"),
+                    ),
+                )
+            )
         self.security("SuccessfulAuth", "Informational", user, [("UsingPassword", "0")], session_tv=True)
 
     def apply_mask(self, value: str) -> None:
@@ -195,19 +217,27 @@ class AMISession:
         self.apply_mask((msg.get("EventMask") or "").strip().lower())
         self.respond(msg, "Success", [("Events", "On" if self.events_on else "Off")])
 
-    def security(self, name: str, severity: str, account: str, extra: Pairs, *, session_tv: bool,
-                 version: str = "1") -> None:
+    def security(
+        self, name: str, severity: str, account: str, extra: Pairs, *, session_tv: bool, version: str = "1"
+    ) -> None:
         now = self.sim.clock.now()
-        pairs: Pairs = [("EventTV", event_tv(now)), ("Severity", severity), ("Service", "AMI"),
-                        ("EventVersion", version), ("AccountID", account), ("SessionID", self.session_id),
-                        ("LocalAddress", self.local), ("RemoteAddress", self.remote)]
+        pairs: Pairs = [
+            ("EventTV", event_tv(now)),
+            ("Severity", severity),
+            ("Service", "AMI"),
+            ("EventVersion", version),
+            ("AccountID", account),
+            ("SessionID", self.session_id),
+            ("LocalAddress", self.local),
+            ("RemoteAddress", self.remote),
+        ]
         pairs += extra
         pairs.append(("SessionTV", event_tv(now) if session_tv else "1970-01-01T00:00:00.000+0000"))
         self.sim.pbx.bus.emit(name, "security,all", pairs)
 
 
 class AMIServer:
-    def __init__(self, sim: "SimulatedAsterisk", host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, sim: SimulatedAsterisk, host: str = "127.0.0.1", port: int = 0) -> None:
         self.sim = sim
         self.host, self.port = host, port
         self.sessions: set[AMISession] = set()
@@ -240,15 +270,22 @@ class AMIServer:
         try:
             await session.run()
         except asyncio.CancelledError:
-            pass    # stop(): the connection is closed; nothing to report
+            pass  # stop(): the connection is closed; nothing to report
         finally:
             if task is not None:
                 self._tasks.discard(task)
 
     def broadcast_shutdown(self, clean: bool) -> None:
         """The last message of an event-enabled session before Asterisk closes it (ami-18)."""
-        ev = Event(self.sim.clock.now(), (("Event", "Shutdown"), ("Privilege", "system,all"),
-                                          ("Shutdown", "Cleanly" if clean else "Uncleanly"), ("Restart", "False")))
+        ev = Event(
+            self.sim.clock.now(),
+            (
+                ("Event", "Shutdown"),
+                ("Privilege", "system,all"),
+                ("Shutdown", "Cleanly" if clean else "Uncleanly"),
+                ("Restart", "False"),
+            ),
+        )
         for s in list(self.sessions):
             s.deliver(ev)
 

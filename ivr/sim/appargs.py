@@ -15,6 +15,7 @@ Rules for this file:
   look the label up in a dialplan the simulator does not have, or log a warning and not move the channel).
 Nothing here touches a channel: these functions only read text.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -51,7 +52,7 @@ def separate_args(data: str, delim: str = ",", max_args: int | None = None) -> l
             elif c == '"' and delim != '"':
                 quote = not quote
                 i += 1
-                continue                       # the quote itself is removed
+                continue  # the quote itself is removed
             elif c == "\\":
                 # the backslash goes; the next character is kept without being looked at
                 if i + 1 < n:
@@ -66,9 +67,9 @@ def separate_args(data: str, delim: str = ",", max_args: int | None = None) -> l
             i += 1
         args.append("".join(cur))
     if i < n:
-        args.append(data[i:])                 # the app's last argument: the rest, as it is
+        args.append(data[i:])  # the app's last argument: the rest, as it is
     elif ended_on_delim:
-        args.append("")                       # "a," -> ["a", ""]
+        args.append("")  # "a," -> ["a", ""]
     return args
 
 
@@ -93,17 +94,17 @@ def parse_options(text: str) -> dict[str, str | None]:
                     if paren == 0:
                         break
                 elif c == '"' and quoted_arg:
-                    quote = not quote                 # quotes around the argument are removed
+                    quote = not quote  # quotes around the argument are removed
                     i += 1
                     continue
                 elif c == "\\":
                     if not quote or (i + 1 < n and text[i + 1] == '"'):
-                        i += 1                        # the backslash goes, the next character stays as it is
+                        i += 1  # the backslash goes, the next character stays as it is
                         if i < n:
                             arg.append(text[i])
                         i += 1
                         continue
-                    arg.append(c)                     # inside quotes a backslash stays with its character
+                    arg.append(c)  # inside quotes a backslash stays with its character
                     i += 1
                     if i < n:
                         arg.append(text[i])
@@ -111,7 +112,7 @@ def parse_options(text: str) -> dict[str, str | None]:
                     continue
                 arg.append(c)
                 i += 1
-            i += 1                                    # past the closing parenthesis (or the end)
+            i += 1  # past the closing parenthesis (or the end)
             out[letter] = "".join(arg)
         else:
             out[letter] = None
@@ -142,6 +143,8 @@ def parse_goto(text: str, context: str, exten: str, priority: int = 1) -> GotoTa
         sign, prio = (1 if prio[0] == "+" else -1), prio[1:]
     number = (priority + sign * int(prio) if sign else int(prio)) if prio.isdigit() else 0
     if number < 1:
-        raise UnmodelledGoto(f"goto {text[:80]!r}: the priority must be a number > 0 or +N/-N (labels are not "
-                             "modelled by the simulator); give [[context,]exten,]<number>")
+        raise UnmodelledGoto(
+            f"goto {text[:80]!r}: the priority must be a number > 0 or +N/-N (labels are not "
+            "modelled by the simulator); give [[context,]exten,]<number>"
+        )
     return GotoTarget(new_context or context, new_exten or exten, number)

@@ -13,9 +13,11 @@ Rules for this file:
   declares; options are read like ast_app_parse_options (`appargs.parse_options`).
 - Park's `c([[context,]exten,]priority)` names where a timed-out call goes instead of the lot's comebackcontext.
 """
+
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from ivr.sim import media
 from ivr.sim.appargs import parse_goto, parse_options, separate_args
@@ -38,11 +40,22 @@ def _args(data: str, count: int) -> list[str]:
 
 # -- Dial ---------------------------------------------------------------------------------------------------------
 
-DIAL_CLEARED = ("DIALSTATUS", "DIALEDPEERNUMBER", "DIALEDPEERNAME", "ANSWEREDTIME", "ANSWEREDTIME_MS", "DIALEDTIME",
-                "DIALEDTIME_MS", "RINGTIME", "RINGTIME_MS", "PROGRESSTIME", "PROGRESSTIME_MS")
+DIAL_CLEARED = (
+    "DIALSTATUS",
+    "DIALEDPEERNUMBER",
+    "DIALEDPEERNAME",
+    "ANSWEREDTIME",
+    "ANSWEREDTIME_MS",
+    "DIALEDTIME",
+    "DIALEDTIME_MS",
+    "RINGTIME",
+    "RINGTIME_MS",
+    "PROGRESSTIME",
+    "PROGRESSTIME_MS",
+)
 
 
-async def dial(s: "AGISession", data: str) -> int:
+async def dial(s: AGISession, data: str) -> int:
     """Dial(target[&target2][,timeout[,options]]) to an agent; transfers re-dial the new target.
 
     Variables as agi-06.ami records them: the eleven of DIAL_CLEARED set to "" first; "RINGTIME / Value: 0",
@@ -51,7 +64,7 @@ async def dial(s: "AGISession", data: str) -> int:
     ANSWEREDTIME is app_dial's *up time of the calling channel*, not the talk time: "ANSWEREDTIME_MS / Value:
     9027" for a call answered by the agent 3 s before it ended, on a channel answered 9 s earlier; DIALEDTIME
     counts from the channel's creation ("DIALEDTIME_MS / Value: 9028")."""
-    args = _args(data, 4)                    # peers, timeout, options, URL
+    args = _args(data, 4)  # peers, timeout, options, URL
     if not args[0]:
         return -1
     target = args[0].split("&")[0]
@@ -67,14 +80,14 @@ async def dial(s: "AGISession", data: str) -> int:
         ch.set_var("RINGTIME", str(ring_ms // 1000))
         ch.set_var("RINGTIME_MS", str(ring_ms))
 
-    def answered(leg: "SimChannel") -> None:
+    def answered(leg: SimChannel) -> None:
         ch.set_var("DIALSTATUS", "ANSWER")
         ch.set_var("DIALEDPEERNAME", leg.name)
         ch.set_var("DIALEDPEERNUMBER", target.split("/", 1)[-1])
 
     done = []
 
-    def bridge_ended() -> None:     # once: when the caller left the bridge, or after the call
+    def bridge_ended() -> None:  # once: when the caller left the bridge, or after the call
         if done:
             return
         done.append(True)
@@ -96,13 +109,14 @@ async def dial(s: "AGISession", data: str) -> int:
 
 # -- Park ---------------------------------------------------------------------------------------------------------
 
-async def park(s: "AGISession", data: str) -> int:
+
+async def park(s: AGISession, data: str) -> int:
     """Park([lot[,options]]): blocks; timeout -> 0 (then the AGI sees HANGUP, comeback); retrieved -> -1 at its end.
 
     Options as res_parking reads them: t(<seconds>) the timeout, s silent (no space announcement), c(<where>) the
     comeback location ([[context,]exten,]priority from where the channel is now) instead of the lot's
     comebackcontext,s,1 (a label or bad priority there raises UnmodelledGoto: the simulator cannot follow it)."""
-    _lot, options_text, _ = _args(data, 3)         # lot_name (one lot is modelled), options, other
+    _lot, options_text, _ = _args(data, 3)  # lot_name (one lot is modelled), options, other
     options = parse_options(options_text)
     ch = s.channel
     lot = ch.pbx.config.parking
@@ -111,8 +125,14 @@ async def park(s: "AGISession", data: str) -> int:
     comeback = parse_goto(options["c"] or "", ch.context, ch.exten, ch.priority) if "c" in options else None
     ch.set_var("PARKEDLOT", lot.name)
     announce = "s" not in options
-    outcome, space = await park_channel(ch, timeout=timeout, parker=ch.name, announce=announce, comeback=comeback,
-                                        on_space=lambda sp: s.sim.note_destination(s, "parked:%d" % sp))
+    outcome, space = await park_channel(
+        ch,
+        timeout=timeout,
+        parker=ch.name,
+        announce=announce,
+        comeback=comeback,
+        on_space=lambda sp: s.sim.note_destination(s, "parked:%d" % sp),
+    )
     if outcome == "timeout":
         # park_channel moved the channel; its Newexten names the app still running (Park), before AGIExecEnd (agi-07c)
         ch.newexten(ch.app, ch.appdata, priority=ch.priority)
@@ -126,8 +146,9 @@ async def park(s: "AGISession", data: str) -> int:
 
 # -- simple apps --------------------------------------------------------------------------------------------------
 
-async def music_on_hold(s: "AGISession", data: str) -> int:
-    args = _args(data, 2)                    # class, duration
+
+async def music_on_hold(s: AGISession, data: str) -> int:
+    args = _args(data, 2)  # class, duration
     duration = float(args[1]) if args[1].strip().replace(".", "", 1).isdigit() else None
     ch = s.channel
     ch.stop_moh()
@@ -137,7 +158,7 @@ async def music_on_hold(s: "AGISession", data: str) -> int:
     return -1 if ev is not None else 0
 
 
-async def wait(s: "AGISession", data: str) -> int:
+async def wait(s: AGISession, data: str) -> int:
     try:
         seconds = float(data) if data else 0.0
     except ValueError:
@@ -145,8 +166,8 @@ async def wait(s: "AGISession", data: str) -> int:
     return -1 if await s.channel.pause(seconds) is not None else 0
 
 
-async def playback(s: "AGISession", data: str) -> int:
-    names = _args(data, 2)[0].split("&") if data else []     # filenames, options
+async def playback(s: AGISession, data: str) -> int:
+    names = _args(data, 2)[0].split("&") if data else []  # filenames, options
     status = "SUCCESS"
     for name in names:
         res = await media.play(s.channel, name, "")
@@ -159,25 +180,25 @@ async def playback(s: "AGISession", data: str) -> int:
     return 0
 
 
-async def answer_app(s: "AGISession", data: str) -> int:
+async def answer_app(s: AGISession, data: str) -> int:
     s.channel.set_state(6)
     return 0
 
 
-async def noop(s: "AGISession", data: str) -> int:
+async def noop(s: AGISession, data: str) -> int:
     return 0
 
 
-async def set_app(s: "AGISession", data: str) -> int:
+async def set_app(s: AGISession, data: str) -> int:
     name, _, value = data.partition("=")
     if name:
         s.channel.set_var(name.strip(), value)
     return 0
 
 
-async def mixmonitor(s: "AGISession", data: str) -> int:
+async def mixmonitor(s: AGISession, data: str) -> int:
     """MixMonitor(file[,options]): i(VAR) stores the id; the WAV is written when it stops or the call ends."""
-    filename, options, _ = _args(data, 3)    # file, options, post-process command
+    filename, options, _ = _args(data, 3)  # file, options, post-process command
     if not filename:
         return -1
     rec = s.sim.start_mixmonitor(s.channel, filename)
@@ -189,19 +210,27 @@ async def mixmonitor(s: "AGISession", data: str) -> int:
     return 0
 
 
-async def stop_mixmonitor(s: "AGISession", data: str) -> int:
+async def stop_mixmonitor(s: AGISession, data: str) -> int:
     s.sim.stop_mixmonitor(s.channel, _args(data, 1)[0].strip() or None)
     return 0
 
 
 APPS: dict[str, App] = {
-    "dial": dial, "queue": queue, "park": park, "musiconhold": music_on_hold, "wait": wait,
-    "playback": playback, "answer": answer_app, "noop": noop, "set": set_app, "mixmonitor": mixmonitor,
+    "dial": dial,
+    "queue": queue,
+    "park": park,
+    "musiconhold": music_on_hold,
+    "wait": wait,
+    "playback": playback,
+    "answer": answer_app,
+    "noop": noop,
+    "set": set_app,
+    "mixmonitor": mixmonitor,
     "stopmixmonitor": stop_mixmonitor,
 }
 
 
-async def run_app(s: "AGISession", name: str, data: str) -> int | None:
+async def run_app(s: AGISession, name: str, data: str) -> int | None:
     app = APPS.get(name.lower())
     if app is None:
         extra = s.sim.extra_apps.get(name.lower())
@@ -211,7 +240,7 @@ async def run_app(s: "AGISession", name: str, data: str) -> int | None:
     ch = s.channel
     ch.notify_command(name)
     previous = (ch.app, ch.appdata)
-    ch.app, ch.appdata = name, data          # what CoreShowChannels/Status show while it runs
+    ch.app, ch.appdata = name, data  # what CoreShowChannels/Status show while it runs
     try:
         return await app(s, data)
     finally:

@@ -8,11 +8,13 @@ Rules for this file:
   caller elsewhere (`ch.transfer_to`).
 - Every wait goes through the caller's channel inbox (clock rules of clock.py).
 """
+
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from ivr.sim.model import AgentSpec
 
@@ -23,14 +25,18 @@ if TYPE_CHECKING:
 
 @dataclass
 class Ringing:
-    status: str                        # ANSWER | BUSY | NOANSWER | CHANUNAVAIL | CANCEL
-    leg: "SimChannel | None" = None    # the agent's ;1 leg when answered
-    other: "SimChannel | None" = None  # the agent's ;2 leg
+    status: str  # ANSWER | BUSY | NOANSWER | CHANUNAVAIL | CANCEL
+    leg: SimChannel | None = None  # the agent's ;1 leg when answered
+    other: SimChannel | None = None  # the agent's ;2 leg
 
 
-async def ring_agent(ch: "SimChannel", target: str, timeout: float | None,
-                     on_ringing: Callable[[], None] | None = None,
-                     on_answer: Callable[["SimChannel"], None] | None = None) -> Ringing:
+async def ring_agent(
+    ch: SimChannel,
+    target: str,
+    timeout: float | None,
+    on_ringing: Callable[[], None] | None = None,
+    on_answer: Callable[[SimChannel], None] | None = None,
+) -> Ringing:
     """`on_ringing` runs when the agent starts ringing (not for agents that are busy or answer at once);
     `on_answer(leg)` when it answers, before DialEnd (app_dial sets DIALSTATUS ... there, agi-06.ami)."""
     pbx = ch.pbx
@@ -43,11 +49,23 @@ async def ring_agent(ch: "SimChannel", target: str, timeout: float | None,
             one.hangup(0)
         return Ringing("CHANUNAVAIL")
     if target.lower().startswith("local/"):
-        one, two = pbx.local_pair(exten, context, linkedid=ch.linkedid, caller_num=ch.caller_num,
-                                  caller_name=ch.caller_name, language=ch.language)
-    else:   # PJSIP/1001, SIP/x ...: one outgoing channel to the endpoint
-        one = pbx.outbound_channel(target.split("/", 1)[0], exten, linkedid=ch.linkedid, caller_num=ch.caller_num,
-                                   caller_name=ch.caller_name, language=ch.language)
+        one, two = pbx.local_pair(
+            exten,
+            context,
+            linkedid=ch.linkedid,
+            caller_num=ch.caller_num,
+            caller_name=ch.caller_name,
+            language=ch.language,
+        )
+    else:  # PJSIP/1001, SIP/x ...: one outgoing channel to the endpoint
+        one = pbx.outbound_channel(
+            target.split("/", 1)[0],
+            exten,
+            linkedid=ch.linkedid,
+            caller_num=ch.caller_num,
+            caller_name=ch.caller_name,
+            language=ch.language,
+        )
         two = None
     one.connected_num, one.connected_name = ch.caller_num, ch.caller_name
     dial_string = target.split("/", 1)[-1]
@@ -72,7 +90,7 @@ async def ring_agent(ch: "SimChannel", target: str, timeout: float | None,
     return Ringing("ANSWER", one, two)
 
 
-async def _ring(ch: "SimChannel", agent: AgentSpec, timeout: float | None) -> str:
+async def _ring(ch: SimChannel, agent: AgentSpec, timeout: float | None) -> str:
     if agent.busy:
         return "BUSY"
     clock = ch.pbx.clock
@@ -88,9 +106,15 @@ async def _ring(ch: "SimChannel", agent: AgentSpec, timeout: float | None) -> st
             return "CANCEL"
 
 
-async def talk(ch: "SimChannel", leg: "SimChannel", other: "SimChannel | None", seconds: float | None,
-               on_enter: Callable[[], None] | None = None, on_end: Callable[[str], None] | None = None,
-               on_caller_gone: Callable[[], None] | None = None) -> str:
+async def talk(
+    ch: SimChannel,
+    leg: SimChannel,
+    other: SimChannel | None,
+    seconds: float | None,
+    on_enter: Callable[[], None] | None = None,
+    on_end: Callable[[str], None] | None = None,
+    on_caller_gone: Callable[[], None] | None = None,
+) -> str:
     """Bridge `ch` and `leg`; returns "agent" (agent hung up), "caller" (caller hung up) or "transfer".
 
     The agent's leg enters first (agi-06/agi-07 .ami: BridgeEnter `BridgeNumChannels: 1` is
@@ -116,7 +140,7 @@ async def talk(ch: "SimChannel", leg: "SimChannel", other: "SimChannel | None", 
             outcome = "agent"
             break
         if ev.kind == "hangup":
-            outcome = "caller"     # hung up, or redirected out of the bridge (an async goto)
+            outcome = "caller"  # hung up, or redirected out of the bridge (an async goto)
             break
         if leg.hungup or leg.redirect_to is not None:
             outcome = "agent"
@@ -143,8 +167,7 @@ async def talk(ch: "SimChannel", leg: "SimChannel", other: "SimChannel | None", 
     return outcome
 
 
-async def talk_with(s: "AGISession", ring: Ringing, target: str,
-                    on_caller_gone: Callable[[], None] | None = None) -> str:
+async def talk_with(s: AGISession, ring: Ringing, target: str, on_caller_gone: Callable[[], None] | None = None) -> str:
     """Talk to the answered agent of an AGI call; follow transfers to new targets.  Returns the last talk()
     outcome."""
     ch = s.channel
@@ -163,6 +186,12 @@ async def talk_with(s: "AGISession", ring: Ringing, target: str,
 
 
 def bridge_block(bridge_id: str, count: int) -> list[tuple[str, str]]:
-    return [("BridgeUniqueid", bridge_id), ("BridgeType", "basic"), ("BridgeTechnology", "simple_bridge"),
-            ("BridgeCreator", "<unknown>"), ("BridgeName", "<unknown>"), ("BridgeNumChannels", str(count)),
-            ("BridgeVideoSourceMode", "none")]
+    return [
+        ("BridgeUniqueid", bridge_id),
+        ("BridgeType", "basic"),
+        ("BridgeTechnology", "simple_bridge"),
+        ("BridgeCreator", "<unknown>"),
+        ("BridgeName", "<unknown>"),
+        ("BridgeNumChannels", str(count)),
+        ("BridgeVideoSourceMode", "none"),
+    ]

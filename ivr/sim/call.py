@@ -10,12 +10,14 @@ Rules for this file:
 - The record is built from what happened on the wire and on the PBX bus; nothing is inferred afterwards.
 - The caller script runs as its own task and never holds the clock.
 """
+
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from ivr.sim.agi_session import AGISession
@@ -25,24 +27,23 @@ from ivr.sim.dialplan import AgiStep, lookup, run_context
 from ivr.sim.events import Event
 from ivr.sim.model import CallSpec, Route
 from ivr.sim.parking import park_channel
-from ivr.sim.script import (At, CallerScript, Hangup, NextPrompt, OnCommand, Press, Sleep, Speak, Step,
-                            WhenIdle)
+from ivr.sim.script import At, CallerScript, Hangup, NextPrompt, OnCommand, Press, Sleep, Speak, Step, WhenIdle
 
 if TYPE_CHECKING:
     from ivr.sim.simulator import SimulatedAsterisk
 
 AGI_VERSION = "22.10.1"
-ASYNC_AGI = "agi:async"     # Route(flow="agi:async"): AGI(agi:async), driven over AMI `Action: AGI`
+ASYNC_AGI = "agi:async"  # Route(flow="agi:async"): AGI(agi:async), driven over AMI `Action: AGI`
 
 
 @dataclass(frozen=True)
 class TranscriptLine:
-    t: float            # seconds since the call was placed (clock time)
-    direction: str      # "<<<" sent by Asterisk, ">>>" sent by the service
-    text: str           # the line including its terminator
+    t: float  # seconds since the call was placed (clock time)
+    direction: str  # "<<<" sent by Asterisk, ">>>" sent by the service
+    text: str  # the line including its terminator
 
     def __str__(self) -> str:
-        return "+%.3f %s %r" % (self.t, self.direction, self.text)
+        return f"+{self.t:.3f} {self.direction} {self.text!r}"
 
 
 @dataclass(frozen=True)
@@ -64,12 +65,13 @@ class Ending:
 @dataclass(frozen=True)
 class AgiRun:
     """One FastAGI session of the call: where the dialplan ran it, its env, its AGISTATUS and its transcript."""
+
     context: str
     exten: str
     priority: int
-    env: dict[str, str]             # the agi_* block without the prefix ("network_script": "main?node=x")
-    status: str                     # AGISTATUS it left
-    first_line: int                 # its slice of CallRecord.transcript: [first_line, end_line)
+    env: dict[str, str]  # the agi_* block without the prefix ("network_script": "main?node=x")
+    status: str  # AGISTATUS it left
+    first_line: int  # its slice of CallRecord.transcript: [first_line, end_line)
     end_line: int
 
     @property
@@ -81,7 +83,7 @@ class AgiRun:
 class RecordingInfo:
     path: str
     seconds: float
-    kind: str           # "record" (RECORD FILE) | "mixmonitor"
+    kind: str  # "record" (RECORD FILE) | "mixmonitor"
 
 
 @dataclass
@@ -101,13 +103,13 @@ class CallRecord:
     started: float
     duration: float
     log: list[tuple[str, str]] = field(default_factory=list)
-    spied: list[str] = field(default_factory=list)    # ChanSpy modes a supervisor used: listen/whisper/barge
+    spied: list[str] = field(default_factory=list)  # ChanSpy modes a supervisor used: listen/whisper/barge
     agi_runs: list[AgiRun] = field(default_factory=list)  # every FastAGI session, in order
 
     def session_lines(self, index: int) -> list[TranscriptLine]:
         """The transcript of the index-th AGI session (env block included)."""
         run = self.agi_runs[index]
-        return self.transcript[run.first_line:run.end_line]
+        return self.transcript[run.first_line : run.end_line]
 
     def session_commands(self, index: int) -> list[str]:
         """Command lines the service sent in the index-th AGI session."""
@@ -139,7 +141,7 @@ class CallRecord:
         for line in self.transcript:
             for part in line.text.splitlines(keepends=True):
                 shown = part.replace("\r", "\\r").replace("\n", "\\n")
-                out.append("+%.3f %s %s" % (line.t, line.direction, shown))
+                out.append(f"+{line.t:.3f} {line.direction} {shown}")
         return "\n".join(out)
 
 
@@ -154,7 +156,7 @@ class MixMon:
 class Call:
     """A live simulated call; `await finished()` for its record."""
 
-    def __init__(self, sim: "SimulatedAsterisk", spec: CallSpec, route: Route) -> None:
+    def __init__(self, sim: SimulatedAsterisk, spec: CallSpec, route: Route) -> None:
         self.sim = sim
         self.spec = spec
         self.route = route
@@ -167,7 +169,7 @@ class Call:
         self.dials: list[tuple[str, str]] = []
         self.ending: Ending | None = None
         self.agi_status: str | None = None
-        self.channel: SimChannel | None = None     # runs the AGI
+        self.channel: SimChannel | None = None  # runs the AGI
         self.caller_leg: SimChannel | None = None  # ;1 of a Local pair
         self.session: AGISession | None = None
         self.linkedid = ""
@@ -176,20 +178,19 @@ class Call:
         self._script_task: asyncio.Task[None] | None = None
         self._created: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._session_started = asyncio.Event()
-        self._existing: SimChannel | None = None           # an originated channel put into a flow
+        self._existing: SimChannel | None = None  # an originated channel put into a flow
         self._goto: tuple[str, str, float | None] | None = None
-        self.spied: list[str] = []                          # ChanSpy modes used on this call
-        self.in_agi = False                                 # an AGI session runs (else: dialplan)
-        self.dialplan_at = "dialplan"                       # Ending.during outside the AGI
-        self.in_modelled = False                            # running a dialplan.py context (during(): where)
+        self.spied: list[str] = []  # ChanSpy modes used on this call
+        self.in_agi = False  # an AGI session runs (else: dialplan)
+        self.dialplan_at = "dialplan"  # Ending.during outside the AGI
+        self.in_modelled = False  # running a dialplan.py context (during(): where)
         self.agi_runs: list[AgiRun] = []
-        self._resume: AgiStep | None = None                 # the modelled AGI priority the dialplan goes on after
-        self._dnid: str | None = None                       # the channel's DNID (the same for every session)
+        self._resume: AgiStep | None = None  # the modelled AGI priority the dialplan goes on after
+        self._dnid: str | None = None  # the channel's DNID (the same for every session)
 
     # -- recording what happened ------------------------------------------------------------------------------
     def add_line(self, direction: str, data: bytes) -> None:
-        self.transcript.append(TranscriptLine(self.sim.clock.now() - self.started, direction,
-                                              data.decode("latin-1")))
+        self.transcript.append(TranscriptLine(self.sim.clock.now() - self.started, direction, data.decode("latin-1")))
 
     def note_end(self, by: str, during: str) -> None:
         if self.ending is None:
@@ -221,7 +222,7 @@ class Call:
     def during(self) -> str:
         """What the call is doing now, for `Ending.during`: the AGI command, "idle", or "dialplan"."""
         if self.in_modelled and not self.in_agi and self.channel is not None:
-            return "dialplan %s,%s" % (self.channel.context, self.channel.exten)
+            return f"dialplan {self.channel.context},{self.channel.exten}"
         if self.session is None or not self.in_agi:
             return self.dialplan_at
         return (self.session.current or "idle") if self.session.in_command else "idle"
@@ -287,7 +288,7 @@ class Call:
 
     async def _run_agi(self, ch: SimChannel, route: Route | AgiStep) -> str:
         sim, spec = self.sim, self.spec
-        if isinstance(route, AgiStep):          # a modelled context's AGI(agi://${IVR_SERVER}/...): announced there
+        if isinstance(route, AgiStep):  # a modelled context's AGI(agi://${IVR_SERVER}/...): announced there
             script_path, args, is_async = route.script, (), False
             host, port = self._ivr_server()
         else:
@@ -299,7 +300,8 @@ class Call:
             args = (tuple(spec.args) if route is self.route else ()) or route.args
             is_async = route.flow == ASYNC_AGI
             appdata = (ASYNC_AGI if is_async else "agi://%s:%d/%s" % (host, port, script_path)) + "".join(
-                "," + a for a in args)
+                "," + a for a in args
+            )
             ch.newexten("AGI", appdata, priority=ch.priority)
         env = self._env(ch, host, port, script_path)
         if is_async:
@@ -316,8 +318,17 @@ class Call:
         finally:
             self.in_agi = False
             ch.holding_clock = False
-            self.agi_runs.append(AgiRun(env["context"], env["extension"], int(env["priority"]), dict(env), status,
-                                        first, len(self.transcript)))
+            self.agi_runs.append(
+                AgiRun(
+                    env["context"],
+                    env["extension"],
+                    int(env["priority"]),
+                    dict(env),
+                    status,
+                    first,
+                    len(self.transcript),
+                )
+            )
 
     def _ivr_server(self) -> tuple[str, int]:
         """${IVR_SERVER} (host:port) as the dialplan's AGI URL names it; the simulator's target if unusable."""
@@ -366,18 +377,16 @@ class Call:
             self.note_end("timeout", "comeback")
             self.hangup_caller_leg(16)
             return None
-        if self._resume is not None:            # the AGI was a priority of a modelled context: go on after it
+        if self._resume is not None:  # the AGI was a priority of a modelled context: go on after it
             step, self._resume = self._resume, None
-            return await self._run_modelled(ch, step.context, step.exten, None, start=step.priority + 1,
-                                            resume=True)
-        ch.newexten("NoOp", "AGISTATUS=%s" % self.agi_status, priority=ch.priority + 1)
+            return await self._run_modelled(ch, step.context, step.exten, None, start=step.priority + 1, resume=True)
+        ch.newexten("NoOp", f"AGISTATUS={self.agi_status}", priority=ch.priority + 1)
         ch.newexten("Hangup", "", priority=ch.priority + 1)
         self.note_end("service", "dialplan")
         self.hangup_caller_leg(16)
         return None
 
-    async def _continue_at(self, ch: SimChannel, context: str, exten: str,
-                           park_timeout: float | None) -> Route | None:
+    async def _continue_at(self, ch: SimChannel, context: str, exten: str, park_timeout: float | None) -> Route | None:
         sim = self.sim
         lot = sim.config.parking
         ch.context, ch.exten = context, exten
@@ -386,8 +395,13 @@ class Call:
         if park_timeout is not None or exten == lot.parkext:
             timeout = park_timeout if park_timeout is not None else lot.parkingtime
             ch.set_var("PARKEDLOT", lot.name)
-            outcome, space = await park_channel(ch, timeout=timeout, parker=ch.name, announce=False,
-                                                on_space=lambda sp: self.destinations.append("parked:%d" % sp))
+            outcome, space = await park_channel(
+                ch,
+                timeout=timeout,
+                parker=ch.name,
+                announce=False,
+                on_space=lambda sp: self.destinations.append("parked:%d" % sp),
+            )
             if outcome == "retrieved":
                 await sim.wait_retrieval_end(ch, space)
                 self.note_end("service", "parked")
@@ -401,13 +415,13 @@ class Call:
         if route is not None:
             ch.priority = 1
             return route
-        if lookup(context, exten) is not None:      # ivr-hold, ivr-hold-wait, ivr-queue, ivr-dial-out, ...
+        if lookup(context, exten) is not None:  # ivr-hold, ivr-hold-wait, ivr-queue, ivr-dial-out, ...
             if context == "ivr-hold":
                 self.destinations.append("hold")
             return await self._run_modelled(ch, context, exten, None)
         agent = sim.config.agents.get(exten)
         if agent is not None:
-            target = "Local/%s@%s" % (exten, context)
+            target = f"Local/{exten}@{context}"
             ring = await ring_agent(ch, target, None)
             self.dials.append((target, ring.status))
             if ring.status == "ANSWER" and ring.leg is not None:
@@ -418,20 +432,29 @@ class Call:
                 self.note_end("service", "dial " + ring.status)
             self.hangup_caller_leg(16)
             return None
-        self.note_end("service", "goto %s,%s" % (context, exten))
+        self.note_end("service", f"goto {context},{exten}")
         self.hangup_caller_leg(16)
         return None
 
-    async def _run_modelled(self, ch: SimChannel, context: str, exten: str, previous_app: tuple[str, str] | None,
-                            *, start: int = 1, resume: bool = False) -> Route | AgiStep | None:
+    async def _run_modelled(
+        self,
+        ch: SimChannel,
+        context: str,
+        exten: str,
+        previous_app: tuple[str, str] | None,
+        *,
+        start: int = 1,
+        resume: bool = False,
+    ) -> Route | AgiStep | None:
         """Run a dialplan.py context; an AGI priority there is returned for the call loop to run."""
         self.in_modelled = True
         try:
-            outcome = await run_context(self.sim, ch, context, exten, previous_app, call=self, start=start,
-                                        resume=resume)
+            outcome = await run_context(
+                self.sim, ch, context, exten, previous_app, call=self, start=start, resume=resume
+            )
         finally:
             self.in_modelled = False
-        self.dialplan_at = "dialplan %s,%s" % (ch.context, ch.exten)
+        self.dialplan_at = f"dialplan {ch.context},{ch.exten}"
         if isinstance(outcome, AgiStep):
             self._resume = outcome
             self.destinations.append("ivr")
@@ -440,7 +463,7 @@ class Call:
             context, exten, park_timeout = self._goto
             self._goto = None
             ch.drain()
-            if self.session is not None:     # the next Newexten 1 carries what ran here (async goto)
+            if self.session is not None:  # the next Newexten 1 carries what ran here (async goto)
                 self.session.comeback_app = (ch.app, ch.appdata)
             return await self._continue_at(ch, context, exten, park_timeout)
         self.note_end("caller" if ch.hungup else "service", self.dialplan_at)
@@ -453,25 +476,32 @@ class Call:
         context = spec.context or route.context
         exten = spec.did
         if spec.technology.upper() == "LOCAL":
-            one, two = pbx.local_pair(exten, context, caller_num=spec.caller_id, caller_name=spec.caller_name,
-                                      language=spec.language)
+            one, two = pbx.local_pair(
+                exten, context, caller_num=spec.caller_id, caller_name=spec.caller_name, language=spec.language
+            )
             one.state = 6
             self.caller_leg, ch = one, two
         else:
-            ch = pbx.pjsip_channel(spec.trunk or sim.config.default_trunk, context=context, exten=exten,
-                                   caller_num=spec.caller_id, caller_name=spec.caller_name,
-                                   language=spec.language, accountcode=spec.accountcode)
+            ch = pbx.pjsip_channel(
+                spec.trunk or sim.config.default_trunk,
+                context=context,
+                exten=exten,
+                caller_num=spec.caller_id,
+                caller_name=spec.caller_name,
+                language=spec.language,
+                accountcode=spec.accountcode,
+            )
         self.channel = ch
         self.linkedid = ch.linkedid
         sim.calls_by_linkedid[ch.linkedid] = self
         ch.media_flowing = spec.sends_media
         prio = 1
-        ch.newexten("NoOp", "Inbound call to %s" % exten, priority=prio)
-        for name, value in spec.variables.items():      # like Originate's Variable: no dialplan priority
+        ch.newexten("NoOp", f"Inbound call to {exten}", priority=prio)
+        for name, value in spec.variables.items():  # like Originate's Variable: no dialplan priority
             ch.set_var(name, value)
         for name, value in route.preset.items():
             prio += 1
-            ch.newexten("Set", "%s=%s" % (name, value), priority=prio)
+            ch.newexten("Set", f"{name}={value}", priority=prio)
             ch.set_var(name, value)
         ch.priority = prio + 1
         return ch
@@ -486,17 +516,31 @@ class Call:
         ch.priority = 2
 
     def _env(self, ch: SimChannel, host: str, port: int, script_path: str) -> dict[str, str]:
-        if self._dnid is None:                  # the dialled number stays the channel's for later sessions
+        if self._dnid is None:  # the dialled number stays the channel's for later sessions
             self._dnid = "unknown" if ch.tech == "Local" else ch.exten
         return {
-            "network": "yes", "network_script": script_path,
-            "request": "agi://%s:%d/%s" % (host, port, script_path), "channel": ch.name,
-            "language": ch.language, "type": ch.tech, "uniqueid": ch.uniqueid, "version": AGI_VERSION,
-            "callerid": ch.caller_num or "unknown", "calleridname": ch.caller_name or "unknown",
-            "callingpres": "0", "callingani2": "0", "callington": "0", "callingtns": "0",
-            "dnid": self._dnid or "unknown", "rdnis": "unknown", "context": ch.context,
-            "extension": ch.exten, "priority": str(ch.priority), "enhanced": "0.0",
-            "accountcode": ch.accountcode, "threadid": str(self.sim.next_threadid()),
+            "network": "yes",
+            "network_script": script_path,
+            "request": "agi://%s:%d/%s" % (host, port, script_path),
+            "channel": ch.name,
+            "language": ch.language,
+            "type": ch.tech,
+            "uniqueid": ch.uniqueid,
+            "version": AGI_VERSION,
+            "callerid": ch.caller_num or "unknown",
+            "calleridname": ch.caller_name or "unknown",
+            "callingpres": "0",
+            "callingani2": "0",
+            "callington": "0",
+            "callingtns": "0",
+            "dnid": self._dnid or "unknown",
+            "rdnis": "unknown",
+            "context": ch.context,
+            "extension": ch.exten,
+            "priority": str(ch.priority),
+            "enhanced": "0.0",
+            "accountcode": ch.accountcode,
+            "threadid": str(self.sim.next_threadid()),
         }
 
     def _finish(self) -> None:
@@ -507,13 +551,24 @@ class Call:
             return
         ch = self.channel
         rec = CallRecord(
-            channel=ch.name if ch else "", uniqueid=ch.uniqueid if ch else "", linkedid=self.linkedid,
-            flow=self.route.flow, transcript=list(self.transcript),
-            variables=dict(ch.variables) if ch else {}, events=list(self.events),
-            agi_status=self.agi_status, ended=self.ending or Ending("service", "dialplan", self.destinations[-1]),
-            destinations=list(self.destinations), recordings=list(self.recordings), dials=list(self.dials),
-            started=self.started, duration=self.sim.clock.now() - self.started, log=list(self.log),
-            spied=list(self.spied), agi_runs=list(self.agi_runs))
+            channel=ch.name if ch else "",
+            uniqueid=ch.uniqueid if ch else "",
+            linkedid=self.linkedid,
+            flow=self.route.flow,
+            transcript=list(self.transcript),
+            variables=dict(ch.variables) if ch else {},
+            events=list(self.events),
+            agi_status=self.agi_status,
+            ended=self.ending or Ending("service", "dialplan", self.destinations[-1]),
+            destinations=list(self.destinations),
+            recordings=list(self.recordings),
+            dials=list(self.dials),
+            started=self.started,
+            duration=self.sim.clock.now() - self.started,
+            log=list(self.log),
+            spied=list(self.spied),
+            agi_runs=list(self.agi_runs),
+        )
         self._done.set_result(rec)
         self.sim.calls_by_linkedid.pop(self.linkedid, None)
         self.sim.finished_calls += 1
@@ -560,7 +615,10 @@ class Call:
             ch.emit("DTMFBegin", "dtmf,all", [("Digit", digit), ("Direction", "Received")])
             await clock.sleep(step.duration)
             ch.post(MediaEvent("dtmf", digit, clock.now()))
-            ch.emit("DTMFEnd", "dtmf,all", [("Digit", digit), ("DurationMs", str(int(step.duration * 1000))),
-                                             ("Direction", "Received")])
+            ch.emit(
+                "DTMFEnd",
+                "dtmf,all",
+                [("Digit", digit), ("DurationMs", str(int(step.duration * 1000))), ("Direction", "Received")],
+            )
             if i + 1 < len(step.digits):
                 await clock.sleep(max(0.0, step.gap - step.duration))

@@ -7,15 +7,17 @@ Rules for this file:
 - Every wait is a clock wait; a waiting channel gives back the clock hold its AGI session took (see clock.py).
 - Variables and dialplan functions (CALLERID(num), CHANNEL(language), LEN(), ...) are evaluated here.
 """
+
 from __future__ import annotations
 
 import asyncio
 import re
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
-from ivr.sim.events import channel_block, c_escape
+from ivr.sim.events import c_escape, channel_block
 
 if TYPE_CHECKING:
     from ivr.sim.ami_bridge import AMIBridge
@@ -24,15 +26,29 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class MediaEvent:
-    kind: str               # "dtmf" | "hangup" | "voice" | "wake"
+    kind: str  # "dtmf" | "hangup" | "voice" | "wake"
     value: str = ""
     time: float = 0.0
 
 
 class SimChannel:
-    def __init__(self, pbx: "PBX", name: str, uniqueid: str, linkedid: str, *, state: int, context: str,
-                 exten: str, priority: int = 1, caller_num: str = "", caller_name: str = "",
-                 language: str = "en", accountcode: str = "", tech: str = "Local") -> None:
+    def __init__(
+        self,
+        pbx: PBX,
+        name: str,
+        uniqueid: str,
+        linkedid: str,
+        *,
+        state: int,
+        context: str,
+        exten: str,
+        priority: int = 1,
+        caller_num: str = "",
+        caller_name: str = "",
+        language: str = "en",
+        accountcode: str = "",
+        tech: str = "Local",
+    ) -> None:
         self.pbx = pbx
         self.name = name
         self.uniqueid = uniqueid
@@ -50,24 +66,24 @@ class SimChannel:
         self.tech = tech
         self.variables: dict[str, str] = {}
         self.created = pbx.clock.now()
-        self.answered_at: float | None = self.created if state == 6 else None   # Dial's ANSWEREDTIME counts from here
+        self.answered_at: float | None = self.created if state == 6 else None  # Dial's ANSWEREDTIME counts from here
         self.hungup = False
         self.cause = 0
         self.listening = False
-        self.holding_clock = False      # the AGI session holds the clock for this channel
+        self.holding_clock = False  # the AGI session holds the clock for this channel
         self.app = ""
         self.appdata = ""
-        self.peer: SimChannel | None = None        # the other half of a Local pair
-        self.voice_until = 0.0                      # the far end speaks until this time
+        self.peer: SimChannel | None = None  # the other half of a Local pair
+        self.voice_until = 0.0  # the far end speaks until this time
         self.voice: list[tuple[float, float]] = []  # all speech intervals (for recordings)
-        self.media_flowing = False                  # far end already sends audio (ANSWER returns at once)
+        self.media_flowing = False  # far end already sends audio (ANSWER returns at once)
         self.moh_class: str | None = None
         self.bridge_peer: SimChannel | None = None  # the channel this one is bridged with (Dial/Queue)
         self.bridge_id = ""
-        self.transfer_to: str | None = None         # a dial string set by BlindTransfer/Atxfer
-        self.redirect_to: tuple[str, str] | None = None   # (context, exten) of a Redirect out of a bridge
-        self.pending_bridge: "AMIBridge | None" = None     # an AMI Bridge waiting to take this channel
-        self.bridgeable = False                     # waits in an app an AMI Bridge can take it from
+        self.transfer_to: str | None = None  # a dial string set by BlindTransfer/Atxfer
+        self.redirect_to: tuple[str, str] | None = None  # (context, exten) of a Redirect out of a bridge
+        self.pending_bridge: AMIBridge | None = None  # an AMI Bridge waiting to take this channel
+        self.bridgeable = False  # waits in an app an AMI Bridge can take it from
         self.queue_joined = 0.0
         self._inbox: deque[MediaEvent] = deque()
         self._waiter: asyncio.Future[None] | None = None
@@ -143,8 +159,13 @@ class SimChannel:
         if m:
             return self._function(m.group(1), m.group(2))
         builtin = {
-            "CHANNEL": self.name, "UNIQUEID": self.uniqueid, "CONTEXT": self.context, "EXTEN": self.exten,
-            "PRIORITY": str(self.priority), "LANGUAGE": self.language, "ACCOUNTCODE": self.accountcode,
+            "CHANNEL": self.name,
+            "UNIQUEID": self.uniqueid,
+            "CONTEXT": self.context,
+            "EXTEN": self.exten,
+            "PRIORITY": str(self.priority),
+            "LANGUAGE": self.language,
+            "ACCOUNTCODE": self.accountcode,
             "CALLERID": self.caller_num,
         }
         if name in builtin:
@@ -162,14 +183,20 @@ class SimChannel:
             if key == "name":
                 return self.caller_name
             if key == "all":
-                return '"%s" <%s>' % (self.caller_name, self.caller_num)
+                return f'"{self.caller_name}" <{self.caller_num}>'
             return None
         if func == "CHANNEL":
             key = arg.lower()
-            return {"language": self.language, "name": self.name, "uniqueid": self.uniqueid,
-                    "linkedid": self.linkedid, "state": {4: "Ring", 6: "Up"}.get(self.state, "Down"),
-                    "accountcode": self.accountcode, "channeltype": self.tech,
-                    "musicclass": self.moh_class or "default"}.get(key)
+            return {
+                "language": self.language,
+                "name": self.name,
+                "uniqueid": self.uniqueid,
+                "linkedid": self.linkedid,
+                "state": {4: "Ring", 6: "Up"}.get(self.state, "Down"),
+                "accountcode": self.accountcode,
+                "channeltype": self.tech,
+                "musicclass": self.moh_class or "default",
+            }.get(key)
         if func == "LEN":
             return str(len(arg))
         if func == "CONNECTEDLINE":
@@ -195,7 +222,7 @@ class SimChannel:
                     if text[j] == "}":
                         depth -= 1
                     j += 1
-                inner = self.expand(text[i + 2:j - 1])
+                inner = self.expand(text[i + 2 : j - 1])
                 out.append(self.get_var(inner) or "")
                 i = j
             else:
@@ -232,8 +259,9 @@ class SimChannel:
             if deadline is not None and clock.now() >= deadline:
                 return None
             if self._waiter is not None and not self._waiter.done():
-                raise RuntimeError("two coroutines wait on the media of %s; one application at a time may "
-                                   "read a channel" % self.name)
+                raise RuntimeError(
+                    f"two coroutines wait on the media of {self.name}; one application at a time may read a channel"
+                )
             fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._waiter = fut
 
@@ -309,12 +337,12 @@ class SimChannel:
                 keep.append((want, f))
         self._command_waiters = keep
 
-    def wait_prompt(self) -> "asyncio.Future[str]":
+    def wait_prompt(self) -> asyncio.Future[str]:
         f: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._prompt_waiters.append(f)
         return f
 
-    def wait_command(self, name: str) -> "asyncio.Future[str]":
+    def wait_command(self, name: str) -> asyncio.Future[str]:
         f: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._command_waiters.append((name, f))
         return f
@@ -337,4 +365,4 @@ class SimChannel:
         return any(a <= t < b for a, b in self.voice)
 
     def __repr__(self) -> str:  # pragma: no cover - debugging aid
-        return "<SimChannel %s %s>" % (self.name, self.uniqueid)
+        return f"<SimChannel {self.name} {self.uniqueid}>"

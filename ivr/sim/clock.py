@@ -12,15 +12,17 @@ Rules for this file:
 - Consequence (documented in docs/simulator.md): anything that should happen "while the service is idle" must
   be driven by the service itself or by a caller-script step that fires on idleness, not by a timer.
 """
+
 from __future__ import annotations
 
 import asyncio
 import heapq
 import itertools
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
-from typing import Callable, Iterator, Protocol
+from datetime import UTC, datetime
+from typing import Protocol
 
 
 class TimerHandle(Protocol):
@@ -60,7 +62,7 @@ class RealClock:
         return time.time()
 
     def datetime(self) -> datetime:
-        return datetime.fromtimestamp(self.now(), tz=timezone.utc)
+        return datetime.fromtimestamp(self.now(), tz=UTC)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))
@@ -94,7 +96,7 @@ class _VirtualTimer:
         self.cancelled = True
 
 
-DEFAULT_START = datetime(2026, 11, 30, 10, 0, 0, tzinfo=timezone.utc)  # a Monday, 10:00 UTC
+DEFAULT_START = datetime(2026, 11, 30, 10, 0, 0, tzinfo=UTC)  # a Monday, 10:00 UTC
 
 
 class VirtualClock:
@@ -107,7 +109,7 @@ class VirtualClock:
     def __init__(self, start: datetime | None = None) -> None:
         start = start or DEFAULT_START
         if start.tzinfo is None:
-            start = start.replace(tzinfo=timezone.utc)
+            start = start.replace(tzinfo=UTC)
         self._now = start.timestamp()
         self._heap: list[tuple[float, int, _VirtualTimer]] = []
         self._seq = itertools.count()
@@ -122,7 +124,7 @@ class VirtualClock:
         return self._now
 
     def datetime(self) -> datetime:
-        return datetime.fromtimestamp(self._now, tz=timezone.utc)
+        return datetime.fromtimestamp(self._now, tz=UTC)
 
     async def sleep(self, seconds: float) -> None:
         loop = asyncio.get_running_loop()
@@ -192,7 +194,7 @@ class VirtualClock:
             return
         if self._task is not None and not self._task.done() and self._loop is loop:
             return
-        self._loop = loop             # a clock reused under a new event loop (e.g. the next test) restarts here
+        self._loop = loop  # a clock reused under a new event loop (e.g. the next test) restarts here
         self._wake = asyncio.Event()
         self._task = loop.create_task(self._run(), name="virtual-clock")
 

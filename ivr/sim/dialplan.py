@@ -22,11 +22,13 @@ Rules for this file:
 - Outcomes: "hangup" (the channel is gone), "goto" (redirected elsewhere while here: the caller continues
   there), "end" (the dialplan ran out or hung up the channel).
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from ivr.sim.appargs import separate_args
 
@@ -38,7 +40,7 @@ Data = Callable[["SimChannel", str], str]
 
 
 def _filter(allowed: str, text: str) -> str:
-    return "".join(c for c in text if re.fullmatch("[%s]" % allowed, c))
+    return "".join(c for c in text if re.fullmatch(f"[{allowed}]", c))
 
 
 Jump = Callable[["SimChannel", str], "tuple[str, str, int] | None"]
@@ -48,28 +50,29 @@ Jump = Callable[["SimChannel", str], "tuple[str, str, int] | None"]
 class Priority:
     app: str
     data: Data = lambda ch, exten: ""
-    jump: Jump | None = None           # Goto/GotoIf: where the dialplan goes on (None: the next priority)
+    jump: Jump | None = None  # Goto/GotoIf: where the dialplan goes on (None: the next priority)
 
 
 @dataclass(frozen=True)
 class AgiStep:
     """run_context reached AGI(agi://${IVR_SERVER}/<script>): the call runs it at context,exten,priority."""
+
     context: str
     exten: str
     priority: int
-    script: str                        # agi_network_script: "<flow>?<query>"
+    script: str  # agi_network_script: "<flow>?<query>"
 
 
 @dataclass(frozen=True)
 class Extension:
-    pattern: str                       # a regex for the whole extension (Asterisk's `_X.` -> `[0-9].+`)
+    pattern: str  # a regex for the whole extension (Asterisk's `_X.` -> `[0-9].+`)
     priorities: tuple[Priority, ...]
 
     def matches(self, exten: str) -> bool:
         return re.fullmatch(self.pattern, exten) is not None
 
 
-def _moh_class(ch: "SimChannel", exten: str) -> str:
+def _moh_class(ch: SimChannel, exten: str) -> str:
     value = ch.get_var("IVR_MOH_CLASS") or ""
     return value if value else "default"
 
@@ -80,32 +83,33 @@ def _cut(value: str, sep: str, field_no: int) -> str:
     return parts[field_no - 1] if field_no <= len(parts) else ""
 
 
-def _comeback(ch: "SimChannel") -> str:
+def _comeback(ch: SimChannel) -> str:
     return ch.get_var("IVR_COMEBACK") or ""
 
 
-def _comeback_flow(ch: "SimChannel") -> str:
+def _comeback_flow(ch: SimChannel) -> str:
     return _filter(r"\-A-Za-z0-9_", _cut(_comeback(ch), ":", 1))
 
 
-def _comeback_script(ch: "SimChannel", exten: str) -> str:
+def _comeback_script(ch: SimChannel, exten: str) -> str:
     # agi://${IVR_SERVER}/${IVR_FLOW}?node=${FILTER(-A-Za-z0-9_,${CUT(IVR_COMEBACK,:,2)})}
-    return "%s?node=%s" % (ch.get_var("IVR_FLOW") or "", _filter(r"\-A-Za-z0-9_", _cut(_comeback(ch), ":", 2)))
+    return "{}?node={}".format(ch.get_var("IVR_FLOW") or "", _filter(r"\-A-Za-z0-9_", _cut(_comeback(ch), ":", 2)))
 
 
-def _agi_url(script: Callable[["SimChannel", str], str]) -> Data:
-    return lambda ch, e: "agi://%s/%s" % (ch.get_var("IVR_SERVER") or "", script(ch, e))
+def _agi_url(script: Callable[[SimChannel, str], str]) -> Data:
+    return lambda ch, e: "agi://{}/{}".format(ch.get_var("IVR_SERVER") or "", script(ch, e))
 
 
-def _is(ch: "SimChannel", name: str, value: str) -> bool:
+def _is(ch: SimChannel, name: str, value: str) -> bool:
     return (ch.get_var(name) or "") == value
 
 
-def _goto_if(test: Callable[["SimChannel"], bool], target: tuple[str, str, int]) -> Priority:
+def _goto_if(test: Callable[[SimChannel], bool], target: tuple[str, str, int]) -> Priority:
     """GotoIf($["${VAR}" = "X"]?context,exten,priority): AppData shows the evaluated condition (1/0)."""
     where = "%s,%s,%d" % target
-    return Priority("GotoIf", lambda ch, e: "%d?%s" % (test(ch), where),
-                    jump=lambda ch, e: target if test(ch) else None)
+    return Priority(
+        "GotoIf", lambda ch, e: "%d?%s" % (test(ch), where), jump=lambda ch, e: target if test(ch) else None
+    )
 
 
 FALLBACK = ("ivr-enter", "fallback", 1)
@@ -116,44 +120,68 @@ IVR_CONTEXTS: dict[str, tuple[Extension, ...]] = {
     # [ivr-hold-wait] exten => s,1,Wait(3600) / same => n,Hangup()
     "ivr-hold-wait": (Extension("s", (Priority("Wait", lambda ch, e: "3600"), Priority("Hangup"))),),
     # [ivr-queue] exten => _[-A-Za-z0-9_].,1,NoOp(ivr: queue ${EXTEN}) / Queue(${FILTER(-A-Za-z0-9_,${EXTEN})})
-    "ivr-queue": (Extension(r"[-A-Za-z0-9_].+", (
-        Priority("NoOp", lambda ch, e: "ivr: queue " + e),
-        Priority("Queue", lambda ch, e: _filter(r"\-A-Za-z0-9_", e)),
-        Priority("Hangup"))),),
+    "ivr-queue": (
+        Extension(
+            r"[-A-Za-z0-9_].+",
+            (
+                Priority("NoOp", lambda ch, e: "ivr: queue " + e),
+                Priority("Queue", lambda ch, e: _filter(r"\-A-Za-z0-9_", e)),
+                Priority("Hangup"),
+            ),
+        ),
+    ),
     # [ivr-dial-out] exten => _+X.,1,Dial(PJSIP/${EXTEN:1}@trunk,40) / _X.,1,Dial(PJSIP/${EXTEN}@trunk,40)
     "ivr-dial-out": (
-        Extension(r"\+[0-9].+", (Priority("Dial", lambda ch, e: "PJSIP/%s@trunk,40" % e[1:]), Priority("Hangup"))),
-        Extension(r"[0-9].+", (Priority("Dial", lambda ch, e: "PJSIP/%s@trunk,40" % e), Priority("Hangup"))),
+        Extension(r"\+[0-9].+", (Priority("Dial", lambda ch, e: f"PJSIP/{e[1:]}@trunk,40"), Priority("Hangup"))),
+        Extension(r"[0-9].+", (Priority("Dial", lambda ch, e: f"PJSIP/{e}@trunk,40"), Priority("Hangup"))),
     ),
     # [ivr-park-comeback] exten => s,1,NoOp(ivr: park time-out, back to ${IVR_COMEBACK}) ... AGI(...) ... Hangup()
     "ivr-park-comeback": (
-        Extension("s", (
-            Priority("NoOp", lambda ch, e: "ivr: park time-out, back to " + _comeback(ch)),
-            _goto_if(lambda ch: _is(ch, "IVR_COMEBACK", ""), FALLBACK),
-            Priority("Set", lambda ch, e: "IVR_FLOW=" + _comeback_flow(ch)),
-            Priority("Set", lambda ch, e: "IVR_STATUS="),
-            Priority("Set", lambda ch, e: "IVR_TRANSFERRED="),
-            Priority("AGI", _agi_url(_comeback_script)),
-            _goto_if(lambda ch: _is(ch, "AGISTATUS", "FAILURE"), FALLBACK),
-            _goto_if(lambda ch: _is(ch, "IVR_STATUS", "NOROUTE"), FALLBACK),
-            _goto_if(lambda ch: _is(ch, "IVR_STATUS", "ERROR"), FALLBACK),
-            Priority("Hangup"))),
+        Extension(
+            "s",
+            (
+                Priority("NoOp", lambda ch, e: "ivr: park time-out, back to " + _comeback(ch)),
+                _goto_if(lambda ch: _is(ch, "IVR_COMEBACK", ""), FALLBACK),
+                Priority("Set", lambda ch, e: "IVR_FLOW=" + _comeback_flow(ch)),
+                Priority("Set", lambda ch, e: "IVR_STATUS="),
+                Priority("Set", lambda ch, e: "IVR_TRANSFERRED="),
+                Priority("AGI", _agi_url(_comeback_script)),
+                _goto_if(lambda ch: _is(ch, "AGISTATUS", "FAILURE"), FALLBACK),
+                _goto_if(lambda ch: _is(ch, "IVR_STATUS", "NOROUTE"), FALLBACK),
+                _goto_if(lambda ch: _is(ch, "IVR_STATUS", "ERROR"), FALLBACK),
+                Priority("Hangup"),
+            ),
+        ),
         # exten => _[-A-Za-z0-9_].,1,Goto(ivr-park-comeback,s,1)
-        Extension(r"[-A-Za-z0-9_].+", (Priority("Goto", lambda ch, e: "ivr-park-comeback,s,1",
-                                                jump=lambda ch, e: ("ivr-park-comeback", "s", 1)),)),
+        Extension(
+            r"[-A-Za-z0-9_].+",
+            (
+                Priority(
+                    "Goto", lambda ch, e: "ivr-park-comeback,s,1", jump=lambda ch, e: ("ivr-park-comeback", "s", 1)
+                ),
+            ),
+        ),
     ),
     # [ivr-enter] exten => fallback,1,NoOp(ivr unavailable: ...) / Answer() / Playback(pls-hold-while-try) /
     #   Dial(${IVR_OPERATOR},60) / Playback(sorry-youre-having-problems) / Hangup()
     # (ivr-enter,s is the inbound AGI itself: `SimConfig.routes` / CallSpec.flow model it.)
     "ivr-enter": (
-        Extension("fallback", (
-            Priority("NoOp", lambda ch, e: "ivr unavailable: AGISTATUS=%s IVR_STATUS=%s" % (
-                ch.get_var("AGISTATUS") or "", ch.get_var("IVR_STATUS") or "")),
-            Priority("Answer"),
-            Priority("Playback", lambda ch, e: "pls-hold-while-try"),
-            Priority("Dial", lambda ch, e: "%s,60" % (ch.get_var("IVR_OPERATOR") or "")),
-            Priority("Playback", lambda ch, e: "sorry-youre-having-problems"),
-            Priority("Hangup"))),
+        Extension(
+            "fallback",
+            (
+                Priority(
+                    "NoOp",
+                    lambda ch, e: "ivr unavailable: AGISTATUS={} IVR_STATUS={}".format(
+                        ch.get_var("AGISTATUS") or "", ch.get_var("IVR_STATUS") or ""
+                    ),
+                ),
+                Priority("Answer"),
+                Priority("Playback", lambda ch, e: "pls-hold-while-try"),
+                Priority("Dial", lambda ch, e: "%s,60" % (ch.get_var("IVR_OPERATOR") or "")),
+                Priority("Playback", lambda ch, e: "sorry-youre-having-problems"),
+                Priority("Hangup"),
+            ),
+        ),
     ),
 }
 
@@ -168,6 +196,7 @@ def lookup(context: str, exten: str) -> tuple[Priority, ...] | None:
 @dataclass
 class _Scratch:
     """Where a channel that is not a simulated call's notes its destinations and dials (nobody reads them)."""
+
     destinations: list[str] = field(default_factory=list)
     dials: list[tuple[str, str]] = field(default_factory=list)
 
@@ -175,12 +204,13 @@ class _Scratch:
 @dataclass
 class AppHost:
     """What the EXEC'd applications (Dial, Queue) need from an AGI session, for a channel in plain dialplan."""
-    sim: "SimulatedAsterisk"
-    channel: "SimChannel"
+
+    sim: SimulatedAsterisk
+    channel: SimChannel
     call: object
 
 
-async def _wait_or_bridge(ch: "SimChannel", seconds: float | None) -> str:
+async def _wait_or_bridge(ch: SimChannel, seconds: float | None) -> str:
     """Wait (MusicOnHold: forever; Wait: `seconds`) until a hangup/redirect, the time is up, or an AMI Bridge
     takes the channel: "hangup" | "timeout" | "bridge"."""
     deadline = ch.pbx.clock.now() + seconds if seconds is not None else None
@@ -198,9 +228,17 @@ async def _wait_or_bridge(ch: "SimChannel", seconds: float | None) -> str:
         ch.bridgeable = False
 
 
-async def run_context(sim: "SimulatedAsterisk", ch: "SimChannel", context: str, exten: str,
-                      previous_app: tuple[str, str] | None, call: object | None = None, *,
-                      start: int = 1, resume: bool = False) -> "str | AgiStep":
+async def run_context(
+    sim: SimulatedAsterisk,
+    ch: SimChannel,
+    context: str,
+    exten: str,
+    previous_app: tuple[str, str] | None,
+    call: object | None = None,
+    *,
+    start: int = 1,
+    resume: bool = False,
+) -> str | AgiStep:
     """Run context/exten from priority `start` on `ch` (see the rules above): "hangup", "goto", "end" or an
     `AgiStep` (the call runs that AGI, then calls again with start=<its priority + 1>, resume=True).
 
@@ -211,11 +249,11 @@ async def run_context(sim: "SimulatedAsterisk", ch: "SimChannel", context: str, 
     while True:
         priorities = lookup(context, exten)
         if priorities is None:
-            raise KeyError("%s,%s is not in the modelled dialplan" % (context, exten))
+            raise KeyError(f"{context},{exten} is not in the modelled dialplan")
         if ch.hungup:
             return "hangup"
         if n > len(priorities):
-            return "end"                               # no such priority: the PBX hangs the channel up
+            return "end"  # no such priority: the PBX hangs the channel up
         prio = priorities[n - 1]
         ch.context, ch.exten = context, exten
         data = prio.data(ch, exten)
@@ -242,7 +280,7 @@ async def run_context(sim: "SimulatedAsterisk", ch: "SimChannel", context: str, 
         if app in ("musiconhold", "wait"):
             ch.stop_moh()
             if app == "musiconhold":
-                ch.start_moh((separate_args(data, max_args=2) or [""])[0] or "default")   # class, duration
+                ch.start_moh((separate_args(data, max_args=2) or [""])[0] or "default")  # class, duration
             outcome = await _wait_or_bridge(ch, None if app == "musiconhold" else float(data or 0))
             ch.stop_moh()
             if outcome == "bridge":
@@ -255,10 +293,11 @@ async def run_context(sim: "SimulatedAsterisk", ch: "SimChannel", context: str, 
             continue
         if app in ("queue", "dial", "playback", "answer"):
             from ivr.sim.apps import APPS
+
             result = await APPS[app](host, data)  # type: ignore[arg-type]
             if ch.hungup:
                 return "hangup"
-            if result == -1:                           # pbx.c: an app's -1 ends the dialplan
+            if result == -1:  # pbx.c: an app's -1 ends the dialplan
                 return "end"
             n += 1
             continue

@@ -7,10 +7,12 @@ Rules for this file:
 - Values are emitted as the PBX holds them; VarSet values are C-escaped (`?` -> `\\?`, `"` -> `\\"`) as recorded.
 - The bus is synchronous fan-out; subscribers must not block (the AMI server queues per session).
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ivr.sim.channel import SimChannel
@@ -20,7 +22,7 @@ Pairs = list[tuple[str, str]]
 STATE_DESC = {0: "Down", 4: "Ring", 5: "Ringing", 6: "Up"}
 
 
-def channel_block(ch: "SimChannel", prefix: str = "") -> Pairs:
+def channel_block(ch: SimChannel, prefix: str = "") -> Pairs:
     unknown = "<unknown>"
     return [
         (prefix + "Channel", ch.name),

@@ -6,6 +6,7 @@ Rules for this file:
   `(floor(elapsed * 50) + 1) * 160` samples -- 1.322 s into demo-congrats gives endpos=10720 as recorded.
 - Every function returns a small result object; replies are formatted by the caller (agi_commands.py).
 """
+
 from __future__ import annotations
 
 import math
@@ -24,9 +25,9 @@ def frames_played(elapsed: float) -> int:
 
 @dataclass
 class PlayResult:
-    kind: str                 # "done" | "digit" | "hangup" | "missing"
+    kind: str  # "done" | "digit" | "hangup" | "missing"
     digit: str = ""
-    endpos: int = 0           # samples
+    endpos: int = 0  # samples
     elapsed: float = 0.0
 
 

@@ -5,11 +5,12 @@ Rules for this file:
   queues agiq/testq/emptyq, parking lot `default` 701-720, 45 s).
 - No behaviour here beyond small lookups; the PBX model interprets these.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from ivr.sim.script import CallerScript, Step
 from ivr.sim.sounds import SoundCatalog
@@ -29,7 +30,7 @@ class AgentSpec:
     busy: bool = False
     unavailable: bool = False
     name: str = ""
-    script: tuple = ()   # caller-script steps when this party, originated over AMI, is put into a flow
+    script: tuple = ()  # caller-script steps when this party, originated over AMI, is put into a flow
 
 
 def default_agents() -> dict[str, AgentSpec]:
@@ -44,12 +45,12 @@ def default_agents() -> dict[str, AgentSpec]:
 @dataclass
 class QueueSpec:
     name: str
-    members: list[str] = field(default_factory=list)   # interfaces, e.g. "Local/answer2s@agents"
+    members: list[str] = field(default_factory=list)  # interfaces, e.g. "Local/answer2s@agents"
     strategy: str = "ringall"
-    member_timeout: float = 10.0                         # ring time per attempt
+    member_timeout: float = 10.0  # ring time per attempt
     retry: float = 5.0
     joinempty: bool = False
-    setinterfacevar: bool = False   # queues.conf: MEMBERINTERFACE, MEMBERNAME ... on the caller when a member answers
+    setinterfacevar: bool = False  # queues.conf: MEMBERINTERFACE, MEMBERNAME ... on the caller when a member answers
 
 
 def default_queues() -> dict[str, QueueSpec]:
@@ -68,8 +69,8 @@ class ParkingLotSpec:
     last_space: int = 720
     parkingtime: float = 45.0
     comebackcontext: str = "parkedcallstimeout"
-    announce_seconds: float = 2.6   # "says the parking space number" before hold music (no `s` option)
-    retrieved_talk: float = 10.0    # how long a retrieval without a retriever channel lasts
+    announce_seconds: float = 2.6  # "says the parking space number" before hold music (no `s` option)
+    retrieved_talk: float = 10.0  # how long a retrieval without a retriever channel lasts
 
 
 @dataclass
@@ -85,25 +86,25 @@ class Route:
 
 @dataclass
 class SimConfig:
-    routes: dict[str, Route] = field(default_factory=dict)      # DID/extension -> route
+    routes: dict[str, Route] = field(default_factory=dict)  # DID/extension -> route
     agents: dict[str, AgentSpec] = field(default_factory=default_agents)
     queues: dict[str, QueueSpec] = field(default_factory=default_queues)
     parking: ParkingLotSpec = field(default_factory=ParkingLotSpec)
     sounds: SoundCatalog = field(default_factory=SoundCatalog)
     ami_users: dict[str, str] = field(default_factory=lambda: {"ivr": "ivrsecret"})
-    ami_auth_failure_delay: float = 1.0          # real seconds before "Authentication failed" + close
-    answer_delay: float = 0.5                    # ANSWER waits this long for the first media frame
-    hangup_notice_delay: float = 0.04            # command reply -> unsolicited HANGUP
-    usage_split_delay: float = 0.04              # 520 first line -> the rest
-    monitor_dir: Path = Path("/var/spool/asterisk/monitor")   # relative MixMonitor file names
-    record_dir: Path = Path("/var/lib/asterisk/sounds")       # relative RECORD FILE names
-    path_map: dict[str, str] = field(default_factory=dict)    # prefix -> replacement for files the PBX writes
-    shutdown_grace: float = 15.0                 # `core stop now` waits this long (real s) for AGI sessions
-    max_call_seconds: float = 3600.0             # the caller gives up after this long (safety for virtual time)
-    epoch_start: float | None = None             # first uniqueid seconds (default: the clock at start)
+    ami_auth_failure_delay: float = 1.0  # real seconds before "Authentication failed" + close
+    answer_delay: float = 0.5  # ANSWER waits this long for the first media frame
+    hangup_notice_delay: float = 0.04  # command reply -> unsolicited HANGUP
+    usage_split_delay: float = 0.04  # 520 first line -> the rest
+    monitor_dir: Path = Path("/var/spool/asterisk/monitor")  # relative MixMonitor file names
+    record_dir: Path = Path("/var/lib/asterisk/sounds")  # relative RECORD FILE names
+    path_map: dict[str, str] = field(default_factory=dict)  # prefix -> replacement for files the PBX writes
+    shutdown_grace: float = 15.0  # `core stop now` waits this long (real s) for AGI sessions
+    max_call_seconds: float = 3600.0  # the caller gives up after this long (safety for virtual time)
+    epoch_start: float | None = None  # first uniqueid seconds (default: the clock at start)
     default_trunk: str = "trunk"
-    moh_classes: set[str] = field(default_factory=lambda: {"default"})   # unknown classes fall back to default
-    seed: int = 0                                # ids that Asterisk draws at random (CommandId, bridges)
+    moh_classes: set[str] = field(default_factory=lambda: {"default"})  # unknown classes fall back to default
+    seed: int = 0  # ids that Asterisk draws at random (CommandId, bridges)
     default_callee: AgentSpec = field(default_factory=lambda: AgentSpec("callee", answer_after=1.0, talk=None))
     # [globals] of extensions.conf that dialplans/extensions_ivr.conf reads: IVR_OPERATOR (ivr-enter,fallback's
     # Dial), IVR_SERVER (host:port of the FastAGI service; default: where sim.start() points calls)
@@ -112,7 +113,7 @@ class SimConfig:
     def map_path(self, path: str) -> str:
         for prefix, repl in self.path_map.items():
             if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
-                return repl.rstrip("/") + path[len(prefix.rstrip("/")):]
+                return repl.rstrip("/") + path[len(prefix.rstrip("/")) :]
         return path
 
 
@@ -130,13 +131,13 @@ class CallSpec:
     caller_id: str = "5551234"
     caller_name: str = ""
     language: str = "en"
-    script: "Sequence[Step] | CallerScript" = ()
+    script: Sequence[Step] | CallerScript = ()
     params: dict[str, str] = field(default_factory=dict)
     args: tuple[str, ...] = ()
-    variables: dict[str, str] = field(default_factory=dict)   # set on the channel before the AGI runs
+    variables: dict[str, str] = field(default_factory=dict)  # set on the channel before the AGI runs
     technology: str = "PJSIP"
     trunk: str | None = None
-    sends_media: bool = False     # True: ANSWER returns at once (media already flowing)
-    record_speech: float | None = None   # the caller speaks this long whenever a RECORD FILE starts
+    sends_media: bool = False  # True: ANSWER returns at once (media already flowing)
+    record_speech: float | None = None  # the caller speaks this long whenever a RECORD FILE starts
     context: str | None = None
     accountcode: str = ""

@@ -16,10 +16,12 @@ Rules for this file:
   side's Park (EXEC or the Park action's dialplan) then returns -1 and the channel hangs up.  An empty space
   plays pbx-invalidpark and returns -1 (res_parking).
 """
+
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ivr.sim import media
 from ivr.sim.appargs import GotoTarget, separate_args
@@ -32,18 +34,31 @@ if TYPE_CHECKING:
     from ivr.sim.simulator import SimulatedAsterisk
 
 
-def park_fields(pbx: "PBX", p: ParkedCall, extra: list[tuple[str, str]] | None = None) -> list[tuple[str, str]]:
+def park_fields(pbx: PBX, p: ParkedCall, extra: list[tuple[str, str]] | None = None) -> list[tuple[str, str]]:
     now = pbx.clock.now()
     left = max(0, int(round(p.parked_at + p.timeout - now)))
-    return p.channel.block("Parkee") + (extra or []) + [
-        ("ParkerDialString", p.parker), ("Parkinglot", pbx.config.parking.name),
-        ("ParkingSpace", str(p.space)), ("ParkingTimeout", str(left)),
-        ("ParkingDuration", str(int(now - p.parked_at)))]
+    return (
+        p.channel.block("Parkee")
+        + (extra or [])
+        + [
+            ("ParkerDialString", p.parker),
+            ("Parkinglot", pbx.config.parking.name),
+            ("ParkingSpace", str(p.space)),
+            ("ParkingTimeout", str(left)),
+            ("ParkingDuration", str(int(now - p.parked_at))),
+        ]
+    )
 
 
-async def park_channel(ch: "SimChannel", *, timeout: float, parker: str, announce: bool,
-                       on_space: Callable[[int], None] | None = None,
-                       comeback: GotoTarget | None = None) -> tuple[str, int]:
+async def park_channel(
+    ch: SimChannel,
+    *,
+    timeout: float,
+    parker: str,
+    announce: bool,
+    on_space: Callable[[int], None] | None = None,
+    comeback: GotoTarget | None = None,
+) -> tuple[str, int]:
     """Park `ch`; returns (outcome, space).  The announcement (space number) counts against the timeout.
     `comeback`: where a timed-out channel goes instead of the lot's comebackcontext,s,1 (Park's c() option)."""
     pbx = ch.pbx
@@ -62,7 +77,7 @@ async def park_channel(ch: "SimChannel", *, timeout: float, parker: str, announc
         if announce and await ch.pause(min(pbx.config.parking.announce_seconds, timeout)) is not None:
             pbx.bus.emit("ParkedCallGiveUp", "call,all", park_fields(pbx, parked))
             return "hangup", space
-        ch.start_moh("default")        # after the space number was said
+        ch.start_moh("default")  # after the space number was said
         while True:
             ev = await ch.next_event(deadline)
             if ev is None:
@@ -85,7 +100,7 @@ async def park_channel(ch: "SimChannel", *, timeout: float, parker: str, announc
         pbx.parked.pop(space, None)
 
 
-def retrieve(pbx: "PBX", space: int, retriever: "SimChannel | None" = None) -> ParkedCall | None:
+def retrieve(pbx: PBX, space: int, retriever: SimChannel | None = None) -> ParkedCall | None:
     """Take the call parked on `space` out of the lot (UnParkedCall); None if the space is empty."""
     parked = pbx.parked.get(space)
     if parked is None or parked.done or parked.retrieved_by is not None:
@@ -97,7 +112,7 @@ def retrieve(pbx: "PBX", space: int, retriever: "SimChannel | None" = None) -> P
     return parked
 
 
-async def parked_call(sim: "SimulatedAsterisk", ch: "SimChannel", data: str) -> int:
+async def parked_call(sim: SimulatedAsterisk, ch: SimChannel, data: str) -> int:
     """ParkedCall([lot][,space]) on `ch` (the retriever): bridge it with the parked call until one hangs up."""
     pbx = ch.pbx
     lot_name, space_text = (separate_args(data, max_args=2) + ["", ""])[:2]
@@ -111,7 +126,7 @@ async def parked_call(sim: "SimulatedAsterisk", ch: "SimChannel", data: str) -> 
     parkee = parked.channel
     bridge_id = str(uuid.UUID(int=pbx.rng.getrandbits(128)))
     pbx.bus.emit("BridgeCreate", "call,all", bridge_block(bridge_id, 0))
-    sim.retrieve_parked(parked.space, talk=None, retriever=ch)       # UnParkedCall, the parkee leaves the lot
+    sim.retrieve_parked(parked.space, talk=None, retriever=ch)  # UnParkedCall, the parkee leaves the lot
     if parkee.created <= ch.created:
         ch.linkedid = parkee.linkedid
     ch.bridge_id = parkee.bridge_id = bridge_id
@@ -130,7 +145,7 @@ async def parked_call(sim: "SimulatedAsterisk", ch: "SimChannel", data: str) -> 
             c.bridge_id, c.bridge_peer = "", None
             pbx.bus.emit("BridgeLeave", "call,all", bridge_block(bridge_id, 1 - n) + c.block())
         pbx.bus.emit("BridgeDestroy", "call,all", bridge_block(bridge_id, 0))
-        parkee.wake()       # its Park returns now (wait_retrieval_end)
+        parkee.wake()  # its Park returns now (wait_retrieval_end)
 
     parkee.on_hangup(leave)
     ch.on_hangup(leave)

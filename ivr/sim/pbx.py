@@ -7,12 +7,13 @@ Rules for this file:
   AGI applications (apps.py) and the AMI server.
 - No sockets here; time only through the clock.
 """
+
 from __future__ import annotations
 
 import itertools
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from ivr.sim.channel import SimChannel
 from ivr.sim.clock import Clock
@@ -21,8 +22,13 @@ from ivr.sim.model import AgentSpec, QueueSpec, SimConfig
 
 
 def cause_text(cause: int) -> str:
-    return {0: "Unknown", 16: "Normal Clearing", 17: "User busy", 19: "No user responding",
-            34: "Circuit/channel congestion"}.get(cause, "Unknown")
+    return {
+        0: "Unknown",
+        16: "Normal Clearing",
+        17: "User busy",
+        19: "No user responding",
+        34: "Circuit/channel congestion",
+    }.get(cause, "Unknown")
 
 
 @dataclass
@@ -51,16 +57,26 @@ def _device_state(m: QueueMember) -> str:
     return "2" if m.in_call else "1"
 
 
-def member_pairs(q_name: str, m: QueueMember, name_key: str = "MemberName", iface_key: str = "Interface",
-                 ringinuse: bool = True) -> list[tuple[str, str]]:
+def member_pairs(
+    q_name: str, m: QueueMember, name_key: str = "MemberName", iface_key: str = "Interface", ringinuse: bool = True
+) -> list[tuple[str, str]]:
     """The member fields of QueueMemberAdded/Removed/Pause/Status (and, renamed, QueueMember) as in ami-15."""
-    pairs = [("Queue", q_name), (name_key, m.display_name()), (iface_key, m.interface),
-             ("StateInterface", m.state_interface or m.interface),
-             ("Membership", "dynamic" if m.dynamic else "static"), ("Penalty", str(m.penalty)),
-             ("CallsTaken", str(m.calls_taken)), ("LastCall", str(m.last_call)),
-             ("LastPause", str(m.last_pause)), ("LoginTime", str(m.login_time)),
-             ("InCall", "1" if m.in_call else "0"), ("Status", _device_state(m)),
-             ("Paused", "1" if m.paused else "0"), ("PausedReason", m.reason)]
+    pairs = [
+        ("Queue", q_name),
+        (name_key, m.display_name()),
+        (iface_key, m.interface),
+        ("StateInterface", m.state_interface or m.interface),
+        ("Membership", "dynamic" if m.dynamic else "static"),
+        ("Penalty", str(m.penalty)),
+        ("CallsTaken", str(m.calls_taken)),
+        ("LastCall", str(m.last_call)),
+        ("LastPause", str(m.last_pause)),
+        ("LoginTime", str(m.login_time)),
+        ("InCall", "1" if m.in_call else "0"),
+        ("Status", _device_state(m)),
+        ("Paused", "1" if m.paused else "0"),
+        ("PausedReason", m.reason),
+    ]
     if ringinuse:
         pairs.append(("Ringinuse", "1"))
     pairs.append(("Wrapuptime", "0"))
@@ -139,32 +155,91 @@ class PBX:
         self.channels.pop(ch.name, None)
         ch.emit("Hangup", "call,all", [("Cause", str(ch.cause)), ("Cause-txt", cause_text(ch.cause))])
 
-    def local_pair(self, exten: str, context: str, *, linkedid: str | None = None, caller_num: str = "",
-                   caller_name: str = "", language: str = "en") -> tuple[SimChannel, SimChannel]:
-        base = "Local/%s@%s-%08x" % (exten, context, next(self._chan_seq))
-        one = self.new_channel(base + ";1", linkedid=linkedid, state=0, context=context, exten=exten,
-                               caller_num=caller_num, caller_name=caller_name, language=language)
-        two = self.new_channel(base + ";2", linkedid=one.linkedid, state=4, context=context, exten=exten,
-                               caller_num=caller_num, caller_name=caller_name, language=language)
+    def local_pair(
+        self,
+        exten: str,
+        context: str,
+        *,
+        linkedid: str | None = None,
+        caller_num: str = "",
+        caller_name: str = "",
+        language: str = "en",
+    ) -> tuple[SimChannel, SimChannel]:
+        base = f"Local/{exten}@{context}-{next(self._chan_seq):08x}"
+        one = self.new_channel(
+            base + ";1",
+            linkedid=linkedid,
+            state=0,
+            context=context,
+            exten=exten,
+            caller_num=caller_num,
+            caller_name=caller_name,
+            language=language,
+        )
+        two = self.new_channel(
+            base + ";2",
+            linkedid=one.linkedid,
+            state=4,
+            context=context,
+            exten=exten,
+            caller_num=caller_num,
+            caller_name=caller_name,
+            language=language,
+        )
         one.peer, two.peer = two, one
         for ch in (one, two):
             ch.emit("Newchannel", "call,all")
         return one, two
 
-    def pjsip_channel(self, endpoint: str, *, context: str, exten: str, caller_num: str, caller_name: str,
-                      language: str, accountcode: str = "") -> SimChannel:
-        name = "PJSIP/%s-%08x" % (endpoint, next(self._chan_seq))
-        ch = self.new_channel(name, state=4, context=context, exten=exten, caller_num=caller_num,
-                              caller_name=caller_name, language=language, accountcode=accountcode, tech="PJSIP")
+    def pjsip_channel(
+        self,
+        endpoint: str,
+        *,
+        context: str,
+        exten: str,
+        caller_num: str,
+        caller_name: str,
+        language: str,
+        accountcode: str = "",
+    ) -> SimChannel:
+        name = f"PJSIP/{endpoint}-{next(self._chan_seq):08x}"
+        ch = self.new_channel(
+            name,
+            state=4,
+            context=context,
+            exten=exten,
+            caller_num=caller_num,
+            caller_name=caller_name,
+            language=language,
+            accountcode=accountcode,
+            tech="PJSIP",
+        )
         ch.emit("Newchannel", "call,all")
         return ch
 
-    def outbound_channel(self, tech: str, endpoint: str, *, linkedid: str, caller_num: str = "",
-                         caller_name: str = "", language: str = "en") -> SimChannel:
+    def outbound_channel(
+        self,
+        tech: str,
+        endpoint: str,
+        *,
+        linkedid: str,
+        caller_num: str = "",
+        caller_name: str = "",
+        language: str = "en",
+    ) -> SimChannel:
         """A channel Asterisk dials out on (PJSIP/<endpoint>-<seq>), state Down until answered."""
-        name = "%s/%s-%08x" % (tech, endpoint, next(self._chan_seq))
-        ch = self.new_channel(name, linkedid=linkedid, state=0, context="from-internal", exten=endpoint,
-                              caller_num=caller_num, caller_name=caller_name, language=language, tech=tech)
+        name = f"{tech}/{endpoint}-{next(self._chan_seq):08x}"
+        ch = self.new_channel(
+            name,
+            linkedid=linkedid,
+            state=0,
+            context="from-internal",
+            exten=endpoint,
+            caller_num=caller_num,
+            caller_name=caller_name,
+            language=language,
+            tech=tech,
+        )
         ch.emit("Newchannel", "call,all")
         return ch
 

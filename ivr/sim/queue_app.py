@@ -13,6 +13,7 @@ Rules for this file:
 - Queue() returns Asterisk's result: 0 (timeout, join failure, `c` after the member hung up), -1 otherwise; the
   AGI channel is not hung up by it (agi-07 agi2: "200 result=-1", CHANNEL STATUS 6 afterwards).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,7 +42,7 @@ def _ms(seconds: float) -> int:
     return max(0, int(round(seconds * 1000)))
 
 
-def set_duration(ch: "SimChannel", name: str, seconds: float) -> None:
+def set_duration(ch: SimChannel, name: str, seconds: float) -> None:
     """NAME in whole seconds (ms // 1000) and NAME_MS in milliseconds, as app_queue and app_dial set them."""
     ms = _ms(seconds)
     ch.set_var(name, str(ms // 1000))
@@ -52,10 +53,10 @@ def set_duration(ch: "SimChannel", name: str, seconds: float) -> None:
 class Entry:
     """The caller's queue entry (app_queue's `qe`)."""
 
-    ch: "SimChannel"
-    q: "QueueState"
+    ch: SimChannel
+    q: QueueState
     start: float
-    position: int           # where the caller joined (OriginalPosition)
+    position: int  # where the caller joined (OriginalPosition)
 
     @property
     def name(self) -> str:
@@ -79,9 +80,16 @@ class Entry:
 
     def abandon_event(self, now: float) -> None:
         self.q.abandoned += 1
-        self.ch.emit("QueueCallerAbandon", "agent,all", [
-            ("Queue", self.name), ("Position", str(self.current_position())),
-            ("OriginalPosition", str(self.position)), ("HoldTime", str(self.wait(now)))])
+        self.ch.emit(
+            "QueueCallerAbandon",
+            "agent,all",
+            [
+                ("Queue", self.name),
+                ("Position", str(self.current_position())),
+                ("OriginalPosition", str(self.position)),
+                ("HoldTime", str(self.wait(now))),
+            ],
+        )
 
     def current_position(self) -> int:
         callers = self.q.callers
@@ -94,12 +102,15 @@ class Entry:
             return
         pos = callers.index(ch) + 1
         callers.remove(ch)
-        ch.emit("QueueCallerLeave", "agent,all", [("Queue", self.name), ("Position", str(pos)),
-                                                  ("Count", str(len(callers)))])
+        ch.emit(
+            "QueueCallerLeave",
+            "agent,all",
+            [("Queue", self.name), ("Position", str(pos)), ("Count", str(len(callers)))],
+        )
         ch.set_var("QUEUEPOSITION", str(pos))
 
 
-async def queue(s: "AGISession", data: str) -> int:
+async def queue(s: AGISession, data: str) -> int:
     """Queue(name[,options[,URL[,announce[,timeout]]]]) with ringall; QUEUESTATUS as recorded in agi-07."""
     # queuename, options, URL, announceoverride, timeout, AGI, gosub, rule, position (app_queue's AST_APP_ARGs)
     args = separate_args(data, max_args=9) + [""] * 9
@@ -120,8 +131,11 @@ async def queue(s: "AGISession", data: str) -> int:
     q.callers.append(ch)
     ch.queue_joined = start
     entry = Entry(ch, q, start, len(q.callers))
-    ch.emit("QueueCallerJoin", "agent,all", [("Queue", name), ("Position", str(entry.position)),
-                                             ("Count", str(len(q.callers)))])
+    ch.emit(
+        "QueueCallerJoin",
+        "agent,all",
+        [("Queue", name), ("Position", str(entry.position)), ("Count", str(len(q.callers)))],
+    )
     ch.start_moh("default")
     s.sim.note_destination(s, "queue:" + name)
     ch.transfer_to = None
@@ -142,17 +156,16 @@ async def queue(s: "AGISession", data: str) -> int:
                 ev = await ch.next_event(dl)
                 if ev is None or ev.kind == "hangup" or ch.transfer_to is not None:
                     break
-                if ev.kind == "wake" and not ringing:    # a member logged in or was unpaused: ring now
+                if ev.kind == "wake" and not ringing:  # a member logged in or was unpaused: ring now
                     break
             now = clock.now()
-            answered = (ev is None and winner is not None and now >= ringing[winner][2]
-                        and not ringing[winner][0].paused)
+            answered = ev is None and winner is not None and now >= ringing[winner][2] and not ringing[winner][0].paused
             abandon = ev is not None and ev.kind == "hangup"
             _end_round(ch, q, ringing, winner if answered else None, abandon, now >= round_end)
             if abandon:
                 _abandoned(entry, now)
                 return -1
-            if ch.transfer_to is not None:          # redirected/transferred out of the queue
+            if ch.transfer_to is not None:  # redirected/transferred out of the queue
                 target, ch.transfer_to = ch.transfer_to, None
                 ch.stop_moh()
                 entry.leave()
@@ -169,11 +182,12 @@ async def queue(s: "AGISession", data: str) -> int:
             next_ring = now + q.spec.retry if ringing else now
     finally:
         ch.stop_moh()
-        entry.leave()     # only if still queued: a simulator error or a cancelled call
+        entry.leave()  # only if still queued: a simulator error or a cancelled call
 
 
-def _end_round(ch: "SimChannel", q: "QueueState", ringing: RingRound, winner: int | None, abandon: bool,
-               round_over: bool) -> None:
+def _end_round(
+    ch: SimChannel, q: QueueState, ringing: RingRound, winner: int | None, abandon: bool, round_over: bool
+) -> None:
     """Hang up the members that rang and did not win: AgentRingNoAnswer when their ring time ran out, DialEnd
     NOANSWER or CANCEL; an abandoning caller produces two DialEnd CANCEL (README, Asterisk 22.10.1)."""
     for i, (m, legs, _) in enumerate(ringing):
@@ -181,9 +195,17 @@ def _end_round(ch: "SimChannel", q: "QueueState", ringing: RingRound, winner: in
             continue
         moved = ch.transfer_to is not None
         if not abandon and winner is None and not moved and round_over:
-            ch.emit("AgentRingNoAnswer", "agent,all", legs[0].block("Dest") + [
-                ("Queue", q.spec.name), ("Interface", m.interface), ("MemberName", m.display_name()),
-                ("RingTime", str(int(q.spec.member_timeout)))])
+            ch.emit(
+                "AgentRingNoAnswer",
+                "agent,all",
+                legs[0].block("Dest")
+                + [
+                    ("Queue", q.spec.name),
+                    ("Interface", m.interface),
+                    ("MemberName", m.display_name()),
+                    ("RingTime", str(int(q.spec.member_timeout))),
+                ],
+            )
         status = "CANCEL" if abandon or winner is not None or moved else "NOANSWER"
         for _ in range(2 if abandon else 1):
             ch.emit("DialEnd", "call,all", legs[0].block("Dest") + [("DialStatus", status)])
@@ -214,7 +236,7 @@ def _timed_out(entry: Entry, now: float) -> None:
     entry.ch.set_var("QUEUESTATUS", "TIMEOUT")
 
 
-def _ring_members(ch: "SimChannel", q: "QueueState") -> RingRound:
+def _ring_members(ch: SimChannel, q: QueueState) -> RingRound:
     """ringall: call every available member (AgentCalled + DialBegin); each with the time it would answer
     within `member_timeout`, or None."""
     pbx = ch.pbx
@@ -226,18 +248,29 @@ def _ring_members(ch: "SimChannel", q: "QueueState") -> RingRound:
         agent, exten, context = pbx.resolve_agent(m.interface)
         if agent is not None and agent.busy:
             continue
-        legs = pbx.local_pair(exten, context, linkedid=ch.linkedid, caller_num=ch.caller_num,
-                              caller_name=ch.caller_name)
-        ch.emit("AgentCalled", "agent,all", legs[0].block("Dest") + [
-            ("Queue", q.spec.name), ("Interface", m.interface), ("MemberName", m.display_name())])
+        legs = pbx.local_pair(
+            exten, context, linkedid=ch.linkedid, caller_num=ch.caller_num, caller_name=ch.caller_name
+        )
+        ch.emit(
+            "AgentCalled",
+            "agent,all",
+            legs[0].block("Dest")
+            + [("Queue", q.spec.name), ("Interface", m.interface), ("MemberName", m.display_name())],
+        )
         ch.emit("DialBegin", "call,all", legs[0].block("Dest") + [("DialString", m.interface.split("/", 1)[-1])])
         answers = agent is not None and agent.answer_after is not None and agent.answer_after <= q.spec.member_timeout
         out.append((m, legs, now + agent.answer_after if answers and agent is not None else None))
     return out
 
 
-async def _connect(s: "AGISession", entry: Entry, m: "QueueMember", legs: tuple["SimChannel", "SimChannel"],
-                   options: str, ring_seconds: float) -> int:
+async def _connect(
+    s: AGISession,
+    entry: Entry,
+    m: QueueMember,
+    legs: tuple[SimChannel, SimChannel],
+    options: str,
+    ring_seconds: float,
+) -> int:
     """A member answered.  agi-07.ami / ami-15: DialEnd ANSWER, MusicOnHoldStop, QueueCallerLeave,
     QUEUEPOSITION 1, QUEUEWAIT 0, QUEUEWAIT_MS 0, AgentConnect, BridgeEnter (member), QueueMemberStatus InCall 1,
     BridgeEnter (caller) ... AgentComplete, QueueMemberStatus InCall 0, BridgeLeave x2, ANSWEREDTIME 2,
@@ -259,10 +292,19 @@ async def _connect(s: "AGISession", entry: Entry, m: "QueueMember", legs: tuple[
         # channel before AgentConnect
         for c in (ch, one):
             _set_interface_vars(c, m)
-    ch.emit("AgentConnect", "agent,all", one.block("Dest") + [
-        ("Queue", name), ("Interface", m.interface), ("MemberName", m.display_name()),
-        ("HoldTime", holdtime), ("RingTime", str(_ms(ring_seconds) // 1000))])
-    s.sim.note_destination(s, "queue:%s:%s" % (name, m.interface))
+    ch.emit(
+        "AgentConnect",
+        "agent,all",
+        one.block("Dest")
+        + [
+            ("Queue", name),
+            ("Interface", m.interface),
+            ("MemberName", m.display_name()),
+            ("HoldTime", holdtime),
+            ("RingTime", str(_ms(ring_seconds) // 1000)),
+        ],
+    )
+    s.sim.note_destination(s, f"queue:{name}:{m.interface}")
 
     def member_busy() -> None:
         m.in_call = True
@@ -277,9 +319,19 @@ async def _connect(s: "AGISession", entry: Entry, m: "QueueMember", legs: tuple[
         q.holdtime_total += answered - entry.start
         q.talktime_total += now - answered
         # app_queue's agent_complete_reason: caller / agent / transfer ("transfer" is inferred: not recorded)
-        ch.emit("AgentComplete", "agent,all", one.block("Dest") + [
-            ("Queue", name), ("Interface", m.interface), ("MemberName", m.display_name()), ("HoldTime", holdtime),
-            ("TalkTime", str(whole_seconds(answered, now))), ("Reason", outcome)])
+        ch.emit(
+            "AgentComplete",
+            "agent,all",
+            one.block("Dest")
+            + [
+                ("Queue", name),
+                ("Interface", m.interface),
+                ("MemberName", m.display_name()),
+                ("HoldTime", holdtime),
+                ("TalkTime", str(whole_seconds(answered, now))),
+                ("Reason", outcome),
+            ],
+        )
         ch.pbx.bus.emit("QueueMemberStatus", "agent,all", member_pairs(name, m))
 
     done = []
@@ -295,8 +347,15 @@ async def _connect(s: "AGISession", entry: Entry, m: "QueueMember", legs: tuple[
         set_duration(ch, "ANSWEREDTIME", end - answered)
         set_duration(ch, "DIALEDTIME", end - ch.created)
 
-    outcome = await talk(ch, one, two, agent.talk if agent is not None else None, on_enter=member_busy,
-                         on_end=complete, on_caller_gone=bridge_ended)
+    outcome = await talk(
+        ch,
+        one,
+        two,
+        agent.talk if agent is not None else None,
+        on_enter=member_busy,
+        on_end=complete,
+        on_caller_gone=bridge_ended,
+    )
     if outcome == "transfer" and ch.transfer_to is not None:
         target, ch.transfer_to = ch.transfer_to, None
         ring = await ring_agent(ch, target, None)
@@ -305,17 +364,22 @@ async def _connect(s: "AGISession", entry: Entry, m: "QueueMember", legs: tuple[
     bridge_ended()
     if outcome == "caller":
         return -1
-    if "c" in parse_options(options):         # ast_app_parse_options: "c" is a letter, not text in b(...)
+    if "c" in parse_options(options):  # ast_app_parse_options: "c" is a letter, not text in b(...)
         ch.set_var("QUEUESTATUS", "CONTINUE")
         return 0
     return -1
 
 
-def _set_interface_vars(ch: "SimChannel", m: "QueueMember") -> None:
+def _set_interface_vars(ch: SimChannel, m: QueueMember) -> None:
     """setinterfacevar=yes: MEMBERINTERFACE, MEMBERNAME, MEMBERCALLS, MEMBERLASTCALL, MEMBERPENALTY,
     MEMBERDYNAMIC, MEMBERREALTIME, in app_queue's order."""
-    for var, value in (("MEMBERINTERFACE", m.interface), ("MEMBERNAME", m.display_name()),
-                       ("MEMBERCALLS", str(m.calls_taken)), ("MEMBERLASTCALL", str(m.last_call)),
-                       ("MEMBERPENALTY", str(m.penalty)), ("MEMBERDYNAMIC", "1" if m.dynamic else "0"),
-                       ("MEMBERREALTIME", "0")):
+    for var, value in (
+        ("MEMBERINTERFACE", m.interface),
+        ("MEMBERNAME", m.display_name()),
+        ("MEMBERCALLS", str(m.calls_taken)),
+        ("MEMBERLASTCALL", str(m.last_call)),
+        ("MEMBERPENALTY", str(m.penalty)),
+        ("MEMBERDYNAMIC", "1" if m.dynamic else "0"),
+        ("MEMBERREALTIME", "0"),
+    ):
         ch.set_var(var, value)

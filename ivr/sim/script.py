@@ -11,15 +11,18 @@ Rules for this file:
 - When the script runs out the caller stays on the line, silent, until the call ends (or `max_call_seconds`).
 - Data only: no I/O here; `Call` (call.py) runs a script against its channel.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence, Union
+from typing import Union
 
 
 @dataclass(frozen=True)
 class At:
     """Wait until `seconds` after the call was placed."""
+
     seconds: float
 
 
@@ -31,12 +34,14 @@ class Sleep:
 @dataclass(frozen=True)
 class NextPrompt:
     """Wait until the next prompt (STREAM FILE, GET DATA, GET OPTION, SAY *, Playback ...) starts, then `delay`."""
+
     delay: float = 0.0
 
 
 @dataclass(frozen=True)
 class OnCommand:
     """Wait until an AGI command (e.g. "RECORD FILE", "GET DATA") or an EXEC'd app (e.g. "Queue") starts."""
+
     name: str
     delay: float = 0.0
 
@@ -49,18 +54,19 @@ class WhenIdle:
 @dataclass(frozen=True)
 class Press:
     digits: str
-    gap: float = 0.42        # start-to-start between keys, as recorded with PlayDTMF
-    duration: float = 0.12   # DTMF length; the digit is acted on at DTMF end
+    gap: float = 0.42  # start-to-start between keys, as recorded with PlayDTMF
+    duration: float = 0.12  # DTMF length; the digit is acted on at DTMF end
 
     def __post_init__(self) -> None:
         bad = [d for d in self.digits if d not in "0123456789*#ABCD"]
         if bad:
-            raise ValueError("Press(%r): %r are not DTMF digits (use 0-9, *, #, A-D)" % (self.digits, bad))
+            raise ValueError(f"Press({self.digits!r}): {bad!r} are not DTMF digits (use 0-9, *, #, A-D)")
 
 
 @dataclass(frozen=True)
 class Speak:
     """The caller talks for `seconds` from now (then is silent again)."""
+
     seconds: float
 
 
@@ -77,7 +83,7 @@ class CallerScript:
     steps: tuple[Step, ...] = ()
 
     @classmethod
-    def of(cls, steps: "Sequence[Step] | CallerScript | None") -> "CallerScript":
+    def of(cls, steps: Sequence[Step] | CallerScript | None) -> CallerScript:
         if steps is None:
             return cls()
         if isinstance(steps, CallerScript):
@@ -86,6 +92,7 @@ class CallerScript:
 
 
 # Convenience builders used by tests -------------------------------------------------------------------------
+
 
 def press_on_prompt(digits: str, after: float = 0.8) -> list[Step]:
     """Press `digits` `after` seconds into the next prompt."""

@@ -8,13 +8,14 @@ Rules for this file:
   MixMonitor files, parked-call retrieval and the call-control hooks the AMI actions use.
 - Nothing in the service's runtime imports this package.
 """
+
 from __future__ import annotations
 
 import asyncio
 import itertools
 import os
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Awaitable, Callable, Sequence
 
 from ivr.sim.agi_session import AGISession
 from ivr.sim.call import Call, CallRecord, Ending, MixMon, RecordingInfo, TranscriptLine
@@ -59,23 +60,31 @@ class SimulatedAsterisk:
         self._jobs: set[asyncio.Task[object]] = set()
         self.errors: list[BaseException] = []
         self._started = False
-        self._in_dialplan: set[str] = set()     # uniqueids of channels (not calls) running dialplan.py contexts
+        self._in_dialplan: set[str] = set()  # uniqueids of channels (not calls) running dialplan.py contexts
         self.pbx.bus.subscribe(self._route_event)
         self.pbx.on_redirect = self._redirected
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
-    async def start(self, fastagi: tuple[str, int] | None = None, *, fastagi_host: str = "127.0.0.1",
-                    fastagi_port: int | None = None, ami: bool = True, ami_host: str = "127.0.0.1",
-                    ami_port: int = 0) -> "SimulatedAsterisk":
+    async def start(
+        self,
+        fastagi: tuple[str, int] | None = None,
+        *,
+        fastagi_host: str = "127.0.0.1",
+        fastagi_port: int | None = None,
+        ami: bool = True,
+        ami_host: str = "127.0.0.1",
+        ami_port: int = 0,
+    ) -> SimulatedAsterisk:
         """Point calls at the service's FastAGI server and start the AMI server (ephemeral port by default)."""
         if fastagi is not None:
             self.fastagi = (fastagi[0], int(fastagi[1]))
         elif fastagi_port is not None:
             self.fastagi = (fastagi_host, int(fastagi_port))
-        if "IVR_SERVER" not in self.config.globals:      # ${IVR_SERVER} of the dialplan's AGI(agi://...) lines
+        if "IVR_SERVER" not in self.config.globals:  # ${IVR_SERVER} of the dialplan's AGI(agi://...) lines
             self.pbx.globals["IVR_SERVER"] = "%s:%d" % self.fastagi
         if ami:
             from ivr.sim.ami_server import AMIServer
+
             self.ami = AMIServer(self, host=ami_host, port=ami_port)
             await self.ami.start()
             self.ami_port = self.ami.port
@@ -115,7 +124,7 @@ class SimulatedAsterisk:
         await self._hangup_all(5.0)
         me = asyncio.current_task()
         for job in list(self._jobs):
-            if job is not me:       # `core stop now` runs stop() from a job of its own
+            if job is not me:  # `core stop now` runs stop() from a job of its own
                 job.cancel()
         if self.ami is not None:
             await self.ami.stop()
@@ -123,7 +132,7 @@ class SimulatedAsterisk:
             self.clock.close()
         self._started = False
 
-    async def __aenter__(self) -> "SimulatedAsterisk":
+    async def __aenter__(self) -> SimulatedAsterisk:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -140,15 +149,30 @@ class SimulatedAsterisk:
         if len(self._calls) > 10000:
             self._calls = [c for c in self._calls if not c.done]
         call.start()
-        await call._created          # the channel exists: call.name / call.uniqueid are usable
+        await call._created  # the channel exists: call.name / call.uniqueid are usable
         return call
 
-    def adopt_call(self, ch: SimChannel, route: Route, script: Sequence[Step] = (), exten: str | None = None,
-                   context: str | None = None, sends_media: bool = True) -> Call:
+    def adopt_call(
+        self,
+        ch: SimChannel,
+        route: Route,
+        script: Sequence[Step] = (),
+        exten: str | None = None,
+        context: str | None = None,
+        sends_media: bool = True,
+    ) -> Call:
         """Put an existing (e.g. AMI-originated) channel into a flow over FastAGI at context/exten."""
-        spec = CallSpec(flow=route.flow, did=exten or ch.exten, caller_id=ch.caller_num,
-                        caller_name=ch.caller_name, language=ch.language, script=tuple(script),
-                        technology=ch.tech, sends_media=sends_media, context=context)
+        spec = CallSpec(
+            flow=route.flow,
+            did=exten or ch.exten,
+            caller_id=ch.caller_num,
+            caller_name=ch.caller_name,
+            language=ch.language,
+            script=tuple(script),
+            technology=ch.tech,
+            sends_media=sends_media,
+            context=context,
+        )
         call = Call(self, spec, route)
         call._existing = ch
         self._calls.append(call)
@@ -165,8 +189,9 @@ class SimulatedAsterisk:
             return Route(flow=spec.flow, context=spec.context or "ivr-inbound")
         route = self.config.routes.get(spec.did)
         if route is None:
-            raise SimError("no route for DID %r: give CallSpec(flow=...) or add SimConfig.routes[%r] = Route(...)"
-                           % (spec.did, spec.did))
+            raise SimError(
+                f"no route for DID {spec.did!r}: give CallSpec(flow=...) or add SimConfig.routes[{spec.did!r}] = Route(...)"
+            )
         return route
 
     @property
@@ -194,8 +219,9 @@ class SimulatedAsterisk:
     def note_destination(self, session: AGISession, dest: str) -> None:
         session.call.destinations.append(dest)
 
-    def note_recording(self, session: AGISession | None, path: str, seconds: float, kind: str,
-                       call: Call | None = None) -> None:
+    def note_recording(
+        self, session: AGISession | None, path: str, seconds: float, kind: str, call: Call | None = None
+    ) -> None:
         target = call or (session.call if session else None)
         if target is not None:
             target.recordings.append(RecordingInfo(path, seconds, kind))
@@ -211,15 +237,14 @@ class SimulatedAsterisk:
         path = Path(self.config.map_path(name))
         if not path.parent.is_dir():
             return None
-        mm = MixMon("0x%x" % next(self._mm_seq), ch, path, self.clock.now())
+        mm = MixMon(f"0x{next(self._mm_seq):x}", ch, path, self.clock.now())
         self._mixmons[mm.id] = mm
         ch.set_var("MIXMONITOR_FILENAME", filename)
         ch.emit("MixMonitorStart", "call,all")
         return mm
 
     def stop_mixmonitor(self, ch: SimChannel, mm_id: str | None, emit: bool = True) -> bool:
-        found = [m for m in self._mixmons.values()
-                 if m.channel is ch and (mm_id is None or m.id == mm_id)]
+        found = [m for m in self._mixmons.values() if m.channel is ch and (mm_id is None or m.id == mm_id)]
         for mm in found[:1] if mm_id is None else found:
             self._finish_mixmon(mm)
             if emit:
@@ -236,17 +261,17 @@ class SimulatedAsterisk:
 
     def stop_all_mixmonitors(self, ch: SimChannel | None) -> None:
         for mm in [m for m in self._mixmons.values() if m.channel is ch]:
-            self._finish_mixmon(mm)   # a hangup ends MixMonitor without a MixMonitorStop event
+            self._finish_mixmon(mm)  # a hangup ends MixMonitor without a MixMonitorStop event
 
     # -- call control used by the AMI actions -------------------------------------------------------------------
-    def spawn(self, coro: Awaitable[object]) -> "asyncio.Task[object]":
+    def spawn(self, coro: Awaitable[object]) -> asyncio.Task[object]:
         """Run a background job of the PBX (originates, apps of originated channels); errors are kept."""
         task: asyncio.Task[object] = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
         self._jobs.add(task)
         task.add_done_callback(self._job_done)
         return task
 
-    def _job_done(self, task: "asyncio.Task[object]") -> None:
+    def _job_done(self, task: asyncio.Task[object]) -> None:
         self._jobs.discard(task)
         if not task.cancelled() and task.exception() is not None:
             self.errors.append(task.exception())  # type: ignore[arg-type]
@@ -289,14 +314,14 @@ class SimulatedAsterisk:
             call.goto(context, exten)
             return
         known = lookup(context, exten) is not None or exten in self.config.routes
-        if ch.uniqueid in self._in_dialplan:     # waiting in ivr-hold-wait ...: an async goto
+        if ch.uniqueid in self._in_dialplan:  # waiting in ivr-hold-wait ...: an async goto
             ch.redirect_to = (context, exten) if known else None
             ch.post(MediaEvent("hangup", "goto", self.clock.now()))
             if not known:
                 ch.hangup(16)
             return
-        if ch.bridge_peer is not None:           # an agent leg leaves its caller
-            if known:                            # e.g. the partner of a held caller -> ivr-hold-wait
+        if ch.bridge_peer is not None:  # an agent leg leaves its caller
+            if known:  # e.g. the partner of a held caller -> ivr-hold-wait
                 ch.redirect_to = (context, exten)
                 ch.bridge_peer.wake()
             else:
@@ -342,7 +367,7 @@ class SimulatedAsterisk:
         if exten in self.config.routes or exten == self.config.parking.parkext:
             call.goto(context, exten)
             return True
-        caller.transfer_to = "Local/%s@%s" % (exten, context)
+        caller.transfer_to = f"Local/{exten}@{context}"
         caller.wake()
         return True
 
@@ -374,7 +399,7 @@ class SimulatedAsterisk:
             await ch.pause(talk)
             return
         retriever = self._retrievers.pop(space, None)
-        if retriever is None:      # retrieved without a channel (parking.retrieve): a default conversation
+        if retriever is None:  # retrieved without a channel (parking.retrieve): a default conversation
             await ch.pause(self.config.parking.retrieved_talk)
             return
         # until the retriever hung up and (ParkedCall's bridge) the bridge let the parked channel go

@@ -10,6 +10,7 @@ Rules for this file:
 - A name in `missing` never exists (agi-05: `this-file-does-not-exist`).
 - Names come from the network: they are only ever joined under the prompts directory after rejecting "..".
 """
+
 from __future__ import annotations
 
 import os
@@ -59,7 +60,7 @@ class SoundCatalog:
     """Where the simulator gets prompt lengths from (see the file header for the order)."""
 
     prompts_dir: Path | None = None
-    texts: dict[str, str] = field(default_factory=dict)   # prompt file name -> spoken text
+    texts: dict[str, str] = field(default_factory=dict)  # prompt file name -> spoken text
     extra_samples: dict[str, int] = field(default_factory=dict)
     missing: set[str] = field(default_factory=lambda: {"this-file-does-not-exist"})
     default_seconds: float = 2.0
@@ -125,7 +126,7 @@ class SoundCatalog:
         else:
             if self.prompts_dir is not None:
                 candidates += [self.prompts_dir / language / (name + ".wav"), self.prompts_dir / (name + ".wav")]
-            candidates.append(Path(name + ".wav"))   # relative to the working directory, shared with the service
+            candidates.append(Path(name + ".wav"))  # relative to the working directory, shared with the service
         for path in candidates:
             try:
                 with wave.open(str(path), "rb") as w:

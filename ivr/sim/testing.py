@@ -6,11 +6,13 @@ Rules for this file:
 - `prompt_texts()` reads prompt texts from flow objects (duck-typed: `.prompts[id][lang].file/.text`), so prompt
   lengths follow the words even when no WAV files exist.
 """
+
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any, AsyncIterator, Iterable
+from typing import Any
 
 from ivr.sim.clock import Clock, VirtualClock
 from ivr.sim.model import SimConfig
@@ -18,9 +20,15 @@ from ivr.sim.simulator import SimulatedAsterisk
 
 
 @asynccontextmanager
-async def simulated_asterisk(fastagi_port: int, config: SimConfig | None = None, *, clock: Clock | None = None,
-                             start: datetime | None = None, host: str = "127.0.0.1",
-                             ami: bool = True) -> AsyncIterator[SimulatedAsterisk]:
+async def simulated_asterisk(
+    fastagi_port: int,
+    config: SimConfig | None = None,
+    *,
+    clock: Clock | None = None,
+    start: datetime | None = None,
+    host: str = "127.0.0.1",
+    ami: bool = True,
+) -> AsyncIterator[SimulatedAsterisk]:
     """`async with simulated_asterisk(service_port) as sim:` -- VirtualClock(start) unless a clock is given."""
     sim = SimulatedAsterisk(config or SimConfig(), clock=clock or VirtualClock(start=start))
     await sim.start((host, fastagi_port), ami=ami)

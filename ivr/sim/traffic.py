@@ -8,13 +8,14 @@ Rules for this file:
 - The generator never blocks on a call: it places calls and collects their records in the background.
 - `TrafficSummary` counts what happened (ended by whom, where calls went); `line()` is the live summary text.
 """
+
 from __future__ import annotations
 
 import asyncio
 import random
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 from ivr.sim.model import CallSpec
 from ivr.sim.script import Hangup, NextPrompt, OnCommand, Press, Sleep, Step
@@ -44,16 +45,16 @@ class TrafficPlan:
     an agent; `voicemail_key` reaches the voicemail box."""
 
     flows: Sequence[str] = ("main",)
-    dids: Sequence[str] = ()                 # when set, calls dial these DIDs (SimConfig.routes) instead of flows
+    dids: Sequence[str] = ()  # when set, calls dial these DIDs (SimConfig.routes) instead of flows
     options: str = "123"
     agent_key: str = "2"
     voicemail_key: str = "3"
     languages: Sequence[str] = ("en",)
     caller_prefix: str = "+3706"
-    abandon_after: tuple[float, float] = (20.0, 120.0)   # how long an impatient queue caller waits
-    patience_share: float = 0.5                          # share of queue callers who wait until answered
-    preamble: tuple[Step, ...] = ()      # steps every caller takes first (e.g. choose a language)
-    menu_prompt: int = 1                 # the menu is the n-th prompt that starts after the preamble
+    abandon_after: tuple[float, float] = (20.0, 120.0)  # how long an impatient queue caller waits
+    patience_share: float = 0.5  # share of queue callers who wait until answered
+    preamble: tuple[Step, ...] = ()  # steps every caller takes first (e.g. choose a language)
+    menu_prompt: int = 1  # the menu is the n-th prompt that starts after the preamble
 
 
 @dataclass
@@ -79,13 +80,28 @@ class TrafficSummary:
         avg = self.talk_seconds / self.finished if self.finished else 0.0
         dest = " ".join("%s=%d" % kv for kv in sorted(self.destinations.items()))
         ended = " ".join("%s=%d" % kv for kv in sorted(self.ended_by.items()))
-        return ("calls placed=%d active=%d done=%d failed=%d avg=%.1fs | ended by: %s | went to: %s"
-                % (self.placed, active, self.finished, self.failed, avg, ended or "-", dest or "-"))
+        return "calls placed=%d active=%d done=%d failed=%d avg=%.1fs | ended by: %s | went to: %s" % (
+            self.placed,
+            active,
+            self.finished,
+            self.failed,
+            avg,
+            ended or "-",
+            dest or "-",
+        )
 
 
 class TrafficGenerator:
-    def __init__(self, sim: SimulatedAsterisk, *, rate: float = 0.5, plan: TrafficPlan | None = None,
-                 mix: TrafficMix | None = None, seed: int | None = None, max_active: int = 500) -> None:
+    def __init__(
+        self,
+        sim: SimulatedAsterisk,
+        *,
+        rate: float = 0.5,
+        plan: TrafficPlan | None = None,
+        mix: TrafficMix | None = None,
+        seed: int | None = None,
+        max_active: int = 500,
+    ) -> None:
         if rate <= 0:
             raise ValueError("rate must be > 0 calls per second (e.g. 0.5 = one call every 2 s on average)")
         self.sim = sim
@@ -108,7 +124,7 @@ class TrafficGenerator:
         rng, plan = self.rng, self.plan
         behaviour = self.mix.pick(rng)
 
-        def think() -> float:   # seconds into a prompt before a caller presses
+        def think() -> float:  # seconds into a prompt before a caller presses
             return rng.uniform(0.8, 3.5)
 
         script: list[Step]
@@ -116,8 +132,12 @@ class TrafficGenerator:
         if behaviour == "choose_option":
             script = [NextPrompt(think()), Press(rng.choice(plan.options))]
         elif behaviour == "two_levels":
-            script = [NextPrompt(think()), Press(rng.choice(plan.options)), NextPrompt(think()),
-                      Press(rng.choice(plan.options))]
+            script = [
+                NextPrompt(think()),
+                Press(rng.choice(plan.options)),
+                NextPrompt(think()),
+                Press(rng.choice(plan.options)),
+            ]
         elif behaviour == "time_out":
             script = []
         elif behaviour == "hang_up_early":
@@ -133,8 +153,9 @@ class TrafficGenerator:
             script = [NextPrompt() for _ in range(plan.menu_prompt - 1)] + script
         script = list(plan.preamble) + script
         number = plan.caller_prefix + "".join(rng.choice("0123456789") for _ in range(7))
-        spec = CallSpec(caller_id=number, language=rng.choice(list(plan.languages)), script=script,
-                        record_speech=speech)
+        spec = CallSpec(
+            caller_id=number, language=rng.choice(list(plan.languages)), script=script, record_speech=speech
+        )
         if plan.dids:
             spec.did = rng.choice(list(plan.dids))
         else:
@@ -190,12 +211,15 @@ class TrafficGenerator:
 
 # -- command line: `python -m ivr.sim.traffic --fastagi 127.0.0.1:4573 --rate 1` ----------------------------------
 
-def _parse(argv: Sequence[str] | None = None) -> "argparse.Namespace":
+
+def _parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     import argparse
 
-    p = argparse.ArgumentParser(prog="python -m ivr.sim.traffic",
-                                description="Run a simulated Asterisk that sends a realistic call mix to a "
-                                            "FastAGI server, with an AMI server, on the real clock.")
+    p = argparse.ArgumentParser(
+        prog="python -m ivr.sim.traffic",
+        description="Run a simulated Asterisk that sends a realistic call mix to a "
+        "FastAGI server, with an AMI server, on the real clock.",
+    )
     p.add_argument("--fastagi", default="127.0.0.1:4573", help="host:port of the service's FastAGI server")
     p.add_argument("--ami-port", type=int, default=0, help="AMI port to listen on (0 = ephemeral)")
     p.add_argument("--rate", type=float, default=0.5, help="calls per second (Poisson arrivals)")
@@ -215,11 +239,16 @@ async def _main(argv: Sequence[str] | None = None) -> int:
     host, _, port = args.fastagi.rpartition(":")
     sim = SimulatedAsterisk(SimConfig(), clock=RealClock())
     await sim.start((host or "127.0.0.1", int(port)), ami_port=args.ami_port)
-    print("simulated Asterisk: calls -> agi://%s:%s, AMI on 127.0.0.1:%d (user ivr / ivrsecret)"
-          % (host or "127.0.0.1", port, sim.ami_port))
-    gen = TrafficGenerator(sim, rate=args.rate, seed=args.seed,
-                           plan=TrafficPlan(flows=tuple(f for f in args.flows.split(",") if f),
-                                            options=args.options))
+    print(
+        "simulated Asterisk: calls -> agi://%s:%s, AMI on 127.0.0.1:%d (user ivr / ivrsecret)"
+        % (host or "127.0.0.1", port, sim.ami_port)
+    )
+    gen = TrafficGenerator(
+        sim,
+        rate=args.rate,
+        seed=args.seed,
+        plan=TrafficPlan(flows=tuple(f for f in args.flows.split(",") if f), options=args.options),
+    )
     reporter = asyncio.get_running_loop().create_task(gen.report(args.every))
     try:
         await gen.run(duration=args.duration)

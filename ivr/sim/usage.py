@@ -6,12 +6,11 @@ Rules for this file:
 - Commands whose usage was not recorded get `generic_usage()`: one honest line naming the command, so a client
   still sees a well-formed multi-line 520 block.
 """
+
 from __future__ import annotations
 
 USAGE: dict[str, tuple[str, ...]] = {
-    'SET VARIABLE': (
-        'Sets a variable to the current channel.',
-    ),
+    'SET VARIABLE': ('Sets a variable to the current channel.',),
     'STREAM FILE': (
         'Send the given file, allowing playback to be interrupted by the given digits, if any. Returns <literal>0</literal> if playback completes without a digit being pressed, or the ASCII numerical value of the digit if one was pressed, or <literal>-1</literal> on error or if the channel was disconnected. If musiconhold is playing before calling stream file it will be automatically stopped and will not be restarted after completion.',
         'It sets the following channel variables upon completion:',
@@ -47,4 +46,4 @@ USAGE: dict[str, tuple[str, ...]] = {
 
 def generic_usage(command: str) -> tuple[str, ...]:
     """Usage for a command whose real text was not recorded (the simulator does not invent Asterisk docs)."""
-    return ("Usage of %s: see the Asterisk AGI documentation for its arguments." % command,)
+    return (f"Usage of {command}: see the Asterisk AGI documentation for its arguments.",)

@@ -5,12 +5,13 @@ Rules for this file:
   quiet tone where the caller spoke so the files are not all-zero.
 - Paths are decided by the caller of `write_wav` (already checked); this file only writes bytes.
 """
+
 from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 RATE = 8000
 
@@ -28,7 +29,7 @@ def wav_bytes(samples: int, voiced: Iterable[tuple[int, int]] = ()) -> bytes:
     for start, end in voiced:
         start, end = max(0, start), min(samples, end)
         if end > start:
-            pcm[start * 2:end * 2] = _tone(end - start)
+            pcm[start * 2 : end * 2] = _tone(end - start)
     header = b"RIFF" + struct.pack("<I", 36 + len(pcm)) + b"WAVE"
     header += b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, RATE, RATE * 2, 2, 16)
     header += b"data" + struct.pack("<I", len(pcm))

@@ -11,6 +11,7 @@ Rules for this file:
 - The `--digits` shorthand (`1,2w3#h`) and the YAML form of test cases both produce these steps, so `simulate`
   and `test-flows` mean the same thing by the same words. Nothing here touches a channel.
 """
+
 from __future__ import annotations
 
 import re

@@ -6,6 +6,7 @@ Rules for this file:
 - Expectations are exactly what the call did (exact path, where it ended, outcome): a regression test. The admin
   may loosen them afterwards (`path:` instead of `exact_path:`).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,8 +20,14 @@ from ivr.tools._runner import CallRun, CallSetup, call_start
 from ivr.tools._testspec import load_test_file
 from ivr.yamlsource import ConfigError
 
-_END_KINDS = {"queue": "queue", "park": "park", "voicemail": "voicemail", "callback": "callback",
-              "extension": "transfer", "dial": "transfer"}
+_END_KINDS = {
+    "queue": "queue",
+    "park": "park",
+    "voicemail": "voicemail",
+    "callback": "callback",
+    "extension": "transfer",
+    "dial": "transfer",
+}
 
 
 class CaseWriteError(Exception):
@@ -52,9 +59,18 @@ def case_from_call(name: str, flow: Flow, setup: CallSetup, call: CallRun) -> di
     steps = call.steps_used
     if any(s.after_prompt for s in steps):
         caller["actions"] = [
-            {k: v for k, v in (("press", s.digits or None), ("wait", s.action == "wait" or None),
-                               ("hangup", s.action == "hangup" or None), ("at", s.at), ("after_prompt", s.after_prompt),
-                               ("barge_in", s.barge_in or None)) if v is not None}
+            {
+                k: v
+                for k, v in (
+                    ("press", s.digits or None),
+                    ("wait", s.action == "wait" or None),
+                    ("hangup", s.action == "hangup" or None),
+                    ("at", s.at),
+                    ("after_prompt", s.after_prompt),
+                    ("barge_in", s.barge_in or None),
+                )
+                if v is not None
+            }
             for s in steps
         ]
     elif steps:
@@ -88,8 +104,10 @@ def _dump(case: dict[str, Any]) -> str:
 def append_case(path: Path, flow: str, case: dict[str, Any]) -> None:
     """Add `case` to the test file at `path` (created when missing). Raises CaseWriteError and leaves the file as it
     was when the case cannot be added."""
-    header = ("# yaml-language-server: $schema=../../docs/flowtest.schema.json\n"
-              f"# Flow tests for {flow}.yaml (format: docs/admin-tools.md).\n\ncases:\n")
+    header = (
+        "# yaml-language-server: $schema=../../docs/flowtest.schema.json\n"
+        f"# Flow tests for {flow}.yaml (format: docs/admin-tools.md).\n\ncases:\n"
+    )
     original = path.read_text(encoding="utf-8") if path.exists() else None
     if original is not None:
         top_level = [line for line in original.splitlines() if line and not line[0].isspace() and line[0] != "#"]
@@ -100,7 +118,7 @@ def append_case(path: Path, flow: str, case: dict[str, Any]) -> None:
         while case["name"] in names:
             case["name"] = f"{base} ({number})"
             number += 1
-    text = (original if original is not None else header)
+    text = original if original is not None else header
     if not text.endswith("\n"):
         text += "\n"
     path.write_text(text + "\n" + _dump(case), encoding="utf-8")

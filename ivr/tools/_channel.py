@@ -18,13 +18,20 @@ Rules for this file:
 - A call that neither ends nor has script left gives up after `max_seconds` of virtual time (the caller hangs up),
   so a flow that loops forever cannot hang a test run.
 """
+
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Awaitable, Callable, Sequence
+from typing import Any
 
 from ivr.flow.channel import (
-    CallerHangup, CallInfo, DialResult, ParkResult, QueueResult, RecordResult,
+    CallerHangup,
+    CallInfo,
+    DialResult,
+    ParkResult,
+    QueueResult,
+    RecordResult,
 )
 from ivr.flow.model import Flow
 from ivr.tools._caller import Step
@@ -32,8 +39,13 @@ from ivr.tools._caller import Step
 AGENT_BEHAVIOURS = ("answer", "busy", "no_answer", "unavailable", "congestion")
 QUEUE_BEHAVIOURS = ("answer", "timeout", "empty", "full")
 PARK_BEHAVIOURS = ("retrieved", "timeout")
-_DIAL_STATUS = {"answer": "ANSWER", "busy": "BUSY", "no_answer": "NOANSWER", "unavailable": "CHANUNAVAIL",
-                "congestion": "CONGESTION"}
+_DIAL_STATUS = {
+    "answer": "ANSWER",
+    "busy": "BUSY",
+    "no_answer": "NOANSWER",
+    "unavailable": "CHANUNAVAIL",
+    "congestion": "CONGESTION",
+}
 _QUEUE_STATUS = {"answer": "ANSWERED", "timeout": "TIMEOUT", "empty": "JOINEMPTY", "full": "FULL"}
 
 
@@ -110,9 +122,17 @@ class PromptBook:
 class ScriptedChannel:
     """`Channel` driven by a caller script and a `World`, in virtual time."""
 
-    def __init__(self, info: CallInfo, steps: Sequence[Step], world: World, prompts: PromptBook, *,
-                 max_seconds: float = 3600.0, on_event: Callable[[Event], None] | None = None,
-                 ask: Callable[[], Awaitable[Sequence[Step]]] | None = None) -> None:
+    def __init__(
+        self,
+        info: CallInfo,
+        steps: Sequence[Step],
+        world: World,
+        prompts: PromptBook,
+        *,
+        max_seconds: float = 3600.0,
+        on_event: Callable[[Event], None] | None = None,
+        ask: Callable[[], Awaitable[Sequence[Step]]] | None = None,
+    ) -> None:
         self._info = info
         self.steps = list(steps)
         self.world = world
@@ -138,11 +158,11 @@ class ScriptedChannel:
 
     @property
     def steps_left(self) -> list[Step]:
-        return self.steps[self._index:]
+        return self.steps[self._index :]
 
     @property
     def steps_used(self) -> list[Step]:
-        return self.steps[:self._index]
+        return self.steps[: self._index]
 
     def emit(self, kind: str, **data: Any) -> None:
         event = Event(self.elapsed, kind, data)
@@ -227,8 +247,14 @@ class ScriptedChannel:
             start = self.elapsed
             digit = self._take(escape_digits, length, prompt=True) if escape_digits else None
             if digit is not None:
-                self.emit("prompt", prompt=prompt_id, file=file, text=text, interrupted=True,
-                          after=round(self.elapsed - start, 3))
+                self.emit(
+                    "prompt",
+                    prompt=prompt_id,
+                    file=file,
+                    text=text,
+                    interrupted=True,
+                    after=round(self.elapsed - start, 3),
+                )
                 self.emit("digit", digit=digit, during=prompt_id)
                 return digit
             self.emit("prompt", prompt=prompt_id, file=file, text=text)
@@ -265,7 +291,7 @@ class ScriptedChannel:
 
     async def _say(self, kind: str, text: str, files: list[str], escape_digits: str) -> str | None:
         self._advance(0.0)
-        for file in files:
+        for _file in files:
             digit = self._take(escape_digits, 0.6, prompt=True) if escape_digits else None
             if digit is not None:
                 self.emit("say", mode=kind, value=text, interrupted=True)
@@ -358,8 +384,9 @@ class ScriptedChannel:
         self.emit("hold", music_class=moh_class, seconds=seconds)
         self._advance(seconds)
 
-    async def record_file(self, path: str, fmt: str, escape_digits: str, max_seconds: float,
-                          silence_seconds: float, beep: bool) -> RecordResult:
+    async def record_file(
+        self, path: str, fmt: str, escape_digits: str, max_seconds: float, silence_seconds: float, beep: bool
+    ) -> RecordResult:
         self._advance(0.0)
         length = min(self.world.voicemail_seconds, max_seconds)
         step = self._pending()

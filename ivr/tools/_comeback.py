@@ -12,11 +12,12 @@ Rules for this file:
 - The trace marks each comeback with a `comeback` event between the sessions, so the admin sees where and why the
   call went on ("← park timeout: back at goodbye").
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Sequence
 
 from ivr.flow.report import CallReport, TraceEvent
 
@@ -48,12 +49,14 @@ def park_timed_out(report: CallReport) -> bool:
     return last is not None and last.kind == "park" and last.detail == "timeout"
 
 
-def comeback_after(report: CallReport, trace: Sequence[TraceEvent], at: datetime,
-                   first_session: bool) -> Comeback | None:
+def comeback_after(
+    report: CallReport, trace: Sequence[TraceEvent], at: datetime, first_session: bool
+) -> Comeback | None:
     """Where the call goes after this session, as the dialplan decides; None when it does not come back."""
     if park_timed_out(report):
-        target = next((str(e.data["comeback"]) for e in reversed(trace)
-                       if e.kind == "park" and "comeback" in e.data), "")
+        target = next(
+            (str(e.data["comeback"]) for e in reversed(trace) if e.kind == "park" and "comeback" in e.data), ""
+        )
         return Comeback(at, report.end_node, target)
     if not first_session and report.outcome == "error":
         return Comeback(at, report.end_node, "", why="error in the comeback session (IVR_STATUS=ERROR)")
@@ -63,9 +66,14 @@ def comeback_after(report: CallReport, trace: Sequence[TraceEvent], at: datetime
 def mark(comeback: Comeback) -> TraceEvent:
     """The trace event shown between two sessions of one call."""
     flow, _, node = comeback.target.partition(":")
-    return TraceEvent(comeback.at, "comeback", flow or comeback.parked_at.partition(":")[0], node,
-                      comeback.describe(), {"from": comeback.parked_at, "target": comeback.target,
-                                            "why": comeback.why})
+    return TraceEvent(
+        comeback.at,
+        "comeback",
+        flow or comeback.parked_at.partition(":")[0],
+        node,
+        comeback.describe(),
+        {"from": comeback.parked_at, "target": comeback.target, "why": comeback.why},
+    )
 
 
 def merge(reports: Sequence[CallReport]) -> CallReport:
@@ -79,17 +87,27 @@ def merge(reports: Sequence[CallReport]) -> CallReport:
     for report in reports:
         variables.update(report.variables)
     return CallReport(
-        flow=first.flow, start_node=first.start_node, version=first.version, uniqueid=first.uniqueid,
-        caller_id=first.caller_id, started_at=first.started_at, ended_at=last.ended_at, outcome=last.outcome,
-        end_target=last.end_target, end_node=last.end_node,
-        visits=[visit for report in reports for visit in report.visits], variables=variables,
-        language=last.language, error=last.error,
+        flow=first.flow,
+        start_node=first.start_node,
+        version=first.version,
+        uniqueid=first.uniqueid,
+        caller_id=first.caller_id,
+        started_at=first.started_at,
+        ended_at=last.ended_at,
+        outcome=last.outcome,
+        end_target=last.end_target,
+        end_node=last.end_node,
+        visits=[visit for report in reports for visit in report.visits],
+        variables=variables,
+        language=last.language,
+        error=last.error,
     )
 
 
 def path_words(sessions: Sequence[CallReport], comebacks: Sequence[Comeback], flow: str) -> str:
     """The visited nodes, session by session, joined by what brought the caller back ("⇢ park timeout ⇢");
     nodes of `flow` are shown bare."""
+
     def short(ref: str) -> str:
         return ref.split(":", 1)[1] if ref.startswith(flow + ":") else ref
 

@@ -8,11 +8,12 @@ Rules for this file:
 - What a call took is read from the engine's own record: each `NodeVisit` (reason, detail) and the trace events
   between its `enter` and `exit` (menu choices, no-input and invalid retries).
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
 
 from ivr.flow.model import Flow, MenuNode
 from ivr.flow.report import CallReport, NodeVisit, TraceEvent
@@ -20,10 +21,19 @@ from ivr.tools._flowgraph import FlowGraph, GraphEdge, build_graph
 
 _PLAIN_KEYS = {"next", "valid"}
 _BRANCH_WORDS = {
-    "retry:no_input": "no input", "retry:invalid": "invalid", "exhausted:no_input": "no-input exhaustion",
-    "exhausted:invalid": "invalid exhaustion", "on_busy": "busy", "on_no_answer": "no answer",
-    "on_unavailable": "unavailable", "on_timeout": "queue timeout", "error": "lookup error", "failure": "failure",
-    "comeback": "park timeout (comeback)", "language:default": "no language chosen", "else": "else",
+    "retry:no_input": "no input",
+    "retry:invalid": "invalid",
+    "exhausted:no_input": "no-input exhaustion",
+    "exhausted:invalid": "invalid exhaustion",
+    "on_busy": "busy",
+    "on_no_answer": "no answer",
+    "on_unavailable": "unavailable",
+    "on_timeout": "queue timeout",
+    "error": "lookup error",
+    "failure": "failure",
+    "comeback": "park timeout (comeback)",
+    "language:default": "no language chosen",
+    "else": "else",
 }
 _TRANSFER_BRANCH = re.compile(r"-> (on_busy|on_no_answer|on_unavailable|on_timeout|next)$")
 _RULE = re.compile(r"^rule (\d+):")
@@ -44,8 +54,11 @@ class Item:
 def _edge_item(flow: str, edge: GraphEdge) -> Item | None:
     if edge.key in _PLAIN_KEYS:
         return None
-    if edge.key.startswith("option:") or edge.key == "direct_dial" or (
-            edge.key.startswith("language:") and edge.key != "language:default"):
+    if (
+        edge.key.startswith("option:")
+        or edge.key == "direct_dial"
+        or (edge.key.startswith("language:") and edge.key != "language:default")
+    ):
         return Item(flow, edge.src, "option", edge.key, edge.label or edge.key)
     if edge.key.startswith("rule:"):
         words = f"closed hours: {edge.label}" if edge.kind == "closed" else f"rule {edge.label}"
@@ -109,7 +122,7 @@ def taken_keys(visit: NodeVisit, events: list[TraceEvent], node: object | None) 
             keys.add("exhausted:no_input" if detail.startswith("no input") else "exhausted:invalid")
     elif kind == "language":
         if reason == "valid" and detail.startswith("chose "):
-            keys.add(f"language:{detail[len('chose '):]}")
+            keys.add(f"language:{detail[len('chose ') :]}")
         elif reason == "exhausted":
             keys.add("language:default")
     elif kind == "route":

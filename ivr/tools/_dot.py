@@ -6,6 +6,7 @@ Rules for this file:
 - Labels are HTML-like and every piece of flow text is escaped (a prompt saying "<b>" must not break the picture).
 - `dot` missing is a `GraphvizMissing` error that says how to install it; DOT text itself needs no binary.
 """
+
 from __future__ import annotations
 
 import html
@@ -91,8 +92,16 @@ def _edge_weight(edge: GraphEdge, traffic: Traffic | None) -> float | None:
 
 def to_digraph(graph: FlowGraph, traffic: Traffic | None = None) -> graphviz.Digraph:
     dot = graphviz.Digraph(name=graph.flow, comment=f"IVR flow {graph.flow}")
-    dot.attr(rankdir="TB", fontname="Helvetica", label=f"flow: {graph.flow}", labelloc="t", fontsize="16",
-             nodesep="0.35", ranksep="0.55", pad="0.3")
+    dot.attr(
+        rankdir="TB",
+        fontname="Helvetica",
+        label=f"flow: {graph.flow}",
+        labelloc="t",
+        fontsize="16",
+        nodesep="0.35",
+        ranksep="0.55",
+        pad="0.3",
+    )
     dot.attr("node", fontname="Helvetica", fontsize="11", style="filled", margin="0.15,0.06")
     dot.attr("edge", fontname="Helvetica", fontsize="10")
     for node in graph.nodes.values():
@@ -136,8 +145,9 @@ def to_digraph(graph: FlowGraph, traffic: Traffic | None = None) -> graphviz.Dig
         dot.edge(_dot_id(edge.src), _dot_id(edge.dst), label=f"<{html.escape(label)}>" if label else "", **attrs)
     for node_id, labels in loops.items():
         text = "<BR/>".join(html.escape(label) for label in labels)
-        dot.edge(_dot_id(node_id), _dot_id(node_id), label=f"<{text}>", color="#888888", fontcolor="#666666",
-                 style="dotted")
+        dot.edge(
+            _dot_id(node_id), _dot_id(node_id), label=f"<{text}>", color="#888888", fontcolor="#666666", style="dotted"
+        )
     return dot
 
 

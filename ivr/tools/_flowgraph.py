@@ -9,20 +9,55 @@ Rules for this file:
 - Inline menu options become nodes of their own, named `<menu>.<digits>` (the engine's name for them).
 - Nothing here imports graphviz: Mermaid and DOT text need no binary.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable, Literal
+from typing import Literal
 
 from ivr.flow.model import (
-    MENU_VERBS, CallbackNode, Flow, GotoNode, HangupNode, HoldNode, InputNode, LanguageNode, LookupNode, MenuNode, MenuOption,
-    ParkNode, PlayNode, RecordNode, RouteNode, RouteRule, SayNode, SetNode, TransferNode, VoicemailNode,
+    MENU_VERBS,
+    CallbackNode,
+    Flow,
+    GotoNode,
+    HangupNode,
+    HoldNode,
+    InputNode,
+    LanguageNode,
+    LookupNode,
+    MenuNode,
+    MenuOption,
+    ParkNode,
+    PlayNode,
+    RecordNode,
+    RouteNode,
+    RouteRule,
+    SayNode,
+    SetNode,
+    TransferNode,
+    VoicemailNode,
 )
 
 # How an edge is drawn. Branch kinds are the ones the issue wants styled apart (and counted by coverage).
 EdgeKind = Literal[
-    "next", "option", "direct_dial", "verb", "rule", "closed", "open", "else",
-    "no_input", "invalid", "exhausted", "busy", "no_answer", "unavailable", "timeout", "error", "failure",
+    "next",
+    "option",
+    "direct_dial",
+    "verb",
+    "rule",
+    "closed",
+    "open",
+    "else",
+    "no_input",
+    "invalid",
+    "exhausted",
+    "busy",
+    "no_answer",
+    "unavailable",
+    "timeout",
+    "error",
+    "failure",
 ]
 BRANCH_KINDS: frozenset[str] = frozenset(
     {"no_input", "invalid", "exhausted", "busy", "no_answer", "unavailable", "timeout", "closed", "error", "failure"}
@@ -96,8 +131,15 @@ class _Builder:
             return node
         return ref
 
-    def edge(self, src: str, ref: str | None, kind: EdgeKind, label: str = "",
-             metric: EdgeMetric | None = None, key: str = "next") -> None:
+    def edge(
+        self,
+        src: str,
+        ref: str | None,
+        kind: EdgeKind,
+        label: str = "",
+        metric: EdgeMetric | None = None,
+        key: str = "next",
+    ) -> None:
         if ref is None:
             return
         dst = self.target(ref)
@@ -105,8 +147,9 @@ class _Builder:
             label = f"{label} → {ref.split(':', 1)[1]}".strip(" →") if label else f"→ {ref.split(':', 1)[1]}"
         self.graph.edges.append(GraphEdge(src, dst, kind, label, metric, key))
 
-    def exit_edge(self, src: str, ref: str | None, kind: EdgeKind, reason: str, label: str = "",
-                  key: str = "next") -> None:
+    def exit_edge(
+        self, src: str, ref: str | None, kind: EdgeKind, reason: str, label: str = "", key: str = "next"
+    ) -> None:
         self.edge(src, ref, kind, label, EdgeMetric("exit", src, reason), key)
 
     # --- nodes ----------------------------------------------------------------------------------------
@@ -122,7 +165,7 @@ class _Builder:
         return self.graph
 
     def add(self, nid: str, node: object, start: bool = False) -> None:
-        kind = getattr(node, "type")
+        kind = node.type
         details = list(self.describe(node))
         description = getattr(node, "description", "")
         if description:
@@ -187,33 +230,69 @@ class _Builder:
         for digits, option in node.options.items():
             metric = EdgeMetric("choice", nid, digits)
             if isinstance(option, str) and option in MENU_VERBS:
-                self.graph.edges.append(GraphEdge(nid, self.verb_node(nid, option), "verb", f"{digits}: {option}",
-                                                  metric, f"option:{digits}"))
+                self.graph.edges.append(
+                    GraphEdge(
+                        nid, self.verb_node(nid, option), "verb", f"{digits}: {option}", metric, f"option:{digits}"
+                    )
+                )
             elif isinstance(option, str):
                 self.edge(nid, option, "option", digits, metric, f"option:{digits}")
             elif isinstance(option, MenuOption):
-                self.edge(nid, option.goto, "option", f"{digits}: {option.label}" if option.label else digits, metric,
-                          f"option:{digits}")
+                self.edge(
+                    nid,
+                    option.goto,
+                    "option",
+                    f"{digits}: {option.label}" if option.label else digits,
+                    metric,
+                    f"option:{digits}",
+                )
             else:  # an inline node
                 child = f"{nid}.{digits}"
                 self.graph.edges.append(GraphEdge(nid, child, "option", digits, metric, f"option:{digits}"))
                 self.add(child, option)
         if node.direct_dial:
-            self.edge(nid, node.direct_dial.target, "direct_dial", f"dial {node.direct_dial.pattern}",
-                      EdgeMetric("choice", nid, "direct_dial"), "direct_dial")
+            self.edge(
+                nid,
+                node.direct_dial.target,
+                "direct_dial",
+                f"dial {node.direct_dial.pattern}",
+                EdgeMetric("choice", nid, "direct_dial"),
+                "direct_dial",
+            )
         for branch, retry in (("no_input", node.no_input), ("invalid", node.invalid)):
             label = "no input" if branch == "no_input" else "invalid"
             if retry.retries:
                 # The retry loop: the caller hears the menu again.
-                self.graph.edges.append(GraphEdge(nid, nid, branch, f"{label} ×{retry.retries}",
-                                                  EdgeMetric("exit", nid, branch), f"retry:{branch}"))
+                self.graph.edges.append(
+                    GraphEdge(
+                        nid,
+                        nid,
+                        branch,
+                        f"{label} ×{retry.retries}",
+                        EdgeMetric("exit", nid, branch),
+                        f"retry:{branch}",
+                    )
+                )
             if retry.exhausted in MENU_VERBS:
-                self.graph.edges.append(GraphEdge(nid, self.verb_node(nid, retry.exhausted), "exhausted",
-                                                  f"{label}: exhausted → {retry.exhausted}",
-                                                  EdgeMetric("exit", nid, "exhausted"), f"exhausted:{branch}"))
+                self.graph.edges.append(
+                    GraphEdge(
+                        nid,
+                        self.verb_node(nid, retry.exhausted),
+                        "exhausted",
+                        f"{label}: exhausted → {retry.exhausted}",
+                        EdgeMetric("exit", nid, "exhausted"),
+                        f"exhausted:{branch}",
+                    )
+                )
             else:
-                self.edge(nid, retry.exhausted, "exhausted", f"{label}: exhausted",
-                          EdgeMetric("exit", nid, "exhausted"), f"exhausted:{branch}")
+                self.edge(
+                    nid,
+                    retry.exhausted,
+                    "exhausted",
+                    f"{label}: exhausted",
+                    EdgeMetric("exit", nid, "exhausted"),
+                    f"exhausted:{branch}",
+                )
 
     def edges_input(self, nid: str, node: InputNode) -> None:
         self.exit_edge(nid, node.next, "next", "valid", "valid", key="valid")
@@ -240,9 +319,11 @@ class _Builder:
         # Every way out of a transfer exits with reason "next"; ivr_transfers_total{target,result} tells them apart.
         target = node.queue or node.extension or node.dial or ""
         for ref, kind, label, key in (
-            (node.on_busy, "busy", "busy", "on_busy"), (node.on_no_answer, "no_answer", "no answer", "on_no_answer"),
+            (node.on_busy, "busy", "busy", "on_busy"),
+            (node.on_no_answer, "no_answer", "no answer", "on_no_answer"),
             (node.on_unavailable, "unavailable", "unavailable", "on_unavailable"),
-            (node.on_timeout, "timeout", "queue timeout", "on_timeout"), (node.next, "next", "after the call", "next"),
+            (node.on_timeout, "timeout", "queue timeout", "on_timeout"),
+            (node.next, "next", "after the call", "next"),
         ):
             self.edge(nid, ref, kind, label, EdgeMetric("transfer", target, key), key)  # type: ignore[arg-type]
 
@@ -278,7 +359,8 @@ def _only_telling_metrics(edges: list[GraphEdge]) -> list[GraphEdge]:
     for edge in edges:
         metric = edge.metric
         if metric is not None and (
-            len(keys_by_metric[metric]) > 1 or edge.key.startswith("retry:")
+            len(keys_by_metric[metric]) > 1
+            or edge.key.startswith("retry:")
             or (metric.metric == "transfer" and len(transfer_nodes[metric.node]) > 1)
         ):
             edge = replace(edge, metric=None)

@@ -5,6 +5,7 @@ Rules for this file:
   what the admin typed (`main`, `config/flows/main.yaml`) and turns loader errors into one `FlowSourceError`.
 - The whole directory is loaded even when one flow is asked for: cross-flow links (`flow:node`) need the others.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -6,6 +6,7 @@ Rules for this file:
   entity or inject syntax.
 - Edge colours go through `linkStyle <index>`, so edges are counted in the order they are written.
 """
+
 from __future__ import annotations
 
 from ivr.tools._flowgraph import FlowGraph
@@ -34,14 +35,25 @@ _SHAPES: dict[str, tuple[str, str]] = {
     "missing": ("[", "]"),
 }
 _CLASSES = {
-    "menu": "fill:#d6e9ff,stroke:#1f5fa8", "language": "fill:#d6e9ff,stroke:#1f5fa8",
-    "input": "fill:#e4f5e0,stroke:#3b7d2c", "play": "fill:#f4f4f4,stroke:#666", "say": "fill:#f4f4f4,stroke:#666",
-    "set": "fill:#f4f4f4,stroke:#999", "route": "fill:#fff3c4,stroke:#a67c00", "lookup": "fill:#efe3ff,stroke:#6a3fb0",
-    "transfer": "fill:#d7f5dd,stroke:#1e7b34", "park": "fill:#ffe7cc,stroke:#b35c00",
-    "hold": "fill:#ffe7cc,stroke:#b35c00", "record": "fill:#ffe0e0,stroke:#b03030",
-    "voicemail": "fill:#fde2f3,stroke:#a3307a", "callback": "fill:#fde2f3,stroke:#a3307a",
-    "goto": "fill:#fff,stroke:#999", "hangup": "fill:#ffd6d6,stroke:#b03030", "flow": "fill:#e8e8e8,stroke:#333",
-    "verb": "fill:#fff,stroke:#666,stroke-dasharray:3", "missing": "fill:#fff,stroke:#c00000,stroke-dasharray:4",
+    "menu": "fill:#d6e9ff,stroke:#1f5fa8",
+    "language": "fill:#d6e9ff,stroke:#1f5fa8",
+    "input": "fill:#e4f5e0,stroke:#3b7d2c",
+    "play": "fill:#f4f4f4,stroke:#666",
+    "say": "fill:#f4f4f4,stroke:#666",
+    "set": "fill:#f4f4f4,stroke:#999",
+    "route": "fill:#fff3c4,stroke:#a67c00",
+    "lookup": "fill:#efe3ff,stroke:#6a3fb0",
+    "transfer": "fill:#d7f5dd,stroke:#1e7b34",
+    "park": "fill:#ffe7cc,stroke:#b35c00",
+    "hold": "fill:#ffe7cc,stroke:#b35c00",
+    "record": "fill:#ffe0e0,stroke:#b03030",
+    "voicemail": "fill:#fde2f3,stroke:#a3307a",
+    "callback": "fill:#fde2f3,stroke:#a3307a",
+    "goto": "fill:#fff,stroke:#999",
+    "hangup": "fill:#ffd6d6,stroke:#b03030",
+    "flow": "fill:#e8e8e8,stroke:#333",
+    "verb": "fill:#fff,stroke:#666,stroke-dasharray:3",
+    "missing": "fill:#fff,stroke:#c00000,stroke-dasharray:4",
 }
 # edge kind -> (arrow, link style)
 _EDGES: dict[str, tuple[str, str]] = {
@@ -84,8 +96,10 @@ def to_mermaid(graph: FlowGraph, traffic: Traffic | None = None) -> str:
     styles: list[str] = []
     top = 0.0
     if traffic:
-        top = max((traffic.count(e.metric.metric, e.metric.node, e.metric.key) or 0.0
-                   for e in graph.edges if e.metric), default=0.0)
+        top = max(
+            (traffic.count(e.metric.metric, e.metric.node, e.metric.key) or 0.0 for e in graph.edges if e.metric),
+            default=0.0,
+        )
     for index, edge in enumerate(graph.edges):
         arrow, style = _EDGES.get(edge.kind, ("-->", "stroke:#000"))
         label = edge.label

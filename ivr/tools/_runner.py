@@ -12,12 +12,14 @@ Rules for this file:
   channel at IVR_COMEBACK's node (a new session: fresh entry, digits in flight lost), or the channel does the
   operator fallback. `CallRun.report` is the whole call; `sessions` has each session's own report.
 """
+
 from __future__ import annotations
 
 import itertools
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from ivr.flow.channel import CallInfo
@@ -106,11 +108,13 @@ def call_start(flow: Flow, at: datetime | None) -> datetime:
     when = at or DEFAULT_CALL_TIME
     if when.tzinfo is None:
         when = when.replace(tzinfo=ZoneInfo(flow.timezone))
-    return when.astimezone(timezone.utc)
+    return when.astimezone(UTC)
 
 
 async def run_call(
-    flows: Mapping[str, Flow], setup: CallSetup, *,
+    flows: Mapping[str, Flow],
+    setup: CallSetup,
+    *,
     on_trace: Callable[[TraceEvent], None] | None = None,
     on_event: Callable[[Event], None] | None = None,
     ask: Callable[[], Awaitable[Sequence[Step]]] | None = None,
@@ -124,12 +128,24 @@ async def run_call(
     started = call_start(flow, setup.at)
     number = next(_call_numbers)
     info = CallInfo(
-        uniqueid=f"sim-{number}", channel=f"SIM/caller-{number:08x}", caller_id=setup.caller_number,
-        caller_name=setup.caller_name, language=setup.language or flow.language, context="ivr",
-        extension="s", params=dict(setup.params),
+        uniqueid=f"sim-{number}",
+        channel=f"SIM/caller-{number:08x}",
+        caller_id=setup.caller_number,
+        caller_name=setup.caller_name,
+        language=setup.language or flow.language,
+        context="ivr",
+        extension="s",
+        params=dict(setup.params),
     )
-    channel = ScriptedChannel(info, setup.steps, setup.world, PromptBook([flows[name] for name in flows]),
-                              max_seconds=max_seconds, on_event=on_event, ask=ask)
+    channel = ScriptedChannel(
+        info,
+        setup.steps,
+        setup.world,
+        PromptBook([flows[name] for name in flows]),
+        max_seconds=max_seconds,
+        on_event=on_event,
+        ask=ask,
+    )
     trace: list[TraceEvent] = []
 
     def observe(event: TraceEvent) -> None:
@@ -139,8 +155,11 @@ async def run_call(
 
     storage = open_storage("memory:")
     engine = FlowEngine(
-        flows, storage=storage, lookup_client=FixtureLookupClient(setup.lookups),
-        clock=lambda: started + timedelta(seconds=channel.elapsed), settings=EngineSettings(),
+        flows,
+        storage=storage,
+        lookup_client=FixtureLookupClient(setup.lookups),
+        clock=lambda: started + timedelta(seconds=channel.elapsed),
+        settings=EngineSettings(),
         observer=observe,
     )
     from ivr.flow.handler import start_node
@@ -151,8 +170,9 @@ async def run_call(
     try:
         while True:
             reports.append(await engine.run(channel, flow_name, start))
-            comeback = comeback_after(reports[-1], trace, started + timedelta(seconds=channel.elapsed),
-                                      first_session=len(reports) == 1)
+            comeback = comeback_after(
+                reports[-1], trace, started + timedelta(seconds=channel.elapsed), first_session=len(reports) == 1
+            )
             if comeback is None or channel.hung_up_by:
                 break
             comebacks.append(comeback)
@@ -167,6 +187,16 @@ async def run_call(
         stored = await read_stored(storage)
     finally:
         await storage.close()
-    return CallRun(merge(reports), trace, started, hung_up_by=channel.hung_up_by, steps_left=channel.steps_left,
-                   steps_used=channel.steps_used, backend="engine", events=channel.events, stored=stored,
-                   sessions=reports, comebacks=comebacks)
+    return CallRun(
+        merge(reports),
+        trace,
+        started,
+        hung_up_by=channel.hung_up_by,
+        steps_left=channel.steps_left,
+        steps_used=channel.steps_used,
+        backend="engine",
+        events=channel.events,
+        stored=stored,
+        sessions=reports,
+        comebacks=comebacks,
+    )

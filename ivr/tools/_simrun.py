@@ -19,13 +19,15 @@ Rules for this file:
   session order with a `comeback` mark between sessions (`_comeback.py`) whatever the tasks' interleaving.
 - Every call gets its own simulator, server, storage and temporary directory; nothing is shared.
 """
+
 from __future__ import annotations
 
 import asyncio
 import contextvars
 import os
 import tempfile
-from typing import Any, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
 
 from ivr.flow.channel import CallInfo, Channel, DialResult, ParkResult, QueueResult, RecordResult
 from ivr.flow.model import Flow
@@ -45,9 +47,17 @@ _session: contextvars.ContextVar[int] = contextvars.ContextVar("ivr_tools_sim_se
 class SimCaller:
     """The engine's `Channel` (an `AGIChannel`), with the scripted caller acting at the moments it would."""
 
-    def __init__(self, inner: Channel, call: Any, sim: Any, steps: Sequence[Step], world: World,
-                 prompts: PromptBook, started: float,
-                 ask: Callable[[], Awaitable[Sequence[Step]]] | None = None) -> None:
+    def __init__(
+        self,
+        inner: Channel,
+        call: Any,
+        sim: Any,
+        steps: Sequence[Step],
+        world: World,
+        prompts: PromptBook,
+        started: float,
+        ask: Callable[[], Awaitable[Sequence[Step]]] | None = None,
+    ) -> None:
         self.inner, self.call, self.sim, self.world, self.prompts = inner, call, sim, world, prompts
         self.steps = list(steps)
         self.started = started  # clock time of the call's start
@@ -64,11 +74,11 @@ class SimCaller:
 
     @property
     def steps_left(self) -> list[Step]:
-        return self.steps[self.index:]
+        return self.steps[self.index :]
 
     @property
     def steps_used(self) -> list[Step]:
-        return self.steps[:self.index]
+        return self.steps[: self.index]
 
     def _pending(self) -> Step | None:
         return self.steps[self.index] if self.index < len(self.steps) else None
@@ -112,10 +122,16 @@ class SimCaller:
         step = self._pending()
         if step is None or not self.fresh or not self._ready(step):
             return
-        if step.action == "hangup" and (step.at is not None or step.after_prompt):
-            self._act(step)
-        elif step.action == "press" and escape and step.digits[0] in escape and (
-                step.barge_in or step.at is not None or step.after_prompt):
+        if (
+            step.action == "hangup"
+            and (step.at is not None or step.after_prompt)
+            or (
+                step.action == "press"
+                and escape
+                and step.digits[0] in escape
+                and (step.barge_in or step.at is not None or step.after_prompt)
+            )
+        ):
             self._act(step)
 
     async def _before_wait(self) -> None:
@@ -185,8 +201,7 @@ class SimCaller:
         behaviour = self.world.queue(queue)
         agents = self.sim.config.agents
         # The member answers within one ring attempt (the simulated queue rings a member 10 s at a time).
-        agents[_AGENT] = AgentSpec(_AGENT, answer_after=min(self.world.ring_seconds, 8.0),
-                                   talk=self.world.talk_seconds)
+        agents[_AGENT] = AgentSpec(_AGENT, answer_after=min(self.world.ring_seconds, 8.0), talk=self.world.talk_seconds)
         agents[_NOBODY] = AgentSpec(_NOBODY, answer_after=None)
         member = {"answer": f"Local/{_AGENT}@agents", "timeout": f"Local/{_NOBODY}@agents"}.get(behaviour)
         spec = QueueSpec(queue, members=[member] if member else [], joinempty=False)
@@ -211,8 +226,9 @@ class SimCaller:
         self._arm()
         await self.inner.music_on_hold(moh_class, seconds)
 
-    async def record_file(self, path: str, fmt: str, escape_digits: str, max_seconds: float,
-                          silence_seconds: float, beep: bool) -> RecordResult:
+    async def record_file(
+        self, path: str, fmt: str, escape_digits: str, max_seconds: float, silence_seconds: float, beep: bool
+    ) -> RecordResult:
         # The caller speaks their message (so silence detection has something to end), then hangs up if the
         # script says so, as on ScriptedChannel.
         from ivr.sim.channel import MediaEvent
@@ -241,7 +257,9 @@ class SimCaller:
 
 
 async def run_call_on_sim(
-    flows: Mapping[str, Flow], setup: CallSetup, *,
+    flows: Mapping[str, Flow],
+    setup: CallSetup,
+    *,
     on_trace: Callable[[TraceEvent], None] | None = None,
     ask: Callable[[], Awaitable[Sequence[Step]]] | None = None,
     max_seconds: float = 3600.0,
@@ -277,12 +295,20 @@ async def run_call_on_sim(
             os.mkdir(os.path.join(scratch, sub))  # where the simulated Asterisk writes recordings and messages
         storage = open_storage("memory:")
         engine = FlowEngine(
-            flows, storage=storage, lookup_client=FixtureLookupClient(setup.lookups), clock=clock.datetime,
+            flows,
+            storage=storage,
+            lookup_client=FixtureLookupClient(setup.lookups),
+            clock=clock.datetime,
             settings=EngineSettings(recordings_dir=f"{scratch}/rec", voicemail_dir=f"{scratch}/vm"),
             observer=observe,
         )
-        texts = {variant.file: variant.text for name in flows for prompt in flows[name].prompts.values()
-                 for variant in prompt.values() if variant.text}
+        texts = {
+            variant.file: variant.text
+            for name in flows
+            for prompt in flows[name].prompts.values()
+            for variant in prompt.values()
+            if variant.text
+        }
         config = SimConfig(sounds=SoundCatalog(texts=texts), max_call_seconds=max_seconds)
         # [ivr-enter,fallback] dials ${IVR_OPERATOR}: the World's `operator` (its first behaviour if a list).
         operator = setup.world.agents.get("operator", "answer")
@@ -306,8 +332,9 @@ async def run_call_on_sim(
                 return callers[-1]
             _session.set(0)
             call = sim.call_for_channel(inner.info.channel)
-            caller = SimCaller(inner, call, sim, setup.steps, setup.world, book,
-                               call.started if call is not None else clock.now(), ask)
+            caller = SimCaller(
+                inner, call, sim, setup.steps, setup.world, book, call.started if call is not None else clock.now(), ask
+            )
             callers.append(caller)
             return caller
 
@@ -328,10 +355,15 @@ async def run_call_on_sim(
                 params = dict(setup.params)
                 if setup.start:
                     params["node"] = setup.start
-                call = await sim.place_call(CallSpec(
-                    flow=setup.flow, caller_id=setup.caller_number, caller_name=setup.caller_name,
-                    language=setup.language or flow.language, params=params,
-                ))
+                call = await sim.place_call(
+                    CallSpec(
+                        flow=setup.flow,
+                        caller_id=setup.caller_number,
+                        caller_name=setup.caller_name,
+                        language=setup.language or flow.language,
+                        params=params,
+                    )
+                )
                 record = await call.finished(timeout=60)
                 for _ in range(100):  # the handlers finish their reports just after the channel is gone
                     if reports and len(reports) >= len(record.agi_runs):
@@ -344,8 +376,10 @@ async def run_call_on_sim(
             stored = await read_stored(storage)
             await storage.close()
     if not reports:
-        raise RuntimeError(f"the simulated call never reached the flow (AGI status {record.agi_status}); "
-                           f"transcript: {record.commands()}")
+        raise RuntimeError(
+            f"the simulated call never reached the flow (AGI status {record.agi_status}); "
+            f"transcript: {record.commands()}"
+        )
     caller = callers[0]
     ordered = [report for _, report in sorted(reports, key=lambda pair: pair[0])]
     trace: list[TraceEvent] = []
@@ -355,8 +389,9 @@ async def run_call_on_sim(
             comebacks.append(marks[index])
             trace.append(mark(marks[index]))
         trace.extend(events)
-    last = comeback_after(ordered[-1], sessions[-1] if sessions else [], ordered[-1].ended_at or started,
-                          first_session=len(ordered) == 1)
+    last = comeback_after(
+        ordered[-1], sessions[-1] if sessions else [], ordered[-1].ended_at or started, first_session=len(ordered) == 1
+    )
     operator_dialled = any(target == _OPERATOR_DIAL for target, _ in record.dials)
     if last is not None and last.fallback and operator_dialled:  # [ivr-enter,fallback], after the last session
         comebacks.append(last)
@@ -364,9 +399,19 @@ async def run_call_on_sim(
         if on_trace:
             on_trace(mark(last))
     hung_up_by = "caller" if record.ended.by == "caller" else "ivr"
-    return CallRun(merge(ordered), trace, started, hung_up_by=hung_up_by, steps_left=caller.steps_left,
-                   steps_used=caller.steps_used, backend="sim", stored=stored, sessions=ordered,
-                   comebacks=comebacks, destinations=list(record.destinations))
+    return CallRun(
+        merge(ordered),
+        trace,
+        started,
+        hung_up_by=hung_up_by,
+        steps_left=caller.steps_left,
+        steps_used=caller.steps_used,
+        backend="sim",
+        stored=stored,
+        sessions=ordered,
+        comebacks=comebacks,
+        destinations=list(record.destinations),
+    )
 
 
 def _agent_spec(exten: str, behaviour: str, world: World) -> Any:

@@ -8,13 +8,12 @@ Rules for this file:
   as `simulate --at`.
 - Caller actions reuse `_caller.Step`, so `digits: "1,2w3"` here means what `--digits 1,2w3` means in simulate.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
-
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
@@ -49,7 +48,7 @@ class Action(_Strict):
     barge_in: bool = Field(False, description="Press during the prompt instead of after it.")
 
     @model_validator(mode="after")
-    def _one(self) -> "Action":
+    def _one(self) -> Action:
         chosen = [k for k, v in (("press", self.press is not None), ("wait", self.wait), ("hangup", self.hangup)) if v]
         if len(chosen) != 1:
             raise ValueError("an action is exactly one of: press, wait, hangup")
@@ -67,14 +66,16 @@ class Caller(_Strict):
     number: str = Field("+37060000001", description="Caller ID number.")
     name: str = ""
     language: str | None = Field(None, description="Channel language when the call arrives (default: the flow's).")
-    at: datetime | None = Field(None, description="When the call happens (flow's local time unless an offset is "
-                                                  "given); default: a Monday 10:00.")
+    at: datetime | None = Field(
+        None,
+        description="When the call happens (flow's local time unless an offset is given); default: a Monday 10:00.",
+    )
     digits: str | None = Field(None, description="Shorthand script: '1,2w3', see docs/admin-tools.md.")
     actions: list[ActionItem] = Field(default_factory=list)
     params: dict[str, str] = Field(default_factory=dict, description="Query parameters of the AGI URL.")
 
     @model_validator(mode="after")
-    def _script(self) -> "Caller":
+    def _script(self) -> Caller:
         if self.digits is not None and self.actions:
             raise ValueError("give either digits or actions, not both")
         if self.digits is not None:
@@ -102,10 +103,11 @@ class Ends(_Strict):
     caller_hangup: str | None = Field(None, description="The caller hung up at this node (id).")
 
     @model_validator(mode="after")
-    def _one(self) -> "Ends":
+    def _one(self) -> Ends:
         if len(self.given()) != 1:
-            raise ValueError("ends needs exactly one of: transfer, queue, park, voicemail, callback, hangup, "
-                             "caller_hangup")
+            raise ValueError(
+                "ends needs exactly one of: transfer, queue, park, voicemail, callback, hangup, caller_hangup"
+            )
         return self
 
     def given(self) -> dict[str, str]:
@@ -126,12 +128,24 @@ class Expect(_Strict):
     voicemail_from: str | None = Field(None, description="Caller stored with the voicemail message.")
 
     @model_validator(mode="after")
-    def _something(self) -> "Expect":
+    def _something(self) -> Expect:
         if self.path is not None and self.exact_path is not None:
             raise ValueError("give path (a subsequence) or exact_path, not both")
-        if not any((self.path, self.exact_path, self.not_visited, self.prompts, self.variables, self.language,
-                    self.outcome, self.ends, self.recorded is not None, self.callback_number,
-                    self.voicemail_from)):
+        if not any(
+            (
+                self.path,
+                self.exact_path,
+                self.not_visited,
+                self.prompts,
+                self.variables,
+                self.language,
+                self.outcome,
+                self.ends,
+                self.recorded is not None,
+                self.callback_number,
+                self.voicemail_from,
+            )
+        ):
             raise ValueError("expect says nothing; give path, exact_path, ends, outcome, variables ...")
         return self
 
@@ -141,12 +155,17 @@ class Case(_Strict):
     description: str = ""
     start: str | None = Field(None, description="Start at this node instead of the flow's start.")
     caller: Caller = Field(default_factory=Caller)
-    lookups: dict[str, Any] = Field(default_factory=dict, description="Answers by URL, flow:node or node id; "
-                                    "{$error: timeout|status|bad_json|connection} makes the lookup fail.")
+    lookups: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Answers by URL, flow:node or node id; "
+        "{$error: timeout|status|bad_json|connection} makes the lookup fail.",
+    )
     agents: dict[str, AgentBehaviour | list[AgentBehaviour]] = Field(
-        default_factory=dict, description="Extension -> behaviour, or a list for successive calls (last repeats).")
+        default_factory=dict, description="Extension -> behaviour, or a list for successive calls (last repeats)."
+    )
     queues: dict[str, QueueBehaviour | list[QueueBehaviour]] = Field(
-        default_factory=dict, description="Queue -> behaviour, or a list for successive calls (last repeats).")
+        default_factory=dict, description="Queue -> behaviour, or a list for successive calls (last repeats)."
+    )
     parking: Literal["retrieved", "timeout"] = "timeout"
     expect: Expect
 
@@ -190,9 +209,17 @@ def load_test_file(path: Path) -> TestFile:
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         index = names.index(duplicates[0], names.index(duplicates[0]) + 1)
-        raise ConfigError([document.positions.problem(("cases", index, "name"), f"duplicate case name "
-                                                      f"{duplicates[0]!r}", "give every case its own name",
-                                                      at_key=False, code="duplicate-case")])
+        raise ConfigError(
+            [
+                document.positions.problem(
+                    ("cases", index, "name"),
+                    f"duplicate case name {duplicates[0]!r}",
+                    "give every case its own name",
+                    at_key=False,
+                    code="duplicate-case",
+                )
+            ]
+        )
     return spec
 
 

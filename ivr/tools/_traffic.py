@@ -9,6 +9,7 @@ Rules for this file:
   is read the way Prometheus reads it. Other series and other flows are ignored.
 - Fetching a URL is plain urllib with a timeout; errors become `TrafficError` saying what to check.
 """
+
 from __future__ import annotations
 
 import urllib.error
@@ -18,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
-
 
 # Transfer branch -> the lower-cased DIALSTATUS/QUEUESTATUS values that lead there (as ivr.flow.nodes.transfer maps
 # them; a branch the node does not define falls back to the next one there, which the picture cannot know).

@@ -6,6 +6,7 @@ Rules for this file:
   options are `menu.digits`. Actual paths are always qualified, and messages show them as written.
 - A path mismatch comes with a diff of expected and actual paths, so the admin sees where the call went instead.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -45,8 +46,16 @@ def _subsequence_gap(expected: list[str], actual: list[str]) -> int | None:
 
 
 def path_diff(flow: str, expected: list[str], actual: list[str]) -> list[str]:
-    return list(difflib.unified_diff([_short(flow, e) for e in expected], [_short(flow, a) for a in actual],
-                                     "expected path", "actual path", lineterm="", n=2))
+    return list(
+        difflib.unified_diff(
+            [_short(flow, e) for e in expected],
+            [_short(flow, a) for a in actual],
+            "expected path",
+            "actual path",
+            lineterm="",
+            n=2,
+        )
+    )
 
 
 def check(run: CallRun, expect: Expect, flow: str) -> Verdict:
@@ -76,8 +85,9 @@ def check(run: CallRun, expect: Expect, flow: str) -> Verdict:
     if expect.prompts is not None:
         gap = _subsequence_gap(list(expect.prompts), run.heard)
         if gap is not None:
-            verdict.failures.append(f"prompt {expect.prompts[gap]} was not heard in that order; heard: "
-                                    f"{', '.join(run.heard) or 'nothing'}")
+            verdict.failures.append(
+                f"prompt {expect.prompts[gap]} was not heard in that order; heard: {', '.join(run.heard) or 'nothing'}"
+            )
     for name, value in expect.variables.items():
         got = report.variables.get(name)
         if got != value:
@@ -88,18 +98,25 @@ def check(run: CallRun, expect: Expect, flow: str) -> Verdict:
         verdict.failures.append(f"outcome: expected {expect.outcome}, got {report.outcome}")
     stored = run.stored
     if expect.recorded is not None and bool(stored.recordings) != expect.recorded:
-        verdict.failures.append("the call was recorded but should not be" if stored.recordings
-                                else "the call was not recorded but should be")
+        verdict.failures.append(
+            "the call was recorded but should not be"
+            if stored.recordings
+            else "the call was not recorded but should be"
+        )
     if expect.callback_number is not None:
         numbers = [c["number"] for c in stored.callbacks]
         if expect.callback_number not in numbers:
-            verdict.failures.append(f"callback number: expected {expect.callback_number!r}, stored: "
-                                    f"{', '.join(map(repr, numbers)) or 'no callback request'}")
+            verdict.failures.append(
+                f"callback number: expected {expect.callback_number!r}, stored: "
+                f"{', '.join(map(repr, numbers)) or 'no callback request'}"
+            )
     if expect.voicemail_from is not None:
         callers = [v["caller"] for v in stored.voicemails]
         if expect.voicemail_from not in callers:
-            verdict.failures.append(f"voicemail from: expected {expect.voicemail_from!r}, stored: "
-                                    f"{', '.join(map(repr, callers)) or 'no message'}")
+            verdict.failures.append(
+                f"voicemail from: expected {expect.voicemail_from!r}, stored: "
+                f"{', '.join(map(repr, callers)) or 'no message'}"
+            )
     if expect.ends is not None:
         problem = _check_end(run, expect.ends, flow)
         if problem:
@@ -127,8 +144,7 @@ def _check_end(run: CallRun, ends: Ends, flow: str) -> str | None:
     elif kind in ("queue", "park", "voicemail", "callback"):
         ok = target == f"{kind}:{value}"
     elif kind == "hangup":
-        ok = (run.hung_up_by != "caller" and report.outcome != "error"
-              and report.end_node == qualify(flow, value))
+        ok = run.hung_up_by != "caller" and report.outcome != "error" and report.end_node == qualify(flow, value)
     else:  # caller_hangup
         ok = run.hung_up_by == "caller" and report.end_node == qualify(flow, value)
     if ok:

@@ -7,12 +7,14 @@ Rules for this file:
 - Output is one line per problem, `file:line:col: error|warning: message (hint)`, like a compiler, or JSON.
 - Exit status: 0 when there are no errors (warnings allowed unless --strict), 1 on errors, 2 when PATH is missing.
 """
+
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ipaddress
 import json
 import sys
-import ipaddress
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -40,11 +42,21 @@ def run(args: argparse.Namespace) -> int:
     warnings = sum(p.severity == "warning" for p in result["problems"])
     failed = errors > 0 or (args.strict and warnings > 0)
     if args.json:
-        print(json.dumps({
-            "ok": not failed, "errors": errors, "warnings": warnings, "settings": result["settings"],
-            "flows": result["flows"], "version": result["version"],
-            "problems": [p.to_dict() for p in problems],
-        }, indent=2, ensure_ascii=False))
+        print(
+            json.dumps(
+                {
+                    "ok": not failed,
+                    "errors": errors,
+                    "warnings": warnings,
+                    "settings": result["settings"],
+                    "flows": result["flows"],
+                    "version": result["version"],
+                    "problems": [p.to_dict() for p in problems],
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
     else:
         for problem in problems:
             print(problem.format(), file=sys.stdout)
@@ -68,8 +80,16 @@ def check(path: str | None) -> dict[str, Any]:
     only_file: Path | None = None
     target = Path(path) if path else None
     if target is not None and not target.exists():
-        problems.append(Problem(str(target), 0, 0, "no such file or directory",
-                                "give the settings file, a flows directory or a flow file", code="io"))
+        problems.append(
+            Problem(
+                str(target),
+                0,
+                0,
+                "no such file or directory",
+                "give the settings file, a flows directory or a flow file",
+                code="io",
+            )
+        )
         return {"problems": problems, "settings": None, "flows": [], "version": None, "missing": True}
 
     if target is None or (target.is_file() and not _is_flow_file(target)):
@@ -137,10 +157,17 @@ def _fastagi_peer_checks(settings: Settings, positions: PositionMap | None) -> l
         return []
     if not all(ipaddress.ip_network(p, strict=False).is_loopback for p in fa.allowed_peers):
         return []
-    return [positions.problem(
-        ("fastagi", "host"), f"FastAGI listens on {fa.host} but fastagi.allowed_peers allows only this host: an "
-        "Asterisk on another host would be refused", "add its address to fastagi.allowed_peers, or listen on "
-        "127.0.0.1", at_key=False, severity="warning", code="fastagi-peers")]
+    return [
+        positions.problem(
+            ("fastagi", "host"),
+            f"FastAGI listens on {fa.host} but fastagi.allowed_peers allows only this host: an "
+            "Asterisk on another host would be refused",
+            "add its address to fastagi.allowed_peers, or listen on 127.0.0.1",
+            at_key=False,
+            severity="warning",
+            code="fastagi-peers",
+        )
+    ]
 
 
 def _cross_checks(settings: Settings, flow_set: FlowSet) -> list[Problem]:
@@ -148,22 +175,31 @@ def _cross_checks(settings: Settings, flow_set: FlowSet) -> list[Problem]:
     problems: list[Problem] = []
     positions = PositionMap(display_name(settings.source)) if settings.source else None
     if settings.source is not None:
-        try:
+        with contextlib.suppress(ConfigError):
             positions = load_yaml(settings.source, display_name(settings.source)).positions
-        except ConfigError:
-            pass
     if settings.callbacks.enabled and settings.callbacks.flow not in flow_set and positions is not None:
-        problems.append(positions.problem(("callbacks", "flow"), f"callbacks.flow {settings.callbacks.flow!r} is not "
-                                          "a flow", "flows: " + ", ".join(flow_set.names()), at_key=False,
-                                          code="undefined-flow"))
+        problems.append(
+            positions.problem(
+                ("callbacks", "flow"),
+                f"callbacks.flow {settings.callbacks.flow!r} is not a flow",
+                "flows: " + ", ".join(flow_set.names()),
+                at_key=False,
+                code="undefined-flow",
+            )
+        )
     queues = literal_queues(flow_set.flows.values())
     if positions is not None:
         for queue in settings.queues.overrides:
             if queue not in queues:
-                problems.append(positions.problem(
-                    ("queues", "overrides", queue), f"queues.overrides: no flow transfers to queue {queue!r}",
-                    suggest(queue, queues) or "queues used by the flows: " + (", ".join(sorted(queues)) or "none"),
-                    severity="warning", code="unused-queue"))
+                problems.append(
+                    positions.problem(
+                        ("queues", "overrides", queue),
+                        f"queues.overrides: no flow transfers to queue {queue!r}",
+                        suggest(queue, queues) or "queues used by the flows: " + (", ".join(sorted(queues)) or "none"),
+                        severity="warning",
+                        code="unused-queue",
+                    )
+                )
     problems.extend(_fastagi_peer_checks(settings, positions))
     allowed = {host.lower() for host in settings.lookups.allowed_hosts}
     if allowed:
@@ -173,9 +209,15 @@ def _cross_checks(settings: Settings, flow_set: FlowSet) -> list[Problem]:
                     continue
                 host = urlsplit(node.url).hostname or ""
                 if "${" not in host and host not in allowed:
-                    problems.append(flow_set.sources[name].problem(
-                        ("nodes", node_id, "url"), f"lookup host {host!r} is not in lookups.allowed_hosts",
-                        f"add it to lookups.allowed_hosts in {display_name(settings.source) if settings.source else 'the settings'}"
-                        "; until then the lookup always takes on_error",
-                        severity="warning", code="lookup-host", at_key=False))
+                    problems.append(
+                        flow_set.sources[name].problem(
+                            ("nodes", node_id, "url"),
+                            f"lookup host {host!r} is not in lookups.allowed_hosts",
+                            f"add it to lookups.allowed_hosts in {display_name(settings.source) if settings.source else 'the settings'}"
+                            "; until then the lookup always takes on_error",
+                            severity="warning",
+                            code="lookup-host",
+                            at_key=False,
+                        )
+                    )
     return problems

@@ -8,6 +8,7 @@ Rules for this file:
 - Standard library only: the SVG is written as text. Every text from the JSON is XML-escaped.
 Usage: python -m ivr.tools.dashboard_preview config/grafana/dashboards/ivr.json -o docs/dashboard.svg
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,10 +17,11 @@ import json
 import math
 import random
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 WIDTH = 1600
 MARGIN = 16
@@ -70,14 +72,21 @@ class Box:
 
 
 def _box(grid: dict[str, int]) -> Box:
-    return Box(MARGIN + grid["x"] * COL_W + GAP / 2, HEADER_H + grid["y"] * UNIT_H + GAP / 2,
-               grid["w"] * COL_W - GAP, grid["h"] * UNIT_H - GAP)
+    return Box(
+        MARGIN + grid["x"] * COL_W + GAP / 2,
+        HEADER_H + grid["y"] * UNIT_H + GAP / 2,
+        grid["w"] * COL_W - GAP,
+        grid["h"] * UNIT_H - GAP,
+    )
 
 
-def _text(x: float, y: float, s: str, size: int = 12, fill: str = TEXT, anchor: str = "start",
-          weight: str = "normal") -> str:
-    return (f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" fill="{fill}" text-anchor="{anchor}" '
-            f'font-weight="{weight}">{escape(s)}</text>')
+def _text(
+    x: float, y: float, s: str, size: int = 12, fill: str = TEXT, anchor: str = "start", weight: str = "normal"
+) -> str:
+    return (
+        f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" fill="{fill}" text-anchor="{anchor}" '
+        f'font-weight="{weight}">{escape(s)}</text>'
+    )
 
 
 def _sample_values(label: str, expr: str) -> tuple[str, ...]:
@@ -113,7 +122,7 @@ def _legends(panel: dict[str, Any]) -> list[str]:
         combos = list(itertools.product(*(_sample_values(label, target.get("expr", "")) for label in labels)))
         for combo in combos[:limit] if len(labels) == 1 else _spread(combos, limit):
             name = fmt
-            for label, value in zip(labels, combo):
+            for label, value in zip(labels, combo, strict=False):
                 name = re.sub(r"\{\{\s*" + label + r"\s*\}\}", value, name)
             names.append(name)
     return names
@@ -182,7 +191,7 @@ def _timeseries(panel: dict[str, Any], box: Box, rng: random.Random) -> Iterable
     series = [_sample_series(rng, name, lo, hi / (len(names) if stacked == "normal" else 1), unit) for name in names]
     if stacked == "normal":
         for i in range(1, len(series)):
-            series[i] = [a + b for a, b in zip(series[i], series[i - 1])]
+            series[i] = [a + b for a, b in zip(series[i], series[i - 1], strict=False)]
     top = max(max(s) for s in series) * 1.1 if series else 1
     defaults = panel.get("fieldConfig", {}).get("defaults", {})
     if defaults.get("max") is not None:
@@ -197,18 +206,24 @@ def _timeseries(panel: dict[str, Any], box: Box, rng: random.Random) -> Iterable
     for step in thresholds:
         if step.get("value") is not None and bottom < step["value"] < top:
             y = plot.y + plot.h - plot.h * (step["value"] - bottom) / (top - bottom)
-            yield (f'<line x1="{plot.x:.1f}" y1="{y:.1f}" x2="{plot.x + plot.w:.1f}" y2="{y:.1f}" '
-                   f'stroke="{step["color"]}" stroke-dasharray="6 4" stroke-width="1.2"/>')
-    for i, (name, values) in enumerate(zip(names, series)):
+            yield (
+                f'<line x1="{plot.x:.1f}" y1="{y:.1f}" x2="{plot.x + plot.w:.1f}" y2="{y:.1f}" '
+                f'stroke="{step["color"]}" stroke-dasharray="6 4" stroke-width="1.2"/>'
+            )
+    for i, (name, values) in enumerate(zip(names, series, strict=False)):
         colour = STATE_COLOURS.get(name, PALETTE[i % len(PALETTE)])
-        points = " ".join(f"{plot.x + plot.w * j / (len(values) - 1):.1f},"
-                          f"{plot.y + plot.h - plot.h * (v - bottom) / (top - bottom):.1f}"
-                          for j, v in enumerate(values))
+        points = " ".join(
+            f"{plot.x + plot.w * j / (len(values) - 1):.1f},"
+            f"{plot.y + plot.h - plot.h * (v - bottom) / (top - bottom):.1f}"
+            for j, v in enumerate(values)
+        )
         if stacked == "normal":
             below = series[i - 1] if i else [bottom] * len(values)
-            back = " ".join(f"{plot.x + plot.w * j / (len(values) - 1):.1f},"
-                            f"{plot.y + plot.h - plot.h * (v - bottom) / (top - bottom):.1f}"
-                            for j, v in reversed(list(enumerate(below))))
+            back = " ".join(
+                f"{plot.x + plot.w * j / (len(values) - 1):.1f},"
+                f"{plot.y + plot.h - plot.h * (v - bottom) / (top - bottom):.1f}"
+                for j, v in reversed(list(enumerate(below)))
+            )
             yield f'<polygon points="{points} {back}" fill="{colour}" fill-opacity="0.35" stroke="none"/>'
         yield f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="1.6"/>'
     # legend
@@ -231,8 +246,9 @@ def _stat(panel: dict[str, Any], box: Box, rng: random.Random) -> Iterable[str]:
     if mappings:  # value mappings (AMI UP/DOWN, reload OK/FAILING): show the healthy one
         options = mappings[0]["options"]
         chosen = next((o for o in options.values() if o.get("color") == "green"), options[max(options)])
-        yield _text(box.x + box.w / 2, box.y + box.h / 2 + 18, chosen["text"], 34, _colour(chosen["color"]),
-                    "middle", "bold")
+        yield _text(
+            box.x + box.w / 2, box.y + box.h / 2 + 18, chosen["text"], 34, _colour(chosen["color"]), "middle", "bold"
+        )
         return
     if panel.get("options", {}).get("textMode") == "name":  # the series name is the content (config version)
         for i, name in enumerate(_legends(panel)):
@@ -244,8 +260,7 @@ def _stat(panel: dict[str, Any], box: Box, rng: random.Random) -> Iterable[str]:
     for step in steps:
         if step.get("value") is None or value >= step["value"]:
             colour = step["color"]
-    yield _text(box.x + box.w / 2, box.y + box.h / 2 + 18, _format(value, unit), 34, _colour(colour), "middle",
-                "bold")
+    yield _text(box.x + box.w / 2, box.y + box.h / 2 + 18, _format(value, unit), 34, _colour(colour), "middle", "bold")
 
 
 def _bargauge(panel: dict[str, Any], box: Box, rng: random.Random) -> Iterable[str]:
@@ -254,14 +269,18 @@ def _bargauge(panel: dict[str, Any], box: Box, rng: random.Random) -> Iterable[s
     top = box.y + 32
     row_h = min(26.0, (box.h - 40) / max(1, len(names)))
     label_w = min(150.0, box.w * 0.38)
-    for i, (name, value) in enumerate(zip(names, values)):
+    for i, (name, value) in enumerate(zip(names, values, strict=False)):
         y = top + i * row_h
         bar_w = (box.w - label_w - 60) * value / values[0]
         yield _text(box.x + label_w, y + row_h * 0.65, name, 11, TEXT, "end")
-        yield (f'<rect x="{box.x + label_w + 8:.1f}" y="{y + 3:.1f}" width="{box.w - label_w - 60:.1f}" '
-               f'height="{row_h - 6:.1f}" fill="{BORDER}"/>')
-        yield (f'<rect x="{box.x + label_w + 8:.1f}" y="{y + 3:.1f}" width="{bar_w:.1f}" height="{row_h - 6:.1f}" '
-               f'fill="{PALETTE[i % len(PALETTE)]}" fill-opacity="0.8"/>')
+        yield (
+            f'<rect x="{box.x + label_w + 8:.1f}" y="{y + 3:.1f}" width="{box.w - label_w - 60:.1f}" '
+            f'height="{row_h - 6:.1f}" fill="{BORDER}"/>'
+        )
+        yield (
+            f'<rect x="{box.x + label_w + 8:.1f}" y="{y + 3:.1f}" width="{bar_w:.1f}" height="{row_h - 6:.1f}" '
+            f'fill="{PALETTE[i % len(PALETTE)]}" fill-opacity="0.8"/>'
+        )
         yield _text(box.x + box.w - 10, y + row_h * 0.65, f"{value:.0f}", 11, TEXT, "end")
 
 
@@ -277,12 +296,14 @@ def _piechart(panel: dict[str, Any], box: Box, rng: random.Random) -> Iterable[s
         x1, y1 = cx + radius * math.cos(angle), cy + radius * math.sin(angle)
         x2, y2 = cx + radius * math.cos(angle + sweep), cy + radius * math.sin(angle + sweep)
         large = 1 if sweep > math.pi else 0
-        yield (f'<path d="M{cx:.1f},{cy:.1f} L{x1:.1f},{y1:.1f} A{radius:.1f},{radius:.1f} 0 {large} 1 '
-               f'{x2:.1f},{y2:.1f} Z" fill="{PALETTE[i % len(PALETTE)]}" stroke="{PANEL}" stroke-width="1.5"/>')
+        yield (
+            f'<path d="M{cx:.1f},{cy:.1f} L{x1:.1f},{y1:.1f} A{radius:.1f},{radius:.1f} 0 {large} 1 '
+            f'{x2:.1f},{y2:.1f} Z" fill="{PALETTE[i % len(PALETTE)]}" stroke="{PANEL}" stroke-width="1.5"/>'
+        )
         angle += sweep
     yield f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="{radius * 0.55:.1f}" fill="{PANEL}"/>'
     lx, ly = cx + radius + 24, box.y + 44
-    for i, (name, value) in enumerate(zip(names, values)):
+    for i, (name, value) in enumerate(zip(names, values, strict=False)):
         yield f'<rect x="{lx:.1f}" y="{ly + i * 17 - 9:.1f}" width="10" height="10" fill="{PALETTE[i % len(PALETTE)]}"/>'
         yield _text(lx + 16, ly + i * 17, f"{name}  {value / total * 100:.0f}%", 11, TEXT)
 
@@ -299,11 +320,13 @@ def render_svg(dashboard: dict[str, Any]) -> str:
     panels = dashboard.get("panels", [])
     bottom = max((p["gridPos"]["y"] + p["gridPos"]["h"] for p in panels), default=0)
     height = HEADER_H + bottom * UNIT_H + MARGIN
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
-           f'viewBox="0 0 {WIDTH} {height}" font-family="Inter, Helvetica, Arial, sans-serif">',
-           f'<rect width="{WIDTH}" height="{height}" fill="{BG}"/>',
-           _text(MARGIN, 28, dashboard.get("title", "dashboard"), 20, TEXT, weight="bold"),
-           _text(WIDTH - MARGIN, 28, "preview with SAMPLE data (ivr.tools.dashboard_preview)", 12, DIM, "end")]
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
+        f'viewBox="0 0 {WIDTH} {height}" font-family="Inter, Helvetica, Arial, sans-serif">',
+        f'<rect width="{WIDTH}" height="{height}" fill="{BG}"/>',
+        _text(MARGIN, 28, dashboard.get("title", "dashboard"), 20, TEXT, weight="bold"),
+        _text(WIDTH - MARGIN, 28, "preview with SAMPLE data (ivr.tools.dashboard_preview)", 12, DIM, "end"),
+    ]
     x = MARGIN
     for var in dashboard.get("templating", {}).get("list", []):
         label = f'{var.get("label") or var["name"]}: {"Prometheus" if var["type"] == "datasource" else "All"}'
@@ -312,16 +335,27 @@ def render_svg(dashboard: dict[str, Any]) -> str:
         out.append(_text(x + 8, 52, label, 11, TEXT))
         x += width + 8
     time_range = dashboard.get("time", {})
-    out.append(_text(WIDTH - MARGIN, 52, f'{time_range.get("from", "now-6h")} .. {time_range.get("to", "now")}, '
-                     f'refresh {dashboard.get("refresh", "off")}', 11, DIM, "end"))
+    out.append(
+        _text(
+            WIDTH - MARGIN,
+            52,
+            f'{time_range.get("from", "now-6h")} .. {time_range.get("to", "now")}, '
+            f'refresh {dashboard.get("refresh", "off")}',
+            11,
+            DIM,
+            "end",
+        )
+    )
     for panel in panels:
         box = _box(panel["gridPos"])
         if panel["type"] == "row":
             out.append(_text(box.x, box.y + 18, "\u25be " + panel["title"], 15, TEXT, weight="bold"))
             continue
         out.append(f'<g class="panel" data-id="{panel["id"]}">')
-        out.append(f'<rect x="{box.x:.1f}" y="{box.y:.1f}" width="{box.w:.1f}" height="{box.h:.1f}" rx="3" '
-                   f'fill="{PANEL}" stroke="{BORDER}"/>')
+        out.append(
+            f'<rect x="{box.x:.1f}" y="{box.y:.1f}" width="{box.w:.1f}" height="{box.h:.1f}" rx="3" '
+            f'fill="{PANEL}" stroke="{BORDER}"/>'
+        )
         out.append(_text(box.x + 10, box.y + 19, panel["title"], 13, TEXT, weight="bold"))
         out.append(_text(box.x + box.w - 8, box.y + 19, panel["type"], 10, DIM, "end"))
         draw = _DRAW.get(panel["type"])
@@ -333,10 +367,16 @@ def render_svg(dashboard: dict[str, Any]) -> str:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("dashboard", type=Path, nargs="?", default=Path("config/grafana/dashboards/ivr.json"),
-                        help="Grafana dashboard JSON (default: %(default)s)")
-    parser.add_argument("-o", "--output", type=Path, default=Path("docs/dashboard.svg"),
-                        help="SVG file to write (default: %(default)s)")
+    parser.add_argument(
+        "dashboard",
+        type=Path,
+        nargs="?",
+        default=Path("config/grafana/dashboards/ivr.json"),
+        help="Grafana dashboard JSON (default: %(default)s)",
+    )
+    parser.add_argument(
+        "-o", "--output", type=Path, default=Path("docs/dashboard.svg"), help="SVG file to write (default: %(default)s)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ Rules for this file:
 - Coverage counts every node, menu option and branch of the flows under test (`_coverage.py`) and lists the
   ones no case reached.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,7 +32,7 @@ from ivr.tools._comeback import path_words
 from ivr.tools._coverage import Coverage, coverage_for
 from ivr.tools._flowsource import DEFAULT_FLOWS_DIR, FlowSourceError, load_flow_set
 from ivr.tools._runner import CallRun, CallSetup, run_call
-from ivr.tools._testspec import Case, Caller, TestFile, find_test_files, json_schema, load_test_file
+from ivr.tools._testspec import Caller, Case, TestFile, find_test_files, json_schema, load_test_file
 from ivr.tools._verdict import Verdict, check, describe_end
 from ivr.yamlsource import ConfigError
 
@@ -72,8 +73,14 @@ class SuiteResult:
 
 def setup_for(flow: str, case: Case, caller: Caller) -> CallSetup:
     return CallSetup(
-        flow=flow, start=case.start, caller_number=caller.number, caller_name=caller.name, language=caller.language,
-        at=caller.at, steps=caller.steps(), lookups=case.lookups,
+        flow=flow,
+        start=case.start,
+        caller_number=caller.number,
+        caller_name=caller.name,
+        language=caller.language,
+        at=caller.at,
+        steps=caller.steps(),
+        lookups=case.lookups,
         world=World(agents=dict(case.agents), queues=dict(case.queues), parking=case.parking),  # type: ignore[arg-type]
         params=dict(caller.params),
     )
@@ -100,8 +107,10 @@ def load_suite(target: Path, flows_dir: Path | None = None) -> tuple[FlowSet, li
             problems += [p.format() for p in exc.errors]
             continue
         if spec.flow not in flow_set:
-            problems.append(f"{file}: flow {spec.flow!r} is not in {directory} (flows: {', '.join(flow_set.names())});"
-                            f" name the file <flow>.test.yaml or set `flow:`")
+            problems.append(
+                f"{file}: flow {spec.flow!r} is not in {directory} (flows: {', '.join(flow_set.names())});"
+                f" name the file <flow>.test.yaml or set `flow:`"
+            )
             continue
         flow = flow_set[spec.flow]  # type: ignore[index]
         for case in spec.cases:
@@ -117,8 +126,9 @@ def load_suite(target: Path, flows_dir: Path | None = None) -> tuple[FlowSet, li
 BACKENDS = ("sim", "engine")
 
 
-async def _run_all(flow_set: FlowSet, specs: list[tuple[Path, TestFile]], only: str | None,
-                   backend: str) -> SuiteResult:
+async def _run_all(
+    flow_set: FlowSet, specs: list[tuple[Path, TestFile]], only: str | None, backend: str
+) -> SuiteResult:
     if backend == "sim":
         from ivr.tools._simrun import run_call_on_sim as runner
     else:
@@ -127,7 +137,7 @@ async def _run_all(flow_set: FlowSet, specs: list[tuple[Path, TestFile]], only: 
     suite = SuiteResult(coverage=coverage_for(flow_set, names))
     for file, spec in specs:
         assert spec.flow is not None
-        for case, caller in zip(spec.cases, spec.case_callers()):
+        for case, caller in zip(spec.cases, spec.case_callers(), strict=False):
             if only and only not in case.name:
                 continue
             began = time.perf_counter()
@@ -143,8 +153,9 @@ async def _run_all(flow_set: FlowSet, specs: list[tuple[Path, TestFile]], only: 
     return suite
 
 
-def run_suite(target: Path, flows_dir: Path | None = None, only: str | None = None,
-              backend: str = "sim") -> SuiteResult:
+def run_suite(
+    target: Path, flows_dir: Path | None = None, only: str | None = None, backend: str = "sim"
+) -> SuiteResult:
     """Load and run every case under `target` (`backend` "sim": the simulated Asterisk over FastAGI; "engine":
     the engine on a scripted channel, faster). Raises TestLoadError when something cannot be loaded."""
     if backend not in BACKENDS:
@@ -173,8 +184,10 @@ def print_results(suite: SuiteResult, out: TextIO, *, verbose: bool = False) -> 
         if not result.passed or verbose:
             print(f"        path: {_path_words(result)}", file=out)
             if result.run is not None:
-                print(f"        end:  {describe_end(result.run, result.flow)} (outcome {result.run.report.outcome})",
-                      file=out)
+                print(
+                    f"        end:  {describe_end(result.run, result.flow)} (outcome {result.run.report.outcome})",
+                    file=out,
+                )
         for failure in result.verdict.failures:
             print(f"        ✗ {failure}", file=out)
         for line in result.verdict.diff:
@@ -197,20 +210,32 @@ def print_results(suite: SuiteResult, out: TextIO, *, verbose: bool = False) -> 
 
 def write_junit(suite: SuiteResult, path: Path) -> None:
     """JUnit XML: one <testsuite> per test file, one <testcase> per case (GitLab/Jenkins/GitHub read it)."""
-    root = ET.Element("testsuites", name="ivr flow tests", tests=str(len(suite.results)),
-                      failures=str(len(suite.failed)))
+    root = ET.Element(
+        "testsuites", name="ivr flow tests", tests=str(len(suite.results)), failures=str(len(suite.failed))
+    )
     by_file: dict[Path, list[CaseResult]] = {}
     for result in suite.results:
         by_file.setdefault(result.file, []).append(result)
     for file, results in by_file.items():
         element = ET.SubElement(
-            root, "testsuite", name=f"flows.{results[0].flow}", file=str(file), tests=str(len(results)),
-            failures=str(sum(1 for r in results if not r.passed)), errors="0",
+            root,
+            "testsuite",
+            name=f"flows.{results[0].flow}",
+            file=str(file),
+            tests=str(len(results)),
+            failures=str(sum(1 for r in results if not r.passed)),
+            errors="0",
             time=f"{sum(r.seconds for r in results):.3f}",
         )
         for result in results:
-            case = ET.SubElement(element, "testcase", classname=f"flows.{result.flow}", name=result.case.name,
-                                 file=str(file), time=f"{result.seconds:.3f}")
+            case = ET.SubElement(
+                element,
+                "testcase",
+                classname=f"flows.{result.flow}",
+                name=result.case.name,
+                file=str(file),
+                time=f"{result.seconds:.3f}",
+            )
             if not result.passed:
                 failure = ET.SubElement(case, "failure", message=result.verdict.failures[0], type="FlowTestFailure")
                 body = list(result.verdict.failures) + list(result.verdict.diff)
@@ -221,7 +246,9 @@ def write_junit(suite: SuiteResult, path: Path) -> None:
             if result.run is not None:
                 ET.SubElement(case, "system-out").text = f"path: {_path_words(result)}"
     missing = suite.coverage.missing
-    coverage_text = f"coverage {suite.coverage.ratio():.1%}" + "".join(f"\nnot reached: {i.describe()}" for i in missing)
+    coverage_text = f"coverage {suite.coverage.ratio():.1%}" + "".join(
+        f"\nnot reached: {i.describe()}" for i in missing
+    )
     ET.SubElement(root, "system-out").text = coverage_text
     ET.indent(root)
     path.write_bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n")
@@ -231,20 +258,37 @@ def write_junit(suite: SuiteResult, path: Path) -> None:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("path", nargs="?", type=Path, default=DEFAULT_FLOWS_DIR, metavar="PATH",
-                        help="flows directory or one .test.yaml file (default: config/flows)")
-    parser.add_argument("--flows-dir", type=Path, default=None,
-                        help="where the flows are (default: the test files' directory)")
+    parser.add_argument(
+        "path",
+        nargs="?",
+        type=Path,
+        default=DEFAULT_FLOWS_DIR,
+        metavar="PATH",
+        help="flows directory or one .test.yaml file (default: config/flows)",
+    )
+    parser.add_argument(
+        "--flows-dir", type=Path, default=None, help="where the flows are (default: the test files' directory)"
+    )
     parser.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML here (for CI)")
     parser.add_argument("-k", dest="only", metavar="TEXT", help="only cases whose name contains TEXT")
-    parser.add_argument("--fail-under", type=float, default=None, metavar="PCT",
-                        help="fail when coverage (nodes, options and branches) is below PCT percent")
+    parser.add_argument(
+        "--fail-under",
+        type=float,
+        default=None,
+        metavar="PCT",
+        help="fail when coverage (nodes, options and branches) is below PCT percent",
+    )
     parser.add_argument("--details", action="store_true", help="show path and end of passing cases too")
-    parser.add_argument("--schema", action="store_true",
-                        help="print the JSON Schema of test files (docs/flowtest.schema.json) and exit")
-    parser.add_argument("--backend", choices=BACKENDS, default="sim",
-                        help="sim: every call on the simulated Asterisk through the real FastAGI server (default); "
-                        "engine: the engine on a scripted channel (no sockets, faster)")
+    parser.add_argument(
+        "--schema", action="store_true", help="print the JSON Schema of test files (docs/flowtest.schema.json) and exit"
+    )
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="sim",
+        help="sim: every call on the simulated Asterisk through the real FastAGI server (default); "
+        "engine: the engine on a scripted channel (no sockets, faster)",
+    )
 
 
 def quiet_service_logs(verbose: bool) -> None:
@@ -274,7 +318,9 @@ def run(args: argparse.Namespace) -> int:
     if suite.failed:
         return 1
     if args.fail_under is not None and suite.coverage.ratio() * 100 < args.fail_under:
-        print(f"test-flows: coverage {suite.coverage.ratio():.1%} is below --fail-under {args.fail_under:g}%",
-              file=sys.stderr)
+        print(
+            f"test-flows: coverage {suite.coverage.ratio():.1%} is below --fail-under {args.fail_under:g}%",
+            file=sys.stderr,
+        )
         return 1
     return 0

@@ -8,6 +8,7 @@ Rules for this file:
 - Traffic comes from the service's own metrics (`--metrics URL|FILE`): edge widths and counts from
   ivr_menu_choices_total / ivr_node_exits_total, hang-ups per node from ivr_node_exits_total{reason="hangup"}.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,12 +25,24 @@ from ivr.tools._traffic import Traffic, TrafficError, load_traffic, parse_traffi
 Format = Literal["svg", "png", "dot", "mermaid"]
 FORMATS: tuple[str, ...] = ("svg", "png", "dot", "mermaid")
 MEDIA_TYPES: dict[str, str] = {
-    "svg": "image/svg+xml", "png": "image/png", "dot": "text/vnd.graphviz", "mermaid": "text/plain; charset=utf-8",
+    "svg": "image/svg+xml",
+    "png": "image/png",
+    "dot": "text/vnd.graphviz",
+    "mermaid": "text/plain; charset=utf-8",
 }
 
 __all__ = [
-    "render", "FORMATS", "MEDIA_TYPES", "GraphvizMissing", "Traffic", "TrafficError", "load_traffic", "parse_traffic",
-    "traffic_from_registry", "configure", "run",
+    "render",
+    "FORMATS",
+    "MEDIA_TYPES",
+    "GraphvizMissing",
+    "Traffic",
+    "TrafficError",
+    "load_traffic",
+    "parse_traffic",
+    "traffic_from_registry",
+    "configure",
+    "run",
 ]
 
 
@@ -49,11 +62,17 @@ def render(flow: Flow, fmt: Format = "svg", traffic: Traffic | None = None) -> b
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("flow", metavar="FLOW", help="flow name (in --flows-dir) or path to a flow .yaml file")
-    parser.add_argument("--format", "-f", choices=FORMATS, default=None,
-                        help="output format (default: from the -o file extension, else svg)")
+    parser.add_argument(
+        "--format",
+        "-f",
+        choices=FORMATS,
+        default=None,
+        help="output format (default: from the -o file extension, else svg)",
+    )
     parser.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
-    parser.add_argument("--metrics", metavar="URL|FILE",
-                        help="weight edges by traffic: the service's /metrics URL or a saved scrape")
+    parser.add_argument(
+        "--metrics", metavar="URL|FILE", help="weight edges by traffic: the service's /metrics URL or a saved scrape"
+    )
     parser.add_argument("--flows-dir", type=Path, default=None, help="directory of flows (default: config/flows)")
 
 

@@ -11,6 +11,7 @@ Rules for this file:
 - Existing recordings (in any format Asterisk plays) are kept unless --force: a human prompt is never replaced
   or shadowed by a robot.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,23 @@ from ivr.settings import load_settings
 from ivr.yamlsource import ConfigError
 
 # Language code in a flow -> espeak-ng voice.
-VOICES = {"en": "en-gb", "lt": "lt", "lv": "lv", "et": "et", "pl": "pl", "ru": "ru", "de": "de", "fr": "fr",
-          "es": "es", "fi": "fi", "sv": "sv", "no": "nb", "nb": "nb", "da": "da", "uk": "uk"}
+VOICES = {
+    "en": "en-gb",
+    "lt": "lt",
+    "lv": "lv",
+    "et": "et",
+    "pl": "pl",
+    "ru": "ru",
+    "de": "de",
+    "fr": "fr",
+    "es": "es",
+    "fi": "fi",
+    "sv": "sv",
+    "no": "nb",
+    "nb": "nb",
+    "da": "da",
+    "uk": "uk",
+}
 TOOLS = ("espeak-ng", "sox")
 DEBIAN_HINT = "install them with: apt-get install espeak-ng sox (Debian/Ubuntu packages `espeak-ng` and `sox`)"
 
@@ -84,8 +100,9 @@ def collect_jobs(flows_dir: Path, only: str | None = None) -> list[PromptJob]:
                 if known is None:
                     jobs[variant.file] = PromptJob(variant.file, voice_lang, variant.text.strip(), (name,))
                 elif name not in known.flows:
-                    jobs[variant.file] = PromptJob(known.file, known.language, known.text or variant.text.strip(),
-                                                   known.flows + (name,))
+                    jobs[variant.file] = PromptJob(
+                        known.file, known.language, known.text or variant.text.strip(), known.flows + (name,)
+                    )
     return sorted(jobs.values(), key=lambda j: j.file)
 
 
@@ -95,22 +112,51 @@ def synthesize(job: PromptJob, target: Path, tools: dict[str, str]) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="ivr-prompt-") as tmp:
         raw = Path(tmp) / "speech.wav"
-        speak = subprocess.run([tools["espeak-ng"], "-v", voice, "-s", "150", "-w", str(raw)],
-                               input=job.text.encode("utf-8"), capture_output=True, timeout=60)
+        speak = subprocess.run(
+            [tools["espeak-ng"], "-v", voice, "-s", "150", "-w", str(raw)],
+            input=job.text.encode("utf-8"),
+            capture_output=True,
+            timeout=60,
+        )
         if speak.returncode != 0 or not raw.is_file():
-            raise PromptBuildError(f"espeak-ng failed for {job.file} (voice {voice}): "
-                                   f"{speak.stderr.decode(errors='replace').strip() or speak.returncode}")
+            raise PromptBuildError(
+                f"espeak-ng failed for {job.file} (voice {voice}): "
+                f"{speak.stderr.decode(errors='replace').strip() or speak.returncode}"
+            )
         partial = target.with_suffix(".wav.part")
-        convert = subprocess.run([tools["sox"], str(raw), "-t", "wav", "-r", "8000", "-c", "1", "-b", "16",
-                                  "-e", "signed-integer", str(partial)], capture_output=True, timeout=60)
+        convert = subprocess.run(
+            [
+                tools["sox"],
+                str(raw),
+                "-t",
+                "wav",
+                "-r",
+                "8000",
+                "-c",
+                "1",
+                "-b",
+                "16",
+                "-e",
+                "signed-integer",
+                str(partial),
+            ],
+            capture_output=True,
+            timeout=60,
+        )
         if convert.returncode != 0:
             partial.unlink(missing_ok=True)
             raise PromptBuildError(f"sox failed for {job.file}: {convert.stderr.decode(errors='replace').strip()}")
         partial.replace(target)  # atomic: Asterisk never plays a half-written file
 
 
-def build(jobs: list[PromptJob], prompts_dir: Path, *, force: bool = False, tools: dict[str, str] | None = None,
-          out: TextIO | None = None) -> tuple[int, int]:
+def build(
+    jobs: list[PromptJob],
+    prompts_dir: Path,
+    *,
+    force: bool = False,
+    tools: dict[str, str] | None = None,
+    out: TextIO | None = None,
+) -> tuple[int, int]:
     """Generate missing (or, with force, all) files. Returns (written, skipped). Prints `[n/N] file` progress."""
     out = out or sys.stdout
     root = prompts_dir.resolve()
@@ -133,8 +179,10 @@ def build(jobs: list[PromptJob], prompts_dir: Path, *, force: bool = False, tool
 
 def configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    for name, help_text in (("build", "generate missing prompt files"), ("list", "show prompt files and which are "
-                                                                         "missing")):
+    for name, help_text in (
+        ("build", "generate missing prompt files"),
+        ("list", "show prompt files and which are missing"),
+    ):
         action = sub.add_parser(name, help=help_text, description=help_text)
         action.add_argument("--config", help="settings file (default config/ivr.yaml)")
         action.add_argument("--flows", help="flows directory (default: from the settings)")
@@ -179,5 +227,7 @@ def _dirs(args: argparse.Namespace) -> tuple[Path, Path]:
     if args.flows and args.out:
         return Path(args.flows), Path(args.out)
     settings = load_settings(args.config)
-    return (Path(args.flows) if args.flows else settings.flows_dir,
-            Path(args.out) if args.out else settings.prompts_dir)
+    return (
+        Path(args.flows) if args.flows else settings.flows_dir,
+        Path(args.out) if args.out else settings.prompts_dir,
+    )

@@ -5,6 +5,7 @@ Rules for this file:
   docs/flow.schema.json is this command's output, committed so editors (yaml-language-server) can use it; a test
   fails when it is out of date (`python main.py schema --write docs/flow.schema.json` refreshes it).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,10 +38,12 @@ def flow_schema() -> dict[str, Any]:
     schema = Flow.model_json_schema(by_alias=True, mode="validation", schema_generator=_FlowSchemaGenerator)
     # `welcome: {en: en/welcome}` is shorthand for `{en: {file: en/welcome}}` (ivr.flow.model._prompt_shorthand).
     variants = schema["properties"]["prompts"]["additionalProperties"]
-    variants["additionalProperties"] = {"anyOf": [
-        variants["additionalProperties"],
-        {"type": "string", "description": "Shorthand for {file: <this>}."},
-    ]}
+    variants["additionalProperties"] = {
+        "anyOf": [
+            variants["additionalProperties"],
+            {"type": "string", "description": "Shorthand for {file: <this>}."},
+        ]
+    }
     schema["title"] = "ivr flow"
     schema["description"] = (
         "One IVR flow (one YAML file in config/flows/), routed by the FastAGI path agi://host/<name>. "
@@ -54,10 +57,20 @@ def render() -> str:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--write", metavar="FILE", nargs="?", const=str(DEFAULT_OUTPUT),
-                        help=f"write the schema to FILE (default {DEFAULT_OUTPUT}) instead of printing it")
-    parser.add_argument("--check", metavar="FILE", nargs="?", const=str(DEFAULT_OUTPUT),
-                        help="exit 1 if FILE differs from the generated schema")
+    parser.add_argument(
+        "--write",
+        metavar="FILE",
+        nargs="?",
+        const=str(DEFAULT_OUTPUT),
+        help=f"write the schema to FILE (default {DEFAULT_OUTPUT}) instead of printing it",
+    )
+    parser.add_argument(
+        "--check",
+        metavar="FILE",
+        nargs="?",
+        const=str(DEFAULT_OUTPUT),
+        help="exit 1 if FILE differs from the generated schema",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

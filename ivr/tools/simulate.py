@@ -14,6 +14,7 @@ Rules for this file:
 - Exit status: 0 when the call ran (whatever its outcome), 1 when the flow ended with an engine error, 2 when the
   flow, the script or a fixture cannot be read.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,9 +23,10 @@ import json
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Sequence, TextIO
+from typing import Any, TextIO
 
 from ivr.flow.report import TraceEvent
 from ivr.tools._caller import SYNTAX_HELP, ScriptSyntaxError, Step, parse_digits
@@ -36,8 +38,16 @@ from ivr.tools.flowtest import quiet_service_logs
 __all__ = ["configure", "run", "TracePrinter", "parse_assignments", "simulate"]
 
 _SYMBOL = {
-    "prompt": "♪", "digit": "#", "timeout": "…", "no_input": "!", "invalid": "!", "choice": "✓", "exit": "→",
-    "hangup": "✆", "error": "✗", "end": "■",
+    "prompt": "♪",
+    "digit": "#",
+    "timeout": "…",
+    "no_input": "!",
+    "invalid": "!",
+    "choice": "✓",
+    "exit": "→",
+    "hangup": "✆",
+    "error": "✗",
+    "end": "■",
 }
 _QUIET = {"call", "variable"}  # shown with --verbose only
 
@@ -165,33 +175,61 @@ class Keyboard:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("flow", metavar="FLOW", help="flow name (in --flows-dir) or path to a flow .yaml file")
-    parser.add_argument("--digits", metavar="SCRIPT", help=SYNTAX_HELP + ". Without it you are asked at every "
-                        "digit wait (interactive).")
+    parser.add_argument(
+        "--digits", metavar="SCRIPT", help=SYNTAX_HELP + ". Without it you are asked at every digit wait (interactive)."
+    )
     parser.add_argument("--caller", default="+37060000001", metavar="NUMBER", help="caller ID number")
     parser.add_argument("--caller-name", default="", metavar="NAME")
     parser.add_argument("--lang", metavar="LANG", help="channel language when the call arrives")
-    parser.add_argument("--at", metavar="DATETIME", help="when the call happens, e.g. 2026-12-24T19:30 (the flow's "
-                        "local time unless an offset is given); default: a Monday 10:00")
-    parser.add_argument("--lookup-fixture", type=Path, metavar="FILE",
-                        help="JSON answers for lookups: {url | flow:node | node: answer}")
-    parser.add_argument("--agent", action="append", default=[], metavar="EXT=BEHAVIOUR",
-                        help=f"how an extension behaves: {', '.join(AGENT_BEHAVIOURS)} (repeatable; EXT "
-                             "'operator' is the dialplan's operator fallback after a park without comeback)")
-    parser.add_argument("--queue", action="append", default=[], metavar="QUEUE=BEHAVIOUR",
-                        help=f"how a queue behaves: {', '.join(QUEUE_BEHAVIOURS)} (repeatable)")
-    parser.add_argument("--park", choices=("retrieved", "timeout"), default="timeout",
-                        help="whether a parked call is picked up (timeout: after the park's time-out the caller comes "
-                             "back at its comeback node, as the dialplan does)")
+    parser.add_argument(
+        "--at",
+        metavar="DATETIME",
+        help="when the call happens, e.g. 2026-12-24T19:30 (the flow's "
+        "local time unless an offset is given); default: a Monday 10:00",
+    )
+    parser.add_argument(
+        "--lookup-fixture", type=Path, metavar="FILE", help="JSON answers for lookups: {url | flow:node | node: answer}"
+    )
+    parser.add_argument(
+        "--agent",
+        action="append",
+        default=[],
+        metavar="EXT=BEHAVIOUR",
+        help=f"how an extension behaves: {', '.join(AGENT_BEHAVIOURS)} (repeatable; EXT "
+        "'operator' is the dialplan's operator fallback after a park without comeback)",
+    )
+    parser.add_argument(
+        "--queue",
+        action="append",
+        default=[],
+        metavar="QUEUE=BEHAVIOUR",
+        help=f"how a queue behaves: {', '.join(QUEUE_BEHAVIOURS)} (repeatable)",
+    )
+    parser.add_argument(
+        "--park",
+        choices=("retrieved", "timeout"),
+        default="timeout",
+        help="whether a parked call is picked up (timeout: after the park's time-out the caller comes "
+        "back at its comeback node, as the dialplan does)",
+    )
     parser.add_argument("--start", metavar="NODE", help="start at this node (as a park comeback does)")
     parser.add_argument("--json", action="store_true", help="print the call as JSON (report, trace, prompts heard)")
     parser.add_argument("--flows-dir", type=Path, default=None, help="directory of flows (default: config/flows)")
     parser.add_argument("--trace-all", action="store_true", help="also show variables and the call line")
-    parser.add_argument("--save-case", type=Path, metavar="FILE.test.yaml",
-                        help="append this call to a flow test file as a case (what you did -> what happened)")
+    parser.add_argument(
+        "--save-case",
+        type=Path,
+        metavar="FILE.test.yaml",
+        help="append this call to a flow test file as a case (what you did -> what happened)",
+    )
     parser.add_argument("--case-name", metavar="NAME", help="name of the saved case (default: from the digits)")
-    parser.add_argument("--backend", choices=("sim", "engine"), default="sim",
-                        help="sim: the call runs on the simulated Asterisk through the real FastAGI server "
-                        "(default); engine: the engine on a scripted channel (no sockets)")
+    parser.add_argument(
+        "--backend",
+        choices=("sim", "engine"),
+        default="sim",
+        help="sim: the call runs on the simulated Asterisk through the real FastAGI server "
+        "(default); engine: the engine on a scripted channel (no sockets)",
+    )
 
 
 def _setup(args: argparse.Namespace, flow_name: str) -> CallSetup:
@@ -202,23 +240,49 @@ def _setup(args: argparse.Namespace, flow_name: str) -> CallSetup:
         from ivr.flow.lookup import FixtureLookupClient
 
         lookups = FixtureLookupClient.from_file(args.lookup_fixture).answers
-    world = World(agents=parse_assignments(args.agent, AGENT_BEHAVIOURS, "agent"),
-                  queues=parse_assignments(args.queue, QUEUE_BEHAVIOURS, "queue"), parking=args.park)
-    return CallSetup(flow=flow_name, start=args.start, caller_number=args.caller, caller_name=args.caller_name,
-                     language=args.lang, at=at, steps=steps, lookups=lookups, world=world)
+    world = World(
+        agents=parse_assignments(args.agent, AGENT_BEHAVIOURS, "agent"),
+        queues=parse_assignments(args.queue, QUEUE_BEHAVIOURS, "queue"),
+        parking=args.park,
+    )
+    return CallSetup(
+        flow=flow_name,
+        start=args.start,
+        caller_number=args.caller,
+        caller_name=args.caller_name,
+        language=args.lang,
+        at=at,
+        steps=steps,
+        lookups=lookups,
+        world=world,
+    )
 
 
 def to_json(call: CallRun) -> dict[str, Any]:
     return {
         "report": call.report.to_dict(),
         "trace": [
-            {"t": round((e.at - call.started_at).total_seconds(), 3), "kind": e.kind, "flow": e.flow,
-             "node": e.node, "text": e.text, "data": e.data} for e in call.trace
+            {
+                "t": round((e.at - call.started_at).total_seconds(), 3),
+                "kind": e.kind,
+                "flow": e.flow,
+                "node": e.node,
+                "text": e.text,
+                "data": e.data,
+            }
+            for e in call.trace
         ],
         "heard": call.heard,
         "sessions": [report.to_dict() for report in call.sessions],
-        "comebacks": [{"t": round((c.at - call.started_at).total_seconds(), 3), "from": c.parked_at,
-                       "target": c.target, "why": c.why} for c in call.comebacks],
+        "comebacks": [
+            {
+                "t": round((c.at - call.started_at).total_seconds(), 3),
+                "from": c.parked_at,
+                "target": c.target,
+                "why": c.why,
+            }
+            for c in call.comebacks
+        ],
         "hung_up_by": call.hung_up_by,
         "backend": call.backend,
         "script_left": [s.describe() for s in call.steps_left],
@@ -231,8 +295,12 @@ def simulate(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
     try:
         flow, flow_set = resolve(args.flow, args.flows_dir)
         setup = _setup(args, flow.name)
-        if setup.start and ":" not in setup.start and setup.start not in flow.nodes \
-                and setup.start.partition(".")[0] not in flow.nodes:
+        if (
+            setup.start
+            and ":" not in setup.start
+            and setup.start not in flow.nodes
+            and setup.start.partition(".")[0] not in flow.nodes
+        ):
             raise ValueError(f"--start {setup.start!r}: flow {flow.name} has no such node")
     except (FlowSourceError, ScriptSyntaxError, ValueError) as exc:
         print(f"simulate: {exc}", file=sys.stderr)
@@ -243,16 +311,23 @@ def simulate(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
     keyboard = Keyboard(stdin, out, printer) if interactive else None
     if printer:
         local = started.astimezone(__import__("zoneinfo").ZoneInfo(flow.timezone))
-        print(f"Calling flow {flow.name} as {setup.caller_number} on {local:%a %Y-%m-%d %H:%M} ({flow.timezone}), "
-              f"language {setup.language or flow.language}; virtual time, no Asterisk.", file=out)
+        print(
+            f"Calling flow {flow.name} as {setup.caller_number} on {local:%a %Y-%m-%d %H:%M} ({flow.timezone}), "
+            f"language {setup.language or flow.language}; virtual time, no Asterisk.",
+            file=out,
+        )
         if interactive:
-            print("You are asked when the IVR waits for you: type digits (e.g. 1 or 123#), w to wait, h to hang up, "
-                  "q to quit.", file=out)
+            print(
+                "You are asked when the IVR waits for you: type digits (e.g. 1 or 123#), w to wait, h to hang up, "
+                "q to quit.",
+                file=out,
+            )
     if args.backend == "sim":
         from ivr.tools._simrun import run_call_on_sim as runner
     else:
         runner = run_call
     quiet_service_logs(getattr(args, "verbose", False))
+
     async def call_with_keyboard() -> CallRun:
         if keyboard is not None:
             try:
@@ -271,8 +346,11 @@ def simulate(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
         end = report.end_target or "-"
         who = " (caller hung up)" if call.hung_up_by == "caller" else ""
         sessions = f" over {len(call.sessions)} IVR sessions" if len(call.sessions) > 1 else ""
-        print(f"\nOutcome: {report.outcome} -> {end} at {report.end_node}{who}, {report.seconds:.1f} s "
-              f"in the IVR{sessions}.", file=out)
+        print(
+            f"\nOutcome: {report.outcome} -> {end} at {report.end_node}{who}, {report.seconds:.1f} s "
+            f"in the IVR{sessions}.",
+            file=out,
+        )
         if call.fallback:
             print("Then the dialplan's operator fallback (ivr-enter,fallback) dialled the operator.", file=out)
         print("Path: " + path_words(call.sessions, call.comebacks, flow.name), file=out)

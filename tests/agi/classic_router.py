@@ -1,4 +1,5 @@
 """Router factory for the classic-AGI subprocess tests (loaded through IVR_AGI_ROUTER=classic_router:build_router)."""
+
 from __future__ import annotations
 
 from ivr.agi import Router
@@ -10,7 +11,7 @@ def build_router() -> Router:
 
     @router.route("hello")
     async def hello(session) -> None:
-        print("a stray print must not reach Asterisk")          # goes to stderr, not into the protocol
+        print("a stray print must not reach Asterisk")  # goes to stderr, not into the protocol
         await session.answer()
         name = await session.get_variable("CALLERID(name)")
         await session.set_variable("GREETED", f"{name}|{session.env.calleridname}|{','.join(session.env.args)}")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
@@ -34,6 +34,7 @@ def capture(body: Callable[[AGISession], Awaitable[object]], outcome: Outcome):
             raise
         finally:
             outcome.done.set()
+
     return handler
 
 

@@ -5,9 +5,11 @@ Rules for this file:
 - Only 127.0.0.1; every wait is bounded (`WAIT` seconds) so a broken server fails a test instead of hanging it.
 - It checks the bytes the server sends exactly (including the "\\n"-only line ending).
 """
+
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 WAIT = 5.0
 
@@ -45,9 +47,15 @@ def env_for(script: str, channel: str = "Local/agi-03a@agi-scen-0000000b;2") -> 
     """An env block shaped like agi-03's (no args) for another script path."""
     return (
         b"agi_network: yes\n"
-        + b"agi_network_script: " + script.encode() + b"\n"
-        + b"agi_request: agi://127.0.0.1:4573/" + script.encode() + b"\n"
-        + b"agi_channel: " + channel.encode() + b"\n"
+        + b"agi_network_script: "
+        + script.encode()
+        + b"\n"
+        + b"agi_request: agi://127.0.0.1:4573/"
+        + script.encode()
+        + b"\n"
+        + b"agi_channel: "
+        + channel.encode()
+        + b"\n"
         b"agi_language: en\n"
         b"agi_type: Local\n"
         b"agi_uniqueid: 1795909275.25\n"
@@ -77,7 +85,7 @@ class FakeAsterisk:
         self.received: list[bytes] = []
 
     @classmethod
-    async def connect(cls, port: int, env: bytes | None = None) -> "FakeAsterisk":
+    async def connect(cls, port: int, env: bytes | None = None) -> FakeAsterisk:
         reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), WAIT)
         fake = cls(reader, writer)
         if env is not None:
@@ -122,7 +130,5 @@ class FakeAsterisk:
 
     async def aclose(self) -> None:
         self.writer.close()
-        try:
+        with contextlib.suppress(ConnectionError, TimeoutError):
             await asyncio.wait_for(self.writer.wait_closed(), WAIT)
-        except (ConnectionError, TimeoutError):
-            pass

@@ -1,4 +1,5 @@
 """FastAGIServer over loopback: routing, NOROUTE, handler errors, bad peers, connection cap, graceful stop."""
+
 from __future__ import annotations
 
 import asyncio
@@ -90,7 +91,7 @@ async def test_handler_exception_after_hangup_does_not_touch_the_dead_channel():
         fake = await FakeAsterisk.connect(server.port, ENV_AGI01)
         await fake.expect(b"NOOP\n", b"HANGUP\n200 result=0\n")
         assert await fake.closed_by_server()
-        assert b"".join(fake.received) == b"NOOP\n"   # no SET VARIABLE on the dead channel
+        assert b"".join(fake.received) == b"NOOP\n"  # no SET VARIABLE on the dead channel
 
 
 async def test_client_closes_mid_header_does_not_block_others():
@@ -108,9 +109,9 @@ async def test_client_closes_mid_header_does_not_block_others():
 
 async def test_header_timeout_and_stalled_header_peer():
     async with running_server(noop_router(), header_timeout=0.3) as server:
-        stalled = await FakeAsterisk.connect(server.port, ENV_AGI01[:60])   # never finishes its header
-        silent = await FakeAsterisk.connect(server.port)                      # never sends anything
-        await healthy_call(server.port)                                       # others are not blocked
+        stalled = await FakeAsterisk.connect(server.port, ENV_AGI01[:60])  # never finishes its header
+        silent = await FakeAsterisk.connect(server.port)  # never sends anything
+        await healthy_call(server.port)  # others are not blocked
         assert await stalled.closed_by_server()
         assert await silent.closed_by_server()
 
@@ -119,7 +120,7 @@ async def test_byte_at_a_time_header_is_accepted(outcome):
     async with running_server(noop_router(outcome)) as server:
         fake = await FakeAsterisk.connect(server.port)
         for i in range(len(ENV_AGI01)):
-            await fake.send(ENV_AGI01[i:i + 1])
+            await fake.send(ENV_AGI01[i : i + 1])
         await fake.expect(b"NOOP\n", b"200 result=0\n")
         assert await outcome.wait() == ["first arg", "second"]
 
@@ -148,7 +149,7 @@ async def test_long_reply_line_during_a_call_closes_only_that_call():
 async def test_stalled_peer_during_a_command_does_not_block_other_calls():
     async with running_server(noop_router(), command_timeout=0.3) as server:
         stalled = await FakeAsterisk.connect(server.port, ENV_AGI01)
-        assert await stalled.read_command() == b"NOOP\n"     # and never reply
+        assert await stalled.read_command() == b"NOOP\n"  # and never reply
         await healthy_call(server.port)
         assert await stalled.closed_by_server()
 
@@ -193,7 +194,7 @@ async def test_graceful_stop_lets_running_calls_finish(outcome):
     port = server.port
     stopping = asyncio.create_task(server.stop())
     await asyncio.sleep(0.05)
-    try:                                   # no new calls once stopping
+    try:  # no new calls once stopping
         late = await FakeAsterisk.connect(port, ENV_AGI01)
         assert await late.closed_by_server()
     except OSError:

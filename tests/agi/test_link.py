@@ -1,4 +1,5 @@
 """AGILink: the socket protocol under AGISession (shared read buffer, idle buffering bound, stream pump)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -63,7 +64,7 @@ async def test_links_sharing_a_read_buffer_keep_their_own_bytes():
     for link in (a, b):
         link.conn.mark_sent()
     waiter_a = a.wait()
-    recv_into(a, GET_REPLY[:9])        # half a line for a, then b's bytes overwrite the shared buffer
+    recv_into(a, GET_REPLY[:9])  # half a line for a, then b's bytes overwrite the shared buffer
     recv_into(b, HANGUP + b"200 result=0\n")
     recv_into(a, GET_REPLY[9:])
     reply = await waiter_a
@@ -78,13 +79,13 @@ async def test_idle_link_pauses_reading_above_high_water_and_parses_in_order_lat
     link.connection_made(transport)
     recv_into(link, ENV_AGI01)
     await link.wait()
-    recv_into(link, HANGUP * 10)       # idle: buffered, not parsed (a HANGUP is a notice, read before the next reply)
+    recv_into(link, HANGUP * 10)  # idle: buffered, not parsed (a HANGUP is a notice, read before the next reply)
     assert not transport.paused and not link.conn.hung_up
     recv_into(link, HANGUP * 10 + GET_REPLY)
     assert transport.paused and link.conn.buffered_bytes == 20 * len(HANGUP) + len(GET_REPLY)
     link.conn.mark_sent()
     events = [await link.wait() for _ in range(21)]
-    assert not transport.paused        # waiting for an event resumes reading
+    assert not transport.paused  # waiting for an event resumes reading
     assert all(type(e) is HangupNotice for e in events[:20]) and events[20].data == "preset value"
 
 
@@ -109,13 +110,13 @@ async def test_server_bounds_what_an_idle_peer_can_make_it_buffer():
         fake = await FakeAsterisk.connect(server.port, ENV_AGI01)
         await fake.expect(b"NOOP\n", b"200 result=0\n")
         await asyncio.wait_for(idle.wait(), 5)
-        fake.writer.write(HANGUP * ((1 << 20) // len(HANGUP)) + GET_REPLY)   # not drained: the server pauses
+        fake.writer.write(HANGUP * ((1 << 20) // len(HANGUP)) + GET_REPLY)  # not drained: the server pauses
         await asyncio.sleep(0.2)
         resume.set()
         await fake.expect(b"GET VARIABLE PRESET\n")
         assert await outcome.wait() is True
         assert seen["value"] == "preset value"
-        assert seen["buffered"] <= 2 * 1024 + 65536     # high water + one read
+        assert seen["buffered"] <= 2 * 1024 + 65536  # high water + one read
         assert await fake.closed_by_server()
         await fake.aclose()
 
@@ -135,7 +136,7 @@ async def test_streams_pump_feeds_the_same_link():
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     try:
         fake = await FakeAsterisk.connect(server.sockets[0].getsockname()[1], ENV_AGI01)
-        await fake.send(HANGUP)                        # idle notice first, then the reply to the command
+        await fake.send(HANGUP)  # idle notice first, then the reply to the command
         await fake.expect(b"GET VARIABLE PRESET\n", GET_REPLY)
         assert await fake.closed_by_server()
         await fake.aclose()
@@ -161,7 +162,7 @@ async def test_peer_reset_during_a_command_is_connection_lost():
         fake = await FakeAsterisk.connect(server.port, ENV_AGI01)
         await fake.expect(b"GET VARIABLE PRESET\n")
         sock = fake.writer.get_extra_info("socket")
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))   # close() sends RST
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close() sends RST
         fake.writer.transport.abort()
         await outcome.wait()
     assert isinstance(outcome.error, AGIConnectionLost)

@@ -1,13 +1,24 @@
 """Sans-IO core tests. Every wire line below is quoted from the real Asterisk 22.10.1 transcripts in
 tests/data/asterisk/ (file and stream named in each test)."""
+
 from __future__ import annotations
 
 import pytest
 
 from ivr.agi.errors import AGIEncodingError, AGIProtocolError
 from ivr.agi.protocol import (
-    EOF, MAX_COMMAND_BYTES, AGIConnection, AGIEnvironment, AGIReply, HangupNotice, Quoted, ReceiveBuffer, State,
-    _TRANSITIONS, encode_command, parse_reply_line,
+    _TRANSITIONS,
+    EOF,
+    MAX_COMMAND_BYTES,
+    AGIConnection,
+    AGIEnvironment,
+    AGIReply,
+    HangupNotice,
+    Quoted,
+    ReceiveBuffer,
+    State,
+    encode_command,
+    parse_reply_line,
 )
 
 from .fake_asterisk import ENV_AGI01
@@ -30,6 +41,7 @@ def feed(conn: AGIConnection, data: bytes) -> list:
 
 # --- environment (agi-01) ------------------------------------------------------------------------------
 
+
 def test_env_agi01_fields_query_args_and_empty_values():
     conn = AGIConnection()
     conn.receive_data(ENV_AGI01)
@@ -43,7 +55,7 @@ def test_env_agi01_fields_query_args_and_empty_values():
     assert env.uniqueid == "1795909233.19"
     assert env.callerid == "5551234" and env.calleridname == "IVR Caller"
     assert env.dnid == "unknown" and env.rdnis == "unknown"
-    assert env.accountcode == ""            # "agi_accountcode: \n"
+    assert env.accountcode == ""  # "agi_accountcode: \n"
     assert env.raw["enhanced"] == "0.0"
     assert env.request == "agi://127.0.0.1:4573/agi-01?lang=en&mode=test"
     assert env.network
@@ -54,15 +66,17 @@ def test_env_arrives_in_segments_and_byte_at_a_time():
     conn = AGIConnection()
     events = []
     for i in range(len(ENV_AGI01)):
-        conn.receive_data(ENV_AGI01[i:i + 1])
+        conn.receive_data(ENV_AGI01[i : i + 1])
         while (event := conn.next_event()) is not None:
             events.append(event)
     assert len(events) == 1 and events[0].args == ["first arg", "second"]
 
 
 def test_env_latin1_caller_name_and_empty_args_kept():
-    env_bytes = (b"agi_network: yes\nagi_network_script: main\nagi_calleridname: J\xf6rg M\xfcller\n"
-                 b"agi_arg_1: \nagi_arg_2: x\nagi_arg_3: \n\n")
+    env_bytes = (
+        b"agi_network: yes\nagi_network_script: main\nagi_calleridname: J\xf6rg M\xfcller\n"
+        b"agi_arg_1: \nagi_arg_2: x\nagi_arg_3: \n\n"
+    )
     env = ready_connection(env_bytes).env
     assert env.calleridname == "Jörg Müller"
     assert env.args == ["", "x", ""]
@@ -103,25 +117,41 @@ def test_eof_inside_header():
 
 # --- command encoding ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("words, wire", [
-    # agi-01
-    (("SET", "VARIABLE", "MYVAR", "hello world"), b'SET VARIABLE MYVAR "hello world"\n'),
-    (("SET", "VARIABLE", "MYVAR2", 'say "hi" there'), b'SET VARIABLE MYVAR2 "say \\"hi\\" there"\n'),
-    (("SET", "VARIABLE", "EMPTYVAR", ""), b'SET VARIABLE EMPTYVAR ""\n'),
-    (("GET", "VARIABLE", "CALLERID(num)"), b"GET VARIABLE CALLERID(num)\n"),
-    (("GET", "FULL", "VARIABLE", "${MYVAR}"), b"GET FULL VARIABLE ${MYVAR}\n"),
-    (("VERBOSE", "hello from the FastAGI server", "1"), b'VERBOSE "hello from the FastAGI server" 1\n'),
-    (("CHANNEL", "STATUS"), b"CHANNEL STATUS\n"),
-    # agi-02 / agi-03: escape digits always quoted, empty ones as ""
-    (("STREAM", "FILE", "demo-congrats", Quoted("0123456789*#")), b'STREAM FILE demo-congrats "0123456789*#"\n'),
-    (("STREAM", "FILE", "beep", Quoted("")), b'STREAM FILE beep ""\n'),
-    (("GET", "DATA", "beep", "10000", "5"), b"GET DATA beep 10000 5\n"),
-    # agi-04
-    (("RECORD", "FILE", "/var/spool/asterisk/recordings/agi04-dtmf", "wav", Quoted("#"), "20000", "0", "BEEP", "s=3"),
-     b'RECORD FILE /var/spool/asterisk/recordings/agi04-dtmf wav "#" 20000 0 BEEP s=3\n'),
-    # backslashes are escaped, tabs are quoted
-    (("SET", "VARIABLE", "P", "a\\b\tc"), b'SET VARIABLE P "a\\\\b\tc"\n'),
-])
+
+@pytest.mark.parametrize(
+    "words, wire",
+    [
+        # agi-01
+        (("SET", "VARIABLE", "MYVAR", "hello world"), b'SET VARIABLE MYVAR "hello world"\n'),
+        (("SET", "VARIABLE", "MYVAR2", 'say "hi" there'), b'SET VARIABLE MYVAR2 "say \\"hi\\" there"\n'),
+        (("SET", "VARIABLE", "EMPTYVAR", ""), b'SET VARIABLE EMPTYVAR ""\n'),
+        (("GET", "VARIABLE", "CALLERID(num)"), b"GET VARIABLE CALLERID(num)\n"),
+        (("GET", "FULL", "VARIABLE", "${MYVAR}"), b"GET FULL VARIABLE ${MYVAR}\n"),
+        (("VERBOSE", "hello from the FastAGI server", "1"), b'VERBOSE "hello from the FastAGI server" 1\n'),
+        (("CHANNEL", "STATUS"), b"CHANNEL STATUS\n"),
+        # agi-02 / agi-03: escape digits always quoted, empty ones as ""
+        (("STREAM", "FILE", "demo-congrats", Quoted("0123456789*#")), b'STREAM FILE demo-congrats "0123456789*#"\n'),
+        (("STREAM", "FILE", "beep", Quoted("")), b'STREAM FILE beep ""\n'),
+        (("GET", "DATA", "beep", "10000", "5"), b"GET DATA beep 10000 5\n"),
+        # agi-04
+        (
+            (
+                "RECORD",
+                "FILE",
+                "/var/spool/asterisk/recordings/agi04-dtmf",
+                "wav",
+                Quoted("#"),
+                "20000",
+                "0",
+                "BEEP",
+                "s=3",
+            ),
+            b'RECORD FILE /var/spool/asterisk/recordings/agi04-dtmf wav "#" 20000 0 BEEP s=3\n',
+        ),
+        # backslashes are escaped, tabs are quoted
+        (("SET", "VARIABLE", "P", "a\\b\tc"), b'SET VARIABLE P "a\\\\b\tc"\n'),
+    ],
+)
 def test_encode_matches_transcript(words, wire):
     assert encode_command(*words) == wire
 
@@ -146,26 +176,30 @@ def test_encode_lines_end_with_lf_only_and_limits():
 
 # --- reply lines ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("line, code, result, data, endpos", [
-    ("200 result=0", 200, "0", None, None),
-    ("200 result=1 (hello world)", 200, "1", "hello world", None),
-    ("200 result=1 ()", 200, "1", "", None),
-    ("200 result=53 endpos=10720", 200, "53", None, 10720),
-    ("200 result=12", 200, "12", None, None),
-    ("200 result=78 (timeout)", 200, "78", "timeout", None),
-    ("200 result= (timeout)", 200, "", "timeout", None),
-    ("200 result=35 (dtmf) endpos=18560", 200, "35", "dtmf", 18560),
-    ("200 result=0 (timeout) endpos=24000", 200, "0", "timeout", 24000),
-    ("200 result=-1 (hangup) endpos=20160", 200, "-1", "hangup", 20160),
-    ("200 result=-1 (writefile)", 200, "-1", "writefile", None),
-    ("200 result=-2", 200, "-2", None, None),
-    ("200 result=0 endpos=-1", 200, "0", None, -1),
-    ("200 result=25168 (timeout) endpos=30653", 200, "25168", "timeout", 30653),
-    ('200 result=1 (say "hi" there||IVR Caller|21)', 200, "1", 'say "hi" there||IVR Caller|21', None),
-    ("200 result=1 (Local/agi-01@agi-scen-00000009;1)", 200, "1", "Local/agi-01@agi-scen-00000009;1", None),
-    ("510 Invalid or unknown command", 510, "", None, None),
-    ("511 Command Not Permitted on a dead channel or intercept routine", 511, "", None, None),
-])
+
+@pytest.mark.parametrize(
+    "line, code, result, data, endpos",
+    [
+        ("200 result=0", 200, "0", None, None),
+        ("200 result=1 (hello world)", 200, "1", "hello world", None),
+        ("200 result=1 ()", 200, "1", "", None),
+        ("200 result=53 endpos=10720", 200, "53", None, 10720),
+        ("200 result=12", 200, "12", None, None),
+        ("200 result=78 (timeout)", 200, "78", "timeout", None),
+        ("200 result= (timeout)", 200, "", "timeout", None),
+        ("200 result=35 (dtmf) endpos=18560", 200, "35", "dtmf", 18560),
+        ("200 result=0 (timeout) endpos=24000", 200, "0", "timeout", 24000),
+        ("200 result=-1 (hangup) endpos=20160", 200, "-1", "hangup", 20160),
+        ("200 result=-1 (writefile)", 200, "-1", "writefile", None),
+        ("200 result=-2", 200, "-2", None, None),
+        ("200 result=0 endpos=-1", 200, "0", None, -1),
+        ("200 result=25168 (timeout) endpos=30653", 200, "25168", "timeout", 30653),
+        ('200 result=1 (say "hi" there||IVR Caller|21)', 200, "1", 'say "hi" there||IVR Caller|21', None),
+        ("200 result=1 (Local/agi-01@agi-scen-00000009;1)", 200, "1", "Local/agi-01@agi-scen-00000009;1", None),
+        ("510 Invalid or unknown command", 510, "", None, None),
+        ("511 Command Not Permitted on a dead channel or intercept routine", 511, "", None, None),
+    ],
+)
 def test_reply_forms(line, code, result, data, endpos):
     reply = parse_reply_line(line)
     assert (reply.code, reply.result, reply.data, reply.endpos) == (code, result, data, endpos)
@@ -234,8 +268,11 @@ def test_usage_block_then_next_reply_in_sync():
     # agi-01: SET VARIABLE MYVAR3 'single quoted' -> 520 block, then GET VARIABLE MYVAR3 -> 200 result=0
     conn = ready_connection()
     conn.send_command("SET", "VARIABLE", "MYVAR3", "'single", "quoted'")
-    [usage] = feed(conn, b"520-Invalid command syntax.  Proper usage follows:\n"
-                         b"Sets a variable to the current channel.\n520 End of proper usage.\n")
+    [usage] = feed(
+        conn,
+        b"520-Invalid command syntax.  Proper usage follows:\n"
+        b"Sets a variable to the current channel.\n520 End of proper usage.\n",
+    )
     assert usage.usage == "Sets a variable to the current channel."
     conn.send_command("GET", "VARIABLE", "MYVAR3")
     [reply] = feed(conn, b"200 result=0\n")
@@ -254,6 +291,7 @@ def test_eof_inside_usage_block_ends_instead_of_looping():
 
 
 # --- HANGUP orderings (agi-03) --------------------------------------------------------------------------
+
 
 def test_hangup_during_command_reply_then_notice_then_dead_mode():
     # agi-03 [agi1]: ">>> STREAM FILE demo-congrats "#"" / "<<< 200 result=-1 endpos=12160" / "<<< HANGUP"
@@ -342,17 +380,19 @@ def test_transition_table_is_total_for_eof():
 
 def _Input_EOF(row):
     from ivr.agi.protocol import _Input
+
     return row[_Input.EOF]
 
 
 # --- receive buffer ------------------------------------------------------------------------------------
+
 
 def test_receive_buffer_remembers_search_position_and_limits_lines():
     buf = ReceiveBuffer(line_limit=100)
     for _ in range(50):
         buf.feed(b"x")
         assert buf.maybe_extract_line() is None
-    assert buf._searched == 50           # next search starts here, not at 0: O(n) for byte-at-a-time peers
+    assert buf._searched == 50  # next search starts here, not at 0: O(n) for byte-at-a-time peers
     buf.feed(b"\nrest")
     assert buf.maybe_extract_line() == b"x" * 50
     assert buf.maybe_extract_line() is None
@@ -369,8 +409,17 @@ def test_line_limit_in_connection():
     assert conn.state is State.ERROR
 
 
-@pytest.mark.parametrize("line", ["200 result=0", "200 result=-1", "200 result=57", "200 result=",
-                                  "200 result=1 (hello world)", "200 result=0 endpos=3404"])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "200 result=0",
+        "200 result=-1",
+        "200 result=57",
+        "200 result=",
+        "200 result=1 (hello world)",
+        "200 result=0 endpos=3404",
+    ],
+)
 def test_connection_fast_path_equals_full_parser(line):
     conn = ready_connection()
     conn.send_command("NOOP")
@@ -382,27 +431,56 @@ def test_connection_fast_path_equals_full_parser(line):
 # Every distinct 200 reply line in the agi-01..agi-08 transcripts (tests/data/asterisk/agi-*.jsonl,
 # asterisk->app), plus shapes that must fall through to the general parser.
 TRANSCRIPT_200_LINES = [
-    '200 result= (timeout)', '200 result=-1', '200 result=-1 (hangup) endpos=20160', '200 result=-1 (writefile)',
-    '200 result=-1 endpos=0', '200 result=-1 endpos=12160', '200 result=-2', '200 result=0',
-    '200 result=0 (timeout) endpos=24000', '200 result=0 endpos=-1', '200 result=0 endpos=3404',
-    '200 result=0 endpos=45235', '200 result=1', '200 result=1 ()',
-    '200 result=1 (/var/spool/asterisk/recordings/agi08-mixmon.wav)', '200 result=1 (0x7f802800b260)',
-    '200 result=1 (2)', '200 result=1 (5551234)', '200 result=1 (ANSWER)', '200 result=1 (CHANUNAVAIL)',
-    '200 result=1 (Local/agi-01@agi-scen-00000009;1)', '200 result=1 (hello world)', '200 result=1 (say "hi" there)',
-    '200 result=1 (say "hi" there||IVR Caller|21)', '200 result=1 (set by Originate)', '200 result=12',
-    '200 result=25168 (timeout) endpos=30653', '200 result=35 (dtmf) endpos=18560', '200 result=35 endpos=13120',
-    '200 result=42 endpos=1320', '200 result=78 (timeout)',
+    '200 result= (timeout)',
+    '200 result=-1',
+    '200 result=-1 (hangup) endpos=20160',
+    '200 result=-1 (writefile)',
+    '200 result=-1 endpos=0',
+    '200 result=-1 endpos=12160',
+    '200 result=-2',
+    '200 result=0',
+    '200 result=0 (timeout) endpos=24000',
+    '200 result=0 endpos=-1',
+    '200 result=0 endpos=3404',
+    '200 result=0 endpos=45235',
+    '200 result=1',
+    '200 result=1 ()',
+    '200 result=1 (/var/spool/asterisk/recordings/agi08-mixmon.wav)',
+    '200 result=1 (0x7f802800b260)',
+    '200 result=1 (2)',
+    '200 result=1 (5551234)',
+    '200 result=1 (ANSWER)',
+    '200 result=1 (CHANUNAVAIL)',
+    '200 result=1 (Local/agi-01@agi-scen-00000009;1)',
+    '200 result=1 (hello world)',
+    '200 result=1 (say "hi" there)',
+    '200 result=1 (say "hi" there||IVR Caller|21)',
+    '200 result=1 (set by Originate)',
+    '200 result=12',
+    '200 result=25168 (timeout) endpos=30653',
+    '200 result=35 (dtmf) endpos=18560',
+    '200 result=35 endpos=13120',
+    '200 result=42 endpos=1320',
+    '200 result=78 (timeout)',
 ]
 FALLTHROUGH_LINES = [
-    '200 result=1 (a) b=c)', '200 result=1 (a) b=c', '200 result=0 ', '200 result=0  endpos=5',
-    '200 result=1  (two blanks)', '200 result=0\tendpos=5', '200 result=0 endpos=x',
-    '200 result=1 (a) (b) k=v w=', '100 result=0 Trying...', '510 Invalid or unknown command',
+    '200 result=1 (a) b=c)',
+    '200 result=1 (a) b=c',
+    '200 result=0 ',
+    '200 result=0  endpos=5',
+    '200 result=1  (two blanks)',
+    '200 result=0\tendpos=5',
+    '200 result=0 endpos=x',
+    '200 result=1 (a) (b) k=v w=',
+    '100 result=0 Trying...',
+    '510 Invalid or unknown command',
 ]
 
 
 @pytest.mark.parametrize("line", TRANSCRIPT_200_LINES + FALLTHROUGH_LINES)
 def test_reply_fast_paths_equal_the_general_parser(line):
     from ivr.agi.protocol import _parse_reply_general
+
     assert parse_reply_line(line) == _parse_reply_general(line)
 
 
@@ -434,7 +512,7 @@ def test_long_line_inside_a_single_read_header_is_refused():
 
 def test_eof_after_complete_lines_of_an_unfinished_header():
     conn = AGIConnection()
-    conn.receive_data(ENV_AGI01[:-1] + b"agi_x")    # every line but the empty one, then a partial line
+    conn.receive_data(ENV_AGI01[:-1] + b"agi_x")  # every line but the empty one, then a partial line
     conn.receive_data(b"")
     event = conn.next_event()
     assert isinstance(event, EOF) and conn.state is State.CLOSED

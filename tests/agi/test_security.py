@@ -1,4 +1,5 @@
 """FastAGI hardening from the security review: peer allow-list, TCP keepalive, EXEC upper bound."""
+
 from __future__ import annotations
 
 import asyncio
@@ -40,14 +41,14 @@ def test_allow_list_matches_addresses_ranges_and_mapped_ipv4():
     allow = PeerAllowList(["127.0.0.1/32", "::1/128", "192.0.2.0/28", "198.51.100.7"])
     assert allow.allows(("127.0.0.1", 40000))
     assert allow.allows(("::1", 40000, 0, 0))
-    assert allow.allows(("::ffff:192.0.2.9", 40000, 0, 0))       # IPv4 peer on a dual-stack socket
+    assert allow.allows(("::ffff:192.0.2.9", 40000, 0, 0))  # IPv4 peer on a dual-stack socket
     assert allow.allows(("198.51.100.7", 1))
-    assert not allow.allows(("192.0.2.16", 1))                    # just outside the /28
-    assert not allow.allows(("127.0.0.2", 1))                     # loopback default is one address, not 127/8
+    assert not allow.allows(("192.0.2.16", 1))  # just outside the /28
+    assert not allow.allows(("127.0.0.2", 1))  # loopback default is one address, not 127/8
     assert not allow.allows(("10.0.0.1", 1))
     for odd in (None, (), "127.0.0.1", ("not-an-ip", 1), (b"127.0.0.1", 1)):
-        assert not allow.allows(odd)                              # no IP address: refused
-    assert peer_address(("fe80::1%eth0", 1, 0, 2)) is not None    # zone id stripped
+        assert not allow.allows(odd)  # no IP address: refused
+    assert peer_address(("fe80::1%eth0", 1, 0, 2)) is not None  # zone id stripped
 
 
 def test_allow_list_default_is_loopback_only_and_bad_entries_are_named():
@@ -62,12 +63,11 @@ def test_rate_limited_warning_logs_once_per_interval_and_counts_the_rest(caplog)
     limiter = RateLimitedWarning(logging.getLogger("test.peers"), interval=10.0, clock=lambda: now[0])
     with caplog.at_level(logging.WARNING, logger="test.peers"):
         assert limiter.warning("refused %s", "a")
-        for _ in range(500):                                      # a port scan
+        for _ in range(500):  # a port scan
             assert not limiter.warning("refused %s", "b")
         now[0] += 10.0
         assert limiter.warning("refused %s", "c")
-    assert [r.getMessage() for r in caplog.records] == [
-        "refused a", "refused c (500 more since the last such message)"]
+    assert [r.getMessage() for r in caplog.records] == ["refused a", "refused c (500 more since the last such message)"]
 
 
 async def test_peer_outside_allow_list_is_closed_before_the_header_is_read(caplog):
@@ -75,17 +75,17 @@ async def test_peer_outside_allow_list_is_closed_before_the_header_is_read(caplo
     before = connections("forbidden")
     # header_timeout far above the fake's wait: only the allow-list can close these connections in time.
     async with running_server(noop_router(outcome), allowed_peers=["192.0.2.0/24"], header_timeout=60.0) as server:
-        silent = await FakeAsterisk.connect(server.port)          # sends nothing at all
+        silent = await FakeAsterisk.connect(server.port)  # sends nothing at all
         assert await silent.closed_by_server()
         for _ in range(5):
             fake = await FakeAsterisk.connect(server.port, ENV_AGI01)
             assert await fake.closed_by_server()
-            assert fake.received == []                            # not one command was sent to it
+            assert fake.received == []  # not one command was sent to it
         assert server.forbidden == 6 and server.active == 0
-    assert not outcome.done.is_set()                              # the handler never ran
+    assert not outcome.done.is_set()  # the handler never ran
     assert connections("forbidden") == before + 6
     refusals = [r for r in caplog.records if "not in fastagi.allowed_peers" in r.getMessage()]
-    assert len(refusals) == 1                                     # six refusals, one log line
+    assert len(refusals) == 1  # six refusals, one log line
     assert "127.0.0.1" in refusals[0].getMessage()
 
 
@@ -103,14 +103,18 @@ async def test_allowed_loopback_peer_is_served(outcome):
 def test_settings_allowed_peers_file_default_env_override_and_errors(tmp_path):
     config = tmp_path / "config"
     config.mkdir()
-    (config / "ivr.yaml").write_text("fastagi:\n  allowed_peers:\n    - 192.0.2.10\n    - 192.0.2.0/28\n"
-                                     "  exec_timeout: 2h\n")
+    (config / "ivr.yaml").write_text(
+        "fastagi:\n  allowed_peers:\n    - 192.0.2.10\n    - 192.0.2.0/28\n  exec_timeout: 2h\n"
+    )
     settings = load_settings(config / "ivr.yaml", env={})
     assert settings.fastagi.allowed_peers == ["192.0.2.10/32", "192.0.2.0/28"]
     assert settings.fastagi.exec_timeout == 7200.0
     env = {"IVR_FASTAGI_ALLOWED_PEERS": " 10.0.0.5 , 10.0.1.0/24,::1 "}
     assert load_settings(config / "ivr.yaml", env=env).fastagi.allowed_peers == [
-        "10.0.0.5/32", "10.0.1.0/24", "::1/128"]
+        "10.0.0.5/32",
+        "10.0.1.0/24",
+        "::1/128",
+    ]
     (config / "empty.yaml").write_text("fastagi: {}\n")
     defaults = load_settings(config / "empty.yaml", env={}).fastagi
     assert defaults.allowed_peers == ["127.0.0.1/32", "::1/128"] and defaults.exec_timeout == 4 * 3600.0
@@ -166,7 +170,7 @@ def exec_router(outcome: Outcome, **exec_kwargs) -> Router:
             await s.exec("Dial", "Local/talk@agents", "10", **exec_kwargs)
         except AGITimeoutError as exc:
             with pytest.raises(AGISessionClosed):
-                await s.noop()                                    # the session is gone for good
+                await s.noop()  # the session is gone for good
             return ("timeout", s.broken, str(exc))
         return ("returned",)
 
@@ -179,9 +183,9 @@ async def test_exec_timeout_closes_a_stalled_exec(outcome):
     # command_timeout is far above the wait: only exec_timeout can end this EXEC.
     async with running_server(exec_router(outcome), exec_timeout=0.3, command_timeout=60.0) as server:
         stalled = await FakeAsterisk.connect(server.port, env_for("agi-06"))
-        assert await stalled.read_command() == EXEC_DIAL         # and never reply
+        assert await stalled.read_command() == EXEC_DIAL  # and never reply
         assert await stalled.closed_by_server()
-        assert stalled.received == [EXEC_DIAL]                    # no IVR_STATUS write into a broken stream
+        assert stalled.received == [EXEC_DIAL]  # no IVR_STATUS write into a broken stream
     kind, broken, message = await outcome.wait()
     assert (kind, broken) == ("timeout", True)
     assert "EXEC Dial" in message and "0.3 s" in message
@@ -200,7 +204,7 @@ async def test_exec_within_its_timeout_is_untouched_by_command_timeout(outcome):
     async with running_server(exec_router(outcome), exec_timeout=30.0, command_timeout=0.1) as server:
         fake = await FakeAsterisk.connect(server.port, env_for("agi-06"))
         assert await fake.read_command() == EXEC_DIAL
-        await asyncio.sleep(0.3)                                  # past command_timeout
+        await asyncio.sleep(0.3)  # past command_timeout
         await fake.send(b"200 result=0\n")
         assert await fake.closed_by_server()
     assert await outcome.wait() == ("returned",)

@@ -1,5 +1,6 @@
 """AGISession over a real loopback socket, replaying exact conversations from the Asterisk 22 transcripts
 (agi-01 .. agi-05) with the scripted fake Asterisk."""
+
 from __future__ import annotations
 
 import asyncio
@@ -9,8 +10,14 @@ import pytest
 from ivr import metrics
 from ivr.agi import Router
 from ivr.agi.errors import (
-    AGIAppError, AGIConnectionLost, AGIDeadChannelError, AGIHangupError, AGIInvalidCommandError, AGISessionClosed,
-    AGITimeoutError, AGIUsageError,
+    AGIAppError,
+    AGIConnectionLost,
+    AGIDeadChannelError,
+    AGIHangupError,
+    AGIInvalidCommandError,
+    AGISessionClosed,
+    AGITimeoutError,
+    AGIUsageError,
 )
 from ivr.agi.session import command_label
 from ivr.agi.tally import TALLY
@@ -33,9 +40,11 @@ async def call(body, script_path: str = "agi-01", env: bytes = ENV_AGI01, **serv
 
 
 def counter(command: str, result: str) -> float:
-    TALLY.flush()   # commands are folded into the metrics in batches
-    return metrics.REGISTRY.get_sample_value(
-        "ivr_agi_command_results_total", {"command": command, "result": result}) or 0.0
+    TALLY.flush()  # commands are folded into the metrics in batches
+    return (
+        metrics.REGISTRY.get_sample_value("ivr_agi_command_results_total", {"command": command, "result": result})
+        or 0.0
+    )
 
 
 async def test_agi01_basic_commands_and_quoting():
@@ -60,31 +69,44 @@ async def test_agi01_basic_commands_and_quoting():
 
     ctx, fake, outcome = await call(body)
     try:
-        await fake.run_script([
-            (b"CHANNEL STATUS\n", b"200 result=4\n"),
-            (b"ANSWER\n", b"200 result=0\n"),
-            (b"CHANNEL STATUS\n", b"200 result=6\n"),
-            (b"GET VARIABLE PRESET\n", b"200 result=1 (value set in dialplan)\n"),
-            (b"GET VARIABLE NOSUCHVAR\n", b"200 result=0\n"),
-            (b'SET VARIABLE MYVAR2 "say \\"hi\\" there"\n', b"200 result=1\n"),
-            (b"GET VARIABLE MYVAR2\n", b'200 result=1 (say "hi" there)\n'),
-            (b"SET VARIABLE MYVAR3 'single quoted'\n",
-             b"520-Invalid command syntax.  Proper usage follows:\n"),
-        ])
+        await fake.run_script(
+            [
+                (b"CHANNEL STATUS\n", b"200 result=4\n"),
+                (b"ANSWER\n", b"200 result=0\n"),
+                (b"CHANNEL STATUS\n", b"200 result=6\n"),
+                (b"GET VARIABLE PRESET\n", b"200 result=1 (value set in dialplan)\n"),
+                (b"GET VARIABLE NOSUCHVAR\n", b"200 result=0\n"),
+                (b'SET VARIABLE MYVAR2 "say \\"hi\\" there"\n', b"200 result=1\n"),
+                (b"GET VARIABLE MYVAR2\n", b'200 result=1 (say "hi" there)\n'),
+                (b"SET VARIABLE MYVAR3 'single quoted'\n", b"520-Invalid command syntax.  Proper usage follows:\n"),
+            ]
+        )
         await asyncio.sleep(0.04)  # "+0.549 Sets a variable..." arrives ~40 ms after the first 520 line
         await fake.send(b"Sets a variable to the current channel.\n520 End of proper usage.\n")
-        await fake.run_script([
-            (b'SET VARIABLE EMPTYVAR ""\n', b"200 result=1\n"),
-            (b"GET VARIABLE EMPTYVAR\n", b"200 result=1 ()\n"),
-            (b"GET FULL VARIABLE ${NOSUCHVAR}\n", b"200 result=1 ()\n"),
-            (b"GET FULL VARIABLE ${CHANNEL} Local/agi-01@agi-scen-00000009;1\n",
-             b"200 result=1 (Local/agi-01@agi-scen-00000009;1)\n"),
-            (b'VERBOSE "hello from the FastAGI server" 1\n', b"200 result=1\n"),
-        ])
+        await fake.run_script(
+            [
+                (b'SET VARIABLE EMPTYVAR ""\n', b"200 result=1\n"),
+                (b"GET VARIABLE EMPTYVAR\n", b"200 result=1 ()\n"),
+                (b"GET FULL VARIABLE ${NOSUCHVAR}\n", b"200 result=1 ()\n"),
+                (
+                    b"GET FULL VARIABLE ${CHANNEL} Local/agi-01@agi-scen-00000009;1\n",
+                    b"200 result=1 (Local/agi-01@agi-scen-00000009;1)\n",
+                ),
+                (b'VERBOSE "hello from the FastAGI server" 1\n', b"200 result=1\n"),
+            ]
+        )
         assert await fake.closed_by_server()
-        assert await outcome.wait() == [4, 6, "value set in dialplan", None, 'say "hi" there',
-                                        "Sets a variable to the current channel.", "", "",
-                                        "Local/agi-01@agi-scen-00000009;1"]
+        assert await outcome.wait() == [
+            4,
+            6,
+            "value set in dialplan",
+            None,
+            'say "hi" there',
+            "Sets a variable to the current channel.",
+            "",
+            "",
+            "Local/agi-01@agi-scen-00000009;1",
+        ]
     finally:
         await ctx.__aexit__(None, None, None)
 
@@ -105,19 +127,30 @@ async def test_agi02_dtmf_replies():
 
     ctx, fake, outcome = await call(body)
     try:
-        await fake.run_script([
-            (b'STREAM FILE demo-congrats "0123456789*#"\n', b"200 result=53 endpos=10720\n"),
-            (b'STREAM FILE beep "" 2000\n', b"200 result=0 endpos=3404\n"),
-            (b"WAIT FOR DIGIT 5000\n", b"200 result=57\n"),
-            (b"WAIT FOR DIGIT 1500\n", b"200 result=0\n"),
-            (b"GET DATA beep 5000 4\n", b"200 result=12\n"),
-            (b"GET DATA beep 2000 5\n", b"200 result=78 (timeout)\n"),
-            (b"GET DATA beep 2000 5\n", b"200 result= (timeout)\n"),
-            (b'SAY DIGITS 123456 "#"\n', b"200 result=35\n"),
-            (b'SAY NUMBER 42 ""\n', b"200 result=0\n"),
-        ])
-        assert await outcome.wait() == [("5", 10720), (None, 3404), "9", None, ("12", False), ("78", True),
-                                        ("", True), "#", None]
+        await fake.run_script(
+            [
+                (b'STREAM FILE demo-congrats "0123456789*#"\n', b"200 result=53 endpos=10720\n"),
+                (b'STREAM FILE beep "" 2000\n', b"200 result=0 endpos=3404\n"),
+                (b"WAIT FOR DIGIT 5000\n", b"200 result=57\n"),
+                (b"WAIT FOR DIGIT 1500\n", b"200 result=0\n"),
+                (b"GET DATA beep 5000 4\n", b"200 result=12\n"),
+                (b"GET DATA beep 2000 5\n", b"200 result=78 (timeout)\n"),
+                (b"GET DATA beep 2000 5\n", b"200 result= (timeout)\n"),
+                (b'SAY DIGITS 123456 "#"\n', b"200 result=35\n"),
+                (b'SAY NUMBER 42 ""\n', b"200 result=0\n"),
+            ]
+        )
+        assert await outcome.wait() == [
+            ("5", 10720),
+            (None, 3404),
+            "9",
+            None,
+            ("12", False),
+            ("78", True),
+            ("", True),
+            "#",
+            None,
+        ]
     finally:
         await ctx.__aexit__(None, None, None)
 
@@ -142,19 +175,23 @@ async def test_agi03_hangup_during_stream_file_then_dead_mode():
 
     ctx, fake, outcome = await call(body, "agi-03a", env_for("agi-03a"))
     try:
-        await fake.run_script([
-            (b"ANSWER\n", b"200 result=0\n"),
-            (b'STREAM FILE demo-congrats "#"\n', b"200 result=-1 endpos=12160\n"),
-        ])
+        await fake.run_script(
+            [
+                (b"ANSWER\n", b"200 result=0\n"),
+                (b'STREAM FILE demo-congrats "#"\n', b"200 result=-1 endpos=12160\n"),
+            ]
+        )
         await asyncio.sleep(0.04)  # "+2.050 HANGUP" came 42 ms after the -1 reply
         await fake.send(b"HANGUP\n")
-        await fake.run_script([
-            (b"GET VARIABLE CALLERID(num)\n", b"200 result=1 (5551234)\n"),
-            (b'SET VARIABLE AFTERHANGUP "yes"\n', b"200 result=1\n"),
-            (b"NOOP\n", b"200 result=0\n"),
-            (b'VERBOSE "still here" 1\n', b"200 result=1\n"),
-        ])
-        assert await fake.closed_by_server()   # Asterisk never closes; we must
+        await fake.run_script(
+            [
+                (b"GET VARIABLE CALLERID(num)\n", b"200 result=1 (5551234)\n"),
+                (b'SET VARIABLE AFTERHANGUP "yes"\n', b"200 result=1\n"),
+                (b"NOOP\n", b"200 result=0\n"),
+                (b'VERBOSE "still here" 1\n', b"200 result=1\n"),
+            ]
+        )
+        assert await fake.closed_by_server()  # Asterisk never closes; we must
         assert await outcome.wait() == "5551234"
         assert counter("STREAM FILE", "failure") == before + 1
     finally:
@@ -185,8 +222,8 @@ async def test_agi03c_hangup_while_idle_is_a_notice():
 
     async def body(s):
         await s.answer()
-        await asyncio.wait_for(go.wait(), 5)       # the handler is busy elsewhere (e.g. a CRM lookup)
-        await s.noop()                             # the buffered HANGUP is consumed before NOOP's reply
+        await asyncio.wait_for(go.wait(), 5)  # the handler is busy elsewhere (e.g. a CRM lookup)
+        await s.noop()  # the buffered HANGUP is consumed before NOOP's reply
         assert s.hung_up
         with pytest.raises(AGIHangupError, match="not sent"):
             await s.answer()
@@ -210,7 +247,7 @@ async def test_agi03d_hangup_by_the_agi():
     async def body(s):
         await s.hangup()
         assert s.hung_up
-        await s.hangup()                            # no-op in dead mode
+        await s.hangup()  # no-op in dead mode
         with pytest.raises(AGIHangupError):
             await s.channel_status()
         return await s.get_variable("CALLERID(num)")
@@ -228,35 +265,50 @@ async def test_agi03d_hangup_by_the_agi():
 
 async def test_agi04_record_file_replies():
     async def body(s):
-        got = [await s.record_file("/var/spool/asterisk/recordings/agi04-dtmf", "wav", "#", 20000, beep=True,
-                                   silence_s=3)]
-        got.append(await s.record_file("/var/spool/asterisk/recordings/agi04-silence", "wav", "#", 30000,
-                                       silence_s=2))
+        got = [
+            await s.record_file("/var/spool/asterisk/recordings/agi04-dtmf", "wav", "#", 20000, beep=True, silence_s=3)
+        ]
+        got.append(await s.record_file("/var/spool/asterisk/recordings/agi04-silence", "wav", "#", 30000, silence_s=2))
         got.append(await s.record_file("/var/spool/asterisk/recordings/agi04-timeout", "wav", "#", 3000))
         with pytest.raises(AGIAppError, match="writefile"):
             await s.record_file("/nonexistent-dir/x", "wav", "#", 1000)
-        got.append(await s.record_file("/var/spool/asterisk/recordings/agi04-hangup", "wav", "#", 20000, offset=0,
-                                       beep=True))
+        got.append(
+            await s.record_file("/var/spool/asterisk/recordings/agi04-hangup", "wav", "#", 20000, offset=0, beep=True)
+        )
         got.append(s.hung_up)
         return [(r.result, r.data, r.endpos) if hasattr(r, "result") else r for r in got]
 
     ctx, fake, outcome = await call(body, "agi-04a", env_for("agi-04a"))
     try:
-        await fake.run_script([
-            (b'RECORD FILE /var/spool/asterisk/recordings/agi04-dtmf wav "#" 20000 0 BEEP s=3\n',
-             b"200 result=35 (dtmf) endpos=18560\n"),
-            (b'RECORD FILE /var/spool/asterisk/recordings/agi04-silence wav "#" 30000 0 s=2\n',
-             b"200 result=25168 (timeout) endpos=30653\n"),
-            (b'RECORD FILE /var/spool/asterisk/recordings/agi04-timeout wav "#" 3000\n',
-             b"200 result=0 (timeout) endpos=24000\n"),
-            (b'RECORD FILE /nonexistent-dir/x wav "#" 1000\n', b"200 result=-1 (writefile)\n"),
-            (b'RECORD FILE /var/spool/asterisk/recordings/agi04-hangup wav "#" 20000 0 BEEP\n',
-             b"200 result=-1 (hangup) endpos=20160\nHANGUP\n"),
-        ])
+        await fake.run_script(
+            [
+                (
+                    b'RECORD FILE /var/spool/asterisk/recordings/agi04-dtmf wav "#" 20000 0 BEEP s=3\n',
+                    b"200 result=35 (dtmf) endpos=18560\n",
+                ),
+                (
+                    b'RECORD FILE /var/spool/asterisk/recordings/agi04-silence wav "#" 30000 0 s=2\n',
+                    b"200 result=25168 (timeout) endpos=30653\n",
+                ),
+                (
+                    b'RECORD FILE /var/spool/asterisk/recordings/agi04-timeout wav "#" 3000\n',
+                    b"200 result=0 (timeout) endpos=24000\n",
+                ),
+                (b'RECORD FILE /nonexistent-dir/x wav "#" 1000\n', b"200 result=-1 (writefile)\n"),
+                (
+                    b'RECORD FILE /var/spool/asterisk/recordings/agi04-hangup wav "#" 20000 0 BEEP\n',
+                    b"200 result=-1 (hangup) endpos=20160\nHANGUP\n",
+                ),
+            ]
+        )
         assert await fake.closed_by_server()
         result = await outcome.wait()
-        assert result[:4] == [("35", "dtmf", 18560), ("25168", "timeout", 30653), ("0", "timeout", 24000),
-                              ("-1", "hangup", 20160)]
+        assert result[:4] == [
+            ("35", "dtmf", 18560),
+            ("25168", "timeout", 30653),
+            ("0", "timeout", 24000),
+            ("-1", "hangup", 20160),
+        ]
     finally:
         await ctx.__aexit__(None, None, None)
 
@@ -269,7 +321,7 @@ async def test_agi05_bad_commands():
         with pytest.raises(AGIUsageError) as usage:
             await s.command("EXEC")
         got.append(usage.value.usage.splitlines()[0])
-        with pytest.raises(AGIAppError):                 # missing file, no HANGUP follows
+        with pytest.raises(AGIAppError):  # missing file, no HANGUP follows
             await s.stream_file("this-file-does-not-exist", "#")
         assert not s.hung_up
         got.append(await s.exec("NoSuchApplication", "foo"))
@@ -279,19 +331,23 @@ async def test_agi05_bad_commands():
     ctx, fake, outcome = await call(body, "agi-05", env_for("agi-05"))
     try:
         await fake.expect(b"FOO BAR\n", b"510 Invalid or unknown command\n")
-        await fake.expect(b"EXEC\n",
-                          b"520-Invalid command syntax.  Proper usage follows:\n"
-                          b"Executes <replaceable>application</replaceable> with given <replaceable>options</replaceable>.\n"
-                          b"Returns whatever the <replaceable>application</replaceable> returns, or <literal>-2</literal> on failure to find <replaceable>application</replaceable>.\n"
-                          b"<note>NOTE:</note> exec does not evaluate dialplan functions and variables unless it is explicitly enabled by setting the <variable>AGIEXECFULL</variable> variable to <literal>yes</literal>.\n"
-                          b"520 End of proper usage.\n")
+        await fake.expect(
+            b"EXEC\n",
+            b"520-Invalid command syntax.  Proper usage follows:\n"
+            b"Executes <replaceable>application</replaceable> with given <replaceable>options</replaceable>.\n"
+            b"Returns whatever the <replaceable>application</replaceable> returns, or <literal>-2</literal> on failure to find <replaceable>application</replaceable>.\n"
+            b"<note>NOTE:</note> exec does not evaluate dialplan functions and variables unless it is explicitly enabled by setting the <variable>AGIEXECFULL</variable> variable to <literal>yes</literal>.\n"
+            b"520 End of proper usage.\n",
+        )
         await fake.expect(b'STREAM FILE this-file-does-not-exist "#"\n', b"200 result=-1 endpos=0\n")
         await fake.expect(b'EXEC NoSuchApplication "foo"\n', b"200 result=-2\n")
         await fake.expect(b"GET VARIABLE CALLERID(num)\n", b"200 result=1 (5551234)\n")
         assert await fake.closed_by_server()
         assert await outcome.wait() == [
             "Executes <replaceable>application</replaceable> with given <replaceable>options</replaceable>.",
-            -2, "5551234"]
+            -2,
+            "5551234",
+        ]
     finally:
         await ctx.__aexit__(None, None, None)
 
@@ -338,7 +394,7 @@ async def test_command_timeout_closes_the_desynchronised_session():
 
     ctx, fake, outcome = await call(body, command_timeout=0.2)
     try:
-        assert await fake.read_command() == b"GET VARIABLE X\n"   # ... and never answer (stalled peer)
+        assert await fake.read_command() == b"GET VARIABLE X\n"  # ... and never answer (stalled peer)
         assert await fake.closed_by_server()
         assert await outcome.wait() == "ok"
         assert counter("GET VARIABLE", "timeout") == before + 1
@@ -384,13 +440,13 @@ async def test_concurrent_commands_are_serialised_in_order():
         cancelled = asyncio.create_task(s.get_variable("CANCELLED"))
         second = asyncio.create_task(s.get_variable("B"))
         await asyncio.sleep(0)
-        cancelled.cancel()                 # a waiter cancelled before its turn never reaches the wire
+        cancelled.cancel()  # a waiter cancelled before its turn never reaches the wire
         return await asyncio.gather(slow, second)
 
     ctx, fake, outcome = await call(body)
     try:
         assert await fake.read_command() == b"GET VARIABLE A\n"
-        await asyncio.sleep(0.05)          # B is queued meanwhile; nothing else may be written
+        await asyncio.sleep(0.05)  # B is queued meanwhile; nothing else may be written
         await fake.send(b"200 result=1 (a)\n")
         await fake.expect(b"GET VARIABLE B\n", b"200 result=1 (b)\n")
         assert await fake.closed_by_server()

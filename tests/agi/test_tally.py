@@ -1,4 +1,5 @@
 """CommandTally: batched folding gives exactly what one observe()/inc() per command gives."""
+
 from __future__ import annotations
 
 import asyncio
@@ -13,13 +14,19 @@ VALUES = [0.0, 0.001, 0.0010001, 0.0025, 0.003, 0.01, 0.7, 1.0, 29.99, 30.0, 31.
 
 
 def metrics(registry: CollectorRegistry) -> tuple[Histogram, Counter]:
-    return (Histogram("cmd_seconds", "t", ["command"], buckets=BUCKETS, registry=registry),
-            Counter("cmd_results", "t", ["command", "result"], registry=registry))
+    return (
+        Histogram("cmd_seconds", "t", ["command"], buckets=BUCKETS, registry=registry),
+        Counter("cmd_results", "t", ["command", "result"], registry=registry),
+    )
 
 
 def samples(registry: CollectorRegistry) -> dict:
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for m in registry.collect() for s in m.samples if not s.name.endswith("_created")}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for m in registry.collect()
+        for s in m.samples
+        if not s.name.endswith("_created")
+    }
 
 
 def reference(records) -> dict:
@@ -31,8 +38,12 @@ def reference(records) -> dict:
     return samples(registry)
 
 
-RECORDS = [("NOOP", "ok", v) for v in VALUES] + [("STREAM FILE", "failure", 0.02), ("STREAM FILE", "ok", 0.5),
-                                                 ("EXEC", "timeout", 30.0), ("STREAM FILE", "ok", 0.0025)]
+RECORDS = [("NOOP", "ok", v) for v in VALUES] + [
+    ("STREAM FILE", "failure", 0.02),
+    ("STREAM FILE", "ok", 0.5),
+    ("EXEC", "timeout", 30.0),
+    ("STREAM FILE", "ok", 0.0025),
+]
 
 
 async def test_flush_equals_one_observe_per_command():
@@ -41,17 +52,17 @@ async def test_flush_equals_one_observe_per_command():
     tally = CommandTally(seconds=hist, results=counter)
     for record in RECORDS:
         tally.record(*record)
-    assert all(v == 0 for v in samples(registry).values())   # nothing folded before flush()
+    assert all(v == 0 for v in samples(registry).values())  # nothing folded before flush()
     tally.flush()
     assert samples(registry) == reference(RECORDS)
-    tally.flush()                                 # nothing pending: nothing changes
+    tally.flush()  # nothing pending: nothing changes
     assert samples(registry) == reference(RECORDS)
 
 
 async def test_fallback_replays_observe_when_internals_are_missing():
     observed: list[float] = []
 
-    class PublicOnly:                           # a histogram child without _buckets/_sum/_upper_bounds
+    class PublicOnly:  # a histogram child without _buckets/_sum/_upper_bounds
         def labels(self, **labels):
             return self
 
@@ -74,13 +85,13 @@ async def test_timer_and_size_bound_fold_without_a_session_closing():
     tally = CommandTally(interval=0.02, max_pending=5, seconds=hist, results=counter)
     tally.record("NOOP", "ok", 0.001)
     assert registry.get_sample_value("cmd_results_total", {"command": "NOOP", "result": "ok"}) is None
-    for _ in range(100):                          # the timer fires on its own
+    for _ in range(100):  # the timer fires on its own
         await asyncio.sleep(0.01)
         if registry.get_sample_value("cmd_results_total", {"command": "NOOP", "result": "ok"}):
             break
     assert registry.get_sample_value("cmd_results_total", {"command": "NOOP", "result": "ok"}) == 1
     tally.interval = 3600.0
-    for _ in range(5):                            # the 5th pending command folds the batch at once
+    for _ in range(5):  # the 5th pending command folds the batch at once
         tally.record("ANSWER", "ok", 0.002)
     assert registry.get_sample_value("cmd_results_total", {"command": "ANSWER", "result": "ok"}) == 5
     assert tally.pending == []

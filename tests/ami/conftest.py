@@ -1,8 +1,10 @@
 """Fixtures: a fake AMI server on 127.0.0.1 (ephemeral port) and a factory of fast-retrying clients."""
+
 from __future__ import annotations
 
 import random
-from typing import Any, AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 
@@ -25,9 +27,20 @@ async def make_client(fake: FakeAMI) -> AsyncIterator[Callable[..., AMIClient]]:
 
     def make(**overrides: Any) -> AMIClient:
         options: dict[str, Any] = dict(
-            host="127.0.0.1", port=fake.port, username="ivr", secret="ivrsecret", connect_timeout=2.0,
-            login_timeout=2.0, action_timeout=2.0, ping_interval=0, ping_timeout=1.0, backoff_min=0.01,
-            backoff_max=0.05, login_failure_backoff=0.05, rng=random.Random(7))
+            host="127.0.0.1",
+            port=fake.port,
+            username="ivr",
+            secret="ivrsecret",
+            connect_timeout=2.0,
+            login_timeout=2.0,
+            action_timeout=2.0,
+            ping_interval=0,
+            ping_timeout=1.0,
+            backoff_min=0.01,
+            backoff_max=0.05,
+            login_failure_backoff=0.05,
+            rng=random.Random(7),
+        )
         options.update(overrides)
         client = AMIClient(**options)
         clients.append(client)

@@ -9,11 +9,12 @@ Misbehaviour switches: `silent` (read but never answer: a half-open peer), `chun
 `drop()` (abort every socket), `flood()` (many events at once), `refuse_connections`, `drop_after_login`,
 `auth_fail_delay` (Asterisk answers a failed login after ~1 s, then closes).
 """
+
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
 
 from ivr.ami.protocol import AMIParser, Message, Role, encode_message, md5_key
 
@@ -21,8 +22,9 @@ from .transcripts import FROM_ASTERISK, stream_bytes
 
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
 CHALLENGE = "125847296"  # the one Asterisk gave in ami-10
-FULLY_BOOTED = (b"Event: FullyBooted\r\nPrivilege: system,all\r\nUptime: 288\r\nLastReload: 288\r\n"
-                b"Status: Fully Booted\r\n\r\n")
+FULLY_BOOTED = (
+    b"Event: FullyBooted\r\nPrivilege: system,all\r\nUptime: 288\r\nLastReload: 288\r\nStatus: Fully Booted\r\n\r\n"
+)
 
 Handler = Callable[["FakeConnection", Message], Awaitable[list[bytes]] | list[bytes]]
 
@@ -42,12 +44,13 @@ def replay(transcript: str, recorded_action_id: str) -> Handler:
     recorded = [m for m in recorded_messages(transcript) if m.action_id == recorded_action_id]
     assert recorded, f"{transcript} has no message with ActionID {recorded_action_id}"
 
-    def handler(conn: "FakeConnection", msg: Message) -> list[bytes]:
+    def handler(conn: FakeConnection, msg: Message) -> list[bytes]:
         out = []
         for rec in recorded:
             pairs = [(k, msg.action_id or "") if k.lower() == "actionid" else (k, v) for k, v in rec.items()]
             out.append(encode_message(pairs, raw_values=True))
         return out
+
     return handler
 
 
@@ -55,7 +58,7 @@ def replay(transcript: str, recorded_action_id: str) -> Handler:
 class FakeConnection:
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
-    server: "FakeAMI"
+    server: FakeAMI
     logged_in: bool = False
     received: list[Message] = field(default_factory=list)
     events_on: bool = True
@@ -67,7 +70,7 @@ class FakeConnection:
             self.writer.write(data)
         else:
             for i in range(0, len(data), step):
-                self.writer.write(data[i:i + step])
+                self.writer.write(data[i : i + step])
                 await self.writer.drain()
                 await asyncio.sleep(0)
         await self.writer.drain()
@@ -83,13 +86,13 @@ class FakeAMI:
         self.auth_fail_delay = auth_fail_delay  # a real Asterisk waits ~1 s; tests keep it short
         self.handlers: dict[str, Handler] = {}
         self.connections: list[FakeConnection] = []
-        self.actions: list[Message] = []       # every action received, all connections
+        self.actions: list[Message] = []  # every action received, all connections
         self.logins = 0
         self.failed_logins = 0
         self.silent = False
         self.chunk = 0
         self.refuse_connections = False
-        self.drop_after_login = False   # accept the login, then close at once (an Asterisk in a crash loop)
+        self.drop_after_login = False  # accept the login, then close at once (an Asterisk in a crash loop)
         self.connected = asyncio.Event()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -132,8 +135,10 @@ class FakeAMI:
                 await conn.send(*chunks)
 
     async def flood(self, count: int, event: bytes | None = None) -> None:
-        event = event or (b"Event: Newexten\r\nPrivilege: dialplan,all\r\nChannel: Local/s@x-00000001;1\r\n"
-                          b"Context: ivr\r\nExten: s\r\nPriority: 1\r\nUniqueid: 1.1\r\n\r\n")
+        event = event or (
+            b"Event: Newexten\r\nPrivilege: dialplan,all\r\nChannel: Local/s@x-00000001;1\r\n"
+            b"Context: ivr\r\nExten: s\r\nPriority: 1\r\nUniqueid: 1.1\r\n\r\n"
+        )
         await self.broadcast(event * count)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -188,8 +193,9 @@ class FakeAMI:
             self.logins += 1
             conn.logged_in = True
             conn.events_on = (msg.get("Events") or "on").lower() != "off"
-            await conn.send(response(aid, ("Message", "Authentication accepted")),
-                            FULLY_BOOTED if conn.events_on else b"")
+            await conn.send(
+                response(aid, ("Message", "Authentication accepted")), FULLY_BOOTED if conn.events_on else b""
+            )
             return not self.drop_after_login
         if name == "challenge":
             await conn.send(response(aid, ("Challenge", CHALLENGE)))
@@ -205,8 +211,16 @@ class FakeAMI:
             return False
         handler = self.handlers.get(name)
         if handler is None:
-            await conn.send(response(aid, ("Message", f"Invalid/unknown command: {msg.name}. Use Action: "
-                                                      "ListCommands to show available commands."), status="Error"))
+            await conn.send(
+                response(
+                    aid,
+                    (
+                        "Message",
+                        f"Invalid/unknown command: {msg.name}. Use Action: ListCommands to show available commands.",
+                    ),
+                    status="Error",
+                )
+            )
             return True
         result = handler(conn, msg)
         chunks = await result if asyncio.iscoroutine(result) else result

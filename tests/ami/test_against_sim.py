@@ -1,7 +1,8 @@
 """The AMI client against the simulated Asterisk (ivr.sim), the other user of ivr.ami.protocol (server role)."""
+
 from __future__ import annotations
 
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import pytest
 

@@ -1,16 +1,22 @@
 """AMIClient against the fake AMI server: login, actions, lists, events, failures, reconnects."""
+
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 
 from ivr import metrics
 from ivr.ami.client import AMIClient
 from ivr.ami.errors import (
-    AMIActionError, AMIAuthError, AMIConnectionLost, AMIEncodingError, AMINotConnected, AMITimeout,
+    AMIActionError,
+    AMIAuthError,
+    AMIConnectionLost,
+    AMIEncodingError,
+    AMINotConnected,
+    AMITimeout,
 )
 from ivr.ami.protocol import AMIParser, Message, Role, md5_key
 
@@ -46,6 +52,7 @@ def sent(fake: FakeAMI, action: str) -> list[tuple[str, str]]:
 
 # -- login ---------------------------------------------------------------------------------------------------
 
+
 async def test_plain_login_up_and_fully_booted_event(fake: FakeAMI, make_client: Make) -> None:
     client = make_client()
     got: list[Message] = []
@@ -58,7 +65,11 @@ async def test_plain_login_up_and_fully_booted_event(fake: FakeAMI, make_client:
     assert sample("ivr_ami_up") == 1
     login = fake.received("Login")[0]
     assert [(k, v) for k, v in login.items() if k != "ActionID"] == [
-        ("Action", "Login"), ("Username", "ivr"), ("Secret", "ivrsecret"), ("Events", "on")]
+        ("Action", "Login"),
+        ("Username", "ivr"),
+        ("Secret", "ivrsecret"),
+        ("Events", "on"),
+    ]
     await fake.wait_for(lambda: len(got) == 1)
     assert got[0]["Status"] == "Fully Booted"
 
@@ -135,6 +146,7 @@ async def test_action_before_start_is_refused(make_client: Make) -> None:
 
 # -- actions -------------------------------------------------------------------------------------------------
 
+
 async def test_ping_unique_action_ids_and_metric(fake: FakeAMI, make_client: Make) -> None:
     client = await connected(make_client)
     before = sample("ivr_ami_action_seconds_count", action="ping")
@@ -149,8 +161,13 @@ async def test_ping_unique_action_ids_and_metric(fake: FakeAMI, make_client: Mak
 async def test_responses_are_matched_by_action_id_out_of_order(fake: FakeAMI, make_client: Make) -> None:
     held: list[Message] = []
     fake.on("UserEvent", lambda conn, msg: held.append(msg) or [])  # type: ignore[func-returns-value]
-    fake.on("Status", lambda conn, msg: [response(msg.action_id, ("Message", "second")),
-                                         response(held[0].action_id, ("Message", "first"))])
+    fake.on(
+        "Status",
+        lambda conn, msg: [
+            response(msg.action_id, ("Message", "second")),
+            response(held[0].action_id, ("Message", "first")),
+        ],
+    )
     client = await connected(make_client)
     first = asyncio.create_task(client.action("UserEvent", {"UserEvent": "x"}))
     await fake.wait_for(lambda: bool(held))
@@ -163,8 +180,9 @@ async def test_error_response_raises_typed_error_or_returns_it(fake: FakeAMI, ma
     client = await connected(make_client)
     with pytest.raises(AMIActionError) as err:
         await client.action("NoSuchAction")
-    assert err.value.reason == ("Invalid/unknown command: NoSuchAction. Use Action: ListCommands to show "
-                                "available commands.")
+    assert err.value.reason == (
+        "Invalid/unknown command: NoSuchAction. Use Action: ListCommands to show available commands."
+    )
     resp = await client.action("NoSuchAction", check=False)
     assert resp.name == "Error"
 
@@ -195,6 +213,7 @@ async def test_injection_is_refused_and_nothing_is_sent(fake: FakeAMI, make_clie
 
 
 # -- lists, command output, typed helpers with recorded answers -----------------------------------------------
+
 
 async def test_core_show_channels_list(fake: FakeAMI, make_client: Make) -> None:
     fake.on("CoreShowChannels", replay("ami-12-status-getvar-command", "ami-4"))
@@ -244,10 +263,18 @@ async def test_command_output(fake: FakeAMI, make_client: Make) -> None:
 async def test_originate_correlates_originate_response(fake: FakeAMI, make_client: Make) -> None:
     fake.on("Originate", replay("ami-11-originate-event-stream", "ami-2"))
     client = await connected(make_client)
-    result = await client.originate("Local/s@dtmf-sender", context="ivr-test", exten="s", priority=1,
-                                    caller_id='"DTMF Test" <5551000>', timeout_ms=30000,
-                                    variables={"VAR1": "one", "VAR2": "two words"}, channel_id="orig-11-chan1",
-                                    other_channel_id="orig-11-chan2", account="acct42")
+    result = await client.originate(
+        "Local/s@dtmf-sender",
+        context="ivr-test",
+        exten="s",
+        priority=1,
+        caller_id='"DTMF Test" <5551000>',
+        timeout_ms=30000,
+        variables={"VAR1": "one", "VAR2": "two words"},
+        channel_id="orig-11-chan1",
+        other_channel_id="orig-11-chan2",
+        account="acct42",
+    )
     assert result.success and result.reason == 4 and result.reason_text == "answered"
     assert result.uniqueid == "orig-11-chan1"
     assert result.channel == "Local/s@dtmf-sender-0000002c;1"
@@ -272,30 +299,62 @@ async def test_originate_response_also_reaches_subscribers(fake: FakeAMI, make_c
     await fake.wait_for(lambda: len(got) == 1)
 
 
-@pytest.mark.parametrize("transcript,action_id,call", [
-    ("ami-16-transfers", "ami-11", lambda c: c.redirect(
-        "Local/alice@phones-00000044;1", "redirect-target", "s", 1, extra_channel="Local/bob@phones-00000045;1")),
-    ("ami-16-transfers", "ami-3", lambda c: c.blind_transfer("Local/alice@phones-0000003f;1", "phones", "carol")),
-    ("ami-16-transfers", "ami-6", lambda c: c.atxfer("Local/alice@phones-00000041;1", "300", "phones")),
-    ("ami-13-parking", "ami-17", lambda c: c.park("Local/bob@phones-0000003a;1",
-                                                  timeout_channel="Local/alice@phones-00000039;1", timeout_ms=4000)),
-    ("ami-14-mixmonitor", "ami-3", lambda c: c.mixmonitor(
-        "Local/s@idle-leg-0000003b;1", "/var/spool/asterisk/recordings/ami14-mixmon.wav", "i(MMID)v(1)")),
-    ("ami-14-mixmonitor", "ami-5", lambda c: c.mixmonitor_mute("Local/s@idle-leg-0000003b;1", True, "both")),
-    ("ami-14-mixmonitor", "ami-7", lambda c: c.stop_mixmonitor("Local/s@idle-leg-0000003b;1", "0x7f8050009830")),
-    ("ami-15-queue", "ami-3", lambda c: c.queue_add("testq", "Local/answer3s@agents", penalty=0, paused=True,
-                                                    reason="initial pause", member_name="Agent One",
-                                                    state_interface="Custom:agent1")),
-    ("ami-15-queue", "ami-5", lambda c: c.queue_pause("Local/answer3s@agents", False, queue="testq")),
-    ("ami-15-queue", "ami-16", lambda c: c.queue_remove("testq", "Local/answer3s@agents")),
-    ("ami-12-status-getvar-command", "ami-10", lambda c: c.setvar("MYVAR", "hello world",
-                                                                  "Local/s@idle-leg-00000032;1")),
-    ("ami-12-status-getvar-command", "ami-8", lambda c: c.getvar("CHANNEL(state)", "Local/s@idle-leg-00000032;1")),
-    ("ami-17-errors-and-hangup", "ami-3", lambda c: c.hangup("Local/s@idle-leg-00000046;1", cause=17)),
-    ("ami-17-errors-and-hangup", "ami-4", lambda c: c.hangup("Local/nothing-here-00000000;1")),
-])
-async def test_typed_helpers_send_what_the_transcripts_sent(fake: FakeAMI, make_client: Make, transcript: str,
-                                                          action_id: str, call: Callable) -> None:  # type: ignore[type-arg]
+@pytest.mark.parametrize(
+    "transcript,action_id,call",
+    [
+        (
+            "ami-16-transfers",
+            "ami-11",
+            lambda c: c.redirect(
+                "Local/alice@phones-00000044;1", "redirect-target", "s", 1, extra_channel="Local/bob@phones-00000045;1"
+            ),
+        ),
+        ("ami-16-transfers", "ami-3", lambda c: c.blind_transfer("Local/alice@phones-0000003f;1", "phones", "carol")),
+        ("ami-16-transfers", "ami-6", lambda c: c.atxfer("Local/alice@phones-00000041;1", "300", "phones")),
+        (
+            "ami-13-parking",
+            "ami-17",
+            lambda c: c.park(
+                "Local/bob@phones-0000003a;1", timeout_channel="Local/alice@phones-00000039;1", timeout_ms=4000
+            ),
+        ),
+        (
+            "ami-14-mixmonitor",
+            "ami-3",
+            lambda c: c.mixmonitor(
+                "Local/s@idle-leg-0000003b;1", "/var/spool/asterisk/recordings/ami14-mixmon.wav", "i(MMID)v(1)"
+            ),
+        ),
+        ("ami-14-mixmonitor", "ami-5", lambda c: c.mixmonitor_mute("Local/s@idle-leg-0000003b;1", True, "both")),
+        ("ami-14-mixmonitor", "ami-7", lambda c: c.stop_mixmonitor("Local/s@idle-leg-0000003b;1", "0x7f8050009830")),
+        (
+            "ami-15-queue",
+            "ami-3",
+            lambda c: c.queue_add(
+                "testq",
+                "Local/answer3s@agents",
+                penalty=0,
+                paused=True,
+                reason="initial pause",
+                member_name="Agent One",
+                state_interface="Custom:agent1",
+            ),
+        ),
+        ("ami-15-queue", "ami-5", lambda c: c.queue_pause("Local/answer3s@agents", False, queue="testq")),
+        ("ami-15-queue", "ami-16", lambda c: c.queue_remove("testq", "Local/answer3s@agents")),
+        (
+            "ami-12-status-getvar-command",
+            "ami-10",
+            lambda c: c.setvar("MYVAR", "hello world", "Local/s@idle-leg-00000032;1"),
+        ),
+        ("ami-12-status-getvar-command", "ami-8", lambda c: c.getvar("CHANNEL(state)", "Local/s@idle-leg-00000032;1")),
+        ("ami-17-errors-and-hangup", "ami-3", lambda c: c.hangup("Local/s@idle-leg-00000046;1", cause=17)),
+        ("ami-17-errors-and-hangup", "ami-4", lambda c: c.hangup("Local/nothing-here-00000000;1")),
+    ],
+)
+async def test_typed_helpers_send_what_the_transcripts_sent(
+    fake: FakeAMI, make_client: Make, transcript: str, action_id: str, call: Callable
+) -> None:  # type: ignore[type-arg]
     request = recorded_request(transcript, action_id)
     action = request[0][1]
     fake.on(action, replay(transcript, action_id))
@@ -322,6 +381,7 @@ async def test_recorded_answers_of_helpers(fake: FakeAMI, make_client: Make) -> 
 
 
 # -- events ---------------------------------------------------------------------------------------------------
+
 
 async def test_subscribers_by_name_catch_all_and_a_failing_one(fake: FakeAMI, make_client: Make) -> None:
     client = await connected(make_client)
@@ -362,9 +422,9 @@ async def test_overflow_policy_is_explicit_and_counted(fake: FakeAMI, make_clien
     assert sub.dropped >= 39
     assert sample("ivr_ami_events_dropped_total", subscriber=name) == before + sub.dropped
     if policy == "drop_newest":
-        assert got == list(range(len(got)))               # the first ones were kept
+        assert got == list(range(len(got)))  # the first ones were kept
     else:
-        assert got[-10:] == list(range(40, 50))           # the newest ones were kept
+        assert got[-10:] == list(range(40, 50))  # the newest ones were kept
     assert got == sorted(got)
 
 
@@ -397,6 +457,7 @@ async def test_bytes_split_one_at_a_time(fake: FakeAMI, make_client: Make) -> No
 
 # -- failures, reconnects, close ---------------------------------------------------------------------------
 
+
 async def test_drop_fails_pending_and_never_replays(fake: FakeAMI, make_client: Make) -> None:
     fake.on("Originate", lambda conn, msg: [])  # Asterisk dies before answering
     calls: list[int] = []
@@ -417,8 +478,9 @@ async def test_drop_fails_pending_and_never_replays(fake: FakeAMI, make_client: 
     assert (await client.ping())["Ping"] == "Pong"
 
 
-async def test_on_connected_after_every_login_and_failing_callback_is_isolated(fake: FakeAMI,
-                                                                               make_client: Make) -> None:
+async def test_on_connected_after_every_login_and_failing_callback_is_isolated(
+    fake: FakeAMI, make_client: Make
+) -> None:
     client = make_client()
     seen: list[str] = []
 
@@ -440,7 +502,7 @@ async def test_half_open_connection_is_found_by_keepalive(fake: FakeAMI, make_cl
     client = await connected(make_client, ping_interval=0.05, ping_timeout=0.3)
     await fake.wait_for(lambda: len(fake.received("Ping")) >= 1)
     logins = fake.logins
-    fake.silent = True   # the peer still holds the socket but answers nothing
+    fake.silent = True  # the peer still holds the socket but answers nothing
     await fake.wait_for(lambda: not client.logged_in)
     assert "keepalive" in (client.health().last_error or "")
     fake.silent = False
@@ -610,7 +672,7 @@ async def test_a_subscriber_that_never_suspends_lets_the_loop_run(fake: FakeAMI,
     seen_by_other_task: list[int] = []
 
     def blocking(msg: Message) -> None:
-        time.sleep(0.001)   # a handler that blocks: the subscriber must still yield within its time slice
+        time.sleep(0.001)  # a handler that blocks: the subscriber must still yield within its time slice
         got.append(int(msg["Seq"]))
 
     async def other_task() -> None:
@@ -624,4 +686,4 @@ async def test_a_subscriber_that_never_suspends_lets_the_loop_run(fake: FakeAMI,
     await fake.wait_for(lambda: len(got) == 100)
     await watcher
     assert got == list(range(100))
-    assert seen_by_other_task[0] < 100   # the loop ran while the backlog was being handled
+    assert seen_by_other_task[0] < 100  # the loop ran while the backlog was being handled

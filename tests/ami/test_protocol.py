@@ -1,12 +1,24 @@
 """AMI sans-IO core against the real Asterisk 22 recordings (exact lines quoted from tests/data/asterisk)."""
+
 from __future__ import annotations
 
 import pytest
 
 from ivr.ami.errors import AMIEncodingError, AMIMessageTooLarge, AMIProtocolError
 from ivr.ami.protocol import (
-    AMIParser, Banner, Message, Role, command_output, encode_action, encode_message, header_pairs, is_list_complete,
-    is_list_start, login_headers, md5_key, md5_login_headers,
+    AMIParser,
+    Banner,
+    Message,
+    Role,
+    command_output,
+    encode_action,
+    encode_message,
+    header_pairs,
+    is_list_complete,
+    is_list_start,
+    login_headers,
+    md5_key,
+    md5_login_headers,
 )
 
 from .transcripts import FROM_ASTERISK, TO_ASTERISK, all_names, stream_bytes, stream_chunks
@@ -30,6 +42,7 @@ def parse_split(data: bytes, pieces: list[int], role: Role = Role.CLIENT) -> lis
 
 
 # -- framing on the real byte streams ----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", all_names())
 def test_real_chunks_parse_like_one_read(name: str) -> None:
@@ -69,7 +82,7 @@ def test_byte_at_a_time() -> None:
     parser = AMIParser()
     got: list[Message | Banner] = []
     for i in range(len(data)):
-        got.extend(parser.feed(data[i:i + 1]))
+        got.extend(parser.feed(data[i : i + 1]))
     assert got == expected
 
 
@@ -92,11 +105,14 @@ def test_scan_position_is_remembered() -> None:
 
 # -- exact transcript lines ------------------------------------------------------------------------------------
 
+
 def test_login_response_and_fully_booted_from_ami10() -> None:
-    data = (b"Asterisk Call Manager/11.0.0\r\n"
-            b"Response: Success\r\nActionID: clientC-1\r\nMessage: Authentication accepted\r\n\r\n"
-            b"Event: FullyBooted\r\nPrivilege: system,all\r\nUptime: 288\r\nLastReload: 288\r\n"
-            b"Status: Fully Booted\r\n\r\n")
+    data = (
+        b"Asterisk Call Manager/11.0.0\r\n"
+        b"Response: Success\r\nActionID: clientC-1\r\nMessage: Authentication accepted\r\n\r\n"
+        b"Event: FullyBooted\r\nPrivilege: system,all\r\nUptime: 288\r\nLastReload: 288\r\n"
+        b"Status: Fully Booted\r\n\r\n"
+    )
     banner, resp, event = parse_all(data)
     assert banner == Banner("Asterisk Call Manager/11.0.0")
     assert isinstance(resp, Message) and isinstance(event, Message)
@@ -105,8 +121,13 @@ def test_login_response_and_fully_booted_from_ami10() -> None:
     assert resp["Message"] == "Authentication accepted"
     assert event.is_event and not event.is_response and event.name == "FullyBooted"
     assert event.action_id is None
-    assert event.items() == [("Event", "FullyBooted"), ("Privilege", "system,all"), ("Uptime", "288"),
-                             ("LastReload", "288"), ("Status", "Fully Booted")]
+    assert event.items() == [
+        ("Event", "FullyBooted"),
+        ("Privilege", "system,all"),
+        ("Uptime", "288"),
+        ("LastReload", "288"),
+        ("Status", "Fully Booted"),
+    ]
 
 
 def test_banner_is_delivered_once() -> None:
@@ -155,7 +176,7 @@ def test_command_output_keeps_every_line_in_order() -> None:
     out = command_output(dialplan)
     assert out[0] == "[ Context 'parkedcallstimeout' created by 'pbx_config' ]"
     assert out[1].startswith("  's' =>            1. NoOp(park timeout comeback")
-    assert out[-2] == ""                      # "Output: \r\n" is an empty line of CLI output
+    assert out[-2] == ""  # "Output: \r\n" is an empty line of CLI output
     assert out[-1] == "-= 2 extensions (4 priorities) in 1 context. =-"
     assert len(out) == 7
     channels = next(m for m in messages if m.action_id == "ami-19")
@@ -164,7 +185,8 @@ def test_command_output_keeps_every_line_in_order() -> None:
     unknown = next(m for m in messages if m.action_id == "ami-21")
     assert unknown.name == "Error"
     assert command_output(unknown) == [
-        "No such command 'no such cli command' (type 'core show help no such' for other possible commands)"]
+        "No such command 'no such cli command' (type 'core show help no such' for other possible commands)"
+    ]
 
 
 def test_list_markers_on_core_show_channels() -> None:
@@ -178,8 +200,10 @@ def test_list_markers_on_core_show_channels() -> None:
 
 def test_old_follows_output_becomes_output_headers() -> None:
     # Asterisk < 14 format of Command output (raw LF lines ended by --END COMMAND--).
-    data = (BANNER + b"Response: Follows\r\nPrivilege: Command\r\nActionID: c1\r\n"
-            b"Channel: x\nsecond line\n--END COMMAND--\r\n\r\n")
+    data = (
+        BANNER + b"Response: Follows\r\nPrivilege: Command\r\nActionID: c1\r\n"
+        b"Channel: x\nsecond line\n--END COMMAND--\r\n\r\n"
+    )
     msg = parse_all(data)[1]
     assert isinstance(msg, Message)
     assert msg.name == "Follows" and msg.action_id == "c1"
@@ -187,6 +211,7 @@ def test_old_follows_output_becomes_output_headers() -> None:
 
 
 # -- UTF-8 -------------------------------------------------------------------------------------------------------
+
 
 def test_utf8_split_between_reads_is_decoded_whole() -> None:
     data = BANNER + "Event: Newchannel\r\nCallerIDName: Jūratė Žemaitė\r\n\r\n".encode()
@@ -202,6 +227,7 @@ def test_invalid_utf8_is_replaced_not_dropped() -> None:
 
 
 # -- limits ------------------------------------------------------------------------------------------------------
+
 
 def test_incomplete_message_over_limit() -> None:
     parser = AMIParser(max_message_size=1000)
@@ -224,6 +250,7 @@ def test_many_small_messages_in_one_read_are_not_a_large_message() -> None:
 
 # -- server role (what Asterisk does with client bytes) -------------------------------------------------------
 
+
 def test_server_role_parses_real_client_bytes_incl_bare_lf_and_lower_case() -> None:
     data = stream_bytes("ami-10-login-ping-events-logoff", TO_ASTERISK, "clientC")
     assert b"Action: Ping\nActionID: lf-1\n\n" in data
@@ -231,8 +258,22 @@ def test_server_role_parses_real_client_bytes_incl_bare_lf_and_lower_case() -> N
     actions = parse_all(data, Role.SERVER)
     assert all(isinstance(a, Message) and a.is_action for a in actions)
     ids = [a.action_id for a in actions if isinstance(a, Message)]
-    assert ids == ["clientC-1", "clientC-2", None, "clientC-3", "clientC-4", "clientC-5", "clientC-6",
-                   "clientC-7", "lower-1", "lf-1", "batch-1", "batch-2", "split-1", "clientC-8"]
+    assert ids == [
+        "clientC-1",
+        "clientC-2",
+        None,
+        "clientC-3",
+        "clientC-4",
+        "clientC-5",
+        "clientC-6",
+        "clientC-7",
+        "lower-1",
+        "lf-1",
+        "batch-1",
+        "batch-2",
+        "split-1",
+        "clientC-8",
+    ]
     lower = actions[8]
     assert isinstance(lower, Message)
     assert lower.name == "ping" and lower.get("ACTION") == "ping"
@@ -263,6 +304,7 @@ def test_server_role_size_limit() -> None:
 
 # -- Message -----------------------------------------------------------------------------------------------------
 
+
 def test_message_headers_are_case_insensitive_multi_valued_and_ordered() -> None:
     msg = Message([("Event", "Status"), ("ChanVariable", "A=1"), ("ActionID", "x"), ("chanvariable", "B=2")])
     assert msg.get("chanVARIABLE") == "A=1"
@@ -283,25 +325,34 @@ def test_message_name_when_not_first() -> None:
 
 # -- encoding ----------------------------------------------------------------------------------------------------
 
+
 def test_encode_login_matches_the_recorded_client_bytes() -> None:
     recorded = stream_bytes("ami-10-login-ping-events-logoff", TO_ASTERISK, "clientE")
-    assert recorded == b"Action: Login\r\nActionID: clientE-1\r\nUsername: ivr\r\nSecret: ivrsecret\r\nEvents: off\r\n\r\n"
+    assert (
+        recorded == b"Action: Login\r\nActionID: clientE-1\r\nUsername: ivr\r\nSecret: ivrsecret\r\nEvents: off\r\n\r\n"
+    )
     assert encode_action("Login", login_headers("ivr", "ivrsecret", events=False), action_id="clientE-1") == recorded
 
 
 def test_md5_login_matches_the_recorded_challenge() -> None:
     assert md5_key("125847296", "ivrsecret") == "bb40de9f42aa47f3dd204b0f459e5ec8"
     recorded = stream_bytes("ami-10-login-ping-events-logoff", TO_ASTERISK, "clientD")
-    login = encode_action("Login", md5_login_headers("ivr", md5_key("125847296", "ivrsecret"), events=False),
-                          action_id="clientD-2")
+    login = encode_action(
+        "Login", md5_login_headers("ivr", md5_key("125847296", "ivrsecret"), events=False), action_id="clientD-2"
+    )
     assert login in recorded
 
 
 def test_encode_values_types_and_repeats() -> None:
-    data = encode_action("Originate", {"Channel": "Local/s@x", "Priority": 1, "Async": True, "Account": None,
-                                       "Variable": ["A=1", "B=2"]}, action_id="o1")
-    assert data == (b"Action: Originate\r\nActionID: o1\r\nChannel: Local/s@x\r\nPriority: 1\r\nAsync: true\r\n"
-                    b"Variable: A=1\r\nVariable: B=2\r\n\r\n")
+    data = encode_action(
+        "Originate",
+        {"Channel": "Local/s@x", "Priority": 1, "Async": True, "Account": None, "Variable": ["A=1", "B=2"]},
+        action_id="o1",
+    )
+    assert data == (
+        b"Action: Originate\r\nActionID: o1\r\nChannel: Local/s@x\r\nPriority: 1\r\nAsync: true\r\n"
+        b"Variable: A=1\r\nVariable: B=2\r\n\r\n"
+    )
     assert header_pairs([("A", 1), ("B", False)]) == [("A", "1"), ("B", "false")]
 
 
@@ -325,8 +376,9 @@ def test_encode_refuses_actionid_in_headers_and_bad_action_name() -> None:
 
 
 def test_raw_values_reproduce_the_park_response_bytes() -> None:
-    data = encode_message([("Response", "Success"), ("ActionID", "ami-3"), ("Message", "Park successful\n")],
-                          raw_values=True)
+    data = encode_message(
+        [("Response", "Success"), ("ActionID", "ami-3"), ("Message", "Park successful\n")], raw_values=True
+    )
     assert data == b"Response: Success\r\nActionID: ami-3\r\nMessage: Park successful\n\r\n\r\n"
     assert data in stream_bytes("ami-13-parking", FROM_ASTERISK)
 
@@ -351,7 +403,7 @@ def _lazy_and_full(data: bytes) -> list[tuple[Message, Message]]:
     full = [m for m in parse_all(data)[1:] if isinstance(m, Message)]
     for m in full:
         m.items()  # forces the split of every header
-    return list(zip(lazy, full))
+    return list(zip(lazy, full, strict=False))
 
 
 @pytest.mark.parametrize("name", all_names())
@@ -372,17 +424,20 @@ def test_quick_header_lookup_agrees_with_full_split(name: str) -> None:
     assert checked > 10
 
 
-@pytest.mark.parametrize("block,header,expected", [
-    (b"Event: X\r\nfoo: first\r\nFoo: second\r\n\r\n", "Foo", "first"),    # first value wins across cases
-    (b"Event: X\r\nFoo:nospace\r\nFoo: spaced\r\n\r\n", "Foo", "nospace"),
-    (b"Event: X\r\nFoo:a: b\r\n\r\n", "Foo", None),                          # key is "Foo:a", like Asterisk's split
-    (b"Event: X\r\nFoo:a: b\r\n\r\n", "Foo:a", "b"),
-    (b"Event: X\r\nBar: Foo: x\r\n\r\n", "Foo", None),                        # inside a value is not a header
-    (b"Event: X\r\nMessage: Park successful\n\r\n\r\n", "Message", "Park successful\n"),
-    (b"Event: X\r\nName: J\xc5\xabrat\xc4\x97\r\nNAME: other\r\n\r\n", "name", "J\u016brat\u0117"),
-    (b"Event: X\r\nEmpty: \r\nLast: end\r\n\r\n", "Empty", ""),
-    (b"Event: X\r\nEmpty: \r\nLast: end\r\n\r\n", "Last", "end"),
-])
+@pytest.mark.parametrize(
+    "block,header,expected",
+    [
+        (b"Event: X\r\nfoo: first\r\nFoo: second\r\n\r\n", "Foo", "first"),  # first value wins across cases
+        (b"Event: X\r\nFoo:nospace\r\nFoo: spaced\r\n\r\n", "Foo", "nospace"),
+        (b"Event: X\r\nFoo:a: b\r\n\r\n", "Foo", None),  # key is "Foo:a", like Asterisk's split
+        (b"Event: X\r\nFoo:a: b\r\n\r\n", "Foo:a", "b"),
+        (b"Event: X\r\nBar: Foo: x\r\n\r\n", "Foo", None),  # inside a value is not a header
+        (b"Event: X\r\nMessage: Park successful\n\r\n\r\n", "Message", "Park successful\n"),
+        (b"Event: X\r\nName: J\xc5\xabrat\xc4\x97\r\nNAME: other\r\n\r\n", "name", "J\u016brat\u0117"),
+        (b"Event: X\r\nEmpty: \r\nLast: end\r\n\r\n", "Empty", ""),
+        (b"Event: X\r\nEmpty: \r\nLast: end\r\n\r\n", "Last", "end"),
+    ],
+)
 def test_quick_header_lookup_edge_cases(block: bytes, header: str, expected: str | None) -> None:
     lazy = parse_all(BANNER + block)[1]
     full = parse_all(BANNER + block)[1]
@@ -396,19 +451,56 @@ def test_quick_header_lookup_edge_cases(block: bytes, header: str, expected: str
 # Lines that stress the quick lookup: case variants, no space after the colon, a colon inside the key, raw CR,
 # bare LF, empty values, non-ASCII text (case folding may change lengths there), and a header line at the very end.
 _ODD_LINES = [
-    "Uniqueid: 1795908860.1", "uniqueid: lower first", "UNIQUEID:nospace", "Uniqueid:a: b", "Uniqueid:",
-    "Uniqueid: ", "Channel: PJSIP/100-00000001", "channel: second", "Value: x\r", "Message: Park successful\n",
-    "CallerIDName: J\u016brat\u0117", "CallerIDName: \u0130stanbul", "Bar: Uniqueid: inside a value",
-    "Event: LaterEvent", "event: later lower", "Response: LaterResponse", "noheader", "\u212aelvin: sign",
-    "Name: \u0130\u0130", "Uniqueid: a b",  # two characters that grow when folded, then a value with a space
+    "Uniqueid: 1795908860.1",
+    "uniqueid: lower first",
+    "UNIQUEID:nospace",
+    "Uniqueid:a: b",
+    "Uniqueid:",
+    "Uniqueid: ",
+    "Channel: PJSIP/100-00000001",
+    "channel: second",
+    "Value: x\r",
+    "Message: Park successful\n",
+    "CallerIDName: J\u016brat\u0117",
+    "CallerIDName: \u0130stanbul",
+    "Bar: Uniqueid: inside a value",
+    "Event: LaterEvent",
+    "event: later lower",
+    "Response: LaterResponse",
+    "noheader",
+    "\u212aelvin: sign",
+    "Name: \u0130\u0130",
+    "Uniqueid: a b",  # two characters that grow when folded, then a value with a space
 ]
-_ODD_NAMES = ["Uniqueid", "uniqueid", "UNIQUEID", "Channel", "Value", "Message", "CallerIDName", "callername",
-              "Bar", "Event", "event", "EVENT", "Response", "response", "ActionID", "noheader", "Kelvin", "kelvin",
-              "Uniqueid:a", "", "Missing", "\u0130stanbul"]
+_ODD_NAMES = [
+    "Uniqueid",
+    "uniqueid",
+    "UNIQUEID",
+    "Channel",
+    "Value",
+    "Message",
+    "CallerIDName",
+    "callername",
+    "Bar",
+    "Event",
+    "event",
+    "EVENT",
+    "Response",
+    "response",
+    "ActionID",
+    "noheader",
+    "Kelvin",
+    "kelvin",
+    "Uniqueid:a",
+    "",
+    "Missing",
+    "\u0130stanbul",
+]
 
 
 def test_quick_header_lookup_agrees_with_full_split_on_generated_blocks() -> None:
     import random
+
     rng = random.Random(3)
     for _ in range(1500):
         first = rng.choice(["Event: Newexten", "Response: Success", "Event: X"])

@@ -3,11 +3,13 @@
 Each .jsonl line is one socket read or write: {"t", "dir", "data" (latin-1 text of the exact bytes), "stream"}.
 Concatenating the chunks of one stream and direction gives the exact byte stream.
 """
+
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
+
 from tests.asterisk_data import ASTERISK_DATA
 
 DATA = ASTERISK_DATA
@@ -23,7 +25,7 @@ class Chunk:
     stream: str
 
 
-@lru_cache(maxsize=None)
+@cache
 def chunks(name: str) -> tuple[Chunk, ...]:
     out = []
     with open(DATA / f"{name}.jsonl", encoding="utf-8") as fh:

@@ -1,4 +1,5 @@
 """An API instance on 127.0.0.1 (ephemeral port) over a scripted AMI client, a real registry and in-memory storage."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -46,8 +47,14 @@ async def api(tmp_path):
     settings = CallControlSettings(recordings_dir="/var/spool/asterisk/monitor", download_dir=str(tmp_path / "rec"))
     ops = CallOperations(ami, registry, storage, settings)
     ready = {"ami": True, "fastagi": True}
-    app = create_app(operations=ops, registry=registry, storage=storage, token=TOKEN, settings=settings,
-                     readiness={"ami": lambda: ready["ami"], "fastagi": lambda: ready["fastagi"]})
+    app = create_app(
+        operations=ops,
+        registry=registry,
+        storage=storage,
+        token=TOKEN,
+        settings=settings,
+        readiness={"ami": lambda: ready["ami"], "fastagi": lambda: ready["fastagi"]},
+    )
     client = TestClient(TestServer(app, host="127.0.0.1", port=0))
     await client.start_server()
     try:

@@ -1,8 +1,9 @@
 """The HTTP API end to end over HTTP (127.0.0.1, ephemeral port), with a scripted AMI client behind it."""
+
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -90,8 +91,9 @@ async def test_error_shapes(api):
     await expect_error(await api.client.put("/calls", headers=AUTH), 405, "method_not_allowed")
     body = await expect_error(await api.post("/calls/originate", json={"number": "123"}), 422, "invalid_request")
     assert "exactly one of agent" in str(body["detail"])
-    body = await expect_error(await api.post("/calls/originate", json={"agent": "1001", "number": "1", "x": 1}),
-                              422, "invalid_request")
+    body = await expect_error(
+        await api.post("/calls/originate", json={"agent": "1001", "number": "1", "x": 1}), 422, "invalid_request"
+    )
     assert body["detail"][0]["field"] == "x"
     resp = await api.client.post("/calls/originate", data=b"{nope", headers=AUTH)
     await expect_error(resp, 422, "invalid_request")
@@ -103,6 +105,7 @@ async def test_error_shapes(api):
 async def test_unexpected_error_is_json_500_without_traceback(api, monkeypatch, caplog):
     async def boom(*args, **kwargs):
         raise RuntimeError("secret internals")
+
     monkeypatch.setattr(api.ops, "click_to_call", boom)
     resp = await api.post("/calls/originate", json={"agent": "1001", "number": "+37060000001"})
     body = await expect_error(resp, 500, "internal_error")
@@ -130,14 +133,19 @@ async def test_originate_both_kinds_and_503(api):
     assert resp.status == 202
     body = await resp.json()
     assert body["type"] == "click_to_call" and api.ami.headers()["ChannelId"] == body["call_id"]
-    resp = await api.post("/calls/originate", json={"flow": "survey", "number": "+37060000001",
-                                                    "variables": {"order": "42"}})
+    resp = await api.post(
+        "/calls/originate", json={"flow": "survey", "number": "+37060000001", "variables": {"order": "42"}}
+    )
     assert resp.status == 202 and api.ami.headers()["Exten"] == "survey"
-    await expect_error(await api.post("/calls/originate", json={"agent": "1001", "number": "+3706&PJSIP/9"}), 422,
-                       "invalid_request")
+    await expect_error(
+        await api.post("/calls/originate", json={"agent": "1001", "number": "+3706&PJSIP/9"}), 422, "invalid_request"
+    )
     api.ami.replies["Originate"] = AMINotConnected("down")
-    await expect_error(await api.post("/calls/originate", json={"agent": "1001", "number": "+37060000001"}), 503,
-                       "asterisk_unavailable")
+    await expect_error(
+        await api.post("/calls/originate", json={"agent": "1001", "number": "+37060000001"}),
+        503,
+        "asterisk_unavailable",
+    )
 
 
 async def test_transfer_park_retrieve_hold_spy_hangup(api):
@@ -146,11 +154,11 @@ async def test_transfer_park_retrieve_hold_spy_hangup(api):
     resp = await api.post(f"/calls/{call_id}/transfer", json={"queue": "sales"})
     assert resp.status == 202 and (await resp.json())["mode"] == "blind"
     assert api.ami.names()[-1] == "BlindTransfer"
-    await expect_error(await api.post(f"/calls/{call_id}/transfer", json={"queue": "a", "flow": "b"}), 422,
-                       "invalid_request")
+    await expect_error(
+        await api.post(f"/calls/{call_id}/transfer", json={"queue": "a", "flow": "b"}), 422, "invalid_request"
+    )
     api.ami.replies["BlindTransfer"] = error("Transfer invalid")
-    await expect_error(await api.post(f"/calls/{call_id}/transfer", json={"extension": "200"}), 409,
-                       "invalid_state")
+    await expect_error(await api.post(f"/calls/{call_id}/transfer", json={"extension": "200"}), 409, "invalid_state")
     assert (await api.post(f"/calls/{call_id}/hold", json={})).status == 202
     assert (await api.post(f"/calls/{call_id}/resume")).status == 202
     # MOH class and IVR_HELD_PARTNER, the dual Redirect; then Bridge and clearing IVR_HELD_PARTNER.
@@ -177,22 +185,27 @@ async def test_parking_lots_and_queues(api):
 
 
 async def test_queue_member_routes(api):
-    resp = await api.post("/queues/testq/members", json={"interface": "Local/answer3s@agents", "name": "Agent One",
-                                                         "paused": True, "reason": "initial pause"})
+    resp = await api.post(
+        "/queues/testq/members",
+        json={"interface": "Local/answer3s@agents", "name": "Agent One", "paused": True, "reason": "initial pause"},
+    )
     assert resp.status == 201 and api.ami.names() == ["QueueAdd"]
     api.ami.replies["QueueAdd"] = error("Unable to add interface: Already there")
-    await expect_error(await api.post("/queues/testq/members", json={"interface": "Local/answer3s@agents"}), 409,
-                       "invalid_state")
-    resp = await api.post("/queues/testq/members/pause", json={"interface": "Local/answer3s@agents",
-                                                               "reason": "coffee break"})
+    await expect_error(
+        await api.post("/queues/testq/members", json={"interface": "Local/answer3s@agents"}), 409, "invalid_state"
+    )
+    resp = await api.post(
+        "/queues/testq/members/pause", json={"interface": "Local/answer3s@agents", "reason": "coffee break"}
+    )
     assert resp.status == 200 and api.ami.headers()["Reason"] == "coffee break"
-    assert (await api.post("/queues/testq/members/unpause",
-                           json={"interface": "Local/answer3s@agents"})).status == 200
+    assert (await api.post("/queues/testq/members/unpause", json={"interface": "Local/answer3s@agents"})).status == 200
     api.ami.replies["QueueRemove"] = error("Unable to remove interface: Not there")
-    await expect_error(await api.post("/queues/testq/members/logout", json={"interface": "Local/answer3s@agents"}),
-                       404, "not_found")
-    await expect_error(await api.post("/queues/testq/members/pause", json={"interface": "bad interface"}), 422,
-                       "invalid_request")
+    await expect_error(
+        await api.post("/queues/testq/members/logout", json={"interface": "Local/answer3s@agents"}), 404, "not_found"
+    )
+    await expect_error(
+        await api.post("/queues/testq/members/pause", json={"interface": "bad interface"}), 422, "invalid_request"
+    )
 
 
 # --- recordings ----------------------------------------------------------------------------------------------
@@ -232,8 +245,9 @@ async def test_download_refuses_rows_outside_the_recordings_dir(api, tmp_path):
     (tmp_path / "secret.txt").write_text("no")
     (tmp_path / "rec").mkdir()
     for path in ("/etc/passwd", "/var/spool/asterisk/monitor/../../../etc/passwd", str(secret)):
-        rec_id = await api.storage.add_recording(Recording(call_id="x", path=path, state="finished",
-                                                           started_at=datetime.now(timezone.utc)))
+        rec_id = await api.storage.add_recording(
+            Recording(call_id="x", path=path, state="finished", started_at=datetime.now(UTC))
+        )
         await expect_error(await api.get(f"/recordings/{rec_id}/file"), 404, "not_found")
 
 
@@ -252,20 +266,22 @@ async def test_callbacks_routes(api):
     assert (await (await api.delete(f"/callbacks/{created['id']}")).json())["state"] == "cancelled"
     await expect_error(await api.delete(f"/callbacks/{created['id']}"), 409, "invalid_state")
     await expect_error(await api.delete("/callbacks/999"), 404, "not_found")
-    await expect_error(await api.post("/callbacks", json={"number": "abc", "queue": "support"}), 422,
-                       "invalid_request")
+    await expect_error(await api.post("/callbacks", json={"number": "abc", "queue": "support"}), 422, "invalid_request")
     await expect_error(await api.get("/callbacks?state=weird"), 422, "invalid_request")
     assert (await (await api.get("/voicemail")).json()) == {"voicemail": [], "count": 0}
 
 
-@pytest.mark.parametrize("body, needle", [
-    ({"number": "+37060000001", "queue": "support", "language": "en,IVR_X=1"}, "language"),
-    ({"number": "+37060000001", "queue": "support", "language": "en&x=1"}, "language"),
-    ({"number": "+19005550100", "queue": "support"}, "number_pattern"),      # premium/foreign numbers
-    ({"number": "90099", "queue": "support"}, "number_pattern"),
-    ({"number": "+37060000001", "queue": "support", "max_attempts": 5}, "max_attempts"),
-    ({"number": "+37060000001", "queue": "sup,port"}, "queue"),
-])
+@pytest.mark.parametrize(
+    "body, needle",
+    [
+        ({"number": "+37060000001", "queue": "support", "language": "en,IVR_X=1"}, "language"),
+        ({"number": "+37060000001", "queue": "support", "language": "en&x=1"}, "language"),
+        ({"number": "+19005550100", "queue": "support"}, "number_pattern"),  # premium/foreign numbers
+        ({"number": "90099", "queue": "support"}, "number_pattern"),
+        ({"number": "+37060000001", "queue": "support", "max_attempts": 5}, "max_attempts"),
+        ({"number": "+37060000001", "queue": "sup,port"}, "queue"),
+    ],
+)
 async def test_callback_requests_are_checked(api, body, needle):
     api.settings.number_pattern = r"^(\+370|8)[0-9]{8}$"
     detail = (await expect_error(await api.post("/callbacks", json=body), 422, "invalid_request"))["detail"]
@@ -275,14 +291,18 @@ async def test_callback_requests_are_checked(api, body, needle):
 
 async def test_callback_defaults_come_from_the_settings_and_labels_are_bounded(api):
     from ivr import metrics
+
     api.settings.callback_flow, api.settings.callback_max_attempts = "cb_flow", 4
     api.settings.known_queues = frozenset({"support"})
 
     def requested(queue):
         return metrics.REGISTRY.get_sample_value("ivr_callbacks_total", {"queue": queue, "result": "requested"}) or 0
+
     before_other, before_support = requested("other"), requested("support")
-    resp = await api.post("/callbacks", json={"number": "+37060000001", "queue": "support", "language": "lt",
-                                              "not_before": "2026-11-30T09:00:00Z"})
+    resp = await api.post(
+        "/callbacks",
+        json={"number": "+37060000001", "queue": "support", "language": "lt", "not_before": "2026-11-30T09:00:00Z"},
+    )
     created = await resp.json()
     assert (created["flow"], created["max_attempts"], created["language"]) == ("cb_flow", 4, "lt")
     assert created["not_before"] == "2026-11-30T09:00:00+00:00"
@@ -294,9 +314,11 @@ async def test_callback_defaults_come_from_the_settings_and_labels_are_bounded(a
 
 @pytest.mark.parametrize("variables", [{"IVR_CALLBACK_ID": "1"}, {"order": "1,SHELL(id)=1"}, {"order": "x\ny"}])
 async def test_originate_variables_are_checked(api, variables):
-    body = await expect_error(await api.post("/calls/originate", json={"flow": "survey", "number": "+37060000001",
-                                                                       "variables": variables}),
-                              422, "invalid_request")
+    body = await expect_error(
+        await api.post("/calls/originate", json={"flow": "survey", "number": "+37060000001", "variables": variables}),
+        422,
+        "invalid_request",
+    )
     assert "variable" in body["detail"]
     assert api.ami.sent == []
 
@@ -312,7 +334,7 @@ class FakeRepo:
 
         class Current:
             version = "abc123"
-            loaded_at = datetime(2026, 11, 29, tzinfo=timezone.utc)
+            loaded_at = datetime(2026, 11, 29, tzinfo=UTC)
             warnings = ()
 
             def names(self):
@@ -335,13 +357,22 @@ class FakeRepo:
     async def reload_async(self, trigger):
         self.reloads.append(trigger)
         from ivr.flow.repository import ReloadResult
-        return ReloadResult(ok=True, changed=False, version="abc123", previous_version="abc123",
-                            candidate_version="abc123", problems=(), trigger=trigger,
-                            at=datetime(2026, 11, 29, tzinfo=timezone.utc))
+
+        return ReloadResult(
+            ok=True,
+            changed=False,
+            version="abc123",
+            previous_version="abc123",
+            candidate_version="abc123",
+            problems=(),
+            trigger=trigger,
+            at=datetime(2026, 11, 29, tzinfo=UTC),
+        )
 
 
 async def test_flow_routes(api, monkeypatch):
     from ivr.api.deps import DEPS
+
     repo = FakeRepo()
     api.client.app[DEPS].flows = repo
     body = await (await api.get("/flows")).json()
@@ -354,18 +385,21 @@ async def test_flow_routes(api, monkeypatch):
     assert resp.status == 200 and "bye" in await resp.text()
     # Drawing may spawn Graphviz: it runs in a worker thread, never on the event loop's thread.
     import threading
+
     import ivr.tools.graph as graph_module
+
     threads = []
     real_render = graph_module.render
 
     def spy(flow, fmt):
         threads.append(threading.current_thread())
         return real_render(flow, fmt)
+
     monkeypatch.setattr(graph_module, "render", spy)
     assert (await api.get("/flows/main/graph?format=mermaid")).status == 200
     assert threads and threads[0] is not threading.main_thread()
     await expect_error(await api.get("/flows/main/graph?format=gif"), 422, "invalid_request")
-    monkeypatch.setitem(sys.modules, "ivr.tools.graph", None)      # the module is missing
+    monkeypatch.setitem(sys.modules, "ivr.tools.graph", None)  # the module is missing
     await expect_error(await api.get("/flows/main/graph?format=mermaid"), 501, "not_implemented")
 
 

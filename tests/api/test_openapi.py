@@ -1,4 +1,5 @@
 """The OpenAPI document is kept true: it lists exactly the app's routes, and its schemas are the body models."""
+
 from __future__ import annotations
 
 from ivr.api.app import create_app
@@ -10,7 +11,7 @@ def app_routes(app) -> set[tuple[str, str]]:
     pairs = set()
     for route in app.router.routes():
         if route.method in ("HEAD", "*"):
-            continue                   # aiohttp adds HEAD for every GET
+            continue  # aiohttp adds HEAD for every GET
         pairs.add((route.method, route.resource.canonical))
     return pairs
 
@@ -24,8 +25,10 @@ async def test_document_lists_exactly_the_routes(api):
 
 def test_a_new_route_without_documentation_is_caught():
     app = create_app(operations=None, registry=None, storage=None, token=None)
+
     async def handler(request):
         return None
+
     app.router.add_get("/undocumented", handler)
     assert app_routes(app) - set(OPERATIONS) == {("GET", "/undocumented")}
 

@@ -3,10 +3,12 @@
 It records every action, answers with scripted `Message`s (default: `Response: Success`), raises
 `AMIActionError` for `Response: Error` answers like the real client, and delivers events to subscribers.
 """
+
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ivr.ami.errors import AMIActionError
 from ivr.ami.protocol import Message
@@ -21,7 +23,7 @@ def error(text: str) -> Message:
 
 
 class Subscription:
-    def __init__(self, owner: "FakeAMI", handler: Any) -> None:
+    def __init__(self, owner: FakeAMI, handler: Any) -> None:
         self.owner, self.handler = owner, handler
 
     def close(self) -> None:
@@ -31,7 +33,7 @@ class Subscription:
 class FakeAMI:
     def __init__(self) -> None:
         self.sent: list[tuple[str, list[tuple[str, str]]]] = []
-        self.replies: dict[str, Any] = {}         # action name -> Message | Exception | callable(headers)
+        self.replies: dict[str, Any] = {}  # action name -> Message | Exception | callable(headers)
         self.lists: dict[str, list[Message]] = {}
         self.handlers: list[tuple[Callable[[Message], Any], set[str] | None]] = []
         self.connected: list[Callable[[], Any]] = []

@@ -4,6 +4,7 @@
 The inbound call runs a tiny AGI handler that answers and dials an agent (Local/talk@agents answers and stays),
 so the API sees a caller bridged with an agent and can act on it.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -50,8 +51,8 @@ async def e2e(tmp_path):
     config = SimConfig()
     config.agents["2000"] = AgentSpec("2000", answer_after=0.0, talk=None, name="Supervisor")
     config.agents["1002"] = AgentSpec("1002", answer_after=0.0, talk=None, name="Retriever")
-    config.agents["5550001"] = AgentSpec("5550001", busy=True)        # a customer whose line is busy
-    config.routes["callback"] = Route(flow="callback")               # ivr-outbound,callback runs the flow
+    config.agents["5550001"] = AgentSpec("5550001", busy=True)  # a customer whose line is busy
+    config.routes["callback"] = Route(flow="callback")  # ivr-outbound,callback runs the flow
     async with api_stack(tmp_path, router, config, state, stack_class=E2E) as env:
         yield env
 
@@ -90,8 +91,12 @@ async def test_spy_originates_supervisor_leg(e2e):
     leg = (await resp.json())["supervisor_leg"]
     await until(lambda: e2e.registry.call(leg) is not None, what="the supervisor leg")
     # The simulated PBX ran ChanSpy in barge mode (option B) on this call's agent channel.
-    await until(lambda: e2e.sim.calls_by_linkedid.get(call_id) is not None
-                and e2e.sim.calls_by_linkedid[call_id].spied == ["barge"], what="ChanSpy barge on the call")
+    await until(
+        lambda: (
+            e2e.sim.calls_by_linkedid.get(call_id) is not None and e2e.sim.calls_by_linkedid[call_id].spied == ["barge"]
+        ),
+        what="ChanSpy barge on the call",
+    )
 
 
 async def test_park_then_hangup(e2e):
@@ -118,24 +123,34 @@ async def test_blind_transfer_to_extension(e2e):
     before = {ch.name for ch in e2e.registry.call(call_id).channels}
     resp = await e2e.post(f"/calls/{call_id}/transfer", json={"extension": "1002"})
     assert resp.status == 202, await resp.text()
-    await until(lambda: e2e.registry.call(call_id) is not None and any(
-        ch.name not in before and "1002" in ch.name for ch in e2e.registry.call(call_id).channels),
-        what="the transfer target's channel")
+    await until(
+        lambda: (
+            e2e.registry.call(call_id) is not None
+            and any(ch.name not in before and "1002" in ch.name for ch in e2e.registry.call(call_id).channels)
+        ),
+        what="the transfer target's channel",
+    )
 
 
 async def test_queue_member_operations(e2e):
-    resp = await e2e.post("/queues/testq/members", json={"interface": "Local/1002@agents", "name": "Ann",
-                                                         "paused": True, "reason": "start"})
+    resp = await e2e.post(
+        "/queues/testq/members",
+        json={"interface": "Local/1002@agents", "name": "Ann", "paused": True, "reason": "start"},
+    )
     assert resp.status == 201, await resp.text()
-    await until(lambda: "Local/1002@agents" in e2e.registry.queues.get("testq", _Empty).members,
-                what="QueueMemberAdded")
+    await until(
+        lambda: "Local/1002@agents" in e2e.registry.queues.get("testq", _Empty).members, what="QueueMemberAdded"
+    )
     await _expect(await e2e.post("/queues/testq/members", json={"interface": "Local/1002@agents"}), 409)
     assert (await e2e.post("/queues/testq/members/unpause", json={"interface": "Local/1002@agents"})).status == 200
     await until(lambda: not e2e.registry.queues["testq"].members["Local/1002@agents"].paused, what="unpause")
-    assert (await e2e.post("/queues/testq/members/pause", json={"interface": "Local/1002@agents",
-                                                               "reason": "lunch"})).status == 200
-    await until(lambda: e2e.registry.queues["testq"].members["Local/1002@agents"].paused_reason == "lunch",
-                what="QueueMemberPause with reason")
+    assert (
+        await e2e.post("/queues/testq/members/pause", json={"interface": "Local/1002@agents", "reason": "lunch"})
+    ).status == 200
+    await until(
+        lambda: e2e.registry.queues["testq"].members["Local/1002@agents"].paused_reason == "lunch",
+        what="QueueMemberPause with reason",
+    )
     queue = await (await e2e.get("/queues/testq")).json()
     assert queue["members"][0]["paused_reason"] == "lunch"
     assert (await e2e.post("/queues/testq/members/logout", json={"interface": "Local/1002@agents"})).status == 200
@@ -172,13 +187,15 @@ async def test_callback_scheduler_answered_and_busy(e2e):
     storage = e2e.storage
     answered = await storage.add_callback(CallbackRequest(number="1002", queue="testq"))
     busy = await storage.add_callback(CallbackRequest(number="5550001", queue="support"))
-    scheduler = CallbackScheduler(storage, e2e.control.operations,
-                                  CallbackPolicy(per_queue_limit=1, backoff=(300.0,), ring_timeout=5,
-                                                 number_pattern=INTERNAL_NUMBERS))
+    scheduler = CallbackScheduler(
+        storage,
+        e2e.control.operations,
+        CallbackPolicy(per_queue_limit=1, backoff=(300.0,), ring_timeout=5, number_pattern=INTERNAL_NUMBERS),
+    )
     assert await scheduler.run_once() == 2
     await asyncio.wait_for(scheduler.drain(), 10)
     done = await storage.get_callback(answered)
-    assert (done.state, done.attempts, done.last_result) == ("answered", 1, "answered")   # the flow decides
+    assert (done.state, done.attempts, done.last_result) == ("answered", 1, "answered")  # the flow decides
     [attempt] = await storage.callback_attempts(answered)
     assert attempt.result == "answered" and attempt.call_id.startswith("ivr-")
     # The answered leg ran the callback flow over FastAGI, with the request's id and queue.
@@ -187,9 +204,18 @@ async def test_callback_scheduler_answered_and_busy(e2e):
     assert env["network_script"] == "callback"
     assert (env["IVR_CALLBACK_ID"], env["IVR_CALLBACK_QUEUE"]) == (str(answered), "testq")
     # The flow's report (the dialplan passes IVR_CALLBACK_ID as ?callback=) completes the request.
-    await scheduler.on_flow_report(CallReport(
-        flow="callback", start_node="start", version="", uniqueid="x", caller_id="1002", started_at=done.requested_at,
-        outcome="transferred", variables={"param_callback": env["IVR_CALLBACK_ID"]}))
+    await scheduler.on_flow_report(
+        CallReport(
+            flow="callback",
+            start_node="start",
+            version="",
+            uniqueid="x",
+            caller_id="1002",
+            started_at=done.requested_at,
+            outcome="transferred",
+            variables={"param_callback": env["IVR_CALLBACK_ID"]},
+        )
+    )
     assert (await storage.get_callback(answered)).state == "completed"
     retry = await storage.get_callback(busy)
     assert (retry.state, retry.attempts, retry.last_result) == ("pending", 1, "busy")
@@ -197,11 +223,15 @@ async def test_callback_scheduler_answered_and_busy(e2e):
 
 async def test_attended_transfer_and_refusals(e2e):
     call_id = await e2e.talking_call()
-    await _expect(await e2e.post(f"/calls/{call_id}/transfer", json={"extension": "carol", "mode": "attended"}),
-                  422)
+    await _expect(await e2e.post(f"/calls/{call_id}/transfer", json={"extension": "carol", "mode": "attended"}), 422)
     resp = await e2e.post(f"/calls/{call_id}/transfer", json={"extension": "1002", "mode": "attended"})
     assert resp.status == 202, await resp.text()
     assert (await resp.json())["transferer"].startswith("Local/talk@agents")
-    await until(lambda: e2e.registry.call(call_id) is not None and any(
-        "1002" in ch.name for ch in e2e.registry.call(call_id).channels), what="the attended target's channel")
+    await until(
+        lambda: (
+            e2e.registry.call(call_id) is not None
+            and any("1002" in ch.name for ch in e2e.registry.call(call_id).channels)
+        ),
+        what="the attended target's channel",
+    )
     await _expect(await e2e.post("/calls/no-such-call/transfer", json={"extension": "1002"}), 404)

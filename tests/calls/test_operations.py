@@ -1,7 +1,8 @@
 """Call operations against a scripted AMI client, with registry states replayed from real Asterisk transcripts."""
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -15,7 +16,7 @@ from ivr.storage import open_storage
 from .fakes import FakeAMI, error, msg
 from .transcripts import events_until, load
 
-T0 = datetime(2026, 11, 28, 23, 44, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 28, 23, 44, tzinfo=UTC)
 
 
 class Clock:
@@ -32,8 +33,9 @@ async def env():
     registry = CallRegistry(clock=lambda: 1000.0)
     storage = open_storage("memory:")
     clock = Clock()
-    ops = CallOperations(ami, registry, storage, CallControlSettings(recordings_dir="/var/spool/asterisk/monitor"),
-                         clock=clock)
+    ops = CallOperations(
+        ami, registry, storage, CallControlSettings(recordings_dir="/var/spool/asterisk/monitor"), clock=clock
+    )
     yield ami, registry, storage, ops, clock
     await storage.close()
 
@@ -57,18 +59,29 @@ async def test_click_to_call_rings_agent_then_customer(env):
     h = ami.headers()
     assert ami.names() == ["Originate"]
     assert (h["Channel"], h["Context"], h["Exten"], h["Priority"], h["Async"]) == (
-        "PJSIP/1001", "from-internal", "+37060000001", "1", "true")
+        "PJSIP/1001",
+        "from-internal",
+        "+37060000001",
+        "1",
+        "true",
+    )
     assert h["ChannelId"] == result.call_id and result.call_id.startswith("ivr-")
     assert h["Variable"] == "IVR_AGENT=1001"
     # The agent leg is known as such once Asterisk reports it.
-    registry.apply(msg(("Event", "Newchannel"), ("Channel", "PJSIP/1001-00000001"), ("ChannelState", "0"),
-                       ("Uniqueid", result.call_id), ("Linkedid", result.call_id)))
+    registry.apply(
+        msg(
+            ("Event", "Newchannel"),
+            ("Channel", "PJSIP/1001-00000001"),
+            ("ChannelState", "0"),
+            ("Uniqueid", result.call_id),
+            ("Linkedid", result.call_id),
+        )
+    )
     leg = registry.channels[result.call_id]
     assert leg.agent_leg and leg.agent == "1001"
 
 
-@pytest.mark.parametrize("agent,number", [("10 01", "123"), ("1001", "123&PJSIP/999"), ("1001", "12,3"),
-                                          ("1001", "")])
+@pytest.mark.parametrize("agent,number", [("10 01", "123"), ("1001", "123&PJSIP/999"), ("1001", "12,3"), ("1001", "")])
 async def test_click_to_call_refuses_injection(env, agent, number):
     ami, _, _, ops, _ = env
     with pytest.raises(InvalidRequest):
@@ -88,8 +101,7 @@ async def test_originate_flow_goes_to_flow_context(env):
     ami, _, _, ops, _ = env
     out = await ops.originate_flow("+37060000001", "callback", variables={"CALLBACK_ID": "7"})
     h = ami.headers()
-    assert (h["Channel"], h["Context"], h["Exten"]) == ("Local/+37060000001@ivr-dial-out", "ivr-outbound",
-                                                        "callback")
+    assert (h["Channel"], h["Context"], h["Exten"]) == ("Local/+37060000001@ivr-dial-out", "ivr-outbound", "callback")
     assert [v for k, v in ami.sent[-1][1] if k == "Variable"] == ["IVR_FLOW=callback", "CALLBACK_ID=7"]
     assert out.action_id is not None
 
@@ -111,7 +123,7 @@ async def test_blind_transfer_of_bridged_call(env):
 async def test_transfer_refused_by_asterisk_is_409(env):
     ami, registry, _, ops, _ = env
     call_id = bridged_call(registry)
-    ami.replies["BlindTransfer"] = error("Transfer invalid")     # exact text, ami-16
+    ami.replies["BlindTransfer"] = error("Transfer invalid")  # exact text, ami-16
     with pytest.raises(InvalidState, match="Transfer invalid"):
         await ops.transfer(call_id, TransferTarget("flow", "main"))
 
@@ -131,8 +143,12 @@ async def test_unbridged_call_is_redirected_and_unknown_call_is_404(env):
     replay(registry, "ami-13-parking.jsonl", "Park action on Local/p1")
     await ops.transfer("1795909439.108", TransferTarget("flow", "main"))
     assert ami.names() == ["Redirect"]
-    assert ami.headers() == {"Channel": "Local/p1@phones-00000035;1", "Context": "ivr-outbound", "Exten": "main",
-                             "Priority": "1"}
+    assert ami.headers() == {
+        "Channel": "Local/p1@phones-00000035;1",
+        "Context": "ivr-outbound",
+        "Exten": "main",
+        "Priority": "1",
+    }
     with pytest.raises(UnknownCall) as info:
         await ops.transfer("nope", TransferTarget("flow", "main"))
     assert info.value.status == 404
@@ -156,8 +172,12 @@ async def test_park_and_retrieve(env):
         await ops.transfer("1795909439.108", TransferTarget("extension", "200"))
     leg = await ops.retrieve("1795909439.108", "1002")
     h = ami.headers()
-    assert (h["Channel"], h["Application"], h["Data"], h["ChannelId"]) == ("PJSIP/1002", "ParkedCall",
-                                                                           "default,701", leg.call_id)
+    assert (h["Channel"], h["Application"], h["Data"], h["ChannelId"]) == (
+        "PJSIP/1002",
+        "ParkedCall",
+        "default,701",
+        leg.call_id,
+    )
     assert h["CallerID"] == '"Parkee A" <301>'
 
 
@@ -165,9 +185,12 @@ async def test_park_of_bridged_call_returns_to_partner(env):
     ami, registry, _, ops, _ = env
     call_id = bridged_call(registry)
     await ops.park(call_id, timeout=4)
-    assert ami.headers() == {"Channel": "Local/alice@phones-0000003f;1",
-                             "TimeoutChannel": "Local/bob@phones-00000040;1", "Timeout": "4000",
-                             "Parkinglot": "default"}
+    assert ami.headers() == {
+        "Channel": "Local/alice@phones-0000003f;1",
+        "TimeoutChannel": "Local/bob@phones-00000040;1",
+        "Timeout": "4000",
+        "Parkinglot": "default",
+    }
 
 
 async def test_hold_and_resume(env):
@@ -177,30 +200,46 @@ async def test_hold_and_resume(env):
         await ops.resume(call_id)
     await ops.hold(call_id)
     assert ami.names() == ["Setvar", "Setvar", "Redirect"]
-    assert dict(ami.sent[0][1]) == {"Channel": "Local/alice@phones-0000003f;1", "Variable": "IVR_MOH_CLASS",
-                                    "Value": "default"}
+    assert dict(ami.sent[0][1]) == {
+        "Channel": "Local/alice@phones-0000003f;1",
+        "Variable": "IVR_MOH_CLASS",
+        "Value": "default",
+    }
     # Who waits for whom is kept in Asterisk too (a restarted service rebuilds the hold from it).
-    assert dict(ami.sent[1][1]) == {"Channel": "Local/alice@phones-0000003f;1", "Variable": "IVR_HELD_PARTNER",
-                                    "Value": "Local/bob@phones-00000040;1"}
-    assert ami.headers() == {"Channel": "Local/alice@phones-0000003f;1", "Context": "ivr-hold", "Exten": "s",
-                             "Priority": "1", "ExtraChannel": "Local/bob@phones-00000040;1",
-                             "ExtraContext": "ivr-hold-wait", "ExtraExten": "s", "ExtraPriority": "1"}
+    assert dict(ami.sent[1][1]) == {
+        "Channel": "Local/alice@phones-0000003f;1",
+        "Variable": "IVR_HELD_PARTNER",
+        "Value": "Local/bob@phones-00000040;1",
+    }
+    assert ami.headers() == {
+        "Channel": "Local/alice@phones-0000003f;1",
+        "Context": "ivr-hold",
+        "Exten": "s",
+        "Priority": "1",
+        "ExtraChannel": "Local/bob@phones-00000040;1",
+        "ExtraContext": "ivr-hold-wait",
+        "ExtraExten": "s",
+        "ExtraPriority": "1",
+    }
     await ops.resume(call_id)
     assert ami.names()[3:] == ["Bridge", "Setvar"]
-    assert ami.headers(3) == {"Channel1": "Local/alice@phones-0000003f;1", "Channel2": "Local/bob@phones-00000040;1",
-                              "Tone": "no"}
+    assert ami.headers(3) == {
+        "Channel1": "Local/alice@phones-0000003f;1",
+        "Channel2": "Local/bob@phones-00000040;1",
+        "Tone": "no",
+    }
     assert ami.headers() == {"Channel": "Local/alice@phones-0000003f;1", "Variable": "IVR_HELD_PARTNER", "Value": ""}
     with pytest.raises(InvalidState, match="only calls put on hold"):
-        await ops.resume(call_id)                 # the note is gone with the resume
+        await ops.resume(call_id)  # the note is gone with the resume
 
 
 async def test_recording_lifecycle_with_index_row(env):
     ami, registry, storage, ops, clock = env
-    replay(registry, "ami-14-mixmonitor.jsonl", "mute both directions")   # a MixMonitor not started by us runs
+    replay(registry, "ami-14-mixmonitor.jsonl", "mute both directions")  # a MixMonitor not started by us runs
     [call] = registry.calls()
     with pytest.raises(InvalidState, match="already being recorded"):
         await ops.record_start(call.id)
-    for ch in registry.channels.values():   # pretend that recording ended
+    for ch in registry.channels.values():  # pretend that recording ended
         ch.recording = None
     ami.replies["MixMonitor"] = msg(("Response", "Success"), ("MixMonitorID", "0x7f8050009830"))
     started = await ops.record_start(call.id)
@@ -267,19 +306,33 @@ async def test_spy_originates_chanspy_on_agent(env, mode, options):
     call_id = bridged_call(registry)
     leg = await ops.spy(call_id, "2000", mode)
     h = ami.headers()
-    assert (h["Channel"], h["Application"], h["Data"]) == ("PJSIP/2000", "ChanSpy",
-                                                           f"Local/bob@phones-00000040;1,{options}")
+    assert (h["Channel"], h["Application"], h["Data"]) == (
+        "PJSIP/2000",
+        "ChanSpy",
+        f"Local/bob@phones-00000040;1,{options}",
+    )
     assert h["ChannelId"] == leg.call_id
 
 
 async def test_queue_member_operations_and_errors(env):
     ami, _, _, ops, _ = env
-    await ops.queue_login("testq", "Local/answer3s@agents", member_name="Agent One", paused=True,
-                          reason="initial pause", state_interface="Custom:agent1")
+    await ops.queue_login(
+        "testq",
+        "Local/answer3s@agents",
+        member_name="Agent One",
+        paused=True,
+        reason="initial pause",
+        state_interface="Custom:agent1",
+    )
     assert ami.names() == ["QueueAdd"]
-    assert ami.headers() == {"Queue": "testq", "Interface": "Local/answer3s@agents", "Paused": "true",
-                             "Reason": "initial pause", "MemberName": "Agent One",
-                             "StateInterface": "Custom:agent1"}
+    assert ami.headers() == {
+        "Queue": "testq",
+        "Interface": "Local/answer3s@agents",
+        "Paused": "true",
+        "Reason": "initial pause",
+        "MemberName": "Agent One",
+        "StateInterface": "Custom:agent1",
+    }
     ami.replies["QueueAdd"] = error("Unable to add interface: Already there")
     with pytest.raises(InvalidState):
         await ops.queue_login("testq", "Local/answer3s@agents")
@@ -287,8 +340,12 @@ async def test_queue_member_operations_and_errors(env):
     with pytest.raises(NotFound):
         await ops.queue_logout("testq", "Local/answer3s@agents")
     await ops.queue_pause("Local/answer3s@agents", queue="testq", reason="coffee break")
-    assert ami.headers() == {"Queue": "testq", "Interface": "Local/answer3s@agents", "Paused": "true",
-                             "Reason": "coffee break"}
+    assert ami.headers() == {
+        "Queue": "testq",
+        "Interface": "Local/answer3s@agents",
+        "Paused": "true",
+        "Reason": "coffee break",
+    }
     await ops.queue_unpause("Local/answer3s@agents")
     assert ami.headers() == {"Interface": "Local/answer3s@agents", "Paused": "false"}
     with pytest.raises(InvalidRequest):
@@ -301,17 +358,33 @@ async def test_originate_tracker_correlates_both_orders():
     ami = FakeAMI()
     tracker = OriginateTracker(ami)
     # The event can overtake the waiter ...
-    await ami.emit(msg(("Event", "OriginateResponse"), ("ActionID", "a1"), ("Response", "Failure"),
-                       ("Channel", "Local/busy@agents"), ("Reason", "5"), ("Uniqueid", "<unknown>")))
+    await ami.emit(
+        msg(
+            ("Event", "OriginateResponse"),
+            ("ActionID", "a1"),
+            ("Response", "Failure"),
+            ("Channel", "Local/busy@agents"),
+            ("Reason", "5"),
+            ("Uniqueid", "<unknown>"),
+        )
+    )
     result = await tracker.wait("a1", timeout=1)
     assert (result.success, result.reason_text) == (False, "busy")
     # ... or come after it.
     import asyncio
+
     waiting = asyncio.create_task(tracker.wait("a2", timeout=5))
     await asyncio.sleep(0)
-    await ami.emit(msg(("Event", "OriginateResponse"), ("ActionID", "a2"), ("Response", "Success"),
-                       ("Channel", "Local/s@dtmf-sender-0000002c;1"), ("Reason", "4"),
-                       ("Uniqueid", "orig-11-chan1")))
+    await ami.emit(
+        msg(
+            ("Event", "OriginateResponse"),
+            ("ActionID", "a2"),
+            ("Response", "Success"),
+            ("Channel", "Local/s@dtmf-sender-0000002c;1"),
+            ("Reason", "4"),
+            ("Uniqueid", "orig-11-chan1"),
+        )
+    )
     result = await waiting
     assert (result.success, result.reason_text, result.uniqueid) == (True, "answered", "orig-11-chan1")
     assert await tracker.wait("never", timeout=0.01) is None
@@ -321,12 +394,15 @@ async def test_transfer_of_a_call_in_the_ivr_marks_it_transferred_first(env):
     ami, registry, _, ops, _ = env
     replay(registry, "ami-13-parking.jsonl", "Park action on Local/p1")
     call = registry.call("1795909439.108")
-    registry.note_flow(call.origin.uniqueid, "main", "menu")      # the FastAGI side: it runs a flow
+    registry.note_flow(call.origin.uniqueid, "main", "menu")  # the FastAGI side: it runs a flow
     assert call.state == "ivr"
     await ops.transfer(call.id, TransferTarget("queue", "support"))
     assert ami.names() == ["Setvar", "Redirect"]
-    assert dict(ami.sent[0][1]) == {"Channel": "Local/p1@phones-00000035;1", "Variable": "IVR_TRANSFERRED",
-                                    "Value": "queue:support"}
+    assert dict(ami.sent[0][1]) == {
+        "Channel": "Local/p1@phones-00000035;1",
+        "Variable": "IVR_TRANSFERRED",
+        "Value": "queue:support",
+    }
     assert ami.headers()["Context"] == "ivr-queue"
 
 
@@ -336,8 +412,15 @@ async def test_held_note_goes_when_the_call_ends(env):
     await ops.hold(call_id)
     assert call_id in ops._held
     for ch in list(registry.call(call_id).channels):
-        for effect in registry.apply(msg(("Event", "Hangup"), ("Channel", ch.name), ("Uniqueid", ch.uniqueid),
-                                         ("Linkedid", ch.linkedid), ("Cause", "16"))):
+        for effect in registry.apply(
+            msg(
+                ("Event", "Hangup"),
+                ("Channel", ch.name),
+                ("Uniqueid", ch.uniqueid),
+                ("Linkedid", ch.linkedid),
+                ("Cause", "16"),
+            )
+        ):
             await ops.on_effect(effect)
     assert call_id not in ops._held
 
@@ -345,21 +428,24 @@ async def test_held_note_goes_when_the_call_ends(env):
 async def test_hold_without_a_partner_is_409_not_an_assert(env, monkeypatch):
     ami, registry, _, ops, _ = env
     call_id = bridged_call(registry)
-    monkeypatch.setattr(ops, "parties", lambda call: (call.origin, None))   # the partner left meanwhile
+    monkeypatch.setattr(ops, "parties", lambda call: (call.origin, None))  # the partner left meanwhile
     with pytest.raises(InvalidState, match="nobody to hold it for"):
         await ops.hold(call_id)
     assert ami.sent == []
 
 
-@pytest.mark.parametrize("variables", [
-    {"IVR_TRANSFERRED": "queue:x"},            # the service's own names
-    {"ivr_lang": "en"},
-    {"order": "1,SHELL(touch /tmp/x)=1"},      # Asterisk would set a second (function) variable
-    {"order": 'a"b'},
-    {"order": "a\\b"},
-    {"order": "a\rb"},
-    {"CDR(userfield)": "x"},
-])
+@pytest.mark.parametrize(
+    "variables",
+    [
+        {"IVR_TRANSFERRED": "queue:x"},  # the service's own names
+        {"ivr_lang": "en"},
+        {"order": "1,SHELL(touch /tmp/x)=1"},  # Asterisk would set a second (function) variable
+        {"order": 'a"b'},
+        {"order": "a\\b"},
+        {"order": "a\rb"},
+        {"CDR(userfield)": "x"},
+    ],
+)
 async def test_originate_flow_refuses_unsafe_variables(env, variables):
     ami, _, _, ops, _ = env
     with pytest.raises(InvalidRequest):
@@ -401,9 +487,20 @@ ALICE, BOB = "Local/alice@phones-0000003f;1", "Local/bob@phones-00000040;1"
 def move(registry: CallRegistry, name: str, context: str, application: str, data: str = ""):
     """A Newexten as Asterisk sends it when a Redirect lands the channel in `context`,s,1."""
     ch = registry.channel_by_name(name)
-    return registry.apply(msg(("Event", "Newexten"), ("Channel", name), ("ChannelState", "6"),
-                              ("Context", context), ("Exten", "s"), ("Priority", "1"), ("Uniqueid", ch.uniqueid),
-                              ("Linkedid", ch.linkedid), ("Application", application), ("AppData", data)))
+    return registry.apply(
+        msg(
+            ("Event", "Newexten"),
+            ("Channel", name),
+            ("ChannelState", "6"),
+            ("Context", context),
+            ("Exten", "s"),
+            ("Priority", "1"),
+            ("Uniqueid", ch.uniqueid),
+            ("Linkedid", ch.linkedid),
+            ("Application", application),
+            ("AppData", data),
+        )
+    )
 
 
 def held_by_an_earlier_run(registry: CallRegistry) -> str:
@@ -411,12 +508,27 @@ def held_by_an_earlier_run(registry: CallRegistry) -> str:
     call_id = bridged_call(registry)
     for name in (ALICE, BOB):
         ch = registry.channel_by_name(name)
-        registry.apply(msg(("Event", "BridgeLeave"), ("Channel", name), ("Uniqueid", ch.uniqueid),
-                           ("Linkedid", ch.linkedid), ("BridgeUniqueid", ch.bridge_id or "")))
+        registry.apply(
+            msg(
+                ("Event", "BridgeLeave"),
+                ("Channel", name),
+                ("Uniqueid", ch.uniqueid),
+                ("Linkedid", ch.linkedid),
+                ("BridgeUniqueid", ch.bridge_id or ""),
+            )
+        )
     move(registry, ALICE, "ivr-hold", "MusicOnHold", "default")
     ch = registry.channel_by_name(ALICE)
-    registry.apply(msg(("Event", "MusicOnHoldStart"), ("Channel", ALICE), ("Context", "ivr-hold"),
-                       ("Uniqueid", ch.uniqueid), ("Linkedid", ch.linkedid), ("Class", "default")))
+    registry.apply(
+        msg(
+            ("Event", "MusicOnHoldStart"),
+            ("Channel", ALICE),
+            ("Context", "ivr-hold"),
+            ("Uniqueid", ch.uniqueid),
+            ("Linkedid", ch.linkedid),
+            ("Class", "default"),
+        )
+    )
     move(registry, BOB, "ivr-hold-wait", "Wait", "3600")
     assert registry.call(call_id).state == "held"
     return call_id
@@ -425,8 +537,12 @@ def held_by_an_earlier_run(registry: CallRegistry) -> str:
 def getvar_answers(ami, values: dict[tuple[str, str], str]) -> None:
     def reply(pairs):
         h = dict(pairs)
-        return msg(("Response", "Success"), ("Variable", h["Variable"]),
-                   ("Value", values.get((h["Channel"], h["Variable"]), "")))
+        return msg(
+            ("Response", "Success"),
+            ("Variable", h["Variable"]),
+            ("Value", values.get((h["Channel"], h["Variable"]), "")),
+        )
+
     ami.replies["Getvar"] = reply
 
 
@@ -443,13 +559,13 @@ async def test_resume_rebuilds_the_hold_from_asterisk(env):
 async def test_resume_refuses_a_hold_it_cannot_prove(env):
     ami, registry, _, ops, _ = env
     call_id = held_by_an_earlier_run(registry)
-    getvar_answers(ami, {})                       # MusicOnHold, but not put there by this API: no partner named
+    getvar_answers(ami, {})  # MusicOnHold, but not put there by this API: no partner named
     with pytest.raises(InvalidState, match="only calls put on hold"):
         await ops.resume(call_id)
     getvar_answers(ami, {(ALICE, "IVR_HELD_PARTNER"): "PJSIP/gone-00000009"})
     with pytest.raises(InvalidState, match="no longer waiting"):
         await ops.resume(call_id)
-    move(registry, BOB, "phones", "Dial", "PJSIP/bob")       # the partner went elsewhere meanwhile
+    move(registry, BOB, "phones", "Dial", "PJSIP/bob")  # the partner went elsewhere meanwhile
     getvar_answers(ami, {(ALICE, "IVR_HELD_PARTNER"): BOB})
     with pytest.raises(InvalidState, match="no longer waiting"):
         await ops.resume(call_id)
@@ -463,8 +579,7 @@ async def test_transfer_of_a_held_call_after_a_restart_releases_the_partner(env)
     with pytest.raises(InvalidRequest, match="only the held channel"):
         await ops.transfer(call_id, TransferTarget("queue", "support"), channel=BOB)
     result = await ops.transfer(call_id, TransferTarget("queue", "support"))
-    assert result == {"mode": "redirect", "channel": ALICE, "context": "ivr-queue", "exten": "support",
-                      "released": BOB}
+    assert result == {"mode": "redirect", "channel": ALICE, "context": "ivr-queue", "exten": "support", "released": BOB}
     assert [n for n in ami.names() if n != "Getvar"] == ["Redirect", "Hangup", "Setvar"]
     assert ami.headers(-2) == {"Channel": BOB, "Cause": "16"}
 
@@ -483,8 +598,15 @@ async def test_a_partner_already_gone_is_not_an_error(env):
 
 async def hang_up(registry: CallRegistry, ops: CallOperations, name: str) -> None:
     ch = registry.channel_by_name(name)
-    for effect in registry.apply(msg(("Event", "Hangup"), ("Channel", name), ("Uniqueid", ch.uniqueid),
-                                     ("Linkedid", ch.linkedid), ("Cause", "16"))):
+    for effect in registry.apply(
+        msg(
+            ("Event", "Hangup"),
+            ("Channel", name),
+            ("Uniqueid", ch.uniqueid),
+            ("Linkedid", ch.linkedid),
+            ("Cause", "16"),
+        )
+    ):
         await ops.on_effect(effect)
 
 
@@ -497,7 +619,7 @@ async def test_only_the_held_partys_hangup_releases_the_partner(env):
     sent = len(ami.sent)
     others = [ch.name for ch in registry.call(call_id).channels if ch.name not in (ALICE, BOB)]
     assert others and all(n.endswith(";2") for n in others)
-    for name in others:                                   # the Local ;2 halves: not the held party
+    for name in others:  # the Local ;2 halves: not the held party
         await hang_up(registry, ops, name)
     assert len(ami.sent) == sent and call_id in ops._held
     await hang_up(registry, ops, ALICE)
@@ -508,7 +630,7 @@ async def test_only_the_held_partys_hangup_releases_the_partner(env):
 async def test_held_partys_hangup_without_a_note_releases_the_waiting_partner(env):
     ami, registry, _, ops, _ = env
     held_by_an_earlier_run(registry)
-    await hang_up(registry, ops, BOB)        # the waiting partner hangs up itself: nothing to do
+    await hang_up(registry, ops, BOB)  # the waiting partner hangs up itself: nothing to do
     assert ami.sent == []
     registry2 = CallRegistry(clock=lambda: 1000.0)
     ops2 = CallOperations(ami, registry2, ops.storage, CallControlSettings())
@@ -537,10 +659,18 @@ async def test_transfer_of_a_held_call_whose_partner_hung_up_redirects_the_calle
 async def test_a_partner_talking_again_is_never_released(env):
     ami, registry, _, ops, _ = env
     held_by_an_earlier_run(registry)
-    carol = registry.channel_by_name(ALICE[:-1] + "2")        # anyone else in a bridge with bob
+    carol = registry.channel_by_name(ALICE[:-1] + "2")  # anyone else in a bridge with bob
     for ch in (registry.channel_by_name(BOB), carol):
-        registry.apply(msg(("Event", "BridgeEnter"), ("Channel", ch.name), ("Uniqueid", ch.uniqueid),
-                           ("Linkedid", ch.linkedid), ("BridgeUniqueid", "b-again"), ("BridgeType", "basic"),
-                           ("BridgeTechnology", "simple_bridge")))
+        registry.apply(
+            msg(
+                ("Event", "BridgeEnter"),
+                ("Channel", ch.name),
+                ("Uniqueid", ch.uniqueid),
+                ("Linkedid", ch.linkedid),
+                ("BridgeUniqueid", "b-again"),
+                ("BridgeType", "basic"),
+                ("BridgeTechnology", "simple_bridge"),
+            )
+        )
     await hang_up(registry, ops, ALICE)
     assert ami.sent == []

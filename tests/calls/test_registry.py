@@ -1,4 +1,5 @@
 """The live call registry, fed with what a real Asterisk 22.10.1 sent (tests/data/asterisk)."""
+
 from __future__ import annotations
 
 from ivr.ami.protocol import Message
@@ -38,8 +39,12 @@ def test_park_then_timeout_ami13_call_a():
     assert call.state == "parked"
     [parked] = reg.parked_in("default")
     # "ParkingSpace: 701", "ParkingTimeout: 5", "ParkerDialString: Local/p1@phones"
-    assert (parked.space, parked.timeout, parked.parker, parked.linkedid) == ("701", 5, "Local/p1@phones",
-                                                                               "1795909439.108")
+    assert (parked.space, parked.timeout, parked.parker, parked.linkedid) == (
+        "701",
+        5,
+        "Local/p1@phones",
+        "1795909439.108",
+    )
     assert reg.parked_counts() == {"default": 1}
 
     effects = feed(reg, events_until(items, "call B", start="waiting for the 5 s parking timeout"))
@@ -52,10 +57,11 @@ def test_redirect_park_and_retrieval_refiles_retriever_ami13_call_b():
     items = load("ami-13-parking.jsonl")
     reg = CallRegistry(clock=Clock())
     feed(reg, events_until(items, "retriever: Originate", start="call B"))
-    assert [p.linkedid for p in reg.parked_in()] == ["1795909447.111"]   # parked by Redirect to 700
+    assert [p.linkedid for p in reg.parked_in()] == ["1795909447.111"]  # parked by Redirect to 700
     effects = feed(reg, events_until(items, "retriever hangs up", start="retriever: Originate"))
     assert [e for e in effects if isinstance(e, Unparked)] == [
-        Unparked("default", "701", "1795909447.111", "retrieved", 3.0)]  # "ParkingDuration: 3"... as sent
+        Unparked("default", "701", "1795909447.111", "retrieved", 3.0)
+    ]  # "ParkingDuration: 3"... as sent
     # "Channel: Local/701@parkedcalls-00000037;2" / "Linkedid: 1795909447.111": the retriever's ;2 joins the
     # parkee's call; the ;1 half keeps "Linkedid: 1795909450.113".
     call = reg.call("1795909447.111")
@@ -93,18 +99,35 @@ def test_park_of_bridged_channel_ami13_call_d():
 def test_parkedcalls_list_resync():
     items = load("ami-13-parking.jsonl")
     reg = CallRegistry(clock=Clock())
-    reg.apply(Message([("Event", "ParkedCall"), ("ParkeeChannel", "Local/gone-1;1"), ("ParkeeUniqueid", "9.9"),
-                       ("ParkeeLinkedid", "9.9"), ("Parkinglot", "default"), ("ParkingSpace", "702")]))
+    reg.apply(
+        Message(
+            [
+                ("Event", "ParkedCall"),
+                ("ParkeeChannel", "Local/gone-1;1"),
+                ("ParkeeUniqueid", "9.9"),
+                ("ParkeeLinkedid", "9.9"),
+                ("Parkinglot", "default"),
+                ("ParkingSpace", "702"),
+            ]
+        )
+    )
     effects = reg.resync_parked(list_items(items, "ami-4"))  # ParkedCalls answer while call A is parked
     assert [(p.space, p.linkedid, p.caller_num) for p in reg.parked_in()] == [("701", "1795909439.108", "301")]
-    assert [e.space for e in effects if isinstance(e, Unparked)] == ["702"]   # the stale one is gone
+    assert [e.space for e in effects if isinstance(e, Unparked)] == ["702"]  # the stale one is gone
 
 
 def test_coreshowchannels_resync_builds_calls_and_drops_stale_ami12():
     items = load("ami-12-status-getvar-command.jsonl")
     reg = CallRegistry(clock=Clock())
-    stale = Message([("Event", "Newchannel"), ("Channel", "PJSIP/old-00000001"), ("ChannelState", "6"),
-                     ("Uniqueid", "1.1"), ("Linkedid", "1.1")])
+    stale = Message(
+        [
+            ("Event", "Newchannel"),
+            ("Channel", "PJSIP/old-00000001"),
+            ("ChannelState", "6"),
+            ("Uniqueid", "1.1"),
+            ("Linkedid", "1.1"),
+        ]
+    )
     reg.apply(stale)
     snapshot = list_items(items, "ami-4")
     assert len(snapshot) == 6 and {m.name for m in snapshot} == {"CoreShowChannel"}
@@ -114,7 +137,7 @@ def test_coreshowchannels_resync_builds_calls_and_drops_stale_ami12():
     alice = reg.call("1795909436.104")
     assert alice.state == "talking"
     assert alice.origin.application == "Dial" and alice.origin.app_data == "Local/bob@phones,,tT"
-    assert alice.origin.created_at == 999.0    # "Duration: 00:00:01"
+    assert alice.origin.created_at == 999.0  # "Duration: 00:00:01"
     assert len(reg.calls()) == 2
     # Re-applying the same snapshot changes nothing.
     assert reg.resync_channels(snapshot) == []
@@ -152,7 +175,11 @@ def test_queue_members_callers_and_agent_ami15():
     member = reg.queues["testq"].members["Local/answer3s@agents"]
     # "Paused: 1" / "PausedReason: initial pause" / "MemberName: Agent One" / "StateInterface: Custom:agent1"
     assert (member.paused, member.paused_reason, member.name, member.state_interface) == (
-        True, "initial pause", "Agent One", "Custom:agent1")
+        True,
+        "initial pause",
+        "Agent One",
+        "Custom:agent1",
+    )
     feed(reg, events_until(items, "caller 1 enters", start="QueuePause: unpause"))
     assert member.paused is False and member.paused_reason == ""
 
@@ -163,13 +190,13 @@ def test_queue_members_callers_and_agent_ami15():
     assert call.state == "queued" and call.queue == "testq"
     assert [c.position for c in reg.queues["testq"].callers.values()] == [1]
     # MusicOnHoldStart while waiting: still "queued", not "held".
-    feed(reg, events[join + 1: join + 2])
+    feed(reg, events[join + 1 : join + 2])
     assert reg.call("1795909480.124").state == "queued"
     connect = max(i for i, e in enumerate(events) if e.name == "BridgeEnter")
-    feed(reg, events[join + 2: connect + 1])
+    feed(reg, events[join + 2 : connect + 1])
     call = reg.call("1795909480.124")
     assert call.queue is None and call.agent == "Agent One" and call.state == "talking"
-    feed(reg, events[connect + 1:])
+    feed(reg, events[connect + 1 :])
     assert reg.call("1795909480.124") is None
 
     # QueueStatus while caller 2 waits ("ActionID: ami-13"): replaces members and callers.
@@ -179,10 +206,15 @@ def test_queue_members_callers_and_agent_ami15():
     queue = fresh.queues["testq"]
     assert queue.strategy == "ringall"
     assert (queue.members["Local/answer3s@agents"].paused_reason, queue.members["Local/answer3s@agents"].name) == (
-        "away", "Agent One")
+        "away",
+        "Agent One",
+    )
     [waiting] = queue.callers.values()
     assert (waiting.channel, waiting.caller_num, waiting.linkedid) == (
-        "Local/testq@queue-entry-0000003e;2", "5554002", "1795909485.128")
+        "Local/testq@queue-entry-0000003e;2",
+        "5554002",
+        "1795909485.128",
+    )
     assert fresh.call("1795909485.128").state == "queued"
 
     feed(fresh, events_until(items, "EOF", start="caller 2 hangs up"))
@@ -206,8 +238,14 @@ def test_transfers_leave_no_stale_bridges_ami16():
 
 def test_flow_and_node_from_varset_and_agi_side():
     reg = CallRegistry(clock=Clock())
-    base = [("Channel", "PJSIP/trunk-00000001"), ("ChannelState", "6"), ("ChannelStateDesc", "Up"),
-            ("CallerIDNum", "+37060000001"), ("Uniqueid", "5.1"), ("Linkedid", "5.1")]
+    base = [
+        ("Channel", "PJSIP/trunk-00000001"),
+        ("ChannelState", "6"),
+        ("ChannelStateDesc", "Up"),
+        ("CallerIDNum", "+37060000001"),
+        ("Uniqueid", "5.1"),
+        ("Linkedid", "5.1"),
+    ]
     reg.apply(Message([("Event", "Newchannel"), *base]))
     reg.apply(Message([("Event", "VarSet"), *base, ("Variable", "IVR_FLOW"), ("Value", "main")]))
     reg.apply(Message([("Event", "VarSet"), *base, ("Variable", "IVR_NODE"), ("Value", "menu")]))
@@ -230,14 +268,22 @@ def test_resync_sees_a_held_party_and_hangups_name_their_context():
     # ami-12's CoreShowChannel for alice ;1, as it reads once a Redirect put it in [ivr-hold] (MusicOnHold(default))
     # and its partner bob ;1 in [ivr-hold-wait] (Wait(3600)): no bridge, the application and location changed.
     snapshot = list_items(load("ami-12-status-getvar-command.jsonl"), "ami-4")
-    moved = {"Local/alice@phones-00000033;1": ("ivr-hold", "MusicOnHold", "default"),
-             "Local/bob@phones-00000034;1": ("ivr-hold-wait", "Wait", "3600")}
+    moved = {
+        "Local/alice@phones-00000033;1": ("ivr-hold", "MusicOnHold", "default"),
+        "Local/bob@phones-00000034;1": ("ivr-hold-wait", "Wait", "3600"),
+    }
     items = []
     for item in snapshot:
         if item.get("Channel") in moved:
             context, app, data = moved[item["Channel"]]
-            changed = {"Context": context, "Exten": "s", "Priority": "1", "Application": app,
-                       "ApplicationData": data, "BridgeId": ""}
+            changed = {
+                "Context": context,
+                "Exten": "s",
+                "Priority": "1",
+                "Application": app,
+                "ApplicationData": data,
+                "BridgeId": "",
+            }
             item = Message([(k, changed.get(k, v)) for k, v in item.items()])
         items.append(item)
     reg = CallRegistry(clock=Clock())
@@ -248,6 +294,15 @@ def test_resync_sees_a_held_party_and_hangups_name_their_context():
     assert by_name["Local/alice@phones-00000033;1"].moh_class == "default"
     assert by_name["Local/bob@phones-00000034;1"].moh_class is None
     alice = by_name["Local/alice@phones-00000033;1"]
-    effects = reg.apply(Message([("Event", "Hangup"), ("Channel", alice.name), ("Uniqueid", alice.uniqueid),
-                                 ("Linkedid", alice.linkedid), ("Cause", "16")]))
+    effects = reg.apply(
+        Message(
+            [
+                ("Event", "Hangup"),
+                ("Channel", alice.name),
+                ("Uniqueid", alice.uniqueid),
+                ("Linkedid", alice.linkedid),
+                ("Cause", "16"),
+            ]
+        )
+    )
     assert ChannelGone(alice.uniqueid, alice.linkedid, alice.name, "16", "ivr-hold") in effects

@@ -1,4 +1,5 @@
 """RegistrySync: subscription, resync after every (re)login, effects to listeners, parking/recording metrics."""
+
 from __future__ import annotations
 
 import asyncio
@@ -29,7 +30,7 @@ async def test_resync_on_login_and_after_reconnect_drops_stale():
     sync = RegistrySync(ami, registry)
     seen = []
     sync.add_listener(seen.append)
-    sync.start()                     # already logged in: resync at once
+    sync.start()  # already logged in: resync at once
     await settle(sync)
     assert ami.names() == ["CoreShowChannels", "ParkedCalls", "QueueStatus"]
     assert len(registry.calls()) == 2 and sync.resyncs == 1
@@ -61,7 +62,7 @@ async def test_events_update_registry_and_parking_metrics():
     effects = []
     sync.add_listener(effects.append)
     sync.start()
-    assert ami.sent == []            # not logged in yet: no resync
+    assert ami.sent == []  # not logged in yet: no resync
     timeouts = sample("ivr_park_timeouts_total", lot="default")
     for ev in events_until(items, "ParkedCalls / Parkinglots"):
         await ami.emit(ev)
@@ -83,6 +84,7 @@ async def test_a_failing_listener_does_not_stop_the_stream():
 
     async def broken(effect):
         raise RuntimeError("listener bug")
+
     got = []
     sync.add_listener(broken)
     sync.add_listener(got.append)
@@ -105,7 +107,7 @@ async def test_operations_get_effects_without_explicit_wiring():
     ami.logged_in = False
     registry = CallRegistry(clock=lambda: 5.0)
     storage = open_storage("memory:")
-    sync = RegistrySync(ami, registry)          # built before the operations, no add_listener call
+    sync = RegistrySync(ami, registry)  # built before the operations, no add_listener call
     ops = CallOperations(ami, registry, storage)
     sync.start()
     try:
@@ -135,8 +137,9 @@ class RacingAMI(FakeAMI):
             async def deliver():
                 for event in events:
                     await self.emit(event)
+
             self.delivery = asyncio.get_running_loop().create_task(deliver())
-            for _ in range(10):          # the events reach the subscriber before the list answer completes
+            for _ in range(10):  # the events reach the subscriber before the list answer completes
                 await asyncio.sleep(0)
         return await super().list_action(name, headers, timeout=timeout)
 
@@ -144,14 +147,13 @@ class RacingAMI(FakeAMI):
 async def test_hangup_during_resync_is_not_undone_by_the_snapshot():
     items = load("ami-12-status-getvar-command.jsonl")
     # The Hangup events of the "Long Call" (1795909436.102/.103), exactly as Asterisk sent them.
-    hangups = [m for m in items if getattr(m, "name", None) == "Hangup"
-               and m.get("Linkedid") == "1795909436.102"]
+    hangups = [m for m in items if getattr(m, "name", None) == "Hangup" and m.get("Linkedid") == "1795909436.102"]
     assert [h.get("Uniqueid") for h in hangups] == ["1795909436.102", "1795909436.103"]
     ami = RacingAMI(hangups)
-    ami.lists["CoreShowChannels"] = list_items(items, "ami-4")      # still lists the call
+    ami.lists["CoreShowChannels"] = list_items(items, "ami-4")  # still lists the call
     registry = CallRegistry(clock=lambda: 50.0)
     sync = RegistrySync(ami, registry)
     sync.start()
     await settle(sync)
     await ami.delivery
-    assert [c.id for c in registry.calls()] == ["1795909436.104"]    # the hung-up call stays gone
+    assert [c.id for c in registry.calls()] == ["1795909436.104"]  # the hung-up call stays gone

@@ -1,7 +1,8 @@
 """Values that reach AMI headers, dial strings and file names; settings mapping."""
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -12,12 +13,17 @@ from ivr.calls.settings import CallControlSettings
 from ivr.settings import load_settings
 from ivr.yamlsource import ConfigError
 
-WHEN = datetime(2026, 11, 29, 1, 2, 3, tzinfo=timezone.utc)
+WHEN = datetime(2026, 11, 29, 1, 2, 3, tzinfo=UTC)
 
 
 def test_recording_name_only_safe_characters():
-    name = validate.recording_name("${date}-${call}-${caller}-${agent}", call="1795909439.108",
-                                   caller="../../etc/passwd", agent="Ann Smith/ext", when=WHEN)
+    name = validate.recording_name(
+        "${date}-${call}-${caller}-${agent}",
+        call="1795909439.108",
+        caller="../../etc/passwd",
+        agent="Ann Smith/ext",
+        when=WHEN,
+    )
     assert name == "20261129-010203-1795909439.108-____etc_passwd-Ann_Smith_ext"
     assert "/" not in name and ".." not in name
     assert validate.recording_name("${caller}", call="c1", caller="", when=WHEN) == "unknown"
@@ -31,8 +37,9 @@ def test_interfaces_accepted(value):
     assert validate.interface(value) == value
 
 
-@pytest.mark.parametrize("value", ["", "1001", "PJSIP/1001&PJSIP/1002", "PJSIP/10,01", "PJSIP/1\r\nAction: X",
-                                   "PJSIP/${X}"])
+@pytest.mark.parametrize(
+    "value", ["", "1001", "PJSIP/1001&PJSIP/1002", "PJSIP/10,01", "PJSIP/1\r\nAction: X", "PJSIP/${X}"]
+)
 def test_interfaces_refused(value):
     with pytest.raises(InvalidRequest):
         validate.interface(value)
@@ -91,7 +98,12 @@ def test_settings_from_service_settings(tmp_path):
     cc = CallControlSettings.from_settings(service)
     assert cc.agent_dial == "SIP/{extension}"
     assert (cc.outbound_context, cc.customer_dial, cc.flow_context, cc.extension_context, cc.queue_context) == (
-        "crm-out", "Local/{number}@trunk-out", "ivr-outbound2", "phones", "queues")
+        "crm-out",
+        "Local/{number}@trunk-out",
+        "ivr-outbound2",
+        "phones",
+        "queues",
+    )
     assert (cc.hold_context, cc.hold_wait_context, cc.moh_class) == ("hold1", "hold2", "jazz")
     assert cc.parking_lots == {"default": "parkedcalls", "vip": "vipparking"} and cc.park_timeout == 120.0
     assert cc.spy_options == {"listen": "q", "whisper": "qwE", "barge": "qBE"}
@@ -116,21 +128,24 @@ def test_recordings_default_to_one_directory_for_both_sides(tmp_path):
     assert cc.recordings_dir == str(tmp_path / "rec") and cc.recordings_path() == tmp_path / "rec"
 
 
-@pytest.mark.parametrize("yaml_text, message", [
-    ("callbacks:\n  number_pattern: '^(+370'\n", "is not a regular expression"),
-    ("calls:\n  customer_dial: Local/{num}@x\n", "has no {number}"),
-    ("calls:\n  queue_context: 'a,b'\n", "is not a dialplan context"),
-    ("calls:\n  recording_template: '${who}'\n", "unknown variable"),
-    ("calls:\n  spy_options: {listen: 'q(x)'}\n", "ChanSpy option letters"),
-    ("calls:\n  parking_lot: {}\n", "did you mean 'parking_lots'"),
-])
+@pytest.mark.parametrize(
+    "yaml_text, message",
+    [
+        ("callbacks:\n  number_pattern: '^(+370'\n", "is not a regular expression"),
+        ("calls:\n  customer_dial: Local/{num}@x\n", "has no {number}"),
+        ("calls:\n  queue_context: 'a,b'\n", "is not a dialplan context"),
+        ("calls:\n  recording_template: '${who}'\n", "unknown variable"),
+        ("calls:\n  spy_options: {listen: 'q(x)'}\n", "ChanSpy option letters"),
+        ("calls:\n  parking_lot: {}\n", "did you mean 'parking_lots'"),
+    ],
+)
 def test_bad_call_settings_are_located_errors(tmp_path, yaml_text, message):
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "ivr.yaml").write_text("log_level: info\n" + yaml_text)
     with pytest.raises(ConfigError) as info:
         load_settings(tmp_path / "config" / "ivr.yaml", env={})
     text = str(info.value)
-    assert message in text and "ivr.yaml:3:" in text     # file:line of the offending key
+    assert message in text and "ivr.yaml:3:" in text  # file:line of the offending key
 
 
 def test_number_pattern_language_and_variables():
@@ -140,7 +155,7 @@ def test_number_pattern_language_and_variables():
         with pytest.raises(InvalidRequest, match="callbacks.number_pattern"):
             validate.number(bad, pattern=lt)
     with pytest.raises(InvalidRequest, match="callbacks.number_pattern"):
-        validate.number("1002", pattern=validate.DEFAULT_NUMBER_PATTERN)     # short codes are not E.164
+        validate.number("1002", pattern=validate.DEFAULT_NUMBER_PATTERN)  # short codes are not E.164
     for good in ("en", "lt", "fil", "en_GB", "pt_br"):
         assert validate.language(good) == good
     for bad in ("", "EN", "en-GB", "en,X=1", "english", "en_GBR"):
@@ -165,12 +180,14 @@ def test_caller_id_from_event_text_cannot_break_out():
 @pytest.mark.parametrize("value", ["1001", "*97#", "+37060000001", "agent_1", "sales-2"])
 def test_extensions_follow_the_one_telephony_rule(value):
     from ivr import telephony
+
     assert telephony.is_extension(value) and validate.extension(value) == value
 
 
 @pytest.mark.parametrize("value", ["10.01", "_X.", "1001\n", "1001&PJSIP/2", "1001@x", "a" * 41, ""])
 def test_extensions_the_flow_side_refuses_are_refused_here_too(value):
     from ivr import telephony
+
     assert not telephony.is_extension(value)
     with pytest.raises(InvalidRequest, match="letters, digits"):
         validate.extension(value)
@@ -178,6 +195,7 @@ def test_extensions_the_flow_side_refuses_are_refused_here_too(value):
 
 def test_names_and_number_patterns_come_from_telephony():
     from ivr import telephony
+
     assert validate.DEFAULT_NUMBER_PATTERN == telephony.DEFAULT_CALLBACK_NUMBER_PATTERN
     for good in ("support", "vip-lot_2"):
         assert telephony.is_queue_name(good) and validate.name(good) == good

@@ -2,6 +2,7 @@
 with the exact bytes a real Asterisk 22 sent (transcripts ami-12/13/15): resync on login, live events, a dropped
 connection and the resync after the reconnect, and operations through the HTTP API.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -36,9 +37,19 @@ async def setup():
     server.on("CoreShowChannels", replay("ami-12-status-getvar-command", "ami-4"))
     server.on("ParkedCalls", replay("ami-13-parking", "ami-4"))
     server.on("QueueStatus", replay("ami-15-queue", "ami-13"))
-    client = AMIClient("127.0.0.1", server.port, "ivr", "ivrsecret", connect_timeout=2, login_timeout=2,
-                       action_timeout=2, ping_interval=0, backoff_min=0.01, backoff_max=0.05,
-                       rng=random.Random(1))
+    client = AMIClient(
+        "127.0.0.1",
+        server.port,
+        "ivr",
+        "ivrsecret",
+        connect_timeout=2,
+        login_timeout=2,
+        action_timeout=2,
+        ping_interval=0,
+        backoff_min=0.01,
+        backoff_max=0.05,
+        rng=random.Random(1),
+    )
     storage = open_storage("memory:")
     control = CallControl.build(client, storage, CallControlSettings(), run_callbacks=False)
     await control.start()
@@ -63,9 +74,12 @@ async def test_resync_events_reconnect_and_api(setup):
     # Live events: the exact bytes of ami-16 call 1 (a bridged alice/bob call).
     for ev in events_until(load("ami-16-transfers.jsonl"), "BlindTransfer Channel="):
         await server.broadcast(encode_message(ev.items(), raw_values=True))
-    await until(lambda: registry.channel_by_name("Local/bob@phones-00000040;1") is not None
-                and registry.call(registry.channel_by_name("Local/bob@phones-00000040;1").linkedid).state
-                == "talking")
+    await until(
+        lambda: (
+            registry.channel_by_name("Local/bob@phones-00000040;1") is not None
+            and registry.call(registry.channel_by_name("Local/bob@phones-00000040;1").linkedid).state == "talking"
+        )
+    )
     bridged = registry.channel_by_name("Local/alice@phones-0000003f;1").linkedid
 
     # Operations through the API, over the real client.
@@ -74,8 +88,9 @@ async def test_resync_events_reconnect_and_api(setup):
     http = TestClient(TestServer(app, host="127.0.0.1", port=0))
     await http.start_server()
     try:
-        resp = await http.post(f"/calls/{bridged}/transfer", json={"extension": "carol"},
-                               headers={"Authorization": "Bearer t0k3n"})
+        resp = await http.post(
+            f"/calls/{bridged}/transfer", json={"extension": "carol"}, headers={"Authorization": "Bearer t0k3n"}
+        )
         assert resp.status == 202, await resp.text()
         [sent] = server.received("BlindTransfer")
         assert (sent["Channel"], sent["Exten"]) == ("Local/bob@phones-00000040;1", "carol")

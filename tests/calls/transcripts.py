@@ -4,6 +4,7 @@ The .jsonl files hold the exact bytes of every socket read; the AMI parser of th
 registry is tested on what a real Asterisk sent, byte for byte. Recorder annotations ("### ..." in the .txt)
 come through as `Note`s so a test can stop at a point of the scenario.
 """
+
 from __future__ import annotations
 
 import json
@@ -53,5 +54,8 @@ def events_until(items: list[Message | Note], note_prefix: str | None, start: st
 
 def list_items(items: list[Message | Note], action_id: str) -> list[Message]:
     """The items of a list answer (events carrying the action's ActionID), without the ...Complete event."""
-    return [m for m in items if isinstance(m, Message) and m.is_event and m.action_id == action_id
-            and m.get("EventList") != "Complete"]
+    return [
+        m
+        for m in items
+        if isinstance(m, Message) and m.is_event and m.action_id == action_id and m.get("EventList") != "Complete"
+    ]

@@ -1,4 +1,5 @@
 """Helpers for the configuration tests: write flow files and find the line of a snippet in them."""
+
 from __future__ import annotations
 
 import textwrap

@@ -1,5 +1,6 @@
 """A small JSON Schema checker (the subset pydantic emits), so tests can check files against docs/flow.schema.json
 the way an editor would, without a new dependency."""
+
 from __future__ import annotations
 
 import re

@@ -1,4 +1,5 @@
 """`python main.py check` and `python main.py schema` as a user runs them."""
+
 from __future__ import annotations
 
 import json
@@ -24,19 +25,24 @@ def test_check_flows_dir_with_errors_exit_one(tmp_path: Path, capsys: pytest.Cap
     path = write_flow(tmp_path / "flows", text)
     assert main(["check", str(tmp_path / "flows")]) == 1
     out = capsys.readouterr().out.splitlines()
-    assert f"{path}:{line_of(text, 'main_manu')}:11: error: target 'main_manu' is not a node of flow 'main' " \
-           "(did you mean 'main_menu'?)" in out
+    assert (
+        f"{path}:{line_of(text, 'main_manu')}:11: error: target 'main_manu' is not a node of flow 'main' "
+        "(did you mean 'main_menu'?)" in out
+    )
     assert out[-1].startswith("FAILED: 1 error(s), ")
 
 
 def test_check_one_flow_file_shows_only_its_problems(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     flows = tmp_path / "flows"
     good = write_flow(flows, BASE_FLOW + "  orphan: {type: hangup}\n")
-    other = write_flow(flows, "name: other\nstart: end\nnodes:\n  end: {type: hangup}\n  lost: {type: hangup}\n",
-                       "other.yaml")
+    other = write_flow(
+        flows, "name: other\nstart: end\nnodes:\n  end: {type: hangup}\n  lost: {type: hangup}\n", "other.yaml"
+    )
     assert main(["check", "--json", str(other)]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["ok"] and [p["message"] for p in result["problems"]] == ["node 'lost' is unreachable from start 'end'"]
+    assert result["ok"] and [p["message"] for p in result["problems"]] == [
+        "node 'lost' is unreachable from start 'end'"
+    ]
     assert main(["check", "--strict", str(good)]) == 1
     assert "orphan" in capsys.readouterr().out
 
@@ -75,7 +81,8 @@ def test_check_lookup_host_not_allowed(tmp_path: Path, capsys: pytest.CaptureFix
     project = tmp_path / "project"
     text = mutate("      0: goodbye", "      0: crm") + (
         "  crm:\n    type: lookup\n    url: 'https://evil.example/x?a=${caller_id}'\n    next: goodbye\n"
-        "    on_error: goodbye\n")
+        "    on_error: goodbye\n"
+    )
     flow = write_flow(project / "config" / "flows", text)
     settings = project / "config" / "ivr.yaml"
     settings.write_text("lookups: {allowed_hosts: [crm.example.com]}\ncallbacks: {enabled: false}\n")
@@ -104,7 +111,9 @@ def test_queue_override_for_a_queue_no_flow_uses(tmp_path: Path, capsys: pytest.
     settings.write_text("callbacks: {enabled: false}\nqueues:\n  overrides:\n    sale: 30s\n")
     assert main(["check", str(settings)]) == 0
     out = capsys.readouterr().out
-    assert f"{settings}:4:5: warning: queues.overrides: no flow transfers to queue 'sale' (did you mean 'sales'?)" in out
+    assert (
+        f"{settings}:4:5: warning: queues.overrides: no flow transfers to queue 'sale' (did you mean 'sales'?)" in out
+    )
 
 
 def test_check_warns_when_fastagi_listens_widely_but_allows_only_loopback(tmp_path: Path) -> None:
@@ -114,8 +123,10 @@ def test_check_warns_when_fastagi_listens_widely_but_allows_only_loopback(tmp_pa
     root = Path(__file__).resolve().parents[2]
     settings = tmp_path / "config" / "ivr.yaml"
     settings.parent.mkdir()
-    settings.write_text(f"fastagi:\n  host: 0.0.0.0\nflows_dir: {root / 'config' / 'flows'}\n"
-                        f"prompts_dir: {root / 'recordings' / 'prompts'}\ncallbacks: {{enabled: false}}\n")
+    settings.write_text(
+        f"fastagi:\n  host: 0.0.0.0\nflows_dir: {root / 'config' / 'flows'}\n"
+        f"prompts_dir: {root / 'recordings' / 'prompts'}\ncallbacks: {{enabled: false}}\n"
+    )
     problems = [p for p in check(str(settings))["problems"] if p.code == "fastagi-peers"]
     assert len(problems) == 1 and problems[0].severity == "warning" and problems[0].line == 2
     assert "allowed_peers" in problems[0].hint

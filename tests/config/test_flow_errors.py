@@ -1,6 +1,8 @@
 """Every kind of flow mistake is reported at its exact file:line:column with a hint saying what to do."""
+
 from __future__ import annotations
 
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -117,8 +119,11 @@ def test_undefined_target_did_you_mean(tmp_path: Path) -> None:
     text = mutate("    next: main_menu", "    next: main_manu")
     problems, file = problems_for(tmp_path, text)
     problem = only(problems, "undefined-target")
-    assert (problem.file, problem.line, problem.column) == (file, line_of(text, "main_manu"),
-                                                            column_of(text, "main_manu"))
+    assert (problem.file, problem.line, problem.column) == (
+        file,
+        line_of(text, "main_manu"),
+        column_of(text, "main_manu"),
+    )
     assert problem.hint == "did you mean 'main_menu'?"
 
 
@@ -174,7 +179,8 @@ def test_unreachable_node_is_a_warning(tmp_path: Path) -> None:
 def test_loop_with_no_way_out(tmp_path: Path) -> None:
     text = mutate("      0: goodbye", "      0: spin_a") + (
         "  spin_a:\n    type: play\n    prompts: [bye]\n    next: spin_b\n"
-        "  spin_b:\n    type: goto\n    target: spin_a\n")
+        "  spin_b:\n    type: goto\n    target: spin_a\n"
+    )
     problems, _ = problems_for(tmp_path, text)
     problem = only(problems, "endless-loop")
     assert problem.line == line_of(text, "spin_a:")
@@ -184,7 +190,8 @@ def test_loop_with_no_way_out(tmp_path: Path) -> None:
 def test_loop_that_plays_nothing(tmp_path: Path) -> None:
     text = mutate("      0: goodbye", "      0: again") + (
         "  again:\n    type: set\n    variables: {n: x}\n    next: check\n"
-        "  check:\n    type: route\n    rules: [{variable: n, equals: y, goto: goodbye}]\n    else: again\n")
+        "  check:\n    type: route\n    rules: [{variable: n, equals: y, goto: goodbye}]\n    else: again\n"
+    )
     problems, _ = problems_for(tmp_path, text)
     problem = only(problems, "busy-loop")
     assert problem.line == line_of(text, "again:")
@@ -268,7 +275,8 @@ def test_unknown_schedule(tmp_path: Path) -> None:
 
 def test_language_offered_but_not_declared(tmp_path: Path) -> None:
     text = mutate("start: hours", "start: pick") + (
-        "  pick:\n    type: language\n    prompts: [menu]\n    options: {1: en, 2: lv}\n    next: hours\n")
+        "  pick:\n    type: language\n    prompts: [menu]\n    options: {1: en, 2: lv}\n    next: hours\n"
+    )
     problems, _ = problems_for(tmp_path, text)
     problem = only(problems, "language")
     assert problem.line == line_of(text, "2: lv")
@@ -293,7 +301,7 @@ def test_yaml_syntax_error_position(tmp_path: Path) -> None:
     text = mutate("    next: main_menu", "    next: main_menu: x")
     problems, _ = problems_for(tmp_path, text)
     problem = only(problems, "syntax")
-    assert (problem.line, problem.column) == (line_of(text, "main_menu: x"), column_of(text, ": x") )
+    assert (problem.line, problem.column) == (line_of(text, "main_menu: x"), column_of(text, ": x"))
     assert problem.message.startswith("YAML syntax error: mapping values are not allowed here")
     assert "quoted" in problem.hint
 
@@ -340,8 +348,9 @@ def test_test_case_files_are_skipped(tmp_path: Path) -> None:
 
 
 def test_holiday_calendar_missing_and_broken(tmp_path: Path) -> None:
-    text = mutate('    weekly: {mon-fri: "08:00-18:00"}',
-                  '    weekly: {mon-fri: "08:00-18:00"}\n    holiday_calendar: lt.ics')
+    text = mutate(
+        '    weekly: {mon-fri: "08:00-18:00"}', '    weekly: {mon-fri: "08:00-18:00"}\n    holiday_calendar: lt.ics'
+    )
     problems, _ = problems_for(tmp_path, text)
     problem = only(problems, "calendar")
     assert problem.line == line_of(text, "lt.ics")
@@ -352,12 +361,15 @@ def test_holiday_calendar_missing_and_broken(tmp_path: Path) -> None:
 
 
 def test_holiday_calendar_event_without_start_is_located_in_the_ics(tmp_path: Path) -> None:
-    ics = ("BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:x\nBEGIN:VEVENT\nUID:a\nDTSTART;VALUE=DATE:20261224\n"
-           "END:VEVENT\nBEGIN:VEVENT\nUID:b\nSUMMARY:no start\nEND:VEVENT\nEND:VCALENDAR\n")
+    ics = (
+        "BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:x\nBEGIN:VEVENT\nUID:a\nDTSTART;VALUE=DATE:20261224\n"
+        "END:VEVENT\nBEGIN:VEVENT\nUID:b\nSUMMARY:no start\nEND:VEVENT\nEND:VCALENDAR\n"
+    )
     (tmp_path / "flows").mkdir()
     (tmp_path / "flows" / "lt.ics").write_text(ics)
-    text = mutate('    weekly: {mon-fri: "08:00-18:00"}',
-                  '    weekly: {mon-fri: "08:00-18:00"}\n    holiday_calendar: lt.ics')
+    text = mutate(
+        '    weekly: {mon-fri: "08:00-18:00"}', '    weekly: {mon-fri: "08:00-18:00"}\n    holiday_calendar: lt.ics'
+    )
     problems, _ = problems_for(tmp_path, text)
     problem = only(problems, "calendar")
     assert problem.file.endswith("lt.ics") and problem.line == 8
@@ -366,18 +378,24 @@ def test_holiday_calendar_event_without_start_is_located_in_the_ics(tmp_path: Pa
 
 def test_holiday_calendar_is_parsed_and_watched_but_not_merged(tmp_path: Path) -> None:
     """The engine's hours module gives the calendar its meaning (timed closures too); the loader only checks it."""
-    from datetime import date, datetime, timezone
+    from datetime import date, datetime
 
     from ivr.flow.loader import parse_calendar
 
-    ics = ("BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:x\nBEGIN:VEVENT\nUID:a\nDTSTART;VALUE=DATE:20261224\n"
-           "DTEND;VALUE=DATE:20261227\nRRULE:FREQ=YEARLY\nEND:VEVENT\nEND:VCALENDAR\n")
+    ics = (
+        "BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:x\nBEGIN:VEVENT\nUID:a\nDTSTART;VALUE=DATE:20261224\n"
+        "DTEND;VALUE=DATE:20261227\nRRULE:FREQ=YEARLY\nEND:VEVENT\nEND:VCALENDAR\n"
+    )
     flows = tmp_path / "flows"
-    write_flow(flows, mutate('    weekly: {mon-fri: "08:00-18:00"}',
-                             '    weekly: {mon-fri: "08:00-18:00"}\n    holiday_calendar: lt.ics\n'
-                             '    holidays: [2026-04-06]'))
+    write_flow(
+        flows,
+        mutate(
+            '    weekly: {mon-fri: "08:00-18:00"}',
+            '    weekly: {mon-fri: "08:00-18:00"}\n    holiday_calendar: lt.ics\n    holidays: [2026-04-06]',
+        ),
+    )
     (flows / "lt.ics").write_text(ics)
-    flow_set = load_flows(flows, now=datetime(2026, 11, 29, tzinfo=timezone.utc))
+    flow_set = load_flows(flows, now=datetime(2026, 11, 29, tzinfo=UTC))
     assert flow_set["main"].schedules["office"].holidays == [date(2026, 4, 6)]
     assert flows / "lt.ics" in flow_set.files
     dates, bad = parse_calendar(ics.encode(), datetime(2026, 11, 29))
@@ -389,8 +407,9 @@ def test_holiday_calendar_is_parsed_and_watched_but_not_merged(tmp_path: Path) -
 
 
 def test_template_with_a_bad_placeholder(tmp_path: Path) -> None:
-    text = BASE_FLOW.replace("  goodbye:\n", "  tell:\n    type: say\n    value: '${acc-ount}'\n    next: goodbye\n"
-                             "  goodbye:\n", 1)
+    text = BASE_FLOW.replace(
+        "  goodbye:\n", "  tell:\n    type: say\n    value: '${acc-ount}'\n    next: goodbye\n  goodbye:\n", 1
+    )
     text = mutate("      0: goodbye", "      0: tell", text)
     problems, _ = problems_for(tmp_path, text)
     problem = only(problems, "bad-template")
@@ -399,8 +418,9 @@ def test_template_with_a_bad_placeholder(tmp_path: Path) -> None:
 
 
 def test_variable_never_set_is_a_warning_with_did_you_mean(tmp_path: Path) -> None:
-    text = BASE_FLOW.replace("  goodbye:\n", "  tell:\n    type: say\n    value: '${caller_di}'\n    next: goodbye\n"
-                             "  goodbye:\n", 1)
+    text = BASE_FLOW.replace(
+        "  goodbye:\n", "  tell:\n    type: say\n    value: '${caller_di}'\n    next: goodbye\n  goodbye:\n", 1
+    )
     text = mutate("      0: goodbye", "      0: tell", text)
     problems, _ = problems_for(tmp_path, text)
     problem = only(problems, "unknown-variable", "warning")
@@ -410,7 +430,8 @@ def test_variable_never_set_is_a_warning_with_did_you_mean(tmp_path: Path) -> No
 
 def test_lookup_url_must_be_http(tmp_path: Path) -> None:
     text = mutate("      0: goodbye", "      0: crm") + (
-        "  crm:\n    type: lookup\n    url: 'file:///etc/passwd'\n    next: goodbye\n    on_error: goodbye\n")
+        "  crm:\n    type: lookup\n    url: 'file:///etc/passwd'\n    next: goodbye\n    on_error: goodbye\n"
+    )
     problems, _ = problems_for(tmp_path, text)
     problem = only(problems, "bad-value")
     assert problem.line == line_of(text, "file:///etc/passwd")
@@ -459,11 +480,13 @@ def test_inline_option_with_a_misspelt_type(tmp_path: Path) -> None:
 
 def test_park_and_callback_without_their_failure_branch_are_warnings(tmp_path: Path) -> None:
     text = mutate("      0: goodbye", "      0: hold_on\n      5: call_me") + (
-        "  hold_on:\n    type: park\n"
-        "  call_me:\n    type: callback\n    queue: sales\n    next: goodbye\n")
+        "  hold_on:\n    type: park\n  call_me:\n    type: callback\n    queue: sales\n    next: goodbye\n"
+    )
     problems, _ = problems_for(tmp_path, text)
     assert [(p.code, p.severity, p.line) for p in problems] == [
-        ("dead-end", "warning", line_of(text, "  hold_on:")), ("dead-end", "warning", line_of(text, "  call_me:"))]
+        ("dead-end", "warning", line_of(text, "  hold_on:")),
+        ("dead-end", "warning", line_of(text, "  call_me:")),
+    ]
     assert problems[0].hint == "add `comeback:` so a caller nobody picks up is not dropped"
 
 
@@ -481,7 +504,8 @@ def test_a_flow_file_that_is_not_a_mapping(tmp_path: Path) -> None:
     problems, file = problems_for(tmp_path, "- just\n- a list\n")
     assert [p.format() for p in problems] == [
         f"{file}:1:1: error: a flow file must be a mapping with name, start and nodes "
-        "(start from a sample in config/flows/)"]
+        "(start from a sample in config/flows/)"
+    ]
 
 
 @pytest.mark.parametrize("target", ['extension: "${agent}@trunk"', 'extension: "6 000"', 'dial: "PJSIP/${agent},m"'])

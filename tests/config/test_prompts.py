@@ -1,4 +1,5 @@
 """`python main.py prompts build|list`: generated prompt files and the message when the tools are missing."""
+
 from __future__ import annotations
 
 import shutil
@@ -12,8 +13,9 @@ from ivr.tools.prompts import PromptToolsMissing, collect_jobs, find_tools
 
 from .helpers import mutate, write_flow
 
-tools_present = pytest.mark.skipif(not (shutil.which("espeak-ng") and shutil.which("sox")),
-                                   reason="espeak-ng and sox are not installed")
+tools_present = pytest.mark.skipif(
+    not (shutil.which("espeak-ng") and shutil.which("sox")), reason="espeak-ng and sox are not installed"
+)
 
 
 @pytest.fixture
@@ -26,8 +28,13 @@ def flows(tmp_path: Path) -> Path:
 def test_jobs_are_distinct_files_with_their_voice(flows: Path) -> None:
     jobs = collect_jobs(flows)
     assert [(j.file, j.language) for j in jobs] == [
-        ("en/bye", "en"), ("en/menu", "en"), ("en/welcome", "en"), ("lt/bye", "lt"), ("lt/menu", "lt"),
-        ("lt/welcome", "lt")]
+        ("en/bye", "en"),
+        ("en/menu", "en"),
+        ("en/welcome", "en"),
+        ("lt/bye", "lt"),
+        ("lt/menu", "lt"),
+        ("lt/welcome", "lt"),
+    ]
     assert [j.file for j in collect_jobs(flows, only="lt")] == ["lt/bye", "lt/menu", "lt/welcome"]
 
 
@@ -51,13 +58,16 @@ def test_build_into_a_temp_dir(flows: Path, tmp_path: Path, capsys: pytest.Captu
     assert "MISSING" in listing and "lt/welcome.wav" in listing and "en/bye.wav" not in listing
 
 
-def test_missing_tools_give_a_clear_message(flows: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_tools_give_a_clear_message(
+    flows: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PATH", "")
     with pytest.raises(PromptToolsMissing) as info:
         find_tools()
-    assert str(info.value) == ("espeak-ng and sox not found on PATH; install them with: apt-get install espeak-ng "
-                               "sox (Debian/Ubuntu packages `espeak-ng` and `sox`)")
+    assert str(info.value) == (
+        "espeak-ng and sox not found on PATH; install them with: apt-get install espeak-ng "
+        "sox (Debian/Ubuntu packages `espeak-ng` and `sox`)"
+    )
     assert main(["prompts", "build", "--flows", str(flows), "--out", str(tmp_path / "p")]) == 1
     assert "apt-get install espeak-ng sox" in capsys.readouterr().err
     assert not (tmp_path / "p").exists()

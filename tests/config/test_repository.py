@@ -1,4 +1,5 @@
 """Hot reload: a broken edit never reaches callers; a good one is swapped in for new calls only."""
+
 from __future__ import annotations
 
 import asyncio

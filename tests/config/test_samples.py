@@ -1,4 +1,5 @@
 """The shipped configuration: it passes its own check, keeps its documented node ids, and the schema is current."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Service settings: file, environment overrides, located errors, secrets that never leak."""
+
 from __future__ import annotations
 
 import logging
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr.settings import ENV_OVERRIDES, ENV_FILE, load_settings
+from ivr.settings import ENV_FILE, ENV_OVERRIDES, load_settings
 from ivr.yamlsource import ConfigError
 
 from .helpers import line_of
@@ -33,11 +34,14 @@ def test_defaults_of_an_empty_file(tmp_path: Path) -> None:
 
 
 def test_relative_paths_resolve_against_the_project_root(tmp_path: Path) -> None:
-    path = write_settings(tmp_path, """\
+    path = write_settings(
+        tmp_path,
+        """\
         flows_dir: my/flows
         prompts_dir: /abs/prompts
         storage: {url: "sqlite:///var/ivr.db"}
-        """)
+        """,
+    )
     settings = load_settings(path, env={})
     root = (tmp_path / "project").resolve()
     assert settings.root == root and settings.source == path.resolve()
@@ -50,17 +54,31 @@ def test_relative_paths_resolve_against_the_project_root(tmp_path: Path) -> None
 def test_every_documented_environment_override(tmp_path: Path) -> None:
     path = write_settings(tmp_path, "ami: {host: file-host, port: 5038}\n")
     values = {
-        "IVR_AMI_HOST": "pbx.example", "IVR_AMI_PORT": "15038", "IVR_AMI_USERNAME": "svc",
-        "IVR_AMI_ENABLED": "false", "IVR_FASTAGI_HOST": "127.0.0.1", "IVR_FASTAGI_PORT": "0",
-        "IVR_FASTAGI_MAX_CONNECTIONS": "50", "IVR_HTTP_HOST": "0.0.0.0", "IVR_HTTP_PORT": "18080",
-        "IVR_FLOWS_DIR": "/srv/flows", "IVR_PROMPTS_DIR": "/srv/prompts", "IVR_RECORDINGS_DIR": "/srv/rec",
-        "IVR_STORAGE_URL": "memory:", "IVR_DIAL_TEMPLATE": "SIP/{extension}", "IVR_LOG_LEVEL": "debug",
+        "IVR_AMI_HOST": "pbx.example",
+        "IVR_AMI_PORT": "15038",
+        "IVR_AMI_USERNAME": "svc",
+        "IVR_AMI_ENABLED": "false",
+        "IVR_FASTAGI_HOST": "127.0.0.1",
+        "IVR_FASTAGI_PORT": "0",
+        "IVR_FASTAGI_MAX_CONNECTIONS": "50",
+        "IVR_HTTP_HOST": "0.0.0.0",
+        "IVR_HTTP_PORT": "18080",
+        "IVR_FLOWS_DIR": "/srv/flows",
+        "IVR_PROMPTS_DIR": "/srv/prompts",
+        "IVR_RECORDINGS_DIR": "/srv/rec",
+        "IVR_STORAGE_URL": "memory:",
+        "IVR_DIAL_TEMPLATE": "SIP/{extension}",
+        "IVR_LOG_LEVEL": "debug",
         "IVR_FASTAGI_ALLOWED_PEERS": "10.0.0.5,::1/128",
     }
     assert set(values) == {o.variable for o in ENV_OVERRIDES} - {"IVR_AMI_SECRET_FILE", "IVR_API_TOKEN_FILE"}
     settings = load_settings(path, env=values)
     assert (settings.ami.host, settings.ami.port, settings.ami.username, settings.ami.enabled) == (
-        "pbx.example", 15038, "svc", False)
+        "pbx.example",
+        15038,
+        "svc",
+        False,
+    )
     assert (settings.fastagi.host, settings.fastagi.port, settings.fastagi.max_connections) == ("127.0.0.1", 0, 50)
     assert settings.fastagi.allowed_peers == ["10.0.0.5/32", "::1/128"]
     assert (settings.http.host, settings.http.port) == ("0.0.0.0", 18080)
@@ -125,8 +143,7 @@ def test_secrets_from_environment_and_files(tmp_path: Path) -> None:
     settings = load_settings(path, env={"MY_TOKEN": "tok-123", "IVR_AMI_SECRET": "ignored: the file wins"})
     assert settings.ami.secret is not None and settings.ami.secret.get_secret_value() == SECRET
     assert settings.http.token is not None and settings.http.token.get_secret_value() == "tok-123"
-    default_env = load_settings(write_settings(tmp_path, "{}\n"), env={"IVR_AMI_SECRET": SECRET,
-                                                                        "IVR_API_TOKEN": "t"})
+    default_env = load_settings(write_settings(tmp_path, "{}\n"), env={"IVR_AMI_SECRET": SECRET, "IVR_API_TOKEN": "t"})
     assert default_env.ami.secret.get_secret_value() == SECRET
 
 
@@ -144,7 +161,13 @@ def test_secrets_never_in_repr_dump_or_logs(tmp_path: Path, caplog: pytest.LogCa
     path = write_settings(tmp_path, "{}\n")
     settings = load_settings(path, env={"IVR_AMI_SECRET": SECRET, "IVR_API_TOKEN": SECRET})
     logging.getLogger("test").warning("settings: %r %s %s", settings, settings, settings.ami)
-    for text in (repr(settings), str(settings), repr(settings.ami), settings.model_dump_json(), caplog.text,
-                 str(settings.model_dump())):
+    for text in (
+        repr(settings),
+        str(settings),
+        repr(settings.ami),
+        settings.model_dump_json(),
+        caplog.text,
+        str(settings.model_dump()),
+    ):
         assert SECRET not in text
     assert "**********" in repr(settings.ami)

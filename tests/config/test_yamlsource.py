@@ -1,4 +1,5 @@
 """YAML with positions: keys as written, YAML 1.2 scalars, syntax errors with their position."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -9,10 +10,12 @@ from ivr.yamlsource import ConfigError, Mark, parse_yaml
 
 
 def test_keys_as_written_and_yaml_1_2_scalars() -> None:
-    doc = parse_yaml("a:\n  1: x\n  01: 0123\n  no: no\n  on: 8:30\n  d: 2026-12-24\n  n: [1, 2.5, true, ~]\n",
-                     "t.yaml")
-    assert doc.data == {"a": {"1": "x", "01": "0123", "no": "no", "on": "8:30", "d": date(2026, 12, 24),
-                              "n": [1, 2.5, True, None]}}
+    doc = parse_yaml(
+        "a:\n  1: x\n  01: 0123\n  no: no\n  on: 8:30\n  d: 2026-12-24\n  n: [1, 2.5, true, ~]\n", "t.yaml"
+    )
+    assert doc.data == {
+        "a": {"1": "x", "01": "0123", "no": "no", "on": "8:30", "d": date(2026, 12, 24), "n": [1, 2.5, True, None]}
+    }
 
 
 def test_positions_of_keys_and_values() -> None:

@@ -4,13 +4,15 @@ Stack: the simulator (FastAGI client + AMI server) <-> a real FastAGI server run
 AMIClient, call control and the HTTP API, all on 127.0.0.1 with ephemeral ports. Virtual time: handlers call
 `freeze()` before the caller waits on media, so nothing times out while the test talks to the API in real time.
 """
+
 from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -40,8 +42,9 @@ async def until(predicate: Any, timeout: float = 5.0, what: str = "condition") -
 class ApiStack:
     """What a test drives: the simulator, the AMI client, call control and an HTTP client of its API."""
 
-    def __init__(self, sim: SimulatedAsterisk, ami: AMIClient, control: CallControl, http: TestClient,
-                 storage: Any, state: dict) -> None:
+    def __init__(
+        self, sim: SimulatedAsterisk, ami: AMIClient, control: CallControl, http: TestClient, storage: Any, state: dict
+    ) -> None:
         self.sim, self.ami, self.control, self.http, self.storage, self.state = sim, ami, control, http, storage, state
         self.frozen = False
 
@@ -67,25 +70,36 @@ class ApiStack:
             self.frozen = False
 
 
-async def connect(sim: SimulatedAsterisk, storage: Any, settings: CallControlSettings) -> tuple[AMIClient, CallControl,
-                                                                                                 TestClient]:
+async def connect(
+    sim: SimulatedAsterisk, storage: Any, settings: CallControlSettings
+) -> tuple[AMIClient, CallControl, TestClient]:
     """A fresh AMI login, call control with its first resync done, and a started API client (also after a restart)."""
-    ami = AMIClient("127.0.0.1", sim.ami.port, "ivr", "ivrsecret", ping_interval=0, backoff_min=0.01,
-                    backoff_max=0.05, rng=random.Random(3))
+    ami = AMIClient(
+        "127.0.0.1",
+        sim.ami.port,
+        "ivr",
+        "ivrsecret",
+        ping_interval=0,
+        backoff_min=0.01,
+        backoff_max=0.05,
+        rng=random.Random(3),
+    )
     control = CallControl.build(ami, storage, settings, run_callbacks=False)
     await control.start()
     await ami.start()
     await ami.wait_logged_in(5)
     await until(lambda: control.sync.resyncs >= 1, what="the first resync")
-    http = TestClient(TestServer(control.app(token=TOKEN, readiness={"ami": lambda: ami.logged_in}),
-                                 host="127.0.0.1", port=0))
+    http = TestClient(
+        TestServer(control.app(token=TOKEN, readiness={"ami": lambda: ami.logged_in}), host="127.0.0.1", port=0)
+    )
     await http.start_server()
     return ami, control, http
 
 
 @asynccontextmanager
-async def api_stack(tmp_path: Path, router: Router, config: SimConfig, state: dict, *,
-                    stack_class: type[ApiStack] = ApiStack) -> AsyncIterator[ApiStack]:
+async def api_stack(
+    tmp_path: Path, router: Router, config: SimConfig, state: dict, *, stack_class: type[ApiStack] = ApiStack
+) -> AsyncIterator[ApiStack]:
     """Start everything; `state["stack"]` is the stack (handlers reach it there). Always torn down."""
     fastagi = FastAGIServer(router, "127.0.0.1", 0)
     await fastagi.start()
@@ -93,15 +107,16 @@ async def api_stack(tmp_path: Path, router: Router, config: SimConfig, state: di
     await sim.start(("127.0.0.1", fastagi.port))
     storage = open_storage(f"sqlite:///{tmp_path}/ivr.db")
     (tmp_path / "rec").mkdir(exist_ok=True)
-    settings = CallControlSettings(agent_dial="Local/{extension}@agents", recordings_dir=str(tmp_path / "rec"),
-                                   number_pattern=INTERNAL_NUMBERS)
+    settings = CallControlSettings(
+        agent_dial="Local/{extension}@agents", recordings_dir=str(tmp_path / "rec"), number_pattern=INTERNAL_NUMBERS
+    )
     ami, control, http = await connect(sim, storage, settings)
     stack = state["stack"] = stack_class(sim, ami, control, http, storage, state)
     try:
         yield stack
     finally:
         stack.thaw()
-        await stack.http.close()          # a test may have restarted the service: close what runs now
+        await stack.http.close()  # a test may have restarted the service: close what runs now
         await stack.control.stop()
         await stack.ami.close()
         await sim.stop()

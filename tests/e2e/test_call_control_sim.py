@@ -4,6 +4,7 @@ The stack is tests/e2e/stack.py. Virtual time: the AGI handlers freeze the simul
 waits on media (Dial, EXEC Park), so nothing times out while the test talks to the API in real time; parking itself
 runs on simulated timers only until the `ParkedCall` event, which freezes the clock again.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -17,8 +18,10 @@ class Stack(ApiStack):
     async def call_in(self, flow: str, state: str):
         """Place a call into `flow` and wait until the registry shows it in `state`; (sim call, call id)."""
         sim_call = await self.sim.place_call(CallSpec(flow=flow, caller_id="37060000001", caller_name="Ona"))
-        await until(lambda: (c := self.registry.call(sim_call.uniqueid)) is not None and c.state == state,
-                    what=f"the call to be {state}")
+        await until(
+            lambda: (c := self.registry.call(sim_call.uniqueid)) is not None and c.state == state,
+            what=f"the call to be {state}",
+        )
         return sim_call, sim_call.uniqueid
 
     async def post_and_run_until(self, path: str, json, event: str):
@@ -30,6 +33,7 @@ class Stack(ApiStack):
             if ev.name == event:
                 self.freeze()
                 seen.append(ev.name)
+
         unsubscribe = self.sim.pbx.bus.subscribe(on_event)
         try:
             resp = await self.post(path, json=json)
@@ -51,14 +55,15 @@ async def stack(tmp_path):
 
     async def agent_flow(session) -> None:
         await session.answer()
-        state["stack"].freeze()      # before the bridge: time stands still while the test uses the API
+        state["stack"].freeze()  # before the bridge: time stands still while the test uses the API
         await session.exec("Dial", "Local/talk@agents")
 
     async def parking_flow(session) -> None:
         await session.answer()
         # The flow parks the caller itself; EXEC Park blocks until the retrieved call ends (-1) or times out.
         unsubscribe = state["stack"].sim.pbx.bus.subscribe(
-            lambda ev: state["stack"].freeze() if ev.name == "ParkedCall" else None)
+            lambda ev: state["stack"].freeze() if ev.name == "ParkedCall" else None
+        )
         try:
             state["park_result"] = await session.exec("Park", "default", "s")
         finally:
@@ -67,7 +72,7 @@ async def stack(tmp_path):
 
     async def menu_flow(session) -> None:
         await session.answer()
-        await session.set_variable("IVR_FLOW", "menu")     # VarSet IVR_FLOW: the registry shows the call in a flow
+        await session.set_variable("IVR_FLOW", "menu")  # VarSet IVR_FLOW: the registry shows the call in a flow
         state["stack"].freeze()
         await session.exec("Wait", "30")
 
@@ -87,9 +92,12 @@ def _retrieve_events(rec, leg: str) -> list[tuple[str, str, str]]:
     for ev in rec.events:
         if ev.name == "UnParkedCall":
             out.append((ev.name, ev["RetrieverUniqueid"], ev["ParkeeLinkedid"]))
-        elif ev.name in ("BridgeEnter", "BridgeLeave") and ev.get("BridgeType") == "basic" and (
-                ev["Uniqueid"] == leg or ev["Uniqueid"] == rec.uniqueid) and any(
-                e.name == "UnParkedCall" for e in rec.events[:rec.events.index(ev)]):
+        elif (
+            ev.name in ("BridgeEnter", "BridgeLeave")
+            and ev.get("BridgeType") == "basic"
+            and (ev["Uniqueid"] == leg or ev["Uniqueid"] == rec.uniqueid)
+            and any(e.name == "UnParkedCall" for e in rec.events[: rec.events.index(ev)])
+        ):
             out.append((ev.name, ev["Uniqueid"], ev["Linkedid"]))
     return out
 
@@ -111,6 +119,7 @@ async def test_park_a_talking_call_then_retrieve_it_to_an_agent(stack):
             return False
         bridge = call.talking_bridge()
         return bridge is not None and {call_id, leg} <= bridge.channels
+
     await until(talking_to_agent, what="the caller bridged with the retrieving agent")
     assert stack.registry.parked_in("default") == []
     assert stack.sim.pbx.parked == {}
@@ -143,12 +152,18 @@ async def test_park_a_call_in_a_flow_then_retrieve_it(stack):
     resp = await stack.post(f"/calls/{call_id}/retrieve", json={"agent": "1002"})
     assert resp.status == 202, await resp.text()
     leg = (await resp.json())["agent_leg"]
-    await until(lambda: (c := stack.registry.call(call_id)) is not None and c.state == "talking"
-                and leg in {ch.uniqueid for ch in c.channels}, what="the caller talking to the agent")
+    await until(
+        lambda: (
+            (c := stack.registry.call(call_id)) is not None
+            and c.state == "talking"
+            and leg in {ch.uniqueid for ch in c.channels}
+        ),
+        what="the caller talking to the agent",
+    )
     assert stack.registry.parked_in() == []
     stack.thaw()
     await stack.ami.action("Hangup", [("Channel", stack.registry.channels[leg].name), ("Cause", "16")])
-    rec = await sim_call.finished(timeout=5)    # parked by the Park action: the caller hangs up after the agent
+    rec = await sim_call.finished(timeout=5)  # parked by the Park action: the caller hangs up after the agent
     assert (rec.ended.by, rec.ended.during, rec.ended.destination) == ("service", "parked", "parked:701")
     assert [e["Uniqueid"] for e in rec.events_named("BridgeLeave")] == [leg, call_id]
 
@@ -158,21 +173,27 @@ async def test_exec_park_returns_minus_one_when_the_retrieved_call_ends(stack):
     resp = await stack.post(f"/calls/{call_id}/retrieve", json={"agent": "1002"})
     assert resp.status == 202, await resp.text()
     leg = (await resp.json())["agent_leg"]
-    await until(lambda: (c := stack.registry.call(call_id)) is not None and c.state == "talking",
-                what="the retrieved call talking")
-    assert "park_result" not in stack.state          # EXEC Park still blocks while they talk
+    await until(
+        lambda: (c := stack.registry.call(call_id)) is not None and c.state == "talking",
+        what="the retrieved call talking",
+    )
+    assert "park_result" not in stack.state  # EXEC Park still blocks while they talk
     leg_name = stack.registry.channels[leg].name
-    await stack.ami.action("Hangup", [("Channel", leg_name), ("Cause", "16")])   # the agent hangs up
+    await stack.ami.action("Hangup", [("Channel", leg_name), ("Cause", "16")])  # the agent hangs up
     await until(lambda: "status_after_park" in stack.state, what="EXEC Park to return")
     assert stack.state["park_result"] == -1
-    assert stack.state["status_after_park"] == 6      # agi-07: the channel stays up after Park's -1
+    assert stack.state["status_after_park"] == 6  # agi-07: the channel stays up after Park's -1
     stack.thaw()
     rec = await sim_call.finished(timeout=5)
     assert "200 result=-1" in rec.replies()
     assert [e.name for e in rec.events if e.name.startswith("Bridge") and e.get("BridgeType") == "basic"] == [
-        "BridgeEnter", "BridgeEnter", "BridgeLeave", "BridgeLeave"]
+        "BridgeEnter",
+        "BridgeEnter",
+        "BridgeLeave",
+        "BridgeLeave",
+    ]
     leaves = [e["Uniqueid"] for e in rec.events_named("BridgeLeave")]
-    assert leaves == [leg, call_id]                  # agi-07.ami: the retriever that hung up leaves first
+    assert leaves == [leg, call_id]  # agi-07.ami: the retriever that hung up leaves first
 
 
 async def test_hold_then_resume_a_bridged_call(stack):
@@ -182,12 +203,11 @@ async def test_hold_then_resume_a_bridged_call(stack):
 
     resp = await stack.post_and_run_until(f"/calls/{call_id}/hold", {"moh_class": "default"}, "MusicOnHoldStart")
     assert (await resp.json())["held"] == customer.name
-    await until(lambda: (c := stack.registry.call(call_id)) is not None and c.state == "held",
-                what="the call on hold")
+    await until(lambda: (c := stack.registry.call(call_id)) is not None and c.state == "held", what="the call on hold")
     call = stack.registry.call(call_id)
     by_name = {ch.name: ch for ch in call.channels}
-    assert by_name[customer.name].moh_class == "default"     # the held party hears music
-    assert by_name[agent.name].moh_class is None             # its partner waits in silence (Wait)
+    assert by_name[customer.name].moh_class == "default"  # the held party hears music
+    assert by_name[agent.name].moh_class is None  # its partner waits in silence (Wait)
     assert by_name[agent.name].context == "ivr-hold-wait" and by_name[customer.name].context == "ivr-hold"
     assert call.talking_bridge() is None
 
@@ -200,6 +220,7 @@ async def test_hold_then_resume_a_bridged_call(stack):
             return False
         bridge = c.talking_bridge()
         return bridge is not None and {customer.uniqueid, agent.uniqueid} <= bridge.channels
+
     await until(bridged_again, what="the two parties bridged again")
     assert all(ch.moh_class is None for ch in stack.registry.call(call_id).channels)
 
@@ -248,6 +269,7 @@ async def hold_and_freeze(stack, call_id: str):
             return False
         contexts = {ch.name: ch.context for ch in c.channels}
         return contexts.get(customer.name) == "ivr-hold" and contexts.get(agent.name) == "ivr-hold-wait"
+
     await until(waiting, what="the caller on hold and the agent waiting in ivr-hold-wait")
     assert stack.sim.pbx.find_channel(customer.name).get_var("IVR_HELD_PARTNER") == agent.name
     return customer, agent
@@ -275,8 +297,13 @@ async def test_transfer_of_a_held_call_releases_the_waiting_agent(stack):
 
     def with_the_new_agent() -> bool:
         c = stack.registry.call(call_id)
-        return (c is not None and c.state == "talking" and agent.name not in {ch.name for ch in c.channels}
-                and any(ch.name.startswith("Local/1002@from-internal") for ch in c.channels))
+        return (
+            c is not None
+            and c.state == "talking"
+            and agent.name not in {ch.name for ch in c.channels}
+            and any(ch.name.startswith("Local/1002@from-internal") for ch in c.channels)
+        )
+
     await until(with_the_new_agent, what="the caller talking to extension 1002, the old agent gone")
     resp = await stack.post(f"/calls/{call_id}/hangup")
     assert resp.status == 202, await resp.text()
@@ -297,10 +324,10 @@ async def test_held_caller_hanging_up_releases_the_waiting_agent(stack):
     sim_call, call_id = await stack.call_in("agent", "talking")
     customer, agent = await hold_and_freeze(stack, call_id)
     requests = hangup_requests(stack)
-    sim_call.hangup()        # the caller gives up while listening to the music; the clock stays frozen
+    sim_call.hangup()  # the caller gives up while listening to the music; the clock stays frozen
     await until(lambda: stack.registry.call(call_id) is None, what="the whole call to end")
-    assert stack.sim.pbx.find_channel(agent.name) is None        # not after Wait(3600): at once
-    assert requests == [agent.name]                              # by our AMI Hangup
+    assert stack.sim.pbx.find_channel(agent.name) is None  # not after Wait(3600): at once
+    assert requests == [agent.name]  # by our AMI Hangup
     rec = await sim_call.finished(timeout=5)
     assert (rec.ended.by, rec.ended.during) == ("caller", "dialplan ivr-hold,s")
     assert call_id not in stack.control.operations._held
@@ -312,7 +339,7 @@ async def test_resume_after_a_restart_of_the_service(stack, tmp_path):
     await restart_service(stack, tmp_path)
     assert stack.control.operations._held == {}
     body = await (await stack.get(f"/calls/{call_id}")).json()
-    assert body["state"] == "held"           # the resync sees MusicOnHold running
+    assert body["state"] == "held"  # the resync sees MusicOnHold running
 
     resp = await stack.post(f"/calls/{call_id}/resume")
     assert resp.status == 202, await resp.text()
@@ -322,6 +349,7 @@ async def test_resume_after_a_restart_of_the_service(stack, tmp_path):
         c = stack.registry.call(call_id)
         bridge = c.talking_bridge() if c is not None else None
         return bridge is not None and {customer.uniqueid, agent.uniqueid} <= bridge.channels
+
     await until(bridged_again, what="the two parties bridged again")
     assert stack.sim.pbx.find_channel(customer.name).get_var("IVR_HELD_PARTNER") == ""
     resp = await stack.post(f"/calls/{call_id}/hangup")

@@ -1,6 +1,7 @@
 """The whole service as `serve` builds it (settings -> Service), against the simulated Asterisk over real sockets:
 FastAGI calls run the sample flows, AMI feeds the live registry and queue stats, the HTTP API answers.
 Also the `serve` and `demo` commands as a user runs them."""
+
 from __future__ import annotations
 
 import asyncio
@@ -12,7 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -21,11 +22,20 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ivr.service import Service
 from ivr.settings import load_settings
-from ivr.sim import (AgentSpec, CallSpec, NextPrompt, Press, QueueSpec, RealClock, SimConfig, SimulatedAsterisk,
-                     VirtualClock)
+from ivr.sim import (
+    AgentSpec,
+    CallSpec,
+    NextPrompt,
+    Press,
+    QueueSpec,
+    RealClock,
+    SimConfig,
+    SimulatedAsterisk,
+    VirtualClock,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
-MONDAY_NOON = datetime(2026, 3, 23, 10, 0, tzinfo=timezone.utc)   # 12:00 in Vilnius: the office is open
+MONDAY_NOON = datetime(2026, 3, 23, 10, 0, tzinfo=UTC)  # 12:00 in Vilnius: the office is open
 QUEUES = ("sales", "support", "billing", "complaints", "technical")
 # language 1 (English), consent notice, welcome, main menu: 1 = sales (node ids in docs/flows.md)
 TO_SALES = [NextPrompt(0.5), Press("1"), NextPrompt(), NextPrompt(), NextPrompt(0.5), Press("1")]
@@ -33,16 +43,22 @@ TO_SALES = [NextPrompt(0.5), Press("1"), NextPrompt(), NextPrompt(), NextPrompt(
 
 @pytest.fixture(params=["virtual"])
 async def running(request, tmp_path: Path):
-    config = SimConfig(queues={q: QueueSpec(q, members=["Local/agent@agents"]) for q in QUEUES},
-                       agents={"agent": AgentSpec("agent", answer_after=3.0, talk=20.0)},
-                       ami_users={"ivr": "s3cret"})
+    config = SimConfig(
+        queues={q: QueueSpec(q, members=["Local/agent@agents"]) for q in QUEUES},
+        agents={"agent": AgentSpec("agent", answer_after=3.0, talk=20.0)},
+        ami_users={"ivr": "s3cret"},
+    )
     clock = VirtualClock(start=MONDAY_NOON) if request.param == "virtual" else RealClock()
     sim = SimulatedAsterisk(config, clock=clock)
     await sim.start(ami=True)
     env = {
-        "IVR_FASTAGI_HOST": "127.0.0.1", "IVR_FASTAGI_PORT": "0", "IVR_HTTP_PORT": "0",
-        "IVR_AMI_PORT": str(sim.ami_port), "IVR_AMI_SECRET": "s3cret",
-        "IVR_STORAGE_URL": f"sqlite:///{tmp_path / 'ivr.db'}", "IVR_RECORDINGS_DIR": str(tmp_path / "rec"),
+        "IVR_FASTAGI_HOST": "127.0.0.1",
+        "IVR_FASTAGI_PORT": "0",
+        "IVR_HTTP_PORT": "0",
+        "IVR_AMI_PORT": str(sim.ami_port),
+        "IVR_AMI_SECRET": "s3cret",
+        "IVR_STORAGE_URL": f"sqlite:///{tmp_path / 'ivr.db'}",
+        "IVR_RECORDINGS_DIR": str(tmp_path / "rec"),
     }
     settings = load_settings(ROOT / "config" / "ivr.yaml", env=env)
     settings.reload.watch = False
@@ -77,8 +93,10 @@ async def test_a_call_through_the_whole_service(running) -> None:
     assert record.variables["IVR_STATUS"] == "OK" and record.variables["IVR_OUTCOME"] == "transferred"
 
     after = await scrape(service)
+
     def delta(sample: str) -> float:
         return after.get(sample, 0.0) - before.get(sample, 0.0)
+
     assert delta('ivr_calls_started_total{flow="main"}') == 1
     assert delta('ivr_call_outcomes_total{flow="main",outcome="transferred"}') == 1
     assert delta('ivr_transfers_total{flow="main",result="answered",target="sales"}') == 1
@@ -135,8 +153,14 @@ async def test_a_live_call_shows_its_flow_and_node(running) -> None:
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, str(ROOT / "main.py"), *args], cwd=ROOT, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), *args],
+        cwd=ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_serve_refuses_a_public_api_without_a_token() -> None:
@@ -170,9 +194,15 @@ def test_serve_reloads_flows_on_sighup_and_keeps_the_running_version_on_errors(t
     settings.write_text(
         f"ami: {{enabled: false}}\nfastagi: {{host: 127.0.0.1, port: 0}}\nhttp: {{port: 0}}\n"
         f"flows_dir: {flows}\nprompts_dir: {ROOT / 'recordings' / 'prompts'}\nstorage: {{url: 'memory:'}}\n"
-        f"reload: {{watch: false}}\n")
-    proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "serve", "--config", str(settings)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        f"reload: {{watch: false}}\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "main.py"), "serve", "--config", str(settings)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         base = None
         for line in proc.stdout:

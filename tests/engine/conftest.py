@@ -12,14 +12,37 @@ from .fakes import FakeChannel
 
 PROMPTS = {
     name: {"en": {"file": f"en/{name}", "text": f"{name} text"}, "lt": {"file": f"lt/{name}", "text": f"{name} lt"}}
-    for name in ("welcome", "menu", "sub", "invalid", "noinput", "bye", "sorry", "enter", "confirm", "consent",
-                 "vm", "cb_offer", "cb_number", "cb_confirm", "ann", "langq")
+    for name in (
+        "welcome",
+        "menu",
+        "sub",
+        "invalid",
+        "noinput",
+        "bye",
+        "sorry",
+        "enter",
+        "confirm",
+        "consent",
+        "vm",
+        "cb_offer",
+        "cb_number",
+        "cb_confirm",
+        "ann",
+        "langq",
+    )
 }
 
 
 def make_flow(nodes: dict[str, Any], **kw: Any) -> Flow:
-    data = {"name": "main", "language": "en", "languages": ["en", "lt"], "timezone": "Europe/Vilnius",
-            "start": next(iter(nodes)), "prompts": copy.deepcopy(PROMPTS), "nodes": nodes}
+    data = {
+        "name": "main",
+        "language": "en",
+        "languages": ["en", "lt"],
+        "timezone": "Europe/Vilnius",
+        "start": next(iter(nodes)),
+        "prompts": copy.deepcopy(PROMPTS),
+        "nodes": nodes,
+    }
     data.update(kw)
     return Flow.model_validate(data)
 
@@ -41,8 +64,15 @@ class Runner:
         if isinstance(flows, Flow):
             flows = {flows.name: flows}
         kw.setdefault("prompts_dir", "/p")
-        engine = FlowEngine(flows, storage=self.storage, lookup_client=self.lookups, clock=channel.clock,
-                            version="v1", observer=self.events.append, **kw)
+        engine = FlowEngine(
+            flows,
+            storage=self.storage,
+            lookup_client=self.lookups,
+            clock=channel.clock,
+            version="v1",
+            observer=self.events.append,
+            **kw,
+        )
         return await engine.run(channel, flow, start)
 
     def trace(self, kind=None):

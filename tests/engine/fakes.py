@@ -6,15 +6,17 @@ prompts take `prompt_seconds`, WAIT FOR DIGIT takes its timeout unless a key com
 their ring/wait time. A press outside any reading window is lost, as on a real channel. `log` records every
 call for assertions; `clock()` gives the virtual time as a datetime for the engine.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from ivr.flow.channel import CallerHangup, CallInfo, DialResult, ParkResult, QueueResult, RecordResult
 
-T0 = datetime(2026, 3, 23, 10, 0, tzinfo=timezone.utc)  # a Monday, 12:00 in Vilnius
+T0 = datetime(2026, 3, 23, 10, 0, tzinfo=UTC)  # a Monday, 12:00 in Vilnius
 
 
 @dataclass
@@ -23,9 +25,9 @@ class FakeChannel:
     hangup_at: float | None = None
     hangup_on_call: int | None = None
     prompt_seconds: float | Mapping[str, float] = 2.0
-    dial_results: Mapping[str, str] = field(default_factory=dict)     # destination -> DIALSTATUS
-    queue_results: Mapping[str, str] = field(default_factory=dict)    # queue -> QUEUESTATUS / ANSWERED
-    queue_wait: float = 10.0                                          # seconds until a queue agent answers
+    dial_results: Mapping[str, str] = field(default_factory=dict)  # destination -> DIALSTATUS
+    queue_results: Mapping[str, str] = field(default_factory=dict)  # queue -> QUEUESTATUS / ANSWERED
+    queue_wait: float = 10.0  # seconds until a queue agent answers
     park_status: str = "timeout"
     record_seconds: float = 8.0
     record_reason: str = "dtmf"
@@ -44,8 +46,14 @@ class FakeChannel:
         self.calls = 0
         self._pending = sorted(self.presses)
         self._info = CallInfo(
-            uniqueid=self.uniqueid, channel="PJSIP/trunk-00000001", caller_id=self.caller_id,
-            caller_name=self.caller_name, dnid="100", language=self.language, context="ivr", extension="s",
+            uniqueid=self.uniqueid,
+            channel="PJSIP/trunk-00000001",
+            caller_id=self.caller_id,
+            caller_name=self.caller_name,
+            dnid="100",
+            language=self.language,
+            context="ivr",
+            extension="s",
             params=dict(self.params),
         )
         self.channel_language = self.language
@@ -174,8 +182,9 @@ class FakeChannel:
         self._call("moh", moh_class, seconds)
         self._window(seconds, "")
 
-    async def record_file(self, path: str, fmt: str, escape_digits: str, max_seconds: float,
-                          silence_seconds: float, beep: bool) -> RecordResult:
+    async def record_file(
+        self, path: str, fmt: str, escape_digits: str, max_seconds: float, silence_seconds: float, beep: bool
+    ) -> RecordResult:
         self._call("record_file", path, fmt, max_seconds, silence_seconds, beep)
         seconds = min(self.record_seconds, max_seconds)
         start = self.now

@@ -1,5 +1,6 @@
 """A call the API transfers while it is still in the IVR: the AMI Redirect ends the AGI like a hangup, and the
 engine must count it as transferred (IVR_TRANSFERRED, read in dead mode), not as abandoned."""
+
 from ivr.flow.channel import CallerHangup, ChannelError
 from ivr.metrics import REGISTRY
 
@@ -8,8 +9,12 @@ from .fakes import FakeChannel
 
 
 def menu_flow():
-    return make_flow({"m": {"type": "menu", "greeting": ["menu"], "options": {"1": "bye"}, "timeout": "10s"},
-                      "bye": {"type": "hangup"}})
+    return make_flow(
+        {
+            "m": {"type": "menu", "greeting": ["menu"], "options": {"1": "bye"}, "timeout": "10s"},
+            "bye": {"type": "hangup"},
+        }
+    )
 
 
 def value(name: str, labels: dict[str, str]) -> float:
@@ -19,14 +24,18 @@ def value(name: str, labels: dict[str, str]) -> float:
 async def test_redirect_by_the_api_is_a_transfer(run):
     ch = FakeChannel(hangup_at=4.0)
     ch.variables["IVR_TRANSFERRED"] = "queue:billing"  # what call control sets before its Redirect
-    before = (value("ivr_call_outcomes_total", {"flow": "main", "outcome": "transferred"}),
-              value("ivr_transfers_total", {"flow": "main", "target": "api", "result": "redirected"}))
+    before = (
+        value("ivr_call_outcomes_total", {"flow": "main", "outcome": "transferred"}),
+        value("ivr_transfers_total", {"flow": "main", "target": "api", "result": "redirected"}),
+    )
     report = await run(menu_flow(), ch)
     assert (report.outcome, report.end_target, report.end_node) == ("transferred", "api:queue:billing", "main:m")
     assert report.visits[-1].reason == "transferred"
     assert ("get", "IVR_TRANSFERRED") in ch.log
-    after = (value("ivr_call_outcomes_total", {"flow": "main", "outcome": "transferred"}),
-             value("ivr_transfers_total", {"flow": "main", "target": "api", "result": "redirected"}))
+    after = (
+        value("ivr_call_outcomes_total", {"flow": "main", "outcome": "transferred"}),
+        value("ivr_transfers_total", {"flow": "main", "target": "api", "result": "redirected"}),
+    )
     assert after == (before[0] + 1, before[1] + 1)
 
 

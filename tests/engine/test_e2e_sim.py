@@ -1,6 +1,7 @@
 """End to end: simulated Asterisk -> real FastAGIServer -> flow router -> engine, on the sample flows in
 config/flows (node ids as documented in the flow file). Virtual time: a call of minutes runs in milliseconds."""
-from datetime import datetime, timezone
+
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -10,13 +11,24 @@ from ivr.flow.engine import FlowEngine
 from ivr.flow.handler import build_flow_router
 from ivr.flow.loader import load_flows
 from ivr.flow.lookup import FixtureLookupClient
-from ivr.sim import (AgentSpec, CallSpec, Hangup, NextPrompt, OnCommand, Press, QueueSpec, SimConfig,
-                     SimulatedAsterisk, Speak, VirtualClock)
+from ivr.sim import (
+    AgentSpec,
+    CallSpec,
+    Hangup,
+    NextPrompt,
+    OnCommand,
+    Press,
+    QueueSpec,
+    SimConfig,
+    SimulatedAsterisk,
+    Speak,
+    VirtualClock,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
-UTC = timezone.utc
-MONDAY_NOON = datetime(2026, 3, 23, 10, 0, tzinfo=UTC)      # 12:00 in Vilnius: open
-MONDAY_NIGHT = datetime(2026, 3, 23, 18, 30, tzinfo=UTC)    # 20:30 in Vilnius: closed
+UTC = UTC
+MONDAY_NOON = datetime(2026, 3, 23, 10, 0, tzinfo=UTC)  # 12:00 in Vilnius: open
+MONDAY_NIGHT = datetime(2026, 3, 23, 18, 30, tzinfo=UTC)  # 20:30 in Vilnius: closed
 
 
 @pytest.fixture
@@ -30,16 +42,30 @@ async def stack(storage, tmp_path):
         clock = VirtualClock(start=at)
         lookups = FixtureLookupClient({"main:crm_lookup": {"name": "Ann", "balance": {"euros": 42}, "vip": False}})
         reports = []
-        engine = FlowEngine(flows, storage=storage, lookup_client=lookups, clock=clock.datetime,
-                            prompts_dir="/prompts", recordings_dir=str(tmp_path / "rec"),
-                            voicemail_dir=str(tmp_path / "vm"))
-        server = FastAGIServer(build_flow_router(flows, engine, on_report=reports.append, on_node=on_node),
-                               "127.0.0.1", 0)
+        engine = FlowEngine(
+            flows,
+            storage=storage,
+            lookup_client=lookups,
+            clock=clock.datetime,
+            prompts_dir="/prompts",
+            recordings_dir=str(tmp_path / "rec"),
+            voicemail_dir=str(tmp_path / "vm"),
+        )
+        server = FastAGIServer(
+            build_flow_router(flows, engine, on_report=reports.append, on_node=on_node), "127.0.0.1", 0
+        )
         await server.start()
-        queues = {name: QueueSpec(name, members=["Local/answer2s@agents"])
-                  for name in ("sales", "support", "billing", "complaints", "technical")}
-        config = SimConfig(queues=queues, agents={"answer2s": AgentSpec("answer2s", answer_after=3.0, talk=20.0),
-                                                  "6000": operator or AgentSpec("6000", answer_after=2.0, talk=30.0)})
+        queues = {
+            name: QueueSpec(name, members=["Local/answer2s@agents"])
+            for name in ("sales", "support", "billing", "complaints", "technical")
+        }
+        config = SimConfig(
+            queues=queues,
+            agents={
+                "answer2s": AgentSpec("answer2s", answer_after=3.0, talk=20.0),
+                "6000": operator or AgentSpec("6000", answer_after=2.0, talk=30.0),
+            },
+        )
         sim = SimulatedAsterisk(config, clock=clock)
         await sim.start(fastagi=("127.0.0.1", server.port), ami=False)
         started.append(server)
@@ -50,8 +76,9 @@ async def stack(storage, tmp_path):
         await server.stop()
 
 
-async def call(stack, script, at=MONDAY_NOON, operator=None, reports_expected=1, on_node=None, all_reports=False,
-               **spec):
+async def call(
+    stack, script, at=MONDAY_NOON, operator=None, reports_expected=1, on_node=None, all_reports=False, **spec
+):
     sim, reports = await stack(at, operator, on_node)
     try:
         flow = spec.pop("flow_override", "main")
@@ -71,8 +98,14 @@ TO_MAIN_MENU = [NextPrompt(0.5), Press("1"), NextPrompt(), NextPrompt(), NextPro
 
 async def test_menu_choice_to_a_queue(stack):
     record, report = await call(stack, TO_MAIN_MENU + [Press("1")])
-    assert report.path == ["main:language_select", "main:hours_check", "main:recording_start", "main:welcome",
-                           "main:main_menu", "main:sales"]
+    assert report.path == [
+        "main:language_select",
+        "main:hours_check",
+        "main:recording_start",
+        "main:welcome",
+        "main:main_menu",
+        "main:sales",
+    ]
     assert report.outcome == "transferred" and report.end_target == "queue:sales"
     assert 'EXEC Queue "sales,,,,120"' in record.commands()
     assert 'SET VARIABLE CALLERID(name) "Sales: +37060000001"' in record.commands()
@@ -82,14 +115,17 @@ async def test_menu_choice_to_a_queue(stack):
 
 
 async def test_invalid_then_valid_input(stack):
-    record, report = await call(stack, TO_MAIN_MENU + [Press("8"), NextPrompt(), NextPrompt(0.5), Press("2"),
-                                                       NextPrompt(0.5), Press("1")])
+    record, report = await call(
+        stack, TO_MAIN_MENU + [Press("8"), NextPrompt(), NextPrompt(0.5), Press("2"), NextPrompt(0.5), Press("1")]
+    )
     menu = report.visits[4]
     assert (menu.node, menu.reason, menu.target) == ("main_menu", "valid", "main:support_menu")
     streams = [c for c in record.commands() if c.startswith("STREAM FILE")]
-    assert streams[3:6] == ['STREAM FILE /prompts/en/main_menu "0123456789*#"',
-                            'STREAM FILE /prompts/en/invalid_option "0123456789*#"',
-                            'STREAM FILE /prompts/en/main_menu "0123456789*#"']
+    assert streams[3:6] == [
+        'STREAM FILE /prompts/en/main_menu "0123456789*#"',
+        'STREAM FILE /prompts/en/invalid_option "0123456789*#"',
+        'STREAM FILE /prompts/en/main_menu "0123456789*#"',
+    ]
     assert report.end_target == "queue:support"
 
 
@@ -130,8 +166,9 @@ async def test_caller_hangup_mid_prompt_is_recorded_with_its_node(stack):
 
 
 async def test_language_choice_switches_prompts(stack):
-    record, report = await call(stack, [NextPrompt(0.5), Press("2"), NextPrompt(), NextPrompt(), NextPrompt(0.5),
-                                        Press("1")], language="en")
+    record, report = await call(
+        stack, [NextPrompt(0.5), Press("2"), NextPrompt(), NextPrompt(), NextPrompt(0.5), Press("1")], language="en"
+    )
     assert report.language == "lt"
     cmds = record.commands()
     assert 'SET VARIABLE CHANNEL(language) "lt"' in cmds
@@ -140,8 +177,16 @@ async def test_language_choice_switches_prompts(stack):
 
 
 async def test_after_hours_voicemail(stack, storage, tmp_path):
-    script = [NextPrompt(0.5), Press("1"), NextPrompt(1.0), Press("1"), OnCommand("RECORD FILE", 1.0), Speak(6.0),
-              OnCommand("RECORD FILE", 9.0), Hangup()]
+    script = [
+        NextPrompt(0.5),
+        Press("1"),
+        NextPrompt(1.0),
+        Press("1"),
+        OnCommand("RECORD FILE", 1.0),
+        Speak(6.0),
+        OnCommand("RECORD FILE", 9.0),
+        Hangup(),
+    ]
     record, report = await call(stack, script, at=MONDAY_NIGHT)
     assert report.path[:3] == ["main:language_select", "main:hours_check", "main:after_hours"]
     assert report.visits[1].reason == "closed"
@@ -156,8 +201,9 @@ async def test_operator_no_answer_parks_with_comeback_then_comeback_starts_at_no
     # simulator's [ivr-park-comeback] (as dialplans/extensions_ivr.conf) runs AGI(agi://.../main?node=
     # general_voicemail) on the same channel -> the caller leaves a voicemail in that second session.
     script = TO_MAIN_MENU + [Press("0"), OnCommand("RECORD FILE", 1.0), Speak(3.0)]
-    record, reports = await call(stack, script, operator=AgentSpec("6000", answer_after=None), reports_expected=2,
-                                 all_reports=True)
+    record, reports = await call(
+        stack, script, operator=AgentSpec("6000", answer_after=None), reports_expected=2, all_reports=True
+    )
     parked, back = reports
     assert parked.path[-2:] == ["main:operator", "main:operator_park"]
     assert parked.visits[-2].detail == "NOANSWER -> on_no_answer"
@@ -170,7 +216,7 @@ async def test_operator_no_answer_parks_with_comeback_then_comeback_starts_at_no
     park = 'EXEC Park "default,st(45)c(ivr-park-comeback\\\\,s\\\\,1)"'
     lines = [(line.direction, line.text) for line in record.session_lines(0)]
     at = lines.index((">>>", park + "\n"))
-    assert lines[at + 1:at + 3] == [("<<<", "200 result=0\n"), ("<<<", "HANGUP\n")]   # agi-07c: the time-out
+    assert lines[at + 1 : at + 3] == [("<<<", "200 result=0\n"), ("<<<", "HANGUP\n")]  # agi-07c: the time-out
     assert (first.script, first.status) == ("main", "HANGUP")
     assert (second.context, second.exten, second.priority) == ("ivr-park-comeback", "s", 6)
     assert second.script == "main?node=general_voicemail" and second.env["uniqueid"] == record.uniqueid
@@ -178,9 +224,9 @@ async def test_operator_no_answer_parks_with_comeback_then_comeback_starts_at_no
     (timeout,) = record.events_named("ParkedCallTimeOut")
     assert timeout["ParkingDuration"] == "45"
     assert record.dials == [("PJSIP/6000", "NOANSWER")]
-    assert record.destinations[:3] == ["ivr", "parked:701", "ivr"]           # back in the flow after the lot
+    assert record.destinations[:3] == ["ivr", "parked:701", "ivr"]  # back in the flow after the lot
     assert record.destinations[3].startswith("recording:" + str(tmp_path / "vm" / "1000-"))
-    assert (record.ended.by, record.ended.during) == ("service", "HANGUP")   # voicemail_thanks hangs up
+    assert (record.ended.by, record.ended.during) == ("service", "HANGUP")  # voicemail_thanks hangs up
     (vm,) = await storage.list_voicemails("1000")
     assert vm.caller == "+37060000001" and vm.flow == "main" and vm.seconds > 2
     assert Path(vm.path).exists()
@@ -199,17 +245,24 @@ async def test_unknown_flow_is_noroute(stack):
 async def test_billing_account_input_confirm_lookup_and_recording_pause(stack):
     script = TO_MAIN_MENU + [Press("3"), NextPrompt(0.5), Press("123456#"), NextPrompt(), NextPrompt(0.3), Press("1")]
     record, report = await call(stack, script)
-    assert report.path[5:] == ["main:billing_pause_recording", "main:billing_account", "main:crm_lookup",
-                               "main:billing_route", "main:billing_balance_intro", "main:billing_balance",
-                               "main:billing_resume_recording", "main:billing_queue"]
+    assert report.path[5:] == [
+        "main:billing_pause_recording",
+        "main:billing_account",
+        "main:crm_lookup",
+        "main:billing_route",
+        "main:billing_balance_intro",
+        "main:billing_balance",
+        "main:billing_resume_recording",
+        "main:billing_queue",
+    ]
     assert report.variables["account"] == "123456" and report.variables["balance"] == "42"
     cmds = record.commands()
     assert "SAY DIGITS 123456 \"0123456789*#\"" in cmds
     assert "SAY NUMBER 42 \"\"" in cmds
     mix = [c for c in cmds if "MixMonitor" in c]
     assert mix[0].startswith('EXEC MixMonitor "') and mix[0].endswith(',i(IVR_MIXMONITOR_ID)"')
-    assert mix[1].startswith("EXEC StopMixMonitor")            # account number is not recorded
-    assert mix[2].endswith(',ai(IVR_MIXMONITOR_ID)"')          # resumed into the same file
+    assert mix[1].startswith("EXEC StopMixMonitor")  # account number is not recorded
+    assert mix[2].endswith(',ai(IVR_MIXMONITOR_ID)"')  # resumed into the same file
     assert report.outcome == "transferred" and report.end_target == "queue:billing"
 
 
@@ -229,8 +282,7 @@ def replies_to(record, command: str) -> list[str]:
 async def test_account_of_full_length_then_hash_is_confirmed(stack):
     # The prompt says "followed by the hash key": 8 digits and # (real DTMF, 0.42 s apart). Before the fix the #
     # interrupted the read-back and the entry counted as "not confirmed".
-    script = TO_MAIN_MENU + [Press("3"), NextPrompt(0.5), Press("12345678#"), OnCommand("STREAM FILE", 0.3),
-                             Press("1")]
+    script = TO_MAIN_MENU + [Press("3"), NextPrompt(0.5), Press("12345678#"), OnCommand("STREAM FILE", 0.3), Press("1")]
     record, report = await call(stack, script)
     account = report.visits[6]
     assert (account.node, account.reason, account.target) == ("billing_account", "valid", "main:crm_lookup")
@@ -247,8 +299,16 @@ async def test_account_of_full_length_then_hash_is_confirmed(stack):
 
 async def test_callback_number_of_full_length_then_hash_is_stored(stack, storage):
     # 15 digits (the node's max_length) and #; then the offer, the read-back and "press 1 to confirm"
-    script = TO_MAIN_MENU + [Press("5"), NextPrompt(0.5), Press("2"), NextPrompt(0.5), Press("370612345678901#"),
-                             OnCommand("STREAM FILE"), OnCommand("STREAM FILE", 0.3), Press("1")]
+    script = TO_MAIN_MENU + [
+        Press("5"),
+        NextPrompt(0.5),
+        Press("2"),
+        NextPrompt(0.5),
+        Press("370612345678901#"),
+        OnCommand("STREAM FILE"),
+        OnCommand("STREAM FILE", 0.3),
+        Press("1"),
+    ]
     record, report = await call(stack, script)
     assert (report.outcome, report.end_target) == ("callback", "callback:support")
     (request,) = await storage.list_callbacks(queue="support")
@@ -257,7 +317,8 @@ async def test_callback_number_of_full_length_then_hash_is_stored(stack, storage
     assert cmds.count('STREAM FILE /prompts/en/callback_number "0123456789*#"') == 1
     assert replies_to(record, 'SAY DIGITS 370612345678901 "0123456789*#"') == ["200 result=0"]
     assert replies_to(record, 'STREAM FILE /prompts/en/callback_offer "0123456789*#"')[-1].startswith(
-        "200 result=0 ")  # the # did not cut the offer short (it would have meant "another number")
+        "200 result=0 "
+    )  # the # did not cut the offer short (it would have meant "another number")
 
 
 async def test_caller_hangup_while_waiting_in_queue_is_abandoned(stack):
@@ -271,16 +332,22 @@ async def test_caller_hangup_while_waiting_in_queue_is_abandoned(stack):
 
 async def test_caller_hangup_while_the_operator_phone_rings_is_abandoned(stack):
     # no input at the main menu -> operator; the operator would answer after 10 s, the caller hangs up after 4 s
-    record, report = await call(stack, TO_MAIN_MENU + [OnCommand("EXEC Dial", 4.0), Hangup()],
-                                operator=AgentSpec("6000", answer_after=10.0, talk=30.0))
+    record, report = await call(
+        stack,
+        TO_MAIN_MENU + [OnCommand("EXEC Dial", 4.0), Hangup()],
+        operator=AgentSpec("6000", answer_after=10.0, talk=30.0),
+    )
     assert 'EXEC Dial "PJSIP/6000,20"' in record.commands()
     assert (report.outcome, report.end_node, report.end_target) == ("abandoned", "main:operator", "hangup:caller")
     assert "GET VARIABLE DIALSTATUS" in record.commands()  # read in dead mode, after HANGUP
 
 
 async def test_caller_hangup_while_talking_to_the_operator_is_transferred(stack):
-    record, report = await call(stack, TO_MAIN_MENU + [OnCommand("EXEC Dial", 10.0), Hangup()],
-                                operator=AgentSpec("6000", answer_after=2.0, talk=30.0))
+    record, report = await call(
+        stack,
+        TO_MAIN_MENU + [OnCommand("EXEC Dial", 10.0), Hangup()],
+        operator=AgentSpec("6000", answer_after=2.0, talk=30.0),
+    )
     assert (report.outcome, report.end_node, report.end_target) == ("transferred", "main:operator", "extension:6000")
     assert report.visits[-1].reason == "hangup"
 
@@ -310,15 +377,22 @@ async def test_api_transfer_out_of_the_ivr_is_transferred_not_abandoned(stack):
     finally:
         await sim.stop()
     (report,) = reports
-    assert (report.outcome, report.end_target, report.end_node) == ("transferred", "api:queue:support",
-                                                                    "main:main_menu")
+    assert (report.outcome, report.end_target, report.end_node) == (
+        "transferred",
+        "api:queue:support",
+        "main:main_menu",
+    )
     assert "GET VARIABLE IVR_TRANSFERRED" in record.commands()
 
 
 async def test_callback_flow_as_the_dialplan_starts_it(stack):
     # [ivr-outbound]: AGI(agi://.../callback?outbound=1&lang=..&queue=..&callback=..)
-    record, report = await call(stack, [NextPrompt(0.5), Press("1")], flow_override="callback",
-                                params={"outbound": "1", "lang": "lt", "queue": "billing", "callback": "7"})
+    record, report = await call(
+        stack,
+        [NextPrompt(0.5), Press("1")],
+        flow_override="callback",
+        params={"outbound": "1", "lang": "lt", "queue": "billing", "callback": "7"},
+    )
     assert (report.outcome, report.end_target, report.language) == ("transferred", "queue:billing", "lt")
     assert report.variables["param_callback"] == "7"
     assert 'EXEC Queue "billing,,,,180"' in record.commands()

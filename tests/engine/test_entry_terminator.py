@@ -1,22 +1,43 @@
 """A terminator pressed right after a full-length entry ends that entry; it never leaks into the read-back or the
 next prompt (caller complaint: "I typed my 8-digit account and #, as the prompt said, and it was 'not confirmed'").
 Digits typed past the maximum make the entry too long instead of leaking either."""
+
 from .conftest import make_flow
 from .fakes import FakeChannel
 
 
 def account_flow(**kw):
-    node = {"type": "input", "variable": "account", "prompts": ["enter"], "min_length": 6, "max_length": 8,
-            "terminator": "#", "pattern": "^[0-9]{6,8}$", "invalid_prompts": ["invalid"], "retries": 1,
-            "timeout": "8s", "inter_digit_timeout": "4s", "next": "menu", "on_failure": "sorry"}
+    node = {
+        "type": "input",
+        "variable": "account",
+        "prompts": ["enter"],
+        "min_length": 6,
+        "max_length": 8,
+        "terminator": "#",
+        "pattern": "^[0-9]{6,8}$",
+        "invalid_prompts": ["invalid"],
+        "retries": 1,
+        "timeout": "8s",
+        "inter_digit_timeout": "4s",
+        "next": "menu",
+        "on_failure": "sorry",
+    }
     node.update(kw)
-    return make_flow({
-        "ask": node,
-        "menu": {"type": "menu", "greeting": ["menu"], "options": {"1": "done"}, "timeout": "3s",
-                 "no_input": {"retries": 0, "exhausted": "sorry"}, "invalid": {"retries": 0, "exhausted": "sorry"}},
-        "done": {"type": "hangup"},
-        "sorry": {"type": "hangup", "prompts": ["sorry"]},
-    })
+    return make_flow(
+        {
+            "ask": node,
+            "menu": {
+                "type": "menu",
+                "greeting": ["menu"],
+                "options": {"1": "done"},
+                "timeout": "3s",
+                "no_input": {"retries": 0, "exhausted": "sorry"},
+                "invalid": {"retries": 0, "exhausted": "sorry"},
+            },
+            "done": {"type": "hangup"},
+            "sorry": {"type": "hangup", "prompts": ["sorry"]},
+        }
+    )
 
 
 def typed(text: str, start: float, gap: float = 0.3) -> list[tuple[float, str]]:
@@ -81,11 +102,25 @@ async def test_digits_past_the_maximum_make_the_entry_too_long(run):
 
 
 async def test_hash_after_a_full_callback_number_is_not_a_request_for_another_number(run, storage):
-    flow = make_flow({"cb": {"type": "callback", "queue": "sales", "prompts": ["cb_offer"],
-                             "number_prompts": ["cb_number"], "confirm_prompts": ["cb_confirm"],
-                             "use_caller_id": False, "min_length": 6, "max_length": 9, "retries": 1,
-                             "next": "bye", "on_failure": "sorry"},
-                      "bye": {"type": "hangup"}, "sorry": {"type": "hangup"}})
+    flow = make_flow(
+        {
+            "cb": {
+                "type": "callback",
+                "queue": "sales",
+                "prompts": ["cb_offer"],
+                "number_prompts": ["cb_number"],
+                "confirm_prompts": ["cb_confirm"],
+                "use_caller_id": False,
+                "min_length": 6,
+                "max_length": 9,
+                "retries": 1,
+                "next": "bye",
+                "on_failure": "sorry",
+            },
+            "bye": {"type": "hangup"},
+            "sorry": {"type": "hangup"},
+        }
+    )
     # number prompt, 9 digits + # from 0.5 s; offer 2 s, read-back 4.5 s, confirm prompt 2 s; then 1
     ch = FakeChannel(caller_id="", presses=typed("861234567#", 0.5) + [(13.0, "1")])
     report = await run(flow, ch)

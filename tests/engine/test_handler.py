@@ -44,6 +44,7 @@ def test_resolver_follows_repository_versions(tmp_path):
 
 def test_fixed_engine_serves_its_own_flows():
     from ivr.flow.loader import load_flows
+
     flows = load_flows(ROOT / "config" / "flows")
     engine = FlowEngine(flows)
     router = build_flow_router({}, engine)
@@ -66,12 +67,23 @@ class FakeSession:
 
 
 def two_flows():
-    main = make_flow({
-        "menu": {"type": "menu", "greeting": ["menu"], "options": {"1": "other:hello", "2": {"type": "hangup"}},
-                 "timeout": "3s"},
-    })
-    other = make_flow({"hello": {"type": "play", "prompts": ["welcome"], "next": "bye"},
-                       "bye": {"type": "hangup", "prompts": ["bye"]}}, name="other")
+    main = make_flow(
+        {
+            "menu": {
+                "type": "menu",
+                "greeting": ["menu"],
+                "options": {"1": "other:hello", "2": {"type": "hangup"}},
+                "timeout": "3s",
+            },
+        }
+    )
+    other = make_flow(
+        {
+            "hello": {"type": "play", "prompts": ["welcome"], "next": "bye"},
+            "bye": {"type": "hangup", "prompts": ["bye"]},
+        },
+        name="other",
+    )
     return {"main": main, "other": other}
 
 
@@ -84,8 +96,7 @@ async def run_with(channel, *, engine=None, **hooks):
 
 async def test_on_node_follows_the_call_across_flows_then_says_it_left():
     seen = []
-    report, session = await run_with(FakeChannel(presses=[(2.5, "1")]),
-                                     on_node=lambda *args: seen.append(args))
+    report, session = await run_with(FakeChannel(presses=[(2.5, "1")]), on_node=lambda *args: seen.append(args))
     uid = "1795909322.39"
     assert seen == [(uid, "main", "menu"), (uid, "other", "hello"), (uid, "other", "bye"), (uid, "other", None)]
     assert report.path == ["main:menu", "other:hello", "other:bye"]
@@ -116,8 +127,12 @@ async def test_a_raising_on_node_never_breaks_the_call(caplog):
 async def test_on_node_is_chained_after_the_engines_own_observer():
     channel = FakeChannel(presses=[(2.5, "2")])
     order = []
-    engine = FlowEngine(two_flows(), clock=channel.clock, prompts_dir="/p",
-                        observer=lambda event: order.append(("trace", event.kind, event.node)))
+    engine = FlowEngine(
+        two_flows(),
+        clock=channel.clock,
+        prompts_dir="/p",
+        observer=lambda event: order.append(("trace", event.kind, event.node)),
+    )
     await run_with(channel, engine=engine, on_node=lambda uid, flow, node: order.append(("node", node)))
     enters = [i for i, item in enumerate(order) if item[:2] == ("trace", "enter")]
     assert [order[i + 1] for i in enters] == [("node", "menu"), ("node", "menu.2")]
@@ -168,9 +183,19 @@ async def test_call_registry_note_flow_is_an_on_node_hook():
 
     uid = "1795909322.39"
     registry = CallRegistry(clock=lambda: 0.0)
-    registry.apply(Message([("Event", "Newchannel"), ("Channel", "PJSIP/trunk-00000001"), ("ChannelState", "6"),
-                            ("ChannelStateDesc", "Up"), ("CallerIDNum", "+37060000001"), ("Uniqueid", uid),
-                            ("Linkedid", uid)]))
+    registry.apply(
+        Message(
+            [
+                ("Event", "Newchannel"),
+                ("Channel", "PJSIP/trunk-00000001"),
+                ("ChannelState", "6"),
+                ("ChannelStateDesc", "Up"),
+                ("CallerIDNum", "+37060000001"),
+                ("Uniqueid", uid),
+                ("Linkedid", uid),
+            ]
+        )
+    )
     live = []
 
     def snapshot(event):  # what an API client would see while each prompt plays
@@ -192,8 +217,13 @@ async def test_router_handler_uses_the_hooks_and_survives_a_raising_on_report(ca
         seen.append(report.end_node)
         raise ValueError("dashboard down")
 
-    router = build_flow_router({}, FlowEngine(two_flows(), clock=channel.clock), on_report=sink,
-                               on_node=lambda *args: seen.append(args[2]), channel_factory=lambda s: channel)
+    router = build_flow_router(
+        {},
+        FlowEngine(two_flows(), clock=channel.clock),
+        on_report=sink,
+        on_node=lambda *args: seen.append(args[2]),
+        channel_factory=lambda s: channel,
+    )
     session = FakeSession()
     with caplog.at_level(logging.ERROR, logger="ivr.flow.handler"):
         await router.resolve("main")(session)

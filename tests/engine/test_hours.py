@@ -1,4 +1,4 @@
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -6,7 +6,7 @@ import pytest
 from ivr.flow.hours import HoursError, is_holiday, is_open, parse_weekly, schedule_status
 from ivr.flow.model import Schedule
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def utc(*args):
@@ -26,15 +26,15 @@ def test_weekly_is_local_wall_clock_in_winter_and_summer():
     # Summer (EEST, UTC+3): the same 05:59 UTC is already 08:59 local.
     assert is_open(s, utc(2026, 3, 30, 5, 59))
     assert not is_open(s, utc(2026, 3, 30, 15, 0))  # 18:00 local: end is exclusive
-    assert not is_open(s, utc(2026, 3, 28, 9, 0))   # Saturday
+    assert not is_open(s, utc(2026, 3, 28, 9, 0))  # Saturday
 
 
 def test_spring_forward_day():
     # 2026-03-29 (Sunday) 03:00 EET jumps to 04:00 EEST at 01:00 UTC.
     s = sched(weekly={"sun": "02:00-05:00"})
-    assert is_open(s, utc(2026, 3, 29, 0, 30))      # 02:30 EET
-    assert is_open(s, utc(2026, 3, 29, 1, 30))      # 04:30 EEST
-    assert not is_open(s, utc(2026, 3, 29, 2, 0))   # 05:00 EEST
+    assert is_open(s, utc(2026, 3, 29, 0, 30))  # 02:30 EET
+    assert is_open(s, utc(2026, 3, 29, 1, 30))  # 04:30 EEST
+    assert not is_open(s, utc(2026, 3, 29, 2, 0))  # 05:00 EEST
     # The skipped hour is never open.
     gap = sched(weekly={"sun": "03:00-04:00"})
     assert not any(is_open(gap, utc(2026, 3, 29, h, m)) for h in range(0, 3) for m in (0, 30, 59))
@@ -43,15 +43,15 @@ def test_spring_forward_day():
 def test_fall_back_day_repeated_hour_is_open_twice():
     # 2026-10-25 (Sunday) 04:00 EEST falls back to 03:00 EET at 01:00 UTC.
     s = sched(weekly={"sun": "03:00-04:00"})
-    assert is_open(s, utc(2026, 10, 25, 0, 30))      # 03:30 EEST
-    assert is_open(s, utc(2026, 10, 25, 1, 30))      # 03:30 EET (second time)
-    assert not is_open(s, utc(2026, 10, 25, 2, 0))   # 04:00 EET
+    assert is_open(s, utc(2026, 10, 25, 0, 30))  # 03:30 EEST
+    assert is_open(s, utc(2026, 10, 25, 1, 30))  # 03:30 EET (second time)
+    assert not is_open(s, utc(2026, 10, 25, 2, 0))  # 04:00 EET
 
 
 def test_24_00_and_ranges_past_midnight_and_wrapping_days():
     s = sched(timezone="UTC", weekly={"sat": "00:00-24:00", "fri": ["09:00-12:00", "22:00-06:00"]})
-    assert is_open(s, utc(2026, 3, 28, 23, 59))      # Saturday, 24:00 end
-    assert is_open(s, utc(2026, 3, 27, 23, 0))       # Friday 23:00
+    assert is_open(s, utc(2026, 3, 28, 23, 59))  # Saturday, 24:00 end
+    assert is_open(s, utc(2026, 3, 27, 23, 0))  # Friday 23:00
     assert not is_open(s, utc(2026, 3, 27, 21, 59))
     assert is_open(s, utc(2026, 3, 27, 10, 0))
     w = parse_weekly({"fri-mon": "10:00-11:00"})
@@ -70,8 +70,9 @@ def test_holiday_dates_close_the_day_and_override_wins():
     assert (status.open, status.holiday, status.reason) == (False, True, "holiday")
     # The holiday is the LOCAL date: 22:30 UTC on the 15th is already the 16th in Vilnius.
     assert is_holiday(s, utc(2026, 2, 15, 22, 30))
-    assert schedule_status(sched(weekly={"mon-sun": "00:00-24:00"}, holidays=[date(2026, 2, 16)],
-                                 override="open"), at).open
+    assert schedule_status(
+        sched(weekly={"mon-sun": "00:00-24:00"}, holidays=[date(2026, 2, 16)], override="open"), at
+    ).open
     closed = sched(weekly={"mon-sun": "00:00-24:00"}, override="closed")
     st = schedule_status(closed, at)
     assert (st.open, st.reason) == (False, "override")
@@ -123,17 +124,18 @@ def test_icalendar_all_day_recurring_and_timed_closures(ics_dir: Path):
     assert status(2026, 12, 23, 10, 0).open
     assert status(2026, 12, 24, 10, 0).holiday and not status(2026, 12, 24, 10, 0).open
     assert status(2026, 12, 26, 10, 0).holiday
-    assert status(2026, 12, 27, 10, 0).open                      # DTEND is exclusive
-    assert status(2030, 1, 1, 10, 0).holiday                     # RRULE yearly
-    assert status(2029, 1, 1, 10, 0).open                        # EXDATE
-    assert status(2026, 12, 31, 11, 59).open                     # 13:59 local
-    assert status(2026, 12, 31, 12, 0).reason == "holiday"       # 14:00 local: early close
+    assert status(2026, 12, 27, 10, 0).open  # DTEND is exclusive
+    assert status(2030, 1, 1, 10, 0).holiday  # RRULE yearly
+    assert status(2029, 1, 1, 10, 0).open  # EXDATE
+    assert status(2026, 12, 31, 11, 59).open  # 13:59 local
+    assert status(2026, 12, 31, 12, 0).reason == "holiday"  # 14:00 local: early close
 
 
 def test_calendar_file_change_is_picked_up(ics_dir: Path, monkeypatch):
     import os
 
     from ivr.flow import hours
+
     now = [1000.0]
     monkeypatch.setattr(hours, "CALENDARS", hours.CalendarCache(check_every=30.0, monotonic=lambda: now[0]))
     s = sched(weekly={"mon-sun": "08:00-20:00"}, holiday_calendar="holidays.ics")
@@ -150,6 +152,7 @@ def test_calendar_file_change_is_picked_up(ics_dir: Path, monkeypatch):
 
 def test_calendar_is_stat_at_most_once_per_interval(ics_dir: Path, monkeypatch):
     from ivr.flow import hours
+
     now = [0.0]
     cache = hours.CalendarCache(check_every=30.0, monotonic=lambda: now[0])
     calls = {"stat": 0, "read": 0}

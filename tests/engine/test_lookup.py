@@ -5,8 +5,14 @@ import pytest
 from aiohttp import web
 
 from ivr.flow.lookup import (
-    FixtureLookupClient, HttpLookupClient, LookupBadJSON, LookupConnectionError, LookupHTTPError, LookupTimeout,
-    build_request, map_answer,
+    FixtureLookupClient,
+    HttpLookupClient,
+    LookupBadJSON,
+    LookupConnectionError,
+    LookupHTTPError,
+    LookupTimeout,
+    build_request,
+    map_answer,
 )
 from ivr.flow.model import LookupNode
 
@@ -25,8 +31,14 @@ async def server():
 
     async def customer(request):
         seen.append(("GET", request.path_qs, dict(request.headers)))
-        return web.json_response({"customer": {"name": "Ann", "tier": "gold", "tags": ["a", "b"]},
-                                  "balance": 12.5, "vip": True, "missing": None})
+        return web.json_response(
+            {
+                "customer": {"name": "Ann", "tier": "gold", "tags": ["a", "b"]},
+                "balance": 12.5,
+                "vip": True,
+                "missing": None,
+            }
+        )
 
     async def create(request):
         body = await request.json()
@@ -71,33 +83,57 @@ async def server():
 
 async def test_get_with_url_encoded_values_and_mapping(server):
     base, seen, client = server
-    n = node(url=base + "/customer?phone=${caller_id}", headers={"X-Call": "${uniqueid}"},
-             map={"name": "customer.name", "tag": "customer.tags.1", "vip": "vip", "balance": "balance",
-                  "none": "missing", "absent": "customer.nope", "tags": "customer.tags"})
+    n = node(
+        url=base + "/customer?phone=${caller_id}",
+        headers={"X-Call": "${uniqueid}"},
+        map={
+            "name": "customer.name",
+            "tag": "customer.tags.1",
+            "vip": "vip",
+            "balance": "balance",
+            "none": "missing",
+            "absent": "customer.nope",
+            "tags": "customer.tags",
+        },
+    )
     req = build_request("main", "crm", n, {"caller_id": "+370 6&x=1", "uniqueid": "17.5\r\nEvil: 1"})
     answer = await client.fetch(req)
     assert seen[0][1] == "/customer?phone=%2B370%206%26x%3D1"
     assert seen[0][2]["X-Call"] == "17.5  Evil: 1"
-    assert map_answer(answer, n.map) == {"name": "Ann", "tag": "b", "vip": "true", "balance": "12.5",
-                                         "none": "", "absent": "", "tags": '["a","b"]'}
+    assert map_answer(answer, n.map) == {
+        "name": "Ann",
+        "tag": "b",
+        "vip": "true",
+        "balance": "12.5",
+        "none": "",
+        "absent": "",
+        "tags": '["a","b"]',
+    }
 
 
 async def test_post_json_body(server):
     base, seen, client = server
-    n = node(url=base + "/ticket", method="POST", body={"account": "${account}", "caller": "${caller_id}"},
-             map={"ticket": "ticket.id"})
+    n = node(
+        url=base + "/ticket",
+        method="POST",
+        body={"account": "${account}", "caller": "${caller_id}"},
+        map={"ticket": "ticket.id"},
+    )
     answer = await client.fetch(build_request("main", "t", n, {"account": "12345678", "caller": "x"}))
     assert seen[0] == ("POST", "/ticket", {"account": "12345678", "caller": ""})
     assert map_answer(answer, n.map) == {"ticket": "42"}
 
 
-@pytest.mark.parametrize("path,error,kind", [
-    ("/broken", LookupBadJSON, "bad_json"),
-    ("/deep", LookupBadJSON, "bad_json"),       # RecursionError in the parser
-    ("/huge_int", LookupBadJSON, "bad_json"),   # int over CPython's 4300-digit conversion limit
-    ("/fail", LookupHTTPError, "status"),
-    ("/slow", LookupTimeout, "timeout"),
-])
+@pytest.mark.parametrize(
+    "path,error,kind",
+    [
+        ("/broken", LookupBadJSON, "bad_json"),
+        ("/deep", LookupBadJSON, "bad_json"),  # RecursionError in the parser
+        ("/huge_int", LookupBadJSON, "bad_json"),  # int over CPython's 4300-digit conversion limit
+        ("/fail", LookupHTTPError, "status"),
+        ("/slow", LookupTimeout, "timeout"),
+    ],
+)
 async def test_typed_errors(server, path, error, kind):
     base, _, client = server
     with pytest.raises(error) as info:
@@ -107,6 +143,7 @@ async def test_typed_errors(server, path, error, kind):
 
 async def test_connection_refused_is_typed():
     import socket
+
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
@@ -121,12 +158,16 @@ async def test_connection_refused_is_typed():
 
 async def test_fixture_client_keys_and_errors(tmp_path):
     path = tmp_path / "fx.json"
-    path.write_text(json.dumps({
-        "http://crm/c?n=1": {"a": 1},
-        "main:crm2": {"b": 2},
-        "crm3": {"$error": "status", "status": 404},
-        "crm4": {"$error": "timeout"},
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "http://crm/c?n=1": {"a": 1},
+                "main:crm2": {"b": 2},
+                "crm3": {"$error": "status", "status": 404},
+                "crm4": {"$error": "timeout"},
+            }
+        )
+    )
     fx = FixtureLookupClient.from_file(path)
     assert await fx.fetch(build_request("main", "crm", node(url="http://crm/c?n=${n}"), {"n": "1"})) == {"a": 1}
     assert await fx.fetch(build_request("main", "crm2", node(url="http://x/"), {})) == {"b": 2}
@@ -142,6 +183,7 @@ async def test_fixture_client_keys_and_errors(tmp_path):
 
 async def test_allowed_hosts_and_timeout_cap(server):
     from ivr.flow.lookup import LookupNotAllowed
+
     base, seen, _ = server
     client = HttpLookupClient(allowed_hosts=["crm.example"], max_timeout=0.2)
     try:
@@ -157,9 +199,12 @@ async def test_allowed_hosts_and_timeout_cap(server):
 
 
 def test_map_answer_cleans_and_clamps_values():
-    answer = {"name": "Ann\x00\r\nEvil", "long": "x" * 5000, "big": 10 ** 100}
+    answer = {"name": "Ann\x00\r\nEvil", "long": "x" * 5000, "big": 10**100}
     assert map_answer(answer, {"name": "name", "long": "long", "big": "big"}) == {
-        "name": "Ann   Evil", "long": "x" * 1024, "big": ""}
+        "name": "Ann   Evil",
+        "long": "x" * 1024,
+        "big": "",
+    }
 
 
 def test_map_answer_of_a_structure_too_deep_to_write_is_bad_json():

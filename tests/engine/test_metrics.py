@@ -1,4 +1,5 @@
 """The engine's metrics: labels from the configuration only, durations from the injected (virtual) clock."""
+
 from ivr.flow.lookup import FixtureLookupClient
 from ivr.metrics import REGISTRY
 
@@ -11,15 +12,22 @@ def value(name, **labels):
 
 
 async def test_counters_and_virtual_durations(run):
-    flow = make_flow({
-        "crm": {"type": "lookup", "url": "http://crm/x", "next": "m", "on_error": "m"},
-        "m": {"type": "menu", "greeting": ["menu"], "options": {"1": "cb", "2": "vm"},
-              "direct_dial": {"pattern": "6XXX", "target": "t"}},
-        "cb": {"type": "callback", "queue": "mqueue", "prompts": ["cb_offer"], "next": "vm"},
-        "vm": {"type": "voicemail", "mailbox": "m1", "next": "t"},
-        "t": {"type": "transfer", "queue": "mq", "on_timeout": "bye"},
-        "bye": {"type": "hangup"},
-    }, name="metrics_flow")
+    flow = make_flow(
+        {
+            "crm": {"type": "lookup", "url": "http://crm/x", "next": "m", "on_error": "m"},
+            "m": {
+                "type": "menu",
+                "greeting": ["menu"],
+                "options": {"1": "cb", "2": "vm"},
+                "direct_dial": {"pattern": "6XXX", "target": "t"},
+            },
+            "cb": {"type": "callback", "queue": "mqueue", "prompts": ["cb_offer"], "next": "vm"},
+            "vm": {"type": "voicemail", "mailbox": "m1", "next": "t"},
+            "t": {"type": "transfer", "queue": "mq", "on_timeout": "bye"},
+            "bye": {"type": "hangup"},
+        },
+        name="metrics_flow",
+    )
     run.lookups = FixtureLookupClient({"crm": {"$error": "timeout"}})
     before = {
         "seconds_sum": value("ivr_time_in_ivr_seconds_sum", flow="metrics_flow"),
@@ -51,12 +59,20 @@ async def test_counters_and_virtual_durations(run):
 
 
 async def test_direct_dial_choice_label_is_fixed(run):
-    flow = make_flow({"m": {"type": "menu", "greeting": ["menu"], "options": {"1": "bye"},
-                            "direct_dial": {"pattern": "6XXX", "target": "bye"}},
-                      "bye": {"type": "hangup"}}, name="dd_flow")
+    flow = make_flow(
+        {
+            "m": {
+                "type": "menu",
+                "greeting": ["menu"],
+                "options": {"1": "bye"},
+                "direct_dial": {"pattern": "6XXX", "target": "bye"},
+            },
+            "bye": {"type": "hangup"},
+        },
+        name="dd_flow",
+    )
     before = value("ivr_menu_choices_total", flow="dd_flow", node="m", option="direct_dial")
-    await run({"dd_flow": flow}, FakeChannel(presses=[(0.5, "6"), (0.8, "1"), (1.1, "2"), (1.4, "3")]),
-              flow="dd_flow")
+    await run({"dd_flow": flow}, FakeChannel(presses=[(0.5, "6"), (0.8, "1"), (1.1, "2"), (1.4, "3")]), flow="dd_flow")
     assert value("ivr_menu_choices_total", flow="dd_flow", node="m", option="direct_dial") == before + 1
     # the dialled digits never become a label value
     assert value("ivr_menu_choices_total", flow="dd_flow", node="m", option="6123") == 0

@@ -1,4 +1,4 @@
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -8,13 +8,24 @@ from ivr.flow.lookup import FixtureLookupClient
 from .conftest import make_flow
 from .fakes import FakeChannel
 
-
 # --- input ------------------------------------------------------------------------------------------------
 
+
 def input_flow(**kw):
-    node = {"type": "input", "variable": "account", "prompts": ["enter"], "min_length": 4, "max_length": 8,
-            "pattern": r"\d+", "invalid_prompts": ["invalid"], "retries": 1, "timeout": "6s",
-            "inter_digit_timeout": "3s", "next": "done", "on_failure": "sorry"}
+    node = {
+        "type": "input",
+        "variable": "account",
+        "prompts": ["enter"],
+        "min_length": 4,
+        "max_length": 8,
+        "pattern": r"\d+",
+        "invalid_prompts": ["invalid"],
+        "retries": 1,
+        "timeout": "6s",
+        "inter_digit_timeout": "3s",
+        "next": "done",
+        "on_failure": "sorry",
+    }
     node.update(kw)
     return make_flow({"ask": node, "done": {"type": "hangup"}, "sorry": {"type": "hangup", "prompts": ["sorry"]}})
 
@@ -34,8 +45,9 @@ async def test_input_max_length_stops_without_terminator(run):
 
 
 async def test_input_too_short_then_failure(run):
-    ch = FakeChannel(presses=[(0.5, "1"), (1.0, "#"), (6.0, "*"), (6.5, "1"), (6.8, "2"), (7.0, "3"), (7.2, "4"),
-                              (7.5, "#")])
+    ch = FakeChannel(
+        presses=[(0.5, "1"), (1.0, "#"), (6.0, "*"), (6.5, "1"), (6.8, "2"), (7.0, "3"), (7.2, "4"), (7.5, "#")]
+    )
     report = await run(input_flow(), ch)
     # 1st: too short; 2nd: "*1234" fails the regex -> on_failure
     assert report.path == ["main:ask", "main:sorry"]
@@ -47,8 +59,22 @@ async def test_input_too_short_then_failure(run):
 async def test_input_read_back_and_confirm(run):
     flow = input_flow(confirm=True, confirm_prompts=["confirm"])
     # 5555# ; read back 2 s ; confirm prompt: press 2 (no) ; enter 6666# ; confirm 1
-    ch = FakeChannel(presses=[(0.5, "5"), (0.7, "5"), (0.9, "5"), (1.1, "5"), (1.3, "#"), (3.5, "2"),
-                              (4.0, "6"), (4.2, "6"), (4.4, "6"), (4.6, "6"), (4.8, "#"), (7.0, "1")])
+    ch = FakeChannel(
+        presses=[
+            (0.5, "5"),
+            (0.7, "5"),
+            (0.9, "5"),
+            (1.1, "5"),
+            (1.3, "#"),
+            (3.5, "2"),
+            (4.0, "6"),
+            (4.2, "6"),
+            (4.4, "6"),
+            (4.6, "6"),
+            (4.8, "#"),
+            (7.0, "1"),
+        ]
+    )
     report = await run(flow, ch)
     assert ch.ops("say_digits") == [("say_digits", "5555"), ("say_digits", "6666")]
     assert report.variables["account"] == "6666"
@@ -58,40 +84,52 @@ async def test_input_read_back_and_confirm(run):
 
 # --- route ------------------------------------------------------------------------------------------------
 
+
 def route_flow():
-    return make_flow({
-        "r": {"type": "route", "rules": [
-            {"closed": "office", "goto": "closed"},
-            {"caller": r"^\+3706", "goto": "mobile"},
-            {"variable": "tier", "equals": "gold", "goto": "gold"},
-            {"variable": "tier", "in": ["silver", "bronze"], "goto": "metal"},
-            {"variable": "account", "matches": r"^9\d+$", "goto": "nine"},
-            {"language": "lt", "goto": "lt"},
-        ], "else": "other"},
-        **{n: {"type": "hangup"} for n in ("closed", "mobile", "gold", "metal", "nine", "lt", "other")},
-    }, schedules={"office": {"weekly": {"mon-fri": "08:00-18:00"}, "holidays": ["2026-03-24"]}},
-        variables={"tier": "", "account": ""})
+    return make_flow(
+        {
+            "r": {
+                "type": "route",
+                "rules": [
+                    {"closed": "office", "goto": "closed"},
+                    {"caller": r"^\+3706", "goto": "mobile"},
+                    {"variable": "tier", "equals": "gold", "goto": "gold"},
+                    {"variable": "tier", "in": ["silver", "bronze"], "goto": "metal"},
+                    {"variable": "account", "matches": r"^9\d+$", "goto": "nine"},
+                    {"language": "lt", "goto": "lt"},
+                ],
+                "else": "other",
+            },
+            **{n: {"type": "hangup"} for n in ("closed", "mobile", "gold", "metal", "nine", "lt", "other")},
+        },
+        schedules={"office": {"weekly": {"mon-fri": "08:00-18:00"}, "holidays": ["2026-03-24"]}},
+        variables={"tier": "", "account": ""},
+    )
 
 
-@pytest.mark.parametrize("kw,end", [
-    ({"caller_id": "+37060000001"}, "mobile"),
-    ({"caller_id": "+3705200", "params": {}}, "other"),
-    ({"caller_id": "+3705200", "language": "lt"}, "lt"),
-    ({"caller_id": "+3705200", "start": datetime(2026, 3, 23, 17, 0, tzinfo=timezone.utc)}, "closed"),
-    ({"caller_id": "+3705200", "start": datetime(2026, 3, 24, 10, 0, tzinfo=timezone.utc)}, "closed"),
-])
+@pytest.mark.parametrize(
+    "kw,end",
+    [
+        ({"caller_id": "+37060000001"}, "mobile"),
+        ({"caller_id": "+3705200", "params": {}}, "other"),
+        ({"caller_id": "+3705200", "language": "lt"}, "lt"),
+        ({"caller_id": "+3705200", "start": datetime(2026, 3, 23, 17, 0, tzinfo=UTC)}, "closed"),
+        ({"caller_id": "+3705200", "start": datetime(2026, 3, 24, 10, 0, tzinfo=UTC)}, "closed"),
+    ],
+)
 async def test_route_rules(run, kw, end):
     report = await run(route_flow(), FakeChannel(**kw))
     assert report.end_node == f"main:{end}"
 
 
 async def test_route_closed_rule_exit_reason(run):
-    report = await run(route_flow(), FakeChannel(start=datetime(2026, 3, 23, 17, 0, tzinfo=timezone.utc)))
+    report = await run(route_flow(), FakeChannel(start=datetime(2026, 3, 23, 17, 0, tzinfo=UTC)))
     assert report.visits[0].reason == "closed"
 
 
-@pytest.mark.parametrize("tier,account,end", [("gold", "", "gold"), ("bronze", "", "metal"),
-                                               ("", "912", "nine"), ("", "812", "other")])
+@pytest.mark.parametrize(
+    "tier,account,end", [("gold", "", "gold"), ("bronze", "", "metal"), ("", "912", "nine"), ("", "812", "other")]
+)
 async def test_route_variables(run, tier, account, end):
     flow = route_flow()
     flow.variables.update({"tier": tier, "account": account})
@@ -100,21 +138,30 @@ async def test_route_variables(run, tier, account, end):
 
 
 async def test_route_undefined_schedule_is_an_error(run):
-    flow = make_flow({"r": {"type": "route", "rules": [{"open": "nope", "goto": "x"}], "else": "x"},
-                      "x": {"type": "hangup"}})
+    flow = make_flow(
+        {"r": {"type": "route", "rules": [{"open": "nope", "goto": "x"}], "else": "x"}, "x": {"type": "hangup"}}
+    )
     report = await run(flow, FakeChannel())
     assert report.outcome == "error" and "schedule 'nope' is not defined" in report.error
 
 
 # --- language ---------------------------------------------------------------------------------------------
 
+
 def language_flow():
-    return make_flow({
-        "lang": {"type": "language", "prompts": ["langq"], "options": {"1": "en", "2": "lt"}, "retries": 1,
-                 "next": "hello"},
-        "hello": {"type": "play", "prompts": ["welcome"], "next": "bye"},
-        "bye": {"type": "hangup"},
-    })
+    return make_flow(
+        {
+            "lang": {
+                "type": "language",
+                "prompts": ["langq"],
+                "options": {"1": "en", "2": "lt"},
+                "retries": 1,
+                "next": "hello",
+            },
+            "hello": {"type": "play", "prompts": ["welcome"], "next": "bye"},
+            "bye": {"type": "hangup"},
+        }
+    )
 
 
 async def test_language_choice_switches_channel_and_prompts(run):
@@ -155,12 +202,22 @@ async def test_dialplan_lang_parameter_sets_the_starting_language(run):
 
 # --- lookup -----------------------------------------------------------------------------------------------
 
+
 def lookup_flow():
-    return make_flow({
-        "crm": {"type": "lookup", "url": "http://crm.local/c?phone=${caller_id}", "timeout": "2s",
-                "map": {"name": "customer.name", "tier": "customer.tier"}, "next": "ok", "on_error": "err"},
-        "ok": {"type": "hangup"}, "err": {"type": "hangup"},
-    })
+    return make_flow(
+        {
+            "crm": {
+                "type": "lookup",
+                "url": "http://crm.local/c?phone=${caller_id}",
+                "timeout": "2s",
+                "map": {"name": "customer.name", "tier": "customer.tier"},
+                "next": "ok",
+                "on_error": "err",
+            },
+            "ok": {"type": "hangup"},
+            "err": {"type": "hangup"},
+        }
+    )
 
 
 async def test_lookup_maps_variables(run):
@@ -181,16 +238,25 @@ async def test_lookup_error_branch(run):
 
 # --- transfer ---------------------------------------------------------------------------------------------
 
+
 def transfer_flow(**kw):
-    node = {"type": "transfer", "extension": "1001", "timeout": "20s", "announcement": ["ann"],
-            "caller_id_name_prefix": "Sales: ", "on_busy": "busy", "on_no_answer": "noans",
-            "on_unavailable": "unavail"}
+    node = {
+        "type": "transfer",
+        "extension": "1001",
+        "timeout": "20s",
+        "announcement": ["ann"],
+        "caller_id_name_prefix": "Sales: ",
+        "on_busy": "busy",
+        "on_no_answer": "noans",
+        "on_unavailable": "unavail",
+    }
     node.update(kw)
     return make_flow({"t": node, **{n: {"type": "hangup"} for n in ("busy", "noans", "unavail", "after")}})
 
 
-@pytest.mark.parametrize("status,end", [("BUSY", "busy"), ("NOANSWER", "noans"), ("CHANUNAVAIL", "unavail"),
-                                        ("CONGESTION", "unavail")])
+@pytest.mark.parametrize(
+    "status,end", [("BUSY", "busy"), ("NOANSWER", "noans"), ("CHANUNAVAIL", "unavail"), ("CONGESTION", "unavail")]
+)
 async def test_dial_status_branches(run, status, end):
     ch = FakeChannel(dial_results={"PJSIP/1001": status})
     report = await run(transfer_flow(), ch)
@@ -216,8 +282,12 @@ async def test_failed_transfer_without_branch_is_an_error(run):
 
 
 async def test_extension_from_variables_must_be_plain(run):
-    flow = make_flow({"s": {"type": "set", "variables": {"x": "1001,m"}, "next": "t"},
-                      "t": {"type": "transfer", "extension": "${x}"}})
+    flow = make_flow(
+        {
+            "s": {"type": "set", "variables": {"x": "1001,m"}, "next": "t"},
+            "t": {"type": "transfer", "extension": "${x}"},
+        }
+    )
     ch = FakeChannel()
     report = await run(flow, ch)
     assert report.outcome == "error" and "not a plain extension" in report.error
@@ -227,14 +297,18 @@ async def test_extension_from_variables_must_be_plain(run):
 TOLL_FRAUD = "1001&PJSIP/00900123456@trunk"
 
 
-@pytest.mark.parametrize("field,template", [("dial", "PJSIP/${agent}"), ("dial", "PJSIP/${agent}@agents"),
-                                            ("extension", "${agent}")])
+@pytest.mark.parametrize(
+    "field,template", [("dial", "PJSIP/${agent}"), ("dial", "PJSIP/${agent}@agents"), ("extension", "${agent}")]
+)
 async def test_substituted_value_cannot_add_dial_targets(run, field, template):
     # A CRM answer (or a query parameter) must never turn one dial target into two (toll fraud).
-    flow = make_flow({"s": {"type": "set", "variables": {"agent": TOLL_FRAUD}, "next": "t"},
-                      "t": {"type": "transfer", field: template, "announcement": ["ann"],
-                            "on_unavailable": "sorry"},
-                      "sorry": {"type": "hangup", "prompts": ["sorry"]}})
+    flow = make_flow(
+        {
+            "s": {"type": "set", "variables": {"agent": TOLL_FRAUD}, "next": "t"},
+            "t": {"type": "transfer", field: template, "announcement": ["ann"], "on_unavailable": "sorry"},
+            "sorry": {"type": "hangup", "prompts": ["sorry"]},
+        }
+    )
     ch = FakeChannel()
     report = await run(flow, ch)
     assert ch.ops("dial") == [] and ch.played() == ["/p/en/sorry"]  # no "connecting you" either
@@ -244,28 +318,38 @@ async def test_substituted_value_cannot_add_dial_targets(run, field, template):
 
 @pytest.mark.parametrize("value", ["", "a b", "1001\x00", "1" * 41, "1001/2", "1001@x", "1001:2", "10.01"])
 async def test_dial_template_values_are_plain_extensions(run, value):
-    flow = make_flow({"s": {"type": "set", "variables": {"agent": value}, "next": "t"},
-                      "t": {"type": "transfer", "dial": "PJSIP/${agent}@agents&PJSIP/1999", "next": "bye"},
-                      "bye": {"type": "hangup"}})
+    flow = make_flow(
+        {
+            "s": {"type": "set", "variables": {"agent": value}, "next": "t"},
+            "t": {"type": "transfer", "dial": "PJSIP/${agent}@agents&PJSIP/1999", "next": "bye"},
+            "bye": {"type": "hangup"},
+        }
+    )
     ch = FakeChannel()
     report = await run(flow, ch)
     assert ch.ops("dial") == [] and report.end_node == "main:bye"
 
 
 async def test_dial_template_literal_text_may_hold_several_targets(run):
-    flow = make_flow({"s": {"type": "set", "variables": {"agent": "1001"}, "next": "t"},
-                      "t": {"type": "transfer", "dial": "PJSIP/${agent}@agents&PJSIP/1999"}})
+    flow = make_flow(
+        {
+            "s": {"type": "set", "variables": {"agent": "1001"}, "next": "t"},
+            "t": {"type": "transfer", "dial": "PJSIP/${agent}@agents&PJSIP/1999"},
+        }
+    )
     ch = FakeChannel()
     report = await run(flow, ch)
     assert ch.ops("dial") == [("dial", "PJSIP/1001@agents&PJSIP/1999", 30.0)]
     assert report.outcome == "transferred" and report.end_target == "dial:PJSIP/1001@agents&PJSIP/1999"
 
 
-@pytest.mark.parametrize("value,expected", [("billing", [("queue", "billing", 30.0)]), ("sales&x", []),
-                                            ("", []), ("sup*port", [])])
+@pytest.mark.parametrize(
+    "value,expected", [("billing", [("queue", "billing", 30.0)]), ("sales&x", []), ("", []), ("sup*port", [])]
+)
 async def test_queue_template_values_are_plain_queue_names(run, value, expected):
-    flow = make_flow({"t": {"type": "transfer", "queue": "${param_queue}", "on_timeout": "bye"},
-                      "bye": {"type": "hangup"}})
+    flow = make_flow(
+        {"t": {"type": "transfer", "queue": "${param_queue}", "on_timeout": "bye"}, "bye": {"type": "hangup"}}
+    )
     ch = FakeChannel(params={"queue": value} if value else {})
     report = await run(flow, ch)
     assert ch.ops("queue") == expected
@@ -274,9 +358,13 @@ async def test_queue_template_values_are_plain_queue_names(run, value, expected)
 
 @pytest.mark.parametrize("status,end", [("TIMEOUT", "to"), ("JOINEMPTY", "to"), ("FULL", "full")])
 async def test_queue_statuses(run, status, end):
-    flow = make_flow({"q": {"type": "transfer", "queue": "sales", "timeout": "60s", "on_timeout": "to",
-                            "on_unavailable": "full"},
-                      "to": {"type": "hangup"}, "full": {"type": "hangup"}})
+    flow = make_flow(
+        {
+            "q": {"type": "transfer", "queue": "sales", "timeout": "60s", "on_timeout": "to", "on_unavailable": "full"},
+            "to": {"type": "hangup"},
+            "full": {"type": "hangup"},
+        }
+    )
     ch = FakeChannel(queue_results={"sales": status})
     report = await run(flow, ch)
     assert report.end_node == f"main:{end}"
@@ -330,16 +418,24 @@ async def test_queue_answered_caller_stays_goes_next(run):
 
 def transfers(target: str) -> dict[str, float]:
     from ivr.metrics import REGISTRY
-    return {result: REGISTRY.get_sample_value("ivr_transfers_total",
-                                              {"flow": "main", "target": target, "result": result}) or 0.0
-            for result in ("answered", "abandoned", "timeout", "continue")}
+
+    return {
+        result: REGISTRY.get_sample_value("ivr_transfers_total", {"flow": "main", "target": target, "result": result})
+        or 0.0
+        for result in ("answered", "abandoned", "timeout", "continue")
+    }
 
 
 # --- park and hold ----------------------------------------------------------------------------------------
 
+
 async def test_park_sets_comeback_and_ends_parked(run):
-    flow = make_flow({"p": {"type": "park", "lot": "sales", "timeout": "45s", "announcement": ["ann"],
-                            "comeback": "back"}, "back": {"type": "hangup"}})
+    flow = make_flow(
+        {
+            "p": {"type": "park", "lot": "sales", "timeout": "45s", "announcement": ["ann"], "comeback": "back"},
+            "back": {"type": "hangup"},
+        }
+    )
     ch = FakeChannel()
     report = await run(flow, ch)
     assert ch.variables["IVR_COMEBACK"] == "main:back"
@@ -359,17 +455,32 @@ async def test_park_without_comeback_clears_an_earlier_one_and_uses_the_setting(
 
 
 async def test_comeback_starts_at_the_node(run):
-    flow = make_flow({"p": {"type": "park", "comeback": "back"}, "back": {"type": "play", "prompts": ["sorry"],
-                                                                          "next": "bye"},
-                      "bye": {"type": "hangup"}})
+    flow = make_flow(
+        {
+            "p": {"type": "park", "comeback": "back"},
+            "back": {"type": "play", "prompts": ["sorry"], "next": "bye"},
+            "bye": {"type": "hangup"},
+        }
+    )
     ch = FakeChannel()
     report = await run(flow, ch, start="back")
     assert report.path == ["main:back", "main:bye"]
 
 
 async def test_hold_slices_music_and_announcements(run):
-    flow = make_flow({"h": {"type": "hold", "music_class": "jazz", "announcement": ["ann"], "every": "20s",
-                            "max": "50s", "next": "bye"}, "bye": {"type": "hangup"}})
+    flow = make_flow(
+        {
+            "h": {
+                "type": "hold",
+                "music_class": "jazz",
+                "announcement": ["ann"],
+                "every": "20s",
+                "max": "50s",
+                "next": "bye",
+            },
+            "bye": {"type": "hangup"},
+        }
+    )
     ch = FakeChannel()
     await run(flow, ch)
     assert ch.ops("moh") == [("moh", "jazz", 20.0), ("moh", "jazz", 20.0), ("moh", "jazz", 10.0)]
@@ -378,14 +489,18 @@ async def test_hold_slices_music_and_announcements(run):
 
 # --- recording --------------------------------------------------------------------------------------------
 
+
 def record_flow(policy, **rec):
-    return make_flow({
-        "start": {"type": "record", "action": "start", "next": "pause"},
-        "pause": {"type": "record", "action": "pause", "next": "resume"},
-        "resume": {"type": "record", "action": "resume", "next": "stop"},
-        "stop": {"type": "record", "action": "stop", "next": "bye"},
-        "bye": {"type": "hangup"},
-    }, recording={"policy": policy, "consent_prompts": ["consent"], **rec})
+    return make_flow(
+        {
+            "start": {"type": "record", "action": "start", "next": "pause"},
+            "pause": {"type": "record", "action": "pause", "next": "resume"},
+            "resume": {"type": "record", "action": "resume", "next": "stop"},
+            "stop": {"type": "record", "action": "stop", "next": "bye"},
+            "bye": {"type": "hangup"},
+        },
+        recording={"policy": policy, "consent_prompts": ["consent"], **rec},
+    )
 
 
 async def test_recording_start_pause_resume_stop(run, storage):
@@ -394,7 +509,11 @@ async def test_recording_start_pause_resume_stop(run, storage):
     path = "/var/spool/asterisk/monitor/main-17.5___x-+37060000001.wav"
     # policy always starts at call start; the start node then keeps it running
     assert [op for op in ch.log if op[0] in ("mixmonitor", "stop_mixmonitor")] == [
-        ("mixmonitor", path, False), ("stop_mixmonitor",), ("mixmonitor", path, True), ("stop_mixmonitor",)]
+        ("mixmonitor", path, False),
+        ("stop_mixmonitor",),
+        ("mixmonitor", path, True),
+        ("stop_mixmonitor",),
+    ]
     recs = await storage.list_recordings(call_id="17.5/../x")
     assert len(recs) == 1 and recs[0].path == path
 
@@ -422,9 +541,13 @@ async def test_recording_consent_given(run):
 
 
 async def test_transfer_with_record_asks_consent_once(run):
-    flow = make_flow({"t": {"type": "transfer", "queue": "sales", "record": True, "on_timeout": "t2"},
-                      "t2": {"type": "transfer", "queue": "other", "record": True}},
-                     recording={"policy": "consent", "consent_prompts": ["consent"]})
+    flow = make_flow(
+        {
+            "t": {"type": "transfer", "queue": "sales", "record": True, "on_timeout": "t2"},
+            "t2": {"type": "transfer", "queue": "other", "record": True},
+        },
+        recording={"policy": "consent", "consent_prompts": ["consent"]},
+    )
     ch = FakeChannel(queue_results={"sales": "TIMEOUT"})
     await run(flow, ch)
     assert ch.played().count("/p/en/consent") == 1
@@ -433,10 +556,21 @@ async def test_transfer_with_record_asks_consent_once(run):
 
 # --- voicemail --------------------------------------------------------------------------------------------
 
+
 def vm_flow():
-    return make_flow({"vm": {"type": "voicemail", "mailbox": "sales", "greeting": ["vm"], "max_length": "60s",
-                             "silence": "4s", "next": "bye"},
-                      "bye": {"type": "hangup", "prompts": ["bye"]}})
+    return make_flow(
+        {
+            "vm": {
+                "type": "voicemail",
+                "mailbox": "sales",
+                "greeting": ["vm"],
+                "max_length": "60s",
+                "silence": "4s",
+                "next": "bye",
+            },
+            "bye": {"type": "hangup", "prompts": ["bye"]},
+        }
+    )
 
 
 async def test_voicemail_stored(run, storage):
@@ -467,11 +601,26 @@ async def test_voicemail_too_short_is_not_stored(run, storage):
 
 # --- callback ---------------------------------------------------------------------------------------------
 
+
 def cb_flow():
-    return make_flow({"cb": {"type": "callback", "queue": "sales", "prompts": ["cb_offer"],
-                             "number_prompts": ["cb_number"], "confirm_prompts": ["cb_confirm"],
-                             "min_length": 6, "max_length": 15, "retries": 1, "next": "bye", "on_failure": "sorry"},
-                      "bye": {"type": "hangup"}, "sorry": {"type": "hangup"}})
+    return make_flow(
+        {
+            "cb": {
+                "type": "callback",
+                "queue": "sales",
+                "prompts": ["cb_offer"],
+                "number_prompts": ["cb_number"],
+                "confirm_prompts": ["cb_confirm"],
+                "min_length": 6,
+                "max_length": 15,
+                "retries": 1,
+                "next": "bye",
+                "on_failure": "sorry",
+            },
+            "bye": {"type": "hangup"},
+            "sorry": {"type": "hangup"},
+        }
+    )
 
 
 async def test_callback_confirms_caller_id(run, storage):
@@ -548,8 +697,11 @@ def test_engine_settings_take_the_service_number_pattern():
     from types import SimpleNamespace
 
     base = dict(prompts_dir="/p", dial_template="PJSIP/{extension}", recordings_dir="/r")
-    with_pattern = SimpleNamespace(**base, callbacks=SimpleNamespace(number_pattern=LT_NUMBERS),
-                                   calls=SimpleNamespace(park_comeback_context="my-comeback"))
+    with_pattern = SimpleNamespace(
+        **base,
+        callbacks=SimpleNamespace(number_pattern=LT_NUMBERS),
+        calls=SimpleNamespace(park_comeback_context="my-comeback"),
+    )
     settings = FlowEngine.settings_from(with_pattern)
     assert settings.callback_number_pattern == LT_NUMBERS and settings.park_comeback_context == "my-comeback"
     settings = FlowEngine.settings_from(SimpleNamespace(**base))  # older Settings without those sections
@@ -564,16 +716,23 @@ def test_callback_number_pattern_must_be_a_regex():
 
 # --- say, set, hangup, cross-flow -------------------------------------------------------------------------
 
+
 async def test_say_and_set(run):
-    flow = make_flow({
-        "s": {"type": "set", "variables": {"acct": "A-${caller_id}", "n": "42", "word": "ab1?"}, "channel": True,
-              "next": "d"},
-        "d": {"type": "say", "mode": "digits", "value": "${acct}", "next": "n"},
-        "n": {"type": "say", "mode": "number", "value": "${n}", "next": "a"},
-        "a": {"type": "say", "mode": "alpha", "value": "${word}", "next": "bad"},
-        "bad": {"type": "say", "mode": "number", "value": "${acct}", "next": "bye"},
-        "bye": {"type": "hangup", "prompts": ["bye"]},
-    })
+    flow = make_flow(
+        {
+            "s": {
+                "type": "set",
+                "variables": {"acct": "A-${caller_id}", "n": "42", "word": "ab1?"},
+                "channel": True,
+                "next": "d",
+            },
+            "d": {"type": "say", "mode": "digits", "value": "${acct}", "next": "n"},
+            "n": {"type": "say", "mode": "number", "value": "${n}", "next": "a"},
+            "a": {"type": "say", "mode": "alpha", "value": "${word}", "next": "bad"},
+            "bad": {"type": "say", "mode": "number", "value": "${acct}", "next": "bye"},
+            "bye": {"type": "hangup", "prompts": ["bye"]},
+        }
+    )
     ch = FakeChannel(caller_id="+3706")
     report = await run(flow, ch)
     assert ch.variables["acct"] == "A-+3706"
@@ -585,9 +744,12 @@ async def test_say_and_set(run):
 
 async def test_cross_flow_goto_uses_other_flows_prompts_and_defaults(run):
     main = make_flow({"g": {"type": "goto", "target": "other:hello"}}, variables={"x": "main"})
-    other = make_flow({"hello": {"type": "play", "prompts": ["welcome"], "next": "bye"},
-                       "bye": {"type": "hangup"}}, name="other", variables={"x": "other", "y": "${caller_id}"},
-                      prompts={"welcome": {"en": {"file": "other/welcome"}}})
+    other = make_flow(
+        {"hello": {"type": "play", "prompts": ["welcome"], "next": "bye"}, "bye": {"type": "hangup"}},
+        name="other",
+        variables={"x": "other", "y": "${caller_id}"},
+        prompts={"welcome": {"en": {"file": "other/welcome"}}},
+    )
     ch = FakeChannel()
     report = await run({"main": main, "other": other}, ch)
     assert report.path == ["main:g", "other:hello", "other:bye"]
@@ -601,27 +763,38 @@ async def test_undefined_node_is_an_error(run):
 
 
 async def test_hangup_on_nth_call_records_node(run):
-    flow = make_flow({"a": {"type": "play", "prompts": ["welcome"], "next": "b"},
-                      "b": {"type": "play", "prompts": ["welcome"], "next": "c"}, "c": {"type": "hangup"}})
+    flow = make_flow(
+        {
+            "a": {"type": "play", "prompts": ["welcome"], "next": "b"},
+            "b": {"type": "play", "prompts": ["welcome"], "next": "c"},
+            "c": {"type": "hangup"},
+        }
+    )
     report = await run(flow, FakeChannel(hangup_on_call=3))  # answer, play(a), play(b) <- here
     assert report.outcome == "abandoned" and report.end_node == "main:b"
 
 
 async def test_comeback_restores_recording_and_consent(run):
-    flow = make_flow({"p": {"type": "park", "comeback": "t"},
-                      "t": {"type": "transfer", "queue": "sales", "record": True}},
-                     recording={"policy": "consent", "consent_prompts": ["consent"]})
+    flow = make_flow(
+        {"p": {"type": "park", "comeback": "t"}, "t": {"type": "transfer", "queue": "sales", "record": True}},
+        recording={"policy": "consent", "consent_prompts": ["consent"]},
+    )
     # first part: consent given, recording, parked (timeout -> comeback)
     first = FakeChannel()
-    await run(make_flow({"r": {"type": "record", "action": "start", "next": "p"}, **flow.model_dump(
-        by_alias=True)["nodes"]}, recording={"policy": "consent", "consent_prompts": ["consent"]}), first)
+    await run(
+        make_flow(
+            {"r": {"type": "record", "action": "start", "next": "p"}, **flow.model_dump(by_alias=True)["nodes"]},
+            recording={"policy": "consent", "consent_prompts": ["consent"]},
+        ),
+        first,
+    )
     assert first.variables["IVR_RECORDING_STATE"] == "recording"
     # second part: a new session on the same channel (its variables survive), entering at the comeback node
     second = FakeChannel(presses=[(0.5, "9")])
     second.variables.update(first.variables)
     report = await run(flow, second, start="t")
-    assert "/p/en/consent" not in second.played()      # not asked again
-    assert second.ops("mixmonitor") == []               # the running MixMonitor is not doubled
+    assert "/p/en/consent" not in second.played()  # not asked again
+    assert second.ops("mixmonitor") == []  # the running MixMonitor is not doubled
     assert report.variables["recording_consent"] == "yes"
 
 

@@ -1,4 +1,5 @@
 """Query parameters of the AGI URL (`agi://host/flow?key=value`) as `param_<key>` variables."""
+
 from .conftest import make_flow
 from .fakes import FakeChannel
 

@@ -35,15 +35,18 @@ def test_template_names():
     assert template_names("${a}-${b}$${c}") == {"a", "b"}
 
 
-@pytest.mark.parametrize("raw,expected", [
-    ("main-1795909322.39", "main-1795909322.39"),
-    ("../../etc/passwd", "____etc_passwd"),
-    ("a/b\\c", "a_b_c"),
-    ("x\r\ny\x00", "x__y_"),
-    ("...", "_"),
-    ("-rf", "rf"),
-    ("", "unnamed"),
-])
+@pytest.mark.parametrize(
+    "raw,expected",
+    [
+        ("main-1795909322.39", "main-1795909322.39"),
+        ("../../etc/passwd", "____etc_passwd"),
+        ("a/b\\c", "a_b_c"),
+        ("x\r\ny\x00", "x__y_"),
+        ("...", "_"),
+        ("-rf", "rf"),
+        ("", "unnamed"),
+    ],
+)
 def test_safe_filename(raw, expected):
     out = safe_filename(raw)
     assert out == expected

@@ -1,8 +1,9 @@
 """Shared helpers: a settable clock and metric deltas read from ivr.metrics.REGISTRY (the registry is
 process-global, so tests compare before/after values instead of absolute counter values)."""
+
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 

@@ -2,6 +2,7 @@
 
 Run as a child process (`python -m tests.observability.exercise`) so the made-up label values ("exercise") never
 reach the registry of the test process, where other tests read exact series."""
+
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram, Info, generate_latest

@@ -2,6 +2,7 @@
 
 Reusable by an end-to-end test that scrapes a running service: `used_metric_names()` must all appear in its
 /metrics text. String literals are removed before matching, so label values such as job="ivr" never count."""
+
 from __future__ import annotations
 
 import json

@@ -1,5 +1,6 @@
 """The Grafana dashboard and provisioning files: they load, every panel queries something through the datasource
 variable, the layout is a valid grid, and the panels the issue asks for are there."""
+
 from __future__ import annotations
 
 import json
@@ -49,7 +50,7 @@ def test_layout_is_a_valid_grid(dash: dict) -> None:
     occupied: dict[tuple[int, int], str] = {}
     for panel in dash["panels"]:
         g = panel["gridPos"]
-        assert 0 <= g["x"] and g["x"] + g["w"] <= 24 and g["h"] > 0, panel["title"]
+        assert g["x"] >= 0 and g["x"] + g["w"] <= 24 and g["h"] > 0, panel["title"]
         for x in range(g["x"], g["x"] + g["w"]):
             for y in range(g["y"], g["y"] + g["h"]):
                 assert (x, y) not in occupied, f"{panel['title']!r} overlaps {occupied[(x, y)]!r}"
@@ -58,10 +59,28 @@ def test_layout_is_a_valid_grid(dash: dict) -> None:
 
 def test_panels_the_issue_asks_for(dash: dict) -> None:
     titles = " | ".join(p["title"].lower() for p in panels(dash))
-    for wanted in ("active calls", "calls per flow", "outcome mix", "containment", "abandon rate", "node funnel",
-                   "menu choices", "transfer success", "service level", "asa", "aht", "queue abandon rate",
-                   "agents by state", "parked calls", "recordings", "ami health", "agi latency p50 / p99",
-                   "config version", "config reload", "config reloads"):
+    for wanted in (
+        "active calls",
+        "calls per flow",
+        "outcome mix",
+        "containment",
+        "abandon rate",
+        "node funnel",
+        "menu choices",
+        "transfer success",
+        "service level",
+        "asa",
+        "aht",
+        "queue abandon rate",
+        "agents by state",
+        "parked calls",
+        "recordings",
+        "ami health",
+        "agi latency p50 / p99",
+        "config version",
+        "config reload",
+        "config reloads",
+    ):
         assert wanted in titles, wanted
 
 

@@ -1,5 +1,6 @@
 """ivr.tools.dashboard_preview draws every panel of the shipped dashboard, as valid SVG, deterministically; and
 docs/dashboard.svg is up to date with the dashboard JSON."""
+
 from __future__ import annotations
 
 import argparse
@@ -30,9 +31,19 @@ def test_every_panel_is_drawn_with_its_title() -> None:
 
 
 def test_titles_are_escaped_and_output_is_deterministic() -> None:
-    dash = {"title": "a <b> & c", "panels": [
-        {"id": 1, "type": "stat", "title": "x < y", "gridPos": {"x": 0, "y": 0, "w": 6, "h": 4},
-         "targets": [{"expr": "vector(1)", "legendFormat": ""}], "fieldConfig": {"defaults": {}}}]}
+    dash = {
+        "title": "a <b> & c",
+        "panels": [
+            {
+                "id": 1,
+                "type": "stat",
+                "title": "x < y",
+                "gridPos": {"x": 0, "y": 0, "w": 6, "h": 4},
+                "targets": [{"expr": "vector(1)", "legendFormat": ""}],
+                "fieldConfig": {"defaults": {}},
+            }
+        ],
+    }
     first = dashboard_preview.render_svg(dash)
     ET.fromstring(first)
     assert "x &lt; y" in first and "a &lt;b&gt; &amp; c" in first
@@ -40,8 +51,14 @@ def test_titles_are_escaped_and_output_is_deterministic() -> None:
 
 
 def test_legend_values_follow_the_query_matchers() -> None:
-    panel = {"targets": [{"expr": 'sum by (command, result) (rate(ivr_agi_command_results_total{result!="ok"}[5m]))',
-                          "legendFormat": "{{command}} {{result}}"}]}
+    panel = {
+        "targets": [
+            {
+                "expr": 'sum by (command, result) (rate(ivr_agi_command_results_total{result!="ok"}[5m]))',
+                "legendFormat": "{{command}} {{result}}",
+            }
+        ]
+    }
     names = dashboard_preview._legends(panel)
     assert names and not any(name.endswith(" ok") for name in names)
 
@@ -51,7 +68,8 @@ def test_docs_picture_is_current(tmp_path: Path) -> None:
     assert dashboard_preview.run(argparse.Namespace(dashboard=DASHBOARD, output=out)) == 0
     docs = ROOT / "docs" / "dashboard.svg"
     assert docs.read_text() == out.read_text(), (
-        "docs/dashboard.svg is stale: run `python -m ivr.tools.dashboard_preview` after changing the dashboard")
+        "docs/dashboard.svg is stale: run `python -m ivr.tools.dashboard_preview` after changing the dashboard"
+    )
 
 
 def test_unreadable_dashboard_is_a_clear_error(tmp_path: Path, capsys) -> None:

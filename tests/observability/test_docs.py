@@ -1,4 +1,5 @@
 """docs/observability.md stays complete: every metric, recording rule and alert is described there."""
+
 from __future__ import annotations
 
 from tests.observability.exercise import all_metrics

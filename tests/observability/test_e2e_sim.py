@@ -1,12 +1,14 @@
 """End to end on the simulated Asterisk: calls run the sample `main` flow over FastAGI into queue `sales`; the real
 AMIClient feeds QueueStatsFeed from the simulator's AMI server; we scrape ivr.metrics.REGISTRY and check the queue
 series. Virtual time for the calls (an agent talking 20 s costs milliseconds)."""
+
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 import pytest
 from prometheus_client import generate_latest
@@ -20,14 +22,24 @@ from ivr.flow.handler import build_flow_router
 from ivr.flow.loader import load_flows
 from ivr.flow.lookup import FixtureLookupClient
 from ivr.queue_stats import QueueStats, QueueStatsFeed, ServiceLevelPolicy
-from ivr.sim import (AgentSpec, CallSpec, Hangup, NextPrompt, OnCommand, Press, QueueSpec, SimConfig,
-                     SimulatedAsterisk, VirtualClock)
+from ivr.sim import (
+    AgentSpec,
+    CallSpec,
+    Hangup,
+    NextPrompt,
+    OnCommand,
+    Press,
+    QueueSpec,
+    SimConfig,
+    SimulatedAsterisk,
+    VirtualClock,
+)
 from ivr.storage import open_storage
 from tests.observability.conftest import Deltas
 from tests.observability.promql_names import used_metric_names
 
 ROOT = Path(__file__).resolve().parents[2]
-MONDAY_NOON = datetime(2026, 3, 23, 10, 0, tzinfo=timezone.utc)  # the office schedule is open
+MONDAY_NOON = datetime(2026, 3, 23, 10, 0, tzinfo=UTC)  # the office schedule is open
 QUEUES = ("sales", "support", "billing", "complaints", "technical")
 # language 1, consent notice, welcome, main menu; then 1 = sales (as in tests/engine/test_e2e_sim.py)
 TO_SALES = [NextPrompt(0.5), Press("1"), NextPrompt(), NextPrompt(), NextPrompt(0.5), Press("1")]
@@ -49,13 +61,21 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
     (tmp_path / "rec").mkdir()
     flows = load_flows(ROOT / "config" / "flows")
     clock = VirtualClock(start=MONDAY_NOON)
-    engine = FlowEngine(flows, storage=open_storage("memory:"), lookup_client=FixtureLookupClient({}),
-                        clock=clock.datetime, prompts_dir="/prompts", recordings_dir=str(tmp_path / "rec"),
-                        voicemail_dir=str(tmp_path / "vm"))
+    engine = FlowEngine(
+        flows,
+        storage=open_storage("memory:"),
+        lookup_client=FixtureLookupClient({}),
+        clock=clock.datetime,
+        prompts_dir="/prompts",
+        recordings_dir=str(tmp_path / "rec"),
+        voicemail_dir=str(tmp_path / "vm"),
+    )
     server = FastAGIServer(build_flow_router(flows, engine), "127.0.0.1", 0)
     await server.start()
-    config = SimConfig(queues={name: QueueSpec(name, members=["Local/agent@agents"]) for name in QUEUES},
-                       agents={"agent": AgentSpec("agent", answer_after=3.0, talk=20.0)})
+    config = SimConfig(
+        queues={name: QueueSpec(name, members=["Local/agent@agents"]) for name in QUEUES},
+        agents={"agent": AgentSpec("agent", answer_after=3.0, talk=20.0)},
+    )
     sim = SimulatedAsterisk(config, clock=clock)
     await sim.start(fastagi=("127.0.0.1", server.port), ami=True)
     client = AMIClient("127.0.0.1", sim.ami_port, "ivr", "ivrsecret", ping_interval=0)
@@ -77,16 +97,21 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
 
 async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
     """Wait for AMI events still in flight (they travel over TCP after the call's AGI ended)."""
+
     async def poll() -> None:
         while not condition():
             await asyncio.sleep(0.01)
+
     await asyncio.wait_for(poll(), timeout)
 
 
 def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     text = generate_latest(metrics.REGISTRY).decode()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def value(samples: dict, name: str, **labels: str) -> float | None:
@@ -140,6 +165,9 @@ async def test_scrape_has_the_names_the_dashboard_reads_after_real_calls(stack: 
     names = {name for name, _ in scrape()}
     # Metrics only a part of the system not run here would create (parking, recordings, lookups, reloads...) may
     # be absent; the queue, call and AGI series the dashboard reads must all be there after real calls.
-    wanted = {n for n in used_metric_names() if n.startswith(("ivr_queue_", "ivr_calls_", "ivr_call_outcomes",
-                                                               "ivr_agi_", "ivr_ami_up", "ivr_node_visits"))}
+    wanted = {
+        n
+        for n in used_metric_names()
+        if n.startswith(("ivr_queue_", "ivr_calls_", "ivr_call_outcomes", "ivr_agi_", "ivr_ami_up", "ivr_node_visits"))
+    }
     assert wanted and not (wanted - names), sorted(wanted - names)

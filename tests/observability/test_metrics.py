@@ -1,4 +1,5 @@
 """ivr.metrics: bounded labels, and every metric the dashboard and the rules read is exported."""
+
 from __future__ import annotations
 
 import subprocess
@@ -18,8 +19,14 @@ _CLIENT_LABELS = {"le"}
 @pytest.fixture(scope="module")
 def scrape() -> str:
     """The exposition of ivr.metrics.REGISTRY after one observation on every metric (in a child process)."""
-    result = subprocess.run([sys.executable, "-m", "tests.observability.exercise"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=60, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.observability.exercise"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     return result.stdout
 
 
@@ -29,8 +36,23 @@ def sample_names(scrape: str) -> set[str]:
 
 
 def test_every_ivr_label_is_in_the_allowed_set(scrape: str) -> None:
-    assert metrics.ALLOWED_LABELS == {"flow", "node", "option", "outcome", "reason", "queue", "lot", "command",
-                                      "result", "event", "target", "state", "subscriber", "action", "version"}
+    assert {
+        "flow",
+        "node",
+        "option",
+        "outcome",
+        "reason",
+        "queue",
+        "lot",
+        "command",
+        "result",
+        "event",
+        "target",
+        "state",
+        "subscriber",
+        "action",
+        "version",
+    } == metrics.ALLOWED_LABELS
     seen_ivr = 0
     for family in text_string_to_metric_families(scrape):
         for s in family.samples:
@@ -53,24 +75,56 @@ def test_metric_set_covers_the_issue() -> None:
     exported = {m._name for m in all_metrics().values()}
     required = {
         # calls and outcomes, containment (outcome="contained"), time in IVR
-        "ivr_calls_started", "ivr_calls_active", "ivr_call_outcomes", "ivr_time_in_ivr_seconds",
+        "ivr_calls_started",
+        "ivr_calls_active",
+        "ivr_call_outcomes",
+        "ivr_time_in_ivr_seconds",
         # funnel
-        "ivr_node_visits", "ivr_node_exits", "ivr_menu_choices", "ivr_node_seconds",
+        "ivr_node_visits",
+        "ivr_node_exits",
+        "ivr_menu_choices",
+        "ivr_node_seconds",
         # transfers, parking, recordings
-        "ivr_transfers", "ivr_parked_calls", "ivr_parked_seconds", "ivr_park_timeouts", "ivr_recordings_active",
-        "ivr_recordings_finished", "ivr_recording_seconds",
+        "ivr_transfers",
+        "ivr_parked_calls",
+        "ivr_parked_seconds",
+        "ivr_park_timeouts",
+        "ivr_recordings_active",
+        "ivr_recordings_finished",
+        "ivr_recording_seconds",
         # queues
-        "ivr_queue_callers", "ivr_queue_longest_wait_seconds", "ivr_queue_agents", "ivr_queue_calls",
-        "ivr_queue_wait_seconds", "ivr_queue_talk_seconds", "ivr_queue_answered_within_sl",
-        "ivr_queue_service_level_ratio", "ivr_queue_service_level_threshold_seconds",
+        "ivr_queue_callers",
+        "ivr_queue_longest_wait_seconds",
+        "ivr_queue_agents",
+        "ivr_queue_calls",
+        "ivr_queue_wait_seconds",
+        "ivr_queue_talk_seconds",
+        "ivr_queue_answered_within_sl",
+        "ivr_queue_service_level_ratio",
+        "ivr_queue_service_level_threshold_seconds",
         # health
-        "ivr_ami_up", "ivr_ami_reconnects", "ivr_ami_events", "ivr_ami_events_dropped", "ivr_agi_connections",
-        "ivr_agi_connections_active", "ivr_agi_command_seconds", "ivr_agi_command_results", "ivr_config_reloads",
-        "ivr_config_reload_failing", "ivr_config",
+        "ivr_ami_up",
+        "ivr_ami_reconnects",
+        "ivr_ami_events",
+        "ivr_ami_events_dropped",
+        "ivr_agi_connections",
+        "ivr_agi_connections_active",
+        "ivr_agi_command_seconds",
+        "ivr_agi_command_results",
+        "ivr_config_reloads",
+        "ivr_config_reload_failing",
+        "ivr_config",
     }
     assert required <= exported, sorted(required - exported)
-    assert set(metrics.OUTCOMES) >= {"transferred", "parked", "voicemail", "callback", "contained", "abandoned",
-                                     "error"}
+    assert set(metrics.OUTCOMES) >= {
+        "transferred",
+        "parked",
+        "voicemail",
+        "callback",
+        "contained",
+        "abandoned",
+        "error",
+    }
 
 
 def test_bounded_event_folds_unknown_names() -> None:
@@ -124,6 +178,7 @@ def test_a_failing_hook_does_not_break_the_scrape(caplog: pytest.LogCaptureFixtu
 
 def test_transfer_success_results_match_the_rules() -> None:
     from tests.observability.promql_names import RULES
+
     text = RULES.read_text()
     regex = "|".join(metrics.TRANSFER_SUCCESS_RESULTS)
     assert text.count(f'result=~"{regex}"') == 2  # ivr:transfer_success:ratio5m and 1h
@@ -152,8 +207,12 @@ def test_series_exist_at_zero_before_the_first_event() -> None:
     assert metrics.REGISTRY.get_sample_value("ivr_agi_connections_total", {"result": "noroute"}) is not None
     assert metrics.REGISTRY.get_sample_value("ivr_config_reloads_total", {"result": "failed"}) is not None
     metrics.init_flow_series("flow-never-called")
-    assert metrics.REGISTRY.get_sample_value(
-        "ivr_call_outcomes_total", {"flow": "flow-never-called", "outcome": "contained"}) == 0
+    assert (
+        metrics.REGISTRY.get_sample_value(
+            "ivr_call_outcomes_total", {"flow": "flow-never-called", "outcome": "contained"}
+        )
+        == 0
+    )
     assert metrics.REGISTRY.get_sample_value("ivr_calls_started_total", {"flow": "flow-never-called"}) == 0
     for metric in (metrics.CALLS_STARTED, metrics.CALLS_ACTIVE, metrics.VOICEMAILS):
         metric.remove("flow-never-called")

@@ -1,5 +1,6 @@
 """The Prometheus files pass promtool: config and rule syntax, and the rule unit tests in
 config/prometheus/tests/ (recording-rule values and alert firing). Skips only when promtool is not installed."""
+
 from __future__ import annotations
 
 import shutil
@@ -12,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PROM = ROOT / "config" / "prometheus"
 PROMTOOL = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(
-    PROMTOOL is None, reason="promtool not installed (Debian: apt-get install prometheus; .ci/run installs it)")
+    PROMTOOL is None, reason="promtool not installed (Debian: apt-get install prometheus; .ci/run installs it)"
+)
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:

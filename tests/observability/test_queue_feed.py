@@ -1,11 +1,13 @@
 """QueueStatsFeed over a fake AMI client that follows the AMIClient contract of docs/architecture.md
 (subscribe(handler, events=...), on_connected(cb), list_action(name) -> (response, items)). The list items are the
 real QueueStatus (ActionID ami-13) and QueueSummary (ami-15) answers from ami-15-queue."""
+
 from __future__ import annotations
 
 import asyncio
 import inspect
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 from prometheus_client import generate_latest
@@ -19,8 +21,12 @@ from tests.observability.transcript import ami_messages
 MESSAGES = ami_messages("ami-15-queue")
 STATUS_ITEMS = [m for m in MESSAGES if m.get("ActionID") == "ami-13" and "Event" in m]
 SUMMARY_ITEMS = [m for m in MESSAGES if m.get("ActionID") == "ami-15" and "Event" in m]
-CALLER_2_END = [m for m in MESSAGES if m.get("Uniqueid") == "1795909485.129"
-                and m.get("Event") in ("HangupRequest", "QueueCallerAbandon", "QueueCallerLeave")]
+CALLER_2_END = [
+    m
+    for m in MESSAGES
+    if m.get("Uniqueid") == "1795909485.129"
+    and m.get("Event") in ("HangupRequest", "QueueCallerAbandon", "QueueCallerLeave")
+]
 
 
 class FakeSubscription:
@@ -40,8 +46,15 @@ class FakeAMIClient:
         self.list_calls: list[str] = []
         self.resynced = asyncio.Event()
 
-    def subscribe(self, handler: Callable[[Any], Awaitable[None]], events: set[str] | None = None, *,
-                  maxsize: int = 10000, overflow: str = "drop_oldest", name: str = "") -> FakeSubscription:
+    def subscribe(
+        self,
+        handler: Callable[[Any], Awaitable[None]],
+        events: set[str] | None = None,
+        *,
+        maxsize: int = 10000,
+        overflow: str = "drop_oldest",
+        name: str = "",
+    ) -> FakeSubscription:
         sub = FakeSubscription()
         self.handlers.append((handler, events, sub))
         return sub
@@ -49,8 +62,9 @@ class FakeAMIClient:
     def on_connected(self, callback: Callable[[], Any]) -> None:
         self.connected_callbacks.append(callback)
 
-    async def list_action(self, name: str, headers: Any = None, *, timeout: float | None = None
-                          ) -> tuple[dict[str, str], list[dict[str, str]]]:
+    async def list_action(
+        self, name: str, headers: Any = None, *, timeout: float | None = None
+    ) -> tuple[dict[str, str], list[dict[str, str]]]:
         self.list_calls.append(name)
         if self.fail_next:
             self.fail_next -= 1

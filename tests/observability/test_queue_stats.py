@@ -1,4 +1,5 @@
 """QueueStats core, driven by the real Asterisk 22 events of ami-15-queue and agi-07-queue-moh-park."""
+
 from __future__ import annotations
 
 import pytest
@@ -8,7 +9,9 @@ from tests.observability.conftest import Deltas, FakeClock, sample
 from tests.observability.transcript import ami_messages, quoted
 
 # --- quoted from ami-15-queue.txt (checked verbatim by quoted()) ------------------------------------------------
-JOIN_CALLER_2 = quoted("ami-15-queue", """
+JOIN_CALLER_2 = quoted(
+    "ami-15-queue",
+    """
     Event: QueueCallerJoin
     ...
     Uniqueid: 1795909485.129
@@ -16,8 +19,11 @@ JOIN_CALLER_2 = quoted("ami-15-queue", """
     Queue: testq
     Position: 1
     Count: 1
-""")
-HANGUP_REQUEST_CALLER_2 = quoted("ami-15-queue", """
+""",
+)
+HANGUP_REQUEST_CALLER_2 = quoted(
+    "ami-15-queue",
+    """
     Event: HangupRequest
     Privilege: call,all
     Channel: Local/testq@queue-entry-0000003e;2
@@ -25,8 +31,11 @@ HANGUP_REQUEST_CALLER_2 = quoted("ami-15-queue", """
     Uniqueid: 1795909485.129
     Linkedid: 1795909485.128
     Cause: 0
-""")
-ABANDON_CALLER_2 = quoted("ami-15-queue", """
+""",
+)
+ABANDON_CALLER_2 = quoted(
+    "ami-15-queue",
+    """
     Event: QueueCallerAbandon
     ...
     Uniqueid: 1795909485.129
@@ -35,8 +44,11 @@ ABANDON_CALLER_2 = quoted("ami-15-queue", """
     Position: 1
     OriginalPosition: 1
     HoldTime: 3
-""")
-LEAVE_CALLER_2 = quoted("ami-15-queue", """
+""",
+)
+LEAVE_CALLER_2 = quoted(
+    "ami-15-queue",
+    """
     Event: QueueCallerLeave
     ...
     Uniqueid: 1795909485.129
@@ -44,8 +56,11 @@ LEAVE_CALLER_2 = quoted("ami-15-queue", """
     Queue: testq
     Position: 1
     Count: 0
-""")
-PAUSED_AWAY = quoted("ami-15-queue", """
+""",
+)
+PAUSED_AWAY = quoted(
+    "ami-15-queue",
+    """
     Event: QueueMemberPause
     Privilege: agent,all
     Queue: testq
@@ -56,8 +71,11 @@ PAUSED_AWAY = quoted("ami-15-queue", """
     Status: 0
     Paused: 1
     PausedReason: away
-""")
-AGENT_CONNECT = quoted("ami-15-queue", """
+""",
+)
+AGENT_CONNECT = quoted(
+    "ami-15-queue",
+    """
     Event: AgentConnect
     ...
     Queue: testq
@@ -65,8 +83,11 @@ AGENT_CONNECT = quoted("ami-15-queue", """
     MemberName: Agent One
     HoldTime: 0
     RingTime: 0
-""")
-AGENT_COMPLETE = quoted("ami-15-queue", """
+""",
+)
+AGENT_COMPLETE = quoted(
+    "ami-15-queue",
+    """
     Event: AgentComplete
     ...
     Queue: testq
@@ -75,8 +96,11 @@ AGENT_COMPLETE = quoted("ami-15-queue", """
     HoldTime: 0
     TalkTime: 4
     Reason: agent
-""")
-UNPAUSED = quoted("ami-15-queue", """
+""",
+)
+UNPAUSED = quoted(
+    "ami-15-queue",
+    """
     Event: QueueMemberPause
     Privilege: agent,all
     Queue: testq
@@ -87,9 +111,12 @@ UNPAUSED = quoted("ami-15-queue", """
     ...
     Status: 0
     Paused: 0
-""")
+""",
+)
 # QueueStatus answer while caller 2 waits (ActionID ami-13)
-STATUS_PARAMS = quoted("ami-15-queue", """
+STATUS_PARAMS = quoted(
+    "ami-15-queue",
+    """
     Event: QueueParams
     Queue: testq
     Max: 0
@@ -100,8 +127,11 @@ STATUS_PARAMS = quoted("ami-15-queue", """
     Completed: 1
     Abandoned: 1
     ServiceLevel: 0
-""")
-STATUS_MEMBER = quoted("ami-15-queue", """
+""",
+)
+STATUS_MEMBER = quoted(
+    "ami-15-queue",
+    """
     Event: QueueMember
     Queue: testq
     Name: Agent One
@@ -113,8 +143,11 @@ STATUS_MEMBER = quoted("ami-15-queue", """
     PausedReason: away
     Wrapuptime: 0
     ActionID: ami-13
-""")
-STATUS_ENTRY = quoted("ami-15-queue", """
+""",
+)
+STATUS_ENTRY = quoted(
+    "ami-15-queue",
+    """
     Event: QueueEntry
     Queue: testq
     Position: 1
@@ -124,8 +157,11 @@ STATUS_ENTRY = quoted("ami-15-queue", """
     Wait: 1
     Priority: 0
     ActionID: ami-13
-""")
-SUMMARY = quoted("ami-15-queue", """
+""",
+)
+SUMMARY = quoted(
+    "ami-15-queue",
+    """
     Event: QueueSummary
     Queue: testq
     LoggedIn: 1
@@ -135,15 +171,15 @@ SUMMARY = quoted("ami-15-queue", """
     TalkTime: 4
     LongestHoldTime: 0
     ActionID: ami-15
-""")
+""",
+)
 
 
 def agents(state: str, queue: str = "testq") -> float:
     return sample("ivr_queue_agents", queue=queue, state=state)
 
 
-def test_abandon_is_a_waiting_caller_whose_channel_hung_up(stats: QueueStats, clock: FakeClock,
-                                                          deltas: Deltas) -> None:
+def test_abandon_is_a_waiting_caller_whose_channel_hung_up(stats: QueueStats, clock: FakeClock, deltas: Deltas) -> None:
     stats.apply(JOIN_CALLER_2)
     clock.now += 3.5
     stats.refresh()  # what the scrape hook does (QueueStatsFeed installs it)
@@ -219,6 +255,7 @@ def test_asterisk_servicelevel_is_used_when_not_configured_here() -> None:
 
 def test_agents_by_state_from_member_status() -> None:
     from ivr.queue_stats import Member
+
     assert Member(status=1).state == "available"
     assert Member(status=0).state == "available"  # unknown: Asterisk still rings it
     assert Member(status=2).state == "busy"
@@ -285,6 +322,7 @@ def test_queue_label_is_capped(clock: FakeClock, caplog: pytest.LogCaptureFixtur
 
 def metrics_has_series(name: str, **labels: str) -> bool:
     from ivr import metrics
+
     return metrics.REGISTRY.get_sample_value(name, labels) is not None
 
 
@@ -337,8 +375,9 @@ def test_replay_agi_07(stats: QueueStats, clock: FakeClock, deltas: Deltas) -> N
 
 def test_subscribed_events_are_exactly_the_handled_ones() -> None:
     from ivr.queue_stats import HANGUP_EVENTS, QUEUE_EVENTS
-    assert QUEUE_EVENTS == set(QueueStats._HANDLERS)
-    assert HANGUP_EVENTS == {"HangupRequest", "SoftHangupRequest", "Hangup"}
+
+    assert set(QueueStats._HANDLERS) == QUEUE_EVENTS
+    assert {"HangupRequest", "SoftHangupRequest", "Hangup"} == HANGUP_EVENTS
 
 
 def test_replay_exact_bytes_through_the_ami_parser(stats: QueueStats, deltas: Deltas) -> None:

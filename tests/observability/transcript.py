@@ -5,9 +5,11 @@ Rules: the .jsonl holds the exact bytes; we split Asterisk's stream on the blank
 markers so a test can stop at a scenario boundary. Each dict also carries "_t", the recording time in seconds
 (the time the bytes arrived), so a replay can drive a fake clock. No network text is interpreted beyond that.
 """
+
 from __future__ import annotations
 
 import json
+
 from tests.asterisk_data import ASTERISK_DATA
 
 ASTERISK_DIR = ASTERISK_DATA
@@ -50,8 +52,11 @@ def quoted(name: str, excerpt: str) -> dict[str, str]:
     """Parse an excerpt of one AMI message quoted in a test, after checking that it is verbatim what Asterisk sent in
     transcript `name`: runs of lines must match exactly and in order; a line `...` stands for lines left out (within
     the same message)."""
-    wire = [line.split(" <<< ", 1)[1].removesuffix("\\r\\n").rstrip()
-            for line in (ASTERISK_DIR / f"{name}.txt").read_text().splitlines() if " <<< " in line]
+    wire = [
+        line.split(" <<< ", 1)[1].removesuffix("\\r\\n").rstrip()
+        for line in (ASTERISK_DIR / f"{name}.txt").read_text().splitlines()
+        if " <<< " in line
+    ]
     runs: list[list[str]] = [[]]
     for line in (line.strip() for line in excerpt.strip().splitlines()):
         if line == "...":
@@ -68,12 +73,12 @@ def _matches_from(wire: list[str], start: int, runs: list[list[str]]) -> bool:
     pos = start
     for index, run in enumerate(runs):
         if index == 0:
-            if wire[pos:pos + len(run)] != run:
+            if wire[pos : pos + len(run)] != run:
                 return False
         else:  # find the run later in the same message (before the blank line that ends it)
-            while pos < len(wire) and wire[pos] != "" and wire[pos:pos + len(run)] != run:
+            while pos < len(wire) and wire[pos] != "" and wire[pos : pos + len(run)] != run:
                 pos += 1
-            if pos >= len(wire) or wire[pos:pos + len(run)] != run:
+            if pos >= len(wire) or wire[pos : pos + len(run)] != run:
                 return False
         pos += len(run)
     return True

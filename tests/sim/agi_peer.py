@@ -3,10 +3,11 @@
 Each accepted connection runs `handler(peer)`; `peer.cmd("ANSWER")` sends one line and returns the reply lines
 (all lines of a 520 block).  `peer.line()` reads one unsolicited line (e.g. "HANGUP").
 """
+
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 
 class Peer:
@@ -54,7 +55,7 @@ class ScriptedAGIServer:
         self.errors: list[BaseException] = []
         self.peers: list[Peer] = []
 
-    async def __aenter__(self) -> "ScriptedAGIServer":
+    async def __aenter__(self) -> ScriptedAGIServer:
         self.server = await asyncio.start_server(self._conn, "127.0.0.1", 0)
         self.port = self.server.sockets[0].getsockname()[1]
         return self

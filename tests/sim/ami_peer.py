@@ -1,4 +1,5 @@
 """A minimal AMI client for the simulator's tests, on ivr.ami.protocol's framing (client role)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -16,7 +17,7 @@ class AMIPeer:
         self._seq = 0
 
     @classmethod
-    async def connect(cls, port: int, login: bool = True) -> "AMIPeer":
+    async def connect(cls, port: int, login: bool = True) -> AMIPeer:
         peer = cls()
         peer.reader, peer.writer = await asyncio.open_connection("127.0.0.1", port)
         if login:
@@ -52,8 +53,9 @@ class AMIPeer:
         self.writer.write(encode_action(name, headers or [], action_id=aid))
         return await self.next(lambda m: m.get("Event") is None and m.get("ActionID") == aid)
 
-    async def list_action(self, name: str, complete: str, headers: list[tuple[str, str]] | None = None
-                          ) -> tuple[Message, list[Message]]:
+    async def list_action(
+        self, name: str, complete: str, headers: list[tuple[str, str]] | None = None
+    ) -> tuple[Message, list[Message]]:
         resp = await self.action(name, headers)
         aid = resp["ActionID"]
         items = []

@@ -1,4 +1,5 @@
 """Asterisk-side AGI parsing, as res_agi does it (agi-01, agi-05)."""
+
 from __future__ import annotations
 
 import pytest
@@ -6,24 +7,27 @@ import pytest
 from ivr.sim.agi_codec import LineBuffer, env_block, parse_args, parse_command, reply, usage_block
 
 
-@pytest.mark.parametrize("line,words", [
-    ('SET VARIABLE MYVAR "hello world"', ["SET", "VARIABLE", "MYVAR", "hello world"]),
-    ('SET VARIABLE MYVAR2 "say \\"hi\\" there"', ["SET", "VARIABLE", "MYVAR2", 'say "hi" there']),
-    ("SET VARIABLE MYVAR3 'single quoted'", ["SET", "VARIABLE", "MYVAR3", "'single", "quoted'"]),
-    ('SET VARIABLE EMPTYVAR ""', ["SET", "VARIABLE", "EMPTYVAR", ""]),
-    ("GET   VARIABLE    CALLERID(num)", ["GET", "VARIABLE", "CALLERID(num)"]),
-    ("GET VARIABLE CALLERID(num)\r", ["GET", "VARIABLE", "CALLERID(num)\r"]),
-    ('STREAM FILE beep "" 2000', ["STREAM", "FILE", "beep", "", "2000"]),
-    ("a\\ b c", ["a b", "c"]),
-    ("", []),
-])
+@pytest.mark.parametrize(
+    "line,words",
+    [
+        ('SET VARIABLE MYVAR "hello world"', ["SET", "VARIABLE", "MYVAR", "hello world"]),
+        ('SET VARIABLE MYVAR2 "say \\"hi\\" there"', ["SET", "VARIABLE", "MYVAR2", 'say "hi" there']),
+        ("SET VARIABLE MYVAR3 'single quoted'", ["SET", "VARIABLE", "MYVAR3", "'single", "quoted'"]),
+        ('SET VARIABLE EMPTYVAR ""', ["SET", "VARIABLE", "EMPTYVAR", ""]),
+        ("GET   VARIABLE    CALLERID(num)", ["GET", "VARIABLE", "CALLERID(num)"]),
+        ("GET VARIABLE CALLERID(num)\r", ["GET", "VARIABLE", "CALLERID(num)\r"]),
+        ('STREAM FILE beep "" 2000', ["STREAM", "FILE", "beep", "", "2000"]),
+        ("a\\ b c", ["a b", "c"]),
+        ("", []),
+    ],
+)
 def test_parse_args_like_res_agi(line: str, words: list[str]) -> None:
     assert parse_args(line) == words
 
 
 def test_command_lookup() -> None:
     assert parse_command("noop").name == ("NOOP",)
-    assert parse_command("NOOP\r").name is None                     # -> 510
+    assert parse_command("NOOP\r").name is None  # -> 510
     assert parse_command("CHANNEL STATUS\r").name is None
     assert parse_command("get full variable ${X}").name == ("GET", "FULL", "VARIABLE")
     assert parse_command("GET VARIABLE X").args == ("X",)
@@ -40,8 +44,10 @@ def test_reply_forms_of_the_recordings() -> None:
     assert reply(35, "dtmf", endpos=18560) == b"200 result=35 (dtmf) endpos=18560\n"
     assert reply(-1, "writefile") == b"200 result=-1 (writefile)\n"
     head, body = usage_block(("SET", "VARIABLE"))
-    assert head + body == (b"520-Invalid command syntax.  Proper usage follows:\n"
-                           b"Sets a variable to the current channel.\n520 End of proper usage.\n")
+    assert head + body == (
+        b"520-Invalid command syntax.  Proper usage follows:\n"
+        b"Sets a variable to the current channel.\n520 End of proper usage.\n"
+    )
 
 
 def test_env_block_keeps_empty_values_and_ends_with_empty_line() -> None:

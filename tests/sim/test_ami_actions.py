@@ -2,6 +2,7 @@
 
 Expected strings are the recorded ones (ami-10 .. ami-17).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -24,7 +25,7 @@ async def _sim(handler, config: SimConfig | None = None, clock=None):  # type: i
 
 async def _idle(p: Peer) -> None:
     await p.cmd("ANSWER")
-    await p.line()          # wait for HANGUP
+    await p.line()  # wait for HANGUP
 
 
 async def test_login_rules_and_errors() -> None:
@@ -35,20 +36,25 @@ async def test_login_rules_and_errors() -> None:
         assert (r["Response"], r["Message"]) == ("Error", "Permission denied")
         r = await a.action("Login", [("Username", "ivr"), ("Secret", "bad")])
         assert (r["Response"], r["Message"]) == ("Error", "Authentication failed")
-        assert await a.reader.read() == b""               # Asterisk closes after a failed login
+        assert await a.reader.read() == b""  # Asterisk closes after a failed login
         b = await AMIPeer.connect(sim.ami_port)
         assert b.banner is not None and b.banner.text == "Asterisk Call Manager/11.0.0"
         assert (await b.event("FullyBooted"))["Status"] == "Fully Booted"
         r = await b.action("NoSuchAction")
-        assert r["Message"] == ("Invalid/unknown command: NoSuchAction. Use Action: ListCommands to show "
-                                "available commands.")
+        assert r["Message"] == (
+            "Invalid/unknown command: NoSuchAction. Use Action: ListCommands to show available commands."
+        )
         assert (await b.action("Hangup"))["Message"] == "No channel specified"
-        assert (await b.action("Hangup", [("Channel", "Local/nothing-here-00000000;1")]))["Message"] == "No such channel"
+        assert (await b.action("Hangup", [("Channel", "Local/nothing-here-00000000;1")]))[
+            "Message"
+        ] == "No such channel"
         assert (await b.action("Getvar", [("Channel", "Local/x-00000000;1")]))["Message"] == "No variable specified"
-        assert (await b.action("Originate", [("Context", "idle-leg"), ("Exten", "s"), ("Priority", "1")]
-                               ))["Message"] == "Channel not specified"
-        assert (await b.action("Originate", [("Channel", "Local/s@idle-leg"), ("Exten", "s")]))["Message"] == \
-            "Originate with 'Exten' requires 'Context' and 'Priority'"
+        assert (await b.action("Originate", [("Context", "idle-leg"), ("Exten", "s"), ("Priority", "1")]))[
+            "Message"
+        ] == "Channel not specified"
+        assert (await b.action("Originate", [("Channel", "Local/s@idle-leg"), ("Exten", "s")]))[
+            "Message"
+        ] == "Originate with 'Exten' requires 'Context' and 'Priority'"
         assert (await b.action("QueueAdd", [("Queue", "testq")]))["Message"] == "'Interface' not specified."
         assert (await b.action("Park"))["Message"] == "Channel not specified"
         r = await b.action("Setvar", [("Variable", "GLOBALTEST"), ("Value", "global value")])
@@ -56,8 +62,9 @@ async def test_login_rules_and_errors() -> None:
         r = await b.action("Getvar", [("Variable", "GLOBALTEST")])
         assert (r["Variable"], r["Value"]) == ("GLOBALTEST", "global value")
         r = await b.action("Command", [("Command", "no such cli command")])
-        assert r["Output"] == ("No such command 'no such cli command' (type 'core show help no such' for other "
-                               "possible commands)")
+        assert r["Output"] == (
+            "No such command 'no such cli command' (type 'core show help no such' for other possible commands)"
+        )
         r = await b.action("CoreSettings")
         assert (r["AMIversion"], r["AsteriskVersion"], r["SoundsSearchCustomDir"]) == ("11.0.0", "22.10.1", "No")
         r = await b.action("CoreStatus")
@@ -75,10 +82,22 @@ async def test_originate_outcomes() -> None:
     sim, srv = await _sim(_idle)
     try:
         c = await AMIPeer.connect(sim.ami_port)
-        for chan, reason in (("Local/answer2s@agents", "4"), ("Local/busy@agents", "5"),
-                             ("Local/noanswer@agents", "3"), ("Local/nosuchexten@agents", "0")):
-            r = await c.action("Originate", [("Channel", chan), ("Application", "Playback"), ("Data", "beep"),
-                                             ("Async", "true"), ("Timeout", "3000")])
+        for chan, reason in (
+            ("Local/answer2s@agents", "4"),
+            ("Local/busy@agents", "5"),
+            ("Local/noanswer@agents", "3"),
+            ("Local/nosuchexten@agents", "0"),
+        ):
+            r = await c.action(
+                "Originate",
+                [
+                    ("Channel", chan),
+                    ("Application", "Playback"),
+                    ("Data", "beep"),
+                    ("Async", "true"),
+                    ("Timeout", "3000"),
+                ],
+            )
             assert r["Message"] == "Originate successfully queued"
             ev = await c.event("OriginateResponse", ActionID=r["ActionID"])
             assert ev["Reason"] == reason
@@ -102,9 +121,17 @@ async def test_originate_into_a_flow_runs_fastagi() -> None:
     sim, srv = await _sim(handler, cfg)
     try:
         c = await AMIPeer.connect(sim.ami_port)
-        r = await c.action("Originate", [("Channel", "PJSIP/+37060000009@trunk"), ("Context", "ivr-callback"),
-                                         ("Exten", "callback"), ("Priority", "1"), ("Async", "true"),
-                                         ("CallerID", '"Shop" <+3705200000>')])
+        r = await c.action(
+            "Originate",
+            [
+                ("Channel", "PJSIP/+37060000009@trunk"),
+                ("Context", "ivr-callback"),
+                ("Exten", "callback"),
+                ("Priority", "1"),
+                ("Async", "true"),
+                ("CallerID", '"Shop" <+3705200000>'),
+            ],
+        )
         ev = await c.event("OriginateResponse", ActionID=r["ActionID"])
         assert ev["Reason"] == "4"
         await c.event("Hangup", Channel=ev["Channel"])
@@ -128,15 +155,18 @@ async def test_redirect_ivr_call_to_parking_then_retrieve() -> None:
         c = await AMIPeer.connect(sim.ami_port)
         call = await sim.place_call(CallSpec(flow="main", sends_media=True))
         await c.event("AGIExecStart", Command='STREAM FILE demo-congrats ""')
-        r = await c.action("Redirect", [("Channel", call.name), ("Context", "parkedcalls"), ("Exten", "700"),
-                                        ("Priority", "1")])
+        r = await c.action(
+            "Redirect", [("Channel", call.name), ("Context", "parkedcalls"), ("Exten", "700"), ("Priority", "1")]
+        )
         assert r["Message"] == "Redirect successful"
         parked = await c.event("ParkedCall")
         assert parked["ParkeeChannel"] == call.name and parked["ParkingSpace"] == "701"
         _, items = await c.list_action("ParkedCalls", "ParkedCallsComplete")
         assert [m["ParkingSpace"] for m in items] == ["701"]
-        r = await c.action("Originate", [("Channel", "Local/701@parkedcalls"), ("Application", "Wait"),
-                                         ("Data", "0.2"), ("Async", "true")])
+        r = await c.action(
+            "Originate",
+            [("Channel", "Local/701@parkedcalls"), ("Application", "Wait"), ("Data", "0.2"), ("Async", "true")],
+        )
         await c.event("UnParkedCall")
         rec = await call.finished(timeout=5)
         assert lines[0][0].startswith("200 result=-1 endpos=") and lines[1] == ["HANGUP\n"]
@@ -160,8 +190,15 @@ async def test_blind_transfer_of_a_bridged_caller_and_chanspy() -> None:
         c = await AMIPeer.connect(sim.ami_port)
         call = await sim.place_call(CallSpec(flow="main", sends_media=True))
         await c.event("BridgeEnter", Channel=call.name)
-        r = await c.action("Originate", [("Channel", "PJSIP/supervisor"), ("Application", "ChanSpy"),
-                                         ("Data", call.name + ",qw"), ("Async", "true")])
+        r = await c.action(
+            "Originate",
+            [
+                ("Channel", "PJSIP/supervisor"),
+                ("Application", "ChanSpy"),
+                ("Data", call.name + ",qw"),
+                ("Async", "true"),
+            ],
+        )
         spy = await c.event("ChanSpyStart")
         assert spy["SpyeeChannel"] == call.name
         r = await c.action("BlindTransfer", [("Channel", call.name), ("Context", "agents"), ("Exten", "1002")])
@@ -171,11 +208,13 @@ async def test_blind_transfer_of_a_bridged_caller_and_chanspy() -> None:
         assert rec.destinations[-1] == "agent:Local/1002@agents"
         assert rec.spied == ["whisper"]
         assert (await c.event("ChanSpyStop"))["SpyeeChannel"] == call.name
-        r = await c.action("BlindTransfer", [("Channel", "Local/nosuch-00000000;1"), ("Context", "phones"),
-                                             ("Exten", "carol")])
+        r = await c.action(
+            "BlindTransfer", [("Channel", "Local/nosuch-00000000;1"), ("Context", "phones"), ("Exten", "carol")]
+        )
         assert r["Response"] == "Error"
-        r = await c.action("Atxfer", [("Channel", "Local/nosuch-00000000;1"), ("Exten", "carol"),
-                                      ("Context", "phones")])
+        r = await c.action(
+            "Atxfer", [("Channel", "Local/nosuch-00000000;1"), ("Exten", "carol"), ("Context", "phones")]
+        )
         assert r["Message"] == "Channel specified does not exist"
     finally:
         await sim.stop()
@@ -186,14 +225,20 @@ async def test_queue_actions_with_recorded_strings() -> None:
     sim, srv = await _sim(_idle)
     try:
         c = await AMIPeer.connect(sim.ami_port)
-        add = [("Queue", "testq"), ("Interface", "Local/answer2s@agents"), ("Paused", "true"),
-               ("Reason", "initial pause"), ("MemberName", "Agent One")]
+        add = [
+            ("Queue", "testq"),
+            ("Interface", "Local/answer2s@agents"),
+            ("Paused", "true"),
+            ("Reason", "initial pause"),
+            ("MemberName", "Agent One"),
+        ]
         assert (await c.action("QueueAdd", add))["Message"] == "Added interface to queue"
         ev = await c.event("QueueMemberAdded")
         assert (ev["MemberName"], ev["Paused"], ev["PausedReason"]) == ("Agent One", "1", "initial pause")
         assert (await c.action("QueueAdd", add))["Message"] == "Unable to add interface: Already there"
-        r = await c.action("QueuePause", [("Queue", "testq"), ("Interface", "Local/answer2s@agents"),
-                                          ("Paused", "false")])
+        r = await c.action(
+            "QueuePause", [("Queue", "testq"), ("Interface", "Local/answer2s@agents"), ("Paused", "false")]
+        )
         assert r["Message"] == "Interface unpaused successfully"
         _, items = await c.list_action("QueueSummary", "QueueSummaryComplete", [("Queue", "testq")])
         assert (items[0]["LoggedIn"], items[0]["Available"]) == ("1", "1")
@@ -237,8 +282,9 @@ async def test_hangup_regex_status_and_mixmonitor(tmp_path: Path) -> None:
         c = await AMIPeer.connect(sim.ami_port)
         call = await sim.place_call(CallSpec(flow="main", sends_media=True, script=[OnCommand("ANSWER"), Sleep(30)]))
         await c.event("AGIExecEnd", Command="ANSWER")
-        r = await c.action("MixMonitor", [("Channel", call.name), ("File", str(tmp_path / "m.wav")),
-                                          ("Options", "i(MMID)")])
+        r = await c.action(
+            "MixMonitor", [("Channel", call.name), ("File", str(tmp_path / "m.wav")), ("Options", "i(MMID)")]
+        )
         assert r["MixMonitorID"].startswith("0x")
         r = await c.action("Getvar", [("Channel", call.name), ("Variable", "MMID")])
         assert r["Value"] == (await c.action("Getvar", [("Channel", call.name), ("Variable", "MMID")]))["Value"]
@@ -298,8 +344,8 @@ async def test_core_stop_now_hangs_up_calls_and_says_shutdown() -> None:
         assert r["Response"] == "Success"
         ev = await c.event("Shutdown")
         assert (ev["Shutdown"], ev["Restart"]) == ("Cleanly", "False")
-        assert await c.reader.read() == b""            # then Asterisk closes the socket, no Goodbye
-        assert await quiet.reader.read() == b""        # events off: no bytes, just EOF
+        assert await c.reader.read() == b""  # then Asterisk closes the socket, no Goodbye
+        assert await quiet.reader.read() == b""  # events off: no bytes, just EOF
         rec = await call.finished(timeout=5)
         assert got == [["200 result=-1\n"], ["HANGUP\n"], ["200 result=1 (5551234)\n"]]
         assert rec.ended.by == "shutdown"

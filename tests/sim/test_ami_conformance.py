@@ -3,6 +3,7 @@
 All connections of the recording are replayed in the recorded order; every line the simulator sends is compared
 with the recorded line after `normalise_ami()` (times, session pointers, ports, the MD5 challenge).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -44,7 +45,7 @@ async def test_ami_10_login_ping_events_logoff() -> None:
                 elif r["data"].startswith("EOF: Asterisk closed"):
                     rest = await asyncio.wait_for(conns[stream][0].read(), 5)
                     if rest:
-                        mismatches.append("%s: expected EOF, got %r" % (stream, rest))
+                        mismatches.append(f"{stream}: expected EOF, got {rest!r}")
                 continue
             reader, writer = conns[stream]
             if r["dir"] == "app->asterisk":
@@ -62,8 +63,8 @@ async def test_ami_10_login_ping_events_logoff() -> None:
                     challenge[stream] = m.group(1)
                 compared += 1
                 if normalise_ami(got) != normalise_ami(want):
-                    mismatches.append("%s: got %r, recorded %r" % (stream, got, want))
+                    mismatches.append(f"{stream}: got {got!r}, recorded {want!r}")
     finally:
         await sim.stop()
-    assert compared == 263   # every line Asterisk sent in the recording
+    assert compared == 263  # every line Asterisk sent in the recording
     assert not mismatches, "\n".join(mismatches[:20])

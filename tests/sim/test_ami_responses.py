@@ -4,6 +4,7 @@ The recorded actions are sent in order (channel names of the recording replaced 
 the same origin); for each action the simulator's `Response` message (matched by ActionID) is compared with the
 recorded one after normalising pointers and times.  Events are not compared here (see NOT_COVERED).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -41,13 +42,15 @@ async def test_responses_match_recording(name: str, tmp_path: Path) -> None:
     recs = [r for r in load_records(name) if r.get("stream", "ami") in ("ami", "note") or "stream" not in r]
     recorded_out = "".join(r["data"] for r in recs if r["dir"] == "asterisk->app")
     banner, _, rest = recorded_out.partition("\r\n")
-    recorded = {m.get("ActionID"): m for m in _messages(banner + "\r\n" + rest)
-                if m.get("Response") and m.get("Event") is None}
+    recorded = {
+        m.get("ActionID"): m for m in _messages(banner + "\r\n" + rest) if m.get("Response") and m.get("Event") is None
+    }
     recorded_chans = [m["Channel"] for m in _messages(banner + "\r\n" + rest) if m.get("Event") == "Newchannel"]
 
-    config = SimConfig(ami_auth_failure_delay=0.01,
-                       path_map={"/var/spool/asterisk/recordings": str(tmp_path),
-                                 "/var/spool/asterisk/monitor": str(tmp_path)})
+    config = SimConfig(
+        ami_auth_failure_delay=0.01,
+        path_map={"/var/spool/asterisk/recordings": str(tmp_path), "/var/spool/asterisk/monitor": str(tmp_path)},
+    )
     for exten, answer in AGENTS.items():
         config.agents[exten] = AgentSpec(exten, answer_after=answer, talk=None)
     sim = SimulatedAsterisk(config, clock=RealClock())
@@ -71,7 +74,7 @@ async def test_responses_match_recording(name: str, tmp_path: Path) -> None:
                         our_chans.append(m["Channel"])
                     ours.append(m)
 
-    pointers: dict[str, str] = {}   # recorded MixMonitorID -> ours
+    pointers: dict[str, str] = {}  # recorded MixMonitorID -> ours
 
     def mapped(text: str) -> str:
         for i, rec_name in enumerate(recorded_chans):
@@ -90,7 +93,7 @@ async def test_responses_match_recording(name: str, tmp_path: Path) -> None:
                     continue
                 aid = re.search(r"ActionID: ([^\r\n]*)", block)
                 needed = [n for n in recorded_chans if n in block]
-                for n in needed:             # wait for our channel of the same origin to exist
+                for n in needed:  # wait for our channel of the same origin to exist
                     while recorded_chans.index(n) >= len(our_chans):
                         await _read_more(reader, parser, ours, our_chans)
                 writer.write(mapped(block).encode("latin-1"))
@@ -98,14 +101,17 @@ async def test_responses_match_recording(name: str, tmp_path: Path) -> None:
                 if aid is None:
                     continue
                 want = recorded[aid.group(1)]
-                got = await until(lambda m, a=aid.group(1): m.get("Response") is not None
-                                  and m.get("Event") is None and m.get("ActionID") == a)
+                got = await until(
+                    lambda m, a=aid.group(1): (
+                        m.get("Response") is not None and m.get("Event") is None and m.get("ActionID") == a
+                    )
+                )
                 if want.get("MixMonitorID") and got.get("MixMonitorID"):
                     pointers[want["MixMonitorID"]] = got["MixMonitorID"]
                 w = _norm([(k, mapped(v)) for k, v in want.items()])
                 g = _norm(list(got.items()))
                 if w != g:
-                    mismatches.append("%s: got %r, recorded %r" % (aid.group(1), g, w))
+                    mismatches.append(f"{aid.group(1)}: got {g!r}, recorded {w!r}")
     finally:
         writer.close()
         await sim.stop()
@@ -113,8 +119,9 @@ async def test_responses_match_recording(name: str, tmp_path: Path) -> None:
     assert not mismatches, "\n".join(mismatches)
 
 
-async def _read_more(reader: asyncio.StreamReader, parser: AMIParser, ours: list[Message],
-                     our_chans: list[str]) -> None:
+async def _read_more(
+    reader: asyncio.StreamReader, parser: AMIParser, ours: list[Message], our_chans: list[str]
+) -> None:
     data = await asyncio.wait_for(reader.read(65536), 5)
     assert data, "AMI closed"
     for m in parser.feed(data):

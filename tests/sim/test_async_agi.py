@@ -4,6 +4,7 @@ Compared: every action's response message, the AsyncAGIStart Env (normalised), e
 (Result, CommandId) in order, and one AsyncAGIEnd per call.  Actions the recorder sent while a command was
 running (PlayDTMF, the caller's Hangup) are sent at the recorded offset on the virtual clock.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -40,8 +41,9 @@ async def test_agi_09_async_agi_over_ami() -> None:
                 exec_time.setdefault(cid, r["t"])
     actions = [(r["t"], r["data"]) for r in recs if r["dir"] == "app->asterisk"]
 
-    sim = SimulatedAsterisk(SimConfig(routes={"async": Route(flow="agi:async", context="agi-scen")}),
-                            clock=VirtualClock())
+    sim = SimulatedAsterisk(
+        SimConfig(routes={"async": Route(flow="agi:async", context="agi-scen")}), clock=VirtualClock()
+    )
     await sim.start(("127.0.0.1", 9))
     reader, writer = await asyncio.open_connection("127.0.0.1", sim.ami_port)
     parser = AMIParser(Role.CLIENT)
@@ -89,13 +91,13 @@ async def test_agi_09_async_agi_over_ami() -> None:
                 if "Action: AGI" in data:
                     target = re.search(r"Channel: (\S+);2", data)
                     if target and target.group(0) not in started and target.group(0) in rec_chans:
-                        ours_name = await mapped(target.group(0)[len("Channel: "):])
+                        ours_name = await mapped(target.group(0)[len("Channel: ") :])
                         await until(lambda m, n=ours_name: m.get("Event") == "AsyncAGIStart" and m["Channel"] == n)
                         started.add(target.group(0))
                 payload = (await mapped(data)).encode("latin-1")
                 writer.write(payload)
                 cid = re.search(r"CommandID: ([^\r]*)", data)
-                if cid and cid.group(1) in exec_time:      # actions the recorder sent while this one ran
+                if cid and cid.group(1) in exec_time:  # actions the recorder sent while this one ran
                     for j in range(i + 1, len(actions)):
                         t2, d2 = actions[j]
                         if t2 >= exec_time[cid.group(1)]:
@@ -111,7 +113,7 @@ async def test_agi_09_async_agi_over_ami() -> None:
             want = [(k, normalise(v)) for k, v in want]
             have = [(k, normalise(v)) for k, v in got.items()]
             if have != want:
-                mismatches.append("%s: got %r, recorded %r" % (aid, have, want))
+                mismatches.append(f"{aid}: got {have!r}, recorded {want!r}")
     finally:
         writer.close()
         await sim.stop()

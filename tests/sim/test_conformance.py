@@ -6,6 +6,7 @@ and every line the simulator sends is compared with the recorded line after `nor
 thread ids, ports, channel sequence numbers).  Scenarios not covered are listed explicitly below and the list is
 checked against the README index, so nothing is skipped silently.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -32,12 +33,12 @@ AGI_COVERED = [
     "agi-10-agistatus",
 ]
 AMI_COVERED = [
-    "ami-10-login-ping-events-logoff",   # replayed in test_ami_conformance.py
-    "agi-09-asyncagi",                   # responses, AsyncAGIStart Env, every AsyncAGIExec: test_async_agi.py
+    "ami-10-login-ping-events-logoff",  # replayed in test_ami_conformance.py
+    "agi-09-asyncagi",  # responses, AsyncAGIStart Env, every AsyncAGIExec: test_async_agi.py
 ]
 NOT_COVERED = {
     "ami-11-originate-event-stream": "its AGI session (.agi) is replayed byte-exact below; the AMI event stream "
-                                     "(LocalBridge, NewCallerid, DeviceStateChange ...) is emitted only in part",
+    "(LocalBridge, NewCallerid, DeviceStateChange ...) is emitted only in part",
     "ami-12-status-getvar-command": "Status/CoreShowChannels are simulated, but not byte-exact (CoreStatus, CoreSettings)",
     "ami-13-parking": "parking events are simulated, not byte-exact (Parkinglots, ParkedCallSwap)",
     "ami-14-mixmonitor": "responses replayed byte-exact in test_ami_responses.py; events not byte-exact",
@@ -45,7 +46,7 @@ NOT_COVERED = {
     "ami-16-transfers": "transfers are simulated, not byte-exact (bridge events)",
     "ami-17-errors-and-hangup": "responses replayed byte-exact in test_ami_responses.py; events not byte-exact",
     "ami-18-shutdown": "`core stop now` is simulated (sim.shutdown(), Command action; tested in "
-                       "test_ami_actions.py) but not replayed byte for byte",
+    "test_ami_actions.py) but not replayed byte for byte",
 }
 
 # Caller behaviour that the recordings give in the header, not in notes.
@@ -61,6 +62,7 @@ def test_every_indexed_scenario_is_covered_or_listed() -> None:
     assert len(names) == 19
     assert sorted(AGI_COVERED + AMI_COVERED + list(NOT_COVERED)) == sorted(names)
     from .test_ami_responses import RESPONSES_COVERED
+
     assert all("test_ami_responses.py" in NOT_COVERED[n] for n in RESPONSES_COVERED)
 
 
@@ -81,15 +83,19 @@ def _spec(env: dict[str, str], behaviour: dict) -> tuple[CallSpec, Route]:
         i += 1
     preset = {"PRESET": "value set in dialplan"} if env["agi_priority"] == "3" else {}
     tech = env["agi_type"]
-    route = Route(flow=script, context=env["agi_context"], query=dict(parse_qsl(query)), args=tuple(args),
-                  preset=preset)
+    route = Route(
+        flow=script, context=env["agi_context"], query=dict(parse_qsl(query)), args=tuple(args), preset=preset
+    )
     spec = CallSpec(
-        did=env["agi_extension"], caller_id=env["agi_callerid"],
+        did=env["agi_extension"],
+        caller_id=env["agi_callerid"],
         caller_name="" if env["agi_calleridname"] == "unknown" else env["agi_calleridname"],
-        language=env["agi_language"], technology=tech,
+        language=env["agi_language"],
+        technology=tech,
         trunk=env["agi_channel"].split("/", 1)[1].rsplit("-", 1)[0] if tech == "PJSIP" else None,
         variables={"ORIGVAR": "set by Originate"} if preset else {},
-        sends_media=behaviour.get("sends_media", False))
+        sends_media=behaviour.get("sends_media", False),
+    )
     return spec, route
 
 
@@ -124,11 +130,12 @@ async def test_agi_stream_matches_recording(name: str, index: int, tmp_path: Pat
     assert want and got == want
     checked = _check_files(name, stream, recordings)
     if exten in ("agi-04a", "agi-04b", "agi-08"):
-        assert checked, "the recorded files of %s were not compared" % exten
+        assert checked, f"the recorded files of {exten} were not compared"
 
 
-async def replay_stream(peer: Peer, stream: Stream, sim: SimulatedAsterisk, call: Call, behaviour: dict,
-                        mismatches: list[str]) -> None:
+async def replay_stream(
+    peer: Peer, stream: Stream, sim: SimulatedAsterisk, call: Call, behaviour: dict, mismatches: list[str]
+) -> None:
     """Send the recorded commands, act as the recorded caller, compare every line Asterisk sends."""
     clock = sim.clock
     recorded_base = env_dict(stream.env)["agi_channel"].rsplit(";", 1)[0]
@@ -136,7 +143,7 @@ async def replay_stream(peer: Peer, stream: Stream, sim: SimulatedAsterisk, call
     got_env = [normalise(l) for l in peer.env_lines]
     want_env = [normalise(l) for l in stream.env[:-1]]
     if got_env != want_env:
-        mismatches.append("env: %r != %r" % (got_env, want_env))
+        mismatches.append(f"env: {got_env!r} != {want_env!r}")
     plan = stream.plan
     if "speech" in behaviour:
         start, seconds = behaviour["speech"]
@@ -144,7 +151,7 @@ async def replay_stream(peer: Peer, stream: Stream, sim: SimulatedAsterisk, call
     for i, item in enumerate(plan):
         kind = item[0]
         if kind == "send":
-            for follow in plan[i + 1:]:
+            for follow in plan[i + 1 :]:
                 if follow[0] in ("send", "recv"):
                     break
                 _schedule(sim, call, follow)
@@ -163,12 +170,17 @@ async def test_ami_11_originated_call_runs_the_agi_on_its_first_half() -> None:
     """ami-11's AGI session: Originate Local/s@dtmf-sender into ivr-test,s; the ;2 half sends DTMF 123# after
     1 s and hangs up 5 s later (its dialplan, here an AgentSpec with a script)."""
     from ivr.sim import AgentSpec, Hangup, Press, Sleep
+
     from .ami_peer import AMIPeer
 
     stream = agi_streams("ami-11-originate-event-stream.agi")[0]
     config = SimConfig(routes={"s": Route(flow="demo", context="ivr-test")})
-    config.agents["s"] = AgentSpec("s", answer_after=0.0, talk=None,
-                                   script=(Sleep(1.0), Press("123#", gap=0.1, duration=0.1), Sleep(5.0), Hangup()))
+    config.agents["s"] = AgentSpec(
+        "s",
+        answer_after=0.0,
+        talk=None,
+        script=(Sleep(1.0), Press("123#", gap=0.1, duration=0.1), Sleep(5.0), Hangup()),
+    )
     sim = SimulatedAsterisk(config, clock=VirtualClock())
     mismatches: list[str] = []
 
@@ -180,11 +192,23 @@ async def test_ami_11_originated_call_runs_the_agi_on_its_first_half() -> None:
     async with ScriptedAGIServer(replay) as srv:
         await sim.start(("127.0.0.1", srv.port))
         ami = await AMIPeer.connect(sim.ami_port)
-        r = await ami.action("Originate", [
-            ("Channel", "Local/s@dtmf-sender"), ("Context", "ivr-test"), ("Exten", "s"), ("Priority", "1"),
-            ("CallerID", '"DTMF Test" <5551000>'), ("Timeout", "30000"), ("Variable", "VAR1=one"),
-            ("Variable", "VAR2=two words"), ("ChannelId", "orig-11-chan1"), ("OtherChannelId", "orig-11-chan2"),
-            ("Account", "acct42"), ("Async", "true")])
+        r = await ami.action(
+            "Originate",
+            [
+                ("Channel", "Local/s@dtmf-sender"),
+                ("Context", "ivr-test"),
+                ("Exten", "s"),
+                ("Priority", "1"),
+                ("CallerID", '"DTMF Test" <5551000>'),
+                ("Timeout", "30000"),
+                ("Variable", "VAR1=one"),
+                ("Variable", "VAR2=two words"),
+                ("ChannelId", "orig-11-chan1"),
+                ("OtherChannelId", "orig-11-chan2"),
+                ("Account", "acct42"),
+                ("Async", "true"),
+            ],
+        )
         assert r["Message"] == "Originate successfully queued"
         ev = await ami.event("OriginateResponse")
         assert (ev["Response"], ev["Reason"], ev["Uniqueid"]) == ("Success", "4", "orig-11-chan1")
@@ -212,6 +236,7 @@ def _recorded_exec_ends(name: str, channel: str) -> list[tuple[str, str, str]]:
 
 def _speak(call: Call, seconds: float) -> None:
     from ivr.sim.channel import MediaEvent
+
     ch = call.channel
     assert ch is not None
     now = call.sim.clock.now()
@@ -230,8 +255,12 @@ def _schedule(sim: SimulatedAsterisk, call: Call, item: tuple) -> None:
 
 
 FILES = {  # from the '### files produced' notes
-    "agi04-dtmf.wav": 37164, "agi04-silence.wav": 61350, "agi04-timeout.wav": 48044,
-    "agi04-notimeout.wav": 20844, "agi04-hangup.wav": 40364, "agi08-mixmon.wav": 90284,
+    "agi04-dtmf.wav": 37164,
+    "agi04-silence.wav": 61350,
+    "agi04-timeout.wav": 48044,
+    "agi04-notimeout.wav": 20844,
+    "agi04-hangup.wav": 40364,
+    "agi08-mixmon.wav": 90284,
 }
 
 
@@ -249,4 +278,4 @@ def _check_files(name: str, stream: object, recordings: Path) -> int:
 
 
 def _sent_lines(stream: object) -> list[str]:
-    return [it[1].replace(" wav ", ".wav ") for it in getattr(stream, "plan") if it[0] == "send"]
+    return [it[1].replace(" wav ", ".wav ") for it in stream.plan if it[0] == "send"]

@@ -4,13 +4,25 @@ agi-06's session (answered and hung up by the agent, no answer in 3 s, busy, no 
 hanging up while bridged) is replayed as in test_conformance.py and the simulator's DialBegin/DialEnd, bridge
 events and Dial variables of the AGI channel are compared, in order, with the recorded `.ami` companion.
 """
+
 from __future__ import annotations
 
 from .test_queue_fidelity import recorded, simulated
 
 SCENARIO = "agi-06-exec-dial"
-DIAL_VARS = {"DIALSTATUS", "DIALEDPEERNUMBER", "DIALEDPEERNAME", "ANSWEREDTIME", "ANSWEREDTIME_MS", "DIALEDTIME",
-             "DIALEDTIME_MS", "RINGTIME", "RINGTIME_MS", "PROGRESSTIME", "PROGRESSTIME_MS"}
+DIAL_VARS = {
+    "DIALSTATUS",
+    "DIALEDPEERNUMBER",
+    "DIALEDPEERNAME",
+    "ANSWEREDTIME",
+    "ANSWEREDTIME_MS",
+    "DIALEDTIME",
+    "DIALEDTIME_MS",
+    "RINGTIME",
+    "RINGTIME_MS",
+    "PROGRESSTIME",
+    "PROGRESSTIME_MS",
+}
 KEPT = {"DialBegin", "DialEnd", "BridgeEnter", "BridgeLeave"}
 
 

@@ -5,13 +5,13 @@ replayed as in test_conformance.py and the simulator's queue-related AMI events 
 recorded `.ami` companion.  ami-15's caller who abandons and the cases no recording shows (a caller who hangs up
 while talking, setinterfacevar) use the public test API; their expected lines are quoted from the transcripts.
 """
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from ivr.ami.protocol import AMIParser, Message, Role
-from ivr.sim import (AgentSpec, CallSpec, Hangup, OnCommand, QueueSpec, SimConfig, SimulatedAsterisk, Sleep,
-                     VirtualClock)
+from ivr.sim import AgentSpec, CallSpec, Hangup, OnCommand, QueueSpec, SimConfig, SimulatedAsterisk, Sleep, VirtualClock
 from ivr.sim.events import Event
 from ivr.sim.simulator import Call
 
@@ -20,25 +20,60 @@ from .test_conformance import _spec, replay_stream
 from .transcripts import agi_streams, env_dict, load_records, normalise
 
 SCENARIO = "agi-07-queue-moh-park"
-QUEUE_VARS = {"ANSWEREDTIME", "ANSWEREDTIME_MS", "DIALEDTIME", "DIALEDTIME_MS", "QUEUEWAIT", "QUEUEWAIT_MS",
-              "ABANDONED", "QUEUESTATUS", "QUEUEPOSITION", "MEMBERINTERFACE"}
+QUEUE_VARS = {
+    "ANSWEREDTIME",
+    "ANSWEREDTIME_MS",
+    "DIALEDTIME",
+    "DIALEDTIME_MS",
+    "QUEUEWAIT",
+    "QUEUEWAIT_MS",
+    "ABANDONED",
+    "QUEUESTATUS",
+    "QUEUEPOSITION",
+    "MEMBERINTERFACE",
+}
 MS_DURATIONS = {"ANSWEREDTIME_MS", "DIALEDTIME_MS", "RINGTIME_MS", "PROGRESSTIME_MS"}
-KEPT = {"QueueCallerJoin", "QueueCallerLeave", "QueueCallerAbandon", "AgentCalled", "AgentConnect",
-        "AgentComplete", "QueueMemberStatus", "DialBegin", "DialEnd", "BridgeEnter", "BridgeLeave",
-        "MusicOnHoldStart", "MusicOnHoldStop"}
-FIELDS = ("Queue", "Position", "Count", "OriginalPosition", "HoldTime", "TalkTime", "RingTime", "Reason",
-          "CallsTaken", "DialStatus", "BridgeNumChannels", "Class")
+KEPT = {
+    "QueueCallerJoin",
+    "QueueCallerLeave",
+    "QueueCallerAbandon",
+    "AgentCalled",
+    "AgentConnect",
+    "AgentComplete",
+    "QueueMemberStatus",
+    "DialBegin",
+    "DialEnd",
+    "BridgeEnter",
+    "BridgeLeave",
+    "MusicOnHoldStart",
+    "MusicOnHoldStop",
+}
+FIELDS = (
+    "Queue",
+    "Position",
+    "Count",
+    "OriginalPosition",
+    "HoldTime",
+    "TalkTime",
+    "RingTime",
+    "Reason",
+    "CallsTaken",
+    "DialStatus",
+    "BridgeNumChannels",
+    "Class",
+)
 
 
-def project(pairs: Message | Event, agi_channel: str, kept: set[str] = KEPT,
-            variables: set[str] = QUEUE_VARS) -> tuple[str, ...] | None:
+def project(
+    pairs: Message | Event, agi_channel: str, kept: set[str] = KEPT, variables: set[str] = QUEUE_VARS
+) -> tuple[str, ...] | None:
     """The comparable part of one event: its name, the channel (normalised) and the queue-relevant fields.
     Millisecond durations are compared to the nearest 100 ms: the recorded run spent a few ms on each step
     (ANSWEREDTIME_MS 2502 for the member's 2.5 s), the simulator spends exactly the modelled time."""
     name = pairs.get("Event") or ""
     channel = pairs.get("Channel") or ""
     if name.startswith("Dial") and channel != agi_channel:
-        return None       # the Originate that created the recorded call dials too
+        return None  # the Originate that created the recorded call dials too
     if name == "VarSet":
         var = pairs.get("Variable") or ""
         if channel != agi_channel or var not in variables:
@@ -49,11 +84,12 @@ def project(pairs: Message | Event, agi_channel: str, kept: set[str] = KEPT,
         return ("VarSet", var, normalise(value))
     if name not in kept:
         return None
-    return (name, normalise(channel)) + tuple("%s=%s" % (f, pairs.get(f)) for f in FIELDS if pairs.get(f) is not None)
+    return (name, normalise(channel)) + tuple(f"{f}={pairs.get(f)}" for f in FIELDS if pairs.get(f) is not None)
 
 
-def recorded(stream_index: int, kept: set[str] = KEPT, scenario: str = SCENARIO,
-             variables: set[str] = QUEUE_VARS) -> list[tuple[str, ...]]:
+def recorded(
+    stream_index: int, kept: set[str] = KEPT, scenario: str = SCENARIO, variables: set[str] = QUEUE_VARS
+) -> list[tuple[str, ...]]:
     """The projected events of the recorded .ami companion while the scenario's stream `stream_index` ran."""
     stream = agi_streams(scenario)[stream_index]
     agi_channel = env_dict(stream.env)["agi_channel"]
@@ -82,11 +118,12 @@ def recorded_clock(stream_index: int) -> VirtualClock:
     stream = agi_streams(SCENARIO)[stream_index]
     epoch = int(env_dict(stream.env)["agi_uniqueid"].split(".")[0])
     phase = (stream.start - SECOND_BOUNDARY) % 1.0
-    return VirtualClock(start=datetime.fromtimestamp(epoch + phase, tz=timezone.utc))
+    return VirtualClock(start=datetime.fromtimestamp(epoch + phase, tz=UTC))
 
 
-async def simulated(stream_index: int, kept: set[str] = KEPT, scenario: str = SCENARIO,
-                    variables: set[str] = QUEUE_VARS) -> tuple[list[tuple[str, ...]], dict[str, str]]:
+async def simulated(
+    stream_index: int, kept: set[str] = KEPT, scenario: str = SCENARIO, variables: set[str] = QUEUE_VARS
+) -> tuple[list[tuple[str, ...]], dict[str, str]]:
     """Replay the scenario's stream `stream_index`; the projected events of the simulator and the call's
     variables."""
     stream = agi_streams(scenario)[stream_index]
@@ -130,7 +167,7 @@ async def test_queue_with_c_timeout_and_joinempty_events_and_variables_as_record
     and "Variable: QUEUESTATUS / Value: JOINEMPTY"."""
     want = recorded(0)
     got, variables = await simulated(0)
-    assert ("VarSet", "ANSWEREDTIME_MS", "~2500") in want          # the recording says what the test claims
+    assert ("VarSet", "ANSWEREDTIME_MS", "~2500") in want  # the recording says what the test claims
     assert ("VarSet", "ABANDONED", "") in want
     assert got == want
     assert variables["QUEUESTATUS"] == "JOINEMPTY" and "ABANDONED" not in variables
@@ -184,17 +221,34 @@ async def test_caller_abandons_while_waiting_as_in_ami_15() -> None:
     DIALEDTIME / Value: 3", "Variable: DIALEDTIME_MS / Value: 3506", "Variable: ANSWEREDTIME / Value: 0",
     "Variable: ANSWEREDTIME_MS / Value: 0", "Variable: ABANDONED / Value: TRUE", "Event: QueueCallerAbandon"
     ("HoldTime: 3"), "Event: QueueCallerLeave", "Variable: QUEUEPOSITION / Value: 1"; no QUEUESTATUS."""
+
     async def handler(p: Peer) -> None:
         await p.cmd("ANSWER")
         await p.cmd("EXEC Queue testq,,,,60")
 
     rec, events = await run(handler, CallSpec(flow="x", script=[OnCommand("EXEC Queue"), Sleep(3), Hangup()]))
     names = _names(events, rec.channel)
-    assert names[names.index("QueueCallerJoin") - 6:] == [
-        "ANSWEREDTIME", "ANSWEREDTIME_MS", "DIALEDTIME", "DIALEDTIME_MS", "QUEUEWAIT", "QUEUEWAIT_MS",
-        "QueueCallerJoin", "MusicOnHoldStart",
-        "MusicOnHoldStop", "QUEUEWAIT", "QUEUEWAIT_MS", "DIALEDTIME", "DIALEDTIME_MS", "ANSWEREDTIME",
-        "ANSWEREDTIME_MS", "ABANDONED", "QueueCallerAbandon", "QueueCallerLeave", "QUEUEPOSITION"]
+    assert names[names.index("QueueCallerJoin") - 6 :] == [
+        "ANSWEREDTIME",
+        "ANSWEREDTIME_MS",
+        "DIALEDTIME",
+        "DIALEDTIME_MS",
+        "QUEUEWAIT",
+        "QUEUEWAIT_MS",
+        "QueueCallerJoin",
+        "MusicOnHoldStart",
+        "MusicOnHoldStop",
+        "QUEUEWAIT",
+        "QUEUEWAIT_MS",
+        "DIALEDTIME",
+        "DIALEDTIME_MS",
+        "ANSWEREDTIME",
+        "ANSWEREDTIME_MS",
+        "ABANDONED",
+        "QueueCallerAbandon",
+        "QueueCallerLeave",
+        "QUEUEPOSITION",
+    ]
     v = rec.variables
     # ANSWER took 0.5 s: DIALEDTIME counts from the channel's creation, QUEUEWAIT from Queue()
     assert (v["QUEUEWAIT"], v["QUEUEWAIT_MS"], v["DIALEDTIME"], v["DIALEDTIME_MS"]) == ("3", "3000", "3", "3500")
@@ -216,23 +270,31 @@ async def test_caller_hangs_up_while_talking_sets_answered_and_dialed_times() ->
         await p.cmd("ANSWER")
         got.append(await p.cmd("EXEC Queue support,c"))
         got.append([await p.line()])
-        got.append(await p.cmd("GET VARIABLE ANSWEREDTIME_MS"))     # dead mode still reads variables
+        got.append(await p.cmd("GET VARIABLE ANSWEREDTIME_MS"))  # dead mode still reads variables
 
     cfg = SimConfig()
     cfg.agents["a1"] = AgentSpec("a1", answer_after=3.0, talk=20.0)
     cfg.queues["support"] = QueueSpec("support", members=["Local/a1@agents"])
-    rec, events = await run(handler, CallSpec(flow="x", script=[OnCommand("EXEC Queue"), Sleep(10.25), Hangup()]),
-                          config=cfg)
+    rec, events = await run(
+        handler, CallSpec(flow="x", script=[OnCommand("EXEC Queue"), Sleep(10.25), Hangup()]), config=cfg
+    )
     assert got == [["200 result=-1\n"], ["HANGUP\n"], ["200 result=1 (7250)\n"]]
     v = rec.variables
     assert (v["ANSWEREDTIME"], v["ANSWEREDTIME_MS"]) == ("7", "7250")
-    assert (v["DIALEDTIME"], v["DIALEDTIME_MS"]) == ("10", "10750")   # + ANSWER's 0.5 s
+    assert (v["DIALEDTIME"], v["DIALEDTIME_MS"]) == ("10", "10750")  # + ANSWER's 0.5 s
     assert (v["QUEUEWAIT"], v["QUEUEWAIT_MS"]) == ("3", "3000")
     assert "QUEUESTATUS" not in v and "ABANDONED" not in v
     names = _names(events, rec.channel)
-    assert names[names.index("AgentComplete"):] == [
-        "AgentComplete", "QueueMemberStatus", "BridgeLeave",
-        "ANSWEREDTIME", "ANSWEREDTIME_MS", "DIALEDTIME", "DIALEDTIME_MS", "BridgeLeave"]
+    assert names[names.index("AgentComplete") :] == [
+        "AgentComplete",
+        "QueueMemberStatus",
+        "BridgeLeave",
+        "ANSWEREDTIME",
+        "ANSWEREDTIME_MS",
+        "DIALEDTIME",
+        "DIALEDTIME_MS",
+        "BridgeLeave",
+    ]
     leaves = [e for e in events if e.name == "BridgeLeave"]
     assert [(e["Channel"] == rec.channel, e["BridgeNumChannels"]) for e in leaves] == [(True, "1"), (False, "0")]
     connect, complete = rec.events_named("AgentConnect")[0], rec.events_named("AgentComplete")[0]
@@ -245,6 +307,7 @@ async def test_answered_order_is_leave_then_connect_as_in_ami_15() -> None:
     Value: 0", "Variable: QUEUEWAIT_MS / Value: 0", "Event: AgentConnect", "Event: BridgeEnter" (the member's
     leg, "BridgeNumChannels: 1"), "Event: BridgeEnter" (the caller, "BridgeNumChannels: 2"); at the end
     "Event: AgentComplete" ("Reason: agent") before "Event: BridgeLeave"."""
+
     async def handler(p: Peer) -> None:
         await p.cmd("ANSWER")
         await p.cmd("EXEC Queue agiq")
@@ -253,9 +316,23 @@ async def test_answered_order_is_leave_then_connect_as_in_ami_15() -> None:
     names = [n for n in _names(events, rec.channel) if n != "QueueMemberStatus"]
     i = names.index("DialEnd")
     assert names[i:] == [
-        "DialEnd", "MusicOnHoldStop", "QueueCallerLeave", "QUEUEPOSITION", "QUEUEWAIT", "QUEUEWAIT_MS",
-        "AgentConnect", "BridgeEnter", "BridgeEnter", "AgentComplete", "BridgeLeave", "BridgeLeave",
-        "ANSWEREDTIME", "ANSWEREDTIME_MS", "DIALEDTIME", "DIALEDTIME_MS"]
+        "DialEnd",
+        "MusicOnHoldStop",
+        "QueueCallerLeave",
+        "QUEUEPOSITION",
+        "QUEUEWAIT",
+        "QUEUEWAIT_MS",
+        "AgentConnect",
+        "BridgeEnter",
+        "BridgeEnter",
+        "AgentComplete",
+        "BridgeLeave",
+        "BridgeLeave",
+        "ANSWEREDTIME",
+        "ANSWEREDTIME_MS",
+        "DIALEDTIME",
+        "DIALEDTIME_MS",
+    ]
     enters = rec.events_named("BridgeEnter")
     assert [(e["BridgeNumChannels"], e["Channel"] == rec.channel) for e in enters] == [("1", False), ("2", True)]
     assert rec.events_named("AgentComplete")[0]["Reason"] == "agent"
@@ -276,10 +353,15 @@ async def test_a_second_queue_clears_the_first_ones_results() -> None:
             got.append(await p.cmd("GET VARIABLE " + var))
 
     rec, events = await run(handler, CallSpec(flow="x"))
-    assert got == [["200 result=1 (TRUE)\n"], ["200 result=0\n"], ["200 result=1 ()\n"], ["200 result=1 ()\n"],
-                   ["200 result=1 (JOINEMPTY)\n"]]
+    assert got == [
+        ["200 result=1 (TRUE)\n"],
+        ["200 result=0\n"],
+        ["200 result=1 ()\n"],
+        ["200 result=1 ()\n"],
+        ["200 result=1 (JOINEMPTY)\n"],
+    ]
     abandoned = [e["Value"] for e in rec.events_named("VarSet") if e["Variable"] == "ABANDONED"]
-    assert abandoned == ["TRUE", ""]     # the first Queue() had nothing to delete: no VarSet
+    assert abandoned == ["TRUE", ""]  # the first Queue() had nothing to delete: no VarSet
 
 
 async def test_setinterfacevar_sets_the_member_variables() -> None:
@@ -299,8 +381,11 @@ async def test_setinterfacevar_sets_the_member_variables() -> None:
     cfg = SimConfig()
     cfg.queues["sales"] = QueueSpec("sales", members=["Local/answer2s@agents"], setinterfacevar=True)
     rec, events = await run(handler, CallSpec(flow="x"), config=cfg)
-    assert got == [["200 result=0\n"], ["200 result=1 (Local/answer2s@agents)\n"],
-                   ["200 result=1 (Local/answer2s@agents)\n"]]
+    assert got == [
+        ["200 result=0\n"],
+        ["200 result=1 (Local/answer2s@agents)\n"],
+        ["200 result=1 (Local/answer2s@agents)\n"],
+    ]
     names = _names(events, rec.channel)
     assert names.index("MEMBERINTERFACE") < len(names) - 1 - names[::-1].index("AgentConnect")
 
@@ -309,7 +394,7 @@ def test_recorded_projection_is_not_empty() -> None:
     """Guards the comparisons above against a projection that silently drops everything."""
     names = [p[0] if p[0] != "VarSet" else p[1] for p in recorded(0)]
     assert names.count("QueueCallerJoin") == 2 and names.count("QueueCallerAbandon") == 1
-    assert names.count("QUEUESTATUS") == 3       # CONTINUE, TIMEOUT, JOINEMPTY
+    assert names.count("QUEUESTATUS") == 3  # CONTINUE, TIMEOUT, JOINEMPTY
 
 
 def test_whole_seconds_are_differences_of_time_null() -> None:
@@ -318,6 +403,7 @@ def test_whole_seconds_are_differences_of_time_null() -> None:
     when only three boundaries fall inside.  QueueStatus' Wait and QueueSummary's LongestHoldTime use the same
     arithmetic."""
     from ivr.sim.queue_app import whole_seconds
-    assert whole_seconds(1795909480.9, 1795909484.403) == 4   # ami-15's case: the call started late in a second
-    assert whole_seconds(1795909480.1, 1795909483.603) == 3   # the same 3.503 s started early in a second
-    assert whole_seconds(1795909480.9, 1795909481.2) == 1     # 0.3 s that straddle a second
+
+    assert whole_seconds(1795909480.9, 1795909484.403) == 4  # ami-15's case: the call started late in a second
+    assert whole_seconds(1795909480.1, 1795909483.603) == 3  # the same 3.503 s started early in a second
+    assert whole_seconds(1795909480.9, 1795909481.2) == 1  # 0.3 s that straddle a second

@@ -1,4 +1,5 @@
 """The demo's traffic generator on the virtual clock, against a small scripted IVR; and the testing helpers."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,9 +22,10 @@ def ivr_handler(tmp: Path):  # type: ignore[no-untyped-def]
         if choice == "2":
             await p.cmd("EXEC Queue agiq,c")
         elif choice == "3":
-            await p.cmd('RECORD FILE %s/vm-%s wav "#" 30000 BEEP s=2' % (tmp, p.env["agi_uniqueid"]))
+            await p.cmd('RECORD FILE {}/vm-{} wav "#" 30000 BEEP s=2'.format(tmp, p.env["agi_uniqueid"]))
         else:
             await p.cmd('STREAM FILE beep ""')
+
     return handler
 
 
@@ -47,14 +49,18 @@ def test_preamble_and_menu_prompt_shape_every_script() -> None:
     class FakeSim:
         pass
 
-    gen = TrafficGenerator(FakeSim(), rate=1, seed=3,  # type: ignore[arg-type]
-                           plan=TrafficPlan(preamble=(NextPrompt(1.0), Press("1")), menu_prompt=2))
+    gen = TrafficGenerator(
+        FakeSim(),
+        rate=1,
+        seed=3,  # type: ignore[arg-type]
+        plan=TrafficPlan(preamble=(NextPrompt(1.0), Press("1")), menu_prompt=2),
+    )
     for _ in range(30):
         behaviour, spec = gen.caller()
         steps = list(spec.script)
         assert steps[:2] == [NextPrompt(1.0), Press("1")]
         if behaviour != "time_out":
-            assert steps[2] == NextPrompt()          # the welcome prompt passes, the menu is the next one
+            assert steps[2] == NextPrompt()  # the welcome prompt passes, the menu is the next one
 
 
 def test_prompt_texts_from_flow_objects() -> None:

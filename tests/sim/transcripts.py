@@ -8,12 +8,12 @@ A plan is the ordered list of what happened on one FastAGI connection:
   ("hangup_idle",)          the caller hung up while no command was in flight
   ("retrieve", delay, talk) someone retrieved the parked call after `delay`, and hung up `talk` s later
 """
+
 from __future__ import annotations
 
 import json
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from tests.asterisk_data import ASTERISK_DATA
 
@@ -93,7 +93,7 @@ def agi_streams(name: str) -> list[Stream]:
         pending[sname] = lines.pop()
         for line in lines:
             line += "\n"
-            if not st.env or not st.env[-1] == "\n":
+            if not st.env or st.env[-1] != "\n":
                 st.env.append(line)
                 continue
             st.plan.append(("recv", line))

@@ -1,16 +1,25 @@
 """Storage: the SQLite implementation through the `Storage` interface, on a file (restart) and in memory."""
+
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from ivr.storage import (
-    CallbackRequest, MIGRATIONS, NotFound, Recording, SCHEMA_VERSION, Storage, StorageError, Voicemail, open_storage,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    CallbackRequest,
+    NotFound,
+    Recording,
+    Storage,
+    StorageError,
+    Voicemail,
+    open_storage,
 )
 
-T0 = datetime(2026, 11, 28, 10, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -27,8 +36,17 @@ async def test_is_a_storage(store):
 async def test_file_survives_restart(tmp_path):
     url = f"sqlite:///{tmp_path}/sub/ivr.db"
     s = open_storage(url)
-    vm_id = await s.add_voicemail(Voicemail(mailbox="sales", caller="+37060000001", path="/vm/1.wav", seconds=12.5,
-                                            flow="main", call_id="1795909439.108", created_at=T0))
+    vm_id = await s.add_voicemail(
+        Voicemail(
+            mailbox="sales",
+            caller="+37060000001",
+            path="/vm/1.wav",
+            seconds=12.5,
+            flow="main",
+            call_id="1795909439.108",
+            created_at=T0,
+        )
+    )
     cb_id = await s.add_callback(CallbackRequest(number="+37060000002", queue="support", requested_at=T0))
     rec_id = await s.add_recording(Recording(call_id="c1", path="/rec/c1.wav", caller="301", started_at=T0))
     await s.finish_recording(rec_id, T0 + timedelta(seconds=6), 6.0)
@@ -71,9 +89,10 @@ def test_relative_and_absolute_urls(tmp_path, monkeypatch):
         s = open_storage(url)
         await s.add_voicemail(Voicemail(mailbox="m", caller="c", path="/p", seconds=1.0))
         await s.close()
-    asyncio.run(roundtrip("sqlite:///var/ivr.db"))                  # three slashes: relative, as in SQLAlchemy
+
+    asyncio.run(roundtrip("sqlite:///var/ivr.db"))  # three slashes: relative, as in SQLAlchemy
     assert (tmp_path / "var" / "ivr.db").is_file()
-    asyncio.run(roundtrip(f"sqlite:///{tmp_path}/abs/ivr.db"))      # four slashes: absolute
+    asyncio.run(roundtrip(f"sqlite:///{tmp_path}/abs/ivr.db"))  # four slashes: absolute
     assert (tmp_path / "abs" / "ivr.db").is_file()
 
 
@@ -87,8 +106,9 @@ def test_bad_urls():
 async def test_due_callbacks_order_queue_filter_and_not_before(store):
     a = await store.add_callback(CallbackRequest(number="1", queue="q1", requested_at=T0 + timedelta(minutes=2)))
     b = await store.add_callback(CallbackRequest(number="2", queue="q2", requested_at=T0))
-    await store.add_callback(CallbackRequest(number="3", queue="q1", requested_at=T0,
-                                             not_before=T0 + timedelta(hours=1)))
+    await store.add_callback(
+        CallbackRequest(number="3", queue="q1", requested_at=T0, not_before=T0 + timedelta(hours=1))
+    )
     due = await store.due_callbacks(T0 + timedelta(minutes=5), limit=10)
     assert [c.id for c in due] == [b, a]
     assert [c.id for c in await store.due_callbacks(T0 + timedelta(minutes=5), limit=10, queue="q1")] == [a]
@@ -101,15 +121,16 @@ async def test_attempts_retry_then_fail(store):
     cb = await store.add_callback(CallbackRequest(number="1", queue="q", requested_at=T0, max_attempts=2))
     assert await store.mark_callback_dialing(cb, T0)
     assert not await store.mark_callback_dialing(cb, T0)  # already claimed
-    assert await store.due_callbacks(T0, 10) == []          # dialing requests are not due
+    assert await store.due_callbacks(T0, 10) == []  # dialing requests are not due
     after = await store.record_callback_attempt(cb, "busy", T0, retry_at=T0 + timedelta(minutes=5), call_id="x1")
     assert (after.state, after.attempts, after.last_result) == ("pending", 1, "busy")
     assert await store.due_callbacks(T0 + timedelta(minutes=4), 10) == []
     assert [c.id for c in await store.due_callbacks(T0 + timedelta(minutes=5), 10)] == [cb]
     await store.mark_callback_dialing(cb, T0 + timedelta(minutes=5))
-    final = await store.record_callback_attempt(cb, "no_answer", T0 + timedelta(minutes=5),
-                                                retry_at=T0 + timedelta(minutes=10))
-    assert (final.state, final.attempts) == ("failed", 2)   # max_attempts reached: no more retries
+    final = await store.record_callback_attempt(
+        cb, "no_answer", T0 + timedelta(minutes=5), retry_at=T0 + timedelta(minutes=10)
+    )
+    assert (final.state, final.attempts) == ("failed", 2)  # max_attempts reached: no more retries
     attempts = await store.callback_attempts(cb)
     assert [(a.result, a.call_id) for a in attempts] == [("busy", "x1"), ("no_answer", "")]
 
@@ -120,11 +141,11 @@ async def test_answered_waits_for_the_flow_then_completes_and_unknown_result_ref
         await store.record_callback_attempt(cb, "maybe", T0)
     await store.mark_callback_dialing(cb, T0)
     answered = await store.record_callback_attempt(cb, "answered", T0)
-    assert answered.state == "answered"                  # not completed before the flow connected the customer
+    assert answered.state == "answered"  # not completed before the flow connected the customer
     done = await store.resolve_answered_callback(cb, True, T0)
     assert done is not None and done.state == "completed"
     assert await store.list_callbacks(state="completed") == [done]
-    assert await store.resolve_answered_callback(cb, False, T0) is None   # a repeated report changes nothing
+    assert await store.resolve_answered_callback(cb, False, T0) is None  # a repeated report changes nothing
 
 
 async def test_answered_but_not_connected_is_retried_as_no_agent(store):
@@ -156,16 +177,19 @@ async def test_version_1_database_is_migrated(tmp_path):
     conn.execute("INSERT INTO schema_version (version) VALUES (1)")
     for statement in MIGRATIONS[0]:
         conn.execute(statement)
-    conn.execute("INSERT INTO callback (number, queue, flow, caller_name, source_call_id, language, requested_at, "
-                 "next_attempt_at, max_attempts, attempts, state, last_result) VALUES ('1', 'q', 'callback', '', "
-                 "'', '', ?, ?, 3, 0, 'dialing', NULL)", (T0.isoformat(), T0.isoformat()))
+    conn.execute(
+        "INSERT INTO callback (number, queue, flow, caller_name, source_call_id, language, requested_at, "
+        "next_attempt_at, max_attempts, attempts, state, last_result) VALUES ('1', 'q', 'callback', '', "
+        "'', '', ?, ?, 3, 0, 'dialing', NULL)",
+        (T0.isoformat(), T0.isoformat()),
+    )
     conn.commit()
     conn.close()
     s = open_storage(f"sqlite:///{path}")
     try:
         old = await s.get_callback(1)
         assert (old.state, old.not_before) == ("dialing", None)
-        assert await s.requeue_stale_callbacks(claimed_before=T0) == 1     # claimed at an unknown time: stale
+        assert await s.requeue_stale_callbacks(claimed_before=T0) == 1  # claimed at an unknown time: stale
     finally:
         await s.close()
 
@@ -204,10 +228,12 @@ async def test_cancel_and_requeue_stale(store):
 
 
 async def test_recordings_filters_and_states(store):
-    r1 = await store.add_recording(Recording(call_id="c1", path="/r/1.wav", agent="1001", queue="sales",
-                                             flow="main", started_at=T0))
-    r2 = await store.add_recording(Recording(call_id="c2", path="/r/2.wav", agent="1002", queue="support",
-                                             started_at=T0 + timedelta(hours=1)))
+    r1 = await store.add_recording(
+        Recording(call_id="c1", path="/r/1.wav", agent="1001", queue="sales", flow="main", started_at=T0)
+    )
+    r2 = await store.add_recording(
+        Recording(call_id="c2", path="/r/2.wav", agent="1002", queue="support", started_at=T0 + timedelta(hours=1))
+    )
     await store.set_recording_state(r1, "paused")
     assert (await store.get_recording(r1)).state == "paused"
     with pytest.raises(ValueError):
@@ -232,12 +258,14 @@ async def test_closed_storage_refuses(tmp_path):
 
 async def test_concurrent_writers_are_serialised(tmp_path):
     import asyncio
+
     s = open_storage(f"sqlite:///{tmp_path}/ivr.db")
     try:
-        ids = await asyncio.gather(*(s.add_callback(CallbackRequest(number=str(n), queue="q", requested_at=T0))
-                                     for n in range(200)))
+        ids = await asyncio.gather(
+            *(s.add_callback(CallbackRequest(number=str(n), queue="q", requested_at=T0)) for n in range(200))
+        )
         assert len(set(ids)) == 200
         claims = await asyncio.gather(*(s.mark_callback_dialing(ids[0], T0) for _ in range(20)))
-        assert claims.count(True) == 1        # exactly one claimant wins a request
+        assert claims.count(True) == 1  # exactly one claimant wins a request
     finally:
         await s.close()

@@ -1,4 +1,5 @@
 """The scripted caller: the `--digits` syntax and how `ScriptedChannel` delivers steps in virtual time."""
+
 from __future__ import annotations
 
 import pytest
@@ -8,25 +9,32 @@ from ivr.flow.model import Flow
 from ivr.tools._caller import ScriptSyntaxError, Step, format_steps, parse_digits
 from ivr.tools._channel import PromptBook, ScriptedChannel, World
 
-FLOW = Flow.model_validate({
-    "name": "t", "start": "a",
-    "prompts": {"menu": {"en": {"file": "en/menu", "text": "x" * 28}},  # 2 s at 14 characters a second
-                "other": {"en": {"file": "en/other", "text": "y" * 14}}},  # 1 s
-    "nodes": {"a": {"type": "hangup"}},
-})
+FLOW = Flow.model_validate(
+    {
+        "name": "t",
+        "start": "a",
+        "prompts": {
+            "menu": {"en": {"file": "en/menu", "text": "x" * 28}},  # 2 s at 14 characters a second
+            "other": {"en": {"file": "en/other", "text": "y" * 14}},
+        },  # 1 s
+        "nodes": {"a": {"type": "hangup"}},
+    }
+)
 
 
 def channel(script: str | list[Step], world: World | None = None, **kw: float) -> ScriptedChannel:
     steps = parse_digits(script) if isinstance(script, str) else script
-    return ScriptedChannel(CallInfo("u1", "SIM/1", caller_id="1001"), steps, world or World(),
-                           PromptBook([FLOW]), **kw)
+    return ScriptedChannel(CallInfo("u1", "SIM/1", caller_id="1001"), steps, world or World(), PromptBook([FLOW]), **kw)
 
 
 def test_digits_syntax() -> None:
     assert parse_digits("1,2w3") == [Step("press", "1"), Step("press", "2"), Step("wait"), Step("press", "3")]
     assert parse_digits("123456# h") == [Step("press", "123456#"), Step("hangup")]
-    assert parse_digits("!1,w@12s,h@30.5") == [Step("press", "1", barge_in=True), Step("wait", at=12.0),
-                                               Step("hangup", at=30.5)]
+    assert parse_digits("!1,w@12s,h@30.5") == [
+        Step("press", "1", barge_in=True),
+        Step("wait", at=12.0),
+        Step("hangup", at=30.5),
+    ]
     assert format_steps(parse_digits("!1,2w,h@30s")) == "!1,2,w,h@30s"
     with pytest.raises(ScriptSyntaxError, match="cannot read 'x2'"):
         parse_digits("1,x2")

@@ -1,4 +1,5 @@
 """A parked caller nobody retrieves comes back: the admin tools show the whole call, on both backends alike."""
+
 from __future__ import annotations
 
 import asyncio
@@ -83,16 +84,22 @@ def test_park_without_comeback_ends_in_the_operator_fallback(lot: Path, backend:
     run = call(lot, backend, "2")
     assert run.report.path[-2:] == ["lot:returned", "lot:park_plain"]
     assert (run.report.outcome, run.report.end_target) == ("parked", "park:default")
-    assert [(c.parked_at, c.target) for c in run.comebacks] == [("lot:park_back", "lot:returned"),
-                                                                 ("lot:park_plain", "")]
+    assert [(c.parked_at, c.target) for c in run.comebacks] == [
+        ("lot:park_back", "lot:returned"),
+        ("lot:park_plain", ""),
+    ]
     assert run.fallback and run.trace[-1].kind == "comeback"
     assert "operator fallback (ivr-enter,fallback)" in run.trace[-1].text
     if backend == "sim":  # the simulated dialplan really dialled ${IVR_OPERATOR}, the World's operator
         assert run.destinations[-1] == "agent:Local/ivr-sim-operator@agents"
     else:
         kinds = [(e.kind, e.data.get("prompt") or e.data.get("status")) for e in run.events[-4:]]
-        assert kinds == [("fallback", None), ("prompt", "pls-hold-while-try"), ("dial", None),
-                         ("dial_result", "ANSWER")]
+        assert kinds == [
+            ("fallback", None),
+            ("prompt", "pls-hold-while-try"),
+            ("dial", None),
+            ("dial_result", "ANSWER"),
+        ]
 
 
 @pytest.mark.parametrize("backend", ["engine", "sim"])
@@ -142,18 +149,31 @@ cases:
     for backend in BACKENDS:
         suite = run_suite(tmp_path, backend=backend)
         failures = {r.case.name: r.verdict.failures for r in suite.failed}
-        assert failures == {"stale expectation (the park is not the end any more)": [
-            "ends: expected park default, but the call ended: hangup at goodbye"]}, backend
+        assert failures == {
+            "stale expectation (the park is not the end any more)": [
+                "ends: expected park default, but the call ended: hangup at goodbye"
+            ]
+        }, backend
         fallback = next(r for r in suite.results if r.case.name.endswith("operator fallback"))
-        assert describe_end(fallback.run, "lot") == \
-            "park:default at park_plain, then the dialplan's operator fallback", backend  # type: ignore[arg-type]
+        assert (
+            describe_end(fallback.run, "lot") == "park:default at park_plain, then the dialplan's operator fallback"
+        ), backend  # type: ignore[arg-type]
         # The comeback branch and the nodes after it are covered by the calls that came back; the menu's
         # no-input and invalid branches are all that no case reaches.
         assert {(i.node, i.key) for i in suite.coverage.covered} >= {
-            ("park_back", "comeback"), ("returned", ""), ("returned", "option:1"), ("returned", "option:2"),
-            ("park_plain", ""), ("goodbye", "")}, backend
+            ("park_back", "comeback"),
+            ("returned", ""),
+            ("returned", "option:1"),
+            ("returned", "option:2"),
+            ("park_plain", ""),
+            ("goodbye", ""),
+        }, backend
         assert {i.key for i in suite.coverage.missing} == {
-            "retry:no_input", "retry:invalid", "exhausted:no_input", "exhausted:invalid"}, backend
+            "retry:no_input",
+            "retry:invalid",
+            "exhausted:no_input",
+            "exhausted:invalid",
+        }, backend
 
 
 def test_test_flows_shows_a_failing_case_path_per_session(lot: Path, tmp_path: Path) -> None:
@@ -176,10 +196,14 @@ def test_simulate_prints_the_comeback(lot: Path, capsys: pytest.CaptureFixture[s
         assert main(["simulate", str(lot), "--digits", "2", "--backend", backend]) == 0
         out = capsys.readouterr().out
         assert "╞══ ← park timeout: back at lot:returned  (a new IVR session)" in out, backend
-        assert "╞══ ← park timeout: the dialplan's operator fallback (ivr-enter,fallback) dials the operator  " \
-               "(the IVR is done)" in out
-        assert "Path: hello → park_back  ⇢ park timeout ⇢  returned → park_plain  ⇢ park timeout ⇢  " \
-               "operator fallback" in out
+        assert (
+            "╞══ ← park timeout: the dialplan's operator fallback (ivr-enter,fallback) dials the operator  "
+            "(the IVR is done)" in out
+        )
+        assert (
+            "Path: hello → park_back  ⇢ park timeout ⇢  returned → park_plain  ⇢ park timeout ⇢  "
+            "operator fallback" in out
+        )
         assert "Outcome: parked -> park:default at lot:park_plain, " in out and " over 2 IVR sessions." in out
         assert "Then the dialplan's operator fallback (ivr-enter,fallback) dialled the operator." in out
         # The comeback mark comes after the first session's end and before the second session's first node.
@@ -191,7 +215,8 @@ def test_simulate_json_has_sessions_and_comebacks(lot: Path, capsys: pytest.Capt
     data = json.loads(capsys.readouterr().out)
     assert [s["start_node"] for s in data["sessions"]] == ["hello", "returned"]
     assert [(c["from"], c["target"], c["why"]) for c in data["comebacks"]] == [
-        ("lot:park_back", "lot:returned", "park timeout")]
+        ("lot:park_back", "lot:returned", "park timeout")
+    ]
     assert data["report"]["end_node"] == "lot:goodbye"
     assert [e["kind"] for e in data["trace"]].count("comeback") == 1
 
@@ -222,7 +247,9 @@ nodes:
         run = call(flow, backend, "")
         assert (run.report.outcome, run.report.path) == ("error", ["lot:park_back", "lot:broken"]), backend
         assert [(c.target, c.why) for c in run.comebacks] == [
-            ("lot:broken", "park timeout"), ("", "error in the comeback session (IVR_STATUS=ERROR)")], backend
+            ("lot:broken", "park timeout"),
+            ("", "error in the comeback session (IVR_STATUS=ERROR)"),
+        ], backend
         assert run.fallback
         if backend == "sim":
             assert run.destinations == ["ivr", "parked:701", "ivr", "agent:Local/ivr-sim-operator@agents"]

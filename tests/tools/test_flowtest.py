@@ -1,4 +1,5 @@
 """`ivr test-flows`: the shipped flow tests pass with full coverage; failures, errors and JUnit are useful."""
+
 from __future__ import annotations
 
 import shutil
@@ -47,7 +48,8 @@ def _copy_fixtures(tmp_path: Path) -> Path:
 
 
 def test_failing_case_shows_a_path_diff_exits_1_and_lands_in_junit(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     flows = _copy_fixtures(tmp_path)
     (flows / "frontdoor.test.yaml").write_text("""\
 cases:
@@ -159,12 +161,14 @@ def test_both_backends_agree_on_every_case() -> None:
     on_sim = run_suite(FIXTURES, backend="sim")
     on_engine = run_suite(FIXTURES, backend="engine")
     assert [r.case.name for r in on_sim.results] == [r.case.name for r in on_engine.results]
-    for sim, engine in zip(on_sim.results, on_engine.results):
+    for sim, engine in zip(on_sim.results, on_engine.results, strict=False):
         assert sim.run is not None and engine.run is not None
         assert sim.run.backend == "sim" and engine.run.backend == "engine"
         assert sim.run.report.path == engine.run.report.path, sim.case.name
-        assert (sim.run.report.outcome, sim.run.report.end_target) == \
-            (engine.run.report.outcome, engine.run.report.end_target), sim.case.name
+        assert (sim.run.report.outcome, sim.run.report.end_target) == (
+            engine.run.report.outcome,
+            engine.run.report.end_target,
+        ), sim.case.name
         assert sim.run.heard == engine.run.heard, sim.case.name
         # A parked caller nobody retrieves comes back in a second session on both (the fixture's park_it case).
         assert [c.target for c in sim.run.comebacks] == [c.target for c in engine.run.comebacks], sim.case.name

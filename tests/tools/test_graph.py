@@ -1,4 +1,5 @@
 """`ivr graph`: what the picture says (edges, labels, styles, traffic), in every format."""
+
 from __future__ import annotations
 
 import re
@@ -127,8 +128,10 @@ def test_traffic_weights_edges_and_marks_hangups(flow: Flow) -> None:
     quieter = re.search(r"main_menu -> support_menu \[[^\]]*\]", source)
     unused = re.search(r"main_menu -> account \[[^\]]*\]", source)
     assert busiest and quieter and unused
-    width = {name: float(re.search(r'penwidth="?([\d.]+)', m.group(0)).group(1))
-             for name, m in (("busiest", busiest), ("quieter", quieter), ("unused", unused))}
+    width = {
+        name: float(re.search(r'penwidth="?([\d.]+)', m.group(0)).group(1))
+        for name, m in (("busiest", busiest), ("quieter", quieter), ("unused", unused))
+    }
     assert width["busiest"] > width["quieter"] > width["unused"]
     assert "1: sales (40)" in busiest.group(0)
     assert "7 hung up here" in source
@@ -191,7 +194,9 @@ async def test_traffic_from_the_engines_own_metrics() -> None:
 
 
 def test_transfer_branches_weighted_by_transfer_results_and_ambiguous_exits_left_alone(flow: Flow) -> None:
-    scrape = SCRAPE + """\
+    scrape = (
+        SCRAPE
+        + """\
 # TYPE ivr_transfers_total counter
 ivr_transfers_total{flow="frontdoor",target="${dialed}",result="busy"} 4.0
 ivr_transfers_total{flow="frontdoor",target="${dialed}",result="noanswer"} 1.0
@@ -200,6 +205,7 @@ ivr_transfers_total{flow="frontdoor",target="${dialed}",result="answer"} 9.0
 ivr_node_exits_total{flow="frontdoor",node="hours",reason="next"} 30.0
 ivr_node_exits_total{flow="frontdoor",node="hours",reason="closed"} 6.0
 """
+    )
     traffic = parse_traffic(scrape, "frontdoor")
     assert traffic.count("transfer", "${dialed}", "on_busy") == 4.0
     assert traffic.count("transfer", "${dialed}", "on_unavailable") is None
@@ -216,10 +222,15 @@ ivr_node_exits_total{flow="frontdoor",node="hours",reason="closed"} 6.0
 
 
 def test_mermaid_escapes_hash_keys() -> None:
-    tiny = Flow.model_validate({
-        "name": "tiny", "start": "m",
-        "nodes": {"m": {"type": "menu", "greeting": ["beep"], "options": {"#": "bye", "*": "repeat"}},
-                  "bye": {"type": "hangup"}},
-    })
+    tiny = Flow.model_validate(
+        {
+            "name": "tiny",
+            "start": "m",
+            "nodes": {
+                "m": {"type": "menu", "greeting": ["beep"], "options": {"#": "bye", "*": "repeat"}},
+                "bye": {"type": "hangup"},
+            },
+        }
+    )
     text = render(tiny, "mermaid")
     assert '-->|"#35;"|' in text and '-.->|"*: repeat"|' in text

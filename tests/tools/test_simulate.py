@@ -1,4 +1,5 @@
 """`ivr simulate`: scripted and interactive calls through the shipped main flow, in virtual time."""
+
 from __future__ import annotations
 
 import io
@@ -49,8 +50,17 @@ def test_language_and_clock_change_what_the_caller_hears(capsys: pytest.CaptureF
 def test_agents_queues_and_lookup_fixture(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     fixture = tmp_path / "crm.json"
     fixture.write_text(json.dumps({"crm_lookup": {"name": "Ona", "balance": {"euros": 42}, "vip": False}}))
-    code, out = simulate(capsys, "--digits", "1,w,3,123456#,1", "--lookup-fixture", str(fixture),
-                         "--queue", "billing=timeout", "--caller", "860012345")
+    code, out = simulate(
+        capsys,
+        "--digits",
+        "1,w,3,123456#,1",
+        "--lookup-fixture",
+        str(fixture),
+        "--queue",
+        "billing=timeout",
+        "--caller",
+        "860012345",
+    )
     assert code == 0
     assert "(says number 42)" in out
     assert "QUEUESTATUS TIMEOUT" in out and "┌ callback_request" in out
@@ -149,14 +159,18 @@ def test_interactive_in_a_terminal() -> None:
     """A real pseudo-terminal: the tool asks, we type like a person would."""
     leader, follower = pty.openpty()
     process = subprocess.Popen(
-        [sys.executable, "main.py", "simulate", "main", "--caller", "860012345"], cwd=ROOT,
-        stdin=follower, stdout=follower, stderr=follower, close_fds=True,
+        [sys.executable, "main.py", "simulate", "main", "--caller", "860012345"],
+        cwd=ROOT,
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        close_fds=True,
     )
     os.close(follower)
     deadline = time.monotonic() + 20
     try:
         seen = _read_until(leader, b"your turn", deadline)
-        assert "For English, press 1.".encode() in seen
+        assert b"For English, press 1." in seen
         os.write(leader, b"1\n")
         _read_until(leader, b"your turn", deadline)  # recording consent pause
         os.write(leader, b"w\n")
@@ -178,8 +192,14 @@ def test_ctrl_c_hangs_up_cleanly() -> None:
     import signal
 
     leader, follower = pty.openpty()
-    process = subprocess.Popen([sys.executable, "main.py", "simulate", "main"], cwd=ROOT,
-                               stdin=follower, stdout=follower, stderr=follower, close_fds=True)
+    process = subprocess.Popen(
+        [sys.executable, "main.py", "simulate", "main"],
+        cwd=ROOT,
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        close_fds=True,
+    )
     os.close(follower)
     deadline = time.monotonic() + 20
     try:
@@ -196,8 +216,9 @@ def test_ctrl_c_hangs_up_cleanly() -> None:
         os.close(leader)
 
 
-def test_save_case_freezes_the_call_as_a_passing_regression_test(tmp_path: Path,
-                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_save_case_freezes_the_call_as_a_passing_regression_test(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import shutil
 
     from ivr.tools.flowtest import run_suite
@@ -207,10 +228,40 @@ def test_save_case_freezes_the_call_as_a_passing_regression_test(tmp_path: Path,
     for name in ("main.yaml", "callback.yaml", "holidays-lt.ics"):
         shutil.copy(FLOWS / name, flows / name)
     target = flows / "main.test.yaml"
-    assert main(["simulate", "main", "--flows-dir", str(flows), "--digits", "1,w,0,h", "--agent", "6000=busy",
-                 "--save-case", str(target)]) == 0
-    assert main(["simulate", "main", "--flows-dir", str(flows), "--digits", "1,w,0,h", "--agent", "6000=busy",
-                 "--save-case", str(target)]) == 0  # same name again: made unique
+    assert (
+        main(
+            [
+                "simulate",
+                "main",
+                "--flows-dir",
+                str(flows),
+                "--digits",
+                "1,w,0,h",
+                "--agent",
+                "6000=busy",
+                "--save-case",
+                str(target),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "simulate",
+                "main",
+                "--flows-dir",
+                str(flows),
+                "--digits",
+                "1,w,0,h",
+                "--agent",
+                "6000=busy",
+                "--save-case",
+                str(target),
+            ]
+        )
+        == 0
+    )  # same name again: made unique
     assert "Saved as case '1,w,0,h -> voicemail (2)'" in capsys.readouterr().out
     text = target.read_text()
     assert text.startswith("# yaml-language-server: $schema=")

@@ -8,9 +8,11 @@ Rules for this package:
 - Modules are named after their kind (`input_node`/`set_node` avoid shadowing builtins).
 - `handler_for(kind)` is the only lookup; importing this package registers every built-in kind.
 """
+
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from ivr.flow.context import CallContext, EngineError, Step
 
@@ -25,6 +27,7 @@ def register(kind: str) -> Callable[[NodeHandler], NodeHandler]:
             raise ValueError(f"node kind {kind!r} already has a handler")
         _HANDLERS[kind] = handler
         return handler
+
     return add
 
 
@@ -41,6 +44,20 @@ def kinds() -> list[str]:
 
 # Importing the modules registers their handlers.
 from ivr.flow.nodes import (  # noqa: E402,F401
-    callback, goto, hangup, hold, input_node, language, lookup, menu, park, play, record, route, say, set_node,
-    transfer, voicemail,
+    callback,
+    goto,
+    hangup,
+    hold,
+    input_node,
+    language,
+    lookup,
+    menu,
+    park,
+    play,
+    record,
+    route,
+    say,
+    set_node,
+    transfer,
+    voicemail,
 )

@@ -11,6 +11,7 @@ pattern: the node's `number_pattern`, else the service's (`callbacks.number_patt
 (then not offered: the caller is asked for a number) or were typed (then `invalid_prompts`, and asked again).
 Stored via `storage.add_callback`; the callback scheduler does the dialling.
 """
+
 from __future__ import annotations
 
 from ivr.flow.context import ALL_DIGITS, CallContext, EngineError, Finish, Goto
@@ -24,8 +25,12 @@ CONFIRM, OTHER = "1", "2"
 
 def _usable(node: CallbackNode, number: str, pattern: str) -> bool:
     digits = number[1:] if number.startswith("+") else number
-    return (digits.isdigit() and digits.isascii() and node.min_length <= len(digits) <= node.max_length
-            and is_callback_number(number, pattern))
+    return (
+        digits.isdigit()
+        and digits.isascii()
+        and node.min_length <= len(digits) <= node.max_length
+        and is_callback_number(number, pattern)
+    )
 
 
 @register("callback")
@@ -43,14 +48,22 @@ async def run(node: CallbackNode, ctx: CallContext) -> Goto | Finish:
     failures = 0
     while failures <= node.retries:
         if not number:
-            entered = await ctx.collect(node.number_prompts, max_length=node.max_length, terminator="#",
-                                        timeout=ctx.settings.confirm_wait + 1, inter_digit_timeout=3.0)
+            entered = await ctx.collect(
+                node.number_prompts,
+                max_length=node.max_length,
+                terminator="#",
+                timeout=ctx.settings.confirm_wait + 1,
+                inter_digit_timeout=3.0,
+            )
             if _usable(node, entered, pattern):
                 number = entered
             else:
                 failures += 1
-                ctx.emit("invalid" if entered else "no_input",
-                         f"not a usable number ({failures} of {node.retries + 1})", count=failures)
+                ctx.emit(
+                    "invalid" if entered else "no_input",
+                    f"not a usable number ({failures} of {node.retries + 1})",
+                    count=failures,
+                )
                 if entered and node.invalid_prompts and failures <= node.retries:
                     await ctx.play(node.invalid_prompts)
             continue
@@ -65,10 +78,16 @@ async def run(node: CallbackNode, ctx: CallContext) -> Goto | Finish:
             from ivr.storage import CallbackRequest, StorageError
 
             try:
-                request_id = await ctx.storage.add_callback(CallbackRequest(
-                    number=number, queue=node.queue, caller_name=ctx.info.caller_name,
-                    source_call_id=ctx.info.uniqueid, language=ctx.language, requested_at=ctx.now(),
-                ))
+                request_id = await ctx.storage.add_callback(
+                    CallbackRequest(
+                        number=number,
+                        queue=node.queue,
+                        caller_name=ctx.info.caller_name,
+                        source_call_id=ctx.info.uniqueid,
+                        language=ctx.language,
+                        requested_at=ctx.now(),
+                    )
+                )
             except StorageError as exc:
                 raise EngineError(f"callback {ctx.ref}: the request for {number} could not be stored: {exc}") from exc
             CALLBACKS.labels(node.queue, "requested").inc()

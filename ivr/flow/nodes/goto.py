@@ -1,4 +1,5 @@
 """`goto`: jump to another node (possibly `flow:node` in another flow)."""
+
 from __future__ import annotations
 
 from ivr.flow.context import CallContext, Goto

@@ -1,4 +1,5 @@
 """`hangup`: play the goodbye prompts (no barge-in: a goodbye is short and final) and hang up."""
+
 from __future__ import annotations
 
 from ivr.flow.context import CallContext, Finish

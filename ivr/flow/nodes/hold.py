@@ -1,4 +1,5 @@
 """`hold`: music on hold in slices of `every` seconds with the announcement between slices, up to `max`."""
+
 from __future__ import annotations
 
 from ivr.flow.context import CallContext, Goto

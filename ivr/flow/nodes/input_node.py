@@ -5,6 +5,7 @@ the invalid prompts precede the question again (not after a "no", which is the c
 past `max_length` make the entry too long (`CallContext.collect` reads them to the entry's end).
 Exhausted -> `on_failure`. The digits become a variable only once accepted.
 """
+
 from __future__ import annotations
 
 import re
@@ -31,8 +32,13 @@ async def run(node: InputNode, ctx: CallContext) -> Goto:
     failures = 0
     prompts = list(node.prompts)
     while True:
-        digits = await ctx.collect(prompts, max_length=node.max_length, terminator=node.terminator,
-                                   timeout=node.timeout, inter_digit_timeout=node.inter_digit_timeout)
+        digits = await ctx.collect(
+            prompts,
+            max_length=node.max_length,
+            terminator=node.terminator,
+            timeout=node.timeout,
+            inter_digit_timeout=node.inter_digit_timeout,
+        )
         problem = problem_with(node, digits)
         rejected = False
         if problem is None and node.confirm:
@@ -47,8 +53,12 @@ async def run(node: InputNode, ctx: CallContext) -> Goto:
             ctx.set_var(node.variable, digits)
             return Goto(node.next, "valid", f"{node.variable} accepted")
         failures += 1
-        ctx.emit("invalid" if digits else "no_input", f"{problem} ({failures} of {node.retries + 1})",
-                 problem=problem, count=failures)
+        ctx.emit(
+            "invalid" if digits else "no_input",
+            f"{problem} ({failures} of {node.retries + 1})",
+            problem=problem,
+            count=failures,
+        )
         if failures > node.retries:
             return Goto(node.on_failure, "exhausted", f"{problem}; {failures} attempts")
-        prompts = (list(node.prompts) if rejected else list(node.invalid_prompts) + list(node.prompts))
+        prompts = list(node.prompts) if rejected else list(node.invalid_prompts) + list(node.prompts)

@@ -3,6 +3,7 @@
 No choice (or only wrong keys) after the retries -> the node's default or the flow's default language, so a
 caller who does not understand the question still gets through.
 """
+
 from __future__ import annotations
 
 from ivr.flow.context import ALL_DIGITS, CallContext, Goto
@@ -20,8 +21,10 @@ async def run(node: LanguageNode, ctx: CallContext) -> Goto:
             language = node.options[digit]
             await ctx.set_language(language)
             return Goto(node.next, "valid", f"chose {language}")
-        ctx.emit("invalid" if digit else "no_input",
-                 f"{'key ' + digit if digit else 'no choice'} ({attempt + 1} of {node.retries + 1})")
+        ctx.emit(
+            "invalid" if digit else "no_input",
+            f"{'key ' + digit if digit else 'no choice'} ({attempt + 1} of {node.retries + 1})",
+        )
     language = node.default or ctx.flow.language
     await ctx.set_language(language)
     return Goto(node.next, "exhausted", f"no choice; default {language}")

@@ -1,5 +1,6 @@
 """`lookup`: an HTTP request to a CRM/webhook; JSON fields become variables; any failure -> `on_error` with the
 failure kind in `${lookup_error}`. The metric `result` is ok, timeout or error."""
+
 from __future__ import annotations
 
 from ivr.flow.context import CallContext, EngineError, Goto

@@ -13,6 +13,7 @@ Rules (each one answers a common complaint about IVR menus):
   first menu) the call ends as if there were no target. Exhausted retries without a target end the call
   (outcome "contained"); the validator warns about it.
 """
+
 from __future__ import annotations
 
 import re
@@ -24,7 +25,7 @@ from ivr.flow.nodes import register
 from ivr.metrics import MENU_CHOICES
 
 NONE, PREFIX, FULL, FULL_OPEN = "none", "prefix", "full", "full_open"
-_WILD = ("." , "!")
+_WILD = (".", "!")
 
 
 def pattern_tokens(pattern: str) -> list[str]:
@@ -45,7 +46,7 @@ def pattern_tokens(pattern: str) -> list[str]:
             if end < 0:
                 raise EngineError(f"direct_dial pattern {pattern!r}: '[' without ']'")
             chars = ""
-            body = text[i + 1:end]
+            body = text[i + 1 : end]
             j = 0
             while j < len(body):
                 if j + 2 < len(body) and body[j + 1] == "-":
@@ -67,7 +68,7 @@ def pattern_tokens(pattern: str) -> list[str]:
 def pattern_state(tokens: list[str], digits: str) -> str:
     """How `digits` relate to the pattern: none, prefix (needs more), full, or full_open (full, may grow)."""
     i = 0
-    for position, char in enumerate(digits):
+    for _position, char in enumerate(digits):
         if i >= len(tokens):
             return NONE
         token = tokens[i]
@@ -144,8 +145,12 @@ async def run(node: MenuNode, ctx: CallContext) -> Goto | Finish:
             return Goto(node.direct_dial.target, "valid", f"direct dial {choice}")
         if option is None:
             invalid += 1
-            ctx.emit("invalid", f"invalid choice {choice!r} ({invalid} of {node.invalid.retries + 1})",
-                     choice=choice, count=invalid)
+            ctx.emit(
+                "invalid",
+                f"invalid choice {choice!r} ({invalid} of {node.invalid.retries + 1})",
+                choice=choice,
+                count=invalid,
+            )
             if invalid > node.invalid.retries:
                 return _exhausted(ctx, node.invalid, "invalid input", invalid)
             before = list(node.invalid.prompts)

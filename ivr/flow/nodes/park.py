@@ -7,6 +7,7 @@ operator fallback when it is empty (dialplans/extensions_ivr.conf). The lot's ow
 Asterisk moves a timed-out parked call to that context, which ends this AGI session (HANGUP), so the flow ends
 here either way with outcome "parked": "timeout" (comeback follows in a new session) or "retrieved".
 """
+
 from __future__ import annotations
 
 from ivr.flow.context import CallContext, Finish
@@ -24,9 +25,16 @@ async def run(node: ParkNode, ctx: CallContext) -> Finish:
     # Always set (also to ""): a value left by an earlier park in this call must not send the caller back there.
     await ctx.channel.set_variable(COMEBACK_VARIABLE, comeback)
     ctx.outcome, ctx.end_target = "parked", f"park:{node.lot}"
-    ctx.emit("park", f"parked in lot {node.lot} for {node.timeout:g} s"
-             + (f", comeback to {comeback}" if comeback else ""), lot=node.lot, comeback=comeback)
+    ctx.emit(
+        "park",
+        f"parked in lot {node.lot} for {node.timeout:g} s" + (f", comeback to {comeback}" if comeback else ""),
+        lot=node.lot,
+        comeback=comeback,
+    )
     result = await ctx.channel.park(node.lot, node.timeout, ctx.settings.park_comeback_context)
-    ctx.emit("park", f"park ended: {result.status}" + (f" (space {result.space})" if result.space else ""),
-             status=result.status)
+    ctx.emit(
+        "park",
+        f"park ended: {result.status}" + (f" (space {result.space})" if result.space else ""),
+        status=result.status,
+    )
     return Finish("parked", "next", result.status, ctx.end_target)

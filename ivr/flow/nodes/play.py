@@ -1,5 +1,6 @@
 """`play`: play prompts in order; with barge_in a digit stops playback and is kept as type-ahead for the next
 node that collects digits."""
+
 from __future__ import annotations
 
 from ivr.flow.context import ALL_DIGITS, CallContext, Goto

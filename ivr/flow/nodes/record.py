@@ -1,4 +1,5 @@
 """`record`: start, pause, resume or stop call recording under the flow's policy (see ivr.flow.recording)."""
+
 from __future__ import annotations
 
 from ivr.flow.context import CallContext, Goto

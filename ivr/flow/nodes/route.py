@@ -4,6 +4,7 @@ Conditions: open/closed/holiday (a schedule of this flow, evaluated at the engin
 searched in the caller ID number), variable (equals / matches = regex search / in), language (the caller's
 current language). An undefined schedule is a flow error, never silently "closed".
 """
+
 from __future__ import annotations
 
 import re
@@ -32,8 +33,11 @@ def evaluate(rule: RouteRule, ctx: CallContext) -> tuple[bool, str, str]:
         return st.open, state, f"{rule.open} is {state} ({st.reason})"
     if rule.closed:
         st = _hours(ctx, rule.closed)
-        return (not st.open), ("open" if st.open else "closed"), \
-            f"{rule.closed} is {'open' if st.open else 'closed'} ({st.reason})"
+        return (
+            (not st.open),
+            ("open" if st.open else "closed"),
+            f"{rule.closed} is {'open' if st.open else 'closed'} ({st.reason})",
+        )
     if rule.holiday:
         st = _hours(ctx, rule.holiday)
         return st.holiday, "closed" if st.holiday else "next", f"{rule.holiday} holiday: {st.holiday}"

@@ -6,6 +6,7 @@ number that fits SAY NUMBER's C int (Asterisk reads it with %d), anything else i
 Asterisk's core `letters/<c>` and `digits/<d>` sounds, one per character (at most MAX_SAY_CHARS), skipping
 anything else.
 """
+
 from __future__ import annotations
 
 import re
@@ -14,8 +15,8 @@ from ivr.flow.context import CallContext, Goto
 from ivr.flow.model import SayNode
 from ivr.flow.nodes import register
 
-MAX_SAY_CHARS = 64          # longer is not something a caller can follow (and would be minutes of audio)
-INT_MAX = 2 ** 31 - 1       # SAY NUMBER's %d
+MAX_SAY_CHARS = 64  # longer is not something a caller can follow (and would be minutes of audio)
+INT_MAX = 2**31 - 1  # SAY NUMBER's %d
 _WHOLE_NUMBER = re.compile(r"-?[0-9]{1,10}")
 
 

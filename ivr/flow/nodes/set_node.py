@@ -2,6 +2,7 @@
 whose names must be plain identifiers (values are sent quoted by the channel). Values are data: control
 characters become spaces and they are cut to 1024 characters (`clean_value`), so a lookup answer with a NUL or
 a few kilobytes of text cannot make SET VARIABLE fail and end the call."""
+
 from __future__ import annotations
 
 from ivr.flow.context import VARIABLE_NAME, CallContext, EngineError, Goto, clean_value

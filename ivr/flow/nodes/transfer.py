@@ -21,11 +21,12 @@ Rules:
   validator warns), never in silence without a record.
 - Metric `target` is the configured extension/queue text, never the dialled digits.
 """
+
 from __future__ import annotations
 
 import logging
 import re
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 from ivr.flow.channel import QUEUE_ABANDONED, QUEUE_ANSWERED, CallerHangup
 from ivr.flow.context import CallContext, EngineError, Finish, Goto
@@ -39,19 +40,29 @@ log = logging.getLogger(__name__)
 
 _DIAL_STRING = re.compile(r"[A-Za-z0-9*#+_\-/@.:&]{1,200}")
 
-DIAL_BRANCH = {"BUSY": "on_busy", "NOANSWER": "on_no_answer", "CHANUNAVAIL": "on_unavailable",
-               "CONGESTION": "on_unavailable"}
-QUEUE_BRANCH = {"TIMEOUT": ("on_timeout",), "JOINEMPTY": ("on_timeout",), "LEAVEEMPTY": ("on_timeout",),
-                "FULL": ("on_unavailable", "on_timeout"), "JOINUNAVAIL": ("on_unavailable", "on_timeout"),
-                "LEAVEUNAVAIL": ("on_unavailable", "on_timeout")}
+DIAL_BRANCH = {
+    "BUSY": "on_busy",
+    "NOANSWER": "on_no_answer",
+    "CHANUNAVAIL": "on_unavailable",
+    "CONGESTION": "on_unavailable",
+}
+QUEUE_BRANCH = {
+    "TIMEOUT": ("on_timeout",),
+    "JOINEMPTY": ("on_timeout",),
+    "LEAVEEMPTY": ("on_timeout",),
+    "FULL": ("on_unavailable", "on_timeout"),
+    "JOINUNAVAIL": ("on_unavailable", "on_timeout"),
+    "LEAVEUNAVAIL": ("on_unavailable", "on_timeout"),
+}
 
 
 class TransferRefused(EngineError):
     """A value substituted into the transfer target is not a plain extension/queue name (or the result is not)."""
 
 
-def render_target(template: str, variables: Mapping[str, object], allowed: Callable[[str], bool], what: str,
-                  kind: str = "extension") -> str:
+def render_target(
+    template: str, variables: Mapping[str, object], allowed: Callable[[str], bool], what: str, kind: str = "extension"
+) -> str:
     """Render `template`, refusing any substituted value that `allowed(value)` rejects (empty values included)."""
     refused: list[str] = []
 
@@ -62,8 +73,10 @@ def render_target(template: str, variables: Mapping[str, object], allowed: Calla
 
     result = render(template, variables, encode=check)
     if refused:
-        raise TransferRefused(f"{what} {template!r}: value {refused[0][:60]!r} is not a plain {kind}; transfer "
-                              "refused (check the lookup answer or parameter that set it)")
+        raise TransferRefused(
+            f"{what} {template!r}: value {refused[0][:60]!r} is not a plain {kind}; transfer "
+            "refused (check the lookup answer or parameter that set it)"
+        )
     return result
 
 
@@ -128,8 +141,9 @@ def _branch(node: TransferNode, names: tuple[str, ...], status: str) -> Goto | F
     return Finish("error", "error", f"{status} and no branch for it", f"failed:{status.lower()}")
 
 
-def _answered(node: TransferNode, ctx: CallContext, status: str, end_target: str,
-              caller_hung_up: bool) -> Goto | Finish:
+def _answered(
+    node: TransferNode, ctx: CallContext, status: str, end_target: str, caller_hung_up: bool
+) -> Goto | Finish:
     ctx.outcome, ctx.end_target = "transferred", end_target
     if caller_hung_up:  # the conversation ended with the caller hanging up: the call ends here, transferred
         raise CallerHangup(f"the caller hung up after the agent answered ({status})")
@@ -157,8 +171,12 @@ async def run(node: TransferNode, ctx: CallContext) -> Goto | Finish:
         result = await ctx.channel.queue(queue, node.timeout)
         status = result.status.upper()
         TRANSFERS.labels(ctx.flow.name, metric_target, status.lower()).inc()
-        ctx.emit("transfer", f"QUEUESTATUS {status}" + (" (caller hung up)" if result.caller_hung_up else ""),
-                 status=status, caller_hung_up=result.caller_hung_up)
+        ctx.emit(
+            "transfer",
+            f"QUEUESTATUS {status}" + (" (caller hung up)" if result.caller_hung_up else ""),
+            status=status,
+            caller_hung_up=result.caller_hung_up,
+        )
         if status in (QUEUE_ANSWERED, "CONTINUE"):
             return _answered(node, ctx, status, f"queue:{queue}", result.caller_hung_up)
         if result.caller_hung_up or status == QUEUE_ABANDONED:
@@ -168,8 +186,12 @@ async def run(node: TransferNode, ctx: CallContext) -> Goto | Finish:
     dial = await ctx.channel.dial(dest, node.timeout)
     status = dial.status.upper()
     TRANSFERS.labels(ctx.flow.name, metric_target, status.lower()).inc()
-    ctx.emit("transfer", f"DIALSTATUS {status}" + (" (caller hung up)" if dial.caller_hung_up else ""),
-             status=status, caller_hung_up=dial.caller_hung_up)
+    ctx.emit(
+        "transfer",
+        f"DIALSTATUS {status}" + (" (caller hung up)" if dial.caller_hung_up else ""),
+        status=status,
+        caller_hung_up=dial.caller_hung_up,
+    )
     if status == "ANSWER":
         return _answered(node, ctx, status, end_target, dial.caller_hung_up)
     if dial.caller_hung_up or status == "CANCEL":

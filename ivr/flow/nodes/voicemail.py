@@ -5,6 +5,7 @@ Rules: a caller hanging up is the normal way to end a message, so the message is
 then ends as "voicemail" (not "abandoned"). A message shorter than MIN_SECONDS is nothing but a click and is
 not stored. The file name is built from the mailbox, the uniqueid and the time through `safe_filename()`.
 """
+
 from __future__ import annotations
 
 from ivr.flow.channel import CallerHangup
@@ -30,19 +31,31 @@ async def run(node: VoicemailNode, ctx: CallContext) -> Goto:
     path = f"{ctx.settings.voicemail_dir.rstrip('/')}/{name}"
     ctx.emit("voicemail", f"recording a message for {mailbox} (max {node.max_length:g} s)", mailbox=mailbox)
     result = await ctx.channel.record_file(path, FORMAT, "#", node.max_length, node.silence, node.beep)
-    ctx.emit("voicemail", f"recording ended by {result.reason} after {result.seconds:.1f} s",
-             reason=result.reason, seconds=result.seconds)
+    ctx.emit(
+        "voicemail",
+        f"recording ended by {result.reason} after {result.seconds:.1f} s",
+        reason=result.reason,
+        seconds=result.seconds,
+    )
     if result.seconds >= MIN_SECONDS:
         from ivr.storage import StorageError, Voicemail
 
         try:
-            vm_id = await ctx.storage.add_voicemail(Voicemail(
-                mailbox=mailbox, caller=ctx.info.caller_id, path=f"{path}.{FORMAT}", seconds=result.seconds,
-                flow=ctx.flow.name, call_id=ctx.info.uniqueid, created_at=ctx.now(),
-            ))
+            vm_id = await ctx.storage.add_voicemail(
+                Voicemail(
+                    mailbox=mailbox,
+                    caller=ctx.info.caller_id,
+                    path=f"{path}.{FORMAT}",
+                    seconds=result.seconds,
+                    flow=ctx.flow.name,
+                    call_id=ctx.info.uniqueid,
+                    created_at=ctx.now(),
+                )
+            )
         except StorageError as exc:
-            raise EngineError(f"voicemail {ctx.ref}: the message {path}.{FORMAT} was recorded but not stored: "
-                              f"{exc}") from exc
+            raise EngineError(
+                f"voicemail {ctx.ref}: the message {path}.{FORMAT} was recorded but not stored: {exc}"
+            ) from exc
         VOICEMAILS.labels(ctx.flow.name).inc()
         ctx.outcome, ctx.end_target = "voicemail", f"voicemail:{mailbox}"
         ctx.variables["voicemail_id"] = str(vm_id)
