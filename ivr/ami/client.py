@@ -786,8 +786,12 @@ class AMIClient:
             if self.tcp_keepalive:
                 self._set_tcp_keepalive(conn)
             try:
+                # Not shielded: this is the banner's only reader. On a time-out the future is cancelled with the
+                # wait, so the connection_lost() that follows the abort finds it done and sets no exception that
+                # nobody would read ("Future exception was never retrieved" at ERROR; asyncio.shield drops its
+                # retrieval callback once the outer wait is cancelled).
                 async with asyncio.timeout(self.connect_timeout):
-                    banner = await asyncio.shield(conn.banner)
+                    banner = await conn.banner
             except TimeoutError:
                 raise AMITimeout(
                     f"no AMI banner from {self.host}:{self.port} within {self.connect_timeout}s; is it "
@@ -796,6 +800,7 @@ class AMIClient:
             self._version = banner.version
             await self._login()
         except BaseException:
+            conn.banner.cancel()  # nobody waits for it any more (a no-op once it is done)
             conn.abort("login did not complete")
             self._conn = None
             raise

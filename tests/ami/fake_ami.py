@@ -7,7 +7,8 @@ tests register, typically `replay(...)` of a recorded answer with the ActionID r
 
 Misbehaviour switches: `silent` (read but never answer: a half-open peer), `chunk` (write in pieces of n bytes),
 `drop()` (abort every socket), `flood()` (many events at once), `refuse_connections`, `drop_after_login`,
-`auth_fail_delay` (Asterisk answers a failed login after ~1 s, then closes).
+`auth_fail_delay` (Asterisk answers a failed login after ~1 s, then closes), `mute` (accept and say nothing, not even
+the banner: some other service on the manager port, or an Asterisk stuck at start-up).
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ class FakeAMI:
         self.logins = 0
         self.failed_logins = 0
         self.silent = False
+        self.mute = False
         self.chunk = 0
         self.refuse_connections = False
         self.drop_after_login = False  # accept the login, then close at once (an Asterisk in a crash loop)
@@ -152,6 +154,10 @@ class FakeAMI:
             conn = FakeConnection(reader, writer, self)
             self.connections.append(conn)
             self.connected.set()
+            if self.mute:
+                while await reader.read(65536):
+                    pass
+                return
             await conn.send(BANNER)
             parser = AMIParser(Role.SERVER)
             while True:

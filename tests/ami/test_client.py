@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 
@@ -687,3 +688,28 @@ async def test_a_subscriber_that_never_suspends_lets_the_loop_run(fake: FakeAMI,
     await watcher
     assert got == list(range(100))
     assert seen_by_other_task[0] < 100  # the loop ran while the backlog was being handled
+
+
+async def test_a_server_without_banner_is_a_warning_and_a_retry_not_a_lost_future(
+    fake: FakeAMI, make_client: Make, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Something accepts on the manager port and never speaks: each attempt times out waiting for the banner,
+    is logged as one WARNING and retried; no future is left holding an exception nobody reads (asyncio would log
+    "Future exception was never retrieved" at ERROR when it is collected)."""
+    import gc
+
+    fake.mute = True
+    caplog.set_level(logging.WARNING)
+    client = make_client(connect_timeout=0.05)
+    await client.start()
+    await fake.wait_for(lambda: len(fake.connections) >= 3)
+    await client.close()
+    fake.drop()
+    for _ in range(3):  # let the aborted transports call connection_lost, then collect what is left
+        await asyncio.sleep(0)
+    gc.collect()
+    assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    retries = [r for r in caplog.records if r.levelno == logging.WARNING and "no AMI banner" in r.getMessage()]
+    assert len(retries) >= 2 and all("retrying in" in r.getMessage() for r in retries)
+    assert client.state == "closed"
