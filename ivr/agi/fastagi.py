@@ -10,6 +10,10 @@ Rules for this file:
   reaches the port could otherwise pretend to be Asterisk.
 - Over `max_connections` a new connection is closed at once (and counted as "rejected"); the running calls
   are not touched.
+- A peer whose header is bad (half sent then closed, stalled past `header_timeout`, oversized) is counted as
+  "bad_header". Refusals and bad headers are logged through `RateLimitedWarning`s (one line per kind per 10 s,
+  the next line saying how many were left out): a flood of 300 broken connections is 300 in the metric and one
+  WARNING, not 300 log lines.
 - Accepted sockets get TCP keepalive, so a powered-off Asterisk host (no FIN, no RST) does not hold a session
   and a connection slot forever while a command or an `exec()` waits.
 - `stop()` is graceful: stop accepting, let running calls finish until `shutdown_deadline`, then cancel them
@@ -80,6 +84,8 @@ class FastAGIServer:
         self.keepalive_interval = keepalive_interval
         self.keepalive_count = keepalive_count
         self._forbidden_log = RateLimitedWarning(log, interval=10.0)
+        self._bad_header_log = RateLimitedWarning(log, interval=10.0)
+        self._cap_log = RateLimitedWarning(log, interval=10.0)
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
@@ -137,7 +143,7 @@ class FastAGIServer:
             self.rejected += 1
             metrics.AGI_CONNECTIONS.labels(result="rejected").inc()
             if not self._stopping:
-                log.warning(
+                self._cap_log.warning(
                     "FastAGI connection cap (%d) reached; refusing a connection from %r",
                     self.max_connections,
                     link.get_extra_info("peername"),
@@ -182,7 +188,7 @@ class FastAGIServer:
                 exec_timeout=self.exec_timeout,
             )
         except (AGITimeoutError, AGIConnectionLost, AGIProtocolError, ConnectionError) as exc:
-            log.warning("bad FastAGI header from %r: %s", link.get_extra_info("peername"), exc)
+            self._bad_header_log.warning("bad FastAGI header from %r: %s", link.get_extra_info("peername"), exc)
             link.abort()
             return "bad_header"
         return await dispatch(self.router, session)

@@ -89,6 +89,29 @@ async def test_peer_outside_allow_list_is_closed_before_the_header_is_read(caplo
     assert "127.0.0.1" in refusals[0].getMessage()
 
 
+async def test_a_flood_of_half_sent_headers_logs_one_warning_and_counts_every_connection(caplog):
+    """A flood (a scanner, a broken proxy) of connections that send half an AGI header and go away: each one is
+    counted as bad_header, but the log gets one WARNING for the burst, not one per connection."""
+    outcome = Outcome()
+    before = connections("bad_header")
+    flood = 40
+    caplog.set_level(logging.WARNING, logger="ivr.agi.fastagi")
+    async with running_server(noop_router(outcome)) as server:
+        for _ in range(flood):
+            broken = await FakeAsterisk.connect(server.port, ENV_AGI01[:60])  # half a header, then EOF
+            await broken.aclose()
+        for _ in range(200):
+            if connections("bad_header") == before + flood:
+                break
+            await asyncio.sleep(0.01)
+        fake = await FakeAsterisk.connect(server.port, ENV_AGI01)  # and real calls are still served
+        await fake.expect(b"NOOP\n", b"200 result=0\n")
+        assert await outcome.wait() == "agi-01"
+    assert connections("bad_header") == before + flood
+    warnings = [r for r in caplog.records if "bad FastAGI header" in r.getMessage()]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+
+
 async def test_allowed_loopback_peer_is_served(outcome):
     before = connections("forbidden")
     async with running_server(noop_router(outcome), allowed_peers=["10.0.0.0/8", "127.0.0.1"]) as server:
