@@ -271,7 +271,8 @@ AGI_COMMAND_SECONDS = Histogram(
 )
 AGI_COMMAND_RESULTS = Counter(
     "ivr_agi_command_results",
-    "AGI command results (ok, failure, hangup, dead, invalid, usage, timeout).",
+    "AGI command results (ok, ended: EXEC Dial/Queue/Park over normally, hangup, failure, dead, invalid, usage, "
+    "timeout).",
     ["command", "result"],
     registry=REGISTRY,
 )

@@ -17,6 +17,11 @@ Rules for this file:
   the whole call up.
 - Metric labels: `command` from a fixed list of AGI command names (else "other"; EXEC is just "EXEC").
   Commands are recorded in `tally.TALLY` and folded into Prometheus in batches (at most 1 s late).
+- Result labels (`COMMAND_RESULTS`): a 200 reply with a negative result is counted once the session knows what it
+  was (`command(count_negative=False)`, then `_count_held()`): Dial/Queue/Park returning -1 is their normal end
+  (the call they connected or held is over, agi-06/agi-07), `ended`; a -1 of a media command or another
+  application with the caller gone (`(hangup)`, or the HANGUP notice within `hangup_grace`) is `hangup`; anything
+  else negative is `failure`. A plain `command()` counts every negative result as `failure`.
 """
 
 from __future__ import annotations
@@ -51,6 +56,13 @@ from .protocol import (
 from .tally import TALLY
 
 log = logging.getLogger(__name__)
+
+# Result labels of ivr_agi_command_results_total. `ended`: EXEC of an application in CALL_APPS returned -1, its
+# normal "the call is over" (not an error); every other value but `ok` is a problem worth a look.
+COMMAND_RESULTS = ("ok", "ended", "failure", "hangup", "dead", "invalid", "usage", "timeout")
+# Applications whose -1 means "the call I connected or held is over" (agi-06: Dial answered, the agent or the
+# caller hung up; agi-07: Queue without `c` after an answered call, Park when the retrieved call ends).
+CALL_APPS = frozenset({"dial", "queue", "park"})
 
 # Every AGI command Asterisk 22 knows, by its words; anything else is labelled "other".
 KNOWN_COMMANDS = frozenset(
@@ -202,6 +214,7 @@ class AGISession:
         self._hangup_sent = False
         self._deadline: float | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._held: tuple[str, float] | None = None  # (label, seconds) of a negative reply exec() counts
 
     # -- construction -------------------------------------------------------------------------------------
     @classmethod
@@ -260,8 +273,10 @@ class AGISession:
     # This is the hot path (one pass per AGI command), kept flat on purpose: the one-at-a-time fast path, the
     # timeout and the round trip are inlined, because each Python call level costs about as much as parsing the
     # reply (bench/agi_bench.py).
-    async def command(self, *words: str, timeout: float | None = _DEFAULT) -> AGIReply:
+    async def command(self, *words: str, timeout: float | None = _DEFAULT, count_negative: bool = True) -> AGIReply:
         """Send one command and return its 200 reply (also for result=-1/-2, which callers interpret).
+        `count_negative=False`: a negative result is left for the caller to count (`_count_held()`), once it
+        knows whether it was a failure (exec()).
 
         Raises AGIDeadChannelError (511), AGIInvalidCommandError (510), AGIUsageError (520), AGITimeoutError,
         AGIConnectionLost (EOF), AGIProtocolError, AGISessionClosed, AGIEncodingError (before sending).
@@ -329,7 +344,12 @@ class AGISession:
                 self._busy = False
         code = reply.code
         if code == 200:
-            self._observe(label, "failure" if reply.result.startswith("-") else "ok", elapsed)
+            if not reply.result.startswith("-"):
+                self._observe(label, "ok", elapsed)
+            elif count_negative:
+                self._observe(label, "failure", elapsed)
+            else:
+                self._held = (label, elapsed)
             return reply
         if code == 511:
             self._observe(label, "dead", elapsed)
@@ -427,10 +447,18 @@ class AGISession:
             raise AGIHangupError(f"{name} not sent: the caller has hung up (dead mode; variables can still be read)")
 
     async def _failed(self, name: str, reply: AGIReply) -> AGIHangupError | AGIAppError:
-        """The error for a media command that returned result=-1 (or -2)."""
-        if reply.data == "hangup" or (reply.result == "-1" and await self._wait_for_hangup_notice(self.hangup_grace)):
-            return AGIHangupError(f"{name}: the caller hung up during the command ({reply.lines[0]})")
-        return AGIAppError(f"{name} failed ({reply.lines[0]}); check the file or application name", reply)
+        """The error for a media command that returned result=-1 (or -2); counts the reply the command left
+        uncounted (`count_negative=False`) as `hangup` or `failure`."""
+        result = "failure"
+        try:
+            if reply.data == "hangup" or (
+                reply.result == "-1" and await self._wait_for_hangup_notice(self.hangup_grace)
+            ):
+                result = "hangup"
+                return AGIHangupError(f"{name}: the caller hung up during the command ({reply.lines[0]})")
+            return AGIAppError(f"{name} failed ({reply.lines[0]}); check the file or application name", reply)
+        finally:
+            self._count_held(result)
 
     def _timeout_after(self, wait_ms: int | float | None) -> float | None:
         """Timeout for a command that waits `wait_ms` on purpose: that wait plus the usual command timeout."""
@@ -441,7 +469,7 @@ class AGISession:
     # -- high-level commands ------------------------------------------------------------------------------
     async def answer(self) -> None:
         self._check_live("ANSWER")
-        reply = await self.command("ANSWER")
+        reply = await self.command("ANSWER", count_negative=False)
         if reply.result != "0":
             raise await self._failed("ANSWER", reply)
 
@@ -451,7 +479,9 @@ class AGISession:
         """Play a prompt; returns (digit pressed or None, end position in samples)."""
         self._check_live("STREAM FILE")
         words = ["STREAM", "FILE", name, Quoted(escape_digits)] + ([str(int(offset))] if offset else [])
-        reply = await self.command(*words, timeout=self.media_timeout if timeout is _DEFAULT else timeout)
+        reply = await self.command(
+            *words, timeout=self.media_timeout if timeout is _DEFAULT else timeout, count_negative=False
+        )
         value = reply.result_int
         if value is None or value < 0:
             raise await self._failed("STREAM FILE", reply)
@@ -469,6 +499,7 @@ class AGISession:
             str(int(timeout_ms)),
             str(int(max_digits)),
             timeout=self.media_timeout if timeout is _DEFAULT else timeout,
+            count_negative=False,
         )
         if reply.result.startswith("-"):
             raise await self._failed("GET DATA", reply)
@@ -478,7 +509,7 @@ class AGISession:
         """Wait for one DTMF digit; None on timeout. -1 waits forever."""
         self._check_live("WAIT FOR DIGIT")
         reply = await self.command(
-            "WAIT", "FOR", "DIGIT", str(int(timeout_ms)), timeout=self._timeout_after(timeout_ms)
+            "WAIT", "FOR", "DIGIT", str(int(timeout_ms)), timeout=self._timeout_after(timeout_ms), count_negative=False
         )
         value = reply.result_int
         if value is None or value < 0:
@@ -488,7 +519,7 @@ class AGISession:
     async def _say(self, kind: str, value: str, escape: str) -> str | None:
         name = f"SAY {kind}"
         self._check_live(name)
-        reply = await self.command("SAY", kind, value, Quoted(escape), timeout=self.media_timeout)
+        reply = await self.command("SAY", kind, value, Quoted(escape), timeout=self.media_timeout, count_negative=False)
         result = reply.result_int
         if result is None or result < 0:
             raise await self._failed(name, reply)
@@ -526,8 +557,9 @@ class AGISession:
             words.append("BEEP")
         if silence_s is not None:
             words.append(f"s={int(silence_s)}")
-        reply = await self.command(*words, timeout=self._timeout_after(timeout_ms))
-        if reply.data == "hangup":
+        reply = await self.command(*words, timeout=self._timeout_after(timeout_ms), count_negative=False)
+        if reply.data == "hangup":  # the caller hung up: the normal end of a voicemail message
+            self._count_held("hangup")
             return reply
         if reply.result.startswith("-"):
             error = await self._failed("RECORD FILE", reply)
@@ -558,13 +590,29 @@ class AGISession:
         if not app or not app.replace("_", "").isalnum():
             raise ValueError(f"application name must be alphanumeric, got {app[:30]!r}")
         words = ["EXEC", app] + ([Quoted(",".join(_escape_app_arg(a) for a in args))] if args else [])
-        reply = await self.command(*words, timeout=self.exec_timeout if timeout is _DEFAULT else timeout)
+        reply = await self.command(
+            *words, timeout=self.exec_timeout if timeout is _DEFAULT else timeout, count_negative=False
+        )
         value = reply.result_int
         if value is None:
+            self._count_held("failure")
             raise AGIProtocolError(f"EXEC {app}: non-numeric result {reply.result!r}")
         if value == -1:
-            await self._wait_for_hangup_notice(self.hangup_grace)
+            result = "ended" if app.lower() in CALL_APPS else "failure"
+            try:
+                if await self._wait_for_hangup_notice(self.hangup_grace) and result == "failure":
+                    result = "hangup"
+            finally:
+                self._count_held(result)
+        elif value < 0:
+            self._count_held("failure")  # -2: no such application
         return value
+
+    def _count_held(self, result: str) -> None:
+        """Count the negative reply `command(count_negative=False)` left uncounted."""
+        held, self._held = self._held, None
+        if held is not None:
+            self._observe(held[0], result, held[1])
 
     async def set_music(self, on: bool, moh_class: str | None = None) -> None:
         self._check_live("SET MUSIC")

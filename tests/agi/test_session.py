@@ -156,7 +156,7 @@ async def test_agi02_dtmf_replies():
 
 
 async def test_agi03_hangup_during_stream_file_then_dead_mode():
-    before = counter("STREAM FILE", "failure")
+    before = counter("STREAM FILE", "failure"), counter("STREAM FILE", "hangup")
 
     async def body(s):
         await s.answer()
@@ -193,7 +193,8 @@ async def test_agi03_hangup_during_stream_file_then_dead_mode():
         )
         assert await fake.closed_by_server()  # Asterisk never closes; we must
         assert await outcome.wait() == "5551234"
-        assert counter("STREAM FILE", "failure") == before + 1
+        # the caller hanging up is counted as what it is, not as a failed command
+        assert (counter("STREAM FILE", "failure"), counter("STREAM FILE", "hangup")) == (before[0], before[1] + 1)
     finally:
         await ctx.__aexit__(None, None, None)
 
@@ -466,6 +467,7 @@ async def test_agi06_exec_dial_minus_one_with_and_without_caller_hangup():
         second = (await s.exec("Dial", "Local/talk@agents", "10"), s.hung_up)
         return first, status, second, await s.get_variable("DIALSTATUS")
 
+    before = counter("EXEC", "ended"), counter("EXEC", "failure")
     ctx, fake, outcome = await call(body, "agi-06", env_for("agi-06"))
     try:
         await fake.expect(b'EXEC Dial "Local/answer2s@agents,10"\n', b"200 result=-1\n")
@@ -476,5 +478,36 @@ async def test_agi06_exec_dial_minus_one_with_and_without_caller_hangup():
         await fake.expect(b"GET VARIABLE DIALSTATUS\n", b"200 result=1 (ANSWER)\n")
         assert await fake.closed_by_server()
         assert await outcome.wait() == ((-1, False), "ANSWER", (-1, True), "ANSWER")
+        # Dial's -1 is the normal end of the bridged call (whoever hung up): `ended`, not a failed command
+        assert (counter("EXEC", "ended"), counter("EXEC", "failure")) == (before[0] + 2, before[1])
+    finally:
+        await ctx.__aexit__(None, None, None)
+
+
+async def test_exec_results_are_counted_as_what_they_were():
+    """agi-07: Queue without `c` answers -1 once the member hung up (caller still there): `ended`. A -1 of
+    another application followed by HANGUP is the caller leaving: `hangup`. agi-05: an unknown application
+    answers -2: `failure`, as is MixMonitor's -1 with the caller still there."""
+
+    async def body(s):
+        results = [await s.exec("Queue", "agiq"), await s.exec("NoSuchApplication", "foo")]
+        results.append(await s.exec("MixMonitor", "/nonexistent/x.wav"))
+        results.append(await s.exec("MusicOnHold", "default", "3"))
+        return results, s.hung_up
+
+    labels = ("ok", "ended", "hangup", "failure")
+    before = {r: counter("EXEC", r) for r in labels}
+    ctx, fake, outcome = await call(body, "agi-07", env_for("agi-07"))
+    try:
+        await fake.expect(b'EXEC Queue "agiq"\n', b"200 result=-1\n")
+        await fake.expect(b'EXEC NoSuchApplication "foo"\n', b"200 result=-2\n")
+        await fake.expect(b'EXEC MixMonitor "/nonexistent/x.wav"\n', b"200 result=-1\n")
+        await fake.expect(b'EXEC MusicOnHold "default,3"\n', b"200 result=-1\n")
+        await asyncio.sleep(0.04)
+        await fake.send(b"HANGUP\n")
+        assert await fake.closed_by_server()
+        assert await outcome.wait() == ([-1, -2, -1, -1], True)
+        after = {r: counter("EXEC", r) - before[r] for r in labels}
+        assert after == {"ok": 0, "ended": 1, "hangup": 1, "failure": 2}
     finally:
         await ctx.__aexit__(None, None, None)
