@@ -117,9 +117,40 @@ EXIT_REASONS = ("next", "valid", "invalid", "no_input", "exhausted", "hangup", "
 QUEUE_RESULTS = ("answered", "abandoned", "timeout")
 # Queue member states (label `state` of ivr_queue_agents).
 AGENT_STATES = ("available", "busy", "paused", "unavailable")
-# Transfer results (label `result` of ivr_transfers) that count as a successful transfer in the KPIs: the lower-cased
-# DIALSTATUS `ANSWER` and QUEUESTATUS `CONTINUE` (answered with option c), plus "answered"/"ok" for AMI transfers.
-TRANSFER_SUCCESS_RESULTS = ("answer", "answered", "continue", "ok")
+# Transfer results (label `result` of ivr_transfers): one vocabulary for Dial and Queue (docs/observability.md).
+# answered: an agent answered (DIALSTATUS ANSWER; a queue call answered, QUEUESTATUS CONTINUE with option c);
+# abandoned: the caller hung up while it rang or waited (DIALSTATUS CANCEL, app_queue's ABANDONED); refused: the
+# target failed the dial-string check, nothing was dialled; redirected: the HTTP API moved the call out of the IVR;
+# else the DIALSTATUS/QUEUESTATUS in lower case; any other status: other.
+TRANSFER_RESULTS = (
+    "answered",
+    "abandoned",
+    "busy",
+    "noanswer",
+    "chanunavail",
+    "congestion",
+    "timeout",
+    "joinempty",
+    "leaveempty",
+    "joinunavail",
+    "leaveunavail",
+    "full",
+    "refused",
+    "redirected",
+    "other",
+)
+# The results that count as a successful transfer in the KPIs (recording rules, dashboard).
+TRANSFER_SUCCESS_RESULTS = ("answered",)
+_TRANSFER_STATUS = {"ANSWER": "answered", "ANSWERED": "answered", "CONTINUE": "answered", "CANCEL": "abandoned"}
+
+
+def transfer_result(status: str) -> str:
+    """The `result` label for a DIALSTATUS/QUEUESTATUS (or the flow channel's ANSWERED/ABANDONED)."""
+    upper = status.upper()
+    result = _TRANSFER_STATUS.get(upper) or upper.lower()
+    return result if result in TRANSFER_RESULTS else "other"
+
+
 # Config reload results (label `result` of ivr_config_reloads).
 RELOAD_RESULTS = ("ok", "failed")
 # FastAGI connection results (label `result` of ivr_agi_connections, see ivr/agi/fastagi.py).
@@ -154,8 +185,8 @@ LOOKUPS = Counter(
 # --- transfers, parking, recordings ------------------------------------------------------------------------
 TRANSFERS = Counter(
     "ivr_transfers",
-    "Transfers by target (extension or queue name from the flow) and result: answered, "
-    "abandoned (the caller hung up while it rang or waited in the queue), or DIALSTATUS/QUEUESTATUS in lower case.",
+    "Transfers by target (extension or queue name from the flow) and result: answered, abandoned (the caller hung "
+    "up while it rang or waited in the queue), refused, redirected, or DIALSTATUS/QUEUESTATUS in lower case.",
     ["flow", "target", "result"],
     registry=REGISTRY,
 )

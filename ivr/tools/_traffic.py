@@ -20,14 +20,15 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-# Transfer branch -> the lower-cased DIALSTATUS/QUEUESTATUS values that lead there (as ivr.flow.nodes.transfer maps
-# them; a branch the node does not define falls back to the next one there, which the picture cannot know).
+# Transfer branch -> the ivr_transfers_total results that lead there (metrics.transfer_result() of the
+# DIALSTATUS/QUEUESTATUS as ivr.flow.nodes.transfer maps them; a branch the node does not define falls back to the
+# next one there, which the picture cannot know).
 TRANSFER_BRANCH_RESULTS: dict[str, tuple[str, ...]] = {
     "on_busy": ("busy",),
     "on_no_answer": ("noanswer",),
     "on_unavailable": ("chanunavail", "congestion", "full", "joinunavail", "leaveunavail"),
     "on_timeout": ("timeout", "joinempty", "leaveempty"),
-    "next": ("answer", "answered", "continue"),
+    "next": ("answered",),
 }
 
 

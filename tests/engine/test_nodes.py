@@ -387,6 +387,55 @@ async def test_caller_hangup_while_ringing_is_abandoned(run):
     assert "DIALSTATUS CANCEL (caller hung up)" in run.trace("transfer")
 
 
+def results_of(target: str) -> dict[str, float]:
+    from ivr.metrics import REGISTRY
+
+    return {
+        s.labels["result"]: s.value
+        for family in REGISTRY.collect()
+        if family.name == "ivr_transfers"
+        for s in family.samples
+        if s.name == "ivr_transfers_total" and s.labels["flow"] == "main" and s.labels["target"] == target
+    }
+
+
+@pytest.mark.parametrize(
+    "kind,status,hangup_at,result",
+    [
+        ("dial", "ANSWER", None, "answered"),  # DIALSTATUS ANSWER
+        ("queue", "ANSWERED", None, "answered"),  # no QUEUESTATUS after an answered queue call (agi-07)
+        ("queue", "CONTINUE", None, "answered"),  # QUEUESTATUS with option c: answered too
+        ("dial", "ANSWER", 3.0, "abandoned"),  # the caller hung up while it rang: DIALSTATUS CANCEL
+        ("queue", "ANSWERED", 5.0, "abandoned"),  # ... while waiting in the queue
+        ("dial", "BUSY", None, "busy"),
+        ("dial", "NOANSWER", None, "noanswer"),
+        ("queue", "TIMEOUT", None, "timeout"),
+        ("queue", "JOINEMPTY", None, "joinempty"),
+        ("dial", "TORTURE", None, "other"),  # a status outside the documented set: the label stays bounded
+    ],
+)
+async def test_transfer_results_are_one_vocabulary_for_dial_and_queue(run, kind, status, hangup_at, result):
+    """ivr_transfers_total{result}: the same word for the same thing whether the flow dialled or queued
+    (docs/observability.md); DIALSTATUS ANSWER used to be `answer` and a queue call `answered`."""
+    from ivr import metrics
+
+    target = "1001" if kind == "dial" else "sales"
+    flow = transfer_flow(next="after") if kind == "dial" else queue_flow()
+    ch = FakeChannel(
+        hangup_at=hangup_at,
+        prompt_seconds=1.0,
+        queue_wait=10.0,
+        dial_results={"PJSIP/1001": status},
+        queue_results={"sales": status},
+    )
+    before = results_of(target)
+    await run(flow, ch)
+    after = results_of(target)
+    changed = {r: after[r] - before.get(r, 0.0) for r in after if after[r] != before.get(r, 0.0)}
+    assert changed == {result: 1.0}
+    assert result in metrics.TRANSFER_RESULTS
+
+
 def queue_flow(**kw):
     node = {"type": "transfer", "queue": "sales", "timeout": "120s", "on_timeout": "to", "next": "after"}
     node.update(kw)

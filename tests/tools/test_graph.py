@@ -200,7 +200,7 @@ def test_transfer_branches_weighted_by_transfer_results_and_ambiguous_exits_left
 # TYPE ivr_transfers_total counter
 ivr_transfers_total{flow="frontdoor",target="${dialed}",result="busy"} 4.0
 ivr_transfers_total{flow="frontdoor",target="${dialed}",result="noanswer"} 1.0
-ivr_transfers_total{flow="frontdoor",target="${dialed}",result="answer"} 9.0
+ivr_transfers_total{flow="frontdoor",target="${dialed}",result="answered"} 9.0
 # TYPE ivr_node_exits_total counter
 ivr_node_exits_total{flow="frontdoor",node="hours",reason="next"} 30.0
 ivr_node_exits_total{flow="frontdoor",node="hours",reason="closed"} 6.0
