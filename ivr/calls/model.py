@@ -50,8 +50,8 @@ class Channel:
     flow: str | None = None  # IVR flow/node, from VarSet IVR_FLOW/IVR_NODE or the AGI side
     node: str | None = None
     recording: Recording | None = None
-    agent: str | None = None  # queue member (MemberName) or click-to-call agent talking to this channel
-    agent_leg: bool = False  # this channel rings/is the agent (AgentConnect dest, click-to-call leg)
+    agent: str | None = None  # queue member (MemberName), dialled peer (Dial) or click-to-call agent
+    agent_leg: bool = False  # this channel is the agent (AgentConnect dest, answered Dial peer, click-to-call leg)
 
     @property
     def is_up(self) -> bool:

@@ -14,6 +14,7 @@ Rules for this file:
 
 from __future__ import annotations
 
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -23,6 +24,7 @@ from typing import Any, Protocol
 from ivr.calls.model import Bridge, Call, Channel, ParkedCall, Queue, QueueCaller, QueueMember, Recording
 
 _GONE_MEMORY = 4096
+_CHANNEL_SUFFIX = re.compile(r"-[0-9a-f]{8}(;[12])?$")
 
 
 class EventLike(Protocol):
@@ -128,6 +130,12 @@ def _int(value: str | None, default: int = 0) -> int:
 def _cid(value: str | None) -> str:
     # Asterisk writes "<unknown>" for an unset caller ID.
     return "" if value in (None, "<unknown>") else value
+
+
+def _interface(channel: str) -> str:
+    # A channel name is <interface>-<8 hex digits>, plus ;1/;2 for a Local channel half.
+    match = _CHANNEL_SUFFIX.search(channel)
+    return channel[: match.start()] if match else channel
 
 
 def _duration(value: str | None) -> float:
@@ -506,6 +514,23 @@ class CallRegistry:
             if ch is not None and agent:
                 ch.agent = agent
                 ch.agent_leg = ch.agent_leg or uid == msg.get("DestUniqueid")
+
+    def _on_DialEnd(self, msg: EventLike, effects: list[Effect]) -> None:
+        """A Dial() answered: the dialled peer is the agent the caller now talks to (agi-06.ami: Channel = the
+        channel that ran Dial, Dest* = the peer). Named like a queue member's interface (`Local/answer2s@agents`,
+        `PJSIP/1001`); a queue's AgentConnect that follows renames it by MemberName. An agent's own leg dialling
+        the customer (click-to-call) keeps its agent."""
+        if msg.get("DialStatus") != "ANSWER":
+            return
+        dialler = self.channels.get(msg.get("Uniqueid") or "")
+        if dialler is None or dialler.agent_leg:
+            return
+        peer = self._touch(msg, create=True, prefix="Dest")
+        if peer is None:
+            return
+        agent = _interface(peer.name)
+        dialler.agent = agent
+        peer.agent, peer.agent_leg = agent, True
 
     def _member(
         self, msg: EventLike, *, interface_header: str = "Interface", name_header: str = "MemberName"

@@ -59,6 +59,7 @@ REGISTRY_EVENTS = frozenset(
         "QueueMemberStatus",
         "QueueMemberPenalty",
         "AgentConnect",
+        "DialEnd",
         "Shutdown",
     }
 )

@@ -61,6 +61,9 @@ async def test_talking_call_is_listed(e2e):
     call_id = await e2e.talking_call()
     body = await (await e2e.get(f"/calls/{call_id}")).json()
     assert body["state"] == "talking" and body["caller"]["number"] == "37060000001"
+    # the flow's Dial named the agent it reached (DialEnd ANSWER through the AMI subscription), like a queue call
+    assert body["agent"] == "Local/talk@agents"
+    assert [ch["agent_leg"] for ch in body["channels"] if ch["name"].startswith("Local/talk@agents-")][:1] == [True]
 
 
 async def test_record_pause_resume_stop_with_index_row(e2e):

@@ -221,6 +221,58 @@ def test_queue_members_callers_and_agent_ami15():
     assert fresh.queues["testq"].members == {} and fresh.queues["testq"].callers == {}
 
 
+def test_a_call_the_flow_dialled_names_its_agent_ami_agi06():
+    """agi-06.ami: the AGI channel runs Dial(Local/answer2s@agents); DialEnd ANSWER names the dialled peer, so the
+    call shows its agent while the caller talks to it, as a queue call does (AgentConnect). Unanswered dials
+    (NOANSWER, BUSY) name nobody."""
+    items = load("agi-06-exec-dial.ami.jsonl")
+    events = [m for m in items if isinstance(m, Message) and m.is_event]
+    caller = "1795909322.39"  # Local/agi-06@agi-scen-00000012;2, the channel in the flow
+    first_bridge = next(i for i, e in enumerate(events) if e.name == "BridgeEnter" and e.get("Uniqueid") == caller)
+    reg = CallRegistry(clock=Clock())
+    feed(reg, events[: first_bridge + 1])
+    call = reg.call("1795909322.38")
+    assert call.state == "talking" and call.agent == "Local/answer2s@agents"
+    agent_leg = reg.channel_by_name("Local/answer2s@agents-00000013;1")
+    assert agent_leg is not None and agent_leg.agent_leg and agent_leg.agent == "Local/answer2s@agents"
+    assert reg.channels[caller].agent == "Local/answer2s@agents" and not reg.channels[caller].agent_leg
+    assert call.to_json()["agent"] == "Local/answer2s@agents"
+
+    second_answer = [i for i, e in enumerate(events) if e.name == "DialEnd" and e.get("DialStatus") == "ANSWER"][-1]
+    feed(reg, events[first_bridge + 1 : second_answer])  # NOANSWER, BUSY, no such extension: nobody new
+    assert reg.channel_by_name("Local/noanswer@agents-00000014;1") is None
+    feed(reg, events[second_answer : second_answer + 1])
+    assert reg.call("1795909322.38").agent == "Local/talk@agents"
+    feed(reg, events[second_answer + 1 :])
+    assert reg.calls() == []
+
+
+def test_the_customer_an_agent_leg_dials_is_not_named_agent():
+    """Click-to-call: the agent's own leg dials the customer; that DialEnd must not rename the agent."""
+    reg = CallRegistry(clock=Clock())
+    reg.expect_agent_leg("1.10", "1001")
+
+    def block(prefix: str, name: str, uid: str) -> list[tuple[str, str]]:
+        return [(prefix + "Channel", name), (prefix + "ChannelState", "6"), (prefix + "Uniqueid", uid)] + [
+            (prefix + "Linkedid", "1.10")
+        ]
+
+    for name, uid in (("PJSIP/1001-0000000a", "1.10"), ("PJSIP/trunk-0000000b", "1.11")):
+        reg.apply(Message([("Event", "Newchannel"), *block("", name, uid)]))
+    reg.apply(
+        Message(
+            [
+                ("Event", "DialEnd"),
+                *block("", "PJSIP/1001-0000000a", "1.10"),
+                *block("Dest", "PJSIP/trunk-0000000b", "1.11"),
+                ("DialStatus", "ANSWER"),
+            ]
+        )
+    )
+    assert reg.channels["1.10"].agent == "1001" and reg.channels["1.11"].agent is None
+    assert reg.call("1.10").agent == "1001"
+
+
 def test_transfers_leave_no_stale_bridges_ami16():
     items = load("ami-16-transfers.jsonl")
     reg = CallRegistry(clock=Clock())
