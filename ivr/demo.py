@@ -101,8 +101,7 @@ def sim_config(
         for k, q in enumerate(sorted(queues))
     }
     sounds = SoundCatalog(prompts_dir=settings.prompts_dir, texts=prompt_texts(flows.values()))
-    recordings = demo_dir / "recordings"
-    recordings.mkdir(parents=True, exist_ok=True)
+    recordings = demo_dir / "recordings"  # created by the service as `serve` does (ivr.writedirs)
     return SimConfig(
         agents=agents,
         queues=queue_specs,

@@ -35,6 +35,8 @@ from ivr.queue_stats import QueueStats, QueueStatsFeed, ServiceLevelPolicy
 from ivr.routes import build_router
 from ivr.settings import Settings, load_settings
 from ivr.storage import open_storage
+from ivr.writedirs import prepare as prepare_write_dirs
+from ivr.writedirs import write_dirs
 from ivr.yamlsource import ConfigError
 
 log = logging.getLogger("ivr.service")
@@ -90,6 +92,10 @@ class Service:
         for name in repository.current:
             metrics.init_flow_series(name)
         repository.on_swap(lambda flows: [metrics.init_flow_series(name) for name in flows])
+        # Asterisk creates no directory for RECORD FILE: voicemail would fail on a fresh install (WriteDirError:
+        # one line, exit status 2).
+        for created in prepare_write_dirs(write_dirs(settings)):
+            log.info("created %s (Asterisk writes recordings/voicemail there; its user needs write access)", created)
         storage = open_storage(settings.storage.url)
         lookup_client = HttpLookupClient.from_settings(settings.lookups)
         if settings.ami.enabled:

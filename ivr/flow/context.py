@@ -82,6 +82,9 @@ class Finish:
 Step = Goto | Finish
 
 
+VOICEMAIL_SUBDIR = "voicemail"
+
+
 @dataclass
 class EngineSettings:
     """Service settings the nodes need. Paths are as Asterisk sees them (it reads prompts, writes recordings)."""
@@ -97,6 +100,12 @@ class EngineSettings:
     base_dir: Path | None = None  # for relative holiday calendars when the flow set has no sources
     callback_number_pattern: str = DEFAULT_CALLBACK_NUMBER_PATTERN  # a callback number must fully match it
     park_comeback_context: str = "ivr-park-comeback"  # Park(...,c(<context>,s,1)): where a timed-out caller goes
+
+    def set_recordings_dir(self, recordings_dir: str) -> None:
+        """Call recordings go to `recordings_dir`, voicemail messages to its `voicemail` subdirectory (the layout
+        `serve` and the admin tools share; ivr.writedirs creates both)."""
+        self.recordings_dir = recordings_dir.rstrip("/") or "/"
+        self.voicemail_dir = f"{self.recordings_dir.rstrip('/')}/{VOICEMAIL_SUBDIR}"
 
 
 @dataclass

@@ -96,13 +96,10 @@ class FlowEngine:
     def settings_from(service_settings: Any) -> EngineSettings:
         """EngineSettings from the service's `Settings` (paths as Asterisk sees them)."""
         prompts = getattr(service_settings, "asterisk_prompts_dir", None) or str(service_settings.prompts_dir)
-        recordings = str(service_settings.recordings_dir).rstrip("/")
-        settings = EngineSettings(
-            prompts_dir=prompts,
-            dial_template=service_settings.dial_template,
-            recordings_dir=recordings,
-            voicemail_dir=f"{recordings}/voicemail",
-        )
+        # Asterisk's view of the recordings directory, as the API's MixMonitor uses it (calls.asterisk_recordings_dir).
+        asterisk_view = getattr(getattr(service_settings, "calls", None), "asterisk_recordings_dir", None)
+        settings = EngineSettings(prompts_dir=prompts, dial_template=service_settings.dial_template)
+        settings.set_recordings_dir(str(asterisk_view or service_settings.recordings_dir))
         # Optional sections: a Settings without them keeps the engine's defaults.
         pattern = getattr(getattr(service_settings, "callbacks", None), "number_pattern", None)
         if pattern:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import os
 import tempfile
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
@@ -272,6 +271,7 @@ async def run_call_on_sim(
     from ivr.flow.lookup import FixtureLookupClient
     from ivr.sim import CallSpec, SimConfig, SimulatedAsterisk, SoundCatalog, VirtualClock
     from ivr.storage import open_storage
+    from ivr.writedirs import engine_write_dirs, prepare
 
     flow = flows[setup.flow]
     started = call_start(flow, setup.at)
@@ -291,15 +291,18 @@ async def run_call_on_sim(
             on_trace(event)
 
     with tempfile.TemporaryDirectory(prefix="ivr-sim-") as scratch:
-        for sub in ("rec", "vm"):
-            os.mkdir(os.path.join(scratch, sub))  # where the simulated Asterisk writes recordings and messages
+        # Where the simulated Asterisk writes recordings and messages, prepared exactly as `serve` prepares them:
+        # a directory serve would not create fails RECORD FILE here too.
+        engine_settings = EngineSettings()
+        engine_settings.set_recordings_dir(f"{scratch}/recordings")
+        prepare(engine_write_dirs(engine_settings))
         storage = open_storage("memory:")
         engine = FlowEngine(
             flows,
             storage=storage,
             lookup_client=FixtureLookupClient(setup.lookups),
             clock=clock.datetime,
-            settings=EngineSettings(recordings_dir=f"{scratch}/rec", voicemail_dir=f"{scratch}/vm"),
+            settings=engine_settings,
             observer=observe,
         )
         texts = {

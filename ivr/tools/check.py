@@ -20,9 +20,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ivr.flow.loader import FlowSet, display_name, load_flows
-from ivr.flow.model import LookupNode, literal_queues
+from ivr.flow.model import LookupNode, VoicemailNode, all_nodes, literal_queues
 from ivr.netutil import is_loopback
 from ivr.settings import Settings, default_settings_path, load_settings
+from ivr.writedirs import inspect as inspect_write_dirs
+from ivr.writedirs import write_dirs
 from ivr.yamlsource import ConfigError, PositionMap, Problem, load_yaml, suggest
 
 
@@ -170,6 +172,24 @@ def _fastagi_peer_checks(settings: Settings, positions: PositionMap | None) -> l
     ]
 
 
+def _write_dir_checks(settings: Settings, flow_set: FlowSet, positions: PositionMap | None) -> list[Problem]:
+    """The directories Asterisk is asked to write into on this host (ivr.writedirs, what `serve` creates): one
+    that cannot be created or written is an error, a missing one a warning. The voicemail directory matters only
+    when a flow takes voicemail."""
+    if positions is None:
+        return []
+    voicemail = any(isinstance(node, VoicemailNode) for flow in flow_set.flows.values() for node in all_nodes(flow))
+    dirs = write_dirs(settings)
+    if not voicemail:
+        dirs = [d for d in dirs if d.kind != "voicemail"]
+    return [
+        positions.problem(
+            (d.directory.setting,), d.message, d.hint, at_key=False, severity=d.severity, code="write-dir"
+        )
+        for d in inspect_write_dirs(dirs)
+    ]
+
+
 def _cross_checks(settings: Settings, flow_set: FlowSet) -> list[Problem]:
     """Checks that need both the settings and the flows."""
     problems: list[Problem] = []
@@ -201,6 +221,7 @@ def _cross_checks(settings: Settings, flow_set: FlowSet) -> list[Problem]:
                     )
                 )
     problems.extend(_fastagi_peer_checks(settings, positions))
+    problems.extend(_write_dir_checks(settings, flow_set, positions))
     allowed = {host.lower() for host in settings.lookups.allowed_hosts}
     if allowed:
         for name, flow in flow_set.flows.items():

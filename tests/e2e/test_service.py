@@ -5,6 +5,7 @@ Also the `serve` and `demo` commands as a user runs them."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -26,11 +27,13 @@ from ivr.sim import (
     AgentSpec,
     CallSpec,
     NextPrompt,
+    OnCommand,
     Press,
     QueueSpec,
     RealClock,
     SimConfig,
     SimulatedAsterisk,
+    Speak,
     VirtualClock,
 )
 
@@ -43,12 +46,19 @@ TO_SALES = [NextPrompt(0.5), Press("1"), NextPrompt(), NextPrompt(), NextPrompt(
 
 @pytest.fixture(params=["virtual"])
 async def running(request, tmp_path: Path):
+    clock = VirtualClock(start=MONDAY_NOON) if request.param == "virtual" else RealClock()
+    async with service_on_sim(tmp_path, clock) as (sim, service):
+        yield sim, service
+
+
+@contextlib.asynccontextmanager
+async def service_on_sim(tmp_path: Path, clock):
+    """The simulated Asterisk and the service as `serve` builds it, recordings in a directory nothing created."""
     config = SimConfig(
         queues={q: QueueSpec(q, members=["Local/agent@agents"]) for q in QUEUES},
         agents={"agent": AgentSpec("agent", answer_after=3.0, talk=20.0)},
         ami_users={"ivr": "s3cret"},
     )
-    clock = VirtualClock(start=MONDAY_NOON) if request.param == "virtual" else RealClock()
     sim = SimulatedAsterisk(config, clock=clock)
     await sim.start(ami=True)
     env = {
@@ -72,6 +82,23 @@ async def running(request, tmp_path: Path):
         await service.ami.close()
         await sim.stop()
         await service.stop()
+
+
+async def test_voicemail_on_a_fresh_install(tmp_path: Path) -> None:
+    """Nothing created recordings_dir or its voicemail directory, and Asterisk (the simulator, like Asterisk 22)
+    creates none for RECORD FILE: `serve` must, or the caller gets `200 result=-1 (writefile)` and the error path."""
+    night = datetime(2026, 3, 23, 18, 30, tzinfo=UTC)  # 20:30 in Vilnius: closed, the after-hours menu
+    assert not (tmp_path / "rec").exists()
+    async with service_on_sim(tmp_path, VirtualClock(start=night)) as (sim, service):
+        script = [NextPrompt(0.5), Press("1"), NextPrompt(1.0), Press("1")]  # English; 1 = leave a message
+        script += [OnCommand("RECORD FILE", 1.0), Speak(6.0)]  # then 5 s of silence end the message
+        call = await sim.place_call(CallSpec(flow="main", caller_id="+37060000009", script=script))
+        record = await call.finished(timeout=20)
+        assert "200 result=-1 (writefile)" not in record.replies(), record.text()
+        assert record.agi_status == "HANGUP"  # not FAILURE: the RECORD FILE worked
+        assert (tmp_path / "rec" / "voicemail").is_dir()
+        (message,) = await service.storage.list_voicemails("1000")
+        assert Path(message.path).parent == tmp_path / "rec" / "voicemail" and Path(message.path).is_file()
 
 
 async def get(service: Service, path: str, method: str = "GET") -> tuple[int, object]:
