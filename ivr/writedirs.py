@@ -28,7 +28,6 @@ from typing import Any, Literal
 from ivr.flow.context import EngineSettings
 from ivr.flow.engine import FlowEngine
 
-
 _PURPOSE = {
     "recordings": "call recordings (MixMonitor)",
     "voicemail": "voicemail messages (RECORD FILE; Asterisk creates no directory for it)",
