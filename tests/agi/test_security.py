@@ -107,6 +107,7 @@ async def test_a_flood_of_half_sent_headers_logs_one_warning_and_counts_every_co
         fake = await FakeAsterisk.connect(server.port, ENV_AGI01)  # and real calls are still served
         await fake.expect(b"NOOP\n", b"200 result=0\n")
         assert await outcome.wait() == "agi-01"
+        await fake.aclose()
     assert connections("bad_header") == before + flood
     warnings = [r for r in caplog.records if "bad FastAGI header" in r.getMessage()]
     assert len(warnings) == 1, [r.getMessage() for r in warnings]

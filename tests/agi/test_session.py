@@ -481,6 +481,7 @@ async def test_agi06_exec_dial_minus_one_with_and_without_caller_hangup():
         # Dial's -1 is the normal end of the bridged call (whoever hung up): `ended`, not a failed command
         assert (counter("EXEC", "ended"), counter("EXEC", "failure")) == (before[0] + 2, before[1])
     finally:
+        await fake.aclose()
         await ctx.__aexit__(None, None, None)
 
 
@@ -510,4 +511,5 @@ async def test_exec_results_are_counted_as_what_they_were():
         after = {r: counter("EXEC", r) - before[r] for r in labels}
         assert after == {"ok": 0, "ended": 1, "hangup": 1, "failure": 2}
     finally:
+        await fake.aclose()
         await ctx.__aexit__(None, None, None)
