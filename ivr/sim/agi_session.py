@@ -110,7 +110,8 @@ class AGISession:
             return None
         mapped = self.config.map_path(name if os.path.isabs(name) else str(self.config.record_dir / name))
         path = Path(mapped)
-        return path if path.parent.is_dir() else None
+        # Asterisk creates no directory for RECORD FILE: a missing or unwritable one is "(writefile)" (agi-04).
+        return path if path.parent.is_dir() and os.access(path.parent, os.W_OK | os.X_OK) else None
 
     def abort(self) -> None:
         """Close the FastAGI socket from Asterisk's side (shutdown of a session the service never closed)."""
