@@ -104,7 +104,7 @@ class EngineSettings:
     def set_recordings_dir(self, recordings_dir: str) -> None:
         """Call recordings go to `recordings_dir`, voicemail messages to its `voicemail` subdirectory (the layout
         `serve` and the admin tools share; ivr.writedirs creates both)."""
-        self.recordings_dir = recordings_dir.rstrip("/") or "/"
+        self.recordings_dir = recordings_dir.rstrip("/") or recordings_dir  # "/" stays "/"
         self.voicemail_dir = f"{self.recordings_dir.rstrip('/')}/{VOICEMAIL_SUBDIR}"
 
 
