@@ -513,3 +513,13 @@ async def test_exec_results_are_counted_as_what_they_were():
     finally:
         await fake.aclose()
         await ctx.__aexit__(None, None, None)
+
+
+def test_documented_command_results_are_the_ones_counted():
+    from pathlib import Path
+
+    from ivr.agi.session import COMMAND_RESULTS
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "agi.md").read_text()
+    listed = docs.split("ivr_agi_command_results_total{command,result=", 1)[1].split("}", 1)[0]
+    assert sorted(listed.split("|")) == sorted(COMMAND_RESULTS)
