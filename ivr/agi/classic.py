@@ -16,6 +16,7 @@ Rules for this file:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -62,10 +63,9 @@ async def run_call(
         writer.close()
         return "bad_header"
     loop = asyncio.get_running_loop()
-    try:
+    # no SIGHUP (Windows) or not the main thread
+    with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
         loop.add_signal_handler(signal.SIGHUP, session.notify_hangup)
-    except (NotImplementedError, RuntimeError, AttributeError):  # no SIGHUP (Windows) or not the main thread
-        pass
     try:
         router = router_factory()
     except Exception:

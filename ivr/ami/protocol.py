@@ -31,7 +31,6 @@ import hashlib
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Union
 
 from ivr.ami.errors import AMIEncodingError, AMIMessageTooLarge, AMIProtocolError
 
@@ -510,8 +509,8 @@ def _parse_lenient_block(block: str) -> list[tuple[str, str]]:
 
 # -- encoding ------------------------------------------------------------------------------------------------
 
-HeaderValue = Union[str, int, float, bool, None, Sequence[str]]
-Headers = Union[Mapping[str, HeaderValue], Iterable[tuple[str, HeaderValue]], Message]
+HeaderValue = str | int | float | bool | None | Sequence[str]
+Headers = Mapping[str, HeaderValue] | Iterable[tuple[str, HeaderValue]] | Message
 
 
 def _text(value: str | int | float | bool) -> str:

@@ -656,9 +656,7 @@ def _ends_call(node: object) -> bool:
         return True
     if isinstance(node, TransferNode):
         return node.next is None  # a connected call ends there
-    if isinstance(node, ParkNode):
-        return True  # a retrieved call leaves the IVR
-    return False
+    return isinstance(node, ParkNode)  # a retrieved call leaves the IVR
 
 
 def _overlaps(digits: str, tokens: list[str]) -> bool:

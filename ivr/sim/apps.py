@@ -131,7 +131,7 @@ async def park(s: AGISession, data: str) -> int:
         parker=ch.name,
         announce=announce,
         comeback=comeback,
-        on_space=lambda sp: s.sim.note_destination(s, "parked:%d" % sp),
+        on_space=lambda sp: s.sim.note_destination(s, f"parked:{sp}"),
     )
     if outcome == "timeout":
         # park_channel moved the channel; its Newexten names the app still running (Park), before AGIExecEnd (agi-07c)

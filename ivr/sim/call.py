@@ -52,8 +52,9 @@ class Ending:
 
     `by`: "caller" (the caller hung up), "service" (AGI HANGUP, or the service closed the AGI and the dialplan
     hung up), "agent" (the agent the caller was bridged to hung up), "timeout" (parking timeout and comeback),
-    "limit" (max_call_seconds), "ami" (hung up over AMI), "shutdown" (sim.stop()).  `during`: the AGI command or EXEC'd app running at that moment ("idle" between commands,
-    "dialplan" after the AGI).  `destination`: the last place the call reached ("ivr", "agent:<dialstring>",
+    "limit" (max_call_seconds), "ami" (hung up over AMI), "shutdown" (sim.stop()).  `during`: the AGI command or
+    EXEC'd app running at that moment ("idle" between commands, "dialplan" after the AGI).  `destination`: the last
+    place the call reached ("ivr", "agent:<dialstring>",
     "queue:<name>[:<member>]", "parked:<space>", "recording:<path>").
     """
 
@@ -113,23 +114,23 @@ class CallRecord:
 
     def session_commands(self, index: int) -> list[str]:
         """Command lines the service sent in the index-th AGI session."""
-        return [l.text[:-1] for l in self.session_lines(index) if l.direction == ">>>"]
+        return [line.text[:-1] for line in self.session_lines(index) if line.direction == ">>>"]
 
     def commands(self) -> list[str]:
         """Command lines the service sent (without the final newline)."""
-        return [l.text[:-1] for l in self.transcript if l.direction == ">>>"]
+        return [line.text[:-1] for line in self.transcript if line.direction == ">>>"]
 
     def replies(self) -> list[str]:
         """Lines Asterisk sent after the env block (without the final newline)."""
         # env blocks (one per FastAGI session; Async AGI has none on the wire) are not replies
-        chunks = [l.text for l in self.transcript if l.direction == "<<<" and not l.text.startswith("agi_")]
+        chunks = [line.text for line in self.transcript if line.direction == "<<<" and not line.text.startswith("agi_")]
         out: list[str] = []
         for chunk in chunks:
             out += chunk.splitlines()
         return out
 
     def env_lines(self) -> list[str]:
-        first = next((l.text for l in self.transcript if l.direction == "<<<"), "")
+        first = next((line.text for line in self.transcript if line.direction == "<<<"), "")
         return first.split("\n")[:-2] if first.startswith("agi_") else []
 
     def events_named(self, name: str) -> list[Event]:
@@ -299,9 +300,7 @@ class Call:
             host, port = sim.fastagi
             args = (tuple(spec.args) if route is self.route else ()) or route.args
             is_async = route.flow == ASYNC_AGI
-            appdata = (ASYNC_AGI if is_async else "agi://%s:%d/%s" % (host, port, script_path)) + "".join(
-                "," + a for a in args
-            )
+            appdata = (ASYNC_AGI if is_async else f"agi://{host}:{port}/{script_path}") + "".join("," + a for a in args)
             ch.newexten("AGI", appdata, priority=ch.priority)
         env = self._env(ch, host, port, script_path)
         if is_async:
@@ -400,7 +399,7 @@ class Call:
                 timeout=timeout,
                 parker=ch.name,
                 announce=False,
-                on_space=lambda sp: self.destinations.append("parked:%d" % sp),
+                on_space=lambda sp: self.destinations.append(f"parked:{sp}"),
             )
             if outcome == "retrieved":
                 await sim.wait_retrieval_end(ch, space)
@@ -521,7 +520,7 @@ class Call:
         return {
             "network": "yes",
             "network_script": script_path,
-            "request": "agi://%s:%d/%s" % (host, port, script_path),
+            "request": f"agi://{host}:{port}/{script_path}",
             "channel": ch.name,
             "language": ch.language,
             "type": ch.tech,

@@ -81,7 +81,7 @@ class SimulatedAsterisk:
         elif fastagi_port is not None:
             self.fastagi = (fastagi_host, int(fastagi_port))
         if "IVR_SERVER" not in self.config.globals:  # ${IVR_SERVER} of the dialplan's AGI(agi://...) lines
-            self.pbx.globals["IVR_SERVER"] = "%s:%d" % self.fastagi
+            self.pbx.globals["IVR_SERVER"] = f"{self.fastagi[0]}:{self.fastagi[1]}"
         if ami:
             from ivr.sim.ami_server import AMIServer
 
@@ -190,7 +190,8 @@ class SimulatedAsterisk:
         route = self.config.routes.get(spec.did)
         if route is None:
             raise SimError(
-                f"no route for DID {spec.did!r}: give CallSpec(flow=...) or add SimConfig.routes[{spec.did!r}] = Route(...)"
+                f"no route for DID {spec.did!r}: give CallSpec(flow=...)"
+                f" or add SimConfig.routes[{spec.did!r}] = Route(...)"
             )
         return route
 

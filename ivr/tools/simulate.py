@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import signal
 import sys
@@ -330,10 +331,9 @@ def simulate(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
 
     async def call_with_keyboard() -> CallRun:
         if keyboard is not None:
-            try:
+            # no signals here (not the main thread)
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 asyncio.get_running_loop().add_signal_handler(signal.SIGINT, keyboard.interrupt)
-            except (NotImplementedError, RuntimeError, ValueError):  # no signals here (not the main thread)
-                pass
         return await runner(flow_set, setup, on_trace=printer, ask=keyboard)
 
     call = asyncio.run(call_with_keyboard())

@@ -49,7 +49,7 @@ class AMIPeer:
 
     async def action(self, name: str, headers: list[tuple[str, str]] | None = None) -> Message:
         self._seq += 1
-        aid = "t-%d" % self._seq
+        aid = f"t-{self._seq}"
         self.writer.write(encode_action(name, headers or [], action_id=aid))
         return await self.next(lambda m: m.get("Event") is None and m.get("ActionID") == aid)
 
