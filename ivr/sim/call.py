@@ -275,9 +275,9 @@ class Call:
                 route = await self._after_agi(ch)
             limit.cancel()
         except Exception as exc:  # a bug in the simulator must not hang the test: fail the record loudly
-            if not self._done.done():
-                self._done.set_exception(exc)
-            raise
+            if self._done.done():
+                raise
+            self._done.set_exception(exc)  # finished() raises it (re-raising here too would leave it unretrieved)
         finally:
             if not self._created.done():
                 self._created.set_result(None)

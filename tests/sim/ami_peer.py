@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from ivr.ami.protocol import AMIParser, Banner, Message, Role, encode_action
+from tests.streams import open_connection
 
 
 class AMIPeer:
@@ -19,7 +20,7 @@ class AMIPeer:
     @classmethod
     async def connect(cls, port: int, login: bool = True) -> AMIPeer:
         peer = cls()
-        peer.reader, peer.writer = await asyncio.open_connection("127.0.0.1", port)
+        peer.reader, peer.writer = await open_connection("127.0.0.1", port)
         if login:
             resp = await peer.action("Login", [("Username", "ivr"), ("Secret", "ivrsecret")])
             assert resp["Message"] == "Authentication accepted", resp
