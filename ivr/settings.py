@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator
 
-from ivr.flow.model import Duration
+from ivr.units import Duration
 from ivr.yamlsource import ConfigError, PositionMap, Problem, load_yaml, problems_from_validation
 
 DEFAULT_FILE = Path("config") / "ivr.yaml"
