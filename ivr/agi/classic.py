@@ -41,7 +41,7 @@ async def open_pipes(in_fd: int, out_fd: int) -> tuple[asyncio.StreamReader, asy
     transport, protocol = await loop.connect_write_pipe(
         lambda: asyncio.streams.FlowControlMixin(), os.fdopen(out_fd, "wb", buffering=0)
     )
-    writer = asyncio.StreamWriter(transport, protocol, reader, loop)  # type: ignore[arg-type]
+    writer = asyncio.StreamWriter(transport, protocol, reader, loop)
     return reader, writer
 
 

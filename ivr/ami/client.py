@@ -27,7 +27,7 @@ import random
 import secrets
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -214,7 +214,7 @@ class _Connection(asyncio.Protocol):
             return
         if items and type(items[0]) is Banner:
             if not self.banner.done():
-                self.banner.set_result(items[0])  # type: ignore[arg-type]
+                self.banner.set_result(items[0])
             items = items[1:]
         if items:
             self.client._dispatch(self, items)  # type: ignore[arg-type]
@@ -725,7 +725,7 @@ class AMIClient:
         self._changed = asyncio.Event()
 
     def _backoff(self, attempt: int) -> float:
-        base = min(self.backoff_max, self.backoff_min * (2 ** max(attempt - 1, 0)))
+        base = min(self.backoff_max, self.backoff_min * (2.0 ** max(attempt - 1, 0)))
         return base / 2 + self._rng.uniform(0, base / 2)  # "equal jitter": never 0, never in lockstep
 
     async def _run(self) -> None:
@@ -854,8 +854,8 @@ class AMIClient:
             except (AMIConnectionLost, AMINotConnected):
                 return
 
-    def _spawn(self, coro: Awaitable[Any]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -918,7 +918,7 @@ class AMIClient:
         for msg in items:
             # `_kind`/`_name` come from the first header (package-internal): Asterisk always puts Event/Response first.
             if msg._kind == "Event":
-                name = msg._name
+                name = msg._name or ""  # always set with _kind
             elif msg.is_event:
                 name = msg.name or ""
             else:

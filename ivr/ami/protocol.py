@@ -31,6 +31,7 @@ import hashlib
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from ivr.ami.errors import AMIEncodingError, AMIMessageTooLarge, AMIProtocolError
 
@@ -156,9 +157,9 @@ class Message:
                 if value is not None:
                     return value
         elif raw is not None:
-            found = self._find_raw(name)
-            if found is not _UNSURE:
-                return default if found is None else found  # type: ignore[return-value]
+            hit = self._find_raw(name)
+            if hit is not _UNSURE:
+                return default if hit is None else cast(str, hit)  # not _UNSURE: a str or None
         return self._idx().get(name.lower(), default)
 
     def _find_raw(self, name: str) -> str | None | object:
@@ -199,7 +200,7 @@ class Message:
         return [v for k, v in self._pairs if k.lower() == lname]
 
     def __getitem__(self, name: str) -> str:
-        value = self.get(name, _MISSING)  # type: ignore[arg-type]
+        value = self.get(name, _MISSING)
         if value is _MISSING:
             raise KeyError(name)
         return value  # type: ignore[return-value]
@@ -363,9 +364,9 @@ class AMIParser:
                 msg._name = block[7:] if eol < 0 else block[7:eol]
                 append(msg)
             elif block:
-                msg = _block_message(block)
-                if msg is not None:
-                    append(msg)
+                parsed = _block_message(block)
+                if parsed is not None:
+                    append(parsed)
 
     # -- server role: LF or CRLF framing, like Asterisk's get_input() ---------------------------------------
 

@@ -36,7 +36,7 @@ from ivr.flow.context import (
     StepBudgetExceeded,
     clean_value,
 )
-from ivr.flow.model import Flow, MenuNode
+from ivr.flow.model import Flow, MenuNode, MenuOption
 from ivr.flow.nodes import handler_for
 from ivr.flow.recording import Recorder
 from ivr.flow.report import CallReport, NodeVisit, Observer
@@ -136,7 +136,7 @@ class FlowEngine:
             menu = flow.nodes.get(menu_id)
             if isinstance(menu, MenuNode):
                 option = menu.options.get(digits)
-                if option is not None and hasattr(option, "type"):
+                if option is not None and not isinstance(option, (str, MenuOption)):  # an inline node
                     node = option
         if node is None:
             raise EngineError(f"reference {ref!r}: flow {flow_name!r} has no node {node_id!r}")

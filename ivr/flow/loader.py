@@ -22,7 +22,15 @@ from types import MappingProxyType
 from pydantic import ValidationError
 
 from ivr.flow.model import Flow
-from ivr.yamlsource import ConfigError, PositionMap, Problem, parse_yaml, problems_from_validation
+from ivr.yamlsource import (
+    ConfigError,
+    PathKey,
+    PositionMap,
+    Problem,
+    Severity,
+    parse_yaml,
+    problems_from_validation,
+)
 
 FLOW_SUFFIXES = (".yaml", ".yml")
 TEST_SUFFIXES = (".test.yaml", ".test.yml")
@@ -42,11 +50,11 @@ class FlowSource:
 
     def problem(
         self,
-        path: tuple,
+        path: PathKey,
         message: str,
         hint: str = "",
         *,
-        severity: str = "error",
+        severity: Severity = "error",
         code: str = "graph",
         at_key: bool = True,
     ) -> Problem:
@@ -55,7 +63,7 @@ class FlowSource:
             message,
             hint,
             severity=severity,
-            code=code,  # type: ignore[arg-type]
+            code=code,
             at_key=at_key,
         )
 
@@ -270,7 +278,7 @@ def _load_one(
 def _read_calendar(
     ics: Path,
     positions: PositionMap,
-    where: tuple,
+    where: PathKey,
     now: datetime,
     problems: list[Problem],
     digest: hashlib._Hash,
