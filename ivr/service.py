@@ -31,6 +31,7 @@ from ivr.api.deps import Check
 from ivr.calls.callbacks import CallbackPolicy
 from ivr.calls.settings import CallControlSettings
 from ivr.calls.wiring import CallControl
+from ivr.flow.loader import FlowSet
 from ivr.flow.lookup import HttpLookupClient
 from ivr.flow.model import Flow
 from ivr.flow.repository import FlowRepository
@@ -41,6 +42,11 @@ from ivr.storage import open_storage
 from ivr.yamlsource import ConfigError
 
 log = logging.getLogger("ivr.service")
+
+
+def _init_flow_series(flows: FlowSet) -> None:
+    for name in flows:
+        metrics.init_flow_series(name)
 
 
 def draw_flow(flow: Flow, fmt: str) -> str | bytes:
@@ -120,7 +126,7 @@ class Service:
         # Every flow's call/outcome series exist from the start (at 0), so rates and ratios are right from call one.
         for name in repository.current:
             metrics.init_flow_series(name)
-        repository.on_swap(lambda flows: [metrics.init_flow_series(name) for name in flows])
+        repository.on_swap(_init_flow_series)
         storage = open_storage(settings.storage.url)
         lookup_client = HttpLookupClient.from_settings(settings.lookups)
         if settings.ami.enabled:

@@ -27,6 +27,9 @@ from ivr.yamlsource import ConfigError, PositionMap, Problem, load_yaml, problem
 DEFAULT_FILE = Path("config") / "ivr.yaml"
 
 
+_SPY_OPTIONS: dict[Literal["listen", "whisper", "barge"], str] = {"listen": "qE", "whisper": "qwE", "barge": "qBE"}
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
@@ -208,7 +211,7 @@ class CallSettings(_Section):
     )
     park_timeout: Duration = Field(45.0, description="Parked calls come back after this unless a request says.")
     spy_options: dict[Literal["listen", "whisper", "barge"], str] = Field(
-        default_factory=lambda: {"listen": "qE", "whisper": "qwE", "barge": "qBE"},
+        default_factory=lambda: dict(_SPY_OPTIONS),
         description="ChanSpy options per supervisor mode.",
     )
     recording_template: str = Field(

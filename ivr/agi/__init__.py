@@ -67,7 +67,7 @@ if TYPE_CHECKING:
     from .fastagi import FastAGIServer
 
 
-def __getattr__(name: str) -> type[FastAGIServer]:
+def __getattr__(name: str) -> type["FastAGIServer"]:
     if name == "FastAGIServer":
         from .fastagi import FastAGIServer
 

@@ -69,8 +69,8 @@ class FlowSource:
 
 
 @dataclass(frozen=True)
-class FlowSet:
-    """A validated set of flows, by name. `version` is a short hash of the files' contents."""
+class FlowSet(Mapping[str, Flow]):
+    """A validated set of flows, by name (a read-only mapping). `version` is a short hash of the files' contents."""
 
     flows: Mapping[str, Flow]
     sources: Mapping[str, FlowSource]
@@ -83,17 +83,11 @@ class FlowSet:
     def __getitem__(self, name: str) -> Flow:
         return self.flows[name]
 
-    def __contains__(self, name: object) -> bool:
-        return name in self.flows
-
     def __iter__(self) -> Iterator[str]:
         return iter(self.flows)
 
     def __len__(self) -> int:
         return len(self.flows)
-
-    def get(self, name: str) -> Flow | None:
-        return self.flows.get(name)
 
     def names(self) -> list[str]:
         return sorted(self.flows)

@@ -213,9 +213,9 @@ async def hangup(s: AMISession, msg: Message) -> None:
             return
         _list_start(s, msg, "Channels hung up will follow")
         hit = [ch for ch in list(sim.pbx.channels.values()) if rx.search(ch.name)]
-        for ch in hit:
-            _send_event(s, "ChannelHungup", msg, [("Channel", ch.name)])
-            sim.hangup_channel(ch, cause)
+        for gone in hit:
+            _send_event(s, "ChannelHungup", msg, [("Channel", gone.name)])
+            sim.hangup_channel(gone, cause)
         _complete(s, "ChannelsHungupListComplete", msg, len(hit))
         return
     ch = sim.pbx.find_channel(name)
@@ -323,12 +323,12 @@ async def atxfer(s: AMISession, msg: Message) -> None:
 @action("Bridge")
 async def bridge(s: AMISession, msg: Message) -> None:
     """Bridge Channel1 and Channel2 (features.c action_bridge; see ami_bridge.py)."""
-    names = (msg.get("Channel1"), msg.get("Channel2"))
-    if not names[0] or not names[1]:
+    channel1, channel2 = msg.get("Channel1"), msg.get("Channel2")
+    if not channel1 or not channel2:
         s.respond(msg, "Error", [("Message", "Missing channel parameter in request")])
         return
     found = []
-    for n, name in enumerate(names, 1):
+    for n, name in enumerate((channel1, channel2), 1):
         ch = find_by_prefix(s.sim.pbx, name)
         if ch is None:
             s.respond(msg, "Error", [("Message", f"Channel{n} does not exist: {name}")])

@@ -289,6 +289,7 @@ class Call:
 
     async def _run_agi(self, ch: SimChannel, route: Route | AgiStep) -> str:
         sim, spec = self.sim, self.spec
+        args: tuple[str, ...]
         if isinstance(route, AgiStep):  # a modelled context's AGI(agi://${IVR_SERVER}/...): announced there
             script_path, args, is_async = route.script, (), False
             host, port = self._ivr_server()
@@ -349,7 +350,7 @@ class Call:
                 session._send_notice()
         ch.post(MediaEvent("hangup", "goto", self.sim.clock.now()))
 
-    async def _after_agi(self, ch: SimChannel) -> Route | None:
+    async def _after_agi(self, ch: SimChannel) -> Route | AgiStep | None:
         """The dialplan after the AGI; returns the next flow's route when a redirect led into one."""
         session = self.session
         assert session is not None
@@ -385,7 +386,9 @@ class Call:
         self.hangup_caller_leg(16)
         return None
 
-    async def _continue_at(self, ch: SimChannel, context: str, exten: str, park_timeout: float | None) -> Route | None:
+    async def _continue_at(
+        self, ch: SimChannel, context: str, exten: str, park_timeout: float | None
+    ) -> Route | AgiStep | None:
         sim = self.sim
         lot = sim.config.parking
         ch.context, ch.exten = context, exten

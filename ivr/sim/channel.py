@@ -117,7 +117,12 @@ class SimChannel:
         while self.state != 6 and not self.hungup and clock.now() < deadline:
             fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._state_waiters.append(fut)
-            timer = clock.call_at(deadline, lambda f=fut: f.done() or f.set_result(None))
+
+            def expire(f: asyncio.Future[None] = fut) -> None:
+                if not f.done():
+                    f.set_result(None)
+
+            timer = clock.call_at(deadline, expire)
             try:
                 await fut
             finally:

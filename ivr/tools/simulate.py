@@ -98,9 +98,14 @@ class TracePrinter:
         self.out.flush()
 
 
-def parse_assignments(values: Sequence[str], allowed: Sequence[str], what: str) -> dict[str, str]:
+def _resolve(future: asyncio.Future[str], value: str) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
+def parse_assignments(values: Sequence[str], allowed: Sequence[str], what: str) -> dict[str, str | list[str]]:
     """`1001=busy` pairs -> dict, checking the behaviour words."""
-    result: dict[str, str] = {}
+    result: dict[str, str | list[str]] = {}
     for value in values:
         name, sep, behaviour = value.partition("=")
         if not sep or not name or behaviour not in allowed:
@@ -144,7 +149,7 @@ class Keyboard:
 
         def read() -> None:
             line = self.stdin.readline()
-            loop.call_soon_threadsafe(lambda: future.done() or future.set_result(line))
+            loop.call_soon_threadsafe(_resolve, future, line)
 
         if not future.done():
             threading.Thread(target=read, name="simulate-stdin", daemon=True).start()
