@@ -29,7 +29,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from ivr import metrics
 from ivr.ami import actions as act
@@ -131,6 +131,7 @@ class Subscription:
         popleft = queue.popleft
         handler = self.handler
         is_async = self._is_async
+        async_handler = cast(Callable[[Message], Awaitable[None]], handler)  # called only when is_async
         monotonic = time.monotonic
         while True:
             if not queue:
@@ -146,7 +147,7 @@ class Subscription:
                     msg = popleft()
                     try:
                         if is_async:
-                            await handler(msg)  # type: ignore[misc]
+                            await async_handler(msg)
                         else:
                             result = handler(msg)
                             if result is not None and inspect.isawaitable(result):

@@ -60,7 +60,6 @@ _END_CRLF = b"\r\n\r\n"
 _END_LENIENT = re.compile(rb"\n\r?\n")
 _FOLLOWS_END = "--END COMMAND--"
 _UNSURE = object()  # Message._find_raw(): the quick look cannot decide
-_MISSING: str = object()  # type: ignore[assignment]  # Message.__getitem__: no such header
 
 
 class Role(enum.Enum):
@@ -200,10 +199,10 @@ class Message:
         return [v for k, v in self._pairs if k.lower() == lname]
 
     def __getitem__(self, name: str) -> str:
-        value = self.get(name, _MISSING)
-        if value is _MISSING:
+        value = self.get(name)  # header values are never None: None means no such header
+        if value is None:
             raise KeyError(name)
-        return value  # type: ignore[return-value]
+        return value
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self.get(name) is not None
@@ -221,7 +220,8 @@ class Message:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Message) and self._pairs == other._pairs
 
-    __hash__ = None  # type: ignore[assignment]  # compared by content
+    # compared by content, so unhashable; typeshed types object.__hash__ as a method, not as the documented None
+    __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         return f"Message({self._pairs!r})"
@@ -532,10 +532,10 @@ def header_pairs(headers: Headers | None) -> list[tuple[str, str]]:
     for key, value in items:
         if value is None:
             continue
-        if isinstance(value, (list, tuple)):
+        if isinstance(value, (str, int, float)):  # bool is an int
+            pairs.append((key, _text(value)))
+        else:  # a sequence repeats the header
             pairs.extend((key, _text(v)) for v in value if v is not None)
-        else:
-            pairs.append((key, _text(value)))  # type: ignore[arg-type]
     return pairs
 
 

@@ -185,6 +185,7 @@ class FlowEngine:
         language = next(
             (lang for lang in (info.params.get("lang", ""), info.language) if lang in flow.languages), flow.language
         )
+        recorder = Recorder()
         ctx = CallContext(
             channel=channel,
             info=info,
@@ -198,7 +199,7 @@ class FlowEngine:
             version=self.version,
             base_dirs=self.base_dirs,
             language=language,
-            recorder=Recorder(),
+            recorder=recorder,
         )
         self._initial_variables(ctx)
         self._enter_flow(ctx, flow)
@@ -227,9 +228,9 @@ class FlowEngine:
             if language != info.language:
                 await channel.set_language(language)
             if start_node is not None:  # re-entry (park comeback): recording and consent carry over
-                await ctx.recorder.restore(ctx)  # type: ignore[union-attr]
+                await recorder.restore(ctx)
             if flow.recording.policy == "always":
-                await ctx.recorder.start(ctx, "flow policy")  # type: ignore[union-attr]
+                await recorder.start(ctx, "flow policy")
             ref = start
             while True:
                 ctx.tick()
