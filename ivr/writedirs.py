@@ -55,7 +55,7 @@ class WriteDirError(Exception):
 @dataclass(frozen=True)
 class DirProblem:
     directory: WriteDir
-    severity: str  # "error" (voicemail/recordings will fail) or "warning" (serve will create it)
+    severity: Literal["error", "warning"]  # error: recordings/voicemail will fail; warning: serve creates it
     message: str
     hint: str
 
