@@ -38,14 +38,19 @@ class CallControl:
         callbacks: CallbackPolicy | None = None,
         run_callbacks: bool = True,
         flows: Any = None,
+        instance: str | None = None,
     ) -> CallControl:
-        """`flows` (the FlowRepository) lets callback metrics label queues the flows name (others: "other")."""
+        """`flows` (the FlowRepository) lets callback metrics label queues the flows name (others: "other").
+        `instance`: this service instance's name (default the host name); the callback scheduler leases
+        requests under it."""
         settings = settings or CallControlSettings()
         registry = CallRegistry()
         sync = RegistrySync(ami, registry)
         operations = CallOperations(ami, registry, storage, settings)  # registers itself for registry effects
         scheduler = (
-            CallbackScheduler(storage, operations, callbacks, known_queues=settings.known_queues, flows=flows)
+            CallbackScheduler(
+                storage, operations, callbacks, known_queues=settings.known_queues, flows=flows, instance=instance
+            )
             if run_callbacks
             else None
         )

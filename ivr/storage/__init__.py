@@ -65,8 +65,7 @@ def open_storage(url: str = "sqlite:///var/ivr.db", *, password: str | None = No
         parts = urlsplit(url)
         if parts.password is not None:
             raise StorageError(
-                "the storage URL must not contain a password; put it in IVR_STORAGE_PASSWORD or "
-                "storage.password_file"
+                "the storage URL must not contain a password; put it in IVR_STORAGE_PASSWORD or storage.password_file"
             )
         if not parts.hostname or not parts.path.strip("/"):
             raise StorageError(f"{url!r}: write PostgreSQL URLs like postgresql://ivr@db.example.com:5432/ivr")

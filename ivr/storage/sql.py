@@ -130,7 +130,9 @@ def _recording(r: Row) -> Recording:
     )
 
 
-_DUE = "(state = 'pending' AND next_attempt_at <= ?) OR (state = 'dialing' AND (lease_until IS NULL OR lease_until < ?))"
+_DUE = (
+    "(state = 'pending' AND next_attempt_at <= ?) OR (state = 'dialing' AND (lease_until IS NULL OR lease_until < ?))"
+)
 
 
 class SQLStorage:

@@ -151,8 +151,6 @@ async def test_recordings_filters_and_states(store):
         await store.finish_recording(42, T0, 1.0)
 
 
-
-
 async def test_is_a_storage(store):
     assert isinstance(store, Storage)
 
