@@ -17,6 +17,7 @@ Rules for this file:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import re
@@ -178,10 +179,8 @@ class PostgresDatabase:
             except asyncpg.PostgresError as exc:
                 raise StorageError(f"PostgreSQL at {self.where}: {_describe(exc)}") from exc
         finally:
-            try:
+            with contextlib.suppress(*_UNREACHABLE):  # a broken connection is dropped by the pool
                 await pool.release(conn)
-            except _UNREACHABLE:
-                pass  # a broken connection is dropped by the pool
         if self._delay and loop.time() >= self._down_until:
             log.warning("storage: PostgreSQL at %s is reachable again", self.where)
             self._delay = 0.0
