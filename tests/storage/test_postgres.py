@@ -128,3 +128,76 @@ async def test_database_lost_while_running_then_back(own_cluster):
         if not own_cluster.running:
             own_cluster.start()
         await s.close()
+
+
+async def test_api_answers_503_storage_unavailable_while_the_database_is_away(own_cluster, tmp_path):
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from ivr.api.app import create_app
+    from ivr.calls.operations import CallOperations
+    from ivr.calls.registry import CallRegistry
+    from ivr.calls.settings import CallControlSettings
+    from tests.calls.fakes import FakeAMI
+
+    url = own_cluster.create_database("api")
+    storage = open_storage(url, password=own_cluster.password, backoff_min=0.05, backoff_max=0.2, connect_timeout=2)
+    await storage.open()
+    registry = CallRegistry(clock=lambda: 1000.0)
+    settings = CallControlSettings(recordings_dir=str(tmp_path), download_dir=str(tmp_path))
+    app = create_app(
+        operations=CallOperations(FakeAMI(), registry, storage, settings),
+        registry=registry,
+        storage=storage,
+        token="t",
+        settings=settings,
+    )
+    client = TestClient(TestServer(app, host="127.0.0.1", port=0))
+    await client.start_server()
+    auth = {"Authorization": "Bearer t"}
+    try:
+        assert (await client.get("/callbacks", headers=auth)).status == 200
+        await asyncio.to_thread(own_cluster.stop)
+        for path in ("/callbacks", "/recordings", "/callbacks/1"):
+            resp = await client.get(path, headers=auth)
+            assert resp.status == 503, path
+            assert (await resp.json())["error"] == "storage_unavailable"
+        await asyncio.to_thread(own_cluster.start)
+        for _ in range(200):
+            resp = await client.get("/callbacks", headers=auth)
+            if resp.status == 200:
+                break
+            await asyncio.sleep(0.05)
+        assert resp.status == 200  # back without a restart
+    finally:
+        if not own_cluster.running:
+            own_cluster.start()
+        await client.close()
+        await storage.close()
+
+
+def test_serve_refuses_an_unreachable_database_with_one_line(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    (tmp_path / "config").mkdir()
+    cfg = tmp_path / "config" / "ivr.yaml"
+    cfg.write_text(
+        f"storage: {{url: 'postgresql://ivr@127.0.0.1:{free_port()}/ivr', connect_timeout: 2s}}\n"
+        f"flows_dir: {root}/config/flows\nfastagi: {{port: 0}}\nhttp: {{port: 0}}\nami: {{enabled: false}}\n",
+        encoding="utf-8",
+    )
+    env = {"PATH": "/usr/bin:/bin", "IVR_STORAGE_PASSWORD": "x", "HOME": str(tmp_path)}
+    proc = subprocess.run(
+        [sys.executable, "main.py", "serve", "--config", str(cfg)],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    out = proc.stdout.strip().splitlines()  # stderr holds only the usual start-up log lines
+    assert len(out) == 1 and out[0].startswith("ivr: cannot start: storage.url: cannot connect to PostgreSQL"), out
+    assert "Traceback" not in proc.stderr and "Error" not in proc.stderr
