@@ -161,7 +161,7 @@ class PostgresDatabase:
     # --- transactions ---
 
     @asynccontextmanager
-    async def transaction(self, lock: str | None = None) -> AsyncIterator[_PgTx]:
+    async def transaction(self, lock: str | None = None, *, single: bool = False) -> AsyncIterator[_PgTx]:
         pool = self._gate()
         loop = asyncio.get_running_loop()
         try:
@@ -170,10 +170,13 @@ class PostgresDatabase:
             raise await self._failed(exc) from exc
         try:
             try:
-                async with conn.transaction():
-                    if lock is not None:
-                        await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", LOCK_NAMESPACE, lock)
-                    yield _PgTx(conn)
+                if single and lock is None:
+                    yield _PgTx(conn)  # one statement: atomic in autocommit
+                else:
+                    async with conn.transaction():
+                        if lock is not None:
+                            await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", LOCK_NAMESPACE, lock)
+                        yield _PgTx(conn)
             except _UNREACHABLE as exc:
                 raise await self._failed(exc) from exc
             except asyncpg.PostgresError as exc:

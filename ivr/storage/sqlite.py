@@ -63,9 +63,9 @@ def migrate(conn: sqlite3.Connection) -> None:
 
 
 class _SQLiteTx:
-    def __init__(self, db: SQLiteDatabase) -> None:
+    def __init__(self, db: SQLiteDatabase, single: bool) -> None:
         self.db = db
-        self.begun = False
+        self.begun = single  # one statement: autocommit (isolation_level=None), no BEGIN/COMMIT
 
     def _run(self, job: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
         conn = self.db.conn()
@@ -139,20 +139,20 @@ class SQLiteDatabase:
             raise StorageError(f"database {self.path!r}: {exc}") from exc
 
     @asynccontextmanager
-    async def transaction(self, lock: str | None = None) -> AsyncIterator[_SQLiteTx]:
+    async def transaction(self, lock: str | None = None, *, single: bool = False) -> AsyncIterator[_SQLiteTx]:
         # `lock` needs nothing more here: BEGIN IMMEDIATE already makes this the only writer.
         conn = self.conn()
         async with self._lock:
-            tx = _SQLiteTx(self)
+            tx = _SQLiteTx(self, single)
             try:
                 yield tx
             except BaseException:
-                if tx.begun:
+                if tx.begun and not single:
                     # Not awaited: a cancelled caller must still roll back. The single worker runs jobs in order,
                     # so the rollback runs before the next transaction's first statement.
                     self.executor.submit(_rollback, conn)
                 raise
-            if tx.begun:
+            if tx.begun and not single:
                 await self.guard(asyncio.get_running_loop().run_in_executor(self.executor, _commit, conn))
 
     async def open(self) -> None:
