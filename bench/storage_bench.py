@@ -293,13 +293,13 @@ async def _scheduler_run(url: str, password: str, instance: str, start: Any, out
         store, pbx, CallbackPolicy(per_queue_limit=25, poll_interval=0.01, lease=60), instance=instance
     )
     start.wait()
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     idle = 0
     while idle < 3:
         n = await sched.run_once()
         await sched.drain()
         idle = idle + 1 if n == 0 else 0
-    out.put((instance, pbx.dialled, time.perf_counter() - t0))
+    out.put((instance, pbx.dialled, time.perf_counter() - t0, time.process_time() - cpu0))
     await store.close()
 
 
@@ -340,9 +340,11 @@ def scheduler_throughput(cluster: PgCluster, instances: int, count: int) -> None
     dialled = sum(r[1] for r in results)
     elapsed = max(r[2] for r in results)
     split = " + ".join(str(r[1]) for r in sorted(results))
+    cpu = " + ".join(f"{r[3]:.2f}" for r in sorted(results))
     say(
         f"  scheduler, {instances} instance(s): {dialled} requests ({split}) in {elapsed:.2f} s = "
-        f"{dialled / elapsed:,.0f} requests/s"
+        f"{dialled / elapsed:,.0f} requests/s; scheduler CPU {cpu} s, load average {os.getloadavg()[0]:.1f} "
+        f"on {os.cpu_count()} cores"
     )
 
 
@@ -359,21 +361,25 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small counts")
     parser.add_argument("--drivers", action="store_true", help="also compare asyncpg and psycopg 3")
     parser.add_argument("--count", type=int, default=None, help="operations per measurement")
+    parser.add_argument("--only", choices=["hot", "drivers", "scheduler"], help="run one section only")
     args = parser.parse_args()
     count = args.count or (300 if args.quick else 2000)
     sched_count = 400 if args.quick else 3000
+    sections = {args.only} if args.only else {"hot", "scheduler"} | ({"drivers"} if args.drivers else set())
     cluster = create_cluster(log=say)
     try:
-        with tempfile.TemporaryDirectory(prefix="ivr-bench-") as tmp:
+        if "hot" in sections:
             say(f"hot storage calls ({count} operations each; x1 = one caller, x16 = 16 tasks at once):")
-            asyncio.run(sqlite_and_postgres(cluster, count, [1, 16], Path(tmp)))
-        if args.drivers:
+            with tempfile.TemporaryDirectory(prefix="ivr-bench-") as tmp:
+                asyncio.run(sqlite_and_postgres(cluster, count, [1, 16], Path(tmp)))
+        if "drivers" in sections:
             say("PostgreSQL drivers on the same statements:")
             for conc in (1, 16):
                 asyncio.run(drivers(cluster.create_database(f"drv{conc}"), cluster.password, count, conc))
-        say(f"callback scheduler on PostgreSQL ({sched_count} due requests, instant fake PBX, 20 queues x 25):")
-        for n in (1, 2):
-            scheduler_throughput(cluster, n, sched_count)
+        if "scheduler" in sections:
+            say(f"callback scheduler on PostgreSQL ({sched_count} due requests, instant fake PBX, 20 queues x 25):")
+            for n in (1, 2):
+                scheduler_throughput(cluster, n, sched_count)
     finally:
         say("postgres: removing the cluster")
         cluster.destroy()

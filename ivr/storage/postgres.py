@@ -74,6 +74,7 @@ def _count(status: str) -> int:
 class _PgTx:
     def __init__(self, conn: Any) -> None:
         self.conn = conn
+        self.locked = True  # False: transaction(lock=..., wait=False) found the lock taken
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         return list(await self.conn.fetch(numbered(sql), *args))
@@ -161,7 +162,9 @@ class PostgresDatabase:
     # --- transactions ---
 
     @asynccontextmanager
-    async def transaction(self, lock: str | None = None, *, single: bool = False) -> AsyncIterator[_PgTx]:
+    async def transaction(
+        self, lock: str | None = None, *, single: bool = False, wait: bool = True
+    ) -> AsyncIterator[_PgTx]:
         pool = self._gate()
         loop = asyncio.get_running_loop()
         try:
@@ -174,9 +177,14 @@ class PostgresDatabase:
                     yield _PgTx(conn)  # one statement: atomic in autocommit
                 else:
                     async with conn.transaction():
-                        if lock is not None:
+                        tx = _PgTx(conn)
+                        if lock is not None and wait:
                             await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", LOCK_NAMESPACE, lock)
-                        yield _PgTx(conn)
+                        elif lock is not None:
+                            tx.locked = await conn.fetchval(
+                                "SELECT pg_try_advisory_xact_lock($1, hashtext($2))", LOCK_NAMESPACE, lock
+                            )
+                        yield tx
             except _UNREACHABLE as exc:
                 raise await self._failed(exc) from exc
             except asyncpg.PostgresError as exc:

@@ -38,7 +38,9 @@ Row = Mapping[str, Any]
 
 
 class Tx(Protocol):
-    """One open transaction."""
+    """One open transaction. `locked` is False when `transaction(lock=..., wait=False)` found the lock taken."""
+
+    locked: bool
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]: ...
     async def fetchone(self, sql: str, *args: Any) -> Row | None: ...
@@ -50,8 +52,11 @@ class Database(Protocol):
     for_update: str  # " FOR UPDATE" where rows can be locked, else ""
     skip_locked: str  # " FOR UPDATE SKIP LOCKED" where supported, else ""
 
-    def transaction(self, lock: str | None = None, *, single: bool = False) -> AbstractAsyncContextManager[Tx]:
-        """One transaction; `single=True` promises one statement (run in autocommit: no BEGIN/COMMIT trips)."""
+    def transaction(
+        self, lock: str | None = None, *, single: bool = False, wait: bool = True
+    ) -> AbstractAsyncContextManager[Tx]:
+        """One transaction; `single=True` promises one statement (run in autocommit: no BEGIN/COMMIT trips);
+        `lock` names a lock held until the end (`wait=False`: do not queue behind its holder, see `tx.locked`)."""
         ...
 
     async def open(self) -> None: ...
@@ -251,9 +256,13 @@ class SQLStorage:
     ) -> list[CallbackRequest]:
         """Claim up to `limit` minus the queue's live leases (every instance's) of the queue's due requests, in
         one transaction under the queue's lock: pending ones whose time has come, and `dialing` ones whose lease
-        expired (their instance died). Each gets state `dialing`, `owner` and `lease_until`."""
+        expired (their instance died). Each gets state `dialing`, `owner` and `lease_until`. When another
+        instance holds the queue's lock (it is leasing the same queue now), returns [] at once instead of
+        queueing behind it."""
         t = aware(now)
-        async with self.db.transaction(lock=f"callback-queue:{queue}") as tx:
+        async with self.db.transaction(lock=f"callback-queue:{queue}", wait=False) as tx:
+            if not tx.locked:
+                return []  # another instance is leasing this queue right now: it fills the free slots
             row = await tx.fetchone(
                 "SELECT COUNT(*) AS n FROM callback WHERE queue = ? AND state = 'dialing' AND lease_until >= ?",
                 queue,

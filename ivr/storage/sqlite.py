@@ -66,6 +66,7 @@ class _SQLiteTx:
     def __init__(self, db: SQLiteDatabase, single: bool) -> None:
         self.db = db
         self.begun = single  # one statement: autocommit (isolation_level=None), no BEGIN/COMMIT
+        self.locked = True  # BEGIN IMMEDIATE waits for the single writer lock (busy_timeout)
 
     def _run(self, job: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
         conn = self.db.conn()
@@ -139,7 +140,9 @@ class SQLiteDatabase:
             raise StorageError(f"database {self.path!r}: {exc}") from exc
 
     @asynccontextmanager
-    async def transaction(self, lock: str | None = None, *, single: bool = False) -> AsyncIterator[_SQLiteTx]:
+    async def transaction(
+        self, lock: str | None = None, *, single: bool = False, wait: bool = True
+    ) -> AsyncIterator[_SQLiteTx]:
         # `lock` needs nothing more here: BEGIN IMMEDIATE already makes this the only writer.
         conn = self.conn()
         async with self._lock:
