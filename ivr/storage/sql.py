@@ -372,10 +372,12 @@ class SQLStorage:
                 aware(at),
                 call_id,
             )
+            out = row
             if not lost:
-                await tx.execute(
+                out = await tx.fetchone(
                     "UPDATE callback SET attempts = ?, state = ?, last_result = ?, next_attempt_at = ?, "
-                    "claimed_at = ?, lease_owner = NULL, lease_until = NULL, flow_verdict = NULL WHERE id = ?",
+                    "claimed_at = ?, lease_owner = NULL, lease_until = NULL, flow_verdict = NULL WHERE id = ? "
+                    "RETURNING *",
                     attempts,
                     state,
                     last,
@@ -383,7 +385,6 @@ class SQLStorage:
                     aware(at) if state == "answered" else None,
                     cb,
                 )
-            out = await tx.fetchone("SELECT * FROM callback WHERE id = ?", cb)
         assert out is not None
         return _callback(out)
 

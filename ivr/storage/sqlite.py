@@ -85,7 +85,9 @@ class _SQLiteTx:
 
     async def fetchone(self, sql: str, *args: Any) -> Row | None:
         params = tuple(_param(a) for a in args)
-        return await self.db.guard(self._run(lambda c: c.execute(sql, params).fetchone()))
+        # fetchall: the statement runs to its end (an INSERT/UPDATE ... RETURNING is complete before COMMIT)
+        rows = await self.db.guard(self._run(lambda c: c.execute(sql, params).fetchall()))
+        return rows[0] if rows else None
 
     async def execute(self, sql: str, *args: Any) -> int:
         params = tuple(_param(a) for a in args)
