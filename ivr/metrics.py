@@ -177,8 +177,8 @@ CALLBACKS = Counter(
 STORAGE_FAILURES = Counter(
     "ivr_storage_failures",
     "Writes/reads the database refused or could not take (lost, down), by what was being done: voicemail, "
-    "callback_request, recording, callback_scheduler, callback_attempt.",
-    ["kind"],
+    "callback_request, callback_scheduler, callback_attempt.",
+    ["action"],
     registry=REGISTRY,
 )
 

@@ -209,7 +209,7 @@ class CallbackScheduler:
             self._wake.clear()
 
     def _storage_failed(self, exc: Exception) -> None:
-        metrics.STORAGE_FAILURES.labels(kind="callback_scheduler").inc()
+        metrics.STORAGE_FAILURES.labels(action="callback_scheduler").inc()
         if not self._storage_down:
             log.warning("callbacks: the database is not available (%s); retrying every poll", exc)
         self._storage_down = True
@@ -300,7 +300,7 @@ class CallbackScheduler:
             except Exception as exc:
                 # The row stays "dialing" under our lease, which is no longer renewed: it expires and the request
                 # is tried again (by any instance).
-                metrics.STORAGE_FAILURES.labels(kind="callback_attempt").inc()
+                metrics.STORAGE_FAILURES.labels(action="callback_attempt").inc()
                 log.error(
                     "callback %s: cannot store the attempt result %s (%s); it will be retried", cb_id, outcome, exc
                 )

@@ -13,7 +13,7 @@ from .test_nodes import cb_flow
 
 
 def failures(kind: str) -> float:
-    return metrics.REGISTRY.get_sample_value("ivr_storage_failures_total", {"kind": kind}) or 0.0
+    return metrics.REGISTRY.get_sample_value("ivr_storage_failures_total", {"action": kind}) or 0.0
 
 
 async def gone_storage():

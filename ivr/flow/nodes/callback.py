@@ -10,7 +10,7 @@ pattern: the node's `number_pattern`, else the service's (`callbacks.number_patt
 `^\\+?[1-9][0-9]{6,14}$`), so premium-rate or short numbers are never stored, whether they came as the caller ID
 (then not offered: the caller is asked for a number) or were typed (then `invalid_prompts`, and asked again).
 Stored via `storage.add_callback`; the callback scheduler does the dialling. When the database refuses the
-request (down, lost), the failure is counted (ivr_storage_failures_total{kind="callback_request"}) and the caller
+request (down, lost), the failure is counted (ivr_storage_failures_total{action="callback_request"}) and the caller
 goes to `on_failure` (the same branch as "no usable number"); without it the call ends as an error.
 """
 
@@ -91,7 +91,7 @@ async def run(node: CallbackNode, ctx: CallContext) -> Goto | Finish:
                     )
                 )
             except StorageError as exc:
-                STORAGE_FAILURES.labels(kind="callback_request").inc()
+                STORAGE_FAILURES.labels(action="callback_request").inc()
                 what = f"callback {ctx.ref}: the request could not be stored: {exc}"
                 if node.on_failure is None:
                     raise EngineError(what) from exc

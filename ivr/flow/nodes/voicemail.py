@@ -4,7 +4,7 @@ metadata through storage.
 Rules: a caller hanging up is the normal way to end a message, so the message is stored first and the call
 then ends as "voicemail" (not "abandoned"). A message shorter than MIN_SECONDS is nothing but a click and is
 not stored. The file name is built from the mailbox, the uniqueid and the time through `safe_filename()`.
-When the database refuses the row (down, lost), the failure is counted (ivr_storage_failures_total{kind=
+When the database refuses the row (down, lost), the failure is counted (ivr_storage_failures_total{action=
 "voicemail"}) and the caller goes to `on_failure`; without it the call ends as an error.
 """
 
@@ -55,7 +55,7 @@ async def run(node: VoicemailNode, ctx: CallContext) -> Goto:
                 )
             )
         except StorageError as exc:
-            STORAGE_FAILURES.labels(kind="voicemail").inc()
+            STORAGE_FAILURES.labels(action="voicemail").inc()
             what = f"voicemail {ctx.ref}: the message {path}.{FORMAT} was recorded but not stored: {exc}"
             if node.on_failure is None:
                 raise EngineError(what) from exc
