@@ -112,6 +112,7 @@ class PostgresDatabase:
         self.backoff_min, self.backoff_max = backoff_min, backoff_max
         self._pool: Any = None
         self._closed = False
+        self._opening: asyncio.Lock | None = None
         self._delay = 0.0
         self._down_until = 0.0
         self._last_error = ""
@@ -119,9 +120,15 @@ class PostgresDatabase:
     # --- life cycle ---
 
     async def open(self) -> None:
-        """Connect and migrate. Raises StorageUnavailable (cannot reach or log in) or StorageError."""
-        if self._pool is not None:
-            return
+        """Connect and migrate. Raises StorageUnavailable (cannot reach or log in) or StorageError. The service
+        calls it at start; otherwise (classic AGI, tools) the first call opens the pool."""
+        if self._opening is None:
+            self._opening = asyncio.Lock()
+        async with self._opening:
+            if self._pool is None:
+                await self._open()
+
+    async def _open(self) -> None:
         try:
             self._pool = await asyncpg.create_pool(
                 self.url,
@@ -140,17 +147,20 @@ class PostgresDatabase:
             async with self._pool.acquire(timeout=self.connect_timeout) as conn:
                 await migrate(conn)
         except StorageError:
-            await self.close()
+            await self._drop_pool()
             raise
         except _UNREACHABLE as exc:
-            await self.close()
+            await self._drop_pool()
             raise StorageUnavailable(f"lost PostgreSQL at {self.where} while migrating: {_describe(exc)}") from exc
         except asyncpg.PostgresError as exc:
-            await self.close()
+            await self._drop_pool()
             raise StorageError(f"cannot migrate the database at {self.where}: {_describe(exc)}") from exc
 
     async def close(self) -> None:
         self._closed = True
+        await self._drop_pool()
+
+    async def _drop_pool(self) -> None:
         pool, self._pool = self._pool, None
         if pool is None:
             return
@@ -165,6 +175,12 @@ class PostgresDatabase:
     async def transaction(
         self, lock: str | None = None, *, single: bool = False, wait: bool = True
     ) -> AsyncIterator[_PgTx]:
+        if self._pool is None and not self._closed:
+            self._gate()  # within a backoff window: fail at once
+            try:
+                await self.open()
+            except StorageUnavailable as exc:
+                raise await self._failed(exc) from exc
         pool = self._gate()
         loop = asyncio.get_running_loop()
         try:
@@ -197,8 +213,8 @@ class PostgresDatabase:
             self._delay = 0.0
 
     def _gate(self) -> Any:
-        if self._pool is None:
-            raise StorageError("the storage is closed" if self._closed else "the storage is not open")
+        if self._closed:
+            raise StorageError("the storage is closed")
         wait = self._down_until - asyncio.get_running_loop().time()
         if wait > 0:
             raise StorageUnavailable(

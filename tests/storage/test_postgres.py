@@ -201,3 +201,13 @@ def test_serve_refuses_an_unreachable_database_with_one_line(tmp_path):
     out = proc.stdout.strip().splitlines()  # stderr holds only the usual start-up log lines
     assert len(out) == 1 and out[0].startswith("ivr: cannot start: storage.url: cannot connect to PostgreSQL"), out
     assert "Traceback" not in proc.stderr and "Error" not in proc.stderr
+
+
+async def test_first_call_opens_the_pool_when_nobody_called_open(pg_cluster, pg_database):
+    """Classic AGI and the tools build the storage without the service's start: the first call connects."""
+    s = open_storage(pg_database, password=pg_cluster.password)
+    try:
+        results = await asyncio.gather(*(s.add_voicemail(Voicemail("m", "c", "/p", 1.0)) for _ in range(5)))
+        assert sorted(results) == [1, 2, 3, 4, 5]
+    finally:
+        await s.close()
