@@ -113,7 +113,14 @@ class Storage(Protocol):
     async def renew_callback_leases(self, owner: str, callback_ids: Iterable[int], lease_until: datetime) -> int: ...
     async def defer_callback_verdict(self, callback_id: int, verdict: str) -> bool: ...
     async def record_callback_attempt(
-        self, callback_id: int, result: str, at: datetime, *, retry_at: datetime | None = None, call_id: str = ""
+        self,
+        callback_id: int,
+        result: str,
+        at: datetime,
+        *,
+        retry_at: datetime | None = None,
+        call_id: str = "",
+        owner: str | None = None,
     ) -> CallbackRequest: ...
     async def callback_attempts(self, callback_id: int) -> list[CallbackAttempt]: ...
     async def resolve_answered_callback(

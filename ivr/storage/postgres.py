@@ -166,7 +166,7 @@ class PostgresDatabase:
             return
         try:
             await asyncio.wait_for(pool.close(), 5.0)
-        except (TimeoutError, *_UNREACHABLE):
+        except _UNREACHABLE:  # TimeoutError is among them
             pool.terminate()
 
     # --- transactions ---

@@ -372,7 +372,7 @@ class SQLStorage:
                 aware(at),
                 call_id,
             )
-            out = row
+            out: Row | None = row
             if not lost:
                 out = await tx.fetchone(
                     "UPDATE callback SET attempts = ?, state = ?, last_result = ?, next_attempt_at = ?, "
