@@ -197,7 +197,7 @@ class Service:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         await self.fastagi.stop()  # stop accepting; running calls finish until the deadline
-        await self.calls.stop()
+        await self.calls.stop(grace=self.settings.fastagi.shutdown_deadline)  # ringing callbacks store their result
         if self.queue_feed is not None:
             await self.queue_feed.close()
         if self.settings.ami.enabled:

@@ -181,12 +181,21 @@ class CallbackScheduler:
         self._runner = loop.create_task(self._run(), name="callback-scheduler")
         self._renewer = loop.create_task(self._renew_leases(), name="callback-leases")
 
-    async def stop(self) -> None:
-        for task in (self._runner, self._renewer):
-            if task is not None:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-        self._runner = self._renewer = None
+    async def stop(self, grace: float = 0.0) -> None:
+        """Stop leasing at once; let attempts already ringing finish for up to `grace` seconds (their leases
+        renewed meanwhile), so a restart stores their results instead of leaving them to be dialled again after
+        the lease expires; then cancel what is left."""
+        if self._runner is not None:
+            self._runner.cancel()
+            await asyncio.gather(self._runner, return_exceptions=True)
+            self._runner = None
+        if grace > 0 and self._tasks:
+            log.info("callbacks: waiting up to %.0f s for %d attempt(s) in progress", grace, len(self._inflight))
+            await asyncio.wait(list(self._tasks), timeout=grace)
+        if self._renewer is not None:
+            self._renewer.cancel()
+            await asyncio.gather(self._renewer, return_exceptions=True)
+            self._renewer = None
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

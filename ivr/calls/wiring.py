@@ -61,9 +61,10 @@ class CallControl:
         if self.scheduler is not None:
             await self.scheduler.start()
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 0.0) -> None:
+        """`grace`: how long callback attempts already ringing may finish (see CallbackScheduler.stop)."""
         if self.scheduler is not None:
-            await self.scheduler.stop()
+            await self.scheduler.stop(grace)
         await self.sync.stop()
 
     def on_flow_report(self, report: Any) -> None:

@@ -113,3 +113,23 @@ async def test_a_dead_instances_leases_are_taken_over_after_expiry(two_stores):
         req = await b_store.get_callback(cb)
         assert (req.state, req.attempts) == ("answered", 1)
     assert len(pbx.dialled) == 6  # a's rang, then b's: at least once, never lost
+
+
+async def test_a_stopping_instance_stores_the_results_of_calls_still_ringing(two_stores):
+    store, _ = two_stores
+    cb = await store.add_callback(CallbackRequest(number="+37060009999", queue="q", requested_at=T0))
+    pbx, clock = SharedPBX(), Clock()
+    pbx.hold = asyncio.Event()
+    sched = CallbackScheduler(store, pbx, CallbackPolicy(lease=30.0), clock=clock, instance="ivr-a")
+    assert await sched.run_once() == 1
+
+    async def answer_soon() -> None:
+        for _ in range(5):
+            await asyncio.sleep(0)
+        pbx.hold.set()  # the customer answers while the instance is stopping
+
+    answering = asyncio.get_running_loop().create_task(answer_soon())
+    await sched.stop(grace=30.0)  # SIGTERM: no new leases, the ringing attempt may finish
+    await answering
+    req = await store.get_callback(cb)
+    assert (req.state, req.attempts) == ("answered", 1)  # stored, not left leased to be dialled again
