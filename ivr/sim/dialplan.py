@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ivr import dialplan
@@ -81,17 +82,18 @@ def _priority(context: str, conf: extensions_conf.ConfPriority) -> Priority:
 
 
 @functools.cache
-def _model() -> dict[str, tuple[tuple[extensions_conf.ConfExtension, tuple[Priority, ...]], ...]]:
-    contexts = extensions_conf.load()
+def _model(source: Path) -> dict[str, tuple[tuple[extensions_conf.ConfExtension, tuple[Priority, ...]], ...]]:
+    contexts = extensions_conf.load(source)
     return {
         name: tuple((ext, tuple(_priority(name, p) for p in ext.priorities)) for ext in extens)
         for name, extens in contexts.items()
     }
 
 
-def lookup(context: str, exten: str) -> tuple[Priority, ...] | None:
-    """The priorities of context,exten in the shipped file (literal extension first, then patterns)."""
-    entries = _model().get(context)
+def lookup(context: str, exten: str, source: Path | None = None) -> tuple[Priority, ...] | None:
+    """The priorities of context,exten in the shipped file, or `source` (SimConfig.dialplan_file): a literal
+    extension first, then patterns."""
+    entries = _model(source or extensions_conf.SHIPPED).get(context)
     if not entries:
         return None
     chosen = extensions_conf.find({context: tuple(e for e, _ in entries)}, context, exten)
@@ -154,7 +156,7 @@ async def run_context(
     host = AppHost(sim, ch, call if call is not None else _Scratch())
     n, first = start, True
     while True:
-        priorities = lookup(context, exten)
+        priorities = lookup(context, exten, sim.config.dialplan_file)
         if priorities is None:
             raise KeyError(f"{context},{exten} is not in the modelled dialplan")
         if ch.hungup:
