@@ -244,6 +244,10 @@ class AGISession:
         except LineTooLong as exc:  # absurd line length: Asterisk would drop the session too (only this: a
             # simulator bug raising ValueError inside a command must fail the call, not pass for a dropped session)
             self.log("AGI", str(exc))
+        except BaseException:  # a simulator bug (or cancellation) fails the call: its socket goes with it
+            with contextlib.suppress(ConnectionError, OSError):
+                writer.close()
+            raise
         finally:
             for f in self._idle_waiters:
                 if not f.done():
@@ -270,12 +274,13 @@ class AGISession:
         self._buf.feed(data)
         return True
 
-    async def _run_watching(self, handler: Handler, args: tuple[str, ...]) -> Done | None | bool:
-        """Run a socket-watching command; False when the service sent something or closed first (no reply)."""
+    async def _run_watching(self, handler: Handler, args: tuple[str, ...]) -> tuple[bool, Done | None]:
+        """Run a socket-watching command: (stopped, its result); stopped when the service sent something or closed
+        first (then there is no reply)."""
         if self.async_mode or self._reader is None:
-            return await handler(self, args)
+            return False, await handler(self, args)
         if self._eof:
-            return False  # a closed socket stays readable: the command stops at once
+            return True, None  # a closed socket stays readable: the command stops at once
         command = asyncio.ensure_future(handler(self, args))
         watch = asyncio.ensure_future(self._read_more())
         try:
@@ -289,11 +294,11 @@ class AGISession:
                 watch.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await watch
-            return command.result()
+            return False, command.result()
         command.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await command
-        return False
+        return True, None
 
     def _notify_idle(self) -> None:
         waiters, self._idle_waiters = self._idle_waiters, []
@@ -326,9 +331,7 @@ class AGISession:
             interrupted = False
             try:
                 if cmd.title in WATCHES_SOCKET:
-                    outcome = await self._run_watching(handler, cmd.args)
-                    interrupted = outcome is False
-                    done = None if outcome is False else outcome  # type: ignore[assignment]
+                    interrupted, done = await self._run_watching(handler, cmd.args)
                 else:
                     done = await handler(self, cmd.args)
             except Usage:

@@ -89,7 +89,7 @@ async def dial(s: AGISession, data: str) -> int:
         ch.set_var("DIALEDPEERNAME", leg.name)
         ch.set_var("DIALEDPEERNUMBER", target.split("/", 1)[-1])
 
-    done = []
+    done: list[bool] = []
 
     def bridge_ended() -> None:  # once: when the caller left the bridge, or after the call
         if done:

@@ -53,8 +53,8 @@ class Ending:
     `by`: "caller" (the caller hung up), "service" (AGI HANGUP, or the service closed the AGI and the dialplan
     hung up), "agent" (the agent the caller was bridged to hung up), "timeout" (parking timeout and comeback),
     "limit" (max_call_seconds), "ami" (hung up over AMI), "shutdown" (sim.stop()).  `during`: the AGI command or
-    EXEC'd app running at that moment ("idle" between commands,
-    "dialplan" after the AGI).  `destination`: the last place the call reached ("ivr", "agent:<dialstring>",
+    EXEC'd app running at that moment ("idle" between commands, "dialplan" after the AGI).  `destination`: the last
+    place the call reached ("ivr", "agent:<dialstring>",
     "queue:<name>[:<member>]", "parked:<space>", "recording:<path>").
     """
 
@@ -123,14 +123,14 @@ class CallRecord:
     def replies(self) -> list[str]:
         """Lines Asterisk sent after the env block (without the final newline)."""
         # env blocks (one per FastAGI session; Async AGI has none on the wire) are not replies
-        chunks = [x.text for x in self.transcript if x.direction == "<<<" and not x.text.startswith("agi_")]
+        chunks = [line.text for line in self.transcript if line.direction == "<<<" and not line.text.startswith("agi_")]
         out: list[str] = []
         for chunk in chunks:
             out += chunk.splitlines()
         return out
 
     def env_lines(self) -> list[str]:
-        first = next((x.text for x in self.transcript if x.direction == "<<<"), "")
+        first = next((line.text for line in self.transcript if line.direction == "<<<"), "")
         return first.split("\n")[:-2] if first.startswith("agi_") else []
 
     def events_named(self, name: str) -> list[Event]:
@@ -279,9 +279,9 @@ class Call:
                 route = await self._after_agi(ch)
             limit.cancel()
         except Exception as exc:  # a bug in the simulator must not hang the test: fail the record loudly
-            if not self._done.done():
-                self._done.set_exception(exc)
-            raise
+            if self._done.done():
+                raise
+            self._done.set_exception(exc)  # finished() raises it (re-raising here too would leave it unretrieved)
         finally:
             if not self._created.done():
                 self._created.set_result(None)
@@ -295,6 +295,7 @@ class Call:
         sim, spec = self.sim, self.spec
         targets: list[tuple[str, int]] = []
         request = ""
+        args: tuple[str, ...]
         if isinstance(route, AgiStep):  # a modelled context's AGI(agi://${IVR_SERVER}/...): announced there
             script_path, args, is_async = route.script, (), False
             targets = self._agi_targets(route.url)
@@ -373,7 +374,7 @@ class Call:
                 session._send_notice()
         ch.post(MediaEvent("hangup", "goto", self.sim.clock.now()))
 
-    async def _after_agi(self, ch: SimChannel) -> Route | None:
+    async def _after_agi(self, ch: SimChannel) -> Route | AgiStep | None:
         """The dialplan after the AGI; returns the next flow's route when a redirect led into one."""
         session = self.session
         assert session is not None
@@ -409,7 +410,9 @@ class Call:
         self.hangup_caller_leg(16)
         return None
 
-    async def _continue_at(self, ch: SimChannel, context: str, exten: str, park_timeout: float | None) -> Route | None:
+    async def _continue_at(
+        self, ch: SimChannel, context: str, exten: str, park_timeout: float | None
+    ) -> Route | AgiStep | None:
         sim = self.sim
         lot = sim.config.parking
         ch.context, ch.exten = context, exten
