@@ -42,6 +42,11 @@ __all__ = [
     "MOH_CLASS",
     "HELD_PARTNER",
     "AGENT_NAME",
+    "RECORDING_STATE",
+    "RECORDING_FILE",
+    "RECORDING_ID",
+    "RECORDING_CONSENT",
+    "MIXMONITOR_ID",
     "SERVER",
     "OPERATOR",
     "ENTER_CONTEXT",
@@ -84,6 +89,12 @@ CALLBACK_ID: Final = "IVR_CALLBACK_ID"  # on an outbound callback: the request's
 MOH_CLASS: Final = "IVR_MOH_CLASS"  # the music class ivr-hold plays
 HELD_PARTNER: Final = "IVR_HELD_PARTNER"  # on a held channel: the channel waiting for it in ivr-hold-wait
 AGENT_NAME: Final = "IVR_AGENT"  # on a click-to-call agent leg: the agent
+# The flow's recording state travels with the channel (a park comeback's new session reads it back)
+RECORDING_STATE: Final = "IVR_RECORDING_STATE"
+RECORDING_FILE: Final = "IVR_RECORDING_FILE"
+RECORDING_ID: Final = "IVR_RECORDING_ID"
+RECORDING_CONSENT: Final = "IVR_RECORDING_CONSENT"
+MIXMONITOR_ID: Final = "IVR_MIXMONITOR_ID"  # MixMonitor's i() option: the id StopMixMonitor needs
 
 # [globals] the dialplan reads
 SERVER: Final = "IVR_SERVER"  # host:port of the FastAGI service (or an SRV name with hagi://)

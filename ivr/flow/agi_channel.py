@@ -53,7 +53,7 @@ from ivr.flow.channel import (
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 8000  # RECORD FILE endpos is in samples of 8 kHz audio
-MIXMON_ID_VARIABLE = "IVR_MIXMONITOR_ID"
+MIXMON_ID_VARIABLE = dialplan.MIXMONITOR_ID
 _UNSAFE_ARG = re.compile(r"[,|()\"'\\\x00-\x1f\x7f]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CONTEXT = re.compile(r"[A-Za-z0-9_\-]{1,80}")

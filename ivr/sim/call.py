@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
+from ivr import dialplan
 from ivr.sim.agi_session import AGISession
 from ivr.sim.bridging import ring_agent, talk
 from ivr.sim.channel import MediaEvent, SimChannel
@@ -356,7 +357,7 @@ class Call:
 
     def _ivr_server(self) -> tuple[str, int]:
         """${IVR_SERVER} (host:port) as the dialplan's AGI URL names it; the simulator's target if unusable."""
-        value = self.sim.pbx.globals.get("IVR_SERVER", "")
+        value = self.sim.pbx.globals.get(dialplan.SERVER, "")
         host, _, port = value.rpartition(":")
         return (host, int(port)) if host and port.isdigit() else self.sim.fastagi
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ivr import dialplan
 from ivr.sim.script import CallerScript, Step
 from ivr.sim.sounds import SoundCatalog
 
@@ -110,7 +111,7 @@ class SimConfig:
     default_callee: AgentSpec = field(default_factory=lambda: AgentSpec("callee", answer_after=1.0, talk=None))
     # [globals] of extensions.conf that dialplans/extensions_ivr.conf reads: IVR_OPERATOR (ivr-enter,fallback's
     # Dial), IVR_SERVER (host:port of the FastAGI service; default: where sim.start() points calls)
-    globals: dict[str, str] = field(default_factory=lambda: {"IVR_OPERATOR": "Local/answer2s@agents"})
+    globals: dict[str, str] = field(default_factory=lambda: {dialplan.OPERATOR: "Local/answer2s@agents"})
     # The dialplan the PBX runs (ivr.sim.dialplan): None = the shipped dialplans/extensions_ivr.conf; a variant of it
     # (e.g. with hagi:// URLs) for tests of what an admin's documented edit does.
     dialplan_file: Path | None = None

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ivr import dialplan
 from ivr.sim.agi_session import AGISession
 from ivr.sim.call import Call, CallRecord, Ending, MixMon, RecordingInfo, TranscriptLine
 from ivr.sim.channel import MediaEvent, SimChannel
@@ -84,8 +85,8 @@ class SimulatedAsterisk:
             self.fastagi = (fastagi[0], int(fastagi[1]))
         elif fastagi_port is not None:
             self.fastagi = (fastagi_host, int(fastagi_port))
-        if "IVR_SERVER" not in self.config.globals:  # ${IVR_SERVER} of the dialplan's AGI(agi://...) lines
-            self.pbx.globals["IVR_SERVER"] = f"{self.fastagi[0]}:{self.fastagi[1]}"
+        if dialplan.SERVER not in self.config.globals:  # ${IVR_SERVER} of the dialplan's AGI(agi://...) lines
+            self.pbx.globals[dialplan.SERVER] = f"{self.fastagi[0]}:{self.fastagi[1]}"
         if ami:
             from ivr.sim.ami_server import AMIServer
 
