@@ -36,10 +36,10 @@ from ivr.sim import (
     SimulatedAsterisk,
     VirtualClock,
 )
+from ivr.sim.ami_originate import Originate
 from ivr.sim.call import Call, CallRecord
 from ivr.sim.events import Event
 from ivr.sim.extensions_conf import SHIPPED
-from ivr.sim.model import Route
 
 ROOT = Path(__file__).resolve().parents[2]
 DID = "37052000000"  # [ivr-inbound]: Set(IVR_FLOW=main), Goto(ivr-enter,s,1)
@@ -130,23 +130,33 @@ class Stage:
     events: list[Event] = field(default_factory=list)
     spare: Instance | None = None
 
-    async def kill_at(self, call: Call, moment: Callable[[Event], bool], *, session_sees_close: bool) -> float:
-        """When `moment(event)` first holds, hold virtual time, SIGKILL the service, and return the virtual time
-        of its death. `session_sees_close`: the AGI session notices the closed socket at once (waiting for a
-        command, or a prompt/digit wait that watches the socket); else an EXEC'd app runs on."""
-        reached = asyncio.Event()
+    async def kill_at(
+        self, moment: Callable[[Event], bool] | None, *, session_sees_close: bool, call: Call | None = None
+    ) -> tuple[Call, float]:
+        """When `moment(event)` first holds (None: now), hold virtual time, SIGKILL the service, and return the call
+        (of the event's channel, or `call`) and the virtual time of the death. `session_sees_close`: the AGI session
+        notices the closed socket at once (waiting for a command, or a prompt/digit wait that watches the socket);
+        else an EXEC'd app runs on."""
+        reached: list[Event] = []
+        event = asyncio.Event()
+        if moment is None:
+            self.sim.clock.acquire()
+            event.set()
 
         def watch(ev: Event) -> None:
-            if not reached.is_set() and moment(ev):
+            if not reached and moment(ev):
                 self.sim.clock.acquire()  # synchronous: nothing moves between the moment and the kill
-                reached.set()
+                reached.append(ev)
+                event.set()
 
         unsubscribe = self.sim.pbx.bus.subscribe(watch)
         try:
-            await asyncio.wait_for(reached.wait(), 20)
+            await asyncio.wait_for(event.wait(), 20)
         finally:
             unsubscribe()
         try:
+            if call is None:
+                call = self.sim.call_for_channel(reached[0].get("Channel") or "") or self.sim.live_calls[0]
             killed_at = self.sim.clock.now()
             await asyncio.to_thread(self.victim.kill)
             if session_sees_close:
@@ -154,7 +164,7 @@ class Stage:
                 await asyncio.wait_for(call.session.service_closed.wait(), 10)
         finally:
             self.sim.clock.release()
-        return killed_at
+        return call, killed_at
 
     def first(self, name: str, after: float = 0.0, **headers: str) -> Event:
         for ev in self.events:
@@ -250,8 +260,7 @@ def operator_reached_within(stage: Stage, rec: CallRecord, since: float, seconds
 async def test_killed_in_a_menu_prompt_the_caller_reaches_the_operator(tmp_path: Path) -> None:
     async with staged(tmp_path, sim_config()) as stage:
         call = await place(stage, TO_MENU)
-        killed = await stage.kill_at(
-            call,
+        _, killed = await stage.kill_at(
             lambda ev: ev.name == "AGIExecStart" and "main_menu" in (ev.get("Command") or ""),
             session_sees_close=True,
         )
@@ -265,9 +274,11 @@ async def test_killed_in_a_menu_prompt_the_caller_reaches_the_operator(tmp_path:
 async def test_killed_during_a_lookup_the_caller_reaches_the_operator(tmp_path: Path) -> None:
     async with staged(tmp_path, sim_config()) as stage:
         call = await place(stage, TO_BILLING_LOOKUP)
-        await asyncio.wait_for(stage.crm_asked.wait(), 20)
-        killed = await stage.kill_at(call, lambda ev: True, session_sees_close=True)
+        await asyncio.wait_for(stage.crm_asked.wait(), 20)  # the service waits for the CRM (node timeout 2 s)
+        asked_at = len(call.transcript)
+        _, killed = await stage.kill_at(None, session_sees_close=True, call=call)
         rec = await call.finished(timeout=20)
+    assert not [line for line in rec.transcript[asked_at:] if line.direction == ">>>"]  # killed in the lookup
     assert rec.agi_runs[0].status == "SUCCESS" and rec.variables.get(dialplan.STATUS, "") == ""  # no report
     operator_reached_within(stage, rec, killed, 2.0)
 
@@ -275,7 +286,7 @@ async def test_killed_during_a_lookup_the_caller_reaches_the_operator(tmp_path: 
 async def test_killed_while_the_caller_talks_to_an_agent_the_conversation_goes_on(tmp_path: Path) -> None:
     async with staged(tmp_path, sim_config()) as stage:
         call = await place(stage, TO_SALES)
-        killed = await stage.kill_at(call, lambda ev: ev.name == "AgentConnect", session_sees_close=False)
+        _, killed = await stage.kill_at(lambda ev: ev.name == "AgentConnect", session_sees_close=False)
         rec = await call.finished(timeout=20)
     complete = stage.first("AgentComplete")
     assert complete["Reason"] == "agent" and int(complete["TalkTime"]) >= 19  # the full 20 s, undisturbed
@@ -292,7 +303,7 @@ async def test_killed_while_the_caller_talks_to_an_agent_the_conversation_goes_o
 async def test_killed_while_parked_the_caller_stays_parked_then_reaches_the_operator(tmp_path: Path) -> None:
     async with staged(tmp_path, sim_config()) as stage:
         call = await place(stage, TO_OPERATOR)
-        killed = await stage.kill_at(call, lambda ev: ev.name == "ParkedCall", session_sees_close=False)
+        _, killed = await stage.kill_at(lambda ev: ev.name == "ParkedCall", session_sees_close=False)
         rec = await call.finished(timeout=20)
     timeout = stage.first("ParkedCallTimeOut")
     assert timeout.time - killed >= 44  # parked for the flow's 45 s although the service was gone
@@ -304,7 +315,7 @@ async def test_with_several_instances_the_comeback_and_new_calls_reach_a_live_on
     async with staged(tmp_path, sim_config(), spare=True) as stage:
         assert stage.spare is not None
         call = await place(stage, TO_OPERATOR)
-        await stage.kill_at(call, lambda ev: ev.name == "ParkedCall", session_sees_close=False)
+        await stage.kill_at(lambda ev: ev.name == "ParkedCall", session_sees_close=False)
         # a new call while the first one is parked: the dead instance refuses, the next SRV target takes it
         fresh = await place(stage, [NextPrompt(0.5), Hangup()])
         rec, new = await call.finished(timeout=20), await fresh.finished(timeout=20)
@@ -322,8 +333,7 @@ async def test_killed_on_hold_the_caller_stays_on_hold_then_reaches_the_operator
     config = sim_config({"6000": AgentSpec("6000", busy=True)})  # busy operator: the flow holds the caller
     async with staged(tmp_path, config) as stage:
         call = await place(stage, TO_OPERATOR)
-        killed = await stage.kill_at(
-            call,
+        _, killed = await stage.kill_at(
             lambda ev: ev.name == "AGIExecStart" and (ev.get("Command") or "").startswith("EXEC MusicOnHold"),
             session_sees_close=False,
         )
@@ -335,24 +345,27 @@ async def test_killed_on_hold_the_caller_stays_on_hold_then_reaches_the_operator
 
 
 async def test_killed_in_an_outbound_callback_the_customer_reaches_the_callback_queue(tmp_path: Path) -> None:
-    async with staged(tmp_path, sim_config()) as stage:
-        sim = stage.sim
-        customer = sim.pbx.pjsip_channel(
-            "trunk",
+    customer = "+37060000002"
+    config = sim_config({customer: AgentSpec(customer, answer_after=1.0, talk=None)})  # answers the callback
+    async with staged(tmp_path, config) as stage:
+        # What the callback scheduler sends over AMI (ivr.calls.callbacks): the customer leg, answered -> the flow
+        originate = Originate(
+            stage.sim,
+            target=f"Local/{customer}@{dialplan.DIAL_OUT_CONTEXT}",
             context=dialplan.OUTBOUND_CONTEXT,
             exten="callback",
-            caller_num="+37060000002",
-            caller_name="",
-            language="en",
-            accountcode="",
+            app="",
+            data="",
+            timeout=30,
+            num="",
+            name="",
+            variables={dialplan.CALLBACK_QUEUE: "support", dialplan.CALLBACK_ID: "7", dialplan.LANG: "en"},
+            account="",
+            channel_id=None,
+            action_id=None,
         )
-        customer.set_state(6)
-        for name, value in {dialplan.CALLBACK_QUEUE: "support", dialplan.CALLBACK_ID: "7", dialplan.LANG: "en"}.items():
-            customer.set_var(name, value)
-        route = Route(flow="", context=dialplan.OUTBOUND_CONTEXT, dialplan=True)
-        call = sim.adopt_call(customer, route, [], exten="callback", context=dialplan.OUTBOUND_CONTEXT)
-        killed = await stage.kill_at(
-            call,
+        assert await originate.run()
+        call, killed = await stage.kill_at(
             lambda ev: ev.name == "AGIExecStart" and "callback_hello" in (ev.get("Command") or ""),
             session_sees_close=True,
         )
