@@ -14,8 +14,9 @@ Rules for this file:
   context (`park(..., comeback=<context>)` -> Park option `c(<context>,s,1)`; none -> the lot's
   comebackcontext). It is reported as ParkResult("timeout").
 - The dialplan contract (ivr.dialplan): IVR_STATUS=AGENT right before EXEC Dial/Queue, PARKED right before EXEC
-  Park, and RUNNING once (lazily, before the next prompt, digit wait, recording or hold) when the caller is back in
-  the flow, so a service that dies while the app runs leaves the dialplan a true report.
+  Park, and RUNNING once when the caller is back in the flow (right after a connected Dial/Queue the caller
+  outlived; after an unanswered one, lazily before the next prompt, digit wait, recording or hold), so a service
+  that dies while the app runs, or after it, leaves the dialplan a true report.
 - Values for SET VARIABLE lose control characters and are cut to fit the 2 KiB command line (`fit_value`).
 - Dial/Queue and a caller hangup: GET VARIABLE still works in dead mode (agi-06: `GET VARIABLE DIALSTATUS` after
   `HANGUP`), so the verdict is read from the channel variables and returned with `caller_hung_up=True`:
@@ -227,6 +228,22 @@ class AGIChannel:
         return seconds if math.isfinite(seconds) and seconds > 0 else 0.0
 
     async def dial(self, destination: str, timeout: float, options: str = "") -> DialResult:
+        result = await self._dial(destination, timeout, options)
+        await self._after_agent(result.answered, result.caller_hung_up)
+        return result
+
+    async def queue(self, queue: str, timeout: float, options: str = "") -> QueueResult:
+        result = await self._queue(queue, timeout, options)
+        await self._after_agent(result.answered, result.caller_hung_up)
+        return result
+
+    async def _after_agent(self, answered: bool, caller_hung_up: bool) -> None:
+        """The agent hung up and the caller is still there: back in the flow now (whatever node comes next, a
+        lookup included), not only at the next prompt; an unanswered Dial/Queue leaves no evidence anyway."""
+        if answered and not caller_hung_up:
+            await self._back_in_flow()
+
+    async def _dial(self, destination: str, timeout: float, options: str = "") -> DialResult:
         args = [exec_arg(destination, "dial destination"), str(max(1, math.ceil(timeout)))]
         if options:
             args.append(exec_arg(options, "dial options"))
@@ -243,7 +260,7 @@ class AGIChannel:
             talk = await self._seconds("ANSWEREDTIME") or 0.0
         return DialResult(status, talk, gone or status == "CANCEL")
 
-    async def queue(self, queue: str, timeout: float, options: str = "") -> QueueResult:
+    async def _queue(self, queue: str, timeout: float, options: str = "") -> QueueResult:
         await self._hand_over(dialplan.AGENT)
         await self._exec(
             "Queue",

@@ -22,6 +22,7 @@ ENV = (
 
 # ivr.dialplan: IVR_STATUS says what the caller was handed to while the application runs
 PARKED = ('SET VARIABLE IVR_STATUS "PARKED"\n', ["200 result=1\n"])
+BACK = ('SET VARIABLE IVR_STATUS "RUNNING"\n', ["200 result=1\n"])  # the agent hung up, the caller is still there
 
 
 async def scripted(script, body):
@@ -143,6 +144,7 @@ async def test_dial_answered_agent_hangs_up_caller_stays():  # agi-06 first scen
             ('EXEC Dial "Local/answer2s@agents,10"\n', ["200 result=-1\n"]),
             ("GET VARIABLE DIALSTATUS\n", ["200 result=1 (ANSWER)\n"]),
             ("GET VARIABLE ANSWEREDTIME\n", ["200 result=1 (3)\n"]),
+            BACK,
         ],
         body,
     )
@@ -237,6 +239,7 @@ async def test_queue_timeout_and_continue():  # agi-07 agi1
             ('SET VARIABLE IVR_STATUS "AGENT"\n', ["200 result=1\n"]),
             ('EXEC Queue "agiq,c,,,30"\n', ["200 result=0\n"]),
             ("GET VARIABLE QUEUESTATUS\n", ["200 result=1 (CONTINUE)\n"]),
+            BACK,
         ],
         body,
     )
@@ -257,6 +260,7 @@ async def test_queue_without_c_agent_hung_up_is_answered():
             ("GET VARIABLE QUEUESTATUS\n", ["200 result=0\n"]),
             ("GET VARIABLE ABANDONED\n", ["200 result=0\n"]),
             ("GET VARIABLE ANSWEREDTIME_MS\n", ["200 result=1 (2507)\n"]),
+            BACK,
         ],
         body,
     )
@@ -322,6 +326,7 @@ async def test_queue_answer_evidence_from_answeredtime_or_memberinterface():
             ("GET VARIABLE ABANDONED\n", ["200 result=0\n"]),
             ("GET VARIABLE ANSWEREDTIME_MS\n", ["200 result=0\n"]),
             ("GET VARIABLE ANSWEREDTIME\n", ["200 result=1 (2)\n"]),
+            BACK,
             ('SET VARIABLE IVR_STATUS "AGENT"\n', ["200 result=1\n"]),
             ('EXEC Queue "agiq,,,,30"\n', ["200 result=-1\n", "HANGUP\n"]),
             ("GET VARIABLE QUEUESTATUS\n", ["200 result=0\n"]),
