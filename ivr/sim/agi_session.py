@@ -220,6 +220,8 @@ class AGISession:
         if self.async_mode:
             return await self._run_async()
         for host, port in [(self.host, self.port), *self.also]:
+            if not host:
+                continue
             try:
                 reader, writer = await asyncio.open_connection(host, port)
                 break

@@ -300,7 +300,7 @@ class Call:
         if isinstance(route, AgiStep):  # a modelled context's AGI(agi://${IVR_SERVER}/...): announced there
             script_path, args, is_async = route.script, (), False
             targets = self._agi_targets(route.url)
-            host, port = targets[0] if targets else self._ivr_server()
+            host, port = targets[0] if targets else ("", 0)  # no SRV target: AGISTATUS=FAILURE
             request = route.url
         else:
             query = dict(route.query)
@@ -442,10 +442,8 @@ class Call:
         if route is not None:
             ch.priority = 1
             return route
-        if (
-            lookup(context, exten, sim.config.dialplan_file) is not None
-        ):  # ivr-hold, ivr-hold-wait, ivr-queue, ivr-dial-out, ...
-            if context == "ivr-hold":
+        if lookup(context, exten, sim.config.dialplan_file) is not None:  # ivr-hold, ivr-queue, ivr-outbound ...
+            if context == dialplan.HOLD_CONTEXT:
                 self.destinations.append("hold")
             return await self._run_modelled(ch, context, exten, None)
         agent = sim.config.agents.get(exten)

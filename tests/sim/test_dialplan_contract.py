@@ -10,7 +10,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import socket
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
@@ -95,8 +99,14 @@ def test_the_dialplan_decides_as_the_contract_says(context: str, exten: str, fal
         assert where == expected, (status, answered)
 
 
-async def _call(handler, config: SimConfig | None = None) -> tuple[CallRecord, ScriptedAGIServer]:
-    async with ScriptedAGIServer(handler) as srv:
+async def _call(
+    handler: Callable[[Peer], Awaitable[None]] | None,
+    config: SimConfig | None = None,
+    server: ScriptedAGIServer | None = None,
+) -> tuple[CallRecord, ScriptedAGIServer]:
+    """One call placed at [ivr-inbound] with a DID, against `server` (or a new one running `handler`)."""
+    async with contextlib.AsyncExitStack() as stack:
+        srv = server or await stack.enter_async_context(ScriptedAGIServer(handler or _silent))
         sim = SimulatedAsterisk(config or SimConfig(), clock=VirtualClock())
         await sim.start(("127.0.0.1", srv.port), ami=False)
         try:
@@ -106,6 +116,10 @@ async def _call(handler, config: SimConfig | None = None) -> tuple[CallRecord, S
             await sim.stop()
     assert not srv.errors, srv.errors
     return rec, srv
+
+
+async def _silent(p: Peer) -> None:
+    return None
 
 
 def _contexts(rec: CallRecord) -> list[str]:
@@ -144,3 +158,35 @@ async def test_a_close_during_an_execd_dial_lets_the_conversation_finish() -> No
     assert rec.agi_status == "SUCCESS" and int(rec.variables["ANSWEREDTIME_MS"]) >= 10000
     assert "ivr-enter,done,1" in _contexts(rec)
     assert rec.ended.by == "service"
+
+
+def _hagi_dialplan(tmp_path: Path) -> Path:
+    """The shipped file with the edit its header documents for several instances."""
+    text = conf.SHIPPED.read_text()
+    variant = tmp_path / "extensions_ivr.conf"
+    variant.write_text(text.replace("AGI(agi://${IVR_SERVER}/", "AGI(hagi://ivr.example/"))
+    return variant
+
+
+async def test_hagi_tries_the_srv_targets_in_order(tmp_path: Path) -> None:
+    async def reports(p: Peer) -> None:
+        await p.cmd(f'SET VARIABLE {dialplan.STATUS} "{dialplan.OK}"')
+
+    with socket.socket() as s:  # a loopback port nobody listens on: an instance that died
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    config = SimConfig(dialplan_file=_hagi_dialplan(tmp_path))
+    async with ScriptedAGIServer(reports) as srv:
+        config.srv["ivr.example"] = [f"127.0.0.1:{dead}", f"127.0.0.1:{srv.port}"]
+        rec, _ = await _call(None, config, srv)
+    run = rec.agi_runs[0]
+    assert run.status == "SUCCESS" and run.env["request"] == "hagi://ivr.example/main?lang=&did=37052000000"
+    assert any(f"127.0.0.1:{dead} failed" in text for _, text in rec.log)
+    assert "ivr-enter,done,1" in _contexts(rec) and rec.dials == []
+
+
+async def test_hagi_without_a_live_target_is_agistatus_failure(tmp_path: Path) -> None:
+    config = SimConfig(dialplan_file=_hagi_dialplan(tmp_path), globals={dialplan.OPERATOR: "Local/answer2s@agents"})
+    rec, _ = await _call(None, config)  # no SRV records for ivr.example
+    assert rec.agi_runs[0].status == "FAILURE"
+    assert rec.dials == [("Local/answer2s@agents", "ANSWER")]  # the operator fallback
