@@ -13,13 +13,12 @@ Rules for this file:
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import re
 from typing import TYPE_CHECKING
 
 from ivr.sim.appargs import parse_options, separate_args
 from ivr.sim.bridging import ring_agent, talk
 from ivr.sim.channel import SimChannel
+from ivr.sim.dialplan import lookup
 from ivr.sim.model import AgentSpec, Route
 from ivr.sim.parking import parked_call
 
@@ -27,23 +26,6 @@ if TYPE_CHECKING:
     from ivr.sim.simulator import SimulatedAsterisk
 
 Pairs = list[tuple[str, str]]
-
-
-def outbound_route(route: Route, ch: SimChannel) -> Route:
-    """[ivr-outbound] of dialplans/extensions_ivr.conf: the flow's AGI URL carries outbound=1 and, FILTERed as
-    there, the channel's IVR_LANG, IVR_CALLBACK_QUEUE and IVR_CALLBACK_ID (a callback's flow reports on its request)."""
-
-    def keep(allowed: str, value: str | None) -> str:
-        return re.sub(f"[^{allowed}]", "", value or "")
-
-    query = {
-        **route.query,
-        "outbound": "1",
-        "lang": keep("A-Za-z_", ch.get_var("IVR_LANG")),
-        "queue": keep("-A-Za-z0-9_", ch.get_var("IVR_CALLBACK_QUEUE")),
-        "callback": keep("0-9", ch.get_var("IVR_CALLBACK_ID")),
-    }
-    return dataclasses.replace(route, query=query)
 
 
 class Originate:
@@ -183,10 +165,9 @@ class Originate:
             sim.retrieve_parked(int(exten), talk=None, retriever=two)
         if self.app:
             await run_app_on(sim, one, self.app, self.data)
-        elif self.exten in sim.config.routes:
-            route = sim.config.routes[self.exten]
-            if self.context == "ivr-outbound":
-                route = outbound_route(route, one)
+        elif self.exten in sim.config.routes or lookup(self.context, self.exten, sim.config.dialplan_file) is not None:
+            # a route (a flow named directly) wins; else the shipped dialplan runs <context>,<exten> (ivr-outbound)
+            route = sim.config.routes.get(self.exten) or Route(flow="", context=self.context, dialplan=True)
             call = sim.adopt_call(one, route, behaviour.script, exten=self.exten, context=self.context)
             await call.finished()
             return

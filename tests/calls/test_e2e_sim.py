@@ -201,8 +201,7 @@ async def test_callback_scheduler_answered_and_busy(e2e):
     # The answered leg ran the callback flow over FastAGI, with the request's id and queue.
     await until(lambda: e2e.state.get("callback_sessions"), what="the callback flow's AGI session")
     env = e2e.state["callback_sessions"][0]
-    # [ivr-outbound] passes the request's id and queue in the AGI URL, as dialplans/extensions_ivr.conf does.
-    assert env["network_script"] == f"callback?outbound=1&lang=&queue=testq&callback={answered}"
+    assert env["network_script"] == "callback"
     assert (env["IVR_CALLBACK_ID"], env["IVR_CALLBACK_QUEUE"]) == (str(answered), "testq")
     # The flow's report (the dialplan passes IVR_CALLBACK_ID as ?callback=) completes the request.
     await scheduler.on_flow_report(

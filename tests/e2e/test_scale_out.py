@@ -22,7 +22,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from ivr.sim import AgentSpec, NextPrompt, Press, QueueSpec, Route, SimConfig, SimulatedAsterisk, VirtualClock
+from ivr.sim import AgentSpec, NextPrompt, Press, QueueSpec, SimConfig, SimulatedAsterisk, VirtualClock
 from ivr.storage.testing import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,7 +30,7 @@ QUEUES = [f"cbq{n}" for n in range(5)]
 LEASE = 2.0
 
 
-def sim_config() -> SimConfig:
+def sim_config(ivr_server: str) -> SimConfig:
     config = SimConfig(
         queues={q: QueueSpec(q, members=["Local/agent@agents"]) for q in QUEUES},
         agents={"agent": AgentSpec("agent", answer_after=0.5, talk=1.0)},
@@ -38,7 +38,8 @@ def sim_config() -> SimConfig:
     )
     # Every customer answers, hears the greeting and presses 1 ("speak to an agent now").
     config.default_callee = AgentSpec("customer", answer_after=0.5, talk=None, script=(NextPrompt(0.3), Press("1")))
-    config.routes["callback"] = Route(flow="callback", context="ivr-outbound")
+    # The shipped dialplan runs ivr-outbound,callback: AGI(agi://${IVR_SERVER}/callback?...&callback=<id>).
+    config.globals["IVR_SERVER"] = ivr_server
     return config
 
 
@@ -59,9 +60,9 @@ callbacks: {{interval: 200ms, lease: {lease}s, per_queue_limit: 12, retry_after:
 class Instance:
     """One `serve` subprocess with its own ports and settings file."""
 
-    def __init__(self, name: str, tmp: Path, url: str, password: str, ami_port: int) -> None:
+    def __init__(self, name: str, tmp: Path, url: str, password: str, ami_port: int, agi_port: int = 0) -> None:
         self.name = name
-        self.agi_port, self.http_port = free_port(), free_port()
+        self.agi_port, self.http_port = agi_port or free_port(), free_port()
         folder = tmp / name / "config"
         folder.mkdir(parents=True)
         self.config = folder / "ivr.yaml"
@@ -138,17 +139,19 @@ async def cluster_db(pg_cluster, pg_database):
 @pytest.fixture
 async def scale_out(tmp_path, cluster_db):
     url, password, db = cluster_db
-    sim = SimulatedAsterisk(sim_config(), clock=VirtualClock(start=datetime(2026, 3, 23, 10, 0, tzinfo=UTC)))
-    await sim.start(ami=True)
+    a_agi_port = free_port()  # Asterisk runs every answered callback's flow on instance a
+    sim = SimulatedAsterisk(
+        sim_config(f"127.0.0.1:{a_agi_port}"), clock=VirtualClock(start=datetime(2026, 3, 23, 10, 0, tzinfo=UTC))
+    )
+    await sim.start(("127.0.0.1", a_agi_port), ami=True)
     instances: list[Instance] = []
     try:
-        a = Instance("ivr-a", tmp_path, url, password, sim.ami_port)
+        a = Instance("ivr-a", tmp_path, url, password, sim.ami_port, a_agi_port)
         instances.append(a)
         await until(lambda: asyncio.to_thread(a.ready), "instance a", timeout=30)  # a migrates first...
         b = Instance("ivr-b", tmp_path, url, password, sim.ami_port)
         instances.append(b)
         await until(lambda: asyncio.to_thread(b.ready), "instance b", timeout=30)  # ...b finds the schema current
-        sim.fastagi = ("127.0.0.1", a.agi_port)  # Asterisk runs every answered callback's flow on a
         yield sim, a, b, db
     finally:
         for inst in instances:
