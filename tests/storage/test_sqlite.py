@@ -139,3 +139,39 @@ async def test_concurrent_writers_are_serialised(tmp_path):
         assert claims.count(True) == 1  # exactly one claimant wins a request
     finally:
         await s.close()
+
+
+def test_processes_opening_one_new_file_together_migrate_once(tmp_path):
+    """Several openers of one new file at the same moment (threads here, processes in production): BEGIN
+    IMMEDIATE makes one apply each migration; the others find it applied."""
+    import asyncio
+    import threading
+
+    url = f"sqlite:///{tmp_path}/race.db"
+    opened, errors = [], []
+    start = threading.Barrier(4)
+
+    def opener() -> None:
+        start.wait()
+        try:
+            opened.append(open_storage(url))
+        except Exception as exc:  # collected: the assertion below names it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=opener) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(opened) == 4
+
+    async def close_all() -> None:
+        for s in opened:
+            await s.close()
+
+    asyncio.run(close_all())
+    conn = sqlite3.connect(tmp_path / "race.db")
+    try:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+    finally:
+        conn.close()
