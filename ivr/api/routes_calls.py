@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ivr.api.deps import deps, parse_body
+from ivr.api.deps import deps, parse_body, parse_query
 from ivr.api.errors import JSONError
 from ivr.api.schemas import (
+    CallsQuery,
     EmptyBody,
     HoldBody,
     MemberBody,
@@ -26,7 +27,6 @@ from ivr.api.schemas import (
     SpyBody,
     TransferBody,
 )
-from ivr.calls.model import CALL_STATES
 from ivr.calls.operations import TransferTarget
 
 
@@ -35,9 +35,7 @@ def _accepted(data: dict) -> web.Response:
 
 
 async def list_calls(request: web.Request) -> web.Response:
-    state = request.query.get("state")
-    if state is not None and state not in CALL_STATES:
-        raise JSONError(422, "invalid_request", f"state must be one of {', '.join(CALL_STATES)}")
+    state = parse_query(request, CallsQuery).state
     calls = [c.to_json() for c in deps(request).registry.calls()]
     if state is not None:
         calls = [c for c in calls if c["state"] == state]

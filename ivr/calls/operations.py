@@ -682,7 +682,7 @@ class CallOperations:
         if state_interface is not None:
             validate.interface(state_interface)
         if member_name is not None:
-            validate.reason(member_name)
+            validate.reason(member_name, "member name")
         if reason is not None:
             validate.reason(reason)
         if penalty is not None and not 0 <= penalty <= 1000:
