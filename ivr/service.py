@@ -26,6 +26,7 @@ from ivr.agi.fastagi import FastAGIServer
 from ivr.ami.client import AMIClient
 from ivr.ami.errors import AMIConnectionLost
 from ivr.api.auth import check_bind
+from ivr.api.server import ApiRunner
 from ivr.calls.callbacks import CallbackPolicy
 from ivr.calls.settings import CallControlSettings
 from ivr.calls.wiring import CallControl
@@ -175,7 +176,7 @@ class Service:
             await self.queue_feed.start()
         if self.settings.ami.enabled:
             await self.ami.start()
-        self._runner = web.AppRunner(self.app, access_log=None)
+        self._runner = ApiRunner(self.app, access_log=None)  # malformed HTTP gets the JSON error
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.http.host, self.settings.http.port)
         await site.start()

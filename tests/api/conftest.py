@@ -9,6 +9,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from ivr.api.app import create_app
+from ivr.api.server import ApiRunner
 from ivr.calls.operations import CallOperations
 from ivr.calls.registry import CallRegistry
 from ivr.calls.settings import CallControlSettings
@@ -17,6 +18,13 @@ from tests.calls.fakes import FakeAMI
 
 TOKEN = "test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+class ApiTestServer(TestServer):
+    """aiohttp's TestServer with the runner the service uses (malformed HTTP gets the JSON error)."""
+
+    async def _make_runner(self, **kwargs: Any) -> ApiRunner:
+        return ApiRunner(self.app, **kwargs)
 
 
 @dataclass
@@ -55,7 +63,7 @@ async def api(tmp_path):
         settings=settings,
         readiness={"ami": lambda: ready["ami"], "fastagi": lambda: ready["fastagi"]},
     )
-    client = TestClient(TestServer(app, host="127.0.0.1", port=0))
+    client = TestClient(ApiTestServer(app, host="127.0.0.1", port=0))
     await client.start_server()
     try:
         yield Api(client, ami, registry, storage, ops, settings, ready)
