@@ -91,4 +91,3 @@ class ApiRunner(web.AppRunner):
         # The server AppRunner built, with our connection class: ApiServer adds no state, only __call__.
         server.__class__ = ApiServer
         return server
-
