@@ -295,9 +295,10 @@ ALL_BODIES: tuple[type[Body], ...] = (
 
 
 class Query(BaseModel):
-    """Query parameters: each field is one parameter. Unknown parameters are ignored, as HTTP caches add some."""
+    """Query parameters: each field is one parameter. An unknown parameter is an error, as in bodies: a typo
+    (`?stat=parked`) must not silently list everything."""
 
-    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class CallsQuery(Query):
