@@ -124,9 +124,6 @@ def test_every_operation_answers_as_documented(live: LiveStack, mode: Generation
                 if mode is not GenerationMode.NEGATIVE:
                     raise
                 # Nothing to get wrong: no parameters, no body, no token (/healthz, /readyz, /metrics).
-            except (
-                Exception,
-                BaseExceptionGroup,
-            ) as exc:  # collect every operation's failure, then report them together
+            except (Exception, BaseExceptionGroup) as exc:  # every operation's failure, reported together
                 failures.append(f"{operation.label}: {exc}")
     assert not failures, "\n\n".join(failures)
