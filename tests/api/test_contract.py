@@ -112,7 +112,8 @@ def test_every_operation_answers_as_documented(live: LiveStack, mode: Generation
                 database=None,
                 deadline=None,
                 phases=[Phase.generate],
-                suppress_health_check=list(HealthCheck),
+                # Generation speed depends on the shared machine's load, not on the API.
+                suppress_health_check=[HealthCheck.too_slow],
             )
             @given(case=operation.as_strategy(generation_mode=mode))
             def run(case: Any) -> None:
