@@ -90,7 +90,8 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         _ACT,
         response=_object(("call_id", "type"), call_id={"type": "string"}, type={"enum": ["click_to_call", "flow"]}),
     ),
-    ("GET", "/calls/{call_id}"): Op("One live call", "calls", errors=(404,), response=_CALL),
+    # 405: the id `originate` names the path of another operation (POST /calls/originate), as for /flows/reload.
+    ("GET", "/calls/{call_id}"): Op("One live call", "calls", errors=(404, 405), response=_CALL),
     ("POST", "/calls/{call_id}/transfer"): Op(
         "Blind or attended transfer to an extension, queue or flow",
         "calls",
@@ -208,7 +209,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "Reload the flows (kept only if valid)", "flows", errors=(422, 503), response=_object(("ok",))
     ),
     ("GET", "/flows/{name}"): Op(
-        "One flow as loaded", "flows", errors=(404, 503), response=_object(("version", "flow"))
+        "One flow as loaded", "flows", errors=(404, 405, 503), response=_object(("version", "flow"))
     ),
     ("GET", "/flows/{name}/graph"): Op(
         "Diagram of a flow (svg, png, dot or mermaid)",
@@ -226,6 +227,7 @@ _STATUS_TEXT = {
     401: "Missing bearer token",
     403: "Wrong token",
     404: "Not found",
+    405: "Method not allowed on this path",
     409: "Not valid in the current state",
     413: "Body too large",
     415: "The body is not JSON (Content-Type: application/json)",

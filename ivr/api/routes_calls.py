@@ -214,7 +214,9 @@ async def member_unpause(request: web.Request) -> web.Response:
 ROUTES = [
     ("GET", "/calls", list_calls),
     ("POST", "/calls/originate", originate),
-    ("GET", "/calls/{call_id}", get_call),
+    # A concrete path wins over a templated one (as OpenAPI matches paths): GET /calls/originate is a 405, not the
+    # call "originate". The document says the same (`not: {const: originate}`, ivr.api.schemas.PathParams).
+    ("GET", "/calls/{call_id:(?!originate$)[^{}/]+}", get_call),
     ("POST", "/calls/{call_id}/transfer", transfer),
     ("POST", "/calls/{call_id}/park", park),
     ("POST", "/calls/{call_id}/retrieve", retrieve),

@@ -140,6 +140,7 @@ ROUTES = [
     ("GET", "/openapi.json", openapi_json),
     ("GET", "/flows", list_flows),
     ("POST", "/flows/reload", reload_flows),
-    ("GET", "/flows/{name}", get_flow),
+    # As /calls/{call_id}: GET /flows/reload is a 405 (POST reloads), not a flow named "reload".
+    ("GET", "/flows/{name:(?!reload$)[^{}/]+}", get_flow),
     ("GET", "/flows/{name}/graph", flow_graph),
 ]

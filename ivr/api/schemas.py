@@ -342,9 +342,16 @@ class GraphQuery(Query):
 class PathParams(BaseModel):
     """Every `{name}` of the routes, with its rule. A value that breaks the rule names nothing: 404."""
 
-    call_id: str = Field(min_length=1, description="The call's Linkedid (or our own ChannelId, ivr-...).")
+    # `not`: the concrete paths /calls/originate and /flows/reload are other operations (the routes say the same).
+    call_id: str = Field(
+        min_length=1,
+        description="The call's Linkedid (or our own ChannelId, ivr-...).",
+        json_schema_extra={"not": {"const": "originate"}},
+    )
     lot: Name
     queue: Name
-    name: str = Field(pattern=FLOW_NAME_PATTERN, description="Flow name.")
+    name: str = Field(
+        pattern=FLOW_NAME_PATTERN, description="Flow name.", json_schema_extra={"not": {"const": "reload"}}
+    )
     recording_id: RowId
     callback_id: RowId

@@ -233,3 +233,14 @@ async def test_malformed_http_gets_the_json_error_without_echo(api, caplog, requ
     assert len(lines) == 1 and lines[0].exc_info is None and "s3cr3t" not in lines[0].getMessage()
     # The server is still there for the next client.
     assert (await api.get("/healthz")).status == 200
+
+
+async def test_a_concrete_path_wins_over_a_templated_one(api):
+    """As OpenAPI matches paths: GET /calls/originate is not the call "originate", nor /flows/reload a flow."""
+    resp = await api.get("/calls/originate")
+    await expect_error(resp, 405, "method_not_allowed")
+    assert resp.headers["Allow"] == "POST"
+    resp = await api.get("/flows/reload")
+    await expect_error(resp, 405, "method_not_allowed")
+    assert resp.headers["Allow"] == "POST"
+    await expect_error(await api.get("/calls/originated"), 404, "unknown_call")
