@@ -6,25 +6,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from ivr.api.app import create_app
-from ivr.api.server import ApiRunner
 from ivr.calls.operations import CallOperations
 from ivr.calls.registry import CallRegistry
 from ivr.calls.settings import CallControlSettings
 from ivr.storage import open_storage
 from tests.calls.fakes import FakeAMI
+from tests.e2e.stack import ApiTestServer
 
 TOKEN = "test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-class ApiTestServer(TestServer):
-    """aiohttp's TestServer with the runner the service uses (malformed HTTP gets the JSON error)."""
-
-    async def _make_runner(self, **kwargs: Any) -> ApiRunner:
-        return ApiRunner(self.app, **kwargs)
 
 
 @dataclass
