@@ -26,6 +26,9 @@ from ivr.storage import Storage
 M = TypeVar("M", bound=BaseModel)
 Q = TypeVar("Q", bound=Query)
 Check = Callable[[], bool | Awaitable[bool]]
+# (flow, format) -> the drawing (str or bytes); ValueError for a format it cannot draw. Injected so the API does not
+# import the drawing code (it lives with the admin tools).
+FlowDrawer = Callable[[Any, str], str | bytes]
 MAX_BODY = 64 * 1024
 
 
@@ -39,6 +42,7 @@ class Deps:
     scheduler: Any = None  # ivr.calls.callbacks.CallbackScheduler (woken on new requests)
     readiness: dict[str, Check] = field(default_factory=dict)  # name -> check (AMI logged in, FastAGI listening)
     metrics_registry: Any = None  # prometheus CollectorRegistry (default ivr.metrics.REGISTRY)
+    draw_flow: FlowDrawer | None = None  # GET /flows/{name}/graph; None: 501 (the service passes ivr.tools.graph's)
 
 
 DEPS = web.AppKey("ivr_deps", Deps)
@@ -78,7 +82,7 @@ def parse_query(request: web.Request, model: type[Q]) -> Q:
 @cache
 def _path_adapter(name: str) -> TypeAdapter[Any]:
     field = PathParams.model_fields[name]
-    return TypeAdapter(Annotated[(field.annotation, *field.metadata)])  # type: ignore[valid-type]
+    return TypeAdapter(Annotated[(field.annotation, *field.metadata)])  # type: ignore[arg-type]
 
 
 def path_id(request: web.Request, name: str, what: str) -> int:

@@ -28,6 +28,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import JsonDict, JsonValue
 
 from ivr import telephony
 from ivr.calls import validate
@@ -133,11 +134,11 @@ QueryInt = Annotated[int, BeforeValidator(ascii_int)]
 RowId = Annotated[int, Field(ge=0, le=MAX_ROW_ID), BeforeValidator(ascii_int)]
 
 
-def _exactly_one(*fields: str, empty: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+def _exactly_one(*fields: str, empty: dict[str, list[str]] | None = None) -> list[JsonValue]:
     """`oneOf` branches: field given as a string; `empty[field]` lists objects that must then stay empty."""
-    branches = []
+    branches: list[JsonValue] = []
     for name in fields:
-        properties: dict[str, Any] = {name: {"type": "string"}}
+        properties: JsonDict = {name: {"type": "string"}}
         for other in (empty or {}).get(name, []):
             properties[other] = {"maxProperties": 0}
         branches.append({"required": [name], "properties": properties})
