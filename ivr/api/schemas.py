@@ -110,7 +110,9 @@ def utc_datetime(value: Any) -> datetime:
     """An RFC 3339 date-time with an offset (`2026-11-30T09:00:00Z`, `...+02:00`), returned in UTC.
 
     A time without an offset is refused (whose time zone would it be?); a time that leaves the range of
-    `datetime` once converted to UTC (`0001-01-01T00:00:00+01:00`) is refused instead of failing later."""
+    `datetime` once converted to UTC (`0001-01-01T00:00:00+01:00`) is refused instead of failing later.
+    Hand-written rather than pydantic's datetime: that one also takes Unix timestamps, dates alone, a space for
+    the `T` and naive times, none of which is the `format: date-time` the document promises."""
     if not isinstance(value, str):
         raise ValueError("must be an RFC 3339 date-time string like 2026-11-30T09:00:00Z")
     match = _RFC3339.fullmatch(value)
