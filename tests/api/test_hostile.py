@@ -51,6 +51,12 @@ async def test_deeply_nested_json_is_a_422_on_every_route_with_a_body(api, path)
     assert api.ami.sent == []
 
 
+async def test_a_body_over_the_limit_is_a_413(api):
+    big = b'{"number": "+37060000001", "queue": "support", "caller_name": "' + b"x" * 70_000 + b'"}'
+    await expect_error(await api.post("/callbacks", data=big, headers=JSON), 413, "too_large")
+    assert await api.storage.list_callbacks() == []
+
+
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
 async def test_a_json_body_of_another_media_type_is_a_415(api, content_type):
     headers = {"Content-Type": content_type} if content_type else {}
