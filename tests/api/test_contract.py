@@ -20,6 +20,7 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import AsyncExitStack
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from ivr.api.deps import DEPS
 from ivr.api.openapi import OPERATIONS
 from ivr.flow.repository import FlowRepository
 from ivr.sim import SimConfig
+from ivr.storage import CallbackRequest, Recording
 from tests.e2e.stack import AUTH, TOKEN, api_stack
 
 FLOWS = Path(__file__).resolve().parents[2] / "config" / "flows"
@@ -84,7 +86,20 @@ class LiveStack:
         repository = FlowRepository(FLOWS)
         repository.load()
         stack.http.app[DEPS].flows = repository  # the shipped flows, as the service serves them
+        await self._rows(stack.storage)
         self.base_url = str(stack.http.make_url("")).rstrip("/")
+
+    async def _rows(self, storage: Any) -> None:
+        """A few stored rows with small ids, so generated ids also reach rows (and their response schemas)."""
+        now = datetime.now(UTC)
+        audio = self.tmp_path / "rec" / "call-1.wav"
+        audio.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt ")
+        await storage.add_recording(Recording(call_id="c1", path=str(audio), state="finished", started_at=now))
+        await storage.add_recording(Recording(call_id="c2", path=str(audio), started_at=now))
+        for state_ in ("pending", "cancelled"):
+            cb_id = await storage.add_callback(CallbackRequest(number="1234567", queue="support", requested_at=now))
+            if state_ == "cancelled":
+                await storage.cancel_callback(cb_id)
 
     def __enter__(self) -> LiveStack:
         self.thread.start()
