@@ -6,7 +6,7 @@ Rules for this file:
   it, as text/plain echoing the raw bytes, and logs a traceback at ERROR. `ApiRequestHandler` answers such a
   request with the documented `{"error": "bad_request", "detail": ...}` instead, without echoing any input, and
   logs one line without a traceback (it is the client's fault, not the service's).
-- aiohttp (3.9 .. 3.14) has no public hook for this: `Application(handler_args=...)` only sets constructor
+- aiohttp (checked with 3.14) has no public hook for this: `Application(handler_args=...)` only sets constructor
   arguments of RequestHandler, and `web.Server` builds RequestHandler itself. So `ApiServer` is a `web.Server`
   whose connections use our subclass, and `ApiRunner` makes the server it builds an `ApiServer`.
   tests/api/test_hostile.py pins this behaviour, so an aiohttp upgrade that changes it fails there.
