@@ -52,6 +52,33 @@ _READY = _object(
     checks={"type": "object", "additionalProperties": {"type": "boolean"}},
 )
 _MEMBER = _object(("queue", "interface"), queue={"type": "string"}, interface={"type": "string"})
+_STR = {"type": "string"}
+# What the actions answer (ivr.calls.operations; tests/api/test_api.py checks the answers against these).
+_TRANSFERRED = _object(
+    ("mode", "context", "exten"),
+    mode={"enum": ["blind", "attended", "redirect"]},
+    context=_STR,
+    exten=_STR,
+    released={"type": "string", "description": "The partner released from the hold, for a held call."},
+)
+_PARKED = _object(("channel", "lot"), channel=_STR, lot=_STR, timeout={"type": ["number", "null"]})
+_LEG = _object(("call_id", "agent_leg"), call_id=_STR, agent_leg=_STR)
+_HELD = _object(("held", "partner", "moh_class"), held=_STR, partner=_STR, moh_class=_STR)
+_RESUMED = _object(("resumed", "partner"), resumed=_STR, partner=_STR)
+_RECORDING = _object(
+    ("recording_id", "state"),
+    recording_id={"type": "integer"},
+    state={"enum": ["recording", "paused", "finished"]},
+    seconds={"type": ["number", "null"]},
+)
+_STARTED = _object(("recording_id", "path", "channel"), recording_id={"type": "integer"}, path=_STR, channel=_STR)
+_HUNG_UP = _object(("hung_up",), hung_up={"type": "array", "items": _STR})
+_SPY = _object(
+    ("call_id", "supervisor_leg", "mode"),
+    call_id=_STR,
+    supervisor_leg=_STR,
+    mode={"enum": ["listen", "whisper", "barge"]},
+)
 _GRAPH_TYPES = tuple(dict.fromkeys(schemas.GRAPH_FORMATS.values()))
 
 
@@ -99,35 +126,35 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         202,
         _ACT,
         None,
-        _ANY,
+        _TRANSFERRED,
     ),
     ("POST", "/calls/{call_id}/park"): Op(
-        "Park the caller in a parking lot", "calls", schemas.ParkBody, 202, _ACT, None, _ANY
+        "Park the caller in a parking lot", "calls", schemas.ParkBody, 202, _ACT, None, _PARKED
     ),
     ("POST", "/calls/{call_id}/retrieve"): Op(
-        "Ring an agent who then picks the parked call up", "calls", schemas.RetrieveBody, 202, _ACT, None, _ANY
+        "Ring an agent who then picks the parked call up", "calls", schemas.RetrieveBody, 202, _ACT, None, _LEG
     ),
     ("POST", "/calls/{call_id}/hold"): Op(
-        "Put the caller on hold with music", "calls", schemas.HoldBody, 202, _ACT, None, _ANY
+        "Put the caller on hold with music", "calls", schemas.HoldBody, 202, _ACT, None, _HELD
     ),
     ("POST", "/calls/{call_id}/resume"): Op(
-        "Bridge the held caller with the agent again", "calls", schemas.EmptyBody, 202, _ACT, None, _ANY
+        "Bridge the held caller with the agent again", "calls", schemas.EmptyBody, 202, _ACT, None, _RESUMED
     ),
     ("POST", "/calls/{call_id}/recording/start"): Op(
-        "Start recording (MixMonitor) and index it", "recording", schemas.RecordBody, 201, _ACT, None, _ANY
+        "Start recording (MixMonitor) and index it", "recording", schemas.RecordBody, 201, _ACT, None, _STARTED
     ),
     ("POST", "/calls/{call_id}/recording/pause"): Op(
-        "Pause the recording (MixMonitorMute)", "recording", schemas.EmptyBody, 200, _ACT, None, _ANY
+        "Pause the recording (MixMonitorMute)", "recording", schemas.EmptyBody, 200, _ACT, None, _RECORDING
     ),
     ("POST", "/calls/{call_id}/recording/resume"): Op(
-        "Resume the recording", "recording", schemas.EmptyBody, 200, _ACT, None, _ANY
+        "Resume the recording", "recording", schemas.EmptyBody, 200, _ACT, None, _RECORDING
     ),
     ("POST", "/calls/{call_id}/recording/stop"): Op(
-        "Stop the recording and close its index row", "recording", schemas.EmptyBody, 200, _ACT, None, _ANY
+        "Stop the recording and close its index row", "recording", schemas.EmptyBody, 200, _ACT, None, _RECORDING
     ),
-    ("POST", "/calls/{call_id}/hangup"): Op("Hang the call up", "calls", schemas.EmptyBody, 202, _ACT, None, _ANY),
+    ("POST", "/calls/{call_id}/hangup"): Op("Hang the call up", "calls", schemas.EmptyBody, 202, _ACT, None, _HUNG_UP),
     ("POST", "/calls/{call_id}/spy"): Op(
-        "Supervisor listen / whisper / barge (ChanSpy leg)", "calls", schemas.SpyBody, 202, _ACT, None, _ANY
+        "Supervisor listen / whisper / barge (ChanSpy leg)", "calls", schemas.SpyBody, 202, _ACT, None, _SPY
     ),
     ("GET", "/parking"): Op(
         "Parking lots and the calls parked in them", "parking", response=_list_of("lots", _LOT, count=False)

@@ -1,4 +1,8 @@
-"""An API instance on 127.0.0.1 (ephemeral port) over a scripted AMI client, a real registry and in-memory storage."""
+"""An API instance on 127.0.0.1 (ephemeral port) over a scripted AMI client, a real registry and in-memory storage.
+
+Every response a test gets through `Api.get/post/delete` is checked against the OpenAPI document
+(tests/api/documented.py).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
 from ivr.api.app import create_app
@@ -14,6 +19,7 @@ from ivr.calls.registry import CallRegistry
 from ivr.calls.settings import CallControlSettings
 from ivr.storage import open_storage
 from ivr.tools.graph import render as draw_flow
+from tests.api.documented import check_documented
 from tests.calls.fakes import FakeAMI
 from tests.e2e.stack import ApiTestServer
 
@@ -31,14 +37,15 @@ class Api:
     settings: CallControlSettings
     ready: dict
 
-    async def get(self, path: str, **kw: Any):
-        return await self.client.get(path, headers={**AUTH, **kw.pop("headers", {})}, **kw)
+    async def get(self, path: str, **kw: Any) -> ClientResponse:
+        return await check_documented(await self.client.get(path, headers={**AUTH, **kw.pop("headers", {})}, **kw))
 
-    async def post(self, path: str, json: Any = None, **kw: Any):
-        return await self.client.post(path, json=json, headers={**AUTH, **kw.pop("headers", {})}, **kw)
+    async def post(self, path: str, json: Any = None, **kw: Any) -> ClientResponse:
+        headers = {**AUTH, **kw.pop("headers", {})}
+        return await check_documented(await self.client.post(path, json=json, headers=headers, **kw))
 
-    async def delete(self, path: str, **kw: Any):
-        return await self.client.delete(path, headers={**AUTH, **kw.pop("headers", {})}, **kw)
+    async def delete(self, path: str, **kw: Any) -> ClientResponse:
+        return await check_documented(await self.client.delete(path, headers={**AUTH, **kw.pop("headers", {})}, **kw))
 
 
 @pytest.fixture

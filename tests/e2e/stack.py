@@ -25,6 +25,7 @@ from ivr.calls.wiring import CallControl
 from ivr.service import build_api
 from ivr.sim import SimConfig, SimulatedAsterisk, VirtualClock
 from ivr.storage import open_storage
+from tests.api.documented import check_documented
 
 TOKEN = "e2e-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -62,10 +63,10 @@ class ApiStack:
         return self.control.registry
 
     async def post(self, path: str, json: Any = None) -> Any:
-        return await self.http.post(path, json=json, headers=AUTH)
+        return await check_documented(await self.http.post(path, json=json, headers=AUTH))
 
     async def get(self, path: str) -> Any:
-        return await self.http.get(path, headers=AUTH)
+        return await check_documented(await self.http.get(path, headers=AUTH))
 
     def freeze(self) -> None:
         """Stop virtual time: a quiet simulation would otherwise jump to its next timer at once."""
