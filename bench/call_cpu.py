@@ -100,8 +100,6 @@ def free_port() -> int:
 
 async def sim_main() -> None:
     from ivr.sim import RealClock, Route, SimConfig, SimulatedAsterisk
-    from ivr.sim.ami_originate import Originate
-
     from ivr.sim.ami_filter import event_classes, load_manager_conf
 
     # [ivr-enter]'s Set() priorities before the AGI (one Newexten and one VarSet each, as on a real Asterisk)
@@ -136,31 +134,18 @@ async def sim_main() -> None:
         before = [(s.events_sent, s.event_bytes) for s in sessions]
         names.clear()
         sem = asyncio.Semaphore(int(cmd["concurrency"]))
-        records: list[Any] = []
-        failed = 0
-
-        async def one(i: int) -> None:
-            nonlocal failed
-            async with sem:
-                cid = f"bench-{seq}-{i}"
-                # the ;1 half waits in Wait() like the recordings' caller; ;2 runs the flow
-                orig = Originate(sim, f"Local/{DID}@{CONTEXT}", "", "", "Wait", "600", 30.0, "", "", {}, "", cid, None)
-                if not await orig.run():
-                    failed += 1
-                    return
-                call = sim.calls_by_linkedid.get(cid)
-                if call is not None:
-                    records.append(await call.finished())
-
         seq += 1
-        await asyncio.gather(*(one(i) for i in range(int(cmd["calls"]))))
+        outcomes = await asyncio.gather(*(originate(sim, sem, f"bench-{seq}-{i}") for i in range(int(cmd["calls"]))))
+        records = [r for r in outcomes if r is not None]
+        failed = int(cmd["calls"]) - len(records)
         while sim.live_calls or any(not ch.hungup for ch in list(sim.pbx.channels.values())):
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.2)  # let the last events reach the service's session
         events = [s.events_sent - b[0] for s, b in zip(sessions, before, strict=True)]
         nbytes = [s.event_bytes - b[1] for s, b in zip(sessions, before, strict=True)]
-        commands = records[0].commands() if records else []
-        status = records[0].agi_status if records else None
+        first = next((r for r in records if r is not True), None)
+        commands = first.commands() if first is not None else []
+        status = first.agi_status if first is not None else None
         reply = {
             "failed": failed,
             "events": events,
@@ -171,6 +156,19 @@ async def sim_main() -> None:
         }
         print(json.dumps(reply), flush=True)
     await sim.stop()
+
+
+async def originate(sim: Any, sem: asyncio.Semaphore, cid: str) -> Any:
+    """One call as AMI Originate places it; the ;1 half waits in Wait() like the recordings' caller, ;2 runs the
+    flow. Returns its CallRecord (None if it failed)."""
+    from ivr.sim.ami_originate import Originate
+
+    async with sem:
+        orig = Originate(sim, f"Local/{DID}@{CONTEXT}", "", "", "Wait", "600", 30.0, "", "", {}, "", cid, None)
+        if not await orig.run():
+            return None
+        call = sim.calls_by_linkedid.get(cid)
+        return await call.finished() if call is not None else True
 
 
 # --- the minimal FastAGI server (its own process) ---------------------------------------------------------------
@@ -268,8 +266,10 @@ def start_service(tmp: Path, settings: Path, ami_port: int, ami: bool) -> tuple[
         IVR_RECORDINGS_DIR=str(tmp / "rec"),
         IVR_LOG_LEVEL="warning",
     )
+    profile = os.environ.get("CALL_CPU_PROFILE")  # a file name: run the service under cProfile (AMI on only)
+    python = [sys.executable, "-m", "cProfile", "-o", profile] if profile and ami else [sys.executable]
     proc = subprocess.Popen(
-        [sys.executable, "main.py", "serve"],
+        [*python, "main.py", "serve"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -379,7 +379,9 @@ def main() -> int:
                         mini = Proc([sys.executable, __file__, "--role", "minimal", "--commands", json.dumps(commands)])
                         try:
                             port = int(mini.ask()["port"])
-                            ms, sim_ms, reply = measure(sim, mini.p.pid, port, args.calls, args.concurrency, args.warmup)
+                            ms, sim_ms, reply = measure(
+                                sim, mini.p.pid, port, args.calls, args.concurrency, args.warmup
+                            )
                         finally:
                             mini.stop()
                     else:
@@ -396,7 +398,9 @@ def main() -> int:
                                 nbytes.append(max(reply["bytes"]) / args.calls)
                     results[kind].append(ms)
                     sim_cpu[kind].append(sim_ms)
-                    label = {"on": "ivr serve, AMI on ", "off": "ivr serve, AMI off", "minimal": "minimal FastAGI   "}[kind]
+                    label = {"on": "ivr serve, AMI on ", "off": "ivr serve, AMI off", "minimal": "minimal FastAGI   "}[
+                        kind
+                    ]
                     print(
                         f"  round {r}/{args.rounds}  {label}  {ms:6.2f} ms CPU/call  "
                         f"(simulator {sim_ms:.2f} ms/call, {time.monotonic() - t0:.1f} s)",
@@ -408,7 +412,8 @@ def main() -> int:
             sim.stop()
 
     print()
-    print(f"AGI commands per call ({len(commands)}): {', '.join(c.split(' ')[0] + (' ' + c.split(' ')[1] if c.startswith('SET') else '') for c in commands)}")
+    words = [" ".join(c.split(" ")[:2]) if c.startswith("SET") else c.split(" ")[0] for c in commands]
+    print(f"AGI commands per call ({len(commands)}): {', '.join(words)}")
     print(
         f"AMI events per call to the service's session: {span(events)} ({span([b / 1024 for b in nbytes])} KiB); "
         f"measurements.md on a real Asterisk: {total} events, {rows}"

@@ -80,7 +80,9 @@ class AMISession:
             pairs.append(("ActionID", aid))
         self.send(pairs + rest)
 
-    def deliver(self, ev: Event) -> None:
+    def deliver(self, ev: Event, *, filtered: bool = True) -> None:
+        """An event for this session; `filtered=False` for what manager.c writes straight to the session
+        (FullyBooted after the login) instead of queueing it as an event, so that filters do not apply."""
         if self.closed or not (self.authenticated and self.events_on):
             return
         # manager.c: every class of the event must be readable by the user and wanted by the session's mask
@@ -88,7 +90,7 @@ class AMISession:
             if c not in self.read_classes or (self.mask is not None and c not in self.mask):
                 return
         data = encode_message(list(ev.pairs), raw_values=True)
-        if self.filters and not self.filters.should_send(ev.name, data.decode("utf-8", "replace")):
+        if filtered and self.filters and not self.filters.should_send(ev.name, data.decode("utf-8", "replace")):
             return
         self.events_sent += 1
         self.event_bytes += len(data)
@@ -221,7 +223,8 @@ class AMISession:
                         ("LastReload", uptime),
                         ("Status", "Fully Booted"),
                     ),
-                )
+                ),
+                filtered=False,
             )
         self.security("SuccessfulAuth", "Informational", user, [("UsingPassword", "0")], session_tv=True)
 
