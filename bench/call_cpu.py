@@ -106,7 +106,10 @@ async def sim_main() -> None:
     preset = {"IVR_STATUS": "", "IVR_TRANSFERRED": "", "IVR_FLOW": "bench"}
     users = load_manager_conf(ROOT / "dialplans" / "manager_ivr.conf", secrets={"ivr": "ivrsecret"})
     config = SimConfig(
-        routes={DID: Route(flow="bench", context=CONTEXT, preset=preset)},
+        routes={
+            DID: Route(flow="bench", context=CONTEXT, preset=preset),
+            "hold": Route(flow="hold", context=CONTEXT, preset={**preset, "IVR_FLOW": "hold"}),  # held_calls.py
+        },
         answer_delay=0.02,
         ami_users=dict(users),  # the service's AMI user exactly as shipped: read classes, event filters
     )
@@ -130,6 +133,9 @@ async def sim_main() -> None:
         if cmd["op"] == "stop":
             break
         sim.fastagi = ("127.0.0.1", int(cmd["port"]))
+        if cmd["op"] in ("hold", "release"):
+            print(json.dumps(await hold_or_release(sim, cmd)), flush=True)
+            continue
         sessions = list(sim.ami.sessions) if sim.ami else []
         before = [(s.events_sent, s.event_bytes) for s in sessions]
         names.clear()
@@ -169,6 +175,31 @@ async def originate(sim: Any, sem: asyncio.Semaphore, cid: str) -> Any:
             return None
         call = sim.calls_by_linkedid.get(cid)
         return await call.finished() if call is not None else True
+
+
+async def hold_or_release(sim: Any, cmd: dict[str, Any]) -> dict[str, Any]:
+    """held_calls.py: `hold` starts N calls of the `hold` flow and answers once all are held; `release` hangs them
+    up and answers once all are gone."""
+    from ivr.sim.ami_originate import Originate
+
+    if cmd["op"] == "release":
+        for call in sim.live_calls:
+            call.hangup()
+        while sim.live_calls or any(not ch.hungup for ch in list(sim.pbx.channels.values())):
+            await asyncio.sleep(0.05)
+        return {"live": 0}
+    sem = asyncio.Semaphore(int(cmd["concurrency"]))
+    base = len(sim.live_calls)
+
+    async def one(cid: str) -> None:
+        async with sem:
+            await Originate(sim, f"Local/hold@{CONTEXT}", "", "", "Wait", "3600", 30.0, "", "", {}, "", cid, None).run()
+
+    await asyncio.gather(*(one(f"hold-{time.monotonic_ns()}-{i}") for i in range(int(cmd["calls"]))))
+    want = base + int(cmd["calls"])
+    while sum(1 for c in sim.live_calls if c.session is not None and c.session.current) < want:
+        await asyncio.sleep(0.05)  # every call waits in its hold command (SET MUSIC / EXEC Wait)
+    return {"live": len(sim.live_calls)}
 
 
 # --- the minimal FastAGI server (its own process) ---------------------------------------------------------------

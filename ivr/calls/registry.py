@@ -184,7 +184,20 @@ class CallRegistry:
     # --- queries -------------------------------------------------------------------------------------------
 
     def calls(self) -> list[Call]:
-        return [self._call(cid) for cid in sorted(self._by_call, key=self._call_sort_key)]
+        # One pass over the calls (GET /calls with thousands of them): channels gathered once for the sort key
+        # and the view, parked calls looked up by uniqueid instead of scanned per call.
+        channels = self.channels
+        rows = []
+        for cid, uids in self._by_call.items():
+            chans = [channels[u] for u in uids if u in channels]
+            rows.append((min((c.created_at for c in chans), default=0.0), cid, uids, chans))
+        rows.sort(key=lambda row: (row[0], row[1]))
+        parked = {p.uniqueid: p for p in self.parked.values()}
+        return [
+            Call(id=cid, channels=chans, parked=[parked[u] for u in uids if u in parked] if parked else [],
+                 bridges=self.bridges)
+            for _, cid, uids, chans in rows
+        ]  # fmt: skip
 
     def call(self, call_id: str) -> Call | None:
         if call_id in self._by_call:

@@ -123,15 +123,14 @@ class Originate:
                 caller_name=self.name,
                 language="en",
                 accountcode=self.account,
+                uniqueid=self.channel_id or None,
             )
             two = None
         else:
-            one, two = pbx.local_pair(exten, context, caller_num=self.num, caller_name=self.name)
+            one, two = pbx.local_pair(
+                exten, context, caller_num=self.num, caller_name=self.name, uniqueid=self.channel_id or None
+            )
             one.accountcode = self.account
-        if self.channel_id:
-            one.uniqueid = one.linkedid = self.channel_id
-            if two is not None:
-                two.linkedid = self.channel_id
         if two is not None:
             one.newexten("AppDial2", "(Outgoing Line)", priority=1)  # ;1 is the channel Asterisk dials
         for k, v in reversed(list(self.variables.items())):

@@ -162,8 +162,10 @@ class PBX:
         self.channels_created += 1
         return "%d.%d" % (int(self.clock.now()), next(self._uid_seq))
 
-    def new_channel(self, name: str, *, linkedid: str | None = None, **kw: object) -> SimChannel:
-        uid = self.new_uniqueid()
+    def new_channel(
+        self, name: str, *, linkedid: str | None = None, uniqueid: str | None = None, **kw: object
+    ) -> SimChannel:
+        uid = uniqueid or self.new_uniqueid()  # Originate's ChannelId names the channel from its Newchannel on
         ch = SimChannel(self, name, uid, linkedid or uid, **kw)  # type: ignore[arg-type]
         self.channels[name] = ch
         ch.on_hangup(lambda: self._gone(ch))
@@ -187,11 +189,13 @@ class PBX:
         caller_num: str = "",
         caller_name: str = "",
         language: str = "en",
+        uniqueid: str | None = None,
     ) -> tuple[SimChannel, SimChannel]:
         base = f"Local/{exten}@{context}-{next(self._chan_seq):08x}"
         one = self.new_channel(
             base + ";1",
             linkedid=linkedid,
+            uniqueid=uniqueid,
             state=0,
             context=context,
             exten=exten,
@@ -224,6 +228,7 @@ class PBX:
         caller_name: str,
         language: str,
         accountcode: str = "",
+        uniqueid: str | None = None,
     ) -> SimChannel:
         name = f"PJSIP/{endpoint}-{next(self._chan_seq):08x}"
         ch = self.new_channel(
@@ -236,6 +241,7 @@ class PBX:
             language=language,
             accountcode=accountcode,
             tech="PJSIP",
+            uniqueid=uniqueid,
         )
         ch.emit("Newchannel", "call,all")
         return ch
