@@ -251,7 +251,7 @@ class QueueStats:
         queue = waiting.get(uniqueid) if uniqueid else None
         model = self._queues.get(queue) if queue else None
         if model is not None and uniqueid in model.waiting:
-            model.hung_up.add(uniqueid)  # type: ignore[arg-type]
+            model.hung_up.add(uniqueid)
 
     def _on_join(self, model: QueueModel, event: AMIEvent) -> None:
         uniqueid = event.get("Uniqueid")

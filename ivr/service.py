@@ -17,7 +17,7 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
@@ -25,22 +25,59 @@ from ivr import metrics
 from ivr.agi.fastagi import FastAGIServer
 from ivr.ami.client import AMIClient
 from ivr.ami.errors import AMIConnectionLost
+from ivr.api.app import create_app
 from ivr.api.auth import check_bind
+from ivr.api.deps import Check
 from ivr.calls.callbacks import CallbackPolicy
 from ivr.calls.settings import CallControlSettings
 from ivr.calls.wiring import CallControl
+from ivr.flow.loader import FlowSet
 from ivr.flow.lookup import HttpLookupClient
+from ivr.flow.model import Flow
 from ivr.flow.repository import FlowRepository
 from ivr.queue_stats import QueueStats, QueueStatsFeed, ServiceLevelPolicy
 from ivr.routes import build_router
 from ivr.settings import Settings, load_settings
-from ivr.storage import open_storage
+from ivr.storage import StorageError, open_storage
 from ivr.yamlsource import ConfigError
 
 log = logging.getLogger("ivr.service")
 # AMI events are read at most every 5 ms, so that under load a read brings several (docs/ami.md, CPU per call);
 # action answers are read at once.
 AMI_READ_PAUSE = 0.005
+
+
+def _init_flow_series(flows: FlowSet) -> None:
+    for name in flows:
+        metrics.init_flow_series(name)
+
+
+def draw_flow(flow: Flow, fmt: str) -> str | bytes:
+    """The API's flow drawer: `ivr.tools.graph.render`, imported on the first drawing (Graphviz is optional)."""
+    from ivr.tools.graph import Format, render
+
+    return render(flow, cast(Format, fmt))  # render refuses an unknown format with a ValueError (422)
+
+
+def build_api(
+    calls: CallControl,
+    *,
+    token: str | None,
+    flows: FlowRepository | None = None,
+    readiness: dict[str, Check] | None = None,
+) -> web.Application:
+    """The HTTP API over call control (the caller checks the bind address first: `ivr.api.auth.check_bind`)."""
+    return create_app(
+        operations=calls.operations,
+        registry=calls.registry,
+        storage=calls.operations.storage,
+        token=token,
+        settings=calls.settings,
+        flows=flows,
+        scheduler=calls.scheduler,
+        readiness=readiness,
+        draw_flow=draw_flow,
+    )
 
 
 class AMIDisabled:
@@ -92,8 +129,8 @@ class Service:
         # Every flow's call/outcome series exist from the start (at 0), so rates and ratios are right from call one.
         for name in repository.current:
             metrics.init_flow_series(name)
-        repository.on_swap(lambda flows: [metrics.init_flow_series(name) for name in flows])
-        storage = open_storage(settings.storage.url)
+        repository.on_swap(_init_flow_series)
+        storage = open_storage(settings.storage.url, **settings.storage.open_options())
         lookup_client = HttpLookupClient.from_settings(settings.lookups)
         if settings.ami.enabled:
             a = settings.ami
@@ -123,6 +160,7 @@ class Service:
             callbacks=CallbackPolicy.from_settings(settings.callbacks),
             run_callbacks=settings.callbacks.enabled and settings.ami.enabled,
             flows=repository,
+            instance=getattr(settings, "instance", None),  # the `instance` setting, where it exists
         )
         router = build_router(
             settings,
@@ -149,7 +187,8 @@ class Service:
         if settings.ami.enabled:
             policy = ServiceLevelPolicy(settings.queues.service_level, dict(settings.queues.overrides))
             queue_feed = QueueStatsFeed(ami, QueueStats(policy))
-        app = calls.app(
+        app = build_api(
+            calls,
             token=token,
             flows=repository,
             readiness={
@@ -174,6 +213,12 @@ class Service:
         return self._site_port or self.settings.http.port
 
     async def start(self) -> None:
+        try:
+            await self.storage.open()  # PostgreSQL: connect and migrate before anything is served
+        except StorageError as exc:
+            raise StartError(
+                f"storage.url: {exc}; check storage.url, the password and that the database is up"
+            ) from exc
         await self.fastagi.start()
         await self.calls.start()  # subscribes before the first login, so the first resync sees everything
         if self.queue_feed is not None:
@@ -195,7 +240,7 @@ class Service:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         await self.fastagi.stop()  # stop accepting; running calls finish until the deadline
-        await self.calls.stop()
+        await self.calls.stop(grace=self.settings.fastagi.shutdown_deadline)  # ringing callbacks store their result
         if self.queue_feed is not None:
             await self.queue_feed.close()
         if self.settings.ami.enabled:
@@ -216,9 +261,14 @@ class Service:
             f"Metrics   {http}/metrics",
             f"Health    {http}/healthz  {http}/readyz",
             f"AMI       {s.ami.host}:{s.ami.port} as {s.ami.username!r}" if s.ami.enabled else "AMI       disabled",
+            f"Storage   {s.storage.url}",
             f"Flows     version {self.repository.version}  (reload: kill -HUP {os.getpid()} or "
             f"POST {http}/flows/reload)",
         ]
+
+
+class StartError(Exception):
+    """The service cannot start; the message names the setting to fix (printed as one line, exit status 2)."""
 
 
 def apply_log_level(settings: Settings, *, verbose: bool = False) -> None:
@@ -242,7 +292,12 @@ async def run_until_signalled(service: Service) -> None:
         task.add_done_callback(reloads.discard)
 
     loop.add_signal_handler(signal.SIGHUP, on_sighup)
-    await service.start()
+    try:
+        await service.start()
+    except StartError:
+        await service.lookup_client.close()  # nothing else was started yet
+        await service.storage.close()
+        raise
     for line in service.describe():
         print(line, flush=True)
     try:
@@ -271,5 +326,9 @@ def run(args: argparse.Namespace) -> int:
     except Exception as exc:  # e.g. InsecureBind: say what to do, no traceback
         print(f"ivr: cannot start: {exc}", flush=True)
         return 2
-    asyncio.run(run_until_signalled(service))
+    try:
+        asyncio.run(run_until_signalled(service))
+    except StartError as exc:
+        print(f"ivr: cannot start: {exc}", flush=True)
+        return 2
     return 0

@@ -3,8 +3,7 @@
 Rules for this file:
 - Construction does no I/O and needs no running loop; `start()` subscribes to the AMI client, resynchronises
   and starts the scheduler; `stop()` undoes it. The service owns the AMI client and the storage and closes them.
-- `app()` builds the HTTP API over these objects (the service checks the bind address first, see
-  `ivr.api.auth.check_bind`).
+- Call control knows nothing of HTTP: the service builds the API over these objects (`ivr.service.build_api`).
 """
 
 from __future__ import annotations
@@ -38,14 +37,19 @@ class CallControl:
         callbacks: CallbackPolicy | None = None,
         run_callbacks: bool = True,
         flows: Any = None,
+        instance: str | None = None,
     ) -> CallControl:
-        """`flows` (the FlowRepository) lets callback metrics label queues the flows name (others: "other")."""
+        """`flows` (the FlowRepository) lets callback metrics label queues the flows name (others: "other").
+        `instance`: this service instance's name (default the host name); the callback scheduler leases
+        requests under it."""
         settings = settings or CallControlSettings()
         registry = CallRegistry()
         sync = RegistrySync(ami, registry)
         operations = CallOperations(ami, registry, storage, settings)  # registers itself for registry effects
         scheduler = (
-            CallbackScheduler(storage, operations, callbacks, known_queues=settings.known_queues, flows=flows)
+            CallbackScheduler(
+                storage, operations, callbacks, known_queues=settings.known_queues, flows=flows, instance=instance
+            )
             if run_callbacks
             else None
         )
@@ -56,26 +60,13 @@ class CallControl:
         if self.scheduler is not None:
             await self.scheduler.start()
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 0.0) -> None:
+        """`grace`: how long callback attempts already ringing may finish (see CallbackScheduler.stop)."""
         if self.scheduler is not None:
-            await self.scheduler.stop()
+            await self.scheduler.stop(grace)
         await self.sync.stop()
 
     def on_flow_report(self, report: Any) -> None:
         """The FastAGI handler's on_report sink: callback calls tell the scheduler whether they connected."""
         if self.scheduler is not None:
             self.scheduler.on_flow_report(report)
-
-    def app(self, *, token: str | None, flows: Any = None, readiness: dict[str, Any] | None = None) -> Any:
-        from ivr.api.app import create_app
-
-        return create_app(
-            operations=self.operations,
-            registry=self.registry,
-            storage=self.operations.storage,
-            token=token,
-            settings=self.settings,
-            flows=flows,
-            scheduler=self.scheduler,
-            readiness=readiness,
-        )

@@ -28,6 +28,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ivr.flow.loader import FlowSet, FlowSource, load_flows
+from ivr.yamlsource import PositionMap
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,9 @@ def _decode(raw: bytes, key: str) -> FlowSet:
     if any(flow.name != name for name, flow in flows.items()):
         raise ValueError("flow names do not match their entries")
     sources = {
-        name: FlowSource(Path(s["file"]), str(s["display"]), {}, tuple(Path(c) for c in s["calendars"]))
+        name: FlowSource(
+            Path(s["file"]), str(s["display"]), PositionMap(str(s["display"])), tuple(Path(c) for c in s["calendars"])
+        )
         for name, s in data["sources"].items()
     }
     if set(sources) != set(flows):
