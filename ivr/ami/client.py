@@ -637,7 +637,14 @@ class AMIClient:
             if self._filters_sent:
                 await self._include_everything()
             return
-        missing = [f for f in self.wanted_filters() if f not in self._filters_sent]
+        wanted = self.wanted_filters()
+        stale = [f for f in self._filters_sent if f.exclude and f not in wanted]
+        if stale:  # Asterisk cannot remove a filter: it stays until the next login
+            log.warning(
+                "a new AMI subscriber wants events an installed exclude filter keeps out (%s) until the next login",
+                ", ".join(f.conf_line() for f in stale),
+            )
+        missing = [f for f in wanted if f not in self._filters_sent]
         for f in missing:
             try:
                 response, _ = await self._request("Filter", f.action_headers(), check=False, login=True)
@@ -647,7 +654,7 @@ class AMIClient:
                 self._filters_failed = True
                 log.warning(
                     "Asterisk refused the AMI event filter %s (%s); events arrive unfiltered. Filters need "
-                    "Asterisk 20.9/21.4/22 or newer and the AMI user's write class `system`",
+                    "Asterisk 22, 21.6, 20.11 or newer and the AMI user's write class `system`",
                     f.conf_line(),
                     response.get("Message") or "no reason given",
                 )

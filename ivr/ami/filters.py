@@ -1,6 +1,6 @@
 """AMI event filters: only the events the service's subscribers use cross the wire (Asterisk's own filtering).
 
-Asterisk 22 (and 20.9+/21.4+, where "manager: Enhance event filtering" landed) filters per session: a login copies
+Asterisk 22 (and 21.6+, 20.11+, where "manager: Enhance event filtering" landed) filters per session: a login copies
 the user's `eventfilter` lines of manager.conf into the session, and the `Filter` action (write class `system`)
 adds to that session's copy until it closes. With include filters only, an event reaches the session when it
 matches one of them; events that are answers to our own actions (list items such as CoreShowChannel, FullyBooted
