@@ -87,9 +87,13 @@ class OriginateTracker:
         self._results: dict[str, OriginateResult] = {}
         self._waiters: dict[str, asyncio.Future[OriginateResult]] = {}
         self._keep = keep
-        self._subscription = ami.subscribe(self.on_event, {"OriginateResponse"}, name="originate")
+        # inline: a few dict operations, called by the AMI reader itself (no task per event, docs/decisions.md D4)
+        self._subscription = ami.subscribe(self._on_event, {"OriginateResponse"}, name="originate", inline=True)
 
     async def on_event(self, msg: Any) -> None:
+        self._on_event(msg)
+
+    def _on_event(self, msg: Any) -> None:
         action_id = msg.action_id
         if not action_id:
             return
