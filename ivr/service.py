@@ -43,6 +43,9 @@ from ivr.storage import StorageError, open_storage
 from ivr.yamlsource import ConfigError
 
 log = logging.getLogger("ivr.service")
+# AMI events are read at most every 5 ms, so that under load a read brings several (docs/ami.md, CPU per call);
+# action answers are read at once.
+AMI_READ_PAUSE = 0.005
 
 
 def _init_flow_series(flows: FlowSet) -> None:
@@ -145,6 +148,8 @@ class Service:
                 backoff_max=a.backoff_max,
                 login_failure_backoff=a.login_failure_backoff,
                 auth=a.auth,
+                event_filter=True,  # only the events the registry, queue stats and originates use (docs/ami.md)
+                read_pause=AMI_READ_PAUSE,
             )
         else:
             ami = AMIDisabled()

@@ -9,6 +9,7 @@ Rules for this file:
 
 from __future__ import annotations
 
+import orjson
 from aiohttp import web
 
 from ivr.api.deps import deps, parse_body, parse_query
@@ -39,7 +40,8 @@ async def list_calls(request: web.Request) -> web.Response:
     calls = [c.to_json() for c in deps(request).registry.calls()]
     if state is not None:
         calls = [c for c in calls if c["state"] == state]
-    return web.json_response({"calls": calls, "count": len(calls)})
+    # orjson: the list grows with the live calls (~1 KiB each); the stdlib encoder took 25-30 ms for 2,000
+    return web.Response(body=orjson.dumps({"calls": calls, "count": len(calls)}), content_type="application/json")
 
 
 async def get_call(request: web.Request) -> web.Response:
