@@ -15,7 +15,7 @@ from typing import Any
 
 from ivr.api import schemas
 
-PUBLIC = {"/healthz", "/readyz", "/metrics"}
+PUBLIC = {"/healthz", "/readyz", "/metrics", "/console", "/console/{asset}"}
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,12 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("GET", "/readyz"): Op("AMI logged in and FastAGI listening", "system", errors=(503,)),
     ("GET", "/metrics"): Op("Prometheus metrics (text exposition format)", "system"),
     ("GET", "/openapi.json"): Op("This document", "system"),
+    ("GET", "/console"): Op("The supervisor console (HTML page; it signs in with the token)", "console"),
+    ("GET", "/console/{asset}"): Op("A file of the console page (CSS, JavaScript)", "console", errors=(404,)),
+    ("GET", "/events"): Op(
+        "Live calls, queues, parking lots and due callbacks as Server-Sent Events: a snapshot, then deltas",
+        "console",
+    ),
     ("GET", "/calls"): Op("Live calls (channels grouped by Linkedid)", "calls", errors=(422,), query=("state",)),
     ("POST", "/calls/originate"): Op(
         "Click-to-call (agent first, then the customer) or a call into a flow",

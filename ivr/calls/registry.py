@@ -31,6 +31,17 @@ class EventLike(Protocol):
     def get(self, name: str, default: str | None = None) -> str | None: ...
 
 
+@dataclass(frozen=True)
+class FlowNoted:
+    """What `note_flow` tells the watchers, shaped like an event (no AMI event carries it)."""
+
+    uniqueid: str
+    name: str = "FlowNoted"
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        return self.uniqueid if name == "Uniqueid" else default
+
+
 # --- effects -------------------------------------------------------------------------------------------------
 
 
@@ -153,6 +164,9 @@ class CallRegistry:
         # Who wants the effects (called by ivr.calls.sync, never by apply()): e.g. CallOperations closes the
         # index row of a recording whose channel hung up. Objects register themselves when they are built.
         self.listeners: list[Callable[[Effect], Any]] = []
+        # Who wants to know that the picture changed (the supervisor console's feed): called after each applied
+        # event with that event, and with None after a resync (anything may have changed). Must be quick.
+        self.watchers: list[Callable[[EventLike | None], None]] = []
 
     # --- queries -------------------------------------------------------------------------------------------
 
@@ -200,6 +214,8 @@ class CallRegistry:
         ch = self.channels.get(uniqueid)
         if ch is not None:
             ch.flow, ch.node = flow, node
+            for watch in self.watchers:
+                watch(FlowNoted(uniqueid))
 
     def expect_agent_leg(self, uniqueid: str, agent: str) -> None:
         """A channel we are about to originate (ChannelId=uniqueid) is the leg of agent `agent`."""
@@ -221,7 +237,13 @@ class CallRegistry:
             return effects
         if handler is not None:
             handler(msg, effects)
+        for watch in self.watchers:
+            watch(msg)
         return effects
+
+    def _resynced(self) -> None:
+        for watch in self.watchers:
+            watch(None)
 
     def _touch(self, msg: EventLike, *, create: bool, prefix: str = "") -> Channel | None:
         """Update (or create) the channel described by the standard block with the given header prefix."""
@@ -574,6 +596,7 @@ class CallRegistry:
             self.bridges[bid] = bridge
         for bid in [b for b in self.bridges if b not in members]:
             del self.bridges[bid]
+        self._resynced()
         return effects
 
     def resync_parked(self, items: Iterable[EventLike]) -> list[Effect]:
@@ -593,6 +616,7 @@ class CallRegistry:
                         parked.lot, parked.space, parked.linkedid, "gone", max(0.0, self.clock() - parked.parked_at)
                     )
                 )
+        self._resynced()
         return effects
 
     def resync_queues(self, items: Iterable[EventLike]) -> None:
@@ -624,6 +648,7 @@ class CallRegistry:
                 )
                 if ch is not None:
                     ch.queue = qname
+        self._resynced()
 
     def clear(self) -> list[Effect]:
         """Forget everything (e.g. Asterisk restarted: `Shutdown`, or a resync could not run)."""
