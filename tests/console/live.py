@@ -96,3 +96,16 @@ class LiveService:
         await self.sim.stop()
         await self.fastagi.stop()
         await self.storage.close()
+
+    def restart_api(self) -> None:
+        """The service restarts: a new AMI login, registry, feed and API app, on the same HTTP port."""
+        self.run(self._restart_api(), timeout=30)
+
+    async def _restart_api(self) -> None:
+        port = self.http.server.port
+        settings = self.control.settings
+        await self.http.close()
+        await self.control.stop()
+        await self.ami.close()
+        ami, control, http = await connect(self.sim, self.storage, settings, port=port)
+        self.ami, self.control, self.http = ami, control, http

@@ -71,7 +71,7 @@ class ApiStack:
 
 
 async def connect(
-    sim: SimulatedAsterisk, storage: Any, settings: CallControlSettings
+    sim: SimulatedAsterisk, storage: Any, settings: CallControlSettings, *, port: int = 0
 ) -> tuple[AMIClient, CallControl, TestClient]:
     """A fresh AMI login, call control with its first resync done, and a started API client (also after a restart)."""
     ami = AMIClient(
@@ -90,7 +90,7 @@ async def connect(
     await ami.wait_logged_in(5)
     await until(lambda: control.sync.resyncs >= 1, what="the first resync")
     http = TestClient(
-        TestServer(control.app(token=TOKEN, readiness={"ami": lambda: ami.logged_in}), host="127.0.0.1", port=0)
+        TestServer(control.app(token=TOKEN, readiness={"ami": lambda: ami.logged_in}), host="127.0.0.1", port=port)
     )
     await http.start_server()
     return ami, control, http
