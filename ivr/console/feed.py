@@ -182,8 +182,10 @@ class ConsoleFeed:
 
     async def _run(self) -> None:
         while True:
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancel that races with the wake-up.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=min(self.reconcile_every, self.callbacks_every))
+                async with asyncio.timeout(min(self.reconcile_every, self.callbacks_every)):
+                    await self._wake.wait()
             self._wake.clear()
             if not self.subscribers:
                 continue

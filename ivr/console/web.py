@@ -94,7 +94,8 @@ async def events(request: web.Request) -> web.StreamResponse:
     try:
         while True:
             try:
-                chunk = await asyncio.wait_for(sub.get(), HEARTBEAT)
+                async with asyncio.timeout(HEARTBEAT):
+                    chunk = await sub.get()
             except TimeoutError:
                 chunk = b": ping\n\n"
             if chunk is None:  # the feed ended this stream (shutdown, or the console fell behind)
