@@ -19,8 +19,8 @@ from ivr.api.auth import bearer_middleware
 from ivr.api.deps import DEPS, MAX_BODY, Check, Deps
 from ivr.api.errors import error_middleware
 from ivr.calls.registry import CallRegistry
-from ivr.console import web as console
 from ivr.calls.settings import CallControlSettings
+from ivr.console import web as console
 from ivr.storage import Storage
 
 ROUTE_TABLES = (routes_system.ROUTES, routes_calls.ROUTES, routes_data.ROUTES)

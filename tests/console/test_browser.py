@@ -76,7 +76,7 @@ def test_supervisor_signs_in_and_handles_a_call(live, browser):
     css("#confirm-ok").click()
     wait.until(lambda _: "failed" in css(row + " .c-note").text)
     assert "Transfer failed: the request is not valid" in css(row + " .c-note").text
-    assert "c-note err" == css(row + " .c-note").get_attribute("class")
+    assert css(row + " .c-note").get_attribute("class") == "c-note err"
 
     # Park it: the row says parked with its space, and the parking lot lists it.
     css('button[data-act="park"]').click()
