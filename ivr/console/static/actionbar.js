@@ -12,8 +12,9 @@ export function renderActionBar(call, selectedId, notes) {
   const show = Boolean(selectedId);
   if (bar.hidden === show) bar.hidden = !show;
   if (!show) return;
-  bar.dataset.call = selectedId;
-  bar.dataset.state = call ? call.state : "ended";
+  if (bar.dataset.call !== selectedId) bar.dataset.call = selectedId;
+  const state = call ? call.state : "ended";
+  if (bar.dataset.state !== state) bar.dataset.state = state;
   if (call) {
     setText($("sel-caller"), callerText(call.number, call.name) || t("unknown_caller"));
     const parts = [t(`state_${call.state}`)];

@@ -4,6 +4,7 @@
 import { renderActionBar } from "./actionbar.js";
 import { Notes, runAgentAction, runCallAction } from "./actions.js";
 import { Api } from "./api.js";
+import { setText } from "./dom.js";
 import { CallList, STATES } from "./calls.js";
 import { LANGUAGES, applyTexts, detectLanguage, language, setLanguage, t } from "./i18n.js";
 import { renderCallbacks, renderLots, renderQueues, tickTimes } from "./panels.js";
@@ -62,6 +63,8 @@ export function schedule() {
 
 function frame() {
   frameRequested = false;
+  callList.list.measure(); // reads first, then only writes
+
   const dirty = store.dirty;
   store.dirty = { calls: false, queues: false, lots: false, callbacks: false };
   if (dirty.calls || filterChanged) {
@@ -104,23 +107,24 @@ function renderCounts() {
     else if (c.state === "parked") parked++;
   }
   const total = store.calls.size;
-  $("stat-calls").textContent = t("calls_count", { n: total });
-  $("stat-waiting").textContent = t("waiting_count", { n: waiting });
-  $("stat-parked").textContent = t("parked_count", { n: parked });
-  $("shown-count").textContent = t("shown", { shown: callList.items.length, total });
-  $("calls-panel").dataset.total = String(total);
-  $("calls-panel").dataset.shown = String(callList.items.length);
-  $("empty-calls").hidden = callList.items.length > 0;
+  const shown = callList.items.length;
+  setText($("stat-calls"), t("calls_count", { n: total }));
+  setText($("stat-waiting"), t("waiting_count", { n: waiting }));
+  setText($("stat-parked"), t("parked_count", { n: parked }));
+  setText($("shown-count"), t("shown", { shown, total }));
+  const panel = $("calls-panel");
+  if (panel.dataset.total !== String(total)) panel.dataset.total = String(total);
+  if ($("empty-calls").hidden !== shown > 0) $("empty-calls").hidden = shown > 0;
 }
 
 function renderStatus() {
   const el = $("conn");
-  el.dataset.state = status.state;
+  if (el.dataset.state !== status.state) el.dataset.state = status.state;
   const text =
     status.state === "live" ? t("live") : status.state === "reconnecting" ? t("reconnecting", { s: status.seconds }) : t("connecting");
-  $("conn-text").textContent = text;
-  $("banner").textContent = banner;
-  $("banner").hidden = !banner;
+  setText($("conn-text"), text);
+  setText($("banner"), banner);
+  if ($("banner").hidden !== !banner) $("banner").hidden = !banner;
 }
 
 setInterval(() => {

@@ -23,9 +23,16 @@ export class VirtualList {
   }
 
   // Render the rows in view; `force` rewrites every visible row (e.g. a tick of the durations, a language change).
+  // Read the geometry before anything in the frame writes to the DOM (a read after a write forces a layout).
+  measure() {
+    this.top = this.viewport.scrollTop;
+    this.height = this.viewport.clientHeight || 600;
+  }
+
   render(force = false) {
-    const top = this.viewport.scrollTop;
-    const height = this.viewport.clientHeight || 600;
+    if (this.top === undefined) this.measure();
+    const top = this.top;
+    const height = this.height;
     const first = Math.max(0, Math.floor(top / this.rowHeight) - this.overscan);
     const last = Math.min(this.items.length, Math.ceil((top + height) / this.rowHeight) + this.overscan);
     const needed = last - first;
