@@ -1,7 +1,7 @@
 // The bar under the call list: the selected call in words, its last action's result, and the action buttons
 // (enabled where they make sense in the call's state).
 
-import { callerText, setText } from "./dom.js";
+import { callerText, setText, shortAgent } from "./dom.js";
 import { enabled } from "./actions.js";
 import { t } from "./i18n.js";
 
@@ -20,7 +20,7 @@ export function renderActionBar(call, selectedId, notes) {
     const parts = [t(`state_${call.state}`)];
     if (call.flow) parts.push(call.node ? `${call.flow} · ${call.node}` : call.flow);
     if (call.queue) parts.push(call.queue);
-    if (call.agent) parts.push(call.agent);
+    if (call.agent) parts.push(shortAgent(call.agent));
     if (call.space) parts.push(`${call.lot} ${call.space}`);
     setText($("sel-info"), parts.join(" · "));
   } else {

@@ -1,6 +1,6 @@
 // The call list: filter and sort the calls, and draw them through the virtualised list (fixed-height rows).
 
-import { callerText, duration, h, setText } from "./dom.js";
+import { callerText, duration, h, setText, shortAgent } from "./dom.js";
 import { t } from "./i18n.js";
 import { VirtualList } from "./vlist.js";
 
@@ -55,9 +55,11 @@ export class CallList {
     setText(c.flow, call.flow ? (call.node ? `${call.flow} · ${call.node}` : call.flow) : "");
     let queue = call.queue || "";
     if (queue && call.queue_since) queue += ` · ${duration(now - call.queue_since)}`;
-    if (queue && call.position) queue += ` #${call.position}`;
     setText(c.queue, queue);
-    setText(c.agent, call.agent || "");
+    setText(c.agent, shortAgent(call.agent));
+    if (c.agent.title !== (call.agent || "")) c.agent.title = call.agent || "";
+    const flowTitle = c.flow.textContent;
+    if (c.flow.title !== flowTitle) c.flow.title = flowTitle;
     const marks = [];
     if (call.recording) marks.push(["rec", call.recording === "paused" ? t("mark_rec_paused") : t("mark_rec")]);
     if (call.space) marks.push(["parked", t("mark_parked", { space: call.space })]);

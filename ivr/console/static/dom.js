@@ -38,3 +38,11 @@ export function callerText(number, name) {
   if (number && name && name !== number) return `${number} · ${name}`;
   return number || name || "";
 }
+
+// "Local/agent0@agents" -> "agent0", "PJSIP/1001" -> "1001": the part a supervisor recognises (the full interface
+// stays in the element's title).
+export function shortAgent(name) {
+  if (!name) return "";
+  const m = /^[A-Za-z0-9_]+\/([^@;]+)/.exec(name);
+  return m ? m[1] : name;
+}

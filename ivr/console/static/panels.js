@@ -1,7 +1,7 @@
 // The side panels: queues (waiting callers, agents by state with pause reasons), parking lots, callbacks due.
 // Each panel is rebuilt only when what it shows changed; the ticking waits are updated in place (data-since).
 
-import { callerText, duration, h } from "./dom.js";
+import { callerText, duration, h, shortAgent } from "./dom.js";
 import { t } from "./i18n.js";
 
 const WAITING_SHOWN = 5;
@@ -19,9 +19,8 @@ export function renderQueues(container, store, agentNotes) {
     }
   }
   const model = store.queues.map((q) => {
-    const callers = (waiting.get(q.name) || []).sort(
-      (a, b) => (a.position || 1e9) - (b.position || 1e9) || (a.queue_since || 0) - (b.queue_since || 0),
-    );
+    // Longest wait first (Asterisk's positions are as of each caller's join and shift as others leave).
+    const callers = (waiting.get(q.name) || []).sort((a, b) => (a.queue_since || 0) - (b.queue_since || 0));
     return { q, callers };
   });
   // Skip the rebuild when nothing visible changed (waits tick in place).
@@ -62,7 +61,7 @@ export function renderQueues(container, store, agentNotes) {
               ? h("li", { class: "muted", text: t("more_waiting", { n: callers.length - WAITING_SHOWN }) })
               : null,
           )
-        : h("p", { class: "muted small", text: t("nobody_waiting") });
+        : null;
       const agents = h(
         "ul",
         { class: "agents" },
@@ -73,7 +72,7 @@ export function renderQueues(container, store, agentNotes) {
             "li",
             { class: `agent st-${a.state}`, "data-queue": q.name, "data-interface": a.interface },
             h("span", { class: "dot" }),
-            h("span", { class: "a-name", text: a.name, title: a.interface }),
+            h("span", { class: "a-name", text: a.name === a.interface ? shortAgent(a.name) : a.name, title: a.interface }),
             h(
               "span",
               { class: "a-state" },
