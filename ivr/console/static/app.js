@@ -24,8 +24,9 @@ let filterChanged = false;
 let status = { state: "connecting", seconds: 0 };
 let banner = "";
 
+let rowsChanged = false; // a note or the selection changed: rewrite the visible rows in the next frame
 const callNotes = new Notes(() => {
-  callList.list.render(true);
+  rowsChanged = true;
   schedule();
 });
 let agentsChanged = false;
@@ -36,11 +37,7 @@ const agentNotes = new Notes(() => {
 const callList = new CallList($("call-list"), {
   store,
   notes: callNotes,
-  onSelect: (id) => {
-    callList.selected = id;
-    callList.render(true);
-    schedule();
-  },
+  onSelect: (id) => select(id),
 });
 callList.list.onScroll = () => schedule();
 store.onChange = () => schedule();
@@ -51,6 +48,12 @@ const ui = {
   myExtension: () => $("my-ext").value.trim(),
   transferTarget: () => ({ kind: $("xfer-kind").value, target: $("xfer-target").value.trim() }),
 };
+
+function select(id) {
+  callList.selected = id;
+  rowsChanged = true;
+  schedule();
+}
 
 // --- one frame: everything that changed since the last one ----------------------------------------------------
 
@@ -81,7 +84,8 @@ function frame() {
     fillLots();
   }
   if (dirty.callbacks) renderCallbacks($("callbacks"), store);
-  callList.render(tick || dirty.calls);
+  callList.render(tick || dirty.calls || rowsChanged);
+  rowsChanged = false;
   if (tick || dirty.queues || dirty.calls || dirty.lots || dirty.callbacks) tickTimes($("side"), store.now());
   tick = false;
   renderActionBar(store.calls.get(callList.selected), callList.selected, callNotes);
@@ -159,7 +163,13 @@ function startBoard(token) {
   stream = openStream({
     token,
     onSnapshot: (data) => {
-      if (store.snapshot(data)) banner = t("restarted");
+      if (store.snapshot(data)) {
+        banner = t("restarted");
+        setTimeout(() => {
+          banner = "";
+          schedule();
+        }, 15000);
+      }
     },
     onDelta: (data) => store.delta(data),
     onStatus: (state, seconds) => {
@@ -218,9 +228,7 @@ $("actions").addEventListener("click", (event) => {
   if (!button) return;
   const call = store.calls.get(callList.selected);
   if (button.dataset.act === "close") {
-    callList.selected = null;
-    callList.render(true);
-    schedule();
+    select(null);
     return;
   }
   if (call && api) runCallAction(button.dataset.act, call, { api, ui, notes: callNotes });
@@ -237,11 +245,7 @@ $("queues").addEventListener("click", (event) => {
 for (const id of ["lots", "queues"]) {
   $(id).addEventListener("click", (event) => {
     const item = event.target.closest("[data-call]");
-    if (item && store.calls.has(item.dataset.call)) {
-      callList.selected = item.dataset.call;
-      callList.render(true);
-      schedule();
-    }
+    if (item && store.calls.has(item.dataset.call)) select(item.dataset.call);
   });
 }
 
@@ -268,7 +272,7 @@ function relabel() {
   fillStates();
   for (const id of ["queues", "lots", "callbacks"]) $(id)._key = null;
   store.dirty = { calls: true, queues: true, lots: true, callbacks: true };
-  callList.render(true);
+  rowsChanged = true;
   schedule();
 }
 
