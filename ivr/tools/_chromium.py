@@ -72,7 +72,16 @@ class Browser:
         options.add_argument(f"--window-size={width},{height}")
         options.add_argument(f"--lang={language}")
         options.add_experimental_option("prefs", {"intl.accept_languages": language})
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the page's console, for tests
         self.driver: Any = webdriver.Chrome(service=Service(chromedriver_path() or ""), options=options)
+
+    def page_errors(self) -> list[str]:
+        """Errors the page logged (script errors, failed module loads), without refused API calls (4xx/5xx)."""
+        return [
+            entry["message"]
+            for entry in self.driver.get_log("browser")
+            if entry["level"] == "SEVERE" and "Failed to load resource: the server responded" not in entry["message"]
+        ]
 
     def close(self) -> None:
         try:

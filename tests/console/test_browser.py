@@ -30,7 +30,7 @@ def live(tmp_path):
 @pytest.fixture
 def browser():
     with _chromium.Browser(width=1400, height=900, language="en-US") as b:
-        yield b.driver
+        yield b
 
 
 def test_supervisor_signs_in_and_handles_a_call(live, browser):
@@ -38,7 +38,7 @@ def test_supervisor_signs_in_and_handles_a_call(live, browser):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
-    d = browser
+    d = browser.driver
     # The side panels are rebuilt when what they show changes: an element found a moment ago may be replaced.
     wait = WebDriverWait(d, WAIT, ignored_exceptions=(StaleElementReferenceException,))
 
@@ -126,3 +126,4 @@ def test_supervisor_signs_in_and_handles_a_call(live, browser):
     wait.until(lambda _: css("#conn").get_attribute("data-state") == "live")
     assert css("#banner").is_displayed()
     assert css("#calls-panel").get_attribute("data-total") == "1"
+    assert browser.page_errors() == []
