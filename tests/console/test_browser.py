@@ -36,6 +36,7 @@ def browser():
 def test_supervisor_signs_in_and_handles_a_call(live, browser):
     from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
     d = browser.driver
@@ -67,6 +68,10 @@ def test_supervisor_signs_in_and_handles_a_call(live, browser):
     assert "37060000001 · Ona" in css(row).text
     css(row).click()
     wait.until(lambda _: css("#actions").is_displayed())
+    css("#call-list").send_keys(Keys.ESCAPE)  # the keyboard: Escape closes the bar, down selects the first call
+    wait.until(lambda _: not css("#actions").is_displayed())
+    css("#call-list").send_keys(Keys.ARROW_DOWN)
+    wait.until(lambda _: css("#actions").is_displayed() and "selected" in css(row).get_attribute("class"))
 
     # The API refuses a transfer to a queue name Asterisk could not take: the reason is shown next to the call.
     Select(css("#xfer-kind")).select_by_value("queue")

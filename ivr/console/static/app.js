@@ -5,7 +5,7 @@ import { renderActionBar } from "./actionbar.js";
 import { Notes, runAgentAction, runCallAction } from "./actions.js";
 import { Api } from "./api.js";
 import { setText } from "./dom.js";
-import { CallList, STATES } from "./calls.js";
+import { CallList, ROW_HEIGHT, STATES } from "./calls.js";
 import { LANGUAGES, applyTexts, detectLanguage, language, setLanguage, t } from "./i18n.js";
 import { renderCallbacks, renderLots, renderQueues, tickTimes } from "./panels.js";
 import { Store } from "./store.js";
@@ -75,6 +75,7 @@ function frame() {
     callList.rebuild();
     renderCounts();
   }
+  if (dirty.queues) fillTransferOptions();
   if (dirty.calls || dirty.queues || agentsChanged) {
     agentsChanged = false;
     renderQueues($("queues"), store, agentNotes);
@@ -90,6 +91,15 @@ function frame() {
   tick = false;
   renderActionBar(store.calls.get(callList.selected), callList.selected, callNotes);
   renderStatus();
+}
+
+// Transfer suggestions: the queues Asterisk reported, when transferring to a queue.
+function fillTransferOptions() {
+  const names = $("xfer-kind").value === "queue" ? store.queues.map((q) => q.name) : [];
+  const list = $("xfer-options");
+  if (list._key === names.join("|")) return;
+  list._key = names.join("|");
+  list.replaceChildren(...names.map((n) => new Option(n, n)));
 }
 
 function fillLots() {
@@ -220,6 +230,24 @@ $("state-filter").addEventListener("change", (event) => {
   filterChanged = true;
   schedule();
 });
+$("xfer-kind").addEventListener("change", fillTransferOptions);
+
+// Keyboard: up and down move the selection through the (filtered) list, Escape closes the action bar.
+$("call-list").addEventListener("keydown", (event) => {
+  const items = callList.items;
+  if (event.key === "Escape") return select(null);
+  if (event.key !== "ArrowDown" && event.key !== "ArrowUp") return;
+  event.preventDefault();
+  if (!items.length) return;
+  const at = items.findIndex((c) => c.id === callList.selected);
+  const next = Math.max(0, Math.min(items.length - 1, at < 0 ? 0 : at + (event.key === "ArrowDown" ? 1 : -1)));
+  select(items[next].id);
+  const view = $("call-list");
+  const top = next * ROW_HEIGHT;
+  if (top < view.scrollTop) view.scrollTop = top;
+  else if (top + ROW_HEIGHT > view.scrollTop + view.clientHeight) view.scrollTop = top + ROW_HEIGHT - view.clientHeight;
+});
+
 $("my-ext").value = localStorage.getItem(EXT_KEY) || "";
 $("my-ext").addEventListener("change", (event) => localStorage.setItem(EXT_KEY, event.target.value.trim()));
 
