@@ -17,7 +17,7 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
@@ -25,11 +25,15 @@ from ivr import metrics
 from ivr.agi.fastagi import FastAGIServer
 from ivr.ami.client import AMIClient
 from ivr.ami.errors import AMIConnectionLost
+from ivr.api.app import create_app
 from ivr.api.auth import check_bind
+from ivr.api.deps import Check
 from ivr.calls.callbacks import CallbackPolicy
 from ivr.calls.settings import CallControlSettings
 from ivr.calls.wiring import CallControl
+from ivr.flow.loader import FlowSet
 from ivr.flow.lookup import HttpLookupClient
+from ivr.flow.model import Flow
 from ivr.flow.repository import FlowRepository
 from ivr.queue_stats import QueueStats, QueueStatsFeed, ServiceLevelPolicy
 from ivr.routes import build_router
@@ -38,6 +42,39 @@ from ivr.storage import open_storage
 from ivr.yamlsource import ConfigError
 
 log = logging.getLogger("ivr.service")
+
+
+def _init_flow_series(flows: FlowSet) -> None:
+    for name in flows:
+        metrics.init_flow_series(name)
+
+
+def draw_flow(flow: Flow, fmt: str) -> str | bytes:
+    """The API's flow drawer: `ivr.tools.graph.render`, imported on the first drawing (Graphviz is optional)."""
+    from ivr.tools.graph import Format, render
+
+    return render(flow, cast(Format, fmt))  # render refuses an unknown format with a ValueError (422)
+
+
+def build_api(
+    calls: CallControl,
+    *,
+    token: str | None,
+    flows: FlowRepository | None = None,
+    readiness: dict[str, Check] | None = None,
+) -> web.Application:
+    """The HTTP API over call control (the caller checks the bind address first: `ivr.api.auth.check_bind`)."""
+    return create_app(
+        operations=calls.operations,
+        registry=calls.registry,
+        storage=calls.operations.storage,
+        token=token,
+        settings=calls.settings,
+        flows=flows,
+        scheduler=calls.scheduler,
+        readiness=readiness,
+        draw_flow=draw_flow,
+    )
 
 
 class AMIDisabled:
@@ -89,7 +126,7 @@ class Service:
         # Every flow's call/outcome series exist from the start (at 0), so rates and ratios are right from call one.
         for name in repository.current:
             metrics.init_flow_series(name)
-        repository.on_swap(lambda flows: [metrics.init_flow_series(name) for name in flows])
+        repository.on_swap(_init_flow_series)
         storage = open_storage(settings.storage.url)
         lookup_client = HttpLookupClient.from_settings(settings.lookups)
         if settings.ami.enabled:
@@ -144,7 +181,8 @@ class Service:
         if settings.ami.enabled:
             policy = ServiceLevelPolicy(settings.queues.service_level, dict(settings.queues.overrides))
             queue_feed = QueueStatsFeed(ami, QueueStats(policy))
-        app = calls.app(
+        app = build_api(
+            calls,
             token=token,
             flows=repository,
             readiness={

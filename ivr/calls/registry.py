@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ivr import dialplan
 from ivr.calls.model import Bridge, Call, Channel, ParkedCall, Queue, QueueCaller, QueueMember, Recording
 
 _GONE_MEMORY = 4096
@@ -358,9 +359,9 @@ class CallRegistry:
         variable = (msg.get("Variable") or "").upper()
         if ch is None:
             return
-        if variable == "IVR_FLOW":
+        if variable == dialplan.FLOW:
             ch.flow = msg.get("Value") or None
-        elif variable == "IVR_NODE":
+        elif variable == dialplan.NODE:
             ch.node = msg.get("Value") or None
 
     def _on_BridgeCreate(self, msg: EventLike, effects: list[Effect]) -> None:
@@ -635,19 +636,19 @@ class CallRegistry:
             elif name == "QueueEntry":
                 queue = self._queue(qname)
                 uid = item.get("Uniqueid") or ""
-                ch = self.channels.get(uid)
-                previous = old.get(qname).callers.get(uid) if qname in old else None
+                caller_ch = self.channels.get(uid)
+                previous = old[qname].callers.get(uid) if qname in old else None
                 queue.callers[uid] = QueueCaller(
                     uniqueid=uid,
                     channel=item.get("Channel") or "",
-                    linkedid=ch.linkedid if ch else uid,
+                    linkedid=caller_ch.linkedid if caller_ch else uid,
                     caller_num=_cid(item.get("CallerIDNum")),
                     caller_name=_cid(item.get("CallerIDName")),
                     position=_int(item.get("Position")),
                     joined_at=previous.joined_at if previous else self.clock() - _int(item.get("Wait")),
                 )
-                if ch is not None:
-                    ch.queue = qname
+                if caller_ch is not None:
+                    caller_ch.queue = qname
         self._resynced()
 
     def clear(self) -> list[Effect]:

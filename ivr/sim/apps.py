@@ -81,11 +81,15 @@ async def dial(s: AGISession, data: str) -> int:
         ch.set_var("RINGTIME_MS", str(ring_ms))
 
     def answered(leg: SimChannel) -> None:
+        # features.c pre_bridge_setup answers a caller that is not up yet (ast_raw_answer, unless
+        # BRIDGE_NOANSWER): ANSWEREDTIME then counts from here (inferred; the recordings answer first)
+        if ch.state != 6:
+            ch.set_state(6)
         ch.set_var("DIALSTATUS", "ANSWER")
         ch.set_var("DIALEDPEERNAME", leg.name)
         ch.set_var("DIALEDPEERNUMBER", target.split("/", 1)[-1])
 
-    done = []
+    done: list[bool] = []
 
     def bridge_ended() -> None:  # once: when the caller left the bridge, or after the call
         if done:
@@ -131,7 +135,7 @@ async def park(s: AGISession, data: str) -> int:
         parker=ch.name,
         announce=announce,
         comeback=comeback,
-        on_space=lambda sp: s.sim.note_destination(s, "parked:%d" % sp),
+        on_space=lambda sp: s.sim.note_destination(s, f"parked:{sp}"),
     )
     if outcome == "timeout":
         # park_channel moved the channel; its Newexten names the app still running (Park), before AGIExecEnd (agi-07c)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
+from ivr import dialplan
 from ivr.sim.agi_session import AGISession
 from ivr.sim.bridging import ring_agent, talk
 from ivr.sim.channel import MediaEvent, SimChannel
@@ -52,8 +53,9 @@ class Ending:
 
     `by`: "caller" (the caller hung up), "service" (AGI HANGUP, or the service closed the AGI and the dialplan
     hung up), "agent" (the agent the caller was bridged to hung up), "timeout" (parking timeout and comeback),
-    "limit" (max_call_seconds), "ami" (hung up over AMI), "shutdown" (sim.stop()).  `during`: the AGI command or EXEC'd app running at that moment ("idle" between commands,
-    "dialplan" after the AGI).  `destination`: the last place the call reached ("ivr", "agent:<dialstring>",
+    "limit" (max_call_seconds), "ami" (hung up over AMI), "shutdown" (sim.stop()).  `during`: the AGI command or
+    EXEC'd app running at that moment ("idle" between commands, "dialplan" after the AGI).  `destination`: the last
+    place the call reached ("ivr", "agent:<dialstring>",
     "queue:<name>[:<member>]", "parked:<space>", "recording:<path>").
     """
 
@@ -113,23 +115,23 @@ class CallRecord:
 
     def session_commands(self, index: int) -> list[str]:
         """Command lines the service sent in the index-th AGI session."""
-        return [l.text[:-1] for l in self.session_lines(index) if l.direction == ">>>"]
+        return [line.text[:-1] for line in self.session_lines(index) if line.direction == ">>>"]
 
     def commands(self) -> list[str]:
         """Command lines the service sent (without the final newline)."""
-        return [l.text[:-1] for l in self.transcript if l.direction == ">>>"]
+        return [line.text[:-1] for line in self.transcript if line.direction == ">>>"]
 
     def replies(self) -> list[str]:
         """Lines Asterisk sent after the env block (without the final newline)."""
         # env blocks (one per FastAGI session; Async AGI has none on the wire) are not replies
-        chunks = [l.text for l in self.transcript if l.direction == "<<<" and not l.text.startswith("agi_")]
+        chunks = [line.text for line in self.transcript if line.direction == "<<<" and not line.text.startswith("agi_")]
         out: list[str] = []
         for chunk in chunks:
             out += chunk.splitlines()
         return out
 
     def env_lines(self) -> list[str]:
-        first = next((l.text for l in self.transcript if l.direction == "<<<"), "")
+        first = next((line.text for line in self.transcript if line.direction == "<<<"), "")
         return first.split("\n")[:-2] if first.startswith("agi_") else []
 
     def events_named(self, name: str) -> list[Event]:
@@ -262,6 +264,10 @@ class Call:
             self._script_task = asyncio.get_running_loop().create_task(self._run_script(script.steps))
             limit = clock.call_later(sim.config.max_call_seconds, lambda: self._caller_hangs_up("limit"))
             route: Route | AgiStep | None = self.route
+            if self.route.dialplan:  # the shipped dialplan from priority 1; it runs on timers, like after an AGI
+                clock.release()
+                held = False
+                route = await self._run_modelled(ch, ch.context, ch.exten, None, resume=True)
             while route is not None:
                 if not held:
                     clock.acquire()
@@ -274,9 +280,9 @@ class Call:
                 route = await self._after_agi(ch)
             limit.cancel()
         except Exception as exc:  # a bug in the simulator must not hang the test: fail the record loudly
-            if not self._done.done():
-                self._done.set_exception(exc)
-            raise
+            if self._done.done():
+                raise
+            self._done.set_exception(exc)  # finished() raises it (re-raising here too would leave it unretrieved)
         finally:
             if not self._created.done():
                 self._created.set_result(None)
@@ -288,9 +294,14 @@ class Call:
 
     async def _run_agi(self, ch: SimChannel, route: Route | AgiStep) -> str:
         sim, spec = self.sim, self.spec
+        targets: list[tuple[str, int]] = []
+        request = ""
+        args: tuple[str, ...]
         if isinstance(route, AgiStep):  # a modelled context's AGI(agi://${IVR_SERVER}/...): announced there
             script_path, args, is_async = route.script, (), False
-            host, port = self._ivr_server()
+            targets = self._agi_targets(route.url)
+            host, port = targets[0] if targets else ("", 0)  # no SRV target: AGISTATUS=FAILURE
+            request = route.url
         else:
             query = dict(route.query)
             if route is self.route:
@@ -299,14 +310,14 @@ class Call:
             host, port = sim.fastagi
             args = (tuple(spec.args) if route is self.route else ()) or route.args
             is_async = route.flow == ASYNC_AGI
-            appdata = (ASYNC_AGI if is_async else "agi://%s:%d/%s" % (host, port, script_path)) + "".join(
-                "," + a for a in args
-            )
+            appdata = (ASYNC_AGI if is_async else f"agi://{host}:{port}/{script_path}") + "".join("," + a for a in args)
             ch.newexten("AGI", appdata, priority=ch.priority)
         env = self._env(ch, host, port, script_path)
+        if request:
+            env["request"] = request  # res_agi's agi_request is the URL as AGI() got it (hagi:// included)
         if is_async:
             env["request"] = "async"
-        self.session = AGISession(sim, self, ch, host, port, env, args, async_mode=is_async)
+        self.session = AGISession(sim, self, ch, host, port, env, args, async_mode=is_async, also=targets[1:])
         self._session_started.set()
         ch.holding_clock = True
         self.in_agi = True
@@ -330,9 +341,23 @@ class Call:
                 )
             )
 
+    def _agi_targets(self, url: str) -> list[tuple[str, int]]:
+        """Where AGI(<url>) connects, in order: agi://host[:port] (4573 by default) is one target; hagi://<name>
+        without a port is every SRV target of _agi._tcp.<name> (SimConfig.srv), tried in turn (res_agi's
+        launch_ha_netscript); with a port it is plain agi://. [] = nothing to try (AGISTATUS=FAILURE)."""
+        scheme, _, rest = url.partition("://")
+        hostport = rest.split("/", 1)[0]
+        if scheme.lower() == "hagi" and ":" not in hostport:
+            found = [t.rpartition(":") for t in self.sim.config.srv.get(hostport, [])]
+            return [(h, int(p)) for h, _, p in found if h and p.isdigit()]
+        host, _, port = hostport.rpartition(":") if ":" in hostport else (hostport, "", "4573")
+        if scheme.lower() not in ("agi", "hagi") or not host or not port.isdigit():
+            return [self._ivr_server()]  # not a URL the model reads: the simulator's FastAGI target
+        return [(host, int(port))]
+
     def _ivr_server(self) -> tuple[str, int]:
         """${IVR_SERVER} (host:port) as the dialplan's AGI URL names it; the simulator's target if unusable."""
-        value = self.sim.pbx.globals.get("IVR_SERVER", "")
+        value = self.sim.pbx.globals.get(dialplan.SERVER, "")
         host, _, port = value.rpartition(":")
         return (host, int(port)) if host and port.isdigit() else self.sim.fastagi
 
@@ -350,7 +375,7 @@ class Call:
                 session._send_notice()
         ch.post(MediaEvent("hangup", "goto", self.sim.clock.now()))
 
-    async def _after_agi(self, ch: SimChannel) -> Route | None:
+    async def _after_agi(self, ch: SimChannel) -> Route | AgiStep | None:
         """The dialplan after the AGI; returns the next flow's route when a redirect led into one."""
         session = self.session
         assert session is not None
@@ -369,7 +394,7 @@ class Call:
             self._resume = None
             ch.context, ch.exten = session.comeback_context, session.comeback_exten
             ch.priority = session.comeback_priority
-            if lookup(ch.context, ch.exten) is not None:
+            if lookup(ch.context, ch.exten, self.sim.config.dialplan_file) is not None:
                 ch.drain()
                 return await self._run_modelled(ch, ch.context, ch.exten, None, start=ch.priority)
             if (ch.context, ch.exten, ch.priority) == (self.sim.config.parking.comebackcontext, "s", 1):
@@ -386,7 +411,9 @@ class Call:
         self.hangup_caller_leg(16)
         return None
 
-    async def _continue_at(self, ch: SimChannel, context: str, exten: str, park_timeout: float | None) -> Route | None:
+    async def _continue_at(
+        self, ch: SimChannel, context: str, exten: str, park_timeout: float | None
+    ) -> Route | AgiStep | None:
         sim = self.sim
         lot = sim.config.parking
         ch.context, ch.exten = context, exten
@@ -400,7 +427,7 @@ class Call:
                 timeout=timeout,
                 parker=ch.name,
                 announce=False,
-                on_space=lambda sp: self.destinations.append("parked:%d" % sp),
+                on_space=lambda sp: self.destinations.append(f"parked:{sp}"),
             )
             if outcome == "retrieved":
                 await sim.wait_retrieval_end(ch, space)
@@ -415,8 +442,8 @@ class Call:
         if route is not None:
             ch.priority = 1
             return route
-        if lookup(context, exten) is not None:  # ivr-hold, ivr-hold-wait, ivr-queue, ivr-dial-out, ...
-            if context == "ivr-hold":
+        if lookup(context, exten, sim.config.dialplan_file) is not None:  # ivr-hold, ivr-queue, ivr-outbound ...
+            if context == dialplan.HOLD_CONTEXT:
                 self.destinations.append("hold")
             return await self._run_modelled(ch, context, exten, None)
         agent = sim.config.agents.get(exten)
@@ -495,6 +522,11 @@ class Call:
         self.linkedid = ch.linkedid
         sim.calls_by_linkedid[ch.linkedid] = self
         ch.media_flowing = spec.sends_media
+        if route.dialplan:  # the modelled dialplan announces its own priorities
+            for name, value in spec.variables.items():
+                ch.set_var(name, value)
+            ch.priority = 1
+            return ch
         prio = 1
         ch.newexten("NoOp", f"Inbound call to {exten}", priority=prio)
         for name, value in spec.variables.items():  # like Originate's Variable: no dialplan priority
@@ -512,6 +544,9 @@ class Call:
         self.linkedid = ch.linkedid
         self.sim.calls_by_linkedid[ch.linkedid] = self
         ch.context, ch.exten = self.spec.context or self.route.context, self.spec.did
+        if self.route.dialplan:  # the modelled dialplan announces its own priorities
+            ch.priority = 1
+            return
         ch.newexten("Answer" if ch.state == 6 else "NoOp", "", priority=1)
         ch.priority = 2
 
@@ -521,7 +556,7 @@ class Call:
         return {
             "network": "yes",
             "network_script": script_path,
-            "request": "agi://%s:%d/%s" % (host, port, script_path),
+            "request": f"agi://{host}:{port}/{script_path}",
             "channel": ch.name,
             "language": ch.language,
             "type": ch.tech,

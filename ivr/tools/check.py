@@ -213,7 +213,8 @@ def _cross_checks(settings: Settings, flow_set: FlowSet) -> list[Problem]:
                         flow_set.sources[name].problem(
                             ("nodes", node_id, "url"),
                             f"lookup host {host!r} is not in lookups.allowed_hosts",
-                            f"add it to lookups.allowed_hosts in {display_name(settings.source) if settings.source else 'the settings'}"
+                            "add it to lookups.allowed_hosts in "
+                            f"{display_name(settings.source) if settings.source else 'the settings'}"
                             "; until then the lookup always takes on_error",
                             severity="warning",
                             code="lookup-host",

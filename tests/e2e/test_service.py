@@ -75,10 +75,12 @@ async def running(request, tmp_path: Path):
 
 
 async def get(service: Service, path: str, method: str = "GET") -> tuple[int, object]:
-    async with aiohttp.ClientSession() as http:
-        async with http.request(method, f"http://127.0.0.1:{service.http_port}{path}") as resp:
-            body = await resp.json() if resp.content_type == "application/json" else await resp.text()
-            return resp.status, body
+    async with (
+        aiohttp.ClientSession() as http,
+        http.request(method, f"http://127.0.0.1:{service.http_port}{path}") as resp,
+    ):
+        body = await resp.json() if resp.content_type == "application/json" else await resp.text()
+        return resp.status, body
 
 
 async def test_a_call_through_the_whole_service(running) -> None:
