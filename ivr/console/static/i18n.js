@@ -154,7 +154,7 @@ export const TEXTS = {
     state_parked: "parkuotas",
     state_queued: "eilėje",
     state_held: "sulaikytas",
-    state_talking: "kalba",
+    state_talking: "kalbasi",
     state_ivr: "IVR meniu",
     state_ringing: "skamba",
     state_up: "atsiliepta",
