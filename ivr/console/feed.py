@@ -10,6 +10,9 @@ Rules for this file:
 - A console first gets a snapshot of the same state the deltas are diffed against, so snapshot + deltas is exact.
   A console that falls `max_backlog` deltas behind is dropped (its stream ends); it reconnects and gets a fresh
   snapshot, which is also what happens after a service restart.
+- Several Asterisk servers: a registry that has `parts` (each with a `name` and its own `registry`, as the
+  fleet of the multi-server set-up) is watched per server, and call ids are `<server>:<Linkedid>` as the API
+  names them; queues and parking lots come from the combined registry's own `queues` and `parked_in()`.
 - Every `reconcile_every` seconds all rows are rebuilt and diffed, so a change no event named (there should be
   none) lasts seconds at most. Due callbacks live in the database, not in AMI: they are re-read every
   `callbacks_every` seconds while a console is connected.
@@ -23,7 +26,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,10 +58,31 @@ class Subscriber:
         return await self.queue.get()
 
 
+class Part:
+    """One server's registry and the prefix of its call ids in the API ("" with a single server)."""
+
+    def __init__(self, prefix: str, registry: CallRegistry) -> None:
+        self.prefix = prefix
+        self.registry = registry
+
+    def watch(self, feed: ConsoleFeed) -> Callable[[EventLike | None], None]:
+        def watcher(msg: EventLike | None) -> None:
+            feed._watch(self, msg)
+
+        return watcher
+
+
+def parts_of(registry: Any) -> list[Part]:
+    servers = getattr(registry, "parts", None)
+    if servers:  # several Asterisk servers: ids are qualified as `<pbx>:<Linkedid>` (the API's call ids)
+        return [Part(f"{server.name}:", server.registry) for server in servers]
+    return [Part("", registry)]
+
+
 class ConsoleFeed:
     def __init__(
         self,
-        registry: CallRegistry,
+        registry: Any,
         storage: Any = None,
         lots: Iterable[str] = (),
         *,
@@ -69,7 +93,9 @@ class ConsoleFeed:
         callbacks_limit: int = 50,
         max_backlog: int = 200,
     ) -> None:
-        self.registry = registry
+        self.registry = registry  # a CallRegistry, or one over several servers (`parts`)
+        self.parts = parts_of(registry)
+        self._watchers = [(part, part.watch(self)) for part in self.parts]
         self.storage = storage
         self.lots = tuple(lots)
         self.clock = clock
@@ -84,13 +110,13 @@ class ConsoleFeed:
         # What every connected console has (the base the deltas are diffed against).
         self._calls: dict[str, Json] = {}
         self._call_uids: dict[str, set[str]] = {}
-        self._uid_call: dict[str, str] = {}
+        self._uid_call: dict[str, str] = {}  # <prefix><uniqueid> -> the Linkedid it was shown under
         self._queues: list[Json] = []
         self._lots: list[Json] = []
         self._callbacks: list[Json] = []
         self._fresh_callbacks: list[Json] | None = None  # read from the database, not yet compared
         # Changes noted since the last flush.
-        self._dirty: set[str] = set()
+        self._dirty: set[tuple[Part, str]] = set()  # (server, Linkedid)
         self._all = True
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -100,15 +126,17 @@ class ConsoleFeed:
     # --- lifecycle ---------------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        if self._watch not in self.registry.watchers:
-            self.registry.watchers.append(self._watch)
+        for part, watcher in self._watchers:
+            if watcher not in part.registry.watchers:
+                part.registry.watchers.append(watcher)
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="console-feed")
 
     async def close(self) -> None:
         """End every console's stream and stop (the service is going away)."""
-        with contextlib.suppress(ValueError):
-            self.registry.watchers.remove(self._watch)
+        for part, watcher in self._watchers:
+            with contextlib.suppress(ValueError):
+                part.registry.watchers.remove(watcher)
         for sub in list(self.subscribers):
             self._drop(sub)
         if self._task is not None:
@@ -148,7 +176,7 @@ class ConsoleFeed:
 
     # --- noting changes (the registry hook) ---------------------------------------------------------------------
 
-    def _watch(self, msg: EventLike | None) -> None:
+    def _watch(self, part: Part, msg: EventLike | None) -> None:
         if not self.subscribers:
             return
         if msg is None or msg.name == "Shutdown":
@@ -158,24 +186,24 @@ class ConsoleFeed:
             for header in _CALL_HEADERS:
                 value = msg.get(header)
                 if value:
-                    dirty.add(value)
-            channels = self.registry.channels
+                    dirty.add((part, value))
+            channels = part.registry.channels
             for header in _CHANNEL_HEADERS:
                 uid = msg.get(header)
                 if uid:
                     ch = channels.get(uid)
                     if ch is not None:
-                        dirty.add(ch.linkedid)
-                    shown = self._uid_call.get(uid)  # the call it was shown in (a Linkedid can change)
+                        dirty.add((part, ch.linkedid))
+                    shown = self._uid_call.get(part.prefix + uid)  # the call it was shown in (a Linkedid can change)
                     if shown is not None:
-                        dirty.add(shown)
+                        dirty.add((part, shown))
             if msg.name in _BRIDGE_EVENTS:  # a bridge filling or emptying changes its other calls' state too
-                bridge = self.registry.bridges.get(msg.get("BridgeUniqueid") or "")
+                bridge = part.registry.bridges.get(msg.get("BridgeUniqueid") or "")
                 if bridge is not None:
                     for uid in bridge.channels:
                         ch = channels.get(uid)
                         if ch is not None:
-                            dirty.add(ch.linkedid)
+                            dirty.add((part, ch.linkedid))
         self._wake.set()
 
     # --- flushing ----------------------------------------------------------------------------------------------
@@ -212,22 +240,25 @@ class ConsoleFeed:
             return
         self._fresh_callbacks = callbacks_view(rows)
 
-    def _update(self, call_id: str, call: Call | None, upserts: list[Json], gone: list[str]) -> None:
+    def _update(self, part: Part, raw_id: str, call: Call | None, upserts: list[Json], gone: list[str]) -> None:
+        """Bring the row of call `raw_id` (its Linkedid on `part`'s server) up to date; note what changed."""
+        call_id = part.prefix + raw_id
         if call is None or not call.channels:
             if self._calls.pop(call_id, None) is not None:
                 gone.append(call_id)
-            for uid in self._call_uids.pop(call_id, ()):
-                if self._uid_call.get(uid) == call_id:
-                    del self._uid_call[uid]
+            for key in self._call_uids.pop(call_id, ()):
+                if self._uid_call.get(key) == raw_id:
+                    del self._uid_call[key]
             return
-        uids = {ch.uniqueid for ch in call.channels}
-        for uid in self._call_uids.get(call_id, set()) - uids:
-            if self._uid_call.get(uid) == call_id:
-                del self._uid_call[uid]
-        self._call_uids[call_id] = uids
-        for uid in uids:
-            self._uid_call[uid] = call_id
-        row = call_row(self.registry, call)
+        keys = {part.prefix + ch.uniqueid for ch in call.channels}
+        for key in self._call_uids.get(call_id, set()) - keys:
+            if self._uid_call.get(key) == raw_id:
+                del self._uid_call[key]
+        self._call_uids[call_id] = keys
+        for key in keys:
+            self._uid_call[key] = raw_id
+        row = call_row(part.registry, call)
+        row["id"] = call_id
         if self._calls.get(call_id) != row:
             self._calls[call_id] = row
             upserts.append(row)
@@ -239,16 +270,18 @@ class ConsoleFeed:
             self._all = False
             self._dirty.clear()
             self._reconcile_at = time.monotonic() + self.reconcile_every
-            live = set()
-            for call in self.registry.calls():
-                live.add(call.id)
-                self._update(call.id, call, upserts, gone)
+            live: set[str] = set()
+            for part in self.parts:
+                for call in part.registry.calls():
+                    live.add(part.prefix + call.id)
+                    self._update(part, call.id, call, upserts, gone)
             for call_id in [c for c in self._calls if c not in live]:
-                self._update(call_id, None, upserts, gone)
+                part = next(p for p in self.parts if call_id.startswith(p.prefix))
+                self._update(part, call_id[len(part.prefix) :], None, upserts, gone)
         else:
             dirty, self._dirty = self._dirty, set()
-            for call_id in dirty:
-                self._update(call_id, self.registry.call(call_id), upserts, gone)
+            for part, raw_id in dirty:
+                self._update(part, raw_id, part.registry.call(raw_id), upserts, gone)
         delta: Json = {}
         if upserts:
             delta["calls"] = upserts

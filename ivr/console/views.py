@@ -78,8 +78,10 @@ def queues_view(queues: Mapping[str, Queue]) -> list[Json]:
     return [queue_view(queues[name]) for name in sorted(queues)]
 
 
-def lots_view(registry: CallRegistry, configured: Iterable[str]) -> list[Json]:
-    """Parking lots: the configured ones (even when empty) and any seen in events, with their parked calls."""
+def lots_view(registry: Any, configured: Iterable[str]) -> list[Json]:
+    """Parking lots: the configured ones (even when empty) and any seen in events, with their parked calls.
+
+    `registry` is anything with `parked_in()` (a CallRegistry, or one over several servers)."""
     parked = registry.parked_in()
     names = sorted(set(configured) | {p.lot for p in parked})
     return [

@@ -22,7 +22,6 @@ from typing import Any
 
 from aiohttp import web
 
-from ivr.calls.registry import CallRegistry
 from ivr.console.feed import ConsoleFeed
 
 HEARTBEAT = 15.0
@@ -113,7 +112,7 @@ async def events(request: web.Request) -> web.StreamResponse:
 ROUTES = [("GET", PAGE, page), ("GET", ASSETS, asset), ("GET", EVENTS, events)]
 
 
-def install(app: web.Application, *, registry: CallRegistry, storage: Any, lots: Iterable[str] = ()) -> None:
+def install(app: web.Application, *, registry: Any, storage: Any, lots: Iterable[str] = ()) -> None:
     """Add the console's routes to the API app; its feed runs while the app does."""
     app[_FILES] = load_files()
     feed = ConsoleFeed(registry, storage, lots)

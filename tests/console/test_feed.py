@@ -78,7 +78,7 @@ async def test_snapshot_then_deltas_for_a_call_its_queue_and_its_hangup():
     finally:
         await feed.close()
     assert await drain(sub) == [("end", {})]
-    assert feed._watch not in registry.watchers
+    assert registry.watchers == []
 
 
 async def test_deltas_match_a_full_rebuild_when_a_channel_changes_call():
@@ -147,3 +147,43 @@ async def test_due_callbacks_come_from_storage_and_a_resync_rebuilds_everything(
     finally:
         await feed.close()
         await storage.close()
+
+
+class Servers:
+    """What the feed needs of a registry over several Asterisk servers (the multi-server set-up's fleet): `parts`
+    with a `name` and a `registry` each, the combined `queues` and `parked_in()`."""
+
+    def __init__(self, **registries: CallRegistry) -> None:
+        self.parts = [type("Server", (), {"name": name, "registry": reg})() for name, reg in registries.items()]
+
+    @property
+    def queues(self) -> dict:
+        return {name: q for part in self.parts for name, q in part.registry.queues.items()}
+
+    def parked_in(self, lot=None) -> list:
+        return [p for part in self.parts for p in part.registry.parked_in(lot)]
+
+
+async def test_several_servers_are_watched_each_and_ids_name_the_server():
+    a, b = CallRegistry(clock=lambda: 1000.0), CallRegistry(clock=lambda: 1000.0)
+    feed = ConsoleFeed(Servers(a=a, b=b))
+    feed.start()
+    try:
+        sub = await feed.subscribe()
+        await drain(sub)
+        for reg in (a, b):  # both servers hand out the same Uniqueid
+            reg.apply(event("Newchannel", **channel("PJSIP/trunk-1", "1.1", "1.1")))
+        feed._flush()
+        [(_, delta)] = await drain(sub)
+        assert sorted(row["id"] for row in delta["calls"]) == ["a:1.1", "b:1.1"]
+        b.apply(event("Hangup", **channel("PJSIP/trunk-1", "1.1", "1.1"), Cause="16"))
+        feed._flush()
+        [(_, delta)] = await drain(sub)
+        assert delta["gone"] == ["b:1.1"]
+        a.resync_channels([])
+        feed._flush()
+        [(_, delta)] = await drain(sub)
+        assert delta["gone"] == ["a:1.1"]
+    finally:
+        await feed.close()
+    assert a.watchers == [] and b.watchers == []
