@@ -11,8 +11,9 @@ measure for `--seconds` in three phases: idle (only the durations tick), churn (
 scrolling the call list. The page's own code is unchanged; the bench injects a requestAnimationFrame loop (frame
 intervals) and a PerformanceObserver for long tasks (> 50 ms).
 
-Prints: time from sign-in to 2,000 rendered calls, snapshot size, rows in the DOM (virtualisation), and per phase
-frames per second, frame interval median / p95 / p99 / max, and long tasks (count, total ms).
+Prints: time from sign-in to 2,000 rendered calls, snapshot size, rows in the DOM (virtualisation), per phase
+frames per second, frame interval median / p95 / p99 / max, and long tasks (count, total ms); and the service
+side: how long the feed's full rebuild and its flushes hold the event loop.
 
     .venv/bin/python bench/console_bench.py            # 2,000 calls, 200 events/s, 8 s per phase
     .venv/bin/python bench/console_bench.py --quick    # 500 calls, 3 s per phase
@@ -223,6 +224,26 @@ class Server:
         self.task = asyncio.create_task(self._churn())
         return f"http://127.0.0.1:{self.runner.addresses[0][1]}"
 
+    def time_flushes(self) -> None:
+        """Measure the feed's flushes (service-side cost of the console) without changing what they do."""
+        feed = self.runner.app[FEED]
+        original = feed._flush
+        self.flush_ms: list[float] = []
+
+        def timed() -> None:
+            started = time.perf_counter()
+            original()
+            self.flush_ms.append((time.perf_counter() - started) * 1000)
+
+        feed._flush = timed  # type: ignore[method-assign]
+
+    async def full_rebuild_ms(self) -> float:
+        feed = self.runner.app[FEED]
+        feed._all = True
+        started = time.perf_counter()
+        feed._flush()
+        return (time.perf_counter() - started) * 1000
+
     async def snapshot_size(self) -> int:
         feed = self.runner.app[FEED]
         return len(json.dumps(feed.snapshot(), separators=(",", ":")))
@@ -313,6 +334,8 @@ def main() -> int:
             print(f"  sign-in to {total} calls listed: {first * 1000:.0f} ms (fetch, snapshot, first render)")
             print(f"  snapshot: {size / 1024:.0f} KiB of JSON (then deltas of the changed rows only)")
             print(f"  call rows in the DOM: {rows} (of {total}: only the visible ones, virtualised)")
+            rebuild = server.run(server.full_rebuild_ms())
+            server.time_flushes()
             phases = {}
             time.sleep(1.0)
             phases["idle (durations tick)"] = measure(d, args.seconds)
@@ -332,6 +355,12 @@ def main() -> int:
                 )
             rows = d.execute_script("return document.querySelectorAll('#call-list .row').length")
             print(f"  call rows in the DOM after scrolling: {rows}; registry changes applied: {server.events_applied}")
+            flushes = server.flush_ms
+            print(
+                f"  service side: a full rebuild of the {total} rows takes {rebuild:.0f} ms (a resync, the first "
+                f"console); {len(flushes)} flushes (deltas, reconcile slices), median {pct(flushes, 0.5):.1f} ms, "
+                f"p99 {pct(flushes, 0.99):.1f} ms"
+            )
     finally:
         server.stop()
     return 0

@@ -13,9 +13,11 @@ Rules for this file:
 - Several Asterisk servers: a registry that has `parts` (each with a `name` and its own `registry`, as the
   fleet of the multi-server set-up) is watched per server, and call ids are `<server>:<Linkedid>` as the API
   names them; queues and parking lots come from the combined registry's own `queues` and `parked_in()`.
-- Every `reconcile_every` seconds all rows are rebuilt and diffed, so a change no event named (there should be
-  none) lasts seconds at most. Due callbacks live in the database, not in AMI: they are re-read every
-  `callbacks_every` seconds while a console is connected.
+- Every `reconcile_every` seconds all rows are rebuilt and diffed, so a change no event named (`expect_agent_leg`
+  on a channel that exists already) shows within that time. The sweep goes `sweep_slice` calls per flush, so it
+  never holds the event loop for long; only a resync (and the first console) rebuild everything at once.
+- Due callbacks live in the database, not in AMI: they are re-read every `callbacks_every` seconds while a console
+  is connected.
 """
 
 from __future__ import annotations
@@ -88,7 +90,8 @@ class ConsoleFeed:
         *,
         clock: Any = time.time,
         interval: float = 0.2,
-        reconcile_every: float = 10.0,
+        reconcile_every: float = 30.0,
+        sweep_slice: int = 250,
         callbacks_every: float = 5.0,
         callbacks_limit: int = 50,
         max_backlog: int = 200,
@@ -101,6 +104,7 @@ class ConsoleFeed:
         self.clock = clock
         self.interval = interval
         self.reconcile_every = reconcile_every
+        self.sweep_slice = sweep_slice
         self.callbacks_every = callbacks_every
         self.callbacks_limit = callbacks_limit
         self.max_backlog = max_backlog
@@ -121,7 +125,8 @@ class ConsoleFeed:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._callbacks_due_at = 0.0
-        self._reconcile_at = 0.0
+        self._reconcile_at = time.monotonic() + reconcile_every
+        self._sweep: list[tuple[Part, str]] = []  # calls still to re-check in the running reconcile
 
     # --- lifecycle ---------------------------------------------------------------------------------------------
 
@@ -162,6 +167,7 @@ class ConsoleFeed:
         if not self.subscribers:  # nobody watches: forget the base, note nothing until the next console
             self._calls, self._call_uids, self._uid_call = {}, {}, {}
             self._dirty.clear()
+            self._sweep.clear()
             self._all = True
 
     def snapshot(self) -> Json:
@@ -218,8 +224,8 @@ class ConsoleFeed:
             if not self.subscribers:
                 continue
             now = time.monotonic()
-            if now >= self._reconcile_at:
-                self._all = True
+            if now >= self._reconcile_at and not self._sweep:
+                self._start_sweep()
             if now >= self._callbacks_due_at:
                 await self._refresh_callbacks()
             try:
@@ -263,12 +269,23 @@ class ConsoleFeed:
             self._calls[call_id] = row
             upserts.append(row)
 
+    def _start_sweep(self) -> None:
+        self._reconcile_at = time.monotonic() + self.reconcile_every
+        pending: set[tuple[Part, str]] = set()
+        for part in self.parts:
+            pending.update((part, ch.linkedid) for ch in part.registry.channels.values())
+        for call_id in self._calls:  # and what the consoles show, in case it is gone
+            part = next(p for p in self.parts if call_id.startswith(p.prefix))
+            pending.add((part, call_id[len(part.prefix) :]))
+        self._sweep = list(pending)
+
     def _flush(self) -> None:
         upserts: list[Json] = []
         gone: list[str] = []
         if self._all:
             self._all = False
             self._dirty.clear()
+            self._sweep.clear()
             self._reconcile_at = time.monotonic() + self.reconcile_every
             live: set[str] = set()
             for part in self.parts:
@@ -280,6 +297,11 @@ class ConsoleFeed:
                 self._update(part, call_id[len(part.prefix) :], None, upserts, gone)
         else:
             dirty, self._dirty = self._dirty, set()
+            if self._sweep:
+                dirty.update(self._sweep[-self.sweep_slice :])
+                del self._sweep[-self.sweep_slice :]
+                if self._sweep:
+                    self._wake.set()  # the next slice after the next pause
             for part, raw_id in dirty:
                 self._update(part, raw_id, part.registry.call(raw_id), upserts, gone)
         delta: Json = {}

@@ -187,3 +187,27 @@ async def test_several_servers_are_watched_each_and_ids_name_the_server():
     finally:
         await feed.close()
     assert a.watchers == [] and b.watchers == []
+
+
+async def test_the_reconcile_sweep_finds_a_change_no_event_named_a_slice_at_a_time():
+    registry = CallRegistry(clock=lambda: 1000.0)
+    for n in range(5):
+        registry.apply(event("Newchannel", **channel(f"PJSIP/trunk-{n}", f"1.{n}", f"1.{n}")))
+    feed = ConsoleFeed(registry, sweep_slice=2)
+    feed.start()
+    try:
+        sub = await feed.subscribe()
+        await drain(sub)
+        registry.expect_agent_leg("1.3", "1009")  # sets the agent of an existing channel: no AMI event says so
+        feed._flush()
+        assert await drain(sub) == []  # the watchers were not told
+        feed._start_sweep()
+        flushes = 0
+        while feed._sweep:
+            feed._flush()
+            flushes += 1
+        assert flushes == 3  # five calls, two per flush
+        [(_, delta)] = await drain(sub)
+        assert [(row["id"], row["agent"]) for row in delta["calls"]] == [("1.3", "1009")]
+    finally:
+        await feed.close()
