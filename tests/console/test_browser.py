@@ -1,6 +1,7 @@
 """The console in a real browser (headless Chromium through Selenium) against the service on the simulated Asterisk:
-sign in, see a new call appear, an API refusal in words next to it, park it, see it parked, retrieve it, hang it
-up (confirmed), pause an agent with a reason, switch to Lithuanian, and follow a restart of the service.
+sign in, see a new call appear, an API refusal in words next to it, park it, see it parked, retrieve it, hold and
+resume it, record it (pause, stop), hang it up (confirmed), pause an agent with a reason, switch to Lithuanian, and
+follow a restart of the service.
 
 Skipped only where Selenium, chromium or chromedriver is absent (Debian: chromium, chromium-driver).
 """
@@ -82,6 +83,20 @@ def test_supervisor_signs_in_and_handles_a_call(live, browser):
     wait.until(lambda _: "failed" in css(row + " .c-note").text)
     assert "Transfer failed: the request is not valid" in css(row + " .c-note").text
     assert css(row + " .c-note").get_attribute("class") == "c-note err"
+
+    # Hold and resume; record, pause the recording, stop it (confirmed): the marks follow.
+    css('button[data-act="hold"]').click()
+    wait.until(lambda _: css(row).get_attribute("data-state") == "held" and present(row + " .mark-held"))
+    css('button[data-act="resume"]').click()
+    wait.until(lambda _: css(row).get_attribute("data-state") == "talking" and not present(row + " .mark-held"))
+    css('button[data-act="rec-start"]').click()
+    wait.until(lambda _: present(row + " .mark-rec") and css(row + " .mark-rec").text == "REC")
+    css('button[data-act="rec-pause"]').click()
+    wait.until(lambda _: css(row + " .mark-rec").text == "REC paused")
+    css('button[data-act="rec-stop"]').click()
+    wait.until(lambda _: css("#confirm").is_displayed())
+    css("#confirm-ok").click()
+    wait.until(lambda _: not present(row + " .mark-rec"))
 
     # Park it: the row says parked with its space, and the parking lot lists it.
     css('button[data-act="park"]').click()
