@@ -38,7 +38,7 @@ from ivr.flow.repository import FlowRepository
 from ivr.queue_stats import QueueStats, QueueStatsFeed, ServiceLevelPolicy
 from ivr.routes import build_router
 from ivr.settings import Settings, load_settings
-from ivr.storage import open_storage
+from ivr.storage import StorageError, open_storage
 from ivr.yamlsource import ConfigError
 
 log = logging.getLogger("ivr.service")
@@ -127,7 +127,7 @@ class Service:
         for name in repository.current:
             metrics.init_flow_series(name)
         repository.on_swap(_init_flow_series)
-        storage = open_storage(settings.storage.url)
+        storage = open_storage(settings.storage.url, **settings.storage.open_options())
         lookup_client = HttpLookupClient.from_settings(settings.lookups)
         if settings.ami.enabled:
             a = settings.ami
@@ -155,6 +155,7 @@ class Service:
             callbacks=CallbackPolicy.from_settings(settings.callbacks),
             run_callbacks=settings.callbacks.enabled and settings.ami.enabled,
             flows=repository,
+            instance=getattr(settings, "instance", None),  # the `instance` setting, where it exists
         )
         router = build_router(
             settings,
@@ -207,6 +208,12 @@ class Service:
         return self._site_port or self.settings.http.port
 
     async def start(self) -> None:
+        try:
+            await self.storage.open()  # PostgreSQL: connect and migrate before anything is served
+        except StorageError as exc:
+            raise StartError(
+                f"storage.url: {exc}; check storage.url, the password and that the database is up"
+            ) from exc
         await self.fastagi.start()
         await self.calls.start()  # subscribes before the first login, so the first resync sees everything
         if self.queue_feed is not None:
@@ -228,7 +235,7 @@ class Service:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         await self.fastagi.stop()  # stop accepting; running calls finish until the deadline
-        await self.calls.stop()
+        await self.calls.stop(grace=self.settings.fastagi.shutdown_deadline)  # ringing callbacks store their result
         if self.queue_feed is not None:
             await self.queue_feed.close()
         if self.settings.ami.enabled:
@@ -249,9 +256,14 @@ class Service:
             f"Metrics   {http}/metrics",
             f"Health    {http}/healthz  {http}/readyz",
             f"AMI       {s.ami.host}:{s.ami.port} as {s.ami.username!r}" if s.ami.enabled else "AMI       disabled",
+            f"Storage   {s.storage.url}",
             f"Flows     version {self.repository.version}  (reload: kill -HUP {os.getpid()} or "
             f"POST {http}/flows/reload)",
         ]
+
+
+class StartError(Exception):
+    """The service cannot start; the message names the setting to fix (printed as one line, exit status 2)."""
 
 
 def apply_log_level(settings: Settings, *, verbose: bool = False) -> None:
@@ -275,7 +287,12 @@ async def run_until_signalled(service: Service) -> None:
         task.add_done_callback(reloads.discard)
 
     loop.add_signal_handler(signal.SIGHUP, on_sighup)
-    await service.start()
+    try:
+        await service.start()
+    except StartError:
+        await service.lookup_client.close()  # nothing else was started yet
+        await service.storage.close()
+        raise
     for line in service.describe():
         print(line, flush=True)
     try:
@@ -304,5 +321,9 @@ def run(args: argparse.Namespace) -> int:
     except Exception as exc:  # e.g. InsecureBind: say what to do, no traceback
         print(f"ivr: cannot start: {exc}", flush=True)
         return 2
-    asyncio.run(run_until_signalled(service))
+    try:
+        asyncio.run(run_until_signalled(service))
+    except StartError as exc:
+        print(f"ivr: cannot start: {exc}", flush=True)
+        return 2
     return 0

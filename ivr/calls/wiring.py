@@ -37,14 +37,19 @@ class CallControl:
         callbacks: CallbackPolicy | None = None,
         run_callbacks: bool = True,
         flows: Any = None,
+        instance: str | None = None,
     ) -> CallControl:
-        """`flows` (the FlowRepository) lets callback metrics label queues the flows name (others: "other")."""
+        """`flows` (the FlowRepository) lets callback metrics label queues the flows name (others: "other").
+        `instance`: this service instance's name (default the host name); the callback scheduler leases
+        requests under it."""
         settings = settings or CallControlSettings()
         registry = CallRegistry()
         sync = RegistrySync(ami, registry)
         operations = CallOperations(ami, registry, storage, settings)  # registers itself for registry effects
         scheduler = (
-            CallbackScheduler(storage, operations, callbacks, known_queues=settings.known_queues, flows=flows)
+            CallbackScheduler(
+                storage, operations, callbacks, known_queues=settings.known_queues, flows=flows, instance=instance
+            )
             if run_callbacks
             else None
         )
@@ -55,9 +60,10 @@ class CallControl:
         if self.scheduler is not None:
             await self.scheduler.start()
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 0.0) -> None:
+        """`grace`: how long callback attempts already ringing may finish (see CallbackScheduler.stop)."""
         if self.scheduler is not None:
-            await self.scheduler.stop()
+            await self.scheduler.stop(grace)
         await self.sync.stop()
 
     def on_flow_report(self, report: Any) -> None:
