@@ -91,7 +91,10 @@ async def test_deltas_match_a_full_rebuild_when_a_channel_changes_call():
         registry.apply(event("Newchannel", **channel("PJSIP/trunk-1", "1.1", "1.1")))
         registry.apply(event("Newchannel", **channel("Local/1009@agents-1;2", "2.2", "2.2")))
         feed._flush()
-        registry.apply(event("Newexten", **channel("Local/1009@agents-1;2", "2.2", "1.1"), Application="ParkedCall"))
+        registry.apply(event("BridgeCreate", BridgeUniqueid="b-1", BridgeType="basic"))
+        registry.apply(event("BridgeEnter", **channel("PJSIP/trunk-1", "1.1", "1.1"), BridgeUniqueid="b-1"))
+        # ami-13: the retriever enters the bridge with the parked call's Linkedid
+        registry.apply(event("BridgeEnter", **channel("Local/1009@agents-1;2", "2.2", "1.1"), BridgeUniqueid="b-1"))
         feed._flush()
         kinds = await drain(sub)
         assert kinds[-1][1]["gone"] == ["2.2"]

@@ -18,6 +18,10 @@ export class CallList {
       rowHeight: ROW_HEIGHT,
       create: () => this.createRow(),
       update: (row, call) => this.updateRow(row, call),
+      clear: (row) => {
+        delete row.dataset.id;
+        delete row.dataset.state;
+      },
     });
     viewport.addEventListener("click", (event) => {
       const row = event.target.closest(".row");

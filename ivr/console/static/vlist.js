@@ -2,11 +2,12 @@
 // one fixed height and are reused; `update(row, item)` writes only what differs, so a frame touches few nodes.
 
 export class VirtualList {
-  constructor(viewport, { rowHeight, create, update, overscan = 6 }) {
+  constructor(viewport, { rowHeight, create, update, clear = () => {}, overscan = 6 }) {
     this.viewport = viewport;
     this.rowHeight = rowHeight;
     this.create = create;
     this.update = update;
+    this.clear = clear; // a row put aside (hidden, kept for reuse) must no longer look like its last item
     this.overscan = overscan;
     this.items = [];
     this.rows = [];
@@ -49,8 +50,12 @@ export class VirtualList {
       const row = this.rows[i];
       const index = first + i;
       if (index >= last) {
-        if (!row.hidden) row.hidden = true;
-        row._item = null;
+        if (!row.hidden) {
+          row.hidden = true;
+          row._item = null;
+          row._index = -1;
+          this.clear(row);
+        }
         continue;
       }
       if (row.hidden) row.hidden = false;
