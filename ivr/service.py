@@ -28,6 +28,7 @@ from ivr.ami.errors import AMIConnectionLost
 from ivr.api.app import create_app
 from ivr.api.auth import check_bind
 from ivr.api.deps import Check
+from ivr.api.server import ApiRunner
 from ivr.calls.callbacks import CallbackPolicy
 from ivr.calls.settings import CallControlSettings
 from ivr.calls.wiring import CallControl
@@ -42,6 +43,9 @@ from ivr.storage import StorageError, open_storage
 from ivr.yamlsource import ConfigError
 
 log = logging.getLogger("ivr.service")
+# AMI events are read at most every 5 ms, so that under load a read brings several (docs/ami.md, CPU per call);
+# action answers are read at once.
+AMI_READ_PAUSE = 0.005
 
 
 def _init_flow_series(flows: FlowSet) -> None:
@@ -144,6 +148,8 @@ class Service:
                 backoff_max=a.backoff_max,
                 login_failure_backoff=a.login_failure_backoff,
                 auth=a.auth,
+                event_filter=True,  # only the events the registry, queue stats and originates use (docs/ami.md)
+                read_pause=AMI_READ_PAUSE,
             )
         else:
             ami = AMIDisabled()
@@ -220,7 +226,7 @@ class Service:
             await self.queue_feed.start()
         if self.settings.ami.enabled:
             await self.ami.start()
-        self._runner = web.AppRunner(self.app, access_log=None)
+        self._runner = ApiRunner(self.app, access_log=None)  # malformed HTTP gets the JSON error
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.http.host, self.settings.http.port)
         await site.start()
