@@ -292,9 +292,6 @@ class CallRegistry:
         for watch in self.watchers:
             watch(None)
 
-    def _touch(self, msg: EventLike, *, create: bool, prefix: str = "") -> Channel | None:
-        """Update (or create) the channel described by the standard block with the given header prefix."""
-        uid = msg.get(prefix + "Uniqueid") or ""
     def _touch(
         self,
         msg: EventLike,
