@@ -54,8 +54,8 @@ def _init_flow_series(flows: FlowSet) -> None:
 
 
 def draw_flow(flow: Flow, fmt: str) -> str | bytes:
-    """The API's flow drawer: `ivr.tools.graph.render`, imported on the first drawing (Graphviz is optional)."""
-    from ivr.tools.graph import Format, render
+    """The API's flow drawer: `ivr.flowgraph.render.render`, imported on the first drawing (Graphviz is optional)."""
+    from ivr.flowgraph.render import Format, render
 
     return render(flow, cast(Format, fmt))  # render refuses an unknown format with a ValueError (422)
 

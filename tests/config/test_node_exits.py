@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from ivr.flow.loader import load_flows
 from ivr.flow.model import Flow, NodeBase, NodeRef
 from ivr.flow.validate import node_refs, with_inline
-from ivr.tools._flowgraph import build_graph
+from ivr.flowgraph.graph import build_graph
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE_REF_PATTERN = repr(NodeRef.__metadata__[0].metadata[0].pattern)[1:-1]  # as it shows in a repr

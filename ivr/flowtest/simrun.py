@@ -5,7 +5,7 @@ Rules for this file:
   (ephemeral port), the production flow router and handler (`ivr.flow.handler`) run the call, `AGIChannel`
   turns engine calls into AGI commands, and media, DTMF, Dial, Queue, Park,
   MusicOnHold and RECORD FILE happen in the simulated PBX on its `VirtualClock`.
-- The caller follows the same `Step`s with the same meaning as on `ScriptedChannel` (`_caller.py`): a thin
+- The caller follows the same `Step`s with the same meaning as on `ScriptedChannel` (`caller.py`): a thin
   `SimCaller` wrapper around the engine's channel sees when the IVR is about to listen and has the simulated
   caller press keys (real DTMF, 120 ms each, delivered only while Asterisk listens) or hang up at that moment.
   The wrapper never answers for Asterisk: every result comes back over AGI.
@@ -16,7 +16,7 @@ Rules for this file:
   session on the same channel, or [ivr-enter,fallback]'s Dial to IVR_OPERATOR, which is the World's agent
   `operator`). The same `SimCaller` carries the caller's script into the next session. Each session's trace
   events and report are told apart by a context variable set in its handler task, so the call's trace is in
-  session order with a `comeback` mark between sessions (`_comeback.py`) whatever the tasks' interleaving.
+  session order with a `comeback` mark between sessions (`comeback.py`) whatever the tasks' interleaving.
 - Every call gets its own simulator, server, storage and temporary directory; nothing is shared.
 """
 
@@ -33,10 +33,10 @@ from ivr import dialplan
 from ivr.flow.channel import CallInfo, Channel, DialResult, ParkResult, QueueResult, RecordResult
 from ivr.flow.model import Flow
 from ivr.flow.report import CallReport, TraceEvent
-from ivr.tools._caller import Step
-from ivr.tools._channel import PromptBook, World
-from ivr.tools._comeback import Comeback, comeback_after, mark, merge
-from ivr.tools._runner import CallRun, CallSetup, call_start, read_stored
+from ivr.flowtest.caller import Step
+from ivr.flowtest.channel import PromptBook, World
+from ivr.flowtest.comeback import Comeback, comeback_after, mark, merge
+from ivr.flowtest.runner import CallRun, CallSetup, call_start, read_stored
 
 _AGENT = "ivr-sim-agent"
 _NOBODY = "ivr-sim-nobody"

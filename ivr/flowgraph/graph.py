@@ -3,7 +3,7 @@
 Rules for this file:
 - Which fields of which node kind lead where, each node kind says itself (`exits()` in `ivr.flow.model`, also read
   by validation); this file only turns those exits into boxes and arrows. The DOT and Mermaid writers
-  (`_dot.py`, `_mermaid.py`) and the coverage report of `test-flows` all read the same `FlowGraph`, so a new
+  (`dot.py`, `mermaid.py`) and the coverage report of `test-flows` all read the same `FlowGraph`, so a new
   branch added to a node kind shows up in every picture and in the coverage at once.
 - Every edge says which Prometheus series counts it (`EdgeMetric`), so traffic can be laid over the picture
   without the writers knowing the metric names.
