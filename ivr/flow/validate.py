@@ -18,7 +18,7 @@ from collections.abc import Iterator, Set
 from dataclasses import dataclass
 from pathlib import Path
 
-from ivr.flow.loader import FlowSet, FlowSource
+from ivr.flow.flowset import FlowSet, FlowSource
 from ivr.flow.model import (
     MENU_VERBS,
     CallbackNode,

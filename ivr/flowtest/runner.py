@@ -162,7 +162,7 @@ async def run_call(
         settings=EngineSettings(),
         observer=observe,
     )
-    from ivr.flow.handler import start_node
+    from ivr.flow.routing import start_node
 
     reports: list[CallReport] = []
     comebacks: list[Comeback] = []

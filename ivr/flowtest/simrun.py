@@ -2,7 +2,7 @@
 
 Rules for this file:
 - Everything between the caller and the engine is the real thing: the simulator speaks FastAGI over loopback
-  (ephemeral port), the production flow router and handler (`ivr.flow.handler`) run the call, `AGIChannel`
+  (ephemeral port), the production flow routes (`ivr.flow.routing`) run the call, `AGIChannel`
   turns engine calls into AGI commands, and media, DTMF, Dial, Queue, Park,
   MusicOnHold and RECORD FILE happen in the simulated PBX on its `VirtualClock`.
 - The caller follows the same `Step`s with the same meaning as on `ScriptedChannel` (`caller.py`): a thin
@@ -269,8 +269,8 @@ async def run_call_on_sim(
     from ivr.agi.fastagi import FastAGIServer
     from ivr.flow.agi_channel import AGIChannel
     from ivr.flow.engine import EngineSettings, FlowEngine
-    from ivr.flow.handler import build_flow_router
     from ivr.flow.lookup import FixtureLookupClient
+    from ivr.flow.routing import fixed_flow_router
     from ivr.sim import CallSpec, SimConfig, SimulatedAsterisk, SoundCatalog, VirtualClock
     from ivr.storage import open_storage
 
@@ -344,7 +344,7 @@ async def run_call_on_sim(
 
         # The production handler as it is (start node, IVR_STATUS/IVR_OUTCOME), with the caller wrapped around
         # its AGIChannel.
-        router = build_flow_router(flows, engine, on_report=on_report, channel_factory=scripted_caller)
+        router = fixed_flow_router(engine, on_report=on_report, channel_factory=scripted_caller)
         # The call is over before the server stops; a short deadline only matters after Ctrl-C. The simulator
         # sends its HANGUP notice in virtual time, so the real-time grace for it can be short (production: 0.2 s);
         # with 0.2 s every call that ends on a media command would cost 0.2 real seconds.

@@ -294,7 +294,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def quiet_service_logs(verbose: bool) -> None:
     """The simulated calls start and stop a FastAGI server each; their INFO lines would drown the results."""
     if not verbose:
-        for name in ("ivr.agi", "ivr.flow.handler", "ivr.sim"):
+        for name in ("ivr.agi", "ivr.flow.routing", "ivr.sim"):
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
