@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 from ivr.flow.engine import FlowEngine
+from ivr.flowtest.caller import parse_digits
+from ivr.flowtest.runner import CallSetup
+from ivr.flowtest.simrun import run_call_on_sim
 from ivr.settings import load_settings
-from ivr.tools._caller import parse_digits
-from ivr.tools._flowsource import resolve
-from ivr.tools._runner import CallSetup
-from ivr.tools._simrun import run_call_on_sim
 from ivr.tools.check import check
+from ivr.tools.flowsource import resolve
 from ivr.writedirs import WriteDirError, inspect, prepare, write_dirs
 
 ROOT = Path(__file__).resolve().parents[1]
