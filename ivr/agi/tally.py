@@ -18,8 +18,9 @@ Rules for this file:
 from __future__ import annotations
 
 import asyncio
-from bisect import bisect_left
 from typing import Any
+
+from ..metric_batch import fold_histogram as _fold
 
 FLUSH_INTERVAL = 1.0
 MAX_PENDING = 4096
@@ -94,23 +95,6 @@ class CommandTally:
                 self._seconds = _metrics().AGI_COMMAND_SECONDS
             entry = self._children[label] = (self._seconds.labels(command=label), {})
         return entry
-
-
-def _fold(histogram: Any, values: list[float]) -> None:
-    bounds = getattr(histogram, "_upper_bounds", None)
-    buckets = getattr(histogram, "_buckets", None)
-    total = getattr(histogram, "_sum", None)
-    if bounds is None or buckets is None or total is None or len(buckets) != len(bounds):
-        for value in values:  # prometheus_client changed its internals: the public way, one by one
-            histogram.observe(value)
-        return
-    counts = [0] * len(bounds)
-    for value in values:
-        counts[bisect_left(bounds, value)] += 1  # first bound >= value: observe()'s `value <= bound`
-    for i, n in enumerate(counts):
-        if n:
-            buckets[i].inc(n)
-    total.inc(sum(values))
 
 
 def _metrics() -> Any:
