@@ -32,6 +32,7 @@ from .peers import LOOPBACK_ONLY, PeerAllowList, RateLimitedWarning
 from .protocol import DEFAULT_HEADER_LIMIT, DEFAULT_LINE_LIMIT, AGIConnection
 from .router import Router, dispatch
 from .session import DEFAULT_EXEC_TIMEOUT, AGISession
+from .tally import TALLY
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,7 @@ class FastAGIServer:
             backlog=self.backlog,
         )
         log.info("FastAGI listening on %s:%d", self.host, self.port)
+        metrics.add_collect_hook(TALLY.flush)  # a scrape shows every command so far, not up to 1 s late
 
     async def serve_forever(self) -> None:
         if self._server is None:
@@ -192,6 +194,8 @@ class FastAGIServer:
         """Stop accepting; let running calls finish until `shutdown_deadline`; then cancel (close) the rest."""
         self._stopping = True
         server, self._server = self._server, None
+        if server is not None:
+            metrics.remove_collect_hook(TALLY.flush)
         if server is not None:
             server.close()
         pending = set(self._tasks)
