@@ -195,8 +195,6 @@ class FastAGIServer:
         self._stopping = True
         server, self._server = self._server, None
         if server is not None:
-            metrics.remove_collect_hook(TALLY.flush)
-        if server is not None:
             server.close()
         pending = set(self._tasks)
         if pending:
@@ -213,3 +211,5 @@ class FastAGIServer:
                     await server.wait_closed()
             except TimeoutError:
                 pass
+            metrics.remove_collect_hook(TALLY.flush)
+            TALLY.flush()  # the stopped server's calls are in the metrics without waiting for a scrape

@@ -16,7 +16,8 @@ Rules for this file:
 - `close()` always closes our side: Asterisk never closes a FastAGI socket by itself, and an open socket keeps
   the whole call up.
 - Metric labels: `command` from a fixed list of AGI command names (else "other"; EXEC is just "EXEC").
-  Commands are recorded in `tally.TALLY` and folded into Prometheus in batches (at most 1 s late).
+  Commands are recorded in `tally.TALLY` and folded into Prometheus in batches (at most 1 s late, and before
+  every scrape while a FastAGIServer runs).
 """
 
 from __future__ import annotations
@@ -192,7 +193,6 @@ class AGISession:
         self.exec_timeout = exec_timeout  # EXEC: Dial/Queue/Park legitimately last hours, but not forever
         self.hangup_grace = hangup_grace
         self._observe = TALLY.record if record_metrics else _no_metrics  # folded into Prometheus in batches
-        self._record_metrics = record_metrics
         self._busy = False  # one command in flight: a flag, plus a FIFO of waiting callers
         self._queue: deque[asyncio.Future[None]] = deque()
         self._loop = asyncio.get_running_loop()
@@ -600,8 +600,6 @@ class AGISession:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self._record_metrics:
-            TALLY.flush()  # a finished call's commands are in the metrics from now on
         link = self._link
         try:
             link.close()
