@@ -7,8 +7,8 @@ Rules for this file:
 - A batch is folded at most `interval` seconds after its first command (one loop timer for the whole process,
   not one per command), when it reaches `max_pending` commands, and before every scrape of ivr.metrics.REGISTRY
   while a FastAGIServer runs (its collect hook), so a scrape is exact. Not per session close: that was one fold
-  per call (~6 us, measured: three histogram children and three counters) where one per second is enough. Code that reads
-  these metrics in-process without a scrape of the registry (a test reading a child directly) calls `flush()`.
+  per call (~6 us, measured: three histogram children and three counters) where one per second is enough.
+  Code that reads these metrics without a scrape of the registry (a test reading a child) calls `flush()`.
 - Folding computes the bucket counts itself and adds them to the histogram child's bucket and sum values (the
   same objects `observe()` increments; `_buckets`, `_sum` and `_upper_bounds` have been prometheus_client's
   Histogram fields since 0.4). If a future prometheus_client lacks them, each command is replayed through the
