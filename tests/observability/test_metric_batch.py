@@ -115,7 +115,7 @@ def test_the_flow_engine_and_classic_agi_import_no_prometheus_client() -> None:
     # Classic AGI starts a process per call and exports nothing: the engine, its nodes and the routes name their
     # metrics and leave ivr.metrics (prometheus_client, ~12 ms of start-up) to the first fold.
     code = (
-        "import sys, ivr.routes, ivr.flow.cache, ivr.flow.repository, ivr.agi.classic; "
+        "import sys, ivr.flow.routing, ivr.flow.cache, ivr.flow.repository, ivr.agi.classic; "
         "print('prometheus_client' in sys.modules, 'ivr.metrics' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
