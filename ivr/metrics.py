@@ -37,6 +37,9 @@ from prometheus_client import (
 )
 from prometheus_client.metrics_core import Metric
 
+from ivr.metric_batch import BATCH as _BATCH
+from ivr.transfer_results import TRANSFER_RESULTS, TRANSFER_SUCCESS_RESULTS, transfer_result  # noqa: F401 (re-exported)
+
 # The only label names any ivr_* metric may use (see the rules above).
 ALLOWED_LABELS = frozenset(
     {
@@ -104,6 +107,10 @@ def remove_collect_hook(hook: Callable[[], None]) -> None:
     _HOOKS.remove(hook)
 
 
+# The flow engine's updates are batched (ivr/metric_batch.py): folded before every scrape, so scrapes are exact.
+add_collect_hook(_BATCH.flush)
+
+
 _CALL_BUCKETS = (1, 5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600)
 _NODE_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120)
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -117,38 +124,8 @@ EXIT_REASONS = ("next", "valid", "invalid", "no_input", "exhausted", "hangup", "
 QUEUE_RESULTS = ("answered", "abandoned", "timeout")
 # Queue member states (label `state` of ivr_queue_agents).
 AGENT_STATES = ("available", "busy", "paused", "unavailable")
-# Transfer results (label `result` of ivr_transfers): one vocabulary for Dial and Queue (docs/observability.md).
-# answered: an agent answered (DIALSTATUS ANSWER; a queue call answered, QUEUESTATUS CONTINUE with option c);
-# abandoned: the caller hung up while it rang or waited (DIALSTATUS CANCEL, app_queue's ABANDONED); refused: the
-# target failed the dial-string check, nothing was dialled; redirected: the HTTP API moved the call out of the IVR;
-# else the DIALSTATUS/QUEUESTATUS in lower case; any other status: other.
-TRANSFER_RESULTS = (
-    "answered",
-    "abandoned",
-    "busy",
-    "noanswer",
-    "chanunavail",
-    "congestion",
-    "timeout",
-    "joinempty",
-    "leaveempty",
-    "joinunavail",
-    "leaveunavail",
-    "full",
-    "refused",
-    "redirected",
-    "other",
-)
-# The results that count as a successful transfer in the KPIs (recording rules, dashboard).
-TRANSFER_SUCCESS_RESULTS = ("answered",)
-_TRANSFER_STATUS = {"ANSWER": "answered", "ANSWERED": "answered", "CONTINUE": "answered", "CANCEL": "abandoned"}
-
-
-def transfer_result(status: str) -> str:
-    """The `result` label for a DIALSTATUS/QUEUESTATUS (or the flow channel's ANSWERED/ABANDONED)."""
-    upper = status.upper()
-    result = _TRANSFER_STATUS.get(upper) or upper.lower()
-    return result if result in TRANSFER_RESULTS else "other"
+# Transfer results (label `result` of ivr_transfers): ivr/transfer_results.py (no prometheus_client there, so the
+# flow engine can name them without importing this module).
 
 
 # Config reload results (label `result` of ivr_config_reloads).

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-# Transfer branch -> the ivr_transfers_total results that lead there (metrics.transfer_result() of the
+# Transfer branch -> the ivr_transfers_total results that lead there (ivr.transfer_results.transfer_result() of the
 # DIALSTATUS/QUEUESTATUS as ivr.flow.nodes.transfer maps them; a branch the node does not define falls back to the
 # next one there, which the picture cannot know).
 TRANSFER_BRANCH_RESULTS: dict[str, tuple[str, ...]] = {
