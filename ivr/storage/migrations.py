@@ -61,6 +61,13 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "ALTER TABLE callback ADD COLUMN flow_verdict VARCHAR(16)",
         "CREATE INDEX callback_queue_state ON callback (queue, state)",
     ),
+    (  # 3 -> 4: post-call survey answers, one row per answer
+        """CREATE TABLE survey_answer (
+            id {id}, call_id VARCHAR(80) NOT NULL, flow VARCHAR(80) NOT NULL, survey VARCHAR(80) NOT NULL,
+            question VARCHAR(40) NOT NULL, answer VARCHAR(4) NOT NULL, queue VARCHAR(80) NOT NULL,
+            agent VARCHAR(80) NOT NULL, answered_at {ts} NOT NULL)""",
+        "CREATE INDEX survey_answer_time ON survey_answer (answered_at)",
+    ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
