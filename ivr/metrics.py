@@ -189,7 +189,7 @@ CALLBACKS = Counter(
 STORAGE_FAILURES = Counter(
     "ivr_storage_failures",
     "Writes/reads the database refused or could not take (lost, down), by what was being done: voicemail, "
-    "callback_request, callback_scheduler, callback_attempt, survey_answer.",
+    "callback_request, callback_scheduler, callback_attempt, survey_answer, repeat_callers.",
     ["action"],
     registry=REGISTRY,
 )
@@ -207,6 +207,22 @@ SURVEYS = Counter(
     "Surveys offered, by result: completed (every question answered), partial, unanswered. Response rate = "
     "(completed + partial) / all.",
     ["flow", "queue", "result"],
+    registry=REGISTRY,
+)
+
+# Repeat callers, the first-contact resolution proxy (ivr.repeat_callers): `window` is a configured window label.
+CALLER_CALLS = Counter(
+    "ivr_caller_calls",
+    "Finished inbound calls from a recognisable caller (withheld, anonymous and short numbers left out), by flow "
+    "and queue of the call.",
+    ["flow", "queue"],
+    registry=REGISTRY,
+)
+REPEAT_CALLS = Counter(
+    "ivr_repeat_calls",
+    "Calls followed by another call from the same caller within the window, by flow and queue of the first "
+    "call; counted when the repeat arrives.",
+    ["flow", "queue", "window"],
     registry=REGISTRY,
 )
 

@@ -68,6 +68,13 @@ MIGRATIONS: list[tuple[str, ...]] = [
             agent VARCHAR(80) NOT NULL, answered_at {ts} NOT NULL)""",
         "CREATE INDEX survey_answer_time ON survey_answer (answered_at)",
     ),
+    (  # 4 -> 5: repeat callers (first-contact resolution): a keyed hash of the caller ID, never the number
+        """CREATE TABLE caller_contact (
+            id {id}, caller_hash VARCHAR(64) NOT NULL, call_id VARCHAR(80) NOT NULL, flow VARCHAR(80) NOT NULL,
+            queue VARCHAR(80) NOT NULL, at {ts} NOT NULL, next_call_at {ts})""",
+        "CREATE INDEX caller_contact_caller ON caller_contact (caller_hash, at)",
+        "CREATE INDEX caller_contact_at ON caller_contact (at)",
+    ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

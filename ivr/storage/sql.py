@@ -604,3 +604,35 @@ class SQLStorage:
             )
             for r in rows
         ]
+
+    # --- repeat callers (first-contact resolution) ---
+
+    async def record_contact(
+        self, caller_hash: str, call_id: str, flow: str, queue: str, at: datetime, *, lookback: datetime
+    ) -> list[tuple[str, str, datetime]]:
+        """Store one call of a caller (by keyed hash) and mark the caller's previous call since `lookback` as
+        followed by this one. Returns (flow, queue, time) of the call(s) this one repeats (at most one: each
+        call is marked by the next)."""
+        async with self.db.transaction(lock=f"caller:{caller_hash}") as tx:
+            rows = await tx.fetch(
+                "UPDATE caller_contact SET next_call_at = ? WHERE caller_hash = ? AND next_call_at IS NULL "
+                "AND at >= ? AND at <= ? RETURNING flow, queue, at",
+                aware(at),
+                caller_hash,
+                aware(lookback),
+                aware(at),
+            )
+            await tx.execute(
+                "INSERT INTO caller_contact (caller_hash, call_id, flow, queue, at) VALUES (?, ?, ?, ?, ?)",
+                caller_hash,
+                call_id,
+                flow,
+                queue,
+                aware(at),
+            )
+        return [(r["flow"], r["queue"], _dt(r["at"])) for r in rows]
+
+    async def purge_contacts(self, before: datetime) -> int:
+        """Delete caller contacts older than `before` (the retention period)."""
+        async with self.db.transaction(single=True) as tx:
+            return await tx.execute("DELETE FROM caller_contact WHERE at < ?", aware(before))
