@@ -104,3 +104,16 @@ def test_the_model_refuses_bad_questions():
         survey_flow(questions=[{"id": "a", "prompts": ["menu"], "answers": ["1", "1"]}])
     with pytest.raises(ValueError):
         survey_flow(questions=[{"id": "a", "prompts": ["menu"], "answers": ["12", "2"]}])
+
+
+async def test_a_caller_the_agent_transferred_here_names_that_agent(run, storage):
+    # POST /calls/{id}/transfer {"flow": ...}: a new session; Asterisk's BLINDTRANSFER names the agent's channel
+    flow = make_flow(
+        {"survey": {"type": "survey", "questions": [{"id": "csat", "prompts": ["menu"], "answers": "1-5"}]}}
+    )
+    ch = FakeChannel(presses=[(2.5, "5")])
+    ch.variables["BLINDTRANSFER"] = "PJSIP/1001-0000003f"
+    report = await run(flow, ch)
+    assert report.outcome == "contained"
+    (answer,) = await storage.list_survey_answers()
+    assert (answer.queue, answer.agent, answer.answer) == ("", "PJSIP/1001", "5")

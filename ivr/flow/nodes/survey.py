@@ -9,8 +9,9 @@ Rules:
   counted (ivr_surveys{result}) before the hangup goes on.
 - Queue and agent: the node's templates, else what the transfer just before left: the queue of the call's end
   target and the agent Asterisk named (MEMBERINTERFACE after Queue() with setinterfacevar=yes, DIALEDPEERNAME
-  after Dial()). Both are stored; in metrics the queue is a label only if a flow names it (else "other", or
-  "none" when there is no queue), and the agent never is.
+  after Dial()); in a call the agent blind-transferred to this flow, the agent's device from BLINDTRANSFER.
+  Both are stored; in metrics the queue is a label only if a flow names it (else "other", or "none" when there
+  is no queue), and the agent never is.
 - A database that refuses an answer loses that answer only: it is counted
   (ivr_storage_failures_total{action="survey_answer"}) and logged, and the survey goes on.
 """
@@ -18,9 +19,10 @@ Rules:
 from __future__ import annotations
 
 import logging
+import re
 
 from ivr.flow.channel import CallerHangup
-from ivr.flow.context import ALL_DIGITS, CallContext, EngineError, Finish, Goto
+from ivr.flow.context import ALL_DIGITS, CallContext, EngineError, Finish, Goto, clean_value
 from ivr.flow.model import SurveyNode, SurveyQuestion, literal_queues
 from ivr.flow.nodes import register
 from ivr.metric_batch import BATCH
@@ -28,6 +30,7 @@ from ivr.metric_batch import BATCH
 log = logging.getLogger(__name__)
 
 SURVEY_RESULTS = ("completed", "partial", "unanswered")  # the `result` label of ivr_surveys
+_CHANNEL_SUFFIX = re.compile(r"-[0-9a-f]+(;[12])?$")  # PJSIP/1001-0000003f -> PJSIP/1001
 
 
 async def _ask(question: SurveyQuestion, ctx: CallContext) -> str | None:
@@ -63,8 +66,10 @@ async def _who(node: SurveyNode, ctx: CallContext) -> tuple[str, str]:
     elif ctx.outcome == "transferred":
         agent = await ctx.channel.get_variable("MEMBERINTERFACE" if queue else "DIALEDPEERNAME") or ""
     else:
-        agent = ""
-    return queue[:80], agent[:80]
+        # Blind-transferred here by the agent (POST /calls/{id}/transfer with `flow`): Asterisk names the agent's
+        # channel in BLINDTRANSFER (ami-16); the device without the channel's sequence number is the agent.
+        agent = _CHANNEL_SUFFIX.sub("", await ctx.channel.get_variable("BLINDTRANSFER") or "")
+    return clean_value(queue, 80), clean_value(agent, 80)
 
 
 def queue_label(queue: str, ctx: CallContext) -> str:
