@@ -280,7 +280,9 @@ class AMIClient:
         tcp_keepalive: bool = True,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         rng: random.Random | None = None,
+        pbx: str = "default",
     ) -> None:
+        """`pbx`: the server's name (`ami.servers[].name`), the label of its `ivr_ami_up` series."""
         if auth not in ("plain", "md5"):
             raise ValueError("auth must be 'plain' or 'md5'")
         self.host = host
@@ -300,6 +302,8 @@ class AMIClient:
         self.tcp_keepalive = tcp_keepalive
         self.max_message_size = max_message_size
         self._rng = rng or random.Random()
+        self.pbx = pbx
+        self._up = metrics.AMI_UP.labels(pbx=pbx)
         self._id_prefix = f"ivr-{secrets.token_hex(4)}-"
         self._ids = itertools.count(1)
 
@@ -396,7 +400,7 @@ class AMIClient:
         for sub in list(self._subs_all) + [s for subs in self._subs_by_event.values() for s in subs]:
             sub.close()
         self.logged_in = False
-        metrics.AMI_UP.set(0)
+        self._up.set(0)
 
     def health(self) -> AMIHealth:
         return AMIHealth(
@@ -802,7 +806,7 @@ class AMIClient:
         self.logged_in = True
         self._auth_error = None
         self._connected_since = time.time()
-        metrics.AMI_UP.set(1)
+        self._up.set(1)
         self._set_state("up")
         log.info("AMI logged in to %s:%s as %s (AMI %s)", self.host, self.port, self.username, self._version)
         if self.ping_interval > 0:
@@ -876,7 +880,7 @@ class AMIClient:
         self._conn = None
         was_up = self.logged_in
         self.logged_in = False
-        metrics.AMI_UP.set(0)
+        self._up.set(0)
         if self._keepalive is not None:
             self._keepalive.cancel()
             self._keepalive = None

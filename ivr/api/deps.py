@@ -29,13 +29,14 @@ MAX_BODY = 64 * 1024
 @dataclass
 class Deps:
     operations: Any  # ivr.calls.operations.CallOperations
-    registry: CallRegistry
+    registry: CallRegistry  # or ivr.calls.fleet.FleetRegistry (several Asterisk servers), same read interface
     storage: Storage
     settings: CallControlSettings = field(default_factory=CallControlSettings)
     flows: Any = None  # ivr.flow.repository.FlowRepository
     scheduler: Any = None  # ivr.calls.callbacks.CallbackScheduler (woken on new requests)
     readiness: dict[str, Check] = field(default_factory=dict)  # name -> check (AMI logged in, FastAGI listening)
     metrics_registry: Any = None  # prometheus CollectorRegistry (default ivr.metrics.REGISTRY)
+    instance: str | None = None  # this service instance's name (settings.instance), shown by /readyz
 
 
 DEPS = web.AppKey("ivr_deps", Deps)

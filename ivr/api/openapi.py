@@ -34,7 +34,9 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("GET", "/readyz"): Op("AMI logged in and FastAGI listening", "system", errors=(503,)),
     ("GET", "/metrics"): Op("Prometheus metrics (text exposition format)", "system"),
     ("GET", "/openapi.json"): Op("This document", "system"),
-    ("GET", "/calls"): Op("Live calls (channels grouped by Linkedid)", "calls", errors=(422,), query=("state",)),
+    ("GET", "/calls"): Op(
+        "Live calls (channels grouped by Linkedid) of every Asterisk server", "calls", errors=(422,), query=("state", "pbx")
+    ),
     ("POST", "/calls/originate"): Op(
         "Click-to-call (agent first, then the customer) or a call into a flow",
         "calls",

@@ -38,7 +38,8 @@ async def list_calls(request: web.Request) -> web.Response:
     state = request.query.get("state")
     if state is not None and state not in CALL_STATES:
         raise JSONError(422, "invalid_request", f"state must be one of {', '.join(CALL_STATES)}")
-    calls = [c.to_json() for c in deps(request).registry.calls()]
+    pbx = request.query.get("pbx")  # an ami.servers name; an unknown one simply matches no call
+    calls = [c.to_json() for c in deps(request).registry.calls() if pbx is None or c.pbx == pbx]
     if state is not None:
         calls = [c for c in calls if c["state"] == state]
     return web.json_response({"calls": calls, "count": len(calls)})
