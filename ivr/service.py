@@ -32,9 +32,9 @@ from ivr.calls.wiring import CallControl
 from ivr.flow.lookup import HttpLookupClient
 from ivr.flow.repository import FlowRepository
 from ivr.instance import tag_logs
+from ivr.preflight import StartupRefused, check_directories, port_refusal
 from ivr.queue_stats import QueueStats, QueueStatsFeed, ServiceLevelPolicy
 from ivr.routes import build_router
-from ivr.preflight import StartupRefused, check_directories, port_refusal
 from ivr.settings import AMIServerSettings, Settings, load_settings
 from ivr.storage import open_storage
 from ivr.yamlsource import ConfigError

@@ -579,8 +579,7 @@ def _check_servers(ami: AMISettings, positions: PositionMap) -> list[Problem]:
             problems.append(
                 positions.problem(
                     (*where, "host"),
-                    f"ami.servers: {server.name!r} connects to {server.host}:{server.port} like "
-                    f"{addresses[address]!r}",
+                    f"ami.servers: {server.name!r} connects to {server.host}:{server.port} like {addresses[address]!r}",
                     "list each Asterisk server once; two connections to one server would show every call twice",
                 )
             )
@@ -614,8 +613,7 @@ def _without_secrets(data: dict[str, Any]) -> dict[str, Any]:
     servers = out["ami"].get("servers") if isinstance(out.get("ami"), dict) else None
     if isinstance(servers, list):
         out["ami"]["servers"] = [
-            {k: v for k, v in entry.items() if k != "secret"} if isinstance(entry, dict) else entry
-            for entry in servers
+            {k: v for k, v in entry.items() if k != "secret"} if isinstance(entry, dict) else entry for entry in servers
         ]
     return out
 

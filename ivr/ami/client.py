@@ -379,10 +379,9 @@ class AMIClient:
             return
         conn = self._conn
         if conn is not None and self.logged_in:
-            try:
+            # Best effort: Asterisk forgets the session when the socket closes anyway.
+            with contextlib.suppress(AMIError):
                 await self._request("Logoff", None, timeout=min(1.0, self.action_timeout), check=False)
-            except AMIError:
-                pass  # best effort: Asterisk forgets the session when the socket closes anyway
         self._closing = True
         self._set_state("closed")
         tasks = [t for t in (self._runner, self._keepalive) if t is not None] + list(self._tasks)

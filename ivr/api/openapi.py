@@ -35,7 +35,10 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("GET", "/metrics"): Op("Prometheus metrics (text exposition format)", "system"),
     ("GET", "/openapi.json"): Op("This document", "system"),
     ("GET", "/calls"): Op(
-        "Live calls (channels grouped by Linkedid) of every Asterisk server", "calls", errors=(422,), query=("state", "pbx")
+        "Live calls (channels grouped by Linkedid) of every Asterisk server",
+        "calls",
+        errors=(422,),
+        query=("state", "pbx"),
     ),
     ("POST", "/calls/originate"): Op(
         "Click-to-call (agent first, then the customer) or a call into a flow",

@@ -256,8 +256,7 @@ def _timeseries(panel: dict[str, Any], box: Box, rng: random.Random) -> Iterable
         colour = STATE_COLOURS.get(name, PALETTE[i % len(PALETTE)])
         low, high = (0.0, right_top) if on_right[i] else (bottom, top)
         points = " ".join(
-            f"{plot.x + plot.w * j / (len(values) - 1):.1f},"
-            f"{plot.y + plot.h - plot.h * (v - low) / (high - low):.1f}"
+            f"{plot.x + plot.w * j / (len(values) - 1):.1f},{plot.y + plot.h - plot.h * (v - low) / (high - low):.1f}"
             for j, v in enumerate(values)
         )
         if stacked == "normal":
@@ -349,7 +348,8 @@ def _piechart(panel: dict[str, Any], box: Box, rng: random.Random) -> Iterable[s
     yield f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="{radius * 0.55:.1f}" fill="{PANEL}"/>'
     lx, ly = cx + radius + 24, box.y + 44
     for i, (name, value) in enumerate(zip(names, values, strict=False)):
-        yield f'<rect x="{lx:.1f}" y="{ly + i * 17 - 9:.1f}" width="10" height="10" fill="{PALETTE[i % len(PALETTE)]}"/>'
+        colour = PALETTE[i % len(PALETTE)]
+        yield f'<rect x="{lx:.1f}" y="{ly + i * 17 - 9:.1f}" width="10" height="10" fill="{colour}"/>'
         yield _text(lx + 16, ly + i * 17, f"{name}  {value / total * 100:.0f}%", 11, TEXT)
 
 

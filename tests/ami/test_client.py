@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 
@@ -359,10 +360,8 @@ async def test_typed_helpers_send_what_the_transcripts_sent(
     action = request[0][1]
     fake.on(action, replay(transcript, action_id))
     client = await connected(make_client)
-    try:
+    with contextlib.suppress(AMIActionError):  # some recorded answers are errors; the point is the request bytes
         await call(client)
-    except AMIActionError:
-        pass  # some recorded answers are errors; the point here is the request bytes
     assert sent(fake, action) == request
 
 
