@@ -75,10 +75,12 @@ async def running(request, tmp_path: Path):
 
 
 async def get(service: Service, path: str, method: str = "GET") -> tuple[int, object]:
-    async with aiohttp.ClientSession() as http:
-        async with http.request(method, f"http://127.0.0.1:{service.http_port}{path}") as resp:
-            body = await resp.json() if resp.content_type == "application/json" else await resp.text()
-            return resp.status, body
+    async with (
+        aiohttp.ClientSession() as http,
+        http.request(method, f"http://127.0.0.1:{service.http_port}{path}") as resp,
+    ):
+        body = await resp.json() if resp.content_type == "application/json" else await resp.text()
+        return resp.status, body
 
 
 async def test_a_call_through_the_whole_service(running) -> None:
@@ -119,6 +121,28 @@ async def test_live_calls_come_from_ami(running) -> None:
             break
         await asyncio.sleep(0.02)
     assert status == 200 and calls["calls"] == []
+
+
+async def test_agents_by_state_counts_each_agent_once(running) -> None:
+    """One simulated agent is a member of all five queues: five memberships, one agent (issue 14)."""
+    sim, service = running
+    for _ in range(200):  # until the first queue resync of this service is in
+        samples = await scrape(service)
+        agents = {k: v for k, v in samples.items() if k.startswith("ivr_agents{")}
+        if sum(agents.values()):
+            break
+        await asyncio.sleep(0.02)
+    assert agents == {
+        'ivr_agents{state="available"}': 1,
+        'ivr_agents{state="busy"}': 0,
+        'ivr_agents{state="paused"}': 0,
+        'ivr_agents{state="unavailable"}': 0,
+    }
+    memberships = [k for k, v in samples.items() if k.startswith("ivr_queue_agents{") and 'available"' in k and v]
+    assert len(memberships) == len(QUEUES)
+    status, ready = await get(service, "/readyz")
+    assert status == 200 and ready["instance"] == service.settings.instance
+    assert samples['ivr_ami_up{pbx="default"}'] == 1
 
 
 async def scrape(service: Service) -> dict[str, float]:
