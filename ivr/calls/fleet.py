@@ -11,6 +11,9 @@ Rules for this file:
   if it is logged in, else to the first logged-in server in the configured order.
 - Queue member actions go to the queue's home server, else to every logged-in server that knows the queue, else to
   the first logged-in one; they succeed when one server accepted them.
+- The FastAGI side does not know which server a session comes from: its flow/node note goes to the server(s) that
+  have a channel with that Uniqueid. `systemname` in each Asterisk's asterisk.conf makes Uniqueids unique across
+  servers (docs/deployment.md), so the note lands on one call.
 """
 
 from __future__ import annotations
