@@ -112,3 +112,12 @@ def test_instance_defaults_to_the_host_name(tmp_path: Path) -> None:
     settings = load_settings(write(tmp_path, "log_level: info\n"), env={})
     assert settings.instance == default_instance()
     assert settings.instance.split("-")[0] in socket.gethostname().replace(".", "-")
+
+
+def test_environment_overrides_set_the_shared_defaults_of_the_servers(tmp_path: Path) -> None:
+    path = write(tmp_path, "ami:\n  servers:\n    - {name: pbx1, host: 10.0.0.1}\n    - {name: pbx2}\n")
+    settings = load_settings(path, env={"IVR_AMI_HOST": "pbx.example", "IVR_AMI_USERNAME": "svc"})
+    assert [(s.name, s.host, s.username) for s in settings.ami.connections()] == [
+        ("pbx1", "10.0.0.1", "svc"),
+        ("pbx2", "pbx.example", "svc"),
+    ]
