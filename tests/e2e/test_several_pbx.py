@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from ivr.api.deps import DEPS
 from ivr.sim import CallSpec, RealClock, SimConfig, SimulatedAsterisk
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -157,3 +158,30 @@ async def test_each_instance_shows_and_controls_the_calls_of_both_servers(fleet)
         await until("ivr-b to see the call end", gone)
         first.hangup()
         await first.finished(timeout=10)
+
+
+async def test_service_wiring_for_two_servers(tmp_path: Path) -> None:
+    """What `serve` builds from ami.servers, before connecting: one AMI client per server (named for ivr_ami_up),
+    one /readyz check per server, queue statistics of each queue from its home server only."""
+    from ivr.service import Service
+    from ivr.settings import load_settings
+
+    path = tmp_path / "config" / "ivr.yaml"
+    path.parent.mkdir()
+    servers = "\n".join(
+        ["  servers:", "    - {name: pbx1, host: 127.0.0.1, port: 1, queues: [sales]}"]
+        + ["    - {name: pbx2, host: 127.0.0.2, port: 1, queues: [support]}"]
+    )
+    path.write_text(settings_text(tmp_path, "ivr-a", []).replace("  servers:\n", servers))
+    settings = load_settings(path, env={"IVR_TEST_AMI_SECRET": "s"})
+    service = Service.from_settings(settings)
+    try:
+        assert {name: ami.pbx for name, ami in service.amis.items()} == {"pbx1": "pbx1", "pbx2": "pbx2"}
+        assert [feed.stats._allowed for feed in service.queue_feeds] == [frozenset({"sales"}), frozenset({"support"})]
+        assert set(service.app[DEPS].readiness) == {"ami:pbx1", "ami:pbx2", "fastagi"}
+        assert service.calls.operations.queue_homes == {"sales": "pbx1", "support": "pbx2"}
+        lines = service.describe()
+        assert any("pbx2: 127.0.0.2:1" in line and "support" in line for line in lines)
+        assert "Instance  ivr-a" in lines
+    finally:
+        await service.stop()
