@@ -5,13 +5,13 @@
     .venv/bin/python bench/agi_bench.py --rounds 5 # more interleaved rounds (the ratio's range tightens)
     .venv/bin/python bench/agi_bench.py --quick    # smoke run in a few seconds
 
-Each server runs alone in a child process; this process plays Asterisk with a minimal asyncio client
-(a BufferedProtocol) that answers every command line with `200 result=0` (the reply to NOOP in the transcripts). The comparison is
-kept fair: the same client code, env block, command (NOOP), one command in flight per call, default asyncio
-event loop in both children, and the servers alternate round by round (ivr, panoramisk, ivr, ...) so a noisy
-neighbour on the machine hits both. The client's own CPU per command is printed too, to check that the client is
-not what is being measured (it runs the same code for both servers; it costs a little less per command when the
-server answers faster, because more replies arrive per loop iteration). Figures:
+Each server runs alone in a child process; this process plays Asterisk with a minimal asyncio client (a
+BufferedProtocol) that answers every command line with `200 result=0` (the reply to NOOP in the transcripts). The
+comparison is kept fair: the same client code, env block, command (NOOP), one command in flight per call, default
+asyncio event loop in both children, and the servers alternate round by round (ivr, panoramisk, ivr, ...) so a noisy
+neighbour on the machine hits both. The client's own CPU per command is printed too, to check that the client is not
+what is being measured (it runs the same code for both servers; it costs a little less per command when the server
+answers faster, because more replies arrive per loop iteration). Figures:
 - commands/s: wall clock, and per CPU-second of the server process (independent of the client's speed);
   the median over the rounds, and the range of the per-round ratio;
 - memory per idle call: server RSS growth with N calls connected, each blocked in `EXEC Wait 3600`, / N;
@@ -327,7 +327,7 @@ def _time_variants(variants: dict, runs: int, out: dict) -> None:
 
 
 def print_classic(runs: int) -> None:
-    print("Classic AGI start-up (median of %d runs, ms): spawn -> first command | spawn -> exit" % runs)
+    print(f"Classic AGI start-up (median of {runs} runs, ms): spawn -> first command | spawn -> exit")
     print("| script | first command (ms) | exit (ms) |")
     print("|---|---:|---:|")
     for name, (first, total) in classic_startup(runs).items():

@@ -38,7 +38,8 @@ HANGUP_REPLY = b"200 result=-1 endpos=12160\n"  # agi-03 [agi1], then ~40 ms lat
 HANGUP_LINE = b"HANGUP\n"
 USAGE_BLOCK = (  # agi-05, reply to "STREAM FILE" without arguments
     b"520-Invalid command syntax.  Proper usage follows:\n"
-    b"Send the given file, allowing playback to be interrupted by the given digits, if any. Returns <literal>0</literal>"
+    b"Send the given file, allowing playback to be interrupted by the given digits, if any. Returns"
+    b" <literal>0</literal>"
     b" if playback completes without a digit being pressed, or the ASCII numerical value of the digit if one was"
     b" pressed, or <literal>-1</literal> on error or if the channel was disconnected. If musiconhold is playing before"
     b" calling stream file it will be automatically stopped and will not be restarted after completion.\n"

@@ -58,9 +58,9 @@ class MiniAGI:
                 pass
             half = max(1, int(self.hold / 2))
             await self.cmd(reader, writer, "ANSWER")
-            await self.cmd(reader, writer, 'STREAM FILE silence/%d ""' % half)
+            await self.cmd(reader, writer, f'STREAM FILE silence/{half} ""')
             await self.cmd(reader, writer, "GET DATA beep 3000 1")
-            await self.cmd(reader, writer, "EXEC Wait %d" % half)
+            await self.cmd(reader, writer, f"EXEC Wait {half}")
             await self.cmd(reader, writer, "HANGUP")
         except (ConnectionError, OSError):
             self.errors += 1
@@ -97,7 +97,7 @@ async def main(args: argparse.Namespace) -> int:
     for i in range(args.calls):
         spec = CallSpec(
             flow="bench",
-            caller_id="+3706%07d" % i,
+            caller_id=f"+3706{i:07d}",
             sends_media=True,
             script=[NextPrompt(0.2), NextPrompt(0.5), Press("1")],
         )
@@ -125,18 +125,19 @@ async def main(args: argparse.Namespace) -> int:
     statuses = Counter(r.agi_status for r in records)
     lags.sort()
     print(
-        "simulated calls        %d (ramp %.0f s, hold ~%.0f s, AMI events %s)"
-        % (args.calls, args.ramp, args.hold, "off" if args.no_ami else "on")
+        f"simulated calls        {args.calls} (ramp {args.ramp:.0f} s, hold ~{args.hold:.0f} s, "
+        f"AMI events {'off' if args.no_ami else 'on'})"
     )
-    print("peak concurrent calls  %d" % peak)
-    print("completed              %d  AGISTATUS %s  server errors %d" % (len(records), dict(statuses), agi.errors))
+    print(f"peak concurrent calls  {peak}")
+    print(f"completed              {len(records)}  AGISTATUS {dict(statuses)}  server errors {agi.errors}")
     print(f"wall time              {wall:.1f} s")
-    print("AGI commands           %d  (%.0f per second)" % (agi.commands, agi.commands / wall))
-    print("AMI events emitted     %d" % sim.pbx.bus.count)
+    print(f"AGI commands           {agi.commands}  ({agi.commands / wall:.0f} per second)")
+    print(f"AMI events emitted     {sim.pbx.bus.count}")
     print(f"CPU used               {cpu:.1f} s  ({100 * cpu / wall:.0f}% of one core)")
     if lags:
         print(
-            f"event-loop lag         median {1000 * statistics.median(lags):.1f} ms  p99 {1000 * lags[int(0.99 * (len(lags) - 1))]:.1f} ms  max {1000 * lags[-1]:.1f} ms"
+            f"event-loop lag         median {1000 * statistics.median(lags):.1f} ms"
+            f"  p99 {1000 * lags[int(0.99 * (len(lags) - 1))]:.1f} ms  max {1000 * lags[-1]:.1f} ms"
         )
     return 0 if statuses.get("SUCCESS", 0) + statuses.get("HANGUP", 0) == len(records) else 1
 

@@ -93,9 +93,9 @@ def sim_config(
         if isinstance(node, TransferNode) and node.extension and "$" not in node.extension
     }
     n_agents = max(agents, 1)
-    agents = {f"agent{i}": AgentSpec(f"agent{i}", answer_after=3.0 + i, talk=25.0 + 7 * i) for i in range(n_agents)}
+    staff = {f"agent{i}": AgentSpec(f"agent{i}", answer_after=3.0 + i, talk=25.0 + 7 * i) for i in range(n_agents)}
     for ext in extensions:  # the operator and direct-dial extensions: answer after a few rings
-        agents[ext] = AgentSpec(ext, answer_after=6.0, talk=40.0)
+        staff[ext] = AgentSpec(ext, answer_after=6.0, talk=40.0)
     queue_specs = {
         q: QueueSpec(q, members=[f"Local/agent{i}@agents" for i in range(n_agents) if i % 2 == k % 2 or n_agents == 1])
         for k, q in enumerate(sorted(queues))
@@ -104,7 +104,7 @@ def sim_config(
     recordings = demo_dir / "recordings"
     recordings.mkdir(parents=True, exist_ok=True)
     return SimConfig(
-        agents=agents,
+        agents=staff,
         queues=queue_specs,
         sounds=sounds,
         ami_users={settings.ami.username: DEMO_SECRET},

@@ -17,7 +17,7 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
@@ -25,11 +25,15 @@ from ivr import metrics, sdnotify
 from ivr.agi.fastagi import FastAGIServer
 from ivr.ami.client import AMIClient
 from ivr.ami.errors import AMIConnectionLost
+from ivr.api.app import create_app
 from ivr.api.auth import check_bind
+from ivr.api.deps import Check
 from ivr.calls.callbacks import CallbackPolicy
 from ivr.calls.settings import CallControlSettings
 from ivr.calls.wiring import CallControl
+from ivr.flow.loader import FlowSet
 from ivr.flow.lookup import HttpLookupClient
+from ivr.flow.model import Flow
 from ivr.flow.repository import FlowRepository
 from ivr.instance import tag_logs
 from ivr.preflight import StartupRefused, check_directories, port_refusal
@@ -40,6 +44,42 @@ from ivr.storage import open_storage
 from ivr.yamlsource import ConfigError
 
 log = logging.getLogger("ivr.service")
+
+
+def _init_flow_series(flows: FlowSet) -> None:
+    for name in flows:
+        metrics.init_flow_series(name)
+
+
+def draw_flow(flow: Flow, fmt: str) -> str | bytes:
+    """The API's flow drawer: `ivr.tools.graph.render`, imported on the first drawing (Graphviz is optional)."""
+    from ivr.tools.graph import Format, render
+
+    return render(flow, cast(Format, fmt))  # render refuses an unknown format with a ValueError (422)
+
+
+def build_api(
+    calls: CallControl,
+    *,
+    token: str | None,
+    flows: FlowRepository | None = None,
+    readiness: dict[str, Check] | None = None,
+    instance: str | None = None,
+) -> web.Application:
+    """The HTTP API over call control (the caller checks the bind address first: `ivr.api.auth.check_bind`).
+    `instance` (the `instance` setting) is shown by /readyz."""
+    return create_app(
+        operations=calls.operations,
+        registry=calls.registry,
+        storage=calls.operations.storage,
+        token=token,
+        settings=calls.settings,
+        flows=flows,
+        scheduler=calls.scheduler,
+        readiness=readiness,
+        draw_flow=draw_flow,
+        instance=instance,
+    )
 
 
 class AMIDisabled:
@@ -113,7 +153,7 @@ class Service:
         # Every flow's call/outcome series exist from the start (at 0), so rates and ratios are right from call one.
         for name in repository.current:
             metrics.init_flow_series(name)
-        repository.on_swap(lambda flows: [metrics.init_flow_series(name) for name in flows])
+        repository.on_swap(_init_flow_series)
         storage = open_storage(settings.storage.url)
         lookup_client = HttpLookupClient.from_settings(settings.lookups)
         servers = settings.ami.connections()
@@ -164,7 +204,8 @@ class Service:
             ("ami" if len(amis) == 1 else f"ami:{name}"): _logged_in_check(ami, settings.ami.enabled)
             for name, ami in amis.items()
         }
-        app = calls.app(
+        app = build_api(
+            calls,
             token=token,
             flows=repository,
             readiness={**ami_checks, "fastagi": lambda: fastagi_listening(fastagi)},

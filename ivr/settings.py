@@ -31,10 +31,13 @@ from pydantic import (
     model_validator,
 )
 
-from ivr.flow.model import Duration
+from ivr.units import Duration
 from ivr.yamlsource import ConfigError, PositionMap, Problem, load_yaml, problems_from_validation
 
 DEFAULT_FILE = Path("config") / "ivr.yaml"
+
+
+_SPY_OPTIONS: dict[Literal["listen", "whisper", "barge"], str] = {"listen": "qE", "whisper": "qwE", "barge": "qBE"}
 
 
 class _Section(BaseModel):
@@ -264,7 +267,7 @@ class CallSettings(_Section):
     )
     park_timeout: Duration = Field(45.0, description="Parked calls come back after this unless a request says.")
     spy_options: dict[Literal["listen", "whisper", "barge"], str] = Field(
-        default_factory=lambda: {"listen": "qE", "whisper": "qwE", "barge": "qBE"},
+        default_factory=lambda: dict(_SPY_OPTIONS),
         description="ChanSpy options per supervisor mode.",
     )
     recording_template: str = Field(

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar, overload, runtime_checkable
 
 T = TypeVar("T")
 
@@ -56,8 +56,19 @@ def _ts(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+@overload
+def _dt(value: str) -> datetime: ...
+@overload
+def _dt(value: str | None) -> datetime | None: ...
 def _dt(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
+
+
+def _inserted_id(cur: sqlite3.Cursor) -> int:
+    rowid = cur.lastrowid
+    if rowid is None:  # only after an INSERT that inserted nothing, which these never do
+        raise RuntimeError("the INSERT returned no row id")
+    return rowid
 
 
 # --- models --------------------------------------------------------------------------------------------------
@@ -293,7 +304,7 @@ class SQLiteStorage:
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (vm.mailbox, vm.caller, vm.path, float(vm.seconds), vm.flow, vm.call_id, _ts(vm.created_at)),
             )
-            return int(cur.lastrowid)
+            return _inserted_id(cur)
 
         return await self._run(op)
 
@@ -361,7 +372,7 @@ class SQLiteStorage:
                     _ts(req.not_before),
                 ),
             )
-            return int(cur.lastrowid)
+            return _inserted_id(cur)
 
         return await self._run(op)
 
@@ -509,7 +520,8 @@ class SQLiteStorage:
         keep_ids = sorted(int(k) for k in keep)
 
         def op(c: sqlite3.Connection) -> int:
-            sql, args = "UPDATE callback SET state = 'pending', claimed_at = NULL WHERE state = 'dialing'", []
+            sql = "UPDATE callback SET state = 'pending', claimed_at = NULL WHERE state = 'dialing'"
+            args: list[str | int | None] = []
             if claimed_before is not None:
                 sql += " AND (claimed_at IS NULL OR claimed_at < ?)"
                 args.append(_ts(claimed_before))
@@ -571,7 +583,7 @@ class SQLiteStorage:
                     rec.state,
                 ),
             )
-            return int(cur.lastrowid)
+            return _inserted_id(cur)
 
         return await self._run(op)
 

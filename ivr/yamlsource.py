@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 Severity = Literal["error", "warning"]
 PathKey = tuple[Any, ...]
@@ -47,7 +48,7 @@ class Problem:
     hint: str = ""
     severity: Severity = "error"
     code: str = "schema"  # short stable identifier (schema, syntax, unknown-key, undefined-target, ...)
-    path: tuple = field(default=(), compare=False)  # keys from the document root, when known
+    path: PathKey = field(default=(), compare=False)  # keys from the document root, when known
 
     def format(self) -> str:
         where = f"{self.file}:{self.line}:{self.column}" if self.line else self.file
@@ -416,7 +417,7 @@ def _value_at(data: Any, path: PathKey) -> Any:
 
 
 def _pick_branches(
-    entries: list[tuple[PathKey, Any, Any, Branches, dict[str, Any]]], data: Any
+    entries: list[tuple[PathKey, Any, Any, Branches, ErrorDetails]], data: Any
 ) -> set[tuple[PathKey, str]]:
     """Where a value could match several union branches and all failed, keep the errors of the branch the author
     meant: a mapping with `type` is an inline node, a mapping without it is the other mapping form; else the branch
@@ -460,7 +461,7 @@ def problems_from_validation(
 
     Union noise is removed: where one data location has a precise error (a bad pattern, an unknown key), the
     "should be a valid string/dictionary" errors of the other union branches are dropped."""
-    raw: list[tuple[PathKey, Any, Any, Branches, dict[str, Any]]] = []
+    raw: list[tuple[PathKey, Any, Any, Branches, ErrorDetails]] = []
     for err in exc.errors():
         path, parent, tp, branches = _resolve_loc(model, err["loc"], base)
         raw.append((path, parent, tp, branches, err))
@@ -473,7 +474,7 @@ def problems_from_validation(
     precise_paths = [e[0] for e in entries if e[3]["type"] not in _WRONG_TYPE]
     problems: list[Problem] = []
     seen: set[tuple[PathKey, str]] = set()
-    type_errors: dict[PathKey, list[dict[str, Any]]] = {}
+    type_errors: dict[PathKey, list[ErrorDetails]] = {}
     for path, parent, tp, err in entries:
         kind = err["type"]
         if kind in _WRONG_TYPE:
@@ -534,9 +535,7 @@ def _type_hint(expected: list[str]) -> str:
     return f"write {expected[0]}"
 
 
-def _problem_for(
-    kind: str, err: dict[str, Any], path: PathKey, parent: Any, tp: Any, positions: PositionMap
-) -> Problem:
+def _problem_for(kind: str, err: ErrorDetails, path: PathKey, parent: Any, tp: Any, positions: PositionMap) -> Problem:
     name = _name(path)
     if kind == "extra_forbidden":
         key = str(path[-1])

@@ -4,6 +4,8 @@ This file only re-exports the public names. FastAGIServer is imported on first a
 per call) does not load the server and its metrics at start-up.
 """
 
+from typing import TYPE_CHECKING
+
 from .errors import (
     AGIAppError,
     AGIConnectionLost,
@@ -61,8 +63,11 @@ __all__ = [
     "parse_reply_line",
 ]
 
+if TYPE_CHECKING:
+    from .fastagi import FastAGIServer
 
-def __getattr__(name: str):
+
+def __getattr__(name: str) -> type["FastAGIServer"]:
     if name == "FastAGIServer":
         from .fastagi import FastAGIServer
 

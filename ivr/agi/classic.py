@@ -16,6 +16,7 @@ Rules for this file:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -40,7 +41,7 @@ async def open_pipes(in_fd: int, out_fd: int) -> tuple[asyncio.StreamReader, asy
     transport, protocol = await loop.connect_write_pipe(
         lambda: asyncio.streams.FlowControlMixin(), os.fdopen(out_fd, "wb", buffering=0)
     )
-    writer = asyncio.StreamWriter(transport, protocol, reader, loop)  # type: ignore[arg-type]
+    writer = asyncio.StreamWriter(transport, protocol, reader, loop)
     return reader, writer
 
 
@@ -62,10 +63,9 @@ async def run_call(
         writer.close()
         return "bad_header"
     loop = asyncio.get_running_loop()
-    try:
+    # no SIGHUP (Windows) or not the main thread
+    with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
         loop.add_signal_handler(signal.SIGHUP, session.notify_hangup)
-    except (NotImplementedError, RuntimeError, AttributeError):  # no SIGHUP (Windows) or not the main thread
-        pass
     try:
         router = router_factory()
     except Exception:

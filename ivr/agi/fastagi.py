@@ -91,7 +91,8 @@ class FastAGIServer:
     def port(self) -> int:
         """The bound port (useful with port 0)."""
         if self._server is not None and self._server.sockets:
-            return self._server.sockets[0].getsockname()[1]
+            port: int = self._server.sockets[0].getsockname()[1]  # getsockname() is untyped (Any)
+            return port
         return self._port
 
     @property

@@ -333,7 +333,8 @@ class ReceiveBuffer:
             self._searched = len(self._data)
             if self._searched > self.line_limit:
                 raise AGIProtocolError(
-                    f"line longer than {self.line_limit} bytes from the AGI peer; raise line_limit if this is legitimate"
+                    f"line longer than {self.line_limit} bytes from the AGI peer;"
+                    " raise line_limit if this is legitimate"
                 )
             return None
         if idx > self.line_limit:

@@ -27,9 +27,9 @@ import random
 import secrets
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from ivr import metrics
 from ivr.ami import actions as act
@@ -131,6 +131,7 @@ class Subscription:
         popleft = queue.popleft
         handler = self.handler
         is_async = self._is_async
+        async_handler = cast(Callable[[Message], Awaitable[None]], handler)  # called only when is_async
         monotonic = time.monotonic
         while True:
             if not queue:
@@ -146,7 +147,7 @@ class Subscription:
                     msg = popleft()
                     try:
                         if is_async:
-                            await handler(msg)  # type: ignore[misc]
+                            await async_handler(msg)
                         else:
                             result = handler(msg)
                             if result is not None and inspect.isawaitable(result):
@@ -214,7 +215,7 @@ class _Connection(asyncio.Protocol):
             return
         if items and type(items[0]) is Banner:
             if not self.banner.done():
-                self.banner.set_result(items[0])  # type: ignore[arg-type]
+                self.banner.set_result(items[0])
             items = items[1:]
         if items:
             self.client._dispatch(self, items)  # type: ignore[arg-type]
@@ -379,7 +380,7 @@ class AMIClient:
             return
         conn = self._conn
         if conn is not None and self.logged_in:
-            # Best effort: Asterisk forgets the session when the socket closes anyway.
+            # best effort: Asterisk forgets the session when the socket closes anyway
             with contextlib.suppress(AMIError):
                 await self._request("Logoff", None, timeout=min(1.0, self.action_timeout), check=False)
         self._closing = True
@@ -729,7 +730,7 @@ class AMIClient:
         self._changed = asyncio.Event()
 
     def _backoff(self, attempt: int) -> float:
-        base = min(self.backoff_max, self.backoff_min * (2 ** max(attempt - 1, 0)))
+        base = min(self.backoff_max, self.backoff_min * (2.0 ** max(attempt - 1, 0)))
         return base / 2 + self._rng.uniform(0, base / 2)  # "equal jitter": never 0, never in lockstep
 
     async def _run(self) -> None:
@@ -858,8 +859,8 @@ class AMIClient:
             except (AMIConnectionLost, AMINotConnected):
                 return
 
-    def _spawn(self, coro: Awaitable[Any]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -922,7 +923,7 @@ class AMIClient:
         for msg in items:
             # `_kind`/`_name` come from the first header (package-internal): Asterisk always puts Event/Response first.
             if msg._kind == "Event":
-                name = msg._name
+                name = msg._name or ""  # always set with _kind
             elif msg.is_event:
                 name = msg.name or ""
             else:

@@ -31,7 +31,7 @@ import hashlib
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Union
+from typing import cast
 
 from ivr.ami.errors import AMIEncodingError, AMIMessageTooLarge, AMIProtocolError
 
@@ -60,7 +60,6 @@ _END_CRLF = b"\r\n\r\n"
 _END_LENIENT = re.compile(rb"\n\r?\n")
 _FOLLOWS_END = "--END COMMAND--"
 _UNSURE = object()  # Message._find_raw(): the quick look cannot decide
-_MISSING: str = object()  # type: ignore[assignment]  # Message.__getitem__: no such header
 
 
 class Role(enum.Enum):
@@ -157,9 +156,9 @@ class Message:
                 if value is not None:
                     return value
         elif raw is not None:
-            found = self._find_raw(name)
-            if found is not _UNSURE:
-                return default if found is None else found  # type: ignore[return-value]
+            hit = self._find_raw(name)
+            if hit is not _UNSURE:
+                return default if hit is None else cast(str, hit)  # not _UNSURE: a str or None
         return self._idx().get(name.lower(), default)
 
     def _find_raw(self, name: str) -> str | None | object:
@@ -200,10 +199,10 @@ class Message:
         return [v for k, v in self._pairs if k.lower() == lname]
 
     def __getitem__(self, name: str) -> str:
-        value = self.get(name, _MISSING)  # type: ignore[arg-type]
-        if value is _MISSING:
+        value = self.get(name)  # header values are never None: None means no such header
+        if value is None:
             raise KeyError(name)
-        return value  # type: ignore[return-value]
+        return value
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self.get(name) is not None
@@ -221,7 +220,8 @@ class Message:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Message) and self._pairs == other._pairs
 
-    __hash__ = None  # type: ignore[assignment]  # compared by content
+    # compared by content, so unhashable; typeshed types object.__hash__ as a method, not as the documented None
+    __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         return f"Message({self._pairs!r})"
@@ -364,9 +364,9 @@ class AMIParser:
                 msg._name = block[7:] if eol < 0 else block[7:eol]
                 append(msg)
             elif block:
-                msg = _block_message(block)
-                if msg is not None:
-                    append(msg)
+                parsed = _block_message(block)
+                if parsed is not None:
+                    append(parsed)
 
     # -- server role: LF or CRLF framing, like Asterisk's get_input() ---------------------------------------
 
@@ -510,8 +510,8 @@ def _parse_lenient_block(block: str) -> list[tuple[str, str]]:
 
 # -- encoding ------------------------------------------------------------------------------------------------
 
-HeaderValue = Union[str, int, float, bool, None, Sequence[str]]
-Headers = Union[Mapping[str, HeaderValue], Iterable[tuple[str, HeaderValue]], Message]
+HeaderValue = str | int | float | bool | None | Sequence[str]
+Headers = Mapping[str, HeaderValue] | Iterable[tuple[str, HeaderValue]] | Message
 
 
 def _text(value: str | int | float | bool) -> str:
@@ -532,10 +532,10 @@ def header_pairs(headers: Headers | None) -> list[tuple[str, str]]:
     for key, value in items:
         if value is None:
             continue
-        if isinstance(value, (list, tuple)):
+        if isinstance(value, (str, int, float)):  # bool is an int
+            pairs.append((key, _text(value)))
+        else:  # a sequence repeats the header
             pairs.extend((key, _text(v)) for v in value if v is not None)
-        else:
-            pairs.append((key, _text(value)))  # type: ignore[arg-type]
     return pairs
 
 

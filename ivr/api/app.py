@@ -16,7 +16,7 @@ from aiohttp import web
 
 from ivr.api import routes_calls, routes_data, routes_system
 from ivr.api.auth import bearer_middleware
-from ivr.api.deps import DEPS, MAX_BODY, Check, Deps
+from ivr.api.deps import DEPS, MAX_BODY, Check, Deps, FlowDrawer
 from ivr.api.errors import error_middleware
 from ivr.calls.registry import CallRegistry
 from ivr.calls.settings import CallControlSettings
@@ -41,6 +41,7 @@ def create_app(
     scheduler: Any = None,
     readiness: dict[str, Check] | None = None,
     metrics_registry: Any = None,
+    draw_flow: FlowDrawer | None = None,
     instance: str | None = None,
 ) -> web.Application:
     """Build the API. `token=None` disables authentication (only allowed on loopback: see `check_bind`).
@@ -59,6 +60,7 @@ def create_app(
         scheduler=scheduler,
         readiness=dict(readiness or {}),
         metrics_registry=metrics_registry,
+        draw_flow=draw_flow,
         instance=instance,
     )
     for method, path, handler in all_routes():

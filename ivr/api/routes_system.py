@@ -5,14 +5,13 @@ Rules for this file:
   logged in: `ami`, or `ami:<pbx>` with several servers; FastAGI listening) and answers 503 naming the ones that
   fail; it names the instance.
 - Nothing here blocks the event loop: reload runs through `reload_async`, drawing in a worker thread.
-- The flow graph is drawn by `ivr.tools.graph.render`, imported when the request comes: without that module the
-  route answers 501 instead of failing the whole API.
+- The flow graph is drawn by the `draw_flow` the service injects (`ivr.tools.graph.render`; the API does not import
+  the admin tools): without one the route answers 501 instead of failing the whole API.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 from typing import Any
 
 from aiohttp import web
@@ -117,16 +116,11 @@ async def flow_graph(request: web.Request) -> web.Response:
     flow = repo.current.get(name)
     if flow is None:
         raise JSONError(404, "not_found", f"no flow {name!r}; GET /flows lists them")
+    draw = deps(request).draw_flow
+    if draw is None:
+        raise JSONError(501, "not_implemented", "flow diagrams are not available in this service (no flow drawer)")
     try:
-        graph = importlib.import_module("ivr.tools.graph")
-    except ImportError:
-        raise JSONError(
-            501,
-            "not_implemented",
-            "flow diagrams need the ivr.tools.graph module, which this installation does not have",
-        ) from None
-    try:
-        drawn = await asyncio.to_thread(graph.render, flow, fmt)  # may run Graphviz (a process)
+        drawn = await asyncio.to_thread(draw, flow, fmt)  # may run Graphviz (a process)
     except ValueError as exc:
         raise JSONError(422, "invalid_request", str(exc)) from None
     except Exception as exc:

@@ -612,19 +612,19 @@ class CallRegistry:
             elif name == "QueueEntry":
                 queue = self._queue(qname)
                 uid = item.get("Uniqueid") or ""
-                ch = self.channels.get(uid)
-                previous = old.get(qname).callers.get(uid) if qname in old else None
+                caller_ch = self.channels.get(uid)
+                previous = old[qname].callers.get(uid) if qname in old else None
                 queue.callers[uid] = QueueCaller(
                     uniqueid=uid,
                     channel=item.get("Channel") or "",
-                    linkedid=ch.linkedid if ch else uid,
+                    linkedid=caller_ch.linkedid if caller_ch else uid,
                     caller_num=_cid(item.get("CallerIDNum")),
                     caller_name=_cid(item.get("CallerIDName")),
                     position=_int(item.get("Position")),
                     joined_at=previous.joined_at if previous else self.clock() - _int(item.get("Wait")),
                 )
-                if ch is not None:
-                    ch.queue = qname
+                if caller_ch is not None:
+                    caller_ch.queue = qname
 
     def clear(self) -> list[Effect]:
         """Forget everything (e.g. Asterisk restarted: `Shutdown`, or a resync could not run)."""

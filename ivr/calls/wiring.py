@@ -5,8 +5,7 @@ Rules for this file:
   the API sees them through `ivr.calls.fleet` (qualified call ids, actions routed to the call's server).
 - Construction does no I/O and needs no running loop; `start()` subscribes to the AMI client, resynchronises
   and starts the scheduler; `stop()` undoes it. The service owns the AMI client and the storage and closes them.
-- `app()` builds the HTTP API over these objects (the service checks the bind address first, see
-  `ivr.api.auth.check_bind`).
+- Call control knows nothing of HTTP: the service builds the API over these objects (`ivr.service.build_api`).
 """
 
 from __future__ import annotations
@@ -101,25 +100,3 @@ class CallControl:
         """The FastAGI handler's on_report sink: callback calls tell the scheduler whether they connected."""
         if self.scheduler is not None:
             self.scheduler.on_flow_report(report)
-
-    def app(
-        self,
-        *,
-        token: str | None,
-        flows: Any = None,
-        readiness: dict[str, Any] | None = None,
-        instance: str | None = None,
-    ) -> Any:
-        from ivr.api.app import create_app
-
-        return create_app(
-            operations=self.operations,
-            registry=self.registry,
-            storage=self.operations.storage,
-            token=token,
-            settings=self.settings,
-            flows=flows,
-            scheduler=self.scheduler,
-            readiness=readiness,
-            instance=instance,
-        )

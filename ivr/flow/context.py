@@ -192,12 +192,12 @@ class CallContext:
             digit, self.pending_digits = self.pending_digits[0], self.pending_digits[1:]
             self.emit("digit", f"{digit} (typed ahead)", digit=digit, typeahead=True)
             return digit
-        digit = await self.channel.wait_for_digit(timeout)
-        if digit:
-            self.emit("digit", digit, digit=digit)
+        pressed = await self.channel.wait_for_digit(timeout)
+        if pressed:
+            self.emit("digit", pressed, digit=pressed)
         elif trace_timeout:
             self.emit("timeout", f"no digit within {timeout:g} s", seconds=timeout)
-        return digit
+        return pressed
 
     async def collect(
         self,

@@ -36,7 +36,7 @@ from ivr.flow.context import (
     StepBudgetExceeded,
     clean_value,
 )
-from ivr.flow.model import Flow, MenuNode
+from ivr.flow.model import Flow, MenuNode, MenuOption
 from ivr.flow.nodes import handler_for
 from ivr.flow.recording import Recorder
 from ivr.flow.report import CallReport, NodeVisit, Observer
@@ -136,7 +136,7 @@ class FlowEngine:
             menu = flow.nodes.get(menu_id)
             if isinstance(menu, MenuNode):
                 option = menu.options.get(digits)
-                if option is not None and hasattr(option, "type"):
+                if option is not None and not isinstance(option, (str, MenuOption)):  # an inline node
                     node = option
         if node is None:
             raise EngineError(f"reference {ref!r}: flow {flow_name!r} has no node {node_id!r}")
@@ -185,6 +185,7 @@ class FlowEngine:
         language = next(
             (lang for lang in (info.params.get("lang", ""), info.language) if lang in flow.languages), flow.language
         )
+        recorder = Recorder()
         ctx = CallContext(
             channel=channel,
             info=info,
@@ -198,7 +199,7 @@ class FlowEngine:
             version=self.version,
             base_dirs=self.base_dirs,
             language=language,
-            recorder=Recorder(),
+            recorder=recorder,
         )
         self._initial_variables(ctx)
         self._enter_flow(ctx, flow)
@@ -227,9 +228,9 @@ class FlowEngine:
             if language != info.language:
                 await channel.set_language(language)
             if start_node is not None:  # re-entry (park comeback): recording and consent carry over
-                await ctx.recorder.restore(ctx)  # type: ignore[union-attr]
+                await recorder.restore(ctx)
             if flow.recording.policy == "always":
-                await ctx.recorder.start(ctx, "flow policy")  # type: ignore[union-attr]
+                await recorder.start(ctx, "flow policy")
             ref = start
             while True:
                 ctx.tick()

@@ -62,8 +62,11 @@ class FlowResolver:
         self.channel_factory = channel_factory
 
     def flows(self) -> Mapping[str, Flow]:
-        current = getattr(self.repository, "current", None)
-        return current if current is not None else self.repository
+        current: Mapping[str, Flow] | None = getattr(self.repository, "current", None)
+        if current is not None:
+            return current
+        flows: Mapping[str, Flow] = self.repository  # a plain mapping of flows (tests, simulate)
+        return flows
 
     def engine_for(self, flows: Mapping[str, Flow]) -> FlowEngine:
         if isinstance(self._engine, FlowEngine):

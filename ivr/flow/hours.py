@@ -20,9 +20,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from ivr.flow.model import Schedule
+
+if TYPE_CHECKING:
+    from icalendar.cal import Component
 
 __all__ = [
     "HoursError",
@@ -154,7 +158,7 @@ def _naive_local(value: date | datetime, zone: ZoneInfo | None) -> tuple[datetim
     return datetime.combine(value, datetime.min.time()), True
 
 
-def _event_from_ical(vevent, zone: ZoneInfo | None) -> _Event:  # type: ignore[no-untyped-def]
+def _event_from_ical(vevent: Component, zone: ZoneInfo | None) -> _Event:
     dtstart = vevent.get("DTSTART")
     if dtstart is None:
         raise HoursError(f"calendar event {vevent.get('SUMMARY', '?')!s} has no DTSTART")
@@ -290,9 +294,11 @@ def schedule_status(
     return HoursStatus(False, False, "closed", local)
 
 
-def is_open(schedule: Schedule, at: datetime, **kwargs) -> bool:  # type: ignore[no-untyped-def]
-    return schedule_status(schedule, at, **kwargs).open
+def is_open(schedule: Schedule, at: datetime, *, default_timezone: str = "UTC", base_dir: Path | None = None) -> bool:
+    return schedule_status(schedule, at, default_timezone=default_timezone, base_dir=base_dir).open
 
 
-def is_holiday(schedule: Schedule, at: datetime, **kwargs) -> bool:  # type: ignore[no-untyped-def]
-    return schedule_status(schedule, at, **kwargs).holiday
+def is_holiday(
+    schedule: Schedule, at: datetime, *, default_timezone: str = "UTC", base_dir: Path | None = None
+) -> bool:
+    return schedule_status(schedule, at, default_timezone=default_timezone, base_dir=base_dir).holiday

@@ -22,7 +22,15 @@ from types import MappingProxyType
 from pydantic import ValidationError
 
 from ivr.flow.model import Flow
-from ivr.yamlsource import ConfigError, PositionMap, Problem, parse_yaml, problems_from_validation
+from ivr.yamlsource import (
+    ConfigError,
+    PathKey,
+    PositionMap,
+    Problem,
+    Severity,
+    parse_yaml,
+    problems_from_validation,
+)
 
 FLOW_SUFFIXES = (".yaml", ".yml")
 TEST_SUFFIXES = (".test.yaml", ".test.yml")
@@ -42,11 +50,11 @@ class FlowSource:
 
     def problem(
         self,
-        path: tuple,
+        path: PathKey,
         message: str,
         hint: str = "",
         *,
-        severity: str = "error",
+        severity: Severity = "error",
         code: str = "graph",
         at_key: bool = True,
     ) -> Problem:
@@ -55,14 +63,14 @@ class FlowSource:
             message,
             hint,
             severity=severity,
-            code=code,  # type: ignore[arg-type]
+            code=code,
             at_key=at_key,
         )
 
 
 @dataclass(frozen=True)
-class FlowSet:
-    """A validated set of flows, by name. `version` is a short hash of the files' contents."""
+class FlowSet(Mapping[str, Flow]):
+    """A validated set of flows, by name (a read-only mapping). `version` is a short hash of the files' contents."""
 
     flows: Mapping[str, Flow]
     sources: Mapping[str, FlowSource]
@@ -75,17 +83,11 @@ class FlowSet:
     def __getitem__(self, name: str) -> Flow:
         return self.flows[name]
 
-    def __contains__(self, name: object) -> bool:
-        return name in self.flows
-
     def __iter__(self) -> Iterator[str]:
         return iter(self.flows)
 
     def __len__(self) -> int:
         return len(self.flows)
-
-    def get(self, name: str) -> Flow | None:
-        return self.flows.get(name)
 
     def names(self) -> list[str]:
         return sorted(self.flows)
@@ -270,7 +272,7 @@ def _load_one(
 def _read_calendar(
     ics: Path,
     positions: PositionMap,
-    where: tuple,
+    where: PathKey,
     now: datetime,
     problems: list[Problem],
     digest: hashlib._Hash,

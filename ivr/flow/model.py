@@ -14,28 +14,13 @@ from collections.abc import Iterable, Iterator
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-
-
-def parse_duration(value: Any) -> float:
-    """`5` / `5s` / `500ms` / `2m` / `1h` -> seconds."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration such as 5s, 500ms or 2m")
-    if isinstance(value, (int, float)):
-        if value < 0:
-            raise ValueError("a duration cannot be negative")
-        return float(value)
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match:
-            return float(match.group(1)) * _UNIT[match.group(2)]
-    raise ValueError(f"{value!r} is not a duration; write it like 5s, 500ms, 2m or 1h")
+# Durations are shared with the service settings; they live in ivr.units and are re-exported here.
+from ivr.units import Duration as Duration
+from ivr.units import parse_duration as parse_duration
 
 
-# The JSON Schema says what YAML authors write (5s, 500ms), not the float it becomes.
 def check_regex(pattern: str, *, quote: bool = False) -> str:
     """The pattern if it compiles; else a ValueError saying why (quoting the pattern where that helps)."""
     try:
@@ -46,19 +31,6 @@ def check_regex(pattern: str, *, quote: bool = False) -> str:
     return pattern
 
 
-Duration = Annotated[
-    float,
-    BeforeValidator(parse_duration),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "number", "minimum": 0},
-                {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|h)?\s*$"},
-            ],
-            "description": "Duration: 5, 5s, 500ms, 2m or 1h.",
-        }
-    ),
-]
 Digits = Annotated[str, Field(pattern=r"^[0-9*#]+$")]
 # A node reference: `node` in the same flow or `flow:node` in another flow.
 NodeRef = Annotated[str, Field(pattern=r"^([A-Za-z0-9_\-]+:)?[A-Za-z0-9_\-]+$")]

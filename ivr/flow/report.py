@@ -92,6 +92,6 @@ class CallReport:
                 return [iso(v) for v in value]
             return value
 
-        data = iso(data)
-        data["seconds"] = self.seconds
-        return data
+        out: dict[str, Any] = iso(data)
+        out["seconds"] = self.seconds
+        return out

@@ -23,11 +23,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ivr import metrics
 from ivr.flow.loader import FlowSet, flow_files, load_flows
 from ivr.yamlsource import ConfigError, Problem
+
+if TYPE_CHECKING:
+    from ivr.settings import Settings
 
 log = logging.getLogger("ivr.flow.repository")
 
@@ -52,7 +55,7 @@ class ReloadResult:
     def errors(self) -> list[Problem]:
         return [p for p in self.problems if p.severity == "error"]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
             "changed": self.changed,
@@ -88,8 +91,8 @@ class FlowRepository:
         self.history: deque[ReloadResult] = deque(maxlen=history)
 
     @classmethod
-    def from_settings(cls, settings: object) -> FlowRepository:
-        return cls(settings.flows_dir, prompts_dir=getattr(settings, "prompts_dir", None))
+    def from_settings(cls, settings: Settings) -> FlowRepository:
+        return cls(settings.flows_dir, prompts_dir=settings.prompts_dir)
 
     # --- reading -------------------------------------------------------------------------------------------
 

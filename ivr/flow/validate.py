@@ -12,7 +12,7 @@ Rules for this file:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Set
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +39,7 @@ from ivr.flow.model import (
     VoicemailNode,
     dial_pattern_tokens,
 )
-from ivr.yamlsource import Problem, suggest
+from ivr.yamlsource import PathKey, Problem, suggest
 
 # Variables every call has, or that nodes set without naming them in the flow (see docs/flows.md, Templates).
 BUILTIN_VARIABLES = frozenset(
@@ -70,7 +70,7 @@ class Ref:
     """One edge of the flow graph: `owner` (a top-level node id) leads to `target` via the field at `path`."""
 
     owner: str
-    path: tuple
+    path: PathKey
     target: str
     kind: str  # next, option, goto, direct_dial, no_input, invalid, rule, else, busy, ...
     verbs: tuple[str, ...] = ()  # menu verbs allowed here
@@ -78,16 +78,16 @@ class Ref:
 
 @dataclass(frozen=True)
 class PromptRef:
-    path: tuple
+    path: PathKey
     prompt: str
 
 
-def node_refs(node_id: str, node: object, path: tuple | None = None) -> list[Ref]:
+def node_refs(node_id: str, node: object, path: PathKey | None = None) -> list[Ref]:
     """Every target a node (and its inline option nodes) can lead to."""
     path = path if path is not None else ("nodes", node_id)
     refs: list[Ref] = []
 
-    def add(field: str, target: str | None, kind: str, verbs: tuple[str, ...] = (), sub: tuple = ()) -> None:
+    def add(field: str, target: str | None, kind: str, verbs: tuple[str, ...] = (), sub: PathKey = ()) -> None:
         if target is not None:
             refs.append(Ref(node_id, path + sub + (field,), target, kind, verbs))
 
@@ -132,11 +132,11 @@ def node_refs(node_id: str, node: object, path: tuple | None = None) -> list[Ref
     return refs
 
 
-def prompt_refs(node: object, path: tuple) -> list[PromptRef]:
+def prompt_refs(node: object, path: PathKey) -> list[PromptRef]:
     """Every prompt id a node plays."""
     out: list[PromptRef] = []
 
-    def add(field: str, ids: Iterable[str], sub: tuple = ()) -> None:
+    def add(field: str, ids: Iterable[str], sub: PathKey = ()) -> None:
         for index, prompt in enumerate(ids):
             out.append(PromptRef(path + sub + (field, index), prompt))
 
@@ -167,9 +167,9 @@ def prompt_refs(node: object, path: tuple) -> list[PromptRef]:
     return out
 
 
-def template_fields(node: object, path: tuple) -> list[tuple[tuple, str]]:
+def template_fields(node: object, path: PathKey) -> list[tuple[PathKey, str]]:
     """Every template text of a node (and its inline option nodes), with its path."""
-    out: list[tuple[tuple, str]] = []
+    out: list[tuple[PathKey, str]] = []
     if isinstance(node, SayNode):
         out.append((path + ("value",), node.value))
     elif isinstance(node, SetNode):
@@ -247,10 +247,10 @@ class _FlowChecker:
         self.problems: list[Problem] = []
         self.refs = [ref for node_id, node in flow.nodes.items() for ref in node_refs(node_id, node)]
 
-    def error(self, path: tuple, message: str, hint: str, code: str, at_key: bool = False) -> None:
+    def error(self, path: PathKey, message: str, hint: str, code: str, at_key: bool = False) -> None:
         self.problems.append(self.source.problem(path, message, hint, code=code, at_key=at_key))
 
-    def warn(self, path: tuple, message: str, hint: str, code: str, at_key: bool = False) -> None:
+    def warn(self, path: PathKey, message: str, hint: str, code: str, at_key: bool = False) -> None:
         self.problems.append(self.source.problem(path, message, hint, severity="warning", code=code, at_key=at_key))
 
     def run(self) -> list[Problem]:
@@ -556,7 +556,7 @@ class _FlowChecker:
 
     # --- templates and lookups -------------------------------------------------------------------------
 
-    def check_templates(self, known: set[str]) -> list[Problem]:
+    def check_templates(self, known: Set[str]) -> list[Problem]:
         from ivr.flow.templates import TemplateError, template_names
 
         fields = [(("variables", k), v) for k, v in self.flow.variables.items()]
@@ -656,9 +656,7 @@ def _ends_call(node: object) -> bool:
         return True
     if isinstance(node, TransferNode):
         return node.next is None  # a connected call ends there
-    if isinstance(node, ParkNode):
-        return True  # a retrieved call leaves the IVR
-    return False
+    return isinstance(node, ParkNode)  # a retrieved call leaves the IVR
 
 
 def _overlaps(digits: str, tokens: list[str]) -> bool:

@@ -188,7 +188,7 @@ class LineBuffer:
         if idx < 0:
             self._searched = len(self._buf)
             if len(self._buf) > self.max_line:
-                raise LineTooLong("AGI command line longer than %d bytes" % self.max_line)
+                raise LineTooLong(f"AGI command line longer than {self.max_line} bytes")
             return None
         line = bytes(self._buf[:idx])
         del self._buf[: idx + 1]
@@ -205,14 +205,14 @@ def reply(result: int | str, data: str | None = None, endpos: int | None = None)
     if data is not None:
         text += f" ({data})"
     if endpos is not None:
-        text += " endpos=%d" % endpos
+        text += f" endpos={endpos}"
     return (text + "\n").encode("latin-1", "replace")
 
 
 def usage_block(name: tuple[str, ...]) -> tuple[bytes, bytes]:
     """The 520 block in two parts: Asterisk sends the first line ~40 ms before the rest."""
     lines = USAGE.get(" ".join(name)) or generic_usage(" ".join(name))
-    body = "".join(l + "\n" for l in lines).encode("latin-1", "replace") + USAGE_TAIL
+    body = "".join(line + "\n" for line in lines).encode("latin-1", "replace") + USAGE_TAIL
     return USAGE_HEAD, body
 
 
@@ -222,6 +222,6 @@ def env_block(env: Mapping[str, str], args: Iterable[str], order: tuple[str, ...
     for key in order:
         out.append("agi_{}: {}\n".format(key, env.get(key, "")))
     for i, arg in enumerate(args, 1):
-        out.append("agi_arg_%d: %s\n" % (i, arg))
+        out.append(f"agi_arg_{i}: {arg}\n")
     out.append("\n")
     return "".join(out).encode("latin-1", "replace")

@@ -252,6 +252,8 @@ async def get_data(s: AGISession, a: tuple[str, ...]) -> Done:
     if len(a) < 1 or len(a) > 3:
         raise Usage()
     ch = s.channel
+    first: float | None
+    between: float | None
     if len(a) > 1 and atoi(a[1]) > 0:
         first = between = atoi(a[1]) / 1000
     elif len(a) > 1 and atoi(a[1]) < 0:

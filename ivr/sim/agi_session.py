@@ -230,6 +230,10 @@ class AGISession:
         except LineTooLong as exc:  # absurd line length: Asterisk would drop the session too (only this: a
             # simulator bug raising ValueError inside a command must fail the call, not pass for a dropped session)
             self.log("AGI", str(exc))
+        except BaseException:  # a simulator bug (or cancellation) fails the call: its socket goes with it
+            with contextlib.suppress(ConnectionError, OSError):
+                writer.close()
+            raise
         finally:
             for f in self._idle_waiters:
                 if not f.done():

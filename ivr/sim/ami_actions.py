@@ -135,7 +135,7 @@ async def setvar(s: AMISession, msg: Message) -> None:
 
 def _duration(ch: SimChannel) -> str:
     secs = int(ch.pbx.clock.now() - ch.created)
-    return "%02d:%02d:%02d" % (secs // 3600, secs // 60 % 60, secs % 60)
+    return f"{secs // 3600:02d}:{secs // 60 % 60:02d}:{secs % 60:02d}"
 
 
 @action("CoreShowChannels")
@@ -213,9 +213,9 @@ async def hangup(s: AMISession, msg: Message) -> None:
             return
         _list_start(s, msg, "Channels hung up will follow")
         hit = [ch for ch in list(sim.pbx.channels.values()) if rx.search(ch.name)]
-        for ch in hit:
-            _send_event(s, "ChannelHungup", msg, [("Channel", ch.name)])
-            sim.hangup_channel(ch, cause)
+        for gone in hit:
+            _send_event(s, "ChannelHungup", msg, [("Channel", gone.name)])
+            sim.hangup_channel(gone, cause)
         _complete(s, "ChannelsHungupListComplete", msg, len(hit))
         return
     ch = sim.pbx.find_channel(name)
@@ -323,21 +323,21 @@ async def atxfer(s: AMISession, msg: Message) -> None:
 @action("Bridge")
 async def bridge(s: AMISession, msg: Message) -> None:
     """Bridge Channel1 and Channel2 (features.c action_bridge; see ami_bridge.py)."""
-    names = (msg.get("Channel1"), msg.get("Channel2"))
-    if not names[0] or not names[1]:
+    channel1, channel2 = msg.get("Channel1"), msg.get("Channel2")
+    if not channel1 or not channel2:
         s.respond(msg, "Error", [("Message", "Missing channel parameter in request")])
         return
     found = []
-    for n, name in enumerate(names, 1):
+    for n, name in enumerate((channel1, channel2), 1):
         ch = find_by_prefix(s.sim.pbx, name)
         if ch is None:
-            s.respond(msg, "Error", [("Message", "Channel%d does not exist: %s" % (n, name))])
+            s.respond(msg, "Error", [("Message", f"Channel{n} does not exist: {name}")])
             return
         found.append(ch)
     for n, ch in enumerate(found, 1):
         # the simulator can take a channel only out of the apps dialplan.py runs (MusicOnHold, Wait)
         if not ch.bridgeable or ch.pending_bridge is not None or found[0] is found[1]:
-            s.respond(msg, "Error", [("Message", "Unable to add Channel%d to bridge: %s" % (n, ch.name))])
+            s.respond(msg, "Error", [("Message", f"Unable to add Channel{n} to bridge: {ch.name}")])
             return
     s.respond(msg, "Success", [("Message", "Channels have been bridged")])
     AMIBridge(s.sim.pbx, found[0], found[1]).offer()
@@ -666,10 +666,10 @@ def _uptime(seconds: int) -> str:
     hours, minutes = divmod(minutes, 60)
     parts = []
     if hours:
-        parts.append("%d hour%s" % (hours, "" if hours == 1 else "s"))
+        parts.append(f"{hours} hour{'' if hours == 1 else 's'}")
     if minutes:
-        parts.append("%d minute%s" % (minutes, "" if minutes == 1 else "s"))
-    parts.append("%d second%s" % (secs, "" if secs == 1 else "s"))
+        parts.append(f"{minutes} minute{'' if minutes == 1 else 's'}")
+    parts.append(f"{secs} second{'' if secs == 1 else 's'}")
     return ", ".join(parts)
 
 
@@ -704,36 +704,23 @@ def _cli(sim: SimulatedAsterisk, cmd: str) -> list[str] | None:
                 )
                 for c in chans
             ]
-        lines = ["%-64s %-32s %-7s %s" % ("Channel", "Location", "State", "Application(Data)")]
+        lines = [f"{'Channel':<64} {'Location':<32} {'State':<7} Application(Data)"]
         for c in chans:
             lines.append(
-                "%-64s %-32s %-7s %s"
-                % (
-                    c.name,
-                    "%s@%s:%d" % (c.exten, c.context, c.priority),
-                    STATE_DESC.get(c.state, ""),
-                    f"{c.app}({c.appdata})",
-                )
+                f"{c.name:<64} {f'{c.exten}@{c.context}:{c.priority}':<32} {STATE_DESC.get(c.state, ''):<7} "
+                f"{c.app}({c.appdata})"
             )
-        lines.append("%d active channel%s" % (len(chans), "" if len(chans) == 1 else "s"))
-        lines.append("%d active call%s" % (len(sim.live_calls), "" if len(sim.live_calls) == 1 else "s"))
-        lines.append("%d call%s processed" % (sim.finished_calls, "" if sim.finished_calls == 1 else "s"))
+        lines.append(f"{len(chans)} active channel{'' if len(chans) == 1 else 's'}")
+        lines.append(f"{len(sim.live_calls)} active call{'' if len(sim.live_calls) == 1 else 's'}")
+        lines.append(f"{sim.finished_calls} call{'' if sim.finished_calls == 1 else 's'} processed")
         return lines
     if low.startswith("queue show"):
         lines = []
         for q in sim.pbx.queues.values():
             lines.append(
-                "%s has %d calls (max unlimited) in '%s' strategy (%ds holdtime, %ds talktime), W:0, "
-                "C:%d, A:%d, SL:0.0%%, SL2:0.0%% within 0s"
-                % (
-                    q.spec.name,
-                    len(q.callers),
-                    q.spec.strategy,
-                    int(q.avg_hold()),
-                    int(q.avg_talk()),
-                    q.completed,
-                    q.abandoned,
-                )
+                f"{q.spec.name} has {len(q.callers)} calls (max unlimited) in '{q.spec.strategy}' strategy "
+                f"({int(q.avg_hold())}s holdtime, {int(q.avg_talk())}s talktime), W:0, "
+                f"C:{q.completed}, A:{q.abandoned}, SL:0.0%, SL2:0.0% within 0s"
             )
             lines.append("   Members: " if q.members else "   No Members")
             for m in q.members.values():
@@ -742,7 +729,7 @@ def _cli(sim: SimulatedAsterisk, cmd: str) -> list[str] | None:
         return lines
     if low == "parking show":
         return [f"Parking lot: {sim.config.parking.name}"] + [
-            "Space: %d  Channel: %s" % (p.space, p.channel.name) for p in sim.pbx.parked.values()
+            f"Space: {p.space}  Channel: {p.channel.name}" for p in sim.pbx.parked.values()
         ]
     return None
 

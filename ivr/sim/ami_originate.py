@@ -87,6 +87,7 @@ class Originate:
     async def run(self) -> bool:
         sim, pbx = self.sim, self.sim.pbx
         behaviour, exten, context, retrieval = self._callee()
+        two: SimChannel | None
         if behaviour is None or behaviour.unavailable:
             if self.target.lower().startswith("local/"):
                 one, two = pbx.local_pair(exten, context)

@@ -35,7 +35,7 @@ Pairs = list[tuple[str, str]]
 
 def event_tv(ts: float) -> str:
     d = datetime.fromtimestamp(ts, tz=UTC)
-    return d.strftime("%Y-%m-%dT%H:%M:%S.") + "%03d+0000" % (d.microsecond // 1000)
+    return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}+0000"
 
 
 class AMISession:
@@ -52,8 +52,8 @@ class AMISession:
         self.session_id = "0x%x" % (0x7F8040000000 + next(server.ids) * 0x1A0)
         peer = writer.get_extra_info("peername") or ("127.0.0.1", 0)
         sock = writer.get_extra_info("sockname") or ("127.0.0.1", 0)
-        self.remote = "IPV4/TCP/%s/%d" % (peer[0], peer[1])
-        self.local = "IPV4/TCP/%s/%d" % (sock[0], sock[1])
+        self.remote = f"IPV4/TCP/{peer[0]}/{peer[1]}"
+        self.local = f"IPV4/TCP/{sock[0]}/{sock[1]}"
         self.closed = False
 
     # -- output ------------------------------------------------------------------------------------------------

@@ -85,7 +85,7 @@ async def dial(s: AGISession, data: str) -> int:
         ch.set_var("DIALEDPEERNAME", leg.name)
         ch.set_var("DIALEDPEERNUMBER", target.split("/", 1)[-1])
 
-    done = []
+    done: list[bool] = []
 
     def bridge_ended() -> None:  # once: when the caller left the bridge, or after the call
         if done:
@@ -131,7 +131,7 @@ async def park(s: AGISession, data: str) -> int:
         parker=ch.name,
         announce=announce,
         comeback=comeback,
-        on_space=lambda sp: s.sim.note_destination(s, "parked:%d" % sp),
+        on_space=lambda sp: s.sim.note_destination(s, f"parked:{sp}"),
     )
     if outcome == "timeout":
         # park_channel moved the channel; its Newexten names the app still running (Park), before AGIExecEnd (agi-07c)

@@ -40,6 +40,7 @@ async def ring_agent(
     """`on_ringing` runs when the agent starts ringing (not for agents that are busy or answer at once);
     `on_answer(leg)` when it answers, before DialEnd (app_dial sets DIALSTATUS ... there, agi-06.ami)."""
     pbx = ch.pbx
+    two: SimChannel | None
     agent, exten, context = pbx.resolve_agent(target)
     if agent is None or agent.unavailable:
         if agent is None and target.lower().startswith("local/"):
@@ -161,9 +162,9 @@ async def talk(
         # a (Dual) Redirect took the agent's leg out too: it goes on in the dialplan, its Local half with it
         leg.pbx.redirected(leg)
         return outcome
-    for c in (leg, other):
-        if c is not None and not c.hungup:
-            c.hangup(16)
+    for party in (leg, other):
+        if party is not None and not party.hungup:
+            party.hangup(16)
     return outcome
 
 

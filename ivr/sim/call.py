@@ -52,8 +52,9 @@ class Ending:
 
     `by`: "caller" (the caller hung up), "service" (AGI HANGUP, or the service closed the AGI and the dialplan
     hung up), "agent" (the agent the caller was bridged to hung up), "timeout" (parking timeout and comeback),
-    "limit" (max_call_seconds), "ami" (hung up over AMI), "shutdown" (sim.stop()).  `during`: the AGI command or EXEC'd app running at that moment ("idle" between commands,
-    "dialplan" after the AGI).  `destination`: the last place the call reached ("ivr", "agent:<dialstring>",
+    "limit" (max_call_seconds), "ami" (hung up over AMI), "shutdown" (sim.stop()).  `during`: the AGI command or
+    EXEC'd app running at that moment ("idle" between commands, "dialplan" after the AGI).  `destination`: the last
+    place the call reached ("ivr", "agent:<dialstring>",
     "queue:<name>[:<member>]", "parked:<space>", "recording:<path>").
     """
 
@@ -113,23 +114,23 @@ class CallRecord:
 
     def session_commands(self, index: int) -> list[str]:
         """Command lines the service sent in the index-th AGI session."""
-        return [l.text[:-1] for l in self.session_lines(index) if l.direction == ">>>"]
+        return [line.text[:-1] for line in self.session_lines(index) if line.direction == ">>>"]
 
     def commands(self) -> list[str]:
         """Command lines the service sent (without the final newline)."""
-        return [l.text[:-1] for l in self.transcript if l.direction == ">>>"]
+        return [line.text[:-1] for line in self.transcript if line.direction == ">>>"]
 
     def replies(self) -> list[str]:
         """Lines Asterisk sent after the env block (without the final newline)."""
         # env blocks (one per FastAGI session; Async AGI has none on the wire) are not replies
-        chunks = [l.text for l in self.transcript if l.direction == "<<<" and not l.text.startswith("agi_")]
+        chunks = [line.text for line in self.transcript if line.direction == "<<<" and not line.text.startswith("agi_")]
         out: list[str] = []
         for chunk in chunks:
             out += chunk.splitlines()
         return out
 
     def env_lines(self) -> list[str]:
-        first = next((l.text for l in self.transcript if l.direction == "<<<"), "")
+        first = next((line.text for line in self.transcript if line.direction == "<<<"), "")
         return first.split("\n")[:-2] if first.startswith("agi_") else []
 
     def events_named(self, name: str) -> list[Event]:
@@ -274,9 +275,9 @@ class Call:
                 route = await self._after_agi(ch)
             limit.cancel()
         except Exception as exc:  # a bug in the simulator must not hang the test: fail the record loudly
-            if not self._done.done():
-                self._done.set_exception(exc)
-            raise
+            if self._done.done():
+                raise
+            self._done.set_exception(exc)  # finished() raises it (re-raising here too would leave it unretrieved)
         finally:
             if not self._created.done():
                 self._created.set_result(None)
@@ -288,6 +289,7 @@ class Call:
 
     async def _run_agi(self, ch: SimChannel, route: Route | AgiStep) -> str:
         sim, spec = self.sim, self.spec
+        args: tuple[str, ...]
         if isinstance(route, AgiStep):  # a modelled context's AGI(agi://${IVR_SERVER}/...): announced there
             script_path, args, is_async = route.script, (), False
             host, port = self._ivr_server()
@@ -299,9 +301,7 @@ class Call:
             host, port = sim.fastagi
             args = (tuple(spec.args) if route is self.route else ()) or route.args
             is_async = route.flow == ASYNC_AGI
-            appdata = (ASYNC_AGI if is_async else "agi://%s:%d/%s" % (host, port, script_path)) + "".join(
-                "," + a for a in args
-            )
+            appdata = (ASYNC_AGI if is_async else f"agi://{host}:{port}/{script_path}") + "".join("," + a for a in args)
             ch.newexten("AGI", appdata, priority=ch.priority)
         env = self._env(ch, host, port, script_path)
         if is_async:
@@ -350,7 +350,7 @@ class Call:
                 session._send_notice()
         ch.post(MediaEvent("hangup", "goto", self.sim.clock.now()))
 
-    async def _after_agi(self, ch: SimChannel) -> Route | None:
+    async def _after_agi(self, ch: SimChannel) -> Route | AgiStep | None:
         """The dialplan after the AGI; returns the next flow's route when a redirect led into one."""
         session = self.session
         assert session is not None
@@ -386,7 +386,9 @@ class Call:
         self.hangup_caller_leg(16)
         return None
 
-    async def _continue_at(self, ch: SimChannel, context: str, exten: str, park_timeout: float | None) -> Route | None:
+    async def _continue_at(
+        self, ch: SimChannel, context: str, exten: str, park_timeout: float | None
+    ) -> Route | AgiStep | None:
         sim = self.sim
         lot = sim.config.parking
         ch.context, ch.exten = context, exten
@@ -400,7 +402,7 @@ class Call:
                 timeout=timeout,
                 parker=ch.name,
                 announce=False,
-                on_space=lambda sp: self.destinations.append("parked:%d" % sp),
+                on_space=lambda sp: self.destinations.append(f"parked:{sp}"),
             )
             if outcome == "retrieved":
                 await sim.wait_retrieval_end(ch, space)
@@ -521,7 +523,7 @@ class Call:
         return {
             "network": "yes",
             "network_script": script_path,
-            "request": "agi://%s:%d/%s" % (host, port, script_path),
+            "request": f"agi://{host}:{port}/{script_path}",
             "channel": ch.name,
             "language": ch.language,
             "type": ch.tech,

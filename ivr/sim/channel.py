@@ -117,7 +117,12 @@ class SimChannel:
         while self.state != 6 and not self.hungup and clock.now() < deadline:
             fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._state_waiters.append(fut)
-            timer = clock.call_at(deadline, lambda: fut.done() or fut.set_result(None))
+
+            def expire(f: asyncio.Future[None] = fut) -> None:
+                if not f.done():
+                    f.set_result(None)
+
+            timer = clock.call_at(deadline, expire)
             try:
                 await fut
             finally:
@@ -265,7 +270,7 @@ class SimChannel:
             fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._waiter = fut
 
-            def fire() -> None:
+            def fire(fut: asyncio.Future[None] = fut) -> None:
                 if not fut.done():
                     fut.set_result(None)
 

@@ -106,10 +106,8 @@ def _is(ch: SimChannel, name: str, value: str) -> bool:
 
 def _goto_if(test: Callable[[SimChannel], bool], target: tuple[str, str, int]) -> Priority:
     """GotoIf($["${VAR}" = "X"]?context,exten,priority): AppData shows the evaluated condition (1/0)."""
-    where = "%s,%s,%d" % target
-    return Priority(
-        "GotoIf", lambda ch, e: "%d?%s" % (test(ch), where), jump=lambda ch, e: target if test(ch) else None
-    )
+    where = ",".join(str(part) for part in target)
+    return Priority("GotoIf", lambda ch, e: f"{int(test(ch))}?{where}", jump=lambda ch, e: target if test(ch) else None)
 
 
 FALLBACK = ("ivr-enter", "fallback", 1)

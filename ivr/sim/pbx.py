@@ -142,7 +142,7 @@ class PBX:
     # -- ids ---------------------------------------------------------------------------------------------------
     def new_uniqueid(self) -> str:
         self.channels_created += 1
-        return "%d.%d" % (int(self.clock.now()), next(self._uid_seq))
+        return f"{int(self.clock.now())}.{next(self._uid_seq)}"
 
     def new_channel(self, name: str, *, linkedid: str | None = None, **kw: object) -> SimChannel:
         uid = self.new_uniqueid()

@@ -146,9 +146,9 @@ async def queue(s: AGISession, data: str) -> int:
             round_start = now
             ringing = _ring_members(ch, q) if now >= next_ring else []
             answers = [(at, i) for i, (_, _, at) in enumerate(ringing) if at is not None]
-            winner = min(answers)[1] if answers else None
+            win_at, winner = min(answers) if answers else (None, None)
             if ringing:
-                round_end = ringing[winner][2] if winner is not None else now + q.spec.member_timeout
+                round_end = win_at if win_at is not None else now + q.spec.member_timeout
             else:
                 round_end = max(next_ring, now + q.spec.retry) if now >= next_ring else next_ring
             dl = min(t for t in (deadline, round_end) if t is not None)
@@ -159,7 +159,13 @@ async def queue(s: AGISession, data: str) -> int:
                 if ev.kind == "wake" and not ringing:  # a member logged in or was unpaused: ring now
                     break
             now = clock.now()
-            answered = ev is None and winner is not None and now >= ringing[winner][2] and not ringing[winner][0].paused
+            answered = (
+                ev is None
+                and winner is not None
+                and win_at is not None
+                and now >= win_at
+                and not ringing[winner][0].paused
+            )
             abandon = ev is not None and ev.kind == "hangup"
             _end_round(ch, q, ringing, winner if answered else None, abandon, now >= round_end)
             if abandon:
@@ -258,8 +264,8 @@ def _ring_members(ch: SimChannel, q: QueueState) -> RingRound:
             + [("Queue", q.spec.name), ("Interface", m.interface), ("MemberName", m.display_name())],
         )
         ch.emit("DialBegin", "call,all", legs[0].block("Dest") + [("DialString", m.interface.split("/", 1)[-1])])
-        answers = agent is not None and agent.answer_after is not None and agent.answer_after <= q.spec.member_timeout
-        out.append((m, legs, now + agent.answer_after if answers and agent is not None else None))
+        after = agent.answer_after if agent is not None else None
+        out.append((m, legs, now + after if after is not None and after <= q.spec.member_timeout else None))
     return out
 
 
@@ -334,7 +340,7 @@ async def _connect(
         )
         ch.pbx.bus.emit("QueueMemberStatus", "agent,all", member_pairs(name, m))
 
-    done = []
+    done: list[bool] = []
 
     def bridge_ended() -> None:
         # Set whoever ended the call: recorded for a member hangup (agi-07a/b, ami-15: after both BridgeLeave

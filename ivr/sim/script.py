@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Union
 
 
 @dataclass(frozen=True)
@@ -75,7 +74,7 @@ class Hangup:
     """The caller hangs up (cause 16, Normal Clearing)."""
 
 
-Step = Union[At, Sleep, NextPrompt, OnCommand, WhenIdle, Press, Speak, Hangup]
+Step = At | Sleep | NextPrompt | OnCommand | WhenIdle | Press | Speak | Hangup
 
 
 @dataclass(frozen=True)

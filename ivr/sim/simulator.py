@@ -16,6 +16,7 @@ import itertools
 import os
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ivr.sim.agi_session import AGISession
 from ivr.sim.call import Call, CallRecord, Ending, MixMon, RecordingInfo, TranscriptLine
@@ -28,6 +29,9 @@ from ivr.sim.parking import retrieve
 from ivr.sim.pbx import PBX
 from ivr.sim.script import Step
 from ivr.sim.wav import write_wav
+
+if TYPE_CHECKING:
+    from ivr.sim.ami_server import AMIServer
 
 __all__ = ["Call", "CallRecord", "Ending", "RecordingInfo", "SimError", "SimulatedAsterisk", "TranscriptLine"]
 
@@ -51,7 +55,7 @@ class SimulatedAsterisk:
         self.calls_by_linkedid: dict[str, Call] = {}
         self.finished_calls = 0
         self.fastagi: tuple[str, int] = ("127.0.0.1", 4573)
-        self.ami = None
+        self.ami: AMIServer | None = None
         self.ami_port = 0
         self._threadids = itertools.count(140188048737984, 512)
         self._mixmons: dict[str, MixMon] = {}
@@ -81,7 +85,7 @@ class SimulatedAsterisk:
         elif fastagi_port is not None:
             self.fastagi = (fastagi_host, int(fastagi_port))
         if "IVR_SERVER" not in self.config.globals:  # ${IVR_SERVER} of the dialplan's AGI(agi://...) lines
-            self.pbx.globals["IVR_SERVER"] = "%s:%d" % self.fastagi
+            self.pbx.globals["IVR_SERVER"] = f"{self.fastagi[0]}:{self.fastagi[1]}"
         if ami:
             from ivr.sim.ami_server import AMIServer
 
@@ -190,7 +194,8 @@ class SimulatedAsterisk:
         route = self.config.routes.get(spec.did)
         if route is None:
             raise SimError(
-                f"no route for DID {spec.did!r}: give CallSpec(flow=...) or add SimConfig.routes[{spec.did!r}] = Route(...)"
+                f"no route for DID {spec.did!r}: give CallSpec(flow=...)"
+                f" or add SimConfig.routes[{spec.did!r}] = Route(...)"
             )
         return route
 

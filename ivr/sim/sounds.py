@@ -45,13 +45,13 @@ def say_number_files(number: int) -> list[str]:
             files += say_number_files(number // unit) + ["digits/" + word]
             number %= unit
     if number >= 100:
-        files += ["digits/%d" % (number // 100), "digits/hundred"]
+        files += [f"digits/{number // 100}", "digits/hundred"]
         number %= 100
     if number >= 20:
-        files.append("digits/%d" % (number - number % 10))
+        files.append(f"digits/{number - number % 10}")
         number %= 10
     if number:
-        files.append("digits/%d" % number)
+        files.append(f"digits/{number}")
     return files
 
 

@@ -16,10 +16,14 @@ import random
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ivr.sim.model import CallSpec
 from ivr.sim.script import Hangup, NextPrompt, OnCommand, Press, Sleep, Step
 from ivr.sim.simulator import CallRecord, SimulatedAsterisk
+
+if TYPE_CHECKING:
+    import argparse
 
 
 @dataclass
@@ -78,16 +82,11 @@ class TrafficSummary:
 
     def line(self, active: int) -> str:
         avg = self.talk_seconds / self.finished if self.finished else 0.0
-        dest = " ".join("%s=%d" % kv for kv in sorted(self.destinations.items()))
-        ended = " ".join("%s=%d" % kv for kv in sorted(self.ended_by.items()))
-        return "calls placed=%d active=%d done=%d failed=%d avg=%.1fs | ended by: %s | went to: %s" % (
-            self.placed,
-            active,
-            self.finished,
-            self.failed,
-            avg,
-            ended or "-",
-            dest or "-",
+        dest = " ".join(f"{k}={v}" for k, v in sorted(self.destinations.items()))
+        ended = " ".join(f"{k}={v}" for k, v in sorted(self.ended_by.items()))
+        return (
+            f"calls placed={self.placed} active={active} done={self.finished} failed={self.failed} avg={avg:.1f}s"
+            f" | ended by: {ended or '-'} | went to: {dest or '-'}"
         )
 
 
@@ -240,8 +239,8 @@ async def _main(argv: Sequence[str] | None = None) -> int:
     sim = SimulatedAsterisk(SimConfig(), clock=RealClock())
     await sim.start((host or "127.0.0.1", int(port)), ami_port=args.ami_port)
     print(
-        "simulated Asterisk: calls -> agi://%s:%s, AMI on 127.0.0.1:%d (user ivr / ivrsecret)"
-        % (host or "127.0.0.1", port, sim.ami_port)
+        f"simulated Asterisk: calls -> agi://{host or '127.0.0.1'}:{port}, AMI on 127.0.0.1:{sim.ami_port}"
+        " (user ivr / ivrsecret)"
     )
     gen = TrafficGenerator(
         sim,

@@ -19,7 +19,7 @@ RATE = 8000
 def _tone(samples: int) -> bytes:
     period = [int(800 * math.sin(2 * math.pi * i / 20)) for i in range(20)]  # 400 Hz, quiet
     reps, rest = divmod(samples, 20)
-    return struct.pack("<%dh" % 20, *period) * reps + struct.pack("<%dh" % rest, *period[:rest])
+    return struct.pack("<20h", *period) * reps + struct.pack(f"<{rest}h", *period[:rest])
 
 
 def wav_bytes(samples: int, voiced: Iterable[tuple[int, int]] = ()) -> bytes:

@@ -101,7 +101,7 @@ def _node_of(flows: Mapping[str, Flow], visit: NodeVisit) -> object | None:
         menu_id, _, digits = visit.node.partition(".")
         menu = flow.nodes.get(menu_id)
         if isinstance(menu, MenuNode):
-            node = menu.options.get(digits)
+            return menu.options.get(digits)
     return node
 
 

@@ -28,9 +28,11 @@ from ivr.flow.model import (
     LookupNode,
     MenuNode,
     MenuOption,
+    Node,
     ParkNode,
     PlayNode,
     RecordNode,
+    Retry,
     RouteNode,
     RouteRule,
     SayNode,
@@ -164,7 +166,7 @@ class _Builder:
         self.graph.edges = _only_telling_metrics(self.graph.edges)
         return self.graph
 
-    def add(self, nid: str, node: object, start: bool = False) -> None:
+    def add(self, nid: str, node: Node, start: bool = False) -> None:
         kind = node.type
         details = list(self.describe(node))
         description = getattr(node, "description", "")
@@ -259,7 +261,8 @@ class _Builder:
                 EdgeMetric("choice", nid, "direct_dial"),
                 "direct_dial",
             )
-        for branch, retry in (("no_input", node.no_input), ("invalid", node.invalid)):
+        retries: tuple[tuple[EdgeKind, Retry], ...] = (("no_input", node.no_input), ("invalid", node.invalid))
+        for branch, retry in retries:
             label = "no input" if branch == "no_input" else "invalid"
             if retry.retries:
                 # The retry loop: the caller hears the menu again.

@@ -88,7 +88,9 @@ def load_traffic(source: str, flow: str, timeout: float = 10.0) -> Traffic:
             with urllib.request.urlopen(source, timeout=timeout) as response:  # noqa: S310 (scheme checked)
                 text = response.read().decode("utf-8", "replace")
         except (urllib.error.URLError, OSError) as exc:
-            raise TrafficError(f"could not fetch {source}: {exc}; is the service running and the URL its /metrics?")
+            raise TrafficError(
+                f"could not fetch {source}: {exc}; is the service running and the URL its /metrics?"
+            ) from exc
     else:
         try:
             text = Path(source).read_text(encoding="utf-8")

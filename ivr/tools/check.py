@@ -238,12 +238,13 @@ def _cross_checks(settings: Settings, flow_set: FlowSet) -> list[Problem]:
                     continue
                 host = urlsplit(node.url).hostname or ""
                 if "${" not in host and host not in allowed:
-                    where = display_name(settings.source) if settings.source else "the settings"
                     problems.append(
                         flow_set.sources[name].problem(
                             ("nodes", node_id, "url"),
                             f"lookup host {host!r} is not in lookups.allowed_hosts",
-                            f"add it to lookups.allowed_hosts in {where}; until then the lookup always takes on_error",
+                            "add it to lookups.allowed_hosts in "
+                            f"{display_name(settings.source) if settings.source else 'the settings'}"
+                            "; until then the lookup always takes on_error",
                             severity="warning",
                             code="lookup-host",
                             at_key=False,

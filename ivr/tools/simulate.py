@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import signal
 import sys
@@ -97,9 +98,14 @@ class TracePrinter:
         self.out.flush()
 
 
-def parse_assignments(values: Sequence[str], allowed: Sequence[str], what: str) -> dict[str, str]:
+def _resolve(future: asyncio.Future[str], value: str) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
+def parse_assignments(values: Sequence[str], allowed: Sequence[str], what: str) -> dict[str, str | list[str]]:
     """`1001=busy` pairs -> dict, checking the behaviour words."""
-    result: dict[str, str] = {}
+    result: dict[str, str | list[str]] = {}
     for value in values:
         name, sep, behaviour = value.partition("=")
         if not sep or not name or behaviour not in allowed:
@@ -143,7 +149,7 @@ class Keyboard:
 
         def read() -> None:
             line = self.stdin.readline()
-            loop.call_soon_threadsafe(lambda: future.done() or future.set_result(line))
+            loop.call_soon_threadsafe(_resolve, future, line)
 
         if not future.done():
             threading.Thread(target=read, name="simulate-stdin", daemon=True).start()
@@ -330,10 +336,9 @@ def simulate(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
 
     async def call_with_keyboard() -> CallRun:
         if keyboard is not None:
-            try:
+            # no signals here (not the main thread)
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 asyncio.get_running_loop().add_signal_handler(signal.SIGINT, keyboard.interrupt)
-            except (NotImplementedError, RuntimeError, ValueError):  # no signals here (not the main thread)
-                pass
         return await runner(flow_set, setup, on_trace=printer, ask=keyboard)
 
     call = asyncio.run(call_with_keyboard())

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from tests.streams import open_connection
+
 WAIT = 5.0
 
 # agi-01-env-and-basic-commands.txt, [agi1], the exact env lines (with "\n" endings).
@@ -86,7 +88,7 @@ class FakeAsterisk:
 
     @classmethod
     async def connect(cls, port: int, env: bytes | None = None) -> FakeAsterisk:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), WAIT)
+        reader, writer = await asyncio.wait_for(open_connection("127.0.0.1", port), WAIT)
         fake = cls(reader, writer)
         if env is not None:
             await fake.send(env)

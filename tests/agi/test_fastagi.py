@@ -212,7 +212,6 @@ async def test_stop_deadline_closes_calls_that_do_not_finish():
 
     router = Router()
     router.add("agi-01", handler)
-    server = None
     async with running_server(router, shutdown_deadline=0.2) as server:
         fake = await FakeAsterisk.connect(server.port, ENV_AGI01)
         assert await fake.read_command() == b"EXEC Wait 3600\n"

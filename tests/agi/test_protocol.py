@@ -237,8 +237,10 @@ def test_100_trying_is_swallowed():
 
 USAGE_STREAM_FILE = (
     b"520-Invalid command syntax.  Proper usage follows:\n"
-    b"Send the given file, allowing playback to be interrupted by the given digits, if any. Returns <literal>0</literal>"
-    b" if playback completes without a digit being pressed, or the ASCII numerical value of the digit if one was pressed,"
+    b"Send the given file, allowing playback to be interrupted by the given digits, if any. Returns"
+    b" <literal>0</literal>"
+    b" if playback completes without a digit being pressed, or the ASCII numerical value of the digit if one was"
+    b" pressed,"
     b" or <literal>-1</literal> on error or if the channel was disconnected. If musiconhold is playing before calling"
     b" stream file it will be automatically stopped and will not be restarted after completion.\n"
     b"It sets the following channel variables upon completion:\n"

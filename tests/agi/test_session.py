@@ -335,8 +335,10 @@ async def test_agi05_bad_commands():
             b"EXEC\n",
             b"520-Invalid command syntax.  Proper usage follows:\n"
             b"Executes <replaceable>application</replaceable> with given <replaceable>options</replaceable>.\n"
-            b"Returns whatever the <replaceable>application</replaceable> returns, or <literal>-2</literal> on failure to find <replaceable>application</replaceable>.\n"
-            b"<note>NOTE:</note> exec does not evaluate dialplan functions and variables unless it is explicitly enabled by setting the <variable>AGIEXECFULL</variable> variable to <literal>yes</literal>.\n"
+            b"Returns whatever the <replaceable>application</replaceable> returns, or <literal>-2</literal> on"
+            b" failure to find <replaceable>application</replaceable>.\n"
+            b"<note>NOTE:</note> exec does not evaluate dialplan functions and variables unless it is explicitly"
+            b" enabled by setting the <variable>AGIEXECFULL</variable> variable to <literal>yes</literal>.\n"
             b"520 End of proper usage.\n",
         )
         await fake.expect(b'STREAM FILE this-file-does-not-exist "#"\n', b"200 result=-1 endpos=0\n")

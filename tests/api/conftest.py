@@ -13,6 +13,7 @@ from ivr.calls.operations import CallOperations
 from ivr.calls.registry import CallRegistry
 from ivr.calls.settings import CallControlSettings
 from ivr.storage import open_storage
+from ivr.tools.graph import render as draw_flow
 from tests.calls.fakes import FakeAMI
 
 TOKEN = "test-token-0123456789"
@@ -54,6 +55,7 @@ async def api(tmp_path):
         token=TOKEN,
         settings=settings,
         readiness={"ami": lambda: ready["ami"], "fastagi": lambda: ready["fastagi"]},
+        draw_flow=draw_flow,
     )
     client = TestClient(TestServer(app, host="127.0.0.1", port=0))
     await client.start_server()

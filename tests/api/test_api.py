@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -370,7 +369,7 @@ class FakeRepo:
         )
 
 
-async def test_flow_routes(api, monkeypatch):
+async def test_flow_routes(api):
     from ivr.api.deps import DEPS
 
     repo = FakeRepo()
@@ -386,20 +385,19 @@ async def test_flow_routes(api, monkeypatch):
     # Drawing may spawn Graphviz: it runs in a worker thread, never on the event loop's thread.
     import threading
 
-    import ivr.tools.graph as graph_module
+    from ivr.service import draw_flow
 
     threads = []
-    real_render = graph_module.render
 
     def spy(flow, fmt):
         threads.append(threading.current_thread())
-        return real_render(flow, fmt)
+        return draw_flow(flow, fmt)  # the service's drawer: ivr.tools.graph imported on first use
 
-    monkeypatch.setattr(graph_module, "render", spy)
+    api.client.app[DEPS].draw_flow = spy
     assert (await api.get("/flows/main/graph?format=mermaid")).status == 200
     assert threads and threads[0] is not threading.main_thread()
     await expect_error(await api.get("/flows/main/graph?format=gif"), 422, "invalid_request")
-    monkeypatch.setitem(sys.modules, "ivr.tools.graph", None)  # the module is missing
+    api.client.app[DEPS].draw_flow = None  # an app built without a drawer
     await expect_error(await api.get("/flows/main/graph?format=mermaid"), 501, "not_implemented")
 
 

@@ -15,6 +15,7 @@ from ivr.ami.client import AMIClient
 from ivr.ami.protocol import encode_message
 from ivr.calls.settings import CallControlSettings
 from ivr.calls.wiring import CallControl
+from ivr.service import build_api
 from ivr.storage import open_storage
 from tests.ami.fake_ami import FakeAMI, replay, response
 
@@ -84,7 +85,7 @@ async def test_resync_events_reconnect_and_api(setup):
 
     # Operations through the API, over the real client.
     server.on("BlindTransfer", lambda conn, msg: [response(msg.action_id, ("Message", "Transfer succeeded"))])
-    app = control.app(token="t0k3n", readiness={"ami": lambda: client.logged_in})
+    app = build_api(control, token="t0k3n", readiness={"ami": lambda: client.logged_in})
     http = TestClient(TestServer(app, host="127.0.0.1", port=0))
     await http.start_server()
     try:

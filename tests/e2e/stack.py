@@ -21,6 +21,7 @@ from ivr.agi.router import Router
 from ivr.ami.client import AMIClient
 from ivr.calls.settings import CallControlSettings
 from ivr.calls.wiring import CallControl
+from ivr.service import build_api
 from ivr.sim import SimConfig, SimulatedAsterisk, VirtualClock
 from ivr.storage import open_storage
 
@@ -90,7 +91,7 @@ async def connect(
     await ami.wait_logged_in(5)
     await until(lambda: control.sync.resyncs >= 1, what="the first resync")
     http = TestClient(
-        TestServer(control.app(token=TOKEN, readiness={"ami": lambda: ami.logged_in}), host="127.0.0.1", port=0)
+        TestServer(build_api(control, token=TOKEN, readiness={"ami": lambda: ami.logged_in}), host="127.0.0.1", port=0)
     )
     await http.start_server()
     return ami, control, http

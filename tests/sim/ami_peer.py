@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from ivr.ami.protocol import AMIParser, Banner, Message, Role, encode_action
+from tests.streams import open_connection
 
 
 class AMIPeer:
@@ -19,7 +20,7 @@ class AMIPeer:
     @classmethod
     async def connect(cls, port: int, login: bool = True) -> AMIPeer:
         peer = cls()
-        peer.reader, peer.writer = await asyncio.open_connection("127.0.0.1", port)
+        peer.reader, peer.writer = await open_connection("127.0.0.1", port)
         if login:
             resp = await peer.action("Login", [("Username", "ivr"), ("Secret", "ivrsecret")])
             assert resp["Message"] == "Authentication accepted", resp
@@ -49,7 +50,7 @@ class AMIPeer:
 
     async def action(self, name: str, headers: list[tuple[str, str]] | None = None) -> Message:
         self._seq += 1
-        aid = "t-%d" % self._seq
+        aid = f"t-{self._seq}"
         self.writer.write(encode_action(name, headers or [], action_id=aid))
         return await self.next(lambda m: m.get("Event") is None and m.get("ActionID") == aid)
 

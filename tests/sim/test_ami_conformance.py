@@ -11,6 +11,7 @@ import hashlib
 import re
 
 from ivr.sim import SimConfig, SimulatedAsterisk, VirtualClock
+from tests.streams import open_connection
 
 from .transcripts import load_records
 
@@ -39,7 +40,7 @@ async def test_ami_10_login_ping_events_logoff() -> None:
             stream = r.get("stream", "")
             if r["dir"] == "note":
                 if r["data"].startswith("TCP connected"):
-                    conns[stream] = await asyncio.open_connection("127.0.0.1", sim.ami_port)
+                    conns[stream] = await open_connection("127.0.0.1", sim.ami_port)
                 elif r["data"].startswith("client closed"):
                     conns[stream][1].close()
                 elif r["data"].startswith("EOF: Asterisk closed"):

@@ -100,9 +100,10 @@ async def test_responses_match_recording(name: str, tmp_path: Path) -> None:
                 await writer.drain()
                 if aid is None:
                     continue
-                want = recorded[aid.group(1)]
+                sent_id = aid.group(1)
+                want = recorded[sent_id]
                 got = await until(
-                    lambda m, a=aid.group(1): (
+                    lambda m, a=sent_id: (
                         m.get("Response") is not None and m.get("Event") is None and m.get("ActionID") == a
                     )
                 )

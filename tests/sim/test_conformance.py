@@ -39,7 +39,8 @@ AMI_COVERED = [
 NOT_COVERED = {
     "ami-11-originate-event-stream": "its AGI session (.agi) is replayed byte-exact below; the AMI event stream "
     "(LocalBridge, NewCallerid, DeviceStateChange ...) is emitted only in part",
-    "ami-12-status-getvar-command": "Status/CoreShowChannels are simulated, but not byte-exact (CoreStatus, CoreSettings)",
+    "ami-12-status-getvar-command": "Status/CoreShowChannels are simulated, "
+    "but not byte-exact (CoreStatus, CoreSettings)",
     "ami-13-parking": "parking events are simulated, not byte-exact (Parkinglots, ParkedCallSwap)",
     "ami-14-mixmonitor": "responses replayed byte-exact in test_ami_responses.py; events not byte-exact",
     "ami-15-queue": "responses replayed byte-exact in test_ami_responses.py; events not byte-exact",
@@ -78,8 +79,8 @@ def _spec(env: dict[str, str], behaviour: dict) -> tuple[CallSpec, Route]:
     script, _, query = env["agi_network_script"].partition("?")
     args = []
     i = 1
-    while "agi_arg_%d" % i in env:
-        args.append(env["agi_arg_%d" % i])
+    while f"agi_arg_{i}" in env:
+        args.append(env[f"agi_arg_{i}"])
         i += 1
     preset = {"PRESET": "value set in dialplan"} if env["agi_priority"] == "3" else {}
     tech = env["agi_type"]
@@ -140,8 +141,8 @@ async def replay_stream(
     clock = sim.clock
     recorded_base = env_dict(stream.env)["agi_channel"].rsplit(";", 1)[0]
     actual_base = peer.env["agi_channel"].rsplit(";", 1)[0]
-    got_env = [normalise(l) for l in peer.env_lines]
-    want_env = [normalise(l) for l in stream.env[:-1]]
+    got_env = [normalise(line) for line in peer.env_lines]
+    want_env = [normalise(line) for line in stream.env[:-1]]
     if got_env != want_env:
         mismatches.append(f"env: {got_env!r} != {want_env!r}")
     plan = stream.plan
@@ -161,7 +162,7 @@ async def replay_stream(
         elif kind == "recv":
             got = await asyncio.wait_for(peer.line(), 10)
             if normalise(got) != normalise(item[1]):
-                mismatches.append("line %d: got %r, recorded %r" % (i, got, item[1]))
+                mismatches.append(f"line {i}: got {got!r}, recorded {item[1]!r}")
         elif kind == "hangup_idle":
             call.hangup()
 
@@ -269,7 +270,7 @@ def _check_files(name: str, stream: object, recordings: Path) -> int:
     text = (ROOT / (name + ".txt")).read_text()
     checked = 0
     for fname, size in FILES.items():
-        if fname in text and any(fname in l for l in _sent_lines(stream)):
+        if fname in text and any(fname in line for line in _sent_lines(stream)):
             path = recordings / fname
             assert path.exists(), fname
             assert path.stat().st_size == size, (fname, path.stat().st_size, size)

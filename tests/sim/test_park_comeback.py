@@ -87,7 +87,7 @@ async def test_comeback_runs_a_second_fastagi_session_at_the_node() -> None:
     first, second = srv.peers[0].env, srv.peers[1].env
     port = srv.port
     assert second["agi_network_script"] == "main?node=general_voicemail"
-    assert second["agi_request"] == "agi://127.0.0.1:%d/main?node=general_voicemail" % port
+    assert second["agi_request"] == f"agi://127.0.0.1:{port}/main?node=general_voicemail"
     for same in ("agi_channel", "agi_uniqueid", "agi_callerid", "agi_dnid", "agi_language", "agi_type"):
         assert second[same] == first[same], same
     assert (second["agi_context"], second["agi_extension"], second["agi_priority"]) == ("ivr-park-comeback", "s", "6")
@@ -99,7 +99,7 @@ async def test_comeback_runs_a_second_fastagi_session_at_the_node() -> None:
         ("s", "3", "Set", "IVR_FLOW=main"),
         ("s", "4", "Set", "IVR_STATUS="),
         ("s", "5", "Set", "IVR_TRANSFERRED="),
-        ("s", "6", "AGI", "agi://127.0.0.1:%d/main?node=general_voicemail" % port),
+        ("s", "6", "AGI", f"agi://127.0.0.1:{port}/main?node=general_voicemail"),
         ("s", "7", "GotoIf", "0?ivr-enter,fallback,1"),
         ("s", "8", "GotoIf", "0?ivr-enter,fallback,1"),
         ("s", "9", "GotoIf", "0?ivr-enter,fallback,1"),
@@ -180,7 +180,7 @@ async def test_service_down_at_comeback_is_agistatus_failure_then_fallback() -> 
     with socket.socket() as s:  # a loopback port nobody listens on
         s.bind(("127.0.0.1", 0))
         dead = s.getsockname()[1]
-    config = SimConfig(globals={"IVR_OPERATOR": "PJSIP/busy", "IVR_SERVER": "127.0.0.1:%d" % dead})
+    config = SimConfig(globals={"IVR_OPERATOR": "PJSIP/busy", "IVR_SERVER": f"127.0.0.1:{dead}"})
     # the inbound AGI still goes to the scripted server (sim.start); only ${IVR_SERVER} of the dialplan is down
     rec, srv = await run(parks("main:general_voicemail"), config)
     assert len(srv.peers) == 1

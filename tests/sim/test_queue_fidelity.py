@@ -80,7 +80,7 @@ def project(
             return None
         value = pairs.get("Value") or ""
         if var in MS_DURATIONS and value:
-            value = "~%d" % round(int(value), -2)
+            value = f"~{round(int(value), -2)}"
         return ("VarSet", var, normalise(value))
     if name not in kept:
         return None

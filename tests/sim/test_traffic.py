@@ -30,11 +30,13 @@ def ivr_handler(tmp: Path):  # type: ignore[no-untyped-def]
 
 
 async def test_traffic_mix_reaches_queue_voicemail_and_hangups(tmp_path: Path) -> None:
-    async with ScriptedAGIServer(ivr_handler(tmp_path)) as srv:
-        async with simulated_asterisk(srv.port, SimConfig(), clock=VirtualClock(), ami=False) as sim:
-            gen = TrafficGenerator(sim, rate=0.5, plan=TrafficPlan(flows=("main",)), seed=7)
-            await gen.run(calls=40)
-            await gen.drain()
+    async with (
+        ScriptedAGIServer(ivr_handler(tmp_path)) as srv,
+        simulated_asterisk(srv.port, SimConfig(), clock=VirtualClock(), ami=False) as sim,
+    ):
+        gen = TrafficGenerator(sim, rate=0.5, plan=TrafficPlan(flows=("main",)), seed=7)
+        await gen.run(calls=40)
+        await gen.drain()
     s = gen.summary
     assert (s.placed, s.finished, s.failed) == (40, 40, 0)
     assert s.destinations["queue"] > 0 and s.destinations["recording"] > 0 and s.ended_by["caller"] > 0

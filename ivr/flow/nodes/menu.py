@@ -165,12 +165,12 @@ async def run(node: MenuNode, ctx: CallContext) -> Goto | Finish:
         if target in MENU_VERBS:  # `'9': back` or `'9': {goto: back, label: ...}`
             verb = target
             ctx.emit("choice", f"{choice} -> {verb}", choice=choice, option=verb)
-            target = {"back": ctx.menu_back, "top": ctx.menu_top}.get(verb, lambda: None)()
-            if target is None or target == ctx.ref:
+            back_to = {"back": ctx.menu_back, "top": ctx.menu_top}.get(verb, lambda: None)()
+            if back_to is None or back_to == ctx.ref:
                 ctx.tick()  # a caller pressing repeat forever still hits the step budget
                 before = []
                 continue
-            return Goto(target, "valid", f"option {choice}: {verb}")
+            return Goto(back_to, "valid", f"option {choice}: {verb}")
         label = option.label if isinstance(option, MenuOption) and option.label else target
         ctx.emit("choice", f"{choice} -> {label}", choice=choice, target=target)
         return Goto(target, "valid", f"option {choice}")
