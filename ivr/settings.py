@@ -670,7 +670,7 @@ def _read_secret(
     env: Mapping[str, str],
     root: Path,
     positions: PositionMap,
-    where: tuple[str, ...],
+    where: tuple[str | int, ...],
 ) -> SecretStr | None:
     """File first (Docker/Kubernetes secrets), then the named variable, then the default variable."""
     if file_name:
