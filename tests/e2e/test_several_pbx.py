@@ -159,6 +159,20 @@ async def test_each_instance_shows_and_controls_the_calls_of_both_servers(fleet)
         first.hangup()
         await first.finished(timeout=10)
 
+        # The second Asterisk goes away: both instances say which server is missing, the first keeps serving.
+        await sims[1].stop()
+
+        async def pbx2_down(instance: Instance) -> Any:
+            status, body = await get(http, instance.http + "/readyz")
+            return body if status == 503 else None
+
+        for instance in (a, b):
+            body = await until(f"{instance.name} to miss pbx2", lambda i=instance: pbx2_down(i))
+            assert body["checks"] == {"ami:pbx1": True, "ami:pbx2": False, "fastagi": True}
+        async with http.get(a.http + "/metrics") as resp:
+            text = await resp.text()
+        assert 'ivr_ami_up{pbx="pbx1"} 1.0' in text and 'ivr_ami_up{pbx="pbx2"} 0.0' in text
+
 
 async def test_service_wiring_for_two_servers(tmp_path: Path) -> None:
     """What `serve` builds from ami.servers, before connecting: one AMI client per server (named for ivr_ami_up),
