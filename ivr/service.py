@@ -255,24 +255,27 @@ class Service:
         await self.calls.start()  # subscribes before the first login, so the first resync sees everything
         for feed in self.queue_feeds:
             await feed.start()
-        metrics.add_collect_hook(self._publish_agents)
+        metrics.add_collect_hook(self._publish_totals)
         if s.ami.enabled:
             for ami in self.amis.values():
                 await ami.start()
         if s.reload.watch:
             self._tasks.append(asyncio.create_task(self.repository.watch(s.reload.interval)))
 
-    def _publish_agents(self) -> None:
-        """`ivr_agents{state}`: distinct agents over every queue of every server (a scrape hook)."""
+    def _publish_totals(self) -> None:
+        """A scrape hook for the gauges over every server's queue statistics: `ivr_agents{state}` (distinct agents
+        over every queue) and `ivr_queue_tracked` (each server's QueueStats writes only its own count)."""
         states: dict[tuple[int, str], str] = {}
         for index, feed in enumerate(self.queue_feeds):
             for interface, state in feed.stats.agent_states().items():
                 states[(index, interface)] = state
         for state in metrics.AGENT_STATES:
             metrics.AGENTS.labels(state=state).set(sum(1 for v in states.values() if v == state))
+        if len(self.queue_feeds) > 1:
+            metrics.QUEUE_TRACKED.set(sum(len(feed.stats.queues) for feed in self.queue_feeds))
 
     async def stop(self) -> None:
-        metrics.remove_collect_hook(self._publish_agents)
+        metrics.remove_collect_hook(self._publish_totals)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
