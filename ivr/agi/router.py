@@ -17,6 +17,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
+from ivr import dialplan
+
 from .errors import AGIError, AGIHangupError
 from .session import AGISession
 
@@ -25,7 +27,7 @@ log = logging.getLogger(__name__)
 Handler = Callable[[AGISession], Awaitable[None]]
 Resolver = Callable[[str], "Handler | None"]
 
-STATUS_VARIABLE = "IVR_STATUS"
+STATUS_VARIABLE = dialplan.STATUS
 
 
 def normalise_path(path: str) -> str:
@@ -99,7 +101,7 @@ async def dispatch(router: Router, session: AGISession, path: str | None = None)
                 ", ".join(router.paths) or "none",
                 STATUS_VARIABLE,
             )
-            await _set_status(session, "NOROUTE")
+            await _set_status(session, dialplan.NOROUTE)
             return "noroute"
         try:
             await handler(session)
@@ -108,7 +110,7 @@ async def dispatch(router: Router, session: AGISession, path: str | None = None)
         except Exception:
             log.exception("AGI handler for %r failed on channel %r", route, session.env.channel)
             if not session.hung_up and not session.broken:
-                await _set_status(session, "ERROR")
+                await _set_status(session, dialplan.ERROR)
             return "error"
         return "ok"
     finally:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from ivr import metrics
+from ivr import dialplan, metrics
 from ivr.calls import validate
 from ivr.calls.errors import CallControlError
 from ivr.flow.model import literal_queues
@@ -295,10 +295,10 @@ class CallbackScheduler:
         except CallControlError as exc:
             log.warning("callback %s: %s; not calling it", req.id, exc)
             return "failed", "", False
-        variables = {"IVR_CALLBACK_ID": str(req.id), "IVR_CALLBACK_QUEUE": req.queue}
+        variables = {dialplan.CALLBACK_ID: str(req.id), dialplan.CALLBACK_QUEUE: req.queue}
         if req.language:
             try:
-                variables["IVR_LANG"] = validate.language(req.language)
+                variables[dialplan.LANG] = validate.language(req.language)
             except CallControlError:
                 log.warning(
                     "callback %s: language %r is not a language code; the flow's default is used", req.id, req.language

@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
+from ivr import dialplan
 from ivr.ami import actions
 from ivr.ami.actions import OriginateResult
 from ivr.calls import validate
@@ -49,7 +50,7 @@ TargetKind = Literal["extension", "queue", "flow"]
 SpyMode = Literal["listen", "whisper", "barge"]
 _TRANSFERABLE = {"talking", "ivr", "up", "queued", "held"}
 _PARKABLE = {"talking", "ivr", "up", "queued"}
-HELD_PARTNER_VAR = "IVR_HELD_PARTNER"  # on the held channel: the channel waiting for it in hold_wait_context
+HELD_PARTNER_VAR = dialplan.HELD_PARTNER  # on the held channel: the channel waiting for it in hold_wait_context
 
 
 @dataclass(frozen=True)
@@ -221,7 +222,7 @@ class CallOperations:
             caller_id=caller_id or f'"{number}" <{number}>',
             channel_id=call_id,
             other_channel_id=call_id + "-2",
-            variables={"IVR_AGENT": agent},
+            variables={dialplan.AGENT_NAME: agent},
         )
         response = await self._act("originate", "Originate", headers)
         return Originated(call_id, getattr(response, "action_id", None))
@@ -261,7 +262,7 @@ class CallOperations:
             caller_id=caller_id,
             channel_id=call_id,
             other_channel_id=call_id + "-2",
-            variables={"IVR_FLOW": flow, **(variables or {}), **(service_variables or {})},
+            variables={dialplan.FLOW: flow, **(variables or {}), **(service_variables or {})},
         )
         response = await self._act("originate", "Originate", headers)
         return Originated(call_id, getattr(response, "action_id", None))
@@ -338,7 +339,7 @@ class CallOperations:
         # The AGI session sees only a hangup when a Redirect takes its channel away; the engine reads this
         # variable in dead mode and records outcome "transferred" (end target "api:<kind>:<target>").
         value = f"{target.kind}:{target.value}"  # both validated by _target (names / extensions only)
-        await self._act("transfer", "Setvar", actions.setvar("IVR_TRANSFERRED", value, channel.name))
+        await self._act("transfer", "Setvar", actions.setvar(dialplan.TRANSFERRED, value, channel.name))
 
     # --- park / retrieve ---------------------------------------------------------------------------------------
 
@@ -404,7 +405,7 @@ class CallOperations:
         if agent is None:  # "talking" means bridged with a partner; a bridge that just emptied is not
             raise InvalidState(f"call {call_id} has nobody to hold it for (its partner just left); try again")
         klass = validate.name(moh_class or self.settings.moh_class, "music on hold class")
-        await self._act("hold", "Setvar", actions.setvar("IVR_MOH_CLASS", klass, customer.name))
+        await self._act("hold", "Setvar", actions.setvar(dialplan.MOH_CLASS, klass, customer.name))
         # Asterisk keeps who waits for whom, so a restarted service can still resume (see _hold_pair).
         await self._act("hold", "Setvar", actions.setvar(HELD_PARTNER_VAR, validate.channel(agent.name), customer.name))
         await self._act(

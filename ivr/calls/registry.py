@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ivr import dialplan
 from ivr.calls.model import Bridge, Call, Channel, ParkedCall, Queue, QueueCaller, QueueMember, Recording
 
 _GONE_MEMORY = 4096
@@ -337,9 +338,9 @@ class CallRegistry:
         variable = (msg.get("Variable") or "").upper()
         if ch is None:
             return
-        if variable == "IVR_FLOW":
+        if variable == dialplan.FLOW:
             ch.flow = msg.get("Value") or None
-        elif variable == "IVR_NODE":
+        elif variable == dialplan.NODE:
             ch.node = msg.get("Value") or None
 
     def _on_BridgeCreate(self, msg: EventLike, effects: list[Effect]) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ivr import dialplan
 from ivr.calls.validate import DEFAULT_NUMBER_PATTERN
 
 
@@ -24,16 +25,16 @@ class CallControlSettings:
     # Click-to-call: after the agent answers, the agent leg runs exten=<customer number> in this context.
     outbound_context: str = "from-internal"
     # Outbound call into a flow (callbacks): the customer leg's dial string, answered -> flow_context,<flow>,1.
-    customer_dial: str = "Local/{number}@ivr-dial-out"
-    flow_context: str = "ivr-outbound"
+    customer_dial: str = "Local/{number}@" + dialplan.DIAL_OUT_CONTEXT
+    flow_context: str = dialplan.OUTBOUND_CONTEXT
     # Transfer targets: extension -> extension_context,<ext>,1; queue -> queue_context,<queue>,1;
     # flow -> flow_context,<flow>,1.
     extension_context: str = "from-internal"
-    queue_context: str = "ivr-queue"
+    queue_context: str = dialplan.QUEUE_CONTEXT
     # Hold: the held party runs hold_context,s,1 (MusicOnHold(${IVR_MOH_CLASS})); its partner waits in
     # hold_wait_context,s,1 until resume bridges them again (AMI Bridge).
-    hold_context: str = "ivr-hold"
-    hold_wait_context: str = "ivr-hold-wait"
+    hold_context: str = dialplan.HOLD_CONTEXT
+    hold_wait_context: str = dialplan.HOLD_WAIT_CONTEXT
     moh_class: str = "default"
     # Parking lots this service may park into: name -> the context its spaces live in (shown by the API).
     # Retrieval rings the agent, whose answered leg runs ParkedCall(<lot>,<space>).

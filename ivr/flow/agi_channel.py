@@ -13,6 +13,10 @@ Rules for this file:
 - A timed-out Park is not a hangup even though Asterisk sends HANGUP: the channel went on to the comeback
   context (`park(..., comeback=<context>)` -> Park option `c(<context>,s,1)`; none -> the lot's
   comebackcontext). It is reported as ParkResult("timeout").
+- The dialplan contract (ivr.dialplan): IVR_STATUS=AGENT right before EXEC Dial/Queue, PARKED right before EXEC
+  Park, and RUNNING once when the caller is back in the flow (right after a connected Dial/Queue the caller
+  outlived; after an unanswered one, lazily before the next prompt, digit wait, recording or hold), so a service
+  that dies while the app runs, or after it, leaves the dialplan a true report.
 - Values for SET VARIABLE lose control characters and are cut to fit the 2 KiB command line (`fit_value`).
 - Dial/Queue and a caller hangup: GET VARIABLE still works in dead mode (agi-06: `GET VARIABLE DIALSTATUS` after
   `HANGUP`), so the verdict is read from the channel variables and returned with `caller_hung_up=True`:
@@ -32,6 +36,7 @@ import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+from ivr import dialplan
 from ivr.agi.errors import AGIAppError, AGIConnectionLost, AGIError, AGIHangupError, AGISessionClosed
 from ivr.agi.session import AGISession
 from ivr.flow.channel import (
@@ -49,7 +54,7 @@ from ivr.flow.channel import (
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 8000  # RECORD FILE endpos is in samples of 8 kHz audio
-MIXMON_ID_VARIABLE = "IVR_MIXMONITOR_ID"
+MIXMON_ID_VARIABLE = dialplan.MIXMONITOR_ID
 _UNSAFE_ARG = re.compile(r"[,|()\"'\\\x00-\x1f\x7f]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CONTEXT = re.compile(r"[A-Za-z0-9_\-]{1,80}")
@@ -108,6 +113,7 @@ class AGIChannel:
         self.session = session
         self._info = info or call_info(session)
         self._mixmonitor_id: str | None = None
+        self._handed_over = False  # IVR_STATUS says AGENT/PARKED: see _hand_over
 
     @property
     def info(self) -> CallInfo:
@@ -136,6 +142,7 @@ class AGIChannel:
             await self.session.answer()
 
     async def play(self, files: Sequence[str], escape_digits: str = "") -> str | None:
+        await self._back_in_flow()
         for file in files:
             with self._guard(f"STREAM FILE {file}"):
                 try:
@@ -152,10 +159,12 @@ class AGIChannel:
         return None
 
     async def wait_for_digit(self, timeout: float) -> str | None:
+        await self._back_in_flow()
         with self._guard("WAIT FOR DIGIT"):
             return await self.session.wait_for_digit(-1 if timeout < 0 else int(timeout * 1000))
 
     async def say_digits(self, digits: str, escape_digits: str = "") -> str | None:
+        await self._back_in_flow()
         only = "".join(c for c in digits if c.isdigit() and c.isascii())
         if not only:
             return None
@@ -163,6 +172,7 @@ class AGIChannel:
             return await self.session.say_digits(only, escape_digits)
 
     async def say_number(self, number: int, escape_digits: str = "") -> str | None:
+        await self._back_in_flow()
         with self._guard("SAY NUMBER"):
             return await self.session.say_number(int(number), escape_digits)
 
@@ -190,6 +200,19 @@ class AGIChannel:
             raise ChannelError(f"Asterisk has no application {app}; load its module")
         return result
 
+    async def _hand_over(self, status: str) -> None:
+        """IVR_STATUS=<status> (AGENT, PARKED) right before EXEC Dial/Queue/Park: if the service dies while the app
+        runs, the app goes on inside AGI() and the dialplan reads this afterwards (ivr.dialplan, docs/dialplan.md)."""
+        await self.set_variable(dialplan.STATUS, status)
+        self._handed_over = True
+
+    async def _back_in_flow(self) -> None:
+        """The caller hears the flow again after a hand-over: IVR_STATUS=RUNNING (once), so a service that dies now
+        sends the caller to a person. Lazy: a flow that ends right after the transfer pays nothing."""
+        if self._handed_over and not self.session.hung_up:
+            self._handed_over = False
+            await self.set_variable(dialplan.STATUS, dialplan.RUNNING)
+
     async def _status(self, name: str) -> str:
         return (await self.get_variable(name) or "").strip().upper()
 
@@ -205,9 +228,26 @@ class AGIChannel:
         return seconds if math.isfinite(seconds) and seconds > 0 else 0.0
 
     async def dial(self, destination: str, timeout: float, options: str = "") -> DialResult:
+        result = await self._dial(destination, timeout, options)
+        await self._after_agent(result.answered, result.caller_hung_up)
+        return result
+
+    async def queue(self, queue: str, timeout: float, options: str = "") -> QueueResult:
+        result = await self._queue(queue, timeout, options)
+        await self._after_agent(result.answered, result.caller_hung_up)
+        return result
+
+    async def _after_agent(self, answered: bool, caller_hung_up: bool) -> None:
+        """The agent hung up and the caller is still there: back in the flow now (whatever node comes next, a
+        lookup included), not only at the next prompt; an unanswered Dial/Queue leaves no evidence anyway."""
+        if answered and not caller_hung_up:
+            await self._back_in_flow()
+
+    async def _dial(self, destination: str, timeout: float, options: str = "") -> DialResult:
         args = [exec_arg(destination, "dial destination"), str(max(1, math.ceil(timeout)))]
         if options:
             args.append(exec_arg(options, "dial options"))
+        await self._hand_over(dialplan.AGENT)
         await self._exec("Dial", *args)
         status = await self._status("DIALSTATUS")  # readable in dead mode too (agi-06)
         gone = self.session.hung_up
@@ -220,7 +260,8 @@ class AGIChannel:
             talk = await self._seconds("ANSWEREDTIME") or 0.0
         return DialResult(status, talk, gone or status == "CANCEL")
 
-    async def queue(self, queue: str, timeout: float, options: str = "") -> QueueResult:
+    async def _queue(self, queue: str, timeout: float, options: str = "") -> QueueResult:
+        await self._hand_over(dialplan.AGENT)
         await self._exec(
             "Queue",
             exec_arg(queue, "queue name"),
@@ -256,6 +297,7 @@ class AGIChannel:
                     "(letters, digits, _ and -); fix the park_comeback_context setting"
                 )
             options += f"c({comeback},s,1)"
+        await self._hand_over(dialplan.PARKED)
         result = await self._exec("Park", exec_arg(lot, "parking lot"), options)
         if result == 0:
             # agi-07: "200 result=0 when the timeout fires, then HANGUP": the channel moved to the comeback.
@@ -264,12 +306,14 @@ class AGIChannel:
         return ParkResult("retrieved")
 
     async def music_on_hold(self, moh_class: str, seconds: float) -> None:
+        await self._back_in_flow()
         await self._exec("MusicOnHold", exec_arg(moh_class, "music class"), str(max(1, math.ceil(seconds))))
         self._hung_up("MusicOnHold")
 
     async def record_file(
         self, path: str, fmt: str, escape_digits: str, max_seconds: float, silence_seconds: float, beep: bool
     ) -> RecordResult:
+        await self._back_in_flow()
         with self._guard("RECORD FILE"):
             reply = await self.session.record_file(
                 path,

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ivr import metrics
+from ivr import dialplan, metrics
 from ivr.flow.channel import CallerHangup, Channel, ChannelError
 from ivr.flow.context import (
     CallContext,
@@ -46,7 +46,7 @@ __all__ = ["FlowEngine", "EngineSettings", "EngineError", "UnknownFlow"]
 
 log = logging.getLogger(__name__)
 
-API_TRANSFER_VARIABLE = "IVR_TRANSFERRED"  # set by call control (AMI Setvar) right before it moves a call in the IVR
+API_TRANSFER_VARIABLE = dialplan.TRANSFERRED  # set by call control (AMI Setvar) right before it moves a call in the IVR
 _UNSAFE_TARGET = re.compile(r"[^A-Za-z0-9_\-+*#@/.:]")
 
 

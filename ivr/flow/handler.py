@@ -21,6 +21,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ivr import dialplan
 from ivr.agi.errors import AGIError
 from ivr.agi.router import Handler, Router
 from ivr.agi.session import AGISession
@@ -33,8 +34,8 @@ from ivr.flow.report import CallReport, Observer, TraceEvent
 
 log = logging.getLogger(__name__)
 
-STATUS_VARIABLE = "IVR_STATUS"
-OUTCOME_VARIABLE = "IVR_OUTCOME"
+STATUS_VARIABLE = dialplan.STATUS
+OUTCOME_VARIABLE = dialplan.OUTCOME
 
 EngineFactory = Callable[[Mapping[str, Flow]], FlowEngine]
 ReportSink = Callable[[CallReport], None]
@@ -167,7 +168,7 @@ async def run_call(
     )
     if not session.hung_up and not session.closed:
         try:
-            await session.set_variable(STATUS_VARIABLE, "ERROR" if report.outcome == "error" else "OK")
+            await session.set_variable(STATUS_VARIABLE, dialplan.ERROR if report.outcome == "error" else dialplan.OK)
             await session.set_variable(OUTCOME_VARIABLE, report.outcome)
         except AGIError as exc:
             log.info("could not set %s on %r: %s", STATUS_VARIABLE, info.channel, exc)

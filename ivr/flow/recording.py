@@ -18,6 +18,7 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from ivr import dialplan
 from ivr.flow.templates import safe_filename
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -25,10 +26,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-STATE_VARIABLE = "IVR_RECORDING_STATE"
-FILE_VARIABLE = "IVR_RECORDING_FILE"
-ID_VARIABLE = "IVR_RECORDING_ID"
-CONSENT_VARIABLE = "IVR_RECORDING_CONSENT"
+STATE_VARIABLE = dialplan.RECORDING_STATE
+FILE_VARIABLE = dialplan.RECORDING_FILE
+ID_VARIABLE = dialplan.RECORDING_ID
+CONSENT_VARIABLE = dialplan.RECORDING_CONSENT
 
 
 class Recorder:

@@ -7,6 +7,12 @@ Rules for this file:
 - Hangup rules (agi-03): a hangup during a command ends it with its `-1` form, and `HANGUP\\n` follows 40 ms
   later; a hangup while idle sends `HANGUP\\n` at once; after that the session is in dead mode (511 for
   commands that need a live channel) and stays open until the service closes.
+- Exception, as res_agi has it: STREAM FILE, GET OPTION, WAIT FOR DIGIT, SAY DIGITS/NUMBER/ALPHA and GET DATA
+  watch the socket (they pass agi->ctrl to ast_waitstream_full / ast_waitfordigit_full): when the service sends
+  something or closes while one runs, it stops at once without a reply; a close then ends the AGI. Every other
+  command, EXEC'd applications (Dial, Queue, Park, MusicOnHold) included, runs to its end whatever the service
+  does: a service that dies during a bridged Dial leaves the conversation undisturbed, and AGI() then ends with
+  AGISTATUS=SUCCESS (run_agi's "AGI Script ... completed"), keeping the variables set so far.
 - Each command emits AMI AGIExecStart/AGIExecEnd with the raw command text (a stray "\\r" included).
 - AGISTATUS: HANGUP if the channel hung up (or left through a park comeback), FAILURE after a missing-file
   STREAM FILE or an unwritable RECORD FILE, else SUCCESS.
@@ -39,7 +45,7 @@ from ivr.sim.agi_codec import (
     parse_command,
     usage_block,
 )
-from ivr.sim.agi_commands import HANDLERS, Done, Usage
+from ivr.sim.agi_commands import HANDLERS, Done, Handler, Usage
 from ivr.sim.channel import SimChannel
 
 if TYPE_CHECKING:
@@ -47,6 +53,10 @@ if TYPE_CHECKING:
     from ivr.sim.model import SimConfig
     from ivr.sim.simulator import SimulatedAsterisk
 
+# res_agi commands that pass agi->ctrl to the media wait: readable socket (data or EOF) = "a new command", stop
+WATCHES_SOCKET = frozenset(
+    {"STREAM FILE", "GET OPTION", "WAIT FOR DIGIT", "SAY DIGITS", "SAY NUMBER", "SAY ALPHA", "GET DATA"}
+)
 RESULT_TEXT = {"ok": ("200", "Success"), "failure": ("-1", "Failure"), "unknown": ("200", "Unknown Result")}
 
 
@@ -61,6 +71,7 @@ class AGISession:
         env: dict[str, str],
         args: tuple[str, ...],
         async_mode: bool = False,
+        also: list[tuple[str, int]] | None = None,
     ) -> None:
         self.sim = sim
         self.async_mode = async_mode
@@ -72,6 +83,7 @@ class AGISession:
         self.channel = channel
         self.config: SimConfig = sim.config
         self.host, self.port = host, port
+        self.also = list(also or ())  # hagi://: the next SRV targets, tried when a connect fails
         self.env = env
         self.args = args
         self.failed = False
@@ -84,6 +96,10 @@ class AGISession:
         self.by_service = False
         self.commands = 0
         self._writer: asyncio.StreamWriter | None = None
+        self._reader: asyncio.StreamReader | None = None
+        self._buf = LineBuffer()
+        self._eof = False
+        self.service_closed = asyncio.Event()  # the service closed its side (or died: the kernel closed it)
         self._idle_waiters: list[asyncio.Future[None]] = []
         # CommandIds are random on Asterisk; here they are reproducible (seed + uniqueid, not Python's hash())
         self._rng = random.Random(zlib.crc32(channel.uniqueid.encode()) ^ sim.config.seed)
@@ -203,26 +219,26 @@ class AGISession:
         """Run the AGI until the service closes (or, Async AGI, until ASYNCAGI BREAK/hangup); returns AGISTATUS."""
         if self.async_mode:
             return await self._run_async()
-        try:
-            reader, writer = await asyncio.open_connection(self.host, self.port)
-        except OSError as exc:
-            self.log("AGI", f"connect failed: {exc}")
+        for host, port in [(self.host, self.port), *self.also]:
+            if not host:
+                continue
+            try:
+                reader, writer = await asyncio.open_connection(host, port)
+                break
+            except OSError as exc:
+                self.log("AGI", f"connect to {host}:{port} failed: {exc}")
+        else:
             return "FAILURE"
-        self._writer = writer
-        buf = LineBuffer()
+        self._writer, self._reader = writer, reader
+        buf = self._buf
         try:
             self._send(env_block(self.env, self.args))
             self._notify_idle()
             while True:
                 line = buf.next_line()
                 if line is None:
-                    try:
-                        data = await reader.read(65536)
-                    except (ConnectionError, OSError):
-                        data = b""
-                    if not data:
+                    if self._eof or not await self._read_more():
                         break
-                    buf.feed(data)
                     continue
                 self.call.add_line(">>>", line.encode("latin-1") + b"\n")
                 await self._execute(line)
@@ -245,6 +261,46 @@ class AGISession:
         with contextlib.suppress(ConnectionError, OSError):
             writer.close()
         return "HANGUP" if gone else ("FAILURE" if self.failed else "SUCCESS")
+
+    async def _read_more(self) -> bool:
+        """Read from the service into the line buffer; False (and `service_closed`) at EOF or a reset."""
+        assert self._reader is not None
+        try:
+            data = await self._reader.read(65536)
+        except (ConnectionError, OSError):
+            data = b""
+        if not data:
+            self._eof = True
+            self.service_closed.set()
+            return False
+        self._buf.feed(data)
+        return True
+
+    async def _run_watching(self, handler: Handler, args: tuple[str, ...]) -> tuple[bool, Done | None]:
+        """Run a socket-watching command: (stopped, its result); stopped when the service sent something or closed
+        first (then there is no reply)."""
+        if self.async_mode or self._reader is None:
+            return False, await handler(self, args)
+        if self._eof:
+            return True, None  # a closed socket stays readable: the command stops at once
+        command = asyncio.ensure_future(handler(self, args))
+        watch = asyncio.ensure_future(self._read_more())
+        try:
+            await asyncio.wait({command, watch}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            command.cancel()
+            watch.cancel()
+            raise
+        if command.done():
+            if not watch.done():
+                watch.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watch
+            return False, command.result()
+        command.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await command
+        return True, None
 
     def _notify_idle(self) -> None:
         waiters, self._idle_waiters = self._idle_waiters, []
@@ -274,14 +330,20 @@ class AGISession:
                 now = self.sim.clock.now() + (0.5 if any(w.upper() == "BEEP" for w in cmd.args) else 0.0)
                 ch.voice.append((now, now + speech))
             ch.notify_command(line)
+            interrupted = False
             try:
-                done: Done | None = await handler(self, cmd.args)
+                if cmd.title in WATCHES_SOCKET:
+                    interrupted, done = await self._run_watching(handler, cmd.args)
+                else:
+                    done = await handler(self, cmd.args)
             except Usage:
                 done = None
             finally:
                 self.in_command = False
                 ch.listening = False
-            if done is None:
+            if interrupted:  # res_agi: "Stop this command, don't print a result line, as there is a new command"
+                code, text = "200", "Success"
+            elif done is None:
                 head, body = usage_block(cmd.name)
                 self._send(head)
                 if not self.async_mode:

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 from ivr.sim.appargs import parse_options, separate_args
 from ivr.sim.bridging import ring_agent, talk
 from ivr.sim.channel import SimChannel
-from ivr.sim.model import AgentSpec
+from ivr.sim.dialplan import lookup
+from ivr.sim.model import AgentSpec, Route
 from ivr.sim.parking import parked_call
 
 if TYPE_CHECKING:
@@ -164,10 +165,10 @@ class Originate:
             sim.retrieve_parked(int(exten), talk=None, retriever=two)
         if self.app:
             await run_app_on(sim, one, self.app, self.data)
-        elif self.exten in sim.config.routes:
-            call = sim.adopt_call(
-                one, sim.config.routes[self.exten], behaviour.script, exten=self.exten, context=self.context
-            )
+        elif self.exten in sim.config.routes or lookup(self.context, self.exten, sim.config.dialplan_file) is not None:
+            # a route (a flow named directly) wins; else the shipped dialplan runs <context>,<exten> (ivr-outbound)
+            route = sim.config.routes.get(self.exten) or Route(flow="", context=self.context, dialplan=True)
+            call = sim.adopt_call(one, route, behaviour.script, exten=self.exten, context=self.context)
             await call.finished()
             return
         elif self.exten in sim.config.agents:

@@ -81,6 +81,10 @@ async def dial(s: AGISession, data: str) -> int:
         ch.set_var("RINGTIME_MS", str(ring_ms))
 
     def answered(leg: SimChannel) -> None:
+        # features.c pre_bridge_setup answers a caller that is not up yet (ast_raw_answer, unless
+        # BRIDGE_NOANSWER): ANSWEREDTIME then counts from here (inferred; the recordings answer first)
+        if ch.state != 6:
+            ch.set_state(6)
         ch.set_var("DIALSTATUS", "ANSWER")
         ch.set_var("DIALEDPEERNAME", leg.name)
         ch.set_var("DIALEDPEERNUMBER", target.split("/", 1)[-1])

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
+from ivr import dialplan
 from ivr.sim.agi_session import AGISession
 from ivr.sim.bridging import ring_agent, talk
 from ivr.sim.channel import MediaEvent, SimChannel
@@ -263,6 +264,10 @@ class Call:
             self._script_task = asyncio.get_running_loop().create_task(self._run_script(script.steps))
             limit = clock.call_later(sim.config.max_call_seconds, lambda: self._caller_hangs_up("limit"))
             route: Route | AgiStep | None = self.route
+            if self.route.dialplan:  # the shipped dialplan from priority 1; it runs on timers, like after an AGI
+                clock.release()
+                held = False
+                route = await self._run_modelled(ch, ch.context, ch.exten, None, resume=True)
             while route is not None:
                 if not held:
                     clock.acquire()
@@ -289,10 +294,14 @@ class Call:
 
     async def _run_agi(self, ch: SimChannel, route: Route | AgiStep) -> str:
         sim, spec = self.sim, self.spec
+        targets: list[tuple[str, int]] = []
+        request = ""
         args: tuple[str, ...]
         if isinstance(route, AgiStep):  # a modelled context's AGI(agi://${IVR_SERVER}/...): announced there
             script_path, args, is_async = route.script, (), False
-            host, port = self._ivr_server()
+            targets = self._agi_targets(route.url)
+            host, port = targets[0] if targets else ("", 0)  # no SRV target: AGISTATUS=FAILURE
+            request = route.url
         else:
             query = dict(route.query)
             if route is self.route:
@@ -304,9 +313,11 @@ class Call:
             appdata = (ASYNC_AGI if is_async else f"agi://{host}:{port}/{script_path}") + "".join("," + a for a in args)
             ch.newexten("AGI", appdata, priority=ch.priority)
         env = self._env(ch, host, port, script_path)
+        if request:
+            env["request"] = request  # res_agi's agi_request is the URL as AGI() got it (hagi:// included)
         if is_async:
             env["request"] = "async"
-        self.session = AGISession(sim, self, ch, host, port, env, args, async_mode=is_async)
+        self.session = AGISession(sim, self, ch, host, port, env, args, async_mode=is_async, also=targets[1:])
         self._session_started.set()
         ch.holding_clock = True
         self.in_agi = True
@@ -330,9 +341,23 @@ class Call:
                 )
             )
 
+    def _agi_targets(self, url: str) -> list[tuple[str, int]]:
+        """Where AGI(<url>) connects, in order: agi://host[:port] (4573 by default) is one target; hagi://<name>
+        without a port is every SRV target of _agi._tcp.<name> (SimConfig.srv), tried in turn (res_agi's
+        launch_ha_netscript); with a port it is plain agi://. [] = nothing to try (AGISTATUS=FAILURE)."""
+        scheme, _, rest = url.partition("://")
+        hostport = rest.split("/", 1)[0]
+        if scheme.lower() == "hagi" and ":" not in hostport:
+            found = [t.rpartition(":") for t in self.sim.config.srv.get(hostport, [])]
+            return [(h, int(p)) for h, _, p in found if h and p.isdigit()]
+        host, _, port = hostport.rpartition(":") if ":" in hostport else (hostport, "", "4573")
+        if scheme.lower() not in ("agi", "hagi") or not host or not port.isdigit():
+            return [self._ivr_server()]  # not a URL the model reads: the simulator's FastAGI target
+        return [(host, int(port))]
+
     def _ivr_server(self) -> tuple[str, int]:
         """${IVR_SERVER} (host:port) as the dialplan's AGI URL names it; the simulator's target if unusable."""
-        value = self.sim.pbx.globals.get("IVR_SERVER", "")
+        value = self.sim.pbx.globals.get(dialplan.SERVER, "")
         host, _, port = value.rpartition(":")
         return (host, int(port)) if host and port.isdigit() else self.sim.fastagi
 
@@ -369,7 +394,7 @@ class Call:
             self._resume = None
             ch.context, ch.exten = session.comeback_context, session.comeback_exten
             ch.priority = session.comeback_priority
-            if lookup(ch.context, ch.exten) is not None:
+            if lookup(ch.context, ch.exten, self.sim.config.dialplan_file) is not None:
                 ch.drain()
                 return await self._run_modelled(ch, ch.context, ch.exten, None, start=ch.priority)
             if (ch.context, ch.exten, ch.priority) == (self.sim.config.parking.comebackcontext, "s", 1):
@@ -417,8 +442,8 @@ class Call:
         if route is not None:
             ch.priority = 1
             return route
-        if lookup(context, exten) is not None:  # ivr-hold, ivr-hold-wait, ivr-queue, ivr-dial-out, ...
-            if context == "ivr-hold":
+        if lookup(context, exten, sim.config.dialplan_file) is not None:  # ivr-hold, ivr-queue, ivr-outbound ...
+            if context == dialplan.HOLD_CONTEXT:
                 self.destinations.append("hold")
             return await self._run_modelled(ch, context, exten, None)
         agent = sim.config.agents.get(exten)
@@ -497,6 +522,11 @@ class Call:
         self.linkedid = ch.linkedid
         sim.calls_by_linkedid[ch.linkedid] = self
         ch.media_flowing = spec.sends_media
+        if route.dialplan:  # the modelled dialplan announces its own priorities
+            for name, value in spec.variables.items():
+                ch.set_var(name, value)
+            ch.priority = 1
+            return ch
         prio = 1
         ch.newexten("NoOp", f"Inbound call to {exten}", priority=prio)
         for name, value in spec.variables.items():  # like Originate's Variable: no dialplan priority
@@ -514,6 +544,9 @@ class Call:
         self.linkedid = ch.linkedid
         self.sim.calls_by_linkedid[ch.linkedid] = self
         ch.context, ch.exten = self.spec.context or self.route.context, self.spec.did
+        if self.route.dialplan:  # the modelled dialplan announces its own priorities
+            ch.priority = 1
+            return
         ch.newexten("Answer" if ch.state == 6 else "NoOp", "", priority=1)
         ch.priority = 2
 

@@ -1,18 +1,17 @@
-"""The service's own dialplan contexts (dialplans/extensions_ivr.conf), as the simulated PBX runs them.
+"""The service's own dialplan (dialplans/extensions_ivr.conf), as the simulated PBX runs it.
 
 Rules for this file:
-- `IVR_CONTEXTS` mirrors the shipped file priority by priority: ivr-hold (MusicOnHold of ${IVR_MOH_CLASS},
-  default when empty), ivr-hold-wait (Wait(3600), Hangup()), ivr-queue (NoOp, Queue(<exten>), Hangup()),
-  ivr-dial-out (Dial(PJSIP/<number>@trunk,40), Hangup()), ivr-park-comeback (where the flow's Park sends a
-  timed-out caller: back into the flow at ${IVR_COMEBACK} over a second FastAGI, else ivr-enter,fallback) and
-  ivr-enter,fallback (NoOp, Answer, Playback, Dial(${IVR_OPERATOR},60), Playback, Hangup).  ivr-outbound,<flow>
-  is a FastAGI flow and stays with `SimConfig.routes` (an exten that is a route runs that flow).  AppData is
-  computed from the channel the way the .conf's expressions would expand it (FILTER keeps the same characters,
-  `$[a = b]` becomes 1 or 0 as in the Newexten events of a real Asterisk).
+- The contexts are the shipped file itself, parsed and expanded by `extensions_conf` (the subset it uses): every
+  context, extension and priority the file has, with the file's applications and expressions. A change to the
+  file changes what the simulator does; something the model cannot run fails loudly (`DialplanError`).
+  Routes (`SimConfig.routes`) still win where a test names a flow directly (`CallSpec(flow=...)`, a route for
+  an extension); a call placed as `CallSpec(did=..., context="ivr-inbound")` without a route runs the file from
+  `ivr-inbound,<did>,1`.
+- AppData is the expanded text, as a real Newexten shows it (FILTER, CUT, IF applied; `$[...]` evaluated to 1/0).
 - Goto/GotoIf jump synchronously (the next Newexten names the application there).  An AGI priority stops the
   walk: run_context returns an `AgiStep` and the call runs that FastAGI session, then resumes at the next
   priority (`resume=True`: its Newexten goes out as usual).
-- An application that returns -1 (Dial after a bridged call, a hangup) ends the dialplan, as pbx.c does.
+- An application that returns -1 (Dial/Queue after a bridged call, a hangup) ends the dialplan, as pbx.c does.
 - `run_context()` runs those priorities on a channel that already left its previous application (a Redirect,
   the end of an AGI).  Asterisk's async-goto quirk applies: the Newexten of priority 1 carries the *previous*
   Application/AppData (README: "After an async goto ... the Newexten for priority 1 ... previous").
@@ -25,11 +24,14 @@ Rules for this file:
 
 from __future__ import annotations
 
-import re
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ivr import dialplan
+from ivr.sim import extensions_conf
 from ivr.sim.appargs import separate_args
 
 if TYPE_CHECKING:
@@ -37,12 +39,6 @@ if TYPE_CHECKING:
     from ivr.sim.simulator import SimulatedAsterisk
 
 Data = Callable[["SimChannel", str], str]
-
-
-def _filter(allowed: str, text: str) -> str:
-    return "".join(c for c in text if re.fullmatch(f"[{allowed}]", c))
-
-
 Jump = Callable[["SimChannel", str], "tuple[str, str, int] | None"]
 
 
@@ -55,140 +51,55 @@ class Priority:
 
 @dataclass(frozen=True)
 class AgiStep:
-    """run_context reached AGI(agi://${IVR_SERVER}/<script>): the call runs it at context,exten,priority."""
+    """run_context reached AGI(<url>): the call runs it at context,exten,priority."""
 
     context: str
     exten: str
     priority: int
     script: str  # agi_network_script: "<flow>?<query>"
+    url: str = ""  # the expanded AGI() URL: agi://host:port/<script>
 
 
-@dataclass(frozen=True)
-class Extension:
-    pattern: str  # a regex for the whole extension (Asterisk's `_X.` -> `[0-9].+`)
-    priorities: tuple[Priority, ...]
-
-    def matches(self, exten: str) -> bool:
-        return re.fullmatch(self.pattern, exten) is not None
+FALLBACK = (dialplan.ENTER_CONTEXT, dialplan.FALLBACK_EXTEN, 1)
 
 
-def _moh_class(ch: SimChannel, exten: str) -> str:
-    value = ch.get_var("IVR_MOH_CLASS") or ""
-    return value if value else "default"
+def _lookup_in(ch: SimChannel, exten: str) -> extensions_conf.Lookup:
+    return lambda name: exten if name == "EXTEN" else ch.get_var(name)
 
 
-def _cut(value: str, sep: str, field_no: int) -> str:
-    """${CUT(var,sep,n)}: the n-th (1-based) piece; "" when there is none."""
-    parts = value.split(sep)
-    return parts[field_no - 1] if field_no <= len(parts) else ""
+def _priority(context: str, conf: extensions_conf.ConfPriority) -> Priority:
+    raw, app = conf.data, conf.app
+
+    def data(ch: SimChannel, exten: str) -> str:
+        return extensions_conf.expand(raw, _lookup_in(ch, exten))
+
+    jump: Jump | None = None
+    if app.lower() == "goto":
+        jump = lambda ch, e: extensions_conf.goto_target(data(ch, e), context, e)  # noqa: E731
+    elif app.lower() == "gotoif":
+        jump = lambda ch, e: extensions_conf.goto_if(data(ch, e), context, e)  # noqa: E731
+    return Priority(app, data, jump)
 
 
-def _comeback(ch: SimChannel) -> str:
-    return ch.get_var("IVR_COMEBACK") or ""
+@functools.cache
+def _model(source: Path) -> dict[str, tuple[tuple[extensions_conf.ConfExtension, tuple[Priority, ...]], ...]]:
+    contexts = extensions_conf.load(source)
+    return {
+        name: tuple((ext, tuple(_priority(name, p) for p in ext.priorities)) for ext in extens)
+        for name, extens in contexts.items()
+    }
 
 
-def _comeback_flow(ch: SimChannel) -> str:
-    return _filter(r"\-A-Za-z0-9_", _cut(_comeback(ch), ":", 1))
-
-
-def _comeback_script(ch: SimChannel, exten: str) -> str:
-    # agi://${IVR_SERVER}/${IVR_FLOW}?node=${FILTER(-A-Za-z0-9_,${CUT(IVR_COMEBACK,:,2)})}
-    return "{}?node={}".format(ch.get_var("IVR_FLOW") or "", _filter(r"\-A-Za-z0-9_", _cut(_comeback(ch), ":", 2)))
-
-
-def _agi_url(script: Callable[[SimChannel, str], str]) -> Data:
-    return lambda ch, e: "agi://{}/{}".format(ch.get_var("IVR_SERVER") or "", script(ch, e))
-
-
-def _is(ch: SimChannel, name: str, value: str) -> bool:
-    return (ch.get_var(name) or "") == value
-
-
-def _goto_if(test: Callable[[SimChannel], bool], target: tuple[str, str, int]) -> Priority:
-    """GotoIf($["${VAR}" = "X"]?context,exten,priority): AppData shows the evaluated condition (1/0)."""
-    where = ",".join(str(part) for part in target)
-    return Priority("GotoIf", lambda ch, e: f"{int(test(ch))}?{where}", jump=lambda ch, e: target if test(ch) else None)
-
-
-FALLBACK = ("ivr-enter", "fallback", 1)
-
-IVR_CONTEXTS: dict[str, tuple[Extension, ...]] = {
-    # [ivr-hold] exten => s,1,MusicOnHold(${IF($["${IVR_MOH_CLASS}" = ""]?default:${IVR_MOH_CLASS})})
-    "ivr-hold": (Extension("s", (Priority("MusicOnHold", _moh_class),)),),
-    # [ivr-hold-wait] exten => s,1,Wait(3600) / same => n,Hangup()
-    "ivr-hold-wait": (Extension("s", (Priority("Wait", lambda ch, e: "3600"), Priority("Hangup"))),),
-    # [ivr-queue] exten => _[-A-Za-z0-9_].,1,NoOp(ivr: queue ${EXTEN}) / Queue(${FILTER(-A-Za-z0-9_,${EXTEN})})
-    "ivr-queue": (
-        Extension(
-            r"[-A-Za-z0-9_].+",
-            (
-                Priority("NoOp", lambda ch, e: "ivr: queue " + e),
-                Priority("Queue", lambda ch, e: _filter(r"\-A-Za-z0-9_", e)),
-                Priority("Hangup"),
-            ),
-        ),
-    ),
-    # [ivr-dial-out] exten => _+X.,1,Dial(PJSIP/${EXTEN:1}@trunk,40) / _X.,1,Dial(PJSIP/${EXTEN}@trunk,40)
-    "ivr-dial-out": (
-        Extension(r"\+[0-9].+", (Priority("Dial", lambda ch, e: f"PJSIP/{e[1:]}@trunk,40"), Priority("Hangup"))),
-        Extension(r"[0-9].+", (Priority("Dial", lambda ch, e: f"PJSIP/{e}@trunk,40"), Priority("Hangup"))),
-    ),
-    # [ivr-park-comeback] exten => s,1,NoOp(ivr: park time-out, back to ${IVR_COMEBACK}) ... AGI(...) ... Hangup()
-    "ivr-park-comeback": (
-        Extension(
-            "s",
-            (
-                Priority("NoOp", lambda ch, e: "ivr: park time-out, back to " + _comeback(ch)),
-                _goto_if(lambda ch: _is(ch, "IVR_COMEBACK", ""), FALLBACK),
-                Priority("Set", lambda ch, e: "IVR_FLOW=" + _comeback_flow(ch)),
-                Priority("Set", lambda ch, e: "IVR_STATUS="),
-                Priority("Set", lambda ch, e: "IVR_TRANSFERRED="),
-                Priority("AGI", _agi_url(_comeback_script)),
-                _goto_if(lambda ch: _is(ch, "AGISTATUS", "FAILURE"), FALLBACK),
-                _goto_if(lambda ch: _is(ch, "IVR_STATUS", "NOROUTE"), FALLBACK),
-                _goto_if(lambda ch: _is(ch, "IVR_STATUS", "ERROR"), FALLBACK),
-                Priority("Hangup"),
-            ),
-        ),
-        # exten => _[-A-Za-z0-9_].,1,Goto(ivr-park-comeback,s,1)
-        Extension(
-            r"[-A-Za-z0-9_].+",
-            (
-                Priority(
-                    "Goto", lambda ch, e: "ivr-park-comeback,s,1", jump=lambda ch, e: ("ivr-park-comeback", "s", 1)
-                ),
-            ),
-        ),
-    ),
-    # [ivr-enter] exten => fallback,1,NoOp(ivr unavailable: ...) / Answer() / Playback(pls-hold-while-try) /
-    #   Dial(${IVR_OPERATOR},60) / Playback(sorry-youre-having-problems) / Hangup()
-    # (ivr-enter,s is the inbound AGI itself: `SimConfig.routes` / CallSpec.flow model it.)
-    "ivr-enter": (
-        Extension(
-            "fallback",
-            (
-                Priority(
-                    "NoOp",
-                    lambda ch, e: "ivr unavailable: AGISTATUS={} IVR_STATUS={}".format(
-                        ch.get_var("AGISTATUS") or "", ch.get_var("IVR_STATUS") or ""
-                    ),
-                ),
-                Priority("Answer"),
-                Priority("Playback", lambda ch, e: "pls-hold-while-try"),
-                Priority("Dial", lambda ch, e: "%s,60" % (ch.get_var("IVR_OPERATOR") or "")),
-                Priority("Playback", lambda ch, e: "sorry-youre-having-problems"),
-                Priority("Hangup"),
-            ),
-        ),
-    ),
-}
-
-
-def lookup(context: str, exten: str) -> tuple[Priority, ...] | None:
-    for ext in IVR_CONTEXTS.get(context, ()):
-        if ext.matches(exten):
-            return ext.priorities
-    return None
+def lookup(context: str, exten: str, source: Path | None = None) -> tuple[Priority, ...] | None:
+    """The priorities of context,exten in the shipped file, or `source` (SimConfig.dialplan_file): a literal
+    extension first, then patterns."""
+    entries = _model(source or extensions_conf.SHIPPED).get(context)
+    if not entries:
+        return None
+    chosen = extensions_conf.find({context: tuple(e for e, _ in entries)}, context, exten)
+    if chosen is None:
+        return None
+    return next(prios for ext, prios in entries if ext is chosen)
 
 
 @dataclass
@@ -245,7 +156,7 @@ async def run_context(
     host = AppHost(sim, ch, call if call is not None else _Scratch())
     n, first = start, True
     while True:
-        priorities = lookup(context, exten)
+        priorities = lookup(context, exten, sim.config.dialplan_file)
         if priorities is None:
             raise KeyError(f"{context},{exten} is not in the modelled dialplan")
         if ch.hungup:
@@ -274,7 +185,8 @@ async def run_context(
         if app == "hangup":
             return "end"
         if app == "agi":
-            return AgiStep(context, exten, n, data.split("/", 3)[3] if data.count("/") >= 3 else "")
+            url = separate_args(data)[0] if data else ""
+            return AgiStep(context, exten, n, url.split("/", 3)[3] if url.count("/") >= 3 else "", url)
         if app in ("musiconhold", "wait"):
             ch.stop_moh()
             if app == "musiconhold":
@@ -299,8 +211,9 @@ async def run_context(
                 return "end"
             n += 1
             continue
-        # NoOp / Set: nothing to wait for
         if app == "set":
             name, _, value = data.partition("=")
-            ch.set_var(name, value)
+            ch.set_var(name.lstrip("_"), value)  # __NAME / _NAME: inherited by channels it creates
+        elif app != "noop":
+            raise extensions_conf.DialplanError(f"{context},{exten},{n}: {prio.app}() is not modelled")
         n += 1

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ivr import dialplan
 from ivr.sim.script import CallerScript, Step
 from ivr.sim.sounds import SoundCatalog
 
@@ -82,6 +83,8 @@ class Route:
     query: dict[str, str] = field(default_factory=dict)
     args: tuple[str, ...] = ()
     preset: dict[str, str] = field(default_factory=dict)  # Set() before the AGI
+    # True: no AGI of its own; the call runs dialplans/extensions_ivr.conf from <context>,<exten>,1 (ivr.sim.dialplan)
+    dialplan: bool = False
 
 
 @dataclass
@@ -108,7 +111,13 @@ class SimConfig:
     default_callee: AgentSpec = field(default_factory=lambda: AgentSpec("callee", answer_after=1.0, talk=None))
     # [globals] of extensions.conf that dialplans/extensions_ivr.conf reads: IVR_OPERATOR (ivr-enter,fallback's
     # Dial), IVR_SERVER (host:port of the FastAGI service; default: where sim.start() points calls)
-    globals: dict[str, str] = field(default_factory=lambda: {"IVR_OPERATOR": "Local/answer2s@agents"})
+    globals: dict[str, str] = field(default_factory=lambda: {dialplan.OPERATOR: "Local/answer2s@agents"})
+    # The dialplan the PBX runs (ivr.sim.dialplan): None = the shipped dialplans/extensions_ivr.conf; a variant of it
+    # (e.g. with hagi:// URLs) for tests of what an admin's documented edit does.
+    dialplan_file: Path | None = None
+    # DNS SRV answers for hagi://<name>/ (res_agi looks up _agi._tcp.<name>): name -> "host:port" targets in the
+    # order the resolver hands them out (priority, then weight). Each is tried in turn until one accepts.
+    srv: dict[str, list[str]] = field(default_factory=dict)
 
     def map_path(self, path: str) -> str:
         for prefix, repl in self.path_map.items():
@@ -122,8 +131,10 @@ class CallSpec:
     """One simulated inbound call.
 
     Either `flow` (the dialplan runs AGI(agi://.../<flow>?<params>,<args>) directly) or `did` (looked up in
-    `SimConfig.routes`).  `technology` "PJSIP" gives one channel PJSIP/<trunk>-<seq> like a SIP trunk call;
-    "Local" gives the recorded Local pair, the ;2 half running the AGI.
+    `SimConfig.routes`; without a route, `context` + `did` name an extension of the shipped dialplan, e.g.
+    `CallSpec(did="37052000000", context="ivr-inbound")`, and the call runs the file from there).
+    `technology` "PJSIP" gives one channel PJSIP/<trunk>-<seq> like a SIP trunk call; "Local" gives the recorded
+    Local pair, the ;2 half running the AGI.
     """
 
     flow: str | None = None

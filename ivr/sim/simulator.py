@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ivr import dialplan
 from ivr.sim.agi_session import AGISession
 from ivr.sim.call import Call, CallRecord, Ending, MixMon, RecordingInfo, TranscriptLine
 from ivr.sim.channel import MediaEvent, SimChannel
@@ -84,8 +85,8 @@ class SimulatedAsterisk:
             self.fastagi = (fastagi[0], int(fastagi[1]))
         elif fastagi_port is not None:
             self.fastagi = (fastagi_host, int(fastagi_port))
-        if "IVR_SERVER" not in self.config.globals:  # ${IVR_SERVER} of the dialplan's AGI(agi://...) lines
-            self.pbx.globals["IVR_SERVER"] = f"{self.fastagi[0]}:{self.fastagi[1]}"
+        if dialplan.SERVER not in self.config.globals:  # ${IVR_SERVER} of the dialplan's AGI(agi://...) lines
+            self.pbx.globals[dialplan.SERVER] = f"{self.fastagi[0]}:{self.fastagi[1]}"
         if ami:
             from ivr.sim.ami_server import AMIServer
 
@@ -192,10 +193,12 @@ class SimulatedAsterisk:
         if spec.flow:
             return Route(flow=spec.flow, context=spec.context or "ivr-inbound")
         route = self.config.routes.get(spec.did)
+        if route is None and spec.context and lookup(spec.context, spec.did, self.config.dialplan_file) is not None:
+            return Route(flow="", context=spec.context, dialplan=True)  # the shipped dialplan from <context>,<did>,1
         if route is None:
             raise SimError(
-                f"no route for DID {spec.did!r}: give CallSpec(flow=...)"
-                f" or add SimConfig.routes[{spec.did!r}] = Route(...)"
+                f"no route for DID {spec.did!r}: give CallSpec(flow=...), add SimConfig.routes[{spec.did!r}] = "
+                "Route(...), or name a context of the shipped dialplan (CallSpec(context=...))"
             )
         return route
 
@@ -318,7 +321,7 @@ class SimulatedAsterisk:
         if call is not None:
             call.goto(context, exten)
             return
-        known = lookup(context, exten) is not None or exten in self.config.routes
+        known = lookup(context, exten, self.config.dialplan_file) is not None or exten in self.config.routes
         if ch.uniqueid in self._in_dialplan:  # waiting in ivr-hold-wait ...: an async goto
             ch.redirect_to = (context, exten) if known else None
             ch.post(MediaEvent("hangup", "goto", self.clock.now()))
@@ -349,7 +352,7 @@ class SimulatedAsterisk:
                 context, exten = ch.redirect_to
                 ch.redirect_to = None
                 ch.drain()
-                if lookup(context, exten) is None:
+                if lookup(context, exten, self.config.dialplan_file) is None:
                     route = self.config.routes[exten]
                     ch.context, ch.exten = context, exten
                     self._in_dialplan.discard(ch.uniqueid)

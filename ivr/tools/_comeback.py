@@ -4,7 +4,8 @@ Rules for this file:
 - What happens is what dialplans/extensions_ivr.conf's [ivr-park-comeback] does: the park node set
   IVR_COMEBACK=<flow>:<node>; at the park time-out the caller re-enters the service in a new FastAGI session at
   that node (`<flow>?node=<node>`). An empty IVR_COMEBACK, or a comeback session that ends in an error
-  (IVR_STATUS=ERROR), sends the caller to [ivr-enter,fallback]: the operator's Dial (`OPERATOR_FALLBACK`).
+  (IVR_STATUS=ERROR: no positive report, ivr.dialplan), sends the caller to [ivr-enter,fallback]: the operator's
+  Dial (`OPERATOR_FALLBACK`).
 - The comeback is read from the engine's own record: the park node's `park` trace event carries `comeback`
   (qualified, "" for none) and its visit's detail is the Park result ("timeout" / "retrieved").
 - The whole call is one `CallReport` (`merge`): the first session's start, every session's visits in order, the
@@ -19,9 +20,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from ivr import dialplan
 from ivr.flow.report import CallReport, TraceEvent
 
-OPERATOR_FALLBACK = "ivr-enter,fallback"
+OPERATOR_FALLBACK = f"{dialplan.ENTER_CONTEXT},{dialplan.FALLBACK_EXTEN}"
 
 
 @dataclass(frozen=True)

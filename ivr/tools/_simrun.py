@@ -29,6 +29,7 @@ import tempfile
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
+from ivr import dialplan
 from ivr.flow.channel import CallInfo, Channel, DialResult, ParkResult, QueueResult, RecordResult
 from ivr.flow.model import Flow
 from ivr.flow.report import CallReport, TraceEvent
@@ -314,7 +315,7 @@ async def run_call_on_sim(
         operator = setup.world.agents.get("operator", "answer")
         operator = (operator[0] if operator else "answer") if isinstance(operator, list) else operator
         config.agents[_OPERATOR] = _agent_spec(_OPERATOR, operator, setup.world)
-        config.globals["IVR_OPERATOR"] = _OPERATOR_DIAL
+        config.globals[dialplan.OPERATOR] = _OPERATOR_DIAL
         sim = SimulatedAsterisk(config, clock=clock)
 
         def scripted_caller(session: Any) -> SimCaller:

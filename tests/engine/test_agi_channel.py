@@ -20,6 +20,11 @@ ENV = (
 )
 
 
+# ivr.dialplan: IVR_STATUS says what the caller was handed to while the application runs
+PARKED = ('SET VARIABLE IVR_STATUS "PARKED"\n', ["200 result=1\n"])
+BACK = ('SET VARIABLE IVR_STATUS "RUNNING"\n', ["200 result=1\n"])  # the agent hung up, the caller is still there
+
+
 async def scripted(script, body):
     """Run `body(channel)` in a FastAGI-style handler while this side plays Asterisk: for each
     (expected command, reply lines) it checks the command and sends the replies."""
@@ -115,6 +120,7 @@ async def test_dial_no_answer_reads_dialstatus():  # agi-06: only DIALSTATUS is 
 
     result = await scripted(
         [
+            ('SET VARIABLE IVR_STATUS "AGENT"\n', ["200 result=1\n"]),
             ('EXEC Dial "Local/noanswer@agents,3"\n', ["200 result=0\n"]),
             ("GET VARIABLE DIALSTATUS\n", ["200 result=1 (NOANSWER)\n"]),
         ],
@@ -134,9 +140,11 @@ async def test_dial_answered_agent_hangs_up_caller_stays():  # agi-06 first scen
 
     result = await scripted(
         [
+            ('SET VARIABLE IVR_STATUS "AGENT"\n', ["200 result=1\n"]),
             ('EXEC Dial "Local/answer2s@agents,10"\n', ["200 result=-1\n"]),
             ("GET VARIABLE DIALSTATUS\n", ["200 result=1 (ANSWER)\n"]),
             ("GET VARIABLE ANSWEREDTIME\n", ["200 result=1 (3)\n"]),
+            BACK,
         ],
         body,
     )
@@ -154,6 +162,7 @@ async def test_dial_answered_then_caller_hangs_up():  # agi-06 last scenario
 
     result, after = await scripted(
         [
+            ('SET VARIABLE IVR_STATUS "AGENT"\n', ["200 result=1\n"]),
             ('EXEC Dial "Local/talk@agents,10"\n', ["200 result=-1\n", "HANGUP\n"]),
             ("GET VARIABLE DIALSTATUS\n", ["200 result=1 (ANSWER)\n"]),
             ("GET VARIABLE ANSWEREDTIME\n", ["200 result=1 (3)\n"]),
@@ -171,6 +180,7 @@ async def test_dial_caller_hangs_up_while_agent_rings_is_not_answered():
 
     result = await scripted(
         [
+            ('SET VARIABLE IVR_STATUS "AGENT"\n', ["200 result=1\n"]),
             ('EXEC Dial "Local/noanswer@agents,10"\n', ["200 result=-1\n", "HANGUP\n"]),
             ("GET VARIABLE DIALSTATUS\n", ["200 result=1 (CANCEL)\n"]),
         ],
@@ -185,6 +195,7 @@ async def test_dial_without_dialstatus_after_hangup_is_not_answered():
 
     result = await scripted(
         [
+            ('SET VARIABLE IVR_STATUS "AGENT"\n', ["200 result=1\n"]),
             ('EXEC Dial "Local/noanswer@agents,10"\n', ["200 result=-1\n", "HANGUP\n"]),
             ("GET VARIABLE DIALSTATUS\n", ["200 result=0\n"]),
         ],
@@ -200,6 +211,7 @@ async def test_dial_without_dialstatus_on_a_live_channel_is_an_error():
     with pytest.raises(ChannelError, match="set no DIALSTATUS"):
         await scripted(
             [
+                ('SET VARIABLE IVR_STATUS "AGENT"\n', ["200 result=1\n"]),
                 ('EXEC Dial "Local/noanswer@agents,10"\n', ["200 result=0\n"]),
                 ("GET VARIABLE DIALSTATUS\n", ["200 result=0\n"]),
             ],
@@ -221,10 +233,13 @@ async def test_queue_timeout_and_continue():  # agi-07 agi1
 
     timeout, answered = await scripted(
         [
+            ('SET VARIABLE IVR_STATUS "AGENT"\n', ["200 result=1\n"]),
             ('EXEC Queue "testq,,,,4"\n', ["200 result=0\n"]),
             ("GET VARIABLE QUEUESTATUS\n", ["200 result=1 (TIMEOUT)\n"]),
+            ('SET VARIABLE IVR_STATUS "AGENT"\n', ["200 result=1\n"]),
             ('EXEC Queue "agiq,c,,,30"\n', ["200 result=0\n"]),
             ("GET VARIABLE QUEUESTATUS\n", ["200 result=1 (CONTINUE)\n"]),
+            BACK,
         ],
         body,
     )
@@ -240,10 +255,12 @@ async def test_queue_without_c_agent_hung_up_is_answered():
 
     result = await scripted(
         [
+            ('SET VARIABLE IVR_STATUS "AGENT"\n', ["200 result=1\n"]),
             ('EXEC Queue "agiq,,,,30"\n', ["200 result=-1\n"]),
             ("GET VARIABLE QUEUESTATUS\n", ["200 result=0\n"]),
             ("GET VARIABLE ABANDONED\n", ["200 result=0\n"]),
             ("GET VARIABLE ANSWEREDTIME_MS\n", ["200 result=1 (2507)\n"]),
+            BACK,
         ],
         body,
     )
@@ -264,6 +281,7 @@ async def test_queue_caller_hangs_up_while_waiting_is_abandoned():
 
     result = await scripted(
         [
+            ('SET VARIABLE IVR_STATUS "AGENT"\n', ["200 result=1\n"]),
             ('EXEC Queue "agiq,,,,30"\n', ["200 result=-1\n", "HANGUP\n"]),
             ("GET VARIABLE QUEUESTATUS\n", ["200 result=0\n"]),
             ("GET VARIABLE ABANDONED\n", ["200 result=1 (TRUE)\n"]),
@@ -279,6 +297,7 @@ async def test_queue_caller_hangs_up_after_the_agent_answered_is_answered():
 
     result = await scripted(
         [
+            ('SET VARIABLE IVR_STATUS "AGENT"\n', ["200 result=1\n"]),
             ('EXEC Queue "agiq,,,,30"\n', ["200 result=-1\n", "HANGUP\n"]),
             ("GET VARIABLE QUEUESTATUS\n", ["200 result=0\n"]),
             ("GET VARIABLE ABANDONED\n", ["200 result=0\n"]),
@@ -301,11 +320,14 @@ async def test_queue_answer_evidence_from_answeredtime_or_memberinterface():
 
     by_time, by_member = await scripted(
         [
+            ('SET VARIABLE IVR_STATUS "AGENT"\n', ["200 result=1\n"]),
             ('EXEC Queue "agiq,,,,30"\n', ["200 result=-1\n"]),
             ("GET VARIABLE QUEUESTATUS\n", ["200 result=0\n"]),
             ("GET VARIABLE ABANDONED\n", ["200 result=0\n"]),
             ("GET VARIABLE ANSWEREDTIME_MS\n", ["200 result=0\n"]),
             ("GET VARIABLE ANSWEREDTIME\n", ["200 result=1 (2)\n"]),
+            BACK,
+            ('SET VARIABLE IVR_STATUS "AGENT"\n', ["200 result=1\n"]),
             ('EXEC Queue "agiq,,,,30"\n', ["200 result=-1\n", "HANGUP\n"]),
             ("GET VARIABLE QUEUESTATUS\n", ["200 result=0\n"]),
             ("GET VARIABLE ABANDONED\n", ["200 result=0\n"]),
@@ -326,6 +348,7 @@ async def test_queue_hangup_without_any_evidence_is_not_counted_answered():
 
     result = await scripted(
         [
+            ('SET VARIABLE IVR_STATUS "AGENT"\n', ["200 result=1\n"]),
             ('EXEC Queue "agiq,,,,30"\n', ["200 result=-1\n", "HANGUP\n"]),
             ("GET VARIABLE QUEUESTATUS\n", ["200 result=0\n"]),
             ("GET VARIABLE ABANDONED\n", ["200 result=0\n"]),
@@ -340,7 +363,7 @@ async def test_park_timeout_is_not_a_hangup():  # agi-07 agi3: "EXEC Park defaul
     async def body(ch):
         return await ch.park("default", 6)
 
-    result = await scripted([('EXEC Park "default,st(6)"\n', ["200 result=0\n", "HANGUP\n"])], body)
+    result = await scripted([PARKED, ('EXEC Park "default,st(6)"\n', ["200 result=0\n", "HANGUP\n"])], body)
     assert result.status == "timeout"
 
 
@@ -351,7 +374,7 @@ async def test_park_comeback_context_is_parks_c_option():
         return await ch.park("default", 45, "ivr-park-comeback")
 
     result = await scripted(
-        [('EXEC Park "default,st(45)c(ivr-park-comeback\\\\,s\\\\,1)"\n', ["200 result=0\n", "HANGUP\n"])], body
+        [PARKED, ('EXEC Park "default,st(45)c(ivr-park-comeback\\\\,s\\\\,1)"\n', ["200 result=0\n", "HANGUP\n"])], body
     )
     assert result.status == "timeout"
 

@@ -4,7 +4,8 @@ The flow parks with `EXEC Park "default,st(6)c(ivr-park-comeback\\,s\\,1)"` afte
 On the time-out the first AGI gets `200 result=0` then `HANGUP` (agi-07c); after it ends the same channel runs
 ivr-park-comeback: s,1 NoOp (announced by the Newexten naming Park, none of its own), s,2 GotoIf (empty
 IVR_COMEBACK -> ivr-enter,fallback,1), s,3-5 Set, s,6 AGI(agi://${IVR_SERVER}/<flow>?node=<node>): a second
-FastAGI session on the same channel, then the GotoIfs on AGISTATUS/IVR_STATUS and s,10 Hangup().
+FastAGI session on the same channel, then the report (ivr.dialplan): s,7-8 GotoIf (OK/PARKED, AGENT with a
+connected call -> ivr-enter,done,1), s,9 Goto(ivr-enter,fallback,1) for anything else.
 """
 
 from __future__ import annotations
@@ -100,12 +101,12 @@ async def test_comeback_runs_a_second_fastagi_session_at_the_node() -> None:
         ("s", "4", "Set", "IVR_STATUS="),
         ("s", "5", "Set", "IVR_TRANSFERRED="),
         ("s", "6", "AGI", f"agi://127.0.0.1:{port}/main?node=general_voicemail"),
-        ("s", "7", "GotoIf", "0?ivr-enter,fallback,1"),
-        ("s", "8", "GotoIf", "0?ivr-enter,fallback,1"),
-        ("s", "9", "GotoIf", "0?ivr-enter,fallback,1"),
-        ("s", "10", "Hangup", ""),
+        ("s", "7", "GotoIf", "1?ivr-enter,done,1"),  # IVR_STATUS=OK: the flow reported
     ]
-    assert newexten(rec, "ivr-enter") == []
+    assert newexten(rec, "ivr-enter") == [
+        ("done", "1", "NoOp", "ivr: done, IVR_STATUS=OK IVR_OUTCOME="),
+        ("done", "2", "Hangup", ""),
+    ]
     assert agistatus(rec) == ["HANGUP", "SUCCESS"]
     # the first AGISTATUS is set before the dialplan goes on (agi-07c: VarSet, then the next Newexten)
     names = [(e.name, e.get("Priority")) for e in rec.events if e.get("Context") == "ivr-park-comeback"]
@@ -122,7 +123,7 @@ async def test_comeback_runs_a_second_fastagi_session_at_the_node() -> None:
     assert not [line for line in rec.replies() if line.startswith("agi_")]
     assert rec.agi_status == "SUCCESS" and rec.variables["IVR_FLOW"] == "main"
     assert rec.destinations == ["ivr", "parked:701", "ivr"]
-    assert (rec.ended.by, rec.ended.during) == ("service", "dialplan ivr-park-comeback,s")
+    assert (rec.ended.by, rec.ended.during) == ("service", "dialplan ivr-enter,done")
 
 
 async def test_comeback_text_is_filtered_before_it_reaches_the_agi_url() -> None:
@@ -166,8 +167,8 @@ async def test_comeback_flow_without_route_or_failing_goes_to_the_fallback(statu
 
     rec, _ = await run(parks("gone:node", refuses))
     goto_ifs = [(prio, data) for _, prio, app, data in newexten(rec, "ivr-park-comeback") if app == "GotoIf"]
-    expected = {"NOROUTE": [("7", "0"), ("8", "1")], "ERROR": [("7", "0"), ("8", "0"), ("9", "1")]}[status]
-    assert [(prio, data[0]) for prio, data in goto_ifs[1:]] == expected
+    assert [(prio, data[0]) for prio, data in goto_ifs[1:]] == [("7", "0"), ("8", "0")]  # no positive report
+    assert ("s", "9", "Goto", "ivr-enter,fallback,1") in newexten(rec, "ivr-park-comeback")
     assert newexten(rec, "ivr-enter")[0] == (
         "fallback",
         "1",
@@ -188,5 +189,5 @@ async def test_service_down_at_comeback_is_agistatus_failure_then_fallback() -> 
         ("main", "HANGUP"),
         ("main?node=general_voicemail", "FAILURE"),
     ]
-    assert ("s", "7", "GotoIf", "1?ivr-enter,fallback,1") in newexten(rec, "ivr-park-comeback")
+    assert ("s", "9", "Goto", "ivr-enter,fallback,1") in newexten(rec, "ivr-park-comeback")
     assert rec.dials == [("PJSIP/busy", "BUSY")]
