@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(PY) bench/agi_bench.py
 	$(PY) bench/ami_bench.py
 	$(PY) bench/sim_bench.py
+	$(PY) bench/storage_bench.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -178,6 +178,13 @@ CALLBACKS = Counter(
     ["queue", "result"],
     registry=REGISTRY,
 )
+STORAGE_FAILURES = Counter(
+    "ivr_storage_failures",
+    "Writes/reads the database refused or could not take (lost, down), by what was being done: voicemail, "
+    "callback_request, callback_scheduler, callback_attempt.",
+    ["action"],
+    registry=REGISTRY,
+)
 
 # --- queues (from AMI) -------------------------------------------------------------------------------------
 QUEUE_CALLERS = Gauge("ivr_queue_callers", "Callers waiting in the queue.", ["queue"], registry=REGISTRY)

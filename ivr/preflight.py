@@ -16,8 +16,8 @@ from pathlib import Path
 from ivr.settings import Settings
 
 
-class StartupRefused(Exception):
-    """`serve` cannot run with these settings; the message is the one line printed."""
+class StartError(Exception):
+    """The service cannot start; the message names the setting to fix (printed as one line, exit status 2)."""
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -44,7 +44,7 @@ def sqlite_directory(url: str) -> Path | None:
 
 
 def check_directories(settings: Settings) -> None:
-    """Raise `StartupRefused` for the first directory this process needs but cannot write."""
+    """Raise `StartError` for the first directory this process needs but cannot write."""
     needed: list[tuple[Path, str, str]] = []
     database = sqlite_directory(settings.storage.url)
     if database is not None:
@@ -54,13 +54,13 @@ def check_directories(settings: Settings) -> None:
     for path, setting, variable in needed:
         problem = writable_problem(path)
         if problem is not None:
-            raise StartupRefused(
+            raise StartError(
                 f"{setting}: {problem}; give the service's user write access (systemd: ReadWritePaths=) or point "
                 f"{setting} ({variable}) elsewhere"
             )
 
 
-def port_refusal(exc: OSError, setting: str, variable: str, host: str, port: int) -> StartupRefused:
+def port_refusal(exc: OSError, setting: str, variable: str, host: str, port: int) -> StartError:
     """The refusal for a listening socket that could not be bound."""
     if exc.errno == errno.EADDRINUSE:
         why = "is in use by another process"
@@ -74,4 +74,4 @@ def port_refusal(exc: OSError, setting: str, variable: str, host: str, port: int
     else:
         why = f"cannot be bound ({exc.strerror or exc})"
         todo = f"check {setting} ({variable})"
-    return StartupRefused(f"{setting}: {host}:{port} {why}; {todo}")
+    return StartError(f"{setting}: {host}:{port} {why}; {todo}")

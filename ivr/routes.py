@@ -39,7 +39,7 @@ def build_router(
     if repository is None:
         repository = FlowRepository.from_settings(settings)
         repository.load()
-    storage = storage if storage is not None else open_storage(settings.storage.url)
+    storage = storage if storage is not None else open_storage(settings.storage.url, **settings.storage.open_options())
     lookup_client = lookup_client if lookup_client is not None else HttpLookupClient.from_settings(settings.lookups)
     return build_flow_router(
         repository,

@@ -36,11 +36,11 @@ from ivr.flow.lookup import HttpLookupClient
 from ivr.flow.model import Flow
 from ivr.flow.repository import FlowRepository
 from ivr.instance import tag_logs
-from ivr.preflight import StartupRefused, check_directories, port_refusal
+from ivr.preflight import StartError, check_directories, port_refusal
 from ivr.queue_stats import QueueStats, QueueStatsFeed, ServiceLevelPolicy
 from ivr.routes import build_router
 from ivr.settings import AMIServerSettings, Settings, load_settings
-from ivr.storage import open_storage
+from ivr.storage import StorageError, open_storage
 from ivr.yamlsource import ConfigError
 
 log = logging.getLogger("ivr.service")
@@ -154,7 +154,7 @@ class Service:
         for name in repository.current:
             metrics.init_flow_series(name)
         repository.on_swap(_init_flow_series)
-        storage = open_storage(settings.storage.url)
+        storage = open_storage(settings.storage.url, **settings.storage.open_options())
         lookup_client = HttpLookupClient.from_settings(settings.lookups)
         servers = settings.ami.connections()
         amis: dict[str, Any] = {}
@@ -169,6 +169,7 @@ class Service:
             run_callbacks=settings.callbacks.enabled and settings.ami.enabled,
             flows=repository,
             queue_homes={queue: server.name for server in servers for queue in server.queues},
+            instance=settings.instance,
         )
         router = build_router(
             settings,
@@ -233,9 +234,15 @@ class Service:
         return next(iter(self.amis.values()))
 
     async def start(self) -> None:
-        """Bind the listening sockets first (a taken port refuses the start before anything else runs), then
-        connect to Asterisk. Raises `StartupRefused` naming the setting."""
+        """Open the storage, bind the listening sockets (a taken port refuses the start before anything else runs),
+        then connect to Asterisk. Raises `StartError` naming the setting."""
         s = self.settings
+        try:
+            await self.storage.open()  # PostgreSQL: connect and migrate before anything is served
+        except StorageError as exc:
+            raise StartError(
+                f"storage.url: {exc}; check storage.url, the password and that the database is up"
+            ) from exc
         try:
             await self.fastagi.start()
         except OSError as exc:
@@ -281,7 +288,7 @@ class Service:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         await self.fastagi.stop()  # stop accepting; running calls finish until the deadline
-        await self.calls.stop()
+        await self.calls.stop(grace=self.settings.fastagi.shutdown_deadline)  # ringing callbacks store their result
         for feed in self.queue_feeds:
             await feed.close()
         if self.settings.ami.enabled:
@@ -312,6 +319,7 @@ class Service:
                 else ["AMI       disabled"]
             ),
             f"Instance  {s.instance}",
+            f"Storage   {s.storage.url}",
             f"Flows     version {self.repository.version}  (reload: kill -HUP {os.getpid()} or "
             f"POST {http}/flows/reload)",
         ]
@@ -340,8 +348,8 @@ async def run_until_signalled(service: Service) -> None:
     loop.add_signal_handler(signal.SIGHUP, on_sighup)
     try:
         await service.start()
-    except StartupRefused:
-        await service.stop()  # closes what was opened (storage, lookup client); nothing was started
+    except StartError:
+        await service.stop()  # closes what was opened (storage, lookup client); nothing else was started
         raise
     for line in service.describe():
         print(line, flush=True)
@@ -373,12 +381,12 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, flush=True)
         return 2
-    except Exception as exc:  # e.g. InsecureBind, StartupRefused: say what to do, no traceback
+    except Exception as exc:  # e.g. InsecureBind, StartError: say what to do, no traceback
         print(f"ivr: cannot start: {exc}", flush=True)
         return 2
     try:
         asyncio.run(run_until_signalled(service))
-    except StartupRefused as exc:
+    except StartError as exc:
         print(f"ivr: cannot start: {exc}", flush=True)
         return 2
     return 0

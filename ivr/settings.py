@@ -165,9 +165,40 @@ class HTTPSettings(_Section):
 
 
 class StorageSettings(_Section):
+    """Durable data. SQLite (embedded, the default) or PostgreSQL (several instances on one database)."""
+
     url: str = Field(
-        "sqlite:///var/ivr.db", description="sqlite:///relative/path, sqlite:////absolute/path, or memory: (tests)."
+        "sqlite:///var/ivr.db",
+        description="sqlite:///relative/path, sqlite:////absolute/path, postgresql://user@host:5432/dbname "
+        "(no password here), or memory: (tests).",
     )
+    password_env: str | None = Field(
+        "IVR_STORAGE_PASSWORD", description="Environment variable holding the PostgreSQL password."
+    )
+    password_file: str | None = Field(
+        None, description="File holding the PostgreSQL password (first line); wins over password_env."
+    )
+    password: SecretStr | None = Field(None, exclude=True, description="Resolved at load time; never in the file.")
+    pool_min: int = Field(1, ge=0, le=100, description="PostgreSQL connections kept open.")
+    pool_max: int = Field(10, ge=1, le=200, description="Most PostgreSQL connections at once.")
+    connect_timeout: Duration = Field(5.0, description="Longest wait for a PostgreSQL connection.")
+    command_timeout: Duration = Field(10.0, description="Longest PostgreSQL statement.")
+    backoff_min: Duration = Field(0.5, description="First wait before reconnecting to a lost PostgreSQL.")
+    backoff_max: Duration = Field(30.0, description="Longest wait between reconnect attempts.")
+
+    def open_options(self) -> dict[str, Any]:
+        """Keyword arguments of `ivr.storage.open_storage` for this URL."""
+        if not self.url.startswith(("postgresql:", "postgres:")):
+            return {}
+        return {
+            "password": self.password.get_secret_value() if self.password else None,
+            "min_size": self.pool_min,
+            "max_size": max(self.pool_max, self.pool_min, 1),
+            "connect_timeout": self.connect_timeout,
+            "command_timeout": self.command_timeout,
+            "backoff_min": self.backoff_min,
+            "backoff_max": self.backoff_max,
+        }
 
 
 class QueueSettings(_Section):
@@ -221,6 +252,15 @@ class CallbackSettings(_Section):
         description="Attempts per request when the request names none; requests asking for more are capped to this.",
     )
     retry_after: Duration = Field(600.0, description="Wait between attempts.")
+    per_queue_limit: int = Field(
+        1, ge=1, le=1000, description="Callbacks ringing at once per queue, counted across every service instance."
+    )
+    queue_limits: dict[str, int] = Field(default_factory=dict, description="Queue name -> its own limit.")
+    lease: Duration = Field(
+        60.0,
+        description="How long a request being dialled stays leased to its instance without renewal (renewed "
+        "every third of it); an instance that dies loses its leases after this and another takes them over.",
+    )
     number_pattern: str = Field(
         DEFAULT_NUMBER_PATTERN,
         description="Regular expression a callback or outbound number must fully match "
@@ -442,11 +482,12 @@ ENV_OVERRIDES: tuple[EnvOverride, ...] = (
     EnvOverride("IVR_PROMPTS_DIR", ("prompts_dir",), "prompts directory"),
     EnvOverride("IVR_RECORDINGS_DIR", ("recordings_dir",), "recordings directory"),
     EnvOverride("IVR_STORAGE_URL", ("storage", "url"), "storage URL"),
+    EnvOverride("IVR_STORAGE_PASSWORD_FILE", ("storage", "password_file"), "file holding the PostgreSQL password"),
     EnvOverride("IVR_DIAL_TEMPLATE", ("dial_template",), "dial string template"),
     EnvOverride("IVR_LOG_LEVEL", ("log_level",), "debug, info, warning or error"),
 )
 # Read directly as secrets (the names can be changed with ami.secret_env / http.token_env).
-SECRET_ENV = {"ami": "IVR_AMI_SECRET", "http": "IVR_API_TOKEN"}
+SECRET_ENV = {"ami": "IVR_AMI_SECRET", "http": "IVR_API_TOKEN", "storage": "IVR_STORAGE_PASSWORD"}
 CONFIG_ENV = "IVR_CONFIG"  # settings file path when none is given on the command line
 ENV_FILE = "environment"  # the `file` of problems caused by an environment variable
 
@@ -498,9 +539,9 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
                     "put it in an environment variable or a file and name that with secret_env or secret_file",
                 )
             )
-    for section in ("ami", "http"):
-        if isinstance(data.get(section), dict) and any(k in data[section] for k in ("secret", "token")):
-            key = "secret" if "secret" in data[section] else "token"
+    for section in ("ami", "http", "storage"):
+        if isinstance(data.get(section), dict) and any(k in data[section] for k in ("secret", "token", "password")):
+            key = next(k for k in ("secret", "token", "password") if k in data[section])
             problems.append(
                 positions.problem(
                     (section, key),
@@ -508,6 +549,7 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
                     f"put it in an environment variable or a file and name that with {key}_env or {key}_file",
                 )
             )
+    problems += _url_password_problems(data, positions, env)
     data = _without_secrets(data)
     from_env: dict[tuple[str, ...], str] = {}
     for override in ENV_OVERRIDES:
@@ -555,6 +597,15 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
         root,
         positions,
         ("http", "token_file"),
+    )
+    settings.storage.password = _read_secret(
+        settings.storage.password_file,
+        settings.storage.password_env,
+        SECRET_ENV["storage"],
+        env,
+        root,
+        positions,
+        ("storage", "password_file"),
     )
     return settings
 
@@ -608,9 +659,32 @@ def _check_servers(ami: AMISettings, positions: PositionMap) -> list[Problem]:
     return problems
 
 
+def _url_password_problems(data: dict[str, Any], positions: PositionMap, env: Mapping[str, str]) -> list[Problem]:
+    """A database password written into storage.url (file or IVR_STORAGE_URL) is refused: it would sit in a file
+    that is read by many and copied into backups and bug reports."""
+    hint = "remove it from the URL; put it in IVR_STORAGE_PASSWORD or a file named by storage.password_file"
+    out = []
+    storage = data.get("storage")
+    url = storage.get("url") if isinstance(storage, dict) else None
+    if isinstance(url, str) and _url_has_password(url):
+        out.append(positions.problem(("storage", "url"), "storage.url must not contain a password", hint))
+    if _url_has_password(env.get("IVR_STORAGE_URL", "")):
+        out.append(Problem(ENV_FILE, 0, 0, "IVR_STORAGE_URL: the storage URL must not contain a password", hint))
+    return out
+
+
+def _url_has_password(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(url).password is not None
+    except ValueError:
+        return False
+
+
 def _without_secrets(data: dict[str, Any]) -> dict[str, Any]:
     out = dict(data)
-    for section, key in (("ami", "secret"), ("http", "token")):
+    for section, key in (("ami", "secret"), ("http", "token"), ("storage", "password")):
         if isinstance(out.get(section), dict):
             out[section] = {k: v for k, v in out[section].items() if k != key}
     servers = out["ami"].get("servers") if isinstance(out.get("ami"), dict) else None

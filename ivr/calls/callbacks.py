@@ -1,19 +1,26 @@
 """The callback scheduler: works off stored callback requests, calling customers back into the callback flow.
 
 Rules for this file:
-- Storage is the source of truth: a request is claimed (`mark_callback_dialing`) before it is dialled and every
-  attempt is stored with its result, so a restart loses nothing (`requeue_stale_callbacks` at start, and each
-  round for rows claimed longer ago than any ring time, e.g. after a failed write).
-- At most `limit_for(queue)` attempts run at once per queue (the agents of that queue take the calls); queues are
-  served independently, so a queue with a long backlog never starves another.
+- Storage is the source of truth, shared by every service instance. Each round, per queue, due requests are
+  *leased* in one transaction (`lease_due_callbacks`: row locks, SKIP LOCKED, the queue's limit counted over every
+  instance's live leases), so no two instances ever dial the same request. The lease names this process
+  (`owner`: instance name + pid) and expires; leases of running attempts are renewed every third of the lease.
+  An instance that dies stops renewing, and once its leases expire another instance takes the requests over
+  (they may ring a second time if the dead one had already dialled: at-least-once beats never).
+- At most `limit_for(queue)` attempts ring at once per queue across all instances (the agents of that queue take
+  the calls); queues are served independently, so a queue with a long backlog never starves another.
 - An answered call is not yet a completed callback: the request waits in `answered` until the callback flow's
   report (`on_flow_report`, wired as the FastAGI handler's on_report) says whether the customer was connected
   (outcome "transferred" -> completed), the customer declined (flow variable `callback_result` = "cancelled" ->
-  cancelled, never dialled again) or neither (attempt result "no_agent" -> retried while attempts remain).
+  cancelled, never dialled again) or neither (attempt result "no_agent" -> retried while attempts remain). The
+  report may reach another instance than the one dialling, and before the attempt's result: it is then stored on
+  the row (`defer_callback_verdict`) and applied when the result is.
 - Only numbers matching `number_pattern` are dialled; a stored request with another number fails at once.
 - The backoff policy lives here (the storage only stores `retry_at`). Results are the fixed set
   `ivr.storage.CALLBACK_RESULTS`; the queue label of metrics is a queue named in the configuration or the flows,
   anything else is "other" (requests come from the API and flows, so their queue names are unbounded).
+- A lost database never stops the scheduler: the round is skipped (counted in ivr_storage_failures_total) and
+  tried again at the next poll.
 """
 
 from __future__ import annotations
@@ -21,7 +28,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
+import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -31,7 +40,7 @@ from ivr import dialplan, metrics
 from ivr.calls import validate
 from ivr.calls.errors import CallControlError
 from ivr.flow.model import literal_queues
-from ivr.storage import CallbackRequest, NotFound, Storage
+from ivr.storage import CallbackRequest, NotFound, Storage, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -49,16 +58,21 @@ class CallbackPolicy:
     flow: str = "callback"  # the flow of requests that name none
     number_pattern: str = validate.DEFAULT_NUMBER_PATTERN
     answered_timeout: float = 4 * 3600.0  # an answered callback whose flow never reported is closed after this
+    lease: float = 60.0  # a dialing request stays leased this long without renewal (renewed every third of it)
 
     @classmethod
     def from_settings(cls, callbacks: Any) -> CallbackPolicy:
-        """From `ivr.settings.CallbackSettings` (interval, retry_after, max_attempts, flow, number_pattern)."""
+        """From `ivr.settings.CallbackSettings` (interval, retry_after, max_attempts, flow, number_pattern,
+        per_queue_limit, queue_limits, lease)."""
         return cls(
             poll_interval=float(getattr(callbacks, "interval", 5.0)),
             backoff=(float(getattr(callbacks, "retry_after", 600.0)),),
             max_attempts=int(getattr(callbacks, "max_attempts", 3)),
             flow=str(getattr(callbacks, "flow", "callback")),
             number_pattern=str(getattr(callbacks, "number_pattern", validate.DEFAULT_NUMBER_PATTERN)),
+            per_queue_limit=int(getattr(callbacks, "per_queue_limit", 1)),
+            queue_limits=dict(getattr(callbacks, "queue_limits", {}) or {}),
+            lease=float(getattr(callbacks, "lease", 60.0)),
         )
 
     def limit_for(self, queue: str) -> int:
@@ -134,8 +148,13 @@ class CallbackScheduler:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         known_queues: Iterable[str] = (),
         flows: Any = None,
+        instance: str | None = None,
     ) -> None:
+        """`instance`: this service instance's name (the `instance` setting; default the host name). Leases are
+        held by `owner` = instance/pid, unique per process even when instances share a host name."""
         self.storage = storage
+        self.instance = instance or socket.gethostname()
+        self.owner = f"{self.instance}/{os.getpid()}"
         self.operations = operations
         self.policy = policy or CallbackPolicy()
         self.clock = clock
@@ -144,10 +163,11 @@ class CallbackScheduler:
         self.active: dict[str, int] = {}
         self._number_re = re.compile(self.policy.number_pattern)
         self._tasks: set[asyncio.Task[None]] = set()
-        self._inflight: set[int] = set()  # callback ids with an attempt running
-        self._early: dict[int, FlowVerdict] = {}  # flow reports that overtook their attempt's result
+        self._inflight: set[int] = set()  # callback ids with an attempt running (leased by this process)
         self._wake = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
+        self._renewer: asyncio.Task[None] | None = None
+        self._storage_down = False
         # Several Asterisk servers (ivr.calls.fleet.FleetOperations): originate on the queue's home server.
         self.pick_server_by_queue = hasattr(operations, "server_for")
 
@@ -157,33 +177,73 @@ class CallbackScheduler:
     # --- lifecycle ---------------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        requeued = await self.storage.requeue_stale_callbacks()
-        if requeued:
-            log.info("callbacks: %d request(s) left dialing by a previous run are pending again", requeued)
-        self._runner = asyncio.get_running_loop().create_task(self._run(), name="callback-scheduler")
+        # Nothing to requeue: requests a previous run of this process left dialing are taken over by whichever
+        # instance first sees their lease expire (this one included).
+        loop = asyncio.get_running_loop()
+        self._runner = loop.create_task(self._run(), name="callback-scheduler")
+        self._renewer = loop.create_task(self._renew_leases(), name="callback-leases")
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 0.0) -> None:
+        """Stop leasing at once; let attempts already ringing finish for up to `grace` seconds (their leases
+        renewed meanwhile), so a restart stores their results instead of leaving them to be dialled again after
+        the lease expires; then cancel what is left."""
         if self._runner is not None:
             self._runner.cancel()
             await asyncio.gather(self._runner, return_exceptions=True)
             self._runner = None
+        if grace > 0 and self._tasks:
+            log.info("callbacks: waiting up to %.0f s for %d attempt(s) in progress", grace, len(self._inflight))
+            await asyncio.wait(list(self._tasks), timeout=grace)
+        if self._renewer is not None:
+            self._renewer.cancel()
+            await asyncio.gather(self._renewer, return_exceptions=True)
+            self._renewer = None
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def wake(self) -> None:
-        """A request was added: look now rather than at the next poll."""
+        """A request was added or a slot freed: look now rather than at the next poll."""
         self._wake.set()
 
     async def _run(self) -> None:
         while True:
             try:
                 await self.run_once()
+                self._storage_ok()
+            except StorageError as exc:
+                self._storage_failed(exc)
             except Exception:
                 log.exception("callback scheduler round failed; retrying at the next poll")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.policy.poll_interval)
             self._wake.clear()
+
+    def _storage_failed(self, exc: Exception) -> None:
+        metrics.STORAGE_FAILURES.labels(action="callback_scheduler").inc()
+        if not self._storage_down:
+            log.warning("callbacks: the database is not available (%s); retrying every poll", exc)
+        self._storage_down = True
+
+    def _storage_ok(self) -> None:
+        if self._storage_down:
+            log.info("callbacks: the database is back; scheduling again")
+        self._storage_down = False
+
+    async def _renew_leases(self) -> None:
+        while True:
+            await asyncio.sleep(self.policy.lease / 3)
+            if not self._inflight:
+                continue
+            try:
+                await self.renew_leases()
+            except StorageError as exc:
+                self._storage_failed(exc)
+
+    async def renew_leases(self) -> int:
+        """Extend the leases of this process's running attempts; returns how many it still holds."""
+        until = self.clock() + timedelta(seconds=self.policy.lease)
+        return await self.storage.renew_callback_leases(self.owner, set(self._inflight), until)
 
     async def drain(self) -> None:
         """Wait for the attempts and report handlers in flight (tests, graceful shutdown)."""
@@ -199,18 +259,19 @@ class CallbackScheduler:
     # --- one round ---------------------------------------------------------------------------------------------
 
     async def run_once(self) -> int:
-        """Requeue stale rows, then start attempts for due requests within each queue's free slots. Returns how
-        many started."""
+        """Close stale answered rows, then lease and start attempts for due requests within each queue's free
+        slots (counted across instances). Returns how many started."""
         now = self.clock()
         await self._sweep(now)
         started = 0
+        until = now + timedelta(seconds=self.policy.lease)
         for queue in await self.storage.due_callback_queues(now):
-            free = self.policy.limit_for(queue) - self.active.get(queue, 0)
-            if free <= 0:
-                continue
-            for req in await self.storage.due_callbacks(now, free, queue=queue):
-                if req.id is None or not await self.storage.mark_callback_dialing(req.id, now):
-                    continue  # cancelled or claimed meanwhile
+            leased = await self.storage.lease_due_callbacks(
+                now, queue=queue, limit=self.policy.limit_for(queue), owner=self.owner, lease_until=until
+            )
+            for req in leased:
+                if req.id is None:
+                    continue
                 self.active[queue] = self.active.get(queue, 0) + 1
                 self._inflight.add(req.id)
                 self._spawn(self._attempt(req))
@@ -218,19 +279,10 @@ class CallbackScheduler:
         return started
 
     async def _sweep(self, now: datetime) -> None:
-        # A row still "dialing" after the longest possible ring + result wait lost its attempt (a failed write,
-        # a crash of the task): make it pending again. Attempts running here are kept whatever their age.
-        stale = now - timedelta(seconds=self.policy.ring_timeout + self.policy.result_grace)
-        try:
-            requeued = await self.storage.requeue_stale_callbacks(claimed_before=stale, keep=set(self._inflight))
-            closed = await self.storage.close_stale_answered_callbacks(
-                now - timedelta(seconds=self.policy.answered_timeout)
-            )
-        except Exception as exc:
-            log.warning("callbacks: cannot requeue stale requests (%s); trying again next round", exc)
-            return
-        if requeued:
-            log.warning("callbacks: %d request(s) stuck dialing are pending again", requeued)
+        # Answered requests whose flow never reported (a lost AGI session, a crash) are closed as completed.
+        closed = await self.storage.close_stale_answered_callbacks(
+            now - timedelta(seconds=self.policy.answered_timeout)
+        )
         if closed:
             log.warning(
                 "callbacks: %d answered request(s) got no report from their flow in %.0f s; closed as completed",
@@ -254,10 +306,12 @@ class CallbackScheduler:
             retry_at = self.policy.retry_at(at, req.attempts + 1, req.max_attempts) if retry else None
             try:
                 updated = await self.storage.record_callback_attempt(
-                    cb_id, outcome, at, retry_at=retry_at, call_id=call_id
+                    cb_id, outcome, at, retry_at=retry_at, call_id=call_id, owner=self.owner
                 )
             except Exception as exc:
-                # The row stays "dialing"; the next rounds requeue it once it is older than any ring time.
+                # The row stays "dialing" under our lease, which is no longer renewed: it expires and the request
+                # is tried again (by any instance).
+                metrics.STORAGE_FAILURES.labels(action="callback_attempt").inc()
                 log.error(
                     "callback %s: cannot store the attempt result %s (%s); it will be retried", cb_id, outcome, exc
                 )
@@ -271,13 +325,12 @@ class CallbackScheduler:
                 outcome,
                 updated.state,
             )
-            early = self._early.pop(cb_id, None)
-            if updated.state == "answered" and early is not None:
-                await self._resolve(cb_id, early)
+            if updated.state == "pending":
+                self.wake()
         finally:
             self.active[req.queue] = self.active.get(req.queue, 1) - 1
             self._inflight.discard(cb_id)
-            self._early.pop(cb_id, None)
+            self.wake()  # a slot of the queue is free
 
     def _count(self, label: str, state: str) -> None:
         if state in ("completed", "failed", "cancelled"):
@@ -331,16 +384,18 @@ class CallbackScheduler:
         raw = str((getattr(report, "variables", None) or {}).get("param_callback", "") or "")
         if not _CALLBACK_ID.match(raw):
             return None
-        cb_id = int(raw)
-        verdict = flow_verdict(report)
-        if cb_id in self._inflight:  # the flow ended before the OriginateResponse was handled
-            self._early[cb_id] = verdict
-            return None
-        return self._spawn(self._resolve(cb_id, verdict))
+        return self._spawn(self._resolve(int(raw), flow_verdict(report)))
 
     async def _resolve(self, cb_id: int, verdict: FlowVerdict) -> None:
         try:
             req = await self.storage.get_callback(cb_id)
+            if req.state == "dialing":
+                # The flow ended before the attempt's result was stored (here or on another instance): leave the
+                # verdict on the row; storing the result applies it.
+                if await self.storage.defer_callback_verdict(cb_id, verdict):
+                    log.info("callback %s: flow report (%s) kept until the attempt's result", cb_id, verdict)
+                    return
+                req = await self.storage.get_callback(cb_id)  # the result was stored meanwhile
             if req.state != "answered":
                 log.info("callback %s: flow report ignored, the request is %s", cb_id, req.state)
                 return

@@ -43,10 +43,19 @@ class CallControl:
         run_callbacks: bool = True,
         flows: Any = None,
         pbx: str = "default",
+        instance: str | None = None,
     ) -> CallControl:
-        """`flows` (the FlowRepository) lets callback metrics label queues the flows name (others: "other")."""
+        """`flows` (the FlowRepository) lets callback metrics label queues the flows name (others: "other").
+        `instance`: this service instance's name (default the host name); the callback scheduler leases
+        requests under it."""
         return cls.build_many(
-            {pbx: ami}, storage, settings, callbacks=callbacks, run_callbacks=run_callbacks, flows=flows
+            {pbx: ami},
+            storage,
+            settings,
+            callbacks=callbacks,
+            run_callbacks=run_callbacks,
+            flows=flows,
+            instance=instance,
         )
 
     @classmethod
@@ -60,6 +69,7 @@ class CallControl:
         run_callbacks: bool = True,
         flows: Any = None,
         queue_homes: Mapping[str, str] | None = None,
+        instance: str | None = None,
     ) -> CallControl:
         """One AMI client per Asterisk server, by name (in preference order). With one server the registry and
         operations are the plain ones (call ids are bare Linkedids); with several, `ivr.calls.fleet` routes."""
@@ -78,7 +88,14 @@ class CallControl:
             registry_view = FleetRegistry(parts)
             operations_view = FleetOperations(parts, registry_view, settings, queue_homes=queue_homes)
         scheduler = (
-            CallbackScheduler(storage, operations_view, callbacks, known_queues=settings.known_queues, flows=flows)
+            CallbackScheduler(
+                storage,
+                operations_view,
+                callbacks,
+                known_queues=settings.known_queues,
+                flows=flows,
+                instance=instance,
+            )
             if run_callbacks
             else None
         )
@@ -90,9 +107,10 @@ class CallControl:
         if self.scheduler is not None:
             await self.scheduler.start()
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 0.0) -> None:
+        """`grace`: how long callback attempts already ringing may finish (see CallbackScheduler.stop)."""
         if self.scheduler is not None:
-            await self.scheduler.stop()
+            await self.scheduler.stop(grace)
         for part in self.parts:
             await part.sync.stop()
 

@@ -419,6 +419,11 @@ class VoicemailNode(NodeBase):
     max_length: Duration = 120.0
     silence: Duration = 5.0
     next: NodeRef
+    on_failure: NodeRef | None = Field(
+        None,
+        description="Where the caller goes when the message was recorded but could not be stored (database "
+        "down); without it the call ends as an error.",
+    )
 
 
 class CallbackNode(NodeBase):

@@ -93,6 +93,8 @@ def node_refs(node_id: str, node: object, path: PathKey | None = None) -> list[R
 
     if isinstance(node, (PlayNode, SayNode, SetNode, LanguageNode, RecordNode, VoicemailNode, HoldNode)):
         add("next", node.next, "next")
+        if isinstance(node, VoicemailNode):
+            add("on_failure", node.on_failure, "failure")
     elif isinstance(node, MenuNode):
         for digits, option in node.options.items():
             if isinstance(option, str):

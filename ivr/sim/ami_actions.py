@@ -22,6 +22,7 @@ from ivr.sim.ami_originate import Originate
 from ivr.sim.appargs import parse_options
 from ivr.sim.channel import SimChannel
 from ivr.sim.events import STATE_DESC
+from ivr.sim.model import OriginateLog
 from ivr.sim.pbx import QueueMember, member_pairs
 from ivr.sim.queue_app import whole_seconds
 
@@ -764,6 +765,17 @@ async def originate(s: AMISession, msg: Message) -> None:
             if sep:
                 variables[k.strip()] = val
     num, name = _callerid(msg.get("CallerID") or "")
+    s.sim.originates.append(
+        OriginateLog(
+            s.sim.clock.now(),
+            channel,
+            context or "",
+            exten or "",
+            application or "",
+            dict(variables),
+            msg.get("ActionID"),
+        )
+    )
     job = Originate(
         s.sim,
         channel,

@@ -87,6 +87,20 @@ class Route:
     dialplan: bool = False
 
 
+@dataclass(frozen=True)
+class OriginateLog:
+    """One AMI Originate as the PBX received it (`SimulatedAsterisk.originates`): what was dialled, and with which
+    channel variables (a callback's IVR_CALLBACK_ID, ...)."""
+
+    at: float  # the simulator clock's time
+    channel: str
+    context: str
+    exten: str
+    application: str
+    variables: dict[str, str]
+    action_id: str | None
+
+
 @dataclass
 class SimConfig:
     routes: dict[str, Route] = field(default_factory=dict)  # DID/extension -> route

@@ -25,7 +25,7 @@ from ivr.sim.channel import MediaEvent, SimChannel
 from ivr.sim.clock import Clock, RealClock, VirtualClock
 from ivr.sim.dialplan import lookup, run_context
 from ivr.sim.events import Event
-from ivr.sim.model import CallSpec, Route, SimConfig
+from ivr.sim.model import CallSpec, OriginateLog, Route, SimConfig
 from ivr.sim.parking import retrieve
 from ivr.sim.pbx import PBX
 from ivr.sim.script import Step
@@ -64,6 +64,7 @@ class SimulatedAsterisk:
         self._calls: list[Call] = []
         self._jobs: set[asyncio.Task[object]] = set()
         self.errors: list[BaseException] = []
+        self.originates: list[OriginateLog] = []  # every AMI Originate received, in order (whichever client sent it)
         self._started = False
         self._in_dialplan: set[str] = set()  # uniqueids of channels (not calls) running dialplan.py contexts
         self.pbx.bus.subscribe(self._route_event)

@@ -218,7 +218,10 @@ class _Builder:
     edges_set = edges_play
     edges_record = edges_play
     edges_hold = edges_play
-    edges_voicemail = edges_play
+
+    def edges_voicemail(self, nid: str, node: VoicemailNode) -> None:
+        self.exit_edge(nid, node.next, "next", "next")
+        self.exit_edge(nid, node.on_failure, "failure", "storage_error", "not stored", key="failure")
 
     def verb_node(self, nid: str, verb: str) -> str:
         """repeat -> the menu itself; back/top -> a small node of their own (where they lead depends on the call)."""

@@ -195,7 +195,7 @@ async def test_asterisk_down_and_lost_result_are_errors_that_retry(store):
     assert [a.result for a in await store.callback_attempts(cb)] == ["error", "error"]
 
 
-async def test_start_requeues_requests_left_dialing_and_loop_runs(store):
+async def test_start_takes_over_requests_left_dialing_and_loop_runs(store):
     clock = Clock()
     ops = FakeOps()
     ops.reasons("+37060000400", 4)
@@ -245,7 +245,8 @@ async def test_flow_report_that_overtakes_the_originate_result(store):
     ops.gate = asyncio.Event()
     await sched.run_once()
     await asyncio.sleep(0)
-    assert sched.on_flow_report(report(cb, "error")) is None  # kept until the attempt is stored
+    await sched.on_flow_report(report(cb, "error"))
+    assert (await store.get_callback(cb)).state == "dialing"  # the verdict waits on the row for the result
     ops.gate.set()
     await sched.drain()
     req = await store.get_callback(cb)
@@ -295,12 +296,12 @@ async def test_language_is_passed_only_when_it_is_a_language_code(store):
     assert "IVR_LANG" not in by_number["+37060000504"]
 
 
-async def test_storage_error_is_logged_and_the_row_is_requeued_later(store, caplog):
+async def test_storage_error_is_logged_and_the_row_is_retried_after_its_lease(store, caplog):
     clock = Clock()
     ops = FakeOps()
     ops.reasons("+37060000505", 5, 4)
     cb = await store.add_callback(CallbackRequest(number="+37060000505", queue="cbq5", requested_at=T0))
-    sched = CallbackScheduler(store, ops, CallbackPolicy(ring_timeout=40, result_grace=15), clock=clock)
+    sched = CallbackScheduler(store, ops, CallbackPolicy(ring_timeout=40, result_grace=15, lease=55), clock=clock)
     real = store.record_callback_attempt
 
     async def broken(*args, **kwargs):
@@ -314,9 +315,9 @@ async def test_storage_error_is_logged_and_the_row_is_requeued_later(store, capl
     assert sched.active == {"cbq5": 0}
     store.record_callback_attempt = real
     clock.now = T0 + timedelta(seconds=54)
-    assert await sched.run_once() == 0  # could still be ringing
+    assert await sched.run_once() == 0  # still leased (could still be ringing)
     clock.now = T0 + timedelta(seconds=56)
-    assert await sched.run_once() == 1  # older than ring time + grace: pending, due again
+    assert await sched.run_once() == 1  # the lease expired without renewal: due again
     await sched.drain()
     assert (await store.get_callback(cb)).state == "answered"
 
@@ -381,7 +382,8 @@ async def test_cancelled_report_that_overtakes_the_originate_result(store):
     ops.gate = asyncio.Event()
     await sched.run_once()
     await asyncio.sleep(0)
-    assert sched.on_flow_report(cancelled_report(cb)) is None  # kept until the attempt is stored
+    await sched.on_flow_report(cancelled_report(cb))  # kept on the row until the attempt is stored
+    assert (await store.get_callback(cb)).state == "dialing"
     ops.gate.set()
     await sched.drain()
     assert (await store.get_callback(cb)).state == "cancelled"

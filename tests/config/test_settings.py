@@ -72,7 +72,11 @@ def test_every_documented_environment_override(tmp_path: Path) -> None:
         "IVR_FASTAGI_ALLOWED_PEERS": "10.0.0.5,::1/128",
         "IVR_INSTANCE": "ivr-b",
     }
-    assert set(values) == {o.variable for o in ENV_OVERRIDES} - {"IVR_AMI_SECRET_FILE", "IVR_API_TOKEN_FILE"}
+    assert set(values) == {o.variable for o in ENV_OVERRIDES} - {
+        "IVR_AMI_SECRET_FILE",
+        "IVR_API_TOKEN_FILE",
+        "IVR_STORAGE_PASSWORD_FILE",
+    }
     settings = load_settings(path, env=values)
     assert (settings.ami.host, settings.ami.port, settings.ami.username, settings.ami.enabled) == (
         "pbx.example",

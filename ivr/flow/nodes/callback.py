@@ -9,7 +9,9 @@ A usable number has `min_length`-`max_length` ASCII digits (after an optional `+
 pattern: the node's `number_pattern`, else the service's (`callbacks.number_pattern`, default
 `^\\+?[1-9][0-9]{6,14}$`), so premium-rate or short numbers are never stored, whether they came as the caller ID
 (then not offered: the caller is asked for a number) or were typed (then `invalid_prompts`, and asked again).
-Stored via `storage.add_callback`; the callback scheduler does the dialling.
+Stored via `storage.add_callback`; the callback scheduler does the dialling. When the database refuses the
+request (down, lost), the failure is counted (ivr_storage_failures_total{action="callback_request"}) and the caller
+goes to `on_failure` (the same branch as "no usable number"); without it the call ends as an error.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 from ivr.flow.context import ALL_DIGITS, CallContext, EngineError, Finish, Goto
 from ivr.flow.model import CallbackNode
 from ivr.flow.nodes import register
-from ivr.metrics import CALLBACKS
+from ivr.metrics import CALLBACKS, STORAGE_FAILURES
 from ivr.telephony import is_callback_number
 
 CONFIRM, OTHER = "1", "2"
@@ -89,7 +91,12 @@ async def run(node: CallbackNode, ctx: CallContext) -> Goto | Finish:
                     )
                 )
             except StorageError as exc:
-                raise EngineError(f"callback {ctx.ref}: the request for {number} could not be stored: {exc}") from exc
+                STORAGE_FAILURES.labels(action="callback_request").inc()
+                what = f"callback {ctx.ref}: the request could not be stored: {exc}"
+                if node.on_failure is None:
+                    raise EngineError(what) from exc
+                ctx.emit("callback", what)
+                return Goto(node.on_failure, "storage_error", "request not stored")
             CALLBACKS.labels(node.queue, "requested").inc()
             ctx.outcome, ctx.end_target = "callback", f"callback:{node.queue}"
             ctx.variables["callback_id"] = str(request_id)

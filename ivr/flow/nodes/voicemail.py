@@ -4,6 +4,8 @@ metadata through storage.
 Rules: a caller hanging up is the normal way to end a message, so the message is stored first and the call
 then ends as "voicemail" (not "abandoned"). A message shorter than MIN_SECONDS is nothing but a click and is
 not stored. The file name is built from the mailbox, the uniqueid and the time through `safe_filename()`.
+When the database refuses the row (down, lost), the failure is counted (ivr_storage_failures_total{action=
+"voicemail"}) and the caller goes to `on_failure`; without it the call ends as an error.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from ivr.flow.context import CallContext, EngineError, Goto
 from ivr.flow.model import VoicemailNode
 from ivr.flow.nodes import register
 from ivr.flow.templates import safe_filename
-from ivr.metrics import VOICEMAILS
+from ivr.metrics import STORAGE_FAILURES, VOICEMAILS
 
 MIN_SECONDS = 1.0
 FORMAT = "wav"
@@ -53,9 +55,14 @@ async def run(node: VoicemailNode, ctx: CallContext) -> Goto:
                 )
             )
         except StorageError as exc:
-            raise EngineError(
-                f"voicemail {ctx.ref}: the message {path}.{FORMAT} was recorded but not stored: {exc}"
-            ) from exc
+            STORAGE_FAILURES.labels(action="voicemail").inc()
+            what = f"voicemail {ctx.ref}: the message {path}.{FORMAT} was recorded but not stored: {exc}"
+            if node.on_failure is None:
+                raise EngineError(what) from exc
+            ctx.emit("voicemail", what)
+            if result.reason == "hangup":
+                raise CallerHangup("the caller hung up to end the message") from exc
+            return Goto(node.on_failure, "storage_error", "message not stored")
         VOICEMAILS.labels(ctx.flow.name).inc()
         ctx.outcome, ctx.end_target = "voicemail", f"voicemail:{mailbox}"
         ctx.variables["voicemail_id"] = str(vm_id)
