@@ -1,6 +1,7 @@
-"""Two simulated Asterisk servers and two service instances (`serve` subprocesses), each instance logged in to
-both AMIs: either instance lists the calls of both servers (ids `<pbx>:<Linkedid>`, tagged with their `pbx`), and
-an action on a call of the second server, sent to the first instance, reaches the second server.
+"""Two simulated Asterisk servers and two service instances (`serve` subprocesses) on one real PostgreSQL, each
+instance logged in to both AMIs: either instance lists the calls of both servers (ids `<pbx>:<Linkedid>`, tagged
+with their `pbx`), and an action on a call of the second server, sent to the first instance, reaches the second
+server.
 
 Real time: the callers listen to the first prompt while the test looks (seconds); everything ends well within 20 s.
 The two simulators hand out the same `<epoch>.<seq>` Uniqueids, which is exactly what the pbx prefix is for."""
@@ -32,9 +33,10 @@ class Instance:
     proc: asyncio.subprocess.Process
     http: str = ""
     fastagi_port: int = 0
+    storage: str = ""
 
 
-def settings_text(tmp_path: Path, instance: str, sims: list[SimulatedAsterisk]) -> str:
+def settings_text(tmp_path: Path, instance: str, sims: list[SimulatedAsterisk], storage_url: str = "") -> str:
     servers = "\n".join(
         f"    - {{name: pbx{i + 1}, host: 127.0.0.1, port: {sim.ami_port}}}" for i, sim in enumerate(sims)
     )
@@ -44,16 +46,20 @@ def settings_text(tmp_path: Path, instance: str, sims: list[SimulatedAsterisk]) 
         f"  servers:\n{servers}\n"
         "fastagi: {host: 127.0.0.1, port: 0}\nhttp: {host: 127.0.0.1, port: 0}\n"
         f"flows_dir: {ROOT / 'config' / 'flows'}\nprompts_dir: {ROOT / 'recordings' / 'prompts'}\n"
-        f"storage: {{url: 'sqlite:///{tmp_path / instance}.db'}}\nrecordings_dir: {tmp_path / 'recordings'}\n"
+        f"storage: {{url: '{storage_url or f'sqlite:///{tmp_path / instance}.db'}'}}\n"
+        f"recordings_dir: {tmp_path / 'recordings'}\n"
         "reload: {watch: false}\ncallbacks: {enabled: false}\n"
     )
 
 
-async def start_instance(tmp_path: Path, name: str, sims: list[SimulatedAsterisk]) -> Instance:
+async def start_instance(
+    tmp_path: Path, name: str, sims: list[SimulatedAsterisk], storage_url: str, password: str
+) -> Instance:
     config = tmp_path / name / "config" / "ivr.yaml"
     config.parent.mkdir(parents=True)
-    config.write_text(settings_text(tmp_path, name, sims))
-    env = {**os.environ, "IVR_TEST_AMI_SECRET": "s3cret", "IVR_API_TOKEN": ""}
+    config.write_text(settings_text(tmp_path, name, sims, storage_url))
+    env = {**os.environ, "IVR_TEST_AMI_SECRET": "s3cret", "IVR_API_TOKEN": "", "IVR_STORAGE_PASSWORD": password}
+    env.pop("IVR_CONFIG", None)
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         str(ROOT / "main.py"),
@@ -68,24 +74,33 @@ async def start_instance(tmp_path: Path, name: str, sims: list[SimulatedAsterisk
     instance = Instance(name, proc)
     assert proc.stdout is not None
     async with asyncio.timeout(15):
-        while not (instance.http and instance.fastagi_port):
+        while not (instance.http and instance.fastagi_port and instance.storage):
             line = (await proc.stdout.readline()).decode()
             assert line, f"{name} exited before serving"
             if line.startswith("FastAGI"):
                 instance.fastagi_port = int(line.split()[1].split(":")[2].split("/")[0])
             elif line.startswith("HTTP API"):
                 instance.http = line.split()[2].rsplit("/", 1)[0]
+            elif line.startswith("Storage"):
+                instance.storage = line.split()[1]
     return instance
 
 
 @pytest.fixture
-async def fleet(tmp_path: Path) -> AsyncIterator[tuple[list[SimulatedAsterisk], list[Instance]]]:
+async def fleet(
+    tmp_path: Path, pg_cluster: Any, pg_database: str
+) -> AsyncIterator[tuple[list[SimulatedAsterisk], list[Instance]]]:
+    """Two simulated Asterisk servers; two `serve` instances on one real PostgreSQL (the throwaway cluster)."""
     sims = [SimulatedAsterisk(SimConfig(ami_users={"ivr": "s3cret"}), clock=RealClock()) for _ in range(2)]
     for sim in sims:
         await sim.start(ami=True)
     instances: list[Instance] = []
     try:
-        instances = list(await asyncio.gather(*(start_instance(tmp_path, n, sims) for n in ("ivr-a", "ivr-b"))))
+        instances = list(
+            await asyncio.gather(
+                *(start_instance(tmp_path, n, sims, pg_database, pg_cluster.password) for n in ("ivr-a", "ivr-b"))
+            )
+        )
         yield sims, instances
     finally:
         for instance in instances:
@@ -114,6 +129,7 @@ async def until(what: str, probe: Any, timeout: float = 8.0) -> Any:
 
 async def test_each_instance_shows_and_controls_the_calls_of_both_servers(fleet) -> None:
     sims, (a, b) = fleet
+    assert a.storage.startswith("postgresql://") and a.storage == b.storage  # one database for both
     async with aiohttp.ClientSession() as http:
         for instance in (a, b):
 
