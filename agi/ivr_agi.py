@@ -6,7 +6,9 @@ Rules for this file:
   its dependencies must be importable by the interpreter in the shebang: point the shebang at the project
   venv (`#!/path/to/ivr/.venv/bin/python`) or install the package into the system Python.
 - The router is built lazily, after Asterisk's environment has been read: `ivr.routes.build_router(settings)` with
-  `ivr.settings.load_settings()`. The flow is the first AGI argument.
+  `ivr.settings.load_settings()`, its flows from the flow cache (`ivr.flow.cache`: validated flows as JSON, keyed
+  by the content of the flows, the settings and the code; `IVR_AGI_CACHE_DIR`, default ~/.cache/ivr of the user
+  Asterisk runs as). The flow is the first AGI argument.
 - IVR_AGI_ROUTER="package.module:factory" replaces the router factory (tests, embedding); the factory takes no
   arguments and returns an `ivr.agi.Router`. It is read from the environment Asterisk was started with, which is
   under the administrator's control.
@@ -15,6 +17,7 @@ Rules for this file:
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
 from pathlib import Path
@@ -29,10 +32,22 @@ def build_router():  # -> ivr.agi.Router (annotation omitted to keep start-up im
     if spec:
         module_name, _, attr = spec.partition(":")
         return getattr(importlib.import_module(module_name), attr or "build_router")()
+    from ivr.flow.cache import cached_flow_set
+    from ivr.flow.repository import FlowRepository
     from ivr.routes import build_router as build_service_router
     from ivr.settings import load_settings
 
-    return build_service_router(load_settings())
+    settings = load_settings()
+    # A process per call: the validated flows come from a cache keyed by their content (ivr/flow/cache.py)
+    flow_set, how = cached_flow_set(
+        settings.flows_dir,
+        prompts_dir=settings.prompts_dir,
+        settings_bytes=settings.model_dump_json().encode(),
+    )
+    logging.getLogger("ivr.flow.cache").info("flow cache: %s", how)
+    repository = FlowRepository.from_settings(settings)
+    repository.use(flow_set)
+    return build_service_router(settings, repository=repository)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from ivr.ami.errors import AMIConnectionLost
 from ivr.api.app import create_app
 from ivr.api.auth import check_bind
 from ivr.api.deps import Check
+from ivr.api.server import ApiRunner
 from ivr.calls.callbacks import CallbackPolicy
 from ivr.calls.settings import CallControlSettings
 from ivr.calls.wiring import CallControl
@@ -44,6 +45,9 @@ from ivr.storage import StorageError, open_storage
 from ivr.yamlsource import ConfigError
 
 log = logging.getLogger("ivr.service")
+# AMI events are read at most every 5 ms, so that under load a read brings several (docs/ami.md, CPU per call);
+# action answers are read at once.
+AMI_READ_PAUSE = 0.005
 
 
 def _init_flow_series(flows: FlowSet) -> None:
@@ -118,6 +122,8 @@ def _ami_client(server: AMIServerSettings) -> AMIClient:
         backoff_max=server.backoff_max,
         login_failure_backoff=server.login_failure_backoff,
         auth=server.auth,
+        event_filter=True,  # only the events the registry, queue stats and originates use (docs/ami.md)
+        read_pause=AMI_READ_PAUSE,
         pbx=server.name,
     )
 
@@ -247,7 +253,7 @@ class Service:
             await self.fastagi.start()
         except OSError as exc:
             raise port_refusal(exc, "fastagi.port", "IVR_FASTAGI_PORT", s.fastagi.host, s.fastagi.port) from None
-        self._runner = web.AppRunner(self.app, access_log=None)
+        self._runner = ApiRunner(self.app, access_log=None)  # malformed HTTP gets the JSON error
         await self._runner.setup()
         site = web.TCPSite(self._runner, s.http.host, s.http.port)
         try:

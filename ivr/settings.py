@@ -31,6 +31,7 @@ from pydantic import (
     model_validator,
 )
 
+from ivr import telephony
 from ivr.units import Duration
 from ivr.yamlsource import ConfigError, PositionMap, Problem, load_yaml, problems_from_validation
 
@@ -47,7 +48,7 @@ class _Section(BaseModel):
 Port = int  # validated by Field(ge=0, le=65535) where used (0 = pick a free port, for tests)
 
 
-PBX_NAME = r"^[a-z0-9][a-z0-9_]{0,31}$"  # a metric label and the prefix of call ids (docs/configuration.md)
+PBX_NAME = telephony.PBX_NAME_PATTERN  # a metric label and the prefix of call ids (docs/configuration.md)
 INSTANCE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"  # a metric label and a log field
 
 

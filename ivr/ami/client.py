@@ -26,7 +26,7 @@ import logging
 import random
 import secrets
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, cast
@@ -42,6 +42,7 @@ from ivr.ami.errors import (
     AMIProtocolError,
     AMITimeout,
 )
+from ivr.ami.filters import EventFilter, merge
 from ivr.ami.protocol import (
     DEFAULT_MAX_MESSAGE_SIZE,
     AMIParser,
@@ -83,7 +84,13 @@ class Subscription:
     """A subscriber's bounded queue and the task that feeds its handler. Cancel with `close()`."""
 
     def __init__(
-        self, handler: EventHandler, events: frozenset[str] | None, maxsize: int, overflow: Overflow, name: str
+        self,
+        handler: EventHandler,
+        events: frozenset[str] | None,
+        maxsize: int,
+        overflow: Overflow,
+        name: str,
+        filters: tuple[EventFilter, ...] = (),
     ) -> None:
         if maxsize < 1:
             raise ValueError("maxsize must be >= 1")
@@ -94,6 +101,7 @@ class Subscription:
         self.maxsize = maxsize
         self.overflow: Overflow = overflow
         self.name = name
+        self.filters = filters  # what of `events` the handler needs (with AMIClient(event_filter=True))
         self.dropped = 0
         self.delivered = 0
         self.failures = 0
@@ -179,6 +187,85 @@ class Subscription:
             self._on_close = None
 
 
+class InlineSubscription:
+    """A subscriber called by the reader itself, in arrival order, for handlers that only update memory.
+
+    A task per subscriber costs a wake-up and a task switch per read (~15-20 us here), several times the work of a
+    handler such as `CallRegistry.apply` (a few dictionary updates). An inline handler must be a plain function
+    that never blocks; what it raises is logged and counted, and the next event comes anyway. Nothing queues, so
+    nothing is dropped. If it returns an awaitable (follow-up work: listeners, I/O), that runs in the
+    subscription's own task, one after the other in the order the events came.
+    """
+
+    dropped = 0
+
+    def __init__(
+        self,
+        handler: Callable[[Message], object],
+        events: frozenset[str],
+        name: str,
+        filters: tuple[EventFilter, ...] = (),
+    ) -> None:
+        self.handler = handler
+        self.events: frozenset[str] | None = events
+        self.name = name
+        self.filters = filters
+        self.delivered = 0
+        self.failures = 0
+        self._on_close: Callable[[InlineSubscription], None] | None = None
+        self._followups: deque[Awaitable[Any]] = deque()
+        self._task: asyncio.Task[None] | None = None
+
+    def call(self, msg: Message) -> None:
+        self.delivered += 1
+        try:
+            result = self.handler(msg)
+        except Exception:
+            self.failures += 1
+            log.exception("AMI subscriber %r raised on event %s; it keeps receiving events", self.name, msg.name)
+            return
+        if result is not None and inspect.isawaitable(result):
+            self._followups.append(result)
+            if self._task is None:
+                self._task = asyncio.get_running_loop().create_task(self._run(), name=f"ami-subscriber-{self.name}")
+
+    async def _run(self) -> None:
+        followups = self._followups
+        try:
+            while followups:
+                try:
+                    await followups.popleft()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    self.failures += 1
+                    log.exception("AMI subscriber %r failed in the work after an event", self.name)
+        finally:
+            self._task = None
+
+    @property
+    def pending(self) -> int:
+        return len(self._followups)
+
+    async def drain(self) -> None:
+        """Wait until the follow-up work of every event so far is done (events themselves are handled at once)."""
+        while self._followups or self._task is not None:
+            await asyncio.sleep(0)
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        while self._followups:
+            pending = self._followups.popleft()
+            close = getattr(pending, "close", None)  # a coroutine that will never run: close it quietly
+            if close is not None:
+                close()
+        if self._on_close is not None:
+            self._on_close(self)
+            self._on_close = None
+
+
 # -- connection ------------------------------------------------------------------------------------------------
 
 
@@ -203,6 +290,8 @@ class _Connection(asyncio.Protocol):
         self.banner: asyncio.Future[Banner] = loop.create_future()
         self.closed: asyncio.Future[str] = loop.create_future()
         self.reason: str | None = None
+        self._pause = client.read_pause
+        self._resume_handle: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -219,6 +308,20 @@ class _Connection(asyncio.Protocol):
             items = items[1:]
         if items:
             self.client._dispatch(self, items)  # type: ignore[arg-type]
+        if self._pause > 0 and self._resume_handle is None and self.transport is not None:
+            # Let events gather in the socket buffer for a moment: a read, its loop turn and its dispatch cost
+            # more than parsing an event, and under load events come a few at a time (see AMIClient.read_pause).
+            self.transport.pause_reading()
+            self._resume_handle = asyncio.get_running_loop().call_later(self._pause, self.resume)
+
+    def resume(self) -> None:
+        """Read again now (the pause is over, or an action waits for its answer)."""
+        handle, self._resume_handle = self._resume_handle, None
+        if handle is None:
+            return
+        handle.cancel()
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
 
     def eof_received(self) -> bool:
         self.reason = self.reason or "Asterisk closed the connection"
@@ -281,6 +384,8 @@ class AMIClient:
         tcp_keepalive: bool = True,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         rng: random.Random | None = None,
+        event_filter: bool = False,
+        read_pause: float = 0.0,
         pbx: str = "default",
     ) -> None:
         """`pbx`: the server's name (`ami.servers[].name`), the label of its `ivr_ami_up` series."""
@@ -303,6 +408,13 @@ class AMIClient:
         self.tcp_keepalive = tcp_keepalive
         self.max_message_size = max_message_size
         self._rng = rng or random.Random()
+        # Ask Asterisk (Filter action after each login) for only the events the subscribers want (filters.py)
+        self.event_filter = event_filter
+        # After each read, wait this long (s) before reading again, so that events arriving meanwhile are read,
+        # parsed and dispatched together (0 = read as soon as data arrives). Actions do not wait for it.
+        self.read_pause = read_pause
+        self._filters_sent: set[EventFilter] = set()  # on the current connection
+        self._filters_failed = False
         self.pbx = pbx
         self._up = metrics.AMI_UP.labels(pbx=pbx)
         self._id_prefix = f"ivr-{secrets.token_hex(4)}-"
@@ -330,6 +442,11 @@ class AMIClient:
         self._connected_callbacks: list[ConnectedCallback] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._event_counters: dict[str, Any] = {}
+        # Events counted in a plain dict by the reader and folded into ivr_ami_events_total at most 1 s later and
+        # before every scrape (as ivr/agi/tally.py does for AGI commands): a labelled Counter.inc() takes a lock.
+        self._event_counts: dict[str, int] = {}
+        self._fold_handle: asyncio.TimerHandle | None = None
+        self._inline_by_event: dict[str, list[InlineSubscription]] = {}
         self._action_timers: dict[str, Any] = {}
 
     # -- lifecycle -----------------------------------------------------------------------------------------
@@ -339,6 +456,7 @@ class AMIClient:
         if self._closing:
             raise AMINotConnected("this AMIClient was closed; create a new one")
         if self._runner is None:
+            metrics.add_collect_hook(self.fold_event_counts)
             self._runner = asyncio.get_running_loop().create_task(self._run(), name="ami-connection")
 
     async def __aenter__(self) -> AMIClient:
@@ -385,6 +503,9 @@ class AMIClient:
                 await self._request("Logoff", None, timeout=min(1.0, self.action_timeout), check=False)
         self._closing = True
         self._set_state("closed")
+        with contextlib.suppress(KeyError):
+            metrics.remove_collect_hook(self.fold_event_counts)
+        self.fold_event_counts()
         tasks = [t for t in (self._runner, self._keepalive) if t is not None] + list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -399,6 +520,8 @@ class AMIClient:
         self._fail_pending("the AMI client was closed")
         for sub in list(self._subs_all) + [s for subs in self._subs_by_event.values() for s in subs]:
             sub.close()
+        for inline in [s for subs in self._inline_by_event.values() for s in subs]:
+            inline.close()
         self.logged_in = False
         self._up.set(0)
 
@@ -427,22 +550,128 @@ class AMIClient:
         maxsize: int = 10000,
         overflow: Overflow = "drop_oldest",
         name: str = "",
-    ) -> Subscription:
+        filters: Iterable[EventFilter] = (),
+        inline: bool = False,
+    ) -> Subscription | InlineSubscription:
         """Deliver events named in `events` (exact AMI names; None = every event) to `handler` in its own task.
 
         When `maxsize` events are waiting, `overflow` decides: drop the oldest queued one or the new one; drops are
         counted in `ivr_ami_events_dropped{subscriber=name}`. Must be called from a running event loop.
+        `filters` narrows some of `events` to a header value (e.g. VarSet of two variables): with
+        `AMIClient(event_filter=True)` Asterisk then sends only those (the handler may still see others, e.g.
+        when Asterisk refused the filters). `inline=True`: a plain, non-blocking function called by the reader
+        itself (see `InlineSubscription`); `maxsize` and `overflow` do not apply.
         """
         sub_name = name or getattr(handler, "__qualname__", "subscriber")
         names = frozenset(events) if events is not None else None
-        sub = Subscription(handler, names, maxsize, overflow, sub_name)
+        narrowed = tuple(filters)
+        if any(names is None or f.name not in names for f in narrowed):
+            raise ValueError("a subscription's filters must name events it subscribes to")
+        if inline:
+            if names is None or inspect.iscoroutinefunction(handler):
+                raise ValueError("an inline subscriber is a plain function and names the events it wants")
+            inline_sub = InlineSubscription(handler, names, sub_name, narrowed)
+            for event in names:
+                self._inline_by_event.setdefault(event, []).append(inline_sub)
+            inline_sub._on_close = self._unsubscribe_inline
+            self._filters_changed()
+            return inline_sub
+        sub = Subscription(handler, names, maxsize, overflow, sub_name, narrowed)
         if names is None:
             self._subs_all.append(sub)
         else:
             for event in names:
                 self._subs_by_event.setdefault(event, []).append(sub)
         sub._on_close = self._unsubscribe
+        self._filters_changed()
         return sub
+
+    def _filters_changed(self) -> None:
+        if self.logged_in and self.event_filter and self._conn is not None:
+            self._spawn(self._install_filters(self._conn))  # the new names were filtered out until now
+
+    def _unsubscribe_inline(self, sub: InlineSubscription) -> None:
+        for event in sub.events or ():
+            subs = self._inline_by_event.get(event)
+            if subs and sub in subs:
+                subs.remove(sub)
+                if not subs:
+                    del self._inline_by_event[event]
+
+    def fold_event_counts(self) -> None:
+        """Add the events counted since the last fold to `ivr_ami_events_total` (runs before every scrape)."""
+        if self._fold_handle is not None:
+            self._fold_handle.cancel()
+            self._fold_handle = None
+        counts, self._event_counts = self._event_counts, {}
+        for name, n in counts.items():
+            label = metrics.bounded_event(name)
+            counter = self._event_counters.get(label)
+            if counter is None:
+                counter = self._event_counters[label] = metrics.AMI_EVENTS.labels(event=label)
+            counter.inc(n)
+
+    def wanted_filters(self) -> list[EventFilter]:
+        """The include filters the subscribers need (empty = no filtering: a subscriber wants every event)."""
+        if self._subs_all:
+            return []
+        wanted: list[EventFilter] = [EventFilter("OriginateResponse")]  # originate() waits for it
+        excludes: set[EventFilter] | None = None
+        subscribers: dict[str, list[Any]] = {}
+        for table in (self._subs_by_event, self._inline_by_event):
+            for name, subs in table.items():
+                subscribers.setdefault(name, []).extend(subs)
+        for name, subs in subscribers.items():
+            agreed: set[EventFilter] | None = None
+            for sub in subs:
+                mine = [f for f in sub.filters if f.name == name]
+                wanted += [f for f in mine if not f.exclude] or [EventFilter(name)]
+                own = {f for f in mine if f.exclude}
+                agreed = own if agreed is None else agreed & own
+            # an exclude filter applies to the whole session: only when every subscriber of the event asked for it
+            excludes = (excludes or set()) | (agreed or set())
+        return merge(wanted, excludes or ())
+
+    async def _install_filters(self, conn: _Connection) -> None:
+        """Send the missing Filter actions; if Asterisk refuses one (an older Asterisk, no `system` write), add an
+        include-everything filter so that no event a subscriber needs stays filtered out, and stop filtering."""
+        if self._filters_failed or conn is not self._conn:
+            return
+        if self._subs_all:  # a subscriber wants every event
+            if self._filters_sent:
+                await self._include_everything()
+            return
+        wanted = self.wanted_filters()
+        stale = [f for f in self._filters_sent if f.exclude and f not in wanted]
+        if stale:  # Asterisk cannot remove a filter: it stays until the next login
+            log.warning(
+                "a new AMI subscriber wants events an installed exclude filter keeps out (%s) until the next login",
+                ", ".join(f.conf_line() for f in stale),
+            )
+        missing = [f for f in wanted if f not in self._filters_sent]
+        for f in missing:
+            try:
+                response, _ = await self._request("Filter", f.action_headers(), check=False, login=True)
+            except (AMIConnectionLost, AMINotConnected, AMITimeout):
+                return  # the next login starts over
+            if (response.name or "").lower() != "success":
+                self._filters_failed = True
+                log.warning(
+                    "Asterisk refused the AMI event filter %s (%s); events arrive unfiltered. Filters need "
+                    "Asterisk 22, 21.6, 20.11 or newer and the AMI user's write class `system`",
+                    f.conf_line(),
+                    response.get("Message") or "no reason given",
+                )
+                if self._filters_sent:
+                    await self._include_everything()
+                return
+            self._filters_sent.add(f)
+
+    async def _include_everything(self) -> None:
+        # A legacy filter whose regular expression matches any event: the union of include filters is everything.
+        with contextlib.suppress(AMIError):
+            await self._request("Filter", [("Operation", "Add"), ("Filter", ".")], check=False, login=True)
+        self._filters_failed = True
 
     def _unsubscribe(self, sub: Subscription) -> None:
         if sub in self._subs_all:
@@ -498,6 +727,7 @@ class AMIClient:
             )
         aid = action_id or self._next_id()
         data = encode_action(name, headers, action_id=aid)
+        conn.resume()  # the answer is read without waiting for the end of a read pause
         future: asyncio.Future[tuple[Message, list[Message]]] = asyncio.get_running_loop().create_future()
         self._pending[aid] = _Pending(name, future)
         wait = self.action_timeout if timeout is None else timeout
@@ -799,6 +1029,9 @@ class AMIClient:
                 ) from None
             self._version = banner.version
             await self._login()
+            self._filters_sent, self._filters_failed = set(), False  # filters belong to the session
+            if self.event_filter:
+                await self._install_filters(conn)
         except BaseException:
             conn.abort("login did not complete")
             self._conn = None
@@ -918,8 +1151,9 @@ class AMIClient:
         listing = self._listing
         waiters = self._waiters
         by_event = self._subs_by_event
+        by_event_inline = self._inline_by_event
         catch_all = self._subs_all
-        names: list[str] = []
+        counts = self._event_counts
         for msg in items:
             # `_kind`/`_name` come from the first header (package-internal): Asterisk always puts Event/Response first.
             if msg._kind == "Event":
@@ -929,7 +1163,7 @@ class AMIClient:
             else:
                 self._on_response(msg)
                 continue
-            names.append(name)
+            counts[name] = counts.get(name, 0) + 1
             if listing or waiters:
                 aid = msg.action_id
                 if aid is not None:
@@ -961,12 +1195,12 @@ class AMIClient:
                         sub.offer(msg)
             for sub in catch_all:
                 sub.offer(msg)
-        for name, n in Counter(names).items():  # counted in C, one metric update per name and batch
-            label = metrics.bounded_event(name)
-            counter = self._event_counters.get(label)
-            if counter is None:
-                counter = self._event_counters[label] = metrics.AMI_EVENTS.labels(event=label)
-            counter.inc(n)
+            inline = by_event_inline.get(name)
+            if inline:
+                for isub in inline:
+                    isub.call(msg)
+        if counts and self._fold_handle is None:
+            self._fold_handle = asyncio.get_running_loop().call_later(1.0, self.fold_event_counts)
 
     def _on_response(self, msg: Message) -> None:
         aid = msg.action_id

@@ -2,26 +2,29 @@
 
 Rules for this file:
 - `Deps` is built by the service (or a test) and stored on the app; handlers read it with `deps(request)`.
-- Request bodies are parsed only through `parse_body` (pydantic model, 422 on anything wrong).
+- Request bodies are parsed only through `parse_body`, query strings through `parse_query`, path ids through
+  `path_id`: each validates with the models of ivr.api.schemas, which the OpenAPI document is made from.
 """
 
 from __future__ import annotations
 
 import inspect
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from functools import cache
+from typing import Annotated, Any, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from ivr.api.errors import JSONError
+from ivr.api.schemas import PathParams, Query, ascii_int
 from ivr.calls.registry import CallRegistry
 from ivr.calls.settings import CallControlSettings
 from ivr.storage import Storage
 
 M = TypeVar("M", bound=BaseModel)
+Q = TypeVar("Q", bound=Query)
 Check = Callable[[], bool | Awaitable[bool]]
 # (flow, format) -> the drawing (str or bytes); ValueError for a format it cannot draw. Injected so the API does not
 # import the drawing code (it lives with the admin tools).
@@ -50,20 +53,48 @@ def deps(request: web.Request) -> Deps:
     return request.app[DEPS]
 
 
+JSON_TYPES = ("application/json",)
+
+
 async def parse_body(request: web.Request, model: type[M]) -> M:
+    """The body as `model`: JSON only (415 for another media type), 413 past MAX_BODY, else 422 on anything wrong.
+
+    Parsed and validated in one step by pydantic's JSON parser, which has a nesting limit: a deeply nested body
+    is a 422, where `json.loads` would raise RecursionError."""
     raw = await request.read()
     if len(raw) > MAX_BODY:
         raise JSONError(413, "too_large", f"request bodies are limited to {MAX_BODY} bytes")
     if not raw.strip():
-        data: Any = {}
-    else:
-        try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            raise JSONError(422, "invalid_request", "the body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise JSONError(422, "invalid_request", "the body must be a JSON object")
-    return model.model_validate(data)
+        return model.model_validate({})  # actions without parameters may send no body at all
+    if request.content_type not in JSON_TYPES:
+        raise JSONError(
+            415,
+            "unsupported_media_type",
+            f"send the body as JSON with 'Content-Type: application/json' (got {request.content_type!r})",
+        )
+    return model.model_validate_json(raw)
+
+
+def parse_query(request: web.Request, model: type[Q]) -> Q:
+    """The query string as `model` (422 naming the parameter). A repeated parameter counts once (the first)."""
+    return model.model_validate({key: request.query[key] for key in request.query})
+
+
+@cache
+def _path_adapter(name: str) -> TypeAdapter[Any]:
+    field = PathParams.model_fields[name]
+    return TypeAdapter(Annotated[(field.annotation, *field.metadata)])  # type: ignore[arg-type]
+
+
+def path_id(request: web.Request, name: str, what: str) -> int:
+    """A row id from the path by its rule in `PathParams` (ASCII digits, 64-bit): anything else names no row, 404."""
+    value = request.match_info[name]
+    try:
+        return int(_path_adapter(name).validate_python(value))
+    except ValidationError:
+        raise JSONError(
+            404, "not_found", f"no {what} {value[:40]!r}: ids are whole numbers written with the digits 0-9"
+        ) from None
 
 
 async def run_check(check: Check) -> bool:
@@ -77,13 +108,15 @@ async def run_check(check: Check) -> bool:
 
 
 def query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    """One integer query parameter, by the same rule as the Query models (ASCII digits, bounds), for a route that
+    has no Query model in ivr.api.schemas yet. Prefer a model: only a model's parameters reach the document."""
     value = request.query.get(name)
     if value is None:
         return default
     try:
-        number = int(value)
+        number = ascii_int(value)
     except ValueError:
-        raise JSONError(422, "invalid_request", f"query parameter {name} must be an integer") from None
+        raise JSONError(422, "invalid_request", [{"field": name, "message": "must be a whole number (0-9)"}]) from None
     if not low <= number <= high:
-        raise JSONError(422, "invalid_request", f"query parameter {name} must be between {low} and {high}")
-    return number
+        raise JSONError(422, "invalid_request", [{"field": name, "message": f"must be between {low} and {high}"}])
+    return int(number)

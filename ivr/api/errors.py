@@ -19,6 +19,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from ivr.ami.errors import AMIEncodingError
+from ivr.api.schemas import PATTERN_HINTS
 from ivr.calls.errors import CallControlError
 from ivr.storage import NotFound as StorageNotFound
 from ivr.storage import StorageError
@@ -50,9 +51,20 @@ def error_response(
 
 def _validation_detail(exc: ValidationError) -> list[dict[str, Any]]:
     return [
-        {"field": ".".join(str(p) for p in err["loc"]) or "(body)", "message": err["msg"]}
+        {"field": ".".join(str(p) for p in err["loc"]) or "(body)", "message": _message(err)}
         for err in exc.errors(include_url=False, include_input=False)
     ]
+
+
+def _message(err: Any) -> str:
+    """Pydantic's message, with a pattern said in words (`PATTERN_HINTS`) rather than as a regular expression."""
+    if err["type"] == "string_pattern_mismatch":
+        hint = PATTERN_HINTS.get(str(err.get("ctx", {}).get("pattern")))
+        if hint:
+            return hint
+    if err["type"] == "value_error":
+        return str(err["msg"]).removeprefix("Value error, ")
+    return str(err["msg"])
 
 
 @web.middleware

@@ -9,11 +9,13 @@ Rules for this file:
 
 from __future__ import annotations
 
+import orjson
 from aiohttp import web
 
-from ivr.api.deps import deps, parse_body
+from ivr.api.deps import deps, parse_body, parse_query
 from ivr.api.errors import JSONError
 from ivr.api.schemas import (
+    CallsQuery,
     EmptyBody,
     HoldBody,
     MemberBody,
@@ -26,7 +28,6 @@ from ivr.api.schemas import (
     SpyBody,
     TransferBody,
 )
-from ivr.calls.model import CALL_STATES
 from ivr.calls.operations import TransferTarget
 
 
@@ -35,14 +36,13 @@ def _accepted(data: dict) -> web.Response:
 
 
 async def list_calls(request: web.Request) -> web.Response:
-    state = request.query.get("state")
-    if state is not None and state not in CALL_STATES:
-        raise JSONError(422, "invalid_request", f"state must be one of {', '.join(CALL_STATES)}")
-    pbx = request.query.get("pbx")  # an ami.servers name; an unknown one simply matches no call
+    query = parse_query(request, CallsQuery)
+    state, pbx = query.state, query.pbx
     calls = [c.to_json() for c in deps(request).registry.calls() if pbx is None or c.pbx == pbx]
     if state is not None:
         calls = [c for c in calls if c["state"] == state]
-    return web.json_response({"calls": calls, "count": len(calls)})
+    # orjson: the list grows with the live calls (~1 KiB each); the stdlib encoder took 25-30 ms for 2,000
+    return web.Response(body=orjson.dumps({"calls": calls, "count": len(calls)}), content_type="application/json")
 
 
 async def get_call(request: web.Request) -> web.Response:
@@ -217,7 +217,9 @@ async def member_unpause(request: web.Request) -> web.Response:
 ROUTES = [
     ("GET", "/calls", list_calls),
     ("POST", "/calls/originate", originate),
-    ("GET", "/calls/{call_id}", get_call),
+    # A concrete path wins over a templated one (as OpenAPI matches paths): GET /calls/originate is a 405, not the
+    # call "originate". The document says the same (`not: {const: originate}`, ivr.api.schemas.PathParams).
+    ("GET", "/calls/{call_id:(?!originate$)[^{}/]+}", get_call),
     ("POST", "/calls/{call_id}/transfer", transfer),
     ("POST", "/calls/{call_id}/park", park),
     ("POST", "/calls/{call_id}/retrieve", retrieve),

@@ -3,7 +3,8 @@
 Rules for this file:
 - A download serves only the file named by the index row, and only if it resolves inside the configured
   recordings directory: no path ever comes from the request, and a row pointing elsewhere is refused.
-- Times in and out are ISO-8601; naive times in queries are taken as UTC.
+- Times in are RFC 3339 with an offset (ivr.api.schemas.utc_datetime), times out ISO-8601 in UTC; ids in paths
+  are ASCII digits within 64 bits (`path_id`), else 404.
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ from typing import Any
 from aiohttp import web
 
 from ivr import metrics
-from ivr.api.deps import deps, parse_body, query_int
+from ivr.api.deps import deps, parse_body, parse_query, path_id
 from ivr.api.errors import JSONError
-from ivr.api.schemas import CallbackBody
+from ivr.api.schemas import CallbackBody, CallbacksQuery, RecordingsQuery, VoicemailQuery
 from ivr.calls import validate
 from ivr.calls.callbacks import queue_label
 from ivr.flow.templates import safe_filename
-from ivr.storage import CALLBACK_STATES, CallbackRequest, Recording
+from ivr.storage import CallbackRequest, Recording
 
 
 def _jsonable(obj: Any) -> Any:
@@ -35,24 +36,6 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-def _time(request: web.Request, name: str) -> datetime | None:
-    value = request.query.get(name)
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise JSONError(422, "invalid_request", f"{name} must be an ISO-8601 time like 2026-11-29T10:00:00Z") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _int_id(request: web.Request, name: str) -> int:
-    try:
-        return int(request.match_info[name])
-    except ValueError:
-        raise JSONError(404, "not_found", f"{name} must be a number") from None
-
-
 # --- recordings ------------------------------------------------------------------------------------------------
 
 
@@ -63,24 +46,24 @@ def _recording_json(request: web.Request, rec: Recording) -> dict:
 
 
 async def list_recordings(request: web.Request) -> web.Response:
-    q = request.query
+    q = parse_query(request, RecordingsQuery)
     rows = await deps(request).storage.list_recordings(
-        call_id=q.get("call_id"),
-        caller=q.get("caller"),
-        agent=q.get("agent"),
-        flow=q.get("flow"),
-        queue=q.get("queue"),
-        state=q.get("state"),
-        since=_time(request, "since"),
-        until=_time(request, "until"),
-        limit=query_int(request, "limit", 100, 1, 1000),
-        offset=query_int(request, "offset", 0, 0, 10_000_000),
+        call_id=q.call_id,
+        caller=q.caller,
+        agent=q.agent,
+        flow=q.flow,
+        queue=q.queue,
+        state=q.state,
+        since=q.since,
+        until=q.until,
+        limit=q.limit,
+        offset=q.offset,
     )
     return web.json_response({"recordings": [_recording_json(request, r) for r in rows], "count": len(rows)})
 
 
 async def get_recording(request: web.Request) -> web.Response:
-    rec = await deps(request).storage.get_recording(_int_id(request, "recording_id"))
+    rec = await deps(request).storage.get_recording(path_id(request, "recording_id", "recording"))
     return web.json_response(_recording_json(request, rec))
 
 
@@ -103,7 +86,7 @@ def reachable_file(recording_path: str, recordings_dir: str, download_dir: Path)
 
 async def download_recording(request: web.Request) -> web.StreamResponse:
     d = deps(request)
-    rec = await d.storage.get_recording(_int_id(request, "recording_id"))
+    rec = await d.storage.get_recording(path_id(request, "recording_id", "recording"))
     if rec.state != "finished":
         raise JSONError(409, "invalid_state", "the recording is still running; download it after it stopped")
     path = reachable_file(rec.path, d.settings.recordings_dir, d.settings.recordings_path())
@@ -127,12 +110,8 @@ def _callback_json(req: CallbackRequest) -> dict:
 
 
 async def list_callbacks(request: web.Request) -> web.Response:
-    state = request.query.get("state")
-    if state is not None and state not in CALLBACK_STATES:
-        raise JSONError(422, "invalid_request", f"state must be one of {', '.join(CALLBACK_STATES)}")
-    rows = await deps(request).storage.list_callbacks(
-        state=state, queue=request.query.get("queue"), limit=query_int(request, "limit", 100, 1, 1000)
-    )
+    q = parse_query(request, CallbacksQuery)
+    rows = await deps(request).storage.list_callbacks(state=q.state, queue=q.queue, limit=q.limit)
     return web.json_response({"callbacks": [_callback_json(r) for r in rows], "count": len(rows)})
 
 
@@ -151,9 +130,7 @@ async def create_callback(request: web.Request) -> web.Response:
             f"max_attempts may be at most {d.settings.callback_max_attempts} (callbacks.max_attempts in the settings)",
         )
     now = datetime.now(UTC)
-    not_before = body.not_before
-    if not_before is not None and not_before.tzinfo is None:
-        not_before = not_before.replace(tzinfo=UTC)
+    not_before = body.not_before  # aware and in range: schemas.utc_datetime
     cb_id = await d.storage.add_callback(
         CallbackRequest(
             number=body.number,
@@ -177,7 +154,7 @@ async def create_callback(request: web.Request) -> web.Response:
 
 async def get_callback(request: web.Request) -> web.Response:
     storage = deps(request).storage
-    cb_id = _int_id(request, "callback_id")
+    cb_id = path_id(request, "callback_id", "callback request")
     data = _callback_json(await storage.get_callback(cb_id))
     data["attempts_log"] = [_jsonable(asdict(a)) for a in await storage.callback_attempts(cb_id)]
     return web.json_response(data)
@@ -185,7 +162,7 @@ async def get_callback(request: web.Request) -> web.Response:
 
 async def cancel_callback(request: web.Request) -> web.Response:
     storage = deps(request).storage
-    cb_id = _int_id(request, "callback_id")
+    cb_id = path_id(request, "callback_id", "callback request")
     if not await storage.cancel_callback(cb_id):
         state = (await storage.get_callback(cb_id)).state
         raise JSONError(
@@ -200,9 +177,8 @@ async def cancel_callback(request: web.Request) -> web.Response:
 
 
 async def list_voicemail(request: web.Request) -> web.Response:
-    rows = await deps(request).storage.list_voicemails(
-        request.query.get("mailbox"), limit=query_int(request, "limit", 100, 1, 1000)
-    )
+    q = parse_query(request, VoicemailQuery)
+    rows = await deps(request).storage.list_voicemails(q.mailbox, limit=q.limit)
     return web.json_response({"voicemail": [_jsonable(asdict(v)) for v in rows], "count": len(rows)})
 
 

@@ -18,11 +18,10 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ivr import metrics
-from ivr.api.deps import deps, run_check
+from ivr.api.deps import deps, parse_query, run_check
 from ivr.api.errors import JSONError
 from ivr.api.openapi import document
-
-GRAPH_FORMATS = {"svg": "image/svg+xml", "mermaid": "text/plain", "dot": "text/vnd.graphviz", "png": "image/png"}
+from ivr.api.schemas import GRAPH_FORMATS, GraphQuery
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -110,9 +109,7 @@ async def reload_flows(request: web.Request) -> web.Response:
 async def flow_graph(request: web.Request) -> web.Response:
     repo = _repo(request)
     name = request.match_info["name"]
-    fmt = request.query.get("format", "svg")
-    if fmt not in GRAPH_FORMATS:
-        raise JSONError(422, "invalid_request", f"format must be one of {', '.join(GRAPH_FORMATS)}")
+    fmt = parse_query(request, GraphQuery).format
     flow = repo.current.get(name)
     if flow is None:
         raise JSONError(404, "not_found", f"no flow {name!r}; GET /flows lists them")
@@ -140,6 +137,7 @@ ROUTES = [
     ("GET", "/openapi.json", openapi_json),
     ("GET", "/flows", list_flows),
     ("POST", "/flows/reload", reload_flows),
-    ("GET", "/flows/{name}", get_flow),
+    # As /calls/{call_id}: GET /flows/reload is a 405 (POST reloads), not a flow named "reload".
+    ("GET", "/flows/{name:(?!reload$)[^{}/]+}", get_flow),
     ("GET", "/flows/{name}/graph", flow_graph),
 ]

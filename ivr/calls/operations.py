@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
@@ -88,9 +88,13 @@ class OriginateTracker:
         self._results: dict[str, OriginateResult] = {}
         self._waiters: dict[str, asyncio.Future[OriginateResult]] = {}
         self._keep = keep
-        self._subscription = ami.subscribe(self.on_event, {"OriginateResponse"}, name="originate")
+        # inline: a few dict operations, called by the AMI reader itself (no task per event, docs/decisions.md D4)
+        self._subscription = ami.subscribe(self._on_event, {"OriginateResponse"}, name="originate", inline=True)
 
     async def on_event(self, msg: Any) -> None:
+        self._on_event(msg)
+
+    def _on_event(self, msg: Any) -> None:
         action_id = msg.action_id
         if not action_id:
             return
@@ -136,7 +140,7 @@ class CallOperations:
         self._held: dict[str, tuple[str, str]] = {}  # call id -> (held channel, waiting partner)
         # "<pbx>:" with several Asterisk servers (ivr.calls.fleet): the recordings index stores the API's call id.
         self.call_id_prefix = ""
-        registry.listeners.append(self.on_effect)
+        registry.listeners.append(self._effect_listener)
 
     # --- helpers -----------------------------------------------------------------------------------------------
 
@@ -584,6 +588,17 @@ class CallOperations:
         await self.storage.finish_recording(rec.recording_id, end, seconds)
         return seconds
 
+    def _effect_listener(self, effect: Effect) -> Awaitable[None] | None:
+        """The registry listener: most effects (a channel gone outside hold, with no hold note) need nothing, and
+        then no coroutine is made (the registry runs in the AMI reader, see ivr/calls/sync.py)."""
+        if isinstance(effect, ChannelGone) and effect.linkedid not in self._held:
+            if effect.context != self.settings.hold_context:
+                return None
+        elif isinstance(effect, CallEnded):
+            self._held.pop(effect.call_id, None)
+            return None
+        return self.on_effect(effect)
+
     async def on_effect(self, effect: Effect) -> None:
         """Registry listener: a hangup ends MixMonitor without MixMonitorStop (close the index row then), a
         held party that hangs up releases the partner waiting for it, and a call that ends while on hold takes
@@ -686,7 +701,7 @@ class CallOperations:
         if state_interface is not None:
             validate.interface(state_interface)
         if member_name is not None:
-            validate.reason(member_name)
+            validate.reason(member_name, "member name")
         if reason is not None:
             validate.reason(reason)
         if penalty is not None and not 0 <= penalty <= 1000:

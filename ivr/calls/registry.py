@@ -111,6 +111,27 @@ _CHANNEL_EVENTS = frozenset(
         "SoftHangupRequest",
     }
 )
+# What else than Channel and Linkedid an event can change on a channel that is already known (a new channel reads
+# its whole block). Asterisk reports each change with its own event (Newstate, NewCallerid, Newexten ...), so the
+# other channel events need not be read field by field: each header lookup is a search of the event text.
+_STATE = (("ChannelState", "state"),)
+_CALLER = (("CallerIDNum", "caller_num"), ("CallerIDName", "caller_name"))
+_CONNECTED = (("ConnectedLineNum", "connected_num"), ("ConnectedLineName", "connected_name"))
+_LOCATION = (("Context", "context"), ("Exten", "exten"), ("Priority", "priority"))
+_ACCOUNT = (("Language", "language"), ("AccountCode", "account"))
+_CID_FIELDS = {"caller_num", "caller_name", "connected_num", "connected_name"}
+_ALL_FIELDS = _STATE + _CALLER + _CONNECTED + _ACCOUNT + _LOCATION
+_CHANGES: dict[str, tuple[tuple[str, str], ...]] = {
+    "Newchannel": _ALL_FIELDS,
+    "Newstate": _STATE + _CALLER + _CONNECTED,
+    "Newexten": _LOCATION,
+    "NewCallerid": _CALLER,
+    "NewConnectedLine": _CONNECTED,
+    "NewAccountCode": _ACCOUNT,
+}
+# Events about a channel that change neither its name nor its call: for a known channel only their own headers
+# are read (the handler finds the Uniqueid read by apply() through _uid()).
+_SELF_EVENTS = frozenset({"VarSet", "Hangup", "HangupRequest", "SoftHangupRequest", "Newexten"})
 _UNPARK_EVENTS = {
     "UnParkedCall": "retrieved",
     "ParkedCallTimeOut": "timeout",
@@ -155,11 +176,30 @@ class CallRegistry:
         # Who wants the effects (called by ivr.calls.sync, never by apply()): e.g. CallOperations closes the
         # index row of a recording whose channel hung up. Objects register themselves when they are built.
         self.listeners: list[Callable[[Effect], Any]] = []
+        self._recording: set[str] = set()  # uniqueids with a MixMonitor running (recordings_running() in O(1))
+        self._current: tuple[EventLike | None, str] = (None, "")  # the event apply() is handling, its Uniqueid
+        # `_on_<EventName>` handlers by event name, looked up once instead of by getattr per event
+        self._handlers: dict[str, Callable[[EventLike, list[Effect]], None]] = {
+            attr[4:]: getattr(self, attr) for attr in dir(self) if attr.startswith("_on_")
+        }
 
     # --- queries -------------------------------------------------------------------------------------------
 
     def calls(self) -> list[Call]:
-        return [self._call(cid) for cid in sorted(self._by_call, key=self._call_sort_key)]
+        # One pass over the calls (GET /calls with thousands of them): channels gathered once for the sort key
+        # and the view, parked calls looked up by uniqueid instead of scanned per call.
+        channels = self.channels
+        rows = []
+        for cid, uids in self._by_call.items():
+            chans = [channels[u] for u in uids if u in channels]
+            rows.append((min((c.created_at for c in chans), default=0.0), cid, uids, chans))
+        rows.sort(key=lambda row: (row[0], row[1]))
+        parked = {p.uniqueid: p for p in self.parked.values()}
+        return [
+            Call(id=cid, channels=chans, parked=[parked[u] for u in uids if u in parked] if parked else [],
+                 bridges=self.bridges)
+            for _, cid, uids, chans in rows
+        ]  # fmt: skip
 
     def call(self, call_id: str) -> Call | None:
         if call_id in self._by_call:
@@ -178,7 +218,7 @@ class CallRegistry:
         return sorted((p for p in self.parked.values() if lot is None or p.lot == lot), key=lambda p: (p.lot, p.space))
 
     def recordings_running(self) -> int:
-        return sum(1 for ch in self.channels.values() if ch.recording is not None)
+        return len(self._recording)
 
     def parked_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -216,26 +256,45 @@ class CallRegistry:
     # --- event application ---------------------------------------------------------------------------------
 
     def apply(self, msg: EventLike) -> list[Effect]:
+        # The dispatch path of every AMI event: a few dict lookups and only the header reads the event needs.
         name = msg.name or ""
-        handler = getattr(self, f"_on_{name}", None)
         effects: list[Effect] = []
-        if name in _CHANNEL_EVENTS and msg.get("Uniqueid") and self._touch(msg, create=True) is None:
-            return effects
+        if name in _CHANNEL_EVENTS or name in _SELF_EVENTS:
+            uid = msg.get("Uniqueid")
+            self._current = (msg, uid or "")  # handlers of these events reuse it (_uid)
+            if uid and name in _CHANNEL_EVENTS:
+                known = name in _SELF_EVENTS and uid in self.channels  # Channel, Linkedid: unchanged, not read
+                if self._touch(msg, create=True, fields=_CHANGES.get(name, ()), uid=uid, known=known) is None:
+                    return effects
+        handler = self._handlers.get(name)
         if handler is not None:
             handler(msg, effects)
         return effects
 
-    def _touch(self, msg: EventLike, *, create: bool, prefix: str = "") -> Channel | None:
-        """Update (or create) the channel described by the standard block with the given header prefix."""
-        uid = msg.get(prefix + "Uniqueid") or ""
+    def _touch(
+        self,
+        msg: EventLike,
+        *,
+        create: bool,
+        prefix: str = "",
+        fields: tuple[tuple[str, str], ...] | None = None,
+        uid: str | None = None,
+        known: bool = False,
+    ) -> Channel | None:
+        """Update (or create) the channel described by the standard block with the given header prefix. A known
+        channel reads only `fields` (None: every field) besides Channel and Linkedid; a new one reads them all."""
+        uid = uid or msg.get(prefix + "Uniqueid") or ""
         if not uid or uid == "<unknown>" or uid in self._gone:
             return None
         ch = self.channels.get(uid)
+        if known and ch is not None:
+            return self._update(ch, msg, prefix, fields)
         linkedid = msg.get(prefix + "Linkedid") or (ch.linkedid if ch else uid)
         name = msg.get(prefix + "Channel") or (ch.name if ch else "")
         if ch is None:
             if not create:
                 return None
+            fields = None
             ch = Channel(name=name, uniqueid=uid, linkedid=linkedid, created_at=self.clock())
             agent = self._expected.pop(uid, None)
             if agent is not None:
@@ -249,28 +308,20 @@ class CallRegistry:
             self._by_name.pop(ch.name, None)
             ch.name = name
             self._by_name[name] = uid
-        state = msg.get(prefix + "ChannelState")
-        if state is not None:
-            ch.state = _int(state, ch.state)
-            ch.state_desc = msg.get(prefix + "ChannelStateDesc") or ch.state_desc
-        for attr, header in (
-            ("caller_num", "CallerIDNum"),
-            ("caller_name", "CallerIDName"),
-            ("connected_num", "ConnectedLineNum"),
-            ("connected_name", "ConnectedLineName"),
-        ):
-            value = msg.get(prefix + header)
-            if value is not None:
+        return self._update(ch, msg, prefix, fields)
+
+    def _update(self, ch: Channel, msg: EventLike, prefix: str, fields: tuple[tuple[str, str], ...] | None) -> Channel:
+        get = msg.get
+        for header, attr in _ALL_FIELDS if fields is None else fields:
+            value = get(prefix + header)
+            if value is None:
+                continue
+            if attr == "state":
+                ch.state = _int(value, ch.state)
+                ch.state_desc = get(prefix + "ChannelStateDesc") or ch.state_desc
+            elif attr in _CID_FIELDS:
                 setattr(ch, attr, _cid(value))
-        for attr, header in (
-            ("language", "Language"),
-            ("account", "AccountCode"),
-            ("context", "Context"),
-            ("exten", "Exten"),
-            ("priority", "Priority"),
-        ):
-            value = msg.get(prefix + header)
-            if value is not None:
+            else:
                 setattr(ch, attr, value)
         return ch
 
@@ -295,6 +346,7 @@ class CallRegistry:
             return
         if self._by_name.get(ch.name) == uid:
             del self._by_name[ch.name]
+        self._recording.discard(uid)
         if ch.recording is not None:
             effects.append(
                 RecordingEnded(
@@ -324,17 +376,21 @@ class CallRegistry:
 
     # Handlers: `_on_<EventName>(msg, effects)`. The standard channel block was already applied.
 
+    def _uid(self, msg: EventLike) -> str:
+        current, uid = self._current
+        return uid if current is msg else msg.get("Uniqueid") or ""
+
     def _on_Hangup(self, msg: EventLike, effects: list[Effect]) -> None:
-        self._remove_channel(msg.get("Uniqueid") or "", effects, msg.get("Cause-txt") or msg.get("Cause") or "")
+        self._remove_channel(self._uid(msg), effects, msg.get("Cause-txt") or msg.get("Cause") or "")
 
     def _on_Newexten(self, msg: EventLike, effects: list[Effect]) -> None:
-        ch = self.channels.get(msg.get("Uniqueid") or "")
+        ch = self.channels.get(self._uid(msg))
         if ch is not None:
             ch.application = msg.get("Application") or ""
             ch.app_data = msg.get("AppData") or ""
 
     def _on_VarSet(self, msg: EventLike, effects: list[Effect]) -> None:
-        ch = self.channels.get(msg.get("Uniqueid") or "")
+        ch = self.channels.get(self._uid(msg))
         variable = (msg.get("Variable") or "").upper()
         if ch is None:
             return
@@ -397,6 +453,7 @@ class CallRegistry:
         ch = self.channels.get(msg.get("Uniqueid") or "")
         if ch is not None:
             ch.recording = Recording(mixmonitor_id=msg.get("MixMonitorID") or "", started_at=self.clock())
+            self._recording.add(ch.uniqueid)
             effects.append(RecordingStarted(ch.uniqueid, ch.linkedid))
 
     def _on_MixMonitorMute(self, msg: EventLike, effects: list[Effect]) -> None:
@@ -418,6 +475,7 @@ class CallRegistry:
                 )
             )
             ch.recording = None
+            self._recording.discard(ch.uniqueid)
 
     # --- parking ---
 

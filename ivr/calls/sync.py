@@ -21,7 +21,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ivr import metrics
-from ivr.calls.registry import CallRegistry, Effect, RecordingEnded, Unparked
+from ivr.ami.filters import EventFilter
+from ivr.calls.registry import CallRegistry, Effect, RecordingEnded, RecordingStarted, Unparked
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,17 @@ REGISTRY_EVENTS = frozenset(
         "Shutdown",
     }
 )
+# Events after which the parking and recording gauges are set again (besides effects that change them).
+_GAUGE_EVENTS = frozenset({"ParkedCall", "MixMonitorStart", "MixMonitorStop"})
+# Of the VarSet events (one per Set() and SET VARIABLE, the most frequent event of a call) the registry reads two
+# variables; with AMIClient(event_filter=True) Asterisk sends only those.
+# Newexten (one per dialplan priority) matters where a channel waits or is handed on, not for the priorities it
+# passes through: those are not sent (the next Newexten carries the channel's new context and extension anyway).
+PASSING_APPLICATIONS = ("NoOp", "Set", "Goto", "GotoIf", "ExecIf", "Verbose", "Log", "AppDial2", "Answer")
+REGISTRY_FILTERS = (
+    EventFilter("VarSet", "Variable", "^IVR_(FLOW|NODE)$"),
+    EventFilter("Newexten", "Application", f"^({'|'.join(PASSING_APPLICATIONS)})$", exclude=True),
+)
 
 
 class RegistrySync:
@@ -74,6 +86,7 @@ class RegistrySync:
         self._subscription: Any = None
         self._resync_task: asyncio.Task[None] | None = None
         self._lots_seen: set[str] = set()
+        self._queued = 0  # events waiting behind a resync (they keep their order)
         self.resyncs = 0  # completed resynchronisations (for /readyz detail and tests)
         self.last_resync_error: str | None = None
 
@@ -82,7 +95,9 @@ class RegistrySync:
 
     def start(self) -> None:
         """Subscribe to the client and resync after every (re)login (including the first, if already in)."""
-        self._subscription = self.ami.subscribe(self.on_event, set(REGISTRY_EVENTS), name="calls")
+        self._subscription = self.ami.subscribe(
+            self._on_event, set(REGISTRY_EVENTS), name="calls", filters=REGISTRY_FILTERS, inline=True
+        )
         self.ami.on_connected(self._on_connected)
         if getattr(self.ami, "logged_in", False):
             self._on_connected()
@@ -106,7 +121,49 @@ class RegistrySync:
     async def on_event(self, msg: Any) -> None:
         async with self._lock:
             effects = self.registry.apply(msg)
-        await self._dispatch(effects)
+        await self._dispatch(effects, msg.name in _GAUGE_EVENTS)
+
+    def _on_event(self, msg: Any) -> Awaitable[None] | None:
+        """The inline subscription's handler, called by the AMI reader: `apply()` never suspends, so an event is
+        applied at once unless a resync holds the lock (or events queued behind one are still waiting): then it
+        waits its turn. What it returns (effects for the listeners, or the wait) runs in the subscription's task,
+        in event order."""
+        if self._lock.locked() or self._queued:
+            self._queued += 1
+            return self._apply_in_turn(msg)
+        effects = self.registry.apply(msg)
+        gauges = msg.name in _GAUGE_EVENTS
+        if effects or gauges:
+            return self._notify(effects, gauges)
+        return None
+
+    def _notify(self, effects: list[Effect], gauges: bool) -> Awaitable[None] | None:
+        """Metrics and listeners now; what a listener returns to await (a coroutine) comes back, in order."""
+        self._update_metrics(effects, gauges)
+        pending: list[tuple[Effect, Awaitable[Any]]] = []
+        for effect in effects:
+            for listener in (*self.listeners, *self.registry.listeners):
+                try:
+                    result = listener(effect)
+                except Exception:
+                    log.exception("call registry listener failed on %r", effect)
+                    continue
+                if result is not None and inspect.isawaitable(result):
+                    pending.append((effect, result))
+        return self._await_all(pending) if pending else None
+
+    async def _await_all(self, pending: list[tuple[Effect, Awaitable[Any]]]) -> None:
+        for effect, result in pending:
+            try:
+                await result
+            except Exception:
+                log.exception("call registry listener failed on %r", effect)
+
+    async def _apply_in_turn(self, msg: Any) -> None:
+        try:
+            await self.on_event(msg)
+        finally:
+            self._queued -= 1
 
     async def resync(self) -> None:
         # The lock is held from before the first list action until the snapshot is applied: an event applied in
@@ -130,10 +187,10 @@ class RegistrySync:
             self.registry.resync_queues(queues)
         self.resyncs += 1
         self.last_resync_error = None
-        await self._dispatch(effects)
+        await self._dispatch(effects, True)
 
-    async def _dispatch(self, effects: list[Effect]) -> None:
-        self._update_metrics(effects)
+    async def _dispatch(self, effects: list[Effect], gauges: bool = False) -> None:
+        self._update_metrics(effects, gauges)
         for effect in effects:
             for listener in [*self.listeners, *self.registry.listeners]:
                 try:
@@ -143,15 +200,23 @@ class RegistrySync:
                 except Exception:
                     log.exception("call registry listener failed on %r", effect)
 
-    def _update_metrics(self, effects: list[Effect]) -> None:
+    def _update_metrics(self, effects: list[Effect], gauges: bool) -> None:
+        # Only parking and recording change these metrics: most events (and most effects: a channel gone, a call
+        # ended) touch none of them.
         for effect in effects:
             if isinstance(effect, Unparked):
+                gauges = True
                 metrics.PARKED_SECONDS.labels(lot=effect.lot).observe(effect.seconds)
                 if effect.reason == "timeout":
                     metrics.PARK_TIMEOUTS.labels(lot=effect.lot).inc()
             elif isinstance(effect, RecordingEnded):
+                gauges = True
                 metrics.RECORDINGS_FINISHED.inc()
                 metrics.RECORDING_SECONDS.inc(effect.seconds)
+            elif isinstance(effect, RecordingStarted):
+                gauges = True
+        if not gauges:
+            return
         counts = self.registry.parked_counts()
         # Lots come from Asterisk's configuration (a handful); a lot that empties is set to 0, not dropped.
         self._lots_seen.update(counts)

@@ -25,7 +25,8 @@ DEFAULT_NUMBER_PATTERN = telephony.DEFAULT_CALLBACK_NUMBER_PATTERN  # E.164: no 
 _NUMBER = re.compile(r"^\+?[0-9*#]{1,32}$")
 _INTERFACE = re.compile(r"^[A-Za-z0-9_\-]+[/:][A-Za-z0-9_\-+.@:]{1,80}$")
 _CHANNEL = re.compile(r"^[A-Za-z0-9_\-]+/[A-Za-z0-9_\-+.@:;/]{1,120}$")
-_REASON = re.compile(r"^[^\x00-\x1f\x7f]{0,80}$")
+# Free text (member names, pause reasons, callback caller names): no C0/C1 control characters or DEL.
+_REASON = re.compile(r"^[^\x00-\x1f\x7f-\x9f]{0,80}$")
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(_[A-Za-z]{2})?$")
 _VARIABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 # Asterisk splits Originate `Variable:` values on commas, honouring quotes and backslashes (ivr.ami.actions).
@@ -33,6 +34,14 @@ _VARIABLE_VALUE_UNSAFE = re.compile(r'[,\\"\x00-\x1f\x7f]')
 _CALLER_NAME_UNSAFE = re.compile(r'["<>\\\x00-\x1f\x7f]')
 _CALLER_NUMBER_UNSAFE = re.compile(r"[^0-9+*#]")
 _TEMPLATE_VAR = re.compile(r"\$\{([a-z_]+)\}")
+# The same rules as patterns, for the API's request models (ivr.api.schemas): the OpenAPI document then states
+# what these checks enforce. Anchored with ^...$ and matched here with fullmatch, so a trailing newline fails.
+NUMBER_PATTERN = _NUMBER.pattern
+INTERFACE_PATTERN = _INTERFACE.pattern
+CHANNEL_PATTERN = _CHANNEL.pattern
+TEXT_PATTERN = _REASON.pattern
+LANGUAGE_PATTERN = _LANGUAGE.pattern
+VARIABLE_NAME_PATTERN = _VARIABLE_NAME.pattern
 
 
 def extension(value: str, what: str = "extension") -> str:
@@ -43,7 +52,7 @@ def extension(value: str, what: str = "extension") -> str:
 
 def number(value: str, what: str = "number", pattern: re.Pattern[str] | str | None = None) -> str:
     """A phone number; with `pattern` (settings.callbacks.number_pattern) one this service may dial out to."""
-    if not _NUMBER.match(value or ""):
+    if not _NUMBER.fullmatch(value or ""):
         raise InvalidRequest(f"{what} {value!r} is not a phone number; use digits with an optional leading +")
     if pattern is not None and not telephony.is_callback_number(value, pattern):
         shown = pattern.pattern if isinstance(pattern, re.Pattern) else pattern
@@ -62,14 +71,14 @@ def compile_number_pattern(pattern: str) -> re.Pattern[str]:
 
 def language(value: str) -> str:
     """A language code such as en, lt, fil or en_GB (it ends up in a channel variable and an AGI URL)."""
-    if not _LANGUAGE.match(value or ""):
+    if not _LANGUAGE.fullmatch(value or ""):
         raise InvalidRequest(f"language {value!r} is not valid; write it like en, lt or en_GB")
     return value
 
 
 def variable_name(value: str) -> str:
     """A caller-supplied channel variable name; IVR_* names belong to this service."""
-    if not _VARIABLE_NAME.match(value or ""):
+    if not _VARIABLE_NAME.fullmatch(value or ""):
         raise InvalidRequest(
             f"variable name {value!r} is not valid; use a letter, then letters, digits and _ (at most 64)"
         )
@@ -106,20 +115,21 @@ def name(value: str, what: str = "name") -> str:
 
 
 def interface(value: str) -> str:
-    if not _INTERFACE.match(value or ""):
+    if not _INTERFACE.fullmatch(value or ""):
         raise InvalidRequest(f"interface {value!r} is not valid; write it like PJSIP/1001 or Local/1001@agents")
     return value
 
 
 def channel(value: str) -> str:
-    if not _CHANNEL.match(value or ""):
+    if not _CHANNEL.fullmatch(value or ""):
         raise InvalidRequest(f"channel {value!r} is not a channel name such as PJSIP/1001-00000001")
     return value
 
 
-def reason(value: str) -> str:
-    if not _REASON.match(value or ""):
-        raise InvalidRequest("pause reason must be at most 80 printable characters")
+def reason(value: str, what: str = "pause reason") -> str:
+    """Free text (a pause reason, a member name): at most 80 characters, no control characters."""
+    if not _REASON.fullmatch(value or ""):
+        raise InvalidRequest(f"{what} must be at most 80 characters without control characters")
     return value
 
 

@@ -112,6 +112,10 @@ class AGISession:
     def hangup_by_service(self) -> None:
         self.by_service = True
         self.call.note_end("service", "HANGUP")
+        # Asterisk soft-hangs-up the channel at once (SoftHangupRequest, Cause 32) and ends it when the AGI is
+        # over (agi-03d); the model ends it now, with the same events (the AGISTATUS VarSet comes after them).
+        self.channel.emit("SoftHangupRequest", "call,all", [("Cause", "32")])
+        self.channel.dialplan_hangup(16)
         self.call.hangup_caller_leg(16)
 
     def comeback(self, context: str, exten: str = "s", priority: int = 1) -> None:

@@ -69,6 +69,25 @@ class Originate:
         ]
         self.sim.pbx.bus.emit("OriginateResponse", "call,all", pairs)
 
+    def _dial_local(self, one: SimChannel, two: SimChannel, exten: str, context: str, *, copy_variables: bool) -> None:
+        """What dialling a Local pair emits before the answer (agi-01, agi-10): the caller ID on each half
+        (NewCallerid, NewConnectedLine), Originate's variables on ;2, LocalBridge, DialBegin."""
+        for ch in (one, two):
+            if ch is two and copy_variables:
+                for k, v in self.variables.items():
+                    two.set_var(k, v)
+            if self.num or self.name:
+                ch.emit("NewCallerid", "call,all", [("CID-CallingPres", "0 (Presentation Allowed, Not Screened)")])
+                ch.connected_num, ch.connected_name = self.num, self.name
+                ch.emit("NewConnectedLine", "call,all")
+        pairs = one.block("LocalOne") + two.block("LocalTwo")
+        pairs += [("Context", context), ("Exten", exten), ("LocalOptimization", "Yes")]
+        self.sim.pbx.bus.emit("LocalBridge", "call,all", pairs)
+        self.sim.pbx.bus.emit("DialBegin", "call,all", one.block("Dest") + [("DialString", f"{exten}@{context}")])
+
+    def _dial_end(self, one: SimChannel, status: str) -> None:
+        self.sim.pbx.bus.emit("DialEnd", "call,all", one.block("Dest") + [("DialStatus", status)])
+
     def _callee(self) -> tuple[AgentSpec | None, str, str, bool]:
         """(behaviour, exten, context, parked-call retrieval?)"""
         pbx = self.sim.pbx
@@ -106,23 +125,26 @@ class Originate:
                 caller_name=self.name,
                 language="en",
                 accountcode=self.account,
+                uniqueid=self.channel_id or None,
             )
             two = None
         else:
-            one, two = pbx.local_pair(exten, context, caller_num=self.num, caller_name=self.name)
+            one, two = pbx.local_pair(
+                exten, context, caller_num=self.num, caller_name=self.name, uniqueid=self.channel_id or None
+            )
             one.accountcode = self.account
-        if self.channel_id:
-            one.uniqueid = one.linkedid = self.channel_id
-            if two is not None:
-                two.linkedid = self.channel_id
+        if two is not None:
+            one.newexten("AppDial2", "(Outgoing Line)", priority=1)  # ;1 is the channel Asterisk dials
         for k, v in reversed(list(self.variables.items())):
             one.set_var(k, v)
         route = sim.config.routes.get(exten)
-        if two is not None and not retrieval and route is not None and route.context == context:
+        runs_flow = two is not None and not retrieval and route is not None and route.context == context
+        if two is not None:
+            self._dial_local(one, two, exten, context, copy_variables=runs_flow)
+        if runs_flow:
+            assert two is not None and route is not None
             # Local/<did>@<ivr context>: the ;2 half runs the flow, un-answered (Ring) like an inbound call;
             # the originate succeeds only once the flow answers (ami-11 README note)
-            for k, v in self.variables.items():
-                two.set_var(k, v)
             sim.adopt_call(two, route, behaviour.script, exten=exten, sends_media=False)
             if not await two.wait_up(self.timeout):
                 self._response(False, 0, None)
@@ -130,6 +152,7 @@ class Originate:
                     sim.hangup_channel(two, 0)
                 return False
             one.set_state(6)
+            self._dial_end(one, "ANSWER")
             self._response(True, 4, one)
             sim.spawn(self._after_answer(one, None, behaviour, False, exten))
             return True
@@ -153,6 +176,7 @@ class Originate:
         one.set_state(6)
         if two is not None:
             two.set_state(6)
+            self._dial_end(one, "ANSWER")
         self._response(True, 4, one)
         sim.spawn(self._after_answer(one, two, behaviour, retrieval, exten))
         return True

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from ivr.ami.errors import AMIProtocolError
 from ivr.ami.protocol import AMIParser, Message, Role, encode_message, md5_key
+from ivr.sim.ami_filter import ALL_CLASSES, AMIUser, EventFilter, FilterError, Filters, event_classes
 from ivr.sim.events import Event
 
 if TYPE_CHECKING:
@@ -48,6 +49,9 @@ class AMISession:
         self.username = ""
         self.events_on = True
         self.mask: set[str] | None = None  # None = all classes
+        self.read_classes: frozenset[str] = ALL_CLASSES  # the user's read classes (manager.conf), set at login
+        self.write_classes: frozenset[str] = ALL_CLASSES
+        self.filters = Filters()  # the user's eventfilter lines, then the session's Filter actions
         self.challenge: str | None = None
         self.session_id = "0x%x" % (0x7F8040000000 + next(server.ids) * 0x1A0)
         peer = writer.get_extra_info("peername") or ("127.0.0.1", 0)
@@ -55,12 +59,17 @@ class AMISession:
         self.remote = f"IPV4/TCP/{peer[0]}/{peer[1]}"
         self.local = f"IPV4/TCP/{sock[0]}/{sock[1]}"
         self.closed = False
+        self.events_sent = 0  # events delivered to this session and their bytes (benchmarks read these)
+        self.event_bytes = 0
 
     # -- output ------------------------------------------------------------------------------------------------
     def send(self, pairs: Iterable[tuple[str, str]]) -> None:
+        self.write(encode_message(list(pairs), raw_values=True))
+
+    def write(self, data: bytes) -> None:
         if self.closed or self.writer.is_closing():
             return
-        self.writer.write(encode_message(list(pairs), raw_values=True))
+        self.writer.write(data)
         if self.writer.transport.get_write_buffer_size() > MAX_BACKLOG:
             self.close()  # a client that stopped reading: drop it rather than buffer without end
 
@@ -71,14 +80,21 @@ class AMISession:
             pairs.append(("ActionID", aid))
         self.send(pairs + rest)
 
-    def deliver(self, ev: Event) -> None:
-        if not (self.authenticated and self.events_on):
+    def deliver(self, ev: Event, *, filtered: bool = True) -> None:
+        """An event for this session; `filtered=False` for what manager.c writes straight to the session
+        (FullyBooted after the login) instead of queueing it as an event, so that filters do not apply."""
+        if self.closed or not (self.authenticated and self.events_on):
             return
-        if self.mask is not None:
-            classes = {c.strip().lower() for c in ev.privilege.split(",")}
-            if not (classes & self.mask):
+        # manager.c: every class of the event must be readable by the user and wanted by the session's mask
+        for c in event_classes(ev.privilege):
+            if c not in self.read_classes or (self.mask is not None and c not in self.mask):
                 return
-        self.send(ev.pairs)
+        data = encode_message(list(ev.pairs), raw_values=True)
+        if filtered and self.filters and not self.filters.should_send(ev.name, data.decode("utf-8", "replace")):
+            return
+        self.events_sent += 1
+        self.event_bytes += len(data)
+        self.write(data)
 
     # -- input -------------------------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -136,6 +152,9 @@ class AMISession:
         if name == "events":
             self.set_events(msg)
             return
+        if name == "filter":
+            self.add_filter(msg)
+            return
         from ivr.sim.ami_actions import ACTIONS
 
         handler = ACTIONS.get(name)
@@ -168,12 +187,14 @@ class AMISession:
         users = self.sim.config.ami_users
         ok = False
         if user in users:
+            entry = users[user]
+            account = entry if isinstance(entry, AMIUser) else AMIUser(entry)
             if (msg.get("AuthType") or "").lower() == "md5":
                 ok = self.challenge is not None and (msg.get("Key") or "").lower() == md5_key(
-                    self.challenge, users[user]
+                    self.challenge, account.secret
                 )
             else:
-                ok = msg.get("Secret") == users[user]
+                ok = msg.get("Secret") == account.secret
         if not ok:
             if user in users:
                 self.security("InvalidPassword", "Error", user, [], session_tv=False, version="2")
@@ -185,6 +206,8 @@ class AMISession:
             return
         self.authenticated = True
         self.username = user
+        # the user's settings are copied into the session at login (a later reload does not change it)
+        self.read_classes, self.write_classes, self.filters = account.read, account.write, account.filters()
         events = (msg.get("Events") or "on").strip().lower()
         self.apply_mask(events)
         self.respond(msg, "Success", [("Message", "Authentication accepted")])
@@ -200,7 +223,8 @@ class AMISession:
                         ("LastReload", uptime),
                         ("Status", "Fully Booted"),
                     ),
-                )
+                ),
+                filtered=False,
             )
         self.security("SuccessfulAuth", "Informational", user, [("UsingPassword", "0")], session_tv=True)
 
@@ -212,6 +236,28 @@ class AMISession:
         else:
             self.events_on = True
             self.mask = {c.strip().lower() for c in value.split(",") if c.strip()}
+
+    def add_filter(self, msg: Message) -> None:
+        """`Filter` (manager.c action_filter): needs the `system` write class; adds to this session's filters."""
+        if "system" not in self.write_classes:
+            self.respond(msg, "Error", [("Message", "Permission denied")])
+            return
+        if (msg.get("Operation") or "").lower() != "add":
+            self.respond(msg, "Error", [("Message", "Unknown operation")])
+            return
+        criteria = msg.get("MatchCriteria") or ""
+        try:
+            f = EventFilter.parse(f"eventfilter({criteria})" if criteria else "eventfilter", msg.get("Filter") or "")
+        except FilterError as exc:
+            text = (
+                "Filter did not compile.  Check the syntax of the filter given."
+                if exc.kind == "compile"
+                else "Filter was formatted incorrectly.  Check the syntax of the filter given."
+            )
+            self.respond(msg, "Error", [("Message", text)])
+            return
+        self.filters.add(f)
+        self.respond(msg, "Success", [("Message", "Success")])
 
     def set_events(self, msg: Message) -> None:
         self.apply_mask((msg.get("EventMask") or "").strip().lower())

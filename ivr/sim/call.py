@@ -408,6 +408,7 @@ class Call:
         ch.newexten("NoOp", f"AGISTATUS={self.agi_status}", priority=ch.priority + 1)
         ch.newexten("Hangup", "", priority=ch.priority + 1)
         self.note_end("service", "dialplan")
+        ch.dialplan_hangup(16)
         self.hangup_caller_leg(16)
         return None
 
@@ -548,7 +549,12 @@ class Call:
             ch.priority = 1
             return
         ch.newexten("Answer" if ch.state == 6 else "NoOp", "", priority=1)
-        ch.priority = 2
+        prio = 1
+        for name, value in self.route.preset.items():  # Set() priorities before the AGI, as in _create_channels
+            prio += 1
+            ch.newexten("Set", f"{name}={value}", priority=prio)
+            ch.set_var(name, value)
+        ch.priority = prio + 1
 
     def _env(self, ch: SimChannel, host: str, port: int, script_path: str) -> dict[str, str]:
         if self._dnid is None:  # the dialled number stays the channel's for later sessions

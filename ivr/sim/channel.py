@@ -67,6 +67,7 @@ class SimChannel:
         self.variables: dict[str, str] = {}
         self.created = pbx.clock.now()
         self.answered_at: float | None = self.created if state == 6 else None  # Dial's ANSWEREDTIME counts from here
+        self.device_in_use = False  # a DeviceStateChange INUSE went out for this channel (NOT_INUSE follows at hangup)
         self.hungup = False
         self.cause = 0
         self.listening = False
@@ -105,10 +106,30 @@ class SimChannel:
             if state == 6 and self.answered_at is None:
                 self.answered_at = self.pbx.clock.now()
             self.emit("Newstate", "call,all")
+            if state == 6:
+                self.device_state("INUSE")
             waiters, self._state_waiters = self._state_waiters, []
             for f in waiters:
                 if not f.done():
                     f.set_result(None)
+
+    @property
+    def device(self) -> str:
+        """The device this channel belongs to: `Local/<exten>@<context>`, `PJSIP/<endpoint>` (name minus `-<seq>`)."""
+        return self.name.rsplit("-", 1)[0]
+
+    def device_state(self, state: str) -> None:
+        """DeviceStateChange as recorded: each half of a Local pair and a PJSIP channel report INUSE when answered
+        and NOT_INUSE after their Hangup (agi-01, agi-03, agi-10: two of each per Local pair)."""
+        if state == "INUSE":
+            if self.device_in_use:
+                return
+            self.device_in_use = True
+        elif not self.device_in_use:
+            return
+        else:
+            self.device_in_use = False
+        self.pbx.bus.emit("DeviceStateChange", "call,all", [("Device", self.device), ("State", state)])
 
     async def wait_up(self, timeout: float) -> bool:
         """Wait (clock time) until the channel is answered; False on hangup or timeout."""
@@ -305,6 +326,17 @@ class SimChannel:
     # -- hangup ----------------------------------------------------------------------------------------------
     def on_hangup(self, fn: Callable[[], None]) -> None:
         self._hangup_listeners.append(fn)
+
+    def dialplan_hangup(self, cause: int = 16) -> None:
+        """The dialplan ends the channel (Hangup(), or running out of priorities): as recorded (agi-01, agi-10)
+        SoftHangupRequest on the channel, HangupRequest on the other half of a Local pair, then the hangups
+        (Hangup, the other half's SoftHangupRequest and Hangup)."""
+        if self.hungup:
+            return
+        self.emit("SoftHangupRequest", "call,all", [("Cause", str(cause))])
+        if self.peer is not None and not self.peer.hungup:
+            self.peer.emit("HangupRequest", "call,all", [("Cause", "0")])
+        self.hangup(cause)
 
     def hangup(self, cause: int = 16) -> None:
         """The channel goes away (far end hung up, or the PBX hung it up)."""

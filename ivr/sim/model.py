@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ivr import dialplan
+from ivr.sim.ami_filter import AMIUser
 from ivr.sim.script import CallerScript, Step
 from ivr.sim.sounds import SoundCatalog
 
@@ -108,7 +109,9 @@ class SimConfig:
     queues: dict[str, QueueSpec] = field(default_factory=default_queues)
     parking: ParkingLotSpec = field(default_factory=ParkingLotSpec)
     sounds: SoundCatalog = field(default_factory=SoundCatalog)
-    ami_users: dict[str, str] = field(default_factory=lambda: {"ivr": "ivrsecret"})
+    # user -> secret, or an AMIUser (read/write classes and eventfilter lines of manager.conf, e.g. from
+    # ami_filter.load_manager_conf(dialplans/manager_ivr.conf)); a plain secret reads and writes everything
+    ami_users: dict[str, str | AMIUser] = field(default_factory=lambda: {"ivr": "ivrsecret"})
     ami_auth_failure_delay: float = 1.0  # real seconds before "Authentication failed" + close
     answer_delay: float = 0.5  # ANSWER waits this long for the first media frame
     hangup_notice_delay: float = 0.04  # command reply -> unsolicited HANGUP

@@ -31,6 +31,24 @@ def cause_text(cause: int) -> str:
     }.get(cause, "Unknown")
 
 
+def _stats(prefix: str, names: str) -> str:
+    return "".join(f"{prefix}{n}=000.000000;" for n in names.split())
+
+
+# The RTP statistics chan_pjsip sets as an answered channel hangs up (agi-01's PJSIP call; no media: zeros).
+_RTP_QOS = (
+    (
+        "RTPAUDIOQOS",
+        "ssrc=1741489425;themssrc=0;lp=0;rxjitter=0.000000;rxcount=0;txjitter=0.000000;txcount=0;rlp=0;"
+        "rtt=0.000000;rxmes=0.000000;txmes=0.000000",
+    ),
+    ("RTPAUDIOQOSJITTER", _stats("", "minrxjitter maxrxjitter avgrxjitter stdevrxjitter mintxjitter maxtxjitter")),
+    ("RTPAUDIOQOSLOSS", _stats("  ", "minrxlost maxrxlost avgrxlost stdevrxlost mintxlost maxtxlost avgtxlost")),
+    ("RTPAUDIOQOSRTT", _stats("     ", "minrtt maxrtt avgrtt stdevrtt")),
+    ("RTPAUDIOQOSMES", _stats("   ", "minrxmes maxrxmes avgrxmes stdevrxmes mintxmes maxtxmes avgtxmes stdevtxmes")),
+)
+
+
 @dataclass
 class QueueMember:
     interface: str
@@ -144,8 +162,10 @@ class PBX:
         self.channels_created += 1
         return f"{int(self.clock.now())}.{next(self._uid_seq)}"
 
-    def new_channel(self, name: str, *, linkedid: str | None = None, **kw: object) -> SimChannel:
-        uid = self.new_uniqueid()
+    def new_channel(
+        self, name: str, *, linkedid: str | None = None, uniqueid: str | None = None, **kw: object
+    ) -> SimChannel:
+        uid = uniqueid or self.new_uniqueid()  # Originate's ChannelId names the channel from its Newchannel on
         ch = SimChannel(self, name, uid, linkedid or uid, **kw)  # type: ignore[arg-type]
         self.channels[name] = ch
         ch.on_hangup(lambda: self._gone(ch))
@@ -153,7 +173,12 @@ class PBX:
 
     def _gone(self, ch: SimChannel) -> None:
         self.channels.pop(ch.name, None)
+        if ch.tech == "PJSIP" and ch.answered_at is not None:
+            # chan_pjsip leaves the RTP statistics on an answered channel as it hangs up (agi-01's PJSIP call)
+            for name, value in _RTP_QOS:
+                ch.emit("VarSet", "dialplan,all", [("Variable", name), ("Value", value)])
         ch.emit("Hangup", "call,all", [("Cause", str(ch.cause)), ("Cause-txt", cause_text(ch.cause))])
+        ch.device_state("NOT_INUSE")
 
     def local_pair(
         self,
@@ -164,11 +189,13 @@ class PBX:
         caller_num: str = "",
         caller_name: str = "",
         language: str = "en",
+        uniqueid: str | None = None,
     ) -> tuple[SimChannel, SimChannel]:
         base = f"Local/{exten}@{context}-{next(self._chan_seq):08x}"
         one = self.new_channel(
             base + ";1",
             linkedid=linkedid,
+            uniqueid=uniqueid,
             state=0,
             context=context,
             exten=exten,
@@ -201,6 +228,7 @@ class PBX:
         caller_name: str,
         language: str,
         accountcode: str = "",
+        uniqueid: str | None = None,
     ) -> SimChannel:
         name = f"PJSIP/{endpoint}-{next(self._chan_seq):08x}"
         ch = self.new_channel(
@@ -213,6 +241,7 @@ class PBX:
             language=language,
             accountcode=accountcode,
             tech="PJSIP",
+            uniqueid=uniqueid,
         )
         ch.emit("Newchannel", "call,all")
         return ch

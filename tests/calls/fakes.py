@@ -64,7 +64,9 @@ class FakeAMI:
             raise reply
         return msg(("Response", "Success"), ("EventList", "start")), list(self.lists.get(name, []))
 
-    def subscribe(self, handler, events=None, *, maxsize=10000, overflow="drop_oldest", name=""):
+    def subscribe(
+        self, handler, events=None, *, maxsize=10000, overflow="drop_oldest", name="", filters=(), inline=False
+    ):
         self.handlers.append((handler, None if events is None else set(events)))
         return Subscription(self, handler)
 

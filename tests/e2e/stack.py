@@ -19,16 +19,25 @@ from aiohttp.test_utils import TestClient, TestServer
 from ivr.agi.fastagi import FastAGIServer
 from ivr.agi.router import Router
 from ivr.ami.client import AMIClient
+from ivr.api.server import ApiRunner
 from ivr.calls.settings import CallControlSettings
 from ivr.calls.wiring import CallControl
 from ivr.service import build_api
 from ivr.sim import SimConfig, SimulatedAsterisk, VirtualClock
 from ivr.storage import open_storage
+from tests.api.documented import check_documented
 
 TOKEN = "e2e-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 # The simulator's "numbers" are its agents' names and short extensions: a PBX-internal number plan.
 INTERNAL_NUMBERS = r"^[0-9]{4,7}$"
+
+
+class ApiTestServer(TestServer):
+    """aiohttp's TestServer with the runner the service uses (malformed HTTP gets the JSON error)."""
+
+    async def _make_runner(self, **kwargs: Any) -> ApiRunner:
+        return ApiRunner(self.app, **kwargs)
 
 
 async def until(predicate: Any, timeout: float = 5.0, what: str = "condition") -> None:
@@ -54,10 +63,10 @@ class ApiStack:
         return self.control.registry
 
     async def post(self, path: str, json: Any = None) -> Any:
-        return await self.http.post(path, json=json, headers=AUTH)
+        return await check_documented(await self.http.post(path, json=json, headers=AUTH))
 
     async def get(self, path: str) -> Any:
-        return await self.http.get(path, headers=AUTH)
+        return await check_documented(await self.http.get(path, headers=AUTH))
 
     def freeze(self) -> None:
         """Stop virtual time: a quiet simulation would otherwise jump to its next timer at once."""
@@ -91,7 +100,9 @@ async def connect(
     await ami.wait_logged_in(5)
     await until(lambda: control.sync.resyncs >= 1, what="the first resync")
     http = TestClient(
-        TestServer(build_api(control, token=TOKEN, readiness={"ami": lambda: ami.logged_in}), host="127.0.0.1", port=0)
+        ApiTestServer(
+            build_api(control, token=TOKEN, readiness={"ami": lambda: ami.logged_in}), host="127.0.0.1", port=0
+        )
     )
     await http.start_server()
     return ami, control, http

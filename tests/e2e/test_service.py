@@ -83,6 +83,19 @@ async def get(service: Service, path: str, method: str = "GET") -> tuple[int, ob
         return resp.status, body
 
 
+async def test_the_service_answers_malformed_http_with_the_json_error(running) -> None:
+    """The service serves the API with ivr.api.server.ApiRunner: no raw bytes echoed, no traceback logged."""
+    _, service = running
+    reader, writer = await asyncio.open_connection("127.0.0.1", service.http_port)
+    try:
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Echo: s3cr3t\x00\r\n\r\n")
+        answer = await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    assert answer.split(b" ")[1] == b"400" and b'{"error": "bad_request"' in answer and b"s3cr3t" not in answer
+
+
 async def test_a_call_through_the_whole_service(running) -> None:
     sim, service = running
     status, ready = await get(service, "/readyz")

@@ -40,7 +40,7 @@ class FakeSubscription:
 class FakeAMIClient:
     def __init__(self) -> None:
         self.logged_in = True
-        self.handlers: list[tuple[Callable[[Any], Awaitable[None]], set[str] | None, FakeSubscription]] = []
+        self.handlers: list[tuple[Callable[[Any], Awaitable[None] | None], set[str] | None, FakeSubscription]] = []
         self.connected_callbacks: list[Callable[[], Any]] = []
         self.fail_next = 0
         self.list_calls: list[str] = []
@@ -48,12 +48,13 @@ class FakeAMIClient:
 
     def subscribe(
         self,
-        handler: Callable[[Any], Awaitable[None]],
+        handler: Callable[[Any], Awaitable[None] | None],
         events: set[str] | None = None,
         *,
         maxsize: int = 10000,
         overflow: str = "drop_oldest",
         name: str = "",
+        inline: bool = False,
     ) -> FakeSubscription:
         sub = FakeSubscription()
         self.handlers.append((handler, events, sub))
@@ -77,7 +78,9 @@ class FakeAMIClient:
     async def emit(self, event: dict[str, str]) -> None:
         for handler, events, sub in self.handlers:
             if not sub.closed and (events is None or event["Event"] in events):
-                await handler(event)
+                result = handler(event)  # inline subscribers are plain functions
+                if inspect.isawaitable(result):
+                    await result
 
     async def relogin(self) -> None:
         for callback in self.connected_callbacks:

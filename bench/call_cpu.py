@@ -1,0 +1,494 @@
+"""CPU per call: the real service (`ivr serve`) against a minimal FastAGI server, on the simulated Asterisk.
+
+Three processes, so each CPU figure is one process's own (utime + stime from /proc/<pid>/stat):
+- the simulated Asterisk (`--role sim`, real clock): originates each call as AMI `Originate Local/bench@ivr-bench`
+  does (the ;2 half runs `AGI(agi://...)`, un-answered until the flow answers), with the per-call AMI event stream
+  of a real Asterisk 22 (tests/sim/test_event_counts.py), and serves AMI to the service;
+- the service, `python main.py serve` with a bench flow (ANSWER, 7 channel variables set, HANGUP: the 9 AGI
+  commands of the call of measurements.md), AMI on (call registry,
+  queue statistics, metrics) or off (`IVR_AMI_ENABLED=false`);
+- a minimal asyncio FastAGI server (`--role minimal`) sending exactly the commands the service sent (taken from
+  the simulator's transcript of the service's first call), reading each reply.
+
+The flow-file watcher and the callback scheduler are off (settings `reload.watch`, `callbacks.enabled`): they
+cost CPU per second, not per call. Rounds are interleaved (service AMI on, AMI off, minimal) so all see the same
+machine load; a warm-up batch runs before each measured batch.
+
+Prints CPU ms per call of each, the ratio service/minimal, the AMI share (AMI on - AMI off), the AMI events and
+bytes per call the service's session received (reference: measurements.md), and the simulator's own CPU.
+
+    .venv/bin/python bench/call_cpu.py              # 600 calls, 50 in flight, 3 rounds
+    .venv/bin/python bench/call_cpu.py --quick      # 200 calls, 2 rounds
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+MEASUREMENTS = ROOT / "tests" / "data" / "asterisk" / "measurements.md"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+DID = "bench"
+CONTEXT = "ivr-bench"
+
+FLOW = """\
+name: bench
+description: The call of measurements.md - answer, seven channel variables, hang up
+language: en
+languages: [en]
+timezone: Europe/Vilnius
+answer: true
+start: mark
+nodes:
+  mark:
+    type: set
+    channel: true
+    variables: {BENCH_A: "1", BENCH_B: "2", BENCH_C: "3", BENCH_D: "4", BENCH_E: "5", BENCH_F: "6", BENCH_G: "7"}
+    next: bye
+  bye:
+    type: hangup
+"""
+
+
+def reference_counts(path: Path = MEASUREMENTS) -> tuple[dict[str, int], int]:
+    """The per-call AMI event counts of measurements.md ("| VarSet | 12 (...) |", "| Newchannel, Newstate | 2 each |")
+    and its total row ("| total | 39 events, ... |")."""
+    text = path.read_text(encoding="utf-8")
+    section = text.split("## AMI traffic of one short call", 1)[1].split("\n## ", 1)[0]
+    rows: dict[str, int] = {}
+    total = 0
+    for names, value in re.findall(r"^\| ([A-Za-z, ]+) \| (\d+)[^|]*\|$", section, re.M):
+        if names.strip() == "total":
+            total = int(value)
+            continue
+        for name in names.split(","):
+            rows[name.strip()] = int(value)
+    return rows, total
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (and its reaped children: none here) from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# --- the simulated Asterisk (its own process) -----------------------------------------------------------------
+
+
+async def sim_main() -> None:
+    from ivr.sim import RealClock, Route, SimConfig, SimulatedAsterisk
+    from ivr.sim.ami_filter import event_classes, load_manager_conf
+
+    # [ivr-enter]'s Set() priorities before the AGI (one Newexten and one VarSet each, as on a real Asterisk)
+    preset = {"IVR_STATUS": "", "IVR_TRANSFERRED": "", "IVR_FLOW": "bench"}
+    users = load_manager_conf(ROOT / "dialplans" / "manager_ivr.conf", secrets={"ivr": "ivrsecret"})
+    config = SimConfig(
+        routes={
+            DID: Route(flow="bench", context=CONTEXT, preset=preset),
+            "hold": Route(flow="hold", context=CONTEXT, preset={**preset, "IVR_FLOW": "hold"}),  # held_calls.py
+        },
+        answer_delay=0.02,
+        ami_users=dict(users),  # the service's AMI user exactly as shipped: read classes, event filters
+    )
+    sim = SimulatedAsterisk(config, clock=RealClock())
+    await sim.start(("127.0.0.1", 9), ami=True)
+    names: Counter[str] = Counter()
+    readable = users["ivr"].read
+
+    def count(ev: Any) -> None:
+        if all(c in readable for c in event_classes(ev.privilege)):
+            names[ev.name] += 1
+
+    sim.pbx.bus.subscribe(count)
+    print(json.dumps({"ami_port": sim.ami_port}), flush=True)
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    seq = 0
+    while line := await reader.readline():
+        cmd = json.loads(line)
+        if cmd["op"] == "stop":
+            break
+        if cmd["op"] == "filters":  # allow the Filter action (write class `system`) for the next logins, or not
+            write = set(users["ivr"].write)
+            users["ivr"].write = frozenset(write | {"system"} if cmd["allow"] else write - {"system"})
+            print(json.dumps({"ok": True}), flush=True)
+            continue
+        sim.fastagi = ("127.0.0.1", int(cmd["port"]))
+        if cmd["op"] in ("hold", "release"):
+            print(json.dumps(await hold_or_release(sim, cmd)), flush=True)
+            continue
+        sessions = list(sim.ami.sessions) if sim.ami else []
+        before = [(s.events_sent, s.event_bytes) for s in sessions]
+        names.clear()
+        sem = asyncio.Semaphore(int(cmd["concurrency"]))
+        seq += 1
+        outcomes = await asyncio.gather(*(originate(sim, sem, f"bench-{seq}-{i}") for i in range(int(cmd["calls"]))))
+        records = [r for r in outcomes if r is not None]
+        failed = int(cmd["calls"]) - len(records)
+        while sim.live_calls or any(not ch.hungup for ch in list(sim.pbx.channels.values())):
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)  # let the last events reach the service's session
+        events = [s.events_sent - b[0] for s, b in zip(sessions, before, strict=True)]
+        nbytes = [s.event_bytes - b[1] for s, b in zip(sessions, before, strict=True)]
+        first = next((r for r in records if r is not True), None)
+        commands = first.commands() if first is not None else []
+        status = first.agi_status if first is not None else None
+        reply = {
+            "failed": failed,
+            "events": events,
+            "bytes": nbytes,
+            "commands": commands,
+            "agi_status": status,
+            "names": {k: round(v / max(1, int(cmd["calls"])), 2) for k, v in sorted(names.items())},
+        }
+        print(json.dumps(reply), flush=True)
+    await sim.stop()
+
+
+async def originate(sim: Any, sem: asyncio.Semaphore, cid: str) -> Any:
+    """One call as AMI Originate places it; the ;1 half waits in Wait() like the recordings' caller, ;2 runs the
+    flow. Returns its CallRecord (None if it failed)."""
+    from ivr.sim.ami_originate import Originate
+
+    async with sem:
+        orig = Originate(sim, f"Local/{DID}@{CONTEXT}", "", "", "Wait", "600", 30.0, "", "", {}, "", cid, None)
+        if not await orig.run():
+            return None
+        call = sim.calls_by_linkedid.get(cid)
+        return await call.finished() if call is not None else True
+
+
+async def hold_or_release(sim: Any, cmd: dict[str, Any]) -> dict[str, Any]:
+    """held_calls.py: `hold` starts N calls of the `hold` flow and answers once all are held; `release` hangs them
+    up and answers once all are gone."""
+    from ivr.sim.ami_originate import Originate
+
+    if cmd["op"] == "release":
+        for call in sim.live_calls:
+            call.hangup()
+        while sim.live_calls or any(not ch.hungup for ch in list(sim.pbx.channels.values())):
+            await asyncio.sleep(0.05)
+        return {"live": 0}
+    sem = asyncio.Semaphore(int(cmd["concurrency"]))
+    base = len(sim.live_calls)
+
+    async def one(cid: str) -> None:
+        async with sem:
+            await Originate(sim, f"Local/hold@{CONTEXT}", "", "", "Wait", "3600", 30.0, "", "", {}, "", cid, None).run()
+
+    await asyncio.gather(*(one(f"hold-{time.monotonic_ns()}-{i}") for i in range(int(cmd["calls"]))))
+    want = base + int(cmd["calls"])
+    while sum(1 for c in sim.live_calls if c.session is not None and c.session.current) < want:
+        await asyncio.sleep(0.05)  # every call waits in its hold command (SET MUSIC / EXEC Wait)
+    return {"live": len(sim.live_calls)}
+
+
+# --- the minimal FastAGI server (its own process) ---------------------------------------------------------------
+
+
+async def minimal_main(commands: list[str]) -> None:
+    lines = [c.encode("latin-1") + b"\n" for c in commands]
+
+    async def conn(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while (await reader.readline()) not in (b"\n", b""):
+                pass
+            for line in lines:
+                writer.write(line)
+                reply = await reader.readline()
+                while reply.startswith(b"520-"):
+                    reply = await reader.readline()
+                if not reply:
+                    break
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(conn, "127.0.0.1", 0, backlog=1024)
+    print(json.dumps({"port": server.sockets[0].getsockname()[1]}), flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until the bench closes stdin
+    server.close()
+
+
+# --- the bench -----------------------------------------------------------------------------------------------------
+
+
+class Proc:
+    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
+        self.p = subprocess.Popen(
+            args,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL if env is None else subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=ROOT,
+        )
+
+    def ask(self, obj: dict[str, Any] | None = None) -> dict[str, Any]:
+        assert self.p.stdin is not None and self.p.stdout is not None
+        if obj is not None:
+            self.p.stdin.write(json.dumps(obj) + "\n")
+            self.p.stdin.flush()
+        line = self.p.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{self.p.args!r} ended (exit {self.p.wait()})")
+        return json.loads(line)  # type: ignore[no-any-return]
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            if self.p.stdin is not None:
+                self.p.stdin.close()
+        self.p.terminate()
+        try:
+            self.p.wait(10)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait()
+
+
+def write_settings(tmp: Path) -> Path:
+    flows = tmp / "flows"
+    flows.mkdir(exist_ok=True)
+    (flows / "bench.yaml").write_text(FLOW)
+    text = (ROOT / "config" / "ivr.yaml").read_text()
+    text = re.sub(r"(reload:\n  watch:) true", r"\1 false", text)
+    text = re.sub(r"(callbacks:\n  enabled:) true", r"\1 false", text)
+    text = re.sub(r"auth: md5", "auth: plain", text)
+    settings = tmp / "config" / "ivr.yaml"
+    settings.parent.mkdir(exist_ok=True)
+    settings.write_text(text)
+    return settings
+
+
+def start_service(tmp: Path, settings: Path, ami_port: int, ami: bool) -> tuple[subprocess.Popen[str], int]:
+    port, http = free_port(), free_port()
+    env = dict(os.environ)
+    env.update(
+        IVR_CONFIG=str(settings),
+        IVR_AMI_PORT=str(ami_port),
+        IVR_AMI_SECRET="ivrsecret",
+        IVR_AMI_ENABLED="true" if ami else "false",
+        IVR_FASTAGI_PORT=str(port),
+        IVR_HTTP_PORT=str(http),
+        IVR_API_TOKEN="bench-token",
+        IVR_FLOWS_DIR=str(tmp / "flows"),
+        IVR_STORAGE_URL=f"sqlite:///{tmp / 'ivr.db'}",
+        IVR_RECORDINGS_DIR=str(tmp / "rec"),
+        IVR_LOG_LEVEL="warning",
+    )
+    profile = os.environ.get("CALL_CPU_PROFILE")  # a file name: run the service under cProfile (AMI on only)
+    python = [sys.executable, "-m", "cProfile", "-o", profile] if profile else [sys.executable]
+    proc = subprocess.Popen(
+        [*python, "main.py", "serve"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"ivr serve exited: {proc.stderr.read() if proc.stderr else ''}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            if not ami or ready(http):
+                return proc, port
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("ivr serve did not start within 60 s")
+
+
+def ready(http: int) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{http}/readyz", timeout=1) as r:
+            return bool(json.loads(r.read()).get("checks", {}).get("ami"))
+    except Exception:
+        return False
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def batch(sim: Proc, port: int, calls: int, concurrency: int) -> dict[str, Any]:
+    reply = sim.ask({"op": "calls", "port": port, "calls": calls, "concurrency": concurrency})
+    if reply["failed"]:
+        print(f"    ! {reply['failed']} of {calls} calls failed", flush=True)
+    return reply
+
+
+def measure(
+    sim: Proc, pid: int, port: int, calls: int, concurrency: int, warmup: int
+) -> tuple[float, float, dict[str, Any]]:
+    """(CPU ms per call of `pid`, CPU ms per call of the simulator, the simulator's reply) over one batch."""
+    warm = batch(sim, port, warmup, concurrency)
+    c0, s0 = cpu_seconds(pid), cpu_seconds(sim.p.pid)
+    reply = batch(sim, port, calls, concurrency)
+    c1, s1 = cpu_seconds(pid), cpu_seconds(sim.p.pid)
+    reply["warm_commands"] = warm["commands"]
+    return (c1 - c0) * 1000 / calls, (s1 - s0) * 1000 / calls, reply
+
+
+def span(values: list[float]) -> str:
+    if not values:
+        return "-"
+    lo, hi = min(values), max(values)
+    return f"{lo:.2f}" if abs(hi - lo) < 0.005 else f"{lo:.2f}-{hi:.2f}"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--calls", type=int, default=600, help="measured calls per batch (default 600)")
+    ap.add_argument("--concurrency", type=int, default=50, help="calls in flight (default 50)")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    ap.add_argument("--warmup", type=int, default=100, help="calls before each measured batch (default 100)")
+    ap.add_argument("--quick", action="store_true", help="200 calls, 2 rounds")
+    ap.add_argument(
+        "--unfiltered",
+        action="store_true",
+        help="also AMI on without event filters (the simulator refuses Filter, as Asterisk does without `system`)",
+    )
+    ap.add_argument("--role", choices=["sim", "minimal"], help=argparse.SUPPRESS)
+    ap.add_argument("--commands", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.role == "sim":
+        asyncio.run(sim_main())
+        return 0
+    if args.role == "minimal":
+        asyncio.run(minimal_main(json.loads(args.commands)))
+        return 0
+    if args.quick:
+        args.calls, args.rounds, args.warmup = 200, 2, 50
+
+    rows, total = reference_counts()
+    print(
+        f"call_cpu: {args.calls} calls x {args.rounds} rounds, {args.concurrency} in flight, warm-up {args.warmup}; "
+        f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
+    kinds = ("on", "unfiltered", "off", "minimal") if args.unfiltered else ("on", "off", "minimal")
+    results: dict[str, list[float]] = {k: [] for k in kinds}
+    sim_cpu: dict[str, list[float]] = {k: [] for k in kinds}
+    unfiltered_events: list[float] = []
+    events: list[float] = []
+    emitted: dict[str, float] = {}
+    nbytes: list[float] = []
+    commands: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="ivr-call-cpu-") as d:
+        tmp = Path(d)
+        settings = write_settings(tmp)
+        sim = Proc([sys.executable, __file__, "--role", "sim"])
+        try:
+            ami_port = int(sim.ask()["ami_port"])
+            for r in range(1, args.rounds + 1):
+                for kind in kinds:
+                    t0 = time.monotonic()
+                    if kind == "minimal":
+                        if not commands:
+                            continue
+                        mini = Proc([sys.executable, __file__, "--role", "minimal", "--commands", json.dumps(commands)])
+                        try:
+                            port = int(mini.ask()["port"])
+                            ms, sim_ms, reply = measure(
+                                sim, mini.p.pid, port, args.calls, args.concurrency, args.warmup
+                            )
+                        finally:
+                            mini.stop()
+                    else:
+                        sim.ask({"op": "filters", "allow": kind != "unfiltered"})
+                        proc, port = start_service(tmp, settings, ami_port, kind != "off")
+                        try:
+                            ms, sim_ms, reply = measure(sim, proc.pid, port, args.calls, args.concurrency, args.warmup)
+                        finally:
+                            stop(proc)
+                        if kind == "unfiltered" and reply["events"]:
+                            unfiltered_events.append(max(reply["events"]) / args.calls)
+                        if kind == "on":
+                            commands = commands or reply["warm_commands"]
+                            emitted = reply["names"]
+                            if reply["events"]:
+                                events.append(max(reply["events"]) / args.calls)
+                                nbytes.append(max(reply["bytes"]) / args.calls)
+                    results[kind].append(ms)
+                    sim_cpu[kind].append(sim_ms)
+                    label = {
+                        "on": "ivr serve, AMI on       ",
+                        "unfiltered": "ivr serve, AMI unfiltered",
+                        "off": "ivr serve, AMI off      ",
+                        "minimal": "minimal FastAGI         ",
+                    }[kind]
+                    print(
+                        f"  round {r}/{args.rounds}  {label}  {ms:6.2f} ms CPU/call  "
+                        f"(simulator {sim_ms:.2f} ms/call, {time.monotonic() - t0:.1f} s)",
+                        flush=True,
+                    )
+        finally:
+            with contextlib.suppress(Exception):
+                sim.ask({"op": "stop"})
+            sim.stop()
+
+    print()
+    words = [" ".join(c.split(" ")[:2]) if c.startswith("SET") else c.split(" ")[0] for c in commands]
+    print(f"AGI commands per call ({len(commands)}): {', '.join(words)}")
+    print(
+        f"AMI events per call to the service's session: {span(events)} ({span([b / 1024 for b in nbytes])} KiB); "
+        f"measurements.md on a real Asterisk: {total} events, {rows}"
+    )
+    print(f"emitted per call in the AMI user's read classes (before event filters): {emitted}")
+    print()
+    print("| server | CPU ms per call |")
+    print("|---|---:|")
+    print(f"| minimal asyncio FastAGI server, same commands | {span(results['minimal'])} |")
+    print(f"| ivr serve, AMI off | {span(results['off'])} |")
+    print(f"| ivr serve, AMI on (registry, queue stats, metrics) | {span(results['on'])} |")
+    if args.unfiltered:
+        print(f"| ivr serve, AMI on, no event filters ({span(unfiltered_events)} events per call) "
+              f"| {span(results['unfiltered'])} |")  # fmt: skip
+        saved = [b - a for a, b in zip(results["on"], results["unfiltered"], strict=False)]
+        print(f"\nCPU the event filters save the service (unfiltered - filtered, per round): {span(saved)} ms per call")
+    ratios = [a / b for a, b in zip(results["on"], results["minimal"], strict=False) if b > 0]
+    shares = [a - b for a, b in zip(results["on"], results["off"], strict=False)]
+    print()
+    print(f"ratio AMI on / minimal (per round): {span(ratios)}   goal <= 1.3")
+    print(f"AMI share (AMI on - AMI off, per round): {span(shares)} ms per call   goal <= 0.3")
+    if results["on"] and results["minimal"]:
+        med = statistics.median(results["on"]) / statistics.median(results["minimal"])
+        print(f"ratio of the medians: {med:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
