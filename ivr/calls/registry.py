@@ -197,7 +197,7 @@ class CallRegistry:
         parked = {p.uniqueid: p for p in self.parked.values()}
         return [
             Call(id=cid, channels=chans, parked=[parked[u] for u in uids if u in parked] if parked else [],
-                 bridges=self.bridges)
+                 bridges=self.bridges, pbx=self.pbx)
             for _, cid, uids, chans in rows
         ]  # fmt: skip
 
