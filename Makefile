@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(PY) bench/ami_bench.py
 	$(PY) bench/sim_bench.py
 	$(PY) bench/storage_bench.py
+	-$(PY) bench/console_bench.py  # needs chromium and chromium-driver; says so and goes on without them
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -313,6 +313,7 @@ class Service:
         return [
             f"FastAGI   agi://{s.fastagi.host}:{self.fastagi.port}/<flow>   flows: {flows}",
             f"HTTP API  {http}/calls  (OpenAPI: {http}/openapi.json)",
+            f"Console   {http}/console  (supervisor console; sign in with the API token)",
             f"Metrics   {http}/metrics",
             f"Health    {http}/healthz  {http}/readyz",
             *(

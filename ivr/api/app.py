@@ -20,6 +20,7 @@ from ivr.api.deps import DEPS, MAX_BODY, Check, Deps, FlowDrawer
 from ivr.api.errors import error_middleware
 from ivr.calls.registry import CallRegistry
 from ivr.calls.settings import CallControlSettings
+from ivr.console import web as console
 from ivr.storage import Storage
 
 ROUTE_TABLES = (routes_system.ROUTES, routes_calls.ROUTES, routes_data.ROUTES)
@@ -65,4 +66,6 @@ def create_app(
     )
     for method, path, handler in all_routes():
         app.router.add_route(method, path, handler)
+    # The supervisor console: /console (page, public) and /events (its live stream, with the token).
+    console.install(app, registry=registry, storage=storage, lots=app[DEPS].settings.parking_lots)
     return app

@@ -1,8 +1,8 @@
 """Bearer-token authentication for the HTTP API, and the start-up rule that protects a non-loopback bind.
 
 Rules for this file:
-- Every path needs `Authorization: Bearer <token>` except the public ones (health, readiness, metrics), which
-  give away nothing a scraper or load balancer should not see.
+- Every path needs `Authorization: Bearer <token>` except the public ones (health, readiness, metrics, and the
+  console page's static files), which give away nothing a scraper or load balancer should not see.
 - Tokens are compared in constant time (`hmac.compare_digest` on bytes). Missing or malformed header -> 401 with
   `WWW-Authenticate: Bearer`; a wrong token -> 403. The token never appears in logs or responses.
 - `check_bind()` is what the service calls before listening: an API on a non-loopback address without a token
@@ -21,7 +21,9 @@ from aiohttp import web
 from ivr.api.errors import error_response
 from ivr.netutil import is_loopback
 
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/console"})
+# The console page's files (HTML, CSS, JavaScript: no data; it signs in with the token, see ivr.console.web).
+PUBLIC_PREFIXES = ("/console/",)
 
 
 class InsecureBind(Exception):
@@ -63,7 +65,7 @@ def bearer_middleware(token: str | None, public: Iterable[str] = PUBLIC_PATHS) -
     async def middleware(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        if expected is None or request.path in public_paths:
+        if expected is None or request.path in public_paths or request.path.startswith(PUBLIC_PREFIXES):
             return await handler(request)
         header = request.headers.get("Authorization", "")
         scheme, _, given = header.partition(" ")

@@ -22,7 +22,7 @@ from pydantic import TypeAdapter
 from ivr.api import schemas
 from ivr.storage import CallbackAttempt, CallbackRequest, Recording, Voicemail
 
-PUBLIC = {"/healthz", "/readyz", "/metrics"}
+PUBLIC = {"/healthz", "/readyz", "/metrics", "/console", "/console/{asset}"}
 REF = "#/components/schemas/{model}"
 
 
@@ -102,6 +102,17 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("GET", "/readyz"): Op("AMI logged in and FastAGI listening", "system", response=_READY, ok_also_on=(503,)),
     ("GET", "/metrics"): Op("Prometheus metrics (text exposition format)", "system", media=("text/plain",)),
     ("GET", "/openapi.json"): Op("This document", "system", response=_ANY),
+    ("GET", "/console"): Op(
+        "The supervisor console (HTML page; it signs in with the token)", "console", media=("text/html",)
+    ),
+    ("GET", "/console/{asset}"): Op(
+        "A file of the console page (CSS, JavaScript)", "console", errors=(404,), media=("text/css", "text/javascript")
+    ),
+    ("GET", "/events"): Op(
+        "Live calls, queues, parking lots and due callbacks as Server-Sent Events: a snapshot, then deltas",
+        "console",
+        media=("text/event-stream",),
+    ),
     ("GET", "/calls"): Op(
         "Live calls (channels grouped by Linkedid) of every Asterisk server",
         "calls",

@@ -363,3 +363,4 @@ class PathParams(BaseModel):
     )
     recording_id: RowId
     callback_id: RowId
+    asset: str = Field(pattern=r"^[A-Za-z0-9_-]+\.(html|css|js)$", description="A file of the supervisor console.")

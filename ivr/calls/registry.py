@@ -32,6 +32,17 @@ class EventLike(Protocol):
     def get(self, name: str, default: str | None = None) -> str | None: ...
 
 
+@dataclass(frozen=True)
+class FlowNoted:
+    """What `note_flow` tells the watchers, shaped like an event (no AMI event carries it)."""
+
+    uniqueid: str
+    name: str = "FlowNoted"
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        return self.uniqueid if name == "Uniqueid" else default
+
+
 # --- effects -------------------------------------------------------------------------------------------------
 
 
@@ -176,6 +187,9 @@ class CallRegistry:
         # Who wants the effects (called by ivr.calls.sync, never by apply()): e.g. CallOperations closes the
         # index row of a recording whose channel hung up. Objects register themselves when they are built.
         self.listeners: list[Callable[[Effect], Any]] = []
+        # Who wants to know that the picture changed (the supervisor console's feed): called after each applied
+        # event with that event, and with None after a resync (anything may have changed). Must be quick.
+        self.watchers: list[Callable[[EventLike | None], None]] = []
         self._recording: set[str] = set()  # uniqueids with a MixMonitor running (recordings_running() in O(1))
         self._current: tuple[EventLike | None, str] = (None, "")  # the event apply() is handling, its Uniqueid
         # `_on_<EventName>` handlers by event name, looked up once instead of by getattr per event
@@ -242,6 +256,8 @@ class CallRegistry:
         ch = self.channels.get(uniqueid)
         if ch is not None:
             ch.flow, ch.node = flow, node
+            for watch in self.watchers:
+                watch(FlowNoted(uniqueid))
 
     def expect_agent_leg(self, uniqueid: str, agent: str) -> None:
         """A channel we are about to originate (ChannelId=uniqueid) is the leg of agent `agent`."""
@@ -269,7 +285,13 @@ class CallRegistry:
         handler = self._handlers.get(name)
         if handler is not None:
             handler(msg, effects)
+        for watch in self.watchers:
+            watch(msg)
         return effects
+
+    def _resynced(self) -> None:
+        for watch in self.watchers:
+            watch(None)
 
     def _touch(
         self,
@@ -634,6 +656,7 @@ class CallRegistry:
             self.bridges[bid] = bridge
         for bid in [b for b in self.bridges if b not in members]:
             del self.bridges[bid]
+        self._resynced()
         return effects
 
     def resync_parked(self, items: Iterable[EventLike]) -> list[Effect]:
@@ -653,6 +676,7 @@ class CallRegistry:
                         parked.lot, parked.space, parked.linkedid, "gone", max(0.0, self.clock() - parked.parked_at)
                     )
                 )
+        self._resynced()
         return effects
 
     def resync_queues(self, items: Iterable[EventLike]) -> None:
@@ -684,6 +708,7 @@ class CallRegistry:
                 )
                 if caller_ch is not None:
                     caller_ch.queue = qname
+        self._resynced()
 
     def clear(self) -> list[Effect]:
         """Forget everything (e.g. Asterisk restarted: `Shutdown`, or a resync could not run)."""

@@ -81,7 +81,7 @@ class ApiStack:
 
 
 async def connect(
-    sim: SimulatedAsterisk, storage: Any, settings: CallControlSettings
+    sim: SimulatedAsterisk, storage: Any, settings: CallControlSettings, *, port: int = 0
 ) -> tuple[AMIClient, CallControl, TestClient]:
     """A fresh AMI login, call control with its first resync done, and a started API client (also after a restart)."""
     ami = AMIClient(
@@ -101,7 +101,7 @@ async def connect(
     await until(lambda: control.sync.resyncs >= 1, what="the first resync")
     http = TestClient(
         ApiTestServer(
-            build_api(control, token=TOKEN, readiness={"ami": lambda: ami.logged_in}), host="127.0.0.1", port=0
+            build_api(control, token=TOKEN, readiness={"ami": lambda: ami.logged_in}), host="127.0.0.1", port=port
         )
     )
     await http.start_server()
