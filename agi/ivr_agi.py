@@ -5,10 +5,10 @@ Rules for this file:
 - Runnable straight from a checkout: the repository root is put on sys.path. Asterisk runs the file itself, so
   its dependencies must be importable by the interpreter in the shebang: point the shebang at the project
   venv (`#!/path/to/ivr/.venv/bin/python`) or install the package into the system Python.
-- The router is built lazily, after Asterisk's environment has been read: `ivr.routes.build_router(settings)` with
-  `ivr.settings.load_settings()`, its flows from the flow cache (`ivr.flow.cache`: validated flows as JSON, keyed
-  by the content of the flows, the settings and the code; `IVR_AGI_CACHE_DIR`, default ~/.cache/ivr of the user
-  Asterisk runs as). The flow is the first AGI argument.
+- The router is built lazily, after Asterisk's environment has been read: `ivr.flow.routing.service_router` with
+  the settings of `ivr.settings.load_settings()`, its flows from the flow cache (`ivr.flow.cache`: validated flows
+  as JSON, keyed by the content of the flows, the settings and the code; `IVR_AGI_CACHE_DIR`, default ~/.cache/ivr
+  of the user Asterisk runs as). The flow is the first AGI argument.
 - IVR_AGI_ROUTER="package.module:factory" replaces the router factory (tests, embedding); the factory takes no
   arguments and returns an `ivr.agi.Router`. It is read from the environment Asterisk was started with, which is
   under the administrator's control.
@@ -34,7 +34,7 @@ def build_router():  # -> ivr.agi.Router (annotation omitted to keep start-up im
         return getattr(importlib.import_module(module_name), attr or "build_router")()
     from ivr.flow.cache import cached_flow_set
     from ivr.flow.repository import FlowRepository
-    from ivr.routes import build_router as build_service_router
+    from ivr.flow.routing import service_router
     from ivr.settings import load_settings
 
     settings = load_settings()
@@ -47,7 +47,7 @@ def build_router():  # -> ivr.agi.Router (annotation omitted to keep start-up im
     logging.getLogger("ivr.flow.cache").info("flow cache: %s", how)
     repository = FlowRepository.from_settings(settings)
     repository.use(flow_set)
-    return build_service_router(settings, repository=repository)
+    return service_router(settings, repository=repository)
 
 
 if __name__ == "__main__":

@@ -252,8 +252,8 @@ def classic_startup(runs: int) -> dict:
     """Median ms from spawn to the first command on stdout, and to process exit.
 
     Rows: ivr with a trivial router (the AGI layer's own cost), ivr with the real router and the sample flows
-    (`ivr.routes.build_router` over config/flows, validated flows from the flow cache that one unmeasured run
-    fills: what a call really pays), the same with a bytecode cache,
+    (`ivr.flow.routing.service_router` over config/flows, validated flows from the flow cache that one unmeasured
+    run fills: what a call really pays), the same with a bytecode cache,
     pyst2, and a bare interpreter. "no .pyc" keeps this environment's PYTHONDONTWRITEBYTECODE (set on the build
     machine: every run recompiles the ivr sources, as a read-only checkout would); ".pyc cached" lets Python
     write its bytecode under a temporary PYTHONPYCACHEPREFIX, warmed by one unmeasured run (what an installed

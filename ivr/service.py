@@ -36,10 +36,10 @@ from ivr.flow.loader import FlowSet
 from ivr.flow.lookup import HttpLookupClient
 from ivr.flow.model import Flow
 from ivr.flow.repository import FlowRepository
+from ivr.flow.routing import service_router
 from ivr.instance import tag_logs
 from ivr.preflight import StartError, check_directories, port_refusal
 from ivr.queue_stats import QueueStats, QueueStatsFeed, ServiceLevelPolicy
-from ivr.routes import build_router
 from ivr.settings import AMIServerSettings, Settings, load_settings
 from ivr.storage import StorageError, open_storage
 from ivr.yamlsource import ConfigError
@@ -56,8 +56,8 @@ def _init_flow_series(flows: FlowSet) -> None:
 
 
 def draw_flow(flow: Flow, fmt: str) -> str | bytes:
-    """The API's flow drawer: `ivr.tools.graph.render`, imported on the first drawing (Graphviz is optional)."""
-    from ivr.tools.graph import Format, render
+    """The API's flow drawer: `ivr.flowgraph.render.render`, imported on the first drawing (Graphviz is optional)."""
+    from ivr.flowgraph.render import Format, render
 
     return render(flow, cast(Format, fmt))  # render refuses an unknown format with a ValueError (422)
 
@@ -177,7 +177,7 @@ class Service:
             queue_homes={queue: server.name for server in servers for queue in server.queues},
             instance=settings.instance,
         )
-        router = build_router(
+        router = service_router(
             settings,
             storage=storage,
             lookup_client=lookup_client,

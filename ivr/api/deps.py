@@ -27,7 +27,7 @@ M = TypeVar("M", bound=BaseModel)
 Q = TypeVar("Q", bound=Query)
 Check = Callable[[], bool | Awaitable[bool]]
 # (flow, format) -> the drawing (str or bytes); ValueError for a format it cannot draw. Injected so the API does not
-# import the drawing code (it lives with the admin tools).
+# import the drawing code (`ivr.flowgraph`, which needs Graphviz for SVG/PNG).
 FlowDrawer = Callable[[Any, str], str | bytes]
 MAX_BODY = 64 * 1024
 
@@ -42,7 +42,9 @@ class Deps:
     scheduler: Any = None  # ivr.calls.callbacks.CallbackScheduler (woken on new requests)
     readiness: dict[str, Check] = field(default_factory=dict)  # name -> check (AMI logged in, FastAGI listening)
     metrics_registry: Any = None  # prometheus CollectorRegistry (default ivr.metrics.REGISTRY)
-    draw_flow: FlowDrawer | None = None  # GET /flows/{name}/graph; None: 501 (the service passes ivr.tools.graph's)
+    draw_flow: FlowDrawer | None = (
+        None  # GET /flows/{name}/graph; None: 501 (the service passes ivr.flowgraph.render's)
+    )
     instance: str | None = None  # this service instance's name (settings.instance), shown by /readyz
 
 

@@ -5,7 +5,7 @@ Rules for this file:
   logged in: `ami`, or `ami:<pbx>` with several servers; FastAGI listening) and answers 503 naming the ones that
   fail; it names the instance.
 - Nothing here blocks the event loop: reload runs through `reload_async`, drawing in a worker thread.
-- The flow graph is drawn by the `draw_flow` the service injects (`ivr.tools.graph.render`; the API does not import
+- The flow graph is drawn by the `draw_flow` the service injects (`ivr.flowgraph.render.render`; the API does not import
   the admin tools): without one the route answers 501 instead of failing the whole API.
 """
 

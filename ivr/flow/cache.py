@@ -36,7 +36,7 @@ FORMAT = 1
 CACHE_FILE = "flows.json"
 _HERE = Path(__file__).resolve().parent
 # The code whose behaviour the cached result depends on (a change of the model or the checks invalidates it).
-_CODE = ("model.py", "loader.py", "validate.py", "cache.py")
+_CODE = ("model.py", "flowset.py", "loader.py", "validate.py", "cache.py")
 
 
 def default_cache_dir() -> Path:

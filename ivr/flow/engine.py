@@ -114,7 +114,7 @@ class FlowEngine:
 
     @classmethod
     def factory(cls, service_settings: Any, **kwargs: Any) -> Callable[[Mapping[str, Flow]], FlowEngine]:
-        """`flows -> FlowEngine` for `build_flow_router`: one engine per flow-set version, same services."""
+        """`flows -> FlowEngine` for `ivr.flow.routing.flow_router`: one engine per flow-set version, same services."""
         settings = cls.settings_from(service_settings)
 
         def make(flows: Mapping[str, Flow]) -> FlowEngine:

@@ -6,28 +6,28 @@ Rules for this file:
 - A schedule's `holiday_calendar` (.ics, relative to the flow file) is parsed here only to report a missing or
   broken file at load time (located), and it counts in the version hash and the watched files. Its meaning
   (all-day and timed closures, RRULE) belongs to `ivr.flow.hours`, which reads it when a call asks.
-- A `FlowSet` is immutable once built: calls in progress keep the object they started with while a reload
-  builds a new one (see `ivr.flow.repository`).
+- A `FlowSet` (`ivr.flow.flowset`, re-exported here) is immutable once built: calls in progress keep the object
+  they started with while a reload builds a new one (see `ivr.flow.repository`).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
 
 from pydantic import ValidationError
 
+from ivr.flow.flowset import FlowSet as FlowSet
+from ivr.flow.flowset import FlowSource as FlowSource
 from ivr.flow.model import Flow
+from ivr.flow.validate import check_flow_set
 from ivr.yamlsource import (
     ConfigError,
     PathKey,
     PositionMap,
     Problem,
-    Severity,
     parse_yaml,
     problems_from_validation,
 )
@@ -37,67 +37,6 @@ TEST_SUFFIXES = (".test.yaml", ".test.yml")
 # Recurring calendar events are expanded over this many years around the load time.
 CALENDAR_YEARS_BACK = 1
 CALENDAR_YEARS_AHEAD = 5
-
-
-@dataclass(frozen=True)
-class FlowSource:
-    """Where a flow came from: its file and the positions of every key in it (for located messages)."""
-
-    file: Path
-    display: str  # the file name used in messages
-    positions: PositionMap
-    calendars: tuple[Path, ...] = ()  # .ics files this flow reads
-
-    def problem(
-        self,
-        path: PathKey,
-        message: str,
-        hint: str = "",
-        *,
-        severity: Severity = "error",
-        code: str = "graph",
-        at_key: bool = True,
-    ) -> Problem:
-        return self.positions.problem(
-            path,
-            message,
-            hint,
-            severity=severity,
-            code=code,
-            at_key=at_key,
-        )
-
-
-@dataclass(frozen=True)
-class FlowSet(Mapping[str, Flow]):
-    """A validated set of flows, by name (a read-only mapping). `version` is a short hash of the files' contents."""
-
-    flows: Mapping[str, Flow]
-    sources: Mapping[str, FlowSource]
-    version: str
-    loaded_at: datetime
-    directory: Path | None = None
-    warnings: tuple[Problem, ...] = ()
-    files: tuple[Path, ...] = field(default=(), repr=False)  # every file read (flows and calendars)
-
-    def __getitem__(self, name: str) -> Flow:
-        return self.flows[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.flows)
-
-    def __len__(self) -> int:
-        return len(self.flows)
-
-    def names(self) -> list[str]:
-        return sorted(self.flows)
-
-    def resolve(self, flow_name: str, ref: str) -> tuple[str, str]:
-        """`node` (in `flow_name`) or `flow:node` -> (flow, node)."""
-        if ":" in ref:
-            other, node = ref.split(":", 1)
-            return other, node
-        return flow_name, ref
 
 
 def flow_files(directory: Path) -> list[Path]:
@@ -206,8 +145,6 @@ def load_flows(
         files=tuple(read),
     )
     if check and not any(p.severity == "error" for p in problems):
-        from ivr.flow.validate import check_flow_set  # validate reads FlowSet; imported here to avoid a cycle
-
         problems.extend(check_flow_set(flow_set, prompts_dir=Path(prompts_dir) if prompts_dir else None))
     problems.sort(key=lambda p: (p.file, p.line, p.column))
     if any(p.severity == "error" for p in problems):

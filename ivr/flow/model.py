@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
@@ -132,13 +133,99 @@ class RecordingPolicy(Strict):
     format: Literal["wav", "gsm", "ulaw", "alaw"] = "wav"
 
 
+# --- what a node kind says about itself ---------------------------------------------------------------------
+
+# Keys from the node down to a field, e.g. ("next",), ("options", "1"), ("no_input", "exhausted").
+FieldPath = tuple[str | int, ...]
+# The kind of a way out: how the graph styles it and what coverage calls it.
+ExitKind = Literal[
+    "next",
+    "option",
+    "direct_dial",
+    "verb",
+    "rule",
+    "closed",
+    "open",
+    "else",
+    "no_input",
+    "invalid",
+    "exhausted",
+    "busy",
+    "no_answer",
+    "unavailable",
+    "timeout",
+    "error",
+    "failure",
+]
+
+
+@dataclass(frozen=True)
+class Count:
+    """The series that counts callers taking an exit: a menu choice (`key` = digits), a node exit (`key` = the exit
+    reason the handler reports) or a transfer branch (`key` = on_busy, ..., next; `target` = the configured target)."""
+
+    metric: Literal["choice", "exit", "transfer"]
+    key: str
+    target: str | None = None  # only for "transfer": the series is labelled by target, not by node
+
+
+@dataclass(frozen=True)
+class Exit:
+    """One way out of a node. Each node kind lists its own (`exits()`); validation and the flow graph read them.
+
+    `target` is the node reference written at `path` (a node id, `flow:node` or a menu verb); for an inline menu
+    option it is the option's digits and `inline` holds the node (the engine names it `<menu>.<digits>`).
+    `written` is False for ways out that no field names (a menu offered again after a retry).
+    """
+
+    path: FieldPath
+    target: str
+    kind: ExitKind
+    key: str  # which way out this is, unique per node: next, option:1, exhausted:no_input, on_busy, rule:0 ...
+    label: str = ""
+    count: Count | None = None
+    verbs: tuple[str, ...] = ()  # menu verbs allowed as the target here
+    inline: Node | None = None
+    written: bool = True
+
+
+def _exit(
+    path: FieldPath, target: str | None, kind: ExitKind, reason: str, label: str = "", key: str = "next"
+) -> list[Exit]:
+    """An exit counted by ivr_node_exits_total{reason}, or nothing when the optional field is not set."""
+    return [] if target is None else [Exit(path, target, kind, key, label, Count("exit", reason))]
+
+
 # --- nodes ------------------------------------------------------------------------------------------------
 
 
 class NodeBase(Strict):
-    """Fields every node has."""
+    """Fields every node has, and how a node kind describes itself (overridden per kind)."""
 
     description: str = Field("", description="What the node is for; shown by simulate and graph.")
+
+    # Takes no time at all: a loop made only of such nodes would spin without the caller hearing anything.
+    instant: ClassVar[bool] = False
+
+    def exits(self, flow_language: str) -> list[Exit]:
+        """Every way out of this node, in order. `flow_language` names the fallback of a language choice."""
+        return []
+
+    def prompt_lists(self) -> list[tuple[FieldPath, list[str]]]:
+        """The prompt id lists this node plays, with their field paths."""
+        return []
+
+    def templates(self) -> list[tuple[FieldPath, str]]:
+        """The template texts of this node, with their field paths."""
+        return []
+
+    def assigned(self) -> set[str]:
+        """Variables this node sets."""
+        return set()
+
+    def may_end_call(self) -> bool:
+        """The call may be over after this node (so a loop through it is not a trap)."""
+        return False
 
 
 class PlayNode(NodeBase):
@@ -149,6 +236,12 @@ class PlayNode(NodeBase):
     barge_in: bool = Field(False, description="Stop playing when the caller presses a digit.")
     next: NodeRef
 
+    def exits(self, flow_language: str) -> list[Exit]:
+        return _exit(("next",), self.next, "next", "next")
+
+    def prompt_lists(self) -> list[tuple[FieldPath, list[str]]]:
+        return [(("prompts",), self.prompts)]
+
 
 class SayNode(NodeBase):
     """Say a value as digits, a number or letters (Asterisk's built-in sounds)."""
@@ -158,6 +251,12 @@ class SayNode(NodeBase):
     value: str = Field(description="Template, e.g. '${account}'.")
     next: NodeRef
 
+    def exits(self, flow_language: str) -> list[Exit]:
+        return _exit(("next",), self.next, "next", "next")
+
+    def templates(self) -> list[tuple[FieldPath, str]]:
+        return [(("value",), self.value)]
+
 
 class SetNode(NodeBase):
     """Set call variables from templates (${name} substitution only; no code)."""
@@ -166,6 +265,17 @@ class SetNode(NodeBase):
     variables: dict[str, str] = Field(min_length=1, description="name -> template (${name} substitution only).")
     channel: bool = Field(False, description="Also set them as Asterisk channel variables.")
     next: NodeRef
+
+    instant: ClassVar[bool] = True
+
+    def exits(self, flow_language: str) -> list[Exit]:
+        return _exit(("next",), self.next, "next", "next")
+
+    def templates(self) -> list[tuple[FieldPath, str]]:
+        return [(("variables", name), text) for name, text in self.variables.items()]
+
+    def assigned(self) -> set[str]:
+        return set(self.variables)
 
 
 class Retry(Strict):
@@ -250,6 +360,78 @@ class MenuNode(NodeBase):
                 raise ValueError(f"option {key!r} is not a digit sequence (0-9, * and #); quote digits in YAML: '1'")
         return options
 
+    def exits(self, flow_language: str) -> list[Exit]:
+        out: list[Exit] = []
+        for digits, option in self.options.items():
+            choice = Count("choice", digits)
+            key = f"option:{digits}"
+            if isinstance(option, str):
+                verb = option in MENU_VERBS
+                label = f"{digits}: {option}" if verb else digits
+                out.append(
+                    Exit(("options", digits), option, "verb" if verb else "option", key, label, choice, MENU_VERBS)
+                )
+            elif isinstance(option, MenuOption):
+                verb = option.goto in MENU_VERBS
+                label = f"{digits}: {option.label or option.goto}" if verb or option.label else digits
+                kind: ExitKind = "verb" if verb else "option"
+                out.append(Exit(("options", digits, "goto"), option.goto, kind, key, label, choice, MENU_VERBS))
+            else:
+                out.append(Exit(("options", digits), digits, "option", key, digits, choice, inline=option))
+        if self.direct_dial is not None:
+            dial = self.direct_dial
+            out.append(
+                Exit(
+                    ("direct_dial", "target"),
+                    dial.target,
+                    "direct_dial",
+                    "direct_dial",
+                    f"dial {dial.pattern}",
+                    Count("choice", "direct_dial"),
+                )
+            )
+        retries: tuple[tuple[Literal["no_input", "invalid"], Retry], ...] = (
+            ("no_input", self.no_input),
+            ("invalid", self.invalid),
+        )
+        for branch, retry in retries:
+            label = "no input" if branch == "no_input" else "invalid"
+            if retry.retries:
+                # The retry loop: the caller hears the menu again (no field names it).
+                out.append(
+                    Exit(
+                        (branch, "retries"),
+                        "repeat",
+                        branch,
+                        f"retry:{branch}",
+                        f"{label} ×{retry.retries}",
+                        Count("exit", branch),
+                        ("repeat",),
+                        written=False,
+                    )
+                )
+            if retry.exhausted is not None:
+                verb = retry.exhausted in MENU_VERBS
+                out.append(
+                    Exit(
+                        (branch, "exhausted"),
+                        retry.exhausted,
+                        "exhausted",
+                        f"exhausted:{branch}",
+                        f"{label}: exhausted → {retry.exhausted}" if verb else f"{label}: exhausted",
+                        Count("exit", "exhausted"),
+                        ("back", "top"),
+                    )
+                )
+        return out
+
+    def prompt_lists(self) -> list[tuple[FieldPath, list[str]]]:
+        return [
+            (("greeting",), self.greeting),
+            (("no_input", "prompts"), self.no_input.prompts),
+            (("invalid", "prompts"), self.invalid.prompts),
+        ]
+
 
 class InputNode(NodeBase):
     """Collect digits into a variable: length limits, terminator, regex check, read-back and confirm, retries."""
@@ -270,6 +452,24 @@ class InputNode(NodeBase):
     retries: int = Field(2, ge=0, le=10)
     next: NodeRef
     on_failure: NodeRef
+
+    def exits(self, flow_language: str) -> list[Exit]:
+        return [
+            *_exit(("next",), self.next, "next", "valid", "valid", key="valid"),
+            *_exit(
+                ("on_failure",), self.on_failure, "exhausted", "exhausted", f"failed ×{self.retries + 1}", "failure"
+            ),
+        ]
+
+    def prompt_lists(self) -> list[tuple[FieldPath, list[str]]]:
+        return [
+            (("prompts",), self.prompts),
+            (("confirm_prompts",), self.confirm_prompts),
+            (("invalid_prompts",), self.invalid_prompts),
+        ]
+
+    def assigned(self) -> set[str]:
+        return {self.variable}
 
     @field_validator("pattern")
     @classmethod
@@ -312,6 +512,24 @@ class RouteRule(Strict):
                 check_regex(regex, quote=True)
         return self
 
+    def describe(self) -> tuple[ExitKind, str]:
+        """How the rule's branch is drawn: its kind (hours rules apart) and its condition as a label."""
+        if self.open:
+            return "open", f"open ({self.open})"
+        if self.closed:
+            return "closed", f"closed ({self.closed})"
+        if self.holiday:
+            return "closed", f"holiday ({self.holiday})"
+        if self.caller:
+            return "rule", f"caller ~ {self.caller}"
+        if self.language:
+            return "rule", f"language = {self.language}"
+        if self.equals is not None:
+            return "rule", f"{self.variable} = {self.equals}"
+        if self.matches is not None:
+            return "rule", f"{self.variable} ~ {self.matches}"
+        return "rule", f"{self.variable} in {', '.join(self.in_ or [])}"
+
 
 class RouteNode(NodeBase):
     """Branch without caller input: the first matching rule wins, else `else`."""
@@ -319,6 +537,17 @@ class RouteNode(NodeBase):
     type: Literal["route"]
     rules: list[RouteRule] = Field(default_factory=list)
     else_: NodeRef = Field(alias="else")
+
+    instant: ClassVar[bool] = True
+
+    def exits(self, flow_language: str) -> list[Exit]:
+        out: list[Exit] = []
+        for index, rule in enumerate(self.rules):
+            kind, label = rule.describe()
+            # Only the hours rules exit with a reason of their own (ivr_node_exits_total{reason="open"|"closed"}).
+            reason = kind if kind in ("open", "closed") else "next"
+            out += _exit(("rules", index, "goto"), rule.goto, kind, reason, label, key=f"rule:{index}")
+        return out + _exit(("else",), self.else_, "else", "next", "else", key="else")
 
 
 class LanguageNode(NodeBase):
@@ -331,6 +560,19 @@ class LanguageNode(NodeBase):
     retries: int = Field(1, ge=0, le=10)
     default: str | None = Field(None, description="Language used when the caller chooses nothing (flow default).")
     next: NodeRef
+
+    def exits(self, flow_language: str) -> list[Exit]:
+        # Every choice leads to `next`; they are told apart by the language chosen.
+        out = [
+            exit_
+            for digit, language in self.options.items()
+            for exit_ in _exit(("next",), self.next, "option", "valid", f"{digit}: {language}", f"language:{language}")
+        ]
+        fallback = self.default or flow_language
+        return out + _exit(("next",), self.next, "exhausted", "exhausted", f"no choice: {fallback}", "language:default")
+
+    def prompt_lists(self) -> list[tuple[FieldPath, list[str]]]:
+        return [(("prompts",), self.prompts)]
 
     @field_validator("options")
     @classmethod
@@ -353,6 +595,24 @@ class LookupNode(NodeBase):
     map: dict[str, str] = Field(default_factory=dict, description="variable -> dotted path in the JSON answer.")
     next: NodeRef
     on_error: NodeRef
+
+    instant: ClassVar[bool] = True
+
+    def exits(self, flow_language: str) -> list[Exit]:
+        return [
+            *_exit(("next",), self.next, "next", "next", "ok"),
+            *_exit(("on_error",), self.on_error, "error", "error", "lookup failed", key="error"),
+        ]
+
+    def templates(self) -> list[tuple[FieldPath, str]]:
+        return [
+            (("url",), self.url),
+            *((("headers", name), text) for name, text in self.headers.items()),
+            *((("body", name), text) for name, text in self.body.items()),
+        ]
+
+    def assigned(self) -> set[str]:
+        return set(self.map)
 
 
 class TransferNode(NodeBase):
@@ -379,6 +639,31 @@ class TransferNode(NodeBase):
             raise ValueError("a transfer needs exactly one of: extension, dial, queue")
         return self
 
+    def exits(self, flow_language: str) -> list[Exit]:
+        # Every way out exits with reason "next"; ivr_transfers_total{target,result} tells them apart.
+        target = self.queue or self.extension or self.dial or ""
+        branches: tuple[tuple[str, str | None, ExitKind, str], ...] = (
+            ("on_busy", self.on_busy, "busy", "busy"),
+            ("on_no_answer", self.on_no_answer, "no_answer", "no answer"),
+            ("on_unavailable", self.on_unavailable, "unavailable", "unavailable"),
+            ("on_timeout", self.on_timeout, "timeout", "queue timeout"),
+            ("next", self.next, "next", "after the call"),
+        )
+        return [
+            Exit((field,), ref, kind, field, label, Count("transfer", field, target))
+            for field, ref, kind, label in branches
+            if ref is not None
+        ]
+
+    def prompt_lists(self) -> list[tuple[FieldPath, list[str]]]:
+        return [(("announcement",), self.announcement)]
+
+    def templates(self) -> list[tuple[FieldPath, str]]:
+        return [((field,), text) for field in ("extension", "dial", "queue") if (text := getattr(self, field))]
+
+    def may_end_call(self) -> bool:
+        return self.next is None  # a connected call ends there
+
 
 class ParkNode(NodeBase):
     """Park the caller in a parking lot for someone to pick up; `comeback` when nobody does."""
@@ -388,6 +673,16 @@ class ParkNode(NodeBase):
     timeout: Duration = 45.0
     announcement: list[str] = Field(default_factory=list)
     comeback: NodeRef | None = Field(None, description="Where the caller returns when nobody retrieves the call.")
+
+    def exits(self, flow_language: str) -> list[Exit]:
+        # Park ends the session; the comeback arrives as a new call at that node (agi://.../flow?node=...).
+        return _exit(("comeback",), self.comeback, "timeout", "next", "not retrieved (comeback)", key="comeback")
+
+    def prompt_lists(self) -> list[tuple[FieldPath, list[str]]]:
+        return [(("announcement",), self.announcement)]
+
+    def may_end_call(self) -> bool:
+        return True  # a retrieved call leaves the IVR
 
 
 class HoldNode(NodeBase):
@@ -400,6 +695,12 @@ class HoldNode(NodeBase):
     max: Duration = Field(120.0, description="Total hold time before moving on.")
     next: NodeRef
 
+    def exits(self, flow_language: str) -> list[Exit]:
+        return _exit(("next",), self.next, "next", "next")
+
+    def prompt_lists(self) -> list[tuple[FieldPath, list[str]]]:
+        return [(("announcement",), self.announcement)]
+
 
 class RecordNode(NodeBase):
     """Start, pause, resume or stop call recording (under the flow's recording policy)."""
@@ -407,6 +708,9 @@ class RecordNode(NodeBase):
     type: Literal["record"]
     action: Literal["start", "pause", "resume", "stop"]
     next: NodeRef
+
+    def exits(self, flow_language: str) -> list[Exit]:
+        return _exit(("next",), self.next, "next", "next")
 
 
 class VoicemailNode(NodeBase):
@@ -424,6 +728,18 @@ class VoicemailNode(NodeBase):
         description="Where the caller goes when the message was recorded but could not be stored (database "
         "down); without it the call ends as an error.",
     )
+
+    def exits(self, flow_language: str) -> list[Exit]:
+        return [
+            *_exit(("next",), self.next, "next", "next"),
+            *_exit(("on_failure",), self.on_failure, "failure", "storage_error", "not stored", key="failure"),
+        ]
+
+    def prompt_lists(self) -> list[tuple[FieldPath, list[str]]]:
+        return [(("greeting",), self.greeting)]
+
+    def templates(self) -> list[tuple[FieldPath, str]]:
+        return [(("mailbox",), self.mailbox)]
 
 
 class CallbackNode(NodeBase):
@@ -457,6 +773,20 @@ class CallbackNode(NodeBase):
     def _check_number_pattern(cls, pattern: str | None) -> str | None:
         return None if pattern is None else check_regex(pattern)
 
+    def exits(self, flow_language: str) -> list[Exit]:
+        return [
+            *_exit(("next",), self.next, "next", "valid", "requested"),
+            *_exit(("on_failure",), self.on_failure, "failure", "exhausted", "failed", key="failure"),
+        ]
+
+    def prompt_lists(self) -> list[tuple[FieldPath, list[str]]]:
+        return [
+            (("prompts",), self.prompts),
+            (("number_prompts",), self.number_prompts),
+            (("confirm_prompts",), self.confirm_prompts),
+            (("invalid_prompts",), self.invalid_prompts),
+        ]
+
 
 class GotoNode(NodeBase):
     """Continue at another node (of this flow or, with flow:node, another flow)."""
@@ -464,12 +794,23 @@ class GotoNode(NodeBase):
     type: Literal["goto"]
     target: NodeRef
 
+    instant: ClassVar[bool] = True
+
+    def exits(self, flow_language: str) -> list[Exit]:
+        return _exit(("target",), self.target, "next", "next")
+
 
 class HangupNode(NodeBase):
     """Play goodbye prompts and hang up."""
 
     type: Literal["hangup"]
     prompts: list[str] = Field(default_factory=list, description="Goodbye prompts.")
+
+    def prompt_lists(self) -> list[tuple[FieldPath, list[str]]]:
+        return [(("prompts",), self.prompts)]
+
+    def may_end_call(self) -> bool:
+        return True
 
 
 Node = Annotated[

@@ -185,10 +185,6 @@ class FlowRepository:
         """`reload` in a worker thread, for callers on the event loop (the API) with large flow sets."""
         return await asyncio.to_thread(self.reload, trigger)
 
-    def handle_sighup(self) -> ReloadResult:
-        """For `loop.add_signal_handler(signal.SIGHUP, repo.handle_sighup)`."""
-        return self.reload("sighup")
-
     def _record(self, result: ReloadResult) -> None:
         self.last_result = result
         self.history.append(result)

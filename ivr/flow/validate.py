@@ -6,37 +6,30 @@ Rules for this file:
 - Errors are things that would misroute or strand a caller (undefined targets, loops with no way out, digit
   collisions, retries with nowhere to go). Warnings are things worth a look that still work (unreachable nodes,
   missing translations or sound files, transfers without failure branches).
-- `node_refs` is the one list of "which field of which node kind leads where"; every check walks it.
+- Which field of which node kind leads where, plays which prompts and holds which templates, each node kind says
+  itself (`exits()`, `prompt_lists()`, `templates()` in `ivr.flow.model`); `node_refs` and friends read that, and
+  every check walks them. Only the rules (what is an error, what a warning) live here.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Set
+from collections.abc import Iterator, Set
 from dataclasses import dataclass
 from pathlib import Path
 
-from ivr.flow.loader import FlowSet, FlowSource
+from ivr.flow.flowset import FlowSet, FlowSource
 from ivr.flow.model import (
     MENU_VERBS,
     CallbackNode,
     Flow,
-    GotoNode,
-    HangupNode,
-    HoldNode,
-    InputNode,
     LanguageNode,
     LookupNode,
     MenuNode,
-    MenuOption,
+    NodeBase,
     ParkNode,
-    PlayNode,
-    RecordNode,
     RouteNode,
-    SayNode,
-    SetNode,
     TransferNode,
-    VoicemailNode,
     dial_pattern_tokens,
 )
 from ivr.yamlsource import PathKey, Problem, suggest
@@ -61,8 +54,6 @@ BUILTIN_VARIABLES = frozenset(
     }
 )
 PROMPT_EXTENSIONS = (".wav", ".gsm", ".ulaw", ".alaw", ".sln", ".sln16", ".g722", ".WAV")
-# Node kinds that take no time at all: a cycle made only of these would spin without the caller hearing anything.
-INSTANT_KINDS = frozenset({"set", "goto", "route", "lookup"})
 
 
 @dataclass(frozen=True)
@@ -72,7 +63,6 @@ class Ref:
     owner: str
     path: PathKey
     target: str
-    kind: str  # next, option, goto, direct_dial, no_input, invalid, rule, else, busy, ...
     verbs: tuple[str, ...] = ()  # menu verbs allowed here
 
 
@@ -82,133 +72,49 @@ class PromptRef:
     prompt: str
 
 
-def node_refs(node_id: str, node: object, path: PathKey | None = None) -> list[Ref]:
-    """Every target a node (and its inline option nodes) can lead to."""
+def with_inline(node: NodeBase, path: PathKey) -> Iterator[tuple[NodeBase, PathKey]]:
+    """A node and the nodes written inline in it (menu options), each with its path."""
+    yield node, path
+    for exit_ in node.exits(""):
+        if exit_.inline is not None:
+            yield from with_inline(exit_.inline, path + exit_.path)
+
+
+def node_refs(node_id: str, node: NodeBase, path: PathKey | None = None) -> list[Ref]:
+    """Every target written in a node (and, in place, its inline option nodes): the exits each node kind lists."""
     path = path if path is not None else ("nodes", node_id)
-    refs: list[Ref] = []
-
-    def add(field: str, target: str | None, kind: str, verbs: tuple[str, ...] = (), sub: PathKey = ()) -> None:
-        if target is not None:
-            refs.append(Ref(node_id, path + sub + (field,), target, kind, verbs))
-
-    if isinstance(node, (PlayNode, SayNode, SetNode, LanguageNode, RecordNode, VoicemailNode, HoldNode)):
-        add("next", node.next, "next")
-        if isinstance(node, VoicemailNode):
-            add("on_failure", node.on_failure, "failure")
-    elif isinstance(node, MenuNode):
-        for digits, option in node.options.items():
-            if isinstance(option, str):
-                refs.append(Ref(node_id, path + ("options", digits), option, "option", MENU_VERBS))
-            elif isinstance(option, MenuOption):
-                add("goto", option.goto, "option", MENU_VERBS, ("options", digits))
-            else:
-                for ref in node_refs(node_id, option, path + ("options", digits)):
-                    refs.append(ref)
-        if node.direct_dial is not None:
-            add("target", node.direct_dial.target, "direct_dial", (), ("direct_dial",))
-        add("exhausted", node.no_input.exhausted, "no_input", ("back", "top"), ("no_input",))
-        add("exhausted", node.invalid.exhausted, "invalid", ("back", "top"), ("invalid",))
-    elif isinstance(node, InputNode):
-        add("next", node.next, "next")
-        add("on_failure", node.on_failure, "failure")
-    elif isinstance(node, RouteNode):
-        for index, rule in enumerate(node.rules):
-            add("goto", rule.goto, "rule", (), ("rules", index))
-        add("else", node.else_, "else")
-    elif isinstance(node, LookupNode):
-        add("next", node.next, "next")
-        add("on_error", node.on_error, "error")
-    elif isinstance(node, TransferNode):
-        add("on_busy", node.on_busy, "busy")
-        add("on_no_answer", node.on_no_answer, "no_answer")
-        add("on_unavailable", node.on_unavailable, "unavailable")
-        add("on_timeout", node.on_timeout, "timeout")
-        add("next", node.next, "next")
-    elif isinstance(node, ParkNode):
-        add("comeback", node.comeback, "timeout")
-    elif isinstance(node, CallbackNode):
-        add("next", node.next, "next")
-        add("on_failure", node.on_failure, "failure")
-    elif isinstance(node, GotoNode):
-        add("target", node.target, "next")
-    return refs
+    refs: dict[Ref, None] = {}  # ordered and without repeats (every language choice leads to the same `next`)
+    for exit_ in node.exits(""):
+        if exit_.inline is not None:
+            refs.update(dict.fromkeys(node_refs(node_id, exit_.inline, path + exit_.path)))
+        elif exit_.written:
+            refs[Ref(node_id, path + exit_.path, exit_.target, exit_.verbs)] = None
+    return list(refs)
 
 
-def prompt_refs(node: object, path: PathKey) -> list[PromptRef]:
-    """Every prompt id a node plays."""
-    out: list[PromptRef] = []
-
-    def add(field: str, ids: Iterable[str], sub: PathKey = ()) -> None:
-        for index, prompt in enumerate(ids):
-            out.append(PromptRef(path + sub + (field, index), prompt))
-
-    if isinstance(node, (PlayNode, LanguageNode)):
-        add("prompts", node.prompts)
-    elif isinstance(node, MenuNode):
-        add("greeting", node.greeting)
-        add("prompts", node.no_input.prompts, ("no_input",))
-        add("prompts", node.invalid.prompts, ("invalid",))
-        for digits, option in node.options.items():
-            if not isinstance(option, (str, MenuOption)):
-                out.extend(prompt_refs(option, path + ("options", digits)))
-    elif isinstance(node, InputNode):
-        add("prompts", node.prompts)
-        add("confirm_prompts", node.confirm_prompts)
-        add("invalid_prompts", node.invalid_prompts)
-    elif isinstance(node, (TransferNode, ParkNode, HoldNode)):
-        add("announcement", node.announcement)
-    elif isinstance(node, VoicemailNode):
-        add("greeting", node.greeting)
-    elif isinstance(node, CallbackNode):
-        add("prompts", node.prompts)
-        add("number_prompts", node.number_prompts)
-        add("confirm_prompts", node.confirm_prompts)
-        add("invalid_prompts", node.invalid_prompts)
-    elif isinstance(node, HangupNode):
-        add("prompts", node.prompts)
-    return out
+def prompt_refs(node: NodeBase, path: PathKey) -> list[PromptRef]:
+    """Every prompt id a node (and its inline option nodes) plays."""
+    return [
+        PromptRef(inner_path + field + (index,), prompt)
+        for inner, inner_path in with_inline(node, path)
+        for field, ids in inner.prompt_lists()
+        for index, prompt in enumerate(ids)
+    ]
 
 
-def template_fields(node: object, path: PathKey) -> list[tuple[PathKey, str]]:
+def template_fields(node: NodeBase, path: PathKey) -> list[tuple[PathKey, str]]:
     """Every template text of a node (and its inline option nodes), with its path."""
-    out: list[tuple[PathKey, str]] = []
-    if isinstance(node, SayNode):
-        out.append((path + ("value",), node.value))
-    elif isinstance(node, SetNode):
-        out.extend((path + ("variables", k), v) for k, v in node.variables.items())
-    elif isinstance(node, LookupNode):
-        out.append((path + ("url",), node.url))
-        out.extend((path + ("headers", k), v) for k, v in node.headers.items())
-        out.extend((path + ("body", k), v) for k, v in node.body.items())
-    elif isinstance(node, TransferNode):
-        out.extend((path + (f,), getattr(node, f)) for f in ("extension", "dial", "queue") if getattr(node, f))
-    elif isinstance(node, VoicemailNode):
-        out.append((path + ("mailbox",), node.mailbox))
-    elif isinstance(node, MenuNode):
-        for digits, option in node.options.items():
-            if not isinstance(option, (str, MenuOption)):
-                out.extend(template_fields(option, path + ("options", digits)))
-    return out
+    return [
+        (inner_path + field, text) for inner, inner_path in with_inline(node, path) for field, text in inner.templates()
+    ]
 
 
 def assigned_variables(flow: Flow) -> set[str]:
     """Variables a flow sets somewhere (initial variables, set, input, lookup maps, inline nodes included)."""
     names = set(flow.variables)
-
-    def visit(node: object) -> None:
-        if isinstance(node, SetNode):
-            names.update(node.variables)
-        elif isinstance(node, InputNode):
-            names.add(node.variable)
-        elif isinstance(node, LookupNode):
-            names.update(node.map)
-        elif isinstance(node, MenuNode):
-            for option in node.options.values():
-                if not isinstance(option, (str, MenuOption)):
-                    visit(option)
-
-    for node in flow.nodes.values():
-        visit(node)
+    for node_id, node in flow.nodes.items():
+        for inner, _path in with_inline(node, ("nodes", node_id)):
+            names |= inner.assigned()
     return names
 
 
@@ -376,7 +282,7 @@ class _FlowChecker:
             names = ", ".join(sorted(component))
             first = min(component, key=lambda n: self.source.positions.key(("nodes", n)))
             leaves = any(succ not in component for n in component for succ in graph[n])
-            ends = any(_ends_call(self.flow.nodes[n]) for n in component)
+            ends = any(self.flow.nodes[n].may_end_call() for n in component)
             if not leaves and not ends:
                 self.error(
                     ("nodes", first),
@@ -386,7 +292,7 @@ class _FlowChecker:
                     True,
                 )
                 continue
-            instant = {n for n in component if self.flow.nodes[n].type in INSTANT_KINDS}
+            instant = {n for n in component if self.flow.nodes[n].instant}
             for inner in _strongly_connected({n: {s for s in graph[n] if s in instant} for n in instant}):
                 if len(inner) > 1 or any(n in graph[n] for n in inner):
                     self.error(
@@ -650,15 +556,6 @@ class _FlowChecker:
                         "use one of: " + ", ".join(flow.languages),
                         "language",
                     )
-
-
-def _ends_call(node: object) -> bool:
-    """Nodes after which the call may be over (so a loop through them is not a trap)."""
-    if isinstance(node, HangupNode):
-        return True
-    if isinstance(node, TransferNode):
-        return node.next is None  # a connected call ends there
-    return isinstance(node, ParkNode)  # a retrieved call leaves the IVR
 
 
 def _overlaps(digits: str, tokens: list[str]) -> bool:

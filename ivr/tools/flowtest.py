@@ -4,12 +4,12 @@ Rules for this file:
 - PATH is a flows directory (every `*.test.yaml` in it) or one test file; the flows are those of the test file's
   directory (or `--flows-dir`), loaded and checked exactly as the service loads them.
 - Every case is one call on the simulated Asterisk through the real FastAGI server and the production engine
-  (`_simrun.py`; `--backend engine`: the engine on a scripted channel, `_runner.py`), in virtual time: no
-  Asterisk, no network, no sleeping, so a suite of hundreds of calls takes seconds and gives the same answer on
-  every machine.
+  (`ivr.flowtest.simrun`; `--backend engine`: the engine on a scripted channel, `ivr.flowtest.runner`), in
+  virtual time: no Asterisk, no network, no sleeping, so a suite of hundreds of calls takes seconds and gives the
+  same answer on every machine.
 - Exit status: 0 when every case passes (and coverage is at least `--fail-under`), 1 otherwise, 2 when the test
   files or flows cannot be loaded. Errors in test files are reported at file:line:column.
-- Coverage counts every node, menu option and branch of the flows under test (`_coverage.py`) and lists the
+- Coverage counts every node, menu option and branch of the flows under test (`ivr.flowtest.coverage`) and lists the
   ones no case reached.
 """
 
@@ -27,13 +27,13 @@ from pathlib import Path
 from typing import TextIO
 
 from ivr.flow.loader import FlowSet
-from ivr.tools._channel import World
-from ivr.tools._comeback import path_words
-from ivr.tools._coverage import Coverage, coverage_for
-from ivr.tools._flowsource import DEFAULT_FLOWS_DIR, FlowSourceError, load_flow_set
-from ivr.tools._runner import CallRun, CallSetup, run_call
-from ivr.tools._testspec import Caller, Case, TestFile, find_test_files, json_schema, load_test_file
-from ivr.tools._verdict import Verdict, check, describe_end
+from ivr.flowtest.channel import World
+from ivr.flowtest.comeback import path_words
+from ivr.flowtest.coverage import Coverage, coverage_for
+from ivr.flowtest.runner import CallRun, CallSetup, run_call
+from ivr.flowtest.testspec import Caller, Case, TestFile, find_test_files, json_schema, load_test_file
+from ivr.flowtest.verdict import Verdict, check, describe_end
+from ivr.tools.flowsource import DEFAULT_FLOWS_DIR, FlowSourceError, load_flow_set
 from ivr.yamlsource import ConfigError
 
 __all__ = ["CaseResult", "SuiteResult", "TestLoadError", "run_suite", "write_junit", "configure", "run"]
@@ -130,7 +130,7 @@ async def _run_all(
     flow_set: FlowSet, specs: list[tuple[Path, TestFile]], only: str | None, backend: str
 ) -> SuiteResult:
     if backend == "sim":
-        from ivr.tools._simrun import run_call_on_sim as runner
+        from ivr.flowtest.simrun import run_call_on_sim as runner
     else:
         runner = run_call
     names = sorted({spec.flow for _, spec in specs if spec.flow})
@@ -294,7 +294,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def quiet_service_logs(verbose: bool) -> None:
     """The simulated calls start and stop a FastAGI server each; their INFO lines would drown the results."""
     if not verbose:
-        for name in ("ivr.agi", "ivr.flow.handler", "ivr.sim"):
+        for name in ("ivr.agi", "ivr.flow.routing", "ivr.sim"):
             logging.getLogger(name).setLevel(logging.WARNING)
 
 

@@ -1,8 +1,8 @@
 """`ivr graph FLOW`: draw a flow as SVG, PNG, DOT or Mermaid, optionally weighted by live traffic.
 
 Rules for this file:
-- `render(flow, fmt, traffic=None)` is the stable entry point (the HTTP API serves its result); SVG and PNG come
-  back as bytes, DOT and Mermaid as text.
+- The drawing itself is `ivr.flowgraph` (`ivr.flowgraph.render.render`, which the HTTP API serves too); this
+  module is the command line over it and re-exports `render` and friends for scripts.
 - Only SVG and PNG need Graphviz's `dot`; when it is missing the error says how to install it, and the other two
   formats keep working.
 - Traffic comes from the service's own metrics (`--metrics URL|FILE`): edge widths and counts from
@@ -14,25 +14,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Literal
 
-from ivr.flow.model import Flow
-from ivr.tools._dot import GraphvizMissing, render_binary, to_digraph
-from ivr.tools._flowgraph import build_graph
-from ivr.tools._mermaid import to_mermaid
-from ivr.tools._traffic import Traffic, TrafficError, load_traffic, parse_traffic, traffic_from_registry
-
-Format = Literal["svg", "png", "dot", "mermaid"]
-FORMATS: tuple[str, ...] = ("svg", "png", "dot", "mermaid")
-MEDIA_TYPES: dict[str, str] = {
-    "svg": "image/svg+xml",
-    "png": "image/png",
-    "dot": "text/vnd.graphviz",
-    "mermaid": "text/plain; charset=utf-8",
-}
+from ivr.flowgraph.dot import GraphvizMissing
+from ivr.flowgraph.render import FORMATS, MEDIA_TYPES, Format, render
+from ivr.flowgraph.traffic import Traffic, TrafficError, load_traffic, parse_traffic, traffic_from_registry
 
 __all__ = [
     "render",
+    "Format",
     "FORMATS",
     "MEDIA_TYPES",
     "GraphvizMissing",
@@ -44,20 +33,6 @@ __all__ = [
     "configure",
     "run",
 ]
-
-
-def render(flow: Flow, fmt: Format = "svg", traffic: Traffic | None = None) -> bytes | str:
-    """Draw `flow`. `fmt`: svg/png -> bytes (needs Graphviz `dot`), dot/mermaid -> str.
-    Raises ValueError for an unknown format and GraphvizMissing when `dot` is needed but absent."""
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown graph format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    graph = build_graph(flow)
-    if fmt == "mermaid":
-        return to_mermaid(graph, traffic)
-    digraph = to_digraph(graph, traffic)
-    if fmt == "dot":
-        return digraph.source
-    return render_binary(digraph, fmt)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -91,7 +66,7 @@ def _choose_format(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ivr.tools._flowsource import FlowSourceError, resolve
+    from ivr.tools.flowsource import FlowSourceError, resolve
 
     fmt = _choose_format(args)
     try:

@@ -2,8 +2,9 @@
 
 Rules for this file:
 - The call runs on the simulated Asterisk through the real FastAGI server and the production engine
-  (`_simrun.py`; `--backend engine`: a scripted channel, `_runner.py`), in virtual time: time-outs, ringing and
-  queue waits take no real time (nor does the time you take to answer), and business hours follow `--at`.
+  (`ivr.flowtest.simrun`; `--backend engine`: a scripted channel, `ivr.flowtest.runner`), in virtual time:
+  time-outs, ringing and queue waits take no real time (nor does the time you take to answer), and business hours
+  follow `--at`.
 - Interactive mode asks only when the IVR waits for the caller (after its prompts): type digits (`12#`), `w` to
   let the time-out pass, `h` to hang up, `q` to quit. Any `--digits` script is used up first. End of input
   (Ctrl-D, or a pipe that ends) hangs up, so piping answers in works like a script.
@@ -30,10 +31,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ivr.flow.report import TraceEvent
-from ivr.tools._caller import SYNTAX_HELP, ScriptSyntaxError, Step, parse_digits
-from ivr.tools._channel import AGENT_BEHAVIOURS, QUEUE_BEHAVIOURS, World
-from ivr.tools._comeback import path_words
-from ivr.tools._runner import CallRun, CallSetup, call_start, run_call
+from ivr.flowtest.caller import SYNTAX_HELP, ScriptSyntaxError, Step, parse_digits
+from ivr.flowtest.channel import AGENT_BEHAVIOURS, QUEUE_BEHAVIOURS, World
+from ivr.flowtest.comeback import path_words
+from ivr.flowtest.runner import CallRun, CallSetup, call_start, run_call
 from ivr.tools.flowtest import quiet_service_logs
 
 __all__ = ["configure", "run", "TracePrinter", "parse_assignments", "simulate"]
@@ -296,7 +297,7 @@ def to_json(call: CallRun) -> dict[str, Any]:
 
 
 def simulate(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
-    from ivr.tools._flowsource import FlowSourceError, resolve
+    from ivr.tools.flowsource import FlowSourceError, resolve
 
     try:
         flow, flow_set = resolve(args.flow, args.flows_dir)
@@ -329,7 +330,7 @@ def simulate(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
                 file=out,
             )
     if args.backend == "sim":
-        from ivr.tools._simrun import run_call_on_sim as runner
+        from ivr.flowtest.simrun import run_call_on_sim as runner
     else:
         runner = run_call
     quiet_service_logs(getattr(args, "verbose", False))
@@ -362,8 +363,8 @@ def simulate(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
         if call.steps_left and not (keyboard and keyboard.quit):
             print("Script not used: " + ", ".join(s.describe() for s in call.steps_left), file=out)
     if args.save_case:
-        from ivr.tools._caller import format_steps
-        from ivr.tools._casewriter import CaseWriteError, append_case, case_from_call
+        from ivr.flowtest.caller import format_steps
+        from ivr.flowtest.casewriter import CaseWriteError, append_case, case_from_call
 
         name = args.case_name or f"{format_steps(call.steps_used) or 'silent caller'} -> {report.outcome}"
         case = case_from_call(name, flow, setup, call)

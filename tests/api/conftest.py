@@ -17,8 +17,8 @@ from ivr.api.app import create_app
 from ivr.calls.operations import CallOperations
 from ivr.calls.registry import CallRegistry
 from ivr.calls.settings import CallControlSettings
+from ivr.flowgraph.render import render as draw_flow
 from ivr.storage import open_storage
-from ivr.tools.graph import render as draw_flow
 from tests.api.documented import check_documented
 from tests.calls.fakes import FakeAMI
 from tests.e2e.stack import ApiTestServer

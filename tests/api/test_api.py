@@ -398,7 +398,7 @@ async def test_flow_routes(api):
 
     def spy(flow, fmt):
         threads.append(threading.current_thread())
-        return draw_flow(flow, fmt)  # the service's drawer: ivr.tools.graph imported on first use
+        return draw_flow(flow, fmt)  # the service's drawer: ivr.flowgraph imported on first use
 
     api.client.app[DEPS].draw_flow = spy
     assert (await api.get("/flows/main/graph?format=mermaid")).status == 200

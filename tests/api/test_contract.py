@@ -41,6 +41,7 @@ from tests.e2e.stack import AUTH, TOKEN, api_stack
 
 FLOWS = Path(__file__).resolve().parents[2] / "config" / "flows"
 
+STREAMS = ["/events"]
 EXAMPLES = 10  # per operation, phase and mode: the whole run is ~1500 requests, ~10 s
 
 
@@ -124,7 +125,10 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
 def load_schema(base_url: str) -> Any:
     with requests.get(f"{base_url}/openapi.json", headers=AUTH, timeout=10) as resp:
         resp.raise_for_status()
-        return schemathesis.openapi.from_dict(resp.json(), config=config(base_url))
+        schema = schemathesis.openapi.from_dict(resp.json(), config=config(base_url))
+    # A stream that stays open by design: a request/response fuzzer would wait on each request until its time-out.
+    # Its answers (401 without the token, the snapshot then changes) are tested in tests/console/test_web.py.
+    return schema.exclude(path=STREAMS)
 
 
 def describe(event: events.ScenarioFinished) -> str:
@@ -153,4 +157,4 @@ def test_every_operation_answers_as_documented(live: LiveStack, caplog: pytest.L
     assert not failures, "\n\n".join(failures)
     # Nothing the fuzzer sent (its probes include a NUL in a header) is an error on the service's side.
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
-    assert scenarios >= 3 * len(OPERATIONS)  # examples, coverage and fuzzing of every operation ran
+    assert scenarios >= 3 * (len(OPERATIONS) - len(STREAMS))  # examples, coverage and fuzzing of every operation ran

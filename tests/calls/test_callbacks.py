@@ -408,8 +408,8 @@ async def test_the_callback_flow_pressing_2_cancels_on_the_simulator(store):
 
     from ivr.agi.fastagi import FastAGIServer
     from ivr.flow.engine import FlowEngine
-    from ivr.flow.handler import build_flow_router
     from ivr.flow.loader import load_flows
+    from ivr.flow.routing import fixed_flow_router
     from ivr.sim import CallSpec, NextPrompt, Press, SimConfig, SimulatedAsterisk, VirtualClock
 
     ops = FakeOps()
@@ -424,7 +424,7 @@ async def test_the_callback_flow_pressing_2_cancels_on_the_simulator(store):
     tasks: list = []
     engine = FlowEngine(flows, storage=store, clock=clock.datetime, prompts_dir="/prompts")
     server = FastAGIServer(
-        build_flow_router(flows, engine, on_report=lambda r: tasks.append(sched.on_flow_report(r))), "127.0.0.1", 0
+        fixed_flow_router(engine, on_report=lambda r: tasks.append(sched.on_flow_report(r))), "127.0.0.1", 0
     )
     await server.start()
     sim = SimulatedAsterisk(SimConfig(), clock=clock)

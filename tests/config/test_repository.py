@@ -73,7 +73,7 @@ def test_calls_in_progress_keep_their_flow_set(flows: Path) -> None:
     repo.load()
     call_a = repo.current  # a call takes the set once, at its start
     write_flow(flows, mutate("    prompts: [welcome]", "    prompts: [welcome, menu]"))
-    repo.handle_sighup()
+    repo.reload("sighup")
     call_b = repo.current
     assert call_a.version != call_b.version
     assert call_a["main"].nodes["welcome"].prompts == ["welcome"]

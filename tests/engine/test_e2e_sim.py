@@ -8,9 +8,9 @@ import pytest
 
 from ivr.agi.fastagi import FastAGIServer
 from ivr.flow.engine import FlowEngine
-from ivr.flow.handler import build_flow_router
 from ivr.flow.loader import load_flows
 from ivr.flow.lookup import FixtureLookupClient
+from ivr.flow.routing import fixed_flow_router
 from ivr.sim import (
     AgentSpec,
     CallSpec,
@@ -51,9 +51,7 @@ async def stack(storage, tmp_path):
             recordings_dir=str(tmp_path / "rec"),
             voicemail_dir=str(tmp_path / "vm"),
         )
-        server = FastAGIServer(
-            build_flow_router(flows, engine, on_report=reports.append, on_node=on_node), "127.0.0.1", 0
-        )
+        server = FastAGIServer(fixed_flow_router(engine, on_report=reports.append, on_node=on_node), "127.0.0.1", 0)
         await server.start()
         queues = {
             name: QueueSpec(name, members=["Local/answer2s@agents"])

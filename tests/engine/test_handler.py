@@ -4,8 +4,8 @@ from pathlib import Path
 
 from ivr.agi.router import Router
 from ivr.flow.engine import FlowEngine
-from ivr.flow.handler import FlowResolver, build_flow_router, run_call
 from ivr.flow.repository import FlowRepository
+from ivr.flow.routing import FlowRoutes, fixed_flow_router, flow_router, run_flow
 
 from .conftest import make_flow
 from .fakes import FakeChannel
@@ -24,8 +24,8 @@ def test_resolver_follows_repository_versions(tmp_path):
         made.append(flows.version)
         return FlowEngine(flows)
 
-    router = build_flow_router(repo, factory)
-    assert isinstance(router, Router) and isinstance(router.fallback, FlowResolver)
+    router = flow_router(lambda: repo.current, factory)
+    assert isinstance(router, Router) and isinstance(router.fallback, FlowRoutes)
     assert router.resolve("main") is not None
     assert router.resolve("/callback/") is not None
     assert router.resolve("nosuch") is None
@@ -47,15 +47,15 @@ def test_fixed_engine_serves_its_own_flows():
 
     flows = load_flows(ROOT / "config" / "flows")
     engine = FlowEngine(flows)
-    router = build_flow_router({}, engine)
+    router = fixed_flow_router(engine)
     assert router.resolve("main") is not None and router.resolve("other") is None
 
 
-# --- run_call hooks: on_node (live call registry), channel_factory ------------------------------------------
+# --- run_flow hooks: on_node (live call registry), channel_factory ------------------------------------------
 
 
 class FakeSession:
-    """What run_call uses of an AGISession once the engine is done: the state and SET VARIABLE."""
+    """What run_flow uses of an AGISession once the engine is done: the state and SET VARIABLE."""
 
     def __init__(self) -> None:
         self.hung_up = False
@@ -90,7 +90,7 @@ def two_flows():
 async def run_with(channel, *, engine=None, **hooks):
     session = FakeSession()
     engine = engine or FlowEngine(two_flows(), clock=channel.clock, prompts_dir="/p")
-    report = await run_call(engine, session, "main", channel_factory=lambda s: channel, **hooks)
+    report = await run_flow(engine, session, "main", channel_factory=lambda s: channel, **hooks)
     return report, session
 
 
@@ -116,7 +116,7 @@ async def test_a_raising_on_node_never_breaks_the_call(caplog):
         raise RuntimeError("registry is gone")
 
     baseline, _ = await run_with(FakeChannel(presses=[(2.5, "1")]))
-    with caplog.at_level(logging.ERROR, logger="ivr.flow.handler"):
+    with caplog.at_level(logging.ERROR, logger="ivr.flow.routing"):
         report, session = await run_with(FakeChannel(presses=[(2.5, "1")]), on_node=broken)
     assert report.path == baseline.path and report.outcome == baseline.outcome == "contained"
     assert session.variables["IVR_STATUS"] == "OK"
@@ -156,14 +156,14 @@ async def test_channel_factory_gets_the_session():
         got.append(s)
         return channel
 
-    report = await run_call(FlowEngine(two_flows(), clock=channel.clock), session, "main", channel_factory=factory)
+    report = await run_flow(FlowEngine(two_flows(), clock=channel.clock), session, "main", channel_factory=factory)
     assert got == [session] and channel.played() == ["en/menu"] and report.end_node == "main:menu.2"
 
 
 async def test_start_node_may_be_an_inline_option_and_a_stale_one_falls_back(caplog):
     report, _ = await run_with(FakeChannel(params={"node": "menu.2"}))
     assert report.path == ["main:menu.2"]
-    with caplog.at_level(logging.WARNING, logger="ivr.flow.handler"):
+    with caplog.at_level(logging.WARNING, logger="ivr.flow.routing"):
         report, _ = await run_with(FakeChannel(params={"node": "gone"}, hangup_at=1.0))
     assert report.start_node == "menu" and report.path == ["main:menu"]
     assert "does not have" in caplog.text
@@ -173,7 +173,7 @@ async def test_no_dialplan_variables_once_the_caller_is_gone():
     session = FakeSession()
     session.hung_up = True
     channel = FakeChannel(hangup_at=1.0)
-    await run_call(FlowEngine(two_flows(), clock=channel.clock), session, "main", channel_factory=lambda s: channel)
+    await run_flow(FlowEngine(two_flows(), clock=channel.clock), session, "main", channel_factory=lambda s: channel)
     assert session.variables == {}
 
 
@@ -217,15 +217,14 @@ async def test_router_handler_uses_the_hooks_and_survives_a_raising_on_report(ca
         seen.append(report.end_node)
         raise ValueError("dashboard down")
 
-    router = build_flow_router(
-        {},
+    router = fixed_flow_router(
         FlowEngine(two_flows(), clock=channel.clock),
         on_report=sink,
         on_node=lambda *args: seen.append(args[2]),
         channel_factory=lambda s: channel,
     )
     session = FakeSession()
-    with caplog.at_level(logging.ERROR, logger="ivr.flow.handler"):
+    with caplog.at_level(logging.ERROR, logger="ivr.flow.routing"):
         await router.resolve("main")(session)
     assert seen == ["menu", "menu.2", None, "main:menu.2"]
     assert session.variables["IVR_OUTCOME"] == "contained"

@@ -18,9 +18,9 @@ from ivr import metrics
 from ivr.agi.fastagi import FastAGIServer
 from ivr.ami.client import AMIClient
 from ivr.flow.engine import FlowEngine
-from ivr.flow.handler import build_flow_router
 from ivr.flow.loader import load_flows
 from ivr.flow.lookup import FixtureLookupClient
+from ivr.flow.routing import fixed_flow_router
 from ivr.queue_stats import QueueStats, QueueStatsFeed, ServiceLevelPolicy
 from ivr.sim import (
     AgentSpec,
@@ -70,7 +70,7 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
         recordings_dir=str(tmp_path / "rec"),
         voicemail_dir=str(tmp_path / "vm"),
     )
-    server = FastAGIServer(build_flow_router(flows, engine), "127.0.0.1", 0)
+    server = FastAGIServer(fixed_flow_router(engine), "127.0.0.1", 0)
     await server.start()
     config = SimConfig(
         queues={name: QueueSpec(name, members=["Local/agent@agents"]) for name in QUEUES},

@@ -6,8 +6,8 @@ import pytest
 
 from ivr.flow.channel import CallerHangup, CallInfo
 from ivr.flow.model import Flow
-from ivr.tools._caller import ScriptSyntaxError, Step, format_steps, parse_digits
-from ivr.tools._channel import PromptBook, ScriptedChannel, World
+from ivr.flowtest.caller import ScriptSyntaxError, Step, format_steps, parse_digits
+from ivr.flowtest.channel import PromptBook, ScriptedChannel, World
 
 FLOW = Flow.model_validate(
     {

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from ivr.cli import main
-from ivr.tools._caller import parse_digits
-from ivr.tools._channel import World
-from ivr.tools._flowsource import resolve
-from ivr.tools._runner import CallRun, CallSetup, run_call
-from ivr.tools._simrun import run_call_on_sim
-from ivr.tools._verdict import describe_end
+from ivr.flowtest.caller import parse_digits
+from ivr.flowtest.channel import World
+from ivr.flowtest.runner import CallRun, CallSetup, run_call
+from ivr.flowtest.simrun import run_call_on_sim
+from ivr.flowtest.verdict import describe_end
+from ivr.tools.flowsource import resolve
 from ivr.tools.flowtest import print_results, run_suite
 
 ROOT = Path(__file__).resolve().parents[2]

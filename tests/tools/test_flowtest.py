@@ -180,7 +180,7 @@ def test_committed_json_schema_is_current(capsys: pytest.CaptureFixture[str]) ->
     """docs/flowtest.schema.json (editor completion for *.test.yaml) is regenerated from the model."""
     import json
 
-    from ivr.tools._testspec import json_schema
+    from ivr.flowtest.testspec import json_schema
 
     committed = json.loads((ROOT / "docs" / "flowtest.schema.json").read_text())
     assert committed == json_schema(), "run: python main.py test-flows --schema > docs/flowtest.schema.json"

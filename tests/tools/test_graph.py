@@ -11,8 +11,8 @@ import yaml
 
 from ivr.cli import main
 from ivr.flow.model import Flow
-from ivr.tools._flowgraph import build_graph
-from ivr.tools._traffic import TrafficError, load_traffic, parse_traffic
+from ivr.flowgraph.graph import build_graph
+from ivr.flowgraph.traffic import TrafficError, load_traffic, parse_traffic
 from ivr.tools.graph import GraphvizMissing, render
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -172,8 +172,8 @@ def test_cli_unknown_flow_says_which_exist(tmp_path: Path, capsys: pytest.Captur
 async def test_traffic_from_the_engines_own_metrics() -> None:
     """Calls through the real engine move the real counters; the picture reads them back by node and option."""
     from ivr.flow.loader import load_flows
-    from ivr.tools._caller import parse_digits
-    from ivr.tools._runner import CallSetup, run_call
+    from ivr.flowtest.caller import parse_digits
+    from ivr.flowtest.runner import CallSetup, run_call
     from ivr.tools.graph import traffic_from_registry
 
     flows = load_flows(FIXTURES)

@@ -3,7 +3,7 @@
 Rules for this file:
 - This implements `ivr.flow.channel.Channel` directly (no AGI, no sockets): prompts, digit waits, ringing and
   hold music only move `elapsed` forward. A 10-minute call runs in microseconds with the same result.
-- What the caller does comes from `Step`s (`_caller.py`): a press is delivered at the next *fresh* listen (a
+- What the caller does comes from `Step`s (`caller.py`): a press is delivered at the next *fresh* listen (a
   prompt was played, or a digit wait timed out, since the previous entry began), so `1,2` is two menu choices
   and `12` is one two-digit entry.
   Plain presses wait for the digit wait after the prompts; barge-in and timed presses interrupt prompts.
@@ -34,7 +34,7 @@ from ivr.flow.channel import (
     RecordResult,
 )
 from ivr.flow.model import Flow
-from ivr.tools._caller import Step
+from ivr.flowtest.caller import Step
 
 AGENT_BEHAVIOURS = ("answer", "busy", "no_answer", "unavailable", "congestion")
 QUEUE_BEHAVIOURS = ("answer", "timeout", "empty", "full")

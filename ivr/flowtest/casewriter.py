@@ -15,9 +15,9 @@ from typing import Any
 import yaml
 
 from ivr.flow.model import Flow
-from ivr.tools._caller import format_steps
-from ivr.tools._runner import CallRun, CallSetup, call_start
-from ivr.tools._testspec import load_test_file
+from ivr.flowtest.caller import format_steps
+from ivr.flowtest.runner import CallRun, CallSetup, call_start
+from ivr.flowtest.testspec import load_test_file
 from ivr.yamlsource import ConfigError
 
 _END_KINDS = {

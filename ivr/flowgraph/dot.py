@@ -2,7 +2,7 @@
 
 Rules for this file:
 - Looks only: shapes and colours per node kind, line styles per edge kind, widths from traffic.
-  What leads where is decided in `_flowgraph.py`.
+  What leads where each node kind says itself (`exits()` in `ivr.flow.model`); `graph.py` makes the graph.
 - Labels are HTML-like and every piece of flow text is escaped (a prompt saying "<b>" must not break the picture).
 - `dot` missing is a `GraphvizMissing` error that says how to install it; DOT text itself needs no binary.
 """
@@ -13,8 +13,8 @@ import html
 
 import graphviz
 
-from ivr.tools._flowgraph import FlowGraph, GraphEdge
-from ivr.tools._traffic import Traffic
+from ivr.flowgraph.graph import FlowGraph, GraphEdge
+from ivr.flowgraph.traffic import Traffic
 
 
 class GraphvizMissing(RuntimeError):

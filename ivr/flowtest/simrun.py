@@ -2,10 +2,10 @@
 
 Rules for this file:
 - Everything between the caller and the engine is the real thing: the simulator speaks FastAGI over loopback
-  (ephemeral port), the production flow router and handler (`ivr.flow.handler`) run the call, `AGIChannel`
+  (ephemeral port), the production flow routes (`ivr.flow.routing`) run the call, `AGIChannel`
   turns engine calls into AGI commands, and media, DTMF, Dial, Queue, Park,
   MusicOnHold and RECORD FILE happen in the simulated PBX on its `VirtualClock`.
-- The caller follows the same `Step`s with the same meaning as on `ScriptedChannel` (`_caller.py`): a thin
+- The caller follows the same `Step`s with the same meaning as on `ScriptedChannel` (`caller.py`): a thin
   `SimCaller` wrapper around the engine's channel sees when the IVR is about to listen and has the simulated
   caller press keys (real DTMF, 120 ms each, delivered only while Asterisk listens) or hang up at that moment.
   The wrapper never answers for Asterisk: every result comes back over AGI.
@@ -16,7 +16,7 @@ Rules for this file:
   session on the same channel, or [ivr-enter,fallback]'s Dial to IVR_OPERATOR, which is the World's agent
   `operator`). The same `SimCaller` carries the caller's script into the next session. Each session's trace
   events and report are told apart by a context variable set in its handler task, so the call's trace is in
-  session order with a `comeback` mark between sessions (`_comeback.py`) whatever the tasks' interleaving.
+  session order with a `comeback` mark between sessions (`comeback.py`) whatever the tasks' interleaving.
 - Every call gets its own simulator, server, storage and temporary directory; nothing is shared.
 """
 
@@ -33,10 +33,10 @@ from ivr import dialplan
 from ivr.flow.channel import CallInfo, Channel, DialResult, ParkResult, QueueResult, RecordResult
 from ivr.flow.model import Flow
 from ivr.flow.report import CallReport, TraceEvent
-from ivr.tools._caller import Step
-from ivr.tools._channel import PromptBook, World
-from ivr.tools._comeback import Comeback, comeback_after, mark, merge
-from ivr.tools._runner import CallRun, CallSetup, call_start, read_stored
+from ivr.flowtest.caller import Step
+from ivr.flowtest.channel import PromptBook, World
+from ivr.flowtest.comeback import Comeback, comeback_after, mark, merge
+from ivr.flowtest.runner import CallRun, CallSetup, call_start, read_stored
 
 _AGENT = "ivr-sim-agent"
 _NOBODY = "ivr-sim-nobody"
@@ -269,8 +269,8 @@ async def run_call_on_sim(
     from ivr.agi.fastagi import FastAGIServer
     from ivr.flow.agi_channel import AGIChannel
     from ivr.flow.engine import EngineSettings, FlowEngine
-    from ivr.flow.handler import build_flow_router
     from ivr.flow.lookup import FixtureLookupClient
+    from ivr.flow.routing import fixed_flow_router
     from ivr.sim import CallSpec, SimConfig, SimulatedAsterisk, SoundCatalog, VirtualClock
     from ivr.storage import open_storage
 
@@ -344,7 +344,7 @@ async def run_call_on_sim(
 
         # The production handler as it is (start node, IVR_STATUS/IVR_OUTCOME), with the caller wrapped around
         # its AGIChannel.
-        router = build_flow_router(flows, engine, on_report=on_report, channel_factory=scripted_caller)
+        router = fixed_flow_router(engine, on_report=on_report, channel_factory=scripted_caller)
         # The call is over before the server stops; a short deadline only matters after Ctrl-C. The simulator
         # sends its HANGUP notice in virtual time, so the real-time grace for it can be short (production: 0.2 s);
         # with 0.2 s every call that ends on a media command would cost 0.2 real seconds.

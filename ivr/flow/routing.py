@@ -1,10 +1,17 @@
-"""FastAGI glue: script path `<flow>` (optionally `?node=<id>`) -> run that flow on the call.
+"""AGI script path -> flow: the routes of the FastAGI service and of classic AGI, in one module.
+
+The chain is two hops: `ivr.agi.router.Router` (script path -> handler; the AGI layer, knows nothing of flows)
+asks its fallback, a `FlowRoutes`, which looks the flow up and returns a handler running it with `run_flow`.
 
 Rules for this file:
-- The router's fallback resolver looks the flow up in the repository's *current* set when the call arrives, so
-  flows added by a hot reload are routed without restarting, and a call keeps the set (and engine) it started
-  with. An unknown flow -> None -> the router's NOROUTE behaviour.
-- One engine per flow-set version (built by the factory, cached while that version is current).
+- `FlowRoutes` reads the *current* flow set (`current_flows()`) when a call arrives, so flows added by a hot reload
+  are routed without restarting, and a call keeps the set (and engine) it started with. An unknown flow -> None ->
+  the router's NOROUTE behaviour.
+- One engine per flow-set version (`engine_for_flows(flows)`, cached while that version is current).
+- `service_router(settings, ...)` wires the service's parts (repository, storage, lookups, engine settings);
+  `flow_router(current_flows, engine_for_flows)` is the general form; `fixed_flow_router(engine)` routes one
+  engine's own flows (tests, the flow-test runner). Kept light (no aiohttp, no AMI): classic AGI imports this
+  once per call (agi/ivr_agi.py), so start-up time matters.
 - `?node=` (park comeback: the dialplan passes IVR_COMEBACK's node) starts at that node if the engine can resolve
   it from the flow (a node id, an inline option id `menu.1`, or `flow:node`); a stale node after a reload falls
   back to the flow's start, so a returning caller is never stranded.
@@ -19,7 +26,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from ivr import dialplan
 from ivr.agi.errors import AGIError
@@ -32,60 +40,56 @@ from ivr.flow.engine import FlowEngine
 from ivr.flow.model import Flow
 from ivr.flow.report import CallReport, Observer, TraceEvent
 
+if TYPE_CHECKING:
+    from ivr.flow.repository import FlowRepository
+    from ivr.settings import Settings
+
 log = logging.getLogger(__name__)
 
 STATUS_VARIABLE = dialplan.STATUS
 OUTCOME_VARIABLE = dialplan.OUTCOME
 
-EngineFactory = Callable[[Mapping[str, Flow]], FlowEngine]
+CurrentFlows = Callable[[], Mapping[str, Flow]]  # the flow set new calls run (a repository's current version)
+EngineFactory = Callable[[Mapping[str, Flow]], FlowEngine]  # one engine per flow-set version
 ReportSink = Callable[[CallReport], None]
 NodeSink = Callable[[str, str, str | None], None]  # (uniqueid, flow, node); node None: the call left the flow
 ChannelFactory = Callable[[AGISession], Channel]
 
 
-class FlowResolver:
-    """`Router` fallback: script path -> handler running that flow, or None when there is no such flow."""
+class FlowRoutes:
+    """`Router` fallback: script path -> handler running the flow of that name, or None when there is none."""
 
     def __init__(
         self,
-        repository: Any,
-        engine: FlowEngine | EngineFactory,
+        current_flows: CurrentFlows,
+        engine_for_flows: EngineFactory,
         *,
         on_report: ReportSink | None = None,
         on_node: NodeSink | None = None,
         channel_factory: ChannelFactory = AGIChannel,
     ) -> None:
-        self.repository = repository
-        self._engine = engine
-        self._cache: tuple[object, FlowEngine] | None = None
+        self.current_flows = current_flows
+        self._make_engine = engine_for_flows
+        self._cache: tuple[Mapping[str, Flow], FlowEngine] | None = None
         self.on_report = on_report
         self.on_node = on_node
         self.channel_factory = channel_factory
 
-    def flows(self) -> Mapping[str, Flow]:
-        current: Mapping[str, Flow] | None = getattr(self.repository, "current", None)
-        if current is not None:
-            return current
-        flows: Mapping[str, Flow] = self.repository  # a plain mapping of flows (tests, simulate)
-        return flows
-
     def engine_for(self, flows: Mapping[str, Flow]) -> FlowEngine:
-        if isinstance(self._engine, FlowEngine):
-            return self._engine
+        """The engine of this flow-set version (built once while it is current)."""
         if self._cache is None or self._cache[0] is not flows:
-            self._cache = (flows, self._engine(flows))
+            self._cache = (flows, self._make_engine(flows))
         return self._cache[1]
 
     def __call__(self, path: str) -> Handler | None:
-        # A fixed engine runs its own flows; a factory runs the repository's current set.
-        flows = self._engine.flows if isinstance(self._engine, FlowEngine) else self.flows()
+        flows = self.current_flows()
         name = path.strip("/")
         if name not in flows:
             return None
         engine = self.engine_for(flows)
 
         async def handler(session: AGISession) -> None:
-            report = await run_call(engine, session, name, channel_factory=self.channel_factory, on_node=self.on_node)
+            report = await run_flow(engine, session, name, channel_factory=self.channel_factory, on_node=self.on_node)
             if self.on_report is not None:
                 try:
                     self.on_report(report)
@@ -137,7 +141,7 @@ class NodeNotifier:
             log.exception("on_node failed for call %r at %s:%s", self.uniqueid, self.flow, node)
 
 
-async def run_call(
+async def run_flow(
     engine: FlowEngine,
     session: AGISession,
     flow_name: str,
@@ -175,23 +179,76 @@ async def run_call(
     return report
 
 
-def build_flow_router(
-    repository: Any,
-    engine: FlowEngine | EngineFactory,
+def flow_router(
+    current_flows: CurrentFlows,
+    engine_for_flows: EngineFactory,
     *,
     router: Router | None = None,
     on_report: ReportSink | None = None,
     on_node: NodeSink | None = None,
     channel_factory: ChannelFactory = AGIChannel,
 ) -> Router:
-    """A Router whose fallback runs flows from `repository` (a FlowRepository, or any name -> Flow mapping).
+    """A Router (`router`, or a new one) whose fallback runs the flows of `current_flows()`, each flow-set version
+    on its own engine from `engine_for_flows(flows)`.
 
-    `engine` is a FlowEngine (fixed flows) or a factory `flows -> FlowEngine` called once per flow-set version.
     `on_node(uniqueid, flow, node)` is called as the call enters each node, and with node None once the call has
-    left the flow (e.g. `CallRegistry.note_flow`); `channel_factory(session) -> Channel` (default `AGIChannel`).
+    left the flow (e.g. `CallRegistry.note_flow`); `on_report(report)` after each call;
+    `channel_factory(session) -> Channel` (default `AGIChannel`).
     """
     router = router or Router()
-    router.fallback = FlowResolver(
-        repository, engine, on_report=on_report, on_node=on_node, channel_factory=channel_factory
+    router.fallback = FlowRoutes(
+        current_flows, engine_for_flows, on_report=on_report, on_node=on_node, channel_factory=channel_factory
     )
     return router
+
+
+def fixed_flow_router(
+    engine: FlowEngine,
+    *,
+    on_report: ReportSink | None = None,
+    on_node: NodeSink | None = None,
+    channel_factory: ChannelFactory = AGIChannel,
+) -> Router:
+    """A Router running `engine`'s own flows on that engine (no reloads): tests and the flow-test runner."""
+    return flow_router(
+        lambda: engine.flows,
+        lambda _flows: engine,
+        on_report=on_report,
+        on_node=on_node,
+        channel_factory=channel_factory,
+    )
+
+
+def service_router(
+    settings: Settings,
+    *,
+    storage: Any = None,
+    lookup_client: Any = None,
+    repository: FlowRepository | None = None,
+    clock: Callable[[], datetime] | None = None,
+    on_node: NodeSink | None = None,
+    on_report: ReportSink | None = None,
+) -> Router:
+    """The service's routes (FastAGI and classic AGI): the repository's current flows (loaded here if not given;
+    invalid flows raise ConfigError), one engine per version with the service's storage, lookups and settings.
+
+    `clock` is the time flows see (business hours, holidays); default: now. The demo shifts it into a business day.
+    `on_node(uniqueid, flow, node)` is told where each call is (node None when it leaves the flow);
+    `on_report(report)` gets each call's CallReport when it ends (callbacks use it to retry or complete).
+    """
+    from ivr.flow.lookup import HttpLookupClient
+    from ivr.flow.repository import FlowRepository
+    from ivr.storage import open_storage
+
+    if repository is None:
+        repository = FlowRepository.from_settings(settings)
+        repository.load()
+    flows = repository  # bound for the closure below (mypy: not None)
+    storage = storage if storage is not None else open_storage(settings.storage.url, **settings.storage.open_options())
+    lookup_client = lookup_client if lookup_client is not None else HttpLookupClient.from_settings(settings.lookups)
+    return flow_router(
+        lambda: flows.current,
+        FlowEngine.factory(settings, storage=storage, lookup_client=lookup_client, clock=clock),
+        on_node=on_node,
+        on_report=on_report,
+    )

@@ -9,8 +9,8 @@ Rules for this file:
 
 from __future__ import annotations
 
-from ivr.tools._flowgraph import FlowGraph
-from ivr.tools._traffic import Traffic
+from ivr.flowgraph.graph import FlowGraph
+from ivr.flowgraph.traffic import Traffic
 
 # kind -> (opening, closing) bracket pair of the Mermaid shape
 _SHAPES: dict[str, tuple[str, str]] = {

@@ -1,7 +1,7 @@
 """Which nodes, menu options and branches of the flows the test cases reached, and which they did not.
 
 Rules for this file:
-- The items to cover come from the same `FlowGraph` that `graph` draws (`_flowgraph.py`): every node, every
+- The items to cover come from the same `FlowGraph` that `graph` draws (`ivr.flowgraph.graph`): every node, every
   way out of a node that is an option (menu digits, direct dial, language choice) or a branch (no input,
   invalid, exhaustion, busy, no answer, unavailable, queue timeout, closed hours, route rules, lookup error,
   failure, park comeback). Plain "next" arrows are covered by the nodes they join.
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from ivr.flow.model import Flow, MenuNode
 from ivr.flow.report import CallReport, NodeVisit, TraceEvent
-from ivr.tools._flowgraph import FlowGraph, GraphEdge, build_graph
+from ivr.flowgraph.graph import FlowGraph, GraphEdge, build_graph
 
 _PLAIN_KEYS = {"next", "valid"}
 _BRANCH_WORDS = {
@@ -106,7 +106,7 @@ def _node_of(flows: Mapping[str, Flow], visit: NodeVisit) -> object | None:
 
 
 def taken_keys(visit: NodeVisit, events: list[TraceEvent], node: object | None) -> set[str]:
-    """The ways out of this node that this visit took (see `_flowgraph` edge keys)."""
+    """The ways out of this node that this visit took (see `ivr.flowgraph.graph` edge keys)."""
     keys: set[str] = set()
     kind, reason, detail = visit.kind, visit.reason, visit.detail
     if kind == "menu":

@@ -2,11 +2,11 @@
 
 Rules for this file:
 - Shape only: what a case says about the caller, the world and the expected result. Running a case lives in
-  `_runner.py`, checking a result against `Expect` in `_verdict.py`.
+  `runner.py`, checking a result against `Expect` in `verdict.py`.
 - Every model forbids unknown keys (a typo is an error with "did you mean", never a silently ignored check).
 - Times: `at: 2026-12-24T19:30` is local time in the flow's time zone (an explicit offset wins), the same rule
   as `simulate --at`.
-- Caller actions reuse `_caller.Step`, so `digits: "1,2w3"` here means what `--digits 1,2w3` means in simulate.
+- Caller actions reuse `caller.Step`, so `digits: "1,2w3"` here means what `--digits 1,2w3` means in simulate.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from ivr.flow.model import Digits, Duration
-from ivr.tools._caller import ScriptSyntaxError, Step, parse_digits
+from ivr.flowtest.caller import ScriptSyntaxError, Step, parse_digits
 from ivr.yamlsource import ConfigError, load_yaml, problems_from_validation
 
 AgentBehaviour = Literal["answer", "busy", "no_answer", "unavailable", "congestion"]

@@ -12,8 +12,8 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 
-from ivr.tools._runner import CallRun
-from ivr.tools._testspec import Ends, Expect
+from ivr.flowtest.runner import CallRun
+from ivr.flowtest.testspec import Ends, Expect
 
 
 @dataclass

@@ -1,9 +1,10 @@
 """A flow as a plain graph (boxes and arrows), independent of how it is drawn.
 
 Rules for this file:
-- This is the only place that knows which fields of which node kind lead where. The DOT and Mermaid writers
-  (`_dot.py`, `_mermaid.py`) and the coverage report of `test-flows` all read the same `FlowGraph`, so a new
-  branch added here shows up in every picture and in the coverage at once.
+- Which fields of which node kind lead where, each node kind says itself (`exits()` in `ivr.flow.model`, also read
+  by validation); this file only turns those exits into boxes and arrows. The DOT and Mermaid writers
+  (`dot.py`, `mermaid.py`) and the coverage report of `test-flows` all read the same `FlowGraph`, so a new
+  branch added to a node kind shows up in every picture and in the coverage at once.
 - Every edge says which Prometheus series counts it (`EdgeMetric`), so traffic can be laid over the picture
   without the writers knowing the metric names.
 - Inline menu options become nodes of their own, named `<menu>.<digits>` (the engine's name for them).
@@ -19,48 +20,27 @@ from typing import Literal
 from ivr.flow.model import (
     MENU_VERBS,
     CallbackNode,
+    ExitKind,
     Flow,
-    GotoNode,
     HangupNode,
     HoldNode,
     InputNode,
     LanguageNode,
     LookupNode,
     MenuNode,
-    MenuOption,
     Node,
     ParkNode,
     PlayNode,
     RecordNode,
-    Retry,
     RouteNode,
-    RouteRule,
     SayNode,
     SetNode,
     TransferNode,
     VoicemailNode,
 )
 
-# How an edge is drawn. Branch kinds are the ones the issue wants styled apart (and counted by coverage).
-EdgeKind = Literal[
-    "next",
-    "option",
-    "direct_dial",
-    "verb",
-    "rule",
-    "closed",
-    "open",
-    "else",
-    "no_input",
-    "invalid",
-    "exhausted",
-    "busy",
-    "no_answer",
-    "unavailable",
-    "timeout",
-    "error",
-    "failure",
-]
+# How an edge is drawn: the kind of the node's exit. Branch kinds are styled apart (and counted by coverage).
+EdgeKind = ExitKind
 BRANCH_KINDS: frozenset[str] = frozenset(
     {"no_input", "invalid", "exhausted", "busy", "no_answer", "unavailable", "timeout", "closed", "error", "failure"}
 )
@@ -149,11 +129,6 @@ class _Builder:
             label = f"{label} → {ref.split(':', 1)[1]}".strip(" →") if label else f"→ {ref.split(':', 1)[1]}"
         self.graph.edges.append(GraphEdge(src, dst, kind, label, metric, key))
 
-    def exit_edge(
-        self, src: str, ref: str | None, kind: EdgeKind, reason: str, label: str = "", key: str = "next"
-    ) -> None:
-        self.edge(src, ref, kind, label, EdgeMetric("exit", src, reason), key)
-
     # --- nodes ----------------------------------------------------------------------------------------
 
     def build(self) -> FlowGraph:
@@ -173,7 +148,18 @@ class _Builder:
         if description:
             details.insert(0, description if len(description) <= 48 else description[:47] + "…")
         self.graph.add_node(GraphNode(nid, kind, nid, tuple(d for d in details if d), start))
-        getattr(self, f"edges_{kind}")(nid, node)
+        for way in node.exits(self.flow.language):
+            count = way.count
+            metric = None if count is None else EdgeMetric(count.metric, count.target or nid, count.key)
+            if way.inline is not None:
+                child = f"{nid}.{way.target}"  # the engine's name for an inline option node
+                self.graph.edges.append(GraphEdge(nid, child, way.kind, way.label, metric, way.key))
+                self.add(child, way.inline)
+            elif way.verbs and way.target in MENU_VERBS:
+                dst = self.verb_node(nid, way.target)
+                self.graph.edges.append(GraphEdge(nid, dst, way.kind, way.label, metric, way.key))
+            else:
+                self.edge(nid, way.target, way.kind, way.label, metric, way.key)
 
     def describe(self, node: object) -> Iterable[str]:
         if isinstance(node, PlayNode):
@@ -211,18 +197,6 @@ class _Builder:
         elif isinstance(node, HangupNode) and node.prompts:
             yield f"“{self.prompt_text(node.prompts)}”"
 
-    def edges_play(self, nid: str, node: PlayNode) -> None:
-        self.exit_edge(nid, node.next, "next", "next")
-
-    edges_say = edges_play
-    edges_set = edges_play
-    edges_record = edges_play
-    edges_hold = edges_play
-
-    def edges_voicemail(self, nid: str, node: VoicemailNode) -> None:
-        self.exit_edge(nid, node.next, "next", "next")
-        self.exit_edge(nid, node.on_failure, "failure", "storage_error", "not stored", key="failure")
-
     def verb_node(self, nid: str, verb: str) -> str:
         """repeat -> the menu itself; back/top -> a small node of their own (where they lead depends on the call)."""
         if verb == "repeat":
@@ -230,122 +204,6 @@ class _Builder:
         verb_id = f"{nid}.{verb}"
         self.graph.add_node(GraphNode(verb_id, "verb", verb, ("previous menu" if verb == "back" else "first menu",)))
         return verb_id
-
-    def edges_menu(self, nid: str, node: MenuNode) -> None:
-        for digits, option in node.options.items():
-            metric = EdgeMetric("choice", nid, digits)
-            if isinstance(option, str) and option in MENU_VERBS:
-                self.graph.edges.append(
-                    GraphEdge(
-                        nid, self.verb_node(nid, option), "verb", f"{digits}: {option}", metric, f"option:{digits}"
-                    )
-                )
-            elif isinstance(option, str):
-                self.edge(nid, option, "option", digits, metric, f"option:{digits}")
-            elif isinstance(option, MenuOption):
-                self.edge(
-                    nid,
-                    option.goto,
-                    "option",
-                    f"{digits}: {option.label}" if option.label else digits,
-                    metric,
-                    f"option:{digits}",
-                )
-            else:  # an inline node
-                child = f"{nid}.{digits}"
-                self.graph.edges.append(GraphEdge(nid, child, "option", digits, metric, f"option:{digits}"))
-                self.add(child, option)
-        if node.direct_dial:
-            self.edge(
-                nid,
-                node.direct_dial.target,
-                "direct_dial",
-                f"dial {node.direct_dial.pattern}",
-                EdgeMetric("choice", nid, "direct_dial"),
-                "direct_dial",
-            )
-        retries: tuple[tuple[EdgeKind, Retry], ...] = (("no_input", node.no_input), ("invalid", node.invalid))
-        for branch, retry in retries:
-            label = "no input" if branch == "no_input" else "invalid"
-            if retry.retries:
-                # The retry loop: the caller hears the menu again.
-                self.graph.edges.append(
-                    GraphEdge(
-                        nid,
-                        nid,
-                        branch,
-                        f"{label} ×{retry.retries}",
-                        EdgeMetric("exit", nid, branch),
-                        f"retry:{branch}",
-                    )
-                )
-            if retry.exhausted in MENU_VERBS:
-                self.graph.edges.append(
-                    GraphEdge(
-                        nid,
-                        self.verb_node(nid, retry.exhausted),
-                        "exhausted",
-                        f"{label}: exhausted → {retry.exhausted}",
-                        EdgeMetric("exit", nid, "exhausted"),
-                        f"exhausted:{branch}",
-                    )
-                )
-            else:
-                self.edge(
-                    nid,
-                    retry.exhausted,
-                    "exhausted",
-                    f"{label}: exhausted",
-                    EdgeMetric("exit", nid, "exhausted"),
-                    f"exhausted:{branch}",
-                )
-
-    def edges_input(self, nid: str, node: InputNode) -> None:
-        self.exit_edge(nid, node.next, "next", "valid", "valid", key="valid")
-        self.exit_edge(nid, node.on_failure, "exhausted", "exhausted", f"failed ×{node.retries + 1}", key="failure")
-
-    def edges_route(self, nid: str, node: RouteNode) -> None:
-        for index, rule in enumerate(node.rules):
-            kind, label = _rule_label(rule)
-            reason = "closed" if kind == "closed" else ("open" if kind == "open" else "next")
-            self.exit_edge(nid, rule.goto, kind, reason, label, key=f"rule:{index}")
-        self.exit_edge(nid, node.else_, "else", "next", "else", key="else")
-
-    def edges_language(self, nid: str, node: LanguageNode) -> None:
-        for digit, language in node.options.items():
-            self.exit_edge(nid, node.next, "option", "valid", f"{digit}: {language}", key=f"language:{language}")
-        fallback = node.default or self.flow.language
-        self.exit_edge(nid, node.next, "exhausted", "exhausted", f"no choice: {fallback}", key="language:default")
-
-    def edges_lookup(self, nid: str, node: LookupNode) -> None:
-        self.exit_edge(nid, node.next, "next", "next", "ok")
-        self.exit_edge(nid, node.on_error, "error", "error", "lookup failed", key="error")
-
-    def edges_transfer(self, nid: str, node: TransferNode) -> None:
-        # Every way out of a transfer exits with reason "next"; ivr_transfers_total{target,result} tells them apart.
-        target = node.queue or node.extension or node.dial or ""
-        for ref, kind, label, key in (
-            (node.on_busy, "busy", "busy", "on_busy"),
-            (node.on_no_answer, "no_answer", "no answer", "on_no_answer"),
-            (node.on_unavailable, "unavailable", "unavailable", "on_unavailable"),
-            (node.on_timeout, "timeout", "queue timeout", "on_timeout"),
-            (node.next, "next", "after the call", "next"),
-        ):
-            self.edge(nid, ref, kind, label, EdgeMetric("transfer", target, key), key)  # type: ignore[arg-type]
-
-    def edges_park(self, nid: str, node: ParkNode) -> None:
-        # Park ends the session; the comeback arrives as a new call at that node (agi://.../flow?node=...).
-        self.exit_edge(nid, node.comeback, "timeout", "next", "not retrieved (comeback)", key="comeback")
-
-    def edges_callback(self, nid: str, node: CallbackNode) -> None:
-        self.exit_edge(nid, node.next, "next", "valid", "requested")
-        self.exit_edge(nid, node.on_failure, "failure", "exhausted", "failed", key="failure")
-
-    def edges_goto(self, nid: str, node: GotoNode) -> None:
-        self.exit_edge(nid, node.target, "next", "next")
-
-    def edges_hangup(self, nid: str, node: HangupNode) -> None:
-        return None
 
 
 def _only_telling_metrics(edges: list[GraphEdge]) -> list[GraphEdge]:
@@ -372,24 +230,6 @@ def _only_telling_metrics(edges: list[GraphEdge]) -> list[GraphEdge]:
             edge = replace(edge, metric=None)
         result.append(edge)
     return result
-
-
-def _rule_label(rule: RouteRule) -> tuple[EdgeKind, str]:
-    if rule.open:
-        return "open", f"open ({rule.open})"
-    if rule.closed:
-        return "closed", f"closed ({rule.closed})"
-    if rule.holiday:
-        return "closed", f"holiday ({rule.holiday})"
-    if rule.caller:
-        return "rule", f"caller ~ {rule.caller}"
-    if rule.language:
-        return "rule", f"language = {rule.language}"
-    if rule.equals is not None:
-        return "rule", f"{rule.variable} = {rule.equals}"
-    if rule.matches is not None:
-        return "rule", f"{rule.variable} ~ {rule.matches}"
-    return "rule", f"{rule.variable} in {', '.join(rule.in_ or [])}"
 
 
 def build_graph(flow: Flow) -> FlowGraph:

@@ -3,12 +3,12 @@ throw-away storage. Shared by `simulate` and `test-flows`.
 
 Rules for this file:
 - The engine and the node handlers are the production ones (`ivr.flow.engine`); only the world around them is
-  simulated: the channel (`_channel.py`), the clock (call time + virtual seconds), lookups (fixtures) and storage
+  simulated: the channel (`channel.py`), the clock (call time + virtual seconds), lookups (fixtures) and storage
   (in memory). So a passing flow test means the flow behaves that way in production, given those answers.
 - Business hours are evaluated at `at` (the flow's local time unless the datetime carries an offset) plus the
   virtual seconds the call has lasted.
 - Each call gets a fresh storage and lookup client: calls never see each other's data.
-- A park that times out comes back as the dialplan makes it (`_comeback.py`): the engine runs again on the same
+- A park that times out comes back as the dialplan makes it (`comeback.py`): the engine runs again on the same
   channel at IVR_COMEBACK's node (a new session: fresh entry, digits in flight lost), or the channel does the
   operator fallback. `CallRun.report` is the whole call; `sessions` has each session's own report.
 """
@@ -27,9 +27,9 @@ from ivr.flow.engine import EngineSettings, FlowEngine
 from ivr.flow.lookup import FixtureLookupClient
 from ivr.flow.model import Flow
 from ivr.flow.report import CallReport, TraceEvent
-from ivr.tools._caller import Step
-from ivr.tools._channel import Event, PromptBook, ScriptedChannel, World
-from ivr.tools._comeback import Comeback, comeback_after, mark, merge
+from ivr.flowtest.caller import Step
+from ivr.flowtest.channel import Event, PromptBook, ScriptedChannel, World
+from ivr.flowtest.comeback import Comeback, comeback_after, mark, merge
 
 # A Monday at 10:00 local time: inside any ordinary office hours, so a case that does not care about the time
 # does not depend on the day the tests run.
@@ -162,7 +162,7 @@ async def run_call(
         settings=EngineSettings(),
         observer=observe,
     )
-    from ivr.flow.handler import start_node
+    from ivr.flow.routing import start_node
 
     reports: list[CallReport] = []
     comebacks: list[Comeback] = []
