@@ -303,7 +303,7 @@ def start_service(tmp: Path, settings: Path, ami_port: int, ami: bool) -> tuple[
         IVR_LOG_LEVEL="warning",
     )
     profile = os.environ.get("CALL_CPU_PROFILE")  # a file name: run the service under cProfile (AMI on only)
-    python = [sys.executable, "-m", "cProfile", "-o", profile] if profile else [sys.executable]
+    python = [sys.executable, "-m", "cProfile", "-o", profile] if profile and ami else [sys.executable]
     proc = subprocess.Popen(
         [*python, "main.py", "serve"],
         cwd=ROOT,

@@ -39,6 +39,8 @@ from prometheus_client import (
 )
 from prometheus_client.metrics_core import Metric
 
+from ivr.metric_batch import BATCH as _BATCH
+
 # The only label names any ivr_* metric may use (see the rules above).
 ALLOWED_LABELS = frozenset(
     {
@@ -106,6 +108,10 @@ def add_collect_hook(hook: Callable[[], None]) -> None:
 
 def remove_collect_hook(hook: Callable[[], None]) -> None:
     _HOOKS.remove(hook)
+
+
+# The flow engine's updates are batched (ivr/metric_batch.py): folded before every scrape, so scrapes are exact.
+add_collect_hook(_BATCH.flush)
 
 
 _CALL_BUCKETS = (1, 5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600)

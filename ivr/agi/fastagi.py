@@ -15,7 +15,8 @@ Rules for this file:
 - `stop()` is graceful: stop accepting, let running calls finish until `shutdown_deadline`, then cancel them
   (which closes their sockets so Asterisk continues the dialplan).
 - Routing, status variables and closing are shared with classic AGI in `router.dispatch()`.
-- Metrics: AGI_CONNECTIONS_ACTIVE, AGI_CONNECTIONS{result: ok, noroute, forbidden, rejected, bad_header, error}.
+- Metrics: AGI_CONNECTIONS_ACTIVE, AGI_CONNECTIONS{result: ok, noroute, forbidden, rejected, bad_header, error};
+  those of every call go through ivr.metric_batch (folded within 1 s and before every scrape).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import logging
 from collections.abc import Iterable
 
 from .. import metrics
+from ..metric_batch import BATCH
 from ..netutil import set_tcp_keepalive
 from .errors import AGIConnectionLost, AGIProtocolError, AGITimeoutError
 from .link import AGILink, read_buffer
@@ -32,6 +34,7 @@ from .peers import LOOPBACK_ONLY, PeerAllowList, RateLimitedWarning
 from .protocol import DEFAULT_HEADER_LIMIT, DEFAULT_LINE_LIMIT, AGIConnection
 from .router import Router, dispatch
 from .session import DEFAULT_EXEC_TIMEOUT, AGISession
+from .tally import TALLY
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +114,7 @@ class FastAGIServer:
             backlog=self.backlog,
         )
         log.info("FastAGI listening on %s:%d", self.host, self.port)
+        metrics.add_collect_hook(TALLY.flush)  # a scrape shows every command so far, not up to 1 s late
 
     async def serve_forever(self) -> None:
         if self._server is None:
@@ -154,12 +158,12 @@ class FastAGIServer:
             )
         task = asyncio.get_running_loop().create_task(self._run_call(link))
         self._tasks.add(task)
-        metrics.AGI_CONNECTIONS_ACTIVE.inc()
+        BATCH.record("AGI_CONNECTIONS_ACTIVE", (), 1.0)  # batched: folded within 1 s and at every scrape
         task.add_done_callback(self._call_done)  # also runs for a task cancelled before its first step
 
     def _call_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
-        metrics.AGI_CONNECTIONS_ACTIVE.dec()
+        BATCH.record("AGI_CONNECTIONS_ACTIVE", (), -1.0)
 
     async def _run_call(self, link: AGILink) -> None:
         try:
@@ -168,7 +172,7 @@ class FastAGIServer:
             except Exception:  # a bug below dispatch(); keep the server and the metrics consistent
                 log.exception("FastAGI connection from %r failed", link.get_extra_info("peername"))
                 result = "error"
-            metrics.AGI_CONNECTIONS.labels(result=result).inc()
+            BATCH.record("AGI_CONNECTIONS", (result,))
         finally:
             if link.transport is not None and not link.transport.is_closing():
                 link.abort()
@@ -209,3 +213,5 @@ class FastAGIServer:
                     await server.wait_closed()
             except TimeoutError:
                 pass
+            metrics.remove_collect_hook(TALLY.flush)
+            TALLY.flush()  # the stopped server's calls are in the metrics without waiting for a scrape

@@ -16,7 +16,8 @@ Rules for this file:
 - `close()` always closes our side: Asterisk never closes a FastAGI socket by itself, and an open socket keeps
   the whole call up.
 - Metric labels: `command` from a fixed list of AGI command names (else "other"; EXEC is just "EXEC").
-  Commands are recorded in `tally.TALLY` and folded into Prometheus in batches (at most 1 s late).
+  Commands are recorded in `tally.TALLY` and folded into Prometheus in batches (at most 1 s late, and before
+  every scrape while a FastAGIServer runs).
 """
 
 from __future__ import annotations
@@ -192,7 +193,6 @@ class AGISession:
         self.exec_timeout = exec_timeout  # EXEC: Dial/Queue/Park legitimately last hours, but not forever
         self.hangup_grace = hangup_grace
         self._observe = TALLY.record if record_metrics else _no_metrics  # folded into Prometheus in batches
-        self._record_metrics = record_metrics
         self._busy = False  # one command in flight: a flag, plus a FIFO of waiting callers
         self._queue: deque[asyncio.Future[None]] = deque()
         self._loop = asyncio.get_running_loop()
@@ -208,11 +208,18 @@ class AGISession:
     async def open(cls, link: AGILink, *, header_timeout: float | None = 10.0, **kwargs: Any) -> AGISession:
         """Wait for the environment on `link` and return a session. Raises AGITimeoutError (no full header in
         time), AGIConnectionLost (EOF inside the header) or AGIProtocolError (oversized header, line too long)."""
-        try:
-            async with asyncio.timeout(header_timeout):
-                event = await link.wait()  # whole events only: the environment or EOF
-        except TimeoutError:
-            raise AGITimeoutError(f"no complete AGI environment within {header_timeout} s") from None
+        waiter = link.wait()  # whole events only: the environment or EOF
+        if header_timeout is None or waiter.done():
+            event = await waiter
+        else:
+            # The link's own expiry (resolves the wait with None), as commands do: cheaper than asyncio.timeout().
+            timer = asyncio.get_running_loop().call_later(header_timeout, link.expire)
+            try:
+                event = await waiter
+            finally:
+                timer.cancel()
+            if event is None:
+                raise AGITimeoutError(f"no complete AGI environment within {header_timeout} s")
         if type(event) is EOF:
             raise AGIConnectionLost("the AGI peer closed the connection before the environment ended")
         return cls(link, **kwargs)
@@ -600,14 +607,16 @@ class AGISession:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self._record_metrics:
-            TALLY.flush()  # a finished call's commands are in the metrics from now on
         link = self._link
         try:
             link.close()
-            # A peer that does not read could keep our unsent bytes (and the close) pending: bound it.
-            async with asyncio.timeout(1.0):
-                await link.wait_closed()
+            # With nothing unsent (the usual case) the transport reports the close on the next loop pass: one
+            # yield, no timer (asyncio.timeout() costs ~5-10 us per call). A peer that does not read could keep
+            # our unsent bytes (and the close) pending: that wait is bounded.
+            await asyncio.sleep(0)
+            if not link.lost:
+                async with asyncio.timeout(1.0):
+                    await link.wait_closed()
         except NotImplementedError:  # pipe writers (classic AGI) cannot wait for the close; close() is enough
             pass
         except (TimeoutError, ConnectionError, BrokenPipeError, OSError):

@@ -152,7 +152,8 @@ class CallContext:
         if not VARIABLE_NAME.fullmatch(name):
             raise EngineError(f"{name!r} is not a variable name; use letters, digits and _")
         self.variables[name] = value
-        self.emit("variable", f"{name} = {value!r}", name=name, value=value)
+        if self.observer is not None:  # the trace text is built only for an observer
+            self.emit("variable", f"{name} = {value!r}", name=name, value=value)
 
     # -- prompts ----------------------------------------------------------------------------------------------
     def prompt_file(self, prompt_id: str) -> tuple[str, str]:

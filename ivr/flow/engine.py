@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ivr import dialplan, metrics
+from ivr import dialplan
 from ivr.flow.channel import CallerHangup, Channel, ChannelError
 from ivr.flow.context import (
     CallContext,
@@ -41,6 +41,7 @@ from ivr.flow.nodes import handler_for
 from ivr.flow.recording import Recorder
 from ivr.flow.report import CallReport, NodeVisit, Observer
 from ivr.flow.templates import NAME_RE, render
+from ivr.metric_batch import BATCH
 
 __all__ = ["FlowEngine", "EngineSettings", "EngineError", "UnknownFlow"]
 
@@ -173,8 +174,16 @@ class FlowEngine:
                     ctx.variables[name] = render(template, ctx.variables)
 
     async def run(
-        self, channel: Channel, flow_name: str, start_node: str | None = None, *, observer: Observer | None = None
+        self,
+        channel: Channel,
+        flow_name: str,
+        start_node: str | None = None,
+        *,
+        observer: Observer | None = None,
+        on_enter: Callable[[str, str], None] | None = None,
     ) -> CallReport:
+        """Run one call. `observer` (default: the engine's) gets every trace event; `on_enter(flow, node)` is
+        called as the call enters each node, after the observer's "enter" event (the live call registry)."""
         flow = self.flows.get(flow_name)
         if flow is None:
             raise UnknownFlow(f"no flow named {flow_name!r}; known flows: {', '.join(sorted(self.flows)) or 'none'}")
@@ -212,15 +221,18 @@ class FlowEngine:
             caller_id=info.caller_id,
             started_at=started,
         )
-        metrics.CALLS_STARTED.labels(flow_name).inc()
-        active = metrics.CALLS_ACTIVE.labels(flow_name)
-        active.inc()
-        ctx.emit(
-            "call",
-            f"call {info.uniqueid} from {info.caller_id or 'unknown'} enters {flow_name}:{start}"
-            + (f" (version {self.version})" if self.version else ""),
-            caller_id=info.caller_id,
-        )
+        record = BATCH.record  # metrics are folded into Prometheus in batches (ivr/metric_batch.py)
+        flow_label = (flow_name,)
+        record("CALLS_STARTED", flow_label)
+        record("CALLS_ACTIVE", flow_label)
+        traced = ctx.observer is not None  # trace texts are only built for an observer
+        if traced:
+            ctx.emit(
+                "call",
+                f"call {info.uniqueid} from {info.caller_id or 'unknown'} enters {flow_name}:{start}"
+                + (f" (version {self.version})" if self.version else ""),
+                caller_id=info.caller_id,
+            )
         visit: NodeVisit | None = None
         try:
             if flow.answer:
@@ -240,17 +252,23 @@ class FlowEngine:
                 ctx.node_id = node_id
                 visit = NodeVisit(node_flow.name, node_id, node.type, self.clock())
                 report.visits.append(visit)
-                metrics.NODE_VISITS.labels(node_flow.name, node_id).inc()
-                ctx.emit(
-                    "enter",
-                    f"{node.type} node" + (f": {node.description}" if node.description else ""),
-                    node_kind=node.type,
-                )
+                record("NODE_VISITS", (node_flow.name, node_id))
+                if traced:
+                    ctx.emit(
+                        "enter",
+                        f"{node.type} node" + (f": {node.description}" if node.description else ""),
+                        node_kind=node.type,
+                    )
+                if on_enter is not None:
+                    on_enter(node_flow.name, node_id)
                 step = await handler_for(node.type)(node, ctx)
                 self._leave(
                     ctx, visit, step.reason, step.detail, ctx.qualify(step.target) if isinstance(step, Goto) else ""
                 )
-                ctx.emit("exit", f"{step.reason}: {step.detail}" if step.detail else step.reason, reason=step.reason)
+                if traced:
+                    ctx.emit(
+                        "exit", f"{step.reason}: {step.detail}" if step.detail else step.reason, reason=step.reason
+                    )
                 visit = None
                 if isinstance(step, Finish):
                     report.outcome = ctx.outcome or step.outcome or "contained"
@@ -266,7 +284,7 @@ class FlowEngine:
             if api_target is not None:
                 self._leave(ctx, visit, "transferred", f"transferred by the API to {api_target}", "")
                 report.outcome, report.end_target = "transferred", f"api:{api_target}"
-                metrics.TRANSFERS.labels(flow_name, "api", "redirected").inc()
+                record("TRANSFERS", (flow_name, "api", "redirected"))
                 ctx.emit("transfer", f"transferred by the API to {api_target} at {ctx.ref}", target=api_target)
             else:
                 self._leave(ctx, visit, "hangup", "caller hung up", "")
@@ -292,17 +310,18 @@ class FlowEngine:
             report.ended_at = self.clock()
             report.variables = dict(ctx.variables)
             report.language = ctx.language
-            active.dec()
+            record("CALLS_ACTIVE", flow_label, -1.0)
             if report.outcome:
-                metrics.CALL_OUTCOMES.labels(flow_name, report.outcome).inc()
-            metrics.IVR_SECONDS.labels(flow_name).observe(max(0.0, report.seconds))
-        ctx.emit(
-            "end",
-            f"outcome {report.outcome}"
-            + (f" -> {report.end_target}" if report.end_target else "")
-            + f" after {report.seconds:.1f} s",
-            outcome=report.outcome,
-        )
+                record("CALL_OUTCOMES", (flow_name, report.outcome))
+            record("IVR_SECONDS", flow_label, max(0.0, report.seconds))
+        if ctx.observer is not None:
+            ctx.emit(
+                "end",
+                f"outcome {report.outcome}"
+                + (f" -> {report.end_target}" if report.end_target else "")
+                + f" after {report.seconds:.1f} s",
+                outcome=report.outcome,
+            )
         return report
 
     @staticmethod
@@ -324,5 +343,5 @@ class FlowEngine:
             return
         visit.left_at = self.clock()
         visit.reason, visit.detail, visit.target = reason, detail, target
-        metrics.NODE_EXITS.labels(visit.flow, visit.node, reason).inc()
-        metrics.NODE_SECONDS.labels(visit.flow, visit.node).observe(max(0.0, visit.seconds))
+        BATCH.record("NODE_EXITS", (visit.flow, visit.node, reason))
+        BATCH.record("NODE_SECONDS", (visit.flow, visit.node), max(0.0, visit.seconds))

@@ -25,7 +25,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from ivr import metrics
 from ivr.flow.loader import FlowSet, flow_files, load_flows
 from ivr.yamlsource import ConfigError, Problem
 
@@ -186,6 +185,8 @@ class FlowRepository:
         return await asyncio.to_thread(self.reload, trigger)
 
     def _record(self, result: ReloadResult) -> None:
+        from ivr import metrics  # here, not at the top: classic AGI (a process per call) never reloads
+
         self.last_result = result
         self.history.append(result)
         if result.ok:

@@ -38,7 +38,7 @@ from ivr.flow.channel import Channel
 from ivr.flow.context import EngineError
 from ivr.flow.engine import FlowEngine
 from ivr.flow.model import Flow
-from ivr.flow.report import CallReport, Observer, TraceEvent
+from ivr.flow.report import CallReport
 
 if TYPE_CHECKING:
     from ivr.flow.repository import FlowRepository
@@ -119,20 +119,14 @@ def start_node(engine: FlowEngine, flow_name: str, requested: str | None, unique
 
 
 class NodeNotifier:
-    """Engine observer passing node entries to `on_node` (after the engine's own observer); never raises."""
+    """Passes the call's node entries to `on_node` (the engine's `on_enter` hook); never raises."""
 
-    def __init__(self, uniqueid: str, flow: str, on_node: NodeSink, inner: Observer | None) -> None:
-        self.uniqueid, self.flow, self.on_node, self.inner = uniqueid, flow, on_node, inner
+    def __init__(self, uniqueid: str, flow: str, on_node: NodeSink) -> None:
+        self.uniqueid, self.flow, self.on_node = uniqueid, flow, on_node
 
-    def __call__(self, event: TraceEvent) -> None:
-        if self.inner is not None:
-            try:
-                self.inner(event)
-            except Exception:
-                log.exception("trace observer failed on %s event", event.kind)
-        if event.kind == "enter":
-            self.flow = event.flow
-            self.notify(event.node)
+    def enter(self, flow: str, node: str) -> None:
+        self.flow = flow
+        self.notify(node)
 
     def notify(self, node: str | None) -> None:
         try:
@@ -153,9 +147,10 @@ async def run_flow(
     channel = channel_factory(session)
     info = channel.info
     start = start_node(engine, flow_name, info.params.get("node"), info.uniqueid)
-    notifier = NodeNotifier(info.uniqueid, flow_name, on_node, engine.observer) if on_node is not None else None
+    # A direct hook, not a trace observer: no trace event is built per step for the live view (bench/call_cpu.py).
+    notifier = NodeNotifier(info.uniqueid, flow_name, on_node) if on_node is not None else None
     try:
-        report = await engine.run(channel, flow_name, start, observer=notifier)
+        report = await engine.run(channel, flow_name, start, on_enter=notifier.enter if notifier else None)
     finally:
         if notifier is not None:
             notifier.notify(None)

@@ -96,3 +96,42 @@ async def test_timer_and_size_bound_fold_without_a_session_closing():
     assert registry.get_sample_value("cmd_results_total", {"command": "ANSWER", "result": "ok"}) == 5
     assert tally.pending == []
     tally.flush()
+
+
+async def test_a_scrape_while_the_fastagi_server_runs_shows_every_command_so_far():
+    from ivr import metrics as service_metrics
+    from ivr.agi import Router
+    from ivr.agi.tally import TALLY
+
+    from .conftest import running_server
+    from .fake_asterisk import ENV_AGI01, FakeAsterisk
+
+    def noops() -> float:
+        labels = {"command": "NOOP", "result": "ok"}
+        return service_metrics.REGISTRY.get_sample_value("ivr_agi_command_results_total", labels) or 0.0
+
+    TALLY.flush()
+    before = noops()
+    release = asyncio.Event()
+
+    async def body(session):
+        await session.noop()
+        await release.wait()  # the session stays open: nothing but a scrape folds its command
+
+    router = Router()
+    router.add("agi-01", body)
+    async with running_server(router) as server:
+        fake = await FakeAsterisk.connect(server.port, ENV_AGI01)
+        try:
+            await fake.expect(b"NOOP\n", b"200 result=0\n")
+            for _ in range(200):
+                await asyncio.sleep(0)
+                if TALLY.pending:
+                    break
+            assert TALLY.pending and noops() == before + 1  # the scrape folded it
+            assert TALLY.pending == []
+        finally:
+            release.set()
+        assert await fake.closed_by_server()
+        fake.close()
+    TALLY.flush()

@@ -19,7 +19,7 @@ from __future__ import annotations
 from ivr.flow.context import ALL_DIGITS, CallContext, EngineError, Finish, Goto
 from ivr.flow.model import CallbackNode
 from ivr.flow.nodes import register
-from ivr.metrics import CALLBACKS, STORAGE_FAILURES
+from ivr.metric_batch import BATCH
 from ivr.telephony import is_callback_number
 
 CONFIRM, OTHER = "1", "2"
@@ -91,13 +91,13 @@ async def run(node: CallbackNode, ctx: CallContext) -> Goto | Finish:
                     )
                 )
             except StorageError as exc:
-                STORAGE_FAILURES.labels(action="callback_request").inc()
+                BATCH.record("STORAGE_FAILURES", ("callback_request",))
                 what = f"callback {ctx.ref}: the request could not be stored: {exc}"
                 if node.on_failure is None:
                     raise EngineError(what) from exc
                 ctx.emit("callback", what)
                 return Goto(node.on_failure, "storage_error", "request not stored")
-            CALLBACKS.labels(node.queue, "requested").inc()
+            BATCH.record("CALLBACKS", (node.queue, "requested"))
             ctx.outcome, ctx.end_target = "callback", f"callback:{node.queue}"
             ctx.variables["callback_id"] = str(request_id)
             ctx.emit("callback", f"callback {request_id} to {number} requested for {node.queue}", id=request_id)

@@ -7,7 +7,7 @@ from ivr.flow.context import CallContext, EngineError, Goto
 from ivr.flow.lookup import LookupFailed, build_request, map_answer
 from ivr.flow.model import LookupNode
 from ivr.flow.nodes import register
-from ivr.metrics import LOOKUPS
+from ivr.metric_batch import BATCH
 
 
 @register("lookup")
@@ -20,11 +20,11 @@ async def run(node: LookupNode, ctx: CallContext) -> Goto:
         answer = await ctx.lookup_client.fetch(request)
         values = map_answer(answer, node.map)
     except LookupFailed as exc:
-        LOOKUPS.labels(ctx.flow.name, ctx.node_id, "timeout" if exc.kind == "timeout" else "error").inc()
+        BATCH.record("LOOKUPS", (ctx.flow.name, ctx.node_id, "timeout" if exc.kind == "timeout" else "error"))
         ctx.variables["lookup_error"] = exc.kind
         ctx.emit("lookup", f"failed ({exc.kind}): {exc}", error=exc.kind)
         return Goto(node.on_error, "error", f"lookup failed: {exc.kind}")
-    LOOKUPS.labels(ctx.flow.name, ctx.node_id, "ok").inc()
+    BATCH.record("LOOKUPS", (ctx.flow.name, ctx.node_id, "ok"))
     ctx.variables["lookup_error"] = ""
     for name, value in values.items():
         ctx.set_var(name, value)

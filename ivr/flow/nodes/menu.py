@@ -22,7 +22,7 @@ from typing import Any
 from ivr.flow.context import ALL_DIGITS, CallContext, EngineError, Finish, Goto
 from ivr.flow.model import MENU_VERBS, MenuNode, MenuOption, Retry
 from ivr.flow.nodes import register
-from ivr.metrics import MENU_CHOICES
+from ivr.metric_batch import BATCH
 
 NONE, PREFIX, FULL, FULL_OPEN = "none", "prefix", "full", "full_open"
 _WILD = (".", "!")
@@ -140,7 +140,7 @@ async def run(node: MenuNode, ctx: CallContext) -> Goto | Finish:
         if option is None and tokens is not None and pattern_state(tokens, choice) in (FULL, FULL_OPEN):
             assert node.direct_dial is not None
             ctx.set_var("dialed", choice)
-            MENU_CHOICES.labels(ctx.flow.name, ctx.node_id, "direct_dial").inc()
+            BATCH.record("MENU_CHOICES", (ctx.flow.name, ctx.node_id, "direct_dial"))
             ctx.emit("choice", f"direct dial {choice}", choice=choice, option="direct_dial")
             return Goto(node.direct_dial.target, "valid", f"direct dial {choice}")
         if option is None:
@@ -155,7 +155,7 @@ async def run(node: MenuNode, ctx: CallContext) -> Goto | Finish:
                 return _exhausted(ctx, node.invalid, "invalid input", invalid)
             before = list(node.invalid.prompts)
             continue
-        MENU_CHOICES.labels(ctx.flow.name, ctx.node_id, choice).inc()
+        BATCH.record("MENU_CHOICES", (ctx.flow.name, ctx.node_id, choice))
         if isinstance(option, str):
             target = option
         elif isinstance(option, MenuOption):

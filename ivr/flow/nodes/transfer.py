@@ -33,7 +33,7 @@ from ivr.flow.context import CallContext, EngineError, Finish, Goto
 from ivr.flow.model import TransferNode
 from ivr.flow.nodes import register
 from ivr.flow.templates import render
-from ivr.metrics import TRANSFERS
+from ivr.metric_batch import BATCH
 from ivr.telephony import is_extension, is_queue_name
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ def queue_name(node: TransferNode, ctx: CallContext) -> str:
 
 def _refused(node: TransferNode, ctx: CallContext, metric_target: str, exc: TransferRefused) -> Goto | Finish:
     log.warning("call %r: %s", ctx.info.uniqueid, exc)
-    TRANSFERS.labels(ctx.flow.name, metric_target, "refused").inc()
+    BATCH.record("TRANSFERS", (ctx.flow.name, metric_target, "refused"))
     ctx.emit("transfer", str(exc), status="REFUSED")
     names = ("on_unavailable", "on_timeout") if node.queue else ("on_unavailable",)
     step = _branch(node, names, "REFUSED")
@@ -170,7 +170,7 @@ async def run(node: TransferNode, ctx: CallContext) -> Goto | Finish:
         ctx.emit("transfer", f"queue {queue} (timeout {node.timeout:g} s)", queue=queue)
         result = await ctx.channel.queue(queue, node.timeout)
         status = result.status.upper()
-        TRANSFERS.labels(ctx.flow.name, metric_target, status.lower()).inc()
+        BATCH.record("TRANSFERS", (ctx.flow.name, metric_target, status.lower()))
         ctx.emit(
             "transfer",
             f"QUEUESTATUS {status}" + (" (caller hung up)" if result.caller_hung_up else ""),
@@ -185,7 +185,7 @@ async def run(node: TransferNode, ctx: CallContext) -> Goto | Finish:
     ctx.emit("transfer", f"dial {dest} (timeout {node.timeout:g} s)", destination=dest)
     dial = await ctx.channel.dial(dest, node.timeout)
     status = dial.status.upper()
-    TRANSFERS.labels(ctx.flow.name, metric_target, status.lower()).inc()
+    BATCH.record("TRANSFERS", (ctx.flow.name, metric_target, status.lower()))
     ctx.emit(
         "transfer",
         f"DIALSTATUS {status}" + (" (caller hung up)" if dial.caller_hung_up else ""),

@@ -15,7 +15,7 @@ from ivr.flow.context import CallContext, EngineError, Goto
 from ivr.flow.model import VoicemailNode
 from ivr.flow.nodes import register
 from ivr.flow.templates import safe_filename
-from ivr.metrics import STORAGE_FAILURES, VOICEMAILS
+from ivr.metric_batch import BATCH
 
 MIN_SECONDS = 1.0
 FORMAT = "wav"
@@ -55,7 +55,7 @@ async def run(node: VoicemailNode, ctx: CallContext) -> Goto:
                 )
             )
         except StorageError as exc:
-            STORAGE_FAILURES.labels(action="voicemail").inc()
+            BATCH.record("STORAGE_FAILURES", ("voicemail",))
             what = f"voicemail {ctx.ref}: the message {path}.{FORMAT} was recorded but not stored: {exc}"
             if node.on_failure is None:
                 raise EngineError(what) from exc
@@ -63,7 +63,7 @@ async def run(node: VoicemailNode, ctx: CallContext) -> Goto:
             if result.reason == "hangup":
                 raise CallerHangup("the caller hung up to end the message") from exc
             return Goto(node.on_failure, "storage_error", "message not stored")
-        VOICEMAILS.labels(ctx.flow.name).inc()
+        BATCH.record("VOICEMAILS", (ctx.flow.name,))
         ctx.outcome, ctx.end_target = "voicemail", f"voicemail:{mailbox}"
         ctx.variables["voicemail_id"] = str(vm_id)
         ctx.emit("voicemail", f"message {vm_id} stored ({result.seconds:.1f} s)", id=vm_id)

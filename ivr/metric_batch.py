@@ -1,0 +1,119 @@
+"""Prometheus updates recorded in plain Python and folded into `ivr.metrics` in batches.
+
+Rules for this file:
+- Recording is one list append: `record("NODE_VISITS", (flow, node))`. prometheus_client's `labels()` (a lock,
+  label checks, a tuple of str) plus `inc()`/`observe()` (more locks, a Python loop over the buckets) cost
+  ~2-4 us per update, and a call through the flow engine makes ~10 of them (bench/call_cpu.py).
+- Metrics are named by their attribute in `ivr.metrics` and that module is imported on the first fold, so a
+  process that never folds (classic AGI, one process per call, exports nothing) never imports prometheus_client.
+- A batch is folded at most `interval` seconds after its first update (one loop timer for the process), at
+  `max_pending` updates, and at every scrape of `ivr.metrics.REGISTRY` (a collect hook that `ivr.metrics`
+  installs): what /metrics and `REGISTRY.get_sample_value()` show is always exact.
+- Folding: the values of one series are summed into `inc()` for counters and gauges (a gauge's decrement is a
+  negative value), and bucketed once per batch for histograms (`fold_histogram`). Children are looked up with
+  `labels()` once per series and batch, so a series removed with `remove()` is recreated, as `labels()` would.
+- Labels are bounded by the callers (names from the configuration and fixed words, see ivr.metrics).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from bisect import bisect_left
+from types import ModuleType
+from typing import Any
+
+FLUSH_INTERVAL = 1.0
+MAX_PENDING = 4096
+
+
+class MetricBatch:
+    """`record(metric, labels, value)` per update; `flush()` folds everything recorded so far."""
+
+    def __init__(self, interval: float = FLUSH_INTERVAL, max_pending: int = MAX_PENDING, *, source: Any = None) -> None:
+        """`source` holds the metrics as attributes (default: the `ivr.metrics` module, imported on first fold)."""
+        self.interval = interval
+        self.max_pending = max_pending
+        self._source = source
+        self.pending: list[tuple[str, tuple[str, ...], float]] = []
+        self._handle: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def record(self, metric: str, labels: tuple[str, ...], value: float = 1.0) -> None:
+        """Counter/gauge: add `value` (a gauge's dec is -1); histogram: observe `value`."""
+        pending = self.pending
+        pending.append((metric, labels, value))
+        if len(pending) >= self.max_pending:
+            self.flush()
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a synchronous caller): nothing would fire a timer
+            self.flush()
+            return
+        if self._handle is None or self._loop is not loop:  # a handle of a loop that has since closed never fires
+            if self._handle is not None:
+                self._handle.cancel()
+            self._loop = loop
+            self._handle = loop.call_later(self.interval, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._handle = None
+        self.flush()
+
+    def flush(self) -> None:
+        """Fold every recorded update into the Prometheus metrics now."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        pending, self.pending = self.pending, []
+        if not pending:
+            return
+        series: dict[tuple[str, tuple[str, ...]], list[float]] = {}
+        for metric, labels, value in pending:
+            key = (metric, labels)
+            values = series.get(key)
+            if values is None:
+                series[key] = [value]
+            else:
+                values.append(value)
+        source = self._source if self._source is not None else _metrics()
+        for (metric, labels), values in series.items():
+            parent = getattr(source, metric)
+            child = parent.labels(*labels) if labels else parent
+            if getattr(parent, "_type", "") == "histogram":
+                fold_histogram(child, values)
+            else:
+                total = sum(values)
+                if total:
+                    child.inc(total)
+
+
+def fold_histogram(histogram: Any, values: list[float]) -> None:
+    """Add `values` to a histogram child as one `observe()` each would (bucket edges included).
+
+    Adds to the child's `_buckets`/`_sum` (prometheus_client's Histogram fields since 0.4); if they ever
+    disappear, each value goes through the public `observe()` instead: slower, still exact."""
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if bounds is None or buckets is None or total is None or len(buckets) != len(bounds):
+        for value in values:
+            histogram.observe(value)
+        return
+    counts = [0] * len(bounds)
+    for value in values:
+        counts[bisect_left(bounds, value)] += 1  # first bound >= value: observe()'s `value <= bound`
+    for i, n in enumerate(counts):
+        if n:
+            buckets[i].inc(n)
+    total.inc(sum(values))
+
+
+def _metrics() -> ModuleType:
+    from ivr import metrics
+
+    return metrics
+
+
+BATCH = MetricBatch()
+"""The process's batch for the flow engine and its nodes (flushed at every scrape of ivr.metrics.REGISTRY)."""
