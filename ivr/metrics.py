@@ -2,14 +2,16 @@
 
 Rules for this file:
 - Labels are bounded: only the names in `ALLOWED_LABELS` (flow, node, option, outcome, reason, queue, lot, command,
-  result, event, target, state, subscriber, action, version,
-  instance, pbx). Their values come from the configuration or from fixed
-  vocabularies, never from the network (no caller numbers, channel names, uniqueids, member interfaces):
+  result, event, target, state, subscriber, action, version, question, answer, window, instance, pbx). Their values
+  come from the configuration or from fixed vocabularies, never from the network (no caller numbers, channel names,
+  uniqueids, member interfaces):
   * flow/node/option/target/lot come from the loaded flow files; command/action/subscriber from our own code;
   * outcome/reason/result/state use the fixed tuples below (OUTCOMES, EXIT_REASONS, QUEUE_RESULTS, AGENT_STATES ...);
   * event goes through `bounded_event()` (unknown AMI event names become "other");
   * queue names are Asterisk configuration (queues.conf), and `ivr.queue_stats` caps how many it tracks;
   * version is the running flow-set / package version (one series at a time: Info replaces its labels);
+  * question/answer are a survey question id and one of its answer digits (flow files); window is a configured
+    repeat-caller window (settings);
   * instance is the `instance` setting (one per process), pbx an `ami.servers` name (configuration).
   tests/observability asserts that no ivr_* metric carries a label outside ALLOWED_LABELS.
 - Metrics live in `REGISTRY`, not the global default registry, so tests can build a fresh service without clashes
@@ -59,6 +61,9 @@ ALLOWED_LABELS = frozenset(
         "subscriber",
         "action",
         "version",
+        "question",
+        "answer",
+        "window",
         "instance",
         "pbx",
     }
@@ -187,8 +192,40 @@ CALLBACKS = Counter(
 STORAGE_FAILURES = Counter(
     "ivr_storage_failures",
     "Writes/reads the database refused or could not take (lost, down), by what was being done: voicemail, "
-    "callback_request, callback_scheduler, callback_attempt.",
+    "callback_request, callback_scheduler, callback_attempt, survey_answer, repeat_callers.",
     ["action"],
+    registry=REGISTRY,
+)
+
+# Post-call surveys (ivr.flow.nodes.survey). `question` is a question id written in a flow, `answer` one of its
+# digits, `queue` a queue some flow names ("other"/"none" else): all bounded by the configuration.
+SURVEY_ANSWERS = Counter(
+    "ivr_survey_answers",
+    "Survey answers by flow, queue of the call, question id and answer digit.",
+    ["flow", "queue", "question", "answer"],
+    registry=REGISTRY,
+)
+SURVEYS = Counter(
+    "ivr_surveys",
+    "Surveys offered, by result: completed (every question answered), partial, unanswered. Response rate = "
+    "(completed + partial) / all.",
+    ["flow", "queue", "result"],
+    registry=REGISTRY,
+)
+
+# Repeat callers, the first-contact resolution proxy (ivr.repeat_callers): `window` is a configured window label.
+CALLER_CALLS = Counter(
+    "ivr_caller_calls",
+    "Finished inbound calls from a recognisable caller (withheld, anonymous and short numbers left out), by flow "
+    "and queue of the call.",
+    ["flow", "queue"],
+    registry=REGISTRY,
+)
+REPEAT_CALLS = Counter(
+    "ivr_repeat_calls",
+    "Calls followed by another call from the same caller within the window, by flow and queue of the first "
+    "call; counted when the repeat arrives.",
+    ["flow", "queue", "window"],
     registry=REGISTRY,
 )
 

@@ -16,7 +16,7 @@ import os
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from aiohttp import web
@@ -30,6 +30,7 @@ from ivr.api.auth import check_bind
 from ivr.api.deps import Check
 from ivr.api.server import ApiRunner
 from ivr.calls.callbacks import CallbackPolicy
+from ivr.calls.callbacks import queue_label as callback_queue_label
 from ivr.calls.settings import CallControlSettings
 from ivr.calls.wiring import CallControl
 from ivr.flow.loader import FlowSet
@@ -40,6 +41,7 @@ from ivr.flow.routing import service_router
 from ivr.instance import tag_logs
 from ivr.preflight import StartError, check_directories, port_refusal
 from ivr.queue_stats import QueueStats, QueueStatsFeed, ServiceLevelPolicy
+from ivr.repeat_callers import RepeatCallers
 from ivr.settings import AMIServerSettings, Settings, load_settings
 from ivr.storage import StorageError, open_storage
 from ivr.yamlsource import ConfigError
@@ -104,6 +106,53 @@ class AMIDisabled:
         return None
 
 
+def build_repeat_callers(
+    settings: Settings,
+    storage: Any,
+    repository: FlowRepository,
+    known_queues: frozenset[str],
+    clock: Callable[[], datetime] | None = None,
+) -> RepeatCallers | None:
+    """Repeat-caller counting (first-contact resolution proxy), when enabled and a hash key is configured."""
+    rc = settings.repeat_callers
+    key = rc.key.get_secret_value() if rc.key else ""
+    if not rc.enabled or not key:
+        if rc.enabled:
+            log.info("repeat callers not counted: no caller hash key (IVR_CALLER_HASH_KEY or repeat_callers.key_file)")
+        return None
+
+    def queue_label(queue: str) -> str:
+        return "none" if not queue else callback_queue_label(queue, known_queues, repository)
+
+    def flow_label(flow: str) -> str:
+        return flow if flow in repository.current else "other"
+
+    return RepeatCallers(
+        storage,
+        key.encode("utf-8"),
+        dict(rc.windows),
+        rc.retention,
+        queue_label=queue_label,
+        flow_label=flow_label,
+        min_digits=rc.min_digits,
+        clock=clock or (lambda: datetime.now(UTC)),
+    )
+
+
+def _reports(*sinks: Any) -> Callable[[Any], None]:
+    """One FastAGI `on_report` sink feeding several (those that are None are skipped)."""
+    targets = [getattr(sink, "on_report", sink) for sink in sinks if sink is not None]
+
+    def on_report(report: Any) -> None:
+        for target in targets:
+            try:
+                target(report)
+            except Exception:  # one sink failing must not keep the report from the others
+                log.exception("call report sink %r failed", target)
+
+    return on_report
+
+
 def fastagi_listening(server: FastAGIServer) -> bool:
     return server._server is not None and server._server.is_serving()
 
@@ -145,6 +194,7 @@ class Service:
     queue_feeds: list[QueueStatsFeed]
     app: web.Application
     lookup_client: HttpLookupClient
+    repeat_callers: RepeatCallers | None = None
     _runner: web.AppRunner | None = None
     _site_port: int | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
@@ -167,6 +217,7 @@ class Service:
         for server in servers:
             amis[server.name] = _ami_client(server) if settings.ami.enabled else AMIDisabled()
         control = CallControlSettings.from_settings(settings)
+        repeat_callers = build_repeat_callers(settings, storage, repository, control.known_queues, clock)
         calls = CallControl.build_many(
             amis,
             storage,
@@ -184,8 +235,8 @@ class Service:
             repository=repository,
             clock=clock,
             on_node=calls.registry.note_flow,  # live calls show their flow and node
-            on_report=calls.on_flow_report,
-        )  # a callback completes or retries by its outcome
+            on_report=_reports(calls.on_flow_report, repeat_callers),
+        )  # a callback completes or retries by its outcome; repeat callers are counted
         fa = settings.fastagi
         fastagi = FastAGIServer(
             router,
@@ -228,6 +279,7 @@ class Service:
             queue_feeds=queue_feeds,
             app=app,
             lookup_client=lookup_client,
+            repeat_callers=repeat_callers,
         )
 
     @property
@@ -303,6 +355,8 @@ class Service:
         if self._runner is not None:
             await self._runner.cleanup()
         await self.lookup_client.close()
+        if self.repeat_callers is not None:
+            await self.repeat_callers.drain()  # the last calls' records, before the database closes
         await self.storage.close()
 
     def describe(self) -> list[str]:

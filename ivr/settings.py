@@ -282,6 +282,46 @@ class CallbackSettings(_Section):
         return pattern
 
 
+class RepeatCallerSettings(_Section):
+    """First-contact resolution (proxy): calls followed by another call from the same caller within a window.
+    Callers are recognised by an HMAC-SHA256 of the caller ID under a secret key; without a key this is off."""
+
+    enabled: bool = Field(True, description="Count repeat callers when a hash key is configured.")
+    key_env: str | None = Field(
+        "IVR_CALLER_HASH_KEY", description="Environment variable holding the caller hash key (at least 16 bytes)."
+    )
+    key_file: str | None = Field(None, description="File holding the key (first line); wins over key_env.")
+    key: SecretStr | None = Field(None, exclude=True, description="Resolved at load time; never in the file.")
+    windows: dict[str, Duration] = Field(
+        default_factory=lambda: {"24h": 86400.0, "7d": 604800.0},
+        description="Window label (the metric's `window`) -> duration, e.g. {24h: 24h, 7d: 168h}.",
+    )
+    retention: Duration = Field(
+        8 * 86400.0, description="How long caller hashes are kept (at least the longest window); older are purged."
+    )
+    min_digits: int = Field(
+        6, ge=1, le=32, description="Shorter caller IDs (internal extensions) are left out, like withheld ones."
+    )
+
+    @field_validator("windows")
+    @classmethod
+    def _check_windows(cls, windows: dict[str, float]) -> dict[str, float]:
+        if len(windows) > 5:
+            raise ValueError("at most 5 windows (each is a metric series per flow and queue)")
+        for label, seconds in windows.items():
+            if not re.fullmatch(r"[0-9A-Za-z_]{1,16}", label):
+                raise ValueError(f"window label {label!r}: use letters, digits and _ (at most 16), like 24h or 7d")
+            if seconds <= 0:
+                raise ValueError(f"window {label!r} must be longer than 0")
+        return windows
+
+    @model_validator(mode="after")
+    def _retention_covers_windows(self) -> RepeatCallerSettings:
+        if self.windows and self.retention < max(self.windows.values()):
+            raise ValueError("retention must be at least the longest window")
+        return self
+
+
 class CallSettings(_Section):
     """Call control (the HTTP API and callbacks): where calls are sent in the dialplan, parking, hold, spying,
     recordings. Defaults match dialplans/extensions_ivr.conf and a stock res_parking.conf."""
@@ -414,6 +454,7 @@ class Settings(_Section):
     lookups: LookupSettings = Field(default_factory=LookupSettings)
     reload: ReloadSettings = Field(default_factory=ReloadSettings)
     callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
+    repeat_callers: RepeatCallerSettings = Field(default_factory=RepeatCallerSettings)
     calls: CallSettings = Field(default_factory=CallSettings)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # Where the settings came from (filled by load_settings; not settable in the file).
@@ -484,11 +525,17 @@ ENV_OVERRIDES: tuple[EnvOverride, ...] = (
     EnvOverride("IVR_RECORDINGS_DIR", ("recordings_dir",), "recordings directory"),
     EnvOverride("IVR_STORAGE_URL", ("storage", "url"), "storage URL"),
     EnvOverride("IVR_STORAGE_PASSWORD_FILE", ("storage", "password_file"), "file holding the PostgreSQL password"),
+    EnvOverride("IVR_CALLER_HASH_KEY_FILE", ("repeat_callers", "key_file"), "file holding the caller hash key"),
     EnvOverride("IVR_DIAL_TEMPLATE", ("dial_template",), "dial string template"),
     EnvOverride("IVR_LOG_LEVEL", ("log_level",), "debug, info, warning or error"),
 )
 # Read directly as secrets (the names can be changed with ami.secret_env / http.token_env).
-SECRET_ENV = {"ami": "IVR_AMI_SECRET", "http": "IVR_API_TOKEN", "storage": "IVR_STORAGE_PASSWORD"}
+SECRET_ENV = {
+    "ami": "IVR_AMI_SECRET",
+    "http": "IVR_API_TOKEN",
+    "storage": "IVR_STORAGE_PASSWORD",
+    "repeat_callers": "IVR_CALLER_HASH_KEY",
+}
 CONFIG_ENV = "IVR_CONFIG"  # settings file path when none is given on the command line
 ENV_FILE = "environment"  # the `file` of problems caused by an environment variable
 
@@ -540,9 +587,11 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
                     "put it in an environment variable or a file and name that with secret_env or secret_file",
                 )
             )
-    for section in ("ami", "http", "storage"):
-        if isinstance(data.get(section), dict) and any(k in data[section] for k in ("secret", "token", "password")):
-            key = next(k for k in ("secret", "token", "password") if k in data[section])
+    for section in ("ami", "http", "storage", "repeat_callers"):
+        if isinstance(data.get(section), dict) and any(
+            k in data[section] for k in ("secret", "token", "password", "key")
+        ):
+            key = next(k for k in ("secret", "token", "password", "key") if k in data[section])
             problems.append(
                 positions.problem(
                     (section, key),
@@ -608,6 +657,28 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
         positions,
         ("storage", "password_file"),
     )
+    settings.repeat_callers.key = _read_secret(
+        settings.repeat_callers.key_file,
+        settings.repeat_callers.key_env,
+        SECRET_ENV["repeat_callers"],
+        env,
+        root,
+        positions,
+        ("repeat_callers", "key_file"),
+    )
+    hash_key = settings.repeat_callers.key
+    if hash_key is not None and 0 < len(hash_key.get_secret_value()) < 16:
+        raise ConfigError(
+            [
+                Problem(
+                    ENV_FILE,
+                    0,
+                    0,
+                    "the caller hash key (repeat_callers) is shorter than 16 characters",
+                    "use a long random value, e.g. `openssl rand -hex 32`",
+                )
+            ]
+        )
     return settings
 
 
@@ -685,7 +756,7 @@ def _url_has_password(url: str) -> bool:
 
 def _without_secrets(data: dict[str, Any]) -> dict[str, Any]:
     out = dict(data)
-    for section, key in (("ami", "secret"), ("http", "token"), ("storage", "password")):
+    for section, key in (("ami", "secret"), ("http", "token"), ("storage", "password"), ("repeat_callers", "key")):
         if isinstance(out.get(section), dict):
             out[section] = {k: v for k, v in out[section].items() if k != key}
     servers = out["ami"].get("servers") if isinstance(out.get("ami"), dict) else None

@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from ivr.api import schemas
-from ivr.storage import CallbackAttempt, CallbackRequest, Recording, Voicemail
+from ivr.storage import CallbackAttempt, CallbackRequest, Recording, SurveyAnswer, Voicemail
 
 PUBLIC = {"/healthz", "/readyz", "/metrics", "/console", "/console/{asset}"}
 REF = "#/components/schemas/{model}"
@@ -93,6 +93,7 @@ class Op:
     response: dict[str, Any] | None = None  # JSON Schema of the success body (application/json)
     media: tuple[str, ...] = ()  # non-JSON success media types (the body is then not described)
     ok_also_on: tuple[int, ...] = ()  # statuses answered with the success schema too (readyz: 503)
+    also_media: tuple[str, ...] = ()  # other media types of the same data besides the JSON `response` (CSV)
 
 
 _ACT = (404, 409, 422, 503)  # an action on a live call: unknown call, wrong state / refused, bad input, no AMI
@@ -230,6 +231,14 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         errors=(404, 409, *_STORED),
         response=_ref("CallbackRequest"),
     ),
+    ("GET", "/surveys"): Op(
+        "Post-call survey answers, oldest first; CSV with Accept: text/csv or ?format=csv",
+        "surveys",
+        errors=(422, *_STORED),
+        query=schemas.SurveysQuery,
+        response=_list_of("answers", _ref("SurveyAnswer")),
+        also_media=("text/csv",),
+    ),
     ("GET", "/voicemail"): Op(
         "Voicemail messages",
         "voicemail",
@@ -275,7 +284,7 @@ _STATUS_TEXT = {
 }
 
 # Stored rows as the handlers serialise them (dataclasses.asdict, datetimes in ISO-8601).
-_STORED_ROWS = (Recording, CallbackRequest, CallbackAttempt, Voicemail)
+_STORED_ROWS = (Recording, CallbackRequest, CallbackAttempt, Voicemail, SurveyAnswer)
 
 
 def _error_schema() -> dict[str, Any]:
@@ -339,7 +348,7 @@ def document() -> dict[str, Any]:
         if op.media:
             ok["content"] = {media: {} for media in op.media}
         elif op.response is not None:
-            ok["content"] = _content(op.response)
+            ok["content"] = _content(op.response) | {media: {"schema": _TEXT} for media in op.also_media}
         entry: dict[str, Any] = {
             "summary": op.summary,
             "tags": [op.tag],
@@ -377,7 +386,8 @@ def document() -> dict[str, Any]:
         "info": {
             "title": "ivr call control API",
             "version": "1",
-            "description": "Live calls, parking, recordings, queues, callbacks and flows of the ivr service. "
+            "description": "Live calls, parking, recordings, queues, callbacks, survey answers and flows of the ivr "
+            "service. "
             "Bodies are JSON (Content-Type: application/json); errors are {error, detail}.",
         },
         "components": {"schemas": components, "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},

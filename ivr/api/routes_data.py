@@ -1,4 +1,5 @@
-"""Stored data: the recordings index (and file downloads), callback requests with their attempts, voicemail.
+"""Stored data: the recordings index (and file downloads), callback requests with their attempts, voicemail, and
+post-call survey answers (JSON or a CSV export).
 
 Rules for this file:
 - A download serves only the file named by the index row, and only if it resolves inside the configured
@@ -9,7 +10,9 @@ Rules for this file:
 
 from __future__ import annotations
 
-from dataclasses import asdict
+import csv
+import io
+from dataclasses import asdict, fields
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -19,11 +22,11 @@ from aiohttp import web
 from ivr import metrics
 from ivr.api.deps import deps, parse_body, parse_query, path_id
 from ivr.api.errors import JSONError
-from ivr.api.schemas import CallbackBody, CallbacksQuery, RecordingsQuery, VoicemailQuery
+from ivr.api.schemas import CallbackBody, CallbacksQuery, RecordingsQuery, SurveysQuery, VoicemailQuery
 from ivr.calls import validate
 from ivr.calls.callbacks import queue_label
 from ivr.flow.templates import safe_filename
-from ivr.storage import CallbackRequest, Recording
+from ivr.storage import CallbackRequest, Recording, SurveyAnswer
 
 
 def _jsonable(obj: Any) -> Any:
@@ -182,6 +185,50 @@ async def list_voicemail(request: web.Request) -> web.Response:
     return web.json_response({"voicemail": [_jsonable(asdict(v)) for v in rows], "count": len(rows)})
 
 
+# --- survey answers --------------------------------------------------------------------------------------------
+
+SURVEY_COLUMNS = [f.name for f in fields(SurveyAnswer)]
+
+
+def wants_csv(request: web.Request, fmt: str | None) -> bool:
+    """?format= wins; else an Accept header that names text/csv (and not JSON first)."""
+    if fmt is not None:
+        return fmt == "csv"
+    accept = request.headers.get("Accept", "").lower()
+    return "text/csv" in accept and "application/json" not in accept.split("text/csv")[0]
+
+
+def _csv_cell(value: Any) -> Any:
+    text = value.isoformat() if isinstance(value, datetime) else value
+    # A spreadsheet runs a cell that starts with = + - @ as a formula: stored text (agent, queue) never does.
+    if isinstance(text, str) and text[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + text
+    return text
+
+
+def surveys_csv(rows: list[SurveyAnswer]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180
+    writer.writerow(SURVEY_COLUMNS)
+    for row in rows:
+        writer.writerow([_csv_cell(getattr(row, name)) for name in SURVEY_COLUMNS])
+    return out.getvalue()
+
+
+async def list_surveys(request: web.Request) -> web.Response:
+    q = parse_query(request, SurveysQuery)
+    rows = await deps(request).storage.list_survey_answers(
+        since=q.since, until=q.until, flow=q.flow, queue=q.queue, question=q.question, limit=q.limit, offset=q.offset
+    )
+    if wants_csv(request, q.format):
+        return web.Response(
+            text=surveys_csv(rows),
+            content_type="text/csv",
+            headers={"Content-Disposition": 'attachment; filename="surveys.csv"'},
+        )
+    return web.json_response({"answers": [_jsonable(asdict(r)) for r in rows], "count": len(rows)})
+
+
 ROUTES = [
     ("GET", "/recordings", list_recordings),
     ("GET", "/recordings/{recording_id}", get_recording),
@@ -191,4 +238,5 @@ ROUTES = [
     ("GET", "/callbacks/{callback_id}", get_callback),
     ("DELETE", "/callbacks/{callback_id}", cancel_callback),
     ("GET", "/voicemail", list_voicemail),
+    ("GET", "/surveys", list_surveys),
 ]

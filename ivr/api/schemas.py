@@ -332,6 +332,19 @@ class CallbacksQuery(Query):
     limit: QueryInt = Field(100, ge=1, le=1000)
 
 
+class SurveysQuery(Query):
+    since: UtcDateTime | None = Field(None, description="Answers given at or after (RFC 3339, with an offset).")
+    until: UtcDateTime | None = Field(None, description="Answers given before (RFC 3339, with an offset).")
+    flow: str | None = None
+    queue: str | None = None
+    question: str | None = Field(None, description="A question id of a survey node.")
+    format: Literal["json", "csv"] | None = Field(
+        None, description="csv: a CSV export (as with Accept: text/csv); default JSON."
+    )
+    limit: QueryInt = Field(1000, ge=1, le=100_000)
+    offset: QueryInt = Field(0, ge=0, le=10_000_000)
+
+
 class VoicemailQuery(Query):
     mailbox: str | None = None
     limit: QueryInt = Field(100, ge=1, le=1000)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
 # Durations are shared with the service settings; they live in ivr.units and are re-exported here.
 from ivr.units import Duration as Duration
@@ -788,6 +788,107 @@ class CallbackNode(NodeBase):
         ]
 
 
+def _answer_range(value: Any) -> Any:
+    # `answers: 1-5` is shorthand for ["1", "2", "3", "4", "5"].
+    if isinstance(value, str) and re.fullmatch(r"[0-9]-[0-9]", value):
+        first, last = int(value[0]), int(value[2])
+        return [str(d) for d in range(first, last + 1)]
+    return value
+
+
+class SurveyQuestion(Strict):
+    """One survey question: prompts, the digits that answer it, how long to wait and how often to ask again."""
+
+    id: str = Field(
+        pattern=r"^[A-Za-z][A-Za-z0-9_]{0,39}$",
+        description="Stable name of the question (stored with each answer, a metric label, a /surveys filter).",
+    )
+    prompts: list[str] = Field(min_length=1, description="The question, e.g. 'how satisfied were you, 1 to 5'.")
+    answers: Annotated[
+        list[Annotated[str, Field(pattern=r"^[0-9]$")]],
+        BeforeValidator(_answer_range),
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {
+                        "type": "array",
+                        "items": {
+                            "anyOf": [
+                                {"type": "string", "pattern": "^[0-9]$"},
+                                {"type": "integer", "minimum": 0, "maximum": 9},
+                            ]
+                        },
+                        "minItems": 2,
+                        "maxItems": 10,
+                    },
+                    {"type": "string", "pattern": "^[0-9]-[0-9]$"},
+                ],
+                "description": "Allowed answers, one digit each: a range like 1-5, or a list such as ['1', '2'] "
+                "(1 yes, 2 no).",
+            }
+        ),
+    ] = Field(
+        min_length=2,
+        max_length=10,
+        description="Allowed answers, one digit each: a range like 1-5, or a list such as ['1', '2'] (1 yes, 2 no).",
+    )
+    timeout: Duration = Field(6.0, description="How long to wait for the answer after the prompts.")
+    retries: int = Field(
+        1, ge=0, le=5, description="How many more times the question is asked after no or a wrong answer."
+    )
+    invalid_prompts: list[str] = Field(default_factory=list, description="Played before the question is asked again.")
+
+    @field_validator("answers")
+    @classmethod
+    def _unique(cls, answers: list[str]) -> list[str]:
+        if len(set(answers)) != len(answers):
+            raise ValueError("answers repeat a digit")
+        return answers
+
+
+class SurveyNode(NodeBase):
+    """Ask the caller a few questions answered by one digit each (e.g. after the agent hung up) and store the
+    answers with the call id, flow, queue and agent."""
+
+    type: Literal["survey"]
+    intro: list[str] = Field(default_factory=list, description="Played first, e.g. 'please answer two questions'.")
+    questions: list[SurveyQuestion] = Field(min_length=1, max_length=10)
+    thanks: list[str] = Field(default_factory=list, description="Played after the last question.")
+    queue: str | None = Field(
+        None, description="Template for the queue stored with the answers; default: the queue the call was just in."
+    )
+    agent: str | None = Field(
+        None,
+        description="Template for the agent stored with the answers; default: the agent who just talked to the "
+        "caller (Asterisk's MEMBERINTERFACE after a queue, DIALEDPEERNAME after a dial).",
+    )
+    next: NodeRef | None = Field(None, description="After the survey; default: hang up.")
+
+    @field_validator("questions")
+    @classmethod
+    def _unique_ids(cls, questions: list[SurveyQuestion]) -> list[SurveyQuestion]:
+        ids = [q.id for q in questions]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"question ids repeat: {', '.join(sorted({i for i in ids if ids.count(i) > 1}))}")
+        return questions
+
+    def exits(self, flow_language: str) -> list[Exit]:
+        return _exit(("next",), self.next, "next", "next", "after the survey")
+
+    def prompt_lists(self) -> list[tuple[FieldPath, list[str]]]:
+        out: list[tuple[FieldPath, list[str]]] = [(("intro",), self.intro)]
+        for index, question in enumerate(self.questions):
+            out.append((("questions", index, "prompts"), question.prompts))
+            out.append((("questions", index, "invalid_prompts"), question.invalid_prompts))
+        return out + [(("thanks",), self.thanks)]
+
+    def templates(self) -> list[tuple[FieldPath, str]]:
+        return [((field,), text) for field in ("queue", "agent") if (text := getattr(self, field))]
+
+    def may_end_call(self) -> bool:
+        return self.next is None
+
+
 class GotoNode(NodeBase):
     """Continue at another node (of this flow or, with flow:node, another flow)."""
 
@@ -828,6 +929,7 @@ Node = Annotated[
     | RecordNode
     | VoicemailNode
     | CallbackNode
+    | SurveyNode
     | GotoNode
     | HangupNode,
     Field(discriminator="type"),
@@ -851,6 +953,7 @@ NODE_KINDS: tuple[str, ...] = (
     "record",
     "voicemail",
     "callback",
+    "survey",
     "goto",
     "hangup",
 )

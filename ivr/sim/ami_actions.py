@@ -278,6 +278,9 @@ async def blind_transfer(s: AMISession, msg: Message) -> None:
         return
     ch, context, exten = target
     peer = ch.bridge_peer
+    if peer is not None:  # Asterisk names each side's partner in BLINDTRANSFER (ami-16), before the transfer
+        peer.set_var("BLINDTRANSFER", ch.name)
+        ch.set_var("BLINDTRANSFER", peer.name)
     if not s.sim.transfer(ch, context, exten):
         s.respond(msg, "Error", [("Message", "Transfer invalid")])
         s.sim.pbx.bus.emit(

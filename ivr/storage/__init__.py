@@ -1,4 +1,5 @@
-"""Durable data: voicemail messages, callback requests (+ their attempts and leases) and the recordings index.
+"""Durable data: voicemail messages, callback requests (+ their attempts and leases), the recordings index and
+post-call survey answers.
 
 Rules for this package:
 - One small interface (`Storage`, in `models`), written once over a transaction interface (`sql`), with two
@@ -27,6 +28,7 @@ from ivr.storage.models import (
     Storage,
     StorageError,
     StorageUnavailable,
+    SurveyAnswer,
     Voicemail,
     utcnow,
 )
@@ -93,6 +95,7 @@ __all__ = [
     "Storage",
     "StorageError",
     "StorageUnavailable",
+    "SurveyAnswer",
     "Voicemail",
     "is_postgres_url",
     "open_storage",

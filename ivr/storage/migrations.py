@@ -61,6 +61,20 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "ALTER TABLE callback ADD COLUMN flow_verdict VARCHAR(16)",
         "CREATE INDEX callback_queue_state ON callback (queue, state)",
     ),
+    (  # 3 -> 4: post-call survey answers, one row per answer
+        """CREATE TABLE survey_answer (
+            id {id}, call_id VARCHAR(80) NOT NULL, flow VARCHAR(80) NOT NULL, survey VARCHAR(80) NOT NULL,
+            question VARCHAR(40) NOT NULL, answer VARCHAR(4) NOT NULL, queue VARCHAR(80) NOT NULL,
+            agent VARCHAR(80) NOT NULL, answered_at {ts} NOT NULL)""",
+        "CREATE INDEX survey_answer_time ON survey_answer (answered_at)",
+    ),
+    (  # 4 -> 5: repeat callers (first-contact resolution): a keyed hash of the caller ID, never the number
+        """CREATE TABLE caller_contact (
+            id {id}, caller_hash VARCHAR(64) NOT NULL, call_id VARCHAR(80) NOT NULL, flow VARCHAR(80) NOT NULL,
+            queue VARCHAR(80) NOT NULL, at {ts} NOT NULL, next_call_at {ts})""",
+        "CREATE INDEX caller_contact_caller ON caller_contact (caller_hash, at)",
+        "CREATE INDEX caller_contact_at ON caller_contact (at)",
+    ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -93,6 +93,22 @@ class Recording:
     id: int | None = None
 
 
+@dataclass
+class SurveyAnswer:
+    """One answer of a post-call survey: which call, flow, survey node and question, the digit, and who served
+    the caller (queue and agent, "" when unknown)."""
+
+    call_id: str
+    flow: str
+    survey: str
+    question: str
+    answer: str
+    queue: str = ""
+    agent: str = ""
+    answered_at: datetime = field(default_factory=utcnow)
+    id: int | None = None
+
+
 @runtime_checkable
 class Storage(Protocol):
     async def open(self) -> None: ...
@@ -150,5 +166,23 @@ class Storage(Protocol):
         limit: int = 100,
         offset: int = 0,
     ) -> list[Recording]: ...
+
+    async def add_survey_answer(self, answer: SurveyAnswer) -> int: ...
+    async def list_survey_answers(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        flow: str | None = None,
+        queue: str | None = None,
+        question: str | None = None,
+        limit: int = 1000,
+        offset: int = 0,
+    ) -> list[SurveyAnswer]: ...
+
+    async def record_contact(
+        self, caller_hash: str, call_id: str, flow: str, queue: str, at: datetime, *, lookback: datetime
+    ) -> list[tuple[str, str, datetime]]: ...
+    async def purge_contacts(self, before: datetime) -> int: ...
 
     async def close(self) -> None: ...

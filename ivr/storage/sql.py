@@ -29,6 +29,7 @@ from ivr.storage.models import (
     CallbackRequest,
     NotFound,
     Recording,
+    SurveyAnswer,
     Voicemail,
 )
 
@@ -547,3 +548,91 @@ class SQLStorage:
         async with self.db.transaction(single=True) as tx:
             rows = await tx.fetch(sql, *args, int(limit), int(offset))
         return [_recording(r) for r in rows]
+
+    # --- survey answers ---
+
+    async def add_survey_answer(self, answer: SurveyAnswer) -> int:
+        async with self.db.transaction(single=True) as tx:
+            row = await tx.fetchone(
+                "INSERT INTO survey_answer (call_id, flow, survey, question, answer, queue, agent, answered_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                answer.call_id,
+                answer.flow,
+                answer.survey,
+                answer.question,
+                answer.answer,
+                answer.queue,
+                answer.agent,
+                aware(answer.answered_at),
+            )
+        assert row is not None
+        return int(row["id"])
+
+    async def list_survey_answers(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        flow: str | None = None,
+        queue: str | None = None,
+        question: str | None = None,
+        limit: int = 1000,
+        offset: int = 0,
+    ) -> list[SurveyAnswer]:
+        """Answers oldest first (an export reads like a log), `since` <= answered_at < `until`."""
+        where, args = _where(("flow", flow), ("queue", queue), ("question", question))
+        if since is not None:
+            where += (" AND" if where else " WHERE") + " answered_at >= ?"
+            args.append(aware(since))
+        if until is not None:
+            where += (" AND" if where else " WHERE") + " answered_at < ?"
+            args.append(aware(until))
+        sql = f"SELECT * FROM survey_answer{where} ORDER BY answered_at, id LIMIT ? OFFSET ?"
+        async with self.db.transaction(single=True) as tx:
+            rows = await tx.fetch(sql, *args, int(limit), int(offset))
+        return [
+            SurveyAnswer(
+                call_id=r["call_id"],
+                flow=r["flow"],
+                survey=r["survey"],
+                question=r["question"],
+                answer=r["answer"],
+                queue=r["queue"],
+                agent=r["agent"],
+                answered_at=_dt(r["answered_at"]),
+                id=r["id"],
+            )
+            for r in rows
+        ]
+
+    # --- repeat callers (first-contact resolution) ---
+
+    async def record_contact(
+        self, caller_hash: str, call_id: str, flow: str, queue: str, at: datetime, *, lookback: datetime
+    ) -> list[tuple[str, str, datetime]]:
+        """Store one call of a caller (by keyed hash) and mark the caller's previous call since `lookback` as
+        followed by this one. Returns (flow, queue, time) of the call(s) this one repeats (at most one: each
+        call is marked by the next)."""
+        async with self.db.transaction(lock=f"caller:{caller_hash}") as tx:
+            rows = await tx.fetch(
+                "UPDATE caller_contact SET next_call_at = ? WHERE caller_hash = ? AND next_call_at IS NULL "
+                "AND at >= ? AND at <= ? RETURNING flow, queue, at",
+                aware(at),
+                caller_hash,
+                aware(lookback),
+                aware(at),
+            )
+            await tx.execute(
+                "INSERT INTO caller_contact (caller_hash, call_id, flow, queue, at) VALUES (?, ?, ?, ?, ?)",
+                caller_hash,
+                call_id,
+                flow,
+                queue,
+                aware(at),
+            )
+        return [(r["flow"], r["queue"], _dt(r["at"])) for r in rows]
+
+    async def purge_contacts(self, before: datetime) -> int:
+        """Delete caller contacts older than `before` (the retention period)."""
+        async with self.db.transaction(single=True) as tx:
+            return await tx.execute("DELETE FROM caller_contact WHERE at < ?", aware(before))

@@ -20,7 +20,7 @@ FLOWS = ROOT / "config" / "flows"
 def test_sample_config_passes_check_without_errors_or_warnings() -> None:
     result = check(str(ROOT / "config" / "ivr.yaml"))
     assert [p.format() for p in result["problems"]] == []
-    assert result["flows"] == ["callback", "main"]
+    assert result["flows"] == ["callback", "main", "survey"]
 
 
 def test_sample_settings() -> None:
@@ -90,7 +90,7 @@ def test_sample_flows_are_valid_for_editors_using_the_schema() -> None:
     from .minischema import errors
 
     schema = json.loads((ROOT / "docs" / "flow.schema.json").read_text(encoding="utf-8"))
-    for name in ("main", "callback"):
+    for name in ("main", "callback", "survey"):
         data = _as_json(load_yaml(FLOWS / f"{name}.yaml").data)
         assert errors(schema, data) == [], name
     # and the schema does reject mistakes

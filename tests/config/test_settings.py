@@ -76,6 +76,7 @@ def test_every_documented_environment_override(tmp_path: Path) -> None:
         "IVR_AMI_SECRET_FILE",
         "IVR_API_TOKEN_FILE",
         "IVR_STORAGE_PASSWORD_FILE",
+        "IVR_CALLER_HASH_KEY_FILE",
     }
     settings = load_settings(path, env=values)
     assert (settings.ami.host, settings.ami.port, settings.ami.username, settings.ami.enabled) == (
@@ -178,3 +179,30 @@ def test_secrets_never_in_repr_dump_or_logs(tmp_path: Path, caplog: pytest.LogCa
     ):
         assert SECRET not in text
     assert "**********" in repr(settings.ami)
+
+
+def test_caller_hash_key_from_a_file_or_the_environment_never_from_yaml(tmp_path: Path) -> None:
+    key = "k" * 32
+    key_file = tmp_path / "caller.key"
+    key_file.write_text(f"{key}\n")
+    text = f"repeat_callers:\n  key_file: {key_file}\n  windows: {{1d: 24h, 30d: 720h}}\n  retention: 721h\n"
+    settings = load_settings(write_settings(tmp_path, text), env={"IVR_CALLER_HASH_KEY": "ignored: the file wins"})
+    rc = settings.repeat_callers
+    assert rc.key is not None and rc.key.get_secret_value() == key
+    assert rc.windows == {"1d": 86400.0, "30d": 2592000.0} and key not in repr(settings)
+    from_env = load_settings(write_settings(tmp_path, "{}\n"), env={"IVR_CALLER_HASH_KEY": key})
+    assert from_env.repeat_callers.key is not None and from_env.repeat_callers.windows == {
+        "24h": 86400.0,
+        "7d": 604800.0,
+    }
+    assert load_settings(write_settings(tmp_path, "{}\n"), env={}).repeat_callers.key is None  # off without a key
+    for bad, words in (
+        (f"repeat_callers:\n  key: {key}\n", "repeat_callers.key must not be written in the file"),
+        ("repeat_callers:\n  windows: {7d: 168h}\n  retention: 24h\n", "retention must be at least"),
+        ("repeat_callers:\n  windows: {'a b': 1h}\n", "window label"),
+    ):
+        with pytest.raises(ConfigError) as info:
+            load_settings(write_settings(tmp_path, bad), env={})
+        assert words in str(info.value) and key not in str(info.value), bad
+    with pytest.raises(ConfigError, match="shorter than 16"):
+        load_settings(write_settings(tmp_path, "{}\n"), env={"IVR_CALLER_HASH_KEY": "short"})

@@ -59,6 +59,7 @@ async def running(request, tmp_path: Path):
         "IVR_AMI_SECRET": "s3cret",
         "IVR_STORAGE_URL": f"sqlite:///{tmp_path / 'ivr.db'}",
         "IVR_RECORDINGS_DIR": str(tmp_path / "rec"),
+        "IVR_CALLER_HASH_KEY": "test-caller-hash-key-0123456789",
     }
     settings = load_settings(ROOT / "config" / "ivr.yaml", env=env)
     settings.reload.watch = False
@@ -116,6 +117,18 @@ async def test_a_call_through_the_whole_service(running) -> None:
     assert delta('ivr_call_outcomes_total{flow="main",outcome="transferred"}') == 1
     assert delta('ivr_transfers_total{flow="main",result="answered",target="sales"}') == 1
     assert not any("+37060000001" in name for name in after)  # caller numbers never become labels
+
+    # The same caller again: a repeat within 24 h of a call that ended in queue sales (first-contact resolution)
+    again = await sim.place_call(CallSpec(flow="main", caller_id="+37060000001", script=TO_SALES))
+    await again.finished(timeout=20)
+    assert service.repeat_callers is not None
+    await service.repeat_callers.drain()
+    later = await scrape(service)
+    calls = 'ivr_caller_calls_total{flow="main",queue="sales"}'
+    assert later.get(calls, 0.0) - before.get(calls, 0.0) == 2
+    for window in ("24h", "7d"):
+        repeats = f'ivr_repeat_calls_total{{flow="main",queue="sales",window="{window}"}}'
+        assert later.get(repeats, 0.0) - before.get(repeats, 0.0) == 1
 
     status, flows = await get(service, "/flows")
     assert status == 200 and {f["name"] for f in flows["flows"]} >= {"main", "callback"}

@@ -6,11 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from ivr import metrics
 from ivr.agi.fastagi import FastAGIServer
 from ivr.flow.engine import FlowEngine
 from ivr.flow.loader import load_flows
 from ivr.flow.lookup import FixtureLookupClient
 from ivr.flow.routing import fixed_flow_router
+from ivr.metric_batch import BATCH
 from ivr.sim import (
     AgentSpec,
     CallSpec,
@@ -54,7 +56,7 @@ async def stack(storage, tmp_path):
         server = FastAGIServer(fixed_flow_router(engine, on_report=reports.append, on_node=on_node), "127.0.0.1", 0)
         await server.start()
         queues = {
-            name: QueueSpec(name, members=["Local/answer2s@agents"])
+            name: QueueSpec(name, members=["Local/answer2s@agents"], setinterfacevar=True)
             for name in ("sales", "support", "billing", "complaints", "technical")
         }
         config = SimConfig(
@@ -103,6 +105,7 @@ async def test_menu_choice_to_a_queue(stack):
         "main:welcome",
         "main:main_menu",
         "main:sales",
+        "main:post_call_survey",  # the agent hung up first: the caller is offered the survey (and stays silent)
     ]
     assert report.outcome == "transferred" and report.end_target == "queue:sales"
     assert 'EXEC Queue "sales,,,,120"' in record.commands()
@@ -110,6 +113,27 @@ async def test_menu_choice_to_a_queue(stack):
     assert any(cmd.startswith('EXEC MixMonitor "') and "/rec/main-" in cmd for cmd in record.commands())
     assert record.variables["IVR_STATUS"] == "OK" and record.variables["IVR_OUTCOME"] == "transferred"
     assert report.version and report.seconds > 20  # the agent talked 20 virtual seconds
+
+
+async def test_after_the_agent_hangs_up_the_caller_answers_the_survey(stack, storage):
+    # The agent talks 20 s and hangs up; Queue() returns with the caller still up (agi-07), the survey starts.
+    before = metrics.REGISTRY.get_sample_value(
+        "ivr_surveys_total", {"flow": "main", "queue": "sales", "result": "completed"}
+    )
+    survey = [OnCommand("EXEC Queue"), NextPrompt(), NextPrompt(0.5), Press("4"), NextPrompt(0.5), Press("1")]
+    record, report = await call(stack, TO_MAIN_MENU + [Press("1")] + survey)
+    assert report.path[-2:] == ["main:sales", "main:post_call_survey"]
+    assert (report.outcome, report.end_target) == ("transferred", "queue:sales")
+    answers = await storage.list_survey_answers(flow="main")
+    assert [(a.question, a.answer, a.queue, a.agent, a.call_id) for a in answers] == [
+        ("csat", "4", "sales", "Local/answer2s@agents", report.uniqueid),
+        ("resolved", "1", "sales", "Local/answer2s@agents", report.uniqueid),
+    ]
+    BATCH.flush()
+    after = metrics.REGISTRY.get_sample_value(
+        "ivr_surveys_total", {"flow": "main", "queue": "sales", "result": "completed"}
+    )
+    assert after == (before or 0) + 1
 
 
 async def test_invalid_then_valid_input(stack):

@@ -50,3 +50,24 @@ async def test_callback_not_stored_takes_on_failure_and_is_counted(run):
     report = await run(cb_flow(), FakeChannel(caller_id="+37060000001", presses=[(9.0, "1")]))
     assert report.end_node == "main:sorry" and report.outcome != "callback"
     assert failures("callback_request") == before + 1
+
+
+async def test_survey_answers_not_stored_are_counted_and_the_survey_goes_on(run):
+    run.storage = await gone_storage()
+    before = failures("survey_answer")
+    questions = [{"id": q, "prompts": ["menu"], "answers": "1-5"} for q in ("csat", "effort")]
+    flow = make_flow({"s": {"type": "survey", "questions": questions, "next": "bye"}, "bye": {"type": "hangup"}})
+    report = await run(flow, FakeChannel(presses=[(2.5, "4"), (5.0, "2")]))
+    assert report.end_node == "main:bye" and report.outcome != "error"  # both questions asked, the call went on
+    assert failures("survey_answer") == before + 2
+
+
+async def test_repeat_callers_with_the_database_gone_lose_the_record_only():
+    from datetime import UTC, datetime
+
+    from ivr.repeat_callers import RepeatCallers
+
+    rc = RepeatCallers(await gone_storage(), b"0123456789abcdef", {"24h": 86400.0}, 86400.0)
+    before = failures("repeat_callers")
+    await rc.record("h", "c1", "main", "sales", datetime(2026, 12, 1, tzinfo=UTC))
+    assert failures("repeat_callers") == before + 1

@@ -52,6 +52,9 @@ def test_every_ivr_label_is_in_the_allowed_set(scrape: str) -> None:
         "subscriber",
         "action",
         "version",
+        "question",
+        "answer",
+        "window",
         "instance",
         "pbx",
     } == metrics.ALLOWED_LABELS

@@ -206,6 +206,7 @@ async def test_blind_transfer_of_a_bridged_caller_and_chanspy() -> None:
         rec = await call.finished(timeout=5)
         assert rec.dials == [("PJSIP/1001", "ANSWER"), ("Local/1002@agents", "ANSWER")]
         assert rec.destinations[-1] == "agent:Local/1002@agents"
+        assert rec.variables["BLINDTRANSFER"].startswith("PJSIP/1001-")  # the partner, as Asterisk sets it (ami-16)
         assert rec.spied == ["whisper"]
         assert (await c.event("ChanSpyStop"))["SpyeeChannel"] == call.name
         r = await c.action(

@@ -316,3 +316,43 @@ async def test_both_instances_see_each_others_writes(pair):
     a, b = pair
     vm = await a.add_voicemail(Voicemail(mailbox="m", caller="c", path="/p", seconds=2.0, created_at=T0))
     assert [v.id for v in await b.list_voicemails("m")] == [vm]
+
+
+# --- survey answers ----------------------------------------------------------------------------------------
+
+
+async def test_survey_answers_round_trip_and_filters(store):
+    from ivr.storage import SurveyAnswer
+
+    rows = [
+        SurveyAnswer("c1", "main", "survey", "csat", "5", "sales", "PJSIP/1001", T0),
+        SurveyAnswer("c1", "main", "survey", "resolved", "1", "sales", "PJSIP/1001", T0 + M),
+        SurveyAnswer("c2", "main", "survey", "csat", "3", "support", "", T0 + H),
+        SurveyAnswer("c3", "after", "exit_poll", "csat", "1", "", "", T0 + 2 * H),
+    ]
+    ids = [await store.add_survey_answer(r) for r in reversed(rows)]  # stored newest first: listed by time
+    assert len(set(ids)) == 4
+    listed = await store.list_survey_answers()
+    assert [(a.call_id, a.question, a.answer) for a in listed] == [(r.call_id, r.question, r.answer) for r in rows]
+    assert listed[0].answered_at == T0 and listed[0].agent == "PJSIP/1001" and listed[0].id == ids[3]
+    assert [a.call_id for a in await store.list_survey_answers(queue="sales", question="csat")] == ["c1"]
+    assert [a.call_id for a in await store.list_survey_answers(flow="after")] == ["c3"]
+    assert [a.call_id for a in await store.list_survey_answers(since=T0 + M, until=T0 + 2 * H)] == ["c1", "c2"]
+    assert [a.call_id for a in await store.list_survey_answers(limit=1, offset=2)] == ["c2"]
+
+
+# --- repeat callers ----------------------------------------------------------------------------------------
+
+
+async def test_each_call_marks_the_callers_previous_one_and_old_contacts_are_purged(store):
+    day = timedelta(days=1)
+    assert await store.record_contact("h1", "c1", "main", "sales", T0, lookback=T0 - 7 * day) == []
+    assert await store.record_contact("h2", "c2", "main", "", T0 + H, lookback=T0 + H - 7 * day) == []
+    # h1 calls again 2 h later: the first call is returned (its flow, queue and time), once
+    again = await store.record_contact("h1", "c3", "main", "support", T0 + 2 * H, lookback=T0 + 2 * H - 7 * day)
+    assert again == [("main", "sales", T0)]
+    # and a third time 9 days later: the second call is past the lookback, nothing is repeated
+    late = T0 + 2 * H + 9 * day
+    assert await store.record_contact("h1", "c4", "main", "sales", late, lookback=late - 7 * day) == []
+    assert await store.purge_contacts(T0 + 2 * H) == 2  # c1 and c2 (c3 is at the cut, kept)
+    assert await store.purge_contacts(T0 + 2 * H) == 0

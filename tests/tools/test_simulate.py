@@ -34,7 +34,7 @@ def test_scripted_call_shows_prompts_nodes_and_reasons(capsys: pytest.CaptureFix
     assert "leaves: valid: chose en" in out  # why the call moved on
     assert "✓ choice    1 -> sales" in out
     assert "QUEUESTATUS ANSWERED" in out
-    assert "Outcome: transferred -> queue:sales at main:sales" in out
+    assert "Outcome: transferred -> queue:sales at main:post_call_survey" in out  # the survey after the call
     assert "Path: language_select → hours_check → recording_start → welcome → main_menu → sales" in out
 
 

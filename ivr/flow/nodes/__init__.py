@@ -58,6 +58,7 @@ from ivr.flow.nodes import (  # noqa: E402,F401
     route,
     say,
     set_node,
+    survey,
     transfer,
     voicemail,
 )
