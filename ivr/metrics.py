@@ -2,9 +2,9 @@
 
 Rules for this file:
 - Labels are bounded: only the names in `ALLOWED_LABELS` (flow, node, option, outcome, reason, queue, lot, command,
-  result, event, target, state, subscriber, action, version, question, answer, window). Their values come from the
-  configuration or from fixed vocabularies, never from the network (no caller numbers, channel names, uniqueids,
-  member interfaces):
+  result, event, target, state, subscriber, action, version, question, answer, window, instance, pbx). Their values
+  come from the configuration or from fixed vocabularies, never from the network (no caller numbers, channel names,
+  uniqueids, member interfaces):
   * flow/node/option/target/lot come from the loaded flow files; command/action/subscriber from our own code;
   * outcome/reason/result/state use the fixed tuples below (OUTCOMES, EXIT_REASONS, QUEUE_RESULTS, AGENT_STATES ...);
   * event goes through `bounded_event()` (unknown AMI event names become "other");
@@ -12,6 +12,7 @@ Rules for this file:
   * version is the running flow-set / package version (one series at a time: Info replaces its labels);
   * question/answer are a survey question id and one of its answer digits (flow files); window is a configured
     repeat-caller window (settings);
+  * instance is the `instance` setting (one per process), pbx an `ami.servers` name (configuration).
   tests/observability asserts that no ivr_* metric carries a label outside ALLOWED_LABELS.
 - Metrics live in `REGISTRY`, not the global default registry, so tests can build a fresh service without clashes
   and /metrics shows only what this service owns (plus process metrics).
@@ -64,6 +65,8 @@ ALLOWED_LABELS = frozenset(
         "question",
         "answer",
         "window",
+        "instance",
+        "pbx",
     }
 )
 
@@ -173,12 +176,12 @@ TRANSFERS = Counter(
     ["flow", "target", "result"],
     registry=REGISTRY,
 )
-PARKED_NOW = Gauge("ivr_parked_calls", "Calls parked right now.", ["lot"], registry=REGISTRY)
+PARKED_NOW = Gauge("ivr_parked_calls", "Calls parked right now.", ["lot", "pbx"], registry=REGISTRY)
 PARKED_SECONDS = Histogram(
     "ivr_parked_seconds", "How long calls stayed parked.", ["lot"], buckets=_CALL_BUCKETS, registry=REGISTRY
 )
 PARK_TIMEOUTS = Counter("ivr_park_timeouts", "Parked calls nobody retrieved in time.", ["lot"], registry=REGISTRY)
-RECORDINGS_ACTIVE = Gauge("ivr_recordings_active", "Recordings running now.", registry=REGISTRY)
+RECORDINGS_ACTIVE = Gauge("ivr_recordings_active", "Recordings running now.", ["pbx"], registry=REGISTRY)
 RECORDINGS_FINISHED = Counter("ivr_recordings_finished", "Recordings finished.", registry=REGISTRY)
 RECORDING_SECONDS = Counter("ivr_recording_seconds", "Seconds of audio recorded.", registry=REGISTRY)
 VOICEMAILS = Counter("ivr_voicemails", "Voicemail messages stored.", ["flow"], registry=REGISTRY)
@@ -239,6 +242,13 @@ QUEUE_AGENTS = Gauge(
     ["queue", "state"],
     registry=REGISTRY,
 )
+AGENTS = Gauge(
+    "ivr_agents",
+    "Distinct agents (queue member interfaces) by state, whatever the number of queues each is a member of: "
+    "busy if busy anywhere, else available if available in a queue, else paused, else unavailable.",
+    ["state"],
+    registry=REGISTRY,
+)
 QUEUE_CALLS = Counter(
     "ivr_queue_calls", "Queue calls by result (answered, abandoned, timeout).", ["queue", "result"], registry=REGISTRY
 )
@@ -292,7 +302,9 @@ QUEUE_TRACKED = Gauge(
 )
 
 # --- health ------------------------------------------------------------------------------------------------
-AMI_UP = Gauge("ivr_ami_up", "1 while the AMI connection is logged in.", registry=REGISTRY)
+AMI_UP = Gauge(
+    "ivr_ami_up", "1 while the AMI connection to this Asterisk server is logged in.", ["pbx"], registry=REGISTRY
+)
 AMI_RECONNECTS = Counter("ivr_ami_reconnects", "AMI reconnect attempts.", registry=REGISTRY)
 AMI_LOGIN_FAILURES = Counter("ivr_ami_login_failures", "AMI logins refused (wrong credentials).", registry=REGISTRY)
 AMI_EVENTS = Counter(
@@ -361,6 +373,9 @@ CONFIG_LAST_RELOAD = Gauge(
     registry=REGISTRY,
 )
 BUILD_INFO = _BoundedInfo("ivr_build", "Version of the ivr package serving the calls.", registry=REGISTRY)
+INSTANCE_INFO = _BoundedInfo(
+    "ivr_instance", "This service instance (the `instance` setting) and its package version.", registry=REGISTRY
+)
 
 # AMI event names we count by name; anything else is "other" so a peer cannot explode the label set.
 KNOWN_EVENTS = frozenset(
@@ -499,3 +514,8 @@ def _package_version() -> str:
 
 _init_fixed_series()
 BUILD_INFO.info({"version": _package_version()})
+
+
+def set_instance(instance: str) -> None:
+    """Export `ivr_instance_info{instance, version}` (the service calls it once its settings are read)."""
+    INSTANCE_INFO.info({"instance": instance, "version": _package_version()})

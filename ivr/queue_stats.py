@@ -406,6 +406,19 @@ class QueueStats:
             threshold=self._threshold(model),
         )
 
+    def agent_states(self) -> dict[str, str]:
+        """Member interface -> one state over all the queues it is a member of (for `ivr_agents`, which counts
+        agents once however many queues they serve): busy anywhere, else available anywhere, else paused, else
+        unavailable. Run at scrape time, never per event."""
+        rank = {"busy": 0, "available": 1, "paused": 2, "unavailable": 3}
+        states: dict[str, str] = {}
+        for model in list(self._queues.values()):
+            for interface, member in list(model.members.items()):
+                state = member.state
+                if interface not in states or rank[state] < rank[states[interface]]:
+                    states[interface] = state
+        return states
+
     def snapshot(self) -> dict[str, QueueSnapshot]:
         now = self._clock()
         return {name: self._snapshot(model, now) for name, model in list(self._queues.items())}

@@ -21,7 +21,7 @@ from typing import Any, cast
 
 from aiohttp import web
 
-from ivr import metrics
+from ivr import metrics, sdnotify
 from ivr.agi.fastagi import FastAGIServer
 from ivr.ami.client import AMIClient
 from ivr.ami.errors import AMIConnectionLost
@@ -38,9 +38,11 @@ from ivr.flow.lookup import HttpLookupClient
 from ivr.flow.model import Flow
 from ivr.flow.repository import FlowRepository
 from ivr.flow.routing import service_router
+from ivr.instance import tag_logs
+from ivr.preflight import StartError, check_directories, port_refusal
 from ivr.queue_stats import QueueStats, QueueStatsFeed, ServiceLevelPolicy
 from ivr.repeat_callers import RepeatCallers
-from ivr.settings import Settings, load_settings
+from ivr.settings import AMIServerSettings, Settings, load_settings
 from ivr.storage import StorageError, open_storage
 from ivr.writedirs import prepare as prepare_write_dirs
 from ivr.writedirs import write_dirs
@@ -70,8 +72,10 @@ def build_api(
     token: str | None,
     flows: FlowRepository | None = None,
     readiness: dict[str, Check] | None = None,
+    instance: str | None = None,
 ) -> web.Application:
-    """The HTTP API over call control (the caller checks the bind address first: `ivr.api.auth.check_bind`)."""
+    """The HTTP API over call control (the caller checks the bind address first: `ivr.api.auth.check_bind`).
+    `instance` (the `instance` setting) is shown by /readyz."""
     return create_app(
         operations=calls.operations,
         registry=calls.registry,
@@ -82,6 +86,7 @@ def build_api(
         scheduler=calls.scheduler,
         readiness=readiness,
         draw_flow=draw_flow,
+        instance=instance,
     )
 
 
@@ -154,6 +159,30 @@ def fastagi_listening(server: FastAGIServer) -> bool:
     return server._server is not None and server._server.is_serving()
 
 
+def _ami_client(server: AMIServerSettings) -> AMIClient:
+    return AMIClient(
+        server.host,
+        server.port,
+        server.username,
+        server.secret.get_secret_value() if server.secret else "",
+        connect_timeout=server.connect_timeout,
+        action_timeout=server.action_timeout,
+        ping_interval=server.ping_interval,
+        ping_timeout=server.ping_timeout,
+        backoff_min=server.backoff_min,
+        backoff_max=server.backoff_max,
+        login_failure_backoff=server.login_failure_backoff,
+        auth=server.auth,
+        event_filter=True,  # only the events the registry, queue stats and originates use (docs/ami.md)
+        read_pause=AMI_READ_PAUSE,
+        pbx=server.name,
+    )
+
+
+def _logged_in_check(ami: Any, enabled: bool) -> Callable[[], bool]:
+    return lambda: bool(getattr(ami, "logged_in", False)) or not enabled
+
+
 @dataclass
 class Service:
     """Everything `ivr serve` runs. Build with `Service.from_settings(settings)`, then `await start()`/`stop()`."""
@@ -162,9 +191,9 @@ class Service:
     repository: FlowRepository
     storage: Any
     fastagi: FastAGIServer
-    ami: Any
+    amis: dict[str, Any]  # AMI client per Asterisk server name (ami.servers), in preference order
     calls: CallControl
-    queue_feed: QueueStatsFeed | None
+    queue_feeds: list[QueueStatsFeed]
     app: web.Application
     lookup_client: HttpLookupClient
     repeat_callers: RepeatCallers | None = None
@@ -189,36 +218,21 @@ class Service:
             log.info("created %s (Asterisk writes recordings/voicemail there; its user needs write access)", created)
         storage = open_storage(settings.storage.url, **settings.storage.open_options())
         lookup_client = HttpLookupClient.from_settings(settings.lookups)
-        if settings.ami.enabled:
-            a = settings.ami
-            ami: Any = AMIClient(
-                a.host,
-                a.port,
-                a.username,
-                a.secret.get_secret_value() if a.secret else "",
-                connect_timeout=a.connect_timeout,
-                action_timeout=a.action_timeout,
-                ping_interval=a.ping_interval,
-                ping_timeout=a.ping_timeout,
-                backoff_min=a.backoff_min,
-                backoff_max=a.backoff_max,
-                login_failure_backoff=a.login_failure_backoff,
-                auth=a.auth,
-                event_filter=True,  # only the events the registry, queue stats and originates use (docs/ami.md)
-                read_pause=AMI_READ_PAUSE,
-            )
-        else:
-            ami = AMIDisabled()
+        servers = settings.ami.connections()
+        amis: dict[str, Any] = {}
+        for server in servers:
+            amis[server.name] = _ami_client(server) if settings.ami.enabled else AMIDisabled()
         control = CallControlSettings.from_settings(settings)
         repeat_callers = build_repeat_callers(settings, storage, repository, control.known_queues, clock)
-        calls = CallControl.build(
-            ami,
+        calls = CallControl.build_many(
+            amis,
             storage,
             control,
             callbacks=CallbackPolicy.from_settings(settings.callbacks),
             run_callbacks=settings.callbacks.enabled and settings.ami.enabled,
             flows=repository,
-            instance=getattr(settings, "instance", None),  # the `instance` setting, where it exists
+            queue_homes={queue: server.name for server in servers for queue in server.queues},
+            instance=settings.instance,
         )
         router = service_router(
             settings,
@@ -241,27 +255,34 @@ class Service:
             allowed_peers=fa.allowed_peers,
             exec_timeout=fa.exec_timeout or None,
         )
-        queue_feed = None
+        queue_feeds: list[QueueStatsFeed] = []
         if settings.ami.enabled:
             policy = ServiceLevelPolicy(settings.queues.service_level, dict(settings.queues.overrides))
-            queue_feed = QueueStatsFeed(ami, QueueStats(policy))
+            several = len(servers) > 1
+            for server in servers:
+                # Several servers: a server reports the queues it hosts (its `queues:`), so one queue's gauges
+                # never come from two servers; without a list it reports all of its queues.
+                tracked = server.queues if several and server.queues else None
+                queue_feeds.append(QueueStatsFeed(amis[server.name], QueueStats(policy, queues=tracked)))
+        ami_checks: dict[str, Any] = {
+            ("ami" if len(amis) == 1 else f"ami:{name}"): _logged_in_check(ami, settings.ami.enabled)
+            for name, ami in amis.items()
+        }
         app = build_api(
             calls,
             token=token,
             flows=repository,
-            readiness={
-                "ami": lambda: bool(getattr(ami, "logged_in", False)) or not settings.ami.enabled,
-                "fastagi": lambda: fastagi_listening(fastagi),
-            },
+            readiness={**ami_checks, "fastagi": lambda: fastagi_listening(fastagi)},
+            instance=settings.instance,
         )
         return cls(
             settings=settings,
             repository=repository,
             storage=storage,
             fastagi=fastagi,
-            ami=ami,
+            amis=amis,
             calls=calls,
-            queue_feed=queue_feed,
+            queue_feeds=queue_feeds,
             app=app,
             lookup_client=lookup_client,
             repeat_callers=repeat_callers,
@@ -271,39 +292,72 @@ class Service:
     def http_port(self) -> int:
         return self._site_port or self.settings.http.port
 
+    @property
+    def ami(self) -> Any:
+        """The first Asterisk server's AMI client (the only one in the single-server form)."""
+        return next(iter(self.amis.values()))
+
     async def start(self) -> None:
+        """Open the storage, bind the listening sockets (a taken port refuses the start before anything else runs),
+        then connect to Asterisk. Raises `StartError` naming the setting."""
+        s = self.settings
         try:
             await self.storage.open()  # PostgreSQL: connect and migrate before anything is served
         except StorageError as exc:
             raise StartError(
                 f"storage.url: {exc}; check storage.url, the password and that the database is up"
             ) from exc
-        await self.fastagi.start()
-        await self.calls.start()  # subscribes before the first login, so the first resync sees everything
-        if self.queue_feed is not None:
-            await self.queue_feed.start()
-        if self.settings.ami.enabled:
-            await self.ami.start()
+        try:
+            await self.fastagi.start()
+        except OSError as exc:
+            raise port_refusal(exc, "fastagi.port", "IVR_FASTAGI_PORT", s.fastagi.host, s.fastagi.port) from None
         self._runner = ApiRunner(self.app, access_log=None)  # malformed HTTP gets the JSON error
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.settings.http.host, self.settings.http.port)
-        await site.start()
+        site = web.TCPSite(self._runner, s.http.host, s.http.port)
+        try:
+            await site.start()
+        except OSError as exc:
+            await self._runner.cleanup()
+            self._runner = None
+            await self.fastagi.stop()
+            raise port_refusal(exc, "http.port", "IVR_HTTP_PORT", s.http.host, s.http.port) from None
         sockets = getattr(site._server, "sockets", None) or []
-        self._site_port = sockets[0].getsockname()[1] if sockets else self.settings.http.port
-        if self.settings.reload.watch:
-            self._tasks.append(asyncio.create_task(self.repository.watch(self.settings.reload.interval)))
+        self._site_port = sockets[0].getsockname()[1] if sockets else s.http.port
+        await self.calls.start()  # subscribes before the first login, so the first resync sees everything
+        for feed in self.queue_feeds:
+            await feed.start()
+        metrics.add_collect_hook(self._publish_totals)
+        if s.ami.enabled:
+            for ami in self.amis.values():
+                await ami.start()
+        if s.reload.watch:
+            self._tasks.append(asyncio.create_task(self.repository.watch(s.reload.interval)))
+
+    def _publish_totals(self) -> None:
+        """A scrape hook for the gauges over every server's queue statistics: `ivr_agents{state}` (distinct agents
+        over every queue) and `ivr_queue_tracked` (each server's QueueStats writes only its own count)."""
+        states: dict[tuple[int, str], str] = {}
+        for index, feed in enumerate(self.queue_feeds):
+            for interface, state in feed.stats.agent_states().items():
+                states[(index, interface)] = state
+        for state in metrics.AGENT_STATES:
+            metrics.AGENTS.labels(state=state).set(sum(1 for v in states.values() if v == state))
+        if len(self.queue_feeds) > 1:
+            metrics.QUEUE_TRACKED.set(sum(len(feed.stats.queues) for feed in self.queue_feeds))
 
     async def stop(self) -> None:
+        metrics.remove_collect_hook(self._publish_totals)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         await self.fastagi.stop()  # stop accepting; running calls finish until the deadline
         await self.calls.stop(grace=self.settings.fastagi.shutdown_deadline)  # ringing callbacks store their result
-        if self.queue_feed is not None:
-            await self.queue_feed.close()
+        for feed in self.queue_feeds:
+            await feed.close()
         if self.settings.ami.enabled:
-            await self.ami.close()
+            for ami in self.amis.values():
+                await ami.close()
         if self._runner is not None:
             await self._runner.cleanup()
         await self.lookup_client.close()
@@ -322,15 +376,20 @@ class Service:
             f"Console   {http}/console  (supervisor console; sign in with the API token)",
             f"Metrics   {http}/metrics",
             f"Health    {http}/healthz  {http}/readyz",
-            f"AMI       {s.ami.host}:{s.ami.port} as {s.ami.username!r}" if s.ami.enabled else "AMI       disabled",
+            *(
+                [
+                    f"AMI       {c.name}: {c.host}:{c.port} as {c.username!r}"
+                    + (f"  (queues: {', '.join(c.queues)})" if c.queues else "")
+                    for c in s.ami.connections()
+                ]
+                if s.ami.enabled
+                else ["AMI       disabled"]
+            ),
+            f"Instance  {s.instance}",
             f"Storage   {s.storage.url}",
             f"Flows     version {self.repository.version}  (reload: kill -HUP {os.getpid()} or "
             f"POST {http}/flows/reload)",
         ]
-
-
-class StartError(Exception):
-    """The service cannot start; the message names the setting to fix (printed as one line, exit status 2)."""
 
 
 def apply_log_level(settings: Settings, *, verbose: bool = False) -> None:
@@ -357,14 +416,15 @@ async def run_until_signalled(service: Service) -> None:
     try:
         await service.start()
     except StartError:
-        await service.lookup_client.close()  # nothing else was started yet
-        await service.storage.close()
+        await service.stop()  # closes what was opened (storage, lookup client); nothing else was started
         raise
     for line in service.describe():
         print(line, flush=True)
+    sdnotify.notify(f"READY=1\nSTATUS=serving as {service.settings.instance}")
     try:
         await stop.wait()
     finally:
+        sdnotify.notify("STOPPING=1")
         print(
             "stopping: no new calls; running calls may finish "
             f"(up to {service.settings.fastagi.shutdown_deadline:.0f} s)",
@@ -381,11 +441,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(args.config)
         apply_log_level(settings, verbose=args.verbose)
+        tag_logs(settings.instance)
+        metrics.set_instance(settings.instance)
+        check_directories(settings)
         service = Service.from_settings(settings)
     except ConfigError as exc:
         print(exc, flush=True)
         return 2
-    except Exception as exc:  # e.g. InsecureBind: say what to do, no traceback
+    except Exception as exc:  # e.g. InsecureBind, StartError: say what to do, no traceback
         print(f"ivr: cannot start: {exc}", flush=True)
         return 2
     try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from pydantic import (
     model_validator,
 )
 
+from ivr import telephony
 from ivr.units import Duration
 from ivr.yamlsource import ConfigError, PositionMap, Problem, load_yaml, problems_from_validation
 
@@ -46,10 +48,19 @@ class _Section(BaseModel):
 Port = int  # validated by Field(ge=0, le=65535) where used (0 = pick a free port, for tests)
 
 
-class AMISettings(_Section):
-    """The Asterisk Manager Interface connection (for call control, queues, parking, events)."""
+PBX_NAME = telephony.PBX_NAME_PATTERN  # a metric label and the prefix of call ids (docs/configuration.md)
+INSTANCE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"  # a metric label and a log field
 
-    enabled: bool = Field(True, description="Set false to run without AMI (no live call control or queue stats).")
+
+class AMIServerSettings(_Section):
+    """One Asterisk server's Manager Interface connection (for call control, queues, parking, events)."""
+
+    name: str = Field(
+        "default",
+        pattern=PBX_NAME,
+        description="The server's name: the `pbx` of its calls and metrics, the prefix of its call ids when there "
+        "are several servers. Lower-case letters, digits and _.",
+    )
     host: str = "127.0.0.1"
     port: int = Field(5038, ge=0, le=65535)
     username: str = "ivr"
@@ -66,6 +77,43 @@ class AMISettings(_Section):
     auth: Literal["md5", "plain"] = Field(
         "md5", description="md5: challenge-response, the secret never crosses the network; plain: Secret header."
     )
+    queues: list[str] = Field(
+        default_factory=list,
+        description="Queues this server hosts (several servers only): callbacks and API calls for them are "
+        "originated here, and their statistics come from here.",
+    )
+
+
+# Keys of `ami:` that are not connection settings, so `servers` entries do not inherit them.
+_AMI_OWN_KEYS = frozenset({"enabled", "servers", "name", "queues", "secret"})
+
+
+class AMISettings(AMIServerSettings):
+    """`ami:`: one server (the keys of `AMIServerSettings`), or several under `servers:`, each of which inherits the
+    connection keys written beside `servers:` (username, timeouts, ...) unless it sets its own."""
+
+    enabled: bool = Field(True, description="Set false to run without AMI (no live call control or queue stats).")
+    servers: list[AMIServerSettings] = Field(
+        default_factory=list,
+        description="Several Asterisk servers: a list of named connections (name, host, port, secret_env, "
+        "queues, ...). Empty: the single server described by the keys above.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _inherit(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not isinstance(data.get("servers"), list):
+            return data
+        shared = {k: v for k, v in data.items() if k not in _AMI_OWN_KEYS}
+        servers = [{**shared, **entry} if isinstance(entry, dict) else entry for entry in data["servers"]]
+        return {**data, "servers": servers}
+
+    def connections(self) -> list[AMIServerSettings]:
+        """The servers to connect to, in preference order (one for the single-server form)."""
+        if self.servers:
+            return list(self.servers)
+        fields = {name: getattr(self, name) for name in AMIServerSettings.model_fields}
+        return [AMIServerSettings.model_construct(**fields)]
 
 
 class FastAGISettings(_Section):
@@ -383,6 +431,12 @@ class CallSettings(_Section):
 class Settings(_Section):
     """Everything the service needs besides the flows themselves."""
 
+    instance: str = Field(
+        default_factory=lambda: default_instance(),
+        pattern=INSTANCE_NAME,
+        description="This service instance's name: in /readyz, every log line and ivr_instance_info; the callback "
+        "scheduler leases requests under it. Default: the host name.",
+    )
     ami: AMISettings = Field(default_factory=AMISettings)
     fastagi: FastAGISettings = Field(default_factory=FastAGISettings)
     http: HTTPSettings = Field(default_factory=HTTPSettings)
@@ -435,6 +489,12 @@ class Settings(_Section):
         return self.dial_template.format(extension=extension)
 
 
+def default_instance() -> str:
+    """The host name, cut to what a metric label and INSTANCE_NAME allow ("ivr" if nothing is left)."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname().split(".")[0])[:63].strip("-._")
+    return name or "ivr"
+
+
 @dataclass(frozen=True)
 class EnvOverride:
     variable: str
@@ -443,6 +503,7 @@ class EnvOverride:
 
 
 ENV_OVERRIDES: tuple[EnvOverride, ...] = (
+    EnvOverride("IVR_INSTANCE", ("instance",), "this instance's name (default: the host name)"),
     EnvOverride("IVR_AMI_HOST", ("ami", "host"), "AMI host"),
     EnvOverride("IVR_AMI_PORT", ("ami", "port"), "AMI port"),
     EnvOverride("IVR_AMI_USERNAME", ("ami", "username"), "AMI user name"),
@@ -516,6 +577,16 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
     else:
         data, positions, root = {}, PositionMap("(defaults)"), Path.cwd()
     problems: list[Problem] = []
+    ami_data = data.get("ami")
+    for index, entry in enumerate(ami_data.get("servers") or [] if isinstance(ami_data, dict) else []):
+        if isinstance(entry, dict) and "secret" in entry:
+            problems.append(
+                positions.problem(
+                    ("ami", "servers", index, "secret"),
+                    "ami.servers[].secret must not be written in the file",
+                    "put it in an environment variable or a file and name that with secret_env or secret_file",
+                )
+            )
     for section in ("ami", "http", "storage", "repeat_callers"):
         if isinstance(data.get(section), dict) and any(
             k in data[section] for k in ("secret", "token", "password", "key")
@@ -546,6 +617,9 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
 
     settings = _resolve_paths(settings, root)
     settings._source = file.resolve() if file is not None else None
+    server_problems = _check_servers(settings.ami, positions)
+    if server_problems:
+        raise ConfigError(server_problems)
     settings.ami.secret = _read_secret(
         settings.ami.secret_file,
         settings.ami.secret_env,
@@ -555,6 +629,16 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
         positions,
         ("ami", "secret_file"),
     )
+    for index, server in enumerate(settings.ami.servers):
+        server.secret = _read_secret(
+            server.secret_file,
+            server.secret_env,
+            SECRET_ENV["ami"],
+            env,
+            root,
+            positions,
+            ("ami", "servers", index, "secret_file"),
+        )
     settings.http.token = _read_secret(
         settings.http.token_file,
         settings.http.token_env,
@@ -598,6 +682,55 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
     return settings
 
 
+def _check_servers(ami: AMISettings, positions: PositionMap) -> list[Problem]:
+    """Several servers: names, addresses and queue homes must each be unique (each error at its entry)."""
+    problems: list[Problem] = []
+    names: dict[str, int] = {}
+    addresses: dict[tuple[str, int], str] = {}
+    homes: dict[str, str] = {}
+    for index, server in enumerate(ami.servers):
+        where = ("ami", "servers", index)
+        if server.name in names:
+            problems.append(
+                positions.problem(
+                    (*where, "name"),
+                    f"ami.servers: the name {server.name!r} is used twice (entries {names[server.name] + 1} and "
+                    f"{index + 1})",
+                    "give every Asterisk server its own name (it tags its calls and metrics: pbx1, pbx2, ...)",
+                )
+            )
+        names.setdefault(server.name, index)
+        address = (server.host.lower(), server.port)
+        if address in addresses:
+            problems.append(
+                positions.problem(
+                    (*where, "host"),
+                    f"ami.servers: {server.name!r} connects to {server.host}:{server.port} like {addresses[address]!r}",
+                    "list each Asterisk server once; two connections to one server would show every call twice",
+                )
+            )
+        addresses.setdefault(address, server.name)
+        for queue in server.queues:
+            if queue in homes and homes[queue] != server.name:
+                problems.append(
+                    positions.problem(
+                        (*where, "queues"),
+                        f"ami.servers: queue {queue!r} is listed by {homes[queue]!r} and {server.name!r}",
+                        "a queue has one home server: list it under one server only",
+                    )
+                )
+            homes.setdefault(queue, server.name)
+    if ami.servers and ami.queues:
+        problems.append(
+            positions.problem(
+                ("ami", "queues"),
+                "ami.queues is for one server's entry under ami.servers",
+                "move the list under the server that hosts these queues",
+            )
+        )
+    return problems
+
+
 def _url_password_problems(data: dict[str, Any], positions: PositionMap, env: Mapping[str, str]) -> list[Problem]:
     """A database password written into storage.url (file or IVR_STORAGE_URL) is refused: it would sit in a file
     that is read by many and copied into backups and bug reports."""
@@ -626,6 +759,11 @@ def _without_secrets(data: dict[str, Any]) -> dict[str, Any]:
     for section, key in (("ami", "secret"), ("http", "token"), ("storage", "password"), ("repeat_callers", "key")):
         if isinstance(out.get(section), dict):
             out[section] = {k: v for k, v in out[section].items() if k != key}
+    servers = out["ami"].get("servers") if isinstance(out.get("ami"), dict) else None
+    if isinstance(servers, list):
+        out["ami"]["servers"] = [
+            {k: v for k, v in entry.items() if k != "secret"} if isinstance(entry, dict) else entry for entry in servers
+        ]
     return out
 
 
@@ -678,7 +816,7 @@ def _read_secret(
     env: Mapping[str, str],
     root: Path,
     positions: PositionMap,
-    where: tuple[str, ...],
+    where: tuple[str | int, ...],
 ) -> SecretStr | None:
     """File first (Docker/Kubernetes secrets), then the named variable, then the default variable."""
     if file_name:

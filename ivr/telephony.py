@@ -53,3 +53,8 @@ def is_callback_number(number: str, pattern: str | re.Pattern[str] = DEFAULT_CAL
         return False
     compiled = pattern if isinstance(pattern, re.Pattern) else compile_number_pattern(pattern)
     return compiled.fullmatch(number) is not None
+
+
+# An Asterisk server's name (`ami.servers[].name`): a metric label and the `<pbx>:` prefix of call ids with several
+# servers (ivr.calls.fleet), so no ':' and nothing a label or a URL path would have to escape.
+PBX_NAME_PATTERN = r"^[a-z0-9][a-z0-9_]{0,31}$"

@@ -386,7 +386,9 @@ class AMIClient:
         rng: random.Random | None = None,
         event_filter: bool = False,
         read_pause: float = 0.0,
+        pbx: str = "default",
     ) -> None:
+        """`pbx`: the server's name (`ami.servers[].name`), the label of its `ivr_ami_up` series."""
         if auth not in ("plain", "md5"):
             raise ValueError("auth must be 'plain' or 'md5'")
         self.host = host
@@ -413,6 +415,8 @@ class AMIClient:
         self.read_pause = read_pause
         self._filters_sent: set[EventFilter] = set()  # on the current connection
         self._filters_failed = False
+        self.pbx = pbx
+        self._up = metrics.AMI_UP.labels(pbx=pbx)
         self._id_prefix = f"ivr-{secrets.token_hex(4)}-"
         self._ids = itertools.count(1)
 
@@ -519,7 +523,7 @@ class AMIClient:
         for inline in [s for subs in self._inline_by_event.values() for s in subs]:
             inline.close()
         self.logged_in = False
-        metrics.AMI_UP.set(0)
+        self._up.set(0)
 
     def health(self) -> AMIHealth:
         return AMIHealth(
@@ -1040,7 +1044,7 @@ class AMIClient:
         self.logged_in = True
         self._auth_error = None
         self._connected_since = time.time()
-        metrics.AMI_UP.set(1)
+        self._up.set(1)
         self._set_state("up")
         log.info("AMI logged in to %s:%s as %s (AMI %s)", self.host, self.port, self.username, self._version)
         if self.ping_interval > 0:
@@ -1114,7 +1118,7 @@ class AMIClient:
         self._conn = None
         was_up = self.logged_in
         self.logged_in = False
-        metrics.AMI_UP.set(0)
+        self._up.set(0)
         if self._keepalive is not None:
             self._keepalive.cancel()
             self._keepalive = None

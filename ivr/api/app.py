@@ -43,11 +43,13 @@ def create_app(
     readiness: dict[str, Check] | None = None,
     metrics_registry: Any = None,
     draw_flow: FlowDrawer | None = None,
+    instance: str | None = None,
 ) -> web.Application:
     """Build the API. `token=None` disables authentication (only allowed on loopback: see `check_bind`).
 
     `readiness` maps a check name to a callable returning bool (or an awaitable of bool), e.g.
-    `{"ami": lambda: ami.logged_in, "fastagi": lambda: server.listening}`.
+    `{"ami": lambda: ami.logged_in, "fastagi": lambda: server.listening}`. `instance` (the `instance` setting)
+    is shown by /readyz.
     """
     app = web.Application(middlewares=[error_middleware, bearer_middleware(token)], client_max_size=MAX_BODY)
     app[DEPS] = Deps(
@@ -60,6 +62,7 @@ def create_app(
         readiness=dict(readiness or {}),
         metrics_registry=metrics_registry,
         draw_flow=draw_flow,
+        instance=instance,
     )
     for method, path, handler in all_routes():
         app.router.add_route(method, path, handler)

@@ -35,7 +35,7 @@ MAX_BODY = 64 * 1024
 @dataclass
 class Deps:
     operations: Any  # ivr.calls.operations.CallOperations
-    registry: CallRegistry
+    registry: CallRegistry  # or ivr.calls.fleet.FleetRegistry (several Asterisk servers), same read interface
     storage: Storage
     settings: CallControlSettings = field(default_factory=CallControlSettings)
     flows: Any = None  # ivr.flow.repository.FlowRepository
@@ -45,6 +45,7 @@ class Deps:
     draw_flow: FlowDrawer | None = (
         None  # GET /flows/{name}/graph; None: 501 (the service passes ivr.flowgraph.render's)
     )
+    instance: str | None = None  # this service instance's name (settings.instance), shown by /readyz
 
 
 DEPS = web.AppKey("ivr_deps", Deps)

@@ -115,7 +115,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         media=("text/event-stream",),
     ),
     ("GET", "/calls"): Op(
-        "Live calls (channels grouped by Linkedid)",
+        "Live calls (channels grouped by Linkedid) of every Asterisk server",
         "calls",
         errors=(422,),
         query=schemas.CallsQuery,

@@ -36,8 +36,9 @@ def _accepted(data: dict) -> web.Response:
 
 
 async def list_calls(request: web.Request) -> web.Response:
-    state = parse_query(request, CallsQuery).state
-    calls = [c.to_json() for c in deps(request).registry.calls()]
+    query = parse_query(request, CallsQuery)
+    state, pbx = query.state, query.pbx
+    calls = [c.to_json() for c in deps(request).registry.calls() if pbx is None or c.pbx == pbx]
     if state is not None:
         calls = [c for c in calls if c["state"] == state]
     # orjson: the list grows with the live calls (~1 KiB each); the stdlib encoder took 25-30 ms for 2,000

@@ -1,8 +1,9 @@
 """Health, readiness, metrics, the OpenAPI document, and the flows (version, validation state, reload, graph).
 
 Rules for this file:
-- /healthz answers as long as the process serves requests; /readyz runs the injected checks (AMI logged in,
-  FastAGI listening) and answers 503 naming the ones that fail.
+- /healthz answers as long as the process serves requests; /readyz runs the injected checks (each AMI server
+  logged in: `ami`, or `ami:<pbx>` with several servers; FastAGI listening) and answers 503 naming the ones that
+  fail; it names the instance.
 - Nothing here blocks the event loop: reload runs through `reload_async`, drawing in a worker thread.
 - The flow graph is drawn by the `draw_flow` the service injects (`ivr.flowgraph.render.render`; the API does not import
   the admin tools): without one the route answers 501 instead of failing the whole API.
@@ -28,11 +29,13 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    checks = {name: await run_check(check) for name, check in deps(request).readiness.items()}
+    d = deps(request)
+    checks = {name: await run_check(check) for name, check in d.readiness.items()}
     ready = all(checks.values())
-    return web.json_response(
-        {"status": "ready" if ready else "not_ready", "checks": checks}, status=200 if ready else 503
-    )
+    body: dict[str, Any] = {"status": "ready" if ready else "not_ready", "checks": checks}
+    if d.instance is not None:
+        body["instance"] = d.instance
+    return web.json_response(body, status=200 if ready else 503)
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:

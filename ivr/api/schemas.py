@@ -306,6 +306,11 @@ class Query(BaseModel):
 
 class CallsQuery(Query):
     state: Literal[CALL_STATES] | None = None  # type: ignore[valid-type]
+    pbx: str | None = Field(
+        None,
+        pattern=telephony.PBX_NAME_PATTERN,
+        description="An Asterisk server's name (ami.servers): only its calls. An unknown name matches no call.",
+    )
 
 
 class RecordingsQuery(Query):

@@ -168,6 +168,8 @@ class CallbackScheduler:
         self._runner: asyncio.Task[None] | None = None
         self._renewer: asyncio.Task[None] | None = None
         self._storage_down = False
+        # Several Asterisk servers (ivr.calls.fleet.FleetOperations): originate on the queue's home server.
+        self.pick_server_by_queue = hasattr(operations, "server_for")
 
     def label(self, queue: str) -> str:
         return queue_label(queue, self.known_queues, self.flows)
@@ -361,6 +363,7 @@ class CallbackScheduler:
                 caller_id=self.policy.caller_id,
                 service_variables=variables,
                 timeout=self.policy.ring_timeout,
+                **({"queue": req.queue} if self.pick_server_by_queue else {}),  # several servers: the queue's home
             )
         except CallControlError as exc:
             log.warning("callback %s: originate refused: %s", req.id, exc)

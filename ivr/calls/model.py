@@ -2,7 +2,8 @@
 
 Rules for this file:
 - Plain dataclasses, no behaviour beyond derived read-only views; the registry mutates them, the API reads them.
-- A call is the set of channels sharing a Linkedid; its id is that Linkedid (the Uniqueid of the oldest channel).
+- A call is the set of channels sharing a Linkedid; its id is that Linkedid (the Uniqueid of the oldest channel),
+  prefixed with `<pbx>:` by `ivr.calls.fleet` when the service serves several Asterisk servers.
   Channel names are data shown to users, never metric labels.
 - `to_json()` methods give the API's representation; times are epoch seconds (floats) from the registry's clock.
 """
@@ -199,11 +200,12 @@ class Call:
     channels: list[Channel]
     parked: list[ParkedCall]
     bridges: dict[str, Bridge]
+    pbx: str = "default"  # the Asterisk server holding the call (ami.servers[].name)
 
     @property
     def origin(self) -> Channel:
         for ch in self.channels:
-            if ch.uniqueid == self.id:
+            if ch.uniqueid == ch.linkedid:  # the call's first channel (its Uniqueid became the Linkedid)
                 return ch
         return min(self.channels, key=lambda c: (c.created_at, c.uniqueid))
 
@@ -254,6 +256,7 @@ class Call:
         origin = self.origin
         return {
             "id": self.id,
+            "pbx": self.pbx,
             "state": self.state,
             "caller": {"number": origin.caller_num, "name": origin.caller_name},
             "started_at": min(ch.created_at for ch in self.channels),
@@ -262,6 +265,6 @@ class Call:
             "queue": self.queue,
             "agent": self.agent,
             "recording": self.recording is not None,
-            "parked": [p.to_json() for p in self.parked],
+            "parked": [{**p.to_json(), "call_id": self.id} for p in self.parked],
             "channels": [ch.to_json() for ch in sorted(self.channels, key=lambda c: (c.created_at, c.uniqueid))],
         }

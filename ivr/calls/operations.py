@@ -63,6 +63,7 @@ class TransferTarget:
 class Originated:
     call_id: str  # Linkedid (= Uniqueid of the first leg) of the new call
     action_id: str | None
+    pbx: str | None = None  # the server it was sent to (set by ivr.calls.fleet with several servers)
 
 
 @dataclass
@@ -137,6 +138,8 @@ class CallOperations:
         self.tracker = tracker
         self._recordings: dict[str, _ActiveRecording] = {}  # by uniqueid of the recorded channel
         self._held: dict[str, tuple[str, str]] = {}  # call id -> (held channel, waiting partner)
+        # "<pbx>:" with several Asterisk servers (ivr.calls.fleet): the recordings index stores the API's call id.
+        self.call_id_prefix = ""
         registry.listeners.append(self._effect_listener)
 
     # --- helpers -----------------------------------------------------------------------------------------------
@@ -530,7 +533,7 @@ class CallOperations:
         mixmonitor_id = (response.get("MixMonitorID") if hasattr(response, "get") else None) or ""
         rec_id = await self.storage.add_recording(
             Recording(
-                call_id=call.id,
+                call_id=self.call_id_prefix + call.id,
                 path=path,
                 caller=customer.caller_num,
                 agent=call.agent or "",

@@ -181,8 +181,9 @@ def _duration(value: str | None) -> float:
 
 
 class CallRegistry:
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time, *, pbx: str = "default") -> None:
         self.clock = clock
+        self.pbx = pbx  # the Asterisk server (ami.servers[].name) these calls live on; shown with each call
         self.channels: dict[str, Channel] = {}  # by uniqueid
         self.bridges: dict[str, Bridge] = {}
         self.parked: dict[str, ParkedCall] = {}  # by parkee uniqueid
@@ -218,7 +219,7 @@ class CallRegistry:
         parked = {p.uniqueid: p for p in self.parked.values()}
         return [
             Call(id=cid, channels=chans, parked=[parked[u] for u in uids if u in parked] if parked else [],
-                 bridges=self.bridges)
+                 bridges=self.bridges, pbx=self.pbx)
             for _, cid, uids, chans in rows
         ]  # fmt: skip
 
@@ -254,7 +255,7 @@ class CallRegistry:
         uids = self._by_call.get(call_id, set())
         channels = [self.channels[u] for u in uids if u in self.channels]
         parked = [p for p in self.parked.values() if p.uniqueid in uids]
-        return Call(id=call_id, channels=channels, parked=parked, bridges=self.bridges)
+        return Call(id=call_id, channels=channels, parked=parked, bridges=self.bridges, pbx=self.pbx)
 
     # --- side channel from the AGI session -----------------------------------------------------------------
 

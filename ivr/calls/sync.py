@@ -7,7 +7,8 @@ Rules for this file:
 - The client's on_connected callback only schedules the resync: it must not wait for list answers inside the
   client's own login path.
 - Metrics owned here: parking (PARKED_NOW, PARKED_SECONDS, PARK_TIMEOUTS) and recordings (RECORDINGS_*), by lot
-  name only. Listeners get every effect; a failing listener is logged and never stops the event stream.
+  name and the registry's `pbx` (the gauges; counters are not split). Listeners get every effect; a failing
+  listener is logged and never stops the event stream.
 """
 
 from __future__ import annotations
@@ -221,5 +222,5 @@ class RegistrySync:
         # Lots come from Asterisk's configuration (a handful); a lot that empties is set to 0, not dropped.
         self._lots_seen.update(counts)
         for lot in self._lots_seen:
-            metrics.PARKED_NOW.labels(lot=lot).set(counts.get(lot, 0))
-        metrics.RECORDINGS_ACTIVE.set(self.registry.recordings_running())
+            metrics.PARKED_NOW.labels(lot=lot, pbx=self.registry.pbx).set(counts.get(lot, 0))
+        metrics.RECORDINGS_ACTIVE.labels(pbx=self.registry.pbx).set(self.registry.recordings_running())

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from ivr.agi.peers import PeerAllowList
 from ivr.flow.loader import FlowSet, display_name, load_flows
 from ivr.flow.model import LookupNode, VoicemailNode, all_nodes, literal_queues
 from ivr.netutil import is_loopback
@@ -190,6 +191,33 @@ def _write_dir_checks(settings: Settings, flow_set: FlowSet, positions: Position
     ]
 
 
+def _ami_peer_checks(settings: Settings, positions: PositionMap | None) -> list[Problem]:
+    """An Asterisk server given by address (ami.servers) that fastagi.allowed_peers does not allow: its calls would be
+    refused by the FastAGI port. Host names are not resolved here (a check must not depend on DNS)."""
+    if positions is None or not settings.ami.enabled or not settings.ami.servers:
+        return []
+    allowed = PeerAllowList(settings.fastagi.allowed_peers)
+    problems = []
+    for index, server in enumerate(settings.ami.servers):
+        try:
+            ipaddress.ip_address(server.host)
+        except ValueError:
+            continue
+        if not allowed.allows((server.host, 0)):
+            problems.append(
+                positions.problem(
+                    ("ami", "servers", index, "host"),
+                    f"Asterisk server {server.name!r} ({server.host}) is not in fastagi.allowed_peers: the calls it "
+                    "hands over by FastAGI would be refused",
+                    f"add {server.host} to fastagi.allowed_peers (IVR_FASTAGI_ALLOWED_PEERS)",
+                    at_key=False,
+                    severity="warning",
+                    code="fastagi-peers",
+                )
+            )
+    return problems
+
+
 def _cross_checks(settings: Settings, flow_set: FlowSet) -> list[Problem]:
     """Checks that need both the settings and the flows."""
     problems: list[Problem] = []
@@ -222,6 +250,7 @@ def _cross_checks(settings: Settings, flow_set: FlowSet) -> list[Problem]:
                 )
     problems.extend(_fastagi_peer_checks(settings, positions))
     problems.extend(_write_dir_checks(settings, flow_set, positions))
+    problems.extend(_ami_peer_checks(settings, positions))
     allowed = {host.lower() for host in settings.lookups.allowed_hosts}
     if allowed:
         for name, flow in flow_set.flows.items():

@@ -1,6 +1,8 @@
 """Draw a Grafana dashboard JSON as an SVG picture (for docs, without a Grafana server).
 
 Rules for this file:
+- Series that the panel's overrides put on a right-hand axis (byFrameRefID + custom.axisPlacement) get their own
+  scale and unit there, drawn dashed, as Grafana gives them their own axis.
 - Input is the dashboard JSON only (config/grafana/dashboards/*.json); the layout comes from each panel's gridPos
   (24 columns; one height unit = `UNIT_H` pixels), titles and types from the panels.
 - The series drawn are SAMPLE data, generated deterministically from the panel id (same JSON -> same picture), and
@@ -50,6 +52,8 @@ SAMPLE_LABELS: dict[str, tuple[str, ...]] = {
     "command": ("GET DATA", "STREAM FILE"),
     "lot": ("default",),
     "version": ("flows-2026-11-29",),
+    "instance": ("ivr-a", "ivr-b"),
+    "pbx": ("pbx1", "pbx2"),
 }
 # `result` means different things per metric: sample values that fit the metric the query reads.
 SAMPLE_RESULTS: dict[str, tuple[str, ...]] = {
@@ -110,22 +114,46 @@ def _sample_values(label: str, expr: str) -> tuple[str, ...]:
 
 def _legends(panel: dict[str, Any]) -> list[str]:
     """Series names for a panel: each target's legendFormat expanded with sample label values (at most 7)."""
-    names: list[str] = []
+    return [name for name, _ in _legends_by_target(panel)]
+
+
+def _legends_by_target(panel: dict[str, Any]) -> list[tuple[str, str]]:
+    """(series name, refId of the target drawing it) for every series of a panel."""
+    out: list[tuple[str, str]] = []
     for target in panel.get("targets", []):
-        fmt = target.get("legendFormat") or target.get("refId", "")
-        labels = list(dict.fromkeys(_TEMPLATE.findall(fmt)))
-        if not labels:
-            names.append(fmt or "value")
-            continue
-        first = labels[0]
-        limit = 7 if first in ("state", "outcome", "node") else 2
-        combos = list(itertools.product(*(_sample_values(label, target.get("expr", "")) for label in labels)))
-        for combo in combos[:limit] if len(labels) == 1 else _spread(combos, limit):
-            name = fmt
-            for label, value in zip(labels, combo, strict=False):
-                name = re.sub(r"\{\{\s*" + label + r"\s*\}\}", value, name)
-            names.append(name)
+        names = _target_legends(target)
+        out.extend((name, target.get("refId", "")) for name in names)
+    return out
+
+
+def _target_legends(target: dict[str, Any]) -> list[str]:
+    fmt = target.get("legendFormat") or target.get("refId", "")
+    labels = list(dict.fromkeys(_TEMPLATE.findall(fmt)))
+    if not labels:
+        return [fmt or "value"]
+    names: list[str] = []
+    limit = 7 if labels[0] in ("state", "outcome", "node") else 2
+    combos = list(itertools.product(*(_sample_values(label, target.get("expr", "")) for label in labels)))
+    for combo in combos[:limit] if len(labels) == 1 else _spread(combos, limit):
+        name = fmt
+        for label, value in zip(labels, combo, strict=False):
+            name = re.sub(r"\{\{\s*" + label + r"\s*\}\}", value, name)
+        names.append(name)
     return names
+
+
+def _right_axis(panel: dict[str, Any]) -> tuple[set[str], str | None]:
+    """RefIds drawn on a right-hand axis by the panel's overrides (byFrameRefID + custom.axisPlacement=right), and
+    that axis' unit: Grafana gives such series their own scale, as the preview does."""
+    refs: set[str] = set()
+    unit: str | None = None
+    for override in panel.get("fieldConfig", {}).get("overrides", []):
+        matcher = override.get("matcher", {})
+        props = {p.get("id"): p.get("value") for p in override.get("properties", [])}
+        if matcher.get("id") == "byFrameRefID" and props.get("custom.axisPlacement") == "right":
+            refs.add(str(matcher.get("options")))
+            unit = props.get("unit", unit)
+    return refs, unit
 
 
 def _spread(combos: list[tuple[str, ...]], limit: int) -> list[tuple[str, ...]]:
@@ -181,27 +209,41 @@ def _sample_series(rng: random.Random, name: str, lo: float, hi: float, unit: st
 
 
 def _timeseries(panel: dict[str, Any], box: Box, rng: random.Random) -> Iterable[str]:
-    names = _legends(panel)
+    named = _legends_by_target(panel)
+    names = [name for name, _ in named]
+    right_refs, right_unit = _right_axis(panel)
+    on_right = [ref in right_refs for _, ref in named]
     unit = panel.get("fieldConfig", {}).get("defaults", {}).get("unit")
     stacked = panel.get("fieldConfig", {}).get("defaults", {}).get("custom", {}).get("stacking", {}).get("mode")
     lo, hi = _sample_range(panel)
+    right_lo, right_hi = _sample_range({**panel, "fieldConfig": {"defaults": {"unit": right_unit}}})
     legend_width = sum(22 + 6.4 * len(name) for name in names)
     legend_rows = max(1, min(3, math.ceil(legend_width / (box.w - 64))))
-    plot = Box(box.x + 52, box.y + 30, box.w - 64, box.h - 44 - 16 * legend_rows)
-    series = [_sample_series(rng, name, lo, hi / (len(names) if stacked == "normal" else 1), unit) for name in names]
+    right_gap = 48 if any(on_right) else 0
+    plot = Box(box.x + 52, box.y + 30, box.w - 64 - right_gap, box.h - 44 - 16 * legend_rows)
+    series = [
+        _sample_series(rng, name, right_lo, right_hi, right_unit)
+        if right
+        else _sample_series(rng, name, lo, hi / (len(names) if stacked == "normal" else 1), unit)
+        for name, right in zip(names, on_right, strict=False)
+    ]
     if stacked == "normal":
         for i in range(1, len(series)):
             series[i] = [a + b for a, b in zip(series[i], series[i - 1], strict=False)]
-    top = max(max(s) for s in series) * 1.1 if series else 1
+    left_series = [s for s, right in zip(series, on_right, strict=False) if not right] or [[1.0]]
+    top = max(max(s) for s in left_series) * 1.1 if series else 1
     defaults = panel.get("fieldConfig", {}).get("defaults", {})
     if defaults.get("max") is not None:
         top = min(top, float(defaults["max"])) if unit != "percentunit" else float(defaults["max"])
     bottom = float(defaults.get("min") or 0.0)
+    right_top = max((max(s) for s, r in zip(series, on_right, strict=False) if r), default=1.0) * 1.1
     for k in range(3):  # grid lines with axis labels
         value = bottom + (top - bottom) * k / 2
         y = plot.y + plot.h - plot.h * k / 2
         yield f'<line x1="{plot.x:.1f}" y1="{y:.1f}" x2="{plot.x + plot.w:.1f}" y2="{y:.1f}" stroke="{BORDER}"/>'
         yield _text(plot.x - 6, y + 4, _format(value, unit), 10, DIM, "end")
+        if right_gap:
+            yield _text(plot.x + plot.w + 6, y + 4, _format(right_top * k / 2, right_unit), 10, DIM)
     thresholds = panel.get("fieldConfig", {}).get("defaults", {}).get("thresholds", {}).get("steps", [])
     for step in thresholds:
         if step.get("value") is not None and bottom < step["value"] < top:
@@ -212,9 +254,9 @@ def _timeseries(panel: dict[str, Any], box: Box, rng: random.Random) -> Iterable
             )
     for i, (name, values) in enumerate(zip(names, series, strict=False)):
         colour = STATE_COLOURS.get(name, PALETTE[i % len(PALETTE)])
+        low, high = (0.0, right_top) if on_right[i] else (bottom, top)
         points = " ".join(
-            f"{plot.x + plot.w * j / (len(values) - 1):.1f},"
-            f"{plot.y + plot.h - plot.h * (v - bottom) / (top - bottom):.1f}"
+            f"{plot.x + plot.w * j / (len(values) - 1):.1f},{plot.y + plot.h - plot.h * (v - low) / (high - low):.1f}"
             for j, v in enumerate(values)
         )
         if stacked == "normal":
@@ -225,16 +267,18 @@ def _timeseries(panel: dict[str, Any], box: Box, rng: random.Random) -> Iterable
                 for j, v in reversed(list(enumerate(below)))
             )
             yield f'<polygon points="{points} {back}" fill="{colour}" fill-opacity="0.35" stroke="none"/>'
-        yield f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="1.6"/>'
+        dash = ' stroke-dasharray="5 3"' if on_right[i] else ""
+        yield f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="1.6"{dash}/>'
     # legend
     x, y = plot.x, box.y + box.h - 8 - 16 * (legend_rows - 1)
     for i, name in enumerate(names):
         colour = STATE_COLOURS.get(name, PALETTE[i % len(PALETTE)])
-        width = 22 + 6.4 * len(name)
+        label = name + (" (right axis)" if on_right[i] else "")
+        width = 22 + 6.4 * len(label)
         if x + width > box.x + box.w and x > plot.x:
             x, y = plot.x, y + 16
         yield f'<rect x="{x:.1f}" y="{y - 4:.1f}" width="12" height="3" fill="{colour}"/>'
-        yield _text(x + 16, y, name, 11, DIM)
+        yield _text(x + 16, y, label, 11, DIM)
         x += width
 
 

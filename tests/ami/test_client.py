@@ -64,7 +64,7 @@ async def test_plain_login_up_and_fully_booted_event(fake: FakeAMI, make_client:
     assert client.logged_in and client.state == "up"
     health = client.health()
     assert health.healthy and health.version == "11.0.0" and health.login_failures == 0
-    assert sample("ivr_ami_up") == 1
+    assert sample("ivr_ami_up", pbx="default") == 1
     login = fake.received("Login")[0]
     assert [(k, v) for k, v in login.items() if k != "ActionID"] == [
         ("Action", "Login"),
@@ -94,7 +94,7 @@ async def test_wrong_secret_raises_auth_error_counts_and_backs_off(fake: FakeAMI
     assert health.state == "auth_failed" and not health.healthy and health.login_failures == 1
     assert "wrongsecret" not in (health.last_error or "")
     assert sample("ivr_ami_login_failures_total") == before + 1
-    assert sample("ivr_ami_up") == 0
+    assert sample("ivr_ami_up", pbx="default") == 0
     # The long backoff: the client waits instead of hammering Asterisk, and says so again at once.
     with pytest.raises(AMIAuthError):
         await client.wait_logged_in(timeout=5)

@@ -127,6 +127,11 @@ async def test_list_and_get_calls(api):
     one = await (await api.get(f"/calls/{call['id']}")).json()
     assert [ch["name"] for ch in one["channels"]][:1] == ["Local/alice@phones-0000003f;1"]
     assert (await (await api.get("/calls?state=parked")).json())["count"] == 0
+    # One Asterisk server, named "default": every call carries it; ?pbx= keeps one server's calls.
+    assert call["pbx"] == "default" and call["parked"] == []
+    assert (await (await api.get("/calls?pbx=default")).json())["count"] == 1
+    assert (await (await api.get("/calls?pbx=pbx2")).json())["count"] == 0
+    await expect_error(await api.get("/calls?pbx=PBX-1"), 422, "invalid_request")
 
 
 async def test_originate_both_kinds_and_503(api):

@@ -67,10 +67,10 @@ async def test_events_update_registry_and_parking_metrics():
     for ev in events_until(items, "ParkedCalls / Parkinglots"):
         await ami.emit(ev)
     assert registry.call("1795909439.108").state == "parked"
-    assert sample("ivr_parked_calls", lot="default") == 1
+    assert sample("ivr_parked_calls", lot="default", pbx="default") == 1
     for ev in events_until(items, "call B", start="waiting for the 5 s"):
         await ami.emit(ev)
-    assert sample("ivr_parked_calls", lot="default") == 0
+    assert sample("ivr_parked_calls", lot="default", pbx="default") == 0
     assert sample("ivr_park_timeouts_total", lot="default") == timeouts + 1
     assert any(isinstance(e, Unparked) and e.reason == "timeout" for e in effects)
 

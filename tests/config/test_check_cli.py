@@ -133,3 +133,21 @@ def test_check_warns_when_fastagi_listens_widely_but_allows_only_loopback(tmp_pa
 
     settings.write_text(settings.read_text().replace("host: 0.0.0.0", "host: 0.0.0.0\n  allowed_peers: [10.0.0.5]"))
     assert not [p for p in check(str(settings))["problems"] if p.code == "fastagi-peers"]
+
+
+def test_check_warns_about_an_asterisk_server_fastagi_would_refuse(tmp_path: Path) -> None:
+    """ami.servers lists an Asterisk by address that fastagi.allowed_peers leaves out: its calls would be refused."""
+    from ivr.tools.check import check
+
+    root = Path(__file__).resolve().parents[2]
+    settings = tmp_path / "config" / "ivr.yaml"
+    settings.parent.mkdir()
+    settings.write_text(
+        "ami:\n  servers:\n    - {name: pbx1, host: 10.0.0.11}\n    - name: pbx2\n      host: 10.0.0.12\n"
+        "fastagi:\n  host: 0.0.0.0\n  allowed_peers: [10.0.0.11]\n"
+        f"flows_dir: {root / 'config' / 'flows'}\nprompts_dir: {root / 'recordings' / 'prompts'}\n"
+        "callbacks: {enabled: false}\n"
+    )
+    problems = [p for p in check(str(settings))["problems"] if p.code == "fastagi-peers"]
+    assert [(p.severity, p.line) for p in problems] == [("warning", 5)]
+    assert "'pbx2' (10.0.0.12)" in problems[0].message and "10.0.0.12" in problems[0].hint

@@ -53,14 +53,16 @@ recordings_dir: {tmp}/rec
 reload: {{watch: false}}
 storage: {{url: "{url}", pool_max: 6}}
 calls: {{customer_dial: "PJSIP/{{number}}@trunk"}}
-callbacks: {{interval: 200ms, lease: {lease}s, per_queue_limit: 12, retry_after: 1h}}
+callbacks: {{interval: 200ms, lease: {lease}s, per_queue_limit: {limit}, retry_after: 1h}}
 """
 
 
 class Instance:
     """One `serve` subprocess with its own ports and settings file."""
 
-    def __init__(self, name: str, tmp: Path, url: str, password: str, ami_port: int, agi_port: int = 0) -> None:
+    def __init__(
+        self, name: str, tmp: Path, url: str, password: str, ami_port: int, agi_port: int = 0, limit: int = 12
+    ) -> None:
         self.name = name
         self.agi_port, self.http_port = agi_port or free_port(), free_port()
         folder = tmp / name / "config"
@@ -75,6 +77,7 @@ class Instance:
                 tmp=tmp / name,
                 url=url,
                 lease=LEASE,
+                limit=limit,
             ),
             encoding="utf-8",
         )
@@ -116,15 +119,22 @@ class Instance:
                 self.kill()
 
 
-async def until(predicate, what: str, timeout: float = 60.0, step: float = 0.1):
-    """Poll `predicate` (async) until truthy; a bound on a hang, not a timed assertion."""
-    async with asyncio.timeout(timeout):
-        while True:
-            value = await predicate()
-            if value:
-                return value
-            await asyncio.sleep(step)
-    raise AssertionError(f"timed out waiting for {what}")
+async def until(predicate, what: str, timeout: float = 60.0, step: float = 0.1, db=None):
+    """Poll `predicate` (async) until truthy; a bound on a hang, not a timed assertion. With `db`, a time-out
+    says what the requests' rows looked like then."""
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                value = await predicate()
+                if value:
+                    return value
+                await asyncio.sleep(step)
+    except TimeoutError:
+        seen = ""
+        if db is not None:
+            rows = await db.fetch("SELECT state, lease_owner, count(*) AS n FROM callback GROUP BY 1, 2 ORDER BY 1, 2")
+            seen = "; rows: " + ", ".join(f"{r['state']}/{r['lease_owner']}: {r['n']}" for r in rows)
+        raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{seen}") from None
 
 
 @pytest.fixture
@@ -146,7 +156,11 @@ async def scale_out(tmp_path, cluster_db):
     await sim.start(("127.0.0.1", a_agi_port), ami=True)
     instances: list[Instance] = []
     try:
-        a = Instance("ivr-a", tmp_path, url, password, sim.ami_port, a_agi_port)
+        # The instance that holds a queue's slots refills each one as it frees, before the other's next poll, so
+        # with equal limits one instance may dial everything (correct, but then nothing here would show two
+        # schedulers sharing a queue). The limit is counted over both instances' leases and each instance applies
+        # its own: a stops at 6 ringing, so b always finds slots while a holds its 6.
+        a = Instance("ivr-a", tmp_path, url, password, sim.ami_port, a_agi_port, limit=6)
         instances.append(a)
         await until(lambda: asyncio.to_thread(a.ready), "instance a", timeout=30)  # a migrates first...
         b = Instance("ivr-b", tmp_path, url, password, sim.ami_port)
@@ -191,7 +205,7 @@ async def test_500_callbacks_due_at_once_are_each_dialled_once_by_two_instances(
         got = await states(db)
         return got if got.get("completed") == len(ids) or got.get("failed") else None
 
-    final = await until(all_completed, "every request completed")
+    final = await until(all_completed, "every request completed", db=db)
     assert final == {"completed": 500}, final
     counts = dialled(sim)
     assert sorted(counts) == ids and set(counts.values()) == {1}  # every request dialled exactly once
@@ -209,7 +223,7 @@ async def test_the_survivor_finishes_what_a_killed_instance_had_leased(scale_out
         rows = await db.fetch("SELECT id, lease_owner FROM callback WHERE state = 'dialing'")
         return [r["id"] for r in rows if (r["lease_owner"] or "").endswith(b.owner_suffix)]
 
-    await until(b_is_dialling, "instance b holding leases", step=0.02)
+    await until(b_is_dialling, "instance b holding leases", step=0.02, db=db)
     await asyncio.to_thread(b.kill)  # kill -9: no chance to release anything
     orphaned = {
         r["id"]
@@ -222,7 +236,7 @@ async def test_the_survivor_finishes_what_a_killed_instance_had_leased(scale_out
         got = await states(db)
         return got if got.get("completed") == len(ids) else None
 
-    await until(all_completed, "every request completed by the survivor")
+    await until(all_completed, "every request completed by the survivor", db=db)
     counts = dialled(sim)
     assert sorted(counts) == ids  # nothing lost
     twice = {cb for cb, n in counts.items() if n > 1}

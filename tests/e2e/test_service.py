@@ -176,6 +176,28 @@ async def test_live_calls_come_from_ami(running) -> None:
     assert status == 200 and calls["calls"] == []
 
 
+async def test_agents_by_state_counts_each_agent_once(running) -> None:
+    """One simulated agent is a member of all five queues: five memberships, one agent (issue 14)."""
+    sim, service = running
+    for _ in range(200):  # until the first queue resync of this service is in
+        samples = await scrape(service)
+        agents = {k: v for k, v in samples.items() if k.startswith("ivr_agents{")}
+        if sum(agents.values()):
+            break
+        await asyncio.sleep(0.02)
+    assert agents == {
+        'ivr_agents{state="available"}': 1,
+        'ivr_agents{state="busy"}': 0,
+        'ivr_agents{state="paused"}': 0,
+        'ivr_agents{state="unavailable"}': 0,
+    }
+    memberships = [k for k, v in samples.items() if k.startswith("ivr_queue_agents{") and 'available"' in k and v]
+    assert len(memberships) == len(QUEUES)
+    status, ready = await get(service, "/readyz")
+    assert status == 200 and ready["instance"] == service.settings.instance
+    assert samples['ivr_ami_up{pbx="default"}'] == 1
+
+
 async def scrape(service: Service) -> dict[str, float]:
     """GET /metrics as {'name{label="v",...}': value}, labels sorted (counters are process-wide: compare deltas)."""
     status, text = await get(service, "/metrics")

@@ -126,7 +126,7 @@ async def test_resync_exports_every_queue_with_its_agents(stack: Stack) -> None:
         assert value(samples, "ivr_queue_agents", queue=queue, state="paused") == 0
     assert value(samples, "ivr_queue_service_level_threshold_seconds", queue="support") == 30
     assert value(samples, "ivr_queue_service_level_threshold_seconds", queue="sales") == 20
-    assert value(samples, "ivr_ami_up") == 1
+    assert value(samples, "ivr_ami_up", pbx="default") == 1
 
 
 async def test_answered_and_abandoned_calls_in_the_scrape(stack: Stack) -> None:

@@ -55,6 +55,8 @@ def test_every_ivr_label_is_in_the_allowed_set(scrape: str) -> None:
         "question",
         "answer",
         "window",
+        "instance",
+        "pbx",
     } == metrics.ALLOWED_LABELS
     seen_ivr = 0
     for family in text_string_to_metric_families(scrape):
@@ -173,7 +175,7 @@ def test_a_failing_hook_does_not_break_the_scrape(caplog: pytest.LogCaptureFixtu
 
     metrics.add_collect_hook(broken)
     try:
-        assert metrics.REGISTRY.get_sample_value("ivr_ami_up") is not None
+        assert metrics.REGISTRY.get_sample_value("ivr_config_reload_failing") is not None
     finally:
         metrics.remove_collect_hook(broken)
     assert "collect hook" in caplog.text
@@ -194,15 +196,15 @@ def test_collect_hooks_run_before_gauges_are_read() -> None:
 
     def hook() -> None:
         calls.append(1)
-        metrics.AMI_UP.set(len(calls))
+        metrics.QUEUE_TRACKED.set(len(calls))
 
-    saved = metrics.REGISTRY.get_sample_value("ivr_ami_up") or 0
+    saved = metrics.REGISTRY.get_sample_value("ivr_queue_tracked") or 0
     metrics.add_collect_hook(hook)
     try:
-        value = metrics.REGISTRY.get_sample_value("ivr_ami_up")
+        value = metrics.REGISTRY.get_sample_value("ivr_queue_tracked")
     finally:
         metrics.remove_collect_hook(hook)
-        metrics.AMI_UP.set(saved)
+        metrics.QUEUE_TRACKED.set(saved)
     assert calls and value == len(calls)
 
 

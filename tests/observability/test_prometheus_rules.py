@@ -53,7 +53,15 @@ def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
     import yaml
 
     dash = json.loads((ROOT / "config" / "grafana" / "dashboards" / "ivr.json").read_text())
-    substitutions = {"$__rate_interval": "1m", "$__range": "6h", "$__interval": "15s", "$flow": ".*", "$queue": ".*"}
+    substitutions = {
+        "$__rate_interval": "1m",
+        "$__range": "6h",
+        "$__interval": "15s",
+        "$flow": ".*",
+        "$queue": ".*",
+        "$instance": ".*",
+        "$pbx": ".*",
+    }
     rules = []
     for panel in dash["panels"]:
         for target in panel.get("targets", []):

@@ -266,6 +266,43 @@ def test_agents_by_state_from_member_status() -> None:
     assert Member(status=0, in_call=True).state == "busy"
 
 
+def test_agents_are_counted_once_across_their_queues() -> None:
+    """Issue 14: 6 agents with 15 queue memberships were shown as 15. Each interface gets one state."""
+    stats = QueueStats(queues={"sales", "support", "billing"})
+
+    def member(queue: str, interface: str, status: int = 1, paused: str = "0") -> None:
+        stats.apply(
+            {
+                "Event": "QueueMemberAdded",
+                "Queue": queue,
+                "Interface": interface,
+                "Status": str(status),
+                "Paused": paused,
+            }
+        )
+
+    for n in range(1, 7):  # 6 agents; 1-3 in all three queues, 4-6 in two: 15 memberships
+        for queue in ("sales", "support", "billing") if n <= 3 else ("sales", "support"):
+            member(queue, f"PJSIP/100{n}")
+    member("billing", "PJSIP/1001", status=2)  # busy in one queue: busy
+    member("sales", "PJSIP/1002", paused="1")  # paused in one queue, available in others: available
+    for queue in ("sales", "support"):
+        member(queue, "PJSIP/1006", paused="1")  # paused everywhere: paused
+    member("sales", "PJSIP/1005", status=5)
+    member("support", "PJSIP/1005", status=5)  # unavailable everywhere
+    assert sum(sum(snap.agents.values()) for snap in stats.snapshot().values()) == 15  # memberships
+    states = stats.agent_states()
+    assert len(states) == 6
+    assert states == {
+        "PJSIP/1001": "busy",
+        "PJSIP/1002": "available",
+        "PJSIP/1003": "available",
+        "PJSIP/1004": "available",
+        "PJSIP/1005": "unavailable",
+        "PJSIP/1006": "paused",
+    }
+
+
 def test_resync_from_queue_status_and_summary(stats: QueueStats, clock: FakeClock, deltas: Deltas) -> None:
     stats.apply({"Event": "QueueCallerJoin", "Queue": "gone", "Uniqueid": "1.1"})
     assert "gone" in stats.queues
