@@ -350,6 +350,11 @@ def setvar(variable: str, value: str, channel: str | None = None) -> Pairs:
     return pairs
 
 
+def bridge(channel1: str, channel2: str, tone: str = "no") -> Pairs:
+    """Bridge two channels; `tone` says who hears a beep first (no, Channel1, Channel2, Both)."""
+    return [("Channel1", channel1), ("Channel2", channel2), ("Tone", tone)]
+
+
 def command(cli: str) -> Pairs:
     return [("Command", cli)]
 

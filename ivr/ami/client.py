@@ -50,7 +50,6 @@ from ivr.ami.protocol import (
     Headers,
     Message,
     Role,
-    command_output,
     encode_action,
     is_list_complete,
     is_list_start,
@@ -58,6 +57,7 @@ from ivr.ami.protocol import (
     md5_key,
     md5_login_headers,
 )
+from ivr.ami.typed import AMIActions
 from ivr.netutil import set_tcp_keepalive
 
 log = logging.getLogger("ivr.ami")
@@ -361,7 +361,7 @@ class AMIHealth:
         return self.logged_in
 
 
-class AMIClient:
+class AMIClient(AMIActions):
     """Asyncio AMI client. `await start()` then `await wait_logged_in()`; `await close()` at the end."""
 
     def __init__(
@@ -436,7 +436,6 @@ class AMIClient:
 
         self._pending: dict[str, _Pending] = {}
         self._listing: dict[str, _Pending] = {}  # pending actions whose list items are arriving
-        self._waiters: dict[str, tuple[str, asyncio.Future[Message]]] = {}  # ActionID -> (event name, future)
         self._subs_by_event: dict[str, list[Subscription]] = {}
         self._subs_all: list[Subscription] = []
         self._connected_callbacks: list[ConnectedCallback] = []
@@ -615,7 +614,7 @@ class AMIClient:
         """The include filters the subscribers need (empty = no filtering: a subscriber wants every event)."""
         if self._subs_all:
             return []
-        wanted: list[EventFilter] = [EventFilter("OriginateResponse")]  # originate() waits for it
+        wanted: list[EventFilter] = [EventFilter("OriginateResponse")]  # OriginateTracker (typed.py) waits for it
         excludes: set[EventFilter] | None = None
         subscribers: dict[str, list[Any]] = {}
         for table in (self._subs_by_event, self._inline_by_event):
@@ -755,200 +754,6 @@ class AMIClient:
         if timer is None:
             timer = self._action_timers[label] = metrics.AMI_ACTION_SECONDS.labels(action=label)
         return timer
-
-    # -- typed helpers ---------------------------------------------------------------------------------------
-
-    async def ping(self, *, timeout: float | None = None) -> Message:
-        return await self.action("Ping", timeout=timeout)
-
-    async def originate(
-        self,
-        channel: str,
-        *,
-        context: str | None = None,
-        exten: str | None = None,
-        priority: int | None = None,
-        application: str | None = None,
-        data: str | None = None,
-        timeout_ms: int | None = None,
-        caller_id: str | None = None,
-        variables: dict[str, str] | None = None,
-        account: str | None = None,
-        channel_id: str | None = None,
-        other_channel_id: str | None = None,
-        early_media: bool | None = None,
-        codecs: str | None = None,
-        result_timeout: float | None = None,
-    ) -> act.OriginateResult:
-        """Originate asynchronously and wait for its `OriginateResponse` (matched by ActionID).
-
-        Sent exactly once: on a lost connection this raises AMIConnectionLost and the call may or may not exist.
-        `result_timeout` defaults to the ring timeout (Asterisk's default 30 s) plus `action_timeout`.
-        """
-        headers = act.originate(
-            channel,
-            context=context,
-            exten=exten,
-            priority=priority,
-            application=application,
-            data=data,
-            timeout_ms=timeout_ms,
-            caller_id=caller_id,
-            variables=variables,
-            account=account,
-            channel_id=channel_id,
-            other_channel_id=other_channel_id,
-            early_media=early_media,
-            codecs=codecs,
-        )
-        aid = self._next_id()
-        future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
-        self._waiters[aid] = ("OriginateResponse", future)  # before sending: the event may follow at once
-        try:
-            await self._request("Originate", headers, action_id=aid)
-            wait = result_timeout if result_timeout is not None else (timeout_ms or 30000) / 1000 + self.action_timeout
-            try:
-                async with asyncio.timeout(wait):
-                    event = await future
-            except TimeoutError:
-                raise AMITimeout(
-                    f"no OriginateResponse for {channel!r} (ActionID {aid}) within {wait}s; the "
-                    "call may still be ringing"
-                ) from None
-        finally:
-            self._waiters.pop(aid, None)
-        return act.OriginateResult.from_event(event)
-
-    async def redirect(
-        self,
-        channel: str,
-        context: str,
-        exten: str,
-        priority: int = 1,
-        *,
-        extra_channel: str | None = None,
-        extra_context: str | None = None,
-        extra_exten: str | None = None,
-        extra_priority: int | None = None,
-    ) -> Message:
-        return await self.action(
-            "Redirect",
-            act.redirect(
-                channel,
-                context,
-                exten,
-                priority,
-                extra_channel=extra_channel,
-                extra_context=extra_context,
-                extra_exten=extra_exten,
-                extra_priority=extra_priority,
-            ),
-        )
-
-    async def blind_transfer(self, channel: str, context: str, exten: str) -> Message:
-        return await self.action("BlindTransfer", act.blind_transfer(channel, context, exten))
-
-    async def atxfer(self, channel: str, exten: str, context: str | None = None) -> Message:
-        return await self.action("Atxfer", act.atxfer(channel, exten, context))
-
-    async def park(
-        self,
-        channel: str,
-        *,
-        timeout_ms: int | None = None,
-        timeout_channel: str | None = None,
-        parkinglot: str | None = None,
-        announce_channel: str | None = None,
-        parking_space: str | None = None,
-    ) -> Message:
-        return await self.action(
-            "Park",
-            act.park(
-                channel,
-                timeout_ms=timeout_ms,
-                timeout_channel=timeout_channel,
-                parkinglot=parkinglot,
-                announce_channel=announce_channel,
-                parking_space=parking_space,
-            ),
-        )
-
-    async def parked_calls(self, parkinglot: str | None = None) -> list[Message]:
-        return (await self.list_action("ParkedCalls", act.parked_calls(parkinglot)))[1]
-
-    async def hangup(self, channel: str, cause: int | None = None) -> Message:
-        return await self.action("Hangup", act.hangup(channel, cause))
-
-    async def mixmonitor(
-        self, channel: str, file: str, options: str | None = None, command: str | None = None
-    ) -> str | None:
-        """Start recording; returns the `MixMonitorID` (for StopMixMonitor) when Asterisk reports one."""
-        response = await self.action("MixMonitor", act.mixmonitor(channel, file, options, command))
-        return response.get("MixMonitorID")
-
-    async def mixmonitor_mute(self, channel: str, mute: bool, direction: str = "both") -> Message:
-        return await self.action("MixMonitorMute", act.mixmonitor_mute(channel, mute, direction))
-
-    async def stop_mixmonitor(self, channel: str, mixmonitor_id: str | None = None) -> Message:
-        return await self.action("StopMixMonitor", act.stop_mixmonitor(channel, mixmonitor_id))
-
-    async def queue_add(
-        self,
-        queue: str,
-        interface: str,
-        *,
-        penalty: int | None = None,
-        paused: bool | None = None,
-        member_name: str | None = None,
-        state_interface: str | None = None,
-        reason: str | None = None,
-    ) -> Message:
-        return await self.action(
-            "QueueAdd",
-            act.queue_add(
-                queue,
-                interface,
-                penalty=penalty,
-                paused=paused,
-                member_name=member_name,
-                state_interface=state_interface,
-                reason=reason,
-            ),
-        )
-
-    async def queue_remove(self, queue: str, interface: str) -> Message:
-        return await self.action("QueueRemove", act.queue_remove(queue, interface))
-
-    async def queue_pause(
-        self, interface: str, paused: bool, *, queue: str | None = None, reason: str | None = None
-    ) -> Message:
-        return await self.action("QueuePause", act.queue_pause(interface, paused, queue=queue, reason=reason))
-
-    async def queue_status(self, queue: str | None = None, member: str | None = None) -> list[Message]:
-        """QueueParams, QueueMember and QueueEntry events (QueueStatusComplete excluded)."""
-        return (await self.list_action("QueueStatus", act.queue_status(queue, member)))[1]
-
-    async def queue_summary(self, queue: str | None = None) -> list[Message]:
-        return (await self.list_action("QueueSummary", act.queue_summary(queue)))[1]
-
-    async def core_show_channels(self) -> list[Message]:
-        return (await self.list_action("CoreShowChannels"))[1]
-
-    async def getvar(self, variable: str, channel: str | None = None) -> str | None:
-        """The value, or None when Asterisk reports it empty/unset (both look the same over AMI)."""
-        response = await self.action("Getvar", act.getvar(variable, channel))
-        value = response.get("Value")
-        return value if value else None
-
-    async def setvar(self, variable: str, value: str, channel: str | None = None) -> None:
-        await self.action("Setvar", act.setvar(variable, value, channel))
-
-    async def command(self, cli: str, *, timeout: float | None = None) -> act.CommandResult:
-        """Run a CLI command; an unknown CLI command gives ok=False with Asterisk's explanation as output."""
-        response = await self.action("Command", act.command(cli), timeout=timeout, check=False)
-        return act.CommandResult(
-            ok=(response.name or "").lower() != "error", output=command_output(response), response=response
-        )
 
     # -- connection management ----------------------------------------------------------------------------
 
@@ -1137,15 +942,8 @@ class AMIClient:
                         "have run and is not retried"
                     )
                 )
-        waiters, self._waiters = self._waiters, {}
-        for event_name, future in waiters.values():
-            if not future.done():
-                future.set_exception(
-                    AMIConnectionLost(
-                        f"AMI connection lost while waiting for {event_name} ({reason}); the outcome is unknown and "
-                        "nothing is retried"
-                    )
-                )
+        if self._originates is not None:
+            self._originates.connection_lost(reason)
 
     # -- the reader's dispatch (no user code) ------------------------------------------------------------
 
@@ -1154,7 +952,6 @@ class AMIClient:
             return
         pending = self._pending
         listing = self._listing
-        waiters = self._waiters
         by_event = self._subs_by_event
         by_event_inline = self._inline_by_event
         catch_all = self._subs_all
@@ -1169,7 +966,7 @@ class AMIClient:
                 self._on_response(msg)
                 continue
             counts[name] = counts.get(name, 0) + 1
-            if listing or waiters:
+            if listing:
                 aid = msg.action_id
                 if aid is not None:
                     p = listing.get(aid)
@@ -1182,11 +979,6 @@ class AMIClient:
                         else:
                             p.items.append(msg)
                         continue
-                    waiter = waiters.get(aid)
-                    if waiter is not None and waiter[0] == name:
-                        del waiters[aid]
-                        if not waiter[1].done():
-                            waiter[1].set_result(msg)
             subs = by_event.get(name)
             if subs:
                 for sub in subs:

@@ -478,6 +478,19 @@ async def test_drop_fails_pending_and_never_replays(fake: FakeAMI, make_client: 
     assert (await client.ping())["Ping"] == "Pong"
 
 
+async def test_drop_while_waiting_for_originate_response_fails_the_waiter(fake: FakeAMI, make_client: Make) -> None:
+    # Asterisk accepted the Originate ("Originate successfully queued") and then died: the outcome is unknown.
+    fake.on("Originate", lambda conn, msg: [response(msg.action_id, ("Message", "Originate successfully queued"))])
+    client = await connected(make_client)
+    task = asyncio.create_task(client.originate("Local/s@x", application="Wait", data="1"))
+    await fake.wait_for(lambda: len(fake.received("Originate")) == 1)
+    await fake.wait_for(lambda: bool(client.originates()._waiters))  # answered; now waiting for OriginateResponse
+    fake.drop()
+    with pytest.raises(AMIConnectionLost, match="OriginateResponse"):
+        await task
+    assert len(fake.received("Originate")) == 1
+
+
 async def test_on_connected_after_every_login_and_failing_callback_is_isolated(
     fake: FakeAMI, make_client: Make
 ) -> None:
