@@ -25,6 +25,7 @@ from ivr import metrics, sdnotify
 from ivr.agi.fastagi import FastAGIServer
 from ivr.ami.client import AMIClient
 from ivr.ami.errors import AMIConnectionLost
+from ivr.ami.typed import AMIActions
 from ivr.api.app import create_app
 from ivr.api.auth import check_bind
 from ivr.api.deps import Check
@@ -90,7 +91,7 @@ def build_api(
     )
 
 
-class AMIDisabled:
+class AMIDisabled(AMIActions):
     """Stands in for the AMI client when `ami.enabled: false`: every action fails as 'Asterisk unreachable' (503)."""
 
     logged_in = False

@@ -5,7 +5,7 @@ Public names are re-exported here; each lives in its own module (registry, sync,
 
 from ivr.calls.callbacks import CallbackPolicy, CallbackScheduler
 from ivr.calls.errors import AsteriskUnavailable, CallControlError, InvalidRequest, InvalidState, NotFound, UnknownCall
-from ivr.calls.operations import CallOperations, Originated, OriginateTracker, TransferTarget
+from ivr.calls.operations import CallOperations, Originated, TransferTarget
 from ivr.calls.registry import CallRegistry
 from ivr.calls.settings import CallControlSettings
 from ivr.calls.sync import RegistrySync
@@ -24,7 +24,6 @@ __all__ = [
     "InvalidState",
     "NotFound",
     "Originated",
-    "OriginateTracker",
     "RegistrySync",
     "TransferTarget",
     "UnknownCall",

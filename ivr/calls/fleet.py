@@ -23,6 +23,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ivr.ami.actions import OriginateResult
+from ivr.calls.amiport import CallControlAMI
 from ivr.calls.errors import AsteriskUnavailable, CallControlError, UnknownCall
 from ivr.calls.model import Call, ParkedCall, Queue
 from ivr.calls.operations import CallOperations, Originated, SpyMode, TransferTarget
@@ -48,14 +50,14 @@ class PBXCalls:
     """Call control over one Asterisk server."""
 
     name: str
-    ami: Any
+    ami: CallControlAMI
     registry: CallRegistry
     sync: RegistrySync
     operations: CallOperations
 
     @property
     def logged_in(self) -> bool:
-        return bool(getattr(self.ami, "logged_in", False))
+        return self.ami.logged_in
 
 
 class FleetRegistry:
@@ -212,7 +214,7 @@ class FleetOperations:
         )
         return self._originated(part, out)
 
-    async def wait_originate(self, originated: Originated, timeout: float) -> Any:
+    async def wait_originate(self, originated: Originated, timeout: float) -> OriginateResult | None:
         part = self._by_name.get(originated.pbx or "") or self.parts[0]
         _, raw = split(originated.call_id)
         return await part.operations.wait_originate(dataclasses.replace(originated, call_id=raw), timeout)

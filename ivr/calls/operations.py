@@ -24,19 +24,19 @@ Rules for this file:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from ivr import dialplan
-from ivr.ami import actions
 from ivr.ami.actions import OriginateResult
+from ivr.ami.errors import AMIConnectionLost
 from ivr.calls import validate
+from ivr.calls.amiport import CallControlAMI
 from ivr.calls.errors import InvalidRequest, InvalidState, UnknownCall, from_ami
 from ivr.calls.model import Call, Channel
 from ivr.calls.registry import CallEnded, CallRegistry, ChannelGone, Effect, RecordingEnded
@@ -46,6 +46,7 @@ from ivr.storage import Recording, Storage
 
 log = logging.getLogger(__name__)
 
+_T = TypeVar("_T")
 TargetKind = Literal["extension", "queue", "flow"]
 SpyMode = Literal["listen", "whisper", "barge"]
 _TRANSFERABLE = {"talking", "ivr", "up", "queued", "held"}
@@ -81,61 +82,21 @@ def new_call_id() -> str:
     return "ivr-" + uuid.uuid4().hex[:20]
 
 
-class OriginateTracker:
-    """Correlates `OriginateResponse` events with the Originate that caused them (by ActionID)."""
-
-    def __init__(self, ami: Any, *, keep: int = 1000) -> None:
-        self._results: dict[str, OriginateResult] = {}
-        self._waiters: dict[str, asyncio.Future[OriginateResult]] = {}
-        self._keep = keep
-        # inline: a few dict operations, called by the AMI reader itself (no task per event, docs/decisions.md D4)
-        self._subscription = ami.subscribe(self._on_event, {"OriginateResponse"}, name="originate", inline=True)
-
-    async def on_event(self, msg: Any) -> None:
-        self._on_event(msg)
-
-    def _on_event(self, msg: Any) -> None:
-        action_id = msg.action_id
-        if not action_id:
-            return
-        result = OriginateResult.from_event(msg)
-        waiter = self._waiters.pop(action_id, None)
-        if waiter is not None and not waiter.done():
-            waiter.set_result(result)
-            return
-        self._results[action_id] = result  # the event overtook the caller: keep it for `wait`
-        while len(self._results) > self._keep:
-            self._results.pop(next(iter(self._results)))
-
-    async def wait(self, action_id: str, timeout: float) -> OriginateResult | None:
-        if action_id in self._results:
-            return self._results.pop(action_id)
-        waiter = self._waiters.setdefault(action_id, asyncio.get_running_loop().create_future())
-        try:
-            return await asyncio.wait_for(waiter, timeout)
-        except TimeoutError:
-            return None
-        finally:
-            self._waiters.pop(action_id, None)
-
-
 class CallOperations:
     def __init__(
         self,
-        ami: Any,
+        ami: CallControlAMI,
         registry: CallRegistry,
         storage: Storage,
         settings: CallControlSettings | None = None,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        tracker: OriginateTracker | None = None,
     ) -> None:
         self.ami = ami
         self.registry = registry
         self.storage = storage
         self.settings = settings or CallControlSettings()
         self.clock = clock
-        self.tracker = tracker
         self._recordings: dict[str, _ActiveRecording] = {}  # by uniqueid of the recorded channel
         self._held: dict[str, tuple[str, str]] = {}  # call id -> (held channel, waiting partner)
         # "<pbx>:" with several Asterisk servers (ivr.calls.fleet): the recordings index stores the API's call id.
@@ -144,14 +105,10 @@ class CallOperations:
 
     # --- helpers -----------------------------------------------------------------------------------------------
 
-    def _track(self) -> None:
-        # Subscribe for OriginateResponse before the first Originate is sent (it may follow the response at once).
-        if self.tracker is None and hasattr(self.ami, "subscribe"):
-            self.tracker = OriginateTracker(self.ami)
-
-    async def _act(self, what: str, name: str, headers: list[tuple[str, str]]) -> Any:
+    async def _act(self, what: str, action: Awaitable[_T]) -> _T:
+        """Await one typed AMI action (`self.ami.<action>(...)`), its failure typed by `from_ami`."""
         try:
-            return await self.ami.action(name, headers)
+            return await action
         except Exception as exc:  # typed by from_ami; anything else re-raises unchanged
             raise from_ami(exc, what) from exc
 
@@ -217,19 +174,21 @@ class CallOperations:
         validate.number(number, pattern=self.settings.number_re)
         call_id = new_call_id()
         self.registry.expect_agent_leg(call_id, agent)
-        headers = actions.originate(
-            self._dial(self.settings.agent_dial, extension=agent),
-            context=self.settings.outbound_context,
-            exten=number,
-            priority=1,
-            timeout_ms=int((timeout or self.settings.originate_timeout) * 1000),
-            caller_id=caller_id or f'"{number}" <{number}>',
-            channel_id=call_id,
-            other_channel_id=call_id + "-2",
-            variables={dialplan.AGENT_NAME: agent},
+        action_id = await self._act(
+            "originate",
+            self.ami.send_originate(
+                self._dial(self.settings.agent_dial, extension=agent),
+                context=self.settings.outbound_context,
+                exten=number,
+                priority=1,
+                timeout_ms=int((timeout or self.settings.originate_timeout) * 1000),
+                caller_id=caller_id or f'"{number}" <{number}>',
+                channel_id=call_id,
+                other_channel_id=call_id + "-2",
+                variables={dialplan.AGENT_NAME: agent},
+            ),
         )
-        response = await self._act("originate", "Originate", headers)
-        return Originated(call_id, getattr(response, "action_id", None))
+        return Originated(call_id, action_id)
 
     async def originate_flow(
         self,
@@ -256,20 +215,21 @@ class CallOperations:
                 raise ValueError(f"service variable {key!r} must start with IVR_")  # a programming error
             validate.variable_value(value, f"variable {key}")
         call_id = call_id or new_call_id()
-        self._track()
-        headers = actions.originate(
-            self._dial(self.settings.customer_dial, number=number),
-            context=self.settings.flow_context,
-            exten=flow,
-            priority=1,
-            timeout_ms=int((timeout or self.settings.originate_timeout) * 1000),
-            caller_id=caller_id,
-            channel_id=call_id,
-            other_channel_id=call_id + "-2",
-            variables={dialplan.FLOW: flow, **(variables or {}), **(service_variables or {})},
+        action_id = await self._act(
+            "originate",
+            self.ami.send_originate(
+                self._dial(self.settings.customer_dial, number=number),
+                context=self.settings.flow_context,
+                exten=flow,
+                priority=1,
+                timeout_ms=int((timeout or self.settings.originate_timeout) * 1000),
+                caller_id=caller_id,
+                channel_id=call_id,
+                other_channel_id=call_id + "-2",
+                variables={dialplan.FLOW: flow, **(variables or {}), **(service_variables or {})},
+            ),
         )
-        response = await self._act("originate", "Originate", headers)
-        return Originated(call_id, getattr(response, "action_id", None))
+        return Originated(call_id, action_id)
 
     # --- transfer ----------------------------------------------------------------------------------------------
 
@@ -297,7 +257,7 @@ class CallOperations:
                     "after the atxfer feature code; use mode=blind for this target"
                 )
             transferer = chosen or agent
-            await self._act("attended transfer", "Atxfer", actions.atxfer(transferer.name, exten, context))
+            await self._act("attended transfer", self.ami.atxfer(transferer.name, exten, context))
             return {"mode": "attended", "transferer": transferer.name, "context": context, "exten": exten}
         hold: tuple[Channel, Channel] | None = None
         if call.state == "held" or call.id in self._held:
@@ -309,14 +269,14 @@ class CallOperations:
             # Bridged (so no longer in the IVR: a call in a flow is never in a talking bridge): the agent side
             # transfers, the caller goes to the target, the agent leg is released.
             transferer = chosen or agent
-            await self._act("blind transfer", "BlindTransfer", actions.blind_transfer(transferer.name, context, exten))
+            await self._act("blind transfer", self.ami.blind_transfer(transferer.name, context, exten))
             return {"mode": "blind", "transferer": transferer.name, "context": context, "exten": exten}
         if hold is not None:
             return await self._transfer_held(call, hold, chosen, context, exten)
         moved = chosen or customer
         if call.state == "ivr":
             await self._mark_transferred(moved, target)
-        await self._act("transfer", "Redirect", actions.redirect(moved.name, context, exten, 1))
+        await self._act("transfer", self.ami.redirect(moved.name, context, exten, 1))
         return {"mode": "redirect", "channel": moved.name, "context": context, "exten": exten}
 
     async def _transfer_held(
@@ -330,7 +290,7 @@ class CallOperations:
                 f"call {call.id} is on hold: only the held channel {held.name} can be "
                 f"transferred (its partner {partner.name} is released); omit channel"
             )
-        await self._act("transfer", "Redirect", actions.redirect(held.name, context, exten, 1))
+        await self._act("transfer", self.ami.redirect(held.name, context, exten, 1))
         self._held.pop(call.id, None)
         released = await self._release_waiting(partner)
         await self._forget_hold(held)
@@ -343,7 +303,7 @@ class CallOperations:
         # The AGI session sees only a hangup when a Redirect takes its channel away; the engine reads this
         # variable in dead mode and records outcome "transferred" (end target "api:<kind>:<target>").
         value = f"{target.kind}:{target.value}"  # both validated by _target (names / extensions only)
-        await self._act("transfer", "Setvar", actions.setvar(dialplan.TRANSFERRED, value, channel.name))
+        await self._act("transfer", self.ami.setvar(dialplan.TRANSFERRED, value, channel.name))
 
     # --- park / retrieve ---------------------------------------------------------------------------------------
 
@@ -362,8 +322,7 @@ class CallOperations:
             raise InvalidRequest("park timeout must be between 1 and 3600 seconds")
         await self._act(
             "park",
-            "Park",
-            actions.park(
+            self.ami.park(
                 parkee.name,
                 timeout_ms=int(seconds * 1000),
                 parkinglot=lot,
@@ -388,17 +347,19 @@ class CallOperations:
         leg_id = new_call_id()
         self.registry.expect_agent_leg(leg_id, agent)
         caller = parked.caller_num
-        headers = actions.originate(
-            self._dial(self.settings.agent_dial, extension=agent),
-            application="ParkedCall",
-            data=f"{lot},{space}",
-            timeout_ms=int((timeout or self.settings.originate_timeout) * 1000),
-            caller_id=validate.caller_id(parked.caller_name, caller) if caller else None,
-            channel_id=leg_id,
-            other_channel_id=leg_id + "-2",
+        action_id = await self._act(
+            "retrieve",
+            self.ami.send_originate(
+                self._dial(self.settings.agent_dial, extension=agent),
+                application="ParkedCall",
+                data=f"{lot},{space}",
+                timeout_ms=int((timeout or self.settings.originate_timeout) * 1000),
+                caller_id=validate.caller_id(parked.caller_name, caller) if caller else None,
+                channel_id=leg_id,
+                other_channel_id=leg_id + "-2",
+            ),
         )
-        response = await self._act("retrieve", "Originate", headers)
-        return Originated(leg_id, getattr(response, "action_id", None))
+        return Originated(leg_id, action_id)
 
     # --- hold / resume -----------------------------------------------------------------------------------------
 
@@ -409,13 +370,12 @@ class CallOperations:
         if agent is None:  # "talking" means bridged with a partner; a bridge that just emptied is not
             raise InvalidState(f"call {call_id} has nobody to hold it for (its partner just left); try again")
         klass = validate.name(moh_class or self.settings.moh_class, "music on hold class")
-        await self._act("hold", "Setvar", actions.setvar(dialplan.MOH_CLASS, klass, customer.name))
+        await self._act("hold", self.ami.setvar(dialplan.MOH_CLASS, klass, customer.name))
         # Asterisk keeps who waits for whom, so a restarted service can still resume (see _hold_pair).
-        await self._act("hold", "Setvar", actions.setvar(HELD_PARTNER_VAR, validate.channel(agent.name), customer.name))
+        await self._act("hold", self.ami.setvar(HELD_PARTNER_VAR, validate.channel(agent.name), customer.name))
         await self._act(
             "hold",
-            "Redirect",
-            actions.redirect(
+            self.ami.redirect(
                 customer.name,
                 self.settings.hold_context,
                 "s",
@@ -437,7 +397,7 @@ class CallOperations:
                 f"call {call_id} is {call.state}; only calls put on hold through this API can be resumed"
             )
         held, partner = pair
-        await self._act("resume", "Bridge", [("Channel1", held.name), ("Channel2", partner.name), ("Tone", "no")])
+        await self._act("resume", self.ami.bridge(held.name, partner.name, "no"))
         self._held.pop(call.id, None)
         await self._forget_hold(held)
         return {"resumed": held.name, "partner": partner.name}
@@ -468,14 +428,13 @@ class CallOperations:
         return None
 
     async def _getvar(self, channel: Channel, variable: str) -> str:
-        response = await self._act("read the hold", "Getvar", actions.getvar(variable, channel.name))
-        value = response.get("Value") if hasattr(response, "get") else None
+        value = await self._act("read the hold", self.ami.getvar(variable, channel.name))
         return (value or "").strip()
 
     async def _forget_hold(self, held: Channel) -> None:
         # Best effort: the variable only matters while the channel is in hold_context, and hold() sets it anew.
         try:
-            await self.ami.action("Setvar", actions.setvar(HELD_PARTNER_VAR, "", held.name))
+            await self.ami.setvar(HELD_PARTNER_VAR, "", held.name)
         except Exception as exc:
             log.debug("cannot clear %s on %s: %s", HELD_PARTNER_VAR, held.name, exc)
 
@@ -488,7 +447,7 @@ class CallOperations:
         if bridge is not None and bridge.channels - {current.uniqueid}:
             return False  # resumed meanwhile: it talks to someone
         try:
-            await self.ami.action("Hangup", actions.hangup(current.name, 16))
+            await self.ami.hangup(current.name, 16)
         except Exception as exc:
             err = from_ami(exc, "release the waiting partner")
             if err.status != 404:  # already gone is what we wanted
@@ -527,10 +486,9 @@ class CallOperations:
         path = str(PurePosixPath(self.settings.recordings_dir) / f"{name}.{fmt}")
         # i(VAR): Asterisk returns the MixMonitorID only when asked to store it in a variable (ami-14), and
         # StopMixMonitor by id then stops exactly this recording.
-        response = await self._act(
-            "record", "MixMonitor", actions.mixmonitor(target.name, path, options="i(IVR_MIXMONITOR_ID)")
+        mixmonitor_id = (
+            await self._act("record", self.ami.mixmonitor(target.name, path, options="i(IVR_MIXMONITOR_ID)")) or ""
         )
-        mixmonitor_id = (response.get("MixMonitorID") if hasattr(response, "get") else None) or ""
         rec_id = await self.storage.add_recording(
             Recording(
                 call_id=self.call_id_prefix + call.id,
@@ -555,8 +513,7 @@ class CallOperations:
             raise InvalidState("the recording is already " + ("paused" if mute else "running"))
         await self._act(
             "record pause" if mute else "record resume",
-            "MixMonitorMute",
-            actions.mixmonitor_mute(rec.channel, mute, "both"),
+            self.ami.mixmonitor_mute(rec.channel, mute, "both"),
         )
         rec.paused = mute
         await self.storage.set_recording_state(rec.recording_id, "paused" if mute else "recording")
@@ -573,9 +530,7 @@ class CallOperations:
         rec = self._active_recording(call)
         if rec is None:
             raise InvalidState(f"call {call_id} is not being recorded by this service")
-        await self._act(
-            "record stop", "StopMixMonitor", actions.stop_mixmonitor(rec.channel, rec.mixmonitor_id or None)
-        )
+        await self._act("record stop", self.ami.stop_mixmonitor(rec.channel, rec.mixmonitor_id or None))
         seconds = await self._finish(rec.uniqueid)
         return {"recording_id": rec.recording_id, "state": "finished", "seconds": seconds}
 
@@ -645,7 +600,7 @@ class CallOperations:
             if ch.name.endswith(";2") and ch.name[:-1] + "1" in hung:
                 continue
             try:
-                await self.ami.action("Hangup", actions.hangup(ch.name, 16))
+                await self.ami.hangup(ch.name, 16)
                 hung.append(ch.name)
             except Exception as exc:
                 err = from_ami(exc, "hang up")
@@ -671,17 +626,19 @@ class CallOperations:
         target = self._channel_in(call, channel) or agent or customer
         validate.channel(target.name)
         leg_id = new_call_id()
-        headers = actions.originate(
-            self._dial(self.settings.agent_dial, extension=supervisor),
-            application="ChanSpy",
-            data=f"{target.name},{options}",
-            timeout_ms=int(self.settings.originate_timeout * 1000),
-            caller_id=f'"Spy {mode}" <{supervisor}>',
-            channel_id=leg_id,
-            other_channel_id=leg_id + "-2",
+        action_id = await self._act(
+            "spy",
+            self.ami.send_originate(
+                self._dial(self.settings.agent_dial, extension=supervisor),
+                application="ChanSpy",
+                data=f"{target.name},{options}",
+                timeout_ms=int(self.settings.originate_timeout * 1000),
+                caller_id=f'"Spy {mode}" <{supervisor}>',
+                channel_id=leg_id,
+                other_channel_id=leg_id + "-2",
+            ),
         )
-        response = await self._act("spy", "Originate", headers)
-        return Originated(leg_id, getattr(response, "action_id", None))
+        return Originated(leg_id, action_id)
 
     # --- queue members -----------------------------------------------------------------------------------------
 
@@ -708,8 +665,7 @@ class CallOperations:
             raise InvalidRequest("penalty must be between 0 and 1000")
         await self._act(
             "queue login",
-            "QueueAdd",
-            actions.queue_add(
+            self.ami.queue_add(
                 queue,
                 interface,
                 penalty=penalty,
@@ -723,7 +679,7 @@ class CallOperations:
     async def queue_logout(self, queue: str, interface: str) -> None:
         validate.name(queue, "queue")
         validate.interface(interface)
-        await self._act("queue logout", "QueueRemove", actions.queue_remove(queue, interface))
+        await self._act("queue logout", self.ami.queue_remove(queue, interface))
 
     async def queue_pause(self, interface: str, *, queue: str | None = None, reason: str | None = None) -> None:
         validate.interface(interface)
@@ -731,17 +687,22 @@ class CallOperations:
             validate.name(queue, "queue")
         if reason is not None:
             validate.reason(reason)
-        await self._act("queue pause", "QueuePause", actions.queue_pause(interface, True, queue=queue, reason=reason))
+        await self._act("queue pause", self.ami.queue_pause(interface, True, queue=queue, reason=reason))
 
     async def queue_unpause(self, interface: str, *, queue: str | None = None) -> None:
         validate.interface(interface)
         if queue is not None:
             validate.name(queue, "queue")
-        await self._act("queue unpause", "QueuePause", actions.queue_pause(interface, False, queue=queue))
+        await self._act("queue unpause", self.ami.queue_pause(interface, False, queue=queue))
 
     # --- waiting for an originate (callbacks) ------------------------------------------------------------------
 
     async def wait_originate(self, originated: Originated, timeout: float) -> OriginateResult | None:
-        if self.tracker is None or originated.action_id is None:
-            raise InvalidState("originate results are not tracked (no OriginateTracker configured)")
-        return await self.tracker.wait(originated.action_id, timeout)
+        """How the Originate ended (matched by the AMI connection's OriginateTracker), or None when no
+        OriginateResponse came within `timeout` s or the connection dropped meanwhile (the outcome is unknown)."""
+        if originated.action_id is None:
+            raise InvalidState("this originate has no ActionID to match its result by")
+        try:
+            return await self.ami.originate_result(originated.action_id, timeout)
+        except AMIConnectionLost:
+            return None

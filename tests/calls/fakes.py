@@ -1,7 +1,9 @@
 """A scripted stand-in for `ivr.ami.client.AMIClient` (the contract in docs/architecture.md), for unit tests.
 
-It records every action, answers with scripted `Message`s (default: `Response: Success`), raises
-`AMIActionError` for `Response: Error` answers like the real client, and delivers events to subscribers.
+Built on `ivr.ami.typed.AMIActions` like the real client, so the typed actions (and the Originate result
+matching) are the product's own code; only the connection is scripted. It records every action, answers with
+scripted `Message`s (default: `Response: Success`), raises `AMIActionError` for `Response: Error` answers like the
+real client, and delivers events to subscribers.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 from ivr.ami.errors import AMIActionError
 from ivr.ami.protocol import Message
+from ivr.ami.typed import AMIActions
 
 
 def msg(*pairs: tuple[str, str]) -> Message:
@@ -30,7 +33,7 @@ class Subscription:
         self.owner.handlers = [(h, e) for h, e in self.owner.handlers if h is not self.handler]
 
 
-class FakeAMI:
+class FakeAMI(AMIActions):
     def __init__(self) -> None:
         self.sent: list[tuple[str, list[tuple[str, str]]]] = []
         self.replies: dict[str, Any] = {}  # action name -> Message | Exception | callable(headers)
@@ -40,7 +43,9 @@ class FakeAMI:
         self.logged_in = True
         self._ids = 0
 
-    async def action(self, name: str, headers: Any = None, *, timeout: float | None = None) -> Message:
+    async def action(
+        self, name: str, headers: Any = None, *, timeout: float | None = None, check: bool = True
+    ) -> Message:
         pairs = list(headers.items() if isinstance(headers, dict) else headers or [])
         self.sent.append((name, pairs))
         self._ids += 1
@@ -53,11 +58,11 @@ class FakeAMI:
             reply = msg(("Response", "Success"), ("ActionID", f"fake-{self._ids}"))
         elif reply.get("ActionID") is None:
             reply = Message([*reply.items(), ("ActionID", f"fake-{self._ids}")])
-        if reply.get("Response") == "Error":
+        if check and reply.get("Response") == "Error":
             raise AMIActionError(name, reply)
         return reply
 
-    async def list_action(self, name: str, headers: Any = None, *, timeout: float | None = None):
+    async def list_action(self, name: str, headers: Any = None, *, timeout: float | None = None, check: bool = True):
         self.sent.append((name, list(headers or [])))
         reply = self.replies.get(name)
         if isinstance(reply, BaseException):

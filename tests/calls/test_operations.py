@@ -8,7 +8,7 @@ import pytest
 
 from ivr.ami.errors import AMIEncodingError, AMINotConnected
 from ivr.calls.errors import AsteriskUnavailable, InvalidRequest, InvalidState, NotFound, UnknownCall, from_ami
-from ivr.calls.operations import CallOperations, OriginateTracker, TransferTarget
+from ivr.calls.operations import CallOperations, Originated, TransferTarget
 from ivr.calls.registry import CallRegistry
 from ivr.calls.settings import CallControlSettings
 from ivr.storage import open_storage
@@ -354,26 +354,28 @@ async def test_queue_member_operations_and_errors(env):
         await ops.queue_pause("PJSIP/1001", reason="bad\nreason")
 
 
-async def test_originate_tracker_correlates_both_orders():
-    ami = FakeAMI()
-    tracker = OriginateTracker(ami)
+async def test_originate_results_correlate_in_both_orders(env):
+    # CallOperations.wait_originate uses the AMI connection's OriginateTracker (ivr/ami/typed.py), which is
+    # subscribed before the first Originate is sent.
+    ami, _, _, ops, _ = env
+    originated = await ops.originate_flow("+37060000001", "main")
     # The event can overtake the waiter ...
     await ami.emit(
         msg(
             ("Event", "OriginateResponse"),
-            ("ActionID", "a1"),
+            ("ActionID", originated.action_id),
             ("Response", "Failure"),
             ("Channel", "Local/busy@agents"),
             ("Reason", "5"),
             ("Uniqueid", "<unknown>"),
         )
     )
-    result = await tracker.wait("a1", timeout=1)
+    result = await ops.wait_originate(originated, timeout=1)
     assert (result.success, result.reason_text) == (False, "busy")
     # ... or come after it.
     import asyncio
 
-    waiting = asyncio.create_task(tracker.wait("a2", timeout=5))
+    waiting = asyncio.create_task(ops.wait_originate(Originated("y", "a2"), timeout=5))
     await asyncio.sleep(0)
     await ami.emit(
         msg(
@@ -387,7 +389,18 @@ async def test_originate_tracker_correlates_both_orders():
     )
     result = await waiting
     assert (result.success, result.reason_text, result.uniqueid) == (True, "answered", "orig-11-chan1")
-    assert await tracker.wait("never", timeout=0.01) is None
+    assert await ops.wait_originate(Originated("z", "never"), timeout=0.01) is None
+
+
+async def test_wait_originate_is_unknown_when_the_connection_drops(env):
+    import asyncio
+
+    ami, _, _, ops, _ = env
+    originated = await ops.click_to_call("1001", "+37060000001")
+    waiting = asyncio.create_task(ops.wait_originate(originated, timeout=30))
+    await asyncio.sleep(0)
+    ami.originates().connection_lost("test drop")  # what AMIClient does for every waiter when its connection drops
+    assert await waiting is None
 
 
 async def test_transfer_of_a_call_in_the_ivr_marks_it_transferred_first(env):

@@ -1,0 +1,104 @@
+"""What call control needs from an AMI connection: the typed actions it sends (a Protocol, not `Any`).
+
+`ivr.ami.client.AMIClient` provides all of it (through `ivr.ami.typed.AMIActions`); so does any test double built
+on `AMIActions`. Call control never builds action names or headers itself.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+from ivr.ami.actions import OriginateResult
+from ivr.ami.protocol import Message
+
+if TYPE_CHECKING:
+    from ivr.ami.client import AMIClient
+
+
+class CallControlAMI(Protocol):
+    @property
+    def logged_in(self) -> bool: ...
+
+    async def send_originate(
+        self,
+        channel: str,
+        *,
+        context: str | None = None,
+        exten: str | None = None,
+        priority: int | None = None,
+        application: str | None = None,
+        data: str | None = None,
+        timeout_ms: int | None = None,
+        caller_id: str | None = None,
+        variables: dict[str, str] | None = None,
+        channel_id: str | None = None,
+        other_channel_id: str | None = None,
+    ) -> str | None: ...
+
+    async def originate_result(self, action_id: str, timeout: float) -> OriginateResult | None: ...
+
+    async def redirect(
+        self,
+        channel: str,
+        context: str,
+        exten: str,
+        priority: int = 1,
+        *,
+        extra_channel: str | None = None,
+        extra_context: str | None = None,
+        extra_exten: str | None = None,
+        extra_priority: int | None = None,
+    ) -> Message: ...
+
+    async def blind_transfer(self, channel: str, context: str, exten: str) -> Message: ...
+
+    async def atxfer(self, channel: str, exten: str, context: str | None = None) -> Message: ...
+
+    async def park(
+        self,
+        channel: str,
+        *,
+        timeout_ms: int | None = None,
+        timeout_channel: str | None = None,
+        parkinglot: str | None = None,
+    ) -> Message: ...
+
+    async def bridge(self, channel1: str, channel2: str, tone: str = "no") -> Message: ...
+
+    async def hangup(self, channel: str, cause: int | None = None) -> Message: ...
+
+    async def getvar(self, variable: str, channel: str | None = None) -> str | None: ...
+
+    async def setvar(self, variable: str, value: str, channel: str | None = None) -> None: ...
+
+    async def mixmonitor(
+        self, channel: str, file: str, options: str | None = None, command: str | None = None
+    ) -> str | None: ...
+
+    async def mixmonitor_mute(self, channel: str, mute: bool, direction: str = "both") -> Message: ...
+
+    async def stop_mixmonitor(self, channel: str, mixmonitor_id: str | None = None) -> Message: ...
+
+    async def queue_add(
+        self,
+        queue: str,
+        interface: str,
+        *,
+        penalty: int | None = None,
+        paused: bool | None = None,
+        member_name: str | None = None,
+        state_interface: str | None = None,
+        reason: str | None = None,
+    ) -> Message: ...
+
+    async def queue_remove(self, queue: str, interface: str) -> Message: ...
+
+    async def queue_pause(
+        self, interface: str, paused: bool, *, queue: str | None = None, reason: str | None = None
+    ) -> Message: ...
+
+
+if TYPE_CHECKING:
+
+    def _the_client_conforms(client: AMIClient) -> CallControlAMI:
+        return client  # mypy checks here that AMIClient gives call control everything it uses
