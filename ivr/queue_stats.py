@@ -21,9 +21,8 @@ Facts from the real Asterisk 22 transcripts (ami-15-queue, agi-07-queue-moh-park
 - Queue() timeout (QUEUESTATUS=TIMEOUT) ALSO emits QueueCallerAbandon + QueueCallerLeave, but without a hangup of
   the caller's channel first. That absence is how a timeout is told from an abandon here (Asterisk's own
   QueueParams `Abandoned` counts both).
-- QueueMember* `Status` is the device state (0 unknown, 1 not in use, 2 in use, 3 busy, 4 invalid, 5 unavailable,
-  6 ringing, 7 ring+in use, 8 on hold); a member with a Custom: state interface stays at 0 while it talks, so
-  AgentConnect/AgentComplete also mark the member busy/free.
+- Members are `ivr.calls.queues.QueueMember`s, updated and judged by `ivr.calls.queues` (the same code as the call
+  registry's, so the API, the console and these gauges agree on an agent's state).
 """
 
 from __future__ import annotations
@@ -37,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ivr import metrics
+from ivr.calls.queues import QueueMember, agent_states, set_in_call, update_member
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +61,6 @@ FLUSH_INTERVAL = 1.0  # seconds an event's gauge update may wait (a scrape publi
 # A hangup of a waiting caller's own channel: needed to tell an abandon from a Queue() timeout.
 HANGUP_EVENTS = frozenset({"HangupRequest", "SoftHangupRequest", "Hangup"})
 SUBSCRIBED_EVENTS = QUEUE_EVENTS | HANGUP_EVENTS
-
-_BUSY_STATUSES = frozenset({2, 3, 6, 7, 8})  # in use, busy, ringing, ringing+in use, on hold
-_UNAVAILABLE_STATUSES = frozenset({4, 5})  # invalid, unavailable
 
 
 class AMIEvent(Protocol):
@@ -92,26 +89,9 @@ class ServiceLevelPolicy:
 
 
 @dataclass
-class Member:
-    status: int = 0
-    paused: bool = False
-    in_call: bool = False
-
-    @property
-    def state(self) -> str:
-        if self.paused:
-            return "paused"
-        if self.status in _UNAVAILABLE_STATUSES:
-            return "unavailable"
-        if self.in_call or self.status in _BUSY_STATUSES:
-            return "busy"
-        return "available"  # not in use, or unknown (Asterisk still rings members in state unknown)
-
-
-@dataclass
 class QueueModel:
     name: str
-    members: dict[str, Member] = field(default_factory=dict)  # interface -> member
+    members: dict[str, QueueMember] = field(default_factory=dict)  # interface -> member
     waiting: dict[str, float] = field(default_factory=dict)  # caller uniqueid -> join time (clock)
     hung_up: set[str] = field(default_factory=set)  # waiting callers whose channel got a hangup (subset of waiting)
     asterisk_sl: float | None = None
@@ -143,10 +123,6 @@ def _float(value: Any) -> float | None:
         return float(str(value).strip())
     except (TypeError, ValueError):
         return None
-
-
-def _flag(value: Any) -> bool:
-    return str(value).strip().lower() in ("1", "true", "yes")
 
 
 class QueueStats:
@@ -284,7 +260,7 @@ class QueueStats:
         if hold <= self._threshold(model):
             model.answered_in_sl += 1
             metrics.QUEUE_ANSWERED_IN_SL.labels(queue=model.name).inc()
-        self._set_in_call(model, event, True)
+        set_in_call(model.members, event, True)
         # The caller normally left already (QueueCallerLeave comes first); drop it in case that event was missed.
         uniqueid = event.get("Uniqueid")
         model.waiting.pop(uniqueid, None)
@@ -296,29 +272,16 @@ class QueueStats:
 
     def _on_complete(self, model: QueueModel, event: AMIEvent) -> None:
         metrics.QUEUE_TALK_SECONDS.labels(queue=model.name).observe(float(_int(event.get("TalkTime"))))
-        self._set_in_call(model, event, False)
+        set_in_call(model.members, event, False)
 
     def _on_ring_no_answer(self, model: QueueModel, event: AMIEvent) -> None:
         metrics.QUEUE_RING_NO_ANSWER.labels(queue=model.name).inc()
 
     def _on_member(self, model: QueueModel, event: AMIEvent) -> None:
-        interface = event.get("Interface") or event.get("Location")
-        if not interface:
-            return
-        member = model.members.setdefault(interface, Member())
-        member.status = _int(event.get("Status"), member.status)
-        if event.get("Paused") is not None:
-            member.paused = _flag(event.get("Paused"))
-        if event.get("InCall") is not None:
-            member.in_call = _flag(event.get("InCall"))
+        update_member(model.members, model.name, event)
 
     def _on_member_removed(self, model: QueueModel, event: AMIEvent) -> None:
         model.members.pop(event.get("Interface") or event.get("Location") or "", None)
-
-    def _set_in_call(self, model: QueueModel, event: AMIEvent, in_call: bool) -> None:
-        interface = event.get("Interface")
-        if interface and interface in model.members:
-            model.members[interface].in_call = in_call
 
     _HANDLERS: dict[str, Callable[[QueueStats, QueueModel, AMIEvent], None]] = {
         "QueueCallerJoin": _on_join,
@@ -410,14 +373,7 @@ class QueueStats:
         """Member interface -> one state over all the queues it is a member of (for `ivr_agents`, which counts
         agents once however many queues they serve): busy anywhere, else available anywhere, else paused, else
         unavailable. Run at scrape time, never per event."""
-        rank = {"busy": 0, "available": 1, "paused": 2, "unavailable": 3}
-        states: dict[str, str] = {}
-        for model in list(self._queues.values()):
-            for interface, member in list(model.members.items()):
-                state = member.state
-                if interface not in states or rank[state] < rank[states[interface]]:
-                    states[interface] = state
-        return states
+        return agent_states(model.members for model in list(self._queues.values()))
 
     def snapshot(self) -> dict[str, QueueSnapshot]:
         now = self._clock()

@@ -61,6 +61,7 @@ REGISTRY_EVENTS = frozenset(
         "QueueMemberStatus",
         "QueueMemberPenalty",
         "AgentConnect",
+        "AgentComplete",
         "DialEnd",
         "Shutdown",
     }
