@@ -6,8 +6,10 @@ Rules for this file:
   or a dict) to an in-memory model and updates the metrics in `ivr.metrics`. It does no I/O and reads time only
   through the injected monotonic `clock`.
 - `QueueStatsFeed` is the async adapter: it subscribes to the AMI client's queue events, and rebuilds the model from
-  `QueueStatus` + `QueueSummary` after every (re)login and on a periodic poll (events missed while the link was down,
-  or reordered around a list action, are corrected within one poll).
+  `QueueStatus` after every (re)login and on a periodic poll (events missed while the link was down, or reordered
+  around a list action, are corrected within one poll). In the service that QueueStatus is the call registry's
+  (`RegistrySync`, one per login or poll), and the members are the registry's (`book`): one queue model for the
+  API, the console and these metrics. Used on its own, the feed sends QueueSummary + QueueStatus itself.
 - Counters and histograms are driven by events only; a resync replaces gauge state (callers, members) and never
   counts a call twice.
 - Labels: the queue name only (Asterisk configuration). Callers, channels, uniqueids and member interfaces stay
@@ -36,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ivr import metrics
-from ivr.calls.queues import QueueMember, agent_states, set_in_call, update_member
+from ivr.calls.queues import Queue, QueueMember, agent_states, set_in_call, update_member
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +127,13 @@ def _float(value: Any) -> float | None:
         return None
 
 
+class QueueBook(Protocol):
+    """Where the queue members live: `ivr.calls.registry.CallRegistry` (its `queues`)."""
+
+    @property
+    def queues(self) -> Mapping[str, Queue]: ...
+
+
 class QueueStats:
     """The pure event-application core. Feed it with `apply(event)` and `resync(status_items, summary_items)`."""
 
@@ -135,6 +144,7 @@ class QueueStats:
         clock: Callable[[], float] = time.monotonic,
         queues: Collection[str] | None = None,
         max_queues: int = 100,
+        book: QueueBook | None = None,
     ) -> None:
         if max_queues < 1:
             raise ValueError(f"max_queues is {max_queues}; it must be at least 1")
@@ -142,6 +152,9 @@ class QueueStats:
         self._clock = clock
         self._allowed = frozenset(queues) if queues is not None else None
         self._max_queues = max_queues
+        # The call registry whose queues hold the members (the one model, fed by RegistrySync); without one the
+        # members are kept here (a QueueStats used on its own).
+        self._book = book
         self._queues: dict[str, QueueModel] = {}
         self._refused: set[str] = set()  # names over the cap, logged once each (bounded by the log-once set size)
         self._waiting_in: dict[str, str] = {}  # caller uniqueid -> queue it waits in (a hangup is one lookup)
@@ -260,7 +273,8 @@ class QueueStats:
         if hold <= self._threshold(model):
             model.answered_in_sl += 1
             metrics.QUEUE_ANSWERED_IN_SL.labels(queue=model.name).inc()
-        set_in_call(model.members, event, True)
+        if self._book is None:
+            set_in_call(model.members, event, True)
         # The caller normally left already (QueueCallerLeave comes first); drop it in case that event was missed.
         uniqueid = event.get("Uniqueid")
         model.waiting.pop(uniqueid, None)
@@ -272,16 +286,26 @@ class QueueStats:
 
     def _on_complete(self, model: QueueModel, event: AMIEvent) -> None:
         metrics.QUEUE_TALK_SECONDS.labels(queue=model.name).observe(float(_int(event.get("TalkTime"))))
-        set_in_call(model.members, event, False)
+        if self._book is None:
+            set_in_call(model.members, event, False)
 
     def _on_ring_no_answer(self, model: QueueModel, event: AMIEvent) -> None:
         metrics.QUEUE_RING_NO_ANSWER.labels(queue=model.name).inc()
 
     def _on_member(self, model: QueueModel, event: AMIEvent) -> None:
-        update_member(model.members, model.name, event)
+        # With a registry the registry applies the event; here it only marks the queue's gauges for publishing.
+        if self._book is None:
+            update_member(model.members, model.name, event)
 
     def _on_member_removed(self, model: QueueModel, event: AMIEvent) -> None:
-        model.members.pop(event.get("Interface") or event.get("Location") or "", None)
+        if self._book is None:
+            model.members.pop(event.get("Interface") or event.get("Location") or "", None)
+
+    def _members(self, model: QueueModel) -> Mapping[str, QueueMember]:
+        if self._book is None:
+            return model.members
+        queue = self._book.queues.get(model.name)
+        return {} if queue is None else queue.members
 
     _HANDLERS: dict[str, Callable[[QueueStats, QueueModel, AMIEvent], None]] = {
         "QueueCallerJoin": _on_join,
@@ -355,7 +379,7 @@ class QueueStats:
 
     def _snapshot(self, model: QueueModel, now: float) -> QueueSnapshot:
         agents = dict.fromkeys(metrics.AGENT_STATES, 0)
-        for member in list(model.members.values()):
+        for member in list(self._members(model).values()):
             agents[member.state] += 1
         joins = list(model.waiting.values())
         return QueueSnapshot(
@@ -373,7 +397,7 @@ class QueueStats:
         """Member interface -> one state over all the queues it is a member of (for `ivr_agents`, which counts
         agents once however many queues they serve): busy anywhere, else available anywhere, else paused, else
         unavailable. Run at scrape time, never per event."""
-        return agent_states(model.members for model in list(self._queues.values()))
+        return agent_states(self._members(model) for model in list(self._queues.values()))
 
     def snapshot(self) -> dict[str, QueueSnapshot]:
         now = self._clock()
@@ -447,12 +471,30 @@ class AMIClientLike(Protocol):
     ) -> tuple[Any, list[Any]]: ...
 
 
+class QueueSync(Protocol):
+    """What QueueStatsFeed needs from `ivr.calls.sync.RegistrySync`: its QueueStatus answers, and a queue resync."""
+
+    queue_listeners: list[Callable[[list[Any] | None], None]]
+
+    async def resync_queues(self, timeout: float | None = None) -> bool: ...
+
+
 class QueueStatsFeed:
     """Connects a `QueueStats` core to a live AMI client: events in, resync on (re)login and every
-    `poll_interval` seconds, gauges refreshed before each scrape."""
+    `poll_interval` seconds, gauges refreshed before each scrape.
+
+    With `sync` (the call registry's, whose registry is the stats' `book`) the feed sends no list action of its
+    own: the registry's QueueStatus after each login, and the poll's (`sync.resync_queues()`), feed both the
+    registry's queues and these statistics."""
 
     def __init__(
-        self, client: AMIClientLike, stats: QueueStats, *, poll_interval: float = 30.0, action_timeout: float = 10.0
+        self,
+        client: AMIClientLike,
+        stats: QueueStats,
+        *,
+        poll_interval: float = 30.0,
+        action_timeout: float = 10.0,
+        sync: QueueSync | None = None,
     ) -> None:
         if poll_interval <= 0:
             raise ValueError(f"poll_interval is {poll_interval}; give a number of seconds > 0")
@@ -465,20 +507,26 @@ class QueueStatsFeed:
         self._resync_lock = asyncio.Lock()
         self._pending: set[asyncio.Task[Any]] = set()
         self._closed = False
+        self._sync = sync
 
     async def start(self) -> None:
         # Inline: QueueStats.apply() only updates memory (a hangup is one dict lookup), cheaper than a task switch.
         self._subscription = self.client.subscribe(
             self.stats.apply, events=set(SUBSCRIBED_EVENTS), name="queue_stats", inline=True
         )
-        self.client.on_connected(self._on_connected)
+        if self._sync is not None:
+            self._sync.queue_listeners.append(self._on_status)
+        else:
+            self.client.on_connected(self._on_connected)
         metrics.add_collect_hook(self.stats.refresh)
         self._poll_task = asyncio.get_running_loop().create_task(self._poll(), name="queue-stats-poll")
-        if getattr(self.client, "logged_in", False):
+        if self._sync is None and getattr(self.client, "logged_in", False):
             await self.resync()
 
     async def close(self) -> None:
         self._closed = True
+        if self._sync is not None and self._on_status in self._sync.queue_listeners:
+            self._sync.queue_listeners.remove(self._on_status)
         metrics.remove_collect_hook(self.stats.refresh)
         self.stats.flush()  # publish what the last events changed; no timer outlives the feed
         tasks = [t for t in (self._poll_task, *self._pending) if t is not None]
@@ -501,6 +549,8 @@ class QueueStatsFeed:
     async def resync(self) -> bool:
         """Reload the queue state from Asterisk. Returns False (and counts a failed resync) if AMI is unavailable;
         the next (re)login or poll tries again."""
+        if self._sync is not None:
+            return await self._sync.resync_queues(self.action_timeout)
         async with self._resync_lock:
             try:
                 _, summary = await self.client.list_action("QueueSummary", timeout=self.action_timeout)
@@ -514,6 +564,14 @@ class QueueStatsFeed:
             self.stats.resync(status, summary)
             metrics.QUEUE_RESYNCS.labels(result="ok").inc()
             return True
+
+    def _on_status(self, items: list[Any] | None) -> None:
+        """A QueueStatus answer the registry applied (None: its resync failed)."""
+        if items is None:
+            metrics.QUEUE_RESYNCS.labels(result="failed").inc()
+            return
+        self.stats.resync(items)
+        metrics.QUEUE_RESYNCS.labels(result="ok").inc()
 
     async def _poll(self) -> None:
         while not self._closed:

@@ -633,6 +633,7 @@ class CallRegistry:
     _on_QueueMemberPause = _on_QueueMemberAdded
     _on_QueueMemberStatus = _on_QueueMemberAdded
     _on_QueueMemberPenalty = _on_QueueMemberAdded
+    _on_QueueMemberRinginuse = _on_QueueMemberAdded
 
     def _on_QueueMemberRemoved(self, msg: EventLike, effects: list[Effect]) -> None:
         queue = self.queues.get(msg.get("Queue") or "")
