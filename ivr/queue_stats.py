@@ -6,8 +6,10 @@ Rules for this file:
   or a dict) to an in-memory model and updates the metrics in `ivr.metrics`. It does no I/O and reads time only
   through the injected monotonic `clock`.
 - `QueueStatsFeed` is the async adapter: it subscribes to the AMI client's queue events, and rebuilds the model from
-  `QueueStatus` + `QueueSummary` after every (re)login and on a periodic poll (events missed while the link was down,
-  or reordered around a list action, are corrected within one poll).
+  `QueueStatus` after every (re)login and on a periodic poll (events missed while the link was down, or reordered
+  around a list action, are corrected within one poll). In the service that QueueStatus is the call registry's
+  (`RegistrySync`, one per login or poll), and the members are the registry's (`book`): one queue model for the
+  API, the console and these metrics. Used on its own, the feed sends QueueSummary + QueueStatus itself.
 - Counters and histograms are driven by events only; a resync replaces gauge state (callers, members) and never
   counts a call twice.
 - Labels: the queue name only (Asterisk configuration). Callers, channels, uniqueids and member interfaces stay
@@ -21,9 +23,8 @@ Facts from the real Asterisk 22 transcripts (ami-15-queue, agi-07-queue-moh-park
 - Queue() timeout (QUEUESTATUS=TIMEOUT) ALSO emits QueueCallerAbandon + QueueCallerLeave, but without a hangup of
   the caller's channel first. That absence is how a timeout is told from an abandon here (Asterisk's own
   QueueParams `Abandoned` counts both).
-- QueueMember* `Status` is the device state (0 unknown, 1 not in use, 2 in use, 3 busy, 4 invalid, 5 unavailable,
-  6 ringing, 7 ring+in use, 8 on hold); a member with a Custom: state interface stays at 0 while it talks, so
-  AgentConnect/AgentComplete also mark the member busy/free.
+- Members are `ivr.calls.queues.QueueMember`s, updated and judged by `ivr.calls.queues` (the same code as the call
+  registry's, so the API, the console and these gauges agree on an agent's state).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ivr import metrics
+from ivr.calls.queues import Queue, QueueMember, agent_states, set_in_call, update_member
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +63,6 @@ FLUSH_INTERVAL = 1.0  # seconds an event's gauge update may wait (a scrape publi
 # A hangup of a waiting caller's own channel: needed to tell an abandon from a Queue() timeout.
 HANGUP_EVENTS = frozenset({"HangupRequest", "SoftHangupRequest", "Hangup"})
 SUBSCRIBED_EVENTS = QUEUE_EVENTS | HANGUP_EVENTS
-
-_BUSY_STATUSES = frozenset({2, 3, 6, 7, 8})  # in use, busy, ringing, ringing+in use, on hold
-_UNAVAILABLE_STATUSES = frozenset({4, 5})  # invalid, unavailable
 
 
 class AMIEvent(Protocol):
@@ -92,26 +91,9 @@ class ServiceLevelPolicy:
 
 
 @dataclass
-class Member:
-    status: int = 0
-    paused: bool = False
-    in_call: bool = False
-
-    @property
-    def state(self) -> str:
-        if self.paused:
-            return "paused"
-        if self.status in _UNAVAILABLE_STATUSES:
-            return "unavailable"
-        if self.in_call or self.status in _BUSY_STATUSES:
-            return "busy"
-        return "available"  # not in use, or unknown (Asterisk still rings members in state unknown)
-
-
-@dataclass
 class QueueModel:
     name: str
-    members: dict[str, Member] = field(default_factory=dict)  # interface -> member
+    members: dict[str, QueueMember] = field(default_factory=dict)  # interface -> member
     waiting: dict[str, float] = field(default_factory=dict)  # caller uniqueid -> join time (clock)
     hung_up: set[str] = field(default_factory=set)  # waiting callers whose channel got a hangup (subset of waiting)
     asterisk_sl: float | None = None
@@ -145,8 +127,11 @@ def _float(value: Any) -> float | None:
         return None
 
 
-def _flag(value: Any) -> bool:
-    return str(value).strip().lower() in ("1", "true", "yes")
+class QueueBook(Protocol):
+    """Where the queue members live: `ivr.calls.registry.CallRegistry` (its `queues`)."""
+
+    @property
+    def queues(self) -> Mapping[str, Queue]: ...
 
 
 class QueueStats:
@@ -159,6 +144,7 @@ class QueueStats:
         clock: Callable[[], float] = time.monotonic,
         queues: Collection[str] | None = None,
         max_queues: int = 100,
+        book: QueueBook | None = None,
     ) -> None:
         if max_queues < 1:
             raise ValueError(f"max_queues is {max_queues}; it must be at least 1")
@@ -166,6 +152,9 @@ class QueueStats:
         self._clock = clock
         self._allowed = frozenset(queues) if queues is not None else None
         self._max_queues = max_queues
+        # The call registry whose queues hold the members (the one model, fed by RegistrySync); without one the
+        # members are kept here (a QueueStats used on its own).
+        self._book = book
         self._queues: dict[str, QueueModel] = {}
         self._refused: set[str] = set()  # names over the cap, logged once each (bounded by the log-once set size)
         self._waiting_in: dict[str, str] = {}  # caller uniqueid -> queue it waits in (a hangup is one lookup)
@@ -284,7 +273,8 @@ class QueueStats:
         if hold <= self._threshold(model):
             model.answered_in_sl += 1
             metrics.QUEUE_ANSWERED_IN_SL.labels(queue=model.name).inc()
-        self._set_in_call(model, event, True)
+        if self._book is None:
+            set_in_call(model.members, event, True)
         # The caller normally left already (QueueCallerLeave comes first); drop it in case that event was missed.
         uniqueid = event.get("Uniqueid")
         model.waiting.pop(uniqueid, None)
@@ -296,29 +286,26 @@ class QueueStats:
 
     def _on_complete(self, model: QueueModel, event: AMIEvent) -> None:
         metrics.QUEUE_TALK_SECONDS.labels(queue=model.name).observe(float(_int(event.get("TalkTime"))))
-        self._set_in_call(model, event, False)
+        if self._book is None:
+            set_in_call(model.members, event, False)
 
     def _on_ring_no_answer(self, model: QueueModel, event: AMIEvent) -> None:
         metrics.QUEUE_RING_NO_ANSWER.labels(queue=model.name).inc()
 
     def _on_member(self, model: QueueModel, event: AMIEvent) -> None:
-        interface = event.get("Interface") or event.get("Location")
-        if not interface:
-            return
-        member = model.members.setdefault(interface, Member())
-        member.status = _int(event.get("Status"), member.status)
-        if event.get("Paused") is not None:
-            member.paused = _flag(event.get("Paused"))
-        if event.get("InCall") is not None:
-            member.in_call = _flag(event.get("InCall"))
+        # With a registry the registry applies the event; here it only marks the queue's gauges for publishing.
+        if self._book is None:
+            update_member(model.members, model.name, event)
 
     def _on_member_removed(self, model: QueueModel, event: AMIEvent) -> None:
-        model.members.pop(event.get("Interface") or event.get("Location") or "", None)
+        if self._book is None:
+            model.members.pop(event.get("Interface") or event.get("Location") or "", None)
 
-    def _set_in_call(self, model: QueueModel, event: AMIEvent, in_call: bool) -> None:
-        interface = event.get("Interface")
-        if interface and interface in model.members:
-            model.members[interface].in_call = in_call
+    def _members(self, model: QueueModel) -> Mapping[str, QueueMember]:
+        if self._book is None:
+            return model.members
+        queue = self._book.queues.get(model.name)
+        return {} if queue is None else queue.members
 
     _HANDLERS: dict[str, Callable[[QueueStats, QueueModel, AMIEvent], None]] = {
         "QueueCallerJoin": _on_join,
@@ -392,7 +379,7 @@ class QueueStats:
 
     def _snapshot(self, model: QueueModel, now: float) -> QueueSnapshot:
         agents = dict.fromkeys(metrics.AGENT_STATES, 0)
-        for member in list(model.members.values()):
+        for member in list(self._members(model).values()):
             agents[member.state] += 1
         joins = list(model.waiting.values())
         return QueueSnapshot(
@@ -410,14 +397,7 @@ class QueueStats:
         """Member interface -> one state over all the queues it is a member of (for `ivr_agents`, which counts
         agents once however many queues they serve): busy anywhere, else available anywhere, else paused, else
         unavailable. Run at scrape time, never per event."""
-        rank = {"busy": 0, "available": 1, "paused": 2, "unavailable": 3}
-        states: dict[str, str] = {}
-        for model in list(self._queues.values()):
-            for interface, member in list(model.members.items()):
-                state = member.state
-                if interface not in states or rank[state] < rank[states[interface]]:
-                    states[interface] = state
-        return states
+        return agent_states(self._members(model) for model in list(self._queues.values()))
 
     def snapshot(self) -> dict[str, QueueSnapshot]:
         now = self._clock()
@@ -491,12 +471,30 @@ class AMIClientLike(Protocol):
     ) -> tuple[Any, list[Any]]: ...
 
 
+class QueueSync(Protocol):
+    """What QueueStatsFeed needs from `ivr.calls.sync.RegistrySync`: its QueueStatus answers, and a queue resync."""
+
+    queue_listeners: list[Callable[[list[Any] | None], None]]
+
+    async def resync_queues(self, timeout: float | None = None) -> bool: ...
+
+
 class QueueStatsFeed:
     """Connects a `QueueStats` core to a live AMI client: events in, resync on (re)login and every
-    `poll_interval` seconds, gauges refreshed before each scrape."""
+    `poll_interval` seconds, gauges refreshed before each scrape.
+
+    With `sync` (the call registry's, whose registry is the stats' `book`) the feed sends no list action of its
+    own: the registry's QueueStatus after each login, and the poll's (`sync.resync_queues()`), feed both the
+    registry's queues and these statistics."""
 
     def __init__(
-        self, client: AMIClientLike, stats: QueueStats, *, poll_interval: float = 30.0, action_timeout: float = 10.0
+        self,
+        client: AMIClientLike,
+        stats: QueueStats,
+        *,
+        poll_interval: float = 30.0,
+        action_timeout: float = 10.0,
+        sync: QueueSync | None = None,
     ) -> None:
         if poll_interval <= 0:
             raise ValueError(f"poll_interval is {poll_interval}; give a number of seconds > 0")
@@ -509,20 +507,26 @@ class QueueStatsFeed:
         self._resync_lock = asyncio.Lock()
         self._pending: set[asyncio.Task[Any]] = set()
         self._closed = False
+        self._sync = sync
 
     async def start(self) -> None:
         # Inline: QueueStats.apply() only updates memory (a hangup is one dict lookup), cheaper than a task switch.
         self._subscription = self.client.subscribe(
             self.stats.apply, events=set(SUBSCRIBED_EVENTS), name="queue_stats", inline=True
         )
-        self.client.on_connected(self._on_connected)
+        if self._sync is not None:
+            self._sync.queue_listeners.append(self._on_status)
+        else:
+            self.client.on_connected(self._on_connected)
         metrics.add_collect_hook(self.stats.refresh)
         self._poll_task = asyncio.get_running_loop().create_task(self._poll(), name="queue-stats-poll")
-        if getattr(self.client, "logged_in", False):
+        if self._sync is None and getattr(self.client, "logged_in", False):
             await self.resync()
 
     async def close(self) -> None:
         self._closed = True
+        if self._sync is not None and self._on_status in self._sync.queue_listeners:
+            self._sync.queue_listeners.remove(self._on_status)
         metrics.remove_collect_hook(self.stats.refresh)
         self.stats.flush()  # publish what the last events changed; no timer outlives the feed
         tasks = [t for t in (self._poll_task, *self._pending) if t is not None]
@@ -545,6 +549,8 @@ class QueueStatsFeed:
     async def resync(self) -> bool:
         """Reload the queue state from Asterisk. Returns False (and counts a failed resync) if AMI is unavailable;
         the next (re)login or poll tries again."""
+        if self._sync is not None:
+            return await self._sync.resync_queues(self.action_timeout)
         async with self._resync_lock:
             try:
                 _, summary = await self.client.list_action("QueueSummary", timeout=self.action_timeout)
@@ -558,6 +564,14 @@ class QueueStatsFeed:
             self.stats.resync(status, summary)
             metrics.QUEUE_RESYNCS.labels(result="ok").inc()
             return True
+
+    def _on_status(self, items: list[Any] | None) -> None:
+        """A QueueStatus answer the registry applied (None: its resync failed)."""
+        if items is None:
+            metrics.QUEUE_RESYNCS.labels(result="failed").inc()
+            return
+        self.stats.resync(items)
+        metrics.QUEUE_RESYNCS.labels(result="ok").inc()
 
     async def _poll(self) -> None:
         while not self._closed:

@@ -26,8 +26,9 @@ from typing import Any, Literal
 from ivr.ami.actions import OriginateResult
 from ivr.calls.amiport import CallControlAMI
 from ivr.calls.errors import AsteriskUnavailable, CallControlError, UnknownCall
-from ivr.calls.model import Call, ParkedCall, Queue
+from ivr.calls.model import Call, ParkedCall
 from ivr.calls.operations import CallOperations, Originated, SpyMode, TransferTarget
+from ivr.calls.queues import Queue
 from ivr.calls.registry import CallRegistry
 from ivr.calls.settings import CallControlSettings
 from ivr.calls.sync import RegistrySync

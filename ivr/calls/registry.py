@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ivr import dialplan
-from ivr.calls.model import Bridge, Call, Channel, ParkedCall, Queue, QueueCaller, QueueMember, Recording
+from ivr.calls.model import Bridge, Call, Channel, ParkedCall, Recording
+from ivr.calls.queues import Queue, QueueCaller, set_in_call, update_member
 
 _GONE_MEMORY = 4096
 _CHANNEL_SUFFIX = re.compile(r"-[0-9a-f]{8}(;[12])?$")
@@ -596,6 +597,14 @@ class CallRegistry:
             if ch is not None and agent:
                 ch.agent = agent
                 ch.agent_leg = ch.agent_leg or uid == msg.get("DestUniqueid")
+        queue = self.queues.get(msg.get("Queue") or "")
+        if queue is not None:
+            set_in_call(queue.members, msg, True)
+
+    def _on_AgentComplete(self, msg: EventLike, effects: list[Effect]) -> None:
+        queue = self.queues.get(msg.get("Queue") or "")
+        if queue is not None:
+            set_in_call(queue.members, msg, False)
 
     def _on_DialEnd(self, msg: EventLike, effects: list[Effect]) -> None:
         """A Dial() answered: the dialled peer is the agent the caller now talks to (agi-06.ami: Channel = the
@@ -614,25 +623,9 @@ class CallRegistry:
         dialler.agent = agent
         peer.agent, peer.agent_leg = agent, True
 
-    def _member(
-        self, msg: EventLike, *, interface_header: str = "Interface", name_header: str = "MemberName"
-    ) -> QueueMember:
+    def _member(self, msg: EventLike) -> None:
         queue = self._queue(msg.get("Queue") or "")
-        interface = msg.get(interface_header) or ""
-        member = queue.members.get(interface)
-        if member is None:
-            member = queue.members[interface] = QueueMember(queue=queue.name, interface=interface)
-        member.name = msg.get(name_header) or member.name
-        member.state_interface = msg.get("StateInterface") or member.state_interface
-        member.membership = msg.get("Membership") or member.membership
-        member.penalty = _int(msg.get("Penalty"), member.penalty)
-        member.calls_taken = _int(msg.get("CallsTaken"), member.calls_taken)
-        member.in_call = msg.get("InCall", "1" if member.in_call else "0") == "1"
-        member.status = _int(msg.get("Status"), member.status)
-        if msg.get("Paused") is not None:
-            member.paused = msg.get("Paused") == "1"
-            member.paused_reason = msg.get("PausedReason") or ""
-        return member
+        update_member(queue.members, queue.name, msg)
 
     def _on_QueueMemberAdded(self, msg: EventLike, effects: list[Effect]) -> None:
         self._member(msg)
@@ -640,6 +633,7 @@ class CallRegistry:
     _on_QueueMemberPause = _on_QueueMemberAdded
     _on_QueueMemberStatus = _on_QueueMemberAdded
     _on_QueueMemberPenalty = _on_QueueMemberAdded
+    _on_QueueMemberRinginuse = _on_QueueMemberAdded
 
     def _on_QueueMemberRemoved(self, msg: EventLike, effects: list[Effect]) -> None:
         queue = self.queues.get(msg.get("Queue") or "")
@@ -716,7 +710,7 @@ class CallRegistry:
             if name == "QueueParams":
                 self._queue(qname).strategy = item.get("Strategy") or ""
             elif name == "QueueMember":
-                self._member(item, interface_header="Location", name_header="Name")
+                self._member(item)
             elif name == "QueueEntry":
                 queue = self._queue(qname)
                 uid = item.get("Uniqueid") or ""

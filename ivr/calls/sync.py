@@ -27,6 +27,9 @@ from ivr.calls.registry import CallRegistry, Effect, RecordingEnded, RecordingSt
 log = logging.getLogger(__name__)
 
 Listener = Callable[[Effect], Awaitable[None] | None]
+# Gets each QueueStatus answer the registry applied (None: a resync failed), e.g. the queue KPIs
+# (`ivr.queue_stats.QueueStatsFeed`): one QueueStatus per login or poll feeds the registry's queues and the metrics.
+QueueListener = Callable[[list[Any] | None], None]
 # The event names the registry uses (subscription filter; list items arrive through list_action).
 REGISTRY_EVENTS = frozenset(
     {
@@ -60,7 +63,9 @@ REGISTRY_EVENTS = frozenset(
         "QueueMemberPause",
         "QueueMemberStatus",
         "QueueMemberPenalty",
+        "QueueMemberRinginuse",
         "AgentConnect",
+        "AgentComplete",
         "DialEnd",
         "Shutdown",
     }
@@ -83,6 +88,7 @@ class RegistrySync:
         self.ami = ami
         self.registry = registry
         self.listeners: list[Listener] = []
+        self.queue_listeners: list[QueueListener] = []
         self._lock = asyncio.Lock()
         self._subscription: Any = None
         self._resync_task: asyncio.Task[None] | None = None
@@ -182,13 +188,38 @@ class RegistrySync:
                 log.warning(
                     "call registry resync failed (%s); it runs again after the next AMI login", self.last_resync_error
                 )
+                self._queues_resynced(None)
                 return
             effects = self.registry.resync_channels(channels)
             effects += self.registry.resync_parked(parked)
             self.registry.resync_queues(queues)
+            self._queues_resynced(queues)
         self.resyncs += 1
         self.last_resync_error = None
         await self._dispatch(effects, True)
+
+    async def resync_queues(self, timeout: float | None = None) -> bool:
+        """Reload only the queues (QueueStatus), under the event lock like `resync`: the periodic correction of the
+        queue KPIs. False if AMI could not answer."""
+        async with self._lock:
+            try:
+                _, queues = await self.ami.list_action("QueueStatus", timeout=timeout)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("queue resync failed: %s", exc)
+                self._queues_resynced(None)
+                return False
+            self.registry.resync_queues(queues)
+            self._queues_resynced(queues)
+        return True
+
+    def _queues_resynced(self, items: list[Any] | None) -> None:
+        for listener in self.queue_listeners:
+            try:
+                listener(items)
+            except Exception:
+                log.exception("queue resync listener failed")
 
     async def _dispatch(self, effects: list[Effect], gauges: bool = False) -> None:
         self._update_metrics(effects, gauges)

@@ -5,8 +5,8 @@ Rules for this file:
 - One row per call, flat and small (2,000 of them go to every console in a snapshot): the caller, flow and node,
   queue (with its wait), agent, the marks (recording, parked, held). Times are epoch seconds of the registry clock;
   the page ticks durations itself, so a row changes only when the call does.
-- Agents get the same state words as the queue KPIs (`ivr.queue_stats.Member.state`): paused, unavailable, busy,
-  available.
+- Agents get the state the queue KPIs count (`QueueMember.state`, decided by `ivr.calls.queues.agent_state`):
+  paused, unavailable, busy, available.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from ivr.calls.model import Call, Queue
+from ivr.calls.model import Call
+from ivr.calls.queues import Queue
 from ivr.calls.registry import CallRegistry
-from ivr.queue_stats import Member
 from ivr.storage import CallbackRequest
 
 Json = dict[str, Any]
@@ -61,12 +61,11 @@ def queue_view(queue: Queue) -> Json:
     """A queue's agents (waiting callers are calls: the page lists the calls in this queue)."""
     agents = []
     for m in sorted(queue.members.values(), key=lambda m: (m.name or m.interface, m.interface)):
-        state = Member(status=m.status, paused=m.paused, in_call=m.in_call).state
         agents.append(
             {
                 "interface": m.interface,
                 "name": m.name or m.interface,
-                "state": state,
+                "state": m.state,
                 "reason": m.paused_reason if m.paused else "",
                 "calls": m.calls_taken,
             }

@@ -254,7 +254,11 @@ def test_asterisk_servicelevel_is_used_when_not_configured_here() -> None:
 
 
 def test_agents_by_state_from_member_status() -> None:
-    from ivr.queue_stats import Member
+    from functools import partial
+
+    from ivr.calls.queues import QueueMember
+
+    Member = partial(QueueMember, "testq", "PJSIP/1001")
 
     assert Member(status=1).state == "available"
     assert Member(status=0).state == "available"  # unknown: Asterisk still rings it
