@@ -9,6 +9,10 @@ Rules for this file:
   (they may ring a second time if the dead one had already dialled: at-least-once beats never).
 - At most `limit_for(queue)` attempts ring at once per queue across all instances (the agents of that queue take
   the calls); queues are served independently, so a queue with a long backlog never starves another.
+- A slot this instance frees is offered to every instance: it looks again only after a random moment of up to
+  `share_delay` (at most the poll interval), so the instances polling meanwhile get a fair chance at it. Without
+  that, the instance holding a busy queue's slots would refill each one at once and dial every request while the
+  others only stand by.
 - An answered call is not yet a completed callback: the request waits in `answered` until the callback flow's
   report (`on_flow_report`, wired as the FastAGI handler's on_report) says whether the customer was connected
   (outcome "transferred" -> completed), the customer declined (flow variable `callback_result` = "cancelled" ->
@@ -29,6 +33,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 import re
 import socket
 from collections.abc import Callable, Iterable
@@ -48,6 +53,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class CallbackPolicy:
     poll_interval: float = 5.0
+    share_delay: float = 1.0  # a freed slot: look again after a random moment up to this (and the poll interval)
     per_queue_limit: int = 1
     queue_limits: dict[str, int] = field(default_factory=dict)  # queue -> limit, overrides per_queue_limit
     backoff: tuple[float, ...] = (120.0, 600.0, 1800.0)  # seconds before the 2nd, 3rd, ... attempt
@@ -203,8 +209,13 @@ class CallbackScheduler:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def wake(self) -> None:
-        """A request was added or a slot freed: look now rather than at the next poll."""
+        """A request was added or is due again: look now rather than at the next poll."""
         self._wake.set()
+
+    def _slot_freed(self) -> None:
+        """Look again after a random moment (see the rules above): the slot is shared, not kept."""
+        delay = random.uniform(0.0, min(self.policy.share_delay, self.policy.poll_interval))
+        asyncio.get_running_loop().call_later(delay, self.wake)
 
     async def _run(self) -> None:
         while True:
@@ -330,7 +341,7 @@ class CallbackScheduler:
         finally:
             self.active[req.queue] = self.active.get(req.queue, 1) - 1
             self._inflight.discard(cb_id)
-            self.wake()  # a slot of the queue is free
+            self._slot_freed()  # a slot of the queue is free: any instance may take it
 
     def _count(self, label: str, state: str) -> None:
         if state in ("completed", "failed", "cancelled"):
