@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 from ivr.ami.errors import AMIEncodingError
 from ivr.ami.protocol import Message
@@ -106,6 +107,24 @@ def _variables(pairs: Pairs, variables: Mapping[str, str] | None) -> None:
 
 
 # -- call origination ------------------------------------------------------------------------------------------
+
+
+class OriginateOptions(TypedDict, total=False):
+    """The keyword arguments of `originate` after the channel, for wrappers that pass them on unchanged."""
+
+    context: str | None
+    exten: str | None
+    priority: int | None
+    application: str | None
+    data: str | None
+    timeout_ms: int | None
+    caller_id: str | None
+    variables: Mapping[str, str] | None
+    account: str | None
+    channel_id: str | None
+    other_channel_id: str | None
+    early_media: bool | None
+    codecs: str | None
 
 
 def originate(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
-from typing import Any, Literal
+from typing import Any, Literal, Unpack
 
 from ivr.ami import actions as act
 from ivr.ami.errors import AMIConnectionLost, AMITimeout
@@ -103,42 +103,16 @@ class AMIActions:
         self,
         channel: str,
         *,
-        context: str | None = None,
-        exten: str | None = None,
-        priority: int | None = None,
-        application: str | None = None,
-        data: str | None = None,
-        timeout_ms: int | None = None,
-        caller_id: str | None = None,
-        variables: dict[str, str] | None = None,
-        account: str | None = None,
-        channel_id: str | None = None,
-        other_channel_id: str | None = None,
-        early_media: bool | None = None,
-        codecs: str | None = None,
         result_timeout: float | None = None,
+        **options: Unpack[act.OriginateOptions],
     ) -> act.OriginateResult:
         """Originate asynchronously and wait for its `OriginateResponse` (matched by ActionID).
 
         Sent exactly once: on a lost connection this raises AMIConnectionLost and the call may or may not exist.
         `result_timeout` defaults to the ring timeout (Asterisk's default 30 s) plus `action_timeout`.
         """
-        aid = await self.send_originate(
-            channel,
-            context=context,
-            exten=exten,
-            priority=priority,
-            application=application,
-            data=data,
-            timeout_ms=timeout_ms,
-            caller_id=caller_id,
-            variables=variables,
-            account=account,
-            channel_id=channel_id,
-            other_channel_id=other_channel_id,
-            early_media=early_media,
-            codecs=codecs,
-        )
+        aid = await self.send_originate(channel, **options)
+        timeout_ms = options.get("timeout_ms")
         wait = result_timeout if result_timeout is not None else (timeout_ms or 30000) / 1000 + self.action_timeout
         result = await self.originate_result(aid, wait) if aid else None
         if result is None:
@@ -147,42 +121,10 @@ class AMIActions:
             )
         return result
 
-    async def send_originate(
-        self,
-        channel: str,
-        *,
-        context: str | None = None,
-        exten: str | None = None,
-        priority: int | None = None,
-        application: str | None = None,
-        data: str | None = None,
-        timeout_ms: int | None = None,
-        caller_id: str | None = None,
-        variables: dict[str, str] | None = None,
-        account: str | None = None,
-        channel_id: str | None = None,
-        other_channel_id: str | None = None,
-        early_media: bool | None = None,
-        codecs: str | None = None,
-    ) -> str | None:
+    async def send_originate(self, channel: str, **options: Unpack[act.OriginateOptions]) -> str | None:
         """Send an asynchronous Originate and return its ActionID as soon as Asterisk accepted it (the call rings
         on); `originate_result(action_id, timeout)` waits for how it ended."""
-        headers = act.originate(
-            channel,
-            context=context,
-            exten=exten,
-            priority=priority,
-            application=application,
-            data=data,
-            timeout_ms=timeout_ms,
-            caller_id=caller_id,
-            variables=variables,
-            account=account,
-            channel_id=channel_id,
-            other_channel_id=other_channel_id,
-            early_media=early_media,
-            codecs=codecs,
-        )
+        headers = act.originate(channel, **options)
         self.originates()  # subscribed before sending: the OriginateResponse may follow the response at once
         response = await self.action("Originate", headers)
         return response.action_id
