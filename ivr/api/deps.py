@@ -18,7 +18,7 @@ from aiohttp import web
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from ivr.api.errors import JSONError
-from ivr.api.schemas import PathParams, Query, ascii_int
+from ivr.api.schemas import PathParams, Query
 from ivr.calls.registry import CallRegistry
 from ivr.calls.settings import CallControlSettings
 from ivr.storage import Storage
@@ -107,18 +107,3 @@ async def run_check(check: Check) -> bool:
         return bool(result)
     except Exception:
         return False
-
-
-def query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    """One integer query parameter, by the same rule as the Query models (ASCII digits, bounds), for a route that
-    has no Query model in ivr.api.schemas yet. Prefer a model: only a model's parameters reach the document."""
-    value = request.query.get(name)
-    if value is None:
-        return default
-    try:
-        number = ascii_int(value)
-    except ValueError:
-        raise JSONError(422, "invalid_request", [{"field": name, "message": "must be a whole number (0-9)"}]) from None
-    if not low <= number <= high:
-        raise JSONError(422, "invalid_request", [{"field": name, "message": f"must be between {low} and {high}"}])
-    return int(number)

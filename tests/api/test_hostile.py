@@ -250,17 +250,3 @@ async def test_a_concrete_path_wins_over_a_templated_one(api):
     await expect_error(resp, 405, "method_not_allowed")
     assert resp.headers["Allow"] == "POST"
     await expect_error(await api.get("/calls/originated"), 404, "unknown_call")
-
-
-def test_query_int_for_routes_without_a_model_is_as_strict():
-    from aiohttp.test_utils import make_mocked_request
-
-    from ivr.api.deps import query_int
-    from ivr.api.errors import JSONError
-
-    assert query_int(make_mocked_request("GET", "/x?n=7"), "n", 1, 0, 10) == 7
-    assert query_int(make_mocked_request("GET", "/x"), "n", 1, 0, 10) == 1
-    for bad in ("1_0", "%D9%A1", "+1", "11"):
-        with pytest.raises(JSONError) as caught:
-            query_int(make_mocked_request("GET", f"/x?n={bad}"), "n", 1, 0, 10)
-        assert caught.value.status == 422
