@@ -21,7 +21,7 @@ from typing import Any, cast
 
 from aiohttp import web
 
-from ivr import metrics, sdnotify
+from ivr import metrics, runtime, sdnotify
 from ivr.agi.fastagi import FastAGIServer
 from ivr.ami.client import AMIClient
 from ivr.ami.errors import AMIConnectionLost
@@ -391,6 +391,7 @@ class Service:
                 else ["AMI       disabled"]
             ),
             f"Instance  {s.instance}",
+            f"Loop      {runtime.loop_name()} (event_loop: {s.event_loop})",
             f"Storage   {s.storage.url}",
             f"Flows     version {self.repository.version}  (reload: kill -HUP {os.getpid()} or "
             f"POST {http}/flows/reload)",
@@ -423,6 +424,7 @@ async def run_until_signalled(service: Service) -> None:
     except StartError:
         await service.stop()  # closes what was opened (storage, lookup client); nothing else was started
         raise
+    runtime.settle_gc()  # start-up is over: what lives now lives as long as the process
     for line in service.describe():
         print(line, flush=True)
     sdnotify.notify(f"READY=1\nSTATUS=serving as {service.settings.instance}")
@@ -450,6 +452,7 @@ def run(args: argparse.Namespace) -> int:
         metrics.set_instance(settings.instance)
         check_directories(settings)
         service = Service.from_settings(settings)
+        loop_factory = runtime.loop_factory(settings.event_loop)
     except ConfigError as exc:
         print(exc, flush=True)
         return 2
@@ -457,7 +460,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"ivr: cannot start: {exc}", flush=True)
         return 2
     try:
-        asyncio.run(run_until_signalled(service))
+        runtime.run(run_until_signalled(service), loop_factory)
     except StartError as exc:
         print(f"ivr: cannot start: {exc}", flush=True)
         return 2

@@ -457,6 +457,11 @@ class Settings(_Section):
     repeat_callers: RepeatCallerSettings = Field(default_factory=RepeatCallerSettings)
     calls: CallSettings = Field(default_factory=CallSettings)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    event_loop: Literal["auto", "asyncio", "uvloop"] = Field(
+        "auto",
+        description="The event loop of `serve`: uvloop when installed (auto), or always the standard asyncio loop, "
+        "or uvloop (an error if it is missing). See ivr/runtime.py.",
+    )
     # Where the settings came from (filled by load_settings; not settable in the file).
     _root: Path = PrivateAttr(default_factory=Path.cwd)
     _source: Path | None = PrivateAttr(default=None)
@@ -528,6 +533,7 @@ ENV_OVERRIDES: tuple[EnvOverride, ...] = (
     EnvOverride("IVR_CALLER_HASH_KEY_FILE", ("repeat_callers", "key_file"), "file holding the caller hash key"),
     EnvOverride("IVR_DIAL_TEMPLATE", ("dial_template",), "dial string template"),
     EnvOverride("IVR_LOG_LEVEL", ("log_level",), "debug, info, warning or error"),
+    EnvOverride("IVR_EVENT_LOOP", ("event_loop",), "auto, asyncio or uvloop"),
 )
 # Read directly as secrets (the names can be changed with ami.secret_env / http.token_env).
 SECRET_ENV = {

@@ -71,6 +71,7 @@ def test_every_documented_environment_override(tmp_path: Path) -> None:
         "IVR_LOG_LEVEL": "debug",
         "IVR_FASTAGI_ALLOWED_PEERS": "10.0.0.5,::1/128",
         "IVR_INSTANCE": "ivr-b",
+        "IVR_EVENT_LOOP": "asyncio",
     }
     assert set(values) == {o.variable for o in ENV_OVERRIDES} - {
         "IVR_AMI_SECRET_FILE",
@@ -92,7 +93,7 @@ def test_every_documented_environment_override(tmp_path: Path) -> None:
     assert settings.recordings_dir == Path("/srv/rec") and settings.storage.url == "memory:"
     assert settings.dial_string("7") == "SIP/7" and settings.log_level == "debug"
     assert settings.instance == "ivr-b"
-    assert settings.instance == "ivr-b"
+    assert settings.event_loop == "asyncio"
 
 
 def test_file_errors_name_file_line_and_key(tmp_path: Path) -> None:
