@@ -14,11 +14,22 @@ The flow-file watcher and the callback scheduler are off (settings `reload.watch
 cost CPU per second, not per call. Rounds are interleaved (service AMI on, AMI off, minimal) so all see the same
 machine load; a warm-up batch runs before each measured batch.
 
-Prints CPU ms per call of each, the ratio service/minimal, the AMI share (AMI on - AMI off), the AMI events and
-bytes per call the service's session received (reference: measurements.md), and the simulator's own CPU.
+Measuring CPU on a shared 2-core machine: each figure is the process's own CPU clock (clock_getcpuclockid, in
+nanoseconds; /proc/<pid>/stat ticks of 10 ms where that is missing) over a batch of 2,000 calls after a warm-up
+batch, so the clock's resolution and the start-up are out of it. Rounds are interleaved and the order of the
+three servers turns each round (AMI on, off, minimal; then off, minimal, on; ...) so none always runs first
+after the simulator's own bookkeeping. What other jobs do to the machine still moves every figure by 10-30 %
+between rounds: the summary gives each server's median and range over the rounds, the ratio of each round
+(service / minimal server of the same round) and the median of those ratios.
 
-    .venv/bin/python bench/call_cpu.py              # 600 calls, 50 in flight, 3 rounds
-    .venv/bin/python bench/call_cpu.py --quick      # 200 calls, 2 rounds
+Prints CPU ms per call of each (and its user/system split), the ratio service/minimal, the AMI share (AMI on -
+AMI off), the AMI events and bytes per call the service's session received (reference: measurements.md), and
+the simulator's own CPU.
+
+    .venv/bin/python bench/call_cpu.py              # 2,000 calls, 50 in flight, 5 rounds
+    .venv/bin/python bench/call_cpu.py --quick      # 300 calls, 2 rounds
+    CALL_CPU_PROFILE=/tmp/ivr.prof .venv/bin/python bench/call_cpu.py --rounds 1   # the service under cProfile
+    .venv/bin/python bench/call_cpu.py --rounds 1 --py-spy /tmp/ivr.txt   # py-spy samples of the AMI-on service
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import json
 import os
 import re
@@ -83,10 +95,51 @@ def reference_counts(path: Path = MEASUREMENTS) -> tuple[dict[str, int], int]:
 
 
 def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (and its reaped children: none here) from /proc."""
+    """utime + stime of a process (and its reaped children: none here) from /proc, in 10 ms ticks."""
+    user, system = cpu_split(pid)
+    return user + system
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process from /proc/<pid>/stat (10 ms ticks)."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+
+
+class CPUClock:
+    """Another process's CPU time in nanoseconds: its POSIX CPU-time clock (clock_getcpuclockid(3), all threads),
+    read with time.clock_gettime_ns. Falls back to /proc ticks (10 ms) where the C library does not offer it."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.clock_id: int | None = None
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            clock_id = ctypes.c_int()
+            if libc.clock_getcpuclockid(pid, ctypes.byref(clock_id)) == 0:
+                time.clock_gettime_ns(clock_id.value)  # readable (same user, process alive)
+                self.clock_id = clock_id.value
+        except (AttributeError, OSError):
+            self.clock_id = None
+
+    def seconds(self) -> float:
+        if self.clock_id is not None:
+            return time.clock_gettime_ns(self.clock_id) / 1e9
+        return cpu_seconds(self.pid)
+
+    def split(self) -> tuple[float, float]:
+        return cpu_split(self.pid)
+
+    def switches(self) -> tuple[int, int]:
+        """(voluntary, involuntary) context switches so far: the waits that slept, the times it was preempted."""
+        counts = {}
+        with open(f"/proc/{self.pid}/status") as f:
+            for line in f:
+                if line.endswith("ctxt_switches:", 0, line.find(":") + 1):
+                    name, value = line.split(":")
+                    counts[name] = int(value)
+        return counts.get("voluntary_ctxt_switches", 0), counts.get("nonvoluntary_ctxt_switches", 0)
 
 
 def free_port() -> int:
@@ -239,6 +292,8 @@ async def minimal_main(commands: list[str]) -> None:
 
 
 class Proc:
+    """A helper process spoken to in JSON lines over its stdin/stdout."""
+
     def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
         self.p = subprocess.Popen(
             args,
@@ -251,10 +306,17 @@ class Proc:
         )
 
     def ask(self, obj: dict[str, Any] | None = None) -> dict[str, Any]:
-        assert self.p.stdin is not None and self.p.stdout is not None
         if obj is not None:
-            self.p.stdin.write(json.dumps(obj) + "\n")
-            self.p.stdin.flush()
+            self.send(obj)
+        return self.read()
+
+    def send(self, obj: dict[str, Any]) -> None:
+        assert self.p.stdin is not None
+        self.p.stdin.write(json.dumps(obj) + "\n")
+        self.p.stdin.flush()
+
+    def read(self) -> dict[str, Any]:
+        assert self.p.stdout is not None
         line = self.p.stdout.readline()
         if not line:
             raise RuntimeError(f"{self.p.args!r} ended (exit {self.p.wait()})")
@@ -272,11 +334,11 @@ class Proc:
             self.p.wait()
 
 
-def write_settings(tmp: Path) -> Path:
+def write_settings(tmp: Path, tree: Path = ROOT) -> Path:
     flows = tmp / "flows"
     flows.mkdir(exist_ok=True)
     (flows / "bench.yaml").write_text(FLOW)
-    text = (ROOT / "config" / "ivr.yaml").read_text()
+    text = (tree / "config" / "ivr.yaml").read_text()
     text = re.sub(r"(reload:\n  watch:) true", r"\1 false", text)
     text = re.sub(r"(callbacks:\n  enabled:) true", r"\1 false", text)
     text = re.sub(r"auth: md5", "auth: plain", text)
@@ -286,7 +348,10 @@ def write_settings(tmp: Path) -> Path:
     return settings
 
 
-def start_service(tmp: Path, settings: Path, ami_port: int, ami: bool) -> tuple[subprocess.Popen[str], int]:
+def start_service(
+    tmp: Path, settings: Path, ami_port: int, ami: bool, tree: Path = ROOT
+) -> tuple[subprocess.Popen[str], int]:
+    """`python main.py serve` of the checkout `tree` (default this one; another for before/after runs)."""
     port, http = free_port(), free_port()
     env = dict(os.environ)
     env.update(
@@ -306,7 +371,7 @@ def start_service(tmp: Path, settings: Path, ami_port: int, ami: bool) -> tuple[
     python = [sys.executable, "-m", "cProfile", "-o", profile] if profile and ami else [sys.executable]
     proc = subprocess.Popen(
         [*python, "main.py", "serve"],
-        cwd=ROOT,
+        cwd=tree,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -350,16 +415,39 @@ def batch(sim: Proc, port: int, calls: int, concurrency: int) -> dict[str, Any]:
     return reply
 
 
-def measure(
-    sim: Proc, pid: int, port: int, calls: int, concurrency: int, warmup: int
-) -> tuple[float, float, dict[str, Any]]:
-    """(CPU ms per call of `pid`, CPU ms per call of the simulator, the simulator's reply) over one batch."""
-    warm = batch(sim, port, warmup, concurrency)
-    c0, s0 = cpu_seconds(pid), cpu_seconds(sim.p.pid)
-    reply = batch(sim, port, calls, concurrency)
-    c1, s1 = cpu_seconds(pid), cpu_seconds(sim.p.pid)
-    reply["warm_commands"] = warm["commands"]
-    return (c1 - c0) * 1000 / calls, (s1 - s0) * 1000 / calls, reply
+class Measured:
+    """One server's figures over one measured batch (per call)."""
+
+    def __init__(self, ms: float, user_ms: float, sys_ms: float, sim_ms: float, reply: dict[str, Any]) -> None:
+        self.ms, self.user_ms, self.sys_ms, self.sim_ms, self.reply = ms, user_ms, sys_ms, sim_ms, reply
+        self.sleeps = self.preempted = 0.0  # context switches per call (voluntary: waits that slept)
+
+
+def measure_pair(
+    service: tuple[Proc, int, int], minimal: tuple[Proc, int, int], calls: int, concurrency: int
+) -> tuple[Measured, Measured]:
+    """One measured batch on both servers at once, each `(simulator, server pid, FastAGI port)`: both
+    simulators get their `calls` order together and the CPU clocks are read around both, so the two servers run
+    through the same moments of the shared machine (a job that takes a core slows both, not one)."""
+    clocks = [(CPUClock(pid), CPUClock(sim.p.pid)) for sim, pid, _ in (service, minimal)]
+    before = [(c.split(), c.seconds(), sc.seconds()) for c, sc in clocks]
+    switches = [c.switches() for c, _ in clocks]
+    for sim, _, port in (service, minimal):
+        sim.send({"op": "calls", "port": port, "calls": calls, "concurrency": concurrency})
+    replies = [sim.read() for sim, _, _ in (service, minimal)]
+    after = [(c.seconds(), sc.seconds(), c.split()) for c, sc in clocks]
+    out = []
+    per = 1000 / calls
+    for reply, ((u0, k0), c0, s0), (c1, s1, (u1, k1)), (v0, n0), (clock, _) in zip(
+        replies, before, after, switches, clocks, strict=True
+    ):
+        if reply["failed"]:
+            print(f"    ! {reply['failed']} of {calls} calls failed", flush=True)
+        m = Measured((c1 - c0) * per, (u1 - u0) * per, (k1 - k0) * per, (s1 - s0) * per, reply)
+        v1, n1 = clock.switches()
+        m.sleeps, m.preempted = (v1 - v0) / calls, (n1 - n0) / calls
+        out.append(m)
+    return out[0], out[1]
 
 
 def span(values: list[float]) -> str:
@@ -369,18 +457,46 @@ def span(values: list[float]) -> str:
     return f"{lo:.2f}" if abs(hi - lo) < 0.005 else f"{lo:.2f}-{hi:.2f}"
 
 
+def median_span(values: list[float]) -> str:
+    """`median [min-max]`, or `-`."""
+    if not values:
+        return "-"
+    return f"{statistics.median(values):.3f} [{span(values)}]"
+
+
+LABELS = {"on": "AMI on        ", "off": "AMI off       ", "unfiltered": "AMI unfiltered"}
+
+
+def rotate(kinds: tuple[str, ...], r: int) -> list[str]:
+    """Round r's order: the kinds turned by r places, so each runs first and last in turn."""
+    turn = r % len(kinds)
+    return list(kinds[turn:] + kinds[:turn])
+
+
+def spy(pid: int, out: str, rate: int = 250) -> subprocess.Popen[bytes] | None:
+    """Attach py-spy (pip install py-spy) to `pid`, raw (collapsed) stacks into `out`; None if it is missing."""
+    exe = Path(sys.executable).parent / "py-spy"
+    if not exe.exists():
+        print("    ! py-spy is not installed in this environment (pip install py-spy)", flush=True)
+        return None
+    args = [str(exe), "record", "--pid", str(pid), "--format", "raw", "--rate", str(rate), "--output", out]
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--calls", type=int, default=600, help="measured calls per batch (default 600)")
+    ap.add_argument("--calls", type=int, default=2000, help="measured calls per batch (default 2000)")
     ap.add_argument("--concurrency", type=int, default=50, help="calls in flight (default 50)")
-    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
-    ap.add_argument("--warmup", type=int, default=100, help="calls before each measured batch (default 100)")
-    ap.add_argument("--quick", action="store_true", help="200 calls, 2 rounds")
+    ap.add_argument("--rounds", type=int, default=5, help="rounds (default 5)")
+    ap.add_argument("--warmup", type=int, default=200, help="calls before each measured batch (default 200)")
+    ap.add_argument("--quick", action="store_true", help="300 calls, 2 rounds")
     ap.add_argument(
         "--unfiltered",
         action="store_true",
         help="also AMI on without event filters (the simulator refuses Filter, as Asterisk does without `system`)",
     )
+    ap.add_argument("--tree", type=Path, default=ROOT, help="run `main.py serve` of this checkout (before/after)")
+    ap.add_argument("--py-spy", metavar="FILE", help="sample the AMI-on service with py-spy into FILE (raw stacks)")
     ap.add_argument("--role", choices=["sim", "minimal"], help=argparse.SUPPRESS)
     ap.add_argument("--commands", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -391,17 +507,19 @@ def main() -> int:
         asyncio.run(minimal_main(json.loads(args.commands)))
         return 0
     if args.quick:
-        args.calls, args.rounds, args.warmup = 200, 2, 50
+        args.calls, args.rounds, args.warmup = 300, 2, 100
 
     rows, total = reference_counts()
     print(
         f"call_cpu: {args.calls} calls x {args.rounds} rounds, {args.concurrency} in flight, warm-up {args.warmup}; "
-        f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}",
+        f"service from {args.tree}; Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
+        f"load {os.getloadavg()[0]:.1f}",
         flush=True,
     )
-    kinds = ("on", "unfiltered", "off", "minimal") if args.unfiltered else ("on", "off", "minimal")
-    results: dict[str, list[float]] = {k: [] for k in kinds}
-    sim_cpu: dict[str, list[float]] = {k: [] for k in kinds}
+    kinds = ("on", "off", "unfiltered") if args.unfiltered else ("on", "off")
+    service: dict[str, list[Measured]] = {k: [] for k in kinds}
+    minimal: dict[str, list[Measured]] = {k: [] for k in kinds}
+    per_round: list[dict[str, Measured]] = []
     unfiltered_events: list[float] = []
     events: list[float] = []
     emitted: dict[str, float] = {}
@@ -409,57 +527,69 @@ def main() -> int:
     commands: list[str] = []
     with tempfile.TemporaryDirectory(prefix="ivr-call-cpu-") as d:
         tmp = Path(d)
-        settings = write_settings(tmp)
-        sim = Proc([sys.executable, __file__, "--role", "sim"])
+        settings = write_settings(tmp, args.tree)
+        sim = Proc([sys.executable, __file__, "--role", "sim"])  # the service's Asterisk
+        sim_min = Proc([sys.executable, __file__, "--role", "sim"])  # the minimal server's, alike
         try:
             ami_port = int(sim.ask()["ami_port"])
-            for r in range(1, args.rounds + 1):
-                for kind in kinds:
+            sim_min.ask()
+            for r in range(args.rounds):
+                this_round: dict[str, Measured] = {}
+                for kind in rotate(kinds, r):
                     t0 = time.monotonic()
-                    if kind == "minimal":
-                        if not commands:
-                            continue
+                    sim.ask({"op": "filters", "allow": kind != "unfiltered"})
+                    proc, port = start_service(tmp, settings, ami_port, kind != "off", args.tree)
+                    mini: Proc | None = None
+                    sampler = None
+                    try:
+                        warm = batch(sim, port, args.warmup, args.concurrency)
+                        commands = commands or warm["commands"]
                         mini = Proc([sys.executable, __file__, "--role", "minimal", "--commands", json.dumps(commands)])
-                        try:
-                            port = int(mini.ask()["port"])
-                            ms, sim_ms, reply = measure(
-                                sim, mini.p.pid, port, args.calls, args.concurrency, args.warmup
-                            )
-                        finally:
+                        mini_port = int(mini.ask()["port"])
+                        batch(sim_min, mini_port, args.warmup, args.concurrency)
+                        if args.py_spy and kind == "on":
+                            sampler = spy(proc.pid, args.py_spy)
+                        m, mm = measure_pair(
+                            (sim, proc.pid, port), (sim_min, mini.p.pid, mini_port), args.calls, args.concurrency
+                        )
+                    finally:
+                        if sampler is not None:
+                            sampler.send_signal(2)  # py-spy writes its file on SIGINT
+                            sampler.wait(30)
+                        if mini is not None:
                             mini.stop()
-                    else:
-                        sim.ask({"op": "filters", "allow": kind != "unfiltered"})
-                        proc, port = start_service(tmp, settings, ami_port, kind != "off")
-                        try:
-                            ms, sim_ms, reply = measure(sim, proc.pid, port, args.calls, args.concurrency, args.warmup)
-                        finally:
-                            stop(proc)
-                        if kind == "unfiltered" and reply["events"]:
-                            unfiltered_events.append(max(reply["events"]) / args.calls)
-                        if kind == "on":
-                            commands = commands or reply["warm_commands"]
-                            emitted = reply["names"]
-                            if reply["events"]:
-                                events.append(max(reply["events"]) / args.calls)
-                                nbytes.append(max(reply["bytes"]) / args.calls)
-                    results[kind].append(ms)
-                    sim_cpu[kind].append(sim_ms)
-                    label = {
-                        "on": "ivr serve, AMI on       ",
-                        "unfiltered": "ivr serve, AMI unfiltered",
-                        "off": "ivr serve, AMI off      ",
-                        "minimal": "minimal FastAGI         ",
-                    }[kind]
+                        stop(proc)
+                    reply = m.reply
+                    if kind == "unfiltered" and reply["events"]:
+                        unfiltered_events.append(max(reply["events"]) / args.calls)
+                    if kind == "on":
+                        emitted = reply["names"]
+                        if reply["events"]:
+                            events.append(max(reply["events"]) / args.calls)
+                            nbytes.append(max(reply["bytes"]) / args.calls)
+                    service[kind].append(m)
+                    minimal[kind].append(mm)
+                    this_round[kind] = m
+                    this_round[f"minimal-{kind}"] = mm
                     print(
-                        f"  round {r}/{args.rounds}  {label}  {ms:6.2f} ms CPU/call  "
-                        f"(simulator {sim_ms:.2f} ms/call, {time.monotonic() - t0:.1f} s)",
+                        f"  round {r + 1}/{args.rounds}  {LABELS[kind]} {m.ms:6.3f} ms CPU/call (user {m.user_ms:.2f}, "
+                        f"system {m.sys_ms:.2f}); minimal server beside it {mm.ms:6.3f} (user {mm.user_ms:.2f}, "
+                        f"system {mm.sys_ms:.2f}): {m.ms / mm.ms:.2f}x; simulators {m.sim_ms:.2f} / "
+                        f"{mm.sim_ms:.2f} ms/call; sleeps/call {m.sleeps:.1f} / {mm.sleeps:.1f}, preempted "
+                        f"{m.preempted:.2f} / {mm.preempted:.2f}; {time.monotonic() - t0:.1f} s",
                         flush=True,
                     )
+                per_round.append(this_round)
         finally:
-            with contextlib.suppress(Exception):
-                sim.ask({"op": "stop"})
-            sim.stop()
+            for p in (sim, sim_min):
+                with contextlib.suppress(Exception):
+                    p.send({"op": "stop"})
+                p.stop()
 
+    def ms(ms_of: list[Measured]) -> list[float]:
+        return [m.ms for m in ms_of]
+
+    all_minimal = [m for kind in kinds for m in minimal[kind]]
     print()
     words = [" ".join(c.split(" ")[:2]) if c.startswith("SET") else c.split(" ")[0] for c in commands]
     print(f"AGI commands per call ({len(commands)}): {', '.join(words)}")
@@ -469,24 +599,29 @@ def main() -> int:
     )
     print(f"emitted per call in the AMI user's read classes (before event filters): {emitted}")
     print()
-    print("| server | CPU ms per call |")
-    print("|---|---:|")
-    print(f"| minimal asyncio FastAGI server, same commands | {span(results['minimal'])} |")
-    print(f"| ivr serve, AMI off | {span(results['off'])} |")
-    print(f"| ivr serve, AMI on (registry, queue stats, metrics) | {span(results['on'])} |")
-    if args.unfiltered:
-        print(f"| ivr serve, AMI on, no event filters ({span(unfiltered_events)} events per call) "
-              f"| {span(results['unfiltered'])} |")  # fmt: skip
-        saved = [b - a for a, b in zip(results["on"], results["unfiltered"], strict=False)]
-        print(f"\nCPU the event filters save the service (unfiltered - filtered, per round): {span(saved)} ms per call")
-    ratios = [a / b for a, b in zip(results["on"], results["minimal"], strict=False) if b > 0]
-    shares = [a - b for a, b in zip(results["on"], results["off"], strict=False)]
+    print("| server | CPU ms per call: median [range] | user | system |")
+    print("|---|---:|---:|---:|")
+    names = {
+        "off": "ivr serve, AMI off",
+        "on": "ivr serve, AMI on (registry, queue stats, metrics)",
+        "unfiltered": f"ivr serve, AMI on, no event filters ({span(unfiltered_events)} events per call)",
+    }
+    for label, runs in [("minimal asyncio FastAGI server, same commands", all_minimal)] + [
+        (names[k], service[k]) for k in ("off", "on", "unfiltered") if k in service
+    ]:
+        user = [m.user_ms for m in runs]
+        system = [m.sys_ms for m in runs]
+        print(f"| {label} | {median_span(ms(runs))} | {median_span(user)} | {median_span(system)} |")
     print()
-    print(f"ratio AMI on / minimal (per round): {span(ratios)}   goal <= 1.3")
-    print(f"AMI share (AMI on - AMI off, per round): {span(shares)} ms per call   goal <= 0.3")
-    if results["on"] and results["minimal"]:
-        med = statistics.median(results["on"]) / statistics.median(results["minimal"])
-        print(f"ratio of the medians: {med:.2f}")
+    for kind in kinds:
+        ratios = [a.ms / b.ms for a, b in zip(service[kind], minimal[kind], strict=True) if b.ms > 0]
+        goal = "   goal <= 1.3" if kind == "on" else ""
+        print(f"ratio {names[kind]} / the minimal server beside it: median {median_span(ratios)}{goal}")
+    shares = [rd["on"].ms - rd["off"].ms for rd in per_round if "on" in rd and "off" in rd]
+    print(f"AMI share (AMI on - AMI off, per round): median {median_span(shares)} ms per call   goal <= 0.3")
+    if args.unfiltered:
+        saved = [rd["unfiltered"].ms - rd["on"].ms for rd in per_round]
+        print(f"CPU the event filters save the service (unfiltered - filtered, per round): {median_span(saved)} ms")
     return 0
 
 
