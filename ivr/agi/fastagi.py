@@ -15,7 +15,8 @@ Rules for this file:
   the next line saying how many were left out): a flood of 300 broken connections is 300 in the metric and one
   WARNING, not 300 log lines.
 - Accepted sockets get TCP keepalive, so a powered-off Asterisk host (no FIN, no RST) does not hold a session
-  and a connection slot forever while a command or an `exec()` waits.
+  and a connection slot forever while a command or an `exec()` waits. On Linux it is set once on the listening
+  socket, which passes it on to every accepted one (checked on the first): four system calls less per call.
 - `stop()` is graceful: stop accepting, let running calls finish until `shutdown_deadline`, then cancel them
   (which closes their sockets so Asterisk continues the dialplan).
 - Routing, status variables and closing are shared with classic AGI in `router.dispatch()`.
@@ -27,7 +28,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import sys
 from collections.abc import Iterable
+from typing import Any
 
 from .. import metrics
 from ..metric_batch import BATCH
@@ -93,6 +97,8 @@ class FastAGIServer:
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._read_buffer = read_buffer()  # shared by this server's links (see link.py)
+        self._keepalive_inherited = False  # set on the listening socket(s), carried over to accepted ones
+        self._keepalive_checked = False
         self.rejected = 0  # connections refused over the cap (also in the metric)
         self.forbidden = 0  # connections refused by the allow-list (also in the metric)
 
@@ -119,6 +125,15 @@ class FastAGIServer:
             self._port,
             backlog=self.backlog,
         )
+        # Linux copies a listening socket's keepalive options to the sockets it accepts: set them once here; the
+        # first accepted socket is checked (_keepalive_check) and, if they did not carry over, each one gets them.
+        self._keepalive_inherited = False
+        if self.keepalive_idle is not None and sys.platform == "linux":
+            self._keepalive_inherited = all(
+                set_tcp_keepalive(sock, self.keepalive_idle, self.keepalive_interval, self.keepalive_count)
+                for sock in self._server.sockets
+            )
+        self._keepalive_checked = False
         log.info("FastAGI listening on %s:%d", self.host, self.port)
         metrics.add_collect_hook(TALLY.flush)  # a scrape shows every command so far, not up to 1 s late
 
@@ -156,16 +171,35 @@ class FastAGIServer:
             link.abort()
             return
         if self.keepalive_idle is not None and link.transport is not None:
-            set_tcp_keepalive(
-                link.transport.get_extra_info("socket"),
-                self.keepalive_idle,
-                self.keepalive_interval,
-                self.keepalive_count,
-            )
+            if not self._keepalive_checked:
+                self._keepalive_check(link.transport.get_extra_info("socket"))
+            if not self._keepalive_inherited:
+                set_tcp_keepalive(
+                    link.transport.get_extra_info("socket"),
+                    self.keepalive_idle,
+                    self.keepalive_interval,
+                    self.keepalive_count,
+                )
         task = asyncio.get_running_loop().create_task(self._run_call(link))
         self._tasks.add(task)
         BATCH.record("AGI_CONNECTIONS_ACTIVE", (), 1.0)  # batched: folded within 1 s and at every scrape
         task.add_done_callback(self._call_done)  # also runs for a task cancelled before its first step
+
+    def _keepalive_check(self, sock: Any) -> None:
+        """Once per server: did the accepted socket inherit the listener's keepalive (idle time included)?"""
+        self._keepalive_checked = True
+        if not self._keepalive_inherited or sock is None:
+            return
+        try:
+            inherited = sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) != 0 and (
+                not hasattr(socket, "TCP_KEEPIDLE")
+                or sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == max(1, int(self.keepalive_idle or 0))
+            )
+        except OSError:
+            inherited = False
+        if not inherited:
+            log.debug("accepted FastAGI sockets do not inherit keepalive; setting it on each")
+            self._keepalive_inherited = False
 
     def _call_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)

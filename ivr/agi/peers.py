@@ -55,12 +55,29 @@ def peer_address(peername: Any) -> IPAddress | None:
 class PeerAllowList:
     """`allow = PeerAllowList(["127.0.0.1/32", "192.0.2.0/24"]); allow.allows(("192.0.2.7", 40000)) -> True`."""
 
-    __slots__ = ("networks",)
+    __slots__ = ("networks", "_verdicts")
+
+    MAX_REMEMBERED = 256  # peer hosts whose verdict is kept (a port scan from many hosts just evicts them)
 
     def __init__(self, entries: Iterable[str] = LOOPBACK_ONLY) -> None:
         self.networks = parse_networks(entries)
+        # host string -> allowed: every call of one Asterisk comes from the same few addresses, and parsing the
+        # address (ipaddress) cost more than the rest of the accept path (bench/call_cpu.py).
+        self._verdicts: dict[str, bool] = {}
 
     def allows(self, peername: Any) -> bool:
+        host = peername[0] if isinstance(peername, tuple) and peername else None
+        if type(host) is str:
+            verdict = self._verdicts.get(host)
+            if verdict is None:
+                verdict = self._check(peername)
+                if len(self._verdicts) >= self.MAX_REMEMBERED:
+                    self._verdicts.clear()
+                self._verdicts[host] = verdict
+            return verdict
+        return self._check(peername)
+
+    def _check(self, peername: Any) -> bool:
         address = peer_address(peername)
         if address is None:
             return False

@@ -176,13 +176,11 @@ def encode_command(*words: str) -> bytes:
         raise AGIEncodingError("empty AGI command; pass the command name, e.g. encode_command('NOOP')")
     if len(words) > MAX_COMMAND_WORDS:
         raise AGIEncodingError(f"AGI command has {len(words)} words; Asterisk accepts at most {MAX_COMMAND_WORDS}")
-    # One regex call per word on the fast path (plain str words: command names, numbers, file names).
-    for w in words:
-        if type(w) is not str or not _PLAIN_WORD(w):
-            text = " ".join([quote_word(w if isinstance(w, str) else str(w)) for w in words])
-            break
-    else:
-        text = " ".join(words)
+    # One regex call per word (plain str words: command names, numbers, file names go bare); only the others
+    # (a Quoted value, blanks, quotes, backslashes, CR/LF/NUL) go through quote_word().
+    text = " ".join(
+        [w if type(w) is str and _PLAIN_WORD(w) else quote_word(w if isinstance(w, str) else str(w)) for w in words]
+    )
     line = (text + "\n").encode("utf-8")
     if len(line) > MAX_COMMAND_BYTES:
         raise AGIEncodingError(

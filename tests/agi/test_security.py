@@ -149,6 +149,17 @@ def test_settings_allowed_peers_file_default_env_override_and_errors(tmp_path):
         load_settings(config / "bad.yaml", env={})
 
 
+def test_allow_list_remembers_verdicts_within_a_bound():
+    allow = PeerAllowList(["192.0.2.0/28"])
+    for _ in range(2):  # the second pass answers from the remembered verdicts, the same way
+        assert allow.allows(("192.0.2.1", 40000)) and not allow.allows(("192.0.2.16", 40000))
+        assert allow.allows(("::ffff:192.0.2.9", 1, 0, 0)) and not allow.allows(("::1", 1, 0, 0))
+    for i in range(3 * PeerAllowList.MAX_REMEMBERED):  # many hosts (a scan): the memory stays bounded
+        assert not allow.allows((f"10.{i // 256}.{i % 256}.1", 1))
+    assert len(allow._verdicts) <= PeerAllowList.MAX_REMEMBERED
+    assert allow.allows(("192.0.2.1", 40000)) and not allow.allows(("not an address", 1)) and not allow.allows(None)
+
+
 # -- TCP keepalive ------------------------------------------------------------------------------------------------
 async def test_accepted_sockets_have_tcp_keepalive(outcome):
     async def body(s):
