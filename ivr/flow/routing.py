@@ -154,17 +154,18 @@ async def run_flow(
     finally:
         if notifier is not None:
             notifier.notify(None)
-    log.info(
-        "call %r flow %s version %s: %s%s after %.1f s (%d nodes, ended at %s)",
-        info.uniqueid,
-        flow_name,
-        engine.version,
-        report.outcome,
-        f" -> {report.end_target}" if report.end_target else "",
-        report.seconds,
-        len(report.visits),
-        report.end_node,
-    )
+    if log.isEnabledFor(logging.INFO):  # the arguments are built only for a record that is emitted
+        log.info(
+            "call %r flow %s version %s: %s%s after %.1f s (%d nodes, ended at %s)",
+            info.uniqueid,
+            flow_name,
+            engine.version,
+            report.outcome,
+            f" -> {report.end_target}" if report.end_target else "",
+            report.seconds,
+            len(report.visits),
+            report.end_node,
+        )
     if not session.hung_up and not session.closed:
         try:
             await session.set_variable(STATUS_VARIABLE, dialplan.ERROR if report.outcome == "error" else dialplan.OK)

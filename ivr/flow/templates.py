@@ -59,6 +59,8 @@ def render(
 
     `encode` is applied to each substituted value (not to the literal text), e.g. URL-encoding for lookups.
     """
+    if "$" not in template:  # plain text (most values a flow sets): nothing to scan, nothing to build
+        return template
 
     def value_of(name: str) -> str:
         if name in variables:
