@@ -29,7 +29,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -90,10 +90,11 @@ class Message:
 
     # _kind: "Event", "Response" or "Action" when the first header is exactly that (as Asterisk writes it), with
     # its value in _name; None otherwise (then the headers decide).
-    __slots__ = ("_raw", "_pairs_", "_index", "_kind", "_name")
+    __slots__ = ("_raw", "_low", "_pairs_", "_index", "_kind", "_name")
 
     def __init__(self, pairs: Iterable[tuple[str, str]] = ()) -> None:
         self._raw: str | None = None
+        self._low: str | None = None  # raw.lower(), made on the first quick lookup
         self._pairs_: list[tuple[str, str]] | None = [(str(k), str(v)) for k, v in pairs]
         self._index: dict[str, str] | None = None
         self._kind, self._name = _kind_of(self._pairs_)
@@ -103,6 +104,7 @@ class Message:
         # The parser already built a list of str pairs; skip the copy.
         msg = cls.__new__(cls)
         msg._raw = None
+        msg._low = None
         msg._pairs_ = pairs
         msg._index = None
         msg._kind, msg._name = _kind_of(pairs)
@@ -113,6 +115,7 @@ class Message:
         # A CRLF block whose first line is a well-formed `Event:`/`Response:` header (the parser's hot path).
         msg = cls.__new__(cls)
         msg._raw = block
+        msg._low = None
         msg._pairs_ = None
         msg._index = None
         msg._kind = kind
@@ -124,7 +127,7 @@ class Message:
         pairs = self._pairs_
         if pairs is None:
             pairs = self._pairs_ = _parse_crlf_block(self._raw or "")
-            self._raw = None
+            self._raw = self._low = None
         return pairs
 
     def _idx(self) -> dict[str, str]:
@@ -137,24 +140,28 @@ class Message:
     def get(self, name: str, default: str | None = None) -> str | None:
         raw = self._raw
         if raw is not None and raw.isascii():
-            # The quick lookup in unsplit text, the hot path of every subscriber: one regular-expression search in C
-            # finds the first line starting with `name:` in any case (in ASCII, the regex's case folding is
-            # str.lower()'s) and captures the value up to CRLF; no copy of the text is made. A line `Name: ...`
-            # there is the answer (the first value wins); `Name:value` without the space (the key might be
-            # `Name:value`) and odd names go to the full split.
+            # The quick lookup in unsplit text, the hot path of every subscriber: a search in C for the first line
+            # starting with `name:` in any case, in a lower-case copy of the text made once per message (in ASCII
+            # the copy has the same offsets), then the value from the text itself, up to CRLF; no split of the
+            # headers. A line `Name: ...` there is the answer (the first value wins); `Name:value` without the
+            # space (the key might be `Name:value`) and odd names go to the full split.
             try:
-                search, kind = _PROBES[name]
+                marker, kind = _PROBES[name]
             except KeyError:
-                search, kind = _probe(name)
-            if search is not None:
+                marker, kind = _probe(name)
+            if marker is not None:
                 if kind == self._kind:  # the first line, `Event: name` / `Response: name`
                     return self._name
-                found = search(raw)
-                if found is None:
+                low = self._low
+                if low is None:
+                    low = self._low = raw.lower()
+                at = low.find(marker)
+                if at < 0:
                     return default
-                value = found.group(1)
-                if value is not None:
-                    return value
+                start = at + len(marker)
+                if raw.startswith(" ", start):
+                    end = raw.find("\r\n", start)  # a CR not before LF, or a bare LF, is part of the value
+                    return raw[start + 1 :] if end < 0 else raw[start + 1 : end]
         elif raw is not None:
             hit = self._find_raw(name)
             if hit is not _UNSURE:
@@ -360,7 +367,7 @@ class AMIParser:
             if block.startswith("Event: "):
                 eol = block.find("\r\n", 7)
                 msg = new(Message)
-                msg._raw, msg._pairs_, msg._index, msg._kind = block, None, None, "Event"
+                msg._raw, msg._low, msg._pairs_, msg._index, msg._kind = block, None, None, None, "Event"
                 msg._name = block[7:] if eol < 0 else block[7:eol]
                 append(msg)
             elif block:
@@ -395,24 +402,20 @@ class AMIParser:
 
 _KINDS = ("Event", "Response", "Action")
 
-# Per header name, for the quick lookup in Message.get(): (the `search` of a regex that matches the first line
-# starting with the name in any case, capturing the value after `: ` up to CRLF, or nothing without the space; the
-# kind ("Event"/"Response") whose first line the name denotes, or ""), or (None, None) for names the quick path does
-# not handle (not ASCII, empty, or containing ":", CR or LF). Names come from code, so the cache stays small; it is
-# cleared if it ever grows past _MAX_PROBES.
-_Search = Callable[[str], "re.Match[str] | None"]
-_PROBES: dict[str, tuple[_Search | None, str | None]] = {}
+# Per header name, for the quick lookup in Message.get(): (the marker `\r\n<name in lower case>:` that starts its
+# line in the lower-cased text; the kind ("Event"/"Response") whose first line the name denotes, or ""), or
+# (None, None) for names the quick path does not handle (not ASCII, empty, or containing ":", CR or LF). Names come
+# from code, so the cache stays small; it is cleared if it ever grows past _MAX_PROBES.
+_PROBES: dict[str, tuple[str | None, str | None]] = {}
 _MAX_PROBES = 512
 
 
-def _probe(name: str) -> tuple[_Search | None, str | None]:
+def _probe(name: str) -> tuple[str | None, str | None]:
     lname = name.lower()
     if not name or not name.isascii() or any(c in name for c in "\r\n:"):
-        probe: tuple[_Search | None, str | None] = (None, None)
+        probe: tuple[str | None, str | None] = (None, None)
     else:
-        # A value runs to CRLF; a CR not before LF is part of it (`NOOP\r`), so is a bare LF.
-        pattern = re.compile("\r\n(?i:" + re.escape(lname) + "):(?: ([^\r]*(?:\r(?!\n)[^\r]*)*))?")
-        probe = (pattern.search, {"event": "Event", "response": "Response"}.get(lname, ""))
+        probe = ("\r\n" + lname + ":", {"event": "Event", "response": "Response"}.get(lname, ""))
     if len(_PROBES) >= _MAX_PROBES:
         _PROBES.clear()
     _PROBES[name] = probe
