@@ -187,6 +187,60 @@ class Call:
         return next((ch for ch in self.channels if ch.recording is not None), None)
 
     def to_json(self) -> dict[str, Any]:
+        channels = self.channels
+        if not channels:
+            return self._to_json_scanning()
+        # GET /calls builds this for every live call: one pass over the channels gathers what `origin`, `state`,
+        # `flow`, `queue`, `agent` and `recording` find with a scan each (the same first-match answers), and the
+        # sort is skipped for a call of one channel.
+        ordered = sorted(channels, key=_by_age) if len(channels) > 1 else channels
+        origin = flow = node = queue = agent = None
+        held = up = recording = False
+        for ch in channels:
+            if origin is None and ch.uniqueid == ch.linkedid:  # the call's first channel
+                origin = ch
+            if flow is None and ch.flow:
+                flow = ch.flow
+            if node is None and ch.node:
+                node = ch.node
+            if queue is None and ch.queue:
+                queue = ch.queue
+            if agent is None and ch.agent:
+                agent = ch.agent
+            held = held or ch.moh_class is not None
+            up = up or ch.state == 6
+            recording = recording or ch.recording is not None
+        if origin is None:
+            origin = ordered[0]
+        if self.parked:
+            state = "parked"
+        elif queue:
+            state = "queued"  # queue callers hear music on hold too; queued is the better answer
+        elif held:
+            state = "held"
+        elif self.talking_bridge() is not None:
+            state = "talking"
+        elif flow:
+            state = "ivr"
+        else:
+            state = "up" if up else "ringing"
+        return {
+            "id": self.id,
+            "pbx": self.pbx,
+            "state": state,
+            "caller": {"number": origin.caller_num, "name": origin.caller_name},
+            "started_at": ordered[0].created_at,
+            "flow": flow,
+            "node": node,
+            "queue": queue,
+            "agent": agent,
+            "recording": recording,
+            "parked": [{**p.to_json(), "call_id": self.id} for p in self.parked],
+            "channels": [ch.to_json() for ch in ordered],
+        }
+
+    def _to_json_scanning(self) -> dict[str, Any]:
+        """to_json() one property at a time (a call without channels: `origin` raises as it always did)."""
         origin = self.origin
         return {
             "id": self.id,
@@ -200,5 +254,9 @@ class Call:
             "agent": self.agent,
             "recording": self.recording is not None,
             "parked": [{**p.to_json(), "call_id": self.id} for p in self.parked],
-            "channels": [ch.to_json() for ch in sorted(self.channels, key=lambda c: (c.created_at, c.uniqueid))],
+            "channels": [ch.to_json() for ch in sorted(self.channels, key=_by_age)],
         }
+
+
+def _by_age(channel: Channel) -> tuple[float, str]:
+    return (channel.created_at, channel.uniqueid)
