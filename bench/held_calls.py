@@ -71,10 +71,11 @@ def get_calls(http: int) -> tuple[float, int]:
     return elapsed, len(calls)
 
 
-def start_service(tmp: Path, ami_port: int) -> tuple[subprocess.Popen[bytes], int, int]:
+def start_service(tmp: Path, ami_port: int, tree: Path = ROOT) -> tuple[subprocess.Popen[bytes], int, int]:
+    """`python main.py serve` of the checkout `tree` (default this one; another for before/after runs)."""
     from call_cpu import write_settings
 
-    settings = write_settings(tmp)
+    settings = write_settings(tmp, tree)
     (tmp / "flows" / "hold.yaml").write_text(HOLD_FLOW)
     port, http = free_port(), free_port()
     env = dict(os.environ)
@@ -92,7 +93,7 @@ def start_service(tmp: Path, ami_port: int) -> tuple[subprocess.Popen[bytes], in
         IVR_LOG_LEVEL="warning",
     )
     proc = subprocess.Popen(
-        [sys.executable, "main.py", "serve"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        [sys.executable, "main.py", "serve"], cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -116,7 +117,7 @@ def wait_registry(http: int, want: int) -> None:
     raise RuntimeError(f"the registry shows {n} calls, expected {want}")
 
 
-def round_(sizes: list[int], concurrency: int) -> dict[int, tuple[float, list[float], list[float]]]:
+def round_(sizes: list[int], concurrency: int, tree: Path = ROOT) -> dict[int, tuple[float, list[float], list[float]]]:
     out: dict[int, tuple[float, list[float], list[float]]] = {}
     with tempfile.TemporaryDirectory(prefix="ivr-held-") as d:
         tmp = Path(d)
@@ -124,7 +125,7 @@ def round_(sizes: list[int], concurrency: int) -> dict[int, tuple[float, list[fl
         try:
             ami_port = int(sim.ask()["ami_port"])
             for n in sizes:
-                proc, port, http = start_service(tmp, ami_port)
+                proc, port, http = start_service(tmp, ami_port, tree)
                 try:
                     # warm-up: imports, code paths, metric children, allocator pools
                     sim.ask({"op": "hold", "port": port, "calls": 50, "concurrency": concurrency})
@@ -168,6 +169,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--concurrency", type=int, default=100, help="originates in flight while filling (default 100)")
     ap.add_argument("--quick", action="store_true", help="200 calls, 1 round")
+    ap.add_argument("--tree", type=Path, default=ROOT, help="run `main.py serve` of this checkout (before/after)")
     args = ap.parse_args()
     if args.quick:
         args.calls, args.rounds = [200], 1
@@ -176,7 +178,7 @@ def main() -> int:
     results: dict[int, list[tuple[float, list[float], list[float]]]] = {}
     for r in range(args.rounds):
         print(f"round {r + 1}/{args.rounds}", flush=True)
-        for n, res in round_(args.calls, args.concurrency).items():
+        for n, res in round_(args.calls, args.concurrency, args.tree).items():
             results.setdefault(n, []).append(res)
     print()
     print(
