@@ -19,17 +19,17 @@ Rules for this file:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Unpack
 
 from ivr.ami.actions import OriginateResult
 from ivr.calls.amiport import CallControlAMI
 from ivr.calls.errors import AsteriskUnavailable, CallControlError, UnknownCall
 from ivr.calls.model import Call, ParkedCall
-from ivr.calls.operations import CallOperations, Originated, SpyMode, TransferTarget
+from ivr.calls.operations import CallOperations, FlowCallOptions, Originated, SpyMode, TransferTarget
 from ivr.calls.queues import Queue
-from ivr.calls.registry import CallRegistry
+from ivr.calls.registry import CallRegistry, Effect
 from ivr.calls.settings import CallControlSettings
 from ivr.calls.sync import RegistrySync
 
@@ -66,7 +66,7 @@ class FleetRegistry:
 
     def __init__(self, parts: list[PBXCalls]) -> None:
         self.parts = parts
-        self.listeners: list[Any] = []  # effects are dispatched per server; kept for interface parity
+        self.listeners: list[Callable[[Effect], object]] = []  # effects go per server; kept for interface parity
 
     def calls(self) -> list[Call]:
         out: list[Call] = []
@@ -191,28 +191,9 @@ class FleetOperations:
         out = await part.operations.click_to_call(agent, number, caller_id=caller_id, timeout=timeout)
         return self._originated(part, out)
 
-    async def originate_flow(
-        self,
-        number: str,
-        flow: str,
-        *,
-        caller_id: str | None = None,
-        variables: dict[str, str] | None = None,
-        timeout: float | None = None,
-        call_id: str | None = None,
-        service_variables: dict[str, str] | None = None,
-        queue: str | None = None,
-    ) -> Originated:
-        part = self.server_for(queue)
-        out = await part.operations.originate_flow(
-            number,
-            flow,
-            caller_id=caller_id,
-            variables=variables,
-            timeout=timeout,
-            call_id=call_id,
-            service_variables=service_variables,
-        )
+    async def originate_flow(self, number: str, flow: str, **options: Unpack[FlowCallOptions]) -> Originated:
+        part = self.server_for(options.get("queue"))
+        out = await part.operations.originate_flow(number, flow, **options)
         return self._originated(part, out)
 
     async def wait_originate(self, originated: Originated, timeout: float) -> OriginateResult | None:
