@@ -51,7 +51,6 @@ from ivr.flow.report import CallReport
 from ivr.storage import CallbackRequest, NotFound, Storage, StorageError
 
 if TYPE_CHECKING:
-    from ivr.flow.repository import FlowRepository
     from ivr.settings import CallbackSettings
 
 log = logging.getLogger(__name__)
@@ -121,6 +120,17 @@ _VERDICT_TEXT = {
 }
 
 
+class FlowVersions(Protocol):
+    """`ivr.flow.repository.FlowRepository` as call control reads it: the flows of the running version (a
+    Protocol: importing the repository would bring the flow engine's HTTP lookups into call control)."""
+
+    @property
+    def current(self) -> Mapping[str, Flow]: ...
+
+
+Flows = FlowVersions | Mapping[str, Flow]  # the service's repository, or flows by name
+
+
 class CallbackOperations(Protocol):
     """What the scheduler needs of call control: `CallOperations`, or `FleetOperations` with several servers (which
     sends a request's call to its queue's home server)."""
@@ -140,13 +150,13 @@ def flow_verdict(report: CallReport) -> FlowVerdict:
     return "not_connected"
 
 
-def flow_queues(flows: FlowRepository | Mapping[str, Flow]) -> frozenset[str]:
+def flow_queues(flows: Flows) -> frozenset[str]:
     """Queue names the flows use (transfer and callback nodes, inline menu options included)."""
     current: Mapping[str, Flow] = flows if isinstance(flows, Mapping) else flows.current
     return frozenset(literal_queues(current[name] for name in list(current)))
 
 
-def queue_label(queue: str, known: Iterable[str] = (), flows: FlowRepository | Mapping[str, Flow] | None = None) -> str:
+def queue_label(queue: str, known: Iterable[str] = (), flows: Flows | None = None) -> str:
     """A bounded metric label: the queue if the configuration or the flows name it, else "other"."""
     if queue in known:
         return queue
@@ -166,7 +176,7 @@ class CallbackScheduler:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         known_queues: Iterable[str] = (),
-        flows: FlowRepository | Mapping[str, Flow] | None = None,
+        flows: Flows | None = None,
         instance: str | None = None,
     ) -> None:
         """`instance`: this service instance's name (the `instance` setting; default the host name). Leases are

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from ivr.calls.amiport import CallControlAMI
-from ivr.calls.callbacks import CallbackPolicy, CallbackScheduler
+from ivr.calls.callbacks import CallbackPolicy, CallbackScheduler, FlowVersions
 from ivr.calls.fleet import SEPARATOR, FleetOperations, FleetRegistry, PBXCalls
 from ivr.calls.operations import CallOperations
 from ivr.calls.registry import CallRegistry
@@ -23,9 +22,6 @@ from ivr.calls.settings import CallControlSettings
 from ivr.calls.sync import RegistrySync
 from ivr.flow.report import CallReport
 from ivr.storage import Storage
-
-if TYPE_CHECKING:
-    from ivr.flow.repository import FlowRepository
 
 
 @dataclass
@@ -46,7 +42,7 @@ class CallControl:
         *,
         callbacks: CallbackPolicy | None = None,
         run_callbacks: bool = True,
-        flows: FlowRepository | None = None,
+        flows: FlowVersions | None = None,
         pbx: str = "default",
         instance: str | None = None,
     ) -> CallControl:
@@ -72,7 +68,7 @@ class CallControl:
         *,
         callbacks: CallbackPolicy | None = None,
         run_callbacks: bool = True,
-        flows: FlowRepository | None = None,
+        flows: FlowVersions | None = None,
         queue_homes: Mapping[str, str] | None = None,
         instance: str | None = None,
     ) -> CallControl:
