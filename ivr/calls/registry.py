@@ -157,33 +157,16 @@ _UNPARK_EVENTS = {
     "ParkedCallGiveUp": "giveup",
     "ParkedCallSwap": "swap",
 }
-# The events the registry subscribes to (list items arrive through list actions). Of `_CHANNEL_EVENTS` only those
-# that change what the registry shows: DTMF, Hold, DialBegin, ChanSpy ... are not worth their cost per event.
-REGISTRY_EVENTS = (
-    frozenset(
-        {
-            "Newchannel",
-            "Newstate",
-            "Newexten",
-            "NewCallerid",
-            "NewConnectedLine",
-            "NewAccountCode",
-            "VarSet",
-            "BridgeCreate",
-            "BridgeDestroy",
-            "BridgeEnter",
-            "BridgeLeave",
-            "MusicOnHoldStart",
-            "MusicOnHoldStop",
-            "MixMonitorStart",
-            "MixMonitorStop",
-            "MixMonitorMute",
-            "DialEnd",
-            "Shutdown",
-        }
-    )
-    | _UNPARK_EVENTS.keys()
-    | {"ParkedCall"}
+# Channel events the registry does not subscribe to: they change nothing it shows, and are frequent (DTMF) or
+# followed by one that does (DialBegin by DialEnd, AgentCalled by AgentConnect).
+_UNFOLLOWED = frozenset(
+    {"DialBegin", "Hold", "Unhold", "DTMFBegin", "DTMFEnd", "ChanSpyStart", "ChanSpyStop", "AgentCalled"}
+)
+# The events the registry subscribes to (`ivr.calls.sync`; list items arrive through list actions): the channel
+# events it follows, the other events it has a handler for, and the queue model's (`ivr.calls.queues`).
+REGISTRY_EVENTS = frozenset(
+    (_CHANNEL_EVENTS - _UNFOLLOWED)
+    | {"BridgeCreate", "BridgeDestroy", "ParkedCall", "Shutdown", *_UNPARK_EVENTS}
     | QUEUE_EVENTS
     | HANGUP_EVENTS
 )

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from ivr import metrics
 from ivr.calls.queues import QUEUE_EVENTS, QueueBoard
 from ivr.calls.registry import REGISTRY_EVENTS, CallRegistry
 from ivr.calls.sync import RegistrySync
@@ -121,6 +122,7 @@ def test_the_registry_subscribes_to_every_event_it_has_a_handler_for() -> None:
     handled = {attr[4:] for attr in dir(CallRegistry) if attr.startswith("_on_")}
     assert handled <= REGISTRY_EVENTS
     assert QUEUE_EVENTS <= REGISTRY_EVENTS
+    assert REGISTRY_EVENTS <= metrics.KNOWN_EVENTS  # ivr_ami_events_total names each, none is "other"
 
 
 def test_a_resync_keeps_a_waiting_caller_s_join_time_and_hangup_mark() -> None:
