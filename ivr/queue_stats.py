@@ -33,12 +33,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ivr import metrics
 from ivr.ami.protocol import Message
+from ivr.calls.amiport import AMIEvents
 from ivr.calls.queues import HANGUP_EVENTS, QUEUE_EVENTS, Queue, QueueBoard, QueueEvent, agent_states
 from ivr.calls.sync import RegistrySync
 
@@ -351,22 +352,8 @@ class QueueStats:
                 self._publish(tally)
 
 
-class QueueAMI(Protocol):
+class QueueAMI(AMIEvents, Protocol):
     """What a QueueStatsFeed of its own needs from `ivr.ami.client.AMIClient` (see docs/architecture.md)."""
-
-    @property
-    def logged_in(self) -> bool: ...
-
-    def subscribe(
-        self,
-        handler: Callable[[Message], Awaitable[None] | None],
-        events: Iterable[str] | None = None,
-        *,
-        name: str = "",
-        inline: bool = False,
-    ) -> object: ...
-
-    def on_connected(self, callback: Callable[[], Awaitable[None] | None]) -> None: ...
 
     async def queue_summary(self, queue: str | None = None, *, timeout: float | None = None) -> list[Message]: ...
 

@@ -1,9 +1,9 @@
 """What call control needs from an AMI connection: the typed actions it sends (a Protocol, not `Any`).
 
 `ivr.ami.client.AMIClient` provides all of it (through `ivr.ami.typed.AMIActions`); so does any test double built
-on `AMIActions`. Call control never builds action names or headers itself. `RegistryAMI` is what keeps the call
-registry in step (`ivr.calls.sync`: events, logins, the list actions); `CallControlAMI` adds what the operations
-send, and is the one type of an Asterisk connection in `ivr.calls`.
+on `AMIActions`. Call control never builds action names or headers itself. `AMIEvents` is the event side (events,
+logins); `RegistryAMI` adds the list actions that keep the call registry in step (`ivr.calls.sync`);
+`CallControlAMI` adds what the operations send, and is the one type of an Asterisk connection in `ivr.calls`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from ivr.ami.client import AMIClient
 
 
-class RegistryAMI(Protocol):
+class AMIEvents(Protocol):
     @property
     def logged_in(self) -> bool: ...
 
@@ -35,6 +35,8 @@ class RegistryAMI(Protocol):
 
     def on_connected(self, callback: Callable[[], Awaitable[None] | None]) -> None: ...
 
+
+class RegistryAMI(AMIEvents, Protocol):
     async def core_show_channels(self, *, timeout: float | None = None) -> list[Message]: ...
 
     async def parked_calls(self, parkinglot: str | None = None, *, timeout: float | None = None) -> list[Message]: ...
