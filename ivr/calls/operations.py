@@ -80,6 +80,24 @@ class FlowCallOptions(TypedDict, total=False):
     queue: str | None
 
 
+class ParkOptions(TypedDict, total=False):
+    """The keyword arguments of `CallOperations.park` (passed on by `ivr.calls.fleet`)."""
+
+    lot: str
+    timeout: float | None
+    channel: str | None
+
+
+class QueueLoginOptions(TypedDict, total=False):
+    """The keyword arguments of `CallOperations.queue_login` (passed on by `ivr.calls.fleet`)."""
+
+    member_name: str | None
+    penalty: int | None
+    paused: bool
+    reason: str | None
+    state_interface: str | None
+
+
 @dataclass
 class _ActiveRecording:
     recording_id: int
