@@ -13,8 +13,9 @@ Rules for this file:
   negative value), and bucketed once per batch for histograms (`fold_histogram`). Children are looked up with
   `labels()` once per series and batch, so a series removed with `remove()` is recreated, as `labels()` would.
 - Labels are bounded by the callers (names from the configuration and fixed words, see ivr.metrics).
-- `TimedBatch` is the timer-and-flush skeleton both batches of the process share (this one and the AGI command
-  tally, `ivr.agi.tally`): each keeps its own `record` (the hot path: one append and a check) and its own `_fold`.
+- `TimedBatch` is the timer-and-flush skeleton every batch of the process shares (this one, the AGI command tally
+  `ivr.agi.tally`, the queue gauges of `ivr.queue_stats`): each gives its own `_fold`; `MetricBatch.record` keeps
+  its own arming (it checks the loop per update: a batch used across event loops never waits on a dead timer).
 """
 
 from __future__ import annotations
@@ -40,6 +41,15 @@ class TimedBatch(Generic[Item]):
         self.pending: list[Item] = []
         self._handle: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    def add(self, item: Item) -> None:
+        """Pile `item` up: folded within `interval` seconds, or now at `max_pending` (or without a running loop)."""
+        pending = self.pending
+        pending.append(item)
+        if self._handle is None:
+            self._arm()  # a handle left on a loop that closed before it fired is dropped by the next flush()
+        elif len(pending) >= self.max_pending:
+            self.flush()
 
     def _arm(self) -> None:
         """Fold `interval` seconds from now, on the running loop (replacing a timer of another loop, which may

@@ -42,6 +42,7 @@ from ivr.ami.protocol import Message
 from ivr.calls.amiport import AMIEvents
 from ivr.calls.queues import HANGUP_EVENTS, QUEUE_EVENTS, Queue, QueueBoard, QueueEvent, agent_states
 from ivr.calls.sync import RegistrySync
+from ivr.metric_batch import TimedBatch
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +139,7 @@ class QueueStats:
         self._max_queues = max_queues
         self._queues: dict[str, QueueTally] = {}
         self._refused: set[str] = set()  # names over the cap, logged once each (bounded by the log-once set size)
-        self._dirty: set[str] = set()  # queues whose gauges an event changed, published in a batch
-        self._flush_handle: asyncio.TimerHandle | None = None
+        self._dirty = _DirtyQueues(self._publish_queue)  # queues an event changed, their gauges published in a batch
 
     # --- queue bookkeeping --------------------------------------------------------------------------------------
     def _queue(self, name: Any) -> QueueTally | None:
@@ -171,7 +171,6 @@ class QueueStats:
         """Stop exporting a queue's gauges (it disappeared from Asterisk). Its counters stay: rates need them."""
         if self._queues.pop(name, None) is None:
             return
-        self._dirty.discard(name)
         for gauge in (
             metrics.QUEUE_CALLERS,
             metrics.QUEUE_LONGEST_WAIT,
@@ -322,34 +321,36 @@ class QueueStats:
     def refresh(self) -> None:
         """Write every queue's state to the gauges (the longest wait ages with time). `QueueStatsFeed` runs this
         before every scrape as a collect hook; a resync runs it too."""
-        self._dirty.clear()
+        self._dirty.pending.clear()
         for tally in list(self._queues.values()):
+            self._publish(tally)
+
+    def _publish_queue(self, name: str) -> None:
+        tally = self._queues.get(name)
+        if tally is not None:  # not forgotten meanwhile
             self._publish(tally)
 
     def _touched(self, tally: QueueTally) -> None:
         """An event changed the queue: its gauges are written in a batch, at most FLUSH_INTERVAL later (and before
-        any scrape, by refresh()), as the AGI tally does: a queue event costs a set insertion, not ~10 gauge
-        writes and a walk over the members. Without a running event loop (a plain caller) they are written now."""
+        any scrape, by refresh()), as the AGI tally does: a queue event costs a list append, not ~10 gauge writes
+        and a walk over the members. Without a running event loop (a plain caller) they are written now."""
         self._dirty.add(tally.name)
-        if self._flush_handle is not None:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self.flush()
-            return
-        self._flush_handle = loop.call_later(FLUSH_INTERVAL, self.flush)
 
     def flush(self) -> None:
         """Publish the queues events changed since the last flush."""
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
-            self._flush_handle = None
-        dirty, self._dirty = self._dirty, set()
-        for name in dirty:
-            tally = self._queues.get(name)
-            if tally is not None:
-                self._publish(tally)
+        self._dirty.flush()
+
+
+class _DirtyQueues(TimedBatch[str]):
+    """Names of queues whose gauges are due, published once each per batch."""
+
+    def __init__(self, publish: Callable[[str], None]) -> None:
+        super().__init__(FLUSH_INTERVAL)
+        self._publish = publish
+
+    def _fold(self, pending: list[str]) -> None:
+        for name in dict.fromkeys(pending):
+            self._publish(name)
 
 
 class QueueAMI(AMIEvents, Protocol):

@@ -46,13 +46,7 @@ class CommandTally(TimedBatch[tuple[str, str, float]]):
         self._children: dict[str, tuple[Any, dict[str, Any]]] = {}
 
     def record(self, label: str, result: str, seconds: float) -> None:
-        pending = self.pending
-        pending.append((label, result, seconds))
-        if self._handle is None:
-            # A handle left on a loop that closed before it fired is dropped by the next flush() (a scrape).
-            self._arm()
-        elif len(pending) >= self.max_pending:
-            self.flush()
+        self.add((label, result, seconds))
 
     def _fold(self, pending: list[tuple[str, str, float]]) -> None:
         """Fold the commands into the Prometheus metrics."""
