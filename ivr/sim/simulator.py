@@ -373,7 +373,13 @@ class SimulatedAsterisk:
         call, caller = self._caller_side(ch)
         if call is None or caller is None or caller.bridge_peer is None:
             return False
-        if exten in self.config.routes or exten == self.config.parking.parkext:
+        # The transferee goes to context,exten,1: a flow, the parking lot or a context of the shipped dialplan
+        # ([ivr-outbound] for a transfer to a flow) runs there; any other extension is dialled as an agent.
+        if (
+            exten in self.config.routes
+            or exten == self.config.parking.parkext
+            or lookup(context, exten, self.config.dialplan_file) is not None
+        ):
             call.goto(context, exten)
             return True
         caller.transfer_to = f"Local/{exten}@{context}"
