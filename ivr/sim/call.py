@@ -151,7 +151,7 @@ class CallRecord:
 class MixMon:
     id: str
     channel: SimChannel
-    path: Path
+    path: Path | None  # None: the directory could not be created, so nothing is written (Asterisk goes on too)
     started: float
 
 

@@ -12,6 +12,7 @@ Rules for this file:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 from collections.abc import Awaitable, Callable, Sequence
@@ -243,9 +244,15 @@ class SimulatedAsterisk:
         if "\x00" in filename or ".." in Path(filename).parts:
             return None
         name = filename if os.path.isabs(filename) else str(self.config.monitor_dir / filename)
-        path = Path(self.config.map_path(name))
-        if not path.parent.is_dir():
-            return None
+        mapped = self.config.map_path(name)
+        target = Path(mapped)
+        # MixMonitor creates the file's directory itself (app_mixmonitor's filename_parse: ast_mkdir) and starts
+        # even when it cannot: the recording is then just not written. Directories are created only inside the
+        # simulated PBX's own tree (a `path_map` target), never on the host's real paths.
+        if mapped != name and not target.parent.is_dir():
+            with contextlib.suppress(OSError):
+                target.parent.mkdir(parents=True, exist_ok=True)
+        path = target if target.parent.is_dir() else None
         mm = MixMon(f"0x{next(self._mm_seq):x}", ch, path, self.clock.now())
         self._mixmons[mm.id] = mm
         ch.set_var("MIXMONITOR_FILENAME", filename)
@@ -262,6 +269,8 @@ class SimulatedAsterisk:
 
     def _finish_mixmon(self, mm: MixMon) -> None:
         self._mixmons.pop(mm.id, None)
+        if mm.path is None:
+            return
         seconds = self.clock.now() - mm.started
         samples = int(seconds * 50) * 160
         write_wav(mm.path, samples)
