@@ -326,6 +326,15 @@ class SimulatedAsterisk:
         if ch.peer is not None and not ch.peer.hungup:
             ch.peer.hangup(cause)
 
+    def goto_pending(self, ch: SimChannel) -> bool:
+        """A Redirect moved the caller `ch` of a simulated call, which has not got there yet."""
+        call = self._call_of(ch)
+        return call is not None and call.channel is ch and call.goto_pending
+
+    def runs_dialplan(self, ch: SimChannel) -> bool:
+        """A Redirect took `ch` (no simulated call's caller) out of its bridge: the dialplan runs it now."""
+        return ch.uniqueid in self._in_dialplan
+
     def redirect_channel(self, ch: SimChannel, context: str, exten: str) -> None:
         call = self._call_of(ch)
         if call is not None:
@@ -338,10 +347,11 @@ class SimulatedAsterisk:
             if not known:
                 ch.hangup(16)
             return
-        if ch.bridge_peer is not None:  # an agent leg leaves its caller
+        if ch.bridge_peer is not None:  # an agent leg (or a parked call's retriever) leaves its caller
             if known:  # e.g. the partner of a held caller -> ivr-hold-wait
                 ch.redirect_to = (context, exten)
                 ch.bridge_peer.wake()
+                ch.wake()  # a retriever waits in its own ParkedCall()
             else:
                 ch.hangup(16)
             return
@@ -426,8 +436,13 @@ class SimulatedAsterisk:
         if retriever is None:  # retrieved without a channel (parking.retrieve): a default conversation
             await ch.pause(self.config.parking.retrieved_talk)
             return
-        # until the retriever hung up and (ParkedCall's bridge) the bridge let the parked channel go
-        while not ch.hungup and (not retriever.hungup or ch.bridge_id):
+        # until the retriever hung up and (ParkedCall's bridge) the bridge let the parked channel go; a Redirect
+        # (async goto) takes the parked channel out: the retriever's ParkedCall then ends the bridge first
+        redirected = False
+        while not ch.hungup and (ch.bridge_id or not (redirected or retriever.hungup)):
             ev = await ch.next_event(None)
             if ev is not None and ev.kind == "hangup":
-                return
+                if ch.hungup or not ch.bridge_id or not self.goto_pending(ch):
+                    return
+                redirected = True
+                retriever.wake()
