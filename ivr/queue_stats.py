@@ -40,7 +40,7 @@ from typing import Any, Protocol
 from ivr import metrics
 from ivr.ami.protocol import Message
 from ivr.calls.amiport import AMIEvents
-from ivr.calls.queues import HANGUP_EVENTS, QUEUE_EVENTS, Queue, QueueBoard, QueueEvent, agent_states
+from ivr.calls.queues import HANGUP_EVENTS, QUEUE_EVENTS, Queue, QueueBoard, QueueEvent, agent_states, event_name
 from ivr.calls.sync import RegistrySync
 from ivr.metric_batch import TimedBatch
 
@@ -106,10 +106,6 @@ def _float(value: Any) -> float | None:
         return float(str(value).strip())
     except (TypeError, ValueError):
         return None
-
-
-def _name(event: AMIEvent) -> str:
-    return getattr(event, "name", None) or event.get("Event") or ""  # Message.name is free, a header read is not
 
 
 _NO_QUEUE = Queue(name="")
@@ -196,7 +192,7 @@ class QueueStats:
     def apply(self, event: AMIEvent) -> None:
         """Count one queue event. With a board of its own, apply it (or a channel hangup) to the board first; a
         shared board already has it (the registry's sync applies it, then calls this)."""
-        name = _name(event)
+        name = event_name(event)
         if self._own_board and (name in QUEUE_EVENTS or name in HANGUP_EVENTS):
             self.board.apply(event)
         handler = self._HANDLERS.get(name)
@@ -258,10 +254,10 @@ class QueueStats:
             self.board.resync(status_items)
         seen: set[str] = set()
         for event in summary_items:
-            if _name(event) == "QueueSummary" and (tally := self._queue(event.get("Queue"))) is not None:
+            if event_name(event) == "QueueSummary" and (tally := self._queue(event.get("Queue"))) is not None:
                 seen.add(tally.name)
         for event in status_items:
-            kind = _name(event)
+            kind = event_name(event)
             if kind not in ("QueueParams", "QueueMember", "QueueEntry"):
                 continue
             tally = self._queue(event.get("Queue"))

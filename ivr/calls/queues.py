@@ -209,7 +209,8 @@ class QueueEvent(MemberEvent, Protocol):
     """An AMI event: `ivr.ami.protocol.Message` (its `name`), or a plain dict of headers (`Event`)."""
 
 
-def _event_name(msg: QueueEvent) -> str:
+def event_name(msg: QueueEvent) -> str:
+    """The event's name: `Message.name`, or the `Event` header of a dict."""
     return getattr(msg, "name", None) or msg.get("Event") or ""  # Message.name is free, a header read is not
 
 
@@ -233,7 +234,7 @@ class QueueBoard:
     def apply(self, msg: QueueEvent) -> None:
         """Apply one queue event (QUEUE_EVENTS) or a channel hangup (HANGUP_EVENTS) read from its own headers; the
         call registry calls the methods below instead, with what it knows of the channel."""
-        name = _event_name(msg)
+        name = event_name(msg)
         if name in HANGUP_EVENTS:
             self.hangup(msg.get("Uniqueid") or "")
         elif name == "QueueCallerJoin":
@@ -357,7 +358,7 @@ class QueueBoard:
         old, self.queues = self.queues, {}
         now = self.clock()
         for item in items:
-            name = _event_name(item)
+            name = event_name(item)
             qname = item.get("Queue") or ""
             if not qname:
                 continue
