@@ -95,12 +95,13 @@ class ClassicSetup:
     lookups: dict[str, Any] = field(default_factory=dict)  # timeout, allowed_hosts, max_response_bytes
 
 
-def default_cache_dir() -> Path:
+def default_cache_dir(env: Mapping[str, str] | None = None) -> Path:
     """`IVR_AGI_CACHE_DIR`, else `$XDG_CACHE_HOME/ivr` or `~/.cache/ivr` of the user Asterisk runs scripts as."""
-    configured = os.environ.get("IVR_AGI_CACHE_DIR")
+    env = os.environ if env is None else env
+    configured = env.get("IVR_AGI_CACHE_DIR")
     if configured:
         return Path(configured)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    base = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "ivr"
 
 
@@ -239,7 +240,7 @@ def load_classic(env: Mapping[str, str] | None = None, *, cache_dir: Path | None
     """The setup for a classic AGI call and how it was obtained: "hit", "built" (cache written), "untrusted" or
     "unwritable" (loaded the slow way, nothing written). Invalid settings or flows raise ConfigError."""
     env = os.environ if env is None else env
-    directory = cache_dir or default_cache_dir()
+    directory = cache_dir or default_cache_dir(env)
     skey = settings_key(env)
     file = directory / CACHE_FILE
     usable = True
