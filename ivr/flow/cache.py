@@ -145,8 +145,9 @@ def _trusted(path: Path, *, directory: bool) -> bool:
 # --- the file: a header line (keys, digest) then the payload --------------------------------------------------
 
 
-def encode(settings: Settings, flow_set: FlowSet, skey: str) -> bytes:
-    """The cache file for these settings and flows (both as loaded and checked)."""
+def encode(settings: Settings, flow_set: FlowSet, skey: str, fkey: str) -> bytes:
+    """The cache file for these settings and flows (both as loaded and checked) under the keys computed before
+    they were read (a file changed meanwhile then gives another key on the next call: rebuilt, never served)."""
     from ivr.flow.engine import FlowEngine
 
     engine = asdict(FlowEngine.settings_from(settings))
@@ -173,7 +174,7 @@ def encode(settings: Settings, flow_set: FlowSet, skey: str) -> bytes:
         "settings_key": skey,
         "flows_dir": str(settings.flows_dir),
         "prompts_dir": str(settings.prompts_dir) if settings.prompts_dir else None,
-        "key": flows_key(skey, Path(settings.flows_dir), Path(settings.prompts_dir) if settings.prompts_dir else None),
+        "key": fkey,
         "digest": hashlib.sha256(payload).hexdigest(),
     }
     return json.dumps(header, separators=(",", ":")).encode() + b"\n" + payload
@@ -192,6 +193,10 @@ def decode(raw: bytes, skey: str) -> ClassicSetup:
         raise ValueError("stale (the flows changed)")
     if hashlib.sha256(payload).hexdigest() != header["digest"]:
         raise ValueError("its contents do not match their digest (edited or damaged)")
+    return _setup(payload)
+
+
+def _setup(payload: bytes) -> ClassicSetup:
     data: Any = json.loads(payload)
     flows = {name: decode_flow(body) for name, body in data["flows"].items()}
     if any(flow.name != name for name, flow in flows.items()):
@@ -230,10 +235,11 @@ def _load(env: Mapping[str, str], skey: str) -> tuple[ClassicSetup, bytes]:
     from ivr.settings import load_settings
 
     settings = load_settings(env=env)
+    prompts = Path(settings.prompts_dir) if settings.prompts_dir else None
+    fkey = flows_key(skey, Path(settings.flows_dir), prompts)  # before reading them (see encode)
     flow_set = load_flows(settings.flows_dir, prompts_dir=settings.prompts_dir)
-    raw = encode(settings, flow_set, skey)
-    setup = decode(raw, skey)  # the very objects a hit gives
-    return setup, raw
+    raw = encode(settings, flow_set, skey, fkey)
+    return _setup(raw.partition(b"\n")[2]), raw  # the very objects a hit gives
 
 
 def load_classic(env: Mapping[str, str] | None = None, *, cache_dir: Path | None = None) -> tuple[ClassicSetup, str]:
