@@ -115,7 +115,7 @@ def settings_key(env: Mapping[str, str]) -> str:
     if file is None:
         digest.update(f"no settings file\0{Path.cwd()}\0".encode())
     else:
-        digest.update(f"{file.resolve()}\0".encode() + file.read_bytes() + b"\0")
+        digest.update(f"{file.resolve()}\0".encode() + _read(file) + b"\0")
     for name in sorted(env):
         if name.startswith("IVR_") and not name.endswith(_SECRET_SUFFIXES):
             digest.update(f"{name}={env[name]}\0".encode())
@@ -126,10 +126,23 @@ def flows_key(settings: str, flows_dir: Path, prompts_dir: Path | None) -> str:
     """The settings key plus the flows directory's files and the prompts directory's path."""
     digest = hashlib.sha256()
     digest.update(f"{settings}\0{flows_dir.resolve()}\0{prompts_dir.resolve() if prompts_dir else ''}\0".encode())
-    for path in sorted(flows_dir.iterdir()):
+    try:
+        paths = sorted(flows_dir.iterdir())
+    except OSError as exc:  # no such directory: the loader says so in its words (ConfigError)
+        digest.update(f"unreadable: {exc}\0".encode())
+        paths = []
+    for path in paths:
         if path.is_file() and not path.name.startswith("."):
-            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+            digest.update(path.name.encode() + b"\0" + _read(path) + b"\0")
     return digest.hexdigest()
+
+
+def _read(path: Path) -> bytes:
+    """The file's bytes; a file that cannot be read keys as such (the slow load then reports it as a ConfigError)."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        return f"unreadable: {exc}".encode()
 
 
 def _trusted(path: Path, *, directory: bool) -> bool:

@@ -250,3 +250,12 @@ def test_the_settings_key_ignores_nothing_but_secrets() -> None:
         check=True,
     ).stdout
     assert out.strip() == "False"
+
+
+@pytest.mark.parametrize("variable", ["IVR_CONFIG", "IVR_FLOWS_DIR"])
+def test_a_missing_settings_file_or_flows_directory_is_a_config_error(
+    env: dict[str, str], tmp_path: Path, variable: str
+) -> None:
+    env[variable] = str(tmp_path / "nowhere")
+    with pytest.raises(ConfigError):
+        load_classic(env, cache_dir=tmp_path / "cache")
