@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from ivr.flow.cache import load_classic
 from ivr.flow.classic import LazyStorage, classic_engine, classic_router
 from ivr.flow.compiled import Flow
-from ivr.storage import SQLiteStorage
+from ivr.storage import SQLiteStorage, StorageError
 
 from .test_classic import REPO
 
@@ -34,3 +36,11 @@ async def test_the_storage_opens_on_first_use(tmp_path: Path) -> None:
     assert await storage.list_voicemails() == []  # the first use opens it
     assert isinstance(storage._storage, SQLiteStorage) and (tmp_path / "ivr.db").exists()
     await storage.close()
+
+
+def test_a_storage_that_cannot_be_opened_fails_where_it_is_used_as_a_storage_error() -> None:
+    # The nodes that store catch StorageError (the database is down): a bad URL lands in that same branch.
+    storage = LazyStorage("sqlite://no-third-slash.db", {})
+    with pytest.raises(StorageError, match="three slashes"):
+        storage.add_survey_answer  # noqa: B018  # the first use opens it
+    assert storage._storage is None  # and the next use tries again
