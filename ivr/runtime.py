@@ -11,8 +11,9 @@ Rules for this file:
   is moved out of the collector's sight with `gc.freeze()`, so a full collection no longer walks it, and the
   youngest generation is collected after 10,000 net allocations instead of 700. Measured on the bench's calls:
   ~190 young collections per 3,200 calls costing ~35 us of CPU per call, against ~5 us after; a full
-  collection with 2,000 live calls paused `GET /calls` for up to ~100 ms (bench/held_calls.py). Reference
-  cycles are still collected, only in larger batches (a cycle lives at most 10,000 allocations longer).
+  collection with 2,000 live calls cost a `GET /calls` every third or fourth request ~100-130 ms
+  (bench/held_calls.py). Reference cycles are still collected, in larger batches (a young one within 10,000
+  allocations).
 """
 
 from __future__ import annotations
