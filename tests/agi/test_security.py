@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import sys
 
 import pytest
 
@@ -243,3 +244,15 @@ async def test_exec_within_its_timeout_is_untouched_by_command_timeout(outcome):
         await fake.send(b"200 result=0\n")
         assert await fake.closed_by_server()
     assert await outcome.wait() == ("returned",)
+
+
+async def test_keepalive_falls_back_to_each_socket_when_the_listener_does_not_pass_it_on():
+    """The first accepted socket is checked; one without the listener's keepalive (a platform that does not copy
+    it) turns the per-connection setting back on."""
+    async with running_server(Router(), keepalive_idle=45) as server:
+        inherits = sys.platform == "linux"
+        assert server._keepalive_inherited is inherits  # set once on the listening socket
+        with socket.socket() as plain:  # a real TCP socket without keepalive, as such a platform would accept
+            server._keepalive_checked = False
+            server._keepalive_check(plain)
+        assert server._keepalive_checked and server._keepalive_inherited is False
