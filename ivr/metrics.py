@@ -191,6 +191,37 @@ CALLBACKS = Counter(
     ["queue", "result"],
     registry=REGISTRY,
 )
+# Outbound campaigns (ivr.campaigns.dialer). `campaign` is a name listed in campaigns.names, else "other".
+CAMPAIGN_ATTEMPTS = Counter(
+    "ivr_campaign_attempts",
+    "Campaign call attempts by result (answered, busy, no_answer, failed, error) and dnc (skipped: on the "
+    "do-not-call list when its turn came).",
+    ["campaign", "result"],
+    registry=REGISTRY,
+)
+CAMPAIGN_OUTCOMES = Counter(
+    "ivr_campaign_outcomes",
+    "Answered campaign calls by what their flow reported: connected (an agent took the call), abandoned (the "
+    "contact waited in the queue and no agent came), declined (never asked for an agent).",
+    ["campaign", "outcome"],
+    registry=REGISTRY,
+)
+CAMPAIGN_ABANDON_RATE = Gauge(
+    "ivr_campaign_abandon_rate",
+    "Abandoned / answered campaign calls over the abandon guard's window (the figure pacing backs off on).",
+    ["campaign"],
+    registry=REGISTRY,
+)
+CAMPAIGN_PACING_RATIO = Gauge(
+    "ivr_campaign_pacing_ratio",
+    "Calls per available agent the dialer allows now (the configured ratio, less when the guard backs off, 0 "
+    "when it pauses).",
+    ["campaign"],
+    registry=REGISTRY,
+)
+CAMPAIGN_DIALING = Gauge(
+    "ivr_campaign_dialing", "Campaign calls this instance has ringing now.", ["campaign"], registry=REGISTRY
+)
 STORAGE_FAILURES = Counter(
     "ivr_storage_failures",
     "Writes/reads the database refused or could not take (lost, down), by what was being done: voicemail, "

@@ -20,7 +20,7 @@ FLOWS = ROOT / "config" / "flows"
 def test_sample_config_passes_check_without_errors_or_warnings() -> None:
     result = check(str(ROOT / "config" / "ivr.yaml"))
     assert [p.format() for p in result["problems"]] == []
-    assert result["flows"] == ["callback", "main", "survey"]
+    assert result["flows"] == ["callback", "campaign", "main", "survey"]
 
 
 def test_sample_settings() -> None:
