@@ -354,7 +354,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         response=_object(("added", "rows"), added={"type": "integer"}, rows={"type": "integer"}),
         csv_body=True,
     ),
-    ("DELETE", "/dnc/{number}"): Op(
+    ("DELETE", "/dnc/numbers/{number}"): Op(
         "Remove a number from the do-not-call list",
         "campaigns",
         errors=(404, *_STORED),

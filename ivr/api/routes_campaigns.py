@@ -259,5 +259,5 @@ ROUTES = [
     ("GET", "/dnc", list_dnc),
     ("POST", "/dnc", add_dnc),
     ("POST", "/dnc/import", import_dnc),
-    ("DELETE", "/dnc/{number}", remove_dnc),
+    ("DELETE", "/dnc/numbers/{number}", remove_dnc),
 ]

@@ -6,7 +6,7 @@ or live in another time zone, by the simulator's per-number callee scripts."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
