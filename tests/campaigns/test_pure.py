@@ -126,16 +126,16 @@ def test_contacts_csv_with_formatting_semicolons_bom_and_variables():
 
 def test_every_bad_row_is_reported_with_its_line_and_what_to_do():
     data = (
-        "number,name,language,timezone,offer\n"
-        "+37060000001,Ona,lt,,gold\n"
-        "1900123,Premium,,,gold\n"  # not a number this service may dial
-        "+37060000001,Twice,,,gold\n"  # duplicate of line 2
-        "+37060000003,Bad,english,,gold\n"
-        "+37060000004,Zone,,Mars/Olympus,gold\n"
-        "+37060000005,Cells,,\n"
-        '+37060000006,Comma,,,"a,b"\n'  # Asterisk would split the variable
-        ",Empty,,,gold\n"
-    ).encode()
+        b"number,name,language,timezone,offer\n"
+        b"+37060000001,Ona,lt,,gold\n"
+        b"1900123,Premium,,,gold\n"  # not a number this service may dial
+        b"+37060000001,Twice,,,gold\n"  # duplicate of line 2
+        b"+37060000003,Bad,english,,gold\n"
+        b"+37060000004,Zone,,Mars/Olympus,gold\n"
+        b"+37060000005,Cells,,\n"
+        b'+37060000006,Comma,,,"a,b"\n'  # Asterisk would split the variable
+        b",Empty,,,gold\n"
+    )
     parsed = parse_contacts(data, number_pattern=re.compile(r"^\+370[0-9]{8}$"), max_rows=100)
     found = [(p.line, p.column) for p in parsed.problems]
     assert found == [
