@@ -40,7 +40,7 @@ from ivr.calls.errors import CallControlError
 from ivr.campaigns.hours import next_call_time
 from ivr.campaigns.model import CampaignSettings
 from ivr.campaigns.pacing import Pace, pace
-from ivr.storage import Campaign, CampaignContact, NotFound, Storage, StorageError
+from ivr.storage import Campaign, CampaignContact, DncEntry, NotFound, Storage, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -331,15 +331,23 @@ class CampaignDialer:
     # --- the campaign flow's report ----------------------------------------------------------------------------
 
     def on_flow_report(self, report: Any) -> asyncio.Task[None] | None:
-        """FastAGI `on_report` sink: a campaign call's report carries its contact id (variable `param_contact`)."""
-        raw = str((getattr(report, "variables", None) or {}).get("param_contact", "") or "")
+        """FastAGI `on_report` sink: a campaign call's report carries its contact id (variable `param_contact`);
+        the flow variable `campaign_result` = "dnc" (the contact asked not to be called again) lists the number on
+        the do-not-call list."""
+        variables = getattr(report, "variables", None) or {}
+        raw = str(variables.get("param_contact", "") or "")
         if not _CONTACT_ID.match(raw):
             return None
-        return self._spawn(self._report(int(raw), contact_verdict(report)))
+        opted_out = str(variables.get("campaign_result", "") or "").strip().lower() == "dnc"
+        return self._spawn(self._report(int(raw), contact_verdict(report), opted_out))
 
-    async def _report(self, contact_id: int, verdict: str) -> None:
+    async def _report(self, contact_id: int, verdict: str, opted_out: bool = False) -> None:
         try:
             contact = await self.storage.get_campaign_contact(contact_id)
+            if opted_out:
+                entry = DncEntry(contact.number, "asked during a campaign call", self.clock())
+                if await self.storage.add_dnc([entry]):
+                    log.info("campaigns: contact %s asked not to be called again; on the do-not-call list", contact_id)
             if contact.state == "dialing" and await self.storage.defer_campaign_verdict(contact_id, verdict):
                 return  # the attempt's result is not stored yet: storing it applies the verdict
             await self._resolve(contact_id, verdict)

@@ -183,12 +183,14 @@ async def test_a_campaign_runs_through_a_day_of_calling_hours(env: Env) -> None:
     assert body["attempts"] == {"answered": 3, "busy": 1, "no_answer": 2}
     assert (body["answered"], body["connected"], body["abandoned"], body["abandon_rate"]) == (3, 3, 0, 0.0)
     assert [env.dialled(n) for n in (answered, busy, silent, listed, new_york)] == [1, 2, 2, 0, 1]
-    # New contacts reopen a finished campaign.
+    # New contacts reopen a finished campaign. This one asks not to be called again (presses 2 in the flow).
     late = "+37060000006"
-    sim.config.callees[late] = answers()
+    sim.config.callees[late] = answers((NextPrompt(0.5), Press("2")))
     status, body = await env.call("POST", f"/campaigns/{campaign}/contacts", data=f"number\n{late}\n".encode())
     assert (status, body["added"]) == (200, 1)
-    await env.until(campaign, lambda c: c[late]["state"] == "connected", "the late contact")
+    await env.until(campaign, lambda c: c[late]["state"] == "declined", "the late contact")
+    status, body = await env.call("GET", "/dnc?number=%2B37060000006")
+    assert [(n["number"], n["reason"]) for n in body["numbers"]] == [(late, "asked during a campaign call")]
 
 
 async def test_the_abandon_guard_pauses_dialling_when_contacts_wait_for_no_agent(env: Env) -> None:
