@@ -35,7 +35,7 @@ def test_documented_node_ids_exist() -> None:
     doc = (ROOT / "docs" / "flows.md").read_text(encoding="utf-8")
     section = doc.split("## Sample flows", 1)[1].split("\n## ", 1)[0]
     flow_set = load_flows(FLOWS)
-    for flow_name in ("main", "callback"):
+    for flow_name in ("main", "callback", "campaign"):
         listed = set(re.findall(rf"`{flow_name}:([a-z_]+)`", section))
         assert listed == set(flow_set[flow_name].nodes), flow_name
 
