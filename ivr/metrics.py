@@ -210,14 +210,15 @@ CAMPAIGN_OUTCOMES = Counter(
 )
 CAMPAIGN_ABANDON_RATE = Gauge(
     "ivr_campaign_abandon_rate",
-    "Abandoned / answered campaign calls over the abandon guard's window (the figure pacing backs off on).",
+    "Abandoned / answered campaign calls over the abandon guard's window (the figure pacing backs off on); listed "
+    "campaigns only.",
     ["campaign"],
     registry=REGISTRY,
 )
 CAMPAIGN_PACING_RATIO = Gauge(
     "ivr_campaign_pacing_ratio",
     "Calls per available agent the dialer allows now (the configured ratio, less when the guard backs off, 0 "
-    "when it pauses).",
+    "when it pauses); listed campaigns only.",
     ["campaign"],
     registry=REGISTRY,
 )

@@ -99,6 +99,14 @@ async def list_campaigns(request: web.Request) -> web.Response:
 
 async def create_campaign(request: web.Request) -> web.Response:
     body = await parse_body(request, CampaignBody)
+    repo = deps(request).flows
+    if repo is not None and repo.current is not None and repo.current.get(body.flow) is None:
+        # An answered contact would reach no flow (the dialplan's NOROUTE fallback): refuse it now.
+        raise JSONError(
+            422,
+            "invalid_request",
+            [{"field": "flow", "message": f"no flow {body.flow!r}; GET /flows lists them (e.g. campaign)"}],
+        )
     now = _now(request)
     campaign = Campaign(
         name=body.name,

@@ -226,8 +226,9 @@ class CampaignDialer:
             settings.abandon,
         )
         self.paces[campaign.id] = decision
-        metrics.CAMPAIGN_ABANDON_RATE.labels(campaign=label).set(window.abandon_rate)
-        metrics.CAMPAIGN_PACING_RATIO.labels(campaign=label).set(decision.ratio)
+        if label != "other":  # a rate or ratio of several campaigns under one label would mean nothing
+            metrics.CAMPAIGN_ABANDON_RATE.labels(campaign=label).set(window.abandon_rate)
+            metrics.CAMPAIGN_PACING_RATIO.labels(campaign=label).set(decision.ratio)
         slots = decision.slots - waiting_callers(self.registry, campaign.queue)
         if slots <= 0:
             return 0
