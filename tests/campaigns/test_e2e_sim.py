@@ -1,7 +1,8 @@
 """Outbound campaigns end to end: the whole service as `serve` builds it (settings -> Service: the dialer, the API,
 FastAGI running the sample `campaign` flow, AMI) against the simulated Asterisk over real sockets, in virtual time
 (a day of calling hours passes in seconds). Contacts answer, are busy, never answer, are on the do-not-call list
-or live in another time zone, by the simulator's per-number callee scripts."""
+or live in another time zone, by the simulator's per-number callee scripts; the service restarts mid-campaign and
+carries on from the database."""
 
 from __future__ import annotations
 
@@ -29,9 +30,23 @@ def answers(script: tuple = WANTS_AGENT) -> AgentSpec:
 
 
 class Env:
-    def __init__(self, sim: SimulatedAsterisk, service: Service) -> None:
-        self.sim, self.service = sim, service
+    def __init__(self, sim: SimulatedAsterisk, settings) -> None:
+        self.sim, self.settings = sim, settings
+        self.service: Service | None = None
+
+    async def start(self) -> None:
+        """The service as `serve` builds it, on the simulator's clock (also after a restart)."""
+        self.service = service = Service.from_settings(self.settings, clock=self.sim.clock.datetime)
+        await service.start()
+        self.sim.fastagi = ("127.0.0.1", service.fastagi.port)
+        self.sim.pbx.globals[dialplan.SERVER] = f"127.0.0.1:{service.fastagi.port}"  # the dialplan's AGI target
+        await service.ami.wait_logged_in(5)
         self.base = f"http://127.0.0.1:{service.http_port}"
+
+    async def stop(self) -> None:
+        if self.service is not None:
+            await self.service.stop()
+            self.service = None
 
     async def call(self, method: str, path: str, *, json=None, data: bytes | None = None):
         headers = {"Authorization": f"Bearer {TOKEN}"}
@@ -103,17 +118,13 @@ async def env(tmp_path: Path):
     settings.reload.watch = False
     settings.campaigns.interval = 0.05  # real seconds between rounds; calls themselves run in virtual time
     settings.campaigns.names = ["renewals", "winback"]  # their own metric series; others count as "other"
-    service = Service.from_settings(settings, clock=sim.clock.datetime)
-    await service.start()
-    sim.fastagi = ("127.0.0.1", service.fastagi.port)
-    sim.pbx.globals[dialplan.SERVER] = f"127.0.0.1:{service.fastagi.port}"  # the dialplan's AGI(agi://...) target
+    env = Env(sim, settings)
     try:
-        await service.ami.wait_logged_in(5)
-        yield Env(sim, service)
+        await env.start()
+        yield env
     finally:
-        await service.ami.close()
+        await env.stop()
         await sim.stop()
-        await service.stop()
 
 
 async def test_a_campaign_runs_through_a_day_of_calling_hours(env: Env) -> None:
@@ -160,6 +171,11 @@ async def test_a_campaign_runs_through_a_day_of_calling_hours(env: Env) -> None:
     assert (
         attempt.exten == "campaign" and attempt.variables["IVR_LANG"] == "lt" and attempt.variables["offer"] == "gold"
     )
+
+    # The service restarts (a deployment): the campaign's state is in the database, nothing is lost or redone.
+    await env.stop()
+    await env.start()
+    assert (await env.call("GET", f"/campaigns/{campaign}"))[1]["state"] == "running"
 
     # The busy line is free now: the retry 10 minutes later reaches them; the silent one fails after 2 attempts.
     sim.config.callees[busy] = answers()
