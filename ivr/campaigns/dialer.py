@@ -212,7 +212,9 @@ class CampaignDialer:
             log.error("campaign %s: stored settings are not valid (%s); pause it and fix them", campaign.name, exc)
             return 0
         totals = await self.storage.campaign_stats(campaign.id)
-        open_contacts = sum(totals.contacts.get(s, 0) for s in ("pending", "dialing", "answered"))
+        # Answered contacts are not dialled again unless their report says abandoned (which reopens the campaign),
+        # and one whose report never comes (the service was unreachable) must not keep the campaign open forever.
+        open_contacts = sum(totals.contacts.get(s, 0) for s in ("pending", "dialing"))
         if totals.contacts and not open_contacts:
             if await self.storage.set_campaign_state(campaign.id, "finished", now, from_states=("running",)):
                 log.info("campaign %s: every contact is done; finished", campaign.name)
@@ -374,5 +376,7 @@ class CampaignDialer:
             return  # reported twice, or not answered
         metrics.CAMPAIGN_OUTCOMES.labels(campaign=self.label(campaign.name), outcome=verdict).inc()
         log.info("campaign %s contact %s: %s -> %s", campaign.name, contact_id, verdict, updated.state)
-        if updated.state == "pending":
+        if updated.state == "pending":  # abandoned, to be called again: a finished campaign runs again
+            if await self.storage.set_campaign_state(campaign.id or 0, "running", at, from_states=("finished",)):
+                log.info("campaign %s: a contact to call again reopens it", campaign.name)
             self.wake()
