@@ -24,6 +24,8 @@ from ivr.api.errors import JSONError
 from ivr.api.schemas import CampaignBody, ContactsQuery, DncBody, DncQuery, EmptyBody
 from ivr.calls import validate
 from ivr.campaigns.contacts import CSVTooLarge, parse_contacts, parse_dnc
+from ivr.campaigns.hours import check_calendar
+from ivr.flow.hours import HoursError
 from ivr.storage import CONTACT_STATES, Campaign, CampaignContact, Conflict, DncEntry
 
 CSV_TYPES = ("text/csv", "text/plain", "application/csv")
@@ -107,6 +109,13 @@ async def create_campaign(request: web.Request) -> web.Response:
             "invalid_request",
             [{"field": "flow", "message": f"no flow {body.flow!r}; GET /flows lists them (e.g. campaign)"}],
         )
+    dialer = deps(request).campaigns
+    if dialer is not None:  # it knows the flows directory, where a holiday calendar lives
+        try:
+            check_calendar(body.settings.schedule, dialer.policy.flows_dir)
+        except HoursError as exc:
+            detail = [{"field": "settings.schedule.holiday_calendar", "message": str(exc)}]
+            raise JSONError(422, "invalid_request", detail) from None
     now = _now(request)
     campaign = Campaign(
         name=body.name,

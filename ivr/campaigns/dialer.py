@@ -37,9 +37,10 @@ from ivr import dialplan, metrics
 from ivr.calls import validate
 from ivr.calls.callbacks import ORIGINATE_RESULTS
 from ivr.calls.errors import CallControlError
-from ivr.campaigns.hours import next_call_time
+from ivr.campaigns.hours import RETRY_CLOSED, next_call_time
 from ivr.campaigns.model import CampaignSettings
 from ivr.campaigns.pacing import Pace, pace
+from ivr.flow.hours import HoursError
 from ivr.storage import Campaign, CampaignContact, DncEntry, NotFound, Storage, StorageError
 
 log = logging.getLogger(__name__)
@@ -275,7 +276,11 @@ class CampaignDialer:
             metrics.CAMPAIGN_ATTEMPTS.labels(campaign=label, result="dnc").inc()
             log.info("campaign %s contact %s: on the do-not-call list; skipped", campaign.name, contact.id)
             return
-        when = next_call_time(settings.schedule, now, contact.timezone, self.policy.flows_dir)
+        try:
+            when = next_call_time(settings.schedule, now, contact.timezone, self.policy.flows_dir)
+        except HoursError as exc:  # the holiday calendar went missing or broken since the campaign was created
+            log.error("campaign %s: calling hours cannot be read (%s); its contacts wait an hour", campaign.name, exc)
+            when = now + RETRY_CLOSED
         if when > now:
             await self.storage.release_campaign_contact(contact.id, self.owner, next_attempt_at=when)
             log.debug("campaign %s contact %s: outside calling hours until %s", campaign.name, contact.id, when)

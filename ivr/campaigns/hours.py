@@ -28,6 +28,12 @@ def in_zone(schedule: Schedule, contact_zone: str) -> Schedule:
     return schedule.model_copy(update={"timezone": contact_zone}) if contact_zone else schedule
 
 
+def check_calendar(schedule: Schedule, base_dir: Path | None) -> None:
+    """Raise HoursError when the schedule's holiday calendar cannot be read (a campaign is refused up front)."""
+    if schedule.holiday_calendar:
+        is_open(schedule, datetime.now(UTC), base_dir=base_dir)
+
+
 def may_call(schedule: Schedule, at: datetime, contact_zone: str = "", base_dir: Path | None = None) -> bool:
     return is_open(in_zone(schedule, contact_zone), at, base_dir=base_dir)
 

@@ -245,6 +245,16 @@ async def test_pause_resume_and_stop(env: Env) -> None:
     body = {"name": "typo", "flow": "campaing", "queue": "renewals", "settings": {"schedule": HOURS}}
     status, refused = await env.call("POST", "/campaigns", json=body)
     assert status == 422 and refused["detail"][0]["field"] == "flow"  # the service has no such flow
+    body = {
+        "name": "hol",
+        "flow": "campaign",
+        "queue": "renewals",
+        "settings": {"schedule": {**HOURS, "holiday_calendar": "nope.ics"}},
+    }
+    status, refused = await env.call("POST", "/campaigns", json=body)
+    assert status == 422 and "cannot be read" in refused["detail"][0]["message"]  # not in the flows directory
+    body["settings"]["schedule"]["holiday_calendar"] = "holidays-lt.ics"  # the sample one is
+    assert (await env.call("POST", "/campaigns", json=body))[0] == 201
     assert (await env.call("POST", f"/campaigns/{campaign}/pause"))[0] == 409  # a draft is not running
     assert (await env.call("POST", f"/campaigns/{campaign}/start"))[1]["state"] == "running"
     await env.until(campaign, lambda c: c[first]["state"] == "connected", "the first contact")
