@@ -5,10 +5,11 @@ Rules for this file:
 - Runnable straight from a checkout: the repository root is put on sys.path. Asterisk runs the file itself, so
   its dependencies must be importable by the interpreter in the shebang: point the shebang at the project
   venv (`#!/path/to/ivr/.venv/bin/python`) or install the package into the system Python.
-- The router is built lazily, after Asterisk's environment has been read: `ivr.flow.routing.service_router` with
-  the settings of `ivr.settings.load_settings()`, its flows from the flow cache (`ivr.flow.cache`: validated flows
-  as JSON, keyed by the content of the flows, the settings and the code; `IVR_AGI_CACHE_DIR`, default ~/.cache/ivr
-  of the user Asterisk runs as). The flow is the first AGI argument.
+- The router is built lazily, after Asterisk's environment has been read: `ivr.flow.classic.classic_router`, the
+  flow engine over the compiled flows and settings of the classic AGI cache (`ivr.flow.cache`: keyed by the
+  content of the flows, the settings file, the `IVR_*` environment and the code; `IVR_AGI_CACHE_DIR`, default
+  ~/.cache/ivr of the user Asterisk runs as). A hit imports no pydantic and no YAML; a miss loads and checks the
+  settings and flows as `serve` does, then writes the cache. The flow is the first AGI argument.
 - IVR_AGI_ROUTER="package.module:factory" replaces the router factory (tests, embedding); the factory takes no
   arguments and returns an `ivr.agi.Router`. It is read from the environment Asterisk was started with, which is
   under the administrator's control.
@@ -17,7 +18,6 @@ Rules for this file:
 from __future__ import annotations
 
 import importlib
-import logging
 import os
 import sys
 from pathlib import Path
@@ -32,22 +32,10 @@ def build_router():  # -> ivr.agi.Router (annotation omitted to keep start-up im
     if spec:
         module_name, _, attr = spec.partition(":")
         return getattr(importlib.import_module(module_name), attr or "build_router")()
-    from ivr.flow.cache import cached_flow_set
-    from ivr.flow.repository import FlowRepository
-    from ivr.flow.routing import service_router
-    from ivr.settings import load_settings
+    # A process per call: compiled flows and settings from a cache keyed by their content (ivr/flow/cache.py).
+    from ivr.flow.classic import classic_router
 
-    settings = load_settings()
-    # A process per call: the validated flows come from a cache keyed by their content (ivr/flow/cache.py)
-    flow_set, how = cached_flow_set(
-        settings.flows_dir,
-        prompts_dir=settings.prompts_dir,
-        settings_bytes=settings.model_dump_json().encode(),
-    )
-    logging.getLogger("ivr.flow.cache").info("flow cache: %s", how)
-    repository = FlowRepository.from_settings(settings)
-    repository.use(flow_set)
-    return service_router(settings, repository=repository)
+    return classic_router()
 
 
 if __name__ == "__main__":

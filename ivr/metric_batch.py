@@ -13,6 +13,9 @@ Rules for this file:
   negative value), and bucketed once per batch for histograms (`fold_histogram`). Children are looked up with
   `labels()` once per series and batch, so a series removed with `remove()` is recreated, as `labels()` would.
 - Labels are bounded by the callers (names from the configuration and fixed words, see ivr.metrics).
+- `TimedBatch` is the timer-and-flush skeleton every batch of the process shares (this one, the AGI command tally
+  `ivr.agi.tally`, the queue gauges of `ivr.queue_stats`): each gives its own `_fold`; `MetricBatch.record` keeps
+  its own arming (it checks the loop per update: a batch used across event loops never waits on a dead timer).
 """
 
 from __future__ import annotations
@@ -20,23 +23,71 @@ from __future__ import annotations
 import asyncio
 from bisect import bisect_left
 from types import ModuleType
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 FLUSH_INTERVAL = 1.0
 MAX_PENDING = 4096
 
+Item = TypeVar("Item")
 
-class MetricBatch:
+
+class TimedBatch(Generic[Item]):
+    """Updates pile up in `pending` and are folded by `_fold` at most `interval` seconds after the first (one loop
+    timer, armed by the subclass's `record` through `_arm`), or at once by `flush()`."""
+
+    def __init__(self, interval: float = FLUSH_INTERVAL, max_pending: int = MAX_PENDING) -> None:
+        self.interval = interval
+        self.max_pending = max_pending
+        self.pending: list[Item] = []
+        self._handle: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def add(self, item: Item) -> None:
+        """Pile `item` up: folded within `interval` seconds, or now at `max_pending` (or without a running loop)."""
+        pending = self.pending
+        pending.append(item)
+        if self._handle is None:
+            self._arm()  # a handle left on a loop that closed before it fired is dropped by the next flush()
+        elif len(pending) >= self.max_pending:
+            self.flush()
+
+    def _arm(self) -> None:
+        """Fold `interval` seconds from now, on the running loop (replacing a timer of another loop, which may
+        have closed and would never fire); with no running loop (a synchronous caller) fold now."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()
+            return
+        if self._handle is not None:
+            self._handle.cancel()
+        self._loop = loop
+        self._handle = loop.call_later(self.interval, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._handle = None
+        self.flush()
+
+    def flush(self) -> None:
+        """Fold everything recorded so far now."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        pending, self.pending = self.pending, []
+        if pending:
+            self._fold(pending)
+
+    def _fold(self, pending: list[Item]) -> None:
+        raise NotImplementedError
+
+
+class MetricBatch(TimedBatch[tuple[str, tuple[str, ...], float]]):
     """`record(metric, labels, value)` per update; `flush()` folds everything recorded so far."""
 
     def __init__(self, interval: float = FLUSH_INTERVAL, max_pending: int = MAX_PENDING, *, source: Any = None) -> None:
         """`source` holds the metrics as attributes (default: the `ivr.metrics` module, imported on first fold)."""
-        self.interval = interval
-        self.max_pending = max_pending
+        super().__init__(interval, max_pending)
         self._source = source
-        self.pending: list[tuple[str, tuple[str, ...], float]] = []
-        self._handle: asyncio.TimerHandle | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     def record(self, metric: str, labels: tuple[str, ...], value: float = 1.0) -> None:
         """Counter/gauge: add `value` (a gauge's dec is -1); histogram: observe `value`."""
@@ -51,23 +102,10 @@ class MetricBatch:
             self.flush()
             return
         if self._handle is None or self._loop is not loop:  # a handle of a loop that has since closed never fires
-            if self._handle is not None:
-                self._handle.cancel()
-            self._loop = loop
-            self._handle = loop.call_later(self.interval, self._on_timer)
+            self._arm()
 
-    def _on_timer(self) -> None:
-        self._handle = None
-        self.flush()
-
-    def flush(self) -> None:
-        """Fold every recorded update into the Prometheus metrics now."""
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-        pending, self.pending = self.pending, []
-        if not pending:
-            return
+    def _fold(self, pending: list[tuple[str, tuple[str, ...], float]]) -> None:
+        """Fold the updates into the Prometheus metrics."""
         series: dict[tuple[str, tuple[str, ...]], list[float]] = {}
         for metric, labels, value in pending:
             key = (metric, labels)
@@ -76,7 +114,7 @@ class MetricBatch:
                 series[key] = [value]
             else:
                 values.append(value)
-        source = self._source if self._source is not None else _metrics()
+        source = self._source if self._source is not None else load_metrics()
         for (metric, labels), values in series.items():
             parent = getattr(source, metric)
             child = parent.labels(*labels) if labels else parent
@@ -109,7 +147,9 @@ def fold_histogram(histogram: Any, values: list[float]) -> None:
     total.inc(sum(values))
 
 
-def _metrics() -> ModuleType:
+def load_metrics() -> ModuleType:
+    # ivr.metrics (prometheus_client) is imported on first use: classic AGI, one process per call, never
+    # exports metrics and should not pay ~90 ms of imports at start-up.
     from ivr import metrics
 
     return metrics

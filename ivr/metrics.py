@@ -411,7 +411,8 @@ INSTANCE_INFO = _BoundedInfo(
     "ivr_instance", "This service instance (the `instance` setting) and its package version.", registry=REGISTRY
 )
 
-# AMI event names we count by name; anything else is "other" so a peer cannot explode the label set.
+# AMI event names we count by name; anything else is "other" so a peer cannot explode the label set. Every event
+# the service subscribes to is here (tests/calls/test_queue_model.py checks ivr.calls.registry.REGISTRY_EVENTS).
 KNOWN_EVENTS = frozenset(
     {
         "FullyBooted",
@@ -420,6 +421,7 @@ KNOWN_EVENTS = frozenset(
         "Newexten",
         "NewCallerid",
         "NewConnectedLine",
+        "NewAccountCode",
         "VarSet",
         "Hangup",
         "HangupRequest",
@@ -446,6 +448,8 @@ KNOWN_EVENTS = frozenset(
         "QueueMemberRemoved",
         "QueueMemberPause",
         "QueueMemberStatus",
+        "QueueMemberPenalty",
+        "QueueMemberRinginuse",
         "AgentCalled",
         "AgentConnect",
         "AgentComplete",

@@ -278,10 +278,11 @@ class Service:
                 # Several servers: a server reports the queues it hosts (its `queues:`), so one queue's gauges
                 # never come from two servers; without a list it reports all of its queues.
                 tracked = server.queues if several and server.queues else None
-                # One queue model: the server's call registry holds the members, fed by its RegistrySync's
-                # QueueStatus (after each login and on the feed's poll); the statistics read them from there.
+                # One queue model: the server's call registry holds the queues (members, waiting callers), fed by
+                # its RegistrySync, which hands the statistics each queue event after applying it and its
+                # QueueStatus (after each login and on the feed's poll); the statistics read the registry's board.
                 part = next(p for p in calls.parts if p.name == server.name)
-                stats = QueueStats(policy, queues=tracked, book=part.registry)
+                stats = QueueStats(policy, queues=tracked, board=part.registry.board)
                 queue_feeds.append(QueueStatsFeed(amis[server.name], stats, sync=part.sync))
         ami_checks: dict[str, Any] = {
             ("ami" if len(amis) == 1 else f"ami:{name}"): _logged_in_check(ami, settings.ami.enabled)

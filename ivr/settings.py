@@ -32,11 +32,11 @@ from pydantic import (
 )
 
 from ivr import telephony
+from ivr.settings_file import CONFIG_ENV as CONFIG_ENV  # re-exported: where the settings file is
+from ivr.settings_file import DEFAULT_FILE as DEFAULT_FILE
+from ivr.settings_file import default_settings_path as default_settings_path
 from ivr.units import Duration
 from ivr.yamlsource import ConfigError, PositionMap, Problem, load_yaml, problems_from_validation
-
-DEFAULT_FILE = Path("config") / "ivr.yaml"
-
 
 _SPY_OPTIONS: dict[Literal["listen", "whisper", "barge"], str] = {"listen": "qE", "whisper": "qwE", "barge": "qBE"}
 
@@ -569,19 +569,7 @@ SECRET_ENV = {
     "storage": "IVR_STORAGE_PASSWORD",
     "repeat_callers": "IVR_CALLER_HASH_KEY",
 }
-CONFIG_ENV = "IVR_CONFIG"  # settings file path when none is given on the command line
 ENV_FILE = "environment"  # the `file` of problems caused by an environment variable
-
-
-def default_settings_path(env: Mapping[str, str] | None = None) -> Path | None:
-    """IVR_CONFIG, else config/ivr.yaml in the working directory, else beside this package (a source checkout)."""
-    env = os.environ if env is None else env
-    if env.get(CONFIG_ENV):
-        return Path(env[CONFIG_ENV])
-    for candidate in (Path.cwd() / DEFAULT_FILE, Path(__file__).resolve().parent.parent / DEFAULT_FILE):
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:

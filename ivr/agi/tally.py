@@ -14,21 +14,21 @@ Rules for this file:
   Histogram fields since 0.4). If a future prometheus_client lacks them, each command is replayed through the
   public `observe()` instead: slower, still exact.
 - Labels are bounded by the caller (`command` from a fixed list, `result` from a fixed set).
+- The timer and the flush are `ivr.metric_batch.TimedBatch`'s (shared with the flow engine's `MetricBatch`); this
+  file keeps the command's own `record` and `_fold`. ivr.metrics (prometheus_client) is imported on the first fold.
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
+from ..metric_batch import FLUSH_INTERVAL, MAX_PENDING, TimedBatch, load_metrics
 from ..metric_batch import fold_histogram as _fold
 
-FLUSH_INTERVAL = 1.0
-MAX_PENDING = 4096
 
-
-class CommandTally:
-    """`record(label, result, seconds)` per command; `flush()` folds everything recorded so far."""
+class CommandTally(TimedBatch[tuple[str, str, float]]):
+    """`record(label, result, seconds)` per command; `flush()` folds everything recorded so far (the timer and
+    flush are `ivr.metric_batch.TimedBatch`'s)."""
 
     def __init__(
         self,
@@ -40,35 +40,16 @@ class CommandTally:
     ) -> None:
         """`seconds` (Histogram, label `command`) and `results` (Counter, labels `command`, `result`) default to
         ivr.metrics.AGI_COMMAND_SECONDS and AGI_COMMAND_RESULTS, looked up on the first flush."""
-        self.interval = interval
-        self.max_pending = max_pending
+        super().__init__(interval, max_pending)
         self._seconds = seconds
         self._results = results
-        self.pending: list[tuple[str, str, float]] = []
-        self._handle: asyncio.TimerHandle | None = None
         self._children: dict[str, tuple[Any, dict[str, Any]]] = {}
 
     def record(self, label: str, result: str, seconds: float) -> None:
-        pending = self.pending
-        pending.append((label, result, seconds))
-        if self._handle is None:
-            # A handle left on a loop that closed before it fired is dropped by the next flush() (session close).
-            self._handle = asyncio.get_running_loop().call_later(self.interval, self._on_timer)
-        elif len(pending) >= self.max_pending:
-            self.flush()
+        self.add((label, result, seconds))
 
-    def _on_timer(self) -> None:
-        self._handle = None
-        self.flush()
-
-    def flush(self) -> None:
-        """Fold every recorded command into the Prometheus metrics now."""
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-        pending, self.pending = self.pending, []
-        if not pending:
-            return
+    def _fold(self, pending: list[tuple[str, str, float]]) -> None:
+        """Fold the commands into the Prometheus metrics."""
         by_label: dict[str, list[float]] = {}
         results: dict[tuple[str, str], int] = {}
         for label, result, seconds in pending:
@@ -85,7 +66,7 @@ class CommandTally:
             counter = counters.get(result)
             if counter is None:
                 if self._results is None:
-                    self._results = _metrics().AGI_COMMAND_RESULTS
+                    self._results = load_metrics().AGI_COMMAND_RESULTS
                 counter = counters[result] = self._results.labels(command=label, result=result)
             counter.inc(n)
 
@@ -93,17 +74,9 @@ class CommandTally:
         entry = self._children.get(label)
         if entry is None:
             if self._seconds is None:
-                self._seconds = _metrics().AGI_COMMAND_SECONDS
+                self._seconds = load_metrics().AGI_COMMAND_SECONDS
             entry = self._children[label] = (self._seconds.labels(command=label), {})
         return entry
-
-
-def _metrics() -> Any:
-    # ivr.metrics (prometheus_client) is imported on first use: classic AGI, one process per call, never
-    # exports metrics and should not pay ~90 ms of imports at start-up.
-    from .. import metrics
-
-    return metrics
 
 
 TALLY = CommandTally()

@@ -194,8 +194,9 @@ class AMIActions:
             ),
         )
 
-    async def parked_calls(self, parkinglot: str | None = None) -> list[Message]:
-        return (await self.list_action("ParkedCalls", act.parked_calls(parkinglot)))[1]
+    async def parked_calls(self, parkinglot: str | None = None, *, timeout: float | None = None) -> list[Message]:
+        """ParkedCall events (ParkedCallsComplete excluded)."""
+        return (await self.list_action("ParkedCalls", act.parked_calls(parkinglot), timeout=timeout))[1]
 
     async def hangup(self, channel: str, cause: int | None = None) -> Message:
         return await self.action("Hangup", act.hangup(channel, cause))
@@ -245,15 +246,19 @@ class AMIActions:
     ) -> Message:
         return await self.action("QueuePause", act.queue_pause(interface, paused, queue=queue, reason=reason))
 
-    async def queue_status(self, queue: str | None = None, member: str | None = None) -> list[Message]:
+    async def queue_status(
+        self, queue: str | None = None, member: str | None = None, *, timeout: float | None = None
+    ) -> list[Message]:
         """QueueParams, QueueMember and QueueEntry events (QueueStatusComplete excluded)."""
-        return (await self.list_action("QueueStatus", act.queue_status(queue, member)))[1]
+        return (await self.list_action("QueueStatus", act.queue_status(queue, member), timeout=timeout))[1]
 
-    async def queue_summary(self, queue: str | None = None) -> list[Message]:
-        return (await self.list_action("QueueSummary", act.queue_summary(queue)))[1]
+    async def queue_summary(self, queue: str | None = None, *, timeout: float | None = None) -> list[Message]:
+        """QueueSummary events (QueueSummaryComplete excluded)."""
+        return (await self.list_action("QueueSummary", act.queue_summary(queue), timeout=timeout))[1]
 
-    async def core_show_channels(self) -> list[Message]:
-        return (await self.list_action("CoreShowChannels"))[1]
+    async def core_show_channels(self, *, timeout: float | None = None) -> list[Message]:
+        """CoreShowChannel events (CoreShowChannelsComplete excluded)."""
+        return (await self.list_action("CoreShowChannels", timeout=timeout))[1]
 
     async def getvar(self, variable: str, channel: str | None = None) -> str | None:
         """The value, or None when Asterisk reports it empty/unset (both look the same over AMI)."""

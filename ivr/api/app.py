@@ -18,6 +18,8 @@ from ivr.api import routes_calls, routes_campaigns, routes_data, routes_system
 from ivr.api.auth import bearer_middleware
 from ivr.api.deps import DEPS, MAX_BODY, Check, Deps, FlowDrawer
 from ivr.api.errors import error_middleware
+from ivr.calls.fleet import FleetOperations, FleetRegistry
+from ivr.calls.operations import CallOperations
 from ivr.calls.registry import CallRegistry
 from ivr.calls.settings import CallControlSettings
 from ivr.console import web as console
@@ -33,8 +35,8 @@ def all_routes() -> Iterable[tuple[str, str, Any]]:
 
 def create_app(
     *,
-    operations: Any,
-    registry: CallRegistry,
+    operations: CallOperations | FleetOperations,
+    registry: CallRegistry | FleetRegistry,
     storage: Storage,
     token: str | None,
     settings: CallControlSettings | None = None,

@@ -19,6 +19,8 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from ivr.api.errors import JSONError
 from ivr.api.schemas import PathParams, Query
+from ivr.calls.fleet import FleetOperations, FleetRegistry
+from ivr.calls.operations import CallOperations
 from ivr.calls.registry import CallRegistry
 from ivr.calls.settings import CallControlSettings
 from ivr.storage import Storage
@@ -34,8 +36,8 @@ MAX_BODY = 64 * 1024
 
 @dataclass
 class Deps:
-    operations: Any  # ivr.calls.operations.CallOperations
-    registry: CallRegistry  # or ivr.calls.fleet.FleetRegistry (several Asterisk servers), same read interface
+    operations: CallOperations | FleetOperations  # FleetOperations with several Asterisk servers
+    registry: CallRegistry | FleetRegistry  # FleetRegistry with several Asterisk servers, same read interface
     storage: Storage
     settings: CallControlSettings = field(default_factory=CallControlSettings)
     flows: Any = None  # ivr.flow.repository.FlowRepository

@@ -56,6 +56,7 @@ async def originate(request: web.Request) -> web.Response:
         out = await ops.click_to_call(body.agent, body.number, caller_id=body.caller_id, timeout=body.timeout)
         kind = "click_to_call"
     else:
+        assert body.flow is not None  # OriginateBody takes exactly one of agent and flow
         out = await ops.originate_flow(
             body.number, body.flow, caller_id=body.caller_id, variables=body.variables, timeout=body.timeout
         )

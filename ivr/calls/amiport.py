@@ -1,39 +1,53 @@
 """What call control needs from an AMI connection: the typed actions it sends (a Protocol, not `Any`).
 
 `ivr.ami.client.AMIClient` provides all of it (through `ivr.ami.typed.AMIActions`); so does any test double built
-on `AMIActions`. Call control never builds action names or headers itself.
+on `AMIActions`. Call control never builds action names or headers itself. `AMIEvents` is the event side (events,
+logins); `RegistryAMI` adds the list actions that keep the call registry in step (`ivr.calls.sync`);
+`CallControlAMI` adds what the operations send, and is the one type of an Asterisk connection in `ivr.calls`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Protocol, Unpack
 
-from ivr.ami.actions import OriginateResult
+from ivr.ami.actions import OriginateOptions, OriginateResult
+from ivr.ami.filters import EventFilter
 from ivr.ami.protocol import Message
 
 if TYPE_CHECKING:
     from ivr.ami.client import AMIClient
 
 
-class CallControlAMI(Protocol):
+class AMIEvents(Protocol):
     @property
     def logged_in(self) -> bool: ...
 
-    async def send_originate(
+    def subscribe(
         self,
-        channel: str,
+        handler: Callable[[Message], Awaitable[None] | None],
+        events: Iterable[str] | None = None,
         *,
-        context: str | None = None,
-        exten: str | None = None,
-        priority: int | None = None,
-        application: str | None = None,
-        data: str | None = None,
-        timeout_ms: int | None = None,
-        caller_id: str | None = None,
-        variables: dict[str, str] | None = None,
-        channel_id: str | None = None,
-        other_channel_id: str | None = None,
-    ) -> str | None: ...
+        name: str = "",
+        filters: Iterable[EventFilter] = (),
+        inline: bool = False,
+    ) -> object: ...
+
+    def on_connected(self, callback: Callable[[], Awaitable[None] | None]) -> None: ...
+
+
+class RegistryAMI(AMIEvents, Protocol):
+    async def core_show_channels(self, *, timeout: float | None = None) -> list[Message]: ...
+
+    async def parked_calls(self, parkinglot: str | None = None, *, timeout: float | None = None) -> list[Message]: ...
+
+    async def queue_status(
+        self, queue: str | None = None, member: str | None = None, *, timeout: float | None = None
+    ) -> list[Message]: ...
+
+
+class CallControlAMI(RegistryAMI, Protocol):
+    async def send_originate(self, channel: str, **options: Unpack[OriginateOptions]) -> str | None: ...
 
     async def originate_result(self, action_id: str, timeout: float) -> OriginateResult | None: ...
 

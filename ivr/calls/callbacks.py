@@ -36,16 +36,22 @@ import os
 import random
 import re
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol, Unpack
 
 from ivr import dialplan, metrics
+from ivr.ami.actions import OriginateResult
 from ivr.calls import validate
 from ivr.calls.errors import CallControlError
-from ivr.flow.model import literal_queues
+from ivr.calls.operations import FlowCallOptions, Originated
+from ivr.flow.model import Flow, literal_queues
+from ivr.flow.report import CallReport
 from ivr.storage import CallbackRequest, NotFound, Storage, StorageError
+
+if TYPE_CHECKING:
+    from ivr.settings import CallbackSettings
 
 log = logging.getLogger(__name__)
 
@@ -67,18 +73,18 @@ class CallbackPolicy:
     lease: float = 60.0  # a dialing request stays leased this long without renewal (renewed every third of it)
 
     @classmethod
-    def from_settings(cls, callbacks: Any) -> CallbackPolicy:
-        """From `ivr.settings.CallbackSettings` (interval, retry_after, max_attempts, flow, number_pattern,
+    def from_settings(cls, callbacks: CallbackSettings) -> CallbackPolicy:
+        """From the `callbacks:` settings (interval, retry_after, max_attempts, flow, number_pattern,
         per_queue_limit, queue_limits, lease)."""
         return cls(
-            poll_interval=float(getattr(callbacks, "interval", 5.0)),
-            backoff=(float(getattr(callbacks, "retry_after", 600.0)),),
-            max_attempts=int(getattr(callbacks, "max_attempts", 3)),
-            flow=str(getattr(callbacks, "flow", "callback")),
-            number_pattern=str(getattr(callbacks, "number_pattern", validate.DEFAULT_NUMBER_PATTERN)),
-            per_queue_limit=int(getattr(callbacks, "per_queue_limit", 1)),
-            queue_limits=dict(getattr(callbacks, "queue_limits", {}) or {}),
-            lease=float(getattr(callbacks, "lease", 60.0)),
+            poll_interval=float(callbacks.interval),
+            backoff=(float(callbacks.retry_after),),
+            max_attempts=callbacks.max_attempts,
+            flow=callbacks.flow,
+            number_pattern=callbacks.number_pattern,
+            per_queue_limit=callbacks.per_queue_limit,
+            queue_limits=dict(callbacks.queue_limits),
+            lease=float(callbacks.lease),
         )
 
     def limit_for(self, queue: str) -> int:
@@ -115,26 +121,43 @@ _VERDICT_TEXT = {
 }
 
 
-def flow_verdict(report: Any) -> FlowVerdict:
+class FlowVersions(Protocol):
+    """`ivr.flow.repository.FlowRepository` as call control reads it: the flows of the running version (a
+    Protocol: importing the repository would bring the flow engine's HTTP lookups into call control)."""
+
+    @property
+    def current(self) -> Mapping[str, Flow]: ...
+
+
+Flows = FlowVersions | Mapping[str, Flow]  # the service's repository, or flows by name
+
+
+class CallbackOperations(Protocol):
+    """What the scheduler needs of call control: `CallOperations`, or `FleetOperations` with several servers (which
+    sends a request's call to its queue's home server)."""
+
+    async def originate_flow(self, number: str, flow: str, **options: Unpack[FlowCallOptions]) -> Originated: ...
+
+    async def wait_originate(self, originated: Originated, timeout: float) -> OriginateResult | None: ...
+
+
+def flow_verdict(report: CallReport) -> FlowVerdict:
     """ "connected" (outcome transferred: the customer reached the queue), "cancelled" (the flow set
     callback_result=cancelled: the customer no longer needs help) or "not_connected" (try again)."""
-    if getattr(report, "outcome", "") == "transferred":
+    if report.outcome == "transferred":
         return "connected"
-    variables = getattr(report, "variables", None) or {}
-    if str(variables.get("callback_result", "") or "").strip().lower() == "cancelled":
+    if str(report.variables.get("callback_result", "") or "").strip().lower() == "cancelled":
         return "cancelled"
     return "not_connected"
 
 
-def flow_queues(flows: Any) -> frozenset[str]:
+def flow_queues(flows: Flows) -> frozenset[str]:
     """Queue names the flows use (transfer and callback nodes, inline menu options included)."""
-    current = getattr(flows, "current", flows)  # a FlowRepository or a name -> Flow mapping
-    if current is None:
-        return frozenset()
+    current: Mapping[str, Flow] = flows if isinstance(flows, Mapping) else flows.current
     return frozenset(literal_queues(current[name] for name in list(current)))
 
 
-def queue_label(queue: str, known: Iterable[str] = (), flows: Any = None) -> str:
+def queue_label(queue: str, known: Iterable[str] = (), flows: Flows | None = None) -> str:
     """A bounded metric label: the queue if the configuration or the flows name it, else "other"."""
     if queue in known:
         return queue
@@ -149,12 +172,12 @@ class CallbackScheduler:
     def __init__(
         self,
         storage: Storage,
-        operations: Any,
+        operations: CallbackOperations,
         policy: CallbackPolicy | None = None,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         known_queues: Iterable[str] = (),
-        flows: Any = None,
+        flows: Flows | None = None,
         instance: str | None = None,
     ) -> None:
         """`instance`: this service instance's name (the `instance` setting; default the host name). Leases are
@@ -175,8 +198,6 @@ class CallbackScheduler:
         self._runner: asyncio.Task[None] | None = None
         self._renewer: asyncio.Task[None] | None = None
         self._storage_down = False
-        # Several Asterisk servers (ivr.calls.fleet.FleetOperations): originate on the queue's home server.
-        self.pick_server_by_queue = hasattr(operations, "server_for")
 
     def label(self, queue: str) -> str:
         return queue_label(queue, self.known_queues, self.flows)
@@ -262,7 +283,7 @@ class CallbackScheduler:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    def _spawn(self, coro: Any) -> asyncio.Task[None]:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -375,7 +396,7 @@ class CallbackScheduler:
                 caller_id=self.policy.caller_id,
                 service_variables=variables,
                 timeout=self.policy.ring_timeout,
-                **({"queue": req.queue} if self.pick_server_by_queue else {}),  # several servers: the queue's home
+                queue=req.queue,  # with several Asterisk servers, the queue's home server calls
             )
         except CallControlError as exc:
             log.warning("callback %s: originate refused: %s", req.id, exc)
@@ -389,11 +410,11 @@ class CallbackScheduler:
 
     # --- the callback flow's report ----------------------------------------------------------------------------
 
-    def on_flow_report(self, report: Any) -> asyncio.Task[None] | None:
+    def on_flow_report(self, report: CallReport) -> asyncio.Task[None] | None:
         """FastAGI `on_report` sink (called synchronously after each call): a callback call's report carries its
         request id as the `callback` query parameter (variable `param_callback`); see `flow_verdict` for what
         the report decides. Returns the task storing the result (None for calls that are not callbacks)."""
-        raw = str((getattr(report, "variables", None) or {}).get("param_callback", "") or "")
+        raw = str(report.variables.get("param_callback", "") or "")
         if not _CALLBACK_ID.match(raw):
             return None
         return self._spawn(self._resolve(int(raw), flow_verdict(report)))

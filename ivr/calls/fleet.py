@@ -19,17 +19,25 @@ Rules for this file:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Unpack
 
 from ivr.ami.actions import OriginateResult
 from ivr.calls.amiport import CallControlAMI
 from ivr.calls.errors import AsteriskUnavailable, CallControlError, UnknownCall
 from ivr.calls.model import Call, ParkedCall
-from ivr.calls.operations import CallOperations, Originated, SpyMode, TransferTarget
+from ivr.calls.operations import (
+    CallOperations,
+    FlowCallOptions,
+    Originated,
+    ParkOptions,
+    QueueLoginOptions,
+    SpyMode,
+    TransferTarget,
+)
 from ivr.calls.queues import Queue
-from ivr.calls.registry import CallRegistry
+from ivr.calls.registry import CallRegistry, Effect
 from ivr.calls.settings import CallControlSettings
 from ivr.calls.sync import RegistrySync
 
@@ -66,7 +74,7 @@ class FleetRegistry:
 
     def __init__(self, parts: list[PBXCalls]) -> None:
         self.parts = parts
-        self.listeners: list[Any] = []  # effects are dispatched per server; kept for interface parity
+        self.listeners: list[Callable[[Effect], object]] = []  # effects go per server; kept for interface parity
 
     def calls(self) -> list[Call]:
         out: list[Call] = []
@@ -191,28 +199,9 @@ class FleetOperations:
         out = await part.operations.click_to_call(agent, number, caller_id=caller_id, timeout=timeout)
         return self._originated(part, out)
 
-    async def originate_flow(
-        self,
-        number: str,
-        flow: str,
-        *,
-        caller_id: str | None = None,
-        variables: dict[str, str] | None = None,
-        timeout: float | None = None,
-        call_id: str | None = None,
-        service_variables: dict[str, str] | None = None,
-        queue: str | None = None,
-    ) -> Originated:
-        part = self.server_for(queue)
-        out = await part.operations.originate_flow(
-            number,
-            flow,
-            caller_id=caller_id,
-            variables=variables,
-            timeout=timeout,
-            call_id=call_id,
-            service_variables=service_variables,
-        )
+    async def originate_flow(self, number: str, flow: str, **options: Unpack[FlowCallOptions]) -> Originated:
+        part = self.server_for(options.get("queue"))
+        out = await part.operations.originate_flow(number, flow, **options)
         return self._originated(part, out)
 
     async def wait_originate(self, originated: Originated, timeout: float) -> OriginateResult | None:
@@ -231,18 +220,17 @@ class FleetOperations:
         ops, raw = self._on(call_id)
         return await ops.transfer(raw, target, mode=mode, channel=channel)
 
-    async def park(self, call_id: str, **kwargs: Any) -> dict[str, Any]:
+    async def park(self, call_id: str, **options: Unpack[ParkOptions]) -> dict[str, Any]:
         ops, raw = self._on(call_id)
-        result: dict[str, Any] = await ops.park(raw, **kwargs)
-        return result
+        return await ops.park(raw, **options)
 
-    async def retrieve(self, call_id: str, agent: str, **kwargs: Any) -> Originated:
+    async def retrieve(self, call_id: str, agent: str, *, timeout: float | None = None) -> Originated:
         part, call = self.registry.locate(call_id)
-        return self._originated(part, await part.operations.retrieve(call.id, agent, **kwargs))
+        return self._originated(part, await part.operations.retrieve(call.id, agent, timeout=timeout))
 
-    async def hold(self, call_id: str, **kwargs: Any) -> dict[str, str]:
+    async def hold(self, call_id: str, *, moh_class: str | None = None) -> dict[str, str]:
         ops, raw = self._on(call_id)
-        return await ops.hold(raw, **kwargs)
+        return await ops.hold(raw, moh_class=moh_class)
 
     async def resume(self, call_id: str) -> dict[str, str]:
         ops, raw = self._on(call_id)
@@ -277,26 +265,27 @@ class FleetOperations:
 
     # --- queue members -------------------------------------------------------------------------------------
 
-    async def _each(self, parts: Iterable[PBXCalls], method: str, *args: Any, **kwargs: Any) -> None:
+    async def _each(self, queue: str | None, action: Callable[[CallOperations], Awaitable[None]]) -> None:
+        """Run `action` on the operations of each server the queue's member actions go to."""
         error: CallControlError | None = None
         done = 0
-        for part in parts:
+        for part in self._queue_servers(queue):
             try:
-                await getattr(part.operations, method)(*args, **kwargs)
+                await action(part.operations)
                 done += 1
             except CallControlError as exc:
                 error = exc
         if not done and error is not None:
             raise error
 
-    async def queue_login(self, queue: str, interface: str, **kwargs: Any) -> None:
-        await self._each(self._queue_servers(queue), "queue_login", queue, interface, **kwargs)
+    async def queue_login(self, queue: str, interface: str, **options: Unpack[QueueLoginOptions]) -> None:
+        await self._each(queue, lambda ops: ops.queue_login(queue, interface, **options))
 
     async def queue_logout(self, queue: str, interface: str) -> None:
-        await self._each(self._queue_servers(queue), "queue_logout", queue, interface)
+        await self._each(queue, lambda ops: ops.queue_logout(queue, interface))
 
     async def queue_pause(self, interface: str, *, queue: str | None = None, reason: str | None = None) -> None:
-        await self._each(self._queue_servers(queue), "queue_pause", interface, queue=queue, reason=reason)
+        await self._each(queue, lambda ops: ops.queue_pause(interface, queue=queue, reason=reason))
 
     async def queue_unpause(self, interface: str, *, queue: str | None = None) -> None:
-        await self._each(self._queue_servers(queue), "queue_unpause", interface, queue=queue)
+        await self._each(queue, lambda ops: ops.queue_unpause(interface, queue=queue))

@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypedDict, TypeVar
 
 from ivr import dialplan
 from ivr.ami.actions import OriginateResult
@@ -65,6 +65,37 @@ class Originated:
     call_id: str  # Linkedid (= Uniqueid of the first leg) of the new call
     action_id: str | None
     pbx: str | None = None  # the server it was sent to (set by ivr.calls.fleet with several servers)
+
+
+class FlowCallOptions(TypedDict, total=False):
+    """The keyword arguments of `CallOperations.originate_flow` after the number and the flow, for what passes them
+    on unchanged (`ivr.calls.fleet`, the callback scheduler's Protocol), as `ivr.ami.actions.OriginateOptions`
+    does for Originate: written once here, checked against the method by mypy."""
+
+    caller_id: str | None
+    variables: dict[str, str] | None
+    timeout: float | None
+    call_id: str | None
+    service_variables: dict[str, str] | None
+    queue: str | None
+
+
+class ParkOptions(TypedDict, total=False):
+    """The keyword arguments of `CallOperations.park` (passed on by `ivr.calls.fleet`)."""
+
+    lot: str
+    timeout: float | None
+    channel: str | None
+
+
+class QueueLoginOptions(TypedDict, total=False):
+    """The keyword arguments of `CallOperations.queue_login` (passed on by `ivr.calls.fleet`)."""
+
+    member_name: str | None
+    penalty: int | None
+    paused: bool
+    reason: str | None
+    state_interface: str | None
 
 
 @dataclass
@@ -200,11 +231,14 @@ class CallOperations:
         timeout: float | None = None,
         call_id: str | None = None,
         service_variables: dict[str, str] | None = None,
+        queue: str | None = None,
     ) -> Originated:
         """Call `number`; when it answers, it runs `flow` (flow_context,<flow>,1 -> FastAGI).
 
         `variables` come from a request (no IVR_* names); `service_variables` are this service's own IVR_* ones
-        (callbacks: IVR_LANG, IVR_CALLBACK_QUEUE, IVR_CALLBACK_ID). Every value is checked either way."""
+        (callbacks: IVR_LANG, IVR_CALLBACK_QUEUE, IVR_CALLBACK_ID). Every value is checked either way. `queue`: the
+        queue the call is for; with several Asterisk servers its home server takes the call (`ivr.calls.fleet`),
+        one server takes every call."""
         validate.number(number, pattern=self.settings.number_re)
         validate.name(flow, "flow")
         for key, value in (variables or {}).items():

@@ -10,6 +10,11 @@ Rules for this file:
   uniqueids are remembered (bounded) so such stragglers never resurrect a channel.
 - The Linkedid of a channel can change (a retriever's ;2 takes the parkee's Linkedid in ami-13); every event
   carrying one re-files the channel under its current call.
+- Queues (members, waiting callers) are the registry's `board` (`ivr.calls.queues.QueueBoard`, the one queue model
+  the API, the console and the queue KPIs read); the registry hands it the queue events with what it knows of the
+  channel.
+- `REGISTRY_EVENTS` is the one list of the events it subscribes to (`ivr.calls.sync`): every `_on_<Event>`
+  handler's event, the channel events it follows, and the queue events of `ivr.calls.queues`.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from typing import Any, Protocol
 
 from ivr import dialplan
 from ivr.calls.model import Bridge, Call, Channel, ParkedCall, Recording
-from ivr.calls.queues import Queue, QueueCaller, set_in_call, update_member
+from ivr.calls.queues import HANGUP_EVENTS, QUEUE_EVENTS, Queue, QueueBoard
 
 _GONE_MEMORY = 4096
 _CHANNEL_SUFFIX = re.compile(r"-[0-9a-f]{8}(;[12])?$")
@@ -152,6 +157,19 @@ _UNPARK_EVENTS = {
     "ParkedCallGiveUp": "giveup",
     "ParkedCallSwap": "swap",
 }
+# Channel events the registry does not subscribe to: they change nothing it shows, and are frequent (DTMF) or
+# followed by one that does (DialBegin by DialEnd, AgentCalled by AgentConnect).
+_UNFOLLOWED = frozenset(
+    {"DialBegin", "Hold", "Unhold", "DTMFBegin", "DTMFEnd", "ChanSpyStart", "ChanSpyStop", "AgentCalled"}
+)
+# The events the registry subscribes to (`ivr.calls.sync`; list items arrive through list actions): the channel
+# events it follows, the other events it has a handler for, and the queue model's (`ivr.calls.queues`).
+REGISTRY_EVENTS = frozenset(
+    (_CHANNEL_EVENTS - _UNFOLLOWED)
+    | {"BridgeCreate", "BridgeDestroy", "ParkedCall", "Shutdown", *_UNPARK_EVENTS}
+    | QUEUE_EVENTS
+    | HANGUP_EVENTS
+)
 
 
 def _int(value: str | None, default: int = 0) -> int:
@@ -188,7 +206,7 @@ class CallRegistry:
         self.channels: dict[str, Channel] = {}  # by uniqueid
         self.bridges: dict[str, Bridge] = {}
         self.parked: dict[str, ParkedCall] = {}  # by parkee uniqueid
-        self.queues: dict[str, Queue] = {}
+        self.board = QueueBoard(clock)  # queues, members, waiting callers: the one queue model
         self._by_call: dict[str, set[str]] = {}  # linkedid -> uniqueids
         self._gone: OrderedDict[str, None] = OrderedDict()
         self._by_name: dict[str, str] = {}  # channel name -> uniqueid
@@ -207,6 +225,11 @@ class CallRegistry:
         }
 
     # --- queries -------------------------------------------------------------------------------------------
+
+    @property
+    def queues(self) -> dict[str, Queue]:
+        """The queues by name (the board's: members and waiting callers)."""
+        return self.board.queues
 
     def calls(self) -> list[Call]:
         # One pass over the calls (GET /calls with thousands of them): channels gathered once for the sort key
@@ -395,8 +418,7 @@ class CallRegistry:
             effects.append(
                 Unparked(parked.lot, parked.space, parked.linkedid, "gone", max(0.0, self.clock() - parked.parked_at))
             )
-        for queue in self.queues.values():
-            queue.callers.pop(uid, None)
+        self.board.channel_gone(uid)
         effects.append(ChannelGone(uid, ch.linkedid, ch.name, cause, ch.context))
         members = self._by_call.get(ch.linkedid)
         if members is not None:
@@ -413,6 +435,12 @@ class CallRegistry:
 
     def _on_Hangup(self, msg: EventLike, effects: list[Effect]) -> None:
         self._remove_channel(self._uid(msg), effects, msg.get("Cause-txt") or msg.get("Cause") or "")
+
+    def _on_HangupRequest(self, msg: EventLike, effects: list[Effect]) -> None:
+        # A waiting caller hanging up: its QueueCallerAbandon that follows is an abandon, not a Queue() timeout.
+        self.board.hangup(self._uid(msg))
+
+    _on_SoftHangupRequest = _on_HangupRequest
 
     def _on_Newexten(self, msg: EventLike, effects: list[Effect]) -> None:
         ch = self.channels.get(self._uid(msg))
@@ -559,33 +587,25 @@ class CallRegistry:
 
     # --- queues ---
 
-    def _queue(self, name: str) -> Queue:
-        queue = self.queues.get(name)
-        if queue is None:
-            queue = self.queues[name] = Queue(name=name)
-        return queue
-
     def _on_QueueCallerJoin(self, msg: EventLike, effects: list[Effect]) -> None:
         ch = self.channels.get(msg.get("Uniqueid") or "")
         if ch is None:
             return
-        queue = self._queue(msg.get("Queue") or "")
-        ch.queue = queue.name
-        queue.callers[ch.uniqueid] = QueueCaller(
-            uniqueid=ch.uniqueid,
+        caller = self.board.join(
+            msg.get("Queue") or "",
+            ch.uniqueid,
             channel=ch.name,
             linkedid=ch.linkedid,
             caller_num=ch.caller_num,
             caller_name=ch.caller_name,
             position=_int(msg.get("Position")),
-            joined_at=self.clock(),
         )
+        if caller is not None:
+            ch.queue = msg.get("Queue")
 
     def _on_QueueCallerLeave(self, msg: EventLike, effects: list[Effect]) -> None:
         uid = msg.get("Uniqueid") or ""
-        queue = self.queues.get(msg.get("Queue") or "")
-        if queue is not None:
-            queue.callers.pop(uid, None)
+        self.board.leave(msg.get("Queue") or "", uid)
         ch = self.channels.get(uid)
         if ch is not None:
             ch.queue = None
@@ -597,14 +617,10 @@ class CallRegistry:
             if ch is not None and agent:
                 ch.agent = agent
                 ch.agent_leg = ch.agent_leg or uid == msg.get("DestUniqueid")
-        queue = self.queues.get(msg.get("Queue") or "")
-        if queue is not None:
-            set_in_call(queue.members, msg, True)
+        self.board.agent_connected(msg)
 
     def _on_AgentComplete(self, msg: EventLike, effects: list[Effect]) -> None:
-        queue = self.queues.get(msg.get("Queue") or "")
-        if queue is not None:
-            set_in_call(queue.members, msg, False)
+        self.board.agent_completed(msg)
 
     def _on_DialEnd(self, msg: EventLike, effects: list[Effect]) -> None:
         """A Dial() answered: the dialled peer is the agent the caller now talks to (agi-06.ami: Channel = the
@@ -623,12 +639,8 @@ class CallRegistry:
         dialler.agent = agent
         peer.agent, peer.agent_leg = agent, True
 
-    def _member(self, msg: EventLike) -> None:
-        queue = self._queue(msg.get("Queue") or "")
-        update_member(queue.members, queue.name, msg)
-
     def _on_QueueMemberAdded(self, msg: EventLike, effects: list[Effect]) -> None:
-        self._member(msg)
+        self.board.member(msg)
 
     _on_QueueMemberPause = _on_QueueMemberAdded
     _on_QueueMemberStatus = _on_QueueMemberAdded
@@ -636,9 +648,7 @@ class CallRegistry:
     _on_QueueMemberRinginuse = _on_QueueMemberAdded
 
     def _on_QueueMemberRemoved(self, msg: EventLike, effects: list[Effect]) -> None:
-        queue = self.queues.get(msg.get("Queue") or "")
-        if queue is not None:
-            queue.members.pop(msg.get("Interface") or "", None)
+        self.board.member_removed(msg)
 
     # --- resynchronisation from list answers ---------------------------------------------------------------
 
@@ -700,33 +710,15 @@ class CallRegistry:
 
     def resync_queues(self, items: Iterable[EventLike]) -> None:
         """Replace queues, members and waiting callers with a QueueStatus answer."""
-        queues: dict[str, Queue] = {}
-        old, self.queues = self.queues, queues
-        for ch in self.channels.values():
-            ch.queue = None
-        for item in items:
-            name = item.name
-            qname = item.get("Queue") or ""
-            if name == "QueueParams":
-                self._queue(qname).strategy = item.get("Strategy") or ""
-            elif name == "QueueMember":
-                self._member(item)
-            elif name == "QueueEntry":
-                queue = self._queue(qname)
-                uid = item.get("Uniqueid") or ""
-                caller_ch = self.channels.get(uid)
-                previous = old[qname].callers.get(uid) if qname in old else None
-                queue.callers[uid] = QueueCaller(
-                    uniqueid=uid,
-                    channel=item.get("Channel") or "",
-                    linkedid=caller_ch.linkedid if caller_ch else uid,
-                    caller_num=_cid(item.get("CallerIDNum")),
-                    caller_name=_cid(item.get("CallerIDName")),
-                    position=_int(item.get("Position")),
-                    joined_at=previous.joined_at if previous else self.clock() - _int(item.get("Wait")),
-                )
-                if caller_ch is not None:
-                    caller_ch.queue = qname
+        self.board.resync(items)
+        for channel in self.channels.values():
+            channel.queue = None
+        for queue in self.board.queues.values():
+            for caller in queue.callers.values():
+                ch = self.channels.get(caller.uniqueid)
+                if ch is not None:
+                    caller.linkedid = ch.linkedid  # the call it belongs to now (QueueEntry names none)
+                    ch.queue = queue.name
         self._resynced()
 
     def clear(self) -> list[Effect]:
@@ -736,7 +728,7 @@ class CallRegistry:
             self._remove_channel(uid, effects)
         self.bridges.clear()
         self.parked.clear()
-        self.queues.clear()
+        self.board.clear()
         return effects
 
     def _on_Shutdown(self, msg: EventLike, effects: list[Effect]) -> None:

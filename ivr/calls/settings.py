@@ -12,10 +12,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ivr import dialplan
 from ivr.calls.validate import DEFAULT_NUMBER_PATTERN
+
+if TYPE_CHECKING:
+    from ivr.settings import Settings
 
 
 @dataclass
@@ -66,49 +69,42 @@ class CallControlSettings:
         return re.compile(self.number_pattern)  # re caches compiled patterns
 
     @classmethod
-    def from_settings(cls, settings: Any) -> CallControlSettings:
+    def from_settings(cls, settings: Settings) -> CallControlSettings:
         """From `ivr.settings.Settings`: the `calls:` section, `dial_template`, `recordings_dir` and the
         `callbacks:` section (number pattern, default flow, attempts)."""
         out = cls()
-        dial = getattr(settings, "dial_template", None)
-        if dial:
-            out.agent_dial = dial
-        recordings = getattr(settings, "recordings_dir", None)
-        if recordings:
-            out.recordings_dir = str(Path(recordings).resolve())
-        calls = getattr(settings, "calls", None)
-        if calls is not None:
-            for name in (
-                "outbound_context",
-                "customer_dial",
-                "flow_context",
-                "extension_context",
-                "queue_context",
-                "hold_context",
-                "hold_wait_context",
-                "moh_class",
-                "park_timeout",
-                "recording_template",
-                "recording_format",
-                "originate_timeout",
-            ):
-                setattr(out, name, getattr(calls, name))
-            out.parking_lots = dict(calls.parking_lots)
-            out.spy_options = {**out.spy_options, **dict(calls.spy_options)}
-            if calls.download_dir is not None:
-                out.download_dir = str(calls.download_dir)
-            elif calls.asterisk_recordings_dir:
-                out.download_dir = out.recordings_dir  # this host's view stays recordings_dir
-            if calls.asterisk_recordings_dir:
-                out.recordings_dir = calls.asterisk_recordings_dir
-        callbacks = getattr(settings, "callbacks", None)
-        if callbacks is not None:
-            out.number_pattern = callbacks.number_pattern
-            out.callback_flow = callbacks.flow
-            out.callback_max_attempts = callbacks.max_attempts
-        queues = getattr(settings, "queues", None)
-        if queues is not None:
-            out.known_queues = frozenset(queues.overrides)
+        if settings.dial_template:
+            out.agent_dial = settings.dial_template
+        out.recordings_dir = str(Path(settings.recordings_dir).resolve())
+        calls = settings.calls
+        for name in (
+            "outbound_context",
+            "customer_dial",
+            "flow_context",
+            "extension_context",
+            "queue_context",
+            "hold_context",
+            "hold_wait_context",
+            "moh_class",
+            "park_timeout",
+            "recording_template",
+            "recording_format",
+            "originate_timeout",
+        ):
+            setattr(out, name, getattr(calls, name))
+        out.parking_lots = dict(calls.parking_lots)
+        for mode, options in calls.spy_options.items():
+            out.spy_options[mode] = options
+        if calls.download_dir is not None:
+            out.download_dir = str(calls.download_dir)
+        elif calls.asterisk_recordings_dir:
+            out.download_dir = out.recordings_dir  # this host's view stays recordings_dir
+        if calls.asterisk_recordings_dir:
+            out.recordings_dir = calls.asterisk_recordings_dir
+        out.number_pattern = settings.callbacks.number_pattern
+        out.callback_flow = settings.callbacks.flow
+        out.callback_max_attempts = settings.callbacks.max_attempts
+        out.known_queues = frozenset(settings.queues.overrides)
         out.__post_init__()
         return out
 

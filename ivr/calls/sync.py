@@ -22,54 +22,20 @@ from typing import Any
 
 from ivr import metrics
 from ivr.ami.filters import EventFilter
-from ivr.calls.registry import CallRegistry, Effect, RecordingEnded, RecordingStarted, Unparked
+from ivr.ami.protocol import Message
+from ivr.calls.amiport import RegistryAMI
+from ivr.calls.queues import QUEUE_EVENTS
+from ivr.calls.registry import REGISTRY_EVENTS, CallRegistry, Effect, RecordingEnded, RecordingStarted, Unparked
 
 log = logging.getLogger(__name__)
 
 Listener = Callable[[Effect], Awaitable[None] | None]
 # Gets each QueueStatus answer the registry applied (None: a resync failed), e.g. the queue KPIs
 # (`ivr.queue_stats.QueueStatsFeed`): one QueueStatus per login or poll feeds the registry's queues and the metrics.
-QueueListener = Callable[[list[Any] | None], None]
-# The event names the registry uses (subscription filter; list items arrive through list_action).
-REGISTRY_EVENTS = frozenset(
-    {
-        "Newchannel",
-        "Newstate",
-        "Newexten",
-        "NewCallerid",
-        "NewConnectedLine",
-        "NewAccountCode",
-        "VarSet",
-        "Hangup",
-        "BridgeCreate",
-        "BridgeDestroy",
-        "BridgeEnter",
-        "BridgeLeave",
-        "ParkedCall",
-        "UnParkedCall",
-        "ParkedCallTimeOut",
-        "ParkedCallGiveUp",
-        "ParkedCallSwap",
-        "MusicOnHoldStart",
-        "MusicOnHoldStop",
-        "MixMonitorStart",
-        "MixMonitorStop",
-        "MixMonitorMute",
-        "QueueCallerJoin",
-        "QueueCallerLeave",
-        "QueueCallerAbandon",
-        "QueueMemberAdded",
-        "QueueMemberRemoved",
-        "QueueMemberPause",
-        "QueueMemberStatus",
-        "QueueMemberPenalty",
-        "QueueMemberRinginuse",
-        "AgentConnect",
-        "AgentComplete",
-        "DialEnd",
-        "Shutdown",
-    }
-)
+QueueListener = Callable[[list[Message] | None], None]
+# Gets each queue event (`ivr.calls.queues.QUEUE_EVENTS`) right after the registry applied it, in the registry's
+# order: the queue KPIs count it against the registry's queue model (a waiting caller's hangup already marked).
+QueueEventListener = Callable[[Message], None]
 # Events after which the parking and recording gauges are set again (besides effects that change them).
 _GAUGE_EVENTS = frozenset({"ParkedCall", "MixMonitorStart", "MixMonitorStop"})
 # Of the VarSet events (one per Set() and SET VARIABLE, the most frequent event of a call) the registry reads two
@@ -84,13 +50,14 @@ REGISTRY_FILTERS = (
 
 
 class RegistrySync:
-    def __init__(self, ami: Any, registry: CallRegistry) -> None:
+    def __init__(self, ami: RegistryAMI, registry: CallRegistry) -> None:
         self.ami = ami
         self.registry = registry
         self.listeners: list[Listener] = []
         self.queue_listeners: list[QueueListener] = []
+        self.queue_event_listeners: list[QueueEventListener] = []
         self._lock = asyncio.Lock()
-        self._subscription: Any = None
+        self._subscription: object = None
         self._resync_task: asyncio.Task[None] | None = None
         self._lots_seen: set[str] = set()
         self._queued = 0  # events waiting behind a resync (they keep their order)
@@ -106,7 +73,7 @@ class RegistrySync:
             self._on_event, set(REGISTRY_EVENTS), name="calls", filters=REGISTRY_FILTERS, inline=True
         )
         self.ami.on_connected(self._on_connected)
-        if getattr(self.ami, "logged_in", False):
+        if self.ami.logged_in:
             self._on_connected()
 
     async def stop(self) -> None:
@@ -120,17 +87,26 @@ class RegistrySync:
             if inspect.isawaitable(result):
                 await result
 
-    def _on_connected(self, *_: Any) -> None:
+    def _on_connected(self, *_: object) -> None:
         if self._resync_task is not None and not self._resync_task.done():
             self._resync_task.cancel()
         self._resync_task = asyncio.get_running_loop().create_task(self.resync())
 
-    async def on_event(self, msg: Any) -> None:
+    async def on_event(self, msg: Message) -> None:
         async with self._lock:
             effects = self.registry.apply(msg)
+            if msg.name in QUEUE_EVENTS:
+                self._queue_event(msg)
         await self._dispatch(effects, msg.name in _GAUGE_EVENTS)
 
-    def _on_event(self, msg: Any) -> Awaitable[None] | None:
+    def _queue_event(self, msg: Message) -> None:
+        for listener in self.queue_event_listeners:
+            try:
+                listener(msg)
+            except Exception:
+                log.exception("queue event listener failed on %s", msg.name)
+
+    def _on_event(self, msg: Message) -> Awaitable[None] | None:
         """The inline subscription's handler, called by the AMI reader: `apply()` never suspends, so an event is
         applied at once unless a resync holds the lock (or events queued behind one are still waiting): then it
         waits its turn. What it returns (effects for the listeners, or the wait) runs in the subscription's task,
@@ -139,7 +115,10 @@ class RegistrySync:
             self._queued += 1
             return self._apply_in_turn(msg)
         effects = self.registry.apply(msg)
-        gauges = msg.name in _GAUGE_EVENTS
+        name = msg.name
+        if name in QUEUE_EVENTS:
+            self._queue_event(msg)
+        gauges = name in _GAUGE_EVENTS
         if effects or gauges:
             return self._notify(effects, gauges)
         return None
@@ -166,7 +145,7 @@ class RegistrySync:
             except Exception:
                 log.exception("call registry listener failed on %r", effect)
 
-    async def _apply_in_turn(self, msg: Any) -> None:
+    async def _apply_in_turn(self, msg: Message) -> None:
         try:
             await self.on_event(msg)
         finally:
@@ -178,9 +157,9 @@ class RegistrySync:
         # in the subscription queue (the client delivers list answers independently) and are applied after.
         async with self._lock:
             try:
-                _, channels = await self.ami.list_action("CoreShowChannels")
-                _, parked = await self.ami.list_action("ParkedCalls")
-                _, queues = await self.ami.list_action("QueueStatus")
+                channels = await self.ami.core_show_channels()
+                parked = await self.ami.parked_calls()
+                queues = await self.ami.queue_status()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the client reconnects and calls us again; keep serving what we know
@@ -203,7 +182,7 @@ class RegistrySync:
         queue KPIs. False if AMI could not answer."""
         async with self._lock:
             try:
-                _, queues = await self.ami.list_action("QueueStatus", timeout=timeout)
+                queues = await self.ami.queue_status(timeout=timeout)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -214,7 +193,7 @@ class RegistrySync:
             self._queues_resynced(queues)
         return True
 
-    def _queues_resynced(self, items: list[Any] | None) -> None:
+    def _queues_resynced(self, items: list[Message] | None) -> None:
         for listener in self.queue_listeners:
             try:
                 listener(items)

@@ -12,22 +12,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
-from ivr.calls.callbacks import CallbackPolicy, CallbackScheduler
+from ivr.calls.amiport import CallControlAMI
+from ivr.calls.callbacks import CallbackPolicy, CallbackScheduler, FlowVersions
 from ivr.calls.fleet import SEPARATOR, FleetOperations, FleetRegistry, PBXCalls
 from ivr.calls.operations import CallOperations
 from ivr.calls.registry import CallRegistry
 from ivr.calls.settings import CallControlSettings
 from ivr.calls.sync import RegistrySync
+from ivr.flow.report import CallReport
 from ivr.storage import Storage
 
 
 @dataclass
 class CallControl:
-    registry: Any  # CallRegistry, or FleetRegistry with several Asterisk servers
+    registry: CallRegistry | FleetRegistry  # FleetRegistry with several Asterisk servers
     sync: RegistrySync  # the first server's (tests); `parts` has every server's
-    operations: Any  # CallOperations, or FleetOperations with several servers
+    operations: CallOperations | FleetOperations  # FleetOperations with several servers
     scheduler: CallbackScheduler | None
     settings: CallControlSettings
     parts: list[PBXCalls] = field(default_factory=list)
@@ -35,13 +36,13 @@ class CallControl:
     @classmethod
     def build(
         cls,
-        ami: Any,
+        ami: CallControlAMI,
         storage: Storage,
         settings: CallControlSettings | None = None,
         *,
         callbacks: CallbackPolicy | None = None,
         run_callbacks: bool = True,
-        flows: Any = None,
+        flows: FlowVersions | None = None,
         pbx: str = "default",
         instance: str | None = None,
     ) -> CallControl:
@@ -61,13 +62,13 @@ class CallControl:
     @classmethod
     def build_many(
         cls,
-        amis: Mapping[str, Any],
+        amis: Mapping[str, CallControlAMI],
         storage: Storage,
         settings: CallControlSettings | None = None,
         *,
         callbacks: CallbackPolicy | None = None,
         run_callbacks: bool = True,
-        flows: Any = None,
+        flows: FlowVersions | None = None,
         queue_homes: Mapping[str, str] | None = None,
         instance: str | None = None,
     ) -> CallControl:
@@ -79,9 +80,11 @@ class CallControl:
             registry = CallRegistry(pbx=name)
             operations = CallOperations(ami, registry, storage, settings)  # registers itself for registry effects
             parts.append(PBXCalls(name, ami, registry, RegistrySync(ami, registry), operations))
+        registry_view: CallRegistry | FleetRegistry
+        operations_view: CallOperations | FleetOperations
         if len(parts) == 1:
-            registry_view: Any = parts[0].registry
-            operations_view: Any = parts[0].operations
+            registry_view = parts[0].registry
+            operations_view = parts[0].operations
         else:
             for part in parts:
                 part.operations.call_id_prefix = part.name + SEPARATOR
@@ -114,7 +117,7 @@ class CallControl:
         for part in self.parts:
             await part.sync.stop()
 
-    def on_flow_report(self, report: Any) -> None:
+    def on_flow_report(self, report: CallReport) -> None:
         """The FastAGI handler's on_report sink: callback calls tell the scheduler whether they connected."""
         if self.scheduler is not None:
             self.scheduler.on_flow_report(report)

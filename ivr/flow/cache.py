@@ -1,16 +1,23 @@
-"""A compiled, validated flow-set cache for classic AGI, where every call is a new process.
+"""Classic AGI's cache: the compiled, validated flows and the settings a call needs, for a process per call.
 
 Rules for this file:
-- The cache holds what `load_flows()` produced after every check passed, as plain JSON data (each flow's
-  `model_dump`), never pickle: a file that someone else could write must not be able to run code. Reading it
-  back re-validates each flow with the model (structure and types), but skips YAML parsing, position tracking,
-  calendar parsing and the graph checks, which are what makes `load_flows()` slow.
-- The key is a SHA-256 over everything the result depends on: the cache format, the Python version, the sources
-  of the flow model/loader/checks, the settings file and the flows and prompts directories, and every file of the
-  flows directory (names and bytes). Any change gives another key: a stale cache is never used, it is rebuilt.
+- A hit imports no pydantic, no YAML, no settings models: it reads one JSON file and decodes the flows into the
+  engine's compiled objects (ivr/flow/compiled.py), which FastAGI compiles from the same JSON form. Only a miss
+  loads the settings (`ivr.settings.load_settings`) and the flows (`load_flows`: YAML, validation, calendars,
+  graph checks) the slow way, then writes the file. Never pickle: a file must not be able to run code.
+- The file holds what `load_settings()` and `load_flows()` produced after every check passed: each flow's JSON
+  form (`model_dump(mode="json", by_alias=True)`) and the few settings classic AGI uses (engine settings, storage
+  URL and pool options, lookup limits). Never a secret: a PostgreSQL password is read from the settings on each call.
+- The key is a SHA-256 over everything the result depends on, in two steps. The settings key: the cache format,
+  the Python version, the sources of the code that builds the result (flow model, loader, checks, settings,
+  compiled form, this file), the settings file (path and bytes; none: the working directory) and every `IVR_*`
+  environment variable but the secrets. The full key adds the flows directory (every file's name and bytes,
+  calendars included) and the prompts directory the settings name. Any change gives another key: a stale cache
+  is rebuilt, never used.
 - Trust: the cache directory must be owned by the user running the process and writable by no one else, and so
-  must the file; otherwise it is ignored (logged) and the flows are loaded the slow way, without writing. A file
-  that does not parse, has another key or another format, or does not validate is rebuilt (logged).
+  must the file; otherwise it is ignored (logged) and everything loads the slow way, without writing. A file that
+  does not parse, has another key or format, whose contents do not match their SHA-256 digest (an edit by hand),
+  or that does not decode is rebuilt (logged).
 - Writes are atomic (a private temporary file renamed over the old one), mode 0600, in a 0700 directory.
 """
 
@@ -22,43 +29,120 @@ import logging
 import os
 import stat
 import sys
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ivr.flow.loader import FlowSet, FlowSource, load_flows
-from ivr.yamlsource import PositionMap
+from ivr.flow.compiled import Flow, decode_flow
+from ivr.flow.context import EngineSettings
+from ivr.settings_file import default_settings_path
+
+if TYPE_CHECKING:
+    from ivr.flow.flowset import FlowSet
+    from ivr.settings import Settings
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
-CACHE_FILE = "flows.json"
-_HERE = Path(__file__).resolve().parent
-# The code whose behaviour the cached result depends on (a change of the model or the checks invalidates it).
-_CODE = ("model.py", "flowset.py", "loader.py", "validate.py", "cache.py")
+FORMAT = 2
+CACHE_FILE = "classic.json"
+_IVR = Path(__file__).resolve().parent.parent
+# The code whose behaviour the cached result depends on (a change of the model, the checks or the settings
+# invalidates it).
+_CODE = (
+    "flow/model.py",
+    "flow/compiled.py",
+    "flow/flowset.py",
+    "flow/loader.py",
+    "flow/validate.py",
+    "flow/context.py",
+    "flow/cache.py",
+    "settings.py",
+    "settings_file.py",
+    "units.py",
+)
+# Environment variables never hashed nor stored: secrets (their values are read again when needed).
+_SECRET_SUFFIXES = ("_SECRET", "_TOKEN", "_PASSWORD", "_KEY")
 
 
-def default_cache_dir() -> Path:
+class FlowFile:
+    """Where a cached flow was read from (the engine resolves relative holiday calendars against it)."""
+
+    __slots__ = ("file",)
+
+    def __init__(self, file: Path) -> None:
+        self.file = file
+
+
+class CachedFlows(dict[str, Flow]):
+    """Compiled flows by name, with the flow set's `version` and `sources`, as `FlowEngine` reads a FlowSet."""
+
+    def __init__(self, flows: Mapping[str, Flow], version: str, sources: Mapping[str, FlowFile]) -> None:
+        super().__init__(flows)
+        self.version = version
+        self.sources = dict(sources)
+
+
+@dataclass(frozen=True)
+class ClassicSetup:
+    """What a classic AGI call runs on: the compiled flows and the settings the router needs."""
+
+    flows: CachedFlows
+    engine: EngineSettings
+    storage_url: str
+    storage_options: dict[str, Any] = field(default_factory=dict)  # pool settings, never the password
+    storage_password: bool = False  # PostgreSQL: the password is read from the settings per call
+    lookups: dict[str, Any] = field(default_factory=dict)  # timeout, allowed_hosts, max_response_bytes
+
+
+def default_cache_dir(env: Mapping[str, str] | None = None) -> Path:
     """`IVR_AGI_CACHE_DIR`, else `$XDG_CACHE_HOME/ivr` or `~/.cache/ivr` of the user Asterisk runs scripts as."""
-    configured = os.environ.get("IVR_AGI_CACHE_DIR")
+    env = os.environ if env is None else env
+    configured = env.get("IVR_AGI_CACHE_DIR")
     if configured:
         return Path(configured)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    base = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "ivr"
 
 
-def cache_key(flows_dir: Path, *, prompts_dir: Path | None = None, settings_bytes: bytes = b"") -> str:
+def settings_key(env: Mapping[str, str]) -> str:
+    """What the settings depend on: code, settings file, `IVR_*` environment (secrets left out)."""
     digest = hashlib.sha256()
-    digest.update(f"ivr-flow-cache {FORMAT} {sys.version}\0".encode())
+    digest.update(f"ivr-classic-cache {FORMAT} {sys.version}\0".encode())
     for name in _CODE:
-        digest.update(name.encode() + b"\0" + (_HERE / name).read_bytes() + b"\0")
-    digest.update(b"settings\0" + settings_bytes + b"\0")
-    digest.update(f"{flows_dir.resolve()}\0{prompts_dir.resolve() if prompts_dir else ''}\0".encode())
-    for path in sorted(flows_dir.iterdir()):
-        if path.is_file() and not path.name.startswith("."):
-            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        digest.update(name.encode() + b"\0" + (_IVR / name).read_bytes() + b"\0")
+    file = default_settings_path(env)
+    if file is None:
+        digest.update(f"no settings file\0{Path.cwd()}\0".encode())
+    else:
+        digest.update(f"{file.resolve()}\0".encode() + _read(file) + b"\0")
+    for name in sorted(env):
+        if name.startswith("IVR_") and not name.endswith(_SECRET_SUFFIXES):
+            digest.update(f"{name}={env[name]}\0".encode())
     return digest.hexdigest()
+
+
+def flows_key(settings: str, flows_dir: Path, prompts_dir: Path | None) -> str:
+    """The settings key plus the flows directory's files and the prompts directory's path."""
+    digest = hashlib.sha256()
+    digest.update(f"{settings}\0{flows_dir.resolve()}\0{prompts_dir.resolve() if prompts_dir else ''}\0".encode())
+    try:
+        paths = sorted(flows_dir.iterdir())
+    except OSError as exc:  # no such directory: the loader says so in its words (ConfigError)
+        digest.update(f"unreadable: {exc}\0".encode())
+        paths = []
+    for path in paths:
+        if path.is_file() and not path.name.startswith("."):
+            digest.update(path.name.encode() + b"\0" + _read(path) + b"\0")
+    return digest.hexdigest()
+
+
+def _read(path: Path) -> bytes:
+    """The file's bytes; a file that cannot be read keys as such (the slow load then reports it as a ConfigError)."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        return f"unreadable: {exc}".encode()
 
 
 def _trusted(path: Path, *, directory: bool) -> bool:
@@ -71,51 +155,78 @@ def _trusted(path: Path, *, directory: bool) -> bool:
     return kind_ok and st.st_uid == os.geteuid() and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
 
 
-def _encode(flow_set: FlowSet, key: str) -> bytes:
-    return json.dumps(
+# --- the file: a header line (keys, digest) then the payload --------------------------------------------------
+
+
+def encode(settings: Settings, flow_set: FlowSet, skey: str, fkey: str) -> bytes:
+    """The cache file for these settings and flows (both as loaded and checked) under the keys computed before
+    they were read (a file changed meanwhile then gives another key on the next call: rebuilt, never served)."""
+    from ivr.flow.engine import FlowEngine
+
+    engine = asdict(FlowEngine.settings_from(settings))
+    engine["base_dir"] = str(engine["base_dir"]) if engine["base_dir"] is not None else None
+    options = settings.storage.open_options()
+    password = options.pop("password", None) is not None  # never written: re-read per call (a miss)
+    payload = json.dumps(
         {
-            "format": FORMAT,
-            "key": key,
             "version": flow_set.version,
-            "directory": str(flow_set.directory) if flow_set.directory else None,
             "flows": {name: flow.model_dump(mode="json", by_alias=True) for name, flow in flow_set.flows.items()},
-            "sources": {
-                name: {"file": str(src.file), "display": src.display, "calendars": [str(c) for c in src.calendars]}
-                for name, src in flow_set.sources.items()
+            "sources": {name: str(src.file) for name, src in flow_set.sources.items()},
+            "engine": engine,
+            "storage": {"url": settings.storage.url, "options": options, "password": password},
+            "lookups": {
+                "timeout": settings.lookups.timeout,
+                "allowed_hosts": list(settings.lookups.allowed_hosts),
+                "max_response_bytes": settings.lookups.max_response_bytes,
             },
-            "files": [str(f) for f in flow_set.files],
         },
         separators=(",", ":"),
     ).encode()
+    header = {
+        "format": FORMAT,
+        "settings_key": skey,
+        "flows_dir": str(settings.flows_dir),
+        "prompts_dir": str(settings.prompts_dir) if settings.prompts_dir else None,
+        "key": fkey,
+        "digest": hashlib.sha256(payload).hexdigest(),
+    }
+    return json.dumps(header, separators=(",", ":")).encode() + b"\n" + payload
 
 
-def _decode(raw: bytes, key: str) -> FlowSet:
-    """The cached set, or ValueError (stale, foreign format, corrupt, invalid)."""
-    from ivr.flow.model import Flow
+def decode(raw: bytes, skey: str) -> ClassicSetup:
+    """The cached setup, or ValueError/KeyError/TypeError (stale, foreign format, corrupt, edited)."""
+    head, sep, payload = raw.partition(b"\n")
+    header: Any = json.loads(head)
+    if not sep or not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise ValueError("not a classic AGI cache of this format")
+    if header["settings_key"] != skey:
+        raise ValueError("stale (the settings, their environment or the code changed)")
+    prompts = header["prompts_dir"]
+    if header["key"] != flows_key(skey, Path(header["flows_dir"]), Path(prompts) if prompts else None):
+        raise ValueError("stale (the flows changed)")
+    if hashlib.sha256(payload).hexdigest() != header["digest"]:
+        raise ValueError("its contents do not match their digest (edited or damaged)")
+    return _setup(payload)
 
-    data: Any = json.loads(raw)
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ValueError("not a flow cache of this format")
-    if data.get("key") != key:
-        raise ValueError("stale (the flows, the settings or the code changed)")
-    flows = {name: Flow.model_validate(body) for name, body in data["flows"].items()}
+
+def _setup(payload: bytes) -> ClassicSetup:
+    data: Any = json.loads(payload)
+    flows = {name: decode_flow(body) for name, body in data["flows"].items()}
     if any(flow.name != name for name, flow in flows.items()):
         raise ValueError("flow names do not match their entries")
-    sources = {
-        name: FlowSource(
-            Path(s["file"]), str(s["display"]), PositionMap(str(s["display"])), tuple(Path(c) for c in s["calendars"])
-        )
-        for name, s in data["sources"].items()
-    }
+    sources = {name: FlowFile(Path(file)) for name, file in data["sources"].items()}
     if set(sources) != set(flows):
         raise ValueError("sources do not match the flows")
-    return FlowSet(
-        flows=MappingProxyType(flows),
-        sources=MappingProxyType(sources),
-        version=str(data["version"]),
-        loaded_at=datetime.now(UTC),
-        directory=Path(data["directory"]) if data.get("directory") else None,
-        files=tuple(Path(f) for f in data["files"]),
+    engine = dict(data["engine"])
+    engine["base_dir"] = Path(engine["base_dir"]) if engine["base_dir"] is not None else None
+    storage = data["storage"]
+    return ClassicSetup(
+        flows=CachedFlows(flows, str(data["version"]), sources),
+        engine=EngineSettings(**engine),
+        storage_url=str(storage["url"]),
+        storage_options=dict(storage["options"]),
+        storage_password=bool(storage["password"]),
+        lookups=dict(data["lookups"]),
     )
 
 
@@ -131,47 +242,55 @@ def _write(directory: Path, raw: bytes) -> None:
         raise
 
 
-def cached_flow_set(
-    flows_dir: str | Path,
-    *,
-    prompts_dir: str | Path | None = None,
-    settings_bytes: bytes = b"",
-    cache_dir: Path | None = None,
-) -> tuple[FlowSet, str]:
-    """The validated flow set and how it was obtained: "hit", "built" (cache written), "untrusted" or "unwritable"
-    (loaded the slow way, nothing written). Invalid flows raise ConfigError as `load_flows()` does."""
-    flows_path = Path(flows_dir)
-    prompts_path = Path(prompts_dir) if prompts_dir is not None else None
-    directory = cache_dir or default_cache_dir()
-    key = cache_key(flows_path, prompts_dir=prompts_path, settings_bytes=settings_bytes)
+def _load(env: Mapping[str, str], skey: str) -> tuple[ClassicSetup, bytes]:
+    """The slow way: settings and flows loaded and checked (ConfigError if invalid), and the file for them."""
+    from ivr.flow.loader import load_flows
+    from ivr.settings import load_settings
+
+    settings = load_settings(env=env)
+    prompts = Path(settings.prompts_dir) if settings.prompts_dir else None
+    fkey = flows_key(skey, Path(settings.flows_dir), prompts)  # before reading them (see encode)
+    flow_set = load_flows(settings.flows_dir, prompts_dir=settings.prompts_dir)
+    raw = encode(settings, flow_set, skey, fkey)
+    return _setup(raw.partition(b"\n")[2]), raw  # the very objects a hit gives
+
+
+def load_classic(env: Mapping[str, str] | None = None, *, cache_dir: Path | None = None) -> tuple[ClassicSetup, str]:
+    """The setup for a classic AGI call and how it was obtained: "hit", "built" (cache written), "untrusted" or
+    "unwritable" (loaded the slow way, nothing written). Invalid settings or flows raise ConfigError."""
+    env = os.environ if env is None else env
+    directory = cache_dir or default_cache_dir(env)
+    skey = settings_key(env)
     file = directory / CACHE_FILE
     usable = True
     if directory.exists() or directory.is_symlink():
         if not _trusted(directory, directory=True):
-            log.warning("flow cache %s is not a directory owned by this user and private to it: not used", directory)
+            log.warning(
+                "classic AGI cache %s is not a directory owned by this user and private to it: not used", directory
+            )
             usable = False
     else:
         try:
             directory.mkdir(mode=0o700, parents=True)
         except OSError as exc:
-            log.warning("flow cache %s cannot be created (%s): flows load without it", directory, exc)
+            log.warning("classic AGI cache %s cannot be created (%s): loading without it", directory, exc)
             usable = False
     if usable and (file.exists() or file.is_symlink()):
         if not _trusted(file, directory=False):
-            log.warning("flow cache file %s is not owned by this user or is writable by others: rebuilt", file)
+            log.warning("classic AGI cache file %s is not owned by this user or is writable by others: rebuilt", file)
         else:
             try:
-                return _decode(file.read_bytes(), key), "hit"
+                return decode(file.read_bytes(), skey), "hit"
             except Exception as exc:  # anything wrong with the file: never trusted, rebuilt below
-                log.info("flow cache %s not used: %s; rebuilding it", file, exc)
-    flow_set = load_flows(flows_path, prompts_dir=prompts_path)
+                log.info("classic AGI cache %s not used: %s; rebuilding it", file, exc)
+    setup, raw = _load(env, skey)
     if not usable:
-        return flow_set, "untrusted"
+        return setup, "untrusted"
     try:
         if file.is_symlink() or (file.exists() and not _trusted(file, directory=False)):
             file.unlink()
-        _write(directory, _encode(flow_set, key))
+        _write(directory, raw)
     except OSError as exc:
-        log.warning("flow cache %s cannot be written (%s)", file, exc)
-        return flow_set, "unwritable"
-    return flow_set, "built"
+        log.warning("classic AGI cache %s cannot be written (%s)", file, exc)
+        return setup, "unwritable"
+    return setup, "built"

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ivr.flow.channel import CallInfo, Channel
-from ivr.flow.model import Flow
+from ivr.flow.compiled import Flow
 from ivr.flow.report import Observer, TraceEvent
 from ivr.flow.templates import render
 from ivr.telephony import DEFAULT_CALLBACK_NUMBER_PATTERN

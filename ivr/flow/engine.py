@@ -23,10 +23,11 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from ivr import dialplan
 from ivr.flow.channel import CallerHangup, Channel, ChannelError
+from ivr.flow.compiled import Flow, MenuNode, MenuOption, compile_flows
 from ivr.flow.context import (
     CallContext,
     EngineError,
@@ -36,12 +37,17 @@ from ivr.flow.context import (
     StepBudgetExceeded,
     clean_value,
 )
-from ivr.flow.model import Flow, MenuNode, MenuOption
 from ivr.flow.nodes import handler_for
 from ivr.flow.recording import Recorder
 from ivr.flow.report import CallReport, NodeVisit, Observer
 from ivr.flow.templates import NAME_RE, render
 from ivr.metric_batch import BATCH
+
+if TYPE_CHECKING:
+    from ivr.flow import model
+
+# What an engine is built from: validated flows (a FlowSet, compiled once per engine) or compiled ones (classic AGI).
+AnyFlows: TypeAlias = "Mapping[str, Flow] | Mapping[str, model.Flow]"
 
 __all__ = ["FlowEngine", "EngineSettings", "EngineError", "UnknownFlow"]
 
@@ -67,7 +73,7 @@ class FlowEngine:
 
     def __init__(
         self,
-        flows: Mapping[str, Flow],
+        flows: AnyFlows,
         *,
         storage: Any = None,
         lookup_client: Any = None,
@@ -77,7 +83,7 @@ class FlowEngine:
         version: str | None = None,
         **overrides: Any,
     ) -> None:
-        self.flows = flows
+        self.flows: Mapping[str, Flow] = compile_flows(flows)  # the engine runs plain objects (ivr/flow/compiled.py)
         self.storage = storage
         self.lookup_client = lookup_client
         self.clock = clock or _utcnow
@@ -111,11 +117,11 @@ class FlowEngine:
         return settings
 
     @classmethod
-    def factory(cls, service_settings: Any, **kwargs: Any) -> Callable[[Mapping[str, Flow]], FlowEngine]:
+    def factory(cls, service_settings: Any, **kwargs: Any) -> Callable[[AnyFlows], FlowEngine]:
         """`flows -> FlowEngine` for `ivr.flow.routing.flow_router`: one engine per flow-set version, same services."""
         settings = cls.settings_from(service_settings)
 
-        def make(flows: Mapping[str, Flow]) -> FlowEngine:
+        def make(flows: AnyFlows) -> FlowEngine:
             return cls(flows, settings=settings, **kwargs)
 
         return make

@@ -23,10 +23,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from ivr.flow.model import Schedule
-
 if TYPE_CHECKING:
     from icalendar.cal import Component
+
+    from ivr.flow import compiled, model
+
+    # The engine passes compiled schedules, the admin tools validated ones: the same fields.
+    Schedule = compiled.Schedule | model.Schedule
 
 __all__ = [
     "HoursError",

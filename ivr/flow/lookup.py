@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote, urlsplit
 
+from ivr.flow.compiled import LookupNode
 from ivr.flow.context import clean_value
-from ivr.flow.model import LookupNode
 from ivr.flow.templates import TemplateError, render
 
 __all__ = [

@@ -123,11 +123,6 @@ class FlowRepository:
 
     # --- loading -------------------------------------------------------------------------------------------
 
-    def use(self, flow_set: FlowSet) -> FlowSet:
-        """Start from an already validated set (classic AGI's flow cache, ivr/flow/cache.py) instead of load()."""
-        self._current = flow_set
-        return flow_set
-
     def load(self) -> FlowSet:
         """Initial load at start-up: raises ConfigError (the service must not start without valid flows)."""
         result = self.reload("startup")

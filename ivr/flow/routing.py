@@ -25,7 +25,7 @@ Rules for this file:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -36,8 +36,7 @@ from ivr.agi.session import AGISession
 from ivr.flow.agi_channel import AGIChannel
 from ivr.flow.channel import Channel
 from ivr.flow.context import EngineError
-from ivr.flow.engine import FlowEngine
-from ivr.flow.model import Flow
+from ivr.flow.engine import AnyFlows, FlowEngine
 from ivr.flow.report import CallReport
 
 if TYPE_CHECKING:
@@ -49,8 +48,8 @@ log = logging.getLogger(__name__)
 STATUS_VARIABLE = dialplan.STATUS
 OUTCOME_VARIABLE = dialplan.OUTCOME
 
-CurrentFlows = Callable[[], Mapping[str, Flow]]  # the flow set new calls run (a repository's current version)
-EngineFactory = Callable[[Mapping[str, Flow]], FlowEngine]  # one engine per flow-set version
+CurrentFlows = Callable[[], AnyFlows]  # the flow set new calls run (a repository's current version)
+EngineFactory = Callable[[AnyFlows], FlowEngine]  # one engine per flow-set version
 ReportSink = Callable[[CallReport], None]
 NodeSink = Callable[[str, str, str | None], None]  # (uniqueid, flow, node); node None: the call left the flow
 ChannelFactory = Callable[[AGISession], Channel]
@@ -70,12 +69,12 @@ class FlowRoutes:
     ) -> None:
         self.current_flows = current_flows
         self._make_engine = engine_for_flows
-        self._cache: tuple[Mapping[str, Flow], FlowEngine] | None = None
+        self._cache: tuple[AnyFlows, FlowEngine] | None = None
         self.on_report = on_report
         self.on_node = on_node
         self.channel_factory = channel_factory
 
-    def engine_for(self, flows: Mapping[str, Flow]) -> FlowEngine:
+    def engine_for(self, flows: AnyFlows) -> FlowEngine:
         """The engine of this flow-set version (built once while it is current)."""
         if self._cache is None or self._cache[0] is not flows:
             self._cache = (flows, self._make_engine(flows))

@@ -193,6 +193,8 @@ class Originate:
             sim.retrieve_parked(int(exten), talk=None, retriever=two)
         if self.app:
             await run_app_on(sim, one, self.app, self.data)
+            if sim.runs_dialplan(one):  # a Redirect took it out of its application (hold after ParkedCall)
+                return
         elif self.exten in sim.config.routes or lookup(self.context, self.exten, sim.config.dialplan_file) is not None:
             # a route (a flow named directly) wins; else the shipped dialplan runs <context>,<exten> (ivr-outbound)
             route = sim.config.routes.get(self.exten) or Route(flow="", context=self.context, dialplan=True)

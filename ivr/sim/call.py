@@ -151,7 +151,7 @@ class CallRecord:
 class MixMon:
     id: str
     channel: SimChannel
-    path: Path
+    path: Path | None  # None: the directory could not be created, so nothing is written (Asterisk goes on too)
     started: float
 
 
@@ -362,6 +362,10 @@ class Call:
         return (host, int(port)) if host and port.isdigit() else self.sim.fastagi
 
     # -- redirects (AMI Redirect, Park, transfers of a caller that is not bridged) ----------------------------
+    @property
+    def goto_pending(self) -> bool:
+        return self._goto is not None
+
     def goto(self, context: str, exten: str, *, park_timeout: float | None = None) -> None:
         """Move the caller to context/exten: the AGI sees a hangup (async goto), the channel lives on there."""
         ch = self.channel
@@ -432,6 +436,11 @@ class Call:
             )
             if outcome == "retrieved":
                 await sim.wait_retrieval_end(ch, space)
+                if self._goto is not None and not ch.hungup:  # redirected out of the retriever's bridge (hold ...)
+                    context, exten, park_timeout = self._goto
+                    self._goto = None
+                    ch.drain()
+                    return await self._continue_at(ch, context, exten, park_timeout)
                 self.note_end("service", "parked")
             elif outcome == "timeout":
                 self.note_end("timeout", "parked")

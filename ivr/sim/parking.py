@@ -140,7 +140,8 @@ async def parked_call(sim: SimulatedAsterisk, ch: SimChannel, data: str) -> int:
         if left:
             return
         left.append(True)
-        order = (parkee, ch) if parkee.hungup and not ch.hungup else (ch, parkee)
+        parkee_first = (parkee.hungup or sim.goto_pending(parkee)) and not ch.hungup
+        order = (parkee, ch) if parkee_first else (ch, parkee)
         for n, c in enumerate(order):
             c.bridge_id, c.bridge_peer = "", None
             pbx.bus.emit("BridgeLeave", "call,all", bridge_block(bridge_id, 1 - n) + c.block())
@@ -150,7 +151,10 @@ async def parked_call(sim: SimulatedAsterisk, ch: SimChannel, data: str) -> int:
     parkee.on_hangup(leave)
     ch.on_hangup(leave)
     parkee.on_hangup(ch.wake)
-    while not ch.hungup and not parkee.hungup:
+    # until one side hangs up or a Redirect takes either out of the bridge (the supervisor puts the call on hold)
+    while not ch.hungup and not parkee.hungup and ch.redirect_to is None and not sim.goto_pending(parkee):
         await ch.next_event(None)
     leave()
+    if ch.redirect_to is not None and not ch.hungup:
+        pbx.redirected(ch)  # it goes on in the dialplan there (ivr-hold-wait ...)
     return -1

@@ -12,6 +12,7 @@ Rules for this file:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 from collections.abc import Awaitable, Callable, Sequence
@@ -243,9 +244,15 @@ class SimulatedAsterisk:
         if "\x00" in filename or ".." in Path(filename).parts:
             return None
         name = filename if os.path.isabs(filename) else str(self.config.monitor_dir / filename)
-        path = Path(self.config.map_path(name))
-        if not path.parent.is_dir():
-            return None
+        mapped = self.config.map_path(name)
+        target = Path(mapped)
+        # MixMonitor creates the file's directory itself (app_mixmonitor's filename_parse: ast_mkdir) and starts
+        # even when it cannot: the recording is then just not written. Directories are created only inside the
+        # simulated PBX's own tree (a `path_map` target), never on the host's real paths.
+        if mapped != name and not target.parent.is_dir():
+            with contextlib.suppress(OSError):
+                target.parent.mkdir(parents=True, exist_ok=True)
+        path = target if target.parent.is_dir() else None
         mm = MixMon(f"0x{next(self._mm_seq):x}", ch, path, self.clock.now())
         self._mixmons[mm.id] = mm
         ch.set_var("MIXMONITOR_FILENAME", filename)
@@ -262,6 +269,8 @@ class SimulatedAsterisk:
 
     def _finish_mixmon(self, mm: MixMon) -> None:
         self._mixmons.pop(mm.id, None)
+        if mm.path is None:
+            return
         seconds = self.clock.now() - mm.started
         samples = int(seconds * 50) * 160
         write_wav(mm.path, samples)
@@ -317,6 +326,15 @@ class SimulatedAsterisk:
         if ch.peer is not None and not ch.peer.hungup:
             ch.peer.hangup(cause)
 
+    def goto_pending(self, ch: SimChannel) -> bool:
+        """A Redirect moved the caller `ch` of a simulated call, which has not got there yet."""
+        call = self._call_of(ch)
+        return call is not None and call.channel is ch and call.goto_pending
+
+    def runs_dialplan(self, ch: SimChannel) -> bool:
+        """A Redirect took `ch` (no simulated call's caller) out of its bridge: the dialplan runs it now."""
+        return ch.uniqueid in self._in_dialplan
+
     def redirect_channel(self, ch: SimChannel, context: str, exten: str) -> None:
         call = self._call_of(ch)
         if call is not None:
@@ -329,10 +347,11 @@ class SimulatedAsterisk:
             if not known:
                 ch.hangup(16)
             return
-        if ch.bridge_peer is not None:  # an agent leg leaves its caller
+        if ch.bridge_peer is not None:  # an agent leg (or a parked call's retriever) leaves its caller
             if known:  # e.g. the partner of a held caller -> ivr-hold-wait
                 ch.redirect_to = (context, exten)
                 ch.bridge_peer.wake()
+                ch.wake()  # a retriever waits in its own ParkedCall()
             else:
                 ch.hangup(16)
             return
@@ -373,7 +392,13 @@ class SimulatedAsterisk:
         call, caller = self._caller_side(ch)
         if call is None or caller is None or caller.bridge_peer is None:
             return False
-        if exten in self.config.routes or exten == self.config.parking.parkext:
+        # The transferee goes to context,exten,1: a flow, the parking lot or a context of the shipped dialplan
+        # ([ivr-outbound] for a transfer to a flow) runs there; any other extension is dialled as an agent.
+        if (
+            exten in self.config.routes
+            or exten == self.config.parking.parkext
+            or lookup(context, exten, self.config.dialplan_file) is not None
+        ):
             call.goto(context, exten)
             return True
         caller.transfer_to = f"Local/{exten}@{context}"
@@ -411,8 +436,13 @@ class SimulatedAsterisk:
         if retriever is None:  # retrieved without a channel (parking.retrieve): a default conversation
             await ch.pause(self.config.parking.retrieved_talk)
             return
-        # until the retriever hung up and (ParkedCall's bridge) the bridge let the parked channel go
-        while not ch.hungup and (not retriever.hungup or ch.bridge_id):
+        # until the retriever hung up and (ParkedCall's bridge) the bridge let the parked channel go; a Redirect
+        # (async goto) takes the parked channel out: the retriever's ParkedCall then ends the bridge first
+        redirected = False
+        while not ch.hungup and (ch.bridge_id or not (redirected or retriever.hungup)):
             ev = await ch.next_event(None)
             if ev is not None and ev.kind == "hangup":
-                return
+                if ch.hungup or not ch.bridge_id or not self.goto_pending(ch):
+                    return
+                redirected = True
+                retriever.wake()

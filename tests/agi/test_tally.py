@@ -135,3 +135,13 @@ async def test_a_scrape_while_the_fastagi_server_runs_shows_every_command_so_far
         assert await fake.closed_by_server()
         fake.close()
     TALLY.flush()
+
+
+def test_without_a_running_loop_commands_fold_at_once() -> None:
+    """The timer is `ivr.metric_batch.TimedBatch`'s, as for the flow engine's batch: no loop, no timer to wait for."""
+    registry = CollectorRegistry()
+    hist, counter = metrics(registry)
+    tally = CommandTally(seconds=hist, results=counter)
+    tally.record("NOOP", "ok", 0.003)
+    assert tally.pending == []
+    assert registry.get_sample_value("cmd_results_total", {"command": "NOOP", "result": "ok"}) == 1

@@ -40,7 +40,7 @@ class FakeOps:
         self.gate: asyncio.Event | None = None
 
     async def originate_flow(
-        self, number, flow, *, caller_id=None, variables=None, timeout=None, service_variables=None
+        self, number, flow, *, caller_id=None, variables=None, timeout=None, service_variables=None, queue=None
     ):
         assert not variables  # the scheduler sets only the service's own IVR_* variables
         self.calls.append((number, flow, dict(service_variables or {})))

@@ -27,9 +27,9 @@ class SharedPBX:
         self.hold: asyncio.Event | None = None  # set: results flow; unset: every call keeps ringing
 
     async def originate_flow(
-        self, number, flow, *, caller_id=None, variables=None, timeout=None, service_variables=None
+        self, number, flow, *, caller_id=None, variables=None, timeout=None, service_variables=None, queue=None
     ):
-        queue = service_variables["IVR_CALLBACK_QUEUE"]
+        assert queue == service_variables["IVR_CALLBACK_QUEUE"]  # the scheduler names the request's queue
         self.dialled.append(number)
         self.ringing[queue] = self.ringing.get(queue, 0) + 1
         self.most[queue] = max(self.most.get(queue, 0), self.ringing[queue])

@@ -146,6 +146,39 @@ async def test_park_a_talking_call_then_retrieve_it_to_an_agent(stack):
     assert rec.destinations[-1] == "parked:701"
 
 
+async def test_hold_and_resume_a_call_retrieved_from_parking(stack):
+    sim_call, call_id = await stack.call_in("agent", "talking")
+    await stack.park_and_freeze(call_id)
+    resp = await stack.post(f"/calls/{call_id}/retrieve", json={"agent": "1002"})
+    assert resp.status == 202, await resp.text()
+    leg = (await resp.json())["agent_leg"]
+    await until(
+        lambda: (c := stack.registry.call(call_id)) is not None and c.state == "talking",
+        what="the caller bridged with the retrieving agent",
+    )
+    customer, agent = stack.control.operations.parties(stack.registry.call(call_id))
+    assert agent is not None and agent.uniqueid == leg
+
+    resp = await stack.post_and_run_until(f"/calls/{call_id}/hold", {}, "MusicOnHoldStart")
+    assert (await resp.json())["held"] == customer.name
+    await until(lambda: (c := stack.registry.call(call_id)) is not None and c.state == "held", what="the call on hold")
+    assert not sim_call.done
+
+    resp = await stack.post(f"/calls/{call_id}/resume")
+    assert resp.status == 202, await resp.text()
+
+    def bridged_again() -> bool:
+        c = stack.registry.call(call_id)
+        bridge = c.talking_bridge() if c is not None and c.state == "talking" else None
+        return bridge is not None and {customer.uniqueid, agent.uniqueid} <= bridge.channels
+
+    await until(bridged_again, what="the caller and the retrieving agent bridged again")
+    resp = await stack.post(f"/calls/{call_id}/hangup")
+    assert resp.status == 202, await resp.text()
+    rec = await sim_call.finished(timeout=5)
+    assert rec.destinations[-2:] == ["parked:701", "hold"]
+
+
 async def test_park_a_call_in_a_flow_then_retrieve_it(stack):
     sim_call, call_id = await stack.call_in("menu", "ivr")
     await stack.park_and_freeze(call_id)

@@ -5,6 +5,7 @@ series. Virtual time for the calls (an agent talking 20 s costs milliseconds).""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +18,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from ivr import metrics
 from ivr.agi.fastagi import FastAGIServer
 from ivr.ami.client import AMIClient
+from ivr.calls.registry import CallRegistry
+from ivr.calls.sync import RegistrySync
 from ivr.flow.engine import FlowEngine
 from ivr.flow.loader import load_flows
 from ivr.flow.lookup import FixtureLookupClient
@@ -46,17 +49,20 @@ TO_SALES = [NextPrompt(0.5), Press("1"), NextPrompt(), NextPrompt(), NextPrompt(
 
 
 class Stack:
-    def __init__(self, sim: SimulatedAsterisk, stats: QueueStats) -> None:
+    def __init__(self, sim: SimulatedAsterisk, stats: QueueStats, sync: RegistrySync | None = None) -> None:
         self.sim = sim
         self.stats = stats
+        self.sync = sync
 
     async def call(self, script: list[Any]) -> None:
         placed = await self.sim.place_call(CallSpec(flow="main", caller_id="+37060000001", script=script))
         await placed.finished(timeout=20)
 
 
-@pytest.fixture
-async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
+@contextlib.asynccontextmanager
+async def running(tmp_path: Path, *, with_registry: bool) -> AsyncIterator[Stack]:
+    """The flows on FastAGI, the simulator, a real AMIClient and the queue statistics: on their own, or as the
+    service wires them (`with_registry`: the call registry's sync feeds its board and the statistics)."""
     (tmp_path / "vm").mkdir()
     (tmp_path / "rec").mkdir()
     flows = load_flows(ROOT / "config" / "flows")
@@ -79,20 +85,39 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
     sim = SimulatedAsterisk(config, clock=clock)
     await sim.start(fastagi=("127.0.0.1", server.port), ami=True)
     client = AMIClient("127.0.0.1", sim.ami_port, "ivr", "ivrsecret", ping_interval=0)
-    stats = QueueStats(ServiceLevelPolicy(default_seconds=20, per_queue={"support": 30}))
-    feed = QueueStatsFeed(client, stats, poll_interval=3600)
+    policy = ServiceLevelPolicy(default_seconds=20, per_queue={"support": 30})
+    registry = CallRegistry()
+    sync = RegistrySync(client, registry) if with_registry else None
+    stats = QueueStats(policy, board=registry.board) if with_registry else QueueStats(policy)
+    feed = QueueStatsFeed(client, stats, poll_interval=3600, sync=sync)
     await feed.start()
+    if sync is not None:
+        sync.start()
     await client.start()
     try:
         await client.wait_logged_in(timeout=10)
         await until(lambda: stats.queues == sorted(QUEUES))  # the on_connected resync has run
-        yield Stack(sim, stats)
+        yield Stack(sim, stats, sync)
     finally:
         await feed.close()
+        if sync is not None:
+            await sync.stop()
         await client.close()
         await sim.stop()
         await server.stop()
         stats.reset()
+
+
+@pytest.fixture
+async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
+    async with running(tmp_path, with_registry=False) as stack:
+        yield stack
+
+
+@pytest.fixture
+async def service_stack(tmp_path: Path) -> AsyncIterator[Stack]:
+    async with running(tmp_path, with_registry=True) as stack:
+        yield stack
 
 
 async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -171,3 +196,42 @@ async def test_scrape_has_the_names_the_dashboard_reads_after_real_calls(stack: 
         if n.startswith(("ivr_queue_", "ivr_calls_", "ivr_call_outcomes", "ivr_agi_", "ivr_ami_up", "ivr_node_visits"))
     }
     assert wanted and not (wanted - names), sorted(wanted - names)
+
+
+async def test_as_the_service_wires_it_the_registry_and_the_metrics_show_the_same_waiting_caller(
+    service_stack: Stack,
+) -> None:
+    """The service's wiring over real sockets: one subscription (the call registry's), whose sync hands the queue
+    statistics each queue event after applying it to the registry's board; the API's view and the scrape agree on
+    the caller waiting, and an abandon is told from a timeout by the hangup the registry applied."""
+    stack, sync = service_stack, service_stack.sync
+    assert sync is not None
+    registry = sync.registry
+    deltas = Deltas()
+    seen: list[tuple[str, list[str], bool, int]] = []
+
+    def on_queue_event(msg: Any) -> None:  # the sync calls it after the registry and the statistics
+        if msg.name in ("QueueCallerJoin", "QueueCallerAbandon"):
+            callers = [c.caller_num for c in registry.queues["sales"].callers.values()]
+            hung_up = registry.board.hung_up("sales", msg.get("Uniqueid"))
+            seen.append((msg.name, callers, hung_up, stack.stats.snapshot()["sales"].callers))
+
+    sync.queue_event_listeners.append(on_queue_event)
+    # the caller gives up 1 s after the Queue application started (the agent would answer at 3 s)
+    await stack.call(TO_SALES + [OnCommand("EXEC Queue", 1.0), Hangup()])
+    await until(lambda: deltas.delta("ivr_queue_calls_total", queue="sales", result="abandoned") == 1)
+    assert [name for name, *_ in seen] == ["QueueCallerJoin", "QueueCallerAbandon"]
+    assert seen[0][1:] == (["+37060000001"], False, 1)  # the API's waiting caller is the one the metrics count
+    _, callers, hung_up, counted = seen[1]
+    assert hung_up and len(callers) == counted  # the caller's hangup was applied first: an abandon
+    assert registry.queues["sales"].callers == {}
+    samples = scrape()
+    assert value(samples, "ivr_queue_callers", queue="sales") == 0
+    assert deltas.delta("ivr_queue_calls_total", queue="sales", result="timeout") == 0
+    assert deltas.delta("ivr_queue_wait_seconds_sum", queue="sales", result="abandoned") == 1
+
+    await stack.call(TO_SALES)  # the agent answers after 3 s and talks 20 s
+    await until(lambda: deltas.delta("ivr_queue_talk_seconds_count", queue="sales") == 1)
+    assert deltas.delta("ivr_queue_calls_total", queue="sales", result="answered") == 1
+    assert deltas.delta("ivr_queue_wait_seconds_sum", queue="sales", result="answered") == 3
+    assert value(scrape(), "ivr_queue_agents", queue="sales", state="available") == 1

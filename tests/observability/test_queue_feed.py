@@ -1,6 +1,7 @@
 """QueueStatsFeed over a fake AMI client that follows the AMIClient contract of docs/architecture.md
-(subscribe(handler, events=...), on_connected(cb), list_action(name) -> (response, items)). The list items are the
-real QueueStatus (ActionID ami-13) and QueueSummary (ami-15) answers from ami-15-queue."""
+(subscribe(handler, events=...), on_connected(cb), list_action(name) -> (response, items), the typed list actions
+of `ivr.ami.typed.AMIActions` over it). The list items are the real QueueStatus (ActionID ami-13) and QueueSummary
+(ami-15) answers from ami-15-queue."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from prometheus_client import generate_latest
 
 from ivr import metrics
 from ivr.ami.errors import AMIConnectionLost
+from ivr.ami.typed import AMIActions
 from ivr.queue_stats import SUBSCRIBED_EVENTS, QueueStats, QueueStatsFeed
 from tests.observability.conftest import Deltas, FakeClock, sample
 from tests.observability.transcript import ami_messages
@@ -37,7 +39,7 @@ class FakeSubscription:
         self.closed = True
 
 
-class FakeAMIClient:
+class FakeAMIClient(AMIActions):
     def __init__(self) -> None:
         self.logged_in = True
         self.handlers: list[tuple[Callable[[Any], Awaitable[None] | None], set[str] | None, FakeSubscription]] = []
@@ -46,7 +48,7 @@ class FakeAMIClient:
         self.list_calls: list[str] = []
         self.resynced = asyncio.Event()
 
-    def subscribe(
+    def subscribe(  # type: ignore[override]
         self,
         handler: Callable[[Any], Awaitable[None] | None],
         events: set[str] | None = None,
@@ -63,8 +65,8 @@ class FakeAMIClient:
     def on_connected(self, callback: Callable[[], Any]) -> None:
         self.connected_callbacks.append(callback)
 
-    async def list_action(
-        self, name: str, headers: Any = None, *, timeout: float | None = None
+    async def list_action(  # type: ignore[override]
+        self, name: str, headers: Any = None, *, timeout: float | None = None, check: bool = True
     ) -> tuple[dict[str, str], list[dict[str, str]]]:
         self.list_calls.append(name)
         if self.fail_next:

@@ -415,10 +415,16 @@ def test_replay_agi_07(stats: QueueStats, clock: FakeClock, deltas: Deltas) -> N
 
 
 def test_subscribed_events_are_exactly_the_handled_ones() -> None:
-    from ivr.queue_stats import HANGUP_EVENTS, QUEUE_EVENTS
+    """One list of queue events (ivr.calls.queues): the KPIs count exactly those, the call registry subscribes to
+    them and to the waiting callers' hangups, and a feed of its own subscribes to the same."""
+    from ivr.calls.queues import HANGUP_EVENTS, QUEUE_EVENTS
+    from ivr.calls.registry import REGISTRY_EVENTS
+    from ivr.queue_stats import SUBSCRIBED_EVENTS
 
     assert set(QueueStats._HANDLERS) == QUEUE_EVENTS
     assert {"HangupRequest", "SoftHangupRequest", "Hangup"} == HANGUP_EVENTS
+    assert QUEUE_EVENTS | HANGUP_EVENTS <= REGISTRY_EVENTS
+    assert SUBSCRIBED_EVENTS == QUEUE_EVENTS | HANGUP_EVENTS
 
 
 def test_replay_exact_bytes_through_the_ami_parser(stats: QueueStats, deltas: Deltas) -> None:

@@ -268,6 +268,27 @@ async def test_mixmonitor_writes_wav_of_the_call_length(tmp_path: Path) -> None:
     assert [e.name for e in rec.events if e.name.startswith("MixMonitor")] == ["MixMonitorStart", "MixMonitorStop"]
 
 
+async def test_mixmonitor_creates_its_directory_as_asterisk_does(tmp_path: Path) -> None:
+    # app_mixmonitor makes the file's directory itself (unlike RECORD FILE); it starts (returns 0) even where it
+    # cannot, and then nothing is written. The simulator creates directories only inside its mapped tree.
+    replies: list[list[str]] = []
+
+    async def handler(p: Peer) -> None:
+        await p.cmd("ANSWER")
+        replies.append(await p.cmd("EXEC MixMonitor /var/spool/asterisk/monitor/2026/12/07/call.wav"))
+        replies.append(await p.cmd(f"EXEC MixMonitor {tmp_path}/unmapped/missing/other.wav"))
+        await p.cmd('STREAM FILE vm-intro ""')
+
+    config = SimConfig(path_map={"/var/spool/asterisk/monitor": str(tmp_path / "spool")})
+    rec, _, _ = await run(handler, CallSpec(flow="x"), config)
+    assert replies == [["200 result=0\n"], ["200 result=0\n"]]
+    with wave.open(str(tmp_path / "spool" / "2026" / "12" / "07" / "call.wav")) as w:
+        assert w.getnframes() > 0
+    assert not (tmp_path / "unmapped").exists()
+    assert [r.kind for r in rec.recordings] == ["mixmonitor"]
+    assert [e.name for e in rec.events if e.name.startswith("MixMonitor")] == ["MixMonitorStart", "MixMonitorStart"]
+
+
 async def test_project_prompts_from_wav_and_text(tmp_path: Path) -> None:
     (tmp_path / "lt").mkdir()
     with wave.open(str(tmp_path / "lt" / "welcome.wav"), "wb") as w:

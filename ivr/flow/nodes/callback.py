@@ -16,8 +16,8 @@ goes to `on_failure` (the same branch as "no usable number"); without it the cal
 
 from __future__ import annotations
 
+from ivr.flow.compiled import CallbackNode
 from ivr.flow.context import ALL_DIGITS, CallContext, EngineError, Finish, Goto
-from ivr.flow.model import CallbackNode
 from ivr.flow.nodes import register
 from ivr.metric_batch import BATCH
 from ivr.telephony import is_callback_number

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from ivr.flow.compiled import GotoNode
 from ivr.flow.context import CallContext, Goto
-from ivr.flow.model import GotoNode
 from ivr.flow.nodes import register
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from ivr.flow.compiled import HangupNode
 from ivr.flow.context import CallContext, Finish
-from ivr.flow.model import HangupNode
 from ivr.flow.nodes import register
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from ivr.flow.compiled import HoldNode
 from ivr.flow.context import CallContext, Goto
-from ivr.flow.model import HoldNode
 from ivr.flow.nodes import register
 
 MIN_SLICE = 1.0  # an `every` of 0 must not turn into a busy loop of announcements

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 
+from ivr.flow.compiled import InputNode
 from ivr.flow.context import ALL_DIGITS, CallContext, Goto
-from ivr.flow.model import InputNode
 from ivr.flow.nodes import register
 
 

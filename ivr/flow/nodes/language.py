@@ -6,8 +6,8 @@ caller who does not understand the question still gets through.
 
 from __future__ import annotations
 
+from ivr.flow.compiled import LanguageNode
 from ivr.flow.context import ALL_DIGITS, CallContext, Goto
-from ivr.flow.model import LanguageNode
 from ivr.flow.nodes import register
 
 

@@ -3,9 +3,9 @@ failure kind in `${lookup_error}`. The metric `result` is ok, timeout or error."
 
 from __future__ import annotations
 
+from ivr.flow.compiled import LookupNode
 from ivr.flow.context import CallContext, EngineError, Goto
 from ivr.flow.lookup import LookupFailed, build_request, map_answer
-from ivr.flow.model import LookupNode
 from ivr.flow.nodes import register
 from ivr.metric_batch import BATCH
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ivr.flow.compiled import MENU_VERBS, MenuNode, MenuOption, Retry
 from ivr.flow.context import ALL_DIGITS, CallContext, EngineError, Finish, Goto
-from ivr.flow.model import MENU_VERBS, MenuNode, MenuOption, Retry
 from ivr.flow.nodes import register
 from ivr.metric_batch import BATCH
 

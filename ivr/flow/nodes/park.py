@@ -11,8 +11,8 @@ here either way with outcome "parked": "timeout" (comeback follows in a new sess
 from __future__ import annotations
 
 from ivr import dialplan
+from ivr.flow.compiled import ParkNode
 from ivr.flow.context import CallContext, Finish
-from ivr.flow.model import ParkNode
 from ivr.flow.nodes import register
 
 COMEBACK_VARIABLE = dialplan.COMEBACK

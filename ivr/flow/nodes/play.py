@@ -3,8 +3,8 @@ node that collects digits."""
 
 from __future__ import annotations
 
+from ivr.flow.compiled import PlayNode
 from ivr.flow.context import ALL_DIGITS, CallContext, Goto
-from ivr.flow.model import PlayNode
 from ivr.flow.nodes import register
 
 

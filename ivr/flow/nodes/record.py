@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from ivr.flow.compiled import RecordNode
 from ivr.flow.context import CallContext, Goto
-from ivr.flow.model import RecordNode
 from ivr.flow.nodes import register
 from ivr.flow.recording import Recorder
 

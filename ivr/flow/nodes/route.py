@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 
+from ivr.flow.compiled import RouteNode, RouteRule
 from ivr.flow.context import CallContext, EngineError, Goto
 from ivr.flow.hours import HoursError, HoursStatus, schedule_status
-from ivr.flow.model import RouteNode, RouteRule
 from ivr.flow.nodes import register
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import re
 
+from ivr.flow.compiled import SayNode
 from ivr.flow.context import CallContext, Goto
-from ivr.flow.model import SayNode
 from ivr.flow.nodes import register
 
 MAX_SAY_CHARS = 64  # longer is not something a caller can follow (and would be minutes of audio)

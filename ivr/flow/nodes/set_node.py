@@ -5,8 +5,8 @@ a few kilobytes of text cannot make SET VARIABLE fail and end the call."""
 
 from __future__ import annotations
 
+from ivr.flow.compiled import SetNode
 from ivr.flow.context import VARIABLE_NAME, CallContext, EngineError, Goto, clean_value
-from ivr.flow.model import SetNode
 from ivr.flow.nodes import register
 
 

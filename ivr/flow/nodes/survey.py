@@ -22,8 +22,8 @@ import logging
 import re
 
 from ivr.flow.channel import CallerHangup
+from ivr.flow.compiled import SurveyNode, SurveyQuestion, literal_queues
 from ivr.flow.context import ALL_DIGITS, CallContext, EngineError, Finish, Goto, clean_value
-from ivr.flow.model import SurveyNode, SurveyQuestion, literal_queues
 from ivr.flow.nodes import register
 from ivr.metric_batch import BATCH
 

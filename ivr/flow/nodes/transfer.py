@@ -29,8 +29,8 @@ import re
 from collections.abc import Callable, Mapping
 
 from ivr.flow.channel import QUEUE_ABANDONED, QUEUE_ANSWERED, CallerHangup
+from ivr.flow.compiled import TransferNode
 from ivr.flow.context import CallContext, EngineError, Finish, Goto
-from ivr.flow.model import TransferNode
 from ivr.flow.nodes import register
 from ivr.flow.templates import render
 from ivr.metric_batch import BATCH

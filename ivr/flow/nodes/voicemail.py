@@ -11,8 +11,8 @@ When the database refuses the row (down, lost), the failure is counted (ivr_stor
 from __future__ import annotations
 
 from ivr.flow.channel import CallerHangup
+from ivr.flow.compiled import VoicemailNode
 from ivr.flow.context import CallContext, EngineError, Goto
-from ivr.flow.model import VoicemailNode
 from ivr.flow.nodes import register
 from ivr.flow.templates import safe_filename
 from ivr.metric_batch import BATCH

@@ -1,0 +1,71 @@
+"""The routes of a classic AGI call (agi/ivr_agi.py): the flow engine over the classic AGI cache's setup.
+
+Rules for this file:
+- Everything before the first AGI command is start-up the caller waits through (a process per call), so this
+  builds only what the call runs: the compiled flows and settings from the cache (`ivr.flow.cache.load_classic`),
+  the engine with the service's engine settings, lookups and storage, and the service's routes
+  (`fixed_flow_router`: the same `run_flow`, `IVR_STATUS`/`IVR_OUTCOME`, `?node=` as FastAGI).
+- The storage is opened on first use (`LazyStorage`): most calls store nothing, and importing and opening it
+  costs ~5-7 ms. A storage URL that cannot be opened then fails like an unreachable database at the node that
+  stores (its `on_failure`, counted), instead of before the flow starts; `ivr check` reports a bad URL either way.
+- A PostgreSQL password is never cached: with one, the settings are loaded (pydantic, YAML) to read it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from ivr.agi.router import Router
+from ivr.flow.cache import ClassicSetup, load_classic
+from ivr.flow.engine import FlowEngine
+from ivr.flow.lookup import HttpLookupClient
+from ivr.flow.routing import fixed_flow_router
+
+log = logging.getLogger(__name__)
+
+
+class LazyStorage:
+    """`ivr.storage.open_storage(url, **options)`, called when a node first uses the storage."""
+
+    def __init__(self, url: str, options: Mapping[str, Any]) -> None:
+        self.url = url
+        self.options = dict(options)
+        self._storage: Any = None
+
+    def _open(self) -> Any:
+        if self._storage is None:
+            from ivr.storage import open_storage
+
+            self._storage = open_storage(self.url, **self.options)
+        return self._storage
+
+    def __getattr__(self, name: str) -> Any:  # only for names this class does not have: the storage's API
+        return getattr(self._open(), name)
+
+
+def classic_engine(setup: ClassicSetup, env: Mapping[str, str] | None = None) -> FlowEngine:
+    """The engine a classic call runs: the cached flows and engine settings, the service's lookups and storage."""
+    options = dict(setup.storage_options)
+    if setup.storage_password:  # PostgreSQL with a password: read it as `serve` does (never cached)
+        from ivr.settings import load_settings
+
+        options["password"] = load_settings(env=env).storage.open_options().get("password")
+    return FlowEngine(
+        setup.flows,
+        settings=setup.engine,
+        storage=LazyStorage(setup.storage_url, options),
+        lookup_client=HttpLookupClient.from_settings(SimpleNamespace(**setup.lookups)),
+    )
+
+
+def classic_router(env: Mapping[str, str] | None = None, *, cache_dir: Path | None = None) -> Router:
+    """The router of a classic AGI call (invalid settings or flows raise ConfigError, as `serve` refuses them)."""
+    env = os.environ if env is None else env
+    setup, how = load_classic(env, cache_dir=cache_dir)
+    log.info("classic AGI cache: %s", how)
+    return fixed_flow_router(classic_engine(setup, env))
