@@ -25,6 +25,7 @@ from ivr.storage import (
     CallbackAttempt,
     CallbackRequest,
     Campaign,
+    CampaignAttempt,
     CampaignContact,
     Recording,
     SurveyAnswer,
@@ -306,6 +307,17 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         query=schemas.ContactsQuery,
         response=_list_of("contacts", _ref("CampaignContact")),
     ),
+    ("GET", "/campaigns/{campaign_id}/contacts/{contact_id}"): Op(
+        "One contact with its attempts (result, time, call id, the flow's outcome)",
+        "campaigns",
+        errors=(404, *_STORED),
+        response={
+            "allOf": [
+                _ref("CampaignContact"),
+                _object(("attempts_log",), attempts_log={"type": "array", "items": _ref("CampaignAttempt")}),
+            ]
+        },
+    ),
     ("POST", "/campaigns/{campaign_id}/start"): Op(
         "Start dialling (draft -> running)",
         "campaigns",
@@ -405,7 +417,16 @@ _STATUS_TEXT = {
 }
 
 # Stored rows as the handlers serialise them (dataclasses.asdict, datetimes in ISO-8601).
-_STORED_ROWS = (Recording, CallbackRequest, CallbackAttempt, Voicemail, SurveyAnswer, Campaign, CampaignContact)
+_STORED_ROWS = (
+    Recording,
+    CallbackRequest,
+    CallbackAttempt,
+    Voicemail,
+    SurveyAnswer,
+    Campaign,
+    CampaignContact,
+    CampaignAttempt,
+)
 
 
 def _error_schema() -> dict[str, Any]:

@@ -222,6 +222,16 @@ async def list_contacts(request: web.Request) -> web.Response:
     return web.json_response({"contacts": [contact_json(c) for c in rows], "count": len(rows)})
 
 
+async def get_contact(request: web.Request) -> web.Response:
+    storage = deps(request).storage
+    campaign_id = path_id(request, "campaign_id", "campaign")
+    contact = await storage.get_campaign_contact(path_id(request, "contact_id", "contact"))
+    if contact.campaign_id != campaign_id:
+        raise JSONError(404, "not_found", f"campaign {campaign_id} has no contact {contact.id}")
+    attempts = [{k: _iso(v) for k, v in asdict(a).items()} for a in await storage.campaign_attempts(contact.id or 0)]
+    return web.json_response({**contact_json(contact), "attempts_log": attempts})
+
+
 # --- do-not-call list ------------------------------------------------------------------------------------------
 
 
@@ -272,6 +282,7 @@ ROUTES = [
     ("GET", "/campaigns/{campaign_id}/stats", campaign_stats),
     ("POST", "/campaigns/{campaign_id}/contacts", upload_contacts),
     ("GET", "/campaigns/{campaign_id}/contacts", list_contacts),
+    ("GET", "/campaigns/{campaign_id}/contacts/{contact_id}", get_contact),
     *[("POST", f"/campaigns/{{campaign_id}}/{action}", _transition(action)) for action in TRANSITIONS],
     ("GET", "/dnc", list_dnc),
     ("POST", "/dnc", add_dnc),

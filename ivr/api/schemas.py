@@ -406,5 +406,6 @@ class PathParams(BaseModel):
     recording_id: RowId
     callback_id: RowId
     campaign_id: RowId
+    contact_id: RowId
     number: Number
     asset: str = Field(pattern=r"^[A-Za-z0-9_-]+\.(html|css|js)$", description="A file of the supervisor console.")

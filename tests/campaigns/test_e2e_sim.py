@@ -200,6 +200,9 @@ async def test_a_campaign_runs_through_a_day_of_calling_hours(env: Env) -> None:
     assert body["attempts"] == {"answered": 3, "busy": 1, "no_answer": 2}
     assert (body["answered"], body["connected"], body["abandoned"], body["abandon_rate"]) == (3, 3, 0, 0.0)
     assert [env.dialled(n) for n in (answered, busy, silent, listed, new_york)] == [1, 2, 2, 0, 1]
+    status, one = await env.call("GET", f"/campaigns/{campaign}/contacts/{contacts[busy]['id']}")
+    assert [(a["result"], a["outcome"]) for a in one["attempts_log"]] == [("busy", None), ("answered", "connected")]
+    assert (await env.call("GET", f"/campaigns/{campaign + 1}/contacts/{contacts[busy]['id']}"))[0] == 404
     # New contacts reopen a finished campaign. This one asks not to be called again (presses 2 in the flow).
     late = "+37060000006"
     sim.config.callees[late] = answers((NextPrompt(0.5), Press("2")))
