@@ -130,3 +130,19 @@ async def test_do_not_call_list(api):
     assert (await api.delete("/dnc/numbers/%2B37060000001")).status == 404
     assert (await api.delete("/dnc/numbers/abc")).status == 404
     assert not await api.storage.is_dnc("+37060000001") and await api.storage.is_dnc("+37060000003")
+
+
+async def test_garbage_csv_is_a_clear_422_never_a_500(api):
+    campaign = (await create(api))["id"]
+    bodies = [
+        b"number\n+3706000\x000001\n",  # a NUL byte
+        b"number\n" + b'"' + b"x" * 200_000 + b'"\n',  # a field beyond the csv module's limit
+        b"\xff\xfe\x00n\x00u\x00m",  # UTF-16, not UTF-8
+        b'number,name\n"+37060000001,Ona\n',  # an unclosed quote swallows the rest
+    ]
+    for body in bodies:
+        resp = await api.post(f"/campaigns/{campaign}/contacts", data=body, headers=CSV)
+        assert resp.status == 422, (body[:30], await resp.text())
+        problems = (await resp.json())["detail"]
+        assert problems and all(p["line"] >= 1 and p["message"] for p in problems)
+    assert await api.storage.list_campaign_contacts(campaign) == []
