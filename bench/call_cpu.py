@@ -1,33 +1,34 @@
 """CPU per call: the real service (`ivr serve`) against a minimal FastAGI server, on the simulated Asterisk.
 
-Three processes, so each CPU figure is one process's own (utime + stime from /proc/<pid>/stat):
-- the simulated Asterisk (`--role sim`, real clock): originates each call as AMI `Originate Local/bench@ivr-bench`
-  does (the ;2 half runs `AGI(agi://...)`, un-answered until the flow answers), with the per-call AMI event stream
-  of a real Asterisk 22 (tests/sim/test_event_counts.py), and serves AMI to the service;
+Separate processes, so each CPU figure is one process's own:
+- two simulated Asterisks (`--role sim`, real clock), one per server, alike: each originates its calls as AMI
+  `Originate Local/bench@ivr-bench` does (the ;2 half runs `AGI(agi://...)`, un-answered until the flow answers),
+  with the per-call AMI event stream of a real Asterisk 22 (tests/sim/test_event_counts.py); the service's one
+  also serves it AMI;
 - the service, `python main.py serve` with a bench flow (ANSWER, 7 channel variables set, HANGUP: the 9 AGI
-  commands of the call of measurements.md), AMI on (call registry,
-  queue statistics, metrics) or off (`IVR_AMI_ENABLED=false`);
+  commands of the call of measurements.md), AMI on (call registry, queue statistics, metrics) or off
+  (`IVR_AMI_ENABLED=false`);
 - a minimal asyncio FastAGI server (`--role minimal`) sending exactly the commands the service sent (taken from
   the simulator's transcript of the service's first call), reading each reply.
 
 The flow-file watcher and the callback scheduler are off (settings `reload.watch`, `callbacks.enabled`): they
-cost CPU per second, not per call. Rounds are interleaved (service AMI on, AMI off, minimal) so all see the same
-machine load; a warm-up batch runs before each measured batch.
+cost CPU per second, not per call.
 
 Measuring CPU on a shared 2-core machine: each figure is the process's own CPU clock (clock_getcpuclockid, in
-nanoseconds; /proc/<pid>/stat ticks of 10 ms where that is missing) over a batch of 2,000 calls after a warm-up
-batch, so the clock's resolution and the start-up are out of it. Rounds are interleaved and the order of the
-three servers turns each round (AMI on, off, minimal; then off, minimal, on; ...) so none always runs first
-after the simulator's own bookkeeping. What other jobs do to the machine still moves every figure by 10-30 %
-between rounds: the summary gives each server's median and range over the rounds, the ratio of each round
-(service / minimal server of the same round) and the median of those ratios.
+nanoseconds, all threads; /proc/<pid>/stat ticks of 10 ms where that is missing) over a batch of 2,000 calls
+after a warm-up batch, so the clock's resolution and the start-up are out of it. The service and the minimal
+server run side by side: both simulators get their batch at the same moment and the clocks are read around
+both, so whatever else the machine does falls on both alike and the ratio of a round compares like with like.
+Each round runs AMI on and AMI off (each beside a fresh minimal server), in an order that turns each round.
+The summary gives each server's median and range over the rounds and the median and range of the per-round
+ratios; per round it also prints the user/system split and the sleeps and preemptions per call.
 
-Prints CPU ms per call of each (and its user/system split), the ratio service/minimal, the AMI share (AMI on -
-AMI off), the AMI events and bytes per call the service's session received (reference: measurements.md), and
-the simulator's own CPU.
+Prints CPU ms per call of each, the ratio service/minimal, the AMI share (AMI on - AMI off), the AMI events and
+bytes per call the service's session received (reference: measurements.md), and the simulators' own CPU.
 
     .venv/bin/python bench/call_cpu.py              # 2,000 calls, 50 in flight, 5 rounds
     .venv/bin/python bench/call_cpu.py --quick      # 300 calls, 2 rounds
+    .venv/bin/python bench/call_cpu.py --tree ../old-checkout   # another checkout's service (before/after)
     CALL_CPU_PROFILE=/tmp/ivr.prof .venv/bin/python bench/call_cpu.py --rounds 1   # the service under cProfile
     .venv/bin/python bench/call_cpu.py --rounds 1 --py-spy /tmp/ivr.txt   # py-spy samples of the AMI-on service
 """
