@@ -23,7 +23,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .errors import AGIAppError, AGIHangupError, AGIProtocolError
+from .errors import (
+    AGIAppError,
+    AGIDeadChannelError,
+    AGIHangupError,
+    AGIInvalidCommandError,
+    AGIProtocolError,
+    AGIUsageError,
+)
 from .protocol import AGIEnvironment, AGIReply, Quoted
 
 Observe = Callable[[str, str, float], None]  # (command label, result label, seconds)
@@ -202,6 +209,32 @@ class AGICommands:
         raise NotImplementedError
 
     # -- shared by every transport --------------------------------------------------------------------------
+    def _result_of(self, label: str, reply: AGIReply, elapsed: float, count_negative: bool) -> AGIReply:
+        """Count a command's reply and return it (200) or raise its typed error: the end of `command()`.
+        (`AGISession.command` inlines the same on its hot path: a call level costs as much as parsing a reply.)"""
+        code = reply.code
+        if code == 200:
+            if not reply.result.startswith("-"):
+                self._observe(label, "ok", elapsed)
+            elif count_negative:
+                self._observe(label, "failure", elapsed)
+            else:
+                self._held = (label, elapsed)
+            return reply
+        if code == 511:
+            self._observe(label, "dead", elapsed)
+            raise AGIDeadChannelError(f"{label}: the channel has hung up (511 {reply.message})", reply)
+        if code == 510:
+            self._observe(label, "invalid", elapsed)
+            raise AGIInvalidCommandError(
+                f"{label}: Asterisk does not know this command (510); check its spelling", reply
+            )
+        if code == 520:
+            self._observe(label, "usage", elapsed)
+            raise AGIUsageError(f"{label}: wrong arguments (520); usage: {reply.usage[:200]}", reply)
+        self._observe(label, "failure", elapsed)
+        raise AGIProtocolError(f"{label}: unexpected AGI reply {reply.lines[0][:80]!r}")
+
     def _check_live(self, name: str) -> None:
         if self.hung_up:
             raise AGIHangupError(f"{name} not sent: the caller has hung up (dead mode; variables can still be read)")
