@@ -20,14 +20,16 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ivr.agi.router import Router
 from ivr.flow.cache import ClassicSetup, load_classic
 from ivr.flow.engine import FlowEngine
-from ivr.flow.lookup import HttpLookupClient
 from ivr.flow.routing import fixed_flow_router
 from ivr.syncrun import BRIDGE, LoopBridge
+
+if TYPE_CHECKING:
+    from ivr.flow.lookup import HttpLookupClient, LookupRequest
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,26 @@ class LazyStorage:
         return getattr(self._open(), name)
 
 
+class LazyLookups:
+    """`HttpLookupClient.from_settings(lookups)`, built (with `ivr.flow.lookup`) when a lookup node first asks."""
+
+    def __init__(self, lookups: Mapping[str, Any]) -> None:
+        self.lookups = dict(lookups)
+        self._client: HttpLookupClient | None = None
+
+    async def fetch(self, request: LookupRequest) -> Any:
+        if self._client is None:
+            from ivr.flow.lookup import HttpLookupClient
+
+            self._client = HttpLookupClient.from_settings(SimpleNamespace(**self.lookups))
+        return await self._client.fetch(request)
+
+    async def close(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.close()
+
+
 def classic_engine(
     setup: ClassicSetup, env: Mapping[str, str] | None = None, *, bridge: LoopBridge = BRIDGE
 ) -> FlowEngine:
@@ -75,7 +97,7 @@ def classic_engine(
         setup.flows,
         settings=setup.engine,
         storage=bridge.wrap(LazyStorage(setup.storage_url, options)),
-        lookup_client=bridge.wrap(HttpLookupClient.from_settings(SimpleNamespace(**setup.lookups))),
+        lookup_client=bridge.wrap(LazyLookups(setup.lookups)),
     )
 
 
