@@ -30,12 +30,12 @@ import os
 import stat
 import sys
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ivr.flow.compiled import Flow, decode_flow
 from ivr.flow.context import EngineSettings
+from ivr.records import FrozenRecord
 from ivr.settings_file import default_settings_path
 
 if TYPE_CHECKING:
@@ -83,16 +83,37 @@ class CachedFlows(dict[str, Flow]):
         self.sources = dict(sources)
 
 
-@dataclass(frozen=True)
-class ClassicSetup:
-    """What a classic AGI call runs on: the compiled flows and the settings the router needs."""
+class ClassicSetup(FrozenRecord):
+    """What a classic AGI call runs on: the compiled flows and the settings the router needs (a record, not a
+    dataclass: built before the first command, ivr/records.py)."""
+
+    __slots__ = ("flows", "engine", "storage_url", "storage_options", "storage_password", "lookups")
 
     flows: CachedFlows
     engine: EngineSettings
     storage_url: str
-    storage_options: dict[str, Any] = field(default_factory=dict)  # pool settings, never the password
-    storage_password: bool = False  # PostgreSQL: the password is read from the settings per call
-    lookups: dict[str, Any] = field(default_factory=dict)  # timeout, allowed_hosts, max_response_bytes
+    storage_options: dict[str, Any]  # pool settings, never the password
+    storage_password: bool  # PostgreSQL: the password is read from the settings per call
+    lookups: dict[str, Any]  # timeout, allowed_hosts, max_response_bytes
+
+    def __init__(
+        self,
+        flows: CachedFlows,
+        engine: EngineSettings,
+        storage_url: str,
+        storage_options: dict[str, Any] | None = None,
+        storage_password: bool = False,
+        lookups: dict[str, Any] | None = None,
+    ) -> None:
+        for name, value in (
+            ("flows", flows),
+            ("engine", engine),
+            ("storage_url", storage_url),
+            ("storage_options", {} if storage_options is None else storage_options),
+            ("storage_password", storage_password),
+            ("lookups", {} if lookups is None else lookups),
+        ):
+            object.__setattr__(self, name, value)
 
 
 def default_cache_dir(env: Mapping[str, str] | None = None) -> Path:
@@ -163,7 +184,7 @@ def encode(settings: Settings, flow_set: FlowSet, skey: str, fkey: str) -> bytes
     they were read (a file changed meanwhile then gives another key on the next call: rebuilt, never served)."""
     from ivr.flow.engine import FlowEngine
 
-    engine = asdict(FlowEngine.settings_from(settings))
+    engine = FlowEngine.settings_from(settings).as_dict()
     engine["base_dir"] = str(engine["base_dir"]) if engine["base_dir"] is not None else None
     options = settings.storage.open_options()
     password = options.pop("password", None) is not None  # never written: re-read per call (a miss)
