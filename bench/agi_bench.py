@@ -102,18 +102,6 @@ def serve(kind: str) -> None:
     asyncio.run(main())
 
 
-def noop_router():
-    """Router for the classic start-up measurement (IVR_AGI_ROUTER=agi_bench:noop_router)."""
-    from ivr.agi import Router
-
-    async def bench(session) -> None:
-        await session.answer()
-
-    router = Router()
-    router.add("bench", bench)
-    return router
-
-
 # --- load generator --------------------------------------------------------------------------------------
 
 _CLIENT_BUFFER = memoryview(bytearray(65536))  # one loop: read callbacks never interleave
@@ -269,7 +257,7 @@ def classic_startup(runs: int, before: Path | None = None) -> dict:
     work = Path(tempfile.mkdtemp(prefix="agi-bench-"))
     trivial = dict(
         os.environ,
-        IVR_AGI_ROUTER="agi_bench:noop_router",
+        IVR_AGI_ROUTER="classic_noop:noop_router",
         PYTHONPATH=os.pathsep.join([str(Path(__file__).parent), str(REPO)]),
     )
     # The sample config, with the database in a scratch directory instead of the checkout's var/.
