@@ -39,6 +39,7 @@ __all__ = [
     "DID",
     "CALLBACK_QUEUE",
     "CALLBACK_ID",
+    "CONTACT_ID",
     "MOH_CLASS",
     "HELD_PARTNER",
     "AGENT_NAME",
@@ -86,6 +87,7 @@ LANG: Final = "IVR_LANG"  # a per-DID or per-callback language
 DID: Final = "IVR_DID"  # the dialled number, inherited (__IVR_DID)
 CALLBACK_QUEUE: Final = "IVR_CALLBACK_QUEUE"  # on an outbound callback: the queue the request was made for
 CALLBACK_ID: Final = "IVR_CALLBACK_ID"  # on an outbound callback: the request's id
+CONTACT_ID: Final = "IVR_CONTACT_ID"  # on an outbound campaign call: the contact's id (the flow's ?contact=)
 MOH_CLASS: Final = "IVR_MOH_CLASS"  # the music class ivr-hold plays
 HELD_PARTNER: Final = "IVR_HELD_PARTNER"  # on a held channel: the channel waiting for it in ivr-hold-wait
 AGENT_NAME: Final = "IVR_AGENT"  # on a click-to-call agent leg: the agent

@@ -2,9 +2,9 @@
 
 Rules for this file:
 - Labels are bounded: only the names in `ALLOWED_LABELS` (flow, node, option, outcome, reason, queue, lot, command,
-  result, event, target, state, subscriber, action, version, question, answer, window, instance, pbx). Their values
-  come from the configuration or from fixed vocabularies, never from the network (no caller numbers, channel names,
-  uniqueids, member interfaces):
+  result, event, target, state, subscriber, action, version, question, answer, window, instance, pbx, campaign).
+  Their values come from the configuration or from fixed vocabularies, never from the network (no caller numbers,
+  channel names, uniqueids, member interfaces):
   * flow/node/option/target/lot come from the loaded flow files; command/action/subscriber from our own code;
   * outcome/reason/result/state use the fixed tuples below (OUTCOMES, EXIT_REASONS, QUEUE_RESULTS, AGENT_STATES ...);
   * event goes through `bounded_event()` (unknown AMI event names become "other");
@@ -12,7 +12,8 @@ Rules for this file:
   * version is the running flow-set / package version (one series at a time: Info replaces its labels);
   * question/answer are a survey question id and one of its answer digits (flow files); window is a configured
     repeat-caller window (settings);
-  * instance is the `instance` setting (one per process), pbx an `ami.servers` name (configuration).
+  * instance is the `instance` setting (one per process), pbx an `ami.servers` name (configuration);
+  * campaign is a name listed in `campaigns.names` (configuration), any other campaign "other".
   tests/observability asserts that no ivr_* metric carries a label outside ALLOWED_LABELS.
 - Metrics live in `REGISTRY`, not the global default registry, so tests can build a fresh service without clashes
   and /metrics shows only what this service owns (plus process metrics).
@@ -67,6 +68,7 @@ ALLOWED_LABELS = frozenset(
         "window",
         "instance",
         "pbx",
+        "campaign",
     }
 )
 
@@ -190,6 +192,38 @@ CALLBACKS = Counter(
     "Callback requests by result (requested, attempted, completed, failed, cancelled by the customer).",
     ["queue", "result"],
     registry=REGISTRY,
+)
+# Outbound campaigns (ivr.campaigns.dialer). `campaign` is a name listed in campaigns.names, else "other".
+CAMPAIGN_ATTEMPTS = Counter(
+    "ivr_campaign_attempts",
+    "Campaign call attempts by result (answered, busy, no_answer, failed, error) and dnc (skipped: on the "
+    "do-not-call list when its turn came).",
+    ["campaign", "result"],
+    registry=REGISTRY,
+)
+CAMPAIGN_OUTCOMES = Counter(
+    "ivr_campaign_outcomes",
+    "Answered campaign calls by what their flow reported: connected (an agent took the call), abandoned (the "
+    "contact waited in the queue and no agent came), declined (never asked for an agent).",
+    ["campaign", "outcome"],
+    registry=REGISTRY,
+)
+CAMPAIGN_ABANDON_RATE = Gauge(
+    "ivr_campaign_abandon_rate",
+    "Abandoned / answered campaign calls over the abandon guard's window (the figure pacing backs off on); listed "
+    "campaigns only.",
+    ["campaign"],
+    registry=REGISTRY,
+)
+CAMPAIGN_PACING_RATIO = Gauge(
+    "ivr_campaign_pacing_ratio",
+    "Calls per available agent the dialer allows now (the configured ratio, less when the guard backs off, 0 "
+    "when it pauses); listed campaigns only.",
+    ["campaign"],
+    registry=REGISTRY,
+)
+CAMPAIGN_DIALING = Gauge(
+    "ivr_campaign_dialing", "Campaign calls this instance has ringing now.", ["campaign"], registry=REGISTRY
 )
 STORAGE_FAILURES = Counter(
     "ivr_storage_failures",

@@ -34,6 +34,7 @@ from ivr.calls.callbacks import CallbackPolicy
 from ivr.calls.callbacks import queue_label as callback_queue_label
 from ivr.calls.settings import CallControlSettings
 from ivr.calls.wiring import CallControl
+from ivr.campaigns.dialer import CampaignDialer, DialerPolicy
 from ivr.flow.loader import FlowSet
 from ivr.flow.lookup import HttpLookupClient
 from ivr.flow.model import Flow
@@ -74,9 +75,11 @@ def build_api(
     flows: FlowRepository | None = None,
     readiness: dict[str, Check] | None = None,
     instance: str | None = None,
+    campaigns: CampaignDialer | None = None,
+    upload_limits: tuple[int, int] = (5_000_000, 50_000),
 ) -> web.Application:
     """The HTTP API over call control (the caller checks the bind address first: `ivr.api.auth.check_bind`).
-    `instance` (the `instance` setting) is shown by /readyz."""
+    `instance` (the `instance` setting) is shown by /readyz; `campaigns` is the campaign dialer."""
     return create_app(
         operations=calls.operations,
         registry=calls.registry,
@@ -88,6 +91,8 @@ def build_api(
         readiness=readiness,
         draw_flow=draw_flow,
         instance=instance,
+        campaigns=campaigns,
+        upload_limits=upload_limits,
     )
 
 
@@ -198,6 +203,7 @@ class Service:
     app: web.Application
     lookup_client: HttpLookupClient
     repeat_callers: RepeatCallers | None = None
+    dialer: CampaignDialer | None = None  # None: campaigns are managed through the API, nobody dials
     _runner: web.AppRunner | None = None
     _site_port: int | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
@@ -235,6 +241,14 @@ class Service:
             queue_homes={queue: server.name for server in servers for queue in server.queues},
             instance=settings.instance,
         )
+        dialer = CampaignDialer(
+            storage,
+            calls.operations,
+            calls.registry,
+            DialerPolicy.from_settings(settings),
+            clock=clock or (lambda: datetime.now(UTC)),  # the simulator's virtual clock in tests
+            instance=settings.instance,
+        )
         router = service_router(
             settings,
             storage=storage,
@@ -242,8 +256,8 @@ class Service:
             repository=repository,
             clock=clock,
             on_node=calls.registry.note_flow,  # live calls show their flow and node
-            on_report=_reports(calls.on_flow_report, repeat_callers),
-        )  # a callback completes or retries by its outcome; repeat callers are counted
+            on_report=_reports(calls.on_flow_report, repeat_callers, dialer.on_flow_report),
+        )  # a callback completes or retries by its outcome; repeat callers are counted; campaign contacts resolved
         fa = settings.fastagi
         fastagi = FastAGIServer(
             router,
@@ -280,6 +294,8 @@ class Service:
             flows=repository,
             readiness={**ami_checks, "fastagi": lambda: fastagi_listening(fastagi)},
             instance=settings.instance,
+            campaigns=dialer,
+            upload_limits=(settings.campaigns.max_upload_bytes, settings.campaigns.max_rows),
         )
         return cls(
             settings=settings,
@@ -292,6 +308,7 @@ class Service:
             app=app,
             lookup_client=lookup_client,
             repeat_callers=repeat_callers,
+            dialer=dialer if settings.campaigns.enabled and settings.ami.enabled else None,
         )
 
     @property
@@ -333,6 +350,8 @@ class Service:
         for feed in self.queue_feeds:
             await feed.start()
         metrics.add_collect_hook(self._publish_totals)
+        if self.dialer is not None:
+            await self.dialer.start()
         if s.ami.enabled:
             for ami in self.amis.values():
                 await ami.start()
@@ -359,6 +378,8 @@ class Service:
         self._tasks.clear()
         await self.fastagi.stop()  # stop accepting; running calls finish until the deadline
         await self.calls.stop(grace=self.settings.fastagi.shutdown_deadline)  # ringing callbacks store their result
+        if self.dialer is not None:
+            await self.dialer.stop(grace=self.settings.fastagi.shutdown_deadline)  # so do ringing campaign calls
         for feed in self.queue_feeds:
             await feed.close()
         if self.settings.ami.enabled:

@@ -282,6 +282,38 @@ class CallbackSettings(_Section):
         return pattern
 
 
+class CampaignsSettings(_Section):
+    """Outbound campaigns (created through the API, kept in the storage): the dialer and the CSV upload limits.
+    Numbers are checked against callbacks.number_pattern."""
+
+    enabled: bool = Field(True, description="Run the campaign dialer (campaigns can be managed either way).")
+    interval: Duration = Field(5.0, description="How often running campaigns are looked at for contacts to dial.")
+    lease: Duration = Field(
+        60.0,
+        description="How long a contact being dialled stays leased to its instance without renewal; an instance "
+        "that dies loses its leases after this and another takes its contacts over.",
+    )
+    names: list[str] = Field(
+        default_factory=list,
+        description="Campaigns with their own metric series (label `campaign`); any other campaign counts as "
+        '"other". At most 50.',
+    )
+    max_upload_bytes: int = Field(
+        5_000_000, ge=1000, le=100_000_000, description="Largest contact or do-not-call CSV file accepted."
+    )
+    max_rows: int = Field(50_000, ge=1, le=1_000_000, description="Most rows per uploaded CSV file.")
+
+    @field_validator("names")
+    @classmethod
+    def _check_names(cls, names: list[str]) -> list[str]:
+        if len(names) > 50:
+            raise ValueError("at most 50 names (each is a series per metric)")
+        for name in names:
+            if not re.fullmatch(telephony.QUEUE_RE.pattern, name):
+                raise ValueError(f"{name[:40]!r} is not a campaign name; use letters, digits, _ and - (at most 64)")
+        return names
+
+
 class RepeatCallerSettings(_Section):
     """First-contact resolution (proxy): calls followed by another call from the same caller within a window.
     Callers are recognised by an HMAC-SHA256 of the caller ID under a secret key; without a key this is off."""
@@ -455,6 +487,7 @@ class Settings(_Section):
     reload: ReloadSettings = Field(default_factory=ReloadSettings)
     callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
     repeat_callers: RepeatCallerSettings = Field(default_factory=RepeatCallerSettings)
+    campaigns: CampaignsSettings = Field(default_factory=CampaignsSettings)
     calls: CallSettings = Field(default_factory=CallSettings)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # Where the settings came from (filled by load_settings; not settable in the file).

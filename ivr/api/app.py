@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ivr.api import routes_calls, routes_data, routes_system
+from ivr.api import routes_calls, routes_campaigns, routes_data, routes_system
 from ivr.api.auth import bearer_middleware
 from ivr.api.deps import DEPS, MAX_BODY, Check, Deps, FlowDrawer
 from ivr.api.errors import error_middleware
@@ -25,7 +25,7 @@ from ivr.calls.settings import CallControlSettings
 from ivr.console import web as console
 from ivr.storage import Storage
 
-ROUTE_TABLES = (routes_system.ROUTES, routes_calls.ROUTES, routes_data.ROUTES)
+ROUTE_TABLES = (routes_system.ROUTES, routes_calls.ROUTES, routes_data.ROUTES, routes_campaigns.ROUTES)
 
 
 def all_routes() -> Iterable[tuple[str, str, Any]]:
@@ -46,12 +46,15 @@ def create_app(
     metrics_registry: Any = None,
     draw_flow: FlowDrawer | None = None,
     instance: str | None = None,
+    campaigns: Any = None,
+    upload_limits: tuple[int, int] = (5_000_000, 50_000),
 ) -> web.Application:
     """Build the API. `token=None` disables authentication (only allowed on loopback: see `check_bind`).
 
     `readiness` maps a check name to a callable returning bool (or an awaitable of bool), e.g.
     `{"ami": lambda: ami.logged_in, "fastagi": lambda: server.listening}`. `instance` (the `instance` setting)
-    is shown by /readyz.
+    is shown by /readyz. `campaigns`: the campaign dialer (None: campaigns are managed, nobody dials);
+    `upload_limits`: (bytes, rows) of a CSV upload (campaigns.max_upload_bytes, campaigns.max_rows).
     """
     app = web.Application(middlewares=[error_middleware, bearer_middleware(token)], client_max_size=MAX_BODY)
     app[DEPS] = Deps(
@@ -65,6 +68,9 @@ def create_app(
         metrics_registry=metrics_registry,
         draw_flow=draw_flow,
         instance=instance,
+        campaigns=campaigns,
+        max_upload_bytes=upload_limits[0],
+        max_upload_rows=upload_limits[1],
     )
     for method, path, handler in all_routes():
         app.router.add_route(method, path, handler)

@@ -48,6 +48,9 @@ class Deps:
         None  # GET /flows/{name}/graph; None: 501 (the service passes ivr.flowgraph.render's)
     )
     instance: str | None = None  # this service instance's name (settings.instance), shown by /readyz
+    campaigns: Any = None  # ivr.campaigns.dialer.CampaignDialer (woken on changes; its clock and pacing)
+    max_upload_bytes: int = 5_000_000  # campaigns.max_upload_bytes: contact and do-not-call CSV files
+    max_upload_rows: int = 50_000  # campaigns.max_rows
 
 
 DEPS = web.AppKey("ivr_deps", Deps)

@@ -20,7 +20,17 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from ivr.api import schemas
-from ivr.storage import CallbackAttempt, CallbackRequest, Recording, SurveyAnswer, Voicemail
+from ivr.storage import (
+    CONTACT_STATES,
+    CallbackAttempt,
+    CallbackRequest,
+    Campaign,
+    CampaignAttempt,
+    CampaignContact,
+    Recording,
+    SurveyAnswer,
+    Voicemail,
+)
 
 PUBLIC = {"/healthz", "/readyz", "/metrics", "/console", "/console/{asset}"}
 REF = "#/components/schemas/{model}"
@@ -79,6 +89,31 @@ _SPY = _object(
     supervisor_leg=_STR,
     mode={"enum": ["listen", "whisper", "barge"]},
 )
+_COUNTS = {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}}
+_CAMPAIGN_STATS = _object(
+    ("contacts", "attempts", "answered", "connected", "declined", "abandoned", "abandon_rate", "abandon_rate_window"),
+    contacts=_object(CONTACT_STATES, **{state: {"type": "integer", "minimum": 0} for state in CONTACT_STATES}),
+    attempts=_COUNTS,
+    answered={"type": "integer", "minimum": 0},
+    connected={"type": "integer", "minimum": 0},
+    declined={"type": "integer", "minimum": 0},
+    abandoned={"type": "integer", "minimum": 0},
+    abandon_rate={"type": "number", "description": "Abandoned / answered, the whole campaign."},
+    abandon_rate_window={"type": "number", "description": "The same over the abandon guard's window."},
+    pacing={
+        "anyOf": [
+            {"type": "null"},
+            _object(("ratio", "slots", "reason"), ratio={"type": "number"}, slots={"type": "integer"}, reason=_STR),
+        ]
+    },
+)
+_PROBLEMS = {"type": "array", "items": _object(("line", "column", "message"), line={"type": "integer"})}
+_UPLOADED = _object(
+    ("added", "skipped"),
+    added={"type": "integer", "minimum": 0},
+    skipped={"type": "array", "items": _object(("line", "number", "message"), line={"type": "integer"})},
+)
+_DNC = _object(("number", "reason", "added_at"), number=_STR, reason=_STR, added_at={"type": "string"})
 _GRAPH_TYPES = tuple(dict.fromkeys(schemas.GRAPH_FORMATS.values()))
 
 
@@ -94,6 +129,7 @@ class Op:
     media: tuple[str, ...] = ()  # non-JSON success media types (the body is then not described)
     ok_also_on: tuple[int, ...] = ()  # statuses answered with the success schema too (readyz: 503)
     also_media: tuple[str, ...] = ()  # other media types of the same data besides the JSON `response` (CSV)
+    csv_body: bool = False  # the request body is a CSV file (text/csv), not JSON
 
 
 _ACT = (404, 409, 422, 503)  # an action on a live call: unknown call, wrong state / refused, bad input, no AMI
@@ -239,6 +275,103 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         response=_list_of("answers", _ref("SurveyAnswer")),
         also_media=("text/csv",),
     ),
+    ("GET", "/campaigns"): Op(
+        "Outbound campaigns", "campaigns", errors=_STORED, response=_list_of("campaigns", _ref("Campaign"))
+    ),
+    ("POST", "/campaigns"): Op(
+        "Create a campaign (draft)", "campaigns", schemas.CampaignBody, 201, (409, *_STORED), None, _ref("Campaign")
+    ),
+    ("GET", "/campaigns/{campaign_id}"): Op(
+        "One campaign with its statistics",
+        "campaigns",
+        errors=(404, *_STORED),
+        response={"allOf": [_ref("Campaign"), _object(("stats",), stats=_CAMPAIGN_STATS)]},
+    ),
+    ("GET", "/campaigns/{campaign_id}/stats"): Op(
+        "Contacts by state, attempts by result, answered / connected / abandoned, abandon rate, pacing",
+        "campaigns",
+        errors=(404, *_STORED),
+        response=_CAMPAIGN_STATS,
+    ),
+    ("POST", "/campaigns/{campaign_id}/contacts"): Op(
+        "Upload contacts as CSV (number,name,language,timezone,<variables>); all or nothing, every bad row listed",
+        "campaigns",
+        errors=(404, 409, *_STORED),
+        response=_UPLOADED,
+        csv_body=True,
+    ),
+    ("GET", "/campaigns/{campaign_id}/contacts"): Op(
+        "The contacts of a campaign",
+        "campaigns",
+        errors=(404, 422, *_STORED),
+        query=schemas.ContactsQuery,
+        response=_list_of("contacts", _ref("CampaignContact")),
+    ),
+    ("GET", "/campaigns/{campaign_id}/contacts/{contact_id}"): Op(
+        "One contact with its attempts (result, time, call id, the flow's outcome)",
+        "campaigns",
+        errors=(404, *_STORED),
+        response={
+            "allOf": [
+                _ref("CampaignContact"),
+                _object(("attempts_log",), attempts_log={"type": "array", "items": _ref("CampaignAttempt")}),
+            ]
+        },
+    ),
+    ("POST", "/campaigns/{campaign_id}/start"): Op(
+        "Start dialling (draft -> running)",
+        "campaigns",
+        schemas.EmptyBody,
+        200,
+        (404, 409, *_STORED),
+        None,
+        _ref("Campaign"),
+    ),
+    ("POST", "/campaigns/{campaign_id}/pause"): Op(
+        "Pause (running -> paused; calls ringing finish)",
+        "campaigns",
+        schemas.EmptyBody,
+        200,
+        (404, 409, *_STORED),
+        None,
+        _ref("Campaign"),
+    ),
+    ("POST", "/campaigns/{campaign_id}/resume"): Op(
+        "Resume (paused -> running)", "campaigns", schemas.EmptyBody, 200, (404, 409, *_STORED), None, _ref("Campaign")
+    ),
+    ("POST", "/campaigns/{campaign_id}/stop"): Op(
+        "Stop for good (-> stopped)", "campaigns", schemas.EmptyBody, 200, (404, 409, *_STORED), None, _ref("Campaign")
+    ),
+    ("GET", "/dnc"): Op(
+        "The do-not-call list",
+        "campaigns",
+        errors=(422, *_STORED),
+        query=schemas.DncQuery,
+        response=_list_of("numbers", _DNC),
+    ),
+    ("POST", "/dnc"): Op(
+        "Add numbers to the do-not-call list",
+        "campaigns",
+        schemas.DncBody,
+        201,
+        _STORED,
+        None,
+        _object(("added",), added={"type": "integer", "minimum": 0}),
+    ),
+    ("POST", "/dnc/import"): Op(
+        "Import a do-not-call CSV (number,reason); all or nothing, every bad row listed",
+        "campaigns",
+        ok=201,
+        errors=_STORED,
+        response=_object(("added", "rows"), added={"type": "integer"}, rows={"type": "integer"}),
+        csv_body=True,
+    ),
+    ("DELETE", "/dnc/numbers/{number}"): Op(
+        "Remove a number from the do-not-call list",
+        "campaigns",
+        errors=(404, *_STORED),
+        response=_object(("removed",), removed=_STR),
+    ),
     ("GET", "/voicemail"): Op(
         "Voicemail messages",
         "voicemail",
@@ -284,7 +417,16 @@ _STATUS_TEXT = {
 }
 
 # Stored rows as the handlers serialise them (dataclasses.asdict, datetimes in ISO-8601).
-_STORED_ROWS = (Recording, CallbackRequest, CallbackAttempt, Voicemail, SurveyAnswer)
+_STORED_ROWS = (
+    Recording,
+    CallbackRequest,
+    CallbackAttempt,
+    Voicemail,
+    SurveyAnswer,
+    Campaign,
+    CampaignContact,
+    CampaignAttempt,
+)
 
 
 def _error_schema() -> dict[str, Any]:
@@ -365,6 +507,12 @@ def document() -> dict[str, Any]:
         if params:
             entry["parameters"] = params
         errors = set(op.errors)
+        if op.csv_body:
+            entry["requestBody"] = {
+                "required": True,
+                "content": {media: {"schema": _TEXT} for media in ("text/csv", "text/plain")},
+            }
+            errors |= {413, 415, 422}
         if op.body is not None:
             entry["requestBody"] = {"required": _body_required(op.body), "content": _content(_ref(op.body.__name__))}
             errors |= {413, 415, 422}
@@ -386,7 +534,8 @@ def document() -> dict[str, Any]:
         "info": {
             "title": "ivr call control API",
             "version": "1",
-            "description": "Live calls, parking, recordings, queues, callbacks, survey answers and flows of the ivr "
+            "description": "Live calls, parking, recordings, queues, callbacks, survey answers, outbound campaigns and "
+            "flows of the ivr "
             "service. "
             "Bodies are JSON (Content-Type: application/json); errors are {error, detail}.",
         },

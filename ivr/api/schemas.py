@@ -33,7 +33,8 @@ from pydantic.json_schema import JsonDict, JsonValue
 from ivr import telephony
 from ivr.calls import validate
 from ivr.calls.model import CALL_STATES
-from ivr.storage import CALLBACK_STATES, RECORDING_STATES
+from ivr.campaigns.model import CampaignSettings
+from ivr.storage import CALLBACK_STATES, CONTACT_STATES, RECORDING_STATES
 
 # --- field types -------------------------------------------------------------------------------------------------
 
@@ -278,6 +279,20 @@ class CallbackBody(Body):
     )
 
 
+class CampaignBody(Body):
+    """A new campaign (created `draft`: upload contacts, then start it)."""
+
+    name: Name = Field(description="Unique; list it in campaigns.names to give it its own metric series.")
+    flow: Name = Field(description="The flow an answered contact runs (it hands the contact to the queue).")
+    queue: Name = Field(description="The queue whose available agents pace the campaign and take its calls.")
+    settings: CampaignSettings
+
+
+class DncBody(Body):
+    numbers: list[Number] = Field(min_length=1, max_length=1000, description="Numbers never to be called.")
+    reason: Text = Field("", description="Why (the customer asked, a complaint, ...).")
+
+
 ALL_BODIES: tuple[type[Body], ...] = (
     EmptyBody,
     OriginateBody,
@@ -291,6 +306,8 @@ ALL_BODIES: tuple[type[Body], ...] = (
     MemberBody,
     MemberPauseBody,
     CallbackBody,
+    CampaignBody,
+    DncBody,
 )
 
 
@@ -345,6 +362,18 @@ class SurveysQuery(Query):
     offset: QueryInt = Field(0, ge=0, le=10_000_000)
 
 
+class ContactsQuery(Query):
+    state: Literal[CONTACT_STATES] | None = None  # type: ignore[valid-type]
+    limit: QueryInt = Field(100, ge=1, le=1000)
+    offset: QueryInt = Field(0, ge=0, le=10_000_000)
+
+
+class DncQuery(Query):
+    number: str | None = Field(None, description="Only this number (is it listed?).")
+    limit: QueryInt = Field(100, ge=1, le=1000)
+    offset: QueryInt = Field(0, ge=0, le=10_000_000)
+
+
 class VoicemailQuery(Query):
     mailbox: str | None = None
     limit: QueryInt = Field(100, ge=1, le=1000)
@@ -376,4 +405,7 @@ class PathParams(BaseModel):
     )
     recording_id: RowId
     callback_id: RowId
+    campaign_id: RowId
+    contact_id: RowId
+    number: Number
     asset: str = Field(pattern=r"^[A-Za-z0-9_-]+\.(html|css|js)$", description="A file of the supervisor console.")

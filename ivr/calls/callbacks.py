@@ -100,8 +100,9 @@ class CallbackPolicy:
         return at + timedelta(seconds=self.retry_delay(attempts_done))
 
 
-# OriginateResponse reason (ivr.ami.actions.ORIGINATE_REASONS text) -> stored attempt result.
-_RESULTS = {
+# OriginateResponse reason (ivr.ami.actions.ORIGINATE_REASONS text) -> stored attempt result (callbacks and
+# campaigns: ivr.campaigns.dialer).
+ORIGINATE_RESULTS = {
     "answered": "answered",
     "busy": "busy",
     "no_answer": "no_answer",
@@ -405,7 +406,7 @@ class CallbackScheduler:
         result = await self.operations.wait_originate(originated, self.policy.ring_timeout + self.policy.result_grace)
         if result is None:
             return "error", originated.call_id, True  # no OriginateResponse: outcome unknown, try again later
-        return _RESULTS.get(result.reason_text, "failed"), originated.call_id, True
+        return ORIGINATE_RESULTS.get(result.reason_text, "failed"), originated.call_id, True
 
     # --- the callback flow's report ----------------------------------------------------------------------------
 

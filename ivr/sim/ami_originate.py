@@ -3,7 +3,8 @@
 Rules for this file:
 - Outcomes as recorded (ami-11): OriginateResponse Reason 4 answered, 5 busy, 3 no answer within Timeout,
   0 failed (no such extension, unavailable, or a flow that never answered); ChannelId becomes the Uniqueid.
-- The callee's behaviour is an `AgentSpec` (agents, `SimConfig.default_callee` for outside numbers); a
+- The callee's behaviour is an `AgentSpec` (`SimConfig.callees` for scripted outside numbers, agents,
+  `SimConfig.default_callee` for other outside numbers); a
   `Local/<space>@parkedcalls` callee retrieves the parked call; `Local/<did>@<route context>` runs the flow on
   its ;2 half, un-answered until the flow answers.
 - After the answer the originated channel runs Application (Wait, Playback, ChanSpy, ParkedCall ...) or Context/Exten
@@ -95,6 +96,9 @@ class Originate:
         tech = self.target.split("/", 1)[0].lower() if "/" in self.target else ""
         if tech == "local" and context == "parkedcalls" and exten.isdigit():
             return AgentSpec(exten, answer_after=0.0, talk=None), exten, context, True
+        callee = self.sim.config.callees.get(exten)
+        if callee is not None:  # a scripted outside number
+            return callee, exten, context, False
         if agent is not None:
             return agent, exten, context, False
         if tech == "local":

@@ -126,6 +126,10 @@ class SimConfig:
     moh_classes: set[str] = field(default_factory=lambda: {"default"})  # unknown classes fall back to default
     seed: int = 0  # ids that Asterisk draws at random (CommandId, bridges)
     default_callee: AgentSpec = field(default_factory=lambda: AgentSpec("callee", answer_after=1.0, talk=None))
+    # Outside numbers by script (campaigns, callbacks): number -> how that phone behaves when originated --
+    # answers after n s and follows `script` in the flow, `busy`, never answers (`answer_after=None`), or
+    # `unavailable`. Looked up before agents; numbers not listed are agents or `default_callee`.
+    callees: dict[str, AgentSpec] = field(default_factory=dict)
     # [globals] of extensions.conf that dialplans/extensions_ivr.conf reads: IVR_OPERATOR (ivr-enter,fallback's
     # Dial), IVR_SERVER (host:port of the FastAGI service; default: where sim.start() points calls)
     globals: dict[str, str] = field(default_factory=lambda: {dialplan.OPERATOR: "Local/answer2s@agents"})

@@ -75,6 +75,28 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "CREATE INDEX caller_contact_caller ON caller_contact (caller_hash, at)",
         "CREATE INDEX caller_contact_at ON caller_contact (at)",
     ),
+    (  # 5 -> 6: outbound campaigns (settings as JSON text), their contacts and attempts, the do-not-call list
+        """CREATE TABLE campaign (
+            id {id}, name VARCHAR(64) NOT NULL, flow VARCHAR(80) NOT NULL, queue VARCHAR(80) NOT NULL,
+            state VARCHAR(16) NOT NULL, settings TEXT NOT NULL, created_at {ts} NOT NULL, updated_at {ts} NOT NULL)""",
+        "CREATE UNIQUE INDEX campaign_name ON campaign (name)",
+        """CREATE TABLE campaign_contact (
+            id {id}, campaign_id {ref} NOT NULL REFERENCES campaign (id), number VARCHAR(40) NOT NULL,
+            name VARCHAR(80) NOT NULL, language VARCHAR(16) NOT NULL, timezone VARCHAR(64) NOT NULL,
+            variables TEXT NOT NULL, line INTEGER NOT NULL, state VARCHAR(16) NOT NULL, attempts INTEGER NOT NULL,
+            last_result VARCHAR(16), next_attempt_at {ts} NOT NULL, lease_owner VARCHAR(120), lease_until {ts},
+            answered_at {ts}, verdict VARCHAR(16))""",
+        "CREATE UNIQUE INDEX campaign_contact_number ON campaign_contact (campaign_id, number)",
+        "CREATE INDEX campaign_contact_due ON campaign_contact (campaign_id, state, next_attempt_at)",
+        """CREATE TABLE campaign_attempt (
+            id {id}, campaign_id {ref} NOT NULL REFERENCES campaign (id),
+            contact_id {ref} NOT NULL REFERENCES campaign_contact (id), result VARCHAR(16) NOT NULL,
+            at {ts} NOT NULL, call_id VARCHAR(80) NOT NULL, outcome VARCHAR(16))""",
+        "CREATE INDEX campaign_attempt_time ON campaign_attempt (campaign_id, at)",
+        "CREATE INDEX campaign_attempt_contact ON campaign_attempt (contact_id)",
+        """CREATE TABLE dnc (
+            number VARCHAR(40) NOT NULL PRIMARY KEY, reason VARCHAR(80) NOT NULL, added_at {ts} NOT NULL)""",
+    ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

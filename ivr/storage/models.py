@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 # Callback request states. `dialing` is held only while an attempt rings, under a lease (owner + expiry) taken by
 # one service instance; a lease that expires (its instance died) is taken over by any instance. `answered`: the
@@ -18,6 +18,18 @@ CALLBACK_RESULTS = ("answered", "busy", "no_answer", "no_agent", "failed", "erro
 # What a callback flow's report says (stored by `defer_callback_verdict` when it overtakes the attempt's result).
 CALLBACK_VERDICTS = ("connected", "cancelled", "not_connected")
 RECORDING_STATES = ("recording", "paused", "finished")
+# Outbound campaigns (ivr.campaigns). A campaign is created `draft`, dials while `running`, keeps its place while
+# `paused`; `stopped` is final (set by hand), `finished` when no contact is left to dial.
+CAMPAIGN_STATES = ("draft", "running", "paused", "stopped", "finished")
+# A contact waits `pending` (next_attempt_at), is leased while `dialing`, `answered` while its flow runs; then
+# `connected` (an agent took the call), `declined` (answered, never asked for an agent), `abandoned` (waited for
+# an agent who never came; retried while attempts remain), `failed` (attempts used up, or a number never to be
+# dialled) or `dnc` (on the do-not-call list when its turn came).
+CONTACT_STATES = ("pending", "dialing", "answered", "connected", "declined", "abandoned", "failed", "dnc")
+# Attempt results (the `result` label of ivr_campaign_attempts_total, so the set is fixed).
+CAMPAIGN_RESULTS = ("answered", "busy", "no_answer", "failed", "error")
+# What the answered contact's flow report says (ivr.campaigns.dialer.contact_verdict).
+CAMPAIGN_VERDICTS = ("connected", "declined", "abandoned")
 
 
 class StorageError(Exception):
@@ -30,6 +42,10 @@ class StorageUnavailable(StorageError):
 
 class NotFound(StorageError):
     """No row with that id."""
+
+
+class Conflict(StorageError):
+    """The row exists already (a campaign name): the API answers 409."""
 
 
 def utcnow() -> datetime:
@@ -109,6 +125,82 @@ class SurveyAnswer:
     id: int | None = None
 
 
+@dataclass
+class Campaign:
+    """An outbound campaign: contacts answering run `flow`, which hands them to `queue`. `settings` holds the
+    dialling policy as ivr.campaigns.model.CampaignSettings validates it (stored as JSON)."""
+
+    name: str
+    flow: str
+    queue: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    state: str = "draft"
+    created_at: datetime = field(default_factory=utcnow)
+    updated_at: datetime = field(default_factory=utcnow)
+    id: int | None = None
+
+
+@dataclass
+class CampaignContact:
+    """One person to call in a campaign. `line`: the CSV line it came from (reports point there); `timezone`: the
+    contact's IANA zone ("" = the campaign schedule's); `variables`: set on the call's channel."""
+
+    campaign_id: int
+    number: str
+    name: str = ""
+    language: str = ""
+    timezone: str = ""
+    variables: dict[str, str] = field(default_factory=dict)
+    line: int = 0
+    state: str = "pending"
+    attempts: int = 0
+    last_result: str | None = None
+    next_attempt_at: datetime = field(default_factory=utcnow)
+    answered_at: datetime | None = None
+    verdict: str | None = None  # a flow report that came before the attempt's result
+    id: int | None = None
+
+
+@dataclass
+class CampaignAttempt:
+    campaign_id: int
+    contact_id: int
+    result: str
+    at: datetime
+    call_id: str = ""
+    outcome: str | None = None  # answered attempts: connected, declined or abandoned once the flow reported
+    id: int | None = None
+
+
+@dataclass
+class CampaignStats:
+    """Counts of one campaign: contacts by state, attempts by result, answered attempts by outcome (all time, or
+    since a moment: the abandon guard's window)."""
+
+    contacts: dict[str, int] = field(default_factory=dict)
+    attempts: dict[str, int] = field(default_factory=dict)
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def answered(self) -> int:
+        return self.attempts.get("answered", 0)
+
+    @property
+    def abandoned(self) -> int:
+        return self.outcomes.get("abandoned", 0)
+
+    @property
+    def abandon_rate(self) -> float:
+        return self.abandoned / self.answered if self.answered else 0.0
+
+
+@dataclass
+class DncEntry:
+    number: str
+    reason: str = ""
+    added_at: datetime = field(default_factory=utcnow)
+
+
 @runtime_checkable
 class Storage(Protocol):
     async def open(self) -> None: ...
@@ -184,5 +276,47 @@ class Storage(Protocol):
         self, caller_hash: str, call_id: str, flow: str, queue: str, at: datetime, *, lookback: datetime
     ) -> list[tuple[str, str, datetime]]: ...
     async def purge_contacts(self, before: datetime) -> int: ...
+
+    # outbound campaigns (ivr.storage.campaigns)
+    async def add_campaign(self, campaign: Campaign) -> int: ...
+    async def get_campaign(self, campaign_id: int) -> Campaign: ...
+    async def list_campaigns(self, state: str | None = None) -> list[Campaign]: ...
+    async def set_campaign_state(
+        self, campaign_id: int, state: str, at: datetime, *, from_states: Iterable[str]
+    ) -> Campaign | None: ...
+    async def add_campaign_contacts(
+        self, campaign_id: int, contacts: list[CampaignContact]
+    ) -> tuple[int, list[CampaignContact]]: ...
+    async def get_campaign_contact(self, contact_id: int) -> CampaignContact: ...
+    async def list_campaign_contacts(
+        self, campaign_id: int, *, state: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[CampaignContact]: ...
+    async def lease_campaign_contacts(
+        self, campaign_id: int, now: datetime, *, limit: int, owner: str, lease_until: datetime
+    ) -> list[CampaignContact]: ...
+    async def renew_campaign_leases(self, owner: str, contact_ids: Iterable[int], lease_until: datetime) -> int: ...
+    async def release_campaign_contact(
+        self, contact_id: int, owner: str, *, state: str = "pending", next_attempt_at: datetime | None = None
+    ) -> bool: ...
+    async def record_campaign_attempt(
+        self,
+        contact_id: int,
+        result: str,
+        at: datetime,
+        *,
+        retry_at: datetime | None = None,
+        call_id: str = "",
+        owner: str | None = None,
+    ) -> CampaignContact: ...
+    async def defer_campaign_verdict(self, contact_id: int, verdict: str) -> bool: ...
+    async def resolve_campaign_contact(
+        self, contact_id: int, verdict: str, at: datetime, *, retry_at: datetime | None = None
+    ) -> CampaignContact | None: ...
+    async def campaign_attempts(self, contact_id: int) -> list[CampaignAttempt]: ...
+    async def campaign_stats(self, campaign_id: int, since: datetime | None = None) -> CampaignStats: ...
+    async def add_dnc(self, entries: list[DncEntry]) -> int: ...
+    async def remove_dnc(self, number: str) -> bool: ...
+    async def list_dnc(self, *, number: str | None = None, limit: int = 100, offset: int = 0) -> list[DncEntry]: ...
+    async def is_dnc(self, number: str) -> bool: ...
 
     async def close(self) -> None: ...

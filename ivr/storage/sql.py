@@ -18,9 +18,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
+from ivr.storage.campaigns import CampaignSQL
 from ivr.storage.models import (
     CALLBACK_RESULTS,
     CALLBACK_VERDICTS,
@@ -32,6 +33,9 @@ from ivr.storage.models import (
     SurveyAnswer,
     Voicemail,
 )
+from ivr.storage.times import aware
+from ivr.storage.times import opt as _opt
+from ivr.storage.times import read as _dt
 
 log = logging.getLogger("ivr.storage")
 
@@ -62,23 +66,6 @@ class Database(Protocol):
 
     async def open(self) -> None: ...
     async def close(self) -> None: ...
-
-
-def aware(value: datetime) -> datetime:
-    """Naive datetimes are taken as UTC, never as local time."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _opt(value: datetime | None) -> datetime | None:
-    return None if value is None else aware(value)
-
-
-def _dt(value: Any) -> Any:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return aware(value)
 
 
 def _in(ids: Sequence[int]) -> str:
@@ -146,8 +133,9 @@ _DUE = (
 )
 
 
-class SQLStorage:
-    """`Storage` over a `Database` backend. Subclasses pick the backend (SQLite, PostgreSQL)."""
+class SQLStorage(CampaignSQL):
+    """`Storage` over a `Database` backend. Subclasses pick the backend (SQLite, PostgreSQL). Campaign methods
+    come from `CampaignSQL` (ivr.storage.campaigns)."""
 
     def __init__(self, db: Database) -> None:
         self.db = db

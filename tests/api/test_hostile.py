@@ -18,7 +18,7 @@ from .conftest import AUTH
 
 JSON = {"Content-Type": "application/json"}
 BODY_ROUTES = sorted(
-    path.replace("{call_id}", "x").replace("{queue}", "sales")
+    path.replace("{call_id}", "x").replace("{queue}", "sales").replace("{campaign_id}", "1")
     for (method, path), op in OPERATIONS.items()
     if method == "POST" and op.body is not None
 )

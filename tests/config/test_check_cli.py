@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_check_sample_config_exit_zero(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", str(ROOT / "config" / "ivr.yaml")]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("OK: 0 error(s), 0 warning(s); flows: callback, main, survey (version ")
+    assert out.startswith("OK: 0 error(s), 0 warning(s); flows: callback, campaign, main, survey (version ")
 
 
 def test_check_flows_dir_with_errors_exit_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

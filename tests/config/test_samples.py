@@ -20,7 +20,7 @@ FLOWS = ROOT / "config" / "flows"
 def test_sample_config_passes_check_without_errors_or_warnings() -> None:
     result = check(str(ROOT / "config" / "ivr.yaml"))
     assert [p.format() for p in result["problems"]] == []
-    assert result["flows"] == ["callback", "main", "survey"]
+    assert result["flows"] == ["callback", "campaign", "main", "survey"]
 
 
 def test_sample_settings() -> None:
@@ -35,7 +35,7 @@ def test_documented_node_ids_exist() -> None:
     doc = (ROOT / "docs" / "flows.md").read_text(encoding="utf-8")
     section = doc.split("## Sample flows", 1)[1].split("\n## ", 1)[0]
     flow_set = load_flows(FLOWS)
-    for flow_name in ("main", "callback"):
+    for flow_name in ("main", "callback", "campaign"):
         listed = set(re.findall(rf"`{flow_name}:([a-z_]+)`", section))
         assert listed == set(flow_set[flow_name].nodes), flow_name
 

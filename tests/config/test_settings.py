@@ -206,3 +206,16 @@ def test_caller_hash_key_from_a_file_or_the_environment_never_from_yaml(tmp_path
         assert words in str(info.value) and key not in str(info.value), bad
     with pytest.raises(ConfigError, match="shorter than 16"):
         load_settings(write_settings(tmp_path, "{}\n"), env={"IVR_CALLER_HASH_KEY": "short"})
+
+
+def test_campaign_settings_errors_are_located(tmp_path: Path) -> None:
+    text = "campaigns:\n  interval: 2s\n  names: [renewals, 'bad name']\n  max_rows: 0\n  pacing: 2\n"
+    path = write_settings(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, env={})
+    found = {p.line: p.message for p in info.value.problems}
+    assert "'bad name' is not a campaign name" in found[3]
+    assert "greater than or equal to 1" in found[4]
+    assert "unknown key 'pacing'" in found[5]
+    ok = load_settings(write_settings(tmp_path, "campaigns: {names: [renewals], interval: 2s}\n"), env={})
+    assert (ok.campaigns.names, ok.campaigns.interval, ok.campaigns.enabled) == (["renewals"], 2.0, True)

@@ -17,7 +17,14 @@ import yaml
 from tests.observability.promql_names import DASHBOARD
 from tests.observability.test_prometheus_rules import needs_promtool, promtool
 
-SUBSTITUTIONS = {"$__rate_interval": "1m", "$__range": "10m", "$flow": ".*", "$queue": ".*", "$instance": ".*"}
+SUBSTITUTIONS = {
+    "$__rate_interval": "1m",
+    "$__range": "10m",
+    "$flow": ".*",
+    "$queue": ".*",
+    "$instance": ".*",
+    "$campaign": ".*",
+}
 
 
 def panel_expr(title: str, ref: str = "A", **variables: str) -> str:
@@ -60,6 +67,20 @@ def test_panels_with_two_instances_and_two_servers(tmp_path: Path) -> None:
         {"series": 'ivr_ami_up{instance="ivr-a",pbx="pbx2"}', "values": "1x10"},
         {"series": 'ivr_ami_up{instance="ivr-b",pbx="pbx1"}', "values": "1x10"},
         {"series": 'ivr_ami_up{instance="ivr-b",pbx="pbx2"}', "values": "0x10"},
+        # a campaign dialled by both instances: each counts its own attempts (1 and 2 answered per minute) and
+        # its own calls ringing; both read the same abandon rate and pacing from the shared database
+        {
+            "series": 'ivr_campaign_attempts_total{instance="ivr-a",campaign="renewals",result="answered"}',
+            "values": "0+1x10",
+        },
+        {
+            "series": 'ivr_campaign_attempts_total{instance="ivr-b",campaign="renewals",result="answered"}',
+            "values": "0+2x10",
+        },
+        {"series": 'ivr_campaign_dialing{instance="ivr-a",campaign="renewals"}', "values": "2x10"},
+        {"series": 'ivr_campaign_dialing{instance="ivr-b",campaign="renewals"}', "values": "1x10"},
+        *series('ivr_campaign_abandon_rate{instance="INSTANCE",campaign="renewals"}', "0.02x10"),
+        *series('ivr_campaign_pacing_ratio{instance="INSTANCE",campaign="renewals"}', "1.5x10"),
     ]
 
     def case(expr: str, *samples: tuple[str, float]) -> dict:
@@ -84,6 +105,13 @@ def test_panels_with_two_instances_and_two_servers(tmp_path: Path) -> None:
         case(panel_expr("AMI"), ("{}", 0)),
         case(panel_expr("AMI", pbx="pbx1"), ("{}", 1)),
         case(panel_expr("AMI", instance="ivr-a"), ("{}", 1)),
+        case(
+            f"round({panel_expr('Campaign answered, connected, abandoned (per hour)')}, 0.001)",
+            ('{campaign="renewals"}', 15),  # 3 per minute over both instances; the range is 5 min here
+        ),
+        case(panel_expr("Campaign abandon rate"), ('{campaign="renewals"}', 0.02)),
+        case(panel_expr("Campaign pacing and calls ringing"), ('{campaign="renewals"}', 1.5)),
+        case(panel_expr("Campaign pacing and calls ringing", "B"), ('{campaign="renewals"}', 3)),
     ]
     path = tmp_path / "instances.test.yml"
     path.write_text(

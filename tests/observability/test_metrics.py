@@ -57,6 +57,7 @@ def test_every_ivr_label_is_in_the_allowed_set(scrape: str) -> None:
         "window",
         "instance",
         "pbx",
+        "campaign",
     } == metrics.ALLOWED_LABELS
     seen_ivr = 0
     for family in text_string_to_metric_families(scrape):

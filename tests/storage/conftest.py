@@ -8,7 +8,7 @@ import pytest
 
 from ivr.storage import SQLStorage, open_storage
 
-TABLES = "voicemail, callback_attempt, callback, recording"
+TABLES = "voicemail, callback_attempt, callback, recording, campaign_attempt, campaign_contact, campaign, dnc"
 
 
 @pytest.fixture(scope="session")

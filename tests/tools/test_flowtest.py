@@ -21,7 +21,7 @@ def test_shipped_flows_pass_and_cover_every_node_option_and_branch() -> None:
     suite = run_suite(SHIPPED)
     failures = {r.case.name: r.verdict.failures for r in suite.failed}
     assert failures == {}
-    assert {r.flow for r in suite.results} == {"main", "callback", "survey"}
+    assert {r.flow for r in suite.results} == {"main", "callback", "survey", "campaign"}
     missing = [item.describe() for item in suite.coverage.missing]
     assert missing == []
     assert suite.coverage.ratio() == 1.0
