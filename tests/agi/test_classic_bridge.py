@@ -65,6 +65,7 @@ def _env(tmp_path: Path) -> dict[str, str]:
         IVR_RECORDINGS_DIR=str(tmp_path / "recordings"),
         IVR_AGI_CACHE_DIR=str(tmp_path / "cache"),
         IVR_AGI_LOG_LEVEL="DEBUG",
+        PYTHONWARNINGS="always::ResourceWarning",  # printed to stderr if the call leaves a socket or loop open
     )
     return env
 
@@ -140,6 +141,7 @@ async def test_a_lookup_and_a_voicemail_run_through_the_bridge_after_the_first_c
         code, err = await _end(proc)
         assert code == 0, err
         assert "Suspended" not in err and "Traceback" not in err, err
+        assert "Unclosed" not in err and "ResourceWarning" not in err, err  # the bridge closed what it opened
     assert crm == ["5551234", "5551234"]  # the caller ID went to the CRM, URL-encoded by the lookup node
     assert commands[0] == b"ANSWER"
     assert b'SET VARIABLE IVR_CUSTOMER "Ona Onaite"' in commands  # the CRM's answer reached the call
