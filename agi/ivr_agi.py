@@ -10,6 +10,8 @@ Rules for this file:
   content of the flows, the settings file, the `IVR_*` environment and the code; `IVR_AGI_CACHE_DIR`, default
   ~/.cache/ivr of the user Asterisk runs as). A hit imports no pydantic and no YAML; a miss loads and checks the
   settings and flows as `serve` does, then writes the cache. The flow is the first AGI argument.
+- The call runs without an event loop (ivr/agi/classic.py, decision D2): nothing here or in the router may
+  import asyncio before the first command.
 - IVR_AGI_ROUTER="package.module:factory" replaces the router factory (tests, embedding); the factory takes no
   arguments and returns an `ivr.agi.Router`. It is read from the environment Asterisk was started with, which is
   under the administrator's control.

@@ -15,9 +15,10 @@ answers faster, because more replies arrive per loop iteration). Figures:
 - commands/s: wall clock, and per CPU-second of the server process (independent of the client's speed);
   the median over the rounds, and the range of the per-round ratio;
 - memory per idle call: server RSS growth with N calls connected, each blocked in `EXEC Wait 3600`, / N;
-- classic AGI start-up: spawn -> first command received, ours (agi/ivr_agi.py; trivial router, then the real
-  router with the sample flows) vs pyst2 (`AGI()`), `import asyncio` alone and a bare interpreter, median
-  (`--classic`: only this table).
+- classic AGI start-up: spawn -> first command received (and -> the flow's first prompt), ours (agi/ivr_agi.py;
+  trivial router, then the real router with the sample flows) vs pyst2 (`AGI()`), `import asyncio` alone and a
+  bare interpreter, medians of interleaved rounds (`--classic`: only this table; `--before DIR` adds another
+  checkout's real router, e.g. `git archive <commit> | tar -x -C DIR`, for before/after figures).
 Goals: at least panoramisk's throughput, under 30 KiB per idle call (issue 2); classic start-up within the bare
 interpreter's + 25 ms (issue 12). Dev-only (needs the bench extra).
 """
@@ -99,18 +100,6 @@ def serve(kind: str) -> None:
         await asyncio.Event().wait()
 
     asyncio.run(main())
-
-
-def noop_router():
-    """Router for the classic start-up measurement (IVR_AGI_ROUTER=agi_bench:noop_router)."""
-    from ivr.agi import Router
-
-    async def bench(session) -> None:
-        await session.answer()
-
-    router = Router()
-    router.add("bench", bench)
-    return router
 
 
 # --- load generator --------------------------------------------------------------------------------------
@@ -250,8 +239,9 @@ def idle_memory(kind: str, calls: int) -> dict:
         server.stop()
 
 
-def classic_startup(runs: int) -> dict:
-    """Median ms from spawn to the first command on stdout, and to process exit.
+def classic_startup(runs: int, before: Path | None = None) -> dict:
+    """Median ms from spawn to the first command on stdout, to the second (the sample flow's first prompt, after
+    `200 result=0` to ANSWER), and to process exit.
 
     Rows: ivr with a trivial router (the AGI layer's own cost), ivr with the real router and the sample flows
     (`ivr.flow.classic.classic_router`: compiled flows and settings from the classic AGI cache that one
@@ -260,13 +250,14 @@ def classic_startup(runs: int) -> dict:
     "no .pyc" keeps this environment's PYTHONDONTWRITEBYTECODE (set on the build machine: every run recompiles
     the ivr sources, as a read-only checkout would); ".pyc cached" lets Python write its bytecode under a
     temporary PYTHONPYCACHEPREFIX, warmed by one unmeasured run (what an installed package, or a checkout
-    Asterisk's user can write to, gets)."""
+    Asterisk's user can write to, gets). `before`: another checkout (e.g. `git archive <commit> | tar -x -C
+    DIR`) whose real router is timed the same way, its variant in turn with the others."""
     import tempfile
 
     work = Path(tempfile.mkdtemp(prefix="agi-bench-"))
     trivial = dict(
         os.environ,
-        IVR_AGI_ROUTER="agi_bench:noop_router",
+        IVR_AGI_ROUTER="classic_noop:noop_router",
         PYTHONPATH=os.pathsep.join([str(Path(__file__).parent), str(REPO)]),
     )
     # The sample config, with the database in a scratch directory instead of the checkout's var/.
@@ -281,6 +272,18 @@ def classic_startup(runs: int) -> dict:
         "ivr (agi/ivr_agi.py), trivial router (IVR_AGI_ROUTER), no .pyc": (script, trivial, "bench", False),
         "ivr (agi/ivr_agi.py), real router + sample flows `main`, no .pyc": (script, real, "main", True),
         "ivr (agi/ivr_agi.py), real router + sample flows `main`, .pyc cached": (script, cached, "main", True),
+        **(
+            {
+                f"ivr before ({before}), real router + sample flows `main`, .pyc cached": (
+                    [PY, str(before / "agi" / "ivr_agi.py")],
+                    dict(cached, IVR_AGI_CACHE_DIR=str(work / "agi-cache-before")),
+                    "main",
+                    True,
+                )
+            }
+            if before is not None
+            else {}
+        ),
         "pyst2 (import asterisk.agi; AGI())": (
             [PY, "-c", "import asterisk.agi as a; agi = a.AGI(); agi.answer()"],
             dict(os.environ),
@@ -309,46 +312,65 @@ def classic_startup(runs: int) -> dict:
 
 
 def _time_variants(variants: dict, runs: int, out: dict) -> None:
-    for name, (argv, env, flow, warm_up) in variants.items():
-        header = env_block(0, network=False).replace(b"agi_arg_1: 0", b"agi_arg_1: " + flow.encode())
-        first, total = [], []
-        for run in range(runs + (1 if warm_up else 0)):
-            t0 = time.perf_counter()
-            proc = subprocess.Popen(
-                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
-            )
-            proc.stdin.write(header)
-            proc.stdin.flush()
-            line = proc.stdout.readline()
-            t_first = time.perf_counter() - t0
-            if line != b"ANSWER\n":  # both routers (and the sample flow `main`) start with ANSWER
-                proc.kill()
-                raise RuntimeError(f"{name}: expected ANSWER, got {line!r}; stderr: {proc.stderr.read()[-500:]!r}")
-            try:
-                proc.stdin.write(REPLY)
-                proc.stdin.close()  # EOF after the first reply: the flow ends (AGIConnectionLost), as on hangup
-            except BrokenPipeError:
-                pass
-            proc.stderr.read()
-            proc.wait(10)
-            if warm_up and run == 0:
-                continue
-            first.append(t_first)
-            total.append(time.perf_counter() - t0)
-        out[name] = (statistics.median(first) * 1000, statistics.median(total) * 1000)
+    """Each round spawns every variant once, in turn, so the machine's load hits all of them alike."""
+    samples: dict[str, tuple[list[float], list[float], list[float]]] = {name: ([], [], []) for name in variants}
+    for run in range(runs + 1):  # round 0 warms caches (the flow cache, .pyc) and is not counted
+        for name, (argv, env, flow, _warm_up) in variants.items():
+            first, prompt, total = _time_one(name, argv, env, flow)
+            if run:
+                samples[name][0].append(first)
+                samples[name][1].append(prompt)
+                samples[name][2].append(total)
+    for name, (first, prompt, total) in samples.items():
+        known = [p for p in prompt if p == p]  # NaN: no second command (the script ended after the first)
+        out[name] = (
+            statistics.median(first) * 1000,
+            statistics.median(known) * 1000 if known else float("nan"),
+            statistics.median(total) * 1000,
+        )
+
+
+def _time_one(name: str, argv: list[str], env: dict, flow: str) -> tuple[float, float, float]:
+    header = env_block(0, network=False).replace(b"agi_arg_1: 0", b"agi_arg_1: " + flow.encode())
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc.stdin.write(header)
+    proc.stdin.flush()
+    line = proc.stdout.readline()
+    t_first = time.perf_counter() - t0
+    if line != b"ANSWER\n":  # both routers (and the sample flow `main`) start with ANSWER
+        proc.kill()
+        raise RuntimeError(f"{name}: expected ANSWER, got {line!r}; stderr: {proc.stderr.read()[-500:]!r}")
+    t_prompt = float("nan")
+    try:
+        proc.stdin.write(REPLY)
+        proc.stdin.flush()
+        if proc.stdout.readline():  # the flow's first prompt (the trivial scripts end instead)
+            t_prompt = time.perf_counter() - t0
+        proc.stdin.close()  # EOF: the flow ends (AGIConnectionLost), as on hangup
+    except BrokenPipeError:
+        pass
+    proc.stderr.read()
+    proc.wait(10)
+    return t_first, t_prompt, time.perf_counter() - t0
 
 
 FLOOR = "python -c pass (floor)"
 REAL_CACHED = "ivr (agi/ivr_agi.py), real router + sample flows `main`, .pyc cached"
 
 
-def print_classic(runs: int) -> None:
-    print(f"Classic AGI start-up (median of {runs} runs, ms): spawn -> first command | spawn -> exit")
-    print("| script | first command (ms) | exit (ms) |")
-    print("|---|---:|---:|")
-    rows = classic_startup(runs)
-    for name, (first, total) in rows.items():
-        print(f"| {name} | {first:.0f} | {total:.0f} |")
+def print_classic(runs: int, before: Path | None = None) -> None:
+    print(
+        f"Classic AGI start-up (median of {runs} interleaved runs, ms; load average "
+        f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}): spawn -> first command | -> second command (the "
+        "flow's first prompt) | -> exit"
+    )
+    print("| script | first command (ms) | first prompt (ms) | exit (ms) |")
+    print("|---|---:|---:|---:|")
+    rows = classic_startup(runs, before)
+    for name, (first, prompt, total) in rows.items():
+        shown = f"{prompt:.0f}" if prompt == prompt else ""
+        print(f"| {name} | {first:.0f} | {shown} | {total:.0f} |")
     over = rows[REAL_CACHED][0] - rows[FLOOR][0]
     print(
         f"\nGoal (issue 12): the real router's first command (.pyc cached) within the floor + 25 ms: "
@@ -361,13 +383,16 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, a few seconds")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved throughput rounds per size (default 3)")
     parser.add_argument("--classic", action="store_true", help="only the classic AGI start-up table")
+    parser.add_argument(
+        "--before", type=Path, help="--classic: also time this checkout's real router (git archive <commit>)"
+    )
     parser.add_argument("--serve", choices=["ivr", "panoramisk"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(args.serve)
         return 0
     if args.classic:
-        print_classic(3 if args.quick else 15)
+        print_classic(3 if args.quick else 15, args.before)
         return 0
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

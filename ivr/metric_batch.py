@@ -16,19 +16,37 @@ Rules for this file:
 - `TimedBatch` is the timer-and-flush skeleton every batch of the process shares (this one, the AGI command tally
   `ivr.agi.tally`, the queue gauges of `ivr.queue_stats`): each gives its own `_fold`; `MetricBatch.record` keeps
   its own arming (it checks the loop per update: a batch used across event loops never waits on a dead timer).
+- asyncio is imported on the first update that looks for a running loop, not with this module: classic AGI (no
+  event loop before its first command, docs/agi.md) imports the engine, which records here, and calls
+  `BATCH.discard()` (a classic process exports nothing: decision D2).
 """
 
 from __future__ import annotations
 
-import asyncio
 from bisect import bisect_left
+from collections.abc import Callable
 from types import ModuleType
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+if TYPE_CHECKING:
+    import asyncio
 
 FLUSH_INTERVAL = 1.0
 MAX_PENDING = 4096
 
 Item = TypeVar("Item")
+
+
+def _first_running_loop() -> asyncio.AbstractEventLoop:
+    global _running_loop
+    import asyncio
+
+    _running_loop = asyncio.get_running_loop  # from now on, the plain call
+    return asyncio.get_running_loop()
+
+
+# asyncio.get_running_loop once asyncio is imported (raises RuntimeError without a running loop).
+_running_loop: Callable[[], asyncio.AbstractEventLoop] = _first_running_loop
 
 
 class TimedBatch(Generic[Item]):
@@ -55,7 +73,7 @@ class TimedBatch(Generic[Item]):
         """Fold `interval` seconds from now, on the running loop (replacing a timer of another loop, which may
         have closed and would never fire); with no running loop (a synchronous caller) fold now."""
         try:
-            loop = asyncio.get_running_loop()
+            loop = _running_loop()
         except RuntimeError:
             self.flush()
             return
@@ -88,16 +106,24 @@ class MetricBatch(TimedBatch[tuple[str, tuple[str, ...], float]]):
         """`source` holds the metrics as attributes (default: the `ivr.metrics` module, imported on first fold)."""
         super().__init__(interval, max_pending)
         self._source = source
+        self.enabled = True
+
+    def discard(self) -> None:
+        """Drop every update from now on (a process that exports no metrics: classic AGI)."""
+        self.enabled = False
+        self.pending = []
 
     def record(self, metric: str, labels: tuple[str, ...], value: float = 1.0) -> None:
         """Counter/gauge: add `value` (a gauge's dec is -1); histogram: observe `value`."""
+        if not self.enabled:
+            return
         pending = self.pending
         pending.append((metric, labels, value))
         if len(pending) >= self.max_pending:
             self.flush()
             return
         try:
-            loop = asyncio.get_running_loop()
+            loop = _running_loop()
         except RuntimeError:  # no loop (a synchronous caller): nothing would fire a timer
             self.flush()
             return

@@ -1,11 +1,12 @@
 """AGI layer: sans-IO protocol core, AGISession, Router, FastAGI server, classic AGI.
 
-This file only re-exports the public names. FastAGIServer is imported on first access, so classic AGI (a process
-per call) does not load the server and its metrics at start-up.
+This file only re-exports the public names. FastAGIServer and AGISession (asyncio) are imported on first access,
+so classic AGI (a process per call, blocking pipes) loads neither the server nor asyncio before its first command.
 """
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from .commands import AGICommands
 from .errors import (
     AGIAppError,
     AGIConnectionLost,
@@ -32,10 +33,10 @@ from .protocol import (
     parse_reply_line,
 )
 from .router import Handler, Router, dispatch
-from .session import AGISession
 
 __all__ = [
     "AGIAppError",
+    "AGICommands",
     "AGIConnection",
     "AGIConnectionLost",
     "AGIDeadChannelError",
@@ -65,11 +66,16 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .fastagi import FastAGIServer
+    from .session import AGISession
 
 
-def __getattr__(name: str) -> type["FastAGIServer"]:
+def __getattr__(name: str) -> Any:
     if name == "FastAGIServer":
         from .fastagi import FastAGIServer
 
         return FastAGIServer
+    if name == "AGISession":
+        from .session import AGISession
+
+        return AGISession
     raise AttributeError(f"module 'ivr.agi' has no attribute {name!r}")

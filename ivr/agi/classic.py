@@ -1,82 +1,93 @@
-"""Classic AGI: one process per call over stdin/stdout, running the same Router and AGISession as FastAGI.
+"""Classic AGI: one process per call over stdin/stdout, running the same Router, dispatch and AGI commands as FastAGI.
 
 Rules for this file:
-- asyncio streams on the two pipes, not a separate sync loop: handlers (flows) are async and must run exactly
-  as they do under FastAGI, and one code path means one set of bugs. The cost is `import asyncio` at start-up
-  (measured in docs/agi.md).
+- No event loop before the first command: everything before it is silence the caller hears, and `import asyncio`
+  alone is ~25-30 ms. The session is a `BlockingSession` (blocking reads on the pipes, the same protocol core and
+  high-level commands as FastAGI's `AGISession`), and the handler's coroutine is driven by `ivr.syncrun.drive()`
+  (it never suspends). What needs asyncio (storage, HTTP lookups) runs on `ivr.syncrun.BRIDGE`'s loop, created
+  when a node first uses it and closed here after the call (decision D2).
 - The route is the first AGI argument: `AGI(/path/agi/ivr_agi.py,<flow>)` -> agi_arg_1 = "<flow>".
 - stdout belongs to the protocol. The real fd 1 is kept for AGI and fd 1 is pointed at stderr, so a stray
   print() in a handler cannot corrupt a command.
 - Asterisk signals a hangup to classic AGI with SIGHUP (the HANGUP line is FastAGI only); SIGHUP marks the session
-  dead instead of killing the process, so the dialplan's variables can still be set before exiting.
+  dead instead of killing the process, so the dialplan's variables can still be set before exiting. The handler
+  is installed before the environment is read; a wake-up pipe lets it end a blocking wait at once.
 - The router is built after the environment has been read (`router_factory`), so heavy imports (flows) never
   delay reading Asterisk's header, and a factory failure still lets us set IVR_STATUS.
+- A classic process exports no metrics (nobody scrapes it): the engine's metric batch is discarded.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import os
 import signal
 import sys
 from collections.abc import Callable
+from types import FrameType
 
-from .errors import AGIConnectionLost, AGIProtocolError, AGITimeoutError
+from ..metric_batch import BATCH
+from ..syncrun import BRIDGE, drive
+from .blocking import BlockingSession, PipeLink
+from .errors import AGIConnectionLost, AGIError, AGIProtocolError, AGITimeoutError
+from .protocol import AGIConnection
 from .router import STATUS_VARIABLE, Router, dispatch
-from .session import AGISession
 
 log = logging.getLogger(__name__)
 
 RouterFactory = Callable[[], Router]
 
 
-async def open_pipes(in_fd: int, out_fd: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """asyncio streams over two pipe file descriptors."""
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    read_protocol = asyncio.StreamReaderProtocol(reader)
-    await loop.connect_read_pipe(lambda: read_protocol, os.fdopen(in_fd, "rb", buffering=0))
-    transport, protocol = await loop.connect_write_pipe(
-        lambda: asyncio.streams.FlowControlMixin(), os.fdopen(out_fd, "wb", buffering=0)
-    )
-    writer = asyncio.StreamWriter(transport, protocol, reader, loop)
-    return reader, writer
+def watch_hangup(link: PipeLink) -> int | None:
+    """SIGHUP -> `link.notify_hangup()` (never the default, which kills the process), and a wake-up pipe that
+    ends a blocking wait when it arrives; returns the pipe's read end. Only in the main thread (else None)."""
+    try:
+
+        def on_sighup(signum: int, frame: FrameType | None) -> None:
+            link.notify_hangup()
+
+        signal.signal(signal.SIGHUP, on_sighup)
+    except (AttributeError, ValueError):  # no SIGHUP (Windows), or not the main thread
+        return None
+    read_end, write_end = os.pipe()
+    os.set_blocking(read_end, False)
+    os.set_blocking(write_end, False)
+    try:
+        signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+    except ValueError:
+        os.close(read_end)
+        os.close(write_end)
+        return None
+    return read_end
 
 
-async def run_call(
+def run_call(
     router_factory: RouterFactory,
-    in_fd: int,
-    out_fd: int,
+    link: PipeLink,
     *,
     header_timeout: float = 10.0,
     command_timeout: float | None = 30.0,
 ) -> str:
-    reader, writer = await open_pipes(in_fd, out_fd)
+    """Read the environment, route, run the handler; the outcome ("ok", "noroute", "error", "bad_header")."""
     try:
-        session = await AGISession.start(
-            reader, writer, header_timeout=header_timeout, command_timeout=command_timeout, record_metrics=False
-        )
+        session = BlockingSession.open(link, header_timeout=header_timeout, command_timeout=command_timeout)
     except (AGITimeoutError, AGIConnectionLost, AGIProtocolError) as exc:
         log.error("classic AGI: bad environment on stdin: %s", exc)
-        writer.close()
+        link.close()
         return "bad_header"
-    loop = asyncio.get_running_loop()
-    # no SIGHUP (Windows) or not the main thread
-    with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
-        loop.add_signal_handler(signal.SIGHUP, session.notify_hangup)
     try:
         router = router_factory()
     except Exception:
         log.exception("classic AGI: could not build the router")
         try:
-            await session.set_variable(STATUS_VARIABLE, "ERROR")
+            drive(session.set_variable(STATUS_VARIABLE, "ERROR"))
+        except AGIError as exc:
+            log.info("could not set %s=ERROR: %s", STATUS_VARIABLE, exc)
         finally:
-            await session.close()
+            drive(session.close())
         return "error"
     flow = session.env.args[0] if session.env.args else ""
-    return await dispatch(router, session, flow)
+    return drive(dispatch(router, session, flow))
 
 
 def main(router_factory: RouterFactory, *, in_fd: int = 0, out_fd: int = 1) -> int:
@@ -91,5 +102,12 @@ def main(router_factory: RouterFactory, *, in_fd: int = 0, out_fd: int = 1) -> i
         level=os.environ.get("IVR_AGI_LOG_LEVEL", "WARNING").upper(),
         format="ivr_agi[%(process)d] %(levelname)s %(name)s: %(message)s",
     )
-    result = asyncio.run(run_call(router_factory, in_fd, out_fd))
+    BATCH.discard()
+    link = PipeLink(in_fd, out_fd, AGIConnection())
+    link.wakeup_fd = watch_hangup(link)
+    try:
+        result = run_call(router_factory, link)
+    finally:
+        link.close()
+        BRIDGE.close()  # the storage and lookups a node used, and their event loop
     return 0 if result in ("ok", "noroute") else 1

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from enum import StrEnum
 from urllib.parse import parse_qsl
 
+from ..records import FrozenRecord, Record
 from .errors import AGIEncodingError, AGIProtocolError
 
 DEFAULT_LINE_LIMIT = 8192  # longest usage line in Asterisk 22 is ~500 bytes
@@ -43,14 +43,21 @@ def decode_line(raw: bytes | bytearray) -> str:
 # --- environment ------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class AGIEnvironment:
+class AGIEnvironment(FrozenRecord):
     """The `agi_*` block Asterisk sends first. Keys are stored without the `agi_` prefix."""
+
+    __slots__ = ("raw", "script_path", "query", "args")
 
     raw: dict[str, str]
     script_path: str
     query: dict[str, str]
     args: list[str]
+
+    def __init__(self, raw: dict[str, str], script_path: str, query: dict[str, str], args: list[str]) -> None:
+        object.__setattr__(self, "raw", raw)
+        object.__setattr__(self, "script_path", script_path)
+        object.__setattr__(self, "query", query)
+        object.__setattr__(self, "args", args)
 
     @classmethod
     def from_lines(cls, lines: Iterable[str]) -> AGIEnvironment:
@@ -193,20 +200,37 @@ def encode_command(*words: str) -> bytes:
 # --- replies ---------------------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class AGIReply:
+class AGIReply(Record):
     """One reply: `200 result=1 (hello world)`, `200 result=35 (dtmf) endpos=18560`, `510 ...`, a 520 block.
 
-    Read-only by convention. Not `frozen=True`: a frozen dataclass sets each field through object.__setattr__,
-    which made building the reply the largest single cost of a command (bench/agi_bench.py).
+    Read-only by convention. Not a FrozenRecord: setting each field through object.__setattr__ made building the
+    reply the largest single cost of a command (bench/agi_bench.py).
     """
+
+    __slots__ = ("code", "result", "data", "endpos", "extra", "lines")
 
     code: int
     result: str
-    data: str | None = None
-    endpos: int | None = None
-    extra: dict[str, str] = field(default_factory=dict)
-    lines: list[str] = field(default_factory=list)
+    data: str | None
+    endpos: int | None
+    extra: dict[str, str]
+    lines: list[str]
+
+    def __init__(
+        self,
+        code: int,
+        result: str,
+        data: str | None = None,
+        endpos: int | None = None,
+        extra: dict[str, str] | None = None,
+        lines: list[str] | None = None,
+    ) -> None:
+        self.code = code
+        self.result = result
+        self.data = data
+        self.endpos = endpos
+        self.extra = {} if extra is None else extra
+        self.lines = [] if lines is None else lines
 
     @property
     def ok(self) -> bool:
@@ -288,16 +312,21 @@ def _parse_reply_general(line: str) -> AGIReply:
 # --- events ----------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class HangupNotice:
+class HangupNotice(FrozenRecord):
     """The unsolicited `HANGUP` line: the channel hung up; the session is now in dead mode."""
 
+    __slots__ = ()
 
-@dataclass(frozen=True)
-class EOF:
+
+class EOF(FrozenRecord):
     """The peer closed its side. `in_usage_block` is True when it happened inside an unfinished 520 block."""
 
-    in_usage_block: bool = False
+    __slots__ = ("in_usage_block",)
+
+    in_usage_block: bool
+
+    def __init__(self, in_usage_block: bool = False) -> None:
+        object.__setattr__(self, "in_usage_block", in_usage_block)
 
 
 Event = AGIEnvironment | AGIReply | HangupNotice | EOF

@@ -19,12 +19,12 @@ from collections.abc import Awaitable, Callable
 
 from ivr import dialplan
 
+from .commands import AGICommands
 from .errors import AGIError, AGIHangupError
-from .session import AGISession
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[AGISession], Awaitable[None]]
+Handler = Callable[[AGICommands], Awaitable[None]]  # an AGISession (FastAGI) or a BlockingSession (classic)
 Resolver = Callable[[str], "Handler | None"]
 
 STATUS_VARIABLE = dialplan.STATUS
@@ -71,7 +71,7 @@ class Router:
         return handler
 
 
-async def _set_status(session: AGISession, value: str) -> None:
+async def _set_status(session: AGICommands, value: str) -> None:
     """Best effort: the dialplan reads IVR_STATUS after the AGI; a dead or broken session just skips it."""
     if session.closed:
         return
@@ -81,7 +81,7 @@ async def _set_status(session: AGISession, value: str) -> None:
         log.info("could not set %s=%s on %r: %s", STATUS_VARIABLE, value, session.env.channel, exc)
 
 
-async def dispatch(router: Router, session: AGISession, path: str | None = None) -> str:
+async def dispatch(router: Router, session: AGICommands, path: str | None = None) -> str:
     """Resolve the route for `path` (default: the session's script path), run the handler, always close.
 
     Returns the outcome for the AGI_CONNECTIONS metric: "ok", "noroute" or "error".

@@ -1,4 +1,4 @@
-"""`AGIChannel`: the flow engine's `Channel` over an `AGISession`.
+"""`AGIChannel`: the flow engine's `Channel` over an AGI session (FastAGI's `AGISession`, classic's `BlockingSession`).
 
 Rules for this file:
 - One Channel method = a few AGI commands, mapped the way the Asterisk 22 transcripts show: STREAM FILE per
@@ -37,8 +37,8 @@ from collections.abc import Sequence
 from types import TracebackType
 
 from ivr import dialplan
+from ivr.agi.commands import AGICommands
 from ivr.agi.errors import AGIAppError, AGIConnectionLost, AGIError, AGIHangupError, AGISessionClosed
-from ivr.agi.session import AGISession
 from ivr.flow.channel import (
     QUEUE_ABANDONED,
     QUEUE_ANSWERED,
@@ -67,7 +67,7 @@ def _known(value: str) -> str:
     return "" if value == "unknown" else value
 
 
-def call_info(session: AGISession) -> CallInfo:
+def call_info(session: AGICommands) -> CallInfo:
     env = session.env
     return CallInfo(
         uniqueid=env.uniqueid,
@@ -116,7 +116,7 @@ class _Guard:
 
     __slots__ = ("session", "what")
 
-    def __init__(self, session: AGISession, what: str) -> None:
+    def __init__(self, session: AGICommands, what: str) -> None:
         self.session = session
         self.what = what
 
@@ -138,7 +138,7 @@ class _Guard:
 
 
 class AGIChannel:
-    def __init__(self, session: AGISession, info: CallInfo | None = None) -> None:
+    def __init__(self, session: AGICommands, info: CallInfo | None = None) -> None:
         self.session = session
         self._info = info or call_info(session)
         self._mixmonitor_id: str | None = None

@@ -9,6 +9,8 @@ Rules for this file:
   costs ~5-7 ms. A storage URL that cannot be opened then fails like an unreachable database at the node that
   stores (its `on_failure`, counted), instead of before the flow starts; `ivr check` reports a bad URL either way.
 - A PostgreSQL password is never cached: with one, the settings are loaded (pydantic, YAML) to read it.
+- The call runs without an event loop (ivr/agi/classic.py): the storage and the lookup client, which need one, are
+  reached through a `LoopBridge` (`ivr.syncrun.BRIDGE` by default; its loop and asyncio come with the first use).
 """
 
 from __future__ import annotations
@@ -18,13 +20,16 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ivr.agi.router import Router
 from ivr.flow.cache import ClassicSetup, load_classic
 from ivr.flow.engine import FlowEngine
-from ivr.flow.lookup import HttpLookupClient
 from ivr.flow.routing import fixed_flow_router
+from ivr.syncrun import BRIDGE, LoopBridge
+
+if TYPE_CHECKING:
+    from ivr.flow.lookup import HttpLookupClient, LookupRequest
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +49,45 @@ class LazyStorage:
             self._storage = open_storage(self.url, **self.options)
         return self._storage
 
+    @property
+    def opened(self) -> bool:
+        return self._storage is not None
+
+    async def close(self) -> None:
+        """Close the storage if a node opened it (nothing to do otherwise)."""
+        if self._storage is not None:
+            storage, self._storage = self._storage, None
+            await storage.close()
+
     def __getattr__(self, name: str) -> Any:  # only for names this class does not have: the storage's API
         return getattr(self._open(), name)
 
 
-def classic_engine(setup: ClassicSetup, env: Mapping[str, str] | None = None) -> FlowEngine:
-    """The engine a classic call runs: the cached flows and engine settings, the service's lookups and storage."""
+class LazyLookups:
+    """`HttpLookupClient.from_settings(lookups)`, built (with `ivr.flow.lookup`) when a lookup node first asks."""
+
+    def __init__(self, lookups: Mapping[str, Any]) -> None:
+        self.lookups = dict(lookups)
+        self._client: HttpLookupClient | None = None
+
+    async def fetch(self, request: LookupRequest) -> Any:
+        if self._client is None:
+            from ivr.flow.lookup import HttpLookupClient
+
+            self._client = HttpLookupClient.from_settings(SimpleNamespace(**self.lookups))
+        return await self._client.fetch(request)
+
+    async def close(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.close()
+
+
+def classic_engine(
+    setup: ClassicSetup, env: Mapping[str, str] | None = None, *, bridge: LoopBridge = BRIDGE
+) -> FlowEngine:
+    """The engine a classic call runs: the cached flows and engine settings, the service's lookups and storage
+    (both behind `bridge`, whose `close()` closes them)."""
     options = dict(setup.storage_options)
     if setup.storage_password:  # PostgreSQL with a password: read it as `serve` does (never cached)
         from ivr.settings import load_settings
@@ -58,14 +96,16 @@ def classic_engine(setup: ClassicSetup, env: Mapping[str, str] | None = None) ->
     return FlowEngine(
         setup.flows,
         settings=setup.engine,
-        storage=LazyStorage(setup.storage_url, options),
-        lookup_client=HttpLookupClient.from_settings(SimpleNamespace(**setup.lookups)),
+        storage=bridge.wrap(LazyStorage(setup.storage_url, options)),
+        lookup_client=bridge.wrap(LazyLookups(setup.lookups)),
     )
 
 
-def classic_router(env: Mapping[str, str] | None = None, *, cache_dir: Path | None = None) -> Router:
+def classic_router(
+    env: Mapping[str, str] | None = None, *, cache_dir: Path | None = None, bridge: LoopBridge = BRIDGE
+) -> Router:
     """The router of a classic AGI call (invalid settings or flows raise ConfigError, as `serve` refuses them)."""
     env = os.environ if env is None else env
     setup, how = load_classic(env, cache_dir=cache_dir)
     log.info("classic AGI cache: %s", how)
-    return fixed_flow_router(classic_engine(setup, env))
+    return fixed_flow_router(classic_engine(setup, env, bridge=bridge))

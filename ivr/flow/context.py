@@ -12,6 +12,8 @@ Rules for this file:
 - A terminator pressed right after a full-length entry ends that entry: `collect` listens `terminator_grace`
   seconds for it, so the `#` a prompt asked for never interrupts the read-back or the next prompt. Digits past
   `max_length` make the entry too long (the node rejects it); they never leak into the next prompt either.
+- `Goto`, `Finish`, `EngineSettings` and `CallContext` are `ivr.records` records, not dataclasses: classic AGI
+  builds them before its first command (ivr/records.py says why).
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ from ivr.flow.channel import CallInfo, Channel
 from ivr.flow.compiled import Flow
 from ivr.flow.report import Observer, TraceEvent
 from ivr.flow.templates import render
+from ivr.records import FrozenRecord, Record
 from ivr.telephony import DEFAULT_CALLBACK_NUMBER_PATTERN
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -60,23 +62,41 @@ class StepBudgetExceeded(EngineError):
     caller (or a caller pressing `repeat` forever)."""
 
 
-@dataclass(frozen=True)
-class Goto:
+_set = object.__setattr__
+
+
+class Goto(FrozenRecord):
     """Continue at `target` (`node`, `flow:node` or an inline option id `menu.digit`)."""
 
+    __slots__ = ("target", "reason", "detail")
+
     target: str
-    reason: str = "next"
-    detail: str = ""
+    reason: str
+    detail: str
+
+    def __init__(self, target: str, reason: str = "next", detail: str = "") -> None:
+        _set(self, "target", target)
+        _set(self, "reason", reason)
+        _set(self, "detail", detail)
 
 
-@dataclass(frozen=True)
-class Finish:
+class Finish(FrozenRecord):
     """The call leaves the IVR at this node. `outcome` None means "contained" unless an earlier node set one."""
 
-    outcome: str | None = None
-    reason: str = "next"
-    detail: str = ""
-    end_target: str = ""
+    __slots__ = ("outcome", "reason", "detail", "end_target")
+
+    outcome: str | None
+    reason: str
+    detail: str
+    end_target: str
+
+    def __init__(
+        self, outcome: str | None = None, reason: str = "next", detail: str = "", end_target: str = ""
+    ) -> None:
+        _set(self, "outcome", outcome)
+        _set(self, "reason", reason)
+        _set(self, "detail", detail)
+        _set(self, "end_target", end_target)
 
 
 Step = Goto | Finish
@@ -85,21 +105,48 @@ Step = Goto | Finish
 VOICEMAIL_SUBDIR = "voicemail"
 
 
-@dataclass
-class EngineSettings:
+class EngineSettings(Record):
     """Service settings the nodes need. Paths are as Asterisk sees them (it reads prompts, writes recordings)."""
 
-    prompts_dir: str = ""  # prefix of prompt files: <prompts_dir>/<file>
-    dial_template: str = "PJSIP/{extension}"  # extension -> Dial() destination ({extension} or ${extension})
-    recordings_dir: str = "/var/spool/asterisk/monitor"
-    voicemail_dir: str = "/var/spool/asterisk/voicemail/ivr"
-    max_steps: int = 200  # node visits per call before the loop guard ends it
-    consent_wait: float = 2.0  # seconds to press the opt-out key after the consent prompt
-    confirm_wait: float = 5.0  # seconds to answer "press 1 to confirm" prompts
-    terminator_grace: float = 2.0  # seconds to listen for the terminator after a full-length entry
-    base_dir: Path | None = None  # for relative holiday calendars when the flow set has no sources
-    callback_number_pattern: str = DEFAULT_CALLBACK_NUMBER_PATTERN  # a callback number must fully match it
-    park_comeback_context: str = "ivr-park-comeback"  # Park(...,c(<context>,s,1)): where a timed-out caller goes
+    __slots__ = (
+        "prompts_dir",
+        "dial_template",
+        "recordings_dir",
+        "voicemail_dir",
+        "max_steps",
+        "consent_wait",
+        "confirm_wait",
+        "terminator_grace",
+        "base_dir",
+        "callback_number_pattern",
+        "park_comeback_context",
+    )
+
+    def __init__(
+        self,
+        prompts_dir: str = "",  # prefix of prompt files: <prompts_dir>/<file>
+        dial_template: str = "PJSIP/{extension}",  # extension -> Dial() destination ({extension} or ${extension})
+        recordings_dir: str = "/var/spool/asterisk/monitor",
+        voicemail_dir: str = "/var/spool/asterisk/voicemail/ivr",
+        max_steps: int = 200,  # node visits per call before the loop guard ends it
+        consent_wait: float = 2.0,  # seconds to press the opt-out key after the consent prompt
+        confirm_wait: float = 5.0,  # seconds to answer "press 1 to confirm" prompts
+        terminator_grace: float = 2.0,  # seconds to listen for the terminator after a full-length entry
+        base_dir: Path | None = None,  # for relative holiday calendars when the flow set has no sources
+        callback_number_pattern: str = DEFAULT_CALLBACK_NUMBER_PATTERN,  # a callback number must fully match it
+        park_comeback_context: str = "ivr-park-comeback",  # Park(...,c(<context>,s,1)): where a timed-out caller goes
+    ) -> None:
+        self.prompts_dir = prompts_dir
+        self.dial_template = dial_template
+        self.recordings_dir = recordings_dir
+        self.voicemail_dir = voicemail_dir
+        self.max_steps = max_steps
+        self.consent_wait = consent_wait
+        self.confirm_wait = confirm_wait
+        self.terminator_grace = terminator_grace
+        self.base_dir = base_dir
+        self.callback_number_pattern = callback_number_pattern
+        self.park_comeback_context = park_comeback_context
 
     def set_recordings_dir(self, recordings_dir: str) -> None:
         """Call recordings go to `recordings_dir`, voicemail messages to its `voicemail` subdirectory (the layout
@@ -108,29 +155,76 @@ class EngineSettings:
         self.voicemail_dir = f"{self.recordings_dir.rstrip('/')}/{VOICEMAIL_SUBDIR}"
 
 
-@dataclass
-class CallContext:
-    channel: Channel
-    info: CallInfo
-    flows: Mapping[str, Flow]
-    flow: Flow
-    settings: EngineSettings
-    clock: Callable[[], datetime]
-    storage: Any = None
-    lookup_client: LookupClient | None = None
-    observer: Observer | None = None
-    version: str = ""
-    base_dirs: Mapping[str, Path] = field(default_factory=dict)
-    node_id: str = ""
-    variables: dict[str, str] = field(default_factory=dict)
-    language: str = "en"
-    menu_stack: list[str] = field(default_factory=list)
-    pending_digits: str = ""
-    outcome: str | None = None  # sticky: transferred / parked / voicemail / callback
-    end_target: str = ""
-    recorder: Recorder | None = None
-    entered_flows: set[str] = field(default_factory=set)
-    steps: int = 0
+class CallContext(Record):
+    __slots__ = (
+        "channel",
+        "info",
+        "flows",
+        "flow",
+        "settings",
+        "clock",
+        "storage",
+        "lookup_client",
+        "observer",
+        "version",
+        "base_dirs",
+        "node_id",
+        "variables",
+        "language",
+        "menu_stack",
+        "pending_digits",
+        "outcome",
+        "end_target",
+        "recorder",
+        "entered_flows",
+        "steps",
+    )
+
+    def __init__(
+        self,
+        channel: Channel,
+        info: CallInfo,
+        flows: Mapping[str, Flow],
+        flow: Flow,
+        settings: EngineSettings,
+        clock: Callable[[], datetime],
+        storage: Any = None,
+        lookup_client: LookupClient | None = None,
+        observer: Observer | None = None,
+        version: str = "",
+        base_dirs: Mapping[str, Path] | None = None,
+        node_id: str = "",
+        variables: dict[str, str] | None = None,
+        language: str = "en",
+        menu_stack: list[str] | None = None,
+        pending_digits: str = "",
+        outcome: str | None = None,  # sticky: transferred / parked / voicemail / callback
+        end_target: str = "",
+        recorder: Recorder | None = None,
+        entered_flows: set[str] | None = None,
+        steps: int = 0,
+    ) -> None:
+        self.channel = channel
+        self.info = info
+        self.flows = flows
+        self.flow = flow
+        self.settings = settings
+        self.clock = clock
+        self.storage = storage
+        self.lookup_client = lookup_client
+        self.observer = observer
+        self.version = version
+        self.base_dirs: Mapping[str, Path] = {} if base_dirs is None else base_dirs
+        self.node_id = node_id
+        self.variables: dict[str, str] = {} if variables is None else variables
+        self.language = language
+        self.menu_stack: list[str] = [] if menu_stack is None else menu_stack
+        self.pending_digits = pending_digits
+        self.outcome = outcome
+        self.end_target = end_target
+        self.recorder = recorder
+        self.entered_flows: set[str] = set() if entered_flows is None else entered_flows
+        self.steps = steps
 
     def tick(self) -> None:
         """Count one step (a node visit or a menu repeat) against the call's budget."""

@@ -16,7 +16,6 @@ Rules for this file:
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -214,6 +213,8 @@ class HttpLookupClient:
         return self._session
 
     async def fetch(self, request: LookupRequest) -> Any:
+        import asyncio  # with aiohttp, here: classic AGI imports this module before its first command
+
         import aiohttp
 
         host = (urlsplit(request.url).hostname or "").lower()

@@ -30,9 +30,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ivr import dialplan
+from ivr.agi.commands import AGICommands
 from ivr.agi.errors import AGIError
 from ivr.agi.router import Handler, Router
-from ivr.agi.session import AGISession
 from ivr.flow.agi_channel import AGIChannel
 from ivr.flow.channel import Channel
 from ivr.flow.context import EngineError
@@ -52,7 +52,7 @@ CurrentFlows = Callable[[], AnyFlows]  # the flow set new calls run (a repositor
 EngineFactory = Callable[[AnyFlows], FlowEngine]  # one engine per flow-set version
 ReportSink = Callable[[CallReport], None]
 NodeSink = Callable[[str, str, str | None], None]  # (uniqueid, flow, node); node None: the call left the flow
-ChannelFactory = Callable[[AGISession], Channel]
+ChannelFactory = Callable[[AGICommands], Channel]
 
 
 class FlowRoutes:
@@ -87,7 +87,7 @@ class FlowRoutes:
             return None
         engine = self.engine_for(flows)
 
-        async def handler(session: AGISession) -> None:
+        async def handler(session: AGICommands) -> None:
             report = await run_flow(engine, session, name, channel_factory=self.channel_factory, on_node=self.on_node)
             if self.on_report is not None:
                 try:
@@ -136,7 +136,7 @@ class NodeNotifier:
 
 async def run_flow(
     engine: FlowEngine,
-    session: AGISession,
+    session: AGICommands,
     flow_name: str,
     *,
     channel_factory: ChannelFactory = AGIChannel,

@@ -22,7 +22,7 @@ Rules for this file:
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from ivr.flow.channel import (
@@ -360,7 +360,7 @@ class ScriptedChannel:
     def come_back(self, flow: str, node: str) -> None:
         """The dialplan's [ivr-park-comeback] starts a new FastAGI session on this channel at flow:node."""
         self._check_alive()
-        self._info = replace(self._info, context="ivr-park-comeback", extension="s", params={"node": node})
+        self._info = self._info.replace(context="ivr-park-comeback", extension="s", params={"node": node})
         if self._buffer:
             self.emit("lost", digits=self._buffer)
         self._buffer, self._fresh = "", True

@@ -111,6 +111,20 @@ def test_a_series_removed_between_batches_is_recreated() -> None:
     assert registry.get_sample_value("started_total", {"flow": "main"}) == 1
 
 
+def test_a_discarding_batch_drops_updates_without_a_loop_or_a_fold() -> None:
+    # Classic AGI runs its call without an event loop; a batch that folded at once would import ivr.metrics there.
+    registry = CollectorRegistry()
+    batch = MetricBatch(source=family(registry))
+    batch.record("STARTED", ("main",))
+    batch.flush()
+    batch.discard()
+    batch.record("STARTED", ("main",))
+    batch.record("ACTIVE", ("main",), -1.0)
+    assert batch.pending == []
+    assert registry.get_sample_value("started_total", {"flow": "main"}) == 1
+    assert registry.get_sample_value("active", {"flow": "main"}) is None
+
+
 def test_the_flow_engine_and_classic_agi_import_no_prometheus_client() -> None:
     # Classic AGI starts a process per call and exports nothing: the engine, its nodes and the routes name their
     # metrics and leave ivr.metrics (prometheus_client, ~12 ms of start-up) to the first fold.

@@ -3,19 +3,26 @@
 Conditions: open/closed/holiday (a schedule of this flow, evaluated at the engine clock's time), caller (regex
 searched in the caller ID number), variable (equals / matches = regex search / in), language (the caller's
 current language). An undefined schedule is a flow error, never silently "closed".
+`ivr.flow.hours` (and zoneinfo) is imported when a rule first reads a schedule: classic AGI imports every node
+kind before its first command, and most calls reach their first hours rule, if any, after it (docs/agi.md).
 """
 
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from ivr.flow.compiled import RouteNode, RouteRule
 from ivr.flow.context import CallContext, EngineError, Goto
-from ivr.flow.hours import HoursError, HoursStatus, schedule_status
 from ivr.flow.nodes import register
+
+if TYPE_CHECKING:
+    from ivr.flow.hours import HoursStatus
 
 
 def _hours(ctx: CallContext, name: str) -> HoursStatus:
+    from ivr.flow.hours import HoursError, schedule_status
+
     schedule = ctx.flow.schedules.get(name)
     if schedule is None:
         raise EngineError(f"route {ctx.ref}: schedule {name!r} is not defined in flow {ctx.flow.name!r}")
