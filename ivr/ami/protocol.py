@@ -168,6 +168,24 @@ class Message:
                 return default if hit is None else cast(str, hit)  # not _UNSURE: a str or None
         return self._idx().get(name.lower(), default)
 
+    def leading(self, names: tuple[str, ...]) -> tuple[str, ...] | None:
+        """The values of `names` when they are this event's first headers, in that order, each `Name: value`, right
+        after the `Event:` line and Asterisk's optional `Privilege:` and `SystemName:` lines; None otherwise (then
+        ask `get()`). Equal to `tuple(get(n) for n in names)` whenever it answers: no earlier line can hold one of
+        the names, so the first value wins as in `get()`.
+
+        Asterisk writes every channel event's snapshot block in one order (Channel ... Linkedid): one regular
+        expression match reads the 14 headers a new channel needs in about the time of three `get()`s.
+        """
+        raw = self._raw
+        if raw is None or self._kind != "Event":
+            return None
+        pattern = _LEADING.get(names)
+        if pattern is None:
+            pattern = _leading_pattern(names)
+        match = pattern.match(raw)
+        return None if match is None else match.groups()
+
     def _find_raw(self, name: str) -> str | None | object:
         """Look one header up in the unsplit text at C speed: the value, None if surely absent, or _UNSURE.
 
@@ -408,6 +426,29 @@ _KINDS = ("Event", "Response", "Action")
 # from code, so the cache stays small; it is cleared if it ever grows past _MAX_PROBES.
 _PROBES: dict[str, tuple[str | None, str | None]] = {}
 _MAX_PROBES = 512
+
+
+# Message.leading(): a compiled match per tuple of names (names come from code: a handful of tuples).
+_LEADING: dict[tuple[str, ...], re.Pattern[str]] = {}
+_PREAMBLE = ("event", "privilege", "systemname")
+
+
+def _leading_pattern(names: tuple[str, ...]) -> re.Pattern[str]:
+    folded = [n.lower() for n in names]
+    if (
+        not names
+        or len(set(folded)) != len(folded)
+        or any(not n or not n.isascii() or any(c in n for c in "\r\n: ") for n in names)
+        or any(f in _PREAMBLE for f in folded)
+    ):
+        raise ValueError(f"leading(): names must be distinct plain header names other than {_PREAMBLE}: {names!r}")
+    # A value is the rest of its line; one holding a bare CR or LF (which get() keeps) does not match, so get()
+    # answers such an event.
+    value = r"([^\r\n]*)"
+    pattern = r"Event: [^\r\n]*\r\n(?:Privilege: [^\r\n]*\r\n)?(?:SystemName: [^\r\n]*\r\n)?"
+    pattern += r"\r\n".join(f"{re.escape(n)}: {value}" for n in names) + r"(?:\r\n|\Z)"
+    compiled = _LEADING[names] = re.compile(pattern)
+    return compiled
 
 
 def _probe(name: str) -> tuple[str | None, str | None]:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ivr import dialplan
+from ivr.ami.protocol import Message
 from ivr.calls.model import Bridge, Call, Channel, ParkedCall, Recording
 from ivr.calls.queues import HANGUP_EVENTS, QUEUE_EVENTS, Queue, QueueBoard
 
@@ -133,14 +134,35 @@ _CHANNEL_EVENTS = frozenset(
 # What else than Channel and Linkedid an event can change on a channel that is already known (a new channel reads
 # its whole block). Asterisk reports each change with its own event (Newstate, NewCallerid, Newexten ...), so the
 # other channel events need not be read field by field: each header lookup is a search of the event text.
-_STATE = (("ChannelState", "state"),)
-_CALLER = (("CallerIDNum", "caller_num"), ("CallerIDName", "caller_name"))
-_CONNECTED = (("ConnectedLineNum", "connected_num"), ("ConnectedLineName", "connected_name"))
-_LOCATION = (("Context", "context"), ("Exten", "exten"), ("Priority", "priority"))
-_ACCOUNT = (("Language", "language"), ("AccountCode", "account"))
+# The standard channel block, as Asterisk writes it right after the Event and Privilege lines of every channel
+# event: a Message reads it in one match (`Message.leading`) instead of a search per header.
+_BLOCK = (
+    "Channel",
+    "ChannelState",
+    "ChannelStateDesc",
+    "CallerIDNum",
+    "CallerIDName",
+    "ConnectedLineNum",
+    "ConnectedLineName",
+    "Language",
+    "AccountCode",
+    "Context",
+    "Exten",
+    "Priority",
+    "Uniqueid",
+    "Linkedid",
+)
+_CHANNEL, _STATE_DESC, _UNIQUEID, _LINKEDID = 0, 2, 12, 13
+# (header, Channel attribute, the header's place in _BLOCK)
+Field = tuple[str, str, int]
+_STATE: tuple[Field, ...] = (("ChannelState", "state", 1),)
+_CALLER: tuple[Field, ...] = (("CallerIDNum", "caller_num", 3), ("CallerIDName", "caller_name", 4))
+_CONNECTED: tuple[Field, ...] = (("ConnectedLineNum", "connected_num", 5), ("ConnectedLineName", "connected_name", 6))
+_LOCATION: tuple[Field, ...] = (("Context", "context", 9), ("Exten", "exten", 10), ("Priority", "priority", 11))
+_ACCOUNT: tuple[Field, ...] = (("Language", "language", 7), ("AccountCode", "account", 8))
 _CID_FIELDS = {"caller_num", "caller_name", "connected_num", "connected_name"}
 _ALL_FIELDS = _STATE + _CALLER + _CONNECTED + _ACCOUNT + _LOCATION
-_CHANGES: dict[str, tuple[tuple[str, str], ...]] = {
+_CHANGES: dict[str, tuple[Field, ...]] = {
     "Newchannel": _ALL_FIELDS,
     "Newstate": _STATE + _CALLER + _CONNECTED,
     "Newexten": _LOCATION,
@@ -308,11 +330,16 @@ class CallRegistry:
         name = msg.name or ""
         effects: list[Effect] = []
         if name in _CHANNEL_EVENTS or name in _SELF_EVENTS:
-            uid = msg.get("Uniqueid")
+            fields = _CHANGES.get(name, ())
+            block = None
+            if (fields or name not in _SELF_EVENTS) and type(msg) is Message:
+                # It reads several headers of the block (Channel and Linkedid at least): one match for all.
+                block = msg.leading(_BLOCK)
+            uid = msg.get("Uniqueid") if block is None else block[_UNIQUEID]
             self._current = (msg, uid or "")  # handlers of these events reuse it (_uid)
             if uid and name in _CHANNEL_EVENTS:
                 known = name in _SELF_EVENTS and uid in self.channels  # Channel, Linkedid: unchanged, not read
-                if self._touch(msg, create=True, fields=_CHANGES.get(name, ()), uid=uid, known=known) is None:
+                if self._touch(msg, True, "", fields, uid, known, block) is None:
                     return effects
         handler = self._handlers.get(name)
         if handler is not None:
@@ -328,23 +355,28 @@ class CallRegistry:
     def _touch(
         self,
         msg: EventLike,
-        *,
         create: bool,
         prefix: str = "",
-        fields: tuple[tuple[str, str], ...] | None = None,
+        fields: tuple[Field, ...] | None = None,
         uid: str | None = None,
         known: bool = False,
+        block: tuple[str, ...] | None = None,
     ) -> Channel | None:
         """Update (or create) the channel described by the standard block with the given header prefix. A known
-        channel reads only `fields` (None: every field) besides Channel and Linkedid; a new one reads them all."""
+        channel reads only `fields` (None: every field) besides Channel and Linkedid; a new one reads them all.
+        `block`: the event's unprefixed block as `Message.leading(_BLOCK)` read it (None: read header by header)."""
         uid = uid or msg.get(prefix + "Uniqueid") or ""
         if not uid or uid == "<unknown>" or uid in self._gone:
             return None
         ch = self.channels.get(uid)
         if known and ch is not None:
-            return self._update(ch, msg, prefix, fields)
-        linkedid = msg.get(prefix + "Linkedid") or (ch.linkedid if ch else uid)
-        name = msg.get(prefix + "Channel") or (ch.name if ch else "")
+            return self._update(ch, msg, prefix, fields, block)
+        if block is not None:
+            linkedid = block[_LINKEDID] or (ch.linkedid if ch else uid)
+            name = block[_CHANNEL] or (ch.name if ch else "")
+        else:
+            linkedid = msg.get(prefix + "Linkedid") or (ch.linkedid if ch else uid)
+            name = msg.get(prefix + "Channel") or (ch.name if ch else "")
         if ch is None:
             if not create:
                 return None
@@ -362,17 +394,25 @@ class CallRegistry:
             self._by_name.pop(ch.name, None)
             ch.name = name
             self._by_name[name] = uid
-        return self._update(ch, msg, prefix, fields)
+        return self._update(ch, msg, prefix, fields, block)
 
-    def _update(self, ch: Channel, msg: EventLike, prefix: str, fields: tuple[tuple[str, str], ...] | None) -> Channel:
+    def _update(
+        self,
+        ch: Channel,
+        msg: EventLike,
+        prefix: str,
+        fields: tuple[Field, ...] | None,
+        block: tuple[str, ...] | None = None,
+    ) -> Channel:
         get = msg.get
-        for header, attr in _ALL_FIELDS if fields is None else fields:
-            value = get(prefix + header)
+        for header, attr, at in _ALL_FIELDS if fields is None else fields:
+            value = get(prefix + header) if block is None else block[at]
             if value is None:
                 continue
             if attr == "state":
                 ch.state = _int(value, ch.state)
-                ch.state_desc = get(prefix + "ChannelStateDesc") or ch.state_desc
+                desc = get(prefix + "ChannelStateDesc") if block is None else block[_STATE_DESC]
+                ch.state_desc = desc or ch.state_desc
             elif attr in _CID_FIELDS:
                 setattr(ch, attr, _cid(value))
             else:

@@ -519,3 +519,98 @@ def test_quick_header_lookup_agrees_with_full_split_on_generated_blocks() -> Non
                     quick[name]
             else:
                 assert quick[name] == full.get(name)
+
+
+# Message.leading(): the standard channel block in one match, or None; equal to get() of each name when it answers.
+_BLOCK = (
+    "Channel",
+    "ChannelState",
+    "ChannelStateDesc",
+    "CallerIDNum",
+    "CallerIDName",
+    "ConnectedLineNum",
+    "ConnectedLineName",
+    "Language",
+    "AccountCode",
+    "Context",
+    "Exten",
+    "Priority",
+    "Uniqueid",
+    "Linkedid",
+)
+
+
+def _leading_checked(lazy: Message, full: Message, names: tuple[str, ...]) -> bool:
+    fresh = Message._lazy(lazy._raw, lazy._kind, lazy._name)  # type: ignore[arg-type]
+    got = fresh.leading(names)
+    if got is not None:
+        assert got == tuple(full.get(n) for n in names), (names, full)
+    return got is not None
+
+
+@pytest.mark.parametrize("name", all_names())
+def test_leading_block_agrees_with_get_on_recordings(name: str) -> None:
+    data = stream_bytes(name, stream="observer" if "ami-10" in name else "ami")
+    channel_events = answered = 0
+    for lazy, full in _lazy_and_full(data):
+        if lazy._raw is None:
+            continue
+        for names in (_BLOCK, _BLOCK[:3], ("Uniqueid",), ("Channel", "Uniqueid")):
+            _leading_checked(lazy, full, names)
+        if lazy._kind == "Event" and full.get("Channel") is not None and full.get("Linkedid") is not None:
+            first = [k for k, _ in full.items()][1:3]
+            if first in (["Privilege", "Channel"], ["Channel", "ChannelState"]):  # a block right after Event
+                channel_events += 1
+                answered += _leading_checked(lazy, full, _BLOCK)
+    # Every event of a real Asterisk 22 that starts with the channel block is read in one match.
+    assert answered == channel_events
+    if name.startswith("ami-13"):
+        assert channel_events > 50
+
+
+def test_leading_on_generated_blocks() -> None:
+    import random
+
+    rng = random.Random(5)
+    base = [f"{n}: v{i}" for i, n in enumerate(_BLOCK)]
+    odd = [
+        "uniqueid: lower",
+        "Channel:nospace",
+        "Context: x\r",
+        "Exten: bare\nLF",
+        "CallerIDName: J\u016brat\u0117",
+        "Extra: after",
+        "Uniqueid: again",
+        "SystemName: pbx1",
+        "Privilege: call,all",
+        "AccountCode: ",
+    ]
+    answered = 0
+    for _ in range(1500):
+        lines = ["Event: Newchannel"]
+        if rng.random() < 0.8:
+            lines.append("Privilege: call,all")
+        if rng.random() < 0.2:
+            lines.append("SystemName: pbx1")
+        block = list(base)
+        for _ in range(rng.choice([0, 0, 1, 2])):
+            block.insert(rng.randrange(len(block) + 1), rng.choice(odd))
+        if rng.random() < 0.1:
+            block = block[:-1]  # no Linkedid
+        text = "\r\n".join(lines + block + (["Tail: end"] if rng.random() < 0.5 else []))
+        full = Message._lazy(text, "Event", "Newchannel")
+        full.items()
+        answered += _leading_checked(Message._lazy(text, "Event", "Newchannel"), full, _BLOCK)
+    assert 300 < answered < 1500  # both the one-match answer and the fall-back to get() were exercised
+
+
+def test_leading_answers_events_only_and_refuses_odd_names() -> None:
+    response = parse_all(BANNER + b"Response: Success\r\nChannel: x\r\n\r\n")[1]
+    assert isinstance(response, Message) and response.leading(("Channel",)) is None
+    built = Message([("Event", "Newchannel"), ("Channel", "x")])  # no text: get() answers
+    assert built.leading(("Channel",)) is None
+    event = parse_all(BANNER + b"Event: Newchannel\r\nPrivilege: call,all\r\nChannel: x\r\nUniqueid: 1\r\n\r\n")[1]
+    assert isinstance(event, Message) and event.leading(("Channel", "Uniqueid")) == ("x", "1")
+    for names in [(), ("Channel", "channel"), ("Privilege",), ("Event",), ("A:B",), ("A B",)]:
+        with pytest.raises(ValueError):
+            event.leading(names)
