@@ -153,6 +153,11 @@ _BLOCK = (
     "Linkedid",
 )
 _CHANNEL, _STATE_DESC, _UNIQUEID, _LINKEDID = 0, 2, 12, 13
+# Events whose own headers follow the block (as Asterisk 22 writes them): read in the same match.
+_NEWEXTEN_BLOCK = (*_BLOCK, "Extension", "Application", "AppData")
+_VARSET_BLOCK = (*_BLOCK, "Variable", "Value")
+_APPLICATION, _APP_DATA, _VARIABLE, _VALUE = 15, 16, 14, 15
+_BLOCK_OF = {"Newexten": _NEWEXTEN_BLOCK, "VarSet": _VARSET_BLOCK}
 # (header, Channel attribute, the header's place in _BLOCK)
 Field = tuple[str, str, int]
 _STATE: tuple[Field, ...] = (("ChannelState", "state", 1),)
@@ -240,7 +245,8 @@ class CallRegistry:
         # event with that event, and with None after a resync (anything may have changed). Must be quick.
         self.watchers: list[Callable[[EventLike | None], None]] = []
         self._recording: set[str] = set()  # uniqueids with a MixMonitor running (recordings_running() in O(1))
-        self._current: tuple[EventLike | None, str] = (None, "")  # the event apply() is handling, its Uniqueid
+        # the event apply() is handling, its Uniqueid, and its block when read in one match
+        self._current: tuple[EventLike | None, str, tuple[str, ...] | None] = (None, "", None)
         # `_on_<EventName>` handlers by event name, looked up once instead of by getattr per event
         self._handlers: dict[str, Callable[[EventLike, list[Effect]], None]] = {
             attr[4:]: getattr(self, attr) for attr in dir(self) if attr.startswith("_on_")
@@ -332,11 +338,14 @@ class CallRegistry:
         if name in _CHANNEL_EVENTS or name in _SELF_EVENTS:
             fields = _CHANGES.get(name, ())
             block = None
-            if (fields or name not in _SELF_EVENTS) and type(msg) is Message:
-                # It reads several headers of the block (Channel and Linkedid at least): one match for all.
-                block = msg.leading(_BLOCK)
+            if type(msg) is Message and (fields or name not in _SELF_EVENTS or name in _BLOCK_OF):
+                # It reads several headers of the block (Channel and Linkedid at least, or its own after the
+                # block): one match for all.
+                block = msg.leading(_BLOCK_OF.get(name, _BLOCK))
+                if block is None and name in _BLOCK_OF:
+                    block = msg.leading(_BLOCK)
             uid = msg.get("Uniqueid") if block is None else block[_UNIQUEID]
-            self._current = (msg, uid or "")  # handlers of these events reuse it (_uid)
+            self._current = (msg, uid or "", block)  # handlers of these events reuse them (_uid, _after_block)
             if uid and name in _CHANNEL_EVENTS:
                 known = name in _SELF_EVENTS and uid in self.channels  # Channel, Linkedid: unchanged, not read
                 if self._touch(msg, True, "", fields, uid, known, block) is None:
@@ -470,8 +479,15 @@ class CallRegistry:
     # Handlers: `_on_<EventName>(msg, effects)`. The standard channel block was already applied.
 
     def _uid(self, msg: EventLike) -> str:
-        current, uid = self._current
+        current, uid, _ = self._current
         return uid if current is msg else msg.get("Uniqueid") or ""
+
+    def _after_block(self, msg: EventLike, header: str, at: int) -> str | None:
+        """`msg.get(header)` for a header of `_BLOCK_OF[msg.name]` at place `at`: from the match when it read it."""
+        current, _, block = self._current
+        if current is msg and block is not None and len(block) > at:
+            return block[at]
+        return msg.get(header)
 
     def _on_Hangup(self, msg: EventLike, effects: list[Effect]) -> None:
         self._remove_channel(self._uid(msg), effects, msg.get("Cause-txt") or msg.get("Cause") or "")
@@ -485,18 +501,18 @@ class CallRegistry:
     def _on_Newexten(self, msg: EventLike, effects: list[Effect]) -> None:
         ch = self.channels.get(self._uid(msg))
         if ch is not None:
-            ch.application = msg.get("Application") or ""
-            ch.app_data = msg.get("AppData") or ""
+            ch.application = self._after_block(msg, "Application", _APPLICATION) or ""
+            ch.app_data = self._after_block(msg, "AppData", _APP_DATA) or ""
 
     def _on_VarSet(self, msg: EventLike, effects: list[Effect]) -> None:
         ch = self.channels.get(self._uid(msg))
-        variable = (msg.get("Variable") or "").upper()
+        variable = (self._after_block(msg, "Variable", _VARIABLE) or "").upper()
         if ch is None:
             return
         if variable == dialplan.FLOW:
-            ch.flow = msg.get("Value") or None
+            ch.flow = self._after_block(msg, "Value", _VALUE) or None
         elif variable == dialplan.NODE:
-            ch.node = msg.get("Value") or None
+            ch.node = self._after_block(msg, "Value", _VALUE) or None
 
     def _on_BridgeCreate(self, msg: EventLike, effects: list[Effect]) -> None:
         self._bridge(msg)

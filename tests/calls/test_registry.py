@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ivr.ami.protocol import Message
+from ivr.ami.protocol import AMIParser, Message
 from ivr.calls.registry import CallEnded, CallRegistry, ChannelGone, RecordingEnded, RecordingStarted, Unparked
 
 from .transcripts import TRANSCRIPTS, events_until, list_items, load
@@ -373,9 +373,33 @@ def test_one_match_block_read_gives_the_same_picture_as_header_reads():
         if p.name.endswith(".ami.jsonl") or (p.name.startswith("ami-") and not p.name.endswith(".agi.jsonl"))
     )
     assert len(names) > 10
-    for name in names:
-        events = [m for m in load(name) if isinstance(m, Message) and m.is_event]
-        copies = [Message(m.items()) for m in load(name) if isinstance(m, Message) and m.is_event]
+
+    def flow_call() -> list[Message]:
+        # A flow's own variables (the recordings set none): Newchannel, VarSet IVR_FLOW / IVR_NODE, Newexten, Hangup.
+        block = (
+            "Channel: Local/100@ivr-00000001;2\r\nChannelState: 4\r\nChannelStateDesc: Ring\r\n"
+            "CallerIDNum: 5551234\r\nCallerIDName: Caller\r\nConnectedLineNum: <unknown>\r\n"
+            "ConnectedLineName: <unknown>\r\nLanguage: en\r\nAccountCode: \r\nContext: ivr\r\nExten: 100\r\n"
+            "Priority: 4\r\nUniqueid: 1795909233.19\r\nLinkedid: 1795909233.18\r\n"
+        )
+        tails = [
+            ("Newchannel", "call", "Exten: 100\r\n"),
+            ("VarSet", "dialplan", "Variable: IVR_FLOW\r\nValue: main\r\n"),
+            ("VarSet", "dialplan", "Variable: ivr_node\r\nValue: menu\r\n"),
+            ("Newexten", "dialplan", "Extension: 100\r\nApplication: AGI\r\nAppData: agi://ivr/main\r\n"),
+            ("Hangup", "call", "Cause: 16\r\nCause-txt: Normal Clearing\r\n"),
+        ]
+        text = "".join(f"Event: {e}\r\nPrivilege: {p},all\r\n{block}{t}\r\n" for e, p, t in tails)
+        parsed = AMIParser().feed(b"Asterisk Call Manager/11.0.0\r\n" + text.encode())
+        return [m for m in parsed if isinstance(m, Message)]
+
+    for name in [*names, "flow"]:
+        if name == "flow":
+            events, copies = flow_call(), [Message(m.items()) for m in flow_call()]
+            assert [m.name for m in events] == ["Newchannel", "VarSet", "VarSet", "Newexten", "Hangup"]
+        else:
+            events = [m for m in load(name) if isinstance(m, Message) and m.is_event]
+            copies = [Message(m.items()) for m in load(name) if isinstance(m, Message) and m.is_event]
         fast, slow = CallRegistry(clock=Clock()), CallRegistry(clock=Clock())
         for ev, split in zip(events, copies, strict=True):
             assert split._raw is None
@@ -384,4 +408,7 @@ def test_one_match_block_read_gives_the_same_picture_as_header_reads():
             assert {u: dataclasses.asdict(c) for u, c in fast.channels.items()} == {
                 u: dataclasses.asdict(c) for u, c in slow.channels.items()
             }, (name, split)
+            if name == "flow" and split.name == "Newexten":
+                ch = fast.channels["1795909233.19"]
+                assert (ch.flow, ch.node, ch.application, ch.app_data) == ("main", "menu", "AGI", "agi://ivr/main")
     assert checked > 100
