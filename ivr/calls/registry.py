@@ -178,6 +178,18 @@ _CHANGES: dict[str, tuple[Field, ...]] = {
 # Events about a channel that change neither its name nor its call: for a known channel only their own headers
 # are read (the handler finds the Uniqueid read by apply() through _uid()).
 _SELF_EVENTS = frozenset({"VarSet", "Hangup", "HangupRequest", "SoftHangupRequest", "Newexten"})
+# Per channel or self event, looked up once per event: (the fields it changes on a known channel, the headers read in
+# one match when it reads several (Channel and Linkedid at least, or its own after the block; None: only the
+# Uniqueid, by get()), whether it is a channel event, whether a self event).
+_PLANS: dict[str, tuple[tuple[Field, ...], tuple[str, ...] | None, bool, bool]] = {
+    name: (
+        _CHANGES.get(name, ()),
+        _BLOCK_OF.get(name, _BLOCK) if _CHANGES.get(name) or name not in _SELF_EVENTS or name in _BLOCK_OF else None,
+        name in _CHANNEL_EVENTS,
+        name in _SELF_EVENTS,
+    )
+    for name in _CHANNEL_EVENTS | _SELF_EVENTS
+}
 _UNPARK_EVENTS = {
     "UnParkedCall": "retrieved",
     "ParkedCallTimeOut": "timeout",
@@ -335,20 +347,21 @@ class CallRegistry:
         # The dispatch path of every AMI event: a few dict lookups and only the header reads the event needs.
         name = msg.name or ""
         effects: list[Effect] = []
-        if name in _CHANNEL_EVENTS or name in _SELF_EVENTS:
-            fields = _CHANGES.get(name, ())
+        plan = _PLANS.get(name)
+        if plan is not None:
+            fields, names, channel_event, self_event = plan
             block = None
-            if type(msg) is Message and (fields or name not in _SELF_EVENTS or name in _BLOCK_OF):
-                # It reads several headers of the block (Channel and Linkedid at least, or its own after the
-                # block): one match for all.
-                block = msg.leading(_BLOCK_OF.get(name, _BLOCK))
-                if block is None and name in _BLOCK_OF:
+            if names is not None and type(msg) is Message:
+                block = msg.leading(names)
+                if block is None and names is not _BLOCK:
                     block = msg.leading(_BLOCK)
             uid = msg.get("Uniqueid") if block is None else block[_UNIQUEID]
             self._current = (msg, uid or "", block)  # handlers of these events reuse them (_uid, _after_block)
-            if uid and name in _CHANNEL_EVENTS:
-                known = name in _SELF_EVENTS and uid in self.channels  # Channel, Linkedid: unchanged, not read
-                if self._touch(msg, True, "", fields, uid, known, block) is None:
+            if uid and channel_event:
+                known = self_event and uid in self.channels  # Channel, Linkedid: unchanged, not read
+                if known and not fields and uid not in self._gone:
+                    pass  # nothing to read or change (what _touch would conclude)
+                elif self._touch(msg, True, "", fields, uid, known, block) is None:
                     return effects
         handler = self._handlers.get(name)
         if handler is not None:
