@@ -5,8 +5,12 @@ Rules for this file:
   each round, per running campaign, due contacts are *leased* (`lease_campaign_contacts`: the campaign's lock,
   every instance's live leases counted, SKIP LOCKED), so no contact rings twice at once; leases are renewed every
   third of the lease while the call rings and expire when an instance dies (its contacts are taken over).
-- How many may ring at once: ivr.campaigns.pacing (ratio x available agents of the queue, held back by the
-  abandon-rate guard), less the callers already waiting in that queue (they take the next free agents).
+- How many calls may be in progress at once: ivr.campaigns.pacing (ratio x available agents of the queue, held
+  back by the abandon-rate guard), less the callers already waiting in that queue (they take the next free
+  agents). In progress, over every instance: contacts ringing (live leases) and contacts answered within the
+  campaign's `flow_time` whose flow has not reported yet (in the greeting, about to want an agent).
+- No round while the campaign's Asterisk is not logged in (`pbx_up`), and an Originate refused because Asterisk is
+  unreachable hands the contact back without using an attempt: an outage never burns the contact list.
 - Right before each attempt: the do-not-call list, then the calling hours in the contact's zone (outside them the
   contact goes back with its next opening), then the dial-out pattern. Then Originate through call control
   (`originate_flow`, the fleet's routing), the OriginateResponse mapped like callbacks' (`ORIGINATE_RESULTS`).
@@ -46,6 +50,7 @@ from ivr.storage import Campaign, CampaignContact, DncEntry, NotFound, Storage, 
 log = logging.getLogger(__name__)
 
 _CONTACT_ID = re.compile(r"^[0-9]{1,18}$")
+UNREACHABLE = "unreachable"  # _dial: Asterisk refused or could not take the Originate (503); no call was made
 
 
 def contact_verdict(report: Any) -> str:
@@ -63,6 +68,19 @@ def available_agents(registry: Any, queue: str) -> int:
     """Members of `queue` whose one agent state (ivr.calls.queues.agent_state) is available."""
     found = registry.queues.get(queue)
     return 0 if found is None else sum(1 for m in list(found.members.values()) if m.state == "available")
+
+
+def pbx_up(operations: Any, queue: str) -> bool:
+    """Whether the Asterisk the campaign's calls go to is logged in: the fleet's choice for the queue (its home
+    server, else any logged-in one), or the one server's AMI."""
+    server_for = getattr(operations, "server_for", None)
+    if server_for is not None:
+        try:
+            server_for(queue)
+        except CallControlError:
+            return False
+        return True
+    return bool(getattr(getattr(operations, "ami", None), "logged_in", True))
 
 
 def waiting_callers(registry: Any, queue: str) -> int:
@@ -121,6 +139,7 @@ class CampaignDialer:
         self._runner: asyncio.Task[None] | None = None
         self._renewer: asyncio.Task[None] | None = None
         self._storage_down = False
+        self._pbx_down: set[int] = set()  # campaigns skipped while their Asterisk is not logged in (log once)
         self.pick_server_by_queue = hasattr(operations, "server_for")
 
     def label(self, name: str) -> str:
@@ -212,6 +231,15 @@ class CampaignDialer:
         except ValidationError as exc:  # written by an older release or by hand: say so, do not dial
             log.error("campaign %s: stored settings are not valid (%s); pause it and fix them", campaign.name, exc)
             return 0
+        if not pbx_up(self.operations, campaign.queue):
+            if campaign.id not in self._pbx_down:
+                log.warning("campaign %s: Asterisk is not logged in; no calls until it is back", campaign.name)
+                self._pbx_down.add(campaign.id)
+            self.paces[campaign.id] = Pace(0.0, 0, "asterisk_down")
+            return 0
+        if campaign.id in self._pbx_down:
+            self._pbx_down.discard(campaign.id)
+            log.info("campaign %s: Asterisk is logged in again; dialling", campaign.name)
         totals = await self.storage.campaign_stats(campaign.id)
         # Answered contacts are not dialled again unless their report says abandoned (which reopens the campaign),
         # and one whose report never comes (the service was unreachable) must not keep the campaign open forever.
@@ -241,6 +269,7 @@ class CampaignDialer:
             limit=slots,
             owner=self.owner,
             lease_until=now + timedelta(seconds=self.policy.lease),
+            answered_since=now - timedelta(seconds=settings.flow_time),
         )
         for contact in leased:
             if contact.id is not None:
@@ -295,6 +324,11 @@ class CampaignDialer:
             return
         result, call_id = await self._dial(campaign, settings, contact)
         at = self.clock()
+        if result == UNREACHABLE:  # not an attempt: the contact waits for Asterisk, its attempts untouched
+            await self.storage.release_campaign_contact(
+                contact.id, self.owner, next_attempt_at=at + timedelta(seconds=settings.retry.error)
+            )
+            return
         retry_at = None
         if result != "answered" and contact.attempts + 1 < settings.max_attempts:
             retry_at = at + timedelta(seconds=settings.retry.delay(result))
@@ -330,7 +364,7 @@ class CampaignDialer:
             )
         except CallControlError as exc:
             log.warning("campaign %s contact %s: originate refused: %s", campaign.name, contact.id, exc)
-            return ("error" if exc.status == 503 else "failed"), ""
+            return (UNREACHABLE if exc.status == 503 else "failed"), ""
         result = await self.operations.wait_originate(originated, settings.ring_timeout + self.policy.result_grace)
         if result is None:
             return "error", originated.call_id  # no OriginateResponse: the outcome is unknown

@@ -64,6 +64,13 @@ class CampaignSettings(_Strict):
     )
     max_attempts: int = Field(3, ge=1, le=20, description="Attempts per contact.")
     ring_timeout: float = Field(30.0, ge=5, le=120, description="Seconds a contact's phone rings.")
+    flow_time: float = Field(
+        60.0,
+        ge=10,
+        le=600,
+        description="Seconds an answered contact keeps counting as a call in progress (against the pace) while "
+        "the campaign flow runs, until its report comes: the greeting before the queue, plus a margin.",
+    )
     caller_id: str | None = Field(
         None, pattern=r"^\+?[0-9]{3,20}$", description="The number contacts see (default: the trunk's)."
     )

@@ -196,20 +196,28 @@ class CampaignSQL:
         return [_contact(r) for r in rows]
 
     async def lease_campaign_contacts(
-        self, campaign_id: int, now: datetime, *, limit: int, owner: str, lease_until: datetime
+        self,
+        campaign_id: int,
+        now: datetime,
+        *,
+        limit: int,
+        owner: str,
+        lease_until: datetime,
+        answered_since: datetime | None = None,
     ) -> list[CampaignContact]:
-        """Lease up to `limit` minus the campaign's live leases (every instance's) of its due contacts: pending
-        ones whose time has come and dialing ones whose lease expired. [] at once when another instance is
-        leasing for this campaign right now."""
+        """Lease up to `limit` minus the campaign's calls in progress (every instance's) of its due contacts:
+        pending ones whose time has come and dialing ones whose lease expired. In progress: live leases, and
+        with `answered_since` the contacts answered since then whose flow has not reported yet (they are on the
+        line, heading for the queue's agents). [] at once when another instance is leasing for this campaign."""
         t, cid = aware(now), int(campaign_id)
         async with self.db.transaction(lock=f"campaign:{cid}", wait=False) as tx:
             if not tx.locked:
                 return []
+            busy, args = "state = 'dialing' AND lease_until >= ?", [t]
+            if answered_since is not None:
+                busy, args = f"({busy}) OR (state = 'answered' AND answered_at >= ?)", [t, aware(answered_since)]
             row = await tx.fetchone(
-                "SELECT COUNT(*) AS n FROM campaign_contact WHERE campaign_id = ? AND state = 'dialing' "
-                "AND lease_until >= ?",
-                cid,
-                t,
+                f"SELECT COUNT(*) AS n FROM campaign_contact WHERE campaign_id = ? AND ({busy})", cid, *args
             )
             free = int(limit) - (int(row["n"]) if row is not None else 0)
             if free <= 0:

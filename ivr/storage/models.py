@@ -292,7 +292,14 @@ class Storage(Protocol):
         self, campaign_id: int, *, state: str | None = None, limit: int = 100, offset: int = 0
     ) -> list[CampaignContact]: ...
     async def lease_campaign_contacts(
-        self, campaign_id: int, now: datetime, *, limit: int, owner: str, lease_until: datetime
+        self,
+        campaign_id: int,
+        now: datetime,
+        *,
+        limit: int,
+        owner: str,
+        lease_until: datetime,
+        answered_since: datetime | None = None,
     ) -> list[CampaignContact]: ...
     async def renew_campaign_leases(self, owner: str, contact_ids: Iterable[int], lease_until: datetime) -> int: ...
     async def release_campaign_contact(

@@ -155,15 +155,22 @@ async def test_a_campaign_runs_through_a_day_of_calling_hours(env: Env) -> None:
     assert (await env.call("POST", f"/campaigns/{campaign}/start"))[0] == 200
 
     # 10:00 in Vilnius: everyone in calling hours is dialled; the listed number is skipped; New York sleeps.
+    opens = datetime(2026, 3, 23, 13, 0, tzinfo=UTC)  # 09:00 in New York (summer time there since March 8)
     contacts = await env.until(
         campaign,
-        lambda c: c[answered]["state"] == "connected" and c[busy]["attempts"] == 1 and c[silent]["attempts"] == 1,
+        lambda c: (
+            c[answered]["state"] == "connected"
+            and c[busy]["attempts"] == 1
+            and c[silent]["attempts"] == 1
+            and c[listed]["state"] == "dnc"
+            and c[new_york]["state"] == "pending"
+            and datetime.fromisoformat(c[new_york]["next_attempt_at"]) == opens
+        ),  # looked at, sent back to sleep
         "the first round of attempts",
     )
     assert (contacts[busy]["state"], contacts[busy]["last_result"]) == ("pending", "busy")
     assert (contacts[silent]["state"], contacts[silent]["last_result"]) == ("pending", "no_answer")
     assert contacts[listed]["state"] == "dnc" and env.dialled(listed) == 0
-    opens = datetime(2026, 3, 23, 13, 0, tzinfo=UTC)  # 09:00 in New York (summer time there since March 8)
     assert contacts[new_york]["state"] == "pending" and contacts[new_york]["attempts"] == 0
     assert datetime.fromisoformat(contacts[new_york]["next_attempt_at"]) == opens
     # The answered contact ran the campaign flow with its contact id, language and queue; an agent took it.

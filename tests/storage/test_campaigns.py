@@ -97,6 +97,41 @@ async def test_leasing_respects_the_limit_expiry_and_release(store):
     assert (await store.get_campaign_contact(taken[1].id)).last_result == "dnc"
 
 
+async def test_answered_contacts_in_their_flow_count_as_calls_in_progress(store):
+    cid = await campaign(store)
+    await store.add_campaign_contacts(cid, contacts(cid, 4))
+    [one] = await store.lease_campaign_contacts(cid, T0, limit=1, owner="a", lease_until=T0 + M)
+    await store.record_campaign_attempt(one.id, "answered", T0, owner="a")  # in its flow, no report yet
+    later = T0 + M
+    # answered since `answered_since`: it holds its slot on every instance; without the bound it does not
+    assert (
+        await store.lease_campaign_contacts(cid, later, limit=1, owner="b", lease_until=later + M, answered_since=T0)
+        == []
+    )
+    [two] = await store.lease_campaign_contacts(
+        cid, later, limit=2, owner="b", lease_until=later + M, answered_since=T0
+    )
+    await store.release_campaign_contact(two.id, "b", next_attempt_at=later)
+    # older than the bound: counted no more (a report that never comes must not hold the slot for ever)
+    assert (
+        len(
+            await store.lease_campaign_contacts(
+                cid, later, limit=1, owner="b", lease_until=later + M, answered_since=T0 + timedelta(seconds=1)
+            )
+        )
+        == 1
+    )
+    await store.resolve_campaign_contact(one.id, "connected", later)  # reported: no longer in progress
+    assert (
+        len(
+            await store.lease_campaign_contacts(
+                cid, later, limit=2, owner="c", lease_until=later + M, answered_since=T0
+            )
+        )
+        == 1
+    )  # b's live lease + 1
+
+
 async def test_attempt_results_retry_fail_and_answer(store):
     cid = await campaign(store)
     await store.add_campaign_contacts(cid, contacts(cid, 3))
