@@ -3,6 +3,8 @@ changes, statistics. Every response is checked against the OpenAPI document (the
 
 from __future__ import annotations
 
+import threading
+
 from aiohttp.test_utils import TestClient
 
 from ivr.api.app import create_app
@@ -64,6 +66,33 @@ async def test_an_upload_with_bad_rows_stores_nothing_and_names_every_row(api):
     assert body["error"] == "invalid_csv"
     assert [(p["line"], p["column"]) for p in body["detail"]] == [(3, "number"), (4, "timezone")]
     assert await api.storage.list_campaign_contacts(campaign) == []  # all or nothing
+
+
+async def test_csv_files_are_parsed_off_the_event_loop(api, monkeypatch):
+    """A 1 MB quoted header answers (422, one problem) and both CSV parsers run in a worker thread, so a big
+    upload never holds up the calls the loop serves."""
+    from ivr.api import routes_campaigns
+
+    threads: list[int] = []
+
+    def spy(parse):
+        def run(*args, **kwargs):
+            threads.append(threading.get_ident())
+            return parse(*args, **kwargs)
+
+        return run
+
+    monkeypatch.setattr(routes_campaigns, "parse_contacts", spy(routes_campaigns.parse_contacts))
+    monkeypatch.setattr(routes_campaigns, "parse_dnc", spy(routes_campaigns.parse_dnc))
+    campaign = (await create(api))["id"]
+    header = ('a,"' + "x" * 10 + '"') * (1_000_000 // 14)
+    resp = await api.post(f"/campaigns/{campaign}/contacts", data=(header + "\n").encode(), headers=CSV)
+    assert resp.status == 422
+    [problem] = (await resp.json())["detail"]
+    assert "columns; at most 24" in problem["message"]
+    resp = await api.post("/dnc/import", data=b"number,reason\n+37060000009,asked\n", headers=CSV)
+    assert resp.status == 201
+    assert len(threads) == 2 and threading.get_ident() not in threads
 
 
 async def test_a_good_upload_and_its_repeat(api):

@@ -124,6 +124,17 @@ def test_contacts_csv_with_formatting_semicolons_bom_and_variables():
     assert first.variables == {"offer": "gold"} and (second.line, second.number) == (4, "+37060000002")
 
 
+def test_the_delimiter_is_the_one_the_header_uses_most_outside_quotes():
+    tab = parse_contacts(b"number\tname\n+37060000001\tOna, Jr.\n", number_pattern=PATTERN, max_rows=10)
+    assert tab.problems == [] and tab.rows[0].name == "Ona, Jr."
+    quoted = b'number,"plan;tier;x"\n+37060000001,gold\n'  # semicolons inside quotes do not count
+    assert parse_contacts(quoted, number_pattern=PATTERN, max_rows=10).problems[0].column == "plan;tier;x"
+    # a 1 MB header of quoted cells (csv.Sniffer took 1.5 s on 80 KB, quadratic): one bounded problem
+    runaway = ('a,"' + "x" * 10 + '"') * (1_000_000 // 14)
+    [problem] = parse_contacts(runaway.encode(), number_pattern=PATTERN, max_rows=10).problems
+    assert problem.line == 1 and problem.message.startswith("71429 columns; at most 24")
+
+
 def test_every_bad_row_is_reported_with_its_line_and_what_to_do():
     data = (
         b"number,name,language,timezone,offer\n"
