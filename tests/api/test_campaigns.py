@@ -148,6 +148,9 @@ async def test_do_not_call_list(api):
     resp = await api.post("/dnc", json={"numbers": ["+37060000001", "+37060000001", "+37060000002"], "reason": "asked"})
     assert (resp.status, await resp.json()) == (201, {"added": 2})
     assert (await api.post("/dnc", json={"numbers": ["12;3"]})).status == 422
+    resp = await api.get("/dnc?number=+37060000001")  # the + decodes to a space: never a silent "not listed"
+    assert resp.status == 422 and "%2B" in str((await resp.json())["detail"])
+    assert (await api.get("/dnc?number=abc")).status == 422
     listed = await (await api.get("/dnc?number=%2B37060000001")).json()
     assert [(n["number"], n["reason"]) for n in listed["numbers"]] == [("+37060000001", "asked")]
     resp = await api.post("/dnc/import", data=b"number,reason\n+370 600 00003,complaint\nnot a number,\n", headers=CSV)

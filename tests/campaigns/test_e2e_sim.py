@@ -286,3 +286,37 @@ async def test_pause_resume_and_stop(env: Env) -> None:
     status, body = await env.call("POST", f"/campaigns/{campaign}/contacts", data=b"number\n+37062000003\n")
     assert status == 409
     assert env.dialled(night) == 0
+
+
+async def test_answered_contacts_hold_their_slot_until_their_flow_is_done(env: Env) -> None:
+    """Every contact answers and asks for an agent; two available agents at 1:1. A contact in the greeting is on
+    the line for an agent as much as one ringing: never more than two contacts' calls at once, as the simulator
+    counts them from its own channel events (Newchannel / Hangup of each Local/<number>@ivr-dial-out;1)."""
+    numbers = [f"+3706300000{i}" for i in range(5)]
+    for number in numbers:
+        env.sim.config.callees[number] = answers()
+    live: set[str] = set()
+    most = 0
+
+    def count(event) -> None:
+        nonlocal most
+        channel = event.get("Channel") or ""
+        if not (channel.startswith("Local/+3706300000") and channel.endswith(";1")):
+            return
+        if event.name == "Newchannel":
+            live.add(channel)
+            most = max(most, len(live))
+        elif event.name == "Hangup":
+            live.discard(channel)
+
+    stop_counting = env.sim.pbx.bus.subscribe(count)
+    try:
+        csv = "number\n" + "\n".join(numbers) + "\n"
+        campaign = await env.campaign("overdial", "renewals", csv, max_attempts=1)
+        assert (await env.call("POST", f"/campaigns/{campaign}/start"))[0] == 200
+        await env.until(
+            campaign, lambda c: all(x["state"] == "connected" for x in c.values()), "every contact connected"
+        )
+    finally:
+        stop_counting()
+    assert most == 2 and sum(env.dialled(n) for n in numbers) == len(numbers)
