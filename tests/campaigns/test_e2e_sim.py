@@ -320,3 +320,35 @@ async def test_answered_contacts_hold_their_slot_until_their_flow_is_done(env: E
     finally:
         stop_counting()
     assert most == 2 and sum(env.dialled(n) for n in numbers) == len(numbers)
+
+
+async def test_an_ami_outage_dials_nobody_and_uses_no_attempt(env: Env) -> None:
+    """The AMI link to Asterisk is down when the campaign starts: rounds are skipped (pacing `asterisk_down`),
+    the contacts keep every attempt; once AMI is back they are called."""
+    from ivr.sim.ami_server import AMIServer
+
+    numbers = ["+37064000001", "+37064000002"]
+    for number in numbers:
+        env.sim.config.callees[number] = answers()
+    campaign = await env.campaign("outage", "renewals", "number\n" + "\n".join(numbers) + "\n", max_attempts=1)
+    sim, service = env.sim, env.service
+    assert sim.ami is not None and service is not None
+    await sim.ami.stop()  # Asterisk's AMI goes away
+    async with asyncio.timeout(10):
+        while service.ami.logged_in:
+            await asyncio.sleep(0.01)
+    assert (await env.call("POST", f"/campaigns/{campaign}/start"))[0] == 200
+    async with asyncio.timeout(10):
+        while (await env.call("GET", f"/campaigns/{campaign}/stats"))[1]["pacing"] is None:
+            await asyncio.sleep(0.02)
+    await asyncio.sleep(0.3)  # several rounds (every 0.05 s)
+    status, stats = await env.call("GET", f"/campaigns/{campaign}/stats")
+    assert stats["pacing"]["reason"] == "asterisk_down" and stats["contacts"]["pending"] == 2
+    assert stats["attempts"] == {} and not sim.originates
+    sim.ami = AMIServer(sim, port=sim.ami_port)  # back on the same port: the client logs in again
+    await sim.ami.start()
+    await service.ami.wait_logged_in(10)
+    contacts = await env.until(
+        campaign, lambda c: all(x["state"] == "connected" for x in c.values()), "the contacts after the outage"
+    )
+    assert [c["attempts"] for c in contacts.values()] == [1, 1]
