@@ -44,8 +44,12 @@ async def test_create_list_and_read_a_campaign(api):
 async def test_bad_settings_are_422_naming_the_field(api):
     bad = [
         ({"ratio": 9}, "ratio"),
-        ({"schedule": {"weekly": {"mon-fri": "9-20"}}}, "weekly"),
-        ({"schedule": {"weekly": {"mon": "09:00-17:00"}, "holiday_calendar": "/etc/x.ics"}}, "schedule"),
+        ({"schedule": {"timezone": "UTC", "weekly": {"mon-fri": "9-20"}}}, "weekly"),
+        (
+            {"schedule": {"timezone": "UTC", "weekly": {"mon": "09:00-17:00"}, "holiday_calendar": "/etc/x.ics"}},
+            "schedule",
+        ),
+        ({"schedule": {"weekly": {"mon": "09:00-17:00"}}}, "schedule.timezone"),
         ({"abandon": {"backoff_from": 0.05, "pause_at": 0.02}}, "abandon"),
         ({"retry": {"busy": 1}}, "busy"),
     ]

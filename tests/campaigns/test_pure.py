@@ -67,9 +67,16 @@ def test_campaign_settings_need_hours_and_refuse_a_calendar_path():
     with pytest.raises(ValidationError, match="schedule"):
         CampaignSettings.model_validate({})
     weekly = {"mon-fri": "09:00-20:00"}
+    with pytest.raises(ValidationError, match="schedule.timezone is required"):  # never UTC by default
+        CampaignSettings.model_validate({"schedule": {"weekly": weekly}})
+    zone = "Europe/Vilnius"
     with pytest.raises(ValidationError, match="flows directory"):
-        CampaignSettings.model_validate({"schedule": {"weekly": weekly, "holiday_calendar": "../../etc/passwd.ics"}})
-    ok = CampaignSettings.model_validate({"schedule": {"weekly": weekly, "holiday_calendar": "holidays-lt.ics"}})
+        CampaignSettings.model_validate(
+            {"schedule": {"timezone": zone, "weekly": weekly, "holiday_calendar": "../../etc/passwd.ics"}}
+        )
+    ok = CampaignSettings.model_validate(
+        {"schedule": {"timezone": zone, "weekly": weekly, "holiday_calendar": "holidays-lt.ics"}}
+    )
     assert ok.ratio == 1.5 and ok.max_attempts == 3
 
 
