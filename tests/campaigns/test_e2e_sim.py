@@ -7,8 +7,9 @@ carries on from the database."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import aiohttp
 import pytest
@@ -17,6 +18,7 @@ from ivr import dialplan
 from ivr.service import Service
 from ivr.settings import load_settings
 from ivr.sim import AgentSpec, NextPrompt, Press, QueueSpec, SimConfig, SimulatedAsterisk, VirtualClock
+from ivr.storage import Campaign, CampaignContact, open_storage
 
 ROOT = Path(__file__).resolve().parents[2]
 MONDAY_10 = datetime(2026, 3, 23, 8, 0, tzinfo=UTC)  # 10:00 in Vilnius, 04:00 in New York
@@ -88,6 +90,24 @@ class Env:
         return sum(1 for o in self.sim.originates if o.channel == f"Local/{number}@ivr-dial-out")
 
 
+def settings_for(sim: SimulatedAsterisk, tmp_path: Path):
+    env = {
+        "IVR_FASTAGI_HOST": "127.0.0.1",
+        "IVR_FASTAGI_PORT": "0",
+        "IVR_HTTP_PORT": "0",
+        "IVR_AMI_PORT": str(sim.ami_port),
+        "IVR_AMI_SECRET": "s3cret",
+        "IVR_API_TOKEN": TOKEN,
+        "IVR_STORAGE_URL": f"sqlite:///{tmp_path / 'ivr.db'}",
+        "IVR_RECORDINGS_DIR": str(tmp_path / "rec"),
+    }
+    settings = load_settings(ROOT / "config" / "ivr.yaml", env=env)
+    settings.reload.watch = False
+    settings.campaigns.interval = 0.05  # real seconds between rounds; calls themselves run in virtual time
+    settings.campaigns.names = ["renewals", "winback"]  # their own metric series; others count as "other"
+    return settings
+
+
 @pytest.fixture
 async def env(tmp_path: Path):
     config = SimConfig(
@@ -104,21 +124,7 @@ async def env(tmp_path: Path):
     )
     sim = SimulatedAsterisk(config, clock=VirtualClock(start=MONDAY_10))
     await sim.start(ami=True)
-    env = {
-        "IVR_FASTAGI_HOST": "127.0.0.1",
-        "IVR_FASTAGI_PORT": "0",
-        "IVR_HTTP_PORT": "0",
-        "IVR_AMI_PORT": str(sim.ami_port),
-        "IVR_AMI_SECRET": "s3cret",
-        "IVR_API_TOKEN": TOKEN,
-        "IVR_STORAGE_URL": f"sqlite:///{tmp_path / 'ivr.db'}",
-        "IVR_RECORDINGS_DIR": str(tmp_path / "rec"),
-    }
-    settings = load_settings(ROOT / "config" / "ivr.yaml", env=env)
-    settings.reload.watch = False
-    settings.campaigns.interval = 0.05  # real seconds between rounds; calls themselves run in virtual time
-    settings.campaigns.names = ["renewals", "winback"]  # their own metric series; others count as "other"
-    env = Env(sim, settings)
+    env = Env(sim, settings_for(sim, tmp_path))
     try:
         await env.start()
         yield env
@@ -352,3 +358,38 @@ async def test_an_ami_outage_dials_nobody_and_uses_no_attempt(env: Env) -> None:
         campaign, lambda c: all(x["state"] == "connected" for x in c.values()), "the contacts after the outage"
     )
     assert [c["attempts"] for c in contacts.values()] == [1, 1]
+
+
+async def test_with_the_dialer_off_flow_reports_still_resolve_contacts_and_stop_waits_for_them(tmp_path: Path):
+    """campaigns.enabled false: this instance dials nobody, but a campaign call it serves still reports its
+    contact's outcome, and the service's stop lets that report be stored before the storage closes."""
+    sim = SimulatedAsterisk(SimConfig(ami_users={"ivr": "s3cret"}), clock=VirtualClock(start=MONDAY_10))
+    await sim.start(ami=True)
+    settings = settings_for(sim, tmp_path)
+    settings.campaigns.enabled = False
+    service = Service.from_settings(settings, clock=sim.clock.datetime)
+    await service.start()
+    try:
+        store, dialer = service.storage, service.dialer
+        assert dialer is not None and not service.run_dialer
+        campaign = await store.add_campaign(
+            Campaign(name="elsewhere", flow="campaign", queue="renewals", settings={"schedule": HOURS})
+        )
+        await store.add_campaign_contacts(
+            campaign, [CampaignContact(campaign_id=campaign, number="+37065000001", next_attempt_at=MONDAY_10)]
+        )
+        until = MONDAY_10 + timedelta(minutes=1)
+        [contact] = await store.lease_campaign_contacts(campaign, MONDAY_10, limit=1, owner="b", lease_until=until)
+        await store.record_campaign_attempt(contact.id, "answered", MONDAY_10, owner="b")  # dialled by instance b
+        report = SimpleNamespace(outcome="transferred", visits=[], variables={"param_contact": str(contact.id)})
+        task = dialer.on_flow_report(report)  # the campaign call ran its flow here
+    finally:
+        await service.stop()
+        await sim.stop()
+    assert task is not None and task.done() and not task.cancelled()
+    store = open_storage(f"sqlite:///{tmp_path / 'ivr.db'}")
+    await store.open()
+    try:
+        assert (await store.get_campaign_contact(contact.id)).state == "connected"
+    finally:
+        await store.close()
