@@ -347,22 +347,30 @@ class CampaignSQL:
         self, contact_id: int, verdict: str, at: datetime, *, retry_at: datetime | None = None
     ) -> CampaignContact | None:
         """The flow of an `answered` contact ended: its last answered attempt gets the outcome; the contact is
-        `connected`, `declined`, or abandoned: pending again at `retry_at`, else `abandoned`. None if the contact
-        is not `answered` (a repeated report)."""
+        `connected`, `declined`, or abandoned: pending again at `retry_at`, else `abandoned`. A contact `pending`
+        after an `error` attempt (its OriginateResponse was lost) was answered after all: that attempt becomes
+        `answered` with the outcome. None otherwise (a repeated report)."""
         if verdict not in CAMPAIGN_VERDICTS:
             raise ValueError(f"unknown verdict {verdict!r}; use one of {', '.join(CAMPAIGN_VERDICTS)}")
         cid = int(contact_id)
         async with self.db.transaction() as tx:
             row = await tx.fetchone(
-                "SELECT * FROM campaign_contact WHERE id = ? AND state = 'answered'" + self.db.for_update, cid
+                "SELECT * FROM campaign_contact WHERE id = ? AND (state = 'answered' OR (state = 'pending' "
+                "AND last_result = 'error'))" + self.db.for_update,
+                cid,
             )
             if row is None:
                 return None
+            lost = row["state"] == "pending"
             last = await tx.fetchone(
-                "SELECT MAX(id) AS id FROM campaign_attempt WHERE contact_id = ? AND result = 'answered'", cid
+                "SELECT MAX(id) AS id FROM campaign_attempt WHERE contact_id = ? AND result = ?",
+                cid,
+                "error" if lost else "answered",
             )
             if last is not None and last["id"] is not None:
-                await tx.execute("UPDATE campaign_attempt SET outcome = ? WHERE id = ?", verdict, last["id"])
+                await tx.execute(
+                    "UPDATE campaign_attempt SET result = 'answered', outcome = ? WHERE id = ?", verdict, last["id"]
+                )
             state, next_at = verdict, read(row["next_attempt_at"])
             if verdict == "abandoned" and retry_at is not None:
                 state, next_at = "pending", aware(retry_at)

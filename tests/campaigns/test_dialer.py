@@ -55,7 +55,8 @@ class Ops:
     async def wait_originate(self, originated, timeout):
         if self.gate is not None:
             await self.gate.wait()
-        return result(int(self.script[originated.action_id]))
+        step = self.script[originated.action_id]
+        return None if step is None else result(int(step))  # None: the OriginateResponse never came
 
 
 def registry(available: int, waiting: int = 0) -> SimpleNamespace:
@@ -178,5 +179,28 @@ async def test_answered_contacts_in_their_flow_count_against_the_pace():
         await dialer.drain()
         assert len(ops.dialled) == 4
         assert len(await store.list_campaign_contacts(campaign, state="answered")) == 3
+    finally:
+        await store.close()
+
+
+async def test_a_flow_report_after_a_lost_originate_response_applies_its_verdict():
+    """No OriginateResponse came (attempt `error`, the contact pending for a retry), yet the contact answered and
+    an agent took the call: the flow's report turns the attempt into `answered` and connects the contact, who is
+    not called again."""
+    ops = Ops(script={"+37060000001": None})
+    store, clock, campaign, dialer = await setup(["+37060000001"], ops)
+    try:
+        await dialer.run_once()
+        await dialer.drain()
+        [contact] = await store.list_campaign_contacts(campaign)
+        assert (contact.state, contact.last_result) == ("pending", "error")
+        await dialer.on_flow_report(report(contact.id, "transferred"))
+        done = await store.get_campaign_contact(contact.id)
+        assert (done.state, done.attempts) == ("connected", 1)
+        [attempt] = await store.campaign_attempts(contact.id)
+        assert (attempt.result, attempt.outcome) == ("answered", "connected")
+        clock.now += timedelta(hours=1)
+        assert await dialer.run_once() == 0 and len(ops.dialled) == 1
+        assert (await store.get_campaign(campaign)).state == "finished"
     finally:
         await store.close()
