@@ -5,10 +5,11 @@ Rules for this file:
   each round, per running campaign, due contacts are *leased* (`lease_campaign_contacts`: the campaign's lock,
   every instance's live leases counted, SKIP LOCKED), so no contact rings twice at once; leases are renewed every
   third of the lease while the call rings and expire when an instance dies (its contacts are taken over).
-- How many calls may be in progress at once: ivr.campaigns.pacing (ratio x available agents of the queue, held
-  back by the abandon-rate guard), less the callers already waiting in that queue (they take the next free
-  agents). In progress, over every instance: contacts ringing (live leases) and contacts answered within the
-  campaign's `flow_time` whose flow has not reported yet (in the greeting, about to want an agent).
+- How many calls may be in progress at once: ivr.campaigns.pacing (ratio x available agents of the queue, their
+  state over every queue they serve, held back by the abandon-rate guard), less the callers already waiting in
+  that queue (they take the next free agents). In progress, over every instance and every running campaign on the
+  same queue: contacts ringing (live leases) and contacts answered within their campaign's `flow_time` whose flow
+  has not reported yet (in the greeting, about to want an agent).
 - No round while the campaign's Asterisk is not logged in (`pbx_up`), and an Originate refused because Asterisk is
   unreachable hands the contact back without using an attempt: an outage never burns the contact list.
 - Right before each attempt: the do-not-call list, then the calling hours in the contact's zone (outside them the
@@ -41,6 +42,7 @@ from ivr import dialplan, metrics
 from ivr.calls import validate
 from ivr.calls.callbacks import ORIGINATE_RESULTS
 from ivr.calls.errors import CallControlError
+from ivr.calls.queues import agent_states
 from ivr.campaigns.hours import RETRY_CLOSED, next_call_time
 from ivr.campaigns.model import CampaignSettings
 from ivr.campaigns.pacing import Pace, pace
@@ -65,9 +67,14 @@ def contact_verdict(report: Any) -> str:
 
 
 def available_agents(registry: Any, queue: str) -> int:
-    """Members of `queue` whose one agent state (ivr.calls.queues.agent_state) is available."""
-    found = registry.queues.get(queue)
-    return 0 if found is None else sum(1 for m in list(found.members.values()) if m.state == "available")
+    """Members of `queue` available over every queue they serve (`agent_states`: one in a call of another queue
+    is busy here too; paused in another queue only is still available here)."""
+    queues = registry.queues  # the fleet's is merged on each read: once
+    found = queues.get(queue)
+    if found is None:
+        return 0
+    states = agent_states(q.members for q in list(queues.values()))
+    return sum(1 for interface in list(found.members) if states.get(interface) == "available")
 
 
 def pbx_up(operations: Any, queue: str) -> bool:
@@ -270,6 +277,7 @@ class CampaignDialer:
             owner=self.owner,
             lease_until=now + timedelta(seconds=self.policy.lease),
             answered_since=now - timedelta(seconds=settings.flow_time),
+            queue=campaign.queue,
         )
         for contact in leased:
             if contact.id is not None:

@@ -204,20 +204,27 @@ class CampaignSQL:
         owner: str,
         lease_until: datetime,
         answered_since: datetime | None = None,
+        queue: str | None = None,
     ) -> list[CampaignContact]:
-        """Lease up to `limit` minus the campaign's calls in progress (every instance's) of its due contacts:
-        pending ones whose time has come and dialing ones whose lease expired. In progress: live leases, and
-        with `answered_since` the contacts answered since then whose flow has not reported yet (they are on the
-        line, heading for the queue's agents). [] at once when another instance is leasing for this campaign."""
+        """Lease up to `limit` minus the calls in progress (every instance's) of its due contacts: pending ones
+        whose time has come and dialing ones whose lease expired. In progress: live leases, and with
+        `answered_since` the contacts answered since then whose flow has not reported yet (they are on the line,
+        heading for the queue's agents); of this campaign, or with `queue` of every campaign on that queue
+        (they share its agents; the lock is then the queue's). [] at once when another instance is leasing
+        for this campaign (or queue) right now."""
         t, cid = aware(now), int(campaign_id)
-        async with self.db.transaction(lock=f"campaign:{cid}", wait=False) as tx:
+        lock = f"campaign:{cid}" if queue is None else f"campaign-queue:{queue}"
+        async with self.db.transaction(lock=lock, wait=False) as tx:
             if not tx.locked:
                 return []
             busy, args = "state = 'dialing' AND lease_until >= ?", [t]
             if answered_since is not None:
                 busy, args = f"({busy}) OR (state = 'answered' AND answered_at >= ?)", [t, aware(answered_since)]
+            which, of = "campaign_id = ?", [cid]
+            if queue is not None:  # any state: a paused campaign's calls still ringing hold agents too
+                which, of = "campaign_id IN (SELECT id FROM campaign WHERE queue = ?)", [queue]
             row = await tx.fetchone(
-                f"SELECT COUNT(*) AS n FROM campaign_contact WHERE campaign_id = ? AND ({busy})", cid, *args
+                f"SELECT COUNT(*) AS n FROM campaign_contact WHERE {which} AND ({busy})", *of, *args
             )
             free = int(limit) - (int(row["n"]) if row is not None else 0)
             if free <= 0:

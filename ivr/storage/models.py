@@ -300,6 +300,7 @@ class Storage(Protocol):
         owner: str,
         lease_until: datetime,
         answered_since: datetime | None = None,
+        queue: str | None = None,
     ) -> list[CampaignContact]: ...
     async def renew_campaign_leases(self, owner: str, contact_ids: Iterable[int], lease_until: datetime) -> int: ...
     async def release_campaign_contact(

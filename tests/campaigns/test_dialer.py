@@ -204,3 +204,28 @@ async def test_a_flow_report_after_a_lost_originate_response_applies_its_verdict
         assert (await store.get_campaign(campaign)).state == "finished"
     finally:
         await store.close()
+
+
+async def test_campaigns_on_one_queue_share_its_agents_counted_over_every_queue():
+    """Two available members in `sales`, but PJSIP/1 is on a call of `support` (busy there): one agent is free. A
+    second campaign on `sales` sees the first one's call in progress: together they stay at 1:1 of that agent."""
+    numbers = ["+37060000001", "+37060000002", "+37060000003"]
+    ops = Ops(script=dict.fromkeys(numbers, 5), gate=asyncio.Event())
+    store, _, first, dialer = await setup(numbers[:2], ops, available=2)
+    try:
+        support = Queue(name="support")
+        support.members["PJSIP/1"] = QueueMember(queue="support", interface="PJSIP/1", status=2)  # in use
+        dialer.registry.queues["support"] = support
+        second = await store.add_campaign(
+            Campaign(name="winback", flow="campaign", queue="sales", settings=SETTINGS, state="running")
+        )
+        await store.add_campaign_contacts(
+            second, [CampaignContact(campaign_id=second, number=numbers[2], next_attempt_at=T0)]
+        )
+        assert await dialer.run_once() == 1  # one free agent: the first campaign's call; the second waits
+        assert dialer.paces[first].slots == dialer.paces[second].slots == 1
+        assert [n for n, _ in ops.dialled] == [numbers[0]]
+        ops.gate.set()
+        await dialer.drain()
+    finally:
+        await store.close()

@@ -132,6 +132,16 @@ async def test_answered_contacts_in_their_flow_count_as_calls_in_progress(store)
     )  # b's live lease + 1
 
 
+async def test_campaigns_on_one_queue_count_each_others_calls(store):
+    one, two = await campaign(store, "one"), await campaign(store, "two")  # both on queue sales
+    await store.add_campaign_contacts(one, contacts(one, 2))
+    await store.add_campaign_contacts(two, contacts(two, 2, start=10))
+    [ringing] = await store.lease_campaign_contacts(one, T0, limit=1, owner="a", lease_until=T0 + M, queue="sales")
+    assert await store.lease_campaign_contacts(two, T0, limit=1, owner="a", lease_until=T0 + M, queue="sales") == []
+    assert len(await store.lease_campaign_contacts(two, T0, limit=1, owner="a", lease_until=T0 + M)) == 1  # alone
+    assert ringing.campaign_id == one
+
+
 async def test_attempt_results_retry_fail_and_answer(store):
     cid = await campaign(store)
     await store.add_campaign_contacts(cid, contacts(cid, 3))
