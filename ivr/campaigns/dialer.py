@@ -67,14 +67,16 @@ def contact_verdict(report: Any) -> str:
 
 
 def available_agents(registry: Any, queue: str) -> int:
-    """Members of `queue` available over every queue they serve (`agent_states`: one in a call of another queue
-    is busy here too; paused in another queue only is still available here)."""
+    """Members available in `queue` and not busy in any other (`agent_states`: one in a call of another queue
+    cannot take this one; paused in another queue only does not matter here)."""
     queues = registry.queues  # the fleet's is merged on each read: once
     found = queues.get(queue)
     if found is None:
         return 0
     states = agent_states(q.members for q in list(queues.values()))
-    return sum(1 for interface in list(found.members) if states.get(interface) == "available")
+    return sum(
+        1 for interface, m in list(found.members.items()) if m.state == "available" and states[interface] != "busy"
+    )
 
 
 def pbx_up(operations: Any, queue: str) -> bool:
