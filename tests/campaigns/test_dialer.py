@@ -183,6 +183,66 @@ async def test_answered_contacts_in_their_flow_count_against_the_pace():
         await store.close()
 
 
+async def test_an_abandoned_contact_is_called_again_and_reopens_a_finished_campaign():
+    ops = Ops(script={"+37060000001": 4})
+    store, clock, campaign, dialer = await setup(["+37060000001"], ops)
+    try:
+        await dialer.run_once()
+        await dialer.drain()
+        [contact] = await store.list_campaign_contacts(campaign)
+        assert contact.state == "answered"
+        await dialer.run_once()  # nothing left to dial: finished (the contact is still in its flow)
+        assert (await store.get_campaign(campaign)).state == "finished"
+        await dialer.on_flow_report(report(contact.id, "abandoned"))  # hung up waiting in the queue
+        again = await store.get_campaign_contact(contact.id)
+        assert (again.state, again.next_attempt_at) == ("pending", T0 + timedelta(seconds=3600))
+        assert (await store.get_campaign(campaign)).state == "running"
+        stats = await store.campaign_stats(campaign)
+        assert (stats.answered, stats.abandoned) == (1, 1)
+        # due again; one answered, one abandoned in the guard's hour, evidence enough (min_answered 1): paused
+        clock.now = T0 + timedelta(seconds=3600)
+        assert await dialer.run_once() == 0 and dialer.paces[campaign].reason == "paused"
+        # a second later the abandon has left the window: no evidence, 1:1 again
+        clock.now = T0 + timedelta(seconds=3601)
+        assert await dialer.run_once() == 1 and dialer.paces[campaign].reason == "no_evidence"
+        await dialer.drain()
+    finally:
+        await store.close()
+
+
+async def test_pacing_counts_available_agents_and_subtracts_waiting_callers():
+    numbers = [f"+3706000001{n}" for n in range(8)]
+    ops = Ops(script=dict.fromkeys(numbers, 5), gate=asyncio.Event())
+    store, _, campaign, dialer = await setup(numbers, ops, available=3, waiting=1)
+    try:
+        # no evidence yet: 1:1 -> 3 available agents, one caller already waits for them -> 2 may ring
+        assert await dialer.run_once() == 2
+        assert await dialer.run_once() == 0  # both still ring: the slots are taken
+        ops.gate.set()
+        await dialer.drain()
+        assert [c.last_result for c in await store.list_campaign_contacts(campaign, state="pending")][:2] == [
+            "busy",
+            "busy",
+        ]
+    finally:
+        await store.close()
+
+
+async def test_a_contact_who_opts_out_goes_on_the_do_not_call_list():
+    ops = Ops(script={"+37060000001": 4})
+    store, _, campaign, dialer = await setup(["+37060000001"], ops)
+    try:
+        await dialer.run_once()
+        await dialer.drain()
+        [contact] = await store.list_campaign_contacts(campaign)
+        await dialer.on_flow_report(report(contact.id, "contained", transfer=False, campaign_result="dnc"))
+        assert (await store.get_campaign_contact(contact.id)).state == "declined"
+        assert await store.is_dnc("+37060000001")
+        assert dialer.on_flow_report(SimpleNamespace(variables={"param_contact": "x1"})) is None  # not a contact id
+    finally:
+        await store.close()
+
+
 async def test_a_flow_report_after_a_lost_originate_response_applies_its_verdict():
     """No OriginateResponse came (attempt `error`, the contact pending for a retry), yet the contact answered and
     an agent took the call: the flow's report turns the attempt into `answered` and connects the contact, who is
