@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from ivr.campaigns.contacts import CSVTooLarge, parse_contacts, parse_dnc
 from ivr.campaigns.dialer import contact_verdict
-from ivr.campaigns.hours import may_call, next_call_time
+from ivr.campaigns.hours import next_call_time
 from ivr.campaigns.model import AbandonGuard, CampaignSettings, RetryPolicy
 from ivr.campaigns.pacing import guarded_ratio, pace
 from ivr.flow.model import Schedule
@@ -91,8 +91,8 @@ def utc(*args: int) -> datetime:
 
 def test_hours_are_read_in_the_contacts_zone():
     monday_10_vilnius = utc(2026, 3, 23, 8, 0)
-    assert may_call(HOURS, monday_10_vilnius)
-    assert not may_call(HOURS, monday_10_vilnius, "America/New_York")  # 04:00 there
+    assert next_call_time(HOURS, monday_10_vilnius) == monday_10_vilnius  # open: now
+    assert next_call_time(HOURS, monday_10_vilnius, "America/New_York") > monday_10_vilnius  # 04:00 there
     assert next_call_time(HOURS, monday_10_vilnius) == monday_10_vilnius
     assert next_call_time(HOURS, monday_10_vilnius, "America/New_York") == utc(2026, 3, 23, 13, 0)  # 09:00 EDT
 
