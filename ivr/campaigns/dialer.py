@@ -249,11 +249,9 @@ class CampaignDialer:
         if campaign.id in self._pbx_down:
             self._pbx_down.discard(campaign.id)
             log.info("campaign %s: Asterisk is logged in again; dialling", campaign.name)
-        totals = await self.storage.campaign_stats(campaign.id)
         # Answered contacts are not dialled again unless their report says abandoned (which reopens the campaign),
         # and one whose report never comes (the service was unreachable) must not keep the campaign open forever.
-        open_contacts = sum(totals.contacts.get(s, 0) for s in ("pending", "dialing"))
-        if totals.contacts and not open_contacts:
+        if await self.storage.campaign_done(campaign.id):
             if await self.storage.set_campaign_state(campaign.id, "finished", now, from_states=("running",)):
                 log.info("campaign %s: every contact is done; finished", campaign.name)
             return 0

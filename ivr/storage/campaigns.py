@@ -407,6 +407,19 @@ class CampaignSQL:
             for r in rows
         ]
 
+    async def campaign_done(self, campaign_id: int) -> bool:
+        """The campaign has contacts and none is left to dial (pending or dialing): two EXISTS on the index."""
+        cid = int(campaign_id)
+        async with self.db.transaction(single=True) as tx:
+            row = await tx.fetchone(
+                "SELECT EXISTS (SELECT 1 FROM campaign_contact WHERE campaign_id = ?) AS has, "
+                "EXISTS (SELECT 1 FROM campaign_contact WHERE campaign_id = ? AND state IN ('pending', 'dialing')) "
+                "AS open",
+                cid,
+                cid,
+            )
+        return row is not None and bool(row["has"]) and not bool(row["open"])
+
     async def campaign_stats(self, campaign_id: int, since: datetime | None = None) -> CampaignStats:
         """Contacts by state (now), attempts by result and answered attempts by outcome (since `since`)."""
         cid = int(campaign_id)

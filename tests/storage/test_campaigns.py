@@ -142,6 +142,17 @@ async def test_campaigns_on_one_queue_count_each_others_calls(store):
     assert ringing.campaign_id == one
 
 
+async def test_a_campaign_is_done_when_it_has_contacts_and_none_left_to_dial(store):
+    cid = await campaign(store)
+    assert not await store.campaign_done(cid)  # no contacts yet: not done
+    await store.add_campaign_contacts(cid, contacts(cid, 1))
+    assert not await store.campaign_done(cid)  # pending
+    [one] = await store.lease_campaign_contacts(cid, T0, limit=1, owner="a", lease_until=T0 + M)
+    assert not await store.campaign_done(cid)  # dialing
+    await store.record_campaign_attempt(one.id, "answered", T0, owner="a")
+    assert await store.campaign_done(cid)  # answered: nothing left to dial
+
+
 async def test_attempt_results_retry_fail_and_answer(store):
     cid = await campaign(store)
     await store.add_campaign_contacts(cid, contacts(cid, 3))
