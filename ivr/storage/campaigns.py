@@ -220,7 +220,8 @@ class CampaignSQL:
             busy, args = "state = 'dialing' AND lease_until >= ?", [t]
             if answered_since is not None:
                 busy, args = f"({busy}) OR (state = 'answered' AND answered_at >= ?)", [t, aware(answered_since)]
-            which, of = "campaign_id = ?", [cid]
+            of: list[Any] = [cid]
+            which = "campaign_id = ?"
             if queue is not None:  # any state: a paused campaign's calls still ringing hold agents too
                 which, of = "campaign_id IN (SELECT id FROM campaign WHERE queue = ?)", [queue]
             row = await tx.fetchone(
