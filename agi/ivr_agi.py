@@ -7,7 +7,7 @@ Rules for this file:
   venv (`#!/path/to/ivr/.venv/bin/python`) or install the package into the system Python.
 - The router is built lazily, after Asterisk's environment has been read: `ivr.flow.classic.classic_router`, the
   flow engine over the compiled flows and settings of the classic AGI cache (`ivr.flow.cache`: keyed by the
-  content of the flows, the settings file, the `IVR_*` environment and the code; `IVR_AGI_CACHE_DIR`, default
+  flows, the settings file, the `IVR_*` environment and the ivr modules that built it; `IVR_AGI_CACHE_DIR`, default
   ~/.cache/ivr of the user Asterisk runs as). A hit imports no pydantic and no YAML; a miss loads and checks the
   settings and flows as `serve` does, then writes the cache. The flow is the first AGI argument.
 - The call runs without an event loop (ivr/agi/classic.py, decision D2): nothing here or in the router may

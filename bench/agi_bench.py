@@ -384,13 +384,20 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved throughput rounds per size (default 3)")
     parser.add_argument("--classic", action="store_true", help="only the classic AGI start-up table")
     parser.add_argument(
-        "--before", type=Path, help="--classic: also time this checkout's real router (git archive <commit>)"
+        "--before",
+        type=Path,
+        metavar="DIR",
+        help="--classic: also time the real router of the checkout in DIR (git archive <commit> | tar -x -C DIR)",
     )
     parser.add_argument("--serve", choices=["ivr", "panoramisk"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(args.serve)
         return 0
+    if args.before is not None and not (args.before / "agi" / "ivr_agi.py").is_file():
+        parser.error(
+            f"--before {args.before}: not a checkout (no agi/ivr_agi.py); use git archive <commit> | tar -x -C DIR"
+        )
     if args.classic:
         print_classic(3 if args.quick else 15, args.before)
         return 0

@@ -203,7 +203,8 @@ class Service:
     app: web.Application
     lookup_client: HttpLookupClient
     repeat_callers: RepeatCallers | None = None
-    dialer: CampaignDialer | None = None  # None: campaigns are managed through the API, nobody dials
+    dialer: CampaignDialer | None = None  # resolves campaign contacts from flow reports, even when it does not dial
+    run_dialer: bool = False  # campaigns.enabled and ami.enabled: dial; else campaigns are only managed via the API
     _runner: web.AppRunner | None = None
     _site_port: int | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
@@ -308,7 +309,8 @@ class Service:
             app=app,
             lookup_client=lookup_client,
             repeat_callers=repeat_callers,
-            dialer=dialer if settings.campaigns.enabled and settings.ami.enabled else None,
+            dialer=dialer,  # kept either way: flow reports start its tasks, and stop() drains them
+            run_dialer=settings.campaigns.enabled and settings.ami.enabled,
         )
 
     @property
@@ -350,7 +352,7 @@ class Service:
         for feed in self.queue_feeds:
             await feed.start()
         metrics.add_collect_hook(self._publish_totals)
-        if self.dialer is not None:
+        if self.dialer is not None and self.run_dialer:
             await self.dialer.start()
         if s.ami.enabled:
             for ami in self.amis.values():
@@ -379,7 +381,8 @@ class Service:
         await self.fastagi.stop()  # stop accepting; running calls finish until the deadline
         await self.calls.stop(grace=self.settings.fastagi.shutdown_deadline)  # ringing callbacks store their result
         if self.dialer is not None:
-            await self.dialer.stop(grace=self.settings.fastagi.shutdown_deadline)  # so do ringing campaign calls
+            # so do ringing campaign calls and contacts' flow reports (also when this instance does not dial)
+            await self.dialer.stop(grace=self.settings.fastagi.shutdown_deadline)
         for feed in self.queue_feeds:
             await feed.close()
         if self.settings.ami.enabled:

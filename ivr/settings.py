@@ -287,11 +287,15 @@ class CampaignsSettings(_Section):
     Numbers are checked against callbacks.number_pattern."""
 
     enabled: bool = Field(True, description="Run the campaign dialer (campaigns can be managed either way).")
-    interval: Duration = Field(5.0, description="How often running campaigns are looked at for contacts to dial.")
+    interval: Duration = Field(
+        5.0, ge=0.5, description="How often running campaigns are looked at for contacts to dial (at least 0.5 s)."
+    )
     lease: Duration = Field(
         60.0,
+        ge=10,
         description="How long a contact being dialled stays leased to its instance without renewal; an instance "
-        "that dies loses its leases after this and another takes its contacts over.",
+        "that dies loses its leases after this and another takes its contacts over. At least 10 s: a shorter "
+        "lease could lapse while the phone rings and let another instance dial the same contact.",
     )
     names: list[str] = Field(
         default_factory=list,

@@ -369,7 +369,17 @@ class ContactsQuery(Query):
 
 
 class DncQuery(Query):
-    number: str | None = Field(None, description="Only this number (is it listed?).")
+    number: Number | None = Field(
+        None, description="Only this number (is it listed?). Write its + as %2B: ?number=%2B37060000001."
+    )
+
+    @field_validator("number", mode="before")
+    @classmethod
+    def _plus_written_as_2b(cls, value: object) -> object:
+        if isinstance(value, str) and value.startswith(" "):  # a bare + in a query string decodes to a space
+            raise ValueError("a + in a query string reads as a space; write it %2B: ?number=%2B37060000001")
+        return value
+
     limit: QueryInt = Field(100, ge=1, le=1000)
     offset: QueryInt = Field(0, ge=0, le=10_000_000)
 

@@ -5,8 +5,13 @@ Rules for this file:
   each round, per running campaign, due contacts are *leased* (`lease_campaign_contacts`: the campaign's lock,
   every instance's live leases counted, SKIP LOCKED), so no contact rings twice at once; leases are renewed every
   third of the lease while the call rings and expire when an instance dies (its contacts are taken over).
-- How many may ring at once: ivr.campaigns.pacing (ratio x available agents of the queue, held back by the
-  abandon-rate guard), less the callers already waiting in that queue (they take the next free agents).
+- How many calls may be in progress at once: ivr.campaigns.pacing (ratio x available agents of the queue, their
+  state over every queue they serve, held back by the abandon-rate guard), less the callers already waiting in
+  that queue (they take the next free agents). In progress, over every instance and every running campaign on the
+  same queue: contacts ringing (live leases) and contacts answered within their campaign's `flow_time` whose flow
+  has not reported yet (in the greeting, about to want an agent).
+- No round while the campaign's Asterisk is not logged in (`pbx_up`), and an Originate refused because Asterisk is
+  unreachable hands the contact back without using an attempt: an outage never burns the contact list.
 - Right before each attempt: the do-not-call list, then the calling hours in the contact's zone (outside them the
   contact goes back with its next opening), then the dial-out pattern. Then Originate through call control
   (`originate_flow`, the fleet's routing), the OriginateResponse mapped like callbacks' (`ORIGINATE_RESULTS`).
@@ -37,6 +42,7 @@ from ivr import dialplan, metrics
 from ivr.calls import validate
 from ivr.calls.callbacks import ORIGINATE_RESULTS
 from ivr.calls.errors import CallControlError
+from ivr.calls.queues import agent_states
 from ivr.campaigns.hours import RETRY_CLOSED, next_call_time
 from ivr.campaigns.model import CampaignSettings
 from ivr.campaigns.pacing import Pace, pace
@@ -46,6 +52,7 @@ from ivr.storage import Campaign, CampaignContact, DncEntry, NotFound, Storage, 
 log = logging.getLogger(__name__)
 
 _CONTACT_ID = re.compile(r"^[0-9]{1,18}$")
+UNREACHABLE = "unreachable"  # _dial: Asterisk refused or could not take the Originate (503); no call was made
 
 
 def contact_verdict(report: Any) -> str:
@@ -60,9 +67,29 @@ def contact_verdict(report: Any) -> str:
 
 
 def available_agents(registry: Any, queue: str) -> int:
-    """Members of `queue` whose one agent state (ivr.calls.queues.agent_state) is available."""
-    found = registry.queues.get(queue)
-    return 0 if found is None else sum(1 for m in list(found.members.values()) if m.state == "available")
+    """Members available in `queue` and not busy in any other (`agent_states`: one in a call of another queue
+    cannot take this one; paused in another queue only does not matter here)."""
+    queues = registry.queues  # the fleet's is merged on each read: once
+    found = queues.get(queue)
+    if found is None:
+        return 0
+    states = agent_states(q.members for q in list(queues.values()))
+    return sum(
+        1 for interface, m in list(found.members.items()) if m.state == "available" and states[interface] != "busy"
+    )
+
+
+def pbx_up(operations: Any, queue: str) -> bool:
+    """Whether the Asterisk the campaign's calls go to is logged in: the fleet's choice for the queue (its home
+    server, else any logged-in one), or the one server's AMI."""
+    server_for = getattr(operations, "server_for", None)
+    if server_for is not None:
+        try:
+            server_for(queue)
+        except CallControlError:
+            return False
+        return True
+    return bool(getattr(getattr(operations, "ami", None), "logged_in", True))
 
 
 def waiting_callers(registry: Any, queue: str) -> int:
@@ -121,6 +148,7 @@ class CampaignDialer:
         self._runner: asyncio.Task[None] | None = None
         self._renewer: asyncio.Task[None] | None = None
         self._storage_down = False
+        self._pbx_down: set[int] = set()  # campaigns skipped while their Asterisk is not logged in (log once)
         self.pick_server_by_queue = hasattr(operations, "server_for")
 
     def label(self, name: str) -> str:
@@ -212,11 +240,18 @@ class CampaignDialer:
         except ValidationError as exc:  # written by an older release or by hand: say so, do not dial
             log.error("campaign %s: stored settings are not valid (%s); pause it and fix them", campaign.name, exc)
             return 0
-        totals = await self.storage.campaign_stats(campaign.id)
+        if not pbx_up(self.operations, campaign.queue):
+            if campaign.id not in self._pbx_down:
+                log.warning("campaign %s: Asterisk is not logged in; no calls until it is back", campaign.name)
+                self._pbx_down.add(campaign.id)
+            self.paces[campaign.id] = Pace(0.0, 0, "asterisk_down")
+            return 0
+        if campaign.id in self._pbx_down:
+            self._pbx_down.discard(campaign.id)
+            log.info("campaign %s: Asterisk is logged in again; dialling", campaign.name)
         # Answered contacts are not dialled again unless their report says abandoned (which reopens the campaign),
         # and one whose report never comes (the service was unreachable) must not keep the campaign open forever.
-        open_contacts = sum(totals.contacts.get(s, 0) for s in ("pending", "dialing"))
-        if totals.contacts and not open_contacts:
+        if await self.storage.campaign_done(campaign.id):
             if await self.storage.set_campaign_state(campaign.id, "finished", now, from_states=("running",)):
                 log.info("campaign %s: every contact is done; finished", campaign.name)
             return 0
@@ -241,6 +276,8 @@ class CampaignDialer:
             limit=slots,
             owner=self.owner,
             lease_until=now + timedelta(seconds=self.policy.lease),
+            answered_since=now - timedelta(seconds=settings.flow_time),
+            queue=campaign.queue,
         )
         for contact in leased:
             if contact.id is not None:
@@ -295,6 +332,11 @@ class CampaignDialer:
             return
         result, call_id = await self._dial(campaign, settings, contact)
         at = self.clock()
+        if result == UNREACHABLE:  # not an attempt: the contact waits for Asterisk, its attempts untouched
+            await self.storage.release_campaign_contact(
+                contact.id, self.owner, next_attempt_at=at + timedelta(seconds=settings.retry.error)
+            )
+            return
         retry_at = None
         if result != "answered" and contact.attempts + 1 < settings.max_attempts:
             retry_at = at + timedelta(seconds=settings.retry.delay(result))
@@ -330,7 +372,7 @@ class CampaignDialer:
             )
         except CallControlError as exc:
             log.warning("campaign %s contact %s: originate refused: %s", campaign.name, contact.id, exc)
-            return ("error" if exc.status == 503 else "failed"), ""
+            return (UNREACHABLE if exc.status == 503 else "failed"), ""
         result = await self.operations.wait_originate(originated, settings.ring_timeout + self.policy.result_grace)
         if result is None:
             return "error", originated.call_id  # no OriginateResponse: the outcome is unknown

@@ -34,10 +34,6 @@ def check_calendar(schedule: Schedule, base_dir: Path | None) -> None:
         is_open(schedule, datetime.now(UTC), base_dir=base_dir)
 
 
-def may_call(schedule: Schedule, at: datetime, contact_zone: str = "", base_dir: Path | None = None) -> bool:
-    return is_open(in_zone(schedule, contact_zone), at, base_dir=base_dir)
-
-
 def next_call_time(schedule: Schedule, at: datetime, contact_zone: str = "", base_dir: Path | None = None) -> datetime:
     """`at` if the contact may be called then, else the next moment the hours open (or `at` + 1 h to look again)."""
     sched = in_zone(schedule, contact_zone)

@@ -3,7 +3,7 @@ and the storage keeps it as JSON, so a stored campaign is read back through the 
 
 Rules for this file:
 - Every field has a default a call-center admin would pick, except the calling hours: they are a legal matter, so
-  a campaign names them.
+  a campaign names them, with their time zone (never UTC by default).
 - A holiday calendar is a plain file name in the flows directory (never a path from the network).
 """
 
@@ -58,17 +58,37 @@ class AbandonGuard(_Strict):
 class CampaignSettings(_Strict):
     """The dialling policy of one campaign."""
 
-    schedule: Schedule = Field(description="Calling hours (weekly ranges, holidays) in the contact's time zone.")
+    schedule: Schedule = Field(
+        description="Calling hours (weekly ranges, holidays; `timezone` required) in the contact's time zone, else "
+        "in the schedule's."
+    )
     ratio: float = Field(
         1.5, ge=1.0, le=5.0, description="At most ratio x available agents of the queue ring at once (progressive)."
     )
     max_attempts: int = Field(3, ge=1, le=20, description="Attempts per contact.")
     ring_timeout: float = Field(30.0, ge=5, le=120, description="Seconds a contact's phone rings.")
+    flow_time: float = Field(
+        60.0,
+        ge=10,
+        le=600,
+        description="Seconds an answered contact keeps counting as a call in progress (against the pace) while "
+        "the campaign flow runs, until its report comes: the greeting before the queue, plus a margin.",
+    )
     caller_id: str | None = Field(
         None, pattern=r"^\+?[0-9]{3,20}$", description="The number contacts see (default: the trunk's)."
     )
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     abandon: AbandonGuard = Field(default_factory=AbandonGuard)
+
+    @field_validator("schedule")
+    @classmethod
+    def _zone_named(cls, schedule: Schedule) -> Schedule:
+        if schedule.timezone is None:
+            raise ValueError(
+                "schedule.timezone is required: calling hours are a legal matter, name their zone (for example "
+                "Europe/Vilnius); contacts with a timezone in the CSV are called by their own"
+            )
+        return schedule
 
     @field_validator("schedule")
     @classmethod

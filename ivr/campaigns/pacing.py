@@ -21,7 +21,7 @@ from ivr.campaigns.model import AbandonGuard
 class Pace:
     ratio: float  # the ratio in force (0 = paused by the guard)
     slots: int  # calls that may ring at once
-    reason: str  # configured | no_evidence | backing_off | paused | no_agents
+    reason: str  # configured | no_evidence | backing_off | paused | no_agents | asterisk_down (set by the dialer)
 
 
 def guarded_ratio(ratio: float, answered: int, abandoned: int, guard: AbandonGuard) -> tuple[float, str]:

@@ -7,13 +7,20 @@ Rules for this file:
   graph checks) the slow way, then writes the file. Never pickle: a file must not be able to run code.
 - The file holds what `load_settings()` and `load_flows()` produced after every check passed: each flow's JSON
   form (`model_dump(mode="json", by_alias=True)`) and the few settings classic AGI uses (engine settings, storage
-  URL and pool options, lookup limits). Never a secret: a PostgreSQL password is read from the settings on each call.
-- The key is a SHA-256 over everything the result depends on, in two steps. The settings key: the cache format,
-  the Python version, the sources of the code that builds the result (flow model, loader, checks, settings,
-  compiled form, this file), the settings file (path and bytes; none: the working directory) and every `IVR_*`
-  environment variable but the secrets. The full key adds the flows directory (every file's name and bytes,
-  calendars included) and the prompts directory the settings name. Any change gives another key: a stale cache
-  is rebuilt, never used.
+  URL and pool options, lookup limits). Never a secret: for a PostgreSQL password only where to read it (the
+  password file's path, the variables' names); the value is read when the storage first opens.
+- The key is a SHA-256 over everything the result depends on, in three parts. The settings key: the cache format,
+  the Python version, the settings file (path and bytes; none: the working directory) and every `IVR_*`
+  environment variable but the secrets. The code key: every module of the `ivr` package loaded in the process
+  that built the file (all `ivr.*` modules in `sys.modules` after loading, checking and encoding: whatever
+  shaped the result, e.g. the engine's settings, the number patterns, templates, node modules) by path, size
+  and modification time in nanoseconds -- the rule Python itself uses to tell its bytecode is stale, so a code
+  change Python would run is a change here, at a stat per file (~50 files, ~0.1-0.2 ms) instead of reading them.
+  The file lists those modules; a hit stats the same list, and a change of one that imports a new module changes
+  its own size/time, so the list cannot drift from the code. The flows key adds the flows directory (every
+  file's name and bytes, calendars included) and the prompts directory the settings name. Any change gives
+  another key: a stale cache is rebuilt, never used. (Third-party packages -- pydantic, PyYAML -- are not in the
+  key: they check, they do not shape what is written.)
 - Trust: the cache directory must be owned by the user running the process and writable by no one else, and so
   must the file; otherwise it is ignored (logged) and everything loads the slow way, without writing. A file that
   does not parse, has another key or format, whose contents do not match their SHA-256 digest (an edit by hand),
@@ -28,7 +35,7 @@ import logging
 import os
 import stat
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,23 +62,9 @@ else:
         except ImportError:
             from hashlib import sha256
 
-FORMAT = 2
+FORMAT = 3
 CACHE_FILE = "classic.json"
-_IVR = Path(__file__).resolve().parent.parent
-# The code whose behaviour the cached result depends on (a change of the model, the checks or the settings
-# invalidates it).
-_CODE = (
-    "flow/model.py",
-    "flow/compiled.py",
-    "flow/flowset.py",
-    "flow/loader.py",
-    "flow/validate.py",
-    "flow/context.py",
-    "flow/cache.py",
-    "settings.py",
-    "settings_file.py",
-    "units.py",
-)
+_IVR = Path(__file__).resolve().parent.parent  # the ivr package; the code key names its files relative to it
 # Environment variables never hashed nor stored: secrets (their values are read again when needed).
 _SECRET_SUFFIXES = ("_SECRET", "_TOKEN", "_PASSWORD", "_KEY")
 
@@ -94,6 +87,29 @@ class CachedFlows(dict[str, Flow]):
         self.sources = dict(sources)
 
 
+class PasswordSource(FrozenRecord):
+    """Where the PostgreSQL password is read when the storage opens, as `load_settings` reads it: the file
+    (`storage.password_file`, its first line) wins, then the first of the variables set (`storage.password_env`,
+    `IVR_STORAGE_PASSWORD`). The cache holds this, never the value."""
+
+    __slots__ = ("file", "env")
+
+    file: str | None
+    env: tuple[str, ...]
+
+    def __init__(self, file: str | None, env: tuple[str, ...]) -> None:
+        object.__setattr__(self, "file", file)
+        object.__setattr__(self, "env", env)
+
+    def read(self, environ: Mapping[str, str]) -> str | None:
+        """The password now (OSError if the file cannot be read), or None when none is configured."""
+        if self.file:
+            with open(self.file, encoding="utf-8") as f:
+                first = f.readline()
+            return first.splitlines()[0].strip() if first else ""
+        return next((environ[name] for name in self.env if environ.get(name)), None)
+
+
 class ClassicSetup(FrozenRecord):
     """What a classic AGI call runs on: the compiled flows and the settings the router needs (a record, not a
     dataclass: built before the first command, ivr/records.py)."""
@@ -104,7 +120,7 @@ class ClassicSetup(FrozenRecord):
     engine: EngineSettings
     storage_url: str
     storage_options: dict[str, Any]  # pool settings, never the password
-    storage_password: bool  # PostgreSQL: the password is read from the settings per call
+    storage_password: PasswordSource | None  # PostgreSQL: where the password is read when the storage opens
     lookups: dict[str, Any]  # timeout, allowed_hosts, max_response_bytes
 
     def __init__(
@@ -113,7 +129,7 @@ class ClassicSetup(FrozenRecord):
         engine: EngineSettings,
         storage_url: str,
         storage_options: dict[str, Any] | None = None,
-        storage_password: bool = False,
+        storage_password: PasswordSource | None = None,
         lookups: dict[str, Any] | None = None,
     ) -> None:
         for name, value in (
@@ -138,11 +154,9 @@ def default_cache_dir(env: Mapping[str, str] | None = None) -> Path:
 
 
 def settings_key(env: Mapping[str, str]) -> str:
-    """What the settings depend on: code, settings file, `IVR_*` environment (secrets left out)."""
+    """What the settings depend on: settings file, `IVR_*` environment (secrets left out)."""
     digest = sha256()
     digest.update(f"ivr-classic-cache {FORMAT} {sys.version}\0".encode())
-    for name in _CODE:
-        digest.update(name.encode() + b"\0" + (_IVR / name).read_bytes() + b"\0")
     file = default_settings_path(env)
     if file is None:
         digest.update(f"no settings file\0{Path.cwd()}\0".encode())
@@ -166,6 +180,33 @@ def flows_key(settings: str, flows_dir: Path, prompts_dir: Path | None) -> str:
     for path in paths:
         if path.is_file() and not path.name.startswith("."):
             digest.update(path.name.encode() + b"\0" + _read(path) + b"\0")
+    return digest.hexdigest()
+
+
+def code_files(modules: Mapping[str, object] | None = None, root: Path = _IVR) -> list[str]:
+    """The source files (relative to `root`, the ivr package) of the `ivr.*` modules loaded in this process."""
+    modules = sys.modules if modules is None else modules
+    files = set()
+    for name, module in list(modules.items()):
+        file = getattr(module, "__file__", None)
+        if (name == "ivr" or name.startswith("ivr.")) and file:
+            path = Path(file).resolve()
+            if path.is_relative_to(root):
+                files.add(path.relative_to(root).as_posix())
+    return sorted(files)
+
+
+def code_key(files: Sequence[str], root: Path = _IVR) -> str:
+    """The package's location and each file's path, size and modification time (ns): a stat per file, no read."""
+    digest = sha256()
+    digest.update(f"{root}\0".encode())
+    base = str(root)
+    for name in files:
+        try:
+            st = os.stat(f"{base}/{name}")
+            digest.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+        except OSError:  # removed by an upgrade: another key
+            digest.update(f"{name}\0gone\0".encode())
     return digest.hexdigest()
 
 
@@ -198,7 +239,16 @@ def encode(settings: Settings, flow_set: FlowSet, skey: str, fkey: str) -> bytes
     engine = FlowEngine.settings_from(settings).as_dict()
     engine["base_dir"] = str(engine["base_dir"]) if engine["base_dir"] is not None else None
     options = settings.storage.open_options()
-    password = options.pop("password", None) is not None  # never written: re-read per call (a miss)
+    options.pop("password", None)  # never written: read from these places when the storage opens
+    password = None
+    if "min_size" in options:  # PostgreSQL: where its password is (load_settings's order; the file is resolved)
+        from ivr.settings import SECRET_ENV
+
+        file = settings.storage.password_file
+        password = {
+            "file": str(settings.root / file) if file else None,  # an absolute `file` stays itself
+            "env": list(dict.fromkeys(n for n in (settings.storage.password_env, SECRET_ENV["storage"]) if n)),
+        }
     payload = json.dumps(
         {
             "version": flow_set.version,
@@ -214,12 +264,15 @@ def encode(settings: Settings, flow_set: FlowSet, skey: str, fkey: str) -> bytes
         },
         separators=(",", ":"),
     ).encode()
+    code = code_files()  # after loading, checking and encoding: every ivr module that shaped the result
     header = {
         "format": FORMAT,
         "settings_key": skey,
         "flows_dir": str(settings.flows_dir),
         "prompts_dir": str(settings.prompts_dir) if settings.prompts_dir else None,
         "key": fkey,
+        "code": code,
+        "code_key": code_key(code),
         "digest": sha256(payload).hexdigest(),
     }
     return json.dumps(header, separators=(",", ":")).encode() + b"\n" + payload
@@ -232,7 +285,10 @@ def decode(raw: bytes, skey: str) -> ClassicSetup:
     if not sep or not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ValueError("not a classic AGI cache of this format")
     if header["settings_key"] != skey:
-        raise ValueError("stale (the settings, their environment or the code changed)")
+        raise ValueError("stale (the settings or their environment changed)")
+    code = header["code"]
+    if not isinstance(code, list) or header["code_key"] != code_key([str(name) for name in code]):
+        raise ValueError("stale (the code changed)")
     prompts = header["prompts_dir"]
     if header["key"] != flows_key(skey, Path(header["flows_dir"]), Path(prompts) if prompts else None):
         raise ValueError("stale (the flows changed)")
@@ -257,9 +313,18 @@ def _setup(payload: bytes) -> ClassicSetup:
         engine=EngineSettings(**engine),
         storage_url=str(storage["url"]),
         storage_options=dict(storage["options"]),
-        storage_password=bool(storage["password"]),
+        storage_password=_password_source(storage["password"]),
         lookups=dict(data["lookups"]),
     )
+
+
+def _password_source(data: Any) -> PasswordSource | None:
+    if data is None:
+        return None
+    file, env = data["file"], data["env"]
+    if (file is not None and not isinstance(file, str)) or not all(isinstance(name, str) for name in env):
+        raise TypeError("storage password source: a file path and variable names expected")
+    return PasswordSource(file, tuple(env))
 
 
 def _write(directory: Path, raw: bytes) -> None:

@@ -8,7 +8,9 @@ Rules for this file:
 - The storage is opened on first use (`LazyStorage`): most calls store nothing, and importing and opening it
   costs ~5-7 ms. A storage URL that cannot be opened then fails like an unreachable database at the node that
   stores (its `on_failure`, counted), instead of before the flow starts; `ivr check` reports a bad URL either way.
-- A PostgreSQL password is never cached: with one, the settings are loaded (pydantic, YAML) to read it.
+- A PostgreSQL password is never cached, nor read before the storage opens: the cache says where it is (file,
+  variables: `PasswordSource`) and `LazyStorage` reads it then, so a call that stores nothing never touches it
+  and no call loads the settings (pydantic, YAML) for it.
 - The call runs without an event loop (ivr/agi/classic.py): the storage and the lookup client, which need one, are
   reached through a `LoopBridge` (`ivr.syncrun.BRIDGE` by default; its loop and asyncio come with the first use).
 """
@@ -23,7 +25,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from ivr.agi.router import Router
-from ivr.flow.cache import ClassicSetup, load_classic
+from ivr.flow.cache import ClassicSetup, PasswordSource, load_classic
 from ivr.flow.engine import FlowEngine
 from ivr.flow.routing import fixed_flow_router
 from ivr.syncrun import BRIDGE, LoopBridge
@@ -35,18 +37,33 @@ log = logging.getLogger(__name__)
 
 
 class LazyStorage:
-    """`ivr.storage.open_storage(url, **options)`, called when a node first uses the storage."""
+    """`ivr.storage.open_storage(url, password=..., **options)`, called when a node first uses the storage (the
+    password read from `password` in `environ` then)."""
 
-    def __init__(self, url: str, options: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        url: str,
+        options: Mapping[str, Any],
+        password: PasswordSource | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
         self.url = url
         self.options = dict(options)
+        self.password = password
+        self.environ = os.environ if environ is None else environ
         self._storage: Any = None
 
     def _open(self) -> Any:
         if self._storage is None:
-            from ivr.storage import open_storage
+            from ivr.storage import StorageError, open_storage
 
-            self._storage = open_storage(self.url, **self.options)
+            options = dict(self.options)
+            if self.password is not None:
+                try:
+                    options["password"] = self.password.read(self.environ)
+                except OSError as exc:  # as a database that is down: the storing node's on_failure
+                    raise StorageError(f"cannot read the storage password file {self.password.file}: {exc}") from None
+            self._storage = open_storage(self.url, **options)
         return self._storage
 
     @property
@@ -88,15 +105,11 @@ def classic_engine(
 ) -> FlowEngine:
     """The engine a classic call runs: the cached flows and engine settings, the service's lookups and storage
     (both behind `bridge`, whose `close()` closes them)."""
-    options = dict(setup.storage_options)
-    if setup.storage_password:  # PostgreSQL with a password: read it as `serve` does (never cached)
-        from ivr.settings import load_settings
-
-        options["password"] = load_settings(env=env).storage.open_options().get("password")
+    storage = LazyStorage(setup.storage_url, setup.storage_options, setup.storage_password, env)
     return FlowEngine(
         setup.flows,
         settings=setup.engine,
-        storage=bridge.wrap(LazyStorage(setup.storage_url, options)),
+        storage=bridge.wrap(storage),
         lookup_client=bridge.wrap(LazyLookups(setup.lookups)),
     )
 

@@ -196,20 +196,36 @@ class CampaignSQL:
         return [_contact(r) for r in rows]
 
     async def lease_campaign_contacts(
-        self, campaign_id: int, now: datetime, *, limit: int, owner: str, lease_until: datetime
+        self,
+        campaign_id: int,
+        now: datetime,
+        *,
+        limit: int,
+        owner: str,
+        lease_until: datetime,
+        answered_since: datetime | None = None,
+        queue: str | None = None,
     ) -> list[CampaignContact]:
-        """Lease up to `limit` minus the campaign's live leases (every instance's) of its due contacts: pending
-        ones whose time has come and dialing ones whose lease expired. [] at once when another instance is
-        leasing for this campaign right now."""
+        """Lease up to `limit` minus the calls in progress (every instance's) of its due contacts: pending ones
+        whose time has come and dialing ones whose lease expired. In progress: live leases, and with
+        `answered_since` the contacts answered since then whose flow has not reported yet (they are on the line,
+        heading for the queue's agents); of this campaign, or with `queue` of every campaign on that queue
+        (they share its agents; the lock is then the queue's). [] at once when another instance is leasing
+        for this campaign (or queue) right now."""
         t, cid = aware(now), int(campaign_id)
-        async with self.db.transaction(lock=f"campaign:{cid}", wait=False) as tx:
+        lock = f"campaign:{cid}" if queue is None else f"campaign-queue:{queue}"
+        async with self.db.transaction(lock=lock, wait=False) as tx:
             if not tx.locked:
                 return []
+            busy, args = "state = 'dialing' AND lease_until >= ?", [t]
+            if answered_since is not None:
+                busy, args = f"({busy}) OR (state = 'answered' AND answered_at >= ?)", [t, aware(answered_since)]
+            of: list[Any] = [cid]
+            which = "campaign_id = ?"
+            if queue is not None:  # any state: a paused campaign's calls still ringing hold agents too
+                which, of = "campaign_id IN (SELECT id FROM campaign WHERE queue = ?)", [queue]
             row = await tx.fetchone(
-                "SELECT COUNT(*) AS n FROM campaign_contact WHERE campaign_id = ? AND state = 'dialing' "
-                "AND lease_until >= ?",
-                cid,
-                t,
+                f"SELECT COUNT(*) AS n FROM campaign_contact WHERE {which} AND ({busy})", *of, *args
             )
             free = int(limit) - (int(row["n"]) if row is not None else 0)
             if free <= 0:
@@ -339,22 +355,30 @@ class CampaignSQL:
         self, contact_id: int, verdict: str, at: datetime, *, retry_at: datetime | None = None
     ) -> CampaignContact | None:
         """The flow of an `answered` contact ended: its last answered attempt gets the outcome; the contact is
-        `connected`, `declined`, or abandoned: pending again at `retry_at`, else `abandoned`. None if the contact
-        is not `answered` (a repeated report)."""
+        `connected`, `declined`, or abandoned: pending again at `retry_at`, else `abandoned`. A contact `pending`
+        after an `error` attempt (its OriginateResponse was lost) was answered after all: that attempt becomes
+        `answered` with the outcome. None otherwise (a repeated report)."""
         if verdict not in CAMPAIGN_VERDICTS:
             raise ValueError(f"unknown verdict {verdict!r}; use one of {', '.join(CAMPAIGN_VERDICTS)}")
         cid = int(contact_id)
         async with self.db.transaction() as tx:
             row = await tx.fetchone(
-                "SELECT * FROM campaign_contact WHERE id = ? AND state = 'answered'" + self.db.for_update, cid
+                "SELECT * FROM campaign_contact WHERE id = ? AND (state = 'answered' OR (state = 'pending' "
+                "AND last_result = 'error'))" + self.db.for_update,
+                cid,
             )
             if row is None:
                 return None
+            lost = row["state"] == "pending"
             last = await tx.fetchone(
-                "SELECT MAX(id) AS id FROM campaign_attempt WHERE contact_id = ? AND result = 'answered'", cid
+                "SELECT MAX(id) AS id FROM campaign_attempt WHERE contact_id = ? AND result = ?",
+                cid,
+                "error" if lost else "answered",
             )
             if last is not None and last["id"] is not None:
-                await tx.execute("UPDATE campaign_attempt SET outcome = ? WHERE id = ?", verdict, last["id"])
+                await tx.execute(
+                    "UPDATE campaign_attempt SET result = 'answered', outcome = ? WHERE id = ?", verdict, last["id"]
+                )
             state, next_at = verdict, read(row["next_attempt_at"])
             if verdict == "abandoned" and retry_at is not None:
                 state, next_at = "pending", aware(retry_at)
@@ -383,6 +407,19 @@ class CampaignSQL:
             )
             for r in rows
         ]
+
+    async def campaign_done(self, campaign_id: int) -> bool:
+        """The campaign has contacts and none is left to dial (pending or dialing): two EXISTS on the index."""
+        cid = int(campaign_id)
+        async with self.db.transaction(single=True) as tx:
+            row = await tx.fetchone(
+                "SELECT EXISTS (SELECT 1 FROM campaign_contact WHERE campaign_id = ?) AS has, "
+                "EXISTS (SELECT 1 FROM campaign_contact WHERE campaign_id = ? AND state IN ('pending', 'dialing')) "
+                "AS open",
+                cid,
+                cid,
+            )
+        return row is not None and bool(row["has"]) and not bool(row["open"])
 
     async def campaign_stats(self, campaign_id: int, since: datetime | None = None) -> CampaignStats:
         """Contacts by state (now), attempts by result and answered attempts by outcome (since `since`)."""

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from ivr.flow.cache import load_classic
+from ivr.flow.cache import CACHE_FILE, PasswordSource, load_classic
 from ivr.flow.classic import LazyStorage, classic_engine, classic_router
 from ivr.flow.compiled import Flow
 from ivr.storage import SQLiteStorage, StorageError
+from ivr.storage.testing import PgCluster
 from ivr.syncrun import LoopBridge, drive
 
 from .test_classic import REPO
@@ -57,3 +58,62 @@ def test_a_storage_that_cannot_be_opened_fails_where_it_is_used_as_a_storage_err
     with pytest.raises(StorageError, match="three slashes"):
         storage.add_survey_answer  # noqa: B018  # the first use opens it
     assert storage._storage is None  # and the next use tries again
+
+
+def test_a_postgresql_password_is_cached_by_where_it_is_and_read_when_the_storage_opens(
+    tmp_path: Path, pg_cluster: PgCluster, pg_database: str
+) -> None:
+    """A real cluster with scram-sha-256 logins: the cache built while the variable held a wrong password serves a
+    later call that connects with the right one (read at open time, never from the cache or the build)."""
+    env = {**_env(tmp_path), "IVR_STORAGE_URL": pg_database, "IVR_STORAGE_PASSWORD": "wrong-at-build-time"}
+    cache = tmp_path / "cache"
+    assert load_classic(env, cache_dir=cache)[1] == "built"
+    assert b"wrong-at-build-time" not in (cache / CACHE_FILE).read_bytes()
+    env["IVR_STORAGE_PASSWORD"] = pg_cluster.password
+    setup, how = load_classic(env, cache_dir=cache)
+    assert how == "hit" and setup.storage_password == PasswordSource(None, ("IVR_STORAGE_PASSWORD",))
+    bridge = LoopBridge()
+    try:
+        engine = classic_engine(setup, env, bridge=bridge)
+        storage = engine.storage.service
+        assert isinstance(storage, LazyStorage) and storage._storage is None
+        assert drive(engine.storage.list_voicemails()) == []  # opened: logged in with the password read now
+        assert storage._storage is not None
+    finally:
+        bridge.close()
+
+
+def test_the_password_file_wins_over_the_variables_and_is_read_at_open(tmp_path: Path) -> None:
+    secret = tmp_path / "pw"
+    source = PasswordSource(str(secret), ("DB_PW", "IVR_STORAGE_PASSWORD"))
+    with pytest.raises(OSError):
+        source.read({})
+    storage = LazyStorage("postgresql://ivr@127.0.0.1:9/ivr", {}, source, {})
+    with pytest.raises(StorageError, match="password file"):  # as a database that is down: the node's on_failure
+        storage.add_survey_answer  # noqa: B018
+    secret.write_text("from-file  \nsecond line\n")
+    assert source.read({"DB_PW": "from-env"}) == "from-file"
+    secret.write_text("")
+    assert source.read({}) == ""
+    by_env = PasswordSource(None, ("DB_PW", "IVR_STORAGE_PASSWORD"))
+    assert by_env.read({"DB_PW": "", "IVR_STORAGE_PASSWORD": "default"}) == "default"  # the first one set
+    assert by_env.read({"DB_PW": "named", "IVR_STORAGE_PASSWORD": "default"}) == "named"
+    assert by_env.read({}) is None
+
+
+def test_the_cache_resolves_a_relative_password_file_against_the_project_root(tmp_path: Path) -> None:
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "ivr.yaml").write_text((REPO / "config" / "ivr.yaml").read_text())
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "db").write_text("pw\n")
+    env = {
+        **_env(tmp_path),
+        "IVR_CONFIG": str(tmp_path / "config" / "ivr.yaml"),  # the project root: tmp_path
+        "IVR_FLOWS_DIR": str(REPO / "config" / "flows"),
+        "IVR_STORAGE_URL": "postgresql://ivr@127.0.0.1:9/ivr",
+        "IVR_STORAGE_PASSWORD_FILE": "secrets/db",
+    }
+    setup, _ = load_classic(env, cache_dir=tmp_path / "cache")
+    assert setup.storage_password == PasswordSource(str(tmp_path / "secrets" / "db"), ("IVR_STORAGE_PASSWORD",))
+    assert load_classic(env, cache_dir=tmp_path / "cache")[0].storage_password == setup.storage_password
+    assert setup.storage_password is not None and setup.storage_password.read({}) == "pw"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr.flow.cache import CACHE_FILE, FORMAT, load_classic, settings_key
+from ivr.flow.cache import CACHE_FILE, FORMAT, code_files, code_key, load_classic, settings_key
 from ivr.flow.compiled import compile_flow
 from ivr.flow.engine import FlowEngine
 from ivr.flow.loader import load_flows
@@ -224,10 +224,14 @@ NOT_ON_A_HIT = (
 )
 
 
-async def test_a_cache_hit_imports_no_pydantic_no_yaml_no_settings_models(tmp_path: Path) -> None:
+@pytest.mark.parametrize("password", [False, True], ids=["sqlite", "postgresql-with-password"])
+async def test_a_cache_hit_imports_no_pydantic_no_yaml_no_settings_models(tmp_path: Path, password: bool) -> None:
     """The whole classic call (to its first command and on to the end) on a warm cache, under `-X importtime`:
-    none of the modules the cache exists to avoid is imported."""
+    none of the modules the cache exists to avoid is imported -- a PostgreSQL password configured included (only
+    where it is is cached; it is read when the storage opens, and this call stores nothing)."""
     env = _script_env(tmp_path)
+    if password:
+        env.update(IVR_STORAGE_URL="postgresql://ivr@127.0.0.1:9/ivr", IVR_STORAGE_PASSWORD="pw-read-late")
     _, err = await _first_command([sys.executable, str(SCRIPT)], env)  # builds the cache (imports them all)
     assert "classic AGI cache: built" in err
     _, err = await _first_command([sys.executable, "-X", "importtime", str(SCRIPT)], env)
@@ -264,3 +268,80 @@ def test_a_missing_settings_file_or_flows_directory_is_a_config_error(
     env[variable] = str(tmp_path / "nowhere")
     with pytest.raises(ConfigError):
         load_classic(env, cache_dir=tmp_path / "cache")
+
+
+# Modules that shape the cached result without being the flow model or the loader (issue 12's review: a key over
+# a hand-kept file list missed them): the engine settings, number patterns, YAML source, templates, node modules.
+# (ivr.flow.hours is not among them: it reads the calendars when a call asks, and building never imports it.)
+SHAPING = (
+    "flow/engine.py",
+    "telephony.py",
+    "yamlsource.py",
+    "flow/templates.py",
+    "flow/nodes/transfer.py",
+    "flow/model.py",
+    "flow/cache.py",
+    "settings.py",
+)
+_BUILD = """
+import json, sys
+from pathlib import Path
+from ivr.flow.cache import CACHE_FILE, load_classic
+setup, how = load_classic(cache_dir=Path(sys.argv[1]))
+header = json.loads((Path(sys.argv[1]) / CACHE_FILE).read_bytes().partition(b"\\n")[0])
+loaded = sorted(m.__file__ for n, m in sys.modules.items() if n.split(".")[0] == "ivr" and getattr(m, "__file__", None))
+print(json.dumps({"how": how, "code": header["code"], "loaded": loaded}))
+"""
+
+
+def test_the_code_key_covers_every_ivr_module_that_built_the_cache_and_a_change_to_one_rebuilds(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """A copy of the package, run in fresh processes: the file lists every ivr module loaded while building, and
+    changing one of them (bytes, or only its modification time, as an upgrade or a checkout does) rebuilds."""
+    src = tmp_path / "src"
+    shutil.copytree(REPO / "ivr", src / "ivr", ignore=shutil.ignore_patterns("__pycache__"))
+    run_env = {**os.environ, **env, "PYTHONPATH": str(src), "PYTHONDONTWRITEBYTECODE": "1"}
+    run_env.pop("IVR_AGI_CACHE_DIR", None)
+
+    def build() -> dict[str, object]:
+        out = subprocess.run(
+            [sys.executable, "-c", _BUILD, str(tmp_path / "cache")],
+            env=run_env,
+            cwd=tmp_path,  # not the checkout: its ivr/ would come first on sys.path
+            capture_output=True,
+            text=True,
+        )
+        assert out.returncode == 0, out.stderr
+        return dict(json.loads(out.stdout))
+
+    first = build()
+    assert first["how"] == "built"
+    code = set(first["code"])  # type: ignore[call-overload]
+    loaded = {Path(f).resolve().relative_to(src / "ivr").as_posix() for f in first["loaded"]}  # type: ignore[attr-defined]
+    assert loaded <= code and set(SHAPING) <= code, (sorted(loaded - code), sorted(set(SHAPING) - code))
+    assert build()["how"] == "hit"
+    telephony = src / "ivr" / "telephony.py"
+    telephony.write_text(telephony.read_text() + "\n# upgraded\n")
+    assert build()["how"] == "built"
+    engine = src / "ivr" / "flow" / "engine.py"
+    st = engine.stat()
+    os.utime(engine, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000))  # same bytes, new time: Python recompiles too
+    assert build()["how"] == "built"
+    assert build()["how"] == "hit"
+
+
+def test_code_key_changes_with_each_shaping_module_and_code_files_names_them(tmp_path: Path) -> None:
+    root = tmp_path / "ivr"
+    shutil.copytree(REPO / "ivr", root, ignore=shutil.ignore_patterns("__pycache__"))
+    files = code_files()  # this process has them all loaded
+    assert set(SHAPING) <= set(files)
+    before = code_key(files, root)
+    assert code_key(files, root) == before
+    for name in SHAPING:
+        (root / name).write_text((root / name).read_text() + "\n")
+        after = code_key(files, root)
+        assert after != before, name
+        before = after
+    (root / "telephony.py").unlink()  # removed by an upgrade
+    assert code_key(files, root) != before

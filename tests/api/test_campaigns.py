@@ -3,6 +3,8 @@ changes, statistics. Every response is checked against the OpenAPI document (the
 
 from __future__ import annotations
 
+import threading
+
 from aiohttp.test_utils import TestClient
 
 from ivr.api.app import create_app
@@ -42,8 +44,12 @@ async def test_create_list_and_read_a_campaign(api):
 async def test_bad_settings_are_422_naming_the_field(api):
     bad = [
         ({"ratio": 9}, "ratio"),
-        ({"schedule": {"weekly": {"mon-fri": "9-20"}}}, "weekly"),
-        ({"schedule": {"weekly": {"mon": "09:00-17:00"}, "holiday_calendar": "/etc/x.ics"}}, "schedule"),
+        ({"schedule": {"timezone": "UTC", "weekly": {"mon-fri": "9-20"}}}, "weekly"),
+        (
+            {"schedule": {"timezone": "UTC", "weekly": {"mon": "09:00-17:00"}, "holiday_calendar": "/etc/x.ics"}},
+            "schedule",
+        ),
+        ({"schedule": {"weekly": {"mon": "09:00-17:00"}}}, "schedule.timezone"),
         ({"abandon": {"backoff_from": 0.05, "pause_at": 0.02}}, "abandon"),
         ({"retry": {"busy": 1}}, "busy"),
     ]
@@ -64,6 +70,33 @@ async def test_an_upload_with_bad_rows_stores_nothing_and_names_every_row(api):
     assert body["error"] == "invalid_csv"
     assert [(p["line"], p["column"]) for p in body["detail"]] == [(3, "number"), (4, "timezone")]
     assert await api.storage.list_campaign_contacts(campaign) == []  # all or nothing
+
+
+async def test_csv_files_are_parsed_off_the_event_loop(api, monkeypatch):
+    """A 1 MB quoted header answers (422, one problem) and both CSV parsers run in a worker thread, so a big
+    upload never holds up the calls the loop serves."""
+    from ivr.api import routes_campaigns
+
+    threads: list[int] = []
+
+    def spy(parse):
+        def run(*args, **kwargs):
+            threads.append(threading.get_ident())
+            return parse(*args, **kwargs)
+
+        return run
+
+    monkeypatch.setattr(routes_campaigns, "parse_contacts", spy(routes_campaigns.parse_contacts))
+    monkeypatch.setattr(routes_campaigns, "parse_dnc", spy(routes_campaigns.parse_dnc))
+    campaign = (await create(api))["id"]
+    header = ('a,"' + "x" * 10 + '"') * (1_000_000 // 14)
+    resp = await api.post(f"/campaigns/{campaign}/contacts", data=(header + "\n").encode(), headers=CSV)
+    assert resp.status == 422
+    [problem] = (await resp.json())["detail"]
+    assert "columns; at most 24" in problem["message"]
+    resp = await api.post("/dnc/import", data=b"number,reason\n+37060000009,asked\n", headers=CSV)
+    assert resp.status == 201
+    assert len(threads) == 2 and threading.get_ident() not in threads
 
 
 async def test_a_good_upload_and_its_repeat(api):
@@ -119,6 +152,9 @@ async def test_do_not_call_list(api):
     resp = await api.post("/dnc", json={"numbers": ["+37060000001", "+37060000001", "+37060000002"], "reason": "asked"})
     assert (resp.status, await resp.json()) == (201, {"added": 2})
     assert (await api.post("/dnc", json={"numbers": ["12;3"]})).status == 422
+    resp = await api.get("/dnc?number=+37060000001")  # the + decodes to a space: never a silent "not listed"
+    assert resp.status == 422 and "%2B" in str((await resp.json())["detail"])
+    assert (await api.get("/dnc?number=abc")).status == 422
     listed = await (await api.get("/dnc?number=%2B37060000001")).json()
     assert [(n["number"], n["reason"]) for n in listed["numbers"]] == [("+37060000001", "asked")]
     resp = await api.post("/dnc/import", data=b"number,reason\n+370 600 00003,complaint\nnot a number,\n", headers=CSV)

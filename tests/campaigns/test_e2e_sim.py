@@ -7,8 +7,9 @@ carries on from the database."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import aiohttp
 import pytest
@@ -17,6 +18,7 @@ from ivr import dialplan
 from ivr.service import Service
 from ivr.settings import load_settings
 from ivr.sim import AgentSpec, NextPrompt, Press, QueueSpec, SimConfig, SimulatedAsterisk, VirtualClock
+from ivr.storage import Campaign, CampaignContact, open_storage
 
 ROOT = Path(__file__).resolve().parents[2]
 MONDAY_10 = datetime(2026, 3, 23, 8, 0, tzinfo=UTC)  # 10:00 in Vilnius, 04:00 in New York
@@ -88,6 +90,24 @@ class Env:
         return sum(1 for o in self.sim.originates if o.channel == f"Local/{number}@ivr-dial-out")
 
 
+def settings_for(sim: SimulatedAsterisk, tmp_path: Path):
+    env = {
+        "IVR_FASTAGI_HOST": "127.0.0.1",
+        "IVR_FASTAGI_PORT": "0",
+        "IVR_HTTP_PORT": "0",
+        "IVR_AMI_PORT": str(sim.ami_port),
+        "IVR_AMI_SECRET": "s3cret",
+        "IVR_API_TOKEN": TOKEN,
+        "IVR_STORAGE_URL": f"sqlite:///{tmp_path / 'ivr.db'}",
+        "IVR_RECORDINGS_DIR": str(tmp_path / "rec"),
+    }
+    settings = load_settings(ROOT / "config" / "ivr.yaml", env=env)
+    settings.reload.watch = False
+    settings.campaigns.interval = 0.05  # real seconds between rounds; calls themselves run in virtual time
+    settings.campaigns.names = ["renewals", "winback"]  # their own metric series; others count as "other"
+    return settings
+
+
 @pytest.fixture
 async def env(tmp_path: Path):
     config = SimConfig(
@@ -104,21 +124,7 @@ async def env(tmp_path: Path):
     )
     sim = SimulatedAsterisk(config, clock=VirtualClock(start=MONDAY_10))
     await sim.start(ami=True)
-    env = {
-        "IVR_FASTAGI_HOST": "127.0.0.1",
-        "IVR_FASTAGI_PORT": "0",
-        "IVR_HTTP_PORT": "0",
-        "IVR_AMI_PORT": str(sim.ami_port),
-        "IVR_AMI_SECRET": "s3cret",
-        "IVR_API_TOKEN": TOKEN,
-        "IVR_STORAGE_URL": f"sqlite:///{tmp_path / 'ivr.db'}",
-        "IVR_RECORDINGS_DIR": str(tmp_path / "rec"),
-    }
-    settings = load_settings(ROOT / "config" / "ivr.yaml", env=env)
-    settings.reload.watch = False
-    settings.campaigns.interval = 0.05  # real seconds between rounds; calls themselves run in virtual time
-    settings.campaigns.names = ["renewals", "winback"]  # their own metric series; others count as "other"
-    env = Env(sim, settings)
+    env = Env(sim, settings_for(sim, tmp_path))
     try:
         await env.start()
         yield env
@@ -155,15 +161,22 @@ async def test_a_campaign_runs_through_a_day_of_calling_hours(env: Env) -> None:
     assert (await env.call("POST", f"/campaigns/{campaign}/start"))[0] == 200
 
     # 10:00 in Vilnius: everyone in calling hours is dialled; the listed number is skipped; New York sleeps.
+    opens = datetime(2026, 3, 23, 13, 0, tzinfo=UTC)  # 09:00 in New York (summer time there since March 8)
     contacts = await env.until(
         campaign,
-        lambda c: c[answered]["state"] == "connected" and c[busy]["attempts"] == 1 and c[silent]["attempts"] == 1,
+        lambda c: (
+            c[answered]["state"] == "connected"
+            and c[busy]["attempts"] == 1
+            and c[silent]["attempts"] == 1
+            and c[listed]["state"] == "dnc"
+            and c[new_york]["state"] == "pending"
+            and datetime.fromisoformat(c[new_york]["next_attempt_at"]) == opens
+        ),  # looked at, sent back to sleep
         "the first round of attempts",
     )
     assert (contacts[busy]["state"], contacts[busy]["last_result"]) == ("pending", "busy")
     assert (contacts[silent]["state"], contacts[silent]["last_result"]) == ("pending", "no_answer")
     assert contacts[listed]["state"] == "dnc" and env.dialled(listed) == 0
-    opens = datetime(2026, 3, 23, 13, 0, tzinfo=UTC)  # 09:00 in New York (summer time there since March 8)
     assert contacts[new_york]["state"] == "pending" and contacts[new_york]["attempts"] == 0
     assert datetime.fromisoformat(contacts[new_york]["next_attempt_at"]) == opens
     # The answered contact ran the campaign flow with its contact id, language and queue; an agent took it.
@@ -279,3 +292,104 @@ async def test_pause_resume_and_stop(env: Env) -> None:
     status, body = await env.call("POST", f"/campaigns/{campaign}/contacts", data=b"number\n+37062000003\n")
     assert status == 409
     assert env.dialled(night) == 0
+
+
+async def test_answered_contacts_hold_their_slot_until_their_flow_is_done(env: Env) -> None:
+    """Every contact answers and asks for an agent; two available agents at 1:1. A contact in the greeting is on
+    the line for an agent as much as one ringing: never more than two contacts' calls at once, as the simulator
+    counts them from its own channel events (Newchannel / Hangup of each Local/<number>@ivr-dial-out;1)."""
+    numbers = [f"+3706300000{i}" for i in range(5)]
+    for number in numbers:
+        env.sim.config.callees[number] = answers()
+    live: set[str] = set()
+    most = 0
+
+    def count(event) -> None:
+        nonlocal most
+        channel = event.get("Channel") or ""
+        if not (channel.startswith("Local/+3706300000") and channel.endswith(";1")):
+            return
+        if event.name == "Newchannel":
+            live.add(channel)
+            most = max(most, len(live))
+        elif event.name == "Hangup":
+            live.discard(channel)
+
+    stop_counting = env.sim.pbx.bus.subscribe(count)
+    try:
+        csv = "number\n" + "\n".join(numbers) + "\n"
+        campaign = await env.campaign("overdial", "renewals", csv, max_attempts=1)
+        assert (await env.call("POST", f"/campaigns/{campaign}/start"))[0] == 200
+        await env.until(
+            campaign, lambda c: all(x["state"] == "connected" for x in c.values()), "every contact connected"
+        )
+    finally:
+        stop_counting()
+    assert most == 2 and sum(env.dialled(n) for n in numbers) == len(numbers)
+
+
+async def test_an_ami_outage_dials_nobody_and_uses_no_attempt(env: Env) -> None:
+    """The AMI link to Asterisk is down when the campaign starts: rounds are skipped (pacing `asterisk_down`),
+    the contacts keep every attempt; once AMI is back they are called."""
+    from ivr.sim.ami_server import AMIServer
+
+    numbers = ["+37064000001", "+37064000002"]
+    for number in numbers:
+        env.sim.config.callees[number] = answers()
+    campaign = await env.campaign("outage", "renewals", "number\n" + "\n".join(numbers) + "\n", max_attempts=1)
+    sim, service = env.sim, env.service
+    assert sim.ami is not None and service is not None
+    await sim.ami.stop()  # Asterisk's AMI goes away
+    async with asyncio.timeout(10):
+        while service.ami.logged_in:
+            await asyncio.sleep(0.01)
+    assert (await env.call("POST", f"/campaigns/{campaign}/start"))[0] == 200
+    async with asyncio.timeout(10):
+        while (await env.call("GET", f"/campaigns/{campaign}/stats"))[1]["pacing"] is None:
+            await asyncio.sleep(0.02)
+    await asyncio.sleep(0.3)  # several rounds (every 0.05 s)
+    status, stats = await env.call("GET", f"/campaigns/{campaign}/stats")
+    assert stats["pacing"]["reason"] == "asterisk_down" and stats["contacts"]["pending"] == 2
+    assert stats["attempts"] == {} and not sim.originates
+    sim.ami = AMIServer(sim, port=sim.ami_port)  # back on the same port: the client logs in again
+    await sim.ami.start()
+    await service.ami.wait_logged_in(10)
+    contacts = await env.until(
+        campaign, lambda c: all(x["state"] == "connected" for x in c.values()), "the contacts after the outage"
+    )
+    assert [c["attempts"] for c in contacts.values()] == [1, 1]
+
+
+async def test_with_the_dialer_off_flow_reports_still_resolve_contacts_and_stop_waits_for_them(tmp_path: Path):
+    """campaigns.enabled false: this instance dials nobody, but a campaign call it serves still reports its
+    contact's outcome, and the service's stop lets that report be stored before the storage closes."""
+    sim = SimulatedAsterisk(SimConfig(ami_users={"ivr": "s3cret"}), clock=VirtualClock(start=MONDAY_10))
+    await sim.start(ami=True)
+    settings = settings_for(sim, tmp_path)
+    settings.campaigns.enabled = False
+    service = Service.from_settings(settings, clock=sim.clock.datetime)
+    await service.start()
+    try:
+        store, dialer = service.storage, service.dialer
+        assert dialer is not None and not service.run_dialer
+        campaign = await store.add_campaign(
+            Campaign(name="elsewhere", flow="campaign", queue="renewals", settings={"schedule": HOURS})
+        )
+        await store.add_campaign_contacts(
+            campaign, [CampaignContact(campaign_id=campaign, number="+37065000001", next_attempt_at=MONDAY_10)]
+        )
+        until = MONDAY_10 + timedelta(minutes=1)
+        [contact] = await store.lease_campaign_contacts(campaign, MONDAY_10, limit=1, owner="b", lease_until=until)
+        await store.record_campaign_attempt(contact.id, "answered", MONDAY_10, owner="b")  # dialled by instance b
+        report = SimpleNamespace(outcome="transferred", visits=[], variables={"param_contact": str(contact.id)})
+        task = dialer.on_flow_report(report)  # the campaign call ran its flow here
+    finally:
+        await service.stop()
+        await sim.stop()
+    assert task is not None and task.done() and not task.cancelled()
+    store = open_storage(f"sqlite:///{tmp_path / 'ivr.db'}")
+    await store.open()
+    try:
+        assert (await store.get_campaign_contact(contact.id)).state == "connected"
+    finally:
+        await store.close()

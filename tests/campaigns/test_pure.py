@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from ivr.campaigns.contacts import CSVTooLarge, parse_contacts, parse_dnc
 from ivr.campaigns.dialer import contact_verdict
-from ivr.campaigns.hours import may_call, next_call_time
+from ivr.campaigns.hours import next_call_time
 from ivr.campaigns.model import AbandonGuard, CampaignSettings, RetryPolicy
 from ivr.campaigns.pacing import guarded_ratio, pace
 from ivr.flow.model import Schedule
@@ -67,9 +67,16 @@ def test_campaign_settings_need_hours_and_refuse_a_calendar_path():
     with pytest.raises(ValidationError, match="schedule"):
         CampaignSettings.model_validate({})
     weekly = {"mon-fri": "09:00-20:00"}
+    with pytest.raises(ValidationError, match="schedule.timezone is required"):  # never UTC by default
+        CampaignSettings.model_validate({"schedule": {"weekly": weekly}})
+    zone = "Europe/Vilnius"
     with pytest.raises(ValidationError, match="flows directory"):
-        CampaignSettings.model_validate({"schedule": {"weekly": weekly, "holiday_calendar": "../../etc/passwd.ics"}})
-    ok = CampaignSettings.model_validate({"schedule": {"weekly": weekly, "holiday_calendar": "holidays-lt.ics"}})
+        CampaignSettings.model_validate(
+            {"schedule": {"timezone": zone, "weekly": weekly, "holiday_calendar": "../../etc/passwd.ics"}}
+        )
+    ok = CampaignSettings.model_validate(
+        {"schedule": {"timezone": zone, "weekly": weekly, "holiday_calendar": "holidays-lt.ics"}}
+    )
     assert ok.ratio == 1.5 and ok.max_attempts == 3
 
 
@@ -84,8 +91,8 @@ def utc(*args: int) -> datetime:
 
 def test_hours_are_read_in_the_contacts_zone():
     monday_10_vilnius = utc(2026, 3, 23, 8, 0)
-    assert may_call(HOURS, monday_10_vilnius)
-    assert not may_call(HOURS, monday_10_vilnius, "America/New_York")  # 04:00 there
+    assert next_call_time(HOURS, monday_10_vilnius) == monday_10_vilnius  # open: now
+    assert next_call_time(HOURS, monday_10_vilnius, "America/New_York") > monday_10_vilnius  # 04:00 there
     assert next_call_time(HOURS, monday_10_vilnius) == monday_10_vilnius
     assert next_call_time(HOURS, monday_10_vilnius, "America/New_York") == utc(2026, 3, 23, 13, 0)  # 09:00 EDT
 
@@ -122,6 +129,17 @@ def test_contacts_csv_with_formatting_semicolons_bom_and_variables():
         "Europe/Vilnius",
     )
     assert first.variables == {"offer": "gold"} and (second.line, second.number) == (4, "+37060000002")
+
+
+def test_the_delimiter_is_the_one_the_header_uses_most_outside_quotes():
+    tab = parse_contacts(b"number\tname\n+37060000001\tOna, Jr.\n", number_pattern=PATTERN, max_rows=10)
+    assert tab.problems == [] and tab.rows[0].name == "Ona, Jr."
+    quoted = b'number,"plan;tier;x"\n+37060000001,gold\n'  # semicolons inside quotes do not count
+    assert parse_contacts(quoted, number_pattern=PATTERN, max_rows=10).problems[0].column == "plan;tier;x"
+    # a 1 MB header of quoted cells (csv.Sniffer took 1.5 s on 80 KB, quadratic): one bounded problem
+    runaway = ('a,"' + "x" * 10 + '"') * (1_000_000 // 14)
+    [problem] = parse_contacts(runaway.encode(), number_pattern=PATTERN, max_rows=10).problems
+    assert problem.line == 1 and problem.message.startswith("71429 columns; at most 24")
 
 
 def test_every_bad_row_is_reported_with_its_line_and_what_to_do():

@@ -218,5 +218,11 @@ def test_campaign_settings_errors_are_located(tmp_path: Path) -> None:
     assert "'bad name' is not a campaign name" in found[3]
     assert "greater than or equal to 1" in found[4]
     assert "unknown key 'pacing'" in found[5]
+    # a lease of 0 would spin the renewals and let another instance dial a contact still ringing
+    path = write_settings(tmp_path, "campaigns:\n  lease: 0s\n  interval: 100ms\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, env={})
+    found = {p.line: p.message for p in info.value.problems}
+    assert "greater than or equal to 10" in found[2] and "greater than or equal to 0.5" in found[3]
     ok = load_settings(write_settings(tmp_path, "campaigns: {names: [renewals], interval: 2s}\n"), env={})
     assert (ok.campaigns.names, ok.campaigns.interval, ok.campaigns.enabled) == (["renewals"], 2.0, True)

@@ -97,6 +97,62 @@ async def test_leasing_respects_the_limit_expiry_and_release(store):
     assert (await store.get_campaign_contact(taken[1].id)).last_result == "dnc"
 
 
+async def test_answered_contacts_in_their_flow_count_as_calls_in_progress(store):
+    cid = await campaign(store)
+    await store.add_campaign_contacts(cid, contacts(cid, 4))
+    [one] = await store.lease_campaign_contacts(cid, T0, limit=1, owner="a", lease_until=T0 + M)
+    await store.record_campaign_attempt(one.id, "answered", T0, owner="a")  # in its flow, no report yet
+    later = T0 + M
+    # answered since `answered_since`: it holds its slot on every instance; without the bound it does not
+    assert (
+        await store.lease_campaign_contacts(cid, later, limit=1, owner="b", lease_until=later + M, answered_since=T0)
+        == []
+    )
+    [two] = await store.lease_campaign_contacts(
+        cid, later, limit=2, owner="b", lease_until=later + M, answered_since=T0
+    )
+    await store.release_campaign_contact(two.id, "b", next_attempt_at=later)
+    # older than the bound: counted no more (a report that never comes must not hold the slot for ever)
+    assert (
+        len(
+            await store.lease_campaign_contacts(
+                cid, later, limit=1, owner="b", lease_until=later + M, answered_since=T0 + timedelta(seconds=1)
+            )
+        )
+        == 1
+    )
+    await store.resolve_campaign_contact(one.id, "connected", later)  # reported: no longer in progress
+    assert (
+        len(
+            await store.lease_campaign_contacts(
+                cid, later, limit=2, owner="c", lease_until=later + M, answered_since=T0
+            )
+        )
+        == 1
+    )  # b's live lease + 1
+
+
+async def test_campaigns_on_one_queue_count_each_others_calls(store):
+    one, two = await campaign(store, "one"), await campaign(store, "two")  # both on queue sales
+    await store.add_campaign_contacts(one, contacts(one, 2))
+    await store.add_campaign_contacts(two, contacts(two, 2, start=10))
+    [ringing] = await store.lease_campaign_contacts(one, T0, limit=1, owner="a", lease_until=T0 + M, queue="sales")
+    assert await store.lease_campaign_contacts(two, T0, limit=1, owner="a", lease_until=T0 + M, queue="sales") == []
+    assert len(await store.lease_campaign_contacts(two, T0, limit=1, owner="a", lease_until=T0 + M)) == 1  # alone
+    assert ringing.campaign_id == one
+
+
+async def test_a_campaign_is_done_when_it_has_contacts_and_none_left_to_dial(store):
+    cid = await campaign(store)
+    assert not await store.campaign_done(cid)  # no contacts yet: not done
+    await store.add_campaign_contacts(cid, contacts(cid, 1))
+    assert not await store.campaign_done(cid)  # pending
+    [one] = await store.lease_campaign_contacts(cid, T0, limit=1, owner="a", lease_until=T0 + M)
+    assert not await store.campaign_done(cid)  # dialing
+    await store.record_campaign_attempt(one.id, "answered", T0, owner="a")
+    assert await store.campaign_done(cid)  # answered: nothing left to dial
+
+
 async def test_attempt_results_retry_fail_and_answer(store):
     cid = await campaign(store)
     await store.add_campaign_contacts(cid, contacts(cid, 3))
