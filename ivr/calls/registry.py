@@ -4,6 +4,8 @@ Rules for this file:
 - Pure event application: no asyncio, no AMI client, no metrics. `apply(msg)` takes one AMI event (anything with
   `.name` and `.get(header)`, i.e. `ivr.ami.protocol.Message`) and returns the `Effect`s worth acting on
   (a channel hung up, a recording ended, a call left parking). `ivr.calls.sync` feeds it and acts on the effects.
+- A `Message` with its text has its standard channel block read in one match (`Message.leading(_BLOCK)`); anything
+  else is read header by header, with the same result (tests/calls/test_registry.py applies both).
 - Resynchronisation replaces state from list answers (`resync_channels`, `resync_parked`, `resync_queues`) so
   nothing stale survives a reconnect; events keep being applied in order before and after.
 - Asterisk sends a few events for a channel after its `Hangup` (e.g. `NewCallerid` in ami-13): recently hung-up
