@@ -30,25 +30,22 @@ Rules for this file:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
-import random
 import re
-import socket
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal, Protocol, Unpack
+from typing import TYPE_CHECKING, Literal, Protocol, Unpack
 
 from ivr import dialplan, metrics
 from ivr.ami.actions import OriginateResult
 from ivr.calls import validate
 from ivr.calls.errors import CallControlError
+from ivr.calls.leasing import LeasedDialer
 from ivr.calls.operations import FlowCallOptions, Originated
 from ivr.flow.model import Flow, literal_queues
 from ivr.flow.report import CallReport
-from ivr.storage import CallbackRequest, NotFound, Storage, StorageError
+from ivr.storage import CallbackRequest, NotFound, Storage
 
 if TYPE_CHECKING:
     from ivr.settings import CallbackSettings
@@ -168,7 +165,11 @@ def queue_label(queue: str, known: Iterable[str] = (), flows: Flows | None = Non
         return "other"
 
 
-class CallbackScheduler:
+class CallbackScheduler(LeasedDialer):
+    noun, task_name, runner_suffix = "callbacks", "callback", "scheduler"
+    round_name, storage_action, resumed = "callback scheduler round", "callback_scheduler", "scheduling again"
+    _inflight: set[int]
+
     def __init__(
         self,
         storage: Storage,
@@ -182,112 +183,24 @@ class CallbackScheduler:
     ) -> None:
         """`instance`: this service instance's name (the `instance` setting; default the host name). Leases are
         held by `owner` = instance/pid, unique per process even when instances share a host name."""
-        self.storage = storage
-        self.instance = instance or socket.gethostname()
-        self.owner = f"{self.instance}/{os.getpid()}"
-        self.operations = operations
         self.policy = policy or CallbackPolicy()
+        super().__init__(self.policy, instance)
+        self.storage = storage
+        self.operations = operations
         self.clock = clock
         self.known_queues = frozenset(known_queues)  # metric labels: configured queues ...
         self.flows = flows  # ... and those in the flows (a FlowRepository)
         self.active: dict[str, int] = {}
         self._number_re = re.compile(self.policy.number_pattern)
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._inflight: set[int] = set()  # callback ids with an attempt running (leased by this process)
-        self._wake = asyncio.Event()
-        self._runner: asyncio.Task[None] | None = None
-        self._renewer: asyncio.Task[None] | None = None
-        self._storage_down = False
+        self._inflight = set()  # callback ids with an attempt running (leased by this process)
 
     def label(self, queue: str) -> str:
         return queue_label(queue, self.known_queues, self.flows)
-
-    # --- lifecycle ---------------------------------------------------------------------------------------------
-
-    async def start(self) -> None:
-        # Nothing to requeue: requests a previous run of this process left dialing are taken over by whichever
-        # instance first sees their lease expire (this one included).
-        loop = asyncio.get_running_loop()
-        self._runner = loop.create_task(self._run(), name="callback-scheduler")
-        self._renewer = loop.create_task(self._renew_leases(), name="callback-leases")
-
-    async def stop(self, grace: float = 0.0) -> None:
-        """Stop leasing at once; let attempts already ringing finish for up to `grace` seconds (their leases
-        renewed meanwhile), so a restart stores their results instead of leaving them to be dialled again after
-        the lease expires; then cancel what is left."""
-        if self._runner is not None:
-            self._runner.cancel()
-            await asyncio.gather(self._runner, return_exceptions=True)
-            self._runner = None
-        if grace > 0 and self._tasks:
-            log.info("callbacks: waiting up to %.0f s for %d attempt(s) in progress", grace, len(self._inflight))
-            await asyncio.wait(list(self._tasks), timeout=grace)
-        if self._renewer is not None:
-            self._renewer.cancel()
-            await asyncio.gather(self._renewer, return_exceptions=True)
-            self._renewer = None
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    def wake(self) -> None:
-        """A request was added or is due again: look now rather than at the next poll."""
-        self._wake.set()
-
-    def _slot_freed(self) -> None:
-        """Look again after a random moment (see the rules above): the slot is shared, not kept."""
-        delay = random.uniform(0.0, min(self.policy.share_delay, self.policy.poll_interval))
-        asyncio.get_running_loop().call_later(delay, self.wake)
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-                self._storage_ok()
-            except StorageError as exc:
-                self._storage_failed(exc)
-            except Exception:
-                log.exception("callback scheduler round failed; retrying at the next poll")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.policy.poll_interval)
-            self._wake.clear()
-
-    def _storage_failed(self, exc: Exception) -> None:
-        metrics.STORAGE_FAILURES.labels(action="callback_scheduler").inc()
-        if not self._storage_down:
-            log.warning("callbacks: the database is not available (%s); retrying every poll", exc)
-        self._storage_down = True
-
-    def _storage_ok(self) -> None:
-        if self._storage_down:
-            log.info("callbacks: the database is back; scheduling again")
-        self._storage_down = False
-
-    async def _renew_leases(self) -> None:
-        while True:
-            await asyncio.sleep(self.policy.lease / 3)
-            if not self._inflight:
-                continue
-            try:
-                await self.renew_leases()
-            except StorageError as exc:
-                self._storage_failed(exc)
 
     async def renew_leases(self) -> int:
         """Extend the leases of this process's running attempts; returns how many it still holds."""
         until = self.clock() + timedelta(seconds=self.policy.lease)
         return await self.storage.renew_callback_leases(self.owner, set(self._inflight), until)
-
-    async def drain(self) -> None:
-        """Wait for the attempts and report handlers in flight (tests, graceful shutdown)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
 
     # --- one round ---------------------------------------------------------------------------------------------
 

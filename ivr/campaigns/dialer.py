@@ -24,13 +24,9 @@ Rules for this file:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
-import random
 import re
-import socket
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,6 +38,7 @@ from ivr import dialplan, metrics
 from ivr.calls import validate
 from ivr.calls.callbacks import ORIGINATE_RESULTS
 from ivr.calls.errors import CallControlError
+from ivr.calls.leasing import LeasedDialer
 from ivr.calls.queues import agent_states
 from ivr.campaigns.hours import RETRY_CLOSED, next_call_time
 from ivr.campaigns.model import CampaignSettings
@@ -120,7 +117,11 @@ class DialerPolicy:
         )
 
 
-class CampaignDialer:
+class CampaignDialer(LeasedDialer):
+    noun, task_name, runner_suffix = "campaigns", "campaign", "dialer"
+    round_name, storage_action, resumed = "campaign dialer round", "campaign_dialer", "dialling again"
+    _inflight: dict[int, str]
+
     def __init__(
         self,
         storage: Storage,
@@ -133,95 +134,25 @@ class CampaignDialer:
     ) -> None:
         """`operations`: call control (CallOperations or the fleet's); `registry`: its call registry (queue members
         and waiting callers). `instance` names the leases' owner with the pid, like the callback scheduler."""
+        self.policy = policy or DialerPolicy()
+        super().__init__(self.policy, instance)
         self.storage = storage
         self.operations = operations
         self.registry = registry
-        self.policy = policy or DialerPolicy()
         self.clock = clock
-        self.instance = instance or socket.gethostname()
-        self.owner = f"{self.instance}/{os.getpid()}"
         self.paces: dict[int, Pace] = {}  # the last pacing decision per campaign id (API statistics)
         self._number_re = re.compile(self.policy.number_pattern)
-        self._inflight: dict[int, str] = {}  # contact id -> metric label, attempts of this process
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._wake = asyncio.Event()
-        self._runner: asyncio.Task[None] | None = None
-        self._renewer: asyncio.Task[None] | None = None
-        self._storage_down = False
+        self._inflight = {}  # contact id -> metric label, attempts of this process
         self._pbx_down: set[int] = set()  # campaigns skipped while their Asterisk is not logged in (log once)
         self.pick_server_by_queue = hasattr(operations, "server_for")
 
     def label(self, name: str) -> str:
         return name if name in self.policy.names else "other"
 
-    # --- lifecycle ---------------------------------------------------------------------------------------------
-
-    async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._runner = loop.create_task(self._run(), name="campaign-dialer")
-        self._renewer = loop.create_task(self._renew_leases(), name="campaign-leases")
-
-    async def stop(self, grace: float = 0.0) -> None:
-        """Stop leasing; let ringing attempts finish for up to `grace` s (their results stored), cancel the rest
-        (their leases expire and another instance, or this one after a restart, dials them again)."""
-        if self._runner is not None:
-            self._runner.cancel()
-            await asyncio.gather(self._runner, return_exceptions=True)
-            self._runner = None
-        if grace > 0 and self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=grace)
-        if self._renewer is not None:
-            self._renewer.cancel()
-            await asyncio.gather(self._renewer, return_exceptions=True)
-            self._renewer = None
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def drain(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-                if self._storage_down:
-                    log.info("campaigns: the database is back; dialling again")
-                self._storage_down = False
-            except StorageError as exc:
-                self._storage_failed(exc)
-            except Exception:
-                log.exception("campaign dialer round failed; retrying at the next poll")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.policy.poll_interval)
-            self._wake.clear()
-
-    def _storage_failed(self, exc: Exception) -> None:
-        metrics.STORAGE_FAILURES.labels(action="campaign_dialer").inc()
-        if not self._storage_down:
-            log.warning("campaigns: the database is not available (%s); retrying every poll", exc)
-        self._storage_down = True
-
-    async def _renew_leases(self) -> None:
-        while True:
-            await asyncio.sleep(self.policy.lease / 3)
-            if self._inflight:
-                try:
-                    await self.storage.renew_campaign_leases(
-                        self.owner, set(self._inflight), self.clock() + timedelta(seconds=self.policy.lease)
-                    )
-                except StorageError as exc:
-                    self._storage_failed(exc)
+    async def renew_leases(self) -> int:
+        """Extend the leases of this process's running attempts; returns how many it still holds."""
+        until = self.clock() + timedelta(seconds=self.policy.lease)
+        return await self.storage.renew_campaign_leases(self.owner, set(self._inflight), until)
 
     # --- one round ---------------------------------------------------------------------------------------------
 
@@ -301,9 +232,7 @@ class CampaignDialer:
         finally:
             self._inflight.pop(contact_id, None)
             metrics.CAMPAIGN_DIALING.labels(campaign=label).set(sum(1 for v in self._inflight.values() if v == label))
-            # The slot is shared: look again after a random moment, so other instances get a fair chance at it.
-            delay = random.uniform(0.0, min(self.policy.share_delay, self.policy.poll_interval))
-            asyncio.get_running_loop().call_later(delay, self.wake)
+            self._slot_freed()  # the slot is shared: any instance may take it
 
     async def _try(self, campaign: Campaign, settings: CampaignSettings, contact: CampaignContact, label: str) -> None:
         assert contact.id is not None
