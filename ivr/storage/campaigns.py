@@ -18,6 +18,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ivr.storage.leases import claim_due, placeholders, renew
 from ivr.storage.models import (
     CAMPAIGN_RESULTS,
     CAMPAIGN_STATES,
@@ -42,13 +43,6 @@ log = logging.getLogger("ivr.storage")
 
 Row = Mapping[str, Any]
 _INSERT_CHUNK = 100  # contacts per INSERT: 8 parameters each, under the PostgreSQL backend's 999 placeholders
-_DUE = (
-    "(state = 'pending' AND next_attempt_at <= ?) OR (state = 'dialing' AND (lease_until IS NULL OR lease_until < ?))"
-)
-
-
-def _in(values: list[Any]) -> str:
-    return "(" + ", ".join("?" for _ in values) + ")"
 
 
 def _campaign(r: Row) -> Campaign:
@@ -130,7 +124,8 @@ class CampaignSQL:
         allowed = list(from_states)
         async with self.db.transaction() as tx:
             row = await tx.fetchone(
-                f"UPDATE campaign SET state = ?, updated_at = ? WHERE id = ? AND state IN {_in(allowed)} RETURNING *",
+                "UPDATE campaign SET state = ?, updated_at = ? WHERE id = ? "
+                f"AND state IN {placeholders(allowed)} RETURNING *",
                 state,
                 aware(at),
                 int(campaign_id),
@@ -230,44 +225,25 @@ class CampaignSQL:
             free = int(limit) - (int(row["n"]) if row is not None else 0)
             if free <= 0:
                 return []
-            rows = await tx.fetch(
-                f"SELECT * FROM campaign_contact WHERE campaign_id = ? AND ({_DUE}) ORDER BY next_attempt_at, id "
-                "LIMIT ?" + self.db.skip_locked,
-                cid,
-                t,
-                t,
-                free,
+            rows = await claim_due(
+                tx,
+                self.db,
+                table="campaign_contact",
+                scope=("campaign_id = ?", [cid]),
+                now=now,
+                free=free,
+                owner=owner,
+                lease_until=lease_until,
+                also_set=(", verdict = NULL", []),
+                taken_over="campaigns: %d contact(s)",
             )
-            if not rows:
-                return []
-            ids = [int(r["id"]) for r in rows]
-            await tx.execute(
-                "UPDATE campaign_contact SET state = 'dialing', lease_owner = ?, lease_until = ?, verdict = NULL "
-                f"WHERE id IN {_in(ids)}",
-                owner,
-                aware(lease_until),
-                *ids,
-            )
-        taken = [(r["id"], r["lease_owner"]) for r in rows if r["state"] == "dialing"]
-        if taken:
-            log.warning("campaigns: %d contact(s) whose lease expired are taken over: %s", len(taken), taken[:10])
         out = [_contact(r) for r in rows]
         for contact in out:
             contact.state, contact.verdict = "dialing", None
         return out
 
     async def renew_campaign_leases(self, owner: str, contact_ids: Iterable[int], lease_until: datetime) -> int:
-        ids = sorted(int(i) for i in contact_ids)
-        if not ids:
-            return 0
-        async with self.db.transaction(single=True) as tx:
-            return await tx.execute(
-                "UPDATE campaign_contact SET lease_until = ? WHERE state = 'dialing' AND lease_owner = ? "
-                f"AND id IN {_in(ids)}",
-                aware(lease_until),
-                owner,
-                *ids,
-            )
+        return await renew(self.db, "campaign_contact", owner, contact_ids, lease_until)
 
     async def release_campaign_contact(
         self, contact_id: int, owner: str, *, state: str = "pending", next_attempt_at: datetime | None = None

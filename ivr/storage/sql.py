@@ -16,12 +16,13 @@ Rules for this file:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
 from ivr.storage.campaigns import CampaignSQL
+from ivr.storage.leases import DUE, claim_due, placeholders, renew
 from ivr.storage.models import (
     CALLBACK_RESULTS,
     CALLBACK_VERDICTS,
@@ -66,10 +67,6 @@ class Database(Protocol):
 
     async def open(self) -> None: ...
     async def close(self) -> None: ...
-
-
-def _in(ids: Sequence[int]) -> str:
-    return "(" + ", ".join("?" for _ in ids) + ")"
 
 
 def _where(*pairs: tuple[str, Any]) -> tuple[str, list[Any]]:
@@ -126,11 +123,6 @@ def _recording(r: Row) -> Recording:
         state=r["state"],
         id=r["id"],
     )
-
-
-_DUE = (
-    "(state = 'pending' AND next_attempt_at <= ?) OR (state = 'dialing' AND (lease_until IS NULL OR lease_until < ?))"
-)
 
 
 class SQLStorage(CampaignSQL):
@@ -227,7 +219,7 @@ class SQLStorage(CampaignSQL):
         """Queues with at least one due request or an expired lease (so each queue's free slots fill fairly)."""
         t = aware(now)
         async with self.db.transaction(single=True) as tx:
-            rows = await tx.fetch(f"SELECT DISTINCT queue FROM callback WHERE {_DUE} ORDER BY queue", t, t)
+            rows = await tx.fetch(f"SELECT DISTINCT queue FROM callback WHERE {DUE} ORDER BY queue", t, t)
         return [r["queue"] for r in rows]
 
     async def mark_callback_dialing(self, callback_id: int, at: datetime) -> bool:
@@ -260,28 +252,18 @@ class SQLStorage(CampaignSQL):
             free = int(limit) - (int(row["n"]) if row is not None else 0)
             if free <= 0:
                 return []
-            rows = await tx.fetch(
-                f"SELECT * FROM callback WHERE queue = ? AND ({_DUE}) ORDER BY next_attempt_at, id LIMIT ?"
-                + self.db.skip_locked,
-                queue,
-                t,
-                t,
-                free,
+            rows = await claim_due(
+                tx,
+                self.db,
+                table="callback",
+                scope=("queue = ?", [queue]),
+                now=now,
+                free=free,
+                owner=owner,
+                lease_until=lease_until,
+                also_set=(", claimed_at = ?, flow_verdict = NULL", [t]),
+                taken_over="callbacks: %d request(s)",
             )
-            if not rows:
-                return []
-            ids = [int(r["id"]) for r in rows]
-            await tx.execute(
-                "UPDATE callback SET state = 'dialing', claimed_at = ?, lease_owner = ?, lease_until = ?, "
-                f"flow_verdict = NULL WHERE id IN {_in(ids)}",
-                t,
-                owner,
-                aware(lease_until),
-                *ids,
-            )
-        taken = [(r["id"], r["lease_owner"]) for r in rows if r["state"] == "dialing"]
-        if taken:
-            log.warning("callbacks: %d request(s) whose lease expired are taken over: %s", len(taken), taken[:10])
         out = [_callback(r) for r in rows]
         for req in out:
             req.state = "dialing"
@@ -289,16 +271,7 @@ class SQLStorage(CampaignSQL):
 
     async def renew_callback_leases(self, owner: str, callback_ids: Iterable[int], lease_until: datetime) -> int:
         """Extend the leases `owner` still holds on these requests; returns how many it still holds."""
-        ids = sorted(int(i) for i in callback_ids)
-        if not ids:
-            return 0
-        async with self.db.transaction(single=True) as tx:
-            return await tx.execute(
-                f"UPDATE callback SET lease_until = ? WHERE state = 'dialing' AND lease_owner = ? AND id IN {_in(ids)}",
-                aware(lease_until),
-                owner,
-                *ids,
-            )
+        return await renew(self.db, "callback", owner, callback_ids, lease_until)
 
     async def defer_callback_verdict(self, callback_id: int, verdict: str) -> bool:
         """A callback flow reported before its attempt's result was stored (possibly by another instance): keep
@@ -442,7 +415,7 @@ class SQLStorage(CampaignSQL):
             sql += " AND (claimed_at IS NULL OR claimed_at < ?)"
             args.append(aware(claimed_before))
         if keep_ids:
-            sql += f" AND id NOT IN {_in(keep_ids)}"
+            sql += f" AND id NOT IN {placeholders(keep_ids)}"
             args += keep_ids
         async with self.db.transaction(single=True) as tx:
             return await tx.execute(sql, *args)
