@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -164,23 +165,39 @@ def _header_problems(header: list[str], allow_variables: bool) -> list[RowProble
     return problems
 
 
-def parse_contacts(data: bytes, *, number_pattern: re.Pattern[str], max_rows: int) -> Parsed:
-    """Every row checked; a number that appears twice is reported on its second line. Raises CSVTooLarge."""
+def _table(
+    data: bytes, max_rows: int, *, allow_variables: bool
+) -> tuple[list[str], list[tuple[int, list[str]]], list[RowProblem]]:
+    """The header and rows of an upload and the problems found so far; no rows when the header itself is wrong."""
     header, rows, problems = _rows(data, max_rows)
     if not header:
-        return Parsed([], problems)
-    problems = _header_problems(header, allow_variables=True) + problems
+        return header, [], problems
+    problems = _header_problems(header, allow_variables=allow_variables) + problems
     if any(p.line == 1 for p in problems):
-        return Parsed([], problems)
-    out: list[ContactRow] = []
-    first_line: dict[str, int] = {}
+        return header, [], problems
+    return header, rows, problems
+
+
+def _values(
+    header: list[str], rows: list[tuple[int, list[str]]], problems: list[RowProblem]
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """Each row as column -> cell (stripped), with its line; a row of another length is a problem (appended in
+    line order, between the problems the caller finds in the rows before and after it)."""
     for line, cells in rows:
         if len(cells) != len(header):
             problems.append(
                 RowProblem(line, "", f"{len(cells)} cells for {len(header)} columns; check the separators and quotes")
             )
             continue
-        values = {name: cell.strip() for name, cell in zip(header, cells, strict=True)}
+        yield line, {name: cell.strip() for name, cell in zip(header, cells, strict=True)}
+
+
+def parse_contacts(data: bytes, *, number_pattern: re.Pattern[str], max_rows: int) -> Parsed:
+    """Every row checked; a number that appears twice is reported on its second line. Raises CSVTooLarge."""
+    header, rows, problems = _table(data, max_rows, allow_variables=True)
+    out: list[ContactRow] = []
+    first_line: dict[str, int] = {}
+    for line, values in _values(header, rows, problems):
         number, problem = check_number(values["number"], number_pattern)
         row_problems = [RowProblem(line, "number", problem)] if problem else []
         if not problem and number in first_line:
@@ -227,20 +244,9 @@ class DncRow:
 def parse_dnc(data: bytes, *, max_rows: int) -> tuple[list[DncRow], list[RowProblem]]:
     """A do-not-call list: `number` and an optional `reason`. Any phone number may be listed (not only those the
     service may dial); duplicates are harmless."""
-    header, rows, problems = _rows(data, max_rows)
-    if not header:
-        return [], problems
-    problems = _header_problems(header, allow_variables=False) + problems
-    if any(p.line == 1 for p in problems):
-        return [], problems
+    header, rows, problems = _table(data, max_rows, allow_variables=False)
     out = []
-    for line, cells in rows:
-        if len(cells) != len(header):
-            problems.append(
-                RowProblem(line, "", f"{len(cells)} cells for {len(header)} columns; check the separators and quotes")
-            )
-            continue
-        values = {name: cell.strip() for name, cell in zip(header, cells, strict=True)}
+    for line, values in _values(header, rows, problems):
         number = clean_number(values["number"])
         reason = values.get("reason", "")
         if not re.fullmatch(validate.NUMBER_PATTERN, number):
